@@ -1,0 +1,108 @@
+# profleet — top-level build.  `make` builds everything into build/, `make test`
+# runs every test tier, `make run` profiles this host for 10 s.
+
+BUILD      ?= build
+CC         ?= gcc
+CLANG      ?= clang
+BPFTOOL    ?= bpftool
+ARCH       := $(shell uname -m | sed -e 's/x86_64/x86/' -e 's/aarch64/arm64/')
+VERSION    := $(shell git describe --always --dirty 2>/dev/null || echo 0.1.0)
+
+WARN       := -Wall -Wextra -Wshadow -Wformat=2 -Wmissing-prototypes -Werror
+CFLAGS     ?= -O2 -g
+CFLAGS     += -std=gnu11 $(WARN) -D_GNU_SOURCE -DPROFLEET_VERSION='"$(VERSION)"' \
+	      -I$(BUILD)/gen -Icommon -Iagent -Ibpf
+LDLIBS     := -lbpf -lelf -lz -liberty -lpthread -lm
+
+ifeq ($(SANITIZE),1)
+BUILD      := build/san
+CFLAGS     += -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=all
+LDFLAGS    += -fsanitize=address,undefined
+endif
+
+BIN        := $(BUILD)/bin
+OBJ        := $(BUILD)/obj
+GEN        := $(BUILD)/gen
+
+COMMON_SRCS := $(wildcard common/*.c)
+AGENT_SRCS  := $(filter-out agent/main.c,$(wildcard agent/*.c))
+LIB_OBJS    := $(patsubst %.c,$(OBJ)/%.o,$(COMMON_SRCS) $(AGENT_SRCS))
+BPF_SRCS    := $(wildcard bpf/*.bpf.c)
+SKELS       := $(patsubst bpf/%.bpf.c,$(GEN)/%.skel.h,$(BPF_SRCS))
+
+UNIT_SRCS   := $(wildcard tests/unit/test_*.c)
+UNIT_BINS   := $(patsubst tests/unit/%.c,$(BUILD)/tests/%,$(UNIT_SRCS))
+WORKLOAD_SRCS := $(wildcard tests/workloads/*.c)
+WORKLOADS   := $(patsubst tests/workloads/%.c,$(BUILD)/workloads/%,$(WORKLOAD_SRCS))
+
+.PHONY: all agent tests workloads deps test unit unit-san system run clean lint bench
+.DELETE_ON_ERROR:
+.SECONDARY:
+
+all: agent tests workloads
+
+agent: $(BIN)/profleet-agent
+
+# ---- BPF ------------------------------------------------------------------
+$(GEN)/vmlinux.h:
+	@mkdir -p $(@D)
+	$(BPFTOOL) btf dump file /sys/kernel/btf/vmlinux format c > $@
+
+$(OBJ)/bpf/%.bpf.o: bpf/%.bpf.c bpf/*.h $(GEN)/vmlinux.h
+	@mkdir -p $(@D)
+	$(CLANG) -g -O2 -target bpf -D__TARGET_ARCH_$(ARCH) -Wall -Werror \
+		-I$(GEN) -Ibpf -c $< -o $@
+
+$(GEN)/%.skel.h: $(OBJ)/bpf/%.bpf.o
+	@mkdir -p $(@D)
+	$(BPFTOOL) gen skeleton $< > $@
+
+# ---- user space -----------------------------------------------------------
+$(OBJ)/%.o: %.c $(SKELS) $(wildcard common/*.h agent/*.h bpf/*.h)
+	@mkdir -p $(@D)
+	$(CC) $(CFLAGS) -c $< -o $@
+
+$(BIN)/profleet-agent: $(OBJ)/agent/main.o $(LIB_OBJS)
+	@mkdir -p $(@D)
+	$(CC) $(LDFLAGS) $^ -o $@ $(LDLIBS)
+
+# ---- tests ----------------------------------------------------------------
+tests: $(UNIT_BINS)
+workloads: $(WORKLOADS)
+
+$(BUILD)/tests/test_%: tests/unit/test_%.c $(LIB_OBJS)
+	@mkdir -p $(@D)
+	$(CC) $(CFLAGS) $(LDFLAGS) -Itests/unit $^ -o $@ $(LDLIBS) -lcmocka
+
+# Workloads keep frame pointers: the frame-pointer unwinder is what this tier tests.
+$(BUILD)/workloads/%: tests/workloads/%.c
+	@mkdir -p $(@D)
+	$(CC) -O1 -g -fno-omit-frame-pointer -fno-inline -pthread $< -o $@
+
+deps:
+	@sh tests/deps.sh
+
+unit: tests
+	@sh tests/run.sh unit $(BUILD)
+
+unit-san:
+	$(MAKE) SANITIZE=1 tests
+	@sh tests/run.sh unit build/san
+
+test: deps
+	$(MAKE) all
+	$(MAKE) SANITIZE=1 tests
+	@sh tests/run.sh all $(BUILD)
+
+run: deps agent
+	@sh tests/make-run.sh $(BIN)/profleet-agent
+
+bench: all
+	@sh bench/overhead.sh
+
+lint:
+	cppcheck --quiet --error-exitcode=1 --enable=warning,performance,portability \
+		--suppress=missingIncludeSystem -Icommon -Iagent -Ibpf agent common
+
+clean:
+	rm -rf build

@@ -1,0 +1,455 @@
+// SPDX-License-Identifier: Apache-2.0
+#include "aggregate.h"
+
+#include <errno.h>
+#include <inttypes.h>
+#include <stdbool.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "elfsym.h"
+#include "ksyms.h"
+#include "log.h"
+#include "procs.h"
+#include "profile.h"
+
+struct stack {
+	struct stack *next;
+	uint64_t hash;
+	int64_t count;
+	uint32_t pid, tid;
+	char comm[PROFLEET_COMM_LEN], pcomm[PROFLEET_COMM_LEN];
+	uint16_t nk, nu;
+	/* nk kernel addresses, nu user addresses, then nu mapping ids (u32) */
+	uint64_t frames[];
+};
+
+struct agg {
+	struct procs *procs;
+	struct symcache *sc;
+	struct stack **buckets;
+	uint32_t nbuckets;
+	uint32_t max_stacks;
+	uint64_t max_bytes, bytes;
+	uint8_t *touched;	/* mapping ids whose file we already opened */
+	uint32_t ntouched;
+	struct agg_stats stats;
+};
+
+static size_t stack_size(uint32_t nk, uint32_t nu)
+{
+	return sizeof(struct stack) + (nk + nu) * sizeof(uint64_t) + nu * sizeof(uint32_t);
+}
+
+static uint32_t *stack_ids(struct stack *s)
+{
+	return (uint32_t *)(s->frames + s->nk + s->nu);
+}
+
+struct agg *agg__new(const struct agg_opts *opts, struct procs *procs, struct symcache *sc)
+{
+	struct agg *a = calloc(1, sizeof(*a));
+
+	if (!a)
+		return NULL;
+	a->procs = procs;
+	a->sc = sc;
+	a->max_stacks = opts && opts->max_stacks ? opts->max_stacks : 1u << 20;
+	a->max_bytes = opts && opts->max_bytes ? opts->max_bytes : 256ull << 20;
+	a->nbuckets = 4096;
+	a->buckets = calloc(a->nbuckets, sizeof(*a->buckets));
+	if (!a->buckets) {
+		free(a);
+		errno = ENOMEM;
+		return NULL;
+	}
+	return a;
+}
+
+void agg__reset(struct agg *a)
+{
+	for (uint32_t i = 0; i < a->nbuckets; i++) {
+		struct stack *s = a->buckets[i], *next;
+
+		for (; s; s = next) {
+			next = s->next;
+			free(s);
+		}
+		a->buckets[i] = NULL;
+	}
+	a->bytes = 0;
+	a->stats.stacks = 0;
+}
+
+void agg__free(struct agg *a)
+{
+	if (!a)
+		return;
+	agg__reset(a);
+	free(a->buckets);
+	free(a->touched);
+	free(a);
+}
+
+static uint64_t mix(uint64_t h, uint64_t v)
+{
+	h ^= v + 0x9e3779b97f4a7c15ull + (h << 6) + (h >> 2);
+	return h;
+}
+
+static int rehash(struct agg *a)
+{
+	uint32_t n = a->nbuckets * 2;
+	struct stack **b = calloc(n, sizeof(*b));
+
+	if (!b)
+		return -ENOMEM;
+	for (uint32_t i = 0; i < a->nbuckets; i++) {
+		struct stack *s = a->buckets[i], *next;
+
+		for (; s; s = next) {
+			next = s->next;
+			s->next = b[s->hash & (n - 1)];
+			b[s->hash & (n - 1)] = s;
+		}
+	}
+	free(a->buckets);
+	a->buckets = b;
+	a->nbuckets = n;
+	return 0;
+}
+
+/* Picks a path that still leads to the mapped file. */
+static int mapping_open_path(const struct mapping *m, bool alive, char *buf, size_t len)
+{
+	if (m->path[0] != '/')
+		return -ENOENT;
+	if (alive) {
+		snprintf(buf, len, "/proc/%d/map_files/%" PRIx64 "-%" PRIx64, m->pid, m->start, m->end);
+		if (access(buf, R_OK) == 0)
+			return 0;
+		snprintf(buf, len, "/proc/%d/root%s", m->pid, m->path);
+		if (access(buf, R_OK) == 0)
+			return 0;
+	}
+	snprintf(buf, len, "%s", m->path);
+	return 0;
+}
+
+static struct elfobj *mapping_obj(struct agg *a, const struct mapping *m)
+{
+	char path[4200];
+
+	if (!a->sc || mapping_open_path(m, procs__alive(a->procs, m->pid), path, sizeof(path)))
+		return NULL;
+	return symcache__get(a->sc, path, m->dev, m->ino);
+}
+
+/* Opens a mapping's file the first time a sample lands in it, while its process lives. */
+static void touch_mapping(struct agg *a, uint32_t id)
+{
+	if (id >= a->ntouched) {
+		uint32_t n = a->ntouched ? a->ntouched : 1024;
+		uint8_t *t;
+
+		while (n <= id)
+			n *= 2;
+		t = realloc(a->touched, n);
+		if (!t)
+			return;
+		memset(t + a->ntouched, 0, n - a->ntouched);
+		a->touched = t;
+		a->ntouched = n;
+	}
+	if (a->touched[id])
+		return;
+	a->touched[id] = 1;
+	mapping_obj(a, procs__mapping(a->procs, id));
+}
+
+int agg__add(struct agg *a, const struct sample_event *e)
+{
+	uint64_t frames[PROFLEET_MAX_STACK * 2];
+	uint32_t ids[PROFLEET_MAX_STACK];
+	uint32_t nk = 0, nu = 0, b;
+	uint64_t h = 0;
+	struct stack *s;
+	size_t sz;
+
+	a->stats.samples++;
+	if (e->kstack_status == STACK_ERR_FAULT)
+		a->stats.kstack_errors++;
+	if (e->ustack_status == STACK_ERR_FAULT)
+		a->stats.ustack_errors++;
+	if (e->ustack_status == STACK_TRUNCATED)
+		a->stats.ustack_truncated++;
+	if (e->kstack_len > 0)
+		nk = e->kstack_len > PROFLEET_MAX_STACK ? PROFLEET_MAX_STACK : (uint32_t)e->kstack_len;
+	if (e->ustack_len > 0)
+		nu = e->ustack_len > PROFLEET_MAX_STACK ? PROFLEET_MAX_STACK : (uint32_t)e->ustack_len;
+	memcpy(frames, e->kstack, nk * sizeof(uint64_t));
+	memcpy(frames + nk, e->ustack, nu * sizeof(uint64_t));
+	for (uint32_t i = 0; i < nu; i++) {
+		if (procs__resolve(a->procs, (int)e->pid, e->ustack[i], &ids[i])) {
+			ids[i] = PROCS_NO_MAPPING;
+			a->stats.frames_unmapped++;
+		} else {
+			touch_mapping(a, ids[i]);
+		}
+	}
+
+	h = mix(mix(h, e->pid), e->tid);
+	h = mix(h, nk | (uint64_t)nu << 16);
+	for (uint32_t i = 0; i < nk + nu; i++)
+		h = mix(h, frames[i]);
+	for (uint32_t i = 0; i < nu; i++)
+		h = mix(h, ids[i]);
+	for (size_t i = 0; i < sizeof(e->comm); i++)
+		h = mix(h, (uint64_t)(unsigned char)e->comm[i] | (uint64_t)(unsigned char)e->pcomm[i] << 8);
+
+	b = h & (a->nbuckets - 1);
+	for (s = a->buckets[b]; s; s = s->next) {
+		if (s->hash == h && s->pid == e->pid && s->tid == e->tid && s->nk == nk &&
+		    s->nu == nu && !memcmp(s->frames, frames, (nk + nu) * sizeof(uint64_t)) &&
+		    !memcmp(stack_ids(s), ids, nu * sizeof(uint32_t)) &&
+		    !strncmp(s->comm, e->comm, sizeof(s->comm)) &&
+		    !strncmp(s->pcomm, e->pcomm, sizeof(s->pcomm))) {
+			s->count++;
+			return 0;
+		}
+	}
+
+	sz = stack_size(nk, nu);
+	if (a->stats.stacks >= a->max_stacks || a->bytes + sz > a->max_bytes) {
+		a->stats.dropped_full++;
+		return -ENOSPC;
+	}
+	s = malloc(sz);
+	if (!s) {
+		a->stats.dropped_full++;
+		return -ENOMEM;
+	}
+	s->hash = h;
+	s->count = 1;
+	s->pid = e->pid;
+	s->tid = e->tid;
+	memcpy(s->comm, e->comm, sizeof(s->comm));
+	memcpy(s->pcomm, e->pcomm, sizeof(s->pcomm));
+	s->comm[sizeof(s->comm) - 1] = s->pcomm[sizeof(s->pcomm) - 1] = '\0';
+	s->nk = (uint16_t)nk;
+	s->nu = (uint16_t)nu;
+	memcpy(s->frames, frames, (nk + nu) * sizeof(uint64_t));
+	memcpy(stack_ids(s), ids, nu * sizeof(uint32_t));
+	s->next = a->buckets[b];
+	a->buckets[b] = s;
+	a->bytes += sz;
+	a->stats.stacks++;
+	if (a->stats.stacks > (uint64_t)a->nbuckets * 2)
+		rehash(a);
+	return 0;
+}
+
+void agg__stats(const struct agg *a, struct agg_stats *ret)
+{
+	*ret = a->stats;
+}
+
+/* ---- building the profile ---------------------------------------------- */
+
+struct loc_key {
+	uint64_t addr;
+	uint32_t id;		/* mapping id, PROCS_NO_MAPPING, or KERNEL_ID */
+	uint32_t leaf;
+};
+
+#define KERNEL_ID (UINT32_MAX - 1)
+
+struct build {
+	struct agg *a;
+	const struct ksyms *ks;
+	struct profile *p;
+	struct loc_key *keys;	/* open addressing; index + 1 in vals, 0 = empty */
+	uint32_t *vals;
+	uint32_t nslots, nused;
+	uint32_t *map_index;	/* procs mapping id -> profile mapping index + 1 */
+	uint32_t nmap_index;
+};
+
+static uint64_t loc_hash(const struct loc_key *k)
+{
+	return mix(mix(mix(0, k->addr), k->id), k->leaf);
+}
+
+static int loc_grow(struct build *b)
+{
+	uint32_t n = b->nslots ? b->nslots * 2 : 4096;
+	struct loc_key *keys = calloc(n, sizeof(*keys));
+	uint32_t *vals = calloc(n, sizeof(*vals));
+
+	if (!keys || !vals) {
+		free(keys);
+		free(vals);
+		return -ENOMEM;
+	}
+	for (uint32_t i = 0; i < b->nslots; i++) {
+		uint32_t j;
+
+		if (!b->vals[i])
+			continue;
+		for (j = loc_hash(&b->keys[i]) & (n - 1); vals[j]; j = (j + 1) & (n - 1))
+			;
+		keys[j] = b->keys[i];
+		vals[j] = b->vals[i];
+	}
+	free(b->keys);
+	free(b->vals);
+	b->keys = keys;
+	b->vals = vals;
+	b->nslots = n;
+	return 0;
+}
+
+static const char *base_name(const char *path)
+{
+	const char *s = strrchr(path, '/');
+
+	return s ? s + 1 : path;
+}
+
+static int profile_mapping(struct build *b, uint32_t id)
+{
+	const struct mapping *m = procs__mapping(b->a->procs, id);
+	struct prof_mapping pm;
+	struct elfobj *obj;
+	int idx;
+
+	if (id < b->nmap_index && b->map_index[id])
+		return (int)b->map_index[id] - 1;
+	obj = mapping_obj(b->a, m);
+	pm = (struct prof_mapping){
+		.start = m->start, .limit = m->end, .offset = m->pgoff,
+		.file = m->path[0] ? m->path : "[anon]",
+		.build_id = obj ? elfobj__build_id(obj) : "",
+	};
+	idx = profile__add_mapping(b->p, &pm);
+	if (idx >= 0 && id < b->nmap_index)
+		b->map_index[id] = (uint32_t)idx + 1;
+	return idx;
+}
+
+static int make_location(struct build *b, const struct loc_key *k)
+{
+	struct prof_location l = { .address = k->addr, .mapping = PROFILE_NO_MAPPING };
+	uint64_t look = k->leaf ? k->addr : k->addr - 1;	/* return address -> call site */
+	char name[600];
+
+	if (k->id == KERNEL_ID) {
+		const struct ksym *sym = b->ks ? ksyms__find(b->ks, look) : NULL;
+
+		l.kernel = true;
+		if (sym) {
+			l.function = sym->name;
+		} else {
+			snprintf(name, sizeof(name), "[kernel]+0x%" PRIx64, k->addr);
+			l.function = name;
+			b->a->stats.frames_unsymbolized++;
+		}
+	} else if (k->id == PROCS_NO_MAPPING) {
+		snprintf(name, sizeof(name), "[unknown]+0x%" PRIx64, k->addr);
+		l.function = name;
+		b->a->stats.frames_unsymbolized++;
+	} else {
+		const struct mapping *m = procs__mapping(b->a->procs, k->id);
+		uint64_t off = look - m->start + m->pgoff, vaddr, sym_off;
+		struct elfobj *obj = mapping_obj(b->a, m);
+		int midx = profile_mapping(b, k->id);
+		const char *fn;
+
+		if (midx < 0)
+			return midx;
+		l.mapping = (uint32_t)midx;
+		if (obj && elfobj__offset_to_vaddr(obj, off, &vaddr) == 0 &&
+		    elfobj__symbolize(obj, vaddr, &fn, &sym_off) == 0) {
+			l.function = fn;
+		} else {
+			snprintf(name, sizeof(name), "%s+0x%" PRIx64,
+				 m->path[0] ? base_name(m->path) : "[anon]",
+				 k->leaf ? off : off + 1);
+			l.function = name;
+			b->a->stats.frames_unsymbolized++;
+		}
+	}
+	return profile__add_location(b->p, &l);
+}
+
+static int location(struct build *b, uint64_t addr, uint32_t id, bool leaf)
+{
+	struct loc_key k = { .addr = addr, .id = id, .leaf = leaf };
+	uint32_t j;
+	int idx;
+
+	if ((b->nused + 1) * 2 > b->nslots && loc_grow(b))
+		return -ENOMEM;
+	for (j = loc_hash(&k) & (b->nslots - 1); b->vals[j]; j = (j + 1) & (b->nslots - 1)) {
+		const struct loc_key *o = &b->keys[j];
+
+		if (o->addr == k.addr && o->id == k.id && o->leaf == k.leaf)
+			return (int)b->vals[j] - 1;
+	}
+	idx = make_location(b, &k);
+	if (idx < 0)
+		return idx;
+	b->keys[j] = k;
+	b->vals[j] = (uint32_t)idx + 1;
+	b->nused++;
+	return idx;
+}
+
+static int add_stack(struct build *b, struct stack *s)
+{
+	uint32_t locs[PROFLEET_MAX_STACK * 2], n = 0;
+	const uint32_t *ids = stack_ids(s);
+	struct prof_label labels[4] = {
+		{ .key = "pid", .num = s->pid },
+		{ .key = "thread", .num = s->tid },
+		{ .key = "comm", .str = s->pcomm[0] ? s->pcomm : s->comm },
+		{ .key = "thread_name", .str = s->comm },
+	};
+	int idx;
+
+	for (uint32_t i = 0; i < s->nk; i++) {
+		idx = location(b, s->frames[i], KERNEL_ID, i == 0);
+		if (idx < 0)
+			return idx;
+		locs[n++] = (uint32_t)idx;
+	}
+	for (uint32_t i = 0; i < s->nu; i++) {
+		idx = location(b, s->frames[s->nk + i], ids[i], i == 0);
+		if (idx < 0)
+			return idx;
+		locs[n++] = (uint32_t)idx;
+	}
+	idx = profile__add_sample(b->p, locs, n, s->count, labels, 4);
+	return idx < 0 ? idx : 0;
+}
+
+int agg__build(struct agg *a, const struct ksyms *ks, struct profile *out)
+{
+	struct build b = { .a = a, .ks = ks, .p = out };
+	int err = 0;
+
+	b.nmap_index = procs__nmappings(a->procs);
+	b.map_index = calloc(b.nmap_index + 1, sizeof(*b.map_index));
+	if (!b.map_index)
+		return -ENOMEM;
+	a->stats.frames_unsymbolized = 0;
+	for (uint32_t i = 0; i < a->nbuckets && !err; i++)
+		for (struct stack *s = a->buckets[i]; s && !err; s = s->next)
+			err = add_stack(&b, s);
+	free(b.map_index);
+	free(b.keys);
+	free(b.vals);
+	return err;
+}

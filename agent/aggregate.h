@@ -1,0 +1,49 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+#ifndef AGENT_AGGREGATE_H
+#define AGENT_AGGREGATE_H
+
+/*
+ * Counts samples per distinct (process, thread, stack). User frames are turned
+ * into (mapping id, address) as they arrive, while the process is still there,
+ * so a process that exits before the end of a recording keeps its names.
+ * agg__build() symbolizes everything into a struct profile.
+ */
+
+#include <stdint.h>
+
+#include "oncpu.h"
+
+struct procs;
+struct symcache;
+struct ksyms;
+struct profile;
+
+struct agg_opts {
+	uint32_t max_stacks;	/* distinct stacks kept; 0 = 1 << 20. Samples beyond are dropped and counted */
+	uint64_t max_bytes;	/* memory for stacks; 0 = 256 MiB */
+};
+
+struct agg_stats {
+	uint64_t samples;	/* samples added */
+	uint64_t stacks;	/* distinct stacks */
+	uint64_t dropped_full;	/* samples dropped because the table was full */
+	uint64_t frames_unmapped;	/* user frames outside any known mapping */
+	uint64_t frames_unsymbolized;	/* frames that kept module+0xoffset */
+	uint64_t kstack_errors, ustack_errors, ustack_truncated;
+};
+
+struct agg;
+
+struct agg *agg__new(const struct agg_opts *opts, struct procs *procs, struct symcache *sc);
+void agg__free(struct agg *a);
+int agg__add(struct agg *a, const struct sample_event *e);
+/*
+ * Fills out (which must be empty, with period_nanos set) with every stack,
+ * labels pid, thread, comm, thread_name. ks may be NULL (no kernel names).
+ */
+int agg__build(struct agg *a, const struct ksyms *ks, struct profile *out);
+void agg__stats(const struct agg *a, struct agg_stats *ret);
+/* Forgets all stacks (after an export); mappings and processes stay known. */
+void agg__reset(struct agg *a);
+
+#endif

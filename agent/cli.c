@@ -1,0 +1,426 @@
+// SPDX-License-Identifier: Apache-2.0
+/*
+ * The record command's options, declared once in a table (after Redis'
+ * config.c): each row gives the long option, its environment variable, its
+ * help line and the setter, so --help, the environment and getopt can never
+ * disagree.
+ */
+#include "cli.h"
+
+#include <errno.h>
+#include <getopt.h>
+#include <limits.h>
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "log.h"
+
+struct opt_def {
+	const char *name;
+	const char *env;
+	const char *arg;	/* metavar, NULL for a flag */
+	int (*set)(struct record_config *cfg, const char *val, char *msg, size_t msglen);
+	const char *help;
+};
+
+static int set_all(struct record_config *cfg, const char *val, char *msg, size_t len)
+{
+	(void)msg, (void)len;
+	if (val && strcmp(val, "1") && strcasecmp(val, "true") && strcasecmp(val, "on") &&
+	    strcasecmp(val, "yes")) {
+		cfg->all = false;
+		return 0;
+	}
+	cfg->all = true;
+	return 0;
+}
+
+static int parse_int(const char *val, long lo, long hi, long *ret)
+{
+	char *end;
+	long v;
+
+	errno = 0;
+	v = strtol(val, &end, 10);
+	if (errno || end == val || *end || v < lo || v > hi)
+		return -EINVAL;
+	*ret = v;
+	return 0;
+}
+
+static int add_pid(struct record_config *cfg, const char *tok, char *msg, size_t len)
+{
+	long v;
+
+	if (parse_int(tok, 1, INT_MAX, &v)) {
+		snprintf(msg, len, "--pid: '%s' is not a process id", tok);
+		return -EINVAL;
+	}
+	if (cfg->npids == CLI_MAX_PIDS) {
+		snprintf(msg, len, "--pid: at most %d processes", CLI_MAX_PIDS);
+		return -E2BIG;
+	}
+	cfg->pids[cfg->npids++] = (int)v;
+	return 0;
+}
+
+/* --pid 1 --pid 2, or --pid 1,2 (and PROFLEET_PID=1,2) */
+static int set_pid(struct record_config *cfg, const char *val, char *msg, size_t len)
+{
+	char buf[4096], *save = NULL, *tok;
+	int err;
+
+	if (strlen(val) >= sizeof(buf)) {
+		snprintf(msg, len, "--pid: list too long");
+		return -E2BIG;
+	}
+	strcpy(buf, val);
+	for (tok = strtok_r(buf, ",", &save); tok; tok = strtok_r(NULL, ",", &save)) {
+		err = add_pid(cfg, tok, msg, len);
+		if (err)
+			return err;
+	}
+	if (!cfg->npids) {
+		snprintf(msg, len, "--pid: empty list");
+		return -EINVAL;
+	}
+	return 0;
+}
+
+static int set_duration(struct record_config *cfg, const char *val, char *msg, size_t len)
+{
+	char *end;
+	double d;
+
+	errno = 0;
+	d = strtod(val, &end);
+	if (errno || end == val || *end || !isfinite(d) || d <= 0 || d > 366 * 86400.0) {
+		snprintf(msg, len, "--duration: '%s' is not a number of seconds > 0", val);
+		return -EINVAL;
+	}
+	cfg->duration = d;
+	cfg->duration_set = true;
+	return 0;
+}
+
+static int set_frequency(struct record_config *cfg, const char *val, char *msg, size_t len)
+{
+	long v;
+
+	if (parse_int(val, 1, CLI_MAX_FREQUENCY, &v)) {
+		snprintf(msg, len, "--frequency: '%s' is not a whole number from 1 to %d", val,
+			 CLI_MAX_FREQUENCY);
+		return -EINVAL;
+	}
+	cfg->frequency = (int)v;
+	return 0;
+}
+
+static int parse_format(const char *val, enum out_format *ret)
+{
+	if (!strcmp(val, "pprof"))
+		*ret = FMT_PPROF;
+	else if (!strcmp(val, "folded"))
+		*ret = FMT_FOLDED;
+	else if (!strcmp(val, "svg"))
+		*ret = FMT_SVG;
+	else
+		return -EINVAL;
+	return 0;
+}
+
+static int set_output(struct record_config *cfg, const char *val, char *msg, size_t len)
+{
+	if (!*val) {
+		snprintf(msg, len, "--output: empty file name");
+		return -EINVAL;
+	}
+	if (cfg->noutputs == CLI_MAX_OUTPUTS) {
+		snprintf(msg, len, "--output: at most %d outputs", CLI_MAX_OUTPUTS);
+		return -E2BIG;
+	}
+	cfg->outputs[cfg->noutputs++] = (struct output){ .path = val, .format = FMT_AUTO };
+	return 0;
+}
+
+static int set_format(struct record_config *cfg, const char *val, char *msg, size_t len)
+{
+	if (parse_format(val, &cfg->format)) {
+		snprintf(msg, len, "--format: '%s' is not one of pprof, folded, svg", val);
+		return -EINVAL;
+	}
+	return 0;
+}
+
+static int parse_bool(const char *val, bool *ret)
+{
+	if (!strcasecmp(val, "on") || !strcasecmp(val, "true") || !strcmp(val, "1") ||
+	    !strcasecmp(val, "yes"))
+		*ret = true;
+	else if (!strcasecmp(val, "off") || !strcasecmp(val, "false") || !strcmp(val, "0") ||
+		 !strcasecmp(val, "no"))
+		*ret = false;
+	else
+		return -EINVAL;
+	return 0;
+}
+
+static int set_kernel_stacks(struct record_config *cfg, const char *val, char *msg, size_t len)
+{
+	if (parse_bool(val, &cfg->kernel_stacks)) {
+		snprintf(msg, len, "--kernel-stacks: '%s' is not on or off", val);
+		return -EINVAL;
+	}
+	return 0;
+}
+
+static int set_progress(struct record_config *cfg, const char *val, char *msg, size_t len)
+{
+	if (parse_bool(val, &cfg->progress)) {
+		snprintf(msg, len, "--progress: '%s' is not on or off", val);
+		return -EINVAL;
+	}
+	return 0;
+}
+
+static int set_top(struct record_config *cfg, const char *val, char *msg, size_t len)
+{
+	long v;
+
+	if (parse_int(val, 0, 1000, &v)) {
+		snprintf(msg, len, "--top: '%s' is not a whole number from 0 to 1000", val);
+		return -EINVAL;
+	}
+	cfg->top = (int)v;
+	return 0;
+}
+
+static int set_log(struct record_config *cfg, const char *val, char *msg, size_t len)
+{
+	if (!*val) {
+		snprintf(msg, len, "--log: empty target");
+		return -EINVAL;
+	}
+	cfg->log_target = val;
+	return 0;
+}
+
+static int set_log_level(struct record_config *cfg, const char *val, char *msg, size_t len)
+{
+	enum log_level lvl;
+
+	if (log_level_parse(val, &lvl)) {
+		snprintf(msg, len, "--log-level: '%s' is not one of error, warn, notice, info, debug",
+			 val);
+		return -EINVAL;
+	}
+	cfg->log_level = val;
+	return 0;
+}
+
+static const struct opt_def record_opts[] = {
+	{ "all", "PROFLEET_ALL", NULL, set_all,
+	  "profile every process on this host (the default)" },
+	{ "pid", "PROFLEET_PID", "PID", set_pid,
+	  "profile this process and its threads (repeatable, or a comma-separated list)" },
+	{ "duration", "PROFLEET_DURATION", "SECONDS", set_duration,
+	  "how long to record (default 10; with a command: until it exits)" },
+	{ "frequency", "PROFLEET_FREQUENCY", "HZ", set_frequency,
+	  "samples per second per CPU, 1 to 1000 (default 19)" },
+	{ "output", "PROFLEET_OUTPUT", "FILE", set_output,
+	  "where to write the profile (repeatable; default profile.pb.gz)" },
+	{ "format", "PROFLEET_FORMAT", "FMT", set_format,
+	  "pprof, folded or svg (default: from the file name: .pb.gz, .txt, .svg)" },
+	{ "kernel-stacks", "PROFLEET_KERNEL_STACKS", "on|off", set_kernel_stacks,
+	  "include kernel frames (default on)" },
+	{ "progress", "PROFLEET_PROGRESS", "on|off", set_progress,
+	  "progress line while recording (default on when stderr is a terminal)" },
+	{ "top", "PROFLEET_TOP", "N", set_top,
+	  "print the N hottest functions at the end (default 10, 0 = none)" },
+	{ "log", "PROFLEET_LOG", "TARGET", set_log,
+	  "stdout, stderr (default), syslog, disable, or a file path" },
+	{ "log-level", "PROFLEET_LOG_LEVEL", "LEVEL", set_log_level,
+	  "error, warn, notice (default), info or debug" },
+};
+
+#define NOPTS (sizeof(record_opts) / sizeof(record_opts[0]))
+
+void cli_print_main_help(FILE *out)
+{
+	fprintf(out,
+		"Usage: profleet-agent COMMAND [OPTIONS]\n"
+		"\n"
+		"An eBPF CPU profiler: samples kernel and user stacks on every CPU and writes\n"
+		"pprof, folded stacks or an SVG flame graph.\n"
+		"\n"
+		"Commands:\n"
+		"  record     profile this host, some processes, or a command, then write the result\n"
+		"\n"
+		"Options:\n"
+		"  -h, --help     this help; `profleet-agent record --help` for the record options\n"
+		"  -V, --version  print the version\n");
+}
+
+void cli_print_record_help(FILE *out)
+{
+	fprintf(out, "Usage: profleet-agent record [OPTIONS] [-- COMMAND [ARGS...]]\n\n"
+		     "Options (each also read from the environment variable shown):\n");
+	for (size_t i = 0; i < NOPTS; i++) {
+		char left[64];
+
+		snprintf(left, sizeof(left), "--%s%s%s", record_opts[i].name,
+			 record_opts[i].arg ? " " : "", record_opts[i].arg ? record_opts[i].arg : "");
+		fprintf(out, "  %-24s %s\n  %-24s [%s]\n", left, record_opts[i].help, "",
+			record_opts[i].env);
+	}
+	fprintf(out, "  %-24s %s\n  %-24s %s\n", "-h, --help", "this help", "-V, --version",
+		"print the version");
+	fprintf(out, "\nWith -- COMMAND, the command is started, profiled with its children, and the\n"
+		     "recording stops when it exits. Exit status: 0 on success, 1 on a runtime\n"
+		     "error, 2 on a usage error.\n");
+}
+
+enum out_format cli_format_from_path(const char *path)
+{
+	size_t n = strlen(path);
+	static const struct {
+		const char *suffix;
+		enum out_format f;
+	} sfx[] = {
+		{ ".pb.gz", FMT_PPROF }, { ".pprof", FMT_PPROF }, { ".pb", FMT_PPROF },
+		{ ".svg", FMT_SVG },	 { ".txt", FMT_FOLDED },  { ".folded", FMT_FOLDED },
+	};
+
+	for (size_t i = 0; i < sizeof(sfx) / sizeof(sfx[0]); i++) {
+		size_t m = strlen(sfx[i].suffix);
+
+		if (n >= m && !strcasecmp(path + n - m, sfx[i].suffix))
+			return sfx[i].f;
+	}
+	return FMT_AUTO;
+}
+
+const char *cli_format_name(enum out_format f)
+{
+	switch (f) {
+	case FMT_PPROF:
+		return "pprof";
+	case FMT_FOLDED:
+		return "folded";
+	case FMT_SVG:
+		return "svg";
+	default:
+		return "auto";
+	}
+}
+
+static const char *env_lookup(char **envp, const char *name)
+{
+	size_t n = strlen(name);
+
+	for (; envp && *envp; envp++)
+		if (!strncmp(*envp, name, n) && (*envp)[n] == '=')
+			return *envp + n + 1;
+	return NULL;
+}
+
+enum cli_result cli_parse_record(int argc, char **argv, char **envp, struct record_config *cfg,
+				 FILE *out, FILE *err)
+{
+	struct option longopts[NOPTS + 3];
+	char msg[256];
+	int c, idx;
+
+	memset(cfg, 0, sizeof(*cfg));
+	cfg->all = true;
+	cfg->duration = 10;
+	cfg->frequency = 19;
+	cfg->kernel_stacks = true;
+	cfg->top = 10;
+	cfg->progress = true;
+
+	/* environment first, so that options win */
+	for (size_t i = 0; i < NOPTS; i++) {
+		const char *v = env_lookup(envp, record_opts[i].env);
+
+		if (!v)
+			continue;
+		if (record_opts[i].set(cfg, v, msg, sizeof(msg))) {
+			fprintf(err, "profleet-agent: %s (from %s)\n", msg, record_opts[i].env);
+			return CLI_USAGE_ERROR;
+		}
+	}
+	/* PROFLEET_PID means --pid, which turns --all off (below); an explicit --all wins */
+	for (size_t i = 0; i < NOPTS; i++) {
+		longopts[i] = (struct option){ record_opts[i].name,
+					       record_opts[i].arg ? required_argument : no_argument,
+					       NULL, 1000 + (int)i };
+	}
+	longopts[NOPTS] = (struct option){ "help", no_argument, NULL, 'h' };
+	longopts[NOPTS + 1] = (struct option){ "version", no_argument, NULL, 'V' };
+	longopts[NOPTS + 2] = (struct option){ 0 };
+
+	bool all_given = false;
+	optind = 1;
+	opterr = 0;
+	/* '+': stop at the first non-option, so "-- cmd -x" and "cmd -x" both keep -x for cmd */
+	while ((c = getopt_long(argc, argv, "+hV", longopts, &idx)) != -1) {
+		if (c == 'h') {
+			cli_print_record_help(out);
+			return CLI_EXIT_OK;
+		}
+		if (c == 'V') {
+			fprintf(out, "profleet-agent %s\n", PROFLEET_VERSION);
+			return CLI_EXIT_OK;
+		}
+		if (c == '?' || c == ':') {
+			if (optopt)
+				fprintf(err, "profleet-agent: option -%c is unknown or needs a value "
+					     "(see --help)\n", optopt);
+			else
+				fprintf(err, "profleet-agent: option '%s' is unknown or needs a "
+					     "value (see --help)\n", argv[optind - 1]);
+			return CLI_USAGE_ERROR;
+		}
+		c -= 1000;
+		if (c == 0)
+			all_given = true;
+		if (record_opts[c].set(cfg, optarg, msg, sizeof(msg))) {
+			fprintf(err, "profleet-agent: %s\n", msg);
+			return CLI_USAGE_ERROR;
+		}
+	}
+	if (optind < argc)
+		cfg->command = &argv[optind];
+
+	if (cfg->npids && cfg->command) {
+		fprintf(err, "profleet-agent: --pid and a command cannot be combined\n");
+		return CLI_USAGE_ERROR;
+	}
+	if (all_given && (cfg->npids || cfg->command)) {
+		fprintf(err, "profleet-agent: --all cannot be combined with --pid or a command\n");
+		return CLI_USAGE_ERROR;
+	}
+	if (cfg->npids || cfg->command)
+		cfg->all = false;
+	if (cfg->command && !cfg->duration_set)
+		cfg->duration = 0;
+	if (!cfg->noutputs)
+		cfg->outputs[cfg->noutputs++] = (struct output){ .path = "profile.pb.gz" };
+	for (int i = 0; i < cfg->noutputs; i++) {
+		struct output *o = &cfg->outputs[i];
+
+		o->format = cfg->format ? cfg->format : cli_format_from_path(o->path);
+		if (o->format == FMT_AUTO) {
+			if (!strcmp(o->path, "-")) {
+				o->format = FMT_FOLDED;
+				continue;
+			}
+			fprintf(err, "profleet-agent: cannot tell the format of '%s' from its name; "
+				     "use --format pprof|folded|svg\n", o->path);
+			return CLI_USAGE_ERROR;
+		}
+	}
+	return CLI_OK;
+}

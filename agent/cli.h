@@ -1,0 +1,57 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+#ifndef AGENT_CLI_H
+#define AGENT_CLI_H
+
+#include <stdbool.h>
+#include <stdio.h>
+
+#define CLI_MAX_PIDS 256
+#define CLI_MAX_OUTPUTS 8
+#define CLI_MAX_FREQUENCY 1000
+
+enum out_format { FMT_AUTO = 0, FMT_PPROF, FMT_FOLDED, FMT_SVG };
+
+struct output {
+	const char *path;
+	enum out_format format;	/* never FMT_AUTO after cli_parse */
+};
+
+/* Everything `profleet-agent record` can be told, by option or environment variable. */
+struct record_config {
+	bool all;
+	int pids[CLI_MAX_PIDS];
+	int npids;
+	double duration;	/* seconds; 0 = until the command exits */
+	bool duration_set;
+	int frequency;
+	struct output outputs[CLI_MAX_OUTPUTS];
+	int noutputs;
+	enum out_format format;	/* --format: forces every output's format */
+	bool kernel_stacks;
+	bool progress;		/* progress line on a terminal */
+	int top;		/* rows of the top table printed at the end, 0 = none */
+	const char *log_target;
+	const char *log_level;
+	char **command;		/* argv after "--", NULL-terminated, or NULL */
+};
+
+enum cli_result {
+	CLI_OK = 0,
+	CLI_EXIT_OK,		/* --help / --version was handled: exit 0 */
+	CLI_USAGE_ERROR,	/* message already printed to err: exit 2 */
+};
+
+/*
+ * Parses `record` arguments (argv[0] is "record"). Environment variables
+ * (PROFLEET_FREQUENCY, ...) are read first; options override them.
+ * Messages go to out (help, version) and err (one line per error).
+ */
+enum cli_result cli_parse_record(int argc, char **argv, char **envp, struct record_config *cfg,
+				 FILE *out, FILE *err);
+/* Format from a file name: .pb.gz/.pb/.pprof -> pprof, .svg -> svg, .txt/.folded -> folded. */
+enum out_format cli_format_from_path(const char *path);
+const char *cli_format_name(enum out_format f);
+void cli_print_record_help(FILE *out);
+void cli_print_main_help(FILE *out);
+
+#endif

@@ -1,0 +1,450 @@
+// SPDX-License-Identifier: Apache-2.0
+#include "procs.h"
+
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/sysmacros.h>
+#include <time.h>
+
+#include "log.h"
+#include "procmaps.h"
+
+#define MAPS_MAX_BYTES (16u << 20)
+/* a process whose lookups miss is re-read at most this often */
+#define REREAD_NS (500ull * 1000 * 1000)
+
+struct pmap {
+	uint64_t start, end;
+	uint32_t id;
+};
+
+struct proc {
+	struct proc *hnext;
+	int pid;
+	bool alive;
+	bool known;		/* maps came from /proc or from records since its fork/exec */
+	uint64_t last_read_ns;
+	uint64_t last_used;
+	struct pmap *maps;
+	uint32_t nmaps, cap;
+};
+
+struct procs {
+	char proc_root[128];
+	uint32_t max_procs, max_mappings;
+	struct proc **buckets;
+	uint32_t nbuckets, nprocs;
+	uint64_t tick;
+	struct mapping *mappings;
+	uint32_t nmappings, cap_mappings;
+	uint32_t *mhash;	/* open addressing over mapping ids (+1; 0 = empty) */
+	uint32_t nmhash;
+	struct procs_stats stats;
+};
+
+static uint64_t now_ns(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
+}
+
+struct procs *procs__new(const struct procs_opts *opts)
+{
+	struct procs *p = calloc(1, sizeof(*p));
+
+	if (!p)
+		return NULL;
+	snprintf(p->proc_root, sizeof(p->proc_root), "%s",
+		 opts && opts->proc_root ? opts->proc_root : "/proc");
+	p->max_procs = opts && opts->max_procs ? opts->max_procs : 32768;
+	p->max_mappings = opts && opts->max_mappings ? opts->max_mappings : 1u << 20;
+	p->nbuckets = 4096;
+	p->buckets = calloc(p->nbuckets, sizeof(*p->buckets));
+	if (!p->buckets) {
+		free(p);
+		errno = ENOMEM;
+		return NULL;
+	}
+	return p;
+}
+
+static void proc_free(struct proc *pr)
+{
+	free(pr->maps);
+	free(pr);
+}
+
+void procs__free(struct procs *p)
+{
+	if (!p)
+		return;
+	for (uint32_t i = 0; i < p->nbuckets; i++) {
+		struct proc *pr = p->buckets[i], *next;
+
+		for (; pr; pr = next) {
+			next = pr->hnext;
+			proc_free(pr);
+		}
+	}
+	for (uint32_t i = 0; i < p->nmappings; i++)
+		free((char *)p->mappings[i].path);
+	free(p->mappings);
+	free(p->mhash);
+	free(p->buckets);
+	free(p);
+}
+
+static struct proc *proc_find(struct procs *p, int pid)
+{
+	struct proc *pr;
+
+	for (pr = p->buckets[(uint32_t)pid % p->nbuckets]; pr; pr = pr->hnext)
+		if (pr->pid == pid)
+			return pr;
+	return NULL;
+}
+
+/* Frees about an eighth of the table: processes that exited first, then the least used. */
+static void evict(struct procs *p)
+{
+	uint32_t want = p->max_procs / 8 + 1;
+
+	for (int pass = 0; pass < 2 && want; pass++) {
+		uint64_t cutoff = p->tick - (p->tick / 2);
+
+		for (uint32_t i = 0; i < p->nbuckets && want; i++) {
+			struct proc **pp = &p->buckets[i];
+
+			while (*pp && want) {
+				struct proc *pr = *pp;
+
+				if ((pass == 0 && !pr->alive) || (pass == 1 && pr->last_used <= cutoff)) {
+					*pp = pr->hnext;
+					proc_free(pr);
+					p->nprocs--;
+					p->stats.procs_evicted++;
+					want--;
+				} else {
+					pp = &pr->hnext;
+				}
+			}
+		}
+	}
+}
+
+static struct proc *proc_get(struct procs *p, int pid)
+{
+	struct proc *pr = proc_find(p, pid);
+	uint32_t b;
+
+	if (pr)
+		return pr;
+	if (p->nprocs >= p->max_procs)
+		evict(p);
+	pr = calloc(1, sizeof(*pr));
+	if (!pr)
+		return NULL;
+	pr->pid = pid;
+	pr->alive = true;
+	b = (uint32_t)pid % p->nbuckets;
+	pr->hnext = p->buckets[b];
+	p->buckets[b] = pr;
+	p->nprocs++;
+	p->stats.procs++;
+	return pr;
+}
+
+static uint64_t mapping_hash(uint64_t start, uint64_t end, uint64_t pgoff, uint64_t dev,
+			     uint64_t ino, const char *path)
+{
+	uint64_t h = start * 0x9e3779b97f4a7c15ull;
+
+	h ^= end + 0x9e3779b97f4a7c15ull + (h << 6) + (h >> 2);
+	h ^= pgoff + 0x9e3779b97f4a7c15ull + (h << 6) + (h >> 2);
+	h ^= dev + 0x9e3779b97f4a7c15ull + (h << 6) + (h >> 2);
+	h ^= ino + 0x9e3779b97f4a7c15ull + (h << 6) + (h >> 2);
+	while (*path)
+		h = (h ^ (unsigned char)*path++) * 1099511628211ull;
+	return h;
+}
+
+static int mhash_grow(struct procs *p)
+{
+	uint32_t n = p->nmhash ? p->nmhash * 2 : 1024;
+	uint32_t *t = calloc(n, sizeof(*t));
+
+	if (!t)
+		return -ENOMEM;
+	for (uint32_t id = 0; id < p->nmappings; id++) {
+		const struct mapping *m = &p->mappings[id];
+		uint32_t j = mapping_hash(m->start, m->end, m->pgoff, m->dev, m->ino, m->path) & (n - 1);
+
+		while (t[j])
+			j = (j + 1) & (n - 1);
+		t[j] = id + 1;
+	}
+	free(p->mhash);
+	p->mhash = t;
+	p->nmhash = n;
+	return 0;
+}
+
+/* Returns the id of an identical mapping, adding it if new; -ENOSPC when the table is full. */
+static int64_t mapping_intern(struct procs *p, int pid, uint64_t start, uint64_t end,
+			      uint64_t pgoff, uint64_t dev, uint64_t ino, const char *path)
+{
+	struct mapping *m;
+	uint32_t j;
+	char *copy;
+
+	if ((p->nmappings + 1) * 2 > p->nmhash && mhash_grow(p))
+		return -ENOMEM;
+	j = mapping_hash(start, end, pgoff, dev, ino, path) & (p->nmhash - 1);
+	for (; p->mhash[j]; j = (j + 1) & (p->nmhash - 1)) {
+		m = &p->mappings[p->mhash[j] - 1];
+		if (m->start == start && m->end == end && m->pgoff == pgoff && m->dev == dev &&
+		    m->ino == ino && !strcmp(m->path, path))
+			return p->mhash[j] - 1;
+	}
+	if (p->nmappings >= p->max_mappings) {
+		p->stats.mappings_full++;
+		return -ENOSPC;
+	}
+	if (p->nmappings == p->cap_mappings) {
+		uint32_t ncap = p->cap_mappings ? p->cap_mappings * 2 : 1024;
+		struct mapping *nm = realloc(p->mappings, ncap * sizeof(*nm));
+
+		if (!nm)
+			return -ENOMEM;
+		p->mappings = nm;
+		p->cap_mappings = ncap;
+	}
+	copy = strdup(path);
+	if (!copy)
+		return -ENOMEM;
+	m = &p->mappings[p->nmappings];
+	*m = (struct mapping){ .start = start, .end = end, .pgoff = pgoff, .dev = dev,
+			       .ino = ino, .path = copy, .pid = pid };
+	p->mhash[j] = p->nmappings + 1;
+	p->stats.mappings++;
+	return p->nmappings++;
+}
+
+/* Puts [start, end) -> id into the process's sorted range list, cutting whatever it overlaps. */
+static int proc_insert(struct proc *pr, uint64_t start, uint64_t end, uint32_t id)
+{
+	uint32_t i, w = 0, n = pr->nmaps;
+	struct pmap tail = { 0 };
+	bool split = false;
+
+	for (i = 0; i < n; i++) {
+		struct pmap m = pr->maps[i];
+
+		if (m.end <= start || m.start >= end) {
+			pr->maps[w++] = m;
+			continue;
+		}
+		if (m.start < start && m.end > end) {	/* new range punches a hole */
+			tail = (struct pmap){ end, m.end, m.id };
+			split = true;
+			m.end = start;
+			pr->maps[w++] = m;
+		} else if (m.start < start) {
+			m.end = start;
+			pr->maps[w++] = m;
+		} else if (m.end > end) {
+			m.start = end;
+			pr->maps[w++] = m;
+		}
+		/* fully covered: dropped */
+	}
+	pr->nmaps = w;
+	if (pr->nmaps + 2 > pr->cap) {
+		uint32_t ncap = pr->cap ? pr->cap * 2 : 32;
+		struct pmap *nm = realloc(pr->maps, ncap * sizeof(*nm));
+
+		if (!nm)
+			return -ENOMEM;
+		pr->maps = nm;
+		pr->cap = ncap;
+	}
+	for (i = pr->nmaps; i > 0 && pr->maps[i - 1].start > start; i--)
+		pr->maps[i] = pr->maps[i - 1];
+	pr->maps[i] = (struct pmap){ start, end, id };
+	pr->nmaps++;
+	if (split) {
+		for (i = pr->nmaps; i > 0 && pr->maps[i - 1].start > tail.start; i--)
+			pr->maps[i] = pr->maps[i - 1];
+		pr->maps[i] = tail;
+		pr->nmaps++;
+	}
+	return 0;
+}
+
+static int add_range(struct procs *p, struct proc *pr, uint64_t start, uint64_t end,
+		     uint64_t pgoff, uint64_t dev, uint64_t ino, const char *path)
+{
+	int64_t id = mapping_intern(p, pr->pid, start, end, pgoff, dev, ino, path);
+
+	if (id < 0)
+		return (int)id;
+	return proc_insert(pr, start, end, (uint32_t)id);
+}
+
+void procs__on_mmap(struct procs *p, int pid, uint64_t start, uint64_t len, uint64_t pgoff,
+		    uint32_t maj, uint32_t min, uint64_t ino, const char *path)
+{
+	struct proc *pr = proc_find(p, pid);
+
+	/* Processes we have not met yet are read from /proc when first sampled. */
+	if (!pr || !len || start + len < start)
+		return;
+	add_range(p, pr, start, start + len, pgoff, makedev(maj, min), ino, path ? path : "");
+}
+
+void procs__on_exec(struct procs *p, int pid, const char *comm)
+{
+	struct proc *pr = proc_get(p, pid);
+
+	(void)comm;
+	if (!pr)
+		return;
+	pr->nmaps = 0;	/* a new address space; its mmap records follow */
+	pr->known = true;
+	pr->alive = true;
+}
+
+void procs__on_fork(struct procs *p, int pid, int ppid)
+{
+	struct proc *parent = proc_find(p, ppid), *child;
+
+	if (pid == ppid)
+		return;
+	child = proc_get(p, pid);
+	if (!child)
+		return;
+	child->alive = true;
+	/* re-find: proc_get may have evicted */
+	parent = proc_find(p, ppid);
+	if (parent && parent->known && parent->nmaps) {
+		struct pmap *copy = malloc(parent->nmaps * sizeof(*copy));
+
+		if (!copy)
+			return;
+		memcpy(copy, parent->maps, parent->nmaps * sizeof(*copy));
+		free(child->maps);
+		child->maps = copy;
+		child->nmaps = child->cap = parent->nmaps;
+		child->known = true;
+	}
+}
+
+void procs__on_exit(struct procs *p, int pid)
+{
+	struct proc *pr = proc_find(p, pid);
+
+	if (pr)
+		pr->alive = false;
+}
+
+struct load_ctx {
+	struct procs *p;
+	struct proc *pr;
+};
+
+static int load_entry(const struct maps_entry *e, void *arg)
+{
+	struct load_ctx *c = arg;
+
+	if (!e->exec)
+		return 0;
+	return add_range(c->p, c->pr, e->start, e->end, e->offset, makedev(e->dev_major, e->dev_minor),
+			 e->ino, e->path);
+}
+
+static int load_from_proc(struct procs *p, struct proc *pr)
+{
+	struct load_ctx c = { p, pr };
+	char *text = NULL;
+	int err;
+
+	pr->last_read_ns = now_ns();
+	err = procmaps__read(p->proc_root, pr->pid, MAPS_MAX_BYTES, &text);
+	if (err) {
+		p->stats.maps_read_failed++;
+		if (err == -ENOENT || err == -ESRCH)
+			pr->alive = false;
+		return err;
+	}
+	p->stats.maps_read++;
+	pr->nmaps = 0;	/* /proc is the truth for a live process */
+	err = procmaps__parse(text, load_entry, &c);
+	free(text);
+	if (err < 0)
+		return err;
+	pr->known = true;
+	return 0;
+}
+
+static int lookup(const struct proc *pr, uint64_t addr, uint32_t *ret_id)
+{
+	uint32_t lo = 0, hi = pr->nmaps;
+
+	while (lo < hi) {
+		uint32_t mid = lo + (hi - lo) / 2;
+
+		if (addr < pr->maps[mid].start)
+			hi = mid;
+		else if (addr >= pr->maps[mid].end)
+			lo = mid + 1;
+		else {
+			*ret_id = pr->maps[mid].id;
+			return 0;
+		}
+	}
+	return -ENOENT;
+}
+
+int procs__resolve(struct procs *p, int pid, uint64_t addr, uint32_t *ret_id)
+{
+	struct proc *pr = proc_get(p, pid);
+
+	if (!pr)
+		return -ENOMEM;
+	pr->last_used = ++p->tick;
+	if (!pr->known)
+		load_from_proc(p, pr);
+	if (lookup(pr, addr, ret_id) == 0)
+		return 0;
+	if (pr->alive && now_ns() - pr->last_read_ns > REREAD_NS && load_from_proc(p, pr) == 0 &&
+	    lookup(pr, addr, ret_id) == 0)
+		return 0;
+	p->stats.resolve_misses++;
+	return -ENOENT;
+}
+
+const struct mapping *procs__mapping(const struct procs *p, uint32_t id)
+{
+	return id < p->nmappings ? &p->mappings[id] : NULL;
+}
+
+uint32_t procs__nmappings(const struct procs *p)
+{
+	return p->nmappings;
+}
+
+bool procs__alive(const struct procs *p, int pid)
+{
+	const struct proc *pr = proc_find((struct procs *)p, pid);
+
+	return pr && pr->alive;
+}
+
+void procs__stats(const struct procs *p, struct procs_stats *ret)
+{
+	*ret = p->stats;
+}

@@ -1,0 +1,58 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+#ifndef AGENT_PROCS_H
+#define AGENT_PROCS_H
+
+/*
+ * Process and mapping tracking. Mappings come from perf's mmap/comm/fork/exit
+ * records (so processes that exit during a recording keep their mappings) and,
+ * for processes that already ran when we started, from /proc/PID/maps on the
+ * first sample. A mapping, once seen, gets a stable id that samples keep.
+ */
+
+#include <stdbool.h>
+#include <stdint.h>
+
+#define PROCS_NO_MAPPING UINT32_MAX
+
+struct mapping {
+	uint64_t start, end, pgoff;
+	uint64_t dev, ino;
+	const char *path;	/* as the process saw it; "" for anonymous memory */
+	int pid;		/* a process that mapped it, to reach /proc/PID/map_files */
+};
+
+struct procs_opts {
+	const char *proc_root;	/* NULL = "/proc" */
+	uint32_t max_procs;	/* 0 = 32768 */
+	uint32_t max_mappings;	/* 0 = 1 << 20 */
+};
+
+struct procs_stats {
+	uint64_t procs, procs_evicted, maps_read, maps_read_failed, mappings, mappings_full;
+	uint64_t resolve_misses;
+};
+
+struct procs;
+
+struct procs *procs__new(const struct procs_opts *opts);
+void procs__free(struct procs *p);
+
+/* perf records (times are CLOCK_MONOTONIC ns, or 0 when unknown) */
+void procs__on_mmap(struct procs *p, int pid, uint64_t start, uint64_t len, uint64_t pgoff,
+		    uint32_t maj, uint32_t min, uint64_t ino, const char *path);
+void procs__on_exec(struct procs *p, int pid, const char *comm);
+void procs__on_fork(struct procs *p, int pid, int ppid);
+void procs__on_exit(struct procs *p, int pid);
+
+/*
+ * Finds the mapping that holds addr in process pid, reading /proc/PID/maps on
+ * the first look at a process and again (rate-limited) on a miss while it is
+ * alive. Returns 0 and *ret_id, or -ENOENT.
+ */
+int procs__resolve(struct procs *p, int pid, uint64_t addr, uint32_t *ret_id);
+const struct mapping *procs__mapping(const struct procs *p, uint32_t id);
+uint32_t procs__nmappings(const struct procs *p);
+bool procs__alive(const struct procs *p, int pid);
+void procs__stats(const struct procs *p, struct procs_stats *ret);
+
+#endif

@@ -1,0 +1,456 @@
+// SPDX-License-Identifier: Apache-2.0
+/* `profleet-agent record`: the standalone profiler, wiring sampler -> aggregator -> writers. */
+#include "record.h"
+
+#include <errno.h>
+#include <inttypes.h>
+#include <signal.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "aggregate.h"
+#include "elfsym.h"
+#include "flamegraph.h"
+#include "ksyms.h"
+#include "log.h"
+#include "pprof.h"
+#include "procs.h"
+#include "profile.h"
+#include "sampler.h"
+
+static volatile sig_atomic_t stop_requested;
+
+static void on_signal(int sig)
+{
+	(void)sig;
+	stop_requested = 1;
+}
+
+static double now_s(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
+}
+
+static int64_t realtime_ns(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_REALTIME, &ts);
+	return (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec;
+}
+
+struct rec_state {
+	struct agg *agg;
+	uint64_t samples;
+	/* distinct processes seen, for the progress line (a small open-addressing set) */
+	uint32_t *pids;
+	uint32_t npids_cap, npids;
+};
+
+static void note_pid(struct rec_state *st, uint32_t pid)
+{
+	uint32_t j;
+
+	if (st->npids * 2 >= st->npids_cap) {
+		uint32_t n = st->npids_cap ? st->npids_cap * 2 : 1024;
+		uint32_t *t = calloc(n, sizeof(*t));
+
+		if (!t)
+			return;
+		for (uint32_t i = 0; i < st->npids_cap; i++) {
+			if (!st->pids[i])
+				continue;
+			for (j = st->pids[i] & (n - 1); t[j]; j = (j + 1) & (n - 1))
+				;
+			t[j] = st->pids[i];
+		}
+		free(st->pids);
+		st->pids = t;
+		st->npids_cap = n;
+	}
+	for (j = pid & (st->npids_cap - 1); st->pids[j]; j = (j + 1) & (st->npids_cap - 1))
+		if (st->pids[j] == pid)
+			return;
+	st->pids[j] = pid;
+	st->npids++;
+}
+
+static int on_sample(void *ctx, const struct sample_event *e)
+{
+	struct rec_state *st = ctx;
+
+	st->samples++;
+	note_pid(st, e->pid);
+	agg__add(st->agg, e);	/* a full table is counted inside */
+	return 0;
+}
+
+/*
+ * Starts the command stopped at a gate: the caller puts its pid in the filter
+ * first, so that not one of its samples is missed, then opens the gate.
+ */
+static pid_t spawn_gated(char **argv, int *ret_gate_fd)
+{
+	int gate[2];
+	pid_t pid;
+
+	if (pipe2(gate, O_CLOEXEC))
+		return -errno;
+	pid = fork();
+	if (pid < 0) {
+		close(gate[0]);
+		close(gate[1]);
+		return -errno;
+	}
+	if (pid == 0) {
+		char c;
+
+		close(gate[1]);
+		if (read(gate[0], &c, 1) != 1)
+			_exit(127);
+		signal(SIGINT, SIG_DFL);
+		signal(SIGTERM, SIG_DFL);
+		execvp(argv[0], argv);
+		fprintf(stderr, "profleet-agent: cannot run '%s': %s\n", argv[0], strerror(errno));
+		_exit(127);
+	}
+	close(gate[0]);
+	*ret_gate_fd = gate[1];
+	return pid;
+}
+
+static bool any_alive(const int *pids, int n)
+{
+	for (int i = 0; i < n; i++)
+		if (kill(pids[i], 0) == 0 || errno == EPERM)
+			return true;
+	return false;
+}
+
+static int write_output(const struct profile *p, const struct output *o)
+{
+	struct flamegraph_opts fo = { 0 };
+	char tmp[4200];
+	FILE *f;
+	int err;
+
+	if (o->format == FMT_PPROF)
+		return pprof__write_file(p, o->path);
+	if (!strcmp(o->path, "-"))
+		return o->format == FMT_SVG ? flamegraph__write_svg(p, stdout, &fo) :
+					      folded__write(p, stdout);
+	snprintf(tmp, sizeof(tmp), "%s.tmp.%d", o->path, getpid());
+	f = fopen(tmp, "we");
+	if (!f)
+		return -errno;
+	err = o->format == FMT_SVG ? flamegraph__write_svg(p, f, &fo) : folded__write(p, f);
+	if (fclose(f) && !err)
+		err = -errno;
+	if (!err && rename(tmp, o->path))
+		err = -errno;
+	if (err)
+		unlink(tmp);
+	return err;
+}
+
+struct fn_stat {
+	const char *name;
+	int64_t self, total;
+	uint32_t seen;	/* sample index + 1 that last counted total (recursion counts once) */
+};
+
+static int cmp_self(const void *a, const void *b)
+{
+	const struct fn_stat *x = a, *y = b;
+
+	if (x->self != y->self)
+		return x->self < y->self ? 1 : -1;
+	return strcmp(x->name, y->name);
+}
+
+/* Hottest functions by self samples; names are interned, so pointers compare. */
+static void print_top(const struct profile *p, int top, FILE *out)
+{
+	int64_t total = profile__total(p);
+	uint32_t nfn = 0, cap = p->nlocations + 1;
+	struct fn_stat *fns = calloc(cap, sizeof(*fns));
+	uint32_t *loc_fn = calloc(p->nlocations + 1, sizeof(*loc_fn));
+
+	if (!fns || !loc_fn || !total)
+		goto out;
+	for (uint32_t i = 0; i < p->nlocations; i++) {
+		uint32_t j;
+
+		for (j = 0; j < nfn; j++)	/* few distinct names per location set: linear is ok */
+			if (fns[j].name == p->locations[i].function)
+				break;
+		if (j == nfn)
+			fns[nfn++].name = p->locations[i].function;
+		loc_fn[i] = j;
+		if (nfn > 50000)
+			break;
+	}
+	for (uint32_t i = 0; i < p->nsamples; i++) {
+		const struct prof_sample *s = &p->samples[i];
+
+		if (!s->nlocs)
+			continue;
+		fns[loc_fn[s->locs[0]]].self += s->count;
+		for (uint32_t k = 0; k < s->nlocs; k++) {
+			struct fn_stat *f = &fns[loc_fn[s->locs[k]]];
+
+			if (f->seen != i + 1) {
+				f->seen = i + 1;
+				f->total += s->count;
+			}
+		}
+	}
+	qsort(fns, nfn, sizeof(*fns), cmp_self);
+	fprintf(out, "  %6s %7s %8s  %s\n", "self%", "total%", "samples", "function");
+	for (uint32_t i = 0; i < nfn && (int)i < top && fns[i].self; i++)
+		fprintf(out, "  %5.1f%% %6.1f%% %8" PRId64 "  %s\n", 100.0 * fns[i].self / total,
+			100.0 * fns[i].total / total, fns[i].self, fns[i].name);
+out:
+	free(fns);
+	free(loc_fn);
+}
+
+static void add_drop_comments(struct profile *p, const struct sampler_stats *ss,
+			      const struct agg_stats *as, const struct procs_stats *ps)
+{
+	const uint64_t *c = ss->counters;
+
+	profile__add_comment(p, "profleet.samples.seen=%" PRIu64, c[CNT_SAMPLES]);
+	profile__add_comment(p, "profleet.samples.recorded=%" PRIu64, as->samples - as->dropped_full);
+	profile__add_comment(p, "profleet.drops.ringbuf_full=%" PRIu64, c[CNT_RINGBUF_FULL]);
+	profile__add_comment(p, "profleet.drops.stack_table_full=%" PRIu64, as->dropped_full);
+	profile__add_comment(p, "profleet.drops.task_records_lost=%" PRIu64, ss->task_lost);
+	profile__add_comment(p, "profleet.stack_errors.kernel_fault=%" PRIu64, c[CNT_KSTACK_FAULT]);
+	profile__add_comment(p, "profleet.stack_errors.user_fault=%" PRIu64, c[CNT_USTACK_FAULT]);
+	profile__add_comment(p, "profleet.stack_errors.user_empty=%" PRIu64, c[CNT_USTACK_EMPTY]);
+	profile__add_comment(p, "profleet.stack_errors.kernel_truncated=%" PRIu64,
+			     c[CNT_KSTACK_TRUNCATED]);
+	profile__add_comment(p, "profleet.stack_errors.user_truncated=%" PRIu64,
+			     c[CNT_USTACK_TRUNCATED]);
+	profile__add_comment(p, "profleet.frames.unmapped=%" PRIu64, as->frames_unmapped);
+	profile__add_comment(p, "profleet.frames.unsymbolized=%" PRIu64, as->frames_unsymbolized);
+	profile__add_comment(p, "profleet.procs.maps_read_failed=%" PRIu64, ps->maps_read_failed);
+	profile__add_comment(p, "profleet.samples.idle_skipped=%" PRIu64, c[CNT_IDLE]);
+}
+
+int record_run(const struct record_config *cfg)
+{
+	struct sampler_opts so = {
+		.frequency = cfg->frequency,
+		.filter = cfg->all ? FILTER_ALL : FILTER_PIDS,
+		.kernel_stacks = cfg->kernel_stacks,
+		.user_stacks = true,
+		.follow_children = cfg->command != NULL,
+		.on_sample = on_sample,
+	};
+	struct rec_state st = { 0 };
+	struct sampler *s = NULL;
+	struct procs *procs = NULL;
+	struct symcache *sc = NULL;
+	struct ksyms *ks = NULL;
+	struct profile *prof = NULL;
+	struct sampler_stats ss;
+	struct agg_stats as;
+	struct procs_stats ps;
+	struct sigaction sa = { .sa_handler = on_signal };
+	bool progress = cfg->progress && isatty(STDERR_FILENO);
+	double start, last_progress = 0, elapsed;
+	int64_t start_real;
+	pid_t child = -1;
+	int gate = -1, status = 0, ret = 1, err;
+
+	for (int i = 0; i < cfg->npids; i++) {
+		char path[64];
+
+		snprintf(path, sizeof(path), "/proc/%d", cfg->pids[i]);
+		if (access(path, F_OK)) {
+			log_error("no process with pid %d", cfg->pids[i]);
+			return 1;
+		}
+	}
+	sigaction(SIGINT, &sa, NULL);
+	sigaction(SIGTERM, &sa, NULL);
+	signal(SIGPIPE, SIG_IGN);
+
+	procs = procs__new(NULL);
+	sc = symcache__new(NULL);
+	if (!procs || !sc) {
+		log_error("out of memory");
+		goto out;
+	}
+	st.agg = agg__new(NULL, procs, sc);
+	if (!st.agg) {
+		log_error("out of memory");
+		goto out;
+	}
+	so.ctx = &st;
+	s = sampler__new(&so, procs);
+	if (!s)
+		goto out;	/* logged */
+
+	for (int i = 0; i < cfg->npids; i++) {
+		err = sampler__add_pid(s, cfg->pids[i]);
+		if (err) {
+			log_error("cannot target pid %d: %s", cfg->pids[i], strerror(-err));
+			goto out;
+		}
+	}
+	if (cfg->command) {
+		child = spawn_gated(cfg->command, &gate);
+		if (child < 0) {
+			log_error("cannot start '%s': %s", cfg->command[0], strerror((int)-child));
+			goto out;
+		}
+		err = sampler__add_pid(s, child);
+		if (err) {
+			log_error("cannot target the command: %s", strerror(-err));
+			kill(child, SIGKILL);
+			goto out;
+		}
+	}
+
+	start = now_s();
+	start_real = realtime_ns();
+	if (gate >= 0) {
+		if (write(gate, "g", 1) != 1)
+			log_warn("cannot start the command: %s", strerror(errno));
+		close(gate);
+		gate = -1;
+	}
+	log_notice("recording %s at %d Hz%s", cfg->all ? "the whole host" : cfg->command ?
+		   "the command" : "the given processes", cfg->frequency,
+		   cfg->duration > 0 ? "" : " until the command exits");
+
+	for (;;) {
+		err = sampler__poll(s, 100);
+		if (err < 0 && err != -EINTR) {
+			log_error("polling samples: %s", strerror(-err));
+			break;
+		}
+		elapsed = now_s() - start;
+		if (stop_requested) {
+			log_notice("interrupted after %.1f s; writing what was recorded", elapsed);
+			break;
+		}
+		if (cfg->duration > 0 && elapsed >= cfg->duration)
+			break;
+		if (child > 0 && waitpid(child, &status, WNOHANG) == child) {
+			child = -1;
+			break;
+		}
+		if (cfg->npids && !any_alive(cfg->pids, cfg->npids)) {
+			log_notice("every target process has exited; stopping");
+			break;
+		}
+		if (progress && elapsed - last_progress >= 0.5) {
+			last_progress = elapsed;
+			if (cfg->duration > 0)
+				fprintf(stderr, "\r\033[K[profleet] %5.1f/%.0f s  %" PRIu64 " samples  %u processes",
+					elapsed, cfg->duration, st.samples, st.npids);
+			else
+				fprintf(stderr, "\r\033[K[profleet] %5.1f s  %" PRIu64 " samples  %u processes",
+					elapsed, st.samples, st.npids);
+		}
+	}
+	elapsed = now_s() - start;
+	if (progress)
+		fprintf(stderr, "\r\033[K");
+	sampler__stop(s);
+	sampler__drain(s);
+	if (child > 0) {
+		/* duration over or interrupted: the command keeps running, as with perf */
+		log_notice("the command (pid %d) is still running; no longer profiling it", child);
+	} else if (cfg->command) {
+		if (WIFEXITED(status) && WEXITSTATUS(status))
+			log_notice("the command exited with status %d", WEXITSTATUS(status));
+		else if (WIFSIGNALED(status))
+			log_notice("the command was killed by signal %d", WTERMSIG(status));
+	}
+
+	sampler__stats(s, &ss);
+	ks = ksyms__load(NULL);
+	if (!ks && cfg->kernel_stacks)
+		log_warn("kernel symbols unavailable (%s): kernel frames keep their addresses",
+			 strerror(errno));
+	prof = profile__new();
+	if (!prof) {
+		log_error("out of memory");
+		goto out;
+	}
+	prof->period_nanos = 1000000000LL / cfg->frequency;
+	prof->time_nanos = start_real;
+	prof->duration_nanos = (int64_t)(elapsed * 1e9);
+	err = agg__build(st.agg, ks, prof);
+	if (err) {
+		log_error("building the profile: %s", strerror(-err));
+		goto out;
+	}
+	agg__stats(st.agg, &as);
+	procs__stats(procs, &ps);
+	add_drop_comments(prof, &ss, &as, &ps);
+	if (ss.counters[CNT_RINGBUF_FULL] || as.dropped_full || ss.task_lost)
+		log_warn("dropped samples: ring buffer full %" PRIu64 ", stack table full %" PRIu64
+			 ", lost mmap records %" PRIu64,
+			 ss.counters[CNT_RINGBUF_FULL], as.dropped_full, ss.task_lost);
+	log_info("stack errors: kernel %" PRIu64 ", user %" PRIu64 " (empty %" PRIu64
+		 "), frames outside mappings %" PRIu64 ", unsymbolized %" PRIu64,
+		 ss.counters[CNT_KSTACK_FAULT], ss.counters[CNT_USTACK_FAULT],
+		 ss.counters[CNT_USTACK_EMPTY], as.frames_unmapped, as.frames_unsymbolized);
+
+	ret = 0;
+	for (int i = 0; i < cfg->noutputs; i++) {
+		err = write_output(prof, &cfg->outputs[i]);
+		if (err) {
+			log_error("cannot write %s: %s", cfg->outputs[i].path, strerror(-err));
+			ret = 1;
+		}
+	}
+	{
+		bool to_stdout = false;
+
+		for (int i = 0; i < cfg->noutputs; i++)
+			to_stdout |= !strcmp(cfg->outputs[i].path, "-");
+		FILE *out = to_stdout ? stderr : stdout;
+
+		fprintf(out, "profleet: %" PRId64 " samples from %u processes in %.1f s at %d Hz "
+			     "(dropped: %" PRIu64 ")\n",
+			profile__total(prof), st.npids, elapsed, cfg->frequency,
+			ss.counters[CNT_RINGBUF_FULL] + as.dropped_full);
+		for (int i = 0; i < cfg->noutputs; i++) {
+			char abs[4200];
+			const char *path = cfg->outputs[i].path;
+
+			if (!strcmp(path, "-"))
+				continue;
+			if (!realpath(path, abs))
+				snprintf(abs, sizeof(abs), "%s", path);
+			fprintf(out, "profleet: wrote %s (%s)\n", abs,
+				cli_format_name(cfg->outputs[i].format));
+		}
+		if (cfg->top > 0)
+			print_top(prof, cfg->top, out);
+	}
+out:
+	if (gate >= 0)
+		close(gate);
+	profile__free(prof);
+	ksyms__free(ks);
+	sampler__free(s);
+	agg__free(st.agg);
+	symcache__free(sc);
+	procs__free(procs);
+	free(st.pids);
+	return ret;
+}

@@ -1,0 +1,388 @@
+// SPDX-License-Identifier: Apache-2.0
+#include "sampler.h"
+
+#include <bpf/bpf.h>
+#include <bpf/libbpf.h>
+#include <errno.h>
+#include <linux/perf_event.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/epoll.h>
+#include <sys/syscall.h>
+#include <unistd.h>
+
+#include "log.h"
+#include "oncpu.skel.h"
+#include "procs.h"
+
+struct sampler {
+	struct oncpu_bpf *skel;
+	struct ring_buffer *rb;
+	struct perf_buffer *pb;
+	struct procs *procs;
+	struct bpf_link **links;
+	int *pfds;
+	int ncpus;
+	sampler_sample_fn on_sample;
+	void *ctx;
+	int cb_err;
+	uint64_t task_records, task_lost;
+};
+
+/* perf record bodies (see perf_event.h: PERF_RECORD_*) */
+struct rec_mmap2 {
+	struct perf_event_header h;
+	__u32 pid, tid;
+	__u64 addr, len, pgoff;
+	__u32 maj, min;
+	__u64 ino, ino_generation;
+	__u32 prot, flags;
+	char filename[];
+};
+
+struct rec_comm {
+	struct perf_event_header h;
+	__u32 pid, tid;
+	char comm[];
+};
+
+struct rec_task {
+	struct perf_event_header h;
+	__u32 pid, ppid, tid, ptid;
+	__u64 time;
+};
+
+struct rec_lost {
+	struct perf_event_header h;
+	__u64 id, lost;
+};
+
+static int libbpf_log(enum libbpf_print_level level, const char *fmt, va_list ap)
+{
+	char buf[1024];
+	int n;
+
+	if (level == LIBBPF_DEBUG && log_get_level() < LOG_LVL_DEBUG)
+		return 0;
+	n = vsnprintf(buf, sizeof(buf), fmt, ap);
+	if (n > 0 && buf[strlen(buf) - 1] == '\n')
+		buf[strlen(buf) - 1] = '\0';
+	log_msg(level == LIBBPF_WARN ? LOG_LVL_WARN : LOG_LVL_DEBUG, "libbpf: %s", buf);
+	return n;
+}
+
+static int handle_sample(void *ctx, void *data, size_t size)
+{
+	struct sampler *s = ctx;
+	int err;
+
+	if (size < sizeof(struct sample_event))
+		return 0;
+	err = s->on_sample(s->ctx, data);
+	if (err < 0 && !s->cb_err)
+		s->cb_err = err;
+	return 0;
+}
+
+/* Bounded copy of a string that may not be NUL-terminated inside the record. */
+static void rec_str(char *dst, size_t cap, const char *src, const void *rec_end)
+{
+	size_t max = (const char *)rec_end - src, i;
+
+	if ((const char *)rec_end < src)
+		max = 0;
+	for (i = 0; i + 1 < cap && i < max && src[i]; i++)
+		dst[i] = src[i];
+	dst[i] = '\0';
+}
+
+static enum bpf_perf_event_ret handle_task_record(void *ctx, int cpu, struct perf_event_header *h)
+{
+	struct sampler *s = ctx;
+	const void *end = (const char *)h + h->size;
+	char str[4096];
+
+	(void)cpu;
+	s->task_records++;
+	switch (h->type) {
+	case PERF_RECORD_MMAP2: {
+		const struct rec_mmap2 *m = (const void *)h;
+
+		if (h->size < sizeof(*m))
+			break;
+		rec_str(str, sizeof(str), m->filename, end);
+		procs__on_mmap(s->procs, (int)m->pid, m->addr, m->len, m->pgoff, m->maj, m->min,
+			       m->ino, str);
+		break;
+	}
+	case PERF_RECORD_COMM: {
+		const struct rec_comm *c = (const void *)h;
+
+		if (h->size < sizeof(*c) || !(h->misc & PERF_RECORD_MISC_COMM_EXEC))
+			break;
+		rec_str(str, sizeof(str), c->comm, end);
+		if (c->pid == c->tid)
+			procs__on_exec(s->procs, (int)c->pid, str);
+		break;
+	}
+	case PERF_RECORD_FORK: {
+		const struct rec_task *t = (const void *)h;
+
+		if (h->size >= sizeof(*t) && t->pid != t->ppid)
+			procs__on_fork(s->procs, (int)t->pid, (int)t->ppid);
+		break;
+	}
+	case PERF_RECORD_EXIT: {
+		const struct rec_task *t = (const void *)h;
+
+		if (h->size >= sizeof(*t) && t->pid == t->tid)
+			procs__on_exit(s->procs, (int)t->pid);
+		break;
+	}
+	case PERF_RECORD_LOST: {
+		const struct rec_lost *l = (const void *)h;
+
+		if (h->size >= sizeof(*l))
+			s->task_lost += l->lost;
+		break;
+	}
+	default:
+		break;
+	}
+	return LIBBPF_PERF_EVENT_CONT;
+}
+
+static int open_cpu_clock(int cpu, int freq)
+{
+	struct perf_event_attr attr = {
+		.type = PERF_TYPE_SOFTWARE,
+		.size = sizeof(attr),
+		.config = PERF_COUNT_SW_CPU_CLOCK,
+		.freq = 1,
+		.sample_freq = (__u64)freq,
+	};
+	int fd = (int)syscall(__NR_perf_event_open, &attr, -1, cpu, -1, PERF_FLAG_FD_CLOEXEC);
+
+	return fd < 0 ? -errno : fd;
+}
+
+static size_t pow2_at_least(size_t n)
+{
+	size_t p = 1;
+
+	while (p < n)
+		p <<= 1;
+	return p;
+}
+
+struct sampler *sampler__new(const struct sampler_opts *opts, struct procs *procs)
+{
+	struct perf_event_attr task_attr = {
+		.type = PERF_TYPE_SOFTWARE,
+		.size = sizeof(task_attr),
+		.config = PERF_COUNT_SW_DUMMY,
+		.mmap = 1,
+		.mmap2 = 1,
+		.comm = 1,
+		.comm_exec = 1,
+		.task = 1,
+		.watermark = 1,
+		.wakeup_watermark = 16384,
+	};
+	struct sampler *s;
+	size_t rb_bytes;
+	int err = 0, attached = 0;
+
+	libbpf_set_print(libbpf_log);
+	s = calloc(1, sizeof(*s));
+	if (!s)
+		return NULL;
+	s->procs = procs;
+	s->on_sample = opts->on_sample;
+	s->ctx = opts->ctx;
+	s->ncpus = libbpf_num_possible_cpus();
+	if (s->ncpus <= 0) {
+		err = s->ncpus ? s->ncpus : -EINVAL;
+		goto out;
+	}
+
+	s->skel = oncpu_bpf__open();
+	if (!s->skel) {
+		err = -errno;
+		log_error("cannot open the BPF object: %s", strerror(errno));
+		goto out;
+	}
+	s->skel->rodata->cfg_filter = opts->filter;
+	s->skel->rodata->cfg_kernel_stacks = opts->kernel_stacks;
+	s->skel->rodata->cfg_user_stacks = opts->user_stacks;
+	s->skel->rodata->cfg_follow_children = opts->follow_children;
+	/* a quarter of a second of samples from every CPU, at least 8 MiB */
+	rb_bytes = (size_t)s->ncpus * (size_t)opts->frequency * sizeof(struct sample_event) / 4;
+	rb_bytes = pow2_at_least(rb_bytes < (8u << 20) ? (8u << 20) : rb_bytes);
+	if (rb_bytes > (256u << 20))
+		rb_bytes = 256u << 20;
+	bpf_map__set_max_entries(s->skel->maps.samples, (__u32)rb_bytes);
+	s->skel->rodata->cfg_wakeup_bytes = rb_bytes / 4;
+
+	err = oncpu_bpf__load(s->skel);
+	if (err) {
+		log_error("cannot load the BPF programs: %s (are you root, with BTF at "
+			  "/sys/kernel/btf/vmlinux?)", strerror(-err));
+		goto out;
+	}
+	if (opts->filter == FILTER_PIDS && opts->follow_children) {
+		err = oncpu_bpf__attach(s->skel);	/* the fork/exit tracepoints */
+		if (err) {
+			log_error("cannot attach the fork tracepoints: %s", strerror(-err));
+			goto out;
+		}
+	}
+
+	/* Mappings first, so that no sample can name a mapping we never heard of. */
+	s->pb = perf_buffer__new_raw(bpf_map__fd(s->skel->maps.task_events), 64, &task_attr,
+				     handle_task_record, s, NULL);
+	if (!s->pb) {
+		err = -errno;
+		log_error("cannot open the mmap/task perf events: %s", strerror(errno));
+		goto out;
+	}
+	s->rb = ring_buffer__new(bpf_map__fd(s->skel->maps.samples), handle_sample, s, NULL);
+	if (!s->rb) {
+		err = -errno;
+		log_error("cannot open the sample ring buffer: %s", strerror(errno));
+		goto out;
+	}
+
+	s->links = calloc((size_t)s->ncpus, sizeof(*s->links));
+	s->pfds = calloc((size_t)s->ncpus, sizeof(*s->pfds));
+	if (!s->links || !s->pfds) {
+		err = -ENOMEM;
+		goto out;
+	}
+	for (int cpu = 0; cpu < s->ncpus; cpu++) {
+		int fd = open_cpu_clock(cpu, opts->frequency);
+
+		s->pfds[cpu] = -1;
+		if (fd < 0) {
+			if (fd == -ENODEV)	/* possible but offline CPU */
+				continue;
+			err = fd;
+			log_error("perf_event_open(cpu-clock, cpu %d): %s", cpu, strerror(-fd));
+			goto out;
+		}
+		s->pfds[cpu] = fd;
+		s->links[cpu] = bpf_program__attach_perf_event(s->skel->progs.on_cpu_sample, fd);
+		if (!s->links[cpu]) {
+			err = -errno;
+			log_error("cannot attach to the perf event of cpu %d: %s", cpu,
+				  strerror(errno));
+			goto out;
+		}
+		attached++;
+	}
+	if (!attached) {
+		err = -ENODEV;
+		log_error("no online CPU to sample");
+		goto out;
+	}
+	log_info("sampling %d CPUs at %d Hz, ring buffer %zu KiB", attached, opts->frequency,
+		 rb_bytes >> 10);
+out:
+	if (err) {
+		sampler__free(s);
+		errno = -err;
+		return NULL;
+	}
+	return s;
+}
+
+void sampler__stop(struct sampler *s)
+{
+	if (!s || !s->links)
+		return;
+	for (int cpu = 0; cpu < s->ncpus; cpu++) {
+		bpf_link__destroy(s->links[cpu]);
+		s->links[cpu] = NULL;
+		if (s->pfds[cpu] >= 0)
+			close(s->pfds[cpu]);
+		s->pfds[cpu] = -1;
+	}
+}
+
+void sampler__free(struct sampler *s)
+{
+	if (!s)
+		return;
+	sampler__stop(s);
+	free(s->links);
+	free(s->pfds);
+	ring_buffer__free(s->rb);
+	perf_buffer__free(s->pb);
+	oncpu_bpf__destroy(s->skel);
+	free(s);
+}
+
+int sampler__add_pid(struct sampler *s, int pid)
+{
+	struct target_cfg cfg = { .sample_every = 1 };
+	__u32 key = (__u32)pid;
+
+	if (bpf_map_update_elem(bpf_map__fd(s->skel->maps.pids), &key, &cfg, BPF_ANY))
+		return -errno;
+	return 0;
+}
+
+int sampler__drain(struct sampler *s)
+{
+	int n;
+
+	perf_buffer__consume(s->pb);
+	n = ring_buffer__consume(s->rb);
+	if (s->cb_err) {
+		n = s->cb_err;
+		s->cb_err = 0;
+	}
+	return n;
+}
+
+int sampler__poll(struct sampler *s, int timeout_ms)
+{
+	struct epoll_event ev;
+	int n = epoll_wait(ring_buffer__epoll_fd(s->rb), &ev, 1, timeout_ms);
+
+	if (n < 0 && errno != EINTR)
+		return -errno;
+	return sampler__drain(s);
+}
+
+void sampler__stats(struct sampler *s, struct sampler_stats *ret)
+{
+	uint64_t *vals = calloc((size_t)s->ncpus, sizeof(*vals));
+
+	memset(ret, 0, sizeof(*ret));
+	ret->ncpus = (uint32_t)s->ncpus;
+	ret->task_records = s->task_records;
+	ret->task_lost = s->task_lost;
+	if (!vals)
+		return;
+	for (__u32 i = 0; i < CNT_MAX; i++) {
+		if (bpf_map_lookup_elem(bpf_map__fd(s->skel->maps.counters), &i, vals))
+			continue;
+		for (int cpu = 0; cpu < s->ncpus; cpu++)
+			ret->counters[i] += vals[cpu];
+	}
+	free(vals);
+}
+
+int sampler__prog_stats(struct sampler *s, uint64_t *ret_run_ns, uint64_t *ret_run_cnt)
+{
+	struct bpf_prog_info info = { 0 };
+	__u32 len = sizeof(info);
+
+	if (bpf_obj_get_info_by_fd(bpf_program__fd(s->skel->progs.on_cpu_sample), &info, &len))
+		return -errno;
+	*ret_run_ns = info.run_time_ns;
+	*ret_run_cnt = info.run_cnt;
+	return 0;
+}

@@ -1,0 +1,53 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+#ifndef AGENT_SAMPLER_H
+#define AGENT_SAMPLER_H
+
+/*
+ * The kernel side of the agent: loads bpf/oncpu.bpf.c, opens one software
+ * CPU-clock perf event per CPU with the program attached, and one dummy perf
+ * event per CPU that reports mmap/comm/fork/exit records into struct procs.
+ */
+
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "oncpu.h"	/* bpf/oncpu.h: struct sample_event, enum counter */
+
+struct procs;
+
+typedef int (*sampler_sample_fn)(void *ctx, const struct sample_event *e);
+
+struct sampler_opts {
+	int frequency;		/* Hz per CPU */
+	enum filter_mode filter;
+	bool kernel_stacks;
+	bool user_stacks;
+	bool follow_children;	/* with FILTER_PIDS: children of targeted processes are targeted */
+	sampler_sample_fn on_sample;
+	void *ctx;
+};
+
+struct sampler_stats {
+	uint64_t counters[CNT_MAX];	/* summed over CPUs */
+	uint64_t task_records, task_lost;
+	uint32_t ncpus;
+};
+
+struct sampler;
+
+/* Returns NULL with errno set; the reason is logged. */
+struct sampler *sampler__new(const struct sampler_opts *opts, struct procs *procs);
+void sampler__free(struct sampler *s);
+/* Adds a process (and with follow_children, its future children) to the pids filter. */
+int sampler__add_pid(struct sampler *s, int pid);
+/* Waits up to timeout_ms, then drains task records, then samples. Returns samples handled or -errno. */
+int sampler__poll(struct sampler *s, int timeout_ms);
+/* Drains what is left (call after disabling). */
+int sampler__drain(struct sampler *s);
+/* Stops sampling (detaches the perf events); records already queued can still be drained. */
+void sampler__stop(struct sampler *s);
+void sampler__stats(struct sampler *s, struct sampler_stats *ret);
+/* bpf_stats: total run time and count of the sampling program (needs kernel.bpf_stats_enabled=1). */
+int sampler__prog_stats(struct sampler *s, uint64_t *ret_run_ns, uint64_t *ret_run_cnt);
+
+#endif

@@ -1,0 +1,89 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/*
+ * Records and maps shared between bpf/oncpu.bpf.c and the agent.
+ * Fixed-width types only, explicit padding, no pointers.
+ */
+#ifndef BPF_ONCPU_H
+#define BPF_ONCPU_H
+
+#ifndef __VMLINUX_H__
+#include <linux/types.h>
+#endif
+
+#define PROFLEET_MAX_STACK 127
+#define PROFLEET_COMM_LEN 16
+
+/* How the BPF program decides whether a sample is wanted. */
+enum filter_mode {
+	FILTER_ALL = 0,		/* every task but the idle task */
+	FILTER_PIDS = 1,	/* tgid must be in the pids map */
+	FILTER_CGROUPS = 2,	/* cgroup id must be in the targets map */
+};
+
+/* Why a stack is short or missing; one counter each (see enum counter). */
+enum stack_status {
+	STACK_OK = 0,
+	STACK_ERR_FAULT = 1,	/* bpf_get_stack() failed */
+	STACK_EMPTY = 2,	/* no frames at all */
+	STACK_TRUNCATED = 3,	/* hit PROFLEET_MAX_STACK */
+};
+
+/* sample_event.flags */
+#define SAMPLE_F_KERNEL_MODE (1u << 0)	/* interrupted in kernel mode */
+#define SAMPLE_F_USER_FP (1u << 1)	/* user stack from frame pointers */
+
+/*
+ * One sample, as sent through the ring buffer. The user stack slot is filled by
+ * whichever unwinder ran (frame pointers today; .eh_frame tables next) and says
+ * which in flags; ustack_status tells why it stopped.
+ */
+struct sample_event {
+	__u32 pid;		/* tgid */
+	__u32 tid;
+	__u64 time_ns;		/* bpf_ktime_get_ns() */
+	__u64 cgroup_id;
+	__u32 cpu;
+	__u32 flags;
+	__u32 policy_bits;	/* from the targets map, 0 in standalone mode */
+	__s16 kstack_len;	/* frames in kstack */
+	__s16 ustack_len;	/* frames in ustack */
+	__u8 kstack_status;	/* enum stack_status */
+	__u8 ustack_status;
+	__u8 pad[6];
+	char comm[PROFLEET_COMM_LEN];	/* thread name */
+	char pcomm[PROFLEET_COMM_LEN];	/* process (group leader) name */
+	__u64 kstack[PROFLEET_MAX_STACK];
+	__u64 ustack[PROFLEET_MAX_STACK];
+};
+
+/* Value of the targets (cgroup id) and pids maps. */
+struct target_cfg {
+	__u32 sample_every;	/* keep one sample in N (per-target rate below the base rate); 0/1 = all */
+	__u32 policy_bits;
+};
+
+/* Per-CPU counters, index into the counters array map. */
+enum counter {
+	CNT_SAMPLES = 0,	/* perf events seen by the program */
+	CNT_IDLE,		/* idle task, skipped */
+	CNT_FILTERED,		/* not targeted */
+	CNT_SUBSAMPLED,		/* targeted, skipped by sample_every */
+	CNT_SENT,		/* written to the ring buffer */
+	CNT_RINGBUF_FULL,	/* lost: ring buffer full */
+	CNT_KSTACK_FAULT,
+	CNT_USTACK_FAULT,
+	CNT_USTACK_EMPTY,
+	CNT_KSTACK_TRUNCATED,
+	CNT_USTACK_TRUNCATED,
+	CNT_CHILDREN_ADDED,	/* forks followed into the pids map */
+	CNT_PIDS_FULL,		/* a child could not be added to the pids map */
+	CNT_MAX,
+};
+
+#ifndef __VMLINUX_H__
+_Static_assert(sizeof(struct sample_event) == 80 + 2 * 8 * PROFLEET_MAX_STACK,
+	       "sample_event layout changed: update both sides");
+_Static_assert(sizeof(struct target_cfg) == 8, "target_cfg layout");
+#endif
+
+#endif

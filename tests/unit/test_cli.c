@@ -1,0 +1,173 @@
+// SPDX-License-Identifier: Apache-2.0
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <string.h>
+#include <cmocka.h>
+
+#include "cli.h"
+
+/* Parses a space-separated command line with the given environment. */
+static enum cli_result parse(const char *line, char **envp, struct record_config *cfg,
+			     char *errbuf, size_t errlen)
+{
+	static char buf[1024];
+	static char *argv[64];
+	int argc = 0;
+	FILE *out = fopen("/dev/null", "w"), *err = fmemopen(errbuf, errlen, "w");
+	enum cli_result r;
+
+	memset(errbuf, 0, errlen);
+	snprintf(buf, sizeof(buf), "%s", line);
+	for (char *t = strtok(buf, " "); t && argc < 63; t = strtok(NULL, " "))
+		argv[argc++] = t;
+	argv[argc] = NULL;
+	r = cli_parse_record(argc, argv, envp, cfg, out, err);
+	fclose(out);
+	fclose(err);
+	return r;
+}
+
+static void test_defaults(void **state)
+{
+	struct record_config cfg;
+	char e[256];
+
+	(void)state;
+	assert_int_equal(parse("record", NULL, &cfg, e, sizeof(e)), CLI_OK);
+	assert_true(cfg.all);
+	assert_int_equal(cfg.frequency, 19);
+	assert_true(cfg.duration == 10.0);
+	assert_true(cfg.kernel_stacks);
+	assert_int_equal(cfg.noutputs, 1);
+	assert_string_equal(cfg.outputs[0].path, "profile.pb.gz");
+	assert_int_equal(cfg.outputs[0].format, FMT_PPROF);
+	assert_null(cfg.command);
+}
+
+static void test_options(void **state)
+{
+	struct record_config cfg;
+	char e[256];
+
+	(void)state;
+	assert_int_equal(parse("record --pid 12 --pid 34,56 --frequency 99 --duration 2.5 "
+			       "--output a.svg --output b.txt --output c.pb.gz --kernel-stacks off",
+			       NULL, &cfg, e, sizeof(e)),
+			 CLI_OK);
+	assert_false(cfg.all);
+	assert_int_equal(cfg.npids, 3);
+	assert_int_equal(cfg.pids[0], 12);
+	assert_int_equal(cfg.pids[2], 56);
+	assert_int_equal(cfg.frequency, 99);
+	assert_true(cfg.duration == 2.5);
+	assert_false(cfg.kernel_stacks);
+	assert_int_equal(cfg.noutputs, 3);
+	assert_int_equal(cfg.outputs[0].format, FMT_SVG);
+	assert_int_equal(cfg.outputs[1].format, FMT_FOLDED);
+	assert_int_equal(cfg.outputs[2].format, FMT_PPROF);
+
+	assert_int_equal(parse("record --output x.data --format svg", NULL, &cfg, e, sizeof(e)),
+			 CLI_OK);
+	assert_int_equal(cfg.outputs[0].format, FMT_SVG);
+}
+
+static void test_command(void **state)
+{
+	struct record_config cfg;
+	char e[256];
+
+	(void)state;
+	assert_int_equal(parse("record --frequency 50 -- sleep -x 1", NULL, &cfg, e, sizeof(e)),
+			 CLI_OK);
+	assert_non_null(cfg.command);
+	assert_string_equal(cfg.command[0], "sleep");
+	assert_string_equal(cfg.command[1], "-x");
+	assert_false(cfg.all);
+	assert_true(cfg.duration == 0);	/* until the command exits */
+	assert_int_equal(parse("record --duration 3 -- true", NULL, &cfg, e, sizeof(e)), CLI_OK);
+	assert_true(cfg.duration == 3);
+}
+
+static void test_environment(void **state)
+{
+	char *env[] = { "PROFLEET_FREQUENCY=77", "PROFLEET_OUTPUT=env.svg", "PROFLEET_PID=9",
+			"PROFLEET_KERNEL_STACKS=off", NULL };
+	struct record_config cfg;
+	char e[256];
+
+	(void)state;
+	assert_int_equal(parse("record", env, &cfg, e, sizeof(e)), CLI_OK);
+	assert_int_equal(cfg.frequency, 77);
+	assert_string_equal(cfg.outputs[0].path, "env.svg");
+	assert_int_equal(cfg.npids, 1);
+	assert_false(cfg.all);
+	assert_false(cfg.kernel_stacks);
+	/* the option wins over the environment */
+	assert_int_equal(parse("record --frequency 5", env, &cfg, e, sizeof(e)), CLI_OK);
+	assert_int_equal(cfg.frequency, 5);
+
+	char *bad[] = { "PROFLEET_FREQUENCY=fast", NULL };
+	assert_int_equal(parse("record", bad, &cfg, e, sizeof(e)), CLI_USAGE_ERROR);
+	assert_non_null(strstr(e, "PROFLEET_FREQUENCY"));
+}
+
+static void test_errors(void **state)
+{
+	static const char *const bad[] = {
+		"record --frequency 0",	     "record --frequency 1001", "record --frequency 12x",
+		"record --duration -1",	     "record --duration abc",	"record --pid 0",
+		"record --pid abc",	     "record --pid 1 -- true",	"record --all --pid 3",
+		"record --format png",	     "record --output x.data",	"record --bogus",
+		"record --kernel-stacks maybe", "record --log-level loud", "record --frequency",
+	};
+	struct record_config cfg;
+	char e[256];
+
+	(void)state;
+	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+		assert_int_equal(parse(bad[i], NULL, &cfg, e, sizeof(e)), CLI_USAGE_ERROR);
+		/* one line, naming the problem */
+		assert_true(strlen(e) > 10);
+		assert_non_null(strchr(e, '\n'));
+		assert_null(strchr(strchr(e, '\n') + 1, '\n'));
+	}
+}
+
+static void test_help_version(void **state)
+{
+	struct record_config cfg;
+	char e[256];
+
+	(void)state;
+	assert_int_equal(parse("record --help", NULL, &cfg, e, sizeof(e)), CLI_EXIT_OK);
+	assert_int_equal(parse("record --version", NULL, &cfg, e, sizeof(e)), CLI_EXIT_OK);
+}
+
+static void test_help_lists_every_env(void **state)
+{
+	char buf[8192] = { 0 };
+	FILE *f = fmemopen(buf, sizeof(buf) - 1, "w");
+
+	(void)state;
+	cli_print_record_help(f);
+	fclose(f);
+	assert_non_null(strstr(buf, "--frequency HZ"));
+	assert_non_null(strstr(buf, "PROFLEET_FREQUENCY"));
+	assert_non_null(strstr(buf, "PROFLEET_LOG_LEVEL"));
+	assert_non_null(strstr(buf, "-- COMMAND"));
+}
+
+int main(void)
+{
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test(test_defaults),    cmocka_unit_test(test_options),
+		cmocka_unit_test(test_command),	    cmocka_unit_test(test_environment),
+		cmocka_unit_test(test_errors),	    cmocka_unit_test(test_help_version),
+		cmocka_unit_test(test_help_lists_every_env),
+	};
+
+	return cmocka_run_group_tests(tests, NULL, NULL);
+}

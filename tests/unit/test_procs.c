@@ -1,0 +1,197 @@
+// SPDX-License-Identifier: Apache-2.0
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <sys/sysmacros.h>
+#include <unistd.h>
+#include <errno.h>
+#include <cmocka.h>
+
+#include "procmaps.h"
+#include "procs.h"
+
+struct collect {
+	struct maps_entry e[16];
+	char paths[16][128];
+	int n;
+};
+
+static int collect_cb(const struct maps_entry *e, void *ctx)
+{
+	struct collect *c = ctx;
+
+	if (c->n == 16)
+		return -1;
+	c->e[c->n] = *e;
+	snprintf(c->paths[c->n], sizeof(c->paths[0]), "%s", e->path);
+	c->n++;
+	return 0;
+}
+
+static void test_parse(void **state)
+{
+	char text[] =
+		"55d0c0a00000-55d0c0a02000 r--p 00000000 fd:01 1234   /usr/bin/cat\n"
+		"55d0c0a02000-55d0c0a07000 r-xp 00002000 fd:01 1234   /usr/bin/cat\n"
+		"garbage line here\n"
+		"7f0000000000-7f0000001000 r-xp 00000000 00:00 0 \n"
+		"7f1000000000-7f1000002000 r-xp 00001000 08:02 99 /tmp/has space (deleted)\n"
+		"ffffffffff600000-ffffffffff601000 --xp 00000000 00:00 0  [vsyscall]\n"
+		"10-5 r-xp 0 0:0 0\n"; /* end before start: malformed */
+	struct collect c = { 0 };
+
+	(void)state;
+	assert_int_equal(procmaps__parse(text, collect_cb, &c), 2);
+	assert_int_equal(c.n, 5);
+	assert_true(c.e[1].start == 0x55d0c0a02000ull && c.e[1].end == 0x55d0c0a07000ull);
+	assert_true(c.e[1].offset == 0x2000 && c.e[1].exec && !c.e[0].exec);
+	assert_int_equal(c.e[1].dev_major, 0xfd);
+	assert_int_equal(c.e[1].ino, 1234);
+	assert_string_equal(c.paths[1], "/usr/bin/cat");
+	assert_string_equal(c.paths[2], "");
+	assert_string_equal(c.paths[3], "/tmp/has space (deleted)");
+	assert_string_equal(c.paths[4], "[vsyscall]");
+}
+
+static void test_parse_empty_and_truncated(void **state)
+{
+	char empty[] = "";
+	char trunc[] = "55d0c0a00000-55d0c0a0";
+	struct collect c = { 0 };
+
+	(void)state;
+	assert_int_equal(procmaps__parse(empty, collect_cb, &c), 0);
+	assert_int_equal(procmaps__parse(trunc, collect_cb, &c), 1);
+	assert_int_equal(c.n, 0);
+}
+
+static char root[256];
+
+static void write_maps(int pid, const char *text)
+{
+	char path[512];
+	FILE *f;
+
+	snprintf(path, sizeof(path), "%s/%d", root, pid);
+	mkdir(path, 0755);
+	snprintf(path, sizeof(path), "%s/%d/maps", root, pid);
+	f = fopen(path, "w");
+	assert_non_null(f);
+	fputs(text, f);
+	fclose(f);
+}
+
+static int setup_root(void **state)
+{
+	(void)state;
+	snprintf(root, sizeof(root), "/tmp/profleet-procs-XXXXXX");
+	return mkdtemp(root) ? 0 : -1;
+}
+
+static int teardown_root(void **state)
+{
+	char cmd[300];
+
+	(void)state;
+	snprintf(cmd, sizeof(cmd), "rm -rf %s", root);
+	return system(cmd);
+}
+
+static void test_resolve_from_proc(void **state)
+{
+	struct procs_opts o = { .proc_root = root };
+	struct procs *p;
+	const struct mapping *m;
+	uint32_t id;
+
+	(void)state;
+	write_maps(100, "400000-401000 r-xp 00001000 fd:01 77 /bin/app\n"
+			"7f0000000000-7f0000010000 r-xp 00000000 fd:01 78 /lib/libc.so.6\n"
+			"7f0000010000-7f0000020000 rw-p 00010000 fd:01 78 /lib/libc.so.6\n");
+	p = procs__new(&o);
+	assert_non_null(p);
+	assert_int_equal(procs__resolve(p, 100, 0x400123, &id), 0);
+	m = procs__mapping(p, id);
+	assert_string_equal(m->path, "/bin/app");
+	assert_true(m->pgoff == 0x1000 && m->dev == makedev(0xfd, 1) && m->ino == 77);
+	assert_int_equal(procs__resolve(p, 100, 0x7f0000000010, &id), 0);
+	assert_string_equal(procs__mapping(p, id)->path, "/lib/libc.so.6");
+	/* not executable: not tracked */
+	assert_int_equal(procs__resolve(p, 100, 0x7f0000010010, &id), -ENOENT);
+	/* a process that does not exist */
+	assert_int_equal(procs__resolve(p, 4242, 0x400000, &id), -ENOENT);
+	assert_false(procs__alive(p, 4242));
+	procs__free(p);
+}
+
+static void test_records(void **state)
+{
+	struct procs_opts o = { .proc_root = root };
+	struct procs *p = procs__new(&o);
+	uint32_t id, id2;
+
+	(void)state;
+	write_maps(200, "400000-401000 r-xp 00000000 fd:01 77 /bin/parent\n");
+	assert_int_equal(procs__resolve(p, 200, 0x400010, &id), 0);
+	/* a child forked after we started: inherits the parent's mappings */
+	procs__on_fork(p, 201, 200);
+	assert_int_equal(procs__resolve(p, 201, 0x400010, &id2), 0);
+	assert_int_equal(id, id2);
+	/* it then execs something else and exits before it is sampled */
+	procs__on_exec(p, 201, "child");
+	procs__on_mmap(p, 201, 0x500000, 0x2000, 0x1000, 0xfd, 1, 90, "/bin/child");
+	procs__on_exit(p, 201);
+	assert_int_equal(procs__resolve(p, 201, 0x400010, &id2), -ENOENT);
+	assert_int_equal(procs__resolve(p, 201, 0x501000, &id2), 0);
+	assert_string_equal(procs__mapping(p, id2)->path, "/bin/child");
+	/* a new mapping over part of an old one wins there, the rest stays */
+	procs__on_mmap(p, 201, 0x501000, 0x800, 0, 0xfd, 1, 91, "/bin/overlay");
+	assert_int_equal(procs__resolve(p, 201, 0x501100, &id2), 0);
+	assert_string_equal(procs__mapping(p, id2)->path, "/bin/overlay");
+	assert_int_equal(procs__resolve(p, 201, 0x500100, &id2), 0);
+	assert_string_equal(procs__mapping(p, id2)->path, "/bin/child");
+	assert_int_equal(procs__resolve(p, 201, 0x501900, &id2), 0);
+	assert_string_equal(procs__mapping(p, id2)->path, "/bin/child");
+	procs__free(p);
+}
+
+static void test_bounded(void **state)
+{
+	struct procs_opts o = { .proc_root = root, .max_procs = 64, .max_mappings = 10 };
+	struct procs *p = procs__new(&o);
+	struct procs_stats st;
+	uint32_t id;
+
+	(void)state;
+	for (int pid = 1000; pid < 1300; pid++) {
+		procs__on_exec(p, pid, "x");
+		procs__on_mmap(p, pid, 0x1000, 0x1000, 0, 1, 1, (uint64_t)pid, "/bin/x");
+		procs__on_exit(p, pid);
+	}
+	procs__stats(p, &st);
+	assert_true(st.procs_evicted >= 300 - 64);
+	assert_true(st.mappings <= 10);
+	assert_true(st.mappings_full > 0);
+	/* the newest processes are still there */
+	assert_int_equal(procs__resolve(p, 1299, 0x1000, &id), -ENOENT); /* table was full */
+	assert_int_equal(procs__resolve(p, 1005, 0x1000, &id), -ENOENT); /* evicted, and gone */
+	procs__free(p);
+}
+
+int main(void)
+{
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test(test_parse),
+		cmocka_unit_test(test_parse_empty_and_truncated),
+		cmocka_unit_test(test_resolve_from_proc),
+		cmocka_unit_test(test_records),
+		cmocka_unit_test(test_bounded),
+	};
+
+	return cmocka_run_group_tests(tests, setup_root, teardown_root);
+}

@@ -1,0 +1,36 @@
+// SPDX-License-Identifier: Apache-2.0
+/* Two functions burning CPU 3:1, for the ratio check. Runs for argv[1] seconds (default 3). */
+#include <stdlib.h>
+#include <time.h>
+
+volatile unsigned long sink;
+
+__attribute__((noinline)) void burn(unsigned long n)
+{
+	for (unsigned long i = 0; i < n; i++)
+		sink += i * 7;
+}
+
+__attribute__((noinline)) void hot_three(void)
+{
+	burn(3000000);
+}
+
+__attribute__((noinline)) void cold_one(void)
+{
+	burn(1000000);
+}
+
+int main(int argc, char **argv)
+{
+	double secs = argc > 1 ? atof(argv[1]) : 3;
+	struct timespec a, b;
+
+	clock_gettime(CLOCK_MONOTONIC, &a);
+	do {
+		hot_three();
+		cold_one();
+		clock_gettime(CLOCK_MONOTONIC, &b);
+	} while ((b.tv_sec - a.tv_sec) + (b.tv_nsec - a.tv_nsec) / 1e9 < secs);
+	return 0;
+}
