@@ -68,7 +68,7 @@ static int libbpf_log(enum libbpf_print_level level, const char *fmt, va_list ap
 	n = vsnprintf(buf, sizeof(buf), fmt, ap);
 	if (n > 0 && buf[strlen(buf) - 1] == '\n')
 		buf[strlen(buf) - 1] = '\0';
-	log_msg(level == LIBBPF_WARN ? LOG_LVL_WARN : LOG_LVL_DEBUG, "libbpf: %s", buf);
+	log_msg(level == LIBBPF_WARN ? LOG_LVL_WARN : LOG_LVL_DEBUG, "%s", buf);
 	return n;
 }
 

@@ -160,6 +160,31 @@ static void test_records(void **state)
 	procs__free(p);
 }
 
+/* /proc entries that cannot be read: the lookup fails, is counted, nothing crashes */
+static void test_unreadable(void **state)
+{
+	struct procs_opts o = { .proc_root = root };
+	struct procs *p = procs__new(&o);
+	struct procs_stats st;
+	char path[512];
+	uint32_t id;
+
+	(void)state;
+	snprintf(path, sizeof(path), "%s/300", root);
+	mkdir(path, 0755);
+	snprintf(path, sizeof(path), "%s/300/maps", root);
+	mkdir(path, 0755); /* reading a directory fails with EISDIR */
+	write_maps(301, "");	/* a zombie: empty maps */
+	write_maps(302, "not a maps file at all\n\x01\x02\n");
+	assert_int_equal(procs__resolve(p, 300, 0x1000, &id), -ENOENT);
+	assert_int_equal(procs__resolve(p, 301, 0x1000, &id), -ENOENT);
+	assert_int_equal(procs__resolve(p, 302, 0x1000, &id), -ENOENT);
+	procs__stats(p, &st);
+	assert_true(st.maps_read_failed >= 2);
+	assert_int_equal(st.resolve_misses, 3);
+	procs__free(p);
+}
+
 static void test_bounded(void **state)
 {
 	struct procs_opts o = { .proc_root = root, .max_procs = 64, .max_mappings = 10 };
@@ -190,6 +215,7 @@ int main(void)
 		cmocka_unit_test(test_parse_empty_and_truncated),
 		cmocka_unit_test(test_resolve_from_proc),
 		cmocka_unit_test(test_records),
+		cmocka_unit_test(test_unreadable),
 		cmocka_unit_test(test_bounded),
 	};
 

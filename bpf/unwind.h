@@ -1,0 +1,49 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/*
+ * Unwind tables shared between the agent (which compiles them from .eh_frame /
+ * .debug_frame) and the BPF unwinder (which walks user stacks with them).
+ * x86_64 only for now: the return address is always at CFA - 8.
+ */
+#ifndef BPF_UNWIND_H
+#define BPF_UNWIND_H
+
+#ifndef __VMLINUX_H__
+#include <linux/types.h>
+#endif
+
+/* How to compute the CFA at a pc. */
+enum cfa_type {
+	CFA_SP = 0,		/* CFA = rsp + cfa_offset */
+	CFA_FP = 1,		/* CFA = rbp + cfa_offset */
+	CFA_PLT = 2,		/* PLT stub: CFA = rsp + 8 + ((rip & 15) >= cfa_offset ? 8 : 0) */
+	CFA_SIGNAL = 3,		/* signal trampoline (__restore_rt): registers come from the ucontext at rsp */
+	CFA_END = 4,		/* return address undefined: outermost frame (_start, thread start) */
+	CFA_UNSUPPORTED = 5,	/* a rule we cannot express: fall back to frame pointers here */
+};
+
+/* Where the caller's rbp is. */
+enum rbp_type {
+	RBP_SAME = 0,		/* unchanged by this frame */
+	RBP_AT_CFA = 1,		/* saved at CFA + rbp_offset */
+	RBP_UNSUPPORTED = 2,	/* a rule we cannot express (rbp becomes unknown) */
+};
+
+/*
+ * One row: the rule holds from pc up to the next row's pc. Rows of one object
+ * are sorted by pc, identical neighbours merged. pc is the ELF virtual address
+ * (objects with vaddrs >= 4 GiB are not supported: their table is empty).
+ * A gap (addresses covered by no FDE) is a row with CFA_UNSUPPORTED.
+ */
+struct unwind_row {
+	__u32 pc;
+	__s32 cfa_offset;
+	__s16 rbp_offset;
+	__u8 cfa_type;		/* enum cfa_type */
+	__u8 rbp_type;		/* enum rbp_type */
+};
+
+#ifndef __VMLINUX_H__
+_Static_assert(sizeof(struct unwind_row) == 12, "unwind_row layout");
+#endif
+
+#endif
