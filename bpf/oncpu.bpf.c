@@ -8,7 +8,9 @@
 #include <bpf/bpf_helpers.h>
 #include <bpf/bpf_tracing.h>
 #include <bpf/bpf_core_read.h>
+#include <bpf/bpf_endian.h>
 #include "oncpu.h"
+#include "unwind.h"
 
 char LICENSE[] SEC("license") = "GPL";
 
@@ -16,6 +18,8 @@ const volatile __u32 cfg_filter = FILTER_ALL;
 const volatile bool cfg_kernel_stacks = true;
 const volatile bool cfg_user_stacks = true;
 const volatile bool cfg_follow_children = true;
+/* walk user stacks with unwind tables (falls back to frame pointers per frame) */
+const volatile bool cfg_dwarf_unwind = true;
 /* wake user space only once this much is queued; it also polls on a timer */
 const volatile __u64 cfg_wakeup_bytes = 256 * 1024;
 
@@ -39,6 +43,39 @@ struct {
 	__type(key, __u32);
 	__type(value, struct target_cfg);
 } pids SEC(".maps");
+
+/* (pid, address) -> the unwind table of the mapping there */
+struct {
+	__uint(type, BPF_MAP_TYPE_LPM_TRIE);
+	__uint(max_entries, 262144);
+	__type(key, struct mapping_key);
+	__type(value, struct mapping_info);
+	__uint(map_flags, BPF_F_NO_PREALLOC);
+} exe_mappings SEC(".maps");
+
+/* One array of rows per executable (deduplicated by build-id), sized to fit. */
+struct rows_map {
+	__uint(type, BPF_MAP_TYPE_ARRAY);
+	__uint(max_entries, 1);
+	__uint(map_flags, BPF_F_INNER_MAP);
+	__uint(key_size, sizeof(__u32));
+	__uint(value_size, sizeof(struct unwind_row));
+};
+
+struct {
+	__uint(type, BPF_MAP_TYPE_ARRAY_OF_MAPS);
+	__uint(max_entries, UNWIND_MAX_TABLES);
+	__type(key, __u32);
+	__array(values, struct rows_map);
+} unwind_tables SEC(".maps");
+
+/* the sample being built: too big for the BPF stack */
+struct {
+	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
+	__uint(max_entries, 1);
+	__type(key, __u32);
+	__type(value, struct sample_event);
+} scratch SEC(".maps");
 
 /* per-CPU subsampling phase, one slot per CPU */
 struct {
@@ -82,6 +119,219 @@ static __always_inline const struct target_cfg *lookup_target(__u32 tgid)
 	return NULL;
 }
 
+
+/* ---- user stack walker --------------------------------------------------- */
+
+struct walk {
+	__u64 pc, sp, bp;
+	__u32 pid;
+	__u32 n;
+	__u8 status;
+	__u8 need_tables;
+	__u8 signal_frame;	/* pc is an interrupted pc, not a return address */
+	__u8 bp_valid;
+};
+
+/* offsets in the ucontext that rsp points at inside __restore_rt (x86_64) */
+#define UC_MCONTEXT 40
+#define UC_RBP (UC_MCONTEXT + 10 * 8)
+#define UC_RSP (UC_MCONTEXT + 15 * 8)
+#define UC_RIP (UC_MCONTEXT + 16 * 8)
+
+static __always_inline long stop(struct walk *w, __u8 status)
+{
+	w->status = status;
+	return 1;
+}
+
+/* One frame with frame pointers: [rbp] = caller's rbp, [rbp+8] = return address. */
+static __always_inline long fp_step(struct walk *w)
+{
+	__u64 frame[2];
+
+	if (!w->bp_valid || w->bp == 0 || w->bp < w->sp)
+		return stop(w, w->n > 1 ? STACK_OK : STACK_NO_MAPPING);
+	if (bpf_probe_read_user(frame, sizeof(frame), (void *)w->bp)) {
+		count(CNT_UNWIND_READ_FAULT);
+		return stop(w, STACK_READ_FAULT);
+	}
+	count(CNT_UNWIND_FP_FALLBACK);
+	w->sp = w->bp + 16;
+	w->pc = frame[1];
+	/* the stack grows down: a caller's frame is always higher */
+	w->bp_valid = frame[0] > w->bp;
+	w->bp = frame[0];
+	if (w->pc == 0)
+		return stop(w, STACK_OK);
+	return 0;
+}
+
+static __always_inline const struct unwind_row *find_row(void *rows, __u32 nrows, __u64 vaddr)
+{
+	__u32 lo = 0, hi = nrows, mid;
+	const struct unwind_row *r;
+
+	/* the last row with row.pc <= vaddr */
+	for (int i = 0; i < UNWIND_SEARCH_STEPS; i++) {
+		if (lo >= hi)
+			break;
+		mid = lo + (hi - lo) / 2;
+		r = bpf_map_lookup_elem(rows, &mid);
+		if (!r)
+			return NULL;
+		if (r->pc <= vaddr)
+			lo = mid + 1;
+		else
+			hi = mid;
+	}
+	if (lo == 0 || lo > nrows)
+		return NULL;
+	mid = lo - 1;
+	return bpf_map_lookup_elem(rows, &mid);
+}
+
+static long unwind_step(__u32 i, void *arg)
+{
+	struct walk *w = arg;
+	__u32 zero = 0, n = w->n;
+	struct sample_event *e = bpf_map_lookup_elem(&scratch, &zero);
+	struct mapping_key key;
+	const struct mapping_info *mi;
+	const struct unwind_row *row;
+	void *rows;
+	__u64 look, cfa, ra;
+
+	if (!e)
+		return stop(w, STACK_READ_FAULT);
+	if (n >= PROFLEET_MAX_STACK) {
+		count(CNT_UNWIND_DEPTH);
+		return stop(w, STACK_TRUNCATED);
+	}
+	e->ustack[n] = w->pc;
+	w->n = n + 1;
+	/* a return address may point just past its call's function: look up the call */
+	look = (n > 0 && !w->signal_frame) ? w->pc - 1 : w->pc;
+	w->signal_frame = 0;
+
+	key.prefixlen = 32 + 64;
+	key.pid_be = bpf_htonl(w->pid);
+	key.addr_be = bpf_cpu_to_be64(look);
+	mi = bpf_map_lookup_elem(&exe_mappings, &key);
+	if (!mi) {
+		count(CNT_UNWIND_NO_TABLE);
+		return fp_step(w);
+	}
+	rows = bpf_map_lookup_elem(&unwind_tables, &mi->table_id);
+	if (!rows) {
+		w->need_tables = 1;
+		count(CNT_UNWIND_TABLE_NOT_LOADED);
+		return fp_step(w);
+	}
+	row = find_row(rows, mi->nrows, look - mi->bias);
+	if (!row) {
+		count(CNT_UNWIND_UNSUPPORTED);
+		return fp_step(w);
+	}
+
+	switch (row->cfa_type) {
+	case CFA_SP:
+		cfa = w->sp + (__s64)row->cfa_offset;
+		break;
+	case CFA_FP:
+		if (!w->bp_valid)
+			return stop(w, STACK_READ_FAULT);
+		cfa = w->bp + (__s64)row->cfa_offset;
+		break;
+	case CFA_PLT:
+		cfa = w->sp + 8 + ((w->pc & 15) >= (__u64)row->cfa_offset ? 8 : 0);
+		break;
+	case CFA_SIGNAL: {
+		__u64 regs[3];
+
+		/* rbp, then rsp and rip further on: three reads of the ucontext */
+		if (bpf_probe_read_user(&regs[0], 8, (void *)(w->sp + UC_RBP)) ||
+		    bpf_probe_read_user(&regs[1], 16, (void *)(w->sp + UC_RSP))) {
+			count(CNT_UNWIND_READ_FAULT);
+			return stop(w, STACK_READ_FAULT);
+		}
+		w->bp = regs[0];
+		w->bp_valid = 1;
+		w->sp = regs[1];
+		w->pc = regs[2];
+		w->signal_frame = 1;
+		return w->pc ? 0 : stop(w, STACK_OK);
+	}
+	case CFA_END:
+		count(CNT_UNWIND_COMPLETE);
+		return stop(w, STACK_OK);
+	default:
+		count(CNT_UNWIND_UNSUPPORTED);
+		return fp_step(w);
+	}
+
+	if (cfa <= w->sp && row->cfa_type != CFA_FP)
+		return stop(w, STACK_READ_FAULT);
+	if (bpf_probe_read_user(&ra, sizeof(ra), (void *)(cfa - 8))) {
+		count(CNT_UNWIND_READ_FAULT);
+		return stop(w, STACK_READ_FAULT);
+	}
+	if (row->rbp_type == RBP_AT_CFA) {
+		__u64 bp;
+
+		if (bpf_probe_read_user(&bp, sizeof(bp), (void *)(cfa + (__s64)row->rbp_offset))) {
+			count(CNT_UNWIND_READ_FAULT);
+			return stop(w, STACK_READ_FAULT);
+		}
+		w->bp = bp;
+		w->bp_valid = 1;
+	} else if (row->rbp_type != RBP_SAME) {
+		w->bp_valid = 0;
+	}
+	w->sp = cfa;
+	w->pc = ra;
+	if (ra == 0) {
+		count(CNT_UNWIND_COMPLETE);
+		return stop(w, STACK_OK);
+	}
+	return 0;
+}
+
+/* Walks the user stack of the current task into e->ustack. */
+static __always_inline void unwind_user(struct bpf_perf_event_data *ctx, struct task_struct *task,
+					struct sample_event *e)
+{
+	struct walk w = { .pid = e->pid, .bp_valid = 1, .status = STACK_OK };
+
+	/* cs is a 2-byte field in newer pt_regs, but the context only allows 8-byte reads */
+	__u64 cs = *(volatile __u64 *)((char *)&ctx->regs + __builtin_offsetof(struct pt_regs, cs));
+
+	if ((cs & 3) == 3) {	/* interrupted in user mode */
+		w.pc = ctx->regs.ip;
+		w.sp = ctx->regs.sp;
+		w.bp = ctx->regs.bp;
+	} else {
+		struct pt_regs *regs = (struct pt_regs *)bpf_task_pt_regs(task);
+
+		w.pc = BPF_CORE_READ(regs, ip);
+		w.sp = BPF_CORE_READ(regs, sp);
+		w.bp = BPF_CORE_READ(regs, bp);
+	}
+	e->flags |= SAMPLE_F_USER_DWARF;
+	if (w.pc == 0) {
+		e->ustack_len = 0;
+		e->ustack_status = STACK_EMPTY;
+		count(CNT_USTACK_EMPTY);
+		return;
+	}
+	bpf_loop(PROFLEET_MAX_STACK + 1, unwind_step, &w, 0);
+	e->ustack_len = w.n;
+	e->ustack_status = w.status;
+	if (w.need_tables)
+		e->flags |= SAMPLE_F_NEED_TABLES;
+	if (w.status == STACK_TRUNCATED)
+		count(CNT_USTACK_TRUNCATED);
+}
+
 SEC("perf_event")
 int on_cpu_sample(struct bpf_perf_event_data *ctx)
 {
@@ -114,10 +364,12 @@ int on_cpu_sample(struct bpf_perf_event_data *ctx)
 		}
 	}
 
-	e = bpf_ringbuf_reserve(&samples, sizeof(*e), 0);
-	if (!e) {
-		count(CNT_RINGBUF_FULL);
-		return 0;
+	{
+		__u32 zero = 0;
+
+		e = bpf_map_lookup_elem(&scratch, &zero);
+		if (!e)
+			return 0;
 	}
 	e->pid = tgid;
 	e->tid = tid;
@@ -128,7 +380,7 @@ int on_cpu_sample(struct bpf_perf_event_data *ctx)
 	e->policy_bits = tgt ? tgt->policy_bits : 0;
 	__builtin_memset(e->pad, 0, sizeof(e->pad));
 	bpf_get_current_comm(e->comm, sizeof(e->comm));
-	task = (struct task_struct *)bpf_get_current_task();
+	task = bpf_get_current_task_btf();
 	BPF_CORE_READ_STR_INTO(&e->pcomm, task, group_leader, comm);
 
 	e->kstack_len = 0;
@@ -152,7 +404,10 @@ int on_cpu_sample(struct bpf_perf_event_data *ctx)
 
 	e->ustack_len = 0;
 	e->ustack_status = STACK_EMPTY;
-	if (cfg_user_stacks && task && !(BPF_CORE_READ(task, flags) & 0x00200000 /* PF_KTHREAD */)) {
+	if (cfg_user_stacks && cfg_dwarf_unwind && task &&
+	    !(BPF_CORE_READ(task, flags) & 0x00200000 /* PF_KTHREAD */)) {
+		unwind_user(ctx, task, e);
+	} else if (cfg_user_stacks && task && !(BPF_CORE_READ(task, flags) & 0x00200000)) {
 		n = bpf_get_stack(ctx, e->ustack, sizeof(e->ustack), BPF_F_USER_STACK);
 		e->flags |= SAMPLE_F_USER_FP;
 		if (n < 0) {
@@ -169,8 +424,12 @@ int on_cpu_sample(struct bpf_perf_event_data *ctx)
 		}
 	}
 
-	bpf_ringbuf_submit(e, bpf_ringbuf_query(&samples, BPF_RB_AVAIL_DATA) >= cfg_wakeup_bytes ?
-				      BPF_RB_FORCE_WAKEUP : BPF_RB_NO_WAKEUP);
+	if (bpf_ringbuf_output(&samples, e, sizeof(*e),
+			       bpf_ringbuf_query(&samples, BPF_RB_AVAIL_DATA) >= cfg_wakeup_bytes ?
+				       BPF_RB_FORCE_WAKEUP : BPF_RB_NO_WAKEUP)) {
+		count(CNT_RINGBUF_FULL);
+		return 0;
+	}
 	count(CNT_SENT);
 	return 0;
 }

@@ -26,11 +26,16 @@ enum stack_status {
 	STACK_ERR_FAULT = 1,	/* bpf_get_stack() failed */
 	STACK_EMPTY = 2,	/* no frames at all */
 	STACK_TRUNCATED = 3,	/* hit PROFLEET_MAX_STACK */
+	STACK_NO_MAPPING = 4,	/* a pc outside any known mapping, and no frame pointer to go on */
+	STACK_READ_FAULT = 5,	/* reading the stack faulted (page not present, bad rule) */
+	STACK_LOOP_BUDGET = 6,	/* the walk ran out of its instruction budget */
 };
 
 /* sample_event.flags */
 #define SAMPLE_F_KERNEL_MODE (1u << 0)	/* interrupted in kernel mode */
-#define SAMPLE_F_USER_FP (1u << 1)	/* user stack from frame pointers */
+#define SAMPLE_F_USER_FP (1u << 1)	/* user stack from frame pointers only (bpf_get_stack) */
+#define SAMPLE_F_USER_DWARF (1u << 2)	/* user stack walked with unwind tables */
+#define SAMPLE_F_NEED_TABLES (1u << 3)	/* some frame had no table loaded: user space should load it */
 
 /*
  * One sample, as sent through the ring buffer. The user stack slot is filled by
@@ -77,6 +82,15 @@ enum counter {
 	CNT_USTACK_TRUNCATED,
 	CNT_CHILDREN_ADDED,	/* forks followed into the pids map */
 	CNT_PIDS_FULL,		/* a child could not be added to the pids map */
+	/* the table-driven user unwinder, per sample: why the walk ended */
+	CNT_UNWIND_COMPLETE,	/* reached the outermost frame (RA undefined / zero) */
+	CNT_UNWIND_NO_TABLE,	/* a frame in a mapping without a table: frame pointers used there */
+	CNT_UNWIND_TABLE_NOT_LOADED,	/* the table was known but not loaded yet */
+	CNT_UNWIND_NO_MAPPING,	/* pc outside every mapping we know for the process */
+	CNT_UNWIND_READ_FAULT,	/* bpf_probe_read_user failed */
+	CNT_UNWIND_DEPTH,	/* PROFLEET_MAX_STACK frames and still going */
+	CNT_UNWIND_FP_FALLBACK,	/* frames taken from frame pointers (count of frames, not samples) */
+	CNT_UNWIND_UNSUPPORTED,	/* a CFA rule we cannot run */
 	CNT_MAX,
 };
 

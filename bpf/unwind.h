@@ -42,8 +42,32 @@ struct unwind_row {
 	__u8 rbp_type;		/* enum rbp_type */
 };
 
+/*
+ * exe_mappings LPM trie: (pid, address) -> which table covers it. A mapping
+ * [start, end) is split into aligned power-of-two blocks, one key each.
+ * pid and addr are big-endian so that the trie compares them most
+ * significant bit first; prefixlen counts 32 bits of pid plus the address bits.
+ */
+struct mapping_key {
+	__u32 prefixlen;
+	__u32 pid_be;
+	__u64 addr_be;
+};
+
+struct mapping_info {
+	__u32 table_id;		/* index into unwind_tables */
+	__u32 nrows;
+	__u64 bias;		/* ELF vaddr = address - bias */
+};
+
+#define UNWIND_MAX_TABLES 4096
+/* binary search steps: enough for 2^24 rows in one table */
+#define UNWIND_SEARCH_STEPS 24
+
 #ifndef __VMLINUX_H__
 _Static_assert(sizeof(struct unwind_row) == 12, "unwind_row layout");
+_Static_assert(sizeof(struct mapping_key) == 16, "mapping_key layout");
+_Static_assert(sizeof(struct mapping_info) == 16, "mapping_info layout");
 #endif
 
 #endif
