@@ -8,11 +8,11 @@ BPFTOOL    ?= bpftool
 ARCH       := $(shell uname -m | sed -e 's/x86_64/x86/' -e 's/aarch64/arm64/')
 VERSION    := $(shell git describe --always --dirty 2>/dev/null || echo 0.1.0)
 
-WARN       := -Wall -Wextra -Wshadow -Wformat=2 -Wmissing-prototypes -Werror
+WARN       := -Wall -Wextra -Wshadow -Wformat=2 -Wmissing-prototypes -Werror -Wno-format-truncation
 CFLAGS     ?= -O2 -g
 CFLAGS     += -std=gnu11 $(WARN) -D_GNU_SOURCE -DPROFLEET_VERSION='"$(VERSION)"' \
 	      -I$(BUILD)/gen -Icommon -Iagent -Ibpf
-LDLIBS     := -lbpf -lelf -lz -liberty -lpthread -lm
+LDLIBS     := -lbpf -lelf -ldw -lz -liberty -lpthread -lm
 
 ifeq ($(SANITIZE),1)
 BUILD      := build/san
@@ -34,6 +34,8 @@ UNIT_SRCS   := $(wildcard tests/unit/test_*.c)
 UNIT_BINS   := $(patsubst tests/unit/%.c,$(BUILD)/tests/%,$(UNIT_SRCS))
 WORKLOAD_SRCS := $(wildcard tests/workloads/*.c)
 WORKLOADS   := $(patsubst tests/workloads/%.c,$(BUILD)/workloads/%,$(WORKLOAD_SRCS))
+NOFP_SRCS   := $(wildcard tests/workloads/nofp/*.c tests/workloads/nofp/*.cc)
+WORKLOADS   += $(patsubst tests/workloads/nofp/%,$(BUILD)/workloads/nofp/%,$(basename $(NOFP_SRCS)))
 
 .PHONY: all agent tests workloads deps test unit unit-san system run clean lint bench
 .DELETE_ON_ERROR:
@@ -78,6 +80,16 @@ $(BUILD)/tests/test_%: tests/unit/test_%.c $(LIB_OBJS)
 $(BUILD)/workloads/%: tests/workloads/%.c
 	@mkdir -p $(@D)
 	$(CC) -O1 -g -fno-omit-frame-pointer -fno-inline -pthread $< -o $@
+
+# ... and these have none, like most code on a real node (issue: .eh_frame unwinding).
+NOFP_FLAGS := -O2 -g -fomit-frame-pointer -fno-inline-functions -pthread
+$(BUILD)/workloads/nofp/%: tests/workloads/nofp/%.c
+	@mkdir -p $(@D)
+	$(CC) $(NOFP_FLAGS) $< -o $@
+
+$(BUILD)/workloads/nofp/%: tests/workloads/nofp/%.cc
+	@mkdir -p $(@D)
+	$(CXX) $(NOFP_FLAGS) $< -o $@
 
 deps:
 	@sh tests/deps.sh

@@ -144,7 +144,7 @@ static struct elfobj *mapping_obj(struct agg *a, const struct mapping *m)
 
 	if (!a->sc || mapping_open_path(m, procs__alive(a->procs, m->pid), path, sizeof(path)))
 		return NULL;
-	return symcache__get(a->sc, path, m->dev, m->ino);
+	return symcache__get(a->sc, path, m->path, m->dev, m->ino);
 }
 
 /* Opens a mapping's file the first time a sample lands in it, while its process lives. */

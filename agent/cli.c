@@ -175,6 +175,19 @@ static int set_kernel_stacks(struct record_config *cfg, const char *val, char *m
 	return 0;
 }
 
+static int set_unwinder(struct record_config *cfg, const char *val, char *msg, size_t len)
+{
+	if (!strcmp(val, "dwarf"))
+		cfg->dwarf_unwind = true;
+	else if (!strcmp(val, "fp"))
+		cfg->dwarf_unwind = false;
+	else {
+		snprintf(msg, len, "--unwinder: '%s' is not dwarf or fp", val);
+		return -EINVAL;
+	}
+	return 0;
+}
+
 static int set_progress(struct record_config *cfg, const char *val, char *msg, size_t len)
 {
 	if (parse_bool(val, &cfg->progress)) {
@@ -234,6 +247,9 @@ static const struct opt_def record_opts[] = {
 	  "pprof, folded or svg (default: from the file name: .pb.gz, .txt, .svg)" },
 	{ "kernel-stacks", "PROFLEET_KERNEL_STACKS", "on|off", set_kernel_stacks,
 	  "include kernel frames (default on)" },
+	{ "unwinder", "PROFLEET_UNWINDER", "dwarf|fp", set_unwinder,
+	  "user stacks: unwind tables from .eh_frame with frame-pointer fallback (dwarf, the "
+	  "default), or frame pointers only (fp)" },
 	{ "progress", "PROFLEET_PROGRESS", "on|off", set_progress,
 	  "progress line while recording (default on when stderr is a terminal)" },
 	{ "top", "PROFLEET_TOP", "N", set_top,
@@ -337,6 +353,7 @@ enum cli_result cli_parse_record(int argc, char **argv, char **envp, struct reco
 	cfg->duration = 10;
 	cfg->frequency = 19;
 	cfg->kernel_stacks = true;
+	cfg->dwarf_unwind = true;
 	cfg->top = 10;
 	cfg->progress = true;
 

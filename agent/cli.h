@@ -28,6 +28,7 @@ struct record_config {
 	int noutputs;
 	enum out_format format;	/* --format: forces every output's format */
 	bool kernel_stacks;
+	bool dwarf_unwind;	/* --unwinder dwarf (default) or fp */
 	bool progress;		/* progress line on a terminal */
 	int top;		/* rows of the top table printed at the end, 0 = none */
 	const char *log_target;

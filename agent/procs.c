@@ -448,3 +448,33 @@ void procs__stats(const struct procs *p, struct procs_stats *ret)
 {
 	*ret = p->stats;
 }
+
+int procs__foreach_range(struct procs *p, int pid,
+			 int (*cb)(const struct mapping *m, uint64_t start, uint64_t end, void *ctx),
+			 void *ctx)
+{
+	struct proc *pr = proc_get(p, pid);
+	int err;
+
+	if (!pr)
+		return -ENOMEM;
+	if (!pr->known && load_from_proc(p, pr))
+		return -ENOENT;
+	for (uint32_t i = 0; i < pr->nmaps; i++) {
+		err = cb(&p->mappings[pr->maps[i].id], pr->maps[i].start, pr->maps[i].end, ctx);
+		if (err)
+			return err;
+	}
+	return 0;
+}
+
+int procs__refresh(struct procs *p, int pid)
+{
+	struct proc *pr = proc_get(p, pid);
+
+	if (!pr)
+		return -ENOMEM;
+	if (!pr->alive || now_ns() - pr->last_read_ns < REREAD_NS)
+		return 0;
+	return load_from_proc(p, pr);
+}

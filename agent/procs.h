@@ -53,6 +53,16 @@ int procs__resolve(struct procs *p, int pid, uint64_t addr, uint32_t *ret_id);
 const struct mapping *procs__mapping(const struct procs *p, uint32_t id);
 uint32_t procs__nmappings(const struct procs *p);
 bool procs__alive(const struct procs *p, int pid);
+/*
+ * Calls cb for every executable range [start, end) of process pid (reading
+ * /proc on the first look, like procs__resolve). Returns 0, the first
+ * non-zero value of cb, or -ENOENT for an unknown process.
+ */
+int procs__foreach_range(struct procs *p, int pid,
+			 int (*cb)(const struct mapping *m, uint64_t start, uint64_t end, void *ctx),
+			 void *ctx);
+/* Re-reads /proc/PID/maps now if it was not read in the last half second; 0 or -errno. */
+int procs__refresh(struct procs *p, int pid);
 void procs__stats(const struct procs *p, struct procs_stats *ret);
 
 #endif

@@ -3,6 +3,7 @@
 #include "record.h"
 
 #include <errno.h>
+#include <fcntl.h>
 #include <inttypes.h>
 #include <signal.h>
 #include <stdlib.h>
@@ -21,6 +22,7 @@
 #include "procs.h"
 #include "profile.h"
 #include "sampler.h"
+#include "unwinder.h"
 
 static volatile sig_atomic_t stop_requested;
 
@@ -48,6 +50,7 @@ static int64_t realtime_ns(void)
 
 struct rec_state {
 	struct agg *agg;
+	struct unwinder *unw;	/* NULL with --unwinder fp */
 	uint64_t samples;
 	/* distinct processes seen, for the progress line (a small open-addressing set) */
 	uint32_t *pids;
@@ -88,8 +91,45 @@ static int on_sample(void *ctx, const struct sample_event *e)
 
 	st->samples++;
 	note_pid(st, e->pid);
+	if (st->unw) {
+		/* tables load lazily: on a process's first sample, or when a frame had none */
+		if (!unwinder__knows(st->unw, (int)e->pid))
+			unwinder__sync_pid(st->unw, (int)e->pid, false);
+		else if (e->flags & SAMPLE_F_NEED_TABLES)
+			unwinder__sync_pid(st->unw, (int)e->pid, true);
+	}
 	agg__add(st->agg, e);	/* a full table is counted inside */
 	return 0;
+}
+
+static void on_task(void *ctx, enum task_event ev, int pid, int ppid)
+{
+	struct rec_state *st = ctx;
+
+	if (!st->unw)
+		return;
+	switch (ev) {
+	case TASK_FORK:
+		/* the child of a followed process maps the same files: reuse the tables now */
+		if (unwinder__knows(st->unw, ppid))
+			unwinder__sync_pid(st->unw, pid, false);
+		break;
+	case TASK_EXEC:
+	case TASK_MMAP:
+		unwinder__mark_dirty(st->unw, pid);
+		break;
+	case TASK_EXIT:
+		unwinder__forget_pid(st->unw, pid);
+		break;
+	}
+}
+
+static void on_tasks_drained(void *ctx)
+{
+	struct rec_state *st = ctx;
+
+	if (st->unw)
+		unwinder__sync_dirty(st->unw);
 }
 
 /*
@@ -223,9 +263,28 @@ out:
 }
 
 static void add_drop_comments(struct profile *p, const struct sampler_stats *ss,
-			      const struct agg_stats *as, const struct procs_stats *ps)
+			      const struct agg_stats *as, const struct procs_stats *ps,
+			      const struct unwinder_stats *us)
 {
 	const uint64_t *c = ss->counters;
+
+	if (us) {
+		profile__add_comment(p, "profleet.unwind.complete=%" PRIu64, c[CNT_UNWIND_COMPLETE]);
+		profile__add_comment(p, "profleet.unwind.no_table=%" PRIu64, c[CNT_UNWIND_NO_TABLE]);
+		profile__add_comment(p, "profleet.unwind.table_not_loaded=%" PRIu64,
+				     c[CNT_UNWIND_TABLE_NOT_LOADED]);
+		profile__add_comment(p, "profleet.unwind.read_fault=%" PRIu64, c[CNT_UNWIND_READ_FAULT]);
+		profile__add_comment(p, "profleet.unwind.depth_limit=%" PRIu64, c[CNT_UNWIND_DEPTH]);
+		profile__add_comment(p, "profleet.unwind.unsupported_rule=%" PRIu64,
+				     c[CNT_UNWIND_UNSUPPORTED]);
+		profile__add_comment(p, "profleet.unwind.fp_fallback_frames=%" PRIu64,
+				     c[CNT_UNWIND_FP_FALLBACK]);
+		profile__add_comment(p, "profleet.unwind.tables_loaded=%" PRIu64, us->tables_loaded);
+		profile__add_comment(p, "profleet.unwind.tables_failed=%" PRIu64, us->tables_failed);
+		profile__add_comment(p, "profleet.unwind.executables_without_cfi=%" PRIu64, us->no_cfi);
+		profile__add_comment(p, "profleet.unwind.table_bytes=%" PRIu64, us->bytes_live);
+		profile__add_comment(p, "profleet.unwind.table_load_ms_max=%.1f", us->load_ns_max / 1e6);
+	}
 
 	profile__add_comment(p, "profleet.samples.seen=%" PRIu64, c[CNT_SAMPLES]);
 	profile__add_comment(p, "profleet.samples.recorded=%" PRIu64, as->samples - as->dropped_full);
@@ -253,7 +312,10 @@ int record_run(const struct record_config *cfg)
 		.kernel_stacks = cfg->kernel_stacks,
 		.user_stacks = true,
 		.follow_children = cfg->command != NULL,
+		.dwarf_unwind = cfg->dwarf_unwind,
 		.on_sample = on_sample,
+		.on_task = on_task,
+		.on_tasks_drained = on_tasks_drained,
 	};
 	struct rec_state st = { 0 };
 	struct sampler *s = NULL;
@@ -264,6 +326,7 @@ int record_run(const struct record_config *cfg)
 	struct sampler_stats ss;
 	struct agg_stats as;
 	struct procs_stats ps;
+	struct unwinder_stats us;
 	struct sigaction sa = { .sa_handler = on_signal };
 	bool progress = cfg->progress && isatty(STDERR_FILENO);
 	double start, last_progress = 0, elapsed;
@@ -299,6 +362,20 @@ int record_run(const struct record_config *cfg)
 	s = sampler__new(&so, procs);
 	if (!s)
 		goto out;	/* logged */
+	if (cfg->dwarf_unwind) {
+		int mfd, tfd;
+
+		sampler__unwind_fds(s, &mfd, &tfd);
+		st.unw = unwinder__new(mfd, tfd, procs, NULL);
+		if (!st.unw) {
+			log_error("out of memory");
+			goto out;
+		}
+		/* our own libc and loader: most processes map the same files */
+		unwinder__sync_pid(st.unw, getpid(), false);
+		for (int i = 0; i < cfg->npids; i++)
+			unwinder__sync_pid(st.unw, cfg->pids[i], false);
+	}
 
 	for (int i = 0; i < cfg->npids; i++) {
 		err = sampler__add_pid(s, cfg->pids[i]);
@@ -313,6 +390,8 @@ int record_run(const struct record_config *cfg)
 			log_error("cannot start '%s': %s", cfg->command[0], strerror((int)-child));
 			goto out;
 		}
+		if (st.unw)	/* followed from its exec on */
+			unwinder__sync_pid(st.unw, child, false);
 		err = sampler__add_pid(s, child);
 		if (err) {
 			log_error("cannot target the command: %s", strerror(-err));
@@ -399,7 +478,9 @@ int record_run(const struct record_config *cfg)
 	}
 	agg__stats(st.agg, &as);
 	procs__stats(procs, &ps);
-	add_drop_comments(prof, &ss, &as, &ps);
+	if (st.unw)
+		unwinder__stats(st.unw, &us);
+	add_drop_comments(prof, &ss, &as, &ps, st.unw ? &us : NULL);
 	if (ss.counters[CNT_RINGBUF_FULL] || as.dropped_full || ss.task_lost)
 		log_warn("dropped samples: ring buffer full %" PRIu64 ", stack table full %" PRIu64
 			 ", lost mmap records %" PRIu64,
@@ -448,6 +529,7 @@ out:
 	profile__free(prof);
 	ksyms__free(ks);
 	sampler__free(s);
+	unwinder__free(st.unw);
 	agg__free(st.agg);
 	symcache__free(sc);
 	procs__free(procs);

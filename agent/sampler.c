@@ -25,7 +25,10 @@ struct sampler {
 	int *pfds;
 	int ncpus;
 	sampler_sample_fn on_sample;
+	sampler_task_fn on_task;
+	sampler_drained_fn on_drained;
 	void *ctx;
+	int epfd;
 	int cb_err;
 	uint64_t task_records, task_lost;
 };
@@ -114,6 +117,8 @@ static enum bpf_perf_event_ret handle_task_record(void *ctx, int cpu, struct per
 		rec_str(str, sizeof(str), m->filename, end);
 		procs__on_mmap(s->procs, (int)m->pid, m->addr, m->len, m->pgoff, m->maj, m->min,
 			       m->ino, str);
+		if (s->on_task)
+			s->on_task(s->ctx, TASK_MMAP, (int)m->pid, 0);
 		break;
 	}
 	case PERF_RECORD_COMM: {
@@ -122,22 +127,31 @@ static enum bpf_perf_event_ret handle_task_record(void *ctx, int cpu, struct per
 		if (h->size < sizeof(*c) || !(h->misc & PERF_RECORD_MISC_COMM_EXEC))
 			break;
 		rec_str(str, sizeof(str), c->comm, end);
-		if (c->pid == c->tid)
+		if (c->pid == c->tid) {
 			procs__on_exec(s->procs, (int)c->pid, str);
+			if (s->on_task)
+				s->on_task(s->ctx, TASK_EXEC, (int)c->pid, 0);
+		}
 		break;
 	}
 	case PERF_RECORD_FORK: {
 		const struct rec_task *t = (const void *)h;
 
-		if (h->size >= sizeof(*t) && t->pid != t->ppid)
+		if (h->size >= sizeof(*t) && t->pid != t->ppid) {
 			procs__on_fork(s->procs, (int)t->pid, (int)t->ppid);
+			if (s->on_task)
+				s->on_task(s->ctx, TASK_FORK, (int)t->pid, (int)t->ppid);
+		}
 		break;
 	}
 	case PERF_RECORD_EXIT: {
 		const struct rec_task *t = (const void *)h;
 
-		if (h->size >= sizeof(*t) && t->pid == t->tid)
+		if (h->size >= sizeof(*t) && t->pid == t->tid) {
 			procs__on_exit(s->procs, (int)t->pid);
+			if (s->on_task)
+				s->on_task(s->ctx, TASK_EXIT, (int)t->pid, 0);
+		}
 		break;
 	}
 	case PERF_RECORD_LOST: {
@@ -187,9 +201,10 @@ struct sampler *sampler__new(const struct sampler_opts *opts, struct procs *proc
 		.comm = 1,
 		.comm_exec = 1,
 		.task = 1,
-		.watermark = 1,
-		.wakeup_watermark = 16384,
+		/* wake up on every record: mappings must be known before samples land in them */
+		.wakeup_events = 1,
 	};
+	struct epoll_event ev = { .events = EPOLLIN };
 	struct sampler *s;
 	size_t rb_bytes;
 	int err = 0, attached = 0;
@@ -200,7 +215,10 @@ struct sampler *sampler__new(const struct sampler_opts *opts, struct procs *proc
 		return NULL;
 	s->procs = procs;
 	s->on_sample = opts->on_sample;
+	s->on_task = opts->on_task;
+	s->on_drained = opts->on_tasks_drained;
 	s->ctx = opts->ctx;
+	s->epfd = -1;
 	s->ncpus = libbpf_num_possible_cpus();
 	if (s->ncpus <= 0) {
 		err = s->ncpus ? s->ncpus : -EINVAL;
@@ -217,6 +235,7 @@ struct sampler *sampler__new(const struct sampler_opts *opts, struct procs *proc
 	s->skel->rodata->cfg_kernel_stacks = opts->kernel_stacks;
 	s->skel->rodata->cfg_user_stacks = opts->user_stacks;
 	s->skel->rodata->cfg_follow_children = opts->follow_children;
+	s->skel->rodata->cfg_dwarf_unwind = opts->dwarf_unwind;
 	/* a quarter of a second of samples from every CPU, at least 8 MiB */
 	rb_bytes = (size_t)s->ncpus * (size_t)opts->frequency * sizeof(struct sample_event) / 4;
 	rb_bytes = pow2_at_least(rb_bytes < (8u << 20) ? (8u << 20) : rb_bytes);
@@ -251,6 +270,16 @@ struct sampler *sampler__new(const struct sampler_opts *opts, struct procs *proc
 	if (!s->rb) {
 		err = -errno;
 		log_error("cannot open the sample ring buffer: %s", strerror(errno));
+		goto out;
+	}
+
+	/* one epoll set over both: task records and samples */
+	s->epfd = epoll_create1(EPOLL_CLOEXEC);
+	if (s->epfd < 0 ||
+	    epoll_ctl(s->epfd, EPOLL_CTL_ADD, ring_buffer__epoll_fd(s->rb), &ev) ||
+	    epoll_ctl(s->epfd, EPOLL_CTL_ADD, perf_buffer__epoll_fd(s->pb), &ev)) {
+		err = -errno;
+		log_error("epoll: %s", strerror(errno));
 		goto out;
 	}
 
@@ -317,6 +346,8 @@ void sampler__free(struct sampler *s)
 	sampler__stop(s);
 	free(s->links);
 	free(s->pfds);
+	if (s->epfd >= 0)
+		close(s->epfd);
 	ring_buffer__free(s->rb);
 	perf_buffer__free(s->pb);
 	oncpu_bpf__destroy(s->skel);
@@ -338,6 +369,8 @@ int sampler__drain(struct sampler *s)
 	int n;
 
 	perf_buffer__consume(s->pb);
+	if (s->on_drained)
+		s->on_drained(s->ctx);
 	n = ring_buffer__consume(s->rb);
 	if (s->cb_err) {
 		n = s->cb_err;
@@ -348,8 +381,8 @@ int sampler__drain(struct sampler *s)
 
 int sampler__poll(struct sampler *s, int timeout_ms)
 {
-	struct epoll_event ev;
-	int n = epoll_wait(ring_buffer__epoll_fd(s->rb), &ev, 1, timeout_ms);
+	struct epoll_event ev[2];
+	int n = epoll_wait(s->epfd, ev, 2, timeout_ms);
 
 	if (n < 0 && errno != EINTR)
 		return -errno;
@@ -384,5 +417,12 @@ int sampler__prog_stats(struct sampler *s, uint64_t *ret_run_ns, uint64_t *ret_r
 		return -errno;
 	*ret_run_ns = info.run_time_ns;
 	*ret_run_cnt = info.run_cnt;
+	return 0;
+}
+
+int sampler__unwind_fds(struct sampler *s, int *ret_mappings_fd, int *ret_tables_fd)
+{
+	*ret_mappings_fd = bpf_map__fd(s->skel->maps.exe_mappings);
+	*ret_tables_fd = bpf_map__fd(s->skel->maps.unwind_tables);
 	return 0;
 }

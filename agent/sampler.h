@@ -17,13 +17,22 @@ struct procs;
 
 typedef int (*sampler_sample_fn)(void *ctx, const struct sample_event *e);
 
+enum task_event { TASK_FORK, TASK_EXEC, TASK_MMAP, TASK_EXIT };
+/* After procs has taken the record in. For TASK_FORK, ppid is the parent. */
+typedef void (*sampler_task_fn)(void *ctx, enum task_event ev, int pid, int ppid);
+/* Between draining task records and draining samples. */
+typedef void (*sampler_drained_fn)(void *ctx);
+
 struct sampler_opts {
 	int frequency;		/* Hz per CPU */
 	enum filter_mode filter;
 	bool kernel_stacks;
 	bool user_stacks;
 	bool follow_children;	/* with FILTER_PIDS: children of targeted processes are targeted */
+	bool dwarf_unwind;	/* walk user stacks with unwind tables (else frame pointers only) */
 	sampler_sample_fn on_sample;
+	sampler_task_fn on_task;	/* may be NULL */
+	sampler_drained_fn on_tasks_drained;	/* may be NULL */
 	void *ctx;
 };
 
@@ -47,6 +56,8 @@ int sampler__drain(struct sampler *s);
 /* Stops sampling (detaches the perf events); records already queued can still be drained. */
 void sampler__stop(struct sampler *s);
 void sampler__stats(struct sampler *s, struct sampler_stats *ret);
+/* The unwinder's BPF maps: exe_mappings (LPM trie) and unwind_tables (array of maps). */
+int sampler__unwind_fds(struct sampler *s, int *ret_mappings_fd, int *ret_tables_fd);
 /* bpf_stats: total run time and count of the sampling program (needs kernel.bpf_stats_enabled=1). */
 int sampler__prog_stats(struct sampler *s, uint64_t *ret_run_ns, uint64_t *ret_run_cnt);
 

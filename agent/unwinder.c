@@ -1,0 +1,513 @@
+// SPDX-License-Identifier: Apache-2.0
+#include "unwinder.h"
+
+#include <bpf/bpf.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <gelf.h>
+#include <inttypes.h>
+#include <libelf.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+#include <arpa/inet.h>
+#include <endian.h>
+
+#include "log.h"
+#include "procs.h"
+#include "unwind.h"
+#include "unwind_table.h"
+
+/* between two forced re-syncs of one process */
+#define RESYNC_NS (1000ull * 1000 * 1000)
+
+struct seg {
+	uint64_t offset, vaddr, filesz;
+};
+
+struct table {
+	bool used;
+	bool failed;		/* no CFI or unreadable: remembered, never retried */
+	char key[96];		/* "b:<build-id>", or "i:<dev>:<ino>" without one */
+	char ino_key[48];	/* "i:<dev>:<ino>" of the file it was first loaded from */
+	uint32_t refs;		/* processes mapping it */
+	uint32_t nrows;
+	struct seg segs[8];	/* executable PT_LOADs, to turn file offsets into vaddrs */
+	int nsegs;
+};
+
+struct pid_entry {
+	struct pid_entry *next;
+	int pid;
+	bool dirty;		/* mappings changed since the last sync */
+	uint64_t last_sync_ns;
+	struct mapping_key *keys;	/* LPM keys we inserted */
+	uint32_t nkeys, cap;
+	uint32_t *tables;		/* table ids referenced (one per mapping range) */
+	uint32_t ntables, cap_tables;
+};
+
+struct unwinder {
+	int lpm_fd, tables_fd;
+	struct procs *procs;
+	struct unwinder_opts opts;
+	struct table tables[UNWIND_MAX_TABLES];
+	struct pid_entry *pids[1024];
+	struct unwinder_stats stats;
+};
+
+static uint64_t now_ns(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
+}
+
+struct unwinder *unwinder__new(int exe_mappings_fd, int tables_fd, struct procs *procs,
+			       const struct unwinder_opts *opts)
+{
+	struct unwinder *u = calloc(1, sizeof(*u));
+
+	if (!u)
+		return NULL;
+	elf_version(EV_CURRENT);
+	u->lpm_fd = exe_mappings_fd;
+	u->tables_fd = tables_fd;
+	u->procs = procs;
+	if (opts)
+		u->opts = *opts;
+	if (!u->opts.max_rows_per_table)
+		u->opts.max_rows_per_table = 4u << 20;
+	if (!u->opts.max_bytes)
+		u->opts.max_bytes = 64ull << 20;
+	return u;
+}
+
+static struct pid_entry **pid_slot(struct unwinder *u, int pid)
+{
+	struct pid_entry **pp = &u->pids[(uint32_t)pid % 1024];
+
+	while (*pp && (*pp)->pid != pid)
+		pp = &(*pp)->next;
+	return pp;
+}
+
+static void table_unref(struct unwinder *u, uint32_t id)
+{
+	struct table *t = &u->tables[id];
+
+	if (!t->used || !t->refs || --t->refs)
+		return;
+	if (!t->failed) {
+		bpf_map_delete_elem(u->tables_fd, &id);
+		u->stats.tables_evicted++;
+		u->stats.tables_live--;
+		u->stats.rows_live -= t->nrows;
+		u->stats.bytes_live -= (uint64_t)t->nrows * sizeof(struct unwind_row);
+	}
+	memset(t, 0, sizeof(*t));
+}
+
+static void pid_drop_entries(struct unwinder *u, struct pid_entry *pe)
+{
+	for (uint32_t i = 0; i < pe->nkeys; i++)
+		bpf_map_delete_elem(u->lpm_fd, &pe->keys[i]);
+	u->stats.lpm_entries -= pe->nkeys;
+	pe->nkeys = 0;
+	for (uint32_t i = 0; i < pe->ntables; i++)
+		table_unref(u, pe->tables[i]);
+	pe->ntables = 0;
+}
+
+void unwinder__forget_pid(struct unwinder *u, int pid)
+{
+	struct pid_entry **pp = pid_slot(u, pid), *pe = *pp;
+
+	if (!pe)
+		return;
+	pid_drop_entries(u, pe);
+	*pp = pe->next;
+	free(pe->keys);
+	free(pe->tables);
+	free(pe);
+	u->stats.pids--;
+}
+
+void unwinder__free(struct unwinder *u)
+{
+	if (!u)
+		return;
+	for (int i = 0; i < 1024; i++)
+		while (u->pids[i])
+			unwinder__forget_pid(u, u->pids[i]->pid);
+	free(u);
+}
+
+/* Reads the build-id note and the executable PT_LOAD segments. */
+static int read_elf_ids(const char *path, char *build_id, size_t bid_len, struct seg *segs,
+			int *nsegs)
+{
+	int fd = open(path, O_RDONLY | O_CLOEXEC), err = 0;
+	size_t phnum;
+	Elf *elf = NULL;
+
+	build_id[0] = '\0';
+	*nsegs = 0;
+	if (fd < 0)
+		return -errno;
+	elf = elf_begin(fd, ELF_C_READ_MMAP, NULL);
+	if (!elf || elf_kind(elf) != ELF_K_ELF || elf_getphdrnum(elf, &phnum)) {
+		err = -EINVAL;
+		goto out;
+	}
+	for (size_t i = 0; i < phnum; i++) {
+		GElf_Phdr ph;
+
+		if (!gelf_getphdr(elf, (int)i, &ph))
+			continue;
+		if (ph.p_type == PT_LOAD && (ph.p_flags & PF_X) && *nsegs < 8)
+			segs[(*nsegs)++] = (struct seg){ ph.p_offset, ph.p_vaddr, ph.p_filesz };
+		if (ph.p_type == PT_NOTE && !build_id[0]) {
+			Elf_Data *d = elf_getdata_rawchunk(elf, (int64_t)ph.p_offset, ph.p_filesz,
+							   ELF_T_NHDR);
+			size_t off = 0, name_off, desc_off;
+			GElf_Nhdr nh;
+
+			while (d && (off = gelf_getnote(d, off, &nh, &name_off, &desc_off)) > 0) {
+				if (nh.n_type == NT_GNU_BUILD_ID && nh.n_namesz == 4 &&
+				    !memcmp((char *)d->d_buf + name_off, "GNU", 4) &&
+				    nh.n_descsz * 2 + 1 <= bid_len) {
+					const unsigned char *b = (unsigned char *)d->d_buf + desc_off;
+
+					for (size_t k = 0; k < nh.n_descsz; k++)
+						sprintf(build_id + 2 * k, "%02x", b[k]);
+					break;
+				}
+			}
+		}
+	}
+	if (!*nsegs)
+		err = -ENOEXEC;
+out:
+	elf_end(elf);
+	close(fd);
+	return err;
+}
+
+static int find_table(struct unwinder *u, const char *key)
+{
+	for (int i = 0; i < UNWIND_MAX_TABLES; i++)
+		if (u->tables[i].used &&
+		    (!strcmp(u->tables[i].key, key) || !strcmp(u->tables[i].ino_key, key)))
+			return i;
+	return -ENOENT;
+}
+
+static int free_slot(struct unwinder *u)
+{
+	for (int i = 0; i < UNWIND_MAX_TABLES; i++)
+		if (!u->tables[i].used)
+			return i;
+	return -ENOSPC;
+}
+
+/* Compiles and loads the table of one file into slot id. */
+static int load_table(struct unwinder *u, uint32_t id, const char *path)
+{
+	LIBBPF_OPTS(bpf_map_create_opts, mopts, .map_flags = BPF_F_INNER_MAP);
+	struct table *t = &u->tables[id];
+	struct unwind_table *ut = NULL;
+	uint32_t *keys = NULL;
+	uint64_t t0 = now_ns(), dt;
+	int fd = -1, err;
+
+	err = unwind_table__build(path, NULL, u->opts.max_rows_per_table, &ut);
+	if (err)
+		goto out;
+	if (!ut->nrows) {
+		err = -ENOENT;
+		goto out;
+	}
+	if (u->stats.bytes_live + (uint64_t)ut->nrows * sizeof(struct unwind_row) >
+	    u->opts.max_bytes) {
+		err = -ENOSPC;
+		goto out;
+	}
+	fd = bpf_map_create(BPF_MAP_TYPE_ARRAY, "unwind_rows", sizeof(__u32),
+			    sizeof(struct unwind_row), ut->nrows, &mopts);
+	if (fd < 0) {
+		err = -errno;
+		goto out;
+	}
+	keys = malloc(ut->nrows * sizeof(*keys));
+	if (!keys) {
+		err = -ENOMEM;
+		goto out;
+	}
+	for (uint32_t i = 0; i < ut->nrows; i++)
+		keys[i] = i;
+	{
+		__u32 count = ut->nrows;
+
+		if (bpf_map_update_batch(fd, keys, ut->rows, &count, NULL) || count != ut->nrows) {
+			/* older kernels: one by one */
+			for (uint32_t i = 0; i < ut->nrows; i++) {
+				if (bpf_map_update_elem(fd, &keys[i], &ut->rows[i], BPF_ANY)) {
+					err = -errno;
+					goto out;
+				}
+			}
+		}
+	}
+	if (bpf_map_update_elem(u->tables_fd, &id, &fd, BPF_ANY)) {
+		err = -errno;
+		goto out;
+	}
+	t->nrows = ut->nrows;
+	u->stats.tables_loaded++;
+	u->stats.tables_live++;
+	u->stats.rows_live += ut->nrows;
+	u->stats.bytes_live += (uint64_t)ut->nrows * sizeof(struct unwind_row);
+	dt = now_ns() - t0;
+	u->stats.load_ns_total += dt;
+	if (dt > u->stats.load_ns_max)
+		u->stats.load_ns_max = dt;
+	log_info("unwind table for %s: %u rows, %.1f ms", path, ut->nrows, dt / 1e6);
+out:
+	if (fd >= 0)
+		close(fd);
+	free(keys);
+	unwind_table__free(ut);
+	return err;
+}
+
+/* Returns the table id for the file of mapping m (loading it once), or -errno. */
+static int table_for(struct unwinder *u, const struct mapping *m, int pid)
+{
+	char path[4200], bid[80], key[96];
+	struct seg segs[8];
+	int nsegs, id, err;
+
+	if (m->path[0] != '/')
+		return -ENOENT;
+	snprintf(path, sizeof(path), "/proc/%d/map_files/%" PRIx64 "-%" PRIx64, pid, m->start,
+		 m->end);
+	if (access(path, R_OK)) {
+		snprintf(path, sizeof(path), "/proc/%d/root%s", pid, m->path);
+		if (access(path, R_OK))
+			snprintf(path, sizeof(path), "%s", m->path);
+	}
+	/* cheap identity first: the same (dev, ino) seen before */
+	snprintf(key, sizeof(key), "i:%" PRIu64 ":%" PRIu64, m->dev, m->ino);
+	id = find_table(u, key);
+	if (id >= 0)
+		return id;
+	err = read_elf_ids(path, bid, sizeof(bid), segs, &nsegs);
+	if (err)
+		return err;
+	if (bid[0]) {
+		snprintf(key, sizeof(key), "b:%s", bid);
+		id = find_table(u, key);
+		if (id >= 0)
+			return id;
+	}
+	id = free_slot(u);
+	if (id < 0)
+		return id;
+	u->tables[id] = (struct table){ .used = true, .nsegs = nsegs };
+	snprintf(u->tables[id].key, sizeof(u->tables[id].key), "%s", key);
+	snprintf(u->tables[id].ino_key, sizeof(u->tables[id].ino_key), "i:%" PRIu64 ":%" PRIu64,
+		 m->dev, m->ino);
+	memcpy(u->tables[id].segs, segs, sizeof(segs));
+	err = load_table(u, (uint32_t)id, path);
+	if (err) {
+		u->tables[id].failed = true;
+		if (err == -ENOENT)
+			u->stats.no_cfi++;
+		else
+			u->stats.tables_failed++;
+		log_info("no unwind table for %s: %s", m->path, strerror(-err));
+	}
+	return id;
+}
+
+static int pid_add_key(struct pid_entry *pe, const struct mapping_key *k)
+{
+	if (pe->nkeys == pe->cap) {
+		uint32_t n = pe->cap ? pe->cap * 2 : 64;
+		struct mapping_key *nk = realloc(pe->keys, n * sizeof(*nk));
+
+		if (!nk)
+			return -ENOMEM;
+		pe->keys = nk;
+		pe->cap = n;
+	}
+	pe->keys[pe->nkeys++] = *k;
+	return 0;
+}
+
+static int pid_add_table(struct pid_entry *pe, uint32_t id)
+{
+	if (pe->ntables == pe->cap_tables) {
+		uint32_t n = pe->cap_tables ? pe->cap_tables * 2 : 16;
+		uint32_t *nt = realloc(pe->tables, n * sizeof(*nt));
+
+		if (!nt)
+			return -ENOMEM;
+		pe->tables = nt;
+		pe->cap_tables = n;
+	}
+	pe->tables[pe->ntables++] = id;
+	return 0;
+}
+
+struct sync_ctx {
+	struct unwinder *u;
+	struct pid_entry *pe;
+};
+
+/* Splits [start, end) into aligned power-of-two blocks: one LPM key each. */
+static int add_range(const struct mapping *m, uint64_t start, uint64_t end, void *arg)
+{
+	struct sync_ctx *c = arg;
+	struct unwinder *u = c->u;
+	struct mapping_info info;
+	const struct table *t;
+	const struct seg *sg = NULL;
+	int id = table_for(u, m, c->pe->pid);
+
+	if (id < 0)
+		return 0;	/* no table: the BPF side uses frame pointers there */
+	t = &u->tables[id];
+	u->tables[id].refs++;
+	if (pid_add_table(c->pe, (uint32_t)id))
+		return -ENOMEM;
+	if (t->failed)
+		return 0;
+	/* the executable segment that holds this mapping's file offset */
+	for (int i = 0; i < t->nsegs; i++) {
+		if (m->pgoff + (start - m->start) >= t->segs[i].offset &&
+		    m->pgoff + (start - m->start) < t->segs[i].offset + t->segs[i].filesz + 4096) {
+			sg = &t->segs[i];
+			break;
+		}
+	}
+	if (!sg)
+		return 0;
+	info = (struct mapping_info){
+		.table_id = (uint32_t)id,
+		.nrows = t->nrows,
+		/* vaddr = addr - start + pgoff - p_offset + p_vaddr */
+		.bias = m->start - m->pgoff + sg->offset - sg->vaddr,
+	};
+	while (start < end) {
+		struct mapping_key k;
+		unsigned bits = start ? (unsigned)__builtin_ctzll(start) : 63;
+
+		while (bits > 0 && start + (1ull << bits) > end)
+			bits--;
+		k.prefixlen = 32 + 64 - bits;
+		k.pid_be = htonl((uint32_t)c->pe->pid);
+		k.addr_be = htobe64(start);
+		if (bpf_map_update_elem(u->lpm_fd, &k, &info, BPF_ANY)) {
+			u->stats.lpm_failed++;
+			return 0;
+		}
+		u->stats.lpm_entries++;
+		if (pid_add_key(c->pe, &k))
+			return -ENOMEM;
+		start += 1ull << bits;
+	}
+	return 0;
+}
+
+static bool has_key(const struct pid_entry *pe, const struct mapping_key *k)
+{
+	for (uint32_t i = 0; i < pe->nkeys; i++)
+		if (!memcmp(&pe->keys[i], k, sizeof(*k)))
+			return true;
+	return false;
+}
+
+static int sync_entry(struct unwinder *u, struct pid_entry *pe)
+{
+	struct pid_entry old = *pe;
+	struct sync_ctx c = { u, pe };
+	int err;
+
+	/*
+	 * Add the new entries and references first, then drop the old ones, so
+	 * that a table both lists share is never evicted and loaded again.
+	 */
+	pe->keys = NULL;
+	pe->nkeys = pe->cap = 0;
+	pe->tables = NULL;
+	pe->ntables = pe->cap_tables = 0;
+	pe->last_sync_ns = now_ns();
+	pe->dirty = false;
+	u->stats.pid_syncs++;
+	err = procs__foreach_range(u->procs, pe->pid, add_range, &c);
+	for (uint32_t i = 0; i < old.nkeys; i++) {
+		if (!has_key(pe, &old.keys[i])) {
+			bpf_map_delete_elem(u->lpm_fd, &old.keys[i]);
+		}
+	}
+	/* entries both had were counted twice by add_range */
+	u->stats.lpm_entries -= old.nkeys;
+	for (uint32_t i = 0; i < old.ntables; i++)
+		table_unref(u, old.tables[i]);
+	free(old.keys);
+	free(old.tables);
+	return err == -ENOENT ? 0 : err;
+}
+
+int unwinder__sync_pid(struct unwinder *u, int pid, bool force)
+{
+	struct pid_entry **pp = pid_slot(u, pid), *pe = *pp;
+
+	if (pe && !pe->dirty && (!force || now_ns() - pe->last_sync_ns < RESYNC_NS))
+		return 0;
+	if (!pe) {
+		pe = calloc(1, sizeof(*pe));
+		if (!pe)
+			return -ENOMEM;
+		pe->pid = pid;
+		*pp = pe;
+		u->stats.pids++;
+	} else if (force) {
+		procs__refresh(u->procs, pid);
+	}
+	return sync_entry(u, pe);
+}
+
+bool unwinder__knows(struct unwinder *u, int pid)
+{
+	return *pid_slot(u, pid) != NULL;
+}
+
+void unwinder__mark_dirty(struct unwinder *u, int pid)
+{
+	struct pid_entry *pe = *pid_slot(u, pid);
+
+	if (pe)
+		pe->dirty = true;
+}
+
+int unwinder__sync_dirty(struct unwinder *u)
+{
+	int n = 0;
+
+	for (int i = 0; i < 1024; i++)
+		for (struct pid_entry *pe = u->pids[i]; pe; pe = pe->next)
+			if (pe->dirty && sync_entry(u, pe) == 0)
+				n++;
+	return n;
+}
+
+void unwinder__stats(const struct unwinder *u, struct unwinder_stats *ret)
+{
+	*ret = u->stats;
+}

@@ -1,0 +1,56 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+#ifndef AGENT_UNWINDER_H
+#define AGENT_UNWINDER_H
+
+/*
+ * User-space half of the native unwinder: compiles the unwind table of each
+ * executable a sampled process maps (once per build-id, shared by every
+ * process), loads it into the BPF unwind_tables map, and tells the BPF
+ * program which table covers which address of which process (exe_mappings).
+ * Tables no process maps any more are evicted.
+ */
+
+#include <stdbool.h>
+#include <stdint.h>
+
+struct procs;
+
+struct unwinder_opts {
+	uint32_t max_rows_per_table;	/* 0 = 4M */
+	uint64_t max_bytes;		/* all tables together; 0 = 64 MiB */
+	const char *debug_root;		/* NULL = /usr/lib/debug */
+};
+
+struct unwinder_stats {
+	uint64_t tables_loaded, tables_failed, tables_evicted, tables_live;
+	uint64_t rows_live, bytes_live;
+	uint64_t lpm_entries, lpm_failed;
+	uint64_t pids, pid_syncs;
+	uint64_t load_ns_total, load_ns_max;	/* compile + load time per table */
+	uint64_t no_cfi;			/* executables without CFI */
+};
+
+struct unwinder;
+
+/* exe_mappings_fd: the LPM trie; tables_fd: the array of maps. */
+struct unwinder *unwinder__new(int exe_mappings_fd, int tables_fd, struct procs *procs,
+			       const struct unwinder_opts *opts);
+void unwinder__free(struct unwinder *u);
+/*
+ * Makes sure every executable mapping of pid has its table loaded and its
+ * LPM entries in place. Cheap for a pid already synced unless force (used
+ * when the BPF program reports a frame with no table: a library was mapped
+ * since). Returns 0 or -errno.
+ */
+int unwinder__sync_pid(struct unwinder *u, int pid, bool force);
+/* Whether pid was synced (and so is being followed). */
+bool unwinder__knows(struct unwinder *u, int pid);
+/* Its mappings changed (exec, mmap): re-synced by the next unwinder__sync_dirty. */
+void unwinder__mark_dirty(struct unwinder *u, int pid);
+/* Re-syncs every process marked dirty; returns how many. */
+int unwinder__sync_dirty(struct unwinder *u);
+/* The process exited: drops its LPM entries and its references to tables. */
+void unwinder__forget_pid(struct unwinder *u, int pid);
+void unwinder__stats(const struct unwinder *u, struct unwinder_stats *ret);
+
+#endif

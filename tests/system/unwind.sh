@@ -1,0 +1,84 @@
+#!/bin/sh
+# Native unwinding without frame pointers: workloads built -O2 -fomit-frame-pointer
+# whose hot paths run through Debian's libc and libstdc++ (which have none either)
+# must unwind to main (or the thread's start) in >= 99% of samples. Prints TAP.
+. "$(dirname "$0")/lib.sh"
+
+if [ ! -r /sys/kernel/btf/vmlinux ] || [ "$(id -u)" -ne 0 ]; then
+	skip "needs root and kernel BTF"
+	finish
+	exit 0
+fi
+NOFP=$WL/nofp
+
+# share FILE REGEX: percentage of samples (weighted lines) matching REGEX
+share() {
+	awk -v re="$2" '{ t += $NF; if ($0 ~ re) m += $NF } END {
+		if (t == 0) print "0.00"; else printf "%.2f", 100 * m / t }' "$1"
+}
+# at_least PCT MIN_PCT
+at_least() { awk -v p="$1" -v m="$2" 'BEGIN { exit !(p + 0 >= m + 0) }'; }
+
+record() { # name, workload args...
+	name=$1
+	shift
+	"$AGENT" record --frequency 499 --output "$TMP/$name.txt" --output "$TMP/$name.pb.gz" \
+		--top 0 --log-level info -- "$@" >"$TMP/$name.log" 2>&1
+}
+
+# --- C through libc: qsort + comparator, bsearch, memcpy ----------------------
+record libc "$NOFP/libc_hot" 3
+total=$(folded_total "$TMP/libc.txt")
+p=$(share "$TMP/libc.txt" '^libc_hot;_start;[^ ]*;main;')
+echo "# libc_hot: $p% of $total samples unwind from _start through main"
+check "libc_hot: >= 99% of samples reach main from _start ($p%)" at_least "$p" 99
+check "libc_hot: enough samples ($total)" test "$total" -gt 500
+# every frame in the right order
+bad=$(grep ';cmp_int' "$TMP/libc.txt" | grep -vcE ';main;do_(sort|search);(qsort|bsearch|msort|__qsort|__bsearch)[^;]*;.*cmp_int')
+check "libc_hot: cmp_int always under main;do_sort|do_search;qsort|bsearch ($bad lines wrong)" test "$bad" -eq 0
+check "libc_hot: qsort's comparator seen" grep -q ';qsort[^;]*;.*cmp_int' "$TMP/libc.txt"
+check "libc_hot: bsearch seen" grep -q ';main;do_search;bsearch' "$TMP/libc.txt"
+check "libc_hot: memcpy under do_copy seen" grep -qE ';main;do_copy;[^;]*mem(cpy|move)' "$TMP/libc.txt"
+
+# --- C++: std::sort with a lambda, virtual calls, exceptions ------------------
+record cxx "$NOFP/cxx" 3
+total=$(folded_total "$TMP/cxx.txt")
+p=$(share "$TMP/cxx.txt" '^cxx;_start;[^ ]*;main;')
+echo "# cxx: $p% of $total samples unwind from _start through main"
+check "cxx: >= 99% of samples reach main from _start ($p%)" at_least "$p" 99
+check "cxx: std::sort with the lambda" grep -qE ';main;work::sort_step\(.*std::.*sort.*lambda' "$TMP/cxx.txt"
+check "cxx: virtual calls" grep -qE ';main;work::virtual_step\([^;]*;work::(Square|Tri)::area' "$TMP/cxx.txt"
+check "cxx: exceptions unwound through libgcc/libstdc++" \
+	grep -qE ';main;work::exception_step\(\);[^ ]*(_Unwind_|__cxa_throw|__gxx_personality)' "$TMP/cxx.txt"
+
+# --- 60-deep recursion ----------------------------------------------------------
+record rec "$NOFP/recurse" 3
+total=$(folded_total "$TMP/rec.txt")
+p=$(share "$TMP/rec.txt" '^recurse;_start;[^ ]*;main;')
+deep=$(awk '/;leaf_work/ { n = gsub(/;recurse;|;recurse /, "&"); s += $NF; if (n >= 61 || gsub(/recurse/, "&") >= 61) d += $NF } END { printf "%d/%d", d, s }' "$TMP/rec.txt")
+echo "# recurse: $p% reach main; samples in leaf_work with all 61 recurse frames: $deep"
+check "recurse: >= 99% of samples reach main ($p%)" at_least "$p" 99
+check "recurse: leaf_work stacks hold all 61 recurse frames ($deep)" \
+	awk -v d="$deep" 'BEGIN { split(d, a, "/"); exit !(a[2] > 100 && a[1] >= 0.99 * a[2]) }'
+
+# --- threads ----------------------------------------------------------------------
+record mt "$NOFP/mt" 3
+total=$(folded_total "$TMP/mt.txt")
+p=$(share "$TMP/mt.txt" '^mt;(_start;[^ ]*;main;|clone3?;start_thread;mt_worker;)')
+echo "# mt: $p% of $total samples reach main or clone3;start_thread;mt_worker"
+check "mt: >= 99% of samples reach the thread start or main ($p%)" at_least "$p" 99
+
+# --- the frame-pointer path where tables are missing ------------------------------
+"$AGENT" record --unwinder fp --frequency 499 --output "$TMP/fp.txt" --top 0 \
+	-- "$WL/chain" 2 >"$TMP/fp.log" 2>&1
+in_c=$(folded_sum "$TMP/fp.txt" ';chain_c( |;)')
+full=$(folded_sum "$TMP/fp.txt" ';main;chain_a;chain_b;chain_c( |;)')
+check "--unwinder fp still walks frame-pointer code ($full of $in_c)" \
+	awk -v f="$full" -v t="$in_c" 'BEGIN { exit !(t > 100 && f >= 0.95 * t) }'
+
+# --- counters in the profile -------------------------------------------------------
+if command -v go >/dev/null 2>&1; then
+	go tool pprof -comments "$TMP/libc.pb.gz" >"$TMP/comments.txt" 2>&1
+	check "unwind counters are in the profile" grep -q 'profleet.unwind.complete=' "$TMP/comments.txt"
+fi
+finish
