@@ -76,10 +76,11 @@ $(BUILD)/tests/test_%: tests/unit/test_%.c $(LIB_OBJS)
 	@mkdir -p $(@D)
 	$(CC) $(CFLAGS) $(LDFLAGS) -Itests/unit $^ -o $@ $(LDLIBS) -lcmocka
 
-# Workloads keep frame pointers: the frame-pointer unwinder is what this tier tests.
+# Workloads keep frame pointers, in every function (-O0: gcc drops them in leaf functions
+# otherwise): the frame-pointer unwinder is what this tier tests.
 $(BUILD)/workloads/%: tests/workloads/%.c
 	@mkdir -p $(@D)
-	$(CC) -O1 -g -fno-omit-frame-pointer -fno-inline -pthread $< -o $@
+	$(CC) -O0 -g -fno-omit-frame-pointer -pthread $< -o $@
 
 # ... and these have none, like most code on a real node (issue: .eh_frame unwinding).
 NOFP_FLAGS := -O2 -g -fomit-frame-pointer -fno-inline-functions -pthread

@@ -115,8 +115,13 @@ static long add_name(struct elfobj *o, const char *s)
 
 static int add_sym(struct elfobj *o, uint64_t addr, uint64_t size, const char *name, uint8_t rank)
 {
-	char *dm = demangle(name);
+	char *dm = demangle(name), *at = NULL;
 	long off;
+
+	/* "memcpy@@GLIBC_2.14": the symbol version is noise in a profile */
+	if (!dm && (at = strchr(name, '@')) && at != name) {
+		dm = strndup(name, (size_t)(at - name));
+	}
 
 	if (o->nsyms >= MAX_SYMS) {
 		free(dm);

@@ -50,6 +50,7 @@ static int64_t realtime_ns(void)
 
 struct rec_state {
 	struct agg *agg;
+	struct procs *procs;
 	struct unwinder *unw;	/* NULL with --unwinder fp */
 	uint64_t samples;
 	/* distinct processes seen, for the progress line (a small open-addressing set) */
@@ -91,7 +92,7 @@ static int on_sample(void *ctx, const struct sample_event *e)
 
 	st->samples++;
 	note_pid(st, e->pid);
-	if (st->unw) {
+	if (st->unw && procs__alive(st->procs, (int)e->pid)) {
 		/* tables load lazily: on a process's first sample, or when a frame had none */
 		if (!unwinder__knows(st->unw, (int)e->pid))
 			unwinder__sync_pid(st->unw, (int)e->pid, false);
@@ -353,6 +354,7 @@ int record_run(const struct record_config *cfg)
 		log_error("out of memory");
 		goto out;
 	}
+	st.procs = procs;
 	st.agg = agg__new(NULL, procs, sc);
 	if (!st.agg) {
 		log_error("out of memory");
@@ -363,10 +365,11 @@ int record_run(const struct record_config *cfg)
 	if (!s)
 		goto out;	/* logged */
 	if (cfg->dwarf_unwind) {
-		int mfd, tfd;
+		int mfd, rfd;
+		uint32_t cap;
 
-		sampler__unwind_fds(s, &mfd, &tfd);
-		st.unw = unwinder__new(mfd, tfd, procs, NULL);
+		sampler__unwind_fds(s, &mfd, &rfd, &cap);
+		st.unw = unwinder__new(mfd, rfd, cap, procs, NULL);
 		if (!st.unw) {
 			log_error("out of memory");
 			goto out;

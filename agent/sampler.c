@@ -15,6 +15,7 @@
 #include "log.h"
 #include "oncpu.skel.h"
 #include "procs.h"
+#include "unwind.h"
 
 struct sampler {
 	struct oncpu_bpf *skel;
@@ -201,8 +202,13 @@ struct sampler *sampler__new(const struct sampler_opts *opts, struct procs *proc
 		.comm = 1,
 		.comm_exec = 1,
 		.task = 1,
-		/* wake up on every record: mappings must be known before samples land in them */
-		.wakeup_events = 1,
+		/*
+		 * Wake up on every record (wakeup_events counts only samples, so a byte
+		 * watermark): a new mapping's unwind table must be loaded before the
+		 * process is sampled in it.
+		 */
+		.watermark = 1,
+		.wakeup_watermark = 1,
 	};
 	struct epoll_event ev = { .events = EPOLLIN };
 	struct sampler *s;
@@ -242,6 +248,11 @@ struct sampler *sampler__new(const struct sampler_opts *opts, struct procs *proc
 	if (rb_bytes > (256u << 20))
 		rb_bytes = 256u << 20;
 	bpf_map__set_max_entries(s->skel->maps.samples, (__u32)rb_bytes);
+	if (opts->dwarf_unwind)
+		bpf_map__set_max_entries(s->skel->maps.unwind_rows,
+					 opts->unwind_rows ? opts->unwind_rows : UNWIND_DEFAULT_ROWS);
+	else	/* no tables: keep the array tiny */
+		bpf_map__set_max_entries(s->skel->maps.unwind_rows, 1);
 	s->skel->rodata->cfg_wakeup_bytes = rb_bytes / 4;
 
 	err = oncpu_bpf__load(s->skel);
@@ -420,9 +431,11 @@ int sampler__prog_stats(struct sampler *s, uint64_t *ret_run_ns, uint64_t *ret_r
 	return 0;
 }
 
-int sampler__unwind_fds(struct sampler *s, int *ret_mappings_fd, int *ret_tables_fd)
+int sampler__unwind_fds(struct sampler *s, int *ret_mappings_fd, int *ret_rows_fd,
+			uint32_t *ret_rows_cap)
 {
 	*ret_mappings_fd = bpf_map__fd(s->skel->maps.exe_mappings);
-	*ret_tables_fd = bpf_map__fd(s->skel->maps.unwind_tables);
+	*ret_rows_fd = bpf_map__fd(s->skel->maps.unwind_rows);
+	*ret_rows_cap = bpf_map__max_entries(s->skel->maps.unwind_rows);
 	return 0;
 }

@@ -30,6 +30,7 @@ struct sampler_opts {
 	bool user_stacks;
 	bool follow_children;	/* with FILTER_PIDS: children of targeted processes are targeted */
 	bool dwarf_unwind;	/* walk user stacks with unwind tables (else frame pointers only) */
+	uint32_t unwind_rows;	/* size of the unwind_rows array; 0 = UNWIND_DEFAULT_ROWS */
 	sampler_sample_fn on_sample;
 	sampler_task_fn on_task;	/* may be NULL */
 	sampler_drained_fn on_tasks_drained;	/* may be NULL */
@@ -56,8 +57,9 @@ int sampler__drain(struct sampler *s);
 /* Stops sampling (detaches the perf events); records already queued can still be drained. */
 void sampler__stop(struct sampler *s);
 void sampler__stats(struct sampler *s, struct sampler_stats *ret);
-/* The unwinder's BPF maps: exe_mappings (LPM trie) and unwind_tables (array of maps). */
-int sampler__unwind_fds(struct sampler *s, int *ret_mappings_fd, int *ret_tables_fd);
+/* The unwinder's BPF maps: exe_mappings (LPM trie) and unwind_rows (array, *ret_rows_cap rows). */
+int sampler__unwind_fds(struct sampler *s, int *ret_mappings_fd, int *ret_rows_fd,
+			uint32_t *ret_rows_cap);
 /* bpf_stats: total run time and count of the sampling program (needs kernel.bpf_stats_enabled=1). */
 int sampler__prog_stats(struct sampler *s, uint64_t *ret_run_ns, uint64_t *ret_run_cnt);
 

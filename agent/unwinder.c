@@ -33,7 +33,7 @@ struct table {
 	char key[96];		/* "b:<build-id>", or "i:<dev>:<ino>" without one */
 	char ino_key[48];	/* "i:<dev>:<ino>" of the file it was first loaded from */
 	uint32_t refs;		/* processes mapping it */
-	uint32_t nrows;
+	uint32_t first_row, nrows;	/* its slice of unwind_rows */
 	struct seg segs[8];	/* executable PT_LOADs, to turn file offsets into vaddrs */
 	int nsegs;
 };
@@ -49,8 +49,15 @@ struct pid_entry {
 	uint32_t ntables, cap_tables;
 };
 
+/* free slices of unwind_rows, sorted by start, never adjacent */
+struct range {
+	uint32_t start, len;
+};
+
 struct unwinder {
-	int lpm_fd, tables_fd;
+	int lpm_fd, rows_fd;
+	struct range *free;
+	uint32_t nfree, cap_free;
 	struct procs *procs;
 	struct unwinder_opts opts;
 	struct table tables[UNWIND_MAX_TABLES];
@@ -66,8 +73,63 @@ static uint64_t now_ns(void)
 	return (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
 }
 
-struct unwinder *unwinder__new(int exe_mappings_fd, int tables_fd, struct procs *procs,
-			       const struct unwinder_opts *opts)
+/* First fit: returns the start of a slice of n rows, or -ENOSPC. */
+static int64_t rows_alloc(struct unwinder *u, uint32_t n)
+{
+	for (uint32_t i = 0; i < u->nfree; i++) {
+		struct range *r = &u->free[i];
+		uint32_t start = r->start;
+
+		if (r->len < n)
+			continue;
+		r->start += n;
+		r->len -= n;
+		if (!r->len) {
+			memmove(r, r + 1, (u->nfree - i - 1) * sizeof(*r));
+			u->nfree--;
+		}
+		return start;
+	}
+	return -ENOSPC;
+}
+
+static void rows_release(struct unwinder *u, uint32_t start, uint32_t n)
+{
+	uint32_t i = 0;
+
+	while (i < u->nfree && u->free[i].start < start)
+		i++;
+	/* merge with the previous and/or the next free slice */
+	if (i > 0 && u->free[i - 1].start + u->free[i - 1].len == start) {
+		u->free[i - 1].len += n;
+		if (i < u->nfree && start + n == u->free[i].start) {
+			u->free[i - 1].len += u->free[i].len;
+			memmove(&u->free[i], &u->free[i + 1], (u->nfree - i - 1) * sizeof(*u->free));
+			u->nfree--;
+		}
+		return;
+	}
+	if (i < u->nfree && start + n == u->free[i].start) {
+		u->free[i].start = start;
+		u->free[i].len += n;
+		return;
+	}
+	if (u->nfree == u->cap_free) {
+		uint32_t ncap = u->cap_free ? u->cap_free * 2 : 64;
+		struct range *nr = realloc(u->free, ncap * sizeof(*nr));
+
+		if (!nr)
+			return;	/* the slice is lost until restart; counted as live */
+		u->free = nr;
+		u->cap_free = ncap;
+	}
+	memmove(&u->free[i + 1], &u->free[i], (u->nfree - i) * sizeof(*u->free));
+	u->free[i] = (struct range){ start, n };
+	u->nfree++;
+}
+
+struct unwinder *unwinder__new(int exe_mappings_fd, int rows_fd, uint32_t rows_cap,
+			       struct procs *procs, const struct unwinder_opts *opts)
 {
 	struct unwinder *u = calloc(1, sizeof(*u));
 
@@ -75,14 +137,19 @@ struct unwinder *unwinder__new(int exe_mappings_fd, int tables_fd, struct procs 
 		return NULL;
 	elf_version(EV_CURRENT);
 	u->lpm_fd = exe_mappings_fd;
-	u->tables_fd = tables_fd;
+	u->rows_fd = rows_fd;
+	u->free = malloc(sizeof(*u->free));
+	if (!u->free) {
+		free(u);
+		return NULL;
+	}
+	u->free[0] = (struct range){ 0, rows_cap };
+	u->nfree = u->cap_free = 1;
 	u->procs = procs;
 	if (opts)
 		u->opts = *opts;
 	if (!u->opts.max_rows_per_table)
 		u->opts.max_rows_per_table = 4u << 20;
-	if (!u->opts.max_bytes)
-		u->opts.max_bytes = 64ull << 20;
 	return u;
 }
 
@@ -102,7 +169,7 @@ static void table_unref(struct unwinder *u, uint32_t id)
 	if (!t->used || !t->refs || --t->refs)
 		return;
 	if (!t->failed) {
-		bpf_map_delete_elem(u->tables_fd, &id);
+		rows_release(u, t->first_row, t->nrows);
 		u->stats.tables_evicted++;
 		u->stats.tables_live--;
 		u->stats.rows_live -= t->nrows;
@@ -128,6 +195,7 @@ void unwinder__forget_pid(struct unwinder *u, int pid)
 
 	if (!pe)
 		return;
+	log_debug("unwind: pid %d forgotten", pid);
 	pid_drop_entries(u, pe);
 	*pp = pe->next;
 	free(pe->keys);
@@ -143,6 +211,7 @@ void unwinder__free(struct unwinder *u)
 	for (int i = 0; i < 1024; i++)
 		while (u->pids[i])
 			unwinder__forget_pid(u, u->pids[i]->pid);
+	free(u->free);
 	free(u);
 }
 
@@ -214,15 +283,16 @@ static int free_slot(struct unwinder *u)
 	return -ENOSPC;
 }
 
-/* Compiles and loads the table of one file into slot id. */
+/* Compiles the table of one file and copies its rows into a free slice of unwind_rows. */
 static int load_table(struct unwinder *u, uint32_t id, const char *path)
 {
-	LIBBPF_OPTS(bpf_map_create_opts, mopts, .map_flags = BPF_F_INNER_MAP);
 	struct table *t = &u->tables[id];
 	struct unwind_table *ut = NULL;
 	uint32_t *keys = NULL;
 	uint64_t t0 = now_ns(), dt;
-	int fd = -1, err;
+	int64_t first = -1;
+	__u32 count;
+	int err;
 
 	err = unwind_table__build(path, NULL, u->opts.max_rows_per_table, &ut);
 	if (err)
@@ -231,15 +301,11 @@ static int load_table(struct unwinder *u, uint32_t id, const char *path)
 		err = -ENOENT;
 		goto out;
 	}
-	if (u->stats.bytes_live + (uint64_t)ut->nrows * sizeof(struct unwind_row) >
-	    u->opts.max_bytes) {
-		err = -ENOSPC;
-		goto out;
-	}
-	fd = bpf_map_create(BPF_MAP_TYPE_ARRAY, "unwind_rows", sizeof(__u32),
-			    sizeof(struct unwind_row), ut->nrows, &mopts);
-	if (fd < 0) {
-		err = -errno;
+	first = rows_alloc(u, ut->nrows);
+	if (first < 0) {
+		err = (int)first;
+		log_warn("unwind_rows is full: no table for %s (%u rows); raise --unwind-rows",
+			 path, ut->nrows);
 		goto out;
 	}
 	keys = malloc(ut->nrows * sizeof(*keys));
@@ -248,25 +314,20 @@ static int load_table(struct unwinder *u, uint32_t id, const char *path)
 		goto out;
 	}
 	for (uint32_t i = 0; i < ut->nrows; i++)
-		keys[i] = i;
-	{
-		__u32 count = ut->nrows;
-
-		if (bpf_map_update_batch(fd, keys, ut->rows, &count, NULL) || count != ut->nrows) {
-			/* older kernels: one by one */
-			for (uint32_t i = 0; i < ut->nrows; i++) {
-				if (bpf_map_update_elem(fd, &keys[i], &ut->rows[i], BPF_ANY)) {
-					err = -errno;
-					goto out;
-				}
+		keys[i] = (uint32_t)first + i;
+	count = ut->nrows;
+	if (bpf_map_update_batch(u->rows_fd, keys, ut->rows, &count, NULL) || count != ut->nrows) {
+		/* kernels without batch ops on arrays: one by one */
+		for (uint32_t i = 0; i < ut->nrows; i++) {
+			if (bpf_map_update_elem(u->rows_fd, &keys[i], &ut->rows[i], BPF_ANY)) {
+				err = -errno;
+				goto out;
 			}
 		}
 	}
-	if (bpf_map_update_elem(u->tables_fd, &id, &fd, BPF_ANY)) {
-		err = -errno;
-		goto out;
-	}
+	t->first_row = (uint32_t)first;
 	t->nrows = ut->nrows;
+	first = -1;
 	u->stats.tables_loaded++;
 	u->stats.tables_live++;
 	u->stats.rows_live += ut->nrows;
@@ -277,8 +338,8 @@ static int load_table(struct unwinder *u, uint32_t id, const char *path)
 		u->stats.load_ns_max = dt;
 	log_info("unwind table for %s: %u rows, %.1f ms", path, ut->nrows, dt / 1e6);
 out:
-	if (fd >= 0)
-		close(fd);
+	if (first >= 0)
+		rows_release(u, (uint32_t)first, ut->nrows);
 	free(keys);
 	unwind_table__free(ut);
 	return err;
@@ -398,7 +459,7 @@ static int add_range(const struct mapping *m, uint64_t start, uint64_t end, void
 	if (!sg)
 		return 0;
 	info = (struct mapping_info){
-		.table_id = (uint32_t)id,
+		.first_row = t->first_row,
 		.nrows = t->nrows,
 		/* vaddr = addr - start + pgoff - p_offset + p_vaddr */
 		.bias = m->start - m->pgoff + sg->offset - sg->vaddr,
@@ -459,6 +520,8 @@ static int sync_entry(struct unwinder *u, struct pid_entry *pe)
 	u->stats.lpm_entries -= old.nkeys;
 	for (uint32_t i = 0; i < old.ntables; i++)
 		table_unref(u, old.tables[i]);
+	log_debug("unwind: pid %d synced: %u address blocks, %u mappings (was %u/%u)", pe->pid,
+		  pe->nkeys, pe->ntables, old.nkeys, old.ntables);
 	free(old.keys);
 	free(old.tables);
 	return err == -ENOENT ? 0 : err;

@@ -17,7 +17,6 @@ struct procs;
 
 struct unwinder_opts {
 	uint32_t max_rows_per_table;	/* 0 = 4M */
-	uint64_t max_bytes;		/* all tables together; 0 = 64 MiB */
 	const char *debug_root;		/* NULL = /usr/lib/debug */
 };
 
@@ -32,9 +31,9 @@ struct unwinder_stats {
 
 struct unwinder;
 
-/* exe_mappings_fd: the LPM trie; tables_fd: the array of maps. */
-struct unwinder *unwinder__new(int exe_mappings_fd, int tables_fd, struct procs *procs,
-			       const struct unwinder_opts *opts);
+/* exe_mappings_fd: the LPM trie; rows_fd: the unwind_rows array, of rows_cap rows. */
+struct unwinder *unwinder__new(int exe_mappings_fd, int rows_fd, uint32_t rows_cap,
+			       struct procs *procs, const struct unwinder_opts *opts);
 void unwinder__free(struct unwinder *u);
 /*
  * Makes sure every executable mapping of pid has its table loaded and its

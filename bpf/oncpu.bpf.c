@@ -53,21 +53,16 @@ struct {
 	__uint(map_flags, BPF_F_NO_PREALLOC);
 } exe_mappings SEC(".maps");
 
-/* One array of rows per executable (deduplicated by build-id), sized to fit. */
-struct rows_map {
-	__uint(type, BPF_MAP_TYPE_ARRAY);
-	__uint(max_entries, 1);
-	__uint(map_flags, BPF_F_INNER_MAP);
-	__uint(key_size, sizeof(__u32));
-	__uint(value_size, sizeof(struct unwind_row));
-};
-
+/*
+ * The rows of every loaded table, back to back (one shared array: loading a
+ * table is one batch update, with no map-in-map RCU wait). Sized by user space.
+ */
 struct {
-	__uint(type, BPF_MAP_TYPE_ARRAY_OF_MAPS);
-	__uint(max_entries, UNWIND_MAX_TABLES);
+	__uint(type, BPF_MAP_TYPE_ARRAY);
+	__uint(max_entries, UNWIND_DEFAULT_ROWS);
 	__type(key, __u32);
-	__array(values, struct rows_map);
-} unwind_tables SEC(".maps");
+	__type(value, struct unwind_row);
+} unwind_rows SEC(".maps");
 
 /* the sample being built: too big for the BPF stack */
 struct {
@@ -166,9 +161,9 @@ static __always_inline long fp_step(struct walk *w)
 	return 0;
 }
 
-static __always_inline const struct unwind_row *find_row(void *rows, __u32 nrows, __u64 vaddr)
+static __always_inline const struct unwind_row *find_row(__u32 first, __u32 nrows, __u64 vaddr)
 {
-	__u32 lo = 0, hi = nrows, mid;
+	__u32 lo = first, hi = first + nrows, mid;
 	const struct unwind_row *r;
 
 	/* the last row with row.pc <= vaddr */
@@ -176,7 +171,7 @@ static __always_inline const struct unwind_row *find_row(void *rows, __u32 nrows
 		if (lo >= hi)
 			break;
 		mid = lo + (hi - lo) / 2;
-		r = bpf_map_lookup_elem(rows, &mid);
+		r = bpf_map_lookup_elem(&unwind_rows, &mid);
 		if (!r)
 			return NULL;
 		if (r->pc <= vaddr)
@@ -184,10 +179,10 @@ static __always_inline const struct unwind_row *find_row(void *rows, __u32 nrows
 		else
 			hi = mid;
 	}
-	if (lo == 0 || lo > nrows)
+	if (lo == first || lo > first + nrows)
 		return NULL;
 	mid = lo - 1;
-	return bpf_map_lookup_elem(rows, &mid);
+	return bpf_map_lookup_elem(&unwind_rows, &mid);
 }
 
 static long unwind_step(__u32 i, void *arg)
@@ -198,7 +193,6 @@ static long unwind_step(__u32 i, void *arg)
 	struct mapping_key key;
 	const struct mapping_info *mi;
 	const struct unwind_row *row;
-	void *rows;
 	__u64 look, cfa, ra;
 
 	if (!e)
@@ -218,16 +212,16 @@ static long unwind_step(__u32 i, void *arg)
 	key.addr_be = bpf_cpu_to_be64(look);
 	mi = bpf_map_lookup_elem(&exe_mappings, &key);
 	if (!mi) {
+		w->need_tables = 1;
 		count(CNT_UNWIND_NO_TABLE);
 		return fp_step(w);
 	}
-	rows = bpf_map_lookup_elem(&unwind_tables, &mi->table_id);
-	if (!rows) {
+	if (!mi->nrows) {	/* known mapping, table still loading */
 		w->need_tables = 1;
 		count(CNT_UNWIND_TABLE_NOT_LOADED);
 		return fp_step(w);
 	}
-	row = find_row(rows, mi->nrows, look - mi->bias);
+	row = find_row(mi->first_row, mi->nrows, look - mi->bias);
 	if (!row) {
 		count(CNT_UNWIND_UNSUPPORTED);
 		return fp_step(w);

@@ -55,12 +55,14 @@ struct mapping_key {
 };
 
 struct mapping_info {
-	__u32 table_id;		/* index into unwind_tables */
+	__u32 first_row;	/* the table's rows are unwind_rows[first_row, first_row + nrows) */
 	__u32 nrows;
 	__u64 bias;		/* ELF vaddr = address - bias */
 };
 
 #define UNWIND_MAX_TABLES 4096
+/* default size of the unwind_rows array (12 bytes each): libc + libstdc++ need ~70k */
+#define UNWIND_DEFAULT_ROWS (1u << 20)
 /* binary search steps: enough for 2^24 rows in one table */
 #define UNWIND_SEARCH_STEPS 24
 

@@ -89,7 +89,7 @@ check "--pid profile names the exited process's functions" grep -q ';hot_three;b
 if command -v go >/dev/null 2>&1; then
 	go tool pprof -tags "$TMP/pid.pb.gz" >"$TMP/pid-tags.txt" 2>&1
 	check "--pid profile holds only that pid" sh -c \
-		"grep -A3 '^ *pid:' '$TMP/pid-tags.txt' | grep -qE '100% *\\| *$wpid\$'"
+		"grep -A1 '^ *pid:' '$TMP/pid-tags.txt' | grep -qE '\\( *100%\\): $wpid\$'"
 fi
 
 # --- whole host ---------------------------------------------------------------

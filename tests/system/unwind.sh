@@ -49,7 +49,7 @@ check "cxx: >= 99% of samples reach main from _start ($p%)" at_least "$p" 99
 check "cxx: std::sort with the lambda" grep -qE ';main;work::sort_step\(.*std::.*sort.*lambda' "$TMP/cxx.txt"
 check "cxx: virtual calls" grep -qE ';main;work::virtual_step\([^;]*;work::(Square|Tri)::area' "$TMP/cxx.txt"
 check "cxx: exceptions unwound through libgcc/libstdc++" \
-	grep -qE ';main;work::exception_step\(\);[^ ]*(_Unwind_|__cxa_throw|__gxx_personality)' "$TMP/cxx.txt"
+	grep -qE ';main;work::exception_step\(\);.*;__cxa_throw;_Unwind_RaiseException' "$TMP/cxx.txt"
 
 # --- 60-deep recursion ----------------------------------------------------------
 record rec "$NOFP/recurse" 3
@@ -64,7 +64,7 @@ check "recurse: leaf_work stacks hold all 61 recurse frames ($deep)" \
 # --- threads ----------------------------------------------------------------------
 record mt "$NOFP/mt" 3
 total=$(folded_total "$TMP/mt.txt")
-p=$(share "$TMP/mt.txt" '^mt;(_start;[^ ]*;main;|clone3?;start_thread;mt_worker;)')
+p=$(share "$TMP/mt.txt" '^mt;(_start;[^ ]*;main;|(__)?clone3?;start_thread;mt_worker;)')
 echo "# mt: $p% of $total samples reach main or clone3;start_thread;mt_worker"
 check "mt: >= 99% of samples reach the thread start or main ($p%)" at_least "$p" 99
 
