@@ -1,0 +1,62 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/* Small helpers shared by the unit tests. */
+#ifndef TESTS_HELPERS_H
+#define TESTS_HELPERS_H
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+/* Runs a shell command, returns its whole stdout (malloc'd, NUL-terminated) or NULL. */
+static inline char *run_capture(const char *cmd)
+{
+	FILE *p = popen(cmd, "r");
+	size_t len = 0, cap = 65536;
+	char *buf;
+
+	if (!p)
+		return NULL;
+	buf = malloc(cap);
+	while (buf) {
+		size_t n = fread(buf + len, 1, cap - len - 1, p);
+
+		len += n;
+		if (n == 0)
+			break;
+		if (cap - len < 4096) {
+			char *nb = realloc(buf, cap * 2);
+
+			if (!nb) {
+				free(buf);
+				buf = NULL;
+				break;
+			}
+			buf = nb;
+			cap *= 2;
+		}
+	}
+	if (buf)
+		buf[len] = '\0';
+	if (pclose(p) != 0) {
+		free(buf);
+		return NULL;
+	}
+	return buf;
+}
+
+static inline int have_cmd(const char *name)
+{
+	char cmd[256];
+
+	snprintf(cmd, sizeof(cmd), "command -v %s >/dev/null 2>&1", name);
+	return system(cmd) == 0;
+}
+
+static inline const char *srcdir(void)
+{
+	const char *s = getenv("PROFLEET_SRCDIR");
+
+	return s && *s ? s : ".";
+}
+
+#endif
