@@ -194,7 +194,9 @@ int agg__add(struct agg *a, const struct sample_event *e)
 	for (uint32_t i = 0; i < nu; i++) {
 		if (procs__resolve(a->procs, (int)e->pid, e->ustack[i], &ids[i])) {
 			ids[i] = PROCS_NO_MAPPING;
-			a->stats.frames_unmapped++;
+			if (a->stats.frames_unmapped++ < 20)
+				log_debug("pid %u: no mapping for user frame %u at 0x%" PRIx64, e->pid, i,
+					  (uint64_t)e->ustack[i]);
 		} else {
 			touch_mapping(a, ids[i]);
 		}

@@ -370,6 +370,8 @@ static void sort_syms(struct elfobj *o)
 {
 	uint32_t w = 0;
 
+	if (!o->nsyms)
+		return;
 	qsort(o->syms, o->nsyms, sizeof(*o->syms), cmp_sym);
 	/* one symbol per address: the preferred alias */
 	for (uint32_t i = 0; i < o->nsyms; i++)

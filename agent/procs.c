@@ -2,6 +2,7 @@
 #include "procs.h"
 
 #include <errno.h>
+#include <inttypes.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -17,6 +18,7 @@
 
 struct pmap {
 	uint64_t start, end;
+	uint64_t time;		/* when it was mapped (or read from /proc) */
 	uint32_t id;
 };
 
@@ -25,6 +27,7 @@ struct proc {
 	int pid;
 	bool alive;
 	bool known;		/* maps came from /proc or from records since its fork/exec */
+	uint64_t exec_time;	/* of the newest exec seen */
 	uint64_t last_read_ns;
 	uint64_t last_used;
 	struct pmap *maps;
@@ -235,7 +238,7 @@ static int64_t mapping_intern(struct procs *p, int pid, uint64_t start, uint64_t
 }
 
 /* Puts [start, end) -> id into the process's sorted range list, cutting whatever it overlaps. */
-static int proc_insert(struct proc *pr, uint64_t start, uint64_t end, uint32_t id)
+static int proc_insert(struct proc *pr, uint64_t start, uint64_t end, uint32_t id, uint64_t time)
 {
 	uint32_t i, w = 0, n = pr->nmaps;
 	struct pmap tail = { 0 };
@@ -249,7 +252,7 @@ static int proc_insert(struct proc *pr, uint64_t start, uint64_t end, uint32_t i
 			continue;
 		}
 		if (m.start < start && m.end > end) {	/* new range punches a hole */
-			tail = (struct pmap){ end, m.end, m.id };
+			tail = (struct pmap){ end, m.end, m.time, m.id };
 			split = true;
 			m.end = start;
 			pr->maps[w++] = m;
@@ -274,7 +277,7 @@ static int proc_insert(struct proc *pr, uint64_t start, uint64_t end, uint32_t i
 	}
 	for (i = pr->nmaps; i > 0 && pr->maps[i - 1].start > start; i--)
 		pr->maps[i] = pr->maps[i - 1];
-	pr->maps[i] = (struct pmap){ start, end, id };
+	pr->maps[i] = (struct pmap){ start, end, time, id };
 	pr->nmaps++;
 	if (split) {
 		for (i = pr->nmaps; i > 0 && pr->maps[i - 1].start > tail.start; i--)
@@ -286,34 +289,45 @@ static int proc_insert(struct proc *pr, uint64_t start, uint64_t end, uint32_t i
 }
 
 static int add_range(struct procs *p, struct proc *pr, uint64_t start, uint64_t end,
-		     uint64_t pgoff, uint64_t dev, uint64_t ino, const char *path)
+		     uint64_t pgoff, uint64_t dev, uint64_t ino, const char *path, uint64_t time)
 {
 	int64_t id = mapping_intern(p, pr->pid, start, end, pgoff, dev, ino, path);
 
 	if (id < 0)
 		return (int)id;
-	return proc_insert(pr, start, end, (uint32_t)id);
+	return proc_insert(pr, start, end, (uint32_t)id, time);
 }
 
 void procs__on_mmap(struct procs *p, int pid, uint64_t start, uint64_t len, uint64_t pgoff,
-		    uint32_t maj, uint32_t min, uint64_t ino, const char *path)
+		    uint32_t maj, uint32_t min, uint64_t ino, const char *path, uint64_t time)
 {
 	struct proc *pr = proc_find(p, pid);
 
 	/* Processes we have not met yet are read from /proc when first sampled. */
 	if (!pr || !len || start + len < start)
 		return;
-	add_range(p, pr, start, start + len, pgoff, makedev(maj, min), ino, path ? path : "");
+	if (time && time < pr->exec_time)
+		return;	/* the old image's, reported late by another CPU */
+	log_debug("procs: pid %d mmap %" PRIx64 "-%" PRIx64 " %s at %" PRIu64, pid, start, start + len,
+		  path ? path : "", time);
+	add_range(p, pr, start, start + len, pgoff, makedev(maj, min), ino, path ? path : "", time);
 }
 
-void procs__on_exec(struct procs *p, int pid, const char *comm)
+void procs__on_exec(struct procs *p, int pid, const char *comm, uint64_t time)
 {
 	struct proc *pr = proc_get(p, pid);
+	uint32_t w = 0;
 
 	(void)comm;
-	if (!pr)
+	if (!pr || (time && time < pr->exec_time))
 		return;
-	pr->nmaps = 0;	/* a new address space; its mmap records follow */
+	/* a new address space: drop what was mapped before; its own mmap records follow */
+	for (uint32_t i = 0; i < pr->nmaps; i++)
+		if (time && pr->maps[i].time > time)
+			pr->maps[w++] = pr->maps[i];
+	pr->nmaps = w;
+	log_debug("procs: pid %d exec at %" PRIu64 ", %u of %u ranges kept", pid, time, w, pr->nmaps);
+	pr->exec_time = time;
 	pr->known = true;
 	pr->alive = true;
 }
@@ -363,7 +377,7 @@ static int load_entry(const struct maps_entry *e, void *arg)
 	if (!e->exec)
 		return 0;
 	return add_range(c->p, c->pr, e->start, e->end, e->offset, makedev(e->dev_major, e->dev_minor),
-			 e->ino, e->path);
+			 e->ino, e->path, c->pr->last_read_ns);
 }
 
 static int load_from_proc(struct procs *p, struct proc *pr)
@@ -381,6 +395,7 @@ static int load_from_proc(struct procs *p, struct proc *pr)
 		return err;
 	}
 	p->stats.maps_read++;
+	log_debug("procs: read /proc/%d/maps (had %u ranges)", pr->pid, pr->nmaps);
 	pr->nmaps = 0;	/* /proc is the truth for a live process */
 	err = procmaps__parse(text, load_entry, &c);
 	free(text);

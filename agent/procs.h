@@ -37,10 +37,14 @@ struct procs;
 struct procs *procs__new(const struct procs_opts *opts);
 void procs__free(struct procs *p);
 
-/* perf records (times are CLOCK_MONOTONIC ns, or 0 when unknown) */
+/*
+ * perf records, with their CLOCK_MONOTONIC time. Records of one process can
+ * come from different CPUs' buffers in any order: an exec only drops the
+ * mappings made before it, and a mapping made before the last exec is ignored.
+ */
 void procs__on_mmap(struct procs *p, int pid, uint64_t start, uint64_t len, uint64_t pgoff,
-		    uint32_t maj, uint32_t min, uint64_t ino, const char *path);
-void procs__on_exec(struct procs *p, int pid, const char *comm);
+		    uint32_t maj, uint32_t min, uint64_t ino, const char *path, uint64_t time);
+void procs__on_exec(struct procs *p, int pid, const char *comm, uint64_t time);
 void procs__on_fork(struct procs *p, int pid, int ppid);
 void procs__on_exit(struct procs *p, int pid);
 

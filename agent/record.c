@@ -8,6 +8,7 @@
 #include <signal.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/prctl.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
 #include <time.h>
@@ -158,6 +159,12 @@ static pid_t spawn_gated(char **argv, int *ret_gate_fd)
 			_exit(127);
 		signal(SIGINT, SIG_DFL);
 		signal(SIGTERM, SIG_DFL);
+		/* samples taken during the exec itself carry the command's name, not ours */
+		{
+			const char *base = strrchr(argv[0], '/');
+
+			prctl(PR_SET_NAME, base ? base + 1 : argv[0], 0, 0, 0);
+		}
 		execvp(argv[0], argv);
 		fprintf(stderr, "profleet-agent: cannot run '%s': %s\n", argv[0], strerror(errno));
 		_exit(127);

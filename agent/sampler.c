@@ -10,6 +10,7 @@
 #include <string.h>
 #include <sys/epoll.h>
 #include <sys/syscall.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "log.h"
@@ -31,6 +32,7 @@ struct sampler {
 	void *ctx;
 	int epfd;
 	int cb_err;
+	uint64_t tasks_drained_at;	/* CLOCK_MONOTONIC ns when task records were last drained */
 	uint64_t task_records, task_lost;
 };
 
@@ -76,13 +78,37 @@ static int libbpf_log(enum libbpf_print_level level, const char *fmt, va_list ap
 	return n;
 }
 
+static uint64_t mono_ns(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
+}
+
+static void drain_tasks(struct sampler *s)
+{
+	s->tasks_drained_at = mono_ns();
+	perf_buffer__consume(s->pb);
+	if (s->on_drained)
+		s->on_drained(s->ctx);
+}
+
 static int handle_sample(void *ctx, void *data, size_t size)
 {
 	struct sampler *s = ctx;
+	const struct sample_event *e = data;
 	int err;
 
 	if (size < sizeof(struct sample_event))
 		return 0;
+	/*
+	 * Causality: every mmap/exec before this sample must be known before it is
+	 * aggregated. Samples keep arriving while we consume, so a sample newer
+	 * than our last look at the task records sends us back to them first.
+	 */
+	if (e->time_ns > s->tasks_drained_at)
+		drain_tasks(s);
 	err = s->on_sample(s->ctx, data);
 	if (err < 0 && !s->cb_err)
 		s->cb_err = err;
@@ -106,6 +132,13 @@ static enum bpf_perf_event_ret handle_task_record(void *ctx, int cpu, struct per
 	struct sampler *s = ctx;
 	const void *end = (const char *)h + h->size;
 	char str[4096];
+	uint64_t time = 0;
+
+	/* the sample_id trailer: u32 pid, u32 tid, u64 time */
+	if (h->type != PERF_RECORD_LOST && h->size >= sizeof(*h) + 16) {
+		memcpy(&time, (const char *)end - 8, 8);
+		end = (const char *)end - 16;
+	}
 
 	(void)cpu;
 	s->task_records++;
@@ -117,7 +150,7 @@ static enum bpf_perf_event_ret handle_task_record(void *ctx, int cpu, struct per
 			break;
 		rec_str(str, sizeof(str), m->filename, end);
 		procs__on_mmap(s->procs, (int)m->pid, m->addr, m->len, m->pgoff, m->maj, m->min,
-			       m->ino, str);
+			       m->ino, str, time);
 		if (s->on_task)
 			s->on_task(s->ctx, TASK_MMAP, (int)m->pid, 0);
 		break;
@@ -129,7 +162,7 @@ static enum bpf_perf_event_ret handle_task_record(void *ctx, int cpu, struct per
 			break;
 		rec_str(str, sizeof(str), c->comm, end);
 		if (c->pid == c->tid) {
-			procs__on_exec(s->procs, (int)c->pid, str);
+			procs__on_exec(s->procs, (int)c->pid, str, time);
 			if (s->on_task)
 				s->on_task(s->ctx, TASK_EXEC, (int)c->pid, 0);
 		}
@@ -209,6 +242,11 @@ struct sampler *sampler__new(const struct sampler_opts *opts, struct procs *proc
 		 */
 		.watermark = 1,
 		.wakeup_watermark = 1,
+		/* every record ends with (pid, tid, time): records from different CPUs can be ordered */
+		.sample_id_all = 1,
+		.sample_type = PERF_SAMPLE_TID | PERF_SAMPLE_TIME,
+		.use_clockid = 1,
+		.clockid = CLOCK_MONOTONIC,
 	};
 	struct epoll_event ev = { .events = EPOLLIN };
 	struct sampler *s;
@@ -379,9 +417,7 @@ int sampler__drain(struct sampler *s)
 {
 	int n;
 
-	perf_buffer__consume(s->pb);
-	if (s->on_drained)
-		s->on_drained(s->ctx);
+	drain_tasks(s);
 	n = ring_buffer__consume(s->rb);
 	if (s->cb_err) {
 		n = s->cb_err;

@@ -41,7 +41,7 @@ check "libc_hot: bsearch seen" grep -q ';main;do_search;bsearch' "$TMP/libc.txt"
 check "libc_hot: memcpy under do_copy seen" grep -qE ';main;do_copy;[^;]*mem(cpy|move)' "$TMP/libc.txt"
 
 # --- C++: std::sort with a lambda, virtual calls, exceptions ------------------
-record cxx "$NOFP/cxx" 3
+record cxx "$NOFP/cxx" 6
 total=$(folded_total "$TMP/cxx.txt")
 p=$(share "$TMP/cxx.txt" '^cxx;_start;[^ ]*;main;')
 echo "# cxx: $p% of $total samples unwind from _start through main"

@@ -8,6 +8,7 @@
 #include <string.h>
 #include <sys/stat.h>
 #include <sys/sysmacros.h>
+#include <time.h>
 #include <unistd.h>
 #include <errno.h>
 #include <cmocka.h>
@@ -129,11 +130,21 @@ static void test_resolve_from_proc(void **state)
 	procs__free(p);
 }
 
+/* record times are CLOCK_MONOTONIC, like the /proc reads they are compared with */
+static uint64_t later(uint64_t ms)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec + ms * 1000000ull;
+}
+
 static void test_records(void **state)
 {
 	struct procs_opts o = { .proc_root = root };
 	struct procs *p = procs__new(&o);
 	uint32_t id, id2;
+	uint64_t t;
 
 	(void)state;
 	write_maps(200, "400000-401000 r-xp 00000000 fd:01 77 /bin/parent\n");
@@ -143,14 +154,18 @@ static void test_records(void **state)
 	assert_int_equal(procs__resolve(p, 201, 0x400010, &id2), 0);
 	assert_int_equal(id, id2);
 	/* it then execs something else and exits before it is sampled */
-	procs__on_exec(p, 201, "child");
-	procs__on_mmap(p, 201, 0x500000, 0x2000, 0x1000, 0xfd, 1, 90, "/bin/child");
+	t = later(100);
+	procs__on_exec(p, 201, "child", t);
+	procs__on_mmap(p, 201, 0x500000, 0x2000, 0x1000, 0xfd, 1, 90, "/bin/child", t + 1);
+	/* a record of the old image, reported late by another CPU, is ignored */
+	procs__on_mmap(p, 201, 0x600000, 0x1000, 0, 0xfd, 1, 92, "/bin/old", t - 1);
 	procs__on_exit(p, 201);
 	assert_int_equal(procs__resolve(p, 201, 0x400010, &id2), -ENOENT);
 	assert_int_equal(procs__resolve(p, 201, 0x501000, &id2), 0);
 	assert_string_equal(procs__mapping(p, id2)->path, "/bin/child");
 	/* a new mapping over part of an old one wins there, the rest stays */
-	procs__on_mmap(p, 201, 0x501000, 0x800, 0, 0xfd, 1, 91, "/bin/overlay");
+	assert_int_equal(procs__resolve(p, 201, 0x600010, &id2), -ENOENT);
+	procs__on_mmap(p, 201, 0x501000, 0x800, 0, 0xfd, 1, 91, "/bin/overlay", t + 2);
 	assert_int_equal(procs__resolve(p, 201, 0x501100, &id2), 0);
 	assert_string_equal(procs__mapping(p, id2)->path, "/bin/overlay");
 	assert_int_equal(procs__resolve(p, 201, 0x500100, &id2), 0);
@@ -161,6 +176,25 @@ static void test_records(void **state)
 }
 
 /* /proc entries that cannot be read: the lookup fails, is counted, nothing crashes */
+/* the exec record is read after the new image's first mmap (they came from different CPUs) */
+static void test_out_of_order(void **state)
+{
+	struct procs_opts o = { .proc_root = root };
+	struct procs *p = procs__new(&o);
+	uint32_t id;
+
+	(void)state;
+	write_maps(400, "400000-401000 r-xp 00000000 fd:01 77 /bin/parent\n");
+	assert_int_equal(procs__resolve(p, 400, 0x400010, &id), 0);
+	procs__on_mmap(p, 400, 0x7f0000000000, 0x1000, 0, 0xfd, 1, 5, "/lib/libc.so.6", later(200));
+	procs__on_exec(p, 400, "new", later(100));
+	/* the old image's mapping is gone, the new one's stays */
+	assert_int_equal(procs__resolve(p, 400, 0x400010, &id), -ENOENT);
+	assert_int_equal(procs__resolve(p, 400, 0x7f0000000010, &id), 0);
+	assert_string_equal(procs__mapping(p, id)->path, "/lib/libc.so.6");
+	procs__free(p);
+}
+
 static void test_unreadable(void **state)
 {
 	struct procs_opts o = { .proc_root = root };
@@ -194,8 +228,8 @@ static void test_bounded(void **state)
 
 	(void)state;
 	for (int pid = 1000; pid < 1300; pid++) {
-		procs__on_exec(p, pid, "x");
-		procs__on_mmap(p, pid, 0x1000, 0x1000, 0, 1, 1, (uint64_t)pid, "/bin/x");
+		procs__on_exec(p, pid, "x", 10);
+		procs__on_mmap(p, pid, 0x1000, 0x1000, 0, 1, 1, (uint64_t)pid, "/bin/x", 11);
 		procs__on_exit(p, pid);
 	}
 	procs__stats(p, &st);
@@ -215,6 +249,7 @@ int main(void)
 		cmocka_unit_test(test_parse_empty_and_truncated),
 		cmocka_unit_test(test_resolve_from_proc),
 		cmocka_unit_test(test_records),
+		cmocka_unit_test(test_out_of_order),
 		cmocka_unit_test(test_unreadable),
 		cmocka_unit_test(test_bounded),
 	};
