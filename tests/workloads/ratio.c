@@ -1,5 +1,9 @@
 // SPDX-License-Identifier: Apache-2.0
-/* Two functions burning CPU 3:1, for the ratio check. Runs for argv[1] seconds (default 3). */
+/*
+ * Two functions burning CPU 3:1, for the ratio check. Runs for argv[1] seconds (default 3).
+ * Each call lasts tens of milliseconds, many sampling periods: short calls would alias
+ * with the sampling clock and bias the ratio.
+ */
 #include <stdlib.h>
 #include <time.h>
 
@@ -13,12 +17,12 @@ __attribute__((noinline)) void burn(unsigned long n)
 
 __attribute__((noinline)) void hot_three(void)
 {
-	burn(3000000);
+	burn(30000000);
 }
 
 __attribute__((noinline)) void cold_one(void)
 {
-	burn(1000000);
+	burn(10000000);
 }
 
 int main(int argc, char **argv)
