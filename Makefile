@@ -37,11 +37,11 @@ WORKLOADS   := $(patsubst tests/workloads/%.c,$(BUILD)/workloads/%,$(WORKLOAD_SR
 NOFP_SRCS   := $(wildcard tests/workloads/nofp/*.c tests/workloads/nofp/*.cc)
 WORKLOADS   += $(patsubst tests/workloads/nofp/%,$(BUILD)/workloads/nofp/%,$(basename $(NOFP_SRCS)))
 
-.PHONY: all agent tests workloads deps test unit unit-san system run clean lint bench
+.PHONY: all agent tests workloads deps test unit unit-san system run clean lint bench fuzz fuzzers
 .DELETE_ON_ERROR:
 .SECONDARY:
 
-all: agent tests workloads
+all: agent tests workloads fuzzers
 
 agent: $(BIN)/profleet-agent
 
@@ -91,6 +91,26 @@ $(BUILD)/workloads/nofp/%: tests/workloads/nofp/%.c
 $(BUILD)/workloads/nofp/%: tests/workloads/nofp/%.cc
 	@mkdir -p $(@D)
 	$(CXX) $(NOFP_FLAGS) $< -o $@
+
+# libFuzzer targets: the parsers of what comes from outside (ELF + CFI, /proc maps)
+FUZZ_SRCS   := $(wildcard tests/fuzz/fuzz_*.c)
+FUZZERS     := $(patsubst tests/fuzz/%.c,$(BUILD)/fuzz/%,$(FUZZ_SRCS))
+FUZZ_LIB_SRCS := agent/elfsym.c agent/demangle.c agent/unwind_table.c agent/procmaps.c common/log.c
+HAVE_LIBFUZZER := $(shell echo 'int LLVMFuzzerTestOneInput(const char *d, long n){return 0;}' | \
+	$(CLANG) -x c -fsanitize=fuzzer - -o /dev/null 2>/dev/null && echo yes)
+ifeq ($(HAVE_LIBFUZZER)$(SANITIZE),yes)
+fuzzers: $(FUZZERS)
+else
+fuzzers:
+endif
+
+$(BUILD)/fuzz/%: tests/fuzz/%.c $(FUZZ_LIB_SRCS) $(wildcard agent/*.h common/*.h bpf/*.h)
+	@mkdir -p $(@D)
+	$(CLANG) -g -O1 -fsanitize=fuzzer,address,undefined -D_GNU_SOURCE -Icommon -Iagent -Ibpf \
+		$< $(FUZZ_LIB_SRCS) -o $@ -lelf -ldw -lz -liberty
+
+fuzz: fuzzers workloads
+	FUZZ_SECONDS=$${FUZZ_SECONDS:-300} PROFLEET_BUILD=$(CURDIR)/$(BUILD) sh tests/system/fuzz.sh
 
 deps:
 	@sh tests/deps.sh

@@ -1,0 +1,27 @@
+#!/bin/sh
+# Short libFuzzer runs of every parser fed from outside (ELF + CFI, /proc maps).
+# FUZZ_SECONDS (default 20) per target; longer runs: make fuzz FUZZ_SECONDS=600. Prints TAP.
+. "$(dirname "$0")/lib.sh"
+secs=${FUZZ_SECONDS:-20}
+FUZZ=$BUILD/fuzz
+if [ ! -x "$FUZZ/fuzz_elf" ]; then
+	skip "fuzz targets not built (clang with libFuzzer missing?)"
+	finish
+	exit 0
+fi
+# seeds: a few real ELF files
+mkdir -p "$TMP/seed-elf" "$TMP/seed-maps" "$TMP/corpus-elf" "$TMP/corpus-maps"
+cp "$WL/chain" "$WL/nofp/mt" "$TMP/seed-elf/" 2>/dev/null
+head -c 200000 /lib/x86_64-linux-gnu/libgcc_s.so.1 >"$TMP/seed-elf/libgcc-head"
+cat /proc/self/maps >"$TMP/seed-maps/self"
+for t in elf maps; do
+	"$FUZZ/fuzz_$t" -max_total_time="$secs" -max_len=300000 -rss_limit_mb=2048 \
+		-artifact_prefix="$TMP/crash-$t-" "$TMP/corpus-$t" "$TMP/seed-$t" \
+		>"$TMP/fuzz-$t.log" 2>&1
+	rc=$?
+	runs=$(grep -oE 'Done [0-9]+ runs' "$TMP/fuzz-$t.log" | grep -oE '[0-9]+')
+	echo "# fuzz_$t: ${runs:-0} runs in $secs s"
+	[ $rc -eq 0 ] || tail -30 "$TMP/fuzz-$t.log" | sed 's/^/# /'
+	check "fuzz_$t: no crash, leak or sanitizer error in $secs s (${runs:-0} runs)" test $rc -eq 0
+done
+finish
