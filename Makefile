@@ -132,6 +132,7 @@ run: deps agent
 
 bench: all
 	@sh bench/overhead.sh
+	@sh bench/unwind.sh
 
 lint:
 	cppcheck --quiet --error-exitcode=1 --enable=warning,performance,portability \
