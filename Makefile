@@ -36,6 +36,10 @@ WORKLOAD_SRCS := $(wildcard tests/workloads/*.c)
 WORKLOADS   := $(patsubst tests/workloads/%.c,$(BUILD)/workloads/%,$(WORKLOAD_SRCS))
 NOFP_SRCS   := $(wildcard tests/workloads/nofp/*.c tests/workloads/nofp/*.cc)
 WORKLOADS   += $(patsubst tests/workloads/nofp/%,$(BUILD)/workloads/nofp/%,$(basename $(NOFP_SRCS)))
+HAVE_GO     := $(shell command -v go >/dev/null 2>&1 && echo yes)
+ifeq ($(HAVE_GO),yes)
+WORKLOADS   += $(BUILD)/workloads/go/hot-stripped
+endif
 
 .PHONY: all agent tests workloads deps test unit unit-san system run clean lint bench fuzz fuzzers
 .DELETE_ON_ERROR:
@@ -111,6 +115,12 @@ $(BUILD)/fuzz/%: tests/fuzz/%.c $(FUZZ_LIB_SRCS) $(wildcard agent/*.h common/*.h
 
 fuzz: fuzzers workloads
 	FUZZ_SECONDS=$${FUZZ_SECONDS:-300} PROFLEET_BUILD=$(CURDIR)/$(BUILD) sh tests/system/fuzz.sh
+
+# Go, stripped: its names must come from .gopclntab (skipped where go is missing)
+$(BUILD)/workloads/go/hot-stripped: tests/workloads/go/hot.go
+	@mkdir -p $(@D)
+	cd $(@D) && HOME=$(CURDIR)/$(BUILD) GOCACHE=$(CURDIR)/$(BUILD)/gocache GOPATH=$(CURDIR)/$(BUILD)/gopath \
+		GO111MODULE=off GOFLAGS= GOPROXY=off go build -ldflags=-s -o hot-stripped $(CURDIR)/$<
 
 deps:
 	@sh tests/deps.sh

@@ -355,6 +355,88 @@ static int find_debug_file(const struct symcache *c, const struct elfobj *o, Elf
 	return -ENOENT;
 }
 
+static Elf_Data *section_data(Elf *elf, const char *want)
+{
+	size_t shstrndx;
+	Elf_Scn *scn = NULL;
+
+	if (elf_getshdrstrndx(elf, &shstrndx))
+		return NULL;
+	while ((scn = elf_nextscn(elf, scn))) {
+		GElf_Shdr sh;
+		const char *name;
+
+		if (!gelf_getshdr(scn, &sh) || sh.sh_type == SHT_NOBITS)
+			continue;
+		name = elf_strptr(elf, shstrndx, sh.sh_name);
+		if (name && !strcmp(name, want))
+			return elf_getdata(scn, NULL);
+	}
+	return NULL;
+}
+
+static uint64_t rd(const uint8_t *p, size_t n)
+{
+	uint64_t v = 0;
+
+	for (size_t i = 0; i < n; i++)
+		v |= (uint64_t)p[i] << (8 * i);
+	return v;
+}
+
+/*
+ * Go keeps its function table in .gopclntab even when the binary is stripped
+ * (-ldflags=-s): the runtime needs it for its own tracebacks. Layout of Go 1.18
+ * and later (magic 0xfffffff0 / 0xfffffff1): a header of 8 pointer-sized words
+ * after 8 bytes (nfunc, nfiles, textStart, funcname, cu, filetab, pctab, pcln
+ * offsets), then at pcln offset nfunc+1 pairs (entry offset, _func offset),
+ * each _func starting with (entry offset, name offset into funcname).
+ */
+static long read_gopclntab(struct elfobj *o, Elf *elf)
+{
+	Elf_Data *d = section_data(elf, ".gopclntab");
+	const uint8_t *b;
+	uint64_t nfunc, text, names, ftab;
+	size_t len, ps;
+	uint32_t magic;
+	long count = 0;
+
+	if (!d || !d->d_buf || d->d_size < 8 + 8 * 8)
+		return -ENOENT;
+	b = d->d_buf;
+	len = d->d_size;
+	magic = (uint32_t)rd(b, 4);
+	ps = b[7];
+	if ((magic != 0xfffffff0 && magic != 0xfffffff1) || b[4] || b[5] || (ps != 4 && ps != 8) ||
+	    8 + 8 * ps > len)
+		return -ENOTSUP;
+	nfunc = rd(b + 8, ps);
+	text = rd(b + 8 + 2 * ps, ps);
+	names = rd(b + 8 + 3 * ps, ps);
+	ftab = rd(b + 8 + 7 * ps, ps);
+	if (names >= len || ftab >= len || nfunc > MAX_SYMS || (len - ftab) / 8 < nfunc + 1)
+		return -EINVAL;
+	for (uint64_t i = 0; i < nfunc; i++) {
+		const uint8_t *e = b + ftab + 8 * i;
+		uint64_t entry = rd(e, 4), next = rd(e + 8, 4), foff = rd(e + 4, 4);
+		uint64_t name_off;
+		const char *name;
+
+		if (foff > len - ftab || len - ftab - foff < 8)
+			continue;
+		name_off = rd(b + ftab + foff + 4, 4);
+		if (name_off >= len - names)
+			continue;
+		name = (const char *)b + names + name_off;
+		if (!memchr(name, '\0', len - names - name_off) || !*name)
+			continue;
+		if (add_sym(o, text + entry, next > entry ? next - entry : 0, name, 0))
+			return -ENOMEM;
+		count++;
+	}
+	return count;
+}
+
 static int cmp_sym(const void *a, const void *b)
 {
 	const struct sym *x = a, *y = b;
@@ -410,6 +492,9 @@ static int load(struct symcache *c, struct elfobj *o, const char *open_path, con
 		err = (int)n;
 		goto out;
 	}
+	/* a stripped Go binary still has its own function table */
+	if (!o->nsyms && read_gopclntab(o, elf) > 0)
+		c->stats.go_pclntab_used++;
 	sort_syms(o);
 out:
 	elf_end(delf);

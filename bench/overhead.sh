@@ -83,11 +83,13 @@ for hz in 19 99; do
 			$1, $1 / b, 100 * $2 / $4, $3 / 1024, "-" }'
 done
 
-# idle host: the agent's own CPU when there is almost nothing to sample
+# idle host: the agent's own CPU when there is almost nothing to sample (after the
+# peers above have finished writing their files, and the agent has loaded its tables)
+sleep 5
 "$AGENT" record --all --duration 100000 --frequency 19 --top 0 --progress off \
 	--output "$tmp/idle.pb.gz" >/dev/null 2>&1 &
 ap=$!
-sleep 2
+sleep 5
 c0=$(proc_cpu $ap)
 sleep 20
 c1=$(proc_cpu $ap)

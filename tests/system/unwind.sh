@@ -76,6 +76,20 @@ full=$(folded_sum "$TMP/fp.txt" ';main;chain_a;chain_b;chain_c( |;)')
 check "--unwinder fp still walks frame-pointer code ($full of $in_c)" \
 	awk -v f="$full" -v t="$in_c" 'BEGIN { exit !(t > 100 && f >= 0.95 * t) }'
 
+# --- Go, stripped: names from .gopclntab --------------------------------------
+if [ -x "$WL/go/hot-stripped" ]; then
+	check "the Go workload really is stripped (no .symtab)" sh -c "! readelf -SW '$WL/go/hot-stripped' | grep -q '\.symtab'"
+	"$AGENT" record --frequency 199 --output "$TMP/go.txt" --top 0 -- "$WL/go/hot-stripped" 2 \
+		>"$TMP/go.log" 2>&1
+	total=$(folded_total "$TMP/go.txt")
+	hot=$(folded_sum "$TMP/go.txt" ';runtime.main;main.main;(main.outer;)?main.hotLoop( |;)')
+	echo "# go: $hot of $total samples named runtime.main;main.main;...;main.hotLoop"
+	check "stripped Go binary: function names from .gopclntab ($hot of $total)" \
+		awk -v h="$hot" -v t="$total" 'BEGIN { exit !(t > 100 && h >= 0.9 * t) }'
+else
+	skip "go not installed"
+fi
+
 # --- counters in the profile -------------------------------------------------------
 if command -v go >/dev/null 2>&1; then
 	go tool pprof -comments "$TMP/libc.pb.gz" >"$TMP/comments.txt" 2>&1
