@@ -4,7 +4,8 @@
 set -eu
 
 PKGS="make gcc clang llvm libbpf-dev libelf-dev libdw-dev zlib1g-dev libiberty-dev bpftool
-libcmocka-dev protobuf-compiler golang-go linux-perf bpftrace valgrind libxml2-utils
+libcmocka-dev protobuf-compiler golang-go linux-perf bpftrace valgrind libxml2-utils g++
+libclang-rt-14-dev
 binutils procps"
 
 missing=""

@@ -372,6 +372,43 @@ static void test_ksyms_real(void **state)
 	ksyms__free(k);
 }
 
+/* a stripped Go binary: names from .gopclntab, at the addresses the unstripped build's nm gives */
+static void test_go_pclntab(void **state)
+{
+	char src[512], plain[512], stripped[512];
+	struct symcache *c;
+	struct elfobj *o;
+	const char *name;
+	uint64_t a;
+
+	(void)state;
+	if (!have_cmd("go"))
+		skip();
+	snprintf(src, sizeof(src), "%s/tests/workloads/go/hot.go", srcdir());
+	snprintf(plain, sizeof(plain), "%s/go-plain", dir);
+	snprintf(stripped, sizeof(stripped), "%s/go-stripped", dir);
+	sh("cd %s && HOME=%s GOCACHE=%s/gocache GO111MODULE=off GOPROXY=off go build -o %s %s && "
+	   "HOME=%s GOCACHE=%s/gocache GO111MODULE=off GOPROXY=off go build -ldflags=-s -o %s %s",
+	   dir, dir, dir, plain, src, dir, dir, stripped, src);
+	sh("! readelf -SW %s | grep -q '\\.symtab'", stripped);
+	a = nm_addr(plain, "main.hotLoop");
+	c = symcache__new(NULL);
+	o = symcache__get(c, stripped, NULL, 0, 0);
+	assert_non_null(o);
+	assert_int_equal(elfobj__symbolize(o, a + 3, &name, NULL), 0);
+	assert_string_equal(name, "main.hotLoop");
+	a = nm_addr(plain, "runtime.main");
+	assert_int_equal(elfobj__symbolize(o, a + 1, &name, NULL), 0);
+	assert_string_equal(name, "runtime.main");
+	{
+		struct symcache_stats st;
+
+		symcache__stats(c, &st);
+		assert_int_equal(st.go_pclntab_used, 1);
+	}
+	symcache__free(c);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -385,6 +422,7 @@ int main(void)
 		cmocka_unit_test(test_demangle),
 		cmocka_unit_test(test_ksyms_synthetic),
 		cmocka_unit_test(test_ksyms_real),
+		cmocka_unit_test(test_go_pclntab),
 	};
 
 	return cmocka_run_group_tests(tests, setup, teardown);
