@@ -290,7 +290,7 @@ static void add_drop_comments(struct profile *p, const struct sampler_stats *ss,
 		profile__add_comment(p, "profleet.unwind.tables_loaded=%" PRIu64, us->tables_loaded);
 		profile__add_comment(p, "profleet.unwind.tables_failed=%" PRIu64, us->tables_failed);
 		profile__add_comment(p, "profleet.unwind.executables_without_cfi=%" PRIu64, us->no_cfi);
-		profile__add_comment(p, "profleet.unwind.table_bytes=%" PRIu64, us->bytes_live);
+		profile__add_comment(p, "profleet.unwind.table_bytes_peak=%" PRIu64, us->bytes_peak);
 		profile__add_comment(p, "profleet.unwind.table_load_ms_max=%.1f", us->load_ns_max / 1e6);
 	}
 

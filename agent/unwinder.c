@@ -332,6 +332,8 @@ static int load_table(struct unwinder *u, uint32_t id, const char *path)
 	u->stats.tables_live++;
 	u->stats.rows_live += ut->nrows;
 	u->stats.bytes_live += (uint64_t)ut->nrows * sizeof(struct unwind_row);
+	if (u->stats.bytes_live > u->stats.bytes_peak)
+		u->stats.bytes_peak = u->stats.bytes_live;
 	dt = now_ns() - t0;
 	u->stats.load_ns_total += dt;
 	if (dt > u->stats.load_ns_max)

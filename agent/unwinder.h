@@ -22,7 +22,7 @@ struct unwinder_opts {
 
 struct unwinder_stats {
 	uint64_t tables_loaded, tables_failed, tables_evicted, tables_live;
-	uint64_t rows_live, bytes_live;
+	uint64_t rows_live, bytes_live, bytes_peak;
 	uint64_t lpm_entries, lpm_failed;
 	uint64_t pids, pid_syncs;
 	uint64_t load_ns_total, load_ns_max;	/* compile + load time per table */

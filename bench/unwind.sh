@@ -44,8 +44,8 @@ folded_stats() { # file, regex
 		END { if (t) printf "%.1f%% %.1f %d", 100 * c / t, d / t, t; else print "- - 0" }' "$1"
 }
 
-printf '%-10s %-22s %10s %10s %8s %10s %10s %10s %12s\n' workload profiler complete depth samples \
-	"BPF ns" "agent CPU" "agent RSS" "map memory"
+printf '%-10s %-22s %10s %10s %8s %10s %10s %10s %14s\n' workload profiler complete depth samples \
+	"BPF ns" "agent CPU" "agent RSS" "maps unw/all"
 sysctl -q kernel.bpf_stats_enabled=1
 for w in libc_hot cxx mt; do
 	case $w in
@@ -61,16 +61,18 @@ for w in libc_hot cxx mt; do
 	bpf=$(bpftool prog show 2>/dev/null | awk '/on_cpu_sample/ { for (i = 1; i <= NF; i++) {
 		if ($i == "run_time_ns") t = $(i + 1); if ($i == "run_cnt") c = $(i + 1) } }
 		END { if (c > 0) printf "%.0f", t / c; else print "-" }')
-	mapmem=$(bpftool map show 2>/dev/null | awk '/name (exe_mappings|unwind_rows|samples|scratch|counters|pids|targets)/ { want = 1; next }
-		want && /memlock/ { for (i = 1; i <= NF; i++) if ($i == "memlock") { s = $(i + 1); sub(/B$/, "", s); m += s } want = 0 }
-		END { printf "%.1fMiB", m / 1048576 }')
+	# unwind maps (the rows array and the LPM trie) / all of the agent's maps
+	mapmem=$(bpftool map show 2>/dev/null | awk '/name (exe_mappings|unwind_rows|samples|scratch|counters|pids|targets|phase|task_events)/ {
+			want = 1; unw = ($0 ~ /exe_mappings|unwind_rows/); next }
+		want && /memlock/ { for (i = 1; i <= NF; i++) if ($i == "memlock") { s = $(i + 1); sub(/B$/, "", s); m += s; if (unw) u += s } want = 0 }
+		END { printf "%.1f/%.1fMiB", u / 1048576, m / 1048576 }')
 	cpu=$(awk -v t="$clk_tck" '{ printf "%.2fs", ($14 + $15) / t }' /proc/$ap/stat 2>/dev/null)
 	rss=$(awk '/^VmHWM/ { printf "%.1fMiB", $2 / 1024 }' /proc/$ap/status 2>/dev/null)
 	wait $ap
 	set -- $(folded_stats "$tmp/p.txt" "$fwant")
-	printf '%-10s %-22s %10s %10s %8s %10s %10s %10s %12s\n' "$w" "profleet" "$1" "$2" "$3" \
+	printf '%-10s %-22s %10s %10s %8s %10s %10s %10s %14s\n' "$w" "profleet" "$1" "$2" "$3" \
 		"$bpf" "$cpu" "$rss" "$mapmem"
-	go tool pprof -comments "$tmp/p.pb.gz" 2>/dev/null | grep -E 'table_(bytes|load_ms_max)' |
+	go tool pprof -comments "$tmp/p.pb.gz" 2>/dev/null | grep -E 'table_(bytes_peak|load_ms_max)' |
 		sed "s/^/           /"
 
 	# perf, DWARF (stack copies)
