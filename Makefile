@@ -99,7 +99,7 @@ $(BUILD)/workloads/nofp/%: tests/workloads/nofp/%.cc
 # libFuzzer targets: the parsers of what comes from outside (ELF + CFI, /proc maps)
 FUZZ_SRCS   := $(wildcard tests/fuzz/fuzz_*.c)
 FUZZERS     := $(patsubst tests/fuzz/%.c,$(BUILD)/fuzz/%,$(FUZZ_SRCS))
-FUZZ_LIB_SRCS := agent/elfsym.c agent/demangle.c agent/unwind_table.c agent/procmaps.c common/log.c
+FUZZ_LIB_SRCS := agent/elfsym.c agent/elfutil.c agent/demangle.c agent/unwind_table.c agent/procmaps.c common/log.c
 HAVE_LIBFUZZER := $(shell echo 'int LLVMFuzzerTestOneInput(const char *d, long n){return 0;}' | \
 	$(CLANG) -x c -fsanitize=fuzzer - -o /dev/null 2>/dev/null && echo yes)
 ifeq ($(HAVE_LIBFUZZER)$(SANITIZE),yes)

@@ -15,6 +15,7 @@
 #include <zlib.h>
 
 #include "demangle.h"
+#include "elfutil.h"
 #include "log.h"
 
 #define MAX_SEGS 16
@@ -192,33 +193,6 @@ static long read_symbols(struct elfobj *o, Elf *elf, Elf64_Word type)
 	return count;
 }
 
-static void read_build_id(struct elfobj *o, Elf *elf)
-{
-	Elf_Scn *scn = NULL;
-
-	while ((scn = elf_nextscn(elf, scn))) {
-		GElf_Shdr sh;
-		Elf_Data *d;
-		GElf_Nhdr nh;
-		size_t off = 0, noff, doff;
-
-		if (!gelf_getshdr(scn, &sh) || sh.sh_type != SHT_NOTE)
-			continue;
-		d = elf_getdata(scn, NULL);
-		while (d && d->d_buf && (off = gelf_getnote(d, off, &nh, &noff, &doff)) > 0) {
-			if (nh.n_type == NT_GNU_BUILD_ID && nh.n_namesz == 4 &&
-			    !memcmp((char *)d->d_buf + noff, "GNU", 4) && nh.n_descsz > 0 &&
-			    nh.n_descsz <= 64) {
-				const unsigned char *b = (unsigned char *)d->d_buf + doff;
-
-				for (size_t k = 0; k < nh.n_descsz; k++)
-					snprintf(o->build_id + 2 * k, 3, "%02x", b[k]);
-				return;
-			}
-		}
-	}
-}
-
 static int read_segments(struct elfobj *o, Elf *elf)
 {
 	size_t phnum;
@@ -234,28 +208,12 @@ static int read_segments(struct elfobj *o, Elf *elf)
 	return 0;
 }
 
-static Elf *open_elf(const char *path, int *ret_fd)
+static Elf_Data *section_data(Elf *elf, const char *want)
 {
-	struct stat st;
-	int fd = open(path, O_RDONLY | O_CLOEXEC);
-	Elf *elf;
+	GElf_Shdr sh;
+	Elf_Scn *scn = elfutil_section(elf, want, &sh);
 
-	if (fd < 0)
-		return NULL;
-	if (fstat(fd, &st) || !S_ISREG(st.st_mode)) {
-		close(fd);
-		errno = EINVAL;
-		return NULL;
-	}
-	elf = elf_begin(fd, ELF_C_READ_MMAP, NULL);
-	if (!elf || elf_kind(elf) != ELF_K_ELF || gelf_getclass(elf) == ELFCLASSNONE) {
-		elf_end(elf);
-		close(fd);
-		errno = EINVAL;
-		return NULL;
-	}
-	*ret_fd = fd;
-	return elf;
+	return scn ? elf_getdata(scn, NULL) : NULL;
 }
 
 static bool has_symtab(Elf *elf)
@@ -289,34 +247,20 @@ static uint32_t file_crc32(const char *path)
 /* .gnu_debuglink: file name, NUL, padding to 4, CRC32 of the debug file. */
 static int read_debuglink(Elf *elf, char *name, size_t len, uint32_t *ret_crc)
 {
-	size_t shstrndx;
-	Elf_Scn *scn = NULL;
+	Elf_Data *d = section_data(elf, ".gnu_debuglink");
+	size_t nlen, crc_off;
 
-	if (elf_getshdrstrndx(elf, &shstrndx))
+	if (!d)
 		return -ENOENT;
-	while ((scn = elf_nextscn(elf, scn))) {
-		GElf_Shdr sh;
-		const char *sname;
-		Elf_Data *d;
-		size_t nlen, crc_off;
-
-		if (!gelf_getshdr(scn, &sh))
-			continue;
-		sname = elf_strptr(elf, shstrndx, sh.sh_name);
-		if (!sname || strcmp(sname, ".gnu_debuglink"))
-			continue;
-		d = elf_getdata(scn, NULL);
-		if (!d || !d->d_buf || d->d_size < 6)
-			return -EINVAL;
-		nlen = strnlen(d->d_buf, d->d_size);
-		crc_off = (nlen + 4) & ~(size_t)3;
-		if (nlen == 0 || nlen >= len || crc_off + 4 > d->d_size)
-			return -EINVAL;
-		memcpy(name, d->d_buf, nlen + 1);
-		memcpy(ret_crc, (char *)d->d_buf + crc_off, 4);
-		return 0;
-	}
-	return -ENOENT;
+	if (!d->d_buf || d->d_size < 6)
+		return -EINVAL;
+	nlen = strnlen(d->d_buf, d->d_size);
+	crc_off = (nlen + 4) & ~(size_t)3;
+	if (nlen == 0 || nlen >= len || crc_off + 4 > d->d_size)
+		return -EINVAL;
+	memcpy(name, d->d_buf, nlen + 1);
+	memcpy(ret_crc, (char *)d->d_buf + crc_off, 4);
+	return 0;
 }
 
 /* Finds the separate debug file: by build-id, then by .gnu_debuglink. */
@@ -353,26 +297,6 @@ static int find_debug_file(const struct symcache *c, const struct elfobj *o, Elf
 			return 0;
 	}
 	return -ENOENT;
-}
-
-static Elf_Data *section_data(Elf *elf, const char *want)
-{
-	size_t shstrndx;
-	Elf_Scn *scn = NULL;
-
-	if (elf_getshdrstrndx(elf, &shstrndx))
-		return NULL;
-	while ((scn = elf_nextscn(elf, scn))) {
-		GElf_Shdr sh;
-		const char *name;
-
-		if (!gelf_getshdr(scn, &sh) || sh.sh_type == SHT_NOBITS)
-			continue;
-		name = elf_strptr(elf, shstrndx, sh.sh_name);
-		if (name && !strcmp(name, want))
-			return elf_getdata(scn, NULL);
-	}
-	return NULL;
 }
 
 static uint64_t rd(const uint8_t *p, size_t n)
@@ -469,16 +393,16 @@ static int load(struct symcache *c, struct elfobj *o, const char *open_path, con
 	Elf *elf, *delf = NULL;
 	long n;
 
-	elf = open_elf(open_path, &fd);
+	elf = elfutil_open(open_path, &fd);
 	if (!elf)
 		return -errno;
-	read_build_id(o, elf);
+	elfutil_build_id(elf, o->build_id, sizeof(o->build_id));
 	err = read_segments(o, elf);
 	if (err)
 		goto out;
 	if (!has_symtab(elf) &&
 	    find_debug_file(c, o, elf, real_path ? real_path : open_path, dbg, sizeof(dbg)) == 0) {
-		delf = open_elf(dbg, &dfd);
+		delf = elfutil_open(dbg, &dfd);
 		if (delf && has_symtab(delf)) {
 			n = read_symbols(o, delf, SHT_SYMTAB);
 			if (n > 0)
@@ -497,11 +421,8 @@ static int load(struct symcache *c, struct elfobj *o, const char *open_path, con
 		c->stats.go_pclntab_used++;
 	sort_syms(o);
 out:
-	elf_end(delf);
-	if (dfd >= 0)
-		close(dfd);
-	elf_end(elf);
-	close(fd);
+	elfutil_close(delf, dfd);
+	elfutil_close(elf, fd);
 	return err;
 }
 

@@ -1,6 +1,8 @@
 // SPDX-License-Identifier: Apache-2.0
 #include "unwind_table.h"
 
+#include "elfutil.h"
+
 #include <dwarf.h>
 #include <elfutils/libdw.h>
 #include <errno.h>
@@ -306,32 +308,13 @@ static void fde_rows(struct builder *b, Dwarf_CFI *cfi, uint64_t lo, uint64_t hi
 	push(b, &r, true, prio);
 }
 
-static Elf_Scn *find_section(Elf *elf, const char *want, GElf_Shdr *ret)
-{
-	size_t shstrndx;
-	Elf_Scn *scn = NULL;
-
-	if (elf_getshdrstrndx(elf, &shstrndx))
-		return NULL;
-	while ((scn = elf_nextscn(elf, scn))) {
-		const char *name;
-
-		if (!gelf_getshdr(scn, ret) || ret->sh_type == SHT_NOBITS)
-			continue;
-		name = elf_strptr(elf, shstrndx, ret->sh_name);
-		if (name && !strcmp(name, want))
-			return scn;
-	}
-	return NULL;
-}
-
 /* Walks every CIE/FDE of a CFI section. */
 static int walk_section(struct builder *b, Elf *elf, Dwarf_CFI *cfi, bool eh)
 {
 	const char *ident = elf_getident(elf, NULL);
 	Elf_Data *data;
 	GElf_Shdr sh;
-	Elf_Scn *scn = find_section(elf, eh ? ".eh_frame" : ".debug_frame", &sh);
+	Elf_Scn *scn = elfutil_section(elf, eh ? ".eh_frame" : ".debug_frame", &sh);
 	Dwarf_Off off = 0, next;
 	int found = 0;
 
@@ -393,29 +376,18 @@ static int walk_section(struct builder *b, Elf *elf, Dwarf_CFI *cfi, bool eh)
 	return found ? 0 : -ENOENT;
 }
 
+/* x86_64 ELF files only: the rows assume its registers and return address */
 static Elf *open_elf(const char *path, int *ret_fd)
 {
-	struct stat st;
-	int fd = open(path, O_RDONLY | O_CLOEXEC);
-	Elf *elf;
+	Elf *elf = elfutil_open(path, ret_fd);
 	GElf_Ehdr eh;
 
-	if (fd < 0)
-		return NULL;
-	if (fstat(fd, &st) || !S_ISREG(st.st_mode)) {
-		close(fd);
+	if (elf && (!gelf_getehdr(elf, &eh) || eh.e_machine != EM_X86_64 ||
+		    gelf_getclass(elf) != ELFCLASS64)) {
+		elfutil_close(elf, *ret_fd);
 		errno = EINVAL;
 		return NULL;
 	}
-	elf = elf_begin(fd, ELF_C_READ_MMAP, NULL);
-	if (!elf || elf_kind(elf) != ELF_K_ELF || !gelf_getehdr(elf, &eh) ||
-	    eh.e_machine != EM_X86_64 || gelf_getclass(elf) != ELFCLASS64) {
-		elf_end(elf);
-		close(fd);
-		errno = EINVAL;
-		return NULL;
-	}
-	*ret_fd = fd;
 	return elf;
 }
 
@@ -501,11 +473,8 @@ out:
 	dwarf_end(dw);
 	if (eh_cfi)
 		dwarf_cfi_end(eh_cfi);
-	elf_end(delf);
-	if (dfd >= 0)
-		close(dfd);
-	elf_end(elf);
-	close(fd);
+	elfutil_close(delf, dfd);
+	elfutil_close(elf, fd);
 	free(b.rows);
 	free(b.eh_ranges);
 	if (!err)

@@ -15,6 +15,7 @@
 #include <arpa/inet.h>
 #include <endian.h>
 
+#include "elfutil.h"
 #include "log.h"
 #include "procs.h"
 #include "unwind.h"
@@ -215,54 +216,34 @@ void unwinder__free(struct unwinder *u)
 	free(u);
 }
 
-/* Reads the build-id note and the executable PT_LOAD segments. */
+/* Reads the build-id and the executable PT_LOAD segments. */
 static int read_elf_ids(const char *path, char *build_id, size_t bid_len, struct seg *segs,
 			int *nsegs)
 {
-	int fd = open(path, O_RDONLY | O_CLOEXEC), err = 0;
+	int fd = -1, err = 0;
 	size_t phnum;
-	Elf *elf = NULL;
+	Elf *elf = elfutil_open(path, &fd);
 
 	build_id[0] = '\0';
 	*nsegs = 0;
-	if (fd < 0)
+	if (!elf)
 		return -errno;
-	elf = elf_begin(fd, ELF_C_READ_MMAP, NULL);
-	if (!elf || elf_kind(elf) != ELF_K_ELF || elf_getphdrnum(elf, &phnum)) {
+	if (elf_getphdrnum(elf, &phnum)) {
 		err = -EINVAL;
 		goto out;
 	}
 	for (size_t i = 0; i < phnum; i++) {
 		GElf_Phdr ph;
 
-		if (!gelf_getphdr(elf, (int)i, &ph))
-			continue;
-		if (ph.p_type == PT_LOAD && (ph.p_flags & PF_X) && *nsegs < 8)
+		if (gelf_getphdr(elf, (int)i, &ph) && ph.p_type == PT_LOAD && (ph.p_flags & PF_X) &&
+		    *nsegs < 8)
 			segs[(*nsegs)++] = (struct seg){ ph.p_offset, ph.p_vaddr, ph.p_filesz };
-		if (ph.p_type == PT_NOTE && !build_id[0]) {
-			Elf_Data *d = elf_getdata_rawchunk(elf, (int64_t)ph.p_offset, ph.p_filesz,
-							   ELF_T_NHDR);
-			size_t off = 0, name_off, desc_off;
-			GElf_Nhdr nh;
-
-			while (d && (off = gelf_getnote(d, off, &nh, &name_off, &desc_off)) > 0) {
-				if (nh.n_type == NT_GNU_BUILD_ID && nh.n_namesz == 4 &&
-				    !memcmp((char *)d->d_buf + name_off, "GNU", 4) &&
-				    nh.n_descsz * 2 + 1 <= bid_len) {
-					const unsigned char *b = (unsigned char *)d->d_buf + desc_off;
-
-					for (size_t k = 0; k < nh.n_descsz; k++)
-						sprintf(build_id + 2 * k, "%02x", b[k]);
-					break;
-				}
-			}
-		}
 	}
+	elfutil_build_id(elf, build_id, bid_len);
 	if (!*nsegs)
 		err = -ENOEXEC;
 out:
-	elf_end(elf);
-	close(fd);
+	elfutil_close(elf, fd);
 	return err;
 }
 

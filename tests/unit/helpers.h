@@ -3,9 +3,14 @@
 #ifndef TESTS_HELPERS_H
 #define TESTS_HELPERS_H
 
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <cmocka.h>
 
 /* Runs a shell command, returns its whole stdout (malloc'd, NUL-terminated) or NULL. */
 static inline char *run_capture(const char *cmd)
@@ -42,6 +47,18 @@ static inline char *run_capture(const char *cmd)
 		return NULL;
 	}
 	return buf;
+}
+
+/* Runs a shell command built like printf; the test fails if it does. */
+static inline __attribute__((format(printf, 1, 2))) void sh(const char *fmt, ...)
+{
+	char cmd[2048];
+	va_list ap;
+
+	va_start(ap, fmt);
+	vsnprintf(cmd, sizeof(cmd), fmt, ap);
+	va_end(ap);
+	assert_int_equal(system(cmd), 0);
 }
 
 static inline int have_cmd(const char *name)

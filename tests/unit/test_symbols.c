@@ -17,17 +17,6 @@
 
 static char dir[256];
 
-static void sh(const char *fmt, ...)
-{
-	char cmd[2048];
-	va_list ap;
-
-	va_start(ap, fmt);
-	vsnprintf(cmd, sizeof(cmd), fmt, ap);
-	va_end(ap);
-	assert_int_equal(system(cmd), 0);
-}
-
 static uint64_t nm_addr(const char *file, const char *sym)
 {
 	char cmd[1024], *out;

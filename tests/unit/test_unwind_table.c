@@ -15,17 +15,6 @@
 static char dir[256];
 #define LIBC "/lib/x86_64-linux-gnu/libc.so.6"
 
-static void sh(const char *fmt, ...)
-{
-	char cmd[2048];
-	va_list ap;
-
-	va_start(ap, fmt);
-	vsnprintf(cmd, sizeof(cmd), fmt, ap);
-	va_end(ap);
-	assert_int_equal(system(cmd), 0);
-}
-
 static int setup(void **state)
 {
 	(void)state;
