@@ -15,7 +15,10 @@ cp "$WL/chain" "$WL/nofp/mt" "$TMP/seed-elf/" 2>/dev/null
 head -c 200000 /lib/x86_64-linux-gnu/libgcc_s.so.1 >"$TMP/seed-elf/libgcc-head"
 cat /proc/self/maps >"$TMP/seed-maps/self"
 for t in elf maps; do
-	"$FUZZ/fuzz_$t" -max_total_time="$secs" -max_len=300000 -rss_limit_mb=2048 \
+	# -print_funcs=0: printing new functions runs llvm-symbolizer, which was seen to hang;
+	# timeout: a fuzzer must never hold CI up
+	timeout -k 10 $((secs + 120)) "$FUZZ/fuzz_$t" -max_total_time="$secs" -timeout=20 \
+		-max_len=300000 -rss_limit_mb=2048 -print_funcs=0 \
 		-artifact_prefix="$TMP/crash-$t-" "$TMP/corpus-$t" "$TMP/seed-$t" \
 		>"$TMP/fuzz-$t.log" 2>&1
 	rc=$?
