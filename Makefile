@@ -12,7 +12,7 @@ WARN       := -Wall -Wextra -Wshadow -Wformat=2 -Wmissing-prototypes -Werror -Wn
 CFLAGS     ?= -O2 -g
 CFLAGS     += -std=gnu11 $(WARN) -D_GNU_SOURCE -DPROFLEET_VERSION='"$(VERSION)"' \
 	      -I$(BUILD)/gen -Icommon -Iagent -Ibpf
-LDLIBS     := -lbpf -lelf -ldw -lz -liberty -lpthread -lm
+LDLIBS     := -lbpf -lelf -ldw -llzma -lz -liberty -lpthread -lm
 
 ifeq ($(SANITIZE),1)
 BUILD      := build/san
@@ -111,7 +111,7 @@ endif
 $(BUILD)/fuzz/%: tests/fuzz/%.c $(FUZZ_LIB_SRCS) $(wildcard agent/*.h common/*.h bpf/*.h)
 	@mkdir -p $(@D)
 	$(CLANG) -g -O1 -fsanitize=fuzzer,address,undefined -D_GNU_SOURCE -Icommon -Iagent -Ibpf \
-		$< $(FUZZ_LIB_SRCS) -o $@ -lelf -ldw -lz -liberty
+		$< $(FUZZ_LIB_SRCS) -o $@ -lelf -ldw -llzma -lz -liberty
 
 fuzz: fuzzers workloads
 	FUZZ_SECONDS=$${FUZZ_SECONDS:-300} PROFLEET_BUILD=$(CURDIR)/$(BUILD) sh tests/system/fuzz.sh

@@ -409,6 +409,17 @@ static int load(struct symcache *c, struct elfobj *o, const char *open_path, con
 				c->stats.debug_files_used++;
 		}
 	}
+	/* MiniDebugInfo: the functions .dynsym lacks, in an xz'd ELF inside the file */
+	if (!has_symtab(elf) && !o->nsyms) {
+		void *buf = NULL;
+		int merr;
+		Elf *mini = elfutil_minidebuginfo(elf, 64u << 20, &buf, &merr);
+
+		if (mini && read_symbols(o, mini, SHT_SYMTAB) > 0)
+			c->stats.minidebuginfo_used++;
+		elf_end(mini);
+		free(buf);
+	}
 	n = read_symbols(o, elf, SHT_SYMTAB);
 	if (n >= 0)
 		n = read_symbols(o, elf, SHT_DYNSYM);

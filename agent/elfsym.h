@@ -5,7 +5,8 @@
 /*
  * ELF symbolization: function names from .symtab and .dynsym, or from a
  * separate debug file found by build-id (<debug_root>/.build-id/xx/yyyy.debug)
- * or by .gnu_debuglink (checked by CRC), and for stripped Go binaries from
+ * or by .gnu_debuglink (checked by CRC), from .gnu_debugdata (MiniDebugInfo), and
+ * for stripped Go binaries from
  * .gopclntab (Go 1.18 and later). Objects are cached and evicted least
  * recently used; a file that failed to load is remembered, not retried.
  */
@@ -20,6 +21,7 @@ struct symcache_opts {
 
 struct symcache_stats {
 	uint64_t objects_loaded, objects_failed, evictions, debug_files_used, go_pclntab_used;
+	uint64_t minidebuginfo_used;
 };
 
 struct elfobj;

@@ -3,6 +3,8 @@
 
 #include <errno.h>
 #include <fcntl.h>
+#include <lzma.h>
+#include <stdlib.h>
 #include <stdio.h>
 #include <string.h>
 #include <sys/stat.h>
@@ -107,4 +109,51 @@ int elfutil_build_id(Elf *elf, char *hex, size_t len)
 			return 0;
 	}
 	return -ENOENT;
+}
+
+Elf *elfutil_minidebuginfo(Elf *elf, size_t max_bytes, void **ret_buf, int *ret_err)
+{
+	GElf_Shdr sh;
+	Elf_Scn *scn = elfutil_section(elf, ".gnu_debugdata", &sh);
+	Elf_Data *d = scn ? elf_getdata(scn, NULL) : NULL;
+	size_t cap = 1 << 20, in_pos, out_pos;
+	uint8_t *out = NULL, *nb;
+	uint64_t memlimit = 256u << 20;
+	lzma_ret rc;
+	Elf *mini;
+
+	*ret_err = -ENOENT;
+	if (!d || !d->d_buf || !d->d_size)
+		return NULL;
+	/* grow the output until the whole stream fits, up to max_bytes */
+	for (;;) {
+		nb = realloc(out, cap);
+		if (!nb) {
+			*ret_err = -ENOMEM;
+			goto fail;
+		}
+		out = nb;
+		in_pos = out_pos = 0;
+		rc = lzma_stream_buffer_decode(&memlimit, 0, NULL, d->d_buf, &in_pos, d->d_size,
+					       out, &out_pos, cap);
+		if (rc == LZMA_OK)
+			break;
+		if (rc != LZMA_BUF_ERROR || cap >= max_bytes) {
+			*ret_err = rc == LZMA_BUF_ERROR ? -EFBIG : -EINVAL;
+			goto fail;
+		}
+		cap = cap * 4 > max_bytes ? max_bytes : cap * 4;
+	}
+	mini = elf_memory((char *)out, out_pos);
+	if (!mini || elf_kind(mini) != ELF_K_ELF) {
+		elf_end(mini);
+		*ret_err = -EINVAL;
+		goto fail;
+	}
+	*ret_buf = out;
+	*ret_err = 0;
+	return mini;
+fail:
+	free(out);
+	return NULL;
 }

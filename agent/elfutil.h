@@ -19,4 +19,11 @@ Elf_Scn *elfutil_section(Elf *elf, const char *name, GElf_Shdr *ret_shdr);
 /* The GNU build-id in lower-case hex; 0, or -ENOENT when there is none. */
 int elfutil_build_id(Elf *elf, char *hex, size_t len);
 
+/*
+ * MiniDebugInfo: the xz-compressed ELF file in .gnu_debugdata (a symbol table,
+ * sometimes CFI). Returns an Elf over a malloc'd buffer (*ret_buf, free it after
+ * elf_end), or NULL (-ENOENT: none; -EINVAL: corrupt; -EFBIG: over max_bytes).
+ */
+Elf *elfutil_minidebuginfo(Elf *elf, size_t max_bytes, void **ret_buf, int *ret_err);
+
 #endif

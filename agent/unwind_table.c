@@ -416,6 +416,7 @@ int unwind_table__build(const char *path, const char *debug_path, uint32_t max_r
 	struct unwind_table *t = NULL;
 	int fd = -1, dfd = -1, err = 0, have = 0;
 	Elf *elf, *delf = NULL;
+	void *mini_buf = NULL;
 	Dwarf_CFI *eh_cfi = NULL;
 	Dwarf *dw = NULL;
 
@@ -427,9 +428,14 @@ int unwind_table__build(const char *path, const char *debug_path, uint32_t max_r
 	eh_cfi = dwarf_getcfi_elf(elf);
 	if (eh_cfi && walk_section(&b, elf, eh_cfi, true) == 0)
 		have++;
-	/* .debug_frame: the separate debug file's, else the file's own */
+	/* .debug_frame: the separate debug file's, else MiniDebugInfo's, else the file's own */
 	if (debug_path)
 		delf = open_elf(debug_path, &dfd);
+	if (!delf) {
+		int merr;
+
+		delf = elfutil_minidebuginfo(elf, 64u << 20, &mini_buf, &merr);
+	}
 	dw = dwarf_begin_elf(delf ? delf : elf, DWARF_C_READ, NULL);
 	if (dw) {
 		Dwarf_CFI *dcfi = dwarf_getcfi(dw);
@@ -474,6 +480,7 @@ out:
 	if (eh_cfi)
 		dwarf_cfi_end(eh_cfi);
 	elfutil_close(delf, dfd);
+	free(mini_buf);
 	elfutil_close(elf, fd);
 	free(b.rows);
 	free(b.eh_ranges);

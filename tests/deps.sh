@@ -3,7 +3,7 @@
 # Idempotent: does nothing when all are present. Needs root (or sudo) to install.
 set -eu
 
-PKGS="make gcc clang llvm libbpf-dev libelf-dev libdw-dev zlib1g-dev libiberty-dev bpftool
+PKGS="make gcc clang llvm libbpf-dev libelf-dev libdw-dev zlib1g-dev liblzma-dev libiberty-dev bpftool
 libcmocka-dev protobuf-compiler golang-go linux-perf bpftrace valgrind libxml2-utils g++
 libclang-rt-14-dev
 binutils procps"

@@ -361,6 +361,49 @@ static void test_ksyms_real(void **state)
 	ksyms__free(k);
 }
 
+/* MiniDebugInfo: the symbol table xz'd into .gnu_debugdata of a stripped file */
+static void test_minidebuginfo(void **state)
+{
+	char src[512], path[512];
+	struct symcache *c;
+	struct elfobj *o;
+	const char *name;
+	struct symcache_stats st;
+	uint64_t a;
+
+	(void)state;
+	if (!have_cmd("xz"))
+		skip();
+	snprintf(src, sizeof(src), "%s/prog", dir);
+	snprintf(path, sizeof(path), "%s/prog-mini", dir);
+	sh("objcopy --only-keep-debug %s %s/mini.debug && rm -f %s/mini.debug.xz && "
+	   "xz -k %s/mini.debug && strip -s %s -o %s.tmp && "
+	   "objcopy --remove-section=.note.gnu.build-id --remove-section=.gnu_debuglink "
+	   "--add-section .gnu_debugdata=%s/mini.debug.xz %s.tmp %s",
+	   src, dir, dir, dir, src, path, dir, path, path);
+	sh("! readelf -SW %s | grep -q '\\.symtab'", path);
+	c = symcache__new(NULL);
+	o = symcache__get(c, path, NULL, 0, 0);
+	assert_non_null(o);
+	a = nm_addr(src, "sym_alpha");
+	assert_int_equal(elfobj__symbolize(o, a + 1, &name, NULL), 0);
+	assert_string_equal(name, "sym_alpha");
+	symcache__stats(c, &st);
+	assert_int_equal(st.minidebuginfo_used, 1);
+	symcache__free(c);
+
+	/* a corrupt .gnu_debugdata: no symbols from it, no crash */
+	sh("head -c 100 %s/mini.debug.xz > %s/bad.xz && objcopy --remove-section=.gnu_debugdata "
+	   "--add-section .gnu_debugdata=%s/bad.xz %s %s-bad", dir, dir, dir, path, path);
+	c = symcache__new(NULL);
+	snprintf(path + strlen(path), sizeof(path) - strlen(path), "-bad");
+	o = symcache__get(c, path, NULL, 0, 0);
+	assert_non_null(o);
+	assert_int_not_equal(elfobj__symbolize(o, a + 1, &name, NULL) == 0 &&
+				     !strcmp(name, "sym_alpha"), 1);
+	symcache__free(c);
+}
+
 /* a stripped Go binary: names from .gopclntab, at the addresses the unstripped build's nm gives */
 static void test_go_pclntab(void **state)
 {
@@ -412,6 +455,7 @@ int main(void)
 		cmocka_unit_test(test_ksyms_synthetic),
 		cmocka_unit_test(test_ksyms_real),
 		cmocka_unit_test(test_go_pclntab),
+		cmocka_unit_test(test_minidebuginfo),
 	};
 
 	return cmocka_run_group_tests(tests, setup, teardown);

@@ -264,6 +264,27 @@ static void test_debug_frame_only(void **state)
 	unwind_table__free(t);
 }
 
+/* CFI that only MiniDebugInfo (.gnu_debugdata) carries */
+static void test_minidebuginfo(void **state)
+{
+	struct unwind_table *t;
+	char path[512], dbg[512];
+
+	(void)state;
+	if (!have_cmd("xz"))
+		skip();
+	snprintf(path, sizeof(path), "%s/dbg-mini", dir);
+	snprintf(dbg, sizeof(dbg), "%s/dbg", dir);
+	sh("objcopy --only-keep-debug %s %s/m.debug && rm -f %s/m.debug.xz && xz -k %s/m.debug && "
+	   "strip -s --remove-section=.eh_frame --remove-section=.eh_frame_hdr %s -o %s.tmp && "
+	   "objcopy --add-section .gnu_debugdata=%s/m.debug.xz %s.tmp %s",
+	   dbg, dir, dir, dir, dbg, path, dir, path, path);
+	assert_int_equal(unwind_table__build(path, NULL, 0, &t), 0);
+	assert_true(t->stats.from_debug_frame > 0);
+	assert_non_null(unwind_table__find(t, sym(dbg, "mid") + 1));
+	unwind_table__free(t);
+}
+
 static void test_corrupt(void **state)
 {
 	static const long cuts[] = { 0, 16, 64, 1000, 100000, 1000000 };
@@ -319,6 +340,7 @@ int main(void)
 		cmocka_unit_test(test_frame_pointer_rows),
 		cmocka_unit_test(test_plt_rows),
 		cmocka_unit_test(test_debug_frame_only),
+		cmocka_unit_test(test_minidebuginfo),
 		cmocka_unit_test(test_corrupt),
 	};
 
