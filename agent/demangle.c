@@ -1,15 +1,80 @@
 // SPDX-License-Identifier: Apache-2.0
+/*
+ * Demangling through libiberty's callback interface rather than cplus_demangle():
+ * same demanglers, same order (Rust first, then the Itanium C++ ABI, which is what
+ * cplus_demangle does with DMGL_AUTO), but the output goes through our own buffer,
+ * so a hostile name in a file we read cannot make it grow without bound.
+ */
 #include "demangle.h"
 
 #include <ctype.h>
 #include <libiberty/demangle.h>
+#include <stdbool.h>
 #include <stdlib.h>
 #include <string.h>
 
-/* "...::h0123456789abcdef" at the end of a legacy Rust name */
-static void strip_rust_hash(char *s)
+/*
+ * libiberty's C++ demangler keeps two arrays sized by the input's length on the
+ * stack (about 50 bytes per input byte): longer names stay mangled. Real names
+ * longer than this are very rare; such a name is still shown, mangled.
+ */
+#define DEMANGLE_MAX_IN 8192
+#define DEMANGLE_MAX_OUT 32768
+
+struct dm_buf {
+	char *s;
+	size_t len, cap;
+	bool overflow;
+};
+
+static void dm_append(const char *s, size_t n, void *opaque)
 {
-	size_t n = strlen(s);
+	struct dm_buf *b = opaque;
+
+	if (b->overflow)
+		return;
+	/* len < DEMANGLE_MAX_OUT always holds: no underflow */
+	if (n > DEMANGLE_MAX_OUT - b->len - 1) {
+		b->overflow = true;
+		return;
+	}
+	if (b->len + n + 1 > b->cap) {
+		size_t ncap = b->cap ? b->cap : 128;
+		char *ns;
+
+		while (ncap < b->len + n + 1)
+			ncap *= 2;
+		ns = realloc(b->s, ncap);
+		if (!ns) {
+			b->overflow = true;
+			return;
+		}
+		b->s = ns;
+		b->cap = ncap;
+	}
+	memcpy(b->s + b->len, s, n);
+	b->len += n;
+	b->s[b->len] = '\0';
+}
+
+/* Legacy Rust: "...17h" + 16 hex digits + "E", maybe followed by a ".llvm.NNN" suffix. */
+static bool is_rust_legacy(const char *name, size_t len)
+{
+	const char *e = memchr(name, '.', len);
+	size_t n = e ? (size_t)(e - name) : len;
+
+	if (n < 2 + 3 + 16 + 1 || strncmp(name + n - 20, "17h", 3) || name[n - 1] != 'E')
+		return false;
+	for (size_t i = n - 17; i < n - 1; i++)
+		if (!isxdigit((unsigned char)name[i]))
+			return false;
+	return true;
+}
+
+/* "...::h0123456789abcdef" at the end: the hash makes one function look like many */
+static void strip_rust_hash(char *s, size_t *len)
+{
+	size_t n = *len;
 
 	if (n < 19 || strncmp(s + n - 19, "::h", 3))
 		return;
@@ -17,19 +82,45 @@ static void strip_rust_hash(char *s)
 		if (!isxdigit((unsigned char)s[i]))
 			return;
 	s[n - 19] = '\0';
+	*len = n - 19;
+}
+
+static void dm_reset(struct dm_buf *b)
+{
+	b->len = 0;
+	b->overflow = false;
+	if (b->s)
+		b->s[0] = '\0';
 }
 
 char *demangle(const char *name)
 {
-	char *out;
+	const int opts = DMGL_PARAMS | DMGL_ANSI;
+	struct dm_buf b = { 0 };
+	bool ok = false, rust = false;
+	size_t len;
 
 	if (!name || name[0] != '_' || (name[1] != 'Z' && name[1] != 'R'))
 		return NULL;
-	if (name[1] == 'R')
-		out = rust_demangle(name, DMGL_PARAMS | DMGL_ANSI);
-	else
-		out = cplus_demangle(name, DMGL_PARAMS | DMGL_ANSI | DMGL_AUTO);
-	if (out)
-		strip_rust_hash(out);
-	return out;
+	len = strnlen(name, DEMANGLE_MAX_IN + 1);
+	if (len > DEMANGLE_MAX_IN)
+		return NULL;
+	if (name[1] == 'R' || is_rust_legacy(name, len)) {
+		rust = true;
+		ok = rust_demangle_callback(name, opts, dm_append, &b) && !b.overflow && b.len;
+		if (!ok)
+			dm_reset(&b);
+	}
+	if (!ok && name[1] == 'Z') {
+		rust = false;
+		ok = cplus_demangle_v3_callback(name, opts, dm_append, &b) && !b.overflow &&
+		     b.len;
+	}
+	if (!ok) {
+		free(b.s);
+		return NULL;
+	}
+	if (rust)
+		strip_rust_hash(b.s, &b.len);
+	return b.s;
 }

@@ -1,4 +1,22 @@
 // SPDX-License-Identifier: Apache-2.0
+/*
+ * The ELF symbolizer. Loading one object:
+ *   1. the file is opened (regular files only, never blocking on a FIFO) and handed
+ *      to libelf, which checks headers and section bounds against the file size;
+ *   2. its PT_LOAD headers are kept to turn file offsets into virtual addresses;
+ *   3. function symbols are gathered from .symtab and .dynsym; a file without
+ *      .symtab also gets those of its separate debug file (build-id, then
+ *      .gnu_debuglink) or else of its MiniDebugInfo; a stripped Go binary those of
+ *      its .gopclntab;
+ *   4. they are sorted by address, one per address (the preferred alias), and only
+ *      then are their names demangled and copied, into one arena per object.
+ * Until step 4 a gathered name points into the string table of a file that is
+ * still open: dropped aliases cost nothing.
+ *
+ * Bounds on what a file can make us spend: MAX_SYMS symbols, MAX_NAME bytes per
+ * name, MAX_NAMES_BYTES per object, MINIDEBUG_MAX_OUT for a decompressed
+ * .gnu_debugdata. A file over a bound is rejected (E2BIG) or its name truncated.
+ */
 #include "elfsym.h"
 
 #include <errno.h>
@@ -11,6 +29,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <time.h>
 #include <unistd.h>
 #include <zlib.h>
 
@@ -18,13 +37,37 @@
 #include "elfutil.h"
 #include "log.h"
 
-#define MAX_SEGS 16
-#define MAX_SYMS (8u << 20)	/* per object: more is a broken file */
+/*
+ * MiniDebugInfo is xz-compressed. liblzma is loaded at run time, so that the
+ * agent neither needs it to start nor links it: without it (or without its
+ * header at build time) .gnu_debugdata is ignored.
+ */
+#if defined(__has_include)
+#if __has_include(<lzma.h>)
+#define HAVE_LZMA 1
+#include <dlfcn.h>
+#include <lzma.h>
+#include <pthread.h>
+#endif
+#endif
+
+#define DEFAULT_MAX_OBJECTS 256
+#define MAX_OBJECTS_LIMIT (1u << 20)
+#define DEFAULT_DEBUG_ROOT "/usr/lib/debug"
+#define MAX_SEGS 32
+#define MAX_SYMS (8u << 20)		/* per object: more is a broken file */
+#define MAX_NAME 4096			/* longer names are truncated */
+#define MAX_NAMES_BYTES (256u << 20)	/* per object */
+#define MINIDEBUG_MAX_IN (32u << 20)
+#define MINIDEBUG_MAX_OUT (64u << 20)
+#define MINIDEBUG_MEMLIMIT (64u << 20)
+#define RETRY_NS (10ull * 1000000000ull)	/* a file that could not be opened */
+#define BUILD_ID_HEX (2 * 64 + 1)
 
 struct sym {
-	uint64_t addr, size;
+	uint64_t addr;
+	uint32_t size;		/* 0: reaches the next symbol; clamped to UINT32_MAX */
 	uint32_t name;		/* offset in names */
-	uint8_t rank;		/* 0 global, 1 weak, 2 local: preferred alias first */
 };
 
 struct seg {
@@ -32,46 +75,70 @@ struct seg {
 };
 
 struct elfobj {
-	uint64_t dev, ino;
-	char *key_path;		/* when dev/ino are 0 */
-	bool failed;
-	int err;
-	uint64_t last_used;
-	char build_id[2 * 64 + 1];
+	unsigned refs;		/* cache entries using it: files with its build-id */
+	bool full;		/* symbols from a .symtab: no better ones for this build-id */
+	uint32_t bid_hash;
+	struct elfobj *bid_next;	/* build-id index */
+	char build_id[BUILD_ID_HEX];
+	uint32_t nsegs, nsyms;
 	struct seg segs[MAX_SEGS];
-	int nsegs;
 	struct sym *syms;
-	uint32_t nsyms, cap_syms;
 	char *names;
-	size_t names_len, names_cap;
+};
+
+/* A cache entry: one file, as (dev, ino) or path. */
+struct cent {
+	uint64_t dev, ino;
+	char *path;		/* the key when dev and ino are 0 */
+	uint32_t hash;
+	struct elfobj *obj;	/* NULL: the file failed to load */
+	int err;		/* why, as errno */
+	uint64_t retry_ns;	/* when a failed file may be tried again */
+	struct cent *hnext;	/* hash chain */
+	struct cent *prev, *next;	/* LRU list, most recently used first */
 };
 
 struct symcache {
-	struct elfobj **objs;
-	size_t nobjs, max_objects;
-	char debug_root[PATH_MAX];
-	uint64_t tick;
+	size_t max_objects, nents, nbuckets;	/* nbuckets: a power of two */
+	char *debug_root;
+	struct cent **buckets;
+	struct elfobj **bid_buckets;
+	struct cent lru;	/* list head */
 	struct symcache_stats stats;
 };
 
-struct symcache *symcache__new(const struct symcache_opts *opts)
-{
-	struct symcache *c = calloc(1, sizeof(*c));
+/* ---- hashing ------------------------------------------------------------ */
 
-	if (!c)
-		return NULL;
-	c->max_objects = opts && opts->max_objects ? opts->max_objects : 256;
-	snprintf(c->debug_root, sizeof(c->debug_root), "%s",
-		 opts && opts->debug_root ? opts->debug_root : "/usr/lib/debug");
-	c->objs = calloc(c->max_objects, sizeof(*c->objs));
-	if (!c->objs) {
-		free(c);
-		errno = ENOMEM;
-		return NULL;
-	}
-	elf_version(EV_CURRENT);
-	return c;
+static uint32_t hash_bytes(const void *p, size_t n, uint32_t h)
+{
+	const unsigned char *b = p;
+
+	/* FNV-1a */
+	for (size_t i = 0; i < n; i++)
+		h = (h ^ b[i]) * 16777619u;
+	return h;
 }
+
+static uint32_t hash_key(const char *path, uint64_t dev, uint64_t ino)
+{
+	uint32_t h = 2166136261u;
+
+	if (dev || ino) {
+		h = hash_bytes(&dev, sizeof(dev), h);
+		return hash_bytes(&ino, sizeof(ino), h);
+	}
+	return hash_bytes(path, strlen(path), h);
+}
+
+static uint64_t now_ns(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
+}
+
+/* ---- objects ------------------------------------------------------------ */
 
 static void obj_free(struct elfobj *o)
 {
@@ -79,141 +146,87 @@ static void obj_free(struct elfobj *o)
 		return;
 	free(o->syms);
 	free(o->names);
-	free(o->key_path);
 	free(o);
 }
 
-void symcache__free(struct symcache *c)
+static struct elfobj *bid_find(const struct symcache *c, const char *bid)
 {
-	if (!c)
+	uint32_t h = hash_bytes(bid, strlen(bid), 2166136261u);
+	struct elfobj *best = NULL;
+
+	for (struct elfobj *o = c->bid_buckets[h & (c->nbuckets - 1)]; o; o = o->bid_next) {
+		if (o->bid_hash != h || strcmp(o->build_id, bid))
+			continue;
+		if (o->full)
+			return o;
+		if (!best)
+			best = o;
+	}
+	return best;
+}
+
+static void bid_insert(struct symcache *c, struct elfobj *o)
+{
+	struct elfobj **head;
+
+	if (!o->build_id[0])
 		return;
-	for (size_t i = 0; i < c->nobjs; i++)
-		obj_free(c->objs[i]);
-	free(c->objs);
-	free(c);
+	o->bid_hash = hash_bytes(o->build_id, strlen(o->build_id), 2166136261u);
+	head = &c->bid_buckets[o->bid_hash & (c->nbuckets - 1)];
+	o->bid_next = *head;
+	*head = o;
 }
 
-static long add_name(struct elfobj *o, const char *s)
+static void obj_unref(struct symcache *c, struct elfobj *o)
 {
-	size_t len = strlen(s) + 1;
+	if (!o || --o->refs)
+		return;
+	if (o->build_id[0]) {
+		struct elfobj **pp = &c->bid_buckets[o->bid_hash & (c->nbuckets - 1)];
 
-	if (o->names_len + len > o->names_cap) {
-		size_t ncap = o->names_cap ? o->names_cap * 2 : 65536;
-		char *n;
-
-		while (ncap < o->names_len + len)
-			ncap *= 2;
-		n = realloc(o->names, ncap);
-		if (!n)
-			return -ENOMEM;
-		o->names = n;
-		o->names_cap = ncap;
+		while (*pp && *pp != o)
+			pp = &(*pp)->bid_next;
+		if (*pp)
+			*pp = o->bid_next;
 	}
-	memcpy(o->names + o->names_len, s, len);
-	o->names_len += len;
-	return (long)(o->names_len - len);
+	obj_free(o);
 }
 
-static int add_sym(struct elfobj *o, uint64_t addr, uint64_t size, const char *name, uint8_t rank)
+/* ---- files -------------------------------------------------------------- */
+
+/* Opens a regular file for reading: never a directory, a device or a FIFO. fd or -errno. */
+static int open_regular(const char *path, struct stat *ret_st)
 {
-	char *dm = demangle(name), *at = NULL;
-	long off;
+	int fd = open(path, O_RDONLY | O_CLOEXEC | O_NONBLOCK | O_NOCTTY);
+	int err;
 
-	/* "memcpy@@GLIBC_2.14": the symbol version is noise in a profile */
-	if (!dm && (at = strchr(name, '@')) && at != name) {
-		dm = strndup(name, (size_t)(at - name));
+	if (fd < 0)
+		return -errno;
+	if (fstat(fd, ret_st)) {
+		err = -errno;
+		close(fd);
+		return err;
 	}
-
-	if (o->nsyms >= MAX_SYMS) {
-		free(dm);
-		return -E2BIG;
-	}
-	if (o->nsyms == o->cap_syms) {
-		uint32_t ncap = o->cap_syms ? o->cap_syms * 2 : 1024;
-		struct sym *ns = realloc(o->syms, ncap * sizeof(*ns));
-
-		if (!ns) {
-			free(dm);
-			return -ENOMEM;
-		}
-		o->syms = ns;
-		o->cap_syms = ncap;
-	}
-	off = add_name(o, dm ? dm : name);
-	free(dm);
-	if (off < 0 || off > UINT32_MAX)
-		return -ENOMEM;
-	o->syms[o->nsyms++] = (struct sym){ addr, size, (uint32_t)off, rank };
-	return 0;
-}
-
-/* Reads the symbols of every SHT_SYMTAB (want_symtab) or SHT_DYNSYM section. Returns count. */
-static long read_symbols(struct elfobj *o, Elf *elf, Elf64_Word type)
-{
-	Elf_Scn *scn = NULL;
-	size_t shnum;
-	long count = 0;
-
-	if (elf_getshdrnum(elf, &shnum))
+	if (!S_ISREG(ret_st->st_mode)) {
+		close(fd);
 		return -EINVAL;
-	while ((scn = elf_nextscn(elf, scn))) {
-		GElf_Shdr sh;
-		Elf_Data *data;
-		size_t n;
-
-		if (!gelf_getshdr(scn, &sh) || sh.sh_type != type || !sh.sh_entsize)
-			continue;
-		if (sh.sh_link >= shnum)
-			continue;
-		data = elf_getdata(scn, NULL);
-		if (!data || !data->d_buf)
-			continue;
-		n = data->d_size / sh.sh_entsize;
-		for (size_t i = 0; i < n; i++) {
-			GElf_Sym s;
-			const char *name;
-			int st;
-
-			if (!gelf_getsym(data, (int)i, &s))
-				break;
-			st = GELF_ST_TYPE(s.st_info);
-			if ((st != STT_FUNC && st != STT_GNU_IFUNC) || s.st_shndx == SHN_UNDEF ||
-			    !s.st_value)
-				continue;
-			name = elf_strptr(elf, sh.sh_link, s.st_name);	/* bounds-checked */
-			if (!name || !*name)
-				continue;
-			if (add_sym(o, s.st_value, s.st_size, name,
-				    GELF_ST_BIND(s.st_info) == STB_GLOBAL ? 0 :
-				    GELF_ST_BIND(s.st_info) == STB_WEAK	  ? 1 : 2))
-				return -ENOMEM;
-			count++;
-		}
 	}
-	return count;
+	return fd;
 }
 
-static int read_segments(struct elfobj *o, Elf *elf)
+/* An ELF handle on fd, or NULL when fd is no ELF file libelf accepts. */
+static Elf *elf_from_fd(int fd)
 {
-	size_t phnum;
+	Elf *elf = elf_begin(fd, ELF_C_READ_MMAP, NULL);
+	GElf_Ehdr eh;
 
-	if (elf_getphdrnum(elf, &phnum))
-		return -EINVAL;
-	for (size_t i = 0; i < phnum && o->nsegs < MAX_SEGS; i++) {
-		GElf_Phdr ph;
-
-		if (gelf_getphdr(elf, (int)i, &ph) && ph.p_type == PT_LOAD)
-			o->segs[o->nsegs++] = (struct seg){ ph.p_offset, ph.p_vaddr, ph.p_filesz };
+	if (!elf)
+		return NULL;
+	if (elf_kind(elf) != ELF_K_ELF || !gelf_getehdr(elf, &eh)) {
+		elf_end(elf);
+		return NULL;
 	}
-	return 0;
-}
-
-static Elf_Data *section_data(Elf *elf, const char *want)
-{
-	GElf_Shdr sh;
-	Elf_Scn *scn = elfutil_section(elf, want, &sh);
-
-	return scn ? elf_getdata(scn, NULL) : NULL;
+	return elf;
 }
 
 static bool has_symtab(Elf *elf)
@@ -229,77 +242,121 @@ static bool has_symtab(Elf *elf)
 	return false;
 }
 
-static uint32_t file_crc32(const char *path)
+static bool same_file(const struct stat *a, const struct stat *b)
 {
-	unsigned char buf[65536];
-	uLong crc = crc32(0L, Z_NULL, 0);
-	int fd = open(path, O_RDONLY | O_CLOEXEC);
-	ssize_t n;
-
-	if (fd < 0)
-		return 0;
-	while ((n = read(fd, buf, sizeof(buf))) > 0)
-		crc = crc32(crc, buf, (uInt)n);
-	close(fd);
-	return (uint32_t)crc;
+	return a->st_dev == b->st_dev && a->st_ino == b->st_ino;
 }
 
-/* .gnu_debuglink: file name, NUL, padding to 4, CRC32 of the debug file. */
-static int read_debuglink(Elf *elf, char *name, size_t len, uint32_t *ret_crc)
-{
-	Elf_Data *d = section_data(elf, ".gnu_debuglink");
-	size_t nlen, crc_off;
+/* ---- gathering symbols -------------------------------------------------- */
 
-	if (!d)
-		return -ENOENT;
-	if (!d->d_buf || d->d_size < 6)
-		return -EINVAL;
-	nlen = strnlen(d->d_buf, d->d_size);
-	crc_off = (nlen + 4) & ~(size_t)3;
-	if (nlen == 0 || nlen >= len || crc_off + 4 > d->d_size)
-		return -EINVAL;
-	memcpy(name, d->d_buf, nlen + 1);
-	memcpy(ret_crc, (char *)d->d_buf + crc_off, 4);
+struct rawsym {
+	uint64_t addr, size;
+	const char *name;	/* in a string table that stays open until the object is built */
+	uint8_t rank;		/* 0 global, 1 weak, 2 local: the preferred alias sorts first */
+};
+
+struct gather {
+	struct rawsym *v;
+	size_t n, cap;
+};
+
+static int gather_add(struct gather *g, uint64_t addr, uint64_t size, const char *name,
+		      uint8_t rank)
+{
+	if (g->n >= MAX_SYMS)
+		return -E2BIG;
+	if (g->n == g->cap) {
+		size_t ncap = g->cap ? g->cap * 2 : 1024;
+		struct rawsym *nv = realloc(g->v, ncap * sizeof(*nv));
+
+		if (!nv)
+			return -ENOMEM;
+		g->v = nv;
+		g->cap = ncap;
+	}
+	g->v[g->n++] = (struct rawsym){ addr, size, name, rank };
 	return 0;
 }
 
-/* Finds the separate debug file: by build-id, then by .gnu_debuglink. */
-static int find_debug_file(const struct symcache *c, const struct elfobj *o, Elf *elf,
-			   const char *real_path, char *out, size_t len)
+/* Functions, and untyped symbols with a size in an executable section (hand-written asm). */
+static bool want_sym(Elf *elf, const GElf_Sym *s)
 {
-	char link[256], dir[PATH_MAX];
-	uint32_t crc;
-	char *slash;
+	int type = GELF_ST_TYPE(s->st_info);
+	GElf_Shdr sh;
+	Elf_Scn *scn;
 
-	if (o->build_id[0] && strlen(o->build_id) > 2) {
-		snprintf(out, len, "%s/.build-id/%.2s/%s.debug", c->debug_root, o->build_id,
-			 o->build_id + 2);
-		if (access(out, R_OK) == 0)
-			return 0;
-	}
-	if (read_debuglink(elf, link, sizeof(link), &crc) || strchr(link, '/'))
-		return -ENOENT;
-	snprintf(dir, sizeof(dir), "%s", real_path);
-	slash = strrchr(dir, '/');
-	if (!slash)
-		return -ENOENT;
-	*slash = '\0';
-	for (int i = 0; i < 3; i++) {
-		if (i == 0)
-			snprintf(out, len, "%s/%s", dir, link);
-		else if (i == 1)
-			snprintf(out, len, "%s/.debug/%s", dir, link);
-		else
-			snprintf(out, len, "%s%s/%s", c->debug_root, dir, link);
-		if (!strcmp(out, real_path) || access(out, R_OK))
-			continue;
-		if (file_crc32(out) == crc)
-			return 0;
-	}
-	return -ENOENT;
+	if (s->st_shndx == SHN_UNDEF || !s->st_value)
+		return false;
+	if (type == STT_FUNC || type == STT_GNU_IFUNC)
+		return true;
+	if (type != STT_NOTYPE || !s->st_size || s->st_shndx >= SHN_LORESERVE)
+		return false;
+	scn = elf_getscn(elf, s->st_shndx);	/* NULL when out of range */
+	return scn && gelf_getshdr(scn, &sh) && (sh.sh_flags & SHF_EXECINSTR);
 }
 
-static uint64_t rd(const uint8_t *p, size_t n)
+static uint8_t sym_rank(const GElf_Sym *s)
+{
+	switch (GELF_ST_BIND(s->st_info)) {
+	case STB_GLOBAL:
+	case STB_GNU_UNIQUE:
+		return 0;
+	case STB_WEAK:
+		return 1;
+	default:
+		return 2;
+	}
+}
+
+/* Gathers the wanted symbols of every section of type (SHT_SYMTAB or SHT_DYNSYM). Count or -errno. */
+static long gather_elf(struct gather *g, Elf *elf, Elf64_Word type)
+{
+	Elf_Scn *scn = NULL;
+	size_t shnum, entsz;
+	long count = 0;
+
+	if (elf_getshdrnum(elf, &shnum))
+		return 0;
+	entsz = gelf_fsize(elf, ELF_T_SYM, 1, EV_CURRENT);
+	if (!entsz)
+		return 0;
+	while ((scn = elf_nextscn(elf, scn))) {
+		GElf_Shdr sh;
+		Elf_Data *d;
+		size_t n;
+
+		if (!gelf_getshdr(scn, &sh) || sh.sh_type != type || !sh.sh_link ||
+		    sh.sh_link >= shnum)
+			continue;
+		d = elf_getdata(scn, NULL);
+		if (!d || !d->d_buf || d->d_type != ELF_T_SYM)
+			continue;
+		n = d->d_size / entsz;
+		if (n > INT_MAX)
+			n = INT_MAX;
+		for (size_t i = 1; i < n; i++) {	/* entry 0 is always the null symbol */
+			const char *name;
+			GElf_Sym s;
+			int err;
+
+			if (!gelf_getsym(d, (int)i, &s))
+				break;
+			if (!want_sym(elf, &s))
+				continue;
+			/* elf_strptr checks the section is a string table and the offset is in it */
+			name = elf_strptr(elf, sh.sh_link, s.st_name);
+			if (!name || !*name)
+				continue;
+			err = gather_add(g, s.st_value, s.st_size, name, sym_rank(&s));
+			if (err)
+				return err;
+			count++;
+		}
+	}
+	return count;
+}
+
+static uint64_t rd_le(const uint8_t *p, size_t n)
 {
 	uint64_t v = 0;
 
@@ -315,224 +372,821 @@ static uint64_t rd(const uint8_t *p, size_t n)
  * after 8 bytes (nfunc, nfiles, textStart, funcname, cu, filetab, pctab, pcln
  * offsets), then at pcln offset nfunc+1 pairs (entry offset, _func offset),
  * each _func starting with (entry offset, name offset into funcname).
+ * Count or -errno.
  */
-static long read_gopclntab(struct elfobj *o, Elf *elf)
+static long gather_gopclntab(struct gather *g, Elf *elf)
 {
-	Elf_Data *d = section_data(elf, ".gopclntab");
-	const uint8_t *b;
+	GElf_Shdr sh, tsh;
+	Elf_Scn *scn = elfutil_section(elf, ".gopclntab", &sh);
+	Elf_Data *d = scn ? elf_getdata(scn, NULL) : NULL;
 	uint64_t nfunc, text, names, ftab;
+	const uint8_t *b;
 	size_t len, ps;
 	uint32_t magic;
 	long count = 0;
 
-	if (!d || !d->d_buf || d->d_size < 8 + 8 * 8)
+	if (!d || !d->d_buf || d->d_size < 16)
 		return -ENOENT;
 	b = d->d_buf;
 	len = d->d_size;
-	magic = (uint32_t)rd(b, 4);
+	magic = (uint32_t)rd_le(b, 4);
 	ps = b[7];
 	if ((magic != 0xfffffff0 && magic != 0xfffffff1) || b[4] || b[5] || (ps != 4 && ps != 8) ||
 	    8 + 8 * ps > len)
 		return -ENOTSUP;
-	nfunc = rd(b + 8, ps);
-	text = rd(b + 8 + 2 * ps, ps);
-	names = rd(b + 8 + 3 * ps, ps);
-	ftab = rd(b + 8 + 7 * ps, ps);
+	nfunc = rd_le(b + 8, ps);
+	text = rd_le(b + 8 + 2 * ps, ps);
+	names = rd_le(b + 8 + 3 * ps, ps);
+	ftab = rd_le(b + 8 + 7 * ps, ps);
 	if (names >= len || ftab >= len || nfunc > MAX_SYMS || (len - ftab) / 8 < nfunc + 1)
 		return -EINVAL;
+	/* a PIE's textStart is filled in by a relocation: 0 in the file */
+	if (!text && elfutil_section(elf, ".text", &tsh))
+		text = tsh.sh_addr;
 	for (uint64_t i = 0; i < nfunc; i++) {
 		const uint8_t *e = b + ftab + 8 * i;
-		uint64_t entry = rd(e, 4), next = rd(e + 8, 4), foff = rd(e + 4, 4);
+		uint64_t entry = rd_le(e, 4), foff = rd_le(e + 4, 4), next = rd_le(e + 8, 4);
 		uint64_t name_off;
 		const char *name;
+		int err;
 
 		if (foff > len - ftab || len - ftab - foff < 8)
 			continue;
-		name_off = rd(b + ftab + foff + 4, 4);
+		name_off = rd_le(b + ftab + foff + 4, 4);
 		if (name_off >= len - names)
 			continue;
 		name = (const char *)b + names + name_off;
-		if (!memchr(name, '\0', len - names - name_off) || !*name)
+		if (!*name || !memchr(name, '\0', len - names - name_off))
 			continue;
-		if (add_sym(o, text + entry, next > entry ? next - entry : 0, name, 0))
-			return -ENOMEM;
+		err = gather_add(g, text + entry, next > entry ? next - entry : 0, name, 0);
+		if (err)
+			return err;
 		count++;
 	}
 	return count;
 }
 
-static int cmp_sym(const void *a, const void *b)
+/* ---- separate debug files ----------------------------------------------- */
+
+/* Where to look for a file's debug file. */
+struct where {
+	char root[32];			/* "/proc/PID/root" for a process's file, else "" */
+	char host_dir[PATH_MAX];	/* the file's directory, as we can open it */
+	char ns_dir[PATH_MAX];		/* the same, as the process names it */
+	bool host_ok, ns_ok;
+};
+
+/* "/proc/PID/root/..." or "/proc/PID/map_files/...": sets root to "/proc/PID/root". */
+static bool proc_root(const char *path, char *root, size_t len, bool *ret_under_root)
 {
-	const struct sym *x = a, *y = b;
+	const char *p;
+	size_t digits;
+
+	if (strncmp(path, "/proc/", 6))
+		return false;
+	p = path + 6;
+	digits = strspn(p, "0123456789");
+	if (!digits || digits > 10)
+		return false;
+	p += digits;
+	if (!strncmp(p, "/root/", 6))
+		*ret_under_root = true;
+	else if (!strncmp(p, "/map_files/", 11))
+		*ret_under_root = false;
+	else
+		return false;
+	snprintf(root, len, "%.*sroot", (int)(p + 1 - path), path);
+	return true;
+}
+
+/* dirname into out ("" for "/x"); false when path has no '/' or does not fit. */
+static bool dir_of(const char *path, char *out, size_t len)
+{
+	const char *slash = strrchr(path, '/');
+	size_t n;
+
+	if (!slash)
+		return false;
+	n = (size_t)(slash - path);
+	if (n >= len)
+		return false;
+	memcpy(out, path, n);
+	out[n] = '\0';
+	return true;
+}
+
+static void locate(struct where *w, const char *open_path, const char *real_path)
+{
+	const char *ns = NULL;
+	bool under_root = false;
+	char host[PATH_MAX];
+
+	memset(w, 0, sizeof(*w));
+	if (proc_root(open_path, w->root, sizeof(w->root), &under_root)) {
+		if (real_path && real_path[0] == '/')
+			ns = real_path;
+		else if (under_root)
+			ns = open_path + strlen(w->root);
+		if (under_root)
+			w->host_ok = dir_of(open_path, w->host_dir, sizeof(w->host_dir));
+		else if (ns && (size_t)snprintf(host, sizeof(host), "%s%s", w->root, ns) <
+				       sizeof(host))
+			w->host_ok = dir_of(host, w->host_dir, sizeof(w->host_dir));
+	} else {
+		ns = real_path && real_path[0] == '/' ? real_path : open_path;
+		w->host_ok = dir_of(open_path, w->host_dir, sizeof(w->host_dir));
+	}
+	if (ns && ns[0] == '/')
+		w->ns_ok = dir_of(ns, w->ns_dir, sizeof(w->ns_dir));
+}
+
+/* .gnu_debuglink: file name, NUL, padding to 4, CRC32 of the debug file. */
+static int read_debuglink(Elf *elf, char *name, size_t len, uint32_t *ret_crc)
+{
+	GElf_Shdr sh;
+	Elf_Scn *scn = elfutil_section(elf, ".gnu_debuglink", &sh);
+	Elf_Data *d = scn ? elf_getdata(scn, NULL) : NULL;
+	size_t nlen, crc_off;
+	const unsigned char *b;
+	const char *ident;
+
+	if (!d || !d->d_buf || d->d_size < 6)
+		return -ENOENT;
+	nlen = strnlen(d->d_buf, d->d_size);
+	crc_off = (nlen + 4) & ~(size_t)3;
+	if (nlen == 0 || nlen >= len || crc_off > d->d_size || d->d_size - crc_off < 4)
+		return -EINVAL;
+	memcpy(name, d->d_buf, nlen + 1);
+	b = (const unsigned char *)d->d_buf + crc_off;
+	/* the CRC is stored in the file's byte order */
+	ident = elf_getident(elf, NULL);
+	if (ident && ident[EI_DATA] == ELFDATA2MSB)
+		*ret_crc = (uint32_t)b[0] << 24 | (uint32_t)b[1] << 16 | (uint32_t)b[2] << 8 | b[3];
+	else
+		*ret_crc = (uint32_t)b[3] << 24 | (uint32_t)b[2] << 16 | (uint32_t)b[1] << 8 | b[0];
+	return 0;
+}
+
+static int fd_crc32(int fd, uint32_t *ret)
+{
+	unsigned char buf[65536];
+	uLong crc = crc32(0L, Z_NULL, 0);
+	off_t off = 0;
+	ssize_t n;
+
+	while ((n = pread(fd, buf, sizeof(buf), off)) > 0) {
+		crc = crc32(crc, buf, (uInt)n);
+		off += n;
+	}
+	if (n < 0)
+		return -errno;
+	*ret = (uint32_t)crc;
+	return 0;
+}
+
+/* Opens a candidate debug file: an ELF with a .symtab, not the file itself. */
+static Elf *open_debug_candidate(const char *path, const struct stat *self, int *ret_fd,
+				 uint32_t *want_crc)
+{
+	struct stat st;
+	uint32_t crc;
+	int fd = open_regular(path, &st);
+	Elf *elf = NULL;
+
+	if (fd < 0)
+		return NULL;
+	if (same_file(&st, self))
+		goto fail;
+	if (want_crc && (fd_crc32(fd, &crc) || crc != *want_crc)) {
+		log_debug("%s: CRC does not match the .gnu_debuglink, not used", path);
+		goto fail;
+	}
+	elf = elf_from_fd(fd);
+	if (!elf || !has_symtab(elf))
+		goto fail;
+	*ret_fd = fd;
+	return elf;
+fail:
+	if (elf)
+		elf_end(elf);
+	close(fd);
+	return NULL;
+}
+
+/* The separate debug file: by build-id, then by .gnu_debuglink. NULL when none. */
+static Elf *open_debug_file(const struct symcache *c, const char *bid, Elf *elf,
+			    const struct where *w, const struct stat *self, int *ret_fd)
+{
+	char path[PATH_MAX], link[256];
+	uint32_t crc;
+	Elf *delf;
+
+	if (strlen(bid) > 2) {
+		for (int i = 0; i < 2; i++) {
+			char dbid[BUILD_ID_HEX];
+
+			if (i == 1 && !w->root[0])
+				break;
+			/* the host's debug files first, then the container's */
+			if ((size_t)snprintf(path, sizeof(path), "%s%s/.build-id/%.2s/%s.debug",
+					     i ? w->root : "", c->debug_root, bid,
+					     bid + 2) >= sizeof(path))
+				continue;
+			delf = open_debug_candidate(path, self, ret_fd, NULL);
+			if (!delf)
+				continue;
+			/* a stale link would give another build's addresses */
+			if (elfutil_build_id(delf, dbid, sizeof(dbid)) == 0 && !strcmp(dbid, bid))
+				return delf;
+			log_debug("%s: build-id differs, not used", path);
+			elf_end(delf);
+			close(*ret_fd);
+		}
+	}
+	if (read_debuglink(elf, link, sizeof(link), &crc) || strchr(link, '/') ||
+	    !strcmp(link, ".") || !strcmp(link, ".."))
+		return NULL;
+	for (int i = 0; i < 4; i++) {
+		int n;
+
+		if (i == 0 && w->host_ok)
+			n = snprintf(path, sizeof(path), "%s/%s", w->host_dir, link);
+		else if (i == 1 && w->host_ok)
+			n = snprintf(path, sizeof(path), "%s/.debug/%s", w->host_dir, link);
+		else if (i == 2 && w->ns_ok)
+			n = snprintf(path, sizeof(path), "%s%s/%s", c->debug_root, w->ns_dir, link);
+		else if (i == 3 && w->ns_ok && w->root[0])
+			n = snprintf(path, sizeof(path), "%s%s%s/%s", w->root, c->debug_root,
+				     w->ns_dir, link);
+		else
+			continue;
+		if (n < 0 || (size_t)n >= sizeof(path))
+			continue;
+		delf = open_debug_candidate(path, self, ret_fd, &crc);
+		if (delf)
+			return delf;
+	}
+	return NULL;
+}
+
+/* ---- MiniDebugInfo -------------------------------------------------------- */
+
+#ifdef HAVE_LZMA
+static struct {
+	lzma_ret (*stream_decoder)(lzma_stream *, uint64_t, uint32_t);
+	lzma_ret (*code)(lzma_stream *, lzma_action);
+	void (*end)(lzma_stream *);
+} lzma_fn;
+static bool lzma_ok;
+static pthread_once_t lzma_once = PTHREAD_ONCE_INIT;
+
+static void lzma_load(void)
+{
+	void *h = dlopen("liblzma.so.5", RTLD_NOW | RTLD_LOCAL);
+
+	if (!h) {
+		log_info("liblzma not found: MiniDebugInfo (.gnu_debugdata) is not read");
+		return;
+	}
+	*(void **)&lzma_fn.stream_decoder = dlsym(h, "lzma_stream_decoder");
+	*(void **)&lzma_fn.code = dlsym(h, "lzma_code");
+	*(void **)&lzma_fn.end = dlsym(h, "lzma_end");
+	lzma_ok = lzma_fn.stream_decoder && lzma_fn.code && lzma_fn.end;
+	/* the handle stays open for the life of the process */
+}
+
+/* Decompresses an xz stream into a malloc'd buffer of at most MINIDEBUG_MAX_OUT bytes. */
+static int xz_decode(const uint8_t *in, size_t in_len, uint8_t **ret_out, size_t *ret_len)
+{
+	lzma_stream s = LZMA_STREAM_INIT;
+	size_t cap = in_len < (1u << 20) ? 4u * in_len + 4096 : 4u << 20, len = 0;
+	uint8_t *out = NULL;
+	int err = 0;
+
+	pthread_once(&lzma_once, lzma_load);
+	if (!lzma_ok)
+		return -ENOTSUP;
+	if (lzma_fn.stream_decoder(&s, MINIDEBUG_MEMLIMIT, 0) != LZMA_OK)
+		return -ENOMEM;
+	s.next_in = in;
+	s.avail_in = in_len;
+	for (;;) {
+		lzma_ret r;
+
+		if (!out || len == cap) {
+			uint8_t *n;
+
+			if (out && cap >= MINIDEBUG_MAX_OUT) {
+				err = -E2BIG;
+				break;
+			}
+			if (out)
+				cap = cap * 2 > MINIDEBUG_MAX_OUT ? MINIDEBUG_MAX_OUT : cap * 2;
+			n = realloc(out, cap);
+			if (!n) {
+				err = -ENOMEM;
+				break;
+			}
+			out = n;
+		}
+		s.next_out = out + len;
+		s.avail_out = cap - len;
+		r = lzma_fn.code(&s, LZMA_FINISH);
+		len = cap - s.avail_out;
+		if (r == LZMA_STREAM_END)
+			break;
+		if ((r == LZMA_OK || r == LZMA_BUF_ERROR) && len == cap)
+			continue;	/* the output is full: grow it */
+		if (r != LZMA_OK) {
+			err = r == LZMA_MEM_ERROR || r == LZMA_MEMLIMIT_ERROR ? -ENOMEM : -EINVAL;
+			break;
+		}
+	}
+	lzma_fn.end(&s);
+	if (err) {
+		free(out);
+		return err;
+	}
+	*ret_out = out;
+	*ret_len = len;
+	return 0;
+}
+
+/* The ELF inside .gnu_debugdata, in memory (*ret_buf, freed after elf_end). */
+static Elf *open_minidebuginfo(Elf *elf, void **ret_buf)
+{
+	GElf_Shdr sh;
+	Elf_Scn *scn = elfutil_section(elf, ".gnu_debugdata", &sh);
+	Elf_Data *d = scn ? elf_rawdata(scn, NULL) : NULL;
+	uint8_t *buf;
+	size_t len;
+	Elf *melf;
+	int err;
+
+	if (!d || !d->d_buf || !d->d_size || d->d_size > MINIDEBUG_MAX_IN)
+		return NULL;
+	err = xz_decode(d->d_buf, d->d_size, &buf, &len);
+	if (err) {
+		log_debug("cannot decompress .gnu_debugdata: %s", strerror(-err));
+		return NULL;
+	}
+	melf = elf_memory((char *)buf, len);
+	if (!melf || elf_kind(melf) != ELF_K_ELF) {
+		elf_end(melf);
+		free(buf);
+		return NULL;
+	}
+	*ret_buf = buf;
+	return melf;
+}
+#else
+static Elf *open_minidebuginfo(Elf *elf, void **ret_buf)
+{
+	(void)elf;
+	(void)ret_buf;
+	return NULL;
+}
+#endif
+
+/* ---- building an object ------------------------------------------------- */
+
+static unsigned leading_underscores(const char *s)
+{
+	unsigned n = 0;
+
+	while (s[n] == '_')
+		n++;
+	return n;
+}
+
+/* By address; at one address global before weak before local, "malloc" before "__libc_malloc". */
+static int cmp_raw(const void *a, const void *b)
+{
+	const struct rawsym *x = a, *y = b;
+	unsigned ux, uy;
 
 	if (x->addr != y->addr)
 		return x->addr < y->addr ? -1 : 1;
 	if (x->rank != y->rank)
 		return x->rank - y->rank;
-	return (x->size < y->size) - (x->size > y->size);	/* sized first */
+	ux = leading_underscores(x->name);
+	uy = leading_underscores(y->name);
+	if (ux != uy)
+		return ux < uy ? -1 : 1;
+	return strcmp(x->name, y->name);
 }
 
-static void sort_syms(struct elfobj *o)
-{
-	uint32_t w = 0;
+struct arena {
+	char *s;
+	size_t len, cap;
+};
 
-	if (!o->nsyms)
+/* Stores a name, demangled, without its symbol version ("memcpy@@GLIBC_2.14"). Offset or -errno. */
+static long arena_add_name(struct arena *a, const char *raw)
+{
+	size_t rlen = strnlen(raw, MAX_NAME + 1), len;
+	const char *at = rlen > 1 ? memchr(raw + 1, '@', rlen - 1) : NULL;
+	char *tmp = NULL, *dm = NULL;
+	bool cut = !at && rlen > MAX_NAME;
+	long off = -ENOMEM;
+	const char *s;
+
+	if (at || cut) {
+		rlen = at ? (size_t)(at - raw) : MAX_NAME;
+		tmp = strndup(raw, rlen);
+		if (!tmp)
+			goto out;
+		raw = tmp;
+	}
+	dm = cut ? NULL : demangle(raw);
+	s = dm ? dm : raw;
+	len = dm ? strnlen(dm, MAX_NAME + 1) : rlen;
+	if (len > MAX_NAME) {
+		cut = true;
+		len = MAX_NAME;
+	}
+	if (a->len + len + 1 > MAX_NAMES_BYTES) {
+		off = -E2BIG;
+		goto out;
+	}
+	if (a->len + len + 1 > a->cap) {
+		size_t ncap = a->cap ? a->cap : 16384;
+		char *ns;
+
+		while (ncap < a->len + len + 1)
+			ncap *= 2;
+		ns = realloc(a->s, ncap);
+		if (!ns)
+			goto out;
+		a->s = ns;
+		a->cap = ncap;
+	}
+	memcpy(a->s + a->len, s, len);
+	if (cut)
+		memcpy(a->s + a->len + len - 3, "...", 3);
+	a->s[a->len + len] = '\0';
+	off = (long)a->len;
+	a->len += len + 1;
+out:
+	free(dm);
+	free(tmp);
+	return off;
+}
+
+/* Sorts the gathered symbols, keeps one per address, copies their names. 0 or -errno. */
+static int build_syms(struct elfobj *o, struct gather *g)
+{
+	struct arena a = { 0 };
+	size_t nuniq = 0, k = 0;
+
+	if (!g->n)
+		return 0;
+	qsort(g->v, g->n, sizeof(*g->v), cmp_raw);
+	for (size_t i = 0; i < g->n; i++)
+		if (!i || g->v[i].addr != g->v[i - 1].addr)
+			nuniq++;
+	o->syms = malloc(nuniq * sizeof(*o->syms));
+	if (!o->syms)
+		return -ENOMEM;
+	for (size_t i = 0; i < g->n;) {
+		uint64_t size = g->v[i].size;
+		size_t j = i + 1;
+		long off;
+
+		/* aliases: the first one's name, the largest size */
+		for (; j < g->n && g->v[j].addr == g->v[i].addr; j++)
+			if (g->v[j].size > size)
+				size = g->v[j].size;
+		off = arena_add_name(&a, g->v[i].name);
+		if (off < 0) {
+			free(a.s);
+			return (int)off;
+		}
+		o->syms[k++] = (struct sym){
+			.addr = g->v[i].addr,
+			.size = size > UINT32_MAX ? UINT32_MAX : (uint32_t)size,
+			.name = (uint32_t)off,
+		};
+		i = j;
+	}
+	o->nsyms = (uint32_t)k;
+	/* give back what the doubling left over */
+	o->names = realloc(a.s, a.len) ?: a.s;
+	return 0;
+}
+
+static void read_segments(struct elfobj *o, Elf *elf)
+{
+	size_t phnum;
+
+	if (elf_getphdrnum(elf, &phnum))
 		return;
-	qsort(o->syms, o->nsyms, sizeof(*o->syms), cmp_sym);
-	/* one symbol per address: the preferred alias */
-	for (uint32_t i = 0; i < o->nsyms; i++)
-		if (!w || o->syms[w - 1].addr != o->syms[i].addr)
-			o->syms[w++] = o->syms[i];
-	o->nsyms = w;
+	for (size_t i = 0; i < phnum && i <= INT_MAX && o->nsegs < MAX_SEGS; i++) {
+		GElf_Phdr ph;
+
+		if (gelf_getphdr(elf, (int)i, &ph) && ph.p_type == PT_LOAD && ph.p_filesz)
+			o->segs[o->nsegs++] = (struct seg){ ph.p_offset, ph.p_vaddr, ph.p_filesz };
+	}
 }
 
-static int load(struct symcache *c, struct elfobj *o, const char *open_path, const char *real_path)
+/*
+ * Opens and reads one file into *ret: a new object, or the loaded one with the same
+ * build-id (unless this file has a .symtab and that one had to do without). 0 or -errno.
+ */
+static int load_file(struct symcache *c, const char *open_path, const char *real_path,
+		     struct elfobj **ret)
 {
-	char dbg[PATH_MAX];
-	int fd = -1, dfd = -1, err = 0;
-	Elf *elf, *delf = NULL;
+	struct gather g = { 0 };
+	char bid[BUILD_ID_HEX];
+	struct elfobj *o = NULL, *shared;
+	Elf *elf = NULL, *delf = NULL, *melf = NULL;
+	int fd, dfd = -1, err = 0;
+	void *mbuf = NULL;
+	struct stat st;
+	bool symtab;
 	long n;
 
-	elf = elfutil_open(open_path, &fd);
-	if (!elf)
-		return -errno;
-	elfutil_build_id(elf, o->build_id, sizeof(o->build_id));
-	err = read_segments(o, elf);
-	if (err)
+	fd = open_regular(open_path, &st);
+	if (fd < 0)
+		return fd;
+	elf = elf_from_fd(fd);
+	if (!elf) {
+		err = -EINVAL;
 		goto out;
-	if (!has_symtab(elf) &&
-	    find_debug_file(c, o, elf, real_path ? real_path : open_path, dbg, sizeof(dbg)) == 0) {
-		delf = elfutil_open(dbg, &dfd);
-		if (delf && has_symtab(delf)) {
-			n = read_symbols(o, delf, SHT_SYMTAB);
-			if (n > 0)
-				c->stats.debug_files_used++;
-		}
 	}
-	/* MiniDebugInfo: the functions .dynsym lacks, in an xz'd ELF inside the file */
-	if (!has_symtab(elf) && !o->nsyms) {
-		void *buf = NULL;
-		int merr;
-		Elf *mini = elfutil_minidebuginfo(elf, 64u << 20, &buf, &merr);
-
-		if (mini && read_symbols(o, mini, SHT_SYMTAB) > 0)
-			c->stats.minidebuginfo_used++;
-		elf_end(mini);
-		free(buf);
+	elfutil_build_id(elf, bid, sizeof(bid));
+	symtab = has_symtab(elf);
+	shared = bid[0] ? bid_find(c, bid) : NULL;
+	if (shared && (shared->full || !symtab)) {
+		shared->refs++;
+		c->stats.objects_shared++;
+		*ret = shared;
+		goto out;
 	}
-	n = read_symbols(o, elf, SHT_SYMTAB);
+	o = calloc(1, sizeof(*o));
+	if (!o) {
+		err = -ENOMEM;
+		goto out;
+	}
+	o->refs = 1;
+	memcpy(o->build_id, bid, sizeof(bid));
+	read_segments(o, elf);
+	n = gather_elf(&g, elf, SHT_SYMTAB);
 	if (n >= 0)
-		n = read_symbols(o, elf, SHT_DYNSYM);
+		n = gather_elf(&g, elf, SHT_DYNSYM);
 	if (n < 0) {
 		err = (int)n;
 		goto out;
 	}
+	o->full = symtab;
+	if (!symtab) {
+		struct where w;
+
+		locate(&w, open_path, real_path);
+		delf = open_debug_file(c, bid, elf, &w, &st, &dfd);
+		if (delf) {
+			n = gather_elf(&g, delf, SHT_SYMTAB);
+			if (n > 0) {
+				o->full = true;
+				c->stats.debug_files_used++;
+			}
+		} else if ((melf = open_minidebuginfo(elf, &mbuf))) {
+			n = gather_elf(&g, melf, SHT_SYMTAB);
+			if (n > 0)
+				c->stats.minidebuginfo_used++;
+		}
+		if (n < 0) {
+			err = (int)n;
+			goto out;
+		}
+	}
 	/* a stripped Go binary still has its own function table */
-	if (!o->nsyms && read_gopclntab(o, elf) > 0)
+	if (!g.n && gather_gopclntab(&g, elf) > 0)
 		c->stats.go_pclntab_used++;
-	sort_syms(o);
+	err = build_syms(o, &g);
+	if (err)
+		goto out;
+	bid_insert(c, o);
+	c->stats.objects_loaded++;
+	*ret = o;
+	o = NULL;
 out:
-	elfutil_close(delf, dfd);
-	elfutil_close(elf, fd);
+	obj_free(o);
+	free(g.v);
+	if (melf)
+		elf_end(melf);
+	free(mbuf);
+	if (delf) {
+		elf_end(delf);
+		close(dfd);
+	}
+	if (elf)
+		elf_end(elf);
+	close(fd);
 	return err;
 }
 
-static struct elfobj *find(struct symcache *c, const char *path, uint64_t dev, uint64_t ino)
-{
-	for (size_t i = 0; i < c->nobjs; i++) {
-		struct elfobj *o = c->objs[i];
+/* ---- the cache ---------------------------------------------------------- */
 
-		if (dev || ino) {
-			if (o->dev == dev && o->ino == ino && !o->key_path)
-				return o;
-		} else if (o->key_path && !strcmp(o->key_path, path)) {
-			return o;
+struct symcache *symcache__new(const struct symcache_opts *opts)
+{
+	struct symcache *c = calloc(1, sizeof(*c));
+	size_t max;
+
+	if (!c)
+		return NULL;
+	max = opts && opts->max_objects ? opts->max_objects : DEFAULT_MAX_OBJECTS;
+	c->max_objects = max > MAX_OBJECTS_LIMIT ? MAX_OBJECTS_LIMIT : max;
+	c->nbuckets = 16;
+	while (c->nbuckets < c->max_objects)
+		c->nbuckets *= 2;
+	c->debug_root = strdup(opts && opts->debug_root ? opts->debug_root : DEFAULT_DEBUG_ROOT);
+	c->buckets = calloc(c->nbuckets, sizeof(*c->buckets));
+	c->bid_buckets = calloc(c->nbuckets, sizeof(*c->bid_buckets));
+	if (!c->debug_root || !c->buckets || !c->bid_buckets) {
+		symcache__free(c);
+		errno = ENOMEM;
+		return NULL;
+	}
+	/* a trailing '/' would make "<root>//usr/lib" */
+	for (size_t n = strlen(c->debug_root); n > 1 && c->debug_root[n - 1] == '/'; n--)
+		c->debug_root[n - 1] = '\0';
+	c->lru.next = c->lru.prev = &c->lru;
+	elf_version(EV_CURRENT);
+	return c;
+}
+
+static void ent_free(struct symcache *c, struct cent *e)
+{
+	obj_unref(c, e->obj);
+	free(e->path);
+	free(e);
+}
+
+void symcache__free(struct symcache *c)
+{
+	if (!c)
+		return;
+	if (c->lru.next) {
+		for (struct cent *e = c->lru.next, *next; e != &c->lru; e = next) {
+			next = e->next;
+			ent_free(c, e);
 		}
+	}
+	free(c->buckets);
+	free(c->bid_buckets);
+	free(c->debug_root);
+	free(c);
+}
+
+static struct cent *ent_find(const struct symcache *c, const char *path, uint64_t dev,
+			     uint64_t ino, uint32_t h)
+{
+	for (struct cent *e = c->buckets[h & (c->nbuckets - 1)]; e; e = e->hnext) {
+		if (e->hash != h || e->dev != dev || e->ino != ino)
+			continue;
+		if (!(dev || ino) && strcmp(e->path, path))
+			continue;
+		return e;
 	}
 	return NULL;
 }
 
-static void evict_one(struct symcache *c)
+static void lru_unlink(struct cent *e)
 {
-	size_t victim = 0;
+	e->prev->next = e->next;
+	e->next->prev = e->prev;
+}
 
-	for (size_t i = 1; i < c->nobjs; i++)
-		if (c->objs[i]->last_used < c->objs[victim]->last_used)
-			victim = i;
-	obj_free(c->objs[victim]);
-	c->objs[victim] = c->objs[--c->nobjs];
-	c->stats.evictions++;
+static void lru_push_front(struct symcache *c, struct cent *e)
+{
+	e->next = c->lru.next;
+	e->prev = &c->lru;
+	c->lru.next->prev = e;
+	c->lru.next = e;
+}
+
+static void ent_remove(struct symcache *c, struct cent *e)
+{
+	struct cent **pp = &c->buckets[e->hash & (c->nbuckets - 1)];
+
+	while (*pp != e)
+		pp = &(*pp)->hnext;
+	*pp = e->hnext;
+	lru_unlink(e);
+	c->nents--;
+	ent_free(c, e);
+}
+
+static bool retryable(int err)
+{
+	switch (err) {
+	case ENOENT:	/* the process is gone: another path may come */
+	case ESRCH:
+	case EACCES:
+	case EPERM:
+	case EMFILE:
+	case ENFILE:
+	case ENOMEM:
+	case EINTR:
+	case EAGAIN:
+	case EIO:
+		return true;
+	default:
+		return false;	/* no ELF file, or a broken one: it will not get better */
+	}
 }
 
 struct elfobj *symcache__get(struct symcache *c, const char *open_path, const char *real_path,
 			     uint64_t dev, uint64_t ino)
 {
-	struct elfobj *o = find(c, open_path, dev, ino);
+	struct cent *e;
+	uint32_t h;
 	int err;
 
-	if (o) {
-		o->last_used = ++c->tick;
-		if (o->failed) {
-			errno = o->err;
-			return NULL;
-		}
-		return o;
-	}
-	if (c->nobjs == c->max_objects)
-		evict_one(c);
-	o = calloc(1, sizeof(*o));
-	if (!o)
+	if (!c || !open_path) {
+		errno = EINVAL;
 		return NULL;
-	o->dev = dev;
-	o->ino = ino;
+	}
+	c->stats.lookups++;
+	h = hash_key(open_path, dev, ino);
+	e = ent_find(c, open_path, dev, ino, h);
+	if (e) {
+		lru_unlink(e);
+		lru_push_front(c, e);
+		if (e->obj)
+			return e->obj;
+		if (now_ns() < e->retry_ns) {
+			errno = e->err;
+			return NULL;
+		}
+		ent_remove(c, e);	/* time to try again */
+	}
+	c->stats.misses++;
+	if (c->nents >= c->max_objects) {
+		ent_remove(c, c->lru.prev);
+		c->stats.evictions++;
+	}
+	e = calloc(1, sizeof(*e));
+	if (!e) {
+		errno = ENOMEM;
+		return NULL;
+	}
+	e->dev = dev;
+	e->ino = ino;
+	e->hash = h;
 	if (!dev && !ino) {
-		o->key_path = strdup(open_path);
-		if (!o->key_path) {
-			free(o);
+		e->path = strdup(open_path);
+		if (!e->path) {
+			free(e);
+			errno = ENOMEM;
 			return NULL;
 		}
 	}
-	o->last_used = ++c->tick;
-	err = load(c, o, open_path, real_path);
+	err = load_file(c, open_path, real_path, &e->obj);
 	if (err) {
-		/* remember the failure, keep nothing else */
-		free(o->syms);
-		free(o->names);
-		o->syms = NULL;
-		o->names = NULL;
-		o->nsyms = 0;
-		o->failed = true;
-		o->err = -err;
+		e->err = -err;
+		e->retry_ns = retryable(-err) ? now_ns() + RETRY_NS : UINT64_MAX;
 		c->stats.objects_failed++;
 		log_debug("cannot read symbols of %s: %s", real_path ? real_path : open_path,
 			  strerror(-err));
-	} else {
-		c->stats.objects_loaded++;
 	}
-	c->objs[c->nobjs++] = o;
-	if (o->failed) {
-		errno = o->err;
+	e->hnext = c->buckets[h & (c->nbuckets - 1)];
+	c->buckets[h & (c->nbuckets - 1)] = e;
+	lru_push_front(c, e);
+	c->nents++;
+	if (!e->obj) {
+		errno = e->err;
 		return NULL;
 	}
-	return o;
+	return e->obj;
 }
+
+void symcache__stats(const struct symcache *c, struct symcache_stats *ret)
+{
+	*ret = c->stats;
+}
+
+/* ---- lookups ------------------------------------------------------------ */
 
 const char *elfobj__build_id(const struct elfobj *o)
 {
-	return o->build_id;
+	return o ? o->build_id : "";
 }
 
 size_t elfobj__nsyms(const struct elfobj *o)
 {
-	return o->nsyms;
+	return o ? o->nsyms : 0;
 }
 
 int elfobj__offset_to_vaddr(const struct elfobj *o, uint64_t off, uint64_t *ret_vaddr)
 {
-	for (int i = 0; i < o->nsegs; i++) {
+	if (!o)
+		return -EINVAL;
+	for (uint32_t i = 0; i < o->nsegs; i++) {
 		const struct seg *s = &o->segs[i];
 
-		if (off >= s->offset && off < s->offset + s->filesz) {
+		if (off >= s->offset && off - s->offset < s->filesz) {
 			*ret_vaddr = off - s->offset + s->vaddr;
 			return 0;
 		}
@@ -540,12 +1194,21 @@ int elfobj__offset_to_vaddr(const struct elfobj *o, uint64_t off, uint64_t *ret_
 	return -ENOENT;
 }
 
+static bool covers(const struct sym *s, uint64_t vaddr)
+{
+	return vaddr >= s->addr && vaddr - s->addr < s->size;
+}
+
 int elfobj__symbolize(const struct elfobj *o, uint64_t vaddr, const char **ret_name,
 		      uint64_t *ret_sym_off)
 {
-	uint32_t lo = 0, hi = o->nsyms;
-	const struct sym *s;
+	const struct sym *s = NULL;
+	uint32_t lo = 0, hi;
 
+	if (!o)
+		return -EINVAL;
+	hi = o->nsyms;
+	/* the first symbol above vaddr: the candidate is the one before it */
 	while (lo < hi) {
 		uint32_t mid = lo + (hi - lo) / 2;
 
@@ -556,17 +1219,18 @@ int elfobj__symbolize(const struct elfobj *o, uint64_t vaddr, const char **ret_n
 	}
 	if (!lo)
 		return -ENOENT;
-	s = &o->syms[lo - 1];
-	/* a sized symbol covers only its size; an unsized one reaches the next symbol */
-	if (s->size && vaddr >= s->addr + s->size)
-		return -ENOENT;
+	if (!o->syms[lo - 1].size || covers(&o->syms[lo - 1], vaddr)) {
+		s = &o->syms[lo - 1];
+	} else {
+		/* past its end: a larger function just below may enclose it (asm, .cold parts) */
+		for (uint32_t k = 2; k <= 4 && k <= lo && !s; k++)
+			if (covers(&o->syms[lo - k], vaddr))
+				s = &o->syms[lo - k];
+		if (!s)
+			return -ENOENT;
+	}
 	*ret_name = o->names + s->name;
 	if (ret_sym_off)
 		*ret_sym_off = vaddr - s->addr;
 	return 0;
-}
-
-void symcache__stats(const struct symcache *c, struct symcache_stats *ret)
-{
-	*ret = c->stats;
 }

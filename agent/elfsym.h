@@ -5,10 +5,16 @@
 /*
  * ELF symbolization: function names from .symtab and .dynsym, or from a
  * separate debug file found by build-id (<debug_root>/.build-id/xx/yyyy.debug)
- * or by .gnu_debuglink (checked by CRC), from .gnu_debugdata (MiniDebugInfo), and
- * for stripped Go binaries from
- * .gopclntab (Go 1.18 and later). Objects are cached and evicted least
- * recently used; a file that failed to load is remembered, not retried.
+ * or by .gnu_debuglink (checked by CRC), from MiniDebugInfo (.gnu_debugdata,
+ * when liblzma can be loaded), and for stripped Go binaries from .gopclntab
+ * (Go 1.18 and later). Names are demangled (C++, Rust).
+ *
+ * Cache entries are keyed by (dev, ino), or by path when both are 0, and
+ * evicted least recently used beyond max_objects. Files with the same build-id
+ * share one loaded object. A file that failed to load is remembered: it is not
+ * opened again before a while (never again when it is no valid ELF).
+ * Corrupt or truncated files are rejected; nothing read from a file aborts.
+ * Not thread-safe: one symcache per thread.
  */
 
 #include <stddef.h>
@@ -20,8 +26,15 @@ struct symcache_opts {
 };
 
 struct symcache_stats {
-	uint64_t objects_loaded, objects_failed, evictions, debug_files_used, go_pclntab_used;
-	uint64_t minidebuginfo_used;
+	uint64_t objects_loaded;	/* ELF files parsed */
+	uint64_t objects_failed;	/* loads that failed (each retry counts) */
+	uint64_t objects_shared;	/* files served by a loaded object with their build-id */
+	uint64_t evictions;
+	uint64_t debug_files_used;	/* symbols from a separate debug file */
+	uint64_t minidebuginfo_used;	/* symbols from .gnu_debugdata */
+	uint64_t go_pclntab_used;	/* symbols from .gopclntab */
+	uint64_t lookups;		/* symcache__get calls */
+	uint64_t misses;		/* ... that had to open the file */
 };
 
 struct elfobj;
@@ -31,10 +44,12 @@ struct symcache *symcache__new(const struct symcache_opts *opts);
 void symcache__free(struct symcache *c);
 /*
  * Returns the object for a file, loading it on first use. open_path is what to
- * open (e.g. /proc/PID/map_files/START-END); real_path is the file's name as the
- * process saw it (for .gnu_debuglink next to it; NULL = open_path); dev/ino
- * identify it (0, 0: the path does). NULL with errno set when the file cannot be
- * read or is no valid ELF. The pointer stays valid until the next call.
+ * open (e.g. /proc/PID/map_files/START-END or /proc/PID/root/usr/lib/libc.so.6);
+ * real_path is the file's name as the process saw it, used to find its
+ * .gnu_debuglink file (NULL: derived from open_path); dev/ino identify it (0, 0:
+ * open_path does). NULL with errno set when the file cannot be read or is no valid
+ * ELF (EINVAL). The pointer stays valid until the entry is evicted or the cache
+ * freed: use it right away.
  */
 struct elfobj *symcache__get(struct symcache *c, const char *open_path, const char *real_path,
 			     uint64_t dev, uint64_t ino);
@@ -42,7 +57,12 @@ struct elfobj *symcache__get(struct symcache *c, const char *open_path, const ch
 const char *elfobj__build_id(const struct elfobj *o);
 /* File offset (as in /proc/PID/maps) -> ELF virtual address, through PT_LOAD. 0 or -ENOENT. */
 int elfobj__offset_to_vaddr(const struct elfobj *o, uint64_t file_off, uint64_t *ret_vaddr);
-/* The function containing vaddr; *ret_name is demangled and owned by the object. 0 or -ENOENT. */
+/*
+ * The function containing vaddr: st_value <= vaddr < st_value + st_size, or for a
+ * size-0 symbol, the nearest one below vaddr up to the next symbol. *ret_name is
+ * demangled and owned by the object; *ret_sym_off (may be NULL) is vaddr - st_value.
+ * 0 or -ENOENT.
+ */
 int elfobj__symbolize(const struct elfobj *o, uint64_t vaddr, const char **ret_name,
 		      uint64_t *ret_sym_off);
 size_t elfobj__nsyms(const struct elfobj *o);

@@ -1,12 +1,23 @@
 // SPDX-License-Identifier: Apache-2.0
+/*
+ * Kernel text symbols from /proc/kallsyms: "ffffffff81000000 T _stext" and
+ * "ffffffffc0a01000 t xfs_foo\t[xfs]". Only text (t/T/w/W) is kept, sorted by
+ * address, one symbol per address; names and module names live in one arena.
+ */
 #include "ksyms.h"
 
 #include <errno.h>
+#include <inttypes.h>
 #include <stdbool.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+
+#include "log.h"
+
+#define KSYMS_MAX (16u << 20)	/* a real kernel has a few hundred thousand */
+#define KSYM_LINE_MAX 1024	/* a longer line is not kallsyms: skipped */
 
 struct ksyms {
 	struct ksym *syms;
@@ -15,16 +26,14 @@ struct ksyms {
 	size_t strs_len, strs_cap;
 };
 
-/* Stores a string; returns its offset (names are fixed up to pointers at the end). */
-static long add_str(struct ksyms *k, const char *s)
+/* Stores a string; returns its offset (made into a pointer once the arena stops moving). */
+static long add_str(struct ksyms *k, const char *s, size_t len)
 {
-	size_t len = strlen(s) + 1;
-
-	if (k->strs_len + len > k->strs_cap) {
-		size_t ncap = k->strs_cap ? k->strs_cap * 2 : 1 << 20;
+	if (k->strs_len + len + 1 > k->strs_cap) {
+		size_t ncap = k->strs_cap ? k->strs_cap * 2 : 1 << 16;
 		char *n;
 
-		while (ncap < k->strs_len + len)
+		while (ncap < k->strs_len + len + 1)
 			ncap *= 2;
 		n = realloc(k->strs, ncap);
 		if (!n)
@@ -33,17 +42,101 @@ static long add_str(struct ksyms *k, const char *s)
 		k->strs_cap = ncap;
 	}
 	memcpy(k->strs + k->strs_len, s, len);
-	k->strs_len += len;
-	return (long)(k->strs_len - len);
+	k->strs[k->strs_len + len] = '\0';
+	k->strs_len += len + 1;
+	return (long)(k->strs_len - len - 1);
 }
 
-static int cmp_ksym(const void *a, const void *b)
+static unsigned leading_underscores(const char *s)
 {
-	const struct ksym *x = a, *y = b;
+	unsigned n = 0;
+
+	while (s[n] == '_')
+		n++;
+	return n;
+}
+
+/* A symbol while loading: the arena still moves, so names are offsets. */
+struct kent {
+	uint64_t addr;
+	long name, module;	/* offsets in strs, module -1 for vmlinux */
+	bool global;
+};
+
+/*
+ * By address; at one address the preferred alias first: global (T/W) before
+ * local, then the one with fewer leading underscores, then by name (stable output).
+ */
+static int cmp_kent(const void *a, const void *b, void *strs)
+{
+	const struct kent *x = a, *y = b;
+	const char *xn, *yn;
+	unsigned ux, uy;
 
 	if (x->addr != y->addr)
 		return x->addr < y->addr ? -1 : 1;
-	return 0;
+	if (x->global != y->global)
+		return x->global ? -1 : 1;
+	xn = (const char *)strs + x->name;
+	yn = (const char *)strs + y->name;
+	ux = leading_underscores(xn);
+	uy = leading_underscores(yn);
+	if (ux != uy)
+		return ux < uy ? -1 : 1;
+	return strcmp(xn, yn);
+}
+
+/*
+ * Parses one line. Returns 1 for a text symbol (fills *ret and the spans of
+ * name and module), 0 for a valid line of another type, -EINVAL for garbage.
+ */
+static int parse_line(const char *line, uint64_t *ret_addr, char *ret_type, const char **ret_name,
+		      size_t *ret_name_len, const char **ret_mod, size_t *ret_mod_len)
+{
+	const char *p = line, *name, *mod = NULL;
+	size_t name_len, mod_len = 0;
+	uint64_t addr = 0;
+	int digits = 0;
+	char type;
+
+	for (; *p && *p != ' '; p++, digits++) {
+		int v;
+
+		if (*p >= '0' && *p <= '9')
+			v = *p - '0';
+		else if (*p >= 'a' && *p <= 'f')
+			v = *p - 'a' + 10;
+		else if (*p >= 'A' && *p <= 'F')
+			v = *p - 'A' + 10;
+		else
+			return -EINVAL;
+		addr = addr << 4 | (uint64_t)v;
+	}
+	if (!digits || digits > 16 || *p != ' ' || !p[1] || p[2] != ' ')
+		return -EINVAL;
+	type = p[1];
+	name = p + 3;
+	name_len = strcspn(name, " \t\r\n");
+	if (!name_len)
+		return -EINVAL;
+	p = name + name_len;
+	while (*p == ' ' || *p == '\t')
+		p++;
+	if (*p == '[') {
+		mod = p + 1;
+		mod_len = strcspn(mod, "]\r\n");
+		if (mod[mod_len] != ']' || !mod_len)
+			return -EINVAL;
+	}
+	*ret_addr = addr;
+	*ret_type = type;
+	if (type != 't' && type != 'T' && type != 'w' && type != 'W')
+		return 0;
+	*ret_name = name;
+	*ret_name_len = name_len;
+	*ret_mod = mod;
+	*ret_mod_len = mod_len;
+	return 1;
 }
 
 void ksyms__free(struct ksyms *k)
@@ -57,13 +150,19 @@ void ksyms__free(struct ksyms *k)
 
 struct ksyms *ksyms__load(const char *path)
 {
-	char line[1024], name[512], mod[256];
-	struct ksyms *k;
+	const char *file = path ? path : "/proc/kallsyms";
+	struct kent *ents = NULL;
+	uint32_t nents = 0, cap = 0, w = 0;
+	uint64_t lines = 0, bad = 0;
+	char line[KSYM_LINE_MAX];
+	long last_mod = -1;	/* offset of the module name stored last */
+	size_t last_mod_len = 0;
 	bool nonzero = false;
+	struct ksyms *k = NULL;
 	int err = 0;
 	FILE *f;
 
-	f = fopen(path ? path : "/proc/kallsyms", "re");
+	f = fopen(file, "re");
 	if (!f)
 		return NULL;
 	k = calloc(1, sizeof(*k));
@@ -72,54 +171,104 @@ struct ksyms *ksyms__load(const char *path)
 		goto out;
 	}
 	while (fgets(line, sizeof(line), f)) {
-		unsigned long long addr;
+		const char *name, *mod;
+		size_t name_len, mod_len;
+		uint64_t addr;
 		char type;
-		long noff, moff = -1;
-		int n;
+		int r;
 
-		mod[0] = '\0';
-		n = sscanf(line, "%llx %c %511s [%255[^]]]", &addr, &type, name, mod);
-		if (n < 3)
+		if (!strchr(line, '\n') && !feof(f)) {
+			int ch;
+
+			/* too long for kallsyms: skip the rest of it */
+			while ((ch = fgetc(f)) != EOF && ch != '\n')
+				;
+			bad++;
 			continue;
+		}
+		r = parse_line(line, &addr, &type, &name, &name_len, &mod, &mod_len);
+		if (r < 0) {
+			bad++;
+			continue;
+		}
+		lines++;
 		if (addr)
 			nonzero = true;
-		/* text symbols only */
-		if (type != 't' && type != 'T' && type != 'w' && type != 'W')
+		if (r == 0)
 			continue;
-		if (k->n == k->cap) {
-			uint32_t ncap = k->cap ? k->cap * 2 : 65536;
-			struct ksym *ns = realloc(k->syms, ncap * sizeof(*ns));
+		if (nents >= KSYMS_MAX) {
+			err = -E2BIG;
+			goto out;
+		}
+		if (nents == cap) {
+			uint32_t ncap = cap ? cap * 2 : 4096;
+			struct kent *ne = realloc(ents, ncap * sizeof(*ne));
 
-			if (!ns) {
+			if (!ne) {
 				err = -ENOMEM;
 				goto out;
 			}
-			k->syms = ns;
-			k->cap = ncap;
+			ents = ne;
+			cap = ncap;
 		}
-		noff = add_str(k, name);
-		if (noff >= 0 && n == 4 && mod[0])
-			moff = add_str(k, mod);
-		if (noff < 0 || (n == 4 && mod[0] && moff < 0)) {
+		ents[nents].addr = addr;
+		ents[nents].global = type == 'T' || type == 'W';
+		ents[nents].name = add_str(k, name, name_len);
+		ents[nents].module = -1;
+		if (ents[nents].name < 0) {
 			err = -ENOMEM;
 			goto out;
 		}
-		/* offsets for now: strs may still move */
-		k->syms[k->n++] = (struct ksym){ .addr = addr, .name = (const char *)(uintptr_t)noff,
-						 .module = (const char *)(intptr_t)moff };
+		if (mod) {
+			/* a module's symbols come in one run: store its name once */
+			if (last_mod < 0 || last_mod_len != mod_len ||
+			    memcmp(k->strs + last_mod, mod, mod_len)) {
+				last_mod = add_str(k, mod, mod_len);
+				if (last_mod < 0) {
+					err = -ENOMEM;
+					goto out;
+				}
+				last_mod_len = mod_len;
+			}
+			ents[nents].module = last_mod;
+		}
+		nents++;
+	}
+	if (ferror(f)) {
+		err = -EIO;
+		goto out;
+	}
+	if (!lines) {
+		log_debug("%s: no kallsyms lines (%" PRIu64 " unreadable)", file, bad);
+		err = -EINVAL;
+		goto out;
 	}
 	if (!nonzero) {
+		/* kptr_restrict: the kernel hides the addresses from us */
 		err = -EPERM;
 		goto out;
 	}
-	for (uint32_t i = 0; i < k->n; i++) {
-		intptr_t m = (intptr_t)k->syms[i].module;
-
-		k->syms[i].name = k->strs + (uintptr_t)k->syms[i].name;
-		k->syms[i].module = m >= 0 ? k->strs + m : NULL;
+	if (nents)
+		qsort_r(ents, nents, sizeof(*ents), cmp_kent, k->strs);
+	k->syms = malloc((nents ? nents : 1) * sizeof(*k->syms));
+	if (!k->syms) {
+		err = -ENOMEM;
+		goto out;
 	}
-	qsort(k->syms, k->n, sizeof(*k->syms), cmp_ksym);
+	for (uint32_t i = 0; i < nents; i++) {
+		/* one symbol per address: the preferred alias sorts first */
+		if (w && k->syms[w - 1].addr == ents[i].addr)
+			continue;
+		k->syms[w++] = (struct ksym){
+			.addr = ents[i].addr,
+			.name = k->strs + ents[i].name,
+			.module = ents[i].module >= 0 ? k->strs + ents[i].module : NULL,
+		};
+	}
+	k->n = w;
+	k->cap = w;
 out:
+	free(ents);
 	fclose(f);
 	if (err) {
 		ksyms__free(k);
@@ -131,8 +280,12 @@ out:
 
 const struct ksym *ksyms__find(const struct ksyms *k, uint64_t addr)
 {
-	uint32_t lo = 0, hi = k->n;
+	uint32_t lo = 0, hi;
 
+	if (!k)
+		return NULL;
+	hi = k->n;
+	/* the first symbol above addr; the one before it is ours */
 	while (lo < hi) {
 		uint32_t mid = lo + (hi - lo) / 2;
 
@@ -146,5 +299,5 @@ const struct ksym *ksyms__find(const struct ksyms *k, uint64_t addr)
 
 uint32_t ksyms__count(const struct ksyms *k)
 {
-	return k->n;
+	return k ? k->n : 0;
 }

@@ -1,65 +1,151 @@
 // SPDX-License-Identifier: Apache-2.0
+/*
+ * CFI -> unwind rows, in three passes:
+ *
+ * 1. list every FDE's [lo, hi) straight from the section bytes (dwarf_next_cfi
+ *    plus our own reading of the address fields), dropping those outside the
+ *    file's executable segments (tombstones of discarded functions, garbage);
+ * 2. make the ranges disjoint: .eh_frame first (overlaps: the lower start
+ *    wins), then .debug_frame for what .eh_frame leaves uncovered;
+ * 3. in address order, ask libdw for the rule at each step of each range
+ *    (dwarf_cfi_addrframe + dwarf_frame_info give [start, end) where it holds),
+ *    so rows come out sorted and identical neighbours merge as they come.
+ *
+ * Cost: libdw re-runs an FDE's program from its start for each row we ask
+ * for, so an FDE of k rows costs ~k^2/2 instruction steps (measured: 4000
+ * rows 11 ms, 40000 rows 1.1 s). Real code stays far below (largest seen:
+ * 6678 rows in gcc's cc1plus); FDE_MAX_ROWS and WORK_BUDGET bound what a
+ * crafted file can cost.
+ */
 #include "unwind_table.h"
 
 #include "elfutil.h"
+#include "log.h"
 
 #include <dwarf.h>
 #include <elfutils/libdw.h>
 #include <errno.h>
-#include <fcntl.h>
 #include <gelf.h>
 #include <libelf.h>
 #include <stdbool.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/stat.h>
-#include <unistd.h>
 
 #define REG_RBP 6
 #define REG_RSP 7
 #define REG_RA 16
 
-/* a row before merging: pc plus whether it only ends the previous FDE */
-struct raw_row {
-	struct unwind_row r;
-	uint8_t terminator;
-	uint8_t prio;		/* 0: .eh_frame, 1: .debug_frame */
+/* rows libdw is asked for per FDE; the rest of a longer one becomes CFA_UNSUPPORTED */
+#define FDE_MAX_ROWS 8192
+/* instruction steps libdw may run per file (~1.5 ns each): cc1plus needs 35M */
+#define WORK_BUDGET (1ull << 28)
+/* a .debug_frame is a few MB even for the largest libraries */
+#define DEBUG_FRAME_MAX (256ull << 20)
+#define MAX_EXEC_SEGS 32
+
+enum { SRC_EH = 0, SRC_DEBUG = 1, NSRC };
+
+/* One CFI section: its raw bytes for pass 1, libdw's reader for pass 3. */
+struct cfi_src {
+	Dwarf_CFI *cfi;
+	const uint8_t *buf;
+	size_t size;
+	uint64_t addr;		/* vaddr of buf[0], for pc-relative pointers (.eh_frame) */
+	/* the last CIE looked up: FDEs mostly share one */
+	Dwarf_Off cie_off;
+	int cie_enc;		/* its FDE pointer encoding, -1 unusable, -2 none cached */
+};
+
+/* What one FDE owns once ranges are disjoint. */
+struct fde_range {
+	uint64_t lo, hi;
+	uint64_t fde_lo;	/* the FDE's own start: libdw's rows must not begin before it */
+	uint32_t seq;		/* order in its section: equal starts go to the earlier */
+	uint8_t src;
+};
+
+struct range_list {
+	struct fde_range *v;
+	uint32_t n, cap;
 };
 
 struct builder {
-	struct raw_row *rows;
-	uint32_t n, cap, max;
-	int err;
+	struct cfi_src src[NSRC];
+	const unsigned char *ident;
+	struct range_list fdes;
+	uint64_t seg_lo[MAX_EXEC_SEGS], seg_hi[MAX_EXEC_SEGS];
+	int nsegs;
+	struct unwind_row *rows;
+	uint32_t nrows, cap_rows, max_rows;
+	uint64_t work;
 	struct unwind_table_stats st;
-	/* FDE ranges of .eh_frame, to let it win over .debug_frame */
-	uint64_t (*eh_ranges)[2];
-	uint32_t neh, cap_eh;
 };
 
-static void push(struct builder *b, const struct unwind_row *r, bool term, uint8_t prio)
-{
-	if (b->err)
-		return;
-	if (b->n == b->cap) {
-		uint32_t ncap = b->cap ? b->cap * 2 : 4096;
-		struct raw_row *nr;
+/* The separate .debug_frame reader: an in-memory ELF holding only that section. */
+struct debug_frame {
+	void *image;
+	Elf *elf;
+	Dwarf *dw;
+};
 
-		if (b->n >= b->max) {
-			b->err = -EFBIG;
-			return;
-		}
-		nr = realloc(b->rows, ncap * sizeof(*nr));
-		if (!nr) {
-			b->err = -ENOMEM;
-			return;
-		}
-		b->rows = nr;
-		b->cap = ncap;
+static int range_push(struct range_list *l, const struct fde_range *r)
+{
+	if (l->n == l->cap) {
+		uint32_t ncap = l->cap ? l->cap * 2 : 1024;
+		struct fde_range *nv;
+
+		if (ncap <= l->cap)
+			return -EFBIG;
+		nv = realloc(l->v, (size_t)ncap * sizeof(*nv));
+		if (!nv)
+			return -ENOMEM;
+		l->v = nv;
+		l->cap = ncap;
 	}
-	b->rows[b->n++] = (struct raw_row){ *r, term, prio };
+	l->v[l->n++] = *r;
+	return 0;
 }
 
-/* "saved at CFA + off": DW_OP_call_frame_cfa, then DW_OP_plus_uconst/consts+plus */
+static bool same_rule(const struct unwind_row *a, const struct unwind_row *b)
+{
+	return a->cfa_type == b->cfa_type && a->cfa_offset == b->cfa_offset &&
+	       a->rbp_type == b->rbp_type && a->rbp_offset == b->rbp_offset;
+}
+
+/* Appends a row (pcs only grow), merging it into an identical predecessor. */
+static int add_row(struct builder *b, const struct unwind_row *r)
+{
+	if (b->nrows) {
+		const struct unwind_row *last = &b->rows[b->nrows - 1];
+
+		if (r->pc <= last->pc || same_rule(last, r))
+			return 0;
+	}
+	if (b->nrows == b->cap_rows) {
+		uint32_t ncap = b->cap_rows ? b->cap_rows * 2 : 4096;
+		struct unwind_row *nr;
+
+		if (b->nrows >= b->max_rows)
+			return -EFBIG;
+		if (ncap > b->max_rows || ncap <= b->cap_rows)
+			ncap = b->max_rows;
+		nr = realloc(b->rows, (size_t)ncap * sizeof(*nr));
+		if (!nr)
+			return -ENOMEM;
+		b->rows = nr;
+		b->cap_rows = ncap;
+	}
+	b->rows[b->nrows++] = *r;
+	return 0;
+}
+
+static void row_unsupported(struct unwind_row *r, uint32_t pc)
+{
+	*r = (struct unwind_row){ .pc = pc, .cfa_type = CFA_UNSUPPORTED,
+				  .rbp_type = RBP_UNSUPPORTED };
+}
+
+/* "saved at CFA + off" as libdw spells it: DW_OP_call_frame_cfa [DW_OP_plus_uconst off] */
 static bool at_cfa(const Dwarf_Op *ops, size_t n, int64_t *off)
 {
 	if (n == 1 && ops[0].atom == DW_OP_call_frame_cfa) {
@@ -79,100 +165,124 @@ static bool at_cfa(const Dwarf_Op *ops, size_t n, int64_t *off)
 	return false;
 }
 
-/* The PLT's CFA: rsp + 8 + ((rip & 15) >= N) << 3 */
+/*
+ * The CFA gcc and ld describe lazy-binding PLT entries with:
+ * rsp + 8 + ((rip & 15) >= N) << 3, i.e. DW_OP_breg7 8; DW_OP_breg16 0;
+ * DW_OP_lit15; DW_OP_and; DW_OP_litN; DW_OP_ge; DW_OP_lit3; DW_OP_shl; DW_OP_plus.
+ */
 static bool is_plt_expr(const Dwarf_Op *o, size_t n, int32_t *ret_n)
 {
 	if (n != 9 || o[0].atom != DW_OP_breg7 || o[0].number != 8 || o[1].atom != DW_OP_breg16 ||
 	    o[1].number != 0 || o[2].atom != DW_OP_lit15 || o[3].atom != DW_OP_and ||
-	    o[4].atom < DW_OP_lit0 || o[4].atom > DW_OP_lit31 || o[5].atom != DW_OP_ge ||
+	    o[4].atom < DW_OP_lit0 || o[4].atom > DW_OP_lit15 || o[5].atom != DW_OP_ge ||
 	    o[6].atom != DW_OP_lit3 || o[7].atom != DW_OP_shl || o[8].atom != DW_OP_plus)
 		return false;
 	*ret_n = o[4].atom - DW_OP_lit0;
 	return true;
 }
 
-static void translate(Dwarf_Frame *f, bool signal, struct unwind_row *r)
+/* The CFA rule, for CFA_SP / CFA_FP / CFA_PLT; false for anything else. */
+static bool translate_cfa(Dwarf_Frame *f, struct unwind_row *r)
+{
+	Dwarf_Op *ops;
+	size_t n;
+	int64_t off;
+
+	if (dwarf_frame_cfa(f, &ops, &n) || n == 0)
+		return false;
+	if (n == 1 && ops[0].atom == DW_OP_bregx &&
+	    (ops[0].number == REG_RSP || ops[0].number == REG_RBP)) {
+		r->cfa_type = ops[0].number == REG_RSP ? CFA_SP : CFA_FP;
+		off = (int64_t)ops[0].number2;
+	} else if (n == 1 && (ops[0].atom == DW_OP_breg7 || ops[0].atom == DW_OP_breg6)) {
+		r->cfa_type = ops[0].atom == DW_OP_breg7 ? CFA_SP : CFA_FP;
+		off = (int64_t)ops[0].number;
+	} else if (is_plt_expr(ops, n, &r->cfa_offset)) {
+		r->cfa_type = CFA_PLT;
+		return true;
+	} else {
+		return false;
+	}
+	if (off < INT32_MIN || off > INT32_MAX)
+		return false;
+	r->cfa_offset = (int32_t)off;
+	return true;
+}
+
+/* The row for libdw's frame state f; ra_reg: the CIE's return address column. */
+static void translate(Dwarf_Frame *f, int ra_reg, bool signal, struct unwind_row *r)
 {
 	Dwarf_Op mem[3], *ops;
 	size_t n;
 	int64_t off;
+	uint32_t pc = r->pc;
 
-	r->cfa_type = CFA_UNSUPPORTED;
-	r->rbp_type = RBP_SAME;
-	r->cfa_offset = 0;
-	r->rbp_offset = 0;
+	row_unsupported(r, pc);
+	if (ra_reg != REG_RA)
+		return;
 	if (signal) {
-		r->cfa_type = CFA_SIGNAL;
+		/* the 'S' augmentation (__restore_rt): registers come from the ucontext */
+		*r = (struct unwind_row){ .pc = pc, .cfa_type = CFA_SIGNAL, .rbp_type = RBP_SAME };
 		return;
 	}
-	/* the return address: undefined marks the outermost frame */
 	if (dwarf_frame_register(f, REG_RA, mem, &ops, &n))
 		return;
 	if (n == 0 && ops == mem) {
-		r->cfa_type = CFA_END;
+		/* return address "undefined": the outermost frame (_start, thread start) */
+		*r = (struct unwind_row){ .pc = pc, .cfa_type = CFA_END, .rbp_type = RBP_SAME };
 		return;
 	}
+	/* x86_64: the BPF side always reads the return address at CFA - 8 */
 	if (!at_cfa(ops, n, &off) || off != -8)
-		return;	/* x86_64: anything but CFA-8 is not ours to follow */
-
-	if (dwarf_frame_cfa(f, &ops, &n) || n == 0)
 		return;
-	if (n == 1 && ops[0].atom == DW_OP_bregx &&
-	    (ops[0].number == REG_RSP || ops[0].number == REG_RBP)) {
-		int64_t o = (int64_t)ops[0].number2;
-
-		if (o < INT32_MIN || o > INT32_MAX)
-			return;
-		r->cfa_type = ops[0].number == REG_RSP ? CFA_SP : CFA_FP;
-		r->cfa_offset = (int32_t)o;
-	} else if (n == 1 && (ops[0].atom == DW_OP_breg7 || ops[0].atom == DW_OP_breg6)) {
-		r->cfa_type = ops[0].atom == DW_OP_breg7 ? CFA_SP : CFA_FP;
-		r->cfa_offset = (int32_t)(int64_t)ops[0].number;
-	} else if (is_plt_expr(ops, n, &r->cfa_offset)) {
-		r->cfa_type = CFA_PLT;
-	} else {
+	if (!translate_cfa(f, r)) {
+		row_unsupported(r, pc);
 		return;
 	}
-
 	if (dwarf_frame_register(f, REG_RBP, mem, &ops, &n)) {
 		r->rbp_type = RBP_UNSUPPORTED;
-	} else if (n == 0 && ops == NULL) {
-		r->rbp_type = RBP_SAME;
+	} else if (n == 0) {
+		/* same value (ops NULL), or undefined (ops == mem): rbp cannot be recovered */
+		r->rbp_type = ops == NULL ? RBP_SAME : RBP_UNSUPPORTED;
 	} else if (at_cfa(ops, n, &off) && off >= INT16_MIN && off <= INT16_MAX) {
 		r->rbp_type = RBP_AT_CFA;
 		r->rbp_offset = (int16_t)off;
 	} else {
-		r->rbp_type = RBP_UNSUPPORTED;
+		r->rbp_type = RBP_UNSUPPORTED;	/* in a register, val_offset, expression */
 	}
 }
 
-/* Reads one encoded pointer (DW_EH_PE_*); returns bytes used or 0 when unsupported. */
-static size_t read_encoded(const uint8_t *p, const uint8_t *end, uint8_t enc, uint64_t field_addr,
-			   uint64_t *ret)
+/* Size of one encoded pointer's value (DW_EH_PE_* low bits), 0 when variable/unknown. */
+static size_t encoded_size(uint8_t enc)
 {
-	uint64_t v = 0;
-	size_t len;
-
-	if (enc == DW_EH_PE_omit)
-		return 0;
 	switch (enc & 0x0f) {
 	case DW_EH_PE_absptr:
 	case DW_EH_PE_udata8:
 	case DW_EH_PE_sdata8:
-		len = 8;
-		break;
+		return 8;
 	case DW_EH_PE_udata4:
 	case DW_EH_PE_sdata4:
-		len = 4;
-		break;
+		return 4;
 	case DW_EH_PE_udata2:
 	case DW_EH_PE_sdata2:
-		len = 2;
-		break;
+		return 2;
 	default:
-		return 0;	/* uleb128 pointers: never seen for FDEs on x86_64 */
+		return 0;
 	}
-	if (p + len > end)
+}
+
+/*
+ * Reads one encoded pointer at p (vaddr field_addr when pc-relative matters).
+ * Only what FDEs and .eh_frame_hdr use: fixed sizes, absolute or pc/data-relative.
+ * Returns the bytes read, 0 when unsupported or truncated.
+ */
+static size_t read_encoded(const uint8_t *p, const uint8_t *end, uint8_t enc, uint64_t field_addr,
+			   uint64_t data_addr, uint64_t *ret)
+{
+	size_t len = encoded_size(enc);
+	uint64_t v = 0;
+
+	if (enc == DW_EH_PE_omit || !len || (size_t)(end - p) < len)
 		return 0;
 	for (size_t i = 0; i < len; i++)
 		v |= (uint64_t)p[i] << (8 * i);
@@ -186,56 +296,69 @@ static size_t read_encoded(const uint8_t *p, const uint8_t *end, uint8_t enc, ui
 	case DW_EH_PE_pcrel:
 		v += field_addr;
 		break;
+	case DW_EH_PE_datarel:
+		v += data_addr;
+		break;
 	default:
 		return 0;
 	}
+	if (enc & DW_EH_PE_indirect)
+		return 0;
 	*ret = v;
 	return len;
 }
 
-static size_t encoded_size(uint8_t enc)
+/* Skips an (s|u)leb128; false when it runs past end. */
+static bool skip_leb128(const uint8_t **p, const uint8_t *end)
 {
-	switch (enc & 0x0f) {
-	case DW_EH_PE_absptr: case DW_EH_PE_udata8: case DW_EH_PE_sdata8: return 8;
-	case DW_EH_PE_udata4: case DW_EH_PE_sdata4: return 4;
-	case DW_EH_PE_udata2: case DW_EH_PE_sdata2: return 2;
-	default: return 0;
-	}
+	while (*p < end)
+		if (!(*(*p)++ & 0x80))
+			return true;
+	return false;
 }
 
-/* The FDE pointer encoding a CIE announces with 'R' (absptr for .debug_frame). */
+/* The FDE pointer encoding a CIE announces with 'R' (absptr without one). */
 static int cie_fde_encoding(const Dwarf_CIE *cie, uint8_t *ret)
 {
 	const char *aug = cie->augmentation;
-	const uint8_t *d = cie->augmentation_data;
-	size_t i = 0, n = cie->augmentation_data_size;
+	const uint8_t *d = cie->augmentation_data, *end = d + cie->augmentation_data_size;
 
 	*ret = DW_EH_PE_absptr;
-	if (!aug || aug[0] != 'z')
-		return aug && aug[0] ? -EINVAL : 0;
+	if (!aug || !aug[0])
+		return 0;
+	if (aug[0] != 'z')
+		return -EINVAL;	/* "eh" and other pre-'z' forms: layout unknown */
 	for (aug++; *aug; aug++) {
 		switch (*aug) {
 		case 'P': {
-			size_t sz;
+			uint8_t penc;
 
-			if (i >= n)
+			if (d >= end)
 				return -EINVAL;
-			sz = encoded_size(d[i]);
-			if (!sz)
+			penc = *d++;
+			if ((penc & 0x0f) == DW_EH_PE_uleb128 || (penc & 0x0f) == DW_EH_PE_sleb128) {
+				if (!skip_leb128(&d, end))
+					return -EINVAL;
+			} else if (!encoded_size(penc) || (size_t)(end - d) < encoded_size(penc)) {
 				return -EINVAL;
-			i += 1 + sz;
+			} else {
+				d += encoded_size(penc);
+			}
 			break;
 		}
 		case 'L':
-			i++;
+			if (d >= end)
+				return -EINVAL;
+			d++;
 			break;
 		case 'R':
-			if (i >= n)
+			if (d >= end)
 				return -EINVAL;
-			*ret = d[i++];
+			*ret = *d;
 			return 0;
 		case 'S':
 		case 'B':
+		case 'G':
 			break;
 		default:
 			return -EINVAL;
@@ -244,246 +367,486 @@ static int cie_fde_encoding(const Dwarf_CIE *cie, uint8_t *ret)
 	return 0;
 }
 
-static bool covered_by_eh(const struct builder *b, uint64_t lo, uint64_t hi)
+static bool in_exec_segment(const struct builder *b, uint64_t lo, uint64_t hi)
 {
-	for (uint32_t i = 0; i < b->neh; i++)
-		if (lo < b->eh_ranges[i][1] && hi > b->eh_ranges[i][0])
+	for (int i = 0; i < b->nsegs; i++)
+		if (lo >= b->seg_lo[i] && hi <= b->seg_hi[i])
 			return true;
 	return false;
 }
 
-static void note_eh_range(struct builder *b, uint64_t lo, uint64_t hi)
+/* The range of one FDE, or -EINVAL. */
+static int fde_bounds(struct builder *b, struct cfi_src *s, bool eh, const Dwarf_CFI_Entry *e,
+		      uint64_t *ret_lo, uint64_t *ret_hi)
 {
-	if (b->neh == b->cap_eh) {
-		uint32_t ncap = b->cap_eh ? b->cap_eh * 2 : 1024;
-		uint64_t(*nr)[2] = realloc(b->eh_ranges, ncap * sizeof(*nr));
+	const uint8_t *p = e->fde.start, *end = e->fde.end;
+	uint64_t lo, range;
+	size_t n1, n2;
 
-		if (!nr) {
-			b->err = -ENOMEM;
-			return;
-		}
-		b->eh_ranges = nr;
-		b->cap_eh = ncap;
+	if (e->fde.CIE_pointer != s->cie_off || s->cie_enc == -2) {
+		Dwarf_CFI_Entry cie;
+		Dwarf_Off next;
+		uint8_t enc;
+
+		s->cie_off = e->fde.CIE_pointer;
+		s->cie_enc = -1;
+		if (dwarf_next_cfi(b->ident, &(Elf_Data){ .d_buf = (void *)s->buf, .d_size = s->size },
+				   eh, e->fde.CIE_pointer, &next, &cie) == 0 &&
+		    dwarf_cfi_cie_p(&cie) && cie_fde_encoding(&cie.cie, &enc) == 0)
+			s->cie_enc = enc;
 	}
-	b->eh_ranges[b->neh][0] = lo;
-	b->eh_ranges[b->neh][1] = hi;
-	b->neh++;
+	if (s->cie_enc < 0)
+		return -EINVAL;
+	/* .debug_frame is not loaded: only absolute addresses mean anything there */
+	if (!eh && (s->cie_enc & 0x70) != DW_EH_PE_absptr)
+		return -EINVAL;
+	if (p < s->buf || end > s->buf + s->size || p > end)
+		return -EINVAL;
+	n1 = read_encoded(p, end, (uint8_t)s->cie_enc, s->addr + (uint64_t)(p - s->buf), 0, &lo);
+	n2 = n1 ? read_encoded(p + n1, end, (uint8_t)s->cie_enc & 0x0f, 0, 0, &range) : 0;
+	/* lo == 0: the tombstone linkers leave for a discarded function */
+	if (!n1 || !n2 || !range || !lo || lo + range < lo ||
+	    !in_exec_segment(b, lo, lo + range))
+		return -EINVAL;
+	*ret_lo = lo;
+	*ret_hi = lo + range;
+	return 0;
 }
 
-/* Emits the rows of one FDE range by asking libdw for the rule at each step. */
-static void fde_rows(struct builder *b, Dwarf_CFI *cfi, uint64_t lo, uint64_t hi, uint8_t prio)
+/* Pass 1: the range of every FDE of one section. */
+static int collect_fdes(struct builder *b, int which)
 {
-	uint64_t addr = lo;
-	struct unwind_row r;
+	struct cfi_src *s = &b->src[which];
+	Elf_Data data = { .d_buf = (void *)s->buf, .d_size = s->size };
+	bool eh = which == SRC_EH;
+	Dwarf_Off off = 0;
+	uint32_t seq = 0;
+	int err = 0;
 
-	if (hi <= lo || hi > UINT32_MAX) {
-		b->st.fdes_bad++;
-		return;
+	s->cie_enc = -2;
+	while (!err) {
+		Dwarf_CFI_Entry e;
+		Dwarf_Off next = (Dwarf_Off)-1;
+		struct fde_range r;
+		int rc = dwarf_next_cfi(b->ident, &data, eh, off, &next, &e);
+
+		if (rc > 0)
+			break;		/* the end, or .eh_frame's zero terminator */
+		if (rc < 0 || next == (Dwarf_Off)-1 || next <= off) {
+			/* without a sane length nothing after this entry can be trusted */
+			b->st.fdes_bad++;
+			break;
+		}
+		off = next;
+		if (dwarf_cfi_cie_p(&e))
+			continue;
+		b->st.fdes++;
+		if (fde_bounds(b, s, eh, &e, &r.lo, &r.hi)) {
+			b->st.fdes_bad++;
+			continue;
+		}
+		r.fde_lo = r.lo;
+		r.seq = seq++;
+		r.src = (uint8_t)which;
+		err = range_push(&b->fdes, &r);
 	}
-	while (addr < hi && !b->err) {
+	return err;
+}
+
+static int cmp_range(const void *pa, const void *pb)
+{
+	const struct fde_range *a = pa, *b = pb;
+
+	if (a->src != b->src)
+		return a->src < b->src ? -1 : 1;
+	if (a->lo != b->lo)
+		return a->lo < b->lo ? -1 : 1;
+	return a->seq < b->seq ? -1 : a->seq > b->seq;
+}
+
+static int cmp_lo(const void *pa, const void *pb)
+{
+	const struct fde_range *a = pa, *b = pb;
+
+	return a->lo < b->lo ? -1 : a->lo > b->lo;
+}
+
+/*
+ * Pass 2: disjoint ranges, sorted. .eh_frame keeps what it covers (between
+ * overlapping FDEs of one section, the lower start wins); .debug_frame FDEs
+ * keep the pieces no .eh_frame FDE covers.
+ */
+static int own_ranges(struct builder *b, struct range_list *out)
+{
+	struct fde_range *v = b->fdes.v;
+	uint32_t n = b->fdes.n, neh = 0, k = 0;
+	uint64_t cov = 0;
+	int err = 0;
+
+	if (!n)
+		return 0;
+	qsort(v, n, sizeof(*v), cmp_range);
+	for (uint32_t i = 0; i < n && v[i].src == SRC_EH; i++) {
+		struct fde_range r = v[i];
+
+		if (r.lo < cov)
+			r.lo = cov;
+		if (r.lo >= r.hi)
+			continue;
+		cov = r.hi;
+		b->st.from_eh_frame++;
+		v[neh++] = r;	/* in place: neh <= i */
+	}
+	for (uint32_t i = 0; i < neh && !err; i++)
+		err = range_push(out, &v[i]);
+	/* .debug_frame: sorted by start, so the .eh_frame cursor k only moves forward */
+	cov = 0;
+	for (uint32_t i = 0; i < n && !err; i++) {
+		struct fde_range r = v[i];
+		uint64_t cur, hi = r.hi;
+		bool used = false;
+
+		if (r.src != SRC_DEBUG)
+			continue;
+		cur = r.lo > cov ? r.lo : cov;
+		if (hi > cov)
+			cov = hi;
+		while (cur < hi && !err) {
+			while (k < neh && v[k].hi <= cur)
+				k++;
+			if (k < neh && v[k].lo <= cur) {
+				cur = v[k].hi;
+				continue;
+			}
+			r.lo = cur;
+			r.hi = k < neh && v[k].lo < hi ? v[k].lo : hi;
+			err = range_push(out, &r);
+			used = true;
+			cur = r.hi;
+		}
+		b->st.from_debug_frame += used;
+	}
+	if (!err)
+		qsort(out->v, out->n, sizeof(*out->v), cmp_lo);
+	return err;
+}
+
+/*
+ * Pass 3 for one range: a row per step of its FDE's program, then a gap row at
+ * its end unless the next range starts right there (next_lo), so that pcs no
+ * FDE covers do not inherit the last rule.
+ */
+static int emit_range(struct builder *b, const struct fde_range *r, uint64_t next_lo)
+{
+	Dwarf_CFI *cfi = b->src[r->src].cfi;
+	struct unwind_row row;
+	uint64_t addr = r->lo;
+	uint32_t k = 0;
+	int err = 0;
+
+	while (addr < r->hi && !err) {
 		Dwarf_Frame *f;
 		Dwarf_Addr start, end;
 		bool signal = false;
+		int ra;
 
-		if (dwarf_cfi_addrframe(cfi, addr, &f)) {
+		b->work += k + 1;
+		if (b->work > WORK_BUDGET)
+			return -EFBIG;
+		if (k == FDE_MAX_ROWS || dwarf_cfi_addrframe(cfi, addr, &f)) {
 			b->st.fdes_bad++;
+			row_unsupported(&row, (uint32_t)addr);
+			err = add_row(b, &row);
 			break;
 		}
-		if (dwarf_frame_info(f, &start, &end, &signal) < 0 || end <= addr) {
+		ra = dwarf_frame_info(f, &start, &end, &signal);
+		/* libdw looks FDEs up by itself: make sure it answered from ours */
+		if (ra < 0 || start < r->fde_lo || start > addr || end <= addr) {
 			free(f);
 			b->st.fdes_bad++;
+			row_unsupported(&row, (uint32_t)addr);
+			err = add_row(b, &row);
 			break;
 		}
-		translate(f, signal, &r);
+		row.pc = (uint32_t)addr;
+		translate(f, ra, signal, &row);
 		free(f);
-		r.pc = (uint32_t)addr;
-		if (r.cfa_type == CFA_UNSUPPORTED)
-			b->st.rows_unsupported++;
-		push(b, &r, false, prio);
 		b->st.rows_raw++;
-		addr = end;
+		b->st.rows_unsupported += row.cfa_type == CFA_UNSUPPORTED;
+		err = add_row(b, &row);
+		addr = end < r->hi ? end : r->hi;
+		k++;
 	}
-	/* the gap after this FDE belongs to nobody, unless a later FDE starts here */
-	r = (struct unwind_row){ .pc = (uint32_t)hi, .cfa_type = CFA_UNSUPPORTED };
-	push(b, &r, true, prio);
+	if (!err && next_lo != r->hi) {
+		row_unsupported(&row, (uint32_t)r->hi);
+		err = add_row(b, &row);
+	}
+	return err;
 }
 
-/* Walks every CIE/FDE of a CFI section. */
-static int walk_section(struct builder *b, Elf *elf, Dwarf_CFI *cfi, bool eh)
+/*
+ * The file must be x86_64 ELF64, an executable or shared object. For the main
+ * file, also note its executable segments: every FDE must lie in one, and
+ * none may reach 4 GiB (rows hold 32-bit pcs).
+ */
+static int check_elf(struct builder *b, Elf *elf, bool main)
 {
-	const char *ident = elf_getident(elf, NULL);
-	Elf_Data *data;
-	GElf_Shdr sh;
-	Elf_Scn *scn = elfutil_section(elf, eh ? ".eh_frame" : ".debug_frame", &sh);
-	Dwarf_Off off = 0, next;
-	int found = 0;
-
-	if (!scn || !ident)
-		return -ENOENT;
-	data = elf_getdata(scn, NULL);
-	if (!data || !data->d_buf || !data->d_size)
-		return -ENOENT;
-	for (int guard = 0; guard < 10000000 && !b->err; guard++) {
-		Dwarf_CFI_Entry entry, cie_entry;
-		Dwarf_Off cie_next;
-		uint64_t lo, range;
-		uint8_t enc;
-		size_t n1, n2;
-		const uint8_t *p, *end;
-		int rc = dwarf_next_cfi((const unsigned char *)ident, data, eh, off, &next, &entry);
-
-		if (rc > 0)
-			break;
-		if (rc < 0) {
-			b->st.fdes_bad++;
-			if (next == (Dwarf_Off)-1 || next <= off)
-				break;
-			off = next;
-			continue;
-		}
-		off = next;
-		if (dwarf_cfi_cie_p(&entry))
-			continue;
-		b->st.fdes++;
-		/* its CIE tells how the FDE's addresses are encoded */
-		if (dwarf_next_cfi((const unsigned char *)ident, data, eh, entry.fde.CIE_pointer,
-				   &cie_next, &cie_entry) != 0 ||
-		    !dwarf_cfi_cie_p(&cie_entry) || cie_fde_encoding(&cie_entry.cie, &enc)) {
-			b->st.fdes_bad++;
-			continue;
-		}
-		p = entry.fde.start;
-		end = entry.fde.end;
-		if (p < (const uint8_t *)data->d_buf || end > (const uint8_t *)data->d_buf + data->d_size)
-			continue;
-		n1 = read_encoded(p, end, enc, sh.sh_addr + (uint64_t)(p - (uint8_t *)data->d_buf), &lo);
-		n2 = n1 ? read_encoded(p + n1, end, enc & 0x0f, 0, &range) : 0;
-		if (!n1 || !n2 || !range || lo + range < lo) {
-			b->st.fdes_bad++;
-			continue;
-		}
-		if (eh) {
-			note_eh_range(b, lo, lo + range);
-			b->st.from_eh_frame++;
-		} else {
-			if (covered_by_eh(b, lo, lo + range))
-				continue;
-			b->st.from_debug_frame++;
-		}
-		fde_rows(b, cfi, lo, lo + range, eh ? 0 : 1);
-		found++;
-	}
-	return found ? 0 : -ENOENT;
-}
-
-/* x86_64 ELF files only: the rows assume its registers and return address */
-static Elf *open_elf(const char *path, int *ret_fd)
-{
-	Elf *elf = elfutil_open(path, ret_fd);
 	GElf_Ehdr eh;
+	size_t phnum;
 
-	if (elf && (!gelf_getehdr(elf, &eh) || eh.e_machine != EM_X86_64 ||
-		    gelf_getclass(elf) != ELFCLASS64)) {
-		elfutil_close(elf, *ret_fd);
-		errno = EINVAL;
-		return NULL;
+	if (!gelf_getehdr(elf, &eh) || gelf_getclass(elf) != ELFCLASS64 ||
+	    eh.e_ident[EI_DATA] != ELFDATA2LSB || eh.e_machine != EM_X86_64 ||
+	    (eh.e_type != ET_EXEC && eh.e_type != ET_DYN))
+		return -EINVAL;
+	if (!main)
+		return 0;
+	if (elf_getphdrnum(elf, &phnum))
+		return -EINVAL;
+	for (size_t i = 0; i < phnum; i++) {
+		GElf_Phdr ph;
+
+		if (!gelf_getphdr(elf, (int)i, &ph) || ph.p_type != PT_LOAD || !(ph.p_flags & PF_X))
+			continue;
+		if (ph.p_vaddr + ph.p_memsz < ph.p_vaddr || ph.p_vaddr + ph.p_memsz > UINT32_MAX)
+			return -EINVAL;
+		if (b->nsegs == MAX_EXEC_SEGS)
+			return -EINVAL;
+		b->seg_lo[b->nsegs] = ph.p_vaddr;
+		b->seg_hi[b->nsegs] = ph.p_vaddr + ph.p_memsz;
+		b->nsegs++;
 	}
-	return elf;
+	return 0;
 }
 
-static int cmp_raw(const void *a, const void *b)
+/*
+ * .eh_frame of a file without section headers: PT_GNU_EH_FRAME points at
+ * .eh_frame_hdr, whose eh_frame_ptr gives where .eh_frame starts; it runs to
+ * its zero terminator, at the latest to the end of its segment.
+ */
+static int eh_frame_from_phdr(Elf *elf, struct cfi_src *s)
 {
-	const struct raw_row *x = a, *y = b;
+	GElf_Phdr hdr_ph = { 0 }, ph;
+	size_t phnum;
+	Elf_Data *d;
+	const uint8_t *p;
+	uint64_t ptr;
+	bool found = false;
 
-	if (x->r.pc != y->r.pc)
-		return x->r.pc < y->r.pc ? -1 : 1;
-	/* at one pc: a real row beats an FDE's end marker, .eh_frame beats .debug_frame */
-	if (x->terminator != y->terminator)
-		return x->terminator ? -1 : 1;
-	return (int)y->prio - (int)x->prio;
+	if (elf_getphdrnum(elf, &phnum))
+		return -ENOENT;
+	for (size_t i = 0; i < phnum && !found; i++)
+		if (gelf_getphdr(elf, (int)i, &hdr_ph) && hdr_ph.p_type == PT_GNU_EH_FRAME)
+			found = true;
+	if (!found || hdr_ph.p_filesz < 8)
+		return -ENOENT;
+	d = elf_getdata_rawchunk(elf, (int64_t)hdr_ph.p_offset, hdr_ph.p_filesz, ELF_T_BYTE);
+	if (!d || !d->d_buf || d->d_size < 8)
+		return -EINVAL;
+	p = d->d_buf;
+	if (p[0] != 1 ||
+	    !read_encoded(p + 4, p + d->d_size, p[1], hdr_ph.p_vaddr + 4, hdr_ph.p_vaddr, &ptr))
+		return -EINVAL;
+	for (size_t i = 0; i < phnum; i++) {
+		if (!gelf_getphdr(elf, (int)i, &ph) || ph.p_type != PT_LOAD || ptr < ph.p_vaddr ||
+		    ptr - ph.p_vaddr >= ph.p_filesz)
+			continue;
+		d = elf_getdata_rawchunk(elf, (int64_t)(ph.p_offset + (ptr - ph.p_vaddr)),
+					 ph.p_filesz - (ptr - ph.p_vaddr), ELF_T_BYTE);
+		if (!d || !d->d_buf)
+			return -EINVAL;
+		s->buf = d->d_buf;
+		s->size = d->d_size;
+		s->addr = ptr;
+		return 0;
+	}
+	return -EINVAL;
 }
 
-static bool same_rule(const struct unwind_row *a, const struct unwind_row *b)
+static int open_eh_frame(Elf *elf, struct cfi_src *s)
 {
-	return a->cfa_type == b->cfa_type && a->cfa_offset == b->cfa_offset &&
-	       a->rbp_type == b->rbp_type && a->rbp_offset == b->rbp_offset;
+	GElf_Shdr sh;
+	Elf_Scn *scn = elfutil_section(elf, ".eh_frame", &sh);
+	Elf_Data *d;
+	int err;
+
+	size_t nscn;
+
+	if (scn) {
+		d = elf_getdata(scn, NULL);
+		if (!d || !d->d_buf || !d->d_size)
+			return -ENOENT;
+		s->buf = d->d_buf;
+		s->size = d->d_size;
+		s->addr = sh.sh_addr;
+	} else if (elf_getshdrnum(elf, &nscn) || nscn > 0) {
+		return -ENOENT;	/* sections, but no .eh_frame (a stale PT_GNU_EH_FRAME is no proof) */
+	} else if ((err = eh_frame_from_phdr(elf, s))) {
+		return err;
+	}
+	s->cfi = dwarf_getcfi_elf(elf);
+	return s->cfi ? 0 : -EINVAL;
+}
+
+static void debug_frame_close(struct debug_frame *df)
+{
+	dwarf_end(df->dw);
+	elf_end(df->elf);
+	free(df->image);
+}
+
+/*
+ * libdw reads .debug_frame only through a Dwarf, and dwarf_begin_elf
+ * decompresses every compressed debug section of the file up front: a whole
+ * .debug_info to get at a few MB of CFI. So hand it a minimal ELF in memory
+ * that holds .debug_frame alone.
+ */
+static int open_debug_frame(Elf *elf, struct debug_frame *df, struct cfi_src *s)
+{
+	static const char shstr[] = "\0.debug_frame\0.shstrtab";
+	GElf_Shdr sh;
+	Elf_Scn *scn = elfutil_section(elf, ".debug_frame", &sh);
+	Elf_Data *d;
+	Elf64_Ehdr *eh;
+	Elf64_Shdr *shdr;
+	size_t data_off = sizeof(Elf64_Ehdr), str_off, sh_off, len;
+	uint8_t *img;
+
+	if (!scn)
+		return -ENOENT;
+	if (sh.sh_flags & SHF_COMPRESSED) {
+		GElf_Chdr ch;
+
+		/* zlib cannot expand more than ~1032:1: a larger claim is a bomb */
+		if (!gelf_getchdr(scn, &ch) || ch.ch_size > DEBUG_FRAME_MAX ||
+		    ch.ch_size / 1032 > sh.sh_size || elf_compress(scn, 0, 0) < 0)
+			return -EINVAL;
+	}
+	d = elf_getdata(scn, NULL);
+	if (!d || !d->d_buf || !d->d_size)
+		return -ENOENT;
+	if (d->d_size > DEBUG_FRAME_MAX)
+		return -EFBIG;
+	str_off = data_off + d->d_size;
+	sh_off = (str_off + sizeof(shstr) + 7) & ~(size_t)7;
+	len = sh_off + 3 * sizeof(Elf64_Shdr);
+	img = calloc(1, len);
+	if (!img)
+		return -ENOMEM;
+	df->image = img;
+	eh = (Elf64_Ehdr *)img;
+	memcpy(eh->e_ident, ELFMAG, SELFMAG);
+	eh->e_ident[EI_CLASS] = ELFCLASS64;
+	eh->e_ident[EI_DATA] = ELFDATA2LSB;
+	eh->e_ident[EI_VERSION] = EV_CURRENT;
+	eh->e_type = ET_EXEC;
+	eh->e_machine = EM_X86_64;	/* libdw's x86_64 defaults: callee-saved registers keep their value */
+	eh->e_version = EV_CURRENT;
+	eh->e_shoff = sh_off;
+	eh->e_ehsize = sizeof(Elf64_Ehdr);
+	eh->e_shentsize = sizeof(Elf64_Shdr);
+	eh->e_shnum = 3;
+	eh->e_shstrndx = 2;
+	memcpy(img + data_off, d->d_buf, d->d_size);
+	memcpy(img + str_off, shstr, sizeof(shstr));
+	shdr = (Elf64_Shdr *)(img + sh_off);
+	shdr[1] = (Elf64_Shdr){ .sh_name = 1, .sh_type = SHT_PROGBITS, .sh_offset = data_off,
+				.sh_size = d->d_size, .sh_addralign = 1 };
+	shdr[2] = (Elf64_Shdr){ .sh_name = 14, .sh_type = SHT_STRTAB, .sh_offset = str_off,
+				.sh_size = sizeof(shstr), .sh_addralign = 1 };
+	df->elf = elf_memory((char *)img, len);
+	df->dw = df->elf ? dwarf_begin_elf(df->elf, DWARF_C_READ, NULL) : NULL;
+	s->cfi = df->dw ? dwarf_getcfi(df->dw) : NULL;
+	if (!s->cfi)
+		return -EINVAL;
+	s->buf = img + data_off;
+	s->size = d->d_size;
+	s->addr = 0;
+	return 0;
 }
 
 int unwind_table__build(const char *path, const char *debug_path, uint32_t max_rows,
 			struct unwind_table **ret)
 {
-	struct builder b = { .max = max_rows ? max_rows : 4u << 20 };
+	struct builder b = { .max_rows = max_rows ? max_rows : UNWIND_TABLE_MAX_ROWS };
+	struct debug_frame df = { 0 };
+	struct range_list own = { 0 };
 	struct unwind_table *t = NULL;
-	int fd = -1, dfd = -1, err = 0, have = 0;
 	Elf *elf, *delf = NULL;
-	void *mini_buf = NULL;
-	Dwarf_CFI *eh_cfi = NULL;
-	Dwarf *dw = NULL;
+	int fd = -1, dfd = -1, err, have = 0, broken = 0;
 
-	elf_version(EV_CURRENT);
-	elf = open_elf(path, &fd);
+	elf = elfutil_open(path, &fd);
 	if (!elf)
 		return errno == ENOENT ? -ENOENT : -EINVAL;
+	err = check_elf(&b, elf, true);
+	if (err)
+		goto out;
+	b.ident = (const unsigned char *)elf_getident(elf, NULL);
+	if (!b.ident) {
+		err = -EINVAL;
+		goto out;
+	}
 
-	eh_cfi = dwarf_getcfi_elf(elf);
-	if (eh_cfi && walk_section(&b, elf, eh_cfi, true) == 0)
+	err = open_eh_frame(elf, &b.src[SRC_EH]);
+	broken += err == -EINVAL;
+	if (err == 0) {
 		have++;
-	/* .debug_frame: the separate debug file's, else MiniDebugInfo's, else the file's own */
-	if (debug_path)
-		delf = open_elf(debug_path, &dfd);
-	if (!delf) {
-		int merr;
-
-		delf = elfutil_minidebuginfo(elf, 64u << 20, &mini_buf, &merr);
+		err = collect_fdes(&b, SRC_EH);
 	}
-	dw = dwarf_begin_elf(delf ? delf : elf, DWARF_C_READ, NULL);
-	if (dw) {
-		Dwarf_CFI *dcfi = dwarf_getcfi(dw);
+	if (err && err != -ENOENT && err != -EINVAL)
+		goto out;
 
-		if (dcfi && walk_section(&b, delf ? delf : elf, dcfi, false) == 0)
-			have++;
+	/* .debug_frame: the separate debug file's, else the file's own */
+	if (debug_path) {
+		delf = elfutil_open(debug_path, &dfd);
+		if (delf && check_elf(&b, delf, false)) {
+			elfutil_close(delf, dfd);
+			delf = NULL;
+		}
+		if (!delf)
+			log_debug("unwind table: ignoring debug file %s", debug_path);
 	}
-	if (b.err) {
-		err = b.err;
+	err = open_debug_frame(delf ? delf : elf, &df, &b.src[SRC_DEBUG]);
+	broken += err == -EINVAL;
+	if (err == 0) {
+		have++;
+		err = collect_fdes(&b, SRC_DEBUG);
+	}
+	if (err && err != -ENOENT && err != -EINVAL)
+		goto out;
+
+	err = own_ranges(&b, &own);
+	if (err)
+		goto out;
+	for (uint32_t i = 0; i < own.n && !err; i++)
+		err = emit_range(&b, &own.v[i], i + 1 < own.n ? own.v[i + 1].lo : 0);
+	if (err)
+		goto out;
+	if (!b.nrows) {
+		/* sections but nothing usable in them: corrupt rather than absent */
+		err = broken || (have && b.st.fdes_bad) ? -EINVAL : -ENOENT;
 		goto out;
 	}
-	if (!have || !b.n) {
-		err = -ENOENT;
-		goto out;
-	}
 
-	qsort(b.rows, b.n, sizeof(*b.rows), cmp_raw);
 	t = calloc(1, sizeof(*t));
-	if (!t || !(t->rows = malloc(b.n * sizeof(*t->rows)))) {
+	if (!t) {
 		err = -ENOMEM;
 		goto out;
 	}
-	t->min_pc = b.rows[0].r.pc;
-	t->max_pc = b.rows[b.n - 1].r.pc;
-	for (uint32_t i = 0; i < b.n; i++) {
-		const struct unwind_row *r = &b.rows[i].r;
-
-		/* the last row at a pc wins (sorted so that it is the best one) */
-		if (i + 1 < b.n && b.rows[i + 1].r.pc == r->pc)
-			continue;
-		if (t->nrows && same_rule(&t->rows[t->nrows - 1], r))
-			continue;	/* merge identical neighbours */
-		t->rows[t->nrows++] = *r;
-	}
+	t->rows = b.rows;
+	t->nrows = b.nrows;
+	b.rows = NULL;
+	t->min_pc = own.v[0].lo;
+	t->max_pc = own.v[own.n - 1].hi - 1;
 	t->stats = b.st;
 out:
-	if (err) {
-		unwind_table__free(t);
-		t = NULL;
-	}
-	dwarf_end(dw);
-	if (eh_cfi)
-		dwarf_cfi_end(eh_cfi);
+	debug_frame_close(&df);
 	elfutil_close(delf, dfd);
-	free(mini_buf);
+	if (b.src[SRC_EH].cfi)
+		dwarf_cfi_end(b.src[SRC_EH].cfi);
 	elfutil_close(elf, fd);
+	free(own.v);
+	free(b.fdes.v);
 	free(b.rows);
-	free(b.eh_ranges);
 	if (!err)
 		*ret = t;
 	return err;
@@ -499,10 +862,12 @@ void unwind_table__free(struct unwind_table *t)
 
 const struct unwind_row *unwind_table__find(const struct unwind_table *t, uint64_t pc)
 {
-	uint32_t lo = 0, hi = t->nrows;
+	uint32_t lo = 0, hi;
 
-	if (!t->nrows || pc < t->rows[0].pc || pc > UINT32_MAX)
+	if (!t || !t->nrows || pc < t->min_pc || pc > t->max_pc)
 		return NULL;
+	hi = t->nrows;
+	/* the last row whose pc <= pc */
 	while (lo < hi) {
 		uint32_t mid = lo + (hi - lo) / 2;
 
@@ -511,5 +876,5 @@ const struct unwind_row *unwind_table__find(const struct unwind_table *t, uint64
 		else
 			hi = mid;
 	}
-	return &t->rows[lo - 1];
+	return lo ? &t->rows[lo - 1] : NULL;
 }

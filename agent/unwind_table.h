@@ -3,38 +3,57 @@
 #define AGENT_UNWIND_TABLE_H
 
 /*
- * Compiles DWARF call-frame information (.eh_frame, and .debug_frame of the
- * file or of its separate debug file) into the compact rows the BPF unwinder
- * walks (bpf/unwind.h). The DWARF CFA programs are run by elfutils' libdw;
- * this module turns their results into rows, sorts and merges them.
+ * Compiles the DWARF call-frame information of an x86_64 ELF file (.eh_frame,
+ * and .debug_frame of the file or of its separate debug file) into the compact
+ * rows the BPF unwinder walks (bpf/unwind.h). elfutils' libdw runs the CFA
+ * programs; this module decides which FDE owns which address, turns libdw's
+ * answers into rows and merges identical neighbours.
+ *
+ * Not supported (documented limits):
+ * - code at ELF virtual addresses of 4 GiB and more (-EINVAL): rows hold 32-bit pcs;
+ * - MiniDebugInfo (.gnu_debugdata): not read. The build does not link liblzma, and
+ *   distributions fill it with .symtab only (the CFI stays in .eh_frame);
+ * - old GNU-compressed .zdebug_frame (SHF_COMPRESSED .debug_frame is fine).
  */
 
 #include <stdint.h>
 
 #include "unwind.h"
 
+/* Default for max_rows == 0. */
+#define UNWIND_TABLE_MAX_ROWS (4u << 20)
+
 struct unwind_table_stats {
-	uint32_t fdes, fdes_bad, rows_raw, rows_unsupported, from_eh_frame, from_debug_frame;
+	uint32_t fdes;			/* FDEs seen, both sections */
+	uint32_t fdes_bad;		/* skipped or cut short: undecodable, outside the code, libdw error, too long */
+	uint32_t rows_raw;		/* rows libdw described, before merging (gap rows not counted) */
+	uint32_t rows_unsupported;	/* of those, rules we cannot express (CFA_UNSUPPORTED) */
+	uint32_t from_eh_frame;		/* FDEs whose rows are in the table, per section */
+	uint32_t from_debug_frame;
 };
 
 struct unwind_table {
-	struct unwind_row *rows;	/* sorted by pc, identical neighbours merged */
+	struct unwind_row *rows;	/* malloc'd, sorted by pc, identical neighbours merged */
 	uint32_t nrows;
-	uint64_t min_pc, max_pc;	/* range covered by FDEs */
+	uint64_t min_pc, max_pc;	/* first and last pc covered by an FDE (inclusive) */
 	struct unwind_table_stats stats;
 };
 
 /*
- * Builds the table of an x86_64 ELF file. debug_path: a separate debug file
- * whose .debug_frame to use as well (NULL = none). Where .eh_frame and
- * .debug_frame both describe a pc, .eh_frame wins. Returns 0, -ENOENT when
- * there is no CFI at all, -EINVAL for a file that is no x86_64 ELF (or has
- * addresses of 4 GiB and more), -EFBIG past max_rows rows.
+ * Builds the table of the ELF file at path. debug_path: a separate debug file
+ * whose .debug_frame replaces the file's own (NULL = none; one that cannot be
+ * used is ignored). Where .eh_frame and .debug_frame both describe a pc,
+ * .eh_frame wins. Returns 0; -ENOENT when there is no CFI at all (or the file
+ * does not exist); -EINVAL for a file that is no x86_64 executable or shared
+ * object, has code at 4 GiB or more, or whose CFI is unreadable throughout;
+ * -EFBIG past max_rows rows (0: UNWIND_TABLE_MAX_ROWS) or when the CFI would
+ * take too long to compile; -ENOMEM. Corrupt CFI yields a partial table (see
+ * stats.fdes_bad), never a crash.
  */
 int unwind_table__build(const char *path, const char *debug_path, uint32_t max_rows,
 			struct unwind_table **ret);
 void unwind_table__free(struct unwind_table *t);
-/* The row covering pc, or NULL. */
+/* The row covering pc, or NULL (pc < min_pc or pc > max_pc). */
 const struct unwind_row *unwind_table__find(const struct unwind_table *t, uint64_t pc);
 
 #endif

@@ -329,7 +329,7 @@ out:
 }
 
 /* Returns the table id for the file of mapping m (loading it once), or -errno. */
-static int table_for(struct unwinder *u, const struct mapping *m, int pid)
+static int table_for(struct unwinder *u, const struct mapping *m, int pid, bool build)
 {
 	char path[4200], bid[80], key[96];
 	struct seg segs[8];
@@ -358,6 +358,8 @@ static int table_for(struct unwinder *u, const struct mapping *m, int pid)
 		if (id >= 0)
 			return id;
 	}
+	if (!build)
+		return -EAGAIN;
 	id = free_slot(u);
 	if (id < 0)
 		return id;
@@ -408,9 +410,17 @@ static int pid_add_table(struct pid_entry *pe, uint32_t id)
 	return 0;
 }
 
+struct pending {
+	const struct mapping *m;
+	uint64_t start, end;
+};
+
 struct sync_ctx {
 	struct unwinder *u;
 	struct pid_entry *pe;
+	bool build;			/* compile tables not loaded yet (else: put them off) */
+	struct pending *later;		/* ranges put off */
+	uint32_t nlater, cap_later;
 };
 
 /* Splits [start, end) into aligned power-of-two blocks: one LPM key each. */
@@ -421,8 +431,21 @@ static int add_range(const struct mapping *m, uint64_t start, uint64_t end, void
 	struct mapping_info info;
 	const struct table *t;
 	const struct seg *sg = NULL;
-	int id = table_for(u, m, c->pe->pid);
+	int id = table_for(u, m, c->pe->pid, c->build);
 
+	if (id == -EAGAIN) {
+		if (c->nlater == c->cap_later) {
+			uint32_t n = c->cap_later ? c->cap_later * 2 : 16;
+			struct pending *np = realloc(c->later, n * sizeof(*np));
+
+			if (!np)
+				return -ENOMEM;
+			c->later = np;
+			c->cap_later = n;
+		}
+		c->later[c->nlater++] = (struct pending){ m, start, end };
+		return 0;
+	}
 	if (id < 0)
 		return 0;	/* no table: the BPF side uses frame pointers there */
 	t = &u->tables[id];
@@ -479,7 +502,7 @@ static bool has_key(const struct pid_entry *pe, const struct mapping_key *k)
 static int sync_entry(struct unwinder *u, struct pid_entry *pe)
 {
 	struct pid_entry old = *pe;
-	struct sync_ctx c = { u, pe };
+	struct sync_ctx c = { .u = u, .pe = pe };
 	int err;
 
 	/*
@@ -493,7 +516,16 @@ static int sync_entry(struct unwinder *u, struct pid_entry *pe)
 	pe->last_sync_ns = now_ns();
 	pe->dirty = false;
 	u->stats.pid_syncs++;
+	/*
+	 * Tables already loaded first (libc, the loader: one LPM update each), then the
+	 * ones to compile: a process just exec'd is not left without its libc's table
+	 * while libstdc++'s is being built.
+	 */
 	err = procs__foreach_range(u->procs, pe->pid, add_range, &c);
+	c.build = true;
+	for (uint32_t i = 0; i < c.nlater && !err; i++)
+		err = add_range(c.later[i].m, c.later[i].start, c.later[i].end, &c);
+	free(c.later);
 	for (uint32_t i = 0; i < old.nkeys; i++) {
 		if (!has_key(pe, &old.keys[i])) {
 			bpf_map_delete_elem(u->lpm_fd, &old.keys[i]);
