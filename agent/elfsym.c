@@ -378,13 +378,17 @@ static long gather_gopclntab(struct gather *g, Elf *elf)
 {
 	GElf_Shdr sh, tsh;
 	Elf_Scn *scn = elfutil_section(elf, ".gopclntab", &sh);
-	Elf_Data *d = scn ? elf_getdata(scn, NULL) : NULL;
 	uint64_t nfunc, text, names, ftab;
 	const uint8_t *b;
 	size_t len, ps;
 	uint32_t magic;
 	long count = 0;
+	Elf_Data *d;
 
+	/* where a PIE keeps it: it holds relocated words */
+	if (!scn)
+		scn = elfutil_section(elf, ".data.rel.ro.gopclntab", &sh);
+	d = scn ? elf_getdata(scn, NULL) : NULL;
 	if (!d || !d->d_buf || d->d_size < 16)
 		return -ENOENT;
 	b = d->d_buf;

@@ -312,7 +312,7 @@ static const char svg_script[] =
 	"function place(g, x, w) {\n"
 	"  var r = g.querySelector('rect'), t = g.querySelector('text');\n"
 	"  r.setAttribute('x', x); r.setAttribute('width', w); t.setAttribute('x', x + 3);\n"
-	"  var name = g.getAttribute('data-n'), fit = Math.floor((w - 6) / 7);\n"
+	"  var name = g.getAttribute('data-n'), fit = Math.floor((w - 6) / 7.6);\n"
 	"  t.textContent = fit < 3 ? '' : (name.length <= fit ? name : name.substring(0, fit - 2) + '..');\n"
 	"}\n"
 	"function zoom(z) {\n"
@@ -455,7 +455,7 @@ int flamegraph__write_svg(const struct profile *p, FILE *out, const struct flame
 			fprintf(out, "<rect x=\"%.2f\" y=\"%d\" width=\"%.2f\" height=\"%d\" fill=\"%s\" "
 				     "rx=\"2\" ry=\"2\"/><text x=\"%.2f\" y=\"%d\">",
 				px, y, pw, FRAME_H - 1, fill, px + 3, y + FRAME_H - 4);
-			fit = (int)((pw - 6) / 7);
+			fit = (int)((pw - 6) / 7.6);	/* 12px monospace: about 7.2px a glyph */
 			if (fit >= 3) {
 				size_t len = strlen(nd->name);
 

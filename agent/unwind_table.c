@@ -42,6 +42,8 @@
 /* a .debug_frame is a few MB even for the largest libraries */
 #define DEBUG_FRAME_MAX (256ull << 20)
 #define MAX_EXEC_SEGS 32
+/* decompressed MiniDebugInfo: a symbol table, rarely CFI */
+#define MINIDEBUG_MAX (64u << 20)
 
 enum { SRC_EH = 0, SRC_DEBUG = 1, NSRC };
 
@@ -764,6 +766,28 @@ static int open_debug_frame(Elf *elf, struct debug_frame *df, struct cfi_src *s)
 	return 0;
 }
 
+/* The ELF file in .gnu_debugdata (MiniDebugInfo), decompressed once, on first need. */
+static Elf *minidebuginfo(Elf *elf, bool *tried, void **buf)
+{
+	Elf *mini;
+	int err;
+
+	if (*tried)
+		return NULL;
+	*tried = true;
+	mini = elfutil_minidebuginfo(elf, MINIDEBUG_MAX, buf, &err);
+	if (!mini)
+		return NULL;
+	if (elf_kind(mini) != ELF_K_ELF || gelf_getclass(mini) != ELFCLASS64 ||
+	    elf_getident(mini, NULL)[EI_DATA] != ELFDATA2LSB) {
+		elf_end(mini);
+		free(*buf);
+		*buf = NULL;
+		return NULL;
+	}
+	return mini;
+}
+
 int unwind_table__build(const char *path, const char *debug_path, uint32_t max_rows,
 			struct unwind_table **ret)
 {
@@ -771,7 +795,9 @@ int unwind_table__build(const char *path, const char *debug_path, uint32_t max_r
 	struct debug_frame df = { 0 };
 	struct range_list own = { 0 };
 	struct unwind_table *t = NULL;
-	Elf *elf, *delf = NULL;
+	Elf *elf, *delf = NULL, *mini = NULL;
+	void *mini_buf = NULL;
+	bool mini_tried = false;
 	int fd = -1, dfd = -1, err, have = 0, broken = 0;
 
 	elf = elfutil_open(path, &fd);
@@ -786,16 +812,19 @@ int unwind_table__build(const char *path, const char *debug_path, uint32_t max_r
 		goto out;
 	}
 
+	/* .eh_frame: the file's own, else (rarely) MiniDebugInfo's */
 	err = open_eh_frame(elf, &b.src[SRC_EH]);
+	if (err == -ENOENT && (mini = minidebuginfo(elf, &mini_tried, &mini_buf)))
+		err = open_eh_frame(mini, &b.src[SRC_EH]);
 	broken += err == -EINVAL;
 	if (err == 0) {
 		have++;
 		err = collect_fdes(&b, SRC_EH);
+		if (err)
+			goto out;
 	}
-	if (err && err != -ENOENT && err != -EINVAL)
-		goto out;
 
-	/* .debug_frame: the separate debug file's, else the file's own */
+	/* .debug_frame: the separate debug file's, else MiniDebugInfo's, else the file's own */
 	if (debug_path) {
 		delf = elfutil_open(debug_path, &dfd);
 		if (delf && check_elf(&b, delf, false)) {
@@ -805,14 +834,18 @@ int unwind_table__build(const char *path, const char *debug_path, uint32_t max_r
 		if (!delf)
 			log_debug("unwind table: ignoring debug file %s", debug_path);
 	}
-	err = open_debug_frame(delf ? delf : elf, &df, &b.src[SRC_DEBUG]);
+	err = delf ? open_debug_frame(delf, &df, &b.src[SRC_DEBUG]) : -ENOENT;
+	if (err == -ENOENT && (mini || (mini = minidebuginfo(elf, &mini_tried, &mini_buf))))
+		err = open_debug_frame(mini, &df, &b.src[SRC_DEBUG]);
+	if (err == -ENOENT)
+		err = open_debug_frame(elf, &df, &b.src[SRC_DEBUG]);
 	broken += err == -EINVAL;
 	if (err == 0) {
 		have++;
 		err = collect_fdes(&b, SRC_DEBUG);
+		if (err)
+			goto out;
 	}
-	if (err && err != -ENOENT && err != -EINVAL)
-		goto out;
 
 	err = own_ranges(&b, &own);
 	if (err)
@@ -822,7 +855,7 @@ int unwind_table__build(const char *path, const char *debug_path, uint32_t max_r
 	if (err)
 		goto out;
 	if (!b.nrows) {
-		/* sections but nothing usable in them: corrupt rather than absent */
+		/* sections, but nothing usable in them: corrupt rather than absent */
 		err = broken || (have && b.st.fdes_bad) ? -EINVAL : -ENOENT;
 		goto out;
 	}
@@ -840,9 +873,11 @@ int unwind_table__build(const char *path, const char *debug_path, uint32_t max_r
 	t->stats = b.st;
 out:
 	debug_frame_close(&df);
-	elfutil_close(delf, dfd);
 	if (b.src[SRC_EH].cfi)
 		dwarf_cfi_end(b.src[SRC_EH].cfi);
+	elf_end(mini);
+	free(mini_buf);
+	elfutil_close(delf, dfd);
 	elfutil_close(elf, fd);
 	free(own.v);
 	free(b.fdes.v);

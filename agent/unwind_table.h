@@ -4,15 +4,14 @@
 
 /*
  * Compiles the DWARF call-frame information of an x86_64 ELF file (.eh_frame,
- * and .debug_frame of the file or of its separate debug file) into the compact
- * rows the BPF unwinder walks (bpf/unwind.h). elfutils' libdw runs the CFA
- * programs; this module decides which FDE owns which address, turns libdw's
- * answers into rows and merges identical neighbours.
+ * and .debug_frame of its separate debug file, of its MiniDebugInfo or of the
+ * file itself) into the compact rows the BPF unwinder walks (bpf/unwind.h).
+ * elfutils' libdw runs the CFA programs; this module decides which FDE owns
+ * which address, turns libdw's answers into rows and merges identical
+ * neighbours.
  *
  * Not supported (documented limits):
  * - code at ELF virtual addresses of 4 GiB and more (-EINVAL): rows hold 32-bit pcs;
- * - MiniDebugInfo (.gnu_debugdata): not read. The build does not link liblzma, and
- *   distributions fill it with .symtab only (the CFI stays in .eh_frame);
  * - old GNU-compressed .zdebug_frame (SHF_COMPRESSED .debug_frame is fine).
  */
 
@@ -40,9 +39,10 @@ struct unwind_table {
 };
 
 /*
- * Builds the table of the ELF file at path. debug_path: a separate debug file
- * whose .debug_frame replaces the file's own (NULL = none; one that cannot be
- * used is ignored). Where .eh_frame and .debug_frame both describe a pc,
+ * Builds the table of the ELF file at path. .debug_frame comes from the first
+ * of: debug_path (a separate debug file found by the caller; NULL = none, one
+ * that cannot be used is ignored), the MiniDebugInfo (.gnu_debugdata) ELF, the
+ * file itself. MiniDebugInfo's .eh_frame is used when the file has none. Where .eh_frame and .debug_frame both describe a pc,
  * .eh_frame wins. Returns 0; -ENOENT when there is no CFI at all (or the file
  * does not exist); -EINVAL for a file that is no x86_64 executable or shared
  * object, has code at 4 GiB or more, or whose CFI is unreadable throughout;

@@ -1,0 +1,1062 @@
+// SPDX-License-Identifier: Apache-2.0
+/*
+ * The ELF symbolizer against binaries built here with gcc/g++: what nm says a
+ * function's address is must come back as its name, through file offsets the way
+ * /proc/PID/maps gives them; separate debug files, MiniDebugInfo, corrupt files.
+ */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <dlfcn.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <gelf.h>
+#include <inttypes.h>
+#include <libelf.h>
+#include <sys/mman.h>
+#include <sys/stat.h>
+#include <sys/sysmacros.h>
+#include <unistd.h>
+#include <cmocka.h>
+
+#include "elfsym.h"
+#include "helpers.h"
+
+static char dir[256];
+
+/* ---- helpers ------------------------------------------------------------ */
+
+static void write_file(const char *path, const void *data, size_t len)
+{
+	FILE *f = fopen(path, "we");
+
+	assert_non_null(f);
+	assert_int_equal(fwrite(data, 1, len, f), len);
+	assert_int_equal(fclose(f), 0);
+}
+
+static void write_str(const char *path, const char *s)
+{
+	write_file(path, s, strlen(s));
+}
+
+static char *read_all(const char *path, size_t *ret_len)
+{
+	struct stat st;
+	char *buf;
+	FILE *f = fopen(path, "re");
+
+	assert_non_null(f);
+	assert_int_equal(fstat(fileno(f), &st), 0);
+	buf = malloc((size_t)st.st_size + 1);
+	assert_non_null(buf);
+	assert_int_equal(fread(buf, 1, (size_t)st.st_size, f), (size_t)st.st_size);
+	fclose(f);
+	*ret_len = (size_t)st.st_size;
+	return buf;
+}
+
+static void tpath(char *buf, size_t len, const char *name)
+{
+	snprintf(buf, len, "%s/%s", dir, name);
+}
+
+/* nm's address of a symbol (exact name), size in *ret_size when given */
+static uint64_t nm_sym(const char *file, const char *sym, uint64_t *ret_size)
+{
+	char cmd[1024], *out;
+	unsigned long long a = 0, sz = 0;
+
+	snprintf(cmd, sizeof(cmd),
+		 "nm -S %s | awk '$NF == \"%s\" { print $1, (NF == 4 ? $2 : 0); exit }'", file,
+		 sym);
+	out = run_capture(cmd);
+	assert_non_null(out);
+	if (sscanf(out, "%llx %llx", &a, &sz) < 1)
+		fail_msg("nm: no %s in %s", sym, file);
+	free(out);
+	assert_true(a != 0);
+	if (ret_size)
+		*ret_size = sz;
+	return a;
+}
+
+/* file offset of a vaddr: what /proc/PID/maps arithmetic produces */
+static uint64_t vaddr_to_off(const char *file, uint64_t vaddr)
+{
+	char cmd[1024], *out;
+	unsigned long long off = 0, va = 0;
+	int found = 0;
+
+	snprintf(cmd, sizeof(cmd), "readelf -lW %s | awk '$1 == \"LOAD\" { print $2, $3, $5 }'",
+		 file);
+	out = run_capture(cmd);
+	assert_non_null(out);
+	for (char *line = strtok(out, "\n"); line; line = strtok(NULL, "\n")) {
+		unsigned long long o, v, sz;
+
+		if (sscanf(line, "%llx %llx %llx", &o, &v, &sz) == 3 && vaddr >= v &&
+		    vaddr < v + sz) {
+			off = o;
+			va = v;
+			found = 1;
+		}
+	}
+	free(out);
+	assert_true(found);
+	return off + (vaddr - va);
+}
+
+static void expect_name(const struct elfobj *o, uint64_t vaddr, const char *want)
+{
+	const char *name = NULL;
+	int err = elfobj__symbolize(o, vaddr, &name, NULL);
+
+	if (err)
+		fail_msg("0x%" PRIx64 ": %s, want %s", vaddr, strerror(-err), want);
+	assert_string_equal(name, want);
+}
+
+/* true when vaddr does not come back as want */
+static int not_named(const struct elfobj *o, uint64_t vaddr, const char *want)
+{
+	const char *name;
+
+	return elfobj__symbolize(o, vaddr, &name, NULL) != 0 || strcmp(name, want) != 0;
+}
+
+struct mapping {
+	uint64_t start, end, offset, dev, ino;
+	char path[512];
+};
+
+/* the line of /proc/self/maps holding addr */
+static int find_mapping(uintptr_t addr, struct mapping *m)
+{
+	char line[1024];
+	FILE *f = fopen("/proc/self/maps", "re");
+	int found = 0;
+
+	assert_non_null(f);
+	while (!found && fgets(line, sizeof(line), f)) {
+		unsigned long long s, e, off, ino;
+		unsigned maj, min;
+		int n = 0;
+
+		if (sscanf(line, "%llx-%llx %*s %llx %x:%x %llu %n", &s, &e, &off, &maj, &min, &ino,
+			   &n) < 6 ||
+		    addr < s || addr >= e)
+			continue;
+		m->start = s;
+		m->end = e;
+		m->offset = off;
+		m->dev = makedev(maj, min);
+		m->ino = ino;
+		snprintf(m->path, sizeof(m->path), "%s", line + n);
+		m->path[strcspn(m->path, "\n")] = '\0';
+		found = 1;
+	}
+	fclose(f);
+	return found;
+}
+
+/* ---- fixtures ----------------------------------------------------------- */
+
+static const char prog_c[] =
+	"int sym_alpha(int x) { return x * 3 + 1; }\n"
+	"int sym_beta(int x) { return sym_alpha(x) - 2; }\n"
+	"static __attribute__((noinline)) int static_fn(int x) { return x * 7 + sym_beta(x); }\n"
+	/* a function without size, an untyped symbol with a size, a function inside another */
+	"__asm__(\".text\\n\"\n"
+	"  \".globl nosize_fn\\n.type nosize_fn,@function\\nnosize_fn:\\n nop\\n nop\\n nop\\n ret\\n\"\n"
+	"  \".globl untyped_fn\\nuntyped_fn:\\n nop\\n nop\\n ret\\n.size untyped_fn, .-untyped_fn\\n\"\n"
+	"  \".globl outer_fn\\n.type outer_fn,@function\\nouter_fn:\\n nop\\n nop\\n\"\n"
+	"  \".type inner_fn,@function\\ninner_fn:\\n nop\\n.size inner_fn, .-inner_fn\\n\"\n"
+	"  \" nop\\n nop\\n ret\\n.size outer_fn, .-outer_fn\\n\"\n"
+	"  \".globl after_fn\\n.type after_fn,@function\\nafter_fn:\\n ret\\n.size after_fn, .-after_fn\\n\");\n"
+	"int main(int c, char **v) { (void)v; return static_fn(c); }\n";
+
+static const char lib_c[] =
+	"int lib_gamma(int x) { return x * 5 + 3; }\n"
+	"extern int lib_gamma_weak(int) __attribute__((weak, alias(\"lib_gamma\")));\n"
+	"static int lib_gamma_local(int) __attribute__((alias(\"lib_gamma\"), used));\n"
+	"int lib_ver_impl(int x) { return x + 5; }\n"
+	"__asm__(\".symver lib_ver_impl,lib_ver@@VERS_1\");\n";
+
+static const char cxx_cc[] =
+	"namespace ns { int foo(int x); int foo(int x) { return x + 1; } }\n"
+	"struct S { int bar(double d); };\n"
+	"int S::bar(double d) { return (int)d * 2; }\n"
+	"template <typename T> T twice(T v) { return v + v; }\n"
+	"template int twice<int>(int);\n";
+
+static int setup(void **state)
+{
+	char p[512];
+
+	(void)state;
+	snprintf(dir, sizeof(dir), "/tmp/profleet-elfsym-XXXXXX");
+	if (!mkdtemp(dir))
+		return -1;
+	tpath(p, sizeof(p), "prog.c");
+	write_str(p, prog_c);
+	tpath(p, sizeof(p), "lib.c");
+	write_str(p, lib_c);
+	tpath(p, sizeof(p), "lib.map");
+	write_str(p, "VERS_1 { global: *; };\n");
+	tpath(p, sizeof(p), "cxx.cc");
+	write_str(p, cxx_cc);
+	sh("cd %s && gcc -O1 -g -fPIE -pie prog.c -o prog", dir);
+	sh("cd %s && gcc -O1 -g -shared -fPIC -Wl,--version-script=lib.map lib.c -o lib.so", dir);
+	sh("cd %s && g++ -O1 -g -shared -fPIC cxx.cc -o cxx.so", dir);
+	sh("cd %s && gcc -O1 -Wl,--build-id=none prog.c -o prog-nobid", dir);
+	/* stripped, with its debug file kept apart */
+	sh("cd %s && objcopy --only-keep-debug prog prog.debug && strip -s prog -o prog-stripped",
+	   dir);
+	sh("mkdir -p %s/empty-root", dir);
+	return 0;
+}
+
+static int teardown(void **state)
+{
+	(void)state;
+	sh("rm -rf %s", dir);
+	return 0;
+}
+
+static struct symcache *cache_with_root(const char *root, size_t max)
+{
+	struct symcache_opts opts = { .max_objects = max, .debug_root = root };
+	struct symcache *c = symcache__new(&opts);
+
+	assert_non_null(c);
+	return c;
+}
+
+static struct symcache *cache_no_debug(void)
+{
+	char root[512];
+
+	tpath(root, sizeof(root), "empty-root");
+	return cache_with_root(root, 0);
+}
+
+/* ---- symbols ------------------------------------------------------------ */
+
+static void test_pie_executable(void **state)
+{
+	struct symcache *c = cache_no_debug();
+	char path[512];
+	struct elfobj *o;
+	const char *name;
+	uint64_t a, size, v, off;
+
+	(void)state;
+	tpath(path, sizeof(path), "prog");
+	o = symcache__get(c, path, NULL, 0, 0);
+	assert_non_null(o);
+	assert_true(elfobj__nsyms(o) >= 5);
+
+	/* a file offset in the mapping -> vaddr -> name, with the offset into the function */
+	a = nm_sym(path, "sym_alpha", &size);
+	assert_true(size > 2);
+	off = vaddr_to_off(path, a + 2);
+	assert_int_equal(elfobj__offset_to_vaddr(o, off, &v), 0);
+	assert_true(v == a + 2);
+	assert_int_equal(elfobj__symbolize(o, v, &name, &off), 0);
+	assert_string_equal(name, "sym_alpha");
+	assert_int_equal(off, 2);
+	/* first and last byte; the byte after belongs to someone else */
+	expect_name(o, a, "sym_alpha");
+	expect_name(o, a + size - 1, "sym_alpha");
+	assert_true(not_named(o, a + size, "sym_alpha"));
+
+	expect_name(o, nm_sym(path, "sym_beta", NULL), "sym_beta");
+	expect_name(o, nm_sym(path, "static_fn", NULL) + 1, "static_fn");	/* local */
+	expect_name(o, nm_sym(path, "main", NULL), "main");
+	/* below every function; a file offset past every segment */
+	assert_int_equal(elfobj__symbolize(o, 0x10, &name, NULL), -ENOENT);
+	assert_int_equal(elfobj__offset_to_vaddr(o, 1ull << 40, &v), -ENOENT);
+	symcache__free(c);
+}
+
+static void test_unsized_untyped_nested(void **state)
+{
+	struct symcache *c = cache_no_debug();
+	uint64_t a, inner_size;
+	char path[512];
+	struct elfobj *o;
+
+	(void)state;
+	tpath(path, sizeof(path), "prog");
+	o = symcache__get(c, path, NULL, 0, 0);
+	assert_non_null(o);
+	/* size 0: up to the next symbol */
+	expect_name(o, nm_sym(path, "nosize_fn", NULL) + 1, "nosize_fn");
+	/* no type, but a size in .text */
+	expect_name(o, nm_sym(path, "untyped_fn", NULL) + 1, "untyped_fn");
+	/* inner_fn inside outer_fn: past inner's end is outer again */
+	a = nm_sym(path, "inner_fn", &inner_size);
+	assert_true(inner_size > 0);
+	expect_name(o, a, "inner_fn");
+	expect_name(o, a + inner_size, "outer_fn");
+	expect_name(o, nm_sym(path, "outer_fn", NULL), "outer_fn");
+	expect_name(o, nm_sym(path, "after_fn", NULL), "after_fn");
+	symcache__free(c);
+}
+
+static void test_shared_library(void **state)
+{
+	struct symcache *c = cache_no_debug();
+	char path[512];
+	struct elfobj *o;
+	const char *name;
+	uint64_t a, v;
+
+	(void)state;
+	tpath(path, sizeof(path), "lib.so");
+	o = symcache__get(c, path, NULL, 0, 0);
+	assert_non_null(o);
+	/* global, weak and local names at one address: the global one */
+	a = nm_sym(path, "lib_gamma", NULL);
+	assert_int_equal(elfobj__offset_to_vaddr(o, vaddr_to_off(path, a + 1), &v), 0);
+	assert_true(v == a + 1);
+	expect_name(o, v, "lib_gamma");
+	/* "lib_ver@@VERS_1" in .symtab: the version is no part of the name */
+	a = nm_sym(path, "lib_ver_impl", NULL);
+	assert_int_equal(elfobj__symbolize(o, a, &name, NULL), 0);
+	assert_null(strchr(name, '@'));
+	assert_true(!strcmp(name, "lib_ver") || !strcmp(name, "lib_ver_impl"));
+	symcache__free(c);
+}
+
+/* The real thing: a library mapped into this process, found through /proc/self/maps. */
+static void test_mapped_library(void **state)
+{
+	struct symcache *c = cache_no_debug();
+	char path[512], open_path[512];
+	struct mapping m;
+	struct elfobj *o;
+	void *h, *fn;
+	uint64_t v;
+
+	(void)state;
+	tpath(path, sizeof(path), "lib.so");
+	h = dlopen(path, RTLD_NOW | RTLD_LOCAL);
+	assert_non_null(h);
+	fn = dlsym(h, "lib_gamma");
+	assert_non_null(fn);
+	assert_true(find_mapping((uintptr_t)fn + 1, &m));
+	assert_string_equal(m.path, path);
+	/* by map_files when we may, else by path */
+	snprintf(open_path, sizeof(open_path), "/proc/%d/map_files/%" PRIx64 "-%" PRIx64,
+		 (int)getpid(), m.start, m.end);
+	if (access(open_path, R_OK))
+		snprintf(open_path, sizeof(open_path), "%s", m.path);
+	o = symcache__get(c, open_path, m.path, m.dev, m.ino);
+	assert_non_null(o);
+	assert_int_equal(elfobj__offset_to_vaddr(o, (uintptr_t)fn + 1 - m.start + m.offset, &v),
+			 0);
+	expect_name(o, v, "lib_gamma");
+	dlclose(h);
+	symcache__free(c);
+}
+
+static __attribute__((noinline)) int self_marker(int x)
+{
+	__asm__ volatile("" ::: "memory");
+	return x * 11 + 1;
+}
+
+/* This test program itself (a PIE built with symbols), through its own mapping. */
+static void test_self(void **state)
+{
+	struct symcache *c = cache_no_debug();
+	int (*volatile fp)(int) = self_marker;
+	uintptr_t pc = (uintptr_t)fp + 1;
+	char open_path[512];
+	struct mapping m;
+	struct elfobj *o;
+	uint64_t v;
+
+	(void)state;
+	assert_int_equal(fp(1), 12);
+	assert_true(find_mapping(pc, &m));
+	snprintf(open_path, sizeof(open_path), "/proc/%d/root%s", (int)getpid(), m.path);
+	o = symcache__get(c, open_path, m.path, m.dev, m.ino);
+	assert_non_null(o);
+	assert_int_equal(elfobj__offset_to_vaddr(o, pc - m.start + m.offset, &v), 0);
+	expect_name(o, v, "self_marker");
+	symcache__free(c);
+}
+
+static void test_cxx_demangled(void **state)
+{
+	struct symcache *c = cache_no_debug();
+	char path[512];
+	struct elfobj *o;
+	uint64_t a, v;
+
+	(void)state;
+	tpath(path, sizeof(path), "cxx.so");
+	o = symcache__get(c, path, NULL, 0, 0);
+	assert_non_null(o);
+	a = nm_sym(path, "_ZN2ns3fooEi", NULL);
+	assert_int_equal(elfobj__offset_to_vaddr(o, vaddr_to_off(path, a), &v), 0);
+	expect_name(o, v, "ns::foo(int)");
+	expect_name(o, nm_sym(path, "_ZN1S3barEd", NULL), "S::bar(double)");
+	expect_name(o, nm_sym(path, "_Z5twiceIiET_S0_", NULL), "int twice<int>(int)");
+	symcache__free(c);
+}
+
+static void test_build_id(void **state)
+{
+	struct symcache *c = cache_no_debug();
+	char path[512], cmd[1024], *out;
+	struct elfobj *o;
+
+	(void)state;
+	tpath(path, sizeof(path), "prog");
+	o = symcache__get(c, path, NULL, 0, 0);
+	assert_non_null(o);
+	snprintf(cmd, sizeof(cmd), "readelf -n %s | awk '/Build ID/ { print $3 }'", path);
+	out = run_capture(cmd);
+	assert_non_null(out);
+	out[strcspn(out, "\n")] = '\0';
+	assert_true(strlen(out) >= 16);
+	assert_string_equal(elfobj__build_id(o), out);
+	free(out);
+	/* the stripped copy keeps the note */
+	tpath(path, sizeof(path), "prog-stripped");
+	o = symcache__get(c, path, NULL, 0, 0);
+	assert_non_null(o);
+	tpath(path, sizeof(path), "prog");
+	assert_string_equal(elfobj__build_id(o), elfobj__build_id(symcache__get(c, path, NULL, 0, 0)));
+	/* none at all */
+	tpath(path, sizeof(path), "prog-nobid");
+	o = symcache__get(c, path, NULL, 0, 0);
+	assert_non_null(o);
+	assert_string_equal(elfobj__build_id(o), "");
+	expect_name(o, nm_sym(path, "sym_beta", NULL), "sym_beta");
+	symcache__free(c);
+}
+
+/* ---- separate debug files ----------------------------------------------- */
+
+static void test_debug_file_by_build_id(void **state)
+{
+	char root[512], path[512], prog[512], other[512];
+	struct symcache_stats st;
+	struct symcache *c;
+	struct elfobj *o;
+	const char *bid;
+	uint64_t a;
+
+	(void)state;
+	tpath(prog, sizeof(prog), "prog");
+	tpath(path, sizeof(path), "prog-stripped");
+	tpath(root, sizeof(root), "bid-root");
+	a = nm_sym(prog, "static_fn", NULL);	/* only in .symtab, which strip removed */
+
+	c = cache_no_debug();
+	o = symcache__get(c, path, NULL, 0, 0);
+	assert_non_null(o);
+	assert_true(not_named(o, a, "static_fn"));
+	bid = elfobj__build_id(o);
+	assert_true(strlen(bid) > 2);
+	sh("mkdir -p %s/.build-id/%.2s && cp %s/prog.debug %s/.build-id/%.2s/%s.debug", root, bid,
+	   dir, root, bid, bid + 2);
+	/* a debug file of another build under that name is not used */
+	tpath(other, sizeof(other), "bid-root-wrong");
+	sh("mkdir -p %s/.build-id/%.2s && objcopy --only-keep-debug %s/lib.so "
+	   "%s/.build-id/%.2s/%s.debug",
+	   other, bid, dir, other, bid, bid + 2);
+	symcache__free(c);
+
+	c = cache_with_root(root, 0);
+	o = symcache__get(c, path, NULL, 0, 0);
+	assert_non_null(o);
+	expect_name(o, a, "static_fn");
+	expect_name(o, nm_sym(prog, "sym_alpha", NULL) + 1, "sym_alpha");
+	symcache__stats(c, &st);
+	assert_int_equal(st.debug_files_used, 1);
+	symcache__free(c);
+
+	c = cache_with_root(other, 0);
+	o = symcache__get(c, path, NULL, 0, 0);
+	assert_non_null(o);
+	assert_true(not_named(o, a, "static_fn"));
+	symcache__stats(c, &st);
+	assert_int_equal(st.debug_files_used, 0);
+	symcache__free(c);
+}
+
+static void test_debug_file_by_debuglink(void **state)
+{
+	static const char *const where[] = { "same directory", ".debug/", "debug root" };
+	char root[512], dl[512], path[512], prog[512], moved[512];
+	struct symcache_stats st;
+	struct symcache *c;
+	struct elfobj *o;
+	uint64_t a;
+
+	(void)state;
+	tpath(prog, sizeof(prog), "prog");
+	tpath(dl, sizeof(dl), "dl");
+	tpath(root, sizeof(root), "dl-root");
+	a = nm_sym(prog, "static_fn", NULL);
+	/* no build-id, so only the debuglink can lead to prog.dbg */
+	sh("mkdir -p %s/.debug %s%s && objcopy --only-keep-debug %s %s/prog.dbg", dl, root, dl, prog,
+	   dl);
+	sh("strip -s %s -o %s/prog.tmp && objcopy --remove-section=.note.gnu.build-id "
+	   "--add-gnu-debuglink=%s/prog.dbg %s/prog.tmp %s/prog && rm %s/prog.tmp",
+	   prog, dl, dl, dl, dl, dl);
+	snprintf(path, sizeof(path), "%s/prog", dl);
+	for (int i = 0; i < 3; i++) {
+		if (i == 1)
+			snprintf(moved, sizeof(moved), "%s/.debug/prog.dbg", dl);
+		else if (i == 2)
+			snprintf(moved, sizeof(moved), "%s%s/prog.dbg", root, dl);
+		if (i)
+			sh("mv %s/prog.dbg %s", i == 1 ? dl : dl, moved);
+		c = cache_with_root(root, 0);
+		o = symcache__get(c, path, path, 0, 0);
+		assert_non_null(o);
+		assert_string_equal(elfobj__build_id(o), "");
+		if (not_named(o, a, "static_fn"))
+			fail_msg("debuglink in %s not found", where[i]);
+		symcache__stats(c, &st);
+		assert_int_equal(st.debug_files_used, 1);
+		symcache__free(c);
+		if (i)
+			sh("mv %s %s/prog.dbg", moved, dl);
+	}
+	/* a debug file whose CRC does not match is not used */
+	sh("cp %s/prog.dbg %s/prog.good && printf 'garbage' >> %s/prog.dbg", dl, dl, dl);
+	c = cache_with_root(root, 0);
+	o = symcache__get(c, path, path, 0, 0);
+	assert_non_null(o);
+	assert_true(not_named(o, a, "static_fn"));
+	symcache__stats(c, &st);
+	assert_int_equal(st.debug_files_used, 0);
+	symcache__free(c);
+	sh("mv %s/prog.good %s/prog.dbg", dl, dl);
+}
+
+/* A process's file seen through /proc/PID/root and /proc/PID/map_files: its own directory. */
+static void test_debuglink_through_proc(void **state)
+{
+	char path[512], open_path[600];
+	struct symcache *c;
+	struct elfobj *o;
+	struct mapping m;
+	uint64_t a;
+	size_t len;
+	void *p;
+	int fd;
+
+	(void)state;
+	tpath(path, sizeof(path), "prog");
+	a = nm_sym(path, "static_fn", NULL);
+	tpath(path, sizeof(path), "dl/prog");	/* from the debuglink test */
+
+	snprintf(open_path, sizeof(open_path), "/proc/%d/root%s", (int)getpid(), path);
+	c = cache_no_debug();
+	o = symcache__get(c, open_path, NULL, 0, 0);
+	assert_non_null(o);
+	expect_name(o, a, "static_fn");
+	symcache__free(c);
+
+	/* map_files has no directory: the real path gives it */
+	fd = open(path, O_RDONLY);
+	assert_true(fd >= 0);
+	len = (size_t)lseek(fd, 0, SEEK_END);
+	p = mmap(NULL, len, PROT_READ, MAP_PRIVATE, fd, 0);
+	close(fd);
+	assert_true(p != MAP_FAILED);
+	assert_true(find_mapping((uintptr_t)p, &m));
+	snprintf(open_path, sizeof(open_path), "/proc/%d/map_files/%" PRIx64 "-%" PRIx64,
+		 (int)getpid(), m.start, m.end);
+	if (access(open_path, R_OK) == 0) {
+		c = cache_no_debug();
+		o = symcache__get(c, open_path, path, m.dev, m.ino);
+		assert_non_null(o);
+		expect_name(o, a, "static_fn");
+		symcache__free(c);
+	}
+	munmap(p, len);
+}
+
+static void test_minidebuginfo(void **state)
+{
+#if defined(__has_include) && __has_include(<lzma.h>)
+	char prog[512], path[512];
+	struct symcache_stats st;
+	struct symcache *c;
+	struct elfobj *o;
+
+	(void)state;
+	if (!have_cmd("xz"))
+		skip();
+	tpath(prog, sizeof(prog), "prog");
+	tpath(path, sizeof(path), "prog-mini");
+	/* the recipe of gdb's manual: local function symbols, xz'd into .gnu_debugdata */
+	sh("cd %s && echo static_fn > keep.txt && objcopy --only-keep-debug prog mini.full && "
+	   "objcopy -S --remove-section .gdb_index --remove-section .comment "
+	   "--keep-symbols=keep.txt mini.full mini.dbg && xz -f mini.dbg && "
+	   "strip -s prog -o prog-mini && objcopy --add-section .gnu_debugdata=mini.dbg.xz prog-mini",
+	   dir);
+	c = cache_no_debug();
+	o = symcache__get(c, path, NULL, 0, 0);
+	assert_non_null(o);
+	expect_name(o, nm_sym(prog, "static_fn", NULL) + 1, "static_fn");
+	symcache__stats(c, &st);
+	assert_int_equal(st.minidebuginfo_used, 1);
+	assert_int_equal(st.debug_files_used, 0);
+	symcache__free(c);
+	/* corrupt xz data: the file still loads, without those symbols */
+	sh("cd %s && head -c 100 mini.dbg.xz > bad.xz && strip -s prog -o prog-badmini && "
+	   "objcopy --add-section .gnu_debugdata=bad.xz prog-badmini",
+	   dir);
+	tpath(path, sizeof(path), "prog-badmini");
+	c = cache_no_debug();
+	o = symcache__get(c, path, NULL, 0, 0);
+	assert_non_null(o);
+	assert_true(not_named(o, nm_sym(prog, "static_fn", NULL) + 1, "static_fn"));
+	symcache__stats(c, &st);
+	assert_int_equal(st.minidebuginfo_used, 0);
+	symcache__free(c);
+#else
+	(void)state;
+	skip();
+#endif
+}
+
+/* ---- the cache ---------------------------------------------------------- */
+
+static void test_eviction(void **state)
+{
+	struct symcache *c;
+	struct symcache_stats st;
+	char a[512], b[512], d[512];
+	struct elfobj *o;
+
+	(void)state;
+	tpath(a, sizeof(a), "prog");
+	tpath(b, sizeof(b), "lib.so");
+	tpath(d, sizeof(d), "cxx.so");
+	c = cache_with_root("/nonexistent", 2);
+	assert_non_null(symcache__get(c, a, NULL, 0, 0));
+	assert_non_null(symcache__get(c, b, NULL, 0, 0));
+	assert_non_null(symcache__get(c, d, NULL, 0, 0));	/* evicts a */
+	o = symcache__get(c, a, NULL, 0, 0);			/* evicts b, loads a again */
+	assert_non_null(o);
+	expect_name(o, nm_sym(a, "sym_beta", NULL), "sym_beta");
+	symcache__stats(c, &st);
+	assert_int_equal(st.evictions, 2);
+	assert_int_equal(st.objects_loaded, 4);
+	assert_int_equal(st.lookups, 4);
+	assert_int_equal(st.misses, 4);
+	/* least recently used goes first: d was used before a */
+	assert_non_null(symcache__get(c, d, NULL, 0, 0));	/* hit */
+	assert_non_null(symcache__get(c, b, NULL, 0, 0));	/* evicts a */
+	assert_non_null(symcache__get(c, d, NULL, 0, 0));	/* still there */
+	symcache__stats(c, &st);
+	assert_int_equal(st.evictions, 3);
+	assert_int_equal(st.objects_loaded, 5);
+	assert_int_equal(st.lookups, 7);
+	assert_int_equal(st.misses, 5);
+	symcache__free(c);
+}
+
+static void test_keys_and_sharing(void **state)
+{
+	char a[512], link[512], copy[512], stripped[512];
+	struct symcache_stats st;
+	struct elfobj *o1, *o2;
+	struct symcache *c;
+	struct stat sa, sc;
+
+	(void)state;
+	tpath(a, sizeof(a), "prog");
+	tpath(link, sizeof(link), "prog-link");
+	tpath(copy, sizeof(copy), "prog-copy");
+	tpath(stripped, sizeof(stripped), "prog-stripped");
+	sh("ln -sf %s %s && cp %s %s", a, link, a, copy);
+	assert_int_equal(stat(a, &sa), 0);
+	assert_int_equal(stat(copy, &sc), 0);
+
+	c = cache_no_debug();
+	/* one file under two names, keyed by (dev, ino): loaded once */
+	o1 = symcache__get(c, a, NULL, sa.st_dev, sa.st_ino);
+	o2 = symcache__get(c, link, NULL, sa.st_dev, sa.st_ino);
+	assert_non_null(o1);
+	assert_ptr_equal(o1, o2);
+	/* another file with the same build-id: shares the loaded object */
+	o2 = symcache__get(c, copy, NULL, sc.st_dev, sc.st_ino);
+	assert_ptr_equal(o1, o2);
+	symcache__stats(c, &st);
+	assert_int_equal(st.objects_loaded, 1);
+	assert_int_equal(st.objects_shared, 1);
+	assert_int_equal(st.misses, 2);
+	symcache__free(c);
+
+	/* a stripped file first: the full one with the same build-id is not served by it */
+	c = cache_no_debug();
+	o1 = symcache__get(c, stripped, NULL, 0, 0);
+	o2 = symcache__get(c, a, NULL, 0, 0);
+	assert_non_null(o1);
+	assert_non_null(o2);
+	assert_ptr_not_equal(o1, o2);
+	expect_name(o2, nm_sym(a, "static_fn", NULL), "static_fn");
+	/* ... but a second stripped one is, by the full one */
+	o1 = symcache__get(c, stripped, NULL, 1, 1);
+	assert_ptr_equal(o1, o2);
+	symcache__stats(c, &st);
+	assert_int_equal(st.objects_loaded, 2);
+	assert_int_equal(st.objects_shared, 1);
+	symcache__free(c);
+}
+
+static void test_negative_entries(void **state)
+{
+	struct symcache *c = cache_no_debug();
+	struct symcache_stats st;
+	char path[512];
+
+	(void)state;
+	errno = 0;
+	assert_null(symcache__get(c, "/nonexistent/lib.so", NULL, 0, 0));
+	assert_int_equal(errno, ENOENT);
+	errno = 0;
+	assert_null(symcache__get(c, "/nonexistent/lib.so", NULL, 0, 0));
+	assert_int_equal(errno, ENOENT);
+	tpath(path, sizeof(path), "prog.c");	/* not ELF */
+	assert_null(symcache__get(c, path, NULL, 0, 0));
+	assert_int_equal(errno, EINVAL);
+	assert_null(symcache__get(c, path, NULL, 0, 0));
+	assert_int_equal(errno, EINVAL);
+	symcache__stats(c, &st);
+	assert_int_equal(st.lookups, 4);
+	assert_int_equal(st.misses, 2);
+	assert_int_equal(st.objects_failed, 2);
+	assert_int_equal(st.objects_loaded, 0);
+	symcache__free(c);
+}
+
+/* ---- corrupt input ------------------------------------------------------ */
+
+/* Anything the symbolizer says about a broken object must still be sane. */
+static void poke(struct elfobj *o)
+{
+	const char *name;
+	uint64_t v, off;
+
+	if (!o)
+		return;
+	assert_true(strlen(elfobj__build_id(o)) <= 128);
+	for (uint64_t x = 0; x < 0x6000; x += 0x11) {
+		if (elfobj__offset_to_vaddr(o, x, &v) == 0 &&
+		    elfobj__symbolize(o, v, &name, &off) == 0)
+			assert_true(strlen(name) <= 4096 && off <= x + v);
+		if (elfobj__symbolize(o, x, &name, NULL) == 0)
+			assert_true(strlen(name) <= 4096);
+	}
+}
+
+static struct elfobj *get_fresh(const char *path)
+{
+	struct symcache *c = cache_no_debug();
+	struct elfobj *o = symcache__get(c, path, NULL, 0, 0);
+
+	poke(o);
+	symcache__free(c);
+	return o;
+}
+
+/* The file offset of section name's header in an ELF64 file image. */
+static size_t shdr_offset(const char *file, const char *name, size_t *ret_ndx)
+{
+	size_t shstrndx, off = 0;
+	Elf_Scn *scn = NULL;
+	GElf_Ehdr eh;
+	Elf *elf;
+	int fd = open(file, O_RDONLY);
+
+	assert_true(fd >= 0);
+	elf_version(EV_CURRENT);
+	elf = elf_begin(fd, ELF_C_READ, NULL);
+	assert_non_null(elf);
+	assert_non_null(gelf_getehdr(elf, &eh));
+	assert_int_equal(elf_getshdrstrndx(elf, &shstrndx), 0);
+	while ((scn = elf_nextscn(elf, scn))) {
+		GElf_Shdr shdr;
+
+		gelf_getshdr(scn, &shdr);
+		if (!strcmp(elf_strptr(elf, shstrndx, shdr.sh_name), name)) {
+			*ret_ndx = elf_ndxscn(scn);
+			off = eh.e_shoff + elf_ndxscn(scn) * eh.e_shentsize;
+		}
+	}
+	elf_end(elf);
+	close(fd);
+	assert_true(off != 0);
+	return off;
+}
+
+static void test_truncated(void **state)
+{
+	char src[512], path[512];
+	size_t len;
+	char *img;
+
+	(void)state;
+	tpath(src, sizeof(src), "prog");
+	img = read_all(src, &len);
+	{
+		const size_t cuts[] = { 0, 1, 4, 16, 52, 63, 64, 100, 500, 4096, len / 2, len - 1 };
+
+		for (size_t i = 0; i < sizeof(cuts) / sizeof(cuts[0]); i++) {
+			struct elfobj *o;
+
+			snprintf(path, sizeof(path), "%s/cut-%zu", dir, cuts[i]);
+			write_file(path, img, cuts[i]);
+			o = get_fresh(path);
+			/* no complete header: no ELF */
+			if (cuts[i] < 64)
+				assert_null(o);
+		}
+	}
+	free(img);
+}
+
+static void test_lying_headers(void **state)
+{
+	struct {
+		const char *what;
+		size_t off, size;
+		uint64_t val;
+	} lies[] = {
+		{ "e_phoff huge", offsetof(Elf64_Ehdr, e_phoff), 8, 0x7fffffffffffff00ull },
+		{ "e_shoff huge", offsetof(Elf64_Ehdr, e_shoff), 8, 0x7fffffffffffff00ull },
+		{ "e_shoff past the end", offsetof(Elf64_Ehdr, e_shoff), 8, 0 /* set below */ },
+		{ "e_phnum huge", offsetof(Elf64_Ehdr, e_phnum), 2, 0xffff },
+		{ "e_shnum huge", offsetof(Elf64_Ehdr, e_shnum), 2, 0xfeff },
+		{ "e_shnum 0 (extended)", offsetof(Elf64_Ehdr, e_shnum), 2, 0 },
+		{ "e_shstrndx huge", offsetof(Elf64_Ehdr, e_shstrndx), 2, 0xfffe },
+		{ "e_shentsize 1", offsetof(Elf64_Ehdr, e_shentsize), 2, 1 },
+		{ "e_phentsize 3", offsetof(Elf64_Ehdr, e_phentsize), 2, 3 },
+		{ ".symtab sh_offset huge", offsetof(Elf64_Shdr, sh_offset), 8, 0x7ffffffffff00ull },
+		{ ".symtab sh_size huge", offsetof(Elf64_Shdr, sh_size), 8, 0x7ffffffffff00ull },
+		{ ".symtab sh_link bad", offsetof(Elf64_Shdr, sh_link), 4, 0xfff0 },
+		{ ".symtab sh_link to itself", offsetof(Elf64_Shdr, sh_link), 4, 0 /* below */ },
+		{ ".symtab sh_entsize 0", offsetof(Elf64_Shdr, sh_entsize), 8, 0 },
+		{ ".strtab sh_size 1", offsetof(Elf64_Shdr, sh_size), 8, 1 },
+		{ ".strtab sh_offset at the end", offsetof(Elf64_Shdr, sh_offset), 8, 0 /* below */ },
+		{ "section 0 sh_size huge", offsetof(Elf64_Shdr, sh_size), 8, 0xffffffffull },
+	};
+	char src[512], path[512];
+	size_t len, symtab_hdr, strtab_hdr, symtab_ndx, strtab_ndx;
+	Elf64_Ehdr *eh;
+	char *img;
+
+	(void)state;
+	tpath(src, sizeof(src), "prog");
+	img = read_all(src, &len);
+	eh = (Elf64_Ehdr *)img;
+	assert_int_equal(img[EI_CLASS], ELFCLASS64);
+	symtab_hdr = shdr_offset(src, ".symtab", &symtab_ndx);
+	strtab_hdr = shdr_offset(src, ".strtab", &strtab_ndx);
+	lies[2].val = len + 8;
+	lies[12].val = symtab_ndx;
+	lies[15].val = len - 2;
+	for (size_t i = 0; i < sizeof(lies) / sizeof(lies[0]); i++) {
+		char *copy = malloc(len);
+		size_t base = 0;
+
+		assert_non_null(copy);
+		memcpy(copy, img, len);
+		if (lies[i].what[0] == '.')
+			base = strncmp(lies[i].what, ".symtab", 7) ? strtab_hdr : symtab_hdr;
+		else if (!strncmp(lies[i].what, "section 0", 9))
+			base = eh->e_shoff;
+		memcpy(copy + base + lies[i].off, &lies[i].val, lies[i].size);	/* little-endian */
+		snprintf(path, sizeof(path), "%s/lie-%zu", dir, i);
+		write_file(path, copy, len);
+		free(copy);
+		print_message("# %s\n", lies[i].what);
+		get_fresh(path);
+	}
+	/* every symbol's name out of its string table */
+	{
+		Elf64_Shdr sym;
+		char *copy = malloc(len);
+
+		assert_non_null(copy);
+		memcpy(copy, img, len);
+		memcpy(&sym, img + symtab_hdr, sizeof(sym));
+		for (uint64_t k = 0; k < sym.sh_size / sizeof(Elf64_Sym); k++) {
+			Elf64_Sym *s = (Elf64_Sym *)(copy + sym.sh_offset) + k;
+
+			s->st_name = 0xfffffff0u - (uint32_t)k;
+		}
+		snprintf(path, sizeof(path), "%s/lie-names", dir);
+		write_file(path, copy, len);
+		free(copy);
+		{
+			struct symcache *c = cache_no_debug();
+			struct elfobj *o = symcache__get(c, path, NULL, 0, 0);
+
+			/* still an ELF file: .dynsym has main; none of .symtab's names */
+			assert_non_null(o);
+			poke(o);
+			assert_true(not_named(o, nm_sym(src, "static_fn", NULL), "static_fn"));
+			symcache__free(c);
+		}
+	}
+	free(img);
+}
+
+/* Random bytes flipped in the headers: whatever comes out, no crash, no bad read. */
+static void test_bit_flips(void **state)
+{
+	char src[512], path[512];
+	unsigned seed = 12345;
+	size_t len;
+	char *img, *copy;
+	Elf64_Ehdr *eh;
+
+	(void)state;
+	tpath(src, sizeof(src), "prog");
+	img = read_all(src, &len);
+	copy = malloc(len);
+	assert_non_null(copy);
+	eh = (Elf64_Ehdr *)img;
+	tpath(path, sizeof(path), "flipped");
+	for (int round = 0; round < 300; round++) {
+		memcpy(copy, img, len);
+		for (int k = 0; k < 8; k++) {
+			size_t at;
+
+			seed = seed * 1103515245u + 12345u;
+			/* the ELF header, the program headers, the section headers */
+			switch ((seed >> 8) % 3) {
+			case 0:
+				at = (seed >> 12) % 64;
+				break;
+			case 1:
+				at = eh->e_phoff + (seed >> 12) % (eh->e_phnum * eh->e_phentsize);
+				break;
+			default:
+				at = eh->e_shoff + (seed >> 12) % (eh->e_shnum * eh->e_shentsize);
+				break;
+			}
+			if (at < len)
+				copy[at] ^= (char)(1u << ((seed >> 4) % 8));
+		}
+		write_file(path, copy, len);
+		get_fresh(path);
+	}
+	free(copy);
+	free(img);
+}
+
+static void test_not_elf(void **state)
+{
+	char path[512], fifo[512];
+	unsigned char junk[65536];
+	unsigned seed = 7;
+
+	(void)state;
+	for (size_t i = 0; i < sizeof(junk); i++) {
+		seed = seed * 1103515245u + 12345u;
+		junk[i] = (unsigned char)(seed >> 16);
+	}
+	tpath(path, sizeof(path), "random");
+	write_file(path, junk, sizeof(junk));
+	assert_null(get_fresh(path));
+	/* random, after a valid ELF magic and class */
+	memcpy(junk, "\177ELF\002\001\001", 7);
+	tpath(path, sizeof(path), "random-elf");
+	write_file(path, junk, sizeof(junk));
+	get_fresh(path);
+	tpath(path, sizeof(path), "empty");
+	write_file(path, "", 0);
+	errno = 0;
+	assert_null(get_fresh(path));
+	assert_int_equal(errno, EINVAL);
+	errno = 0;
+	assert_null(get_fresh(dir));	/* a directory */
+	assert_int_equal(errno, EINVAL);
+	errno = 0;
+	assert_null(get_fresh("/nonexistent/file"));
+	assert_int_equal(errno, ENOENT);
+	assert_null(get_fresh("/dev/zero"));
+	assert_null(get_fresh("/dev/null"));
+	/* a FIFO nobody writes to: must not block */
+	tpath(fifo, sizeof(fifo), "fifo");
+	assert_int_equal(mkfifo(fifo, 0600), 0);
+	assert_null(get_fresh(fifo));
+}
+
+/* ---- Go ------------------------------------------------------------------ */
+
+static void test_go_pclntab(void **state)
+{
+	static const char *const modes[] = { "exe", "pie" };
+	char src[512], plain[512], stripped[512];
+	struct symcache_stats st;
+	struct symcache *c;
+	struct elfobj *o;
+
+	(void)state;
+	if (!have_cmd("go"))
+		skip();
+	snprintf(src, sizeof(src), "%s/tests/workloads/go/hot.go", srcdir());
+	if (access(src, R_OK))
+		skip();
+	for (int i = 0; i < 2; i++) {
+		snprintf(plain, sizeof(plain), "%s/go-%s", dir, modes[i]);
+		snprintf(stripped, sizeof(stripped), "%s/go-%s-stripped", dir, modes[i]);
+		sh("cd %s && export HOME=%s GOCACHE=%s/gocache GO111MODULE=off GOPROXY=off GOFLAGS= && "
+		   "go build -buildmode=%s -o %s %s && go build -buildmode=%s -ldflags=-s -o %s %s",
+		   dir, dir, dir, modes[i], plain, src, modes[i], stripped, src);
+		sh("! readelf -SW %s | grep -q '\\.symtab'", stripped);
+		c = cache_no_debug();
+		o = symcache__get(c, stripped, NULL, 0, 0);
+		assert_non_null(o);
+		expect_name(o, nm_sym(plain, "main.hotLoop", NULL) + 3, "main.hotLoop");
+		expect_name(o, nm_sym(plain, "runtime.main", NULL) + 1, "runtime.main");
+		symcache__stats(c, &st);
+		assert_int_equal(st.go_pclntab_used, 1);
+		symcache__free(c);
+	}
+}
+
+int main(void)
+{
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test(test_pie_executable),
+		cmocka_unit_test(test_unsized_untyped_nested),
+		cmocka_unit_test(test_shared_library),
+		cmocka_unit_test(test_mapped_library),
+		cmocka_unit_test(test_self),
+		cmocka_unit_test(test_cxx_demangled),
+		cmocka_unit_test(test_build_id),
+		cmocka_unit_test(test_debug_file_by_build_id),
+		cmocka_unit_test(test_debug_file_by_debuglink),
+		cmocka_unit_test(test_debuglink_through_proc),
+		cmocka_unit_test(test_minidebuginfo),
+		cmocka_unit_test(test_eviction),
+		cmocka_unit_test(test_keys_and_sharing),
+		cmocka_unit_test(test_negative_entries),
+		cmocka_unit_test(test_truncated),
+		cmocka_unit_test(test_lying_headers),
+		cmocka_unit_test(test_bit_flips),
+		cmocka_unit_test(test_not_elf),
+		cmocka_unit_test(test_go_pclntab),
+	};
+
+	return cmocka_run_group_tests(tests, setup, teardown);
+}
