@@ -2,13 +2,18 @@
 /*
  * Demangling through libiberty's callback interface rather than cplus_demangle():
  * same demanglers, same order (Rust first, then the Itanium C++ ABI, which is what
- * cplus_demangle does with DMGL_AUTO), but the output goes through our own buffer,
- * so a hostile name in a file we read cannot make it grow without bound.
+ * cplus_demangle does with DMGL_AUTO), but the output goes through our own buffer.
+ * Names come from files we do not control, and back-references let a name of a
+ * few hundred bytes demangle to gigabytes, taking hours: once the output passes
+ * DEMANGLE_MAX_OUT the callback longjmps out of the demangler. That is safe
+ * because the callback interface allocates nothing (it keeps its state on the
+ * stack, so that it can run where malloc cannot).
  */
 #include "demangle.h"
 
 #include <ctype.h>
 #include <libiberty/demangle.h>
+#include <setjmp.h>
 #include <stdbool.h>
 #include <stdlib.h>
 #include <string.h>
@@ -24,20 +29,18 @@
 struct dm_buf {
 	char *s;
 	size_t len, cap;
-	bool overflow;
+	jmp_buf out;		/* where to go when the output is too long */
 };
+
+typedef int (*demangler_fn)(const char *, int, demangle_callbackref, void *);
 
 static void dm_append(const char *s, size_t n, void *opaque)
 {
 	struct dm_buf *b = opaque;
 
-	if (b->overflow)
-		return;
 	/* len < DEMANGLE_MAX_OUT always holds: no underflow */
-	if (n > DEMANGLE_MAX_OUT - b->len - 1) {
-		b->overflow = true;
-		return;
-	}
+	if (n > DEMANGLE_MAX_OUT - b->len - 1)
+		longjmp(b->out, 1);
 	if (b->len + n + 1 > b->cap) {
 		size_t ncap = b->cap ? b->cap : 128;
 		char *ns;
@@ -45,16 +48,25 @@ static void dm_append(const char *s, size_t n, void *opaque)
 		while (ncap < b->len + n + 1)
 			ncap *= 2;
 		ns = realloc(b->s, ncap);
-		if (!ns) {
-			b->overflow = true;
-			return;
-		}
+		if (!ns)
+			longjmp(b->out, 1);
 		b->s = ns;
 		b->cap = ncap;
 	}
 	memcpy(b->s + b->len, s, n);
 	b->len += n;
 	b->s[b->len] = '\0';
+}
+
+/* Runs one demangler into b (emptied first); true when it produced a name. */
+static bool run_demangler(demangler_fn fn, const char *name, struct dm_buf *b)
+{
+	b->len = 0;
+	if (b->s)
+		b->s[0] = '\0';
+	if (setjmp(b->out))
+		return false;	/* too long: the name stays mangled */
+	return fn(name, DMGL_PARAMS | DMGL_ANSI, dm_append, b) && b->len;
 }
 
 /* Legacy Rust: "...17h" + 16 hex digits + "E", maybe followed by a ".llvm.NNN" suffix. */
@@ -85,17 +97,8 @@ static void strip_rust_hash(char *s, size_t *len)
 	*len = n - 19;
 }
 
-static void dm_reset(struct dm_buf *b)
-{
-	b->len = 0;
-	b->overflow = false;
-	if (b->s)
-		b->s[0] = '\0';
-}
-
 char *demangle(const char *name)
 {
-	const int opts = DMGL_PARAMS | DMGL_ANSI;
 	struct dm_buf b = { 0 };
 	bool ok = false, rust = false;
 	size_t len;
@@ -107,14 +110,11 @@ char *demangle(const char *name)
 		return NULL;
 	if (name[1] == 'R' || is_rust_legacy(name, len)) {
 		rust = true;
-		ok = rust_demangle_callback(name, opts, dm_append, &b) && !b.overflow && b.len;
-		if (!ok)
-			dm_reset(&b);
+		ok = run_demangler(rust_demangle_callback, name, &b);
 	}
 	if (!ok && name[1] == 'Z') {
 		rust = false;
-		ok = cplus_demangle_v3_callback(name, opts, dm_append, &b) && !b.overflow &&
-		     b.len;
+		ok = run_demangler(cplus_demangle_v3_callback, name, &b);
 	}
 	if (!ok) {
 		free(b.s);

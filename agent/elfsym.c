@@ -37,20 +37,6 @@
 #include "elfutil.h"
 #include "log.h"
 
-/*
- * MiniDebugInfo is xz-compressed. liblzma is loaded at run time, so that the
- * agent neither needs it to start nor links it: without it (or without its
- * header at build time) .gnu_debugdata is ignored.
- */
-#if defined(__has_include)
-#if __has_include(<lzma.h>)
-#define HAVE_LZMA 1
-#include <dlfcn.h>
-#include <lzma.h>
-#include <pthread.h>
-#endif
-#endif
-
 #define DEFAULT_MAX_OBJECTS 256
 #define MAX_OBJECTS_LIMIT (1u << 20)
 #define DEFAULT_DEBUG_ROOT "/usr/lib/debug"
@@ -58,15 +44,20 @@
 #define MAX_SYMS (8u << 20)		/* per object: more is a broken file */
 #define MAX_NAME 4096			/* longer names are truncated */
 #define MAX_NAMES_BYTES (256u << 20)	/* per object */
-#define MINIDEBUG_MAX_IN (32u << 20)
-#define MINIDEBUG_MAX_OUT (64u << 20)
-#define MINIDEBUG_MEMLIMIT (64u << 20)
+#define MINIDEBUG_MAX_OUT (64u << 20)	/* decompressed .gnu_debugdata */
 #define RETRY_NS (10ull * 1000000000ull)	/* a file that could not be opened */
 #define BUILD_ID_HEX (2 * 64 + 1)
 
+#define SYM_SIZE_MAX 0x7fffffffu
+
+/*
+ * A symbol of st_size 0 (hand-written asm, _init) reaches the next symbol, but
+ * not past the end of its section: else the PLT would be "_init".
+ */
 struct sym {
 	uint64_t addr;
-	uint32_t size;		/* 0: reaches the next symbol; clamped to UINT32_MAX */
+	uint32_t size : 31;	/* clamped to SYM_SIZE_MAX; unsized: to the section end, 0 unknown */
+	uint32_t unsized : 1;
 	uint32_t name;		/* offset in names */
 };
 
@@ -250,9 +241,10 @@ static bool same_file(const struct stat *a, const struct stat *b)
 /* ---- gathering symbols -------------------------------------------------- */
 
 struct rawsym {
-	uint64_t addr, size;
+	uint64_t addr, size;	/* unsized: size is the distance to the section end, or 0 */
 	const char *name;	/* in a string table that stays open until the object is built */
-	uint8_t rank;		/* 0 global, 1 weak, 2 local: the preferred alias sorts first */
+	uint8_t rank;		/* 0 global, 1 weak, 2 local: preferred aliases sort first */
+	bool unsized;
 };
 
 struct gather {
@@ -260,8 +252,8 @@ struct gather {
 	size_t n, cap;
 };
 
-static int gather_add(struct gather *g, uint64_t addr, uint64_t size, const char *name,
-		      uint8_t rank)
+static int gather_add(struct gather *g, uint64_t addr, uint64_t size, bool unsized,
+		      const char *name, uint8_t rank)
 {
 	if (g->n >= MAX_SYMS)
 		return -E2BIG;
@@ -274,7 +266,9 @@ static int gather_add(struct gather *g, uint64_t addr, uint64_t size, const char
 		g->v = nv;
 		g->cap = ncap;
 	}
-	g->v[g->n++] = (struct rawsym){ addr, size, name, rank };
+	g->v[g->n++] = (struct rawsym){
+		.addr = addr, .size = size, .name = name, .rank = rank, .unsized = unsized
+	};
 	return 0;
 }
 
@@ -295,6 +289,18 @@ static bool want_sym(Elf *elf, const GElf_Sym *s)
 	return scn && gelf_getshdr(scn, &sh) && (sh.sh_flags & SHF_EXECINSTR);
 }
 
+/* For a symbol without a size: how far its section reaches past it; 0 unknown. */
+static uint64_t to_section_end(Elf *elf, const GElf_Sym *s)
+{
+	Elf_Scn *scn = s->st_shndx < SHN_LORESERVE ? elf_getscn(elf, s->st_shndx) : NULL;
+	GElf_Shdr sh;
+
+	if (!scn || !gelf_getshdr(scn, &sh) || s->st_value < sh.sh_addr ||
+	    s->st_value - sh.sh_addr >= sh.sh_size)
+		return 0;
+	return sh.sh_size - (s->st_value - sh.sh_addr);
+}
+
 static uint8_t sym_rank(const GElf_Sym *s)
 {
 	switch (GELF_ST_BIND(s->st_info)) {
@@ -308,7 +314,7 @@ static uint8_t sym_rank(const GElf_Sym *s)
 	}
 }
 
-/* Gathers the wanted symbols of every section of type (SHT_SYMTAB or SHT_DYNSYM). Count or -errno. */
+/* Gathers the wanted symbols of every section of type (SHT_SYMTAB, SHT_DYNSYM). Count or -errno. */
 static long gather_elf(struct gather *g, Elf *elf, Elf64_Word type)
 {
 	Elf_Scn *scn = NULL;
@@ -343,11 +349,16 @@ static long gather_elf(struct gather *g, Elf *elf, Elf64_Word type)
 				break;
 			if (!want_sym(elf, &s))
 				continue;
-			/* elf_strptr checks the section is a string table and the offset is in it */
+			/* elf_strptr checks that sh_link is a string table holding the offset */
 			name = elf_strptr(elf, sh.sh_link, s.st_name);
 			if (!name || !*name)
 				continue;
-			err = gather_add(g, s.st_value, s.st_size, name, sym_rank(&s));
+			if (s.st_size)
+				err = gather_add(g, s.st_value, s.st_size, false, name,
+						 sym_rank(&s));
+			else
+				err = gather_add(g, s.st_value, to_section_end(elf, &s), true,
+						 name, sym_rank(&s));
 			if (err)
 				return err;
 			count++;
@@ -422,7 +433,8 @@ static long gather_gopclntab(struct gather *g, Elf *elf)
 		name = (const char *)b + names + name_off;
 		if (!*name || !memchr(name, '\0', len - names - name_off))
 			continue;
-		err = gather_add(g, text + entry, next > entry ? next - entry : 0, name, 0);
+		err = gather_add(g, text + entry, next > entry ? next - entry : 0, next <= entry,
+				 name, 0);
 		if (err)
 			return err;
 		count++;
@@ -633,125 +645,6 @@ static Elf *open_debug_file(const struct symcache *c, const char *bid, Elf *elf,
 	return NULL;
 }
 
-/* ---- MiniDebugInfo -------------------------------------------------------- */
-
-#ifdef HAVE_LZMA
-static struct {
-	lzma_ret (*stream_decoder)(lzma_stream *, uint64_t, uint32_t);
-	lzma_ret (*code)(lzma_stream *, lzma_action);
-	void (*end)(lzma_stream *);
-} lzma_fn;
-static bool lzma_ok;
-static pthread_once_t lzma_once = PTHREAD_ONCE_INIT;
-
-static void lzma_load(void)
-{
-	void *h = dlopen("liblzma.so.5", RTLD_NOW | RTLD_LOCAL);
-
-	if (!h) {
-		log_info("liblzma not found: MiniDebugInfo (.gnu_debugdata) is not read");
-		return;
-	}
-	*(void **)&lzma_fn.stream_decoder = dlsym(h, "lzma_stream_decoder");
-	*(void **)&lzma_fn.code = dlsym(h, "lzma_code");
-	*(void **)&lzma_fn.end = dlsym(h, "lzma_end");
-	lzma_ok = lzma_fn.stream_decoder && lzma_fn.code && lzma_fn.end;
-	/* the handle stays open for the life of the process */
-}
-
-/* Decompresses an xz stream into a malloc'd buffer of at most MINIDEBUG_MAX_OUT bytes. */
-static int xz_decode(const uint8_t *in, size_t in_len, uint8_t **ret_out, size_t *ret_len)
-{
-	lzma_stream s = LZMA_STREAM_INIT;
-	size_t cap = in_len < (1u << 20) ? 4u * in_len + 4096 : 4u << 20, len = 0;
-	uint8_t *out = NULL;
-	int err = 0;
-
-	pthread_once(&lzma_once, lzma_load);
-	if (!lzma_ok)
-		return -ENOTSUP;
-	if (lzma_fn.stream_decoder(&s, MINIDEBUG_MEMLIMIT, 0) != LZMA_OK)
-		return -ENOMEM;
-	s.next_in = in;
-	s.avail_in = in_len;
-	for (;;) {
-		lzma_ret r;
-
-		if (!out || len == cap) {
-			uint8_t *n;
-
-			if (out && cap >= MINIDEBUG_MAX_OUT) {
-				err = -E2BIG;
-				break;
-			}
-			if (out)
-				cap = cap * 2 > MINIDEBUG_MAX_OUT ? MINIDEBUG_MAX_OUT : cap * 2;
-			n = realloc(out, cap);
-			if (!n) {
-				err = -ENOMEM;
-				break;
-			}
-			out = n;
-		}
-		s.next_out = out + len;
-		s.avail_out = cap - len;
-		r = lzma_fn.code(&s, LZMA_FINISH);
-		len = cap - s.avail_out;
-		if (r == LZMA_STREAM_END)
-			break;
-		if ((r == LZMA_OK || r == LZMA_BUF_ERROR) && len == cap)
-			continue;	/* the output is full: grow it */
-		if (r != LZMA_OK) {
-			err = r == LZMA_MEM_ERROR || r == LZMA_MEMLIMIT_ERROR ? -ENOMEM : -EINVAL;
-			break;
-		}
-	}
-	lzma_fn.end(&s);
-	if (err) {
-		free(out);
-		return err;
-	}
-	*ret_out = out;
-	*ret_len = len;
-	return 0;
-}
-
-/* The ELF inside .gnu_debugdata, in memory (*ret_buf, freed after elf_end). */
-static Elf *open_minidebuginfo(Elf *elf, void **ret_buf)
-{
-	GElf_Shdr sh;
-	Elf_Scn *scn = elfutil_section(elf, ".gnu_debugdata", &sh);
-	Elf_Data *d = scn ? elf_rawdata(scn, NULL) : NULL;
-	uint8_t *buf;
-	size_t len;
-	Elf *melf;
-	int err;
-
-	if (!d || !d->d_buf || !d->d_size || d->d_size > MINIDEBUG_MAX_IN)
-		return NULL;
-	err = xz_decode(d->d_buf, d->d_size, &buf, &len);
-	if (err) {
-		log_debug("cannot decompress .gnu_debugdata: %s", strerror(-err));
-		return NULL;
-	}
-	melf = elf_memory((char *)buf, len);
-	if (!melf || elf_kind(melf) != ELF_K_ELF) {
-		elf_end(melf);
-		free(buf);
-		return NULL;
-	}
-	*ret_buf = buf;
-	return melf;
-}
-#else
-static Elf *open_minidebuginfo(Elf *elf, void **ret_buf)
-{
-	(void)elf;
-	(void)ret_buf;
-	return NULL;
-}
-#endif
-
 /* ---- building an object ------------------------------------------------- */
 
 static unsigned leading_underscores(const char *s)
@@ -853,14 +746,22 @@ static int build_syms(struct elfobj *o, struct gather *g)
 	if (!o->syms)
 		return -ENOMEM;
 	for (size_t i = 0; i < g->n;) {
-		uint64_t size = g->v[i].size;
-		size_t j = i + 1;
+		uint64_t size = 0;
+		bool unsized = true;
+		size_t j = i;
 		long off;
 
-		/* aliases: the first one's name, the largest size */
-		for (; j < g->n && g->v[j].addr == g->v[i].addr; j++)
-			if (g->v[j].size > size)
-				size = g->v[j].size;
+		/* aliases: the first one's name, the largest size (a real one if any has it) */
+		for (; j < g->n && g->v[j].addr == g->v[i].addr; j++) {
+			const struct rawsym *r = &g->v[j];
+
+			if (!r->unsized && unsized) {
+				unsized = false;
+				size = r->size;
+			} else if (r->unsized == unsized && r->size > size) {
+				size = r->size;
+			}
+		}
 		off = arena_add_name(&a, g->v[i].name);
 		if (off < 0) {
 			free(a.s);
@@ -868,7 +769,8 @@ static int build_syms(struct elfobj *o, struct gather *g)
 		}
 		o->syms[k++] = (struct sym){
 			.addr = g->v[i].addr,
-			.size = size > UINT32_MAX ? UINT32_MAX : (uint32_t)size,
+			.size = size > SYM_SIZE_MAX ? SYM_SIZE_MAX : (uint32_t)size,
+			.unsized = unsized,
 			.name = (uint32_t)off,
 		};
 		i = j;
@@ -904,7 +806,7 @@ static int load_file(struct symcache *c, const char *open_path, const char *real
 	char bid[BUILD_ID_HEX];
 	struct elfobj *o = NULL, *shared;
 	Elf *elf = NULL, *delf = NULL, *melf = NULL;
-	int fd, dfd = -1, err = 0;
+	int fd, dfd = -1, err = 0, merr;
 	void *mbuf = NULL;
 	struct stat st;
 	bool symtab;
@@ -954,10 +856,13 @@ static int load_file(struct symcache *c, const char *open_path, const char *real
 				o->full = true;
 				c->stats.debug_files_used++;
 			}
-		} else if ((melf = open_minidebuginfo(elf, &mbuf))) {
+		} else if ((melf = elfutil_minidebuginfo(elf, MINIDEBUG_MAX_OUT, &mbuf, &merr))) {
+			/* MiniDebugInfo: the local functions .dynsym lacks */
 			n = gather_elf(&g, melf, SHT_SYMTAB);
 			if (n > 0)
 				c->stats.minidebuginfo_used++;
+		} else if (merr != -ENOENT) {
+			log_debug("%s: unusable .gnu_debugdata: %s", open_path, strerror(-merr));
 		}
 		if (n < 0) {
 			err = (int)n;
@@ -1198,9 +1103,10 @@ int elfobj__offset_to_vaddr(const struct elfobj *o, uint64_t off, uint64_t *ret_
 	return -ENOENT;
 }
 
+/* Whether s covers vaddr, for vaddr >= s->addr. */
 static bool covers(const struct sym *s, uint64_t vaddr)
 {
-	return vaddr >= s->addr && vaddr - s->addr < s->size;
+	return vaddr - s->addr < s->size;
 }
 
 int elfobj__symbolize(const struct elfobj *o, uint64_t vaddr, const char **ret_name,
@@ -1223,12 +1129,16 @@ int elfobj__symbolize(const struct elfobj *o, uint64_t vaddr, const char **ret_n
 	}
 	if (!lo)
 		return -ENOENT;
-	if (!o->syms[lo - 1].size || covers(&o->syms[lo - 1], vaddr)) {
-		s = &o->syms[lo - 1];
-	} else {
-		/* past its end: a larger function just below may enclose it (asm, .cold parts) */
+	s = &o->syms[lo - 1];
+	if (s->unsized) {
+		/* it reaches the next symbol, which is above vaddr, but not past its section */
+		if (s->size && !covers(s, vaddr))
+			return -ENOENT;
+	} else if (!covers(s, vaddr)) {
+		/* past its end: a larger function just below may enclose it (asm) */
+		s = NULL;
 		for (uint32_t k = 2; k <= 4 && k <= lo && !s; k++)
-			if (covers(&o->syms[lo - k], vaddr))
+			if (!o->syms[lo - k].unsized && covers(&o->syms[lo - k], vaddr))
 				s = &o->syms[lo - k];
 		if (!s)
 			return -ENOENT;

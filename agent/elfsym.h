@@ -5,9 +5,9 @@
 /*
  * ELF symbolization: function names from .symtab and .dynsym, or from a
  * separate debug file found by build-id (<debug_root>/.build-id/xx/yyyy.debug)
- * or by .gnu_debuglink (checked by CRC), from MiniDebugInfo (.gnu_debugdata,
- * when liblzma can be loaded), and for stripped Go binaries from .gopclntab
- * (Go 1.18 and later). Names are demangled (C++, Rust).
+ * or by .gnu_debuglink (checked by CRC), from MiniDebugInfo (.gnu_debugdata),
+ * and for stripped Go binaries from .gopclntab (Go 1.18 and later). Names are
+ * demangled (C++, Rust).
  *
  * Cache entries are keyed by (dev, ino), or by path when both are 0, and
  * evicted least recently used beyond max_objects. Files with the same build-id

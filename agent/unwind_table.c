@@ -1,21 +1,36 @@
 // SPDX-License-Identifier: Apache-2.0
 /*
- * CFI -> unwind rows, in three passes:
+ * CFI -> unwind rows.
  *
- * 1. list every FDE's [lo, hi) straight from the section bytes (dwarf_next_cfi
- *    plus our own reading of the address fields), dropping those outside the
- *    file's executable segments (tombstones of discarded functions, garbage);
- * 2. make the ranges disjoint: .eh_frame first (overlaps: the lower start
- *    wins), then .debug_frame for what .eh_frame leaves uncovered;
- * 3. in address order, ask libdw for the rule at each step of each range
- *    (dwarf_cfi_addrframe + dwarf_frame_info give [start, end) where it holds),
- *    so rows come out sorted and identical neighbours merge as they come.
+ * elfutils' libdw runs the DWARF CFA programs; we decide what it may run and
+ * which FDE owns which address. Per CFI section (.eh_frame, .debug_frame):
  *
- * Cost: libdw re-runs an FDE's program from its start for each row we ask
- * for, so an FDE of k rows costs ~k^2/2 instruction steps (measured: 4000
- * rows 11 ms, 40000 rows 1.1 s). Real code stays far below (largest seen:
- * 6678 rows in gcc's cc1plus); FDE_MAX_ROWS and WORK_BUDGET bound what a
- * crafted file can cost.
+ * 1. walk the entries (dwarf_next_cfi) and vet each one: its CIE's
+ *    augmentation and address encoding, its range (inside an executable
+ *    segment; not 0, the tombstone of a discarded function), and its
+ *    instructions, decoded without being run: known opcodes, registers below
+ *    MAX_REG, remember_state nested at most MAX_REMEMBER deep. The decoding
+ *    also says how many instruction steps libdw will take to produce the rows
+ *    (see below), charged against WORK_BUDGET;
+ * 2. hand libdw a copy of the section alone, in an ELF image in memory, in
+ *    which every entry that failed is overwritten by a harmless CIE of the
+ *    same length. Without .eh_frame_hdr libdw finds FDEs by walking the
+ *    entries in order, so it only ever runs the programs we vetted. (The
+ *    image also keeps dwarf_begin_elf from decompressing a debug file's whole
+ *    .debug_info, which it does up front, to read a few MB of .debug_frame.)
+ *
+ * Then the FDE ranges are made disjoint (.eh_frame first, the lower start
+ * wins an overlap; .debug_frame fills what .eh_frame leaves uncovered), and in
+ * address order libdw is asked for the rule at each step of each range
+ * (dwarf_cfi_addrframe, dwarf_frame_info's [start, end)), so that rows come
+ * out sorted and identical neighbours merge as they come.
+ *
+ * Cost: libdw re-runs an FDE's program from its start for each row asked
+ * for, so an FDE of k rows costs ~k^2/2 steps (4000 rows: 11 ms, 40000: 1.1 s
+ * measured). Real code stays far below (largest seen: 6678 rows in one FDE of
+ * gcc's cc1plus, 35M steps for the whole file); FDE_MAX_ROWS and WORK_BUDGET
+ * bound what a crafted file costs. Unvetted, a single DW_CFA_offset naming
+ * register 2^27 made libdw allocate and clear 2 GB per row.
  */
 #include "unwind_table.h"
 
@@ -37,25 +52,40 @@
 
 /* rows libdw is asked for per FDE; the rest of a longer one becomes CFA_UNSUPPORTED */
 #define FDE_MAX_ROWS 8192
-/* instruction steps libdw may run per file (~1.5 ns each): cc1plus needs 35M */
+/* instruction steps libdw may take per file (ns each): cc1plus needs 35M */
 #define WORK_BUDGET (1ull << 28)
-/* a .debug_frame is a few MB even for the largest libraries */
-#define DEBUG_FRAME_MAX (256ull << 20)
+/* x86_64's DWARF registers end at 130 (k7): libdw sizes every frame by the largest named */
+#define MAX_REG 130
+#define MAX_REMEMBER 64
+/* a CFI section: .debug_frame is a few MB even for the largest libraries */
+#define CFI_MAX_BYTES (256ull << 20)
 #define MAX_EXEC_SEGS 32
 /* decompressed MiniDebugInfo: a symbol table, rarely CFI */
 #define MINIDEBUG_MAX (64u << 20)
 
 enum { SRC_EH = 0, SRC_DEBUG = 1, NSRC };
 
-/* One CFI section: its raw bytes for pass 1, libdw's reader for pass 3. */
+/* A CIE that passed: how its FDEs encode addresses, whether they carry augmentation data. */
+struct cie_info {
+	Dwarf_Off off;
+	uint8_t enc;
+	bool z;
+};
+
+/* One CFI section. */
 struct cfi_src {
-	Dwarf_CFI *cfi;
-	const uint8_t *buf;
+	bool eh;
+	const uint8_t *buf;	/* the section as found in the file */
 	size_t size;
 	uint64_t addr;		/* vaddr of buf[0], for pc-relative pointers (.eh_frame) */
-	/* the last CIE looked up: FDEs mostly share one */
-	Dwarf_Off cie_off;
-	int cie_enc;		/* its FDE pointer encoding, -1 unusable, -2 none cached */
+	size_t end;		/* where the walk stopped: libdw sees [0, end) */
+	struct cie_info *cies;	/* in section order */
+	uint32_t ncies, cap_cies;
+	/* what libdw reads: an ELF image holding the vetted copy of the section */
+	uint8_t *image, *copy;
+	Elf *elf;
+	Dwarf *dw;
+	Dwarf_CFI *cfi;
 };
 
 /* What one FDE owns once ranges are disjoint. */
@@ -81,13 +111,6 @@ struct builder {
 	uint32_t nrows, cap_rows, max_rows;
 	uint64_t work;
 	struct unwind_table_stats st;
-};
-
-/* The separate .debug_frame reader: an in-memory ELF holding only that section. */
-struct debug_frame {
-	void *image;
-	Elf *elf;
-	Dwarf *dw;
 };
 
 static int range_push(struct range_list *l, const struct fde_range *r)
@@ -146,6 +169,8 @@ static void row_unsupported(struct unwind_row *r, uint32_t pc)
 	*r = (struct unwind_row){ .pc = pc, .cfa_type = CFA_UNSUPPORTED,
 				  .rbp_type = RBP_UNSUPPORTED };
 }
+
+/* ---- libdw's frame state -> a row --------------------------------------------- */
 
 /* "saved at CFA + off" as libdw spells it: DW_OP_call_frame_cfa [DW_OP_plus_uconst off] */
 static bool at_cfa(const Dwarf_Op *ops, size_t n, int64_t *off)
@@ -254,7 +279,9 @@ static void translate(Dwarf_Frame *f, int ra_reg, bool signal, struct unwind_row
 	}
 }
 
-/* Size of one encoded pointer's value (DW_EH_PE_* low bits), 0 when variable/unknown. */
+/* ---- reading CIEs and FDEs ----------------------------------------------------- */
+
+/* Size of an encoded pointer (DW_EH_PE_* low bits), 0 for variable or unknown sizes. */
 static size_t encoded_size(uint8_t enc)
 {
 	switch (enc & 0x0f) {
@@ -274,9 +301,10 @@ static size_t encoded_size(uint8_t enc)
 }
 
 /*
- * Reads one encoded pointer at p (vaddr field_addr when pc-relative matters).
- * Only what FDEs and .eh_frame_hdr use: fixed sizes, absolute or pc/data-relative.
- * Returns the bytes read, 0 when unsupported or truncated.
+ * Reads one encoded pointer at p; field_addr: its vaddr (pc-relative),
+ * data_addr: the base of data-relative ones. Only what FDEs and .eh_frame_hdr
+ * use: fixed sizes, absolute or pc/data-relative, direct. Returns the bytes
+ * read, 0 when unsupported or truncated.
  */
 static size_t read_encoded(const uint8_t *p, const uint8_t *end, uint8_t enc, uint64_t field_addr,
 			   uint64_t data_addr, uint64_t *ret)
@@ -284,7 +312,7 @@ static size_t read_encoded(const uint8_t *p, const uint8_t *end, uint8_t enc, ui
 	size_t len = encoded_size(enc);
 	uint64_t v = 0;
 
-	if (enc == DW_EH_PE_omit || !len || (size_t)(end - p) < len)
+	if (enc == DW_EH_PE_omit || (enc & DW_EH_PE_indirect) || !len || (size_t)(end - p) < len)
 		return 0;
 	for (size_t i = 0; i < len; i++)
 		v |= (uint64_t)p[i] << (8 * i);
@@ -304,32 +332,165 @@ static size_t read_encoded(const uint8_t *p, const uint8_t *end, uint8_t enc, ui
 	default:
 		return 0;
 	}
-	if (enc & DW_EH_PE_indirect)
-		return 0;
 	*ret = v;
 	return len;
 }
 
-/* Skips an (s|u)leb128; false when it runs past end. */
-static bool skip_leb128(const uint8_t **p, const uint8_t *end)
+/*
+ * Reads a LEB128 number (sleb: its bits as unsigned). More than 10 bytes is
+ * refused: libdw stops reading there and would not see the stream as we do.
+ */
+static bool read_leb128(const uint8_t **p, const uint8_t *end, uint64_t *ret)
 {
-	while (*p < end)
-		if (!(*(*p)++ & 0x80))
+	uint64_t v = 0;
+
+	for (unsigned i = 0; i < 10 && *p < end; i++) {
+		uint8_t byte = *(*p)++;
+
+		v |= (uint64_t)(byte & 0x7f) << (7 * i);
+		if (!(byte & 0x80)) {
+			*ret = v;
 			return true;
+		}
+	}
 	return false;
 }
 
-/* The FDE pointer encoding a CIE announces with 'R' (absptr without one). */
-static int cie_fde_encoding(const Dwarf_CIE *cie, uint8_t *ret)
+/* A LEB128 register number: it must stay small (libdw sizes frames by it). */
+static bool read_reg(const uint8_t **p, const uint8_t *end)
+{
+	uint64_t reg;
+
+	return read_leb128(p, end, &reg) && reg <= MAX_REG;
+}
+
+static bool skip_bytes(const uint8_t **p, const uint8_t *end, uint64_t n)
+{
+	if ((uint64_t)(end - *p) < n)
+		return false;
+	*p += n;
+	return true;
+}
+
+/*
+ * Decodes a CFA instruction stream without running it. False on an opcode
+ * libdw's x86_64 reading does not know, a truncated operand, a register past
+ * MAX_REG, a restore_state without remember_state or nesting past
+ * MAX_REMEMBER. *ret_work (may be NULL): the steps libdw takes to produce the
+ * stream's rows, one addrframe call per row (the first FDE_MAX_ROWS), each
+ * running the stream from its start up to that row's end.
+ */
+static bool scan_cfa(const uint8_t *p, const uint8_t *end, size_t addr_size, uint64_t *ret_work)
+{
+	uint64_t ops = 0, work = 0, v;
+	uint32_t rows = 0;
+	int depth = 0;
+
+	while (p < end) {
+		uint8_t op = *p++;
+		bool row = false;
+
+		ops++;
+		switch (op & 0xc0) {
+		case DW_CFA_advance_loc:
+			row = true;
+			break;
+		case DW_CFA_offset:
+			if (!read_leb128(&p, end, &v))
+				return false;
+			break;
+		case DW_CFA_restore:
+			break;
+		default:
+			switch (op) {
+			case DW_CFA_nop:
+				break;
+			case DW_CFA_set_loc:
+				row = skip_bytes(&p, end, addr_size);
+				if (!row)
+					return false;
+				break;
+			case DW_CFA_advance_loc1:
+			case DW_CFA_advance_loc2:
+			case DW_CFA_advance_loc4:
+				row = skip_bytes(&p, end, op == DW_CFA_advance_loc1 ? 1 :
+							  op == DW_CFA_advance_loc2 ? 2 : 4);
+				if (!row)
+					return false;
+				break;
+			case DW_CFA_offset_extended:
+			case DW_CFA_offset_extended_sf:
+			case DW_CFA_val_offset:
+			case DW_CFA_val_offset_sf:
+			case DW_CFA_def_cfa:
+			case DW_CFA_def_cfa_sf:
+			case DW_CFA_GNU_negative_offset_extended:
+				if (!read_reg(&p, end) || !read_leb128(&p, end, &v))
+					return false;
+				break;
+			case DW_CFA_restore_extended:
+			case DW_CFA_undefined:
+			case DW_CFA_same_value:
+			case DW_CFA_def_cfa_register:
+				if (!read_reg(&p, end))
+					return false;
+				break;
+			case DW_CFA_register:
+				if (!read_reg(&p, end) || !read_reg(&p, end))
+					return false;
+				break;
+			case DW_CFA_remember_state:
+				if (++depth > MAX_REMEMBER)
+					return false;
+				break;
+			case DW_CFA_restore_state:
+				if (--depth < 0)
+					return false;
+				break;
+			case DW_CFA_def_cfa_offset:
+			case DW_CFA_def_cfa_offset_sf:
+			case DW_CFA_GNU_args_size:
+				if (!read_leb128(&p, end, &v))
+					return false;
+				break;
+			case DW_CFA_def_cfa_expression:
+				if (!read_leb128(&p, end, &v) || !skip_bytes(&p, end, v))
+					return false;
+				break;
+			case DW_CFA_expression:
+			case DW_CFA_val_expression:
+				if (!read_reg(&p, end) || !read_leb128(&p, end, &v) ||
+				    !skip_bytes(&p, end, v))
+					return false;
+				break;
+			default:
+				return false;
+			}
+		}
+		if (row && rows < FDE_MAX_ROWS) {
+			rows++;
+			work += ops;
+		}
+	}
+	if (ret_work)
+		*ret_work = work + ops;
+	return true;
+}
+
+/* How a CIE's FDEs encode addresses ('R'; absptr without), and whether it has 'z'. */
+static int cie_parse(const Dwarf_CIE *cie, uint8_t *ret_enc, bool *ret_z)
 {
 	const char *aug = cie->augmentation;
 	const uint8_t *d = cie->augmentation_data, *end = d + cie->augmentation_data_size;
+	uint64_t v;
 
-	*ret = DW_EH_PE_absptr;
+	*ret_enc = DW_EH_PE_absptr;
+	*ret_z = false;
 	if (!aug || !aug[0])
 		return 0;
 	if (aug[0] != 'z')
 		return -EINVAL;	/* "eh" and other pre-'z' forms: layout unknown */
+	*ret_z = true;
 	for (aug++; *aug; aug++) {
 		switch (*aug) {
 		case 'P': {
@@ -339,28 +500,23 @@ static int cie_fde_encoding(const Dwarf_CIE *cie, uint8_t *ret)
 				return -EINVAL;
 			penc = *d++;
 			if ((penc & 0x0f) == DW_EH_PE_uleb128 || (penc & 0x0f) == DW_EH_PE_sleb128) {
-				if (!skip_leb128(&d, end))
+				if (!read_leb128(&d, end, &v))
 					return -EINVAL;
-			} else if (!encoded_size(penc) || (size_t)(end - d) < encoded_size(penc)) {
+			} else if (!encoded_size(penc) || !skip_bytes(&d, end, encoded_size(penc))) {
 				return -EINVAL;
-			} else {
-				d += encoded_size(penc);
 			}
 			break;
 		}
 		case 'L':
-			if (d >= end)
+			if (!skip_bytes(&d, end, 1))
 				return -EINVAL;
-			d++;
 			break;
 		case 'R':
 			if (d >= end)
 				return -EINVAL;
-			*ret = *d;
-			return 0;
+			*ret_enc = *d++;
+			break;
 		case 'S':
-		case 'B':
-		case 'G':
 			break;
 		default:
 			return -EINVAL;
@@ -377,83 +533,240 @@ static bool in_exec_segment(const struct builder *b, uint64_t lo, uint64_t hi)
 	return false;
 }
 
-/* The range of one FDE, or -EINVAL. */
-static int fde_bounds(struct builder *b, struct cfi_src *s, bool eh, const Dwarf_CFI_Entry *e,
-		      uint64_t *ret_lo, uint64_t *ret_hi)
+static const struct cie_info *find_cie(const struct cfi_src *s, Dwarf_Off off)
 {
-	const uint8_t *p = e->fde.start, *end = e->fde.end;
-	uint64_t lo, range;
-	size_t n1, n2;
+	uint32_t lo = 0, hi = s->ncies;
 
-	if (e->fde.CIE_pointer != s->cie_off || s->cie_enc == -2) {
-		Dwarf_CFI_Entry cie;
-		Dwarf_Off next;
-		uint8_t enc;
+	while (lo < hi) {
+		uint32_t mid = lo + (hi - lo) / 2;
 
-		s->cie_off = e->fde.CIE_pointer;
-		s->cie_enc = -1;
-		if (dwarf_next_cfi(b->ident, &(Elf_Data){ .d_buf = (void *)s->buf, .d_size = s->size },
-				   eh, e->fde.CIE_pointer, &next, &cie) == 0 &&
-		    dwarf_cfi_cie_p(&cie) && cie_fde_encoding(&cie.cie, &enc) == 0)
-			s->cie_enc = enc;
+		if (s->cies[mid].off == off)
+			return &s->cies[mid];
+		if (s->cies[mid].off < off)
+			lo = mid + 1;
+		else
+			hi = mid;
 	}
-	if (s->cie_enc < 0)
+	return NULL;
+}
+
+/* The CIEs of a section, vetted; where its walk ends. */
+static int index_cies(struct builder *b, struct cfi_src *s)
+{
+	Elf_Data data = { .d_buf = (void *)s->buf, .d_size = s->size };
+	Dwarf_Off off = 0;
+
+	s->end = s->size;
+	for (;;) {
+		Dwarf_CFI_Entry e;
+		Dwarf_Off next = (Dwarf_Off)-1;
+		struct cie_info ci = { .off = off };
+		int rc = dwarf_next_cfi(b->ident, &data, s->eh, off, &next, &e);
+		uint64_t work;
+
+		if (rc > 0) {
+			s->end = off;	/* the end, or .eh_frame's zero terminator */
+			break;
+		}
+		if (next == (Dwarf_Off)-1 || next <= off || next > s->size) {
+			/* without a sane length nothing after this entry can be trusted */
+			s->end = off;
+			break;
+		}
+		off = next;
+		if (rc < 0 || !dwarf_cfi_cie_p(&e) || cie_parse(&e.cie, &ci.enc, &ci.z) ||
+		    (!s->eh && (ci.enc & 0x70) != DW_EH_PE_absptr) ||
+		    !scan_cfa(e.cie.initial_instructions, e.cie.initial_instructions_end,
+			      encoded_size(ci.enc), &work))
+			continue;
+		b->work += work;
+		if (s->ncies == s->cap_cies) {
+			uint32_t ncap = s->cap_cies ? s->cap_cies * 2 : 16;
+			struct cie_info *nc = realloc(s->cies, ncap * sizeof(*nc));
+
+			if (!nc)
+				return -ENOMEM;
+			s->cies = nc;
+			s->cap_cies = ncap;
+		}
+		s->cies[s->ncies++] = ci;
+	}
+	return 0;
+}
+
+/*
+ * Vets one FDE: its CIE passed, its range decodes and lies in the code, its
+ * instructions decode. Its range and libdw's cost on success, -EINVAL else.
+ */
+static int vet_fde(struct builder *b, const struct cfi_src *s, const Dwarf_CFI_Entry *e,
+		   uint64_t *ret_lo, uint64_t *ret_hi, uint64_t *ret_work)
+{
+	const struct cie_info *ci = find_cie(s, e->fde.CIE_pointer);
+	const uint8_t *p = e->fde.start, *end = e->fde.end;
+	uint64_t lo, range, aug;
+	size_t n;
+
+	if (!ci || p < s->buf || end > s->buf + s->end || p > end)
 		return -EINVAL;
-	/* .debug_frame is not loaded: only absolute addresses mean anything there */
-	if (!eh && (s->cie_enc & 0x70) != DW_EH_PE_absptr)
+	n = read_encoded(p, end, ci->enc, s->addr + (uint64_t)(p - s->buf), 0, &lo);
+	if (!n)
 		return -EINVAL;
-	if (p < s->buf || end > s->buf + s->size || p > end)
+	p += n;
+	n = read_encoded(p, end, ci->enc & 0x0f, 0, 0, &range);
+	if (!n)
 		return -EINVAL;
-	n1 = read_encoded(p, end, (uint8_t)s->cie_enc, s->addr + (uint64_t)(p - s->buf), 0, &lo);
-	n2 = n1 ? read_encoded(p + n1, end, (uint8_t)s->cie_enc & 0x0f, 0, 0, &range) : 0;
+	p += n;
+	if (ci->z && (!read_leb128(&p, end, &aug) || !skip_bytes(&p, end, aug)))
+		return -EINVAL;
 	/* lo == 0: the tombstone linkers leave for a discarded function */
-	if (!n1 || !n2 || !range || !lo || lo + range < lo ||
-	    !in_exec_segment(b, lo, lo + range))
+	if (!range || !lo || lo + range < lo || !in_exec_segment(b, lo, lo + range) ||
+	    !scan_cfa(p, end, encoded_size(ci->enc), ret_work))
 		return -EINVAL;
 	*ret_lo = lo;
 	*ret_hi = lo + range;
 	return 0;
 }
 
-/* Pass 1: the range of every FDE of one section. */
+/*
+ * Overwrites the entry [off, next) of libdw's copy with a CIE nothing refers
+ * to (version 1, no augmentation, only DW_CFA_nop), so that libdw skips it.
+ */
+static void neutralize(struct cfi_src *s, size_t off, size_t next)
+{
+	uint8_t *p = s->copy + off;
+	size_t payload = next - off - 4;
+	uint32_t len;
+
+	memcpy(&len, p, 4);
+	if (len == 0xffffffffu) {
+		s->end = off;	/* 64-bit DWARF: never in real CFI; libdw sees nothing from here */
+		return;
+	}
+	if (payload < 9) {
+		/* too short to be a CIE: an unknown CIE version, which libdw refuses */
+		if (payload >= 5)
+			p[8] = 0xff;
+		if (payload >= 4)
+			memset(p + 4, s->eh ? 0 : 0xff, 4);
+		return;
+	}
+	memset(p + 4, s->eh ? 0 : 0xff, 4);	/* the CIE id of each format */
+	p[8] = 1;				/* version */
+	p[9] = 0;				/* augmentation "" */
+	p[10] = 1;				/* code alignment */
+	p[11] = 0x78;				/* data alignment -8 */
+	p[12] = REG_RA;				/* return address column */
+	memset(p + 13, DW_CFA_nop, payload - 9);
+}
+
+/* Builds the ELF image libdw reads: one section, a copy of [0, s->end) of s. */
+static int image_alloc(struct cfi_src *s)
+{
+	size_t data_off = sizeof(Elf64_Ehdr);
+
+	s->image = calloc(1, data_off + s->end + 64 + 3 * sizeof(Elf64_Shdr));
+	if (!s->image)
+		return -ENOMEM;
+	s->copy = s->image + data_off;
+	memcpy(s->copy, s->buf, s->end);
+	return 0;
+}
+
+static int image_open(struct cfi_src *s)
+{
+	static const char eh_names[] = "\0.eh_frame\0.shstrtab";
+	static const char debug_names[] = "\0.debug_frame\0.shstrtab";
+	const char *names = s->eh ? eh_names : debug_names;
+	size_t names_len = s->eh ? sizeof(eh_names) : sizeof(debug_names);
+	size_t data_off = sizeof(Elf64_Ehdr), str_off = data_off + s->end;
+	size_t sh_off = (str_off + names_len + 7) & ~(size_t)7;
+	Elf64_Ehdr *eh = (Elf64_Ehdr *)s->image;
+	Elf64_Shdr *sh = (Elf64_Shdr *)(s->image + sh_off);
+
+	memcpy(eh->e_ident, ELFMAG, SELFMAG);
+	eh->e_ident[EI_CLASS] = ELFCLASS64;
+	eh->e_ident[EI_DATA] = ELFDATA2LSB;
+	eh->e_ident[EI_VERSION] = EV_CURRENT;
+	eh->e_type = ET_EXEC;
+	eh->e_machine = EM_X86_64;	/* libdw's x86_64 defaults: callee-saved registers keep their value */
+	eh->e_version = EV_CURRENT;
+	eh->e_shoff = sh_off;
+	eh->e_ehsize = sizeof(Elf64_Ehdr);
+	eh->e_shentsize = sizeof(Elf64_Shdr);
+	eh->e_shnum = 3;
+	eh->e_shstrndx = 2;
+	memcpy(s->image + str_off, names, names_len);
+	sh[1] = (Elf64_Shdr){ .sh_name = 1, .sh_type = SHT_PROGBITS, .sh_offset = data_off,
+			      .sh_size = s->end, .sh_addralign = 1,
+			      .sh_addr = s->eh ? s->addr : 0, .sh_flags = s->eh ? SHF_ALLOC : 0 };
+	sh[2] = (Elf64_Shdr){ .sh_name = (uint32_t)strlen(names + 1) + 2, .sh_type = SHT_STRTAB,
+			      .sh_offset = str_off, .sh_size = names_len, .sh_addralign = 1 };
+	s->elf = elf_memory((char *)s->image, sh_off + 3 * sizeof(Elf64_Shdr));
+	if (!s->elf)
+		return -EINVAL;
+	if (s->eh) {
+		s->cfi = dwarf_getcfi_elf(s->elf);
+	} else {
+		s->dw = dwarf_begin_elf(s->elf, DWARF_C_READ, NULL);
+		s->cfi = s->dw ? dwarf_getcfi(s->dw) : NULL;
+	}
+	return s->cfi ? 0 : -EINVAL;
+}
+
+/*
+ * The FDEs of one section: vetted, their ranges listed, the failures
+ * neutralized in libdw's copy, which is then opened.
+ */
 static int collect_fdes(struct builder *b, int which)
 {
 	struct cfi_src *s = &b->src[which];
-	Elf_Data data = { .d_buf = (void *)s->buf, .d_size = s->size };
-	bool eh = which == SRC_EH;
+	Elf_Data data;
 	Dwarf_Off off = 0;
 	uint32_t seq = 0;
-	int err = 0;
+	int err;
 
-	s->cie_enc = -2;
-	while (!err) {
+	err = index_cies(b, s);
+	if (!err)
+		err = image_alloc(s);
+	if (err)
+		return err;
+	data = (Elf_Data){ .d_buf = (void *)s->buf, .d_size = s->end };
+	while (off < s->end) {
 		Dwarf_CFI_Entry e;
 		Dwarf_Off next = (Dwarf_Off)-1;
 		struct fde_range r;
-		int rc = dwarf_next_cfi(b->ident, &data, eh, off, &next, &e);
+		uint64_t work;
+		int rc = dwarf_next_cfi(b->ident, &data, s->eh, off, &next, &e);
 
-		if (rc > 0)
-			break;		/* the end, or .eh_frame's zero terminator */
-		if (rc < 0 || next == (Dwarf_Off)-1 || next <= off) {
-			/* without a sane length nothing after this entry can be trusted */
-			b->st.fdes_bad++;
+		if (rc > 0 || next == (Dwarf_Off)-1 || next <= off || next > s->end)
 			break;
+		if (rc == 0 && dwarf_cfi_cie_p(&e)) {
+			if (!find_cie(s, off))
+				neutralize(s, off, next);
+			off = next;
+			continue;
+		}
+		b->st.fdes++;	/* an FDE, or an entry too broken to tell */
+		if (rc < 0 || vet_fde(b, s, &e, &r.lo, &r.hi, &work)) {
+			b->st.fdes_bad++;
+			neutralize(s, off, next);
+		} else {
+			b->work += work;
+			if (b->work > WORK_BUDGET)
+				return -EFBIG;
+			r.fde_lo = r.lo;
+			r.seq = seq++;
+			r.src = (uint8_t)which;
+			err = range_push(&b->fdes, &r);
+			if (err)
+				return err;
 		}
 		off = next;
-		if (dwarf_cfi_cie_p(&e))
-			continue;
-		b->st.fdes++;
-		if (fde_bounds(b, s, eh, &e, &r.lo, &r.hi)) {
-			b->st.fdes_bad++;
-			continue;
-		}
-		r.fde_lo = r.lo;
-		r.seq = seq++;
-		r.src = (uint8_t)which;
-		err = range_push(&b->fdes, &r);
 	}
-	return err;
+	return image_open(s);
 }
+
+/* ---- which FDE owns which pc, and the rows ------------------------------------- */
 
 static int cmp_range(const void *pa, const void *pb)
 {
@@ -474,7 +787,7 @@ static int cmp_lo(const void *pa, const void *pb)
 }
 
 /*
- * Pass 2: disjoint ranges, sorted. .eh_frame keeps what it covers (between
+ * Disjoint ranges, sorted. .eh_frame keeps what it covers (between
  * overlapping FDEs of one section, the lower start wins); .debug_frame FDEs
  * keep the pieces no .eh_frame FDE covers.
  */
@@ -534,7 +847,7 @@ static int own_ranges(struct builder *b, struct range_list *out)
 }
 
 /*
- * Pass 3 for one range: a row per step of its FDE's program, then a gap row at
+ * The rows of one range: one per step of its FDE's program, then a gap row at
  * its end unless the next range starts right there (next_lo), so that pcs no
  * FDE covers do not inherit the last rule.
  */
@@ -552,9 +865,6 @@ static int emit_range(struct builder *b, const struct fde_range *r, uint64_t nex
 		bool signal = false;
 		int ra;
 
-		b->work += k + 1;
-		if (b->work > WORK_BUDGET)
-			return -EFBIG;
 		if (k == FDE_MAX_ROWS || dwarf_cfi_addrframe(cfi, addr, &f)) {
 			b->st.fdes_bad++;
 			row_unsupported(&row, (uint32_t)addr);
@@ -585,6 +895,8 @@ static int emit_range(struct builder *b, const struct fde_range *r, uint64_t nex
 	}
 	return err;
 }
+
+/* ---- the files ------------------------------------------------------------------ */
 
 /*
  * The file must be x86_64 ELF64, an executable or shared object. For the main
@@ -664,106 +976,47 @@ static int eh_frame_from_phdr(Elf *elf, struct cfi_src *s)
 	return -EINVAL;
 }
 
-static int open_eh_frame(Elf *elf, struct cfi_src *s)
+/* Finds a CFI section's bytes (decompressed); -ENOENT when there is none. */
+static int find_cfi(Elf *elf, bool eh, struct cfi_src *s)
 {
 	GElf_Shdr sh;
-	Elf_Scn *scn = elfutil_section(elf, ".eh_frame", &sh);
+	Elf_Scn *scn = elfutil_section(elf, eh ? ".eh_frame" : ".debug_frame", &sh);
 	Elf_Data *d;
-	int err;
-
 	size_t nscn;
 
-	if (scn) {
-		d = elf_getdata(scn, NULL);
-		if (!d || !d->d_buf || !d->d_size)
+	s->eh = eh;
+	if (!scn) {
+		/* no section headers at all: .eh_frame through PT_GNU_EH_FRAME */
+		if (!eh || elf_getshdrnum(elf, &nscn) || nscn > 0)
 			return -ENOENT;
-		s->buf = d->d_buf;
-		s->size = d->d_size;
-		s->addr = sh.sh_addr;
-	} else if (elf_getshdrnum(elf, &nscn) || nscn > 0) {
-		return -ENOENT;	/* sections, but no .eh_frame (a stale PT_GNU_EH_FRAME is no proof) */
-	} else if ((err = eh_frame_from_phdr(elf, s))) {
-		return err;
+		return eh_frame_from_phdr(elf, s);
 	}
-	s->cfi = dwarf_getcfi_elf(elf);
-	return s->cfi ? 0 : -EINVAL;
-}
-
-static void debug_frame_close(struct debug_frame *df)
-{
-	dwarf_end(df->dw);
-	elf_end(df->elf);
-	free(df->image);
-}
-
-/*
- * libdw reads .debug_frame only through a Dwarf, and dwarf_begin_elf
- * decompresses every compressed debug section of the file up front: a whole
- * .debug_info to get at a few MB of CFI. So hand it a minimal ELF in memory
- * that holds .debug_frame alone.
- */
-static int open_debug_frame(Elf *elf, struct debug_frame *df, struct cfi_src *s)
-{
-	static const char shstr[] = "\0.debug_frame\0.shstrtab";
-	GElf_Shdr sh;
-	Elf_Scn *scn = elfutil_section(elf, ".debug_frame", &sh);
-	Elf_Data *d;
-	Elf64_Ehdr *eh;
-	Elf64_Shdr *shdr;
-	size_t data_off = sizeof(Elf64_Ehdr), str_off, sh_off, len;
-	uint8_t *img;
-
-	if (!scn)
-		return -ENOENT;
 	if (sh.sh_flags & SHF_COMPRESSED) {
 		GElf_Chdr ch;
 
 		/* zlib cannot expand more than ~1032:1: a larger claim is a bomb */
-		if (!gelf_getchdr(scn, &ch) || ch.ch_size > DEBUG_FRAME_MAX ||
+		if (eh || !gelf_getchdr(scn, &ch) || ch.ch_size > CFI_MAX_BYTES ||
 		    ch.ch_size / 1032 > sh.sh_size || elf_compress(scn, 0, 0) < 0)
 			return -EINVAL;
 	}
 	d = elf_getdata(scn, NULL);
 	if (!d || !d->d_buf || !d->d_size)
 		return -ENOENT;
-	if (d->d_size > DEBUG_FRAME_MAX)
-		return -EFBIG;
-	str_off = data_off + d->d_size;
-	sh_off = (str_off + sizeof(shstr) + 7) & ~(size_t)7;
-	len = sh_off + 3 * sizeof(Elf64_Shdr);
-	img = calloc(1, len);
-	if (!img)
-		return -ENOMEM;
-	df->image = img;
-	eh = (Elf64_Ehdr *)img;
-	memcpy(eh->e_ident, ELFMAG, SELFMAG);
-	eh->e_ident[EI_CLASS] = ELFCLASS64;
-	eh->e_ident[EI_DATA] = ELFDATA2LSB;
-	eh->e_ident[EI_VERSION] = EV_CURRENT;
-	eh->e_type = ET_EXEC;
-	eh->e_machine = EM_X86_64;	/* libdw's x86_64 defaults: callee-saved registers keep their value */
-	eh->e_version = EV_CURRENT;
-	eh->e_shoff = sh_off;
-	eh->e_ehsize = sizeof(Elf64_Ehdr);
-	eh->e_shentsize = sizeof(Elf64_Shdr);
-	eh->e_shnum = 3;
-	eh->e_shstrndx = 2;
-	memcpy(img + data_off, d->d_buf, d->d_size);
-	memcpy(img + str_off, shstr, sizeof(shstr));
-	shdr = (Elf64_Shdr *)(img + sh_off);
-	shdr[1] = (Elf64_Shdr){ .sh_name = 1, .sh_type = SHT_PROGBITS, .sh_offset = data_off,
-				.sh_size = d->d_size, .sh_addralign = 1 };
-	shdr[2] = (Elf64_Shdr){ .sh_name = 14, .sh_type = SHT_STRTAB, .sh_offset = str_off,
-				.sh_size = sizeof(shstr), .sh_addralign = 1 };
-	df->elf = elf_memory((char *)img, len);
-	df->dw = df->elf ? dwarf_begin_elf(df->elf, DWARF_C_READ, NULL) : NULL;
-	s->cfi = df->dw ? dwarf_getcfi(df->dw) : NULL;
-	if (!s->cfi)
-		return -EINVAL;
-	s->buf = img + data_off;
-	s->size = d->d_size;
-	s->addr = 0;
+	s->buf = d->d_buf;
+	s->size = d->d_size < CFI_MAX_BYTES ? d->d_size : CFI_MAX_BYTES;
+	s->addr = sh.sh_addr;
 	return 0;
+}
+
+static void cfi_src_close(struct cfi_src *s)
+{
+	if (s->dw)
+		dwarf_end(s->dw);
+	else if (s->cfi)
+		dwarf_cfi_end(s->cfi);
+	elf_end(s->elf);
+	free(s->image);
+	free(s->cies);
 }
 
 /* The ELF file in .gnu_debugdata (MiniDebugInfo), decompressed once, on first need. */
@@ -778,8 +1031,7 @@ static Elf *minidebuginfo(Elf *elf, bool *tried, void **buf)
 	mini = elfutil_minidebuginfo(elf, MINIDEBUG_MAX, buf, &err);
 	if (!mini)
 		return NULL;
-	if (elf_kind(mini) != ELF_K_ELF || gelf_getclass(mini) != ELFCLASS64 ||
-	    elf_getident(mini, NULL)[EI_DATA] != ELFDATA2LSB) {
+	if (gelf_getclass(mini) != ELFCLASS64 || elf_getident(mini, NULL)[EI_DATA] != ELFDATA2LSB) {
 		elf_end(mini);
 		free(*buf);
 		*buf = NULL;
@@ -792,7 +1044,6 @@ int unwind_table__build(const char *path, const char *debug_path, uint32_t max_r
 			struct unwind_table **ret)
 {
 	struct builder b = { .max_rows = max_rows ? max_rows : UNWIND_TABLE_MAX_ROWS };
-	struct debug_frame df = { 0 };
 	struct range_list own = { 0 };
 	struct unwind_table *t = NULL;
 	Elf *elf, *delf = NULL, *mini = NULL;
@@ -813,16 +1064,16 @@ int unwind_table__build(const char *path, const char *debug_path, uint32_t max_r
 	}
 
 	/* .eh_frame: the file's own, else (rarely) MiniDebugInfo's */
-	err = open_eh_frame(elf, &b.src[SRC_EH]);
+	err = find_cfi(elf, true, &b.src[SRC_EH]);
 	if (err == -ENOENT && (mini = minidebuginfo(elf, &mini_tried, &mini_buf)))
-		err = open_eh_frame(mini, &b.src[SRC_EH]);
-	broken += err == -EINVAL;
+		err = find_cfi(mini, true, &b.src[SRC_EH]);
 	if (err == 0) {
 		have++;
 		err = collect_fdes(&b, SRC_EH);
-		if (err)
-			goto out;
 	}
+	broken += err == -EINVAL;
+	if (err && err != -ENOENT && err != -EINVAL)
+		goto out;
 
 	/* .debug_frame: the separate debug file's, else MiniDebugInfo's, else the file's own */
 	if (debug_path) {
@@ -834,22 +1085,20 @@ int unwind_table__build(const char *path, const char *debug_path, uint32_t max_r
 		if (!delf)
 			log_debug("unwind table: ignoring debug file %s", debug_path);
 	}
-	err = delf ? open_debug_frame(delf, &df, &b.src[SRC_DEBUG]) : -ENOENT;
+	err = delf ? find_cfi(delf, false, &b.src[SRC_DEBUG]) : -ENOENT;
 	if (err == -ENOENT && (mini || (mini = minidebuginfo(elf, &mini_tried, &mini_buf))))
-		err = open_debug_frame(mini, &df, &b.src[SRC_DEBUG]);
+		err = find_cfi(mini, false, &b.src[SRC_DEBUG]);
 	if (err == -ENOENT)
-		err = open_debug_frame(elf, &df, &b.src[SRC_DEBUG]);
-	broken += err == -EINVAL;
+		err = find_cfi(elf, false, &b.src[SRC_DEBUG]);
 	if (err == 0) {
 		have++;
 		err = collect_fdes(&b, SRC_DEBUG);
-		if (err)
-			goto out;
 	}
+	broken += err == -EINVAL;
+	if (err && err != -ENOENT && err != -EINVAL)
+		goto out;
 
 	err = own_ranges(&b, &own);
-	if (err)
-		goto out;
 	for (uint32_t i = 0; i < own.n && !err; i++)
 		err = emit_range(&b, &own.v[i], i + 1 < own.n ? own.v[i + 1].lo : 0);
 	if (err)
@@ -872,9 +1121,8 @@ int unwind_table__build(const char *path, const char *debug_path, uint32_t max_r
 	t->max_pc = own.v[own.n - 1].hi - 1;
 	t->stats = b.st;
 out:
-	debug_frame_close(&df);
-	if (b.src[SRC_EH].cfi)
-		dwarf_cfi_end(b.src[SRC_EH].cfi);
+	for (int i = 0; i < NSRC; i++)
+		cfi_src_close(&b.src[i]);
 	elf_end(mini);
 	free(mini_buf);
 	elfutil_close(delf, dfd);
