@@ -869,8 +869,8 @@ static int load_file(struct symcache *c, const char *open_path, const char *real
 			goto out;
 		}
 	}
-	/* a stripped Go binary still has its own function table */
-	if (!g.n && gather_gopclntab(&g, elf) > 0)
+	/* a stripped Go binary still has its own function table (and maybe a few dynsyms) */
+	if (!o->full && !melf && gather_gopclntab(&g, elf) > 0)
 		c->stats.go_pclntab_used++;
 	err = build_syms(o, &g);
 	if (err)

@@ -1,5 +1,5 @@
 #!/bin/sh
-# Short libFuzzer runs of every parser fed from outside (ELF + CFI, /proc maps).
+# Short libFuzzer runs of every parser fed from outside (ELF symbols, CFI, /proc maps).
 # FUZZ_SECONDS (default 20) per target; longer runs: make fuzz FUZZ_SECONDS=600. Prints TAP.
 . "$(dirname "$0")/lib.sh"
 secs=${FUZZ_SECONDS:-20}
@@ -14,7 +14,10 @@ mkdir -p "$TMP/seed-elf" "$TMP/seed-maps" "$TMP/corpus-elf" "$TMP/corpus-maps"
 cp "$WL/chain" "$WL/nofp/mt" "$TMP/seed-elf/" 2>/dev/null
 head -c 200000 /lib/x86_64-linux-gnu/libgcc_s.so.1 >"$TMP/seed-elf/libgcc-head"
 cat /proc/self/maps >"$TMP/seed-maps/self"
-for t in elf maps; do
+cp -r "$TMP/seed-elf" "$TMP/seed-cfi"
+mkdir -p "$TMP/corpus-cfi"
+for t in elf cfi maps; do
+	[ -x "$FUZZ/fuzz_$t" ] || continue
 	# -print_funcs=0: printing new functions runs llvm-symbolizer, which was seen to hang;
 	# timeout: a fuzzer must never hold CI up
 	timeout -k 10 $((secs + 120)) "$FUZZ/fuzz_$t" -max_total_time="$secs" -timeout=20 \

@@ -16,6 +16,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 #include <cmocka.h>
+#include <dwarf.h>
 
 #include "helpers.h"
 #include "unwind_table.h"
@@ -953,6 +954,83 @@ static void test_corrupt(void **state)
 	free(libc);
 }
 
+/*
+ * An FDE whose program names register 1000 (libdw would size every frame by
+ * it) is refused, and only it: the FDEs after it in the section still count.
+ * Its range is stretched over the next function's: libdw, which finds FDEs
+ * by itself, must not answer for that function from the refused one.
+ */
+static void test_bad_fde_is_isolated(void **state)
+{
+	char src[512], path[512];
+	uint64_t addr, off, size, leaf, leaf_size, mid, mid_size, pos = 0;
+	struct unwind_table *t0, *t;
+	uint8_t *buf = NULL;
+	size_t len = 0;
+	bool done = false;
+	FILE *f;
+
+	(void)state;
+	snprintf(src, sizeof(src), "%s/nofp", dir);
+	snprintf(path, sizeof(path), "%s/badreg", dir);
+	addr = section_addr(src, ".eh_frame", &off, &size);
+	leaf = sym(src, "leaf", &leaf_size);
+	mid = sym(src, "mid", &mid_size);
+	assert_true(mid > leaf);
+	f = fopen(src, "rb");
+	assert_non_null(f);
+	assert_int_equal(fseek(f, 0, SEEK_END), 0);
+	len = (size_t)ftell(f);
+	rewind(f);
+	buf = malloc(len);
+	assert_non_null(buf);
+	assert_int_equal(fread(buf, 1, len, f), len);
+	fclose(f);
+	/* find leaf's FDE ("zR", pc-relative sdata4) and put DW_CFA_undefined r1000 first */
+	while (!done && pos + 16 < size) {
+		uint8_t *e = buf + off + pos;
+		uint32_t elen, id;
+		int32_t rel;
+
+		memcpy(&elen, e, 4);
+		memcpy(&id, e + 4, 4);
+		memcpy(&rel, e + 8, 4);
+		if (!elen)
+			break;
+		if (id && addr + pos + 8 + (uint64_t)(int64_t)rel == leaf) {
+			assert_int_equal(e[16], 0);	/* no augmentation data */
+			assert_true(elen >= 16);
+			*(uint32_t *)(void *)(e + 12) = (uint32_t)(mid + mid_size - leaf);
+			e[17] = DW_CFA_undefined;
+			e[18] = 0xe8;
+			e[19] = 0x07;
+			done = true;
+		}
+		pos += 4 + elen;
+	}
+	assert_true(done);
+	spit(path, buf, len);
+	free(buf);
+	t0 = build_ok(src, NULL);
+	t = build_ok(path, NULL);
+	assert_int_equal(t->stats.fdes_bad, 1);
+	assert_int_equal(t->stats.fdes, t0->stats.fdes);
+	assert_int_equal(unwind_table__find(t, leaf)->cfa_type, CFA_UNSUPPORTED);
+	assert_int_equal(unwind_table__find(t, mid + 4)->cfa_type, CFA_SP);
+	/* everywhere else the same rule */
+	for (uint32_t i = 0; i < t0->nrows; i++) {
+		const struct unwind_row *a = &t0->rows[i], *b;
+
+		if ((a->pc >= leaf && a->pc < leaf + leaf_size) || a->pc > t0->max_pc)
+			continue;
+		b = unwind_table__find(t, a->pc);
+		assert_non_null(b);
+		assert_memory_equal((const char *)a + 4, (const char *)b + 4, 8);
+	}
+	unwind_table__free(t);
+	unwind_table__free(t0);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -967,6 +1045,7 @@ int main(void)
 		cmocka_unit_test(test_minidebuginfo),
 		cmocka_unit_test(test_no_section_headers),
 		cmocka_unit_test(test_limits),
+		cmocka_unit_test(test_bad_fde_is_isolated),
 		cmocka_unit_test(test_corrupt),
 	};
 
