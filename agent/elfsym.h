@@ -59,9 +59,9 @@ const char *elfobj__build_id(const struct elfobj *o);
 int elfobj__offset_to_vaddr(const struct elfobj *o, uint64_t file_off, uint64_t *ret_vaddr);
 /*
  * The function containing vaddr: st_value <= vaddr < st_value + st_size, or for a
- * size-0 symbol, the nearest one below vaddr up to the next symbol. *ret_name is
- * demangled and owned by the object; *ret_sym_off (may be NULL) is vaddr - st_value.
- * 0 or -ENOENT.
+ * size-0 symbol, the nearest one below vaddr up to the next symbol (and not past
+ * the end of its section). *ret_name is demangled and owned by the object;
+ * *ret_sym_off (may be NULL) is vaddr - st_value. 0 or -ENOENT.
  */
 int elfobj__symbolize(const struct elfobj *o, uint64_t vaddr, const char **ret_name,
 		      uint64_t *ret_sym_off);

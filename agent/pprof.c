@@ -1,8 +1,10 @@
 // SPDX-License-Identifier: Apache-2.0
+/* pprof encoder: struct profile -> perftools.profiles.Profile (proto/profile.proto). */
 #include "pprof.h"
 
 #include <errno.h>
 #include <fcntl.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -12,389 +14,601 @@
 #include "pbw.h"
 #include "profile.h"
 
-#define PROFLEET_MAX_FRAMES_HINT 512
-
-/* profile.proto field numbers */
+/* Field numbers of proto/profile.proto. */
 enum {
-	PROFILE_SAMPLE_TYPE = 1, PROFILE_SAMPLE = 2, PROFILE_MAPPING = 3, PROFILE_LOCATION = 4,
-	PROFILE_FUNCTION = 5, PROFILE_STRING_TABLE = 6, PROFILE_TIME_NANOS = 9,
-	PROFILE_DURATION_NANOS = 10, PROFILE_PERIOD_TYPE = 11, PROFILE_PERIOD = 12,
-	PROFILE_COMMENT = 13, PROFILE_DEFAULT_SAMPLE_TYPE = 14,
-	VALUE_TYPE_TYPE = 1, VALUE_TYPE_UNIT = 2,
-	SAMPLE_LOCATION_ID = 1, SAMPLE_VALUE = 2, SAMPLE_LABEL = 3,
-	LABEL_KEY = 1, LABEL_STR = 2, LABEL_NUM = 3, LABEL_NUM_UNIT = 4,
-	MAPPING_ID = 1, MAPPING_MEMORY_START = 2, MAPPING_MEMORY_LIMIT = 3,
-	MAPPING_FILE_OFFSET = 4, MAPPING_FILENAME = 5, MAPPING_BUILD_ID = 6,
-	MAPPING_HAS_FUNCTIONS = 7,
-	LOCATION_ID = 1, LOCATION_MAPPING_ID = 2, LOCATION_ADDRESS = 3, LOCATION_LINE = 4,
-	LINE_FUNCTION_ID = 1, LINE_LINE = 2,
-	FUNCTION_ID = 1, FUNCTION_NAME = 2, FUNCTION_SYSTEM_NAME = 3, FUNCTION_FILENAME = 4,
+	PROFILE_SAMPLE_TYPE = 1,
+	PROFILE_SAMPLE = 2,
+	PROFILE_MAPPING = 3,
+	PROFILE_LOCATION = 4,
+	PROFILE_FUNCTION = 5,
+	PROFILE_STRING_TABLE = 6,
+	PROFILE_TIME_NANOS = 9,
+	PROFILE_DURATION_NANOS = 10,
+	PROFILE_PERIOD_TYPE = 11,
+	PROFILE_PERIOD = 12,
+	PROFILE_COMMENT = 13,
+	PROFILE_DEFAULT_SAMPLE_TYPE = 14,
 };
+enum { VALUE_TYPE_TYPE = 1, VALUE_TYPE_UNIT = 2 };
+enum { SAMPLE_LOCATION_ID = 1, SAMPLE_VALUE = 2, SAMPLE_LABEL = 3 };
+enum { LABEL_KEY = 1, LABEL_STR = 2, LABEL_NUM = 3, LABEL_NUM_UNIT = 4 };
+enum {
+	MAPPING_ID = 1,
+	MAPPING_MEMORY_START = 2,
+	MAPPING_MEMORY_LIMIT = 3,
+	MAPPING_FILE_OFFSET = 4,
+	MAPPING_FILENAME = 5,
+	MAPPING_BUILD_ID = 6,
+	MAPPING_HAS_FUNCTIONS = 7,
+	MAPPING_HAS_FILENAMES = 8,
+	MAPPING_HAS_LINE_NUMBERS = 9,
+};
+enum { LOCATION_ID = 1, LOCATION_MAPPING_ID = 2, LOCATION_ADDRESS = 3, LOCATION_LINE = 4 };
+enum { LINE_FUNCTION_ID = 1, LINE_LINE = 2 };
+enum { FUNCTION_ID = 1, FUNCTION_NAME = 2, FUNCTION_SYSTEM_NAME = 3, FUNCTION_FILENAME = 4 };
+
+static const char kernel_file[] = "[kernel.kallsyms]";
+
+#define STRTAB_CACHE 1024	/* power of two */
 
 /*
- * Strings of a profile are interned, so equal strings are the same pointer:
- * the string table and the function table hash pointers, not contents.
+ * The string table, keyed by content. The profile interns its strings, but
+ * the encoder does not rely on it: it also adds its own literals ("cpu", ...)
+ * and must not write into a profile it was given as const.
  */
-struct ptrmap {
-	const void **keys;	/* for functions: name and file interleaved */
-	uint32_t *vals;
-	uint32_t nslots, n, width;	/* width: pointers per key */
+struct strtab {
+	const char **strs;	/* index -> string, borrowed */
+	uint32_t *hashes;	/* index -> hash of the string */
+	uint32_t n, cap;
+	uint32_t *slots;	/* open addressing: index + 1, 0 = free */
+	uint32_t mask;
+	/*
+	 * In front of it, a direct-mapped cache by address: the profile's
+	 * strings are interned, so the label keys and values repeated on every
+	 * sample are found without hashing their bytes. The strings cannot
+	 * change while the encoder runs, so an address seen once keeps its index.
+	 */
+	struct {
+		const char *s;
+		uint32_t idx;
+	} cache[STRTAB_CACHE];
 };
 
-static uint64_t hash_ptrs(const void *const *k, uint32_t width)
+static uint32_t hash_str(const char *s)
 {
-	uint64_t h = 0x9e3779b97f4a7c15ull;
+	uint64_t h = 0xcbf29ce484222325ull;	/* FNV-1a, folded to 32 bits */
 
-	for (uint32_t i = 0; i < width; i++)
-		h = (h ^ (uint64_t)(uintptr_t)k[i]) * 0xff51afd7ed558ccdull;
-	return h ^ (h >> 29);
+	for (; *s; s++)
+		h = (h ^ (unsigned char)*s) * 0x100000001b3ull;
+	return (uint32_t)(h ^ (h >> 32));
 }
 
-static int ptrmap_init(struct ptrmap *m, uint32_t width, uint32_t expect)
+static int strtab_rehash(struct strtab *t, uint32_t nslots)
 {
-	uint32_t n = 64;
+	uint32_t *slots = calloc(nslots, sizeof(*slots));
 
-	while (n < expect * 2)
-		n *= 2;
-	m->keys = calloc((size_t)n * width, sizeof(*m->keys));
-	m->vals = calloc(n, sizeof(*m->vals));
-	m->nslots = n;
-	m->n = 0;
-	m->width = width;
-	return m->keys && m->vals ? 0 : -ENOMEM;
-}
+	if (!slots)
+		return -ENOMEM;
+	for (uint32_t i = 1; i < t->n; i++) {
+		uint32_t j = t->hashes[i] & (nslots - 1);
 
-static void ptrmap_free(struct ptrmap *m)
-{
-	free(m->keys);
-	free(m->vals);
-}
-
-/* Returns the value for key, inserting next_val if new (*ret_new = true). 0 = out of memory. */
-static uint32_t ptrmap_get(struct ptrmap *m, const void *const *key, uint32_t next_val,
-			   bool *ret_new)
-{
-	uint32_t j;
-
-	*ret_new = false;
-	if ((m->n + 1) * 2 > m->nslots) {
-		struct ptrmap g;
-
-		if (ptrmap_init(&g, m->width, m->nslots))
-			return 0;
-		for (uint32_t i = 0; i < m->nslots; i++) {
-			if (!m->vals[i])
-				continue;
-			for (j = hash_ptrs(&m->keys[(size_t)i * m->width], m->width) & (g.nslots - 1);
-			     g.vals[j]; j = (j + 1) & (g.nslots - 1))
-				;
-			memcpy(&g.keys[(size_t)j * m->width], &m->keys[(size_t)i * m->width],
-			       m->width * sizeof(*m->keys));
-			g.vals[j] = m->vals[i];
-		}
-		g.n = m->n;
-		ptrmap_free(m);
-		*m = g;
+		while (slots[j])
+			j = (j + 1) & (nslots - 1);
+		slots[j] = i + 1;
 	}
-	for (j = hash_ptrs(key, m->width) & (m->nslots - 1); m->vals[j];
-	     j = (j + 1) & (m->nslots - 1)) {
-		if (!memcmp(&m->keys[(size_t)j * m->width], key, m->width * sizeof(*key)))
-			return m->vals[j];
-	}
-	memcpy(&m->keys[(size_t)j * m->width], key, m->width * sizeof(*key));
-	m->vals[j] = next_val;
-	m->n++;
-	*ret_new = true;
-	return next_val;
+	free(t->slots);
+	t->slots = slots;
+	t->mask = nslots - 1;
+	return 0;
 }
 
-struct enc {
-	struct pbw w;
-	struct ptrmap strs;	/* string -> index + 1 */
-	const char **table;	/* index -> string */
-	uint32_t ntable, cap_table;
-	int err;
-};
-
-static int64_t str_index(struct enc *e, const char *s)
+static int strtab_init(struct strtab *t)
 {
-	const void *key[1];
-	bool is_new;
-	uint32_t v;
+	memset(t, 0, sizeof(*t));
+	t->cap = 1024;
+	t->strs = malloc(t->cap * sizeof(*t->strs));
+	t->hashes = malloc(t->cap * sizeof(*t->hashes));
+	if (!t->strs || !t->hashes)
+		return -ENOMEM;
+	t->strs[0] = "";	/* index 0 is "" and never in the hash */
+	t->hashes[0] = 0;
+	t->n = 1;
+	return strtab_rehash(t, 2048);
+}
+
+static void strtab_fini(struct strtab *t)
+{
+	free(t->strs);
+	free(t->hashes);
+	free(t->slots);
+}
+
+/* Index of s, added if new; NULL and "" are 0. -ENOMEM or -E2BIG on failure. */
+static int64_t strtab_index(struct strtab *t, const char *s)
+{
+	uint32_t h, j, c;
 
 	if (!s || !*s)
 		return 0;
-	key[0] = s;
-	v = ptrmap_get(&e->strs, key, e->ntable + 1, &is_new);
-	if (!v) {
-		e->err = -ENOMEM;
+	c = (uint32_t)(((uintptr_t)s * 0x9e3779b97f4a7c15ull) >> 54) & (STRTAB_CACHE - 1);
+	if (t->cache[c].s == s)
+		return t->cache[c].idx;
+	h = hash_str(s);
+	for (j = h & t->mask; t->slots[j]; j = (j + 1) & t->mask) {
+		uint32_t i = t->slots[j] - 1;
+
+		if (t->hashes[i] == h && !strcmp(t->strs[i], s)) {
+			t->cache[c].s = s;
+			t->cache[c].idx = i;
+			return i;
+		}
+	}
+	if (t->n == UINT32_MAX / 4)
+		return -E2BIG;
+	if (t->n == t->cap) {
+		uint32_t ncap = t->cap * 2;
+		const char **ns = realloc(t->strs, ncap * sizeof(*ns));
+		uint32_t *nh;
+
+		if (!ns)
+			return -ENOMEM;
+		t->strs = ns;
+		nh = realloc(t->hashes, ncap * sizeof(*nh));
+		if (!nh)
+			return -ENOMEM;
+		t->hashes = nh;
+		t->cap = ncap;
+	}
+	t->strs[t->n] = s;
+	t->hashes[t->n] = h;
+	t->slots[j] = t->n + 1;
+	t->cache[c].s = s;
+	t->cache[c].idx = t->n;
+	t->n++;
+	/* keep the table at most half full */
+	if (t->n * 2 > t->mask + 1 && strtab_rehash(t, (t->mask + 1) * 2))
+		return -ENOMEM;
+	return t->n - 1;
+}
+
+/* Functions, keyed by (name index, file index). */
+struct functab {
+	uint64_t *keys;		/* slot -> key */
+	uint32_t *ids;		/* slot -> function id, 0 = free */
+	uint32_t mask;
+	uint32_t n;
+	uint32_t *names, *files;	/* function id - 1 -> string indexes */
+};
+
+static uint32_t hash_u64(uint64_t k)
+{
+	k ^= k >> 33;
+	k *= 0xff51afd7ed558ccdull;
+	k ^= k >> 33;
+	return (uint32_t)k;
+}
+
+static int functab_init(struct functab *f, uint32_t max_funcs)
+{
+	uint32_t nslots = 64;
+
+	memset(f, 0, sizeof(*f));
+	if (max_funcs > UINT32_MAX / 4)
+		return -E2BIG;
+	while (nslots < max_funcs * 2)
+		nslots *= 2;
+	f->keys = malloc(nslots * sizeof(*f->keys));
+	f->ids = calloc(nslots, sizeof(*f->ids));
+	f->names = malloc((max_funcs + 1) * sizeof(*f->names));
+	f->files = malloc((max_funcs + 1) * sizeof(*f->files));
+	f->mask = nslots - 1;
+	return f->keys && f->ids && f->names && f->files ? 0 : -ENOMEM;
+}
+
+static void functab_fini(struct functab *f)
+{
+	free(f->keys);
+	free(f->ids);
+	free(f->names);
+	free(f->files);
+}
+
+/* Function id of (name, file), added if new. Sized for every location: never full. */
+static uint32_t functab_id(struct functab *f, uint32_t name, uint32_t file)
+{
+	uint64_t key = (uint64_t)name << 32 | file;
+	uint32_t j;
+
+	for (j = hash_u64(key) & f->mask; f->ids[j]; j = (j + 1) & f->mask) {
+		if (f->keys[j] == key)
+			return f->ids[j];
+	}
+	f->keys[j] = key;
+	f->names[f->n] = name;
+	f->files[f->n] = file;
+	f->ids[j] = ++f->n;
+	return f->n;
+}
+
+struct enc {
+	const struct profile *p;
+	struct pbw w;
+	struct strtab st;
+	struct functab ft;
+	uint32_t *loc_func;	/* location index -> function id */
+	uint32_t *ids;		/* scratch: one sample's location ids */
+	uint8_t *map_flags;	/* mapping index -> MF_* */
+	uint64_t kernel_mapping;	/* mapping id for kernel locations, 0 = none needed */
+	bool kernel_synthesized;	/* ... and it is ours, not one of the profile's */
+	uint64_t kernel_lo, kernel_hi;
+	uint64_t s_samples, s_count, s_cpu, s_ns;	/* string indexes */
+	int err;
+};
+
+enum { MF_FILENAMES = 1, MF_LINES = 2 };
+
+/* String index; a failure is remembered in e->err and index 0 used meanwhile. */
+static uint64_t str(struct enc *e, const char *s)
+{
+	int64_t i = strtab_index(&e->st, s);
+
+	if (i < 0) {
+		e->err = (int)i;
 		return 0;
 	}
-	if (is_new) {
-		if (e->ntable == e->cap_table) {
-			uint32_t n = e->cap_table * 2;
-			const char **t = realloc(e->table, n * sizeof(*t));
-
-			if (!t) {
-				e->err = -ENOMEM;
-				return 0;
-			}
-			e->table = t;
-			e->cap_table = n;
-		}
-		e->table[e->ntable++] = s;
-	}
-	return v - 1;
+	return (uint64_t)i;
 }
 
-static void value_type(struct enc *e, uint32_t field, const char *type, const char *unit)
+static void value_type(struct enc *e, uint32_t field, uint64_t type, uint64_t unit)
 {
-	size_t m = pbw_begin(&e->w, field);
-
-	pbw_int64(&e->w, VALUE_TYPE_TYPE, str_index(e, type));
-	pbw_int64(&e->w, VALUE_TYPE_UNIT, str_index(e, unit));
-	pbw_end(&e->w, m);
+	pbw__begin(&e->w, field);
+	pbw__uint64(&e->w, VALUE_TYPE_TYPE, type);
+	pbw__uint64(&e->w, VALUE_TYPE_UNIT, unit);
+	pbw__end(&e->w);
 }
 
-static void encode(struct enc *e, const struct profile *p)
+/* Checks the indexes in p, and works out functions and mapping flags. */
+static int prepare(struct enc *e)
 {
-	struct ptrmap funcs;
-	uint64_t *ids = NULL;
-	uint32_t kernel_mapping = 0, nfuncs = 0;
-	bool any_kernel = false;
+	const struct profile *p = e->p;
+	uint32_t max_locs = 0;
+	int err;
 
-	e->w.err = ptrmap_init(&funcs, 2, p->nlocations + 16);
-	/* literal strings below are not interned in the profile: intern them too */
-	const char *s_samples = profile__intern((struct profile *)p, "samples");
-	const char *s_count = profile__intern((struct profile *)p, "count");
-	const char *s_cpu = profile__intern((struct profile *)p, "cpu");
-	const char *s_ns = profile__intern((struct profile *)p, "nanoseconds");
-	const char *s_kernel = profile__intern((struct profile *)p, "[kernel.kallsyms]");
-
-	if (!s_samples || !s_count || !s_cpu || !s_ns || !s_kernel) {
-		e->err = -ENOMEM;
-		goto out;
-	}
-	value_type(e, PROFILE_SAMPLE_TYPE, s_samples, s_count);
-	value_type(e, PROFILE_SAMPLE_TYPE, s_cpu, s_ns);
-
-	ids = malloc((PROFLEET_MAX_FRAMES_HINT + 1) * sizeof(*ids));
-	for (uint32_t i = 0; i < p->nsamples && !e->err; i++) {
+	for (uint32_t i = 0; i < p->nsamples; i++) {
 		const struct prof_sample *s = &p->samples[i];
-		int64_t vals[2] = { s->count, s->cpu_ns };
-		size_t m = pbw_begin(&e->w, PROFILE_SAMPLE);
-		uint64_t *v = s->nlocs <= PROFLEET_MAX_FRAMES_HINT ? ids : malloc(s->nlocs * sizeof(*v));
 
-		if (!v) {
-			e->err = -ENOMEM;
-			break;
-		}
 		for (uint32_t k = 0; k < s->nlocs; k++)
-			v[k] = (uint64_t)s->locs[k] + 1;
-		pbw_packed_u64(&e->w, SAMPLE_LOCATION_ID, v, s->nlocs);
-		pbw_packed_i64(&e->w, SAMPLE_VALUE, vals, 2);
+			if (s->locs[k] >= p->nlocations)
+				return -EINVAL;
+		if (s->nlocs > max_locs)
+			max_locs = s->nlocs;
+	}
+	e->loc_func = malloc(((size_t)p->nlocations + 1) * sizeof(*e->loc_func));
+	e->map_flags = calloc((size_t)p->nmappings + 1, 1);
+	e->ids = malloc(((size_t)max_locs + 1) * sizeof(*e->ids));
+	if (!e->loc_func || !e->map_flags || !e->ids)
+		return -ENOMEM;
+	err = functab_init(&e->ft, p->nlocations);
+	if (err)
+		return err;
+
+	/* the profile's own kernel mapping, if it has one */
+	for (uint32_t i = 0; i < p->nmappings && !e->kernel_mapping; i++)
+		if (p->mappings[i].file && !strcmp(p->mappings[i].file, kernel_file))
+			e->kernel_mapping = i + 1;
+	e->kernel_lo = UINT64_MAX;
+	for (uint32_t i = 0; i < p->nlocations; i++) {
+		const struct prof_location *l = &p->locations[i];
+		uint64_t name = str(e, l->function), file = str(e, l->file);
+
+		if (l->mapping != PROFILE_NO_MAPPING && l->mapping >= p->nmappings)
+			return -EINVAL;
+		e->loc_func[i] = functab_id(&e->ft, (uint32_t)name, (uint32_t)file);
+		if (l->kernel) {
+			if (l->address < e->kernel_lo)
+				e->kernel_lo = l->address;
+			if (l->address >= e->kernel_hi)	/* one past; the last page saturates */
+				e->kernel_hi = l->address == UINT64_MAX ? UINT64_MAX : l->address + 1;
+		} else if (l->mapping != PROFILE_NO_MAPPING) {
+			e->map_flags[l->mapping] |= (l->file ? MF_FILENAMES : 0) |
+						    (l->line ? MF_LINES : 0);
+		}
+	}
+	if (e->kernel_lo != UINT64_MAX && !e->kernel_mapping) {
+		e->kernel_mapping = (uint64_t)p->nmappings + 1;
+		e->kernel_synthesized = true;
+	}
+	return e->err;
+}
+
+static void write_samples(struct enc *e)
+{
+	const struct profile *p = e->p;
+	struct pbw *w = &e->w;
+
+	for (uint32_t i = 0; i < p->nsamples && !e->err && !w->err; i++) {
+		const struct prof_sample *s = &p->samples[i];
+		int64_t values[2] = { s->count, s->cpu_ns };
+
+		pbw__begin(w, PROFILE_SAMPLE);
+		/* location ids are index + 1, leaf first as in the profile */
+		for (uint32_t k = 0; k < s->nlocs; k++)
+			e->ids[k] = (uint32_t)s->locs[k] + 1;
+		pbw__packed_u32(w, SAMPLE_LOCATION_ID, e->ids, s->nlocs);
+		pbw__packed_i64(w, SAMPLE_VALUE, values, 2);
 		for (uint32_t k = 0; k < s->nlabels; k++) {
 			const struct prof_label *l = &s->labels[k];
-			size_t lm = pbw_begin(&e->w, SAMPLE_LABEL);
 
-			pbw_int64(&e->w, LABEL_KEY, str_index(e, l->key));
+			pbw__begin(w, SAMPLE_LABEL);
+			pbw__uint64(w, LABEL_KEY, str(e, l->key));
 			if (l->str) {
-				pbw_int64(&e->w, LABEL_STR, str_index(e, l->str));
+				pbw__uint64(w, LABEL_STR, str(e, l->str));
 			} else {
-				/* always write num: a numeric label of 0 is still a label */
-				pbw_tag(&e->w, LABEL_NUM, 0);
-				pbw_varint(&e->w, (uint64_t)l->num);
-				pbw_int64(&e->w, LABEL_NUM_UNIT, str_index(e, l->unit));
+				pbw__int64(w, LABEL_NUM, l->num);
+				pbw__uint64(w, LABEL_NUM_UNIT, str(e, l->unit));
 			}
-			pbw_end(&e->w, lm);
+			pbw__end(w);
 		}
-		pbw_end(&e->w, m);
-		if (v != ids)
-			free(v);
+		pbw__end(w);
 	}
-
-	for (uint32_t i = 0; i < p->nmappings; i++) {
-		const struct prof_mapping *pm = &p->mappings[i];
-		size_t m = pbw_begin(&e->w, PROFILE_MAPPING);
-
-		pbw_uint64(&e->w, MAPPING_ID, i + 1);
-		pbw_uint64(&e->w, MAPPING_MEMORY_START, pm->start);
-		pbw_uint64(&e->w, MAPPING_MEMORY_LIMIT, pm->limit);
-		pbw_uint64(&e->w, MAPPING_FILE_OFFSET, pm->offset);
-		pbw_int64(&e->w, MAPPING_FILENAME, str_index(e, pm->file));
-		pbw_int64(&e->w, MAPPING_BUILD_ID, str_index(e, pm->build_id));
-		pbw_bool(&e->w, MAPPING_HAS_FUNCTIONS, true);
-		pbw_end(&e->w, m);
-	}
-	for (uint32_t i = 0; i < p->nlocations; i++)
-		any_kernel |= p->locations[i].kernel;
-	if (any_kernel) {
-		size_t m = pbw_begin(&e->w, PROFILE_MAPPING);
-
-		kernel_mapping = p->nmappings + 1;
-		pbw_uint64(&e->w, MAPPING_ID, kernel_mapping);
-		pbw_int64(&e->w, MAPPING_FILENAME, str_index(e, s_kernel));
-		pbw_bool(&e->w, MAPPING_HAS_FUNCTIONS, true);
-		pbw_end(&e->w, m);
-	}
-
-	for (uint32_t i = 0; i < p->nlocations && !e->err; i++) {
-		const struct prof_location *l = &p->locations[i];
-		const void *key[2] = { l->function, l->file };
-		bool is_new;
-		uint32_t fid = ptrmap_get(&funcs, key, nfuncs + 1, &is_new);
-		size_t m, lm;
-
-		if (!fid) {
-			e->err = -ENOMEM;
-			break;
-		}
-		if (is_new) {
-			/* functions go in the same stream: order of fields does not matter */
-			size_t fm = pbw_begin(&e->w, PROFILE_FUNCTION);
-
-			nfuncs++;
-			pbw_uint64(&e->w, FUNCTION_ID, fid);
-			pbw_int64(&e->w, FUNCTION_NAME, str_index(e, l->function));
-			pbw_int64(&e->w, FUNCTION_SYSTEM_NAME, str_index(e, l->function));
-			pbw_int64(&e->w, FUNCTION_FILENAME, str_index(e, l->file));
-			pbw_end(&e->w, fm);
-		}
-		m = pbw_begin(&e->w, PROFILE_LOCATION);
-		pbw_uint64(&e->w, LOCATION_ID, i + 1);
-		pbw_uint64(&e->w, LOCATION_MAPPING_ID,
-			   l->kernel ? kernel_mapping :
-			   l->mapping == PROFILE_NO_MAPPING ? 0 : l->mapping + 1);
-		pbw_uint64(&e->w, LOCATION_ADDRESS, l->address);
-		lm = pbw_begin(&e->w, LOCATION_LINE);
-		pbw_uint64(&e->w, LINE_FUNCTION_ID, fid);
-		pbw_int64(&e->w, LINE_LINE, l->line);
-		pbw_end(&e->w, lm);
-		pbw_end(&e->w, m);
-	}
-
-	pbw_int64(&e->w, PROFILE_TIME_NANOS, p->time_nanos);
-	pbw_int64(&e->w, PROFILE_DURATION_NANOS, p->duration_nanos);
-	value_type(e, PROFILE_PERIOD_TYPE, s_cpu, s_ns);
-	pbw_int64(&e->w, PROFILE_PERIOD, p->period_nanos);
-	for (uint32_t i = 0; i < p->ncomments; i++)
-		pbw_int64(&e->w, PROFILE_COMMENT, str_index(e, p->comments[i]));
-	pbw_int64(&e->w, PROFILE_DEFAULT_SAMPLE_TYPE, str_index(e, s_cpu));
-
-	for (uint32_t i = 0; i < e->ntable; i++)
-		pbw_string(&e->w, PROFILE_STRING_TABLE, e->table[i]);
-out:
-	free(ids);
-	ptrmap_free(&funcs);
 }
 
-int gzip_buffer(const uint8_t *in, size_t len, uint8_t **ret_out, size_t *ret_len)
+static void write_mappings(struct enc *e)
 {
-	z_stream z = { 0 };
-	size_t cap = compressBound((uLong)len) + 64;
-	uint8_t *out = malloc(cap);
-	int rc;
+	const struct profile *p = e->p;
+	struct pbw *w = &e->w;
 
-	if (!out)
+	for (uint32_t i = 0; i < p->nmappings; i++) {
+		const struct prof_mapping *m = &p->mappings[i];
+
+		pbw__begin(w, PROFILE_MAPPING);
+		pbw__uint64(w, MAPPING_ID, (uint64_t)i + 1);
+		pbw__uint64(w, MAPPING_MEMORY_START, m->start);
+		pbw__uint64(w, MAPPING_MEMORY_LIMIT, m->limit);
+		pbw__uint64(w, MAPPING_FILE_OFFSET, m->offset);
+		pbw__uint64(w, MAPPING_FILENAME, str(e, m->file));
+		pbw__uint64(w, MAPPING_BUILD_ID, str(e, m->build_id));
+		/*
+		 * Every location has a function name (unresolved ones are
+		 * "module+0xoffset"): say so, or pprof tries to symbolize again.
+		 */
+		pbw__bool(w, MAPPING_HAS_FUNCTIONS, true);
+		pbw__bool(w, MAPPING_HAS_FILENAMES, e->map_flags[i] & MF_FILENAMES);
+		pbw__bool(w, MAPPING_HAS_LINE_NUMBERS, e->map_flags[i] & MF_LINES);
+		pbw__end(w);
+	}
+	if (e->kernel_synthesized) {
+		pbw__begin(w, PROFILE_MAPPING);
+		pbw__uint64(w, MAPPING_ID, e->kernel_mapping);
+		pbw__uint64(w, MAPPING_MEMORY_START, e->kernel_lo);
+		pbw__uint64(w, MAPPING_MEMORY_LIMIT, e->kernel_hi);
+		pbw__uint64(w, MAPPING_FILENAME, str(e, kernel_file));
+		pbw__bool(w, MAPPING_HAS_FUNCTIONS, true);
+		pbw__end(w);
+	}
+}
+
+static void write_locations(struct enc *e)
+{
+	const struct profile *p = e->p;
+	struct pbw *w = &e->w;
+
+	for (uint32_t i = 0; i < p->nlocations && !w->err; i++) {
+		const struct prof_location *l = &p->locations[i];
+		uint64_t mapping = 0;
+
+		if (l->kernel)
+			mapping = e->kernel_mapping;
+		else if (l->mapping != PROFILE_NO_MAPPING)
+			mapping = (uint64_t)l->mapping + 1;
+
+		pbw__begin(w, PROFILE_LOCATION);
+		pbw__uint64(w, LOCATION_ID, (uint64_t)i + 1);
+		pbw__uint64(w, LOCATION_MAPPING_ID, mapping);
+		pbw__uint64(w, LOCATION_ADDRESS, l->address);
+		pbw__begin(w, LOCATION_LINE);
+		pbw__uint64(w, LINE_FUNCTION_ID, e->loc_func[i]);
+		pbw__int64(w, LINE_LINE, l->line);
+		pbw__end(w);
+		pbw__end(w);
+	}
+}
+
+static void write_functions(struct enc *e)
+{
+	struct pbw *w = &e->w;
+
+	for (uint32_t i = 0; i < e->ft.n && !w->err; i++) {
+		pbw__begin(w, PROFILE_FUNCTION);
+		pbw__uint64(w, FUNCTION_ID, (uint64_t)i + 1);
+		pbw__uint64(w, FUNCTION_NAME, e->ft.names[i]);
+		/* the mangled name is not kept: the demangled one is all there is */
+		pbw__uint64(w, FUNCTION_SYSTEM_NAME, e->ft.names[i]);
+		pbw__uint64(w, FUNCTION_FILENAME, e->ft.files[i]);
+		pbw__end(w);
+	}
+}
+
+/*
+ * Fields go out in field-number order, as protoc would write them. Every
+ * string must have its index before the string table (6) is written, so the
+ * strings of the fields after it (period type, comments) are added first.
+ */
+static int encode(struct enc *e)
+{
+	const struct profile *p = e->p;
+	struct pbw *w = &e->w;
+	int64_t *comments = NULL;
+	int err;
+
+	e->s_samples = str(e, "samples");
+	e->s_count = str(e, "count");
+	e->s_cpu = str(e, "cpu");
+	e->s_ns = str(e, "nanoseconds");
+	if (p->ncomments) {
+		comments = malloc(p->ncomments * sizeof(*comments));
+		if (!comments)
+			return -ENOMEM;
+		for (uint32_t i = 0; i < p->ncomments; i++)
+			comments[i] = (int64_t)str(e, p->comments[i]);
+	}
+	err = prepare(e);
+	if (err)
+		goto out;
+
+	value_type(e, PROFILE_SAMPLE_TYPE, e->s_samples, e->s_count);
+	value_type(e, PROFILE_SAMPLE_TYPE, e->s_cpu, e->s_ns);
+	write_samples(e);
+	write_mappings(e);
+	write_locations(e);
+	write_functions(e);
+	for (uint32_t i = 0; i < e->st.n && !w->err; i++)
+		pbw__string(w, PROFILE_STRING_TABLE, e->st.strs[i]);
+	pbw__int64(w, PROFILE_TIME_NANOS, p->time_nanos);
+	pbw__int64(w, PROFILE_DURATION_NANOS, p->duration_nanos);
+	value_type(e, PROFILE_PERIOD_TYPE, e->s_cpu, e->s_ns);
+	pbw__int64(w, PROFILE_PERIOD, p->period_nanos);
+	pbw__packed_i64(w, PROFILE_COMMENT, comments, p->ncomments);
+	pbw__uint64(w, PROFILE_DEFAULT_SAMPLE_TYPE, e->s_cpu);
+	err = e->err ? e->err : pbw__error(w);
+out:
+	free(comments);
+	return err;
+}
+
+/*
+ * gzip (RFC 1952) in one deflate call. Level 1, as Go's runtime/pprof uses:
+ * profiles are varints and repeated strings, which compress well even at the
+ * fastest level, and the agent should not spend its CPU budget on zlib.
+ */
+static int gzip_buffer(const uint8_t *in, size_t len, uint8_t **ret_out, size_t *ret_len)
+{
+	z_stream z;
+	uint8_t *out = NULL;
+	size_t cap;
+	int err = 0;
+
+	memset(&z, 0, sizeof(z));
+	if (len > PPROF_MAX_BYTES)
+		return -E2BIG;
+	/* windowBits 15 + 16: a gzip header and trailer instead of zlib's */
+	if (deflateInit2(&z, 1, Z_DEFLATED, 15 + 16, 8, Z_DEFAULT_STRATEGY) != Z_OK)
 		return -ENOMEM;
-	/* 15 + 16: gzip wrapper; level 6 is zlib's sweet spot */
-	if (deflateInit2(&z, 6, Z_DEFLATED, 15 + 16, 8, Z_DEFAULT_STRATEGY) != Z_OK) {
-		free(out);
-		return -ENOMEM;
+	cap = deflateBound(&z, (uLong)len);
+	out = malloc(cap);
+	if (!out) {
+		err = -ENOMEM;
+		goto out;
 	}
 	z.next_in = (Bytef *)in;
 	z.avail_in = (uInt)len;
 	z.next_out = out;
 	z.avail_out = (uInt)cap;
-	rc = deflate(&z, Z_FINISH);
-	deflateEnd(&z);
-	if (rc != Z_STREAM_END) {
-		free(out);
-		return -EIO;
+	if (deflate(&z, Z_FINISH) != Z_STREAM_END) {
+		err = -EIO;
+		goto out;
 	}
 	*ret_out = out;
 	*ret_len = z.total_out;
-	return 0;
+	out = NULL;
+out:
+	deflateEnd(&z);
+	free(out);
+	return err;
 }
 
 int pprof__encode(const struct profile *p, bool gzip, uint8_t **ret_buf, size_t *ret_len)
 {
-	struct enc e = { 0 };
-	uint8_t *raw, *gz;
-	size_t len, gzlen;
+	struct enc e;
+	uint8_t *raw = NULL;
+	size_t len;
 	int err;
 
-	pbw_init(&e.w, (size_t)1 << 31);
-	e.cap_table = 1024;
-	e.table = malloc(e.cap_table * sizeof(*e.table));
-	err = ptrmap_init(&e.strs, 1, 1024);
-	if (!e.table || err) {
-		err = -ENOMEM;
-		goto out;
-	}
-	e.table[e.ntable++] = "";	/* index 0 is always "" */
-	encode(&e, p);
-	err = e.err ? e.err : e.w.err;
+	memset(&e, 0, sizeof(e));
+	e.p = p;
+	pbw__init(&e.w, PPROF_MAX_BYTES);
+	err = strtab_init(&e.st);
 	if (err)
 		goto out;
-	raw = pbw_take(&e.w, &len);
-	if (!gzip) {
+	/* a guess that saves most of the regrowing: ~8 bytes per frame of every sample */
+	pbw__reserve(&e.w, 4096 + (size_t)p->nsamples * 64 + (size_t)p->nlocations * 32);
+	pbw__reset(&e.w);	/* a failed guess is no error */
+	err = encode(&e);
+	if (!err)
+		err = pbw__take(&e.w, &raw, &len);
+	if (err)
+		goto out;
+	if (gzip) {
+		err = gzip_buffer(raw, len, ret_buf, ret_len);
+	} else {
 		*ret_buf = raw;
 		*ret_len = len;
-		goto out;
-	}
-	err = gzip_buffer(raw, len, &gz, &gzlen);
-	free(raw);
-	if (!err) {
-		*ret_buf = gz;
-		*ret_len = gzlen;
+		raw = NULL;
 	}
 out:
-	pbw_free(&e.w);
-	ptrmap_free(&e.strs);
-	free(e.table);
+	free(raw);
+	pbw__release(&e.w);
+	strtab_fini(&e.st);
+	functab_fini(&e.ft);
+	free(e.loc_func);
+	free(e.map_flags);
+	free(e.ids);
 	return err;
+}
+
+static int write_all(int fd, const uint8_t *buf, size_t len)
+{
+	while (len) {
+		ssize_t n = write(fd, buf, len);
+
+		if (n < 0) {
+			if (errno == EINTR)
+				continue;
+			return -errno;
+		}
+		buf += n;
+		len -= (size_t)n;
+	}
+	return 0;
 }
 
 int pprof__write_file(const struct profile *p, const char *path)
 {
-	char tmp[4200];
+	static atomic_uint seq;
+	char tmp[4096];
 	uint8_t *buf = NULL;
-	size_t len, off = 0;
-	int fd, err;
+	size_t len;
+	int fd = -1, err, n;
 
 	err = pprof__encode(p, true, &buf, &len);
 	if (err)
 		return err;
 	if (!strcmp(path, "-")) {
-		fd = STDOUT_FILENO;
-	} else {
-		snprintf(tmp, sizeof(tmp), "%s.tmp.%d", path, getpid());
-		fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
-		if (fd < 0) {
-			err = -errno;
-			goto out;
-		}
+		err = write_all(STDOUT_FILENO, buf, len);
+		goto out;
 	}
-	while (off < len) {
-		ssize_t n = write(fd, buf + off, len - off);
-
-		if (n < 0) {
-			if (errno == EINTR)
-				continue;
-			err = -errno;
-			break;
-		}
-		off += (size_t)n;
+	/* unique per process and call: concurrent writers never share a temporary */
+	n = snprintf(tmp, sizeof(tmp), "%s.tmp.%d.%u", path, (int)getpid(),
+		     atomic_fetch_add(&seq, 1));
+	if (n < 0 || (size_t)n >= sizeof(tmp)) {
+		err = -ENAMETOOLONG;
+		goto out;
 	}
-	if (fd != STDOUT_FILENO) {
-		if (close(fd) && !err)
-			err = -errno;
-		if (!err && rename(tmp, path))
-			err = -errno;
-		if (err)
-			unlink(tmp);
+	fd = open(tmp, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0644);
+	if (fd < 0) {
+		err = -errno;
+		goto out;
 	}
+	err = write_all(fd, buf, len);
+	/* the data reaches the disk before the name does: no empty file after a crash */
+	if (!err && fsync(fd))
+		err = -errno;
+	if (close(fd) && !err)
+		err = -errno;
+	if (!err && rename(tmp, path))
+		err = -errno;
+	if (err)
+		unlink(tmp);
 out:
 	free(buf);
 	return err;

@@ -8,17 +8,30 @@
 
 struct profile;
 
+/* Largest encoded profile (before gzip); a bigger one fails with -E2BIG. */
+#define PPROF_MAX_BYTES ((size_t)256 << 20)
+
 /*
- * Encodes p as a pprof Profile (proto/profile.proto): sample types
- * samples/count and cpu/nanoseconds, period cpu/nanoseconds, functions
- * deduplicated by (name, file), one location per profile location, kernel
- * frames under one "[kernel.kallsyms]" mapping, labels, comments. gzip: wrap
- * it in gzip, as pprof files are. *ret_buf is malloc'd. 0 or -errno.
+ * Encodes p as a pprof Profile (proto/profile.proto):
+ * - sample types samples/count and cpu/nanoseconds (values: count, cpu_ns),
+ *   period_type cpu/nanoseconds, period = p->period_nanos, default sample type cpu;
+ * - string table with "" at index 0;
+ * - one Mapping per profile mapping (id = index + 1) with file name and build-id;
+ *   kernel locations all go under one "[kernel.kallsyms]" mapping (the profile's
+ *   own if it has one, else one spanning the kernel addresses seen);
+ * - one Location per profile location (id = index + 1), one Line each;
+ * - Functions deduplicated by (name, file);
+ * - labels per sample, string and numeric; comments; time_nanos, duration_nanos.
+ * p is only read. gzip: wrap the bytes in gzip, as .pb.gz files are.
+ * *ret_buf is malloc'd. 0, -EINVAL (a sample or location points outside the
+ * profile), -E2BIG (more than PPROF_MAX_BYTES) or -ENOMEM.
  */
 int pprof__encode(const struct profile *p, bool gzip, uint8_t **ret_buf, size_t *ret_len);
-/* Writes a .pb.gz file atomically (temp file + rename). 0 or -errno. */
+
+/*
+ * Writes p gzipped to path atomically: a temporary file next to it, fsync,
+ * rename. path "-" writes to stdout. 0 or -errno.
+ */
 int pprof__write_file(const struct profile *p, const char *path);
-/* gzip of a buffer; *ret_out is malloc'd. */
-int gzip_buffer(const uint8_t *in, size_t len, uint8_t **ret_out, size_t *ret_len);
 
 #endif

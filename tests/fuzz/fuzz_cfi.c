@@ -60,7 +60,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
 	const uint8_t *split = memmem(data, size, SPLIT, sizeof(SPLIT) - 1);
 	size_t main_size = split ? (size_t)(split - data) : size;
-	char path[64], dpath[64];
+	char path[64], dpath[64] = "";
 	struct unwind_table *t = NULL;
 	int fd, dfd = -1;
 

@@ -1076,7 +1076,8 @@ static void test_not_elf(void **state)
 
 static void test_go_pclntab(void **state)
 {
-	static const char *const modes[] = { "exe", "pie" };
+	/* static, PIE (.data.rel.ro.gopclntab), and with cgo (a few .dynsym entries) */
+	static const char *const modes[] = { "exe", "pie", "cgo" };
 	char src[512], plain[512], stripped[512];
 	struct symcache_stats st;
 	struct symcache *c;
@@ -1088,14 +1089,22 @@ static void test_go_pclntab(void **state)
 	snprintf(src, sizeof(src), "%s/tests/workloads/go/hot.go", srcdir());
 	if (access(src, R_OK))
 		skip();
-	for (int i = 0; i < 2; i++) {
+	sh("mkdir -p %s/gosrc && cp %s %s/gosrc/ && printf 'package main\\n\\nimport \"C\"\\n' "
+	   "> %s/gosrc/cgo.go",
+	   dir, src, dir, dir);
+	for (int i = 0; i < 3; i++) {
+		const char *files = i == 2 ? "hot.go cgo.go" : "hot.go";
+		const char *mode = i == 1 ? "pie" : "exe";
+
 		snprintf(plain, sizeof(plain), "%s/go-%s", dir, modes[i]);
 		snprintf(stripped, sizeof(stripped), "%s/go-%s-stripped", dir, modes[i]);
-		sh("cd %s && export HOME=%s GOCACHE=%s/gocache GO111MODULE=off GOPROXY=off "
+		sh("cd %s/gosrc && export HOME=%s GOCACHE=%s/gocache GO111MODULE=off GOPROXY=off "
 		   "GOFLAGS= && go build -buildmode=%s -o %s %s && "
 		   "go build -buildmode=%s -ldflags=-s -o %s %s",
-		   dir, dir, dir, modes[i], plain, src, modes[i], stripped, src);
+		   dir, dir, dir, mode, plain, files, mode, stripped, files);
 		sh("! readelf -SW %s | grep -q '\\.symtab'", stripped);
+		if (i == 2)
+			sh("readelf -SW %s | grep -q '\\.dynsym'", stripped);
 		c = cache_no_debug();
 		o = symcache__get(c, stripped, NULL, 0, 0);
 		assert_non_null(o);

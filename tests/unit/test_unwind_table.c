@@ -130,8 +130,8 @@ static uint64_t section_addr(const char *file, const char *name, uint64_t *ret_o
 	unsigned long long a = 0, off = 0, size = 0;
 
 	snprintf(cmd, sizeof(cmd),
-		 "readelf -SW %s 2>/dev/null | sed 's/^ *\\[ *[0-9]*\\]//' | awk '$1 == \"%s\" { print $3, $4, $5 }'",
-		 file, name);
+		 "readelf -SW %s 2>/dev/null | sed 's/^ *\\[ *[0-9]*\\]//' | "
+		 "awk '$1 == \"%s\" { print $3, $4, $5 }'", file, name);
 	out = run_capture(cmd);
 	assert_non_null(out);
 	if (sscanf(out, "%llx %llx %llx", &a, &off, &size) != 3)
@@ -306,7 +306,8 @@ static void ref_free(struct ref *r)
 }
 
 /* readelf's row at pc (NULL outside every FDE); *ret_fde: its FDE. */
-static const struct ref_row *ref_at(const struct ref *r, uint64_t pc, const struct ref_fde **ret_fde)
+static const struct ref_row *ref_at(const struct ref *r, uint64_t pc,
+				    const struct ref_fde **ret_fde)
 {
 	const struct ref_row *best = NULL;
 
@@ -1000,7 +1001,9 @@ static void test_bad_fde_is_isolated(void **state)
 		if (id && addr + pos + 8 + (uint64_t)(int64_t)rel == leaf) {
 			assert_int_equal(e[16], 0);	/* no augmentation data */
 			assert_true(elen >= 16);
-			*(uint32_t *)(void *)(e + 12) = (uint32_t)(mid + mid_size - leaf);
+			uint32_t range = (uint32_t)(mid + mid_size - leaf);
+
+			memcpy(e + 12, &range, 4);
 			e[17] = DW_CFA_undefined;
 			e[18] = 0xe8;
 			e[19] = 0x07;
