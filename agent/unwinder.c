@@ -265,8 +265,11 @@ static int free_slot(struct unwinder *u)
 }
 
 /* Compiles the table of one file and copies its rows into a free slice of unwind_rows. */
-static int load_table(struct unwinder *u, uint32_t id, const char *path)
+static int load_table(struct unwinder *u, uint32_t id, const char *path, const char *build_id)
 {
+	char dbg[512];
+	const char *debug_path = NULL;
+
 	struct table *t = &u->tables[id];
 	struct unwind_table *ut = NULL;
 	uint32_t *keys = NULL;
@@ -275,7 +278,15 @@ static int load_table(struct unwinder *u, uint32_t id, const char *path)
 	__u32 count;
 	int err;
 
-	err = unwind_table__build(path, NULL, u->opts.max_rows_per_table, &ut);
+	/* a separate debug file by build-id: its .debug_frame fills what .eh_frame leaves */
+	if (build_id && strlen(build_id) > 2) {
+		snprintf(dbg, sizeof(dbg), "%s/.build-id/%.2s/%s.debug",
+			 u->opts.debug_root ? u->opts.debug_root : "/usr/lib/debug", build_id,
+			 build_id + 2);
+		if (access(dbg, R_OK) == 0)
+			debug_path = dbg;
+	}
+	err = unwind_table__build(path, debug_path, u->opts.max_rows_per_table, &ut);
 	if (err)
 		goto out;
 	if (!ut->nrows) {
@@ -368,7 +379,7 @@ static int table_for(struct unwinder *u, const struct mapping *m, int pid, bool 
 	snprintf(u->tables[id].ino_key, sizeof(u->tables[id].ino_key), "i:%" PRIu64 ":%" PRIu64,
 		 m->dev, m->ino);
 	memcpy(u->tables[id].segs, segs, sizeof(segs));
-	err = load_table(u, (uint32_t)id, path);
+	err = load_table(u, (uint32_t)id, path, bid);
 	if (err) {
 		u->tables[id].failed = true;
 		if (err == -ENOENT)

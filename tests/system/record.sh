@@ -70,8 +70,10 @@ for mode in fork exec; do
 	"$AGENT" record --frequency 499 --output "$TMP/sp-$mode.txt" --top 0 \
 		-- "$WL/spawner" 10 $mode >"$TMP/sp-$mode.log" 2>&1
 	total=$(folded_total "$TMP/sp-$mode.txt")
-	named=$(folded_sum "$TMP/sp-$mode.txt" ';main;child_burn ')
-	echo "# children ($mode): $named of $total samples named main;child_burn"
+	# names, not unwinding, are the point here (unwinding is unwind.sh's): a child's
+	# first samples can come before its tables are loaded
+	named=$(folded_sum "$TMP/sp-$mode.txt" ';child_burn( |;)')
+	echo "# children ($mode): $named of $total samples named child_burn"
 	check "short-lived children ($mode) symbolized after they exited (>= 90%)" \
 		awk -v f="$named" -v t="$total" 'BEGIN { exit !(t > 200 && f >= 0.9 * t) }'
 done
