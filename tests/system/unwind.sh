@@ -68,6 +68,14 @@ p=$(share "$TMP/mt.txt" '^mt;(_start;[^ ]*;main;|(__)?clone3?;start_thread;mt_wo
 echo "# mt: $p% of $total samples reach main or clone3;start_thread;mt_worker"
 check "mt: >= 99% of samples reach the thread start or main ($p%)" at_least "$p" 99
 
+# --- signal frames: through the kernel's signal frame back to the interrupted code --
+record sig "$NOFP/sig" 3
+inh=$(folded_sum "$TMP/sig.txt" ';handler_burn( |;)')
+full=$(folded_sum "$TMP/sig.txt" '^sig;_start;[^ ]*;main;[^ ]*;on_prof;handler_burn( |;)')
+echo "# sig: $full of $inh samples in the signal handler unwind through the signal frame to _start"
+check "signal handler samples unwind through __restore_rt to main ($full of $inh)" \
+	awk -v f="$full" -v t="$inh" 'BEGIN { exit !(t > 50 && f >= 0.95 * t) }'
+
 # --- the frame-pointer path where tables are missing ------------------------------
 "$AGENT" record --unwinder fp --frequency 499 --output "$TMP/fp.txt" --top 0 \
 	-- "$WL/chain" 2 >"$TMP/fp.log" 2>&1
