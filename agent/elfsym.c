@@ -208,7 +208,7 @@ static int open_regular(const char *path, struct stat *ret_st)
 /* An ELF handle on fd, or NULL when fd is no ELF file libelf accepts. */
 static Elf *elf_from_fd(int fd)
 {
-	Elf *elf = elf_begin(fd, ELF_C_READ_MMAP, NULL);
+	Elf *elf = elf_begin(fd, ELF_C_READ, NULL);	/* read(), not mmap: a file truncated under us must not SIGBUS the agent */
 	GElf_Ehdr eh;
 
 	if (!elf)

@@ -26,7 +26,7 @@ Elf *elfutil_open(const char *path, int *ret_fd)
 		errno = EINVAL;
 		return NULL;
 	}
-	elf = elf_begin(fd, ELF_C_READ_MMAP, NULL);
+	elf = elf_begin(fd, ELF_C_READ, NULL);	/* read(), not mmap: a file truncated under us must not SIGBUS the agent */
 	if (!elf || elf_kind(elf) != ELF_K_ELF || gelf_getclass(elf) == ELFCLASSNONE) {
 		elf_end(elf);
 		close(fd);
