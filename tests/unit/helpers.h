@@ -61,6 +61,22 @@ static inline __attribute__((format(printf, 1, 2))) void sh(const char *fmt, ...
 	assert_int_equal(system(cmd), 0);
 }
 
+/* A fresh /tmp/profleet-NAME-XXXXXX directory in dir; 0 or -1 (a cmocka setup's return). */
+static inline int tmpdir_make(char *dir, size_t len, const char *name)
+{
+	snprintf(dir, len, "/tmp/profleet-%s-XXXXXX", name);
+	return mkdtemp(dir) ? 0 : -1;
+}
+
+/* Removes what tmpdir_make made, with everything in it. */
+static inline int tmpdir_remove(const char *dir)
+{
+	char cmd[512];
+
+	snprintf(cmd, sizeof(cmd), "rm -rf '%s'", dir);
+	return system(cmd);
+}
+
 static inline int have_cmd(const char *name)
 {
 	char cmd[256];

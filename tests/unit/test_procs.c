@@ -13,6 +13,8 @@
 #include <errno.h>
 #include <cmocka.h>
 
+#include "helpers.h"
+
 #include "procmaps.h"
 #include "procs.h"
 
@@ -90,17 +92,13 @@ static void write_maps(int pid, const char *text)
 static int setup_root(void **state)
 {
 	(void)state;
-	snprintf(root, sizeof(root), "/tmp/profleet-procs-XXXXXX");
-	return mkdtemp(root) ? 0 : -1;
+	return tmpdir_make(root, sizeof(root), "procs");
 }
 
 static int teardown_root(void **state)
 {
-	char cmd[300];
-
 	(void)state;
-	snprintf(cmd, sizeof(cmd), "rm -rf %s", root);
-	return system(cmd);
+	return tmpdir_remove(root);
 }
 
 static void test_resolve_from_proc(void **state)
