@@ -11,8 +11,9 @@ VERSION    := $(shell git describe --always --dirty 2>/dev/null || echo 0.1.0)
 WARN       := -Wall -Wextra -Wshadow -Wformat=2 -Wmissing-prototypes -Werror -Wno-format-truncation
 CFLAGS     ?= -O2 -g
 CFLAGS     += -std=gnu11 $(WARN) -D_GNU_SOURCE -DPROFLEET_VERSION='"$(VERSION)"' \
-	      -I$(BUILD)/gen -Icommon -Iagent -Ibpf
-LDLIBS     := -lbpf -lelf -ldw -llzma -lz -liberty -lpthread -lm
+	      -I$(BUILD)/gen -Icommon -Iagent -Ibpf -Icontroller
+LDLIBS     := -lbpf -lelf -ldw -llzma -lz -liberty -lwebsockets -lcurl -lcjson -lyaml \
+	      -lprotobuf-c -lpthread -lm
 
 ifeq ($(SANITIZE),1)
 BUILD      := build/san
@@ -26,7 +27,12 @@ GEN        := $(BUILD)/gen
 
 COMMON_SRCS := $(wildcard common/*.c)
 AGENT_SRCS  := $(filter-out agent/main.c,$(wildcard agent/*.c))
-LIB_OBJS    := $(patsubst %.c,$(OBJ)/%.o,$(COMMON_SRCS) $(AGENT_SRCS))
+PROTO_OBJS  := $(OBJ)/gen/fleet.pb-c.o
+COMMON_OBJS := $(patsubst %.c,$(OBJ)/%.o,$(COMMON_SRCS)) $(PROTO_OBJS)
+LIB_OBJS    := $(patsubst %.c,$(OBJ)/%.o,$(AGENT_SRCS)) $(COMMON_OBJS)
+# the controller's pure parts (unit-tested); server.c and main.c share its global state
+CTL_LIB_OBJS := $(OBJ)/controller/model.o $(OBJ)/controller/resolve.o
+CTL_OBJS    := $(CTL_LIB_OBJS) $(OBJ)/controller/server.o $(OBJ)/controller/main.o
 BPF_SRCS    := $(wildcard bpf/*.bpf.c)
 SKELS       := $(patsubst bpf/%.bpf.c,$(GEN)/%.skel.h,$(BPF_SRCS))
 
@@ -41,13 +47,14 @@ ifeq ($(HAVE_GO),yes)
 WORKLOADS   += $(BUILD)/workloads/go/hot-stripped
 endif
 
-.PHONY: all agent tests workloads deps test unit unit-san system run clean lint bench fuzz fuzzers
+.PHONY: all agent controller e2e apiserver tests workloads deps test unit unit-san system run clean lint bench fuzz fuzzers
 .DELETE_ON_ERROR:
 .SECONDARY:
 
-all: agent tests workloads fuzzers
+all: agent controller tests workloads fuzzers
 
 agent: $(BIN)/profleet-agent
+controller: $(BIN)/profleet-controller
 
 # ---- BPF ------------------------------------------------------------------
 $(GEN)/vmlinux.h:
@@ -63,20 +70,38 @@ $(GEN)/%.skel.h: $(OBJ)/bpf/%.bpf.o
 	@mkdir -p $(@D)
 	$(BPFTOOL) gen skeleton $< > $@
 
+# ---- protocol -------------------------------------------------------------
+$(GEN)/fleet.pb-c.c $(GEN)/fleet.pb-c.h: proto/fleet.proto
+	@mkdir -p $(GEN)
+	protoc-c --proto_path=proto --c_out=$(GEN) $<
+
+$(OBJ)/gen/fleet.pb-c.o: $(GEN)/fleet.pb-c.c
+	@mkdir -p $(@D)
+	$(CC) $(filter-out -Wmissing-prototypes,$(CFLAGS)) -c $< -o $@
+
 # ---- user space -----------------------------------------------------------
-$(OBJ)/%.o: %.c $(SKELS) $(wildcard common/*.h agent/*.h bpf/*.h)
+$(OBJ)/%.o: %.c $(SKELS) $(GEN)/fleet.pb-c.h $(wildcard common/*.h agent/*.h bpf/*.h controller/*.h)
 	@mkdir -p $(@D)
 	$(CC) $(CFLAGS) -c $< -o $@
+
+$(BIN)/profleet-controller: $(CTL_OBJS) $(COMMON_OBJS)
+	@mkdir -p $(@D)
+	$(CC) $(LDFLAGS) $^ -o $@ $(LDLIBS)
 
 $(BIN)/profleet-agent: $(OBJ)/agent/main.o $(LIB_OBJS)
 	@mkdir -p $(@D)
 	$(CC) $(LDFLAGS) $^ -o $@ $(LDLIBS)
 
 # ---- tests ----------------------------------------------------------------
-tests: $(UNIT_BINS)
+TOOLS       := $(patsubst tests/tools/%.c,$(BUILD)/tools/%,$(wildcard tests/tools/*.c))
+tests: $(UNIT_BINS) $(TOOLS)
+
+$(BUILD)/tools/%: tests/tools/%.c $(OBJ)/agent/fleet_client.o $(COMMON_OBJS)
+	@mkdir -p $(@D)
+	$(CC) $(CFLAGS) $(LDFLAGS) $^ -o $@ $(LDLIBS)
 workloads: $(WORKLOADS)
 
-$(BUILD)/tests/test_%: tests/unit/test_%.c $(LIB_OBJS)
+$(BUILD)/tests/test_%: tests/unit/test_%.c $(LIB_OBJS) $(CTL_LIB_OBJS)
 	@mkdir -p $(@D)
 	$(CC) $(CFLAGS) $(LDFLAGS) -Itests/unit $^ -o $@ $(LDLIBS) -lcmocka
 
@@ -99,7 +124,9 @@ $(BUILD)/workloads/nofp/%: tests/workloads/nofp/%.cc
 # libFuzzer targets: the parsers of what comes from outside (ELF + CFI, /proc maps)
 FUZZ_SRCS   := $(wildcard tests/fuzz/fuzz_*.c)
 FUZZERS     := $(patsubst tests/fuzz/%.c,$(BUILD)/fuzz/%,$(FUZZ_SRCS))
-FUZZ_LIB_SRCS := agent/elfsym.c agent/elfutil.c agent/demangle.c agent/unwind_table.c agent/procmaps.c common/log.c
+FUZZ_LIB_SRCS := agent/elfsym.c agent/elfutil.c agent/demangle.c agent/unwind_table.c agent/procmaps.c \
+		 agent/cgroups.c common/log.c common/yamljson.c common/k8s.c controller/model.c \
+		 $(GEN)/fleet.pb-c.c
 HAVE_LIBFUZZER := $(shell echo 'int LLVMFuzzerTestOneInput(const char *d, long n){return 0;}' | \
 	$(CLANG) -x c -fsanitize=fuzzer - -o /dev/null 2>/dev/null && echo yes)
 ifeq ($(HAVE_LIBFUZZER)$(SANITIZE),yes)
@@ -108,10 +135,11 @@ else
 fuzzers:
 endif
 
-$(BUILD)/fuzz/%: tests/fuzz/%.c $(FUZZ_LIB_SRCS) $(wildcard agent/*.h common/*.h bpf/*.h)
+$(BUILD)/fuzz/%: tests/fuzz/%.c $(FUZZ_LIB_SRCS) $(wildcard agent/*.h common/*.h bpf/*.h controller/*.h)
 	@mkdir -p $(@D)
-	$(CLANG) -g -O1 -fsanitize=fuzzer,address,undefined -D_GNU_SOURCE -Icommon -Iagent -Ibpf \
-		$< $(FUZZ_LIB_SRCS) -o $@ -lelf -ldw -llzma -lz -liberty
+	$(CLANG) -g -O1 -fsanitize=fuzzer,address,undefined -D_GNU_SOURCE -DPROFLEET_VERSION='"fuzz"' \
+		-Icommon -Iagent -Ibpf -Icontroller -I$(GEN) \
+		$< $(FUZZ_LIB_SRCS) -o $@ -lelf -ldw -llzma -lz -liberty -lcjson -lyaml -lcurl -lprotobuf-c
 
 fuzz: fuzzers workloads
 	FUZZ_SECONDS=$${FUZZ_SECONDS:-300} PROFLEET_BUILD=$(CURDIR)/$(BUILD) sh tests/system/fuzz.sh
@@ -135,18 +163,32 @@ unit-san:
 test: deps
 	$(MAKE) all
 	$(MAKE) SANITIZE=1 tests
+	@sh e2e/build-apiserver.sh >/dev/null
 	@sh tests/run.sh all $(BUILD)
 
 run: deps agent
 	@sh tests/make-run.sh $(BIN)/profleet-agent
 
-bench: all
+bench: all $(BUILD)/bench/fleetsim
 	@sh bench/overhead.sh
 	@sh bench/unwind.sh
+	@sh bench/fleet.sh
+
+$(BUILD)/bench/fleetsim: bench/fleetsim.c $(OBJ)/agent/fleet_client.o $(COMMON_OBJS)
+	@mkdir -p $(@D)
+	$(CC) $(CFLAGS) $(LDFLAGS) $^ -o $@ $(LDLIBS)
+
+# the e2e tier alone: a real kube-apiserver (built once from Debian's source
+# package by e2e/build-apiserver.sh, cached outside the checkout) and etcd
+apiserver:
+	@sh e2e/build-apiserver.sh >/dev/null
+
+e2e: deps all apiserver
+	@sh tests/run.sh e2e $(BUILD)
 
 lint:
 	cppcheck --quiet --error-exitcode=1 --enable=warning,performance,portability \
-		--suppress=missingIncludeSystem -Icommon -Iagent -Ibpf agent common
+		--suppress=missingIncludeSystem -Icommon -Iagent -Ibpf -Icontroller agent common controller
 
 clean:
 	rm -rf build

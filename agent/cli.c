@@ -272,9 +272,11 @@ void cli_print_main_help(FILE *out)
 		"\n"
 		"Commands:\n"
 		"  record     profile this host, some processes, or a command, then write the result\n"
+		"  run        the per-node agent of a fleet: profile what profleet-controller targets\n"
 		"\n"
 		"Options:\n"
-		"  -h, --help     this help; `profleet-agent record --help` for the record options\n"
+		"  -h, --help     this help; `profleet-agent record --help` and\n"
+		"                 `profleet-agent run --help` for each command's options\n"
 		"  -V, --version  print the version\n");
 }
 

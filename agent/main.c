@@ -6,6 +6,7 @@
 #include "cli.h"
 #include "log.h"
 #include "record.h"
+#include "run.h"
 
 extern char **environ;
 
@@ -25,6 +26,29 @@ int main(int argc, char **argv)
 	if (!strcmp(argv[1], "-V") || !strcmp(argv[1], "--version")) {
 		printf("profleet-agent %s\n", PROFLEET_VERSION);
 		return 0;
+	}
+	if (!strcmp(argv[1], "run")) {
+		struct run_config rc;
+
+		switch (run_parse(argc - 1, argv + 1, environ, &rc, stdout, stderr)) {
+		case CLI_EXIT_OK:
+			return 0;
+		case CLI_USAGE_ERROR:
+			return 2;
+		case CLI_OK:
+			break;
+		}
+		if (rc.log_target && (err = log_open(rc.log_target))) {
+			fprintf(stderr, "profleet-agent: --log %s: %s\n", rc.log_target, strerror(-err));
+			return 2;
+		}
+		if (rc.log_level && log_set_level_name(rc.log_level)) {
+			fprintf(stderr, "profleet-agent: --log-level %s: unknown level\n", rc.log_level);
+			return 2;
+		}
+		err = run_main(&rc);
+		log_close();
+		return err;
 	}
 	if (strcmp(argv[1], "record")) {
 		fprintf(stderr, "profleet-agent: unknown command '%s' (see --help)\n", argv[1]);

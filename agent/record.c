@@ -182,7 +182,7 @@ static bool any_alive(const int *pids, int n)
 	return false;
 }
 
-static int write_output(const struct profile *p, const struct output *o)
+int record_write_output(const struct profile *p, const struct output *o)
 {
 	struct flamegraph_opts fo = { 0 };
 	char tmp[4200];
@@ -502,7 +502,7 @@ int record_run(const struct record_config *cfg)
 
 	ret = 0;
 	for (int i = 0; i < cfg->noutputs; i++) {
-		err = write_output(prof, &cfg->outputs[i]);
+		err = record_write_output(prof, &cfg->outputs[i]);
 		if (err) {
 			log_error("cannot write %s: %s", cfg->outputs[i].path, strerror(-err));
 			ret = 1;

@@ -9,6 +9,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/epoll.h>
+#include <sys/ioctl.h>
 #include <sys/syscall.h>
 #include <time.h>
 #include <unistd.h>
@@ -279,6 +280,7 @@ struct sampler *sampler__new(const struct sampler_opts *opts, struct procs *proc
 	s->skel->rodata->cfg_kernel_stacks = opts->kernel_stacks;
 	s->skel->rodata->cfg_user_stacks = opts->user_stacks;
 	s->skel->rodata->cfg_follow_children = opts->follow_children;
+	s->skel->rodata->cfg_pids_fallback = opts->pids_fallback;
 	s->skel->rodata->cfg_dwarf_unwind = opts->dwarf_unwind;
 	/* a quarter of a second of samples from every CPU, at least 8 MiB */
 	rb_bytes = (size_t)s->ncpus * (size_t)opts->frequency * sizeof(struct sample_event) / 4;
@@ -357,6 +359,10 @@ struct sampler *sampler__new(const struct sampler_opts *opts, struct procs *proc
 				  strerror(errno));
 			goto out;
 		}
+		if (opts->start_disabled && ioctl(fd, PERF_EVENT_IOC_DISABLE, 0)) {
+			err = -errno;
+			goto out;
+		}
 		attached++;
 	}
 	if (!attached) {
@@ -411,6 +417,58 @@ int sampler__add_pid(struct sampler *s, int pid)
 	if (bpf_map_update_elem(bpf_map__fd(s->skel->maps.pids), &key, &cfg, BPF_ANY))
 		return -errno;
 	return 0;
+}
+
+int sampler__set_target(struct sampler *s, uint64_t cgroup_id, const struct target_cfg *cfg)
+{
+	__u64 key = cgroup_id;
+
+	if (bpf_map_update_elem(bpf_map__fd(s->skel->maps.targets), &key, cfg, BPF_ANY))
+		return -errno;
+	return 0;
+}
+
+int sampler__del_target(struct sampler *s, uint64_t cgroup_id)
+{
+	__u64 key = cgroup_id;
+
+	if (bpf_map_delete_elem(bpf_map__fd(s->skel->maps.targets), &key) && errno != ENOENT)
+		return -errno;
+	return 0;
+}
+
+int sampler__del_pid(struct sampler *s, int pid)
+{
+	__u32 key = (__u32)pid;
+
+	if (bpf_map_delete_elem(bpf_map__fd(s->skel->maps.pids), &key) && errno != ENOENT)
+		return -errno;
+	return 0;
+}
+
+int sampler__set_frequency(struct sampler *s, int hz)
+{
+	/*
+	 * The cpu-clock event is an hrtimer: at open the kernel turns attr.sample_freq
+	 * into a fixed period in nanoseconds and clears attr.freq, so what
+	 * PERF_EVENT_IOC_PERIOD takes afterwards is that period, not a frequency.
+	 */
+	__u64 period = hz > 0 ? 1000000000ull / (__u64)hz : 0;
+	int err = 0;
+
+	for (int i = 0; i < s->ncpus; i++) {
+		if (s->pfds[i] < 0)
+			continue;
+		if (hz <= 0) {
+			if (ioctl(s->pfds[i], PERF_EVENT_IOC_DISABLE, 0))
+				err = -errno;
+			continue;
+		}
+		if (ioctl(s->pfds[i], PERF_EVENT_IOC_PERIOD, &period) ||
+		    ioctl(s->pfds[i], PERF_EVENT_IOC_ENABLE, 0))
+			err = -errno;
+	}
+	return err;
 }
 
 int sampler__drain(struct sampler *s)

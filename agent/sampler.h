@@ -29,6 +29,8 @@ struct sampler_opts {
 	bool kernel_stacks;
 	bool user_stacks;
 	bool follow_children;	/* with FILTER_PIDS: children of targeted processes are targeted */
+	bool pids_fallback;	/* with FILTER_CGROUPS: also the pids map (cgroup v1 hosts) */
+	bool start_disabled;	/* open the perf events disabled (sampler__set_frequency starts them) */
 	bool dwarf_unwind;	/* walk user stacks with unwind tables (else frame pointers only) */
 	uint32_t unwind_rows;	/* size of the unwind_rows array; 0 = UNWIND_DEFAULT_ROWS */
 	sampler_sample_fn on_sample;
@@ -52,6 +54,12 @@ void sampler__free(struct sampler *s);
 int sampler__add_pid(struct sampler *s, int pid);
 /* Waits up to timeout_ms, then drains task records, then samples. Returns samples handled or -errno. */
 int sampler__poll(struct sampler *s, int timeout_ms);
+/* The cgroup filter (FILTER_CGROUPS): cgroup id -> cfg; removal. */
+int sampler__set_target(struct sampler *s, uint64_t cgroup_id, const struct target_cfg *cfg);
+int sampler__del_target(struct sampler *s, uint64_t cgroup_id);
+int sampler__del_pid(struct sampler *s, int pid);
+/* Changes the sampling frequency of every CPU's event in place; 0 disables them. */
+int sampler__set_frequency(struct sampler *s, int hz);
 /* Drains what is left (call after disabling). */
 int sampler__drain(struct sampler *s);
 /* Stops sampling (detaches the perf events); records already queued can still be drained. */

@@ -18,6 +18,9 @@ const volatile __u32 cfg_filter = FILTER_ALL;
 const volatile bool cfg_kernel_stacks = true;
 const volatile bool cfg_user_stacks = true;
 const volatile bool cfg_follow_children = true;
+/* FILTER_CGROUPS on a host without cgroup v2: the agent puts the processes of
+ * targeted v1 cgroups in the pids map, and children are followed */
+const volatile bool cfg_pids_fallback = false;
 /* walk user stacks with unwind tables (falls back to frame pointers per frame) */
 const volatile bool cfg_dwarf_unwind = true;
 /* wake user space only once this much is queued; it also polls on a timer */
@@ -108,8 +111,11 @@ static __always_inline const struct target_cfg *lookup_target(__u32 tgid)
 		return bpf_map_lookup_elem(&pids, &tgid);
 	if (cfg_filter == FILTER_CGROUPS) {
 		__u64 cg = bpf_get_current_cgroup_id();
+		const struct target_cfg *t = bpf_map_lookup_elem(&targets, &cg);
 
-		return bpf_map_lookup_elem(&targets, &cg);
+		if (!t && cfg_pids_fallback)
+			t = bpf_map_lookup_elem(&pids, &tgid);
+		return t;
 	}
 	return NULL;
 }
@@ -436,7 +442,8 @@ int BPF_PROG(on_fork, struct task_struct *parent, struct task_struct *child)
 	__u32 ctgid = BPF_CORE_READ(child, tgid);
 	struct target_cfg *cfg;
 
-	if (cfg_filter != FILTER_PIDS || !cfg_follow_children || ptgid == ctgid)
+	if (!(cfg_filter == FILTER_PIDS || cfg_pids_fallback) || !cfg_follow_children ||
+	    ptgid == ctgid)
 		return 0;
 	cfg = bpf_map_lookup_elem(&pids, &ptgid);
 	if (!cfg)
@@ -454,7 +461,7 @@ int BPF_PROG(on_exit, struct task_struct *task)
 {
 	__u32 tgid = BPF_CORE_READ(task, tgid);
 
-	if (cfg_filter != FILTER_PIDS || BPF_CORE_READ(task, pid) != tgid)
+	if (!(cfg_filter == FILTER_PIDS || cfg_pids_fallback) || BPF_CORE_READ(task, pid) != tgid)
 		return 0;
 	bpf_map_delete_elem(&pids, &tgid);
 	return 0;

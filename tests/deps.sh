@@ -1,15 +1,16 @@
 #!/bin/sh
 # Installs every Debian package that the build, the tests and the benchmarks need.
 # Idempotent: does nothing when all are present. Needs root (or sudo) to install.
+# .ci/run installs the same lists (the PKGS_* lines, one line each).
 set -eu
 
-PKGS="make gcc clang llvm libbpf-dev libelf-dev libdw-dev zlib1g-dev liblzma-dev libiberty-dev bpftool
-libcmocka-dev protobuf-compiler golang-go linux-perf bpftrace valgrind libxml2-utils g++
-libclang-rt-14-dev
-binutils procps"
+PKGS_BUILD="make gcc g++ clang llvm libbpf-dev libelf-dev libdw-dev zlib1g-dev liblzma-dev libiberty-dev bpftool libwebsockets-dev libcjson-dev libprotobuf-c-dev protobuf-c-compiler libcurl4-openssl-dev libyaml-dev"
+PKGS_TEST="libcmocka-dev protobuf-compiler golang-go linux-perf bpftrace valgrind libxml2-utils libclang-rt-14-dev binutils procps jq openssl"
+PKGS_E2E="etcd-server golang-1.19-go golang-github-modern-go-reflect2-dev dpkg-dev"
+# kubectl: the machine's own (v1.24+ for --subresource); Debian's kubernetes-client is 1.20
 
 missing=""
-for p in $PKGS; do
+for p in $PKGS_BUILD $PKGS_TEST $PKGS_E2E; do
 	dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" ||
 		missing="$missing $p"
 done

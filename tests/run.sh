@@ -1,6 +1,6 @@
 #!/bin/sh
 # Runs test tiers and ends with one line: "N passed, N failed, N skipped".
-#   tests/run.sh all|unit|san|system [BUILD_DIR]
+#   tests/run.sh all|unit|san|system|e2e [BUILD_DIR]
 # Every test program speaks TAP ("ok N - name" / "not ok N - name", "# SKIP" for a skip);
 # a program that exits non-zero without reporting a failure counts as one failure
 # (a crash must never pass silently).
@@ -55,6 +55,16 @@ all | system)
 	for t in "$top"/tests/system/*.sh; do
 		[ -f "$t" ] && [ "$(basename "$t")" != lib.sh ] || continue
 		run_one "system/$(basename "$t" .sh)" sh "$t"
+	done
+	;;
+esac
+
+case $tier in
+all | e2e)
+	# a real kube-apiserver + etcd (e2e/cluster.sh), or E2E_KUBECONFIG's cluster
+	for t in "$top"/e2e/test_*.sh; do
+		[ -f "$t" ] || continue
+		run_one "e2e/$(basename "$t" .sh)" sh "$t"
 	done
 	;;
 esac

@@ -1,5 +1,6 @@
 #!/bin/sh
-# Short libFuzzer runs of every parser fed from outside (ELF symbols, CFI, /proc maps).
+# Short libFuzzer runs of every parser fed from outside (ELF symbols, CFI, /proc maps,
+# cgroup paths, policies and pods from the API server, websocket frames).
 # FUZZ_SECONDS (default 20) per target; longer runs: make fuzz FUZZ_SECONDS=600. Prints TAP.
 . "$(dirname "$0")/lib.sh"
 secs=${FUZZ_SECONDS:-20}
@@ -15,8 +16,11 @@ cp "$WL/chain" "$WL/nofp/mt" "$TMP/seed-elf/" 2>/dev/null
 head -c 200000 /lib/x86_64-linux-gnu/libgcc_s.so.1 >"$TMP/seed-elf/libgcc-head"
 cat /proc/self/maps >"$TMP/seed-maps/self"
 cp -r "$TMP/seed-elf" "$TMP/seed-cfi"
-mkdir -p "$TMP/corpus-cfi"
-for t in elf cfi maps; do
+mkdir -p "$TMP/corpus-cfi" "$TMP/seed-policy" "$TMP/corpus-policy" "$TMP/seed-cgpath" "$TMP/corpus-cgpath"
+cp "$TOP"/crds/examples/*.yaml "$TMP/seed-policy/" 2>/dev/null
+printf '{"metadata":{"name":"p","namespace":"n","uid":"u","labels":{"a":"b"}},"spec":{"selector":{"podSelector":{"matchExpressions":[{"key":"a","operator":"In","values":["b"]}]}},"sampling":{"frequencyHz":19}}}' >"$TMP/seed-policy/json"
+printf '/kubepods.slice/kubepods-burstable.slice/kubepods-burstable-pod1a2b3c4d_5e6f_7a8b_9c0d_1e2f3a4b5c6d.slice/cri-containerd-%064x.scope' 7 >"$TMP/seed-cgpath/systemd"
+for t in elf cfi maps policy cgpath; do
 	[ -x "$FUZZ/fuzz_$t" ] || continue
 	# -print_funcs=0: printing new functions runs llvm-symbolizer, which was seen to hang;
 	# timeout: a fuzzer must never hold CI up

@@ -1,0 +1,447 @@
+// SPDX-License-Identifier: Apache-2.0
+/* The agent's fleet websocket client; see fleet_client.h. */
+#include <errno.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <libwebsockets.h>
+
+#include "fleet_client.h"
+#include "log.h"
+
+#define FLEET_PROTOCOL_VERSION 1
+#define MAX_CONTROLLER_FRAME (64u << 20)	/* a target set of many thousand containers */
+#define MAX_TOKEN 16384
+
+struct fleet_client {
+	struct fleet_client_opts opt;
+	char host[256], path[512];
+	int port;
+	bool tls;
+	pthread_t thread;
+	volatile int stop;
+	struct lws_context *ctx;
+	struct lws *wsi;
+	lws_sorted_usec_list_t sul;
+	unsigned int attempt;
+	/* rx assembly (lws thread) */
+	uint8_t *rx;
+	size_t rx_len;
+	bool rx_overflow;
+	/* shared, under lock */
+	pthread_mutex_t lock;
+	Profleet__Fleet__V1__TargetSet *pending;
+	uint8_t *out_ack, *out_counters;	/* packed, LWS_PRE headroom */
+	size_t out_ack_len, out_counters_len;
+	bool hello_due;
+	uint64_t have_version;
+	struct fleet_client_stats stats;
+};
+
+int fleet_parse_url(const char *url, bool *ret_tls, char *host, size_t hostlen, int *ret_port,
+		    char *path, size_t pathlen)
+{
+	const char *p, *slash, *colon;
+	size_t n;
+
+	if (!strncmp(url, "ws://", 5)) {
+		*ret_tls = false;
+		p = url + 5;
+	} else if (!strncmp(url, "wss://", 6)) {
+		*ret_tls = true;
+		p = url + 6;
+	} else {
+		return -EINVAL;
+	}
+	slash = strchr(p, '/');
+	n = slash ? (size_t)(slash - p) : strlen(p);
+	colon = memchr(p, ':', n);
+	if (p[0] == '[') {	/* [v6]:port */
+		const char *rb = memchr(p, ']', n);
+
+		if (!rb)
+			return -EINVAL;
+		colon = rb[1] == ':' ? rb + 1 : NULL;
+		if ((size_t)(rb - p - 1) >= hostlen || rb == p + 1)
+			return -EINVAL;
+		snprintf(host, hostlen, "%.*s", (int)(rb - p - 1), p + 1);
+	} else {
+		size_t hl = colon ? (size_t)(colon - p) : n;
+
+		if (!hl || hl >= hostlen)
+			return -EINVAL;
+		snprintf(host, hostlen, "%.*s", (int)hl, p);
+	}
+	*ret_port = *ret_tls ? 443 : 80;
+	if (colon) {
+		char *end;
+		long port = strtol(colon + 1, &end, 10);
+
+		if (end != p + n || port < 1 || port > 65535)
+			return -EINVAL;
+		*ret_port = (int)port;
+	}
+	snprintf(path, pathlen, "%s", slash ? slash : "/");
+	return 0;
+}
+
+static uint8_t *pack_agent_msg(const Profleet__Fleet__V1__AgentMessage *m, size_t *ret_len)
+{
+	size_t len = profleet__fleet__v1__agent_message__get_packed_size(m);
+	uint8_t *buf = malloc(LWS_PRE + len + 1);
+
+	if (!buf)
+		return NULL;
+	*ret_len = profleet__fleet__v1__agent_message__pack(m, buf + LWS_PRE);
+	return buf;
+}
+
+static char *read_token(const char *path)
+{
+	FILE *f = path ? fopen(path, "re") : NULL;
+	char *t = calloc(1, MAX_TOKEN + 1);
+	size_t n;
+
+	if (!t) {
+		if (f)
+			fclose(f);
+		return NULL;
+	}
+	if (!f)
+		return t;
+	n = fread(t, 1, MAX_TOKEN, f);
+	fclose(f);
+	while (n && (t[n - 1] == '\n' || t[n - 1] == '\r' || t[n - 1] == ' '))
+		n--;
+	t[n] = 0;
+	return t;
+}
+
+static void connect_now(lws_sorted_usec_list_t *sul);
+
+static void schedule_reconnect(struct fleet_client *fc)
+{
+	unsigned long long top = 500, ms;
+
+	for (unsigned int i = 0; i < fc->attempt && top < 30000; i++)
+		top *= 2;
+	if (top > 30000)
+		top = 30000;
+	ms = 250 + (unsigned long long)random() % top;	/* jitter: no reconnect storms */
+	fc->attempt++;
+	lws_sul_schedule(fc->ctx, 0, &fc->sul, connect_now, (lws_usec_t)ms * 1000);
+}
+
+static void connect_now(lws_sorted_usec_list_t *sul)
+{
+	struct fleet_client *fc = lws_container_of(sul, struct fleet_client, sul);
+	struct lws_client_connect_info ci;
+
+	memset(&ci, 0, sizeof(ci));
+	ci.context = fc->ctx;
+	ci.address = fc->host;
+	ci.port = fc->port;
+	ci.path = fc->path;
+	ci.host = fc->host;
+	ci.origin = fc->host;
+	ci.protocol = "profleet.fleet.v1";
+	ci.ssl_connection = fc->tls ? LCCSCF_USE_SSL : 0;
+	ci.pwsi = &fc->wsi;
+	if (!lws_client_connect_via_info(&ci)) {
+		fc->wsi = NULL;
+		schedule_reconnect(fc);
+	}
+}
+
+static void handle_frame(struct fleet_client *fc, const uint8_t *buf, size_t len)
+{
+	Profleet__Fleet__V1__ControllerMessage *m;
+
+	m = profleet__fleet__v1__controller_message__unpack(NULL, len, buf);
+	pthread_mutex_lock(&fc->lock);
+	if (!m) {
+		fc->stats.bad_frames++;
+		log_warn("fleet: undecodable frame of %zu bytes from the controller", len);
+	} else if (m->msg_case == PROFLEET__FLEET__V1__CONTROLLER_MESSAGE__MSG_TARGETS) {
+		/* keep the set, drop the envelope */
+		if (fc->pending)
+			profleet__fleet__v1__target_set__free_unpacked(fc->pending, NULL);
+		fc->pending = m->targets;
+		m->targets = NULL;
+		m->msg_case = PROFLEET__FLEET__V1__CONTROLLER_MESSAGE__MSG__NOT_SET;
+		fc->stats.sets_received++;
+		fc->attempt = 0;	/* a working connection: start backoff over */
+	} else if (m->msg_case == PROFLEET__FLEET__V1__CONTROLLER_MESSAGE__MSG_REFUSAL) {
+		fc->stats.refusals++;
+		snprintf(fc->stats.last_refusal, sizeof(fc->stats.last_refusal), "%s",
+			 m->refusal->reason ? m->refusal->reason : "");
+		log_warn("fleet: the controller refused this agent: %s", fc->stats.last_refusal);
+	}
+	pthread_mutex_unlock(&fc->lock);
+	if (m)
+		profleet__fleet__v1__controller_message__free_unpacked(m, NULL);
+}
+
+static int write_next(struct fleet_client *fc, struct lws *wsi)
+{
+	uint8_t *buf = NULL;
+	size_t len = 0;
+	bool more;
+	int n;
+
+	pthread_mutex_lock(&fc->lock);
+	if (fc->hello_due) {
+		Profleet__Fleet__V1__AgentMessage m = PROFLEET__FLEET__V1__AGENT_MESSAGE__INIT;
+		Profleet__Fleet__V1__Hello h = PROFLEET__FLEET__V1__HELLO__INIT;
+		char *tok = read_token(fc->opt.token_file);
+
+		h.protocol = FLEET_PROTOCOL_VERSION;
+		h.node_name = (char *)fc->opt.node_name;
+		h.token = tok ? tok : (char *)"";
+		h.agent_version = (char *)PROFLEET_VERSION;
+		h.have_version = fc->have_version;
+		m.msg_case = PROFLEET__FLEET__V1__AGENT_MESSAGE__MSG_HELLO;
+		m.hello = &h;
+		buf = pack_agent_msg(&m, &len);
+		if (tok) {
+			memset(tok, 0, strlen(tok));
+			free(tok);
+		}
+		fc->hello_due = false;
+	} else if (fc->out_ack) {
+		buf = fc->out_ack;
+		len = fc->out_ack_len;
+		fc->out_ack = NULL;
+	} else if (fc->out_counters) {
+		buf = fc->out_counters;
+		len = fc->out_counters_len;
+		fc->out_counters = NULL;
+	}
+	more = fc->out_ack || fc->out_counters;
+	pthread_mutex_unlock(&fc->lock);
+	if (!buf)
+		return 0;
+	n = lws_write(wsi, buf + LWS_PRE, len, LWS_WRITE_BINARY);
+	free(buf);
+	if (n < (int)len)
+		return -1;
+	if (more)
+		lws_callback_on_writable(wsi);
+	return 0;
+}
+
+static int cb_client(struct lws *wsi, enum lws_callback_reasons reason, void *user, void *in,
+		     size_t len)
+{
+	struct fleet_client *fc = lws_context_user(lws_get_context(wsi));
+
+	(void)user;
+	switch (reason) {
+	case LWS_CALLBACK_CLIENT_ESTABLISHED:
+		log_info("fleet: connected to %s", fc->opt.url);
+		pthread_mutex_lock(&fc->lock);
+		fc->stats.connects++;
+		fc->stats.connected = true;
+		fc->hello_due = true;
+		pthread_mutex_unlock(&fc->lock);
+		fc->rx_len = 0;
+		fc->rx_overflow = false;
+		lws_callback_on_writable(wsi);
+		break;
+	case LWS_CALLBACK_CLIENT_RECEIVE:
+		if (fc->rx_overflow || fc->rx_len + len > MAX_CONTROLLER_FRAME) {
+			fc->rx_overflow = true;
+		} else {
+			uint8_t *p = realloc(fc->rx, fc->rx_len + len + 1);
+
+			if (!p)
+				return -1;
+			fc->rx = p;
+			memcpy(fc->rx + fc->rx_len, in, len);
+			fc->rx_len += len;
+		}
+		if (!lws_is_final_fragment(wsi) || lws_remaining_packet_payload(wsi))
+			break;
+		if (fc->rx_overflow) {
+			log_warn("fleet: frame over %u bytes from the controller: reconnecting",
+				 MAX_CONTROLLER_FRAME);
+			pthread_mutex_lock(&fc->lock);
+			fc->stats.bad_frames++;
+			pthread_mutex_unlock(&fc->lock);
+			return -1;
+		}
+		handle_frame(fc, fc->rx, fc->rx_len);
+		fc->rx_len = 0;
+		break;
+	case LWS_CALLBACK_CLIENT_WRITEABLE:
+		return write_next(fc, wsi);
+	case LWS_CALLBACK_CLIENT_CONNECTION_ERROR:
+		log_warn("fleet: cannot connect to %s: %s", fc->opt.url,
+			 in ? (const char *)in : "error");
+		/* fall through */
+	case LWS_CALLBACK_CLIENT_CLOSED:
+		if (reason == LWS_CALLBACK_CLIENT_CLOSED)
+			log_warn("fleet: connection to the controller closed; keeping the last targets");
+		pthread_mutex_lock(&fc->lock);
+		if (fc->stats.connected)
+			fc->stats.disconnects++;
+		fc->stats.connected = false;
+		pthread_mutex_unlock(&fc->lock);
+		fc->wsi = NULL;
+		if (!__atomic_load_n(&fc->stop, __ATOMIC_ACQUIRE))
+			schedule_reconnect(fc);
+		break;
+	case LWS_CALLBACK_EVENT_WAIT_CANCELLED:
+		pthread_mutex_lock(&fc->lock);
+		if (fc->wsi && fc->stats.connected && (fc->out_ack || fc->out_counters))
+			lws_callback_on_writable(fc->wsi);
+		pthread_mutex_unlock(&fc->lock);
+		break;
+	default:
+		break;
+	}
+	return 0;
+}
+
+static const struct lws_protocols client_protocols[] = {
+	{ "profleet.fleet.v1", cb_client, 0, 65536, 0, NULL, 0 },
+	{ NULL, NULL, 0, 0, 0, NULL, 0 }
+};
+
+static void *client_main(void *arg)
+{
+	struct fleet_client *fc = arg;
+
+	lws_sul_schedule(fc->ctx, 0, &fc->sul, connect_now, 1);
+	while (!__atomic_load_n(&fc->stop, __ATOMIC_ACQUIRE))
+		if (lws_service(fc->ctx, 0) < 0)
+			break;
+	return NULL;
+}
+
+struct fleet_client *fleet_client_start(const struct fleet_client_opts *opts)
+{
+	struct lws_context_creation_info info;
+	struct fleet_client *fc = calloc(1, sizeof(*fc));
+
+	if (!fc)
+		return NULL;
+	fc->opt = *opts;
+	if (fleet_parse_url(opts->url, &fc->tls, fc->host, sizeof(fc->host), &fc->port, fc->path,
+			    sizeof(fc->path))) {
+		log_error("--controller %s: want ws://HOST:PORT[/PATH] or wss://...", opts->url);
+		free(fc);
+		errno = EINVAL;
+		return NULL;
+	}
+	pthread_mutex_init(&fc->lock, NULL);
+	lws_set_log_level(LLL_ERR, NULL);
+	memset(&info, 0, sizeof(info));
+	info.port = CONTEXT_PORT_NO_LISTEN;
+	info.protocols = client_protocols;
+	info.gid = (gid_t)-1;
+	info.uid = (uid_t)-1;
+	info.user = fc;
+	info.ka_time = 30;
+	info.ka_probes = 3;
+	info.ka_interval = 10;
+	if (fc->tls) {
+		info.options |= LWS_SERVER_OPTION_DO_SSL_GLOBAL_INIT;
+		info.client_ssl_ca_filepath = opts->ca_file;
+	}
+	fc->ctx = lws_create_context(&info);
+	if (!fc->ctx || pthread_create(&fc->thread, NULL, client_main, fc)) {
+		if (fc->ctx)
+			lws_context_destroy(fc->ctx);
+		free(fc);
+		errno = ENOMEM;
+		return NULL;
+	}
+	return fc;
+}
+
+void fleet_client_stop(struct fleet_client *fc)
+{
+	if (!fc)
+		return;
+	__atomic_store_n(&fc->stop, 1, __ATOMIC_RELEASE);
+	lws_cancel_service(fc->ctx);
+	pthread_join(fc->thread, NULL);
+	lws_context_destroy(fc->ctx);
+	if (fc->pending)
+		profleet__fleet__v1__target_set__free_unpacked(fc->pending, NULL);
+	free(fc->out_ack);
+	free(fc->out_counters);
+	free(fc->rx);
+	pthread_mutex_destroy(&fc->lock);
+	free(fc);
+}
+
+Profleet__Fleet__V1__TargetSet *fleet_client_take_targets(struct fleet_client *fc)
+{
+	Profleet__Fleet__V1__TargetSet *s;
+
+	pthread_mutex_lock(&fc->lock);
+	s = fc->pending;
+	fc->pending = NULL;
+	pthread_mutex_unlock(&fc->lock);
+	return s;
+}
+
+void fleet_client_ack(struct fleet_client *fc, uint64_t version, uint32_t found, uint32_t missing)
+{
+	Profleet__Fleet__V1__AgentMessage m = PROFLEET__FLEET__V1__AGENT_MESSAGE__INIT;
+	Profleet__Fleet__V1__Ack a = PROFLEET__FLEET__V1__ACK__INIT;
+	uint8_t *buf;
+	size_t len;
+
+	a.version = version;
+	a.containers_found = found;
+	a.containers_missing = missing;
+	m.msg_case = PROFLEET__FLEET__V1__AGENT_MESSAGE__MSG_ACK;
+	m.ack = &a;
+	buf = pack_agent_msg(&m, &len);
+	if (!buf)
+		return;
+	pthread_mutex_lock(&fc->lock);
+	free(fc->out_ack);
+	fc->out_ack = buf;
+	fc->out_ack_len = len;
+	pthread_mutex_unlock(&fc->lock);
+	lws_cancel_service(fc->ctx);
+}
+
+void fleet_client_counters(struct fleet_client *fc, const Profleet__Fleet__V1__Counters *c)
+{
+	Profleet__Fleet__V1__AgentMessage m = PROFLEET__FLEET__V1__AGENT_MESSAGE__INIT;
+	uint8_t *buf;
+	size_t len;
+
+	m.msg_case = PROFLEET__FLEET__V1__AGENT_MESSAGE__MSG_COUNTERS;
+	m.counters = (Profleet__Fleet__V1__Counters *)c;
+	buf = pack_agent_msg(&m, &len);
+	if (!buf)
+		return;
+	pthread_mutex_lock(&fc->lock);
+	free(fc->out_counters);
+	fc->out_counters = buf;
+	fc->out_counters_len = len;
+	pthread_mutex_unlock(&fc->lock);
+	lws_cancel_service(fc->ctx);
+}
+
+void fleet_client_set_have(struct fleet_client *fc, uint64_t version)
+{
+	pthread_mutex_lock(&fc->lock);
+	fc->have_version = version;
+	pthread_mutex_unlock(&fc->lock);
+}
+
+void fleet_client_stats(struct fleet_client *fc, struct fleet_client_stats *ret)
+{
+	pthread_mutex_lock(&fc->lock);
+	*ret = fc->stats;
+	pthread_mutex_unlock(&fc->lock);
+}

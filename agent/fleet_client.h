@@ -1,0 +1,43 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+#ifndef AGENT_FLEET_CLIENT_H
+#define AGENT_FLEET_CLIENT_H
+/*
+ * The agent's end of the fleet websocket (proto/fleet.proto). Runs its own
+ * thread: connects, says hello with the service-account token (re-read at every
+ * connection, so rotated tokens are picked up), reconnects with exponential
+ * backoff and jitter. The sampling loop takes new target sets and hands over
+ * acks and counters; nothing here blocks it.
+ */
+#include <stdbool.h>
+#include <stdint.h>
+#include "fleet.pb-c.h"
+
+struct fleet_client_opts {
+	const char *url;	/* ws://host:port[/path] or wss://... */
+	const char *node_name;
+	const char *token_file;	/* may be missing: an empty token is sent (and refused) */
+	const char *ca_file;	/* for wss://, NULL = system CAs */
+};
+
+struct fleet_client_stats {
+	uint64_t connects, disconnects, refusals, bad_frames, sets_received;
+	bool connected;
+	char last_refusal[200];
+};
+
+struct fleet_client;
+struct fleet_client *fleet_client_start(const struct fleet_client_opts *opts);
+void fleet_client_stop(struct fleet_client *fc);
+/* The newest target set received since the last call, or NULL; free it with
+ * profleet__fleet__v1__target_set__free_unpacked(set, NULL). */
+Profleet__Fleet__V1__TargetSet *fleet_client_take_targets(struct fleet_client *fc);
+void fleet_client_ack(struct fleet_client *fc, uint64_t version, uint32_t found, uint32_t missing);
+/* Queues counters (replacing any not yet sent); the message is packed at once. */
+void fleet_client_counters(struct fleet_client *fc, const Profleet__Fleet__V1__Counters *c);
+/* Version of the set in use, announced in the next hello. */
+void fleet_client_set_have(struct fleet_client *fc, uint64_t version);
+void fleet_client_stats(struct fleet_client *fc, struct fleet_client_stats *ret);
+/* Splits ws[s]://host[:port][/path]; returns 0 or -EINVAL. */
+int fleet_parse_url(const char *url, bool *ret_tls, char *host, size_t hostlen, int *ret_port,
+		    char *path, size_t pathlen);
+#endif

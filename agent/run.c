@@ -1,0 +1,832 @@
+// SPDX-License-Identifier: Apache-2.0
+/*
+ * `profleet-agent run`: the per-node agent of a fleet. Takes target sets from
+ * the controller, finds each targeted container's cgroup, fills the BPF targets
+ * map (cgroup id -> sampling rate), samples at the highest rate asked for and
+ * subsamples slower targets in the kernel, reports acks and counters back.
+ * Keeps profiling with the last target set while the controller is away.
+ */
+#include "run.h"
+
+#include <errno.h>
+#include <getopt.h>
+#include <inttypes.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+#include <cjson/cJSON.h>
+
+#include "aggregate.h"
+#include "cgroups.h"
+#include "elfsym.h"
+#include "fleet_client.h"
+#include "hmap.h"
+#include "ksyms.h"
+#include "log.h"
+#include "procs.h"
+#include "profile.h"
+#include "record.h"
+#include "sampler.h"
+#include "unwinder.h"
+
+#define RESCAN_EVERY_S 1.0
+#define COUNTERS_EVERY_S 2.0
+#define STATE_EVERY_S 1.0
+#define MAX_V1_PIDS 4096
+
+static volatile sig_atomic_t stop_requested;
+
+static void on_signal(int sig)
+{
+	(void)sig;
+	stop_requested = 1;
+}
+
+static double mono_s(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
+}
+
+/* One targeted container. */
+struct target {
+	char container_id[72];
+	char pod_uid[40];
+	char *ns, *pod, *container;
+	uint32_t hz;
+	uint32_t sample_every;
+	int npolicies;
+	uint64_t **policy_counts;	/* into run.policy_samples */
+	char **policy_names;
+	uint64_t cgroup_id;	/* 0 until found */
+	char cgroup_path[512];
+	int *pids;		/* cgroup v1: the processes put in the pids map */
+	int npids;
+	uint64_t samples;
+};
+
+struct run {
+	struct run_config cfg;
+	struct sampler *s;
+	struct procs *procs;
+	struct symcache *sc;
+	struct agg *agg;
+	struct unwinder *unw;
+	struct fleet_client *fc;
+	struct cg_mounts mounts;
+	bool v2;
+	struct target *t;
+	int nt;
+	struct target **by_cgid;	/* sorted by cgroup_id, found targets only */
+	int nby;
+	uint64_t version;
+	int base_hz;
+	uint32_t found, missing;
+	struct hmap policy_samples;	/* policy -> uint64_t*, cumulative since start */
+	uint64_t samples, untargeted, started_unix;
+	uint64_t last_sent_samples;
+	bool counters_sent_once;
+};
+
+static void target_free(struct target *t)
+{
+	free(t->ns);
+	free(t->pod);
+	free(t->container);
+	for (int i = 0; i < t->npolicies; i++)
+		free(t->policy_names[i]);
+	free(t->policy_names);
+	free(t->policy_counts);
+	free(t->pids);
+}
+
+static int cmp_by_cgid(const void *a, const void *b)
+{
+	uint64_t x = (*(struct target *const *)a)->cgroup_id, y = (*(struct target *const *)b)->cgroup_id;
+
+	return x < y ? -1 : x > y;
+}
+
+static struct target *find_by_cgid(struct run *r, uint64_t id)
+{
+	int lo = 0, hi = r->nby - 1;
+
+	while (lo <= hi) {
+		int mid = (lo + hi) / 2;
+		uint64_t v = r->by_cgid[mid]->cgroup_id;
+
+		if (v == id)
+			return r->by_cgid[mid];
+		if (v < id)
+			lo = mid + 1;
+		else
+			hi = mid - 1;
+	}
+	return NULL;
+}
+
+static struct target *find_by_pid(struct run *r, int pid)
+{
+	for (int i = 0; i < r->nt; i++)
+		for (int j = 0; j < r->t[i].npids; j++)
+			if (r->t[i].pids[j] == pid)
+				return &r->t[i];
+	return NULL;
+}
+
+static int on_sample(void *ctx, const struct sample_event *e)
+{
+	struct run *r = ctx;
+	struct target *t = r->v2 ? find_by_cgid(r, e->cgroup_id) : find_by_pid(r, (int)e->pid);
+
+	r->samples++;
+	if (!t) {
+		/* a child of a v1 target (followed in the kernel), or a cgroup that was just
+		 * untargeted: profiled, but not attributed to a policy */
+		r->untargeted++;
+	} else {
+		t->samples++;
+		for (int i = 0; i < t->npolicies; i++)
+			(*t->policy_counts[i])++;
+	}
+	if (r->unw && procs__alive(r->procs, (int)e->pid)) {
+		if (!unwinder__knows(r->unw, (int)e->pid))
+			unwinder__sync_pid(r->unw, (int)e->pid, false);
+		else if (e->flags & SAMPLE_F_NEED_TABLES)
+			unwinder__sync_pid(r->unw, (int)e->pid, true);
+	}
+	agg__add(r->agg, e);
+	return 0;
+}
+
+static void on_task(void *ctx, enum task_event ev, int pid, int ppid)
+{
+	struct run *r = ctx;
+
+	if (!r->unw)
+		return;
+	switch (ev) {
+	case TASK_FORK:
+		if (unwinder__knows(r->unw, ppid))
+			unwinder__sync_pid(r->unw, pid, false);
+		break;
+	case TASK_EXEC:
+	case TASK_MMAP:
+		unwinder__mark_dirty(r->unw, pid);
+		break;
+	case TASK_EXIT:
+		unwinder__forget_pid(r->unw, pid);
+		break;
+	}
+}
+
+static void on_tasks_drained(void *ctx)
+{
+	struct run *r = ctx;
+
+	if (r->unw)
+		unwinder__sync_dirty(r->unw);
+}
+
+/* ---- cgroups -> BPF maps --------------------------------------------------- */
+
+struct scan_ctx {
+	struct run *r;
+	uint32_t found;
+};
+
+static int on_container(void *ctx, const struct cg_container *c)
+{
+	struct scan_ctx *x = ctx;
+	struct run *r = x->r;
+
+	for (int i = 0; i < r->nt; i++) {
+		struct target *t = &r->t[i];
+
+		if (strcmp(t->container_id, c->container_id))
+			continue;
+		if (t->pod_uid[0] && strcmp(t->pod_uid, c->pod_uid))
+			continue;	/* same id in another pod: not ours */
+		t->cgroup_id = c->v2 ? c->cgroup_id : 0;
+		snprintf(t->cgroup_path, sizeof(t->cgroup_path), "%s", c->path);
+	}
+	return 0;
+}
+
+/* Finds the targets' cgroups and programs the kernel filter. */
+static void sync_cgroups(struct run *r, bool log_changes)
+{
+	struct scan_ctx x = { .r = r };
+	uint32_t found = 0, missing = 0;
+	struct target **by;
+	int nby = 0;
+
+	for (int i = 0; i < r->nt; i++) {
+		r->t[i].cgroup_path[0] = 0;
+		r->t[i].cgroup_id = 0;
+	}
+	if (r->nt) {
+		int n = cg_walk(r->v2 ? r->mounts.v2 : r->mounts.v1, r->v2, on_container, &x);
+
+		if (n < 0)
+			log_warn("cannot walk cgroups under %s: %s", r->v2 ? r->mounts.v2 : r->mounts.v1,
+				 strerror(-n));
+	}
+	by = calloc((size_t)r->nt + 1, sizeof(*by));
+	for (int i = 0; i < r->nt; i++) {
+		struct target *t = &r->t[i];
+		struct target_cfg tc = { .sample_every = t->sample_every, .policy_bits = (uint32_t)i + 1 };
+
+		if (!t->cgroup_path[0]) {
+			missing++;
+			continue;
+		}
+		found++;
+		if (r->v2) {
+			if (sampler__set_target(r->s, t->cgroup_id, &tc))
+				log_warn("cannot target cgroup %s", t->cgroup_path);
+			if (by)
+				by[nby++] = t;
+		} else {
+			int pids[MAX_V1_PIDS];
+			int n = cg_read_procs(t->cgroup_path, pids, MAX_V1_PIDS);
+
+			for (int j = 0; j < n; j++)
+				sampler__add_pid(r->s, pids[j]);
+			free(t->pids);
+			t->pids = n > 0 ? malloc((size_t)n * sizeof(int)) : NULL;
+			t->npids = t->pids ? n : 0;
+			if (t->pids)
+				memcpy(t->pids, pids, (size_t)n * sizeof(int));
+		}
+	}
+	if (by)
+		qsort(by, (size_t)nby, sizeof(*by), cmp_by_cgid);
+	free(r->by_cgid);
+	r->by_cgid = by;
+	r->nby = nby;
+	if (log_changes || found != r->found || missing != r->missing)
+		log_info("targets: %u container(s) found, %u not (yet) on this node", found, missing);
+	r->found = found;
+	r->missing = missing;
+}
+
+static void untarget_all(struct run *r)
+{
+	for (int i = 0; i < r->nt; i++) {
+		if (r->t[i].cgroup_id)
+			sampler__del_target(r->s, r->t[i].cgroup_id);
+		for (int j = 0; j < r->t[i].npids; j++)
+			sampler__del_pid(r->s, r->t[i].pids[j]);
+	}
+}
+
+static uint64_t *policy_counter(struct run *r, const char *name)
+{
+	uint64_t *v = hmap_get(&r->policy_samples, name);
+
+	if (v)
+		return v;
+	v = calloc(1, sizeof(*v));
+	if (!v || hmap_put(&r->policy_samples, name, v, NULL)) {
+		free(v);
+		return NULL;
+	}
+	return v;
+}
+
+static void apply_set(struct run *r, Profleet__Fleet__V1__TargetSet *set)
+{
+	struct target *nt = calloc(set->n_targets + 1, sizeof(*nt));
+	int n = 0, base = 0;
+
+	if (!nt) {
+		log_error("out of memory applying target set v%" PRIu64, set->version);
+		return;
+	}
+	for (size_t i = 0; i < set->n_targets; i++) {
+		const Profleet__Fleet__V1__Target *in = set->targets[i];
+		struct target *t = &nt[n];
+		uint32_t hz = in->frequency_hz;
+
+		if (!in->container_id || strlen(in->container_id) >= sizeof(t->container_id) ||
+		    !hz)
+			continue;
+		if (hz > (uint32_t)r->cfg.max_frequency)
+			hz = (uint32_t)r->cfg.max_frequency;
+		snprintf(t->container_id, sizeof(t->container_id), "%s", in->container_id);
+		snprintf(t->pod_uid, sizeof(t->pod_uid), "%s", in->pod_uid ? in->pod_uid : "");
+		t->ns = strdup(in->namespace_ ? in->namespace_ : "");
+		t->pod = strdup(in->pod_name ? in->pod_name : "");
+		t->container = strdup(in->container_name ? in->container_name : "");
+		t->hz = hz;
+		t->policy_names = calloc(in->n_policies + 1, sizeof(char *));
+		t->policy_counts = calloc(in->n_policies + 1, sizeof(uint64_t *));
+		if (!t->policy_names || !t->policy_counts) {
+			target_free(t);
+			continue;
+		}
+		for (size_t k = 0; k < in->n_policies; k++) {
+			uint64_t *c = policy_counter(r, in->policies[k]);
+
+			if (!c)
+				continue;
+			t->policy_names[t->npolicies] = strdup(in->policies[k]);
+			t->policy_counts[t->npolicies++] = c;
+		}
+		if ((int)hz > base)
+			base = (int)hz;
+		n++;
+	}
+	/* the perf rate is the fastest target's; slower ones keep one sample in N */
+	for (int i = 0; i < n; i++)
+		nt[i].sample_every = (uint32_t)((base + (int)nt[i].hz / 2) / (int)nt[i].hz);
+	untarget_all(r);
+	for (int i = 0; i < r->nt; i++)
+		target_free(&r->t[i]);
+	free(r->t);
+	r->t = nt;
+	r->nt = n;
+	r->version = set->version;
+	sync_cgroups(r, true);
+	if (base != r->base_hz) {
+		int err = sampler__set_frequency(r->s, base);
+
+		if (err)
+			log_warn("cannot set the sampling frequency to %d Hz: %s", base, strerror(-err));
+		r->base_hz = base;
+	}
+	log_notice("target set v%" PRIu64 ": %d container(s), sampling at %d Hz", set->version, n,
+		   base);
+}
+
+/* ---- reporting ------------------------------------------------------------ */
+
+static void send_counters(struct run *r, bool force)
+{
+	Profleet__Fleet__V1__Counters c = PROFLEET__FLEET__V1__COUNTERS__INIT;
+	Profleet__Fleet__V1__PolicyCount *pcs, **pp;
+	struct sampler_stats ss;
+	int n = 0;
+
+	/* an idle agent sends nothing: the controller's CPU stays idle too */
+	if (!force && r->counters_sent_once && r->samples == r->last_sent_samples)
+		return;
+	sampler__stats(r->s, &ss);
+	pcs = calloc(r->policy_samples.n + 1, sizeof(*pcs));
+	pp = calloc(r->policy_samples.n + 1, sizeof(*pp));
+	if (!pcs || !pp)
+		goto out;
+	hmap_for_each(&r->policy_samples, it) {
+		profleet__fleet__v1__policy_count__init(&pcs[n]);
+		pcs[n].policy = it->key;
+		pcs[n].samples = *(uint64_t *)it->val;
+		for (int i = 0; i < r->nt; i++)
+			for (int k = 0; k < r->t[i].npolicies; k++)
+				if (!strcmp(r->t[i].policy_names[k], it->key) && r->t[i].cgroup_path[0])
+					pcs[n].pods++;
+		pp[n] = &pcs[n];
+		n++;
+	}
+	c.samples = r->samples;
+	c.dropped = ss.counters[CNT_RINGBUF_FULL];
+	c.errors = ss.counters[CNT_USTACK_FAULT] + ss.counters[CNT_KSTACK_FAULT];
+	c.started_unix = r->started_unix;
+	c.n_policies = (size_t)n;
+	c.policies = pp;
+	fleet_client_counters(r->fc, &c);
+	r->last_sent_samples = r->samples;
+	r->counters_sent_once = true;
+out:
+	free(pcs);
+	free(pp);
+}
+
+static void write_state(struct run *r)
+{
+	struct fleet_client_stats fs;
+	struct sampler_stats ss;
+	cJSON *o = cJSON_CreateObject(), *arr, *pol;
+	char tmp[4200], *s;
+	FILE *f;
+
+	if (!o)
+		return;
+	fleet_client_stats(r->fc, &fs);
+	sampler__stats(r->s, &ss);
+	cJSON_AddStringToObject(o, "node", r->cfg.node_name);
+	cJSON_AddBoolToObject(o, "connected", fs.connected);
+	cJSON_AddNumberToObject(o, "connects", (double)fs.connects);
+	cJSON_AddNumberToObject(o, "refusals", (double)fs.refusals);
+	cJSON_AddStringToObject(o, "lastRefusal", fs.last_refusal);
+	cJSON_AddNumberToObject(o, "version", (double)r->version);
+	cJSON_AddNumberToObject(o, "frequencyHz", r->base_hz);
+	cJSON_AddBoolToObject(o, "cgroupV2", r->v2);
+	cJSON_AddNumberToObject(o, "samples", (double)r->samples);
+	cJSON_AddNumberToObject(o, "samplesUnattributed", (double)r->untargeted);
+	cJSON_AddNumberToObject(o, "kernelSeen", (double)ss.counters[CNT_SAMPLES]);
+	cJSON_AddNumberToObject(o, "kernelFiltered", (double)ss.counters[CNT_FILTERED]);
+	cJSON_AddNumberToObject(o, "kernelSubsampled", (double)ss.counters[CNT_SUBSAMPLED]);
+	cJSON_AddNumberToObject(o, "dropped", (double)ss.counters[CNT_RINGBUF_FULL]);
+	arr = cJSON_AddArrayToObject(o, "targets");
+	for (int i = 0; i < r->nt; i++) {
+		struct target *t = &r->t[i];
+		cJSON *j = cJSON_CreateObject(), *pl;
+
+		cJSON_AddStringToObject(j, "namespace", t->ns);
+		cJSON_AddStringToObject(j, "pod", t->pod);
+		cJSON_AddStringToObject(j, "container", t->container);
+		cJSON_AddStringToObject(j, "containerID", t->container_id);
+		cJSON_AddStringToObject(j, "cgroup", t->cgroup_path);
+		cJSON_AddNumberToObject(j, "cgroupID", (double)t->cgroup_id);
+		cJSON_AddNumberToObject(j, "frequencyHz", t->hz);
+		cJSON_AddNumberToObject(j, "sampleEvery", t->sample_every);
+		cJSON_AddNumberToObject(j, "samples", (double)t->samples);
+		pl = cJSON_AddArrayToObject(j, "policies");
+		for (int k = 0; k < t->npolicies; k++)
+			cJSON_AddItemToArray(pl, cJSON_CreateString(t->policy_names[k]));
+		cJSON_AddItemToArray(arr, j);
+	}
+	pol = cJSON_AddObjectToObject(o, "policySamples");
+	hmap_for_each(&r->policy_samples, it)
+		cJSON_AddNumberToObject(pol, it->key, (double)*(uint64_t *)it->val);
+	s = cJSON_Print(o);
+	cJSON_Delete(o);
+	if (!s)
+		return;
+	snprintf(tmp, sizeof(tmp), "%s.tmp", r->cfg.state_file);
+	f = fopen(tmp, "we");
+	if (f) {
+		fputs(s, f);
+		fputc('\n', f);
+		if (!fclose(f))
+			rename(tmp, r->cfg.state_file);
+	}
+	free(s);
+}
+
+/* Writes the interval's profile to every --output and starts a new interval. */
+static void flush_interval(struct run *r, int64_t start_ns, double secs)
+{
+	struct ksyms *ks;
+	struct profile *prof;
+	int err;
+
+	if (!r->cfg.noutputs) {
+		agg__reset(r->agg);
+		return;
+	}
+	ks = r->cfg.kernel_stacks ? ksyms__load(NULL) : NULL;
+	prof = profile__new();
+	if (!prof) {
+		ksyms__free(ks);
+		agg__reset(r->agg);
+		return;
+	}
+	prof->period_nanos = 1000000000LL / (r->base_hz > 0 ? r->base_hz : 19);
+	prof->time_nanos = start_ns;
+	prof->duration_nanos = (int64_t)(secs * 1e9);
+	err = agg__build(r->agg, ks, prof);
+	if (!err)
+		for (int i = 0; i < r->cfg.noutputs; i++) {
+			err = record_write_output(prof, &r->cfg.outputs[i]);
+			if (err)
+				log_warn("cannot write %s: %s", r->cfg.outputs[i].path, strerror(-err));
+		}
+	profile__free(prof);
+	ksyms__free(ks);
+	agg__reset(r->agg);
+}
+
+static int64_t realtime_ns(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_REALTIME, &ts);
+	return (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec;
+}
+
+int run_main(const struct run_config *cfg)
+{
+	struct sampler_opts so = {
+		.frequency = cfg->max_frequency,
+		.filter = FILTER_CGROUPS,
+		.kernel_stacks = cfg->kernel_stacks,
+		.user_stacks = true,
+		.follow_children = true,
+		.dwarf_unwind = cfg->dwarf_unwind,
+		.start_disabled = true,
+		.on_sample = on_sample,
+		.on_task = on_task,
+		.on_tasks_drained = on_tasks_drained,
+	};
+	struct fleet_client_opts fo = {
+		.url = cfg->controller,
+		.node_name = cfg->node_name,
+		.token_file = cfg->token_file,
+		.ca_file = cfg->ca_file,
+	};
+	struct sigaction sa = { .sa_handler = on_signal };
+	struct run r = { .cfg = *cfg };
+	double last_scan = 0, last_counters = 0, last_state = 0, interval_start;
+	int64_t interval_start_ns;
+	int ret = 1, err;
+
+	sigaction(SIGINT, &sa, NULL);
+	sigaction(SIGTERM, &sa, NULL);
+	signal(SIGPIPE, SIG_IGN);
+	srandom((unsigned int)(time(NULL) ^ getpid()));
+	r.started_unix = (uint64_t)time(NULL);
+
+	err = cg_mounts_read(cfg->mountinfo ? cfg->mountinfo : "/proc/self/mountinfo", &r.mounts);
+	if (cfg->cgroup_root) {
+		snprintf(r.mounts.v2, sizeof(r.mounts.v2), "%s", cfg->cgroup_root);
+		err = 0;
+	}
+	if (err || (!r.mounts.v2[0] && !r.mounts.v1[0])) {
+		log_error("no cgroup hierarchy found (mountinfo): cannot map pods to processes");
+		return 1;
+	}
+	r.v2 = r.mounts.v2[0] != 0;
+	so.pids_fallback = !r.v2;
+	log_info("cgroups: %s %s", r.v2 ? "v2 at" : "v1 only, processes of",
+		 r.v2 ? r.mounts.v2 : r.mounts.v1);
+
+	r.procs = procs__new(NULL);
+	r.sc = symcache__new(NULL);
+	if (!r.procs || !r.sc)
+		goto out;
+	r.agg = agg__new(NULL, r.procs, r.sc);
+	if (!r.agg)
+		goto out;
+	so.ctx = &r;
+	r.s = sampler__new(&so, r.procs);
+	if (!r.s)
+		goto out;
+	if (cfg->dwarf_unwind) {
+		int mfd, rfd;
+		uint32_t cap;
+
+		sampler__unwind_fds(r.s, &mfd, &rfd, &cap);
+		r.unw = unwinder__new(mfd, rfd, cap, r.procs, NULL);
+		if (!r.unw)
+			goto out;
+	}
+	r.fc = fleet_client_start(&fo);
+	if (!r.fc)
+		goto out;
+	log_notice("agent for node %s: controller %s", cfg->node_name, cfg->controller);
+	interval_start = mono_s();
+	interval_start_ns = realtime_ns();
+	ret = 0;
+	while (!stop_requested) {
+		Profleet__Fleet__V1__TargetSet *set;
+		double now;
+
+		err = sampler__poll(r.s, 100);
+		if (err < 0 && err != -EINTR) {
+			log_error("polling samples: %s", strerror(-err));
+			ret = 1;
+			break;
+		}
+		now = mono_s();
+		set = fleet_client_take_targets(r.fc);
+		if (set && set->version == r.version && r.version) {
+			/* the same set again (a reconnect): nothing to change */
+			fleet_client_ack(r.fc, set->version, r.found, r.missing);
+			profleet__fleet__v1__target_set__free_unpacked(set, NULL);
+		} else if (set) {
+			apply_set(&r, set);
+			fleet_client_ack(r.fc, set->version, r.found, r.missing);
+			fleet_client_set_have(r.fc, set->version);
+			profleet__fleet__v1__target_set__free_unpacked(set, NULL);
+			last_scan = now;
+			send_counters(&r, true);
+			last_counters = now;
+		} else if (now - last_scan >= RESCAN_EVERY_S && (r.missing || !r.v2)) {
+			uint32_t before = r.found;
+
+			sync_cgroups(&r, false);
+			last_scan = now;
+			if (r.found != before)	/* tell the controller: status shows it */
+				fleet_client_ack(r.fc, r.version, r.found, r.missing);
+		}
+		if (now - last_counters >= COUNTERS_EVERY_S) {
+			send_counters(&r, false);
+			last_counters = now;
+		}
+		if (cfg->state_file && now - last_state >= STATE_EVERY_S) {
+			write_state(&r);
+			last_state = now;
+		}
+		if (now - interval_start >= cfg->interval) {
+			flush_interval(&r, interval_start_ns, now - interval_start);
+			interval_start = now;
+			interval_start_ns = realtime_ns();
+		}
+	}
+	log_notice("stopping");
+	sampler__stop(r.s);
+	sampler__drain(r.s);
+	flush_interval(&r, interval_start_ns, mono_s() - interval_start);
+	if (cfg->state_file)
+		write_state(&r);
+out:
+	if (ret && !r.s)
+		log_error("the agent could not start");
+	fleet_client_stop(r.fc);
+	for (int i = 0; i < r.nt; i++)
+		target_free(&r.t[i]);
+	free(r.t);
+	free(r.by_cgid);
+	hmap_for_each(&r.policy_samples, it)
+		free(it->val);
+	hmap_free(&r.policy_samples);
+	sampler__free(r.s);
+	unwinder__free(r.unw);
+	agg__free(r.agg);
+	symcache__free(r.sc);
+	procs__free(r.procs);
+	return ret;
+}
+
+/* ---- command line --------------------------------------------------------- */
+
+void run_print_help(FILE *out)
+{
+	fprintf(out,
+		"Usage: profleet-agent run --controller URL --node-name NAME [OPTIONS]\n"
+		"Profiles the containers the controller targets on this node.\n\n"
+		"  --controller URL     ws://HOST:PORT or wss://HOST:PORT of profleet-controller\n"
+		"                       (PROFLEET_CONTROLLER)\n"
+		"  --node-name NAME     this node's name (PROFLEET_NODE_NAME, else NODE_NAME)\n"
+		"  --token-file PATH    service-account token presented to the controller\n"
+		"                       (PROFLEET_TOKEN_FILE, default\n"
+		"                       /var/run/secrets/profleet/token)\n"
+		"  --ca-file PATH       CA bundle for wss:// (PROFLEET_CA_FILE)\n"
+		"  --max-frequency HZ   cap on any target's rate, 1..1000 (PROFLEET_MAX_FREQUENCY, 250)\n"
+		"  -o, --output PATH    write each interval's profile here (.pb.gz, .svg, .txt);\n"
+		"                       repeatable (PROFLEET_OUTPUT)\n"
+		"  --interval S         profile interval in seconds (PROFLEET_INTERVAL, 60)\n"
+		"  --state-file PATH    JSON with targets, cgroups and counts, rewritten every second\n"
+		"                       (PROFLEET_STATE_FILE)\n"
+		"  --cgroup-root PATH   cgroup v2 mount to search (PROFLEET_CGROUP_ROOT; default from\n"
+		"                       /proc/self/mountinfo)\n"
+		"  --kernel-stacks BOOL (PROFLEET_KERNEL_STACKS, true)\n"
+		"  --unwinder dwarf|fp  (PROFLEET_UNWINDER, dwarf)\n"
+		"  --log PATH, --log-level LEVEL   as for record\n"
+		"  -h, --help\n");
+}
+
+static const char *envv(char **envp, const char *name)
+{
+	size_t n = strlen(name);
+
+	for (char **e = envp; e && *e; e++)
+		if (!strncmp(*e, name, n) && (*e)[n] == '=')
+			return *e + n + 1;
+	return NULL;
+}
+
+static int parse_bool(const char *s, bool *ret)
+{
+	if (!strcmp(s, "true") || !strcmp(s, "1") || !strcmp(s, "yes")) {
+		*ret = true;
+		return 0;
+	}
+	if (!strcmp(s, "false") || !strcmp(s, "0") || !strcmp(s, "no")) {
+		*ret = false;
+		return 0;
+	}
+	return -EINVAL;
+}
+
+static int set_opt(struct run_config *c, int ch, const char *v, FILE *err)
+{
+	char *end;
+	long n;
+	double d;
+
+	switch (ch) {
+	case 'c': c->controller = v; break;
+	case 'n': c->node_name = v; break;
+	case 't': c->token_file = v; break;
+	case 'a': c->ca_file = v; break;
+	case 's': c->state_file = v; break;
+	case 'g': c->cgroup_root = v; break;
+	case 'L': c->log_target = v; break;
+	case 'l': c->log_level = v; break;
+	case 'm':
+		n = strtol(v, &end, 10);
+		if (*end || n < 1 || n > 1000) {
+			fprintf(err, "profleet-agent run: --max-frequency %s: want 1..1000\n", v);
+			return -1;
+		}
+		c->max_frequency = (int)n;
+		break;
+	case 'i':
+		d = strtod(v, &end);
+		if (*end || !(d >= 1 && d <= 86400)) {
+			fprintf(err, "profleet-agent run: --interval %s: want 1..86400 seconds\n", v);
+			return -1;
+		}
+		c->interval = d;
+		break;
+	case 'k':
+		if (parse_bool(v, &c->kernel_stacks)) {
+			fprintf(err, "profleet-agent run: --kernel-stacks %s: want true or false\n", v);
+			return -1;
+		}
+		break;
+	case 'u':
+		if (strcmp(v, "dwarf") && strcmp(v, "fp")) {
+			fprintf(err, "profleet-agent run: --unwinder %s: want dwarf or fp\n", v);
+			return -1;
+		}
+		c->dwarf_unwind = !strcmp(v, "dwarf");
+		break;
+	case 'o':
+		if (c->noutputs == CLI_MAX_OUTPUTS) {
+			fprintf(err, "profleet-agent run: at most %d --output\n", CLI_MAX_OUTPUTS);
+			return -1;
+		}
+		c->outputs[c->noutputs].path = v;
+		c->outputs[c->noutputs].format = cli_format_from_path(v);
+		c->noutputs++;
+		break;
+	}
+	return 0;
+}
+
+enum cli_result run_parse(int argc, char **argv, char **envp, struct run_config *c, FILE *out,
+			  FILE *err)
+{
+	static const struct option longopts[] = {
+		{ "controller", required_argument, NULL, 'c' },
+		{ "node-name", required_argument, NULL, 'n' },
+		{ "token-file", required_argument, NULL, 't' },
+		{ "ca-file", required_argument, NULL, 'a' },
+		{ "max-frequency", required_argument, NULL, 'm' },
+		{ "output", required_argument, NULL, 'o' },
+		{ "interval", required_argument, NULL, 'i' },
+		{ "state-file", required_argument, NULL, 's' },
+		{ "cgroup-root", required_argument, NULL, 'g' },
+		{ "kernel-stacks", required_argument, NULL, 'k' },
+		{ "unwinder", required_argument, NULL, 'u' },
+		{ "log", required_argument, NULL, 'L' },
+		{ "log-level", required_argument, NULL, 'l' },
+		{ "help", no_argument, NULL, 'h' },
+		{ 0 }
+	};
+	static const struct { const char *env; int ch; } envs[] = {
+		{ "PROFLEET_CONTROLLER", 'c' }, { "NODE_NAME", 'n' }, { "PROFLEET_NODE_NAME", 'n' },
+		{ "PROFLEET_TOKEN_FILE", 't' }, { "PROFLEET_CA_FILE", 'a' },
+		{ "PROFLEET_MAX_FREQUENCY", 'm' }, { "PROFLEET_OUTPUT", 'o' },
+		{ "PROFLEET_INTERVAL", 'i' }, { "PROFLEET_STATE_FILE", 's' },
+		{ "PROFLEET_CGROUP_ROOT", 'g' }, { "PROFLEET_KERNEL_STACKS", 'k' },
+		{ "PROFLEET_UNWINDER", 'u' }, { "PROFLEET_LOG", 'L' }, { "PROFLEET_LOG_LEVEL", 'l' },
+	};
+	int ch;
+
+	memset(c, 0, sizeof(*c));
+	c->token_file = "/var/run/secrets/profleet/token";
+	c->max_frequency = 250;
+	c->interval = 60;
+	c->kernel_stacks = true;
+	c->dwarf_unwind = true;
+	for (size_t i = 0; i < sizeof(envs) / sizeof(envs[0]); i++) {
+		const char *v = envv(envp, envs[i].env);
+
+		if (v && *v && set_opt(c, envs[i].ch, v, err))
+			return CLI_USAGE_ERROR;
+	}
+	optind = 1;
+	opterr = 0;
+	while ((ch = getopt_long(argc, argv, ":ho:", longopts, NULL)) != -1) {
+		if (ch == 'h') {
+			run_print_help(out);
+			return CLI_EXIT_OK;
+		}
+		if (ch == '?' || ch == ':') {
+			fprintf(err, "profleet-agent run: %s '%s' (see --help)\n",
+				ch == ':' ? "missing value for" : "unknown option", argv[optind - 1]);
+			return CLI_USAGE_ERROR;
+		}
+		if (set_opt(c, ch, optarg, err))
+			return CLI_USAGE_ERROR;
+	}
+	if (optind < argc) {
+		fprintf(err, "profleet-agent run: unexpected argument '%s'\n", argv[optind]);
+		return CLI_USAGE_ERROR;
+	}
+	if (!c->controller || !c->node_name || !*c->node_name) {
+		fprintf(err, "profleet-agent run: --controller and --node-name are required\n");
+		return CLI_USAGE_ERROR;
+	}
+	return CLI_OK;
+}

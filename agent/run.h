@@ -1,0 +1,30 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+#ifndef AGENT_RUN_H
+#define AGENT_RUN_H
+#include <stdio.h>
+#include "cli.h"
+
+struct run_config {
+	const char *controller;
+	const char *node_name;
+	const char *token_file;
+	const char *ca_file;
+	int max_frequency;
+	struct output outputs[CLI_MAX_OUTPUTS];
+	int noutputs;
+	double interval;
+	const char *state_file;
+	const char *cgroup_root;	/* a cgroup v2 mount to search instead of mountinfo's */
+	const char *mountinfo;		/* tests: a mountinfo file; NULL = /proc/self/mountinfo */
+	bool kernel_stacks;
+	bool dwarf_unwind;
+	const char *log_target, *log_level;
+};
+
+/* Parses `run` arguments (argv[0] is "run"); environment first, options override. */
+enum cli_result run_parse(int argc, char **argv, char **envp, struct run_config *cfg, FILE *out,
+			  FILE *err);
+void run_print_help(FILE *out);
+/* Runs the fleet agent until SIGINT/SIGTERM; returns the exit status. */
+int run_main(const struct run_config *cfg);
+#endif

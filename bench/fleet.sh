@@ -1,0 +1,56 @@
+#!/bin/sh
+# The controller at fleet scale, on 127.0.0.1: a real kube-apiserver + etcd
+# (e2e/cluster.sh), profleet-controller, and bench/fleetsim's simulated agents
+# (one websocket each, acking every target set at once).
+#
+# Prints, per size: policy change -> every agent holds the new set (p50/p99/max
+# over ROUNDS changes), controller CPU when the fleet is idle and during the
+# changes, controller RSS and peak RSS. Targets (issue 4): p99 <= 1 s at 500
+# agents; RSS <= 64 MiB at 1000 agents and 10k pods; no CPU for idle agents.
+# The peer measured in the same run is the kube-apiserver serving the same
+# objects (its RSS is printed next to ours). Numbers, never pass/fail.
+#
+#   bench/fleet.sh [ROUNDS]     (default 10)
+set -u
+top=$(cd "$(dirname "$0")/.." && pwd)
+CTL=$top/build/bin/profleet-controller
+SIM=$top/build/bench/fleetsim
+ROUNDS=${1:-10}
+tmp=$(mktemp -d /tmp/profleet-fleetbench.XXXXXX)
+[ -x "$CTL" ] && [ -x "$SIM" ] || { echo "bench: run 'make all build/bench/fleetsim' first" >&2; exit 1; }
+ulimit -n 65536 2>/dev/null || ulimit -n 4096
+cleanup() {
+	[ -n "${CTL_PID:-}" ] && kill "$CTL_PID" 2>/dev/null
+	sh "$top/e2e/cluster.sh" stop "$tmp/cluster" >/dev/null 2>&1
+	rm -rf "$tmp"
+}
+trap cleanup EXIT
+apiserver_pid() { pgrep -f "kube-apiserver.*$tmp/cluster" | head -1; }
+
+# a fresh cluster per size: without a kube-controller-manager nothing would
+# garbage-collect the previous size's pods
+for size in 500:5000 1000:10000; do
+	agents=${size%%:*}
+	pods=${size#*:}
+	sh "$top/e2e/cluster.sh" stop "$tmp/cluster" >/dev/null 2>&1
+	rm -rf "$tmp/cluster"
+	sh "$top/e2e/cluster.sh" start "$tmp/cluster" >"$tmp/cluster.log" 2>&1 || { cat "$tmp/cluster.log"; exit 1; }
+	KC=$tmp/cluster/kubeconfig
+	kubectl --kubeconfig "$KC" apply -f "$top/crds/" >/dev/null
+	kubectl --kubeconfig "$KC" wait --for condition=established --timeout=60s \
+		crd/profilingpolicies.profiling.profleet.dev >/dev/null
+	port=$((30000 + agents))
+	"$CTL" --kubeconfig "$KC" --listen "127.0.0.1:$port" --no-leader-election \
+		--insecure-trust-agents --log-level warn >"$tmp/ctl-$agents.log" 2>&1 &
+	CTL_PID=$!
+	sleep 1
+	echo "== $agents agents, $pods pods"
+	"$SIM" --kubeconfig "$KC" --url "ws://127.0.0.1:$port" --controller-pid "$CTL_PID" \
+		--agents "$agents" --pods "$pods" --rounds "$ROUNDS" --namespace "fleet-$agents" |
+		sed 's/^fleetsim: /  /'
+	ap=$(apiserver_pid)
+	[ -n "$ap" ] && echo "  peer: kube-apiserver RSS $(awk '/VmRSS/ { printf "%.1f MiB", $2 / 1024 }' /proc/"$ap"/status) serving the same objects"
+	kill "$CTL_PID"
+	wait "$CTL_PID" 2>/dev/null
+	CTL_PID=
+done

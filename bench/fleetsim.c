@@ -1,0 +1,488 @@
+// SPDX-License-Identifier: Apache-2.0
+/*
+ * fleetsim: many simulated agents against one profleet-controller, for
+ * bench/fleet.sh. Creates Pods spread over N fake nodes through the API
+ * server, opens N agent websockets (the controller runs with
+ * --insecure-trust-agents: TokenReview is not what is measured), then applies
+ * policy changes and measures how long each takes to reach every agent.
+ *
+ *   fleetsim --kubeconfig KC --url ws://127.0.0.1:PORT --controller-pid PID
+ *            [--agents 500] [--pods 5000] [--rounds 10] [--namespace NS]
+ */
+#include <errno.h>
+#include <getopt.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+#include <libwebsockets.h>
+
+#include "fleet.pb-c.h"
+#include "fleet_client.h"
+#include "k8s.h"
+#include "log.h"
+
+struct sim_agent {
+	int idx;
+	struct lws *wsi;
+	bool connected, hello_sent, ack_due;
+	uint64_t version;	/* last set received */
+	uint32_t freq;		/* frequency of its first target in that set */
+	uint32_t ntargets;
+	double recv_at;
+	uint8_t *rx;
+	size_t rx_len;
+};
+
+static struct {
+	struct k8s_config kcfg;
+	const char *url, *ns;
+	int nagents, npods, rounds, ctl_pid;
+	struct sim_agent *agents;
+	struct lws_context *ctx;
+	char host[256], path[256];
+	int port;
+	bool tls;
+	pthread_mutex_t lock;
+	volatile int stop;
+	int connected;
+} S;
+
+static double now_s(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
+}
+
+/* ---- the API side ------------------------------------------------------------- */
+
+static int must(struct k8s_client *c, const char *method, const char *path, const char *ctype,
+		const char *body, long want1, long want2)
+{
+	struct k8s_response r;
+	int ret = 0;
+
+	for (int attempt = 0; attempt < 5; attempt++) {
+		if (!k8s_request(c, method, path, ctype, body, &r) &&
+		    (r.status == want1 || r.status == want2)) {
+			k8s_response_free(&r);
+			return 0;
+		}
+		if (attempt == 4) {
+			fprintf(stderr, "fleetsim: %s %s: HTTP %ld %s\n", method, path, r.status,
+				k8s_response_message(&r));
+			ret = -1;
+		}
+		k8s_response_free(&r);
+		usleep(200000);
+	}
+	return ret;
+}
+
+struct maker {
+	int from, to;
+	int err;
+};
+
+static void *make_pods(void *arg)
+{
+	struct maker *m = arg;
+	struct k8s_client *c = k8s_client_new(&S.kcfg);
+	char path[512], body[2048];
+
+	for (int i = m->from; i < m->to && !m->err; i++) {
+		snprintf(path, sizeof(path), "/api/v1/namespaces/%s/pods", S.ns);
+		snprintf(body, sizeof(body),
+			 "{\"apiVersion\":\"v1\",\"kind\":\"Pod\",\"metadata\":{\"name\":\"p%d\","
+			 "\"labels\":{\"app\":\"a%d\",\"bench\":\"yes\"}},\"spec\":{\"nodeName\":"
+			 "\"sim-node-%d\",\"automountServiceAccountToken\":false,"
+			 "\"containers\":[{\"name\":\"app\",\"image\":\"x\"}]}}",
+			 i, i % 10, i % S.nagents);
+		if (must(c, "POST", path, NULL, body, 201, 409)) {
+			m->err = 1;
+			break;
+		}
+		snprintf(path, sizeof(path), "/api/v1/namespaces/%s/pods/p%d/status", S.ns, i);
+		snprintf(body, sizeof(body),
+			 "{\"status\":{\"phase\":\"Running\",\"containerStatuses\":[{\"name\":\"app\","
+			 "\"containerID\":\"containerd://%064x\",\"ready\":true,\"restartCount\":0,"
+			 "\"image\":\"x\",\"imageID\":\"\",\"state\":{\"running\":{}}}]}}",
+			 i + 1);
+		if (must(c, "PATCH", path, "application/merge-patch+json", body, 200, 200))
+			m->err = 1;
+	}
+	k8s_client_free(c);
+	return NULL;
+}
+
+/* ---- the agents ---------------------------------------------------------------- */
+
+static int send_msg(struct lws *wsi, const Profleet__Fleet__V1__AgentMessage *m)
+{
+	size_t len = profleet__fleet__v1__agent_message__get_packed_size(m);
+	uint8_t *buf = malloc(LWS_PRE + len + 1);
+	int n;
+
+	if (!buf)
+		return -1;
+	profleet__fleet__v1__agent_message__pack(m, buf + LWS_PRE);
+	n = lws_write(wsi, buf + LWS_PRE, len, LWS_WRITE_BINARY);
+	free(buf);
+	return n < (int)len ? -1 : 0;
+}
+
+static int cb(struct lws *wsi, enum lws_callback_reasons reason, void *user, void *in, size_t len)
+{
+	struct sim_agent *a = user;
+
+	switch (reason) {
+	case LWS_CALLBACK_CLIENT_ESTABLISHED:
+		a->connected = true;
+		pthread_mutex_lock(&S.lock);
+		S.connected++;
+		pthread_mutex_unlock(&S.lock);
+		lws_callback_on_writable(wsi);
+		break;
+	case LWS_CALLBACK_CLIENT_WRITEABLE: {
+		Profleet__Fleet__V1__AgentMessage m = PROFLEET__FLEET__V1__AGENT_MESSAGE__INIT;
+
+		if (!a->hello_sent) {
+			Profleet__Fleet__V1__Hello h = PROFLEET__FLEET__V1__HELLO__INIT;
+			char node[64];
+
+			snprintf(node, sizeof(node), "sim-node-%d", a->idx);
+			h.protocol = 1;
+			h.node_name = node;
+			h.token = (char *)"bench";
+			m.msg_case = PROFLEET__FLEET__V1__AGENT_MESSAGE__MSG_HELLO;
+			m.hello = &h;
+			a->hello_sent = true;
+			return send_msg(wsi, &m);
+		}
+		if (a->ack_due) {
+			Profleet__Fleet__V1__Ack ack = PROFLEET__FLEET__V1__ACK__INIT;
+
+			ack.version = a->version;
+			ack.containers_found = a->ntargets;
+			m.msg_case = PROFLEET__FLEET__V1__AGENT_MESSAGE__MSG_ACK;
+			m.ack = &ack;
+			a->ack_due = false;
+			return send_msg(wsi, &m);
+		}
+		break;
+	}
+	case LWS_CALLBACK_CLIENT_RECEIVE: {
+		Profleet__Fleet__V1__ControllerMessage *m;
+		uint8_t *p = realloc(a->rx, a->rx_len + len + 1);
+
+		if (!p)
+			return -1;
+		a->rx = p;
+		memcpy(a->rx + a->rx_len, in, len);
+		a->rx_len += len;
+		if (!lws_is_final_fragment(wsi) || lws_remaining_packet_payload(wsi))
+			break;
+		m = profleet__fleet__v1__controller_message__unpack(NULL, a->rx_len, a->rx);
+		a->rx_len = 0;
+		if (!m)
+			break;
+		if (m->msg_case == PROFLEET__FLEET__V1__CONTROLLER_MESSAGE__MSG_TARGETS) {
+			pthread_mutex_lock(&S.lock);
+			a->version = m->targets->version;
+			a->ntargets = (uint32_t)m->targets->n_targets;
+			a->freq = m->targets->n_targets ? m->targets->targets[0]->frequency_hz : 0;
+			a->recv_at = now_s();
+			pthread_mutex_unlock(&S.lock);
+			a->ack_due = true;
+			lws_callback_on_writable(wsi);
+		} else if (m->msg_case == PROFLEET__FLEET__V1__CONTROLLER_MESSAGE__MSG_REFUSAL) {
+			fprintf(stderr, "fleetsim: agent %d refused: %s\n", a->idx, m->refusal->reason);
+		}
+		profleet__fleet__v1__controller_message__free_unpacked(m, NULL);
+		break;
+	}
+	case LWS_CALLBACK_CLIENT_CONNECTION_ERROR:
+	case LWS_CALLBACK_CLIENT_CLOSED:
+		if (a && a->connected) {
+			pthread_mutex_lock(&S.lock);
+			S.connected--;
+			pthread_mutex_unlock(&S.lock);
+		}
+		if (a)
+			a->connected = false;
+		break;
+	default:
+		break;
+	}
+	return 0;
+}
+
+static const struct lws_protocols protocols[] = {
+	{ "profleet.fleet.v1", cb, 0, 65536, 0, NULL, 0 },
+	{ NULL, NULL, 0, 0, 0, NULL, 0 }
+};
+
+static void *service_main(void *arg)
+{
+	(void)arg;
+	while (!S.stop)
+		lws_service(S.ctx, 0);
+	return NULL;
+}
+
+/* ---- measuring ------------------------------------------------------------------ */
+
+static int read_proc(int pid, unsigned long long *ret_ticks, long *ret_rss_kb, long *ret_hwm_kb)
+{
+	char path[64], line[512];
+	unsigned long ut, st;
+	FILE *f;
+
+	snprintf(path, sizeof(path), "/proc/%d/stat", pid);
+	f = fopen(path, "re");
+	if (!f || !fgets(line, sizeof(line), f)) {
+		if (f)
+			fclose(f);
+		return -1;
+	}
+	fclose(f);
+	/* fields 14 and 15 after the ")" of the comm */
+	if (sscanf(strrchr(line, ')') + 2, "%*c %*d %*d %*d %*d %*d %*u %*u %*u %*u %*u %lu %lu",
+		   &ut, &st) != 2)
+		return -1;
+	*ret_ticks = ut + st;
+	snprintf(path, sizeof(path), "/proc/%d/status", pid);
+	f = fopen(path, "re");
+	if (!f)
+		return -1;
+	while (fgets(line, sizeof(line), f)) {
+		sscanf(line, "VmRSS: %ld", ret_rss_kb);
+		sscanf(line, "VmHWM: %ld", ret_hwm_kb);
+	}
+	fclose(f);
+	return 0;
+}
+
+static int cmp_double(const void *a, const void *b)
+{
+	double x = *(const double *)a, y = *(const double *)b;
+
+	return x < y ? -1 : x > y;
+}
+
+static bool all_have_freq(uint32_t freq, int want_targets_min)
+{
+	bool all = true;
+
+	pthread_mutex_lock(&S.lock);
+	for (int i = 0; i < S.nagents && all; i++)
+		all = S.agents[i].freq == freq && (int)S.agents[i].ntargets >= want_targets_min;
+	pthread_mutex_unlock(&S.lock);
+	return all;
+}
+
+int main(int argc, char **argv)
+{
+	static const struct option opts[] = {
+		{ "kubeconfig", required_argument, NULL, 'k' },
+		{ "url", required_argument, NULL, 'u' },
+		{ "agents", required_argument, NULL, 'a' },
+		{ "pods", required_argument, NULL, 'p' },
+		{ "rounds", required_argument, NULL, 'r' },
+		{ "namespace", required_argument, NULL, 'n' },
+		{ "controller-pid", required_argument, NULL, 'c' },
+		{ 0 }
+	};
+	const char *kubeconfig = NULL;
+	struct lws_context_creation_info info;
+	pthread_t svc;
+	struct k8s_client *kc;
+	pthread_t makers[4];
+	struct maker mk[4];
+	double t0, *lat;
+	int ch, nlat = 0, per_node_min;
+	unsigned long long ticks0, ticks1;
+	long rss = 0, hwm = 0;
+	char err[512], path[512], body[2048];
+	long hz = sysconf(_SC_CLK_TCK);
+
+	S.nagents = 500;
+	S.npods = 5000;
+	S.rounds = 10;
+	S.ns = "fleetsim";
+	while ((ch = getopt_long(argc, argv, "", opts, NULL)) != -1) {
+		switch (ch) {
+		case 'k': kubeconfig = optarg; break;
+		case 'u': S.url = optarg; break;
+		case 'a': S.nagents = atoi(optarg); break;
+		case 'p': S.npods = atoi(optarg); break;
+		case 'r': S.rounds = atoi(optarg); break;
+		case 'n': S.ns = optarg; break;
+		case 'c': S.ctl_pid = atoi(optarg); break;
+		default: return 2;
+		}
+	}
+	if (!S.url || !S.ctl_pid || S.nagents < 1 || S.npods < S.nagents || S.rounds < 1) {
+		fprintf(stderr, "usage: fleetsim --kubeconfig KC --url ws://H:P --controller-pid PID "
+				"[--agents N] [--pods M>=N] [--rounds R]\n");
+		return 2;
+	}
+	log_set_level(LOG_LVL_WARN);
+	if (k8s_config_load(kubeconfig, NULL, &S.kcfg, err, sizeof(err))) {
+		fprintf(stderr, "fleetsim: %s\n", err);
+		return 2;
+	}
+	if (fleet_parse_url(S.url, &S.tls, S.host, sizeof(S.host), &S.port, S.path, sizeof(S.path)))
+		return 2;
+	pthread_mutex_init(&S.lock, NULL);
+	kc = k8s_client_new(&S.kcfg);
+	snprintf(body, sizeof(body),
+		 "{\"apiVersion\":\"v1\",\"kind\":\"Namespace\",\"metadata\":{\"name\":\"%s\"}}", S.ns);
+	if (must(kc, "POST", "/api/v1/namespaces", NULL, body, 201, 409))
+		return 1;
+
+	/* pods, from 4 threads */
+	t0 = now_s();
+	for (int i = 0; i < 4; i++) {
+		mk[i].from = S.npods * i / 4;
+		mk[i].to = S.npods * (i + 1) / 4;
+		mk[i].err = 0;
+		pthread_create(&makers[i], NULL, make_pods, &mk[i]);
+	}
+	for (int i = 0; i < 4; i++) {
+		pthread_join(makers[i], NULL);
+		if (mk[i].err)
+			return 1;
+	}
+	printf("fleetsim: %d pods created and marked running in %.1f s\n", S.npods, now_s() - t0);
+
+	/* agents */
+	memset(&info, 0, sizeof(info));
+	info.port = CONTEXT_PORT_NO_LISTEN;
+	info.protocols = protocols;
+	info.gid = (gid_t)-1;
+	info.uid = (uid_t)-1;
+	info.fd_limit_per_thread = (unsigned int)S.nagents + 64;
+	lws_set_log_level(LLL_ERR, NULL);
+	S.ctx = lws_create_context(&info);
+	S.agents = calloc((size_t)S.nagents, sizeof(*S.agents));
+	if (!S.ctx || !S.agents)
+		return 1;
+	for (int i = 0; i < S.nagents; i++) {
+		struct lws_client_connect_info ci;
+
+		S.agents[i].idx = i;
+		memset(&ci, 0, sizeof(ci));
+		ci.context = S.ctx;
+		ci.address = S.host;
+		ci.port = S.port;
+		ci.path = S.path;
+		ci.host = S.host;
+		ci.origin = S.host;
+		ci.protocol = "profleet.fleet.v1";
+		ci.userdata = &S.agents[i];
+		ci.pwsi = &S.agents[i].wsi;
+		lws_client_connect_via_info(&ci);
+	}
+	pthread_create(&svc, NULL, service_main, NULL);
+	per_node_min = S.npods / S.nagents;
+	/* everyone connected and holding the initial (empty) set */
+	t0 = now_s();
+	for (;;) {
+		int c, got = 0;
+
+		pthread_mutex_lock(&S.lock);
+		c = S.connected;
+		for (int i = 0; i < S.nagents; i++)
+			got += S.agents[i].version != 0;
+		pthread_mutex_unlock(&S.lock);
+		if (c == S.nagents && got == S.nagents)
+			break;
+		if (now_s() - t0 > 60) {
+			fprintf(stderr, "fleetsim: only %d of %d agents connected, %d got a set\n", c,
+				S.nagents, got);
+			return 1;
+		}
+		usleep(20000);
+	}
+	printf("fleetsim: %d agents connected in %.2f s\n", S.nagents, now_s() - t0);
+
+	/* an idle fleet: the controller should not spend CPU */
+	sleep(1);
+	read_proc(S.ctl_pid, &ticks0, &rss, &hwm);
+	sleep(5);
+	read_proc(S.ctl_pid, &ticks1, &rss, &hwm);
+	printf("fleetsim: idle controller CPU: %.2f%% of a core over 5 s (RSS %.1f MiB)\n",
+	       100.0 * (double)(ticks1 - ticks0) / (double)hz / 5.0, rss / 1024.0);
+
+	/* rounds: change the policy, wait until every agent holds the new frequency */
+	lat = calloc((size_t)S.nagents * (size_t)S.rounds, sizeof(double));
+	read_proc(S.ctl_pid, &ticks0, &rss, &hwm);
+	{
+		double busy_start = now_s();
+
+		for (int r = 0; r < S.rounds; r++) {
+			uint32_t freq = 10 + (uint32_t)r;
+			const char *method = r ? "PUT" : "POST";
+			struct k8s_response resp;
+			const char *rv = NULL;
+			char rvbuf[64] = "";
+
+			snprintf(path, sizeof(path),
+				 "/apis/profiling.profleet.dev/v1alpha1/namespaces/%s/profilingpolicies%s",
+				 S.ns, r ? "/bench" : "");
+			if (r) {	/* PUT needs the current resourceVersion */
+				if (!k8s_request(kc, "GET", path, NULL, NULL, &resp))
+					rv = k8s_str(resp.json, "metadata.resourceVersion");
+				snprintf(rvbuf, sizeof(rvbuf), "%s", rv ? rv : "");
+				k8s_response_free(&resp);
+			}
+			snprintf(body, sizeof(body),
+				 "{\"apiVersion\":\"profiling.profleet.dev/v1alpha1\",\"kind\":\"ProfilingPolicy\","
+				 "\"metadata\":{\"name\":\"bench\",\"namespace\":\"%s\"%s%s%s},"
+				 "\"spec\":{\"selector\":{\"podSelector\":{\"matchLabels\":{\"bench\":\"yes\"}}},"
+				 "\"sampling\":{\"frequencyHz\":%u}}}",
+				 S.ns, rvbuf[0] ? ",\"resourceVersion\":\"" : "", rvbuf, rvbuf[0] ? "\"" : "",
+				 freq);
+			t0 = now_s();
+			if (must(kc, method, path, NULL, body, r ? 200 : 201, 200))
+				return 1;
+			while (!all_have_freq(freq, per_node_min)) {
+				if (now_s() - t0 > 60) {
+					fprintf(stderr, "fleetsim: round %d: not every agent got %u Hz in 60 s\n",
+						r, freq);
+					return 1;
+				}
+				usleep(2000);
+			}
+			pthread_mutex_lock(&S.lock);
+			for (int i = 0; i < S.nagents; i++)
+				lat[nlat++] = S.agents[i].recv_at - t0;
+			pthread_mutex_unlock(&S.lock);
+			usleep(300000);
+		}
+		read_proc(S.ctl_pid, &ticks1, &rss, &hwm);
+		qsort(lat, (size_t)nlat, sizeof(double), cmp_double);
+		printf("fleetsim: policy change -> every agent holds it: p50 %.0f ms, p99 %.0f ms, "
+		       "max %.0f ms (%d rounds x %d agents)\n",
+		       lat[nlat / 2] * 1e3, lat[(int)(nlat * 0.99)] * 1e3, lat[nlat - 1] * 1e3, S.rounds,
+		       S.nagents);
+		printf("fleetsim: controller CPU during the rounds: %.1f%% of a core; RSS %.1f MiB, "
+		       "peak %.1f MiB\n",
+		       100.0 * (double)(ticks1 - ticks0) / (double)hz / (now_s() - busy_start),
+		       rss / 1024.0, hwm / 1024.0);
+		printf("RESULT p99_ms=%.0f rss_mib=%.1f hwm_mib=%.1f\n", lat[(int)(nlat * 0.99)] * 1e3,
+		       rss / 1024.0, hwm / 1024.0);
+	}
+	S.stop = 1;
+	lws_cancel_service(S.ctx);
+	pthread_join(svc, NULL);
+	lws_context_destroy(S.ctx);
+	k8s_client_free(kc);
+	free(lat);
+	return 0;
+}

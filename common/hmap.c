@@ -1,0 +1,133 @@
+// SPDX-License-Identifier: Apache-2.0
+#include <errno.h>
+#include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "hmap.h"
+
+char hmap_tomb[1];
+
+static uint64_t hash_str(const char *s)
+{
+	uint64_t h = 1469598103934665603ull;	/* FNV-1a */
+
+	while (*s)
+		h = (h ^ (unsigned char)*s++) * 1099511628211ull;
+	return h;
+}
+
+static struct hmap_entry *find(const struct hmap *m, const char *key, struct hmap_entry **ret_free)
+{
+	size_t i, mask;
+	struct hmap_entry *tomb = NULL;
+
+	if (ret_free)
+		*ret_free = NULL;
+	if (!m->cap)
+		return NULL;
+	mask = m->cap - 1;
+	for (i = hash_str(key) & mask;; i = (i + 1) & mask) {
+		struct hmap_entry *e = &m->e[i];
+
+		if (!e->key) {
+			if (ret_free)
+				*ret_free = tomb ? tomb : e;
+			return NULL;
+		}
+		if (e->key == HMAP_TOMB) {
+			if (!tomb)
+				tomb = e;
+		} else if (!strcmp(e->key, key)) {
+			return e;
+		}
+	}
+}
+
+static int grow(struct hmap *m)
+{
+	size_t ncap = m->cap ? m->cap : 16;
+	struct hmap old = *m;
+
+	while (ncap / 2 < m->n + 1)
+		ncap *= 2;
+	if (ncap < m->cap)
+		ncap = m->cap;
+	m->e = calloc(ncap, sizeof(*m->e));
+	if (!m->e) {
+		*m = old;
+		return -ENOMEM;
+	}
+	m->cap = ncap;
+	m->n = m->used = 0;
+	for (size_t i = 0; i < old.cap; i++) {
+		struct hmap_entry *slot;
+
+		if (!old.e[i].key || old.e[i].key == HMAP_TOMB)
+			continue;
+		find(m, old.e[i].key, &slot);
+		*slot = old.e[i];
+		m->n++;
+		m->used++;
+	}
+	free(old.e);
+	return 0;
+}
+
+void *hmap_get(const struct hmap *m, const char *key)
+{
+	struct hmap_entry *e = find(m, key, NULL);
+
+	return e ? e->val : NULL;
+}
+
+int hmap_put(struct hmap *m, const char *key, void *val, void **ret_old)
+{
+	struct hmap_entry *e, *slot;
+
+	if (ret_old)
+		*ret_old = NULL;
+	if ((m->used + 1) * 4 > m->cap * 3 && grow(m))
+		return -ENOMEM;
+	e = find(m, key, &slot);
+	if (e) {
+		if (ret_old)
+			*ret_old = e->val;
+		e->val = val;
+		return 0;
+	}
+	if (slot->key != HMAP_TOMB)
+		m->used++;
+	slot->key = strdup(key);
+	if (!slot->key) {
+		slot->key = NULL;
+		return -ENOMEM;
+	}
+	slot->val = val;
+	m->n++;
+	return 0;
+}
+
+void *hmap_del(struct hmap *m, const char *key)
+{
+	struct hmap_entry *e = find(m, key, NULL);
+	void *v;
+
+	if (!e)
+		return NULL;
+	v = e->val;
+	free(e->key);
+	e->key = HMAP_TOMB;
+	e->val = NULL;
+	m->n--;
+	return v;
+}
+
+void hmap_free(struct hmap *m)
+{
+	for (size_t i = 0; i < m->cap; i++)
+		if (m->e[i].key && m->e[i].key != HMAP_TOMB)
+			free(m->e[i].key);
+	free(m->e);
+	memset(m, 0, sizeof(*m));
+}

@@ -1,0 +1,30 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+#ifndef COMMON_HMAP_H
+#define COMMON_HMAP_H
+/* String-keyed hash map (open addressing, linear probing, tombstones). Keys are copied. */
+#include <stddef.h>
+
+struct hmap_entry {
+	char *key;		/* NULL: empty; HMAP_TOMB: deleted */
+	void *val;
+};
+
+struct hmap {
+	size_t cap, n, used;	/* used = live + tombstones */
+	struct hmap_entry *e;
+};
+
+extern char hmap_tomb[];
+#define HMAP_TOMB hmap_tomb
+
+void *hmap_get(const struct hmap *m, const char *key);
+/* Inserts or replaces; *ret_old (may be NULL) gets the replaced value. Returns 0 or -ENOMEM. */
+int hmap_put(struct hmap *m, const char *key, void *val, void **ret_old);
+/* Removes and returns the value, or NULL. */
+void *hmap_del(struct hmap *m, const char *key);
+void hmap_free(struct hmap *m);	/* frees keys, not values */
+
+#define hmap_for_each(m, it)                                                  \
+	for (struct hmap_entry *it = (m)->e; (m)->e && it < (m)->e + (m)->cap; it++) \
+		if (it->key && it->key != HMAP_TOMB)
+#endif

@@ -1,0 +1,1191 @@
+// SPDX-License-Identifier: Apache-2.0
+/*
+ * profleet-controller: watches ProfilingPolicy, ClusterProfilingPolicy,
+ * ClusterProfilingBackend, Pods, Namespaces and Nodes; resolves them into one
+ * target set per node; pushes those to the agents over websockets; writes each
+ * policy's status. See docs/fleet.md.
+ */
+#include <errno.h>
+#include <getopt.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "controller.h"
+#include "log.h"
+#include "resolve.h"
+
+#define GROUP_PATH "/apis/profiling.profleet.dev/v1alpha1"
+
+struct ctl ctl;
+
+void server_auth_done(struct ctl *c, struct conn *cn, bool ok, const char *why);
+
+/* Per-policy runtime state the status is computed from (keyed by uid). */
+struct policy_rt {
+	int64_t start;		/* OnDemand: when all its agents had acked */
+	int64_t completion;
+	char last_status[2048];	/* the last status body written (or attempted) */
+	int64_t last_write;
+	uint64_t seen;		/* reconcile pass that last saw the policy */
+};
+
+static void on_signal(int sig)
+{
+	(void)sig;
+	__atomic_store_n(&ctl.stop, 1, __ATOMIC_RELEASE);
+	server_wake(&ctl);
+}
+
+static int64_t now_s(void)
+{
+	return (int64_t)time(NULL);
+}
+
+static void mark_dirty(void)
+{
+	ctl.dirty = true;
+	pthread_cond_broadcast(&ctl.wake);
+}
+
+/* ---- informer callbacks --------------------------------------------------- */
+
+static void pod_drop(struct pod *p)
+{
+	char key[600];
+
+	if (!p)
+		return;
+	snprintf(key, sizeof(key), "%s/%s", p->ns, p->name);
+	if (hmap_get(&ctl.pods_by_name, key) == p)
+		hmap_del(&ctl.pods_by_name, key);
+	pod_free(p);
+	free(p);
+}
+
+static void pods_begin(void *ctx)
+{
+	(void)ctx;
+	pthread_mutex_lock(&ctl.lock);
+	ctl.gen_pods++;
+	pthread_mutex_unlock(&ctl.lock);
+}
+
+static void pods_event(void *ctx, enum k8s_event ev, const cJSON *obj)
+{
+	struct pod *p = calloc(1, sizeof(*p)), *old = NULL;
+	char key[600];
+
+	(void)ctx;
+	if (!p || pod_from_json(obj, p)) {
+		free(p);
+		return;
+	}
+	pthread_mutex_lock(&ctl.lock);
+	snprintf(key, sizeof(key), "%s/%s", p->ns, p->name);
+	if (ev == K8S_DELETED) {
+		pod_drop(hmap_del(&ctl.pods, p->uid));
+		pod_free(p);
+		free(p);
+	} else {
+		p->seen = ctl.gen_pods;
+		if (hmap_put(&ctl.pods, p->uid, p, (void **)&old)) {
+			pod_free(p);
+			free(p);
+		} else {
+			pod_drop(old);
+			hmap_put(&ctl.pods_by_name, key, p, NULL);
+		}
+	}
+	mark_dirty();
+	pthread_mutex_unlock(&ctl.lock);
+}
+
+static void pods_end(void *ctx)
+{
+	(void)ctx;
+	pthread_mutex_lock(&ctl.lock);
+	hmap_for_each(&ctl.pods, it) {
+		struct pod *p = it->val;
+
+		if (p->seen != ctl.gen_pods)
+			pod_drop(hmap_del(&ctl.pods, it->key));
+	}
+	mark_dirty();
+	pthread_mutex_unlock(&ctl.lock);
+}
+
+/* Namespaces and Nodes share one shape. */
+struct nl_ctx {
+	struct hmap *map;
+	uint64_t *gen;
+};
+
+static void nl_begin(void *ctx)
+{
+	struct nl_ctx *x = ctx;
+
+	pthread_mutex_lock(&ctl.lock);
+	(*x->gen)++;
+	pthread_mutex_unlock(&ctl.lock);
+}
+
+static void nl_event(void *ctx, enum k8s_event ev, const cJSON *obj)
+{
+	struct nl_ctx *x = ctx;
+	struct named_labels *n = calloc(1, sizeof(*n)), *old = NULL;
+
+	if (!n || named_labels_from_json(obj, n)) {
+		free(n);
+		return;
+	}
+	pthread_mutex_lock(&ctl.lock);
+	if (ev == K8S_DELETED) {
+		old = hmap_del(x->map, n->name);
+		named_labels_free(n);
+		free(n);
+	} else {
+		n->seen = *x->gen;
+		if (hmap_put(x->map, n->name, n, (void **)&old)) {
+			named_labels_free(n);
+			free(n);
+		}
+	}
+	if (old) {
+		named_labels_free(old);
+		free(old);
+	}
+	mark_dirty();
+	pthread_mutex_unlock(&ctl.lock);
+}
+
+static void nl_end(void *ctx)
+{
+	struct nl_ctx *x = ctx;
+
+	pthread_mutex_lock(&ctl.lock);
+	hmap_for_each(x->map, it) {
+		struct named_labels *n = it->val;
+
+		if (n->seen != *x->gen) {
+			hmap_del(x->map, it->key);
+			named_labels_free(n);
+			free(n);
+		}
+	}
+	mark_dirty();
+	pthread_mutex_unlock(&ctl.lock);
+}
+
+static struct nl_ctx ns_ctx = { &ctl.namespaces, &ctl.gen_ns };
+static struct nl_ctx node_ctx = { &ctl.nodes, &ctl.gen_nodes };
+
+/* Policies: ctx is (void *)1 for cluster policies. */
+static void pol_begin(void *ctx)
+{
+	pthread_mutex_lock(&ctl.lock);
+	if (ctx)
+		ctl.gen_cpp++;
+	else
+		ctl.gen_pp++;
+	pthread_mutex_unlock(&ctl.lock);
+}
+
+static void pol_event(void *ctx, enum k8s_event ev, const cJSON *obj)
+{
+	bool cluster = ctx != NULL;
+	struct policy *p = calloc(1, sizeof(*p)), *old = NULL;
+	char key[600];
+
+	if (!p || policy_from_json(obj, cluster, ctl.opt.max_hz, p)) {
+		free(p);
+		return;
+	}
+	snprintf(key, sizeof(key), "%c:%s", cluster ? 'C' : 'P', p->key);
+	pthread_mutex_lock(&ctl.lock);
+	if (ev == K8S_DELETED) {
+		old = hmap_del(&ctl.policies, key);
+		log_info("policy %s deleted", p->key);
+		policy_free(p);
+		free(p);
+	} else {
+		p->seen = cluster ? ctl.gen_cpp : ctl.gen_pp;
+		if (hmap_put(&ctl.policies, key, p, (void **)&old)) {
+			policy_free(p);
+			free(p);
+		}
+	}
+	if (old) {
+		policy_free(old);
+		free(old);
+	}
+	mark_dirty();
+	pthread_mutex_unlock(&ctl.lock);
+}
+
+static void pol_end(void *ctx)
+{
+	char kind = ctx ? 'C' : 'P';
+	uint64_t gen;
+
+	pthread_mutex_lock(&ctl.lock);
+	gen = ctx ? ctl.gen_cpp : ctl.gen_pp;
+	hmap_for_each(&ctl.policies, it) {
+		struct policy *p = it->val;
+
+		if (it->key[0] == kind && p->seen != gen) {
+			hmap_del(&ctl.policies, it->key);
+			policy_free(p);
+			free(p);
+		}
+	}
+	mark_dirty();
+	pthread_mutex_unlock(&ctl.lock);
+}
+
+static void cpb_begin(void *ctx)
+{
+	(void)ctx;
+	pthread_mutex_lock(&ctl.lock);
+	ctl.gen_cpb++;
+	pthread_mutex_unlock(&ctl.lock);
+}
+
+static void cpb_event(void *ctx, enum k8s_event ev, const cJSON *obj)
+{
+	struct backend *b = calloc(1, sizeof(*b)), *old = NULL;
+
+	(void)ctx;
+	if (!b || backend_from_json(obj, b)) {
+		free(b);
+		return;
+	}
+	pthread_mutex_lock(&ctl.lock);
+	if (ev == K8S_DELETED) {
+		old = hmap_del(&ctl.backends, b->name);
+		backend_free(b);
+		free(b);
+	} else {
+		b->seen = ctl.gen_cpb;
+		if (hmap_put(&ctl.backends, b->name, b, (void **)&old)) {
+			backend_free(b);
+			free(b);
+		}
+	}
+	if (old) {
+		backend_free(old);
+		free(old);
+	}
+	mark_dirty();
+	pthread_mutex_unlock(&ctl.lock);
+}
+
+static void cpb_end(void *ctx)
+{
+	(void)ctx;
+	pthread_mutex_lock(&ctl.lock);
+	hmap_for_each(&ctl.backends, it) {
+		struct backend *b = it->val;
+
+		if (b->seen != ctl.gen_cpb) {
+			hmap_del(&ctl.backends, it->key);
+			backend_free(b);
+			free(b);
+		}
+	}
+	mark_dirty();
+	pthread_mutex_unlock(&ctl.lock);
+}
+
+/* ---- leader election (coordination.k8s.io/v1 Lease) ----------------------- */
+
+static void micro_time(char *buf, size_t len)
+{
+	struct timespec ts;
+	struct tm tm;
+	char base[32];
+
+	clock_gettime(CLOCK_REALTIME, &ts);
+	gmtime_r(&ts.tv_sec, &tm);
+	strftime(base, sizeof(base), "%Y-%m-%dT%H:%M:%S", &tm);
+	snprintf(buf, len, "%s.%06ldZ", base, ts.tv_nsec / 1000);
+}
+
+static void set_leader(bool leader)
+{
+	pthread_mutex_lock(&ctl.lock);
+	if (ctl.leader != leader) {
+		log_notice("%s the leader (lease %s/%s, identity %s)",
+			   leader ? "became" : "no longer", ctl.opt.lease_ns, ctl.opt.lease_name,
+			   ctl.opt.identity);
+		ctl.leader = leader;
+		ctl.dirty = true;
+		pthread_cond_broadcast(&ctl.wake);
+	}
+	pthread_mutex_unlock(&ctl.lock);
+	server_wake(&ctl);
+}
+
+static bool is_leader(void)
+{
+	bool l;
+
+	pthread_mutex_lock(&ctl.lock);
+	l = ctl.leader;
+	pthread_mutex_unlock(&ctl.lock);
+	return l;
+}
+
+static char *lease_body(const cJSON *old, const char *holder, bool taking, bool release)
+{
+	cJSON *o = old ? cJSON_Duplicate(old, 1) : cJSON_CreateObject(), *spec, *meta;
+	char t[40];
+	const cJSON *tr;
+	char *s;
+
+	micro_time(t, sizeof(t));
+	cJSON_DeleteItemFromObject(o, "status");
+	if (!old) {
+		cJSON_AddStringToObject(o, "apiVersion", "coordination.k8s.io/v1");
+		cJSON_AddStringToObject(o, "kind", "Lease");
+		meta = cJSON_AddObjectToObject(o, "metadata");
+		cJSON_AddStringToObject(meta, "name", ctl.opt.lease_name);
+		cJSON_AddStringToObject(meta, "namespace", ctl.opt.lease_ns);
+	}
+	spec = cJSON_GetObjectItem(o, "spec");
+	if (!spec)
+		spec = cJSON_AddObjectToObject(o, "spec");
+	tr = cJSON_GetObjectItem(spec, "leaseTransitions");
+	if (taking) {
+		int n = cJSON_IsNumber(tr) ? tr->valueint + 1 : 0;
+
+		cJSON_DeleteItemFromObject(spec, "leaseTransitions");
+		cJSON_AddNumberToObject(spec, "leaseTransitions", n);
+		cJSON_DeleteItemFromObject(spec, "acquireTime");
+		cJSON_AddStringToObject(spec, "acquireTime", t);
+	}
+	cJSON_DeleteItemFromObject(spec, "holderIdentity");
+	cJSON_AddStringToObject(spec, "holderIdentity", holder);
+	cJSON_DeleteItemFromObject(spec, "leaseDurationSeconds");
+	cJSON_AddNumberToObject(spec, "leaseDurationSeconds", release ? 1 : ctl.opt.lease_duration_s);
+	cJSON_DeleteItemFromObject(spec, "renewTime");
+	cJSON_AddStringToObject(spec, "renewTime", t);
+	s = cJSON_PrintUnformatted(o);
+	cJSON_Delete(o);
+	return s;
+}
+
+static void *lease_main(void *arg)
+{
+	struct k8s_client *kc = k8s_client_new(&ctl.kcfg);
+	char path[512], observed[256] = "";
+	struct timespec observed_at = { 0 }, last_renew = { 0 }, now;
+	struct k8s_response r;
+
+	(void)arg;
+	snprintf(path, sizeof(path), "/apis/coordination.k8s.io/v1/namespaces/%s/leases/%s",
+		 ctl.opt.lease_ns, ctl.opt.lease_name);
+	while (!__atomic_load_n(&ctl.stop, __ATOMIC_ACQUIRE)) {
+		bool leader = false, have = false;
+		const char *holder, *renew;
+		char rec[256], *body = NULL;
+
+		clock_gettime(CLOCK_MONOTONIC, &now);
+		if (k8s_request(kc, "GET", path, NULL, NULL, &r) == 0 && r.status == 404) {
+			body = lease_body(NULL, ctl.opt.identity, true, false);
+			k8s_response_free(&r);
+			{
+				char cpath[512];
+
+				snprintf(cpath, sizeof(cpath),
+					 "/apis/coordination.k8s.io/v1/namespaces/%s/leases",
+					 ctl.opt.lease_ns);
+				if (!k8s_request(kc, "POST", cpath, NULL, body, &r) && r.status == 201)
+					leader = have = true;
+				else
+					log_warn("lease: create: %s", k8s_response_message(&r));
+			}
+			snprintf(path, sizeof(path),
+				 "/apis/coordination.k8s.io/v1/namespaces/%s/leases/%s",
+				 ctl.opt.lease_ns, ctl.opt.lease_name);
+		} else if (r.status == 200) {
+			holder = k8s_str(r.json, "spec.holderIdentity");
+			renew = k8s_str(r.json, "spec.renewTime");
+			snprintf(rec, sizeof(rec), "%s|%s", holder ? holder : "", renew ? renew : "");
+			if (strcmp(rec, observed)) {
+				snprintf(observed, sizeof(observed), "%s", rec);
+				observed_at = now;
+			}
+			if ((holder && !strcmp(holder, ctl.opt.identity)) || !holder || !*holder ||
+			    now.tv_sec - observed_at.tv_sec > ctl.opt.lease_duration_s) {
+				bool taking = !holder || strcmp(holder, ctl.opt.identity);
+
+				body = lease_body(r.json, ctl.opt.identity, taking, false);
+				k8s_response_free(&r);
+				if (!k8s_request(kc, "PUT", path, NULL, body, &r) && r.status == 200)
+					leader = have = true;
+				else if (r.status != 409)
+					log_warn("lease: update: HTTP %ld: %s", r.status,
+						 k8s_response_message(&r));
+			} else {
+				have = true;	/* another holder, alive */
+			}
+		} else {
+			log_warn("lease: get: HTTP %ld: %s", r.status, k8s_response_message(&r));
+		}
+		k8s_response_free(&r);
+		free(body);
+		if (leader) {
+			last_renew = now;
+			set_leader(true);
+		} else if (have || now.tv_sec - last_renew.tv_sec > ctl.opt.lease_duration_s * 2 / 3) {
+			/* lost it, or could not renew within the renew deadline */
+			set_leader(false);
+		}
+		for (int i = 0; i < 20 && !__atomic_load_n(&ctl.stop, __ATOMIC_ACQUIRE); i++)
+			usleep(100000);
+	}
+	if (is_leader()) {	/* hand over at once instead of after the lease expires */
+		if (!k8s_request(kc, "GET", path, NULL, NULL, &r) && r.status == 200) {
+			char *body = lease_body(r.json, "", false, true);
+
+			k8s_response_free(&r);
+			k8s_request(kc, "PUT", path, NULL, body, &r);
+			free(body);
+		}
+		k8s_response_free(&r);
+	}
+	k8s_client_free(kc);
+	return NULL;
+}
+
+/* ---- agent authentication (TokenReview) ----------------------------------- */
+
+static bool review(struct k8s_client *kc, const char *token, const char *node, char *why,
+		   size_t whylen)
+{
+	cJSON *req = cJSON_CreateObject(), *spec, *aud;
+	struct k8s_response r;
+	const cJSON *extra, *pn, *pu;
+	char want[300], key[600], *body;
+	const char *user;
+	struct pod *pod;
+	bool ok = false;
+
+	cJSON_AddStringToObject(req, "apiVersion", "authentication.k8s.io/v1");
+	cJSON_AddStringToObject(req, "kind", "TokenReview");
+	spec = cJSON_AddObjectToObject(req, "spec");
+	cJSON_AddStringToObject(spec, "token", token);
+	aud = cJSON_AddArrayToObject(spec, "audiences");
+	cJSON_AddItemToArray(aud, cJSON_CreateString(ctl.opt.agent_audience));
+	body = cJSON_PrintUnformatted(req);
+	cJSON_Delete(req);
+	if (k8s_request(kc, "POST", "/apis/authentication.k8s.io/v1/tokenreviews", NULL, body, &r) ||
+	    r.status != 201) {
+		snprintf(why, whylen, "token review failed: %s", k8s_response_message(&r));
+		goto out;
+	}
+	if (!cJSON_IsTrue(k8s_get(r.json, "status.authenticated"))) {
+		snprintf(why, whylen, "token not authenticated%s%s",
+			 k8s_str(r.json, "status.error") ? ": " : "",
+			 k8s_str(r.json, "status.error") ? k8s_str(r.json, "status.error") : "");
+		goto out;
+	}
+	user = k8s_str(r.json, "status.user.username");
+	snprintf(want, sizeof(want), "system:serviceaccount:%s:%s", ctl.opt.agent_sa_ns,
+		 ctl.opt.agent_sa_name);
+	if (!user || strcmp(user, want)) {
+		snprintf(why, whylen, "user '%s' is not the agents' service account %s",
+			 user ? user : "?", want);
+		goto out;
+	}
+	/* the token is bound to the agent's pod; the pod says which node it runs on */
+	extra = k8s_get(r.json, "status.user.extra");
+	pn = extra ? cJSON_GetObjectItemCaseSensitive(extra, "authentication.kubernetes.io/pod-name")
+		   : NULL;
+	pu = extra ? cJSON_GetObjectItemCaseSensitive(extra, "authentication.kubernetes.io/pod-uid")
+		   : NULL;
+	if (!cJSON_IsArray(pn) || !cJSON_IsString(cJSON_GetArrayItem(pn, 0)) ||
+	    !cJSON_IsArray(pu) || !cJSON_IsString(cJSON_GetArrayItem(pu, 0))) {
+		snprintf(why, whylen, "token is not bound to a pod (use a projected service-account token)");
+		goto out;
+	}
+	snprintf(key, sizeof(key), "%s/%s", ctl.opt.agent_sa_ns,
+		 cJSON_GetArrayItem(pn, 0)->valuestring);
+	pthread_mutex_lock(&ctl.lock);
+	pod = hmap_get(&ctl.pods_by_name, key);
+	if (!pod)
+		snprintf(why, whylen, "agent pod %s not found", key);
+	else if (strcmp(pod->uid, cJSON_GetArrayItem(pu, 0)->valuestring))
+		snprintf(why, whylen, "agent pod %s was replaced (uid mismatch)", key);
+	else if (!pod->node || strcmp(pod->node, node))
+		snprintf(why, whylen, "agent pod %s runs on node '%s', not '%s'", key,
+			 pod->node ? pod->node : "", node);
+	else
+		ok = true;
+	pthread_mutex_unlock(&ctl.lock);
+out:
+	free(body);
+	k8s_response_free(&r);
+	return ok;
+}
+
+void *auth_main(void *arg)
+{
+	struct k8s_client *kc = k8s_client_new(&ctl.kcfg);
+
+	(void)arg;
+	pthread_mutex_lock(&ctl.lock);
+	while (!__atomic_load_n(&ctl.stop, __ATOMIC_ACQUIRE)) {
+		struct conn *cn;
+		uint64_t id = 0;
+		char token[4096], node[254], why[256] = "";
+		bool ok, leader = ctl.leader;
+
+		for (cn = ctl.conns; cn; cn = cn->next)
+			if (cn->auth == AUTH_PENDING)
+				break;
+		if (!cn) {
+			ctl.auth_work = false;
+			pthread_cond_wait(&ctl.wake, &ctl.lock);
+			continue;
+		}
+		id = cn->id;
+		snprintf(token, sizeof(token), "%s", cn->token);
+		snprintf(node, sizeof(node), "%s", cn->node);
+		pthread_mutex_unlock(&ctl.lock);
+		if (!leader && !ctl.opt.no_leader_election) {
+			ok = false;
+			snprintf(why, sizeof(why), "not the leader");
+		} else if (ctl.opt.insecure_trust_agents) {
+			ok = true;
+		} else {
+			ok = review(kc, token, node, why, sizeof(why));
+		}
+		memset(token, 0, sizeof(token));
+		pthread_mutex_lock(&ctl.lock);
+		for (cn = ctl.conns; cn; cn = cn->next)	/* it may have gone meanwhile */
+			if (cn->id == id && cn->auth == AUTH_PENDING) {
+				server_auth_done(&ctl, cn, ok, why);
+				break;
+			}
+		pthread_mutex_unlock(&ctl.lock);
+		server_wake(&ctl);
+		pthread_mutex_lock(&ctl.lock);
+	}
+	pthread_mutex_unlock(&ctl.lock);
+	k8s_client_free(kc);
+	return NULL;
+}
+
+/* ---- reconcile ------------------------------------------------------------ */
+
+static int cmp_named_ptr(const void *a, const void *b)
+{
+	return strcmp((*(struct named_labels *const *)a)->name, (*(struct named_labels *const *)b)->name);
+}
+
+static int cmp_backend_ptr(const void *a, const void *b)
+{
+	return strcmp((*(struct backend *const *)a)->name, (*(struct backend *const *)b)->name);
+}
+
+static void **map_values(struct hmap *m, int *n)
+{
+	void **v = calloc(m->n + 1, sizeof(void *));
+	int k = 0;
+
+	if (v)
+		hmap_for_each(m, it)
+			v[k++] = it->val;
+	*n = k;
+	return v;
+}
+
+struct status_write {
+	char *path;
+	char *body;
+	struct status_write *next;
+};
+
+static struct policy_rt *rt_get(const struct policy *p)
+{
+	struct policy_rt *rt = hmap_get(&ctl.runtime, p->uid ? p->uid : p->key);
+
+	if (rt)
+		return rt;
+	rt = calloc(1, sizeof(*rt));
+	if (!rt || hmap_put(&ctl.runtime, p->uid ? p->uid : p->key, rt, NULL)) {
+		free(rt);
+		return NULL;
+	}
+	/* a controller restart continues where the status says the policy is */
+	rt->start = p->srv_start;
+	rt->completion = p->srv_completion;
+	return rt;
+}
+
+static const char *old_transition(const struct policy *p, const char *type, const char *status)
+{
+	const cJSON *c;
+
+	cJSON_ArrayForEach(c, p->srv_conditions) {
+		const char *t = k8s_str(c, "type"), *s = k8s_str(c, "status");
+
+		if (t && s && !strcmp(t, type) && !strcmp(s, status))
+			return k8s_str(c, "lastTransitionTime");
+	}
+	return NULL;
+}
+
+static void add_cond(cJSON *arr, const struct policy *p, const char *type, bool status,
+		     const char *reason, const char *msg, const char *now)
+{
+	cJSON *c = cJSON_CreateObject();
+	const char *st = status ? "True" : "False", *ltt = old_transition(p, type, st);
+
+	cJSON_AddStringToObject(c, "type", type);
+	cJSON_AddStringToObject(c, "status", st);
+	cJSON_AddStringToObject(c, "reason", reason);
+	cJSON_AddStringToObject(c, "message", msg);
+	cJSON_AddStringToObject(c, "lastTransitionTime", ltt ? ltt : now);
+	cJSON_AddNumberToObject(c, "observedGeneration", (double)p->generation);
+	cJSON_AddItemToArray(arr, c);
+}
+
+/* Agents: how many of the nodes holding this policy's targets run its current set. */
+static void policy_agents(const struct policy *p, int pi, const struct resolve_output *out,
+			  int *ret_nodes, int *ret_acked, int *ret_connected, uint64_t *ret_samples)
+{
+	int nodes = 0, acked = 0, connected = 0;
+	uint64_t samples = 0;
+
+	for (int i = 0; i < out->nnodes; i++) {
+		const struct node_targets *nt = &out->nodes[i];
+		struct node_state *ns;
+		bool has = false;
+
+		for (int j = 0; j < nt->n && !has; j++)
+			for (int k = 0; k < nt->t[j].npolicies; k++)
+				has |= nt->t[j].policies[k] == pi;
+		if (!has)
+			continue;
+		nodes++;
+		ns = hmap_get(&ctl.node_states, nt->node);
+		if (ns && ns->conn)
+			connected++;
+		if (ns && ns->conn && ns->version && ns->acked >= ns->version)
+			acked++;
+	}
+	/* samples from every node's agent, including nodes it no longer targets */
+	hmap_for_each(&ctl.node_states, it) {
+		struct node_state *ns = it->val;
+		uint64_t *v = hmap_get(&ns->samples, p->key), *b = hmap_get(&ns->base, p->key);
+
+		samples += (v ? *v : 0) + (b ? *b : 0);
+	}
+	*ret_nodes = nodes;
+	*ret_acked = acked;
+	*ret_connected = connected;
+	*ret_samples = samples;
+}
+
+static struct status_write *policy_status(struct policy *p, int pi, const struct policy_result *r,
+					  const struct resolve_output *out)
+{
+	struct policy_rt *rt = rt_get(p);
+	cJSON *st, *conds, *body;
+	enum policy_phase phase;
+	int nodes, acked, connected;
+	uint64_t samples;
+	char now[40], t[40], msg[256];
+	struct status_write *w;
+	char *s;
+	int64_t now_unix = now_s();
+
+	if (!rt)
+		return NULL;
+	k8s_time_format(now_unix, now, sizeof(now));
+	policy_agents(p, pi, out, &nodes, &acked, &connected, &samples);
+	if ((int64_t)samples < p->srv_samples)	/* agents restarted along with us */
+		samples = (uint64_t)p->srv_samples;
+	body = cJSON_CreateObject();
+	st = cJSON_AddObjectToObject(body, "status");
+	cJSON_AddNumberToObject(st, "observedGeneration", (double)p->generation);
+	conds = cJSON_CreateArray();
+	if (!r->accepted) {
+		phase = PHASE_FAILED;
+		add_cond(conds, p, "Accepted", false, r->reason, r->message, now);
+		add_cond(conds, p, "Ready", false, "NotAccepted", "the policy is not accepted", now);
+	} else {
+		add_cond(conds, p, "Accepted", true, "Valid", "the policy is valid", now);
+		if (p->mode == MODE_ONDEMAND && rt->completion) {
+			phase = PHASE_COMPLETED;
+		} else if (!r->pods) {
+			phase = rt->start ? PHASE_RUNNING : PHASE_PENDING;
+			snprintf(msg, sizeof(msg), "no running pod matches the selector%s",
+				 r->waiting ? " yet" : "");
+			add_cond(conds, p, "Ready", false, "NoTargets", msg, now);
+		} else if (acked == nodes) {
+			phase = PHASE_RUNNING;
+			snprintf(msg, sizeof(msg), "agents on %d node(s) profile %d pod(s)", nodes, r->pods);
+			add_cond(conds, p, "Ready", true, "AgentsProfiling", msg, now);
+			if (!rt->start)
+				rt->start = now_unix;
+		} else {
+			phase = rt->start ? PHASE_RUNNING : PHASE_PENDING;
+			snprintf(msg, sizeof(msg), "%d of %d node(s) have applied the targets", acked,
+				 nodes);
+			add_cond(conds, p, "Ready", false, "WaitingForAgents", msg, now);
+		}
+		if (p->mode == MODE_ONDEMAND && rt->start && !rt->completion &&
+		    now_unix >= rt->start + p->duration_s) {
+			rt->completion = now_unix;
+			phase = PHASE_COMPLETED;
+			ctl.dirty = true;	/* resolve again: its sampling stops */
+			log_info("policy %s: completed after %llds", p->key, (long long)p->duration_s);
+		}
+		if (p->mode == MODE_ONDEMAND && phase == PHASE_COMPLETED) {
+			cJSON *res = cJSON_AddObjectToObject(st, "result");
+
+			snprintf(msg, sizeof(msg), "profiled for %llds", (long long)p->duration_s);
+			add_cond(conds, p, "Ready", false, "Completed", msg, now);
+			add_cond(conds, p, "Succeeded", true, "DurationElapsed", msg, now);
+			cJSON_AddNumberToObject(res, "samples", (double)samples);
+			cJSON_AddStringToObject(res, "message", msg);
+		} else if (p->mode == MODE_ONDEMAND) {
+			add_cond(conds, p, "Succeeded", false, "InProgress", "not finished yet", now);
+		}
+		if (phase != PHASE_COMPLETED && nodes > connected) {
+			snprintf(msg, sizeof(msg), "%d of %d targeted node(s) have no agent connected",
+				 nodes - connected, nodes);
+			add_cond(conds, p, "Degraded", true, "AgentsMissing", msg, now);
+		} else {
+			add_cond(conds, p, "Degraded", false, "AsExpected", "nothing is degraded", now);
+		}
+	}
+	cJSON_AddItemToObject(st, "conditions", conds);
+	cJSON_AddStringToObject(st, "phase", phase_name(phase));
+	cJSON_AddNumberToObject(st, "targetedNodes", r->accepted ? nodes : 0);
+	cJSON_AddNumberToObject(st, "targetedPods", r->accepted ? r->pods : 0);
+	cJSON_AddNumberToObject(st, "samplesCollected", (double)samples);
+	if (rt->start) {
+		k8s_time_format(rt->start, t, sizeof(t));
+		cJSON_AddStringToObject(st, "startTime", t);
+	}
+	if (rt->completion) {
+		k8s_time_format(rt->completion, t, sizeof(t));
+		cJSON_AddStringToObject(st, "completionTime", t);
+	}
+	s = cJSON_PrintUnformatted(body);
+	cJSON_Delete(body);
+	if (!s)
+		return NULL;
+	/* unchanged, and lastTransitionTime keeps it stable: nothing to write */
+	if (!strcmp(s, rt->last_status) && now_unix - rt->last_write < 300) {
+		free(s);
+		return NULL;
+	}
+	w = calloc(1, sizeof(*w));
+	if (!w) {
+		free(s);
+		return NULL;
+	}
+	snprintf(rt->last_status, sizeof(rt->last_status), "%s", s);
+	rt->last_write = now_unix;
+	if (p->cluster)
+		asprintf(&w->path, GROUP_PATH "/clusterprofilingpolicies/%s/status", p->name);
+	else
+		asprintf(&w->path, GROUP_PATH "/namespaces/%s/profilingpolicies/%s/status", p->ns,
+			 p->name);
+	w->body = s;
+	return w;
+}
+
+static uint64_t next_version(uint64_t prev)
+{
+	struct timespec ts;
+	uint64_t v;
+
+	/* wall-clock based, so versions keep increasing across controller restarts */
+	clock_gettime(CLOCK_REALTIME, &ts);
+	v = (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
+	return v > prev ? v : prev + 1;
+}
+
+/* One pass; called with ctl.lock held. Returns status writes to do without the lock. */
+static struct status_write *reconcile_locked(void)
+{
+	struct resolve_input in = { 0 };
+	struct resolve_output out;
+	struct status_write *writes = NULL;
+	bool changed_any = false;
+	int npol;
+
+	in.policies = (struct policy **)map_values(&ctl.policies, &npol);
+	in.npolicies = npol;
+	in.active = calloc((size_t)npol + 1, sizeof(bool));
+	in.pods = (struct pod **)map_values(&ctl.pods, &in.npods);
+	in.namespaces = (struct named_labels **)map_values(&ctl.namespaces, &in.nnamespaces);
+	in.nodes = (struct named_labels **)map_values(&ctl.nodes, &in.nnodes);
+	in.backends = (struct backend **)map_values(&ctl.backends, &in.nbackends);
+	if (!in.policies || !in.active || !in.pods || !in.namespaces || !in.nodes || !in.backends)
+		goto out;
+	qsort(in.namespaces, (size_t)in.nnamespaces, sizeof(void *), cmp_named_ptr);
+	qsort(in.nodes, (size_t)in.nnodes, sizeof(void *), cmp_named_ptr);
+	qsort(in.backends, (size_t)in.nbackends, sizeof(void *), cmp_backend_ptr);
+	ctl.stats.reconciles++;
+	for (int i = 0; i < npol; i++) {
+		struct policy_rt *rt = rt_get(in.policies[i]);
+
+		if (rt)
+			rt->seen = ctl.stats.reconciles;
+		in.active[i] = !(in.policies[i]->mode == MODE_ONDEMAND && rt && rt->completion);
+	}
+	hmap_for_each(&ctl.runtime, it) {	/* policies that are gone */
+		if (((struct policy_rt *)it->val)->seen != ctl.stats.reconciles)
+			free(hmap_del(&ctl.runtime, it->key));
+	}
+	if (resolve(&in, &out))
+		goto out;
+
+	/* target sets: every node with targets, and every node whose agent is connected */
+	for (int i = 0; i < out.nnodes; i++)
+		if (!hmap_get(&ctl.node_states, out.nodes[i].node)) {
+			struct node_state *ns = calloc(1, sizeof(*ns));
+
+			if (!ns || !(ns->name = strdup(out.nodes[i].node)) ||
+			    hmap_put(&ctl.node_states, ns->name, ns, NULL)) {
+				if (ns)
+					free(ns->name);
+				free(ns);
+			}
+		}
+	hmap_for_each(&ctl.node_states, it) {
+		struct node_state *ns = it->val;
+		const struct node_targets *nt = resolve_find_node(&out, ns->name);
+		size_t clen = 0, mlen = 0;
+		uint8_t *cmp = resolve_encode(&in, nt, 0, &clen), *msg;
+
+		if (!cmp)
+			continue;
+		if (ns->cmp && clen == ns->cmp_len && !memcmp(cmp, ns->cmp, clen)) {
+			free(cmp);
+			continue;
+		}
+		ns->version = next_version(ns->version);
+		msg = resolve_encode(&in, nt, ns->version, &mlen);
+		if (!msg) {
+			free(cmp);
+			continue;
+		}
+		free(ns->cmp);
+		free(ns->msg);
+		ns->cmp = cmp;
+		ns->cmp_len = clen;
+		ns->msg = msg;
+		ns->msg_len = mlen;
+		changed_any = true;
+		log_debug("node %s: target set v%llu, %d container(s)", ns->name,
+			 (unsigned long long)ns->version, nt ? nt->n : 0);
+	}
+	if (changed_any)
+		server_wake(&ctl);
+
+	/* status, by the leader only */
+	if (ctl.leader) {
+		for (int i = 0; i < npol; i++) {
+			struct status_write *w = policy_status(in.policies[i], i, &out.results[i], &out);
+
+			if (w) {
+				w->next = writes;
+				writes = w;
+			}
+		}
+	}
+	resolve_output_free(&out);
+out:
+	free(in.policies);
+	free(in.active);
+	free(in.pods);
+	free(in.namespaces);
+	free(in.nodes);
+	free(in.backends);
+	return writes;
+}
+
+static void *reconcile_main(void *arg)
+{
+	struct k8s_client *kc = k8s_client_new(&ctl.kcfg);
+	struct timespec ts;
+
+	(void)arg;
+	pthread_mutex_lock(&ctl.lock);
+	while (!__atomic_load_n(&ctl.stop, __ATOMIC_ACQUIRE)) {
+		struct status_write *w;
+
+		if (!ctl.dirty) {
+			/* OnDemand timers and periodic status refresh: once a second */
+			clock_gettime(CLOCK_REALTIME, &ts);
+			ts.tv_sec += 1;
+			pthread_cond_timedwait(&ctl.wake, &ctl.lock, &ts);
+		}
+		ctl.dirty = false;
+		w = reconcile_locked();
+		pthread_mutex_unlock(&ctl.lock);
+		while (w) {
+			struct status_write *next = w->next;
+			struct k8s_response r;
+
+			if (k8s_request(kc, "PATCH", w->path, "application/merge-patch+json", w->body,
+					&r) || r.status != 200) {
+				if (r.status != 404)	/* deleted meanwhile: fine */
+					log_warn("status %s: HTTP %ld: %s", w->path, r.status,
+						 k8s_response_message(&r));
+				pthread_mutex_lock(&ctl.lock);
+				ctl.stats.status_errors++;
+				/* forget what was written so the next pass retries */
+				hmap_for_each(&ctl.runtime, it)
+					((struct policy_rt *)it->val)->last_status[0] = 0;
+				pthread_mutex_unlock(&ctl.lock);
+			} else {
+				pthread_mutex_lock(&ctl.lock);
+				ctl.stats.status_writes++;
+				pthread_mutex_unlock(&ctl.lock);
+			}
+			k8s_response_free(&r);
+			free(w->path);
+			free(w->body);
+			free(w);
+			w = next;
+		}
+		pthread_mutex_lock(&ctl.lock);
+	}
+	pthread_mutex_unlock(&ctl.lock);
+	k8s_client_free(kc);
+	return NULL;
+}
+
+/* ---- command line --------------------------------------------------------- */
+
+static void usage(FILE *f)
+{
+	fprintf(f,
+		"Usage: profleet-controller [OPTIONS]\n"
+		"Watches ProfilingPolicy, ClusterProfilingPolicy and ClusterProfilingBackend\n"
+		"resources and drives the per-node agents over websockets.\n\n"
+		"  --kubeconfig PATH        kubeconfig file (default: $KUBECONFIG, in-cluster, ~/.kube/config)\n"
+		"  --context NAME           kubeconfig context (default: current-context)\n"
+		"  --listen ADDR:PORT       agents' websocket endpoint (default 0.0.0.0:7470)\n"
+		"  --agent-service-account NS:NAME\n"
+		"                           the agents' service account (default profleet-system:profleet-agent)\n"
+		"  --agent-audience AUD     audience of the agents' tokens (default profleet)\n"
+		"  --max-frequency HZ       the cluster's cap on sampling.frequencyHz (default 250)\n"
+		"  --lease NS/NAME          leader-election Lease (default profleet-system/profleet-controller)\n"
+		"  --identity ID            this replica's identity (default $POD_NAME or the host name)\n"
+		"  --lease-duration S       seconds (default 15)\n"
+		"  --no-leader-election     act as the leader without a Lease (one replica only)\n"
+		"  --insecure-trust-agents  accept any agent without a TokenReview (benchmarks only)\n"
+		"  --log-level LEVEL        error, warn, notice, info, debug (default info)\n"
+		"  -h, --help, -V, --version\n\n"
+		"Every option can also be set in the environment: --max-frequency as\n"
+		"PROFLEET_MAX_FREQUENCY, and so on.\n");
+}
+
+static const char *env_or(const char *name, const char *def)
+{
+	const char *v = getenv(name);
+
+	return v && *v ? v : def;
+}
+
+static int parse_args(int argc, char **argv, struct ctl_options *o)
+{
+	static char identity[256];
+	static char lease_buf[512], sa_buf[512];
+	static const struct option longopts[] = {
+		{ "kubeconfig", required_argument, NULL, 'k' },
+		{ "context", required_argument, NULL, 'c' },
+		{ "listen", required_argument, NULL, 'l' },
+		{ "agent-service-account", required_argument, NULL, 's' },
+		{ "agent-audience", required_argument, NULL, 'a' },
+		{ "max-frequency", required_argument, NULL, 'm' },
+		{ "lease", required_argument, NULL, 'L' },
+		{ "identity", required_argument, NULL, 'i' },
+		{ "lease-duration", required_argument, NULL, 'd' },
+		{ "no-leader-election", no_argument, NULL, 'N' },
+		{ "insecure-trust-agents", no_argument, NULL, 'T' },
+		{ "log-level", required_argument, NULL, 'v' },
+		{ "help", no_argument, NULL, 'h' },
+		{ "version", no_argument, NULL, 'V' },
+		{ 0 }
+	};
+	const char *listen = env_or("PROFLEET_LISTEN", "0.0.0.0:7470");
+	const char *sa = env_or("PROFLEET_AGENT_SERVICE_ACCOUNT", "profleet-system:profleet-agent");
+	const char *lease = env_or("PROFLEET_LEASE", "profleet-system/profleet-controller");
+	const char *maxhz = env_or("PROFLEET_MAX_FREQUENCY", "250");
+	const char *dur = env_or("PROFLEET_LEASE_DURATION", "15");
+	char *end, *sep;
+	int ch;
+
+	o->kubeconfig = env_or("PROFLEET_KUBECONFIG", NULL);
+	o->context = env_or("PROFLEET_CONTEXT", NULL);
+	o->agent_audience = env_or("PROFLEET_AGENT_AUDIENCE", "profleet");
+	o->log_level = env_or("PROFLEET_LOG_LEVEL", NULL);
+	o->no_leader_election = getenv("PROFLEET_NO_LEADER_ELECTION") != NULL;
+	o->insecure_trust_agents = getenv("PROFLEET_INSECURE_TRUST_AGENTS") != NULL;
+	if (gethostname(identity, sizeof(identity) - 1))
+		snprintf(identity, sizeof(identity), "profleet-controller");
+	o->identity = env_or("PROFLEET_IDENTITY", env_or("POD_NAME", identity));
+	while ((ch = getopt_long(argc, argv, "hV", longopts, NULL)) != -1) {
+		switch (ch) {
+		case 'k': o->kubeconfig = optarg; break;
+		case 'c': o->context = optarg; break;
+		case 'l': listen = optarg; break;
+		case 's': sa = optarg; break;
+		case 'a': o->agent_audience = optarg; break;
+		case 'm': maxhz = optarg; break;
+		case 'L': lease = optarg; break;
+		case 'i': o->identity = optarg; break;
+		case 'd': dur = optarg; break;
+		case 'N': o->no_leader_election = true; break;
+		case 'T': o->insecure_trust_agents = true; break;
+		case 'v': o->log_level = optarg; break;
+		case 'h': usage(stdout); exit(0);
+		case 'V': printf("profleet-controller %s\n", PROFLEET_VERSION); exit(0);
+		default:
+			fprintf(stderr, "profleet-controller: see --help\n");
+			return -1;
+		}
+	}
+	if (optind < argc) {
+		fprintf(stderr, "profleet-controller: unexpected argument '%s'\n", argv[optind]);
+		return -1;
+	}
+	/* ADDR:PORT, [v6]:PORT or :PORT */
+	{
+		static char addr[256];
+		const char *colon = strrchr(listen, ':');
+		long port;
+
+		if (!colon || (size_t)(colon - listen) >= sizeof(addr)) {
+			fprintf(stderr, "profleet-controller: --listen %s: want ADDR:PORT\n", listen);
+			return -1;
+		}
+		port = strtol(colon + 1, &end, 10);
+		if (*end || port < 0 || port > 65535) {
+			fprintf(stderr, "profleet-controller: --listen %s: bad port\n", listen);
+			return -1;
+		}
+		snprintf(addr, sizeof(addr), "%.*s", (int)(colon - listen), listen);
+		if (addr[0] == '[') {
+			memmove(addr, addr + 1, strlen(addr));
+			addr[strcspn(addr, "]")] = 0;
+		}
+		o->listen_addr = !addr[0] || !strcmp(addr, "0.0.0.0") ? NULL : addr;
+		o->port = (int)port;
+	}
+	snprintf(sa_buf, sizeof(sa_buf), "%s", sa);
+	sep = strchr(sa_buf, ':');
+	if (!sep || sep == sa_buf || !sep[1]) {
+		fprintf(stderr, "profleet-controller: --agent-service-account %s: want NS:NAME\n", sa);
+		return -1;
+	}
+	*sep = 0;
+	o->agent_sa_ns = sa_buf;
+	o->agent_sa_name = sep + 1;
+	snprintf(lease_buf, sizeof(lease_buf), "%s", lease);
+	sep = strchr(lease_buf, '/');
+	if (!sep || sep == lease_buf || !sep[1]) {
+		fprintf(stderr, "profleet-controller: --lease %s: want NAMESPACE/NAME\n", lease);
+		return -1;
+	}
+	*sep = 0;
+	o->lease_ns = lease_buf;
+	o->lease_name = sep + 1;
+	o->max_hz = (int)strtol(maxhz, &end, 10);
+	if (*end || o->max_hz < 1 || o->max_hz > 1000) {
+		fprintf(stderr, "profleet-controller: --max-frequency %s: want 1..1000\n", maxhz);
+		return -1;
+	}
+	o->lease_duration_s = (int)strtol(dur, &end, 10);
+	if (*end || o->lease_duration_s < 2 || o->lease_duration_s > 3600) {
+		fprintf(stderr, "profleet-controller: --lease-duration %s: want 2..3600\n", dur);
+		return -1;
+	}
+	if (o->log_level && log_set_level_name(o->log_level)) {
+		fprintf(stderr, "profleet-controller: --log-level %s: unknown level\n", o->log_level);
+		return -1;
+	}
+	return 0;
+}
+
+int main(int argc, char **argv)
+{
+	static const struct k8s_informer_ops pod_ops = { pods_begin, pods_event, pods_end };
+	static const struct k8s_informer_ops nl_ops = { nl_begin, nl_event, nl_end };
+	static const struct k8s_informer_ops pol_ops = { pol_begin, pol_event, pol_end };
+	static const struct k8s_informer_ops cpb_ops = { cpb_begin, cpb_event, cpb_end };
+	struct k8s_informer *inf[6] = { 0 };
+	pthread_t t_rec, t_auth, t_lease;
+	struct sigaction sa = { .sa_handler = on_signal };
+	char err[512];
+
+	if (!getenv("PROFLEET_LOG_LEVEL"))
+		log_set_level(LOG_LVL_INFO);
+	if (parse_args(argc, argv, &ctl.opt))
+		return 2;
+	if (k8s_config_load(ctl.opt.kubeconfig, ctl.opt.context, &ctl.kcfg, err, sizeof(err))) {
+		fprintf(stderr, "profleet-controller: %s\n", err);
+		return 2;
+	}
+	srandom((unsigned int)(time(NULL) ^ getpid()));
+	sigaction(SIGINT, &sa, NULL);
+	sigaction(SIGTERM, &sa, NULL);
+	signal(SIGPIPE, SIG_IGN);
+	pthread_mutex_init(&ctl.lock, NULL);
+	pthread_cond_init(&ctl.wake, NULL);
+	if (ctl.opt.no_leader_election)
+		ctl.leader = true;
+	if (server_start(&ctl))
+		return 1;
+	log_notice("profleet-controller %s: API server %s, agents on %s:%d, identity %s",
+		   PROFLEET_VERSION, ctl.kcfg.server,
+		   ctl.opt.listen_addr ? ctl.opt.listen_addr : "*", ctl.opt.port, ctl.opt.identity);
+	inf[0] = k8s_informer_start(&ctl.kcfg, "/api/v1/pods", &pod_ops, NULL);
+	inf[1] = k8s_informer_start(&ctl.kcfg, "/api/v1/namespaces", &nl_ops, &ns_ctx);
+	inf[2] = k8s_informer_start(&ctl.kcfg, "/api/v1/nodes", &nl_ops, &node_ctx);
+	inf[3] = k8s_informer_start(&ctl.kcfg, GROUP_PATH "/profilingpolicies", &pol_ops, NULL);
+	inf[4] = k8s_informer_start(&ctl.kcfg, GROUP_PATH "/clusterprofilingpolicies", &pol_ops,
+				    (void *)1);
+	inf[5] = k8s_informer_start(&ctl.kcfg, GROUP_PATH "/clusterprofilingbackends", &cpb_ops,
+				    NULL);
+	for (int i = 0; i < 6; i++)
+		if (!inf[i]) {
+			log_error("cannot start informers");
+			return 1;
+		}
+	pthread_create(&t_rec, NULL, reconcile_main, NULL);
+	pthread_create(&t_auth, NULL, auth_main, NULL);
+	if (!ctl.opt.no_leader_election)
+		pthread_create(&t_lease, NULL, lease_main, NULL);
+	server_run(&ctl);
+
+	log_notice("stopping");
+	__atomic_store_n(&ctl.stop, 1, __ATOMIC_RELEASE);
+	pthread_mutex_lock(&ctl.lock);
+	pthread_cond_broadcast(&ctl.wake);
+	pthread_mutex_unlock(&ctl.lock);
+	pthread_join(t_rec, NULL);
+	pthread_join(t_auth, NULL);
+	if (!ctl.opt.no_leader_election)
+		pthread_join(t_lease, NULL);
+	for (int i = 0; i < 6; i++)
+		k8s_informer_stop(inf[i]);
+	server_stop(&ctl);
+	k8s_config_free(&ctl.kcfg);
+	return 0;
+}

@@ -1,0 +1,396 @@
+// SPDX-License-Identifier: Apache-2.0
+/* Policies x pods -> per-node target sets; see resolve.h. */
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "fleet.pb-c.h"
+#include "resolve.h"
+
+static int cmp_named(const void *key, const void *elem)
+{
+	return strcmp(key, (*(struct named_labels *const *)elem)->name);
+}
+
+static const struct named_labels *find_named(struct named_labels **v, int n, const char *name)
+{
+	struct named_labels **hit;
+
+	if (!name || !n)
+		return NULL;
+	hit = bsearch(name, v, (size_t)n, sizeof(*v), cmp_named);
+	return hit ? *hit : NULL;
+}
+
+static int cmp_backend(const void *key, const void *elem)
+{
+	return strcmp(key, (*(struct backend *const *)elem)->name);
+}
+
+static const struct backend *find_backend(const struct resolve_input *in, const char *name)
+{
+	struct backend **hit;
+
+	if (!in->nbackends)
+		return NULL;
+	hit = bsearch(name, in->backends, (size_t)in->nbackends, sizeof(*in->backends), cmp_backend);
+	return hit ? *hit : NULL;
+}
+
+static struct node_targets *get_node(struct resolve_output *out, const char *node, int *cap)
+{
+	for (int i = 0; i < out->nnodes; i++)	/* few nodes per policy run: linear is fine, */
+		if (!strcmp(out->nodes[i].node, node))	/* sorted at the end */
+			return &out->nodes[i];
+	if (out->nnodes == *cap) {
+		int ncap = *cap ? *cap * 2 : 16;
+		struct node_targets *p = realloc(out->nodes, (size_t)ncap * sizeof(*p));
+
+		if (!p)
+			return NULL;
+		out->nodes = p;
+		*cap = ncap;
+	}
+	memset(&out->nodes[out->nnodes], 0, sizeof(out->nodes[0]));
+	out->nodes[out->nnodes].node = node;
+	return &out->nodes[out->nnodes++];
+}
+
+static bool container_selected(const struct policy *p, const char *name)
+{
+	if (!p->ncontainers)
+		return true;
+	for (int i = 0; i < p->ncontainers; i++)
+		if (!strcmp(p->containers[i], name))
+			return true;
+	return false;
+}
+
+static int add_target(struct node_targets *nt, const struct pod *pod, int ci, int pol_idx, int hz)
+{
+	struct rtarget *t = NULL;
+	int *pp;
+
+	/* the same container from another policy: merge (the last one added is the
+	 * likeliest, policies are walked in order) */
+	for (int i = nt->n - 1; i >= 0; i--)
+		if (nt->t[i].pod == pod && nt->t[i].container == ci) {
+			t = &nt->t[i];
+			break;
+		}
+	if (!t) {
+		if (nt->n == nt->cap) {
+			int ncap = nt->cap ? nt->cap * 2 : 8;
+			struct rtarget *p = realloc(nt->t, (size_t)ncap * sizeof(*p));
+
+			if (!p)
+				return -ENOMEM;
+			nt->t = p;
+			nt->cap = ncap;
+		}
+		t = &nt->t[nt->n++];
+		memset(t, 0, sizeof(*t));
+		t->pod = pod;
+		t->container = ci;
+	}
+	if (t->npolicies && t->policies[t->npolicies - 1] == pol_idx)
+		return 0;
+	pp = realloc(t->policies, (size_t)(t->npolicies + 1) * sizeof(int));
+	if (!pp)
+		return -ENOMEM;
+	t->policies = pp;
+	t->policies[t->npolicies++] = pol_idx;
+	if (hz > t->frequency_hz)
+		t->frequency_hz = hz;
+	return 0;
+}
+
+static bool check_backends(const struct resolve_input *in, const struct policy *p,
+			   struct policy_result *r)
+{
+	for (int i = 0; i < p->nbackends; i++) {
+		const struct backend *b = find_backend(in, p->backends[i]);
+
+		if (!b) {
+			snprintf(r->reason, sizeof(r->reason), "UnknownBackend");
+			snprintf(r->message, sizeof(r->message),
+				 "ClusterProfilingBackend '%s' does not exist", p->backends[i]);
+			return false;
+		}
+		if (!backend_allows(b, p->ns)) {
+			snprintf(r->reason, sizeof(r->reason), "BackendNotAllowed");
+			snprintf(r->message, sizeof(r->message),
+				 "ClusterProfilingBackend '%s' does not allow namespace '%s'",
+				 p->backends[i], p->ns);
+			return false;
+		}
+	}
+	return true;
+}
+
+static int cmp_rtarget(const void *a, const void *b)
+{
+	const struct rtarget *x = a, *y = b;
+
+	return strcmp(x->pod->containers[x->container].id, y->pod->containers[y->container].id);
+}
+
+static int cmp_node_targets(const void *a, const void *b)
+{
+	return strcmp(((const struct node_targets *)a)->node, ((const struct node_targets *)b)->node);
+}
+
+int resolve(const struct resolve_input *in, struct resolve_output *out)
+{
+	int cap = 0;
+	const char **seen_nodes = NULL;
+	int nseen, seen_cap = 0;
+
+	memset(out, 0, sizeof(*out));
+	out->results = calloc((size_t)in->npolicies + 1, sizeof(*out->results));
+	if (!out->results)
+		return -ENOMEM;
+	for (int pi = 0; pi < in->npolicies; pi++) {
+		const struct policy *p = in->policies[pi];
+		struct policy_result *r = &out->results[pi];
+
+		if (p->invalid_reason[0]) {
+			snprintf(r->reason, sizeof(r->reason), "%s", p->invalid_reason);
+			snprintf(r->message, sizeof(r->message), "%s", p->invalid_message);
+			continue;
+		}
+		if (!check_backends(in, p, r))
+			continue;
+		r->accepted = true;
+		snprintf(r->reason, sizeof(r->reason), "Valid");
+		nseen = 0;
+		for (int i = 0; i < in->npods; i++) {
+			const struct pod *pod = in->pods[i];
+			bool any = false;
+
+			if (p->cluster) {
+				const struct named_labels *ns, *node;
+
+				if (p->has_ns_sel) {
+					ns = find_named(in->namespaces, in->nnamespaces, pod->ns);
+					if (!ns || !selector_matches(&p->namespaces, &ns->labels))
+						continue;
+				}
+				if (p->has_node_sel) {
+					node = find_named(in->nodes, in->nnodes, pod->node);
+					if (!node || !selector_matches(&p->nodes, &node->labels))
+						continue;
+				}
+			} else if (strcmp(pod->ns, p->ns)) {
+				continue;	/* never across namespaces */
+			}
+			if (!selector_matches(&p->pods, &pod->labels))
+				continue;
+			if (!pod->node || !pod->phase || strcmp(pod->phase, "Running")) {
+				r->waiting++;
+				continue;
+			}
+			for (int ci = 0; ci < pod->ncontainers; ci++) {
+				struct node_targets *nt;
+
+				if (!pod->containers[ci].id ||
+				    !container_selected(p, pod->containers[ci].name))
+					continue;
+				any = true;
+				if (!in->active || !in->active[pi])
+					continue;
+				nt = get_node(out, pod->node, &cap);
+				if (!nt || add_target(nt, pod, ci, pi, p->frequency_hz))
+					goto oom;
+			}
+			if (!any)
+				continue;
+			r->pods++;
+			for (int k = 0; k < nseen; k++)
+				if (!strcmp(seen_nodes[k], pod->node))
+					goto counted;
+			if (nseen == seen_cap) {
+				int ncap = seen_cap ? seen_cap * 2 : 16;
+				const char **sn = realloc(seen_nodes, (size_t)ncap * sizeof(*sn));
+
+				if (!sn)
+					goto oom;
+				seen_nodes = sn;
+				seen_cap = ncap;
+			}
+			seen_nodes[nseen++] = pod->node;
+counted:;
+		}
+		r->nodes = nseen;
+	}
+	free(seen_nodes);
+	for (int i = 0; i < out->nnodes; i++)
+		qsort(out->nodes[i].t, (size_t)out->nodes[i].n, sizeof(struct rtarget), cmp_rtarget);
+	if (out->nnodes)
+		qsort(out->nodes, (size_t)out->nnodes, sizeof(*out->nodes), cmp_node_targets);
+	return 0;
+oom:
+	free(seen_nodes);
+	resolve_output_free(out);
+	return -ENOMEM;
+}
+
+void resolve_output_free(struct resolve_output *out)
+{
+	for (int i = 0; i < out->nnodes; i++) {
+		for (int j = 0; j < out->nodes[i].n; j++)
+			free(out->nodes[i].t[j].policies);
+		free(out->nodes[i].t);
+	}
+	free(out->nodes);
+	free(out->results);
+	memset(out, 0, sizeof(*out));
+}
+
+static int cmp_node_key(const void *key, const void *elem)
+{
+	return strcmp(key, ((const struct node_targets *)elem)->node);
+}
+
+const struct node_targets *resolve_find_node(const struct resolve_output *out, const char *node)
+{
+	if (!out->nnodes)
+		return NULL;
+	return bsearch(node, out->nodes, (size_t)out->nnodes, sizeof(*out->nodes), cmp_node_key);
+}
+
+/* ---- encoding ------------------------------------------------------------- */
+
+struct label_buf {
+	int n, cap;
+	Profleet__Fleet__V1__Label *v;
+	Profleet__Fleet__V1__Label **p;
+};
+
+static void label_add(struct label_buf *lb, const char *k, const char *v)
+{
+	for (int i = 0; i < lb->n; i++)
+		if (!strcmp(lb->v[i].key, k))
+			return;	/* first one wins: policy order, then precedence */
+	if (lb->n == lb->cap)
+		return;
+	profleet__fleet__v1__label__init(&lb->v[lb->n]);
+	lb->v[lb->n].key = (char *)k;
+	lb->v[lb->n].value = (char *)v;
+	lb->n++;
+}
+
+uint8_t *resolve_encode(const struct resolve_input *in, const struct node_targets *nt,
+			uint64_t version, size_t *ret_len)
+{
+	Profleet__Fleet__V1__ControllerMessage msg = PROFLEET__FLEET__V1__CONTROLLER_MESSAGE__INIT;
+	Profleet__Fleet__V1__TargetSet set = PROFLEET__FLEET__V1__TARGET_SET__INIT;
+	int n = nt ? nt->n : 0;
+	Profleet__Fleet__V1__Target *tv = calloc((size_t)n + 1, sizeof(*tv));
+	Profleet__Fleet__V1__Target **tp = calloc((size_t)n + 1, sizeof(*tp));
+	struct label_buf *lbs = calloc((size_t)n + 1, sizeof(*lbs));
+	char ***pols = calloc((size_t)n + 1, sizeof(*pols));
+	char ***bks = calloc((size_t)n + 1, sizeof(*bks));
+	uint8_t *buf = NULL;
+	size_t len;
+
+	if (!tv || !tp || !lbs || !pols || !bks)
+		goto out;
+	for (int i = 0; i < n; i++) {
+		const struct rtarget *rt = &nt->t[i];
+		const struct pod *pod = rt->pod;
+		Profleet__Fleet__V1__Target *t = &tv[i];
+		struct label_buf *lb = &lbs[i];
+		int ncap = 2, nb = 0;
+		const char *svc = NULL;
+
+		profleet__fleet__v1__target__init(t);
+		tp[i] = t;
+		t->pod_uid = pod->uid;
+		t->container_id = pod->containers[rt->container].id;
+		t->namespace_ = pod->ns;
+		t->pod_name = pod->name;
+		t->container_name = pod->containers[rt->container].name;
+		t->frequency_hz = (uint32_t)rt->frequency_hz;
+		pols[i] = calloc((size_t)rt->npolicies + 1, sizeof(char *));
+		if (!pols[i])
+			goto out;
+		for (int k = 0; k < rt->npolicies; k++) {
+			const struct policy *p = in->policies[rt->policies[k]];
+
+			pols[i][k] = p->key;
+			ncap += p->static_labels.n + p->ncopy;
+			nb += p->nbackends;
+		}
+		t->n_policies = (size_t)rt->npolicies;
+		t->policies = pols[i];
+		lb->cap = ncap;
+		lb->v = calloc((size_t)ncap, sizeof(*lb->v));
+		lb->p = calloc((size_t)ncap, sizeof(*lb->p));
+		bks[i] = calloc((size_t)nb + 1, sizeof(char *));
+		if (!lb->v || !lb->p || !bks[i])
+			goto out;
+		/* service name: the policy's rule, the pod annotation, app.kubernetes.io/name;
+		 * the agent falls back to OTEL_SERVICE_NAME and <namespace>/<container> */
+		for (int k = 0; k < rt->npolicies && !svc; k++)
+			svc = in->policies[rt->policies[k]]->service_name;
+		if (!svc)
+			svc = pod->service_annotation;
+		if (!svc)
+			svc = labels_get(&pod->labels, "app.kubernetes.io/name");
+		if (svc)
+			label_add(lb, "service_name", svc);
+		for (int k = 0; k < rt->npolicies; k++) {
+			const struct policy *p = in->policies[rt->policies[k]];
+
+			for (int j = 0; j < p->static_labels.n; j++)
+				label_add(lb, p->static_labels.kv[j].key, p->static_labels.kv[j].value);
+			for (int j = 0; j < p->ncopy; j++) {
+				const char *v = labels_get(&pod->labels, p->copy_labels[j]);
+
+				if (v)
+					label_add(lb, p->copy_labels[j], v);
+			}
+			for (int j = 0; j < p->nbackends; j++) {
+				bool dup = false;
+
+				for (size_t m = 0; m < t->n_backends; m++)
+					dup |= !strcmp(bks[i][m], p->backends[j]);
+				if (!dup)
+					bks[i][t->n_backends++] = p->backends[j];
+			}
+		}
+		for (int j = 0; j < lb->n; j++)
+			lb->p[j] = &lb->v[j];
+		t->n_labels = (size_t)lb->n;
+		t->labels = lb->p;
+		t->backends = bks[i];
+	}
+	set.version = version;
+	set.n_targets = (size_t)n;
+	set.targets = tp;
+	msg.msg_case = PROFLEET__FLEET__V1__CONTROLLER_MESSAGE__MSG_TARGETS;
+	msg.targets = &set;
+	len = profleet__fleet__v1__controller_message__get_packed_size(&msg);
+	buf = malloc(len ? len : 1);
+	if (buf)
+		*ret_len = profleet__fleet__v1__controller_message__pack(&msg, buf);
+out:
+	for (int i = 0; i < n; i++) {
+		if (lbs) {
+			free(lbs[i].v);
+			free(lbs[i].p);
+		}
+		if (pols)
+			free(pols[i]);
+		if (bks)
+			free(bks[i]);
+	}
+	free(tv);
+	free(tp);
+	free(lbs);
+	free(pols);
+	free(bks);
+	return buf;
+}

@@ -1,0 +1,39 @@
+#!/bin/sh
+# The controller's agent websocket against hostile frames: each bad connection is
+# closed, a well-behaved agent next to it keeps working, the controller lives on.
+# No API server is needed: the controller's informers just retry in the background.
+. "$(dirname "$0")/lib.sh"
+CTL=$BUILD/bin/profleet-controller
+PROBE=$BUILD/tools/wsprobe
+cat >"$TMP/kubeconfig" <<KC
+apiVersion: v1
+kind: Config
+current-context: x
+clusters: [{name: x, cluster: {server: "https://127.0.0.1:1"}}]
+users: [{name: x, user: {token: t}}]
+contexts: [{name: x, context: {cluster: x, user: x}}]
+KC
+port=$(( 20000 + $(od -An -N2 -tu2 /dev/urandom | tr -d ' ') % 20000 ))
+"$CTL" --kubeconfig "$TMP/kubeconfig" --listen "127.0.0.1:$port" --no-leader-election \
+	--insecure-trust-agents --log-level info >"$TMP/ctl.log" 2>&1 &
+ctl=$!
+sleep 0.5
+for m in garbage text oversize empty twice-hello no-hello; do
+	out=$("$PROBE" "ws://127.0.0.1:$port" "$m")
+	echo "# $m: $out"
+	check "a $m frame closes that connection only; the other agent keeps its set" \
+		[ "$out" = "bad=closed good=open got_set=1" ]
+done
+out=$("$PROBE" "ws://127.0.0.1:$port" valid)
+check "control: a proper hello stays connected ($out)" [ "$out" = "bad=open good=open got_set=1" ]
+check "the controller survived every frame" kill -0 $ctl
+check "undecodable frames are logged" grep -q "undecodable frame" "$TMP/ctl.log"
+"$CTL" --kubeconfig "$TMP/kubeconfig" --listen "127.0.0.1:$port" --no-leader-election >"$TMP/ctl2.log" 2>&1
+check "a second controller on a taken port exits with an error" sh -c "[ $? -ne 0 ] && grep -q 'cannot listen' '$TMP/ctl2.log'"
+check "--help documents the options" sh -c "'$CTL' --help | grep -q -- '--agent-service-account'"
+"$CTL" --max-frequency 0 >/dev/null 2>&1
+check "a bad option exits 2" [ $? -eq 2 ]
+kill $ctl
+wait $ctl
+check "the controller stops cleanly on SIGTERM" [ $? -eq 0 ]
+finish

@@ -1,0 +1,544 @@
+// SPDX-License-Identifier: Apache-2.0
+/* The controller's pure parts: YAML/JSON, the hash map, selectors, policy
+ * validation, resolution of policies x pods, the wire encoding, kubeconfig. */
+#include <errno.h>
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <cmocka.h>
+
+#include "helpers.h"
+
+#include "fleet.pb-c.h"
+#include "fleet_client.h"
+#include "hmap.h"
+#include "k8s.h"
+#include "model.h"
+#include "resolve.h"
+#include "yamljson.h"
+
+static cJSON *Y(const char *text)
+{
+	char err[256];
+	cJSON *j = yaml_to_json(text, strlen(text), err, sizeof(err));
+
+	if (!j)
+		fail_msg("yaml: %s\n%s", err, text);
+	return j;
+}
+
+static void test_yaml_scalars(void **state)
+{
+	cJSON *j = Y("a: 1\nb: \"1\"\nc: true\nd: ~\ne: text\nf: [x, 2.5]\ng: {h: i}\n"
+		     "k: &anc {z: 1}\nl: *anc\nm: 0x10\n");
+
+	(void)state;
+	assert_true(cJSON_IsNumber(k8s_get(j, "a")));
+	assert_string_equal(k8s_str(j, "b"), "1");
+	assert_true(cJSON_IsTrue(k8s_get(j, "c")));
+	assert_true(cJSON_IsNull(k8s_get(j, "d")));
+	assert_string_equal(k8s_str(j, "e"), "text");
+	assert_int_equal(cJSON_GetArraySize(k8s_get(j, "f")), 2);
+	assert_string_equal(k8s_str(j, "g.h"), "i");
+	assert_int_equal(k8s_get(j, "l.z")->valueint, 1);
+	assert_string_equal(k8s_str(j, "m"), "0x10");	/* not a YAML 1.2 core int */
+	cJSON_Delete(j);
+	{
+		char err[256];
+
+		assert_null(yaml_to_json("a: [1, 2\n", 9, err, sizeof(err)));
+		assert_non_null(strstr(err, "YAML error"));
+		assert_null(yaml_to_json("", 0, err, sizeof(err)));
+		assert_null(yaml_to_json("? [a]\n: 1\n", 10, err, sizeof(err)));
+	}
+}
+
+static void test_base64(void **state)
+{
+	size_t n;
+	unsigned char *d = base64_decode("aGVsbG8gd29y\nbGQ=", &n);
+
+	(void)state;
+	assert_non_null(d);
+	assert_int_equal(n, 11);
+	assert_memory_equal(d, "hello world", 11);
+	free(d);
+	assert_null(base64_decode("a$bc", &n));
+	assert_null(base64_decode("abcde", &n));	/* one stray character */
+	assert_null(base64_decode("ab=c", &n));	/* data after padding */
+}
+
+static void test_hmap(void **state)
+{
+	struct hmap m = { 0 };
+	char key[32];
+	void *old;
+
+	(void)state;
+	for (long i = 0; i < 20000; i++) {
+		snprintf(key, sizeof(key), "k%ld", i);
+		assert_int_equal(hmap_put(&m, key, (void *)(i + 1), NULL), 0);
+	}
+	assert_int_equal(m.n, 20000);
+	for (long i = 0; i < 20000; i += 2) {
+		snprintf(key, sizeof(key), "k%ld", i);
+		assert_ptr_equal(hmap_del(&m, key), (void *)(i + 1));
+	}
+	assert_int_equal(m.n, 10000);
+	for (long i = 0; i < 20000; i++) {
+		snprintf(key, sizeof(key), "k%ld", i);
+		assert_ptr_equal(hmap_get(&m, key), i % 2 ? (void *)(i + 1) : NULL);
+	}
+	assert_int_equal(hmap_put(&m, "k1", (void *)7, &old), 0);
+	assert_ptr_equal(old, (void *)2);
+	{
+		size_t n = 0;
+
+		hmap_for_each(&m, it)
+			n++;
+		assert_int_equal(n, 10000);
+	}
+	/* churn through tombstones without growing forever */
+	for (int round = 0; round < 50; round++)
+		for (int i = 0; i < 1000; i++) {
+			snprintf(key, sizeof(key), "churn%d", i);
+			hmap_put(&m, key, (void *)1, NULL);
+			hmap_del(&m, key);
+		}
+	assert_int_equal(m.n, 10000);
+	assert_true(m.cap <= 65536);
+	hmap_free(&m);
+}
+
+static struct labels L(const char *yaml)
+{
+	cJSON *j = Y(yaml);
+	struct labels l;
+
+	assert_int_equal(labels_from_json(j, &l), 0);
+	cJSON_Delete(j);
+	return l;
+}
+
+static void test_selectors(void **state)
+{
+	static const struct {
+		const char *sel;
+		bool match;	/* against app=web, tier=front */
+	} cases[] = {
+		{ "{}", true },
+		{ "{matchLabels: {app: web}}", true },
+		{ "{matchLabels: {app: db}}", false },
+		{ "{matchLabels: {app: web, tier: front}}", true },
+		{ "{matchExpressions: [{key: app, operator: In, values: [db, web]}]}", true },
+		{ "{matchExpressions: [{key: app, operator: NotIn, values: [web]}]}", false },
+		{ "{matchExpressions: [{key: zone, operator: NotIn, values: [a]}]}", true },
+		{ "{matchExpressions: [{key: tier, operator: Exists}]}", true },
+		{ "{matchExpressions: [{key: zone, operator: Exists}]}", false },
+		{ "{matchExpressions: [{key: zone, operator: DoesNotExist}]}", true },
+		{ "{matchLabels: {app: web}, matchExpressions: [{key: tier, operator: In, values: [back]}]}", false },
+	};
+	static const char *const bad[] = {
+		"{matchExpressions: [{key: app, operator: Like, values: [x]}]}",
+		"{matchExpressions: [{key: app, operator: In}]}",
+		"{matchExpressions: [{key: app, operator: Exists, values: [x]}]}",
+		"{matchExpressions: [{operator: Exists}]}",
+		"{matchLabels: {app: [x]}}",
+		"{matchExpressions: {key: app}}",
+		"[1]",
+	};
+	struct labels l = L("{app: web, tier: front}");
+	char err[200];
+
+	(void)state;
+	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+		cJSON *j = Y(cases[i].sel);
+		struct selector s;
+
+		assert_int_equal(selector_parse(j, &s, err, sizeof(err)), 0);
+		if (selector_matches(&s, &l) != cases[i].match)
+			fail_msg("selector %s: want %d", cases[i].sel, cases[i].match);
+		selector_free(&s);
+		cJSON_Delete(j);
+	}
+	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+		cJSON *j = Y(bad[i]);
+		struct selector s;
+
+		err[0] = 0;
+		if (selector_parse(j, &s, err, sizeof(err)) != -EINVAL || !err[0])
+			fail_msg("selector %s should be refused with a message", bad[i]);
+		cJSON_Delete(j);
+	}
+	labels_free(&l);
+}
+
+static struct policy *P(const char *yaml, bool cluster)
+{
+	cJSON *j = Y(yaml);
+	struct policy *p = calloc(1, sizeof(*p));
+
+	assert_int_equal(policy_from_json(j, cluster, 250, p), 0);
+	cJSON_Delete(j);
+	return p;
+}
+
+static void test_policy_validation(void **state)
+{
+	static const struct {
+		const char *spec;
+		bool cluster;
+		const char *reason;	/* "" = valid */
+	} cases[] = {
+		{ "{selector: {podSelector: {}}}", false, "" },
+		{ "{mode: OnDemand, durationSeconds: 30, selector: {podSelector: {}}}", false, "" },
+		{ "{mode: OnDemand, selector: {podSelector: {}}}", false, "InvalidSpec" },
+		{ "{mode: Continuous, durationSeconds: 30, selector: {podSelector: {}}}", false, "InvalidSpec" },
+		{ "{mode: Sometimes, selector: {podSelector: {}}}", false, "InvalidSpec" },
+		{ "{selector: {}}", false, "InvalidSelector" },
+		{ "{}", false, "InvalidSelector" },
+		{ "{selector: {podSelector: {matchExpressions: [{key: a, operator: Is}]}}}", false, "InvalidSelector" },
+		{ "{selector: {podSelector: {}}, sampling: {frequencyHz: 999}}", false, "FrequencyOverCap" },
+		{ "{selector: {podSelector: {}}, sampling: {frequencyHz: 0}}", false, "InvalidSpec" },
+		{ "{selector: {podSelector: {}}, sampling: {profileTypes: [OffCPU]}}", false, "Unsupported" },
+		{ "{selector: {podSelector: {}, namespaceSelector: {}}}", false, "CrossNamespace" },
+		{ "{selector: {podSelector: {}, namespaceSelector: {}}}", true, "" },
+		{ "{selector: {podSelector: {}, nodeSelector: {matchLabels: {a: b}}}}", true, "" },
+		{ "{selector: {podSelector: {}}, export: {backendRefs: [a,b,c,d,e,f,g,h,i]}}", false, "InvalidSpec" },
+	};
+
+	(void)state;
+	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+		char yaml[1024];
+		struct policy *p;
+
+		snprintf(yaml, sizeof(yaml),
+			 "{metadata: {name: p, namespace: ns, generation: 3}, spec: %s}", cases[i].spec);
+		p = P(yaml, cases[i].cluster);
+		if (strcmp(p->invalid_reason, cases[i].reason))
+			fail_msg("%s: reason '%s' (%s), want '%s'", cases[i].spec, p->invalid_reason,
+				 p->invalid_message, cases[i].reason);
+		if (cases[i].reason[0])
+			assert_true(strlen(p->invalid_message) > 10);
+		assert_int_equal(p->generation, 3);
+		policy_free(p);
+		free(p);
+	}
+	{
+		struct policy *p = P("{metadata: {name: x, namespace: ns}, spec: {selector: {podSelector: {}}},"
+				     " status: {phase: Running, startTime: '2026-01-02T03:04:05Z', samplesCollected: 42}}",
+				     false);
+
+		assert_string_equal(p->key, "ns/x");
+		assert_int_equal(p->frequency_hz, 19);
+		assert_int_equal(p->srv_phase, PHASE_RUNNING);
+		assert_int_equal(p->srv_start, 1767323045);
+		assert_int_equal(p->srv_samples, 42);
+		policy_free(p);
+		free(p);
+	}
+}
+
+static struct pod *POD(const char *ns, const char *name, const char *node, const char *labels,
+		       const char *cid1, const char *cid2)
+{
+	char yaml[2048];
+	cJSON *j;
+	struct pod *p = calloc(1, sizeof(*p));
+
+	snprintf(yaml, sizeof(yaml),
+		 "{metadata: {namespace: %s, name: %s, uid: uid-%s-%s, labels: %s},"
+		 " spec: {nodeName: %s, containers: [{name: app}, {name: sidecar}]},"
+		 " status: {phase: Running, containerStatuses: ["
+		 "{name: app, containerID: 'containerd://%s'}, {name: sidecar, containerID: 'containerd://%s'}]}}",
+		 ns, name, ns, name, labels, node, cid1, cid2);
+	j = Y(yaml);
+	assert_int_equal(pod_from_json(j, p), 0);
+	cJSON_Delete(j);
+	return p;
+}
+
+static char *cid(int n)
+{
+	static char buf[8][65];
+	static int k;
+	char *b = buf[k++ % 8];
+
+	snprintf(b, 65, "%064x", n);
+	return b;
+}
+
+static void test_container_ids(void **state)
+{
+	char *s;
+
+	(void)state;
+	s = container_id_normalize("containerd://ABCDEF0123456789abcdef0123456789abcdef0123456789abcdef0123456789");
+	assert_string_equal(s, "abcdef0123456789abcdef0123456789abcdef0123456789abcdef0123456789");
+	free(s);
+	assert_null(container_id_normalize("docker://1234"));
+	assert_null(container_id_normalize("cri-o://zz23456789abcdef0123456789abcdef0123456789abcdef0123456789ab"));
+	assert_null(container_id_normalize(NULL));
+}
+
+static const struct node_targets *node(const struct resolve_output *o, const char *n)
+{
+	return resolve_find_node(o, n);
+}
+
+static void test_resolve(void **state)
+{
+	struct pod *pods[] = {
+		POD("shop", "web-1", "node-a", "{app: web}", cid(1), cid(2)),
+		POD("shop", "web-2", "node-b", "{app: web}", cid(3), cid(4)),
+		POD("shop", "db-1", "node-a", "{app: db}", cid(5), cid(6)),
+		POD("other", "web-x", "node-a", "{app: web}", cid(7), cid(8)),	/* same labels, other ns */
+	};
+	struct policy *pols[] = {
+		P("{metadata: {name: web, namespace: shop}, spec: {selector: {podSelector: {matchLabels: {app: web}},"
+		  " containers: [app]}, sampling: {frequencyHz: 19}, labels: {static: {env: prod}}}}", false),
+		P("{metadata: {name: all, namespace: shop}, spec: {selector: {podSelector: {}}, sampling: {frequencyHz: 99}}}",
+		  false),
+		P("{metadata: {name: bad, namespace: shop}, spec: {mode: OnDemand, selector: {podSelector: {}}}}", false),
+		P("{metadata: {name: cl}, spec: {selector: {podSelector: {matchLabels: {app: web}},"
+		  " namespaceSelector: {matchLabels: {team: x}}, nodeSelector: {matchLabels: {pool: a}}}}}", true),
+		P("{metadata: {name: nb, namespace: shop}, spec: {selector: {podSelector: {}}, export: {backendRefs: [nope]}}}",
+		  false),
+		P("{metadata: {name: na, namespace: shop}, spec: {selector: {podSelector: {}}, export: {backendRefs: [pyro]}}}",
+		  false),
+	};
+	bool active[] = { true, true, true, true, true, true };
+	struct named_labels nss[2] = { 0 }, nodes[2] = { 0 };
+	struct named_labels *nsp[2] = { &nss[0], &nss[1] }, *nodep[2] = { &nodes[0], &nodes[1] };
+	struct backend be = { 0 }, *bep = &be;
+	char *allowed[] = { "payments" };
+	struct resolve_input in = {
+		.policies = pols, .active = active, .npolicies = 6,
+		.pods = pods, .npods = 4,
+		.namespaces = nsp, .nnamespaces = 2,
+		.nodes = nodep, .nnodes = 2,
+		.backends = &bep, .nbackends = 1,
+	};
+	struct resolve_output out;
+	const struct node_targets *na, *nb;
+
+	(void)state;
+	nss[0].name = "other";
+	nss[0].labels = L("{team: x}");
+	nss[1].name = "shop";
+	nss[1].labels = L("{team: y}");
+	nodes[0].name = "node-a";
+	nodes[0].labels = L("{pool: a}");
+	nodes[1].name = "node-b";
+	nodes[1].labels = L("{pool: b}");
+	be.name = "pyro";
+	be.allowed = allowed;
+	be.nallowed = 1;
+
+	assert_int_equal(resolve(&in, &out), 0);
+	/* results */
+	assert_true(out.results[0].accepted);
+	assert_int_equal(out.results[0].pods, 2);
+	assert_int_equal(out.results[0].nodes, 2);
+	assert_int_equal(out.results[1].pods, 3);	/* never other/web-x */
+	assert_false(out.results[2].accepted);
+	assert_string_equal(out.results[2].reason, "InvalidSpec");
+	assert_true(out.results[3].accepted);
+	assert_int_equal(out.results[3].pods, 1);	/* other/web-x: team=x, node pool=a */
+	assert_false(out.results[4].accepted);
+	assert_string_equal(out.results[4].reason, "UnknownBackend");
+	assert_false(out.results[5].accepted);
+	assert_string_equal(out.results[5].reason, "BackendNotAllowed");
+
+	na = node(&out, "node-a");
+	nb = node(&out, "node-b");
+	assert_non_null(na);
+	assert_non_null(nb);
+	/* node-a: web-1 app+sidecar (from "all"), db-1 x2, web-x app+sidecar (cl) */
+	assert_int_equal(na->n, 6);
+	assert_int_equal(nb->n, 2);
+	for (int i = 0; i < na->n; i++) {
+		const struct rtarget *t = &na->t[i];
+		const char *id = t->pod->containers[t->container].id;
+
+		if (!strcmp(id, cid(1))) {	/* web-1 app: "web" 19 Hz and "all" 99 Hz */
+			assert_int_equal(t->npolicies, 2);
+			assert_int_equal(t->frequency_hz, 99);
+		} else if (!strcmp(id, cid(2))) {	/* sidecar: only "all" */
+			assert_int_equal(t->npolicies, 1);
+		} else if (!strcmp(id, cid(7)) || !strcmp(id, cid(8))) {
+			assert_int_equal(t->npolicies, 1);
+			assert_string_equal(in.policies[t->policies[0]]->key, "cl");
+			assert_int_equal(t->frequency_hz, 19);
+		}
+		if (i)	/* sorted by container id */
+			assert_true(strcmp(na->t[i - 1].pod->containers[na->t[i - 1].container].id, id) < 0);
+	}
+
+	/* the encoding decodes back to the same targets */
+	{
+		size_t len;
+		uint8_t *buf = resolve_encode(&in, na, 1234, &len);
+		Profleet__Fleet__V1__ControllerMessage *m =
+			profleet__fleet__v1__controller_message__unpack(NULL, len, buf);
+		bool saw_env = false;
+
+		assert_non_null(m);
+		assert_int_equal(m->msg_case, PROFLEET__FLEET__V1__CONTROLLER_MESSAGE__MSG_TARGETS);
+		assert_int_equal(m->targets->version, 1234);
+		assert_int_equal(m->targets->n_targets, 6);
+		for (size_t i = 0; i < m->targets->n_targets; i++) {
+			Profleet__Fleet__V1__Target *t = m->targets->targets[i];
+
+			if (strcmp(t->container_id, cid(1)))
+				continue;
+			assert_string_equal(t->namespace_, "shop");
+			assert_string_equal(t->pod_name, "web-1");
+			assert_string_equal(t->container_name, "app");
+			assert_int_equal(t->frequency_hz, 99);
+			assert_int_equal(t->n_policies, 2);
+			for (size_t k = 0; k < t->n_labels; k++)
+				saw_env |= !strcmp(t->labels[k]->key, "env") &&
+					   !strcmp(t->labels[k]->value, "prod");
+		}
+		assert_true(saw_env);
+		profleet__fleet__v1__controller_message__free_unpacked(m, NULL);
+		free(buf);
+	}
+	resolve_output_free(&out);
+
+	/* an inactive (finished OnDemand) policy is resolved for status, not pushed */
+	for (int i = 0; i < 6; i++)
+		active[i] = false;
+	assert_int_equal(resolve(&in, &out), 0);
+	assert_int_equal(out.nnodes, 0);
+	assert_int_equal(out.results[1].pods, 3);
+	resolve_output_free(&out);
+
+	for (int i = 0; i < 4; i++) {
+		pod_free(pods[i]);
+		free(pods[i]);
+	}
+	for (int i = 0; i < 6; i++) {
+		policy_free(pols[i]);
+		free(pols[i]);
+	}
+	for (int i = 0; i < 2; i++) {
+		labels_free(&nss[i].labels);
+		labels_free(&nodes[i].labels);
+	}
+}
+
+static void test_kubeconfig(void **state)
+{
+	char dir[128], path[512], err[512];
+	struct k8s_config cfg;
+	FILE *f;
+
+	(void)state;
+	assert_int_equal(tmpdir_make(dir, sizeof(dir), "kubeconfig"), 0);
+	snprintf(path, sizeof(path), "%s/kc", dir);
+	f = fopen(path, "w");
+	assert_non_null(f);
+	fprintf(f, "apiVersion: v1\nkind: Config\ncurrent-context: one\n"
+		   "clusters:\n- name: c1\n  cluster:\n    server: https://127.0.0.1:6443/\n"
+		   "    certificate-authority-data: aGVsbG8=\n"
+		   "- name: c2\n  cluster:\n    server: https://10.0.0.1\n    certificate-authority: ca.crt\n"
+		   "    insecure-skip-tls-verify: true\n"
+		   "users:\n- name: u1\n  user:\n    token: tok\n"
+		   "- name: u2\n  user:\n    client-certificate: certs/c.pem\n    client-key: /abs/k.pem\n"
+		   "- name: u3\n  user:\n    exec: {command: aws}\n"
+		   "contexts:\n- name: one\n  context: {cluster: c1, user: u1, namespace: team}\n"
+		   "- name: two\n  context: {cluster: c2, user: u2}\n"
+		   "- name: three\n  context: {cluster: c2, user: u3}\n");
+	fclose(f);
+	assert_int_equal(k8s_config_load(path, NULL, &cfg, err, sizeof(err)), 0);
+	assert_string_equal(cfg.server, "https://127.0.0.1:6443");
+	assert_string_equal(cfg.namespace, "team");
+	assert_string_equal(cfg.token, "tok");
+	assert_int_equal(cfg.ca_len, 5);
+	assert_memory_equal(cfg.ca_data, "hello", 5);
+	k8s_config_free(&cfg);
+	assert_int_equal(k8s_config_load(path, "two", &cfg, err, sizeof(err)), 0);
+	assert_true(cfg.insecure);
+	assert_non_null(strstr(cfg.ca_file, "/ca.crt"));
+	assert_true(cfg.ca_file[0] == '/');
+	assert_non_null(strstr(cfg.cert_file, "/certs/c.pem"));
+	assert_string_equal(cfg.key_file, "/abs/k.pem");
+	assert_string_equal(cfg.namespace, "default");
+	k8s_config_free(&cfg);
+	assert_int_not_equal(k8s_config_load(path, "three", &cfg, err, sizeof(err)), 0);
+	assert_non_null(strstr(err, "exec"));
+	assert_int_not_equal(k8s_config_load(path, "nope", &cfg, err, sizeof(err)), 0);
+	assert_non_null(strstr(err, "not found"));
+	snprintf(path, sizeof(path), "%s/missing", dir);
+	assert_int_not_equal(k8s_config_load(path, NULL, &cfg, err, sizeof(err)), 0);
+	tmpdir_remove(dir);
+}
+
+static void test_times_and_backoff(void **state)
+{
+	char buf[40];
+
+	(void)state;
+	k8s_time_format(1767323045, buf, sizeof(buf));
+	assert_string_equal(buf, "2026-01-02T03:04:05Z");
+	assert_int_equal(k8s_time_parse("2026-01-02T03:04:05Z"), 1767323045);
+	assert_int_equal(k8s_time_parse("2026-01-02T03:04:05.123456Z"), 1767323045);
+	assert_int_equal(k8s_time_parse("2026-01-02 03:04:05"), -1);
+	assert_int_equal(k8s_time_parse(NULL), -1);
+	for (unsigned int a = 0; a < 40; a++) {
+		unsigned int ms = k8s_backoff_ms(a, 200, 30000);
+
+		assert_true(ms >= 200 && ms <= 30000);
+		if (a == 0)
+			assert_true(ms <= 200);
+	}
+}
+
+static void test_url(void **state)
+{
+	char host[64], path[64];
+	bool tls;
+	int port;
+
+	(void)state;
+	assert_int_equal(fleet_parse_url("ws://127.0.0.1:7470", &tls, host, 64, &port, path, 64), 0);
+	assert_false(tls);
+	assert_string_equal(host, "127.0.0.1");
+	assert_int_equal(port, 7470);
+	assert_string_equal(path, "/");
+	assert_int_equal(fleet_parse_url("wss://ctl.profleet-system.svc/fleet", &tls, host, 64, &port,
+					 path, 64), 0);
+	assert_true(tls);
+	assert_int_equal(port, 443);
+	assert_string_equal(path, "/fleet");
+	assert_int_equal(fleet_parse_url("ws://[::1]:80/x", &tls, host, 64, &port, path, 64), 0);
+	assert_string_equal(host, "::1");
+	assert_int_equal(fleet_parse_url("http://x", &tls, host, 64, &port, path, 64), -EINVAL);
+	assert_int_equal(fleet_parse_url("ws://x:99999", &tls, host, 64, &port, path, 64), -EINVAL);
+	assert_int_equal(fleet_parse_url("ws://:80", &tls, host, 64, &port, path, 64), -EINVAL);
+	assert_int_equal(fleet_parse_url("ws://x:8a/", &tls, host, 64, &port, path, 64), -EINVAL);
+}
+
+int main(void)
+{
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test(test_yaml_scalars),
+		cmocka_unit_test(test_base64),
+		cmocka_unit_test(test_hmap),
+		cmocka_unit_test(test_selectors),
+		cmocka_unit_test(test_policy_validation),
+		cmocka_unit_test(test_container_ids),
+		cmocka_unit_test(test_resolve),
+		cmocka_unit_test(test_kubeconfig),
+		cmocka_unit_test(test_times_and_backoff),
+		cmocka_unit_test(test_url),
+	};
+
+	return cmocka_run_group_tests(tests, NULL, NULL);
+}
