@@ -36,6 +36,7 @@ struct fleet_client {
 	uint8_t *out_ack, *out_counters;	/* packed, LWS_PRE headroom */
 	size_t out_ack_len, out_counters_len;
 	bool hello_due;
+	bool accepted;		/* a target set arrived on this connection: acks may go */
 	uint64_t have_version;
 	struct fleet_client_stats stats;
 };
@@ -173,11 +174,15 @@ static void handle_frame(struct fleet_client *fc, const uint8_t *buf, size_t len
 		m->msg_case = PROFLEET__FLEET__V1__CONTROLLER_MESSAGE__MSG__NOT_SET;
 		fc->stats.sets_received++;
 		fc->attempt = 0;	/* a working connection: start backoff over */
+		fc->accepted = true;
 	} else if (m->msg_case == PROFLEET__FLEET__V1__CONTROLLER_MESSAGE__MSG_REFUSAL) {
 		fc->stats.refusals++;
 		snprintf(fc->stats.last_refusal, sizeof(fc->stats.last_refusal), "%s",
 			 m->refusal->reason ? m->refusal->reason : "");
 		log_warn("fleet: the controller refused this agent: %s", fc->stats.last_refusal);
+		/* a replica that is not the leader: another is, or soon will be; retry soon */
+		if (strstr(fc->stats.last_refusal, "not the leader") && fc->attempt > 2)
+			fc->attempt = 2;
 	}
 	pthread_mutex_unlock(&fc->lock);
 	if (m)
@@ -210,6 +215,8 @@ static int write_next(struct fleet_client *fc, struct lws *wsi)
 			free(tok);
 		}
 		fc->hello_due = false;
+	} else if (!fc->accepted) {
+		/* nothing but the hello until the controller has accepted us */
 	} else if (fc->out_ack) {
 		buf = fc->out_ack;
 		len = fc->out_ack_len;
@@ -219,7 +226,7 @@ static int write_next(struct fleet_client *fc, struct lws *wsi)
 		len = fc->out_counters_len;
 		fc->out_counters = NULL;
 	}
-	more = fc->out_ack || fc->out_counters;
+	more = fc->accepted && (fc->out_ack || fc->out_counters);
 	pthread_mutex_unlock(&fc->lock);
 	if (!buf)
 		return 0;
@@ -245,6 +252,9 @@ static int cb_client(struct lws *wsi, enum lws_callback_reasons reason, void *us
 		fc->stats.connects++;
 		fc->stats.connected = true;
 		fc->hello_due = true;
+		fc->accepted = false;
+		free(fc->out_ack);	/* for the old connection; the new set gets its own */
+		fc->out_ack = NULL;
 		pthread_mutex_unlock(&fc->lock);
 		fc->rx_len = 0;
 		fc->rx_overflow = false;
@@ -295,7 +305,7 @@ static int cb_client(struct lws *wsi, enum lws_callback_reasons reason, void *us
 		break;
 	case LWS_CALLBACK_EVENT_WAIT_CANCELLED:
 		pthread_mutex_lock(&fc->lock);
-		if (fc->wsi && fc->stats.connected && (fc->out_ack || fc->out_counters))
+		if (fc->wsi && fc->stats.connected && fc->accepted && (fc->out_ack || fc->out_counters))
 			lws_callback_on_writable(fc->wsi);
 		pthread_mutex_unlock(&fc->lock);
 		break;

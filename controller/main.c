@@ -314,9 +314,15 @@ static void micro_time(char *buf, size_t len)
 	snprintf(buf, len, "%s.%06ldZ", base, ts.tv_nsec / 1000);
 }
 
+static bool lease_known;	/* the first lease round is done (ctl.lock) */
+
 static void set_leader(bool leader)
 {
 	pthread_mutex_lock(&ctl.lock);
+	if (!lease_known) {
+		lease_known = true;
+		pthread_cond_broadcast(&ctl.wake);
+	}
 	if (ctl.leader != leader) {
 		log_notice("%s the leader (lease %s/%s, identity %s)",
 			   leader ? "became" : "no longer", ctl.opt.lease_ns, ctl.opt.lease_name,
@@ -543,16 +549,19 @@ void *auth_main(void *arg)
 		struct conn *cn;
 		uint64_t id = 0;
 		char token[4096], node[254], why[256] = "";
-		bool ok, leader = ctl.leader;
+		bool ok, leader;
 
 		for (cn = ctl.conns; cn; cn = cn->next)
 			if (cn->auth == AUTH_PENDING)
 				break;
-		if (!cn) {
+		if (!cn || (!lease_known && !ctl.opt.no_leader_election)) {
+			/* at start, wait for the first lease answer rather than refuse
+			 * agents as "not the leader" for the first milliseconds */
 			ctl.auth_work = false;
 			pthread_cond_wait(&ctl.wake, &ctl.lock);
 			continue;
 		}
+		leader = ctl.leader;
 		id = cn->id;
 		snprintf(token, sizeof(token), "%s", cn->token);
 		snprintf(node, sizeof(node), "%s", cn->node);

@@ -142,10 +142,13 @@ static bool handle_message(struct ctl *c, struct conn *cn, const uint8_t *buf, s
 		break;
 	}
 	case PROFLEET__FLEET__V1__AGENT_MESSAGE__MSG_ACK:
-		if (cn->auth != AUTH_OK) {
+		if (cn->auth == AUTH_NONE) {
+			log_warn("fleet: conn %llu: ack before hello: closing", (unsigned long long)cn->id);
 			ok = false;
 			break;
 		}
+		if (cn->auth != AUTH_OK)	/* queued before the review finished: stale */
+			break;
 		if (m->ack->version <= cn->sent_version) {
 			struct node_state *ns = hmap_get(&c->node_states, cn->node);
 
@@ -159,10 +162,14 @@ static bool handle_message(struct ctl *c, struct conn *cn, const uint8_t *buf, s
 		}
 		break;
 	case PROFLEET__FLEET__V1__AGENT_MESSAGE__MSG_COUNTERS:
-		if (cn->auth != AUTH_OK) {
+		if (cn->auth == AUTH_NONE) {
+			log_warn("fleet: conn %llu: counters before hello: closing",
+				 (unsigned long long)cn->id);
 			ok = false;
 			break;
 		}
+		if (cn->auth != AUTH_OK)
+			break;
 		handle_counters(c, cn, m->counters);
 		break;
 	default:

@@ -20,6 +20,7 @@ ok() { n=$((n + 1)); echo "ok $n - $*"; }
 not_ok() { n=$((n + 1)); failures=$((failures + 1)); echo "not ok $n - $*"; }
 skip() { n=$((n + 1)); echo "ok $n # SKIP $*"; }
 check() { d=$1; shift; if "$@"; then ok "$d"; else not_ok "$d"; fi; }
+verdict() { if [ "$2" -eq 0 ]; then ok "$1"; else not_ok "$1"; fi; }	# after a compound test
 note() { echo "# $*"; }
 
 cleanup() {
@@ -107,12 +108,12 @@ metadata: {name: $NODE_B, labels: {pool: b}}
 EOF
 k apply -f "$W/nodes.yaml" >/dev/null
 
-# pod NS NAME NODE LABELS_JSON: creates a Pod object, prints its uid
+# pod NS NAME NODE LABELS_JSON [SERVICE_ACCOUNT]: creates a Pod object, prints its uid
 pod() {
 	cat >"$W/pod-$2.json" <<EOF
 {"apiVersion": "v1", "kind": "Pod",
  "metadata": {"name": "$2", "namespace": "$1", "labels": $4},
- "spec": {"nodeName": "$3", "serviceAccountName": "default", "automountServiceAccountToken": false,
+ "spec": {"nodeName": "$3", "serviceAccountName": "${5:-default}", "automountServiceAccountToken": false,
 	  "containers": [{"name": "app", "image": "busybox"}, {"name": "sidecar", "image": "busybox"}]}}
 EOF
 	k create -f "$W/pod-$2.json" >/dev/null && k get pod -n "$1" "$2" -o jsonpath='{.metadata.uid}'
@@ -154,8 +155,8 @@ UID_WEB1=$(pod "$SHOP" web-1 "$NODE_A" '{"app": "web"}')
 UID_WEB2=$(pod "$SHOP" web-2 "$NODE_B" '{"app": "web"}')
 UID_DB1=$(pod "$SHOP" db-1 "$NODE_A" '{"app": "db"}')
 UID_WEBX=$(pod "$OTHER" web-x "$NODE_A" '{"app": "web"}')
-UID_AGA=$(pod "$SYS" agent-a "$NODE_A" '{"app": "profleet-agent"}')
-UID_AGB=$(pod "$SYS" agent-b "$NODE_B" '{"app": "profleet-agent"}')
+UID_AGA=$(pod "$SYS" agent-a "$NODE_A" '{"app": "profleet-agent"}' profleet-agent)
+UID_AGB=$(pod "$SYS" agent-b "$NODE_B" '{"app": "profleet-agent"}' profleet-agent)
 C_WEB1=$(cid) C_WEB1S=$(cid) C_WEB2=$(cid) C_WEB2S=$(cid)
 C_DB1=$(cid) C_DB1S=$(cid) C_WEBX=$(cid) C_WEBXS=$(cid)
 running "$SHOP" web-1 "$C_WEB1" "$C_WEB1S"
@@ -184,7 +185,8 @@ token "$SYS" profleet-agent agent-a profleet >"$W/token-a"
 token "$SYS" profleet-agent agent-b profleet >"$W/token-b"
 token "$SYS" profleet-agent agent-a wrong-audience >"$W/token-aud"
 echo "not-a-token" >"$W/token-bad"
-check "bound service-account tokens issued for the agent pods" [ -s "$W/token-a" ] && [ "$(head -c 3 "$W/token-a")" = eyJ ]
+[ -s "$W/token-a" ] && [ "$(head -c 3 "$W/token-a")" = eyJ ]
+verdict "bound service-account tokens issued for the agent pods" $?
 
 # ---- the controller -------------------------------------------------------------
 PORT=$(( 20000 + $(od -An -N2 -tu2 /dev/urandom | tr -d ' ') % 20000 ))
@@ -209,28 +211,31 @@ start_agent() { # name node token-file
 	eval "AG_$1=\$!"
 	PIDS="$PIDS $!"
 }
-st() { jq -r "$2" "$W/state-$1.json" 2>/dev/null; }
+st() { jq -r "($2) // 0" "$W/state-$1.json" 2>/dev/null || echo 0; }	# numbers (missing: 0)
+sv() { jq -r "$2" "$W/state-$1.json" 2>/dev/null; }	# strings and booleans
 
 # ---- refusals ---------------------------------------------------------------------
 start_agent bad "$NODE_A" "$W/token-bad"
 start_agent aud "$NODE_A" "$W/token-aud"
 start_agent liar "$NODE_B" "$W/token-a"	# agent-a's token, claiming node B
-wait_until 20 sh -c "[ \"\$(jq -r .refusals '$W/state-bad.json' 2>/dev/null)\" -ge 1 ]"
-check "an agent with a garbage token is refused" [ "$(st bad .refusals)" -ge 1 ] && [ "$(st bad .version)" = 0 ]
-note "refusal: $(st bad .lastRefusal)"
-wait_until 10 sh -c "[ \"\$(jq -r .refusals '$W/state-aud.json' 2>/dev/null)\" -ge 1 ]"
+wait_until 20 sh -c "exec 2>/dev/null; [ \"\$(jq -r .refusals '$W/state-bad.json' 2>/dev/null)\" -ge 1 ]"
+[ "$(st bad .refusals)" -ge 1 ] && [ "$(st bad .version)" = 0 ]
+verdict "an agent with a garbage token is refused" $?
+note "refusal: $(sv bad .lastRefusal)"
+wait_until 10 sh -c "exec 2>/dev/null; [ \"\$(jq -r .refusals '$W/state-aud.json' 2>/dev/null)\" -ge 1 ]"
 check "an agent whose token has another audience is refused" [ "$(st aud .refusals)" -ge 1 ]
-wait_until 10 sh -c "[ \"\$(jq -r .refusals '$W/state-liar.json' 2>/dev/null)\" -ge 1 ]"
+wait_until 10 sh -c "exec 2>/dev/null; [ \"\$(jq -r .refusals '$W/state-liar.json' 2>/dev/null)\" -ge 1 ]"
 check "an agent claiming another pod's node is refused" \
 	sh -c "jq -r .lastRefusal '$W/state-liar.json' | grep -q 'runs on node'"
-note "refusal: $(st liar .lastRefusal)"
+note "refusal: $(sv liar .lastRefusal)"
 kill $AG_bad $AG_aud $AG_liar 2>/dev/null
 
 # ---- a continuous policy -------------------------------------------------------------
 start_agent a "$NODE_A" "$W/token-a"
 start_agent b "$NODE_B" "$W/token-b"
-wait_until 20 sh -c "[ \"\$(jq -r .connected '$W/state-a.json' 2>/dev/null)\" = true ] && [ \"\$(jq -r .connected '$W/state-b.json' 2>/dev/null)\" = true ]"
-check "agents of two nodes connect with their bound tokens" [ "$(st a .connected)" = true ] && [ "$(st a .refusals)" = 0 ]
+wait_until 20 sh -c "exec 2>/dev/null; [ \"\$(jq -r .connected '$W/state-a.json' 2>/dev/null)\" = true ] && [ \"\$(jq -r .connected '$W/state-b.json' 2>/dev/null)\" = true ]"
+[ "$(sv a .connected)" = true ] && [ "$(st a .refusals)" = 0 ]
+verdict "agents of two nodes connect with their bound tokens" $?
 
 policy() { # name namespace hz [extra spec yaml lines]
 	{
@@ -250,37 +255,40 @@ pstatus() { k get profilingpolicy -n "$1" "$2" -o jsonpath="$3" 2>/dev/null; }
 V0=$(st a .version)
 T0=$(date +%s%N)
 policy web "$SHOP" 49
-wait_until 10 sh -c "[ \"\$(jq -r .version '$W/state-a.json')\" != '$V0' ] && [ \"\$(jq -r '.targets | length' '$W/state-a.json')\" -ge 1 ]"
+wait_until 10 sh -c "exec 2>/dev/null; [ \"\$(jq -r .version '$W/state-a.json')\" != '$V0' ] && [ \"\$(jq -r '.targets | length' '$W/state-a.json')\" -ge 1 ]"
 T1=$(date +%s%N)
 note "kubectl apply -> agent state file showed the new set: $(( (T1 - T0) / 1000000 )) ms (includes kubectl and the 1 s state-file period)"
 check "the policy reaches the agent of node A" [ "$(st a '.targets | length')" = 1 ]
-check "node A's agent targets web-1's app container only" \
-	[ "$(st a '.targets[0].containerID')" = "$C_WEB1" ] && [ "$(st a '.targets[0].cgroupID')" -gt 0 ]
-wait_until 10 sh -c "[ \"\$(jq -r '.targets[0].containerID' '$W/state-b.json')\" = '$C_WEB2' ]"
-check "node B's agent targets web-2 (cgroupfs-driver path)" [ "$(st b '.targets[0].containerID')" = "$C_WEB2" ] && [ "$(st b '.targets[0].cgroupID')" -gt 0 ]
-wait_until 15 sh -c "[ \"\$(kubectl --kubeconfig '$KC' get profilingpolicy -n $SHOP web -o jsonpath='{.status.phase}')\" = Running ]"
+ [ "$(sv a '.targets[0].containerID')" = "$C_WEB1" ] && [ "$(st a '.targets[0].cgroupID')" -gt 0 ]
+verdict "node A's agent targets web-1's app container only" $?
+wait_until 10 sh -c "exec 2>/dev/null; [ \"\$(jq -r '.targets[0].containerID' '$W/state-b.json')\" = '$C_WEB2' ]"
+[ "$(sv b '.targets[0].containerID')" = "$C_WEB2" ] && [ "$(st b '.targets[0].cgroupID')" -gt 0 ]
+verdict "node B's agent targets web-2 (cgroupfs-driver path)" $?
+wait_until 15 sh -c "exec 2>/dev/null; [ \"\$(kubectl --kubeconfig '$KC' get profilingpolicy -n $SHOP web -o jsonpath='{.status.phase}')\" = Running ]"
 check "status: phase Running, 2 pods on 2 nodes, Ready" \
 	[ "$(pstatus "$SHOP" web '{.status.phase}/{.status.targetedPods}/{.status.targetedNodes}/{.status.conditions[?(@.type=="Ready")].status}')" = "Running/2/2/True" ]
 sleep 4
-wait_until 10 sh -c "[ \"\$(kubectl --kubeconfig '$KC' get profilingpolicy -n $SHOP web -o jsonpath='{.status.samplesCollected}')\" -gt 0 ]"
+wait_until 10 sh -c "exec 2>/dev/null; [ \"\$(kubectl --kubeconfig '$KC' get profilingpolicy -n $SHOP web -o jsonpath='{.status.samplesCollected}')\" -gt 0 ]"
 check "status counts the samples the agents collected" [ "$(pstatus "$SHOP" web '{.status.samplesCollected}')" -gt 0 ]
 note "samplesCollected=$(pstatus "$SHOP" web '{.status.samplesCollected}')"
 # what was sampled: the interval profile has only the selected workload
-check "only the selected pod's process is in node A's profile" \
-	sh -c "grep -q '^e2e-web1' '$W/prof-a.txt' && ! grep -qE '^e2e-(db1|webx|web2)' '$W/prof-a.txt'"
-check "only web-2 is in node B's profile" \
-	sh -c "grep -q '^e2e-web2' '$W/prof-b.txt' && ! grep -qE '^e2e-(db1|webx|web1)' '$W/prof-b.txt'"
+ sh -c "grep -q '^e2e-web1' '$W/prof-a.txt' && ! grep -qE '^e2e-(db1|webx|web2)' '$W/prof-a.txt'"
+verdict "only the selected pod's process is in node A's profile" $?
+ sh -c "grep -q '^e2e-web2' '$W/prof-b.txt' && ! grep -qE '^e2e-(db1|webx|web1)' '$W/prof-b.txt'"
+verdict "only web-2 is in node B's profile" $?
 check "the other namespace's pod with the same labels is not targeted" \
 	sh -c "! jq -r '.targets[].containerID' '$W/state-a.json' | grep -q '$C_WEBX'"
-check "untargeted processes are filtered in the kernel" [ "$(st a .kernelFiltered)" -gt 0 ] && [ "$(st a .samplesUnattributed)" = 0 ]
+[ "$(st a .kernelFiltered)" -gt 0 ] && [ "$(st a .samplesUnattributed)" = 0 ]
+verdict "untargeted processes are filtered in the kernel" $?
 
 # ---- frequency change without restart ---------------------------------------------------
 s0=$(st a '.targets[0].samples')
 sleep 3
 s1=$(st a '.targets[0].samples')
 policy web "$SHOP" 199
-wait_until 10 sh -c "[ \"\$(jq -r .frequencyHz '$W/state-a.json')\" = 199 ]"
-check "a frequency change reaches the running agent" [ "$(st a .frequencyHz)" = 199 ] && kill -0 "$AG_a"
+wait_until 10 sh -c "exec 2>/dev/null; [ \"\$(jq -r .frequencyHz '$W/state-a.json')\" = 199 ]"
+[ "$(st a .frequencyHz)" = 199 ] && kill -0 "$AG_a"
+verdict "a frequency change reaches the running agent" $?
 sleep 1
 s2=$(st a '.targets[0].samples')
 sleep 3
@@ -336,12 +344,16 @@ k apply -f "$W/bad.yaml" >"$W/bad.log" 2>&1
 for pr in no-duration:InvalidSpec over-cap:FrequencyOverCap reach-out:CrossNamespace no-backend:UnknownBackend; do
 	name=${pr%%:*}
 	reason=${pr#*:}
-	wait_until 10 sh -c "[ \"\$(kubectl --kubeconfig '$KC' get profilingpolicy -n $SHOP $name -o jsonpath='{.status.conditions[?(@.type==\"Accepted\")].reason}')\" = $reason ]"
+	wait_until 10 sh -c "exec 2>/dev/null; [ \"\$(kubectl --kubeconfig '$KC' get profilingpolicy -n $SHOP $name -o jsonpath='{.status.conditions[?(@.type==\"Accepted\")].reason}')\" = $reason ]"
 	check "invalid policy $name: Accepted=False, reason $reason, phase Failed" \
 		[ "$(pstatus "$SHOP" "$name" '{.status.conditions[?(@.type=="Accepted")].status}/{.status.phase}')" = "False/Failed" ]
 done
 note "message: $(pstatus "$SHOP" reach-out '{.status.conditions[?(@.type=="Accepted")].message}')"
-check "invalid policies are never pushed" [ "$(st a '.targets | length')" = 1 ]
+# every policy an agent was ever given has a key in policySamples
+check "invalid policies are never pushed to an agent" \
+	sh -c "! jq -r '.policySamples | keys[]' '$W/state-a.json' '$W/state-b.json' | grep -qE '/(no-duration|over-cap|reach-out|no-backend)\$'"
+check "(control: the valid policy was pushed)" \
+	sh -c "jq -r '.policySamples | keys[]' '$W/state-a.json' | grep -q '/web\$'"
 printf 'apiVersion: profiling.profleet.dev/v1alpha1\nkind: ProfilingPolicy\nmetadata: {name: too-fast, namespace: %s}\nspec:\n  selector: {podSelector: {}}\n  sampling: {frequencyHz: 5000}\n' "$SHOP" >"$W/fast.yaml"
 check "the API server itself rejects frequencyHz 5000 (schema bounds)" sh -c "! kubectl --kubeconfig '$KC' apply -f '$W/fast.yaml' >/dev/null 2>&1"
 k delete -f "$W/bad.yaml" >/dev/null 2>&1
@@ -363,7 +375,7 @@ k apply -f "$W/cpp.yaml" >/dev/null
 wait_until 10 sh -c "jq -r '.targets[].containerID' '$W/state-a.json' | grep -q '$C_WEBX'"
 check "a ClusterProfilingPolicy reaches another namespace through its namespaceSelector" \
 	sh -c "jq -r '.targets[].containerID' '$W/state-a.json' | grep -q '$C_WEBX'"
-wait_until 10 sh -c "[ \"\$(kubectl --kubeconfig '$KC' get clusterprofilingpolicy blue-pool-a-$RUN -o jsonpath='{.status.targetedPods}')\" = 1 ]"
+wait_until 10 sh -c "exec 2>/dev/null; [ \"\$(kubectl --kubeconfig '$KC' get clusterprofilingpolicy blue-pool-a-$RUN -o jsonpath='{.status.targetedPods}')\" = 1 ]"
 check "cluster policy status: 1 pod (node selector keeps node B out)" \
 	[ "$(k get clusterprofilingpolicy "blue-pool-a-$RUN" -o jsonpath='{.status.targetedPods}/{.status.targetedNodes}')" = 1/1 ]
 k delete -f "$W/cpp.yaml" >/dev/null
@@ -380,30 +392,33 @@ spec:
   sampling: {frequencyHz: 99}
 EOF
 k apply -f "$W/od.yaml" >/dev/null
-wait_until 10 sh -c "[ \"\$(kubectl --kubeconfig '$KC' get profilingpolicy -n $SHOP db-now -o jsonpath='{.status.phase}')\" = Running ]"
-check "OnDemand policy runs once its agents acked" [ "$(pstatus "$SHOP" db-now '{.status.phase}')" = Running ] && [ -n "$(pstatus "$SHOP" db-now '{.status.startTime}')" ]
-wait_until 15 sh -c "[ \"\$(kubectl --kubeconfig '$KC' get profilingpolicy -n $SHOP db-now -o jsonpath='{.status.phase}')\" = Completed ]"
+wait_until 10 sh -c "exec 2>/dev/null; [ \"\$(kubectl --kubeconfig '$KC' get profilingpolicy -n $SHOP db-now -o jsonpath='{.status.phase}')\" = Running ]"
+[ "$(pstatus "$SHOP" db-now '{.status.phase}')" = Running ] && [ -n "$(pstatus "$SHOP" db-now '{.status.startTime}')" ]
+verdict "OnDemand policy runs once its agents acked" $?
+wait_until 15 sh -c "exec 2>/dev/null; [ \"\$(kubectl --kubeconfig '$KC' get profilingpolicy -n $SHOP db-now -o jsonpath='{.status.phase}')\" = Completed ]"
 check "OnDemand policy completes after its duration: Succeeded=True" \
 	[ "$(pstatus "$SHOP" db-now '{.status.phase}/{.status.conditions[?(@.type=="Succeeded")].status}')" = Completed/True ]
 start=$(k get profilingpolicy -n "$SHOP" db-now -o jsonpath='{.status.startTime}')
 end=$(k get profilingpolicy -n "$SHOP" db-now -o jsonpath='{.status.completionTime}')
 note "OnDemand: start $start, completion $end, samples $(pstatus "$SHOP" db-now '{.status.samplesCollected}'), result $(pstatus "$SHOP" db-now '{.status.result}')"
-check "OnDemand status has start/completion time and a sample count" \
-	[ -n "$end" ] && [ "$(pstatus "$SHOP" db-now '{.status.result.samples}')" -gt 0 ]
+ [ -n "$end" ] && [ "$(pstatus "$SHOP" db-now '{.status.result.samples}')" -gt 0 ]
+verdict "OnDemand status has start/completion time and a sample count" $?
 wait_until 5 sh -c "! jq -r '.targets[].containerID' '$W/state-a.json' | grep -q '$C_DB1'"
 check "a completed OnDemand policy stops its sampling" sh -c "! jq -r '.targets[].containerID' '$W/state-a.json' | grep -q '$C_DB1'"
 
 # ---- the controller goes away and comes back ----------------------------------------------
 kill -9 "$CTL_PID"
+wait "$CTL_PID" 2>/dev/null
 sa0=$(st a '.targets[0].samples')
 sleep 3
 sa1=$(st a '.targets[0].samples')
-check "agents keep profiling while the controller is down" [ "$sa1" -gt "$sa0" ] && [ "$(st a .connected)" = false ]
+[ "$sa1" -gt "$sa0" ] && [ "$(sv a .connected)" = false ]
+verdict "agents keep profiling while the controller is down" $?
 start_controller c1
-wait_until 30 sh -c "[ \"\$(jq -r .connects '$W/state-a.json')\" -ge 2 ] && [ \"\$(jq -r .connected '$W/state-a.json')\" = true ]"
-check "agents reconnect to the restarted controller" [ "$(st a .connected)" = true ]
+wait_until 30 sh -c "exec 2>/dev/null; [ \"\$(jq -r .connects '$W/state-a.json')\" -ge 2 ] && [ \"\$(jq -r .connected '$W/state-a.json')\" = true ]"
+check "agents reconnect to the restarted controller" [ "$(sv a .connected)" = true ]
 policy web "$SHOP" 149
-wait_until 10 sh -c "[ \"\$(jq -r .frequencyHz '$W/state-a.json')\" = 149 ]"
+wait_until 10 sh -c "exec 2>/dev/null; [ \"\$(jq -r .frequencyHz '$W/state-a.json')\" = 149 ]"
 check "after a controller restart, changes reach the agents again" [ "$(st a .frequencyHz)" = 149 ]
 
 # ---- the API server goes away and comes back ----------------------------------------------
@@ -415,7 +430,7 @@ if [ "$LOCAL" = 1 ]; then
 	check "agents keep profiling while the API server is down" [ "$(st a '.targets[0].samples')" -gt "$sb0" ]
 	sh "$TOP/e2e/cluster.sh" start-apiserver "$W/cluster" >>"$W/cluster.log" 2>&1
 	policy web "$SHOP" 79
-	wait_until 60 sh -c "[ \"\$(jq -r .frequencyHz '$W/state-a.json')\" = 79 ]"
+	wait_until 60 sh -c "exec 2>/dev/null; [ \"\$(jq -r .frequencyHz '$W/state-a.json')\" = 79 ]"
 	check "after an API server restart the controller watches again (change applied)" [ "$(st a .frequencyHz)" = 79 ]
 else
 	skip "API server restart (not on an external cluster)"
@@ -423,6 +438,7 @@ else
 fi
 
 # ---- leader election ------------------------------------------------------------------
+C1_PID=$CTL_PID
 PORT1=$PORT
 PORT=$((PORT + 1))
 start_controller c2
@@ -430,24 +446,30 @@ C2_PID=$CTL_PID
 sleep 3
 check "a second replica waits: the lease stays with c1" \
 	[ "$(k get lease -n "$SYS" profleet-controller -o jsonpath='{.spec.holderIdentity}')" = c1 ]
-kill "$(pgrep -f "identity c1" | head -1)" 2>/dev/null
-wait_until 20 sh -c "[ \"\$(kubectl --kubeconfig '$KC' get lease -n $SYS profleet-controller -o jsonpath='{.spec.holderIdentity}')\" = c2 ]"
+T0=$(date +%s%N)
+kill "$C1_PID"
+wait_until 20 sh -c "exec 2>/dev/null; [ \"\$(kubectl --kubeconfig '$KC' get lease -n $SYS profleet-controller -o jsonpath='{.spec.holderIdentity}')\" = c2 ]"
 check "when the leader stops, the other replica takes over" \
 	[ "$(k get lease -n "$SYS" profleet-controller -o jsonpath='{.spec.holderIdentity}')" = c2 ]
+note "takeover after SIGTERM to the leader: $(( ($(date +%s%N) - T0) / 1000000 )) ms"
+wait_until 10 sh -c "! kill -0 $C1_PID 2>/dev/null"
 PORT=$PORT1
 
 # ---- deletion ----------------------------------------------------------------------------
 kill "$C2_PID" 2>/dev/null
+wait_until 10 sh -c "! kill -0 $C2_PID 2>/dev/null"
 start_controller c1
-wait_until 30 sh -c "[ \"\$(kubectl --kubeconfig '$KC' get lease -n $SYS profleet-controller -o jsonpath='{.spec.holderIdentity}')\" = c1 ]"
-wait_until 30 sh -c "[ \"\$(jq -r .connected '$W/state-a.json')\" = true ]"
+wait_until 30 sh -c "exec 2>/dev/null; [ \"\$(kubectl --kubeconfig '$KC' get lease -n $SYS profleet-controller -o jsonpath='{.spec.holderIdentity}')\" = c1 ]"
+wait_until 30 sh -c "exec 2>/dev/null; [ \"\$(jq -r .connected '$W/state-a.json')\" = true ]"
 k delete profilingpolicy -n "$SHOP" web >/dev/null
-wait_until 10 sh -c "[ \"\$(jq -r '.targets | length' '$W/state-a.json')\" = 0 ] && [ \"\$(jq -r '.targets | length' '$W/state-b.json')\" = 0 ]"
-check "deleting the policy empties both agents' targets" [ "$(st a '.targets | length')" = 0 ] && [ "$(st b '.targets | length')" = 0 ]
+wait_until 10 sh -c "exec 2>/dev/null; [ \"\$(jq -r '.targets | length' '$W/state-a.json')\" = 0 ] && [ \"\$(jq -r '.targets | length' '$W/state-b.json')\" = 0 ]"
+[ "$(st a '.targets | length')" = 0 ] && [ "$(st b '.targets | length')" = 0 ]
+verdict "deleting the policy empties both agents' targets" $?
 k0=$(st a .kernelSeen)
 sleep 2
 k1=$(st a .kernelSeen)
-check "with nothing targeted, the agent's perf events are off" [ "$k1" = "$k0" ] && [ "$(st a .frequencyHz)" = 0 ]
+[ "$k1" = "$k0" ] && [ "$(st a .frequencyHz)" = 0 ]
+verdict "with nothing targeted, the agent's perf events are off" $?
 
 # ---- clean up the objects (the cluster may be someone else's) ------------------------------
 for ns in "$SHOP" "$OTHER" "$SYS"; do	# no kubelet will confirm these pods' deletion
