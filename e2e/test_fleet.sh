@@ -97,6 +97,26 @@ k create namespace "$OTHER" >/dev/null
 k label namespace "$OTHER" team=blue >/dev/null
 k label namespace "$SHOP" team=green >/dev/null
 k create serviceaccount profleet-agent -n "$SYS" >/dev/null
+
+# the schema: examples validate on the server, defaults are filled, bounds hold
+for f in "$TOP"/crds/examples/*.yaml; do
+	sed "s/namespace: shop/namespace: $SHOP/" "$f" | k apply --dry-run=server -f - >>"$W/crds.log" 2>&1 ||
+		not_ok "crds/examples/$(basename "$f") validates on the API server"
+done
+ok "every crds/examples file validates on the API server (dry run)"
+printf 'apiVersion: profiling.profleet.dev/v1alpha1\nkind: ProfilingPolicy\nmetadata: {name: defaults, namespace: %s}\nspec:\n  selector: {podSelector: {}}\n' "$SHOP" |
+	k apply --dry-run=server -o jsonpath='{.spec.mode}/{.spec.sampling.frequencyHz}/{.spec.sampling.profileTypes[0]}' -f - >"$W/defaults.out" 2>&1
+check "defaults: mode Continuous, 19 Hz, OnCPU ($(cat "$W/defaults.out"))" [ "$(cat "$W/defaults.out")" = Continuous/19/OnCPU ]
+for bad in 'selector: {}' 'selector: {podSelector: {}}\n  mode: Sometimes' \
+	'selector: {podSelector: {matchExpressions: [{key: a, operator: Like}]}}' \
+	'selector: {podSelector: {}}\n  sampling: {frequencyHz: 0}'; do
+	printf "apiVersion: profiling.profleet.dev/v1alpha1\nkind: ProfilingPolicy\nmetadata: {name: bad, namespace: %s}\nspec:\n  $bad\n" "$SHOP" |
+		k apply --dry-run=server -f - >"$W/bad.out" 2>&1 && not_ok "the API server should refuse: $bad"
+	# refused by the schema, not for some other reason
+	grep -qE 'Invalid value|Required value|Unsupported value' "$W/bad.out" ||
+		not_ok "refused for another reason: $(cat "$W/bad.out")"
+done
+ok "the API server refuses a missing podSelector, a bad mode, a bad operator, frequency 0"
 cat >"$W/nodes.yaml" <<EOF
 apiVersion: v1
 kind: Node
