@@ -113,7 +113,7 @@ for bad in 'selector: {}' 'selector: {podSelector: {}}\n  mode: Sometimes' \
 	printf "apiVersion: profiling.profleet.dev/v1alpha1\nkind: ProfilingPolicy\nmetadata: {name: bad, namespace: %s}\nspec:\n  $bad\n" "$SHOP" |
 		k apply --dry-run=server -f - >"$W/bad.out" 2>&1 && not_ok "the API server should refuse: $bad"
 	# refused by the schema, not for some other reason
-	grep -qE 'Invalid value|Required value|Unsupported value' "$W/bad.out" ||
+	grep -qE 'Invalid value|Required value|Unsupported value|ValidationError' "$W/bad.out" ||
 		not_ok "refused for another reason: $(cat "$W/bad.out")"
 done
 ok "the API server refuses a missing podSelector, a bad mode, a bad operator, frequency 0"

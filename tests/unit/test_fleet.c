@@ -480,6 +480,35 @@ static void test_kubeconfig(void **state)
 	tmpdir_remove(dir);
 }
 
+static void test_in_cluster(void **state)
+{
+	char dir[128], err[256];
+	struct k8s_config cfg;
+
+	(void)state;
+	assert_int_equal(tmpdir_make(dir, sizeof(dir), "sa"), 0);
+	sh("printf 'tok\\n' > %s/token && printf 'ns1\\n' > %s/namespace && : > %s/ca.crt", dir, dir,
+	   dir);
+	unsetenv("KUBERNETES_SERVICE_HOST");
+	assert_int_not_equal(k8s_config_in_cluster(dir, &cfg, err, sizeof(err)), 0);
+	assert_non_null(strstr(err, "KUBERNETES_SERVICE_HOST"));
+	setenv("KUBERNETES_SERVICE_HOST", "10.96.0.1", 1);
+	setenv("KUBERNETES_SERVICE_PORT", "443", 1);
+	assert_int_equal(k8s_config_in_cluster(dir, &cfg, err, sizeof(err)), 0);
+	assert_string_equal(cfg.server, "https://10.96.0.1:443");
+	assert_string_equal(cfg.namespace, "ns1");
+	assert_non_null(strstr(cfg.token_file, "/token"));	/* a file: re-read as it rotates */
+	assert_null(cfg.token);
+	assert_non_null(strstr(cfg.ca_file, "/ca.crt"));
+	k8s_config_free(&cfg);
+	setenv("KUBERNETES_SERVICE_HOST", "fd00::1", 1);
+	assert_int_equal(k8s_config_in_cluster(dir, &cfg, err, sizeof(err)), 0);
+	assert_string_equal(cfg.server, "https://[fd00::1]:443");
+	k8s_config_free(&cfg);
+	unsetenv("KUBERNETES_SERVICE_HOST");
+	tmpdir_remove(dir);
+}
+
 static void test_times_and_backoff(void **state)
 {
 	char buf[40];
@@ -536,6 +565,7 @@ int main(void)
 		cmocka_unit_test(test_container_ids),
 		cmocka_unit_test(test_resolve),
 		cmocka_unit_test(test_kubeconfig),
+		cmocka_unit_test(test_in_cluster),
 		cmocka_unit_test(test_times_and_backoff),
 		cmocka_unit_test(test_url),
 	};
