@@ -18,7 +18,7 @@ SIM=$top/build/bench/fleetsim
 ROUNDS=${1:-10}
 tmp=$(mktemp -d /tmp/profleet-fleetbench.XXXXXX)
 [ -x "$CTL" ] && [ -x "$SIM" ] || { echo "bench: run 'make all build/bench/fleetsim' first" >&2; exit 1; }
-ulimit -n 65536 2>/dev/null || ulimit -n 4096
+ulimit -n "$(ulimit -Hn)" 2>/dev/null || true
 cleanup() {
 	[ -n "${CTL_PID:-}" ] && kill "$CTL_PID" 2>/dev/null
 	sh "$top/e2e/cluster.sh" stop "$tmp/cluster" >/dev/null 2>&1

@@ -624,7 +624,6 @@ struct watch_buf {
 	struct k8s_informer *inf;
 	char *line;
 	size_t len, cap;
-	bool overflow;
 };
 
 static void watch_line(struct k8s_informer *inf, const char *line, size_t len)
@@ -634,8 +633,10 @@ static void watch_line(struct k8s_informer *inf, const char *line, size_t len)
 	const cJSON *obj = k8s_get(ev, "object");
 
 	if (!ev || !type || !cJSON_IsObject(obj)) {
-		log_warn("k8s: watch %s: undecodable event (%zu bytes)", inf->path, len);
+		/* an event lost is a cache gone stale: re-list rather than guess */
+		log_warn("k8s: watch %s: undecodable event (%zu bytes): re-listing", inf->path, len);
 		inf->stats.errors++;
+		inf->gone = true;
 		cJSON_Delete(ev);
 		return;
 	}
@@ -665,6 +666,27 @@ static void watch_line(struct k8s_informer *inf, const char *line, size_t len)
 	cJSON_Delete(ev);
 }
 
+/* Appends to the partial line; false when out of memory. */
+static bool wb_append(struct watch_buf *w, const char *data, size_t n)
+{
+	if (w->len + n > w->cap) {
+		size_t cap = w->cap ? w->cap : 65536;
+		char *p;
+
+		while (cap < w->len + n)
+			cap *= 2;
+		p = realloc(w->line, cap);
+		if (!p)
+			return false;
+		w->line = p;
+		w->cap = cap;
+	}
+	memcpy(w->line + w->len, data, n);
+	w->len += n;
+	return true;
+}
+
+/* Watch events are JSON lines; curl hands them over in arbitrary pieces. */
 static size_t on_watch_data(char *data, size_t sz, size_t n, void *arg)
 {
 	struct watch_buf *w = arg;
@@ -675,46 +697,31 @@ static size_t on_watch_data(char *data, size_t sz, size_t n, void *arg)
 	for (i = 0; i < len; i++) {
 		if (data[i] != '\n')
 			continue;
-		if (w->len) {
-			if (!w->overflow && w->len + (i - start) <= K8S_MAX_EVENT) {
-				char *p = realloc(w->line, w->len + (i - start) + 1);
-
-				if (!p)
-					return 0;
-				w->line = p;
-				memcpy(w->line + w->len, data + start, i - start);
-				watch_line(w->inf, w->line, w->len + (i - start));
-			}
+		if (w->len) {	/* the end of a line begun earlier */
+			if (!wb_append(w, data + start, i - start))
+				return 0;
+			watch_line(w->inf, w->line, w->len);
 			w->len = 0;
-			w->overflow = false;
 		} else if (i > start) {
 			watch_line(w->inf, data + start, i - start);
 		}
+		if (w->inf->gone)
+			return 0;	/* re-list: the rest of this watch is moot */
 		start = i + 1;
 	}
 	if (start < len) {	/* a partial line: keep it */
 		size_t add = len - start;
 
 		if (w->len + add > K8S_MAX_EVENT) {
-			w->overflow = true;	/* dropped whole; the next relist repairs */
+			/* an event we cannot hold: start over from a fresh list */
+			log_warn("k8s: watch %s: event over %u bytes: re-listing", w->inf->path,
+				 K8S_MAX_EVENT);
 			w->inf->stats.errors++;
-			w->len += add;
-			return len;
+			w->inf->gone = true;
+			return 0;
 		}
-		if (w->len + add > w->cap) {
-			size_t cap = w->cap ? w->cap : 65536;
-			char *p;
-
-			while (cap < w->len + add)
-				cap *= 2;
-			p = realloc(w->line, cap);
-			if (!p)
-				return 0;
-			w->line = p;
-			w->cap = cap;
-		}
-		memcpy(w->line + w->len, data + start, add);
-		w->len += add;
+		if (!wb_append(w, data + start, add))
+			return 0;
 	}
 	return len;
 }
