@@ -539,6 +539,7 @@ struct k8s_informer {
 	struct k8s_informer_stats stats;
 	char rv[64];		/* resourceVersion to watch from */
 	bool gone;		/* the watch said 410: re-list */
+	bool gone_error;	/* ... or an event was lost: re-list, after a backoff */
 };
 
 static bool stopping(struct k8s_informer *inf)
@@ -637,6 +638,7 @@ static void watch_line(struct k8s_informer *inf, const char *line, size_t len)
 		log_warn("k8s: watch %s: undecodable event (%zu bytes): re-listing", inf->path, len);
 		inf->stats.errors++;
 		inf->gone = true;
+		inf->gone_error = true;
 		cJSON_Delete(ev);
 		return;
 	}
@@ -718,6 +720,7 @@ static size_t on_watch_data(char *data, size_t sz, size_t n, void *arg)
 				 K8S_MAX_EVENT);
 			w->inf->stats.errors++;
 			w->inf->gone = true;
+			w->inf->gone_error = true;
 			return 0;
 		}
 		if (!wb_append(w, data + start, add))
@@ -790,7 +793,7 @@ static void *informer_main(void *arg)
 	}
 	while (!stopping(inf)) {
 		if (!listed || inf->gone) {
-			inf->gone = false;
+			/* gone stays set until a list succeeds: a failed re-list is retried */
 			if (do_list(inf, c, &retry_after)) {
 				inf->stats.errors++;
 				nap(inf, retry_after > 0 ? (unsigned int)retry_after * 1000 :
@@ -798,12 +801,18 @@ static void *informer_main(void *arg)
 				continue;
 			}
 			listed = true;
+			inf->gone = false;
 		}
 		if (do_watch(inf, c)) {
 			inf->stats.errors++;
 			nap(inf, k8s_backoff_ms(attempt++, 200, 30000));
 			/* the apiserver may have lost our resourceVersion while away: a
 			 * 410 on the next watch makes us re-list */
+			continue;
+		}
+		if (inf->gone_error) {	/* a server sending garbage is not hammered */
+			inf->gone_error = false;
+			nap(inf, k8s_backoff_ms(attempt++, 200, 30000));
 			continue;
 		}
 		attempt = 0;
