@@ -62,18 +62,18 @@ static bool parse_cid(const char *s, size_t n, char *out, size_t outlen)
 /* "pod<uid>" or "...-pod<uid>.slice" (one path component) */
 static bool pod_component(const char *c, size_t n, char *uid, size_t uidlen)
 {
+	bool slice = n > 6 && !memcmp(c + n - 6, ".slice", 6);
 	const char *p;
 
-	if (n > 6 && !memcmp(c + n - 6, ".slice", 6))
+	if (slice)
 		n -= 6;
 	if (n < 39)
 		return false;
 	p = c + n - 39;	/* "pod" + 36 */
 	if (memcmp(p, "pod", 3))
 		return false;
-	if (p != c && p[-1] != '-')
-		return false;
-	if (p != c && strncmp(c, "kubepods", 8))
+	/* cgroupfs: exactly "pod<uid>"; systemd: "kubepods[-<qos>]-pod<uid>.slice" */
+	if (slice ? p == c || p[-1] != '-' || strncmp(c, "kubepods", 8) : p != c)
 		return false;
 	return parse_uid(p + 3, 36, uid, uidlen);
 }
