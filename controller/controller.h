@@ -27,6 +27,7 @@ struct ctl_options {
 	const char *kubeconfig, *context;
 	const char *listen_addr;
 	int port;
+	const char *tls_cert, *tls_key;	/* wss:// for the agents when both are set */
 	const char *agent_sa_ns, *agent_sa_name;	/* the agents' service account */
 	const char *agent_audience;
 	bool insecure_trust_agents;	/* skip TokenReview: for benchmarks only */

@@ -989,6 +989,8 @@ static void usage(FILE *f)
 		"  --kubeconfig PATH        kubeconfig file (default: $KUBECONFIG, in-cluster, ~/.kube/config)\n"
 		"  --context NAME           kubeconfig context (default: current-context)\n"
 		"  --listen ADDR:PORT       agents' websocket endpoint (default 0.0.0.0:7470)\n"
+		"  --tls-cert PATH, --tls-key PATH\n"
+		"                           serve the agents wss:// with this certificate and key (PEM)\n"
 		"  --agent-service-account NS:NAME\n"
 		"                           the agents' service account (default profleet-system:profleet-agent)\n"
 		"  --agent-audience AUD     audience of the agents' tokens (default profleet)\n"
@@ -1019,6 +1021,8 @@ static int parse_args(int argc, char **argv, struct ctl_options *o)
 		{ "kubeconfig", required_argument, NULL, 'k' },
 		{ "context", required_argument, NULL, 'c' },
 		{ "listen", required_argument, NULL, 'l' },
+		{ "tls-cert", required_argument, NULL, 'C' },
+		{ "tls-key", required_argument, NULL, 'K' },
 		{ "agent-service-account", required_argument, NULL, 's' },
 		{ "agent-audience", required_argument, NULL, 'a' },
 		{ "max-frequency", required_argument, NULL, 'm' },
@@ -1044,6 +1048,8 @@ static int parse_args(int argc, char **argv, struct ctl_options *o)
 	o->context = env_or("PROFLEET_CONTEXT", NULL);
 	o->agent_audience = env_or("PROFLEET_AGENT_AUDIENCE", "profleet");
 	o->log_level = env_or("PROFLEET_LOG_LEVEL", NULL);
+	o->tls_cert = env_or("PROFLEET_TLS_CERT", NULL);
+	o->tls_key = env_or("PROFLEET_TLS_KEY", NULL);
 	o->no_leader_election = getenv("PROFLEET_NO_LEADER_ELECTION") != NULL;
 	o->insecure_trust_agents = getenv("PROFLEET_INSECURE_TRUST_AGENTS") != NULL;
 	if (gethostname(identity, sizeof(identity) - 1))
@@ -1054,6 +1060,8 @@ static int parse_args(int argc, char **argv, struct ctl_options *o)
 		case 'k': o->kubeconfig = optarg; break;
 		case 'c': o->context = optarg; break;
 		case 'l': listen = optarg; break;
+		case 'C': o->tls_cert = optarg; break;
+		case 'K': o->tls_key = optarg; break;
 		case 's': sa = optarg; break;
 		case 'a': o->agent_audience = optarg; break;
 		case 'm': maxhz = optarg; break;
@@ -1125,6 +1133,15 @@ static int parse_args(int argc, char **argv, struct ctl_options *o)
 		fprintf(stderr, "profleet-controller: --lease-duration %s: want 2..3600\n", dur);
 		return -1;
 	}
+	if (!o->tls_cert != !o->tls_key) {
+		fprintf(stderr, "profleet-controller: --tls-cert and --tls-key go together\n");
+		return -1;
+	}
+	for (const char *const *f = (const char *const[]){ o->tls_cert, o->tls_key, NULL }; *f; f++)
+		if (access(*f, R_OK)) {
+			fprintf(stderr, "profleet-controller: %s: %s\n", *f, strerror(errno));
+			return -1;
+		}
 	if (o->log_level && log_set_level_name(o->log_level)) {
 		fprintf(stderr, "profleet-controller: --log-level %s: unknown level\n", o->log_level);
 		return -1;
@@ -1161,8 +1178,8 @@ int main(int argc, char **argv)
 		ctl.leader = true;
 	if (server_start(&ctl))
 		return 1;
-	log_notice("profleet-controller %s: API server %s, agents on %s:%d, identity %s",
-		   PROFLEET_VERSION, ctl.kcfg.server,
+	log_notice("profleet-controller %s: API server %s, agents on %s://%s:%d, identity %s",
+		   PROFLEET_VERSION, ctl.kcfg.server, ctl.opt.tls_cert ? "wss" : "ws",
 		   ctl.opt.listen_addr ? ctl.opt.listen_addr : "*", ctl.opt.port, ctl.opt.identity);
 	inf[0] = k8s_informer_start(&ctl.kcfg, "/api/v1/pods", &pod_ops, NULL);
 	inf[1] = k8s_informer_start(&ctl.kcfg, "/api/v1/namespaces", &nl_ops, &ns_ctx);

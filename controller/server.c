@@ -406,6 +406,11 @@ int server_start(struct ctl *c)
 	info.protocols = protocols;
 	info.gid = (gid_t)-1;
 	info.uid = (uid_t)-1;
+	if (c->opt.tls_cert) {
+		info.options |= LWS_SERVER_OPTION_DO_SSL_GLOBAL_INIT;
+		info.ssl_cert_filepath = c->opt.tls_cert;
+		info.ssl_private_key_filepath = c->opt.tls_key;
+	}
 	info.ka_time = 60;	/* TCP keepalive finds dead agents; no ws pings: idle costs nothing */
 	info.ka_probes = 3;
 	info.ka_interval = 10;

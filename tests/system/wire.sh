@@ -36,4 +36,24 @@ check "a bad option exits 2" [ $? -eq 2 ]
 kill $ctl
 wait $ctl
 check "the controller stops cleanly on SIGTERM" [ $? -eq 0 ]
+
+# wss://: the agent verifies the controller's certificate
+openssl req -x509 -newkey rsa:2048 -nodes -days 2 -subj /CN=127.0.0.1 \
+	-addext subjectAltName=IP:127.0.0.1 -keyout "$TMP/tls.key" -out "$TMP/tls.crt" 2>/dev/null
+"$CTL" --kubeconfig "$TMP/kubeconfig" --listen "127.0.0.1:$port" --no-leader-election \
+	--insecure-trust-agents --tls-cert "$TMP/tls.crt" --tls-key "$TMP/tls.key" >"$TMP/ctl-tls.log" 2>&1 &
+ctl=$!
+sleep 0.5
+timeout -s INT 4 "$AGENT" run --controller "wss://127.0.0.1:$port" --ca-file "$TMP/tls.crt" \
+	--node-name tls-node --state-file "$TMP/tls-ok.json" --log "$TMP/agent-tls.log"
+timeout -s INT 4 "$AGENT" run --controller "wss://127.0.0.1:$port" \
+	--node-name tls-node2 --state-file "$TMP/tls-bad.json" --log "$TMP/agent-tls2.log"
+check "an agent trusting the controller's CA gets its targets over wss://" \
+	sh -c "[ \"\$(jq -r '.connects >= 1 and .version > 0' '$TMP/tls-ok.json')\" = true ]"
+check "an agent that cannot verify the certificate does not connect" \
+	sh -c "[ \"\$(jq -r '.connects == 0 and .version == 0' '$TMP/tls-bad.json')\" = true ]"
+"$CTL" --kubeconfig "$TMP/kubeconfig" --tls-cert "$TMP/tls.crt" >/dev/null 2>&1
+check "--tls-cert without --tls-key is refused" [ $? -eq 2 ]
+kill $ctl
+wait $ctl
 finish
