@@ -10,6 +10,22 @@
 
 extern char **environ;
 
+/* --log and --log-level of either command; 0, or 2 after a message */
+static int setup_log(const char *target, const char *level)
+{
+	int err;
+
+	if (target && (err = log_open(target))) {
+		fprintf(stderr, "profleet-agent: --log %s: %s\n", target, strerror(-err));
+		return 2;
+	}
+	if (level && log_set_level_name(level)) {
+		fprintf(stderr, "profleet-agent: --log-level %s: unknown level\n", level);
+		return 2;
+	}
+	return 0;
+}
+
 int main(int argc, char **argv)
 {
 	struct record_config cfg;
@@ -38,14 +54,8 @@ int main(int argc, char **argv)
 		case CLI_OK:
 			break;
 		}
-		if (rc.log_target && (err = log_open(rc.log_target))) {
-			fprintf(stderr, "profleet-agent: --log %s: %s\n", rc.log_target, strerror(-err));
+		if (setup_log(rc.log_target, rc.log_level))
 			return 2;
-		}
-		if (rc.log_level && log_set_level_name(rc.log_level)) {
-			fprintf(stderr, "profleet-agent: --log-level %s: unknown level\n", rc.log_level);
-			return 2;
-		}
 		err = run_main(&rc);
 		log_close();
 		return err;
@@ -62,15 +72,8 @@ int main(int argc, char **argv)
 	case CLI_OK:
 		break;
 	}
-	if (cfg.log_target) {
-		err = log_open(cfg.log_target);
-		if (err) {
-			fprintf(stderr, "profleet-agent: --log %s: %s\n", cfg.log_target, strerror(-err));
-			return 2;
-		}
-	}
-	if (cfg.log_level)
-		log_set_level_name(cfg.log_level);
+	if (setup_log(cfg.log_target, cfg.log_level))
+		return 2;
 	err = record_run(&cfg);
 	log_close();
 	return err;

@@ -93,13 +93,7 @@ static int on_sample(void *ctx, const struct sample_event *e)
 
 	st->samples++;
 	note_pid(st, e->pid);
-	if (st->unw && procs__alive(st->procs, (int)e->pid)) {
-		/* tables load lazily: on a process's first sample, or when a frame had none */
-		if (!unwinder__knows(st->unw, (int)e->pid))
-			unwinder__sync_pid(st->unw, (int)e->pid, false);
-		else if (e->flags & SAMPLE_F_NEED_TABLES)
-			unwinder__sync_pid(st->unw, (int)e->pid, true);
-	}
+	unwinder__on_sample(st->unw, (int)e->pid, e->flags, procs__alive(st->procs, (int)e->pid));
 	agg__add(st->agg, e);	/* a full table is counted inside */
 	return 0;
 }
@@ -108,22 +102,7 @@ static void on_task(void *ctx, enum task_event ev, int pid, int ppid)
 {
 	struct rec_state *st = ctx;
 
-	if (!st->unw)
-		return;
-	switch (ev) {
-	case TASK_FORK:
-		/* the child of a followed process maps the same files: reuse the tables now */
-		if (unwinder__knows(st->unw, ppid))
-			unwinder__sync_pid(st->unw, pid, false);
-		break;
-	case TASK_EXEC:
-	case TASK_MMAP:
-		unwinder__mark_dirty(st->unw, pid);
-		break;
-	case TASK_EXIT:
-		unwinder__forget_pid(st->unw, pid);
-		break;
-	}
+	unwinder__on_task(st->unw, ev, pid, ppid);
 }
 
 static void on_tasks_drained(void *ctx)

@@ -154,12 +154,7 @@ static int on_sample(void *ctx, const struct sample_event *e)
 		for (int i = 0; i < t->npolicies; i++)
 			(*t->policy_counts[i])++;
 	}
-	if (r->unw && procs__alive(r->procs, (int)e->pid)) {
-		if (!unwinder__knows(r->unw, (int)e->pid))
-			unwinder__sync_pid(r->unw, (int)e->pid, false);
-		else if (e->flags & SAMPLE_F_NEED_TABLES)
-			unwinder__sync_pid(r->unw, (int)e->pid, true);
-	}
+	unwinder__on_sample(r->unw, (int)e->pid, e->flags, procs__alive(r->procs, (int)e->pid));
 	agg__add(r->agg, e);
 	return 0;
 }
@@ -168,21 +163,7 @@ static void on_task(void *ctx, enum task_event ev, int pid, int ppid)
 {
 	struct run *r = ctx;
 
-	if (!r->unw)
-		return;
-	switch (ev) {
-	case TASK_FORK:
-		if (unwinder__knows(r->unw, ppid))
-			unwinder__sync_pid(r->unw, pid, false);
-		break;
-	case TASK_EXEC:
-	case TASK_MMAP:
-		unwinder__mark_dirty(r->unw, pid);
-		break;
-	case TASK_EXIT:
-		unwinder__forget_pid(r->unw, pid);
-		break;
-	}
+	unwinder__on_task(r->unw, ev, pid, ppid);
 }
 
 static void on_tasks_drained(void *ctx)

@@ -1,5 +1,6 @@
 // SPDX-License-Identifier: Apache-2.0
 #include "unwinder.h"
+#include "sampler.h"
 
 #include <bpf/bpf.h>
 #include <errno.h>
@@ -599,4 +600,34 @@ int unwinder__sync_dirty(struct unwinder *u)
 void unwinder__stats(const struct unwinder *u, struct unwinder_stats *ret)
 {
 	*ret = u->stats;
+}
+
+void unwinder__on_sample(struct unwinder *u, int pid, uint32_t sample_flags, bool alive)
+{
+	if (!u || !alive)
+		return;
+	if (!unwinder__knows(u, pid))
+		unwinder__sync_pid(u, pid, false);
+	else if (sample_flags & SAMPLE_F_NEED_TABLES)
+		unwinder__sync_pid(u, pid, true);
+}
+
+void unwinder__on_task(struct unwinder *u, int ev, int pid, int ppid)
+{
+	if (!u)
+		return;
+	switch (ev) {
+	case TASK_FORK:
+		/* the child of a followed process maps the same files: reuse the tables now */
+		if (unwinder__knows(u, ppid))
+			unwinder__sync_pid(u, pid, false);
+		break;
+	case TASK_EXEC:
+	case TASK_MMAP:
+		unwinder__mark_dirty(u, pid);
+		break;
+	case TASK_EXIT:
+		unwinder__forget_pid(u, pid);
+		break;
+	}
 }

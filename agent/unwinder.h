@@ -52,4 +52,14 @@ int unwinder__sync_dirty(struct unwinder *u);
 void unwinder__forget_pid(struct unwinder *u, int pid);
 void unwinder__stats(const struct unwinder *u, struct unwinder_stats *ret);
 
+/*
+ * The hooks a sampling loop calls (record and run share them). On a sample:
+ * tables load lazily, on a process's first sample or when a frame had none
+ * (alive: whether procs still knows the process). On a task record: a forked
+ * child of a followed process reuses its tables at once; exec/mmap mark it
+ * dirty; exit forgets it. u may be NULL (--unwinder fp): they do nothing.
+ */
+void unwinder__on_sample(struct unwinder *u, int pid, uint32_t sample_flags, bool alive);
+void unwinder__on_task(struct unwinder *u, int ev, int pid, int ppid);
+
 #endif

@@ -46,10 +46,13 @@ for size in 500:5000 1000:10000; do
 	sleep 1
 	echo "== $agents agents, $pods pods"
 	"$SIM" --kubeconfig "$KC" --url "ws://127.0.0.1:$port" --controller-pid "$CTL_PID" \
-		--agents "$agents" --pods "$pods" --rounds "$ROUNDS" --namespace "fleet-$agents" |
-		sed 's/^fleetsim: /  /'
+		--agents "$agents" --pods "$pods" --rounds "$ROUNDS" --namespace "fleet-$agents" \
+		>"$tmp/sim.out"
+	sed 's/^fleetsim: /  /; /^RESULT/d' "$tmp/sim.out"
 	ap=$(apiserver_pid)
-	[ -n "$ap" ] && echo "  peer: kube-apiserver RSS $(awk '/VmRSS/ { printf "%.1f MiB", $2 / 1024 }' /proc/"$ap"/status) serving the same objects"
+	ctl_kb=$(awk '/VmRSS/ { print $2 }' /proc/"$CTL_PID"/status)
+	[ -n "$ap" ] && awk -v c="$ctl_kb" '/VmRSS/ { printf "  peer: kube-apiserver RSS %.1f MiB serving the same objects; controller/apiserver RSS ratio %.3f\n", $2 / 1024, c / $2 }' /proc/"$ap"/status
+	awk '/^RESULT/ { split($2, p, "="); split($3, r, "="); printf "  against the targets: p99 %s ms / 1000 ms = %.3f; RSS %s MiB / 64 MiB = %.3f\n", p[2], p[2] / 1000, r[2], r[2] / 64 }' "$tmp/sim.out"
 	kill "$CTL_PID"
 	wait "$CTL_PID" 2>/dev/null
 	CTL_PID=
