@@ -131,19 +131,18 @@ static pid_t spawn_gated(char **argv, int *ret_gate_fd)
 		return -errno;
 	}
 	if (pid == 0) {
+		const char *base = strrchr(argv[0], '/');
 		char c;
 
+		/* first thing: the child is sampled from the moment the parent targets it
+		 * (on a loaded host, possibly before it reaches the gate), and every one
+		 * of its samples, up to and during the exec, must carry the command's name */
+		prctl(PR_SET_NAME, base ? base + 1 : argv[0], 0, 0, 0);
 		close(gate[1]);
 		if (read(gate[0], &c, 1) != 1)
 			_exit(127);
 		signal(SIGINT, SIG_DFL);
 		signal(SIGTERM, SIG_DFL);
-		/* samples taken during the exec itself carry the command's name, not ours */
-		{
-			const char *base = strrchr(argv[0], '/');
-
-			prctl(PR_SET_NAME, base ? base + 1 : argv[0], 0, 0, 0);
-		}
 		execvp(argv[0], argv);
 		fprintf(stderr, "profleet-agent: cannot run '%s': %s\n", argv[0], strerror(errno));
 		_exit(127);

@@ -533,7 +533,15 @@ int run_main(const struct run_config *cfg)
 		log_error("no cgroup hierarchy found (mountinfo): cannot map pods to processes");
 		return 1;
 	}
-	r.v2 = r.mounts.v2[0] != 0;
+	if (cfg->cgroup_mode == 1 && !r.mounts.v1[0]) {
+		log_error("--cgroup-mode v1: no cgroup v1 hierarchy is mounted");
+		return 1;
+	}
+	if (cfg->cgroup_mode == 2 && !r.mounts.v2[0]) {
+		log_error("--cgroup-mode v2: no cgroup v2 hierarchy is mounted");
+		return 1;
+	}
+	r.v2 = r.mounts.v2[0] != 0 && cfg->cgroup_mode != 1;
 	so.pids_fallback = !r.v2;
 	log_info("cgroups: %s %s", r.v2 ? "v2 at" : "v1 only, processes of",
 		 r.v2 ? r.mounts.v2 : r.mounts.v1);
@@ -658,6 +666,8 @@ void run_print_help(FILE *out)
 		"                       (PROFLEET_STATE_FILE)\n"
 		"  --cgroup-root PATH   cgroup v2 mount to search (PROFLEET_CGROUP_ROOT; default from\n"
 		"                       /proc/self/mountinfo)\n"
+		"  --cgroup-mode MODE   auto (v2 when mounted), v2, or v1: find containers in a v1\n"
+		"                       hierarchy and target their processes (PROFLEET_CGROUP_MODE)\n"
 		"  --kernel-stacks BOOL (PROFLEET_KERNEL_STACKS, true)\n"
 		"  --unwinder dwarf|fp  (PROFLEET_UNWINDER, dwarf)\n"
 		"  --log PATH, --log-level LEVEL   as for record\n"
@@ -700,6 +710,18 @@ static int set_opt(struct run_config *c, int ch, const char *v, FILE *err)
 	case 'a': c->ca_file = v; break;
 	case 's': c->state_file = v; break;
 	case 'g': c->cgroup_root = v; break;
+	case 'M':
+		if (!strcmp(v, "auto"))
+			c->cgroup_mode = 0;
+		else if (!strcmp(v, "v1"))
+			c->cgroup_mode = 1;
+		else if (!strcmp(v, "v2"))
+			c->cgroup_mode = 2;
+		else {
+			fprintf(err, "profleet-agent run: --cgroup-mode %s: want auto, v1 or v2\n", v);
+			return -1;
+		}
+		break;
 	case 'L': c->log_target = v; break;
 	case 'l': c->log_level = v; break;
 	case 'm':
@@ -757,6 +779,7 @@ enum cli_result run_parse(int argc, char **argv, char **envp, struct run_config 
 		{ "interval", required_argument, NULL, 'i' },
 		{ "state-file", required_argument, NULL, 's' },
 		{ "cgroup-root", required_argument, NULL, 'g' },
+		{ "cgroup-mode", required_argument, NULL, 'M' },
 		{ "kernel-stacks", required_argument, NULL, 'k' },
 		{ "unwinder", required_argument, NULL, 'u' },
 		{ "log", required_argument, NULL, 'L' },
@@ -769,7 +792,8 @@ enum cli_result run_parse(int argc, char **argv, char **envp, struct run_config 
 		{ "PROFLEET_TOKEN_FILE", 't' }, { "PROFLEET_CA_FILE", 'a' },
 		{ "PROFLEET_MAX_FREQUENCY", 'm' }, { "PROFLEET_OUTPUT", 'o' },
 		{ "PROFLEET_INTERVAL", 'i' }, { "PROFLEET_STATE_FILE", 's' },
-		{ "PROFLEET_CGROUP_ROOT", 'g' }, { "PROFLEET_KERNEL_STACKS", 'k' },
+		{ "PROFLEET_CGROUP_ROOT", 'g' }, { "PROFLEET_CGROUP_MODE", 'M' },
+		{ "PROFLEET_KERNEL_STACKS", 'k' },
 		{ "PROFLEET_UNWINDER", 'u' }, { "PROFLEET_LOG", 'L' }, { "PROFLEET_LOG_LEVEL", 'l' },
 	};
 	int ch;

@@ -15,6 +15,7 @@ struct run_config {
 	double interval;
 	const char *state_file;
 	const char *cgroup_root;	/* a cgroup v2 mount to search instead of mountinfo's */
+	int cgroup_mode;		/* 0 auto (v2 when mounted), 1 v1 only, 2 v2 only */
 	const char *mountinfo;		/* tests: a mountinfo file; NULL = /proc/self/mountinfo */
 	bool kernel_stacks;
 	bool dwarf_unwind;

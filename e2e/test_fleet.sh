@@ -27,12 +27,13 @@ cleanup() {
 	for p in $PIDS; do kill "$p" 2>/dev/null; done
 	sleep 0.5
 	for p in $PIDS; do kill -9 "$p" 2>/dev/null; done
-	if [ -n "$CG" ] && [ -d "$CG" ]; then
-		# kill what is left in the test cgroups, then remove them deepest first
-		find "$CG" -name cgroup.procs -exec cat {} + 2>/dev/null | xargs -r kill -9 2>/dev/null
+	# kill what is left in the test cgroups (v2 and v1), then remove them deepest first
+	for d in "$CG" "${CG1:-}"; do
+		[ -n "$d" ] && [ -d "$d" ] || continue
+		find "$d" -name cgroup.procs -exec cat {} + 2>/dev/null | xargs -r kill -9 2>/dev/null
 		sleep 0.3
-		find "$CG" -depth -type d -exec rmdir {} + 2>/dev/null
-	fi
+		find "$d" -depth -type d -exec rmdir {} + 2>/dev/null
+	done
 	[ -z "${E2E_KUBECONFIG:-}" ] && [ -f "$W/cluster/env" ] && sh "$TOP/e2e/cluster.sh" stop "$W/cluster" >/dev/null 2>&1
 	if [ "$failures" -gt 0 ] || [ -n "${E2E_KEEP:-}" ]; then
 		echo "# logs kept in $W"
@@ -91,6 +92,7 @@ SHOP=pf-shop-$RUN
 OTHER=pf-other-$RUN
 NODE_A=pf-node-a-$RUN
 NODE_B=pf-node-b-$RUN
+NODE_C=pf-node-c-$RUN
 k create namespace "$SYS" >/dev/null
 k create namespace "$SHOP" >/dev/null
 k create namespace "$OTHER" >/dev/null
@@ -125,6 +127,10 @@ metadata: {name: $NODE_A, labels: {pool: a}}
 apiVersion: v1
 kind: Node
 metadata: {name: $NODE_B, labels: {pool: b}}
+---
+apiVersion: v1
+kind: Node
+metadata: {name: $NODE_C, labels: {pool: c}}
 EOF
 k apply -f "$W/nodes.yaml" >/dev/null
 
@@ -300,6 +306,44 @@ check "the other namespace's pod with the same labels is not targeted" \
 	sh -c "! jq -r '.targets[].containerID' '$W/state-a.json' | grep -q '$C_WEBX'"
 [ "$(st a .kernelFiltered)" -gt 0 ] && [ "$(st a .samplesUnattributed)" = 0 ]
 verdict "untargeted processes are filtered in the kernel" $?
+
+# ---- a node whose containers are found in a cgroup v1 hierarchy ----------------------------
+V1=$(awk '$9 == "cgroup" && $NF ~ /name=systemd/ { print $5; exit }' /proc/self/mountinfo)
+if [ -n "$V1" ] && mkdir -p "$V1/profleet-e2e-$RUN"; then
+	CG1=$V1/profleet-e2e-$RUN
+	UID_WEB3=$(pod "$SHOP" web-3 "$NODE_C" '{"app": "web3"}')
+	pod "$SYS" agent-c "$NODE_C" '{"app": "profleet-agent"}' profleet-agent >/dev/null
+	C_WEB3=$(cid)
+	running "$SHOP" web-3 "$C_WEB3" "$(cid)"
+	running "$SYS" agent-c "$(cid)" "$(cid)"
+	token "$SYS" profleet-agent agent-c profleet >"$W/token-c"
+	d1=$CG1/kubepods/burstable/pod$UID_WEB3/$C_WEB3
+	mkdir -p "$d1"
+	cp "$BUSY" "$W/e2e-web3"
+	sh -c "echo \$\$ > '$d1/cgroup.procs' && exec nice -n 10 '$W/e2e-web3' 100000000" &
+	PIDS="$PIDS $!"
+	"$AGENT" run --controller "$URL" --node-name "$NODE_C" --token-file "$W/token-c" \
+		--state-file "$W/state-c.json" --output "$W/prof-c.txt" --interval 2 --cgroup-mode v1 \
+		--log "$W/agent-c.log" --log-level debug &
+	AG_c=$!
+	PIDS="$PIDS $AG_c"
+	sed "s/name: web, /name: web3, /; s/app: web}/app: web3}/; s/containers: \[app\]/containers: [app]/" \
+		"$W/policy.yaml" >"$W/policy3.yaml"
+	k apply -f "$W/policy3.yaml" >/dev/null
+	wait_until 20 sh -c "exec 2>/dev/null; [ \"\$(jq -r '.targets[0].cgroup' '$W/state-c.json')\" = '$d1' ]"
+	check "cgroup v1: the container is found in the v1 hierarchy" [ "$(sv c '.targets[0].cgroup')" = "$d1" ]
+	sleep 4
+	check "cgroup v1: its process is sampled and attributed" [ "$(st c '.targets[0].samples')" -gt 0 ]
+	check "cgroup v1: only that process is in node C's profile" \
+		sh -c "grep -q '^e2e-web3' '$W/prof-c.txt' && ! grep -qE '^e2e-(web1|web2|db1|webx)' '$W/prof-c.txt'"
+	k delete -f "$W/policy3.yaml" >/dev/null
+	wait_until 10 sh -c "exec 2>/dev/null; [ \"\$(jq -r '.targets | length' '$W/state-c.json')\" = 0 ]"
+	kill "$AG_c"
+else
+	skip "no cgroup v1 name=systemd hierarchy on this host"
+	skip "no cgroup v1 name=systemd hierarchy on this host"
+	skip "no cgroup v1 name=systemd hierarchy on this host"
+fi
 
 # ---- frequency change without restart ---------------------------------------------------
 s0=$(st a '.targets[0].samples')
@@ -496,7 +540,7 @@ for ns in "$SHOP" "$OTHER" "$SYS"; do	# no kubelet will confirm these pods' dele
 	k delete pods --all -n "$ns" --force --grace-period=0 >/dev/null 2>&1
 done
 k delete namespace "$SHOP" "$OTHER" "$SYS" --wait=false >/dev/null 2>&1
-k delete node "$NODE_A" "$NODE_B" >/dev/null 2>&1
+k delete node "$NODE_A" "$NODE_B" "$NODE_C" >/dev/null 2>&1
 for f in controller-c1 controller-c2; do
 	if grep -qE 'AddressSanitizer|runtime error' "$W/$f.log" 2>/dev/null; then
 		not_ok "$f log has sanitizer reports"

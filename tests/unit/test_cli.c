@@ -8,6 +8,7 @@
 #include <cmocka.h>
 
 #include "cli.h"
+#include "run.h"
 
 /* Parses a space-separated command line with the given environment. */
 static enum cli_result parse(const char *line, char **envp, struct record_config *cfg,
@@ -28,6 +29,79 @@ static enum cli_result parse(const char *line, char **envp, struct record_config
 	fclose(out);
 	fclose(err);
 	return r;
+}
+
+/* The same for `run`. */
+static enum cli_result parse_run(const char *line, char **envp, struct run_config *cfg,
+				 char *errbuf, size_t errlen)
+{
+	static char buf[1024];
+	static char *argv[64];
+	int argc = 0;
+	FILE *out = fopen("/dev/null", "w"), *err = fmemopen(errbuf, errlen, "w");
+	enum cli_result r;
+
+	memset(errbuf, 0, errlen);
+	snprintf(buf, sizeof(buf), "%s", line);
+	for (char *t = strtok(buf, " "); t && argc < 63; t = strtok(NULL, " "))
+		argv[argc++] = t;
+	argv[argc] = NULL;
+	r = run_parse(argc, argv, envp, cfg, out, err);
+	fclose(out);
+	fclose(err);
+	return r;
+}
+
+static void test_run(void **state)
+{
+	char *env[] = { "NODE_NAME=from-downward-api", "PROFLEET_MAX_FREQUENCY=99",
+			"PROFLEET_CGROUP_MODE=v1", NULL };
+	char *env_bad[] = { "PROFLEET_INTERVAL=soon", NULL };
+	struct run_config c;
+	char err[256];
+
+	(void)state;
+	assert_int_equal(parse_run("run --controller ws://c:7470 --node-name n1", NULL, &c, err,
+				   sizeof(err)), CLI_OK);
+	assert_string_equal(c.controller, "ws://c:7470");
+	assert_string_equal(c.node_name, "n1");
+	assert_int_equal(c.max_frequency, 250);
+	assert_true(c.interval == 60);
+	assert_true(c.kernel_stacks && c.dwarf_unwind);
+	assert_string_equal(c.token_file, "/var/run/secrets/profleet/token");
+	assert_int_equal(c.cgroup_mode, 0);
+
+	assert_int_equal(parse_run("run --controller ws://c:1 -o a.pb.gz --output b.svg --interval 5 "
+				   "--unwinder fp --kernel-stacks false --cgroup-mode v2", env, &c, err,
+				   sizeof(err)), CLI_OK);
+	assert_string_equal(c.node_name, "from-downward-api");	/* NODE_NAME */
+	assert_int_equal(c.max_frequency, 99);
+	assert_int_equal(c.noutputs, 2);
+	assert_int_equal(c.outputs[0].format, FMT_PPROF);
+	assert_int_equal(c.outputs[1].format, FMT_SVG);
+	assert_true(c.interval == 5);
+	assert_false(c.dwarf_unwind);
+	assert_false(c.kernel_stacks);
+	assert_int_equal(c.cgroup_mode, 2);	/* the option wins over the environment */
+
+	assert_int_equal(parse_run("run --node-name n", NULL, &c, err, sizeof(err)), CLI_USAGE_ERROR);
+	assert_non_null(strstr(err, "--controller"));
+	assert_int_equal(parse_run("run --controller ws://c:1", NULL, &c, err, sizeof(err)),
+			 CLI_USAGE_ERROR);
+	assert_int_equal(parse_run("run --controller ws://c:1 --node-name n --max-frequency 1001", NULL,
+				   &c, err, sizeof(err)), CLI_USAGE_ERROR);
+	assert_non_null(strstr(err, "--max-frequency"));
+	assert_int_equal(parse_run("run --controller ws://c:1 --node-name n --cgroup-mode v3", NULL, &c,
+				   err, sizeof(err)), CLI_USAGE_ERROR);
+	assert_int_equal(parse_run("run --controller ws://c:1 --node-name n --bogus", NULL, &c, err,
+				   sizeof(err)), CLI_USAGE_ERROR);
+	assert_non_null(strstr(err, "--bogus"));
+	assert_int_equal(parse_run("run --controller ws://c:1 --node-name n extra", NULL, &c, err,
+				   sizeof(err)), CLI_USAGE_ERROR);
+	assert_int_equal(parse_run("run --controller ws://c:1 --node-name n", env_bad, &c, err,
+				   sizeof(err)), CLI_USAGE_ERROR);
+	assert_non_null(strstr(err, "--interval soon"));
+	assert_int_equal(parse_run("run --help", NULL, &c, err, sizeof(err)), CLI_EXIT_OK);
 }
 
 static void test_defaults(void **state)
@@ -167,6 +241,7 @@ int main(void)
 		cmocka_unit_test(test_command),	    cmocka_unit_test(test_environment),
 		cmocka_unit_test(test_errors),	    cmocka_unit_test(test_help_version),
 		cmocka_unit_test(test_help_lists_every_env),
+		cmocka_unit_test(test_run),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
