@@ -1,0 +1,502 @@
+// SPDX-License-Identifier: Apache-2.0
+/* Exporters: bounded queues, sender threads, retries; see export.h. */
+#include "export.h"
+
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+#include <curl/curl.h>
+
+#include "k8s.h"	/* k8s_backoff_ms */
+#include "log.h"
+#include "pprof.h"
+
+struct item {
+	uint8_t *pprof_gz;
+	size_t len;
+	char *name;		/* pyroscope: service.cpu{k=v,...}; dir: a file-name stem */
+	int64_t from_s, until_s;
+	int rate_hz;
+};
+
+struct exporter {
+	struct export_target t;
+	struct export_auth auth;
+	struct exporter_opts o;
+	char desc[600];
+	char *url;		/* owned copies */
+	pthread_t thread;
+	pthread_mutex_t lock;
+	pthread_cond_t cond;	/* items queued, or stopping */
+	pthread_cond_t idle;	/* the queue emptied (drain waits on it) */
+	bool stop, busy;
+	struct item *q;		/* ring of o.queue_cap */
+	unsigned int head, n;
+	struct exporter_stats st;
+	CURL *curl;
+};
+
+static const char *const kind_names[] = { "dir", "pyroscope", "otlp-http", "otlp-grpc" };
+
+const char *export_kind_name(enum export_kind k)
+{
+	return kind_names[k];
+}
+
+int export_parse_target(const char *spec, struct export_target *ret, char *msg, size_t msglen)
+{
+	const char *eq = strchr(spec, '=');
+
+	if (!eq || eq == spec || !eq[1]) {
+		snprintf(msg, msglen, "--export %s: want KIND=URL (dir=/path, pyroscope=http://host:4040, ...)",
+			 spec);
+		return -EINVAL;
+	}
+	for (int k = 0; k < 4; k++)
+		if (strlen(kind_names[k]) == (size_t)(eq - spec) &&
+		    !strncmp(spec, kind_names[k], (size_t)(eq - spec))) {
+			ret->kind = (enum export_kind)k;
+			ret->url = eq + 1;
+			if (k != EXPORT_DIR && strncmp(ret->url, "http://", 7) &&
+			    strncmp(ret->url, "https://", 8)) {
+				snprintf(msg, msglen, "--export %s: the URL must be http:// or https://", spec);
+				return -EINVAL;
+			}
+			return 0;
+		}
+	snprintf(msg, msglen, "--export %s: unknown kind '%.*s' (dir, pyroscope, otlp-http, otlp-grpc)",
+		 spec, (int)(eq - spec), spec);
+	return -EINVAL;
+}
+
+static void item_free(struct item *it)
+{
+	free(it->pprof_gz);
+	free(it->name);
+	memset(it, 0, sizeof(*it));
+}
+
+/* ---- senders ----------------------------------------------------------------- */
+
+/* Outcome of one attempt. */
+enum result { SENT, RETRY, REJECTED };
+
+static size_t discard(char *d, size_t s, size_t n, void *u)
+{
+	(void)d, (void)u;
+	return s * n;
+}
+
+struct hdr_state {
+	int retry_after;
+};
+
+static size_t on_hdr(char *d, size_t s, size_t n, void *u)
+{
+	struct hdr_state *h = u;
+
+	if (s * n > 12 && !strncasecmp(d, "Retry-After:", 12))
+		h->retry_after = atoi(d + 12);
+	return s * n;
+}
+
+static char *read_token(const char *path)
+{
+	char buf[8192];
+	FILE *f = fopen(path, "re");
+	size_t n;
+
+	if (!f)
+		return NULL;
+	n = fread(buf, 1, sizeof(buf) - 1, f);
+	fclose(f);
+	while (n && (buf[n - 1] == '\n' || buf[n - 1] == '\r' || buf[n - 1] == ' '))
+		n--;
+	buf[n] = 0;
+	return strdup(buf);
+}
+
+static enum result send_pyroscope(struct exporter *e, const struct item *it, int *retry_after)
+{
+	struct curl_slist *h = NULL;
+	struct hdr_state hs = { 0 };
+	curl_mime *mime;
+	curl_mimepart *part;
+	char *name_esc, url[4096], line[8300];
+	long status = 0;
+	CURLcode rc;
+
+	name_esc = curl_easy_escape(e->curl, it->name, 0);
+	snprintf(url, sizeof(url),
+		 "%s/ingest?name=%s&from=%lld&until=%lld&sampleRate=%d&spyName=profleet&format=pprof"
+		 "&units=samples&aggregationType=sum",
+		 e->url, name_esc ? name_esc : "profleet", (long long)it->from_s,
+		 (long long)it->until_s, it->rate_hz);
+	curl_free(name_esc);
+	curl_easy_reset(e->curl);
+	curl_easy_setopt(e->curl, CURLOPT_URL, url);
+	curl_easy_setopt(e->curl, CURLOPT_NOSIGNAL, 1L);
+	curl_easy_setopt(e->curl, CURLOPT_TIMEOUT_MS, (long)e->o.timeout_ms);
+	curl_easy_setopt(e->curl, CURLOPT_CONNECTTIMEOUT_MS, 5000L);
+	curl_easy_setopt(e->curl, CURLOPT_WRITEFUNCTION, discard);
+	curl_easy_setopt(e->curl, CURLOPT_HEADERFUNCTION, on_hdr);
+	curl_easy_setopt(e->curl, CURLOPT_HEADERDATA, &hs);
+	curl_easy_setopt(e->curl, CURLOPT_USERAGENT, "profleet/" PROFLEET_VERSION);
+	for (int i = 0; i < e->auth.nheaders; i++)
+		h = curl_slist_append(h, e->auth.headers[i]);
+	if (e->auth.tenant) {
+		snprintf(line, sizeof(line), "X-Scope-OrgID: %s", e->auth.tenant);
+		h = curl_slist_append(h, line);
+	}
+	if (e->auth.bearer_file) {
+		char *tok = read_token(e->auth.bearer_file);
+
+		if (!tok) {
+			snprintf(e->st.last_error, sizeof(e->st.last_error),
+				 "cannot read bearer token file %s", e->auth.bearer_file);
+			curl_slist_free_all(h);
+			return RETRY;
+		}
+		snprintf(line, sizeof(line), "Authorization: Bearer %s", tok);
+		free(tok);
+		h = curl_slist_append(h, line);
+	}
+	if (e->auth.basic) {
+		curl_easy_setopt(e->curl, CURLOPT_HTTPAUTH, CURLAUTH_BASIC);
+		curl_easy_setopt(e->curl, CURLOPT_USERPWD, e->auth.basic);
+	}
+	h = curl_slist_append(h, "Expect:");	/* no 1 s wait for a "100 Continue" */
+	curl_easy_setopt(e->curl, CURLOPT_HTTPHEADER, h);
+	/* the pprof goes as the "profile" part of a multipart form */
+	mime = curl_mime_init(e->curl);
+	part = curl_mime_addpart(mime);
+	curl_mime_name(part, "profile");
+	curl_mime_filename(part, "profile.pprof");
+	curl_mime_type(part, "application/octet-stream");
+	curl_mime_data(part, (const char *)it->pprof_gz, it->len);
+	curl_easy_setopt(e->curl, CURLOPT_MIMEPOST, mime);
+	rc = curl_easy_perform(e->curl);
+	curl_easy_getinfo(e->curl, CURLINFO_RESPONSE_CODE, &status);
+	curl_mime_free(mime);
+	curl_slist_free_all(h);
+	*retry_after = hs.retry_after;
+	if (rc != CURLE_OK) {
+		snprintf(e->st.last_error, sizeof(e->st.last_error), "%s", curl_easy_strerror(rc));
+		return RETRY;
+	}
+	if (status >= 200 && status < 300)
+		return SENT;
+	snprintf(e->st.last_error, sizeof(e->st.last_error), "HTTP %ld", status);
+	return status == 429 || status == 408 || status >= 500 ? RETRY : REJECTED;
+}
+
+/* Keeps the newest dir_max_files *.pb.gz files of ours in the directory. */
+static void dir_rotate(struct exporter *e)
+{
+	struct dirent **list = NULL;
+	int n = scandir(e->url, &list, NULL, alphasort), ours = 0;
+
+	for (int i = 0; i < n; i++)
+		if (!strncmp(list[i]->d_name, "profleet-", 9) && strstr(list[i]->d_name, ".pb.gz"))
+			ours++;
+	/* names start with a zero-padded time: alphabetical is oldest first */
+	for (int i = 0; i < n; i++) {
+		if (ours > (int)e->o.dir_max_files && !strncmp(list[i]->d_name, "profleet-", 9) &&
+		    strstr(list[i]->d_name, ".pb.gz")) {
+			char path[4400];
+
+			snprintf(path, sizeof(path), "%s/%s", e->url, list[i]->d_name);
+			if (!unlink(path))
+				ours--;
+		}
+		free(list[i]);
+	}
+	free(list);
+}
+
+static enum result send_dir(struct exporter *e, const struct item *it)
+{
+	char path[4400], tmp[4500];
+	int fd;
+	ssize_t w;
+
+	snprintf(path, sizeof(path), "%s/profleet-%012lld-%s.pb.gz", e->url, (long long)it->from_s,
+		 it->name);
+	snprintf(tmp, sizeof(tmp), "%s.tmp", path);
+	fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+	if (fd < 0) {
+		snprintf(e->st.last_error, sizeof(e->st.last_error), "%s: %s", tmp, strerror(errno));
+		return RETRY;	/* the directory may come back (a volume being mounted) */
+	}
+	w = write(fd, it->pprof_gz, it->len);
+	if (w != (ssize_t)it->len || fsync(fd) || close(fd) || rename(tmp, path)) {
+		snprintf(e->st.last_error, sizeof(e->st.last_error), "%s: %s", path,
+			 w < 0 ? strerror(errno) : "short write");
+		if (fd >= 0)
+			close(fd);
+		unlink(tmp);
+		return RETRY;
+	}
+	dir_rotate(e);
+	return SENT;
+}
+
+static void *sender_main(void *arg)
+{
+	struct exporter *e = arg;
+	unsigned int attempt = 0;
+
+	pthread_mutex_lock(&e->lock);
+	for (;;) {
+		struct item it;
+		enum result r;
+		int retry_after = 0;
+
+		while (!e->n && !e->stop)
+			pthread_cond_wait(&e->cond, &e->lock);
+		if (!e->n)
+			break;	/* stopping with nothing left */
+		/* take the oldest out; a retry puts it back in front */
+		it = e->q[e->head];
+		memset(&e->q[e->head], 0, sizeof(it));
+		e->head = (e->head + 1) % e->o.queue_cap;
+		e->n--;
+		e->busy = true;
+		pthread_mutex_unlock(&e->lock);
+
+		r = e->t.kind == EXPORT_DIR ? send_dir(e, &it) : send_pyroscope(e, &it, &retry_after);
+
+		pthread_mutex_lock(&e->lock);
+		e->busy = false;
+		if (r == SENT) {
+			e->st.sent++;
+			attempt = 0;
+		} else if (r == REJECTED) {
+			e->st.dropped_rejected++;
+			log_warn("export %s: profile rejected (%s): dropped", e->desc, e->st.last_error);
+		} else if (e->stop) {
+			e->st.dropped_full++;	/* shutting down with it unsent: counted */
+		} else if (e->n == e->o.queue_cap) {
+			/* newer profiles filled the queue meanwhile: this, the oldest, goes */
+			e->st.dropped_full++;
+			log_warn("export %s: queue full: dropping the oldest profile", e->desc);
+		} else {
+			e->head = (e->head + e->o.queue_cap - 1) % e->o.queue_cap;
+			e->q[e->head] = it;
+			e->n++;
+			memset(&it, 0, sizeof(it));
+		}
+		item_free(&it);
+		if (!e->n && !e->busy)
+			pthread_cond_broadcast(&e->idle);
+		if (r == RETRY && !e->stop) {
+			unsigned int ms = retry_after > 0 ? (unsigned int)retry_after * 1000 :
+				k8s_backoff_ms(attempt, e->o.backoff_base_ms, e->o.backoff_cap_ms);
+			struct timespec ts;
+
+			attempt++;
+			e->st.retries++;
+			log_info("export %s: %s; retrying in %u ms", e->desc, e->st.last_error, ms);
+			clock_gettime(CLOCK_REALTIME, &ts);
+			ts.tv_sec += ms / 1000;
+			ts.tv_nsec += (long)(ms % 1000) * 1000000L;
+			if (ts.tv_nsec >= 1000000000L) {
+				ts.tv_sec++;
+				ts.tv_nsec -= 1000000000L;
+			}
+			/* new submissions signal cond too: sleep on until the time is up */
+			while (!e->stop && pthread_cond_timedwait(&e->cond, &e->lock, &ts) != ETIMEDOUT)
+				;
+		}
+	}
+	pthread_mutex_unlock(&e->lock);
+	return NULL;
+}
+
+/* ---- the queue ------------------------------------------------------------------ */
+
+struct exporter *exporter_new(const struct export_target *t, const struct export_auth *auth,
+			      const struct exporter_opts *opts, char *msg, size_t msglen)
+{
+	struct exporter *e;
+
+	if (t->kind == EXPORT_OTLP_HTTP || t->kind == EXPORT_OTLP_GRPC) {
+		snprintf(msg, msglen, "--export %s: not implemented yet (dir and pyroscope are)",
+			 export_kind_name(t->kind));
+		return NULL;
+	}
+	if (t->kind == EXPORT_DIR) {
+		struct stat st;
+
+		if (mkdir(t->url, 0755) && errno != EEXIST) {
+			snprintf(msg, msglen, "--export dir=%s: %s", t->url, strerror(errno));
+			return NULL;
+		}
+		if (stat(t->url, &st) || !S_ISDIR(st.st_mode)) {
+			snprintf(msg, msglen, "--export dir=%s: not a directory", t->url);
+			return NULL;
+		}
+	}
+	e = calloc(1, sizeof(*e));
+	if (!e) {
+		snprintf(msg, msglen, "out of memory");
+		return NULL;
+	}
+	e->t = *t;
+	if (auth)
+		e->auth = *auth;
+	if (opts)
+		e->o = *opts;
+	if (!e->o.queue_cap)
+		e->o.queue_cap = 16;
+	if (!e->o.dir_max_files)
+		e->o.dir_max_files = 100;
+	if (!e->o.backoff_base_ms)
+		e->o.backoff_base_ms = 500;
+	if (!e->o.backoff_cap_ms)
+		e->o.backoff_cap_ms = 60000;
+	if (!e->o.timeout_ms)
+		e->o.timeout_ms = 30000;
+	e->url = strdup(t->url);
+	while (e->url && strlen(e->url) > 1 && e->url[strlen(e->url) - 1] == '/')
+		e->url[strlen(e->url) - 1] = 0;
+	snprintf(e->desc, sizeof(e->desc), "%s=%s", export_kind_name(t->kind), t->url);
+	e->q = calloc(e->o.queue_cap, sizeof(*e->q));
+	curl_global_init(CURL_GLOBAL_DEFAULT);
+	e->curl = curl_easy_init();
+	pthread_mutex_init(&e->lock, NULL);
+	pthread_cond_init(&e->cond, NULL);
+	pthread_cond_init(&e->idle, NULL);
+	if (!e->url || !e->q || !e->curl || pthread_create(&e->thread, NULL, sender_main, e)) {
+		snprintf(msg, msglen, "cannot start the exporter");
+		if (e->curl)
+			curl_easy_cleanup(e->curl);
+		free(e->q);
+		free(e->url);
+		free(e);
+		return NULL;
+	}
+	return e;
+}
+
+/* Pyroscope names: service.cpu{k=v,...}; these characters would break the syntax. */
+static void sanitize(char *s)
+{
+	for (; *s; s++)
+		if (*s == ',' || *s == '{' || *s == '}' || *s == '=' || *s == '"' || *s == '/' ||
+		    *s == ' ')
+			*s = '_';
+}
+
+int exporter_submit(struct exporter *e, const struct profile *p, const char *service,
+		    const struct export_label *labels, int nlabels, int64_t from_s, int64_t until_s,
+		    int rate_hz)
+{
+	struct item it = { .from_s = from_s, .until_s = until_s, .rate_hz = rate_hz };
+	char name[2048], part[600];
+	size_t n;
+	int err;
+
+	err = pprof__encode(p, true, &it.pprof_gz, &it.len);
+	if (err)
+		return err;
+	snprintf(part, sizeof(part), "%s", service && *service ? service : "profleet");
+	sanitize(part);
+	if (e->t.kind == EXPORT_DIR) {
+		n = (size_t)snprintf(name, sizeof(name), "%s", part);
+	} else {
+		n = (size_t)snprintf(name, sizeof(name), "%s.cpu{", part);
+		for (int i = 0; i < nlabels && n < sizeof(name) - 2; i++) {
+			char k[256], v[512];
+
+			snprintf(k, sizeof(k), "%s", labels[i].key);
+			snprintf(v, sizeof(v), "%s", labels[i].value);
+			sanitize(k);
+			sanitize(v);
+			n += (size_t)snprintf(name + n, sizeof(name) - n, "%s%s=%s", i ? "," : "", k, v);
+		}
+		if (n < sizeof(name) - 1)
+			snprintf(name + n, sizeof(name) - n, "}");
+	}
+	it.name = strdup(name);
+	if (!it.name) {
+		item_free(&it);
+		return -ENOMEM;
+	}
+	pthread_mutex_lock(&e->lock);
+	e->st.submitted++;
+	if (e->n == e->o.queue_cap) {	/* full: the oldest goes, counted */
+		log_warn("export %s: queue full (%u): dropping the oldest profile", e->desc,
+			 e->o.queue_cap);
+		e->st.dropped_full++;
+		item_free(&e->q[e->head]);
+		e->head = (e->head + 1) % e->o.queue_cap;
+		e->n--;
+	}
+	e->q[(e->head + e->n) % e->o.queue_cap] = it;
+	e->n++;
+	pthread_cond_signal(&e->cond);
+	pthread_mutex_unlock(&e->lock);
+	return 0;
+}
+
+unsigned int exporter_drain(struct exporter *e, unsigned int timeout_ms)
+{
+	struct timespec ts;
+	unsigned int left;
+
+	clock_gettime(CLOCK_REALTIME, &ts);
+	ts.tv_sec += timeout_ms / 1000;
+	ts.tv_nsec += (long)(timeout_ms % 1000) * 1000000L;
+	if (ts.tv_nsec >= 1000000000L) {
+		ts.tv_sec++;
+		ts.tv_nsec -= 1000000000L;
+	}
+	pthread_mutex_lock(&e->lock);
+	while ((e->n || e->busy) && pthread_cond_timedwait(&e->idle, &e->lock, &ts) != ETIMEDOUT)
+		;
+	left = e->n + (e->busy ? 1 : 0);
+	pthread_mutex_unlock(&e->lock);
+	return left;
+}
+
+void exporter_stats(struct exporter *e, struct exporter_stats *ret)
+{
+	pthread_mutex_lock(&e->lock);
+	*ret = e->st;
+	ret->queued = e->n;
+	pthread_mutex_unlock(&e->lock);
+}
+
+const char *exporter_describe(const struct exporter *e)
+{
+	return e->desc;
+}
+
+void exporter_free(struct exporter *e)
+{
+	if (!e)
+		return;
+	pthread_mutex_lock(&e->lock);
+	e->stop = true;
+	pthread_cond_broadcast(&e->cond);
+	pthread_mutex_unlock(&e->lock);
+	pthread_join(e->thread, NULL);
+	for (unsigned int i = 0; i < e->o.queue_cap; i++)
+		item_free(&e->q[i]);
+	free(e->q);
+	curl_easy_cleanup(e->curl);
+	pthread_mutex_destroy(&e->lock);
+	pthread_cond_destroy(&e->cond);
+	pthread_cond_destroy(&e->idle);
+	free(e->url);
+	free(e);
+}

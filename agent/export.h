@@ -1,0 +1,75 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+#ifndef AGENT_EXPORT_H
+#define AGENT_EXPORT_H
+/*
+ * Exporters: each has a bounded queue and its own sender thread, so a slow or
+ * dead backend never blocks sampling and never grows memory without bound.
+ * Sends are retried with exponential backoff and full jitter on network
+ * errors, 5xx and 429 (honouring Retry-After); a full queue drops its oldest
+ * profile; every drop is counted.
+ *
+ * Kinds today: dir (pprof files, rotated) and pyroscope (POST /ingest).
+ * otlp-http and otlp-grpc are parsed but refused as not implemented yet.
+ */
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+struct profile;
+
+enum export_kind { EXPORT_DIR, EXPORT_PYROSCOPE, EXPORT_OTLP_HTTP, EXPORT_OTLP_GRPC };
+
+#define EXPORT_MAX_HEADERS 16
+
+struct export_target {
+	enum export_kind kind;
+	const char *url;	/* http(s)://host:port, or a directory for dir */
+};
+
+struct export_auth {
+	const char *headers[EXPORT_MAX_HEADERS];	/* "Name: value" */
+	int nheaders;
+	const char *basic;		/* "user:password" */
+	const char *bearer_file;	/* re-read at every send */
+	const char *tenant;		/* X-Scope-OrgID */
+};
+
+struct exporter_opts {
+	unsigned int queue_cap;		/* profiles held; 0 = 16 */
+	unsigned int dir_max_files;	/* dir: newest files kept; 0 = 100 */
+	unsigned int backoff_base_ms;	/* 0 = 500 */
+	unsigned int backoff_cap_ms;	/* 0 = 60000 */
+	unsigned int timeout_ms;	/* one request; 0 = 30000 */
+};
+
+struct exporter_stats {
+	uint64_t submitted, sent, retries, dropped_full, dropped_rejected, queued;
+	char last_error[160];
+};
+
+struct export_label {
+	const char *key, *value;
+};
+
+/* "KIND=URL" -> target; 0, or -EINVAL with a message. */
+int export_parse_target(const char *spec, struct export_target *ret, char *msg, size_t msglen);
+const char *export_kind_name(enum export_kind k);
+
+struct exporter;
+/* NULL with a message in msg when the target cannot be used (unknown kind, bad URL, ...). */
+struct exporter *exporter_new(const struct export_target *t, const struct export_auth *auth,
+			      const struct exporter_opts *opts, char *msg, size_t msglen);
+/*
+ * Queues one profile: encoded now (pprof, gzip), sent by the exporter's thread.
+ * service: the application name; labels: its series labels; [from, until] in
+ * UNIX seconds; rate_hz: the sampling frequency. Returns 0 or -errno (encoding).
+ */
+int exporter_submit(struct exporter *e, const struct profile *p, const char *service,
+		    const struct export_label *labels, int nlabels, int64_t from_s, int64_t until_s,
+		    int rate_hz);
+/* Waits until the queue is empty or timeout_ms passed; returns the profiles still queued. */
+unsigned int exporter_drain(struct exporter *e, unsigned int timeout_ms);
+void exporter_stats(struct exporter *e, struct exporter_stats *ret);
+const char *exporter_describe(const struct exporter *e);	/* "pyroscope=http://..." */
+void exporter_free(struct exporter *e);
+#endif

@@ -1,0 +1,504 @@
+// SPDX-License-Identifier: Apache-2.0
+/*
+ * Exporters against scripted receivers on 127.0.0.1: what Pyroscope's /ingest
+ * gets (query, auth, multipart pprof that protoc decodes), retries on 5xx and
+ * 429 with Retry-After, no retry on 4xx, a dead backend that comes back (the
+ * queue keeps the newest, drops and counts the oldest), a receiver that never
+ * answers, and the dir exporter's rotation.
+ */
+#include <arpa/inet.h>
+#include <errno.h>
+#include <netinet/in.h>
+#include <pthread.h>
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <time.h>
+#include <unistd.h>
+#include <cmocka.h>
+
+#include "helpers.h"
+
+#include "export.h"
+#include "log.h"
+#include "profile.h"
+
+/* ---- a receiver that answers from a script ---------------------------------------- */
+
+#define MAX_REQ 32
+
+struct req {
+	char line[1024];
+	char headers[4096];
+	uint8_t *body;
+	size_t len;
+	double at;
+};
+
+struct recv {
+	int lfd, port;
+	pthread_t thread;
+	volatile int stop;
+	const char *const *script;	/* one answer per request; NULL = 200 */
+	int nscript;
+	int hang_ms;			/* "HANG": hold the request this long */
+	pthread_mutex_t lock;
+	int nreq;
+	struct req reqs[MAX_REQ];
+};
+
+static double now_s(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
+}
+
+static void read_request(int fd, struct req *r)
+{
+	char buf[1 << 16];
+	size_t n = 0, need = 0;
+	char *hend = NULL;
+
+	while (n < sizeof(buf) - 1) {
+		ssize_t got = read(fd, buf + n, sizeof(buf) - 1 - n);
+
+		if (got <= 0)
+			break;
+		n += (size_t)got;
+		buf[n] = 0;
+		if (!hend && (hend = strstr(buf, "\r\n\r\n"))) {
+			const char *cl = strcasestr(buf, "Content-Length:");
+
+			need = (size_t)(hend + 4 - buf) + (cl ? strtoul(cl + 15, NULL, 10) : 0);
+		}
+		if (hend && n >= need)
+			break;
+	}
+	buf[n] = 0;
+	snprintf(r->line, sizeof(r->line), "%.*s", (int)strcspn(buf, "\r"), buf);
+	if (hend) {
+		snprintf(r->headers, sizeof(r->headers), "%.*s", (int)(hend - buf), buf);
+		r->len = n - (size_t)(hend + 4 - buf);
+		r->body = malloc(r->len + 1);
+		memcpy(r->body, hend + 4, r->len);
+	}
+}
+
+static void *recv_main(void *arg)
+{
+	struct recv *rv = arg;
+
+	while (!rv->stop) {
+		int fd = accept(rv->lfd, NULL, NULL), k;
+		const char *answer;
+		struct req r = { 0 };
+
+		if (fd < 0)
+			break;
+		read_request(fd, &r);
+		r.at = now_s();
+		pthread_mutex_lock(&rv->lock);
+		k = rv->nreq;
+		if (rv->nreq < MAX_REQ)
+			rv->reqs[rv->nreq++] = r;
+		else
+			free(r.body);
+		pthread_mutex_unlock(&rv->lock);
+		answer = k < rv->nscript && rv->script[k] ? rv->script[k] : "200";
+		if (!strcmp(answer, "HANG")) {
+			usleep((useconds_t)rv->hang_ms * 1000);
+		} else if (!strcmp(answer, "429")) {
+			dprintf(fd, "HTTP/1.1 429 Too Many Requests\r\nRetry-After: 1\r\nContent-Length: 0\r\n"
+				    "Connection: close\r\n\r\n");
+		} else if (!strcmp(answer, "GARBAGE")) {
+			dprintf(fd, "this is not HTTP\r\n\r\n");
+		} else {
+			dprintf(fd, "HTTP/1.1 %s X\r\nContent-Length: 2\r\nConnection: close\r\n\r\n{}",
+				answer);
+		}
+		close(fd);
+	}
+	return NULL;
+}
+
+static void recv_start(struct recv *rv, const char *const *script, int nscript)
+{
+	struct sockaddr_in sa = { .sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK) };
+	socklen_t sl = sizeof(sa);
+
+	memset(rv, 0, sizeof(*rv));
+	rv->script = script;
+	rv->nscript = nscript;
+	pthread_mutex_init(&rv->lock, NULL);
+	rv->lfd = socket(AF_INET, SOCK_STREAM, 0);
+	assert_true(rv->lfd >= 0);
+	assert_int_equal(bind(rv->lfd, (struct sockaddr *)&sa, sizeof(sa)), 0);
+	assert_int_equal(listen(rv->lfd, 16), 0);
+	assert_int_equal(getsockname(rv->lfd, (struct sockaddr *)&sa, &sl), 0);
+	rv->port = ntohs(sa.sin_port);
+	assert_int_equal(pthread_create(&rv->thread, NULL, recv_main, rv), 0);
+}
+
+static void recv_stop(struct recv *rv)
+{
+	rv->stop = 1;
+	shutdown(rv->lfd, SHUT_RDWR);
+	close(rv->lfd);
+	pthread_join(rv->thread, NULL);
+	for (int i = 0; i < rv->nreq; i++)
+		free(rv->reqs[i].body);
+}
+
+static int nreq(struct recv *rv)
+{
+	int n;
+
+	pthread_mutex_lock(&rv->lock);
+	n = rv->nreq;
+	pthread_mutex_unlock(&rv->lock);
+	return n;
+}
+
+/* ---- profiles ------------------------------------------------------------------------ */
+
+static struct profile *make_profile(const char *fn, int64_t count)
+{
+	struct profile *p = profile__new();
+	struct prof_mapping m = { .start = 0x400000, .limit = 0x401000, .file = "/usr/bin/app" };
+	struct prof_location l1 = { .mapping = 0, .address = 0x400100, .function = "main" };
+	struct prof_location l2 = { .mapping = 0, .address = 0x400200, .function = fn };
+	uint32_t locs[2] = { 1, 0 };
+
+	p->period_nanos = 10000000;
+	p->time_nanos = 1700000000000000000LL;
+	p->duration_nanos = 10000000000LL;
+	assert_int_equal(profile__add_mapping(p, &m), 0);
+	assert_int_equal(profile__add_location(p, &l1), 0);
+	assert_int_equal(profile__add_location(p, &l2), 1);
+	assert_int_equal(profile__add_sample(p, locs, 2, count, NULL, 0), 0);
+	return p;
+}
+
+static struct exporter *pyro(struct recv *rv, const struct export_auth *auth, unsigned int cap)
+{
+	char url[64], msg[256];
+	struct export_target t = { .kind = EXPORT_PYROSCOPE, .url = url };
+	struct exporter_opts o = { .queue_cap = cap, .backoff_base_ms = 50, .backoff_cap_ms = 200,
+				   .timeout_ms = 2000 };
+	struct exporter *e;
+
+	snprintf(url, sizeof(url), "http://127.0.0.1:%d", rv ? rv->port : 1);
+	e = exporter_new(&t, auth, &o, msg, sizeof(msg));
+	if (!e)
+		fail_msg("exporter_new: %s", msg);
+	return e;
+}
+
+static void submit(struct exporter *e, const char *fn, const char *svc)
+{
+	struct profile *p = make_profile(fn, 7);
+	struct export_label l[2] = { { "namespace", "shop" }, { "pod", "web-1,x" } };
+
+	assert_int_equal(exporter_submit(e, p, svc, l, 2, 1700000000, 1700000010, 19), 0);
+	profile__free(p);
+}
+
+/* ---- tests --------------------------------------------------------------------------- */
+
+static void test_parse(void **state)
+{
+	struct export_target t;
+	char msg[256];
+
+	(void)state;
+	assert_int_equal(export_parse_target("pyroscope=http://h:4040", &t, msg, sizeof(msg)), 0);
+	assert_int_equal(t.kind, EXPORT_PYROSCOPE);
+	assert_string_equal(t.url, "http://h:4040");
+	assert_int_equal(export_parse_target("dir=/tmp/x", &t, msg, sizeof(msg)), 0);
+	assert_int_equal(t.kind, EXPORT_DIR);
+	assert_int_equal(export_parse_target("otlp-grpc=https://c:4317", &t, msg, sizeof(msg)), 0);
+	assert_int_equal(t.kind, EXPORT_OTLP_GRPC);
+	assert_int_equal(export_parse_target("pyroscope=ftp://h", &t, msg, sizeof(msg)), -EINVAL);
+	assert_int_equal(export_parse_target("zipkin=http://h", &t, msg, sizeof(msg)), -EINVAL);
+	assert_non_null(strstr(msg, "unknown kind"));
+	assert_int_equal(export_parse_target("pyroscope", &t, msg, sizeof(msg)), -EINVAL);
+	assert_int_equal(export_parse_target("=http://h", &t, msg, sizeof(msg)), -EINVAL);
+	assert_int_equal(export_parse_target("dir=", &t, msg, sizeof(msg)), -EINVAL);
+	{	/* OTLP is parsed but not there yet: refused with a message */
+		struct export_target o = { .kind = EXPORT_OTLP_HTTP, .url = "http://h:4318" };
+
+		assert_null(exporter_new(&o, NULL, NULL, msg, sizeof(msg)));
+		assert_non_null(strstr(msg, "not implemented"));
+	}
+}
+
+static void test_pyroscope_ingest(void **state)
+{
+	struct recv rv;
+	char dir[128], tokf[256], cmd[1024];
+	struct export_auth auth = { .headers = { "X-Extra: 1" }, .nheaders = 1,
+				    .tenant = "team-a", .bearer_file = tokf };
+	struct exporter_stats st;
+	struct exporter *e;
+	const struct req *r;
+	const uint8_t *gz;
+	FILE *f;
+	char *out;
+
+	(void)state;
+	assert_int_equal(tmpdir_make(dir, sizeof(dir), "pyro"), 0);
+	snprintf(tokf, sizeof(tokf), "%s/token", dir);
+	f = fopen(tokf, "w");
+	fputs("tok-123\n", f);
+	fclose(f);
+	recv_start(&rv, NULL, 0);
+	e = pyro(&rv, &auth, 4);
+	submit(e, "hot_function", "checkout");
+	assert_int_equal(exporter_drain(e, 5000), 0);
+	exporter_stats(e, &st);
+	assert_int_equal(st.sent, 1);
+	assert_int_equal(st.retries, 0);
+	assert_int_equal(nreq(&rv), 1);
+	r = &rv.reqs[0];
+	print_message("%s\n", r->line);
+	assert_non_null(strstr(r->line, "POST /ingest?name=checkout.cpu%7Bnamespace%3Dshop%2Cpod%3Dweb-1_x%7D&"));
+	assert_non_null(strstr(r->line, "&from=1700000000&until=1700000010&sampleRate=19&spyName=profleet&format=pprof"));
+	assert_non_null(strcasestr(r->headers, "X-Scope-OrgID: team-a"));
+	assert_non_null(strcasestr(r->headers, "Authorization: Bearer tok-123"));
+	assert_non_null(strcasestr(r->headers, "X-Extra: 1"));
+	assert_non_null(strcasestr(r->headers, "Content-Type: multipart/form-data"));
+	assert_non_null(strstr((const char *)r->body, "name=\"profile\""));
+	/* the part's bytes: gzip, and protoc decodes them as a pprof Profile */
+	gz = memmem(r->body, r->len, "\x1f\x8b", 2);
+	assert_non_null(gz);
+	snprintf(cmd, sizeof(cmd), "%s/profile.pb.gz", dir);
+	f = fopen(cmd, "w");
+	fwrite(gz, 1, r->len - (size_t)(gz - r->body), f);
+	fclose(f);
+	if (have_cmd("protoc")) {
+		char top[512];
+
+		assert_non_null(realpath(srcdir(), top));
+		snprintf(cmd, sizeof(cmd),
+			 "cd %s && (zcat profile.pb.gz 2>/dev/null || true) | protoc --decode=perftools.profiles.Profile "
+			 "-I %s/proto %s/proto/profile.proto", dir, top, top);
+		out = run_capture(cmd);
+		assert_non_null(out);
+		assert_non_null(strstr(out, "\"hot_function\""));
+		assert_non_null(strstr(out, "value: 7"));
+		free(out);
+	}
+	exporter_free(e);
+	recv_stop(&rv);
+	tmpdir_remove(dir);
+}
+
+static void test_retries(void **state)
+{
+	static const char *const script[] = { "500", "503", "GARBAGE", "200", "429", "200", "400" };
+	struct recv rv;
+	struct exporter_stats st;
+	struct exporter *e;
+
+	(void)state;
+	recv_start(&rv, script, 7);
+	e = pyro(&rv, NULL, 4);
+	submit(e, "a", "svc");
+	assert_int_equal(exporter_drain(e, 10000), 0);
+	exporter_stats(e, &st);
+	assert_int_equal(st.sent, 1);
+	assert_int_equal(st.retries, 3);	/* 500, 503, garbage, then 200 */
+	assert_int_equal(nreq(&rv), 4);
+	/* 429 with Retry-After: 1 -> the next try a second later, not at once */
+	submit(e, "b", "svc");
+	assert_int_equal(exporter_drain(e, 10000), 0);
+	assert_int_equal(nreq(&rv), 6);
+	assert_true(rv.reqs[5].at - rv.reqs[4].at >= 0.9);
+	/* 400: the backend will never take it: dropped, counted, not retried */
+	submit(e, "c", "svc");
+	assert_int_equal(exporter_drain(e, 10000), 0);
+	exporter_stats(e, &st);
+	assert_int_equal(st.sent, 2);
+	assert_int_equal(st.dropped_rejected, 1);
+	assert_int_equal(nreq(&rv), 7);
+	assert_int_equal(st.submitted, 3);
+	exporter_free(e);
+	recv_stop(&rv);
+}
+
+static void test_backend_down_then_back(void **state)
+{
+	struct recv rv;
+	struct exporter_stats st;
+	struct exporter *e;
+	char url[64], msg[128];
+	struct export_target t = { .kind = EXPORT_PYROSCOPE, .url = url };
+	struct exporter_opts o = { .queue_cap = 3, .backoff_base_ms = 50, .backoff_cap_ms = 100,
+				   .timeout_ms = 2000 };
+	int fd, port;
+	struct sockaddr_in sa = { .sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK) };
+	socklen_t sl = sizeof(sa);
+
+	(void)state;
+	/* a port nobody listens on yet */
+	fd = socket(AF_INET, SOCK_STREAM, 0);
+	assert_int_equal(bind(fd, (struct sockaddr *)&sa, sizeof(sa)), 0);
+	assert_int_equal(getsockname(fd, (struct sockaddr *)&sa, &sl), 0);
+	port = ntohs(sa.sin_port);
+	close(fd);
+	snprintf(url, sizeof(url), "http://127.0.0.1:%d", port);
+	e = exporter_new(&t, NULL, &o, msg, sizeof(msg));
+	assert_non_null(e);
+	submit(e, "p1", "svc");
+	submit(e, "p2", "svc");
+	submit(e, "p3", "svc");
+	submit(e, "p4", "svc");
+	submit(e, "p5", "svc");
+	usleep(300000);
+	exporter_stats(e, &st);
+	assert_int_equal(st.sent, 0);
+	assert_true(st.retries >= 1);
+	assert_int_equal(st.dropped_full, 2);	/* 5 into a queue of 3: the 2 oldest */
+	assert_int_equal(st.queued, 3);
+	/* the backend comes up on that port */
+	{
+		struct recv *r2 = &rv;
+		struct sockaddr_in sb = { .sin_family = AF_INET, .sin_port = htons((uint16_t)port),
+					  .sin_addr.s_addr = htonl(INADDR_LOOPBACK) };
+		int one = 1;
+
+		memset(r2, 0, sizeof(*r2));
+		pthread_mutex_init(&r2->lock, NULL);
+		r2->lfd = socket(AF_INET, SOCK_STREAM, 0);
+		setsockopt(r2->lfd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));
+		assert_int_equal(bind(r2->lfd, (struct sockaddr *)&sb, sizeof(sb)), 0);
+		assert_int_equal(listen(r2->lfd, 16), 0);
+		r2->port = port;
+		assert_int_equal(pthread_create(&r2->thread, NULL, recv_main, r2), 0);
+	}
+	assert_int_equal(exporter_drain(e, 10000), 0);
+	exporter_stats(e, &st);
+	assert_int_equal(st.sent, 3);
+	assert_int_equal(nreq(&rv), 3);
+	/* what the queue could hold arrived, oldest of them first: p3, p4, p5 */
+	for (int i = 0; i < 3; i++) {
+		const struct req *r = &rv.reqs[i];
+		const uint8_t *gz = memmem(r->body, r->len, "\x1f\x8b", 2);
+		char path[128], cmd[256], *out;
+		FILE *f;
+
+		assert_non_null(gz);
+		snprintf(path, sizeof(path), "/tmp/profleet-export-%d-%d.gz", (int)getpid(), i);
+		f = fopen(path, "w");
+		fwrite(gz, 1, r->len - (size_t)(gz - r->body), f);
+		fclose(f);
+		snprintf(cmd, sizeof(cmd), "zcat %s | grep -c -a p%d; rm -f %s", path, i + 3, path);
+		out = run_capture(cmd);
+		assert_non_null(out);
+		assert_true(atoi(out) >= 1);
+		free(out);
+	}
+	exporter_free(e);
+	recv_stop(&rv);
+}
+
+static void test_slow_backend(void **state)
+{
+	static const char *const script[] = { "HANG", "200" };
+	struct recv rv;
+	struct exporter_stats st;
+	struct exporter *e;
+	double t0;
+
+	(void)state;
+	recv_start(&rv, script, 2);
+	rv.hang_ms = 3000;
+	e = pyro(&rv, NULL, 2);	/* request timeout 2 s */
+	t0 = now_s();
+	for (int i = 0; i < 5; i++)
+		submit(e, "x", "svc");	/* never waits for the backend */
+	exporter_stats(e, &st);
+	print_message("5 submissions to a hanging backend took %.3f s\n", now_s() - t0);
+	/* nothing blocked: all 5 were taken; the queue holds 2, at most one is in
+	 * flight, the rest were dropped and counted */
+	assert_int_equal(st.submitted, 5);
+	assert_true(st.queued <= 2);
+	assert_true(st.dropped_full >= 2 && st.dropped_full + st.queued >= 4);
+	assert_int_equal(exporter_drain(e, 15000), 0);
+	exporter_stats(e, &st);
+	assert_true(st.retries >= 1);	/* the timeout */
+	assert_int_equal(st.sent + st.dropped_full, 5);
+	exporter_free(e);
+	recv_stop(&rv);
+}
+
+static void test_dir(void **state)
+{
+	char dir[128], out[256], msg[128];
+	struct export_target t = { .kind = EXPORT_DIR, .url = out };
+	struct exporter_opts o = { .dir_max_files = 3 };
+	struct exporter *e;
+	char *ls;
+
+	(void)state;
+	assert_int_equal(tmpdir_make(dir, sizeof(dir), "expdir"), 0);
+	snprintf(out, sizeof(out), "%s/profiles", dir);
+	e = exporter_new(&t, NULL, &o, msg, sizeof(msg));
+	assert_non_null(e);
+	for (int i = 0; i < 5; i++) {
+		struct profile *p = make_profile("f", 1);
+
+		assert_int_equal(exporter_submit(e, p, "my svc/x", NULL, 0, 1700000000 + i, 1700000001 + i,
+						 19), 0);
+		profile__free(p);
+		assert_int_equal(exporter_drain(e, 5000), 0);
+	}
+	exporter_free(e);
+	{
+		char cmd[300];
+
+		snprintf(cmd, sizeof(cmd), "ls %s | sort", out);
+		ls = run_capture(cmd);
+	}
+	if (!ls)
+		fail_msg("cannot list %s", out);
+	/* the newest 3, named by time and service */
+	assert_non_null(strstr(ls, "profleet-001700000002-my_svc_x.pb.gz"));
+	assert_non_null(strstr(ls, "profleet-001700000004-my_svc_x.pb.gz"));
+	assert_null(strstr(ls, "profleet-001700000001"));
+	free(ls);
+	{
+		char cmd[512];
+
+		snprintf(cmd, sizeof(cmd), "zcat %s/profleet-001700000004-my_svc_x.pb.gz | wc -c", out);
+		ls = run_capture(cmd);
+		assert_true(atoi(ls) > 20);
+		free(ls);
+	}
+	/* a file where the directory should be: refused */
+	snprintf(out, sizeof(out), "%s/profiles/profleet-001700000004-my_svc_x.pb.gz", dir);
+	assert_null(exporter_new(&t, NULL, &o, msg, sizeof(msg)));
+	tmpdir_remove(dir);
+}
+
+int main(void)
+{
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test(test_parse),
+		cmocka_unit_test(test_pyroscope_ingest),
+		cmocka_unit_test(test_retries),
+		cmocka_unit_test(test_backend_down_then_back),
+		cmocka_unit_test(test_slow_backend),
+		cmocka_unit_test(test_dir),
+	};
+
+	log_set_level(LOG_LVL_ERROR);
+	return cmocka_run_group_tests(tests, NULL, NULL);
+}
