@@ -13,6 +13,7 @@
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "log.h"
 
@@ -232,6 +233,71 @@ static int set_log_level(struct record_config *cfg, const char *val, char *msg, 
 	return 0;
 }
 
+static int set_export(struct record_config *cfg, const char *val, char *msg, size_t len)
+{
+	if (cfg->nexports == CLI_MAX_EXPORTS) {
+		snprintf(msg, len, "--export: at most %d", CLI_MAX_EXPORTS);
+		return -E2BIG;
+	}
+	if (export_parse_target(val, &cfg->exports[cfg->nexports], msg, len))
+		return -EINVAL;
+	cfg->nexports++;
+	return 0;
+}
+
+static int set_export_header(struct record_config *cfg, const char *val, char *msg, size_t len)
+{
+	const char *colon = strchr(val, ':');
+
+	if (!colon || colon == val || strpbrk(val, "\r\n")) {
+		snprintf(msg, len, "--export-header: '%s' is not 'Name: value'", val);
+		return -EINVAL;
+	}
+	if (cfg->export_auth.nheaders == EXPORT_MAX_HEADERS) {
+		snprintf(msg, len, "--export-header: at most %d", EXPORT_MAX_HEADERS);
+		return -E2BIG;
+	}
+	cfg->export_auth.headers[cfg->export_auth.nheaders++] = val;
+	return 0;
+}
+
+static int set_basic_auth(struct record_config *cfg, const char *val, char *msg, size_t len)
+{
+	if (!strchr(val, ':')) {
+		snprintf(msg, len, "--basic-auth: want USER:PASSWORD");
+		return -EINVAL;
+	}
+	cfg->export_auth.basic = val;
+	return 0;
+}
+
+static int set_bearer_file(struct record_config *cfg, const char *val, char *msg, size_t len)
+{
+	if (access(val, R_OK)) {
+		snprintf(msg, len, "--bearer-token-file: %s: %s", val, strerror(errno));
+		return -EINVAL;
+	}
+	cfg->export_auth.bearer_file = val;
+	return 0;
+}
+
+static int set_tenant(struct record_config *cfg, const char *val, char *msg, size_t len)
+{
+	(void)msg, (void)len;
+	cfg->export_auth.tenant = val;
+	return 0;
+}
+
+static int set_service_name(struct record_config *cfg, const char *val, char *msg, size_t len)
+{
+	if (!*val) {
+		snprintf(msg, len, "--service-name: empty");
+		return -EINVAL;
+	}
+	cfg->service_name = val;
+	return 0;
+}
+
 static const struct opt_def record_opts[] = {
 	{ "all", "PROFLEET_ALL", NULL, set_all,
 	  "profile every process on this host (the default)" },
@@ -254,6 +320,19 @@ static const struct opt_def record_opts[] = {
 	  "progress line while recording (default on when stderr is a terminal)" },
 	{ "top", "PROFLEET_TOP", "N", set_top,
 	  "print the N hottest functions at the end (default 10, 0 = none)" },
+	{ "export", "PROFLEET_EXPORT", "KIND=URL", set_export,
+	  "also send the profile to a backend: pyroscope=http://HOST:4040 or dir=PATH "
+	  "(repeatable; otlp-http/otlp-grpc are not implemented yet)" },
+	{ "export-header", "PROFLEET_EXPORT_HEADER", "'NAME: VALUE'", set_export_header,
+	  "an extra HTTP header for the exports (repeatable)" },
+	{ "basic-auth", "PROFLEET_BASIC_AUTH", "USER:PASSWORD", set_basic_auth,
+	  "HTTP basic authentication for the exports" },
+	{ "bearer-token-file", "PROFLEET_BEARER_TOKEN_FILE", "FILE", set_bearer_file,
+	  "send 'Authorization: Bearer' with this file's token (re-read at every send)" },
+	{ "tenant-id", "PROFLEET_TENANT_ID", "ID", set_tenant,
+	  "send X-Scope-OrgID: ID (multi-tenant Pyroscope)" },
+	{ "service-name", "PROFLEET_SERVICE_NAME", "NAME", set_service_name,
+	  "the exported profiles' service name (default: the command's name, else the host name)" },
 	{ "log", "PROFLEET_LOG", "TARGET", set_log,
 	  "stdout, stderr (default), syslog, disable, or a file path" },
 	{ "log-level", "PROFLEET_LOG_LEVEL", "LEVEL", set_log_level,

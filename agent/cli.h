@@ -7,6 +7,7 @@
 
 #define CLI_MAX_PIDS 256
 #define CLI_MAX_OUTPUTS 8
+#define CLI_MAX_EXPORTS 8
 #define CLI_MAX_FREQUENCY 1000
 
 enum out_format { FMT_AUTO = 0, FMT_PPROF, FMT_FOLDED, FMT_SVG };
@@ -17,6 +18,8 @@ struct output {
 };
 
 /* Everything `profleet-agent record` can be told, by option or environment variable. */
+#include "export.h"
+
 struct record_config {
 	bool all;
 	int pids[CLI_MAX_PIDS];
@@ -33,6 +36,10 @@ struct record_config {
 	int top;		/* rows of the top table printed at the end, 0 = none */
 	const char *log_target;
 	const char *log_level;
+	struct export_target exports[CLI_MAX_EXPORTS];	/* --export KIND=URL */
+	int nexports;
+	struct export_auth export_auth;	/* --export-header, --basic-auth, ... */
+	const char *service_name;	/* --service-name: the exported profiles' name */
 	char **command;		/* argv after "--", NULL-terminated, or NULL */
 };
 

@@ -16,6 +16,7 @@
 
 #include "aggregate.h"
 #include "elfsym.h"
+#include "export.h"
 #include "flamegraph.h"
 #include "ksyms.h"
 #include "log.h"
@@ -111,6 +112,61 @@ static void on_tasks_drained(void *ctx)
 
 	if (st->unw)
 		unwinder__sync_dirty(st->unw);
+}
+
+/*
+ * Sends the profile to every --export and waits (up to 30 s) for them to take
+ * it: a standalone recording must not exit with its profile still queued.
+ * Returns 0 when every exporter delivered it, else 1 (and says why).
+ */
+static int export_profile(const struct record_config *cfg, const struct profile *prof,
+			  int64_t start_real_ns, double elapsed)
+{
+	struct exporter_opts eo = { 0 };
+	char host[256] = "localhost", svc[256], msg[256];
+	struct export_label labels[1] = { { "hostname", host } };
+	int64_t from = start_real_ns / 1000000000, until = from + (int64_t)(elapsed + 0.999);
+	int ret = 0;
+
+	gethostname(host, sizeof(host) - 1);
+	if (cfg->service_name) {
+		snprintf(svc, sizeof(svc), "%s", cfg->service_name);
+	} else if (cfg->command) {
+		const char *base = strrchr(cfg->command[0], '/');
+
+		snprintf(svc, sizeof(svc), "%s", base ? base + 1 : cfg->command[0]);
+	} else {
+		snprintf(svc, sizeof(svc), "%s", host);
+	}
+	for (int i = 0; i < cfg->nexports; i++) {
+		struct exporter *e = exporter_new(&cfg->exports[i], &cfg->export_auth, &eo, msg, sizeof(msg));
+		struct exporter_stats st;
+		unsigned int left;
+
+		if (!e) {
+			log_error("%s", msg);
+			ret = 1;
+			continue;
+		}
+		if (exporter_submit(e, prof, svc, labels, 1, from, until, cfg->frequency)) {
+			log_error("export %s: cannot encode the profile", exporter_describe(e));
+			exporter_free(e);
+			ret = 1;
+			continue;
+		}
+		left = exporter_drain(e, 30000);
+		exporter_stats(e, &st);
+		if (st.sent) {
+			log_notice("exported to %s (%" PRIu64 " retries)", exporter_describe(e), st.retries);
+		} else {
+			log_error("export %s: not delivered%s (%s); the profile is still in the --output files",
+				  exporter_describe(e), left ? " in 30 s" : "",
+				  st.last_error[0] ? st.last_error : "rejected");
+			ret = 1;
+		}
+		exporter_free(e);
+	}
+	return ret;
 }
 
 /*
@@ -486,6 +542,8 @@ int record_run(const struct record_config *cfg)
 			ret = 1;
 		}
 	}
+	if (cfg->nexports && export_profile(cfg, prof, start_real, elapsed))
+		ret = 1;
 	{
 		bool to_stdout = false;
 
