@@ -22,6 +22,7 @@
 #include "aggregate.h"
 #include "cgroups.h"
 #include "elfsym.h"
+#include "export.h"
 #include "fleet_client.h"
 #include "hmap.h"
 #include "ksyms.h"
@@ -53,6 +54,14 @@ static double mono_s(void)
 	return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
 }
 
+static int64_t realtime_ns(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_REALTIME, &ts);
+	return (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec;
+}
+
 /* One targeted container. */
 struct target {
 	char container_id[72];
@@ -68,6 +77,16 @@ struct target {
 	int *pids;		/* cgroup v1: the processes put in the pids map */
 	int npids;
 	uint64_t samples;
+	/* export: this container's own profile, its labels and backends */
+	struct agg *agg;	/* NULL when no backend takes its profiles */
+	uint64_t agg_samples;	/* samples in agg this interval */
+	struct export_label *labels;
+	char **label_mem;	/* owned strings of labels */
+	int nlabels;
+	char *service;		/* service_name, once known */
+	char **backends;
+	int nbackends;
+	int first_pid;		/* for OTEL_SERVICE_NAME */
 };
 
 struct run {
@@ -91,6 +110,11 @@ struct run {
 	uint64_t samples, untargeted, started_unix;
 	uint64_t last_sent_samples;
 	bool counters_sent_once;
+	struct hmap exporters;	/* backend name -> struct exporter (fleet backends) */
+	struct exporter *cli_exporters[CLI_MAX_EXPORTS];	/* --export: every target */
+	int ncli_exporters;
+	int64_t interval_start_ns;
+	uint64_t exported, export_failures;
 };
 
 static void target_free(struct target *t)
@@ -103,6 +127,15 @@ static void target_free(struct target *t)
 	free(t->policy_names);
 	free(t->policy_counts);
 	free(t->pids);
+	agg__free(t->agg);
+	for (int i = 0; i < t->nlabels * 2; i++)
+		free(t->label_mem[i]);
+	free(t->label_mem);
+	free(t->labels);
+	free(t->service);
+	for (int i = 0; i < t->nbackends; i++)
+		free(t->backends[i]);
+	free(t->backends);
 }
 
 static int cmp_by_cgid(const void *a, const void *b)
@@ -153,6 +186,12 @@ static int on_sample(void *ctx, const struct sample_event *e)
 		t->samples++;
 		for (int i = 0; i < t->npolicies; i++)
 			(*t->policy_counts[i])++;
+		if (t->agg) {
+			agg__add(t->agg, e);
+			t->agg_samples++;
+			if (!t->first_pid)
+				t->first_pid = (int)e->pid;
+		}
 	}
 	unwinder__on_sample(r->unw, (int)e->pid, e->flags, procs__alive(r->procs, (int)e->pid));
 	agg__add(r->agg, e);
@@ -281,6 +320,179 @@ static uint64_t *policy_counter(struct run *r, const char *name)
 	return v;
 }
 
+/* ---- export: each target's own profile, to its backends ------------------------- */
+
+struct fbackend {		/* a fleet backend's exporter and the strings it points to */
+	struct exporter *e;
+	char *url, *tenant;
+	char *hdr[EXPORT_MAX_HEADERS];
+	int nhdr;
+};
+
+static void fbackend_free(struct fbackend *b)
+{
+	exporter_free(b->e);
+	free(b->url);
+	free(b->tenant);
+	for (int i = 0; i < b->nhdr; i++)
+		free(b->hdr[i]);
+	free(b);
+}
+
+/* Creates exporters for backends not seen before (a changed URL: a new one). */
+static void sync_backends(struct run *r, const Profleet__Fleet__V1__TargetSet *set)
+{
+	for (size_t i = 0; i < set->n_backends; i++) {
+		const Profleet__Fleet__V1__Backend *in = set->backends[i];
+		struct fbackend *b = in->name ? hmap_get(&r->exporters, in->name) : NULL, *old = NULL;
+		struct export_target t;
+		struct export_auth a = { 0 };
+		char spec[2300], msg[300];
+
+		if (!in->name || !in->type || !in->url)
+			continue;
+		if (b && !strcmp(b->url, in->url))
+			continue;
+		snprintf(spec, sizeof(spec), "%s=%s", in->type, in->url);
+		b = calloc(1, sizeof(*b));
+		if (!b || !(b->url = strdup(in->url)) || export_parse_target(spec, &t, msg, sizeof(msg))) {
+			log_warn("backend %s: %s", in->name, b ? msg : "out of memory");
+			if (b)
+				fbackend_free(b);
+			continue;
+		}
+		t.url = b->url;
+		if (in->tenant_id && *in->tenant_id)
+			a.tenant = b->tenant = strdup(in->tenant_id);
+		for (size_t k = 0; k < in->n_headers && b->nhdr < EXPORT_MAX_HEADERS; k++)
+			if (asprintf(&b->hdr[b->nhdr], "%s: %s", in->headers[k]->key,
+				     in->headers[k]->value) > 0)
+				a.headers[a.nheaders++] = b->hdr[b->nhdr++];
+		b->e = exporter_new(&t, &a, NULL, msg, sizeof(msg));
+		if (!b->e) {
+			log_warn("backend %s: %s", in->name, msg);
+			fbackend_free(b);
+			continue;
+		}
+		if (!hmap_put(&r->exporters, in->name, b, (void **)&old)) {
+			log_info("backend %s: %s", in->name, exporter_describe(b->e));
+			if (old)
+				fbackend_free(old);
+		} else {
+			fbackend_free(b);
+		}
+	}
+}
+
+/* OTEL_SERVICE_NAME from a process's environment (malloc'd), or NULL. */
+static char *env_service_name(int pid)
+{
+	char path[64], buf[65536];
+	size_t n;
+	FILE *f;
+
+	snprintf(path, sizeof(path), "/proc/%d/environ", pid);
+	f = fopen(path, "re");
+	if (!f)
+		return NULL;
+	n = fread(buf, 1, sizeof(buf) - 1, f);
+	fclose(f);
+	buf[n] = 0;
+	for (size_t i = 0; i < n; i += strlen(buf + i) + 1)
+		if (!strncmp(buf + i, "OTEL_SERVICE_NAME=", 18) && buf[i + 18])
+			return strdup(buf + i + 18);
+	return NULL;
+}
+
+/* Sends a target's profile of this interval to its backends (and every --export). */
+static void export_target(struct run *r, struct target *t, const struct ksyms *ks, int64_t from_ns,
+			  int64_t until_ns)
+{
+	struct profile *prof;
+	char fallback[300];
+
+	if (!t->agg || !t->agg_samples)
+		return;
+	if (!t->service && t->first_pid)
+		t->service = env_service_name(t->first_pid);	/* after the controller's rules */
+	snprintf(fallback, sizeof(fallback), "%s/%s", t->ns, t->container);
+	prof = profile__new();
+	if (prof) {
+		prof->period_nanos = 1000000000LL / (r->base_hz > 0 ? r->base_hz : 19);
+		prof->time_nanos = from_ns;
+		prof->duration_nanos = until_ns - from_ns;
+	}
+	if (!prof || agg__build(t->agg, ks, prof)) {
+		log_warn("export: cannot build the profile of %s/%s", t->ns, t->pod);
+		r->export_failures++;
+	} else {
+		for (int i = 0; i < t->nbackends; i++) {
+			struct fbackend *b = hmap_get(&r->exporters, t->backends[i]);
+
+			if (!b) {
+				r->export_failures++;	/* defined nowhere: counted, logged once per set */
+				continue;
+			}
+			if (exporter_submit(b->e, prof, t->service ? t->service : fallback, t->labels,
+					    t->nlabels, from_ns / 1000000000, until_ns / 1000000000,
+					    r->base_hz) == 0)
+				r->exported++;
+			else
+				r->export_failures++;
+		}
+		for (int i = 0; i < r->ncli_exporters; i++)
+			if (exporter_submit(r->cli_exporters[i], prof, t->service ? t->service : fallback,
+					    t->labels, t->nlabels, from_ns / 1000000000,
+					    until_ns / 1000000000, r->base_hz) == 0)
+				r->exported++;
+			else
+				r->export_failures++;
+	}
+	profile__free(prof);
+	agg__reset(t->agg);
+	t->agg_samples = 0;
+}
+
+/* Fills a target's identity labels and backends from the controller's Target. */
+static void target_identity(struct run *r, struct target *t, const Profleet__Fleet__V1__Target *in)
+{
+	const char *fixed[][2] = {
+		{ "namespace", t->ns }, { "pod", t->pod }, { "pod_uid", t->pod_uid },
+		{ "container", t->container }, { "container_id", t->container_id },
+		{ "node", r->cfg.node_name },
+	};
+	int nfixed = (int)(sizeof(fixed) / sizeof(fixed[0])), n = 0;
+
+	t->labels = calloc((size_t)nfixed + in->n_labels + 1, sizeof(*t->labels));
+	t->label_mem = calloc(((size_t)nfixed + in->n_labels + 1) * 2, sizeof(char *));
+	if (!t->labels || !t->label_mem)
+		return;
+	for (int i = 0; i < nfixed; i++) {
+		t->label_mem[2 * n] = strdup(fixed[i][0]);
+		t->label_mem[2 * n + 1] = strdup(fixed[i][1] ? fixed[i][1] : "");
+		n++;
+	}
+	for (size_t i = 0; i < in->n_labels; i++) {
+		if (!in->labels[i]->key || !in->labels[i]->value)
+			continue;
+		if (!strcmp(in->labels[i]->key, "service_name")) {
+			free(t->service);
+			t->service = strdup(in->labels[i]->value);
+		}
+		t->label_mem[2 * n] = strdup(in->labels[i]->key);
+		t->label_mem[2 * n + 1] = strdup(in->labels[i]->value);
+		n++;
+	}
+	for (int i = 0; i < n; i++) {
+		t->labels[i].key = t->label_mem[2 * i] ? t->label_mem[2 * i] : "";
+		t->labels[i].value = t->label_mem[2 * i + 1] ? t->label_mem[2 * i + 1] : "";
+	}
+	t->nlabels = n;
+	t->backends = calloc(in->n_backends + 1, sizeof(char *));
+	for (size_t i = 0; t->backends && i < in->n_backends; i++)
+		t->backends[t->nbackends++] = strdup(in->backends[i]);
+}
+
 static void apply_set(struct run *r, Profleet__Fleet__V1__TargetSet *set)
 {
 	struct target *nt = calloc(set->n_targets + 1, sizeof(*nt));
@@ -327,6 +539,40 @@ static void apply_set(struct run *r, Profleet__Fleet__V1__TargetSet *set)
 	/* the perf rate is the fastest target's; slower ones keep one sample in N */
 	for (int i = 0; i < n; i++)
 		nt[i].sample_every = (uint32_t)((base + (int)nt[i].hz / 2) / (int)nt[i].hz);
+	sync_backends(r, set);
+	{
+		struct agg_opts ao = { .max_stacks = 1u << 16, .max_bytes = 32u << 20 };
+		struct ksyms *ks = NULL;
+		size_t k = 0;
+
+		for (int i = 0; i < n; i++) {
+			while (k < set->n_targets && (!set->targets[k]->container_id ||
+			       strcmp(set->targets[k]->container_id, nt[i].container_id)))
+				k++;
+			if (k < set->n_targets)
+				target_identity(r, &nt[i], set->targets[k]);
+			k = 0;
+			/* a container still targeted keeps its interval's samples */
+			for (int j = 0; j < r->nt; j++)
+				if (!strcmp(r->t[j].container_id, nt[i].container_id) && r->t[j].agg) {
+					nt[i].agg = r->t[j].agg;
+					nt[i].agg_samples = r->t[j].agg_samples;
+					nt[i].first_pid = r->t[j].first_pid;
+					r->t[j].agg = NULL;
+					break;
+				}
+			if (!nt[i].agg && (nt[i].nbackends || r->ncli_exporters))
+				nt[i].agg = agg__new(&ao, r->procs, r->sc);
+		}
+		/* a container no longer targeted: what it collected goes out now */
+		for (int j = 0; j < r->nt; j++)
+			if (r->t[j].agg && r->t[j].agg_samples) {
+				if (!ks)
+					ks = r->cfg.kernel_stacks ? ksyms__load(NULL) : NULL;
+				export_target(r, &r->t[j], ks, r->interval_start_ns, realtime_ns());
+			}
+		ksyms__free(ks);
+	}
 	untarget_all(r);
 	for (int i = 0; i < r->nt; i++)
 		target_free(&r->t[i]);
@@ -414,6 +660,25 @@ static void write_state(struct run *r)
 	cJSON_AddNumberToObject(o, "kernelFiltered", (double)ss.counters[CNT_FILTERED]);
 	cJSON_AddNumberToObject(o, "kernelSubsampled", (double)ss.counters[CNT_SUBSAMPLED]);
 	cJSON_AddNumberToObject(o, "dropped", (double)ss.counters[CNT_RINGBUF_FULL]);
+	cJSON_AddNumberToObject(o, "profilesExported", (double)r->exported);
+	cJSON_AddNumberToObject(o, "exportFailures", (double)r->export_failures);
+	{
+		cJSON *ex = cJSON_AddObjectToObject(o, "exporters");
+
+		hmap_for_each(&r->exporters, it) {
+			struct exporter_stats es;
+			cJSON *j = cJSON_CreateObject();
+
+			exporter_stats(((struct fbackend *)it->val)->e, &es);
+			cJSON_AddNumberToObject(j, "sent", (double)es.sent);
+			cJSON_AddNumberToObject(j, "retries", (double)es.retries);
+			cJSON_AddNumberToObject(j, "droppedFull", (double)es.dropped_full);
+			cJSON_AddNumberToObject(j, "droppedRejected", (double)es.dropped_rejected);
+			cJSON_AddNumberToObject(j, "queued", (double)es.queued);
+			cJSON_AddStringToObject(j, "lastError", es.last_error);
+			cJSON_AddItemToObject(ex, it->key, j);
+		}
+	}
 	arr = cJSON_AddArrayToObject(o, "targets");
 	for (int i = 0; i < r->nt; i++) {
 		struct target *t = &r->t[i];
@@ -454,15 +719,25 @@ static void write_state(struct run *r)
 /* Writes the interval's profile to every --output and starts a new interval. */
 static void flush_interval(struct run *r, int64_t start_ns, double secs)
 {
-	struct ksyms *ks;
+	struct ksyms *ks = NULL;
 	struct profile *prof;
+	bool any = false;
 	int err;
 
+	for (int i = 0; i < r->nt; i++)
+		any |= r->t[i].agg && r->t[i].agg_samples;
+	if (any) {
+		ks = r->cfg.kernel_stacks ? ksyms__load(NULL) : NULL;
+		for (int i = 0; i < r->nt; i++)
+			export_target(r, &r->t[i], ks, start_ns, start_ns + (int64_t)(secs * 1e9));
+	}
 	if (!r->cfg.noutputs) {
+		ksyms__free(ks);
 		agg__reset(r->agg);
 		return;
 	}
-	ks = r->cfg.kernel_stacks ? ksyms__load(NULL) : NULL;
+	if (!ks)
+		ks = r->cfg.kernel_stacks ? ksyms__load(NULL) : NULL;
 	prof = profile__new();
 	if (!prof) {
 		ksyms__free(ks);
@@ -482,14 +757,6 @@ static void flush_interval(struct run *r, int64_t start_ns, double secs)
 	profile__free(prof);
 	ksyms__free(ks);
 	agg__reset(r->agg);
-}
-
-static int64_t realtime_ns(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_REALTIME, &ts);
-	return (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec;
 }
 
 int run_main(const struct run_config *cfg)
@@ -515,7 +782,6 @@ int run_main(const struct run_config *cfg)
 	struct sigaction sa = { .sa_handler = on_signal };
 	struct run r = { .cfg = *cfg };
 	double last_scan = 0, last_counters = 0, last_state = 0, interval_start;
-	int64_t interval_start_ns;
 	int ret = 1, err;
 
 	sigaction(SIGINT, &sa, NULL);
@@ -566,12 +832,23 @@ int run_main(const struct run_config *cfg)
 		if (!r.unw)
 			goto out;
 	}
+	for (int i = 0; i < cfg->nexports; i++) {
+		char msg[300];
+
+		r.cli_exporters[r.ncli_exporters] = exporter_new(&cfg->exports[i], NULL, NULL, msg,
+								  sizeof(msg));
+		if (!r.cli_exporters[r.ncli_exporters]) {
+			log_error("%s", msg);
+			goto out;
+		}
+		r.ncli_exporters++;
+	}
 	r.fc = fleet_client_start(&fo);
 	if (!r.fc)
 		goto out;
 	log_notice("agent for node %s: controller %s", cfg->node_name, cfg->controller);
 	interval_start = mono_s();
-	interval_start_ns = realtime_ns();
+	r.interval_start_ns = realtime_ns();
 	ret = 0;
 	while (!stop_requested) {
 		Profleet__Fleet__V1__TargetSet *set;
@@ -614,15 +891,28 @@ int run_main(const struct run_config *cfg)
 			last_state = now;
 		}
 		if (now - interval_start >= cfg->interval) {
-			flush_interval(&r, interval_start_ns, now - interval_start);
+			flush_interval(&r, r.interval_start_ns, now - interval_start);
 			interval_start = now;
-			interval_start_ns = realtime_ns();
+			r.interval_start_ns = realtime_ns();
 		}
 	}
 	log_notice("stopping");
 	sampler__stop(r.s);
 	sampler__drain(r.s);
-	flush_interval(&r, interval_start_ns, mono_s() - interval_start);
+	flush_interval(&r, r.interval_start_ns, mono_s() - interval_start);
+	/* what was collected goes out before we do (bounded: 10 s per backend) */
+	hmap_for_each(&r.exporters, it) {
+		struct fbackend *b = it->val;
+		unsigned int left = exporter_drain(b->e, 10000);
+
+		if (left)
+			log_warn("export %s: %u profile(s) not delivered at exit", exporter_describe(b->e),
+				 left);
+	}
+	for (int i = 0; i < r.ncli_exporters; i++)
+		if (exporter_drain(r.cli_exporters[i], 10000))
+			log_warn("export %s: profiles not delivered at exit",
+				 exporter_describe(r.cli_exporters[i]));
 	if (cfg->state_file)
 		write_state(&r);
 out:
@@ -636,6 +926,11 @@ out:
 	hmap_for_each(&r.policy_samples, it)
 		free(it->val);
 	hmap_free(&r.policy_samples);
+	hmap_for_each(&r.exporters, it)
+		fbackend_free(it->val);
+	hmap_free(&r.exporters);
+	for (int i = 0; i < r.ncli_exporters; i++)
+		exporter_free(r.cli_exporters[i]);
 	sampler__free(r.s);
 	unwinder__free(r.unw);
 	agg__free(r.agg);
@@ -662,6 +957,9 @@ void run_print_help(FILE *out)
 		"  -o, --output PATH    write each interval's profile here (.pb.gz, .svg, .txt);\n"
 		"                       repeatable (PROFLEET_OUTPUT)\n"
 		"  --interval S         profile interval in seconds (PROFLEET_INTERVAL, 60)\n"
+		"  --export KIND=URL    also send every target's profile there: pyroscope=URL or\n"
+		"                       dir=PATH; repeatable (PROFLEET_EXPORT). The policies'\n"
+		"                       ClusterProfilingBackends are used in any case.\n"
 		"  --state-file PATH    JSON with targets, cgroups and counts, rewritten every second\n"
 		"                       (PROFLEET_STATE_FILE)\n"
 		"  --cgroup-root PATH   cgroup v2 mount to search (PROFLEET_CGROUP_ROOT; default from\n"
@@ -753,6 +1051,20 @@ static int set_opt(struct run_config *c, int ch, const char *v, FILE *err)
 		}
 		c->dwarf_unwind = !strcmp(v, "dwarf");
 		break;
+	case 'x': {
+		char msg[300];
+
+		if (c->nexports == CLI_MAX_EXPORTS) {
+			fprintf(err, "profleet-agent run: at most %d --export\n", CLI_MAX_EXPORTS);
+			return -1;
+		}
+		if (export_parse_target(v, &c->exports[c->nexports], msg, sizeof(msg))) {
+			fprintf(err, "profleet-agent run: %s\n", msg);
+			return -1;
+		}
+		c->nexports++;
+		break;
+	}
 	case 'o':
 		if (c->noutputs == CLI_MAX_OUTPUTS) {
 			fprintf(err, "profleet-agent run: at most %d --output\n", CLI_MAX_OUTPUTS);
@@ -776,6 +1088,7 @@ enum cli_result run_parse(int argc, char **argv, char **envp, struct run_config 
 		{ "ca-file", required_argument, NULL, 'a' },
 		{ "max-frequency", required_argument, NULL, 'm' },
 		{ "output", required_argument, NULL, 'o' },
+		{ "export", required_argument, NULL, 'x' },
 		{ "interval", required_argument, NULL, 'i' },
 		{ "state-file", required_argument, NULL, 's' },
 		{ "cgroup-root", required_argument, NULL, 'g' },
@@ -790,7 +1103,7 @@ enum cli_result run_parse(int argc, char **argv, char **envp, struct run_config 
 	static const struct { const char *env; int ch; } envs[] = {
 		{ "PROFLEET_CONTROLLER", 'c' }, { "NODE_NAME", 'n' }, { "PROFLEET_NODE_NAME", 'n' },
 		{ "PROFLEET_TOKEN_FILE", 't' }, { "PROFLEET_CA_FILE", 'a' },
-		{ "PROFLEET_MAX_FREQUENCY", 'm' }, { "PROFLEET_OUTPUT", 'o' },
+		{ "PROFLEET_MAX_FREQUENCY", 'm' }, { "PROFLEET_OUTPUT", 'o' }, { "PROFLEET_EXPORT", 'x' },
 		{ "PROFLEET_INTERVAL", 'i' }, { "PROFLEET_STATE_FILE", 's' },
 		{ "PROFLEET_CGROUP_ROOT", 'g' }, { "PROFLEET_CGROUP_MODE", 'M' },
 		{ "PROFLEET_KERNEL_STACKS", 'k' },

@@ -12,6 +12,8 @@ struct run_config {
 	int max_frequency;
 	struct output outputs[CLI_MAX_OUTPUTS];
 	int noutputs;
+	struct export_target exports[CLI_MAX_EXPORTS];	/* --export: every target's profile */
+	int nexports;
 	double interval;
 	const char *state_file;
 	const char *cgroup_root;	/* a cgroup v2 mount to search instead of mountinfo's */

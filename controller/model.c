@@ -344,6 +344,8 @@ void backend_free(struct backend *b)
 	free(b->name);
 	free(b->type);
 	free(b->url);
+	free(b->tenant);
+	labels_free(&b->headers);
 	free_strv(b->allowed, b->nallowed);
 	memset(b, 0, sizeof(*b));
 }
@@ -356,6 +358,9 @@ int backend_from_json(const cJSON *obj, struct backend *ret)
 	ret->name = strdup(k8s_str(obj, "metadata.name"));
 	ret->type = dup_or_null(k8s_str(obj, "spec.type"));
 	ret->url = dup_or_null(k8s_str(obj, "spec.url"));
+	ret->tenant = dup_or_null(k8s_str(obj, "spec.tenantID"));
+	if (labels_from_json(k8s_get(obj, "spec.headers"), &ret->headers))
+		memset(&ret->headers, 0, sizeof(ret->headers));	/* bad map: none */
 	if (strv_from_json(k8s_get(obj, "spec.allowedNamespaces"), &ret->allowed, &ret->nallowed))
 		ret->nallowed = 0;	/* unusable list: allows nothing */
 	return 0;

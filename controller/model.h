@@ -94,7 +94,8 @@ struct policy {
 };
 
 struct backend {
-	char *name, *type, *url;
+	char *name, *type, *url, *tenant;
+	struct labels headers;
 	int nallowed;
 	char **allowed;		/* namespace names, "*" = all */
 	uint64_t seen;

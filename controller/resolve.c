@@ -292,6 +292,8 @@ uint8_t *resolve_encode(const struct resolve_input *in, const struct node_target
 	struct label_buf *lbs = calloc((size_t)n + 1, sizeof(*lbs));
 	char ***pols = calloc((size_t)n + 1, sizeof(*pols));
 	char ***bks = calloc((size_t)n + 1, sizeof(*bks));
+	Profleet__Fleet__V1__Backend *bv = NULL, **bp = NULL;
+	struct label_buf *hv = NULL;
 	uint8_t *buf = NULL;
 	size_t len;
 
@@ -370,6 +372,51 @@ uint8_t *resolve_encode(const struct resolve_input *in, const struct node_target
 	set.version = version;
 	set.n_targets = (size_t)n;
 	set.targets = tp;
+	/* the definitions of the backends the targets name, once each */
+	{
+		size_t nb = 0;
+
+		for (int i = 0; i < n; i++)
+			nb += tv[i].n_backends;
+		bv = calloc(nb + 1, sizeof(*bv));
+		bp = calloc(nb + 1, sizeof(*bp));
+		hv = calloc(nb + 1, sizeof(*hv));
+		if (!bv || !bp || !hv)
+			goto out;
+		for (int i = 0; i < n; i++)
+			for (size_t j = 0; j < tv[i].n_backends; j++) {
+				const struct backend *b = find_backend(in, tv[i].backends[j]);
+				bool dup = false;
+
+				for (size_t k = 0; k < set.n_backends; k++)
+					dup |= !strcmp(bv[k].name, tv[i].backends[j]);
+				if (!b || dup)
+					continue;
+				profleet__fleet__v1__backend__init(&bv[set.n_backends]);
+				bv[set.n_backends].name = b->name;
+				bv[set.n_backends].type = b->type ? b->type : (char *)"";
+				bv[set.n_backends].url = b->url ? b->url : (char *)"";
+				bv[set.n_backends].tenant_id = b->tenant ? b->tenant : (char *)"";
+				if (b->headers.n) {
+					struct label_buf *lb = &hv[set.n_backends];
+
+					lb->cap = b->headers.n;
+					lb->v = calloc((size_t)lb->cap, sizeof(*lb->v));
+					lb->p = calloc((size_t)lb->cap, sizeof(*lb->p));
+					if (!lb->v || !lb->p)
+						goto out;
+					for (int k = 0; k < b->headers.n; k++)
+						label_add(lb, b->headers.kv[k].key, b->headers.kv[k].value);
+					for (int k = 0; k < lb->n; k++)
+						lb->p[k] = &lb->v[k];
+					bv[set.n_backends].n_headers = (size_t)lb->n;
+					bv[set.n_backends].headers = lb->p;
+				}
+				bp[set.n_backends] = &bv[set.n_backends];
+				set.n_backends++;
+			}
+		set.backends = bp;
+	}
 	msg.msg_case = PROFLEET__FLEET__V1__CONTROLLER_MESSAGE__MSG_TARGETS;
 	msg.targets = &set;
 	len = profleet__fleet__v1__controller_message__get_packed_size(&msg);
@@ -387,6 +434,13 @@ out:
 		if (bks)
 			free(bks[i]);
 	}
+	for (size_t i = 0; hv && bv && i < set.n_backends; i++) {
+		free(hv[i].v);
+		free(hv[i].p);
+	}
+	free(bv);
+	free(bp);
+	free(hv);
 	free(tv);
 	free(tp);
 	free(lbs);

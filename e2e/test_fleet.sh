@@ -163,7 +163,7 @@ V2=$(awk '$9 == "cgroup2" { print $5; exit }' /proc/self/mountinfo)
 CG=$V2/profleet-e2e-$RUN
 mkdir -p "$CG" || bail "cannot create cgroups under $V2"
 
-# workload POD_UID CID NAME FORM: a busy process named NAME in the container's cgroup
+# workload POD_UID CID NAME FORM [ENV=VALUE]: a busy process named NAME in the container's cgroup
 workload() {
 	uid_=$(echo "$1" | tr - _)
 	case $4 in
@@ -173,7 +173,7 @@ workload() {
 	mkdir -p "$dir"
 	cp "$BUSY" "$W/$3"
 	# starts inside the cgroup: the shell moves itself there, then execs
-	sh -c "echo \$\$ > '$dir/cgroup.procs' && exec nice -n 10 '$W/$3' 100000000" &
+	sh -c "echo \$\$ > '$dir/cgroup.procs' && exec env ${5:-} nice -n 10 '$W/$3' 100000000" &
 	PIDS="$PIDS $!"
 }
 
@@ -191,7 +191,7 @@ running "$SHOP" db-1 "$C_DB1" "$C_DB1S"
 running "$OTHER" web-x "$C_WEBX" "$C_WEBXS"
 running "$SYS" agent-a "$(cid)" "$(cid)"
 running "$SYS" agent-b "$(cid)" "$(cid)"
-workload "$UID_WEB1" "$C_WEB1" e2e-web1 systemd
+workload "$UID_WEB1" "$C_WEB1" e2e-web1 systemd OTEL_SERVICE_NAME=checkout
 workload "$UID_WEB2" "$C_WEB2" e2e-web2 cgroupfs
 workload "$UID_DB1" "$C_DB1" e2e-db1 systemd
 workload "$UID_WEBX" "$C_WEBX" e2e-webx systemd
@@ -306,6 +306,40 @@ check "the other namespace's pod with the same labels is not targeted" \
 	sh -c "! jq -r '.targets[].containerID' '$W/state-a.json' | grep -q '$C_WEBX'"
 [ "$(st a .kernelFiltered)" -gt 0 ] && [ "$(st a .samplesUnattributed)" = 0 ]
 verdict "untargeted processes are filtered in the kernel" $?
+
+# ---- export: a ClusterProfilingBackend (Pyroscope-style receiver) ----------------------------
+mkdir -p "$W/sink"
+"$BUILD/tools/httpsink" "$W/sink" 0 200 >"$W/sink.port" &
+PIDS="$PIDS $!"
+sleep 0.3
+cat >"$W/cpb.yaml" <<EOF
+apiVersion: profiling.profleet.dev/v1alpha1
+kind: ClusterProfilingBackend
+metadata: {name: sink-$RUN}
+spec: {type: pyroscope, url: "http://127.0.0.1:$(cat "$W/sink.port")", tenantID: e2e, allowedNamespaces: [$SHOP]}
+EOF
+k apply -f "$W/cpb.yaml" >/dev/null
+policy web "$SHOP" 49 "export: {backendRefs: [sink-$RUN]}"
+wait_until 20 sh -c "grep -l 'pod%3Dweb-1' '$W'/sink/req-*.txt >/dev/null 2>&1 && grep -l 'pod%3Dweb-2' '$W'/sink/req-*.txt >/dev/null 2>&1"
+r1=$(grep -l 'pod%3Dweb-1' "$W"/sink/req-*.txt 2>/dev/null | head -1)
+r2=$(grep -l 'pod%3Dweb-2' "$W"/sink/req-*.txt 2>/dev/null | head -1)
+note "export: $(head -1 "$r1" 2>/dev/null | cut -c1-300)"
+check "each pod's profile reaches the policy's backend, named by service and pod identity" \
+	sh -c "grep -q '^POST /ingest?name=checkout.cpu%7B' '$r1' && grep -q 'namespace%3D$SHOP' '$r1' && grep -q 'container%3Dapp' '$r1' && grep -q 'node%3D$NODE_A' '$r1' && grep -q 'pod_uid%3D$UID_WEB1' '$r1'"
+check "service name: the process's OTEL_SERVICE_NAME, else <namespace>/<container>" \
+	grep -q "^POST /ingest?name=${SHOP}_app.cpu%7B" "$r2"
+check "the backend's tenant is sent" grep -qi '^X-Scope-OrgID: e2e' "$r1"
+b1=$(echo "$r1" | sed 's/req-/body-/; s/\.txt$/.bin/')
+perl -e 'local $/; open F, "<", $ARGV[0] or die; binmode F; $b = <F>;
+	$i = index($b, "\x1f\x8b"); $j = rindex($b, "\r\n--");
+	open O, ">", $ARGV[1] or die; binmode O; print O substr($b, $i, $j - $i);' "$b1" "$W/web1.pb.gz" 2>/dev/null
+if command -v go >/dev/null; then
+	check "go tool pprof reads the exported profile: web-1's busy_loop" \
+		sh -c "go tool pprof -raw '$W/web1.pb.gz' 2>/dev/null | grep -q busy_loop"
+else
+	skip "go tool pprof missing"
+fi
+check "the agent counts what it exported" [ "$(st a ".exporters[\"sink-$RUN\"].sent")" -ge 1 ]
 
 # ---- a node whose containers are found in a cgroup v1 hierarchy ----------------------------
 V1=$(awk '$9 == "cgroup" && $NF ~ /name=systemd/ { print $5; exit }' /proc/self/mountinfo)

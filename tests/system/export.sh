@@ -16,9 +16,10 @@ extract_gz() { # body-file out-file
 sink=$!
 sleep 0.3
 port=$(cat "$TMP/port")
-"$AGENT" record --duration 2 --frequency 99 --output "$TMP/out.pb.gz" --top 0 \
+# (the workloads end on their own: a command outlives --duration, as with perf)
+"$AGENT" record --frequency 99 --output "$TMP/out.pb.gz" --top 0 \
 	--export "pyroscope=http://127.0.0.1:$port" --export "dir=$TMP/dir" --tenant-id team-a \
-	--export-header 'X-Test: yes' -- "$WL/busy" 100000 >"$TMP/rec.log" 2>&1
+	--export-header 'X-Test: yes' -- "$WL/busy" 1000 >"$TMP/rec.log" 2>&1
 check "record --export exits 0 when every backend took the profile" test $? -eq 0
 kill $sink
 req=$TMP/sink/req-0.txt
@@ -41,15 +42,15 @@ fi
 sink=$!
 sleep 0.3
 port=$(cat "$TMP/port2")
-"$AGENT" record --duration 1 --output "$TMP/out2.pb.gz" --top 0 --log-level notice \
-	--export "pyroscope=http://127.0.0.1:$port" -- "$WL/busy" 100000 >"$TMP/rec2.log" 2>&1
+"$AGENT" record --output "$TMP/out2.pb.gz" --top 0 --log-level notice \
+	--export "pyroscope=http://127.0.0.1:$port" -- "$WL/busy" 300 >"$TMP/rec2.log" 2>&1
 check "a backend answering 503 twice gets the profile on the third try" \
 	sh -c "[ $? -eq 0 ] && [ -f '$TMP/sink2/req-2.txt' ] && [ ! -f '$TMP/sink2/req-3.txt' ] && grep -q '2 retries' '$TMP/rec2.log'"
 kill $sink
 
 # a backend that never comes: an error, and the --output file is still there
-timeout 60 "$AGENT" record --duration 1 --output "$TMP/out3.pb.gz" --top 0 \
-	--export "pyroscope=http://127.0.0.1:1" -- "$WL/busy" 100000 >"$TMP/rec3.log" 2>&1
+timeout 60 "$AGENT" record --output "$TMP/out3.pb.gz" --top 0 \
+	--export "pyroscope=http://127.0.0.1:1" -- "$WL/busy" 300 >"$TMP/rec3.log" 2>&1
 rc=$?
 check "a dead backend makes record exit 1 with a message" sh -c "[ $rc -eq 1 ] && grep -q 'not delivered' '$TMP/rec3.log'"
 check "... and the --output file is written anyway" test -s "$TMP/out3.pb.gz"
