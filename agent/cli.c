@@ -321,8 +321,8 @@ static const struct opt_def record_opts[] = {
 	{ "top", "PROFLEET_TOP", "N", set_top,
 	  "print the N hottest functions at the end (default 10, 0 = none)" },
 	{ "export", "PROFLEET_EXPORT", "KIND=URL", set_export,
-	  "also send the profile to a backend: pyroscope=http://HOST:4040 or dir=PATH "
-	  "(repeatable; otlp-http/otlp-grpc are not implemented yet)" },
+	  "also send the profile to a backend: otlp-http=http://HOST:4318, "
+	  "pyroscope=http://HOST:4040 or dir=PATH (repeatable; otlp-grpc is not implemented yet)" },
 	{ "export-header", "PROFLEET_EXPORT_HEADER", "'NAME: VALUE'", set_export_header,
 	  "an extra HTTP header for the exports (repeatable)" },
 	{ "basic-auth", "PROFLEET_BASIC_AUTH", "USER:PASSWORD", set_basic_auth,

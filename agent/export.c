@@ -17,7 +17,9 @@
 
 #include "k8s.h"	/* k8s_backoff_ms */
 #include "log.h"
+#include "otlp.h"
 #include "pprof.h"
+#include <zlib.h>
 
 struct item {
 	uint8_t *pprof_gz;
@@ -124,15 +126,99 @@ static char *read_token(const char *path)
 	return strdup(buf);
 }
 
+/* The auth and extra headers every HTTP kind sends; NULL list + false when the
+ * bearer token cannot be read (retried later). */
+static bool auth_headers(struct exporter *e, struct curl_slist **h)
+{
+	char line[8300];
+
+	for (int i = 0; i < e->auth.nheaders; i++)
+		*h = curl_slist_append(*h, e->auth.headers[i]);
+	if (e->auth.tenant) {
+		snprintf(line, sizeof(line), "X-Scope-OrgID: %s", e->auth.tenant);
+		*h = curl_slist_append(*h, line);
+	}
+	if (e->auth.bearer_file) {
+		char *tok = read_token(e->auth.bearer_file);
+
+		if (!tok) {
+			snprintf(e->st.last_error, sizeof(e->st.last_error),
+				 "cannot read bearer token file %s", e->auth.bearer_file);
+			return false;
+		}
+		snprintf(line, sizeof(line), "Authorization: Bearer %s", tok);
+		free(tok);
+		*h = curl_slist_append(*h, line);
+	}
+	if (e->auth.basic) {
+		curl_easy_setopt(e->curl, CURLOPT_HTTPAUTH, CURLAUTH_BASIC);
+		curl_easy_setopt(e->curl, CURLOPT_USERPWD, e->auth.basic);
+	}
+	*h = curl_slist_append(*h, "Expect:");	/* no 1 s wait for a "100 Continue" */
+	return true;
+}
+
+static void common_opts(struct exporter *e, const char *url, struct hdr_state *hs)
+{
+	curl_easy_reset(e->curl);
+	curl_easy_setopt(e->curl, CURLOPT_URL, url);
+	curl_easy_setopt(e->curl, CURLOPT_NOSIGNAL, 1L);
+	curl_easy_setopt(e->curl, CURLOPT_TIMEOUT_MS, (long)e->o.timeout_ms);
+	curl_easy_setopt(e->curl, CURLOPT_CONNECTTIMEOUT_MS, 5000L);
+	curl_easy_setopt(e->curl, CURLOPT_WRITEFUNCTION, discard);
+	curl_easy_setopt(e->curl, CURLOPT_HEADERFUNCTION, on_hdr);
+	curl_easy_setopt(e->curl, CURLOPT_HEADERDATA, hs);
+	curl_easy_setopt(e->curl, CURLOPT_USERAGENT, "profleet/" PROFLEET_VERSION);
+}
+
+static enum result http_result(struct exporter *e, CURLcode rc)
+{
+	long status = 0;
+
+	curl_easy_getinfo(e->curl, CURLINFO_RESPONSE_CODE, &status);
+	if (rc != CURLE_OK) {
+		snprintf(e->st.last_error, sizeof(e->st.last_error), "%s", curl_easy_strerror(rc));
+		return RETRY;
+	}
+	if (status >= 200 && status < 300)
+		return SENT;
+	snprintf(e->st.last_error, sizeof(e->st.last_error), "HTTP %ld", status);
+	return status == 429 || status == 408 || status >= 500 ? RETRY : REJECTED;
+}
+
+/* OTLP/HTTP: POST /v1development/profiles, protobuf, gzip. */
+static enum result send_otlp_http(struct exporter *e, const struct item *it, int *retry_after)
+{
+	struct curl_slist *h = NULL;
+	struct hdr_state hs = { 0 };
+	char url[4096];
+	enum result r;
+
+	snprintf(url, sizeof(url), "%s/v1development/profiles", e->url);
+	common_opts(e, url, &hs);
+	h = curl_slist_append(h, "Content-Type: application/x-protobuf");
+	h = curl_slist_append(h, "Content-Encoding: gzip");
+	if (!auth_headers(e, &h)) {
+		curl_slist_free_all(h);
+		return RETRY;
+	}
+	curl_easy_setopt(e->curl, CURLOPT_HTTPHEADER, h);
+	curl_easy_setopt(e->curl, CURLOPT_POSTFIELDS, (const char *)it->pprof_gz);
+	curl_easy_setopt(e->curl, CURLOPT_POSTFIELDSIZE_LARGE, (curl_off_t)it->len);
+	r = http_result(e, curl_easy_perform(e->curl));
+	curl_slist_free_all(h);
+	*retry_after = hs.retry_after;
+	return r;
+}
+
 static enum result send_pyroscope(struct exporter *e, const struct item *it, int *retry_after)
 {
 	struct curl_slist *h = NULL;
 	struct hdr_state hs = { 0 };
 	curl_mime *mime;
 	curl_mimepart *part;
-	char *name_esc, url[4096], line[8300];
-	long status = 0;
-	CURLcode rc;
+	char *name_esc, url[4096];
+	enum result r;
 
 	name_esc = curl_easy_escape(e->curl, it->name, 0);
 	snprintf(url, sizeof(url),
@@ -141,39 +227,11 @@ static enum result send_pyroscope(struct exporter *e, const struct item *it, int
 		 e->url, name_esc ? name_esc : "profleet", (long long)it->from_s,
 		 (long long)it->until_s, it->rate_hz);
 	curl_free(name_esc);
-	curl_easy_reset(e->curl);
-	curl_easy_setopt(e->curl, CURLOPT_URL, url);
-	curl_easy_setopt(e->curl, CURLOPT_NOSIGNAL, 1L);
-	curl_easy_setopt(e->curl, CURLOPT_TIMEOUT_MS, (long)e->o.timeout_ms);
-	curl_easy_setopt(e->curl, CURLOPT_CONNECTTIMEOUT_MS, 5000L);
-	curl_easy_setopt(e->curl, CURLOPT_WRITEFUNCTION, discard);
-	curl_easy_setopt(e->curl, CURLOPT_HEADERFUNCTION, on_hdr);
-	curl_easy_setopt(e->curl, CURLOPT_HEADERDATA, &hs);
-	curl_easy_setopt(e->curl, CURLOPT_USERAGENT, "profleet/" PROFLEET_VERSION);
-	for (int i = 0; i < e->auth.nheaders; i++)
-		h = curl_slist_append(h, e->auth.headers[i]);
-	if (e->auth.tenant) {
-		snprintf(line, sizeof(line), "X-Scope-OrgID: %s", e->auth.tenant);
-		h = curl_slist_append(h, line);
+	common_opts(e, url, &hs);
+	if (!auth_headers(e, &h)) {
+		curl_slist_free_all(h);
+		return RETRY;
 	}
-	if (e->auth.bearer_file) {
-		char *tok = read_token(e->auth.bearer_file);
-
-		if (!tok) {
-			snprintf(e->st.last_error, sizeof(e->st.last_error),
-				 "cannot read bearer token file %s", e->auth.bearer_file);
-			curl_slist_free_all(h);
-			return RETRY;
-		}
-		snprintf(line, sizeof(line), "Authorization: Bearer %s", tok);
-		free(tok);
-		h = curl_slist_append(h, line);
-	}
-	if (e->auth.basic) {
-		curl_easy_setopt(e->curl, CURLOPT_HTTPAUTH, CURLAUTH_BASIC);
-		curl_easy_setopt(e->curl, CURLOPT_USERPWD, e->auth.basic);
-	}
-	h = curl_slist_append(h, "Expect:");	/* no 1 s wait for a "100 Continue" */
 	curl_easy_setopt(e->curl, CURLOPT_HTTPHEADER, h);
 	/* the pprof goes as the "profile" part of a multipart form */
 	mime = curl_mime_init(e->curl);
@@ -183,19 +241,11 @@ static enum result send_pyroscope(struct exporter *e, const struct item *it, int
 	curl_mime_type(part, "application/octet-stream");
 	curl_mime_data(part, (const char *)it->pprof_gz, it->len);
 	curl_easy_setopt(e->curl, CURLOPT_MIMEPOST, mime);
-	rc = curl_easy_perform(e->curl);
-	curl_easy_getinfo(e->curl, CURLINFO_RESPONSE_CODE, &status);
+	r = http_result(e, curl_easy_perform(e->curl));
 	curl_mime_free(mime);
 	curl_slist_free_all(h);
 	*retry_after = hs.retry_after;
-	if (rc != CURLE_OK) {
-		snprintf(e->st.last_error, sizeof(e->st.last_error), "%s", curl_easy_strerror(rc));
-		return RETRY;
-	}
-	if (status >= 200 && status < 300)
-		return SENT;
-	snprintf(e->st.last_error, sizeof(e->st.last_error), "HTTP %ld", status);
-	return status == 429 || status == 408 || status >= 500 ? RETRY : REJECTED;
+	return r;
 }
 
 /* Keeps the newest dir_max_files *.pb.gz files of ours in the directory. */
@@ -272,7 +322,16 @@ static void *sender_main(void *arg)
 		e->busy = true;
 		pthread_mutex_unlock(&e->lock);
 
-		r = e->t.kind == EXPORT_DIR ? send_dir(e, &it) : send_pyroscope(e, &it, &retry_after);
+		switch (e->t.kind) {
+		case EXPORT_DIR:
+			r = send_dir(e, &it);
+			break;
+		case EXPORT_OTLP_HTTP:
+			r = send_otlp_http(e, &it, &retry_after);
+			break;
+		default:
+			r = send_pyroscope(e, &it, &retry_after);
+		}
 
 		pthread_mutex_lock(&e->lock);
 		e->busy = false;
@@ -328,8 +387,8 @@ struct exporter *exporter_new(const struct export_target *t, const struct export
 {
 	struct exporter *e;
 
-	if (t->kind == EXPORT_OTLP_HTTP || t->kind == EXPORT_OTLP_GRPC) {
-		snprintf(msg, msglen, "--export %s: not implemented yet (dir and pyroscope are)",
+	if (t->kind == EXPORT_OTLP_GRPC) {
+		snprintf(msg, msglen, "--export %s: not implemented yet (otlp-http, pyroscope and dir are)",
 			 export_kind_name(t->kind));
 		return NULL;
 	}
@@ -396,6 +455,36 @@ static void sanitize(char *s)
 			*s = '_';
 }
 
+/* gzip (RFC 1952) of a buffer, for OTLP's Content-Encoding. */
+static int gzip_bytes(const uint8_t *in, size_t len, uint8_t **ret, size_t *ret_len)
+{
+	z_stream z = { 0 };
+	size_t cap;
+	uint8_t *out;
+
+	if (deflateInit2(&z, 1, Z_DEFLATED, 15 + 16, 8, Z_DEFAULT_STRATEGY) != Z_OK)
+		return -ENOMEM;
+	cap = deflateBound(&z, (uLong)len);
+	out = malloc(cap);
+	if (!out) {
+		deflateEnd(&z);
+		return -ENOMEM;
+	}
+	z.next_in = (Bytef *)in;
+	z.avail_in = (uInt)len;
+	z.next_out = out;
+	z.avail_out = (uInt)cap;
+	if (deflate(&z, Z_FINISH) != Z_STREAM_END) {
+		deflateEnd(&z);
+		free(out);
+		return -EIO;
+	}
+	*ret_len = z.total_out;
+	*ret = out;
+	deflateEnd(&z);
+	return 0;
+}
+
 int exporter_submit(struct exporter *e, const struct profile *p, const char *service,
 		    const struct export_label *labels, int nlabels, int64_t from_s, int64_t until_s,
 		    int rate_hz)
@@ -405,7 +494,18 @@ int exporter_submit(struct exporter *e, const struct profile *p, const char *ser
 	size_t n;
 	int err;
 
-	err = pprof__encode(p, true, &it.pprof_gz, &it.len);
+	if (e->t.kind == EXPORT_OTLP_HTTP) {
+		uint8_t *raw;
+		size_t rawlen;
+
+		err = otlp__encode(p, service, labels, nlabels, &raw, &rawlen);
+		if (!err) {
+			err = gzip_bytes(raw, rawlen, &it.pprof_gz, &it.len);
+			free(raw);
+		}
+	} else {
+		err = pprof__encode(p, true, &it.pprof_gz, &it.len);
+	}
 	if (err)
 		return err;
 	snprintf(part, sizeof(part), "%s", service && *service ? service : "profleet");

@@ -8,8 +8,9 @@
  * errors, 5xx and 429 (honouring Retry-After); a full queue drops its oldest
  * profile; every drop is counted.
  *
- * Kinds today: dir (pprof files, rotated) and pyroscope (POST /ingest).
- * otlp-http and otlp-grpc are parsed but refused as not implemented yet.
+ * Kinds today: dir (pprof files, rotated), pyroscope (POST /ingest) and
+ * otlp-http (POST /v1development/profiles); otlp-grpc is parsed but refused as
+ * not implemented yet.
  */
 #include <stdbool.h>
 #include <stddef.h>

@@ -318,8 +318,19 @@ kind: ClusterProfilingBackend
 metadata: {name: sink-$RUN}
 spec: {type: pyroscope, url: "http://127.0.0.1:$(cat "$W/sink.port")", tenantID: e2e, allowedNamespaces: [$SHOP]}
 EOF
+mkdir -p "$W/otlp"
+"$BUILD/tools/httpsink" "$W/otlp" 0 200 >"$W/otlp.port" &
+PIDS="$PIDS $!"
+sleep 0.3
+cat >>"$W/cpb.yaml" <<EOF
+---
+apiVersion: profiling.profleet.dev/v1alpha1
+kind: ClusterProfilingBackend
+metadata: {name: otlp-$RUN}
+spec: {type: otlp-http, url: "http://127.0.0.1:$(cat "$W/otlp.port")", allowedNamespaces: ["*"]}
+EOF
 k apply -f "$W/cpb.yaml" >/dev/null
-policy web "$SHOP" 49 "export: {backendRefs: [sink-$RUN]}"
+policy web "$SHOP" 49 "export: {backendRefs: [sink-$RUN, otlp-$RUN]}"
 wait_until 20 sh -c "grep -l 'pod%3Dweb-1' '$W'/sink/req-*.txt >/dev/null 2>&1 && grep -l 'pod%3Dweb-2' '$W'/sink/req-*.txt >/dev/null 2>&1"
 r1=$(grep -l 'pod%3Dweb-1' "$W"/sink/req-*.txt 2>/dev/null | head -1)
 r2=$(grep -l 'pod%3Dweb-2' "$W"/sink/req-*.txt 2>/dev/null | head -1)
@@ -339,7 +350,17 @@ if command -v go >/dev/null; then
 else
 	skip "go tool pprof missing"
 fi
+wait_until 5 sh -c "[ \"\$(jq -r '.exporters[\"sink-$RUN\"].sent // 0' '$W/state-a.json' 2>/dev/null)\" -ge 1 ]"
 check "the agent counts what it exported" [ "$(st a ".exporters[\"sink-$RUN\"].sent")" -ge 1 ]
+wait_until 10 sh -c "ls '$W'/otlp/body-*.bin >/dev/null 2>&1"
+for b in "$W"/otlp/body-*.bin; do
+	zcat "$b" 2>/dev/null | protoc --decode=profleet.otlp.ExportProfilesServiceRequest -I "$TOP/proto" \
+		"$TOP/proto/otlp_profiles.proto" >>"$W/otlp.txt" 2>&1
+done
+check "OTLP: POST /v1development/profiles, protobuf, gzip" \
+	sh -c "grep -q '^POST /v1development/profiles ' '$W/otlp/req-0.txt' && grep -qi '^Content-Encoding: gzip' '$W/otlp/req-0.txt'"
+check "OTLP: resource attributes by the semantic conventions, and the workload's frames" \
+	sh -c "grep -q 'k8s.pod.name' '$W/otlp.txt' && grep -q 'string_value: \"web-1\"' '$W/otlp.txt' && grep -q 'k8s.namespace.name' '$W/otlp.txt' && grep -q 'string_value: \"checkout\"' '$W/otlp.txt' && grep -q '\"busy_loop\"' '$W/otlp.txt'"
 
 # ---- a node whose containers are found in a cgroup v1 hierarchy ----------------------------
 V1=$(awk '$9 == "cgroup" && $NF ~ /name=systemd/ { print $5; exit }' /proc/self/mountinfo)

@@ -54,8 +54,8 @@ timeout 60 "$AGENT" record --output "$TMP/out3.pb.gz" --top 0 \
 rc=$?
 check "a dead backend makes record exit 1 with a message" sh -c "[ $rc -eq 1 ] && grep -q 'not delivered' '$TMP/rec3.log'"
 check "... and the --output file is written anyway" test -s "$TMP/out3.pb.gz"
-"$AGENT" record --export otlp-http=http://127.0.0.1:4318 --duration 1 >"$TMP/rec4.log" 2>&1
-check "otlp-http is refused as not implemented yet" sh -c "grep -q 'not implemented' '$TMP/rec4.log'"
+"$AGENT" record --export otlp-grpc=http://127.0.0.1:4317 --duration 1 >"$TMP/rec4.log" 2>&1
+check "otlp-grpc is refused as not implemented yet" sh -c "grep -q 'not implemented' '$TMP/rec4.log'"
 "$AGENT" record --export bogus >/dev/null 2>&1
 check "a malformed --export exits 2" test $? -eq 2
 finish
