@@ -169,10 +169,15 @@ test: deps
 run: deps agent
 	@sh tests/make-run.sh $(BIN)/profleet-agent
 
-bench: all $(BUILD)/bench/fleetsim
+bench: all $(BUILD)/bench/fleetsim $(BUILD)/bench/exportbench
 	@sh bench/overhead.sh
 	@sh bench/unwind.sh
 	@sh bench/fleet.sh
+	@sh bench/export.sh
+
+$(BUILD)/bench/exportbench: bench/exportbench.c $(LIB_OBJS)
+	@mkdir -p $(@D)
+	$(CC) $(CFLAGS) $(LDFLAGS) $^ -o $@ $(LDLIBS)
 
 $(BUILD)/bench/fleetsim: bench/fleetsim.c $(OBJ)/agent/fleet_client.o $(COMMON_OBJS)
 	@mkdir -p $(@D)
