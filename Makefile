@@ -13,7 +13,7 @@ CFLAGS     ?= -O2 -g
 CFLAGS     += -std=gnu11 $(WARN) -D_GNU_SOURCE -DPROFLEET_VERSION='"$(VERSION)"' \
 	      -I$(BUILD)/gen -Icommon -Iagent -Ibpf -Icontroller
 LDLIBS     := -lbpf -lelf -ldw -llzma -lz -liberty -lwebsockets -lcurl -lcjson -lyaml \
-	      -lprotobuf-c -lpthread -lm
+	      -lprotobuf-c -lmicrohttpd -lpthread -lm
 
 ifeq ($(SANITIZE),1)
 BUILD      := build/san
@@ -27,12 +27,12 @@ GEN        := $(BUILD)/gen
 
 COMMON_SRCS := $(wildcard common/*.c)
 AGENT_SRCS  := $(filter-out agent/main.c,$(wildcard agent/*.c))
-PROTO_OBJS  := $(OBJ)/gen/fleet.pb-c.o
+PROTO_OBJS  := $(OBJ)/gen/fleet.pb-c.o $(OBJ)/gen/profile.pb-c.o
 COMMON_OBJS := $(patsubst %.c,$(OBJ)/%.o,$(COMMON_SRCS)) $(PROTO_OBJS)
 LIB_OBJS    := $(patsubst %.c,$(OBJ)/%.o,$(AGENT_SRCS)) $(COMMON_OBJS)
 # the controller's pure parts (unit-tested); server.c and main.c share its global state
-CTL_LIB_OBJS := $(OBJ)/controller/model.o $(OBJ)/controller/resolve.o
-CTL_OBJS    := $(CTL_LIB_OBJS) $(OBJ)/controller/server.o $(OBJ)/controller/main.o
+CTL_LIB_OBJS := $(OBJ)/controller/model.o $(OBJ)/controller/resolve.o $(OBJ)/controller/store.o
+CTL_OBJS    := $(CTL_LIB_OBJS) $(OBJ)/controller/server.o $(OBJ)/controller/http.o $(OBJ)/controller/main.o
 BPF_SRCS    := $(wildcard bpf/*.bpf.c)
 SKELS       := $(patsubst bpf/%.bpf.c,$(GEN)/%.skel.h,$(BPF_SRCS))
 
@@ -71,16 +71,16 @@ $(GEN)/%.skel.h: $(OBJ)/bpf/%.bpf.o
 	$(BPFTOOL) gen skeleton $< > $@
 
 # ---- protocol -------------------------------------------------------------
-$(GEN)/fleet.pb-c.c $(GEN)/fleet.pb-c.h: proto/fleet.proto
+$(GEN)/%.pb-c.c $(GEN)/%.pb-c.h: proto/%.proto
 	@mkdir -p $(GEN)
 	protoc-c --proto_path=proto --c_out=$(GEN) $<
 
-$(OBJ)/gen/fleet.pb-c.o: $(GEN)/fleet.pb-c.c
+$(OBJ)/gen/%.pb-c.o: $(GEN)/%.pb-c.c
 	@mkdir -p $(@D)
 	$(CC) $(filter-out -Wmissing-prototypes,$(CFLAGS)) -c $< -o $@
 
 # ---- user space -----------------------------------------------------------
-$(OBJ)/%.o: %.c $(SKELS) $(GEN)/fleet.pb-c.h $(wildcard common/*.h agent/*.h bpf/*.h controller/*.h)
+$(OBJ)/%.o: %.c $(SKELS) $(GEN)/fleet.pb-c.h $(GEN)/profile.pb-c.h $(wildcard common/*.h agent/*.h bpf/*.h controller/*.h)
 	@mkdir -p $(@D)
 	$(CC) $(CFLAGS) -c $< -o $@
 

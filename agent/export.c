@@ -46,7 +46,8 @@ struct exporter {
 	CURL *curl;
 };
 
-static const char *const kind_names[] = { "dir", "pyroscope", "otlp-http", "otlp-grpc" };
+static const char *const kind_names[] = { "dir", "pyroscope", "otlp-http", "otlp-grpc",
+					   "controller" };
 
 const char *export_kind_name(enum export_kind k)
 {
@@ -299,6 +300,14 @@ static enum result send_dir(struct exporter *e, const struct item *it)
 	return SENT;
 }
 
+static enum result send_controller(struct exporter *e, const struct item *it)
+{
+	int r = e->o.upload(e->o.upload_ctx, it->name, it->pprof_gz, it->len, it->from_s,
+			    it->until_s, e->st.last_error, sizeof(e->st.last_error));
+
+	return !r ? SENT : r == -EAGAIN ? RETRY : REJECTED;
+}
+
 static void *sender_main(void *arg)
 {
 	struct exporter *e = arg;
@@ -328,6 +337,9 @@ static void *sender_main(void *arg)
 			break;
 		case EXPORT_OTLP_HTTP:
 			r = send_otlp_http(e, &it, &retry_after);
+			break;
+		case EXPORT_CONTROLLER:
+			r = send_controller(e, &it);
 			break;
 		default:
 			r = send_pyroscope(e, &it, &retry_after);
@@ -390,6 +402,10 @@ struct exporter *exporter_new(const struct export_target *t, const struct export
 	if (t->kind == EXPORT_OTLP_GRPC) {
 		snprintf(msg, msglen, "--export %s: not implemented yet (otlp-http, pyroscope and dir are)",
 			 export_kind_name(t->kind));
+		return NULL;
+	}
+	if (t->kind == EXPORT_CONTROLLER && (!opts || !opts->upload)) {
+		snprintf(msg, msglen, "the controller's store needs a connection to the controller");
 		return NULL;
 	}
 	if (t->kind == EXPORT_DIR) {
@@ -489,6 +505,14 @@ int exporter_submit(struct exporter *e, const struct profile *p, const char *ser
 		    const struct export_label *labels, int nlabels, int64_t from_s, int64_t until_s,
 		    int rate_hz)
 {
+	return exporter_submit_routed(e, p, service, labels, nlabels, from_s, until_s, rate_hz,
+				      NULL);
+}
+
+int exporter_submit_routed(struct exporter *e, const struct profile *p, const char *service,
+			   const struct export_label *labels, int nlabels, int64_t from_s,
+			   int64_t until_s, int rate_hz, const char *route)
+{
 	struct item it = { .from_s = from_s, .until_s = until_s, .rate_hz = rate_hz };
 	char name[2048], part[600];
 	size_t n;
@@ -510,7 +534,9 @@ int exporter_submit(struct exporter *e, const struct profile *p, const char *ser
 		return err;
 	snprintf(part, sizeof(part), "%s", service && *service ? service : "profleet");
 	sanitize(part);
-	if (e->t.kind == EXPORT_DIR) {
+	if (e->t.kind == EXPORT_CONTROLLER) {
+		snprintf(name, sizeof(name), "%s", route ? route : "");
+	} else if (e->t.kind == EXPORT_DIR) {
 		n = (size_t)snprintf(name, sizeof(name), "%s", part);
 	} else {
 		n = (size_t)snprintf(name, sizeof(name), "%s.cpu{", part);

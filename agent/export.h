@@ -18,7 +18,18 @@
 
 struct profile;
 
-enum export_kind { EXPORT_DIR, EXPORT_PYROSCOPE, EXPORT_OTLP_HTTP, EXPORT_OTLP_GRPC };
+enum export_kind {
+	EXPORT_DIR, EXPORT_PYROSCOPE, EXPORT_OTLP_HTTP, EXPORT_OTLP_GRPC,
+	EXPORT_CONTROLLER,	/* the controller's built-in store, over the agent's websocket */
+};
+
+/*
+ * EXPORT_CONTROLLER's transport: hands one gzipped pprof to the controller.
+ * route: what exporter_submit_routed was given (the target's policies).
+ * 0 = stored, -EAGAIN = try again later, anything else = refused (err says why).
+ */
+typedef int (*export_upload_fn)(void *ctx, const char *route, const uint8_t *pprof_gz, size_t len,
+				int64_t from_s, int64_t until_s, char *err, size_t errlen);
 
 #define EXPORT_MAX_HEADERS 16
 
@@ -41,6 +52,8 @@ struct exporter_opts {
 	unsigned int backoff_base_ms;	/* 0 = 500 */
 	unsigned int backoff_cap_ms;	/* 0 = 60000 */
 	unsigned int timeout_ms;	/* one request; 0 = 30000 */
+	export_upload_fn upload;	/* EXPORT_CONTROLLER only */
+	void *upload_ctx;
 };
 
 struct exporter_stats {
@@ -68,6 +81,10 @@ struct exporter *exporter_new(const struct export_target *t, const struct export
 int exporter_submit(struct exporter *e, const struct profile *p, const char *service,
 		    const struct export_label *labels, int nlabels, int64_t from_s, int64_t until_s,
 		    int rate_hz);
+/* The same with a route for EXPORT_CONTROLLER (ignored by the other kinds). */
+int exporter_submit_routed(struct exporter *e, const struct profile *p, const char *service,
+			   const struct export_label *labels, int nlabels, int64_t from_s,
+			   int64_t until_s, int rate_hz, const char *route);
 /* Waits until the queue is empty or timeout_ms passed; returns the profiles still queued. */
 unsigned int exporter_drain(struct exporter *e, unsigned int timeout_ms);
 void exporter_stats(struct exporter *e, struct exporter_stats *ret);

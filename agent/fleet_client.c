@@ -35,6 +35,14 @@ struct fleet_client {
 	Profleet__Fleet__V1__TargetSet *pending;
 	uint8_t *out_ack, *out_counters;	/* packed, LWS_PRE headroom */
 	size_t out_ack_len, out_counters_len;
+	/* the one profile upload in flight (fleet_client_upload waits on upload_cond) */
+	pthread_cond_t upload_cond;
+	uint8_t *out_upload;	/* packed, LWS_PRE headroom; NULL once written */
+	size_t out_upload_len;
+	uint64_t upload_id, upload_done;	/* id sent, id answered */
+	bool upload_ok;
+	char upload_reason[160];
+	uint64_t conn_gen;	/* bumped at every disconnect: an upload in flight is lost */
 	bool hello_due;
 	bool accepted;		/* a target set arrived on this connection: acks may go */
 	uint64_t have_version;
@@ -175,6 +183,14 @@ static void handle_frame(struct fleet_client *fc, const uint8_t *buf, size_t len
 		fc->stats.sets_received++;
 		fc->attempt = 0;	/* a working connection: start backoff over */
 		fc->accepted = true;
+	} else if (m->msg_case == PROFLEET__FLEET__V1__CONTROLLER_MESSAGE__MSG_STORED) {
+		if (m->stored->id == fc->upload_id) {
+			fc->upload_done = m->stored->id;
+			fc->upload_ok = m->stored->ok;
+			snprintf(fc->upload_reason, sizeof(fc->upload_reason), "%s",
+				 m->stored->reason ? m->stored->reason : "");
+			pthread_cond_broadcast(&fc->upload_cond);
+		}
 	} else if (m->msg_case == PROFLEET__FLEET__V1__CONTROLLER_MESSAGE__MSG_REFUSAL) {
 		fc->stats.refusals++;
 		snprintf(fc->stats.last_refusal, sizeof(fc->stats.last_refusal), "%s",
@@ -225,8 +241,12 @@ static int write_next(struct fleet_client *fc, struct lws *wsi)
 		buf = fc->out_counters;
 		len = fc->out_counters_len;
 		fc->out_counters = NULL;
+	} else if (fc->out_upload) {
+		buf = fc->out_upload;
+		len = fc->out_upload_len;
+		fc->out_upload = NULL;
 	}
-	more = fc->accepted && (fc->out_ack || fc->out_counters);
+	more = fc->accepted && (fc->out_ack || fc->out_counters || fc->out_upload);
 	pthread_mutex_unlock(&fc->lock);
 	if (!buf)
 		return 0;
@@ -298,6 +318,10 @@ static int cb_client(struct lws *wsi, enum lws_callback_reasons reason, void *us
 		if (fc->stats.connected)
 			fc->stats.disconnects++;
 		fc->stats.connected = false;
+		fc->conn_gen++;
+		free(fc->out_upload);	/* its sender hears of the loss and retries */
+		fc->out_upload = NULL;
+		pthread_cond_broadcast(&fc->upload_cond);
 		pthread_mutex_unlock(&fc->lock);
 		fc->wsi = NULL;
 		if (!__atomic_load_n(&fc->stop, __ATOMIC_ACQUIRE))
@@ -305,7 +329,8 @@ static int cb_client(struct lws *wsi, enum lws_callback_reasons reason, void *us
 		break;
 	case LWS_CALLBACK_EVENT_WAIT_CANCELLED:
 		pthread_mutex_lock(&fc->lock);
-		if (fc->wsi && fc->stats.connected && fc->accepted && (fc->out_ack || fc->out_counters))
+		if (fc->wsi && fc->stats.connected && fc->accepted &&
+		    (fc->out_ack || fc->out_counters || fc->out_upload))
 			lws_callback_on_writable(fc->wsi);
 		pthread_mutex_unlock(&fc->lock);
 		break;
@@ -347,6 +372,7 @@ struct fleet_client *fleet_client_start(const struct fleet_client_opts *opts)
 		return NULL;
 	}
 	pthread_mutex_init(&fc->lock, NULL);
+	pthread_cond_init(&fc->upload_cond, NULL);
 	lws_set_log_level(LLL_ERR, NULL);
 	memset(&info, 0, sizeof(info));
 	info.port = CONTEXT_PORT_NO_LISTEN;
@@ -384,7 +410,9 @@ void fleet_client_stop(struct fleet_client *fc)
 		profleet__fleet__v1__target_set__free_unpacked(fc->pending, NULL);
 	free(fc->out_ack);
 	free(fc->out_counters);
+	free(fc->out_upload);
 	free(fc->rx);
+	pthread_cond_destroy(&fc->upload_cond);
 	pthread_mutex_destroy(&fc->lock);
 	free(fc);
 }
@@ -440,6 +468,89 @@ void fleet_client_counters(struct fleet_client *fc, const Profleet__Fleet__V1__C
 	fc->out_counters_len = len;
 	pthread_mutex_unlock(&fc->lock);
 	lws_cancel_service(fc->ctx);
+}
+
+int fleet_client_upload(struct fleet_client *fc, const char *policies, const uint8_t *pprof_gz,
+			size_t len, int64_t from_s, int64_t until_s, unsigned int timeout_ms,
+			char *err, size_t errlen)
+{
+	Profleet__Fleet__V1__AgentMessage m = PROFLEET__FLEET__V1__AGENT_MESSAGE__INIT;
+	Profleet__Fleet__V1__ProfileUpload u = PROFLEET__FLEET__V1__PROFILE_UPLOAD__INIT;
+	char *pols = strdup(policies ? policies : ""), *pv[1024], *save = NULL;
+	struct timespec ts;
+	uint8_t *buf;
+	size_t blen;
+	uint64_t gen, id;
+	int ret;
+
+	if (!pols) {
+		snprintf(err, errlen, "out of memory");
+		return -ENOMEM;
+	}
+	for (char *t = strtok_r(pols, ",", &save); t && u.n_policies < 1024;
+	     t = strtok_r(NULL, ",", &save))
+		pv[u.n_policies++] = t;
+	u.policies = pv;
+	u.from_unix = from_s;
+	u.until_unix = until_s;
+	u.pprof_gz.data = (uint8_t *)pprof_gz;
+	u.pprof_gz.len = len;
+	m.msg_case = PROFLEET__FLEET__V1__AGENT_MESSAGE__MSG_PROFILE;
+	m.profile = &u;
+	if (profleet__fleet__v1__agent_message__get_packed_size(&m) > MAX_UPLOAD_FRAME) {
+		free(pols);
+		snprintf(err, errlen, "profile of %zu bytes is over the %u-byte frame limit", len,
+			 MAX_UPLOAD_FRAME);
+		return -E2BIG;
+	}
+	pthread_mutex_lock(&fc->lock);
+	if (!fc->stats.connected || !fc->accepted) {
+		pthread_mutex_unlock(&fc->lock);
+		free(pols);
+		snprintf(err, errlen, "not connected to the controller");
+		return -EAGAIN;
+	}
+	id = u.id = ++fc->upload_id;
+	buf = pack_agent_msg(&m, &blen);
+	free(pols);
+	if (!buf) {
+		pthread_mutex_unlock(&fc->lock);
+		snprintf(err, errlen, "out of memory");
+		return -ENOMEM;
+	}
+	free(fc->out_upload);
+	fc->out_upload = buf;
+	fc->out_upload_len = blen;
+	gen = fc->conn_gen;
+	pthread_mutex_unlock(&fc->lock);
+	lws_cancel_service(fc->ctx);
+
+	clock_gettime(CLOCK_REALTIME, &ts);
+	ts.tv_sec += timeout_ms / 1000;
+	ts.tv_nsec += (long)(timeout_ms % 1000) * 1000000L;
+	if (ts.tv_nsec >= 1000000000L) {
+		ts.tv_sec++;
+		ts.tv_nsec -= 1000000000L;
+	}
+	pthread_mutex_lock(&fc->lock);
+	while (fc->upload_done != id && fc->conn_gen == gen &&
+	       !__atomic_load_n(&fc->stop, __ATOMIC_ACQUIRE))
+		if (pthread_cond_timedwait(&fc->upload_cond, &fc->lock, &ts) == ETIMEDOUT)
+			break;
+	if (fc->upload_done == id) {
+		ret = fc->upload_ok ? 0 : -EPERM;
+		snprintf(err, errlen, "%s", fc->upload_ok ? "" : fc->upload_reason);
+	} else {
+		ret = -EAGAIN;
+		snprintf(err, errlen, "%s", fc->conn_gen != gen ? "connection lost before the "
+			 "controller answered" : "no answer from the controller");
+		if (fc->conn_gen == gen && fc->out_upload == buf) {
+			free(fc->out_upload);	/* never written: take it back */
+			fc->out_upload = NULL;
+		}
+	}
+	pthread_mutex_unlock(&fc->lock);
+	return ret;
 }
 
 void fleet_client_set_have(struct fleet_client *fc, uint64_t version)

@@ -34,6 +34,16 @@ Profleet__Fleet__V1__TargetSet *fleet_client_take_targets(struct fleet_client *f
 void fleet_client_ack(struct fleet_client *fc, uint64_t version, uint32_t found, uint32_t missing);
 /* Queues counters (replacing any not yet sent); the message is packed at once. */
 void fleet_client_counters(struct fleet_client *fc, const Profleet__Fleet__V1__Counters *c);
+/*
+ * Sends one profile for the controller's built-in store and waits (at most
+ * timeout_ms) for its answer. policies: the target's policies, comma-separated.
+ * 0 = stored; -EAGAIN = not connected, connection lost or no answer (try
+ * again later); -EPERM = the controller refused it (err says why); -E2BIG.
+ */
+#define MAX_UPLOAD_FRAME (16u << 20)
+int fleet_client_upload(struct fleet_client *fc, const char *policies, const uint8_t *pprof_gz,
+			size_t len, int64_t from_s, int64_t until_s, unsigned int timeout_ms,
+			char *err, size_t errlen);
 /* Version of the set in use, announced in the next hello. */
 void fleet_client_set_have(struct fleet_client *fc, uint64_t version);
 void fleet_client_stats(struct fleet_client *fc, struct fleet_client_stats *ret);

@@ -339,6 +339,19 @@ static void fbackend_free(struct fbackend *b)
 	free(b);
 }
 
+/* The built-in store's transport: the agent's own connection to the controller. */
+static int run_upload(void *ctx, const char *route, const uint8_t *buf, size_t len, int64_t from_s,
+		      int64_t until_s, char *err, size_t errlen)
+{
+	struct run *r = ctx;
+
+	if (!r->fc) {
+		snprintf(err, errlen, "no controller");
+		return -EPERM;
+	}
+	return fleet_client_upload(r->fc, route, buf, len, from_s, until_s, 60000, err, errlen);
+}
+
 /* Creates exporters for backends not seen before (a changed URL: a new one). */
 static void sync_backends(struct run *r, const Profleet__Fleet__V1__TargetSet *set)
 {
@@ -355,20 +368,27 @@ static void sync_backends(struct run *r, const Profleet__Fleet__V1__TargetSet *s
 			continue;
 		snprintf(spec, sizeof(spec), "%s=%s", in->type, in->url);
 		b = calloc(1, sizeof(*b));
-		if (!b || !(b->url = strdup(in->url)) || export_parse_target(spec, &t, msg, sizeof(msg))) {
+		if (b && !strcmp(in->type, "controller") && (b->url = strdup(in->url))) {
+			t.kind = EXPORT_CONTROLLER;	/* the built-in store */
+			t.url = "store";
+		} else if (!b || !(b->url = strdup(in->url)) ||
+			   export_parse_target(spec, &t, msg, sizeof(msg))) {
 			log_warn("backend %s: %s", in->name, b ? msg : "out of memory");
 			if (b)
 				fbackend_free(b);
 			continue;
+		} else {
+			t.url = b->url;
 		}
-		t.url = b->url;
 		if (in->tenant_id && *in->tenant_id)
 			a.tenant = b->tenant = strdup(in->tenant_id);
 		for (size_t k = 0; k < in->n_headers && b->nhdr < EXPORT_MAX_HEADERS; k++)
 			if (asprintf(&b->hdr[b->nhdr], "%s: %s", in->headers[k]->key,
 				     in->headers[k]->value) > 0)
 				a.headers[a.nheaders++] = b->hdr[b->nhdr++];
-		b->e = exporter_new(&t, &a, NULL, msg, sizeof(msg));
+		b->e = exporter_new(&t, &a, &(struct exporter_opts){ .upload = run_upload,
+								     .upload_ctx = r },
+				    msg, sizeof(msg));
 		if (!b->e) {
 			log_warn("backend %s: %s", in->name, msg);
 			fbackend_free(b);
@@ -426,6 +446,14 @@ static void export_target(struct run *r, struct target *t, const struct ksyms *k
 		log_warn("export: cannot build the profile of %s/%s", t->ns, t->pod);
 		r->export_failures++;
 	} else {
+		char route[4096];
+		size_t rn = 0;
+
+		/* the store keeps it under the target's policies (those that use it) */
+		route[0] = 0;
+		for (int i = 0; i < t->npolicies && rn < sizeof(route) - 1; i++)
+			rn += (size_t)snprintf(route + rn, sizeof(route) - rn, "%s%s", i ? "," : "",
+					       t->policy_names[i]);
 		for (int i = 0; i < t->nbackends; i++) {
 			struct fbackend *b = hmap_get(&r->exporters, t->backends[i]);
 
@@ -433,9 +461,9 @@ static void export_target(struct run *r, struct target *t, const struct ksyms *k
 				r->export_failures++;	/* defined nowhere: counted, logged once per set */
 				continue;
 			}
-			if (exporter_submit(b->e, prof, t->service ? t->service : fallback, t->labels,
-					    t->nlabels, from_ns / 1000000000, until_ns / 1000000000,
-					    r->base_hz) == 0)
+			if (exporter_submit_routed(b->e, prof, t->service ? t->service : fallback,
+						   t->labels, t->nlabels, from_ns / 1000000000,
+						   until_ns / 1000000000, r->base_hz, route) == 0)
 				r->exported++;
 			else
 				r->export_failures++;

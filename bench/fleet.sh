@@ -40,7 +40,7 @@ for size in 500:5000 1000:10000; do
 	kubectl --kubeconfig "$KC" wait --for condition=established --timeout=60s \
 		crd/profilingpolicies.profiling.profleet.dev >/dev/null
 	port=$((30000 + agents))
-	"$CTL" --kubeconfig "$KC" --listen "127.0.0.1:$port" --no-leader-election \
+	"$CTL" --kubeconfig "$KC" --listen "127.0.0.1:$port" --no-leader-election --no-store --http-listen 127.0.0.1:0 \
 		--insecure-trust-agents --log-level warn >"$tmp/ctl-$agents.log" 2>&1 &
 	CTL_PID=$!
 	sleep 1

@@ -20,7 +20,9 @@
 #include "model.h"
 
 #define FLEET_PROTOCOL_VERSION 1
-#define FLEET_MAX_AGENT_FRAME (1u << 20)	/* an agent message larger than this closes it */
+#define FLEET_MAX_HELLO_FRAME (64u << 10)	/* before the agent is accepted */
+#define FLEET_MAX_AGENT_FRAME (16u << 20)	/* after: profile uploads are this large at most */
+#define FLEET_MAX_STORE_ACKS 8
 #define FLEET_HELLO_TIMEOUT_S 10
 
 struct ctl_options {
@@ -36,6 +38,12 @@ struct ctl_options {
 	int lease_duration_s;
 	bool no_leader_election;
 	const char *log_level;
+	/* the built-in store and its HTTP API */
+	const char *store_dir;	/* NULL = no store */
+	uint64_t store_max_bytes;
+	int64_t store_retention_s;
+	const char *http_addr;	/* NULL = no HTTP server */
+	int http_port;
 };
 
 enum auth_state { AUTH_NONE, AUTH_PENDING, AUTH_OK, AUTH_REFUSED };
@@ -57,6 +65,15 @@ struct conn {
 	uint64_t sent_version, acked_version;
 	uint32_t found, missing;
 	bool need_send;
+	/* built-in store: the upload being handled (main thread), acks owed (shared) */
+	void *upload;		/* Profleet__Fleet__V1__AgentMessage * */
+	struct {
+		uint64_t id;
+		bool ok;
+		uint32_t policies;
+		char reason[160];
+	} acks[FLEET_MAX_STORE_ACKS];
+	int nacks;
 	struct conn *next;
 };
 
@@ -73,11 +90,12 @@ struct node_state {
 	struct hmap samples;	/* policy key -> (uint64_t *) cumulative samples this agent run */
 	struct hmap base;	/* policy key -> (uint64_t *) samples from earlier agent runs */
 	uint64_t total_samples, dropped, errors;
+	uint64_t uploads, uploads_refused;	/* profiles for the built-in store */
 };
 
 struct ctl_stats {
 	uint64_t frames_in, frames_bad, refused, accepted_conns, pushes, status_writes,
-		status_errors, reconciles;
+		status_errors, reconciles, uploads, uploads_refused;
 };
 
 struct ctl {
@@ -104,6 +122,8 @@ struct ctl {
 	/* per policy uid -> runtime state */
 	struct hmap runtime;
 	struct ctl_stats stats;
+	struct store *store;	/* NULL when disabled; has its own lock */
+	struct http_server *http;
 };
 
 extern struct ctl ctl;
@@ -113,6 +133,9 @@ int server_start(struct ctl *c);
 void server_run(struct ctl *c);	/* until c->stop */
 void server_wake(struct ctl *c);
 void server_stop(struct ctl *c);
+/* http.c: the store's HTTP API (and health) */
+struct http_server *http_start(struct ctl *c, char *err, size_t errlen);
+void http_stop(struct http_server *h);
 /* auth.c-ish: runs in its own thread */
 void *auth_main(void *arg);
 #endif

@@ -17,6 +17,7 @@
 #include "controller.h"
 #include "log.h"
 #include "resolve.h"
+#include "store.h"
 
 #define GROUP_PATH "/apis/profiling.profleet.dev/v1alpha1"
 
@@ -764,6 +765,28 @@ static struct status_write *policy_status(struct policy *p, int pi, const struct
 			add_cond(conds, p, "Ready", false, "Completed", msg, now);
 			add_cond(conds, p, "Succeeded", true, "DurationElapsed", msg, now);
 			cJSON_AddNumberToObject(res, "samples", (double)samples);
+			if (!p->nbackends && ctl.store) {
+				/* where the store serves it (the controller's HTTP API) */
+				struct store_policy_stats ps;
+				char loc[700];
+
+				store_policy_stats(ctl.store, p->key, &ps);
+				snprintf(loc, sizeof(loc), "/api/v1/%s%s%s/%s/profile",
+					 p->cluster ? "" : "namespaces/", p->cluster ? "" : p->ns,
+					 p->cluster ? "clusterprofilingpolicies" :
+					 "/profilingpolicies", p->name);
+				cJSON_AddStringToObject(res, "location", loc);
+				snprintf(loc + strlen(loc) - strlen("profile"), 40, "flamegraph.svg");
+				cJSON_AddStringToObject(res, "flameGraph", loc);
+				cJSON_AddNumberToObject(res, "profiles", (double)ps.files);
+				snprintf(msg + strlen(msg), sizeof(msg) - strlen(msg),
+					 "; %llu profile(s) in the built-in store",
+					 (unsigned long long)ps.files);
+			} else if (p->nbackends) {
+				snprintf(msg + strlen(msg), sizeof(msg) - strlen(msg),
+					 "; profiles went to %s%s", p->backends[0],
+					 p->nbackends > 1 ? " and others" : "");
+			}
 			cJSON_AddStringToObject(res, "message", msg);
 		} else if (p->mode == MODE_ONDEMAND) {
 			add_cond(conds, p, "Succeeded", false, "InProgress", "not finished yet", now);
@@ -841,6 +864,7 @@ static struct status_write *reconcile_locked(void)
 	in.namespaces = (struct named_labels **)map_values(&ctl.namespaces, &in.nnamespaces);
 	in.nodes = (struct named_labels **)map_values(&ctl.nodes, &in.nnodes);
 	in.backends = (struct backend **)map_values(&ctl.backends, &in.nbackends);
+	in.store = ctl.store != NULL;
 	if (!in.policies || !in.active || !in.pods || !in.namespaces || !in.nodes || !in.backends)
 		goto out;
 	qsort(in.namespaces, (size_t)in.nnamespaces, sizeof(void *), cmp_named_ptr);
@@ -1000,6 +1024,13 @@ static void usage(FILE *f)
 		"  --lease-duration S       seconds (default 15)\n"
 		"  --no-leader-election     act as the leader without a Lease (one replica only)\n"
 		"  --insecure-trust-agents  accept any agent without a TokenReview (benchmarks only)\n"
+		"  --store-dir PATH         the built-in store, for policies that name no backend\n"
+		"                           (default /var/lib/profleet/store)\n"
+		"  --no-store               no built-in store: policies without a backend only count samples\n"
+		"  --store-max-bytes N      bound of the store; the oldest profiles go first (default 1G;\n"
+		"                           suffixes K, M, G)\n"
+		"  --store-retention T      profiles older than this go (default 7d; suffixes s, m, h, d)\n"
+		"  --http-listen ADDR:PORT  the store's HTTP API and /healthz (default 0.0.0.0:7471)\n"
 		"  --log-level LEVEL        error, warn, notice, info, debug (default info)\n"
 		"  -h, --help, -V, --version\n\n"
 		"Every option can also be set in the environment: --max-frequency as\n"
@@ -1032,6 +1063,11 @@ static int parse_args(int argc, char **argv, struct ctl_options *o)
 		{ "no-leader-election", no_argument, NULL, 'N' },
 		{ "insecure-trust-agents", no_argument, NULL, 'T' },
 		{ "log-level", required_argument, NULL, 'v' },
+		{ "store-dir", required_argument, NULL, 'S' },
+		{ "no-store", no_argument, NULL, 'n' },
+		{ "store-max-bytes", required_argument, NULL, 'B' },
+		{ "store-retention", required_argument, NULL, 'R' },
+		{ "http-listen", required_argument, NULL, 'H' },
 		{ "help", no_argument, NULL, 'h' },
 		{ "version", no_argument, NULL, 'V' },
 		{ 0 }
@@ -1041,6 +1077,9 @@ static int parse_args(int argc, char **argv, struct ctl_options *o)
 	const char *lease = env_or("PROFLEET_LEASE", "profleet-system/profleet-controller");
 	const char *maxhz = env_or("PROFLEET_MAX_FREQUENCY", "250");
 	const char *dur = env_or("PROFLEET_LEASE_DURATION", "15");
+	const char *store_max = env_or("PROFLEET_STORE_MAX_BYTES", "1G");
+	const char *store_ret = env_or("PROFLEET_STORE_RETENTION", "7d");
+	const char *http_listen = env_or("PROFLEET_HTTP_LISTEN", "0.0.0.0:7471");
 	char *end, *sep;
 	int ch;
 
@@ -1052,6 +1091,9 @@ static int parse_args(int argc, char **argv, struct ctl_options *o)
 	o->tls_key = env_or("PROFLEET_TLS_KEY", NULL);
 	o->no_leader_election = getenv("PROFLEET_NO_LEADER_ELECTION") != NULL;
 	o->insecure_trust_agents = getenv("PROFLEET_INSECURE_TRUST_AGENTS") != NULL;
+	o->store_dir = env_or("PROFLEET_STORE_DIR", "/var/lib/profleet/store");
+	if (getenv("PROFLEET_NO_STORE"))
+		o->store_dir = NULL;
 	if (gethostname(identity, sizeof(identity) - 1))
 		snprintf(identity, sizeof(identity), "profleet-controller");
 	o->identity = env_or("PROFLEET_IDENTITY", env_or("POD_NAME", identity));
@@ -1071,6 +1113,11 @@ static int parse_args(int argc, char **argv, struct ctl_options *o)
 		case 'N': o->no_leader_election = true; break;
 		case 'T': o->insecure_trust_agents = true; break;
 		case 'v': o->log_level = optarg; break;
+		case 'S': o->store_dir = optarg; break;
+		case 'n': o->store_dir = NULL; break;
+		case 'B': store_max = optarg; break;
+		case 'R': store_ret = optarg; break;
+		case 'H': http_listen = optarg; break;
 		case 'h': usage(stdout); exit(0);
 		case 'V': printf("profleet-controller %s\n", PROFLEET_VERSION); exit(0);
 		default:
@@ -1104,6 +1151,42 @@ static int parse_args(int argc, char **argv, struct ctl_options *o)
 		}
 		o->listen_addr = !addr[0] || !strcmp(addr, "0.0.0.0") ? NULL : addr;
 		o->port = (int)port;
+	}
+	{
+		static char haddr[256];
+		const char *colon = strrchr(http_listen, ':');
+		long port = colon ? strtol(colon + 1, &end, 10) : -1;
+
+		if (!colon || (size_t)(colon - http_listen) >= sizeof(haddr) || *end || port < 0 ||
+		    port > 65535) {
+			fprintf(stderr, "profleet-controller: --http-listen %s: want IPV4ADDR:PORT\n",
+				http_listen);
+			return -1;
+		}
+		snprintf(haddr, sizeof(haddr), "%.*s", (int)(colon - http_listen), http_listen);
+		o->http_addr = haddr[0] ? haddr : "0.0.0.0";
+		o->http_port = (int)port;
+	}
+	{
+		double v = strtod(store_max, &end);
+		double mul = !*end ? 1 : !strcmp(end, "K") ? 1024.0 : !strcmp(end, "M") ?
+			1048576.0 : !strcmp(end, "G") ? 1073741824.0 : -1;
+
+		if (end == store_max || mul < 0 || v * mul < 65536) {
+			fprintf(stderr, "profleet-controller: --store-max-bytes %s: want a size of "
+				"64K or more (suffixes K, M, G)\n", store_max);
+			return -1;
+		}
+		o->store_max_bytes = (uint64_t)(v * mul);
+		v = strtod(store_ret, &end);
+		mul = !*end || !strcmp(end, "s") ? 1 : !strcmp(end, "m") ? 60 : !strcmp(end, "h") ?
+			3600 : !strcmp(end, "d") ? 86400 : -1;
+		if (end == store_ret || mul < 0 || v * mul < 60) {
+			fprintf(stderr, "profleet-controller: --store-retention %s: want 60s or more "
+				"(suffixes s, m, h, d)\n", store_ret);
+			return -1;
+		}
+		o->store_retention_s = (int64_t)(v * mul);
 	}
 	snprintf(sa_buf, sizeof(sa_buf), "%s", sa);
 	sep = strchr(sa_buf, ':');
@@ -1176,11 +1259,35 @@ int main(int argc, char **argv)
 	pthread_cond_init(&ctl.wake, NULL);
 	if (ctl.opt.no_leader_election)
 		ctl.leader = true;
+	if (ctl.opt.store_dir) {
+		struct store_opts so = { .dir = ctl.opt.store_dir,
+					 .max_bytes = ctl.opt.store_max_bytes,
+					 .retention_s = ctl.opt.store_retention_s };
+		struct store_stats ss;
+
+		ctl.store = store_open(&so, err, sizeof(err));
+		if (!ctl.store) {
+			log_error("%s", err);
+			return 1;
+		}
+		store_expire(ctl.store, time(NULL));
+		store_stats(ctl.store, &ss);
+		log_info("store %s: %llu profile(s), %llu bytes", ctl.opt.store_dir,
+			 (unsigned long long)ss.files, (unsigned long long)ss.bytes);
+	}
 	if (server_start(&ctl))
 		return 1;
+	ctl.http = http_start(&ctl, err, sizeof(err));
+	if (!ctl.http) {
+		log_error("%s", err);
+		server_stop(&ctl);
+		return 1;
+	}
 	log_notice("profleet-controller %s: API server %s, agents on %s://%s:%d, identity %s",
 		   PROFLEET_VERSION, ctl.kcfg.server, ctl.opt.tls_cert ? "wss" : "ws",
 		   ctl.opt.listen_addr ? ctl.opt.listen_addr : "*", ctl.opt.port, ctl.opt.identity);
+	log_notice("HTTP API on %s:%d, store %s", ctl.opt.http_addr, ctl.opt.http_port,
+		   ctl.opt.store_dir ? ctl.opt.store_dir : "off");
 	inf[0] = k8s_informer_start(&ctl.kcfg, "/api/v1/pods", &pod_ops, NULL);
 	inf[1] = k8s_informer_start(&ctl.kcfg, "/api/v1/namespaces", &nl_ops, &ns_ctx);
 	inf[2] = k8s_informer_start(&ctl.kcfg, "/api/v1/nodes", &nl_ops, &node_ctx);
@@ -1211,7 +1318,9 @@ int main(int argc, char **argv)
 		pthread_join(t_lease, NULL);
 	for (int i = 0; i < 6; i++)
 		k8s_informer_stop(inf[i]);
+	http_stop(ctl.http);
 	server_stop(&ctl);
+	store_close(ctl.store);
 	k8s_config_free(&ctl.kcfg);
 	return 0;
 }

@@ -323,7 +323,7 @@ uint8_t *resolve_encode(const struct resolve_input *in, const struct node_target
 
 			pols[i][k] = p->key;
 			ncap += p->static_labels.n + p->ncopy;
-			nb += p->nbackends;
+			nb += p->nbackends ? p->nbackends : 1;
 		}
 		t->n_policies = (size_t)rt->npolicies;
 		t->policies = pols[i];
@@ -354,13 +354,14 @@ uint8_t *resolve_encode(const struct resolve_input *in, const struct node_target
 				if (v)
 					label_add(lb, p->copy_labels[j], v);
 			}
-			for (int j = 0; j < p->nbackends; j++) {
+			for (int j = 0; j < (p->nbackends ? p->nbackends : in->store); j++) {
+				const char *name = p->nbackends ? p->backends[j] : STORE_NAME;
 				bool dup = false;
 
 				for (size_t m = 0; m < t->n_backends; m++)
-					dup |= !strcmp(bks[i][m], p->backends[j]);
+					dup |= !strcmp(bks[i][m], name);
 				if (!dup)
-					bks[i][t->n_backends++] = p->backends[j];
+					bks[i][t->n_backends++] = (char *)name;
 			}
 		}
 		for (int j = 0; j < lb->n; j++)
@@ -385,7 +386,10 @@ uint8_t *resolve_encode(const struct resolve_input *in, const struct node_target
 			goto out;
 		for (int i = 0; i < n; i++)
 			for (size_t j = 0; j < tv[i].n_backends; j++) {
-				const struct backend *b = find_backend(in, tv[i].backends[j]);
+				static const struct backend store = { .name = (char *)STORE_NAME,
+								      .type = (char *)"controller" };
+				const struct backend *b = !strcmp(tv[i].backends[j], STORE_NAME) ?
+					&store : find_backend(in, tv[i].backends[j]);
 				bool dup = false;
 
 				for (size_t k = 0; k < set.n_backends; k++)

@@ -9,6 +9,9 @@
 #include <stdint.h>
 #include "model.h"
 
+/* The built-in store's backend name in target sets (no Kubernetes name has an '@'). */
+#define STORE_NAME "@store"
+
 struct resolve_input {
 	struct policy **policies;
 	bool *active;		/* per policy: false = accepted but not sampling (OnDemand done) */
@@ -21,6 +24,9 @@ struct resolve_input {
 	int nnodes;
 	struct backend **backends;		/* sorted by name */
 	int nbackends;
+	/* the controller's built-in store takes the profiles of policies that name no
+	 * backend (as the backend "@store" of type "controller"); false: they only count */
+	bool store;
 };
 
 struct rtarget {

@@ -16,6 +16,8 @@
 #include "controller.h"
 #include "fleet.pb-c.h"
 #include "log.h"
+#include "pprof_merge.h"
+#include "store.h"
 
 struct pss {
 	struct conn *c;
@@ -172,6 +174,16 @@ static bool handle_message(struct ctl *c, struct conn *cn, const uint8_t *buf, s
 			break;
 		handle_counters(c, cn, m->counters);
 		break;
+	case PROFLEET__FLEET__V1__AGENT_MESSAGE__MSG_PROFILE:
+		if (cn->auth != AUTH_OK || cn->upload || cn->nacks == FLEET_MAX_STORE_ACKS) {
+			log_warn("fleet: conn %llu: profile upload %s: closing",
+				 (unsigned long long)cn->id, cn->auth != AUTH_OK ?
+				 "before being accepted" : "while acks are owed");
+			ok = false;
+			break;
+		}
+		cn->upload = m;	/* stored by the caller, outside the lock */
+		return true;
 	default:
 		log_warn("fleet: conn %llu: empty or unknown message: closing",
 			 (unsigned long long)cn->id);
@@ -180,6 +192,91 @@ static bool handle_message(struct ctl *c, struct conn *cn, const uint8_t *buf, s
 	}
 	profleet__fleet__v1__agent_message__free_unpacked(m, NULL);
 	return ok;
+}
+
+/*
+ * Stores an uploaded profile for those of its policies that use the built-in
+ * store, and queues the answer. Main thread, without ctl.lock held: the disk
+ * write and the check that the bytes are a readable pprof take a while.
+ */
+static void handle_upload(struct ctl *c, struct conn *cn)
+{
+	Profleet__Fleet__V1__AgentMessage *m = cn->upload;
+	const Profleet__Fleet__V1__ProfileUpload *u = m->profile;
+	char **keys = calloc(u->n_policies + 1, sizeof(char *)), reason[160] = "";
+	size_t nkeys = 0;
+	uint32_t stored = 0;
+	struct pprof_merge *pm;
+
+	cn->upload = NULL;
+	pthread_mutex_lock(&c->lock);
+	for (size_t i = 0; keys && i < u->n_policies && i < 1024; i++) {
+		const char *k = u->policies[i];
+		char key[600];
+		const struct policy *p;
+
+		if (!k || strlen(k) > 500)
+			continue;
+		snprintf(key, sizeof(key), "%c:%s", strchr(k, '/') ? 'P' : 'C', k);
+		p = hmap_get(&c->policies, key);
+		if (p && !p->invalid_reason[0] && !p->nbackends && (keys[nkeys] = strdup(k)))
+			nkeys++;
+	}
+	pthread_mutex_unlock(&c->lock);
+	if (!c->store) {
+		snprintf(reason, sizeof(reason), "this controller has no store (--store-dir)");
+	} else if (!nkeys) {
+		snprintf(reason, sizeof(reason), "none of its policies uses the built-in store");
+	} else if (!(pm = pprof_merge_new())) {
+		snprintf(reason, sizeof(reason), "controller out of memory");
+	} else {
+		char err[200];
+
+		if (pprof_merge_add(pm, u->pprof_gz.data, u->pprof_gz.len, err, sizeof(err)))
+			snprintf(reason, sizeof(reason), "not a readable pprof: %s", err);
+		pprof_merge_free(pm);
+		for (size_t i = 0; !reason[0] && i < nkeys; i++) {
+			int e = store_put(c->store, keys[i], cn->node, u->from_unix, u->until_unix,
+					  u->pprof_gz.data, u->pprof_gz.len);
+
+			if (!e)
+				stored++;
+			else
+				snprintf(reason, sizeof(reason), "store: %s", strerror(-e));
+		}
+	}
+	if (stored)
+		reason[0] = 0;	/* stored somewhere: said ok, a failure for another was logged */
+	else
+		log_warn("fleet: node %s: profile for %s%s not stored: %s", cn->node,
+			 u->n_policies ? u->policies[0] : "no policy",
+			 u->n_policies > 1 ? " and others" : "", reason);
+	pthread_mutex_lock(&c->lock);
+	{
+		struct node_state *ns = hmap_get(&c->node_states, cn->node);
+
+		if (stored) {
+			c->stats.uploads++;
+			if (ns)
+				ns->uploads++;
+		} else {
+			c->stats.uploads_refused++;
+			if (ns)
+				ns->uploads_refused++;
+		}
+	}
+	if (cn->nacks < FLEET_MAX_STORE_ACKS) {
+		cn->acks[cn->nacks].id = u->id;
+		cn->acks[cn->nacks].ok = stored > 0;
+		cn->acks[cn->nacks].policies = stored;
+		snprintf(cn->acks[cn->nacks].reason, sizeof(cn->acks[0].reason), "%s", reason);
+		cn->nacks++;
+	}
+	pthread_mutex_unlock(&c->lock);
+	for (size_t i = 0; keys && i < nkeys; i++)
+		free(keys[i]);
+	free(keys);
+	profleet__fleet__v1__agent_message__free_unpacked(m, NULL);
 }
 
 /* Sends what the connection is owed: a refusal or its node's current target set. */
@@ -205,6 +302,22 @@ static int write_pending(struct ctl *c, struct conn *cn)
 		cn->refusal[0] = 0;
 	} else if (cn->close_after_send) {
 		close_now = true;
+	} else if (cn->auth == AUTH_OK && cn->nacks) {
+		Profleet__Fleet__V1__ControllerMessage m = PROFLEET__FLEET__V1__CONTROLLER_MESSAGE__INIT;
+		Profleet__Fleet__V1__StoreAck a = PROFLEET__FLEET__V1__STORE_ACK__INIT;
+
+		a.id = cn->acks[0].id;
+		a.ok = cn->acks[0].ok;
+		a.policies = cn->acks[0].policies;
+		a.reason = cn->acks[0].reason;
+		m.msg_case = PROFLEET__FLEET__V1__CONTROLLER_MESSAGE__MSG_STORED;
+		m.stored = &a;
+		len = profleet__fleet__v1__controller_message__get_packed_size(&m);
+		out = malloc(LWS_PRE + len);
+		if (out)
+			profleet__fleet__v1__controller_message__pack(&m, out + LWS_PRE);
+		memmove(&cn->acks[0], &cn->acks[1], (size_t)(cn->nacks - 1) * sizeof(cn->acks[0]));
+		cn->nacks--;
 	} else if (cn->auth == AUTH_OK && cn->need_send) {
 		struct node_state *ns = hmap_get(&c->node_states, cn->node);
 
@@ -230,7 +343,7 @@ static int write_pending(struct ctl *c, struct conn *cn)
 		return -1;
 	/* more to do (the close after a refusal, a newer set): ask again */
 	pthread_mutex_lock(&c->lock);
-	if (cn->close_after_send || cn->need_send)
+	if (cn->close_after_send || cn->need_send || cn->nacks)
 		lws_callback_on_writable(cn->wsi);
 	pthread_mutex_unlock(&c->lock);
 	return 0;
@@ -278,9 +391,11 @@ static int cb_fleet(struct lws *wsi, enum lws_callback_reasons reason, void *use
 	case LWS_CALLBACK_RECEIVE:
 		if (!cn)
 			return -1;
-		if (cn->rx_len + len > FLEET_MAX_AGENT_FRAME) {
+		if (cn->rx_len + len > (cn->auth == AUTH_OK ? FLEET_MAX_AGENT_FRAME :
+					FLEET_MAX_HELLO_FRAME)) {
 			log_warn("fleet: conn %llu (%s): frame over %u bytes: closing",
-				 (unsigned long long)cn->id, cn->node, FLEET_MAX_AGENT_FRAME);
+				 (unsigned long long)cn->id, cn->node, cn->auth == AUTH_OK ?
+				 FLEET_MAX_AGENT_FRAME : FLEET_MAX_HELLO_FRAME);
 			pthread_mutex_lock(&c->lock);
 			c->stats.frames_bad++;
 			pthread_mutex_unlock(&c->lock);
@@ -315,6 +430,10 @@ static int cb_fleet(struct lws *wsi, enum lws_callback_reasons reason, void *use
 			lws_callback_on_writable(wsi);
 		pthread_mutex_unlock(&c->lock);
 		cn->rx_len = 0;
+		if (ok && cn->upload) {
+			handle_upload(c, cn);
+			lws_callback_on_writable(wsi);
+		}
 		if (!ok) {
 			lws_close_reason(wsi, LWS_CLOSE_STATUS_POLICY_VIOLATION, NULL, 0);
 			return -1;
@@ -341,6 +460,8 @@ static int cb_fleet(struct lws *wsi, enum lws_callback_reasons reason, void *use
 			log_info("fleet: agent of node %s disconnected (conn %llu)", cn->node,
 				 (unsigned long long)cn->id);
 		free(cn->rx);
+		if (cn->upload)
+			profleet__fleet__v1__agent_message__free_unpacked(cn->upload, NULL);
 		free(cn);
 		pss->c = NULL;
 		break;

@@ -217,10 +217,13 @@ verdict "bound service-account tokens issued for the agent pods" $?
 # ---- the controller -------------------------------------------------------------
 PORT=$(( 20000 + $(od -An -N2 -tu2 /dev/urandom | tr -d ' ') % 20000 ))
 URL=ws://127.0.0.1:$PORT
+HPORT=$((PORT + 100))	# the controllers' HTTP APIs: HPORT+1 (c1), HPORT+2 (c2)
 start_controller() { # identity [extra args]
 	id=$1
 	shift
+	case $id in c1) hport=$((HPORT + 1)) ;; *) hport=$((HPORT + 2)) ;; esac
 	"$CTL" --kubeconfig "$KC" --listen "127.0.0.1:$PORT" --identity "$id" \
+		--store-dir "$W/store-$id" --http-listen "127.0.0.1:$hport" \
 		--agent-service-account "$SYS:profleet-agent" --lease "$SYS/profleet-controller" \
 		--lease-duration 6 --max-frequency 250 --log-level debug "$@" >>"$W/controller-$id.log" 2>&1 &
 	CTL_PID=$!
@@ -524,6 +527,49 @@ note "OnDemand: start $start, completion $end, samples $(pstatus "$SHOP" db-now 
 verdict "OnDemand status has start/completion time and a sample count" $?
 wait_until 5 sh -c "! jq -r '.targets[].containerID' '$W/state-a.json' | grep -q '$C_DB1'"
 check "a completed OnDemand policy stops its sampling" sh -c "! jq -r '.targets[].containerID' '$W/state-a.json' | grep -q '$C_DB1'"
+
+# ---- the built-in store: db-now named no backend, so its profiles went to the controller ----
+HTTP=http://127.0.0.1:$((HPORT + 1))
+LOC=/api/v1/namespaces/$SHOP/profilingpolicies/db-now
+check "OnDemand result names the store's location ($(pstatus "$SHOP" db-now '{.status.result.location}'))" \
+	[ "$(pstatus "$SHOP" db-now '{.status.result.location}|{.status.result.flameGraph}')" = "$LOC/profile|$LOC/flamegraph.svg" ]
+wait_until 15 sh -c "exec 2>/dev/null; [ \"\$(kubectl --kubeconfig '$KC' get profilingpolicy -n $SHOP db-now -o jsonpath='{.status.result.profiles}')\" -ge 1 ]"
+check "the store holds the agent's profiles of db-now (status.result.profiles $(pstatus "$SHOP" db-now '{.status.result.profiles}'))" \
+	[ "$(pstatus "$SHOP" db-now '{.status.result.profiles}')" -ge 1 ]
+get() { # TOKEN PATH OUT: prints the HTTP status
+	curl -s -o "$3" -w '%{http_code}' ${1:+-H "Authorization: Bearer $1"} "$HTTP$2"
+}
+ADMIN_TOKEN=$(grep E2E_ADMIN_TOKEN= "$W/cluster/env" 2>/dev/null | cut -d= -f2)
+ALICE_TOKEN=$(grep E2E_ALICE_TOKEN= "$W/cluster/env" 2>/dev/null | cut -d= -f2)
+if [ "$LOCAL" = 1 ]; then
+	code=$(get "$ADMIN_TOKEN" "$LOC/flamegraph.svg" "$W/od.svg")
+	[ "$code" = 200 ] && xmllint --noout "$W/od.svg" 2>/dev/null && grep -q busy_loop "$W/od.svg" &&
+		grep -q "e2e-db1" "$W/od.svg"
+	verdict "the store serves db-now's flame graph: valid SVG with the workload's functions (HTTP $code)" $?
+	code=$(get "$ADMIN_TOKEN" "$LOC/profile" "$W/od.pb.gz")
+	[ "$code" = 200 ] && go tool pprof -raw "$W/od.pb.gz" >"$W/od.raw" 2>&1 && grep -q busy_loop "$W/od.raw"
+	verdict "the store serves db-now's merged pprof, read by go tool pprof (HTTP $code)" $?
+	code=$(get "" "$LOC/flamegraph.svg" "$W/od.noauth")
+	check "a request without a token is refused (HTTP $code)" [ "$code" = 401 ]
+	code=$(get "not-a-token" "$LOC/flamegraph.svg" "$W/od.badtok")
+	check "a request with a bad token is refused (HTTP $code)" [ "$code" = 401 ]
+	code=$(get "$ALICE_TOKEN" "$LOC/flamegraph.svg" "$W/od.alice")
+	check "alice, without rights on $SHOP, is refused by the SubjectAccessReview (HTTP $code: $(cat "$W/od.alice"))" \
+		[ "$code" = 403 ]
+	k create role pp-reader -n "$SHOP" --verb=get,list --resource=profilingpolicies.profiling.profleet.dev >/dev/null
+	k create rolebinding alice-pp -n "$SHOP" --role=pp-reader --user=alice >/dev/null
+	wait_until 10 sh -c "[ \"\$(curl -s -o /dev/null -w '%{http_code}' -H 'Authorization: Bearer $ALICE_TOKEN' '$HTTP$LOC/flamegraph.svg')\" = 200 ]"
+	code=$(get "$ALICE_TOKEN" "$LOC/flamegraph.svg" "$W/od.alice2")
+	check "alice, once she may get profilingpolicies in $SHOP, reads the flame graph (HTTP $code)" [ "$code" = 200 ]
+	code=$(get "$ALICE_TOKEN" "/api/v1/namespaces/$OTHER/profilingpolicies/db-now/profile" "$W/od.alice3")
+	check "... but not another namespace's policy (HTTP $code)" [ "$code" = 403 ]
+	code=$(get "$ADMIN_TOKEN" "$LOC/profile?from=1&until=2" "$W/od.range")
+	check "a time range with nothing in it: 404 (HTTP $code)" [ "$code" = 404 ]
+	code=$(get "$ADMIN_TOKEN" "/api/v1/namespaces/$SHOP/profilingpolicies/../secrets/profile" "$W/od.trav")
+	check "a malformed path is refused (HTTP $code)" [ "$code" = 404 ]
+else
+	skip "store HTTP checks need the local cluster's tokens"
+fi
 
 # ---- the controller goes away and comes back ----------------------------------------------
 kill -9 "$CTL_PID"

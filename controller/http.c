@@ -1,0 +1,357 @@
+// SPDX-License-Identifier: Apache-2.0
+/*
+ * The controller's HTTP API (libmicrohttpd, a thread per connection: merging
+ * profiles and drawing flame graphs take a while and must not stall the
+ * agents' websocket loop).
+ *
+ *   GET /healthz                                                   liveness
+ *   GET /api/v1/namespaces/NS/profilingpolicies/NAME/profile         merged pprof (gzip)
+ *   GET /api/v1/namespaces/NS/profilingpolicies/NAME/flamegraph.svg  SVG flame graph
+ *   GET /api/v1/clusterprofilingpolicies/NAME/profile | /flamegraph.svg
+ *   query: from=UNIX&until=UNIX (seconds; default: everything held)
+ *
+ * Who may read a policy's profiles: the request carries a bearer token (in
+ * Authorization, or in X-Profleet-Token when it comes through the API server's
+ * service proxy, which consumes Authorization); a TokenReview says who it is,
+ * and a SubjectAccessReview whether that user may "get" the policy.
+ */
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <time.h>
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <microhttpd.h>
+
+#include "controller.h"
+#include "flamegraph.h"
+#include "log.h"
+#include "pprof.h"
+#include "pprof_merge.h"
+#include "profile.h"
+#include "store.h"
+
+#define API_GROUP "profiling.profleet.dev"
+
+struct http_server {
+	struct ctl *c;
+	struct MHD_Daemon *d;
+};
+
+static enum MHD_Result reply(struct MHD_Connection *conn, unsigned int status, const char *type,
+			     void *body, size_t len, bool must_free)
+{
+	struct MHD_Response *r;
+	enum MHD_Result ret;
+
+	r = MHD_create_response_from_buffer(len, body, must_free ? MHD_RESPMEM_MUST_FREE :
+					    MHD_RESPMEM_MUST_COPY);
+	if (!r) {
+		if (must_free)
+			free(body);
+		return MHD_NO;
+	}
+	MHD_add_response_header(r, "Content-Type", type);
+	MHD_add_response_header(r, "Cache-Control", "no-store");
+	ret = MHD_queue_response(conn, status, r);
+	MHD_destroy_response(r);
+	return ret;
+}
+
+static enum MHD_Result reply_text(struct MHD_Connection *conn, unsigned int status,
+				  const char *fmt, ...) __attribute__((format(printf, 3, 4)));
+static enum MHD_Result reply_text(struct MHD_Connection *conn, unsigned int status,
+				  const char *fmt, ...)
+{
+	char buf[1024];
+	va_list ap;
+	int n;
+
+	va_start(ap, fmt);
+	n = vsnprintf(buf, sizeof(buf) - 1, fmt, ap);
+	va_end(ap);
+	if (n < 0)
+		n = 0;
+	if ((size_t)n > sizeof(buf) - 2)
+		n = (int)sizeof(buf) - 2;
+	buf[n++] = '\n';
+	return reply(conn, status, "text/plain; charset=utf-8", buf, (size_t)n, false);
+}
+
+/* ---- authorization ------------------------------------------------------------ */
+
+/* 0 = allowed; else an HTTP status (401, 403, 503) with why filled in. */
+static unsigned int authorize(struct ctl *c, const char *token, const char *ns, const char *name,
+			      char *why, size_t whylen)
+{
+	struct k8s_client *kc = k8s_client_new(&c->kcfg);
+	struct k8s_response r = { 0 }, r2 = { 0 };
+	cJSON *req = NULL, *spec, *ra;
+	const cJSON *user;
+	char *body = NULL;
+	unsigned int status = 503;
+
+	if (!kc) {
+		snprintf(why, whylen, "controller out of memory");
+		return 503;
+	}
+	req = cJSON_CreateObject();
+	cJSON_AddStringToObject(req, "apiVersion", "authentication.k8s.io/v1");
+	cJSON_AddStringToObject(req, "kind", "TokenReview");
+	spec = cJSON_AddObjectToObject(req, "spec");
+	cJSON_AddStringToObject(spec, "token", token);
+	body = cJSON_PrintUnformatted(req);
+	cJSON_Delete(req);
+	req = NULL;
+	if (!body || k8s_request(kc, "POST", "/apis/authentication.k8s.io/v1/tokenreviews", NULL,
+				 body, &r) || r.status != 201) {
+		snprintf(why, whylen, "token review failed: %s", k8s_response_message(&r));
+		goto out;
+	}
+	if (!cJSON_IsTrue(k8s_get(r.json, "status.authenticated"))) {
+		snprintf(why, whylen, "the token is not valid");
+		status = 401;
+		goto out;
+	}
+	user = k8s_get(r.json, "status.user");
+	free(body);
+	/* the user as the review saw it (name, uid, groups, extra) asks to get the policy */
+	req = cJSON_CreateObject();
+	cJSON_AddStringToObject(req, "apiVersion", "authorization.k8s.io/v1");
+	cJSON_AddStringToObject(req, "kind", "SubjectAccessReview");
+	spec = cJSON_AddObjectToObject(req, "spec");
+	cJSON_AddStringToObject(spec, "user", k8s_str(user, "username") ? k8s_str(user, "username") :
+				"");
+	if (k8s_str(user, "uid"))
+		cJSON_AddStringToObject(spec, "uid", k8s_str(user, "uid"));
+	if (cJSON_IsArray(k8s_get(user, "groups")))
+		cJSON_AddItemToObject(spec, "groups",
+				      cJSON_Duplicate(k8s_get(user, "groups"), true));
+	if (cJSON_IsObject(k8s_get(user, "extra")))
+		cJSON_AddItemToObject(spec, "extra", cJSON_Duplicate(k8s_get(user, "extra"), true));
+	ra = cJSON_AddObjectToObject(spec, "resourceAttributes");
+	if (ns)
+		cJSON_AddStringToObject(ra, "namespace", ns);
+	cJSON_AddStringToObject(ra, "verb", "get");
+	cJSON_AddStringToObject(ra, "group", API_GROUP);
+	cJSON_AddStringToObject(ra, "resource", ns ? "profilingpolicies" : "clusterprofilingpolicies");
+	cJSON_AddStringToObject(ra, "name", name);
+	body = cJSON_PrintUnformatted(req);
+	if (!body || k8s_request(kc, "POST",
+				 "/apis/authorization.k8s.io/v1/subjectaccessreviews", NULL, body,
+				 &r2) || r2.status != 201) {
+		snprintf(why, whylen, "access review failed: %s", k8s_response_message(&r2));
+		goto out;
+	}
+	if (!cJSON_IsTrue(k8s_get(r2.json, "status.allowed"))) {
+		snprintf(why, whylen, "user \"%s\" may not get %s \"%s\"%s%s",
+			 k8s_str(user, "username") ? k8s_str(user, "username") : "?",
+			 ns ? "profilingpolicies" : "clusterprofilingpolicies", name,
+			 ns ? " in namespace " : "", ns ? ns : "");
+		status = 403;
+		goto out;
+	}
+	status = 0;
+out:
+	cJSON_Delete(req);
+	free(body);
+	k8s_response_free(&r);
+	k8s_response_free(&r2);
+	k8s_client_free(kc);
+	return status;
+}
+
+/* ---- routes ------------------------------------------------------------------- */
+
+static bool seg_ok(const char *s, size_t n)
+{
+	if (!n || n > 253)
+		return false;
+	for (size_t i = 0; i < n; i++)
+		if (!((s[i] >= 'a' && s[i] <= 'z') || (s[i] >= '0' && s[i] <= '9') || s[i] == '-' ||
+		      s[i] == '.'))
+			return false;
+	return true;
+}
+
+/* Splits a store URL; false when it is none. what: "profile" or "flamegraph.svg". */
+static bool parse_path(const char *url, char *ns, char *name, const char **what)
+{
+	const char *p, *slash;
+	static const char nsp[] = "/api/v1/namespaces/", cp[] = "/api/v1/clusterprofilingpolicies/";
+
+	ns[0] = 0;
+	if (!strncmp(url, nsp, sizeof(nsp) - 1)) {
+		p = url + sizeof(nsp) - 1;
+		slash = strchr(p, '/');
+		if (!slash || !seg_ok(p, (size_t)(slash - p)))
+			return false;
+		snprintf(ns, 254, "%.*s", (int)(slash - p), p);
+		p = slash + 1;
+		if (strncmp(p, "profilingpolicies/", 18))
+			return false;
+		p += 18;
+	} else if (!strncmp(url, cp, sizeof(cp) - 1)) {
+		p = url + sizeof(cp) - 1;
+	} else {
+		return false;
+	}
+	slash = strchr(p, '/');
+	if (!slash || !seg_ok(p, (size_t)(slash - p)))
+		return false;
+	snprintf(name, 254, "%.*s", (int)(slash - p), p);
+	*what = slash + 1;
+	return !strcmp(*what, "profile") || !strcmp(*what, "flamegraph.svg");
+}
+
+static bool parse_time(const char *s, int64_t *ret)
+{
+	char *end;
+	long long v;
+
+	if (!s || !*s)
+		return true;
+	errno = 0;
+	v = strtoll(s, &end, 10);
+	if (errno || *end || v < 0)
+		return false;
+	*ret = v;
+	return true;
+}
+
+static enum MHD_Result serve_profile(struct http_server *h, struct MHD_Connection *conn,
+				     const char *url)
+{
+	struct ctl *c = h->c;
+	char ns[256], name[256], key[600], why[512], title[700];
+	const char *what, *tok;
+	int64_t from = 0, until = 0;
+	unsigned int status, bad = 0;
+	struct pprof_merge *m;
+	int n;
+
+	if (!parse_path(url, ns, name, &what))
+		return reply_text(conn, MHD_HTTP_NOT_FOUND, "not found: %s", url);
+	if (!parse_time(MHD_lookup_connection_value(conn, MHD_GET_ARGUMENT_KIND, "from"), &from) ||
+	    !parse_time(MHD_lookup_connection_value(conn, MHD_GET_ARGUMENT_KIND, "until"), &until))
+		return reply_text(conn, MHD_HTTP_BAD_REQUEST,
+				  "from and until are UNIX times in seconds");
+	tok = MHD_lookup_connection_value(conn, MHD_HEADER_KIND, "X-Profleet-Token");
+	if (!tok) {
+		tok = MHD_lookup_connection_value(conn, MHD_HEADER_KIND, "Authorization");
+		if (tok && !strncasecmp(tok, "Bearer ", 7))
+			tok += 7;
+		else
+			tok = NULL;
+	}
+	if (!tok || !*tok)
+		return reply_text(conn, MHD_HTTP_UNAUTHORIZED,
+				  "a bearer token is needed (Authorization: Bearer TOKEN)");
+	if (!c->store)
+		return reply_text(conn, MHD_HTTP_NOT_FOUND, "this controller has no store");
+	status = authorize(c, tok, ns[0] ? ns : NULL, name, why, sizeof(why));
+	if (status) {
+		log_info("http: %s refused (%u): %s", url, status, why);
+		return reply_text(conn, status, "%s", why);
+	}
+	snprintf(key, sizeof(key), "%s%s%s", ns, ns[0] ? "/" : "", name);
+	m = pprof_merge_new();
+	if (!m)
+		return reply_text(conn, MHD_HTTP_SERVICE_UNAVAILABLE, "out of memory");
+	n = store_query(c->store, key, from, until, m, &bad);
+	if (n <= 0) {
+		pprof_merge_free(m);
+		if (bad)
+			return reply_text(conn, MHD_HTTP_INTERNAL_SERVER_ERROR,
+					  "%u stored profile(s) of %s could not be read", bad, key);
+		return reply_text(conn, MHD_HTTP_NOT_FOUND, "no profiles of %s%s", key,
+				  from || until ? " in that time range" : " yet");
+	}
+	log_info("http: %s: %d profile(s) merged%s", url, n, bad ? " (some unreadable)" : "");
+	if (!strcmp(what, "profile")) {
+		uint8_t *buf;
+		size_t len;
+
+		if (pprof__encode(pprof_merge_profile(m), true, &buf, &len)) {
+			pprof_merge_free(m);
+			return reply_text(conn, MHD_HTTP_INTERNAL_SERVER_ERROR, "cannot encode");
+		}
+		pprof_merge_free(m);
+		return reply(conn, MHD_HTTP_OK, "application/octet-stream", buf, len, true);
+	} else {
+		char *svg = NULL;
+		size_t len = 0;
+		FILE *f = open_memstream(&svg, &len);
+		struct flamegraph_opts fo = { .title = title };
+		int e;
+
+		snprintf(title, sizeof(title), "%s %s: %d profile(s)", ns[0] ? "ProfilingPolicy" :
+			 "ClusterProfilingPolicy", key, n);
+		e = f ? flamegraph__write_svg(pprof_merge_profile(m), f, &fo) : -ENOMEM;
+		if (f)
+			fclose(f);
+		pprof_merge_free(m);
+		if (e || !svg) {
+			free(svg);
+			return reply_text(conn, MHD_HTTP_INTERNAL_SERVER_ERROR, "cannot draw");
+		}
+		return reply(conn, MHD_HTTP_OK, "image/svg+xml", svg, len, true);
+	}
+}
+
+static enum MHD_Result handler(void *cls, struct MHD_Connection *conn, const char *url,
+			       const char *method, const char *version, const char *upload_data,
+			       size_t *upload_data_size, void **con_cls)
+{
+	struct http_server *h = cls;
+
+	(void)version, (void)upload_data, (void)con_cls;
+	if (*upload_data_size)
+		return reply_text(conn, MHD_HTTP_BAD_REQUEST, "no request body expected");
+	if (strcmp(method, "GET") && strcmp(method, "HEAD"))
+		return reply_text(conn, MHD_HTTP_METHOD_NOT_ALLOWED, "only GET");
+	if (!strcmp(url, "/healthz"))
+		return reply_text(conn, MHD_HTTP_OK, "ok");
+	return serve_profile(h, conn, url);
+}
+
+struct http_server *http_start(struct ctl *c, char *err, size_t errlen)
+{
+	struct http_server *h = calloc(1, sizeof(*h));
+	struct sockaddr_in sa = { .sin_family = AF_INET, .sin_port = htons((uint16_t)c->opt.http_port) };
+
+	if (!h) {
+		snprintf(err, errlen, "out of memory");
+		return NULL;
+	}
+	if (inet_pton(AF_INET, c->opt.http_addr, &sa.sin_addr) != 1) {
+		snprintf(err, errlen, "--http-listen %s: want an IPv4 address and a port",
+			 c->opt.http_addr);
+		free(h);
+		return NULL;
+	}
+	h->c = c;
+	h->d = MHD_start_daemon(MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_THREAD_PER_CONNECTION |
+				MHD_USE_ERROR_LOG, 0, NULL, NULL, handler, h,
+				MHD_OPTION_SOCK_ADDR, (struct sockaddr *)&sa,
+				MHD_OPTION_CONNECTION_TIMEOUT, (unsigned int)60,
+				MHD_OPTION_CONNECTION_LIMIT, (unsigned int)64,
+				MHD_OPTION_END);
+	if (!h->d) {
+		snprintf(err, errlen, "cannot listen on %s:%d (HTTP)", c->opt.http_addr,
+			 c->opt.http_port);
+		free(h);
+		return NULL;
+	}
+	return h;
+}
+
+void http_stop(struct http_server *h)
+{
+	if (!h)
+		return;
+	MHD_stop_daemon(h->d);
+	free(h);
+}

@@ -1,0 +1,67 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+#ifndef CONTROLLER_STORE_H
+#define CONTROLLER_STORE_H
+/*
+ * The built-in profile store: what agents send for policies without a backend,
+ * kept on disk per policy, bounded in bytes and in age, oldest dropped first.
+ *
+ * Layout under the store directory (one gzipped pprof per agent, target set
+ * and interval; the name says when and where it came from):
+ *   ns/<namespace>/<policy>/<from>-<until>-<node>-<seq>.pb.gz   ProfilingPolicy
+ *   cluster/<policy>/<from>-<until>-<node>-<seq>.pb.gz         ClusterProfilingPolicy
+ * <from> and <until> are UNIX seconds, zero-padded to 12 digits. The index is
+ * rebuilt from the names at start, so a restarted controller serves what an
+ * earlier one stored. Thread-safe.
+ */
+#include <stddef.h>
+#include <stdint.h>
+
+struct pprof_merge;
+
+struct store_opts {
+	const char *dir;
+	uint64_t max_bytes;	/* 0 = 1 GiB */
+	int64_t retention_s;	/* 0 = 7 days */
+};
+
+struct store_stats {
+	uint64_t files, bytes;	/* held now */
+	uint64_t stored, refused;	/* puts accepted / refused (bad input, disk errors) */
+	uint64_t evicted_full, evicted_age;	/* files dropped to stay within the bounds */
+};
+
+struct store_policy_stats {
+	uint64_t files, bytes;
+	int64_t first_s, last_s;	/* span of the held profiles; 0 when none */
+};
+
+struct store;
+
+struct store *store_open(const struct store_opts *opts, char *err, size_t errlen);
+void store_close(struct store *s);
+
+/*
+ * Path of a policy key ("ns/name" or "name", as in policy.key) relative to the store, or
+ * -EINVAL when the key holds anything but what Kubernetes names allow.
+ */
+int store_policy_dir(const char *key, char *buf, size_t len);
+
+/* Stores one profile (already checked to be a pprof) for a policy. 0 or -errno. */
+int store_put(struct store *s, const char *policy_key, const char *node, int64_t from_s,
+	      int64_t until_s, const uint8_t *buf, size_t len);
+
+/*
+ * Merges the policy's profiles that overlap [from_s, until_s) (until_s 0 = no
+ * end) into m. Returns how many were merged; files that cannot be read or
+ * decoded are skipped and counted in *ret_bad.
+ */
+int store_query(struct store *s, const char *policy_key, int64_t from_s, int64_t until_s,
+		struct pprof_merge *m, unsigned int *ret_bad);
+
+/* Drops what is older than the retention; called now and then. */
+void store_expire(struct store *s, int64_t now_s);
+
+void store_stats(struct store *s, struct store_stats *ret);
+void store_policy_stats(struct store *s, const char *policy_key, struct store_policy_stats *ret);
+
+#endif
