@@ -69,8 +69,9 @@ static void entry_free(struct entry *e)
 	free(e->key);
 }
 
-/* Inserts keeping the order by from_s (equal times: after the others). */
-static int insert(struct store *s, struct entry *ne)
+/* Inserts keeping the order by from_s (equal times: after the others); returns the
+ * position, or -ENOMEM. */
+static long insert(struct store *s, struct entry *ne)
 {
 	size_t lo = 0, hi = s->n;
 
@@ -96,7 +97,7 @@ static int insert(struct store *s, struct entry *ne)
 	s->n++;
 	s->st.files++;
 	s->st.bytes += ne->size;
-	return 0;
+	return (long)lo;
 }
 
 /* Removes entry i and its file. Under the lock. */
@@ -167,7 +168,7 @@ static void scan_policy(struct store *s, const char *rel, const char *key)
 			break;
 		}
 		ne.key = strdup(key);
-		if (!ne.key || insert(s, &ne)) {
+		if (!ne.key || insert(s, &ne) < 0) {
 			entry_free(&ne);
 			break;
 		}
@@ -285,6 +286,7 @@ int store_put(struct store *s, const char *policy_key, const char *node, int64_t
 	int fd, e;
 	ssize_t w;
 	uint64_t seq;
+	long pos;
 
 	if (store_policy_dir(policy_key, rel, sizeof(rel)) || from_s < 0 || until_s < from_s ||
 	    from_s > 999999999999LL || until_s > 999999999999LL) {
@@ -331,7 +333,7 @@ int store_put(struct store *s, const char *policy_key, const char *node, int64_t
 	ne.key = strdup(policy_key);
 	if (asprintf(&ne.rel, "%s/%s", rel, strrchr(path, '/') + 1) < 0)
 		ne.rel = NULL;
-	if (!ne.key || !ne.rel || insert(s, &ne)) {
+	if (!ne.key || !ne.rel || (pos = insert(s, &ne)) < 0) {
 		entry_free(&ne);
 		unlink(path);
 		s->st.refused++;
@@ -339,9 +341,13 @@ int store_put(struct store *s, const char *policy_key, const char *node, int64_t
 		return -ENOMEM;
 	}
 	s->st.stored++;
-	/* the oldest go first; the one just stored stays even when alone above the bound */
+	/* the oldest go first, but not the one just stored (a late one may be old) */
 	while (s->n > 1 && s->st.bytes > s->o.max_bytes) {
-		drop(s, 0);
+		size_t victim = pos == 0 ? 1 : 0;
+
+		drop(s, victim);
+		if (victim < (size_t)pos)
+			pos--;
 		s->st.evicted_full++;
 	}
 	pthread_mutex_unlock(&s->lock);

@@ -1,0 +1,321 @@
+// SPDX-License-Identifier: Apache-2.0
+/*
+ * The controller's built-in store: pprof merging (what a query returns) and
+ * the on-disk store (bounds, retention, time ranges, restart, bad input).
+ */
+#include <dirent.h>
+#include <errno.h>
+#include <sys/stat.h>
+#include <unistd.h>
+#include <zlib.h>
+
+#include "helpers.h"
+#include "pprof.h"
+#include "pprof_merge.h"
+#include "profile.h"
+#include "store.h"
+
+static char dir[64];
+
+static int setup(void **state)
+{
+	(void)state;
+	return tmpdir_make(dir, sizeof(dir), "store");
+}
+
+static int teardown(void **state)
+{
+	(void)state;
+	return tmpdir_remove(dir);
+}
+
+/*
+ * One process's profile: main -> hot (n samples) and main -> cold (1), in
+ * /app/bin mapped at base (ASLR: each process has its own), with a pid label.
+ */
+static void encode_one(uint64_t base, int64_t n, int pid, int64_t t0, uint8_t **buf, size_t *len)
+{
+	struct profile *p = profile__new();
+	struct prof_mapping m = { .start = base, .limit = base + 0x10000, .file = "/app/bin",
+				  .build_id = "abcd" };
+	struct prof_location main_l = { .mapping = 0, .address = base + 0x100, .function = "main" };
+	struct prof_location hot_l = { .mapping = 0, .address = base + 0x200, .function = "hot",
+				       .file = "hot.c", .line = 7 };
+	struct prof_location cold_l = { .mapping = 0, .address = base + 0x300, .function = "cold" };
+	struct prof_label lb = { .key = "pid", .num = pid };
+	uint32_t s1[] = { 1, 0 }, s2[] = { 2, 0 };
+
+	assert_non_null(p);
+	p->period_nanos = 10000000;
+	p->time_nanos = t0;
+	p->duration_nanos = 2000000000;
+	assert_int_equal(profile__add_mapping(p, &m), 0);
+	assert_int_equal(profile__add_location(p, &main_l), 0);
+	assert_int_equal(profile__add_location(p, &hot_l), 1);
+	assert_int_equal(profile__add_location(p, &cold_l), 2);
+	assert_true(profile__add_sample(p, s1, 2, n, &lb, 1) >= 0);
+	assert_true(profile__add_sample(p, s2, 2, 1, &lb, 1) >= 0);
+	assert_int_equal(pprof__encode(p, true, buf, len), 0);
+	profile__free(p);
+}
+
+static int64_t total_of(const struct profile *p, const char *leaf)
+{
+	int64_t t = 0;
+
+	for (uint32_t i = 0; i < p->nsamples; i++)
+		if (!leaf || !strcmp(p->locations[p->samples[i].locs[0]].function, leaf))
+			t += p->samples[i].count;
+	return t;
+}
+
+static void test_merge_by_meaning(void **state)
+{
+	struct pprof_merge *m = pprof_merge_new();
+	uint8_t *a, *b, *c;
+	size_t la, lb, lc;
+	char err[200];
+	const struct profile *p;
+
+	(void)state;
+	encode_one(0x400000, 5, 10, 1000000000000LL, &a, &la);
+	encode_one(0x7f0000000000ULL, 3, 10, 1002000000000LL, &b, &lb);	/* same pid label */
+	encode_one(0x500000, 2, 11, 1001000000000LL, &c, &lc);		/* another pid */
+	assert_int_equal(pprof_merge_add(m, a, la, err, sizeof(err)), 0);
+	assert_int_equal(pprof_merge_add(m, b, lb, err, sizeof(err)), 0);
+	assert_int_equal(pprof_merge_add(m, c, lc, err, sizeof(err)), 0);
+	p = pprof_merge_profile(m);
+	assert_int_equal(pprof_merge_inputs(m), 3);
+	/* frames by meaning: three functions in one mapping, whatever the addresses */
+	assert_int_equal(p->nlocations, 3);
+	assert_int_equal(p->nmappings, 1);
+	assert_string_equal(p->mappings[0].file, "/app/bin");
+	assert_string_equal(p->mappings[0].build_id, "abcd");
+	/* same stack + same labels summed: pid 10 hot = 5 + 3; pid 11 apart */
+	assert_int_equal(p->nsamples, 4);
+	assert_int_equal(total_of(p, "hot"), 10);
+	assert_int_equal(total_of(p, "cold"), 3);
+	for (uint32_t i = 0; i < p->nsamples; i++) {
+		const struct prof_sample *s = &p->samples[i];
+
+		assert_int_equal(s->nlabels, 1);
+		assert_int_equal(s->cpu_ns, s->count * 10000000);
+		if (!strcmp(p->locations[s->locs[0]].function, "hot") && s->labels[0].num == 10)
+			assert_int_equal(s->count, 8);
+	}
+	/* the span of the inputs */
+	assert_int_equal(p->time_nanos, 1000000000000LL);
+	assert_int_equal(p->duration_nanos, 4000000000LL);
+	assert_int_equal(p->period_nanos, 10000000);
+	/* the merge encodes again, and go tool pprof reads it */
+	{
+		char path[128], cmd[512], *out;
+
+		snprintf(path, sizeof(path), "%s/merged.pb.gz", dir);
+		assert_int_equal(pprof__write_file(p, path), 0);
+		snprintf(cmd, sizeof(cmd), "go tool pprof -raw '%s' 2>/dev/null", path);
+		out = run_capture(cmd);
+		if (out) {
+			assert_non_null(strstr(out, "hot"));
+			assert_non_null(strstr(out, "cold"));
+			free(out);
+		}
+	}
+	free(a);
+	free(b);
+	free(c);
+	pprof_merge_free(m);
+}
+
+static void test_merge_refuses_garbage(void **state)
+{
+	struct pprof_merge *m = pprof_merge_new();
+	uint8_t *a, garbage[64], *trunc;
+	size_t la;
+	char err[200];
+
+	(void)state;
+	encode_one(0x400000, 5, 10, 1000000000000LL, &a, &la);
+	assert_int_equal(pprof_merge_add(m, a, la, err, sizeof(err)), 0);
+	for (size_t i = 0; i < sizeof(garbage); i++)
+		garbage[i] = (uint8_t)(i * 37 + 11);
+	err[0] = 0;
+	assert_int_equal(pprof_merge_add(m, garbage, sizeof(garbage), err, sizeof(err)), -EINVAL);
+	assert_true(err[0]);
+	/* gzip cut in half */
+	trunc = malloc(la / 2);
+	memcpy(trunc, a, la / 2);
+	assert_int_equal(pprof_merge_add(m, trunc, la / 2, err, sizeof(err)), -EINVAL);
+	assert_non_null(strstr(err, "gzip"));
+	/* the empty input is an empty profile: string_table[0] missing */
+	assert_int_equal(pprof_merge_add(m, (const uint8_t *)"", 0, err, sizeof(err)), -EINVAL);
+	/* what was merged before is intact */
+	assert_int_equal(pprof_merge_inputs(m), 1);
+	assert_int_equal(total_of(pprof_merge_profile(m), NULL), 6);
+	free(trunc);
+	free(a);
+	pprof_merge_free(m);
+}
+
+/* A profile whose sample points at a location that does not exist. */
+static void test_merge_refuses_dangling_ids(void **state)
+{
+	struct pprof_merge *m = pprof_merge_new();
+	/* sample { location_id: 9 } and string_table: "" */
+	static const uint8_t pb[] = { 0x12, 0x03, 0x0a, 0x01, 0x09, 0x32, 0x00 };
+	char err[200];
+
+	(void)state;
+	err[0] = 0;
+	assert_int_equal(pprof_merge_add(m, pb, sizeof(pb), err, sizeof(err)), -EINVAL);
+	assert_non_null(strstr(err, "no location 9"));
+	assert_int_equal(pprof_merge_inputs(m), 0);
+	pprof_merge_free(m);
+}
+
+static int count_files(const char *path)
+{
+	char cmd[512], *out;
+	int n;
+
+	snprintf(cmd, sizeof(cmd), "find '%s' -name '*.pb.gz' | wc -l", path);
+	out = run_capture(cmd);
+	assert_non_null(out);
+	n = atoi(out);
+	free(out);
+	return n;
+}
+
+static void test_store_put_query_bounds(void **state)
+{
+	char sdir[128], err[200];
+	struct store_opts o = { .dir = sdir, .max_bytes = 0, .retention_s = 3600 };
+	struct store *s;
+	struct store_stats st;
+	struct store_policy_stats ps;
+	uint8_t *a;
+	size_t la;
+	unsigned int bad;
+	struct pprof_merge *m;
+
+	(void)state;
+	snprintf(sdir, sizeof(sdir), "%s/s1", dir);
+	encode_one(0x400000, 5, 10, 1000000000000LL, &a, &la);
+	/* room for 4 profiles: the fifth pushes the oldest out */
+	o.max_bytes = la * 4 + la / 2;
+	s = store_open(&o, err, sizeof(err));
+	assert_non_null(s);
+	for (int i = 0; i < 5; i++)
+		assert_int_equal(store_put(s, "shop/web", "node-a", 1000 + i * 10, 1010 + i * 10, a,
+					   la), 0);
+	assert_int_equal(store_put(s, "cluster-wide", "node-b", 1000, 1010, a, la), 0);
+	store_stats(s, &st);
+	assert_int_equal(st.stored, 6);
+	assert_int_equal(st.files, 4);
+	assert_int_equal(st.evicted_full, 2);	/* the two oldest of shop/web */
+	assert_true(st.bytes <= o.max_bytes);
+	assert_int_equal(count_files(sdir), 4);
+	assert_int_equal(access("/dev/null", F_OK), 0);
+	{
+		char p1[256];
+
+		snprintf(p1, sizeof(p1), "%s/ns/shop/web", sdir);
+		assert_int_equal(count_files(p1), 3);
+		snprintf(p1, sizeof(p1), "%s/cluster/cluster-wide", sdir);
+		assert_int_equal(count_files(p1), 1);
+	}
+	store_policy_stats(s, "shop/web", &ps);
+	assert_int_equal(ps.files, 3);
+	assert_int_equal(ps.first_s, 1020);
+	assert_int_equal(ps.last_s, 1050);
+	/* a query merges what overlaps the range */
+	m = pprof_merge_new();
+	assert_int_equal(store_query(s, "shop/web", 0, 0, m, &bad), 3);
+	assert_int_equal(bad, 0);
+	assert_int_equal(total_of(pprof_merge_profile(m), NULL), 18);
+	pprof_merge_free(m);
+	m = pprof_merge_new();
+	assert_int_equal(store_query(s, "shop/web", 1031, 1045, m, &bad), 2);
+	pprof_merge_free(m);
+	m = pprof_merge_new();
+	assert_int_equal(store_query(s, "shop/web", 5000, 0, m, &bad), 0);
+	assert_int_equal(store_query(s, "shop/other", 0, 0, m, &bad), 0);
+	pprof_merge_free(m);
+	/* keys that are not Kubernetes names never reach the disk */
+	assert_int_equal(store_put(s, "../etc/passwd", "n", 1, 2, a, la), -EINVAL);
+	assert_int_equal(store_put(s, "shop/../../x", "n", 1, 2, a, la), -EINVAL);
+	assert_int_equal(store_put(s, "Shop/Web", "n", 1, 2, a, la), -EINVAL);
+	assert_int_equal(store_put(s, "shop/web", "n", 20, 10, a, la), -EINVAL);	/* until < from */
+	store_stats(s, &st);
+	assert_int_equal(st.refused, 4);
+	/* a file that went bad on disk is skipped and counted */
+	{
+		char cmd[512];
+
+		snprintf(cmd, sizeof(cmd), "f=$(ls '%s'/ns/shop/web/*.pb.gz | head -1); "
+			 "printf garbage > \"$f\"", sdir);
+		assert_int_equal(system(cmd), 0);
+	}
+	m = pprof_merge_new();
+	assert_int_equal(store_query(s, "shop/web", 0, 0, m, &bad), 2);
+	assert_int_equal(bad, 1);
+	pprof_merge_free(m);
+	store_close(s);
+
+	/* a restarted controller finds what was stored; a write cut short is cleaned up */
+	{
+		char tmp[256];
+		FILE *f;
+
+		snprintf(tmp, sizeof(tmp), "%s/ns/shop/web/000000001060-000000001070-n-9.pb.gz.tmp", sdir);
+		f = fopen(tmp, "w");
+		assert_non_null(f);
+		fputs("half", f);
+		fclose(f);
+		s = store_open(&o, err, sizeof(err));
+		assert_non_null(s);
+		assert_int_equal(access(tmp, F_OK), -1);
+	}
+	store_stats(s, &st);
+	assert_int_equal(st.files, 4);
+	store_policy_stats(s, "cluster-wide", &ps);
+	assert_int_equal(ps.files, 1);
+	/* retention: everything ended before now - 3600 goes */
+	store_expire(s, 1040 + 3600);
+	store_stats(s, &st);
+	assert_int_equal(st.evicted_age, 2);	/* cluster-wide (1010), shop/web 1030 */
+	assert_int_equal(st.files, 2);
+	assert_int_equal(count_files(sdir), 2);
+	store_close(s);
+	free(a);
+}
+
+static void test_store_dir_unusable(void **state)
+{
+	char err[200], path[128];
+	struct store_opts o = { .dir = path };
+	FILE *f;
+
+	(void)state;
+	snprintf(path, sizeof(path), "%s/afile", dir);
+	f = fopen(path, "w");
+	assert_non_null(f);
+	fclose(f);
+	snprintf(path, sizeof(path), "%s/afile/store", dir);
+	err[0] = 0;
+	assert_null(store_open(&o, err, sizeof(err)));
+	assert_non_null(strstr(err, "store directory"));
+}
+
+int main(void)
+{
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test(test_merge_by_meaning),
+		cmocka_unit_test(test_merge_refuses_garbage),
+		cmocka_unit_test(test_merge_refuses_dangling_ids),
+		cmocka_unit_test(test_store_put_query_bounds),
+		cmocka_unit_test(test_store_dir_unusable),
+	};
+
+	return cmocka_run_group_tests(tests, setup, teardown);
+}
