@@ -44,6 +44,7 @@ struct exporter {
 	unsigned int head, n;
 	struct exporter_stats st;
 	CURL *curl;
+	bool grpc_fresh;	/* otlp-grpc: open a new connection for the next call */
 };
 
 static const char *const kind_names[] = { "dir", "pyroscope", "otlp-http", "otlp-grpc",
@@ -212,6 +213,109 @@ static enum result send_otlp_http(struct exporter *e, const struct item *it, int
 	return r;
 }
 
+/* gRPC status codes worth another try (the OTLP specification's list). */
+static bool grpc_retryable(int code)
+{
+	return code == 1 || code == 4 || code == 8 || code == 10 || code == 11 || code == 14 ||
+	       code == 15;
+}
+
+struct grpc_state {
+	struct hdr_state hs;	/* first: on_hdr sees it as a hdr_state */
+	int status;		/* grpc-status, -1 until seen (headers or trailers) */
+	char message[120];
+};
+
+static size_t on_grpc_hdr(char *d, size_t s, size_t n, void *u)
+{
+	struct grpc_state *g = u;
+	size_t len = s * n;
+
+	on_hdr(d, s, n, &g->hs);
+	if (len > 12 && !strncasecmp(d, "grpc-status:", 12))
+		g->status = atoi(d + 12);
+	else if (len > 13 && !strncasecmp(d, "grpc-message:", 13)) {
+		size_t m = len - 13;
+
+		while (m && (d[13 + m - 1] == '\r' || d[13 + m - 1] == '\n'))
+			m--;
+		snprintf(g->message, sizeof(g->message), "%.*s", (int)m, d + 13);
+	}
+	return len;
+}
+
+/*
+ * OTLP/gRPC: the unary call ProfilesService/Export over HTTP/2 (h2c with prior
+ * knowledge for http://, ALPN for https://). The item holds the gzipped
+ * request; it goes as one length-prefixed message flagged compressed, with
+ * grpc-encoding: gzip. The outcome is grpc-status, in the trailers.
+ */
+static enum result send_otlp_grpc(struct exporter *e, const struct item *it, int *retry_after)
+{
+	struct curl_slist *h = NULL;
+	struct grpc_state g = { .status = -1 };
+	uint8_t *body;
+	char url[4096];
+	long status = 0;
+	CURLcode rc;
+	enum result r;
+
+	body = malloc(it->len + 5);
+	if (!body) {
+		snprintf(e->st.last_error, sizeof(e->st.last_error), "out of memory");
+		return RETRY;
+	}
+	body[0] = 1;	/* compressed, with grpc-encoding */
+	body[1] = (uint8_t)(it->len >> 24);
+	body[2] = (uint8_t)(it->len >> 16);
+	body[3] = (uint8_t)(it->len >> 8);
+	body[4] = (uint8_t)it->len;
+	memcpy(body + 5, it->pprof_gz, it->len);
+	snprintf(url, sizeof(url),
+		 "%s/opentelemetry.proto.collector.profiles.v1development.ProfilesService/Export",
+		 e->url);
+	common_opts(e, url, &g.hs);
+	curl_easy_setopt(e->curl, CURLOPT_HEADERFUNCTION, on_grpc_hdr);
+	curl_easy_setopt(e->curl, CURLOPT_HEADERDATA, &g);
+	/* a connection whose last call ended in a gRPC error is not trusted again */
+	curl_easy_setopt(e->curl, CURLOPT_FRESH_CONNECT, e->grpc_fresh ? 1L : 0L);
+	curl_easy_setopt(e->curl, CURLOPT_HTTP_VERSION, !strncmp(e->url, "https://", 8) ?
+			 (long)CURL_HTTP_VERSION_2TLS : (long)CURL_HTTP_VERSION_2_PRIOR_KNOWLEDGE);
+	h = curl_slist_append(h, "Content-Type: application/grpc+proto");
+	h = curl_slist_append(h, "TE: trailers");
+	h = curl_slist_append(h, "grpc-encoding: gzip");
+	h = curl_slist_append(h, "grpc-accept-encoding: identity,gzip");
+	if (!auth_headers(e, &h)) {
+		curl_slist_free_all(h);
+		free(body);
+		return RETRY;
+	}
+	curl_easy_setopt(e->curl, CURLOPT_HTTPHEADER, h);
+	curl_easy_setopt(e->curl, CURLOPT_POSTFIELDS, (const char *)body);
+	curl_easy_setopt(e->curl, CURLOPT_POSTFIELDSIZE_LARGE, (curl_off_t)(it->len + 5));
+	rc = curl_easy_perform(e->curl);
+	curl_slist_free_all(h);
+	free(body);
+	*retry_after = g.hs.retry_after;
+	curl_easy_getinfo(e->curl, CURLINFO_RESPONSE_CODE, &status);
+	if (rc != CURLE_OK || status != 200 || g.status < 0) {
+		e->grpc_fresh = true;
+		r = http_result(e, rc);
+		if (r == SENT) {	/* HTTP 2xx without a grpc-status: not a gRPC server */
+			snprintf(e->st.last_error, sizeof(e->st.last_error),
+				 "HTTP %ld without grpc-status", status);
+			r = RETRY;
+		}
+		return r;
+	}
+	e->grpc_fresh = g.status != 0;
+	if (g.status == 0)
+		return SENT;
+	snprintf(e->st.last_error, sizeof(e->st.last_error), "grpc-status %d%s%s", g.status,
+		 g.message[0] ? ": " : "", g.message);
+	return grpc_retryable(g.status) ? RETRY : REJECTED;
+}
+
 static enum result send_pyroscope(struct exporter *e, const struct item *it, int *retry_after)
 {
 	struct curl_slist *h = NULL;
@@ -341,6 +445,9 @@ static void *sender_main(void *arg)
 		case EXPORT_CONTROLLER:
 			r = send_controller(e, &it);
 			break;
+		case EXPORT_OTLP_GRPC:
+			r = send_otlp_grpc(e, &it, &retry_after);
+			break;
 		default:
 			r = send_pyroscope(e, &it, &retry_after);
 		}
@@ -399,11 +506,6 @@ struct exporter *exporter_new(const struct export_target *t, const struct export
 {
 	struct exporter *e;
 
-	if (t->kind == EXPORT_OTLP_GRPC) {
-		snprintf(msg, msglen, "--export %s: not implemented yet (otlp-http, pyroscope and dir are)",
-			 export_kind_name(t->kind));
-		return NULL;
-	}
 	if (t->kind == EXPORT_CONTROLLER && (!opts || !opts->upload)) {
 		snprintf(msg, msglen, "the controller's store needs a connection to the controller");
 		return NULL;
@@ -518,7 +620,7 @@ int exporter_submit_routed(struct exporter *e, const struct profile *p, const ch
 	size_t n;
 	int err;
 
-	if (e->t.kind == EXPORT_OTLP_HTTP) {
+	if (e->t.kind == EXPORT_OTLP_HTTP || e->t.kind == EXPORT_OTLP_GRPC) {
 		uint8_t *raw;
 		size_t rawlen;
 

@@ -8,9 +8,9 @@
  * errors, 5xx and 429 (honouring Retry-After); a full queue drops its oldest
  * profile; every drop is counted.
  *
- * Kinds today: dir (pprof files, rotated), pyroscope (POST /ingest) and
- * otlp-http (POST /v1development/profiles); otlp-grpc is parsed but refused as
- * not implemented yet.
+ * Kinds: dir (pprof files, rotated), pyroscope (POST /ingest), otlp-http
+ * (POST /v1development/profiles), otlp-grpc (ProfilesService/Export over
+ * HTTP/2) and controller (the built-in store, over the agent's websocket).
  */
 #include <stdbool.h>
 #include <stddef.h>

@@ -54,8 +54,48 @@ timeout 60 "$AGENT" record --output "$TMP/out3.pb.gz" --top 0 \
 rc=$?
 check "a dead backend makes record exit 1 with a message" sh -c "[ $rc -eq 1 ] && grep -q 'not delivered' '$TMP/rec3.log'"
 check "... and the --output file is written anyway" test -s "$TMP/out3.pb.gz"
-"$AGENT" record --export otlp-grpc=http://127.0.0.1:4317 --duration 1 >"$TMP/rec4.log" 2>&1
-check "otlp-grpc is refused as not implemented yet" sh -c "grep -q 'not implemented' '$TMP/rec4.log'"
+
+# OTLP over gRPC, received by Debian's grpcio (tests/tools/grpcsink.py)
+grpcsink() { # DIR [--fail N CODE]: starts it, sets $gport and $gpid
+	mkdir -p "$1"
+	/usr/bin/python3 "$TOP/tests/tools/grpcsink.py" "$@" >"$1.port" 2>"$1.err" &
+	gpid=$!
+	for _ in $(seq 50); do [ -s "$1.port" ] && break; sleep 0.1; done
+	gport=$(cat "$1.port")
+}
+if /usr/bin/python3 -c 'import grpc' 2>/dev/null; then
+	grpcsink "$TMP/g1"
+	echo "s3cret-token" >"$TMP/bearer"
+	"$AGENT" record --frequency 99 --output "$TMP/out4.pb.gz" --top 0 --tenant-id team-b \
+		--bearer-token-file "$TMP/bearer" --export "otlp-grpc=http://127.0.0.1:$gport" \
+		-- "$WL/busy" 500 >"$TMP/rec4.log" 2>&1
+	check "record --export otlp-grpc exits 0 once the gRPC server took it" test $? -eq 0
+	kill $gpid
+	protoc --decode=profleet.otlp.ExportProfilesServiceRequest --proto_path="$TOP/proto" \
+		"$TOP/proto/otlp_profiles.proto" <"$TMP/g1/req-1.bin" >"$TMP/g1.txt" 2>&1
+	check "the gRPC request decodes as an ExportProfilesServiceRequest with the workload's functions" \
+		sh -c "grep -q busy_loop '$TMP/g1.txt' && grep -q stack_index '$TMP/g1.txt'"
+	check "... with service.name, and the auth headers as gRPC metadata" \
+		sh -c "grep -q 'service.name' '$TMP/g1.txt' &&
+			grep -qi '^authorization: Bearer s3cret-token' '$TMP/g1/req-1.meta' &&
+			grep -qi '^x-scope-orgid: team-b' '$TMP/g1/req-1.meta'"
+	grpcsink "$TMP/g2" --fail 2 UNAVAILABLE
+	"$AGENT" record --output "$TMP/out5.pb.gz" --top 0 --log-level notice \
+		--export "otlp-grpc=http://127.0.0.1:$gport" -- "$WL/busy" 300 >"$TMP/rec5.log" 2>&1
+	rc=$?
+	check "gRPC UNAVAILABLE twice: delivered on the third try" \
+		sh -c "[ $rc -eq 0 ] && [ -f '$TMP/g2/req-1.bin' ] && grep -q '2 retries' '$TMP/rec5.log'"
+	kill $gpid
+	grpcsink "$TMP/g3" --fail 100 INVALID_ARGUMENT
+	timeout 60 "$AGENT" record --output "$TMP/out6.pb.gz" --top 0 \
+		--export "otlp-grpc=http://127.0.0.1:$gport" -- "$WL/busy" 300 >"$TMP/rec6.log" 2>&1
+	rc=$?
+	check "gRPC INVALID_ARGUMENT: rejected at once, counted, record exits 1" \
+		sh -c "[ $rc -eq 1 ] && grep -q 'grpc-status 3' '$TMP/rec6.log' && [ ! -f '$TMP/g3/req-1.bin' ]"
+	kill $gpid
+else
+	for _ in 1 2 3 4 5; do skip "python3-grpcio missing"; done
+fi
 "$AGENT" record --export bogus >/dev/null 2>&1
 check "a malformed --export exits 2" test $? -eq 2
 finish

@@ -5,7 +5,7 @@ BUILD=${PROFLEET_BUILD:-$TOP/build}
 AGENT=$BUILD/bin/profleet-agent
 WL=$BUILD/workloads
 TMP=$(mktemp -d /tmp/profleet-test.XXXXXX)
-trap 'rm -rf "$TMP"' EXIT
+trap '[ -n "${KEEP_TMP:-}" ] || rm -rf "$TMP"' EXIT
 n=0
 failures=0
 

@@ -232,11 +232,12 @@ static void test_parse(void **state)
 	assert_int_equal(export_parse_target("pyroscope", &t, msg, sizeof(msg)), -EINVAL);
 	assert_int_equal(export_parse_target("=http://h", &t, msg, sizeof(msg)), -EINVAL);
 	assert_int_equal(export_parse_target("dir=", &t, msg, sizeof(msg)), -EINVAL);
-	{	/* OTLP/gRPC is parsed but not there yet: refused with a message */
-		struct export_target o = { .kind = EXPORT_OTLP_GRPC, .url = "http://h:4317" };
+	{	/* the built-in store has no URL of its own: only the agent's connection */
+		struct export_target o = { .kind = EXPORT_CONTROLLER, .url = "store" };
 
 		assert_null(exporter_new(&o, NULL, NULL, msg, sizeof(msg)));
-		assert_non_null(strstr(msg, "not implemented"));
+		assert_non_null(strstr(msg, "connection to the controller"));
+		assert_int_equal(export_parse_target("controller=x", &t, msg, sizeof(msg)), -EINVAL);
 	}
 }
 
