@@ -27,7 +27,7 @@ GEN        := $(BUILD)/gen
 
 COMMON_SRCS := $(wildcard common/*.c)
 AGENT_SRCS  := $(filter-out agent/main.c,$(wildcard agent/*.c))
-PROTO_OBJS  := $(OBJ)/gen/fleet.pb-c.o $(OBJ)/gen/profile.pb-c.o
+PROTO_OBJS  := $(OBJ)/gen/fleet.pb-c.o $(OBJ)/gen/profile.pb-c.o $(OBJ)/gen/pyroscope_push.pb-c.o
 COMMON_OBJS := $(patsubst %.c,$(OBJ)/%.o,$(COMMON_SRCS)) $(PROTO_OBJS)
 LIB_OBJS    := $(patsubst %.c,$(OBJ)/%.o,$(AGENT_SRCS)) $(COMMON_OBJS)
 # the controller's pure parts (unit-tested); server.c and main.c share its global state
@@ -80,7 +80,7 @@ $(OBJ)/gen/%.pb-c.o: $(GEN)/%.pb-c.c
 	$(CC) $(filter-out -Wmissing-prototypes,$(CFLAGS)) -c $< -o $@
 
 # ---- user space -----------------------------------------------------------
-$(OBJ)/%.o: %.c $(SKELS) $(GEN)/fleet.pb-c.h $(GEN)/profile.pb-c.h $(wildcard common/*.h agent/*.h bpf/*.h controller/*.h)
+$(OBJ)/%.o: %.c $(SKELS) $(GEN)/fleet.pb-c.h $(GEN)/profile.pb-c.h $(GEN)/pyroscope_push.pb-c.h $(wildcard common/*.h agent/*.h bpf/*.h controller/*.h)
 	@mkdir -p $(@D)
 	$(CC) $(CFLAGS) -c $< -o $@
 

@@ -322,7 +322,8 @@ static const struct opt_def record_opts[] = {
 	  "print the N hottest functions at the end (default 10, 0 = none)" },
 	{ "export", "PROFLEET_EXPORT", "KIND=URL", set_export,
 	  "also send the profile to a backend: otlp-http=http://HOST:4318, "
-	  "otlp-grpc=http://HOST:4317, pyroscope=http://HOST:4040 or dir=PATH (repeatable)" },
+	  "otlp-grpc=http://HOST:4317, pyroscope=http://HOST:4040 (/ingest), "
+	  "pyroscope-push=http://HOST:4040 (Connect push API) or dir=PATH (repeatable)" },
 	{ "export-header", "PROFLEET_EXPORT_HEADER", "'NAME: VALUE'", set_export_header,
 	  "an extra HTTP header for the exports (repeatable)" },
 	{ "basic-auth", "PROFLEET_BASIC_AUTH", "USER:PASSWORD", set_basic_auth,

@@ -19,6 +19,7 @@
 #include "log.h"
 #include "otlp.h"
 #include "pprof.h"
+#include "pyroscope_push.pb-c.h"
 #include <zlib.h>
 
 struct item {
@@ -48,7 +49,7 @@ struct exporter {
 };
 
 static const char *const kind_names[] = { "dir", "pyroscope", "otlp-http", "otlp-grpc",
-					   "controller" };
+					   "pyroscope-push", "controller" };
 
 const char *export_kind_name(enum export_kind k)
 {
@@ -64,7 +65,7 @@ int export_parse_target(const char *spec, struct export_target *ret, char *msg, 
 			 spec);
 		return -EINVAL;
 	}
-	for (int k = 0; k < 4; k++)
+	for (int k = 0; k < EXPORT_CONTROLLER; k++)
 		if (strlen(kind_names[k]) == (size_t)(eq - spec) &&
 		    !strncmp(spec, kind_names[k], (size_t)(eq - spec))) {
 			ret->kind = (enum export_kind)k;
@@ -76,7 +77,8 @@ int export_parse_target(const char *spec, struct export_target *ret, char *msg, 
 			}
 			return 0;
 		}
-	snprintf(msg, msglen, "--export %s: unknown kind '%.*s' (dir, pyroscope, otlp-http, otlp-grpc)",
+	snprintf(msg, msglen, "--export %s: unknown kind '%.*s' (dir, pyroscope, pyroscope-push, "
+		 "otlp-http, otlp-grpc)",
 		 spec, (int)(eq - spec), spec);
 	return -EINVAL;
 }
@@ -316,6 +318,31 @@ static enum result send_otlp_grpc(struct exporter *e, const struct item *it, int
 	return grpc_retryable(g.status) ? RETRY : REJECTED;
 }
 
+/* Pyroscope's Connect API: the PushRequest (built at submit) as the body. */
+static enum result send_pyroscope_push(struct exporter *e, const struct item *it, int *retry_after)
+{
+	struct curl_slist *h = NULL;
+	struct hdr_state hs = { 0 };
+	char url[4096];
+	enum result r;
+
+	snprintf(url, sizeof(url), "%s/push.v1.PusherService/Push", e->url);
+	common_opts(e, url, &hs);
+	h = curl_slist_append(h, "Content-Type: application/proto");
+	h = curl_slist_append(h, "Connect-Protocol-Version: 1");
+	if (!auth_headers(e, &h)) {
+		curl_slist_free_all(h);
+		return RETRY;
+	}
+	curl_easy_setopt(e->curl, CURLOPT_HTTPHEADER, h);
+	curl_easy_setopt(e->curl, CURLOPT_POSTFIELDS, (const char *)it->pprof_gz);
+	curl_easy_setopt(e->curl, CURLOPT_POSTFIELDSIZE_LARGE, (curl_off_t)it->len);
+	r = http_result(e, curl_easy_perform(e->curl));
+	curl_slist_free_all(h);
+	*retry_after = hs.retry_after;
+	return r;
+}
+
 static enum result send_pyroscope(struct exporter *e, const struct item *it, int *retry_after)
 {
 	struct curl_slist *h = NULL;
@@ -447,6 +474,9 @@ static void *sender_main(void *arg)
 			break;
 		case EXPORT_OTLP_GRPC:
 			r = send_otlp_grpc(e, &it, &retry_after);
+			break;
+		case EXPORT_PYROSCOPE_PUSH:
+			r = send_pyroscope_push(e, &it, &retry_after);
 			break;
 		default:
 			r = send_pyroscope(e, &it, &retry_after);
@@ -603,6 +633,77 @@ static int gzip_bytes(const uint8_t *in, size_t len, uint8_t **ret, size_t *ret_
 	return 0;
 }
 
+/* Prometheus-style label names, as Pyroscope wants them: [A-Za-z0-9_], no leading digit. */
+static void label_name(char *out, size_t len, const char *in)
+{
+	size_t i = 0;
+
+	for (; in[i] && i < len - 1; i++)
+		out[i] = (in[i] >= 'a' && in[i] <= 'z') || (in[i] >= 'A' && in[i] <= 'Z') ||
+			 (in[i] >= '0' && in[i] <= '9' && i) ? in[i] : '_';
+	out[i] = 0;
+}
+
+/* A PushRequest with one series: the profile type, the service, the labels. */
+static int push_request(const uint8_t *gz, size_t gzlen, const char *service,
+			const struct export_label *labels, int nlabels, uint8_t **ret, size_t *ret_len)
+{
+	Profleet__Pyroscope__PushRequest req = PROFLEET__PYROSCOPE__PUSH_REQUEST__INIT;
+	Profleet__Pyroscope__RawProfileSeries ser = PROFLEET__PYROSCOPE__RAW_PROFILE_SERIES__INIT;
+	Profleet__Pyroscope__RawSample smp = PROFLEET__PYROSCOPE__RAW_SAMPLE__INIT;
+	Profleet__Pyroscope__RawProfileSeries *serp = &ser;
+	Profleet__Pyroscope__RawSample *smpp = &smp;
+	int n = nlabels < 64 ? nlabels : 64;
+	Profleet__Pyroscope__LabelPair lv[66], *lp[66];
+	char names[64][128], id[40];
+	unsigned char rnd[16];
+	FILE *f;
+	size_t k = 0;
+
+	for (int i = 0; i < n + 2; i++)
+		profleet__pyroscope__label_pair__init(&lv[i]);
+	lv[k].name = (char *)"__name__";
+	lv[k++].value = (char *)"process_cpu";
+	lv[k].name = (char *)"service_name";
+	lv[k++].value = (char *)(service && *service ? service : "profleet");
+	for (int i = 0; i < n; i++) {
+		label_name(names[i], sizeof(names[i]), labels[i].key);
+		if (!strcmp(names[i], "service_name") || !strcmp(names[i], "__name__") || !names[i][0])
+			continue;
+		lv[k].name = names[i];
+		lv[k++].value = (char *)labels[i].value;
+	}
+	for (size_t i = 0; i < k; i++)
+		lp[i] = &lv[i];
+	/* a version 4 UUID: Pyroscope deduplicates by it */
+	f = fopen("/dev/urandom", "re");
+	if (!f || fread(rnd, 1, sizeof(rnd), f) != sizeof(rnd))
+		for (size_t i = 0; i < sizeof(rnd); i++)
+			rnd[i] = (unsigned char)random();
+	if (f)
+		fclose(f);
+	rnd[6] = (rnd[6] & 0x0f) | 0x40;
+	rnd[8] = (rnd[8] & 0x3f) | 0x80;
+	snprintf(id, sizeof(id), "%02x%02x%02x%02x-%02x%02x-%02x%02x-%02x%02x-%02x%02x%02x%02x%02x%02x",
+		 rnd[0], rnd[1], rnd[2], rnd[3], rnd[4], rnd[5], rnd[6], rnd[7], rnd[8], rnd[9],
+		 rnd[10], rnd[11], rnd[12], rnd[13], rnd[14], rnd[15]);
+	smp.raw_profile.data = (uint8_t *)gz;
+	smp.raw_profile.len = gzlen;
+	smp.id = id;
+	ser.n_labels = k;
+	ser.labels = lp;
+	ser.n_samples = 1;
+	ser.samples = &smpp;
+	req.n_series = 1;
+	req.series = &serp;
+	*ret_len = profleet__pyroscope__push_request__get_packed_size(&req);
+	*ret = malloc(*ret_len + 1);
+	if (!*ret)
+		return -ENOMEM;
+	profleet__pyroscope__push_request__pack(&req, *ret);
+	return 0;
+}
+
 int exporter_submit(struct exporter *e, const struct profile *p, const char *service,
 		    const struct export_label *labels, int nlabels, int64_t from_s, int64_t until_s,
 		    int rate_hz)
@@ -628,6 +729,15 @@ int exporter_submit_routed(struct exporter *e, const struct profile *p, const ch
 		if (!err) {
 			err = gzip_bytes(raw, rawlen, &it.pprof_gz, &it.len);
 			free(raw);
+		}
+	} else if (e->t.kind == EXPORT_PYROSCOPE_PUSH) {
+		uint8_t *gz;
+		size_t gzlen;
+
+		err = pprof__encode(p, true, &gz, &gzlen);
+		if (!err) {
+			err = push_request(gz, gzlen, service, labels, nlabels, &it.pprof_gz, &it.len);
+			free(gz);
 		}
 	} else {
 		err = pprof__encode(p, true, &it.pprof_gz, &it.len);

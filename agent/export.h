@@ -8,7 +8,8 @@
  * errors, 5xx and 429 (honouring Retry-After); a full queue drops its oldest
  * profile; every drop is counted.
  *
- * Kinds: dir (pprof files, rotated), pyroscope (POST /ingest), otlp-http
+ * Kinds: dir (pprof files, rotated), pyroscope (POST /ingest), pyroscope-push
+ * (the Connect push API), otlp-http
  * (POST /v1development/profiles), otlp-grpc (ProfilesService/Export over
  * HTTP/2) and controller (the built-in store, over the agent's websocket).
  */
@@ -20,7 +21,9 @@ struct profile;
 
 enum export_kind {
 	EXPORT_DIR, EXPORT_PYROSCOPE, EXPORT_OTLP_HTTP, EXPORT_OTLP_GRPC,
-	EXPORT_CONTROLLER,	/* the controller's built-in store, over the agent's websocket */
+	EXPORT_PYROSCOPE_PUSH,	/* Pyroscope's Connect API, push.v1.PusherService/Push */
+	EXPORT_CONTROLLER,	/* the controller's built-in store, over the agent's websocket
+				 * (last: not a --export kind) */
 };
 
 /*

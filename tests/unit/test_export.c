@@ -27,7 +27,9 @@
 #include "export.h"
 #include "log.h"
 #include "otlp.h"
+#include "pprof_merge.h"
 #include "profile.h"
+#include "pyroscope_push.pb-c.h"
 
 /* ---- a receiver that answers from a script ---------------------------------------- */
 
@@ -617,6 +619,71 @@ static void test_otlp_http(void **state)
 	recv_stop(&rv);
 }
 
+/* The Connect push API: a PushRequest that Pyroscope's schema reads, with a pprof inside. */
+static void test_pyroscope_push(void **state)
+{
+	struct recv rv;
+	static const char *const script[] = { "503", "200" };
+	struct export_auth auth = { .tenant = "team-p", .basic = "u:pw" };
+	char url[64], msg[256], err[200];
+	struct export_target t = { .kind = EXPORT_PYROSCOPE_PUSH, .url = url };
+	struct exporter_opts o = { .queue_cap = 4, .backoff_base_ms = 50, .backoff_cap_ms = 200,
+				   .timeout_ms = 2000 };
+	Profleet__Pyroscope__PushRequest *pr;
+	struct exporter_stats st;
+	struct pprof_merge *m;
+	struct exporter *e;
+	const struct req *r;
+	const struct profile *mp;
+	bool name = false, svc = false, ns = false, fn = false;
+
+	(void)state;
+	assert_int_equal(export_parse_target("pyroscope-push=http://h:4040", &t, msg, sizeof(msg)), 0);
+	assert_int_equal(t.kind, EXPORT_PYROSCOPE_PUSH);
+	t.url = url;
+	recv_start(&rv, script, 2);
+	snprintf(url, sizeof(url), "http://127.0.0.1:%d", rv.port);
+	e = exporter_new(&t, &auth, &o, msg, sizeof(msg));
+	assert_non_null(e);
+	submit(e, "hot_function", "checkout");
+	assert_int_equal(exporter_drain(e, 5000), 0);
+	exporter_stats(e, &st);
+	assert_int_equal(st.sent, 1);
+	assert_int_equal(st.retries, 1);	/* the 503 */
+	assert_int_equal(nreq(&rv), 2);
+	r = &rv.reqs[1];
+	assert_non_null(strstr(r->line, "POST /push.v1.PusherService/Push "));
+	assert_non_null(strcasestr(r->headers, "Content-Type: application/proto"));
+	assert_non_null(strcasestr(r->headers, "X-Scope-OrgID: team-p"));
+	assert_non_null(strcasestr(r->headers, "Authorization: Basic dTpwdw=="));
+	pr = profleet__pyroscope__push_request__unpack(NULL, r->len, r->body);
+	assert_non_null(pr);
+	assert_int_equal(pr->n_series, 1);
+	for (size_t i = 0; i < pr->series[0]->n_labels; i++) {
+		const Profleet__Pyroscope__LabelPair *l = pr->series[0]->labels[i];
+
+		name |= !strcmp(l->name, "__name__") && !strcmp(l->value, "process_cpu");
+		svc |= !strcmp(l->name, "service_name") && !strcmp(l->value, "checkout");
+		ns |= !strcmp(l->name, "namespace") && !strcmp(l->value, "shop");
+	}
+	assert_true(name && svc && ns);
+	assert_int_equal(pr->series[0]->n_samples, 1);
+	assert_int_equal(strlen(pr->series[0]->samples[0]->id), 36);
+	/* the raw profile is a gzipped pprof with the function in it */
+	m = pprof_merge_new();
+	assert_int_equal(pprof_merge_add(m, pr->series[0]->samples[0]->raw_profile.data,
+					 pr->series[0]->samples[0]->raw_profile.len, err, sizeof(err)), 0);
+	mp = pprof_merge_profile(m);
+	for (uint32_t i = 0; i < mp->nlocations; i++)
+		fn |= !strcmp(mp->locations[i].function, "hot_function");
+	assert_true(fn);
+	assert_int_equal(profile__total(mp), 7);
+	pprof_merge_free(m);
+	profleet__pyroscope__push_request__free_unpacked(pr, NULL);
+	exporter_free(e);
+	recv_stop(&rv);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -628,6 +695,7 @@ int main(void)
 		cmocka_unit_test(test_dir),
 		cmocka_unit_test(test_otlp_golden),
 		cmocka_unit_test(test_otlp_http),
+		cmocka_unit_test(test_pyroscope_push),
 	};
 
 	log_set_level(LOG_LVL_ERROR);
