@@ -39,7 +39,10 @@ static const char *const semconv[][2] = {
 	{ "pod_uid", "k8s.pod.uid" }, { "container", "k8s.container.name" },
 	{ "node", "k8s.node.name" }, { "container_id", "container.id" },
 	{ "pid", "process.pid" }, { "hostname", "host.name" },
-	{ "service_name", "service.name" },
+	{ "service_name", "service.name" }, { "deployment", "k8s.deployment.name" },
+	{ "statefulset", "k8s.statefulset.name" }, { "daemonset", "k8s.daemonset.name" },
+	{ "job", "k8s.job.name" }, { "cronjob", "k8s.cronjob.name" },
+	{ "replicaset", "k8s.replicaset.name" }, { "policy", "profleet.policy" },
 };
 
 const char *otlp__attr_key(const char *key)

@@ -490,14 +490,26 @@ static void target_identity(struct run *r, struct target *t, const Profleet__Fle
 		{ "node", r->cfg.node_name },
 	};
 	int nfixed = (int)(sizeof(fixed) / sizeof(fixed[0])), n = 0;
+	char pols[2048];
+	size_t pn = 0;
 
-	t->labels = calloc((size_t)nfixed + in->n_labels + 1, sizeof(*t->labels));
-	t->label_mem = calloc(((size_t)nfixed + in->n_labels + 1) * 2, sizeof(char *));
+	t->labels = calloc((size_t)nfixed + in->n_labels + 2, sizeof(*t->labels));
+	t->label_mem = calloc(((size_t)nfixed + in->n_labels + 2) * 2, sizeof(char *));
 	if (!t->labels || !t->label_mem)
 		return;
 	for (int i = 0; i < nfixed; i++) {
 		t->label_mem[2 * n] = strdup(fixed[i][0]);
 		t->label_mem[2 * n + 1] = strdup(fixed[i][1] ? fixed[i][1] : "");
+		n++;
+	}
+	/* the policies that select it: policy=ns/a,ns/b */
+	pols[0] = 0;
+	for (size_t i = 0; i < in->n_policies && pn < sizeof(pols) - 1; i++)
+		pn += (size_t)snprintf(pols + pn, sizeof(pols) - pn, "%s%s", i ? "," : "",
+				       in->policies[i]);
+	if (pn) {
+		t->label_mem[2 * n] = strdup("policy");
+		t->label_mem[2 * n + 1] = strdup(pols);
 		n++;
 	}
 	for (size_t i = 0; i < in->n_labels; i++) {

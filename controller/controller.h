@@ -111,9 +111,10 @@ struct ctl {
 	struct hmap pods;	/* uid -> struct pod */
 	struct hmap pods_by_name;	/* ns/name -> struct pod (same objects) */
 	struct hmap namespaces, nodes;	/* name -> struct named_labels */
+	struct hmap replicasets;	/* "ns/name" -> named_labels {deployment: NAME} */
 	struct hmap policies;	/* "P:ns/name" or "C:name" -> struct policy */
 	struct hmap backends;	/* name -> struct backend */
-	uint64_t gen_pods, gen_ns, gen_nodes, gen_pp, gen_cpp, gen_cpb;
+	uint64_t gen_pods, gen_ns, gen_nodes, gen_pp, gen_cpp, gen_cpb, gen_rs;
 	/* fleet */
 	struct hmap node_states;	/* name -> struct node_state */
 	struct conn *conns;

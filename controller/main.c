@@ -119,10 +119,11 @@ static void pods_end(void *ctx)
 	pthread_mutex_unlock(&ctl.lock);
 }
 
-/* Namespaces and Nodes share one shape. */
+/* Namespaces, Nodes and ReplicaSets share one shape. */
 struct nl_ctx {
 	struct hmap *map;
 	uint64_t *gen;
+	int (*parse)(const cJSON *obj, struct named_labels *ret);
 };
 
 static void nl_begin(void *ctx)
@@ -139,7 +140,7 @@ static void nl_event(void *ctx, enum k8s_event ev, const cJSON *obj)
 	struct nl_ctx *x = ctx;
 	struct named_labels *n = calloc(1, sizeof(*n)), *old = NULL;
 
-	if (!n || named_labels_from_json(obj, n)) {
+	if (!n || x->parse(obj, n)) {
 		free(n);
 		return;
 	}
@@ -181,8 +182,9 @@ static void nl_end(void *ctx)
 	pthread_mutex_unlock(&ctl.lock);
 }
 
-static struct nl_ctx ns_ctx = { &ctl.namespaces, &ctl.gen_ns };
-static struct nl_ctx node_ctx = { &ctl.nodes, &ctl.gen_nodes };
+static struct nl_ctx ns_ctx = { &ctl.namespaces, &ctl.gen_ns, named_labels_from_json };
+static struct nl_ctx node_ctx = { &ctl.nodes, &ctl.gen_nodes, named_labels_from_json };
+static struct nl_ctx rs_ctx = { &ctl.replicasets, &ctl.gen_rs, replicaset_from_json };
 
 /* Policies: ctx is (void *)1 for cluster policies. */
 static void pol_begin(void *ctx)
@@ -865,10 +867,13 @@ static struct status_write *reconcile_locked(void)
 	in.nodes = (struct named_labels **)map_values(&ctl.nodes, &in.nnodes);
 	in.backends = (struct backend **)map_values(&ctl.backends, &in.nbackends);
 	in.store = ctl.store != NULL;
+	in.replicasets = (struct named_labels **)map_values(&ctl.replicasets, &in.nreplicasets);
 	if (!in.policies || !in.active || !in.pods || !in.namespaces || !in.nodes || !in.backends)
 		goto out;
 	qsort(in.namespaces, (size_t)in.nnamespaces, sizeof(void *), cmp_named_ptr);
 	qsort(in.nodes, (size_t)in.nnodes, sizeof(void *), cmp_named_ptr);
+	if (in.replicasets)
+		qsort(in.replicasets, (size_t)in.nreplicasets, sizeof(void *), cmp_named_ptr);
 	qsort(in.backends, (size_t)in.nbackends, sizeof(void *), cmp_backend_ptr);
 	ctl.stats.reconciles++;
 	for (int i = 0; i < npol; i++) {
@@ -947,6 +952,7 @@ out:
 	free(in.namespaces);
 	free(in.nodes);
 	free(in.backends);
+	free(in.replicasets);
 	return writes;
 }
 
@@ -1238,7 +1244,7 @@ int main(int argc, char **argv)
 	static const struct k8s_informer_ops nl_ops = { nl_begin, nl_event, nl_end };
 	static const struct k8s_informer_ops pol_ops = { pol_begin, pol_event, pol_end };
 	static const struct k8s_informer_ops cpb_ops = { cpb_begin, cpb_event, cpb_end };
-	struct k8s_informer *inf[6] = { 0 };
+	struct k8s_informer *inf[7] = { 0 };
 	pthread_t t_rec, t_auth, t_lease;
 	struct sigaction sa = { .sa_handler = on_signal };
 	char err[512];
@@ -1296,7 +1302,9 @@ int main(int argc, char **argv)
 				    (void *)1);
 	inf[5] = k8s_informer_start(&ctl.kcfg, GROUP_PATH "/clusterprofilingbackends", &cpb_ops,
 				    NULL);
-	for (int i = 0; i < 6; i++)
+	/* ReplicaSets: only to name a pod's Deployment */
+	inf[6] = k8s_informer_start(&ctl.kcfg, "/apis/apps/v1/replicasets", &nl_ops, &rs_ctx);
+	for (int i = 0; i < 7; i++)
 		if (!inf[i]) {
 			log_error("cannot start informers");
 			return 1;
@@ -1316,7 +1324,7 @@ int main(int argc, char **argv)
 	pthread_join(t_auth, NULL);
 	if (!ctl.opt.no_leader_election)
 		pthread_join(t_lease, NULL);
-	for (int i = 0; i < 6; i++)
+	for (int i = 0; i < 7; i++)
 		k8s_informer_stop(inf[i]);
 	http_stop(ctl.http);
 	server_stop(&ctl);

@@ -257,6 +257,8 @@ void pod_free(struct pod *p)
 	free(p->uid);
 	free(p->node);
 	free(p->service_annotation);
+	free(p->owner_kind);
+	free(p->owner_name);
 	free(p->phase);
 	labels_free(&p->labels);
 	for (int i = 0; i < p->ncontainers; i++) {
@@ -265,6 +267,84 @@ void pod_free(struct pod *p)
 	}
 	free(p->containers);
 	memset(p, 0, sizeof(*p));
+}
+
+/* The ownerReference with controller: true (kind and name copied), if any. */
+static void controller_owner(const cJSON *obj, char **kind, char **name)
+{
+	const cJSON *o;
+
+	*kind = *name = NULL;
+	cJSON_ArrayForEach(o, k8s_get(obj, "metadata.ownerReferences")) {
+		if (!cJSON_IsTrue(k8s_get(o, "controller")) || !k8s_str(o, "kind") ||
+		    !k8s_str(o, "name"))
+			continue;
+		*kind = strdup(k8s_str(o, "kind"));
+		*name = strdup(k8s_str(o, "name"));
+		return;
+	}
+}
+
+int replicaset_from_json(const cJSON *obj, struct named_labels *ret)
+{
+	char *kind, *name;
+	const char *ns = k8s_str(obj, "metadata.namespace"), *n = k8s_str(obj, "metadata.name");
+
+	memset(ret, 0, sizeof(*ret));
+	if (!ns || !n || asprintf(&ret->name, "%s/%s", ns, n) < 0) {
+		ret->name = NULL;
+		return -EINVAL;
+	}
+	controller_owner(obj, &kind, &name);
+	if (kind && name && !strcmp(kind, "Deployment")) {
+		ret->labels.kv = calloc(1, sizeof(struct kv));
+		if (ret->labels.kv) {
+			ret->labels.kv[0].key = strdup("deployment");
+			ret->labels.kv[0].value = name;
+			name = NULL;
+			ret->labels.n = 1;
+		}
+	}
+	free(kind);
+	free(name);
+	return 0;
+}
+
+static int cmp_named_key(const void *key, const void *elem)
+{
+	return strcmp(key, (*(struct named_labels *const *)elem)->name);
+}
+
+bool pod_workload(const struct pod *p, struct named_labels *const *replicasets, int nrs,
+		  const char **ret_kind, const char **ret_name)
+{
+	static const char *const kinds[][2] = {
+		{ "StatefulSet", "statefulset" }, { "DaemonSet", "daemonset" }, { "Job", "job" },
+		{ "ReplicaSet", "replicaset" },
+	};
+
+	if (!p->owner_kind || !p->owner_name)
+		return false;
+	for (size_t i = 0; i < sizeof(kinds) / sizeof(kinds[0]); i++) {
+		if (strcmp(p->owner_kind, kinds[i][0]))
+			continue;
+		*ret_kind = kinds[i][1];
+		*ret_name = p->owner_name;
+		if (i == 3 && nrs) {	/* a ReplicaSet: its Deployment, when one controls it */
+			char key[600];
+			struct named_labels *const *rs;
+
+			snprintf(key, sizeof(key), "%s/%s", p->ns, p->owner_name);
+			rs = bsearch(key, replicasets, (size_t)nrs, sizeof(*replicasets),
+				     cmp_named_key);
+			if (rs && (*rs)->labels.n) {
+				*ret_kind = "deployment";
+				*ret_name = (*rs)->labels.kv[0].value;
+			}
+		}
+		return true;
+	}
+	return false;
 }
 
 int pod_from_json(const cJSON *obj, struct pod *ret)
@@ -286,6 +366,7 @@ int pod_from_json(const cJSON *obj, struct pod *ret)
 	sv = cJSON_IsObject(ann) ?
 		cJSON_GetObjectItemCaseSensitive(ann, "profiling.profleet.dev/service-name") : NULL;
 	ret->service_annotation = cJSON_IsString(sv) ? strdup(sv->valuestring) : NULL;
+	controller_owner(obj, &ret->owner_kind, &ret->owner_name);
 	if (labels_from_json(k8s_get(obj, "metadata.labels"), &ret->labels))
 		goto bad;
 	if (cJSON_IsArray(specs) && cJSON_GetArraySize(specs) <= MAX_LIST) {

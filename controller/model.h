@@ -44,6 +44,7 @@ struct pod {
 	char *ns, *name, *uid, *node;
 	struct labels labels;
 	char *service_annotation;	/* profiling.profleet.dev/service-name */
+	char *owner_kind, *owner_name;	/* the controlling ownerReference, if any */
 	char *phase;
 	int ncontainers;
 	struct container_ref *containers;
@@ -114,6 +115,14 @@ void pod_free(struct pod *p);
 int pod_from_json(const cJSON *obj, struct pod *ret);
 void named_labels_free(struct named_labels *n);
 int named_labels_from_json(const cJSON *obj, struct named_labels *ret);
+/* A ReplicaSet as a named_labels: name "namespace/name", one label "deployment"
+ * when a Deployment controls it. */
+int replicaset_from_json(const cJSON *obj, struct named_labels *ret);
+/* The workload a pod belongs to: kind in lower case ("deployment", "statefulset",
+ * "daemonset", "job", "cronjob", "replicaset") and name; false when none.
+ * replicasets (sorted by name) turn a ReplicaSet into its Deployment. */
+bool pod_workload(const struct pod *p, struct named_labels *const *replicasets, int nrs,
+		  const char **ret_kind, const char **ret_name);
 void backend_free(struct backend *b);
 int backend_from_json(const cJSON *obj, struct backend *ret);
 bool backend_allows(const struct backend *b, const char *ns);

@@ -304,7 +304,7 @@ uint8_t *resolve_encode(const struct resolve_input *in, const struct node_target
 		const struct pod *pod = rt->pod;
 		Profleet__Fleet__V1__Target *t = &tv[i];
 		struct label_buf *lb = &lbs[i];
-		int ncap = 2, nb = 0;
+		int ncap = 3, nb = 0;
 		const char *svc = NULL;
 
 		profleet__fleet__v1__target__init(t);
@@ -343,6 +343,12 @@ uint8_t *resolve_encode(const struct resolve_input *in, const struct node_target
 			svc = labels_get(&pod->labels, "app.kubernetes.io/name");
 		if (svc)
 			label_add(lb, "service_name", svc);
+		{	/* the workload: deployment=NAME, statefulset=NAME, ... */
+			const char *wk, *wn;
+
+			if (pod_workload(pod, in->replicasets, in->nreplicasets, &wk, &wn))
+				label_add(lb, wk, wn);
+		}
 		for (int k = 0; k < rt->npolicies; k++) {
 			const struct policy *p = in->policies[rt->policies[k]];
 

@@ -24,6 +24,8 @@ struct resolve_input {
 	int nnodes;
 	struct backend **backends;		/* sorted by name */
 	int nbackends;
+	struct named_labels **replicasets;	/* "ns/name", sorted: ReplicaSet -> Deployment */
+	int nreplicasets;
 	/* the controller's built-in store takes the profiles of policies that name no
 	 * backend (as the backend "@store" of type "controller"); false: they only count */
 	bool store;

@@ -433,6 +433,123 @@ static void test_resolve(void **state)
 	}
 }
 
+/* Who a pod belongs to (via its ReplicaSet), and the built-in store as a backend. */
+static struct pod *owned_pod(const char *name, const char *owner_kind, const char *owner,
+			     const char *cid1)
+{
+	char yaml[2048];
+	cJSON *j;
+	struct pod *p = calloc(1, sizeof(*p));
+
+	snprintf(yaml, sizeof(yaml),
+		 "{metadata: {namespace: shop, name: %s, uid: uid-%s, labels: {app: x},"
+		 " ownerReferences: [{kind: Other, name: nope}, {kind: %s, name: %s, controller: true}]},"
+		 " spec: {nodeName: node-a, containers: [{name: app}]},"
+		 " status: {phase: Running, containerStatuses: [{name: app, containerID: 'containerd://%s'}]}}",
+		 name, name, owner_kind, owner, cid1);
+	j = Y(yaml);
+	assert_int_equal(pod_from_json(j, p), 0);
+	cJSON_Delete(j);
+	return p;
+}
+
+static void test_workload_and_store(void **state)
+{
+	struct pod *pods[] = {
+		owned_pod("checkout-7d9f-abcde", "ReplicaSet", "checkout-7d9f", cid(11)),
+		owned_pod("db-0", "StatefulSet", "db", cid(12)),
+		owned_pod("bare-rs-x", "ReplicaSet", "bare-rs", cid(13)),
+		POD("shop", "loner", "node-a", "{app: x}", cid(14), cid(15)),
+	};
+	struct named_labels rs[2], *rsp[2] = { &rs[0], &rs[1] };
+	struct policy *pols[] = {
+		P("{metadata: {name: all, namespace: shop}, spec: {selector: {podSelector: {}}}}", false),
+	};
+	bool active[] = { true };
+	struct resolve_input in = { .policies = pols, .active = active, .npolicies = 1,
+				    .pods = pods, .npods = 4, .replicasets = rsp, .nreplicasets = 2,
+				    .store = true };
+	struct resolve_output out;
+	const char *kind, *name;
+	cJSON *j;
+	size_t len;
+	uint8_t *buf;
+	Profleet__Fleet__V1__ControllerMessage *m;
+	int seen = 0;
+
+	(void)state;
+	j = Y("{metadata: {namespace: shop, name: checkout-7d9f,"
+	      " ownerReferences: [{kind: Deployment, name: checkout, controller: true}]}}");
+	assert_int_equal(replicaset_from_json(j, &rs[1]), 0);
+	cJSON_Delete(j);
+	j = Y("{metadata: {namespace: shop, name: bare-rs}}");
+	assert_int_equal(replicaset_from_json(j, &rs[0]), 0);
+	cJSON_Delete(j);
+	assert_string_equal(rs[1].name, "shop/checkout-7d9f");
+	assert_int_equal(rs[0].labels.n, 0);
+	/* sorted by name, as the controller hands them over */
+	assert_true(strcmp(rs[0].name, rs[1].name) < 0);
+
+	assert_true(pod_workload(pods[0], rsp, 2, &kind, &name));
+	assert_string_equal(kind, "deployment");
+	assert_string_equal(name, "checkout");
+	assert_true(pod_workload(pods[1], rsp, 2, &kind, &name));
+	assert_string_equal(kind, "statefulset");
+	assert_string_equal(name, "db");
+	assert_true(pod_workload(pods[2], rsp, 2, &kind, &name));
+	assert_string_equal(kind, "replicaset");
+	assert_string_equal(name, "bare-rs");
+	assert_false(pod_workload(pods[3], rsp, 2, &kind, &name));
+	assert_true(pod_workload(pods[0], NULL, 0, &kind, &name));	/* ReplicaSets unknown */
+	assert_string_equal(kind, "replicaset");
+
+	assert_int_equal(resolve(&in, &out), 0);
+	buf = resolve_encode(&in, node(&out, "node-a"), 7, &len);
+	m = profleet__fleet__v1__controller_message__unpack(NULL, len, buf);
+	assert_non_null(m);
+	/* a policy without backendRefs goes to the built-in store */
+	assert_int_equal(m->targets->n_backends, 1);
+	assert_string_equal(m->targets->backends[0]->name, "@store");
+	assert_string_equal(m->targets->backends[0]->type, "controller");
+	for (size_t i = 0; i < m->targets->n_targets; i++) {
+		const Profleet__Fleet__V1__Target *t = m->targets->targets[i];
+
+		assert_int_equal(t->n_backends, 1);
+		assert_string_equal(t->backends[0], "@store");
+		for (size_t k = 0; k < t->n_labels; k++) {
+			if (!strcmp(t->pod_name, "checkout-7d9f-abcde") &&
+			    !strcmp(t->labels[k]->key, "deployment") &&
+			    !strcmp(t->labels[k]->value, "checkout"))
+				seen |= 1;
+			if (!strcmp(t->pod_name, "db-0") && !strcmp(t->labels[k]->key, "statefulset"))
+				seen |= 2;
+		}
+	}
+	assert_int_equal(seen, 3);
+	profleet__fleet__v1__controller_message__free_unpacked(m, NULL);
+	free(buf);
+	resolve_output_free(&out);
+	/* without a store, such a policy has no backend at all */
+	in.store = false;
+	assert_int_equal(resolve(&in, &out), 0);
+	buf = resolve_encode(&in, node(&out, "node-a"), 8, &len);
+	m = profleet__fleet__v1__controller_message__unpack(NULL, len, buf);
+	assert_non_null(m);
+	assert_int_equal(m->targets->n_backends, 0);
+	assert_int_equal(m->targets->targets[0]->n_backends, 0);
+	profleet__fleet__v1__controller_message__free_unpacked(m, NULL);
+	free(buf);
+	resolve_output_free(&out);
+	for (int i = 0; i < 4; i++) {
+		pod_free(pods[i]);
+		free(pods[i]);
+	}
+	policy_free(pols[0]);
+	free(pols[0]);
+	for (int i = 0; i < 2; i++)
+		named_labels_free(&rs[i]);
+}
+
 static void test_kubeconfig(void **state)
 {
 	char dir[128], path[512], err[512];
@@ -564,6 +681,7 @@ int main(void)
 		cmocka_unit_test(test_policy_validation),
 		cmocka_unit_test(test_container_ids),
 		cmocka_unit_test(test_resolve),
+		cmocka_unit_test(test_workload_and_store),
 		cmocka_unit_test(test_kubeconfig),
 		cmocka_unit_test(test_in_cluster),
 		cmocka_unit_test(test_times_and_backoff),
