@@ -484,6 +484,10 @@ static void *sender_main(void *arg)
 
 		pthread_mutex_lock(&e->lock);
 		e->busy = false;
+		if (r == SENT)
+			e->st.last_success_unix = time(NULL);
+		else
+			e->st.last_failure_unix = time(NULL);
 		if (r == SENT) {
 			e->st.sent++;
 			attempt = 0;

@@ -61,6 +61,7 @@ struct exporter_opts {
 
 struct exporter_stats {
 	uint64_t submitted, sent, retries, dropped_full, dropped_rejected, queued;
+	int64_t last_success_unix, last_failure_unix;	/* 0 = never */
 	char last_error[160];
 };
 

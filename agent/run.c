@@ -115,6 +115,7 @@ struct run {
 	int ncli_exporters;
 	int64_t interval_start_ns;
 	uint64_t exported, export_failures;
+	uint64_t last_sent_export_sig;	/* what the exporters looked like at the last counters */
 };
 
 static void target_free(struct target *t)
@@ -637,13 +638,45 @@ static void apply_set(struct run *r, Profleet__Fleet__V1__TargetSet *set)
 static void send_counters(struct run *r, bool force)
 {
 	Profleet__Fleet__V1__Counters c = PROFLEET__FLEET__V1__COUNTERS__INIT;
-	Profleet__Fleet__V1__PolicyCount *pcs, **pp;
+	Profleet__Fleet__V1__PolicyCount *pcs = NULL, **pp = NULL;
+	Profleet__Fleet__V1__ExporterCount *exs = NULL, **exp = NULL;
+	static char errs[64][160];
 	struct sampler_stats ss;
-	int n = 0;
+	uint64_t sig = 0;
+	int n = 0, nex;
 
+	/* how the exports go, per backend */
+	nex = 0;
+	hmap_for_each(&r->exporters, it)
+		nex++;
+	exs = calloc((size_t)nex + 1, sizeof(*exs));
+	exp = calloc((size_t)nex + 1, sizeof(*exp));
+	nex = 0;
+	hmap_for_each(&r->exporters, it) {
+		struct exporter_stats es;
+
+		if (!exs || !exp)
+			break;
+		exporter_stats(((struct fbackend *)it->val)->e, &es);
+		profleet__fleet__v1__exporter_count__init(&exs[nex]);
+		exs[nex].backend = it->key;
+		exs[nex].sent = es.sent;
+		exs[nex].dropped = es.dropped_full + es.dropped_rejected;
+		exs[nex].retries = es.retries;
+		exs[nex].last_success_unix = es.last_success_unix;
+		exs[nex].last_failure_unix = es.last_failure_unix;
+		exs[nex].queued = (uint32_t)es.queued;
+		snprintf(errs[nex % 64], sizeof(errs[0]), "%s", es.last_error);
+		exs[nex].last_error = errs[nex % 64];
+		sig += es.sent * 3 + exs[nex].dropped * 5 + es.retries * 7;
+		exp[nex] = &exs[nex];
+		if (++nex == 64)
+			break;
+	}
 	/* an idle agent sends nothing: the controller's CPU stays idle too */
-	if (!force && r->counters_sent_once && r->samples == r->last_sent_samples)
-		return;
+	if (!force && r->counters_sent_once && r->samples == r->last_sent_samples &&
+	    sig == r->last_sent_export_sig)
+		goto out;
 	sampler__stats(r->s, &ss);
 	pcs = calloc(r->policy_samples.n + 1, sizeof(*pcs));
 	pp = calloc(r->policy_samples.n + 1, sizeof(*pp));
@@ -666,12 +699,19 @@ static void send_counters(struct run *r, bool force)
 	c.started_unix = r->started_unix;
 	c.n_policies = (size_t)n;
 	c.policies = pp;
+	if (exs && exp) {
+		c.n_exporters = (size_t)nex;
+		c.exporters = exp;
+	}
 	fleet_client_counters(r->fc, &c);
 	r->last_sent_samples = r->samples;
+	r->last_sent_export_sig = sig;
 	r->counters_sent_once = true;
 out:
 	free(pcs);
 	free(pp);
+	free(exs);
+	free(exp);
 }
 
 static void write_state(struct run *r)

@@ -91,6 +91,15 @@ struct node_state {
 	struct hmap base;	/* policy key -> (uint64_t *) samples from earlier agent runs */
 	uint64_t total_samples, dropped, errors;
 	uint64_t uploads, uploads_refused;	/* profiles for the built-in store */
+	struct hmap exporters;	/* backend name -> struct export_state, from the counters */
+};
+
+/* How one agent's sends to one backend go (its latest counters). */
+struct export_state {
+	uint64_t sent, dropped, retries;
+	int64_t last_success, last_failure;
+	uint32_t queued;
+	char last_error[160];
 };
 
 struct ctl_stats {

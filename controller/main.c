@@ -705,9 +705,48 @@ static void policy_agents(const struct policy *p, int pi, const struct resolve_o
 	*ret_samples = samples;
 }
 
+/*
+ * How the exports of a policy go, over the agents that took samples for it:
+ * the newest delivery, the drops, and one backend that fails right now (its
+ * last attempt failed after its last success), if any.
+ */
+struct export_summary {
+	int64_t last_success;
+	uint64_t dropped;
+	char failing[300];
+};
+
+static void policy_exports(const struct policy *p, struct export_summary *ret)
+{
+	memset(ret, 0, sizeof(*ret));
+	hmap_for_each(&ctl.node_states, it) {
+		struct node_state *ns = it->val;
+
+		if (!hmap_get(&ns->samples, p->key))
+			continue;	/* this agent never sampled for it */
+		for (int i = 0; i < (p->nbackends ? p->nbackends : 1); i++) {
+			const char *b = p->nbackends ? p->backends[i] : STORE_NAME;
+			struct export_state *es = hmap_get(&ns->exporters, b);
+
+			if (!es)
+				continue;
+			if (es->last_success > ret->last_success)
+				ret->last_success = es->last_success;
+			ret->dropped += es->dropped;
+			if (!ret->failing[0] && es->last_failure > es->last_success)
+				snprintf(ret->failing, sizeof(ret->failing),
+					 "exports to %s from node %s fail: %s (%u queued, %llu dropped)",
+					 !strcmp(b, STORE_NAME) ? "the built-in store" : b, ns->name,
+					 es->last_error[0] ? es->last_error : "error",
+					 es->queued, (unsigned long long)es->dropped);
+		}
+	}
+}
+
 static struct status_write *policy_status(struct policy *p, int pi, const struct policy_result *r,
 					  const struct resolve_output *out)
 {
+	struct export_summary ex;
 	struct policy_rt *rt = rt_get(p);
 	cJSON *st, *conds, *body;
 	enum policy_phase phase;
@@ -722,6 +761,7 @@ static struct status_write *policy_status(struct policy *p, int pi, const struct
 		return NULL;
 	k8s_time_format(now_unix, now, sizeof(now));
 	policy_agents(p, pi, out, &nodes, &acked, &connected, &samples);
+	policy_exports(p, &ex);
 	if ((int64_t)samples < p->srv_samples)	/* agents restarted along with us */
 		samples = (uint64_t)p->srv_samples;
 	body = cJSON_CreateObject();
@@ -797,6 +837,8 @@ static struct status_write *policy_status(struct policy *p, int pi, const struct
 			snprintf(msg, sizeof(msg), "%d of %d targeted node(s) have no agent connected",
 				 nodes - connected, nodes);
 			add_cond(conds, p, "Degraded", true, "AgentsMissing", msg, now);
+		} else if (ex.failing[0]) {
+			add_cond(conds, p, "Degraded", true, "ExportFailing", ex.failing, now);
 		} else {
 			add_cond(conds, p, "Degraded", false, "AsExpected", "nothing is degraded", now);
 		}
@@ -806,6 +848,12 @@ static struct status_write *policy_status(struct policy *p, int pi, const struct
 	cJSON_AddNumberToObject(st, "targetedNodes", r->accepted ? nodes : 0);
 	cJSON_AddNumberToObject(st, "targetedPods", r->accepted ? r->pods : 0);
 	cJSON_AddNumberToObject(st, "samplesCollected", (double)samples);
+	if (r->accepted && ex.last_success) {
+		k8s_time_format(ex.last_success, t, sizeof(t));
+		cJSON_AddStringToObject(st, "lastExportTime", t);
+	}
+	if (r->accepted && ex.dropped)
+		cJSON_AddNumberToObject(st, "profilesDropped", (double)ex.dropped);
 	if (rt->start) {
 		k8s_time_format(rt->start, t, sizeof(t));
 		cJSON_AddStringToObject(st, "startTime", t);

@@ -80,6 +80,29 @@ static void handle_counters(struct ctl *c, struct conn *cn,
 			*v = 0;
 		}
 	}
+	for (size_t i = 0; i < m->n_exporters && i < 256; i++) {
+		const Profleet__Fleet__V1__ExporterCount *x = m->exporters[i];
+		struct export_state *es;
+
+		if (!x->backend || !*x->backend || strlen(x->backend) > 253)
+			continue;
+		es = hmap_get(&ns->exporters, x->backend);
+		if (!es) {
+			es = calloc(1, sizeof(*es));
+			if (!es || hmap_put(&ns->exporters, x->backend, es, NULL)) {
+				free(es);
+				continue;
+			}
+		}
+		es->sent = x->sent;
+		es->dropped = x->dropped;
+		es->retries = x->retries;
+		es->last_success = x->last_success_unix;
+		es->last_failure = x->last_failure_unix;
+		es->queued = x->queued;
+		snprintf(es->last_error, sizeof(es->last_error), "%s",
+			 x->last_error ? x->last_error : "");
+	}
 	ns->started_unix = m->started_unix;
 	ns->total_samples = m->samples;
 	ns->dropped = m->dropped;

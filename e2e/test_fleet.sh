@@ -365,6 +365,52 @@ check "OTLP: POST /v1development/profiles, protobuf, gzip" \
 check "OTLP: resource attributes by the semantic conventions, and the workload's frames" \
 	sh -c "grep -q 'k8s.pod.name' '$W/otlp.txt' && grep -q 'string_value: \"web-1\"' '$W/otlp.txt' && grep -q 'k8s.namespace.name' '$W/otlp.txt' && grep -q 'string_value: \"checkout\"' '$W/otlp.txt' && grep -q '\"busy_loop\"' '$W/otlp.txt'"
 
+wait_until 10 sh -c "exec 2>/dev/null; [ -n \"\$(kubectl --kubeconfig '$KC' get profilingpolicy -n $SHOP web -o jsonpath='{.status.lastExportTime}')\" ]"
+check "status: lastExportTime ($(pstatus "$SHOP" web '{.status.lastExportTime}')), not Degraded" \
+	[ "$(pstatus "$SHOP" web '{.status.conditions[?(@.type=="Degraded")].status}')" = False ]
+
+# the workload owner: web-1 belongs to a ReplicaSet of the Deployment "checkout"
+k create deployment checkout -n "$SHOP" --image=busybox --replicas=0 >/dev/null 2>&1
+DUID=$(k get deployment -n "$SHOP" checkout -o jsonpath='{.metadata.uid}')
+cat >"$W/rs.json" <<EOF
+{"apiVersion": "apps/v1", "kind": "ReplicaSet",
+ "metadata": {"name": "checkout-5d8f", "namespace": "$SHOP",
+	      "ownerReferences": [{"apiVersion": "apps/v1", "kind": "Deployment", "name": "checkout",
+				   "uid": "$DUID", "controller": true}]},
+ "spec": {"replicas": 0, "selector": {"matchLabels": {"app": "web"}},
+	  "template": {"metadata": {"labels": {"app": "web"}}, "spec": {"containers": [{"name": "app", "image": "busybox"}]}}}}
+EOF
+k create -f "$W/rs.json" >/dev/null
+RSUID=$(k get replicaset -n "$SHOP" checkout-5d8f -o jsonpath='{.metadata.uid}')
+k patch pod -n "$SHOP" web-1 --type=merge -p "{\"metadata\": {\"ownerReferences\": [{\"apiVersion\": \"apps/v1\",
+	\"kind\": \"ReplicaSet\", \"name\": \"checkout-5d8f\", \"uid\": \"$RSUID\", \"controller\": true}]}}" >/dev/null
+wait_until 20 sh -c "grep -l 'deployment%3Dcheckout' '$W'/sink/req-*.txt >/dev/null 2>&1"
+check "profiles name the workload: deployment=checkout, found through the pod's ReplicaSet" \
+	sh -c "grep -l 'deployment%3Dcheckout' '$W'/sink/req-*.txt | xargs grep -l 'pod%3Dweb-1' | grep -q . &&
+		grep -l 'policy%3D' '$W'/sink/req-*.txt | grep -q ."
+
+# a backend that is down: the policy says so in its Degraded condition
+cat >"$W/dead.yaml" <<EOF
+apiVersion: profiling.profleet.dev/v1alpha1
+kind: ClusterProfilingBackend
+metadata: {name: dead-$RUN}
+spec: {type: pyroscope, url: "http://127.0.0.1:1", allowedNamespaces: ["*"]}
+EOF
+k apply -f "$W/dead.yaml" >/dev/null
+degraded() { k get profilingpolicy -n "$SHOP" web -o jsonpath="{.status.conditions[?(@.type==\"Degraded\")].$1}" 2>/dev/null; }
+policy web "$SHOP" 49 "export: {backendRefs: [sink-$RUN, dead-$RUN]}"
+end=$(($(date +%s) + 20))
+while [ "$(date +%s)" -lt "$end" ] && [ "$(degraded reason)" != ExportFailing ]; do sleep 0.3; done
+dmsg=$(degraded message)
+dst=$(degraded status)
+note "Degraded: $dmsg"
+check "a dead backend: Degraded=True, reason ExportFailing, naming the backend" \
+	sh -c "[ '$dst' = True ] && case \"\$1\" in *dead-$RUN*) true ;; *) false ;; esac" _ "$dmsg"
+policy web "$SHOP" 49 "export: {backendRefs: [sink-$RUN, otlp-$RUN]}"
+end=$(($(date +%s) + 15))
+while [ "$(date +%s)" -lt "$end" ] && [ "$(degraded status)" != False ]; do sleep 0.3; done
+check "without the dead backend the policy is no longer Degraded" [ "$(degraded status)" = False ]
+
 # ---- a node whose containers are found in a cgroup v1 hierarchy ----------------------------
 V1=$(awk '$9 == "cgroup" && $NF ~ /name=systemd/ { print $5; exit }' /proc/self/mountinfo)
 if [ -n "$V1" ] && mkdir -p "$V1/profleet-e2e-$RUN"; then
