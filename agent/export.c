@@ -142,7 +142,10 @@ static bool auth_headers(struct exporter *e, struct curl_slist **h)
 		snprintf(line, sizeof(line), "X-Scope-OrgID: %s", e->auth.tenant);
 		*h = curl_slist_append(*h, line);
 	}
-	if (e->auth.bearer_file) {
+	if (e->auth.bearer && *e->auth.bearer) {
+		snprintf(line, sizeof(line), "Authorization: Bearer %s", e->auth.bearer);
+		*h = curl_slist_append(*h, line);
+	} else if (e->auth.bearer_file) {
 		char *tok = read_token(e->auth.bearer_file);
 
 		if (!tok) {

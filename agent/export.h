@@ -46,6 +46,7 @@ struct export_auth {
 	int nheaders;
 	const char *basic;		/* "user:password" */
 	const char *bearer_file;	/* re-read at every send */
+	const char *bearer;		/* a token given as such (from the controller) */
 	const char *tenant;		/* X-Scope-OrgID */
 };
 

@@ -325,7 +325,8 @@ static uint64_t *policy_counter(struct run *r, const char *name)
 
 struct fbackend {		/* a fleet backend's exporter and the strings it points to */
 	struct exporter *e;
-	char *url, *tenant;
+	char *url, *tenant, *bearer, *basic;
+	char *sig;		/* everything it was made from: a change makes a new one */
 	char *hdr[EXPORT_MAX_HEADERS];
 	int nhdr;
 };
@@ -335,6 +336,13 @@ static void fbackend_free(struct fbackend *b)
 	exporter_free(b->e);
 	free(b->url);
 	free(b->tenant);
+	free(b->sig);
+	if (b->bearer)
+		memset(b->bearer, 0, strlen(b->bearer));
+	if (b->basic)
+		memset(b->basic, 0, strlen(b->basic));
+	free(b->bearer);
+	free(b->basic);
 	for (int i = 0; i < b->nhdr; i++)
 		free(b->hdr[i]);
 	free(b);
@@ -363,12 +371,32 @@ static void sync_backends(struct run *r, const Profleet__Fleet__V1__TargetSet *s
 		struct export_auth a = { 0 };
 		char spec[2300], msg[300];
 
+		char *sig = NULL;
+		size_t sl = 0;
+		FILE *sf;
+
 		if (!in->name || !in->type || !in->url)
 			continue;
-		if (b && !strcmp(b->url, in->url))
+		/* what the exporter is made of; unchanged: keep it (and its queue) */
+		sf = open_memstream(&sig, &sl);
+		if (!sf)
 			continue;
+		fprintf(sf, "%s\n%s\n%s\n%s\n%s\n", in->type, in->url,
+			in->tenant_id ? in->tenant_id : "", in->bearer_token ? in->bearer_token : "",
+			in->basic_auth ? in->basic_auth : "");
+		for (size_t k = 0; k < in->n_headers; k++)
+			fprintf(sf, "%s: %s\n", in->headers[k]->key, in->headers[k]->value);
+		fclose(sf);
+		if (b && b->sig && !strcmp(b->sig, sig)) {
+			free(sig);
+			continue;
+		}
 		snprintf(spec, sizeof(spec), "%s=%s", in->type, in->url);
 		b = calloc(1, sizeof(*b));
+		if (b)
+			b->sig = sig;
+		else
+			free(sig);
 		if (b && !strcmp(in->type, "controller") && (b->url = strdup(in->url))) {
 			t.kind = EXPORT_CONTROLLER;	/* the built-in store */
 			t.url = "store";
@@ -383,6 +411,10 @@ static void sync_backends(struct run *r, const Profleet__Fleet__V1__TargetSet *s
 		}
 		if (in->tenant_id && *in->tenant_id)
 			a.tenant = b->tenant = strdup(in->tenant_id);
+		if (in->bearer_token && *in->bearer_token)
+			a.bearer = b->bearer = strdup(in->bearer_token);
+		if (in->basic_auth && *in->basic_auth)
+			a.basic = b->basic = strdup(in->basic_auth);
 		for (size_t k = 0; k < in->n_headers && b->nhdr < EXPORT_MAX_HEADERS; k++)
 			if (asprintf(&b->hdr[b->nhdr], "%s: %s", in->headers[k]->key,
 				     in->headers[k]->value) > 0)

@@ -18,6 +18,7 @@
 #include "log.h"
 #include "resolve.h"
 #include "store.h"
+#include "yamljson.h"
 
 #define GROUP_PATH "/apis/profiling.profleet.dev/v1alpha1"
 
@@ -257,6 +258,8 @@ static void cpb_begin(void *ctx)
 	pthread_mutex_unlock(&ctl.lock);
 }
 
+static bool secrets_due;	/* ctl.lock: a backend with a Secret changed */
+
 static void cpb_event(void *ctx, enum k8s_event ev, const cJSON *obj)
 {
 	struct backend *b = calloc(1, sizeof(*b)), *old = NULL;
@@ -272,6 +275,18 @@ static void cpb_event(void *ctx, enum k8s_event ev, const cJSON *obj)
 		backend_free(b);
 		free(b);
 	} else {
+		const struct backend *prev = hmap_get(&ctl.backends, b->name);
+
+		/* the same Secret: keep what was read from it until the next read */
+		if (prev && b->secret_ns && prev->secret_ns && !strcmp(b->secret_ns, prev->secret_ns) &&
+		    !strcmp(b->secret_name, prev->secret_name) &&
+		    !strcmp(b->secret_key, prev->secret_key)) {
+			b->bearer = prev->bearer ? strdup(prev->bearer) : NULL;
+			b->basic = prev->basic ? strdup(prev->basic) : NULL;
+			snprintf(b->secret_error, sizeof(b->secret_error), "%s", prev->secret_error);
+		}
+		if (b->secret_ns)
+			secrets_due = true;
 		b->seen = ctl.gen_cpb;
 		if (hmap_put(&ctl.backends, b->name, b, (void **)&old)) {
 			backend_free(b);
@@ -284,6 +299,127 @@ static void cpb_event(void *ctx, enum k8s_event ev, const cJSON *obj)
 	}
 	mark_dirty();
 	pthread_mutex_unlock(&ctl.lock);
+}
+
+/* ---- backend credentials (authSecretRef) ----------------------------------------- */
+
+/* A data value of a Secret, decoded (malloc'd), or NULL. */
+static char *secret_value(const cJSON *secret, const char *key)
+{
+	const cJSON *data = k8s_get(secret, "data"), *v;
+	size_t len;
+
+	v = cJSON_IsObject(data) ? cJSON_GetObjectItemCaseSensitive(data, key) : NULL;
+	if (!cJSON_IsString(v))
+		return NULL;
+	return (char *)base64_decode(v->valuestring, &len);
+}
+
+/*
+ * Reads the Secrets the backends name, now and every 60 s (a rotated password
+ * reaches the agents within a minute), without watching Secrets: the controller
+ * only needs get on the ones named. The token key (default "token") becomes a
+ * bearer token; without it, "username" and "password" become basic auth.
+ */
+static void *secrets_main(void *arg)
+{
+	struct k8s_client *kc = k8s_client_new(&ctl.kcfg);
+	int64_t last = 0;
+
+	(void)arg;
+	while (!__atomic_load_n(&ctl.stop, __ATOMIC_ACQUIRE)) {
+		char (*refs)[3][256] = NULL;
+		int n = 0, cap = 0;
+		bool due;
+
+		pthread_mutex_lock(&ctl.lock);
+		due = secrets_due || now_s() - last >= 60;
+		secrets_due = false;
+		if (due) {
+			hmap_for_each(&ctl.backends, it) {
+				struct backend *b = it->val;
+
+				if (!b->secret_ns)
+					continue;
+				if (n == cap) {
+					void *p = realloc(refs, (size_t)(cap = cap * 2 + 8) * sizeof(*refs));
+
+					if (!p)
+						break;
+					refs = p;
+				}
+				snprintf(refs[n][0], 256, "%s", b->name);
+				snprintf(refs[n][1], 256, "%s", b->secret_ns);
+				snprintf(refs[n][2], 256, "%s/%s", b->secret_name, b->secret_key);
+				n++;
+			}
+		}
+		pthread_mutex_unlock(&ctl.lock);
+		for (int i = 0; i < n; i++) {
+			char path[700], key[256], why[160] = "", *bearer = NULL, *basic = NULL;
+			char *slash = strchr(refs[i][2], '/');
+			struct k8s_response r;
+			struct backend *b;
+
+			*slash = 0;
+			snprintf(key, sizeof(key), "%s", slash + 1);
+			snprintf(path, sizeof(path), "/api/v1/namespaces/%s/secrets/%s", refs[i][1],
+				 refs[i][2]);
+			if (k8s_request(kc, "GET", path, NULL, NULL, &r) || r.status != 200) {
+				snprintf(why, sizeof(why), "Secret %s/%s: %s", refs[i][1], refs[i][2],
+					 k8s_response_message(&r));
+			} else if (!(bearer = secret_value(r.json, key))) {
+				char *u = secret_value(r.json, "username"), *pw = secret_value(r.json, "password");
+
+				if (u && pw && asprintf(&basic, "%s:%s", u, pw) < 0)
+					basic = NULL;
+				if (!basic)
+					snprintf(why, sizeof(why), "Secret %s/%s has neither '%s' nor "
+						 "username and password", refs[i][1], refs[i][2], key);
+				free(u);
+				free(pw);
+			}
+			k8s_response_free(&r);
+			pthread_mutex_lock(&ctl.lock);
+			b = hmap_get(&ctl.backends, refs[i][0]);
+			if (b && b->secret_ns) {
+				bool changed = (!b->bearer != !bearer) || (b->bearer && strcmp(b->bearer, bearer)) ||
+					       (!b->basic != !basic) || (b->basic && strcmp(b->basic, basic));
+
+				if (strcmp(b->secret_error, why)) {
+					if (why[0])
+						log_warn("backend %s: %s", b->name, why);
+					else
+						log_info("backend %s: credentials read from its Secret", b->name);
+				}
+				snprintf(b->secret_error, sizeof(b->secret_error), "%s", why);
+				if (changed && (bearer || basic || why[0])) {
+					/* a failed read keeps the last good credentials */
+					if (bearer || basic) {
+						free(b->bearer);
+						free(b->basic);
+						b->bearer = bearer;
+						b->basic = basic;
+						bearer = basic = NULL;
+						mark_dirty();
+					}
+				}
+			}
+			pthread_mutex_unlock(&ctl.lock);
+			free(bearer);
+			free(basic);
+		}
+		free(refs);
+		if (due)
+			last = now_s();
+		for (int i = 0; i < 10 && !__atomic_load_n(&ctl.stop, __ATOMIC_ACQUIRE); i++) {
+			usleep(100000);
+			if (__atomic_load_n(&secrets_due, __ATOMIC_ACQUIRE))
+				break;
+		}
+	}
+	k8s_client_free(kc);
+	return NULL;
 }
 
 static void cpb_end(void *ctx)
@@ -1293,7 +1429,7 @@ int main(int argc, char **argv)
 	static const struct k8s_informer_ops pol_ops = { pol_begin, pol_event, pol_end };
 	static const struct k8s_informer_ops cpb_ops = { cpb_begin, cpb_event, cpb_end };
 	struct k8s_informer *inf[7] = { 0 };
-	pthread_t t_rec, t_auth, t_lease;
+	pthread_t t_rec, t_auth, t_lease, t_sec;
 	struct sigaction sa = { .sa_handler = on_signal };
 	char err[512];
 
@@ -1359,6 +1495,7 @@ int main(int argc, char **argv)
 		}
 	pthread_create(&t_rec, NULL, reconcile_main, NULL);
 	pthread_create(&t_auth, NULL, auth_main, NULL);
+	pthread_create(&t_sec, NULL, secrets_main, NULL);
 	if (!ctl.opt.no_leader_election)
 		pthread_create(&t_lease, NULL, lease_main, NULL);
 	server_run(&ctl);
@@ -1370,6 +1507,7 @@ int main(int argc, char **argv)
 	pthread_mutex_unlock(&ctl.lock);
 	pthread_join(t_rec, NULL);
 	pthread_join(t_auth, NULL);
+	pthread_join(t_sec, NULL);
 	if (!ctl.opt.no_leader_election)
 		pthread_join(t_lease, NULL);
 	for (int i = 0; i < 7; i++)

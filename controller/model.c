@@ -426,6 +426,15 @@ void backend_free(struct backend *b)
 	free(b->type);
 	free(b->url);
 	free(b->tenant);
+	free(b->secret_ns);
+	free(b->secret_name);
+	free(b->secret_key);
+	if (b->bearer)
+		memset(b->bearer, 0, strlen(b->bearer));
+	if (b->basic)
+		memset(b->basic, 0, strlen(b->basic));
+	free(b->bearer);
+	free(b->basic);
 	labels_free(&b->headers);
 	free_strv(b->allowed, b->nallowed);
 	memset(b, 0, sizeof(*b));
@@ -440,6 +449,12 @@ int backend_from_json(const cJSON *obj, struct backend *ret)
 	ret->type = dup_or_null(k8s_str(obj, "spec.type"));
 	ret->url = dup_or_null(k8s_str(obj, "spec.url"));
 	ret->tenant = dup_or_null(k8s_str(obj, "spec.tenantID"));
+	if (k8s_str(obj, "spec.authSecretRef.namespace") && k8s_str(obj, "spec.authSecretRef.name")) {
+		ret->secret_ns = strdup(k8s_str(obj, "spec.authSecretRef.namespace"));
+		ret->secret_name = strdup(k8s_str(obj, "spec.authSecretRef.name"));
+		ret->secret_key = strdup(k8s_str(obj, "spec.authSecretRef.key") ?
+					 k8s_str(obj, "spec.authSecretRef.key") : "token");
+	}
 	if (labels_from_json(k8s_get(obj, "spec.headers"), &ret->headers))
 		memset(&ret->headers, 0, sizeof(ret->headers));	/* bad map: none */
 	if (strv_from_json(k8s_get(obj, "spec.allowedNamespaces"), &ret->allowed, &ret->nallowed))

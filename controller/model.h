@@ -96,6 +96,11 @@ struct policy {
 
 struct backend {
 	char *name, *type, *url, *tenant;
+	/* spec.authSecretRef, and what the controller read from that Secret */
+	char *secret_ns, *secret_name, *secret_key;
+	char *bearer;		/* the Secret's token key */
+	char *basic;		/* "username:password" when it has those keys instead */
+	char secret_error[160];	/* why the Secret could not be used; empty when fine */
 	struct labels headers;
 	int nallowed;
 	char **allowed;		/* namespace names, "*" = all */

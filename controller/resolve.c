@@ -407,6 +407,8 @@ uint8_t *resolve_encode(const struct resolve_input *in, const struct node_target
 				bv[set.n_backends].type = b->type ? b->type : (char *)"";
 				bv[set.n_backends].url = b->url ? b->url : (char *)"";
 				bv[set.n_backends].tenant_id = b->tenant ? b->tenant : (char *)"";
+				bv[set.n_backends].bearer_token = b->bearer ? b->bearer : (char *)"";
+				bv[set.n_backends].basic_auth = b->basic ? b->basic : (char *)"";
 				if (b->headers.n) {
 					struct label_buf *lb = &hv[set.n_backends];
 

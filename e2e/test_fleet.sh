@@ -319,8 +319,10 @@ cat >"$W/cpb.yaml" <<EOF
 apiVersion: profiling.profleet.dev/v1alpha1
 kind: ClusterProfilingBackend
 metadata: {name: sink-$RUN}
-spec: {type: pyroscope, url: "http://127.0.0.1:$(cat "$W/sink.port")", tenantID: e2e, allowedNamespaces: [$SHOP]}
+spec: {type: pyroscope, url: "http://127.0.0.1:$(cat "$W/sink.port")", tenantID: e2e, allowedNamespaces: [$SHOP],
+       authSecretRef: {namespace: $SYS, name: sink-creds}}
 EOF
+k create secret generic sink-creds -n "$SYS" --from-literal=username=pyro --from-literal=password=s3cret >/dev/null
 mkdir -p "$W/otlp"
 "$BUILD/tools/httpsink" "$W/otlp" 0 200 >"$W/otlp.port" &
 PIDS="$PIDS $!"
@@ -343,6 +345,8 @@ check "each pod's profile reaches the policy's backend, named by service and pod
 check "service name: the process's OTEL_SERVICE_NAME, else <namespace>/<container>" \
 	grep -q "^POST /ingest?name=${SHOP}_app.cpu%7B" "$r2"
 check "the backend's tenant is sent" grep -qi '^X-Scope-OrgID: e2e' "$r1"
+check "credentials from the backend's authSecretRef are sent (basic auth)" \
+	grep -qi "^Authorization: Basic $(printf pyro:s3cret | base64)" "$r1"
 b1=$(echo "$r1" | sed 's/req-/body-/; s/\.txt$/.bin/')
 perl -e 'local $/; open F, "<", $ARGV[0] or die; binmode F; $b = <F>;
 	$i = index($b, "\x1f\x8b"); $j = rindex($b, "\r\n--");
