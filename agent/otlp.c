@@ -53,6 +53,8 @@ const char *otlp__attr_key(const char *key)
 	return key;
 }
 
+#define ATTR_CACHE 1024	/* power of two */
+
 /* an index table keyed by strings: value = index + 1 (0 = absent) */
 struct table {
 	struct hmap map;
@@ -86,6 +88,12 @@ struct enc {
 	uint32_t *stack_n;
 	int32_t stack_cap;
 	int err;
+	struct {
+		bool used;
+		const char *key, *str, *unit;
+		int64_t num;
+		int32_t idx;
+	} attr_cache[ATTR_CACHE];
 };
 
 static int32_t str_idx(struct enc *e, const char *s)
@@ -132,6 +140,15 @@ static int32_t attr_idx(struct enc *e, const struct prof_label *l)
 	char key[1024];
 	bool added;
 	int32_t i;
+	/* labels repeat on every sample with the same interned strings: a cache by
+	 * address finds them without formatting a key */
+	size_t slot = (((uintptr_t)l->key >> 4) ^ ((uintptr_t)l->str >> 4) * 31 ^
+		       (uintptr_t)l->num * 131) & (ATTR_CACHE - 1);
+
+	if (e->attr_cache[slot].used && e->attr_cache[slot].key == l->key &&
+	    e->attr_cache[slot].str == l->str && e->attr_cache[slot].num == l->num &&
+	    e->attr_cache[slot].unit == l->unit)
+		return e->attr_cache[slot].idx;
 
 	if (l->str)
 		snprintf(key, sizeof(key), "s\t%s\t%s", l->key, l->str);
@@ -157,12 +174,19 @@ static int32_t attr_idx(struct enc *e, const struct prof_label *l)
 		}
 		e->attr_keys[i] = strdup(key);
 	}
+	e->attr_cache[slot].used = true;
+	e->attr_cache[slot].key = l->key;
+	e->attr_cache[slot].str = l->str;
+	e->attr_cache[slot].num = l->num;
+	e->attr_cache[slot].unit = l->unit;
+	e->attr_cache[slot].idx = i;
 	return i;
 }
 
 static int32_t stack_idx(struct enc *e, const uint32_t *locs, uint32_t n)
 {
-	char *key = malloc((size_t)n * 11 + 2), *p;
+	static const char hex[] = "0123456789abcdef";
+	char *key = malloc((size_t)n * 8 + 2), *p;
 	bool added;
 	int32_t i;
 
@@ -170,9 +194,14 @@ static int32_t stack_idx(struct enc *e, const uint32_t *locs, uint32_t n)
 		e->err = -ENOMEM;
 		return 0;
 	}
+	/* 8 hex digits per location: fixed width, no separator, no printf */
 	p = key;
-	for (uint32_t k = 0; k < n; k++)
-		p += sprintf(p, "%u,", locs[k]);
+	for (uint32_t k = 0; k < n; k++) {
+		uint32_t v = locs[k];
+
+		for (int sh = 28; sh >= 0; sh -= 4)
+			*p++ = hex[(v >> sh) & 15];
+	}
 	*p = 0;
 	i = table_add(&e->stacks, key, &added);
 	free(key);

@@ -8,16 +8,27 @@
 
 char hmap_tomb[1];
 
+/* 8 bytes at a time (keys here are long: stacks, paths), then a final mix. */
 static uint64_t hash_str(const char *s)
 {
-	uint64_t h = 1469598103934665603ull;	/* FNV-1a */
+	size_t n = strlen(s);
+	uint64_t h = 0x9e3779b97f4a7c15ull ^ (n * 0xff51afd7ed558ccdull), w;
 
-	while (*s)
-		h = (h ^ (unsigned char)*s++) * 1099511628211ull;
-	return h;
+	for (; n >= 8; n -= 8, s += 8) {
+		memcpy(&w, s, 8);
+		h = (h ^ w) * 0xbf58476d1ce4e5b9ull;
+		h ^= h >> 31;
+	}
+	w = 0;
+	memcpy(&w, s, n);
+	h = (h ^ w) * 0x94d049bb133111ebull;
+	h ^= h >> 29;
+	h *= 0xff51afd7ed558ccdull;
+	return h ^ (h >> 32);
 }
 
-static struct hmap_entry *find(const struct hmap *m, const char *key, struct hmap_entry **ret_free)
+static struct hmap_entry *find(const struct hmap *m, const char *key, uint64_t h,
+			       struct hmap_entry **ret_free)
 {
 	size_t i, mask;
 	struct hmap_entry *tomb = NULL;
@@ -27,7 +38,7 @@ static struct hmap_entry *find(const struct hmap *m, const char *key, struct hma
 	if (!m->cap)
 		return NULL;
 	mask = m->cap - 1;
-	for (i = hash_str(key) & mask;; i = (i + 1) & mask) {
+	for (i = h & mask;; i = (i + 1) & mask) {
 		struct hmap_entry *e = &m->e[i];
 
 		if (!e->key) {
@@ -38,7 +49,7 @@ static struct hmap_entry *find(const struct hmap *m, const char *key, struct hma
 		if (e->key == HMAP_TOMB) {
 			if (!tomb)
 				tomb = e;
-		} else if (!strcmp(e->key, key)) {
+		} else if (e->hash == h && !strcmp(e->key, key)) {
 			return e;
 		}
 	}
@@ -65,7 +76,7 @@ static int grow(struct hmap *m)
 
 		if (!old.e[i].key || old.e[i].key == HMAP_TOMB)
 			continue;
-		find(m, old.e[i].key, &slot);
+		find(m, old.e[i].key, old.e[i].hash, &slot);
 		*slot = old.e[i];
 		m->n++;
 		m->used++;
@@ -76,7 +87,7 @@ static int grow(struct hmap *m)
 
 void *hmap_get(const struct hmap *m, const char *key)
 {
-	struct hmap_entry *e = find(m, key, NULL);
+	struct hmap_entry *e = m->cap ? find(m, key, hash_str(key), NULL) : NULL;
 
 	return e ? e->val : NULL;
 }
@@ -84,12 +95,13 @@ void *hmap_get(const struct hmap *m, const char *key)
 int hmap_put(struct hmap *m, const char *key, void *val, void **ret_old)
 {
 	struct hmap_entry *e, *slot;
+	uint64_t h = hash_str(key);
 
 	if (ret_old)
 		*ret_old = NULL;
 	if ((m->used + 1) * 4 > m->cap * 3 && grow(m))
 		return -ENOMEM;
-	e = find(m, key, &slot);
+	e = find(m, key, h, &slot);
 	if (e) {
 		if (ret_old)
 			*ret_old = e->val;
@@ -104,13 +116,14 @@ int hmap_put(struct hmap *m, const char *key, void *val, void **ret_old)
 		return -ENOMEM;
 	}
 	slot->val = val;
+	slot->hash = h;
 	m->n++;
 	return 0;
 }
 
 void *hmap_del(struct hmap *m, const char *key)
 {
-	struct hmap_entry *e = find(m, key, NULL);
+	struct hmap_entry *e = m->cap ? find(m, key, hash_str(key), NULL) : NULL;
 	void *v;
 
 	if (!e)

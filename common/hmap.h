@@ -3,10 +3,12 @@
 #define COMMON_HMAP_H
 /* String-keyed hash map (open addressing, linear probing, tombstones). Keys are copied. */
 #include <stddef.h>
+#include <stdint.h>
 
 struct hmap_entry {
 	char *key;		/* NULL: empty; HMAP_TOMB: deleted */
 	void *val;
+	uint64_t hash;		/* of key: probes compare it before the bytes */
 };
 
 struct hmap {
