@@ -225,7 +225,7 @@ static void scan(struct store *s)
 struct store *store_open(const struct store_opts *opts, char *err, size_t errlen)
 {
 	struct store *s = calloc(1, sizeof(*s));
-	int e;
+	int e = 0;
 
 	if (!s) {
 		snprintf(err, errlen, "out of memory");
