@@ -94,12 +94,23 @@ $(BIN)/profleet-agent: $(OBJ)/agent/main.o $(LIB_OBJS)
 
 # ---- tests ----------------------------------------------------------------
 TOOLS       := $(patsubst tests/tools/%.c,$(BUILD)/tools/%,$(wildcard tests/tools/*.c))
-tests: $(UNIT_BINS) $(TOOLS)
+tests: $(UNIT_BINS) $(TOOLS) $(BUILD)/tools/chartrender
 
 $(BUILD)/tools/%: tests/tools/%.c $(OBJ)/agent/fleet_client.o $(COMMON_OBJS)
 	@mkdir -p $(@D)
 	$(CC) $(CFLAGS) $(LDFLAGS) $^ -o $@ $(LDLIBS)
 workloads: $(WORKLOADS)
+
+# The chart renderer (Go text/template + sprig, as Helm renders), built offline in
+# GOPATH mode from Debian's packages; Debian's sprig imports semver/v3, which
+# Debian installs without a v3 folder: a symlink in our GOPATH gives it one.
+GOPATH_DIR := $(abspath $(BUILD))/gopath
+$(BUILD)/tools/chartrender: tests/tools/chartrender/main.go
+	@mkdir -p $(@D) $(GOPATH_DIR)/src/github.com/Masterminds/semver
+	ln -sfn /usr/share/gocode/src/github.com/Masterminds/semver \
+		$(GOPATH_DIR)/src/github.com/Masterminds/semver/v3
+	cd tests/tools/chartrender && GO111MODULE=off GOFLAGS= \
+		GOPATH=$(GOPATH_DIR):/usr/share/gocode go build -o $(abspath $@) .
 
 $(BUILD)/tests/test_%: tests/unit/test_%.c $(LIB_OBJS) $(CTL_LIB_OBJS)
 	@mkdir -p $(@D)

@@ -9,6 +9,7 @@
 #include "run.h"
 
 #include <errno.h>
+#include <pthread.h>
 #include <getopt.h>
 #include <inttypes.h>
 #include <signal.h>
@@ -23,6 +24,8 @@
 #include "cgroups.h"
 #include "elfsym.h"
 #include "export.h"
+#include "httpd.h"
+#include "metrics.h"
 #include "fleet_client.h"
 #include "hmap.h"
 #include "ksyms.h"
@@ -115,7 +118,15 @@ struct run {
 	int ncli_exporters;
 	int64_t interval_start_ns;
 	uint64_t exported, export_failures;
-	uint64_t last_sent_export_sig;	/* what the exporters looked like at the last counters */
+	uint64_t last_sent_export_sig;
+	/* what /metrics and /readyz answer: rebuilt by the main loop every second */
+	struct httpd *http;
+	pthread_mutex_t http_lock;
+	char *metrics;
+	size_t metrics_len;
+	bool ready;
+	char not_ready[160];
+	double last_tick;	/* mono seconds of the main loop's last pass (/healthz) */	/* what the exporters looked like at the last counters */
 };
 
 static void target_free(struct target *t)
@@ -746,6 +757,154 @@ out:
 	free(exp);
 }
 
+/* ---- /metrics, /healthz, /readyz --------------------------------------------- */
+
+static const char *const cnt_names[][2] = {	/* sampler counter -> metric, reason */
+	{ "drop", "ringbuf_full" }, { "unwind", "kstack_fault" }, { "unwind", "ustack_fault" },
+	{ "unwind", "ustack_empty" }, { "unwind", "kstack_truncated" },
+	{ "unwind", "ustack_truncated" }, { "drop", "pids_map_full" },
+	{ "unwind", "table_not_loaded" }, { "unwind", "no_mapping" }, { "unwind", "read_fault" },
+	{ "unwind", "too_deep" }, { "unwind", "unsupported_cfa" },
+};
+static const int cnt_ids[] = {
+	CNT_RINGBUF_FULL, CNT_KSTACK_FAULT, CNT_USTACK_FAULT, CNT_USTACK_EMPTY, CNT_KSTACK_TRUNCATED,
+	CNT_USTACK_TRUNCATED, CNT_PIDS_FULL, CNT_UNWIND_TABLE_NOT_LOADED, CNT_UNWIND_NO_MAPPING,
+	CNT_UNWIND_READ_FAULT, CNT_UNWIND_DEPTH, CNT_UNWIND_UNSUPPORTED,
+};
+
+static void update_metrics(struct run *r)
+{
+	struct fleet_client_stats fs;
+	struct sampler_stats ss;
+	struct metrics m;
+	char *text;
+	size_t len;
+	int found = 0;
+
+	if (!r->http || metrics_begin(&m))
+		return;
+	fleet_client_stats(r->fc, &fs);
+	sampler__stats(r->s, &ss);
+	for (int i = 0; i < r->nt; i++)
+		found += r->t[i].cgroup_path[0] != 0;
+	metrics_family(&m, "profleet_agent_samples_total", "counter",
+		       "Samples taken of targeted containers.");
+	metrics_value(&m, "profleet_agent_samples_total", NULL, (double)r->samples);
+	metrics_family(&m, "profleet_agent_kernel_events_total", "counter",
+		       "Timer events the BPF program saw, by what became of them.");
+	metrics_value(&m, "profleet_agent_kernel_events_total",
+		      (const char *[]){ "outcome", "sent", NULL }, (double)ss.counters[CNT_SENT]);
+	metrics_value(&m, "profleet_agent_kernel_events_total",
+		      (const char *[]){ "outcome", "idle", NULL }, (double)ss.counters[CNT_IDLE]);
+	metrics_value(&m, "profleet_agent_kernel_events_total",
+		      (const char *[]){ "outcome", "not_targeted", NULL },
+		      (double)ss.counters[CNT_FILTERED]);
+	metrics_value(&m, "profleet_agent_kernel_events_total",
+		      (const char *[]){ "outcome", "subsampled", NULL },
+		      (double)ss.counters[CNT_SUBSAMPLED]);
+	metrics_family(&m, "profleet_agent_samples_dropped_total", "counter",
+		       "Samples lost, by reason.");
+	for (size_t i = 0; i < sizeof(cnt_ids) / sizeof(cnt_ids[0]); i++)
+		if (!strcmp(cnt_names[i][0], "drop"))
+			metrics_value(&m, "profleet_agent_samples_dropped_total",
+				      (const char *[]){ "reason", cnt_names[i][1], NULL },
+				      (double)ss.counters[cnt_ids[i]]);
+	metrics_value(&m, "profleet_agent_samples_dropped_total",
+		      (const char *[]){ "reason", "unattributed", NULL }, (double)r->untargeted);
+	metrics_family(&m, "profleet_agent_unwind_failures_total", "counter",
+		       "Stack walks that stopped early or failed, by reason.");
+	for (size_t i = 0; i < sizeof(cnt_ids) / sizeof(cnt_ids[0]); i++)
+		if (!strcmp(cnt_names[i][0], "unwind"))
+			metrics_value(&m, "profleet_agent_unwind_failures_total",
+				      (const char *[]){ "reason", cnt_names[i][1], NULL },
+				      (double)ss.counters[cnt_ids[i]]);
+	metrics_family(&m, "profleet_agent_targets", "gauge",
+		       "Containers targeted, by whether their cgroup was found.");
+	metrics_value(&m, "profleet_agent_targets", (const char *[]){ "cgroup", "found", NULL }, found);
+	metrics_value(&m, "profleet_agent_targets", (const char *[]){ "cgroup", "missing", NULL },
+		      r->nt - found);
+	metrics_family(&m, "profleet_agent_sampling_frequency_hz", "gauge", "The kernel's sampling rate.");
+	metrics_value(&m, "profleet_agent_sampling_frequency_hz", NULL, r->base_hz);
+	metrics_family(&m, "profleet_agent_websocket_connected", "gauge",
+		       "1 while connected to the controller.");
+	metrics_value(&m, "profleet_agent_websocket_connected", NULL, fs.connected);
+	metrics_family(&m, "profleet_agent_websocket_events_total", "counter",
+		       "Connection events with the controller.");
+	metrics_value(&m, "profleet_agent_websocket_events_total",
+		      (const char *[]){ "event", "connect", NULL }, (double)fs.connects);
+	metrics_value(&m, "profleet_agent_websocket_events_total",
+		      (const char *[]){ "event", "disconnect", NULL }, (double)fs.disconnects);
+	metrics_value(&m, "profleet_agent_websocket_events_total",
+		      (const char *[]){ "event", "refusal", NULL }, (double)fs.refusals);
+	metrics_value(&m, "profleet_agent_websocket_events_total",
+		      (const char *[]){ "event", "bad_frame", NULL }, (double)fs.bad_frames);
+	metrics_family(&m, "profleet_agent_exports_total", "counter",
+		       "Profiles handed to backends, by backend and result.");
+	hmap_for_each(&r->exporters, it) {
+		struct exporter_stats es;
+		static const char *const res[] = { "sent", "retry", "dropped_queue_full",
+						   "dropped_rejected" };
+		uint64_t v[4];
+
+		exporter_stats(((struct fbackend *)it->val)->e, &es);
+		v[0] = es.sent, v[1] = es.retries, v[2] = es.dropped_full, v[3] = es.dropped_rejected;
+		for (int k = 0; k < 4; k++)
+			metrics_value(&m, "profleet_agent_exports_total",
+				      (const char *[]){ "backend", it->key, "result", res[k], NULL },
+				      (double)v[k]);
+	}
+	metrics_family(&m, "profleet_agent_export_queue_depth", "gauge",
+		       "Profiles waiting to be sent, by backend.");
+	hmap_for_each(&r->exporters, it) {
+		struct exporter_stats es;
+
+		exporter_stats(((struct fbackend *)it->val)->e, &es);
+		metrics_value(&m, "profleet_agent_export_queue_depth",
+			      (const char *[]){ "backend", it->key, NULL }, (double)es.queued);
+	}
+	text = metrics_end(&m, &len);
+	pthread_mutex_lock(&r->http_lock);
+	free(r->metrics);
+	r->metrics = text;
+	r->metrics_len = text ? len : 0;
+	/* ready: sampling, and holding a target set from the controller */
+	r->ready = r->version > 0;
+	snprintf(r->not_ready, sizeof(r->not_ready), "%s",
+		 r->version ? "" : fs.last_refusal[0] ? fs.last_refusal :
+		 fs.connected ? "waiting for the first target set" : "not connected to the controller");
+	r->last_tick = mono_s();
+	pthread_mutex_unlock(&r->http_lock);
+}
+
+static void http_handler(void *ctx, const struct httpd_req *req, struct httpd_resp *resp)
+{
+	struct run *r = ctx;
+
+	pthread_mutex_lock(&r->http_lock);
+	if (!strcmp(req->url, "/healthz")) {
+		if (mono_s() - r->last_tick <= 10)
+			httpd_text(resp, 200, "ok");
+		else
+			httpd_text(resp, 503, "the main loop has not run for %.0f s",
+				   mono_s() - r->last_tick);
+	} else if (!strcmp(req->url, "/readyz")) {
+		if (r->ready)
+			httpd_text(resp, 200, "ready");
+		else
+			httpd_text(resp, 503, "not ready: %s", r->not_ready);
+	} else if (!strcmp(req->url, "/metrics") && r->metrics) {
+		resp->body = malloc(r->metrics_len + 1);
+		if (resp->body) {
+			memcpy(resp->body, r->metrics, r->metrics_len);
+			resp->len = r->metrics_len;
+			resp->type = METRICS_CONTENT_TYPE;
+		}
+	} else {
+		httpd_text(resp, 404, "not found: %s (try /metrics, /healthz, /readyz)", req->url);
+	}
+	pthread_mutex_unlock(&r->http_lock);
+}
+
 static void write_state(struct run *r)
 {
 	struct fleet_client_stats fs;
@@ -958,6 +1117,20 @@ int run_main(const struct run_config *cfg)
 	r.fc = fleet_client_start(&fo);
 	if (!r.fc)
 		goto out;
+	pthread_mutex_init(&r.http_lock, NULL);
+	if (cfg->http_listen) {
+		char herr[300];
+
+		r.last_tick = mono_s();
+		r.http = httpd_start(cfg->http_listen, http_handler, &r, herr, sizeof(herr));
+		if (!r.http) {
+			log_error("--http-listen %s", herr);
+			goto out;
+		}
+		update_metrics(&r);
+		log_notice("metrics and health on http://%s (port %d)", cfg->http_listen,
+			   httpd_port(r.http));
+	}
 	log_notice("agent for node %s: controller %s", cfg->node_name, cfg->controller);
 	interval_start = mono_s();
 	r.interval_start_ns = realtime_ns();
@@ -998,8 +1171,10 @@ int run_main(const struct run_config *cfg)
 			send_counters(&r, false);
 			last_counters = now;
 		}
-		if (cfg->state_file && now - last_state >= STATE_EVERY_S) {
-			write_state(&r);
+		if ((cfg->state_file || r.http) && now - last_state >= STATE_EVERY_S) {
+			if (cfg->state_file)
+				write_state(&r);
+			update_metrics(&r);
 			last_state = now;
 		}
 		if (now - interval_start >= cfg->interval) {
@@ -1030,6 +1205,8 @@ int run_main(const struct run_config *cfg)
 out:
 	if (ret && !r.s)
 		log_error("the agent could not start");
+	httpd_stop(r.http);
+	free(r.metrics);
 	fleet_client_stop(r.fc);
 	for (int i = 0; i < r.nt; i++)
 		target_free(&r.t[i]);
@@ -1074,6 +1251,8 @@ void run_print_help(FILE *out)
 		"                       ClusterProfilingBackends are used in any case.\n"
 		"  --state-file PATH    JSON with targets, cgroups and counts, rewritten every second\n"
 		"                       (PROFLEET_STATE_FILE)\n"
+		"  --http-listen ADDR:PORT  serve /metrics (Prometheus), /healthz and /readyz\n"
+		"                       (PROFLEET_HTTP_LISTEN; default: none)\n"
 		"  --cgroup-root PATH   cgroup v2 mount to search (PROFLEET_CGROUP_ROOT; default from\n"
 		"                       /proc/self/mountinfo)\n"
 		"  --cgroup-mode MODE   auto (v2 when mounted), v2, or v1: find containers in a v1\n"
@@ -1119,6 +1298,7 @@ static int set_opt(struct run_config *c, int ch, const char *v, FILE *err)
 	case 't': c->token_file = v; break;
 	case 'a': c->ca_file = v; break;
 	case 's': c->state_file = v; break;
+	case 'H': c->http_listen = v; break;
 	case 'g': c->cgroup_root = v; break;
 	case 'M':
 		if (!strcmp(v, "auto"))
@@ -1203,6 +1383,7 @@ enum cli_result run_parse(int argc, char **argv, char **envp, struct run_config 
 		{ "export", required_argument, NULL, 'x' },
 		{ "interval", required_argument, NULL, 'i' },
 		{ "state-file", required_argument, NULL, 's' },
+		{ "http-listen", required_argument, NULL, 'H' },
 		{ "cgroup-root", required_argument, NULL, 'g' },
 		{ "cgroup-mode", required_argument, NULL, 'M' },
 		{ "kernel-stacks", required_argument, NULL, 'k' },
@@ -1217,6 +1398,7 @@ enum cli_result run_parse(int argc, char **argv, char **envp, struct run_config 
 		{ "PROFLEET_TOKEN_FILE", 't' }, { "PROFLEET_CA_FILE", 'a' },
 		{ "PROFLEET_MAX_FREQUENCY", 'm' }, { "PROFLEET_OUTPUT", 'o' }, { "PROFLEET_EXPORT", 'x' },
 		{ "PROFLEET_INTERVAL", 'i' }, { "PROFLEET_STATE_FILE", 's' },
+		{ "PROFLEET_HTTP_LISTEN", 'H' },
 		{ "PROFLEET_CGROUP_ROOT", 'g' }, { "PROFLEET_CGROUP_MODE", 'M' },
 		{ "PROFLEET_KERNEL_STACKS", 'k' },
 		{ "PROFLEET_UNWINDER", 'u' }, { "PROFLEET_LOG", 'L' }, { "PROFLEET_LOG_LEVEL", 'l' },

@@ -16,6 +16,7 @@ struct run_config {
 	int nexports;
 	double interval;
 	const char *state_file;
+	const char *http_listen;	/* /metrics, /healthz, /readyz; NULL = none */
 	const char *cgroup_root;	/* a cgroup v2 mount to search instead of mountinfo's */
 	int cgroup_mode;		/* 0 auto (v2 when mounted), 1 v1 only, 2 v2 only */
 	const char *mountinfo;		/* tests: a mountinfo file; NULL = /proc/self/mountinfo */

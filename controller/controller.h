@@ -133,7 +133,14 @@ struct ctl {
 	struct hmap runtime;
 	struct ctl_stats stats;
 	struct store *store;	/* NULL when disabled; has its own lock */
-	struct http_server *http;
+	struct httpd *http;
+	struct k8s_informer *informers[8];
+	int ninformers;
+	/* reconcile latency (ctl.lock) */
+	uint64_t rec_count, rec_buckets[6];	/* <= 1, 5, 25, 100, 500 ms, +Inf */
+	double rec_sum_s;
+	int64_t lease_ok_unix;	/* the last lease request that got an answer */
+	int64_t started_unix;
 };
 
 extern struct ctl ctl;
@@ -143,9 +150,11 @@ int server_start(struct ctl *c);
 void server_run(struct ctl *c);	/* until c->stop */
 void server_wake(struct ctl *c);
 void server_stop(struct ctl *c);
-/* http.c: the store's HTTP API (and health) */
-struct http_server *http_start(struct ctl *c, char *err, size_t errlen);
-void http_stop(struct http_server *h);
+/* http.c: the store's HTTP API, health and metrics */
+struct httpd *http_start(struct ctl *c, char *err, size_t errlen);
+/* main.c: what /readyz and /metrics say */
+bool ctl_ready(struct ctl *c, char *why, size_t whylen);
+char *ctl_metrics(struct ctl *c, size_t *ret_len);
 /* auth.c-ish: runs in its own thread */
 void *auth_main(void *arg);
 #endif

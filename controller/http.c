@@ -5,6 +5,8 @@
  * agents' websocket loop).
  *
  *   GET /healthz                                                   liveness
+ *   GET /readyz                                                    doing its job
+ *   GET /metrics                                                   Prometheus text
  *   GET /api/v1/namespaces/NS/profilingpolicies/NAME/profile         merged pprof (gzip)
  *   GET /api/v1/namespaces/NS/profilingpolicies/NAME/flamegraph.svg  SVG flame graph
  *   GET /api/v1/clusterprofilingpolicies/NAME/profile | /flamegraph.svg
@@ -21,64 +23,18 @@
 #include <string.h>
 #include <strings.h>
 #include <time.h>
-#include <arpa/inet.h>
-#include <netinet/in.h>
-#include <microhttpd.h>
 
 #include "controller.h"
 #include "flamegraph.h"
+#include "httpd.h"
 #include "log.h"
+#include "metrics.h"
 #include "pprof.h"
 #include "pprof_merge.h"
 #include "profile.h"
 #include "store.h"
 
 #define API_GROUP "profiling.profleet.dev"
-
-struct http_server {
-	struct ctl *c;
-	struct MHD_Daemon *d;
-};
-
-static enum MHD_Result reply(struct MHD_Connection *conn, unsigned int status, const char *type,
-			     void *body, size_t len, bool must_free)
-{
-	struct MHD_Response *r;
-	enum MHD_Result ret;
-
-	r = MHD_create_response_from_buffer(len, body, must_free ? MHD_RESPMEM_MUST_FREE :
-					    MHD_RESPMEM_MUST_COPY);
-	if (!r) {
-		if (must_free)
-			free(body);
-		return MHD_NO;
-	}
-	MHD_add_response_header(r, "Content-Type", type);
-	MHD_add_response_header(r, "Cache-Control", "no-store");
-	ret = MHD_queue_response(conn, status, r);
-	MHD_destroy_response(r);
-	return ret;
-}
-
-static enum MHD_Result reply_text(struct MHD_Connection *conn, unsigned int status,
-				  const char *fmt, ...) __attribute__((format(printf, 3, 4)));
-static enum MHD_Result reply_text(struct MHD_Connection *conn, unsigned int status,
-				  const char *fmt, ...)
-{
-	char buf[1024];
-	va_list ap;
-	int n;
-
-	va_start(ap, fmt);
-	n = vsnprintf(buf, sizeof(buf) - 1, fmt, ap);
-	va_end(ap);
-	if (n < 0)
-		n = 0;
-	if ((size_t)n > sizeof(buf) - 2)
-		n = (int)sizeof(buf) - 2;
-	buf[n++] = '\n';
-	return reply(conn, status, "text/plain; charset=utf-8", buf, (size_t)n, false);
-}
 
 /* ---- authorization ------------------------------------------------------------ */
 
@@ -221,10 +177,9 @@ static bool parse_time(const char *s, int64_t *ret)
 	return true;
 }
 
-static enum MHD_Result serve_profile(struct http_server *h, struct MHD_Connection *conn,
-				     const char *url)
+static void serve_profile(struct ctl *c, const struct httpd_req *req, struct httpd_resp *resp)
 {
-	struct ctl *c = h->c;
+	const char *url = req->url;
 	char ns[256], name[256], key[600], why[512], title[700];
 	const char *what, *tok;
 	int64_t from = 0, until = 0;
@@ -233,40 +188,37 @@ static enum MHD_Result serve_profile(struct http_server *h, struct MHD_Connectio
 	int n;
 
 	if (!parse_path(url, ns, name, &what))
-		return reply_text(conn, MHD_HTTP_NOT_FOUND, "not found: %s", url);
-	if (!parse_time(MHD_lookup_connection_value(conn, MHD_GET_ARGUMENT_KIND, "from"), &from) ||
-	    !parse_time(MHD_lookup_connection_value(conn, MHD_GET_ARGUMENT_KIND, "until"), &until))
-		return reply_text(conn, MHD_HTTP_BAD_REQUEST,
-				  "from and until are UNIX times in seconds");
-	tok = MHD_lookup_connection_value(conn, MHD_HEADER_KIND, "X-Profleet-Token");
+		return httpd_text(resp, 404, "not found: %s", url);
+	if (!parse_time(httpd_arg(req, "from"), &from) || !parse_time(httpd_arg(req, "until"), &until))
+		return httpd_text(resp, 400, "from and until are UNIX times in seconds");
+	tok = httpd_header(req, "X-Profleet-Token");
 	if (!tok) {
-		tok = MHD_lookup_connection_value(conn, MHD_HEADER_KIND, "Authorization");
+		tok = httpd_header(req, "Authorization");
 		if (tok && !strncasecmp(tok, "Bearer ", 7))
 			tok += 7;
 		else
 			tok = NULL;
 	}
 	if (!tok || !*tok)
-		return reply_text(conn, MHD_HTTP_UNAUTHORIZED,
-				  "a bearer token is needed (Authorization: Bearer TOKEN)");
+		return httpd_text(resp, 401, "a bearer token is needed (Authorization: Bearer TOKEN)");
 	if (!c->store)
-		return reply_text(conn, MHD_HTTP_NOT_FOUND, "this controller has no store");
+		return httpd_text(resp, 404, "this controller has no store");
 	status = authorize(c, tok, ns[0] ? ns : NULL, name, why, sizeof(why));
 	if (status) {
 		log_info("http: %s refused (%u): %s", url, status, why);
-		return reply_text(conn, status, "%s", why);
+		return httpd_text(resp, status, "%s", why);
 	}
 	snprintf(key, sizeof(key), "%s%s%s", ns, ns[0] ? "/" : "", name);
 	m = pprof_merge_new();
 	if (!m)
-		return reply_text(conn, MHD_HTTP_SERVICE_UNAVAILABLE, "out of memory");
+		return httpd_text(resp, 503, "out of memory");
 	n = store_query(c->store, key, from, until, m, &bad);
 	if (n <= 0) {
 		pprof_merge_free(m);
 		if (bad)
-			return reply_text(conn, MHD_HTTP_INTERNAL_SERVER_ERROR,
-					  "%u stored profile(s) of %s could not be read", bad, key);
-		return reply_text(conn, MHD_HTTP_NOT_FOUND, "no profiles of %s%s", key,
+			return httpd_text(resp, 500, "%u stored profile(s) of %s could not be read",
+					  bad, key);
+		return httpd_text(resp, 404, "no profiles of %s%s", key,
 				  from || until ? " in that time range" : " yet");
 	}
 	log_info("http: %s: %d profile(s) merged%s", url, n, bad ? " (some unreadable)" : "");
@@ -276,10 +228,12 @@ static enum MHD_Result serve_profile(struct http_server *h, struct MHD_Connectio
 
 		if (pprof__encode(pprof_merge_profile(m), true, &buf, &len)) {
 			pprof_merge_free(m);
-			return reply_text(conn, MHD_HTTP_INTERNAL_SERVER_ERROR, "cannot encode");
+			return httpd_text(resp, 500, "cannot encode");
 		}
 		pprof_merge_free(m);
-		return reply(conn, MHD_HTTP_OK, "application/octet-stream", buf, len, true);
+		resp->type = "application/octet-stream";
+		resp->body = (char *)buf;
+		resp->len = len;
 	} else {
 		char *svg = NULL;
 		size_t len = 0;
@@ -295,63 +249,41 @@ static enum MHD_Result serve_profile(struct http_server *h, struct MHD_Connectio
 		pprof_merge_free(m);
 		if (e || !svg) {
 			free(svg);
-			return reply_text(conn, MHD_HTTP_INTERNAL_SERVER_ERROR, "cannot draw");
+			return httpd_text(resp, 500, "cannot draw");
 		}
-		return reply(conn, MHD_HTTP_OK, "image/svg+xml", svg, len, true);
+		resp->type = "image/svg+xml";
+		resp->body = svg;
+		resp->len = len;
 	}
 }
 
-static enum MHD_Result handler(void *cls, struct MHD_Connection *conn, const char *url,
-			       const char *method, const char *version, const char *upload_data,
-			       size_t *upload_data_size, void **con_cls)
+static void handler(void *ctx, const struct httpd_req *req, struct httpd_resp *resp)
 {
-	struct http_server *h = cls;
+	struct ctl *c = ctx;
 
-	(void)version, (void)upload_data, (void)con_cls;
-	if (*upload_data_size)
-		return reply_text(conn, MHD_HTTP_BAD_REQUEST, "no request body expected");
-	if (strcmp(method, "GET") && strcmp(method, "HEAD"))
-		return reply_text(conn, MHD_HTTP_METHOD_NOT_ALLOWED, "only GET");
-	if (!strcmp(url, "/healthz"))
-		return reply_text(conn, MHD_HTTP_OK, "ok");
-	return serve_profile(h, conn, url);
-}
+	if (!strcmp(req->url, "/healthz"))
+		return httpd_text(resp, 200, "ok");
+	if (!strcmp(req->url, "/readyz")) {
+		char why[200];
 
-struct http_server *http_start(struct ctl *c, char *err, size_t errlen)
-{
-	struct http_server *h = calloc(1, sizeof(*h));
-	struct sockaddr_in sa = { .sin_family = AF_INET, .sin_port = htons((uint16_t)c->opt.http_port) };
-
-	if (!h) {
-		snprintf(err, errlen, "out of memory");
-		return NULL;
+		if (ctl_ready(c, why, sizeof(why)))
+			return httpd_text(resp, 200, "ready");
+		return httpd_text(resp, 503, "not ready: %s", why);
 	}
-	if (inet_pton(AF_INET, c->opt.http_addr, &sa.sin_addr) != 1) {
-		snprintf(err, errlen, "--http-listen %s: want an IPv4 address and a port",
-			 c->opt.http_addr);
-		free(h);
-		return NULL;
-	}
-	h->c = c;
-	h->d = MHD_start_daemon(MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_THREAD_PER_CONNECTION |
-				MHD_USE_ERROR_LOG, 0, NULL, NULL, handler, h,
-				MHD_OPTION_SOCK_ADDR, (struct sockaddr *)&sa,
-				MHD_OPTION_CONNECTION_TIMEOUT, (unsigned int)60,
-				MHD_OPTION_CONNECTION_LIMIT, (unsigned int)64,
-				MHD_OPTION_END);
-	if (!h->d) {
-		snprintf(err, errlen, "cannot listen on %s:%d (HTTP)", c->opt.http_addr,
-			 c->opt.http_port);
-		free(h);
-		return NULL;
-	}
-	return h;
-}
-
-void http_stop(struct http_server *h)
-{
-	if (!h)
+	if (!strcmp(req->url, "/metrics")) {
+		resp->body = ctl_metrics(c, &resp->len);
+		resp->type = METRICS_CONTENT_TYPE;
+		if (!resp->body)
+			httpd_text(resp, 500, "out of memory");
 		return;
-	MHD_stop_daemon(h->d);
-	free(h);
+	}
+	serve_profile(c, req, resp);
+}
+
+struct httpd *http_start(struct ctl *c, char *err, size_t errlen)
+{
+	char listen[300];
+
+	snprintf(listen, sizeof(listen), "%s:%d", c->opt.http_addr, c->opt.http_port);
+	return httpd_start(listen, handler, c, err, errlen);
 }

@@ -18,6 +18,8 @@
 #include "log.h"
 #include "resolve.h"
 #include "store.h"
+#include "httpd.h"
+#include "metrics.h"
 #include "yamljson.h"
 
 #define GROUP_PATH "/apis/profiling.profleet.dev/v1alpha1"
@@ -30,6 +32,8 @@ void server_auth_done(struct ctl *c, struct conn *cn, bool ok, const char *why);
 struct policy_rt {
 	int64_t start;		/* OnDemand: when all its agents had acked */
 	int64_t completion;
+	int ev_phase;		/* phase of the last Event (-1: none yet; set from the server's) */
+	bool ev_degraded;	/* an ExportFailing Event was sent and not yet cleared */
 	char last_status[2048];	/* the last status body written (or attempted) */
 	int64_t last_write;
 	uint64_t seen;		/* reconcile pass that last saw the policy */
@@ -583,6 +587,11 @@ static void *lease_main(void *arg)
 		}
 		k8s_response_free(&r);
 		free(body);
+		if (have) {
+			pthread_mutex_lock(&ctl.lock);
+			ctl.lease_ok_unix = now.tv_sec;
+			pthread_mutex_unlock(&ctl.lock);
+		}
 		if (leader) {
 			last_renew = now;
 			set_leader(true);
@@ -754,6 +763,7 @@ static void **map_values(struct hmap *m, int *n)
 }
 
 struct status_write {
+	const char *method;	/* PATCH (status) or POST (an Event) */
 	char *path;
 	char *body;
 	struct status_write *next;
@@ -773,6 +783,7 @@ static struct policy_rt *rt_get(const struct policy *p)
 	/* a controller restart continues where the status says the policy is */
 	rt->start = p->srv_start;
 	rt->completion = p->srv_completion;
+	rt->ev_phase = -1;
 	return rt;
 }
 
@@ -879,8 +890,106 @@ static void policy_exports(const struct policy *p, struct export_summary *ret)
 	}
 }
 
+/* A core/v1 Event about a policy, to POST. */
+static struct status_write *event_write(const struct policy *p, const char *type, const char *reason,
+					const char *msg, const char *now)
+{
+	struct status_write *w = calloc(1, sizeof(*w));
+	cJSON *e = cJSON_CreateObject(), *md, *io, *src;
+	const char *ns = p->cluster ? "default" : p->ns;
+	char gen[300];
+
+	if (!w || !e) {
+		free(w);
+		cJSON_Delete(e);
+		return NULL;
+	}
+	cJSON_AddStringToObject(e, "apiVersion", "v1");
+	cJSON_AddStringToObject(e, "kind", "Event");
+	md = cJSON_AddObjectToObject(e, "metadata");
+	snprintf(gen, sizeof(gen), "%s.", p->name);
+	cJSON_AddStringToObject(md, "generateName", gen);
+	cJSON_AddStringToObject(md, "namespace", ns);
+	io = cJSON_AddObjectToObject(e, "involvedObject");
+	cJSON_AddStringToObject(io, "apiVersion", "profiling.profleet.dev/v1alpha1");
+	cJSON_AddStringToObject(io, "kind", p->cluster ? "ClusterProfilingPolicy" : "ProfilingPolicy");
+	cJSON_AddStringToObject(io, "name", p->name);
+	if (!p->cluster)
+		cJSON_AddStringToObject(io, "namespace", p->ns);
+	if (p->uid)
+		cJSON_AddStringToObject(io, "uid", p->uid);
+	cJSON_AddStringToObject(e, "type", type);
+	cJSON_AddStringToObject(e, "reason", reason);
+	cJSON_AddStringToObject(e, "message", msg);
+	cJSON_AddStringToObject(e, "firstTimestamp", now);
+	cJSON_AddStringToObject(e, "lastTimestamp", now);
+	cJSON_AddNumberToObject(e, "count", 1);
+	src = cJSON_AddObjectToObject(e, "source");
+	cJSON_AddStringToObject(src, "component", "profleet-controller");
+	cJSON_AddStringToObject(e, "reportingComponent", "profleet-controller");
+	cJSON_AddStringToObject(e, "reportingInstance", ctl.opt.identity);
+	w->method = "POST";
+	w->body = cJSON_PrintUnformatted(e);
+	cJSON_Delete(e);
+	if (asprintf(&w->path, "/api/v1/namespaces/%s/events", ns) < 0)
+		w->path = NULL;
+	if (!w->body || !w->path) {
+		free(w->body);
+		free(w->path);
+		free(w);
+		return NULL;
+	}
+	log_info("policy %s: event %s: %s", p->key, reason, msg);
+	return w;
+}
+
+/*
+ * Events when a policy's profiling starts, completes or fails, and when its
+ * exports start or stop failing. The first pass after a (re)start takes the
+ * phase the server holds, so a restarted controller does not repeat them.
+ */
+static void policy_events(const struct policy *p, struct policy_rt *rt, enum policy_phase phase,
+			  const struct policy_result *r, const struct export_summary *ex,
+			  const char *now, struct status_write **events)
+{
+	struct status_write *w = NULL;
+	char msg[512];
+
+	if (rt->ev_phase < 0)
+		rt->ev_phase = (int)p->srv_phase;
+	if ((int)phase != rt->ev_phase) {
+		if (phase == PHASE_RUNNING) {
+			snprintf(msg, sizeof(msg), "profiling %d pod(s) on %d node(s) at %d Hz", r->pods,
+				 r->nodes, p->frequency_hz);
+			w = event_write(p, "Normal", "Started", msg, now);
+		} else if (phase == PHASE_COMPLETED) {
+			snprintf(msg, sizeof(msg), "profiled for %llds", (long long)p->duration_s);
+			w = event_write(p, "Normal", "Completed", msg, now);
+		} else if (phase == PHASE_FAILED) {
+			snprintf(msg, sizeof(msg), "%s: %s", r->reason, r->message);
+			w = event_write(p, "Warning", "Failed", msg, now);
+		}
+		rt->ev_phase = (int)phase;
+	}
+	if (w) {
+		w->next = *events;
+		*events = w;
+		w = NULL;
+	}
+	if (ex->failing[0] && !rt->ev_degraded)
+		w = event_write(p, "Warning", "ExportFailing", ex->failing, now);
+	else if (!ex->failing[0] && rt->ev_degraded)
+		w = event_write(p, "Normal", "ExportRecovered", "exports succeed again", now);
+	rt->ev_degraded = ex->failing[0] != 0;
+	if (w) {
+		w->next = *events;
+		*events = w;
+	}
+}
+
 static struct status_write *policy_status(struct policy *p, int pi, const struct policy_result *r,
-					  const struct resolve_output *out)
+					  const struct resolve_output *out,
+					  struct status_write **events)
 {
 	struct export_summary ex;
 	struct policy_rt *rt = rt_get(p);
@@ -998,6 +1107,7 @@ static struct status_write *policy_status(struct policy *p, int pi, const struct
 		k8s_time_format(rt->completion, t, sizeof(t));
 		cJSON_AddStringToObject(st, "completionTime", t);
 	}
+	policy_events(p, rt, phase, r, &ex, now, events);
 	s = cJSON_PrintUnformatted(body);
 	cJSON_Delete(body);
 	if (!s)
@@ -1019,6 +1129,7 @@ static struct status_write *policy_status(struct policy *p, int pi, const struct
 	else
 		asprintf(&w->path, GROUP_PATH "/namespaces/%s/profilingpolicies/%s/status", p->ns,
 			 p->name);
+	w->method = "PATCH";
 	w->body = s;
 	return w;
 }
@@ -1120,7 +1231,8 @@ static struct status_write *reconcile_locked(void)
 	/* status, by the leader only */
 	if (ctl.leader) {
 		for (int i = 0; i < npol; i++) {
-			struct status_write *w = policy_status(in.policies[i], i, &out.results[i], &out);
+			struct status_write *w = policy_status(in.policies[i], i, &out.results[i], &out,
+							       &writes);
 
 			if (w) {
 				w->next = writes;
@@ -1157,14 +1269,33 @@ static void *reconcile_main(void *arg)
 			pthread_cond_timedwait(&ctl.wake, &ctl.lock, &ts);
 		}
 		ctl.dirty = false;
-		w = reconcile_locked();
+		{
+			struct timespec t0, t1;
+			double d;
+			static const double bounds[] = { 0.001, 0.005, 0.025, 0.1, 0.5 };
+			int b = 0;
+
+			clock_gettime(CLOCK_MONOTONIC, &t0);
+			w = reconcile_locked();
+			clock_gettime(CLOCK_MONOTONIC, &t1);
+			d = (double)(t1.tv_sec - t0.tv_sec) + (double)(t1.tv_nsec - t0.tv_nsec) / 1e9;
+			while (b < 5 && d > bounds[b])
+				b++;
+			ctl.rec_buckets[b]++;
+			ctl.rec_count++;
+			ctl.rec_sum_s += d;
+		}
 		pthread_mutex_unlock(&ctl.lock);
 		while (w) {
 			struct status_write *next = w->next;
 			struct k8s_response r;
 
-			if (k8s_request(kc, "PATCH", w->path, "application/merge-patch+json", w->body,
-					&r) || r.status != 200) {
+			if (!strcmp(w->method, "POST")) {	/* an Event: best effort */
+				if (k8s_request(kc, "POST", w->path, NULL, w->body, &r) || r.status != 201)
+					log_warn("event %s: HTTP %ld: %s", w->path, r.status,
+						 k8s_response_message(&r));
+			} else if (k8s_request(kc, "PATCH", w->path, "application/merge-patch+json",
+					       w->body, &r) || r.status != 200) {
 				if (r.status != 404)	/* deleted meanwhile: fine */
 					log_warn("status %s: HTTP %ld: %s", w->path, r.status,
 						 k8s_response_message(&r));
@@ -1190,6 +1321,152 @@ static void *reconcile_main(void *arg)
 	pthread_mutex_unlock(&ctl.lock);
 	k8s_client_free(kc);
 	return NULL;
+}
+
+/* ---- readiness and metrics ---------------------------------------------------- */
+
+static const char *const informer_names[] = { "pods", "namespaces", "nodes", "profilingpolicies",
+					      "clusterprofilingpolicies", "clusterprofilingbackends",
+					      "replicasets" };
+
+/*
+ * Ready means doing its job: every cache has been listed once, and the lease
+ * round-trips to the API server (a follower is ready too: it stands by).
+ */
+bool ctl_ready(struct ctl *c, char *why, size_t whylen)
+{
+	int64_t lease_ok;
+
+	for (int i = 0; i < c->ninformers; i++)
+		if (!k8s_informer_synced(c->informers[i])) {
+			snprintf(why, whylen, "%s not listed yet", informer_names[i]);
+			return false;
+		}
+	pthread_mutex_lock(&c->lock);
+	lease_ok = c->lease_ok_unix;
+	pthread_mutex_unlock(&c->lock);
+	if (!c->opt.no_leader_election &&
+	    time(NULL) - lease_ok > 2 * (int64_t)c->opt.lease_duration_s) {
+		snprintf(why, whylen, "no answer about the lease for %lld s",
+			 (long long)(time(NULL) - lease_ok));
+		return false;
+	}
+	return true;
+}
+
+char *ctl_metrics(struct ctl *c, size_t *ret_len)
+{
+	struct metrics m;
+	struct ctl_stats st;
+	struct store_stats ss = { 0 };
+	uint64_t agents = 0, targets_nodes = 0, buckets[6], count;
+	double sum;
+	int npol = 0, leader;
+	static const char *const le[] = { "0.001", "0.005", "0.025", "0.1", "0.5", "+Inf" };
+
+	if (metrics_begin(&m))
+		return NULL;
+	pthread_mutex_lock(&c->lock);
+	st = c->stats;
+	for (struct conn *cn = c->conns; cn; cn = cn->next)
+		agents += cn->auth == AUTH_OK;
+	hmap_for_each(&c->node_states, it)
+		targets_nodes += ((struct node_state *)it->val)->msg != NULL;
+	npol = (int)c->policies.n;
+	leader = c->leader;
+	memcpy(buckets, c->rec_buckets, sizeof(buckets));
+	count = c->rec_count;
+	sum = c->rec_sum_s;
+	pthread_mutex_unlock(&c->lock);
+	if (c->store)
+		store_stats(c->store, &ss);
+	metrics_family(&m, "profleet_controller_leader", "gauge", "1 while this replica holds the lease.");
+	metrics_value(&m, "profleet_controller_leader", NULL, leader);
+	metrics_family(&m, "profleet_controller_start_time_seconds", "gauge", "Start time, UNIX seconds.");
+	metrics_value(&m, "profleet_controller_start_time_seconds", NULL, (double)c->started_unix);
+	metrics_family(&m, "profleet_controller_policies", "gauge",
+		       "ProfilingPolicy and ClusterProfilingPolicy objects known.");
+	metrics_value(&m, "profleet_controller_policies", NULL, npol);
+	metrics_family(&m, "profleet_controller_websocket_connections", "gauge",
+		       "Agents connected and accepted.");
+	metrics_value(&m, "profleet_controller_websocket_connections", NULL, (double)agents);
+	metrics_family(&m, "profleet_controller_target_nodes", "gauge",
+		       "Nodes that have a target set.");
+	metrics_value(&m, "profleet_controller_target_nodes", NULL, (double)targets_nodes);
+	metrics_family(&m, "profleet_controller_agent_connections_total", "counter",
+		       "Websocket connections from agents, by outcome.");
+	metrics_value(&m, "profleet_controller_agent_connections_total",
+		      (const char *[]){ "result", "opened", NULL }, (double)st.accepted_conns);
+	metrics_value(&m, "profleet_controller_agent_connections_total",
+		      (const char *[]){ "result", "refused", NULL }, (double)st.refused);
+	metrics_family(&m, "profleet_controller_frames_total", "counter", "Frames from agents.");
+	metrics_value(&m, "profleet_controller_frames_total", (const char *[]){ "result", "ok", NULL },
+		      (double)(st.frames_in - st.frames_bad));
+	metrics_value(&m, "profleet_controller_frames_total", (const char *[]){ "result", "bad", NULL },
+		      (double)st.frames_bad);
+	metrics_family(&m, "profleet_controller_target_pushes_total", "counter",
+		       "Target sets sent to agents.");
+	metrics_value(&m, "profleet_controller_target_pushes_total", NULL, (double)st.pushes);
+	metrics_family(&m, "profleet_controller_status_writes_total", "counter",
+		       "Policy status patches, by result.");
+	metrics_value(&m, "profleet_controller_status_writes_total",
+		      (const char *[]){ "result", "ok", NULL }, (double)st.status_writes);
+	metrics_value(&m, "profleet_controller_status_writes_total",
+		      (const char *[]){ "result", "error", NULL }, (double)st.status_errors);
+	metrics_family(&m, "profleet_controller_reconcile_duration_seconds", "histogram",
+		       "Time to resolve every policy against every pod and encode the target sets.");
+	for (int i = 0, acc = 0; i < 6; i++) {
+		acc += (int)buckets[i];
+		metrics_value(&m, "profleet_controller_reconcile_duration_seconds_bucket",
+			      (const char *[]){ "le", le[i], NULL }, acc);
+	}
+	metrics_value(&m, "profleet_controller_reconcile_duration_seconds_sum", NULL, sum);
+	metrics_value(&m, "profleet_controller_reconcile_duration_seconds_count", NULL, (double)count);
+	metrics_family(&m, "profleet_controller_watch_events_total", "counter",
+		       "Watch events, by resource.");
+	for (int i = 0; i < c->ninformers; i++) {
+		struct k8s_informer_stats is;
+
+		k8s_informer_stats(c->informers[i], &is);
+		metrics_value(&m, "profleet_controller_watch_events_total",
+			      (const char *[]){ "resource", informer_names[i], NULL }, (double)is.events);
+	}
+	metrics_family(&m, "profleet_controller_watch_restarts_total", "counter",
+		       "Watches started again (after a timeout, an error or 410 Gone), by resource.");
+	for (int i = 0; i < c->ninformers; i++) {
+		struct k8s_informer_stats is;
+
+		k8s_informer_stats(c->informers[i], &is);
+		metrics_value(&m, "profleet_controller_watch_restarts_total",
+			      (const char *[]){ "resource", informer_names[i], NULL },
+			      (double)(is.watches ? is.watches - 1 : 0));
+	}
+	metrics_family(&m, "profleet_controller_relists_total", "counter",
+		       "Full lists, by resource (the first, after 410 Gone, after errors).");
+	for (int i = 0; i < c->ninformers; i++) {
+		struct k8s_informer_stats is;
+
+		k8s_informer_stats(c->informers[i], &is);
+		metrics_value(&m, "profleet_controller_relists_total",
+			      (const char *[]){ "resource", informer_names[i], NULL }, (double)is.lists);
+	}
+	metrics_family(&m, "profleet_controller_store_uploads_total", "counter",
+		       "Profiles agents sent to the built-in store, by result.");
+	metrics_value(&m, "profleet_controller_store_uploads_total",
+		      (const char *[]){ "result", "stored", NULL }, (double)st.uploads);
+	metrics_value(&m, "profleet_controller_store_uploads_total",
+		      (const char *[]){ "result", "refused", NULL }, (double)st.uploads_refused);
+	metrics_family(&m, "profleet_controller_store_files", "gauge", "Profiles held by the store.");
+	metrics_value(&m, "profleet_controller_store_files", NULL, (double)ss.files);
+	metrics_family(&m, "profleet_controller_store_bytes", "gauge", "Bytes held by the store.");
+	metrics_value(&m, "profleet_controller_store_bytes", NULL, (double)ss.bytes);
+	metrics_family(&m, "profleet_controller_store_evictions_total", "counter",
+		       "Profiles dropped to stay within the bounds, by reason.");
+	metrics_value(&m, "profleet_controller_store_evictions_total",
+		      (const char *[]){ "reason", "full", NULL }, (double)ss.evicted_full);
+	metrics_value(&m, "profleet_controller_store_evictions_total",
+		      (const char *[]){ "reason", "age", NULL }, (double)ss.evicted_age);
+	return metrics_end(&m, ret_len);
 }
 
 /* ---- command line --------------------------------------------------------- */
@@ -1428,7 +1705,7 @@ int main(int argc, char **argv)
 	static const struct k8s_informer_ops nl_ops = { nl_begin, nl_event, nl_end };
 	static const struct k8s_informer_ops pol_ops = { pol_begin, pol_event, pol_end };
 	static const struct k8s_informer_ops cpb_ops = { cpb_begin, cpb_event, cpb_end };
-	struct k8s_informer *inf[7] = { 0 };
+	struct k8s_informer **inf = ctl.informers;
 	pthread_t t_rec, t_auth, t_lease, t_sec;
 	struct sigaction sa = { .sa_handler = on_signal };
 	char err[512];
@@ -1449,6 +1726,7 @@ int main(int argc, char **argv)
 	pthread_cond_init(&ctl.wake, NULL);
 	if (ctl.opt.no_leader_election)
 		ctl.leader = true;
+	ctl.started_unix = time(NULL);
 	if (ctl.opt.store_dir) {
 		struct store_opts so = { .dir = ctl.opt.store_dir,
 					 .max_bytes = ctl.opt.store_max_bytes,
@@ -1488,6 +1766,7 @@ int main(int argc, char **argv)
 				    NULL);
 	/* ReplicaSets: only to name a pod's Deployment */
 	inf[6] = k8s_informer_start(&ctl.kcfg, "/apis/apps/v1/replicasets", &nl_ops, &rs_ctx);
+	ctl.ninformers = 7;
 	for (int i = 0; i < 7; i++)
 		if (!inf[i]) {
 			log_error("cannot start informers");
@@ -1512,7 +1791,7 @@ int main(int argc, char **argv)
 		pthread_join(t_lease, NULL);
 	for (int i = 0; i < 7; i++)
 		k8s_informer_stop(inf[i]);
-	http_stop(ctl.http);
+	httpd_stop(ctl.http);
 	server_stop(&ctl);
 	store_close(ctl.store);
 	k8s_config_free(&ctl.kcfg);

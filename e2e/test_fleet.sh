@@ -236,7 +236,7 @@ check "controller takes the leader Lease" [ $? -eq 0 ]
 start_agent() { # name node token-file
 	"$AGENT" run --controller "$URL" --node-name "$2" --token-file "$3" --state-file "$W/state-$1.json" \
 		--output "$W/prof-$1.txt" --interval 2 --cgroup-root "$V2" --max-frequency 250 \
-		--log "$W/agent-$1.log" --log-level debug &
+		--log "$W/agent-$1.log" --log-level debug ${AGENT_HTTP:+--http-listen "$AGENT_HTTP"} &
 	eval "AG_$1=\$!"
 	PIDS="$PIDS $!"
 }
@@ -260,7 +260,7 @@ note "refusal: $(sv liar .lastRefusal)"
 kill $AG_bad $AG_aud $AG_liar 2>/dev/null
 
 # ---- a continuous policy -------------------------------------------------------------
-start_agent a "$NODE_A" "$W/token-a"
+AGENT_HTTP=127.0.0.1:$((HPORT + 10)) start_agent a "$NODE_A" "$W/token-a"
 start_agent b "$NODE_B" "$W/token-b"
 wait_until 20 sh -c "exec 2>/dev/null; [ \"\$(jq -r .connected '$W/state-a.json' 2>/dev/null)\" = true ] && [ \"\$(jq -r .connected '$W/state-b.json' 2>/dev/null)\" = true ]"
 [ "$(sv a .connected)" = true ] && [ "$(st a .refusals)" = 0 ]
@@ -372,6 +372,26 @@ check "OTLP: resource attributes by the semantic conventions, and the workload's
 wait_until 10 sh -c "exec 2>/dev/null; [ -n \"\$(kubectl --kubeconfig '$KC' get profilingpolicy -n $SHOP web -o jsonpath='{.status.lastExportTime}')\" ]"
 check "status: lastExportTime ($(pstatus "$SHOP" web '{.status.lastExportTime}')), not Degraded" \
 	[ "$(pstatus "$SHOP" web '{.status.conditions[?(@.type=="Degraded")].status}')" = False ]
+
+# ---- self-observability: /metrics, /healthz, /readyz ------------------------------------------
+CH=http://127.0.0.1:$((HPORT + 1))
+AH=http://127.0.0.1:$((HPORT + 10))
+check "controller /healthz and /readyz answer 200" \
+	sh -c "[ \"\$(curl -s -o /dev/null -w '%{http_code}' $CH/healthz)\" = 200 ] && [ \"\$(curl -s -o /dev/null -w '%{http_code}' $CH/readyz)\" = 200 ]"
+curl -s "$CH/metrics" >"$W/ctl.metrics"
+check "controller /metrics: leader, 2 agents, watch events, reconcile latency, exports" \
+	sh -c "grep -q '^profleet_controller_leader 1' '$W/ctl.metrics' && grep -q '^profleet_controller_websocket_connections 2' '$W/ctl.metrics' &&
+		grep -q '^profleet_controller_watch_events_total{resource=\"pods\"} [1-9]' '$W/ctl.metrics' &&
+		grep -q '^profleet_controller_reconcile_duration_seconds_count [1-9]' '$W/ctl.metrics' &&
+		grep -q '^# TYPE profleet_controller_reconcile_duration_seconds histogram' '$W/ctl.metrics'"
+curl -s "$AH/metrics" >"$W/agent.metrics"
+check "agent /metrics: samples, drops and unwind failures by reason, exports by backend and result" \
+	sh -c "grep -q '^profleet_agent_samples_total [1-9]' '$W/agent.metrics' && grep -q '^profleet_agent_samples_dropped_total{reason=\"ringbuf_full\"}' '$W/agent.metrics' &&
+		grep -q '^profleet_agent_unwind_failures_total{reason=' '$W/agent.metrics' &&
+		grep -q '^profleet_agent_exports_total{backend=\"sink-$RUN\",result=\"sent\"} [1-9]' '$W/agent.metrics' &&
+		grep -q '^profleet_agent_websocket_connected 1' '$W/agent.metrics'"
+check "agent /readyz answers 200 once it holds a target set; /healthz 200" \
+	sh -c "[ \"\$(curl -s -o /dev/null -w '%{http_code}' $AH/readyz)\" = 200 ] && [ \"\$(curl -s -o /dev/null -w '%{http_code}' $AH/healthz)\" = 200 ]"
 
 # the workload owner: web-1 belongs to a ReplicaSet of the Deployment "checkout"
 k create deployment checkout -n "$SHOP" --image=busybox --replicas=0 >/dev/null 2>&1
@@ -521,6 +541,9 @@ for pr in no-duration:InvalidSpec over-cap:FrequencyOverCap reach-out:CrossNames
 		[ "$(pstatus "$SHOP" "$name" '{.status.conditions[?(@.type=="Accepted")].status}/{.status.phase}')" = "False/Failed" ]
 done
 note "message: $(pstatus "$SHOP" reach-out '{.status.conditions[?(@.type=="Accepted")].message}')"
+wait_until 10 sh -c "kubectl --kubeconfig '$KC' get events -n $SHOP --field-selector involvedObject.name=over-cap -o jsonpath='{.items[*].reason}' 2>/dev/null | grep -q Failed"
+check "an invalid policy gets a Warning Event, reason Failed" \
+	sh -c "kubectl --kubeconfig '$KC' get events -n $SHOP --field-selector involvedObject.name=over-cap,type=Warning -o jsonpath='{.items[*].reason}' | grep -q Failed"
 # every policy an agent was ever given has a key in policySamples
 check "invalid policies are never pushed to an agent" \
 	sh -c "! jq -r '.policySamples | keys[]' '$W/state-a.json' '$W/state-b.json' | grep -qE '/(no-duration|over-cap|reach-out|no-backend)\$'"
@@ -577,6 +600,11 @@ note "OnDemand: start $start, completion $end, samples $(pstatus "$SHOP" db-now 
 verdict "OnDemand status has start/completion time and a sample count" $?
 wait_until 5 sh -c "! jq -r '.targets[].containerID' '$W/state-a.json' | grep -q '$C_DB1'"
 check "a completed OnDemand policy stops its sampling" sh -c "! jq -r '.targets[].containerID' '$W/state-a.json' | grep -q '$C_DB1'"
+
+wait_until 10 sh -c "kubectl --kubeconfig '$KC' get events -n $SHOP --field-selector involvedObject.name=db-now -o jsonpath='{.items[*].reason}' 2>/dev/null | grep -q Completed"
+ev=$(k get events -n "$SHOP" --field-selector involvedObject.name=db-now -o jsonpath='{.items[*].reason}')
+check "the OnDemand policy's Events: Started, then Completed ($ev)" \
+	sh -c "echo '$ev' | grep -q Started && echo '$ev' | grep -q Completed"
 
 # ---- the built-in store: db-now named no backend, so its profiles went to the controller ----
 HTTP=http://127.0.0.1:$((HPORT + 1))

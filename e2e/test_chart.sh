@@ -1,0 +1,149 @@
+#!/bin/sh
+# The Helm chart (charts/profleet), rendered as `helm template` would by
+# build/tools/chartrender (Go text/template + sprig + Helm's functions), then
+# handed to a real kube-apiserver (e2e/cluster.sh, v1.20.2): every object is
+# validated by the server (kubectl apply --dry-run=server), then applied for
+# real to check what RBAC grants. TAP output.
+# shellcheck shell=sh
+set -u
+TOP=${PROFLEET_SRCDIR:-$(cd "$(dirname "$0")/.." && pwd)}
+BUILD=${PROFLEET_BUILD:-$TOP/build}
+R=$BUILD/tools/chartrender
+CHART=$TOP/charts/profleet
+W=$(mktemp -d /tmp/profleet-chart.XXXXXX)
+n=0
+failures=0
+
+ok() { n=$((n + 1)); echo "ok $n - $*"; }
+not_ok() { n=$((n + 1)); failures=$((failures + 1)); echo "not ok $n - $*"; }
+check() { d=$1; shift; if "$@"; then ok "$d"; else not_ok "$d"; fi; }
+note() { echo "# $*"; }
+bail() { echo "Bail out! $*"; exit 1; }
+
+cleanup() {
+	[ -f "$W/cluster/env" ] && sh "$TOP/e2e/cluster.sh" stop "$W/cluster" >/dev/null 2>&1
+	if [ "$failures" -gt 0 ] || [ -n "${E2E_KEEP:-}" ]; then
+		echo "# logs kept in $W"
+	else
+		rm -rf "$W"
+	fi
+	echo "1..$n"
+}
+trap cleanup EXIT
+trap 'exit 1' INT TERM
+
+[ -x "$R" ] || bail "$R is not built (make tests)"
+command -v kubectl >/dev/null || bail "kubectl is missing"
+
+# ---- rendering alone -------------------------------------------------------------
+"$R" --namespace profleet-system --name profleet "$CHART" >"$W/default.yaml" 2>"$W/default.err"
+check "the chart renders with its default values" [ $? -eq 0 ]
+kinds=$(grep '^kind:' "$W/default.yaml" | sort | uniq -c | tr -s ' ' | tr '\n' ';')
+note "objects: $kinds"
+y() { # FILE KIND NAME-SUFFIX: the YAML document of that object
+	awk -v k="kind: $2" -v nm="$3" 'BEGIN { RS = "\n---\n" } index($0, "\n" k "\n") && $0 ~ ("name: [a-z0-9-]*" nm "\n") { print; exit }' "$1"
+}
+y "$W/default.yaml" DaemonSet agent >"$W/ds.yaml"
+y "$W/default.yaml" Deployment controller >"$W/deploy.yaml"
+check "agent: hostPID, not privileged, read-only root, every taint tolerated" \
+	sh -c "grep -q 'hostPID: true' '$W/ds.yaml' && grep -q 'privileged: false' '$W/ds.yaml' &&
+		grep -q 'readOnlyRootFilesystem: true' '$W/ds.yaml' && grep -q 'operator: Exists' '$W/ds.yaml'"
+check "agent: capabilities BPF, PERFMON, SYS_PTRACE, SYS_RESOURCE, DAC_READ_SEARCH, all others dropped" \
+	sh -c "for c in BPF PERFMON SYS_PTRACE SYS_RESOURCE DAC_READ_SEARCH; do grep -q \"^ *- \$c\$\" '$W/ds.yaml' || exit 1; done;
+		grep -q 'drop:' '$W/ds.yaml' && ! grep -q SYS_ADMIN '$W/ds.yaml'"
+check "agent: a projected token with the controller's audience, no default token" \
+	sh -c "grep -q 'audience: profleet' '$W/ds.yaml' && grep -q 'automountServiceAccountToken: false' '$W/ds.yaml'"
+check "controller: restricted (non-root, no privilege escalation, caps dropped, RuntimeDefault seccomp), 2 replicas, probes" \
+	sh -c "grep -q 'runAsNonRoot: true' '$W/deploy.yaml' && grep -q 'allowPrivilegeEscalation: false' '$W/deploy.yaml' &&
+		grep -q 'drop:' '$W/deploy.yaml' && grep -q 'type: RuntimeDefault' '$W/deploy.yaml' &&
+		grep -q 'replicas: 2' '$W/deploy.yaml' && grep -q 'path: /readyz' '$W/deploy.yaml' && grep -q 'path: /healthz' '$W/deploy.yaml'"
+check "v1.20: the PodDisruptionBudget is policy/v1beta1" \
+	sh -c "grep -B1 '^kind: PodDisruptionBudget' '$W/default.yaml' | grep -q 'apiVersion: policy/v1beta1'"
+"$R" --kube-version v1.25.0 --api-versions v1 --api-versions apps/v1 --api-versions policy/v1 \
+	--namespace profleet-system "$CHART" >"$W/v125.yaml"
+check "v1.25 (policy/v1 served): the PodDisruptionBudget is policy/v1" \
+	sh -c "grep -B1 '^kind: PodDisruptionBudget' '$W/v125.yaml' | grep -q 'apiVersion: policy/v1\$'"
+"$R" --set controller.tls.enabled=true "$CHART" >"$W/notls.yaml" 2>"$W/notls.err"
+check "tls.enabled without a secretName fails with the 'required' message" \
+	sh -c "[ $? -ne 0 ] && grep -q 'controller.tls.secretName is required' '$W/notls.err'"
+"$R" --namespace profleet-system --set metrics.serviceMonitor.enabled=true "$CHART" >"$W/nosm.yaml"
+check "a ServiceMonitor only where the cluster serves monitoring.coreos.com/v1" \
+	sh -c "! grep -q '^kind: ServiceMonitor' '$W/nosm.yaml'"
+"$R" --namespace profleet-system --set metrics.serviceMonitor.enabled=true \
+	--api-versions v1 --api-versions monitoring.coreos.com/v1/ServiceMonitor "$CHART" >"$W/sm.yaml"
+check "... and there it is" grep -q '^kind: ServiceMonitor' "$W/sm.yaml"
+"$R" --notes --namespace profleet-system "$CHART" >"$W/notes.txt"
+check "NOTES.txt tells the first command to run" grep -q 'kubectl profleet record' "$W/notes.txt"
+
+# ---- the real API server ---------------------------------------------------------
+sh "$TOP/e2e/cluster.sh" start "$W/cluster" >"$W/cluster.log" 2>&1 || {
+	cat "$W/cluster.log"
+	bail "cannot start kube-apiserver + etcd (e2e/cluster.sh)"
+}
+KC=$W/cluster/kubeconfig
+k() { kubectl --kubeconfig "$KC" "$@"; }
+k apply -f "$CHART/crds/" >"$W/crds.log" 2>&1 &&
+	k wait --for condition=established --timeout=60s crd/profilingpolicies.profiling.profleet.dev >>"$W/crds.log" 2>&1
+check "the chart's crds/ (the project's CRDs) apply" [ $? -eq 0 ]
+k create namespace profleet-system >/dev/null
+k create namespace team-a >/dev/null
+k create namespace team-b >/dev/null
+
+cat >"$W/variant.yaml" <<EOF
+controller:
+  replicas: 1
+  tls: {enabled: true, secretName: profleet-tls}
+  store: {persistence: {enabled: true, size: 1Gi}}
+  secretNamespaces: [team-a, team-b]
+  extraArgs: [--log-level=debug]
+agent:
+  seccompProfile: RuntimeDefault
+  priorityClassName: system-node-critical
+  nodeSelector: {kubernetes.io/os: linux}
+rbac: {aggregateToDefaultRoles: false, storeThroughApiServerProxy: false}
+EOF
+"$R" --namespace profleet-system -f "$W/variant.yaml" "$CHART" >"$W/variant.out.yaml"
+"$R" --namespace profleet-system --set controller.store.enabled=false --name other "$CHART" >"$W/nostore.yaml"
+for v in default variant.out nostore; do
+	k apply --dry-run=server -f "$W/$v.yaml" >"$W/$v.dry" 2>&1
+	rc=$?
+	cnt=$(grep -c 'server dry run' "$W/$v.dry")
+	check "the API server accepts every object of the $v rendering ($cnt objects, dry run)" \
+		sh -c "[ $rc -eq 0 ] && [ $cnt -eq $(grep -c '^kind:' "$W/$v.yaml") ]"
+	[ $rc -eq 0 ] || sed 's/^/#   /' "$W/$v.dry" | head -20
+done
+check "variant: a PVC for the store, wss with the CA for the agents, Roles for Secrets in team-a and team-b" \
+	sh -c "grep -q '^kind: PersistentVolumeClaim' '$W/variant.out.yaml' && grep -q 'ca-file=/etc/profleet/tls/ca.crt' '$W/variant.out.yaml' &&
+		grep -q 'controller=wss://' '$W/variant.out.yaml' && [ \$(grep -c 'name: profleet-controller-backend-secrets' '$W/variant.out.yaml') -ge 4 ]"
+check "no store: the controller runs with --no-store" grep -q -- '- --no-store' "$W/nostore.yaml"
+
+# applied for real: what RBAC grants each service account
+k apply -f "$W/default.yaml" >"$W/apply.log" 2>&1
+check "the default rendering applies" [ $? -eq 0 ]
+CSA=system:serviceaccount:profleet-system:profleet-controller
+ASA=system:serviceaccount:profleet-system:profleet-agent
+can() { k auth can-i --as="$1" "$2" "$3" ${4:+-n "$4"} >/dev/null 2>&1; }
+check "controller may watch pods, replicasets and policies, patch policy status, create events and reviews" \
+	sh -c "k() { kubectl --kubeconfig '$KC' \"\$@\"; }
+		for a in 'watch pods' 'list replicasets.apps' 'watch profilingpolicies.profiling.profleet.dev' \
+			'patch profilingpolicies.profiling.profleet.dev --subresource=status' 'create events' \
+			'create tokenreviews.authentication.k8s.io' 'create subjectaccessreviews.authorization.k8s.io'; do
+			k auth can-i --as=$CSA \$a -n team-a >/dev/null 2>&1 || { echo \"# cannot: \$a\"; exit 1; }
+		done"
+check "controller may use its own Lease, not others', and read Secrets only in its namespace" \
+	sh -c "k() { kubectl --kubeconfig '$KC' \"\$@\"; }
+		k auth can-i --as=$CSA update leases.coordination.k8s.io/profleet-controller -n profleet-system >/dev/null &&
+		! k auth can-i --as=$CSA update leases.coordination.k8s.io/other -n profleet-system >/dev/null &&
+		k auth can-i --as=$CSA get secrets -n profleet-system >/dev/null &&
+		! k auth can-i --as=$CSA get secrets -n team-a >/dev/null &&
+		! k auth can-i --as=$CSA list secrets -n profleet-system >/dev/null &&
+		! k auth can-i --as=$CSA create pods -n team-a >/dev/null"
+check "agents have no rights on the Kubernetes API" \
+	sh -c "k() { kubectl --kubeconfig '$KC' \"\$@\"; }
+		for a in 'get pods' 'list nodes' 'get secrets' 'list profilingpolicies.profiling.profleet.dev' 'create tokenreviews.authentication.k8s.io'; do
+			! k auth can-i --as=$ASA \$a -n team-a >/dev/null 2>&1 || { echo \"# can: \$a\"; exit 1; }
+		done"
+check "any user may reach the store through the service proxy (the controller checks each request)" \
+	sh -c "kubectl --kubeconfig '$KC' auth can-i --as=alice --as-group=system:authenticated get services/profleet-controller:http --subresource=proxy -n profleet-system >/dev/null 2>&1 ||
+		kubectl --kubeconfig '$KC' auth can-i --as=alice --as-group=system:authenticated get services/proxy -n profleet-system >/dev/null 2>&1"
+[ "$failures" -eq 0 ]
