@@ -47,7 +47,7 @@ ifeq ($(HAVE_GO),yes)
 WORKLOADS   += $(BUILD)/workloads/go/hot-stripped
 endif
 
-.PHONY: all agent controller e2e apiserver tests workloads deps test unit unit-san system run clean lint bench fuzz fuzzers
+.PHONY: all agent controller e2e apiserver tests workloads deps test unit unit-san system run clean lint bench fuzz fuzzers install
 .DELETE_ON_ERROR:
 .SECONDARY:
 
@@ -55,6 +55,13 @@ all: agent controller tests workloads fuzzers
 
 agent: $(BIN)/profleet-agent
 controller: $(BIN)/profleet-controller
+
+# make install [PREFIX=/usr/local]: the two programs and the kubectl plugin
+PREFIX     ?= /usr/local
+install: agent controller
+	install -d $(DESTDIR)$(PREFIX)/bin
+	install -m 0755 $(BIN)/profleet-agent $(BIN)/profleet-controller plugin/kubectl-profleet \
+		$(DESTDIR)$(PREFIX)/bin/
 
 # ---- BPF ------------------------------------------------------------------
 $(GEN)/vmlinux.h:

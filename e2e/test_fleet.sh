@@ -223,7 +223,7 @@ start_controller() { # identity [extra args]
 	shift
 	case $id in c1) hport=$((HPORT + 1)) ;; *) hport=$((HPORT + 2)) ;; esac
 	"$CTL" --kubeconfig "$KC" --listen "127.0.0.1:$PORT" --identity "$id" \
-		--store-dir "$W/store-$id" --http-listen "127.0.0.1:$hport" \
+		--store-dir "$W/store-$id" --http-listen "0.0.0.0:$hport" \
 		--agent-service-account "$SYS:profleet-agent" --lease "$SYS/profleet-controller" \
 		--lease-duration 6 --max-frequency 250 --log-level debug "$@" >>"$W/controller-$id.log" 2>&1 &
 	CTL_PID=$!
@@ -647,6 +647,57 @@ if [ "$LOCAL" = 1 ]; then
 	check "a malformed path is refused (HTTP $code)" [ "$code" = 404 ]
 else
 	skip "store HTTP checks need the local cluster's tokens"
+fi
+
+
+# ---- kubectl profleet: record through the API server's service proxy ------------------------
+HOSTIP=$(hostname -I 2>/dev/null | tr ' ' '\n' | grep -E '^[0-9]+\.' | grep -v '^127\.' | head -1)
+if [ "$LOCAL" = 1 ] && [ -n "$HOSTIP" ]; then
+	# what a Service in front of the controller's pods would be: an Endpoints at this host
+	cat >"$W/svc.yaml" <<EOF
+apiVersion: v1
+kind: Service
+metadata: {name: profleet-controller, namespace: $SYS}
+spec:
+  ports: [{name: http, port: 7471, targetPort: $((HPORT + 1))}]
+---
+apiVersion: v1
+kind: Endpoints
+metadata: {name: profleet-controller, namespace: $SYS}
+subsets:
+  - addresses: [{ip: $HOSTIP}]
+    ports: [{name: http, port: $((HPORT + 1))}]
+EOF
+	k apply -f "$W/svc.yaml" >/dev/null
+	PATH=$TOP/plugin:$PATH kubectl --kubeconfig "$KC" profleet record -n "$SHOP" -l app=db --duration 3 \
+		--frequency 99 -o "$W/plugin.svg" --controller-namespace "$SYS" >"$W/plugin.log" 2>&1
+	rc=$?
+	sed 's/^/#   /' "$W/plugin.log" | head -12
+	check "kubectl profleet record: an OnDemand policy, its progress, the flame graph through the service proxy" \
+		sh -c "[ $rc -eq 0 ] && grep -q busy_loop '$W/plugin.svg' && grep -q e2e-db1 '$W/plugin.svg' && grep -q 'Completed' '$W/plugin.log'"
+	check "... and the policy is deleted afterwards" \
+		sh -c "! kubectl --kubeconfig '$KC' get profilingpolicies -n $SHOP -o name | grep -q profleet-record"
+	PATH=$TOP/plugin:$PATH kubectl --kubeconfig "$KC" profleet record -n "$SHOP" -l app=db --duration 2 \
+		-o "$W/plugin.pb.gz" --controller-namespace "$SYS" >"$W/plugin2.log" 2>&1
+	check "kubectl profleet record -o profile.pb.gz: a pprof go tool pprof reads" \
+		sh -c "go tool pprof -raw '$W/plugin.pb.gz' 2>/dev/null | grep -q busy_loop"
+	k create role pp-author -n "$SHOP" --verb=create,get,delete,list --resource=profilingpolicies.profiling.profleet.dev >/dev/null
+	k create rolebinding alice-author -n "$SHOP" --role=pp-author --user=alice >/dev/null
+	k create role proxy -n "$SYS" --verb=get --resource=services/proxy >/dev/null
+	k create rolebinding alice-proxy -n "$SYS" --role=proxy --user=alice >/dev/null
+	PATH=$TOP/plugin:$PATH kubectl --kubeconfig "$KC" --context alice profleet record -n "$SHOP" -l app=db \
+		--duration 2 -o "$W/alice.svg" --controller-namespace "$SYS" >"$W/plugin3.log" 2>&1
+	check "alice records in her namespace with her own token (SubjectAccessReview as alice)" \
+		sh -c "grep -q busy_loop '$W/alice.svg'"
+	PATH=$TOP/plugin:$PATH kubectl --kubeconfig "$KC" profleet status -n "$SHOP" >"$W/status.txt" 2>&1
+	check "kubectl profleet status lists the policies with phase, pods and samples" \
+		sh -c "head -1 '$W/status.txt' | grep -q 'PHASE' && grep -q '^$SHOP  *db-now  *OnDemand  *Completed' '$W/status.txt'"
+else
+	skip "kubectl profleet needs the local cluster and a non-loopback address"
+	skip "kubectl profleet"
+	skip "kubectl profleet"
+	skip "kubectl profleet"
+	skip "kubectl profleet"
 fi
 
 # ---- the controller goes away and comes back ----------------------------------------------
