@@ -496,7 +496,8 @@ static void *sender_main(void *arg)
 			attempt = 0;
 		} else if (r == REJECTED) {
 			e->st.dropped_rejected++;
-			log_warn("export %s: profile rejected (%s): dropped", e->desc, e->st.last_error);
+			log_kv(LOG_LVL_WARN, LOG_KV("backend", e->desc), "export: profile rejected (%s): dropped",
+			       e->st.last_error);
 		} else if (e->stop) {
 			e->st.dropped_full++;	/* shutting down with it unsent: counted */
 		} else if (e->n == e->o.queue_cap) {
@@ -519,7 +520,8 @@ static void *sender_main(void *arg)
 
 			attempt++;
 			e->st.retries++;
-			log_info("export %s: %s; retrying in %u ms", e->desc, e->st.last_error, ms);
+			log_kv(LOG_LVL_INFO, LOG_KV("backend", e->desc), "export: %s; retrying in %u ms",
+			       e->st.last_error, ms);
 			clock_gettime(CLOCK_REALTIME, &ts);
 			ts.tv_sec += ms / 1000;
 			ts.tv_nsec += (long)(ms % 1000) * 1000000L;

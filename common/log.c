@@ -89,31 +89,66 @@ int log_open(const char *target)
 	return 0;
 }
 
-void log_msg(enum log_level lvl, const char *fmt, ...)
+/* logfmt value: quoted, with \ " and newlines escaped */
+static void put_quoted(FILE *out, const char *s)
+{
+	fputc('"', out);
+	for (; *s; s++) {
+		if (*s == '"' || *s == '\\')
+			fputc('\\', out), fputc(*s, out);
+		else if (*s == '\n')
+			fputs("\\n", out);
+		else if ((unsigned char)*s >= 0x20)
+			fputc(*s, out);
+	}
+	fputc('"', out);
+}
+
+static void log_v(enum log_level lvl, const char *const *kv, const char *fmt, va_list ap)
 {
 	static const int syslog_prio[] = { LOG_ERR, LOG_WARNING, LOG_NOTICE, LOG_INFO, LOG_DEBUG };
-	char ts[32];
+	char ts[32], msg[2048];
 	struct timespec now;
 	struct tm tm;
-	va_list ap;
 	FILE *out;
 
 	if (lvl > level || sink == SINK_NONE)
 		return;
-
-	va_start(ap, fmt);
+	vsnprintf(msg, sizeof(msg), fmt, ap);
 	if (sink == SINK_SYSLOG) {
-		vsyslog(syslog_prio[lvl], fmt, ap);
-		va_end(ap);
+		syslog(syslog_prio[lvl], "%s", msg);
 		return;
 	}
 	out = sink == SINK_FILE ? sink_file : sink == SINK_STDOUT ? stdout : stderr;
 	clock_gettime(CLOCK_REALTIME, &now);
 	gmtime_r(&now.tv_sec, &tm);
 	strftime(ts, sizeof(ts), "%Y-%m-%dT%H:%M:%S", &tm);
-	/* logfmt-ish: easy for people and for log shippers */
-	fprintf(out, "time=%s.%03ldZ level=%s msg=\"", ts, now.tv_nsec / 1000000, level_names[lvl]);
-	vfprintf(out, fmt, ap);
-	fputs("\"\n", out);
+	/* logfmt: easy for people and for log shippers */
+	flockfile(out);
+	fprintf(out, "time=%s.%03ldZ level=%s msg=", ts, now.tv_nsec / 1000000, level_names[lvl]);
+	put_quoted(out, msg);
+	for (int i = 0; kv && kv[i] && kv[i + 1]; i += 2) {
+		fprintf(out, " %s=", kv[i]);
+		put_quoted(out, kv[i + 1]);
+	}
+	fputc('\n', out);
+	funlockfile(out);
+}
+
+void log_msg(enum log_level lvl, const char *fmt, ...)
+{
+	va_list ap;
+
+	va_start(ap, fmt);
+	log_v(lvl, NULL, fmt, ap);
+	va_end(ap);
+}
+
+void log_kv(enum log_level lvl, const char *const *kv, const char *fmt, ...)
+{
+	va_list ap;
+
+	va_start(ap, fmt);
+	log_v(lvl, kv, fmt, ap);
 	va_end(ap);
 }

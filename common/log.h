@@ -26,6 +26,11 @@ int log_level_parse(const char *name, enum log_level *ret);
 
 void log_msg(enum log_level lvl, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 
+/* The same with fields after the message: kv = { "policy", "ns/name", "node", "n1", NULL }. */
+void log_kv(enum log_level lvl, const char *const *kv, const char *fmt, ...)
+	__attribute__((format(printf, 3, 4)));
+#define LOG_KV(...) ((const char *const[]){ __VA_ARGS__, NULL })
+
 #define log_error(...) log_msg(LOG_LVL_ERROR, __VA_ARGS__)
 #define log_warn(...) log_msg(LOG_LVL_WARN, __VA_ARGS__)
 #define log_notice(...) log_msg(LOG_LVL_NOTICE, __VA_ARGS__)

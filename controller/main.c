@@ -587,9 +587,9 @@ static void *lease_main(void *arg)
 		}
 		k8s_response_free(&r);
 		free(body);
-		if (have) {
+		if (have || leader) {
 			pthread_mutex_lock(&ctl.lock);
-			ctl.lease_ok_unix = now.tv_sec;
+			ctl.lease_ok_unix = time(NULL);
 			pthread_mutex_unlock(&ctl.lock);
 		}
 		if (leader) {
@@ -939,7 +939,7 @@ static struct status_write *event_write(const struct policy *p, const char *type
 		free(w);
 		return NULL;
 	}
-	log_info("policy %s: event %s: %s", p->key, reason, msg);
+	log_kv(LOG_LVL_INFO, LOG_KV("policy", p->key, "reason", reason), "event: %s", msg);
 	return w;
 }
 
@@ -1043,7 +1043,8 @@ static struct status_write *policy_status(struct policy *p, int pi, const struct
 			rt->completion = now_unix;
 			phase = PHASE_COMPLETED;
 			ctl.dirty = true;	/* resolve again: its sampling stops */
-			log_info("policy %s: completed after %llds", p->key, (long long)p->duration_s);
+			log_kv(LOG_LVL_INFO, LOG_KV("policy", p->key), "completed after %llds",
+			       (long long)p->duration_s);
 		}
 		if (p->mode == MODE_ONDEMAND && phase == PHASE_COMPLETED) {
 			cJSON *res = cJSON_AddObjectToObject(st, "result");

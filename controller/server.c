@@ -271,9 +271,9 @@ static void handle_upload(struct ctl *c, struct conn *cn)
 	if (stored)
 		reason[0] = 0;	/* stored somewhere: said ok, a failure for another was logged */
 	else
-		log_warn("fleet: node %s: profile for %s%s not stored: %s", cn->node,
-			 u->n_policies ? u->policies[0] : "no policy",
-			 u->n_policies > 1 ? " and others" : "", reason);
+		log_kv(LOG_LVL_WARN, LOG_KV("node", cn->node, "policy",
+					    u->n_policies ? u->policies[0] : ""),
+		       "fleet: a profile was not stored: %s", reason);
 	pthread_mutex_lock(&c->lock);
 	{
 		struct node_state *ns = hmap_get(&c->node_states, cn->node);
@@ -480,8 +480,8 @@ static int cb_fleet(struct lws *wsi, enum lws_callback_reasons reason, void *use
 		pthread_cond_broadcast(&c->wake);
 		pthread_mutex_unlock(&c->lock);
 		if (cn->node[0])
-			log_info("fleet: agent of node %s disconnected (conn %llu)", cn->node,
-				 (unsigned long long)cn->id);
+			log_kv(LOG_LVL_INFO, LOG_KV("node", cn->node),
+			       "fleet: agent disconnected (conn %llu)", (unsigned long long)cn->id);
 		free(cn->rx);
 		if (cn->upload)
 			profleet__fleet__v1__agent_message__free_unpacked(cn->upload, NULL);
@@ -511,7 +511,7 @@ void server_auth_done(struct ctl *c, struct conn *cn, bool ok, const char *why)
 
 	memset(cn->token, 0, sizeof(cn->token));
 	if (!ok) {
-		log_warn("fleet: agent for node '%s' refused: %s", cn->node, why);
+		log_kv(LOG_LVL_WARN, LOG_KV("node", cn->node), "fleet: agent refused: %s", why);
 		c->stats.refused++;
 		cn->auth = AUTH_REFUSED;
 		refuse(cn, why);
@@ -532,8 +532,8 @@ void server_auth_done(struct ctl *c, struct conn *cn, bool ok, const char *why)
 	cn->auth = AUTH_OK;
 	cn->need_send = true;
 	c->dirty = true;
-	log_info("fleet: agent of node %s connected (conn %llu)", cn->node,
-		 (unsigned long long)cn->id);
+	log_kv(LOG_LVL_INFO, LOG_KV("node", cn->node), "fleet: agent connected (conn %llu)",
+	       (unsigned long long)cn->id);
 }
 
 int server_start(struct ctl *c)

@@ -376,12 +376,13 @@ check "status: lastExportTime ($(pstatus "$SHOP" web '{.status.lastExportTime}')
 # ---- self-observability: /metrics, /healthz, /readyz ------------------------------------------
 CH=http://127.0.0.1:$((HPORT + 1))
 AH=http://127.0.0.1:$((HPORT + 10))
+note "controller /readyz: $(curl -s $CH/readyz)"
 check "controller /healthz and /readyz answer 200" \
 	sh -c "[ \"\$(curl -s -o /dev/null -w '%{http_code}' $CH/healthz)\" = 200 ] && [ \"\$(curl -s -o /dev/null -w '%{http_code}' $CH/readyz)\" = 200 ]"
 curl -s "$CH/metrics" >"$W/ctl.metrics"
 check "controller /metrics: leader, 2 agents, watch events, reconcile latency, exports" \
 	sh -c "grep -q '^profleet_controller_leader 1' '$W/ctl.metrics' && grep -q '^profleet_controller_websocket_connections 2' '$W/ctl.metrics' &&
-		grep -q '^profleet_controller_watch_events_total{resource=\"pods\"} [1-9]' '$W/ctl.metrics' &&
+		grep -q '^profleet_controller_watch_events_total{resource=\"profilingpolicies\"} [1-9]' '$W/ctl.metrics' &&
 		grep -q '^profleet_controller_reconcile_duration_seconds_count [1-9]' '$W/ctl.metrics' &&
 		grep -q '^# TYPE profleet_controller_reconcile_duration_seconds histogram' '$W/ctl.metrics'"
 curl -s "$AH/metrics" >"$W/agent.metrics"
@@ -653,7 +654,15 @@ fi
 # ---- kubectl profleet: record through the API server's service proxy ------------------------
 HOSTIP=$(hostname -I 2>/dev/null | tr ' ' '\n' | grep -E '^[0-9]+\.' | grep -v '^127\.' | head -1)
 if [ "$LOCAL" = 1 ] && [ -n "$HOSTIP" ]; then
-	# what a Service in front of the controller's pods would be: an Endpoints at this host
+	# what a Service in front of the controller's pod would be: a Pod whose IP is this
+	# host's (the API server's proxy checks that an endpoint is a pod's) and its Endpoints
+	cat >"$W/ctlpod.json" <<EOF
+{"apiVersion": "v1", "kind": "Pod", "metadata": {"name": "controller-0", "namespace": "$SYS"},
+ "spec": {"nodeName": "$NODE_A", "automountServiceAccountToken": false, "containers": [{"name": "c", "image": "busybox"}]}}
+EOF
+	k create -f "$W/ctlpod.json" >/dev/null
+	k patch pod -n "$SYS" controller-0 --subresource=status --type=merge \
+		-p "{\"status\": {\"phase\": \"Running\", \"podIP\": \"$HOSTIP\", \"podIPs\": [{\"ip\": \"$HOSTIP\"}]}}" >/dev/null
 	cat >"$W/svc.yaml" <<EOF
 apiVersion: v1
 kind: Service
@@ -665,11 +674,11 @@ apiVersion: v1
 kind: Endpoints
 metadata: {name: profleet-controller, namespace: $SYS}
 subsets:
-  - addresses: [{ip: $HOSTIP}]
+  - addresses: [{ip: $HOSTIP, targetRef: {kind: Pod, name: controller-0, namespace: $SYS}}]
     ports: [{name: http, port: $((HPORT + 1))}]
 EOF
 	k apply -f "$W/svc.yaml" >/dev/null
-	PATH=$TOP/plugin:$PATH kubectl --kubeconfig "$KC" profleet record -n "$SHOP" -l app=db --duration 3 \
+	PATH=$TOP/plugin:$PATH KUBECONFIG=$KC kubectl profleet record -n "$SHOP" -l app=db --duration 3 \
 		--frequency 99 -o "$W/plugin.svg" --controller-namespace "$SYS" >"$W/plugin.log" 2>&1
 	rc=$?
 	sed 's/^/#   /' "$W/plugin.log" | head -12
@@ -677,7 +686,7 @@ EOF
 		sh -c "[ $rc -eq 0 ] && grep -q busy_loop '$W/plugin.svg' && grep -q e2e-db1 '$W/plugin.svg' && grep -q 'Completed' '$W/plugin.log'"
 	check "... and the policy is deleted afterwards" \
 		sh -c "! kubectl --kubeconfig '$KC' get profilingpolicies -n $SHOP -o name | grep -q profleet-record"
-	PATH=$TOP/plugin:$PATH kubectl --kubeconfig "$KC" profleet record -n "$SHOP" -l app=db --duration 2 \
+	PATH=$TOP/plugin:$PATH KUBECONFIG=$KC kubectl profleet record -n "$SHOP" -l app=db --duration 2 \
 		-o "$W/plugin.pb.gz" --controller-namespace "$SYS" >"$W/plugin2.log" 2>&1
 	check "kubectl profleet record -o profile.pb.gz: a pprof go tool pprof reads" \
 		sh -c "go tool pprof -raw '$W/plugin.pb.gz' 2>/dev/null | grep -q busy_loop"
@@ -685,11 +694,11 @@ EOF
 	k create rolebinding alice-author -n "$SHOP" --role=pp-author --user=alice >/dev/null
 	k create role proxy -n "$SYS" --verb=get --resource=services/proxy >/dev/null
 	k create rolebinding alice-proxy -n "$SYS" --role=proxy --user=alice >/dev/null
-	PATH=$TOP/plugin:$PATH kubectl --kubeconfig "$KC" --context alice profleet record -n "$SHOP" -l app=db \
+	PATH=$TOP/plugin:$PATH KUBECONFIG=$KC kubectl profleet --context alice record -n "$SHOP" -l app=db \
 		--duration 2 -o "$W/alice.svg" --controller-namespace "$SYS" >"$W/plugin3.log" 2>&1
 	check "alice records in her namespace with her own token (SubjectAccessReview as alice)" \
 		sh -c "grep -q busy_loop '$W/alice.svg'"
-	PATH=$TOP/plugin:$PATH kubectl --kubeconfig "$KC" profleet status -n "$SHOP" >"$W/status.txt" 2>&1
+	PATH=$TOP/plugin:$PATH KUBECONFIG=$KC kubectl profleet status -n "$SHOP" >"$W/status.txt" 2>&1
 	check "kubectl profleet status lists the policies with phase, pods and samples" \
 		sh -c "head -1 '$W/status.txt' | grep -q 'PHASE' && grep -q '^$SHOP  *db-now  *OnDemand  *Completed' '$W/status.txt'"
 else
