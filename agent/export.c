@@ -15,7 +15,7 @@
 #include <unistd.h>
 #include <curl/curl.h>
 
-#include "k8s.h"	/* k8s_backoff_ms */
+#include "k8s.h"	/* k8s_backoff_ms, k8s_deadline_ms */
 #include "log.h"
 #include "otlp.h"
 #include "pprof.h"
@@ -193,18 +193,19 @@ static enum result http_result(struct exporter *e, CURLcode rc)
 	return status == 429 || status == 408 || status >= 500 ? RETRY : REJECTED;
 }
 
-/* OTLP/HTTP: POST /v1development/profiles, protobuf, gzip. */
-static enum result send_otlp_http(struct exporter *e, const struct item *it, int *retry_after)
+/* POSTs the item's bytes to e->url + path with two content headers and the auth ones. */
+static enum result post_body(struct exporter *e, const struct item *it, const char *path,
+			     const char *hdr1, const char *hdr2, int *retry_after)
 {
 	struct curl_slist *h = NULL;
 	struct hdr_state hs = { 0 };
 	char url[4096];
 	enum result r;
 
-	snprintf(url, sizeof(url), "%s/v1development/profiles", e->url);
+	snprintf(url, sizeof(url), "%s%s", e->url, path);
 	common_opts(e, url, &hs);
-	h = curl_slist_append(h, "Content-Type: application/x-protobuf");
-	h = curl_slist_append(h, "Content-Encoding: gzip");
+	h = curl_slist_append(h, hdr1);
+	h = curl_slist_append(h, hdr2);
 	if (!auth_headers(e, &h)) {
 		curl_slist_free_all(h);
 		return RETRY;
@@ -216,6 +217,13 @@ static enum result send_otlp_http(struct exporter *e, const struct item *it, int
 	curl_slist_free_all(h);
 	*retry_after = hs.retry_after;
 	return r;
+}
+
+/* OTLP/HTTP: POST /v1development/profiles, protobuf, gzip. */
+static enum result send_otlp_http(struct exporter *e, const struct item *it, int *retry_after)
+{
+	return post_body(e, it, "/v1development/profiles", "Content-Type: application/x-protobuf",
+			 "Content-Encoding: gzip", retry_after);
 }
 
 /* gRPC status codes worth another try (the OTLP specification's list). */
@@ -324,26 +332,8 @@ static enum result send_otlp_grpc(struct exporter *e, const struct item *it, int
 /* Pyroscope's Connect API: the PushRequest (built at submit) as the body. */
 static enum result send_pyroscope_push(struct exporter *e, const struct item *it, int *retry_after)
 {
-	struct curl_slist *h = NULL;
-	struct hdr_state hs = { 0 };
-	char url[4096];
-	enum result r;
-
-	snprintf(url, sizeof(url), "%s/push.v1.PusherService/Push", e->url);
-	common_opts(e, url, &hs);
-	h = curl_slist_append(h, "Content-Type: application/proto");
-	h = curl_slist_append(h, "Connect-Protocol-Version: 1");
-	if (!auth_headers(e, &h)) {
-		curl_slist_free_all(h);
-		return RETRY;
-	}
-	curl_easy_setopt(e->curl, CURLOPT_HTTPHEADER, h);
-	curl_easy_setopt(e->curl, CURLOPT_POSTFIELDS, (const char *)it->pprof_gz);
-	curl_easy_setopt(e->curl, CURLOPT_POSTFIELDSIZE_LARGE, (curl_off_t)it->len);
-	r = http_result(e, curl_easy_perform(e->curl));
-	curl_slist_free_all(h);
-	*retry_after = hs.retry_after;
-	return r;
+	return post_body(e, it, "/push.v1.PusherService/Push", "Content-Type: application/proto",
+			 "Connect-Protocol-Version: 1", retry_after);
 }
 
 static enum result send_pyroscope(struct exporter *e, const struct item *it, int *retry_after)
@@ -522,13 +512,7 @@ static void *sender_main(void *arg)
 			e->st.retries++;
 			log_kv(LOG_LVL_INFO, LOG_KV("backend", e->desc), "export: %s; retrying in %u ms",
 			       e->st.last_error, ms);
-			clock_gettime(CLOCK_REALTIME, &ts);
-			ts.tv_sec += ms / 1000;
-			ts.tv_nsec += (long)(ms % 1000) * 1000000L;
-			if (ts.tv_nsec >= 1000000000L) {
-				ts.tv_sec++;
-				ts.tv_nsec -= 1000000000L;
-			}
+			k8s_deadline_ms(&ts, ms);
 			/* new submissions signal cond too: sleep on until the time is up */
 			while (!e->stop && pthread_cond_timedwait(&e->cond, &e->lock, &ts) != ETIMEDOUT)
 				;
@@ -800,13 +784,7 @@ unsigned int exporter_drain(struct exporter *e, unsigned int timeout_ms)
 	struct timespec ts;
 	unsigned int left;
 
-	clock_gettime(CLOCK_REALTIME, &ts);
-	ts.tv_sec += timeout_ms / 1000;
-	ts.tv_nsec += (long)(timeout_ms % 1000) * 1000000L;
-	if (ts.tv_nsec >= 1000000000L) {
-		ts.tv_sec++;
-		ts.tv_nsec -= 1000000000L;
-	}
+	k8s_deadline_ms(&ts, timeout_ms);
 	pthread_mutex_lock(&e->lock);
 	while ((e->n || e->busy) && pthread_cond_timedwait(&e->idle, &e->lock, &ts) != ETIMEDOUT)
 		;

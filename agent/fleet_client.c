@@ -9,6 +9,7 @@
 #include <libwebsockets.h>
 
 #include "fleet_client.h"
+#include "k8s.h"
 #include "log.h"
 
 #define FLEET_PROTOCOL_VERSION 1
@@ -525,13 +526,7 @@ int fleet_client_upload(struct fleet_client *fc, const char *policies, const uin
 	pthread_mutex_unlock(&fc->lock);
 	lws_cancel_service(fc->ctx);
 
-	clock_gettime(CLOCK_REALTIME, &ts);
-	ts.tv_sec += timeout_ms / 1000;
-	ts.tv_nsec += (long)(timeout_ms % 1000) * 1000000L;
-	if (ts.tv_nsec >= 1000000000L) {
-		ts.tv_sec++;
-		ts.tv_nsec -= 1000000000L;
-	}
+	k8s_deadline_ms(&ts, timeout_ms);
 	pthread_mutex_lock(&fc->lock);
 	while (fc->upload_done != id && fc->conn_gen == gen &&
 	       !__atomic_load_n(&fc->stop, __ATOMIC_ACQUIRE))

@@ -25,6 +25,7 @@
 #include "elfsym.h"
 #include "export.h"
 #include "httpd.h"
+#include "k8s.h"
 #include "metrics.h"
 #include "fleet_client.h"
 #include "hmap.h"
@@ -348,12 +349,8 @@ static void fbackend_free(struct fbackend *b)
 	free(b->url);
 	free(b->tenant);
 	free(b->sig);
-	if (b->bearer)
-		memset(b->bearer, 0, strlen(b->bearer));
-	if (b->basic)
-		memset(b->basic, 0, strlen(b->basic));
-	free(b->bearer);
-	free(b->basic);
+	k8s_free_secret(b->bearer);
+	k8s_free_secret(b->basic);
 	for (int i = 0; i < b->nhdr; i++)
 		free(b->hdr[i]);
 	free(b);

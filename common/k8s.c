@@ -74,6 +74,28 @@ int64_t k8s_time_parse(const char *s)
 	return (int64_t)timegm(&tm);
 }
 
+void k8s_free_secret(char *s)
+{
+	if (s) {
+		volatile char *p = s;
+
+		while (*p)
+			*p++ = 0;
+	}
+	free(s);
+}
+
+void k8s_deadline_ms(struct timespec *ret, unsigned int ms)
+{
+	clock_gettime(CLOCK_REALTIME, ret);
+	ret->tv_sec += ms / 1000;
+	ret->tv_nsec += (long)(ms % 1000) * 1000000L;
+	if (ret->tv_nsec >= 1000000000L) {
+		ret->tv_sec++;
+		ret->tv_nsec -= 1000000000L;
+	}
+}
+
 unsigned int k8s_backoff_ms(unsigned int attempt, unsigned int base_ms, unsigned int cap_ms)
 {
 	unsigned long long top = base_ms;
@@ -552,13 +574,7 @@ static void nap(struct k8s_informer *inf, unsigned int ms)
 {
 	struct timespec ts;
 
-	clock_gettime(CLOCK_REALTIME, &ts);
-	ts.tv_sec += ms / 1000;
-	ts.tv_nsec += (long)(ms % 1000) * 1000000L;
-	if (ts.tv_nsec >= 1000000000L) {
-		ts.tv_sec++;
-		ts.tv_nsec -= 1000000000L;
-	}
+	k8s_deadline_ms(&ts, ms);
 	pthread_mutex_lock(&inf->lock);
 	if (!stopping(inf))
 		pthread_cond_timedwait(&inf->cond, &inf->lock, &ts);

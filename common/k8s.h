@@ -91,4 +91,9 @@ void k8s_time_format(int64_t unix_s, char *buf, size_t len);
 int64_t k8s_time_parse(const char *s);
 /* Exponential backoff with full jitter: attempt 0.. -> milliseconds in [base, cap]. */
 unsigned int k8s_backoff_ms(unsigned int attempt, unsigned int base_ms, unsigned int cap_ms);
+/* Frees a credential string after overwriting it (NULL is fine). */
+void k8s_free_secret(char *s);
+/* CLOCK_REALTIME now + ms, for pthread_cond_timedwait. */
+struct timespec;
+void k8s_deadline_ms(struct timespec *ret, unsigned int ms);
 #endif

@@ -429,12 +429,8 @@ void backend_free(struct backend *b)
 	free(b->secret_ns);
 	free(b->secret_name);
 	free(b->secret_key);
-	if (b->bearer)
-		memset(b->bearer, 0, strlen(b->bearer));
-	if (b->basic)
-		memset(b->basic, 0, strlen(b->basic));
-	free(b->bearer);
-	free(b->basic);
+	k8s_free_secret(b->bearer);
+	k8s_free_secret(b->basic);
 	labels_free(&b->headers);
 	free_strv(b->allowed, b->nallowed);
 	memset(b, 0, sizeof(*b));
