@@ -43,6 +43,8 @@ static const char *const semconv[][2] = {
 	{ "statefulset", "k8s.statefulset.name" }, { "daemonset", "k8s.daemonset.name" },
 	{ "job", "k8s.job.name" }, { "cronjob", "k8s.cronjob.name" },
 	{ "replicaset", "k8s.replicaset.name" }, { "policy", "profleet.policy" },
+	{ "comm", "process.executable.name" }, { "thread", "thread.id" },
+	{ "thread_name", "thread.name" },
 };
 
 const char *otlp__attr_key(const char *key)

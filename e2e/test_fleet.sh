@@ -366,8 +366,8 @@ for b in "$W"/otlp/body-*.bin; do
 done
 check "OTLP: POST /v1development/profiles, protobuf, gzip" \
 	sh -c "grep -q '^POST /v1development/profiles ' '$W/otlp/req-0.txt' && grep -qi '^Content-Encoding: gzip' '$W/otlp/req-0.txt'"
-check "OTLP: resource attributes by the semantic conventions, and the workload's frames" \
-	sh -c "grep -q 'k8s.pod.name' '$W/otlp.txt' && grep -q 'string_value: \"web-1\"' '$W/otlp.txt' && grep -q 'k8s.namespace.name' '$W/otlp.txt' && grep -q 'string_value: \"checkout\"' '$W/otlp.txt' && grep -q '\"busy_loop\"' '$W/otlp.txt'"
+check "OTLP: resource and sample attributes by the semantic conventions, and the workload's frames" \
+	sh -c "grep -q 'k8s.pod.name' '$W/otlp.txt' && grep -q 'string_value: \"web-1\"' '$W/otlp.txt' && grep -q 'k8s.namespace.name' '$W/otlp.txt' && grep -q 'string_value: \"checkout\"' '$W/otlp.txt' && grep -q '\"busy_loop\"' '$W/otlp.txt' && grep -q process.executable.name '$W/otlp.txt'"
 
 wait_until 10 sh -c "exec 2>/dev/null; [ -n \"\$(kubectl --kubeconfig '$KC' get profilingpolicy -n $SHOP web -o jsonpath='{.status.lastExportTime}')\" ]"
 check "status: lastExportTime ($(pstatus "$SHOP" web '{.status.lastExportTime}')), not Degraded" \
