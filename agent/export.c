@@ -234,7 +234,7 @@ static bool grpc_retryable(int code)
 }
 
 struct grpc_state {
-	struct hdr_state hs;	/* first: on_hdr sees it as a hdr_state */
+	struct hdr_state hs;	/* Retry-After, through on_hdr */
 	int status;		/* grpc-status, -1 until seen (headers or trailers) */
 	char message[120];
 };

@@ -835,29 +835,35 @@ static void update_metrics(struct run *r)
 		      (const char *[]){ "event", "refusal", NULL }, (double)fs.refusals);
 	metrics_value(&m, "profleet_agent_websocket_events_total",
 		      (const char *[]){ "event", "bad_frame", NULL }, (double)fs.bad_frames);
-	metrics_family(&m, "profleet_agent_exports_total", "counter",
-		       "Profiles handed to backends, by backend and result.");
-	hmap_for_each(&r->exporters, it) {
-		struct exporter_stats es;
+	{	/* per backend: read once, written as two families */
 		static const char *const res[] = { "sent", "retry", "dropped_queue_full",
 						   "dropped_rejected" };
-		uint64_t v[4];
+		struct exporter_stats es[64];
+		const char *names[64];
+		int nb = 0;
 
-		exporter_stats(((struct fbackend *)it->val)->e, &es);
-		v[0] = es.sent, v[1] = es.retries, v[2] = es.dropped_full, v[3] = es.dropped_rejected;
-		for (int k = 0; k < 4; k++)
-			metrics_value(&m, "profleet_agent_exports_total",
-				      (const char *[]){ "backend", it->key, "result", res[k], NULL },
-				      (double)v[k]);
-	}
-	metrics_family(&m, "profleet_agent_export_queue_depth", "gauge",
-		       "Profiles waiting to be sent, by backend.");
-	hmap_for_each(&r->exporters, it) {
-		struct exporter_stats es;
+		hmap_for_each(&r->exporters, it) {
+			if (nb == 64)
+				break;
+			names[nb] = it->key;
+			exporter_stats(((struct fbackend *)it->val)->e, &es[nb++]);
+		}
+		metrics_family(&m, "profleet_agent_exports_total", "counter",
+			       "Profiles handed to backends, by backend and result.");
+		for (int i = 0; i < nb; i++) {
+			uint64_t v[4] = { es[i].sent, es[i].retries, es[i].dropped_full,
+					  es[i].dropped_rejected };
 
-		exporter_stats(((struct fbackend *)it->val)->e, &es);
-		metrics_value(&m, "profleet_agent_export_queue_depth",
-			      (const char *[]){ "backend", it->key, NULL }, (double)es.queued);
+			for (int k = 0; k < 4; k++)
+				metrics_value(&m, "profleet_agent_exports_total",
+					      (const char *[]){ "backend", names[i], "result", res[k],
+								NULL }, (double)v[k]);
+		}
+		metrics_family(&m, "profleet_agent_export_queue_depth", "gauge",
+			       "Profiles waiting to be sent, by backend.");
+		for (int i = 0; i < nb; i++)
+			metrics_value(&m, "profleet_agent_export_queue_depth",
+				      (const char *[]){ "backend", names[i], NULL }, (double)es[i].queued);
 	}
 	text = metrics_end(&m, &len);
 	pthread_mutex_lock(&r->http_lock);

@@ -74,6 +74,17 @@ int64_t k8s_time_parse(const char *s)
 	return (int64_t)timegm(&tm);
 }
 
+bool k8s_name_valid(const char *s, size_t n)
+{
+	if (!n || n > 253 || s[0] == '.' || s[0] == '-')
+		return false;
+	for (size_t i = 0; i < n; i++)
+		if (!((s[i] >= 'a' && s[i] <= 'z') || (s[i] >= '0' && s[i] <= '9') || s[i] == '-' ||
+		      (s[i] == '.' && (i + 1 == n || s[i + 1] != '.'))))
+			return false;
+	return true;
+}
+
 void k8s_free_secret(char *s)
 {
 	if (s) {

@@ -91,6 +91,9 @@ void k8s_time_format(int64_t unix_s, char *buf, size_t len);
 int64_t k8s_time_parse(const char *s);
 /* Exponential backoff with full jitter: attempt 0.. -> milliseconds in [base, cap]. */
 unsigned int k8s_backoff_ms(unsigned int attempt, unsigned int base_ms, unsigned int cap_ms);
+/* A Kubernetes object name (DNS subdomain: lower-case alphanumerics, '-', '.';
+ * 1..253 bytes, no leading '-' or '.', no ".."), n bytes of s. */
+bool k8s_name_valid(const char *s, size_t n);
 /* Frees a credential string after overwriting it (NULL is fine). */
 void k8s_free_secret(char *s);
 /* CLOCK_REALTIME now + ms, for pthread_cond_timedwait. */

@@ -382,17 +382,14 @@ static void value_slots(const Perftools__Profiles__Profile *pb, int *count_i, in
 		*count_i = 0;
 }
 
-int pprof_merge_add(struct pprof_merge *m, const uint8_t *buf, size_t len, char *err,
-		    size_t errlen)
+/* gunzip + unpack + validate; on success *ret and the indexes are the caller's. */
+static int decode(const uint8_t *buf, size_t len, Perftools__Profiles__Profile **ret,
+		  struct idx *mx, struct idx *lx, struct idx *fx, char *err, size_t errlen)
 {
 	Perftools__Profiles__Profile *pb;
-	struct idx mx = { 0 }, lx = { 0 }, fx = { 0 };
 	uint8_t *raw = NULL;
 	size_t rawlen;
-	uint32_t *locs = NULL;
-	size_t cap_locs = 0;
-	int e, count_i, cpu_i;
-	int64_t period;
+	int e;
 
 	e = pprof_gunzip(buf, len, PPROF_MERGE_MAX_INPUT, &raw, &rawlen);
 	if (e) {
@@ -407,9 +404,46 @@ int pprof_merge_add(struct pprof_merge *m, const uint8_t *buf, size_t len, char 
 		snprintf(err, errlen, "not a pprof profile (protobuf decoding failed)");
 		return -EINVAL;
 	}
-	e = validate(pb, &mx, &lx, &fx, err, errlen);
+	e = validate(pb, mx, lx, fx, err, errlen);
+	if (e) {
+		free(mx->ids);
+		free(lx->ids);
+		free(fx->ids);
+		perftools__profiles__profile__free_unpacked(pb, NULL);
+		return e;
+	}
+	*ret = pb;
+	return 0;
+}
+
+int pprof_validate(const uint8_t *buf, size_t len, char *err, size_t errlen)
+{
+	Perftools__Profiles__Profile *pb;
+	struct idx mx = { 0 }, lx = { 0 }, fx = { 0 };
+	int e = decode(buf, len, &pb, &mx, &lx, &fx, err, errlen);
+
 	if (e)
-		goto out;
+		return e;
+	free(mx.ids);
+	free(lx.ids);
+	free(fx.ids);
+	perftools__profiles__profile__free_unpacked(pb, NULL);
+	return 0;
+}
+
+int pprof_merge_add(struct pprof_merge *m, const uint8_t *buf, size_t len, char *err,
+		    size_t errlen)
+{
+	Perftools__Profiles__Profile *pb;
+	struct idx mx = { 0 }, lx = { 0 }, fx = { 0 };
+	uint32_t *locs = NULL;
+	size_t cap_locs = 0;
+	int e, count_i, cpu_i;
+	int64_t period;
+
+	e = decode(buf, len, &pb, &mx, &lx, &fx, err, errlen);
+	if (e)
+		return e;
 	value_slots(pb, &count_i, &cpu_i);
 	period = pb->period > 0 ? pb->period : 0;
 	if (!m->p->period_nanos)

@@ -28,6 +28,9 @@ struct pprof_merge *pprof_merge_new(void);
  */
 int pprof_merge_add(struct pprof_merge *m, const uint8_t *buf, size_t len, char *err,
 		    size_t errlen);
+/* Checks that buf decodes as a pprof whose ids and indexes all resolve, without
+ * merging it. 0 or -EINVAL (err says why) or -ENOMEM. */
+int pprof_validate(const uint8_t *buf, size_t len, char *err, size_t errlen);
 /* The merged profile so far (owned by the merge); time and duration span all inputs. */
 const struct profile *pprof_merge_profile(const struct pprof_merge *m);
 unsigned int pprof_merge_inputs(const struct pprof_merge *m);

@@ -121,17 +121,6 @@ out:
 
 /* ---- routes ------------------------------------------------------------------- */
 
-static bool seg_ok(const char *s, size_t n)
-{
-	if (!n || n > 253)
-		return false;
-	for (size_t i = 0; i < n; i++)
-		if (!((s[i] >= 'a' && s[i] <= 'z') || (s[i] >= '0' && s[i] <= '9') || s[i] == '-' ||
-		      s[i] == '.'))
-			return false;
-	return true;
-}
-
 /* Splits a store URL; false when it is none. what: "profile" or "flamegraph.svg". */
 static bool parse_path(const char *url, char *ns, char *name, const char **what)
 {
@@ -142,7 +131,7 @@ static bool parse_path(const char *url, char *ns, char *name, const char **what)
 	if (!strncmp(url, nsp, sizeof(nsp) - 1)) {
 		p = url + sizeof(nsp) - 1;
 		slash = strchr(p, '/');
-		if (!slash || !seg_ok(p, (size_t)(slash - p)))
+		if (!slash || !k8s_name_valid(p, (size_t)(slash - p)))
 			return false;
 		snprintf(ns, 254, "%.*s", (int)(slash - p), p);
 		p = slash + 1;
@@ -155,7 +144,7 @@ static bool parse_path(const char *url, char *ns, char *name, const char **what)
 		return false;
 	}
 	slash = strchr(p, '/');
-	if (!slash || !seg_ok(p, (size_t)(slash - p)))
+	if (!slash || !k8s_name_valid(p, (size_t)(slash - p)))
 		return false;
 	snprintf(name, 254, "%.*s", (int)(slash - p), p);
 	*what = slash + 1;

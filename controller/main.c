@@ -1423,33 +1423,29 @@ char *ctl_metrics(struct ctl *c, size_t *ret_len)
 	}
 	metrics_value(&m, "profleet_controller_reconcile_duration_seconds_sum", NULL, sum);
 	metrics_value(&m, "profleet_controller_reconcile_duration_seconds_count", NULL, (double)count);
-	metrics_family(&m, "profleet_controller_watch_events_total", "counter",
-		       "Watch events, by resource.");
-	for (int i = 0; i < c->ninformers; i++) {
-		struct k8s_informer_stats is;
+	{	/* per informer: read once, written as three families */
+		static const struct {
+			const char *name, *help;
+		} fam[] = {
+			{ "profleet_controller_watch_events_total", "Watch events, by resource." },
+			{ "profleet_controller_watch_restarts_total",
+			  "Watches started again (after a timeout, an error or 410 Gone), by resource." },
+			{ "profleet_controller_relists_total",
+			  "Full lists, by resource (the first, after 410 Gone, after errors)." },
+		};
+		struct k8s_informer_stats is[8];
 
-		k8s_informer_stats(c->informers[i], &is);
-		metrics_value(&m, "profleet_controller_watch_events_total",
-			      (const char *[]){ "resource", informer_names[i], NULL }, (double)is.events);
-	}
-	metrics_family(&m, "profleet_controller_watch_restarts_total", "counter",
-		       "Watches started again (after a timeout, an error or 410 Gone), by resource.");
-	for (int i = 0; i < c->ninformers; i++) {
-		struct k8s_informer_stats is;
-
-		k8s_informer_stats(c->informers[i], &is);
-		metrics_value(&m, "profleet_controller_watch_restarts_total",
-			      (const char *[]){ "resource", informer_names[i], NULL },
-			      (double)(is.watches ? is.watches - 1 : 0));
-	}
-	metrics_family(&m, "profleet_controller_relists_total", "counter",
-		       "Full lists, by resource (the first, after 410 Gone, after errors).");
-	for (int i = 0; i < c->ninformers; i++) {
-		struct k8s_informer_stats is;
-
-		k8s_informer_stats(c->informers[i], &is);
-		metrics_value(&m, "profleet_controller_relists_total",
-			      (const char *[]){ "resource", informer_names[i], NULL }, (double)is.lists);
+		for (int i = 0; i < c->ninformers; i++)
+			k8s_informer_stats(c->informers[i], &is[i]);
+		for (int f = 0; f < 3; f++) {
+			metrics_family(&m, fam[f].name, "counter", fam[f].help);
+			for (int i = 0; i < c->ninformers; i++)
+				metrics_value(&m, fam[f].name,
+					      (const char *[]){ "resource", informer_names[i], NULL },
+					      f == 0 ? (double)is[i].events :
+					      f == 1 ? (double)(is[i].watches ? is[i].watches - 1 : 0) :
+					      (double)is[i].lists);
+		}
 	}
 	metrics_family(&m, "profleet_controller_store_uploads_total", "counter",
 		       "Profiles agents sent to the built-in store, by result.");

@@ -229,7 +229,6 @@ static void handle_upload(struct ctl *c, struct conn *cn)
 	char **keys = calloc(u->n_policies + 1, sizeof(char *)), reason[160] = "";
 	size_t nkeys = 0;
 	uint32_t stored = 0;
-	struct pprof_merge *pm;
 
 	cn->upload = NULL;
 	pthread_mutex_lock(&c->lock);
@@ -250,14 +249,11 @@ static void handle_upload(struct ctl *c, struct conn *cn)
 		snprintf(reason, sizeof(reason), "this controller has no store (--store-dir)");
 	} else if (!nkeys) {
 		snprintf(reason, sizeof(reason), "none of its policies uses the built-in store");
-	} else if (!(pm = pprof_merge_new())) {
-		snprintf(reason, sizeof(reason), "controller out of memory");
 	} else {
 		char err[200];
 
-		if (pprof_merge_add(pm, u->pprof_gz.data, u->pprof_gz.len, err, sizeof(err)))
+		if (pprof_validate(u->pprof_gz.data, u->pprof_gz.len, err, sizeof(err)))
 			snprintf(reason, sizeof(reason), "not a readable pprof: %s", err);
-		pprof_merge_free(pm);
 		for (size_t i = 0; !reason[0] && i < nkeys; i++) {
 			int e = store_put(c->store, keys[i], cn->node, u->from_unix, u->until_unix,
 					  u->pprof_gz.data, u->pprof_gz.len);
@@ -302,6 +298,18 @@ static void handle_upload(struct ctl *c, struct conn *cn)
 	profleet__fleet__v1__agent_message__free_unpacked(m, NULL);
 }
 
+/* A ControllerMessage packed after LWS_PRE bytes of headroom, or NULL. */
+static uint8_t *pack_ctl_msg(const Profleet__Fleet__V1__ControllerMessage *m, size_t *ret_len)
+{
+	size_t len = profleet__fleet__v1__controller_message__get_packed_size(m);
+	uint8_t *out = malloc(LWS_PRE + len);
+
+	if (out)
+		profleet__fleet__v1__controller_message__pack(m, out + LWS_PRE);
+	*ret_len = len;
+	return out;
+}
+
 /* Sends what the connection is owed: a refusal or its node's current target set. */
 static int write_pending(struct ctl *c, struct conn *cn)
 {
@@ -318,10 +326,7 @@ static int write_pending(struct ctl *c, struct conn *cn)
 		r.reason = cn->refusal;
 		m.msg_case = PROFLEET__FLEET__V1__CONTROLLER_MESSAGE__MSG_REFUSAL;
 		m.refusal = &r;
-		len = profleet__fleet__v1__controller_message__get_packed_size(&m);
-		out = malloc(LWS_PRE + len);
-		if (out)
-			profleet__fleet__v1__controller_message__pack(&m, out + LWS_PRE);
+		out = pack_ctl_msg(&m, &len);
 		cn->refusal[0] = 0;
 	} else if (cn->close_after_send) {
 		close_now = true;
@@ -335,10 +340,7 @@ static int write_pending(struct ctl *c, struct conn *cn)
 		a.reason = cn->acks[0].reason;
 		m.msg_case = PROFLEET__FLEET__V1__CONTROLLER_MESSAGE__MSG_STORED;
 		m.stored = &a;
-		len = profleet__fleet__v1__controller_message__get_packed_size(&m);
-		out = malloc(LWS_PRE + len);
-		if (out)
-			profleet__fleet__v1__controller_message__pack(&m, out + LWS_PRE);
+		out = pack_ctl_msg(&m, &len);
 		memmove(&cn->acks[0], &cn->acks[1], (size_t)(cn->nacks - 1) * sizeof(cn->acks[0]));
 		cn->nacks--;
 	} else if (cn->auth == AUTH_OK && cn->need_send) {

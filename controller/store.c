@@ -14,6 +14,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "k8s.h"
 #include "log.h"
 #include "pprof_merge.h"
 
@@ -33,30 +34,18 @@ struct store {
 	struct store_stats st;
 };
 
-/* Kubernetes object names: DNS subdomains (lower-case alphanumerics, '-', '.'). */
-static bool k8s_name_ok(const char *s, size_t n)
-{
-	if (!n || n > 253 || s[0] == '.' || s[0] == '-')
-		return false;
-	for (size_t i = 0; i < n; i++)
-		if (!((s[i] >= 'a' && s[i] <= 'z') || (s[i] >= '0' && s[i] <= '9') || s[i] == '-' ||
-		      s[i] == '.'))
-			return false;
-	return !strstr(s, "..");
-}
-
 int store_policy_dir(const char *key, char *buf, size_t len)
 {
 	const char *slash;
 
 	if ((slash = strchr(key, '/'))) {
-		if (!k8s_name_ok(key, (size_t)(slash - key)) ||
-		    !k8s_name_ok(slash + 1, strlen(slash + 1)))
+		if (!k8s_name_valid(key, (size_t)(slash - key)) ||
+		    !k8s_name_valid(slash + 1, strlen(slash + 1)))
 			return -EINVAL;
 		snprintf(buf, len, "ns/%.*s/%s", (int)(slash - key), key, slash + 1);
 		return 0;
 	}
-	if (k8s_name_ok(key, strlen(key))) {
+	if (k8s_name_valid(key, strlen(key))) {
 		snprintf(buf, len, "cluster/%s", key);
 		return 0;
 	}

@@ -6,27 +6,14 @@
 # real to check what RBAC grants. TAP output.
 # shellcheck shell=sh
 set -u
-TOP=${PROFLEET_SRCDIR:-$(cd "$(dirname "$0")/.." && pwd)}
-BUILD=${PROFLEET_BUILD:-$TOP/build}
+. "$(dirname "$0")/lib.sh"
 R=$BUILD/tools/chartrender
 CHART=$TOP/charts/profleet
-W=$(mktemp -d /tmp/profleet-chart.XXXXXX)
-n=0
-failures=0
-
-ok() { n=$((n + 1)); echo "ok $n - $*"; }
-not_ok() { n=$((n + 1)); failures=$((failures + 1)); echo "not ok $n - $*"; }
-check() { d=$1; shift; if "$@"; then ok "$d"; else not_ok "$d"; fi; }
-note() { echo "# $*"; }
-bail() { echo "Bail out! $*"; exit 1; }
+workdir chart
 
 cleanup() {
 	[ -f "$W/cluster/env" ] && sh "$TOP/e2e/cluster.sh" stop "$W/cluster" >/dev/null 2>&1
-	if [ "$failures" -gt 0 ] || [ -n "${E2E_KEEP:-}" ]; then
-		echo "# logs kept in $W"
-	else
-		rm -rf "$W"
-	fi
+	keep_or_remove
 	echo "1..$n"
 }
 trap cleanup EXIT

@@ -5,23 +5,13 @@
 # each agent only gets its own "node"'s containers. TAP output.
 # shellcheck shell=sh
 set -u
-TOP=${PROFLEET_SRCDIR:-$(cd "$(dirname "$0")/.." && pwd)}
-BUILD=${PROFLEET_BUILD:-$TOP/build}
+. "$(dirname "$0")/lib.sh"
 CTL=$BUILD/bin/profleet-controller
 AGENT=$BUILD/bin/profleet-agent
 BUSY=$BUILD/workloads/busy
-W=$(mktemp -d /tmp/profleet-e2e.XXXXXX)
-n=0
-failures=0
+workdir e2e
 PIDS=""
 CG=""
-
-ok() { n=$((n + 1)); echo "ok $n - $*"; }
-not_ok() { n=$((n + 1)); failures=$((failures + 1)); echo "not ok $n - $*"; }
-skip() { n=$((n + 1)); echo "ok $n # SKIP $*"; }
-check() { d=$1; shift; if "$@"; then ok "$d"; else not_ok "$d"; fi; }
-verdict() { if [ "$2" -eq 0 ]; then ok "$1"; else not_ok "$1"; fi; }	# after a compound test
-note() { echo "# $*"; }
 
 cleanup() {
 	for p in $PIDS; do kill "$p" 2>/dev/null; done
@@ -35,28 +25,11 @@ cleanup() {
 		find "$d" -depth -type d -exec rmdir {} + 2>/dev/null
 	done
 	[ -z "${E2E_KUBECONFIG:-}" ] && [ -f "$W/cluster/env" ] && sh "$TOP/e2e/cluster.sh" stop "$W/cluster" >/dev/null 2>&1
-	if [ "$failures" -gt 0 ] || [ -n "${E2E_KEEP:-}" ]; then
-		echo "# logs kept in $W"
-	else
-		rm -rf "$W"
-	fi
+	keep_or_remove
 }
 trap cleanup EXIT
 trap 'exit 1' INT TERM
 
-# wait_until TIMEOUT_S COMMAND...: polls every 0.2 s
-wait_until() {
-	t=$1
-	shift
-	end=$(($(date +%s) + t))
-	while [ "$(date +%s)" -lt "$end" ]; do
-		"$@" && return 0
-		sleep 0.2
-	done
-	"$@"
-}
-
-bail() { echo "Bail out! $*"; exit 1; }
 
 for f in "$CTL" "$AGENT" "$BUSY"; do
 	[ -x "$f" ] || bail "$f is not built (make)"
