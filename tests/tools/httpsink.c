@@ -8,6 +8,7 @@
  *   httpsink DIR PORT STATUS...      e.g. httpsink /tmp/x 0 503 503 200
  */
 #include <arpa/inet.h>
+#include <signal.h>
 #include <netinet/in.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -25,6 +26,7 @@ int main(int argc, char **argv)
 		fprintf(stderr, "usage: httpsink DIR PORT STATUS...\n");
 		return 2;
 	}
+	signal(SIGPIPE, SIG_IGN);	/* a client that gave up is no reason to stop */
 	sa.sin_port = htons((uint16_t)atoi(argv[2]));
 	lfd = socket(AF_INET, SOCK_STREAM, 0);
 	setsockopt(lfd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));
