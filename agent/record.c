@@ -310,6 +310,13 @@ static void add_drop_comments(struct profile *p, const struct sampler_stats *ss,
 {
 	const uint64_t *c = ss->counters;
 
+	profile__add_comment(p, "profleet.kernel=%s", ss->kernel.release);
+	profile__add_comment(p, "profleet.unwinder=%s", ss->kernel.dwarf ? "dwarf" : "fp");
+	if (ss->kernel.degraded[0])
+		profile__add_comment(p, "profleet.degraded=%s", ss->kernel.degraded);
+	if (ss->kernel.verified[0])
+		profile__add_comment(p, "profleet.bpf.verified_insns=%s", ss->kernel.verified);
+
 	if (us) {
 		profile__add_comment(p, "profleet.unwind.complete=%" PRIu64, c[CNT_UNWIND_COMPLETE]);
 		profile__add_comment(p, "profleet.unwind.no_table=%" PRIu64, c[CNT_UNWIND_NO_TABLE]);
@@ -321,6 +328,10 @@ static void add_drop_comments(struct profile *p, const struct sampler_stats *ss,
 				     c[CNT_UNWIND_UNSUPPORTED]);
 		profile__add_comment(p, "profleet.unwind.fp_fallback_frames=%" PRIu64,
 				     c[CNT_UNWIND_FP_FALLBACK]);
+		profile__add_comment(p, "profleet.unwind.tail_call_budget=%" PRIu64,
+				     c[CNT_UNWIND_BUDGET]);
+		profile__add_comment(p, "profleet.unwind.walker_missing=%" PRIu64,
+				     c[CNT_WALKER_MISSING] + c[CNT_TAIL_CALL_FAILED]);
 		profile__add_comment(p, "profleet.unwind.tables_loaded=%" PRIu64, us->tables_loaded);
 		profile__add_comment(p, "profleet.unwind.tables_failed=%" PRIu64, us->tables_failed);
 		profile__add_comment(p, "profleet.unwind.executables_without_cfi=%" PRIu64, us->no_cfi);
@@ -355,6 +366,7 @@ int record_run(const struct record_config *cfg)
 		.user_stacks = true,
 		.follow_children = cfg->command != NULL,
 		.dwarf_unwind = cfg->dwarf_unwind,
+		.allow_degraded = true,
 		.on_sample = on_sample,
 		.on_task = on_task,
 		.on_tasks_drained = on_tasks_drained,
@@ -405,7 +417,7 @@ int record_run(const struct record_config *cfg)
 	s = sampler__new(&so, procs);
 	if (!s)
 		goto out;	/* logged */
-	if (cfg->dwarf_unwind) {
+	if (sampler__kernel(s)->dwarf) {
 		int mfd, rfd;
 		uint32_t cap;
 

@@ -762,11 +762,14 @@ static const char *const cnt_names[][2] = {	/* sampler counter -> metric, reason
 	{ "unwind", "ustack_truncated" }, { "drop", "pids_map_full" },
 	{ "unwind", "table_not_loaded" }, { "unwind", "no_mapping" }, { "unwind", "read_fault" },
 	{ "unwind", "too_deep" }, { "unwind", "unsupported_cfa" },
+	{ "unwind", "tail_call_budget" }, { "unwind", "walker_missing" },
+	{ "unwind", "chain_not_entered" },
 };
 static const int cnt_ids[] = {
 	CNT_RINGBUF_FULL, CNT_KSTACK_FAULT, CNT_USTACK_FAULT, CNT_USTACK_EMPTY, CNT_KSTACK_TRUNCATED,
 	CNT_USTACK_TRUNCATED, CNT_PIDS_FULL, CNT_UNWIND_TABLE_NOT_LOADED, CNT_UNWIND_NO_MAPPING,
 	CNT_UNWIND_READ_FAULT, CNT_UNWIND_DEPTH, CNT_UNWIND_UNSUPPORTED,
+	CNT_UNWIND_BUDGET, CNT_WALKER_MISSING, CNT_TAIL_CALL_FAILED,
 };
 
 static void update_metrics(struct run *r)
@@ -815,6 +818,17 @@ static void update_metrics(struct run *r)
 			metrics_value(&m, "profleet_agent_unwind_failures_total",
 				      (const char *[]){ "reason", cnt_names[i][1], NULL },
 				      (double)ss.counters[cnt_ids[i]]);
+	metrics_family(&m, "profleet_agent_bpf_info", "gauge",
+		       "The kernel and the BPF variant loaded; degraded=1 when the kernel refused the "
+		       "table-driven unwinder and frame pointers alone walk user stacks.");
+	metrics_value(&m, "profleet_agent_bpf_info",
+		      (const char *[]){ "kernel", ss.kernel.release, "unwinder",
+					ss.kernel.dwarf ? "dwarf" : "fp", "degraded",
+					ss.kernel.degraded[0] ? "1" : "0", NULL }, 1);
+	metrics_family(&m, "profleet_agent_bpf_verified_instructions", "gauge",
+		       "Instructions the verifier processed, summed over the programs (0 before 5.16).");
+	metrics_value(&m, "profleet_agent_bpf_verified_instructions", NULL,
+		      (double)ss.kernel.verified_total);
 	metrics_family(&m, "profleet_agent_targets", "gauge",
 		       "Containers targeted, by whether their cgroup was found.");
 	metrics_value(&m, "profleet_agent_targets", (const char *[]){ "cgroup", "found", NULL }, found);
@@ -1042,6 +1056,7 @@ int run_main(const struct run_config *cfg)
 		.user_stacks = true,
 		.follow_children = true,
 		.dwarf_unwind = cfg->dwarf_unwind,
+		.allow_degraded = true,
 		.start_disabled = true,
 		.on_sample = on_sample,
 		.on_task = on_task,
@@ -1097,7 +1112,7 @@ int run_main(const struct run_config *cfg)
 	r.s = sampler__new(&so, r.procs);
 	if (!r.s)
 		goto out;
-	if (cfg->dwarf_unwind) {
+	if (sampler__kernel(r.s)->dwarf) {
 		int mfd, rfd;
 		uint32_t cap;
 

@@ -11,6 +11,7 @@
 #include <sys/epoll.h>
 #include <sys/ioctl.h>
 #include <sys/syscall.h>
+#include <sys/utsname.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -35,6 +36,7 @@ struct sampler {
 	int cb_err;
 	uint64_t tasks_drained_at;	/* CLOCK_MONOTONIC ns when task records were last drained */
 	uint64_t task_records, task_lost;
+	struct sampler_kernel kernel;
 };
 
 /* perf record bodies (see perf_event.h: PERF_RECORD_*) */
@@ -65,17 +67,56 @@ struct rec_lost {
 	__u64 id, lost;
 };
 
+/*
+ * The verifier's log of a program the kernel refused: all of it at debug level,
+ * and at warn level one line with its last words (the reason). libbpf hands the
+ * whole log over in one message.
+ */
+static void log_verifier(const char *msg)
+{
+	const char *begin = strstr(msg, "-- BEGIN PROG LOAD LOG --");
+	const char *end = strstr(msg, "-- END PROG LOAD LOG --");
+	const char *last = NULL, *prev = NULL, *p;
+	int n;
+
+	log_debug("%s", msg);
+	if (!begin || !end || end < begin)
+		return;
+	/* the last two non-empty lines before the end marker */
+	for (p = begin; p < end; p++) {
+		if (*p == '\n' && p + 1 < end && p[1] != '\n') {
+			prev = last;
+			last = p + 1;
+		}
+	}
+	if (!last)
+		return;
+	if (!prev)
+		prev = last;
+	n = (int)(end - prev);
+	while (n > 0 && (prev[n - 1] == '\n' || prev[n - 1] == ' '))
+		n--;
+	log_warn("%.*sverifier: %.*s (the whole log at --log-level debug)", (int)(begin - msg),
+		 msg, n, prev);
+}
+
 static int libbpf_log(enum libbpf_print_level level, const char *fmt, va_list ap)
 {
-	char buf[1024];
+	char *buf = NULL;
 	int n;
 
 	if (level == LIBBPF_DEBUG && log_get_level() < LOG_LVL_DEBUG)
 		return 0;
-	n = vsnprintf(buf, sizeof(buf), fmt, ap);
-	if (n > 0 && buf[strlen(buf) - 1] == '\n')
-		buf[strlen(buf) - 1] = '\0';
-	log_msg(level == LIBBPF_WARN ? LOG_LVL_WARN : LOG_LVL_DEBUG, "%s", buf);
+	n = vasprintf(&buf, fmt, ap);
+	if (n < 0)
+		return 0;
+	while (n > 0 && buf[n - 1] == '\n')
+		buf[--n] = '\0';
+	if (strstr(buf, "-- BEGIN PROG LOAD LOG --"))
+		log_verifier(buf);
+	else
+		log_msg(level == LIBBPF_WARN ? LOG_LVL_WARN : LOG_LVL_DEBUG, "%s", buf);
+	free(buf);
 	return n;
 }
 
@@ -225,6 +266,157 @@ static size_t pow2_at_least(size_t n)
 	return p;
 }
 
+/* ---- what the kernel offers ----------------------------------------------- */
+
+struct feature {
+	const char *what;	/* named in the one-line error */
+	const char *since;	/* the first kernel that has it */
+	int (*probe)(int arg);
+	int arg;
+};
+
+static int probe_map(int type)
+{
+	return libbpf_probe_bpf_map_type((enum bpf_map_type)type, NULL);
+}
+
+static int probe_prog(int type)
+{
+	return libbpf_probe_bpf_prog_type((enum bpf_prog_type)type, NULL);
+}
+
+static int probe_perf_helper(int id)
+{
+	return libbpf_probe_bpf_helper(BPF_PROG_TYPE_PERF_EVENT, (enum bpf_func_id)id, NULL);
+}
+
+/* What every variant of the programs needs. */
+static const struct feature required[] = {
+	{ "BPF perf_event programs", "4.9", probe_prog, BPF_PROG_TYPE_PERF_EVENT },
+	{ "the BPF ring buffer", "5.8", probe_map, BPF_MAP_TYPE_RINGBUF },
+	{ "BPF LPM trie maps", "4.11", probe_map, BPF_MAP_TYPE_LPM_TRIE },
+	{ "BPF program arrays (tail calls)", "4.2", probe_map, BPF_MAP_TYPE_PROG_ARRAY },
+	{ "the bpf_probe_read_user helper", "5.5", probe_perf_helper, BPF_FUNC_probe_read_user },
+	{ "the bpf_ringbuf_output helper", "5.8", probe_perf_helper, BPF_FUNC_ringbuf_output },
+	{ "the bpf_get_stack helper", "4.18", probe_perf_helper, BPF_FUNC_get_stack },
+};
+
+int sampler__probe_kernel(struct sampler_kernel *k, char *err, size_t errlen)
+{
+	struct utsname u;
+
+	memset(k, 0, sizeof(*k));
+	if (uname(&u) == 0)
+		snprintf(k->release, sizeof(k->release), "%s", u.release);
+	if (access("/sys/kernel/btf/vmlinux", R_OK)) {
+		snprintf(err, errlen, "kernel %s has no BTF at /sys/kernel/btf/vmlinux "
+			 "(CONFIG_DEBUG_INFO_BTF): BPF CO-RE cannot load", k->release);
+		return -ENOTSUP;
+	}
+	for (size_t i = 0; i < sizeof(required) / sizeof(required[0]); i++) {
+		int r = required[i].probe(required[i].arg);
+
+		if (r == 1)
+			continue;
+		if (r == -EPERM || r == -EACCES) {
+			snprintf(err, errlen, "not allowed to load BPF programs (%s): run as root or "
+				 "with CAP_BPF, CAP_PERFMON and CAP_SYS_RESOURCE", strerror(-r));
+			return -EPERM;
+		}
+		snprintf(err, errlen, "kernel %s lacks %s (Linux %s+)", k->release, required[i].what,
+			 required[i].since);
+		return -ENOTSUP;
+	}
+	k->task_pt_regs = probe_perf_helper(BPF_FUNC_task_pt_regs) == 1;
+	return 0;
+}
+
+/* Verified instructions of each program (0 where the kernel does not say: before 5.16). */
+static void read_verified(struct sampler *s)
+{
+	struct bpf_program *progs[] = { s->skel->progs.on_cpu_sample, s->skel->progs.walk_native };
+	char *p = s->kernel.verified, *end = p + sizeof(s->kernel.verified);
+
+	for (size_t i = 0; i < sizeof(progs) / sizeof(progs[0]); i++) {
+		struct bpf_prog_info info = { 0 };
+		__u32 len = sizeof(info);
+		int n;
+
+		if (bpf_program__fd(progs[i]) < 0 ||
+		    bpf_obj_get_info_by_fd(bpf_program__fd(progs[i]), &info, &len) ||
+		    !info.verified_insns)
+			continue;
+		n = snprintf(p, (size_t)(end - p), "%s%s=%u", p == s->kernel.verified ? "" : " ",
+			     bpf_program__name(progs[i]), info.verified_insns);
+		if (n < 0 || n >= end - p)
+			break;
+		p += n;
+		s->kernel.verified_total += info.verified_insns;
+	}
+}
+
+/* Opens and loads the programs of one variant: the walker chain, or frame pointers only. */
+static int load_variant(struct sampler *s, const struct sampler_opts *opts, bool dwarf,
+			size_t rb_bytes)
+{
+	__u32 key = WALKER_NATIVE;
+	int fd, err;
+
+	oncpu_bpf__destroy(s->skel);
+	s->skel = oncpu_bpf__open();
+	if (!s->skel) {
+		err = -errno;
+		log_error("cannot open the BPF object: %s", strerror(errno));
+		return err;
+	}
+	s->skel->rodata->cfg_filter = opts->filter;
+	s->skel->rodata->cfg_kernel_stacks = opts->kernel_stacks;
+	s->skel->rodata->cfg_user_stacks = opts->user_stacks;
+	s->skel->rodata->cfg_follow_children = opts->follow_children;
+	s->skel->rodata->cfg_pids_fallback = opts->pids_fallback;
+	s->skel->rodata->cfg_dwarf_unwind = dwarf;
+	s->skel->rodata->cfg_have_task_pt_regs = s->kernel.task_pt_regs;
+	s->skel->rodata->cfg_wakeup_bytes = rb_bytes / 4;
+	bpf_map__set_max_entries(s->skel->maps.samples, (__u32)rb_bytes);
+	/* no tables with frame pointers only: keep the array tiny */
+	bpf_map__set_max_entries(s->skel->maps.unwind_rows,
+				 !dwarf ? 1 : opts->unwind_rows ? opts->unwind_rows : UNWIND_DEFAULT_ROWS);
+	bpf_program__set_autoload(s->skel->progs.walk_native, dwarf);
+
+	err = oncpu_bpf__load(s->skel);
+	if (err || !dwarf)
+		return err;
+	fd = bpf_program__fd(s->skel->progs.walk_native);
+	if (bpf_map_update_elem(bpf_map__fd(s->skel->maps.walkers), &key, &fd, BPF_ANY)) {
+		err = -errno;
+		log_error("cannot put the native walker in its program array: %s", strerror(errno));
+		return err;
+	}
+	return 0;
+}
+
+/*
+ * Loads the walker chain; where the kernel refuses it and the caller allows,
+ * the frame-pointer variant instead, said once and kept in s->kernel.degraded.
+ */
+static int load_programs(struct sampler *s, const struct sampler_opts *opts, size_t rb_bytes)
+{
+	int err = load_variant(s, opts, opts->dwarf_unwind, rb_bytes);
+
+	if (err && opts->dwarf_unwind && opts->allow_degraded) {
+		snprintf(s->kernel.degraded, sizeof(s->kernel.degraded),
+			 "kernel %s refused the table-driven unwinder (%s): user stacks from "
+			 "frame pointers only", s->kernel.release, strerror(-err));
+		log_warn("degraded: %s; code built without frame pointers loses its callers",
+			 s->kernel.degraded);
+		err = load_variant(s, opts, false, rb_bytes);
+	}
+	if (err)
+		log_error("kernel %s refused the BPF programs: %s", s->kernel.release,
+			  strerror(-err));
+	return err;
+}
+
 struct sampler *sampler__new(const struct sampler_opts *opts, struct procs *procs)
 {
 	struct perf_event_attr task_attr = {
@@ -270,37 +462,29 @@ struct sampler *sampler__new(const struct sampler_opts *opts, struct procs *proc
 		goto out;
 	}
 
-	s->skel = oncpu_bpf__open();
-	if (!s->skel) {
-		err = -errno;
-		log_error("cannot open the BPF object: %s", strerror(errno));
-		goto out;
+	{
+		char why[256];
+
+		err = sampler__probe_kernel(&s->kernel, why, sizeof(why));
+		if (err) {
+			log_error("%s", why);
+			goto out;
+		}
 	}
-	s->skel->rodata->cfg_filter = opts->filter;
-	s->skel->rodata->cfg_kernel_stacks = opts->kernel_stacks;
-	s->skel->rodata->cfg_user_stacks = opts->user_stacks;
-	s->skel->rodata->cfg_follow_children = opts->follow_children;
-	s->skel->rodata->cfg_pids_fallback = opts->pids_fallback;
-	s->skel->rodata->cfg_dwarf_unwind = opts->dwarf_unwind;
 	/* a quarter of a second of samples from every CPU, at least 8 MiB */
 	rb_bytes = (size_t)s->ncpus * (size_t)opts->frequency * sizeof(struct sample_event) / 4;
 	rb_bytes = pow2_at_least(rb_bytes < (8u << 20) ? (8u << 20) : rb_bytes);
 	if (rb_bytes > (256u << 20))
 		rb_bytes = 256u << 20;
-	bpf_map__set_max_entries(s->skel->maps.samples, (__u32)rb_bytes);
-	if (opts->dwarf_unwind)
-		bpf_map__set_max_entries(s->skel->maps.unwind_rows,
-					 opts->unwind_rows ? opts->unwind_rows : UNWIND_DEFAULT_ROWS);
-	else	/* no tables: keep the array tiny */
-		bpf_map__set_max_entries(s->skel->maps.unwind_rows, 1);
-	s->skel->rodata->cfg_wakeup_bytes = rb_bytes / 4;
-
-	err = oncpu_bpf__load(s->skel);
-	if (err) {
-		log_error("cannot load the BPF programs: %s (are you root, with BTF at "
-			  "/sys/kernel/btf/vmlinux?)", strerror(-err));
+	err = load_programs(s, opts, rb_bytes);
+	if (err)
 		goto out;
-	}
+	s->kernel.dwarf = opts->dwarf_unwind && !s->kernel.degraded[0];
+	read_verified(s);
+	log_info("kernel %s: BPF programs loaded, %s user stacks%s (verified instructions: %s)",
+		 s->kernel.release, s->kernel.dwarf ? "table-driven" : "frame-pointer",
+		 s->kernel.task_pt_regs ? "" : ", user registers from the kernel stack",
+		 s->kernel.verified[0] ? s->kernel.verified : "not reported before 5.16");
 	if (opts->filter == FILTER_PIDS && opts->follow_children) {
 		err = oncpu_bpf__attach(s->skel);	/* the fork/exit tracepoints */
 		if (err) {
@@ -502,6 +686,7 @@ void sampler__stats(struct sampler *s, struct sampler_stats *ret)
 	ret->ncpus = (uint32_t)s->ncpus;
 	ret->task_records = s->task_records;
 	ret->task_lost = s->task_lost;
+	ret->kernel = s->kernel;
 	if (!vals)
 		return;
 	for (__u32 i = 0; i < CNT_MAX; i++) {
@@ -523,6 +708,11 @@ int sampler__prog_stats(struct sampler *s, uint64_t *ret_run_ns, uint64_t *ret_r
 	*ret_run_ns = info.run_time_ns;
 	*ret_run_cnt = info.run_cnt;
 	return 0;
+}
+
+const struct sampler_kernel *sampler__kernel(const struct sampler *s)
+{
+	return &s->kernel;
 }
 
 int sampler__unwind_fds(struct sampler *s, int *ret_mappings_fd, int *ret_rows_fd,

@@ -9,6 +9,7 @@
  */
 
 #include <stdbool.h>
+#include <stddef.h>
 #include <stdint.h>
 
 #include "oncpu.h"	/* bpf/oncpu.h: struct sample_event, enum counter */
@@ -32,6 +33,7 @@ struct sampler_opts {
 	bool pids_fallback;	/* with FILTER_CGROUPS: also the pids map (cgroup v1 hosts) */
 	bool start_disabled;	/* open the perf events disabled (sampler__set_frequency starts them) */
 	bool dwarf_unwind;	/* walk user stacks with unwind tables (else frame pointers only) */
+	bool allow_degraded;	/* dwarf_unwind refused by the kernel: frame pointers, said loudly */
 	uint32_t unwind_rows;	/* size of the unwind_rows array; 0 = UNWIND_DEFAULT_ROWS */
 	sampler_sample_fn on_sample;
 	sampler_task_fn on_task;	/* may be NULL */
@@ -39,13 +41,31 @@ struct sampler_opts {
 	void *ctx;
 };
 
+/* What the kernel offers, and what was loaded. */
+struct sampler_kernel {
+	char release[65];		/* uname -r */
+	bool task_pt_regs;		/* bpf_task_pt_regs() (5.15+) */
+	bool dwarf;			/* the table-driven walker chain is loaded */
+	char degraded[256];		/* why a lesser variant was loaded; "" when none was */
+	char verified[160];		/* "prog=N ..." verified instructions (5.16+) */
+	uint64_t verified_total;
+};
+
 struct sampler_stats {
 	uint64_t counters[CNT_MAX];	/* summed over CPUs */
+	struct sampler_kernel kernel;
 	uint64_t task_records, task_lost;
 	uint32_t ncpus;
 };
 
 struct sampler;
+
+/*
+ * Checks what every variant needs (BTF, program and map types, helpers); on a
+ * lack, one line naming it and the kernel in err, and -ENOTSUP (-EPERM where
+ * BPF is not allowed at all).
+ */
+int sampler__probe_kernel(struct sampler_kernel *k, char *err, size_t errlen);
 
 /* Returns NULL with errno set; the reason is logged. */
 struct sampler *sampler__new(const struct sampler_opts *opts, struct procs *procs);
@@ -65,6 +85,8 @@ int sampler__drain(struct sampler *s);
 /* Stops sampling (detaches the perf events); records already queued can still be drained. */
 void sampler__stop(struct sampler *s);
 void sampler__stats(struct sampler *s, struct sampler_stats *ret);
+/* The kernel, as probed at sampler__new, and the variant loaded. */
+const struct sampler_kernel *sampler__kernel(const struct sampler *s);
 /* The unwinder's BPF maps: exe_mappings (LPM trie) and unwind_rows (array, *ret_rows_cap rows). */
 int sampler__unwind_fds(struct sampler *s, int *ret_mappings_fd, int *ret_rows_fd,
 			uint32_t *ret_rows_cap);

@@ -25,6 +25,10 @@ const volatile bool cfg_pids_fallback = false;
 const volatile bool cfg_dwarf_unwind = true;
 /* wake user space only once this much is queued; it also polls on a timer */
 const volatile __u64 cfg_wakeup_bytes = 256 * 1024;
+/* set by the agent from what it probed: bpf_task_pt_regs() (5.15+) */
+const volatile bool cfg_have_task_pt_regs = false;
+/* x86_64's THREAD_SIZE (16 KiB; 32 KiB with KASAN): where task_pt_regs() is before 5.15 */
+const volatile __u64 cfg_thread_size = 16384;
 
 struct {
 	__uint(type, BPF_MAP_TYPE_RINGBUF);
@@ -66,14 +70,6 @@ struct {
 	__type(key, __u32);
 	__type(value, struct unwind_row);
 } unwind_rows SEC(".maps");
-
-/* the sample being built: too big for the BPF stack */
-struct {
-	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
-	__uint(max_entries, 1);
-	__type(key, __u32);
-	__type(value, struct sample_event);
-} scratch SEC(".maps");
 
 /* per-CPU subsampling phase, one slot per CPU */
 struct {
@@ -121,17 +117,54 @@ static __always_inline const struct target_cfg *lookup_target(__u32 tgid)
 }
 
 
-/* ---- user stack walker --------------------------------------------------- */
+/* ---- user stack walkers -------------------------------------------------- */
 
+/*
+ * The walk's state, per CPU, carried from one program of the chain to the
+ * next (a tail call keeps only the context): the registers of the frame being
+ * unwound and the sample being built. A perf event program never nests on a
+ * CPU, so one slot per CPU is enough.
+ */
 struct walk {
 	__u64 pc, sp, bp;
 	__u32 pid;
-	__u32 n;
-	__u8 status;
+	__u32 n;		/* frames in e.ustack */
+	__u8 status;		/* enum stack_status, final once done is set */
+	__u8 done;
 	__u8 need_tables;
 	__u8 signal_frame;	/* pc is an interrupted pc, not a return address */
 	__u8 bp_valid;
+	__u8 handed_back;	/* the walker of this pc's mapping has run: unwind it natively */
+	__u8 next;		/* enum walker to tail-call when the native walker pauses */
+	__u8 pad;
 };
+
+struct walk_state {
+	struct walk w;
+	struct sample_event e;
+};
+
+struct {
+	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
+	__uint(max_entries, 1);
+	__type(key, __u32);
+	__type(value, struct walk_state);
+} state SEC(".maps");
+
+/* enum walker -> program; filled by the agent */
+struct {
+	__uint(type, BPF_MAP_TYPE_PROG_ARRAY);
+	__uint(max_entries, WALKER_MAX);
+	__type(key, __u32);
+	__type(value, __u32);
+} walkers SEC(".maps");
+
+static __always_inline struct walk_state *get_state(void)
+{
+	__u32 zero = 0;
+
+	return bpf_map_lookup_elem(&state, &zero);
+}
 
 /* offsets in the ucontext that rsp points at inside __restore_rt (x86_64) */
 #define UC_MCONTEXT 40
@@ -139,14 +172,22 @@ struct walk {
 #define UC_RSP (UC_MCONTEXT + 15 * 8)
 #define UC_RIP (UC_MCONTEXT + 16 * 8)
 
-static __always_inline long stop(struct walk *w, __u8 status)
+/* What one step of a walker tells its loop. */
+enum step {
+	STEP_NEXT = 0,		/* one more frame */
+	STEP_DONE = 1,		/* the walk is over: w->status says why */
+	STEP_HANDOFF = 2,	/* w->next's walker takes this frame */
+};
+
+static __always_inline int stop(struct walk *w, __u8 status)
 {
 	w->status = status;
-	return 1;
+	w->done = 1;
+	return STEP_DONE;
 }
 
 /* One frame with frame pointers: [rbp] = caller's rbp, [rbp+8] = return address. */
-static __always_inline long fp_step(struct walk *w)
+static __always_inline int fp_step(struct walk *w)
 {
 	__u64 frame[2];
 
@@ -164,7 +205,7 @@ static __always_inline long fp_step(struct walk *w)
 	w->bp = frame[0];
 	if (w->pc == 0)
 		return stop(w, STACK_OK);
-	return 0;
+	return STEP_NEXT;
 }
 
 static __always_inline const struct unwind_row *find_row(__u32 first, __u32 nrows, __u64 vaddr)
@@ -191,47 +232,29 @@ static __always_inline const struct unwind_row *find_row(__u32 first, __u32 nrow
 	return bpf_map_lookup_elem(&unwind_rows, &mid);
 }
 
-static long unwind_step(__u32 i, void *arg)
+/* The signal trampoline's frame: every register comes from the ucontext at rsp. */
+static __always_inline int signal_step(struct walk *w)
 {
-	struct walk *w = arg;
-	__u32 zero = 0, n = w->n;
-	struct sample_event *e = bpf_map_lookup_elem(&scratch, &zero);
-	struct mapping_key key;
-	const struct mapping_info *mi;
-	const struct unwind_row *row;
-	__u64 look, cfa, ra;
+	__u64 regs[3];
 
-	if (!e)
+	/* rbp, then rsp and rip further on: two reads of the ucontext */
+	if (bpf_probe_read_user(&regs[0], 8, (void *)(w->sp + UC_RBP)) ||
+	    bpf_probe_read_user(&regs[1], 16, (void *)(w->sp + UC_RSP))) {
+		count(CNT_UNWIND_READ_FAULT);
 		return stop(w, STACK_READ_FAULT);
-	if (n >= PROFLEET_MAX_STACK) {
-		count(CNT_UNWIND_DEPTH);
-		return stop(w, STACK_TRUNCATED);
 	}
-	e->ustack[n] = w->pc;
-	w->n = n + 1;
-	/* a return address may point just past its call's function: look up the call */
-	look = (n > 0 && !w->signal_frame) ? w->pc - 1 : w->pc;
-	w->signal_frame = 0;
+	w->bp = regs[0];
+	w->bp_valid = 1;
+	w->sp = regs[1];
+	w->pc = regs[2];
+	w->signal_frame = 1;
+	return w->pc ? STEP_NEXT : stop(w, STACK_OK);
+}
 
-	key.prefixlen = 32 + 64;
-	key.pid_be = bpf_htonl(w->pid);
-	key.addr_be = bpf_cpu_to_be64(look);
-	mi = bpf_map_lookup_elem(&exe_mappings, &key);
-	if (!mi) {
-		w->need_tables = 1;
-		count(CNT_UNWIND_NO_TABLE);
-		return fp_step(w);
-	}
-	if (!mi->nrows) {	/* known mapping, table still loading */
-		w->need_tables = 1;
-		count(CNT_UNWIND_TABLE_NOT_LOADED);
-		return fp_step(w);
-	}
-	row = find_row(mi->first_row, mi->nrows, look - mi->bias);
-	if (!row) {
-		count(CNT_UNWIND_UNSUPPORTED);
-		return fp_step(w);
-	}
+/* Runs one table row: the caller's pc, sp and rbp. */
+static __always_inline int row_step(struct walk *w, const struct unwind_row *row)
+{
+	__u64 cfa, ra;
 
 	switch (row->cfa_type) {
 	case CFA_SP:
@@ -245,22 +268,8 @@ static long unwind_step(__u32 i, void *arg)
 	case CFA_PLT:
 		cfa = w->sp + 8 + ((w->pc & 15) >= (__u64)row->cfa_offset ? 8 : 0);
 		break;
-	case CFA_SIGNAL: {
-		__u64 regs[3];
-
-		/* rbp, then rsp and rip further on: three reads of the ucontext */
-		if (bpf_probe_read_user(&regs[0], 8, (void *)(w->sp + UC_RBP)) ||
-		    bpf_probe_read_user(&regs[1], 16, (void *)(w->sp + UC_RSP))) {
-			count(CNT_UNWIND_READ_FAULT);
-			return stop(w, STACK_READ_FAULT);
-		}
-		w->bp = regs[0];
-		w->bp_valid = 1;
-		w->sp = regs[1];
-		w->pc = regs[2];
-		w->signal_frame = 1;
-		return w->pc ? 0 : stop(w, STACK_OK);
-	}
+	case CFA_SIGNAL:
+		return signal_step(w);
 	case CFA_END:
 		count(CNT_UNWIND_COMPLETE);
 		return stop(w, STACK_OK);
@@ -293,144 +302,281 @@ static long unwind_step(__u32 i, void *arg)
 		count(CNT_UNWIND_COMPLETE);
 		return stop(w, STACK_OK);
 	}
+	return STEP_NEXT;
+}
+
+/* One native frame: record pc, then find the caller's registers. */
+static __always_inline int native_step(struct walk_state *st)
+{
+	struct walk *w = &st->w;
+	__u32 n = w->n;
+	struct mapping_key key;
+	const struct mapping_info *mi;
+	const struct unwind_row *row;
+	__u64 look;
+
+	if (n >= PROFLEET_MAX_STACK) {
+		count(CNT_UNWIND_DEPTH);
+		return stop(w, STACK_TRUNCATED);
+	}
+	/* a return address may point just past its call's function: look up the call */
+	look = (n > 0 && !w->signal_frame) ? w->pc - 1 : w->pc;
+	key.prefixlen = 32 + 64;
+	key.pid_be = bpf_htonl(w->pid);
+	key.addr_be = bpf_cpu_to_be64(look);
+	mi = bpf_map_lookup_elem(&exe_mappings, &key);
+	/* the dispatch point: another walker's code; it hands the frame back when done */
+	if (mi && mi->walker != WALKER_NATIVE && mi->walker < WALKER_MAX && !w->handed_back) {
+		w->next = mi->walker;
+		return STEP_HANDOFF;
+	}
+	w->handed_back = 0;
+	st->e.ustack[n] = w->pc;
+	st->e.uaux[n] = 0;
+	st->e.ukind[n] = WALKER_NATIVE;
+	w->n = n + 1;
+	w->signal_frame = 0;
+	if (!mi) {
+		w->need_tables = 1;
+		count(CNT_UNWIND_NO_TABLE);
+		return fp_step(w);
+	}
+	if (!mi->nrows) {	/* known mapping, table still loading */
+		w->need_tables = 1;
+		count(CNT_UNWIND_TABLE_NOT_LOADED);
+		return fp_step(w);
+	}
+	row = find_row(mi->first_row, mi->nrows, look - mi->bias);
+	if (!row) {
+		count(CNT_UNWIND_UNSUPPORTED);
+		return fp_step(w);
+	}
+	return row_step(w, row);
+}
+
+/* Sends the finished sample to user space. */
+static __always_inline void emit(struct sample_event *e)
+{
+	if (bpf_ringbuf_output(&samples, e, sizeof(*e),
+			       bpf_ringbuf_query(&samples, BPF_RB_AVAIL_DATA) >= cfg_wakeup_bytes ?
+				       BPF_RB_FORCE_WAKEUP : BPF_RB_NO_WAKEUP)) {
+		count(CNT_RINGBUF_FULL);
+		return;
+	}
+	count(CNT_SENT);
+}
+
+/* The user stack is complete (or given up on): fill in its summary and send it. */
+static __always_inline void finish_user(struct walk_state *st)
+{
+	struct sample_event *e = &st->e;
+
+	e->ustack_len = (__s16)st->w.n;
+	e->ustack_status = st->w.status;
+	if (st->w.need_tables)
+		e->flags |= SAMPLE_F_NEED_TABLES;
+	if (st->w.status == STACK_TRUNCATED)
+		count(CNT_USTACK_TRUNCATED);
+	emit(e);
+}
+
+/*
+ * The native walker: NATIVE_FRAMES_PER_PROG frames, then a tail call to itself
+ * (or to the walker a mapping names). Bounded work per program is what keeps
+ * the verifier's effort small on every kernel; the kernel's limit of 33 tail
+ * calls per sample bounds the walk (8 x 33 frames > PROFLEET_MAX_STACK).
+ * A tail call that returns failed: the sample goes out with what it has.
+ */
+SEC("perf_event")
+int walk_native(struct bpf_perf_event_data *ctx)
+{
+	struct walk_state *st = get_state();
+	int r = STEP_NEXT;
+
+	if (!st)
+		return 0;
+	for (int i = 0; i < NATIVE_FRAMES_PER_PROG && r == STEP_NEXT; i++)
+		r = native_step(st);
+	if (r == STEP_HANDOFF) {
+		bpf_tail_call(ctx, &walkers, st->w.next);
+		/* no such walker loaded: this frame is unwound natively */
+		count(CNT_WALKER_MISSING);
+		st->w.handed_back = 1;
+		r = STEP_NEXT;
+	}
+	if (r == STEP_NEXT) {
+		bpf_tail_call(ctx, &walkers, WALKER_NATIVE);
+		count(CNT_UNWIND_BUDGET);
+		stop(&st->w, STACK_LOOP_BUDGET);
+	}
+	finish_user(st);
 	return 0;
 }
 
-/* Walks the user stack of the current task into e->ustack. */
-static __always_inline void unwind_user(struct bpf_perf_event_data *ctx, struct task_struct *task,
-					struct sample_event *e)
+/*
+ * The registers of the interrupted task's user mode: the perf event's own when
+ * it interrupted user mode; else the ones saved on entry to the kernel, at the
+ * top of the task's kernel stack (bpf_task_pt_regs from 5.15; before that,
+ * found at task->stack + THREAD_SIZE, x86_64's task_pt_regs()).
+ */
+static __always_inline void user_regs(struct bpf_perf_event_data *ctx, struct task_struct *task,
+				      struct walk *w)
 {
-	struct walk w = { .pid = e->pid, .bp_valid = 1, .status = STACK_OK };
-
 	/* cs is a 2-byte field in newer pt_regs, but the context only allows 8-byte reads */
 	__u64 cs = *(volatile __u64 *)((char *)&ctx->regs + __builtin_offsetof(struct pt_regs, cs));
+	struct pt_regs *regs;
 
 	if ((cs & 3) == 3) {	/* interrupted in user mode */
-		w.pc = ctx->regs.ip;
-		w.sp = ctx->regs.sp;
-		w.bp = ctx->regs.bp;
-	} else {
-		struct pt_regs *regs = (struct pt_regs *)bpf_task_pt_regs(task);
-
-		w.pc = BPF_CORE_READ(regs, ip);
-		w.sp = BPF_CORE_READ(regs, sp);
-		w.bp = BPF_CORE_READ(regs, bp);
+		w->pc = ctx->regs.ip;
+		w->sp = ctx->regs.sp;
+		w->bp = ctx->regs.bp;
+		return;
 	}
+	if (cfg_have_task_pt_regs)
+		regs = (struct pt_regs *)bpf_task_pt_regs(bpf_get_current_task_btf());
+	else
+		regs = (struct pt_regs *)((char *)BPF_CORE_READ(task, stack) + cfg_thread_size) - 1;
+	w->pc = BPF_CORE_READ(regs, ip);
+	w->sp = BPF_CORE_READ(regs, sp);
+	w->bp = BPF_CORE_READ(regs, bp);
+}
+
+/* Starts the chain of walkers on the current task's user stack. */
+static __always_inline void walk_user(struct bpf_perf_event_data *ctx, struct task_struct *task,
+				      struct walk_state *st)
+{
+	struct sample_event *e = &st->e;
+
+	st->w = (struct walk){ .pid = e->pid, .bp_valid = 1, .status = STACK_OK };
+	user_regs(ctx, task, &st->w);
 	e->flags |= SAMPLE_F_USER_DWARF;
-	if (w.pc == 0) {
+	if (st->w.pc == 0) {
 		e->ustack_len = 0;
 		e->ustack_status = STACK_EMPTY;
 		count(CNT_USTACK_EMPTY);
+		emit(e);
 		return;
 	}
-	bpf_loop(PROFLEET_MAX_STACK + 1, unwind_step, &w, 0);
-	e->ustack_len = w.n;
-	e->ustack_status = w.status;
-	if (w.need_tables)
-		e->flags |= SAMPLE_F_NEED_TABLES;
-	if (w.status == STACK_TRUNCATED)
+	bpf_tail_call(ctx, &walkers, WALKER_NATIVE);
+	count(CNT_TAIL_CALL_FAILED);
+	stop(&st->w, STACK_ERR_FAULT);
+	finish_user(st);
+}
+
+/* The user stack from frame pointers alone (--unwinder fp). */
+static __always_inline void fp_user(struct bpf_perf_event_data *ctx, struct sample_event *e)
+{
+	long n = bpf_get_stack(ctx, e->ustack, sizeof(e->ustack), BPF_F_USER_STACK);
+
+	e->flags |= SAMPLE_F_USER_FP;
+	if (n < 0) {
+		e->ustack_status = STACK_ERR_FAULT;
+		count(CNT_USTACK_FAULT);
+		return;
+	}
+	e->ustack_len = n / sizeof(__u64);
+	e->ustack_status = e->ustack_len >= PROFLEET_MAX_STACK ? STACK_TRUNCATED :
+			   e->ustack_len ? STACK_OK : STACK_EMPTY;
+	if (e->ustack_status == STACK_TRUNCATED)
 		count(CNT_USTACK_TRUNCATED);
+	else if (!e->ustack_len)
+		count(CNT_USTACK_EMPTY);
+}
+
+static __always_inline void kernel_stack(struct bpf_perf_event_data *ctx, struct sample_event *e)
+{
+	long n;
+
+	e->kstack_len = 0;
+	e->kstack_status = STACK_EMPTY;
+	if (!cfg_kernel_stacks)
+		return;
+	/* A sample taken in user mode has an empty kernel callchain. */
+	n = bpf_get_stack(ctx, e->kstack, sizeof(e->kstack), 0);
+	if (n < 0) {
+		e->kstack_status = STACK_ERR_FAULT;
+		count(CNT_KSTACK_FAULT);
+		return;
+	}
+	e->kstack_len = n / sizeof(__u64);
+	e->kstack_status = e->kstack_len >= PROFLEET_MAX_STACK ? STACK_TRUNCATED :
+			   e->kstack_len ? STACK_OK : STACK_EMPTY;
+	if (e->kstack_status == STACK_TRUNCATED)
+		count(CNT_KSTACK_TRUNCATED);
+	if (e->kstack_len)
+		e->flags |= SAMPLE_F_KERNEL_MODE;
+}
+
+/* Whether this sample is wanted; the target's policy bits in *bits. */
+static __always_inline bool wanted(__u32 tgid, __u32 *bits)
+{
+	const struct target_cfg *tgt;
+	__u32 zero = 0;
+	__u64 *ph;
+
+	*bits = 0;
+	if (cfg_filter == FILTER_ALL)
+		return true;
+	tgt = lookup_target(tgid);
+	if (!tgt) {
+		count(CNT_FILTERED);
+		return false;
+	}
+	*bits = tgt->policy_bits;
+	if (tgt->sample_every > 1) {
+		ph = bpf_map_lookup_elem(&phase, &zero);
+		if (ph && (*ph)++ % tgt->sample_every) {
+			count(CNT_SUBSAMPLED);
+			return false;
+		}
+	}
+	return true;
 }
 
 SEC("perf_event")
 int on_cpu_sample(struct bpf_perf_event_data *ctx)
 {
 	__u64 id = bpf_get_current_pid_tgid();
-	__u32 tgid = id >> 32, tid = (__u32)id;
-	const struct target_cfg *tgt = NULL;
+	__u32 tgid = id >> 32, tid = (__u32)id, bits;
 	struct task_struct *task;
+	struct walk_state *st;
 	struct sample_event *e;
-	long n;
+	bool user;
 
 	count(CNT_SAMPLES);
 	if (tid == 0) {
 		count(CNT_IDLE);
 		return 0;
 	}
-	if (cfg_filter != FILTER_ALL) {
-		tgt = lookup_target(tgid);
-		if (!tgt) {
-			count(CNT_FILTERED);
-			return 0;
-		}
-		if (tgt->sample_every > 1) {
-			__u32 zero = 0;
-			__u64 *ph = bpf_map_lookup_elem(&phase, &zero);
-
-			if (ph && (*ph)++ % tgt->sample_every) {
-				count(CNT_SUBSAMPLED);
-				return 0;
-			}
-		}
-	}
-
-	{
-		__u32 zero = 0;
-
-		e = bpf_map_lookup_elem(&scratch, &zero);
-		if (!e)
-			return 0;
-	}
+	if (!wanted(tgid, &bits))
+		return 0;
+	st = get_state();
+	if (!st)
+		return 0;
+	e = &st->e;
 	e->pid = tgid;
 	e->tid = tid;
 	e->time_ns = bpf_ktime_get_ns();
 	e->cgroup_id = bpf_get_current_cgroup_id();
 	e->cpu = bpf_get_smp_processor_id();
 	e->flags = 0;
-	e->policy_bits = tgt ? tgt->policy_bits : 0;
+	e->policy_bits = bits;
 	__builtin_memset(e->pad, 0, sizeof(e->pad));
 	bpf_get_current_comm(e->comm, sizeof(e->comm));
-	task = bpf_get_current_task_btf();
+	task = (struct task_struct *)bpf_get_current_task();
 	BPF_CORE_READ_STR_INTO(&e->pcomm, task, group_leader, comm);
 
-	e->kstack_len = 0;
-	e->kstack_status = STACK_EMPTY;
-	/* A sample taken in user mode has an empty kernel callchain. */
-	if (cfg_kernel_stacks) {
-		n = bpf_get_stack(ctx, e->kstack, sizeof(e->kstack), 0);
-		if (n < 0) {
-			e->kstack_status = STACK_ERR_FAULT;
-			count(CNT_KSTACK_FAULT);
-		} else {
-			e->kstack_len = n / sizeof(__u64);
-			e->kstack_status = e->kstack_len >= PROFLEET_MAX_STACK ? STACK_TRUNCATED :
-					   e->kstack_len ? STACK_OK : STACK_EMPTY;
-			if (e->kstack_status == STACK_TRUNCATED)
-				count(CNT_KSTACK_TRUNCATED);
-			if (e->kstack_len)
-				e->flags |= SAMPLE_F_KERNEL_MODE;
-		}
-	}
-
+	kernel_stack(ctx, e);
 	e->ustack_len = 0;
 	e->ustack_status = STACK_EMPTY;
-	if (cfg_user_stacks && cfg_dwarf_unwind && task &&
-	    !(BPF_CORE_READ(task, flags) & 0x00200000 /* PF_KTHREAD */)) {
-		unwind_user(ctx, task, e);
-	} else if (cfg_user_stacks && task && !(BPF_CORE_READ(task, flags) & 0x00200000)) {
-		n = bpf_get_stack(ctx, e->ustack, sizeof(e->ustack), BPF_F_USER_STACK);
-		e->flags |= SAMPLE_F_USER_FP;
-		if (n < 0) {
-			e->ustack_status = STACK_ERR_FAULT;
-			count(CNT_USTACK_FAULT);
-		} else {
-			e->ustack_len = n / sizeof(__u64);
-			e->ustack_status = e->ustack_len >= PROFLEET_MAX_STACK ? STACK_TRUNCATED :
-					   e->ustack_len ? STACK_OK : STACK_EMPTY;
-			if (e->ustack_status == STACK_TRUNCATED)
-				count(CNT_USTACK_TRUNCATED);
-			else if (!e->ustack_len)
-				count(CNT_USTACK_EMPTY);
-		}
-	}
-
-	if (bpf_ringbuf_output(&samples, e, sizeof(*e),
-			       bpf_ringbuf_query(&samples, BPF_RB_AVAIL_DATA) >= cfg_wakeup_bytes ?
-				       BPF_RB_FORCE_WAKEUP : BPF_RB_NO_WAKEUP)) {
-		count(CNT_RINGBUF_FULL);
+	user = cfg_user_stacks && !(BPF_CORE_READ(task, flags) & 0x00200000 /* PF_KTHREAD */);
+	if (user && cfg_dwarf_unwind) {
+		walk_user(ctx, task, st);	/* sends the sample at the end of the chain */
 		return 0;
 	}
-	count(CNT_SENT);
+	if (user)
+		fp_user(ctx, e);
+	emit(e);
 	return 0;
 }
 

@@ -28,8 +28,24 @@ enum stack_status {
 	STACK_TRUNCATED = 3,	/* hit PROFLEET_MAX_STACK */
 	STACK_NO_MAPPING = 4,	/* a pc outside any known mapping, and no frame pointer to go on */
 	STACK_READ_FAULT = 5,	/* reading the stack faulted (page not present, bad rule) */
-	STACK_LOOP_BUDGET = 6,	/* the walk ran out of its instruction budget */
+	STACK_LOOP_BUDGET = 6,	/* the walk ran out of tail calls (the kernel allows 33) */
 };
+
+/*
+ * The user-stack walkers, one BPF program each, chained by tail calls through
+ * the progs PROG_ARRAY at these indexes. A walker also names the kind of each
+ * frame it puts in a sample (sample_event.ukind). The native walker hands a
+ * frame over when its mapping names another walker (mapping_info.walker) and
+ * takes the walk back when that walker is done (struct unwind_state).
+ */
+enum walker {
+	WALKER_NATIVE = 0,	/* .eh_frame tables, frame pointers where there are none */
+	/* 1..WALKER_MAX-1: interpreters (Python, JVM, V8, ...) plug in here */
+	WALKER_MAX = 8,
+};
+
+/* Frames the native walker takes per program before it tail-calls itself. */
+#define NATIVE_FRAMES_PER_PROG 8
 
 /* sample_event.flags */
 #define SAMPLE_F_KERNEL_MODE (1u << 0)	/* interrupted in kernel mode */
@@ -39,8 +55,10 @@ enum stack_status {
 
 /*
  * One sample, as sent through the ring buffer. The user stack slot is filled by
- * whichever unwinder ran (frame pointers today; .eh_frame tables next) and says
- * which in flags; ustack_status tells why it stopped.
+ * whichever unwinder ran (frame pointers alone, or the chain of walkers) and says
+ * which in flags; ustack_status tells why it stopped. Frame i of the user stack
+ * is ustack[i], made by walker ukind[i], with uaux[i] for that walker's use
+ * (an interpreter's instruction offset, say); native frames have 0 there.
  */
 struct sample_event {
 	__u32 pid;		/* tgid */
@@ -59,6 +77,8 @@ struct sample_event {
 	char pcomm[PROFLEET_COMM_LEN];	/* process (group leader) name */
 	__u64 kstack[PROFLEET_MAX_STACK];
 	__u64 ustack[PROFLEET_MAX_STACK];
+	__u32 uaux[PROFLEET_MAX_STACK + 1];
+	__u8 ukind[PROFLEET_MAX_STACK + 1];	/* enum walker */
 };
 
 /* Value of the targets (cgroup id) and pids maps. */
@@ -91,11 +111,15 @@ enum counter {
 	CNT_UNWIND_DEPTH,	/* PROFLEET_MAX_STACK frames and still going */
 	CNT_UNWIND_FP_FALLBACK,	/* frames taken from frame pointers (count of frames, not samples) */
 	CNT_UNWIND_UNSUPPORTED,	/* a CFA rule we cannot run */
+	CNT_UNWIND_BUDGET,	/* the chain ran out of tail calls before the stack ended */
+	CNT_WALKER_MISSING,	/* a mapping named a walker whose program is not loaded */
+	CNT_TAIL_CALL_FAILED,	/* the native walker itself could not be entered */
 	CNT_MAX,
 };
 
 #ifndef __VMLINUX_H__
-_Static_assert(sizeof(struct sample_event) == 80 + 2 * 8 * PROFLEET_MAX_STACK,
+_Static_assert(sizeof(struct sample_event) ==
+		       80 + 2 * 8 * PROFLEET_MAX_STACK + 5 * (PROFLEET_MAX_STACK + 1),
 	       "sample_event layout changed: update both sides");
 _Static_assert(sizeof(struct target_cfg) == 8, "target_cfg layout");
 #endif

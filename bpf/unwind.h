@@ -58,6 +58,8 @@ struct mapping_info {
 	__u32 first_row;	/* the table's rows are unwind_rows[first_row, first_row + nrows) */
 	__u32 nrows;
 	__u64 bias;		/* ELF vaddr = address - bias */
+	__u8 walker;		/* enum walker: who walks the frames of this mapping (0: native) */
+	__u8 pad[7];
 };
 
 #define UNWIND_MAX_TABLES 4096
@@ -69,7 +71,7 @@ struct mapping_info {
 #ifndef __VMLINUX_H__
 _Static_assert(sizeof(struct unwind_row) == 12, "unwind_row layout");
 _Static_assert(sizeof(struct mapping_key) == 16, "mapping_key layout");
-_Static_assert(sizeof(struct mapping_info) == 16, "mapping_info layout");
+_Static_assert(sizeof(struct mapping_info) == 24, "mapping_info layout");
 #endif
 
 #endif
