@@ -189,6 +189,18 @@ static int set_unwinder(struct record_config *cfg, const char *val, char *msg, s
 	return 0;
 }
 
+static int set_unwind_rows(struct record_config *cfg, const char *val, char *msg, size_t len)
+{
+	long v;
+
+	if (parse_int(val, 1024, INT_MAX, &v)) {
+		snprintf(msg, len, "--unwind-rows: '%s' is not a number from 1024 to %d", val, INT_MAX);
+		return -EINVAL;
+	}
+	cfg->unwind_rows = (uint32_t)v;
+	return 0;
+}
+
 static int set_progress(struct record_config *cfg, const char *val, char *msg, size_t len)
 {
 	if (parse_bool(val, &cfg->progress)) {
@@ -316,6 +328,8 @@ static const struct opt_def record_opts[] = {
 	{ "unwinder", "PROFLEET_UNWINDER", "dwarf|fp", set_unwinder,
 	  "user stacks: unwind tables from .eh_frame with frame-pointer fallback (dwarf, the "
 	  "default), or frame pointers only (fp)" },
+	{ "unwind-rows", "PROFLEET_UNWIND_ROWS", "N", set_unwind_rows,
+	  "rows of the kernel's unwind table array, 12 bytes each (default 1048576)" },
 	{ "progress", "PROFLEET_PROGRESS", "on|off", set_progress,
 	  "progress line while recording (default on when stderr is a terminal)" },
 	{ "top", "PROFLEET_TOP", "N", set_top,

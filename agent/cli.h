@@ -3,6 +3,7 @@
 #define AGENT_CLI_H
 
 #include <stdbool.h>
+#include <stdint.h>
 #include <stdio.h>
 
 #define CLI_MAX_PIDS 256
@@ -32,6 +33,7 @@ struct record_config {
 	enum out_format format;	/* --format: forces every output's format */
 	bool kernel_stacks;
 	bool dwarf_unwind;	/* --unwinder dwarf (default) or fp */
+	uint32_t unwind_rows;	/* --unwind-rows: size of the BPF unwind table array; 0 = default */
 	bool progress;		/* progress line on a terminal */
 	int top;		/* rows of the top table printed at the end, 0 = none */
 	const char *log_target;

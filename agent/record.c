@@ -366,6 +366,7 @@ int record_run(const struct record_config *cfg)
 		.user_stacks = true,
 		.follow_children = cfg->command != NULL,
 		.dwarf_unwind = cfg->dwarf_unwind,
+		.unwind_rows = cfg->unwind_rows,
 		.allow_degraded = true,
 		.on_sample = on_sample,
 		.on_task = on_task,
@@ -537,6 +538,17 @@ int record_run(const struct record_config *cfg)
 	if (st.unw)
 		unwinder__stats(st.unw, &us);
 	add_drop_comments(prof, &ss, &as, &ps, st.unw ? &us : NULL);
+	{
+		uint64_t run_ns = 0, run_cnt = 0;
+
+		/* counted only while kernel.bpf_stats_enabled=1 (bench/unwind.sh, the kernel tier) */
+		if (sampler__prog_stats(s, &run_ns, &run_cnt) == 0 && run_cnt) {
+			profile__add_comment(prof, "profleet.bpf.run_ns=%" PRIu64, run_ns);
+			profile__add_comment(prof, "profleet.bpf.run_cnt=%" PRIu64, run_cnt);
+			log_info("BPF cost: %.0f ns per timer event over %" PRIu64 " events",
+				 (double)run_ns / (double)run_cnt, run_cnt);
+		}
+	}
 	if (ss.counters[CNT_RINGBUF_FULL] || as.dropped_full || ss.task_lost)
 		log_warn("dropped samples: ring buffer full %" PRIu64 ", stack table full %" PRIu64
 			 ", lost mmap records %" PRIu64,

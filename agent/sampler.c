@@ -68,20 +68,26 @@ struct rec_lost {
 };
 
 /*
- * The verifier's log of a program the kernel refused: all of it at debug level,
- * and at warn level one line with its last words (the reason). libbpf hands the
- * whole log over in one message.
+ * Why a load failed, in one line. While programs load, libbpf's warnings go to
+ * debug level (a refused program's verifier log runs to hundreds of lines) and
+ * the telling one is kept here: the verifier's last words, else the first
+ * warning that is not one of libbpf's "failed to load" epilogues.
  */
-static void log_verifier(const char *msg)
+static __thread struct {
+	bool loading;
+	bool from_verifier;
+	char why[320];
+} load_ctx;
+
+int sampler_verifier_summary(const char *msg, char *out, size_t len)
 {
 	const char *begin = strstr(msg, "-- BEGIN PROG LOAD LOG --");
-	const char *end = strstr(msg, "-- END PROG LOAD LOG --");
+	const char *end = begin ? strstr(begin, "-- END PROG LOAD LOG --") : NULL;
 	const char *last = NULL, *prev = NULL, *p;
 	int n;
 
-	log_debug("%s", msg);
-	if (!begin || !end || end < begin)
-		return;
+	if (!begin || !end)
+		return -1;
 	/* the last two non-empty lines before the end marker */
 	for (p = begin; p < end; p++) {
 		if (*p == '\n' && p + 1 < end && p[1] != '\n') {
@@ -90,14 +96,34 @@ static void log_verifier(const char *msg)
 		}
 	}
 	if (!last)
-		return;
+		return -1;
 	if (!prev)
 		prev = last;
 	n = (int)(end - prev);
 	while (n > 0 && (prev[n - 1] == '\n' || prev[n - 1] == ' '))
 		n--;
-	log_warn("%.*sverifier: %.*s (the whole log at --log-level debug)", (int)(begin - msg),
-		 msg, n, prev);
+	snprintf(out, len, "%.*sverifier: %.*s", (int)(begin - msg), msg, n, prev);
+	for (char *q = out; *q; q++)	/* one line */
+		if (*q == '\n' || *q == '\t')
+			*q = ' ';
+	return 0;
+}
+
+static void keep_load_reason(const char *msg)
+{
+	char sum[sizeof(load_ctx.why)];
+
+	if (!strncmp(msg, "libbpf: ", 8))
+		msg += 8;
+	if (sampler_verifier_summary(msg, sum, sizeof(sum)) == 0) {
+		snprintf(load_ctx.why, sizeof(load_ctx.why), "%s", sum);
+		load_ctx.from_verifier = true;
+		return;
+	}
+	if (load_ctx.from_verifier || load_ctx.why[0] || strstr(msg, "failed to load") ||
+	    strstr(msg, "Retrying without BTF"))
+		return;
+	snprintf(load_ctx.why, sizeof(load_ctx.why), "%s", msg);
 }
 
 static int libbpf_log(enum libbpf_print_level level, const char *fmt, va_list ap)
@@ -105,17 +131,17 @@ static int libbpf_log(enum libbpf_print_level level, const char *fmt, va_list ap
 	char *buf = NULL;
 	int n;
 
-	if (level == LIBBPF_DEBUG && log_get_level() < LOG_LVL_DEBUG)
+	if (level == LIBBPF_DEBUG && log_get_level() < LOG_LVL_DEBUG && !load_ctx.loading)
 		return 0;
 	n = vasprintf(&buf, fmt, ap);
 	if (n < 0)
 		return 0;
 	while (n > 0 && buf[n - 1] == '\n')
 		buf[--n] = '\0';
-	if (strstr(buf, "-- BEGIN PROG LOAD LOG --"))
-		log_verifier(buf);
-	else
-		log_msg(level == LIBBPF_WARN ? LOG_LVL_WARN : LOG_LVL_DEBUG, "%s", buf);
+	if (load_ctx.loading && level == LIBBPF_WARN)
+		keep_load_reason(buf);
+	log_msg(level == LIBBPF_WARN && !load_ctx.loading ? LOG_LVL_WARN : LOG_LVL_DEBUG, "%s",
+		buf);
 	free(buf);
 	return n;
 }
@@ -383,7 +409,11 @@ static int load_variant(struct sampler *s, const struct sampler_opts *opts, bool
 				 !dwarf ? 1 : opts->unwind_rows ? opts->unwind_rows : UNWIND_DEFAULT_ROWS);
 	bpf_program__set_autoload(s->skel->progs.walk_native, dwarf);
 
+	load_ctx.loading = true;
+	load_ctx.from_verifier = false;
+	load_ctx.why[0] = '\0';
 	err = oncpu_bpf__load(s->skel);
+	load_ctx.loading = false;
 	if (err || !dwarf)
 		return err;
 	fd = bpf_program__fd(s->skel->progs.walk_native);
@@ -406,14 +436,15 @@ static int load_programs(struct sampler *s, const struct sampler_opts *opts, siz
 	if (err && opts->dwarf_unwind && opts->allow_degraded) {
 		snprintf(s->kernel.degraded, sizeof(s->kernel.degraded),
 			 "kernel %s refused the table-driven unwinder (%s): user stacks from "
-			 "frame pointers only", s->kernel.release, strerror(-err));
-		log_warn("degraded: %s; code built without frame pointers loses its callers",
-			 s->kernel.degraded);
+			 "frame pointers only", s->kernel.release,
+			 load_ctx.why[0] ? load_ctx.why : strerror(-err));
+		log_warn("degraded: %s; code built without frame pointers loses its callers "
+			 "(details at --log-level debug)", s->kernel.degraded);
 		err = load_variant(s, opts, false, rb_bytes);
 	}
 	if (err)
-		log_error("kernel %s refused the BPF programs: %s", s->kernel.release,
-			  strerror(-err));
+		log_error("kernel %s refused the BPF programs: %s (details at --log-level debug)",
+			  s->kernel.release, load_ctx.why[0] ? load_ctx.why : strerror(-err));
 	return err;
 }
 

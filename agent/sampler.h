@@ -46,7 +46,7 @@ struct sampler_kernel {
 	char release[65];		/* uname -r */
 	bool task_pt_regs;		/* bpf_task_pt_regs() (5.15+) */
 	bool dwarf;			/* the table-driven walker chain is loaded */
-	char degraded[256];		/* why a lesser variant was loaded; "" when none was */
+	char degraded[512];		/* why a lesser variant was loaded; "" when none was */
 	char verified[160];		/* "prog=N ..." verified instructions (5.16+) */
 	uint64_t verified_total;
 };
@@ -66,6 +66,13 @@ struct sampler;
  * BPF is not allowed at all).
  */
 int sampler__probe_kernel(struct sampler_kernel *k, char *err, size_t errlen);
+
+/*
+ * The one-line reason in a verifier log as libbpf prints it ("prog 'x': --
+ * BEGIN PROG LOAD LOG --\n...-- END PROG LOAD LOG --"): the program and the
+ * log's last two lines. -1 when msg holds no such log.
+ */
+int sampler_verifier_summary(const char *msg, char *out, size_t len);
 
 /* Returns NULL with errno set; the reason is logged. */
 struct sampler *sampler__new(const struct sampler_opts *opts, struct procs *procs);

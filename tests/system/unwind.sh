@@ -102,5 +102,29 @@ fi
 if command -v go >/dev/null 2>&1; then
 	go tool pprof -comments "$TMP/libc.pb.gz" >"$TMP/comments.txt" 2>&1
 	check "unwind counters are in the profile" grep -q 'profleet.unwind.complete=' "$TMP/comments.txt"
+	check "the profile names the kernel and the table-driven unwinder, not degraded" \
+		sh -c "grep -q '^profleet.kernel=$(uname -r)\$' '$TMP/comments.txt' &&
+			grep -q '^profleet.unwinder=dwarf\$' '$TMP/comments.txt' &&
+			! grep -q 'profleet.degraded' '$TMP/comments.txt'"
+fi
+
+# --- a kernel that refuses the walker chain: frame pointers, said once -------------
+# An unwind array of 24 GB cannot be created: the same path as a verifier refusal.
+"$AGENT" record --frequency 99 --unwind-rows 2000000000 --output "$TMP/deg.pb.gz" \
+	--output "$TMP/deg.txt" --top 0 -- "$WL/chain" 1 >"$TMP/deg.log" 2>&1
+rc=$?
+check "refused walker chain: the recording still succeeds (exit $rc)" test "$rc" -eq 0
+check "refused walker chain: one warning naming the reason" \
+	sh -c "[ \$(grep -c 'level=warn' '$TMP/deg.log') -eq 1 ] &&
+		grep -q 'degraded: .*refused the table-driven unwinder (.*unwind_rows.*): user stacks from frame pointers only' '$TMP/deg.log'"
+check "refused walker chain: no libbpf chatter at the default level" \
+	sh -c "! grep -qE 'libbpf|Retrying|LOAD LOG' '$TMP/deg.log'"
+check "refused walker chain: frame-pointer stacks still recorded" \
+	grep -q ';main;' "$TMP/deg.txt"
+if command -v go >/dev/null 2>&1; then
+	go tool pprof -comments "$TMP/deg.pb.gz" >"$TMP/deg-comments.txt" 2>&1
+	check "refused walker chain: the profile says degraded and unwinder=fp" \
+		sh -c "grep -q '^profleet.degraded=.*refused the table-driven unwinder' '$TMP/deg-comments.txt' &&
+			grep -q '^profleet.unwinder=fp\$' '$TMP/deg-comments.txt'"
 fi
 finish

@@ -1,0 +1,92 @@
+// SPDX-License-Identifier: Apache-2.0
+/* The sampler's load diagnostics: the verifier log's one-line reason, the kernel probe. */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <errno.h>
+#include <string.h>
+#include <unistd.h>
+#include <cmocka.h>
+
+#include "helpers.h"
+#include "sampler.h"
+
+/* As libbpf 1.1 prints a refused program (cut), with its last two lines the reason. */
+static const char too_large[] =
+	"libbpf: prog 'walk_native': -- BEGIN PROG LOAD LOG --\n"
+	"0: R1=ctx() R10=fp0\n"
+	"; int walk_native(struct bpf_perf_event_data *ctx) @ oncpu.bpf.c:336\n"
+	"0: (bf) r6 = r1                       ; R1=ctx() R6=ctx()\n"
+	"\n"
+	"BPF program is too large. Processed 1000001 insn\n"
+	"processed 1000001 insns (limit 1000000) max_states_per_insn 30 total_states 42\n"
+	"-- END PROG LOAD LOG --";
+
+static void test_summary_of_a_refusal(void **state)
+{
+	char out[320];
+
+	(void)state;
+	assert_int_equal(sampler_verifier_summary(too_large, out, sizeof(out)), 0);
+	assert_non_null(strstr(out, "prog 'walk_native': "));
+	assert_non_null(strstr(out, "BPF program is too large. Processed 1000001 insn"));
+	assert_non_null(strstr(out, "(limit 1000000)"));
+	assert_null(strchr(out, '\n'));
+	/* not the body of the log */
+	assert_null(strstr(out, "R6=ctx()"));
+}
+
+static void test_summary_bounded_and_odd_input(void **state)
+{
+	char out[32], big[320];
+
+	(void)state;
+	/* cut to the buffer, still NUL-terminated */
+	assert_int_equal(sampler_verifier_summary(too_large, out, sizeof(out)), 0);
+	assert_int_equal(strlen(out), sizeof(out) - 1);
+	/* not a verifier log */
+	assert_int_equal(sampler_verifier_summary("libbpf: failed to load object 'x'", big,
+						  sizeof(big)), -1);
+	/* no end marker, and an empty log */
+	assert_int_equal(sampler_verifier_summary("p: -- BEGIN PROG LOAD LOG --\nabc\n", big,
+						  sizeof(big)), -1);
+	assert_int_equal(sampler_verifier_summary("p: -- BEGIN PROG LOAD LOG ---- END PROG LOAD LOG --",
+						  big, sizeof(big)), -1);
+	/* one line only */
+	assert_int_equal(sampler_verifier_summary("p: -- BEGIN PROG LOAD LOG --\ninvalid func unknown#196\n"
+						  "-- END PROG LOAD LOG --", big, sizeof(big)), 0);
+	assert_string_equal(big, "p: verifier: invalid func unknown#196");
+}
+
+/* On this machine's kernel every required feature is there (the tier needs root and BTF). */
+static void test_probe_this_kernel(void **state)
+{
+	struct sampler_kernel k;
+	char why[256] = "";
+	int err;
+
+	(void)state;
+	if (geteuid() != 0 || access("/sys/kernel/btf/vmlinux", R_OK)) {
+		skip();
+		return;
+	}
+	err = sampler__probe_kernel(&k, why, sizeof(why));
+	if (err)
+		print_message("probe: %s\n", why);
+	assert_int_equal(err, 0);
+	assert_true(k.release[0] != '\0');
+	assert_false(k.dwarf);
+	assert_string_equal(k.degraded, "");
+}
+
+int main(void)
+{
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test(test_summary_of_a_refusal),
+		cmocka_unit_test(test_summary_bounded_and_odd_input),
+		cmocka_unit_test(test_probe_this_kernel),
+	};
+
+	return cmocka_run_group_tests(tests, NULL, NULL);
+}
