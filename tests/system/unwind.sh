@@ -98,6 +98,19 @@ else
 	skip "go not installed"
 fi
 
+# --- deeper than the sample holds: 127 frames through the chain of tail calls ----
+record deep "$NOFP/recurse" 2 200
+full=$(awk '{ if (gsub(/;/, ";") >= 127) f += $NF; t += $NF } END { printf "%d/%d", f, t }' "$TMP/deep.txt")
+echo "# recurse 200 deep: samples with 127 user frames: $full"
+check "a 200-deep stack fills all 127 frames in >= 95% of samples ($full)" \
+	awk -v s="$full" 'BEGIN { split(s, a, "/"); exit !(a[2] > 300 && a[1] >= 0.95 * a[2]) }'
+if command -v go >/dev/null 2>&1; then
+	go tool pprof -comments "$TMP/deep.pb.gz" >"$TMP/deep-comments.txt" 2>&1
+	check "a 200-deep stack is counted as truncated, never as out of tail calls" \
+		sh -c "grep -q '^profleet.unwind.tail_call_budget=0\$' '$TMP/deep-comments.txt' &&
+			! grep -q '^profleet.stack_errors.user_truncated=0\$' '$TMP/deep-comments.txt'"
+fi
+
 # --- counters in the profile -------------------------------------------------------
 if command -v go >/dev/null 2>&1; then
 	go tool pprof -comments "$TMP/libc.pb.gz" >"$TMP/comments.txt" 2>&1

@@ -1,5 +1,8 @@
 // SPDX-License-Identifier: Apache-2.0
-/* A 60-deep recursion (built -O2 -fomit-frame-pointer) burning CPU at the bottom. */
+/*
+ * A recursion (built -O2 -fomit-frame-pointer) burning CPU at the bottom:
+ *   recurse [SECONDS [DEPTH]]   (defaults 3 s, 60 deep)
+ */
 #include <stdlib.h>
 #include <time.h>
 
@@ -27,11 +30,12 @@ __attribute__((noinline)) unsigned long recurse(int depth)
 int main(int argc, char **argv)
 {
 	double secs = argc > 1 ? atof(argv[1]) : 3;
+	int depth = argc > 2 ? atoi(argv[2]) : 60;
 	struct timespec a, b;
 
 	clock_gettime(CLOCK_MONOTONIC, &a);
 	do {
-		recurse(60);
+		recurse(depth);
 		clock_gettime(CLOCK_MONOTONIC, &b);
 	} while ((b.tv_sec - a.tv_sec) + (b.tv_nsec - a.tv_nsec) / 1e9 < secs);
 	return 0;
