@@ -47,7 +47,7 @@ ifeq ($(HAVE_GO),yes)
 WORKLOADS   += $(BUILD)/workloads/go/hot-stripped
 endif
 
-.PHONY: all agent controller e2e apiserver tests workloads deps test unit unit-san system run clean lint bench fuzz fuzzers install
+.PHONY: all agent controller e2e apiserver tests workloads deps test unit unit-san system run clean lint bench fuzz fuzzers install kernels
 .DELETE_ON_ERROR:
 .SECONDARY:
 
@@ -208,6 +208,12 @@ apiserver:
 
 e2e: deps all apiserver
 	@sh tests/run.sh e2e $(BUILD)
+
+# the kernel tier alone: Debian's kernels (fetched once into
+# /var/cache/profleet/kernels) booted under qemu, this build run inside each
+kernels: deps
+	$(MAKE) all
+	@sh tests/run.sh kernels $(BUILD)
 
 lint:
 	cppcheck --quiet --error-exitcode=1 --enable=warning,performance,portability \

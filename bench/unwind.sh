@@ -9,6 +9,11 @@
 # (kernel.bpf_stats_enabled), agent CPU and peak RSS, BPF map memory, and the
 # time to load the unwind tables of a new executable. Numbers, never pass/fail.
 #
+# Then, per kernel of the kernel tier's matrix (Debian's 5.10 to 7.x booted under
+# qemu, tests/kernels/) and this host's kernel: verified instructions per program,
+# BPF ns per timer event and per sample, and completeness, beside perf --call-graph
+# dwarf on this host (BENCH_KERNELS=0 skips the guests).
+#
 #   bench/unwind.sh [SECONDS] [HZ]     (defaults: 5 s, 99 Hz)
 set -u
 top=$(cd "$(dirname "$0")/.." && pwd)
@@ -81,6 +86,7 @@ for w in libc_hot cxx mt; do
 	perf script -i "$tmp/perf.data" -F comm,ip,sym 2>/dev/null >"$tmp/perf.txt"
 	set -- $(perf_stats "$tmp/perf.txt" "$want")
 	printf '%-10s %-22s %10s %10s %8s\n' "$w" "perf --call-graph dwarf" "$1" "$2" "$3"
+	[ "$w" = libc_hot ] && perf_dwarf_libc=$1
 
 	# perf, frame pointers
 	perf record -q -g -F "$HZ" -o "$tmp/perf.data" -- "$NOFP/$w" "$SECS" >/dev/null 2>&1
@@ -104,3 +110,40 @@ for w in libc_hot cxx mt; do
 	fi
 done
 echo "complete = % of the workload's samples whose user stack reaches main (mt: main or start_thread)"
+
+# ---- per kernel: the kernel tier's guests, and this host through the same script ----
+# kernel_row LABEL OUTDIR: one line from guest.sh's files
+kernel_row() {
+	log=$2/libc.log
+	rel=$(cat "$2/uname.log" 2>/dev/null)
+	if grep -q 'table-driven user stacks' "$log" 2>/dev/null; then load=loads
+	elif grep -q 'degraded' "$log" 2>/dev/null; then load=degraded
+	else load=refused; fi
+	insns=$(sed -n 's/.*(verified instructions: \(.*\))".*/\1/p' "$log" | sed 's/not reported before 5.16/n\/a/')
+	set -- $(sed -n 's/.*BPF cost: \([0-9]*\) ns per timer event over \([0-9]*\) events.*/\1 \2/p' "$log") - -
+	ev=$1 nev=$2
+	samples=$(sed -n 's/^profleet: \([0-9]*\) samples.*/\1/p' "$log")
+	per=$(awk -v e="$ev" -v n="$nev" -v s="${samples:-0}" 'BEGIN { if (s > 0 && n != "-") printf "%.0f", e * n / s; else print "-" }')
+	set -- $(folded_stats "$2/libc.txt" '^libc_hot;_start;[^ ]*;main[; ]' 2>/dev/null) - - -
+	printf '%-20s %-24s %-9s %-36s %8s %8s %10s\n' "$LABEL" "$rel" "$load" "${insns:--}" "$ev" "$per" "$1"
+}
+echo
+echo "per kernel: the walker chain under each verifier, libc_hot attached for 8 s at 199 Hz"
+printf '%-20s %-24s %-9s %-36s %8s %8s %10s\n' label kernel load "verified instructions" \
+	"ns/event" "ns/smpl" complete
+LABEL=host
+mkdir -p "$tmp/host"
+sh "$top/tests/kernels/guest.sh" "$tmp/host" >/dev/null 2>&1
+kernel_row host "$tmp/host"
+if [ "${BENCH_KERNELS:-1}" != 0 ]; then
+	PROFLEET_BUILD=$top/build sh "$top/tests/kernels/matrix.sh" >"$tmp/matrix.tap" 2>&1
+	for d in "$top"/build/kernels/*/; do
+		LABEL=$(basename "$d")
+		kernel_row "$LABEL" "$d"
+	done
+	grep '^not ok' "$tmp/matrix.tap" | sed 's/^/  kernel tier: /'
+fi
+printf '%-20s %-24s %-9s %-36s %8s %8s %10s\n' "perf --call-graph dwarf" "$(uname -r)" - - - - \
+	"${perf_dwarf_libc:--}"
+echo "ns/event = BPF run time per timer event (kernel.bpf_stats_enabled; under TCG in the guests);"
+echo "ns/smpl = the same over the samples sent; complete = libc_hot samples reaching _start;...;main"

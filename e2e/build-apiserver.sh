@@ -14,6 +14,7 @@
 # - the vendored modern-go/reflect2 1.0.1 breaks at run time with Go >= 1.18:
 #   Debian's golang-github-modern-go-reflect2-dev (1.0.2) replaces it.
 set -eu
+top=$(cd "$(dirname "$0")/.." && pwd)
 cache=${PROFLEET_CACHE:-/var/cache/profleet}/kube-apiserver-1.20.2
 bin=$cache/bin/kube-apiserver
 GO=/usr/lib/go-1.19/bin/go
@@ -24,9 +25,9 @@ fi
 export DEBIAN_FRONTEND=noninteractive
 if ! grep -rqs '^Types: deb-src' /etc/apt/sources.list.d/ &&
 	! grep -qs '^deb-src .* bookworm ' /etc/apt/sources.list; then
-	cat >/etc/apt/sources.list.d/profleet-deb-src.sources <<'SRC'
+	cat >/etc/apt/sources.list.d/profleet-deb-src.sources <<SRC
 Types: deb-src
-URIs: http://deb.debian.org/debian
+URIs: $(sh "$top/tests/debian-archive.sh")
 Suites: bookworm
 Components: main
 Signed-By: /usr/share/keyrings/debian-archive-keyring.gpg

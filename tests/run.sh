@@ -1,6 +1,6 @@
 #!/bin/sh
 # Runs test tiers and ends with one line: "N passed, N failed, N skipped".
-#   tests/run.sh all|unit|san|system|e2e [BUILD_DIR]
+#   tests/run.sh all|unit|san|system|e2e|kernels [BUILD_DIR]
 # Every test program speaks TAP ("ok N - name" / "not ok N - name", "# SKIP" for a skip);
 # a program that exits non-zero without reporting a failure counts as one failure
 # (a crash must never pass silently).
@@ -66,6 +66,13 @@ all | e2e)
 		[ -f "$t" ] || continue
 		run_one "e2e/$(basename "$t" .sh)" sh "$t"
 	done
+	;;
+esac
+
+case $tier in
+all | kernels)
+	# Debian's kernels from 5.10 to 7.x under qemu (TCG), this build inside each
+	run_one kernels sh "$top/tests/kernels/matrix.sh"
 	;;
 esac
 

@@ -1,0 +1,60 @@
+#!/bin/sh
+# Runs INSIDE a kernel-tier guest (started by tests/kernels/matrix.sh through
+# boot.sh) and checks nothing itself: each step leaves NAME.rc (its exit
+# status) and NAME.log (its output), plus any files of its own, in OUTDIR, and
+# matrix.sh turns them into TAP lines on the host.
+#   guest.sh OUTDIR
+# To add a check: a `step` here, and a line in matrix.sh's check_guest.
+# TCG is slow (a verifier rejection at 1M instructions takes about a minute; the
+# agent compiles its own libraries' unwind tables in about 6 s): keep steps short.
+set -u
+OUT=$1
+TOP=$(cd "$(dirname "$0")/../.." && pwd)
+BUILD=${PROFLEET_BUILD:-$TOP/build}
+AGENT=$BUILD/bin/profleet-agent
+WL=$BUILD/workloads
+# seconds each attached recording lasts
+SECS=${PROFLEET_KERNELS_SECONDS:-8}
+
+# step NAME COMMAND...: OUTDIR/NAME.log gets the output, OUTDIR/NAME.rc the status
+step() {
+	name=$1
+	shift
+	t0=$(cut -d ' ' -f 1 /proc/uptime)
+	"$@" >"$OUT/$name.log" 2>&1
+	rc=$?
+	echo "$rc" >"$OUT/$name.rc"
+	echo "guest: $name: exit status $rc, $(awk -v t="$t0" '{ printf "%.1f", $1 - t }' /proc/uptime) s"
+	return 0
+}
+
+# attached NAME SECONDS WORKLOAD [ARGS...]: records a running workload with --pid.
+# Under TCG a process's exec and the dynamic loader take 40-90 ms, sampled before
+# its tables are in the map (frame pointers then, which these workloads lack):
+# attaching once it runs measures the walk itself. `-- COMMAND` is the ratio step.
+attached() {
+	name=$1 secs=$2 wl=$3
+	shift 3
+	"$wl" "$((secs + 60))" "$@" &
+	wpid=$!
+	sleep 1
+	"$AGENT" record --pid "$wpid" --duration "$secs" --frequency 199 --top 0 --log-level info \
+		--output "$OUT/$name.txt" --output "$OUT/$name.pb.gz"
+	rc=$?
+	kill "$wpid" 2>/dev/null
+	wait "$wpid" 2>/dev/null
+	return $rc
+}
+
+echo "guest: $(uname -r), $(nproc) CPU, PROFLEET_BUILD=$BUILD"
+step uname uname -r
+step btf test -r /sys/kernel/btf/vmlinux
+# the BPF programs' cost, read back from the profile's comments (profleet.bpf.run_ns)
+sysctl -q kernel.bpf_stats_enabled=1 2>/dev/null
+step libc attached libc "$SECS" "$WL/nofp/libc_hot"
+sysctl -q kernel.bpf_stats_enabled=0 2>/dev/null
+# deeper than a sample holds: 127 frames through the chain of tail calls
+step deep attached deep 4 "$WL/nofp/recurse" 200
+step ratio "$AGENT" record --frequency 199 --top 0 --log-level info --output "$OUT/ratio.txt" \
+	-- "$WL/ratio" "$SECS" 10
+exit 0

@@ -1,0 +1,138 @@
+#!/bin/sh
+# The kernel tier: every kernel of the matrix (tests/kernels/fetch.sh: Debian's
+# 5.10 to 7.x) booted under qemu (tests/kernels/boot.sh) runs
+# tests/kernels/guest.sh with this build; the guest leaves files in
+# $PROFLEET_BUILD/kernels/LABEL/ and the checks below read them. Prints TAP.
+# Without qemu or the Debian archive: a failure on CI (CI=true), a skip elsewhere.
+# Environment: PROFLEET_KERNELS (labels to run, default all), PROFLEET_BUILD,
+# PROFLEET_KERNEL_CACHE, PROFLEET_BOOT_TIMEOUT (seconds per guest, default 300),
+# PROFLEET_KERNELS_SECONDS (length of a guest's recordings, default 8).
+. "$(dirname "$0")/../system/lib.sh"
+HERE=$TOP/tests/kernels
+RESULTS=$BUILD/kernels
+# a guest needs about 30 s: a hung one should not hold the tier for long
+export PROFLEET_BOOT_TIMEOUT=${PROFLEET_BOOT_TIMEOUT:-300}
+
+# what cannot run on this machine: a failure on CI, a skip elsewhere
+missing() { if [ "${CI:-}" = true ]; then not_ok "$*"; else skip "$*"; fi; }
+# share FILE REGEX: percentage of samples (weighted lines) matching REGEX
+share() {
+	awk -v re="$2" '{ t += $NF; if ($0 ~ re) m += $NF } END {
+		if (t == 0) print "0.00"; else printf "%.2f", 100 * m / t }' "$1"
+}
+# at_least PCT MIN_PCT
+at_least() { awk -v p="$1" -v m="$2" 'BEGIN { exit !(p + 0 >= m + 0) }'; }
+# the exit status a guest step wrote, or "none"
+rc_of() { cat "$1.rc" 2>/dev/null || echo none; }
+# comment FILE LINES LABEL: the file's last lines as TAP comments
+comment() { tail -n "$2" "$1" 2>/dev/null | sed "s/^/# $3: /"; }
+
+# ---- the checks on one guest's files: one TAP line each ---------------------------
+# step_ok LABEL OUTDIR STEP WHAT: the guest step's exit status, its log's end if not 0
+step_ok() {
+	if [ "$(rc_of "$2/$3")" = 0 ]; then
+		ok "$1: $4"
+	else
+		comment "$2/$3.log" 15 "$1"
+		not_ok "$1: $4 (status $(rc_of "$2/$3"))"
+	fi
+}
+
+# the agent's own words on what it loaded: "kernel R: BPF programs loaded, ..."
+check_load() { # label, outdir
+	line=$(grep -m1 'BPF programs loaded' "$2/libc.log" 2>/dev/null)
+	insns=$(echo "$line" | sed -n 's/.*(verified instructions: \(.*\))".*/\1/p')
+	echo "# $1: verified instructions: ${insns:-?}"
+	check "$1: the walker chain loads (table-driven user stacks)" \
+		sh -c "echo '$line' | grep -q 'table-driven user stacks'"
+	check "$1: not degraded, no warning" sh -c "! grep -qE 'level=(warn|error)' '$2/libc.log'"
+	cost=$(sed -n 's/.*BPF cost: \([0-9]*\) ns per timer event.*/\1/p' "$2/libc.log")
+	echo "# $1: BPF cost: ${cost:-?} ns per timer event (kernel.bpf_stats_enabled)"
+}
+
+check_libc() { # label, outdir
+	step_ok "$1" "$2" libc "profleet-agent record --pid (libc_hot) exits 0"
+	[ -f "$2/libc.txt" ] || { not_ok "$1: libc_hot: a folded profile"; return; }
+	total=$(folded_total "$2/libc.txt")
+	p=$(share "$2/libc.txt" '^libc_hot;_start;[^ ]*;main[; ]')
+	echo "# $1: libc_hot: $p% of $total samples unwind from _start through main"
+	if at_least "$p" 99; then
+		ok "$1: libc_hot: >= 99% of samples reach main from _start ($p%)"
+	else
+		grep -vE '^libc_hot;_start;[^ ]*;main[; ]' "$2/libc.txt" | cut -c 1-200 | head -n 10 |
+			sed "s/^/# $1: /"
+		not_ok "$1: libc_hot: >= 99% of samples reach main from _start ($p%)"
+	fi
+	check "$1: libc_hot: enough samples ($total)" test "$total" -gt 500
+}
+
+check_deep() { # label, outdir
+	step_ok "$1" "$2" deep "profleet-agent record --pid (recurse 200 deep) exits 0"
+	full=$(awk '{ if (gsub(/;/, ";") >= 127) f += $NF; t += $NF } END { printf "%d/%d", f, t }' \
+		"$2/deep.txt" 2>/dev/null)
+	check "$1: a 200-deep stack fills all 127 frames in >= 95% of samples (${full:-none})" \
+		awk -v s="$full" 'BEGIN { split(s, a, "/"); exit !(a[2] > 100 && a[1] >= 0.95 * a[2]) }'
+}
+
+check_ratio() { # label, outdir
+	step_ok "$1" "$2" ratio "profleet-agent record -- ratio exits 0"
+	hot=$(folded_sum "$2/ratio.txt" ';hot_three;burn ' 2>/dev/null)
+	cold=$(folded_sum "$2/ratio.txt" ';cold_one;burn ' 2>/dev/null)
+	pct=$(awk -v h="${hot:-0}" -v c="${cold:-0}" 'BEGIN { if (h + c == 0) print 0; else printf "%.1f", 100 * h / (h + c) }')
+	check "$1: hot_three:cold_one is 3:1 (hot share $pct% of $((${hot:-0} + ${cold:-0})), want 75 +-5)" \
+		awk -v p="$pct" -v n="$((${hot:-0} + ${cold:-0}))" 'BEGIN { exit !(n >= 300 && p >= 70 && p <= 80) }'
+}
+
+check_guest() { # label, release, outdir
+	check "$1: uname -r in the guest is $2" grep -qxF "$2" "$3/uname.log"
+	check "$1: kernel BTF at /sys/kernel/btf/vmlinux" test "$(rc_of "$3/btf")" = 0
+	check_load "$1" "$3"
+	check_libc "$1" "$3"
+	check_deep "$1" "$3"
+	check_ratio "$1" "$3"
+}
+
+run_kernel() { # label, release, kernel dir
+	out=$RESULTS/$1
+	rm -rf "$out"
+	mkdir -p "$out"
+	t0=$(date +%s)
+	PROFLEET_BUILD=$BUILD sh "$HERE/boot.sh" "$3" "$out" -- sh "$HERE/guest.sh" "$out" \
+		>"$RESULTS/$1.log" 2>&1
+	rc=$?
+	grep -v 'level=' "$RESULTS/$1.log" | sed "s/^/# $1: /"
+	if [ "$rc" -ne 0 ]; then
+		not_ok "$1 ($2): boots and runs guest.sh (boot.sh exit status $rc; $RESULTS/$1.log)"
+		return
+	fi
+	ok "$1 ($2): boots and runs guest.sh ($(($(date +%s) - t0)) s)"
+	check_guest "$1" "$2" "$out"
+}
+
+# ---- main ----------------------------------------------------------------------
+if ! command -v qemu-system-x86_64 >/dev/null 2>&1; then
+	missing "qemu-system-x86_64 is not installed (tests/deps.sh installs it)"
+	finish
+	exit
+fi
+for f in "$BUILD/bin/profleet-agent" "$BUILD/obj/bpf/oncpu.bpf.o" "$BUILD/workloads/nofp/libc_hot"; do
+	[ -e "$f" ] || { not_ok "$f is built (make all)"; finish; exit; }
+done
+
+labels=${PROFLEET_KERNELS:-$(sh "$HERE/fetch.sh" --list | tr "\n" " ")}
+# shellcheck disable=SC2086 # one word per label
+sh "$HERE/fetch.sh" $labels >"$TMP/kernels" 2>"$TMP/fetch.log"
+sed 's/^/# /' "$TMP/fetch.log"
+mkdir -p "$RESULTS"
+start=$(date +%s)
+for l in $labels; do
+	# shellcheck disable=SC2046 # release, directory
+	set -- $(awk -v l="$l" '$1 == l { print $2, $3 }' "$TMP/kernels")
+	if [ $# -ne 2 ]; then
+		missing "$l: kernel not in the cache and not fetched from the Debian archive"
+		continue
+	fi
+	run_kernel "$l" "$1" "$2"
+done
+echo "# kernels: $(($(date +%s) - start)) s for $labels"
+finish
