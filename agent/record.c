@@ -331,7 +331,11 @@ static void add_drop_comments(struct profile *p, const struct sampler_stats *ss,
 		profile__add_comment(p, "profleet.unwind.tail_call_budget=%" PRIu64,
 				     c[CNT_UNWIND_BUDGET]);
 		profile__add_comment(p, "profleet.unwind.walker_missing=%" PRIu64,
-				     c[CNT_WALKER_MISSING] + c[CNT_TAIL_CALL_FAILED]);
+				     c[CNT_WALKER_MISSING]);
+		profile__add_comment(p, "profleet.unwind.chain_not_entered=%" PRIu64,
+				     c[CNT_TAIL_CALL_FAILED]);
+		profile__add_comment(p, "profleet.unwind.user_regs_unknown=%" PRIu64,
+				     c[CNT_USER_REGS_UNKNOWN]);
 		profile__add_comment(p, "profleet.unwind.tables_loaded=%" PRIu64, us->tables_loaded);
 		profile__add_comment(p, "profleet.unwind.tables_failed=%" PRIu64, us->tables_failed);
 		profile__add_comment(p, "profleet.unwind.executables_without_cfi=%" PRIu64, us->no_cfi);
@@ -368,6 +372,7 @@ int record_run(const struct record_config *cfg)
 		.dwarf_unwind = cfg->dwarf_unwind,
 		.unwind_rows = cfg->unwind_rows,
 		.allow_degraded = true,
+		.fault_verifier = sampler_fault_inject_verifier(),
 		.on_sample = on_sample,
 		.on_task = on_task,
 		.on_tasks_drained = on_tasks_drained,

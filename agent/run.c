@@ -763,13 +763,13 @@ static const char *const cnt_names[][2] = {	/* sampler counter -> metric, reason
 	{ "unwind", "table_not_loaded" }, { "unwind", "no_mapping" }, { "unwind", "read_fault" },
 	{ "unwind", "too_deep" }, { "unwind", "unsupported_cfa" },
 	{ "unwind", "tail_call_budget" }, { "unwind", "walker_missing" },
-	{ "unwind", "chain_not_entered" },
+	{ "unwind", "chain_not_entered" }, { "unwind", "user_regs_unknown" },
 };
 static const int cnt_ids[] = {
 	CNT_RINGBUF_FULL, CNT_KSTACK_FAULT, CNT_USTACK_FAULT, CNT_USTACK_EMPTY, CNT_KSTACK_TRUNCATED,
 	CNT_USTACK_TRUNCATED, CNT_PIDS_FULL, CNT_UNWIND_TABLE_NOT_LOADED, CNT_UNWIND_NO_MAPPING,
 	CNT_UNWIND_READ_FAULT, CNT_UNWIND_DEPTH, CNT_UNWIND_UNSUPPORTED,
-	CNT_UNWIND_BUDGET, CNT_WALKER_MISSING, CNT_TAIL_CALL_FAILED,
+	CNT_UNWIND_BUDGET, CNT_WALKER_MISSING, CNT_TAIL_CALL_FAILED, CNT_USER_REGS_UNKNOWN,
 };
 
 static void update_metrics(struct run *r)
@@ -1057,6 +1057,7 @@ int run_main(const struct run_config *cfg)
 		.follow_children = true,
 		.dwarf_unwind = cfg->dwarf_unwind,
 		.allow_degraded = true,
+		.fault_verifier = sampler_fault_inject_verifier(),
 		.start_disabled = true,
 		.on_sample = on_sample,
 		.on_task = on_task,

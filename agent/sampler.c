@@ -97,6 +97,15 @@ int sampler_verifier_summary(const char *msg, char *out, size_t len)
 	}
 	if (!last)
 		return -1;
+	/*
+	 * Before 6.4 a full log buffer keeps the log's head: without its closing
+	 * "processed N insns" line, the last lines are not the reason.
+	 */
+	if (!strstr(begin, "processed ") || strstr(begin, "processed ") > end) {
+		snprintf(out, len, "%.*sverifier: refused, its log cut short", (int)(begin - msg),
+			 msg);
+		return 0;
+	}
 	if (!prev)
 		prev = last;
 	n = (int)(end - prev);
@@ -131,7 +140,7 @@ static int libbpf_log(enum libbpf_print_level level, const char *fmt, va_list ap
 	char *buf = NULL;
 	int n;
 
-	if (level == LIBBPF_DEBUG && log_get_level() < LOG_LVL_DEBUG && !load_ctx.loading)
+	if (level == LIBBPF_DEBUG && log_get_level() < LOG_LVL_DEBUG)
 		return 0;
 	n = vasprintf(&buf, fmt, ap);
 	if (n < 0)
@@ -327,6 +336,32 @@ static const struct feature required[] = {
 	{ "the bpf_get_stack helper", "4.18", probe_perf_helper, BPF_FUNC_get_stack },
 };
 
+bool sampler_fault_inject_verifier(void)
+{
+	const char *v = getenv("PROFLEET_FAULT_INJECT");
+
+	return v && !strcmp(v, "verifier");
+}
+
+/*
+ * libbpf's feature probes answer 0 for "not allowed" as for "not there": first
+ * load the smallest program there is, and tell EPERM apart. -1 with errno.
+ */
+static int probe_allowed(void)
+{
+	const struct bpf_insn insns[] = {
+		{ .code = BPF_ALU64 | BPF_MOV | BPF_K, .dst_reg = BPF_REG_0, .imm = 0 },
+		{ .code = BPF_JMP | BPF_EXIT },
+	};
+	int fd = bpf_prog_load(BPF_PROG_TYPE_SOCKET_FILTER, NULL, "GPL", insns, 2, NULL);
+
+	if (fd < 0 && (errno == EPERM || errno == EACCES))
+		return -1;
+	if (fd >= 0)
+		close(fd);
+	return 0;
+}
+
 int sampler__probe_kernel(struct sampler_kernel *k, char *err, size_t errlen)
 {
 	struct utsname u;
@@ -339,16 +374,14 @@ int sampler__probe_kernel(struct sampler_kernel *k, char *err, size_t errlen)
 			 "(CONFIG_DEBUG_INFO_BTF): BPF CO-RE cannot load", k->release);
 		return -ENOTSUP;
 	}
+	if (probe_allowed() < 0) {
+		snprintf(err, errlen, "not allowed to load BPF programs (%s): run as root, or with "
+			 "CAP_BPF, CAP_PERFMON and CAP_SYS_RESOURCE", strerror(errno));
+		return -EPERM;
+	}
 	for (size_t i = 0; i < sizeof(required) / sizeof(required[0]); i++) {
-		int r = required[i].probe(required[i].arg);
-
-		if (r == 1)
+		if (required[i].probe(required[i].arg) == 1)
 			continue;
-		if (r == -EPERM || r == -EACCES) {
-			snprintf(err, errlen, "not allowed to load BPF programs (%s): run as root or "
-				 "with CAP_BPF, CAP_PERFMON and CAP_SYS_RESOURCE", strerror(-r));
-			return -EPERM;
-		}
 		snprintf(err, errlen, "kernel %s lacks %s (Linux %s+)", k->release, required[i].what,
 			 required[i].since);
 		return -ENOTSUP;
@@ -402,6 +435,7 @@ static int load_variant(struct sampler *s, const struct sampler_opts *opts, bool
 	s->skel->rodata->cfg_pids_fallback = opts->pids_fallback;
 	s->skel->rodata->cfg_dwarf_unwind = dwarf;
 	s->skel->rodata->cfg_have_task_pt_regs = s->kernel.task_pt_regs;
+	s->skel->rodata->cfg_fault_verifier = dwarf && opts->fault_verifier;
 	s->skel->rodata->cfg_wakeup_bytes = rb_bytes / 4;
 	bpf_map__set_max_entries(s->skel->maps.samples, (__u32)rb_bytes);
 	/* no tables with frame pointers only: keep the array tiny */
@@ -414,6 +448,8 @@ static int load_variant(struct sampler *s, const struct sampler_opts *opts, bool
 	load_ctx.why[0] = '\0';
 	err = oncpu_bpf__load(s->skel);
 	load_ctx.loading = false;
+	if (!err && load_ctx.why[0])	/* libbpf warned, yet it loaded */
+		log_info("BPF load: %s", load_ctx.why);
 	if (err || !dwarf)
 		return err;
 	fd = bpf_program__fd(s->skel->progs.walk_native);
@@ -426,25 +462,25 @@ static int load_variant(struct sampler *s, const struct sampler_opts *opts, bool
 }
 
 /*
- * Loads the walker chain; where the kernel refuses it and the caller allows,
- * the frame-pointer variant instead, said once and kept in s->kernel.degraded.
+ * Loads the walker chain. Where the verifier refuses it (and the caller allows),
+ * the frame-pointer variant instead, said once and kept in s->kernel.degraded;
+ * any other failure (a map the kernel cannot create, say) is an error.
  */
 static int load_programs(struct sampler *s, const struct sampler_opts *opts, size_t rb_bytes)
 {
 	int err = load_variant(s, opts, opts->dwarf_unwind, rb_bytes);
 
-	if (err && opts->dwarf_unwind && opts->allow_degraded) {
+	if (err && opts->dwarf_unwind && opts->allow_degraded && load_ctx.from_verifier) {
 		snprintf(s->kernel.degraded, sizeof(s->kernel.degraded),
 			 "kernel %s refused the table-driven unwinder (%s): user stacks from "
-			 "frame pointers only", s->kernel.release,
-			 load_ctx.why[0] ? load_ctx.why : strerror(-err));
+			 "frame pointers only", s->kernel.release, load_ctx.why);
 		log_warn("degraded: %s; code built without frame pointers loses its callers "
-			 "(details at --log-level debug)", s->kernel.degraded);
+			 "(the verifier's log at --log-level debug)", s->kernel.degraded);
 		err = load_variant(s, opts, false, rb_bytes);
 	}
 	if (err)
-		log_error("kernel %s refused the BPF programs: %s (details at --log-level debug)",
-			  s->kernel.release, load_ctx.why[0] ? load_ctx.why : strerror(-err));
+		log_error("cannot load the BPF programs on kernel %s: %s (details at --log-level "
+			  "debug)", s->kernel.release, load_ctx.why[0] ? load_ctx.why : strerror(-err));
 	return err;
 }
 

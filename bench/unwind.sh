@@ -22,7 +22,8 @@ NOFP=$top/build/workloads/nofp
 SECS=${1:-5}
 HZ=${2:-99}
 tmp=$(mktemp -d /tmp/profleet-unwind.XXXXXX)
-trap 'rm -rf "$tmp"; sysctl -q kernel.bpf_stats_enabled=0 2>/dev/null || true' EXIT
+stats_was=$(sysctl -n kernel.bpf_stats_enabled 2>/dev/null || echo 0)
+trap 'rm -rf "$tmp"; sysctl -q kernel.bpf_stats_enabled="$stats_was" 2>/dev/null || true' EXIT
 [ "$(id -u)" -eq 0 ] || { echo "bench: needs root" >&2; exit 1; }
 [ -x "$AGENT" ] || { echo "bench: run 'make' first" >&2; exit 1; }
 clk_tck=$(getconf CLK_TCK)
@@ -62,12 +63,12 @@ for w in libc_hot cxx mt; do
 	"$AGENT" record --frequency "$HZ" --top 0 --progress off --output "$tmp/p.txt" \
 		--output "$tmp/p.pb.gz" -- "$NOFP/$w" "$SECS" >"$tmp/p.log" 2>&1 &
 	ap=$!
-	sleep $((SECS - 1))
+	sleep "$(awk -v s="$SECS" 'BEGIN { print (s > 1 ? s - 1 : s / 2) }')"
 	bpf=$(bpftool prog show 2>/dev/null | awk '/on_cpu_sample/ { for (i = 1; i <= NF; i++) {
 		if ($i == "run_time_ns") t = $(i + 1); if ($i == "run_cnt") c = $(i + 1) } }
 		END { if (c > 0) printf "%.0f", t / c; else print "-" }')
 	# unwind maps (the rows array and the LPM trie) / all of the agent's maps
-	mapmem=$(bpftool map show 2>/dev/null | awk '/name (exe_mappings|unwind_rows|samples|scratch|counters|pids|targets|phase|task_events)/ {
+	mapmem=$(bpftool map show 2>/dev/null | awk '/name (exe_mappings|unwind_rows|samples|state|walkers|counters|pids|targets|phase|task_events)/ {
 			want = 1; unw = ($0 ~ /exe_mappings|unwind_rows/); next }
 		want && /memlock/ { for (i = 1; i <= NF; i++) if ($i == "memlock") { s = $(i + 1); sub(/B$/, "", s); m += s; if (unw) u += s } want = 0 }
 		END { printf "%.1f/%.1fMiB", u / 1048576, m / 1048576 }')
@@ -134,6 +135,7 @@ printf '%-20s %-24s %-9s %-36s %8s %8s %10s\n' label kernel load "verified instr
 LABEL=host
 mkdir -p "$tmp/host"
 sh "$top/tests/kernels/guest.sh" "$tmp/host" >/dev/null 2>&1
+sysctl -q kernel.bpf_stats_enabled=1	# guest.sh turned it off
 kernel_row host "$tmp/host"
 if [ "${BENCH_KERNELS:-1}" != 0 ]; then
 	PROFLEET_BUILD=$top/build sh "$top/tests/kernels/matrix.sh" >"$tmp/matrix.tap" 2>&1

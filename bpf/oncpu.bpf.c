@@ -27,8 +27,21 @@ const volatile bool cfg_dwarf_unwind = true;
 const volatile __u64 cfg_wakeup_bytes = 256 * 1024;
 /* set by the agent from what it probed: bpf_task_pt_regs() (5.15+) */
 const volatile bool cfg_have_task_pt_regs = false;
-/* x86_64's THREAD_SIZE (16 KiB; 32 KiB with KASAN): where task_pt_regs() is before 5.15 */
-const volatile __u64 cfg_thread_size = 16384;
+/*
+ * Tests only (PROFLEET_FAULT_INJECT=verifier): walk_native reads past a map
+ * value, so that the verifier refuses it and the agent's fallback is exercised.
+ * The verifier prunes the branch when the flag is off.
+ */
+const volatile bool cfg_fault_verifier = false;
+
+/*
+ * x86_64's THREAD_SIZE without KASAN (Debian's kernels have none): before 5.15
+ * the user registers are at task->stack + THREAD_SIZE - sizeof(struct pt_regs)
+ * (TOP_OF_KERNEL_STACK_PADDING is 0 on x86_64 until FRED, 6.9, which has the
+ * helper). They are checked: user mode's cs.
+ */
+#define X86_THREAD_SIZE 16384
+#define X86_USER_CS 0x33
 
 struct {
 	__uint(type, BPF_MAP_TYPE_RINGBUF);
@@ -123,7 +136,9 @@ static __always_inline const struct target_cfg *lookup_target(__u32 tgid)
  * The walk's state, per CPU, carried from one program of the chain to the
  * next (a tail call keeps only the context): the registers of the frame being
  * unwound and the sample being built. A perf event program never nests on a
- * CPU, so one slot per CPU is enough.
+ * CPU (the kernel skips it while another BPF program runs there), so one slot
+ * per CPU is enough. The tracing programs below may be interrupted by a sample:
+ * they must never touch this map.
  */
 struct walk {
 	__u64 pc, sp, bp;
@@ -395,6 +410,8 @@ int walk_native(struct bpf_perf_event_data *ctx)
 
 	if (!st)
 		return 0;
+	if (cfg_fault_verifier)	/* tests only: out of the value's bounds */
+		st->e.ustack[(st->w.n & 0xffff) + PROFLEET_MAX_STACK * 4] = 0;
 	for (int i = 0; i < NATIVE_FRAMES_PER_PROG && r == STEP_NEXT; i++)
 		r = native_step(st);
 	if (r == STEP_HANDOFF) {
@@ -419,7 +436,7 @@ int walk_native(struct bpf_perf_event_data *ctx)
  * top of the task's kernel stack (bpf_task_pt_regs from 5.15; before that,
  * found at task->stack + THREAD_SIZE, x86_64's task_pt_regs()).
  */
-static __always_inline void user_regs(struct bpf_perf_event_data *ctx, struct task_struct *task,
+static __always_inline bool user_regs(struct bpf_perf_event_data *ctx, struct task_struct *task,
 				      struct walk *w)
 {
 	/* cs is a 2-byte field in newer pt_regs, but the context only allows 8-byte reads */
@@ -430,15 +447,21 @@ static __always_inline void user_regs(struct bpf_perf_event_data *ctx, struct ta
 		w->pc = ctx->regs.ip;
 		w->sp = ctx->regs.sp;
 		w->bp = ctx->regs.bp;
-		return;
+		return true;
 	}
-	if (cfg_have_task_pt_regs)
+	if (cfg_have_task_pt_regs) {
 		regs = (struct pt_regs *)bpf_task_pt_regs(bpf_get_current_task_btf());
-	else
-		regs = (struct pt_regs *)((char *)BPF_CORE_READ(task, stack) + cfg_thread_size) - 1;
+	} else {
+		regs = (struct pt_regs *)((char *)BPF_CORE_READ(task, stack) + X86_THREAD_SIZE) - 1;
+		if ((BPF_CORE_READ(regs, cs) & 0xffff) != X86_USER_CS) {
+			count(CNT_USER_REGS_UNKNOWN);
+			return false;
+		}
+	}
 	w->pc = BPF_CORE_READ(regs, ip);
 	w->sp = BPF_CORE_READ(regs, sp);
 	w->bp = BPF_CORE_READ(regs, bp);
+	return true;
 }
 
 /* Starts the chain of walkers on the current task's user stack. */
@@ -448,9 +471,8 @@ static __always_inline void walk_user(struct bpf_perf_event_data *ctx, struct ta
 	struct sample_event *e = &st->e;
 
 	st->w = (struct walk){ .pid = e->pid, .bp_valid = 1, .status = STACK_OK };
-	user_regs(ctx, task, &st->w);
 	e->flags |= SAMPLE_F_USER_DWARF;
-	if (st->w.pc == 0) {
+	if (!user_regs(ctx, task, &st->w) || st->w.pc == 0) {
 		e->ustack_len = 0;
 		e->ustack_status = STACK_EMPTY;
 		count(CNT_USTACK_EMPTY);
@@ -459,8 +481,14 @@ static __always_inline void walk_user(struct bpf_perf_event_data *ctx, struct ta
 	}
 	bpf_tail_call(ctx, &walkers, WALKER_NATIVE);
 	count(CNT_TAIL_CALL_FAILED);
-	stop(&st->w, STACK_ERR_FAULT);
+	stop(&st->w, STACK_CHAIN_FAILED);
 	finish_user(st);
+}
+
+/* How a stack from bpf_get_stack() ended, from its length. */
+static __always_inline __u8 len_status(__s16 len)
+{
+	return len >= PROFLEET_MAX_STACK ? STACK_TRUNCATED : len ? STACK_OK : STACK_EMPTY;
 }
 
 /* The user stack from frame pointers alone (--unwinder fp). */
@@ -475,8 +503,7 @@ static __always_inline void fp_user(struct bpf_perf_event_data *ctx, struct samp
 		return;
 	}
 	e->ustack_len = n / sizeof(__u64);
-	e->ustack_status = e->ustack_len >= PROFLEET_MAX_STACK ? STACK_TRUNCATED :
-			   e->ustack_len ? STACK_OK : STACK_EMPTY;
+	e->ustack_status = len_status(e->ustack_len);
 	if (e->ustack_status == STACK_TRUNCATED)
 		count(CNT_USTACK_TRUNCATED);
 	else if (!e->ustack_len)
@@ -499,8 +526,7 @@ static __always_inline void kernel_stack(struct bpf_perf_event_data *ctx, struct
 		return;
 	}
 	e->kstack_len = n / sizeof(__u64);
-	e->kstack_status = e->kstack_len >= PROFLEET_MAX_STACK ? STACK_TRUNCATED :
-			   e->kstack_len ? STACK_OK : STACK_EMPTY;
+	e->kstack_status = len_status(e->kstack_len);
 	if (e->kstack_status == STACK_TRUNCATED)
 		count(CNT_KSTACK_TRUNCATED);
 	if (e->kstack_len)

@@ -29,14 +29,16 @@ enum stack_status {
 	STACK_NO_MAPPING = 4,	/* a pc outside any known mapping, and no frame pointer to go on */
 	STACK_READ_FAULT = 5,	/* reading the stack faulted (page not present, bad rule) */
 	STACK_LOOP_BUDGET = 6,	/* the walk ran out of tail calls (the kernel allows 33) */
+	STACK_CHAIN_FAILED = 7,	/* the native walker could not be entered (tail call failed) */
 };
 
 /*
  * The user-stack walkers, one BPF program each, chained by tail calls through
- * the progs PROG_ARRAY at these indexes. A walker also names the kind of each
+ * the walkers PROG_ARRAY at these indexes. A walker also names the kind of each
  * frame it puts in a sample (sample_event.ukind). The native walker hands a
  * frame over when its mapping names another walker (mapping_info.walker) and
- * takes the walk back when that walker is done (struct unwind_state).
+ * takes the walk back when that walker is done (walk_state.w.handed_back in
+ * bpf/oncpu.bpf.c).
  */
 enum walker {
 	WALKER_NATIVE = 0,	/* .eh_frame tables, frame pointers where there are none */
@@ -114,6 +116,7 @@ enum counter {
 	CNT_UNWIND_BUDGET,	/* the chain ran out of tail calls before the stack ended */
 	CNT_WALKER_MISSING,	/* a mapping named a walker whose program is not loaded */
 	CNT_TAIL_CALL_FAILED,	/* the native walker itself could not be entered */
+	CNT_USER_REGS_UNKNOWN,	/* before 5.15: the registers at the top of the kernel stack are not user mode's */
 	CNT_MAX,
 };
 

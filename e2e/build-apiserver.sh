@@ -25,9 +25,10 @@ fi
 export DEBIAN_FRONTEND=noninteractive
 if ! grep -rqs '^Types: deb-src' /etc/apt/sources.list.d/ &&
 	! grep -qs '^deb-src .* bookworm ' /etc/apt/sources.list; then
+	uri=$(sh "$top/tests/debian-archive.sh")
 	cat >/etc/apt/sources.list.d/profleet-deb-src.sources <<SRC
 Types: deb-src
-URIs: $(sh "$top/tests/debian-archive.sh")
+URIs: $uri
 Suites: bookworm
 Components: main
 Signed-By: /usr/share/keyrings/debian-archive-keyring.gpg

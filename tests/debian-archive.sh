@@ -1,7 +1,9 @@
 #!/bin/sh
-# Prints the URI of the Debian archive that this machine's own apt sources name
-# (one-line /etc/apt/sources.list{,.d/*.list} or deb822 .sources): the first
-# entry for a plain release (not -security). No host name is written anywhere in
+# Prints the URI of the Debian archive that this machine's own apt sources name:
+# the one whose Release file says o=Debian,l=Debian (apt-cache policy, once apt
+# has its lists); before any apt-get update, the first entry of the sources
+# (one-line /etc/apt/sources.list{,.d/*.list} or deb822 .sources) for a plain
+# release (not -security). No host name is written anywhere in
 # the repository: CI, the e2e build and the kernel tier all ask this script.
 # PROFLEET_DEBIAN_MIRROR overrides it. Exit status 1 when no entry is found.
 set -eu
@@ -31,16 +33,25 @@ apt_entries() {
 	done
 }
 
-# the main archive: an entry whose suite is a plain release name (not -security)
+# from the sources alone: an entry whose suite is a plain release name (not -security)
 debian_archive() {
-	if [ -n "${PROFLEET_DEBIAN_MIRROR:-}" ]; then
-		echo "$PROFLEET_DEBIAN_MIRROR"
-		return
-	fi
 	apt_entries | awk '$2 ~ /^(bullseye|bookworm|trixie|forky|duke|sid|unstable|stable|oldstable|testing)(-updates|-backports)?$/ &&
 		$1 ~ /^(https?|file|mirror\+[a-z]+):/ { print $1; exit }'
 }
 
-uri=$(debian_archive)
+# from apt's lists: only Debian's own archive signs o=Debian,l=Debian
+from_policy() {
+	apt-cache policy 2>/dev/null | awk '
+		/^ *-?[0-9]+ [a-z+]+:/ { uri = $2; next }
+		/^ *release / && uri != "" && /o=Debian,/ && /l=Debian,/ { print uri; exit }
+		/^ *[0-9]+ / { uri = "" }'
+}
+
+if [ -n "${PROFLEET_DEBIAN_MIRROR:-}" ]; then
+	echo "$PROFLEET_DEBIAN_MIRROR"
+	exit 0
+fi
+uri=$(from_policy)
+[ -n "$uri" ] || uri=$(debian_archive)
 [ -n "$uri" ] || { echo "debian-archive.sh: no Debian release in this machine's apt sources" >&2; exit 1; }
 echo "$uri"

@@ -251,7 +251,12 @@ timeout -k 10 "$TIMEOUT" "$QEMU" -nodefaults -no-user-config -display none -no-r
 	-kernel "$VMLINUZ" -initrd "$IMG" \
 	-append "console=ttyS0 panic=-1 oops=panic quiet random.trust_cpu=on profleet.fs=$FS profleet.ctl=$T profleet.out=$OUTDIR ${PROFLEET_BOOT_APPEND:-}" \
 	-serial "file:$CONSOLE" -serial stdio -device virtio-rng-pci \
-	$SHARES </dev/null
+	$SHARES </dev/null &
+# in the background, so that a signal to this script runs its traps at once, and
+# cleanup() ends timeout (which ends qemu) with the virtiofsd daemons
+qemu_pid=$!
+PIDS="$PIDS $qemu_pid"
+wait "$qemu_pid"
 rc=$?
 set -e
 took=$(($(date +%s) - start))

@@ -167,7 +167,7 @@ if [ -n "$need" ]; then
 	st=$(mktemp -d "$CACHE/.apt.XXXXXX")
 	chmod 755 "$st" # apt downloads as the user _apt
 	trap 'rm -rf "$st"' EXIT
-	uri=$(mirror)
+	uri=$(mirror) || uri=""
 	if [ -z "$uri" ]; then
 		log "no Debian archive in /etc/apt/sources.list{,.d}; set PROFLEET_DEBIAN_MIRROR"
 		status=1

@@ -43,8 +43,10 @@ check_load() { # label, outdir
 	line=$(grep -m1 'BPF programs loaded' "$2/libc.log" 2>/dev/null)
 	insns=$(echo "$line" | sed -n 's/.*(verified instructions: \(.*\))".*/\1/p')
 	echo "# $1: verified instructions: ${insns:-?}"
-	check "$1: the walker chain loads (table-driven user stacks)" \
-		sh -c "echo '$line' | grep -q 'table-driven user stacks'"
+	case $line in
+	*"table-driven user stacks"*) ok "$1: the walker chain loads (table-driven user stacks)" ;;
+	*) not_ok "$1: the walker chain loads (table-driven user stacks)" ;;
+	esac
 	check "$1: not degraded, no warning" sh -c "! grep -qE 'level=(warn|error)' '$2/libc.log'"
 	cost=$(sed -n 's/.*BPF cost: \([0-9]*\) ns per timer event.*/\1/p' "$2/libc.log")
 	echo "# $1: BPF cost: ${cost:-?} ns per timer event (kernel.bpf_stats_enabled)"

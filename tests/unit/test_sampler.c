@@ -53,10 +53,16 @@ static void test_summary_bounded_and_odd_input(void **state)
 						  sizeof(big)), -1);
 	assert_int_equal(sampler_verifier_summary("p: -- BEGIN PROG LOAD LOG ---- END PROG LOAD LOG --",
 						  big, sizeof(big)), -1);
+	/* a log cut short (before 6.4 a full buffer keeps the head): no "processed N insns" */
+	assert_int_equal(sampler_verifier_summary("p: -- BEGIN PROG LOAD LOG --\n0: (bf) r6 = r1\n"
+						  "1: (85) call bpf_get_current_pid_tgid#14\n"
+						  "-- END PROG LOAD LOG --", big, sizeof(big)), 0);
+	assert_string_equal(big, "p: verifier: refused, its log cut short");
 	/* one line only */
 	assert_int_equal(sampler_verifier_summary("p: -- BEGIN PROG LOAD LOG --\ninvalid func unknown#196\n"
-						  "-- END PROG LOAD LOG --", big, sizeof(big)), 0);
-	assert_string_equal(big, "p: verifier: invalid func unknown#196");
+						  "processed 3 insns\n-- END PROG LOAD LOG --", big,
+						  sizeof(big)), 0);
+	assert_string_equal(big, "p: verifier: invalid func unknown#196 processed 3 insns");
 }
 
 /* On this machine's kernel every required feature is there (the tier needs root and BTF). */
@@ -75,9 +81,14 @@ static void test_probe_this_kernel(void **state)
 	if (err)
 		print_message("probe: %s\n", why);
 	assert_int_equal(err, 0);
-	assert_true(k.release[0] != '\0');
-	assert_false(k.dwarf);
-	assert_string_equal(k.degraded, "");
+	{
+		char *rel = run_capture("uname -r");
+
+		assert_non_null(rel);
+		rel[strcspn(rel, "\n")] = '\0';
+		assert_string_equal(k.release, rel);
+		free(rel);
+	}
 }
 
 int main(void)
