@@ -23,12 +23,13 @@ set -eu
 CACHE=${PROFLEET_KERNEL_CACHE:-/var/cache/profleet/kernels}
 KEYRING=/usr/share/keyrings/debian-archive-keyring.gpg
 
-# label, suites in order of preference, lowest and first excluded upstream version
+# label, suites in order of preference (or "newest:" and suites: the newest of
+# them all), lowest and first excluded upstream version
 MATRIX="bullseye bullseye 5.10 5.11
 bookworm bookworm 6.1 6.2
 bookworm-backports bookworm-backports 6.12 6.13
 trixie trixie-backports,trixie 6.16 6.19
-sid sid,experimental 6.19 999"
+newest newest:sid,trixie-backports,experimental 6.19 999"
 
 log() { echo "fetch.sh: $*" >&2; }
 
@@ -73,8 +74,22 @@ suite_images() { # state dir, suite
 # version A >= version B, comparing upstream versions numerically
 ver_ge() { [ "$(printf '%s\n%s\n' "$1" "$2" | sort -V | head -n 1)" = "$2" ]; }
 
-# prints "SUITE PACKAGE VERSION": the newest image in range of the first suite that has one
+# prints "SUITE PACKAGE VERSION": the newest image in range of the first suite that
+# has one; with "newest:SUITES", the newest in range of them all (Debian's ordering)
 choose() { # state dir, suites (comma-separated), lowest, first excluded
+	case $2 in
+	newest:*)
+		top=""
+		for s in $(echo "${2#newest:}" | tr , ' '); do
+			cand=$(choose "$1" "$s" "$3" "$4") || continue
+			if [ -z "$top" ] || dpkg --compare-versions "${cand##* }" gt "${top##* }"; then
+				top=$cand
+			fi
+		done
+		[ -n "$top" ] && echo "$top"
+		return
+		;;
+	esac
 	for s in $(echo "$2" | tr , ' '); do
 		best=$(suite_images "$1" "$s" | while read -r pkg ver; do
 			up=${ver%%-*}
@@ -172,7 +187,8 @@ if [ -n "$need" ]; then
 		log "no Debian archive in /etc/apt/sources.list{,.d}; set PROFLEET_DEBIAN_MIRROR"
 		status=1
 	elif ! apt_setup "$st" "$uri" "$(for l in $need; do
-		echo "$MATRIX" | awk -v l="$l" '$1 == l { print $2 }'; done | tr ',' '\n' | sort -u)"; then
+		echo "$MATRIX" | awk -v l="$l" '$1 == l { print $2 }'; done | sed 's/^newest://' |
+		tr ',' '\n' | sort -u)"; then
 		log "apt-get update from $uri failed"
 		status=1
 	else
