@@ -11,7 +11,7 @@
 #   bookworm            6.1 from bookworm
 #   bookworm-backports  6.12 from bookworm-backports
 #   trixie              6.16-6.18 from trixie-backports, else trixie
-#   sid                 6.19 or later from sid, else experimental
+#   newest              6.19 or later: the newest of sid, trixie-backports, experimental
 # A label resolved once is reused from the cache without the network; set
 # PROFLEET_KERNEL_REFRESH=1 to look for newer packages.
 # Environment: PROFLEET_KERNEL_CACHE (default /var/cache/profleet/kernels),
