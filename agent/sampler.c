@@ -79,39 +79,53 @@ static __thread struct {
 	char why[320];
 } load_ctx;
 
+/* A line of the verifier's trace (an instruction, a source line), not its words. */
+static bool trace_line(const char *line)
+{
+	return (*line >= '0' && *line <= '9') || *line == ';';
+}
+
 int sampler_verifier_summary(const char *msg, char *out, size_t len)
 {
 	const char *begin = strstr(msg, "-- BEGIN PROG LOAD LOG --");
 	const char *end = begin ? strstr(begin, "-- END PROG LOAD LOG --") : NULL;
-	const char *last = NULL, *prev = NULL, *p;
-	int n;
+	const char *stop = NULL, *from, *p;
+	int taken = 0;
 
 	if (!begin || !end)
 		return -1;
-	/* the last two non-empty lines before the end marker */
-	for (p = begin; p < end; p++) {
-		if (*p == '\n' && p + 1 < end && p[1] != '\n') {
-			prev = last;
-			last = p + 1;
-		}
-	}
-	if (!last)
-		return -1;
-	/*
-	 * Before 6.4 a full log buffer keeps the log's head: without its closing
-	 * "processed N insns" line, the last lines are not the reason.
-	 */
-	if (!strstr(begin, "processed ") || strstr(begin, "processed ") > end) {
+	/* the closing "processed N insns ..." line */
+	for (p = strstr(begin, "\nprocessed "); p && p < end; p = strstr(p + 1, "\nprocessed "))
+		stop = p + 1;
+	if (!stop) {
+		/* before 6.4 a full log buffer keeps the log's head: no reason in it */
+		if (!memchr(begin, '\n', (size_t)(end - begin)))
+			return -1;
 		snprintf(out, len, "%.*sverifier: refused, its log cut short", (int)(begin - msg),
 			 msg);
 		return 0;
 	}
-	if (!prev)
-		prev = last;
-	n = (int)(end - prev);
-	while (n > 0 && (prev[n - 1] == '\n' || prev[n - 1] == ' '))
-		n--;
-	snprintf(out, len, "%.*sverifier: %.*s", (int)(begin - msg), msg, n, prev);
+	/* the verifier's words just above it: up to two lines, not its trace */
+	from = stop;
+	for (p = stop - 1; p > begin && taken < 2; ) {
+		const char *line = p;
+
+		while (line > begin && line[-1] != '\n')
+			line--;
+		if (line == begin || trace_line(line))
+			break;
+		if (line < p) {		/* not an empty line */
+			from = line;
+			taken++;
+		}
+		p = line - 1;
+	}
+	if (from == stop)	/* nothing but trace above: the closing line itself */
+		snprintf(out, len, "%.*sverifier: %.*s", (int)(begin - msg), msg,
+			 (int)strcspn(stop, "\n"), stop);
+	else
+		snprintf(out, len, "%.*sverifier: %.*s", (int)(begin - msg), msg,
+			 (int)(stop - from - 1), from);
 	for (char *q = out; *q; q++)	/* one line */
 		if (*q == '\n' || *q == '\t')
 			*q = ' ';
@@ -345,7 +359,8 @@ bool sampler_fault_inject_verifier(void)
 
 /*
  * libbpf's feature probes answer 0 for "not allowed" as for "not there": first
- * load the smallest program there is, and tell EPERM apart. -1 with errno.
+ * load the smallest perf_event program (CAP_BPF and CAP_PERFMON), and tell
+ * EPERM apart. -1 with errno.
  */
 static int probe_allowed(void)
 {
@@ -353,7 +368,7 @@ static int probe_allowed(void)
 		{ .code = BPF_ALU64 | BPF_MOV | BPF_K, .dst_reg = BPF_REG_0, .imm = 0 },
 		{ .code = BPF_JMP | BPF_EXIT },
 	};
-	int fd = bpf_prog_load(BPF_PROG_TYPE_SOCKET_FILTER, NULL, "GPL", insns, 2, NULL);
+	int fd = bpf_prog_load(BPF_PROG_TYPE_PERF_EVENT, NULL, "GPL", insns, 2, NULL);
 
 	if (fd < 0 && (errno == EPERM || errno == EACCES))
 		return -1;
@@ -369,15 +384,15 @@ int sampler__probe_kernel(struct sampler_kernel *k, char *err, size_t errlen)
 	memset(k, 0, sizeof(*k));
 	if (uname(&u) == 0)
 		snprintf(k->release, sizeof(k->release), "%s", u.release);
-	if (access("/sys/kernel/btf/vmlinux", R_OK)) {
-		snprintf(err, errlen, "kernel %s has no BTF at /sys/kernel/btf/vmlinux "
-			 "(CONFIG_DEBUG_INFO_BTF): BPF CO-RE cannot load", k->release);
-		return -ENOTSUP;
-	}
 	if (probe_allowed() < 0) {
 		snprintf(err, errlen, "not allowed to load BPF programs (%s): run as root, or with "
 			 "CAP_BPF, CAP_PERFMON and CAP_SYS_RESOURCE", strerror(errno));
 		return -EPERM;
+	}
+	if (access("/sys/kernel/btf/vmlinux", R_OK)) {
+		snprintf(err, errlen, "kernel %s has no BTF at /sys/kernel/btf/vmlinux "
+			 "(CONFIG_DEBUG_INFO_BTF): BPF CO-RE cannot load", k->release);
+		return -ENOTSUP;
 	}
 	for (size_t i = 0; i < sizeof(required) / sizeof(required[0]); i++) {
 		if (required[i].probe(required[i].arg) == 1)

@@ -42,7 +42,7 @@ debian_archive() {
 # from apt's lists: only Debian's own archive signs o=Debian,l=Debian
 from_policy() {
 	apt-cache policy 2>/dev/null | awk '
-		/^ *-?[0-9]+ [a-z+]+:/ { uri = $2; next }
+		/^ *-?[0-9]+ (https?|file|mirror\+[a-z]+):/ { uri = $2; next }
 		/^ *release / && uri != "" && /o=Debian,/ && /l=Debian,/ { print uri; exit }
 		/^ *[0-9]+ / { uri = "" }'
 }

@@ -143,7 +143,6 @@ mount -t bpf bpf $R/sys/fs/bpf
 mount -t debugfs debugfs $R/sys/kernel/debug
 mount -t tracefs tracefs $R/sys/kernel/tracing
 mount -t cgroup2 cgroup2 $R/sys/fs/cgroup
-mount -t tmpfs -o mode=1777 tmpfs $R/tmp
 mount -t tmpfs -o mode=0755 tmpfs $R/run
 mkdir -p $R/run/profleet "$R$out"
 cp "/lower$ctl/run.sh" $R/run/profleet/run.sh || die "no $ctl/run.sh in the host root"
@@ -258,6 +257,7 @@ qemu_pid=$!
 PIDS="$PIDS $qemu_pid"
 wait "$qemu_pid"
 rc=$?
+PIDS=${PIDS% "$qemu_pid"}	# reaped: its pid may be another process's now
 set -e
 took=$(($(date +%s) - start))
 

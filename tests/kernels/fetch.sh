@@ -206,8 +206,12 @@ if [ -n "$need" ]; then
 	fi
 fi
 
-# a refresh drops the kernels that no label names any more
+# a refresh drops the labels the matrix has no more, and the kernels none names
 if [ -n "${PROFLEET_KERNEL_REFRESH:-}" ] && [ "$status" -eq 0 ]; then
+	for f in "$CACHE"/labels/*; do
+		[ -f "$f" ] || continue
+		echo "$MATRIX" | awk -v l="${f##*/}" '$1 == l { f = 1 } END { exit !f }' || rm -f "$f"
+	done
 	for d in "$CACHE"/*/kernel.env; do
 		[ -f "$d" ] || continue
 		d=${d%/kernel.env}

@@ -30,9 +30,8 @@ static void test_summary_of_a_refusal(void **state)
 	(void)state;
 	assert_int_equal(sampler_verifier_summary(too_large, out, sizeof(out)), 0);
 	assert_non_null(strstr(out, "prog 'walk_native': "));
-	assert_non_null(strstr(out, "BPF program is too large. Processed 1000001 insn"));
-	assert_non_null(strstr(out, "(limit 1000000)"));
-	assert_null(strchr(out, '\n'));
+	assert_string_equal(out, "libbpf: prog 'walk_native': verifier: BPF program is too large. "
+			    "Processed 1000001 insn");
 	/* not the body of the log */
 	assert_null(strstr(out, "R6=ctx()"));
 }
@@ -62,7 +61,23 @@ static void test_summary_bounded_and_odd_input(void **state)
 	assert_int_equal(sampler_verifier_summary("p: -- BEGIN PROG LOAD LOG --\ninvalid func unknown#196\n"
 						  "processed 3 insns\n-- END PROG LOAD LOG --", big,
 						  sizeof(big)), 0);
-	assert_string_equal(big, "p: verifier: invalid func unknown#196 processed 3 insns");
+	assert_string_equal(big, "p: verifier: invalid func unknown#196");
+	/* the two lines of words above the closing line, none of the trace above them */
+	assert_int_equal(sampler_verifier_summary(
+				 "q: -- BEGIN PROG LOAD LOG --\n"
+				 "18: (b7) r2 = 0                       ; R2=0\n"
+				 "19: (7b) *(u64 *)(r1 +5200) = r2\n"
+				 "invalid access to map value, value_size=2792 off=5200 size=8\n"
+				 "R1 min value is outside of the allowed memory range\n"
+				 "processed 18 insns (limit 1000000) max_states_per_insn 0\n"
+				 "-- END PROG LOAD LOG --", big, sizeof(big)), 0);
+	assert_string_equal(big, "q: verifier: invalid access to map value, value_size=2792 "
+			    "off=5200 size=8 R1 min value is outside of the allowed memory range");
+	/* only trace above the closing line: the closing line */
+	assert_int_equal(sampler_verifier_summary("r: -- BEGIN PROG LOAD LOG --\n0: (95) exit\n"
+						  "processed 1 insns (limit 1000000)\n"
+						  "-- END PROG LOAD LOG --", big, sizeof(big)), 0);
+	assert_string_equal(big, "r: verifier: processed 1 insns (limit 1000000)");
 }
 
 /* On this machine's kernel every required feature is there (the tier needs root and BTF). */
