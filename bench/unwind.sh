@@ -115,7 +115,7 @@ echo "complete = % of the workload's samples whose user stack reaches main (mt: 
 # ---- per kernel: the kernel tier's guests, and this host through the same script ----
 # kernel_row LABEL OUTDIR: one line from guest.sh's files
 kernel_row() {
-	log=$2/libc.log
+	dir=$2 log=$2/libc.log
 	rel=$(cat "$2/uname.log" 2>/dev/null)
 	if grep -q 'table-driven user stacks' "$log" 2>/dev/null; then load=loads
 	elif grep -q 'degraded' "$log" 2>/dev/null; then load=degraded
@@ -125,7 +125,7 @@ kernel_row() {
 	ev=$1 nev=$2
 	samples=$(sed -n 's/^profleet: \([0-9]*\) samples.*/\1/p' "$log")
 	per=$(awk -v e="$ev" -v n="$nev" -v s="${samples:-0}" 'BEGIN { if (s > 0 && n != "-") printf "%.0f", e * n / s; else print "-" }')
-	set -- $(folded_stats "$2/libc.txt" '^libc_hot;_start;[^ ]*;main[; ]' 2>/dev/null) - - -
+	set -- $(folded_stats "$dir/libc.txt" '^libc_hot;_start;[^ ]*;main[; ]' 2>/dev/null) - - -
 	printf '%-20s %-24s %-9s %-36s %8s %8s %10s\n' "$LABEL" "$rel" "$load" "${insns:--}" "$ev" "$per" "$1"
 }
 echo
@@ -139,9 +139,8 @@ sysctl -q kernel.bpf_stats_enabled=1	# guest.sh turned it off
 kernel_row host "$tmp/host"
 if [ "${BENCH_KERNELS:-1}" != 0 ]; then
 	PROFLEET_BUILD=$top/build sh "$top/tests/kernels/matrix.sh" >"$tmp/matrix.tap" 2>&1
-	for d in "$top"/build/kernels/*/; do
-		LABEL=$(basename "$d")
-		kernel_row "$LABEL" "$d"
+	for LABEL in $(sh "$top/tests/kernels/fetch.sh" --list); do
+		kernel_row "$LABEL" "$top/build/kernels/$LABEL"
 	done
 	grep '^not ok' "$tmp/matrix.tap" | sed 's/^/  kernel tier: /'
 fi
