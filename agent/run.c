@@ -9,6 +9,7 @@
 #include "run.h"
 
 #include <errno.h>
+#include <limits.h>
 #include <pthread.h>
 #include <getopt.h>
 #include <inttypes.h>
@@ -1056,6 +1057,7 @@ int run_main(const struct run_config *cfg)
 		.user_stacks = true,
 		.follow_children = true,
 		.dwarf_unwind = cfg->dwarf_unwind,
+		.unwind_rows = cfg->unwind_rows,
 		.allow_degraded = true,
 		.fault_verifier = sampler_fault_inject_verifier(),
 		.start_disabled = true,
@@ -1278,6 +1280,8 @@ void run_print_help(FILE *out)
 		"                       hierarchy and target their processes (PROFLEET_CGROUP_MODE)\n"
 		"  --kernel-stacks BOOL (PROFLEET_KERNEL_STACKS, true)\n"
 		"  --unwinder dwarf|fp  (PROFLEET_UNWINDER, dwarf)\n"
+		"  --unwind-rows N      rows of the kernel's unwind table array, 12 bytes each\n"
+		"                       (PROFLEET_UNWIND_ROWS, 1048576)\n"
 		"  --log PATH, --log-level LEVEL   as for record\n"
 		"  -h, --help\n");
 }
@@ -1362,6 +1366,14 @@ static int set_opt(struct run_config *c, int ch, const char *v, FILE *err)
 		}
 		c->dwarf_unwind = !strcmp(v, "dwarf");
 		break;
+	case 'r':
+		n = strtol(v, &end, 10);
+		if (*end || n < 1024 || n > INT_MAX) {
+			fprintf(err, "profleet-agent run: --unwind-rows %s: want 1024..%d\n", v, INT_MAX);
+			return -1;
+		}
+		c->unwind_rows = (uint32_t)n;
+		break;
 	case 'x': {
 		char msg[300];
 
@@ -1407,6 +1419,7 @@ enum cli_result run_parse(int argc, char **argv, char **envp, struct run_config 
 		{ "cgroup-mode", required_argument, NULL, 'M' },
 		{ "kernel-stacks", required_argument, NULL, 'k' },
 		{ "unwinder", required_argument, NULL, 'u' },
+		{ "unwind-rows", required_argument, NULL, 'r' },
 		{ "log", required_argument, NULL, 'L' },
 		{ "log-level", required_argument, NULL, 'l' },
 		{ "help", no_argument, NULL, 'h' },
@@ -1420,7 +1433,8 @@ enum cli_result run_parse(int argc, char **argv, char **envp, struct run_config 
 		{ "PROFLEET_HTTP_LISTEN", 'H' },
 		{ "PROFLEET_CGROUP_ROOT", 'g' }, { "PROFLEET_CGROUP_MODE", 'M' },
 		{ "PROFLEET_KERNEL_STACKS", 'k' },
-		{ "PROFLEET_UNWINDER", 'u' }, { "PROFLEET_LOG", 'L' }, { "PROFLEET_LOG_LEVEL", 'l' },
+		{ "PROFLEET_UNWINDER", 'u' }, { "PROFLEET_UNWIND_ROWS", 'r' },
+		{ "PROFLEET_LOG", 'L' }, { "PROFLEET_LOG_LEVEL", 'l' },
 	};
 	int ch;
 

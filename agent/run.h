@@ -22,6 +22,7 @@ struct run_config {
 	const char *mountinfo;		/* tests: a mountinfo file; NULL = /proc/self/mountinfo */
 	bool kernel_stacks;
 	bool dwarf_unwind;
+	uint32_t unwind_rows;	/* --unwind-rows; 0 = the default */
 	const char *log_target, *log_level;
 };
 

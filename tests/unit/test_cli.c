@@ -101,6 +101,12 @@ static void test_run(void **state)
 	assert_int_equal(parse_run("run --controller ws://c:1 --node-name n", env_bad, &c, err,
 				   sizeof(err)), CLI_USAGE_ERROR);
 	assert_non_null(strstr(err, "--interval soon"));
+	assert_int_equal(parse_run("run --controller ws://c:1 --node-name n --unwind-rows 4096", NULL,
+				   &c, err, sizeof(err)), CLI_OK);
+	assert_int_equal(c.unwind_rows, 4096);
+	assert_int_equal(parse_run("run --controller ws://c:1 --node-name n --unwind-rows 12", NULL,
+				   &c, err, sizeof(err)), CLI_USAGE_ERROR);
+	assert_non_null(strstr(err, "--unwind-rows 12"));
 	assert_int_equal(parse_run("run --help", NULL, &c, err, sizeof(err)), CLI_EXIT_OK);
 }
 
@@ -119,6 +125,11 @@ static void test_defaults(void **state)
 	assert_string_equal(cfg.outputs[0].path, "profile.pb.gz");
 	assert_int_equal(cfg.outputs[0].format, FMT_PPROF);
 	assert_null(cfg.command);
+	assert_int_equal(cfg.unwind_rows, 0);	/* the sampler's default */
+	assert_int_equal(parse("record --unwind-rows 2048", NULL, &cfg, e, sizeof(e)), CLI_OK);
+	assert_int_equal(cfg.unwind_rows, 2048);
+	assert_int_equal(parse("record --unwind-rows 100", NULL, &cfg, e, sizeof(e)), CLI_USAGE_ERROR);
+	assert_non_null(strstr(e, "--unwind-rows"));
 }
 
 static void test_options(void **state)
