@@ -79,7 +79,7 @@ static int32_t table_add(struct table *t, const char *key, bool *added)
 struct enc {
 	const struct profile *p;
 	struct table strings, functions, stacks, attrs;
-	const char **str_order;	/* index -> string */
+	char **str_order;	/* index -> string (owned copies) */
 	int32_t str_cap;
 	int32_t *loc_fn;	/* location -> function index */
 	int32_t *sample_stack;	/* sample -> stack index */
@@ -110,7 +110,7 @@ static int32_t str_idx(struct enc *e, const char *s)
 	if (added) {
 		if (i >= e->str_cap) {
 			int32_t cap = e->str_cap ? e->str_cap * 2 : 256;
-			const char **o = realloc(e->str_order, (size_t)cap * sizeof(*o));
+			char **o = realloc(e->str_order, (size_t)cap * sizeof(*o));
 
 			if (!o) {
 				e->err = -ENOMEM;
@@ -119,19 +119,32 @@ static int32_t str_idx(struct enc *e, const char *s)
 			e->str_order = o;
 			e->str_cap = cap;
 		}
-		e->str_order[i] = s ? s : "";
+		/* its own copy: callers may pass a string that does not outlive the call */
+		e->str_order[i] = strdup(s ? s : "");
+		if (!e->str_order[i]) {
+			e->err = -ENOMEM;
+			return 0;
+		}
 	}
 	return i;
 }
 
+/*
+ * A function's key is "name\tfile", of any length: names have no bound here
+ * (long C++ template names are real) and a cut key would lose its tab.
+ */
 static int32_t fn_idx(struct enc *e, const char *name, const char *file)
 {
-	char key[4096];
+	char *key;
 	bool added;
 	int32_t i;
 
-	snprintf(key, sizeof(key), "%s\t%s", name ? name : "", file ? file : "");
+	if (asprintf(&key, "%s\t%s", name ? name : "", file ? file : "") < 0) {
+		e->err = -ENOMEM;
+		return 0;
+	}
 	i = table_add(&e->functions, key, &added);
+	free(key);
 	if (i < 0)
 		e->err = -ENOMEM;
 	return i < 0 ? 0 : i;
@@ -391,13 +404,18 @@ int otlp__encode(const struct profile *p, const char *service, const struct expo
 		hmap_for_each(&e.functions.map, it)
 			keys[(intptr_t)it->val - 1] = it->key;
 		for (int32_t i = 0; i < e.functions.n; i++) {
-			const char *tab = strchr(keys[i], '\t');
-			char name[4096];
+			/* the last tab: a name may hold one, a file name never does */
+			const char *tab = strrchr(keys[i], '\t');
+			char *name = strndup(keys[i], tab ? (size_t)(tab - keys[i]) : strlen(keys[i]));
 
-			snprintf(name, sizeof(name), "%.*s", (int)(tab - keys[i]), keys[i]);
+			if (!name) {
+				e.err = -ENOMEM;
+				break;
+			}
 			pbw__begin(&w, DICT_FUNCTION);
 			pbw__uint64(&w, FN_NAME, (uint64_t)str_idx(&e, name));
-			pbw__uint64(&w, FN_FILENAME, (uint64_t)str_idx(&e, tab + 1));
+			pbw__uint64(&w, FN_FILENAME, (uint64_t)str_idx(&e, tab ? tab + 1 : ""));
+			free(name);
 			pbw__end(&w);
 		}
 		free(keys);
@@ -405,7 +423,7 @@ int otlp__encode(const struct profile *p, const char *service, const struct expo
 	pbw__begin(&w, DICT_LINK);	/* link 0: samples have no links */
 	pbw__end(&w);
 	for (int32_t i = 0; i < e.strings.n; i++)
-		pbw__string(&w, DICT_STRING, e.str_order[i]);
+		pbw__string(&w, DICT_STRING, e.str_order[i] ? e.str_order[i] : "");
 	pbw__begin(&w, DICT_ATTRIBUTE);	/* attribute 0 */
 	pbw__end(&w);
 	for (int32_t i = 1; i < e.attrs.n; i++) {
@@ -456,6 +474,8 @@ out:
 	hmap_free(&e.functions.map);
 	hmap_free(&e.stacks.map);
 	hmap_free(&e.attrs.map);
+	for (int32_t i = 0; e.str_order && i < e.strings.n && i < e.str_cap; i++)
+		free(e.str_order[i]);
 	free(e.str_order);
 	free(e.loc_fn);
 	free(e.sample_stack);

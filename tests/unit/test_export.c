@@ -569,6 +569,44 @@ static void test_otlp_golden(void **state)
 	tmpdir_remove(dir);
 }
 
+/*
+ * Function names of any length (long C++ template names are real): at 4095
+ * bytes the "name\tfile" key once lost its tab and the encoder crashed.
+ */
+static void test_otlp_long_names(void **state)
+{
+	static const size_t lens[] = { 4094, 4095, 4096, 4097, 9000 };
+	char *name = malloc(9001);
+
+	(void)state;
+	assert_non_null(name);
+	for (size_t k = 0; k < sizeof(lens) / sizeof(lens[0]); k++) {
+		struct profile *p;
+		uint8_t *buf;
+		size_t len;
+
+		/* "std::vector<std::vector<...>>" of exactly lens[k] bytes */
+		for (size_t i = 0; i < lens[k]; i++)
+			name[i] = "std::vector<"[i % 12];
+		name[lens[k]] = '\0';
+		p = make_profile(name, 3);
+		assert_int_equal(otlp__encode(p, "svc", NULL, 0, &buf, &len), 0);
+		/* the whole name is one string of the table: its length prefix says lens[k] */
+		{
+			const uint8_t *at = memmem(buf, len, name, lens[k]);
+
+			assert_non_null(at);
+			assert_true(at - buf >= 2);
+			assert_int_equal(at[-2], (lens[k] & 0x7f) | 0x80);
+			assert_int_equal(at[-1], lens[k] >> 7);
+		}
+		assert_non_null(memmem(buf, len, "main", 4));
+		free(buf);
+		profile__free(p);
+	}
+	free(name);
+}
+
 static void test_otlp_http(void **state)
 {
 	struct recv rv;
@@ -696,6 +734,7 @@ int main(void)
 		cmocka_unit_test(test_slow_backend),
 		cmocka_unit_test(test_dir),
 		cmocka_unit_test(test_otlp_golden),
+		cmocka_unit_test(test_otlp_long_names),
 		cmocka_unit_test(test_otlp_http),
 		cmocka_unit_test(test_pyroscope_push),
 	};
