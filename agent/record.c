@@ -372,7 +372,6 @@ int record_run(const struct record_config *cfg)
 		.dwarf_unwind = cfg->dwarf_unwind,
 		.unwind_rows = cfg->unwind_rows,
 		.allow_degraded = true,
-		.fault_verifier = sampler_fault_inject_verifier(),
 		.on_sample = on_sample,
 		.on_task = on_task,
 		.on_tasks_drained = on_tasks_drained,

@@ -1059,7 +1059,6 @@ int run_main(const struct run_config *cfg)
 		.dwarf_unwind = cfg->dwarf_unwind,
 		.unwind_rows = cfg->unwind_rows,
 		.allow_degraded = true,
-		.fault_verifier = sampler_fault_inject_verifier(),
 		.start_disabled = true,
 		.on_sample = on_sample,
 		.on_task = on_task,

@@ -350,7 +350,8 @@ static const struct feature required[] = {
 	{ "the bpf_get_stack helper", "4.18", probe_perf_helper, BPF_FUNC_get_stack },
 };
 
-bool sampler_fault_inject_verifier(void)
+/* PROFLEET_FAULT_INJECT=verifier (tests only): make the verifier refuse walk_native. */
+static bool fault_inject_verifier(void)
 {
 	const char *v = getenv("PROFLEET_FAULT_INJECT");
 
@@ -450,7 +451,7 @@ static int load_variant(struct sampler *s, const struct sampler_opts *opts, bool
 	s->skel->rodata->cfg_pids_fallback = opts->pids_fallback;
 	s->skel->rodata->cfg_dwarf_unwind = dwarf;
 	s->skel->rodata->cfg_have_task_pt_regs = s->kernel.task_pt_regs;
-	s->skel->rodata->cfg_fault_verifier = dwarf && opts->fault_verifier;
+	s->skel->rodata->cfg_fault_verifier = dwarf && fault_inject_verifier();
 	s->skel->rodata->cfg_wakeup_bytes = rb_bytes / 4;
 	bpf_map__set_max_entries(s->skel->maps.samples, (__u32)rb_bytes);
 	/* no tables with frame pointers only: keep the array tiny */

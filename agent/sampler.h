@@ -34,7 +34,6 @@ struct sampler_opts {
 	bool start_disabled;	/* open the perf events disabled (sampler__set_frequency starts them) */
 	bool dwarf_unwind;	/* walk user stacks with unwind tables (else frame pointers only) */
 	bool allow_degraded;	/* dwarf_unwind refused by the verifier: frame pointers, said loudly */
-	bool fault_verifier;	/* tests only: make the verifier refuse the walker chain */
 	uint32_t unwind_rows;	/* size of the unwind_rows array; 0 = UNWIND_DEFAULT_ROWS */
 	sampler_sample_fn on_sample;
 	sampler_task_fn on_task;	/* may be NULL */
@@ -74,9 +73,6 @@ int sampler__probe_kernel(struct sampler_kernel *k, char *err, size_t errlen);
  * log's last two lines. -1 when msg holds no such log.
  */
 int sampler_verifier_summary(const char *msg, char *out, size_t len);
-
-/* PROFLEET_FAULT_INJECT=verifier in the environment (tests only): see fault_verifier. */
-bool sampler_fault_inject_verifier(void);
 
 /* Returns NULL with errno set; the reason is logged. */
 struct sampler *sampler__new(const struct sampler_opts *opts, struct procs *procs);
