@@ -14,7 +14,6 @@
 #include "profile.h"
 #include "profile.pb-c.h"
 
-#define MAX_KEY 8192
 
 struct pprof_merge {
 	struct profile *p;
@@ -286,24 +285,49 @@ static int merge_mapping(struct pprof_merge *m, const Perftools__Profiles__Profi
 			 const Perftools__Profiles__Mapping *mp, uint32_t *ret)
 {
 	const char *file = str_of(pb, mp->filename), *bid = str_of(pb, mp->build_id);
-	char key[MAX_KEY];
+	char *key;
 	void *v;
 	struct prof_mapping pm;
-	int i;
+	int i, err = 0;
 
-	snprintf(key, sizeof(key), "%s\x1f%s", file, bid);
+	/* keys hold whole names: a cut key would merge two mappings */
+	if (asprintf(&key, "%s\x1f%s", file, bid) < 0)
+		return -ENOMEM;
 	v = hmap_get(&m->maps, key);
 	if (v) {
 		*ret = of_val(v);
-		return 0;
+		goto out;
 	}
 	pm = (struct prof_mapping){ .start = mp->memory_start, .limit = mp->memory_limit,
 				    .offset = mp->file_offset, .file = file, .build_id = bid };
 	i = profile__add_mapping(m->p, &pm);
-	if (i < 0 || hmap_put(&m->maps, key, as_val((uint32_t)i), NULL))
-		return -ENOMEM;
+	if (i < 0 || hmap_put(&m->maps, key, as_val((uint32_t)i), NULL)) {
+		err = -ENOMEM;
+		goto out;
+	}
 	*ret = (uint32_t)i;
-	return 0;
+out:
+	free(key);
+	return err;
+}
+
+/* A location not seen before: its function is its name, or "file+0xaddr" unsymbolized. */
+static int new_location(struct pprof_merge *m, uint32_t mi, const char *mfile,
+			const char *fname, const char *file, int64_t line, uint64_t address)
+{
+	struct prof_location pl = { .mapping = mi, .address = address, .file = file,
+				    .line = line, .function = fname };
+
+	pl.kernel = !strcmp(mfile, "[kernel.kallsyms]");
+	if (!*fname) {
+		const char *base = strrchr(mfile, '/');
+
+		pl.function = profile__internf(m->p, "%s+0x%" PRIx64, base ? base + 1 : *mfile ?
+					       mfile : "unknown", address);
+		if (!pl.function)
+			return -ENOMEM;
+	}
+	return profile__add_location(m->p, &pl);
 }
 
 /* One merged location per (mapping, function, file, line); kernel frames by mapping name. */
@@ -314,10 +338,10 @@ static int merge_frame(struct pprof_merge *m, const Perftools__Profiles__Profile
 	uint32_t mi = PROFILE_NO_MAPPING;
 	const Perftools__Profiles__Function *f = NULL;
 	const char *fname, *file = NULL, *mfile = "";
-	char key[MAX_KEY];
-	struct prof_location pl = { 0 };
+	int64_t line = ln ? ln->line : 0;
+	char *key;
 	void *v;
-	int i;
+	int i, n;
 
 	if (l->mapping_id) {
 		const Perftools__Profiles__Mapping *mp = pb->mapping[idx_find(mx, l->mapping_id)];
@@ -331,36 +355,25 @@ static int merge_frame(struct pprof_merge *m, const Perftools__Profiles__Profile
 	fname = f ? str_of(pb, f->name) : "";
 	if (f && f->filename)
 		file = str_of(pb, f->filename);
-	if (!*fname) {
-		/* unsymbolized: keep it apart by address */
-		snprintf(key, sizeof(key), "%u\x1f#%" PRIx64, mi, l->address);
-	} else {
-		snprintf(key, sizeof(key), "%u\x1f%s\x1f%s\x1f%" PRId64, mi, fname, file ? file : "",
-			 ln ? ln->line : 0);
-	}
+	/* whole names in the key (a cut one would merge two functions); unsymbolized by address */
+	if (!*fname)
+		n = asprintf(&key, "%u\x1f#%" PRIx64, mi, l->address);
+	else
+		n = asprintf(&key, "%u\x1f%s\x1f%s\x1f%" PRId64, mi, fname, file ? file : "", line);
+	if (n < 0)
+		return -ENOMEM;
 	v = hmap_get(&m->locs, key);
 	if (v) {
 		*ret = of_val(v);
+		free(key);
 		return 0;
 	}
-	pl.mapping = mi;
-	pl.kernel = !strcmp(mfile, "[kernel.kallsyms]");
-	pl.address = l->address;
-	if (*fname) {
-		pl.function = fname;
-	} else {
-		const char *base = strrchr(mfile, '/');
-
-		pl.function = profile__internf(m->p, "%s+0x%" PRIx64, base ? base + 1 : *mfile ?
-					       mfile : "unknown", l->address);
-		if (!pl.function)
-			return -ENOMEM;
-	}
-	pl.file = file;
-	pl.line = ln ? ln->line : 0;
-	i = profile__add_location(m->p, &pl);
-	if (i < 0 || hmap_put(&m->locs, key, as_val((uint32_t)i), NULL))
+	i = new_location(m, mi, mfile, fname, file, line, l->address);
+	if (i < 0 || hmap_put(&m->locs, key, as_val((uint32_t)i), NULL)) {
+		free(key);
 		return -ENOMEM;
+	}
+	free(key);
 	*ret = (uint32_t)i;
 	return 0;
 }
@@ -431,13 +444,118 @@ int pprof_validate(const uint8_t *buf, size_t len, char *err, size_t errlen)
 	return 0;
 }
 
+/* Labels a merged sample keeps; more are dropped (pprof writers emit a handful). */
+#define MERGE_MAX_LABELS 32
+
+struct frames {
+	uint32_t *locs;
+	size_t n, cap;
+};
+
+static int frames_push(struct frames *f, uint32_t li)
+{
+	if (f->n == f->cap) {
+		size_t cap = f->cap * 2 + 64;
+		uint32_t *p = realloc(f->locs, cap * sizeof(*p));
+
+		if (!p)
+			return -ENOMEM;
+		f->locs = p;
+		f->cap = cap;
+	}
+	f->locs[f->n++] = li;
+	return 0;
+}
+
+/* The sample's merged locations (one per line of each location) into f. */
+static int sample_frames(struct pprof_merge *m, const Perftools__Profiles__Profile *pb,
+			 const Perftools__Profiles__Sample *s, const struct idx *mx,
+			 const struct idx *lx, const struct idx *fx, struct frames *f)
+{
+	f->n = 0;
+	for (size_t j = 0; j < s->n_location_id; j++) {
+		const Perftools__Profiles__Location *l = pb->location[idx_find(lx,
+								       s->location_id[j])];
+		size_t nlines = l->n_line ? l->n_line : 1;
+
+		for (size_t k = 0; k < nlines; k++) {
+			uint32_t li;
+			int e = merge_frame(m, pb, l, l->n_line ? l->line[k] : NULL, mx, fx, &li);
+
+			if (e || (e = frames_push(f, li)))
+				return e;
+		}
+	}
+	return 0;
+}
+
+/* "loc,loc,...|key=str#num;..." of any length (a cut key would merge two samples). */
+static char *sample_key(const struct frames *f, const struct prof_label *labels, size_t nl)
+{
+	char *key = NULL;
+	size_t klen;
+	FILE *o = open_memstream(&key, &klen);
+
+	if (!o)
+		return NULL;
+	for (size_t j = 0; j < f->n; j++)
+		fprintf(o, "%x,", f->locs[j]);
+	fputc('|', o);
+	for (size_t j = 0; j < nl; j++)
+		fprintf(o, "%s=%s#%" PRId64 ";", labels[j].key, labels[j].str ? labels[j].str : "",
+			labels[j].num);
+	if (fclose(o)) {
+		free(key);
+		return NULL;
+	}
+	return key;
+}
+
+static int merge_sample(struct pprof_merge *m, const Perftools__Profiles__Profile *pb,
+			const Perftools__Profiles__Sample *s, const struct frames *f,
+			int64_t count, int64_t cpu)
+{
+	struct prof_label labels[MERGE_MAX_LABELS];
+	size_t nl = s->n_label < MERGE_MAX_LABELS ? s->n_label : MERGE_MAX_LABELS;
+	char *key;
+	void *v;
+	int e = 0;
+
+	for (size_t j = 0; j < nl; j++) {
+		const Perftools__Profiles__Label *lb = s->label[j];
+
+		labels[j] = (struct prof_label){ .key = str_of(pb, lb->key),
+						 .str = lb->str ? str_of(pb, lb->str) : NULL,
+						 .num = lb->num,
+						 .unit = lb->num_unit ? str_of(pb, lb->num_unit) : NULL };
+	}
+	key = sample_key(f, labels, nl);
+	if (!key)
+		return -ENOMEM;
+	v = hmap_get(&m->samples, key);
+	if (v) {
+		struct prof_sample *ps = &m->p->samples[of_val(v)];
+
+		ps->count += count;
+		ps->cpu_ns += cpu;
+		goto out;
+	}
+	e = profile__add_sample(m->p, f->locs, (uint32_t)f->n, count, labels, (uint32_t)nl);
+	if (e < 0)
+		goto out;
+	m->p->samples[e].cpu_ns = cpu;
+	e = hmap_put(&m->samples, key, as_val((uint32_t)e), NULL) ? -ENOMEM : 0;
+out:
+	free(key);
+	return e;
+}
+
 int pprof_merge_add(struct pprof_merge *m, const uint8_t *buf, size_t len, char *err,
 		    size_t errlen)
 {
 	Perftools__Profiles__Profile *pb;
 	struct idx mx = { 0 }, lx = { 0 }, fx = { 0 };
-	uint32_t *locs = NULL;
-	size_t cap_locs = 0;
+	struct frames f = { 0 };
 	int e, count_i, cpu_i;
 	int64_t period;
 
@@ -450,73 +568,14 @@ int pprof_merge_add(struct pprof_merge *m, const uint8_t *buf, size_t len, char 
 		m->p->period_nanos = period;
 	for (size_t i = 0; i < pb->n_sample; i++) {
 		const Perftools__Profiles__Sample *s = pb->sample[i];
-		char key[MAX_KEY];
-		size_t kn = 0, nl = 0;
 		int64_t count = count_i >= 0 ? s->value[count_i] : 0;
 		int64_t cpu = cpu_i >= 0 ? s->value[cpu_i] : count * period;
-		struct prof_label labels[32];
-		void *v;
 
-		for (size_t j = 0; j < s->n_location_id; j++) {
-			const Perftools__Profiles__Location *l = pb->location[idx_find(&lx,
-									       s->location_id[j])];
-			size_t nlines = l->n_line ? l->n_line : 1;
-
-			for (size_t k = 0; k < nlines; k++) {
-				uint32_t li;
-
-				if (nl == cap_locs) {
-					uint32_t *p = realloc(locs, (cap_locs = cap_locs * 2 + 64) *
-							      sizeof(*locs));
-
-					if (!p) {
-						e = -ENOMEM;
-						goto out;
-					}
-					locs = p;
-				}
-				e = merge_frame(m, pb, l, l->n_line ? l->line[k] : NULL, &mx, &fx, &li);
-				if (e)
-					goto out;
-				locs[nl++] = li;
-				if (kn < sizeof(key) - 16)
-					kn += (size_t)snprintf(key + kn, sizeof(key) - kn, "%x,", li);
-			}
-		}
-		if (kn < sizeof(key) - 2)
-			key[kn++] = '|';
-		key[kn] = 0;
-		for (size_t j = 0; j < s->n_label && j < 32; j++) {
-			const Perftools__Profiles__Label *lb = s->label[j];
-
-			labels[j] = (struct prof_label){ .key = str_of(pb, lb->key),
-							 .str = lb->str ? str_of(pb, lb->str) : NULL,
-							 .num = lb->num,
-							 .unit = lb->num_unit ? str_of(pb, lb->num_unit) :
-								 NULL };
-			if (kn < sizeof(key) - 1)
-				kn += (size_t)snprintf(key + kn, sizeof(key) - kn, "%s=%s#%" PRId64 ";",
-						       labels[j].key, labels[j].str ? labels[j].str : "",
-						       lb->num);
-		}
-		v = hmap_get(&m->samples, key);
-		if (v) {
-			struct prof_sample *ps = &m->p->samples[of_val(v)];
-
-			ps->count += count;
-			ps->cpu_ns += cpu;
-			continue;
-		}
-		e = profile__add_sample(m->p, locs, (uint32_t)nl, count, labels,
-					(uint32_t)(s->n_label < 32 ? s->n_label : 32));
-		if (e < 0)
+		e = sample_frames(m, pb, s, &mx, &lx, &fx, &f);
+		if (!e)
+			e = merge_sample(m, pb, s, &f, count, cpu);
+		if (e)
 			goto out;
-		m->p->samples[e].cpu_ns = cpu;
-		if (hmap_put(&m->samples, key, as_val((uint32_t)e), NULL)) {
-			e = -ENOMEM;
-			goto out;
-		}
-		e = 0;
 	}
 	if (pb->time_nanos > 0) {
 		int64_t end = pb->time_nanos + (pb->duration_nanos > 0 ? pb->duration_nanos : 0);
@@ -537,7 +596,7 @@ int pprof_merge_add(struct pprof_merge *m, const uint8_t *buf, size_t len, char 
 out:
 	if (e == -ENOMEM)
 		snprintf(err, errlen, "out of memory");
-	free(locs);
+	free(f.locs);
 	free(mx.ids);
 	free(lx.ids);
 	free(fx.ids);

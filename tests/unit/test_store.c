@@ -127,6 +127,66 @@ static void test_merge_by_meaning(void **state)
 	pprof_merge_free(m);
 }
 
+/*
+ * Two functions (and two mappings) whose names share their first 9000 bytes,
+ * as long C++ template names do: the merge keeps them apart.
+ */
+static void test_merge_long_names(void **state)
+{
+	enum { LONG = 9000 };
+	char *f1 = malloc(LONG + 2), *f2 = malloc(LONG + 2), *m1 = malloc(LONG + 3);
+	char *m2 = malloc(LONG + 3), err[200];
+	struct profile *p = profile__new();
+	struct pprof_merge *m = pprof_merge_new();
+	uint32_t s1[] = { 0 }, s2[] = { 1 }, s3[] = { 2 };
+	uint8_t *buf;
+	size_t len;
+	const struct profile *q;
+
+	(void)state;
+	assert_non_null(f1 && f2 && m1 && m2 && p && m);
+	memset(f1, 'f', LONG);
+	memcpy(f2, f1, LONG);
+	strcpy(f1 + LONG, "1");
+	strcpy(f2 + LONG, "2");
+	m1[0] = m2[0] = '/';
+	memset(m1 + 1, 'm', LONG);
+	memcpy(m2 + 1, m1 + 1, LONG);
+	strcpy(m1 + LONG + 1, "1");
+	strcpy(m2 + LONG + 1, "2");
+	{
+		struct prof_mapping ma = { .start = 0x1000, .limit = 0x2000, .file = m1 };
+		struct prof_mapping mb = { .start = 0x3000, .limit = 0x4000, .file = m2 };
+		struct prof_location la = { .mapping = 0, .address = 0x1100, .function = f1 };
+		struct prof_location lb = { .mapping = 0, .address = 0x1200, .function = f2 };
+		struct prof_location lc = { .mapping = 1, .address = 0x3100, .function = f1 };
+
+		assert_int_equal(profile__add_mapping(p, &ma), 0);
+		assert_int_equal(profile__add_mapping(p, &mb), 1);
+		assert_int_equal(profile__add_location(p, &la), 0);
+		assert_int_equal(profile__add_location(p, &lb), 1);
+		assert_int_equal(profile__add_location(p, &lc), 2);
+	}
+	assert_true(profile__add_sample(p, s1, 1, 1, NULL, 0) >= 0);
+	assert_true(profile__add_sample(p, s2, 1, 2, NULL, 0) >= 0);
+	assert_true(profile__add_sample(p, s3, 1, 4, NULL, 0) >= 0);
+	assert_int_equal(pprof__encode(p, false, &buf, &len), 0);
+	assert_int_equal(pprof_merge_add(m, buf, len, err, sizeof(err)), 0);
+	q = pprof_merge_profile(m);
+	assert_int_equal(q->nmappings, 2);
+	assert_int_equal(q->nlocations, 3);
+	assert_int_equal(q->nsamples, 3);
+	assert_int_equal(total_of(q, f1), 5);
+	assert_int_equal(total_of(q, f2), 2);
+	free(buf);
+	pprof_merge_free(m);
+	profile__free(p);
+	free(f1);
+	free(f2);
+	free(m1);
+	free(m2);
+}
+
 static void test_merge_refuses_garbage(void **state)
 {
 	struct pprof_merge *m = pprof_merge_new();
@@ -311,6 +371,7 @@ int main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_merge_by_meaning),
+		cmocka_unit_test(test_merge_long_names),
 		cmocka_unit_test(test_merge_refuses_garbage),
 		cmocka_unit_test(test_merge_refuses_dangling_ids),
 		cmocka_unit_test(test_store_put_query_bounds),
