@@ -19,6 +19,7 @@ struct stack {
 	struct stack *next;
 	uint64_t hash;
 	int64_t count;
+	int64_t cpu_ns;		/* sum of the CPU time each sample stands for */
 	uint32_t pid, tid;
 	char comm[PROFLEET_COMM_LEN], pcomm[PROFLEET_COMM_LEN];
 	uint16_t nk, nu;
@@ -81,6 +82,9 @@ void agg__reset(struct agg *a)
 	}
 	a->bytes = 0;
 	a->stats.stacks = 0;
+	/* mapping ids may be given to other mappings once no aggregate holds them */
+	if (a->touched)
+		memset(a->touched, 0, a->ntouched);
 }
 
 void agg__free(struct agg *a)
@@ -142,7 +146,7 @@ static struct elfobj *mapping_obj(struct agg *a, const struct mapping *m)
 {
 	char path[4200];
 
-	if (!a->sc || mapping_open_path(m, procs__alive(a->procs, m->pid), path, sizeof(path)))
+	if (!m || !a->sc || mapping_open_path(m, procs__alive(a->procs, m->pid), path, sizeof(path)))
 		return NULL;
 	return symcache__get(a->sc, path, m->path, m->dev, m->ino);
 }
@@ -169,12 +173,13 @@ static void touch_mapping(struct agg *a, uint32_t id)
 	mapping_obj(a, procs__mapping(a->procs, id));
 }
 
-int agg__add(struct agg *a, const struct sample_event *e)
+int agg__add(struct agg *a, const struct sample_event *e, int64_t period_ns)
 {
 	uint64_t frames[PROFLEET_MAX_STACK * 2];
 	uint32_t ids[PROFLEET_MAX_STACK];
 	uint32_t nk = 0, nu = 0, b;
 	uint64_t h = 0;
+	int64_t w = (int64_t)(e->weight ? e->weight : 1) * period_ns;
 	struct stack *s;
 	size_t sz;
 
@@ -219,6 +224,7 @@ int agg__add(struct agg *a, const struct sample_event *e)
 		    !strncmp(s->comm, e->comm, sizeof(s->comm)) &&
 		    !strncmp(s->pcomm, e->pcomm, sizeof(s->pcomm))) {
 			s->count++;
+			s->cpu_ns += w;
 			return 0;
 		}
 	}
@@ -235,6 +241,7 @@ int agg__add(struct agg *a, const struct sample_event *e)
 	}
 	s->hash = h;
 	s->count = 1;
+	s->cpu_ns = w;
 	s->pid = e->pid;
 	s->tid = e->tid;
 	memcpy(s->comm, e->comm, sizeof(s->comm));
@@ -358,7 +365,8 @@ static int make_location(struct build *b, const struct loc_key *k)
 			l.function = name;
 			b->a->stats.frames_unsymbolized++;
 		}
-	} else if (k->id == PROCS_NO_MAPPING) {
+	} else if (k->id == PROCS_NO_MAPPING || !procs__mapping(b->a->procs, k->id)) {
+		/* (a freed id: procs__gc ran while this aggregate held it, a bug) */
 		snprintf(name, sizeof(name), "[unknown]+0x%" PRIx64, k->addr);
 		l.function = name;
 		b->a->stats.frames_unsymbolized++;
@@ -434,7 +442,10 @@ static int add_stack(struct build *b, struct stack *s)
 		locs[n++] = (uint32_t)idx;
 	}
 	idx = profile__add_sample(b->p, locs, n, s->count, labels, 4);
-	return idx < 0 ? idx : 0;
+	if (idx < 0)
+		return idx;
+	b->p->samples[idx].cpu_ns = s->cpu_ns;
+	return 0;
 }
 
 int agg__build(struct agg *a, const struct ksyms *ks, struct profile *out)

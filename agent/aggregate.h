@@ -36,7 +36,11 @@ struct agg;
 
 struct agg *agg__new(const struct agg_opts *opts, struct procs *procs, struct symcache *sc);
 void agg__free(struct agg *a);
-int agg__add(struct agg *a, const struct sample_event *e);
+/*
+ * Counts the sample; its CPU time is e->weight (1 when 0) periods of period_ns,
+ * the sampling period it was taken at.
+ */
+int agg__add(struct agg *a, const struct sample_event *e, int64_t period_ns);
 /*
  * Fills out (which must be empty, with period_nanos set) with every stack,
  * labels pid, thread, comm, thread_name. ks may be NULL (no kernel names).

@@ -343,7 +343,10 @@ int otlp__encode(const struct profile *p, const char *service, const struct expo
 		const struct prof_sample *s = &p->samples[i];
 		uint32_t attrs[64];
 		uint32_t na = s->nlabels < 64 ? s->nlabels : 64;
-		int64_t v = s->count;
+		/* samples weighted by the periods they stand for (a target sampled 1 in N
+		 * counts N each), so that value x period is the CPU time */
+		int64_t v = p->period_nanos > 0 ?
+			(s->cpu_ns + p->period_nanos / 2) / p->period_nanos : s->count;
 
 		for (uint32_t k = 0; k < na; k++)
 			attrs[k] = (uint32_t)e.sample_attrs[i][k];

@@ -26,6 +26,7 @@ struct proc {
 	struct proc *hnext;
 	int pid;
 	bool alive;
+	bool dead_seen;		/* already dead at the last procs__gc: forgotten at the next */
 	bool known;		/* maps came from /proc or from records since its fork/exec */
 	uint64_t exec_time;	/* of the newest exec seen */
 	uint64_t last_read_ns;
@@ -40,9 +41,12 @@ struct procs {
 	struct proc **buckets;
 	uint32_t nbuckets, nprocs;
 	uint64_t tick;
+	/* ids below nmappings; a freed slot has a NULL path and its id is in free_ids */
 	struct mapping *mappings;
-	uint32_t nmappings, cap_mappings;
-	uint32_t *mhash;	/* open addressing over mapping ids (+1; 0 = empty) */
+	uint32_t nmappings, cap_mappings, nlive;
+	uint32_t *free_ids;
+	uint32_t nfree, cap_free;
+	uint32_t *mhash;	/* open addressing over live mapping ids (+1; 0 = empty) */
 	uint32_t nmhash;
 	struct procs_stats stats;
 };
@@ -96,6 +100,7 @@ void procs__free(struct procs *p)
 	for (uint32_t i = 0; i < p->nmappings; i++)
 		free((char *)p->mappings[i].path);
 	free(p->mappings);
+	free(p->free_ids);
 	free(p->mhash);
 	free(p->buckets);
 	free(p);
@@ -175,16 +180,20 @@ static uint64_t mapping_hash(uint64_t start, uint64_t end, uint64_t pgoff, uint6
 	return h;
 }
 
-static int mhash_grow(struct procs *p)
+/* A new index of the live mappings, n slots (a power of two). */
+static int mhash_rebuild(struct procs *p, uint32_t n)
 {
-	uint32_t n = p->nmhash ? p->nmhash * 2 : 1024;
 	uint32_t *t = calloc(n, sizeof(*t));
 
 	if (!t)
 		return -ENOMEM;
 	for (uint32_t id = 0; id < p->nmappings; id++) {
 		const struct mapping *m = &p->mappings[id];
-		uint32_t j = mapping_hash(m->start, m->end, m->pgoff, m->dev, m->ino, m->path) & (n - 1);
+		uint32_t j;
+
+		if (!m->path)
+			continue;
+		j = mapping_hash(m->start, m->end, m->pgoff, m->dev, m->ino, m->path) & (n - 1);
 
 		while (t[j])
 			j = (j + 1) & (n - 1);
@@ -196,12 +205,35 @@ static int mhash_grow(struct procs *p)
 	return 0;
 }
 
+static int mhash_grow(struct procs *p)
+{
+	return mhash_rebuild(p, p->nmhash ? p->nmhash * 2 : 1024);
+}
+
+/* A slot for a new mapping: a freed one, else the next; -ENOMEM. */
+static int64_t mapping_slot(struct procs *p)
+{
+	if (p->nfree)
+		return p->free_ids[--p->nfree];
+	if (p->nmappings == p->cap_mappings) {
+		uint32_t ncap = p->cap_mappings ? p->cap_mappings * 2 : 1024;
+		struct mapping *nm = realloc(p->mappings, ncap * sizeof(*nm));
+
+		if (!nm)
+			return -ENOMEM;
+		p->mappings = nm;
+		p->cap_mappings = ncap;
+	}
+	return p->nmappings++;
+}
+
 /* Returns the id of an identical mapping, adding it if new; -ENOSPC when the table is full. */
 static int64_t mapping_intern(struct procs *p, int pid, uint64_t start, uint64_t end,
 			      uint64_t pgoff, uint64_t dev, uint64_t ino, const char *path)
 {
 	struct mapping *m;
 	uint32_t j;
+	int64_t id;
 	char *copy;
 
 	if ((p->nmappings + 1) * 2 > p->nmhash && mhash_grow(p))
@@ -213,28 +245,23 @@ static int64_t mapping_intern(struct procs *p, int pid, uint64_t start, uint64_t
 		    m->ino == ino && !strcmp(m->path, path))
 			return p->mhash[j] - 1;
 	}
-	if (p->nmappings >= p->max_mappings) {
+	if (p->nlive >= p->max_mappings) {
 		p->stats.mappings_full++;
 		return -ENOSPC;
 	}
-	if (p->nmappings == p->cap_mappings) {
-		uint32_t ncap = p->cap_mappings ? p->cap_mappings * 2 : 1024;
-		struct mapping *nm = realloc(p->mappings, ncap * sizeof(*nm));
-
-		if (!nm)
-			return -ENOMEM;
-		p->mappings = nm;
-		p->cap_mappings = ncap;
-	}
 	copy = strdup(path);
-	if (!copy)
+	id = copy ? mapping_slot(p) : -ENOMEM;
+	if (id < 0) {
+		free(copy);
 		return -ENOMEM;
-	m = &p->mappings[p->nmappings];
+	}
+	m = &p->mappings[id];
 	*m = (struct mapping){ .start = start, .end = end, .pgoff = pgoff, .dev = dev,
 			       .ino = ino, .path = copy, .pid = pid };
-	p->mhash[j] = p->nmappings + 1;
+	p->mhash[j] = (uint32_t)id + 1;
+	p->nlive++;
 	p->stats.mappings++;
-	return p->nmappings++;
+	return id;
 }
 
 /* Puts [start, end) -> id into the process's sorted range list, cutting whatever it overlaps. */
@@ -330,6 +357,7 @@ void procs__on_exec(struct procs *p, int pid, const char *comm, uint64_t time)
 	pr->exec_time = time;
 	pr->known = true;
 	pr->alive = true;
+	pr->dead_seen = false;
 }
 
 void procs__on_fork(struct procs *p, int pid, int ppid)
@@ -342,6 +370,7 @@ void procs__on_fork(struct procs *p, int pid, int ppid)
 	if (!child)
 		return;
 	child->alive = true;
+	child->dead_seen = false;
 	/* re-find: proc_get may have evicted */
 	parent = proc_find(p, ppid);
 	if (parent && parent->known && parent->nmaps) {
@@ -444,7 +473,7 @@ int procs__resolve(struct procs *p, int pid, uint64_t addr, uint32_t *ret_id)
 
 const struct mapping *procs__mapping(const struct procs *p, uint32_t id)
 {
-	return id < p->nmappings ? &p->mappings[id] : NULL;
+	return id < p->nmappings && p->mappings[id].path ? &p->mappings[id] : NULL;
 }
 
 uint32_t procs__nmappings(const struct procs *p)
@@ -462,6 +491,74 @@ bool procs__alive(const struct procs *p, int pid)
 void procs__stats(const struct procs *p, struct procs_stats *ret)
 {
 	*ret = p->stats;
+	ret->procs_live = p->nprocs;
+	ret->mappings_live = p->nlive;
+}
+
+/* Forgets processes that were already dead at the previous call. */
+static void gc_procs(struct procs *p)
+{
+	for (uint32_t i = 0; i < p->nbuckets; i++) {
+		struct proc **pp = &p->buckets[i];
+
+		while (*pp) {
+			struct proc *pr = *pp;
+
+			if (!pr->alive && pr->dead_seen) {
+				*pp = pr->hnext;
+				proc_free(pr);
+				p->nprocs--;
+				p->stats.procs_freed++;
+				continue;
+			}
+			pr->dead_seen = !pr->alive;
+			pp = &pr->hnext;
+		}
+	}
+}
+
+/* Frees the mappings no process holds; their ids go back to the free list. */
+static int gc_mappings(struct procs *p)
+{
+	uint8_t *held = calloc(p->nmappings ? p->nmappings : 1, 1);
+	uint32_t freed = 0;
+
+	if (!held)
+		return -ENOMEM;
+	for (uint32_t i = 0; i < p->nbuckets; i++)
+		for (const struct proc *pr = p->buckets[i]; pr; pr = pr->hnext)
+			for (uint32_t k = 0; k < pr->nmaps; k++)
+				held[pr->maps[k].id] = 1;
+	if (p->cap_free < p->nmappings) {
+		uint32_t *f = realloc(p->free_ids, p->nmappings * sizeof(*f));
+
+		if (!f) {
+			free(held);
+			return -ENOMEM;
+		}
+		p->free_ids = f;
+		p->cap_free = p->nmappings;
+	}
+	for (uint32_t id = 0; id < p->nmappings; id++) {
+		struct mapping *m = &p->mappings[id];
+
+		if (held[id] || !m->path)
+			continue;
+		free((char *)m->path);
+		m->path = NULL;
+		p->free_ids[p->nfree++] = id;
+		freed++;
+	}
+	free(held);
+	p->nlive -= freed;
+	p->stats.mappings_freed += freed;
+	return freed ? mhash_rebuild(p, p->nmhash) : 0;
+}
+
+int procs__gc(struct procs *p)
+{
+	gc_procs(p);
+	return gc_mappings(p);
 }
 
 int procs__foreach_range(struct procs *p, int pid,

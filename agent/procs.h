@@ -30,6 +30,8 @@ struct procs_opts {
 struct procs_stats {
 	uint64_t procs, procs_evicted, maps_read, maps_read_failed, mappings, mappings_full;
 	uint64_t resolve_misses;
+	uint64_t procs_freed, mappings_freed;	/* by procs__gc */
+	uint64_t procs_live, mappings_live;	/* held now */
 };
 
 struct procs;
@@ -54,6 +56,7 @@ void procs__on_exit(struct procs *p, int pid);
  * alive. Returns 0 and *ret_id, or -ENOENT.
  */
 int procs__resolve(struct procs *p, int pid, uint64_t addr, uint32_t *ret_id);
+/* The mapping of an id, or NULL for an id that procs__gc freed. */
 const struct mapping *procs__mapping(const struct procs *p, uint32_t id);
 uint32_t procs__nmappings(const struct procs *p);
 bool procs__alive(const struct procs *p, int pid);
@@ -68,5 +71,12 @@ int procs__foreach_range(struct procs *p, int pid,
 /* Re-reads /proc/PID/maps now if it was not read in the last half second; 0 or -errno. */
 int procs__refresh(struct procs *p, int pid);
 void procs__stats(const struct procs *p, struct procs_stats *ret);
+/*
+ * Forgets processes that were already dead at the previous call and frees the
+ * mappings that no process holds any more, so that a long run's memory follows
+ * what is alive. Freed ids are given to new mappings: call it only when nobody
+ * holds a mapping id (every aggregate reset). 0 or -ENOMEM (nothing freed).
+ */
+int procs__gc(struct procs *p);
 
 #endif

@@ -55,6 +55,7 @@ struct rec_state {
 	struct procs *procs;
 	struct unwinder *unw;	/* NULL with --unwinder fp */
 	uint64_t samples;
+	int64_t period_ns;	/* of the sampling frequency */
 	/* distinct processes seen, for the progress line (a small open-addressing set) */
 	uint32_t *pids;
 	uint32_t npids_cap, npids;
@@ -95,7 +96,7 @@ static int on_sample(void *ctx, const struct sample_event *e)
 	st->samples++;
 	note_pid(st, e->pid);
 	unwinder__on_sample(st->unw, (int)e->pid, e->flags, procs__alive(st->procs, (int)e->pid));
-	agg__add(st->agg, e);	/* a full table is counted inside */
+	agg__add(st->agg, e, st->period_ns);	/* a full table is counted inside */
 	return 0;
 }
 
@@ -414,6 +415,7 @@ int record_run(const struct record_config *cfg)
 	}
 	st.procs = procs;
 	st.agg = agg__new(NULL, procs, sc);
+	st.period_ns = 1000000000LL / cfg->frequency;
 	if (!st.agg) {
 		log_error("out of memory");
 		goto out;

@@ -186,6 +186,12 @@ static struct target *find_by_pid(struct run *r, int pid)
 	return NULL;
 }
 
+/* The period of the sampling rate in force (before the first target set: the cap's). */
+static int64_t period_ns(const struct run *r)
+{
+	return 1000000000LL / (r->base_hz > 0 ? r->base_hz : r->cfg.max_frequency);
+}
+
 static int on_sample(void *ctx, const struct sample_event *e)
 {
 	struct run *r = ctx;
@@ -201,14 +207,15 @@ static int on_sample(void *ctx, const struct sample_event *e)
 		for (int i = 0; i < t->npolicies; i++)
 			(*t->policy_counts[i])++;
 		if (t->agg) {
-			agg__add(t->agg, e);
+			agg__add(t->agg, e, period_ns(r));
 			t->agg_samples++;
 			if (!t->first_pid)
 				t->first_pid = (int)e->pid;
 		}
 	}
 	unwinder__on_sample(r->unw, (int)e->pid, e->flags, procs__alive(r->procs, (int)e->pid));
-	agg__add(r->agg, e);
+	if (r->agg)	/* the whole node's profile, kept only for --output */
+		agg__add(r->agg, e, period_ns(r));
 	return 0;
 }
 
@@ -480,7 +487,7 @@ static void export_target(struct run *r, struct target *t, const struct ksyms *k
 	snprintf(fallback, sizeof(fallback), "%s/%s", t->ns, t->container);
 	prof = profile__new();
 	if (prof) {
-		prof->period_nanos = 1000000000LL / (r->base_hz > 0 ? r->base_hz : 19);
+		prof->period_nanos = period_ns(r);
 		prof->time_nanos = from_ns;
 		prof->duration_nanos = until_ns - from_ns;
 	}
@@ -835,6 +842,17 @@ static void update_metrics(struct run *r)
 	metrics_value(&m, "profleet_agent_targets", (const char *[]){ "cgroup", "found", NULL }, found);
 	metrics_value(&m, "profleet_agent_targets", (const char *[]){ "cgroup", "missing", NULL },
 		      r->nt - found);
+	{
+		struct procs_stats ps;
+
+		procs__stats(r->procs, &ps);
+		metrics_family(&m, "profleet_agent_tracked", "gauge",
+			       "Processes and file mappings the agent holds for symbolization.");
+		metrics_value(&m, "profleet_agent_tracked", (const char *[]){ "kind", "processes", NULL },
+			      (double)ps.procs_live);
+		metrics_value(&m, "profleet_agent_tracked", (const char *[]){ "kind", "mappings", NULL },
+			      (double)ps.mappings_live);
+	}
 	metrics_family(&m, "profleet_agent_sampling_frequency_hz", "gauge", "The kernel's sampling rate.");
 	metrics_value(&m, "profleet_agent_sampling_frequency_hz", NULL, r->base_hz);
 	metrics_family(&m, "profleet_agent_websocket_connected", "gauge",
@@ -952,6 +970,14 @@ static void write_state(struct run *r)
 	cJSON_AddNumberToObject(o, "profilesExported", (double)r->exported);
 	cJSON_AddNumberToObject(o, "exportFailures", (double)r->export_failures);
 	{
+		struct procs_stats ps;
+
+		procs__stats(r->procs, &ps);
+		cJSON_AddNumberToObject(o, "processesTracked", (double)ps.procs_live);
+		cJSON_AddNumberToObject(o, "mappingsTracked", (double)ps.mappings_live);
+		cJSON_AddNumberToObject(o, "mappingsFreed", (double)ps.mappings_freed);
+	}
+	{
 		cJSON *ex = cJSON_AddObjectToObject(o, "exporters");
 
 		hmap_for_each(&r->exporters, it) {
@@ -1005,47 +1031,50 @@ static void write_state(struct run *r)
 	free(s);
 }
 
-/* Writes the interval's profile to every --output and starts a new interval. */
-static void flush_interval(struct run *r, int64_t start_ns, double secs)
+/* Writes the whole node's profile of the interval to every --output. */
+static void write_outputs(struct run *r, const struct ksyms *ks, int64_t start_ns, double secs)
 {
-	struct ksyms *ks = NULL;
-	struct profile *prof;
-	bool any = false;
+	struct profile *prof = profile__new();
 	int err;
 
-	for (int i = 0; i < r->nt; i++)
-		any |= r->t[i].agg && r->t[i].agg_samples;
-	if (any) {
-		ks = r->cfg.kernel_stacks ? ksyms__load(NULL) : NULL;
-		for (int i = 0; i < r->nt; i++)
-			export_target(r, &r->t[i], ks, start_ns, start_ns + (int64_t)(secs * 1e9));
-	}
-	if (!r->cfg.noutputs) {
-		ksyms__free(ks);
-		agg__reset(r->agg);
-		return;
-	}
-	if (!ks)
-		ks = r->cfg.kernel_stacks ? ksyms__load(NULL) : NULL;
-	prof = profile__new();
 	if (!prof) {
-		ksyms__free(ks);
-		agg__reset(r->agg);
+		log_warn("out of memory: the interval's --output profile is lost");
 		return;
 	}
-	prof->period_nanos = 1000000000LL / (r->base_hz > 0 ? r->base_hz : 19);
+	prof->period_nanos = period_ns(r);
 	prof->time_nanos = start_ns;
 	prof->duration_nanos = (int64_t)(secs * 1e9);
 	err = agg__build(r->agg, ks, prof);
-	if (!err)
-		for (int i = 0; i < r->cfg.noutputs; i++) {
-			err = record_write_output(prof, &r->cfg.outputs[i]);
-			if (err)
-				log_warn("cannot write %s: %s", r->cfg.outputs[i].path, strerror(-err));
-		}
+	if (err)
+		log_warn("cannot build the interval's profile: %s", strerror(-err));
+	for (int i = 0; !err && i < r->cfg.noutputs; i++) {
+		err = record_write_output(prof, &r->cfg.outputs[i]);
+		if (err)
+			log_warn("cannot write %s: %s", r->cfg.outputs[i].path, strerror(-err));
+	}
 	profile__free(prof);
+}
+
+/* Sends each target's profile of the interval, writes --output, starts a new interval. */
+static void flush_interval(struct run *r, int64_t start_ns, double secs)
+{
+	struct ksyms *ks = NULL;
+	bool any = r->agg != NULL;
+
+	for (int i = 0; i < r->nt; i++)
+		any |= r->t[i].agg && r->t[i].agg_samples;
+	if (any && r->cfg.kernel_stacks)
+		ks = ksyms__load(NULL);
+	for (int i = 0; i < r->nt; i++)
+		export_target(r, &r->t[i], ks, start_ns, start_ns + (int64_t)(secs * 1e9));
+	if (r->agg) {
+		write_outputs(r, ks, start_ns, secs);
+		agg__reset(r->agg);
+	}
 	ksyms__free(ks);
-	agg__reset(r->agg);
+	/* every aggregate is empty: mappings of processes gone may now be freed */
+	if (procs__gc(r->procs))
+		log_warn("out of memory freeing the mappings of exited processes");
 }
 
 int run_main(const struct run_config *cfg)
@@ -1107,9 +1136,11 @@ int run_main(const struct run_config *cfg)
 	r.sc = symcache__new(NULL);
 	if (!r.procs || !r.sc)
 		goto out;
-	r.agg = agg__new(NULL, r.procs, r.sc);
-	if (!r.agg)
-		goto out;
+	if (cfg->noutputs) {	/* the whole node's profile is kept only to be written */
+		r.agg = agg__new(NULL, r.procs, r.sc);
+		if (!r.agg)
+			goto out;
+	}
 	so.ctx = &r;
 	r.s = sampler__new(&so, r.procs);
 	if (!r.s)

@@ -84,14 +84,6 @@ struct {
 	__type(value, struct unwind_row);
 } unwind_rows SEC(".maps");
 
-/* per-CPU subsampling phase, one slot per CPU */
-struct {
-	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
-	__uint(max_entries, 1);
-	__type(key, __u32);
-	__type(value, __u64);
-} phase SEC(".maps");
-
 struct {
 	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
 	__uint(max_entries, CNT_MAX);
@@ -114,13 +106,13 @@ static __always_inline void count(__u32 idx)
 		*v += 1;
 }
 
-static __always_inline const struct target_cfg *lookup_target(__u32 tgid)
+static __always_inline struct target_cfg *lookup_target(__u32 tgid)
 {
 	if (cfg_filter == FILTER_PIDS)
 		return bpf_map_lookup_elem(&pids, &tgid);
 	if (cfg_filter == FILTER_CGROUPS) {
 		__u64 cg = bpf_get_current_cgroup_id();
-		const struct target_cfg *t = bpf_map_lookup_elem(&targets, &cg);
+		struct target_cfg *t = bpf_map_lookup_elem(&targets, &cg);
 
 		if (!t && cfg_pids_fallback)
 			t = bpf_map_lookup_elem(&pids, &tgid);
@@ -533,14 +525,19 @@ static __always_inline void kernel_stack(struct bpf_perf_event_data *ctx, struct
 		e->flags |= SAMPLE_F_KERNEL_MODE;
 }
 
-/* Whether this sample is wanted; the target's policy bits in *bits. */
-static __always_inline bool wanted(__u32 tgid, __u32 *bits)
+/*
+ * Whether this sample is wanted; the target's policy bits in *bits and the
+ * base-rate periods the sample stands for in *weight. Each target keeps one
+ * sample in sample_every by its own phase, so targets sharing a CPU do not
+ * steal each other's turns.
+ */
+static __always_inline bool wanted(__u32 tgid, __u32 *bits, __u32 *weight)
 {
-	const struct target_cfg *tgt;
-	__u32 zero = 0;
-	__u64 *ph;
+	struct target_cfg *tgt;
+	__u32 every, ph;
 
 	*bits = 0;
+	*weight = 1;
 	if (cfg_filter == FILTER_ALL)
 		return true;
 	tgt = lookup_target(tgid);
@@ -549,12 +546,15 @@ static __always_inline bool wanted(__u32 tgid, __u32 *bits)
 		return false;
 	}
 	*bits = tgt->policy_bits;
-	if (tgt->sample_every > 1) {
-		ph = bpf_map_lookup_elem(&phase, &zero);
-		if (ph && (*ph)++ % tgt->sample_every) {
+	every = tgt->sample_every;
+	if (every > 1) {
+		ph = tgt->phase;
+		tgt->phase = ph + 1 < every ? ph + 1 : 0;
+		if (ph) {
 			count(CNT_SUBSAMPLED);
 			return false;
 		}
+		*weight = every;
 	}
 	return true;
 }
@@ -563,7 +563,7 @@ SEC("perf_event")
 int on_cpu_sample(struct bpf_perf_event_data *ctx)
 {
 	__u64 id = bpf_get_current_pid_tgid();
-	__u32 tgid = id >> 32, tid = (__u32)id, bits;
+	__u32 tgid = id >> 32, tid = (__u32)id, bits, weight;
 	struct task_struct *task;
 	struct walk_state *st;
 	struct sample_event *e;
@@ -574,7 +574,7 @@ int on_cpu_sample(struct bpf_perf_event_data *ctx)
 		count(CNT_IDLE);
 		return 0;
 	}
-	if (!wanted(tgid, &bits))
+	if (!wanted(tgid, &bits, &weight))
 		return 0;
 	st = get_state();
 	if (!st)
@@ -587,6 +587,7 @@ int on_cpu_sample(struct bpf_perf_event_data *ctx)
 	e->cpu = bpf_get_smp_processor_id();
 	e->flags = 0;
 	e->policy_bits = bits;
+	e->weight = weight;
 	__builtin_memset(e->pad, 0, sizeof(e->pad));
 	bpf_get_current_comm(e->comm, sizeof(e->comm));
 	task = (struct task_struct *)bpf_get_current_task();

@@ -74,7 +74,8 @@ struct sample_event {
 	__s16 ustack_len;	/* frames in ustack */
 	__u8 kstack_status;	/* enum stack_status */
 	__u8 ustack_status;
-	__u8 pad[6];
+	__u8 pad[2];
+	__u32 weight;		/* base-rate periods this sample stands for (its target's sample_every) */
 	char comm[PROFLEET_COMM_LEN];	/* thread name */
 	char pcomm[PROFLEET_COMM_LEN];	/* process (group leader) name */
 	__u64 kstack[PROFLEET_MAX_STACK];
@@ -87,6 +88,12 @@ struct sample_event {
 struct target_cfg {
 	__u32 sample_every;	/* keep one sample in N (per-target rate below the base rate); 0/1 = all */
 	__u32 policy_bits;
+	/*
+	 * The target's own subsampling phase, advanced by the BPF program on every
+	 * sample of the target (on any CPU; a lost update between two CPUs only
+	 * shifts the phase). User space writes 0.
+	 */
+	__u32 phase;
 };
 
 /* Per-CPU counters, index into the counters array map. */
@@ -124,7 +131,7 @@ enum counter {
 _Static_assert(sizeof(struct sample_event) ==
 		       80 + 2 * 8 * PROFLEET_MAX_STACK + 5 * (PROFLEET_MAX_STACK + 1),
 	       "sample_event layout changed: update both sides");
-_Static_assert(sizeof(struct target_cfg) == 8, "target_cfg layout");
+_Static_assert(sizeof(struct target_cfg) == 12, "target_cfg layout");
 #endif
 
 #endif

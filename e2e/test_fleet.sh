@@ -148,6 +148,7 @@ workload() {
 	# starts inside the cgroup: the shell moves itself there, then execs
 	sh -c "echo \$\$ > '$dir/cgroup.procs' && exec env ${5:-} nice -n 10 '$W/$3' 100000000" &
 	PIDS="$PIDS $!"
+	echo $! >"$W/pid-$3"
 }
 
 UID_WEB1=$(pod "$SHOP" web-1 "$NODE_A" '{"app": "web"}')
@@ -481,6 +482,45 @@ k apply -f "$W/db.yaml" >/dev/null
 wait_until 10 sh -c "jq -r '.targets[].containerID' '$W/state-a.json' | grep -q '$C_DB1'"
 check "slower targets are subsampled from the fastest rate" \
 	[ "$(jq -r ".targets[] | select(.containerID == \"$C_DB1\") | .sampleEvery" "$W/state-a.json")" = 10 ]
+
+# CPU time: web-1 (199 Hz) and db-1 (19 Hz, kept 1 in 10) share CPU 0; what each pod's
+# exported profiles say it used matches what /proc says it ran, window by window
+policy web "$SHOP" 199 "export: {backendRefs: [sink-$RUN]}"
+printf '  export: {backendRefs: [sink-%s]}\n' "$RUN" >>"$W/db.yaml"
+k apply -f "$W/db.yaml" >/dev/null
+P_WEB1=$(cat "$W/pid-e2e-web1") P_DB1=$(cat "$W/pid-e2e-db1")
+taskset -a -p -c 0 "$P_WEB1" >/dev/null && taskset -a -p -c 0 "$P_DB1" >/dev/null
+sleep 3	# the export reaches the agent; the next interval has both in force
+(while :; do
+	for p in "$P_WEB1" "$P_DB1"; do
+		echo "$(date +%s%N) $(cut -d' ' -f14,15 "/proc/$p/stat")" >>"$W/stat-$p.log"
+	done
+	sleep 0.1
+done) &
+POLL=$!
+PIDS="$PIDS $POLL"
+CT0=$(date +%s%N)
+sleep 16
+CT1=$(date +%s%N)
+kill "$POLL"
+sleep 3	# the last window's export
+for req in "$W"/sink/req-*.txt; do
+	body=$(echo "$req" | sed 's/req-/body-/; s/\.txt$/.bin/')
+	pod=$(grep -o 'pod%3D[a-z0-9-]*' "$req" | head -1 | sed 's/pod%3D//')
+	case $pod in web-1 | db-1) ;; *) continue ;; esac
+	perl -e 'local $/; open F, "<", $ARGV[0] or die; binmode F; $b = <F>;
+		$i = index($b, "\x1f\x8b"); $j = rindex($b, "\r\n--");
+		open O, ">", $ARGV[1] or die; binmode O; print O substr($b, $i, $j - $i);' "$body" "$W/cpu.pb.gz" 2>/dev/null &&
+		zcat "$W/cpu.pb.gz" | protoc --decode=perftools.profiles.Profile -I "$TOP/proto" \
+			"$TOP/proto/profile.proto" >"$req.prof.txt" 2>/dev/null && echo "$req.prof.txt" >>"$W/cpu-$pod.list"
+done
+for pod in web-1:$P_WEB1 db-1:$P_DB1; do
+	name=${pod%%:*}
+	r=$(perl "$TOP/e2e/cputime.pl" "$W/stat-${pod#*:}.log" "$CT0" "$CT1" $(cat "$W/cpu-$name.list" 2>/dev/null) 2>&1)
+	note "$name: exported $(echo "$r" | cut -d' ' -f1) ms of CPU, /proc says $(echo "$r" | cut -d' ' -f2) ms, over $(echo "$r" | cut -d' ' -f3) windows"
+	echo "$r" | awk '$3 >= 4 && $2 > 1000 && $1 >= 0.9 * $2 && $1 <= 1.1 * $2 { ok = 1 } END { exit !ok }'
+	verdict "$name's exported CPU time is within 10% of what it ran (/proc/PID/stat)" $?
+done
 k delete -f "$W/db.yaml" >/dev/null
 
 # ---- invalid policies ------------------------------------------------------------------

@@ -217,26 +217,54 @@ static void test_unreadable(void **state)
 	procs__free(p);
 }
 
+/*
+ * A long run through many short processes: with procs__gc between intervals,
+ * exited processes and their mappings are forgotten, so a table of 10 mappings
+ * serves 300 processes, each resolved while it lives; a live process keeps its
+ * mapping and its id across every collection.
+ */
 static void test_bounded(void **state)
 {
 	struct procs_opts o = { .proc_root = root, .max_procs = 64, .max_mappings = 10 };
 	struct procs *p = procs__new(&o);
 	struct procs_stats st;
-	uint32_t id;
+	uint32_t id, live_id, id2;
 
 	(void)state;
+	procs__on_exec(p, 5000, "live", 1);
+	procs__on_mmap(p, 5000, 0x7000, 0x1000, 0, 1, 1, 5000, "/bin/live", 2);
+	assert_int_equal(procs__resolve(p, 5000, 0x7000, &live_id), 0);
 	for (int pid = 1000; pid < 1300; pid++) {
 		procs__on_exec(p, pid, "x", 10);
 		procs__on_mmap(p, pid, 0x1000, 0x1000, 0, 1, 1, (uint64_t)pid, "/bin/x", 11);
+		assert_int_equal(procs__resolve(p, pid, 0x1000, &id), 0);
+		assert_string_equal(procs__mapping(p, id)->path, "/bin/x");
 		procs__on_exit(p, pid);
+		if (pid % 4 == 3)	/* an interval ends: the aggregates were reset */
+			assert_int_equal(procs__gc(p), 0);
 	}
 	procs__stats(p, &st);
-	assert_true(st.procs_evicted >= 300 - 64);
-	assert_true(st.mappings <= 10);
-	assert_true(st.mappings_full > 0);
-	/* the newest processes are still there */
-	assert_int_equal(procs__resolve(p, 1299, 0x1000, &id), -ENOENT); /* table was full */
-	assert_int_equal(procs__resolve(p, 1005, 0x1000, &id), -ENOENT); /* evicted, and gone */
+	assert_int_equal(st.mappings_full, 0);
+	assert_true(st.mappings_live <= 9);
+	assert_true(st.procs_live <= 9);
+	assert_true(st.mappings_freed >= 290);
+	assert_true(procs__nmappings(p) <= 10);	/* freed ids were given again */
+	/* the live one is untouched */
+	assert_int_equal(procs__resolve(p, 5000, 0x7000, &id2), 0);
+	assert_int_equal(id2, live_id);
+	assert_string_equal(procs__mapping(p, live_id)->path, "/bin/live");
+	/* a process that just exited still resolves (samples in flight), until two
+	 * collections later */
+	procs__on_exec(p, 6000, "y", 20);
+	procs__on_mmap(p, 6000, 0x1000, 0x1000, 0, 1, 1, 6000, "/bin/y", 21);
+	procs__on_exit(p, 6000);
+	assert_int_equal(procs__resolve(p, 6000, 0x1000, &id), 0);
+	assert_int_equal(procs__gc(p), 0);
+	assert_int_equal(procs__resolve(p, 6000, 0x1000, &id), 0);
+	assert_string_equal(procs__mapping(p, id)->path, "/bin/y");
+	assert_int_equal(procs__gc(p), 0);
+	assert_int_equal(procs__resolve(p, 6000, 0x1000, &id), -ENOENT);
+	assert_null(procs__mapping(p, 10000));
 	procs__free(p);
 }
 
