@@ -26,6 +26,8 @@ struct item {
 	uint8_t *pprof_gz;
 	size_t len;
 	char *name;		/* pyroscope: service.cpu{k=v,...}; dir: a file-name stem */
+	char **policies;	/* controller: the route (owned copies) */
+	size_t npolicies;
 	int64_t from_s, until_s;
 	int rate_hz;
 };
@@ -87,7 +89,28 @@ static void item_free(struct item *it)
 {
 	free(it->pprof_gz);
 	free(it->name);
+	for (size_t i = 0; i < it->npolicies; i++)
+		free(it->policies[i]);
+	free(it->policies);
 	memset(it, 0, sizeof(*it));
+}
+
+/* Copies the route into the item; -ENOMEM. */
+static int item_set_route(struct item *it, const struct export_route *route)
+{
+	size_t n = route ? route->npolicies : 0;
+
+	if (!n)
+		return 0;
+	it->policies = calloc(n, sizeof(*it->policies));
+	if (!it->policies)
+		return -ENOMEM;
+	for (; it->npolicies < n; it->npolicies++) {
+		it->policies[it->npolicies] = strdup(route->policies[it->npolicies]);
+		if (!it->policies[it->npolicies])
+			return -ENOMEM;
+	}
+	return 0;
 }
 
 /* ---- senders ----------------------------------------------------------------- */
@@ -426,7 +449,8 @@ static enum result send_dir(struct exporter *e, const struct item *it)
 
 static enum result send_controller(struct exporter *e, const struct item *it)
 {
-	int r = e->o.upload(e->o.upload_ctx, it->name, it->pprof_gz, it->len, it->from_s,
+	struct export_route route = { (const char *const *)it->policies, it->npolicies };
+	int r = e->o.upload(e->o.upload_ctx, &route, it->pprof_gz, it->len, it->from_s,
 			    it->until_s, e->st.last_error, sizeof(e->st.last_error));
 
 	return !r ? SENT : r == -EAGAIN ? RETRY : REJECTED;
@@ -705,62 +729,89 @@ int exporter_submit(struct exporter *e, const struct profile *p, const char *ser
 				      NULL);
 }
 
-int exporter_submit_routed(struct exporter *e, const struct profile *p, const char *service,
-			   const struct export_label *labels, int nlabels, int64_t from_s,
-			   int64_t until_s, int rate_hz, const char *route)
+/* The profile as the exporter's kind sends it, into it->pprof_gz. */
+static int encode_for(const struct exporter *e, const struct profile *p, const char *service,
+		      const struct export_label *labels, int nlabels, struct item *it)
 {
-	struct item it = { .from_s = from_s, .until_s = until_s, .rate_hz = rate_hz };
-	char name[2048], part[600];
-	size_t n;
+	uint8_t *raw;
+	size_t rawlen;
 	int err;
 
-	if (e->t.kind == EXPORT_OTLP_HTTP || e->t.kind == EXPORT_OTLP_GRPC) {
-		uint8_t *raw;
-		size_t rawlen;
-
+	switch (e->t.kind) {
+	case EXPORT_OTLP_HTTP:
+	case EXPORT_OTLP_GRPC:
 		err = otlp__encode(p, service, labels, nlabels, &raw, &rawlen);
 		if (!err) {
-			err = gzip_bytes(raw, rawlen, &it.pprof_gz, &it.len);
+			err = gzip_bytes(raw, rawlen, &it->pprof_gz, &it->len);
 			free(raw);
 		}
-	} else if (e->t.kind == EXPORT_PYROSCOPE_PUSH) {
-		uint8_t *gz;
-		size_t gzlen;
-
-		err = pprof__encode(p, true, &gz, &gzlen);
-		if (!err) {
-			err = push_request(gz, gzlen, service, labels, nlabels, &it.pprof_gz, &it.len);
-			free(gz);
-		}
-	} else {
-		err = pprof__encode(p, true, &it.pprof_gz, &it.len);
-	}
-	if (err)
 		return err;
-	snprintf(part, sizeof(part), "%s", service && *service ? service : "profleet");
-	sanitize(part);
-	if (e->t.kind == EXPORT_CONTROLLER) {
-		snprintf(name, sizeof(name), "%s", route ? route : "");
-	} else if (e->t.kind == EXPORT_DIR) {
-		n = (size_t)snprintf(name, sizeof(name), "%s", part);
-	} else {
-		n = (size_t)snprintf(name, sizeof(name), "%s.cpu{", part);
-		for (int i = 0; i < nlabels && n < sizeof(name) - 2; i++) {
-			char k[256], v[512];
+	case EXPORT_PYROSCOPE_PUSH:
+		err = pprof__encode(p, true, &raw, &rawlen);
+		if (!err) {
+			err = push_request(raw, rawlen, service, labels, nlabels, &it->pprof_gz,
+					   &it->len);
+			free(raw);
+		}
+		return err;
+	default:
+		return pprof__encode(p, true, &it->pprof_gz, &it->len);
+	}
+}
 
-			snprintf(k, sizeof(k), "%s", labels[i].key);
-			snprintf(v, sizeof(v), "%s", labels[i].value);
+/* dir: a file-name stem; pyroscope: "service.cpu{k=v,...}", of any length. */
+static char *series_name(const struct exporter *e, const char *service,
+			 const struct export_label *labels, int nlabels)
+{
+	char *name = NULL, *part = strdup(service && *service ? service : "profleet");
+	size_t len;
+	FILE *o;
+
+	if (!part)
+		return NULL;
+	sanitize(part);
+	if (e->t.kind == EXPORT_DIR)
+		return part;
+	o = open_memstream(&name, &len);
+	if (!o) {
+		free(part);
+		return NULL;
+	}
+	fprintf(o, "%s.cpu{", part);
+	for (int i = 0; i < nlabels; i++) {
+		char *k = strdup(labels[i].key), *v = strdup(labels[i].value);
+
+		if (k && v) {
 			sanitize(k);
 			sanitize(v);
-			n += (size_t)snprintf(name + n, sizeof(name) - n, "%s%s=%s", i ? "," : "", k, v);
+			fprintf(o, "%s%s=%s", i ? "," : "", k, v);
 		}
-		if (n < sizeof(name) - 1)
-			snprintf(name + n, sizeof(name) - n, "}");
+		free(k);
+		free(v);
 	}
-	it.name = strdup(name);
-	if (!it.name) {
+	fputc('}', o);
+	free(part);
+	if (fclose(o)) {
+		free(name);
+		return NULL;
+	}
+	return name;
+}
+
+int exporter_submit_routed(struct exporter *e, const struct profile *p, const char *service,
+			   const struct export_label *labels, int nlabels, int64_t from_s,
+			   int64_t until_s, int rate_hz, const struct export_route *route)
+{
+	struct item it = { .from_s = from_s, .until_s = until_s, .rate_hz = rate_hz };
+	int err = encode_for(e, p, service, labels, nlabels, &it);
+
+	if (!err && e->t.kind == EXPORT_CONTROLLER)
+		err = item_set_route(&it, route);
+	else if (!err && !(it.name = series_name(e, service, labels, nlabels)))
+		err = -ENOMEM;
+	if (err) {
 		item_free(&it);
-		return -ENOMEM;
+		return err;
 	}
 	pthread_mutex_lock(&e->lock);
 	e->st.submitted++;

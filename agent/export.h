@@ -26,13 +26,20 @@ enum export_kind {
 				 * (last: not a --export kind) */
 };
 
+/* Where the controller's store files a profile: the policies of its target. */
+struct export_route {
+	const char *const *policies;
+	size_t npolicies;
+};
+
 /*
  * EXPORT_CONTROLLER's transport: hands one gzipped pprof to the controller.
- * route: what exporter_submit_routed was given (the target's policies).
+ * route: what exporter_submit_routed was given.
  * 0 = stored, -EAGAIN = try again later, anything else = refused (err says why).
  */
-typedef int (*export_upload_fn)(void *ctx, const char *route, const uint8_t *pprof_gz, size_t len,
-				int64_t from_s, int64_t until_s, char *err, size_t errlen);
+typedef int (*export_upload_fn)(void *ctx, const struct export_route *route,
+				const uint8_t *pprof_gz, size_t len, int64_t from_s, int64_t until_s,
+				char *err, size_t errlen);
 
 #define EXPORT_MAX_HEADERS 16
 
@@ -86,10 +93,10 @@ struct exporter *exporter_new(const struct export_target *t, const struct export
 int exporter_submit(struct exporter *e, const struct profile *p, const char *service,
 		    const struct export_label *labels, int nlabels, int64_t from_s, int64_t until_s,
 		    int rate_hz);
-/* The same with a route for EXPORT_CONTROLLER (ignored by the other kinds). */
+/* The same with a route for EXPORT_CONTROLLER (copied; ignored by the other kinds). */
 int exporter_submit_routed(struct exporter *e, const struct profile *p, const char *service,
 			   const struct export_label *labels, int nlabels, int64_t from_s,
-			   int64_t until_s, int rate_hz, const char *route);
+			   int64_t until_s, int rate_hz, const struct export_route *route);
 /* Waits until the queue is empty or timeout_ms passed; returns the profiles still queued. */
 unsigned int exporter_drain(struct exporter *e, unsigned int timeout_ms);
 void exporter_stats(struct exporter *e, struct exporter_stats *ret);

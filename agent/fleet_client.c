@@ -471,27 +471,20 @@ void fleet_client_counters(struct fleet_client *fc, const Profleet__Fleet__V1__C
 	lws_cancel_service(fc->ctx);
 }
 
-int fleet_client_upload(struct fleet_client *fc, const char *policies, const uint8_t *pprof_gz,
-			size_t len, int64_t from_s, int64_t until_s, unsigned int timeout_ms,
-			char *err, size_t errlen)
+int fleet_client_upload(struct fleet_client *fc, const char *const *policies, size_t npolicies,
+			const uint8_t *pprof_gz, size_t len, int64_t from_s, int64_t until_s,
+			unsigned int timeout_ms, char *err, size_t errlen)
 {
 	Profleet__Fleet__V1__AgentMessage m = PROFLEET__FLEET__V1__AGENT_MESSAGE__INIT;
 	Profleet__Fleet__V1__ProfileUpload u = PROFLEET__FLEET__V1__PROFILE_UPLOAD__INIT;
-	char *pols = strdup(policies ? policies : ""), *pv[1024], *save = NULL;
 	struct timespec ts;
 	uint8_t *buf;
 	size_t blen;
 	uint64_t gen, id;
 	int ret;
 
-	if (!pols) {
-		snprintf(err, errlen, "out of memory");
-		return -ENOMEM;
-	}
-	for (char *t = strtok_r(pols, ",", &save); t && u.n_policies < 1024;
-	     t = strtok_r(NULL, ",", &save))
-		pv[u.n_policies++] = t;
-	u.policies = pv;
+	u.policies = (char **)policies;	/* only read by the packer */
+	u.n_policies = npolicies;
 	u.from_unix = from_s;
 	u.until_unix = until_s;
 	u.pprof_gz.data = (uint8_t *)pprof_gz;
@@ -499,7 +492,6 @@ int fleet_client_upload(struct fleet_client *fc, const char *policies, const uin
 	m.msg_case = PROFLEET__FLEET__V1__AGENT_MESSAGE__MSG_PROFILE;
 	m.profile = &u;
 	if (profleet__fleet__v1__agent_message__get_packed_size(&m) > MAX_UPLOAD_FRAME) {
-		free(pols);
 		snprintf(err, errlen, "profile of %zu bytes is over the %u-byte frame limit", len,
 			 MAX_UPLOAD_FRAME);
 		return -E2BIG;
@@ -507,13 +499,11 @@ int fleet_client_upload(struct fleet_client *fc, const char *policies, const uin
 	pthread_mutex_lock(&fc->lock);
 	if (!fc->stats.connected || !fc->accepted) {
 		pthread_mutex_unlock(&fc->lock);
-		free(pols);
 		snprintf(err, errlen, "not connected to the controller");
 		return -EAGAIN;
 	}
 	id = u.id = ++fc->upload_id;
 	buf = pack_agent_msg(&m, &blen);
-	free(pols);
 	if (!buf) {
 		pthread_mutex_unlock(&fc->lock);
 		snprintf(err, errlen, "out of memory");

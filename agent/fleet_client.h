@@ -41,9 +41,9 @@ void fleet_client_counters(struct fleet_client *fc, const Profleet__Fleet__V1__C
  * again later); -EPERM = the controller refused it (err says why); -E2BIG.
  */
 #define MAX_UPLOAD_FRAME (16u << 20)
-int fleet_client_upload(struct fleet_client *fc, const char *policies, const uint8_t *pprof_gz,
-			size_t len, int64_t from_s, int64_t until_s, unsigned int timeout_ms,
-			char *err, size_t errlen);
+int fleet_client_upload(struct fleet_client *fc, const char *const *policies, size_t npolicies,
+			const uint8_t *pprof_gz, size_t len, int64_t from_s, int64_t until_s,
+			unsigned int timeout_ms, char *err, size_t errlen);
 /* Version of the set in use, announced in the next hello. */
 void fleet_client_set_have(struct fleet_client *fc, uint64_t version);
 void fleet_client_stats(struct fleet_client *fc, struct fleet_client_stats *ret);

@@ -79,8 +79,6 @@ struct target {
 	char **policy_names;
 	uint64_t cgroup_id;	/* 0 until found */
 	char cgroup_path[512];
-	int *pids;		/* cgroup v1: the processes put in the pids map */
-	int npids;
 	uint64_t samples;
 	/* export: this container's own profile, its labels and backends */
 	struct agg *agg;	/* NULL when no backend takes its profiles */
@@ -111,6 +109,8 @@ struct run {
 	uint64_t version;
 	int base_hz;
 	uint32_t found, missing;
+	size_t v1_pids;			/* cgroup v1: processes in the kernel's filter */
+	uint64_t v1_pids_dropped;	/* taken out of it: exited, moved or untargeted */
 	struct hmap policy_samples;	/* policy -> uint64_t*, cumulative since start */
 	uint64_t samples, untargeted, started_unix;
 	uint64_t last_sent_samples;
@@ -140,7 +140,6 @@ static void target_free(struct target *t)
 		free(t->policy_names[i]);
 	free(t->policy_names);
 	free(t->policy_counts);
-	free(t->pids);
 	agg__free(t->agg);
 	for (int i = 0; i < t->nlabels * 2; i++)
 		free(t->label_mem[i]);
@@ -177,13 +176,23 @@ static struct target *find_by_cgid(struct run *r, uint64_t id)
 	return NULL;
 }
 
-static struct target *find_by_pid(struct run *r, int pid)
+/*
+ * The reference a target's samples carry (target_cfg.policy_bits): the target
+ * set's version in the high half, the target's index + 1 in the low half, so
+ * that a sample queued before a new set is not credited to another target.
+ */
+static uint32_t target_ref(const struct run *r, int i)
 {
-	for (int i = 0; i < r->nt; i++)
-		for (int j = 0; j < r->t[i].npids; j++)
-			if (r->t[i].pids[j] == pid)
-				return &r->t[i];
-	return NULL;
+	return (uint32_t)(r->version & 0xffff) << 16 | (uint32_t)(i + 1);
+}
+
+static struct target *target_by_ref(struct run *r, uint32_t ref)
+{
+	uint32_t i = ref & 0xffff;
+
+	if (ref >> 16 != (uint32_t)(r->version & 0xffff) || !i || i > (uint32_t)r->nt)
+		return NULL;
+	return &r->t[i - 1];
 }
 
 /* The period of the sampling rate in force (before the first target set: the cap's). */
@@ -195,7 +204,9 @@ static int64_t period_ns(const struct run *r)
 static int on_sample(void *ctx, const struct sample_event *e)
 {
 	struct run *r = ctx;
-	struct target *t = r->v2 ? find_by_cgid(r, e->cgroup_id) : find_by_pid(r, (int)e->pid);
+	/* v1: by the reference the pids map gave the sample (children followed in the
+	 * kernel carry their parent's) */
+	struct target *t = r->v2 ? find_by_cgid(r, e->cgroup_id) : target_by_ref(r, e->policy_bits);
 
 	r->samples++;
 	if (!t) {
@@ -259,6 +270,40 @@ static int on_container(void *ctx, const struct cg_container *c)
 	return 0;
 }
 
+/*
+ * cgroup v1: the pids filter gets exactly the processes of the found targets'
+ * cgroups (children forked since are added by the kernel and show up here at
+ * the next scan); the exited, the moved and recycled pids go.
+ */
+static void sync_v1_pids(struct run *r)
+{
+	struct sampler_pid *want = malloc(PROFLEET_MAX_PIDS * sizeof(*want));
+	size_t n = 0, dropped = 0;
+	int err;
+
+	if (!want) {
+		log_warn("out of memory: the cgroup v1 process filter is not updated");
+		return;
+	}
+	for (int i = 0; i < r->nt && n < PROFLEET_MAX_PIDS; i++) {
+		const struct target *t = &r->t[i];
+		int pids[MAX_V1_PIDS], np;
+
+		if (!t->cgroup_path[0])
+			continue;
+		np = cg_read_procs(t->cgroup_path, pids, MAX_V1_PIDS);
+		for (int j = 0; j < np && n < PROFLEET_MAX_PIDS; j++)
+			want[n++] = (struct sampler_pid){ .pid = (uint32_t)pids[j],
+				.cfg = { .sample_every = t->sample_every, .policy_bits = target_ref(r, i) } };
+	}
+	err = sampler__sync_pids(r->s, want, n, &dropped);
+	if (err)
+		log_warn("cannot update the process filter: %s", strerror(-err));
+	r->v1_pids = n;
+	r->v1_pids_dropped += dropped;
+	free(want);
+}
+
 /* Finds the targets' cgroups and programs the kernel filter. */
 static void sync_cgroups(struct run *r, bool log_changes)
 {
@@ -281,31 +326,22 @@ static void sync_cgroups(struct run *r, bool log_changes)
 	by = calloc((size_t)r->nt + 1, sizeof(*by));
 	for (int i = 0; i < r->nt; i++) {
 		struct target *t = &r->t[i];
-		struct target_cfg tc = { .sample_every = t->sample_every, .policy_bits = (uint32_t)i + 1 };
+		struct target_cfg tc = { .sample_every = t->sample_every, .policy_bits = target_ref(r, i) };
 
 		if (!t->cgroup_path[0]) {
 			missing++;
 			continue;
 		}
 		found++;
-		if (r->v2) {
-			if (sampler__set_target(r->s, t->cgroup_id, &tc))
-				log_warn("cannot target cgroup %s", t->cgroup_path);
-			if (by)
-				by[nby++] = t;
-		} else {
-			int pids[MAX_V1_PIDS];
-			int n = cg_read_procs(t->cgroup_path, pids, MAX_V1_PIDS);
-
-			for (int j = 0; j < n; j++)
-				sampler__add_pid(r->s, pids[j]);
-			free(t->pids);
-			t->pids = n > 0 ? malloc((size_t)n * sizeof(int)) : NULL;
-			t->npids = t->pids ? n : 0;
-			if (t->pids)
-				memcpy(t->pids, pids, (size_t)n * sizeof(int));
-		}
+		if (!r->v2)
+			continue;
+		if (sampler__set_target(r->s, t->cgroup_id, &tc))
+			log_warn("cannot target cgroup %s", t->cgroup_path);
+		if (by)
+			by[nby++] = t;
 	}
+	if (!r->v2)
+		sync_v1_pids(r);
 	if (by)
 		qsort(by, (size_t)nby, sizeof(*by), cmp_by_cgid);
 	free(r->by_cgid);
@@ -317,14 +353,12 @@ static void sync_cgroups(struct run *r, bool log_changes)
 	r->missing = missing;
 }
 
+/* Before a new set: the cgroup filter is emptied (v1's pids are synced after it). */
 static void untarget_all(struct run *r)
 {
-	for (int i = 0; i < r->nt; i++) {
+	for (int i = 0; i < r->nt; i++)
 		if (r->t[i].cgroup_id)
 			sampler__del_target(r->s, r->t[i].cgroup_id);
-		for (int j = 0; j < r->t[i].npids; j++)
-			sampler__del_pid(r->s, r->t[i].pids[j]);
-	}
 }
 
 static uint64_t *policy_counter(struct run *r, const char *name)
@@ -365,8 +399,8 @@ static void fbackend_free(struct fbackend *b)
 }
 
 /* The built-in store's transport: the agent's own connection to the controller. */
-static int run_upload(void *ctx, const char *route, const uint8_t *buf, size_t len, int64_t from_s,
-		      int64_t until_s, char *err, size_t errlen)
+static int run_upload(void *ctx, const struct export_route *route, const uint8_t *buf, size_t len,
+		      int64_t from_s, int64_t until_s, char *err, size_t errlen)
 {
 	struct run *r = ctx;
 
@@ -374,7 +408,8 @@ static int run_upload(void *ctx, const char *route, const uint8_t *buf, size_t l
 		snprintf(err, errlen, "no controller");
 		return -EPERM;
 	}
-	return fleet_client_upload(r->fc, route, buf, len, from_s, until_s, 60000, err, errlen);
+	return fleet_client_upload(r->fc, route->policies, route->npolicies, buf, len, from_s,
+				   until_s, 60000, err, errlen);
 }
 
 /* Creates exporters for backends not seen before (a changed URL: a new one). */
@@ -495,14 +530,10 @@ static void export_target(struct run *r, struct target *t, const struct ksyms *k
 		log_warn("export: cannot build the profile of %s/%s", t->ns, t->pod);
 		r->export_failures++;
 	} else {
-		char route[4096];
-		size_t rn = 0;
-
 		/* the store keeps it under the target's policies (those that use it) */
-		route[0] = 0;
-		for (int i = 0; i < t->npolicies && rn < sizeof(route) - 1; i++)
-			rn += (size_t)snprintf(route + rn, sizeof(route) - rn, "%s%s", i ? "," : "",
-					       t->policy_names[i]);
+		const struct export_route route = { (const char *const *)t->policy_names,
+						    (size_t)t->npolicies };
+
 		for (int i = 0; i < t->nbackends; i++) {
 			struct fbackend *b = hmap_get(&r->exporters, t->backends[i]);
 
@@ -512,7 +543,7 @@ static void export_target(struct run *r, struct target *t, const struct ksyms *k
 			}
 			if (exporter_submit_routed(b->e, prof, t->service ? t->service : fallback,
 						   t->labels, t->nlabels, from_ns / 1000000000,
-						   until_ns / 1000000000, r->base_hz, route) == 0)
+						   until_ns / 1000000000, r->base_hz, &route) == 0)
 				r->exported++;
 			else
 				r->export_failures++;
@@ -976,6 +1007,8 @@ static void write_state(struct run *r)
 		cJSON_AddNumberToObject(o, "processesTracked", (double)ps.procs_live);
 		cJSON_AddNumberToObject(o, "mappingsTracked", (double)ps.mappings_live);
 		cJSON_AddNumberToObject(o, "mappingsFreed", (double)ps.mappings_freed);
+		cJSON_AddNumberToObject(o, "v1Pids", (double)r->v1_pids);
+		cJSON_AddNumberToObject(o, "v1PidsDropped", (double)r->v1_pids_dropped);
 	}
 	{
 		cJSON *ex = cJSON_AddObjectToObject(o, "exporters");

@@ -568,8 +568,9 @@ struct sampler *sampler__new(const struct sampler_opts *opts, struct procs *proc
 		 s->kernel.release, s->kernel.dwarf ? "table-driven" : "frame-pointer",
 		 s->kernel.task_pt_regs ? "" : ", user registers from the kernel stack",
 		 s->kernel.verified[0] ? s->kernel.verified : "not reported before 5.16");
-	if (opts->filter == FILTER_PIDS && opts->follow_children) {
-		err = oncpu_bpf__attach(s->skel);	/* the fork/exit tracepoints */
+	if (opts->filter == FILTER_PIDS || opts->pids_fallback) {
+		/* the fork/exit tracepoints: children followed, the exited taken out */
+		err = oncpu_bpf__attach(s->skel);
 		if (err) {
 			log_error("cannot attach the fork tracepoints: %s", strerror(-err));
 			goto out;
@@ -686,13 +687,87 @@ int sampler__add_pid(struct sampler *s, int pid)
 	return 0;
 }
 
+/* Writes key -> cfg unless the same rate and bits are there (which keeps the phase). */
+static int put_cfg(int fd, const void *key, const struct target_cfg *cfg)
+{
+	struct target_cfg cur, v = { .sample_every = cfg->sample_every,
+				     .policy_bits = cfg->policy_bits };
+
+	if (bpf_map_lookup_elem(fd, key, &cur) == 0 && cur.sample_every == v.sample_every &&
+	    cur.policy_bits == v.policy_bits)
+		return 0;
+	if (bpf_map_update_elem(fd, key, &v, BPF_ANY))
+		return -errno;
+	return 0;
+}
+
 int sampler__set_target(struct sampler *s, uint64_t cgroup_id, const struct target_cfg *cfg)
 {
 	__u64 key = cgroup_id;
 
-	if (bpf_map_update_elem(bpf_map__fd(s->skel->maps.targets), &key, cfg, BPF_ANY))
-		return -errno;
-	return 0;
+	return put_cfg(bpf_map__fd(s->skel->maps.targets), &key, cfg);
+}
+
+static int cmp_pid(const void *a, const void *b)
+{
+	uint32_t x = ((const struct sampler_pid *)a)->pid, y = ((const struct sampler_pid *)b)->pid;
+
+	return x < y ? -1 : x > y;
+}
+
+/* Deletes from the pids map every process not in want (sorted by pid). */
+static int drop_unwanted_pids(int fd, const struct sampler_pid *want, size_t n, size_t *ret_dropped)
+{
+	__u32 key, next, *keys, nkeys = 0;
+	int err = 0;
+	bool first = true;
+
+	keys = malloc(PROFLEET_MAX_PIDS * sizeof(*keys));
+	if (!keys)
+		return -ENOMEM;
+	while (nkeys < PROFLEET_MAX_PIDS &&
+	       bpf_map_get_next_key(fd, first ? NULL : &key, &next) == 0) {
+		keys[nkeys++] = next;
+		key = next;
+		first = false;
+	}
+	*ret_dropped = 0;
+	for (uint32_t i = 0; i < nkeys; i++) {
+		struct sampler_pid k = { .pid = keys[i] };
+
+		if (bsearch(&k, want, n, sizeof(*want), cmp_pid))
+			continue;
+		if (bpf_map_delete_elem(fd, &keys[i]) && errno != ENOENT)
+			err = -errno;
+		else
+			(*ret_dropped)++;
+	}
+	free(keys);
+	return err;
+}
+
+int sampler__sync_pids(struct sampler *s, struct sampler_pid *want, size_t n, size_t *ret_dropped)
+{
+	int fd = bpf_map__fd(s->skel->maps.pids), err = 0;
+	size_t dropped = 0;
+
+	qsort(want, n, sizeof(*want), cmp_pid);
+	for (size_t i = 0; i < n; i++) {
+		__u32 key = want[i].pid;
+		int e = put_cfg(fd, &key, &want[i].cfg);
+
+		if (e && !err)
+			err = e;
+	}
+	{
+		int e = drop_unwanted_pids(fd, want, n, &dropped);
+
+		if (e && !err)
+			err = e;
+	}
+	if (ret_dropped)
+		*ret_dropped = dropped;
+	return err;
 }
 
 int sampler__del_target(struct sampler *s, uint64_t cgroup_id)

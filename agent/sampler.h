@@ -85,6 +85,18 @@ int sampler__poll(struct sampler *s, int timeout_ms);
 int sampler__set_target(struct sampler *s, uint64_t cgroup_id, const struct target_cfg *cfg);
 int sampler__del_target(struct sampler *s, uint64_t cgroup_id);
 int sampler__del_pid(struct sampler *s, int pid);
+struct sampler_pid {
+	uint32_t pid;
+	struct target_cfg cfg;
+};
+/*
+ * Makes the pids filter hold exactly want (cgroup v1 hosts: the processes of
+ * the targeted cgroups, read now): entries whose rate and bits are unchanged
+ * keep their subsampling phase; processes no longer wanted (exited, moved,
+ * untargeted, or a recycled pid) are removed, *ret_dropped (may be NULL) of
+ * them. Sorts want. 0 or the first -errno.
+ */
+int sampler__sync_pids(struct sampler *s, struct sampler_pid *want, size_t n, size_t *ret_dropped);
 /* Changes the sampling frequency of every CPU's event in place; 0 disables them. */
 int sampler__set_frequency(struct sampler *s, int hz);
 /* Drains what is left (call after disabling). */

@@ -59,7 +59,7 @@ struct {
 /* tgid -> target_cfg, for --pid and for a command and its children */
 struct {
 	__uint(type, BPF_MAP_TYPE_HASH);
-	__uint(max_entries, 65536);
+	__uint(max_entries, PROFLEET_MAX_PIDS);
 	__type(key, __u32);
 	__type(value, struct target_cfg);
 } pids SEC(".maps");

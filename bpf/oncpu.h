@@ -84,10 +84,13 @@ struct sample_event {
 	__u8 ukind[PROFLEET_MAX_STACK + 1];	/* enum walker */
 };
 
+/* Processes the pids map holds at once (cgroup v1 hosts, --pid and their children). */
+#define PROFLEET_MAX_PIDS 65536
+
 /* Value of the targets (cgroup id) and pids maps. */
 struct target_cfg {
 	__u32 sample_every;	/* keep one sample in N (per-target rate below the base rate); 0/1 = all */
-	__u32 policy_bits;
+	__u32 policy_bits;	/* the agent's reference for the target, copied into its samples */
 	/*
 	 * The target's own subsampling phase, advanced by the BPF program on every
 	 * sample of the target (on any CPU; a lost update between two CPUs only

@@ -723,6 +723,54 @@ static void test_pyroscope_push(void **state)
 	recv_stop(&rv);
 }
 
+/* What the controller transport was handed (the built-in store's route). */
+static struct {
+	size_t n;
+	char *policies[256];
+	size_t gzlen;
+} got_upload;
+
+static int fake_upload(void *ctx, const struct export_route *route, const uint8_t *gz, size_t len,
+		       int64_t from_s, int64_t until_s, char *err, size_t errlen)
+{
+	(void)ctx, (void)gz, (void)from_s, (void)until_s, (void)err, (void)errlen;
+	got_upload.n = route->npolicies;
+	for (size_t i = 0; i < route->npolicies && i < 256; i++)
+		got_upload.policies[i] = strdup(route->policies[i]);
+	got_upload.gzlen = len;
+	return 0;
+}
+
+/* 200 policies with long names (12 KB in all) reach the transport as they are. */
+static void test_controller_route(void **state)
+{
+	struct export_target t = { .kind = EXPORT_CONTROLLER, .url = "store" };
+	struct exporter_opts o = { .upload = fake_upload };
+	char names[200][64], msg[128];
+	const char *pv[200];
+	struct export_route route = { pv, 200 };
+	struct profile *p = make_profile("f", 1);
+	struct exporter *e = exporter_new(&t, NULL, &o, msg, sizeof(msg));
+
+	(void)state;
+	assert_non_null(e);
+	for (int i = 0; i < 200; i++) {
+		snprintf(names[i], sizeof(names[i]), "namespace-%03d/a-policy-with-a-long-name-%03d", i,
+			 i);
+		pv[i] = names[i];
+	}
+	assert_int_equal(exporter_submit_routed(e, p, "svc", NULL, 0, 1, 2, 19, &route), 0);
+	assert_int_equal(exporter_drain(e, 5000), 0);
+	assert_int_equal(got_upload.n, 200);
+	assert_true(got_upload.gzlen > 0);
+	for (int i = 0; i < 200; i++) {
+		assert_string_equal(got_upload.policies[i], names[i]);
+		free(got_upload.policies[i]);
+	}
+	profile__free(p);
+	exporter_free(e);
+}
+
 int main(void)
 {
 	signal(SIGPIPE, SIG_IGN);	/* receivers may write to a client that gave up */
@@ -737,6 +785,7 @@ int main(void)
 		cmocka_unit_test(test_otlp_long_names),
 		cmocka_unit_test(test_otlp_http),
 		cmocka_unit_test(test_pyroscope_push),
+		cmocka_unit_test(test_controller_route),
 	};
 
 	log_set_level(LOG_LVL_ERROR);
