@@ -154,7 +154,7 @@ static int set_format(struct record_config *cfg, const char *val, char *msg, siz
 	return 0;
 }
 
-static int parse_bool(const char *val, bool *ret)
+int cli_parse_bool(const char *val, bool *ret)
 {
 	if (!strcasecmp(val, "on") || !strcasecmp(val, "true") || !strcmp(val, "1") ||
 	    !strcasecmp(val, "yes"))
@@ -169,7 +169,7 @@ static int parse_bool(const char *val, bool *ret)
 
 static int set_kernel_stacks(struct record_config *cfg, const char *val, char *msg, size_t len)
 {
-	if (parse_bool(val, &cfg->kernel_stacks)) {
+	if (cli_parse_bool(val, &cfg->kernel_stacks)) {
 		snprintf(msg, len, "--kernel-stacks: '%s' is not on or off", val);
 		return -EINVAL;
 	}
@@ -203,7 +203,7 @@ static int set_unwind_rows(struct record_config *cfg, const char *val, char *msg
 
 static int set_progress(struct record_config *cfg, const char *val, char *msg, size_t len)
 {
-	if (parse_bool(val, &cfg->progress)) {
+	if (cli_parse_bool(val, &cfg->progress)) {
 		snprintf(msg, len, "--progress: '%s' is not on or off", val);
 		return -EINVAL;
 	}
@@ -447,7 +447,7 @@ enum cli_result cli_parse_record(int argc, char **argv, char **envp, struct reco
 	memset(cfg, 0, sizeof(*cfg));
 	cfg->all = true;
 	cfg->duration = 10;
-	cfg->frequency = 19;
+	cfg->frequency = CLI_DEFAULT_FREQUENCY;
 	cfg->kernel_stacks = true;
 	cfg->dwarf_unwind = true;
 	cfg->top = 10;

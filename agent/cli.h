@@ -10,6 +10,7 @@
 #define CLI_MAX_OUTPUTS 8
 #define CLI_MAX_EXPORTS 8
 #define CLI_MAX_FREQUENCY 1000
+#define CLI_DEFAULT_FREQUENCY 19	/* record's samples per second per CPU */
 
 enum out_format { FMT_AUTO = 0, FMT_PPROF, FMT_FOLDED, FMT_SVG };
 
@@ -63,5 +64,7 @@ enum out_format cli_format_from_path(const char *path);
 const char *cli_format_name(enum out_format f);
 void cli_print_record_help(FILE *out);
 void cli_print_main_help(FILE *out);
+/* on/true/yes/1 and off/false/no/0, any case; 0 or -EINVAL. Every boolean option takes these. */
+int cli_parse_bool(const char *val, bool *ret);
 
 #endif

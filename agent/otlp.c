@@ -308,7 +308,11 @@ int otlp__encode(const struct profile *p, const char *service, const struct expo
 
 		e.sample_stack[i] = stack_idx(&e, s->locs, s->nlocs);
 		e.sample_attrs[i] = calloc((size_t)s->nlabels + 1, sizeof(int32_t));
-		for (uint32_t k = 0; e.sample_attrs[i] && k < s->nlabels; k++) {
+		if (!e.sample_attrs[i]) {
+			err = -ENOMEM;
+			goto out;
+		}
+		for (uint32_t k = 0; k < s->nlabels; k++) {
 			e.sample_attrs[i][k] = attr_idx(&e, &s->labels[k]);
 			str_idx(&e, otlp__attr_key(s->labels[k].key));
 			if (s->labels[k].unit)

@@ -23,6 +23,7 @@
 
 #include "aggregate.h"
 #include "cgroups.h"
+#include "cli.h"
 #include "elfsym.h"
 #include "export.h"
 #include "httpd.h"
@@ -1341,7 +1342,7 @@ void run_print_help(FILE *out)
 		"                       /proc/self/mountinfo)\n"
 		"  --cgroup-mode MODE   auto (v2 when mounted), v2, or v1: find containers in a v1\n"
 		"                       hierarchy and target their processes (PROFLEET_CGROUP_MODE)\n"
-		"  --kernel-stacks BOOL (PROFLEET_KERNEL_STACKS, true)\n"
+		"  --kernel-stacks on|off (PROFLEET_KERNEL_STACKS, on)\n"
 		"  --unwinder dwarf|fp  (PROFLEET_UNWINDER, dwarf)\n"
 		"  --unwind-rows N      rows of the kernel's unwind table array, 12 bytes each\n"
 		"                       (PROFLEET_UNWIND_ROWS, 1048576)\n"
@@ -1357,19 +1358,6 @@ static const char *envv(char **envp, const char *name)
 		if (!strncmp(*e, name, n) && (*e)[n] == '=')
 			return *e + n + 1;
 	return NULL;
-}
-
-static int parse_bool(const char *s, bool *ret)
-{
-	if (!strcmp(s, "true") || !strcmp(s, "1") || !strcmp(s, "yes")) {
-		*ret = true;
-		return 0;
-	}
-	if (!strcmp(s, "false") || !strcmp(s, "0") || !strcmp(s, "no")) {
-		*ret = false;
-		return 0;
-	}
-	return -EINVAL;
 }
 
 static int set_opt(struct run_config *c, int ch, const char *v, FILE *err)
@@ -1417,8 +1405,8 @@ static int set_opt(struct run_config *c, int ch, const char *v, FILE *err)
 		c->interval = d;
 		break;
 	case 'k':
-		if (parse_bool(v, &c->kernel_stacks)) {
-			fprintf(err, "profleet-agent run: --kernel-stacks %s: want true or false\n", v);
+		if (cli_parse_bool(v, &c->kernel_stacks)) {
+			fprintf(err, "profleet-agent run: --kernel-stacks %s: want on or off\n", v);
 			return -1;
 		}
 		break;

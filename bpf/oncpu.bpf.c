@@ -14,6 +14,9 @@
 
 char LICENSE[] SEC("license") = "GPL";
 
+/* include/linux/sched.h: task_struct.flags of a kernel thread (a #define, not in BTF) */
+#define PF_KTHREAD 0x00200000
+
 const volatile __u32 cfg_filter = FILTER_ALL;
 const volatile bool cfg_kernel_stacks = true;
 const volatile bool cfg_user_stacks = true;
@@ -596,7 +599,7 @@ int on_cpu_sample(struct bpf_perf_event_data *ctx)
 	kernel_stack(ctx, e);
 	e->ustack_len = 0;
 	e->ustack_status = STACK_EMPTY;
-	user = cfg_user_stacks && !(BPF_CORE_READ(task, flags) & 0x00200000 /* PF_KTHREAD */);
+	user = cfg_user_stacks && !(BPF_CORE_READ(task, flags) & PF_KTHREAD);
 	if (user && cfg_dwarf_unwind) {
 		walk_user(ctx, task, st);	/* sends the sample at the end of the chain */
 		return 0;

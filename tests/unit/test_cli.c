@@ -71,6 +71,15 @@ static void test_run(void **state)
 	assert_string_equal(c.token_file, "/var/run/secrets/profleet/token");
 	assert_int_equal(c.cgroup_mode, 0);
 
+	/* every boolean option takes the same words as record's */
+	assert_int_equal(parse_run("run --controller ws://c:1 --node-name n --kernel-stacks off", NULL,
+				   &c, err, sizeof(err)), CLI_OK);
+	assert_false(c.kernel_stacks);
+	assert_int_equal(parse_run("run --controller ws://c:1 --node-name n --kernel-stacks ON", NULL,
+				   &c, err, sizeof(err)), CLI_OK);
+	assert_true(c.kernel_stacks);
+	assert_int_equal(parse_run("run --controller ws://c:1 --node-name n --kernel-stacks maybe",
+				   NULL, &c, err, sizeof(err)), CLI_USAGE_ERROR);
 	assert_int_equal(parse_run("run --controller ws://c:1 -o a.pb.gz --output b.svg --interval 5 "
 				   "--unwinder fp --kernel-stacks false --cgroup-mode v2", env, &c, err,
 				   sizeof(err)), CLI_OK);
