@@ -32,6 +32,7 @@
 #include "fleet_client.h"
 #include "hmap.h"
 #include "ksyms.h"
+#include "labels.h"
 #include "log.h"
 #include "procs.h"
 #include "profile.h"
@@ -84,9 +85,7 @@ struct target {
 	/* export: this container's own profile, its labels and backends */
 	struct agg *agg;	/* NULL when no backend takes its profiles */
 	uint64_t agg_samples;	/* samples in agg this interval */
-	struct export_label *labels;
-	char **label_mem;	/* owned strings of labels */
-	int nlabels;
+	struct label_set labels;	/* identity first: see target_identity */
 	char *service;		/* service_name, once known */
 	char **backends;
 	int nbackends;
@@ -111,6 +110,7 @@ struct run {
 	int base_hz;
 	uint32_t found, missing;
 	size_t v1_pids;			/* cgroup v1: processes in the kernel's filter */
+	uint64_t labels_dropped;	/* a target's label named like an identity one (or twice) */
 	uint64_t v1_pids_dropped;	/* taken out of it: exited, moved or untargeted */
 	struct hmap policy_samples;	/* policy -> uint64_t*, cumulative since start */
 	uint64_t samples, untargeted, started_unix;
@@ -142,10 +142,7 @@ static void target_free(struct target *t)
 	free(t->policy_names);
 	free(t->policy_counts);
 	agg__free(t->agg);
-	for (int i = 0; i < t->nlabels * 2; i++)
-		free(t->label_mem[i]);
-	free(t->label_mem);
-	free(t->labels);
+	label_set_free(&t->labels);
 	free(t->service);
 	for (int i = 0; i < t->nbackends; i++)
 		free(t->backends[i]);
@@ -543,7 +540,7 @@ static void export_target(struct run *r, struct target *t, const struct ksyms *k
 				continue;
 			}
 			if (exporter_submit_routed(b->e, prof, t->service ? t->service : fallback,
-						   t->labels, t->nlabels, from_ns / 1000000000,
+						   t->labels.v, t->labels.n, from_ns / 1000000000,
 						   until_ns / 1000000000, r->base_hz, &route) == 0)
 				r->exported++;
 			else
@@ -551,7 +548,7 @@ static void export_target(struct run *r, struct target *t, const struct ksyms *k
 		}
 		for (int i = 0; i < r->ncli_exporters; i++)
 			if (exporter_submit(r->cli_exporters[i], prof, t->service ? t->service : fallback,
-					    t->labels, t->nlabels, from_ns / 1000000000,
+					    t->labels.v, t->labels.n, from_ns / 1000000000,
 					    until_ns / 1000000000, r->base_hz) == 0)
 				r->exported++;
 			else
@@ -562,53 +559,61 @@ static void export_target(struct run *r, struct target *t, const struct ksyms *k
 	t->agg_samples = 0;
 }
 
-/* Fills a target's identity labels and backends from the controller's Target. */
+/* "ns/a,ns/b": the policies that select the target, of any length; NULL if none. */
+static char *policies_value(const Profleet__Fleet__V1__Target *in)
+{
+	char *v = NULL;
+	size_t len;
+	FILE *o;
+
+	if (!in->n_policies || !(o = open_memstream(&v, &len)))
+		return NULL;
+	for (size_t i = 0; i < in->n_policies; i++)
+		fprintf(o, "%s%s", i ? "," : "", in->policies[i]);
+	if (fclose(o)) {
+		free(v);
+		return NULL;
+	}
+	return v;
+}
+
+/*
+ * Fills a target's labels and backends from the controller's Target. The
+ * identity labels come first and win: a policy's static label named namespace,
+ * pod, node, ... (or a second service_name) is dropped, so that a tenant cannot
+ * pass for another in a backend they share.
+ */
 static void target_identity(struct run *r, struct target *t, const Profleet__Fleet__V1__Target *in)
 {
 	const char *fixed[][2] = {
 		{ "namespace", t->ns }, { "pod", t->pod }, { "pod_uid", t->pod_uid },
 		{ "container", t->container }, { "container_id", t->container_id },
-		{ "node", r->cfg.node_name },
+		{ "node", r->cfg.node_name }, { "policy", NULL },
 	};
-	int nfixed = (int)(sizeof(fixed) / sizeof(fixed[0])), n = 0;
-	char pols[2048];
-	size_t pn = 0;
+	size_t nfixed = sizeof(fixed) / sizeof(fixed[0]);
+	char *pols = policies_value(in);
 
-	t->labels = calloc((size_t)nfixed + in->n_labels + 2, sizeof(*t->labels));
-	t->label_mem = calloc(((size_t)nfixed + in->n_labels + 2) * 2, sizeof(char *));
-	if (!t->labels || !t->label_mem)
+	fixed[nfixed - 1][1] = pols;
+	if (label_set_init(&t->labels, (int)(nfixed + in->n_labels))) {
+		free(pols);
 		return;
-	for (int i = 0; i < nfixed; i++) {
-		t->label_mem[2 * n] = strdup(fixed[i][0]);
-		t->label_mem[2 * n + 1] = strdup(fixed[i][1] ? fixed[i][1] : "");
-		n++;
 	}
-	/* the policies that select it: policy=ns/a,ns/b */
-	pols[0] = 0;
-	for (size_t i = 0; i < in->n_policies && pn < sizeof(pols) - 1; i++)
-		pn += (size_t)snprintf(pols + pn, sizeof(pols) - pn, "%s%s", i ? "," : "",
-				       in->policies[i]);
-	if (pn) {
-		t->label_mem[2 * n] = strdup("policy");
-		t->label_mem[2 * n + 1] = strdup(pols);
-		n++;
-	}
+	for (size_t i = 0; i < nfixed; i++)
+		if (fixed[i][1])
+			label_set_put(&t->labels, fixed[i][0], fixed[i][1]);
+	free(pols);
 	for (size_t i = 0; i < in->n_labels; i++) {
-		if (!in->labels[i]->key || !in->labels[i]->value)
+		const char *k = in->labels[i]->key, *v = in->labels[i]->value;
+
+		if (!k || !v)
 			continue;
-		if (!strcmp(in->labels[i]->key, "service_name")) {
+		if (!label_set_put(&t->labels, k, v))
+			r->labels_dropped++;
+		else if (!strcmp(k, "service_name")) {
 			free(t->service);
-			t->service = strdup(in->labels[i]->value);
+			t->service = strdup(v);
 		}
-		t->label_mem[2 * n] = strdup(in->labels[i]->key);
-		t->label_mem[2 * n + 1] = strdup(in->labels[i]->value);
-		n++;
 	}
-	for (int i = 0; i < n; i++) {
-		t->labels[i].key = t->label_mem[2 * i] ? t->label_mem[2 * i] : "";
-		t->labels[i].value = t->label_mem[2 * i + 1] ? t->label_mem[2 * i + 1] : "";
-	}
-	t->nlabels = n;
 	t->backends = calloc(in->n_backends + 1, sizeof(char *));
 	for (size_t i = 0; t->backends && i < in->n_backends; i++)
 		t->backends[t->nbackends++] = strdup(in->backends[i]);
@@ -1010,6 +1015,7 @@ static void write_state(struct run *r)
 		cJSON_AddNumberToObject(o, "mappingsFreed", (double)ps.mappings_freed);
 		cJSON_AddNumberToObject(o, "v1Pids", (double)r->v1_pids);
 		cJSON_AddNumberToObject(o, "v1PidsDropped", (double)r->v1_pids_dropped);
+		cJSON_AddNumberToObject(o, "labelsDropped", (double)r->labels_dropped);
 	}
 	{
 		cJSON *ex = cJSON_AddObjectToObject(o, "exporters");

@@ -1,0 +1,26 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+#ifndef AGENT_LABELS_H
+#define AGENT_LABELS_H
+/*
+ * The labels a target's profiles carry to its backends. Keys are unique: the
+ * first put wins, so that identity labels put first cannot be overridden by a
+ * policy's labels that come after them.
+ */
+#include <stdbool.h>
+#include <stddef.h>
+
+#include "export.h"
+
+struct label_set {
+	struct export_label *v;	/* key/value strings owned by the set */
+	int n, cap;
+};
+
+/* Room for cap labels; 0 or -ENOMEM. */
+int label_set_init(struct label_set *ls, int cap);
+/* Adds key=value; false when the key is there already (or out of room or memory). */
+bool label_set_put(struct label_set *ls, const char *key, const char *value);
+const char *label_set_get(const struct label_set *ls, const char *key);
+void label_set_free(struct label_set *ls);
+
+#endif
