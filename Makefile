@@ -47,7 +47,7 @@ ifeq ($(HAVE_GO),yes)
 WORKLOADS   += $(BUILD)/workloads/go/hot-stripped
 endif
 
-.PHONY: all agent controller e2e apiserver tests workloads deps test unit unit-san system run clean lint bench fuzz fuzzers install kernels
+.PHONY: all agent controller e2e apiserver tests workloads deps test unit unit-san system run clean lint bench soak fuzz fuzzers install kernels
 .DELETE_ON_ERROR:
 .SECONDARY:
 
@@ -186,6 +186,10 @@ test: deps
 
 run: deps agent
 	@sh tests/make-run.sh $(BIN)/profleet-agent
+
+# make soak [SOAK_MINUTES=20 SOAK_PROCS=20000]: the agent under churn (bench/soak.sh)
+soak: all
+	@sh bench/soak.sh
 
 bench: all $(BUILD)/bench/fleetsim $(BUILD)/bench/exportbench
 	@sh bench/overhead.sh

@@ -1017,6 +1017,14 @@ static void write_state(struct run *r)
 		cJSON_AddNumberToObject(o, "v1PidsDropped", (double)r->v1_pids_dropped);
 		cJSON_AddNumberToObject(o, "labelsDropped", (double)r->labels_dropped);
 	}
+	if (r->unw) {
+		struct unwinder_stats us;
+
+		unwinder__stats(r->unw, &us);
+		cJSON_AddNumberToObject(o, "unwindTables", (double)us.tables_live);
+		cJSON_AddNumberToObject(o, "unwindRows", (double)us.rows_live);
+		cJSON_AddNumberToObject(o, "unwindPids", (double)us.pids);
+	}
 	{
 		cJSON *ex = cJSON_AddObjectToObject(o, "exporters");
 

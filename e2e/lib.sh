@@ -34,3 +34,60 @@ wait_until() {
 	done
 	"$@"
 }
+
+# ---- a cluster without kubelets: Pod objects, their status, containers as cgroups ----
+# These use k (kubectl on the test's cluster), W (the work directory) and, for
+# workload, CG (where the pod cgroups go) and BUSY.
+
+# pod NS NAME NODE LABELS_JSON [SERVICE_ACCOUNT]: creates a Pod object, prints its uid
+pod() {
+	cat >"$W/pod-$2.json" <<EOF
+{"apiVersion": "v1", "kind": "Pod",
+ "metadata": {"name": "$2", "namespace": "$1", "labels": $4},
+ "spec": {"nodeName": "$3", "serviceAccountName": "${5:-default}", "automountServiceAccountToken": false,
+	  "containers": [{"name": "app", "image": "busybox"}, {"name": "sidecar", "image": "busybox"}]}}
+EOF
+	k create -f "$W/pod-$2.json" >/dev/null && k get pod -n "$1" "$2" -o jsonpath='{.metadata.uid}'
+}
+
+# running NS NAME CID_APP CID_SIDECAR: what a kubelet would report
+running() {
+	k patch pod -n "$1" "$2" --subresource=status --type=merge -p "{\"status\": {\"phase\": \"Running\",
+		\"containerStatuses\": [
+		{\"name\": \"app\", \"containerID\": \"containerd://$3\", \"ready\": true, \"restartCount\": 0,
+		 \"image\": \"busybox\", \"imageID\": \"\", \"state\": {\"running\": {}}},
+		{\"name\": \"sidecar\", \"containerID\": \"containerd://$4\", \"ready\": true, \"restartCount\": 0,
+		 \"image\": \"busybox\", \"imageID\": \"\", \"state\": {\"running\": {}}}]}}" >/dev/null
+}
+
+cid() { head -c 32 /dev/urandom | od -An -tx1 | tr -d ' \n'; }
+
+# pod_cgroup POD_UID CID FORM: makes the container's cgroup as a kubelet would (FORM
+# systemd or cgroupfs) under CG, prints its path
+pod_cgroup() {
+	uid_=$(echo "$1" | tr - _)
+	case $3 in
+	systemd) dir=$CG/kubepods.slice/kubepods-burstable.slice/kubepods-burstable-pod$uid_.slice/cri-containerd-$2.scope ;;
+	*) dir=$CG/kubepods/besteffort/pod$1/$2 ;;
+	esac
+	mkdir -p "$dir" && echo "$dir"
+}
+
+# workload POD_UID CID NAME FORM [ENV=VALUE]: a busy process named NAME in the container's cgroup
+workload() {
+	dir=$(pod_cgroup "$1" "$2" "$4")
+	cp "$BUSY" "$W/$3"
+	# starts inside the cgroup: the shell moves itself there, then execs
+	sh -c "echo \$\$ > '$dir/cgroup.procs' && exec env ${5:-} nice -n 10 '$W/$3' 100000000" &
+	PIDS="$PIDS $!"
+	echo $! >"$W/pid-$3"
+}
+
+token() { # SA_NS SA POD AUDIENCE: a service-account token bound to the pod
+	puid=$(k get pod -n "$1" "$3" -o jsonpath='{.metadata.uid}')
+	echo "{\"apiVersion\": \"authentication.k8s.io/v1\", \"kind\": \"TokenRequest\",
+	       \"spec\": {\"audiences\": [\"$4\"], \"expirationSeconds\": 3600,
+			  \"boundObjectRef\": {\"kind\": \"Pod\", \"apiVersion\": \"v1\", \"name\": \"$3\", \"uid\": \"$puid\"}}}" \
+		>"$W/tokreq.json"
+	k create --raw "/api/v1/namespaces/$1/serviceaccounts/$2/token" -f "$W/tokreq.json" | jq -r .status.token
+}

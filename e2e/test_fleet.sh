@@ -107,28 +107,6 @@ metadata: {name: $NODE_C, labels: {pool: c}}
 EOF
 k apply -f "$W/nodes.yaml" >/dev/null
 
-# pod NS NAME NODE LABELS_JSON [SERVICE_ACCOUNT]: creates a Pod object, prints its uid
-pod() {
-	cat >"$W/pod-$2.json" <<EOF
-{"apiVersion": "v1", "kind": "Pod",
- "metadata": {"name": "$2", "namespace": "$1", "labels": $4},
- "spec": {"nodeName": "$3", "serviceAccountName": "${5:-default}", "automountServiceAccountToken": false,
-	  "containers": [{"name": "app", "image": "busybox"}, {"name": "sidecar", "image": "busybox"}]}}
-EOF
-	k create -f "$W/pod-$2.json" >/dev/null && k get pod -n "$1" "$2" -o jsonpath='{.metadata.uid}'
-}
-
-# running NS NAME CID_APP CID_SIDECAR: what a kubelet would report
-running() {
-	k patch pod -n "$1" "$2" --subresource=status --type=merge -p "{\"status\": {\"phase\": \"Running\",
-		\"containerStatuses\": [
-		{\"name\": \"app\", \"containerID\": \"containerd://$3\", \"ready\": true, \"restartCount\": 0,
-		 \"image\": \"busybox\", \"imageID\": \"\", \"state\": {\"running\": {}}},
-		{\"name\": \"sidecar\", \"containerID\": \"containerd://$4\", \"ready\": true, \"restartCount\": 0,
-		 \"image\": \"busybox\", \"imageID\": \"\", \"state\": {\"running\": {}}}]}}" >/dev/null
-}
-
-cid() { head -c 32 /dev/urandom | od -An -tx1 | tr -d ' \n'; }
 
 # ---- cgroups: where the "containers" run ---------------------------------------
 V2=$(awk '$9 == "cgroup2" { print $5; exit }' /proc/self/mountinfo)
@@ -136,20 +114,6 @@ V2=$(awk '$9 == "cgroup2" { print $5; exit }' /proc/self/mountinfo)
 CG=$V2/profleet-e2e-$RUN
 mkdir -p "$CG" || bail "cannot create cgroups under $V2"
 
-# workload POD_UID CID NAME FORM [ENV=VALUE]: a busy process named NAME in the container's cgroup
-workload() {
-	uid_=$(echo "$1" | tr - _)
-	case $4 in
-	systemd) dir=$CG/kubepods.slice/kubepods-burstable.slice/kubepods-burstable-pod$uid_.slice/cri-containerd-$2.scope ;;
-	*) dir=$CG/kubepods/besteffort/pod$1/$2 ;;
-	esac
-	mkdir -p "$dir"
-	cp "$BUSY" "$W/$3"
-	# starts inside the cgroup: the shell moves itself there, then execs
-	sh -c "echo \$\$ > '$dir/cgroup.procs' && exec env ${5:-} nice -n 10 '$W/$3' 100000000" &
-	PIDS="$PIDS $!"
-	echo $! >"$W/pid-$3"
-}
 
 UID_WEB1=$(pod "$SHOP" web-1 "$NODE_A" '{"app": "web"}')
 UID_WEB2=$(pod "$SHOP" web-2 "$NODE_B" '{"app": "web"}')
@@ -173,14 +137,6 @@ check "pods created with spec.nodeName and running status" \
 	[ "$(k get pod -n "$SHOP" web-1 -o jsonpath='{.status.containerStatuses[0].containerID}')" = "containerd://$C_WEB1" ]
 
 # ---- tokens -------------------------------------------------------------------
-token() { # SA_NS SA POD AUDIENCE: a service-account token bound to the pod
-	puid=$(k get pod -n "$1" "$3" -o jsonpath='{.metadata.uid}')
-	echo "{\"apiVersion\": \"authentication.k8s.io/v1\", \"kind\": \"TokenRequest\",
-	       \"spec\": {\"audiences\": [\"$4\"], \"expirationSeconds\": 3600,
-			  \"boundObjectRef\": {\"kind\": \"Pod\", \"apiVersion\": \"v1\", \"name\": \"$3\", \"uid\": \"$puid\"}}}" \
-		>"$W/tokreq.json"
-	k create --raw "/api/v1/namespaces/$1/serviceaccounts/$2/token" -f "$W/tokreq.json" | jq -r .status.token
-}
 token "$SYS" profleet-agent agent-a profleet >"$W/token-a"
 token "$SYS" profleet-agent agent-b profleet >"$W/token-b"
 token "$SYS" profleet-agent agent-a wrong-audience >"$W/token-aud"
