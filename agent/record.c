@@ -21,6 +21,7 @@
 #include "ksyms.h"
 #include "log.h"
 #include "pprof.h"
+#include "pipeline.h"
 #include "procs.h"
 #include "profile.h"
 #include "sampler.h"
@@ -52,8 +53,7 @@ static int64_t realtime_ns(void)
 
 struct rec_state {
 	struct agg *agg;
-	struct procs *procs;
-	struct unwinder *unw;	/* NULL with --unwinder fp */
+	struct unwinder *unw;	/* the pipeline's; NULL with --unwinder fp */
 	uint64_t samples;
 	int64_t period_ns;	/* of the sampling frequency */
 	/* distinct processes seen, for the progress line (a small open-addressing set) */
@@ -89,30 +89,15 @@ static void note_pid(struct rec_state *st, uint32_t pid)
 	st->npids++;
 }
 
-static int on_sample(void *ctx, const struct sample_event *e)
+/* The pipeline's consumer: after the unwinder saw the sample. */
+static int consume(void *ctx, const struct sample_event *e)
 {
 	struct rec_state *st = ctx;
 
 	st->samples++;
 	note_pid(st, e->pid);
-	unwinder__on_sample(st->unw, (int)e->pid, e->flags, procs__alive(st->procs, (int)e->pid));
 	agg__add(st->agg, e, st->period_ns);	/* a full table is counted inside */
 	return 0;
-}
-
-static void on_task(void *ctx, enum task_event ev, int pid, int ppid)
-{
-	struct rec_state *st = ctx;
-
-	unwinder__on_task(st->unw, ev, pid, ppid);
-}
-
-static void on_tasks_drained(void *ctx)
-{
-	struct rec_state *st = ctx;
-
-	if (st->unw)
-		unwinder__sync_dirty(st->unw);
 }
 
 /*
@@ -373,11 +358,9 @@ int record_run(const struct record_config *cfg)
 		.dwarf_unwind = cfg->dwarf_unwind,
 		.unwind_rows = cfg->unwind_rows,
 		.allow_degraded = true,
-		.on_sample = on_sample,
-		.on_task = on_task,
-		.on_tasks_drained = on_tasks_drained,
 	};
 	struct rec_state st = { 0 };
+	struct pipeline pl = { .consume = consume, .ctx = &st };
 	struct sampler *s = NULL;
 	struct procs *procs = NULL;
 	struct symcache *sc = NULL;
@@ -413,27 +396,23 @@ int record_run(const struct record_config *cfg)
 		log_error("out of memory");
 		goto out;
 	}
-	st.procs = procs;
 	st.agg = agg__new(NULL, procs, sc);
 	st.period_ns = 1000000000LL / cfg->frequency;
 	if (!st.agg) {
 		log_error("out of memory");
 		goto out;
 	}
-	so.ctx = &st;
-	s = sampler__new(&so, procs);
+	pl.procs = procs;
+	pipeline_bind(&pl, &so);
+	s = sampler__new(&so);
 	if (!s)
 		goto out;	/* logged */
-	if (sampler__kernel(s)->dwarf) {
-		int mfd, rfd;
-		uint32_t cap;
-
-		sampler__unwind_fds(s, &mfd, &rfd, &cap);
-		st.unw = unwinder__new(mfd, rfd, cap, procs, NULL);
-		if (!st.unw) {
-			log_error("out of memory");
-			goto out;
-		}
+	if (pipeline_start_unwinder(&pl, s)) {
+		log_error("out of memory");
+		goto out;
+	}
+	st.unw = pl.unw;
+	if (st.unw) {
 		/* our own libc and loader: most processes map the same files */
 		unwinder__sync_pid(st.unw, getpid(), false);
 		for (int i = 0; i < cfg->npids; i++)

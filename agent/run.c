@@ -34,6 +34,7 @@
 #include "ksyms.h"
 #include "labels.h"
 #include "log.h"
+#include "pipeline.h"
 #include "procs.h"
 #include "profile.h"
 #include "record.h"
@@ -98,7 +99,8 @@ struct run {
 	struct procs *procs;
 	struct symcache *sc;
 	struct agg *agg;
-	struct unwinder *unw;
+	struct unwinder *unw;	/* the pipeline's */
+	struct pipeline pl;
 	struct fleet_client *fc;
 	struct cg_mounts mounts;
 	bool v2;
@@ -199,7 +201,8 @@ static int64_t period_ns(const struct run *r)
 	return 1000000000LL / (r->base_hz > 0 ? r->base_hz : r->cfg.max_frequency);
 }
 
-static int on_sample(void *ctx, const struct sample_event *e)
+/* The pipeline's consumer: attribution to a target, after the unwinder saw the sample. */
+static int consume(void *ctx, const struct sample_event *e)
 {
 	struct run *r = ctx;
 	/* v1: by the reference the pids map gave the sample (children followed in the
@@ -222,25 +225,9 @@ static int on_sample(void *ctx, const struct sample_event *e)
 				t->first_pid = (int)e->pid;
 		}
 	}
-	unwinder__on_sample(r->unw, (int)e->pid, e->flags, procs__alive(r->procs, (int)e->pid));
 	if (r->agg)	/* the whole node's profile, kept only for --output */
 		agg__add(r->agg, e, period_ns(r));
 	return 0;
-}
-
-static void on_task(void *ctx, enum task_event ev, int pid, int ppid)
-{
-	struct run *r = ctx;
-
-	unwinder__on_task(r->unw, ev, pid, ppid);
-}
-
-static void on_tasks_drained(void *ctx)
-{
-	struct run *r = ctx;
-
-	if (r->unw)
-		unwinder__sync_dirty(r->unw);
 }
 
 /* ---- cgroups -> BPF maps --------------------------------------------------- */
@@ -1137,9 +1124,6 @@ int run_main(const struct run_config *cfg)
 		.unwind_rows = cfg->unwind_rows,
 		.allow_degraded = true,
 		.start_disabled = true,
-		.on_sample = on_sample,
-		.on_task = on_task,
-		.on_tasks_drained = on_tasks_drained,
 	};
 	struct fleet_client_opts fo = {
 		.url = cfg->controller,
@@ -1189,19 +1173,12 @@ int run_main(const struct run_config *cfg)
 		if (!r.agg)
 			goto out;
 	}
-	so.ctx = &r;
-	r.s = sampler__new(&so, r.procs);
-	if (!r.s)
+	r.pl = (struct pipeline){ .procs = r.procs, .consume = consume, .ctx = &r };
+	pipeline_bind(&r.pl, &so);
+	r.s = sampler__new(&so);
+	if (!r.s || pipeline_start_unwinder(&r.pl, r.s))
 		goto out;
-	if (sampler__kernel(r.s)->dwarf) {
-		int mfd, rfd;
-		uint32_t cap;
-
-		sampler__unwind_fds(r.s, &mfd, &rfd, &cap);
-		r.unw = unwinder__new(mfd, rfd, cap, r.procs, NULL);
-		if (!r.unw)
-			goto out;
-	}
+	r.unw = r.pl.unw;
 	for (int i = 0; i < cfg->nexports; i++) {
 		char msg[300];
 

@@ -17,14 +17,12 @@
 
 #include "log.h"
 #include "oncpu.skel.h"
-#include "procs.h"
 #include "unwind.h"
 
 struct sampler {
 	struct oncpu_bpf *skel;
 	struct ring_buffer *rb;
 	struct perf_buffer *pb;
-	struct procs *procs;
 	struct bpf_link **links;
 	int *pfds;
 	int ncpus;
@@ -218,12 +216,19 @@ static void rec_str(char *dst, size_t cap, const char *src, const void *rec_end)
 	dst[i] = '\0';
 }
 
+static void task_out(struct sampler *s, const struct task_record *tr)
+{
+	if (s->on_task)
+		s->on_task(s->ctx, tr);
+}
+
 static enum bpf_perf_event_ret handle_task_record(void *ctx, int cpu, struct perf_event_header *h)
 {
 	struct sampler *s = ctx;
 	const void *end = (const char *)h + h->size;
 	char str[4096];
 	uint64_t time = 0;
+	struct task_record tr;
 
 	/* the sample_id trailer: u32 pid, u32 tid, u64 time */
 	if (h->type != PERF_RECORD_LOST && h->size >= sizeof(*h) + 16) {
@@ -240,10 +245,11 @@ static enum bpf_perf_event_ret handle_task_record(void *ctx, int cpu, struct per
 		if (h->size < sizeof(*m))
 			break;
 		rec_str(str, sizeof(str), m->filename, end);
-		procs__on_mmap(s->procs, (int)m->pid, m->addr, m->len, m->pgoff, m->maj, m->min,
-			       m->ino, str, time);
-		if (s->on_task)
-			s->on_task(s->ctx, TASK_MMAP, (int)m->pid, 0);
+		tr = (struct task_record){ .ev = TASK_MMAP, .pid = (int)m->pid, .time = time,
+					   .str = str, .addr = m->addr, .len = m->len,
+					   .pgoff = m->pgoff, .ino = m->ino, .maj = m->maj,
+					   .min = m->min };
+		task_out(s, &tr);
 		break;
 	}
 	case PERF_RECORD_COMM: {
@@ -253,9 +259,9 @@ static enum bpf_perf_event_ret handle_task_record(void *ctx, int cpu, struct per
 			break;
 		rec_str(str, sizeof(str), c->comm, end);
 		if (c->pid == c->tid) {
-			procs__on_exec(s->procs, (int)c->pid, str, time);
-			if (s->on_task)
-				s->on_task(s->ctx, TASK_EXEC, (int)c->pid, 0);
+			tr = (struct task_record){ .ev = TASK_EXEC, .pid = (int)c->pid, .time = time,
+						   .str = str };
+			task_out(s, &tr);
 		}
 		break;
 	}
@@ -263,9 +269,9 @@ static enum bpf_perf_event_ret handle_task_record(void *ctx, int cpu, struct per
 		const struct rec_task *t = (const void *)h;
 
 		if (h->size >= sizeof(*t) && t->pid != t->ppid) {
-			procs__on_fork(s->procs, (int)t->pid, (int)t->ppid);
-			if (s->on_task)
-				s->on_task(s->ctx, TASK_FORK, (int)t->pid, (int)t->ppid);
+			tr = (struct task_record){ .ev = TASK_FORK, .pid = (int)t->pid,
+						   .ppid = (int)t->ppid, .time = time };
+			task_out(s, &tr);
 		}
 		break;
 	}
@@ -273,9 +279,8 @@ static enum bpf_perf_event_ret handle_task_record(void *ctx, int cpu, struct per
 		const struct rec_task *t = (const void *)h;
 
 		if (h->size >= sizeof(*t) && t->pid == t->tid) {
-			procs__on_exit(s->procs, (int)t->pid);
-			if (s->on_task)
-				s->on_task(s->ctx, TASK_EXIT, (int)t->pid, 0);
+			tr = (struct task_record){ .ev = TASK_EXIT, .pid = (int)t->pid, .time = time };
+			task_out(s, &tr);
 		}
 		break;
 	}
@@ -500,7 +505,7 @@ static int load_programs(struct sampler *s, const struct sampler_opts *opts, siz
 	return err;
 }
 
-struct sampler *sampler__new(const struct sampler_opts *opts, struct procs *procs)
+struct sampler *sampler__new(const struct sampler_opts *opts)
 {
 	struct perf_event_attr task_attr = {
 		.type = PERF_TYPE_SOFTWARE,
@@ -533,7 +538,6 @@ struct sampler *sampler__new(const struct sampler_opts *opts, struct procs *proc
 	s = calloc(1, sizeof(*s));
 	if (!s)
 		return NULL;
-	s->procs = procs;
 	s->on_sample = opts->on_sample;
 	s->on_task = opts->on_task;
 	s->on_drained = opts->on_tasks_drained;

@@ -5,7 +5,9 @@
 /*
  * The kernel side of the agent: loads bpf/oncpu.bpf.c, opens one software
  * CPU-clock perf event per CPU with the program attached, and one dummy perf
- * event per CPU that reports mmap/comm/fork/exit records into struct procs.
+ * event per CPU that reports mmap/comm/fork/exit records. It hands both to its
+ * callbacks (the pipeline, agent/pipeline.h) and keeps no state of its own
+ * about processes.
  */
 
 #include <stdbool.h>
@@ -14,13 +16,22 @@
 
 #include "oncpu.h"	/* bpf/oncpu.h: struct sample_event, enum counter */
 
-struct procs;
-
 typedef int (*sampler_sample_fn)(void *ctx, const struct sample_event *e);
 
 enum task_event { TASK_FORK, TASK_EXEC, TASK_MMAP, TASK_EXIT };
-/* After procs has taken the record in. For TASK_FORK, ppid is the parent. */
-typedef void (*sampler_task_fn)(void *ctx, enum task_event ev, int pid, int ppid);
+
+/* One perf task record, valid during the callback. */
+struct task_record {
+	enum task_event ev;
+	int pid;
+	int ppid;		/* TASK_FORK: the parent */
+	uint64_t time;		/* CLOCK_MONOTONIC ns, 0 if unknown */
+	const char *str;	/* TASK_EXEC: the new comm; TASK_MMAP: the file ("" if none) */
+	/* TASK_MMAP */
+	uint64_t addr, len, pgoff, ino;
+	uint32_t maj, min;
+};
+typedef void (*sampler_task_fn)(void *ctx, const struct task_record *t);
 /* Between draining task records and draining samples. */
 typedef void (*sampler_drained_fn)(void *ctx);
 
@@ -75,7 +86,7 @@ int sampler__probe_kernel(struct sampler_kernel *k, char *err, size_t errlen);
 int sampler_verifier_summary(const char *msg, char *out, size_t len);
 
 /* Returns NULL with errno set; the reason is logged. */
-struct sampler *sampler__new(const struct sampler_opts *opts, struct procs *procs);
+struct sampler *sampler__new(const struct sampler_opts *opts);
 void sampler__free(struct sampler *s);
 /* Adds a process (and with follow_children, its future children) to the pids filter. */
 int sampler__add_pid(struct sampler *s, int pid);

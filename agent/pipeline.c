@@ -1,0 +1,65 @@
+// SPDX-License-Identifier: Apache-2.0
+#include "pipeline.h"
+
+#include <errno.h>
+
+#include "procs.h"
+#include "unwinder.h"
+
+static void on_task(void *ctx, const struct task_record *t)
+{
+	struct pipeline *pl = ctx;
+
+	switch (t->ev) {
+	case TASK_MMAP:
+		procs__on_mmap(pl->procs, t->pid, t->addr, t->len, t->pgoff, t->maj, t->min, t->ino,
+			       t->str, t->time);
+		break;
+	case TASK_EXEC:
+		procs__on_exec(pl->procs, t->pid, t->str, t->time);
+		break;
+	case TASK_FORK:
+		procs__on_fork(pl->procs, t->pid, t->ppid);
+		break;
+	case TASK_EXIT:
+		procs__on_exit(pl->procs, t->pid);
+		break;
+	}
+	unwinder__on_task(pl->unw, t->ev, t->pid, t->ppid);
+}
+
+static void on_tasks_drained(void *ctx)
+{
+	struct pipeline *pl = ctx;
+
+	if (pl->unw)
+		unwinder__sync_dirty(pl->unw);
+}
+
+static int on_sample(void *ctx, const struct sample_event *e)
+{
+	struct pipeline *pl = ctx;
+
+	unwinder__on_sample(pl->unw, (int)e->pid, e->flags, procs__alive(pl->procs, (int)e->pid));
+	return pl->consume(pl->ctx, e);
+}
+
+void pipeline_bind(struct pipeline *pl, struct sampler_opts *so)
+{
+	so->on_sample = on_sample;
+	so->on_task = on_task;
+	so->on_tasks_drained = on_tasks_drained;
+	so->ctx = pl;
+}
+
+int pipeline_start_unwinder(struct pipeline *pl, struct sampler *s)
+{
+	int mfd, rfd;
+	uint32_t cap;
+
+	if (!sampler__kernel(s)->dwarf)
+		return 0;
+	sampler__unwind_fds(s, &mfd, &rfd, &cap);
+	pl->unw = unwinder__new(mfd, rfd, cap, pl->procs, NULL);
+	return pl->unw ? 0 : -ENOMEM;
+}
