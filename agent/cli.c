@@ -300,6 +300,16 @@ static int set_tenant(struct record_config *cfg, const char *val, char *msg, siz
 	return 0;
 }
 
+static int set_table_cache(struct record_config *cfg, const char *val, char *msg, size_t len)
+{
+	if (!*val) {
+		snprintf(msg, len, "--table-cache: empty");
+		return -EINVAL;
+	}
+	cfg->table_cache = val;
+	return 0;
+}
+
 static int set_service_name(struct record_config *cfg, const char *val, char *msg, size_t len)
 {
 	if (!*val) {
@@ -330,6 +340,8 @@ static const struct opt_def record_opts[] = {
 	  "default), or frame pointers only (fp)" },
 	{ "unwind-rows", "PROFLEET_UNWIND_ROWS", "N", set_unwind_rows,
 	  "rows of the kernel's unwind table array, 12 bytes each (default 1048576)" },
+	{ "table-cache", "PROFLEET_TABLE_CACHE", "DIR", set_table_cache,
+	  "keep compiled unwind tables in DIR, by build id, for the next run (default: none)" },
 	{ "progress", "PROFLEET_PROGRESS", "on|off", set_progress,
 	  "progress line while recording (default on when stderr is a terminal)" },
 	{ "top", "PROFLEET_TOP", "N", set_top,

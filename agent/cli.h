@@ -35,6 +35,7 @@ struct record_config {
 	bool kernel_stacks;
 	bool dwarf_unwind;	/* --unwinder dwarf (default) or fp */
 	uint32_t unwind_rows;	/* --unwind-rows: size of the BPF unwind table array; 0 = default */
+	const char *table_cache;	/* --table-cache: compiled unwind tables on disk; NULL = none */
 	bool progress;		/* progress line on a terminal */
 	int top;		/* rows of the top table printed at the end, 0 = none */
 	const char *log_target;

@@ -2,8 +2,11 @@
 #include "pipeline.h"
 
 #include <errno.h>
+#include <string.h>
 
+#include "log.h"
 #include "procs.h"
+#include "table_cache.h"
 #include "unwinder.h"
 
 static void on_task(void *ctx, const struct task_record *t)
@@ -54,12 +57,28 @@ void pipeline_bind(struct pipeline *pl, struct sampler_opts *so)
 
 int pipeline_start_unwinder(struct pipeline *pl, struct sampler *s)
 {
+	struct unwinder_opts uo = { 0 };
 	int mfd, rfd;
 	uint32_t cap;
 
 	if (!sampler__kernel(s)->dwarf)
 		return 0;
+	if (pl->table_cache_dir) {
+		pl->cache = table_cache_open(pl->table_cache_dir, 0);
+		if (!pl->cache)
+			log_warn("unwind table cache %s: %s: tables are compiled at every start",
+				 pl->table_cache_dir, strerror(errno));
+	}
+	uo.cache = pl->cache;
 	sampler__unwind_fds(s, &mfd, &rfd, &cap);
-	pl->unw = unwinder__new(mfd, rfd, cap, pl->procs, NULL);
+	pl->unw = unwinder__new(mfd, rfd, cap, pl->procs, &uo);
 	return pl->unw ? 0 : -ENOMEM;
+}
+
+void pipeline_free(struct pipeline *pl)
+{
+	unwinder__free(pl->unw);
+	table_cache_close(pl->cache);
+	pl->unw = NULL;
+	pl->cache = NULL;
 }

@@ -14,23 +14,30 @@
 #include "sampler.h"
 
 struct procs;
+struct table_cache;
 struct unwinder;
 
 typedef int (*pipeline_consume_fn)(void *ctx, const struct sample_event *e);
 
 struct pipeline {
-	struct procs *procs;
-	struct unwinder *unw;		/* NULL until pipeline_start_unwinder, or with frame pointers */
+	struct procs *procs;		/* the caller's */
+	const char *table_cache_dir;	/* compiled unwind tables on disk; NULL = none */
 	pipeline_consume_fn consume;	/* after the unwinder saw the sample */
 	void *ctx;
+	/* the pipeline's own, from pipeline_start_unwinder to pipeline_free */
+	struct unwinder *unw;		/* NULL with frame pointers */
+	struct table_cache *cache;	/* NULL without table_cache_dir (or when it cannot be used) */
 };
 
 /* Points the sampler options' callbacks at the pipeline. */
 void pipeline_bind(struct pipeline *pl, struct sampler_opts *so);
 /*
  * Creates the unwinder when the sampler loaded the table-driven walker (else
- * leaves it NULL: frame pointers). 0 or -ENOMEM.
+ * leaves it NULL: frame pointers), with the table cache when a directory was
+ * given (one that cannot be used is logged and done without). 0 or -ENOMEM.
  */
 int pipeline_start_unwinder(struct pipeline *pl, struct sampler *s);
+/* Frees the unwinder and the table cache. */
+void pipeline_free(struct pipeline *pl);
 
 #endif

@@ -23,6 +23,7 @@
 #include "pprof.h"
 #include "pipeline.h"
 #include "procs.h"
+#include "table_cache.h"
 #include "profile.h"
 #include "sampler.h"
 #include "unwinder.h"
@@ -403,6 +404,7 @@ int record_run(const struct record_config *cfg)
 		goto out;
 	}
 	pl.procs = procs;
+	pl.table_cache_dir = cfg->table_cache;
 	pipeline_bind(&pl, &so);
 	s = sampler__new(&so);
 	if (!s)
@@ -523,6 +525,14 @@ int record_run(const struct record_config *cfg)
 	if (st.unw)
 		unwinder__stats(st.unw, &us);
 	add_drop_comments(prof, &ss, &as, &ps, st.unw ? &us : NULL);
+	if (pl.cache) {
+		struct table_cache_stats ts;
+
+		table_cache_stats(pl.cache, &ts);
+		profile__add_comment(prof, "profleet.unwind.table_cache=hits %" PRIu64 " misses %"
+				     PRIu64 " written %" PRIu64 " rejected %" PRIu64, ts.hits,
+				     ts.misses, ts.written, ts.rejected);
+	}
 	{
 		uint64_t run_ns = 0, run_cnt = 0;
 
@@ -584,7 +594,7 @@ out:
 	profile__free(prof);
 	ksyms__free(ks);
 	sampler__free(s);
-	unwinder__free(st.unw);
+	pipeline_free(&pl);
 	agg__free(st.agg);
 	symcache__free(sc);
 	procs__free(procs);

@@ -1011,6 +1011,7 @@ static void write_state(struct run *r)
 		cJSON_AddNumberToObject(o, "unwindTables", (double)us.tables_live);
 		cJSON_AddNumberToObject(o, "unwindRows", (double)us.rows_live);
 		cJSON_AddNumberToObject(o, "unwindPids", (double)us.pids);
+		cJSON_AddNumberToObject(o, "unwindLoadMsTotal", (double)us.load_ns_total / 1e6);
 	}
 	{
 		cJSON *ex = cJSON_AddObjectToObject(o, "exporters");
@@ -1173,7 +1174,8 @@ int run_main(const struct run_config *cfg)
 		if (!r.agg)
 			goto out;
 	}
-	r.pl = (struct pipeline){ .procs = r.procs, .consume = consume, .ctx = &r };
+	r.pl = (struct pipeline){ .procs = r.procs, .table_cache_dir = cfg->table_cache,
+				  .consume = consume, .ctx = &r };
 	pipeline_bind(&r.pl, &so);
 	r.s = sampler__new(&so);
 	if (!r.s || pipeline_start_unwinder(&r.pl, r.s))
@@ -1297,7 +1299,7 @@ out:
 	for (int i = 0; i < r.ncli_exporters; i++)
 		exporter_free(r.cli_exporters[i]);
 	sampler__free(r.s);
-	unwinder__free(r.unw);
+	pipeline_free(&r.pl);
 	agg__free(r.agg);
 	symcache__free(r.sc);
 	procs__free(r.procs);
@@ -1337,6 +1339,9 @@ void run_print_help(FILE *out)
 		"  --unwinder dwarf|fp  (PROFLEET_UNWINDER, dwarf)\n"
 		"  --unwind-rows N      rows of the kernel's unwind table array, 12 bytes each\n"
 		"                       (PROFLEET_UNWIND_ROWS, 1048576)\n"
+		"  --table-cache DIR    keep compiled unwind tables in DIR, by build id, for restarts\n"
+		"                       and the next container of an image (PROFLEET_TABLE_CACHE;\n"
+		"                       default: none)\n"
 		"  --log PATH, --log-level LEVEL   as for record\n"
 		"  -h, --help\n");
 }
@@ -1359,6 +1364,7 @@ static int set_opt(struct run_config *c, int ch, const char *v, FILE *err)
 
 	switch (ch) {
 	case 'c': c->controller = v; break;
+	case 'T': c->table_cache = *v ? v : NULL; break;
 	case 'n': c->node_name = v; break;
 	case 't': c->token_file = v; break;
 	case 'a': c->ca_file = v; break;
@@ -1462,6 +1468,7 @@ enum cli_result run_parse(int argc, char **argv, char **envp, struct run_config 
 		{ "kernel-stacks", required_argument, NULL, 'k' },
 		{ "unwinder", required_argument, NULL, 'u' },
 		{ "unwind-rows", required_argument, NULL, 'r' },
+		{ "table-cache", required_argument, NULL, 'T' },
 		{ "log", required_argument, NULL, 'L' },
 		{ "log-level", required_argument, NULL, 'l' },
 		{ "help", no_argument, NULL, 'h' },
@@ -1476,6 +1483,7 @@ enum cli_result run_parse(int argc, char **argv, char **envp, struct run_config 
 		{ "PROFLEET_CGROUP_ROOT", 'g' }, { "PROFLEET_CGROUP_MODE", 'M' },
 		{ "PROFLEET_KERNEL_STACKS", 'k' },
 		{ "PROFLEET_UNWINDER", 'u' }, { "PROFLEET_UNWIND_ROWS", 'r' },
+		{ "PROFLEET_TABLE_CACHE", 'T' },
 		{ "PROFLEET_LOG", 'L' }, { "PROFLEET_LOG_LEVEL", 'l' },
 	};
 	int ch;

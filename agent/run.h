@@ -23,6 +23,7 @@ struct run_config {
 	bool kernel_stacks;
 	bool dwarf_unwind;
 	uint32_t unwind_rows;	/* --unwind-rows; 0 = the default */
+	const char *table_cache;	/* --table-cache: compiled unwind tables on disk; NULL = none */
 	const char *log_target, *log_level;
 };
 

@@ -13,12 +13,14 @@
 #include <string.h>
 #include <time.h>
 #include <unistd.h>
+#include <sys/mman.h>
 #include <arpa/inet.h>
 #include <endian.h>
 
 #include "elfutil.h"
 #include "log.h"
 #include "procs.h"
+#include "table_cache.h"
 #include "unwind.h"
 #include "unwind_table.h"
 
@@ -58,6 +60,10 @@ struct range {
 
 struct unwinder {
 	int lpm_fd, rows_fd;
+	/* unwind_rows mapped into our memory (BPF_F_MMAPABLE): rows are copied in
+	 * place; NULL where the kernel would not map it (then: map updates) */
+	uint8_t *rows_mem;
+	size_t rows_mem_len, row_stride;
 	struct range *free;
 	uint32_t nfree, cap_free;
 	struct procs *procs;
@@ -130,6 +136,24 @@ static void rows_release(struct unwinder *u, uint32_t start, uint32_t n)
 	u->nfree++;
 }
 
+/* Maps unwind_rows (an array's elements are value_size rounded up to 8 apart). */
+static void rows_map(struct unwinder *u, uint32_t rows_cap)
+{
+	long page = sysconf(_SC_PAGESIZE);
+	size_t stride = (sizeof(struct unwind_row) + 7) & ~(size_t)7;
+	size_t len = ((size_t)rows_cap * stride + (size_t)page - 1) & ~((size_t)page - 1);
+	void *mem = mmap(NULL, len, PROT_READ | PROT_WRITE, MAP_SHARED, u->rows_fd, 0);
+
+	if (mem == MAP_FAILED) {
+		log_debug("unwind_rows cannot be mapped (%s): rows go through map updates",
+			  strerror(errno));
+		return;
+	}
+	u->rows_mem = mem;
+	u->rows_mem_len = len;
+	u->row_stride = stride;
+}
+
 struct unwinder *unwinder__new(int exe_mappings_fd, int rows_fd, uint32_t rows_cap,
 			       struct procs *procs, const struct unwinder_opts *opts)
 {
@@ -152,6 +176,7 @@ struct unwinder *unwinder__new(int exe_mappings_fd, int rows_fd, uint32_t rows_c
 		u->opts = *opts;
 	if (!u->opts.max_rows_per_table)
 		u->opts.max_rows_per_table = 4u << 20;
+	rows_map(u, rows_cap);
 	return u;
 }
 
@@ -213,6 +238,8 @@ void unwinder__free(struct unwinder *u)
 	for (int i = 0; i < 1024; i++)
 		while (u->pids[i])
 			unwinder__forget_pid(u, u->pids[i]->pid);
+	if (u->rows_mem)
+		munmap(u->rows_mem, u->rows_mem_len);
 	free(u->free);
 	free(u);
 }
@@ -265,79 +292,118 @@ static int free_slot(struct unwinder *u)
 	return -ENOSPC;
 }
 
-/* Compiles the table of one file and copies its rows into a free slice of unwind_rows. */
-static int load_table(struct unwinder *u, uint32_t id, const char *path, const char *build_id)
+/* The separate debug file of a build id, if there is one, into buf. */
+static const char *debug_file(const struct unwinder *u, const char *build_id, char *buf,
+			      size_t len)
+{
+	if (!build_id || strlen(build_id) <= 2)
+		return NULL;
+	snprintf(buf, len, "%s/.build-id/%.2s/%s.debug",
+		 u->opts.debug_root ? u->opts.debug_root : "/usr/lib/debug", build_id, build_id + 2);
+	return access(buf, R_OK) == 0 ? buf : NULL;
+}
+
+/*
+ * The rows of one file: from the on-disk cache by build id, else compiled
+ * (and then cached). *rows is malloc'd. 0 or -errno.
+ */
+static int table_rows(struct unwinder *u, const char *path, const char *build_id,
+		      struct unwind_row **rows, uint32_t *nrows)
 {
 	char dbg[512];
-	const char *debug_path = NULL;
-
-	struct table *t = &u->tables[id];
+	const char *debug_path = debug_file(u, build_id, dbg, sizeof(dbg));
+	uint32_t flags = debug_path ? TABLE_CACHE_F_DEBUG_FILE : 0;
+	uint32_t max = u->opts.max_rows_per_table ? u->opts.max_rows_per_table :
+		       UNWIND_TABLE_MAX_ROWS;
+	bool cacheable = u->opts.cache && build_id && build_id[0];
 	struct unwind_table *ut = NULL;
-	uint32_t *keys = NULL;
-	uint64_t t0 = now_ns(), dt;
-	int64_t first = -1;
-	__u32 count;
 	int err;
 
-	/* a separate debug file by build-id: its .debug_frame fills what .eh_frame leaves */
-	if (build_id && strlen(build_id) > 2) {
-		snprintf(dbg, sizeof(dbg), "%s/.build-id/%.2s/%s.debug",
-			 u->opts.debug_root ? u->opts.debug_root : "/usr/lib/debug", build_id,
-			 build_id + 2);
-		if (access(dbg, R_OK) == 0)
-			debug_path = dbg;
-	}
-	err = unwind_table__build(path, debug_path, u->opts.max_rows_per_table, &ut);
-	if (err)
-		goto out;
-	if (!ut->nrows) {
+	if (cacheable && table_cache_get(u->opts.cache, build_id, flags, max, rows, nrows) == 0)
+		return 0;
+	err = unwind_table__build(path, debug_path, max, &ut);
+	if (!err && !ut->nrows)
 		err = -ENOENT;
-		goto out;
+	if (err) {
+		unwind_table__free(ut);
+		return err;
 	}
-	first = rows_alloc(u, ut->nrows);
-	if (first < 0) {
-		err = (int)first;
-		log_warn("unwind_rows is full: no table for %s (%u rows); raise --unwind-rows",
-			 path, ut->nrows);
-		goto out;
+	if (cacheable)
+		table_cache_put(u->opts.cache, build_id, flags, max, ut->rows, ut->nrows);
+	*rows = ut->rows;
+	*nrows = ut->nrows;
+	ut->rows = NULL;
+	unwind_table__free(ut);
+	return 0;
+}
+
+/* Copies n rows into unwind_rows from index first. 0 or -errno. */
+static int rows_upload(struct unwinder *u, uint32_t first, const struct unwind_row *rows, uint32_t n)
+{
+	uint32_t *keys;
+	__u32 count = n;
+	int err = 0;
+
+	if (u->rows_mem) {	/* rows_alloc keeps [first, first + n) inside the array */
+		for (uint32_t i = 0; i < n; i++)
+			memcpy(u->rows_mem + (size_t)(first + i) * u->row_stride, &rows[i],
+			       sizeof(rows[i]));
+		return 0;
 	}
-	keys = malloc(ut->nrows * sizeof(*keys));
-	if (!keys) {
-		err = -ENOMEM;
-		goto out;
-	}
-	for (uint32_t i = 0; i < ut->nrows; i++)
-		keys[i] = (uint32_t)first + i;
-	count = ut->nrows;
-	if (bpf_map_update_batch(u->rows_fd, keys, ut->rows, &count, NULL) || count != ut->nrows) {
+	keys = malloc(n * sizeof(*keys));
+	if (!keys)
+		return -ENOMEM;
+	for (uint32_t i = 0; i < n; i++)
+		keys[i] = first + i;
+	if (bpf_map_update_batch(u->rows_fd, keys, rows, &count, NULL) || count != n) {
 		/* kernels without batch ops on arrays: one by one */
-		for (uint32_t i = 0; i < ut->nrows; i++) {
-			if (bpf_map_update_elem(u->rows_fd, &keys[i], &ut->rows[i], BPF_ANY)) {
+		for (uint32_t i = 0; i < n && !err; i++)
+			if (bpf_map_update_elem(u->rows_fd, &keys[i], &rows[i], BPF_ANY))
 				err = -errno;
-				goto out;
-			}
-		}
+	}
+	free(keys);
+	return err;
+}
+
+/* Gets the table of one file and copies its rows into a free slice of unwind_rows. */
+static int load_table(struct unwinder *u, uint32_t id, const char *path, const char *build_id)
+{
+	struct table *t = &u->tables[id];
+	struct unwind_row *rows = NULL;
+	uint64_t t0 = now_ns(), dt;
+	uint32_t nrows = 0;
+	int64_t first;
+	int err = table_rows(u, path, build_id, &rows, &nrows);
+
+	if (err)
+		return err;
+	first = rows_alloc(u, nrows);
+	if (first < 0) {
+		log_warn("unwind_rows is full: no table for %s (%u rows); raise --unwind-rows",
+			 path, nrows);
+		free(rows);
+		return (int)first;
+	}
+	err = rows_upload(u, (uint32_t)first, rows, nrows);
+	free(rows);
+	if (err) {
+		rows_release(u, (uint32_t)first, nrows);
+		return err;
 	}
 	t->first_row = (uint32_t)first;
-	t->nrows = ut->nrows;
-	first = -1;
+	t->nrows = nrows;
 	u->stats.tables_loaded++;
 	u->stats.tables_live++;
-	u->stats.rows_live += ut->nrows;
-	u->stats.bytes_live += (uint64_t)ut->nrows * sizeof(struct unwind_row);
+	u->stats.rows_live += nrows;
+	u->stats.bytes_live += (uint64_t)nrows * sizeof(struct unwind_row);
 	if (u->stats.bytes_live > u->stats.bytes_peak)
 		u->stats.bytes_peak = u->stats.bytes_live;
 	dt = now_ns() - t0;
 	u->stats.load_ns_total += dt;
 	if (dt > u->stats.load_ns_max)
 		u->stats.load_ns_max = dt;
-	log_info("unwind table for %s: %u rows, %.1f ms", path, ut->nrows, dt / 1e6);
-out:
-	if (first >= 0)
-		rows_release(u, (uint32_t)first, ut->nrows);
-	free(keys);
-	unwind_table__free(ut);
-	return err;
+	log_info("unwind table for %s: %u rows, %.1f ms", path, nrows, dt / 1e6);
+	return 0;
 }
 
 /* Returns the table id for the file of mapping m (loading it once), or -errno. */

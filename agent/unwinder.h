@@ -15,9 +15,12 @@
 
 struct procs;
 
+struct table_cache;
+
 struct unwinder_opts {
 	uint32_t max_rows_per_table;	/* 0 = 4M */
 	const char *debug_root;		/* NULL = /usr/lib/debug */
+	struct table_cache *cache;	/* compiled tables on disk by build id; NULL = none */
 };
 
 struct unwinder_stats {

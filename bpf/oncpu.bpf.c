@@ -83,6 +83,7 @@ struct {
 struct {
 	__uint(type, BPF_MAP_TYPE_ARRAY);
 	__uint(max_entries, UNWIND_DEFAULT_ROWS);
+	__uint(map_flags, BPF_F_MMAPABLE);	/* user space copies tables in place (5.5+) */
 	__type(key, __u32);
 	__type(value, struct unwind_row);
 } unwind_rows SEC(".maps");

@@ -158,4 +158,23 @@ if id nobody >/dev/null 2>&1; then
 else
 	skip "without privileges: no user nobody"
 fi
+# --- the table cache: a second run reads the tables the first compiled -------
+tc_record() { # name
+	"$AGENT" record --frequency 499 --table-cache "$TMP/tables" --output "$TMP/$1.txt" \
+		--output "$TMP/$1.pb.gz" --top 0 -- "$NOFP/cxx" 2 >"$TMP/$1.log" 2>&1
+}
+if command -v go >/dev/null 2>&1; then
+	tc_record tc1 && tc_record tc2
+	go tool pprof -comments "$TMP/tc1.pb.gz" >"$TMP/tc1-comments.txt" 2>&1
+	go tool pprof -comments "$TMP/tc2.pb.gz" >"$TMP/tc2-comments.txt" 2>&1
+	note "$(grep table_cache "$TMP/tc1-comments.txt") / $(grep table_cache "$TMP/tc2-comments.txt")"
+	check "table cache: the first run writes the tables it compiled" \
+		grep -qE '^profleet.unwind.table_cache=hits [0-9]+ misses [1-9][0-9]* written [1-9]' "$TMP/tc1-comments.txt"
+	check "table cache: the second run reads them (hits, nothing written)" \
+		grep -qE '^profleet.unwind.table_cache=hits [1-9][0-9]* misses [0-9]+ written 0 rejected 0' "$TMP/tc2-comments.txt"
+	p=$(share "$TMP/tc2.txt" '^cxx;_start;[^ ]*;main;')
+	check "table cache: tables from the cache unwind as well (cxx: $p% reach main)" at_least "$p" 99
+else
+	skip "table cache: go tool pprof missing"
+fi
 finish

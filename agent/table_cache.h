@@ -1,0 +1,45 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+#ifndef AGENT_TABLE_CACHE_H
+#define AGENT_TABLE_CACHE_H
+/*
+ * Compiled unwind tables on disk, one file per build id, so that a restart, a
+ * DaemonSet rollout or the next container of the same image reads a table
+ * instead of compiling it again. A file is trusted only after its checks: its
+ * size matches its header, its format and options are this agent's, its CRC
+ * holds and its rows are sorted; one that fails is removed and counted. The
+ * directory is kept under a byte budget (oldest files go first).
+ *
+ * File: a 32-byte header (magic "PFUT", format, nrows, flags, max_rows, crc32
+ * of the rows, 8 reserved bytes; little endian) and nrows struct unwind_row.
+ */
+#include <stdint.h>
+
+#include "unwind.h"
+
+/* What the rows were built with; a file built otherwise is not used. */
+#define TABLE_CACHE_F_DEBUG_FILE 1u	/* a separate debug file's .debug_frame was merged */
+
+struct table_cache_stats {
+	uint64_t hits, misses, rejected, written, write_failed, evicted;
+	uint64_t bytes;		/* in the directory, as of the last write */
+};
+
+struct table_cache;
+
+/* Opens (creates) dir; max_bytes 0 = 256 MiB. NULL with errno set. */
+struct table_cache *table_cache_open(const char *dir, uint64_t max_bytes);
+void table_cache_close(struct table_cache *c);
+/*
+ * The rows cached for build id bid (hex), built with flags and at most
+ * max_rows rows: 0 and *rows (malloc'd) / *nrows; -ENOENT when there is none;
+ * -EBADMSG when the file failed a check (it is removed); -EINVAL for a build id
+ * that is not hex; -ENOMEM.
+ */
+int table_cache_get(struct table_cache *c, const char *bid, uint32_t flags, uint32_t max_rows,
+		    struct unwind_row **rows, uint32_t *nrows);
+/* Writes the rows (atomically: a temporary file renamed), then keeps the budget. 0 or -errno. */
+int table_cache_put(struct table_cache *c, const char *bid, uint32_t flags, uint32_t max_rows,
+		    const struct unwind_row *rows, uint32_t nrows);
+void table_cache_stats(const struct table_cache *c, struct table_cache_stats *ret);
+
+#endif
