@@ -20,6 +20,9 @@ static void on_task(void *ctx, const struct task_record *t)
 		break;
 	case TASK_EXEC:
 		procs__on_exec(pl->procs, t->pid, t->str, t->time);
+		if (pl->unw && pl->wanted && !unwinder__knows(pl->unw, t->pid) &&
+		    pl->wanted(pl->ctx, t->pid))
+			unwinder__sync_pid(pl->unw, t->pid, false);	/* its mmaps follow */
 		break;
 	case TASK_FORK:
 		procs__on_fork(pl->procs, t->pid, t->ppid);

@@ -11,6 +11,8 @@
  * The pipeline is the only taker of the sampler's callbacks, so each event has
  * one owner that passes it on in this order.
  */
+#include <stdbool.h>
+
 #include "sampler.h"
 
 struct procs;
@@ -18,11 +20,19 @@ struct table_cache;
 struct unwinder;
 
 typedef int (*pipeline_consume_fn)(void *ctx, const struct sample_event *e);
+/* Whether a process is one whose samples are kept (run: in a targeted cgroup). */
+typedef bool (*pipeline_wanted_fn)(void *ctx, int pid);
 
 struct pipeline {
 	struct procs *procs;		/* the caller's */
 	const char *table_cache_dir;	/* compiled unwind tables on disk; NULL = none */
 	pipeline_consume_fn consume;	/* after the unwinder saw the sample */
+	/*
+	 * May be NULL. A process not followed yet that execs and is wanted gets its
+	 * tables as its image is mapped, before its first sample (else: at its
+	 * first sample, which then goes without them).
+	 */
+	pipeline_wanted_fn wanted;
 	void *ctx;
 	/* the pipeline's own, from pipeline_start_unwinder to pipeline_free */
 	struct unwinder *unw;		/* NULL with frame pointers */

@@ -201,6 +201,17 @@ static int64_t period_ns(const struct run *r)
 	return 1000000000LL / (r->base_hz > 0 ? r->base_hz : r->cfg.max_frequency);
 }
 
+/* The pipeline's question at an exec: is this process one of a target's? */
+static bool wanted(void *ctx, int pid)
+{
+	struct run *r = ctx;
+	uint64_t id;
+
+	if (!r->v2)
+		return sampler__pid_targeted(r->s, pid);
+	return cg_pid_v2_id(NULL, r->mounts.v2, pid, &id) == 0 && find_by_cgid(r, id);
+}
+
 /* The pipeline's consumer: attribution to a target, after the unwinder saw the sample. */
 static int consume(void *ctx, const struct sample_event *e)
 {
@@ -1175,7 +1186,7 @@ int run_main(const struct run_config *cfg)
 			goto out;
 	}
 	r.pl = (struct pipeline){ .procs = r.procs, .table_cache_dir = cfg->table_cache,
-				  .consume = consume, .ctx = &r };
+				  .consume = consume, .wanted = wanted, .ctx = &r };
 	pipeline_bind(&r.pl, &so);
 	r.s = sampler__new(&so);
 	if (!r.s || pipeline_start_unwinder(&r.pl, r.s))

@@ -783,6 +783,14 @@ int sampler__del_target(struct sampler *s, uint64_t cgroup_id)
 	return 0;
 }
 
+bool sampler__pid_targeted(struct sampler *s, int pid)
+{
+	struct target_cfg cfg;
+	__u32 key = (__u32)pid;
+
+	return bpf_map_lookup_elem(bpf_map__fd(s->skel->maps.pids), &key, &cfg) == 0;
+}
+
 int sampler__del_pid(struct sampler *s, int pid)
 {
 	__u32 key = (__u32)pid;
