@@ -348,8 +348,39 @@ static void add_drop_comments(struct profile *p, const struct sampler_stats *ss,
 	profile__add_comment(p, "profleet.samples.idle_skipped=%" PRIu64, c[CNT_IDLE]);
 }
 
-int record_run(const struct record_config *cfg)
+/* One recording, from the sampler's start to the last output. */
+struct recording {
+	const struct record_config *cfg;
+	struct rec_state st;
+	struct pipeline pl;
+	struct procs *procs;
+	struct symcache *sc;
+	struct sampler *s;
+	pid_t child;		/* the command, -1 once reaped (or none) */
+	int gate;		/* write end of the command's start gate, -1 once used */
+	int status;		/* the command's wait status */
+	double start, elapsed;
+	int64_t start_real;
+};
+
+static int check_pids(const struct record_config *cfg)
 {
+	for (int i = 0; i < cfg->npids; i++) {
+		char path[64];
+
+		snprintf(path, sizeof(path), "/proc/%d", cfg->pids[i]);
+		if (access(path, F_OK)) {
+			log_error("no process with pid %d", cfg->pids[i]);
+			return -ESRCH;
+		}
+	}
+	return 0;
+}
+
+/* procs, symbols, the aggregate, the sampler and the pipeline's unwinder. 0 or -1 (logged). */
+static int rec_open(struct recording *rc)
+{
+	const struct record_config *cfg = rc->cfg;
 	struct sampler_opts so = {
 		.frequency = cfg->frequency,
 		.filter = cfg->all ? FILTER_ALL : FILTER_PIDS,
@@ -360,200 +391,232 @@ int record_run(const struct record_config *cfg)
 		.unwind_rows = cfg->unwind_rows,
 		.allow_degraded = true,
 	};
-	struct rec_state st = { 0 };
-	struct pipeline pl = { .consume = consume, .ctx = &st };
-	struct sampler *s = NULL;
-	struct procs *procs = NULL;
-	struct symcache *sc = NULL;
-	struct ksyms *ks = NULL;
-	struct profile *prof = NULL;
-	struct sampler_stats ss;
-	struct agg_stats as;
-	struct procs_stats ps;
-	struct unwinder_stats us;
-	struct sigaction sa = { .sa_handler = on_signal };
-	bool progress = cfg->progress && isatty(STDERR_FILENO);
-	double start, last_progress = 0, elapsed;
-	int64_t start_real;
-	pid_t child = -1;
-	int gate = -1, status = 0, ret = 1, err;
 
-	for (int i = 0; i < cfg->npids; i++) {
-		char path[64];
-
-		snprintf(path, sizeof(path), "/proc/%d", cfg->pids[i]);
-		if (access(path, F_OK)) {
-			log_error("no process with pid %d", cfg->pids[i]);
-			return 1;
-		}
-	}
-	sigaction(SIGINT, &sa, NULL);
-	sigaction(SIGTERM, &sa, NULL);
-	signal(SIGPIPE, SIG_IGN);
-
-	procs = procs__new(NULL);
-	sc = symcache__new(NULL);
-	if (!procs || !sc) {
+	rc->procs = procs__new(NULL);
+	rc->sc = symcache__new(NULL);
+	rc->st.agg = rc->procs && rc->sc ? agg__new(NULL, rc->procs, rc->sc) : NULL;
+	rc->st.period_ns = 1000000000LL / cfg->frequency;
+	if (!rc->st.agg) {
 		log_error("out of memory");
-		goto out;
+		return -1;
 	}
-	st.agg = agg__new(NULL, procs, sc);
-	st.period_ns = 1000000000LL / cfg->frequency;
-	if (!st.agg) {
+	rc->pl = (struct pipeline){ .procs = rc->procs, .table_cache_dir = cfg->table_cache,
+				    .consume = consume, .ctx = &rc->st };
+	pipeline_bind(&rc->pl, &so);
+	rc->s = sampler__new(&so);
+	if (!rc->s)
+		return -1;	/* logged */
+	if (pipeline_start_unwinder(&rc->pl, rc->s)) {
 		log_error("out of memory");
-		goto out;
+		return -1;
 	}
-	pl.procs = procs;
-	pl.table_cache_dir = cfg->table_cache;
-	pipeline_bind(&pl, &so);
-	s = sampler__new(&so);
-	if (!s)
-		goto out;	/* logged */
-	if (pipeline_start_unwinder(&pl, s)) {
-		log_error("out of memory");
-		goto out;
-	}
-	st.unw = pl.unw;
-	if (st.unw) {
+	rc->st.unw = rc->pl.unw;
+	if (rc->st.unw) {
 		/* our own libc and loader: most processes map the same files */
-		unwinder__sync_pid(st.unw, getpid(), false);
+		unwinder__sync_pid(rc->st.unw, getpid(), false);
 		for (int i = 0; i < cfg->npids; i++)
-			unwinder__sync_pid(st.unw, cfg->pids[i], false);
+			unwinder__sync_pid(rc->st.unw, cfg->pids[i], false);
 	}
+	return 0;
+}
+
+/* The --pid processes and the command (started, held at its gate) into the filter. */
+static int rec_target(struct recording *rc)
+{
+	const struct record_config *cfg = rc->cfg;
+	int err;
 
 	for (int i = 0; i < cfg->npids; i++) {
-		err = sampler__add_pid(s, cfg->pids[i]);
+		err = sampler__add_pid(rc->s, cfg->pids[i]);
 		if (err) {
 			log_error("cannot target pid %d: %s", cfg->pids[i], strerror(-err));
-			goto out;
+			return -1;
 		}
 	}
-	if (cfg->command) {
-		child = spawn_gated(cfg->command, &gate);
-		if (child < 0) {
-			log_error("cannot start '%s': %s", cfg->command[0], strerror((int)-child));
-			goto out;
-		}
-		if (st.unw)	/* followed from its exec on */
-			unwinder__sync_pid(st.unw, child, false);
-		err = sampler__add_pid(s, child);
-		if (err) {
-			log_error("cannot target the command: %s", strerror(-err));
-			kill(child, SIGKILL);
-			goto out;
-		}
+	if (!cfg->command)
+		return 0;
+	rc->child = spawn_gated(cfg->command, &rc->gate);
+	if (rc->child < 0) {
+		log_error("cannot start '%s': %s", cfg->command[0], strerror((int)-rc->child));
+		return -1;
 	}
+	if (rc->st.unw)	/* followed from its exec on */
+		unwinder__sync_pid(rc->st.unw, rc->child, false);
+	err = sampler__add_pid(rc->s, rc->child);
+	if (err) {
+		log_error("cannot target the command: %s", strerror(-err));
+		kill(rc->child, SIGKILL);
+		return -1;
+	}
+	return 0;
+}
 
-	start = now_s();
-	start_real = realtime_ns();
-	if (gate >= 0) {
-		if (write(gate, "g", 1) != 1)
-			log_warn("cannot start the command: %s", strerror(errno));
-		close(gate);
-		gate = -1;
-	}
-	log_notice("recording %s at %d Hz%s", cfg->all ? "the whole host" : cfg->command ?
-		   "the command" : "the given processes", cfg->frequency,
-		   cfg->duration > 0 ? "" : " until the command exits");
+static void show_progress(const struct recording *rc)
+{
+	if (rc->cfg->duration > 0)
+		fprintf(stderr, "\r\033[K[profleet] %5.1f/%.0f s  %" PRIu64 " samples  %u processes",
+			rc->elapsed, rc->cfg->duration, rc->st.samples, rc->st.npids);
+	else
+		fprintf(stderr, "\r\033[K[profleet] %5.1f s  %" PRIu64 " samples  %u processes",
+			rc->elapsed, rc->st.samples, rc->st.npids);
+}
+
+/* Samples until the duration, the command's end, the targets' end or a signal. */
+static void rec_loop(struct recording *rc)
+{
+	const struct record_config *cfg = rc->cfg;
+	bool progress = cfg->progress && isatty(STDERR_FILENO);
+	double last_progress = 0;
+	int err;
 
 	for (;;) {
-		err = sampler__poll(s, 100);
+		err = sampler__poll(rc->s, 100);
 		if (err < 0 && err != -EINTR) {
 			log_error("polling samples: %s", strerror(-err));
 			break;
 		}
-		elapsed = now_s() - start;
+		rc->elapsed = now_s() - rc->start;
 		if (stop_requested) {
-			log_notice("interrupted after %.1f s; writing what was recorded", elapsed);
+			log_notice("interrupted after %.1f s; writing what was recorded", rc->elapsed);
 			break;
 		}
-		if (cfg->duration > 0 && elapsed >= cfg->duration)
+		if (cfg->duration > 0 && rc->elapsed >= cfg->duration)
 			break;
-		if (child > 0 && waitpid(child, &status, WNOHANG) == child) {
-			child = -1;
+		if (rc->child > 0 && waitpid(rc->child, &rc->status, WNOHANG) == rc->child) {
+			rc->child = -1;
 			break;
 		}
 		if (cfg->npids && !any_alive(cfg->pids, cfg->npids)) {
 			log_notice("every target process has exited; stopping");
 			break;
 		}
-		if (progress && elapsed - last_progress >= 0.5) {
-			last_progress = elapsed;
-			if (cfg->duration > 0)
-				fprintf(stderr, "\r\033[K[profleet] %5.1f/%.0f s  %" PRIu64 " samples  %u processes",
-					elapsed, cfg->duration, st.samples, st.npids);
-			else
-				fprintf(stderr, "\r\033[K[profleet] %5.1f s  %" PRIu64 " samples  %u processes",
-					elapsed, st.samples, st.npids);
+		if (progress && rc->elapsed - last_progress >= 0.5) {
+			last_progress = rc->elapsed;
+			show_progress(rc);
 		}
 	}
-	elapsed = now_s() - start;
+	rc->elapsed = now_s() - rc->start;
 	if (progress)
 		fprintf(stderr, "\r\033[K");
-	sampler__stop(s);
-	sampler__drain(s);
-	if (child > 0) {
-		/* duration over or interrupted: the command keeps running, as with perf */
-		log_notice("the command (pid %d) is still running; no longer profiling it", child);
-	} else if (cfg->command) {
-		if (WIFEXITED(status) && WEXITSTATUS(status))
-			log_notice("the command exited with status %d", WEXITSTATUS(status));
-		else if (WIFSIGNALED(status))
-			log_notice("the command was killed by signal %d", WTERMSIG(status));
-	}
+}
 
-	sampler__stats(s, &ss);
-	ks = ksyms__load(NULL);
-	if (!ks && cfg->kernel_stacks)
-		log_warn("kernel symbols unavailable (%s): kernel frames keep their addresses",
-			 strerror(errno));
-	prof = profile__new();
-	if (!prof) {
-		log_error("out of memory");
-		goto out;
+static void rec_command_end(const struct recording *rc)
+{
+	if (rc->child > 0) {
+		/* duration over or interrupted: the command keeps running, as with perf */
+		log_notice("the command (pid %d) is still running; no longer profiling it", rc->child);
+	} else if (rc->cfg->command) {
+		if (WIFEXITED(rc->status) && WEXITSTATUS(rc->status))
+			log_notice("the command exited with status %d", WEXITSTATUS(rc->status));
+		else if (WIFSIGNALED(rc->status))
+			log_notice("the command was killed by signal %d", WTERMSIG(rc->status));
 	}
-	prof->period_nanos = 1000000000LL / cfg->frequency;
-	prof->time_nanos = start_real;
-	prof->duration_nanos = (int64_t)(elapsed * 1e9);
-	err = agg__build(st.agg, ks, prof);
-	if (err) {
-		log_error("building the profile: %s", strerror(-err));
-		goto out;
-	}
-	agg__stats(st.agg, &as);
-	procs__stats(procs, &ps);
-	if (st.unw)
-		unwinder__stats(st.unw, &us);
-	add_drop_comments(prof, &ss, &as, &ps, st.unw ? &us : NULL);
-	if (pl.cache) {
+}
+
+/* The profile's comments: what was dropped, what the unwinder and its cache did, BPF's cost. */
+static void rec_comments(const struct recording *rc, struct profile *prof,
+			 const struct sampler_stats *ss, const struct agg_stats *as)
+{
+	struct procs_stats ps;
+	struct unwinder_stats us;
+	uint64_t run_ns = 0, run_cnt = 0;
+
+	procs__stats(rc->procs, &ps);
+	if (rc->st.unw)
+		unwinder__stats(rc->st.unw, &us);
+	add_drop_comments(prof, ss, as, &ps, rc->st.unw ? &us : NULL);
+	if (rc->pl.cache) {
 		struct table_cache_stats ts;
 
-		table_cache_stats(pl.cache, &ts);
+		table_cache_stats(rc->pl.cache, &ts);
 		profile__add_comment(prof, "profleet.unwind.table_cache=hits %" PRIu64 " misses %"
 				     PRIu64 " written %" PRIu64 " rejected %" PRIu64, ts.hits,
 				     ts.misses, ts.written, ts.rejected);
 	}
-	{
-		uint64_t run_ns = 0, run_cnt = 0;
-
-		/* counted only while kernel.bpf_stats_enabled=1 (bench/unwind.sh, the kernel tier) */
-		if (sampler__prog_stats(s, &run_ns, &run_cnt) == 0 && run_cnt) {
-			profile__add_comment(prof, "profleet.bpf.run_ns=%" PRIu64, run_ns);
-			profile__add_comment(prof, "profleet.bpf.run_cnt=%" PRIu64, run_cnt);
-			log_info("BPF cost: %.0f ns per timer event over %" PRIu64 " events",
-				 (double)run_ns / (double)run_cnt, run_cnt);
-		}
+	/* counted only while kernel.bpf_stats_enabled=1 (bench/unwind.sh, the kernel tier) */
+	if (sampler__prog_stats(rc->s, &run_ns, &run_cnt) == 0 && run_cnt) {
+		profile__add_comment(prof, "profleet.bpf.run_ns=%" PRIu64, run_ns);
+		profile__add_comment(prof, "profleet.bpf.run_cnt=%" PRIu64, run_cnt);
+		log_info("BPF cost: %.0f ns per timer event over %" PRIu64 " events",
+			 (double)run_ns / (double)run_cnt, run_cnt);
 	}
-	if (ss.counters[CNT_RINGBUF_FULL] || as.dropped_full || ss.task_lost)
+}
+
+/* Symbolizes what was recorded into *ret. 0 or -1 (logged). */
+static int rec_build(const struct recording *rc, struct profile **ret, struct sampler_stats *ss,
+		     struct agg_stats *as)
+{
+	struct ksyms *ks = ksyms__load(NULL);
+	struct profile *prof;
+	int err;
+
+	if (!ks && rc->cfg->kernel_stacks)
+		log_warn("kernel symbols unavailable (%s): kernel frames keep their addresses",
+			 strerror(errno));
+	prof = profile__new();
+	if (!prof) {
+		ksyms__free(ks);
+		log_error("out of memory");
+		return -1;
+	}
+	prof->period_nanos = 1000000000LL / rc->cfg->frequency;
+	prof->time_nanos = rc->start_real;
+	prof->duration_nanos = (int64_t)(rc->elapsed * 1e9);
+	err = agg__build(rc->st.agg, ks, prof);
+	ksyms__free(ks);
+	if (err) {
+		log_error("building the profile: %s", strerror(-err));
+		profile__free(prof);
+		return -1;
+	}
+	sampler__stats(rc->s, ss);
+	agg__stats(rc->st.agg, as);
+	rec_comments(rc, prof, ss, as);
+	if (ss->counters[CNT_RINGBUF_FULL] || as->dropped_full || ss->task_lost)
 		log_warn("dropped samples: ring buffer full %" PRIu64 ", stack table full %" PRIu64
 			 ", lost mmap records %" PRIu64,
-			 ss.counters[CNT_RINGBUF_FULL], as.dropped_full, ss.task_lost);
+			 ss->counters[CNT_RINGBUF_FULL], as->dropped_full, ss->task_lost);
 	log_info("stack errors: kernel %" PRIu64 ", user %" PRIu64 " (empty %" PRIu64
 		 "), frames outside mappings %" PRIu64 ", unsymbolized %" PRIu64,
-		 ss.counters[CNT_KSTACK_FAULT], ss.counters[CNT_USTACK_FAULT],
-		 ss.counters[CNT_USTACK_EMPTY], as.frames_unmapped, as.frames_unsymbolized);
+		 ss->counters[CNT_KSTACK_FAULT], ss->counters[CNT_USTACK_FAULT],
+		 ss->counters[CNT_USTACK_EMPTY], as->frames_unmapped, as->frames_unsymbolized);
+	*ret = prof;
+	return 0;
+}
 
-	ret = 0;
+/* The summary lines (and --top), on stderr when the profile itself went to stdout. */
+static void rec_summary(const struct recording *rc, const struct profile *prof, uint64_t dropped)
+{
+	const struct record_config *cfg = rc->cfg;
+	bool to_stdout = false;
+	FILE *out;
+
+	for (int i = 0; i < cfg->noutputs; i++)
+		to_stdout |= !strcmp(cfg->outputs[i].path, "-");
+	out = to_stdout ? stderr : stdout;
+	fprintf(out, "profleet: %" PRId64 " samples from %u processes in %.1f s at %d Hz "
+		     "(dropped: %" PRIu64 ")\n",
+		profile__total(prof), rc->st.npids, rc->elapsed, cfg->frequency, dropped);
+	for (int i = 0; i < cfg->noutputs; i++) {
+		char abs[4200];
+		const char *path = cfg->outputs[i].path;
+
+		if (!strcmp(path, "-"))
+			continue;
+		if (!realpath(path, abs))
+			snprintf(abs, sizeof(abs), "%s", path);
+		fprintf(out, "profleet: wrote %s (%s)\n", abs, cli_format_name(cfg->outputs[i].format));
+	}
+	if (cfg->top > 0)
+		print_top(prof, cfg->top, out);
+}
+
+/* Writes every --output and sends to every --export; 0, or 1 if one failed. */
+static int rec_deliver(const struct recording *rc, const struct profile *prof)
+{
+	const struct record_config *cfg = rc->cfg;
+	int ret = 0, err;
+
 	for (int i = 0; i < cfg->noutputs; i++) {
 		err = record_write_output(prof, &cfg->outputs[i]);
 		if (err) {
@@ -561,43 +624,60 @@ int record_run(const struct record_config *cfg)
 			ret = 1;
 		}
 	}
-	if (cfg->nexports && export_profile(cfg, prof, start_real, elapsed))
+	if (cfg->nexports && export_profile(cfg, prof, rc->start_real, rc->elapsed))
 		ret = 1;
-	{
-		bool to_stdout = false;
+	return ret;
+}
 
-		for (int i = 0; i < cfg->noutputs; i++)
-			to_stdout |= !strcmp(cfg->outputs[i].path, "-");
-		FILE *out = to_stdout ? stderr : stdout;
+static void rec_close(struct recording *rc)
+{
+	if (rc->gate >= 0)
+		close(rc->gate);
+	sampler__free(rc->s);
+	pipeline_free(&rc->pl);
+	agg__free(rc->st.agg);
+	symcache__free(rc->sc);
+	procs__free(rc->procs);
+	free(rc->st.pids);
+}
 
-		fprintf(out, "profleet: %" PRId64 " samples from %u processes in %.1f s at %d Hz "
-			     "(dropped: %" PRIu64 ")\n",
-			profile__total(prof), st.npids, elapsed, cfg->frequency,
-			ss.counters[CNT_RINGBUF_FULL] + as.dropped_full);
-		for (int i = 0; i < cfg->noutputs; i++) {
-			char abs[4200];
-			const char *path = cfg->outputs[i].path;
+int record_run(const struct record_config *cfg)
+{
+	struct recording rc = { .cfg = cfg, .child = -1, .gate = -1 };
+	struct sigaction sa = { .sa_handler = on_signal };
+	struct profile *prof = NULL;
+	struct sampler_stats ss;
+	struct agg_stats as;
+	int ret = 1;
 
-			if (!strcmp(path, "-"))
-				continue;
-			if (!realpath(path, abs))
-				snprintf(abs, sizeof(abs), "%s", path);
-			fprintf(out, "profleet: wrote %s (%s)\n", abs,
-				cli_format_name(cfg->outputs[i].format));
-		}
-		if (cfg->top > 0)
-			print_top(prof, cfg->top, out);
+	if (check_pids(cfg))
+		return 1;
+	sigaction(SIGINT, &sa, NULL);
+	sigaction(SIGTERM, &sa, NULL);
+	signal(SIGPIPE, SIG_IGN);
+	if (rec_open(&rc) || rec_target(&rc))
+		goto out;
+	rc.start = now_s();
+	rc.start_real = realtime_ns();
+	if (rc.gate >= 0) {
+		if (write(rc.gate, "g", 1) != 1)
+			log_warn("cannot start the command: %s", strerror(errno));
+		close(rc.gate);
+		rc.gate = -1;
 	}
+	log_notice("recording %s at %d Hz%s", cfg->all ? "the whole host" : cfg->command ?
+		   "the command" : "the given processes", cfg->frequency,
+		   cfg->duration > 0 ? "" : " until the command exits");
+	rec_loop(&rc);
+	sampler__stop(rc.s);
+	sampler__drain(rc.s);
+	rec_command_end(&rc);
+	if (rec_build(&rc, &prof, &ss, &as))
+		goto out;
+	ret = rec_deliver(&rc, prof);
+	rec_summary(&rc, prof, ss.counters[CNT_RINGBUF_FULL] + as.dropped_full);
 out:
-	if (gate >= 0)
-		close(gate);
 	profile__free(prof);
-	ksyms__free(ks);
-	sampler__free(s);
-	pipeline_free(&pl);
-	agg__free(st.agg);
-	symcache__free(sc);
-	procs__free(procs);
-	free(st.pids);
+	rec_close(&rc);
 	return ret;
 }
