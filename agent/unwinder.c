@@ -240,7 +240,7 @@ static int read_elf_ids(const char *path, char *build_id, size_t bid_len, struct
 		    *nsegs < 8)
 			segs[(*nsegs)++] = (struct seg){ ph.p_offset, ph.p_vaddr, ph.p_filesz };
 	}
-	elfutil_build_id(elf, build_id, bid_len);
+	elfutil_build_id(elf, fd, build_id, bid_len);
 	if (!*nsegs)
 		err = -ENOEXEC;
 out:
