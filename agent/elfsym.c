@@ -1,8 +1,9 @@
 // SPDX-License-Identifier: Apache-2.0
 /*
  * The ELF symbolizer. Loading one object:
- *   1. the file is opened (regular files only, never blocking on a FIFO) and
- *      handed to libelf once its header counts are bounded (elfutil_begin);
+ *   1. the file is opened (regular files only, never blocking on a FIFO; a path
+ *      under /proc/PID/root resolved inside that root) and handed to libelf once
+ *      its header counts are bounded (elfutil_begin);
  *   2. its PT_LOAD headers are kept to turn file offsets into virtual addresses;
  *   3. function symbols are gathered from .symtab and .dynsym; a file without
  *      .symtab also gets those of its separate debug file (build-id, then

@@ -16,7 +16,8 @@
  * Corrupt or truncated files are rejected; nothing read from a file aborts, and
  * no section is read before its size is checked against a budget, the file's
  * size and the blocks it really has (a sparse file's holes): such a file fails
- * with EFBIG.
+ * with EFBIG. A file under /proc/PID/root, and its debug files there, are opened
+ * inside that root: a symlink in a container cannot lead to the host's files.
  * Not thread-safe: one symcache per thread.
  */
 

@@ -13,6 +13,7 @@
 #include <unistd.h>
 
 #include "log.h"
+#include "rootfs.h"
 
 #define SHSTRTAB_MAX (4u << 20)	/* section names: a few hundred bytes in real files */
 #define NOTES_MAX (1u << 20)	/* notes read per file, all of them together */
@@ -20,11 +21,11 @@
 
 int elfutil_open_file(const char *path, struct stat *ret_st)
 {
-	int fd = open(path, O_RDONLY | O_CLOEXEC | O_NONBLOCK | O_NOCTTY);
+	int fd = rootfs_open(path, O_RDONLY | O_CLOEXEC | O_NONBLOCK | O_NOCTTY);
 	int err;
 
 	if (fd < 0)
-		return -errno;
+		return fd;
 	if (fstat(fd, ret_st)) {
 		err = -errno;
 		close(fd);

@@ -27,8 +27,9 @@
 #define ELFUTIL_SPARSE_SLACK (1u << 20)
 
 /*
- * Opens a regular file for reading, never blocking (FIFO) nor taking a terminal.
- * fd or -errno (-EINVAL: not a regular file).
+ * Opens a regular file for reading, never blocking (FIFO) nor taking a terminal;
+ * a /proc/PID/root/... path is resolved inside that root (rootfs_open). fd or
+ * -errno (-EINVAL: not a regular file).
  */
 int elfutil_open_file(const char *path, struct stat *ret_st);
 /*

@@ -58,9 +58,10 @@ struct unwind_table {
  * -EINVAL for a file that is no x86_64 executable or shared object, has code
  * at 4 GiB or more, or whose CFI is unusable throughout; -EFBIG past max_rows
  * rows (0: UNWIND_TABLE_MAX_ROWS), when the CFI would take too long to compile,
- * or when the file's headers claim more than elfutil's bounds; -ENOMEM. Corrupt
- * CFI yields a partial table (see stats.fdes_bad), never a crash. *ret is
- * written only on success.
+ * or when the file's headers claim more than elfutil's bounds; -ENOMEM. A path
+ * under /proc/PID/root is resolved inside that root. Corrupt CFI yields a
+ * partial table (see stats.fdes_bad), never a crash. *ret is written only on
+ * success.
  */
 int unwind_table__build(const char *path, const char *debug_path, uint32_t max_rows,
 			struct unwind_table **ret);

@@ -19,6 +19,7 @@
 #include "elfutil.h"
 #include "log.h"
 #include "procs.h"
+#include "rootfs.h"
 #include "unwind.h"
 #include "unwind_table.h"
 
@@ -352,8 +353,9 @@ static int table_for(struct unwinder *u, const struct mapping *m, int pid, bool 
 	snprintf(path, sizeof(path), "/proc/%d/map_files/%" PRIx64 "-%" PRIx64, pid, m->start,
 		 m->end);
 	if (access(path, R_OK)) {
+		/* resolved inside the process's root, as elfutil_open will */
 		snprintf(path, sizeof(path), "/proc/%d/root%s", pid, m->path);
-		if (access(path, R_OK))
+		if (rootfs_readable(path))
 			snprintf(path, sizeof(path), "%s", m->path);
 	}
 	/* cheap identity first: the same (dev, ino) seen before */

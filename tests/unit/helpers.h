@@ -208,6 +208,42 @@ static inline uint64_t elf_sparse_copy(const char *src, const char *dst, const c
 	return off;
 }
 
+/*
+ * A child process whose root directory is root (chroot), as a container's, until
+ * *ret_fd is closed (then waitpid it); -1 when chroot is not allowed (not root).
+ */
+static inline pid_t rooted_child(const char *root, int *ret_fd)
+{
+	int go[2], ready[2];
+	char c = 'n';
+	pid_t pid;
+
+	assert_int_equal(pipe(go), 0);
+	assert_int_equal(pipe(ready), 0);
+	pid = fork();
+	assert_true(pid >= 0);
+	if (pid == 0) {
+		close(go[1]);
+		close(ready[0]);
+		c = chroot(root) == 0 && chdir("/") == 0 ? 'y' : 'n';
+		if (write(ready[1], &c, 1) == 1 && c == 'y')
+			while (read(go[0], &c, 1) > 0)
+				;
+		_exit(0);
+	}
+	close(go[0]);
+	close(ready[1]);
+	*ret_fd = go[1];
+	if (read(ready[0], &c, 1) != 1 || c != 'y') {
+		close(go[1]);
+		waitpid(pid, NULL, 0);
+		*ret_fd = -1;
+		pid = -1;
+	}
+	close(ready[0]);
+	return pid;
+}
+
 static inline const char *srcdir(void)
 {
 	const char *s = getenv("PROFLEET_SRCDIR");

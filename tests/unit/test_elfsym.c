@@ -28,6 +28,8 @@
 
 static char dir[64];
 
+#define BUILD_ID_HEX_LEN (2 * 64 + 1)
+
 /* ---- helpers ------------------------------------------------------------ */
 
 static void write_file(const char *path, const void *data, size_t len)
@@ -1288,6 +1290,87 @@ static void test_compressed_strtab(void **state)
 	free(img);
 }
 
+/* ---- symlinks in a container's root (issue 12, item 12) ------------------ */
+
+/*
+ * Whether file, as the rooted process names it, gets static_fn's name at a (from
+ * prog.debug somewhere): 1, 0, or -1 when it cannot be loaded at all. Counts a
+ * result other than want in *bad.
+ */
+static void expect_in_root(pid_t pid, const char *file, uint64_t a, int want, const char *what,
+			   int *bad)
+{
+	struct symcache *c = cache_no_debug();
+	char open_path[600];
+	struct elfobj *o;
+	int named;
+
+	snprintf(open_path, sizeof(open_path), "/proc/%d/root%s", (int)pid, file);
+	o = symcache__get(c, open_path, NULL, 0, 0);
+	named = o ? !not_named(o, a, "static_fn") : -1;
+	symcache__free(c);
+	print_message("# %s: %d (want %d)%s\n", what, named, want, named == want ? "" : " WRONG");
+	*bad += named != want;
+}
+
+/*
+ * A container's root holds symlinks to the host's files: as debug files, a debug
+ * directory, a .gnu_debuglink target, the mapped file's directory. None is read;
+ * links that stay inside the root still work.
+ */
+static void test_container_symlinks(void **state)
+{
+	char root[512], dbg[512], up[256] = "", bid[BUILD_ID_HEX_LEN];
+	struct symcache *c;
+	int fd, bad = 0;
+	uint64_t a;
+	pid_t pid;
+
+	(void)state;
+	tpath(root, sizeof(root), "froot");
+	sh("mkdir -p %s/usr/bin %s/inroot", root, root);
+	pid = rooted_child(root, &fd);
+	if (pid < 0)
+		skip();	/* chroot needs root */
+	tpath(dbg, sizeof(dbg), "prog");
+	a = nm_sym(dbg, "static_fn", NULL);
+	c = cache_no_debug();
+	tpath(dbg, sizeof(dbg), "prog-stripped");
+	snprintf(bid, sizeof(bid), "%s", elfobj__build_id(symcache__get(c, dbg, NULL, 0, 0)));
+	symcache__free(c);
+	assert_true(strlen(bid) > 2);
+	for (int i = 0; i < 16; i++)
+		strcat(up, "../");
+	/* the debug root cache_no_debug uses, inside the container */
+	snprintf(dbg, sizeof(dbg), "%s%s/empty-root/.build-id/%.2s", root, dir, bid);
+	sh("mkdir -p %s && cp %s/prog-stripped %s/usr/bin/prog && cp %s/prog.debug %s/inroot/",
+	   dbg, dir, root, dir, root);
+
+	sh("ln -sfn %s/prog.debug %s/%s.debug", dir, dbg, bid + 2);
+	expect_in_root(pid, "/usr/bin/prog", a, 0, "build-id link, absolute, to the host", &bad);
+	sh("ln -sfn %s%s/prog.debug %s/%s.debug", up, dir, dbg, bid + 2);
+	expect_in_root(pid, "/usr/bin/prog", a, 0, "build-id link climbing out with ..", &bad);
+	sh("ln -sfn /inroot/prog.debug %s/%s.debug", dbg, bid + 2);
+	expect_in_root(pid, "/usr/bin/prog", a, 1, "build-id link, absolute, inside", &bad);
+	sh("mkdir -p %s/hostbid/%.2s && cp %s/prog.debug %s/hostbid/%.2s/%s.debug && "
+	   "rm -rf %s%s/empty-root/.build-id && ln -sfn %s/hostbid %s%s/empty-root/.build-id",
+	   dir, bid, dir, dir, bid, bid + 2, root, dir, dir, root, dir);
+	expect_in_root(pid, "/usr/bin/prog", a, 0, ".build-id -> the host's directory", &bad);
+	sh("cd %s && strip -s prog -o dl.tmp && objcopy --remove-section=.note.gnu.build-id "
+	   "--add-gnu-debuglink=prog.debug dl.tmp %s/usr/bin/dlprog && rm dl.tmp && "
+	   "ln -sfn %s/prog.debug %s/usr/bin/prog.debug",
+	   dir, root, dir, root);
+	expect_in_root(pid, "/usr/bin/dlprog", a, 0, "debuglink target -> the host's", &bad);
+	sh("ln -sfn /inroot/prog.debug %s/usr/bin/prog.debug", root);
+	expect_in_root(pid, "/usr/bin/dlprog", a, 1, "debuglink target, inside", &bad);
+	sh("ln -sfn %s %s/usr/hostdir", dir, root);
+	expect_in_root(pid, "/usr/hostdir/prog", a, -1, "mapped file's directory -> the host's",
+		       &bad);
+	close(fd);
+	waitpid(pid, NULL, 0);
+	assert_int_equal(bad, 0);
+}
+
 /* ---- Go ------------------------------------------------------------------ */
 
 static void test_go_pclntab(void **state)
@@ -1358,6 +1441,7 @@ int main(void)
 		cmocka_unit_test(test_sparse_header_counts),
 		cmocka_unit_test(test_sparse_debuglink_target),
 		cmocka_unit_test(test_compressed_strtab),
+		cmocka_unit_test(test_container_symlinks),
 		cmocka_unit_test(test_go_pclntab),
 	};
 
