@@ -142,7 +142,7 @@ $(BUILD)/workloads/nofp/%: tests/workloads/nofp/%.cc
 # libFuzzer targets: the parsers of what comes from outside (ELF + CFI, /proc maps)
 FUZZ_SRCS   := $(wildcard tests/fuzz/fuzz_*.c)
 FUZZERS     := $(patsubst tests/fuzz/%.c,$(BUILD)/fuzz/%,$(FUZZ_SRCS))
-FUZZ_LIB_SRCS := agent/elfsym.c agent/elfutil.c agent/demangle.c agent/unwind_table.c agent/procmaps.c \
+FUZZ_LIB_SRCS := agent/elfsym.c agent/elfutil.c agent/rootfs.c agent/demangle.c agent/unwind_table.c agent/procmaps.c \
 		 agent/cgroups.c common/log.c common/yamljson.c common/k8s.c controller/model.c \
 		 $(GEN)/fleet.pb-c.c
 HAVE_LIBFUZZER := $(shell echo 'int LLVMFuzzerTestOneInput(const char *d, long n){return 0;}' | \

@@ -14,6 +14,7 @@
 #include "log.h"
 #include "procs.h"
 #include "profile.h"
+#include "rootfs.h"
 
 struct stack {
 	struct stack *next;
@@ -134,8 +135,9 @@ static int mapping_open_path(const struct mapping *m, bool alive, char *buf, siz
 		snprintf(buf, len, "/proc/%d/map_files/%" PRIx64 "-%" PRIx64, m->pid, m->start, m->end);
 		if (access(buf, R_OK) == 0)
 			return 0;
+		/* resolved inside the process's root, as the symbolizer will */
 		snprintf(buf, len, "/proc/%d/root%s", m->pid, m->path);
-		if (access(buf, R_OK) == 0)
+		if (rootfs_readable(buf) == 0)
 			return 0;
 	}
 	snprintf(buf, len, "%s", m->path);

@@ -1,8 +1,9 @@
 // SPDX-License-Identifier: Apache-2.0
 /*
  * The ELF symbolizer. Loading one object:
- *   1. the file is opened (regular files only, never blocking on a FIFO) and handed
- *      to libelf, which checks headers and section bounds against the file size;
+ *   1. the file is opened (regular files only, never blocking on a FIFO; a path
+ *      under /proc/PID/root resolved inside that root) and handed to libelf once
+ *      its header counts are bounded (elfutil_begin);
  *   2. its PT_LOAD headers are kept to turn file offsets into virtual addresses;
  *   3. function symbols are gathered from .symtab and .dynsym; a file without
  *      .symtab also gets those of its separate debug file (build-id, then
@@ -16,6 +17,10 @@
  * Bounds on what a file can make us spend: MAX_SYMS symbols, MAX_NAME bytes per
  * name, MAX_NAMES_BYTES per object, MINIDEBUG_MAX_OUT for a decompressed
  * .gnu_debugdata. A file over a bound is rejected (E2BIG) or its name truncated.
+ * Before a section is read at all, its size is checked against a budget (the
+ * *_MAX_BYTES below), the file's size and the blocks it really has
+ * (elfutil_check_range): a sparse file cannot make us read gigabytes of its
+ * holes. Such a file is refused (EFBIG), logged and counted once.
  */
 #include "elfsym.h"
 
@@ -44,7 +49,12 @@
 #define MAX_SYMS (8u << 20)		/* per object: more is a broken file */
 #define MAX_NAME 4096			/* longer names are truncated */
 #define MAX_NAMES_BYTES (256u << 20)	/* per object */
-#define MINIDEBUG_MAX_OUT (64u << 20)	/* decompressed .gnu_debugdata */
+#define MINIDEBUG_MAX_OUT (64u << 20)	/* .gnu_debugdata, compressed and decompressed */
+#define SYMTAB_MAX_BYTES ((uint64_t)MAX_SYMS * sizeof(Elf64_Sym))	/* one symbol table */
+#define STRTAB_MAX_BYTES (256u << 20)	/* its string table */
+#define GOPCLNTAB_MAX_BYTES (256u << 20)
+#define DEBUGLINK_MAX_BYTES 4096	/* a file name of 255 bytes and a CRC */
+#define DEBUG_CRC_MAX_BYTES (4ull << 30)	/* a .gnu_debuglink file read whole for its CRC */
 #define RETRY_NS (10ull * 1000000000ull)	/* a file that could not be opened */
 #define BUILD_ID_HEX (2 * 64 + 1)
 
@@ -185,41 +195,6 @@ static void obj_unref(struct symcache *c, struct elfobj *o)
 
 /* ---- files -------------------------------------------------------------- */
 
-/* Opens a regular file for reading: never a directory, a device or a FIFO. fd or -errno. */
-static int open_regular(const char *path, struct stat *ret_st)
-{
-	int fd = open(path, O_RDONLY | O_CLOEXEC | O_NONBLOCK | O_NOCTTY);
-	int err;
-
-	if (fd < 0)
-		return -errno;
-	if (fstat(fd, ret_st)) {
-		err = -errno;
-		close(fd);
-		return err;
-	}
-	if (!S_ISREG(ret_st->st_mode)) {
-		close(fd);
-		return -EINVAL;
-	}
-	return fd;
-}
-
-/* An ELF handle on fd, or NULL when fd is no ELF file libelf accepts. */
-static Elf *elf_from_fd(int fd)
-{
-	Elf *elf = elf_begin(fd, ELF_C_READ, NULL);	/* read(), not mmap: a file truncated under us must not SIGBUS the agent */
-	GElf_Ehdr eh;
-
-	if (!elf)
-		return NULL;
-	if (elf_kind(elf) != ELF_K_ELF || !gelf_getehdr(elf, &eh)) {
-		elf_end(elf);
-		return NULL;
-	}
-	return elf;
-}
-
 static bool has_symtab(Elf *elf)
 {
 	Elf_Scn *scn = NULL;
@@ -314,55 +289,82 @@ static uint8_t sym_rank(const GElf_Sym *s)
 	}
 }
 
-/* Gathers the wanted symbols of every section of type (SHT_SYMTAB, SHT_DYNSYM). Count or -errno. */
-static long gather_elf(struct gather *g, Elf *elf, Elf64_Word type)
+/*
+ * The symbol table of type (SHT_SYMTAB, SHT_DYNSYM) and its string table, both
+ * within their bounds (elf_strptr reads the whole string table, and
+ * decompresses a compressed one to the size its header claims: no linker
+ * compresses one, so that is refused). The format allows one of each type: a
+ * second one is not read. 0, -ENOENT when there is none, or -errno.
+ */
+static int symtab_data(Elf *elf, int fd, Elf64_Word type, Elf_Data **ret_d, GElf_Shdr *ret_sh)
 {
-	Elf_Scn *scn = NULL;
-	size_t shnum, entsz;
-	long count = 0;
+	GElf_Shdr sh, strsh;
+	Elf_Scn *scn = NULL, *strscn;
+	Elf_Data *d;
+	size_t shnum;
+	int err;
 
 	if (elf_getshdrnum(elf, &shnum))
-		return 0;
-	entsz = gelf_fsize(elf, ELF_T_SYM, 1, EV_CURRENT);
+		return -ENOENT;
+	while ((scn = elf_nextscn(elf, scn)))
+		if (gelf_getshdr(scn, &sh) && sh.sh_type == type)
+			break;
+	if (!scn || !sh.sh_link || sh.sh_link >= shnum)
+		return -ENOENT;
+	strscn = elf_getscn(elf, sh.sh_link);
+	if (!strscn || !gelf_getshdr(strscn, &strsh) || strsh.sh_type != SHT_STRTAB)
+		return -ENOENT;
+	if (strsh.sh_flags & SHF_COMPRESSED)
+		return -EINVAL;
+	err = elfutil_check_range(fd, strsh.sh_offset, strsh.sh_size, STRTAB_MAX_BYTES);
+	if (!err)
+		err = elfutil_getdata(fd, scn, SYMTAB_MAX_BYTES, &d);
+	if (err)
+		return err;
+	if (d->d_type != ELF_T_SYM)
+		return -ENOENT;
+	*ret_d = d;
+	*ret_sh = sh;
+	return 0;
+}
+
+/* Gathers the wanted symbols of the symbol table of type. Count or -errno. */
+static long gather_elf(struct gather *g, Elf *elf, int fd, Elf64_Word type)
+{
+	size_t entsz = gelf_fsize(elf, ELF_T_SYM, 1, EV_CURRENT), n;
+	long count = 0;
+	GElf_Shdr sh;
+	Elf_Data *d;
+	int err;
+
 	if (!entsz)
 		return 0;
-	while ((scn = elf_nextscn(elf, scn))) {
-		GElf_Shdr sh;
-		Elf_Data *d;
-		size_t n;
+	err = symtab_data(elf, fd, type, &d, &sh);
+	if (err)
+		return err == -ENOENT ? 0 : err;
+	n = d->d_size / entsz;
+	if (n > INT_MAX)
+		n = INT_MAX;
+	for (size_t i = 1; i < n; i++) {	/* entry 0 is always the null symbol */
+		const char *name;
+		GElf_Sym s;
 
-		if (!gelf_getshdr(scn, &sh) || sh.sh_type != type || !sh.sh_link ||
-		    sh.sh_link >= shnum)
+		if (!gelf_getsym(d, (int)i, &s))
+			break;
+		if (!want_sym(elf, &s))
 			continue;
-		d = elf_getdata(scn, NULL);
-		if (!d || !d->d_buf || d->d_type != ELF_T_SYM)
+		/* elf_strptr checks that sh_link is a string table holding the offset */
+		name = elf_strptr(elf, sh.sh_link, s.st_name);
+		if (!name || !*name)
 			continue;
-		n = d->d_size / entsz;
-		if (n > INT_MAX)
-			n = INT_MAX;
-		for (size_t i = 1; i < n; i++) {	/* entry 0 is always the null symbol */
-			const char *name;
-			GElf_Sym s;
-			int err;
-
-			if (!gelf_getsym(d, (int)i, &s))
-				break;
-			if (!want_sym(elf, &s))
-				continue;
-			/* elf_strptr checks that sh_link is a string table holding the offset */
-			name = elf_strptr(elf, sh.sh_link, s.st_name);
-			if (!name || !*name)
-				continue;
-			if (s.st_size)
-				err = gather_add(g, s.st_value, s.st_size, false, name,
-						 sym_rank(&s));
-			else
-				err = gather_add(g, s.st_value, to_section_end(elf, &s), true,
-						 name, sym_rank(&s));
-			if (err)
-				return err;
-			count++;
-		}
+		if (s.st_size)
+			err = gather_add(g, s.st_value, s.st_size, false, name, sym_rank(&s));
+		else
+			err = gather_add(g, s.st_value, to_section_end(elf, &s), true, name,
+					 sym_rank(&s));
+		if (err)
+			return err;
+		count++;
 	}
 	return count;
 }
@@ -385,7 +387,7 @@ static uint64_t rd_le(const uint8_t *p, size_t n)
  * each _func starting with (entry offset, name offset into funcname).
  * Count or -errno.
  */
-static long gather_gopclntab(struct gather *g, Elf *elf)
+static long gather_gopclntab(struct gather *g, Elf *elf, int fd)
 {
 	GElf_Shdr sh, tsh;
 	Elf_Scn *scn = elfutil_section(elf, ".gopclntab", &sh);
@@ -399,8 +401,7 @@ static long gather_gopclntab(struct gather *g, Elf *elf)
 	/* where a PIE keeps it: it holds relocated words */
 	if (!scn)
 		scn = elfutil_section(elf, ".data.rel.ro.gopclntab", &sh);
-	d = scn ? elf_getdata(scn, NULL) : NULL;
-	if (!d || !d->d_buf || d->d_size < 16)
+	if (!scn || elfutil_getdata(fd, scn, GOPCLNTAB_MAX_BYTES, &d) || d->d_size < 16)
 		return -ENOENT;
 	b = d->d_buf;
 	len = d->d_size;
@@ -517,16 +518,16 @@ static void locate(struct where *w, const char *open_path, const char *real_path
 }
 
 /* .gnu_debuglink: file name, NUL, padding to 4, CRC32 of the debug file. */
-static int read_debuglink(Elf *elf, char *name, size_t len, uint32_t *ret_crc)
+static int read_debuglink(Elf *elf, int fd, char *name, size_t len, uint32_t *ret_crc)
 {
 	GElf_Shdr sh;
 	Elf_Scn *scn = elfutil_section(elf, ".gnu_debuglink", &sh);
-	Elf_Data *d = scn ? elf_getdata(scn, NULL) : NULL;
 	size_t nlen, crc_off;
 	const unsigned char *b;
 	const char *ident;
+	Elf_Data *d;
 
-	if (!d || !d->d_buf || d->d_size < 6)
+	if (!scn || elfutil_getdata(fd, scn, DEBUGLINK_MAX_BYTES, &d) || d->d_size < 6)
 		return -ENOENT;
 	nlen = strnlen(d->d_buf, d->d_size);
 	crc_off = (nlen + 4) & ~(size_t)3;
@@ -543,14 +544,30 @@ static int read_debuglink(Elf *elf, char *name, size_t len, uint32_t *ret_crc)
 	return 0;
 }
 
+/* The CRC32 of a whole file, of DEBUG_CRC_MAX_BYTES at most and not sparse. 0 or -errno. */
 static int fd_crc32(int fd, uint32_t *ret)
 {
 	unsigned char buf[65536];
 	uLong crc = crc32(0L, Z_NULL, 0);
+	struct stat st;
 	off_t off = 0;
-	ssize_t n;
+	ssize_t n = 0;
+	int err;
 
-	while ((n = pread(fd, buf, sizeof(buf), off)) > 0) {
+	if (fstat(fd, &st))
+		return -errno;
+	err = elfutil_check_range(fd, 0, (uint64_t)st.st_size, DEBUG_CRC_MAX_BYTES);
+	if (err)
+		return err;
+	/* the size checked, not what a growing file holds by the time we get there */
+	while (off < st.st_size) {
+		size_t want = sizeof(buf);
+
+		if (st.st_size - off < (off_t)want)
+			want = (size_t)(st.st_size - off);
+		n = pread(fd, buf, want, off);
+		if (n <= 0)
+			break;
 		crc = crc32(crc, buf, (uInt)n);
 		off += n;
 	}
@@ -566,7 +583,7 @@ static Elf *open_debug_candidate(const char *path, const struct stat *self, int 
 {
 	struct stat st;
 	uint32_t crc;
-	int fd = open_regular(path, &st);
+	int fd = elfutil_open_file(path, &st);
 	Elf *elf = NULL;
 
 	if (fd < 0)
@@ -577,7 +594,7 @@ static Elf *open_debug_candidate(const char *path, const struct stat *self, int 
 		log_debug("%s: CRC does not match the .gnu_debuglink, not used", path);
 		goto fail;
 	}
-	elf = elf_from_fd(fd);
+	elf = elfutil_begin(fd);
 	if (!elf || !has_symtab(elf))
 		goto fail;
 	*ret_fd = fd;
@@ -590,7 +607,7 @@ fail:
 }
 
 /* The separate debug file: by build-id, then by .gnu_debuglink. NULL when none. */
-static Elf *open_debug_file(const struct symcache *c, const char *bid, Elf *elf,
+static Elf *open_debug_file(const struct symcache *c, const char *bid, Elf *elf, int fd,
 			    const struct where *w, const struct stat *self, int *ret_fd)
 {
 	char path[PATH_MAX], link[256];
@@ -612,14 +629,15 @@ static Elf *open_debug_file(const struct symcache *c, const char *bid, Elf *elf,
 			if (!delf)
 				continue;
 			/* a stale link would give another build's addresses */
-			if (elfutil_build_id(delf, dbid, sizeof(dbid)) == 0 && !strcmp(dbid, bid))
+			if (elfutil_build_id(delf, *ret_fd, dbid, sizeof(dbid)) == 0 &&
+			    !strcmp(dbid, bid))
 				return delf;
 			log_debug("%s: build-id differs, not used", path);
 			elf_end(delf);
 			close(*ret_fd);
 		}
 	}
-	if (read_debuglink(elf, link, sizeof(link), &crc) || strchr(link, '/') ||
+	if (read_debuglink(elf, fd, link, sizeof(link), &crc) || strchr(link, '/') ||
 	    !strcmp(link, ".") || !strcmp(link, ".."))
 		return NULL;
 	for (int i = 0; i < 4; i++) {
@@ -812,15 +830,15 @@ static int load_file(struct symcache *c, const char *open_path, const char *real
 	bool symtab;
 	long n;
 
-	fd = open_regular(open_path, &st);
+	fd = elfutil_open_file(open_path, &st);
 	if (fd < 0)
 		return fd;
-	elf = elf_from_fd(fd);
+	elf = elfutil_begin(fd);
 	if (!elf) {
-		err = -EINVAL;
+		err = -errno;
 		goto out;
 	}
-	elfutil_build_id(elf, bid, sizeof(bid));
+	elfutil_build_id(elf, fd, bid, sizeof(bid));
 	symtab = has_symtab(elf);
 	shared = bid[0] ? bid_find(c, bid) : NULL;
 	if (shared && (shared->full || !symtab)) {
@@ -837,9 +855,9 @@ static int load_file(struct symcache *c, const char *open_path, const char *real
 	o->refs = 1;
 	memcpy(o->build_id, bid, sizeof(bid));
 	read_segments(o, elf);
-	n = gather_elf(&g, elf, SHT_SYMTAB);
+	n = gather_elf(&g, elf, fd, SHT_SYMTAB);
 	if (n >= 0)
-		n = gather_elf(&g, elf, SHT_DYNSYM);
+		n = gather_elf(&g, elf, fd, SHT_DYNSYM);
 	if (n < 0) {
 		err = (int)n;
 		goto out;
@@ -849,16 +867,17 @@ static int load_file(struct symcache *c, const char *open_path, const char *real
 		struct where w;
 
 		locate(&w, open_path, real_path);
-		delf = open_debug_file(c, bid, elf, &w, &st, &dfd);
+		delf = open_debug_file(c, bid, elf, fd, &w, &st, &dfd);
 		if (delf) {
-			n = gather_elf(&g, delf, SHT_SYMTAB);
+			n = gather_elf(&g, delf, dfd, SHT_SYMTAB);
 			if (n > 0) {
 				o->full = true;
 				c->stats.debug_files_used++;
 			}
-		} else if ((melf = elfutil_minidebuginfo(elf, MINIDEBUG_MAX_OUT, &mbuf, &merr))) {
+		} else if ((melf = elfutil_minidebuginfo(elf, fd, MINIDEBUG_MAX_OUT, &mbuf,
+							      &merr))) {
 			/* MiniDebugInfo: the local functions .dynsym lacks */
-			n = gather_elf(&g, melf, SHT_SYMTAB);
+			n = gather_elf(&g, melf, -1, SHT_SYMTAB);
 			if (n > 0)
 				c->stats.minidebuginfo_used++;
 		} else if (merr != -ENOENT) {
@@ -870,7 +889,7 @@ static int load_file(struct symcache *c, const char *open_path, const char *real
 		}
 	}
 	/* a stripped Go binary still has its own function table (and maybe a few dynsyms) */
-	if (!o->full && !melf && gather_gopclntab(&g, elf) > 0)
+	if (!o->full && !melf && gather_gopclntab(&g, elf, fd) > 0)
 		c->stats.go_pclntab_used++;
 	err = build_syms(o, &g);
 	if (err)
@@ -1057,8 +1076,16 @@ struct elfobj *symcache__get(struct symcache *c, const char *open_path, const ch
 		e->err = -err;
 		e->retry_ns = retryable(-err) ? now_ns() + RETRY_NS : UINT64_MAX;
 		c->stats.objects_failed++;
-		log_debug("cannot read symbols of %s: %s", real_path ? real_path : open_path,
-			  strerror(-err));
+		/* never tried again: logged once while the entry lives */
+		if (err == -EFBIG) {
+			c->stats.objects_refused++;
+			log_warn("not reading symbols of %s: its headers claim more than our "
+				 "bounds, or data over the holes of a sparse file",
+				 real_path ? real_path : open_path);
+		} else {
+			log_debug("cannot read symbols of %s: %s",
+				  real_path ? real_path : open_path, strerror(-err));
+		}
 	}
 	e->hnext = c->buckets[h & (c->nbuckets - 1)];
 	c->buckets[h & (c->nbuckets - 1)] = e;

@@ -13,7 +13,11 @@
  * evicted least recently used beyond max_objects. Files with the same build-id
  * share one loaded object. A file that failed to load is remembered: it is not
  * opened again before a while (never again when it is no valid ELF).
- * Corrupt or truncated files are rejected; nothing read from a file aborts.
+ * Corrupt or truncated files are rejected; nothing read from a file aborts, and
+ * no section is read before its size is checked against a budget, the file's
+ * size and the blocks it really has (a sparse file's holes): such a file fails
+ * with EFBIG. A file under /proc/PID/root, and its debug files there, are opened
+ * inside that root: a symlink in a container cannot lead to the host's files.
  * Not thread-safe: one symcache per thread.
  */
 
@@ -28,6 +32,7 @@ struct symcache_opts {
 struct symcache_stats {
 	uint64_t objects_loaded;	/* ELF files parsed */
 	uint64_t objects_failed;	/* loads that failed (each retry counts) */
+	uint64_t objects_refused;	/* ... of those, over a size bound or sparse (EFBIG) */
 	uint64_t objects_shared;	/* files served by a loaded object with their build-id */
 	uint64_t evictions;
 	uint64_t debug_files_used;	/* symbols from a separate debug file */

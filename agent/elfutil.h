@@ -2,28 +2,75 @@
 #ifndef AGENT_ELFUTIL_H
 #define AGENT_ELFUTIL_H
 
-/* Small libelf helpers shared by the symbolizer, the CFI compiler and the unwinder. */
+/*
+ * Small libelf helpers shared by the symbolizer, the CFI compiler and the unwinder.
+ *
+ * A file's own headers size what libelf allocates and reads: elf_begin allocates
+ * for every section the header counts, elf_getdata reads sh_size bytes whole.
+ * A file may claim gigabytes and hold a few kilobytes, the rest a hole of a
+ * sparse file that reads as zeros: 32 KB on disk whose .symtab claims 3 GiB took
+ * the agent to 3.1 GiB. So nothing here hands a section to libelf before its size
+ * is checked against a budget, against the file's size and against the blocks
+ * the file really has (elfutil_check_range), and elfutil_begin bounds the header
+ * counts before elf_begin sees them.
+ */
 
 #include <gelf.h>
 #include <libelf.h>
 #include <stddef.h>
+#include <stdint.h>
+#include <sys/stat.h>
+
+#define ELFUTIL_MAX_SECTIONS (1u << 16)	/* section headers of one file */
+#define ELFUTIL_MAX_PHDRS (1u << 16)	/* program headers of one file */
+/* a range this large or larger must not lie over a hole of a sparse file */
+#define ELFUTIL_SPARSE_SLACK (1u << 20)
 
 /*
- * Opens a regular file as ELF (read-only, mmap'd). NULL with errno set
- * (EINVAL: not a regular file or not ELF). Close with elfutil_close.
+ * Opens a regular file for reading, never blocking (FIFO) nor taking a terminal;
+ * a /proc/PID/root/... path is resolved inside that root (rootfs_open). fd or
+ * -errno (-EINVAL: not a regular file).
  */
+int elfutil_open_file(const char *path, struct stat *ret_st);
+/*
+ * An ELF handle on fd (read(), not mmap: a file truncated under us must not
+ * SIGBUS the agent), once the header's section and program header counts are
+ * within bounds. NULL with errno set: EINVAL (no ELF), EFBIG (counts too large).
+ */
+Elf *elfutil_begin(int fd);
+/* elfutil_open_file + elfutil_begin. NULL with errno set. Close with elfutil_close. */
 Elf *elfutil_open(const char *path, int *ret_fd);
 void elfutil_close(Elf *elf, int fd);
-/* The section called name (NOBITS sections are skipped), or NULL. */
+
+/*
+ * Whether [off, off + size) of the file fd may be read: -EFBIG when size is over
+ * budget, -EINVAL when the range ends past the end of the file, -EFBIG when it is
+ * larger than ELFUTIL_SPARSE_SLACK and lies over a hole (the file has fewer
+ * blocks than the range claims bytes, and SEEK_HOLE finds one inside it). fd < 0:
+ * an image in memory, which libelf bounds itself: only the budget applies. 0 or
+ * -errno. Moves fd's file offset (libelf reads with pread).
+ */
+int elfutil_check_range(int fd, uint64_t off, uint64_t size, uint64_t budget);
+/* elf_getdata of a section after elfutil_check_range of its bytes. 0 or -errno. */
+int elfutil_getdata(int fd, Elf_Scn *scn, uint64_t budget, Elf_Data **ret);
+/* elf_getdata_rawchunk after elfutil_check_range. 0 or -errno. */
+int elfutil_rawchunk(Elf *elf, int fd, uint64_t off, uint64_t size, uint64_t budget,
+		     Elf_Type type, Elf_Data **ret);
+
+/*
+ * The section called name (NOBITS sections are skipped), or NULL; also NULL when
+ * the section name table is over 4 MiB or compressed.
+ */
 Elf_Scn *elfutil_section(Elf *elf, const char *name, GElf_Shdr *ret_shdr);
-/* The GNU build-id in lower-case hex; 0, or -ENOENT when there is none. */
-int elfutil_build_id(Elf *elf, char *hex, size_t len);
+/* The GNU build-id in lower-case hex; 0, or -ENOENT when there is none (1 MiB of notes read). */
+int elfutil_build_id(Elf *elf, int fd, char *hex, size_t len);
 
 /*
  * MiniDebugInfo: the xz-compressed ELF file in .gnu_debugdata (a symbol table,
  * sometimes CFI). Returns an Elf over a malloc'd buffer (*ret_buf, free it after
- * elf_end), or NULL (-ENOENT: none; -EINVAL: corrupt; -EFBIG: over max_bytes).
+ * elf_end), or NULL (-ENOENT: none; -EINVAL: corrupt; -EFBIG: the section or
+ * what it decompresses to over max_bytes).
  */
-Elf *elfutil_minidebuginfo(Elf *elf, size_t max_bytes, void **ret_buf, int *ret_err);
+Elf *elfutil_minidebuginfo(Elf *elf, int fd, size_t max_bytes, void **ret_buf, int *ret_err);
 
 #endif

@@ -57,8 +57,10 @@
 /* x86_64's DWARF registers end at 130 (k7): libdw sizes every frame by the largest named */
 #define MAX_REG 130
 #define MAX_REMEMBER 64
-/* a CFI section: .debug_frame is a few MB even for the largest libraries */
+/* a CFI section: .debug_frame is a few MB even for the largest libraries; more is not read */
 #define CFI_MAX_BYTES (256ull << 20)
+/* what of .eh_frame_hdr is read: version, three encodings, eh_frame_ptr */
+#define EH_FRAME_HDR_READ 64
 #define MAX_EXEC_SEGS 32
 /* decompressed MiniDebugInfo: a symbol table, rarely CFI */
 #define MINIDEBUG_MAX (64u << 20)
@@ -937,14 +939,15 @@ static int check_elf(struct builder *b, Elf *elf, bool main)
  * .eh_frame_hdr, whose eh_frame_ptr gives where .eh_frame starts; it runs to
  * its zero terminator, at the latest to the end of its segment.
  */
-static int eh_frame_from_phdr(Elf *elf, struct cfi_src *s)
+static int eh_frame_from_phdr(Elf *elf, int fd, struct cfi_src *s)
 {
 	GElf_Phdr hdr_ph = { 0 }, ph;
 	size_t phnum;
 	Elf_Data *d;
 	const uint8_t *p;
-	uint64_t ptr;
+	uint64_t ptr, off, len;
 	bool found = false;
+	int err;
 
 	if (elf_getphdrnum(elf, &phnum))
 		return -ENOENT;
@@ -953,8 +956,11 @@ static int eh_frame_from_phdr(Elf *elf, struct cfi_src *s)
 			found = true;
 	if (!found || hdr_ph.p_filesz < 8)
 		return -ENOENT;
-	d = elf_getdata_rawchunk(elf, (int64_t)hdr_ph.p_offset, hdr_ph.p_filesz, ELF_T_BYTE);
-	if (!d || !d->d_buf || d->d_size < 8)
+	len = hdr_ph.p_filesz < EH_FRAME_HDR_READ ? hdr_ph.p_filesz : EH_FRAME_HDR_READ;
+	err = elfutil_rawchunk(elf, fd, hdr_ph.p_offset, len, len, ELF_T_BYTE, &d);
+	if (err)
+		return err == -EFBIG ? err : -EINVAL;
+	if (d->d_size < 8)
 		return -EINVAL;
 	p = d->d_buf;
 	if (p[0] != 1 ||
@@ -964,10 +970,15 @@ static int eh_frame_from_phdr(Elf *elf, struct cfi_src *s)
 		if (!gelf_getphdr(elf, (int)i, &ph) || ph.p_type != PT_LOAD || ptr < ph.p_vaddr ||
 		    ptr - ph.p_vaddr >= ph.p_filesz)
 			continue;
-		d = elf_getdata_rawchunk(elf, (int64_t)(ph.p_offset + (ptr - ph.p_vaddr)),
-					 ph.p_filesz - (ptr - ph.p_vaddr), ELF_T_BYTE);
-		if (!d || !d->d_buf)
+		off = ph.p_offset + (ptr - ph.p_vaddr);
+		len = ph.p_filesz - (ptr - ph.p_vaddr);
+		if (off < ph.p_offset)
 			return -EINVAL;
+		/* to the end of the segment, but no more than a section may have */
+		err = elfutil_rawchunk(elf, fd, off, len < CFI_MAX_BYTES ? len : CFI_MAX_BYTES,
+				       CFI_MAX_BYTES, ELF_T_BYTE, &d);
+		if (err)
+			return err == -EFBIG ? err : -EINVAL;
 		s->buf = d->d_buf;
 		s->size = d->d_size;
 		s->addr = ptr;
@@ -976,31 +987,68 @@ static int eh_frame_from_phdr(Elf *elf, struct cfi_src *s)
 	return -EINVAL;
 }
 
-/* Finds a CFI section's bytes (decompressed); -ENOENT when there is none. */
-static int find_cfi(Elf *elf, bool eh, struct cfi_src *s)
+/*
+ * A compressed .debug_frame, decompressed: CFI_MAX_BYTES of it at most, compressed
+ * or not. 0, -EINVAL, or -EFBIG when the file is sparse under it.
+ */
+static int decompress_cfi(int fd, Elf_Scn *scn, const GElf_Shdr *sh, Elf_Data **ret)
+{
+	GElf_Chdr ch;
+	Elf_Data *d;
+	int err;
+
+	/* gelf_getchdr reads the whole compressed section */
+	if (sh->sh_size > CFI_MAX_BYTES)
+		return -EINVAL;
+	err = elfutil_check_range(fd, sh->sh_offset, sh->sh_size, CFI_MAX_BYTES);
+	if (err)
+		return err == -EFBIG ? err : -EINVAL;	/* EFBIG: over a hole */
+	/* zlib cannot expand more than ~1032:1: a larger claim is a bomb */
+	if (!gelf_getchdr(scn, &ch) || ch.ch_size > CFI_MAX_BYTES ||
+	    ch.ch_size / 1032 > sh->sh_size || elf_compress(scn, 0, 0) < 0)
+		return -EINVAL;
+	d = elf_getdata(scn, NULL);
+	if (!d || !d->d_buf)
+		return -EINVAL;
+	*ret = d;
+	return 0;
+}
+
+/*
+ * Finds a CFI section's bytes (decompressed), of fd (-1: an image in memory);
+ * -ENOENT when there is none (or it cannot be read), -EINVAL when it is corrupt,
+ * -EFBIG when the file is sparse under it.
+ */
+static int find_cfi(Elf *elf, int fd, bool eh, struct cfi_src *s)
 {
 	GElf_Shdr sh;
 	Elf_Scn *scn = elfutil_section(elf, eh ? ".eh_frame" : ".debug_frame", &sh);
 	Elf_Data *d;
 	size_t nscn;
+	int err;
 
 	s->eh = eh;
 	if (!scn) {
 		/* no section headers at all: .eh_frame through PT_GNU_EH_FRAME */
 		if (!eh || elf_getshdrnum(elf, &nscn) || nscn > 0)
 			return -ENOENT;
-		return eh_frame_from_phdr(elf, s);
+		return eh_frame_from_phdr(elf, fd, s);
 	}
+	if (!sh.sh_size)
+		return -ENOENT;
 	if (sh.sh_flags & SHF_COMPRESSED) {
-		GElf_Chdr ch;
-
-		/* zlib cannot expand more than ~1032:1: a larger claim is a bomb */
-		if (eh || !gelf_getchdr(scn, &ch) || ch.ch_size > CFI_MAX_BYTES ||
-		    ch.ch_size / 1032 > sh.sh_size || elf_compress(scn, 0, 0) < 0)
-			return -EINVAL;
+		err = eh ? -EINVAL : decompress_cfi(fd, scn, &sh, &d);
+	} else {
+		/* no more than CFI_MAX_BYTES of it read: the walk stops there anyway */
+		err = elfutil_rawchunk(elf, fd, sh.sh_offset,
+				       sh.sh_size < CFI_MAX_BYTES ? sh.sh_size : CFI_MAX_BYTES,
+				       CFI_MAX_BYTES, ELF_T_BYTE, &d);
+		if (err && err != -EFBIG)
+			err = -ENOENT;	/* past the end of the file: as libelf always said */
 	}
-	d = elf_getdata(scn, NULL);
-	if (!d || !d->d_buf || !d->d_size)
+	if (err)
+		return err;
+	if (!d->d_size)
 		return -ENOENT;
 	s->buf = d->d_buf;
 	s->size = d->d_size < CFI_MAX_BYTES ? d->d_size : CFI_MAX_BYTES;
@@ -1020,7 +1068,7 @@ static void cfi_src_close(struct cfi_src *s)
 }
 
 /* The ELF file in .gnu_debugdata (MiniDebugInfo), decompressed once, on first need. */
-static Elf *minidebuginfo(Elf *elf, bool *tried, void **buf)
+static Elf *minidebuginfo(Elf *elf, int fd, bool *tried, void **buf)
 {
 	Elf *mini;
 	int err;
@@ -1028,7 +1076,7 @@ static Elf *minidebuginfo(Elf *elf, bool *tried, void **buf)
 	if (*tried)
 		return NULL;
 	*tried = true;
-	mini = elfutil_minidebuginfo(elf, MINIDEBUG_MAX, buf, &err);
+	mini = elfutil_minidebuginfo(elf, fd, MINIDEBUG_MAX, buf, &err);
 	if (!mini)
 		return NULL;
 	if (gelf_getclass(mini) != ELFCLASS64 || elf_getident(mini, NULL)[EI_DATA] != ELFDATA2LSB) {
@@ -1053,7 +1101,7 @@ int unwind_table__build(const char *path, const char *debug_path, uint32_t max_r
 
 	elf = elfutil_open(path, &fd);
 	if (!elf)
-		return errno == ENOENT ? -ENOENT : -EINVAL;
+		return errno == ENOENT || errno == EFBIG ? -errno : -EINVAL;
 	err = check_elf(&b, elf, true);
 	if (err)
 		goto out;
@@ -1064,9 +1112,9 @@ int unwind_table__build(const char *path, const char *debug_path, uint32_t max_r
 	}
 
 	/* .eh_frame: the file's own, else (rarely) MiniDebugInfo's */
-	err = find_cfi(elf, true, &b.src[SRC_EH]);
-	if (err == -ENOENT && (mini = minidebuginfo(elf, &mini_tried, &mini_buf)))
-		err = find_cfi(mini, true, &b.src[SRC_EH]);
+	err = find_cfi(elf, fd, true, &b.src[SRC_EH]);
+	if (err == -ENOENT && (mini = minidebuginfo(elf, fd, &mini_tried, &mini_buf)))
+		err = find_cfi(mini, -1, true, &b.src[SRC_EH]);
 	if (err == 0) {
 		have++;
 		err = collect_fdes(&b, SRC_EH);
@@ -1085,11 +1133,12 @@ int unwind_table__build(const char *path, const char *debug_path, uint32_t max_r
 		if (!delf)
 			log_debug("unwind table: ignoring debug file %s", debug_path);
 	}
-	err = delf ? find_cfi(delf, false, &b.src[SRC_DEBUG]) : -ENOENT;
-	if (err == -ENOENT && (mini || (mini = minidebuginfo(elf, &mini_tried, &mini_buf))))
-		err = find_cfi(mini, false, &b.src[SRC_DEBUG]);
+	err = delf ? find_cfi(delf, dfd, false, &b.src[SRC_DEBUG]) : -ENOENT;
+	if (err == -ENOENT &&
+	    (mini || (mini = minidebuginfo(elf, fd, &mini_tried, &mini_buf))))
+		err = find_cfi(mini, -1, false, &b.src[SRC_DEBUG]);
 	if (err == -ENOENT)
-		err = find_cfi(elf, false, &b.src[SRC_DEBUG]);
+		err = find_cfi(elf, fd, false, &b.src[SRC_DEBUG]);
 	if (err == 0) {
 		have++;
 		err = collect_fdes(&b, SRC_DEBUG);

@@ -20,7 +20,9 @@
  * - rows past the 8192nd of one FDE (libdw's cost is quadratic in them; gcc's
  *   cc1plus, the largest seen, has 6678); a file whose CFI would take libdw
  *   more than 2^28 steps: -EFBIG;
- * - old GNU-compressed .zdebug_frame (SHF_COMPRESSED .debug_frame is fine).
+ * - old GNU-compressed .zdebug_frame (SHF_COMPRESSED .debug_frame is fine);
+ * - at most 256 MiB of a CFI section is read, and none of one that lies over a
+ *   hole of a sparse file (-EFBIG, see elfutil.h).
  */
 
 #include <stdint.h>
@@ -55,9 +57,11 @@ struct unwind_table {
  * Returns 0; -ENOENT when there is no CFI at all (or the file does not exist);
  * -EINVAL for a file that is no x86_64 executable or shared object, has code
  * at 4 GiB or more, or whose CFI is unusable throughout; -EFBIG past max_rows
- * rows (0: UNWIND_TABLE_MAX_ROWS) or when the CFI would take too long to
- * compile; -ENOMEM. Corrupt CFI yields a partial table (see stats.fdes_bad),
- * never a crash. *ret is written only on success.
+ * rows (0: UNWIND_TABLE_MAX_ROWS), when the CFI would take too long to compile,
+ * or when the file's headers claim more than elfutil's bounds; -ENOMEM. A path
+ * under /proc/PID/root is resolved inside that root. Corrupt CFI yields a
+ * partial table (see stats.fdes_bad), never a crash. *ret is written only on
+ * success.
  */
 int unwind_table__build(const char *path, const char *debug_path, uint32_t max_rows,
 			struct unwind_table **ret);

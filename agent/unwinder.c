@@ -20,6 +20,7 @@
 #include "elfutil.h"
 #include "log.h"
 #include "procs.h"
+#include "rootfs.h"
 #include "table_cache.h"
 #include "unwind.h"
 #include "unwind_table.h"
@@ -267,7 +268,7 @@ static int read_elf_ids(const char *path, char *build_id, size_t bid_len, struct
 		    *nsegs < 8)
 			segs[(*nsegs)++] = (struct seg){ ph.p_offset, ph.p_vaddr, ph.p_filesz };
 	}
-	elfutil_build_id(elf, build_id, bid_len);
+	elfutil_build_id(elf, fd, build_id, bid_len);
 	if (!*nsegs)
 		err = -ENOEXEC;
 out:
@@ -418,8 +419,9 @@ static int table_for(struct unwinder *u, const struct mapping *m, int pid, bool 
 	snprintf(path, sizeof(path), "/proc/%d/map_files/%" PRIx64 "-%" PRIx64, pid, m->start,
 		 m->end);
 	if (access(path, R_OK)) {
+		/* resolved inside the process's root, as elfutil_open will */
 		snprintf(path, sizeof(path), "/proc/%d/root%s", pid, m->path);
-		if (access(path, R_OK))
+		if (rootfs_readable(path))
 			snprintf(path, sizeof(path), "%s", m->path);
 	}
 	/* cheap identity first: the same (dev, ino) seen before */

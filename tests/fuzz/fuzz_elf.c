@@ -3,6 +3,12 @@
  * libFuzzer: arbitrary bytes as an ELF file, through the symbolizer (symbols,
  * build-id, debuglink, MiniDebugInfo, .gopclntab, demangling) and the CFI
  * compiler; and the first bytes as a symbol name, through the demangler.
+ *
+ * An input ending in SPARSE and 8 bytes (a length, little-endian) is a sparse
+ * file: the bytes before SPARSE, extended to that length (at most SPARSE_MAX)
+ * with a hole, which its headers may claim as sections (seeds: a .symtab and an
+ * .eh_frame of 3 GiB). Nothing may read the hole: libFuzzer's malloc and RSS
+ * limits (2 GiB in fuzz.sh) report it as a crash.
  */
 #include <stddef.h>
 #include <stdint.h>
@@ -16,7 +22,24 @@
 #include "elfsym.h"
 #include "unwind_table.h"
 
+#define SPARSE "\n--profleet-sparse--\n"
+#define SPARSE_MAX (16ull << 30)
+
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
+
+/* The length a sparse input asks for (0: none); *size becomes that of its bytes. */
+static uint64_t sparse_length(const uint8_t *data, size_t *size)
+{
+	size_t tail = sizeof(SPARSE) - 1 + 8;
+	uint64_t len = 0;
+
+	if (*size < tail || memcmp(data + *size - tail, SPARSE, sizeof(SPARSE) - 1))
+		return 0;
+	for (int i = 0; i < 8; i++)
+		len |= (uint64_t)data[*size - 8 + i] << (8 * i);
+	*size -= tail;
+	return len > SPARSE_MAX ? SPARSE_MAX : len;
+}
 
 /* Whatever the object says must be a sane string. */
 static void check_name(const struct elfobj *o, uint64_t vaddr)
@@ -80,11 +103,14 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	struct unwind_table *t = NULL;
 	char path[64];
 	int fd = memfd_create("fuzz-elf", MFD_CLOEXEC);
+	uint64_t extend;
 
 	fuzz_demangle(data, size);
 	if (fd < 0)
 		return 0;
-	if (write(fd, data, size) != (ssize_t)size) {
+	extend = sparse_length(data, &size);
+	if (write(fd, data, size) != (ssize_t)size ||
+	    (extend > size && ftruncate(fd, (off_t)extend))) {
 		close(fd);
 		return 0;
 	}

@@ -14,6 +14,16 @@ fi
 mkdir -p "$TMP/seed-elf" "$TMP/seed-maps" "$TMP/corpus-elf" "$TMP/corpus-maps"
 cp "$WL/chain" "$WL/nofp/mt" "$TMP/seed-elf/" 2>/dev/null
 head -c 200000 /lib/x86_64-linux-gnu/libgcc_s.so.1 >"$TMP/seed-elf/libgcc-head"
+# sparse files (see fuzz_elf.c): sections of 3 GiB over a hole, which must never be read
+for sec in .symtab .eh_frame; do
+	off=$(elf_sparse_copy "$WL/chain" "$TMP/sparse" "$sec" $((3 << 30))) || continue
+	{
+		head -c "$(stat -c %s "$WL/chain")" "$TMP/sparse"
+		printf '\n--profleet-sparse--\n'
+		le64 $((off + (3 << 30)))
+	} >"$TMP/seed-elf/sparse$sec"
+	rm -f "$TMP/sparse"
+done
 cat /proc/self/maps >"$TMP/seed-maps/self"
 cp -r "$TMP/seed-elf" "$TMP/seed-cfi"
 mkdir -p "$TMP/corpus-cfi" "$TMP/seed-policy" "$TMP/corpus-policy" "$TMP/seed-cgpath" "$TMP/corpus-cgpath"

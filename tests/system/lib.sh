@@ -21,3 +21,31 @@ folded_sum() { # file regex
 	grep -E -- "$2" "$1" | awk '{ s += $NF } END { print s + 0 }'
 }
 folded_total() { awk '{ s += $NF } END { print s + 0 }' "$1"; }
+
+# le64 N: N as 8 bytes, little-endian
+le64() {
+	_b=""
+	for _i in 0 1 2 3 4 5 6 7; do
+		_b="$_b\\$(printf '%03o' $((($1 >> (8 * _i)) & 255)))"
+	done
+	# shellcheck disable=SC2059
+	printf "$_b"
+}
+
+# elf_sparse_copy SRC DST SECTION SIZE: a copy of the little-endian ELF64 file SRC whose
+# SECTION header claims SIZE bytes, DST extended to hold them as a hole (a sparse file:
+# as many KB on disk as SRC). Prints the section's file offset. (issue 12, item 9)
+elf_sparse_copy() {
+	_shoff=$(readelf -hW "$1" | awk '/Start of section headers/ { print $5 }')
+	# "  [28] .symtab SYMTAB 0000000000000000 003040 000390 ...": index, name, offset
+	_sec=$(readelf -SW "$1" | sed -n 's/^ *\[ *\([0-9]*\)\] */\1 /p' |
+		awk -v s="$3" '$2 == s { print $1, $5; exit }')
+	[ -n "$_shoff" ] && [ -n "$_sec" ] || return 1
+	_off=$((0x${_sec#* }))
+	cp "$1" "$2" || return 1
+	# sh_size is at byte 32 of an Elf64_Shdr (64 bytes)
+	le64 "$4" | dd of="$2" bs=1 seek=$((_shoff + ${_sec%% *} * 64 + 32)) conv=notrunc \
+		2>/dev/null || return 1
+	[ $((_off + $4)) -le "$(stat -c %s "$2")" ] || truncate -s $((_off + $4)) "$2" || return 1
+	echo "$_off"
+}

@@ -14,16 +14,21 @@
 #include <gelf.h>
 #include <inttypes.h>
 #include <libelf.h>
+#include <stdbool.h>
 #include <sys/mman.h>
 #include <sys/stat.h>
 #include <sys/sysmacros.h>
+#include <time.h>
 #include <unistd.h>
+#include <zlib.h>
 #include <cmocka.h>
 
 #include "elfsym.h"
 #include "helpers.h"
 
 static char dir[64];
+
+#define BUILD_ID_HEX_LEN (2 * 64 + 1)
 
 /* ---- helpers ------------------------------------------------------------ */
 
@@ -1072,6 +1077,300 @@ static void test_not_elf(void **state)
 	assert_false(get_fresh(fifo));
 }
 
+/* ---- what a file's headers can make us spend (issue 12, item 9) ---------- */
+
+#define RSS_GROWTH_MAX_KB (64 * 1024)
+#define GIB (1ull << 30)
+
+struct load_result {
+	int err, err_again;	/* errno of symcache__get (0: loaded), and of a second one */
+	struct symcache_stats st;
+};
+
+/* In a child process: loads arg (a path) twice in a cache of its own. */
+static void load_twice(void *arg, void *out)
+{
+	struct symcache_opts opts = { .max_objects = 0 };
+	struct load_result *r = out;
+	struct symcache *c;
+	char root[512];
+
+	tpath(root, sizeof(root), "empty-root");
+	opts.debug_root = root;
+	c = symcache__new(&opts);
+	if (!c)
+		_exit(1);
+	r->err = symcache__get(c, arg, NULL, 0, 0) ? 0 : errno;
+	r->err_again = symcache__get(c, arg, NULL, 0, 0) ? 0 : errno;
+	symcache__stats(c, &r->st);
+	symcache__free(c);
+}
+
+/*
+ * Loads path (in a child process, whose peak RSS is its own): quickly and
+ * without growing its peak RSS by RSS_GROWTH_MAX_KB; it fails with want_err
+ * (EFBIG: refused, counted, and remembered), or loads when want_err is 0.
+ */
+static void load_cheaply(const char *path, int want_err)
+{
+	struct load_result r;
+	struct child_run run;
+
+	run_in_child(load_twice, (void *)path, &r, sizeof(r), &run);
+	print_message("# %s: %s in %.3f s, peak RSS +%ld KiB\n", path,
+		      r.err ? strerror(r.err) : "loaded", run.secs, run.grew_kb);
+	assert_true(run.grew_kb < RSS_GROWTH_MAX_KB);
+	assert_true(run.secs < 1.0);
+	assert_int_equal(r.err, want_err);
+	assert_int_equal(r.err_again, want_err);
+	assert_int_equal(r.st.objects_refused, want_err == EFBIG);
+	/* remembered (a failure) or cached: opened once */
+	assert_int_equal(r.st.misses, 1);
+	if (!want_err)
+		assert_true(get_fresh(path));	/* and what it says is sane */
+}
+
+/* prog, with one section claiming 3 GiB over a hole: 20 KB on disk, 3 GiB long. */
+static void test_sparse_sections(void **state)
+{
+	static const struct {
+		const char *name;
+		int err;	/* 0: loaded without what it holds */
+	} cases[] = {
+		{ ".symtab", EFBIG }, { ".strtab", EFBIG }, { ".dynsym", EFBIG },
+		{ ".dynstr", EFBIG }, { ".note.gnu.build-id", 0 },
+	};
+	char src[512], path[512];
+	struct stat sb;
+
+	(void)state;
+	tpath(src, sizeof(src), "prog");
+	tpath(path, sizeof(path), "sparse");
+	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+		elf_sparse_copy(src, path, cases[i].name, 3 * GIB);
+		assert_int_equal(stat(path, &sb), 0);
+		/* really sparse, or this proves nothing */
+		assert_true((uint64_t)sb.st_size > 3 * GIB && sb.st_blocks * 512 < (1 << 20));
+		print_message("# %s claims 3 GiB\n", cases[i].name);
+		load_cheaply(path, cases[i].err);
+		assert_int_equal(unlink(path), 0);
+	}
+}
+
+/*
+ * Extended numbering: e_shnum 0 and the section count in section 0's sh_size,
+ * or e_phnum PN_XNUM and the program header count in its sh_info; the headers
+ * themselves in a hole. elf_begin allocated for every section (4 GiB for 20 million).
+ */
+static void test_sparse_header_counts(void **state)
+{
+	char src[512], path[512];
+	Elf64_Ehdr *eh;
+	Elf64_Shdr *s0;
+	size_t len;
+	char *img;
+
+	(void)state;
+	tpath(src, sizeof(src), "prog");
+	tpath(path, sizeof(path), "sparse-counts");
+	for (int phdrs = 0; phdrs < 2; phdrs++) {
+		uint64_t n = 4u << 20, end;
+
+		img = read_all(src, &len);
+		eh = (Elf64_Ehdr *)img;
+		s0 = (Elf64_Shdr *)(img + eh->e_shoff);
+		if (phdrs) {
+			eh->e_phnum = PN_XNUM;
+			s0->sh_info = (uint32_t)n;
+			end = eh->e_phoff + n * sizeof(Elf64_Phdr);
+		} else {
+			eh->e_shnum = 0;
+			s0->sh_size = n;
+			end = eh->e_shoff + n * sizeof(Elf64_Shdr);
+		}
+		write_file(path, img, len);
+		free(img);
+		assert_int_equal(truncate(path, (off_t)end), 0);
+		print_message("# %s: %" PRIu64 "\n", phdrs ? "program headers" : "sections", n);
+		load_cheaply(path, EFBIG);
+		assert_int_equal(unlink(path), 0);
+	}
+}
+
+/* A .gnu_debuglink naming a 3 GiB sparse file: its CRC is not computed over the holes. */
+static void test_sparse_debuglink_target(void **state)
+{
+	struct load_result r;
+	struct child_run run;
+	char d[512], path[512];
+
+	(void)state;
+	tpath(d, sizeof(d), "sparse-dl");
+	sh("mkdir -p %s && cd %s && strip -s prog -o %s/prog.tmp && "
+	   "objcopy --remove-section=.note.gnu.build-id --add-gnu-debuglink=prog.debug "
+	   "%s/prog.tmp %s/prog && rm %s/prog.tmp && truncate -s 3G %s/prog.debug",
+	   d, dir, d, d, d, d, d);
+	snprintf(path, sizeof(path), "%s/prog", d);
+	run_in_child(load_twice, path, &r, sizeof(r), &run);
+	print_message("# %s: read %lld bytes in %.3f s\n", path, run.read, run.secs);
+	if (run.read < 0)
+		skip();	/* no /proc/self/io */
+	assert_true(run.read < 64ll << 20);
+	assert_int_equal(r.err, 0);
+	sh("rm -rf %s", d);
+}
+
+/* A zlib stream of n bytes, mostly zeros (about 85:1), malloc'd; its length in *ret_len. */
+static unsigned char *zlib_bomb(size_t n, size_t *ret_len)
+{
+	unsigned char chunk[1 << 16];
+	size_t cap = n / 16, done = 0;
+	unsigned char *out = malloc(cap);
+	z_stream z = { 0 };
+	int rc = Z_OK;
+
+	assert_non_null(out);
+	for (size_t i = 0; i < sizeof(chunk); i++)
+		chunk[i] = i % 256 ? 0 : (unsigned char)(i / 256) | 1;
+	assert_int_equal(deflateInit(&z, Z_DEFAULT_COMPRESSION), Z_OK);
+	z.next_out = out;
+	z.avail_out = (uInt)cap;
+	while (done < n) {
+		size_t k = n - done < sizeof(chunk) ? n - done : sizeof(chunk);
+
+		z.next_in = chunk;
+		z.avail_in = (uInt)k;
+		rc = deflate(&z, done + k == n ? Z_FINISH : Z_NO_FLUSH);
+		assert_int_equal(z.avail_in, 0);
+		done += k;
+	}
+	assert_int_equal(rc, Z_STREAM_END);
+	*ret_len = z.total_out;
+	deflateEnd(&z);
+	return out;
+}
+
+/*
+ * prog whose .strtab is SHF_COMPRESSED: 1.5 MB of zlib that inflates to 128 MiB.
+ * elf_strptr inflates a compressed string table whole, to the size it claims.
+ */
+static void test_compressed_strtab(void **state)
+{
+	Elf64_Chdr ch = { .ch_type = ELFCOMPRESS_ZLIB, .ch_size = 128u << 20, .ch_addralign = 1 };
+	char src[512], path[512];
+	size_t len, zlen, ndx, hdr, off;
+	unsigned char *z;
+	Elf64_Shdr sh;
+	char *img, *out;
+
+	(void)state;
+	tpath(src, sizeof(src), "prog");
+	tpath(path, sizeof(path), "zstrtab");
+	img = read_all(src, &len);
+	hdr = shdr_offset(src, ".strtab", &ndx);
+	z = zlib_bomb(ch.ch_size, &zlen);
+	off = (len + 7) & ~(size_t)7;
+	out = calloc(1, off + sizeof(ch) + zlen);
+	assert_non_null(out);
+	memcpy(out, img, len);
+	memcpy(out + off, &ch, sizeof(ch));
+	memcpy(out + off + sizeof(ch), z, zlen);
+	memcpy(&sh, out + hdr, sizeof(sh));
+	sh.sh_offset = off;
+	sh.sh_size = sizeof(ch) + zlen;
+	sh.sh_flags |= SHF_COMPRESSED;
+	sh.sh_addralign = 8;
+	memcpy(out + hdr, &sh, sizeof(sh));
+	write_file(path, out, off + sizeof(ch) + zlen);
+	print_message("# .strtab: %zu bytes of zlib claiming %" PRIu64 "\n", zlen,
+		      (uint64_t)ch.ch_size);
+	load_cheaply(path, EINVAL);
+	free(out);
+	free(z);
+	free(img);
+}
+
+/* ---- symlinks in a container's root (issue 12, item 12) ------------------ */
+
+/*
+ * Whether file, as the rooted process names it, gets static_fn's name at a (from
+ * prog.debug somewhere): 1, 0, or -1 when it cannot be loaded at all. Counts a
+ * result other than want in *bad.
+ */
+static void expect_in_root(pid_t pid, const char *file, uint64_t a, int want, const char *what,
+			   int *bad)
+{
+	struct symcache *c = cache_no_debug();
+	char open_path[600];
+	struct elfobj *o;
+	int named;
+
+	snprintf(open_path, sizeof(open_path), "/proc/%d/root%s", (int)pid, file);
+	o = symcache__get(c, open_path, NULL, 0, 0);
+	named = o ? !not_named(o, a, "static_fn") : -1;
+	symcache__free(c);
+	print_message("# %s: %d (want %d)%s\n", what, named, want, named == want ? "" : " WRONG");
+	*bad += named != want;
+}
+
+/*
+ * A container's root holds symlinks to the host's files: as debug files, a debug
+ * directory, a .gnu_debuglink target, the mapped file's directory. None is read;
+ * links that stay inside the root still work.
+ */
+static void test_container_symlinks(void **state)
+{
+	char root[512], dbg[512], up[256] = "", bid[BUILD_ID_HEX_LEN];
+	struct symcache *c;
+	int fd, bad = 0;
+	uint64_t a;
+	pid_t pid;
+
+	(void)state;
+	tpath(root, sizeof(root), "froot");
+	sh("mkdir -p %s/usr/bin %s/inroot", root, root);
+	pid = rooted_child(root, &fd);
+	if (pid < 0)
+		skip();	/* chroot needs root */
+	tpath(dbg, sizeof(dbg), "prog");
+	a = nm_sym(dbg, "static_fn", NULL);
+	c = cache_no_debug();
+	tpath(dbg, sizeof(dbg), "prog-stripped");
+	snprintf(bid, sizeof(bid), "%s", elfobj__build_id(symcache__get(c, dbg, NULL, 0, 0)));
+	symcache__free(c);
+	assert_true(strlen(bid) > 2);
+	for (int i = 0; i < 16; i++)
+		strcat(up, "../");
+	/* the debug root cache_no_debug uses, inside the container */
+	snprintf(dbg, sizeof(dbg), "%s%s/empty-root/.build-id/%.2s", root, dir, bid);
+	sh("mkdir -p %s && cp %s/prog-stripped %s/usr/bin/prog && cp %s/prog.debug %s/inroot/",
+	   dbg, dir, root, dir, root);
+
+	sh("ln -sfn %s/prog.debug %s/%s.debug", dir, dbg, bid + 2);
+	expect_in_root(pid, "/usr/bin/prog", a, 0, "build-id link, absolute, to the host", &bad);
+	sh("ln -sfn %s%s/prog.debug %s/%s.debug", up, dir, dbg, bid + 2);
+	expect_in_root(pid, "/usr/bin/prog", a, 0, "build-id link climbing out with ..", &bad);
+	sh("ln -sfn /inroot/prog.debug %s/%s.debug", dbg, bid + 2);
+	expect_in_root(pid, "/usr/bin/prog", a, 1, "build-id link, absolute, inside", &bad);
+	sh("mkdir -p %s/hostbid/%.2s && cp %s/prog.debug %s/hostbid/%.2s/%s.debug && "
+	   "rm -rf %s%s/empty-root/.build-id && ln -sfn %s/hostbid %s%s/empty-root/.build-id",
+	   dir, bid, dir, dir, bid, bid + 2, root, dir, dir, root, dir);
+	expect_in_root(pid, "/usr/bin/prog", a, 0, ".build-id -> the host's directory", &bad);
+	sh("cd %s && strip -s prog -o dl.tmp && objcopy --remove-section=.note.gnu.build-id "
+	   "--add-gnu-debuglink=prog.debug dl.tmp %s/usr/bin/dlprog && rm dl.tmp && "
+	   "ln -sfn %s/prog.debug %s/usr/bin/prog.debug",
+	   dir, root, dir, root);
+	expect_in_root(pid, "/usr/bin/dlprog", a, 0, "debuglink target -> the host's", &bad);
+	sh("ln -sfn /inroot/prog.debug %s/usr/bin/prog.debug", root);
+	expect_in_root(pid, "/usr/bin/dlprog", a, 1, "debuglink target, inside", &bad);
+	sh("ln -sfn %s %s/usr/hostdir", dir, root);
+	expect_in_root(pid, "/usr/hostdir/prog", a, -1, "mapped file's directory -> the host's",
+		       &bad);
+	close(fd);
+	waitpid(pid, NULL, 0);
+	assert_int_equal(bad, 0);
+}
+
 /* ---- Go ------------------------------------------------------------------ */
 
 static void test_go_pclntab(void **state)
@@ -1138,6 +1437,11 @@ int main(void)
 		cmocka_unit_test(test_lying_headers),
 		cmocka_unit_test(test_bit_flips),
 		cmocka_unit_test(test_not_elf),
+		cmocka_unit_test(test_sparse_sections),
+		cmocka_unit_test(test_sparse_header_counts),
+		cmocka_unit_test(test_sparse_debuglink_target),
+		cmocka_unit_test(test_compressed_strtab),
+		cmocka_unit_test(test_container_symlinks),
 		cmocka_unit_test(test_go_pclntab),
 	};
 
