@@ -13,6 +13,7 @@ ok() { n=$((n + 1)); echo "ok $n - $*"; }
 not_ok() { n=$((n + 1)); failures=$((failures + 1)); echo "not ok $n - $*"; }
 skip() { n=$((n + 1)); echo "ok $n # SKIP $*"; }
 # check DESCRIPTION COMMAND...: one TAP line from a command's status
+verdict() { if [ "$2" -eq 0 ]; then ok "$1"; else not_ok "$1"; fi; }
 check() { d=$1; shift; if "$@"; then ok "$d"; else not_ok "$d"; fi; }
 finish() { echo "1..$n"; [ "$failures" -eq 0 ]; }
 
