@@ -116,6 +116,9 @@ struct run {
 	uint64_t v1_pids_dropped;	/* taken out of it: exited, moved or untargeted */
 	struct hmap policy_samples;	/* policy -> uint64_t*, cumulative since start */
 	uint64_t samples, untargeted, started_unix;
+	struct {
+		double scan, counters, state, interval;	/* mono_s() of the last of each */
+	} last;
 	uint64_t last_sent_samples;
 	bool counters_sent_once;
 	struct hmap exporters;	/* backend name -> struct exporter (fleet backends) */
@@ -1124,19 +1127,198 @@ static void flush_interval(struct run *r, int64_t start_ns, double secs)
 		log_warn("out of memory freeing the mappings of exited processes");
 }
 
-int run_main(const struct run_config *cfg)
+/* Finds the cgroup hierarchies and decides v2 or v1. 0 or -1 (logged). */
+static int run_cgroups(struct run *r)
 {
+	const struct run_config *cfg = &r->cfg;
+	int err = cg_mounts_read(cfg->mountinfo ? cfg->mountinfo : "/proc/self/mountinfo",
+				 &r->mounts);
+
+	if (cfg->cgroup_root) {
+		snprintf(r->mounts.v2, sizeof(r->mounts.v2), "%s", cfg->cgroup_root);
+		err = 0;
+	}
+	if (err || (!r->mounts.v2[0] && !r->mounts.v1[0])) {
+		log_error("no cgroup hierarchy found (mountinfo): cannot map pods to processes");
+		return -1;
+	}
+	if (cfg->cgroup_mode == 1 && !r->mounts.v1[0]) {
+		log_error("--cgroup-mode v1: no cgroup v1 hierarchy is mounted");
+		return -1;
+	}
+	if (cfg->cgroup_mode == 2 && !r->mounts.v2[0]) {
+		log_error("--cgroup-mode v2: no cgroup v2 hierarchy is mounted");
+		return -1;
+	}
+	r->v2 = r->mounts.v2[0] != 0 && cfg->cgroup_mode != 1;
+	log_info("cgroups: %s %s", r->v2 ? "v2 at" : "v1 only, processes of",
+		 r->v2 ? r->mounts.v2 : r->mounts.v1);
+	return 0;
+}
+
+/* procs, symbols, the --output aggregate, the sampler and the pipeline, --export. 0 or -1. */
+static int run_open(struct run *r)
+{
+	const struct run_config *cfg = &r->cfg;
 	struct sampler_opts so = {
 		.frequency = cfg->max_frequency,
 		.filter = FILTER_CGROUPS,
 		.kernel_stacks = cfg->kernel_stacks,
 		.user_stacks = true,
 		.follow_children = true,
+		.pids_fallback = !r->v2,
 		.dwarf_unwind = cfg->dwarf_unwind,
 		.unwind_rows = cfg->unwind_rows,
 		.allow_degraded = true,
 		.start_disabled = true,
 	};
+
+	r->procs = procs__new(NULL);
+	r->sc = symcache__new(NULL);
+	if (!r->procs || !r->sc)
+		return -1;
+	if (cfg->noutputs) {	/* the whole node's profile is kept only to be written */
+		r->agg = agg__new(NULL, r->procs, r->sc);
+		if (!r->agg)
+			return -1;
+	}
+	r->pl = (struct pipeline){ .procs = r->procs, .table_cache_dir = cfg->table_cache,
+				   .consume = consume, .wanted = wanted, .ctx = r };
+	pipeline_bind(&r->pl, &so);
+	r->s = sampler__new(&so);
+	if (!r->s || pipeline_start_unwinder(&r->pl, r->s))
+		return -1;
+	r->unw = r->pl.unw;
+	for (int i = 0; i < cfg->nexports; i++) {
+		char msg[300];
+
+		r->cli_exporters[r->ncli_exporters] = exporter_new(&cfg->exports[i], NULL, NULL, msg,
+								    sizeof(msg));
+		if (!r->cli_exporters[r->ncli_exporters]) {
+			log_error("%s", msg);
+			return -1;
+		}
+		r->ncli_exporters++;
+	}
+	return 0;
+}
+
+static int run_serve_http(struct run *r)
+{
+	char herr[300];
+
+	if (!r->cfg.http_listen)
+		return 0;
+	r->last_tick = mono_s();
+	r->http = httpd_start(r->cfg.http_listen, http_handler, r, herr, sizeof(herr));
+	if (!r->http) {
+		log_error("--http-listen %s", herr);
+		return -1;
+	}
+	update_metrics(r);
+	log_notice("metrics and health on http://%s (port %d)", r->cfg.http_listen,
+		   httpd_port(r->http));
+	return 0;
+}
+
+/* A target set from the controller, if one came; else a rescan when one is due. */
+static void run_targets(struct run *r, double now)
+{
+	Profleet__Fleet__V1__TargetSet *set = fleet_client_take_targets(r->fc);
+
+	if (set && set->version == r->version && r->version) {
+		/* the same set again (a reconnect): nothing to change */
+		fleet_client_ack(r->fc, set->version, r->found, r->missing);
+	} else if (set) {
+		apply_set(r, set);
+		fleet_client_ack(r->fc, set->version, r->found, r->missing);
+		fleet_client_set_have(r->fc, set->version);
+		r->last.scan = now;
+		send_counters(r, true);
+		r->last.counters = now;
+	} else if (now - r->last.scan >= RESCAN_EVERY_S && (r->missing || !r->v2)) {
+		uint32_t before = r->found;
+
+		sync_cgroups(r, false);
+		r->last.scan = now;
+		if (r->found != before)	/* tell the controller: status shows it */
+			fleet_client_ack(r->fc, r->version, r->found, r->missing);
+	}
+	if (set)
+		profleet__fleet__v1__target_set__free_unpacked(set, NULL);
+}
+
+/* What is due after a poll: targets, counters, state and metrics, the interval's end. */
+static void run_tick(struct run *r)
+{
+	double now = mono_s();
+
+	run_targets(r, now);
+	if (now - r->last.counters >= COUNTERS_EVERY_S) {
+		send_counters(r, false);
+		r->last.counters = now;
+	}
+	if ((r->cfg.state_file || r->http) && now - r->last.state >= STATE_EVERY_S) {
+		if (r->cfg.state_file)
+			write_state(r);
+		update_metrics(r);
+		r->last.state = now;
+	}
+	if (now - r->last.interval >= r->cfg.interval) {
+		flush_interval(r, r->interval_start_ns, now - r->last.interval);
+		r->last.interval = now;
+		r->interval_start_ns = realtime_ns();
+	}
+}
+
+/* At exit: the last interval goes out, and what was collected is delivered (10 s each). */
+static void run_finish(struct run *r)
+{
+	sampler__stop(r->s);
+	sampler__drain(r->s);
+	flush_interval(r, r->interval_start_ns, mono_s() - r->last.interval);
+	hmap_for_each(&r->exporters, it) {
+		struct fbackend *b = it->val;
+		unsigned int left = exporter_drain(b->e, 10000);
+
+		if (left)
+			log_warn("export %s: %u profile(s) not delivered at exit", exporter_describe(b->e),
+				 left);
+	}
+	for (int i = 0; i < r->ncli_exporters; i++)
+		if (exporter_drain(r->cli_exporters[i], 10000))
+			log_warn("export %s: profiles not delivered at exit",
+				 exporter_describe(r->cli_exporters[i]));
+	if (r->cfg.state_file)
+		write_state(r);
+}
+
+static void run_close(struct run *r)
+{
+	httpd_stop(r->http);
+	free(r->metrics);
+	fleet_client_stop(r->fc);
+	for (int i = 0; i < r->nt; i++)
+		target_free(&r->t[i]);
+	free(r->t);
+	free(r->by_cgid);
+	hmap_for_each(&r->policy_samples, it)
+		free(it->val);
+	hmap_free(&r->policy_samples);
+	hmap_for_each(&r->exporters, it)
+		fbackend_free(it->val);
+	hmap_free(&r->exporters);
+	for (int i = 0; i < r->ncli_exporters; i++)
+		exporter_free(r->cli_exporters[i]);
+	sampler__free(r->s);
+	pipeline_free(&r->pl);
+	agg__free(r->agg);
+	symcache__free(r->sc);
+	procs__free(r->procs);
+}
+
+int run_main(const struct run_config *cfg)
+{
 	struct fleet_client_opts fo = {
 		.url = cfg->controller,
 		.node_name = cfg->node_name,
@@ -1145,7 +1327,6 @@ int run_main(const struct run_config *cfg)
 	};
 	struct sigaction sa = { .sa_handler = on_signal };
 	struct run r = { .cfg = *cfg };
-	double last_scan = 0, last_counters = 0, last_state = 0, interval_start;
 	int ret = 1, err;
 
 	sigaction(SIGINT, &sa, NULL);
@@ -1153,167 +1334,33 @@ int run_main(const struct run_config *cfg)
 	signal(SIGPIPE, SIG_IGN);
 	srandom((unsigned int)(time(NULL) ^ getpid()));
 	r.started_unix = (uint64_t)time(NULL);
-
-	err = cg_mounts_read(cfg->mountinfo ? cfg->mountinfo : "/proc/self/mountinfo", &r.mounts);
-	if (cfg->cgroup_root) {
-		snprintf(r.mounts.v2, sizeof(r.mounts.v2), "%s", cfg->cgroup_root);
-		err = 0;
-	}
-	if (err || (!r.mounts.v2[0] && !r.mounts.v1[0])) {
-		log_error("no cgroup hierarchy found (mountinfo): cannot map pods to processes");
-		return 1;
-	}
-	if (cfg->cgroup_mode == 1 && !r.mounts.v1[0]) {
-		log_error("--cgroup-mode v1: no cgroup v1 hierarchy is mounted");
-		return 1;
-	}
-	if (cfg->cgroup_mode == 2 && !r.mounts.v2[0]) {
-		log_error("--cgroup-mode v2: no cgroup v2 hierarchy is mounted");
-		return 1;
-	}
-	r.v2 = r.mounts.v2[0] != 0 && cfg->cgroup_mode != 1;
-	so.pids_fallback = !r.v2;
-	log_info("cgroups: %s %s", r.v2 ? "v2 at" : "v1 only, processes of",
-		 r.v2 ? r.mounts.v2 : r.mounts.v1);
-
-	r.procs = procs__new(NULL);
-	r.sc = symcache__new(NULL);
-	if (!r.procs || !r.sc)
-		goto out;
-	if (cfg->noutputs) {	/* the whole node's profile is kept only to be written */
-		r.agg = agg__new(NULL, r.procs, r.sc);
-		if (!r.agg)
-			goto out;
-	}
-	r.pl = (struct pipeline){ .procs = r.procs, .table_cache_dir = cfg->table_cache,
-				  .consume = consume, .wanted = wanted, .ctx = &r };
-	pipeline_bind(&r.pl, &so);
-	r.s = sampler__new(&so);
-	if (!r.s || pipeline_start_unwinder(&r.pl, r.s))
-		goto out;
-	r.unw = r.pl.unw;
-	for (int i = 0; i < cfg->nexports; i++) {
-		char msg[300];
-
-		r.cli_exporters[r.ncli_exporters] = exporter_new(&cfg->exports[i], NULL, NULL, msg,
-								  sizeof(msg));
-		if (!r.cli_exporters[r.ncli_exporters]) {
-			log_error("%s", msg);
-			goto out;
-		}
-		r.ncli_exporters++;
-	}
-	r.fc = fleet_client_start(&fo);
-	if (!r.fc)
-		goto out;
 	pthread_mutex_init(&r.http_lock, NULL);
-	if (cfg->http_listen) {
-		char herr[300];
-
-		r.last_tick = mono_s();
-		r.http = httpd_start(cfg->http_listen, http_handler, &r, herr, sizeof(herr));
-		if (!r.http) {
-			log_error("--http-listen %s", herr);
-			goto out;
-		}
-		update_metrics(&r);
-		log_notice("metrics and health on http://%s (port %d)", cfg->http_listen,
-			   httpd_port(r.http));
-	}
+	if (run_cgroups(&r))
+		return 1;
+	if (run_open(&r))
+		goto out;
+	r.fc = fleet_client_start(&fo);
+	if (!r.fc || run_serve_http(&r))
+		goto out;
 	log_notice("agent for node %s: controller %s", cfg->node_name, cfg->controller);
-	interval_start = mono_s();
+	r.last.interval = mono_s();
 	r.interval_start_ns = realtime_ns();
 	ret = 0;
 	while (!stop_requested) {
-		Profleet__Fleet__V1__TargetSet *set;
-		double now;
-
 		err = sampler__poll(r.s, 100);
 		if (err < 0 && err != -EINTR) {
 			log_error("polling samples: %s", strerror(-err));
 			ret = 1;
 			break;
 		}
-		now = mono_s();
-		set = fleet_client_take_targets(r.fc);
-		if (set && set->version == r.version && r.version) {
-			/* the same set again (a reconnect): nothing to change */
-			fleet_client_ack(r.fc, set->version, r.found, r.missing);
-			profleet__fleet__v1__target_set__free_unpacked(set, NULL);
-		} else if (set) {
-			apply_set(&r, set);
-			fleet_client_ack(r.fc, set->version, r.found, r.missing);
-			fleet_client_set_have(r.fc, set->version);
-			profleet__fleet__v1__target_set__free_unpacked(set, NULL);
-			last_scan = now;
-			send_counters(&r, true);
-			last_counters = now;
-		} else if (now - last_scan >= RESCAN_EVERY_S && (r.missing || !r.v2)) {
-			uint32_t before = r.found;
-
-			sync_cgroups(&r, false);
-			last_scan = now;
-			if (r.found != before)	/* tell the controller: status shows it */
-				fleet_client_ack(r.fc, r.version, r.found, r.missing);
-		}
-		if (now - last_counters >= COUNTERS_EVERY_S) {
-			send_counters(&r, false);
-			last_counters = now;
-		}
-		if ((cfg->state_file || r.http) && now - last_state >= STATE_EVERY_S) {
-			if (cfg->state_file)
-				write_state(&r);
-			update_metrics(&r);
-			last_state = now;
-		}
-		if (now - interval_start >= cfg->interval) {
-			flush_interval(&r, r.interval_start_ns, now - interval_start);
-			interval_start = now;
-			r.interval_start_ns = realtime_ns();
-		}
+		run_tick(&r);
 	}
 	log_notice("stopping");
-	sampler__stop(r.s);
-	sampler__drain(r.s);
-	flush_interval(&r, r.interval_start_ns, mono_s() - interval_start);
-	/* what was collected goes out before we do (bounded: 10 s per backend) */
-	hmap_for_each(&r.exporters, it) {
-		struct fbackend *b = it->val;
-		unsigned int left = exporter_drain(b->e, 10000);
-
-		if (left)
-			log_warn("export %s: %u profile(s) not delivered at exit", exporter_describe(b->e),
-				 left);
-	}
-	for (int i = 0; i < r.ncli_exporters; i++)
-		if (exporter_drain(r.cli_exporters[i], 10000))
-			log_warn("export %s: profiles not delivered at exit",
-				 exporter_describe(r.cli_exporters[i]));
-	if (cfg->state_file)
-		write_state(&r);
+	run_finish(&r);
 out:
 	if (ret && !r.s)
 		log_error("the agent could not start");
-	httpd_stop(r.http);
-	free(r.metrics);
-	fleet_client_stop(r.fc);
-	for (int i = 0; i < r.nt; i++)
-		target_free(&r.t[i]);
-	free(r.t);
-	free(r.by_cgid);
-	hmap_for_each(&r.policy_samples, it)
-		free(it->val);
-	hmap_free(&r.policy_samples);
-	hmap_for_each(&r.exporters, it)
-		fbackend_free(it->val);
-	hmap_free(&r.exporters);
-	for (int i = 0; i < r.ncli_exporters; i++)
-		exporter_free(r.cli_exporters[i]);
-	sampler__free(r.s);
-	pipeline_free(&r.pl);
-	agg__free(r.agg);
-	symcache__free(r.sc);
-	procs__free(r.procs);
+	run_close(&r);
 	return ret;
 }
 
