@@ -575,7 +575,8 @@ static void test_stats_while_failing(void **state)
 	exporter_free(e);
 }
 
-/* Our encoding against protoc's encoding of the same message written by hand. */
+/* Our encoding against protoc's encoding of the same message written by hand (with our
+ * restatement of the schema: test_otlp.c holds the bytes against upstream's numbers). */
 static void test_otlp_golden(void **state)
 {
 	struct profile *p = make_profile("hot_function", 7);
