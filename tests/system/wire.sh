@@ -73,6 +73,7 @@ check "an agent trusting the controller's CA gets its targets over wss://" \
 	sh -c "[ \"\$(jq -r '.connects >= 1 and .version > 0' '$TMP/tls-ok.json')\" = true ]"
 check "an agent that cannot verify the certificate does not connect" \
 	sh -c "[ \"\$(jq -r '.connects == 0 and .version == 0' '$TMP/tls-bad.json')\" = true ]"
+[ "$failures" -eq 0 ] || for l in ctl-tls agent-tls agent-tls2; do tail -5 "$TMP/$l.log" | sed "s/^/# $l: /"; done
 "$CTL" --kubeconfig "$TMP/kubeconfig" --tls-cert "$TMP/tls.crt" >/dev/null 2>&1
 check "--tls-cert without --tls-key is refused" [ $? -eq 2 ]
 kill $ctl
