@@ -9,6 +9,9 @@ ARCH       := $(shell uname -m | sed -e 's/x86_64/x86/' -e 's/aarch64/arm64/')
 VERSION    := $(shell git describe --always --dirty 2>/dev/null || echo 0.1.0)
 
 WARN       := -Wall -Wextra -Wshadow -Wformat=2 -Wmissing-prototypes -Werror -Wno-format-truncation
+ifeq ($(SANITIZE),thread)
+CFLAGS     ?= -O1 -g
+endif
 CFLAGS     ?= -O2 -g
 CFLAGS     += -std=gnu11 $(WARN) -D_GNU_SOURCE -DPROFLEET_VERSION='"$(VERSION)"' \
 	      -I$(BUILD)/gen -Icommon -Iagent -Ibpf -Icontroller
@@ -19,6 +22,12 @@ ifeq ($(SANITIZE),1)
 BUILD      := build/san
 CFLAGS     += -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=all
 LDFLAGS    += -fsanitize=address,undefined
+endif
+# ThreadSanitizer: the agent, the controller and the tests, run by tests/run.sh tsan
+ifeq ($(SANITIZE),thread)
+BUILD      := build/tsan
+CFLAGS     += -fsanitize=thread -fno-omit-frame-pointer
+LDFLAGS    += -fsanitize=thread
 endif
 
 BIN        := $(BUILD)/bin
@@ -47,7 +56,7 @@ ifeq ($(HAVE_GO),yes)
 WORKLOADS   += $(BUILD)/workloads/go/hot-stripped
 endif
 
-.PHONY: all agent controller e2e apiserver tests workloads deps test unit unit-san system run clean lint bench soak fuzz fuzzers install kernels
+.PHONY: all agent controller e2e apiserver tests workloads deps test unit unit-san tsan system run clean lint bench soak fuzz fuzzers install kernels
 .DELETE_ON_ERROR:
 .SECONDARY:
 
@@ -176,11 +185,19 @@ unit: tests
 
 unit-san:
 	$(MAKE) SANITIZE=1 tests
-	@sh tests/run.sh unit build/san
+	@sh tests/run.sh san
+
+# the unit and system tiers under ThreadSanitizer (the system tier takes the plain
+# build's workloads)
+tsan: deps
+	$(MAKE) workloads
+	$(MAKE) SANITIZE=thread agent controller tests
+	@sh tests/run.sh tsan
 
 test: deps
 	$(MAKE) all
 	$(MAKE) SANITIZE=1 tests
+	$(MAKE) SANITIZE=thread agent controller tests
 	@sh e2e/build-apiserver.sh >/dev/null
 	@sh tests/run.sh all $(BUILD)
 

@@ -45,9 +45,11 @@ struct exporter {
 	bool stop, busy;
 	struct item *q;		/* ring of o.queue_cap */
 	unsigned int head, n;
-	struct exporter_stats st;
+	struct exporter_stats st;	/* under lock: exporter_stats() reads it from any thread */
+	/* the sender thread's own, never touched by another: */
 	CURL *curl;
 	bool grpc_fresh;	/* otlp-grpc: open a new connection for the next call */
+	char err[sizeof(((struct exporter_stats *)0)->last_error)];	/* why this send failed */
 };
 
 static const char *const kind_names[] = { "dir", "pyroscope", "otlp-http", "otlp-grpc",
@@ -172,7 +174,7 @@ static bool auth_headers(struct exporter *e, struct curl_slist **h)
 		char *tok = read_token(e->auth.bearer_file);
 
 		if (!tok) {
-			snprintf(e->st.last_error, sizeof(e->st.last_error),
+			snprintf(e->err, sizeof(e->err),
 				 "cannot read bearer token file %s", e->auth.bearer_file);
 			return false;
 		}
@@ -207,12 +209,12 @@ static enum result http_result(struct exporter *e, CURLcode rc)
 
 	curl_easy_getinfo(e->curl, CURLINFO_RESPONSE_CODE, &status);
 	if (rc != CURLE_OK) {
-		snprintf(e->st.last_error, sizeof(e->st.last_error), "%s", curl_easy_strerror(rc));
+		snprintf(e->err, sizeof(e->err), "%s", curl_easy_strerror(rc));
 		return RETRY;
 	}
 	if (status >= 200 && status < 300)
 		return SENT;
-	snprintf(e->st.last_error, sizeof(e->st.last_error), "HTTP %ld", status);
+	snprintf(e->err, sizeof(e->err), "HTTP %ld", status);
 	return status == 429 || status == 408 || status >= 500 ? RETRY : REJECTED;
 }
 
@@ -298,7 +300,7 @@ static enum result send_otlp_grpc(struct exporter *e, const struct item *it, int
 
 	body = malloc(it->len + 5);
 	if (!body) {
-		snprintf(e->st.last_error, sizeof(e->st.last_error), "out of memory");
+		snprintf(e->err, sizeof(e->err), "out of memory");
 		return RETRY;
 	}
 	body[0] = 1;	/* compressed, with grpc-encoding */
@@ -338,7 +340,7 @@ static enum result send_otlp_grpc(struct exporter *e, const struct item *it, int
 		e->grpc_fresh = true;
 		r = http_result(e, rc);
 		if (r == SENT) {	/* HTTP 2xx without a grpc-status: not a gRPC server */
-			snprintf(e->st.last_error, sizeof(e->st.last_error),
+			snprintf(e->err, sizeof(e->err),
 				 "HTTP %ld without grpc-status", status);
 			r = RETRY;
 		}
@@ -347,7 +349,7 @@ static enum result send_otlp_grpc(struct exporter *e, const struct item *it, int
 	e->grpc_fresh = g.status != 0;
 	if (g.status == 0)
 		return SENT;
-	snprintf(e->st.last_error, sizeof(e->st.last_error), "grpc-status %d%s%s", g.status,
+	snprintf(e->err, sizeof(e->err), "grpc-status %d%s%s", g.status,
 		 g.message[0] ? ": " : "", g.message);
 	return grpc_retryable(g.status) ? RETRY : REJECTED;
 }
@@ -431,12 +433,12 @@ static enum result send_dir(struct exporter *e, const struct item *it)
 	snprintf(tmp, sizeof(tmp), "%s.tmp", path);
 	fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
 	if (fd < 0) {
-		snprintf(e->st.last_error, sizeof(e->st.last_error), "%s: %s", tmp, strerror(errno));
+		snprintf(e->err, sizeof(e->err), "%s: %s", tmp, strerror(errno));
 		return RETRY;	/* the directory may come back (a volume being mounted) */
 	}
 	w = write(fd, it->pprof_gz, it->len);
 	if (w != (ssize_t)it->len || fsync(fd) || close(fd) || rename(tmp, path)) {
-		snprintf(e->st.last_error, sizeof(e->st.last_error), "%s: %s", path,
+		snprintf(e->err, sizeof(e->err), "%s: %s", path,
 			 w < 0 ? strerror(errno) : "short write");
 		if (fd >= 0)
 			close(fd);
@@ -451,9 +453,66 @@ static enum result send_controller(struct exporter *e, const struct item *it)
 {
 	struct export_route route = { (const char *const *)it->policies, it->npolicies };
 	int r = e->o.upload(e->o.upload_ctx, &route, it->pprof_gz, it->len, it->from_s,
-			    it->until_s, e->st.last_error, sizeof(e->st.last_error));
+			    it->until_s, e->err, sizeof(e->err));
 
 	return !r ? SENT : r == -EAGAIN ? RETRY : REJECTED;
+}
+
+/*
+ * One attempt, outside the lock. The sender writes why it failed into e->err,
+ * which only this thread touches; sender_main copies it into e->st under the
+ * lock, where exporter_stats() reads it.
+ */
+static enum result send_item(struct exporter *e, const struct item *it, int *retry_after)
+{
+	e->err[0] = '\0';
+	switch (e->t.kind) {
+	case EXPORT_DIR:
+		return send_dir(e, it);
+	case EXPORT_OTLP_HTTP:
+		return send_otlp_http(e, it, retry_after);
+	case EXPORT_CONTROLLER:
+		return send_controller(e, it);
+	case EXPORT_OTLP_GRPC:
+		return send_otlp_grpc(e, it, retry_after);
+	case EXPORT_PYROSCOPE_PUSH:
+		return send_pyroscope_push(e, it, retry_after);
+	default:
+		return send_pyroscope(e, it, retry_after);
+	}
+}
+
+/* The outcome of an attempt, under the lock: counted, and an item to retry goes back in front. */
+static void settle(struct exporter *e, enum result r, struct item *it)
+{
+	e->busy = false;
+	if (r == SENT) {
+		e->st.last_success_unix = time(NULL);
+		e->st.sent++;
+	} else {
+		e->st.last_failure_unix = time(NULL);
+		snprintf(e->st.last_error, sizeof(e->st.last_error), "%s",
+			 e->err[0] ? e->err : "failed (no reason given)");
+	}
+	if (r == REJECTED) {
+		e->st.dropped_rejected++;
+		log_kv(LOG_LVL_WARN, LOG_KV("backend", e->desc), "export: profile rejected (%s): dropped",
+		       e->st.last_error);
+	} else if (r == RETRY && e->stop) {
+		e->st.dropped_full++;	/* shutting down with it unsent: counted */
+	} else if (r == RETRY && e->n == e->o.queue_cap) {
+		/* newer profiles filled the queue meanwhile: this, the oldest, goes */
+		e->st.dropped_full++;
+		log_warn("export %s: queue full: dropping the oldest profile", e->desc);
+	} else if (r == RETRY) {
+		e->head = (e->head + e->o.queue_cap - 1) % e->o.queue_cap;
+		e->q[e->head] = *it;
+		e->n++;
+		memset(it, 0, sizeof(*it));
+	}
+	item_free(it);
+	if (!e->n && !e->busy)
+		pthread_cond_broadcast(&e->idle);
 }
 
 static void *sender_main(void *arg)
@@ -479,54 +538,12 @@ static void *sender_main(void *arg)
 		e->busy = true;
 		pthread_mutex_unlock(&e->lock);
 
-		switch (e->t.kind) {
-		case EXPORT_DIR:
-			r = send_dir(e, &it);
-			break;
-		case EXPORT_OTLP_HTTP:
-			r = send_otlp_http(e, &it, &retry_after);
-			break;
-		case EXPORT_CONTROLLER:
-			r = send_controller(e, &it);
-			break;
-		case EXPORT_OTLP_GRPC:
-			r = send_otlp_grpc(e, &it, &retry_after);
-			break;
-		case EXPORT_PYROSCOPE_PUSH:
-			r = send_pyroscope_push(e, &it, &retry_after);
-			break;
-		default:
-			r = send_pyroscope(e, &it, &retry_after);
-		}
+		r = send_item(e, &it, &retry_after);
 
 		pthread_mutex_lock(&e->lock);
-		e->busy = false;
+		settle(e, r, &it);
 		if (r == SENT)
-			e->st.last_success_unix = time(NULL);
-		else
-			e->st.last_failure_unix = time(NULL);
-		if (r == SENT) {
-			e->st.sent++;
 			attempt = 0;
-		} else if (r == REJECTED) {
-			e->st.dropped_rejected++;
-			log_kv(LOG_LVL_WARN, LOG_KV("backend", e->desc), "export: profile rejected (%s): dropped",
-			       e->st.last_error);
-		} else if (e->stop) {
-			e->st.dropped_full++;	/* shutting down with it unsent: counted */
-		} else if (e->n == e->o.queue_cap) {
-			/* newer profiles filled the queue meanwhile: this, the oldest, goes */
-			e->st.dropped_full++;
-			log_warn("export %s: queue full: dropping the oldest profile", e->desc);
-		} else {
-			e->head = (e->head + e->o.queue_cap - 1) % e->o.queue_cap;
-			e->q[e->head] = it;
-			e->n++;
-			memset(&it, 0, sizeof(it));
-		}
-		item_free(&it);
-		if (!e->n && !e->busy)
-			pthread_cond_broadcast(&e->idle);
 		if (r == RETRY && !e->stop) {
 			unsigned int ms = retry_after > 0 ? (unsigned int)retry_after * 1000 :
 				k8s_backoff_ms(attempt, e->o.backoff_base_ms, e->o.backoff_cap_ms);

@@ -3,7 +3,8 @@
 TOP=${PROFLEET_SRCDIR:-$(cd "$(dirname "$0")/../.." && pwd)}
 BUILD=${PROFLEET_BUILD:-$TOP/build}
 AGENT=$BUILD/bin/profleet-agent
-WL=$BUILD/workloads
+# the workloads are not what is tested: a sanitizer tier takes the plain build's
+WL=${PROFLEET_WORKLOADS:-$BUILD/workloads}
 TMP=$(mktemp -d /tmp/profleet-test.XXXXXX)
 trap '[ -n "${KEEP_TMP:-}" ] || rm -rf "$TMP"' EXIT
 n=0

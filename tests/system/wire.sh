@@ -44,14 +44,36 @@ openssl req -x509 -newkey rsa:2048 -nodes -days 2 -subj /CN=127.0.0.1 \
 	--insecure-trust-agents --tls-cert "$TMP/tls.crt" --tls-key "$TMP/tls.key" >"$TMP/ctl-tls.log" 2>&1 &
 ctl=$!
 sleep 0.5
-timeout -s INT 4 "$AGENT" run --controller "wss://127.0.0.1:$port" --ca-file "$TMP/tls.crt" \
-	--node-name tls-node --state-file "$TMP/tls-ok.json" --log "$TMP/agent-tls.log"
-timeout -s INT 4 "$AGENT" run --controller "wss://127.0.0.1:$port" \
-	--node-name tls-node2 --state-file "$TMP/tls-bad.json" --log "$TMP/agent-tls2.log"
+# agent run, stopped with SIGINT once its state file (rewritten every second) satisfies a
+# jq expression, or SECS seconds after it first appeared: how long the agent takes to start
+# differs a lot between builds (several times longer under ThreadSanitizer)
+agent_until() { # secs jq-expr state-file agent-args...
+	secs=$1 expr=$2 state=$3
+	shift 3
+	"$AGENT" run --state-file "$state" "$@" &
+	apid=$!
+	for _ in $(seq 600); do
+		[ -s "$state" ] || ! kill -0 $apid 2>/dev/null && break
+		sleep 0.1
+	done
+	for _ in $(seq $((secs * 10))); do
+		[ "$(jq -r "$expr" "$state" 2>/dev/null)" = true ] || ! kill -0 $apid 2>/dev/null && break
+		sleep 0.1
+	done
+	kill -INT $apid 2>/dev/null
+	wait $apid
+}
+agent_until 30 '.connects >= 1 and .version > 0' "$TMP/tls-ok.json" \
+	--controller "wss://127.0.0.1:$port" --ca-file "$TMP/tls.crt" --node-name tls-node \
+	--log "$TMP/agent-tls.log"
+# (nothing to wait for here: it must never connect; 3 s of its retries)
+agent_until 3 false "$TMP/tls-bad.json" --controller "wss://127.0.0.1:$port" \
+	--node-name tls-node2 --log "$TMP/agent-tls2.log"
 check "an agent trusting the controller's CA gets its targets over wss://" \
 	sh -c "[ \"\$(jq -r '.connects >= 1 and .version > 0' '$TMP/tls-ok.json')\" = true ]"
 check "an agent that cannot verify the certificate does not connect" \
 	sh -c "[ \"\$(jq -r '.connects == 0 and .version == 0' '$TMP/tls-bad.json')\" = true ]"
+[ "$failures" -eq 0 ] || for l in ctl-tls agent-tls agent-tls2; do tail -5 "$TMP/$l.log" | sed "s/^/# $l: /"; done
 "$CTL" --kubeconfig "$TMP/kubeconfig" --tls-cert "$TMP/tls.crt" >/dev/null 2>&1
 check "--tls-cert without --tls-key is refused" [ $? -eq 2 ]
 kill $ctl

@@ -251,4 +251,13 @@ static inline const char *srcdir(void)
 	return s && *s ? s : ".";
 }
 
+/* PROFLEET_TEST_FILTER=PATTERN runs only the tests whose names match (cmocka's * and ?). */
+static inline void test_filter_from_env(void)
+{
+	const char *f = getenv("PROFLEET_TEST_FILTER");
+
+	if (f && *f)
+		cmocka_set_test_filter(f);
+}
+
 #endif

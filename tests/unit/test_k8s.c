@@ -11,6 +11,7 @@
 #include <pthread.h>
 #include <setjmp.h>
 #include <stdarg.h>
+#include <stdatomic.h>
 #include <stddef.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -35,7 +36,7 @@ struct fake {
 	pthread_t thread;
 	int nreq, lists;
 	char reqs[16][512];	/* request lines seen */
-	volatile int stop;
+	atomic_int stop;
 };
 
 static void send_all(int fd, const char *p, size_t n)
