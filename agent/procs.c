@@ -10,6 +10,7 @@
 #include <time.h>
 
 #include "log.h"
+#include "grow.h"
 #include "procmaps.h"
 
 #define MAPS_MAX_BYTES (16u << 20)
@@ -215,15 +216,9 @@ static int64_t mapping_slot(struct procs *p)
 {
 	if (p->nfree)
 		return p->free_ids[--p->nfree];
-	if (p->nmappings == p->cap_mappings) {
-		uint32_t ncap = p->cap_mappings ? p->cap_mappings * 2 : 1024;
-		struct mapping *nm = realloc(p->mappings, ncap * sizeof(*nm));
-
-		if (!nm)
-			return -ENOMEM;
-		p->mappings = nm;
-		p->cap_mappings = ncap;
-	}
+	if (grow_array((void **)&p->mappings, &p->cap_mappings, p->nmappings + 1,
+		       sizeof(*p->mappings), 1024))
+		return -ENOMEM;
 	return p->nmappings++;
 }
 
@@ -293,15 +288,8 @@ static int proc_insert(struct proc *pr, uint64_t start, uint64_t end, uint32_t i
 		/* fully covered: dropped */
 	}
 	pr->nmaps = w;
-	if (pr->nmaps + 2 > pr->cap) {
-		uint32_t ncap = pr->cap ? pr->cap * 2 : 32;
-		struct pmap *nm = realloc(pr->maps, ncap * sizeof(*nm));
-
-		if (!nm)
-			return -ENOMEM;
-		pr->maps = nm;
-		pr->cap = ncap;
-	}
+	if (grow_array((void **)&pr->maps, &pr->cap, pr->nmaps + 2, sizeof(*pr->maps), 32))
+		return -ENOMEM;
 	for (i = pr->nmaps; i > 0 && pr->maps[i - 1].start > start; i--)
 		pr->maps[i] = pr->maps[i - 1];
 	pr->maps[i] = (struct pmap){ start, end, time, id };

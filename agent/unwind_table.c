@@ -32,6 +32,7 @@
  * bound what a crafted file costs. Unvetted, a single DW_CFA_offset naming
  * register 2^27 made libdw allocate and clear 2 GB per row.
  */
+#include "grow.h"
 #include "unwind_table.h"
 
 #include "elfutil.h"
@@ -582,15 +583,8 @@ static int index_cies(struct builder *b, struct cfi_src *s)
 			      encoded_size(ci.enc), &work))
 			continue;
 		b->work += work;
-		if (s->ncies == s->cap_cies) {
-			uint32_t ncap = s->cap_cies ? s->cap_cies * 2 : 16;
-			struct cie_info *nc = realloc(s->cies, ncap * sizeof(*nc));
-
-			if (!nc)
-				return -ENOMEM;
-			s->cies = nc;
-			s->cap_cies = ncap;
-		}
+		if (grow_array((void **)&s->cies, &s->cap_cies, s->ncies + 1, sizeof(*s->cies), 16))
+			return -ENOMEM;
 		s->cies[s->ncies++] = ci;
 	}
 	return 0;

@@ -18,6 +18,7 @@
 #include <endian.h>
 
 #include "elfutil.h"
+#include "grow.h"
 #include "log.h"
 #include "procs.h"
 #include "rootfs.h"
@@ -462,30 +463,17 @@ static int table_for(struct unwinder *u, const struct mapping *m, int pid, bool 
 
 static int pid_add_key(struct pid_entry *pe, const struct mapping_key *k)
 {
-	if (pe->nkeys == pe->cap) {
-		uint32_t n = pe->cap ? pe->cap * 2 : 64;
-		struct mapping_key *nk = realloc(pe->keys, n * sizeof(*nk));
-
-		if (!nk)
-			return -ENOMEM;
-		pe->keys = nk;
-		pe->cap = n;
-	}
+	if (grow_array((void **)&pe->keys, &pe->cap, pe->nkeys + 1, sizeof(*pe->keys), 64))
+		return -ENOMEM;
 	pe->keys[pe->nkeys++] = *k;
 	return 0;
 }
 
 static int pid_add_table(struct pid_entry *pe, uint32_t id)
 {
-	if (pe->ntables == pe->cap_tables) {
-		uint32_t n = pe->cap_tables ? pe->cap_tables * 2 : 16;
-		uint32_t *nt = realloc(pe->tables, n * sizeof(*nt));
-
-		if (!nt)
-			return -ENOMEM;
-		pe->tables = nt;
-		pe->cap_tables = n;
-	}
+	if (grow_array((void **)&pe->tables, &pe->cap_tables, pe->ntables + 1,
+		       sizeof(*pe->tables), 16))
+		return -ENOMEM;
 	pe->tables[pe->ntables++] = id;
 	return 0;
 }

@@ -11,6 +11,7 @@
 #include <zlib.h>
 
 #include "hmap.h"
+#include "grow.h"
 #include "profile.h"
 #include "profile.pb-c.h"
 
@@ -449,20 +450,13 @@ int pprof_validate(const uint8_t *buf, size_t len, char *err, size_t errlen)
 
 struct frames {
 	uint32_t *locs;
-	size_t n, cap;
+	uint32_t n, cap;
 };
 
 static int frames_push(struct frames *f, uint32_t li)
 {
-	if (f->n == f->cap) {
-		size_t cap = f->cap * 2 + 64;
-		uint32_t *p = realloc(f->locs, cap * sizeof(*p));
-
-		if (!p)
-			return -ENOMEM;
-		f->locs = p;
-		f->cap = cap;
-	}
+	if (grow_array((void **)&f->locs, &f->cap, f->n + 1, sizeof(*f->locs), 64))
+		return -ENOMEM;
 	f->locs[f->n++] = li;
 	return 0;
 }

@@ -1,4 +1,5 @@
 // SPDX-License-Identifier: Apache-2.0
+#include "grow.h"
 #include "profile.h"
 
 #include <errno.h>
@@ -153,20 +154,7 @@ void profile__free(struct profile *p)
 /* Grows *arr (of elem-size sz) so that one more element fits. */
 static int grow(void **arr, uint32_t *cap, uint32_t n, size_t sz)
 {
-	void *na;
-	uint32_t ncap;
-
-	if (n < *cap)
-		return 0;
-	if (*cap >= UINT32_MAX / 2)
-		return -ENOMEM;
-	ncap = *cap ? *cap * 2 : 64;
-	na = realloc(*arr, (size_t)ncap * sz);
-	if (!na)
-		return -ENOMEM;
-	*arr = na;
-	*cap = ncap;
-	return 0;
+	return grow_array(arr, cap, n + 1, sz, 64);
 }
 
 int profile__add_mapping(struct profile *p, const struct prof_mapping *m)
