@@ -397,7 +397,8 @@ int record_run(const struct record_config *cfg)
 		log_error("out of memory");
 		goto out;
 	}
-	st.agg = agg__new(NULL, procs, sc);
+	st.agg = agg__new(&(struct agg_opts){ .kernel_addresses = cfg->kernel_addresses }, procs,
+			  sc);
 	st.period_ns = 1000000000LL / cfg->frequency;
 	if (!st.agg) {
 		log_error("out of memory");
@@ -505,8 +506,8 @@ int record_run(const struct record_config *cfg)
 	sampler__stats(s, &ss);
 	ks = ksyms__load(NULL);
 	if (!ks && cfg->kernel_stacks)
-		log_warn("kernel symbols unavailable (%s): kernel frames keep their addresses",
-			 strerror(errno));
+		log_warn("kernel symbols unavailable (%s): kernel frames are %s", strerror(errno),
+			 cfg->kernel_addresses ? "[kernel]+0xADDRESS" : "all named [kernel]");
 	prof = profile__new();
 	if (!prof) {
 		log_error("out of memory");

@@ -665,7 +665,8 @@ static void apply_set(struct run *r, Profleet__Fleet__V1__TargetSet *set)
 		nt[i].sample_every = (uint32_t)((base + (int)nt[i].hz / 2) / (int)nt[i].hz);
 	sync_backends(r, set);
 	{
-		struct agg_opts ao = { .max_stacks = 1u << 16, .max_bytes = 32u << 20 };
+		struct agg_opts ao = { .max_stacks = 1u << 16, .max_bytes = 32u << 20,
+				       .kernel_addresses = r->cfg.kernel_addresses };
 		struct ksyms *ks = NULL;
 		size_t k = 0;
 
@@ -1181,7 +1182,8 @@ int run_main(const struct run_config *cfg)
 	if (!r.procs || !r.sc)
 		goto out;
 	if (cfg->noutputs) {	/* the whole node's profile is kept only to be written */
-		r.agg = agg__new(NULL, r.procs, r.sc);
+		r.agg = agg__new(&(struct agg_opts){ .kernel_addresses = cfg->kernel_addresses },
+				 r.procs, r.sc);
 		if (!r.agg)
 			goto out;
 	}
@@ -1347,6 +1349,10 @@ void run_print_help(FILE *out)
 		"  --cgroup-mode MODE   auto (v2 when mounted), v2, or v1: find containers in a v1\n"
 		"                       hierarchy and target their processes (PROFLEET_CGROUP_MODE)\n"
 		"  --kernel-stacks on|off (PROFLEET_KERNEL_STACKS, on)\n"
+		"  --kernel-addresses on|off keep kernel frames' addresses in the profiles; off: a\n"
+		"                       kernel frame is its function at address 0, and the profiles\n"
+		"                       do not reveal where the kernel is (PROFLEET_KERNEL_ADDRESSES,\n"
+		"                       off)\n"
 		"  --unwinder dwarf|fp  (PROFLEET_UNWINDER, dwarf)\n"
 		"  --unwind-rows N      rows of the kernel's unwind table array, 12 bytes each\n"
 		"                       (PROFLEET_UNWIND_ROWS, 1048576)\n"
@@ -1418,6 +1424,13 @@ static int set_opt(struct run_config *c, int ch, const char *v, FILE *err)
 			return -1;
 		}
 		break;
+	case 'K':
+		if (cli_parse_bool(v, &c->kernel_addresses)) {
+			fprintf(err, "profleet-agent run: --kernel-addresses %s: want on or off\n",
+				v);
+			return -1;
+		}
+		break;
 	case 'u':
 		if (strcmp(v, "dwarf") && strcmp(v, "fp")) {
 			fprintf(err, "profleet-agent run: --unwinder %s: want dwarf or fp\n", v);
@@ -1477,6 +1490,7 @@ enum cli_result run_parse(int argc, char **argv, char **envp, struct run_config 
 		{ "cgroup-root", required_argument, NULL, 'g' },
 		{ "cgroup-mode", required_argument, NULL, 'M' },
 		{ "kernel-stacks", required_argument, NULL, 'k' },
+		{ "kernel-addresses", required_argument, NULL, 'K' },
 		{ "unwinder", required_argument, NULL, 'u' },
 		{ "unwind-rows", required_argument, NULL, 'r' },
 		{ "table-cache", required_argument, NULL, 'T' },
@@ -1492,7 +1506,7 @@ enum cli_result run_parse(int argc, char **argv, char **envp, struct run_config 
 		{ "PROFLEET_INTERVAL", 'i' }, { "PROFLEET_STATE_FILE", 's' },
 		{ "PROFLEET_HTTP_LISTEN", 'H' },
 		{ "PROFLEET_CGROUP_ROOT", 'g' }, { "PROFLEET_CGROUP_MODE", 'M' },
-		{ "PROFLEET_KERNEL_STACKS", 'k' },
+		{ "PROFLEET_KERNEL_STACKS", 'k' }, { "PROFLEET_KERNEL_ADDRESSES", 'K' },
 		{ "PROFLEET_UNWINDER", 'u' }, { "PROFLEET_UNWIND_ROWS", 'r' },
 		{ "PROFLEET_TABLE_CACHE", 'T' },
 		{ "PROFLEET_LOG", 'L' }, { "PROFLEET_LOG_LEVEL", 'l' },
