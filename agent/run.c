@@ -1213,7 +1213,7 @@ int run_main(const struct run_config *cfg)
 		char herr[300];
 
 		r.last_tick = mono_s();
-		r.http = httpd_start(cfg->http_listen, http_handler, &r, herr, sizeof(herr));
+		r.http = httpd_start(cfg->http_listen, NULL, http_handler, &r, herr, sizeof(herr));
 		if (!r.http) {
 			log_error("--http-listen %s", herr);
 			goto out;
@@ -1342,8 +1342,10 @@ void run_print_help(FILE *out)
 		"                       ClusterProfilingBackends are used in any case.\n"
 		"  --state-file PATH    JSON with targets, cgroups and counts, rewritten every second\n"
 		"                       (PROFLEET_STATE_FILE)\n"
-		"  --http-listen ADDR:PORT  serve /metrics (Prometheus), /healthz and /readyz\n"
-		"                       (PROFLEET_HTTP_LISTEN; default: none)\n"
+		"  --http-listen ADDR:PORT  serve /metrics (Prometheus), /healthz and /readyz on\n"
+		"                       this IPv4 or IPv6 address (the chart: the pod's IP); :PORT\n"
+		"                       is 127.0.0.1. At most 8 connections per client, idle ones\n"
+		"                       closed after 15 s (PROFLEET_HTTP_LISTEN; default: none)\n"
 		"  --cgroup-root PATH   cgroup v2 mount to search (PROFLEET_CGROUP_ROOT; default from\n"
 		"                       /proc/self/mountinfo)\n"
 		"  --cgroup-mode MODE   auto (v2 when mounted), v2, or v1: find containers in a v1\n"
