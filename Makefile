@@ -152,8 +152,8 @@ $(BUILD)/workloads/nofp/%: tests/workloads/nofp/%.cc
 FUZZ_SRCS   := $(wildcard tests/fuzz/fuzz_*.c)
 FUZZERS     := $(patsubst tests/fuzz/%.c,$(BUILD)/fuzz/%,$(FUZZ_SRCS))
 FUZZ_LIB_SRCS := agent/elfsym.c agent/elfutil.c agent/rootfs.c agent/demangle.c agent/unwind_table.c agent/procmaps.c \
-		 agent/cgroups.c common/log.c common/yamljson.c common/k8s.c controller/model.c \
-		 $(GEN)/fleet.pb-c.c
+		 agent/cgroups.c common/log.c common/yamljson.c common/k8s.c common/reserved_labels.c \
+		 controller/model.c $(GEN)/fleet.pb-c.c
 HAVE_LIBFUZZER := $(shell echo 'int LLVMFuzzerTestOneInput(const char *d, long n){return 0;}' | \
 	$(CLANG) -x c -fsanitize=fuzzer - -o /dev/null 2>/dev/null && echo yes)
 ifeq ($(HAVE_LIBFUZZER)$(SANITIZE),yes)

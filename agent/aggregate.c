@@ -37,6 +37,7 @@ struct agg {
 	uint64_t max_bytes, bytes;
 	uint8_t *touched;	/* mapping ids whose file we already opened */
 	uint32_t ntouched;
+	bool kernel_addresses;	/* agg_opts.kernel_addresses */
 	struct agg_stats stats;
 };
 
@@ -60,6 +61,7 @@ struct agg *agg__new(const struct agg_opts *opts, struct procs *procs, struct sy
 	a->sc = sc;
 	a->max_stacks = opts && opts->max_stacks ? opts->max_stacks : 1u << 20;
 	a->max_bytes = opts && opts->max_bytes ? opts->max_bytes : 256ull << 20;
+	a->kernel_addresses = opts && opts->kernel_addresses;
 	a->nbuckets = 4096;
 	a->buckets = calloc(a->nbuckets, sizeof(*a->buckets));
 	if (!a->buckets) {
@@ -271,11 +273,18 @@ void agg__stats(const struct agg *a, struct agg_stats *ret)
 
 struct loc_key {
 	uint64_t addr;
-	uint32_t id;		/* mapping id, PROCS_NO_MAPPING, or KERNEL_ID */
+	uint32_t id;		/* mapping id, PROCS_NO_MAPPING, KERNEL_ID or KSYM_ID */
 	uint32_t leaf;
 };
 
+/* a kernel frame at its address (agg_opts.kernel_addresses) */
 #define KERNEL_ID (UINT32_MAX - 1)
+/*
+ * A kernel frame by its function: addr is the symbol's start, which only keys
+ * the table and is never written out; leaf 1 and addr 0 for "no symbol".
+ * Every address in one function makes one location, two functions never share one.
+ */
+#define KSYM_ID (UINT32_MAX - 2)
 
 struct build {
 	struct agg *a;
@@ -350,23 +359,51 @@ static int profile_mapping(struct build *b, uint32_t id)
 	return idx;
 }
 
+/* The key of a kernel frame: its address, or its function when addresses are stripped. */
+static struct loc_key kernel_key(const struct build *b, uint64_t addr, bool leaf)
+{
+	uint64_t look = leaf ? addr : addr - 1;	/* return address -> call site */
+	const struct ksym *sym;
+
+	if (b->a->kernel_addresses)
+		return (struct loc_key){ .addr = addr, .id = KERNEL_ID, .leaf = leaf };
+	sym = b->ks ? ksyms__find(b->ks, look) : NULL;
+	return (struct loc_key){ .addr = sym ? sym->addr : 0, .id = KSYM_ID, .leaf = !sym };
+}
+
+static void kernel_location(struct build *b, const struct loc_key *k, struct prof_location *l,
+			    char *name, size_t len)
+{
+	const struct ksym *sym = NULL;
+
+	l->kernel = true;
+	if (k->id == KSYM_ID) {
+		l->address = 0;
+		if (!k->leaf)
+			sym = ksyms__find(b->ks, k->addr);
+	} else if (b->ks) {
+		sym = ksyms__find(b->ks, k->leaf ? k->addr : k->addr - 1);
+	}
+	if (sym) {
+		l->function = sym->name;
+		return;
+	}
+	if (k->id == KSYM_ID)
+		snprintf(name, len, "[kernel]");
+	else
+		snprintf(name, len, "[kernel]+0x%" PRIx64, k->addr);
+	l->function = name;
+	b->a->stats.frames_unsymbolized++;
+}
+
 static int make_location(struct build *b, const struct loc_key *k)
 {
 	struct prof_location l = { .address = k->addr, .mapping = PROFILE_NO_MAPPING };
 	uint64_t look = k->leaf ? k->addr : k->addr - 1;	/* return address -> call site */
 	char name[600];
 
-	if (k->id == KERNEL_ID) {
-		const struct ksym *sym = b->ks ? ksyms__find(b->ks, look) : NULL;
-
-		l.kernel = true;
-		if (sym) {
-			l.function = sym->name;
-		} else {
-			snprintf(name, sizeof(name), "[kernel]+0x%" PRIx64, k->addr);
-			l.function = name;
-			b->a->stats.frames_unsymbolized++;
-		}
+	if (k->id == KERNEL_ID || k->id == KSYM_ID) {
+		kernel_location(b, k, &l, name, sizeof(name));
 	} else if (k->id == PROCS_NO_MAPPING || !procs__mapping(b->a->procs, k->id)) {
 		/* (a freed id: procs__gc ran while this aggregate held it, a bug) */
 		snprintf(name, sizeof(name), "[unknown]+0x%" PRIx64, k->addr);
@@ -398,7 +435,8 @@ static int make_location(struct build *b, const struct loc_key *k)
 
 static int location(struct build *b, uint64_t addr, uint32_t id, bool leaf)
 {
-	struct loc_key k = { .addr = addr, .id = id, .leaf = leaf };
+	struct loc_key k = id == KERNEL_ID ? kernel_key(b, addr, leaf) :
+			   (struct loc_key){ .addr = addr, .id = id, .leaf = leaf };
 	uint32_t j;
 	int idx;
 

@@ -9,6 +9,7 @@
  * agg__build() symbolizes everything into a struct profile.
  */
 
+#include <stdbool.h>
 #include <stdint.h>
 
 #include "oncpu.h"
@@ -21,6 +22,12 @@ struct profile;
 struct agg_opts {
 	uint32_t max_stacks;	/* distinct stacks kept; 0 = 1 << 20. Samples beyond are dropped and counted */
 	uint64_t max_bytes;	/* memory for stacks; 0 = 256 MiB */
+	/*
+	 * Keep kernel frames' addresses in the profiles. Off: a kernel frame is
+	 * its function's name at address 0, one location per function, so the
+	 * profiles never tell their readers where the kernel is (KASLR).
+	 */
+	bool kernel_addresses;
 };
 
 struct agg_stats {

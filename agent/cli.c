@@ -176,6 +176,15 @@ static int set_kernel_stacks(struct record_config *cfg, const char *val, char *m
 	return 0;
 }
 
+static int set_kernel_addresses(struct record_config *cfg, const char *val, char *msg, size_t len)
+{
+	if (cli_parse_bool(val, &cfg->kernel_addresses)) {
+		snprintf(msg, len, "--kernel-addresses: '%s' is not on or off", val);
+		return -EINVAL;
+	}
+	return 0;
+}
+
 static int set_unwinder(struct record_config *cfg, const char *val, char *msg, size_t len)
 {
 	if (!strcmp(val, "dwarf"))
@@ -335,6 +344,9 @@ static const struct opt_def record_opts[] = {
 	  "pprof, folded or svg (default: from the file name: .pb.gz, .txt, .svg)" },
 	{ "kernel-stacks", "PROFLEET_KERNEL_STACKS", "on|off", set_kernel_stacks,
 	  "include kernel frames (default on)" },
+	{ "kernel-addresses", "PROFLEET_KERNEL_ADDRESSES", "on|off", set_kernel_addresses,
+	  "keep kernel frames' addresses in the profile (default off: a kernel frame is its "
+	  "function's name at address 0, so the profile does not reveal where the kernel is)" },
 	{ "unwinder", "PROFLEET_UNWINDER", "dwarf|fp", set_unwinder,
 	  "user stacks: unwind tables from .eh_frame with frame-pointer fallback (dwarf, the "
 	  "default), or frame pointers only (fp)" },

@@ -33,6 +33,7 @@ struct record_config {
 	int noutputs;
 	enum out_format format;	/* --format: forces every output's format */
 	bool kernel_stacks;
+	bool kernel_addresses;	/* --kernel-addresses: keep kernel frames' addresses */
 	bool dwarf_unwind;	/* --unwinder dwarf (default) or fp */
 	uint32_t unwind_rows;	/* --unwind-rows: size of the BPF unwind table array; 0 = default */
 	const char *table_cache;	/* --table-cache: compiled unwind tables on disk; NULL = none */

@@ -5,6 +5,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "reserved_labels.h"
+
 int label_set_init(struct label_set *ls, int cap)
 {
 	ls->n = 0;
@@ -36,6 +38,15 @@ bool label_set_put(struct label_set *ls, const char *key, const char *value)
 	}
 	ls->v[ls->n++] = (struct export_label){ k, v };
 	return true;
+}
+
+bool label_set_put_foreign(struct label_set *ls, const char *key, const char *value)
+{
+	const char *canon = label_reserved(key);
+
+	if (canon && (!strcmp(canon, "__") || label_set_get(ls, canon)))
+		return false;
+	return label_set_put(ls, key, value);
 }
 
 void label_set_free(struct label_set *ls)

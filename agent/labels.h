@@ -21,6 +21,13 @@ int label_set_init(struct label_set *ls, int cap);
 /* Adds key=value; false when the key is there already (or out of room or memory). */
 bool label_set_put(struct label_set *ls, const char *key, const char *value);
 const char *label_set_get(const struct label_set *ls, const char *key);
+/*
+ * Adds a label that comes from a policy (through the controller) after the
+ * identity labels: refused (false) when its key would pass for a reserved
+ * label already in the set (k8s.namespace.name or Namespace for namespace),
+ * is a backend's own (__name__), or is there already.
+ */
+bool label_set_put_foreign(struct label_set *ls, const char *key, const char *value);
 void label_set_free(struct label_set *ls);
 
 #endif

@@ -10,6 +10,7 @@
 #include "hmap.h"
 #include "pbw.h"
 #include "profile.h"
+#include "reserved_labels.h"
 
 /* field numbers, proto/otlp_profiles.proto */
 enum {
@@ -34,25 +35,10 @@ enum {
 	KVU_KEY = 1, KVU_VALUE = 2, KVU_UNIT = 3,
 };
 
-static const char *const semconv[][2] = {
-	{ "namespace", "k8s.namespace.name" }, { "pod", "k8s.pod.name" },
-	{ "pod_uid", "k8s.pod.uid" }, { "container", "k8s.container.name" },
-	{ "node", "k8s.node.name" }, { "container_id", "container.id" },
-	{ "pid", "process.pid" }, { "hostname", "host.name" },
-	{ "service_name", "service.name" }, { "deployment", "k8s.deployment.name" },
-	{ "statefulset", "k8s.statefulset.name" }, { "daemonset", "k8s.daemonset.name" },
-	{ "job", "k8s.job.name" }, { "cronjob", "k8s.cronjob.name" },
-	{ "replicaset", "k8s.replicaset.name" }, { "policy", "profleet.policy" },
-	{ "comm", "process.executable.name" }, { "thread", "thread.id" },
-	{ "thread_name", "thread.name" },
-};
-
+/* profleet's label keys by OTel's semantic conventions: one table with the reserved labels */
 const char *otlp__attr_key(const char *key)
 {
-	for (size_t i = 0; i < sizeof(semconv) / sizeof(semconv[0]); i++)
-		if (!strcmp(key, semconv[i][0]))
-			return semconv[i][1];
-	return key;
+	return label_otel_key(key);
 }
 
 #define ATTR_CACHE 1024	/* power of two */

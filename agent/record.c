@@ -394,7 +394,9 @@ static int rec_open(struct recording *rc)
 
 	rc->procs = procs__new(NULL);
 	rc->sc = symcache__new(NULL);
-	rc->st.agg = rc->procs && rc->sc ? agg__new(NULL, rc->procs, rc->sc) : NULL;
+	rc->st.agg = rc->procs && rc->sc ?
+		agg__new(&(struct agg_opts){ .kernel_addresses = cfg->kernel_addresses }, rc->procs,
+			 rc->sc) : NULL;
 	rc->st.period_ns = 1000000000LL / cfg->frequency;
 	if (!rc->st.agg) {
 		log_error("out of memory");

@@ -608,7 +608,7 @@ static void target_identity(struct run *r, struct target *t, const Profleet__Fle
 
 		if (!k || !v)
 			continue;
-		if (!label_set_put(&t->labels, k, v))
+		if (!label_set_put_foreign(&t->labels, k, v))
 			r->labels_dropped++;
 		else if (!strcmp(k, "service_name")) {
 			free(t->service);
@@ -668,7 +668,8 @@ static void apply_set(struct run *r, Profleet__Fleet__V1__TargetSet *set)
 		nt[i].sample_every = (uint32_t)((base + (int)nt[i].hz / 2) / (int)nt[i].hz);
 	sync_backends(r, set);
 	{
-		struct agg_opts ao = { .max_stacks = 1u << 16, .max_bytes = 32u << 20 };
+		struct agg_opts ao = { .max_stacks = 1u << 16, .max_bytes = 32u << 20,
+				       .kernel_addresses = r->cfg.kernel_addresses };
 		struct ksyms *ks = NULL;
 		size_t k = 0;
 
@@ -1178,7 +1179,8 @@ static int run_open(struct run *r)
 	if (!r->procs || !r->sc)
 		return -1;
 	if (cfg->noutputs) {	/* the whole node's profile is kept only to be written */
-		r->agg = agg__new(NULL, r->procs, r->sc);
+		r->agg = agg__new(&(struct agg_opts){ .kernel_addresses = cfg->kernel_addresses },
+				  r->procs, r->sc);
 		if (!r->agg)
 			return -1;
 	}
@@ -1210,7 +1212,7 @@ static int run_serve_http(struct run *r)
 	if (!r->cfg.http_listen)
 		return 0;
 	r->last_tick = mono_s();
-	r->http = httpd_start(r->cfg.http_listen, http_handler, r, herr, sizeof(herr));
+	r->http = httpd_start(r->cfg.http_listen, NULL, http_handler, r, herr, sizeof(herr));
 	if (!r->http) {
 		log_error("--http-listen %s", herr);
 		return -1;
@@ -1387,13 +1389,19 @@ void run_print_help(FILE *out)
 		"                       ClusterProfilingBackends are used in any case.\n"
 		"  --state-file PATH    JSON with targets, cgroups and counts, rewritten every second\n"
 		"                       (PROFLEET_STATE_FILE)\n"
-		"  --http-listen ADDR:PORT  serve /metrics (Prometheus), /healthz and /readyz\n"
-		"                       (PROFLEET_HTTP_LISTEN; default: none)\n"
+		"  --http-listen ADDR:PORT  serve /metrics (Prometheus), /healthz and /readyz on\n"
+		"                       this IPv4 or IPv6 address (the chart: the pod's IP); :PORT\n"
+		"                       is 127.0.0.1. At most 8 connections per client, idle ones\n"
+		"                       closed after 15 s (PROFLEET_HTTP_LISTEN; default: none)\n"
 		"  --cgroup-root PATH   cgroup v2 mount to search (PROFLEET_CGROUP_ROOT; default from\n"
 		"                       /proc/self/mountinfo)\n"
 		"  --cgroup-mode MODE   auto (v2 when mounted), v2, or v1: find containers in a v1\n"
 		"                       hierarchy and target their processes (PROFLEET_CGROUP_MODE)\n"
 		"  --kernel-stacks on|off (PROFLEET_KERNEL_STACKS, on)\n"
+		"  --kernel-addresses on|off keep kernel frames' addresses in the profiles; off: a\n"
+		"                       kernel frame is its function at address 0, and the profiles\n"
+		"                       do not reveal where the kernel is (PROFLEET_KERNEL_ADDRESSES,\n"
+		"                       off)\n"
 		"  --unwinder dwarf|fp  (PROFLEET_UNWINDER, dwarf)\n"
 		"  --unwind-rows N      rows of the kernel's unwind table array, 12 bytes each\n"
 		"                       (PROFLEET_UNWIND_ROWS, 1048576)\n"
@@ -1465,6 +1473,13 @@ static int set_opt(struct run_config *c, int ch, const char *v, FILE *err)
 			return -1;
 		}
 		break;
+	case 'K':
+		if (cli_parse_bool(v, &c->kernel_addresses)) {
+			fprintf(err, "profleet-agent run: --kernel-addresses %s: want on or off\n",
+				v);
+			return -1;
+		}
+		break;
 	case 'u':
 		if (strcmp(v, "dwarf") && strcmp(v, "fp")) {
 			fprintf(err, "profleet-agent run: --unwinder %s: want dwarf or fp\n", v);
@@ -1524,6 +1539,7 @@ enum cli_result run_parse(int argc, char **argv, char **envp, struct run_config 
 		{ "cgroup-root", required_argument, NULL, 'g' },
 		{ "cgroup-mode", required_argument, NULL, 'M' },
 		{ "kernel-stacks", required_argument, NULL, 'k' },
+		{ "kernel-addresses", required_argument, NULL, 'K' },
 		{ "unwinder", required_argument, NULL, 'u' },
 		{ "unwind-rows", required_argument, NULL, 'r' },
 		{ "table-cache", required_argument, NULL, 'T' },
@@ -1539,7 +1555,7 @@ enum cli_result run_parse(int argc, char **argv, char **envp, struct run_config 
 		{ "PROFLEET_INTERVAL", 'i' }, { "PROFLEET_STATE_FILE", 's' },
 		{ "PROFLEET_HTTP_LISTEN", 'H' },
 		{ "PROFLEET_CGROUP_ROOT", 'g' }, { "PROFLEET_CGROUP_MODE", 'M' },
-		{ "PROFLEET_KERNEL_STACKS", 'k' },
+		{ "PROFLEET_KERNEL_STACKS", 'k' }, { "PROFLEET_KERNEL_ADDRESSES", 'K' },
 		{ "PROFLEET_UNWINDER", 'u' }, { "PROFLEET_UNWIND_ROWS", 'r' },
 		{ "PROFLEET_TABLE_CACHE", 'T' },
 		{ "PROFLEET_LOG", 'L' }, { "PROFLEET_LOG_LEVEL", 'l' },

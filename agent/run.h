@@ -21,6 +21,7 @@ struct run_config {
 	int cgroup_mode;		/* 0 auto (v2 when mounted), 1 v1 only, 2 v2 only */
 	const char *mountinfo;		/* tests: a mountinfo file; NULL = /proc/self/mountinfo */
 	bool kernel_stacks;
+	bool kernel_addresses;	/* --kernel-addresses: keep kernel frames' addresses */
 	bool dwarf_unwind;
 	uint32_t unwind_rows;	/* --unwind-rows; 0 = the default */
 	const char *table_cache;	/* --table-cache: compiled unwind tables on disk; NULL = none */

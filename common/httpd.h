@@ -30,9 +30,24 @@ void httpd_text(struct httpd_resp *resp, unsigned int status, const char *fmt, .
 
 typedef void (*httpd_handler)(void *ctx, const struct httpd_req *r, struct httpd_resp *resp);
 
+#define HTTPD_MAX_CONNS 64	/* connections at once */
+#define HTTPD_PER_IP 8		/* ... from one client address */
+#define HTTPD_IDLE_S 15		/* seconds a connection may stay idle */
+
+struct httpd_opts {
+	unsigned int max_conns;		/* 0 = HTTPD_MAX_CONNS */
+	unsigned int per_ip;		/* 0 = HTTPD_PER_IP; further ones are closed at once */
+	unsigned int idle_timeout_s;	/* 0 = HTTPD_IDLE_S */
+};
+
 struct httpd;
-/* listen: "IPV4ADDR:PORT" (port 0: any free one). NULL with a message in err. */
-struct httpd *httpd_start(const char *listen, httpd_handler h, void *ctx, char *err, size_t errlen);
+/*
+ * listen: "HOST:PORT" with an IPv4 or IPv6 address ("[::1]:80" or "::1:80"),
+ * or ":PORT" / "PORT" for 127.0.0.1; port 0: any free one. opts may be NULL.
+ * NULL with a message in err.
+ */
+struct httpd *httpd_start(const char *listen, const struct httpd_opts *opts, httpd_handler h,
+			  void *ctx, char *err, size_t errlen);
 int httpd_port(const struct httpd *d);	/* the port it listens on */
 void httpd_stop(struct httpd *d);
 

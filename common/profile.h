@@ -26,11 +26,16 @@ struct prof_mapping {
 struct prof_location {
 	uint32_t mapping;	/* index into profile.mappings or PROFILE_NO_MAPPING */
 	bool kernel;		/* kernel frame */
-	uint64_t address;	/* instruction address in the process (or kernel) */
+	/*
+	 * Instruction address in the process (or kernel). 0 for a kernel frame
+	 * when the agent strips kernel addresses (its default: KASLR).
+	 */
+	uint64_t address;
 	/*
 	 * Function name, demangled. Never NULL: frames that cannot be resolved are
 	 * named "module+0xoffset" (module = basename of the file) so they never
-	 * disappear from a profile.
+	 * disappear from a profile; a kernel frame stripped of its address and
+	 * without a symbol is "[kernel]".
 	 */
 	const char *function;
 	const char *file;	/* source file if known, else NULL */

@@ -1495,7 +1495,8 @@ static void usage(FILE *f)
 		"                           suffixes K, M, G)\n"
 		"  --store-retention T      profiles older than this go (default 7d; suffixes s, m, h, d)\n"
 		"  --http-listen ADDR:PORT  the store's HTTP API, /metrics, /healthz and /readyz\n"
-		"                           (default 0.0.0.0:7471)\n"
+		"                           (default 0.0.0.0:7471; 64 connections, 16 per client,\n"
+		"                           idle ones closed after 15 s)\n"
 		"  --log-level LEVEL        error, warn, notice, info, debug (default info)\n"
 		"  -h, --help, -V, --version\n\n"
 		"Every option can also be set in the environment: --max-frequency as\n"
@@ -1624,7 +1625,7 @@ static int parse_args(int argc, char **argv, struct ctl_options *o)
 
 		if (!colon || (size_t)(colon - http_listen) >= sizeof(haddr) || *end || port < 0 ||
 		    port > 65535) {
-			fprintf(stderr, "profleet-controller: --http-listen %s: want IPV4ADDR:PORT\n",
+			fprintf(stderr, "profleet-controller: --http-listen %s: want ADDR:PORT\n",
 				http_listen);
 			return -1;
 		}

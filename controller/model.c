@@ -8,6 +8,7 @@
 
 #include "k8s.h"
 #include "model.h"
+#include "reserved_labels.h"
 
 #define MAX_SEL_VALUES 256
 #define MAX_LIST 256
@@ -510,6 +511,39 @@ void policy_free(struct policy *p)
 		return 0;                                                              \
 	} while (0)
 
+/* Why a policy may not set the label key (at where: "labels.static", ...); NULL if it may. */
+static const char *reserved_why(const char *where, const char *key, char *buf, size_t len)
+{
+	const char *r = label_reserved(key);
+
+	if (!r)
+		return NULL;
+	if (!strcmp(r, "__"))
+		snprintf(buf, len, "%s: label '%.100s' is reserved: keys starting with __ are the "
+			 "backends' own", where, key);
+	else if (!strcmp(key, r))
+		snprintf(buf, len, "%s: label '%s' is reserved: profleet sets it itself%s", where, r,
+			 !strcmp(r, "service_name") ? " (set labels.serviceName instead)" : "");
+	else
+		snprintf(buf, len, "%s: label '%.100s' is reserved: it would pass for '%s', which "
+			 "profleet sets itself", where, key, r);
+	return buf;
+}
+
+/* Labels that would let one tenant pass for another (common/reserved_labels.h). */
+static int check_reserved_labels(struct policy *p)
+{
+	char why[256];
+
+	for (int i = 0; i < p->static_labels.n; i++)
+		if (reserved_why("labels.static", p->static_labels.kv[i].key, why, sizeof(why)))
+			INVALID(p, "ReservedLabel", "%s", why);
+	for (int i = 0; i < p->ncopy; i++)
+		if (reserved_why("labels.fromPodLabels", p->copy_labels[i], why, sizeof(why)))
+			INVALID(p, "ReservedLabel", "%s", why);
+	return 0;
+}
+
 static int parse_spec(const cJSON *spec, struct policy *p, int max_hz)
 {
 	const cJSON *sel = k8s_get(spec, "selector"), *v, *it;
@@ -585,7 +619,7 @@ static int parse_spec(const cJSON *spec, struct policy *p, int max_hz)
 	    p->nbackends > MAX_BACKEND_REFS)
 		INVALID(p, "InvalidSpec", "export.backendRefs must be at most %d names",
 			MAX_BACKEND_REFS);
-	return 0;
+	return check_reserved_labels(p);
 }
 
 int policy_from_json(const cJSON *obj, bool cluster, int max_hz, struct policy *ret)

@@ -40,6 +40,14 @@ check "agent: capabilities BPF, PERFMON, SYS_PTRACE, SYS_RESOURCE, DAC_READ_SEAR
 		grep -q 'drop:' '$W/ds.yaml' && ! grep -q SYS_ADMIN '$W/ds.yaml'"
 check "agent: a projected token with the controller's audience, no default token" \
 	sh -c "grep -q 'audience: profleet' '$W/ds.yaml' && grep -q 'automountServiceAccountToken: false' '$W/ds.yaml'"
+# /metrics and the probes on the pod's IP only, from the downward API (not 0.0.0.0)
+check "agent: --http-listen=\$(POD_IP):7472, POD_IP from status.podIP, nothing on 0.0.0.0" \
+	sh -c "grep -qF -- '- --http-listen=\$(POD_IP):7472' '$W/ds.yaml' &&
+		grep -A1 'name: POD_IP' '$W/ds.yaml' | grep -q 'fieldPath: status.podIP' &&
+		! grep -q -- '--http-listen=0\.0\.0\.0' '$W/ds.yaml'"
+"$R" --namespace profleet-system --set agent.kernelAddresses=true "$CHART" >"$W/kaddr.yaml"
+check "agent: kernel addresses stripped unless agent.kernelAddresses (cluster-wide)" \
+	sh -c "grep -qF -- '- --kernel-addresses=false' '$W/ds.yaml' && grep -qF -- '- --kernel-addresses=true' '$W/kaddr.yaml'"
 check "controller: restricted (non-root, no privilege escalation, caps dropped, RuntimeDefault seccomp), 2 replicas, probes" \
 	sh -c "grep -q 'runAsNonRoot: true' '$W/deploy.yaml' && grep -q 'allowPrivilegeEscalation: false' '$W/deploy.yaml' &&
 		grep -q 'drop:' '$W/deploy.yaml' && grep -q 'type: RuntimeDefault' '$W/deploy.yaml' &&

@@ -528,9 +528,17 @@ metadata: {name: no-backend, namespace: $SHOP}
 spec:
   selector: {podSelector: {}}
   export: {backendRefs: [does-not-exist]}
+---
+apiVersion: profiling.profleet.dev/v1alpha1
+kind: ProfilingPolicy
+metadata: {name: spoof, namespace: $SHOP}
+spec:
+  selector: {podSelector: {matchLabels: {app: web}}}
+  labels: {static: {env: prod, k8s.namespace.name: $OTHER}}
 EOF
 k apply -f "$W/bad.yaml" >"$W/bad.log" 2>&1
-for pr in no-duration:InvalidSpec over-cap:FrequencyOverCap reach-out:CrossNamespace no-backend:UnknownBackend; do
+for pr in no-duration:InvalidSpec over-cap:FrequencyOverCap reach-out:CrossNamespace no-backend:UnknownBackend \
+	spoof:ReservedLabel; do
 	name=${pr%%:*}
 	reason=${pr#*:}
 	wait_until 10 sh -c "exec 2>/dev/null; [ \"\$(kubectl --kubeconfig '$KC' get profilingpolicy -n $SHOP $name -o jsonpath='{.status.conditions[?(@.type==\"Accepted\")].reason}')\" = $reason ]"
@@ -538,16 +546,26 @@ for pr in no-duration:InvalidSpec over-cap:FrequencyOverCap reach-out:CrossNames
 		[ "$(pstatus "$SHOP" "$name" '{.status.conditions[?(@.type=="Accepted")].status}/{.status.phase}')" = "False/Failed" ]
 done
 note "message: $(pstatus "$SHOP" reach-out '{.status.conditions[?(@.type=="Accepted")].message}')"
+# a tenant may not pass for another namespace (or pod, node, service...) on a shared backend
+check "a label profleet sets itself is refused, the message names it ($(pstatus "$SHOP" spoof '{.status.conditions[?(@.type=="Accepted")].message}'))" \
+	sh -c "kubectl --kubeconfig '$KC' get profilingpolicy -n $SHOP spoof -o jsonpath='{.status.conditions[?(@.type==\"Accepted\")].message}' | grep -q \"'k8s.namespace.name' is reserved: it would pass for 'namespace'\""
 wait_until 10 sh -c "kubectl --kubeconfig '$KC' get events -n $SHOP --field-selector involvedObject.name=over-cap -o jsonpath='{.items[*].reason}' 2>/dev/null | grep -q Failed"
 check "an invalid policy gets a Warning Event, reason Failed" \
 	sh -c "kubectl --kubeconfig '$KC' get events -n $SHOP --field-selector involvedObject.name=over-cap,type=Warning -o jsonpath='{.items[*].reason}' | grep -q Failed"
 # every policy an agent was ever given has a key in policySamples
 check "invalid policies are never pushed to an agent" \
-	sh -c "! jq -r '.policySamples | keys[]' '$W/state-a.json' '$W/state-b.json' | grep -qE '/(no-duration|over-cap|reach-out|no-backend)\$'"
+	sh -c "! jq -r '.policySamples | keys[]' '$W/state-a.json' '$W/state-b.json' | grep -qE '/(no-duration|over-cap|reach-out|no-backend|spoof)\$'"
 check "(control: the valid policy was pushed)" \
 	sh -c "jq -r '.policySamples | keys[]' '$W/state-a.json' | grep -q '/web\$'"
 printf 'apiVersion: profiling.profleet.dev/v1alpha1\nkind: ProfilingPolicy\nmetadata: {name: too-fast, namespace: %s}\nspec:\n  selector: {podSelector: {}}\n  sampling: {frequencyHz: 5000}\n' "$SHOP" >"$W/fast.yaml"
 check "the API server itself rejects frequencyHz 5000 (schema bounds)" sh -c "! kubectl --kubeconfig '$KC' apply -f '$W/fast.yaml' >/dev/null 2>&1"
+# the exact keys are in the CRDs' schemas too: refused before the controller sees them
+for l in 'static: {namespace: victim}' 'static: {service_name: x}' 'fromPodLabels: [pod]'; do
+	printf 'apiVersion: profiling.profleet.dev/v1alpha1\nkind: ProfilingPolicy\nmetadata: {name: spoof2, namespace: %s}\nspec:\n  selector: {podSelector: {}}\n  labels: {%s}\n' "$SHOP" "$l" |
+		k apply -f - >"$W/spoof2.out" 2>&1 && not_ok "the API server should refuse labels: {$l}"
+	grep -q 'must not validate the schema' "$W/spoof2.out" || not_ok "refused for another reason: $(cat "$W/spoof2.out")"
+done
+ok "the API server refuses labels.static namespace and service_name, fromPodLabels [pod] (schema)"
 k delete -f "$W/bad.yaml" >/dev/null 2>&1
 
 # ---- a cluster policy -------------------------------------------------------------------
@@ -571,6 +589,22 @@ wait_until 10 sh -c "exec 2>/dev/null; [ \"\$(kubectl --kubeconfig '$KC' get clu
 check "cluster policy status: 1 pod (node selector keeps node B out)" \
 	[ "$(k get clusterprofilingpolicy "blue-pool-a-$RUN" -o jsonpath='{.status.targetedPods}/{.status.targetedNodes}')" = 1/1 ]
 k delete -f "$W/cpp.yaml" >/dev/null
+cat >"$W/cpp-spoof.yaml" <<EOF
+apiVersion: profiling.profleet.dev/v1alpha1
+kind: ClusterProfilingPolicy
+metadata: {name: spoof-$RUN}
+spec:
+  selector: {podSelector: {matchLabels: {app: web}}}
+  labels: {fromPodLabels: [app, Node]}
+EOF
+k apply -f "$W/cpp-spoof.yaml" >/dev/null
+cstatus() { k get clusterprofilingpolicy "spoof-$RUN" -o jsonpath="{.status.conditions[?(@.type==\"Accepted\")].$1}" 2>/dev/null; }
+wait_until 10 sh -c "exec 2>/dev/null; [ \"\$(kubectl --kubeconfig '$KC' get clusterprofilingpolicy spoof-$RUN -o jsonpath='{.status.conditions[?(@.type==\"Accepted\")].reason}')\" = ReservedLabel ]"
+cmsg=$(cstatus message)
+[ "$(cstatus status)/$(cstatus reason)" = False/ReservedLabel ] &&
+	echo "$cmsg" | grep -q "'Node' is reserved: it would pass for 'node'"
+verdict "a ClusterProfilingPolicy copying a reserved label: Accepted=False, ReservedLabel ($cmsg)" $?
+k delete -f "$W/cpp-spoof.yaml" >/dev/null
 
 # ---- OnDemand ------------------------------------------------------------------------
 cat >"$W/od.yaml" <<EOF

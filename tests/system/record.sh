@@ -111,11 +111,24 @@ check "--all sees every busy process" grep -q '^ratio;.*burn' "$TMP/all.txt"
 check "--all prints a top table" grep -q 'self%' "$TMP/all.log"
 
 # --- kernel stacks ------------------------------------------------------------
-"$AGENT" record --frequency 499 --output "$TMP/k.txt" --top 0 -- \
+"$AGENT" record --frequency 499 --output "$TMP/k.txt" --output "$TMP/k.pb.gz" --top 0 -- \
 	dd if=/dev/zero of=/dev/null bs=64k count=400000 >"$TMP/k.log" 2>&1
 kf=$(folded_sum "$TMP/k.txt" '_\[k\]')
 check "kernel frames present and symbolized ($kf samples)" sh -c \
 	"[ $kf -gt 20 ] && grep -qE '(read|write|zero|copy|clear)[a-z_]*_\[k\]' '$TMP/k.txt'"
+# KASLR: by default no kernel address leaves the agent (names only, address 0)
+if command -v go >/dev/null 2>&1; then
+	go tool pprof -raw "$TMP/k.pb.gz" >"$TMP/k.raw" 2>&1
+	check "pprof: kernel frames named, no kernel address (go tool pprof -raw)" sh -c \
+		"grep -qE '(read|write|zero|copy|clear)[a-z_]*' '$TMP/k.raw' && ! grep -qiE '0xffff[89a-f][0-9a-f]{11}' '$TMP/k.raw'"
+	"$AGENT" record --kernel-addresses on --frequency 499 --output "$TMP/ka.pb.gz" --top 0 -- \
+		dd if=/dev/zero of=/dev/null bs=64k count=100000 >"$TMP/ka.log" 2>&1
+	go tool pprof -raw "$TMP/ka.pb.gz" >"$TMP/ka.raw" 2>&1
+	check "--kernel-addresses on keeps them" grep -qiE '0xffff[89a-f][0-9a-f]{11}' "$TMP/ka.raw"
+else
+	skip "go tool pprof not installed"
+	skip "go tool pprof not installed"
+fi
 "$AGENT" record --kernel-stacks off --frequency 499 --output "$TMP/nok.txt" --top 0 -- \
 	dd if=/dev/zero of=/dev/null bs=64k count=200000 >"$TMP/nok.log" 2>&1
 check "--kernel-stacks off drops kernel frames" sh -c "! grep -q '_\[k\]' '$TMP/nok.txt'"

@@ -55,7 +55,7 @@ static enum cli_result parse_run(const char *line, char **envp, struct run_confi
 static void test_run(void **state)
 {
 	char *env[] = { "NODE_NAME=from-downward-api", "PROFLEET_MAX_FREQUENCY=99",
-			"PROFLEET_CGROUP_MODE=v1", NULL };
+			"PROFLEET_CGROUP_MODE=v1", "PROFLEET_KERNEL_ADDRESSES=true", NULL };
 	char *env_bad[] = { "PROFLEET_INTERVAL=soon", NULL };
 	struct run_config c;
 	char err[256];
@@ -68,6 +68,7 @@ static void test_run(void **state)
 	assert_int_equal(c.max_frequency, 250);
 	assert_true(c.interval == 60);
 	assert_true(c.kernel_stacks && c.dwarf_unwind);
+	assert_false(c.kernel_addresses);	/* KASLR: stripped unless asked */
 	assert_string_equal(c.token_file, "/var/run/secrets/profleet/token");
 	assert_int_equal(c.cgroup_mode, 0);
 
@@ -91,7 +92,11 @@ static void test_run(void **state)
 	assert_true(c.interval == 5);
 	assert_false(c.dwarf_unwind);
 	assert_false(c.kernel_stacks);
+	assert_true(c.kernel_addresses);	/* PROFLEET_KERNEL_ADDRESSES */
 	assert_int_equal(c.cgroup_mode, 2);	/* the option wins over the environment */
+	assert_int_equal(parse_run("run --controller ws://c:1 --node-name n --kernel-addresses maybe",
+				   NULL, &c, err, sizeof(err)), CLI_USAGE_ERROR);
+	assert_non_null(strstr(err, "--kernel-addresses"));
 
 	assert_int_equal(parse_run("run --node-name n", NULL, &c, err, sizeof(err)), CLI_USAGE_ERROR);
 	assert_non_null(strstr(err, "--controller"));
@@ -130,6 +135,7 @@ static void test_defaults(void **state)
 	assert_int_equal(cfg.frequency, 19);
 	assert_true(cfg.duration == 10.0);
 	assert_true(cfg.kernel_stacks);
+	assert_false(cfg.kernel_addresses);
 	assert_int_equal(cfg.noutputs, 1);
 	assert_string_equal(cfg.outputs[0].path, "profile.pb.gz");
 	assert_int_equal(cfg.outputs[0].format, FMT_PPROF);
@@ -139,6 +145,8 @@ static void test_defaults(void **state)
 	assert_int_equal(cfg.unwind_rows, 2048);
 	assert_int_equal(parse("record --unwind-rows 100", NULL, &cfg, e, sizeof(e)), CLI_USAGE_ERROR);
 	assert_non_null(strstr(e, "--unwind-rows"));
+	assert_int_equal(parse("record --kernel-addresses on", NULL, &cfg, e, sizeof(e)), CLI_OK);
+	assert_true(cfg.kernel_addresses);
 }
 
 static void test_options(void **state)

@@ -18,6 +18,7 @@
 #include "hmap.h"
 #include "k8s.h"
 #include "model.h"
+#include "reserved_labels.h"
 #include "resolve.h"
 #include "yamljson.h"
 
@@ -209,6 +210,18 @@ static void test_policy_validation(void **state)
 		{ "{selector: {podSelector: {}, namespaceSelector: {}}}", true, "" },
 		{ "{selector: {podSelector: {}, nodeSelector: {matchLabels: {a: b}}}}", true, "" },
 		{ "{selector: {podSelector: {}}, export: {backendRefs: [a,b,c,d,e,f,g,h,i]}}", false, "InvalidSpec" },
+		/* labels profleet sets itself: a tenant must not pass for another (issue 12) */
+		{ "{selector: {podSelector: {}}, labels: {static: {env: prod, namespace: victim}}}", false, "ReservedLabel" },
+		{ "{selector: {podSelector: {}}, labels: {static: {namespace: victim}}}", true, "ReservedLabel" },
+		{ "{selector: {podSelector: {}}, labels: {static: {service_name: other}}}", false, "ReservedLabel" },
+		{ "{selector: {podSelector: {}}, labels: {static: {pod: p, node: n}}}", true, "ReservedLabel" },
+		{ "{selector: {podSelector: {}}, labels: {static: {k8s.namespace.name: victim}}}", false, "ReservedLabel" },
+		{ "{selector: {podSelector: {}}, labels: {static: {Pod-UID: x}}}", false, "ReservedLabel" },
+		{ "{selector: {podSelector: {}}, labels: {static: {__name__: x}}}", true, "ReservedLabel" },
+		{ "{selector: {podSelector: {}}, labels: {fromPodLabels: [app, container]}}", false, "ReservedLabel" },
+		{ "{selector: {podSelector: {}}, labels: {fromPodLabels: [service.name]}}", true, "ReservedLabel" },
+		{ "{selector: {podSelector: {}}, labels: {static: {env: prod, team.name: a, pods: x, nodes_: y},"
+		  " fromPodLabels: [app, namespaced, app.kubernetes.io/name]}}", true, "" },
 	};
 
 	(void)state;
@@ -240,6 +253,120 @@ static void test_policy_validation(void **state)
 		assert_int_equal(p->srv_samples, 42);
 		policy_free(p);
 		free(p);
+	}
+}
+
+/* The controller's message names the label, for both kinds of policy. */
+static void test_reserved_label_messages(void **state)
+{
+	static const struct {
+		const char *labels;
+		const char *want;
+	} cases[] = {
+		{ "{static: {namespace: victim}}", "labels.static: label 'namespace' is reserved" },
+		{ "{static: {service_name: x}}", "labels.serviceName" },
+		{ "{static: {k8s.namespace.name: victim}}", "'k8s.namespace.name' is reserved: it would pass for 'namespace'" },
+		{ "{static: {__name__: x}}", "'__name__' is reserved: keys starting with __" },
+		{ "{fromPodLabels: [Node]}", "labels.fromPodLabels: label 'Node' is reserved: it would pass for 'node'" },
+	};
+
+	(void)state;
+	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+		for (int cluster = 0; cluster < 2; cluster++) {
+			char yaml[512];
+			struct policy *p;
+
+			snprintf(yaml, sizeof(yaml), "{metadata: {name: p, namespace: ns}, spec: "
+				 "{selector: {podSelector: {}}, labels: %s}}", cases[i].labels);
+			p = P(yaml, cluster);
+			assert_string_equal(p->invalid_reason, "ReservedLabel");
+			if (!strstr(p->invalid_message, cases[i].want))
+				fail_msg("%s: message '%s', want '%s'", cases[i].labels,
+					 p->invalid_message, cases[i].want);
+			policy_free(p);
+			free(p);
+		}
+	}
+}
+
+/* common/reserved_labels.c: the one list, its OTel names, and how keys are compared */
+static void test_reserved_labels(void **state)
+{
+	static const char *const agent_sets[] = {	/* agent/run.c, target_identity */
+		"namespace", "pod", "pod_uid", "container", "container_id", "node", "policy",
+		"service_name",
+	};
+
+	(void)state;
+	for (size_t i = 0; i < sizeof(agent_sets) / sizeof(agent_sets[0]); i++)
+		assert_string_equal(label_reserved(agent_sets[i]), agent_sets[i]);
+	assert_string_equal(label_reserved("deployment"), "deployment");
+	assert_string_equal(label_reserved("thread_name"), "thread_name");
+	assert_string_equal(label_reserved("k8s.pod.uid"), "pod_uid");
+	assert_string_equal(label_reserved("K8S_POD_NAME"), "pod");
+	assert_string_equal(label_reserved("service-name"), "service_name");
+	assert_string_equal(label_reserved("__anything"), "__");
+	assert_string_equal(label_reserved(".-x"), "__");
+	assert_null(label_reserved("_x"));
+	assert_null(label_reserved("_"));
+	assert_null(label_reserved(""));
+	assert_null(label_reserved("env"));
+	assert_null(label_reserved("pods"));
+	assert_null(label_reserved("po"));
+	assert_null(label_reserved("app.kubernetes.io/name"));
+	assert_null(label_reserved(NULL));
+	assert_string_equal(label_otel_key("namespace"), "k8s.namespace.name");
+	assert_string_equal(label_otel_key("service_name"), "service.name");
+	assert_string_equal(label_otel_key("env"), "env");
+}
+
+static const char *src_root(void)
+{
+	const char *s = getenv("PROFLEET_SRCDIR");
+
+	return s && *s ? s : ".";
+}
+
+/* crds/ repeats the exact keys in the policies' schemas: the same list, in the same order. */
+static void test_crds_reserve_the_same_labels(void **state)
+{
+	static const char *const crds[] = { "profilingpolicies.yaml", "clusterprofilingpolicies.yaml" };
+
+	(void)state;
+	for (size_t c = 0; c < 2; c++) {
+		char path[512], err[256], *text = calloc(1, 1 << 20);
+		const cJSON *labels, *any, *en;
+		cJSON *j;
+		size_t n;
+		FILE *f;
+
+		assert_non_null(text);
+		snprintf(path, sizeof(path), "%s/crds/%s", src_root(), crds[c]);
+		f = fopen(path, "re");
+		if (!f)
+			fail_msg("%s: cannot read it (set PROFLEET_SRCDIR to the repository)", path);
+		n = fread(text, 1, (1 << 20) - 1, f);
+		fclose(f);
+		j = yaml_to_json(text, n, err, sizeof(err));
+		if (!j)
+			fail_msg("%s: %s", path, err);
+		labels = cJSON_GetArrayItem(k8s_get(j, "spec.versions"), 0);
+		labels = k8s_get(labels, "schema.openAPIV3Schema.properties.spec.properties.labels.properties");
+		any = k8s_get(labels, "static.not.anyOf");
+		en = k8s_get(labels, "fromPodLabels.items.not.enum");
+		assert_int_equal(cJSON_GetArraySize(any), (int)nreserved_labels);
+		assert_int_equal(cJSON_GetArraySize(en), (int)nreserved_labels);
+		for (n = 0; n < nreserved_labels; n++) {
+			const cJSON *req = cJSON_GetArrayItem(k8s_get(cJSON_GetArrayItem(any, (int)n),
+								      "required"), 0);
+
+			assert_true(cJSON_IsString(req));
+			assert_string_equal(req->valuestring, reserved_labels[n].key);
+			assert_string_equal(cJSON_GetArrayItem(en, (int)n)->valuestring,
+					    reserved_labels[n].key);
+		}
+		cJSON_Delete(j);
+		free(text);
 	}
 }
 
@@ -679,6 +806,9 @@ int main(void)
 		cmocka_unit_test(test_hmap),
 		cmocka_unit_test(test_selectors),
 		cmocka_unit_test(test_policy_validation),
+		cmocka_unit_test(test_reserved_label_messages),
+		cmocka_unit_test(test_reserved_labels),
+		cmocka_unit_test(test_crds_reserve_the_same_labels),
 		cmocka_unit_test(test_container_ids),
 		cmocka_unit_test(test_resolve),
 		cmocka_unit_test(test_workload_and_store),

@@ -1,0 +1,291 @@
+// SPDX-License-Identifier: Apache-2.0
+/*
+ * The aggregator's profile, and what the writers make of it: kernel frames
+ * lose their addresses (KASLR) unless agg_opts.kernel_addresses keeps them,
+ * and keep their names; one location per kernel function.
+ */
+#include <errno.h>
+#include <inttypes.h>
+#include <stdbool.h>
+#include <unistd.h>
+
+#include "helpers.h"
+#include "aggregate.h"
+#include "flamegraph.h"
+#include "ksyms.h"
+#include "oncpu.h"
+#include "otlp.h"
+#include "pprof.h"
+#include "procs.h"
+#include "profile.h"
+#include "profile.pb-c.h"
+
+#define KERNEL_MIN 0xffff800000000000ull	/* x86-64 and arm64 kernel halves start here or above */
+
+static char dir[64];
+static char kallsyms[128];
+
+/* Every kernel address the samples hold, and every symbol start: none may leave the agent. */
+static const uint64_t kaddrs[] = {
+	0xffffffff81003010ull, 0xffffffff81003050ull, 0xffffffff81001020ull, 0xffffffff81002008ull,
+	0xffffffffc0a01010ull, 0xffffffff81001040ull, 0xffffffff80000100ull,
+	0xffffffff81000000ull, 0xffffffff81001000ull, 0xffffffff81002000ull, 0xffffffff81003000ull,
+	0xffffffffc0a01000ull,
+};
+
+static int setup(void **state)
+{
+	FILE *f;
+
+	(void)state;
+	if (tmpdir_make(dir, sizeof(dir), "aggregate"))
+		return -1;
+	snprintf(kallsyms, sizeof(kallsyms), "%s/kallsyms", dir);
+	f = fopen(kallsyms, "we");
+	if (!f)
+		return -1;
+	fputs("ffffffff81000000 T _stext\n"
+	      "ffffffff81001000 T do_syscall_64\n"
+	      "ffffffff81002000 t entry_SYSCALL_64\n"
+	      "ffffffff81003000 T schedule\n"
+	      "ffffffffc0a01000 t xfs_foo\t[xfs]\n", f);
+	return fclose(f) ? -1 : 0;
+}
+
+static int teardown(void **state)
+{
+	(void)state;
+	return tmpdir_remove(dir);
+}
+
+static void add(struct agg *a, const uint64_t *kstack, int nk, uint64_t ustack0, int times)
+{
+	static struct sample_event e;
+
+	memset(&e, 0, sizeof(e));
+	e.pid = 0x7ffffff0;	/* above any pid_max: no /proc entry, no mapping */
+	e.tid = 0x7ffffff1;
+	snprintf(e.comm, sizeof(e.comm), "app");
+	snprintf(e.pcomm, sizeof(e.pcomm), "app");
+	e.kstack_len = (int16_t)nk;
+	memcpy(e.kstack, kstack, (size_t)nk * sizeof(*kstack));
+	e.ustack_len = ustack0 ? 1 : 0;
+	e.ustack[0] = ustack0;
+	for (int i = 0; i < times; i++)
+		assert_int_equal(agg__add(a, &e, 10000000), 0);
+}
+
+/*
+ * schedule at two addresses (3 + 2 samples) under do_syscall_64 and
+ * entry_SYSCALL_64, one with a user frame no mapping covers; a module's
+ * function; and a frame below every symbol.
+ */
+static struct profile *build(bool keep, bool with_ksyms)
+{
+	const uint64_t s1[] = { 0xffffffff81003010ull, 0xffffffff81001020ull, 0xffffffff81002008ull };
+	const uint64_t s2[] = { 0xffffffff81003050ull, 0xffffffff81001020ull, 0xffffffff81002008ull };
+	const uint64_t s3[] = { 0xffffffffc0a01010ull, 0xffffffff81001040ull };
+	const uint64_t s4[] = { 0xffffffff80000100ull, 0xffffffff81001040ull };
+	const struct agg_opts keep_opts = { .kernel_addresses = true };
+	struct procs *procs = procs__new(NULL);
+	struct ksyms *ks = with_ksyms ? ksyms__load(kallsyms) : NULL;
+	struct agg *a;
+	struct profile *p = profile__new();
+
+	assert_non_null(procs);
+	assert_non_null(p);
+	assert_true(ks || !with_ksyms);
+	/* the default (NULL options) strips the addresses */
+	a = agg__new(keep ? &keep_opts : NULL, procs, NULL);
+	assert_non_null(a);
+	add(a, s1, 3, 0, 3);
+	add(a, s2, 3, 0x5000123, 2);
+	add(a, s3, 2, 0, 1);
+	add(a, s4, 2, 0, 1);
+	p->period_nanos = 10000000;
+	assert_int_equal(agg__build(a, ks, p), 0);
+	agg__free(a);
+	ksyms__free(ks);
+	procs__free(procs);
+	return p;
+}
+
+static int find_location(const struct profile *p, const char *fn)
+{
+	int found = -1;
+
+	for (uint32_t i = 0; i < p->nlocations; i++) {
+		if (strcmp(p->locations[i].function, fn))
+			continue;
+		if (found >= 0)
+			fail_msg("two locations for %s", fn);
+		found = (int)i;
+	}
+	return found;
+}
+
+/* Whether buf holds addr as a protobuf varint or as a fixed64. */
+static bool holds(const uint8_t *buf, size_t len, uint64_t addr)
+{
+	uint8_t v[10], f[8];
+	size_t n = 0;
+
+	for (uint64_t x = addr; ; x >>= 7) {
+		v[n++] = (uint8_t)((x & 0x7f) | (x >= 0x80 ? 0x80 : 0));
+		if (x < 0x80)
+			break;
+	}
+	for (int i = 0; i < 8; i++)
+		f[i] = (uint8_t)(addr >> (8 * i));
+	return memmem(buf, len, v, n) || memmem(buf, len, f, sizeof(f));
+}
+
+static void expect_no_kernel_address(const uint8_t *buf, size_t len, const char *what)
+{
+	for (size_t i = 0; i < sizeof(kaddrs) / sizeof(kaddrs[0]); i++)
+		if (holds(buf, len, kaddrs[i]))
+			fail_msg("%s holds the kernel address 0x%" PRIx64, what, kaddrs[i]);
+	if (memmem(buf, len, "ffffffff", 8))
+		fail_msg("%s holds a kernel address as text", what);
+}
+
+static void test_kernel_frames_by_function(void **state)
+{
+	struct profile *p = build(false, true);
+	int sched, sys, entry, xfs, unknown;
+	int64_t under_schedule = 0;
+
+	(void)state;
+	sched = find_location(p, "schedule");
+	sys = find_location(p, "do_syscall_64");
+	entry = find_location(p, "entry_SYSCALL_64");
+	xfs = find_location(p, "xfs_foo");
+	unknown = find_location(p, "[kernel]");
+	assert_true(sched >= 0 && sys >= 0 && entry >= 0 && xfs >= 0 && unknown >= 0);
+	assert_true(sched != sys && sys != entry && xfs != sys);
+	for (uint32_t i = 0; i < p->nlocations; i++) {
+		const struct prof_location *l = &p->locations[i];
+
+		if (l->kernel && l->address)
+			fail_msg("kernel frame %s kept its address 0x%" PRIx64, l->function,
+				 l->address);
+		if (!l->kernel && l->address != 0x5000123)
+			fail_msg("user frame %s: address 0x%" PRIx64, l->function, l->address);
+	}
+	/* schedule at 0x...3010 and 0x...3050: one location, 5 samples */
+	for (uint32_t i = 0; i < p->nsamples; i++)
+		if (p->samples[i].locs[0] == (uint32_t)sched)
+			under_schedule += p->samples[i].count;
+	assert_int_equal(under_schedule, 5);
+	assert_int_equal(profile__total(p), 7);
+	profile__free(p);
+}
+
+static void check_pprof(const struct profile *p, bool keep)
+{
+	Perftools__Profiles__Profile *pb;
+	uint8_t *buf;
+	size_t len;
+	bool seen = false;
+
+	assert_int_equal(pprof__encode(p, false, &buf, &len), 0);
+	pb = perftools__profiles__profile__unpack(NULL, len, buf);
+	assert_non_null(pb);
+	for (size_t i = 0; i < pb->n_location; i++) {
+		if (!keep && pb->location[i]->address >= KERNEL_MIN)
+			fail_msg("pprof location %zu at 0x%" PRIx64, i, pb->location[i]->address);
+		seen |= pb->location[i]->address == 0xffffffff81003010ull;
+	}
+	for (size_t i = 0; i < pb->n_mapping && !keep; i++)
+		if (pb->mapping[i]->memory_start >= KERNEL_MIN ||
+		    pb->mapping[i]->memory_limit >= KERNEL_MIN)
+			fail_msg("pprof mapping %zu spans kernel addresses", i);
+	assert_true(seen == keep);	/* the option restores them */
+	if (!keep)
+		expect_no_kernel_address(buf, len, "the pprof");
+	perftools__profiles__profile__free_unpacked(pb, NULL);
+	free(buf);
+}
+
+static void check_otlp(const struct profile *p, bool keep, bool names)
+{
+	struct export_label labels[] = { { "node", "n1" } };
+	uint8_t *buf;
+	size_t len;
+
+	assert_int_equal(otlp__encode(p, "svc", labels, 1, &buf, &len), 0);
+	if (keep)
+		assert_true(holds(buf, len, 0xffffffff81003010ull));
+	else
+		expect_no_kernel_address(buf, len, "the OTLP request");
+	assert_true(!names || memmem(buf, len, "schedule", 8));
+	assert_true(!names || memmem(buf, len, "xfs_foo", 7));
+	assert_true(names || memmem(buf, len, "[kernel]", 8));
+	free(buf);
+}
+
+static void check_folded(const struct profile *p)
+{
+	char *text = NULL;
+	size_t len = 0;
+	FILE *f = open_memstream(&text, &len);
+
+	assert_non_null(f);
+	assert_int_equal(folded__write(p, f), 0);
+	assert_int_equal(fclose(f), 0);
+	assert_non_null(strstr(text, "app;entry_SYSCALL_64_[k];do_syscall_64_[k];schedule_[k] 3\n"));
+	assert_non_null(strstr(text, "app;do_syscall_64_[k];xfs_foo_[k] 1\n"));
+	expect_no_kernel_address((const uint8_t *)text, len, "the folded stacks");
+	free(text);
+}
+
+static void test_encoders_strip(void **state)
+{
+	struct profile *p = build(false, true);
+
+	(void)state;
+	check_pprof(p, false);
+	check_otlp(p, false, true);
+	check_folded(p);
+	profile__free(p);
+}
+
+/* No kernel symbols at all: every kernel frame is "[kernel]", still no address. */
+static void test_no_ksyms(void **state)
+{
+	struct profile *p = build(false, false);
+
+	(void)state;
+	for (uint32_t i = 0; i < p->nlocations; i++)
+		if (p->locations[i].kernel)
+			assert_string_equal(p->locations[i].function, "[kernel]");
+	check_pprof(p, false);
+	check_otlp(p, false, false);
+	profile__free(p);
+}
+
+static void test_option_keeps_addresses(void **state)
+{
+	struct profile *p = build(true, true);
+	int n_sched = 0;
+
+	(void)state;
+	for (uint32_t i = 0; i < p->nlocations; i++)
+		n_sched += !strcmp(p->locations[i].function, "schedule");
+	assert_int_equal(n_sched, 2);	/* one per address, as before */
+	check_pprof(p, true);
+	check_otlp(p, true, true);
+	profile__free(p);
+}
+
+int main(void)
+{
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test(test_kernel_frames_by_function),
+		cmocka_unit_test(test_encoders_strip),
+		cmocka_unit_test(test_no_ksyms),
+		cmocka_unit_test(test_option_keeps_addresses),
+	};
+
+	return cmocka_run_group_tests(tests, setup, teardown);
+}
