@@ -8,13 +8,14 @@ BPFTOOL    ?= bpftool
 ARCH       := $(shell uname -m | sed -e 's/x86_64/x86/' -e 's/aarch64/arm64/')
 VERSION    := $(shell git describe --always --dirty 2>/dev/null || echo 0.1.0)
 
+AGENT_INC  := $(patsubst %/,-I%,$(sort $(dir $(wildcard agent/*/*.h))))
 WARN       := -Wall -Wextra -Wshadow -Wformat=2 -Wmissing-prototypes -Werror -Wno-format-truncation
 ifeq ($(SANITIZE),thread)
 CFLAGS     ?= -O1 -g
 endif
 CFLAGS     ?= -O2 -g
 CFLAGS     += -std=gnu11 $(WARN) -D_GNU_SOURCE -DPROFLEET_VERSION='"$(VERSION)"' \
-	      -I$(BUILD)/gen -Icommon -Iagent -Ibpf -Icontroller
+	      -I$(BUILD)/gen -Icommon $(AGENT_INC) -Ibpf -Icontroller
 LDLIBS     := -lbpf -lelf -ldw -llzma -lz -liberty -lwebsockets -lcurl -lcjson -lyaml \
 	      -lprotobuf-c -lmicrohttpd -lpthread -lm
 
@@ -35,7 +36,9 @@ OBJ        := $(BUILD)/obj
 GEN        := $(BUILD)/gen
 
 COMMON_SRCS := $(wildcard common/*.c)
-AGENT_SRCS  := $(filter-out agent/main.c,$(wildcard agent/*.c))
+# agent/: one folder per step of the data path (sample, proc, unwind, symbolize,
+# aggregate, export), plus fleet (run), record and cli
+AGENT_SRCS  := $(wildcard agent/*/*.c)
 PROTO_OBJS  := $(OBJ)/gen/fleet.pb-c.o $(OBJ)/gen/profile.pb-c.o $(OBJ)/gen/pyroscope_push.pb-c.o
 COMMON_OBJS := $(patsubst %.c,$(OBJ)/%.o,$(COMMON_SRCS)) $(PROTO_OBJS)
 LIB_OBJS    := $(patsubst %.c,$(OBJ)/%.o,$(AGENT_SRCS)) $(COMMON_OBJS)
@@ -96,7 +99,7 @@ $(OBJ)/gen/%.pb-c.o: $(GEN)/%.pb-c.c
 	$(CC) $(filter-out -Wmissing-prototypes,$(CFLAGS)) -c $< -o $@
 
 # ---- user space -----------------------------------------------------------
-$(OBJ)/%.o: %.c $(SKELS) $(GEN)/fleet.pb-c.h $(GEN)/profile.pb-c.h $(GEN)/pyroscope_push.pb-c.h $(wildcard common/*.h agent/*.h bpf/*.h controller/*.h)
+$(OBJ)/%.o: %.c $(SKELS) $(GEN)/fleet.pb-c.h $(GEN)/profile.pb-c.h $(GEN)/pyroscope_push.pb-c.h $(wildcard common/*.h agent/*/*.h bpf/*.h controller/*.h)
 	@mkdir -p $(@D)
 	$(CC) $(CFLAGS) -c $< -o $@
 
@@ -112,7 +115,7 @@ $(BIN)/profleet-agent: $(OBJ)/agent/main.o $(LIB_OBJS)
 TOOLS       := $(patsubst tests/tools/%.c,$(BUILD)/tools/%,$(wildcard tests/tools/*.c))
 tests: $(UNIT_BINS) $(TOOLS) $(BUILD)/tools/chartrender
 
-$(BUILD)/tools/%: tests/tools/%.c $(OBJ)/agent/fleet_client.o $(COMMON_OBJS)
+$(BUILD)/tools/%: tests/tools/%.c $(OBJ)/agent/fleet/fleet_client.o $(COMMON_OBJS)
 	@mkdir -p $(@D)
 	$(CC) $(CFLAGS) $(LDFLAGS) $^ -o $@ $(LDLIBS)
 workloads: $(WORKLOADS)
@@ -151,8 +154,9 @@ $(BUILD)/workloads/nofp/%: tests/workloads/nofp/%.cc
 # libFuzzer targets: the parsers of what comes from outside (ELF + CFI, /proc maps)
 FUZZ_SRCS   := $(wildcard tests/fuzz/fuzz_*.c)
 FUZZERS     := $(patsubst tests/fuzz/%.c,$(BUILD)/fuzz/%,$(FUZZ_SRCS))
-FUZZ_LIB_SRCS := agent/elfsym.c agent/elfutil.c agent/rootfs.c agent/demangle.c agent/unwind_table.c agent/procmaps.c \
-		 agent/cgroups.c common/log.c common/yamljson.c common/k8s.c common/reserved_labels.c \
+FUZZ_LIB_SRCS := agent/symbolize/elfsym.c agent/symbolize/elfutil.c agent/proc/rootfs.c \
+		 agent/symbolize/demangle.c agent/unwind/unwind_table.c agent/proc/procmaps.c \
+		 agent/fleet/cgroups.c common/log.c common/yamljson.c common/k8s.c common/reserved_labels.c \
 		 controller/model.c $(GEN)/fleet.pb-c.c
 HAVE_LIBFUZZER := $(shell echo 'int LLVMFuzzerTestOneInput(const char *d, long n){return 0;}' | \
 	$(CLANG) -x c -fsanitize=fuzzer - -o /dev/null 2>/dev/null && echo yes)
@@ -162,10 +166,10 @@ else
 fuzzers:
 endif
 
-$(BUILD)/fuzz/%: tests/fuzz/%.c $(FUZZ_LIB_SRCS) $(wildcard agent/*.h common/*.h bpf/*.h controller/*.h)
+$(BUILD)/fuzz/%: tests/fuzz/%.c $(FUZZ_LIB_SRCS) $(wildcard agent/*/*.h common/*.h bpf/*.h controller/*.h)
 	@mkdir -p $(@D)
 	$(CLANG) -g -O1 -fsanitize=fuzzer,address,undefined -D_GNU_SOURCE -DPROFLEET_VERSION='"fuzz"' \
-		-Icommon -Iagent -Ibpf -Icontroller -I$(GEN) \
+		-Icommon $(AGENT_INC) -Ibpf -Icontroller -I$(GEN) \
 		$< $(FUZZ_LIB_SRCS) -o $@ -lelf -ldw -llzma -lz -liberty -lcjson -lyaml -lcurl -lprotobuf-c
 
 fuzz: fuzzers workloads
@@ -218,7 +222,7 @@ $(BUILD)/bench/exportbench: bench/exportbench.c $(LIB_OBJS)
 	@mkdir -p $(@D)
 	$(CC) $(CFLAGS) $(LDFLAGS) $^ -o $@ $(LDLIBS)
 
-$(BUILD)/bench/fleetsim: bench/fleetsim.c $(OBJ)/agent/fleet_client.o $(COMMON_OBJS)
+$(BUILD)/bench/fleetsim: bench/fleetsim.c $(OBJ)/agent/fleet/fleet_client.o $(COMMON_OBJS)
 	@mkdir -p $(@D)
 	$(CC) $(CFLAGS) $(LDFLAGS) $^ -o $@ $(LDLIBS)
 
@@ -238,7 +242,7 @@ kernels: deps
 
 lint:
 	cppcheck --quiet --error-exitcode=1 --enable=warning,performance,portability \
-		--suppress=missingIncludeSystem -Icommon -Iagent -Ibpf -Icontroller agent common controller
+		--suppress=missingIncludeSystem -Icommon $(AGENT_INC) -Ibpf -Icontroller agent common controller
 
 clean:
 	rm -rf build

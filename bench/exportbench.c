@@ -1,7 +1,7 @@
 // SPDX-License-Identifier: Apache-2.0
 /*
  * exportbench: encodes a synthetic profile of N distinct stacks as pprof and
- * as OTLP (common/pprof.c, agent/otlp.c), prints the time per encoding (median
+ * as OTLP (common/pprof.c, agent/export/otlp.c), prints the time per encoding (median
  * of R runs) and the bytes before and after gzip, and writes the pprof to OUT
  * for bench/export.sh to compare with go tool pprof's own encoding.
  *

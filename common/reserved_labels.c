@@ -7,9 +7,9 @@
 
 /*
  * The one list. The agent sets the first seven on every target's profiles
- * (agent/run.c, target_identity) and service_name from the controller's rules;
+ * (agent/fleet/run.c, target_identity) and service_name from the controller's rules;
  * the controller adds the workload (controller/resolve.c); every sample carries
- * pid, thread, comm and thread_name (agent/aggregate.c); `record` adds hostname.
+ * pid, thread, comm and thread_name (agent/aggregate/aggregate.c); `record` adds hostname.
  * crds/ repeats the keys in the policies' schemas (tests/unit/test_fleet.c
  * checks that they agree).
  */

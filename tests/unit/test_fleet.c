@@ -292,7 +292,7 @@ static void test_reserved_label_messages(void **state)
 /* common/reserved_labels.c: the one list, its OTel names, and how keys are compared */
 static void test_reserved_labels(void **state)
 {
-	static const char *const agent_sets[] = {	/* agent/run.c, target_identity */
+	static const char *const agent_sets[] = {	/* agent/fleet/run.c, target_identity */
 		"namespace", "pod", "pod_uid", "container", "container_id", "node", "policy",
 		"service_name",
 	};

@@ -6,7 +6,7 @@
  * The kernel side of the agent: loads bpf/oncpu.bpf.c, opens one software
  * CPU-clock perf event per CPU with the program attached, and one dummy perf
  * event per CPU that reports mmap/comm/fork/exit records. It hands both to its
- * callbacks (the pipeline, agent/pipeline.h) and keeps no state of its own
+ * callbacks (the pipeline, agent/sample/pipeline.h) and keeps no state of its own
  * about processes.
  */
 
