@@ -41,6 +41,10 @@ check "agent: capabilities BPF, PERFMON, SYS_PTRACE, SYS_RESOURCE, DAC_READ_SEAR
 check "agent: a projected token with the controller's audience, no default token" \
 	sh -c "grep -q 'audience: profleet' '$W/ds.yaml' && grep -q 'automountServiceAccountToken: false' '$W/ds.yaml'"
 # /metrics and the probes on the pod's IP only, from the downward API (not 0.0.0.0)
+check "agent: the unwind table cache on a hostPath of the node, off with tableCache.hostPath=''" \
+	sh -c "grep -qF -- '- --table-cache=/var/cache/profleet/unwind' '$W/ds.yaml' &&
+		grep -q 'path: \"/var/cache/profleet/unwind\", type: DirectoryOrCreate' '$W/ds.yaml' &&
+		! '$R' --set agent.tableCache.hostPath= '$CHART' | grep -q table-cache"
 check "agent: --http-listen=\$(POD_IP):7472, POD_IP from status.podIP, nothing on 0.0.0.0" \
 	sh -c "grep -qF -- '- --http-listen=\$(POD_IP):7472' '$W/ds.yaml' &&
 		grep -A1 'name: POD_IP' '$W/ds.yaml' | grep -q 'fieldPath: status.podIP' &&
