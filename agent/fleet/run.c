@@ -1024,6 +1024,7 @@ static void write_state(struct run *r)
 
 		unwinder__stats(r->unw, &us);
 		cJSON_AddNumberToObject(o, "unwindTables", (double)us.tables_live);
+		cJSON_AddNumberToObject(o, "unwindTablesIdle", (double)us.tables_idle);
 		cJSON_AddNumberToObject(o, "unwindRows", (double)us.rows_live);
 		cJSON_AddNumberToObject(o, "unwindPids", (double)us.pids);
 		cJSON_AddNumberToObject(o, "unwindLoadMsTotal", (double)us.load_ns_total / 1e6);

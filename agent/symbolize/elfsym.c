@@ -43,6 +43,7 @@
 #include "log.h"
 
 #define DEFAULT_MAX_OBJECTS 256
+#define DEFAULT_MAX_BYTES ((size_t)32 << 20)
 #define MAX_OBJECTS_LIMIT (1u << 20)
 #define DEFAULT_DEBUG_ROOT "/usr/lib/debug"
 #define MAX_SEGS 32
@@ -85,6 +86,7 @@ struct elfobj {
 	struct seg segs[MAX_SEGS];
 	struct sym *syms;
 	char *names;
+	size_t bytes;		/* what it holds, for the cache's budget */
 };
 
 /* A cache entry: one file, as (dev, ino) or path. */
@@ -101,6 +103,7 @@ struct cent {
 
 struct symcache {
 	size_t max_objects, nents, nbuckets;	/* nbuckets: a power of two */
+	size_t bytes, max_bytes;	/* held by the loaded objects; the budget */
 	char *debug_root;
 	struct cent **buckets;
 	struct elfobj **bid_buckets;
@@ -182,6 +185,7 @@ static void obj_unref(struct symcache *c, struct elfobj *o)
 {
 	if (!o || --o->refs)
 		return;
+	c->bytes -= o->bytes;
 	if (o->build_id[0]) {
 		struct elfobj **pp = &c->bid_buckets[o->bid_hash & (c->nbuckets - 1)];
 
@@ -796,6 +800,7 @@ static int build_syms(struct elfobj *o, struct gather *g)
 	o->nsyms = (uint32_t)k;
 	/* give back what the doubling left over */
 	o->names = realloc(a.s, a.len) ?: a.s;
+	o->bytes = sizeof(*o) + (size_t)k * sizeof(*o->syms) + a.len;
 	return 0;
 }
 
@@ -896,6 +901,7 @@ static int load_file(struct symcache *c, const char *open_path, const char *real
 		goto out;
 	bid_insert(c, o);
 	c->stats.objects_loaded++;
+	c->bytes += o->bytes;
 	*ret = o;
 	o = NULL;
 out:
@@ -925,6 +931,7 @@ struct symcache *symcache__new(const struct symcache_opts *opts)
 		return NULL;
 	max = opts && opts->max_objects ? opts->max_objects : DEFAULT_MAX_OBJECTS;
 	c->max_objects = max > MAX_OBJECTS_LIMIT ? MAX_OBJECTS_LIMIT : max;
+	c->max_bytes = opts && opts->max_bytes ? opts->max_bytes : DEFAULT_MAX_BYTES;
 	c->nbuckets = 16;
 	while (c->nbuckets < c->max_objects)
 		c->nbuckets *= 2;
@@ -1091,6 +1098,11 @@ struct elfobj *symcache__get(struct symcache *c, const char *open_path, const ch
 	c->buckets[h & (c->nbuckets - 1)] = e;
 	lru_push_front(c, e);
 	c->nents++;
+	/* over the byte budget: the least recently used go (never the one just loaded) */
+	while (c->bytes > c->max_bytes && c->lru.prev != e) {
+		ent_remove(c, c->lru.prev);
+		c->stats.evictions++;
+	}
 	if (!e->obj) {
 		errno = e->err;
 		return NULL;
@@ -1101,6 +1113,7 @@ struct elfobj *symcache__get(struct symcache *c, const char *open_path, const ch
 void symcache__stats(const struct symcache *c, struct symcache_stats *ret)
 {
 	*ret = c->stats;
+	ret->bytes = c->bytes;
 }
 
 /* ---- lookups ------------------------------------------------------------ */

@@ -26,6 +26,7 @@
 
 struct symcache_opts {
 	size_t max_objects;	/* 0 = 256 */
+	size_t max_bytes;	/* symbols held, over all objects; 0 = 32 MiB (the least recently used go) */
 	const char *debug_root;	/* NULL = "/usr/lib/debug" */
 };
 
@@ -35,6 +36,7 @@ struct symcache_stats {
 	uint64_t objects_refused;	/* ... of those, over a size bound or sparse (EFBIG) */
 	uint64_t objects_shared;	/* files served by a loaded object with their build-id */
 	uint64_t evictions;
+	uint64_t bytes;		/* held now */
 	uint64_t debug_files_used;	/* symbols from a separate debug file */
 	uint64_t minidebuginfo_used;	/* symbols from .gnu_debugdata */
 	uint64_t go_pclntab_used;	/* symbols from .gopclntab */

@@ -39,6 +39,7 @@ struct table {
 	char key[96];		/* "b:<build-id>", or "i:<dev>:<ino>" without one */
 	char ino_key[48];	/* "i:<dev>:<ino>" of the file it was first loaded from */
 	uint32_t refs;		/* processes mapping it */
+	uint64_t idle_since;	/* refs fell to 0 at this tick: kept until its rows are needed */
 	uint32_t first_row, nrows;	/* its slice of unwind_rows */
 	struct seg segs[8];	/* executable PT_LOADs, to turn file offsets into vaddrs */
 	int nsegs;
@@ -72,6 +73,7 @@ struct unwinder {
 	struct unwinder_opts opts;
 	struct table tables[UNWIND_MAX_TABLES];
 	struct pid_entry *pids[1024];
+	uint64_t idle_tick;	/* orders idle tables, oldest first out */
 	struct unwinder_stats stats;
 };
 
@@ -191,12 +193,9 @@ static struct pid_entry **pid_slot(struct unwinder *u, int pid)
 	return pp;
 }
 
-static void table_unref(struct unwinder *u, uint32_t id)
+/* Gives a table's rows back and forgets it. */
+static void table_drop(struct unwinder *u, struct table *t)
 {
-	struct table *t = &u->tables[id];
-
-	if (!t->used || !t->refs || --t->refs)
-		return;
 	if (!t->failed) {
 		rows_release(u, t->first_row, t->nrows);
 		u->stats.tables_evicted++;
@@ -204,7 +203,54 @@ static void table_unref(struct unwinder *u, uint32_t id)
 		u->stats.rows_live -= t->nrows;
 		u->stats.bytes_live -= (uint64_t)t->nrows * sizeof(struct unwind_row);
 	}
+	if (t->idle_since)
+		u->stats.tables_idle--;
 	memset(t, 0, sizeof(*t));
+}
+
+/*
+ * The last process mapping a table went: the table stays, idle, with its rows,
+ * so that the next process of the same binary (a churn of short processes, a
+ * restarted container) finds it; idle tables go when their rows or slot are
+ * needed (table_evict_idle). A failed table is forgotten (and tried again).
+ */
+static void table_unref(struct unwinder *u, uint32_t id)
+{
+	struct table *t = &u->tables[id];
+
+	if (!t->used || !t->refs || --t->refs)
+		return;
+	if (t->failed) {
+		memset(t, 0, sizeof(*t));
+		return;
+	}
+	t->idle_since = ++u->idle_tick;
+	u->stats.tables_idle++;
+}
+
+static void table_ref(struct unwinder *u, struct table *t)
+{
+	if (!t->refs++ && t->idle_since) {
+		t->idle_since = 0;
+		u->stats.tables_idle--;
+	}
+}
+
+/* Drops the oldest idle table; false when there is none. */
+static bool table_evict_idle(struct unwinder *u)
+{
+	struct table *oldest = NULL;
+
+	for (int i = 0; i < UNWIND_MAX_TABLES; i++) {
+		struct table *t = &u->tables[i];
+
+		if (t->used && t->idle_since && (!oldest || t->idle_since < oldest->idle_since))
+			oldest = t;
+	}
+	if (!oldest)
+		return false;
+	table_drop(u, oldest);
+	return true;
 }
 
 static void pid_drop_entries(struct unwinder *u, struct pid_entry *pe)
@@ -288,9 +334,11 @@ static int find_table(struct unwinder *u, const char *key)
 
 static int free_slot(struct unwinder *u)
 {
-	for (int i = 0; i < UNWIND_MAX_TABLES; i++)
-		if (!u->tables[i].used)
-			return i;
+	do {
+		for (int i = 0; i < UNWIND_MAX_TABLES; i++)
+			if (!u->tables[i].used)
+				return i;
+	} while (table_evict_idle(u));
 	return -ENOSPC;
 }
 
@@ -379,7 +427,8 @@ static int load_table(struct unwinder *u, uint32_t id, const char *path, const c
 
 	if (err)
 		return err;
-	first = rows_alloc(u, nrows);
+	while ((first = rows_alloc(u, nrows)) < 0 && table_evict_idle(u))
+		;
 	if (first < 0) {
 		log_warn("unwind_rows is full: no table for %s (%u rows); raise --unwind-rows",
 			 path, nrows);
@@ -497,7 +546,7 @@ static int add_range(const struct mapping *m, uint64_t start, uint64_t end, void
 	struct sync_ctx *c = arg;
 	struct unwinder *u = c->u;
 	struct mapping_info info;
-	const struct table *t;
+	struct table *t;
 	const struct seg *sg = NULL;
 	int id = table_for(u, m, c->pe->pid, c->build);
 
@@ -517,7 +566,7 @@ static int add_range(const struct mapping *m, uint64_t start, uint64_t end, void
 	if (id < 0)
 		return 0;	/* no table: the BPF side uses frame pointers there */
 	t = &u->tables[id];
-	u->tables[id].refs++;
+	table_ref(u, t);
 	if (pid_add_table(c->pe, (uint32_t)id))
 		return -ENOMEM;
 	if (t->failed)

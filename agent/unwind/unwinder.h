@@ -25,6 +25,7 @@ struct unwinder_opts {
 
 struct unwinder_stats {
 	uint64_t tables_loaded, tables_failed, tables_evicted, tables_live;
+	uint64_t tables_idle;		/* of the live ones: no process maps them now */
 	uint64_t rows_live, bytes_live, bytes_peak;
 	uint64_t lpm_entries, lpm_failed;
 	uint64_t pids, pid_syncs;

@@ -1,0 +1,165 @@
+// SPDX-License-Identifier: Apache-2.0
+/*
+ * The unwinder's tables against real BPF maps (needs root): a table whose last
+ * process exits stays, idle, and the next process of the same binary reuses it;
+ * idle tables give their rows up when a new table needs the room; rows land in
+ * the mapped array where the LPM entries say.
+ */
+#include <bpf/bpf.h>
+#include <errno.h>
+#include <signal.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include "helpers.h"
+#include "procs.h"
+#include "unwind.h"
+#include "unwinder.h"
+
+static int make_maps(uint32_t rows_cap, int *lpm, int *rows)
+{
+	LIBBPF_OPTS(bpf_map_create_opts, lo, .map_flags = BPF_F_NO_PREALLOC);
+	LIBBPF_OPTS(bpf_map_create_opts, ro, .map_flags = BPF_F_MMAPABLE);
+
+	*lpm = bpf_map_create(BPF_MAP_TYPE_LPM_TRIE, "t_lpm", sizeof(struct mapping_key),
+			      sizeof(struct mapping_info), 65536, &lo);
+	*rows = bpf_map_create(BPF_MAP_TYPE_ARRAY, "t_rows", 4, sizeof(struct unwind_row), rows_cap,
+			       &ro);
+	return *lpm >= 0 && *rows >= 0 ? 0 : -errno;
+}
+
+/* the children, killed by the teardown too when an assertion cut the test short */
+static pid_t kids[8];
+static int nkids;
+
+static int kill_kids(void **state)
+{
+	(void)state;
+	for (int i = 0; i < nkids; i++)
+		if (kids[i] > 0) {
+			kill(kids[i], SIGKILL);
+			waitpid(kids[i], NULL, 0);
+		}
+	nkids = 0;
+	return 0;
+}
+
+/* A process of prog that waits, exec'd (so its mappings are prog's). */
+static pid_t spawn(const char *prog, const char *a1, const char *a2)
+{
+	pid_t pid = fork();
+
+	if (pid == 0) {
+		execl(prog, prog, a1, a2, (char *)NULL);
+		_exit(127);
+	}
+	if (pid > 0 && nkids < 8)
+		kids[nkids++] = pid;
+	usleep(200000);	/* the exec and the loader's mappings */
+	return pid;
+}
+
+static void reap(pid_t pid)
+{
+	kill(pid, SIGKILL);
+	waitpid(pid, NULL, 0);
+	for (int i = 0; i < nkids; i++)
+		if (kids[i] == pid)
+			kids[i] = 0;
+}
+
+/* A copy of /bin/sleep with another build id: the same code, its own table. */
+static void other_build(char *path, size_t len)
+{
+	char cmd[600], *bid = run_capture("readelf -n /bin/sleep | awk '/Build ID/ { print $3 }'");
+
+	assert_non_null(bid);
+	bid[strcspn(bid, "\n")] = 0;
+	assert_true(strlen(bid) >= 8);
+	snprintf(path, len, "/tmp/profleet-sleep-%d", (int)getpid());
+	snprintf(cmd, sizeof(cmd),
+		 "perl -e 'local $/; open F, \"<\", \"/bin/sleep\" or die; binmode F; $b = <F>;"
+		 " $id = pack(\"H*\", \"%s\"); $n = $id; substr($n, 0, 4) = \"\\xde\\xad\\xbe\\xef\";"
+		 " $b =~ s/\\Q$id\\E/$n/ or die; open O, \">\", \"%s\" or die; binmode O; print O $b;'"
+		 " && chmod 755 %s", bid, path, path);
+	free(bid);
+	assert_int_equal(system(cmd), 0);
+}
+
+static void test_idle_tables(void **state)
+{
+	char copy[64];
+	struct unwinder_stats st, st2;
+	struct procs *procs;
+	struct unwinder *u;
+	int lpm, rows;
+	pid_t a, b, c;
+
+
+	(void)state;
+	if (geteuid() != 0 || make_maps(1u << 20, &lpm, &rows)) {
+		print_message("needs root to create BPF maps\n");
+		skip();
+	}
+	procs = procs__new(NULL);
+	u = unwinder__new(lpm, rows, 1u << 20, procs, NULL);
+	assert_non_null(u);
+	a = spawn("/bin/sleep", "30", NULL);
+	assert_int_equal(unwinder__sync_pid(u, a, false), 0);
+	unwinder__stats(u, &st);
+	assert_true(st.tables_loaded >= 2);	/* sleep, libc, the loader */
+	assert_int_equal(st.tables_idle, 0);
+	unwinder__forget_pid(u, a);
+	reap(a);
+	unwinder__stats(u, &st2);
+	assert_int_equal(st2.tables_idle, st.tables_live);	/* kept, with their rows */
+	assert_int_equal(st2.rows_live, st.rows_live);
+	/* the next process of the same binary: nothing compiled again */
+	b = spawn("/bin/sleep", "30", NULL);
+	assert_int_equal(unwinder__sync_pid(u, b, false), 0);
+	unwinder__stats(u, &st2);
+	assert_int_equal(st2.tables_loaded, st.tables_loaded);
+	assert_int_equal(st2.tables_idle, 0);
+	assert_true(st2.lpm_entries > 0);
+	unwinder__forget_pid(u, b);
+	reap(b);
+	unwinder__free(u);
+	close(lpm);
+	close(rows);
+
+	/* a rows array that holds sleep's set exactly: another build of sleep (its own
+	 * table, as big as sleep's) gets the room of sleep's idle table */
+	assert_int_equal(make_maps((uint32_t)st.rows_live, &lpm, &rows), 0);
+	u = unwinder__new(lpm, rows, (uint32_t)st.rows_live, procs, NULL);
+	a = spawn("/bin/sleep", "30", NULL);
+	assert_int_equal(unwinder__sync_pid(u, a, false), 0);
+	unwinder__forget_pid(u, a);
+	reap(a);
+	other_build(copy, sizeof(copy));
+	c = spawn(copy, "30", NULL);
+	assert_int_equal(unwinder__sync_pid(u, c, false), 0);
+	unwinder__stats(u, &st2);
+	print_message("# sleep's set: %lu rows in %lu tables; then %lu loaded, %lu evicted, %lu failed\n",
+		      (unsigned long)st.rows_live, (unsigned long)st.tables_live,
+		      (unsigned long)st2.tables_loaded, (unsigned long)st2.tables_evicted,
+		      (unsigned long)st2.tables_failed);
+	assert_int_equal(st2.tables_evicted, 1);	/* sleep's own, idle */
+	assert_int_equal(st2.tables_failed, 0);
+	assert_int_equal(st2.tables_loaded, st.tables_loaded + 1);	/* the copy's came in */
+	unwinder__forget_pid(u, c);
+	reap(c);
+	unlink(copy);
+	unwinder__free(u);
+	procs__free(procs);
+	close(lpm);
+	close(rows);
+}
+
+int main(void)
+{
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test(test_idle_tables),
+	};
+
+	return cmocka_run_group_tests(tests, NULL, kill_kids);
+}
