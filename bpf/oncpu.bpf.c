@@ -632,6 +632,33 @@ int BPF_PROG(on_fork, struct task_struct *parent, struct task_struct *child)
 	return 0;
 }
 
+/*
+ * cgroup filter: a process of a targeted cgroup that execs is noted here, so
+ * that user space, reading the exec record, loads its tables as its image is
+ * mapped rather than at its first sample (the cgroup id is the kernel's, right
+ * whatever cgroup namespace the agent runs in). User space takes entries out;
+ * the LRU drops what it never took.
+ */
+struct {
+	__uint(type, BPF_MAP_TYPE_LRU_HASH);
+	__uint(max_entries, 4096);
+	__type(key, __u32);
+	__type(value, __u8);
+} exec_targeted SEC(".maps");
+
+SEC("tp_btf/sched_process_exec")
+int BPF_PROG(on_exec, struct task_struct *p, pid_t old_pid, struct linux_binprm *bprm)
+{
+	__u64 cg = bpf_get_current_cgroup_id();
+	__u32 tgid = bpf_get_current_pid_tgid() >> 32;
+	__u8 one = 1;
+
+	if (cfg_filter != FILTER_CGROUPS || !bpf_map_lookup_elem(&targets, &cg))
+		return 0;
+	bpf_map_update_elem(&exec_targeted, &tgid, &one, BPF_ANY);
+	return 0;
+}
+
 /* Keeps the pids map from filling up with processes that are gone. */
 SEC("tp_btf/sched_process_exit")
 int BPF_PROG(on_exit, struct task_struct *task)

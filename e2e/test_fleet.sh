@@ -239,6 +239,14 @@ check "the other namespace's pod with the same labels is not targeted" \
 	sh -c "! jq -r '.targets[].containerID' '$W/state-a.json' | grep -q '$C_WEBX'"
 [ "$(st a .kernelFiltered)" -gt 0 ] && [ "$(st a .samplesUnattributed)" = 0 ]
 verdict "untargeted processes are filtered in the kernel" $?
+# a process of the target that execs gets its unwind tables from the exec on
+e0=$(st a .execsFollowed)
+dir=$(pod_cgroup "$UID_WEB1" "$C_WEB1" systemd)
+sh -c "echo \$\$ > '$dir/cgroup.procs' && exec /bin/true"
+/bin/true	# control: an exec outside the targets is not counted
+wait_until 5 sh -c "exec 2>/dev/null; [ \"\$(jq -r .execsFollowed '$W/state-a.json')\" -gt $e0 ]"
+e1=$(st a .execsFollowed)
+check "an exec in a targeted container is followed from its exec ($e0 -> $e1)" [ "$e1" = $((e0 + 1)) ]
 
 # ---- export: a ClusterProfilingBackend (Pyroscope-style receiver) ----------------------------
 mkdir -p "$W/sink"

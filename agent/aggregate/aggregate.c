@@ -14,7 +14,6 @@
 #include "log.h"
 #include "procs.h"
 #include "profile.h"
-#include "rootfs.h"
 
 struct stack {
 	struct stack *next;
@@ -128,29 +127,13 @@ static int rehash(struct agg *a)
 	return 0;
 }
 
-/* Picks a path that still leads to the mapped file. */
-static int mapping_open_path(const struct mapping *m, bool alive, char *buf, size_t len)
-{
-	if (m->path[0] != '/')
-		return -ENOENT;
-	if (alive) {
-		snprintf(buf, len, "/proc/%d/map_files/%" PRIx64 "-%" PRIx64, m->pid, m->start, m->end);
-		if (access(buf, R_OK) == 0)
-			return 0;
-		/* resolved inside the process's root, as the symbolizer will */
-		snprintf(buf, len, "/proc/%d/root%s", m->pid, m->path);
-		if (rootfs_readable(buf) == 0)
-			return 0;
-	}
-	snprintf(buf, len, "%s", m->path);
-	return 0;
-}
 
 static struct elfobj *mapping_obj(struct agg *a, const struct mapping *m)
 {
 	char path[4200];
 
-	if (!m || !a->sc || mapping_open_path(m, procs__alive(a->procs, m->pid), path, sizeof(path)))
+	if (!m || !a->sc ||
+	    procs__mapping_path(m, m->pid, procs__alive(a->procs, m->pid), path, sizeof(path)))
 		return NULL;
 	return symcache__get(a->sc, path, m->path, m->dev, m->ino);
 }

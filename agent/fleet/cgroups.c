@@ -278,33 +278,3 @@ int cg_read_procs(const char *dir, int *pids, int cap)
 	fclose(f);
 	return n;
 }
-
-int cg_pid_v2_id(const char *proc_root, const char *v2_root, int pid, uint64_t *ret)
-{
-	char path[4200], line[4200];
-	struct stat sb;
-	FILE *f;
-	int err = -ENOENT;
-
-	snprintf(path, sizeof(path), "%s/%d/cgroup", proc_root ? proc_root : "/proc", pid);
-	f = fopen(path, "re");
-	if (!f)
-		return -errno;
-	while (fgets(line, sizeof(line), f)) {
-		size_t n = strcspn(line, "\n");
-
-		if (strncmp(line, "0::/", 4))
-			continue;
-		line[n] = 0;
-		/* the path is the kernel's, relative to the v2 mount; no ".." in it */
-		if (strstr(line + 3, "/..") ||
-		    (size_t)snprintf(path, sizeof(path), "%s%s", v2_root, line + 3) >= sizeof(path))
-			break;
-		err = stat(path, &sb) ? -errno : 0;
-		if (!err)
-			*ret = (uint64_t)sb.st_ino;
-		break;
-	}
-	fclose(f);
-	return err;
-}

@@ -38,9 +38,4 @@ int cg_walk(const char *root, bool v2, cg_container_fn fn, void *ctx);
 
 /* Reads a cgroup directory's cgroup.procs; returns the count (<= cap) or -errno. */
 int cg_read_procs(const char *dir, int *pids, int cap);
-/*
- * The cgroup v2 id (the directory's inode under v2_root, the mount) of process
- * pid, from PROC/pid/cgroup (proc_root NULL = /proc). 0 or -errno.
- */
-int cg_pid_v2_id(const char *proc_root, const char *v2_root, int pid, uint64_t *ret);
 #endif

@@ -113,6 +113,7 @@ struct run {
 	uint32_t found, missing;
 	size_t v1_pids;			/* cgroup v1: processes in the kernel's filter */
 	uint64_t labels_dropped;	/* a target's label named like an identity one (or twice) */
+	uint64_t execs_followed;	/* targeted processes whose tables loaded from their exec */
 	uint64_t v1_pids_dropped;	/* taken out of it: exited, moved or untargeted */
 	struct hmap policy_samples;	/* policy -> uint64_t*, cumulative since start */
 	uint64_t samples, untargeted, started_unix;
@@ -208,11 +209,10 @@ static int64_t period_ns(const struct run *r)
 static bool wanted(void *ctx, int pid)
 {
 	struct run *r = ctx;
-	uint64_t id;
+	bool yes = r->v2 ? sampler__exec_targeted(r->s, pid) : sampler__pid_targeted(r->s, pid);
 
-	if (!r->v2)
-		return sampler__pid_targeted(r->s, pid);
-	return cg_pid_v2_id(NULL, r->mounts.v2, pid, &id) == 0 && find_by_cgid(r, id);
+	r->execs_followed += yes;
+	return yes;
 }
 
 /* The pipeline's consumer: attribution to a target, after the unwinder saw the sample. */
@@ -1018,6 +1018,7 @@ static void write_state(struct run *r)
 		cJSON_AddNumberToObject(o, "v1Pids", (double)r->v1_pids);
 		cJSON_AddNumberToObject(o, "v1PidsDropped", (double)r->v1_pids_dropped);
 		cJSON_AddNumberToObject(o, "labelsDropped", (double)r->labels_dropped);
+		cJSON_AddNumberToObject(o, "execsFollowed", (double)r->execs_followed);
 	}
 	if (r->unw) {
 		struct unwinder_stats us;
@@ -1300,6 +1301,10 @@ static void run_close(struct run *r)
 {
 	httpd_stop(r->http);
 	free(r->metrics);
+	/* the controller-store exporters use the fleet client: they go first */
+	hmap_for_each(&r->exporters, it)
+		fbackend_free(it->val);
+	hmap_free(&r->exporters);
 	fleet_client_stop(r->fc);
 	for (int i = 0; i < r->nt; i++)
 		target_free(&r->t[i]);
@@ -1308,13 +1313,10 @@ static void run_close(struct run *r)
 	hmap_for_each(&r->policy_samples, it)
 		free(it->val);
 	hmap_free(&r->policy_samples);
-	hmap_for_each(&r->exporters, it)
-		fbackend_free(it->val);
-	hmap_free(&r->exporters);
 	for (int i = 0; i < r->ncli_exporters; i++)
 		exporter_free(r->cli_exporters[i]);
+	pipeline_free(&r->pl);	/* its unwinder uses the sampler's maps */
 	sampler__free(r->s);
-	pipeline_free(&r->pl);
 	agg__free(r->agg);
 	symcache__free(r->sc);
 	procs__free(r->procs);

@@ -8,10 +8,13 @@
 #include <string.h>
 #include <sys/sysmacros.h>
 #include <time.h>
+#include <unistd.h>
+#include <sys/stat.h>
 
 #include "log.h"
 #include "grow.h"
 #include "procmaps.h"
+#include "rootfs.h"
 
 #define MAPS_MAX_BYTES (16u << 20)
 /* a process whose lookups miss is re-read at most this often */
@@ -237,8 +240,10 @@ static int64_t mapping_intern(struct procs *p, int pid, uint64_t start, uint64_t
 	for (; p->mhash[j]; j = (j + 1) & (p->nmhash - 1)) {
 		m = &p->mappings[p->mhash[j] - 1];
 		if (m->start == start && m->end == end && m->pgoff == pgoff && m->dev == dev &&
-		    m->ino == ino && !strcmp(m->path, path))
+		    m->ino == ino && !strcmp(m->path, path)) {
+			m->pid = pid;	/* the newest process to map it: the likeliest alive */
 			return p->mhash[j] - 1;
+		}
 	}
 	if (p->nlive >= p->max_mappings) {
 		p->stats.mappings_full++;
@@ -577,4 +582,27 @@ int procs__refresh(struct procs *p, int pid)
 	if (!pr->alive || now_ns() - pr->last_read_ns < REREAD_NS)
 		return 0;
 	return load_from_proc(p, pr);
+}
+
+int procs__mapping_path(const struct mapping *m, int pid, bool alive, char *buf, size_t len)
+{
+	struct stat sb;
+
+	if (m->path[0] != '/')
+		return -ENOENT;
+	if (alive) {
+		/* the mapped file itself, even deleted or in another mount namespace */
+		snprintf(buf, len, "/proc/%d/map_files/%" PRIx64 "-%" PRIx64, pid, m->start, m->end);
+		if (access(buf, R_OK) == 0)
+			return 0;
+		/* resolved inside the process's root, as elfutil_open will */
+		snprintf(buf, len, "/proc/%d/root%s", pid, m->path);
+		if (rootfs_readable(buf) == 0)
+			return 0;
+	}
+	/* the host's file of that name, only if it is the very file that was mapped */
+	if (stat(m->path, &sb) || (uint64_t)sb.st_ino != m->ino || (uint64_t)sb.st_dev != m->dev)
+		return -ENOENT;
+	snprintf(buf, len, "%s", m->path);
+	return 0;
 }

@@ -10,6 +10,7 @@
  */
 
 #include <stdbool.h>
+#include <stddef.h>
 #include <stdint.h>
 
 #define PROCS_NO_MAPPING UINT32_MAX
@@ -68,6 +69,13 @@ bool procs__alive(const struct procs *p, int pid);
 int procs__foreach_range(struct procs *p, int pid,
 			 int (*cb)(const struct mapping *m, uint64_t start, uint64_t end, void *ctx),
 			 void *ctx);
+/*
+ * A path that opens mapping m's file, into buf: /proc/PID/map_files while pid
+ * (a process that maps it) is alive, else its name inside the process's root,
+ * else the host's file of that name only if its device and inode are the
+ * mapping's. -ENOENT when none will do (anonymous memory, a file gone).
+ */
+int procs__mapping_path(const struct mapping *m, int pid, bool alive, char *buf, size_t len);
 /* Re-reads /proc/PID/maps now if it was not read in the last half second; 0 or -errno. */
 int procs__refresh(struct procs *p, int pid);
 void procs__stats(const struct procs *p, struct procs_stats *ret);

@@ -635,8 +635,8 @@ static void rec_close(struct recording *rc)
 {
 	if (rc->gate >= 0)
 		close(rc->gate);
+	pipeline_free(&rc->pl);	/* its unwinder uses the sampler's maps */
 	sampler__free(rc->s);
-	pipeline_free(&rc->pl);
 	agg__free(rc->st.agg);
 	symcache__free(rc->sc);
 	procs__free(rc->procs);

@@ -572,8 +572,9 @@ struct sampler *sampler__new(const struct sampler_opts *opts)
 		 s->kernel.release, s->kernel.dwarf ? "table-driven" : "frame-pointer",
 		 s->kernel.task_pt_regs ? "" : ", user registers from the kernel stack",
 		 s->kernel.verified[0] ? s->kernel.verified : "not reported before 5.16");
-	if (opts->filter == FILTER_PIDS || opts->pids_fallback) {
-		/* the fork/exit tracepoints: children followed, the exited taken out */
+	if (opts->filter != FILTER_ALL) {
+		/* the fork/exit/exec tracepoints: children followed, the exited taken out,
+		 * targeted execs noted */
 		err = oncpu_bpf__attach(s->skel);
 		if (err) {
 			log_error("cannot attach the fork tracepoints: %s", strerror(-err));
@@ -781,6 +782,18 @@ int sampler__del_target(struct sampler *s, uint64_t cgroup_id)
 	if (bpf_map_delete_elem(bpf_map__fd(s->skel->maps.targets), &key) && errno != ENOENT)
 		return -errno;
 	return 0;
+}
+
+bool sampler__exec_targeted(struct sampler *s, int pid)
+{
+	__u32 key = (__u32)pid;
+	__u8 v;
+	int fd = bpf_map__fd(s->skel->maps.exec_targeted);
+
+	if (bpf_map_lookup_elem(fd, &key, &v))
+		return false;
+	bpf_map_delete_elem(fd, &key);
+	return true;
 }
 
 bool sampler__pid_targeted(struct sampler *s, int pid)

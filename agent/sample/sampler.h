@@ -96,6 +96,8 @@ int sampler__poll(struct sampler *s, int timeout_ms);
 int sampler__set_target(struct sampler *s, uint64_t cgroup_id, const struct target_cfg *cfg);
 int sampler__del_target(struct sampler *s, uint64_t cgroup_id);
 int sampler__del_pid(struct sampler *s, int pid);
+/* Whether pid exec'd in a targeted cgroup (the exec tracepoint noted it); takes the note. */
+bool sampler__exec_targeted(struct sampler *s, int pid);
 /* Whether pid is in the pids filter (its own entry, or one the fork handler copied). */
 bool sampler__pid_targeted(struct sampler *s, int pid);
 struct sampler_pid {

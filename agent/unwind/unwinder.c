@@ -21,7 +21,6 @@
 #include "grow.h"
 #include "log.h"
 #include "procs.h"
-#include "rootfs.h"
 #include "table_cache.h"
 #include "unwind.h"
 #include "unwind_table.h"
@@ -464,16 +463,8 @@ static int table_for(struct unwinder *u, const struct mapping *m, int pid, bool 
 	struct seg segs[8];
 	int nsegs, id, err;
 
-	if (m->path[0] != '/')
+	if (procs__mapping_path(m, pid, true, path, sizeof(path)))
 		return -ENOENT;
-	snprintf(path, sizeof(path), "/proc/%d/map_files/%" PRIx64 "-%" PRIx64, pid, m->start,
-		 m->end);
-	if (access(path, R_OK)) {
-		/* resolved inside the process's root, as elfutil_open will */
-		snprintf(path, sizeof(path), "/proc/%d/root%s", pid, m->path);
-		if (rootfs_readable(path))
-			snprintf(path, sizeof(path), "%s", m->path);
-	}
 	/* cheap identity first: the same (dev, ino) seen before */
 	snprintf(key, sizeof(key), "i:%" PRIu64 ":%" PRIu64, m->dev, m->ino);
 	id = find_table(u, key);

@@ -219,56 +219,10 @@ static void test_depth_limit(void **state)
 	tmpdir_remove(dir);
 }
 
-/* A process's v2 cgroup id: the inode of its directory under the mount. */
-static void test_pid_v2_id(void **state)
-{
-	char root[128], path[512];
-	struct stat sb;
-	uint64_t id = 0;
-	FILE *f;
-
-	(void)state;
-	assert_int_equal(tmpdir_make(root, sizeof(root), "cgpid"), 0);
-	snprintf(path, sizeof(path), "%s/v2/kubepods/pod1/c1", root);
-	{
-		char cmd[600];
-
-		snprintf(cmd, sizeof(cmd), "mkdir -p '%s' '%s/proc/7' '%s/proc/8' '%s/proc/9'", path,
-			 root, root, root);
-		assert_int_equal(system(cmd), 0);
-	}
-	assert_int_equal(stat(path, &sb), 0);
-	snprintf(path, sizeof(path), "%s/proc/7/cgroup", root);
-	f = fopen(path, "w");
-	fputs("12:cpu,cpuacct:/x\n0::/kubepods/pod1/c1\n", f);
-	fclose(f);
-	snprintf(path, sizeof(path), "%s/proc/8/cgroup", root);
-	f = fopen(path, "w");
-	fputs("0::/kubepods/../../etc\n", f);	/* never outside the mount */
-	fclose(f);
-	snprintf(path, sizeof(path), "%s/proc/9/cgroup", root);
-	f = fopen(path, "w");
-	fputs("1:name=systemd:/only-v1\n", f);
-	fclose(f);
-	snprintf(path, sizeof(path), "%s/proc", root);
-	{
-		char v2[300];
-
-		snprintf(v2, sizeof(v2), "%s/v2", root);
-		assert_int_equal(cg_pid_v2_id(path, v2, 7, &id), 0);
-		assert_int_equal(id, (uint64_t)sb.st_ino);
-		assert_int_equal(cg_pid_v2_id(path, v2, 8, &id), -ENOENT);
-		assert_int_equal(cg_pid_v2_id(path, v2, 9, &id), -ENOENT);
-		assert_int_equal(cg_pid_v2_id(path, v2, 10, &id), -ENOENT);	/* no such process */
-	}
-	tmpdir_remove(root);
-}
-
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_parse_forms),
-		cmocka_unit_test(test_pid_v2_id),
 		cmocka_unit_test(test_mounts),
 		cmocka_unit_test(test_walk),
 		cmocka_unit_test(test_depth_limit),
