@@ -858,6 +858,10 @@ static void update_metrics(struct run *r)
 				      (double)ss.counters[cnt_ids[i]]);
 	metrics_value(&m, "profleet_agent_samples_dropped_total",
 		      (const char *[]){ "reason", "unattributed", NULL }, (double)r->untargeted);
+	metrics_family(&m, "profleet_agent_task_records_lost_total", "counter",
+		       "perf mmap/exec/fork/exit records the kernel could not queue (gone processes "
+		       "are found by a sweep at each interval).");
+	metrics_value(&m, "profleet_agent_task_records_lost_total", NULL, (double)ss.task_lost);
 	metrics_family(&m, "profleet_agent_unwind_failures_total", "counter",
 		       "Stack walks that stopped early or failed, by reason.");
 	for (size_t i = 0; i < sizeof(cnt_ids) / sizeof(cnt_ids[0]); i++)
@@ -1006,6 +1010,7 @@ static void write_state(struct run *r)
 	cJSON_AddNumberToObject(o, "kernelFiltered", (double)ss.counters[CNT_FILTERED]);
 	cJSON_AddNumberToObject(o, "kernelSubsampled", (double)ss.counters[CNT_SUBSAMPLED]);
 	cJSON_AddNumberToObject(o, "dropped", (double)ss.counters[CNT_RINGBUF_FULL]);
+	cJSON_AddNumberToObject(o, "taskRecordsLost", (double)ss.task_lost);
 	cJSON_AddNumberToObject(o, "profilesExported", (double)r->exported);
 	cJSON_AddNumberToObject(o, "exportFailures", (double)r->export_failures);
 	{
@@ -1126,6 +1131,8 @@ static void flush_interval(struct run *r, int64_t start_ns, double secs)
 	}
 	ksyms__free(ks);
 	/* every aggregate is empty: mappings of processes gone may now be freed */
+	if (r->unw)
+		unwinder__sweep(r->unw);
 	if (procs__gc(r->procs))
 		log_warn("out of memory freeing the mappings of exited processes");
 }

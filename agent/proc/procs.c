@@ -3,6 +3,7 @@
 
 #include <errno.h>
 #include <inttypes.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -548,8 +549,20 @@ static int gc_mappings(struct procs *p)
 	return freed ? mhash_rebuild(p, p->nmhash) : 0;
 }
 
+/* A process whose exit record was lost (PERF_RECORD_LOST) would stay alive for ever. */
+static void mark_vanished(struct procs *p)
+{
+	for (uint32_t i = 0; i < p->nbuckets; i++)
+		for (struct proc *pr = p->buckets[i]; pr; pr = pr->hnext)
+			if (pr->alive && kill(pr->pid, 0) && errno == ESRCH) {
+				pr->alive = false;
+				p->stats.procs_vanished++;
+			}
+}
+
 int procs__gc(struct procs *p)
 {
+	mark_vanished(p);
 	gc_procs(p);
 	return gc_mappings(p);
 }

@@ -32,6 +32,7 @@ struct procs_stats {
 	uint64_t procs, procs_evicted, maps_read, maps_read_failed, mappings, mappings_full;
 	uint64_t resolve_misses;
 	uint64_t procs_freed, mappings_freed;	/* by procs__gc */
+	uint64_t procs_vanished;	/* found gone by procs__gc: their exit record was lost */
 	uint64_t procs_live, mappings_live;	/* held now */
 };
 
@@ -80,7 +81,8 @@ int procs__mapping_path(const struct mapping *m, int pid, bool alive, char *buf,
 int procs__refresh(struct procs *p, int pid);
 void procs__stats(const struct procs *p, struct procs_stats *ret);
 /*
- * Forgets processes that were already dead at the previous call and frees the
+ * Marks dead the processes that are gone though no exit record said so (one
+ * was lost), forgets processes that were already dead at the previous call, frees the
  * mappings that no process holds any more, so that a long run's memory follows
  * what is alive. Freed ids are given to new mappings: call it only when nobody
  * holds a mapping id (every aggregate reset). 0 or -ENOMEM (nothing freed).

@@ -8,6 +8,7 @@
 #include <gelf.h>
 #include <inttypes.h>
 #include <libelf.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -690,6 +691,25 @@ int unwinder__sync_dirty(struct unwinder *u)
 		for (struct pid_entry *pe = u->pids[i]; pe; pe = pe->next)
 			if (pe->dirty && sync_entry(u, pe) == 0)
 				n++;
+	return n;
+}
+
+int unwinder__sweep(struct unwinder *u)
+{
+	int n = 0;
+
+	for (int i = 0; i < 1024; i++) {
+		struct pid_entry *pe = u->pids[i], *next;
+
+		for (; pe; pe = next) {
+			next = pe->next;
+			if (kill(pe->pid, 0) && errno == ESRCH) {
+				unwinder__forget_pid(u, pe->pid);
+				n++;
+			}
+		}
+	}
+	u->stats.pids_vanished += (uint64_t)n;
 	return n;
 }
 

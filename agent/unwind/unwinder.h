@@ -29,6 +29,7 @@ struct unwinder_stats {
 	uint64_t rows_live, bytes_live, bytes_peak;
 	uint64_t lpm_entries, lpm_failed;
 	uint64_t pids, pid_syncs;
+	uint64_t pids_vanished;		/* forgotten by unwinder__sweep: no exit record came */
 	uint64_t load_ns_total, load_ns_max;	/* compile + load time per table */
 	uint64_t no_cfi;			/* executables without CFI */
 };
@@ -54,6 +55,8 @@ void unwinder__mark_dirty(struct unwinder *u, int pid);
 int unwinder__sync_dirty(struct unwinder *u);
 /* The process exited: drops its LPM entries and its references to tables. */
 void unwinder__forget_pid(struct unwinder *u, int pid);
+/* Forgets followed processes that are gone though no exit record said so; how many. */
+int unwinder__sweep(struct unwinder *u);
 void unwinder__stats(const struct unwinder *u, struct unwinder_stats *ret);
 
 /*

@@ -9,6 +9,7 @@
 #include <sys/stat.h>
 #include <sys/sysmacros.h>
 #include <time.h>
+#include <sys/wait.h>
 #include <unistd.h>
 #include <errno.h>
 #include <cmocka.h>
@@ -229,11 +230,12 @@ static void test_bounded(void **state)
 	struct procs *p = procs__new(&o);
 	struct procs_stats st;
 	uint32_t id, live_id, id2;
+	int me = getpid();	/* a process that really lives: procs__gc checks */
 
 	(void)state;
-	procs__on_exec(p, 5000, "live", 1);
-	procs__on_mmap(p, 5000, 0x7000, 0x1000, 0, 1, 1, 5000, "/bin/live", 2);
-	assert_int_equal(procs__resolve(p, 5000, 0x7000, &live_id), 0);
+	procs__on_exec(p, me, "live", 1);
+	procs__on_mmap(p, me, 0x7000, 0x1000, 0, 1, 1, 5000, "/bin/live", 2);
+	assert_int_equal(procs__resolve(p, me, 0x7000, &live_id), 0);
 	for (int pid = 1000; pid < 1300; pid++) {
 		procs__on_exec(p, pid, "x", 10);
 		procs__on_mmap(p, pid, 0x1000, 0x1000, 0, 1, 1, (uint64_t)pid, "/bin/x", 11);
@@ -250,7 +252,7 @@ static void test_bounded(void **state)
 	assert_true(st.mappings_freed >= 290);
 	assert_true(procs__nmappings(p) <= 10);	/* freed ids were given again */
 	/* the live one is untouched */
-	assert_int_equal(procs__resolve(p, 5000, 0x7000, &id2), 0);
+	assert_int_equal(procs__resolve(p, me, 0x7000, &id2), 0);
 	assert_int_equal(id2, live_id);
 	assert_string_equal(procs__mapping(p, live_id)->path, "/bin/live");
 	/* a process that just exited still resolves (samples in flight), until two
@@ -268,6 +270,34 @@ static void test_bounded(void **state)
 	procs__free(p);
 }
 
+/* A process whose exit record never came is found gone by procs__gc. */
+static void test_vanished(void **state)
+{
+	struct procs_opts o = { .proc_root = root };
+	struct procs *p = procs__new(&o);
+	struct procs_stats st;
+	uint32_t id;
+	pid_t kid = fork();
+
+	(void)state;
+	if (kid == 0)
+		_exit(0);
+	waitpid(kid, NULL, 0);	/* gone; no exit record is given to procs */
+	procs__on_exec(p, kid, "x", 10);
+	procs__on_mmap(p, kid, 0x1000, 0x1000, 0, 1, 1, 77, "/bin/x", 11);
+	assert_true(procs__alive(p, kid));
+	assert_int_equal(procs__gc(p), 0);
+	assert_false(procs__alive(p, kid));
+	procs__stats(p, &st);
+	assert_int_equal(st.procs_vanished, 1);
+	assert_int_equal(procs__resolve(p, kid, 0x1000, &id), 0);	/* until the next collection */
+	assert_int_equal(procs__gc(p), 0);
+	assert_int_equal(st.mappings_live, 1);
+	procs__stats(p, &st);
+	assert_int_equal(st.mappings_live, 0);
+	procs__free(p);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -278,6 +308,7 @@ int main(void)
 		cmocka_unit_test(test_out_of_order),
 		cmocka_unit_test(test_unreadable),
 		cmocka_unit_test(test_bounded),
+		cmocka_unit_test(test_vanished),
 	};
 
 	return cmocka_run_group_tests(tests, setup_root, teardown_root);
