@@ -138,7 +138,8 @@ static int32_t fn_idx(struct enc *e, const char *name, const char *file)
 
 static int32_t attr_idx(struct enc *e, const struct prof_label *l)
 {
-	char key[1024];
+	char *key;
+	int n;
 	bool added;
 	int32_t i;
 	/* labels repeat on every sample with the same interned strings: a cache by
@@ -151,13 +152,19 @@ static int32_t attr_idx(struct enc *e, const struct prof_label *l)
 	    e->attr_cache[slot].unit == l->unit)
 		return e->attr_cache[slot].idx;
 
+	/* the whole key, of any length: a cut one would lose its fields */
 	if (l->str)
-		snprintf(key, sizeof(key), "s\t%s\t%s", l->key, l->str);
+		n = asprintf(&key, "s\t%s\t%s", l->key, l->str);
 	else
-		snprintf(key, sizeof(key), "i\t%s\t%lld\t%s", l->key, (long long)l->num,
-			 l->unit ? l->unit : "");
+		n = asprintf(&key, "i\t%s\t%lld\t%s", l->key, (long long)l->num,
+			     l->unit ? l->unit : "");
+	if (n < 0) {
+		e->err = -ENOMEM;
+		return 0;
+	}
 	i = table_add(&e->attrs, key, &added);
 	if (i < 0) {
+		free(key);
 		e->err = -ENOMEM;
 		return 0;
 	}
@@ -167,14 +174,17 @@ static int32_t attr_idx(struct enc *e, const struct prof_label *l)
 			char **k = realloc(e->attr_keys, (size_t)cap * sizeof(*k));
 
 			if (!k) {
+				free(key);
 				e->err = -ENOMEM;
 				return 0;
 			}
 			e->attr_keys = k;
 			e->attr_cap = cap;
 		}
-		e->attr_keys[i] = strdup(key);
+		e->attr_keys[i] = key;	/* owned by the table of keys now */
+		key = NULL;
 	}
+	free(key);
 	e->attr_cache[slot].used = true;
 	e->attr_cache[slot].key = l->key;
 	e->attr_cache[slot].str = l->str;
@@ -422,12 +432,10 @@ int otlp__encode(const struct profile *p, const char *service, const struct expo
 	for (int32_t i = 1; i < e.attrs.n; i++) {
 		char *k = e.attr_keys[i], *f1, *f2, *f3;
 
-		if (!k)
-			continue;
+		/* every key was made whole by attr_idx: an entry is never skipped (the
+		 * samples' attribute indexes count them) */
 		f1 = strchr(k, '\t');
-		f2 = f1 ? strchr(f1 + 1, '\t') : NULL;
-		if (!f1 || !f2)
-			continue;
+		f2 = strchr(f1 + 1, '\t');
 		*f2 = 0;
 		pbw__begin(&w, DICT_ATTRIBUTE);
 		pbw__uint64(&w, KVU_KEY, (uint64_t)str_idx(&e, otlp__attr_key(f1 + 1)));

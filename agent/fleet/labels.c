@@ -44,7 +44,9 @@ bool label_set_put_foreign(struct label_set *ls, const char *key, const char *va
 {
 	const char *canon = label_reserved(key);
 
-	if (canon && (!strcmp(canon, "__") || label_set_get(ls, canon)))
+	/* a reserved label only as profleet spells it (the controller's service_name,
+	 * deployment, ...), and only once */
+	if (canon && (strcmp(canon, key) || label_set_get(ls, canon)))
 		return false;
 	return label_set_put(ls, key, value);
 }

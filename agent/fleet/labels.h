@@ -23,9 +23,10 @@ bool label_set_put(struct label_set *ls, const char *key, const char *value);
 const char *label_set_get(const struct label_set *ls, const char *key);
 /*
  * Adds a label that comes from a policy (through the controller) after the
- * identity labels: refused (false) when its key would pass for a reserved
- * label already in the set (k8s.namespace.name or Namespace for namespace),
- * is a backend's own (__name__), or is there already.
+ * identity labels: refused (false) when its key is a reserved label spelt
+ * another way than profleet spells it (k8s.namespace.name or Namespace for
+ * namespace, Service.Name, a backend's own __name__), a reserved label already
+ * in the set, or any key that is there already.
  */
 bool label_set_put_foreign(struct label_set *ls, const char *key, const char *value);
 void label_set_free(struct label_set *ls);

@@ -115,6 +115,7 @@ struct run {
 	uint64_t labels_dropped;	/* a target's label named like an identity one (or twice) */
 	uint64_t execs_followed;	/* targeted processes whose tables loaded from their exec */
 	uint64_t v1_pids_dropped;	/* taken out of it: exited, moved or untargeted */
+	uint64_t v1_pids_truncated;	/* scans of a cgroup with more processes than we read */
 	struct hmap policy_samples;	/* policy -> uint64_t*, cumulative since start */
 	uint64_t samples, untargeted, started_unix;
 	struct {
@@ -277,11 +278,13 @@ static int on_container(void *ctx, const struct cg_container *c)
 static void sync_v1_pids(struct run *r)
 {
 	struct sampler_pid *want = malloc(PROFLEET_MAX_PIDS * sizeof(*want));
-	size_t n = 0, dropped = 0;
+	uint32_t *before = NULL;
+	size_t n = 0, nbefore = 0, dropped = 0;
 	int err;
 
-	if (!want) {
+	if (!want || sampler__pids_snapshot(r->s, &before, &nbefore)) {
 		log_warn("out of memory: the cgroup v1 process filter is not updated");
+		free(want);
 		return;
 	}
 	for (int i = 0; i < r->nt && n < PROFLEET_MAX_PIDS; i++) {
@@ -291,15 +294,19 @@ static void sync_v1_pids(struct run *r)
 		if (!t->cgroup_path[0])
 			continue;
 		np = cg_read_procs(t->cgroup_path, pids, MAX_V1_PIDS);
+		if (np == MAX_V1_PIDS && !r->v1_pids_truncated++)
+			log_warn("%s: more than %d processes; those past them are not targeted",
+				 t->cgroup_path, MAX_V1_PIDS);
 		for (int j = 0; j < np && n < PROFLEET_MAX_PIDS; j++)
 			want[n++] = (struct sampler_pid){ .pid = (uint32_t)pids[j],
 				.cfg = { .sample_every = t->sample_every, .policy_bits = target_ref(r, i) } };
 	}
-	err = sampler__sync_pids(r->s, want, n, &dropped);
+	err = sampler__sync_pids(r->s, want, n, before, nbefore, &dropped);
 	if (err)
 		log_warn("cannot update the process filter: %s", strerror(-err));
 	r->v1_pids = n;
 	r->v1_pids_dropped += dropped;
+	free(before);
 	free(want);
 }
 

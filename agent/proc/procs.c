@@ -186,12 +186,9 @@ static uint64_t mapping_hash(uint64_t start, uint64_t end, uint64_t pgoff, uint6
 }
 
 /* A new index of the live mappings, n slots (a power of two). */
-static int mhash_rebuild(struct procs *p, uint32_t n)
+/* Indexes the live mappings into t (n zeroed slots, a power of two), which becomes the index. */
+static void mhash_fill(struct procs *p, uint32_t *t, uint32_t n)
 {
-	uint32_t *t = calloc(n, sizeof(*t));
-
-	if (!t)
-		return -ENOMEM;
 	for (uint32_t id = 0; id < p->nmappings; id++) {
 		const struct mapping *m = &p->mappings[id];
 		uint32_t j;
@@ -207,6 +204,15 @@ static int mhash_rebuild(struct procs *p, uint32_t n)
 	free(p->mhash);
 	p->mhash = t;
 	p->nmhash = n;
+}
+
+static int mhash_rebuild(struct procs *p, uint32_t n)
+{
+	uint32_t *t = calloc(n, sizeof(*t));
+
+	if (!t)
+		return -ENOMEM;
+	mhash_fill(p, t, n);
 	return 0;
 }
 
@@ -515,24 +521,20 @@ static void gc_procs(struct procs *p)
 static int gc_mappings(struct procs *p)
 {
 	uint8_t *held = calloc(p->nmappings ? p->nmappings : 1, 1);
+	/* everything that can fail first: nothing is freed unless the new index exists */
+	uint32_t *index = p->nmhash ? calloc(p->nmhash, sizeof(*index)) : NULL;
 	uint32_t freed = 0;
 
-	if (!held)
+	if (!held || (p->nmhash && !index) ||
+	    grow_array((void **)&p->free_ids, &p->cap_free, p->nmappings, sizeof(*p->free_ids), 64)) {
+		free(held);
+		free(index);
 		return -ENOMEM;
+	}
 	for (uint32_t i = 0; i < p->nbuckets; i++)
 		for (const struct proc *pr = p->buckets[i]; pr; pr = pr->hnext)
 			for (uint32_t k = 0; k < pr->nmaps; k++)
 				held[pr->maps[k].id] = 1;
-	if (p->cap_free < p->nmappings) {
-		uint32_t *f = realloc(p->free_ids, p->nmappings * sizeof(*f));
-
-		if (!f) {
-			free(held);
-			return -ENOMEM;
-		}
-		p->free_ids = f;
-		p->cap_free = p->nmappings;
-	}
 	for (uint32_t id = 0; id < p->nmappings; id++) {
 		struct mapping *m = &p->mappings[id];
 
@@ -546,7 +548,9 @@ static int gc_mappings(struct procs *p)
 	free(held);
 	p->nlive -= freed;
 	p->stats.mappings_freed += freed;
-	return freed ? mhash_rebuild(p, p->nmhash) : 0;
+	if (index)
+		mhash_fill(p, index, p->nmhash);
+	return 0;
 }
 
 /* A process whose exit record was lost (PERF_RECORD_LOST) would stay alive for ever. */

@@ -85,7 +85,7 @@ void procs__stats(const struct procs *p, struct procs_stats *ret);
  * was lost), forgets processes that were already dead at the previous call, frees the
  * mappings that no process holds any more, so that a long run's memory follows
  * what is alive. Freed ids are given to new mappings: call it only when nobody
- * holds a mapping id (every aggregate reset). 0 or -ENOMEM (nothing freed).
+ * holds a mapping id (every aggregate reset). 0 or -ENOMEM (then no mapping was freed).
  */
 int procs__gc(struct procs *p);
 

@@ -720,38 +720,25 @@ static int cmp_pid(const void *a, const void *b)
 	return x < y ? -1 : x > y;
 }
 
-/* Deletes from the pids map every process not in want (sorted by pid). */
-static int drop_unwanted_pids(int fd, const struct sampler_pid *want, size_t n, size_t *ret_dropped)
+int sampler__pids_snapshot(struct sampler *s, uint32_t **ret, size_t *ret_n)
 {
-	__u32 key, next, *keys, nkeys = 0;
-	int err = 0;
-	bool first = true;
+	int fd = bpf_map__fd(s->skel->maps.pids);
+	__u32 key, next, *keys = malloc(PROFLEET_MAX_PIDS * sizeof(*keys));
+	size_t n = 0;
 
-	keys = malloc(PROFLEET_MAX_PIDS * sizeof(*keys));
 	if (!keys)
 		return -ENOMEM;
-	while (nkeys < PROFLEET_MAX_PIDS &&
-	       bpf_map_get_next_key(fd, first ? NULL : &key, &next) == 0) {
-		keys[nkeys++] = next;
+	while (n < PROFLEET_MAX_PIDS && bpf_map_get_next_key(fd, n ? &key : NULL, &next) == 0) {
+		keys[n++] = next;
 		key = next;
-		first = false;
 	}
-	*ret_dropped = 0;
-	for (uint32_t i = 0; i < nkeys; i++) {
-		struct sampler_pid k = { .pid = keys[i] };
-
-		if (bsearch(&k, want, n, sizeof(*want), cmp_pid))
-			continue;
-		if (bpf_map_delete_elem(fd, &keys[i]) && errno != ENOENT)
-			err = -errno;
-		else
-			(*ret_dropped)++;
-	}
-	free(keys);
-	return err;
+	*ret = keys;
+	*ret_n = n;
+	return 0;
 }
 
-int sampler__sync_pids(struct sampler *s, struct sampler_pid *want, size_t n, size_t *ret_dropped)
+int sampler__sync_pids(struct sampler *s, struct sampler_pid *want, size_t n,
+		       const uint32_t *before, size_t nbefore, size_t *ret_dropped)
 {
 	int fd = bpf_map__fd(s->skel->maps.pids), err = 0;
 	size_t dropped = 0;
@@ -764,11 +751,19 @@ int sampler__sync_pids(struct sampler *s, struct sampler_pid *want, size_t n, si
 		if (e && !err)
 			err = e;
 	}
-	{
-		int e = drop_unwanted_pids(fd, want, n, &dropped);
+	/* only what was there before the scan: a child the kernel added since stays */
+	for (size_t i = 0; i < nbefore; i++) {
+		struct sampler_pid k = { .pid = before[i] };
+		__u32 key = before[i];
 
-		if (e && !err)
-			err = e;
+		if (bsearch(&k, want, n, sizeof(*want), cmp_pid))
+			continue;
+		if (bpf_map_delete_elem(fd, &key) && errno != ENOENT) {
+			if (!err)
+				err = -errno;
+		} else {
+			dropped++;
+		}
 	}
 	if (ret_dropped)
 		*ret_dropped = dropped;

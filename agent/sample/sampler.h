@@ -104,14 +104,18 @@ struct sampler_pid {
 	uint32_t pid;
 	struct target_cfg cfg;
 };
+/* The pids in the filter now (malloc'd), for sampler__sync_pids. 0 or -ENOMEM. */
+int sampler__pids_snapshot(struct sampler *s, uint32_t **ret, size_t *ret_n);
 /*
- * Makes the pids filter hold exactly want (cgroup v1 hosts: the processes of
- * the targeted cgroups, read now): entries whose rate and bits are unchanged
- * keep their subsampling phase; processes no longer wanted (exited, moved,
- * untargeted, or a recycled pid) are removed, *ret_dropped (may be NULL) of
- * them. Sorts want. 0 or the first -errno.
+ * Makes the pids filter hold want (cgroup v1 hosts: the processes of the
+ * targeted cgroups, read after the snapshot `before` was taken): entries whose
+ * rate and bits are unchanged keep their subsampling phase; of the processes in
+ * `before`, those not wanted (exited, moved, untargeted, a recycled pid) are
+ * removed, *ret_dropped (may be NULL) of them; a child the fork tracepoint added
+ * during the scan stays. Sorts want. 0 or the first -errno.
  */
-int sampler__sync_pids(struct sampler *s, struct sampler_pid *want, size_t n, size_t *ret_dropped);
+int sampler__sync_pids(struct sampler *s, struct sampler_pid *want, size_t n,
+		       const uint32_t *before, size_t nbefore, size_t *ret_dropped);
 /* Changes the sampling frequency of every CPU's event in place; 0 disables them. */
 int sampler__set_frequency(struct sampler *s, int hz);
 /* Drains what is left (call after disabling). */

@@ -26,7 +26,7 @@
 struct header {
 	char magic[4];
 	uint32_t format, nrows, flags, max_rows, crc;
-	uint64_t reserved;
+	uint64_t compiler;	/* of the agent that compiled the rows (TABLE_CACHE_COMPILER) */
 };
 _Static_assert(sizeof(struct header) == HEADER_SIZE, "table cache header");
 
@@ -80,12 +80,18 @@ static uint32_t rows_crc(const struct unwind_row *rows, uint32_t nrows)
 	return (uint32_t)crc32(0, (const Bytef *)rows, (uInt)(nrows * sizeof(*rows)));
 }
 
-/* The checks a file must pass before its rows reach the kernel. */
+/*
+ * The checks a file must pass before its rows reach the kernel: -ESTALE for
+ * one another agent (version or options) wrote, which is only replaced;
+ * -EBADMSG for a damaged one.
+ */
 static int check(const struct header *h, uint64_t size, uint32_t flags, uint32_t max_rows)
 {
-	if (memcmp(h->magic, MAGIC, 4) || le32toh(h->format) != FORMAT ||
-	    le32toh(h->flags) != flags || le32toh(h->max_rows) != max_rows)
+	if (memcmp(h->magic, MAGIC, 4))
 		return -EBADMSG;
+	if (le32toh(h->format) != FORMAT || le64toh(h->compiler) != TABLE_CACHE_COMPILER ||
+	    le32toh(h->flags) != flags || le32toh(h->max_rows) != max_rows)
+		return -ESTALE;
 	if (!h->nrows || le32toh(h->nrows) > max_rows ||
 	    size != HEADER_SIZE + (uint64_t)le32toh(h->nrows) * sizeof(struct unwind_row))
 		return -EBADMSG;
@@ -108,10 +114,13 @@ static int read_rows(int fd, uint32_t flags, uint32_t max_rows, struct unwind_ro
 	struct unwind_row *rows;
 	size_t len;
 
-	if (fstat(fd, &sb) || !S_ISREG(sb.st_mode) ||
-	    pread(fd, &h, sizeof(h), 0) != (ssize_t)sizeof(h) ||
-	    check(&h, (uint64_t)sb.st_size, flags, max_rows))
+	int err;
+
+	if (fstat(fd, &sb) || !S_ISREG(sb.st_mode) || pread(fd, &h, sizeof(h), 0) != (ssize_t)sizeof(h))
 		return -EBADMSG;
+	err = check(&h, (uint64_t)sb.st_size, flags, max_rows);
+	if (err)
+		return err;
 	len = (size_t)le32toh(h.nrows) * sizeof(*rows);
 	rows = malloc(len);
 	if (!rows)
@@ -141,6 +150,10 @@ int table_cache_get(struct table_cache *c, const char *bid, uint32_t flags, uint
 	}
 	err = read_rows(fd, flags, max_rows, rows, nrows);
 	close(fd);
+	if (err == -ESTALE) {	/* another agent's: a miss, this one's replaces it */
+		c->st.misses++;
+		return -ENOENT;
+	}
 	if (err == -EBADMSG) {
 		log_warn("unwind table cache: %s fails its checks: removed", path);
 		unlink(path);
@@ -223,7 +236,8 @@ int table_cache_put(struct table_cache *c, const char *bid, uint32_t flags, uint
 	char path[sizeof(c->dir) + MAX_BID + 8], tmp[sizeof(path) + 16];
 	struct header h = { .magic = MAGIC, .format = htole32(FORMAT), .nrows = htole32(nrows),
 			    .flags = htole32(flags), .max_rows = htole32(max_rows),
-			    .crc = htole32(rows_crc(rows, nrows)) };
+			    .crc = htole32(rows_crc(rows, nrows)),
+			    .compiler = htole64(TABLE_CACHE_COMPILER) };
 	size_t len = (size_t)nrows * sizeof(*rows);
 	int fd, err = path_of(c, bid, path, sizeof(path));
 
@@ -231,8 +245,9 @@ int table_cache_put(struct table_cache *c, const char *bid, uint32_t flags, uint
 		return err;
 	if (!nrows || nrows > max_rows || (uint64_t)len + HEADER_SIZE > c->max_bytes)
 		return -EFBIG;
-	snprintf(tmp, sizeof(tmp), "%s.%d.tmp", path, (int)getpid());
-	fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_NOFOLLOW | O_CLOEXEC, 0600);
+	/* a unique name: agents of several containers may share the directory */
+	snprintf(tmp, sizeof(tmp), "%s.XXXXXX.tmp", path);
+	fd = mkostemps(tmp, 4, O_CLOEXEC);
 	if (fd < 0) {
 		c->st.write_failed++;
 		return -errno;

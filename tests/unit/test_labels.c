@@ -37,12 +37,14 @@ static void test_foreign(void **state)
 	assert_int_equal(label_set_init(&ls, 16), 0);
 	assert_true(label_set_put(&ls, "namespace", "shop"));
 	assert_true(label_set_put(&ls, "pod_uid", "u-1"));
+	assert_false(label_set_put_foreign(&ls, "Service.Name", "early"));	/* before service_name */
 	assert_false(label_set_put_foreign(&ls, "k8s.namespace.name", "victim"));
 	assert_false(label_set_put_foreign(&ls, "Namespace", "victim"));
 	assert_false(label_set_put_foreign(&ls, "Pod-UID", "u-2"));
 	assert_false(label_set_put_foreign(&ls, "__name__", "x"));
 	assert_true(label_set_put_foreign(&ls, "service_name", "checkout"));	/* the controller's */
 	assert_false(label_set_put_foreign(&ls, "Service-Name", "other"));
+	assert_false(label_set_put_foreign(&ls, "k8s.deployment.name", "x"));	/* not as we spell it */
 	assert_true(label_set_put_foreign(&ls, "team", "blue"));
 	assert_false(label_set_put_foreign(&ls, "team", "red"));
 	assert_int_equal(ls.n, 4);
