@@ -1239,6 +1239,53 @@ static int run_serve_http(struct run *r)
 	return 0;
 }
 
+/* Policies no target uses any more: their last count went out with the set's counters. */
+static void prune_policies(struct run *r)
+{
+	char **gone = calloc(r->policy_samples.n + 1, sizeof(*gone));
+	size_t n = 0;
+
+	if (!gone)
+		return;
+	hmap_for_each(&r->policy_samples, it) {
+		bool used = false;
+
+		for (int i = 0; i < r->nt && !used; i++)
+			for (int k = 0; k < r->t[i].npolicies && !used; k++)
+				used = !strcmp(r->t[i].policy_names[k], it->key);
+		if (!used)
+			gone[n++] = it->key;
+	}
+	for (size_t i = 0; i < n; i++)
+		free(hmap_del(&r->policy_samples, gone[i]));
+	free(gone);
+}
+
+/* Backends the set no longer names, once they have delivered what they hold. */
+static void prune_backends(struct run *r, const Profleet__Fleet__V1__TargetSet *set)
+{
+	char **gone = calloc(r->exporters.n + 1, sizeof(*gone));
+	size_t n = 0;
+
+	if (!gone)
+		return;
+	hmap_for_each(&r->exporters, it) {
+		struct exporter_stats es;
+		bool named = false;
+
+		for (size_t i = 0; i < set->n_backends && !named; i++)
+			named = set->backends[i]->name && !strcmp(set->backends[i]->name, it->key);
+		exporter_stats(((struct fbackend *)it->val)->e, &es);
+		if (!named && !es.queued)
+			gone[n++] = it->key;
+	}
+	for (size_t i = 0; i < n; i++) {
+		log_info("backend %s: no longer used", gone[i]);
+		fbackend_free(hmap_del(&r->exporters, gone[i]));
+	}
+	free(gone);
+}
+
 /* A target set from the controller, if one came; else a rescan when one is due. */
 static void run_targets(struct run *r, double now)
 {
@@ -1254,6 +1301,8 @@ static void run_targets(struct run *r, double now)
 		r->last.scan = now;
 		send_counters(r, true);
 		r->last.counters = now;
+		prune_policies(r);
+		prune_backends(r, set);
 	} else if (now - r->last.scan >= RESCAN_EVERY_S && (r->missing || !r->v2)) {
 		uint32_t before = r->found;
 
