@@ -332,7 +332,7 @@ int otlp__encode(const struct profile *p, const char *service, const struct expo
 	pbw__begin(&w, RP_SCOPE_PROFILES);
 	pbw__begin(&w, SP_SCOPE);
 	pbw__string(&w, SCOPE_NAME, "profleet");
-	pbw__string(&w, SCOPE_VERSION, PROFLEET_VERSION);
+	pbw__string(&w, SCOPE_VERSION, otlp__scope_version());
 	pbw__end(&w);
 	pbw__begin(&w, SP_PROFILES);
 	pbw__begin(&w, PROF_SAMPLE_TYPE);
@@ -491,4 +491,9 @@ out:
 	free(e.stack_locs);
 	free(e.stack_n);
 	return err;
+}
+
+const char *otlp__scope_version(void)
+{
+	return PROFLEET_VERSION;
 }

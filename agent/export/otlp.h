@@ -27,4 +27,7 @@ int otlp__encode(const struct profile *p, const char *service, const struct expo
 		 int nlabels, uint8_t **ret_buf, size_t *ret_len);
 /* The semantic-convention key for a profleet label key. */
 const char *otlp__attr_key(const char *key);
+/* The scope version the encoder writes (the agent's version when it was built). */
+const char *otlp__scope_version(void);
+
 #endif

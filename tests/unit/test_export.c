@@ -630,7 +630,7 @@ static void test_otlp_golden(void **state)
 		"  attribute_table {}\n"
 		"  stack_table {}\n"
 		"  stack_table { location_indices: [2, 1] }\n"
-		"}\n", PROFLEET_VERSION);
+		"}\n", otlp__scope_version());
 	fclose(f);
 	snprintf(cmd, sizeof(cmd),
 		 "protoc --encode=profleet.otlp.ExportProfilesServiceRequest -I %s/proto %s/proto/otlp_profiles.proto "
