@@ -75,6 +75,7 @@ struct enc {
 	uint32_t **stack_locs;	/* stack index -> locations (as table indices) */
 	uint32_t *stack_n;
 	int32_t stack_cap;
+	int32_t st_samples, st_count, st_cpu, st_ns;	/* the value types' strings */
 	int err;
 	struct {
 		bool used;
@@ -254,91 +255,68 @@ static void write_string_kv(struct pbw *w, uint32_t field, const char *key, cons
 	pbw__end(w);
 }
 
-int otlp__encode(const struct profile *p, const char *service, const struct export_label *labels,
-		 int nlabels, uint8_t **ret_buf, size_t *ret_len)
+/* The zero entries of every table, and room for the per-location/sample indexes. */
+static int enc_init(struct enc *e)
 {
-	struct enc e = { .p = p };
-	struct pbw w;
-	int32_t st_samples, st_count, st_cpu, st_ns;
-	int err;
+	const struct profile *p = e->p;
+	bool added;
 
-	pbw__init(&w, 0);
-	/* the zero entries first */
-	str_idx(&e, "");
-	{
-		bool added;
+	str_idx(e, "");
+	table_add(&e->functions, "\t", &added);	/* function 0: no name, no file */
+	table_add(&e->stacks, "", &added);
+	e->stack_locs = calloc(256, sizeof(*e->stack_locs));
+	e->stack_n = calloc(256, sizeof(*e->stack_n));
+	e->stack_cap = e->stack_locs && e->stack_n ? 256 : 0;
+	table_add(&e->attrs, "", &added);
+	e->attr_keys = calloc(64, sizeof(*e->attr_keys));
+	e->attr_cap = e->attr_keys ? 64 : 0;
+	e->st_samples = str_idx(e, "samples");
+	e->st_count = str_idx(e, "count");
+	e->st_cpu = str_idx(e, "cpu");
+	e->st_ns = str_idx(e, "nanoseconds");
+	e->loc_fn = calloc((size_t)p->nlocations + 1, sizeof(int32_t));
+	e->sample_stack = calloc((size_t)p->nsamples + 1, sizeof(int32_t));
+	e->sample_attrs = calloc((size_t)p->nsamples + 1, sizeof(int32_t *));
+	if (!e->loc_fn || !e->sample_stack || !e->sample_attrs || !e->stack_cap || !e->attr_cap)
+		return -ENOMEM;
+	return 0;
+}
 
-		table_add(&e.functions, "\t", &added);	/* function 0: no name, no file */
-		table_add(&e.stacks, "", &added);
-		if (e.stack_cap == 0) {
-			e.stack_locs = calloc(256, sizeof(*e.stack_locs));
-			e.stack_n = calloc(256, sizeof(*e.stack_n));
-			e.stack_cap = e.stack_locs && e.stack_n ? 256 : 0;
-		}
-		table_add(&e.attrs, "", &added);
-		e.attr_keys = calloc(64, sizeof(*e.attr_keys));
-		e.attr_cap = e.attr_keys ? 64 : 0;
-	}
-	st_samples = str_idx(&e, "samples");
-	st_count = str_idx(&e, "count");
-	st_cpu = str_idx(&e, "cpu");
-	st_ns = str_idx(&e, "nanoseconds");
-	e.loc_fn = calloc((size_t)p->nlocations + 1, sizeof(int32_t));
-	e.sample_stack = calloc((size_t)p->nsamples + 1, sizeof(int32_t));
-	e.sample_attrs = calloc((size_t)p->nsamples + 1, sizeof(int32_t *));
-	if (!e.loc_fn || !e.sample_stack || !e.sample_attrs || !e.stack_cap || !e.attr_cap) {
-		err = -ENOMEM;
-		goto out;
-	}
+/* Every string, function, stack and attribute the profile uses gets its index. */
+static int enc_index(struct enc *e)
+{
+	const struct profile *p = e->p;
+
 	for (uint32_t i = 0; i < p->nmappings; i++)
-		str_idx(&e, p->mappings[i].file);
+		str_idx(e, p->mappings[i].file);
 	for (uint32_t i = 0; i < p->nlocations; i++) {
 		const struct prof_location *l = &p->locations[i];
 
-		e.loc_fn[i] = fn_idx(&e, l->function, l->file);
-		str_idx(&e, l->function);
-		str_idx(&e, l->file);
+		e->loc_fn[i] = fn_idx(e, l->function, l->file);
+		str_idx(e, l->function);
+		str_idx(e, l->file);
 	}
 	for (uint32_t i = 0; i < p->nsamples; i++) {
 		const struct prof_sample *s = &p->samples[i];
 
-		e.sample_stack[i] = stack_idx(&e, s->locs, s->nlocs);
-		e.sample_attrs[i] = calloc((size_t)s->nlabels + 1, sizeof(int32_t));
-		if (!e.sample_attrs[i]) {
-			err = -ENOMEM;
-			goto out;
-		}
+		e->sample_stack[i] = stack_idx(e, s->locs, s->nlocs);
+		e->sample_attrs[i] = calloc((size_t)s->nlabels + 1, sizeof(int32_t));
+		if (!e->sample_attrs[i])
+			return -ENOMEM;
 		for (uint32_t k = 0; k < s->nlabels; k++) {
-			e.sample_attrs[i][k] = attr_idx(&e, &s->labels[k]);
-			str_idx(&e, otlp__attr_key(s->labels[k].key));
+			e->sample_attrs[i][k] = attr_idx(e, &s->labels[k]);
+			str_idx(e, otlp__attr_key(s->labels[k].key));
 			if (s->labels[k].unit)
-				str_idx(&e, s->labels[k].unit);
+				str_idx(e, s->labels[k].unit);
 		}
 	}
-	if (e.err) {
-		err = e.err;
-		goto out;
-	}
+	return e->err;
+}
 
-	/* resource_profiles */
-	pbw__begin(&w, REQ_RESOURCE_PROFILES);
-	pbw__begin(&w, RP_RESOURCE);
-	if (service && *service)
-		write_string_kv(&w, RES_ATTRIBUTES, "service.name", service);
-	for (int i = 0; i < nlabels; i++)
-		if (labels[i].key && labels[i].value && strcmp(labels[i].key, "service_name"))
-			write_string_kv(&w, RES_ATTRIBUTES, otlp__attr_key(labels[i].key), labels[i].value);
-	pbw__end(&w);
-	pbw__begin(&w, RP_SCOPE_PROFILES);
-	pbw__begin(&w, SP_SCOPE);
-	pbw__string(&w, SCOPE_NAME, "profleet");
-	pbw__string(&w, SCOPE_VERSION, otlp__scope_version());
-	pbw__end(&w);
-	pbw__begin(&w, SP_PROFILES);
-	pbw__begin(&w, PROF_SAMPLE_TYPE);
-	pbw__uint64(&w, VT_TYPE, (uint64_t)st_samples);
-	pbw__uint64(&w, VT_UNIT, (uint64_t)st_count);
-	pbw__end(&w);
+static void write_samples(struct enc *e, struct pbw *w)
+{
+	const struct profile *p = e->p;
+
 	for (uint32_t i = 0; i < p->nsamples; i++) {
 		const struct prof_sample *s = &p->samples[i];
 		uint32_t attrs[64];
@@ -349,147 +327,214 @@ int otlp__encode(const struct profile *p, const char *service, const struct expo
 			(s->cpu_ns + p->period_nanos / 2) / p->period_nanos : s->count;
 
 		for (uint32_t k = 0; k < na; k++)
-			attrs[k] = (uint32_t)e.sample_attrs[i][k];
-		pbw__begin(&w, PROF_SAMPLES);
-		pbw__uint64(&w, SAMPLE_STACK, (uint64_t)e.sample_stack[i]);
-		pbw__packed_u32(&w, SAMPLE_ATTRS, attrs, na);
-		pbw__packed_i64(&w, SAMPLE_VALUES, &v, 1);
-		pbw__end(&w);
+			attrs[k] = (uint32_t)e->sample_attrs[i][k];
+		pbw__begin(w, PROF_SAMPLES);
+		pbw__uint64(w, SAMPLE_STACK, (uint64_t)e->sample_stack[i]);
+		pbw__packed_u32(w, SAMPLE_ATTRS, attrs, na);
+		pbw__packed_i64(w, SAMPLE_VALUES, &v, 1);
+		pbw__end(w);
 	}
-	pbw__fixed64(&w, PROF_TIME, (uint64_t)p->time_nanos);
-	pbw__uint64(&w, PROF_DURATION, (uint64_t)p->duration_nanos);
-	pbw__begin(&w, PROF_PERIOD_TYPE);
-	pbw__uint64(&w, VT_TYPE, (uint64_t)st_cpu);
-	pbw__uint64(&w, VT_UNIT, (uint64_t)st_ns);
-	pbw__end(&w);
-	pbw__int64(&w, PROF_PERIOD, p->period_nanos);
-	pbw__end(&w);	/* profile */
-	pbw__end(&w);	/* scope_profiles */
-	pbw__end(&w);	/* resource_profiles */
+}
 
-	/* dictionary */
-	pbw__begin(&w, REQ_DICTIONARY);
-	pbw__begin(&w, DICT_MAPPING);	/* mapping 0 */
-	pbw__end(&w);
+/* resource_profiles: the resource's attributes, the scope, the profile and its samples. */
+static void write_resource_profiles(struct enc *e, struct pbw *w, const char *service,
+				    const struct export_label *labels, int nlabels)
+{
+	const struct profile *p = e->p;
+
+	pbw__begin(w, REQ_RESOURCE_PROFILES);
+	pbw__begin(w, RP_RESOURCE);
+	if (service && *service)
+		write_string_kv(w, RES_ATTRIBUTES, "service.name", service);
+	for (int i = 0; i < nlabels; i++)
+		if (labels[i].key && labels[i].value && strcmp(labels[i].key, "service_name"))
+			write_string_kv(w, RES_ATTRIBUTES, otlp__attr_key(labels[i].key), labels[i].value);
+	pbw__end(w);
+	pbw__begin(w, RP_SCOPE_PROFILES);
+	pbw__begin(w, SP_SCOPE);
+	pbw__string(w, SCOPE_NAME, "profleet");
+	pbw__string(w, SCOPE_VERSION, otlp__scope_version());
+	pbw__end(w);
+	pbw__begin(w, SP_PROFILES);
+	pbw__begin(w, PROF_SAMPLE_TYPE);
+	pbw__uint64(w, VT_TYPE, (uint64_t)e->st_samples);
+	pbw__uint64(w, VT_UNIT, (uint64_t)e->st_count);
+	pbw__end(w);
+	write_samples(e, w);
+	pbw__fixed64(w, PROF_TIME, (uint64_t)p->time_nanos);
+	pbw__uint64(w, PROF_DURATION, (uint64_t)p->duration_nanos);
+	pbw__begin(w, PROF_PERIOD_TYPE);
+	pbw__uint64(w, VT_TYPE, (uint64_t)e->st_cpu);
+	pbw__uint64(w, VT_UNIT, (uint64_t)e->st_ns);
+	pbw__end(w);
+	pbw__int64(w, PROF_PERIOD, p->period_nanos);
+	pbw__end(w);	/* profile */
+	pbw__end(w);	/* scope_profiles */
+	pbw__end(w);	/* resource_profiles */
+}
+
+static void write_mappings_locations(struct enc *e, struct pbw *w)
+{
+	const struct profile *p = e->p;
+
+	pbw__begin(w, DICT_MAPPING);	/* mapping 0 */
+	pbw__end(w);
 	for (uint32_t i = 0; i < p->nmappings; i++) {
 		const struct prof_mapping *m = &p->mappings[i];
 
-		pbw__begin(&w, DICT_MAPPING);
-		pbw__uint64(&w, MAP_START, m->start);
-		pbw__uint64(&w, MAP_LIMIT, m->limit);
-		pbw__uint64(&w, MAP_OFFSET, m->offset);
-		pbw__uint64(&w, MAP_FILENAME, (uint64_t)str_idx(&e, m->file));
-		pbw__end(&w);
+		pbw__begin(w, DICT_MAPPING);
+		pbw__uint64(w, MAP_START, m->start);
+		pbw__uint64(w, MAP_LIMIT, m->limit);
+		pbw__uint64(w, MAP_OFFSET, m->offset);
+		pbw__uint64(w, MAP_FILENAME, (uint64_t)str_idx(e, m->file));
+		pbw__end(w);
 	}
-	pbw__begin(&w, DICT_LOCATION);	/* location 0 */
-	pbw__end(&w);
+	pbw__begin(w, DICT_LOCATION);	/* location 0 */
+	pbw__end(w);
 	for (uint32_t i = 0; i < p->nlocations; i++) {
 		const struct prof_location *l = &p->locations[i];
 
-		pbw__begin(&w, DICT_LOCATION);
+		pbw__begin(w, DICT_LOCATION);
 		if (l->mapping != PROFILE_NO_MAPPING)
-			pbw__uint64(&w, LOC_MAPPING, (uint64_t)l->mapping + 1);
-		pbw__uint64(&w, LOC_ADDRESS, l->address);
-		pbw__begin(&w, LOC_LINES);
-		pbw__uint64(&w, LINE_FUNCTION, (uint64_t)e.loc_fn[i]);
-		pbw__int64(&w, LINE_LINE, l->line);
-		pbw__end(&w);
-		pbw__end(&w);
+			pbw__uint64(w, LOC_MAPPING, (uint64_t)l->mapping + 1);
+		pbw__uint64(w, LOC_ADDRESS, l->address);
+		pbw__begin(w, LOC_LINES);
+		pbw__uint64(w, LINE_FUNCTION, (uint64_t)e->loc_fn[i]);
+		pbw__int64(w, LINE_LINE, l->line);
+		pbw__end(w);
+		pbw__end(w);
 	}
-	/* functions, in index order: walk the keys back from the map */
-	{
-		const char **keys = calloc((size_t)e.functions.n + 1, sizeof(char *));
+}
 
-		if (!keys) {
-			err = -ENOMEM;
-			goto out;
-		}
-		hmap_for_each(&e.functions.map, it)
-			keys[(intptr_t)it->val - 1] = it->key;
-		for (int32_t i = 0; i < e.functions.n; i++) {
-			/* the last tab: a name may hold one, a file name never does */
-			const char *tab = strrchr(keys[i], '\t');
-			char *name = strndup(keys[i], tab ? (size_t)(tab - keys[i]) : strlen(keys[i]));
+/* Functions in index order: their keys ("name\tfile") walked back from the map. */
+static int write_functions(struct enc *e, struct pbw *w)
+{
+	const char **keys = calloc((size_t)e->functions.n + 1, sizeof(char *));
 
-			if (!name) {
-				e.err = -ENOMEM;
-				break;
-			}
-			pbw__begin(&w, DICT_FUNCTION);
-			pbw__uint64(&w, FN_NAME, (uint64_t)str_idx(&e, name));
-			pbw__uint64(&w, FN_FILENAME, (uint64_t)str_idx(&e, tab ? tab + 1 : ""));
-			free(name);
-			pbw__end(&w);
+	if (!keys)
+		return -ENOMEM;
+	hmap_for_each(&e->functions.map, it)
+		keys[(intptr_t)it->val - 1] = it->key;
+	for (int32_t i = 0; i < e->functions.n; i++) {
+		/* the last tab: a name may hold one, a file name never does */
+		const char *tab = strrchr(keys[i], '\t');
+		char *name = strndup(keys[i], tab ? (size_t)(tab - keys[i]) : strlen(keys[i]));
+
+		if (!name) {
+			free(keys);
+			return -ENOMEM;
 		}
-		free(keys);
+		pbw__begin(w, DICT_FUNCTION);
+		pbw__uint64(w, FN_NAME, (uint64_t)str_idx(e, name));
+		pbw__uint64(w, FN_FILENAME, (uint64_t)str_idx(e, tab ? tab + 1 : ""));
+		free(name);
+		pbw__end(w);
 	}
-	pbw__begin(&w, DICT_LINK);	/* link 0: samples have no links */
-	pbw__end(&w);
-	for (int32_t i = 0; i < e.strings.n; i++)
-		pbw__string(&w, DICT_STRING, e.str_order[i] ? e.str_order[i] : "");
-	pbw__begin(&w, DICT_ATTRIBUTE);	/* attribute 0 */
-	pbw__end(&w);
-	for (int32_t i = 1; i < e.attrs.n; i++) {
-		char *k = e.attr_keys[i], *f1, *f2, *f3;
+	free(keys);
+	return 0;
+}
+
+static void write_attributes(struct enc *e, struct pbw *w)
+{
+	pbw__begin(w, DICT_ATTRIBUTE);	/* attribute 0 */
+	pbw__end(w);
+	for (int32_t i = 1; i < e->attrs.n; i++) {
+		char *k = e->attr_keys[i], *f1, *f2, *f3;
 
 		/* every key was made whole by attr_idx: an entry is never skipped (the
 		 * samples' attribute indexes count them) */
 		f1 = strchr(k, '\t');
 		f2 = strchr(f1 + 1, '\t');
 		*f2 = 0;
-		pbw__begin(&w, DICT_ATTRIBUTE);
-		pbw__uint64(&w, KVU_KEY, (uint64_t)str_idx(&e, otlp__attr_key(f1 + 1)));
-		pbw__begin(&w, KVU_VALUE);
+		pbw__begin(w, DICT_ATTRIBUTE);
+		pbw__uint64(w, KVU_KEY, (uint64_t)str_idx(e, otlp__attr_key(f1 + 1)));
+		pbw__begin(w, KVU_VALUE);
 		if (k[0] == 's') {
-			pbw__string(&w, ANY_STRING, f2 + 1);
+			pbw__string(w, ANY_STRING, f2 + 1);
 		} else {
 			f3 = strchr(f2 + 1, '\t');
 			if (f3)
 				*f3 = 0;
-			pbw__int64(&w, ANY_INT, strtoll(f2 + 1, NULL, 10));
+			pbw__int64(w, ANY_INT, strtoll(f2 + 1, NULL, 10));
 			if (f3 && f3[1]) {
-				pbw__end(&w);
-				pbw__uint64(&w, KVU_UNIT, (uint64_t)str_idx(&e, f3 + 1));
-				pbw__end(&w);
+				pbw__end(w);
+				pbw__uint64(w, KVU_UNIT, (uint64_t)str_idx(e, f3 + 1));
+				pbw__end(w);
 				continue;
 			}
 		}
-		pbw__end(&w);
-		pbw__end(&w);
+		pbw__end(w);
+		pbw__end(w);
 	}
-	for (int32_t i = 0; i < e.stacks.n; i++) {
-		pbw__begin(&w, DICT_STACK);
-		if (i && e.stack_locs[i])
-			pbw__packed_u32(&w, STACK_LOCATIONS, e.stack_locs[i], e.stack_n[i]);
-		pbw__end(&w);
+}
+
+/* The dictionary the profile's indexes point into. */
+static int write_dictionary(struct enc *e, struct pbw *w)
+{
+	int err;
+
+	pbw__begin(w, REQ_DICTIONARY);
+	write_mappings_locations(e, w);
+	err = write_functions(e, w);
+	if (err)
+		return err;
+	pbw__begin(w, DICT_LINK);	/* link 0: samples have no links */
+	pbw__end(w);
+	for (int32_t i = 0; i < e->strings.n; i++)
+		pbw__string(w, DICT_STRING, e->str_order[i] ? e->str_order[i] : "");
+	write_attributes(e, w);
+	for (int32_t i = 0; i < e->stacks.n; i++) {
+		pbw__begin(w, DICT_STACK);
+		if (i && e->stack_locs[i])
+			pbw__packed_u32(w, STACK_LOCATIONS, e->stack_locs[i], e->stack_n[i]);
+		pbw__end(w);
 	}
-	pbw__end(&w);
-	if (e.err) {
-		err = e.err;
-		goto out;
+	pbw__end(w);
+	return e->err;
+}
+
+static void enc_free(struct enc *e)
+{
+	hmap_free(&e->strings.map);
+	hmap_free(&e->functions.map);
+	hmap_free(&e->stacks.map);
+	hmap_free(&e->attrs.map);
+	for (int32_t i = 0; e->str_order && i < e->strings.n && i < e->str_cap; i++)
+		free(e->str_order[i]);
+	free(e->str_order);
+	free(e->loc_fn);
+	free(e->sample_stack);
+	for (uint32_t i = 0; e->sample_attrs && i < e->p->nsamples; i++)
+		free(e->sample_attrs[i]);
+	free(e->sample_attrs);
+	for (int32_t i = 0; i < e->attr_cap && e->attr_keys; i++)
+		free(e->attr_keys[i]);
+	free(e->attr_keys);
+	for (int32_t i = 0; i < e->stacks.n && e->stack_locs; i++)
+		free(e->stack_locs[i]);
+	free(e->stack_locs);
+	free(e->stack_n);
+}
+
+int otlp__encode(const struct profile *p, const char *service, const struct export_label *labels,
+		 int nlabels, uint8_t **ret_buf, size_t *ret_len)
+{
+	struct enc e = { .p = p };
+	struct pbw w;
+	int err;
+
+	pbw__init(&w, 0);
+	err = enc_init(&e);
+	if (!err)
+		err = enc_index(&e);
+	if (!err) {
+		write_resource_profiles(&e, &w, service, labels, nlabels);
+		err = write_dictionary(&e, &w);
 	}
-	err = pbw__take(&w, ret_buf, ret_len);
-out:
+	if (!err)
+		err = pbw__take(&w, ret_buf, ret_len);
 	pbw__release(&w);
-	hmap_free(&e.strings.map);
-	hmap_free(&e.functions.map);
-	hmap_free(&e.stacks.map);
-	hmap_free(&e.attrs.map);
-	for (int32_t i = 0; e.str_order && i < e.strings.n && i < e.str_cap; i++)
-		free(e.str_order[i]);
-	free(e.str_order);
-	free(e.loc_fn);
-	free(e.sample_stack);
-	for (uint32_t i = 0; e.sample_attrs && i < p->nsamples; i++)
-		free(e.sample_attrs[i]);
-	free(e.sample_attrs);
-	for (int32_t i = 0; i < e.attr_cap && e.attr_keys; i++)
-		free(e.attr_keys[i]);
-	free(e.attr_keys);
-	for (int32_t i = 0; i < e.stacks.n && e.stack_locs; i++)
-		free(e.stack_locs[i]);
-	free(e.stack_locs);
-	free(e.stack_n);
+	enc_free(&e);
 	return err;
 }
 
