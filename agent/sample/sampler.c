@@ -505,7 +505,8 @@ static int load_programs(struct sampler *s, const struct sampler_opts *opts, siz
 	return err;
 }
 
-struct sampler *sampler__new(const struct sampler_opts *opts)
+/* The dummy event's records (mmap, exec, fork, exit) and the samples' ring buffer, in one epoll set. */
+static int open_buffers(struct sampler *s)
 {
 	struct perf_event_attr task_attr = {
 		.type = PERF_TYPE_SOFTWARE,
@@ -530,9 +531,100 @@ struct sampler *sampler__new(const struct sampler_opts *opts)
 		.clockid = CLOCK_MONOTONIC,
 	};
 	struct epoll_event ev = { .events = EPOLLIN };
+
+	/* Mappings first, so that no sample can name a mapping we never heard of. */
+	s->pb = perf_buffer__new_raw(bpf_map__fd(s->skel->maps.task_events), 64, &task_attr,
+				     handle_task_record, s, NULL);
+	if (!s->pb) {
+		log_error("cannot open the mmap/task perf events: %s", strerror(errno));
+		return -errno;
+	}
+	s->rb = ring_buffer__new(bpf_map__fd(s->skel->maps.samples), handle_sample, s, NULL);
+	if (!s->rb) {
+		log_error("cannot open the sample ring buffer: %s", strerror(errno));
+		return -errno;
+	}
+	s->epfd = epoll_create1(EPOLL_CLOEXEC);
+	if (s->epfd < 0 ||
+	    epoll_ctl(s->epfd, EPOLL_CTL_ADD, ring_buffer__epoll_fd(s->rb), &ev) ||
+	    epoll_ctl(s->epfd, EPOLL_CTL_ADD, perf_buffer__epoll_fd(s->pb), &ev)) {
+		log_error("epoll: %s", strerror(errno));
+		return -errno;
+	}
+	return 0;
+}
+
+/* One CPU-clock event per online CPU, the sampling program attached to each. */
+static int attach_cpus(struct sampler *s, const struct sampler_opts *opts)
+{
+	int attached = 0;
+
+	s->links = calloc((size_t)s->ncpus, sizeof(*s->links));
+	s->pfds = calloc((size_t)s->ncpus, sizeof(*s->pfds));
+	if (!s->links || !s->pfds)
+		return -ENOMEM;
+	for (int cpu = 0; cpu < s->ncpus; cpu++) {
+		int fd = open_cpu_clock(cpu, opts->frequency);
+
+		s->pfds[cpu] = -1;
+		if (fd < 0) {
+			if (fd == -ENODEV)	/* possible but offline CPU */
+				continue;
+			log_error("perf_event_open(cpu-clock, cpu %d): %s", cpu, strerror(-fd));
+			return fd;
+		}
+		s->pfds[cpu] = fd;
+		s->links[cpu] = bpf_program__attach_perf_event(s->skel->progs.on_cpu_sample, fd);
+		if (!s->links[cpu]) {
+			log_error("cannot attach to the perf event of cpu %d: %s", cpu,
+				  strerror(errno));
+			return -errno;
+		}
+		if (opts->start_disabled && ioctl(fd, PERF_EVENT_IOC_DISABLE, 0))
+			return -errno;
+		attached++;
+	}
+	if (!attached) {
+		log_error("no online CPU to sample");
+		return -ENODEV;
+	}
+	return attached;
+}
+
+/* Probes the kernel, loads the programs (the best variant it takes), attaches the tracepoints. */
+static int load(struct sampler *s, const struct sampler_opts *opts, size_t rb_bytes)
+{
+	char why[256];
+	int err = sampler__probe_kernel(&s->kernel, why, sizeof(why));
+
+	if (err) {
+		log_error("%s", why);
+		return err;
+	}
+	err = load_programs(s, opts, rb_bytes);
+	if (err)
+		return err;
+	s->kernel.dwarf = opts->dwarf_unwind && !s->kernel.degraded[0];
+	read_verified(s);
+	log_info("kernel %s: BPF programs loaded, %s user stacks%s (verified instructions: %s)",
+		 s->kernel.release, s->kernel.dwarf ? "table-driven" : "frame-pointer",
+		 s->kernel.task_pt_regs ? "" : ", user registers from the kernel stack",
+		 s->kernel.verified[0] ? s->kernel.verified : "not reported before 5.16");
+	if (opts->filter == FILTER_ALL)
+		return 0;
+	/* the fork/exit/exec tracepoints: children followed, the exited taken out,
+	 * targeted execs noted */
+	err = oncpu_bpf__attach(s->skel);
+	if (err)
+		log_error("cannot attach the fork tracepoints: %s", strerror(-err));
+	return err;
+}
+
+struct sampler *sampler__new(const struct sampler_opts *opts)
+{
 	struct sampler *s;
 	size_t rb_bytes;
-	int err = 0, attached = 0;
+	int err = 0;
 
 	libbpf_set_print(libbpf_log);
 	s = calloc(1, sizeof(*s));
@@ -548,103 +640,22 @@ struct sampler *sampler__new(const struct sampler_opts *opts)
 		err = s->ncpus ? s->ncpus : -EINVAL;
 		goto out;
 	}
-
-	{
-		char why[256];
-
-		err = sampler__probe_kernel(&s->kernel, why, sizeof(why));
-		if (err) {
-			log_error("%s", why);
-			goto out;
-		}
-	}
 	/* a quarter of a second of samples from every CPU, at least 8 MiB */
 	rb_bytes = (size_t)s->ncpus * (size_t)opts->frequency * sizeof(struct sample_event) / 4;
 	rb_bytes = pow2_at_least(rb_bytes < (8u << 20) ? (8u << 20) : rb_bytes);
 	if (rb_bytes > (256u << 20))
 		rb_bytes = 256u << 20;
-	err = load_programs(s, opts, rb_bytes);
-	if (err)
-		goto out;
-	s->kernel.dwarf = opts->dwarf_unwind && !s->kernel.degraded[0];
-	read_verified(s);
-	log_info("kernel %s: BPF programs loaded, %s user stacks%s (verified instructions: %s)",
-		 s->kernel.release, s->kernel.dwarf ? "table-driven" : "frame-pointer",
-		 s->kernel.task_pt_regs ? "" : ", user registers from the kernel stack",
-		 s->kernel.verified[0] ? s->kernel.verified : "not reported before 5.16");
-	if (opts->filter != FILTER_ALL) {
-		/* the fork/exit/exec tracepoints: children followed, the exited taken out,
-		 * targeted execs noted */
-		err = oncpu_bpf__attach(s->skel);
-		if (err) {
-			log_error("cannot attach the fork tracepoints: %s", strerror(-err));
-			goto out;
+	err = load(s, opts, rb_bytes);
+	if (!err)
+		err = open_buffers(s);
+	if (!err) {
+		err = attach_cpus(s, opts);
+		if (err > 0) {
+			log_info("sampling %d CPUs at %d Hz, ring buffer %zu KiB", err,
+				 opts->frequency, rb_bytes >> 10);
+			err = 0;
 		}
 	}
-
-	/* Mappings first, so that no sample can name a mapping we never heard of. */
-	s->pb = perf_buffer__new_raw(bpf_map__fd(s->skel->maps.task_events), 64, &task_attr,
-				     handle_task_record, s, NULL);
-	if (!s->pb) {
-		err = -errno;
-		log_error("cannot open the mmap/task perf events: %s", strerror(errno));
-		goto out;
-	}
-	s->rb = ring_buffer__new(bpf_map__fd(s->skel->maps.samples), handle_sample, s, NULL);
-	if (!s->rb) {
-		err = -errno;
-		log_error("cannot open the sample ring buffer: %s", strerror(errno));
-		goto out;
-	}
-
-	/* one epoll set over both: task records and samples */
-	s->epfd = epoll_create1(EPOLL_CLOEXEC);
-	if (s->epfd < 0 ||
-	    epoll_ctl(s->epfd, EPOLL_CTL_ADD, ring_buffer__epoll_fd(s->rb), &ev) ||
-	    epoll_ctl(s->epfd, EPOLL_CTL_ADD, perf_buffer__epoll_fd(s->pb), &ev)) {
-		err = -errno;
-		log_error("epoll: %s", strerror(errno));
-		goto out;
-	}
-
-	s->links = calloc((size_t)s->ncpus, sizeof(*s->links));
-	s->pfds = calloc((size_t)s->ncpus, sizeof(*s->pfds));
-	if (!s->links || !s->pfds) {
-		err = -ENOMEM;
-		goto out;
-	}
-	for (int cpu = 0; cpu < s->ncpus; cpu++) {
-		int fd = open_cpu_clock(cpu, opts->frequency);
-
-		s->pfds[cpu] = -1;
-		if (fd < 0) {
-			if (fd == -ENODEV)	/* possible but offline CPU */
-				continue;
-			err = fd;
-			log_error("perf_event_open(cpu-clock, cpu %d): %s", cpu, strerror(-fd));
-			goto out;
-		}
-		s->pfds[cpu] = fd;
-		s->links[cpu] = bpf_program__attach_perf_event(s->skel->progs.on_cpu_sample, fd);
-		if (!s->links[cpu]) {
-			err = -errno;
-			log_error("cannot attach to the perf event of cpu %d: %s", cpu,
-				  strerror(errno));
-			goto out;
-		}
-		if (opts->start_disabled && ioctl(fd, PERF_EVENT_IOC_DISABLE, 0)) {
-			err = -errno;
-			goto out;
-		}
-		attached++;
-	}
-	if (!attached) {
-		err = -ENODEV;
-		log_error("no online CPU to sample");
-		goto out;
-	}
-	log_info("sampling %d CPUs at %d Hz, ring buffer %zu KiB", attached, opts->frequency,
-		 rb_bytes >> 10);
 out:
 	if (err) {
 		sampler__free(s);
