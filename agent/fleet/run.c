@@ -826,98 +826,103 @@ static const int cnt_ids[] = {
 	CNT_UNWIND_BUDGET, CNT_WALKER_MISSING, CNT_TAIL_CALL_FAILED, CNT_USER_REGS_UNKNOWN,
 };
 
-static void update_metrics(struct run *r)
+/* What happened to the kernel's timer events and the samples: taken, dropped, unwound. */
+static void metrics_samples(struct run *r, struct metrics *m, const struct sampler_stats *ss)
 {
-	struct fleet_client_stats fs;
-	struct sampler_stats ss;
-	struct metrics m;
-	char *text;
-	size_t len;
-	int found = 0;
-
-	if (!r->http || metrics_begin(&m))
-		return;
-	fleet_client_stats(r->fc, &fs);
-	sampler__stats(r->s, &ss);
-	for (int i = 0; i < r->nt; i++)
-		found += r->t[i].cgroup_path[0] != 0;
-	metrics_family(&m, "profleet_agent_samples_total", "counter",
+	metrics_family(m, "profleet_agent_samples_total", "counter",
 		       "Samples taken of targeted containers.");
-	metrics_value(&m, "profleet_agent_samples_total", NULL, (double)r->samples);
-	metrics_family(&m, "profleet_agent_kernel_events_total", "counter",
+	metrics_value(m, "profleet_agent_samples_total", NULL, (double)r->samples);
+	metrics_family(m, "profleet_agent_kernel_events_total", "counter",
 		       "Timer events the BPF program saw, by what became of them.");
-	metrics_value(&m, "profleet_agent_kernel_events_total",
-		      (const char *[]){ "outcome", "sent", NULL }, (double)ss.counters[CNT_SENT]);
-	metrics_value(&m, "profleet_agent_kernel_events_total",
-		      (const char *[]){ "outcome", "idle", NULL }, (double)ss.counters[CNT_IDLE]);
-	metrics_value(&m, "profleet_agent_kernel_events_total",
+	metrics_value(m, "profleet_agent_kernel_events_total",
+		      (const char *[]){ "outcome", "sent", NULL }, (double)ss->counters[CNT_SENT]);
+	metrics_value(m, "profleet_agent_kernel_events_total",
+		      (const char *[]){ "outcome", "idle", NULL }, (double)ss->counters[CNT_IDLE]);
+	metrics_value(m, "profleet_agent_kernel_events_total",
 		      (const char *[]){ "outcome", "not_targeted", NULL },
-		      (double)ss.counters[CNT_FILTERED]);
-	metrics_value(&m, "profleet_agent_kernel_events_total",
+		      (double)ss->counters[CNT_FILTERED]);
+	metrics_value(m, "profleet_agent_kernel_events_total",
 		      (const char *[]){ "outcome", "subsampled", NULL },
-		      (double)ss.counters[CNT_SUBSAMPLED]);
-	metrics_family(&m, "profleet_agent_samples_dropped_total", "counter",
+		      (double)ss->counters[CNT_SUBSAMPLED]);
+	metrics_family(m, "profleet_agent_samples_dropped_total", "counter",
 		       "Samples lost, by reason.");
 	for (size_t i = 0; i < sizeof(cnt_ids) / sizeof(cnt_ids[0]); i++)
 		if (!strcmp(cnt_names[i][0], "drop"))
-			metrics_value(&m, "profleet_agent_samples_dropped_total",
+			metrics_value(m, "profleet_agent_samples_dropped_total",
 				      (const char *[]){ "reason", cnt_names[i][1], NULL },
-				      (double)ss.counters[cnt_ids[i]]);
-	metrics_value(&m, "profleet_agent_samples_dropped_total",
+				      (double)ss->counters[cnt_ids[i]]);
+	metrics_value(m, "profleet_agent_samples_dropped_total",
 		      (const char *[]){ "reason", "unattributed", NULL }, (double)r->untargeted);
-	metrics_family(&m, "profleet_agent_task_records_lost_total", "counter",
+	metrics_family(m, "profleet_agent_task_records_lost_total", "counter",
 		       "perf mmap/exec/fork/exit records the kernel could not queue (gone processes "
 		       "are found by a sweep at each interval).");
-	metrics_value(&m, "profleet_agent_task_records_lost_total", NULL, (double)ss.task_lost);
-	metrics_family(&m, "profleet_agent_unwind_failures_total", "counter",
+	metrics_value(m, "profleet_agent_task_records_lost_total", NULL, (double)ss->task_lost);
+	metrics_family(m, "profleet_agent_unwind_failures_total", "counter",
 		       "Stack walks that stopped early or failed, by reason.");
 	for (size_t i = 0; i < sizeof(cnt_ids) / sizeof(cnt_ids[0]); i++)
 		if (!strcmp(cnt_names[i][0], "unwind"))
-			metrics_value(&m, "profleet_agent_unwind_failures_total",
+			metrics_value(m, "profleet_agent_unwind_failures_total",
 				      (const char *[]){ "reason", cnt_names[i][1], NULL },
-				      (double)ss.counters[cnt_ids[i]]);
-	metrics_family(&m, "profleet_agent_bpf_info", "gauge",
+				      (double)ss->counters[cnt_ids[i]]);
+}
+
+static void metrics_kernel(struct metrics *m, const struct sampler_stats *ss)
+{
+	metrics_family(m, "profleet_agent_bpf_info", "gauge",
 		       "The kernel and the BPF variant loaded; degraded=1 when the kernel refused the "
 		       "table-driven unwinder and frame pointers alone walk user stacks.");
-	metrics_value(&m, "profleet_agent_bpf_info",
-		      (const char *[]){ "kernel", ss.kernel.release, "unwinder",
-					ss.kernel.dwarf ? "dwarf" : "fp", "degraded",
-					ss.kernel.degraded[0] ? "1" : "0", NULL }, 1);
-	metrics_family(&m, "profleet_agent_bpf_verified_instructions", "gauge",
+	metrics_value(m, "profleet_agent_bpf_info",
+		      (const char *[]){ "kernel", ss->kernel.release, "unwinder",
+					ss->kernel.dwarf ? "dwarf" : "fp", "degraded",
+					ss->kernel.degraded[0] ? "1" : "0", NULL }, 1);
+	metrics_family(m, "profleet_agent_bpf_verified_instructions", "gauge",
 		       "Instructions the verifier processed, summed over the programs (0 before 5.16).");
-	metrics_value(&m, "profleet_agent_bpf_verified_instructions", NULL,
-		      (double)ss.kernel.verified_total);
-	metrics_family(&m, "profleet_agent_targets", "gauge",
+	metrics_value(m, "profleet_agent_bpf_verified_instructions", NULL,
+		      (double)ss->kernel.verified_total);
+}
+
+/* Targets, what the agent tracks, the sampling rate. */
+static void metrics_targets(struct run *r, struct metrics *m)
+{
+	int found = 0;
+
+	for (int i = 0; i < r->nt; i++)
+		found += r->t[i].cgroup_path[0] != 0;
+	metrics_family(m, "profleet_agent_targets", "gauge",
 		       "Containers targeted, by whether their cgroup was found.");
-	metrics_value(&m, "profleet_agent_targets", (const char *[]){ "cgroup", "found", NULL }, found);
-	metrics_value(&m, "profleet_agent_targets", (const char *[]){ "cgroup", "missing", NULL },
+	metrics_value(m, "profleet_agent_targets", (const char *[]){ "cgroup", "found", NULL }, found);
+	metrics_value(m, "profleet_agent_targets", (const char *[]){ "cgroup", "missing", NULL },
 		      r->nt - found);
 	{
 		struct procs_stats ps;
 
 		procs__stats(r->procs, &ps);
-		metrics_family(&m, "profleet_agent_tracked", "gauge",
+		metrics_family(m, "profleet_agent_tracked", "gauge",
 			       "Processes and file mappings the agent holds for symbolization.");
-		metrics_value(&m, "profleet_agent_tracked", (const char *[]){ "kind", "processes", NULL },
+		metrics_value(m, "profleet_agent_tracked", (const char *[]){ "kind", "processes", NULL },
 			      (double)ps.procs_live);
-		metrics_value(&m, "profleet_agent_tracked", (const char *[]){ "kind", "mappings", NULL },
+		metrics_value(m, "profleet_agent_tracked", (const char *[]){ "kind", "mappings", NULL },
 			      (double)ps.mappings_live);
 	}
-	metrics_family(&m, "profleet_agent_sampling_frequency_hz", "gauge", "The kernel's sampling rate.");
-	metrics_value(&m, "profleet_agent_sampling_frequency_hz", NULL, r->base_hz);
-	metrics_family(&m, "profleet_agent_websocket_connected", "gauge",
+	metrics_family(m, "profleet_agent_sampling_frequency_hz", "gauge", "The kernel's sampling rate.");
+	metrics_value(m, "profleet_agent_sampling_frequency_hz", NULL, r->base_hz);
+}
+
+static void metrics_backends(struct run *r, struct metrics *m, const struct fleet_client_stats *fs)
+{
+	metrics_family(m, "profleet_agent_websocket_connected", "gauge",
 		       "1 while connected to the controller.");
-	metrics_value(&m, "profleet_agent_websocket_connected", NULL, fs.connected);
-	metrics_family(&m, "profleet_agent_websocket_events_total", "counter",
+	metrics_value(m, "profleet_agent_websocket_connected", NULL, fs->connected);
+	metrics_family(m, "profleet_agent_websocket_events_total", "counter",
 		       "Connection events with the controller.");
-	metrics_value(&m, "profleet_agent_websocket_events_total",
-		      (const char *[]){ "event", "connect", NULL }, (double)fs.connects);
-	metrics_value(&m, "profleet_agent_websocket_events_total",
-		      (const char *[]){ "event", "disconnect", NULL }, (double)fs.disconnects);
-	metrics_value(&m, "profleet_agent_websocket_events_total",
-		      (const char *[]){ "event", "refusal", NULL }, (double)fs.refusals);
-	metrics_value(&m, "profleet_agent_websocket_events_total",
-		      (const char *[]){ "event", "bad_frame", NULL }, (double)fs.bad_frames);
+	metrics_value(m, "profleet_agent_websocket_events_total",
+		      (const char *[]){ "event", "connect", NULL }, (double)fs->connects);
+	metrics_value(m, "profleet_agent_websocket_events_total",
+		      (const char *[]){ "event", "disconnect", NULL }, (double)fs->disconnects);
+	metrics_value(m, "profleet_agent_websocket_events_total",
+		      (const char *[]){ "event", "refusal", NULL }, (double)fs->refusals);
+	metrics_value(m, "profleet_agent_websocket_events_total",
+		      (const char *[]){ "event", "bad_frame", NULL }, (double)fs->bad_frames);
 	{	/* per backend: read once, written as two families */
 		static const char *const res[] = { "sent", "retry", "dropped_queue_full",
 						   "dropped_rejected" };
@@ -931,23 +936,41 @@ static void update_metrics(struct run *r)
 			names[nb] = it->key;
 			exporter_stats(((struct fbackend *)it->val)->e, &es[nb++]);
 		}
-		metrics_family(&m, "profleet_agent_exports_total", "counter",
+		metrics_family(m, "profleet_agent_exports_total", "counter",
 			       "Profiles handed to backends, by backend and result.");
 		for (int i = 0; i < nb; i++) {
 			uint64_t v[4] = { es[i].sent, es[i].retries, es[i].dropped_full,
 					  es[i].dropped_rejected };
 
 			for (int k = 0; k < 4; k++)
-				metrics_value(&m, "profleet_agent_exports_total",
+				metrics_value(m, "profleet_agent_exports_total",
 					      (const char *[]){ "backend", names[i], "result", res[k],
 								NULL }, (double)v[k]);
 		}
-		metrics_family(&m, "profleet_agent_export_queue_depth", "gauge",
+		metrics_family(m, "profleet_agent_export_queue_depth", "gauge",
 			       "Profiles waiting to be sent, by backend.");
 		for (int i = 0; i < nb; i++)
-			metrics_value(&m, "profleet_agent_export_queue_depth",
+			metrics_value(m, "profleet_agent_export_queue_depth",
 				      (const char *[]){ "backend", names[i], NULL }, (double)es[i].queued);
 	}
+}
+
+static void update_metrics(struct run *r)
+{
+	struct fleet_client_stats fs;
+	struct sampler_stats ss;
+	struct metrics m;
+	char *text;
+	size_t len;
+
+	if (!r->http || metrics_begin(&m))
+		return;
+	fleet_client_stats(r->fc, &fs);
+	sampler__stats(r->s, &ss);
+	metrics_samples(r, &m, &ss);
+	metrics_kernel(&m, &ss);
+	metrics_targets(r, &m);
+	metrics_backends(r, &m, &fs);
 	text = metrics_end(&m, &len);
 	pthread_mutex_lock(&r->http_lock);
 	free(r->metrics);
@@ -991,11 +1014,80 @@ static void http_handler(void *ctx, const struct httpd_req *req, struct httpd_re
 	pthread_mutex_unlock(&r->http_lock);
 }
 
+/* The state file: what the agent tracks and holds. */
+static void state_tracked(struct run *r, cJSON *o)
+{
+	struct procs_stats ps;
+
+	procs__stats(r->procs, &ps);
+	cJSON_AddNumberToObject(o, "processesTracked", (double)ps.procs_live);
+	cJSON_AddNumberToObject(o, "mappingsTracked", (double)ps.mappings_live);
+	cJSON_AddNumberToObject(o, "mappingsFreed", (double)ps.mappings_freed);
+	cJSON_AddNumberToObject(o, "v1Pids", (double)r->v1_pids);
+	cJSON_AddNumberToObject(o, "v1PidsDropped", (double)r->v1_pids_dropped);
+	cJSON_AddNumberToObject(o, "labelsDropped", (double)r->labels_dropped);
+	cJSON_AddNumberToObject(o, "execsFollowed", (double)r->execs_followed);
+	if (r->unw) {
+		struct unwinder_stats us;
+
+		unwinder__stats(r->unw, &us);
+		cJSON_AddNumberToObject(o, "unwindTables", (double)us.tables_live);
+		cJSON_AddNumberToObject(o, "unwindTablesIdle", (double)us.tables_idle);
+		cJSON_AddNumberToObject(o, "unwindRows", (double)us.rows_live);
+		cJSON_AddNumberToObject(o, "unwindPids", (double)us.pids);
+		cJSON_AddNumberToObject(o, "unwindLoadMsTotal", (double)us.load_ns_total / 1e6);
+	}
+}
+
+static void state_exporters(struct run *r, cJSON *o)
+{
+	cJSON *ex = cJSON_AddObjectToObject(o, "exporters");
+
+	hmap_for_each(&r->exporters, it) {
+		struct exporter_stats es;
+		cJSON *j = cJSON_CreateObject();
+
+		exporter_stats(((struct fbackend *)it->val)->e, &es);
+		cJSON_AddNumberToObject(j, "sent", (double)es.sent);
+		cJSON_AddNumberToObject(j, "retries", (double)es.retries);
+		cJSON_AddNumberToObject(j, "droppedFull", (double)es.dropped_full);
+		cJSON_AddNumberToObject(j, "droppedRejected", (double)es.dropped_rejected);
+		cJSON_AddNumberToObject(j, "queued", (double)es.queued);
+		cJSON_AddStringToObject(j, "lastError", es.last_error);
+		cJSON_AddItemToObject(ex, it->key, j);
+	}
+}
+
+static void state_targets(struct run *r, cJSON *o)
+{
+	cJSON *arr;
+
+	arr = cJSON_AddArrayToObject(o, "targets");
+	for (int i = 0; i < r->nt; i++) {
+		struct target *t = &r->t[i];
+		cJSON *j = cJSON_CreateObject(), *pl;
+
+		cJSON_AddStringToObject(j, "namespace", t->ns);
+		cJSON_AddStringToObject(j, "pod", t->pod);
+		cJSON_AddStringToObject(j, "container", t->container);
+		cJSON_AddStringToObject(j, "containerID", t->container_id);
+		cJSON_AddStringToObject(j, "cgroup", t->cgroup_path);
+		cJSON_AddNumberToObject(j, "cgroupID", (double)t->cgroup_id);
+		cJSON_AddNumberToObject(j, "frequencyHz", t->hz);
+		cJSON_AddNumberToObject(j, "sampleEvery", t->sample_every);
+		cJSON_AddNumberToObject(j, "samples", (double)t->samples);
+		pl = cJSON_AddArrayToObject(j, "policies");
+		for (int k = 0; k < t->npolicies; k++)
+			cJSON_AddItemToArray(pl, cJSON_CreateString(t->policy_names[k]));
+		cJSON_AddItemToArray(arr, j);
+	}
+}
+
 static void write_state(struct run *r)
 {
 	struct fleet_client_stats fs;
 	struct sampler_stats ss;
-	cJSON *o = cJSON_CreateObject(), *arr, *pol;
+	cJSON *o = cJSON_CreateObject(), *pol;
 	char tmp[4200], *s;
 	FILE *f;
 
@@ -1020,64 +1112,9 @@ static void write_state(struct run *r)
 	cJSON_AddNumberToObject(o, "taskRecordsLost", (double)ss.task_lost);
 	cJSON_AddNumberToObject(o, "profilesExported", (double)r->exported);
 	cJSON_AddNumberToObject(o, "exportFailures", (double)r->export_failures);
-	{
-		struct procs_stats ps;
-
-		procs__stats(r->procs, &ps);
-		cJSON_AddNumberToObject(o, "processesTracked", (double)ps.procs_live);
-		cJSON_AddNumberToObject(o, "mappingsTracked", (double)ps.mappings_live);
-		cJSON_AddNumberToObject(o, "mappingsFreed", (double)ps.mappings_freed);
-		cJSON_AddNumberToObject(o, "v1Pids", (double)r->v1_pids);
-		cJSON_AddNumberToObject(o, "v1PidsDropped", (double)r->v1_pids_dropped);
-		cJSON_AddNumberToObject(o, "labelsDropped", (double)r->labels_dropped);
-		cJSON_AddNumberToObject(o, "execsFollowed", (double)r->execs_followed);
-	}
-	if (r->unw) {
-		struct unwinder_stats us;
-
-		unwinder__stats(r->unw, &us);
-		cJSON_AddNumberToObject(o, "unwindTables", (double)us.tables_live);
-		cJSON_AddNumberToObject(o, "unwindTablesIdle", (double)us.tables_idle);
-		cJSON_AddNumberToObject(o, "unwindRows", (double)us.rows_live);
-		cJSON_AddNumberToObject(o, "unwindPids", (double)us.pids);
-		cJSON_AddNumberToObject(o, "unwindLoadMsTotal", (double)us.load_ns_total / 1e6);
-	}
-	{
-		cJSON *ex = cJSON_AddObjectToObject(o, "exporters");
-
-		hmap_for_each(&r->exporters, it) {
-			struct exporter_stats es;
-			cJSON *j = cJSON_CreateObject();
-
-			exporter_stats(((struct fbackend *)it->val)->e, &es);
-			cJSON_AddNumberToObject(j, "sent", (double)es.sent);
-			cJSON_AddNumberToObject(j, "retries", (double)es.retries);
-			cJSON_AddNumberToObject(j, "droppedFull", (double)es.dropped_full);
-			cJSON_AddNumberToObject(j, "droppedRejected", (double)es.dropped_rejected);
-			cJSON_AddNumberToObject(j, "queued", (double)es.queued);
-			cJSON_AddStringToObject(j, "lastError", es.last_error);
-			cJSON_AddItemToObject(ex, it->key, j);
-		}
-	}
-	arr = cJSON_AddArrayToObject(o, "targets");
-	for (int i = 0; i < r->nt; i++) {
-		struct target *t = &r->t[i];
-		cJSON *j = cJSON_CreateObject(), *pl;
-
-		cJSON_AddStringToObject(j, "namespace", t->ns);
-		cJSON_AddStringToObject(j, "pod", t->pod);
-		cJSON_AddStringToObject(j, "container", t->container);
-		cJSON_AddStringToObject(j, "containerID", t->container_id);
-		cJSON_AddStringToObject(j, "cgroup", t->cgroup_path);
-		cJSON_AddNumberToObject(j, "cgroupID", (double)t->cgroup_id);
-		cJSON_AddNumberToObject(j, "frequencyHz", t->hz);
-		cJSON_AddNumberToObject(j, "sampleEvery", t->sample_every);
-		cJSON_AddNumberToObject(j, "samples", (double)t->samples);
-		pl = cJSON_AddArrayToObject(j, "policies");
-		for (int k = 0; k < t->npolicies; k++)
-			cJSON_AddItemToArray(pl, cJSON_CreateString(t->policy_names[k]));
-		cJSON_AddItemToArray(arr, j);
-	}
+	state_tracked(r, o);
+	state_exporters(r, o);
+	state_targets(r, o);
 	pol = cJSON_AddObjectToObject(o, "policySamples");
 	hmap_for_each(&r->policy_samples, it)
 		cJSON_AddNumberToObject(pol, it->key, (double)*(uint64_t *)it->val);
