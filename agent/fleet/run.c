@@ -42,6 +42,8 @@
 #include "unwinder.h"
 
 #define RESCAN_EVERY_S 1.0
+/* targets of one node at once: their index is 16 bits of the samples' reference */
+#define MAX_TARGETS 65535
 #define COUNTERS_EVERY_S 2.0
 #define STATE_EVERY_S 1.0
 #define MAX_V1_PIDS 4096
@@ -154,6 +156,7 @@ static void target_free(struct target *t)
 	for (int i = 0; i < t->nbackends; i++)
 		free(t->backends[i]);
 	free(t->backends);
+	memset(t, 0, sizeof(*t));	/* the slot may be filled again */
 }
 
 static int cmp_by_cgid(const void *a, const void *b)
@@ -627,6 +630,38 @@ static void target_identity(struct run *r, struct target *t, const Profleet__Fle
 		t->backends[t->nbackends++] = strdup(in->backends[i]);
 }
 
+/* A target of the set into t; -EINVAL for one without a container or a rate, -ENOMEM. */
+static int target_from(struct run *r, const Profleet__Fleet__V1__Target *in, struct target *t)
+{
+	uint32_t hz = in->frequency_hz;
+
+	if (!in->container_id || strlen(in->container_id) >= sizeof(t->container_id) || !hz)
+		return -EINVAL;
+	snprintf(t->container_id, sizeof(t->container_id), "%s", in->container_id);
+	snprintf(t->pod_uid, sizeof(t->pod_uid), "%s", in->pod_uid ? in->pod_uid : "");
+	t->ns = strdup(in->namespace_ ? in->namespace_ : "");
+	t->pod = strdup(in->pod_name ? in->pod_name : "");
+	t->container = strdup(in->container_name ? in->container_name : "");
+	t->hz = hz > (uint32_t)r->cfg.max_frequency ? (uint32_t)r->cfg.max_frequency : hz;
+	t->policy_names = calloc(in->n_policies + 1, sizeof(char *));
+	t->policy_counts = calloc(in->n_policies + 1, sizeof(uint64_t *));
+	if (!t->ns || !t->pod || !t->container || !t->policy_names || !t->policy_counts) {
+		log_warn("out of memory: target %s left out", in->container_id);
+		target_free(t);
+		return -ENOMEM;
+	}
+	for (size_t k = 0; k < in->n_policies; k++) {
+		uint64_t *c = in->policies[k] ? policy_counter(r, in->policies[k]) : NULL;
+		char *name = c ? strdup(in->policies[k]) : NULL;
+
+		if (!name)
+			continue;	/* its samples still count for the target */
+		t->policy_names[t->npolicies] = name;
+		t->policy_counts[t->npolicies++] = c;
+	}
+	return 0;
+}
+
 static void apply_set(struct run *r, Profleet__Fleet__V1__TargetSet *set)
 {
 	struct target *nt = calloc(set->n_targets + 1, sizeof(*nt));
@@ -636,40 +671,16 @@ static void apply_set(struct run *r, Profleet__Fleet__V1__TargetSet *set)
 		log_error("out of memory applying target set v%" PRIu64, set->version);
 		return;
 	}
-	for (size_t i = 0; i < set->n_targets; i++) {
-		const Profleet__Fleet__V1__Target *in = set->targets[i];
-		struct target *t = &nt[n];
-		uint32_t hz = in->frequency_hz;
-
-		if (!in->container_id || strlen(in->container_id) >= sizeof(t->container_id) ||
-		    !hz)
+	for (size_t i = 0; i < set->n_targets && n < MAX_TARGETS; i++) {
+		if (target_from(r, set->targets[i], &nt[n]))
 			continue;
-		if (hz > (uint32_t)r->cfg.max_frequency)
-			hz = (uint32_t)r->cfg.max_frequency;
-		snprintf(t->container_id, sizeof(t->container_id), "%s", in->container_id);
-		snprintf(t->pod_uid, sizeof(t->pod_uid), "%s", in->pod_uid ? in->pod_uid : "");
-		t->ns = strdup(in->namespace_ ? in->namespace_ : "");
-		t->pod = strdup(in->pod_name ? in->pod_name : "");
-		t->container = strdup(in->container_name ? in->container_name : "");
-		t->hz = hz;
-		t->policy_names = calloc(in->n_policies + 1, sizeof(char *));
-		t->policy_counts = calloc(in->n_policies + 1, sizeof(uint64_t *));
-		if (!t->policy_names || !t->policy_counts) {
-			target_free(t);
-			continue;
-		}
-		for (size_t k = 0; k < in->n_policies; k++) {
-			uint64_t *c = policy_counter(r, in->policies[k]);
-
-			if (!c)
-				continue;
-			t->policy_names[t->npolicies] = strdup(in->policies[k]);
-			t->policy_counts[t->npolicies++] = c;
-		}
-		if ((int)hz > base)
-			base = (int)hz;
+		if ((int)nt[n].hz > base)
+			base = (int)nt[n].hz;
 		n++;
 	}
+	if (set->n_targets > MAX_TARGETS)
+		log_warn("target set v%" PRIu64 ": %zu targets, the first %d are taken", set->version,
+			 set->n_targets, MAX_TARGETS);
 	/* the perf rate is the fastest target's; slower ones keep one sample in N */
 	for (int i = 0; i < n; i++)
 		nt[i].sample_every = (uint32_t)((base + (int)nt[i].hz / 2) / (int)nt[i].hz);
