@@ -351,7 +351,7 @@ static const struct opt_def record_opts[] = {
 	  "user stacks: unwind tables from .eh_frame with frame-pointer fallback (dwarf, the "
 	  "default), or frame pointers only (fp)" },
 	{ "unwind-rows", "PROFLEET_UNWIND_ROWS", "N", set_unwind_rows,
-	  "rows of the kernel's unwind table array, 12 bytes each (default 1048576)" },
+	  "rows of the kernel's unwind table array, 16 bytes each (default 1048576)" },
 	{ "table-cache", "PROFLEET_TABLE_CACHE", "DIR", set_table_cache,
 	  "keep compiled unwind tables in DIR, by build id, for the next run (default: none)" },
 	{ "progress", "PROFLEET_PROGRESS", "on|off", set_progress,

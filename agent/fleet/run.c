@@ -10,6 +10,7 @@
 
 #include <errno.h>
 #include <limits.h>
+#include <malloc.h>
 #include <pthread.h>
 #include <getopt.h>
 #include <inttypes.h>
@@ -1190,6 +1191,7 @@ static void flush_interval(struct run *r, int64_t start_ns, double secs)
 		unwinder__sweep(r->unw);
 	if (procs__gc(r->procs))
 		log_warn("out of memory freeing the mappings of exited processes");
+	malloc_trim(0);	/* what the interval freed goes back to the system */
 }
 
 /* Finds the cgroup hierarchies and decides v2 or v1. 0 or -1 (logged). */
@@ -1450,6 +1452,9 @@ int run_main(const struct run_config *cfg)
 	signal(SIGPIPE, SIG_IGN);
 	srandom((unsigned int)(time(NULL) ^ getpid()));
 	r.started_unix = (uint64_t)time(NULL);
+	/* big temporaries (a table's compile, a symbol file) are mapped and given back,
+	 * not left in the heap where they would keep the agent's RSS at its peak */
+	mallopt(M_MMAP_THRESHOLD, 256 << 10);
 	pthread_mutex_init(&r.http_lock, NULL);
 	if (run_cgroups(&r))
 		return 1;
@@ -1517,7 +1522,7 @@ void run_print_help(FILE *out)
 		"                       do not reveal where the kernel is (PROFLEET_KERNEL_ADDRESSES,\n"
 		"                       off)\n"
 		"  --unwinder dwarf|fp  (PROFLEET_UNWINDER, dwarf)\n"
-		"  --unwind-rows N      rows of the kernel's unwind table array, 12 bytes each\n"
+		"  --unwind-rows N      rows of the kernel's unwind table array, 16 bytes each\n"
 		"                       (PROFLEET_UNWIND_ROWS, 1048576)\n"
 		"  --table-cache DIR    keep compiled unwind tables in DIR, by build id, for restarts\n"
 		"                       and the next container of an image (PROFLEET_TABLE_CACHE;\n"

@@ -640,9 +640,10 @@ struct sampler *sampler__new(const struct sampler_opts *opts)
 		err = s->ncpus ? s->ncpus : -EINVAL;
 		goto out;
 	}
-	/* a quarter of a second of samples from every CPU, at least 8 MiB */
-	rb_bytes = (size_t)s->ncpus * (size_t)opts->frequency * sizeof(struct sample_event) / 4;
-	rb_bytes = pow2_at_least(rb_bytes < (8u << 20) ? (8u << 20) : rb_bytes);
+	/* a second of samples from every CPU (the drain may stall that long on a big
+	 * table or symbol file), at least 4 MiB */
+	rb_bytes = (size_t)s->ncpus * (size_t)opts->frequency * sizeof(struct sample_event);
+	rb_bytes = pow2_at_least(rb_bytes < (4u << 20) ? (4u << 20) : rb_bytes);
 	if (rb_bytes > (256u << 20))
 		rb_bytes = 256u << 20;
 	err = load(s, opts, rb_bytes);

@@ -63,10 +63,11 @@ struct range {
 
 struct unwinder {
 	int lpm_fd, rows_fd;
-	/* unwind_rows mapped into our memory (BPF_F_MMAPABLE): rows are copied in
-	 * place; NULL where the kernel would not map it (then: map updates) */
-	uint8_t *rows_mem;
-	size_t rows_mem_len, row_stride;
+	/* unwind_rows can be mapped (BPF_F_MMAPABLE): a table's slice is mapped,
+	 * written in place and unmapped (the map's memory is not held in our RSS);
+	 * else rows go through map updates */
+	bool rows_mappable;
+	size_t row_stride;
 	struct range *free;
 	uint32_t nfree, cap_free;
 	struct procs *procs;
@@ -140,22 +141,37 @@ static void rows_release(struct unwinder *u, uint32_t start, uint32_t n)
 	u->nfree++;
 }
 
-/* Maps unwind_rows (an array's elements are value_size rounded up to 8 apart). */
-static void rows_map(struct unwinder *u, uint32_t rows_cap)
+/* Whether unwind_rows can be mapped (an array's elements are value_size rounded up to 8 apart). */
+static void rows_probe_map(struct unwinder *u)
 {
 	long page = sysconf(_SC_PAGESIZE);
-	size_t stride = (sizeof(struct unwind_row) + 7) & ~(size_t)7;
-	size_t len = ((size_t)rows_cap * stride + (size_t)page - 1) & ~((size_t)page - 1);
-	void *mem = mmap(NULL, len, PROT_READ | PROT_WRITE, MAP_SHARED, u->rows_fd, 0);
+	void *mem = mmap(NULL, (size_t)page, PROT_READ | PROT_WRITE, MAP_SHARED, u->rows_fd, 0);
 
+	u->row_stride = (sizeof(struct unwind_row) + 7) & ~(size_t)7;
 	if (mem == MAP_FAILED) {
 		log_debug("unwind_rows cannot be mapped (%s): rows go through map updates",
 			  strerror(errno));
 		return;
 	}
-	u->rows_mem = mem;
-	u->rows_mem_len = len;
-	u->row_stride = stride;
+	munmap(mem, (size_t)page);
+	u->rows_mappable = true;
+}
+
+/* Writes rows [first, first + n) through a mapping of just their pages. */
+static int rows_write_mapped(struct unwinder *u, uint32_t first, const struct unwind_row *rows,
+			     uint32_t n)
+{
+	size_t page = (size_t)sysconf(_SC_PAGESIZE);
+	size_t from = (size_t)first * u->row_stride, to = (size_t)(first + n) * u->row_stride;
+	size_t off = from & ~(page - 1), len = ((to - off) + page - 1) & ~(page - 1);
+	uint8_t *mem = mmap(NULL, len, PROT_READ | PROT_WRITE, MAP_SHARED, u->rows_fd, (off_t)off);
+
+	if (mem == MAP_FAILED)
+		return -errno;
+	for (uint32_t i = 0; i < n; i++)
+		memcpy(mem + (from - off) + (size_t)i * u->row_stride, &rows[i], sizeof(rows[i]));
+	munmap(mem, len);
+	return 0;
 }
 
 struct unwinder *unwinder__new(int exe_mappings_fd, int rows_fd, uint32_t rows_cap,
@@ -180,7 +196,7 @@ struct unwinder *unwinder__new(int exe_mappings_fd, int rows_fd, uint32_t rows_c
 		u->opts = *opts;
 	if (!u->opts.max_rows_per_table)
 		u->opts.max_rows_per_table = 4u << 20;
-	rows_map(u, rows_cap);
+	rows_probe_map(u);
 	return u;
 }
 
@@ -286,8 +302,6 @@ void unwinder__free(struct unwinder *u)
 	for (int i = 0; i < 1024; i++)
 		while (u->pids[i])
 			unwinder__forget_pid(u, u->pids[i]->pid);
-	if (u->rows_mem)
-		munmap(u->rows_mem, u->rows_mem_len);
 	free(u->free);
 	free(u);
 }
@@ -394,12 +408,9 @@ static int rows_upload(struct unwinder *u, uint32_t first, const struct unwind_r
 	__u32 count = n;
 	int err = 0;
 
-	if (u->rows_mem) {	/* rows_alloc keeps [first, first + n) inside the array */
-		for (uint32_t i = 0; i < n; i++)
-			memcpy(u->rows_mem + (size_t)(first + i) * u->row_stride, &rows[i],
-			       sizeof(rows[i]));
+	/* rows_alloc keeps [first, first + n) inside the array */
+	if (u->rows_mappable && rows_write_mapped(u, first, rows, n) == 0)
 		return 0;
-	}
 	keys = malloc(n * sizeof(*keys));
 	if (!keys)
 		return -ENOMEM;
