@@ -26,11 +26,50 @@ static int setup_log(const char *target, const char *level)
 	return 0;
 }
 
-int main(int argc, char **argv)
+/* The exit status of a parse that ends the program (help, version, a bad option), else -1. */
+static int parse_exit(enum cli_result r)
+{
+	switch (r) {
+	case CLI_EXIT_OK:
+		return 0;
+	case CLI_USAGE_ERROR:
+		return 2;
+	case CLI_OK:
+		break;
+	}
+	return -1;
+}
+
+static int cmd_run(int argc, char **argv)
+{
+	struct run_config rc;
+	int err = parse_exit(run_parse(argc, argv, environ, &rc, stdout, stderr));
+
+	if (err >= 0)
+		return err;
+	if (setup_log(rc.log_target, rc.log_level))
+		return 2;
+	err = run_main(&rc);
+	log_close();
+	return err;
+}
+
+static int cmd_record(int argc, char **argv)
 {
 	struct record_config cfg;
-	int err;
+	int err = parse_exit(cli_parse_record(argc, argv, environ, &cfg, stdout, stderr));
 
+	if (err >= 0)
+		return err;
+	if (setup_log(cfg.log_target, cfg.log_level))
+		return 2;
+	err = record_run(&cfg);
+	log_close();
+	return err;
+}
+
+int main(int argc, char **argv)
+{
 	if (argc < 2) {
 		cli_print_main_help(stderr);
 		return 2;
@@ -43,38 +82,10 @@ int main(int argc, char **argv)
 		printf("profleet-agent %s\n", PROFLEET_VERSION);
 		return 0;
 	}
-	if (!strcmp(argv[1], "run")) {
-		struct run_config rc;
-
-		switch (run_parse(argc - 1, argv + 1, environ, &rc, stdout, stderr)) {
-		case CLI_EXIT_OK:
-			return 0;
-		case CLI_USAGE_ERROR:
-			return 2;
-		case CLI_OK:
-			break;
-		}
-		if (setup_log(rc.log_target, rc.log_level))
-			return 2;
-		err = run_main(&rc);
-		log_close();
-		return err;
-	}
-	if (strcmp(argv[1], "record")) {
-		fprintf(stderr, "profleet-agent: unknown command '%s' (see --help)\n", argv[1]);
-		return 2;
-	}
-	switch (cli_parse_record(argc - 1, argv + 1, environ, &cfg, stdout, stderr)) {
-	case CLI_EXIT_OK:
-		return 0;
-	case CLI_USAGE_ERROR:
-		return 2;
-	case CLI_OK:
-		break;
-	}
-	if (setup_log(cfg.log_target, cfg.log_level))
-		return 2;
-	err = record_run(&cfg);
-	log_close();
-	return err;
+	if (!strcmp(argv[1], "run"))
+		return cmd_run(argc - 1, argv + 1);
+	if (!strcmp(argv[1], "record"))
+		return cmd_record(argc - 1, argv + 1);
+	fprintf(stderr, "profleet-agent: unknown command '%s' (see --help)\n", argv[1]);
+	return 2;
 }

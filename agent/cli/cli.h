@@ -2,6 +2,7 @@
 #ifndef AGENT_CLI_H
 #define AGENT_CLI_H
 
+#include <signal.h>
 #include <stdbool.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -66,6 +67,9 @@ enum out_format cli_format_from_path(const char *path);
 const char *cli_format_name(enum out_format f);
 void cli_print_record_help(FILE *out);
 void cli_print_main_help(FILE *out);
+/* Set by SIGINT or SIGTERM once cli_catch_stop_signals ran: the commands stop cleanly. */
+extern volatile sig_atomic_t cli_stop_requested;
+void cli_catch_stop_signals(void);
 /* on/true/yes/1 and off/false/no/0, any case; 0 or -EINVAL. Every boolean option takes these. */
 int cli_parse_bool(const char *val, bool *ret);
 

@@ -6,6 +6,7 @@
  * subsamples slower targets in the kernel, reports acks and counters back.
  * Keeps profiling with the last target set while the controller is away.
  */
+#include "clock.h"
 #include "run.h"
 
 #include <errno.h>
@@ -48,30 +49,6 @@
 #define COUNTERS_EVERY_S 2.0
 #define STATE_EVERY_S 1.0
 #define MAX_V1_PIDS 4096
-
-static volatile sig_atomic_t stop_requested;
-
-static void on_signal(int sig)
-{
-	(void)sig;
-	stop_requested = 1;
-}
-
-static double mono_s(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
-}
-
-static int64_t realtime_ns(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_REALTIME, &ts);
-	return (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec;
-}
 
 /* One targeted container. */
 struct target {
@@ -122,7 +99,7 @@ struct run {
 	struct hmap policy_samples;	/* policy -> uint64_t*, cumulative since start */
 	uint64_t samples, untargeted, started_unix;
 	struct {
-		double scan, counters, state, interval;	/* mono_s() of the last of each */
+		double scan, counters, state, interval;	/* clock_mono_s() of the last of each */
 	} last;
 	uint64_t last_sent_samples;
 	bool counters_sent_once;
@@ -716,7 +693,7 @@ static void apply_set(struct run *r, Profleet__Fleet__V1__TargetSet *set)
 			if (r->t[j].agg && r->t[j].agg_samples) {
 				if (!ks)
 					ks = r->cfg.kernel_stacks ? ksyms__load(NULL) : NULL;
-				export_target(r, &r->t[j], ks, r->interval_start_ns, realtime_ns());
+				export_target(r, &r->t[j], ks, r->interval_start_ns, clock_real_ns());
 			}
 		ksyms__free(ks);
 	}
@@ -993,7 +970,7 @@ static void update_metrics(struct run *r)
 	snprintf(r->not_ready, sizeof(r->not_ready), "%s",
 		 r->version ? "" : fs.last_refusal[0] ? fs.last_refusal :
 		 fs.connected ? "waiting for the first target set" : "not connected to the controller");
-	r->last_tick = mono_s();
+	r->last_tick = clock_mono_s();
 	pthread_mutex_unlock(&r->http_lock);
 }
 
@@ -1003,11 +980,11 @@ static void http_handler(void *ctx, const struct httpd_req *req, struct httpd_re
 
 	pthread_mutex_lock(&r->http_lock);
 	if (!strcmp(req->url, "/healthz")) {
-		if (mono_s() - r->last_tick <= 10)
+		if (clock_mono_s() - r->last_tick <= 10)
 			httpd_text(resp, 200, "ok");
 		else
 			httpd_text(resp, 503, "the main loop has not run for %.0f s",
-				   mono_s() - r->last_tick);
+				   clock_mono_s() - r->last_tick);
 	} else if (!strcmp(req->url, "/readyz")) {
 		if (r->ready)
 			httpd_text(resp, 200, "ready");
@@ -1277,7 +1254,7 @@ static int run_serve_http(struct run *r)
 
 	if (!r->cfg.http_listen)
 		return 0;
-	r->last_tick = mono_s();
+	r->last_tick = clock_mono_s();
 	r->http = httpd_start(r->cfg.http_listen, NULL, http_handler, r, herr, sizeof(herr));
 	if (!r->http) {
 		log_error("--http-listen %s", herr);
@@ -1368,7 +1345,7 @@ static void run_targets(struct run *r, double now)
 /* What is due after a poll: targets, counters, state and metrics, the interval's end. */
 static void run_tick(struct run *r)
 {
-	double now = mono_s();
+	double now = clock_mono_s();
 
 	run_targets(r, now);
 	if (now - r->last.counters >= COUNTERS_EVERY_S) {
@@ -1384,7 +1361,7 @@ static void run_tick(struct run *r)
 	if (now - r->last.interval >= r->cfg.interval) {
 		flush_interval(r, r->interval_start_ns, now - r->last.interval);
 		r->last.interval = now;
-		r->interval_start_ns = realtime_ns();
+		r->interval_start_ns = clock_real_ns();
 	}
 }
 
@@ -1393,7 +1370,7 @@ static void run_finish(struct run *r)
 {
 	sampler__stop(r->s);
 	sampler__drain(r->s);
-	flush_interval(r, r->interval_start_ns, mono_s() - r->last.interval);
+	flush_interval(r, r->interval_start_ns, clock_mono_s() - r->last.interval);
 	hmap_for_each(&r->exporters, it) {
 		struct fbackend *b = it->val;
 		unsigned int left = exporter_drain(b->e, 10000);
@@ -1443,13 +1420,10 @@ int run_main(const struct run_config *cfg)
 		.token_file = cfg->token_file,
 		.ca_file = cfg->ca_file,
 	};
-	struct sigaction sa = { .sa_handler = on_signal };
 	struct run r = { .cfg = *cfg };
 	int ret = 1, err;
 
-	sigaction(SIGINT, &sa, NULL);
-	sigaction(SIGTERM, &sa, NULL);
-	signal(SIGPIPE, SIG_IGN);
+	cli_catch_stop_signals();
 	srandom((unsigned int)(time(NULL) ^ getpid()));
 	r.started_unix = (uint64_t)time(NULL);
 	/* big temporaries (a table's compile, a symbol file) are mapped and given back,
@@ -1464,10 +1438,10 @@ int run_main(const struct run_config *cfg)
 	if (!r.fc || run_serve_http(&r))
 		goto out;
 	log_notice("agent for node %s: controller %s", cfg->node_name, cfg->controller);
-	r.last.interval = mono_s();
-	r.interval_start_ns = realtime_ns();
+	r.last.interval = clock_mono_s();
+	r.interval_start_ns = clock_real_ns();
 	ret = 0;
-	while (!stop_requested) {
+	while (!cli_stop_requested) {
 		err = sampler__poll(r.s, 100);
 		if (err < 0 && err != -EINTR) {
 			log_error("polling samples: %s", strerror(-err));

@@ -1,4 +1,5 @@
 // SPDX-License-Identifier: Apache-2.0
+#include "clock.h"
 #include "procs.h"
 
 #include <errno.h>
@@ -55,14 +56,6 @@ struct procs {
 	uint32_t nmhash;
 	struct procs_stats stats;
 };
-
-static uint64_t now_ns(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
-}
 
 struct procs *procs__new(const struct procs_opts *opts)
 {
@@ -415,7 +408,7 @@ static int load_from_proc(struct procs *p, struct proc *pr)
 	char *text = NULL;
 	int err;
 
-	pr->last_read_ns = now_ns();
+	pr->last_read_ns = clock_mono_ns();
 	err = procmaps__read(p->proc_root, pr->pid, MAPS_MAX_BYTES, &text);
 	if (err) {
 		p->stats.maps_read_failed++;
@@ -464,7 +457,7 @@ int procs__resolve(struct procs *p, int pid, uint64_t addr, uint32_t *ret_id)
 		load_from_proc(p, pr);
 	if (lookup(pr, addr, ret_id) == 0)
 		return 0;
-	if (pr->alive && now_ns() - pr->last_read_ns > REREAD_NS && load_from_proc(p, pr) == 0 &&
+	if (pr->alive && clock_mono_ns() - pr->last_read_ns > REREAD_NS && load_from_proc(p, pr) == 0 &&
 	    lookup(pr, addr, ret_id) == 0)
 		return 0;
 	p->stats.resolve_misses++;
@@ -596,7 +589,7 @@ int procs__refresh(struct procs *p, int pid)
 
 	if (!pr)
 		return -ENOMEM;
-	if (!pr->alive || now_ns() - pr->last_read_ns < REREAD_NS)
+	if (!pr->alive || clock_mono_ns() - pr->last_read_ns < REREAD_NS)
 		return 0;
 	return load_from_proc(p, pr);
 }

@@ -1,5 +1,7 @@
 // SPDX-License-Identifier: Apache-2.0
 /* `profleet-agent record`: the standalone profiler, wiring sampler -> aggregator -> writers. */
+#include "cli.h"
+#include "clock.h"
 #include "record.h"
 
 #include <errno.h>
@@ -27,30 +29,6 @@
 #include "profile.h"
 #include "sampler.h"
 #include "unwinder.h"
-
-static volatile sig_atomic_t stop_requested;
-
-static void on_signal(int sig)
-{
-	(void)sig;
-	stop_requested = 1;
-}
-
-static double now_s(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
-}
-
-static int64_t realtime_ns(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_REALTIME, &ts);
-	return (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec;
-}
 
 struct rec_state {
 	struct agg *agg;
@@ -477,8 +455,8 @@ static void rec_loop(struct recording *rc)
 			log_error("polling samples: %s", strerror(-err));
 			break;
 		}
-		rc->elapsed = now_s() - rc->start;
-		if (stop_requested) {
+		rc->elapsed = clock_mono_s() - rc->start;
+		if (cli_stop_requested) {
 			log_notice("interrupted after %.1f s; writing what was recorded", rc->elapsed);
 			break;
 		}
@@ -497,7 +475,7 @@ static void rec_loop(struct recording *rc)
 			show_progress(rc);
 		}
 	}
-	rc->elapsed = now_s() - rc->start;
+	rc->elapsed = clock_mono_s() - rc->start;
 	if (progress)
 		fprintf(stderr, "\r\033[K");
 }
@@ -646,7 +624,6 @@ static void rec_close(struct recording *rc)
 int record_run(const struct record_config *cfg)
 {
 	struct recording rc = { .cfg = cfg, .child = -1, .gate = -1 };
-	struct sigaction sa = { .sa_handler = on_signal };
 	struct profile *prof = NULL;
 	struct sampler_stats ss;
 	struct agg_stats as;
@@ -654,13 +631,11 @@ int record_run(const struct record_config *cfg)
 
 	if (check_pids(cfg))
 		return 1;
-	sigaction(SIGINT, &sa, NULL);
-	sigaction(SIGTERM, &sa, NULL);
-	signal(SIGPIPE, SIG_IGN);
+	cli_catch_stop_signals();
 	if (rec_open(&rc) || rec_target(&rc))
 		goto out;
-	rc.start = now_s();
-	rc.start_real = realtime_ns();
+	rc.start = clock_mono_s();
+	rc.start_real = clock_real_ns();
 	if (rc.gate >= 0) {
 		if (write(rc.gate, "g", 1) != 1)
 			log_warn("cannot start the command: %s", strerror(errno));

@@ -1,4 +1,5 @@
 // SPDX-License-Identifier: Apache-2.0
+#include "clock.h"
 #include "sampler.h"
 
 #include <bpf/bpf.h>
@@ -167,17 +168,9 @@ static int libbpf_log(enum libbpf_print_level level, const char *fmt, va_list ap
 	return n;
 }
 
-static uint64_t mono_ns(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
-}
-
 static void drain_tasks(struct sampler *s)
 {
-	s->tasks_drained_at = mono_ns();
+	s->tasks_drained_at = clock_mono_ns();
 	perf_buffer__consume(s->pb);
 	if (s->on_drained)
 		s->on_drained(s->ctx);

@@ -22,6 +22,7 @@
  * (elfutil_check_range): a sparse file cannot make us read gigabytes of its
  * holes. Such a file is refused (EFBIG), logged and counted once.
  */
+#include "clock.h"
 #include "elfsym.h"
 
 #include <errno.h>
@@ -132,14 +133,6 @@ static uint32_t hash_key(const char *path, uint64_t dev, uint64_t ino)
 		return hash_bytes(&ino, sizeof(ino), h);
 	}
 	return hash_bytes(path, strlen(path), h);
-}
-
-static uint64_t now_ns(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
 }
 
 /* ---- objects ------------------------------------------------------------ */
@@ -1051,7 +1044,7 @@ struct elfobj *symcache__get(struct symcache *c, const char *open_path, const ch
 		lru_push_front(c, e);
 		if (e->obj)
 			return e->obj;
-		if (now_ns() < e->retry_ns) {
+		if (clock_mono_ns() < e->retry_ns) {
 			errno = e->err;
 			return NULL;
 		}
@@ -1081,7 +1074,7 @@ struct elfobj *symcache__get(struct symcache *c, const char *open_path, const ch
 	err = load_file(c, open_path, real_path, &e->obj);
 	if (err) {
 		e->err = -err;
-		e->retry_ns = retryable(-err) ? now_ns() + RETRY_NS : UINT64_MAX;
+		e->retry_ns = retryable(-err) ? clock_mono_ns() + RETRY_NS : UINT64_MAX;
 		c->stats.objects_failed++;
 		/* never tried again: logged once while the entry lives */
 		if (err == -EFBIG) {

@@ -1,4 +1,5 @@
 // SPDX-License-Identifier: Apache-2.0
+#include "clock.h"
 #include "unwinder.h"
 #include "sampler.h"
 
@@ -77,14 +78,6 @@ struct unwinder {
 	uint64_t idle_tick;	/* orders idle tables, oldest first out */
 	struct unwinder_stats stats;
 };
-
-static uint64_t now_ns(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
-}
 
 /* First fit: returns the start of a slice of n rows, or -ENOSPC. */
 static int64_t rows_alloc(struct unwinder *u, uint32_t n)
@@ -431,7 +424,7 @@ static int load_table(struct unwinder *u, uint32_t id, const char *path, const c
 {
 	struct table *t = &u->tables[id];
 	struct unwind_row *rows = NULL;
-	uint64_t t0 = now_ns(), dt;
+	uint64_t t0 = clock_mono_ns(), dt;
 	uint32_t nrows = 0;
 	int64_t first;
 	int err = table_rows(u, path, build_id, &rows, &nrows);
@@ -460,7 +453,7 @@ static int load_table(struct unwinder *u, uint32_t id, const char *path, const c
 	u->stats.bytes_live += (uint64_t)nrows * sizeof(struct unwind_row);
 	if (u->stats.bytes_live > u->stats.bytes_peak)
 		u->stats.bytes_peak = u->stats.bytes_live;
-	dt = now_ns() - t0;
+	dt = clock_mono_ns() - t0;
 	u->stats.load_ns_total += dt;
 	if (dt > u->stats.load_ns_max)
 		u->stats.load_ns_max = dt;
@@ -633,7 +626,7 @@ static int sync_entry(struct unwinder *u, struct pid_entry *pe)
 	pe->nkeys = pe->cap = 0;
 	pe->tables = NULL;
 	pe->ntables = pe->cap_tables = 0;
-	pe->last_sync_ns = now_ns();
+	pe->last_sync_ns = clock_mono_ns();
 	pe->dirty = false;
 	u->stats.pid_syncs++;
 	/*
@@ -666,7 +659,7 @@ int unwinder__sync_pid(struct unwinder *u, int pid, bool force)
 {
 	struct pid_entry **pp = pid_slot(u, pid), *pe = *pp;
 
-	if (pe && !pe->dirty && (!force || now_ns() - pe->last_sync_ns < RESYNC_NS))
+	if (pe && !pe->dirty && (!force || clock_mono_ns() - pe->last_sync_ns < RESYNC_NS))
 		return 0;
 	if (!pe) {
 		pe = calloc(1, sizeof(*pe));
