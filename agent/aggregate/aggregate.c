@@ -132,9 +132,11 @@ static struct elfobj *mapping_obj(struct agg *a, const struct mapping *m)
 {
 	char path[4200];
 
-	if (!m || !a->sc ||
-	    procs__mapping_path(m, m->pid, procs__alive(a->procs, m->pid), path, sizeof(path)))
+	if (!m || !a->sc)
 		return NULL;
+	/* no path to the file any more (its process is gone): what was read while it lived */
+	if (procs__mapping_path(m, m->pid, procs__alive(a->procs, m->pid), path, sizeof(path)))
+		return symcache__find(a->sc, m->dev, m->ino);
 	return symcache__get(a->sc, path, m->path, m->dev, m->ino);
 }
 

@@ -1025,6 +1025,20 @@ static bool retryable(int err)
 	}
 }
 
+struct elfobj *symcache__find(struct symcache *c, uint64_t dev, uint64_t ino)
+{
+	struct cent *e;
+
+	if (!c || (!dev && !ino))
+		return NULL;
+	e = ent_find(c, NULL, dev, ino, hash_key(NULL, dev, ino));
+	if (!e || !e->obj)
+		return NULL;
+	lru_unlink(e);
+	lru_push_front(c, e);
+	return e->obj;
+}
+
 struct elfobj *symcache__get(struct symcache *c, const char *open_path, const char *real_path,
 			     uint64_t dev, uint64_t ino)
 {

@@ -58,6 +58,8 @@ void symcache__free(struct symcache *c);
  * ELF (EINVAL). The pointer stays valid until the entry is evicted or the cache
  * freed: use it right away.
  */
+/* The object loaded for the file (dev, ino) if the cache still holds it, without opening anything. */
+struct elfobj *symcache__find(struct symcache *c, uint64_t dev, uint64_t ino);
 struct elfobj *symcache__get(struct symcache *c, const char *open_path, const char *real_path,
 			     uint64_t dev, uint64_t ino);
 /* Build-id in lower-case hex, "" when there is none. */

@@ -80,6 +80,16 @@ for mode in fork exec; do
 	verdict "short-lived children ($mode) symbolized after they exited (>= 90%)" $?
 done
 
+# --- a program whose file is gone once it exits: names from what was read while it ran
+cp "$WL/ratio" "$TMP/ratio-gone"
+"$AGENT" record --frequency 199 --output "$TMP/gone.txt" --top 0 \
+	-- sh -c "'$TMP/ratio-gone' 2 10; rm -f '$TMP/ratio-gone'" >"$TMP/gone.log" 2>&1
+total=$(folded_total "$TMP/gone.txt")
+named=$(folded_sum "$TMP/gone.txt" ';hot_three')
+echo "# deleted program: $named of $total samples in hot_three"
+check "a program deleted before the profile is built keeps its names" \
+	awk -v f="$named" -v t="$total" 'BEGIN { exit !(t > 100 && f >= 0.5 * t) }'
+
 # --- --pid, and a pid that vanishes during the recording ----------------------
 "$WL/ratio" 2 &
 wpid=$!
