@@ -28,6 +28,7 @@ struct stack {
 };
 
 struct agg {
+	struct agg_budget *budget;	/* shared with other aggregates; NULL = none */
 	struct procs *procs;
 	struct symcache *sc;
 	struct stack **buckets;
@@ -60,6 +61,7 @@ struct agg *agg__new(const struct agg_opts *opts, struct procs *procs, struct sy
 	a->sc = sc;
 	a->max_stacks = opts && opts->max_stacks ? opts->max_stacks : 1u << 20;
 	a->max_bytes = opts && opts->max_bytes ? opts->max_bytes : 256ull << 20;
+	a->budget = opts ? opts->budget : NULL;
 	a->kernel_addresses = opts && opts->kernel_addresses;
 	a->nbuckets = 4096;
 	a->buckets = calloc(a->nbuckets, sizeof(*a->buckets));
@@ -82,6 +84,8 @@ void agg__reset(struct agg *a)
 		}
 		a->buckets[i] = NULL;
 	}
+	if (a->budget)
+		a->budget->used -= a->bytes;
 	a->bytes = 0;
 	a->stats.stacks = 0;
 	/* mapping ids may be given to other mappings once no aggregate holds them */
@@ -219,7 +223,8 @@ int agg__add(struct agg *a, const struct sample_event *e, int64_t period_ns)
 	}
 
 	sz = stack_size(nk, nu);
-	if (a->stats.stacks >= a->max_stacks || a->bytes + sz > a->max_bytes) {
+	if (a->stats.stacks >= a->max_stacks || a->bytes + sz > a->max_bytes ||
+	    (a->budget && a->budget->used + sz > a->budget->max)) {
 		a->stats.dropped_full++;
 		return -ENOSPC;
 	}
@@ -243,6 +248,8 @@ int agg__add(struct agg *a, const struct sample_event *e, int64_t period_ns)
 	s->next = a->buckets[b];
 	a->buckets[b] = s;
 	a->bytes += sz;
+	if (a->budget)
+		a->budget->used += sz;
 	a->stats.stacks++;
 	if (a->stats.stacks > (uint64_t)a->nbuckets * 2)
 		rehash(a);

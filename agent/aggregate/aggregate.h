@@ -19,9 +19,15 @@ struct symcache;
 struct ksyms;
 struct profile;
 
+/* A byte budget several aggregates share (run: every target's); one thread uses them all. */
+struct agg_budget {
+	uint64_t used, max;
+};
+
 struct agg_opts {
 	uint32_t max_stacks;	/* distinct stacks kept; 0 = 1 << 20. Samples beyond are dropped and counted */
 	uint64_t max_bytes;	/* memory for stacks; 0 = 256 MiB */
+	struct agg_budget *budget;	/* also within this shared budget; NULL = none */
 	/*
 	 * Keep kernel frames' addresses in the profiles. Off: a kernel frame is
 	 * its function's name at address 0, one location per function, so the

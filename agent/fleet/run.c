@@ -44,6 +44,8 @@
 #include "unwinder.h"
 
 #define RESCAN_EVERY_S 1.0
+/* the stacks all targets of a node hold between two exports */
+#define TARGETS_AGG_BYTES (64ull << 20)
 /* targets of one node at once: their index is 16 bits of the samples' reference */
 #define MAX_TARGETS 65535
 #define COUNTERS_EVERY_S 2.0
@@ -94,6 +96,8 @@ struct run {
 	size_t v1_pids;			/* cgroup v1: processes in the kernel's filter */
 	uint64_t labels_dropped;	/* a target's label named like an identity one (or twice) */
 	uint64_t execs_followed;	/* targeted processes whose tables loaded from their exec */
+	struct agg_budget agg_budget;	/* every target's aggregate together (a full one drops, counted) */
+	uint64_t agg_dropped;		/* samples a full aggregate could not take */
 	uint64_t v1_pids_dropped;	/* taken out of it: exited, moved or untargeted */
 	uint64_t v1_pids_truncated;	/* scans of a cgroup with more processes than we read */
 	struct hmap policy_samples;	/* policy -> uint64_t*, cumulative since start */
@@ -215,7 +219,8 @@ static int consume(void *ctx, const struct sample_event *e)
 		for (int i = 0; i < t->npolicies; i++)
 			(*t->policy_counts[i])++;
 		if (t->agg) {
-			agg__add(t->agg, e, period_ns(r));
+			if (agg__add(t->agg, e, period_ns(r)))
+				r->agg_dropped++;	/* its table or the node's budget is full */
 			t->agg_samples++;
 			if (!t->first_pid)
 				t->first_pid = (int)e->pid;
@@ -665,6 +670,7 @@ static void apply_set(struct run *r, Profleet__Fleet__V1__TargetSet *set)
 	sync_backends(r, set);
 	{
 		struct agg_opts ao = { .max_stacks = 1u << 16, .max_bytes = 32u << 20,
+				       .budget = &r->agg_budget,
 				       .kernel_addresses = r->cfg.kernel_addresses };
 		struct ksyms *ks = NULL;
 		size_t k = 0;
@@ -842,6 +848,8 @@ static void metrics_samples(struct run *r, struct metrics *m, const struct sampl
 				      (double)ss->counters[cnt_ids[i]]);
 	metrics_value(m, "profleet_agent_samples_dropped_total",
 		      (const char *[]){ "reason", "unattributed", NULL }, (double)r->untargeted);
+	metrics_value(m, "profleet_agent_samples_dropped_total",
+		      (const char *[]){ "reason", "aggregate_full", NULL }, (double)r->agg_dropped);
 	metrics_family(m, "profleet_agent_task_records_lost_total", "counter",
 		       "perf mmap/exec/fork/exit records the kernel could not queue (gone processes "
 		       "are found by a sweep at each interval).");
@@ -1016,6 +1024,8 @@ static void state_tracked(struct run *r, cJSON *o)
 	cJSON_AddNumberToObject(o, "v1PidsDropped", (double)r->v1_pids_dropped);
 	cJSON_AddNumberToObject(o, "labelsDropped", (double)r->labels_dropped);
 	cJSON_AddNumberToObject(o, "execsFollowed", (double)r->execs_followed);
+	cJSON_AddNumberToObject(o, "droppedAggregateFull", (double)r->agg_dropped);
+	cJSON_AddNumberToObject(o, "aggregateBytes", (double)r->agg_budget.used);
 	if (r->unw) {
 		struct unwinder_stats us;
 
@@ -1420,7 +1430,7 @@ int run_main(const struct run_config *cfg)
 		.token_file = cfg->token_file,
 		.ca_file = cfg->ca_file,
 	};
-	struct run r = { .cfg = *cfg };
+	struct run r = { .cfg = *cfg, .agg_budget = { .max = TARGETS_AGG_BYTES } };
 	int ret = 1, err;
 
 	cli_catch_stop_signals();

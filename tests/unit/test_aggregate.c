@@ -278,6 +278,40 @@ static void test_option_keeps_addresses(void **state)
 	profile__free(p);
 }
 
+/* Two aggregates sharing a budget: the second is refused once the first filled it,
+ * and gets room again when the first is reset. */
+static void test_shared_budget(void **state)
+{
+	struct procs *procs = procs__new(NULL);
+	struct agg_budget b = { .max = 4096 };
+	struct agg *x = agg__new(&(struct agg_opts){ .budget = &b }, procs, NULL);
+	struct agg *y = agg__new(&(struct agg_opts){ .budget = &b }, procs, NULL);
+	static struct sample_event e;
+	int refused = 0;
+
+	(void)state;
+	assert_non_null(x && y);
+	memset(&e, 0, sizeof(e));
+	e.pid = 0x7ffffff0;
+	e.kstack_len = 1;
+	for (uint64_t i = 0; i < 200; i++) {	/* distinct stacks until the budget is spent */
+		e.kstack[0] = 0xffffffff81000000ull + i;
+		if (agg__add(x, &e, 1000))
+			break;
+	}
+	assert_true(b.used > 0 && b.used <= b.max);
+	e.kstack[0] = 0xffffffff82000000ull;
+	refused = agg__add(y, &e, 1000) != 0;
+	assert_true(refused);
+	agg__reset(x);
+	assert_int_equal(b.used, 0);
+	assert_int_equal(agg__add(y, &e, 1000), 0);
+	agg__free(y);
+	assert_int_equal(b.used, 0);
+	agg__free(x);
+	procs__free(procs);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -285,6 +319,7 @@ int main(void)
 		cmocka_unit_test(test_encoders_strip),
 		cmocka_unit_test(test_no_ksyms),
 		cmocka_unit_test(test_option_keeps_addresses),
+		cmocka_unit_test(test_shared_budget),
 	};
 
 	return cmocka_run_group_tests(tests, setup, teardown);
