@@ -483,7 +483,7 @@ static int sample_frames(struct pprof_merge *m, const Perftools__Profiles__Profi
 	return 0;
 }
 
-/* "loc,loc,...|key=str#num;..." of any length (a cut key would merge two samples). */
+/* "loc,loc,...|len:key len:str#num;..." of any length (a cut key would merge two samples). */
 static char *sample_key(const struct frames *f, const struct prof_label *labels, size_t nl)
 {
 	char *key = NULL;
@@ -495,9 +495,13 @@ static char *sample_key(const struct frames *f, const struct prof_label *labels,
 	for (size_t j = 0; j < f->n; j++)
 		fprintf(o, "%x,", f->locs[j]);
 	fputc('|', o);
-	for (size_t j = 0; j < nl; j++)
-		fprintf(o, "%s=%s#%" PRId64 ";", labels[j].key, labels[j].str ? labels[j].str : "",
-			labels[j].num);
+	/* lengths first: a label's text may hold any of the separators */
+	for (size_t j = 0; j < nl; j++) {
+		const char *str = labels[j].str ? labels[j].str : "";
+
+		fprintf(o, "%zu:%s%zu:%s#%" PRId64 ";", strlen(labels[j].key), labels[j].key,
+			strlen(str), str, labels[j].num);
+	}
 	if (fclose(o)) {
 		free(key);
 		return NULL;

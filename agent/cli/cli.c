@@ -28,13 +28,14 @@ struct opt_def {
 
 static int set_all(struct record_config *cfg, const char *val, char *msg, size_t len)
 {
-	(void)msg, (void)len;
-	if (val && strcmp(val, "1") && strcasecmp(val, "true") && strcasecmp(val, "on") &&
-	    strcasecmp(val, "yes")) {
-		cfg->all = false;
+	if (!val) {	/* --all */
+		cfg->all = true;
 		return 0;
 	}
-	cfg->all = true;
+	if (cli_parse_bool(val, &cfg->all)) {	/* PROFLEET_ALL */
+		snprintf(msg, len, "PROFLEET_ALL: '%s' is not on or off", val);
+		return -EINVAL;
+	}
 	return 0;
 }
 

@@ -187,6 +187,34 @@ static void test_merge_long_names(void **state)
 	free(m2);
 }
 
+/* Labels whose text holds the key's separators stay apart from the labels they mimic. */
+static void test_merge_label_text(void **state)
+{
+	struct profile *p = profile__new();
+	struct pprof_merge *m = pprof_merge_new();
+	struct prof_mapping mp = { .start = 0x1000, .limit = 0x2000, .file = "/bin/a" };
+	struct prof_location l = { .mapping = 0, .address = 0x1100, .function = "f" };
+	struct prof_label one[] = { { .key = "a", .str = "x#0;b=y" } };	/* the old key of two */
+	struct prof_label two[] = { { .key = "a", .str = "x" }, { .key = "b", .str = "y" } };
+	uint32_t s1[] = { 0 };
+	uint8_t *buf;
+	size_t len;
+	char err[200];
+
+	(void)state;
+	assert_non_null(p && m);
+	assert_int_equal(profile__add_mapping(p, &mp), 0);
+	assert_int_equal(profile__add_location(p, &l), 0);
+	assert_true(profile__add_sample(p, s1, 1, 1, one, 1) >= 0);
+	assert_true(profile__add_sample(p, s1, 1, 2, two, 2) >= 0);
+	assert_int_equal(pprof__encode(p, false, &buf, &len), 0);
+	assert_int_equal(pprof_merge_add(m, buf, len, err, sizeof(err)), 0);
+	assert_int_equal(pprof_merge_profile(m)->nsamples, 2);
+	free(buf);
+	pprof_merge_free(m);
+	profile__free(p);
+}
+
 static void test_merge_refuses_garbage(void **state)
 {
 	struct pprof_merge *m = pprof_merge_new();
@@ -372,6 +400,7 @@ int main(void)
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_merge_by_meaning),
 		cmocka_unit_test(test_merge_long_names),
+		cmocka_unit_test(test_merge_label_text),
 		cmocka_unit_test(test_merge_refuses_garbage),
 		cmocka_unit_test(test_merge_refuses_dangling_ids),
 		cmocka_unit_test(test_store_put_query_bounds),
