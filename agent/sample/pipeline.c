@@ -9,6 +9,18 @@
 #include "table_cache.h"
 #include "unwinder.h"
 
+/*
+ * A process not followed yet that is wanted (run: one of a target's) is
+ * followed from now on: its tables load as its image is mapped. Asked at its
+ * exec and again at each mmap, since the kernel may note the exec (run's
+ * tracepoint) only after user space read the exec record.
+ */
+static void follow_if_wanted(struct pipeline *pl, int pid)
+{
+	if (pl->unw && pl->wanted && !unwinder__knows(pl->unw, pid) && pl->wanted(pl->ctx, pid))
+		unwinder__sync_pid(pl->unw, pid, false);
+}
+
 static void on_task(void *ctx, const struct task_record *t)
 {
 	struct pipeline *pl = ctx;
@@ -17,12 +29,11 @@ static void on_task(void *ctx, const struct task_record *t)
 	case TASK_MMAP:
 		procs__on_mmap(pl->procs, t->pid, t->addr, t->len, t->pgoff, t->maj, t->min, t->ino,
 			       t->str, t->time);
+		follow_if_wanted(pl, t->pid);
 		break;
 	case TASK_EXEC:
 		procs__on_exec(pl->procs, t->pid, t->str, t->time);
-		if (pl->unw && pl->wanted && !unwinder__knows(pl->unw, t->pid) &&
-		    pl->wanted(pl->ctx, t->pid))
-			unwinder__sync_pid(pl->unw, t->pid, false);	/* its mmaps follow */
+		follow_if_wanted(pl, t->pid);	/* its mmaps follow */
 		break;
 	case TASK_FORK:
 		procs__on_fork(pl->procs, t->pid, t->ppid);

@@ -28,9 +28,9 @@ struct pipeline {
 	const char *table_cache_dir;	/* compiled unwind tables on disk; NULL = none */
 	pipeline_consume_fn consume;	/* after the unwinder saw the sample */
 	/*
-	 * May be NULL. A process not followed yet that execs and is wanted gets its
-	 * tables as its image is mapped, before its first sample (else: at its
-	 * first sample, which then goes without them).
+	 * May be NULL. A process not followed yet that is wanted, asked at its
+	 * exec and at its mmaps, gets its tables as its image is mapped, before
+	 * its first sample (else: at its first sample, which then goes without them).
 	 */
 	pipeline_wanted_fn wanted;
 	void *ctx;
