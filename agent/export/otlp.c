@@ -179,6 +179,7 @@ static int32_t attr_idx(struct enc *e, const struct prof_label *l)
 				e->err = -ENOMEM;
 				return 0;
 			}
+			memset(k + e->attr_cap, 0, (size_t)(cap - e->attr_cap) * sizeof(*k));
 			e->attr_keys = k;
 			e->attr_cap = cap;
 		}
@@ -227,8 +228,10 @@ static int32_t stack_idx(struct enc *e, const uint32_t *locs, uint32_t n)
 			uint32_t **l = realloc(e->stack_locs, (size_t)cap * sizeof(*l));
 			uint32_t *c = realloc(e->stack_n, (size_t)cap * sizeof(*c));
 
-			if (l)
+			if (l) {
+				memset(l + e->stack_cap, 0, (size_t)(cap - e->stack_cap) * sizeof(*l));
 				e->stack_locs = l;
+			}
 			if (c)
 				e->stack_n = c;
 			if (!l || !c) {
@@ -507,10 +510,10 @@ static void enc_free(struct enc *e)
 	for (uint32_t i = 0; e->sample_attrs && i < e->p->nsamples; i++)
 		free(e->sample_attrs[i]);
 	free(e->sample_attrs);
-	for (int32_t i = 0; i < e->attr_cap && e->attr_keys; i++)
+	for (int32_t i = 0; i < e->attrs.n && i < e->attr_cap && e->attr_keys; i++)
 		free(e->attr_keys[i]);
 	free(e->attr_keys);
-	for (int32_t i = 0; i < e->stacks.n && e->stack_locs; i++)
+	for (int32_t i = 0; i < e->stacks.n && i < e->stack_cap && e->stack_locs; i++)
 		free(e->stack_locs[i]);
 	free(e->stack_locs);
 	free(e->stack_n);

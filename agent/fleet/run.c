@@ -1178,6 +1178,7 @@ static void flush_interval(struct run *r, int64_t start_ns, double secs)
 		unwinder__sweep(r->unw);
 	if (procs__gc(r->procs))
 		log_warn("out of memory freeing the mappings of exited processes");
+	symcache__trim(r->sc);
 	malloc_trim(0);	/* what the interval freed goes back to the system */
 }
 

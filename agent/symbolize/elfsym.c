@@ -1105,16 +1105,21 @@ struct elfobj *symcache__get(struct symcache *c, const char *open_path, const ch
 	c->buckets[h & (c->nbuckets - 1)] = e;
 	lru_push_front(c, e);
 	c->nents++;
-	/* over the byte budget: the least recently used go (never the one just loaded) */
-	while (c->bytes > c->max_bytes && c->lru.prev != e) {
-		ent_remove(c, c->lru.prev);
-		c->stats.evictions++;
-	}
+
 	if (!e->obj) {
 		errno = e->err;
 		return NULL;
 	}
 	return e->obj;
+}
+
+void symcache__trim(struct symcache *c)
+{
+	/* the least recently used go first, until the budget holds (or one is left) */
+	while (c->bytes > c->max_bytes && c->nents > 1) {
+		ent_remove(c, c->lru.prev);
+		c->stats.evictions++;
+	}
 }
 
 void symcache__stats(const struct symcache *c, struct symcache_stats *ret)

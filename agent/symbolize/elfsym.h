@@ -26,7 +26,7 @@
 
 struct symcache_opts {
 	size_t max_objects;	/* 0 = 256 */
-	size_t max_bytes;	/* symbols held, over all objects; 0 = 32 MiB (the least recently used go) */
+	size_t max_bytes;	/* symbols kept between symcache__trim calls; 0 = 32 MiB */
 	const char *debug_root;	/* NULL = "/usr/lib/debug" */
 };
 
@@ -58,6 +58,13 @@ void symcache__free(struct symcache *c);
  * ELF (EINVAL). The pointer stays valid until the entry is evicted or the cache
  * freed: use it right away.
  */
+/*
+ * Drops the least recently used objects until the cache holds no more than its
+ * byte budget. Not done on every load, where a big binary and libc taking turns
+ * would evict each other: the owner calls it between profiles (run: after each
+ * interval's export). Pointers from symcache__get are invalid afterwards.
+ */
+void symcache__trim(struct symcache *c);
 /* The object loaded for the file (dev, ino) if the cache still holds it, without opening anything. */
 struct elfobj *symcache__find(struct symcache *c, uint64_t dev, uint64_t ino);
 struct elfobj *symcache__get(struct symcache *c, const char *open_path, const char *real_path,

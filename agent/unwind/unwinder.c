@@ -332,10 +332,19 @@ out:
 
 static int find_table(struct unwinder *u, const char *key)
 {
-	for (int i = 0; i < UNWIND_MAX_TABLES; i++)
-		if (u->tables[i].used &&
-		    (!strcmp(u->tables[i].key, key) || !strcmp(u->tables[i].ino_key, key)))
-			return i;
+	bool by_ino = !strncmp(key, "i:", 2);
+
+	for (int i = 0; i < UNWIND_MAX_TABLES; i++) {
+		const struct table *t = &u->tables[i];
+
+		if (!t->used || (strcmp(t->key, key) && strcmp(t->ino_key, key)))
+			continue;
+		/* an idle table's file may be gone and its inode given to another file:
+		 * by (dev, ino) only a table some process still maps is the same file */
+		if (by_ino && t->idle_since)
+			continue;
+		return i;
+	}
 	return -ENOENT;
 }
 
@@ -562,9 +571,9 @@ static int add_range(const struct mapping *m, uint64_t start, uint64_t end, void
 	if (id < 0)
 		return 0;	/* no table: the BPF side uses frame pointers there */
 	t = &u->tables[id];
-	table_ref(u, t);
 	if (pid_add_table(c->pe, (uint32_t)id))
 		return -ENOMEM;
+	table_ref(u, t);	/* only once the process's list holds it: never a lost reference */
 	if (t->failed)
 		return 0;
 	/* the executable segment that holds this mapping's file offset */

@@ -289,6 +289,32 @@ static struct symcache *cache_no_debug(void)
 	return cache_with_root(root, 0);
 }
 
+/* The byte budget holds after a trim, not during loads: both objects stay until then. */
+static void test_trim_budget(void **state)
+{
+	struct symcache_opts opts = { .max_bytes = 1 };
+	struct symcache *c = symcache__new(&opts);
+	struct symcache_stats st;
+	struct elfobj *a, *b;
+
+	(void)state;
+	assert_non_null(c);
+	a = symcache__get(c, "/proc/self/exe", NULL, 0, 0);
+	b = symcache__get(c, "/bin/sh", NULL, 0, 0);
+	assert_non_null(a);
+	assert_non_null(b);
+	symcache__stats(c, &st);
+	assert_int_equal(st.evictions, 0);	/* a big binary and libc may take turns */
+	assert_true(st.bytes > 1);
+	symcache__trim(c);
+	symcache__stats(c, &st);
+	assert_int_equal(st.evictions, 1);	/* one is always kept */
+	assert_non_null(symcache__get(c, "/bin/sh", NULL, 0, 0));	/* the newest stayed */
+	symcache__stats(c, &st);
+	assert_int_equal(st.misses, 2);
+	symcache__free(c);
+}
+
 /* ---- symbols ------------------------------------------------------------ */
 
 static void test_pie_executable(void **state)
@@ -1418,6 +1444,7 @@ static void test_go_pclntab(void **state)
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
+		cmocka_unit_test(test_trim_budget),
 		cmocka_unit_test(test_pie_executable),
 		cmocka_unit_test(test_unsized_untyped_nested),
 		cmocka_unit_test(test_shared_library),

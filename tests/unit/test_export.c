@@ -805,6 +805,37 @@ static void test_pyroscope_push(void **state)
 	recv_stop(&rv);
 }
 
+/*
+ * More attributes (a tid each) and stacks than the encoder's first tables hold:
+ * they grow, and what they held is freed, nothing else (ASan's tier checks).
+ */
+static void test_otlp_many_attributes(void **state)
+{
+	struct profile *p = profile__new();
+	struct prof_mapping m = { .start = 0x1000, .limit = 0x100000, .file = "/bin/app" };
+	uint8_t *buf;
+	size_t len;
+
+	(void)state;
+	assert_non_null(p);
+	assert_int_equal(profile__add_mapping(p, &m), 0);
+	for (uint32_t i = 0; i < 600; i++) {
+		char fn[32];
+		struct prof_location l = { .mapping = 0, .address = 0x1000 + i * 16, .function = fn };
+		struct prof_label lb[2] = { { .key = "pid", .num = 7 }, { .key = "thread", .num = i } };
+		uint32_t loc;
+
+		snprintf(fn, sizeof(fn), "f%u", i);
+		loc = (uint32_t)profile__add_location(p, &l);
+		assert_true(profile__add_sample(p, &loc, 1, 1, lb, 2) >= 0);
+	}
+	p->period_nanos = 10000000;
+	assert_int_equal(otlp__encode(p, "svc", NULL, 0, &buf, &len), 0);
+	assert_true(len > 600 * 8);
+	free(buf);
+	profile__free(p);
+}
+
 /* What the controller transport was handed (the built-in store's route). */
 static struct {
 	size_t n;
@@ -869,6 +900,7 @@ int main(void)
 		cmocka_unit_test(test_otlp_http),
 		cmocka_unit_test(test_pyroscope_push),
 		cmocka_unit_test(test_controller_route),
+		cmocka_unit_test(test_otlp_many_attributes),
 	};
 
 	log_set_level(LOG_LVL_ERROR);
