@@ -34,7 +34,7 @@ struct walk {
 	int dirs[WALK_MAX_DEPTH];	/* O_PATH fds of the directories entered, root last */
 	int depth;
 	int links;
-	char todo[2 * PATH_MAX];	/* what is left to resolve */
+	char unresolved[2 * PATH_MAX];	/* what is left to resolve */
 };
 
 static int walk_dir(const struct walk *w)
@@ -48,15 +48,15 @@ static void walk_to_root(struct walk *w)
 		close(w->dirs[--w->depth]);
 }
 
-/* What is left becomes target + "/" + rest (rest may point into w->todo). 0 or -errno. */
+/* What is left becomes target + "/" + rest (rest may point into w->unresolved). 0 or -errno. */
 static int walk_splice(struct walk *w, const char *target, const char *rest)
 {
-	char tmp[sizeof(w->todo)];
+	char tmp[sizeof(w->unresolved)];
 	int n = snprintf(tmp, sizeof(tmp), "%s/%s", target, rest);
 
 	if (n < 0 || (size_t)n >= sizeof(tmp))
 		return -ENAMETOOLONG;
-	memcpy(w->todo, tmp, (size_t)n + 1);
+	memcpy(w->unresolved, tmp, (size_t)n + 1);
 	return 0;
 }
 
@@ -91,7 +91,7 @@ static int walk_step(struct walk *w, const char *name, bool last, const char **r
 		if (target[0] == '/')
 			walk_to_root(w);	/* absolute: from the target's root, not ours */
 		err = walk_splice(w, target, *rest);
-		*rest = w->todo;
+		*rest = w->unresolved;
 		return err;
 	}
 	if (last) {
@@ -109,10 +109,10 @@ static int walk_step(struct walk *w, const char *name, bool last, const char **r
 int rootfs_openat_walk(int root_fd, const char *path, int flags)
 {
 	struct walk w = { .root = root_fd };
-	const char *p = w.todo;
+	const char *p = w.unresolved;
 	int ret;
 
-	if ((size_t)snprintf(w.todo, sizeof(w.todo), "%s", path) >= sizeof(w.todo))
+	if ((size_t)snprintf(w.unresolved, sizeof(w.unresolved), "%s", path) >= sizeof(w.unresolved))
 		return -ENAMETOOLONG;
 	for (;;) {
 		char name[NAME_MAX + 1];
