@@ -1032,6 +1032,7 @@ static void state_tracked(struct run *r, cJSON *o)
 		unwinder__stats(r->unw, &us);
 		cJSON_AddNumberToObject(o, "unwindTables", (double)us.tables_live);
 		cJSON_AddNumberToObject(o, "unwindTablesIdle", (double)us.tables_idle);
+		cJSON_AddNumberToObject(o, "unwindTablesPending", (double)us.tables_pending);
 		cJSON_AddNumberToObject(o, "unwindRows", (double)us.rows_live);
 		cJSON_AddNumberToObject(o, "unwindPids", (double)us.pids);
 		cJSON_AddNumberToObject(o, "unwindLoadMsTotal", (double)us.load_ns_total / 1e6);

@@ -303,6 +303,8 @@ static void add_drop_comments(struct profile *p, const struct sampler_stats *ss,
 				     c[CNT_USER_REGS_UNKNOWN]);
 		profile__add_comment(p, "profleet.unwind.tables_loaded=%" PRIu64, us->tables_loaded);
 		profile__add_comment(p, "profleet.unwind.tables_failed=%" PRIu64, us->tables_failed);
+		profile__add_comment(p, "profleet.unwind.tables_cancelled=%" PRIu64,
+				     us->tables_cancelled);
 		profile__add_comment(p, "profleet.unwind.executables_without_cfi=%" PRIu64, us->no_cfi);
 		profile__add_comment(p, "profleet.unwind.table_bytes_peak=%" PRIu64, us->bytes_peak);
 		profile__add_comment(p, "profleet.unwind.table_load_ms_max=%.1f", us->load_ns_max / 1e6);
@@ -396,6 +398,10 @@ static int rec_open(struct recording *rc)
 		unwinder__sync_pid(rc->st.unw, getpid(), false);
 		for (int i = 0; i < cfg->npids; i++)
 			unwinder__sync_pid(rc->st.unw, cfg->pids[i], false);
+		/* built before sampling starts, as the command (forked from us) maps
+		 * them too: its own tables are then the worker's first */
+		if (!unwinder__settle(rc->st.unw, 30000))
+			log_warn("unwind tables still being built after 30 s; sampling starts");
 	}
 	return 0;
 }

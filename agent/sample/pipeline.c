@@ -86,7 +86,10 @@ int pipeline_start_unwinder(struct pipeline *pl, struct sampler *s)
 	uo.cache = pl->cache;
 	sampler__unwind_fds(s, &mfd, &rfd, &cap);
 	pl->unw = unwinder__new(mfd, rfd, cap, pl->procs, &uo);
-	return pl->unw ? 0 : -ENOMEM;
+	if (!pl->unw)
+		return -ENOMEM;
+	/* a table built by the unwinder's worker is placed at the drain it wakes */
+	return sampler__watch_fd(s, unwinder__wake_fd(pl->unw));
 }
 
 void pipeline_free(struct pipeline *pl)

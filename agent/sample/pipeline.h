@@ -4,7 +4,8 @@
 /*
  * The agent's data path, one straight walk shared by record and run:
  *
- *   sampler --task record--> procs --> unwinder (tables follow exec/mmap/fork/exit)
+ *   sampler --task record--> procs --> unwinder (tables follow exec/mmap/fork/exit;
+ *                                      its worker thread builds them, the drain places them)
  *   sampler --sample-------> unwinder (a table was missing: load it)
  *                        --> consume (record: the aggregate; run: the target's)
  *
@@ -44,7 +45,8 @@ void pipeline_bind(struct pipeline *pl, struct sampler_opts *so);
 /*
  * Creates the unwinder when the sampler loaded the table-driven walker (else
  * leaves it NULL: frame pointers), with the table cache when a directory was
- * given (one that cannot be used is logged and done without). 0 or -ENOMEM.
+ * given (one that cannot be used is logged and done without), its worker's
+ * wake-up watched by the sampler's poll. 0 or -errno.
  */
 int pipeline_start_unwinder(struct pipeline *pl, struct sampler *s);
 /* Frees the unwinder and the table cache. */

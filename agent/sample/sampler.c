@@ -851,10 +851,17 @@ int sampler__drain(struct sampler *s)
 	return n;
 }
 
+int sampler__watch_fd(struct sampler *s, int fd)
+{
+	struct epoll_event ev = { .events = EPOLLIN };
+
+	return epoll_ctl(s->epfd, EPOLL_CTL_ADD, fd, &ev) ? -errno : 0;
+}
+
 int sampler__poll(struct sampler *s, int timeout_ms)
 {
-	struct epoll_event ev[2];
-	int n = epoll_wait(s->epfd, ev, 2, timeout_ms);
+	struct epoll_event ev[3];
+	int n = epoll_wait(s->epfd, ev, 3, timeout_ms);
 
 	if (n < 0 && errno != EINTR)
 		return -errno;

@@ -59,9 +59,15 @@ void table_cache_close(struct table_cache *c)
 	free(c);
 }
 
+/* The counters are atomic: the unwinder's worker thread counts, its owner reads. */
 void table_cache_stats(const struct table_cache *c, struct table_cache_stats *ret)
 {
-	*ret = c->st;
+	const uint64_t *from = (const uint64_t *)&c->st;
+	uint64_t *to = (uint64_t *)ret;
+
+	_Static_assert(sizeof(c->st) % sizeof(uint64_t) == 0, "counters only");
+	for (size_t i = 0; i < sizeof(c->st) / sizeof(uint64_t); i++)
+		to[i] = __atomic_load_n(&from[i], __ATOMIC_RELAXED);
 }
 
 /* dir/bid.tbl for a build id of hex digits only (no path of the file's making). */
@@ -145,22 +151,22 @@ int table_cache_get(struct table_cache *c, const char *bid, uint32_t flags, uint
 		return err;
 	fd = open(path, O_RDONLY | O_NOFOLLOW | O_CLOEXEC);
 	if (fd < 0) {
-		c->st.misses++;
+		__atomic_fetch_add(&c->st.misses, 1, __ATOMIC_RELAXED);
 		return -ENOENT;
 	}
 	err = read_rows(fd, flags, max_rows, rows, nrows);
 	close(fd);
 	if (err == -ESTALE) {	/* another agent's: a miss, this one's replaces it */
-		c->st.misses++;
+		__atomic_fetch_add(&c->st.misses, 1, __ATOMIC_RELAXED);
 		return -ENOENT;
 	}
 	if (err == -EBADMSG) {
 		log_warn("unwind table cache: %s fails its checks: removed", path);
 		unlink(path);
-		c->st.rejected++;
+		__atomic_fetch_add(&c->st.rejected, 1, __ATOMIC_RELAXED);
 	} else if (!err) {
 		utimensat(AT_FDCWD, path, NULL, AT_SYMLINK_NOFOLLOW);	/* recently used */
-		c->st.hits++;
+		__atomic_fetch_add(&c->st.hits, 1, __ATOMIC_RELAXED);
 	}
 	return err;
 }
@@ -223,9 +229,9 @@ static void keep_budget(struct table_cache *c)
 	for (size_t i = 0; i < n && total > c->max_bytes; i++)
 		if (unlinkat(dirfd(dir), v[i].name, 0) == 0) {
 			total -= v[i].bytes;
-			c->st.evicted++;
+			__atomic_fetch_add(&c->st.evicted, 1, __ATOMIC_RELAXED);
 		}
-	c->st.bytes = total;
+	__atomic_store_n(&c->st.bytes, total, __ATOMIC_RELAXED);
 	closedir(dir);
 	free(v);
 }
@@ -249,7 +255,7 @@ int table_cache_put(struct table_cache *c, const char *bid, uint32_t flags, uint
 	snprintf(tmp, sizeof(tmp), "%s.XXXXXX.tmp", path);
 	fd = mkostemps(tmp, 4, O_CLOEXEC);
 	if (fd < 0) {
-		c->st.write_failed++;
+		__atomic_fetch_add(&c->st.write_failed, 1, __ATOMIC_RELAXED);
 		return -errno;
 	}
 	if (write(fd, &h, sizeof(h)) != (ssize_t)sizeof(h) || write(fd, rows, len) != (ssize_t)len ||
@@ -261,10 +267,10 @@ int table_cache_put(struct table_cache *c, const char *bid, uint32_t flags, uint
 		err = -errno;
 	if (err) {
 		unlink(tmp);
-		c->st.write_failed++;
+		__atomic_fetch_add(&c->st.write_failed, 1, __ATOMIC_RELAXED);
 		return err;
 	}
-	c->st.written++;
+	__atomic_fetch_add(&c->st.written, 1, __ATOMIC_RELAXED);
 	keep_budget(c);
 	return 0;
 }

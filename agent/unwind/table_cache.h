@@ -54,6 +54,7 @@ int table_cache_get(struct table_cache *c, const char *bid, uint32_t flags, uint
 /* Writes the rows (atomically: a temporary file renamed), then keeps the budget. 0 or -errno. */
 int table_cache_put(struct table_cache *c, const char *bid, uint32_t flags, uint32_t max_rows,
 		    const struct unwind_row *rows, uint32_t nrows);
+/* get and put are used by one thread (the unwinder's worker); stats may be read from any. */
 void table_cache_stats(const struct table_cache *c, struct table_cache_stats *ret);
 
 #endif

@@ -26,6 +26,7 @@
 #include "table_cache.h"
 #include "unwind.h"
 #include "unwind_table.h"
+#include "workq.h"
 
 /* between two forced re-syncs of one process */
 #define RESYNC_NS (1000ull * 1000 * 1000)
@@ -34,8 +35,11 @@ struct seg {
 	uint64_t offset, vaddr, filesz;
 };
 
+struct table_job;
+
 struct table {
 	bool used;
+	struct table_job *pending;	/* its build, handed to the worker: never evicted */
 	bool failed;		/* no CFI or unreadable: remembered, never retried */
 	char key[96];		/* "b:<build-id>", or "i:<dev>:<ino>" without one */
 	char ino_key[48];	/* "i:<dev>:<ino>" of the file it was first loaded from */
@@ -76,7 +80,28 @@ struct unwinder {
 	struct table tables[UNWIND_MAX_TABLES];
 	struct pid_entry *pids[1024];
 	uint64_t idle_tick;	/* orders idle tables, oldest first out */
+	struct workq *builder;	/* compiles (or reads from the cache) off the drain thread */
 	struct unwinder_stats stats;
+};
+
+/*
+ * A table to build, handed to the worker with what it needs (the file open
+ * while its process lived) and nothing of the unwinder's; the rows come back
+ * in it.
+ */
+struct table_job {
+	struct workq_item item;
+	uint32_t id;			/* the table's slot, pending until the job is taken */
+	int fd;
+	char build_id[80];
+	char debug_path[512];		/* "" when there is no separate debug file */
+	char name[256];			/* the file, for the log */
+	uint32_t max_rows;
+	struct table_cache *cache;	/* NULL = none; used by the worker only */
+	int err;
+	struct unwind_row *rows;	/* malloc'd */
+	uint32_t nrows;
+	uint64_t ns;
 };
 
 /* First fit: returns the start of a slice of n rows, or -ENOSPC. */
@@ -190,6 +215,13 @@ struct unwinder *unwinder__new(int exe_mappings_fd, int rows_fd, uint32_t rows_c
 	if (!u->opts.max_rows_per_table)
 		u->opts.max_rows_per_table = 4u << 20;
 	rows_probe_map(u);
+	/* two results waiting at most: a big table's rows are tens of MiB */
+	u->builder = workq_new("unwind-tables", 2);
+	if (!u->builder) {
+		free(u->free);
+		free(u);
+		return NULL;
+	}
 	return u;
 }
 
@@ -217,11 +249,15 @@ static void table_drop(struct unwinder *u, struct table *t)
 	memset(t, 0, sizeof(*t));
 }
 
+static void job_free(struct workq_item *it);
+
 /*
  * The last process mapping a table went: the table stays, idle, with its rows,
  * so that the next process of the same binary (a churn of short processes, a
  * restarted container) finds it; idle tables go when their rows or slot are
- * needed (table_evict_idle). A failed table is forgotten (and tried again).
+ * needed (table_evict_idle). A failed table is forgotten (and tried again), and
+ * so is one whose build the worker has not started: the worker's time goes to
+ * the tables of processes that live.
  */
 static void table_unref(struct unwinder *u, uint32_t id)
 {
@@ -229,6 +265,13 @@ static void table_unref(struct unwinder *u, uint32_t id)
 
 	if (!t->used || !t->refs || --t->refs)
 		return;
+	if (t->pending && workq_cancel(u->builder, &t->pending->item)) {
+		job_free(&t->pending->item);
+		u->stats.tables_pending--;
+		u->stats.tables_cancelled++;
+		memset(t, 0, sizeof(*t));
+		return;
+	}
 	if (t->failed) {
 		memset(t, 0, sizeof(*t));
 		return;
@@ -245,7 +288,7 @@ static void table_ref(struct unwinder *u, struct table *t)
 	}
 }
 
-/* Drops the oldest idle table; false when there is none. */
+/* Drops the oldest idle table (not one being built); false when there is none. */
 static bool table_evict_idle(struct unwinder *u)
 {
 	struct table *oldest = NULL;
@@ -253,7 +296,8 @@ static bool table_evict_idle(struct unwinder *u)
 	for (int i = 0; i < UNWIND_MAX_TABLES; i++) {
 		struct table *t = &u->tables[i];
 
-		if (t->used && t->idle_since && (!oldest || t->idle_since < oldest->idle_since))
+		if (t->used && t->idle_since && !t->pending &&
+		    (!oldest || t->idle_since < oldest->idle_since))
 			oldest = t;
 	}
 	if (!oldest)
@@ -288,10 +332,21 @@ void unwinder__forget_pid(struct unwinder *u, int pid)
 	u->stats.pids--;
 }
 
+static void job_free(struct workq_item *it)
+{
+	struct table_job *j = (struct table_job *)it;
+
+	if (j->fd >= 0)
+		close(j->fd);
+	free(j->rows);
+	free(j);
+}
+
 void unwinder__free(struct unwinder *u)
 {
 	if (!u)
 		return;
+	workq_free(u->builder, job_free);
 	for (int i = 0; i < 1024; i++)
 		while (u->pids[i])
 			unwinder__forget_pid(u, u->pids[i]->pid);
@@ -370,37 +425,39 @@ static const char *debug_file(const struct unwinder *u, const char *build_id, ch
 }
 
 /*
- * The rows of one file: from the on-disk cache by build id, else compiled
- * (and then cached). *rows is malloc'd. 0 or -errno.
+ * On the worker: the rows of one file, from the on-disk cache by build id, else
+ * compiled (and then cached).
  */
-static int table_rows(struct unwinder *u, const char *path, const char *build_id,
-		      struct unwind_row **rows, uint32_t *nrows)
+static void job_build(struct workq_item *it)
 {
-	char dbg[512];
-	const char *debug_path = debug_file(u, build_id, dbg, sizeof(dbg));
-	uint32_t flags = debug_path ? TABLE_CACHE_F_DEBUG_FILE : 0;
-	uint32_t max = u->opts.max_rows_per_table ? u->opts.max_rows_per_table :
-		       UNWIND_TABLE_MAX_ROWS;
-	bool cacheable = u->opts.cache && build_id && build_id[0];
+	struct table_job *j = (struct table_job *)it;
+	uint32_t flags = j->debug_path[0] ? TABLE_CACHE_F_DEBUG_FILE : 0;
+	bool cacheable = j->cache && j->build_id[0];
 	struct unwind_table *ut = NULL;
-	int err;
+	uint64_t t0 = clock_mono_ns();
+	char path[32];
 
-	if (cacheable && table_cache_get(u->opts.cache, build_id, flags, max, rows, nrows) == 0)
-		return 0;
-	err = unwind_table__build(path, debug_path, max, &ut);
-	if (!err && !ut->nrows)
-		err = -ENOENT;
-	if (err) {
-		unwind_table__free(ut);
-		return err;
+	if (cacheable &&
+	    table_cache_get(j->cache, j->build_id, flags, j->max_rows, &j->rows, &j->nrows) == 0)
+		goto out;
+	snprintf(path, sizeof(path), "/proc/self/fd/%d", j->fd);
+	j->err = unwind_table__build(path, j->debug_path[0] ? j->debug_path : NULL, j->max_rows,
+				     &ut);
+	if (!j->err && !ut->nrows)
+		j->err = -ENOENT;
+	if (!j->err) {
+		if (cacheable)
+			table_cache_put(j->cache, j->build_id, flags, j->max_rows, ut->rows,
+					ut->nrows);
+		j->rows = ut->rows;
+		j->nrows = ut->nrows;
+		ut->rows = NULL;
 	}
-	if (cacheable)
-		table_cache_put(u->opts.cache, build_id, flags, max, ut->rows, ut->nrows);
-	*rows = ut->rows;
-	*nrows = ut->nrows;
-	ut->rows = NULL;
 	unwind_table__free(ut);
-	return 0;
+out:
+	close(j->fd);
+	j->fd = -1;
+	j->ns = clock_mono_ns() - t0;
 }
 
 /* Copies n rows into unwind_rows from index first. 0 or -errno. */
@@ -428,50 +485,126 @@ static int rows_upload(struct unwinder *u, uint32_t first, const struct unwind_r
 	return err;
 }
 
-/* Gets the table of one file and copies its rows into a free slice of unwind_rows. */
-static int load_table(struct unwinder *u, uint32_t id, const char *path, const char *build_id)
+/* Hands the build of table id (the file at path) to the worker. 0 or -errno. */
+static int table_submit(struct unwinder *u, uint32_t id, const char *path, const char *name,
+			const char *build_id)
 {
-	struct table *t = &u->tables[id];
-	struct unwind_row *rows = NULL;
-	uint64_t t0 = clock_mono_ns(), dt;
-	uint32_t nrows = 0;
-	int64_t first;
-	int err = table_rows(u, path, build_id, &rows, &nrows);
+	struct table_job *j = calloc(1, sizeof(*j));
+	struct stat st;
 
-	if (err)
-		return err;
-	while ((first = rows_alloc(u, nrows)) < 0 && table_evict_idle(u))
-		;
-	if (first < 0) {
-		log_warn("unwind_rows is full: no table for %s (%u rows); raise --unwind-rows",
-			 path, nrows);
-		free(rows);
-		return (int)first;
-	}
-	err = rows_upload(u, (uint32_t)first, rows, nrows);
-	free(rows);
-	if (err) {
-		rows_release(u, (uint32_t)first, nrows);
+	if (!j)
+		return -ENOMEM;
+	j->fd = elfutil_open_file(path, &st);
+	if (j->fd < 0) {
+		int err = j->fd;
+
+		free(j);
 		return err;
 	}
-	t->first_row = (uint32_t)first;
-	t->nrows = nrows;
-	u->stats.tables_loaded++;
-	u->stats.tables_live++;
-	u->stats.rows_live += nrows;
-	u->stats.bytes_live += (uint64_t)nrows * sizeof(struct unwind_row);
-	if (u->stats.bytes_live > u->stats.bytes_peak)
-		u->stats.bytes_peak = u->stats.bytes_live;
-	dt = clock_mono_ns() - t0;
-	u->stats.load_ns_total += dt;
-	if (dt > u->stats.load_ns_max)
-		u->stats.load_ns_max = dt;
-	log_info("unwind table for %s: %u rows, %.1f ms", path, nrows, dt / 1e6);
+	j->item.work = job_build;
+	j->id = id;
+	snprintf(j->build_id, sizeof(j->build_id), "%s", build_id);
+	if (!debug_file(u, build_id, j->debug_path, sizeof(j->debug_path)))
+		j->debug_path[0] = '\0';
+	snprintf(j->name, sizeof(j->name), "%s", name);
+	j->max_rows = u->opts.max_rows_per_table;
+	j->cache = u->opts.cache;
+	u->tables[id].pending = j;
+	u->stats.tables_pending++;
+	workq_submit(u->builder, &j->item);
 	return 0;
 }
 
-/* Returns the table id for the file of mapping m (loading it once), or -errno. */
-static int table_for(struct unwinder *u, const struct mapping *m, int pid, bool build)
+static void table_failed(struct unwinder *u, struct table *t, int err, const char *name)
+{
+	t->failed = true;
+	if (err == -ENOENT)
+		u->stats.no_cfi++;
+	else
+		u->stats.tables_failed++;
+	log_info("no unwind table for %s: %s", name, strerror(-err));
+}
+
+/* Copies a built table's rows into a free slice of unwind_rows. 0 or -errno. */
+static int table_place(struct unwinder *u, struct table *t, const struct table_job *j)
+{
+	int64_t first;
+	int err;
+
+	while ((first = rows_alloc(u, j->nrows)) < 0 && table_evict_idle(u))
+		;
+	if (first < 0) {
+		log_warn("unwind_rows is full: no table for %s (%u rows); raise --unwind-rows",
+			 j->name, j->nrows);
+		return (int)first;
+	}
+	err = rows_upload(u, (uint32_t)first, j->rows, j->nrows);
+	if (err) {
+		rows_release(u, (uint32_t)first, j->nrows);
+		return err;
+	}
+	t->first_row = (uint32_t)first;
+	t->nrows = j->nrows;
+	u->stats.tables_loaded++;
+	u->stats.tables_live++;
+	u->stats.rows_live += j->nrows;
+	u->stats.bytes_live += (uint64_t)j->nrows * sizeof(struct unwind_row);
+	if (u->stats.bytes_live > u->stats.bytes_peak)
+		u->stats.bytes_peak = u->stats.bytes_live;
+	u->stats.load_ns_total += j->ns;
+	if (j->ns > u->stats.load_ns_max)
+		u->stats.load_ns_max = j->ns;
+	log_info("unwind table for %s: %u rows, %.1f ms", j->name, j->nrows, j->ns / 1e6);
+	return 0;
+}
+
+/* A process holding table id is synced again: its blocks in the table get their entries. */
+static void mark_users_dirty(struct unwinder *u, uint32_t id)
+{
+	for (int i = 0; i < 1024; i++)
+		for (struct pid_entry *pe = u->pids[i]; pe; pe = pe->next)
+			for (uint32_t k = 0; k < pe->ntables; k++)
+				if (pe->tables[k] == id) {
+					pe->dirty = true;
+					break;
+				}
+}
+
+/* Places the tables the worker finished; how many. */
+static int collect(struct unwinder *u)
+{
+	struct workq_item *it;
+	int n = 0;
+
+	while ((it = workq_take(u->builder))) {
+		struct table_job *j = (struct table_job *)it;
+		struct table *t = &u->tables[j->id];
+		int err = j->err ? j->err : table_place(u, t, j);
+
+		t->pending = NULL;
+		u->stats.tables_pending--;
+		if (err) {
+			table_failed(u, t, err, j->name);
+			if (!t->refs) {
+				/* nobody to remember it for */
+				if (t->idle_since)
+					u->stats.tables_idle--;
+				memset(t, 0, sizeof(*t));
+			}
+		} else {
+			mark_users_dirty(u, j->id);
+		}
+		job_free(it);
+		n++;
+	}
+	return n;
+}
+
+/*
+ * Returns the table id for the file of mapping m, or -errno. A table not built
+ * yet is handed to the worker: its id is returned at once, pending.
+ */
+static int table_for(struct unwinder *u, const struct mapping *m, int pid)
 {
 	char path[4200], bid[80], key[96];
 	struct seg segs[8];
@@ -493,8 +626,6 @@ static int table_for(struct unwinder *u, const struct mapping *m, int pid, bool 
 		if (id >= 0)
 			return id;
 	}
-	if (!build)
-		return -EAGAIN;
 	id = free_slot(u);
 	if (id < 0)
 		return id;
@@ -503,15 +634,9 @@ static int table_for(struct unwinder *u, const struct mapping *m, int pid, bool 
 	snprintf(u->tables[id].ino_key, sizeof(u->tables[id].ino_key), "i:%" PRIu64 ":%" PRIu64,
 		 m->dev, m->ino);
 	memcpy(u->tables[id].segs, segs, sizeof(segs));
-	err = load_table(u, (uint32_t)id, path, bid);
-	if (err) {
-		u->tables[id].failed = true;
-		if (err == -ENOENT)
-			u->stats.no_cfi++;
-		else
-			u->stats.tables_failed++;
-		log_info("no unwind table for %s: %s", m->path, strerror(-err));
-	}
+	err = table_submit(u, (uint32_t)id, path, m->path, bid);
+	if (err)
+		table_failed(u, &u->tables[id], err, m->path);
 	return id;
 }
 
@@ -532,17 +657,9 @@ static int pid_add_table(struct pid_entry *pe, uint32_t id)
 	return 0;
 }
 
-struct pending {
-	const struct mapping *m;
-	uint64_t start, end;
-};
-
 struct sync_ctx {
 	struct unwinder *u;
 	struct pid_entry *pe;
-	bool build;			/* compile tables not loaded yet (else: put them off) */
-	struct pending *later;		/* ranges put off */
-	uint32_t nlater, cap_later;
 };
 
 /* Splits [start, end) into aligned power-of-two blocks: one LPM key each. */
@@ -553,29 +670,16 @@ static int add_range(const struct mapping *m, uint64_t start, uint64_t end, void
 	struct mapping_info info;
 	struct table *t;
 	const struct seg *sg = NULL;
-	int id = table_for(u, m, c->pe->pid, c->build);
+	int id = table_for(u, m, c->pe->pid);
 
-	if (id == -EAGAIN) {
-		if (c->nlater == c->cap_later) {
-			uint32_t n = c->cap_later ? c->cap_later * 2 : 16;
-			struct pending *np = realloc(c->later, n * sizeof(*np));
-
-			if (!np)
-				return -ENOMEM;
-			c->later = np;
-			c->cap_later = n;
-		}
-		c->later[c->nlater++] = (struct pending){ m, start, end };
-		return 0;
-	}
 	if (id < 0)
 		return 0;	/* no table: the BPF side uses frame pointers there */
 	t = &u->tables[id];
 	if (pid_add_table(c->pe, (uint32_t)id))
 		return -ENOMEM;
 	table_ref(u, t);	/* only once the process's list holds it: never a lost reference */
-	if (t->failed)
-		return 0;
+	if (t->failed || t->pending)
+		return 0;	/* pending: its entries come at the sync after it is built */
 	/* the executable segment that holds this mapping's file offset */
 	for (int i = 0; i < t->nsegs; i++) {
 		if (m->pgoff + (start - m->start) >= t->segs[i].offset &&
@@ -638,16 +742,7 @@ static int sync_entry(struct unwinder *u, struct pid_entry *pe)
 	pe->last_sync_ns = clock_mono_ns();
 	pe->dirty = false;
 	u->stats.pid_syncs++;
-	/*
-	 * Tables already loaded first (libc, the loader: one LPM update each), then the
-	 * ones to compile: a process just exec'd is not left without its libc's table
-	 * while libstdc++'s is being built.
-	 */
 	err = procs__foreach_range(u->procs, pe->pid, add_range, &c);
-	c.build = true;
-	for (uint32_t i = 0; i < c.nlater && !err; i++)
-		err = add_range(c.later[i].m, c.later[i].start, c.later[i].end, &c);
-	free(c.later);
 	for (uint32_t i = 0; i < old.nkeys; i++) {
 		if (!has_key(pe, &old.keys[i])) {
 			bpf_map_delete_elem(u->lpm_fd, &old.keys[i]);
@@ -700,6 +795,7 @@ int unwinder__sync_dirty(struct unwinder *u)
 {
 	int n = 0;
 
+	collect(u);
 	for (int i = 0; i < 1024; i++)
 		for (struct pid_entry *pe = u->pids[i]; pe; pe = pe->next)
 			if (pe->dirty && sync_entry(u, pe) == 0)
@@ -724,6 +820,28 @@ int unwinder__sweep(struct unwinder *u)
 	}
 	u->stats.pids_vanished += (uint64_t)n;
 	return n;
+}
+
+bool unwinder__settle(struct unwinder *u, int timeout_ms)
+{
+	uint64_t until = clock_mono_ns() + (uint64_t)timeout_ms * 1000000, now;
+	bool idle;
+
+	/* the worker waits while two results are untaken: take them as they come */
+	for (;;) {
+		now = clock_mono_ns();
+		idle = workq_wait_idle(u->builder, now < until ? (int)((until - now) / 1000000) : 0);
+		collect(u);
+		if (idle || now >= until)
+			break;
+	}
+	unwinder__sync_dirty(u);
+	return idle;
+}
+
+int unwinder__wake_fd(const struct unwinder *u)
+{
+	return workq_fd(u->builder);
 }
 
 void unwinder__stats(const struct unwinder *u, struct unwinder_stats *ret)

@@ -7,7 +7,15 @@
  * executable a sampled process maps (once per build-id, shared by every
  * process), loads it into the BPF unwind_tables map, and tells the BPF
  * program which table covers which address of which process (exe_mappings).
- * Tables no process maps any more are evicted.
+ * Tables no process maps any more stay, idle, until their room is needed.
+ *
+ * Tables are compiled (or read from the table cache) on a worker thread, never
+ * on the thread that drains the ring buffer: a process's sync inserts the
+ * entries of the tables already loaded at once and hands the others to the
+ * worker; when one is built, every process that maps it is synced again (by
+ * the next unwinder__sync_dirty, which the drain calls). Until then the BPF
+ * walker uses frame pointers in that file. Everything else is the owner's:
+ * one thread calls every function here.
  */
 
 #include <stdbool.h>
@@ -26,6 +34,8 @@ struct unwinder_opts {
 struct unwinder_stats {
 	uint64_t tables_loaded, tables_failed, tables_evicted, tables_live;
 	uint64_t tables_idle;		/* of the live ones: no process maps them now */
+	uint64_t tables_pending;	/* being built by the worker */
+	uint64_t tables_cancelled;	/* builds dropped: every process mapping them went first */
 	uint64_t rows_live, bytes_live, bytes_peak;
 	uint64_t lpm_entries, lpm_failed;
 	uint64_t pids, pid_syncs;
@@ -41,8 +51,8 @@ struct unwinder *unwinder__new(int exe_mappings_fd, int rows_fd, uint32_t rows_c
 			       struct procs *procs, const struct unwinder_opts *opts);
 void unwinder__free(struct unwinder *u);
 /*
- * Makes sure every executable mapping of pid has its table loaded and its
- * LPM entries in place. Cheap for a pid already synced unless force (used
+ * Makes sure every executable mapping of pid has its LPM entries in place for
+ * the tables loaded, and the others on their way. Cheap for a pid already synced unless force (used
  * when the BPF program reports a frame with no table: a library was mapped
  * since). Returns 0 or -errno.
  */
@@ -51,12 +61,20 @@ int unwinder__sync_pid(struct unwinder *u, int pid, bool force);
 bool unwinder__knows(struct unwinder *u, int pid);
 /* Its mappings changed (exec, mmap): re-synced by the next unwinder__sync_dirty. */
 void unwinder__mark_dirty(struct unwinder *u, int pid);
-/* Re-syncs every process marked dirty; returns how many. */
+/* Places the tables the worker built, then re-syncs every process marked dirty; how many. */
 int unwinder__sync_dirty(struct unwinder *u);
 /* The process exited: drops its LPM entries and its references to tables. */
 void unwinder__forget_pid(struct unwinder *u, int pid);
 /* Forgets followed processes that are gone though no exit record said so; how many. */
 int unwinder__sweep(struct unwinder *u);
+/*
+ * Waits up to timeout_ms for the worker to build every table handed to it,
+ * places them and syncs the processes that map them. true when none is left
+ * (tests; the end of a recording).
+ */
+bool unwinder__settle(struct unwinder *u, int timeout_ms);
+/* Readable while built tables wait to be placed: for the owner's poll loop. */
+int unwinder__wake_fd(const struct unwinder *u);
 void unwinder__stats(const struct unwinder *u, struct unwinder_stats *ret);
 
 /*

@@ -167,7 +167,7 @@ if command -v go >/dev/null 2>&1; then
 	tc_record tc1 && tc_record tc2
 	go tool pprof -comments "$TMP/tc1.pb.gz" >"$TMP/tc1-comments.txt" 2>&1
 	go tool pprof -comments "$TMP/tc2.pb.gz" >"$TMP/tc2-comments.txt" 2>&1
-	note "$(grep table_cache "$TMP/tc1-comments.txt") / $(grep table_cache "$TMP/tc2-comments.txt")"
+	echo "# $(grep table_cache "$TMP/tc1-comments.txt") / $(grep table_cache "$TMP/tc2-comments.txt")"
 	check "table cache: the first run writes the tables it compiled" \
 		grep -qE '^profleet.unwind.table_cache=hits [0-9]+ misses [1-9][0-9]* written [1-9]' "$TMP/tc1-comments.txt"
 	check "table cache: the second run reads them (hits, nothing written)" \

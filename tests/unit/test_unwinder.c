@@ -3,10 +3,12 @@
  * The unwinder's tables against real BPF maps (needs root): a table whose last
  * process exits stays, idle, and the next process of the same binary reuses it;
  * idle tables give their rows up when a new table needs the room; rows land in
- * the mapped array where the LPM entries say.
+ * the mapped array where the LPM entries say. Tables are built by the
+ * unwinder's worker: a sync never waits for one.
  */
 #include <bpf/bpf.h>
 #include <errno.h>
+#include <poll.h>
 #include <signal.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -86,6 +88,15 @@ static void other_build(char *path, size_t len)
 	assert_int_equal(system(cmd), 0);
 }
 
+/* A sync, then the worker's tables placed and the process synced again. */
+static int sync_settled(struct unwinder *u, pid_t pid)
+{
+	int err = unwinder__sync_pid(u, pid, false);
+
+	assert_true(unwinder__settle(u, 60000));
+	return err;
+}
+
 static void test_idle_tables(void **state)
 {
 	char copy[64];
@@ -105,7 +116,7 @@ static void test_idle_tables(void **state)
 	u = unwinder__new(lpm, rows, 1u << 20, procs, NULL);
 	assert_non_null(u);
 	a = spawn("/bin/sleep", "30", NULL);
-	assert_int_equal(unwinder__sync_pid(u, a, false), 0);
+	assert_int_equal(sync_settled(u, a), 0);
 	unwinder__stats(u, &st);
 	assert_true(st.tables_loaded >= 2);	/* sleep, libc, the loader */
 	assert_int_equal(st.tables_idle, 0);
@@ -116,7 +127,7 @@ static void test_idle_tables(void **state)
 	assert_int_equal(st2.rows_live, st.rows_live);
 	/* the next process of the same binary: nothing compiled again */
 	b = spawn("/bin/sleep", "30", NULL);
-	assert_int_equal(unwinder__sync_pid(u, b, false), 0);
+	assert_int_equal(sync_settled(u, b), 0);
 	unwinder__stats(u, &st2);
 	assert_int_equal(st2.tables_loaded, st.tables_loaded);
 	assert_int_equal(st2.tables_idle, 0);
@@ -132,12 +143,12 @@ static void test_idle_tables(void **state)
 	assert_int_equal(make_maps((uint32_t)st.rows_live, &lpm, &rows), 0);
 	u = unwinder__new(lpm, rows, (uint32_t)st.rows_live, procs, NULL);
 	a = spawn("/bin/sleep", "30", NULL);
-	assert_int_equal(unwinder__sync_pid(u, a, false), 0);
+	assert_int_equal(sync_settled(u, a), 0);
 	unwinder__forget_pid(u, a);
 	reap(a);
 	other_build(copy, sizeof(copy));
 	c = spawn(copy, "30", NULL);
-	assert_int_equal(unwinder__sync_pid(u, c, false), 0);
+	assert_int_equal(sync_settled(u, c), 0);
 	unwinder__stats(u, &st2);
 	print_message("# sleep's set: %lu rows in %lu tables; then %lu loaded, %lu evicted, %lu failed\n",
 		      (unsigned long)st.rows_live, (unsigned long)st.tables_live,
@@ -155,10 +166,123 @@ static void test_idle_tables(void **state)
 	close(rows);
 }
 
+/*
+ * A sync hands the tables to the worker and returns: nothing is placed until
+ * the owner takes them (so the counts below do not depend on the worker's
+ * speed). A process gone before its tables were built leaves them idle.
+ */
+static void test_sync_does_not_wait(void **state)
+{
+	struct unwinder_stats st;
+	uint64_t pending;
+	struct procs *procs;
+	struct unwinder *u;
+	int lpm, rows;
+	pid_t a;
+
+	(void)state;
+	if (geteuid() != 0 || make_maps(1u << 20, &lpm, &rows)) {
+		print_message("needs root to create BPF maps\n");
+		skip();
+	}
+	procs = procs__new(NULL);
+	u = unwinder__new(lpm, rows, 1u << 20, procs, NULL);
+	assert_non_null(u);
+	a = spawn("/bin/sleep", "30", NULL);
+	assert_int_equal(unwinder__sync_pid(u, a, false), 0);
+	unwinder__stats(u, &st);
+	assert_true(st.tables_pending >= 2);	/* sleep, libc, the loader */
+	assert_int_equal(st.tables_loaded, 0);
+	assert_int_equal(st.lpm_entries, 0);
+	assert_true(unwinder__settle(u, 60000));
+	unwinder__stats(u, &st);
+	assert_int_equal(st.tables_pending, 0);
+	assert_true(st.tables_loaded >= 2);
+	assert_true(st.lpm_entries > 0);	/* synced again once they were placed */
+
+	unwinder__forget_pid(u, a);
+	reap(a);
+	unwinder__free(u);
+
+	/*
+	 * Gone while its tables are on their way: those the worker has not started
+	 * are dropped (it stops after two results untaken, so of three at least one
+	 * is), those it built are kept, idle.
+	 */
+	u = unwinder__new(lpm, rows, 1u << 20, procs, NULL);
+	a = spawn("/bin/sleep", "30", NULL);
+	assert_int_equal(unwinder__sync_pid(u, a, false), 0);
+	unwinder__stats(u, &st);
+	pending = st.tables_pending;
+	assert_true(pending >= 3);
+	unwinder__forget_pid(u, a);
+	reap(a);
+	unwinder__stats(u, &st);
+	assert_int_equal(st.pids, 0);
+	assert_true(st.tables_cancelled >= pending - 2);
+	assert_int_equal(st.tables_cancelled + st.tables_pending, pending);
+	assert_true(unwinder__settle(u, 60000));
+	unwinder__stats(u, &st);
+	print_message("# %lu builds: %lu dropped, %lu kept idle\n", (unsigned long)pending,
+		      (unsigned long)st.tables_cancelled, (unsigned long)st.tables_idle);
+	assert_int_equal(st.tables_pending, 0);
+	assert_int_equal(st.tables_loaded + st.tables_cancelled + st.no_cfi + st.tables_failed,
+			 pending);
+	assert_int_equal(st.tables_idle, st.tables_live);
+	assert_int_equal(st.lpm_entries, 0);
+	unwinder__free(u);
+
+	/* the same once the worker has built one (its wake-up fd is readable): that
+	 * one cannot be dropped, and is kept idle with its rows */
+	u = unwinder__new(lpm, rows, 1u << 20, procs, NULL);
+	a = spawn("/bin/sleep", "30", NULL);
+	assert_int_equal(unwinder__sync_pid(u, a, false), 0);
+	assert_int_equal(poll(&(struct pollfd){ .fd = unwinder__wake_fd(u), .events = POLLIN }, 1,
+			      60000), 1);
+	unwinder__forget_pid(u, a);
+	reap(a);
+	assert_true(unwinder__settle(u, 60000));
+	unwinder__stats(u, &st);
+	assert_true(st.tables_loaded >= 1);
+	assert_true(st.tables_idle >= 1);
+	assert_int_equal(st.tables_idle, st.tables_live);
+	unwinder__free(u);
+	procs__free(procs);
+	close(lpm);
+	close(rows);
+}
+
+/* Freed while the worker builds: no leak (valgrind/ASan tiers), no hang. */
+static void test_free_in_flight(void **state)
+{
+	struct procs *procs;
+	struct unwinder *u;
+	int lpm, rows;
+	pid_t a;
+
+	(void)state;
+	if (geteuid() != 0 || make_maps(1u << 20, &lpm, &rows)) {
+		print_message("needs root to create BPF maps\n");
+		skip();
+	}
+	procs = procs__new(NULL);
+	u = unwinder__new(lpm, rows, 1u << 20, procs, NULL);
+	assert_non_null(u);
+	a = spawn("/bin/sleep", "30", NULL);
+	assert_int_equal(unwinder__sync_pid(u, a, false), 0);
+	unwinder__free(u);
+	reap(a);
+	procs__free(procs);
+	close(lpm);
+	close(rows);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_idle_tables),
+		cmocka_unit_test(test_sync_does_not_wait),
+		cmocka_unit_test(test_free_in_flight),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, kill_kids);

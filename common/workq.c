@@ -1,0 +1,214 @@
+// SPDX-License-Identifier: Apache-2.0
+#include "workq.h"
+
+#include <errno.h>
+#include <pthread.h>
+#include <stdlib.h>
+#include <time.h>
+#include <unistd.h>
+#include <sys/eventfd.h>
+
+struct list {
+	struct workq_item *head, *tail;
+	uint32_t n;
+};
+
+struct workq {
+	pthread_t thread;
+	pthread_mutex_t lock;
+	pthread_cond_t cond;	/* todo, done or stop changed */
+	struct list todo, done;
+	bool running;		/* the worker holds an item */
+	bool stop;
+	uint32_t max_done;
+	int efd;
+};
+
+static void list_push(struct list *l, struct workq_item *it)
+{
+	it->next = NULL;
+	if (l->tail)
+		l->tail->next = it;
+	else
+		l->head = it;
+	l->tail = it;
+	l->n++;
+}
+
+static struct workq_item *list_pop(struct list *l)
+{
+	struct workq_item *it = l->head;
+
+	if (!it)
+		return NULL;
+	l->head = it->next;
+	if (!l->head)
+		l->tail = NULL;
+	l->n--;
+	return it;
+}
+
+static void *worker(void *arg)
+{
+	struct workq *q = arg;
+	struct workq_item *it;
+	uint64_t one = 1;
+
+	pthread_mutex_lock(&q->lock);
+	for (;;) {
+		while (!q->stop && (!q->todo.n || q->done.n >= q->max_done))
+			pthread_cond_wait(&q->cond, &q->lock);
+		if (q->stop)
+			break;
+		it = list_pop(&q->todo);
+		q->running = true;
+		pthread_mutex_unlock(&q->lock);
+		it->work(it);
+		pthread_mutex_lock(&q->lock);
+		q->running = false;
+		list_push(&q->done, it);
+		pthread_cond_broadcast(&q->cond);
+		if (write(q->efd, &one, sizeof(one)) < 0) {
+			/* the counter cannot overflow at one write per item */
+		}
+	}
+	pthread_mutex_unlock(&q->lock);
+	return NULL;
+}
+
+struct workq *workq_new(const char *name, uint32_t max_done)
+{
+	struct workq *q = calloc(1, sizeof(*q));
+	int err;
+
+	if (!q)
+		return NULL;
+	q->max_done = max_done ? max_done : 1;
+	q->efd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
+	if (q->efd < 0) {
+		err = errno;
+		free(q);
+		errno = err;
+		return NULL;
+	}
+	pthread_mutex_init(&q->lock, NULL);
+	pthread_cond_init(&q->cond, NULL);
+	err = pthread_create(&q->thread, NULL, worker, q);
+	if (err) {
+		close(q->efd);
+		pthread_cond_destroy(&q->cond);
+		pthread_mutex_destroy(&q->lock);
+		free(q);
+		errno = err;
+		return NULL;
+	}
+	if (name)
+		pthread_setname_np(q->thread, name);
+	return q;
+}
+
+void workq_free(struct workq *q, void (*release)(struct workq_item *it))
+{
+	struct workq_item *it;
+
+	if (!q)
+		return;
+	pthread_mutex_lock(&q->lock);
+	q->stop = true;
+	pthread_cond_broadcast(&q->cond);
+	pthread_mutex_unlock(&q->lock);
+	pthread_join(q->thread, NULL);
+	while ((it = list_pop(&q->done)) || (it = list_pop(&q->todo)))
+		if (release)
+			release(it);
+	close(q->efd);
+	pthread_cond_destroy(&q->cond);
+	pthread_mutex_destroy(&q->lock);
+	free(q);
+}
+
+void workq_submit(struct workq *q, struct workq_item *it)
+{
+	pthread_mutex_lock(&q->lock);
+	list_push(&q->todo, it);
+	pthread_cond_broadcast(&q->cond);
+	pthread_mutex_unlock(&q->lock);
+}
+
+bool workq_cancel(struct workq *q, struct workq_item *it)
+{
+	struct workq_item **pp, *prev = NULL;
+	bool found = false;
+
+	pthread_mutex_lock(&q->lock);
+	for (pp = &q->todo.head; *pp; prev = *pp, pp = &(*pp)->next) {
+		if (*pp != it)
+			continue;
+		*pp = it->next;
+		if (q->todo.tail == it)
+			q->todo.tail = prev;
+		q->todo.n--;
+		found = true;
+		break;
+	}
+	if (found)
+		pthread_cond_broadcast(&q->cond);	/* workq_wait_idle may be done */
+	pthread_mutex_unlock(&q->lock);
+	return found;
+}
+
+struct workq_item *workq_take(struct workq *q)
+{
+	struct workq_item *it;
+	uint64_t n;
+
+	pthread_mutex_lock(&q->lock);
+	it = list_pop(&q->done);
+	if (it)
+		pthread_cond_broadcast(&q->cond);	/* room for the worker's next result */
+	if (!q->done.n && read(q->efd, &n, sizeof(n)) < 0) {
+		/* EAGAIN: nothing was signalled */
+	}
+	pthread_mutex_unlock(&q->lock);
+	return it;
+}
+
+bool workq_wait_idle(struct workq *q, int timeout_ms)
+{
+	struct timespec until;
+	bool idle;
+	int err = 0;
+
+	clock_gettime(CLOCK_REALTIME, &until);
+	if (timeout_ms >= 0) {
+		until.tv_sec += timeout_ms / 1000;
+		until.tv_nsec += (long)(timeout_ms % 1000) * 1000000;
+		if (until.tv_nsec >= 1000000000) {
+			until.tv_sec++;
+			until.tv_nsec -= 1000000000;
+		}
+	}
+	pthread_mutex_lock(&q->lock);
+	/* done items past max_done would keep the worker waiting: the caller takes them */
+	while ((q->todo.n || q->running) && q->done.n < q->max_done && err != ETIMEDOUT)
+		err = timeout_ms < 0 ? pthread_cond_wait(&q->cond, &q->lock) :
+				       pthread_cond_timedwait(&q->cond, &q->lock, &until);
+	idle = !q->todo.n && !q->running;
+	pthread_mutex_unlock(&q->lock);
+	return idle;
+}
+
+uint32_t workq_outstanding(struct workq *q)
+{
+	uint32_t n;
+
+	pthread_mutex_lock(&q->lock);
+	n = q->todo.n + q->done.n + (q->running ? 1u : 0u);
+	pthread_mutex_unlock(&q->lock);
+	return n;
+}
+
+int workq_fd(const struct workq *q)
+{
+	return q->efd;
+}

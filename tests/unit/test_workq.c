@@ -1,0 +1,105 @@
+// SPDX-License-Identifier: Apache-2.0
+/*
+ * The work queue: items come back done, in order; the worker stops at max_done
+ * untaken results; the eventfd is readable exactly while results wait; freeing
+ * gives every item back, done or not.
+ */
+#include <poll.h>
+#include <unistd.h>
+
+#include "helpers.h"
+#include "workq.h"
+
+struct job {
+	struct workq_item item;
+	int n;
+	bool done;
+};
+
+static int started;	/* items whose work began (the worker's only write is to its item) */
+
+static void work(struct workq_item *it)
+{
+	struct job *j = (struct job *)it;
+
+	__atomic_fetch_add(&started, 1, __ATOMIC_SEQ_CST);
+	j->done = true;
+}
+
+static bool readable(int fd)
+{
+	struct pollfd p = { .fd = fd, .events = POLLIN };
+
+	return poll(&p, 1, 0) == 1;
+}
+
+static void test_order_and_fd(void **state)
+{
+	struct job jobs[5];
+	struct workq *q = workq_new("t-workq", 8);
+
+	(void)state;
+	assert_non_null(q);
+	assert_false(readable(workq_fd(q)));
+	for (int i = 0; i < 5; i++) {
+		jobs[i] = (struct job){ .item.work = work, .n = i };
+		workq_submit(q, &jobs[i].item);
+	}
+	assert_true(workq_wait_idle(q, 10000));
+	assert_true(readable(workq_fd(q)));
+	assert_int_equal(workq_outstanding(q), 5);
+	for (int i = 0; i < 5; i++) {
+		struct job *j = (struct job *)workq_take(q);
+
+		assert_non_null(j);
+		assert_int_equal(j->n, i);
+		assert_true(j->done);
+	}
+	assert_null(workq_take(q));
+	assert_false(readable(workq_fd(q)));
+	assert_int_equal(workq_outstanding(q), 0);
+	workq_free(q, NULL);
+}
+
+static int released;
+
+static void release(struct workq_item *it)
+{
+	(void)it;
+	released++;
+}
+
+static void test_bounded_results(void **state)
+{
+	struct job jobs[4];
+	struct workq *q = workq_new("t-workq", 1);
+
+	(void)state;
+	started = 0;
+	for (int i = 0; i < 4; i++) {
+		jobs[i] = (struct job){ .item.work = work, .n = i };
+		workq_submit(q, &jobs[i].item);
+	}
+	/* one result waits untaken: the worker goes no further */
+	assert_false(workq_wait_idle(q, 300));
+	usleep(100000);
+	assert_int_equal(__atomic_load_n(&started, __ATOMIC_SEQ_CST), 1);
+	assert_int_equal(((struct job *)workq_take(q))->n, 0);
+	workq_wait_idle(q, 10000);
+	assert_int_equal(__atomic_load_n(&started, __ATOMIC_SEQ_CST), 2);
+	/* freed with one done and two not started: all three given back */
+	released = 0;
+	workq_free(q, release);
+	assert_int_equal(released, 3);
+	assert_int_equal(__atomic_load_n(&started, __ATOMIC_SEQ_CST), 2);
+}
+
+int main(void)
+{
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test(test_order_and_fd),
+		cmocka_unit_test(test_bounded_results),
+	};
+
+	return cmocka_run_group_tests(tests, NULL, NULL);
+}
