@@ -157,6 +157,7 @@ FUZZERS     := $(patsubst tests/fuzz/%.c,$(BUILD)/fuzz/%,$(FUZZ_SRCS))
 FUZZ_LIB_SRCS := agent/symbolize/elfsym.c agent/symbolize/elfutil.c agent/proc/rootfs.c \
 		 agent/symbolize/demangle.c agent/unwind/unwind_table.c agent/proc/procmaps.c \
 		 agent/fleet/cgroups.c common/log.c common/yamljson.c common/k8s.c common/reserved_labels.c \
+		 common/workq.c \
 		 controller/model.c $(GEN)/fleet.pb-c.c
 HAVE_LIBFUZZER := $(shell echo 'int LLVMFuzzerTestOneInput(const char *d, long n){return 0;}' | \
 	$(CLANG) -x c -fsanitize=fuzzer - -o /dev/null 2>/dev/null && echo yes)
@@ -170,7 +171,7 @@ $(BUILD)/fuzz/%: tests/fuzz/%.c $(FUZZ_LIB_SRCS) $(wildcard agent/*/*.h common/*
 	@mkdir -p $(@D)
 	$(CLANG) -g -O1 -fsanitize=fuzzer,address,undefined -D_GNU_SOURCE -DPROFLEET_VERSION='"fuzz"' \
 		-Icommon $(AGENT_INC) -Ibpf -Icontroller -I$(GEN) \
-		$< $(FUZZ_LIB_SRCS) -o $@ -lelf -ldw -llzma -lz -liberty -lcjson -lyaml -lcurl -lprotobuf-c
+		$< $(FUZZ_LIB_SRCS) -o $@ -lelf -ldw -llzma -lz -liberty -lcjson -lyaml -lcurl -lprotobuf-c -lpthread
 
 fuzz: fuzzers workloads
 	FUZZ_SECONDS=$${FUZZ_SECONDS:-300} PROFLEET_BUILD=$(CURDIR)/$(BUILD) sh tests/system/fuzz.sh

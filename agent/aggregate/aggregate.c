@@ -147,6 +147,9 @@ static struct elfobj *mapping_obj(struct agg *a, const struct mapping *m)
 /* Opens a mapping's file the first time a sample lands in it, while its process lives. */
 static void touch_mapping(struct agg *a, uint32_t id)
 {
+	const struct mapping *m;
+	char path[4200];
+
 	if (id >= a->ntouched) {
 		uint32_t n = a->ntouched ? a->ntouched : 1024;
 		uint8_t *t;
@@ -163,7 +166,10 @@ static void touch_mapping(struct agg *a, uint32_t id)
 	if (a->touched[id])
 		return;
 	a->touched[id] = 1;
-	mapping_obj(a, procs__mapping(a->procs, id));
+	m = procs__mapping(a->procs, id);
+	/* opened now, read on the symbol cache's loader thread: not on the drain */
+	if (m && a->sc && procs__mapping_path(m, m->pid, true, path, sizeof(path)) == 0)
+		symcache__prefetch(a->sc, path, m->path, m->dev, m->ino);
 }
 
 int agg__add(struct agg *a, const struct sample_event *e, int64_t period_ns)

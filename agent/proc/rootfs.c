@@ -175,12 +175,29 @@ int rootfs_openat(int root_fd, const char *path, int flags)
 	return -errno;
 }
 
-/* "/proc/<pid>/root[/rest]": root gets "/proc/<pid>/root", *ret_rest the rest ("/" for none). */
+/*
+ * "/proc/<pid>/root[/rest]": root gets "/proc/<pid>/root", *ret_rest the rest ("/"
+ * for none). "/proc/self/fd/<n>/rest", a root pinned by our descriptor n (see
+ * rootfs.h), is split the same way.
+ */
 static bool split_proc_root(const char *path, char *root, size_t len, const char **ret_rest)
 {
 	size_t digits, n;
 	const char *p;
 
+	if (!strncmp(path, "/proc/self/fd/", 14)) {
+		digits = strspn(path + 14, "0123456789");
+		p = path + 14 + digits;
+		if (!digits || digits > 10 || *p != '/')
+			return false;
+		n = (size_t)(p - path);
+		if (n >= len)
+			return false;
+		memcpy(root, path, n);
+		root[n] = '\0';
+		*ret_rest = p;
+		return true;
+	}
 	if (strncmp(path, "/proc/", 6))
 		return false;
 	digits = strspn(path + 6, "0123456789");

@@ -22,7 +22,10 @@ int rootfs_openat(int root_fd, const char *path, int flags);
 int rootfs_openat_walk(int root_fd, const char *path, int flags);
 /*
  * Opens "/proc/<pid>/root/<rest>" with rest resolved inside that root; any other
- * path as open(2) does. fd or -errno.
+ * path as open(2) does. fd or -errno. "/proc/self/fd/<n>/<rest>" is confined the
+ * same way to the directory our descriptor n holds: a process's root pinned
+ * (opened O_PATH) while it lived, so that its files can still be read, and only
+ * inside it, after it exits.
  */
 int rootfs_open(const char *path, int flags);
 /* access(path, R_OK), with a /proc/<pid>/root path resolved as rootfs_open does. 0 or -errno. */

@@ -42,6 +42,7 @@
 #include "demangle.h"
 #include "elfutil.h"
 #include "log.h"
+#include "workq.h"
 
 #define DEFAULT_MAX_OBJECTS 256
 #define DEFAULT_MAX_BYTES ((size_t)32 << 20)
@@ -58,6 +59,8 @@
 #define DEBUGLINK_MAX_BYTES 4096	/* a file name of 255 bytes and a CRC */
 #define DEBUG_CRC_MAX_BYTES (4ull << 30)	/* a .gnu_debuglink file read whole for its CRC */
 #define RETRY_NS (10ull * 1000000000ull)	/* a file that could not be opened */
+#define LOADS_MAX 32		/* files pinned for the loader: past it, loaded at once */
+#define LOADS_DONE_MAX 8	/* loaded, not applied yet: past it the loader waits */
 #define BUILD_ID_HEX (2 * 64 + 1)
 
 #define SYM_SIZE_MAX 0x7fffffffu
@@ -90,8 +93,11 @@ struct elfobj {
 	size_t bytes;		/* what it holds, for the cache's budget */
 };
 
+struct sym_job;
+
 /* A cache entry: one file, as (dev, ino) or path. */
 struct cent {
+	struct sym_job *job;	/* being loaded by the loader thread: obj and err not set yet */
 	uint64_t dev, ino;
 	char *path;		/* the key when dev and ino are 0 */
 	uint32_t hash;
@@ -110,7 +116,9 @@ struct symcache {
 	struct elfobj **bid_buckets;
 	struct cent lru;	/* list head */
 	struct symcache_stats stats;
+	struct workq *loader;	/* reads the files symcache__prefetch pinned */
 };
+
 
 /* ---- hashing ------------------------------------------------------------ */
 
@@ -442,9 +450,25 @@ static long gather_gopclntab(struct gather *g, Elf *elf, int fd)
 
 /* ---- separate debug files ----------------------------------------------- */
 
+/*
+ * A file to load, pinned while its process lived: the file open, and its
+ * process's root open (O_PATH) for the debug files inside it, so that loading
+ * can wait (on the loader's thread) and still find them once the process is
+ * gone. What the loader needs, and nothing of the cache's.
+ */
+struct pinned {
+	int fd;				/* the file */
+	struct stat st;
+	int root_fd;			/* the process's root, or -1 */
+	char root[32];			/* "/proc/self/fd/<root_fd>" (rootfs.h), or "" */
+	char host_path[PATH_MAX];	/* the file by a name we can open, "" if none */
+	char ns_path[PATH_MAX];		/* the file as its process names it, "" if unknown */
+	char name[PATH_MAX];		/* for the log */
+};
+
 /* Where to look for a file's debug file. */
 struct where {
-	char root[32];			/* "/proc/PID/root" for a process's file, else "" */
+	const char *root;		/* the pinned root for a process's file, else "" */
 	char host_dir[PATH_MAX];	/* the file's directory, as we can open it */
 	char ns_dir[PATH_MAX];		/* the same, as the process names it */
 	bool host_ok, ns_ok;
@@ -489,29 +513,60 @@ static bool dir_of(const char *path, char *out, size_t len)
 	return true;
 }
 
-static void locate(struct where *w, const char *open_path, const char *real_path)
+static void unpin(struct pinned *p)
 {
-	const char *ns = NULL;
-	bool under_root = false;
-	char host[PATH_MAX];
+	if (p->fd >= 0)
+		close(p->fd);
+	if (p->root_fd >= 0)
+		close(p->root_fd);
+	p->fd = p->root_fd = -1;
+}
 
-	memset(w, 0, sizeof(*w));
-	if (proc_root(open_path, w->root, sizeof(w->root), &under_root)) {
-		if (real_path && real_path[0] == '/')
-			ns = real_path;
-		else if (under_root)
-			ns = open_path + strlen(w->root);
-		if (under_root)
-			w->host_ok = dir_of(open_path, w->host_dir, sizeof(w->host_dir));
-		else if (ns && (size_t)snprintf(host, sizeof(host), "%s%s", w->root, ns) <
-				       sizeof(host))
-			w->host_ok = dir_of(host, w->host_dir, sizeof(w->host_dir));
-	} else {
-		ns = real_path && real_path[0] == '/' ? real_path : open_path;
-		w->host_ok = dir_of(open_path, w->host_dir, sizeof(w->host_dir));
+/*
+ * Opens the file at open_path, and the root of its process when it is one's
+ * (/proc/PID/root/... or /proc/PID/map_files/...). real_path: the name the
+ * process gave it (may be NULL). 0 or -errno.
+ */
+static int pin(struct pinned *p, const char *open_path, const char *real_path)
+{
+	char proc[32];
+	bool under_root = false;
+	const char *ns = real_path && real_path[0] == '/' ? real_path : NULL;
+
+	p->root_fd = -1;
+	p->root[0] = p->host_path[0] = p->ns_path[0] = '\0';
+	snprintf(p->name, sizeof(p->name), "%s", real_path ? real_path : open_path);
+	p->fd = elfutil_open_file(open_path, &p->st);
+	if (p->fd < 0)
+		return p->fd;
+	if (!proc_root(open_path, proc, sizeof(proc), &under_root)) {
+		snprintf(p->host_path, sizeof(p->host_path), "%s", open_path);
+		snprintf(p->ns_path, sizeof(p->ns_path), "%s", ns ? ns : open_path);
+		return 0;
 	}
-	if (ns && ns[0] == '/')
-		w->ns_ok = dir_of(ns, w->ns_dir, sizeof(w->ns_dir));
+	if (!ns && under_root)
+		ns = open_path + strlen(proc);
+	if (ns)
+		snprintf(p->ns_path, sizeof(p->ns_path), "%s", ns);
+	p->root_fd = open(proc, O_PATH | O_DIRECTORY | O_CLOEXEC);
+	if (p->root_fd < 0)
+		return 0;	/* gone already: no debug file from inside it */
+	snprintf(p->root, sizeof(p->root), "/proc/self/fd/%d", p->root_fd);
+	if ((under_root || ns) &&
+	    (size_t)snprintf(p->host_path, sizeof(p->host_path), "%s%s", p->root,
+			     under_root ? open_path + strlen(proc) : ns) >= sizeof(p->host_path))
+		p->host_path[0] = '\0';
+	return 0;
+}
+
+static void locate(struct where *w, const struct pinned *p)
+{
+	memset(w, 0, sizeof(*w));
+	w->root = p->root;
+	if (p->host_path[0])
+		w->host_ok = dir_of(p->host_path, w->host_dir, sizeof(w->host_dir));
+	if (p->ns_path[0] == '/')
+		w->ns_ok = dir_of(p->ns_path, w->ns_dir, sizeof(w->ns_dir));
 }
 
 /* .gnu_debuglink: file name, NUL, padding to 4, CRC32 of the debug file. */
@@ -604,7 +659,7 @@ fail:
 }
 
 /* The separate debug file: by build-id, then by .gnu_debuglink. NULL when none. */
-static Elf *open_debug_file(const struct symcache *c, const char *bid, Elf *elf, int fd,
+static Elf *open_debug_file(const char *debug_root, const char *bid, Elf *elf, int fd,
 			    const struct where *w, const struct stat *self, int *ret_fd)
 {
 	char path[PATH_MAX], link[256];
@@ -619,7 +674,7 @@ static Elf *open_debug_file(const struct symcache *c, const char *bid, Elf *elf,
 				break;
 			/* the host's debug files first, then the container's */
 			if ((size_t)snprintf(path, sizeof(path), "%s%s/.build-id/%.2s/%s.debug",
-					     i ? w->root : "", c->debug_root, bid,
+					     i ? w->root : "", debug_root, bid,
 					     bid + 2) >= sizeof(path))
 				continue;
 			delf = open_debug_candidate(path, self, ret_fd, NULL);
@@ -645,9 +700,9 @@ static Elf *open_debug_file(const struct symcache *c, const char *bid, Elf *elf,
 		else if (i == 1 && w->host_ok)
 			n = snprintf(path, sizeof(path), "%s/.debug/%s", w->host_dir, link);
 		else if (i == 2 && w->ns_ok)
-			n = snprintf(path, sizeof(path), "%s%s/%s", c->debug_root, w->ns_dir, link);
+			n = snprintf(path, sizeof(path), "%s%s/%s", debug_root, w->ns_dir, link);
 		else if (i == 3 && w->ns_ok && w->root[0])
-			n = snprintf(path, sizeof(path), "%s%s%s/%s", w->root, c->debug_root,
+			n = snprintf(path, sizeof(path), "%s%s%s/%s", w->root, debug_root,
 				     w->ns_dir, link);
 		else
 			continue;
@@ -815,105 +870,150 @@ static void read_segments(struct elfobj *o, Elf *elf)
  * Opens and reads one file into *ret: a new object, or the loaded one with the same
  * build-id (unless this file has a .symtab and that one had to do without). 0 or -errno.
  */
-static int load_file(struct symcache *c, const char *open_path, const char *real_path,
-		     struct elfobj **ret)
+/* What loading one file made, for the cache's owner to apply. */
+struct loaded {
+	struct elfobj *obj;
+	int err;
+	bool debug_file, minidebuginfo, go_pclntab;	/* where its symbols came from */
+};
+
+/* Build id and whether the file has a .symtab. 0 or -errno. */
+static int peek(const struct pinned *p, char *bid, size_t len, bool *ret_symtab)
 {
+	Elf *elf = elfutil_begin(p->fd);
+
+	if (!elf)
+		return -errno;
+	elfutil_build_id(elf, p->fd, bid, len);
+	*ret_symtab = has_symtab(elf);
+	elf_end(elf);
+	return 0;
+}
+
+/* Files opened for their symbols: open until the names are copied (build_syms). */
+struct extra {
+	Elf *delf, *melf;
+	int dfd;
+	void *mbuf;
+};
+
+static void extra_close(struct extra *x)
+{
+	if (x->melf)
+		elf_end(x->melf);
+	free(x->mbuf);
+	if (x->delf) {
+		elf_end(x->delf);
+		close(x->dfd);
+	}
+}
+
+/* The symbols of a file without a .symtab: from its debug file, else its MiniDebugInfo. */
+static long gather_elsewhere(struct gather *g, const char *debug_root, const struct pinned *p,
+			     Elf *elf, struct elfobj *o, struct loaded *r, struct extra *x)
+{
+	struct where w;
+	int merr;
+	long n = 0;
+
+	locate(&w, p);
+	x->delf = open_debug_file(debug_root, o->build_id, elf, p->fd, &w, &p->st, &x->dfd);
+	if (x->delf) {
+		n = gather_elf(g, x->delf, x->dfd, SHT_SYMTAB);
+		if (n > 0)
+			o->full = r->debug_file = true;
+	} else if ((x->melf = elfutil_minidebuginfo(elf, p->fd, MINIDEBUG_MAX_OUT, &x->mbuf,
+						     &merr))) {
+		/* MiniDebugInfo: the local functions .dynsym lacks */
+		n = gather_elf(g, x->melf, -1, SHT_SYMTAB);
+		if (n > 0)
+			r->minidebuginfo = true;
+	} else if (merr != -ENOENT) {
+		log_debug("%s: unusable .gnu_debugdata: %s", p->name, strerror(-merr));
+	}
+	return n;
+}
+
+/*
+ * Loads the symbols of a pinned file into r. Touches nothing but p and r: it
+ * runs on the cache's loader thread (or the owner's, for symcache__get).
+ */
+static void load_pinned(const char *debug_root, const struct pinned *p, struct loaded *r)
+{
+	struct extra x = { .dfd = -1 };
 	struct gather g = { 0 };
-	char bid[BUILD_ID_HEX];
-	struct elfobj *o = NULL, *shared;
-	Elf *elf = NULL, *delf = NULL, *melf = NULL;
-	int fd, dfd = -1, err = 0, merr;
-	void *mbuf = NULL;
-	struct stat st;
-	bool symtab;
+	struct elfobj *o;
+	Elf *elf = elfutil_begin(p->fd);
 	long n;
 
-	fd = elfutil_open_file(open_path, &st);
-	if (fd < 0)
-		return fd;
-	elf = elfutil_begin(fd);
 	if (!elf) {
-		err = -errno;
-		goto out;
-	}
-	elfutil_build_id(elf, fd, bid, sizeof(bid));
-	symtab = has_symtab(elf);
-	shared = bid[0] ? bid_find(c, bid) : NULL;
-	if (shared && (shared->full || !symtab)) {
-		shared->refs++;
-		c->stats.objects_shared++;
-		*ret = shared;
-		goto out;
+		r->err = -errno;
+		return;
 	}
 	o = calloc(1, sizeof(*o));
 	if (!o) {
-		err = -ENOMEM;
+		r->err = -ENOMEM;
 		goto out;
 	}
 	o->refs = 1;
-	memcpy(o->build_id, bid, sizeof(bid));
+	elfutil_build_id(elf, p->fd, o->build_id, sizeof(o->build_id));
 	read_segments(o, elf);
-	n = gather_elf(&g, elf, fd, SHT_SYMTAB);
+	o->full = has_symtab(elf);
+	n = gather_elf(&g, elf, p->fd, SHT_SYMTAB);
 	if (n >= 0)
-		n = gather_elf(&g, elf, fd, SHT_DYNSYM);
-	if (n < 0) {
-		err = (int)n;
-		goto out;
-	}
-	o->full = symtab;
-	if (!symtab) {
-		struct where w;
-
-		locate(&w, open_path, real_path);
-		delf = open_debug_file(c, bid, elf, fd, &w, &st, &dfd);
-		if (delf) {
-			n = gather_elf(&g, delf, dfd, SHT_SYMTAB);
-			if (n > 0) {
-				o->full = true;
-				c->stats.debug_files_used++;
-			}
-		} else if ((melf = elfutil_minidebuginfo(elf, fd, MINIDEBUG_MAX_OUT, &mbuf,
-							      &merr))) {
-			/* MiniDebugInfo: the local functions .dynsym lacks */
-			n = gather_elf(&g, melf, -1, SHT_SYMTAB);
-			if (n > 0)
-				c->stats.minidebuginfo_used++;
-		} else if (merr != -ENOENT) {
-			log_debug("%s: unusable .gnu_debugdata: %s", open_path, strerror(-merr));
-		}
-		if (n < 0) {
-			err = (int)n;
-			goto out;
-		}
-	}
+		n = gather_elf(&g, elf, p->fd, SHT_DYNSYM);
+	if (n >= 0 && !o->full)
+		n = gather_elsewhere(&g, debug_root, p, elf, o, r, &x);
 	/* a stripped Go binary still has its own function table (and maybe a few dynsyms) */
-	if (!o->full && !melf && gather_gopclntab(&g, elf, fd) > 0)
-		c->stats.go_pclntab_used++;
-	err = build_syms(o, &g);
-	if (err)
-		goto out;
-	bid_insert(c, o);
-	c->stats.objects_loaded++;
-	c->bytes += o->bytes;
-	*ret = o;
-	o = NULL;
+	if (n >= 0 && !o->full && !x.melf && gather_gopclntab(&g, elf, p->fd) > 0)
+		r->go_pclntab = true;
+	r->err = n < 0 ? (int)n : build_syms(o, &g);
+	if (!r->err) {
+		r->obj = o;
+		o = NULL;
+	}
 out:
 	obj_free(o);
 	free(g.v);
-	if (melf)
-		elf_end(melf);
-	free(mbuf);
-	if (delf) {
-		elf_end(delf);
-		close(dfd);
-	}
-	if (elf)
-		elf_end(elf);
-	close(fd);
-	return err;
+	extra_close(&x);
+	elf_end(elf);
 }
 
 /* ---- the cache ---------------------------------------------------------- */
+
+/* A file pinned by symcache__prefetch, loaded on the loader thread. */
+struct sym_job {
+	struct workq_item item;
+	struct cent *ent;	/* the owner's; NULL once the entry went (the result is dropped) */
+	const char *debug_root;	/* the cache's, never changed */
+	struct pinned pin;
+	struct loaded res;
+};
+
+static void job_load(struct workq_item *it)
+{
+	struct sym_job *j = (struct sym_job *)it;
+
+	load_pinned(j->debug_root, &j->pin, &j->res);
+	unpin(&j->pin);
+}
+
+static void job_free(struct sym_job *j)
+{
+	unpin(&j->pin);
+	obj_free(j->res.obj);
+	free(j);
+}
+
+/* symcache__free: a job the loader gives back is its entry's no more. */
+static void job_release(struct workq_item *it)
+{
+	struct sym_job *j = (struct sym_job *)it;
+
+	if (j->ent)
+		j->ent->job = NULL;
+	job_free(j);
+}
 
 struct symcache *symcache__new(const struct symcache_opts *opts)
 {
@@ -928,10 +1028,12 @@ struct symcache *symcache__new(const struct symcache_opts *opts)
 	c->nbuckets = 16;
 	while (c->nbuckets < c->max_objects)
 		c->nbuckets *= 2;
+	c->lru.next = c->lru.prev = &c->lru;
 	c->debug_root = strdup(opts && opts->debug_root ? opts->debug_root : DEFAULT_DEBUG_ROOT);
 	c->buckets = calloc(c->nbuckets, sizeof(*c->buckets));
 	c->bid_buckets = calloc(c->nbuckets, sizeof(*c->bid_buckets));
-	if (!c->debug_root || !c->buckets || !c->bid_buckets) {
+	c->loader = workq_new("symbols", LOADS_DONE_MAX);
+	if (!c->debug_root || !c->buckets || !c->bid_buckets || !c->loader) {
 		symcache__free(c);
 		errno = ENOMEM;
 		return NULL;
@@ -939,13 +1041,18 @@ struct symcache *symcache__new(const struct symcache_opts *opts)
 	/* a trailing '/' would make "<root>//usr/lib" */
 	for (size_t n = strlen(c->debug_root); n > 1 && c->debug_root[n - 1] == '/'; n--)
 		c->debug_root[n - 1] = '\0';
-	c->lru.next = c->lru.prev = &c->lru;
 	elf_version(EV_CURRENT);
 	return c;
 }
 
 static void ent_free(struct symcache *c, struct cent *e)
 {
+	if (e->job) {
+		if (workq_cancel(c->loader, &e->job->item))
+			job_free(e->job);
+		else
+			e->job->ent = NULL;	/* loading: dropped when it comes back */
+	}
 	obj_unref(c, e->obj);
 	free(e->path);
 	free(e);
@@ -955,11 +1062,10 @@ void symcache__free(struct symcache *c)
 {
 	if (!c)
 		return;
-	if (c->lru.next) {
-		for (struct cent *e = c->lru.next, *next; e != &c->lru; e = next) {
-			next = e->next;
-			ent_free(c, e);
-		}
+	workq_free(c->loader, job_release);
+	for (struct cent *e = c->lru.next, *next; e != &c->lru; e = next) {
+		next = e->next;
+		ent_free(c, e);
 	}
 	free(c->buckets);
 	free(c->bid_buckets);
@@ -1025,6 +1131,192 @@ static bool retryable(int err)
 	}
 }
 
+/* A new entry, most recently used (the least recently used one makes room). */
+static struct cent *ent_new(struct symcache *c, const char *path, uint64_t dev, uint64_t ino,
+			    uint32_t h)
+{
+	struct cent *e;
+
+	if (c->nents >= c->max_objects) {
+		ent_remove(c, c->lru.prev);
+		c->stats.evictions++;
+	}
+	e = calloc(1, sizeof(*e));
+	if (!e)
+		return NULL;
+	e->dev = dev;
+	e->ino = ino;
+	e->hash = h;
+	if (!dev && !ino) {
+		e->path = strdup(path);
+		if (!e->path) {
+			free(e);
+			return NULL;
+		}
+	}
+	e->hnext = c->buckets[h & (c->nbuckets - 1)];
+	c->buckets[h & (c->nbuckets - 1)] = e;
+	lru_push_front(c, e);
+	c->nents++;
+	return e;
+}
+
+/* Serves e with a loaded object of the file's build id, if one does: true. */
+static bool ent_share(struct symcache *c, struct cent *e, const char *bid, bool symtab)
+{
+	struct elfobj *shared = bid[0] ? bid_find(c, bid) : NULL;
+
+	if (!shared || !(shared->full || !symtab))
+		return false;
+	shared->refs++;
+	c->stats.objects_shared++;
+	e->obj = shared;
+	return true;
+}
+
+/* Applies a load's result to its entry (on the owner's thread). */
+static void ent_loaded(struct symcache *c, struct cent *e, struct loaded *r, const char *name)
+{
+	if (r->obj) {
+		/* another file of the same build id may have come in meanwhile */
+		if (ent_share(c, e, r->obj->build_id, r->obj->full)) {
+			obj_free(r->obj);
+			r->obj = NULL;
+			return;
+		}
+		bid_insert(c, r->obj);
+		c->stats.objects_loaded++;
+		c->stats.debug_files_used += r->debug_file;
+		c->stats.minidebuginfo_used += r->minidebuginfo;
+		c->stats.go_pclntab_used += r->go_pclntab;
+		c->bytes += r->obj->bytes;
+		e->obj = r->obj;
+		r->obj = NULL;
+		return;
+	}
+	e->err = -r->err;
+	e->retry_ns = retryable(-r->err) ? clock_mono_ns() + RETRY_NS : UINT64_MAX;
+	c->stats.objects_failed++;
+	/* never tried again: logged once while the entry lives */
+	if (r->err == -EFBIG) {
+		c->stats.objects_refused++;
+		log_warn("not reading symbols of %s: its headers claim more than our bounds, or "
+			 "data over the holes of a sparse file", name);
+	} else {
+		log_debug("cannot read symbols of %s: %s", name, strerror(-r->err));
+	}
+}
+
+/* Applies what the loader finished. */
+static void collect(struct symcache *c)
+{
+	struct workq_item *it;
+
+	while ((it = workq_take(c->loader))) {
+		struct sym_job *j = (struct sym_job *)it;
+
+		if (j->ent) {
+			j->ent->job = NULL;
+			ent_loaded(c, j->ent, &j->res, j->pin.name);
+		}
+		job_free(j);
+	}
+}
+
+/* Until the loader has nothing left: an entry being loaded is asked for. */
+static void settle(struct symcache *c)
+{
+	while (workq_outstanding(c->loader)) {
+		workq_wait_idle(c->loader, -1);
+		collect(c);
+	}
+}
+
+/*
+ * Pins the file of e, and loads it now (job NULL) or hands it to the loader.
+ * A file whose build id is loaded already is served at once.
+ */
+static void ent_load(struct symcache *c, struct cent *e, const char *open_path,
+		     const char *real_path, struct sym_job *job)
+{
+	struct sym_job local = { 0 }, *j = job ? job : &local;
+	char bid[BUILD_ID_HEX];
+	bool symtab = false;
+
+	j->res.err = pin(&j->pin, open_path, real_path);
+	if (!j->res.err && peek(&j->pin, bid, sizeof(bid), &symtab) == 0 &&
+	    ent_share(c, e, bid, symtab)) {
+		if (job)
+			job_free(job);
+		else
+			unpin(&local.pin);
+		return;
+	}
+	if (!j->res.err && job) {
+		j->item.work = job_load;
+		j->ent = e;
+		j->debug_root = c->debug_root;
+		e->job = j;
+		workq_submit(c->loader, &j->item);
+		return;
+	}
+	if (!j->res.err)
+		load_pinned(c->debug_root, &j->pin, &j->res);
+	ent_loaded(c, e, &j->res, j->pin.name);
+	if (job)
+		job_free(job);
+	else
+		unpin(&local.pin);
+}
+
+/* The entry of a file, when it is one to use (loaded, or failed and not to retry yet). */
+static struct cent *ent_lookup(struct symcache *c, const char *path, uint64_t dev, uint64_t ino,
+			       uint32_t h)
+{
+	struct cent *e = ent_find(c, path, dev, ino, h);
+
+	if (!e)
+		return NULL;
+	if (e->job)
+		settle(c);
+	lru_unlink(e);
+	lru_push_front(c, e);
+	if (e->obj || clock_mono_ns() < e->retry_ns)
+		return e;
+	ent_remove(c, e);	/* time to try again */
+	return NULL;
+}
+
+int symcache__prefetch(struct symcache *c, const char *open_path, const char *real_path,
+		       uint64_t dev, uint64_t ino)
+{
+	uint32_t h = hash_key(open_path, dev, ino);
+	struct sym_job *j;
+	struct cent *e;
+
+	collect(c);
+	e = ent_find(c, open_path, dev, ino, h);
+	if (e && (e->job || e->obj || clock_mono_ns() < e->retry_ns))
+		return 0;	/* loaded, on its way, or failed lately */
+	if (workq_outstanding(c->loader) >= LOADS_MAX) {
+		c->stats.loads_inline++;
+		return symcache__get(c, open_path, real_path, dev, ino) ? 0 : -errno;
+	}
+	c->stats.lookups++;
+	c->stats.misses++;
+	if (e)
+		ent_remove(c, e);
+	e = ent_new(c, open_path, dev, ino, h);
+	j = calloc(1, sizeof(*j));
+	if (!e || !j) {
+		free(j);
+		return -ENOMEM;
+	}
+	j->pin.fd = j->pin.root_fd = -1;
+	ent_load(c, e, open_path, real_path, j);
+	return 0;
+}
+
 struct elfobj *symcache__find(struct symcache *c, uint64_t dev, uint64_t ino)
 {
 	struct cent *e;
@@ -1032,6 +1324,8 @@ struct elfobj *symcache__find(struct symcache *c, uint64_t dev, uint64_t ino)
 	if (!c || (!dev && !ino))
 		return NULL;
 	e = ent_find(c, NULL, dev, ino, hash_key(NULL, dev, ino));
+	if (e && e->job)
+		settle(c);
 	if (!e || !e->obj)
 		return NULL;
 	lru_unlink(e);
@@ -1044,7 +1338,6 @@ struct elfobj *symcache__get(struct symcache *c, const char *open_path, const ch
 {
 	struct cent *e;
 	uint32_t h;
-	int err;
 
 	if (!c || !open_path) {
 		errno = EINVAL;
@@ -1052,60 +1345,16 @@ struct elfobj *symcache__get(struct symcache *c, const char *open_path, const ch
 	}
 	c->stats.lookups++;
 	h = hash_key(open_path, dev, ino);
-	e = ent_find(c, open_path, dev, ino, h);
-	if (e) {
-		lru_unlink(e);
-		lru_push_front(c, e);
-		if (e->obj)
-			return e->obj;
-		if (clock_mono_ns() < e->retry_ns) {
-			errno = e->err;
-			return NULL;
-		}
-		ent_remove(c, e);	/* time to try again */
-	}
-	c->stats.misses++;
-	if (c->nents >= c->max_objects) {
-		ent_remove(c, c->lru.prev);
-		c->stats.evictions++;
-	}
-	e = calloc(1, sizeof(*e));
+	e = ent_lookup(c, open_path, dev, ino, h);
 	if (!e) {
-		errno = ENOMEM;
-		return NULL;
-	}
-	e->dev = dev;
-	e->ino = ino;
-	e->hash = h;
-	if (!dev && !ino) {
-		e->path = strdup(open_path);
-		if (!e->path) {
-			free(e);
+		c->stats.misses++;
+		e = ent_new(c, open_path, dev, ino, h);
+		if (!e) {
 			errno = ENOMEM;
 			return NULL;
 		}
+		ent_load(c, e, open_path, real_path, NULL);
 	}
-	err = load_file(c, open_path, real_path, &e->obj);
-	if (err) {
-		e->err = -err;
-		e->retry_ns = retryable(-err) ? clock_mono_ns() + RETRY_NS : UINT64_MAX;
-		c->stats.objects_failed++;
-		/* never tried again: logged once while the entry lives */
-		if (err == -EFBIG) {
-			c->stats.objects_refused++;
-			log_warn("not reading symbols of %s: its headers claim more than our "
-				 "bounds, or data over the holes of a sparse file",
-				 real_path ? real_path : open_path);
-		} else {
-			log_debug("cannot read symbols of %s: %s",
-				  real_path ? real_path : open_path, strerror(-err));
-		}
-	}
-	e->hnext = c->buckets[h & (c->nbuckets - 1)];
-	c->buckets[h & (c->nbuckets - 1)] = e;
-	lru_push_front(c, e);
-	c->nents++;
-
 	if (!e->obj) {
 		errno = e->err;
 		return NULL;

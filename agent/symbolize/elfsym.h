@@ -18,7 +18,11 @@
  * size and the blocks it really has (a sparse file's holes): such a file fails
  * with EFBIG. A file under /proc/PID/root, and its debug files there, are opened
  * inside that root: a symlink in a container cannot lead to the host's files.
- * Not thread-safe: one symcache per thread.
+ *
+ * One owner thread calls every function here. Files are read either at once
+ * (symcache__get) or on the cache's own loader thread (symcache__prefetch: the
+ * file and its process's root are opened first, so the read may come after the
+ * process exits); the owner applies what the loader read at its next call.
  */
 
 #include <stddef.h>
@@ -40,8 +44,9 @@ struct symcache_stats {
 	uint64_t debug_files_used;	/* symbols from a separate debug file */
 	uint64_t minidebuginfo_used;	/* symbols from .gnu_debugdata */
 	uint64_t go_pclntab_used;	/* symbols from .gopclntab */
-	uint64_t lookups;		/* symcache__get calls */
+	uint64_t lookups;		/* symcache__get calls, and symcache__prefetch of a new file */
 	uint64_t misses;		/* ... that had to open the file */
+	uint64_t loads_inline;		/* prefetches read at once: the loader had LOADS_MAX */
 };
 
 struct elfobj;
@@ -50,7 +55,8 @@ struct symcache;
 struct symcache *symcache__new(const struct symcache_opts *opts);
 void symcache__free(struct symcache *c);
 /*
- * Returns the object for a file, loading it on first use. open_path is what to
+ * Returns the object for a file, loading it on first use (one the loader has is
+ * waited for). open_path is what to
  * open (e.g. /proc/PID/map_files/START-END or /proc/PID/root/usr/lib/libc.so.6);
  * real_path is the file's name as the process saw it, used to find its
  * .gnu_debuglink file (NULL: derived from open_path); dev/ino identify it (0, 0:
@@ -65,7 +71,19 @@ void symcache__free(struct symcache *c);
  * interval's export). Pointers from symcache__get are invalid afterwards.
  */
 void symcache__trim(struct symcache *c);
-/* The object loaded for the file (dev, ino) if the cache still holds it, without opening anything. */
+/*
+ * The file will be asked for (its process may be gone by then): opens it and
+ * its process's root now, and reads its symbols on the loader thread, unless
+ * they are loaded, on their way or failed lately. Same arguments as
+ * symcache__get. 0 or -errno (ENOMEM; a file that cannot be opened is an entry
+ * that failed, as with symcache__get).
+ */
+int symcache__prefetch(struct symcache *c, const char *open_path, const char *real_path,
+		       uint64_t dev, uint64_t ino);
+/*
+ * The object loaded for the file (dev, ino) if the cache still holds it, without
+ * opening anything (one being loaded is waited for).
+ */
 struct elfobj *symcache__find(struct symcache *c, uint64_t dev, uint64_t ino);
 struct elfobj *symcache__get(struct symcache *c, const char *open_path, const char *real_path,
 			     uint64_t dev, uint64_t ino);

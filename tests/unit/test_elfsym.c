@@ -1397,6 +1397,90 @@ static void test_container_symlinks(void **state)
 	assert_int_equal(bad, 0);
 }
 
+/*
+ * symcache__prefetch opens a process's file and its root at once and reads them
+ * on the loader thread: the debug file inside the process's root is still found
+ * when the process has exited before the loader gets to it (a queue of host
+ * libraries ahead of it makes that the likely order).
+ */
+static void test_prefetch_outlives_process(void **state)
+{
+	static const char *const libs[] = {
+		"libc.so.6", "libm.so.6", "libstdc++.so.6", "libcurl.so.4", "libelf.so.1",
+		"libdw.so.1", "libcrypto.so.3", "libssl.so.3", "libgnutls.so.30", "libz.so.1",
+		"liblzma.so.5", "libp11-kit.so.0",
+	};
+	char root[512], dbg[512], open_path[600], file[600], bid[BUILD_ID_HEX_LEN];
+	struct symcache_stats st;
+	struct symcache *c;
+	struct stat sb;
+	int fd, queued = 0;
+	uint64_t a;
+	pid_t pid;
+
+	(void)state;
+	tpath(root, sizeof(root), "proot");
+	sh("mkdir -p %s/usr/bin", root);
+	pid = rooted_child(root, &fd);
+	if (pid < 0)
+		skip();	/* chroot needs root */
+	tpath(dbg, sizeof(dbg), "prog");
+	a = nm_sym(dbg, "static_fn", NULL);
+	c = cache_no_debug();
+	tpath(dbg, sizeof(dbg), "prog-stripped");
+	snprintf(bid, sizeof(bid), "%s", elfobj__build_id(symcache__get(c, dbg, NULL, 0, 0)));
+	symcache__free(c);
+	assert_true(strlen(bid) > 2);
+	/* the debug file only inside the process's root, where cache_no_debug looks */
+	snprintf(dbg, sizeof(dbg), "%s%s/empty-root/.build-id/%.2s", root, dir, bid);
+	sh("mkdir -p %s && cp %s/prog-stripped %s/usr/bin/prog && cp %s/prog.debug %s/%s.debug",
+	   dbg, dir, root, dir, dbg, bid + 2);
+	snprintf(file, sizeof(file), "%s/usr/bin/prog", root);
+	assert_int_equal(stat(file, &sb), 0);
+
+	c = cache_no_debug();
+	for (size_t i = 0; i < sizeof(libs) / sizeof(libs[0]); i++) {
+		struct stat lb;
+
+		snprintf(file, sizeof(file), "/usr/lib/x86_64-linux-gnu/%s", libs[i]);
+		if (stat(file, &lb) == 0 &&
+		    symcache__prefetch(c, file, file, (uint64_t)lb.st_dev, (uint64_t)lb.st_ino) == 0)
+			queued++;
+	}
+	snprintf(open_path, sizeof(open_path), "/proc/%d/root/usr/bin/prog", (int)pid);
+	assert_int_equal(symcache__prefetch(c, open_path, "/usr/bin/prog", (uint64_t)sb.st_dev,
+					    (uint64_t)sb.st_ino), 0);
+	close(fd);
+	waitpid(pid, NULL, 0);
+	assert_int_equal(access(open_path, F_OK), -1);	/* gone with its process */
+	expect_name(symcache__find(c, (uint64_t)sb.st_dev, (uint64_t)sb.st_ino), a, "static_fn");
+	symcache__stats(c, &st);
+	print_message("# %d host libraries queued ahead; %" PRIu64 " loaded, %" PRIu64
+		      " debug files used\n", queued, st.objects_loaded, st.debug_files_used);
+	assert_true(st.debug_files_used >= 1);
+	assert_int_equal(st.loads_inline, 0);
+	symcache__free(c);
+}
+
+/* Freed with loads queued and running: nothing leaks (the ASan and valgrind tiers), no hang. */
+static void test_free_while_loading(void **state)
+{
+	struct symcache *c = cache_no_debug();
+	char file[256];
+	struct stat lb;
+
+	(void)state;
+	for (int i = 0; i < 3; i++) {
+		snprintf(file, sizeof(file), "/usr/lib/x86_64-linux-gnu/%s",
+			 i == 0 ? "libc.so.6" : i == 1 ? "libm.so.6" : "libz.so.1");
+		if (stat(file, &lb) == 0)
+			assert_int_equal(symcache__prefetch(c, file, file, (uint64_t)lb.st_dev,
+							    (uint64_t)lb.st_ino), 0);
+	}
+	symcache__trim(c);	/* entries being loaded may go: their results are dropped */
+	symcache__free(c);
+}
+
 /* ---- Go ------------------------------------------------------------------ */
 
 static void test_go_pclntab(void **state)
@@ -1469,6 +1553,8 @@ int main(void)
 		cmocka_unit_test(test_sparse_debuglink_target),
 		cmocka_unit_test(test_compressed_strtab),
 		cmocka_unit_test(test_container_symlinks),
+		cmocka_unit_test(test_prefetch_outlives_process),
+		cmocka_unit_test(test_free_while_loading),
 		cmocka_unit_test(test_go_pclntab),
 	};
 

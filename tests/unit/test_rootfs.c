@@ -171,12 +171,45 @@ static void test_proc_pid_root(void **state)
 	waitpid(pid, NULL, 0);
 }
 
+/*
+ * A root pinned by our descriptor (/proc/self/fd/N/rest): confined the same way,
+ * and still there after the process whose root it was has exited.
+ */
+static void test_pinned_root(void **state)
+{
+	char path[600], got[64], proc_root[64];
+	int go, root_fd;
+	pid_t pid;
+
+	(void)state;
+	pid = rooted_child(root, &go);
+	if (pid < 0)
+		skip();	/* chroot needs root */
+	snprintf(proc_root, sizeof(proc_root), "/proc/%d/root", (int)pid);
+	root_fd = open(proc_root, O_PATH | O_DIRECTORY | O_CLOEXEC);
+	assert_true(root_fd >= 0);
+	close(go);
+	waitpid(pid, NULL, 0);
+	snprintf(path, sizeof(path), "%s/abs", proc_root);
+	assert_true(rootfs_open(path, O_RDONLY | O_CLOEXEC) < 0);	/* gone with it */
+	snprintf(path, sizeof(path), "/proc/self/fd/%d/abs", root_fd);
+	slurp_fd(open(path, O_RDONLY | O_CLOEXEC), got, sizeof(got));
+	assert_string_equal(got, "host");	/* the kernel's magic link alone */
+	slurp_fd(rootfs_open(path, O_RDONLY | O_CLOEXEC), got, sizeof(got));
+	assert_string_equal(got, "inside");
+	snprintf(path, sizeof(path), "/proc/self/fd/%d/in/up/in/file", root_fd);
+	slurp_fd(rootfs_open(path, O_RDONLY | O_CLOEXEC), got, sizeof(got));
+	assert_string_equal(got, "file");
+	close(root_fd);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_openat2_stays_inside),
 		cmocka_unit_test(test_walk_stays_inside),
 		cmocka_unit_test(test_proc_pid_root),
+		cmocka_unit_test(test_pinned_root),
 	};
 
 	return cmocka_run_group_tests(tests, setup, teardown);
