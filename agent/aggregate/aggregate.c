@@ -172,63 +172,75 @@ static void touch_mapping(struct agg *a, uint32_t id)
 		symcache__prefetch(a->sc, path, m->path, m->dev, m->ino);
 }
 
-int agg__add(struct agg *a, const struct sample_event *e, int64_t period_ns)
-{
-	uint64_t frames[PROFLEET_MAX_STACK * 2];
-	uint32_t ids[PROFLEET_MAX_STACK];
-	uint32_t nk = 0, nu = 0, b;
-	uint64_t h = 0;
-	int64_t w = (int64_t)(e->weight ? e->weight : 1) * period_ns;
-	struct stack *s;
-	size_t sz;
+/* A sample's stack as it is counted: frames, the mapping of each user frame, a hash. */
+struct skey {
+	uint64_t frames[PROFLEET_MAX_STACK * 2];	/* kernel, then user */
+	uint32_t ids[PROFLEET_MAX_STACK];		/* the user frames' mappings */
+	uint32_t nk, nu;
+	uint64_t hash;
+};
 
-	a->stats.samples++;
+/* Counts the sample's stack errors, resolves its user frames, hashes the key. */
+static void sample_key(struct agg *a, const struct sample_event *e, struct skey *k)
+{
+	uint64_t h = 0;
+
 	if (e->kstack_status == STACK_ERR_FAULT)
 		a->stats.kstack_errors++;
 	if (e->ustack_status == STACK_ERR_FAULT)
 		a->stats.ustack_errors++;
 	if (e->ustack_status == STACK_TRUNCATED)
 		a->stats.ustack_truncated++;
-	if (e->kstack_len > 0)
-		nk = e->kstack_len > PROFLEET_MAX_STACK ? PROFLEET_MAX_STACK : (uint32_t)e->kstack_len;
-	if (e->ustack_len > 0)
-		nu = e->ustack_len > PROFLEET_MAX_STACK ? PROFLEET_MAX_STACK : (uint32_t)e->ustack_len;
-	memcpy(frames, e->kstack, nk * sizeof(uint64_t));
-	memcpy(frames + nk, e->ustack, nu * sizeof(uint64_t));
-	for (uint32_t i = 0; i < nu; i++) {
-		if (procs__resolve(a->procs, (int)e->pid, e->ustack[i], &ids[i])) {
-			ids[i] = PROCS_NO_MAPPING;
+	k->nk = e->kstack_len <= 0 ? 0 : e->kstack_len > PROFLEET_MAX_STACK ?
+			PROFLEET_MAX_STACK : (uint32_t)e->kstack_len;
+	k->nu = e->ustack_len <= 0 ? 0 : e->ustack_len > PROFLEET_MAX_STACK ?
+			PROFLEET_MAX_STACK : (uint32_t)e->ustack_len;
+	memcpy(k->frames, e->kstack, k->nk * sizeof(uint64_t));
+	memcpy(k->frames + k->nk, e->ustack, k->nu * sizeof(uint64_t));
+	for (uint32_t i = 0; i < k->nu; i++) {
+		if (procs__resolve(a->procs, (int)e->pid, e->ustack[i], &k->ids[i])) {
+			k->ids[i] = PROCS_NO_MAPPING;
 			if (a->stats.frames_unmapped++ < 20)
 				log_debug("pid %u: no mapping for user frame %u at 0x%" PRIx64, e->pid, i,
 					  (uint64_t)e->ustack[i]);
 		} else {
-			touch_mapping(a, ids[i]);
+			touch_mapping(a, k->ids[i]);
 		}
 	}
-
 	h = mix(mix(h, e->pid), e->tid);
-	h = mix(h, nk | (uint64_t)nu << 16);
-	for (uint32_t i = 0; i < nk + nu; i++)
-		h = mix(h, frames[i]);
-	for (uint32_t i = 0; i < nu; i++)
-		h = mix(h, ids[i]);
+	h = mix(h, k->nk | (uint64_t)k->nu << 16);
+	for (uint32_t i = 0; i < k->nk + k->nu; i++)
+		h = mix(h, k->frames[i]);
+	for (uint32_t i = 0; i < k->nu; i++)
+		h = mix(h, k->ids[i]);
 	for (size_t i = 0; i < sizeof(e->comm); i++)
 		h = mix(h, (uint64_t)(unsigned char)e->comm[i] | (uint64_t)(unsigned char)e->pcomm[i] << 8);
+	k->hash = h;
+}
 
-	b = h & (a->nbuckets - 1);
-	for (s = a->buckets[b]; s; s = s->next) {
-		if (s->hash == h && s->pid == e->pid && s->tid == e->tid && s->nk == nk &&
-		    s->nu == nu && !memcmp(s->frames, frames, (nk + nu) * sizeof(uint64_t)) &&
-		    !memcmp(stack_ids(s), ids, nu * sizeof(uint32_t)) &&
+static struct stack *stack_find(const struct agg *a, const struct sample_event *e,
+				const struct skey *k)
+{
+	for (struct stack *s = a->buckets[k->hash & (a->nbuckets - 1)]; s; s = s->next) {
+		if (s->hash == k->hash && s->pid == e->pid && s->tid == e->tid && s->nk == k->nk &&
+		    s->nu == k->nu &&
+		    !memcmp(s->frames, k->frames, (k->nk + k->nu) * sizeof(uint64_t)) &&
+		    !memcmp(stack_ids(s), k->ids, k->nu * sizeof(uint32_t)) &&
 		    !strncmp(s->comm, e->comm, sizeof(s->comm)) &&
-		    !strncmp(s->pcomm, e->pcomm, sizeof(s->pcomm))) {
-			s->count++;
-			s->cpu_ns += w;
-			return 0;
-		}
+		    !strncmp(s->pcomm, e->pcomm, sizeof(s->pcomm)))
+			return s;
 	}
+	return NULL;
+}
 
-	sz = stack_size(nk, nu);
+/* A new stack of one sample, within the aggregate's bounds and the shared budget. 0 or -errno. */
+static int stack_add(struct agg *a, const struct sample_event *e, const struct skey *k,
+		     int64_t w)
+{
+	size_t sz = stack_size(k->nk, k->nu);
+	uint32_t b = k->hash & (a->nbuckets - 1);
+	struct stack *s;
+
 	if (a->stats.stacks >= a->max_stacks || a->bytes + sz > a->max_bytes ||
 	    (a->budget && a->budget->used + sz > a->budget->max)) {
 		a->stats.dropped_full++;
@@ -239,7 +251,7 @@ int agg__add(struct agg *a, const struct sample_event *e, int64_t period_ns)
 		a->stats.dropped_full++;
 		return -ENOMEM;
 	}
-	s->hash = h;
+	s->hash = k->hash;
 	s->count = 1;
 	s->cpu_ns = w;
 	s->pid = e->pid;
@@ -247,10 +259,10 @@ int agg__add(struct agg *a, const struct sample_event *e, int64_t period_ns)
 	memcpy(s->comm, e->comm, sizeof(s->comm));
 	memcpy(s->pcomm, e->pcomm, sizeof(s->pcomm));
 	s->comm[sizeof(s->comm) - 1] = s->pcomm[sizeof(s->pcomm) - 1] = '\0';
-	s->nk = (uint16_t)nk;
-	s->nu = (uint16_t)nu;
-	memcpy(s->frames, frames, (nk + nu) * sizeof(uint64_t));
-	memcpy(stack_ids(s), ids, nu * sizeof(uint32_t));
+	s->nk = (uint16_t)k->nk;
+	s->nu = (uint16_t)k->nu;
+	memcpy(s->frames, k->frames, (k->nk + k->nu) * sizeof(uint64_t));
+	memcpy(stack_ids(s), k->ids, k->nu * sizeof(uint32_t));
 	s->next = a->buckets[b];
 	a->buckets[b] = s;
 	a->bytes += sz;
@@ -259,6 +271,22 @@ int agg__add(struct agg *a, const struct sample_event *e, int64_t period_ns)
 	a->stats.stacks++;
 	if (a->stats.stacks > (uint64_t)a->nbuckets * 2)
 		rehash(a);
+	return 0;
+}
+
+int agg__add(struct agg *a, const struct sample_event *e, int64_t period_ns)
+{
+	int64_t w = (int64_t)(e->weight ? e->weight : 1) * period_ns;
+	struct skey k;
+	struct stack *s;
+
+	a->stats.samples++;
+	sample_key(a, e, &k);
+	s = stack_find(a, e, &k);
+	if (!s)
+		return stack_add(a, e, &k, w);
+	s->count++;
+	s->cpu_ns += w;
 	return 0;
 }
 

@@ -463,13 +463,8 @@ static const char *env_lookup(char **envp, const char *name)
 	return NULL;
 }
 
-enum cli_result cli_parse_record(int argc, char **argv, char **envp, struct record_config *cfg,
-				 FILE *out, FILE *err)
+static void record_defaults(struct record_config *cfg)
 {
-	struct option longopts[NOPTS + 3];
-	char msg[256];
-	int c, idx;
-
 	memset(cfg, 0, sizeof(*cfg));
 	cfg->all = true;
 	cfg->duration = 10;
@@ -478,29 +473,39 @@ enum cli_result cli_parse_record(int argc, char **argv, char **envp, struct reco
 	cfg->dwarf_unwind = true;
 	cfg->top = 10;
 	cfg->progress = true;
+}
 
-	/* environment first, so that options win */
+/* The PROFLEET_* variables, before the options (which win). */
+static enum cli_result record_env(char **envp, struct record_config *cfg, FILE *err)
+{
+	char msg[256];
+
 	for (size_t i = 0; i < NOPTS; i++) {
 		const char *v = env_lookup(envp, record_opts[i].env);
 
-		if (!v)
-			continue;
-		if (record_opts[i].set(cfg, v, msg, sizeof(msg))) {
+		if (v && record_opts[i].set(cfg, v, msg, sizeof(msg))) {
 			fprintf(err, "profleet-agent: %s (from %s)\n", msg, record_opts[i].env);
 			return CLI_USAGE_ERROR;
 		}
 	}
-	/* PROFLEET_PID means --pid, which turns --all off (below); an explicit --all wins */
-	for (size_t i = 0; i < NOPTS; i++) {
+	return CLI_OK;
+}
+
+/* The options; *all_given: --all was among them. */
+static enum cli_result record_options(int argc, char **argv, struct record_config *cfg,
+				      bool *all_given, FILE *out, FILE *err)
+{
+	struct option longopts[NOPTS + 3];
+	char msg[256];
+	int c, idx;
+
+	for (size_t i = 0; i < NOPTS; i++)
 		longopts[i] = (struct option){ record_opts[i].name,
 					       record_opts[i].arg ? required_argument : no_argument,
 					       NULL, 1000 + (int)i };
-	}
 	longopts[NOPTS] = (struct option){ "help", no_argument, NULL, 'h' };
 	longopts[NOPTS + 1] = (struct option){ "version", no_argument, NULL, 'V' };
 	longopts[NOPTS + 2] = (struct option){ 0 };
-
-	bool all_given = false;
 	optind = 1;
 	opterr = 0;
 	/* '+': stop at the first non-option, so "-- cmd -x" and "cmd -x" both keep -x for cmd */
@@ -523,8 +528,7 @@ enum cli_result cli_parse_record(int argc, char **argv, char **envp, struct reco
 			return CLI_USAGE_ERROR;
 		}
 		c -= 1000;
-		if (c == 0)
-			all_given = true;
+		*all_given |= c == 0;
 		if (record_opts[c].set(cfg, optarg, msg, sizeof(msg))) {
 			fprintf(err, "profleet-agent: %s\n", msg);
 			return CLI_USAGE_ERROR;
@@ -532,7 +536,44 @@ enum cli_result cli_parse_record(int argc, char **argv, char **envp, struct reco
 	}
 	if (optind < argc)
 		cfg->command = &argv[optind];
+	return CLI_OK;
+}
 
+/* Each output's format: --format, else its name's extension ("-" is folded). */
+static enum cli_result record_formats(struct record_config *cfg, FILE *err)
+{
+	if (!cfg->noutputs)
+		cfg->outputs[cfg->noutputs++] = (struct output){ .path = "profile.pb.gz" };
+	for (int i = 0; i < cfg->noutputs; i++) {
+		struct output *o = &cfg->outputs[i];
+
+		o->format = cfg->format ? cfg->format : cli_format_from_path(o->path);
+		if (o->format != FMT_AUTO)
+			continue;
+		if (!strcmp(o->path, "-")) {
+			o->format = FMT_FOLDED;
+			continue;
+		}
+		fprintf(err, "profleet-agent: cannot tell the format of '%s' from its name; "
+			     "use --format pprof|folded|svg\n", o->path);
+		return CLI_USAGE_ERROR;
+	}
+	return CLI_OK;
+}
+
+enum cli_result cli_parse_record(int argc, char **argv, char **envp, struct record_config *cfg,
+				 FILE *out, FILE *err)
+{
+	bool all_given = false;
+	enum cli_result r;
+
+	record_defaults(cfg);
+	r = record_env(envp, cfg, err);
+	/* PROFLEET_PID means --pid, which turns --all off (below); an explicit --all wins */
+	if (r == CLI_OK)
+		r = record_options(argc, argv, cfg, &all_given, out, err);
+	if (r != CLI_OK)
+		return r;
 	if (cfg->npids && cfg->command) {
 		fprintf(err, "profleet-agent: --pid and a command cannot be combined\n");
 		return CLI_USAGE_ERROR;
@@ -545,23 +586,7 @@ enum cli_result cli_parse_record(int argc, char **argv, char **envp, struct reco
 		cfg->all = false;
 	if (cfg->command && !cfg->duration_set)
 		cfg->duration = 0;
-	if (!cfg->noutputs)
-		cfg->outputs[cfg->noutputs++] = (struct output){ .path = "profile.pb.gz" };
-	for (int i = 0; i < cfg->noutputs; i++) {
-		struct output *o = &cfg->outputs[i];
-
-		o->format = cfg->format ? cfg->format : cli_format_from_path(o->path);
-		if (o->format == FMT_AUTO) {
-			if (!strcmp(o->path, "-")) {
-				o->format = FMT_FOLDED;
-				continue;
-			}
-			fprintf(err, "profleet-agent: cannot tell the format of '%s' from its name; "
-				     "use --format pprof|folded|svg\n", o->path);
-			return CLI_USAGE_ERROR;
-		}
-	}
-	return CLI_OK;
+	return record_formats(cfg, err);
 }
 
 volatile sig_atomic_t cli_stop_requested;

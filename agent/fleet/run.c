@@ -1527,12 +1527,106 @@ static const char *envv(char **envp, const char *name)
 	return NULL;
 }
 
-static int set_opt(struct run_config *c, int ch, const char *v, FILE *err)
+static int bad_value(FILE *err, const char *opt, const char *v, const char *want)
+{
+	fprintf(err, "profleet-agent run: --%s %s: want %s\n", opt, v, want);
+	return -1;
+}
+
+/* A whole decimal number in [lo, hi]: 0, else -1. */
+static int parse_long(const char *v, long lo, long hi, long *ret)
 {
 	char *end;
 	long n;
+
+	errno = 0;
+	n = strtol(v, &end, 10);
+	if (!*v || *end || errno || n < lo || n > hi)
+		return -1;
+	*ret = n;
+	return 0;
+}
+
+static int add_export(struct run_config *c, const char *v, FILE *err)
+{
+	char msg[300];
+
+	if (c->nexports == CLI_MAX_EXPORTS) {
+		fprintf(err, "profleet-agent run: at most %d --export\n", CLI_MAX_EXPORTS);
+		return -1;
+	}
+	if (export_parse_target(v, &c->exports[c->nexports], msg, sizeof(msg))) {
+		fprintf(err, "profleet-agent run: %s\n", msg);
+		return -1;
+	}
+	c->nexports++;
+	return 0;
+}
+
+static int add_output(struct run_config *c, const char *v, FILE *err)
+{
+	if (c->noutputs == CLI_MAX_OUTPUTS) {
+		fprintf(err, "profleet-agent run: at most %d --output\n", CLI_MAX_OUTPUTS);
+		return -1;
+	}
+	c->outputs[c->noutputs].path = v;
+	c->outputs[c->noutputs].format = cli_format_from_path(v);
+	c->noutputs++;
+	return 0;
+}
+
+/* The options that take a value to check. */
+static int set_checked_opt(struct run_config *c, int ch, const char *v, FILE *err)
+{
+	long n;
+	char *end;
 	double d;
 
+	switch (ch) {
+	case 'M':
+		c->cgroup_mode = !strcmp(v, "auto") ? 0 : !strcmp(v, "v1") ? 1 :
+				 !strcmp(v, "v2") ? 2 : -1;
+		return c->cgroup_mode < 0 ? bad_value(err, "cgroup-mode", v, "auto, v1 or v2") : 0;
+	case 'm':
+		if (parse_long(v, 1, 1000, &n))
+			return bad_value(err, "max-frequency", v, "1..1000");
+		c->max_frequency = (int)n;
+		return 0;
+	case 'i':
+		d = strtod(v, &end);
+		if (*end || !(d >= 1 && d <= 86400))
+			return bad_value(err, "interval", v, "1..86400 seconds");
+		c->interval = d;
+		return 0;
+	case 'k':
+		return cli_parse_bool(v, &c->kernel_stacks) ?
+			       bad_value(err, "kernel-stacks", v, "on or off") : 0;
+	case 'K':
+		return cli_parse_bool(v, &c->kernel_addresses) ?
+			       bad_value(err, "kernel-addresses", v, "on or off") : 0;
+	case 'u':
+		if (strcmp(v, "dwarf") && strcmp(v, "fp"))
+			return bad_value(err, "unwinder", v, "dwarf or fp");
+		c->dwarf_unwind = !strcmp(v, "dwarf");
+		return 0;
+	case 'r':
+		if (parse_long(v, 1024, INT_MAX, &n)) {
+			fprintf(err, "profleet-agent run: --unwind-rows %s: want 1024..%d\n", v,
+				INT_MAX);
+			return -1;
+		}
+		c->unwind_rows = (uint32_t)n;
+		return 0;
+	case 'x':
+		return add_export(c, v, err);
+	case 'o':
+		return add_output(c, v, err);
+	}
+	return 0;
+}
+
+static int set_opt(struct run_config *c, int ch, const char *v, FILE *err)
+{
 	switch (ch) {
 	case 'c': c->controller = v; break;
 	case 'T': c->table_cache = *v ? v : NULL; break;
@@ -1542,87 +1636,9 @@ static int set_opt(struct run_config *c, int ch, const char *v, FILE *err)
 	case 's': c->state_file = v; break;
 	case 'H': c->http_listen = v; break;
 	case 'g': c->cgroup_root = v; break;
-	case 'M':
-		if (!strcmp(v, "auto"))
-			c->cgroup_mode = 0;
-		else if (!strcmp(v, "v1"))
-			c->cgroup_mode = 1;
-		else if (!strcmp(v, "v2"))
-			c->cgroup_mode = 2;
-		else {
-			fprintf(err, "profleet-agent run: --cgroup-mode %s: want auto, v1 or v2\n", v);
-			return -1;
-		}
-		break;
 	case 'L': c->log_target = v; break;
 	case 'l': c->log_level = v; break;
-	case 'm':
-		n = strtol(v, &end, 10);
-		if (*end || n < 1 || n > 1000) {
-			fprintf(err, "profleet-agent run: --max-frequency %s: want 1..1000\n", v);
-			return -1;
-		}
-		c->max_frequency = (int)n;
-		break;
-	case 'i':
-		d = strtod(v, &end);
-		if (*end || !(d >= 1 && d <= 86400)) {
-			fprintf(err, "profleet-agent run: --interval %s: want 1..86400 seconds\n", v);
-			return -1;
-		}
-		c->interval = d;
-		break;
-	case 'k':
-		if (cli_parse_bool(v, &c->kernel_stacks)) {
-			fprintf(err, "profleet-agent run: --kernel-stacks %s: want on or off\n", v);
-			return -1;
-		}
-		break;
-	case 'K':
-		if (cli_parse_bool(v, &c->kernel_addresses)) {
-			fprintf(err, "profleet-agent run: --kernel-addresses %s: want on or off\n",
-				v);
-			return -1;
-		}
-		break;
-	case 'u':
-		if (strcmp(v, "dwarf") && strcmp(v, "fp")) {
-			fprintf(err, "profleet-agent run: --unwinder %s: want dwarf or fp\n", v);
-			return -1;
-		}
-		c->dwarf_unwind = !strcmp(v, "dwarf");
-		break;
-	case 'r':
-		n = strtol(v, &end, 10);
-		if (*end || n < 1024 || n > INT_MAX) {
-			fprintf(err, "profleet-agent run: --unwind-rows %s: want 1024..%d\n", v, INT_MAX);
-			return -1;
-		}
-		c->unwind_rows = (uint32_t)n;
-		break;
-	case 'x': {
-		char msg[300];
-
-		if (c->nexports == CLI_MAX_EXPORTS) {
-			fprintf(err, "profleet-agent run: at most %d --export\n", CLI_MAX_EXPORTS);
-			return -1;
-		}
-		if (export_parse_target(v, &c->exports[c->nexports], msg, sizeof(msg))) {
-			fprintf(err, "profleet-agent run: %s\n", msg);
-			return -1;
-		}
-		c->nexports++;
-		break;
-	}
-	case 'o':
-		if (c->noutputs == CLI_MAX_OUTPUTS) {
-			fprintf(err, "profleet-agent run: at most %d --output\n", CLI_MAX_OUTPUTS);
-			return -1;
-		}
-		c->outputs[c->noutputs].path = v;
-		c->outputs[c->noutputs].format = cli_format_from_path(v);
-		c->noutputs++;
-		break;
+	default: return set_checked_opt(c, ch, v, err);
 	}
 	return 0;
 }

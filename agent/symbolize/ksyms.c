@@ -14,6 +14,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "grow.h"
 #include "log.h"
 
 #define KSYMS_MAX (16u << 20)	/* a real kernel has a few hundred thousand */
@@ -148,34 +149,60 @@ void ksyms__free(struct ksyms *k)
 	free(k);
 }
 
-struct ksyms *ksyms__load(const char *path)
-{
-	const char *file = path ? path : "/proc/kallsyms";
-	struct kent *ents = NULL;
-	uint32_t nents = 0, cap = 0, w = 0;
-	uint64_t lines = 0, bad = 0;
-	char line[KSYM_LINE_MAX];
-	long last_mod = -1;	/* offset of the module name stored last */
-	size_t last_mod_len = 0;
-	bool nonzero = false;
-	struct ksyms *k = NULL;
-	int err = 0;
-	FILE *f;
+/* kallsyms as it is read: its entries, and what was seen. */
+struct kread {
+	struct kent *ents;
+	uint32_t nents, cap;
+	uint64_t lines, bad;
+	long last_mod;		/* offset of the module name stored last, or -1 */
+	size_t last_mod_len;
+	bool nonzero;		/* an address was not 0 (kptr_restrict hides them all) */
+};
 
-	f = fopen(file, "re");
-	if (!f)
-		return NULL;
-	k = calloc(1, sizeof(*k));
-	if (!k) {
-		err = -ENOMEM;
-		goto out;
+/* One symbol line into r. 0 or -errno. */
+static int kread_add(struct ksyms *k, struct kread *r, uint64_t addr, char type, const char *name,
+		     size_t name_len, const char *mod, size_t mod_len)
+{
+	struct kent *e;
+
+	if (r->nents >= KSYMS_MAX)
+		return -E2BIG;
+	if (grow_array((void **)&r->ents, &r->cap, r->nents + 1, sizeof(*r->ents), 4096))
+		return -ENOMEM;
+	e = &r->ents[r->nents];
+	e->addr = addr;
+	e->global = type == 'T' || type == 'W';
+	e->name = add_str(k, name, name_len);
+	e->module = -1;
+	if (e->name < 0)
+		return -ENOMEM;
+	if (mod) {
+		/* a module's symbols come in one run: store its name once */
+		if (r->last_mod < 0 || r->last_mod_len != mod_len ||
+		    memcmp(k->strs + r->last_mod, mod, mod_len)) {
+			r->last_mod = add_str(k, mod, mod_len);
+			if (r->last_mod < 0)
+				return -ENOMEM;
+			r->last_mod_len = mod_len;
+		}
+		e->module = r->last_mod;
 	}
-	while (fgets(line, sizeof(line), f)) {
+	r->nents++;
+	return 0;
+}
+
+/* Every line of f into r. 0 or -errno. */
+static int kread_file(struct ksyms *k, struct kread *r, FILE *f)
+{
+	char line[KSYM_LINE_MAX];
+	int err = 0;
+
+	while (!err && fgets(line, sizeof(line), f)) {
 		const char *name, *mod;
 		size_t name_len, mod_len;
 		uint64_t addr;
 		char type;
-		int r;
+		int n;
 
 		if (!strchr(line, '\n') && !feof(f)) {
 			int ch;
@@ -183,92 +210,68 @@ struct ksyms *ksyms__load(const char *path)
 			/* too long for kallsyms: skip the rest of it */
 			while ((ch = fgetc(f)) != EOF && ch != '\n')
 				;
-			bad++;
+			r->bad++;
 			continue;
 		}
-		r = parse_line(line, &addr, &type, &name, &name_len, &mod, &mod_len);
-		if (r < 0) {
-			bad++;
+		n = parse_line(line, &addr, &type, &name, &name_len, &mod, &mod_len);
+		if (n < 0) {
+			r->bad++;
 			continue;
 		}
-		lines++;
-		if (addr)
-			nonzero = true;
-		if (r == 0)
-			continue;
-		if (nents >= KSYMS_MAX) {
-			err = -E2BIG;
-			goto out;
-		}
-		if (nents == cap) {
-			uint32_t ncap = cap ? cap * 2 : 4096;
-			struct kent *ne = realloc(ents, ncap * sizeof(*ne));
+		r->lines++;
+		r->nonzero |= addr != 0;
+		if (n > 0)
+			err = kread_add(k, r, addr, type, name, name_len, mod, mod_len);
+	}
+	return err ? err : ferror(f) ? -EIO : 0;
+}
 
-			if (!ne) {
-				err = -ENOMEM;
-				goto out;
-			}
-			ents = ne;
-			cap = ncap;
-		}
-		ents[nents].addr = addr;
-		ents[nents].global = type == 'T' || type == 'W';
-		ents[nents].name = add_str(k, name, name_len);
-		ents[nents].module = -1;
-		if (ents[nents].name < 0) {
-			err = -ENOMEM;
-			goto out;
-		}
-		if (mod) {
-			/* a module's symbols come in one run: store its name once */
-			if (last_mod < 0 || last_mod_len != mod_len ||
-			    memcmp(k->strs + last_mod, mod, mod_len)) {
-				last_mod = add_str(k, mod, mod_len);
-				if (last_mod < 0) {
-					err = -ENOMEM;
-					goto out;
-				}
-				last_mod_len = mod_len;
-			}
-			ents[nents].module = last_mod;
-		}
-		nents++;
-	}
-	if (ferror(f)) {
-		err = -EIO;
-		goto out;
-	}
-	if (!lines) {
-		log_debug("%s: no kallsyms lines (%" PRIu64 " unreadable)", file, bad);
-		err = -EINVAL;
-		goto out;
-	}
-	if (!nonzero) {
-		/* kptr_restrict: the kernel hides the addresses from us */
-		err = -EPERM;
-		goto out;
-	}
-	if (nents)
-		qsort_r(ents, nents, sizeof(*ents), cmp_kent, k->strs);
-	k->syms = malloc((nents ? nents : 1) * sizeof(*k->syms));
-	if (!k->syms) {
-		err = -ENOMEM;
-		goto out;
-	}
-	for (uint32_t i = 0; i < nents; i++) {
-		/* one symbol per address: the preferred alias sorts first */
-		if (w && k->syms[w - 1].addr == ents[i].addr)
+/* The entries, sorted, one per address (the preferred alias sorts first), into k. */
+static int kread_finish(struct ksyms *k, struct kread *r)
+{
+	uint32_t w = 0;
+
+	if (r->nents)
+		qsort_r(r->ents, r->nents, sizeof(*r->ents), cmp_kent, k->strs);
+	k->syms = malloc((r->nents ? r->nents : 1) * sizeof(*k->syms));
+	if (!k->syms)
+		return -ENOMEM;
+	for (uint32_t i = 0; i < r->nents; i++) {
+		if (w && k->syms[w - 1].addr == r->ents[i].addr)
 			continue;
 		k->syms[w++] = (struct ksym){
-			.addr = ents[i].addr,
-			.name = k->strs + ents[i].name,
-			.module = ents[i].module >= 0 ? k->strs + ents[i].module : NULL,
+			.addr = r->ents[i].addr,
+			.name = k->strs + r->ents[i].name,
+			.module = r->ents[i].module >= 0 ? k->strs + r->ents[i].module : NULL,
 		};
 	}
 	k->n = w;
 	k->cap = w;
-out:
-	free(ents);
+	return 0;
+}
+
+struct ksyms *ksyms__load(const char *path)
+{
+	const char *file = path ? path : "/proc/kallsyms";
+	struct kread r = { .last_mod = -1 };
+	struct ksyms *k;
+	int err;
+	FILE *f;
+
+	f = fopen(file, "re");
+	if (!f)
+		return NULL;
+	k = calloc(1, sizeof(*k));
+	err = k ? kread_file(k, &r, f) : -ENOMEM;
+	if (!err && !r.lines) {
+		log_debug("%s: no kallsyms lines (%" PRIu64 " unreadable)", file, r.bad);
+		err = -EINVAL;
+	}
+	if (!err && !r.nonzero)
+		err = -EPERM;	/* kptr_restrict: the kernel hides the addresses from us */
+	if (!err)
+		err = kread_finish(k, &r);
+	free(r.ents);
 	fclose(f);
 	if (err) {
 		ksyms__free(k);

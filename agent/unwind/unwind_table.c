@@ -376,6 +376,59 @@ static bool skip_bytes(const uint8_t **p, const uint8_t *end, uint64_t n)
 }
 
 /*
+ * Steps over one CFA instruction of the extended set (op, its operands after
+ * *pp). *row: it starts a new row; *depth: remember_state nesting. false when
+ * it is unknown, truncated or nests too deep.
+ */
+static bool skip_extended(uint8_t op, const uint8_t **pp, const uint8_t *end, size_t addr_size,
+			  int *depth, bool *row)
+{
+	uint64_t v;
+
+	switch (op) {
+	case DW_CFA_nop:
+		return true;
+	case DW_CFA_set_loc:
+		return (*row = skip_bytes(pp, end, addr_size));
+	case DW_CFA_advance_loc1:
+	case DW_CFA_advance_loc2:
+	case DW_CFA_advance_loc4:
+		return (*row = skip_bytes(pp, end, op == DW_CFA_advance_loc1 ? 1 :
+						   op == DW_CFA_advance_loc2 ? 2 : 4));
+	case DW_CFA_offset_extended:
+	case DW_CFA_offset_extended_sf:
+	case DW_CFA_val_offset:
+	case DW_CFA_val_offset_sf:
+	case DW_CFA_def_cfa:
+	case DW_CFA_def_cfa_sf:
+	case DW_CFA_GNU_negative_offset_extended:
+		return read_reg(pp, end) && read_leb128(pp, end, &v);
+	case DW_CFA_restore_extended:
+	case DW_CFA_undefined:
+	case DW_CFA_same_value:
+	case DW_CFA_def_cfa_register:
+		return read_reg(pp, end);
+	case DW_CFA_register:
+		return read_reg(pp, end) && read_reg(pp, end);
+	case DW_CFA_remember_state:
+		return ++*depth <= MAX_REMEMBER;
+	case DW_CFA_restore_state:
+		return --*depth >= 0;
+	case DW_CFA_def_cfa_offset:
+	case DW_CFA_def_cfa_offset_sf:
+	case DW_CFA_GNU_args_size:
+		return read_leb128(pp, end, &v);
+	case DW_CFA_def_cfa_expression:
+		return read_leb128(pp, end, &v) && skip_bytes(pp, end, v);
+	case DW_CFA_expression:
+	case DW_CFA_val_expression:
+		return read_reg(pp, end) && read_leb128(pp, end, &v) && skip_bytes(pp, end, v);
+	default:
+		return false;
+	}
+}
+
+/*
  * Decodes a CFA instruction stream without running it. False on an opcode
  * libdw's x86_64 reading does not know, a truncated operand, a register past
  * MAX_REG, a restore_state without remember_state or nesting past
@@ -405,70 +458,8 @@ static bool scan_cfa(const uint8_t *p, const uint8_t *end, size_t addr_size, uin
 		case DW_CFA_restore:
 			break;
 		default:
-			switch (op) {
-			case DW_CFA_nop:
-				break;
-			case DW_CFA_set_loc:
-				row = skip_bytes(&p, end, addr_size);
-				if (!row)
-					return false;
-				break;
-			case DW_CFA_advance_loc1:
-			case DW_CFA_advance_loc2:
-			case DW_CFA_advance_loc4:
-				row = skip_bytes(&p, end, op == DW_CFA_advance_loc1 ? 1 :
-							  op == DW_CFA_advance_loc2 ? 2 : 4);
-				if (!row)
-					return false;
-				break;
-			case DW_CFA_offset_extended:
-			case DW_CFA_offset_extended_sf:
-			case DW_CFA_val_offset:
-			case DW_CFA_val_offset_sf:
-			case DW_CFA_def_cfa:
-			case DW_CFA_def_cfa_sf:
-			case DW_CFA_GNU_negative_offset_extended:
-				if (!read_reg(&p, end) || !read_leb128(&p, end, &v))
-					return false;
-				break;
-			case DW_CFA_restore_extended:
-			case DW_CFA_undefined:
-			case DW_CFA_same_value:
-			case DW_CFA_def_cfa_register:
-				if (!read_reg(&p, end))
-					return false;
-				break;
-			case DW_CFA_register:
-				if (!read_reg(&p, end) || !read_reg(&p, end))
-					return false;
-				break;
-			case DW_CFA_remember_state:
-				if (++depth > MAX_REMEMBER)
-					return false;
-				break;
-			case DW_CFA_restore_state:
-				if (--depth < 0)
-					return false;
-				break;
-			case DW_CFA_def_cfa_offset:
-			case DW_CFA_def_cfa_offset_sf:
-			case DW_CFA_GNU_args_size:
-				if (!read_leb128(&p, end, &v))
-					return false;
-				break;
-			case DW_CFA_def_cfa_expression:
-				if (!read_leb128(&p, end, &v) || !skip_bytes(&p, end, v))
-					return false;
-				break;
-			case DW_CFA_expression:
-			case DW_CFA_val_expression:
-				if (!read_reg(&p, end) || !read_leb128(&p, end, &v) ||
-				    !skip_bytes(&p, end, v))
-					return false;
-				break;
-			default:
+			if (!skip_extended(op, &p, end, addr_size, &depth, &row))
 				return false;
-			}
 		}
 		if (row && rows < FDE_MAX_ROWS) {
 			rows++;
@@ -1082,99 +1073,123 @@ static Elf *minidebuginfo(Elf *elf, int fd, bool *tried, void **buf)
 	return mini;
 }
 
+/* The files a table is built from, open while it is. */
+struct cfi_files {
+	Elf *elf, *delf, *mini;	/* the file; its debug file; its MiniDebugInfo */
+	int fd, dfd;
+	void *mini_buf;
+	bool mini_tried;
+};
+
+static Elf *files_mini(struct cfi_files *f)
+{
+	if (!f->mini)
+		f->mini = minidebuginfo(f->elf, f->fd, &f->mini_tried, &f->mini_buf);
+	return f->mini;
+}
+
+/*
+ * The FDEs of one CFI section into b: *have counts sections found, *broken
+ * those that were corrupt. 0, or -errno for what must stop the build.
+ */
+static int collect_src(struct builder *b, int src, int err, int *have, int *broken)
+{
+	if (err == 0) {
+		(*have)++;
+		err = collect_fdes(b, src);
+	}
+	*broken += err == -EINVAL;
+	return err == -ENOENT || err == -EINVAL ? 0 : err;
+}
+
+/* .eh_frame: the file's own, else (rarely) MiniDebugInfo's */
+static int read_eh_frame(struct builder *b, struct cfi_files *f, int *have, int *broken)
+{
+	int err = find_cfi(f->elf, f->fd, true, &b->src[SRC_EH]);
+
+	if (err == -ENOENT && files_mini(f))
+		err = find_cfi(f->mini, -1, true, &b->src[SRC_EH]);
+	return collect_src(b, SRC_EH, err, have, broken);
+}
+
+/* .debug_frame: the separate debug file's, else MiniDebugInfo's, else the file's own */
+static int read_debug_frame(struct builder *b, struct cfi_files *f, const char *debug_path,
+			    int *have, int *broken)
+{
+	int err;
+
+	if (debug_path) {
+		f->delf = elfutil_open(debug_path, &f->dfd);
+		if (f->delf && check_elf(b, f->delf, false)) {
+			elfutil_close(f->delf, f->dfd);
+			f->delf = NULL;
+		}
+		if (!f->delf)
+			log_debug("unwind table: ignoring debug file %s", debug_path);
+	}
+	err = f->delf ? find_cfi(f->delf, f->dfd, false, &b->src[SRC_DEBUG]) : -ENOENT;
+	if (err == -ENOENT && files_mini(f))
+		err = find_cfi(f->mini, -1, false, &b->src[SRC_DEBUG]);
+	if (err == -ENOENT)
+		err = find_cfi(f->elf, f->fd, false, &b->src[SRC_DEBUG]);
+	return collect_src(b, SRC_DEBUG, err, have, broken);
+}
+
+/* The rows of the file's own code ranges, into a new table (the rows move to it). */
+static int emit_table(struct builder *b, int have, int broken, struct unwind_table **ret)
+{
+	struct range_list own = { 0 };
+	struct unwind_table *t;
+	int err = own_ranges(b, &own);
+
+	for (uint32_t i = 0; i < own.n && !err; i++)
+		err = emit_range(b, &own.v[i], i + 1 < own.n ? own.v[i + 1].lo : 0);
+	if (!err && !b->nrows)	/* sections, but nothing usable in them: corrupt rather than absent */
+		err = broken || (have && b->st.fdes_bad) ? -EINVAL : -ENOENT;
+	if (!err && !(t = calloc(1, sizeof(*t))))
+		err = -ENOMEM;
+	if (!err) {
+		t->rows = b->rows;
+		t->nrows = b->nrows;
+		b->rows = NULL;
+		t->min_pc = own.v[0].lo;
+		t->max_pc = own.v[own.n - 1].hi - 1;
+		t->stats = b->st;
+		*ret = t;
+	}
+	free(own.v);
+	return err;
+}
+
 int unwind_table__build(const char *path, const char *debug_path, uint32_t max_rows,
 			struct unwind_table **ret)
 {
 	struct builder b = { .max_rows = max_rows ? max_rows : UNWIND_TABLE_MAX_ROWS };
-	struct range_list own = { 0 };
-	struct unwind_table *t = NULL;
-	Elf *elf, *delf = NULL, *mini = NULL;
-	void *mini_buf = NULL;
-	bool mini_tried = false;
-	int fd = -1, dfd = -1, err, have = 0, broken = 0;
+	struct cfi_files f = { .fd = -1, .dfd = -1 };
+	int err, have = 0, broken = 0;
 
-	elf = elfutil_open(path, &fd);
-	if (!elf)
+	f.elf = elfutil_open(path, &f.fd);
+	if (!f.elf)
 		return errno == ENOENT || errno == EFBIG ? -errno : -EINVAL;
-	err = check_elf(&b, elf, true);
-	if (err)
-		goto out;
-	b.ident = (const unsigned char *)elf_getident(elf, NULL);
-	if (!b.ident) {
-		err = -EINVAL;
-		goto out;
+	err = check_elf(&b, f.elf, true);
+	if (!err) {
+		b.ident = (const unsigned char *)elf_getident(f.elf, NULL);
+		err = b.ident ? 0 : -EINVAL;
 	}
-
-	/* .eh_frame: the file's own, else (rarely) MiniDebugInfo's */
-	err = find_cfi(elf, fd, true, &b.src[SRC_EH]);
-	if (err == -ENOENT && (mini = minidebuginfo(elf, fd, &mini_tried, &mini_buf)))
-		err = find_cfi(mini, -1, true, &b.src[SRC_EH]);
-	if (err == 0) {
-		have++;
-		err = collect_fdes(&b, SRC_EH);
-	}
-	broken += err == -EINVAL;
-	if (err && err != -ENOENT && err != -EINVAL)
-		goto out;
-
-	/* .debug_frame: the separate debug file's, else MiniDebugInfo's, else the file's own */
-	if (debug_path) {
-		delf = elfutil_open(debug_path, &dfd);
-		if (delf && check_elf(&b, delf, false)) {
-			elfutil_close(delf, dfd);
-			delf = NULL;
-		}
-		if (!delf)
-			log_debug("unwind table: ignoring debug file %s", debug_path);
-	}
-	err = delf ? find_cfi(delf, dfd, false, &b.src[SRC_DEBUG]) : -ENOENT;
-	if (err == -ENOENT &&
-	    (mini || (mini = minidebuginfo(elf, fd, &mini_tried, &mini_buf))))
-		err = find_cfi(mini, -1, false, &b.src[SRC_DEBUG]);
-	if (err == -ENOENT)
-		err = find_cfi(elf, fd, false, &b.src[SRC_DEBUG]);
-	if (err == 0) {
-		have++;
-		err = collect_fdes(&b, SRC_DEBUG);
-	}
-	broken += err == -EINVAL;
-	if (err && err != -ENOENT && err != -EINVAL)
-		goto out;
-
-	err = own_ranges(&b, &own);
-	for (uint32_t i = 0; i < own.n && !err; i++)
-		err = emit_range(&b, &own.v[i], i + 1 < own.n ? own.v[i + 1].lo : 0);
-	if (err)
-		goto out;
-	if (!b.nrows) {
-		/* sections, but nothing usable in them: corrupt rather than absent */
-		err = broken || (have && b.st.fdes_bad) ? -EINVAL : -ENOENT;
-		goto out;
-	}
-
-	t = calloc(1, sizeof(*t));
-	if (!t) {
-		err = -ENOMEM;
-		goto out;
-	}
-	t->rows = b.rows;
-	t->nrows = b.nrows;
-	b.rows = NULL;
-	t->min_pc = own.v[0].lo;
-	t->max_pc = own.v[own.n - 1].hi - 1;
-	t->stats = b.st;
-out:
+	if (!err)
+		err = read_eh_frame(&b, &f, &have, &broken);
+	if (!err)
+		err = read_debug_frame(&b, &f, debug_path, &have, &broken);
+	if (!err)
+		err = emit_table(&b, have, broken, ret);
 	for (int i = 0; i < NSRC; i++)
 		cfi_src_close(&b.src[i]);
-	elf_end(mini);
-	free(mini_buf);
-	elfutil_close(delf, dfd);
-	elfutil_close(elf, fd);
-	free(own.v);
+	elf_end(f.mini);
+	free(f.mini_buf);
+	elfutil_close(f.delf, f.dfd);
+	elfutil_close(f.elf, f.fd);
 	free(b.fdes.v);
 	free(b.rows);
-	if (!err)
-		*ret = t;
 	return err;
 }
 
