@@ -33,4 +33,29 @@ static inline int grow_array(void **arr, uint32_t *cap, uint32_t need, size_t sz
 	return 0;
 }
 
+/*
+ * The same for a buffer of *cap bytes that must hold need: doubles from first
+ * (when 0). Callers bound need themselves (each has its own limit). 0 or
+ * -ENOMEM (*buf unchanged).
+ */
+static inline int grow_bytes(char **buf, size_t *cap, size_t need, size_t first)
+{
+	size_t ncap = *cap ? *cap : first;
+	char *nb;
+
+	if (need <= *cap)
+		return 0;
+	while (ncap < need) {
+		if (ncap > SIZE_MAX / 2)
+			return -ENOMEM;
+		ncap *= 2;
+	}
+	nb = realloc(*buf, ncap);
+	if (!nb)
+		return -ENOMEM;
+	*buf = nb;
+	*cap = ncap;
+	return 0;
+}
+
 #endif

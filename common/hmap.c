@@ -124,11 +124,14 @@ int hmap_put(struct hmap *m, const char *key, void *val, void **ret_old)
 void *hmap_del(struct hmap *m, const char *key)
 {
 	struct hmap_entry *e = m->cap ? find(m, key, hash_str(key), NULL) : NULL;
-	void *v;
 
-	if (!e)
-		return NULL;
-	v = e->val;
+	return e ? hmap_del_entry(m, e) : NULL;
+}
+
+void *hmap_del_entry(struct hmap *m, struct hmap_entry *e)
+{
+	void *v = e->val;
+
 	free(e->key);
 	e->key = HMAP_TOMB;
 	e->val = NULL;

@@ -24,6 +24,11 @@ void *hmap_get(const struct hmap *m, const char *key);
 int hmap_put(struct hmap *m, const char *key, void *val, void **ret_old);
 /* Removes and returns the value, or NULL. */
 void *hmap_del(struct hmap *m, const char *key);
+/*
+ * Removes the entry hmap_for_each is at and returns its value. Safe while
+ * iterating: a deletion only marks its slot (nothing moves, nothing is rehashed).
+ */
+void *hmap_del_entry(struct hmap *m, struct hmap_entry *e);
 void hmap_free(struct hmap *m);	/* frees keys, not values */
 
 #define hmap_for_each(m, it)                                                  \

@@ -11,6 +11,7 @@
 #include <unistd.h>
 #include <curl/curl.h>
 
+#include "grow.h"
 #include "k8s.h"
 #include "log.h"
 #include "yamljson.h"
@@ -434,18 +435,8 @@ static size_t on_body(char *data, size_t sz, size_t n, void *arg)
 
 	if (b->len + add > b->max)
 		return 0;	/* aborts the transfer */
-	if (b->len + add + 1 > b->cap) {
-		size_t cap = b->cap ? b->cap : 4096;
-		char *p;
-
-		while (cap < b->len + add + 1)
-			cap *= 2;
-		p = realloc(b->p, cap);
-		if (!p)
-			return 0;
-		b->p = p;
-		b->cap = cap;
-	}
+	if (grow_bytes(&b->p, &b->cap, b->len + add + 1, 4096))
+		return 0;
 	memcpy(b->p + b->len, data, add);
 	b->len += add;
 	b->p[b->len] = 0;
@@ -698,18 +689,8 @@ static void watch_line(struct k8s_informer *inf, const char *line, size_t len)
 /* Appends to the partial line; false when out of memory. */
 static bool wb_append(struct watch_buf *w, const char *data, size_t n)
 {
-	if (w->len + n > w->cap) {
-		size_t cap = w->cap ? w->cap : 65536;
-		char *p;
-
-		while (cap < w->len + n)
-			cap *= 2;
-		p = realloc(w->line, cap);
-		if (!p)
-			return false;
-		w->line = p;
-		w->cap = cap;
-	}
+	if (grow_bytes(&w->line, &w->cap, w->len + n, 65536))
+		return false;
 	memcpy(w->line + w->len, data, n);
 	w->len += n;
 	return true;

@@ -1278,36 +1278,26 @@ static int run_serve_http(struct run *r)
 	return 0;
 }
 
+static bool policy_used(const struct run *r, const char *name)
+{
+	for (int i = 0; i < r->nt; i++)
+		for (int k = 0; k < r->t[i].npolicies; k++)
+			if (!strcmp(r->t[i].policy_names[k], name))
+				return true;
+	return false;
+}
+
 /* Policies no target uses any more: their last count went out with the set's counters. */
 static void prune_policies(struct run *r)
 {
-	char **gone = calloc(r->policy_samples.n + 1, sizeof(*gone));
-	size_t n = 0;
-
-	if (!gone)
-		return;
-	hmap_for_each(&r->policy_samples, it) {
-		bool used = false;
-
-		for (int i = 0; i < r->nt && !used; i++)
-			for (int k = 0; k < r->t[i].npolicies && !used; k++)
-				used = !strcmp(r->t[i].policy_names[k], it->key);
-		if (!used)
-			gone[n++] = it->key;
-	}
-	for (size_t i = 0; i < n; i++)
-		free(hmap_del(&r->policy_samples, gone[i]));
-	free(gone);
+	hmap_for_each(&r->policy_samples, it)
+		if (!policy_used(r, it->key))
+			free(hmap_del_entry(&r->policy_samples, it));
 }
 
 /* Backends the set no longer names, once they have delivered what they hold. */
 static void prune_backends(struct run *r, const Profleet__Fleet__V1__TargetSet *set)
 {
-	char **gone = calloc(r->exporters.n + 1, sizeof(*gone));
-	size_t n = 0;
-
-	if (!gone)
-		return;
 	hmap_for_each(&r->exporters, it) {
 		struct exporter_stats es;
 		bool named = false;
@@ -1315,14 +1305,11 @@ static void prune_backends(struct run *r, const Profleet__Fleet__V1__TargetSet *
 		for (size_t i = 0; i < set->n_backends && !named; i++)
 			named = set->backends[i]->name && !strcmp(set->backends[i]->name, it->key);
 		exporter_stats(((struct fbackend *)it->val)->e, &es);
-		if (!named && !es.queued)
-			gone[n++] = it->key;
+		if (named || es.queued)
+			continue;
+		log_info("backend %s: no longer used", it->key);
+		fbackend_free(hmap_del_entry(&r->exporters, it));
 	}
-	for (size_t i = 0; i < n; i++) {
-		log_info("backend %s: no longer used", gone[i]);
-		fbackend_free(hmap_del(&r->exporters, gone[i]));
-	}
-	free(gone);
 }
 
 /* A target set from the controller, if one came; else a rescan when one is due. */

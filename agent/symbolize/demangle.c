@@ -10,6 +10,7 @@
  * stack, so that it can run where malloc cannot).
  */
 #include "demangle.h"
+#include "grow.h"
 
 #include <ctype.h>
 #include <libiberty/demangle.h>
@@ -41,18 +42,8 @@ static void dm_append(const char *s, size_t n, void *opaque)
 	/* len < DEMANGLE_MAX_OUT always holds: no underflow */
 	if (n > DEMANGLE_MAX_OUT - b->len - 1)
 		longjmp(b->out, 1);
-	if (b->len + n + 1 > b->cap) {
-		size_t ncap = b->cap ? b->cap : 128;
-		char *ns;
-
-		while (ncap < b->len + n + 1)
-			ncap *= 2;
-		ns = realloc(b->s, ncap);
-		if (!ns)
-			longjmp(b->out, 1);
-		b->s = ns;
-		b->cap = ncap;
-	}
+	if (grow_bytes(&b->s, &b->cap, b->len + n + 1, 128))
+		longjmp(b->out, 1);
 	memcpy(b->s + b->len, s, n);
 	b->len += n;
 	b->s[b->len] = '\0';

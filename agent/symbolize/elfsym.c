@@ -40,6 +40,7 @@
 #include <zlib.h>
 
 #include "demangle.h"
+#include "grow.h"
 #include "elfutil.h"
 #include "log.h"
 #include "workq.h"
@@ -776,18 +777,8 @@ static long arena_add_name(struct arena *a, const char *raw)
 		off = -E2BIG;
 		goto out;
 	}
-	if (a->len + len + 1 > a->cap) {
-		size_t ncap = a->cap ? a->cap : 16384;
-		char *ns;
-
-		while (ncap < a->len + len + 1)
-			ncap *= 2;
-		ns = realloc(a->s, ncap);
-		if (!ns)
-			goto out;
-		a->s = ns;
-		a->cap = ncap;
-	}
+	if (grow_bytes(&a->s, &a->cap, a->len + len + 1, 16384))
+		goto out;
 	memcpy(a->s + a->len, s, len);
 	if (cut)
 		memcpy(a->s + a->len + len - 3, "...", 3);

@@ -1339,6 +1339,22 @@ static void expect_in_root(pid_t pid, const char *file, uint64_t a, int want, co
 	*bad += named != want;
 }
 
+/* static_fn's address in prog, and the build id of prog-stripped (its copy without symbols). */
+static uint64_t stripped_prog(char bid[BUILD_ID_HEX_LEN])
+{
+	char path[512];
+	struct symcache *c = cache_no_debug();
+	uint64_t a;
+
+	tpath(path, sizeof(path), "prog");
+	a = nm_sym(path, "static_fn", NULL);
+	tpath(path, sizeof(path), "prog-stripped");
+	snprintf(bid, BUILD_ID_HEX_LEN, "%s", elfobj__build_id(symcache__get(c, path, NULL, 0, 0)));
+	symcache__free(c);
+	assert_true(strlen(bid) > 2);
+	return a;
+}
+
 /*
  * A container's root holds symlinks to the host's files: as debug files, a debug
  * directory, a .gnu_debuglink target, the mapped file's directory. None is read;
@@ -1347,7 +1363,6 @@ static void expect_in_root(pid_t pid, const char *file, uint64_t a, int want, co
 static void test_container_symlinks(void **state)
 {
 	char root[512], dbg[512], up[256] = "", bid[BUILD_ID_HEX_LEN];
-	struct symcache *c;
 	int fd, bad = 0;
 	uint64_t a;
 	pid_t pid;
@@ -1358,13 +1373,7 @@ static void test_container_symlinks(void **state)
 	pid = rooted_child(root, &fd);
 	if (pid < 0)
 		skip();	/* chroot needs root */
-	tpath(dbg, sizeof(dbg), "prog");
-	a = nm_sym(dbg, "static_fn", NULL);
-	c = cache_no_debug();
-	tpath(dbg, sizeof(dbg), "prog-stripped");
-	snprintf(bid, sizeof(bid), "%s", elfobj__build_id(symcache__get(c, dbg, NULL, 0, 0)));
-	symcache__free(c);
-	assert_true(strlen(bid) > 2);
+	a = stripped_prog(bid);
 	for (int i = 0; i < 16; i++)
 		strcat(up, "../");
 	/* the debug root cache_no_debug uses, inside the container */
@@ -1424,13 +1433,7 @@ static void test_prefetch_outlives_process(void **state)
 	pid = rooted_child(root, &fd);
 	if (pid < 0)
 		skip();	/* chroot needs root */
-	tpath(dbg, sizeof(dbg), "prog");
-	a = nm_sym(dbg, "static_fn", NULL);
-	c = cache_no_debug();
-	tpath(dbg, sizeof(dbg), "prog-stripped");
-	snprintf(bid, sizeof(bid), "%s", elfobj__build_id(symcache__get(c, dbg, NULL, 0, 0)));
-	symcache__free(c);
-	assert_true(strlen(bid) > 2);
+	a = stripped_prog(bid);
 	/* the debug file only inside the process's root, where cache_no_debug looks */
 	snprintf(dbg, sizeof(dbg), "%s%s/empty-root/.build-id/%.2s", root, dir, bid);
 	sh("mkdir -p %s && cp %s/prog-stripped %s/usr/bin/prog && cp %s/prog.debug %s/%s.debug",

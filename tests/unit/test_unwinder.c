@@ -30,6 +30,21 @@ static int make_maps(uint32_t rows_cap, int *lpm, int *rows)
 	return *lpm >= 0 && *rows >= 0 ? 0 : -errno;
 }
 
+/* An unwinder on maps of cap rows (the test is skipped without root). */
+static struct unwinder *open_unwinder(uint32_t cap, struct procs **procs, int *lpm, int *rows)
+{
+	struct unwinder *u;
+
+	if (geteuid() != 0 || make_maps(cap, lpm, rows)) {
+		print_message("needs root to create BPF maps\n");
+		skip();
+	}
+	*procs = procs__new(NULL);
+	u = unwinder__new(*lpm, *rows, cap, *procs, NULL);
+	assert_non_null(u);
+	return u;
+}
+
 /* the children, killed by the teardown too when an assertion cut the test short */
 static pid_t kids[8];
 static int nkids;
@@ -108,13 +123,7 @@ static void test_idle_tables(void **state)
 
 
 	(void)state;
-	if (geteuid() != 0 || make_maps(1u << 20, &lpm, &rows)) {
-		print_message("needs root to create BPF maps\n");
-		skip();
-	}
-	procs = procs__new(NULL);
-	u = unwinder__new(lpm, rows, 1u << 20, procs, NULL);
-	assert_non_null(u);
+	u = open_unwinder(1u << 20, &procs, &lpm, &rows);
 	a = spawn("/bin/sleep", "30", NULL);
 	assert_int_equal(sync_settled(u, a), 0);
 	unwinder__stats(u, &st);
@@ -181,13 +190,7 @@ static void test_sync_does_not_wait(void **state)
 	pid_t a;
 
 	(void)state;
-	if (geteuid() != 0 || make_maps(1u << 20, &lpm, &rows)) {
-		print_message("needs root to create BPF maps\n");
-		skip();
-	}
-	procs = procs__new(NULL);
-	u = unwinder__new(lpm, rows, 1u << 20, procs, NULL);
-	assert_non_null(u);
+	u = open_unwinder(1u << 20, &procs, &lpm, &rows);
 	a = spawn("/bin/sleep", "30", NULL);
 	assert_int_equal(unwinder__sync_pid(u, a, false), 0);
 	unwinder__stats(u, &st);
@@ -261,13 +264,7 @@ static void test_free_in_flight(void **state)
 	pid_t a;
 
 	(void)state;
-	if (geteuid() != 0 || make_maps(1u << 20, &lpm, &rows)) {
-		print_message("needs root to create BPF maps\n");
-		skip();
-	}
-	procs = procs__new(NULL);
-	u = unwinder__new(lpm, rows, 1u << 20, procs, NULL);
-	assert_non_null(u);
+	u = open_unwinder(1u << 20, &procs, &lpm, &rows);
 	a = spawn("/bin/sleep", "30", NULL);
 	assert_int_equal(unwinder__sync_pid(u, a, false), 0);
 	unwinder__free(u);
