@@ -1,6 +1,7 @@
 // SPDX-License-Identifier: Apache-2.0
 /* profleet-agent: parses the command line and hands over to the command's module. */
 #include <stdio.h>
+#include <sys/resource.h>
 #include <string.h>
 
 #include "cli.h"
@@ -68,8 +69,23 @@ static int cmd_record(int argc, char **argv)
 	return err;
 }
 
+/*
+ * Files held open at once: a table being built, a symbol file and its process's
+ * root each hold one. A soft limit of 1024 (systemd's) is raised to the hard one.
+ */
+static void raise_nofile(void)
+{
+	struct rlimit rl;
+
+	if (getrlimit(RLIMIT_NOFILE, &rl) == 0 && rl.rlim_cur < rl.rlim_max) {
+		rl.rlim_cur = rl.rlim_max;
+		setrlimit(RLIMIT_NOFILE, &rl);
+	}
+}
+
 int main(int argc, char **argv)
 {
+	raise_nofile();
 	if (argc < 2) {
 		cli_print_main_help(stderr);
 		return 2;

@@ -665,8 +665,11 @@ int BPF_PROG(on_exit, struct task_struct *task)
 {
 	__u32 tgid = BPF_CORE_READ(task, tgid);
 
-	if (!(cfg_filter == FILTER_PIDS || cfg_pids_fallback) || BPF_CORE_READ(task, pid) != tgid)
+	if (BPF_CORE_READ(task, pid) != tgid)
 		return 0;
-	bpf_map_delete_elem(&pids, &tgid);
+	/* a pid used again must not look like a targeted exec */
+	bpf_map_delete_elem(&exec_targeted, &tgid);
+	if (cfg_filter == FILTER_PIDS || cfg_pids_fallback)
+		bpf_map_delete_elem(&pids, &tgid);
 	return 0;
 }

@@ -18,7 +18,7 @@ struct workq {
 	pthread_mutex_t lock;
 	pthread_cond_t cond;	/* todo, done or stop changed */
 	struct list todo, done;
-	bool running;		/* the worker holds an item */
+	struct workq_item *current;	/* the item the worker runs, or NULL */
 	bool stop;
 	uint32_t max_done;
 	int efd;
@@ -61,11 +61,11 @@ static void *worker(void *arg)
 		if (q->stop)
 			break;
 		it = list_pop(&q->todo);
-		q->running = true;
+		q->current = it;
 		pthread_mutex_unlock(&q->lock);
 		it->work(it);
 		pthread_mutex_lock(&q->lock);
-		q->running = false;
+		q->current = NULL;
 		list_push(&q->done, it);
 		pthread_cond_broadcast(&q->cond);
 		if (write(q->efd, &one, sizeof(one)) < 0) {
@@ -79,6 +79,7 @@ static void *worker(void *arg)
 struct workq *workq_new(const char *name, uint32_t max_done)
 {
 	struct workq *q = calloc(1, sizeof(*q));
+	pthread_condattr_t ca;
 	int err;
 
 	if (!q)
@@ -92,7 +93,10 @@ struct workq *workq_new(const char *name, uint32_t max_done)
 		return NULL;
 	}
 	pthread_mutex_init(&q->lock, NULL);
-	pthread_cond_init(&q->cond, NULL);
+	pthread_condattr_init(&ca);
+	pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);	/* waits immune to clock jumps */
+	pthread_cond_init(&q->cond, &ca);
+	pthread_condattr_destroy(&ca);
 	err = pthread_create(&q->thread, NULL, worker, q);
 	if (err) {
 		close(q->efd);
@@ -173,29 +177,62 @@ struct workq_item *workq_take(struct workq *q)
 	return it;
 }
 
+/* timeout_ms from now on the queue's clock. */
+static struct timespec deadline(int timeout_ms)
+{
+	struct timespec t;
+
+	clock_gettime(CLOCK_MONOTONIC, &t);
+	t.tv_sec += timeout_ms / 1000;
+	t.tv_nsec += (long)(timeout_ms % 1000) * 1000000;
+	if (t.tv_nsec >= 1000000000) {
+		t.tv_sec++;
+		t.tv_nsec -= 1000000000;
+	}
+	return t;
+}
+
+static int wait_until(struct workq *q, int timeout_ms, const struct timespec *until)
+{
+	return timeout_ms < 0 ? pthread_cond_wait(&q->cond, &q->lock) :
+				pthread_cond_timedwait(&q->cond, &q->lock, until);
+}
+
 bool workq_wait_idle(struct workq *q, int timeout_ms)
 {
-	struct timespec until;
+	struct timespec until = deadline(timeout_ms < 0 ? 0 : timeout_ms);
 	bool idle;
 	int err = 0;
 
-	clock_gettime(CLOCK_REALTIME, &until);
-	if (timeout_ms >= 0) {
-		until.tv_sec += timeout_ms / 1000;
-		until.tv_nsec += (long)(timeout_ms % 1000) * 1000000;
-		if (until.tv_nsec >= 1000000000) {
-			until.tv_sec++;
-			until.tv_nsec -= 1000000000;
-		}
-	}
 	pthread_mutex_lock(&q->lock);
 	/* done items past max_done would keep the worker waiting: the caller takes them */
-	while ((q->todo.n || q->running) && q->done.n < q->max_done && err != ETIMEDOUT)
-		err = timeout_ms < 0 ? pthread_cond_wait(&q->cond, &q->lock) :
-				       pthread_cond_timedwait(&q->cond, &q->lock, &until);
-	idle = !q->todo.n && !q->running;
+	while ((q->todo.n || q->current) && q->done.n < q->max_done && err != ETIMEDOUT)
+		err = wait_until(q, timeout_ms, &until);
+	idle = !q->todo.n && !q->current;
 	pthread_mutex_unlock(&q->lock);
 	return idle;
+}
+
+static bool queued(const struct workq *q, const struct workq_item *it)
+{
+	for (const struct workq_item *p = q->todo.head; p; p = p->next)
+		if (p == it)
+			return true;
+	return false;
+}
+
+bool workq_wait_item(struct workq *q, const struct workq_item *it, int timeout_ms)
+{
+	struct timespec until = deadline(timeout_ms < 0 ? 0 : timeout_ms);
+	bool done;
+	int err = 0;
+
+	pthread_mutex_lock(&q->lock);
+	while ((q->current == it || queued(q, it)) && q->done.n < q->max_done && err != ETIMEDOUT)
+		err = wait_until(q, timeout_ms, &until);
+	done = q->current != it && !queued(q, it);
+	pthread_mutex_unlock(&q->lock);
+	return done;
 }
 
 uint32_t workq_outstanding(struct workq *q)
@@ -203,7 +240,7 @@ uint32_t workq_outstanding(struct workq *q)
 	uint32_t n;
 
 	pthread_mutex_lock(&q->lock);
-	n = q->todo.n + q->done.n + (q->running ? 1u : 0u);
+	n = q->todo.n + q->done.n + (q->current ? 1u : 0u);
 	pthread_mutex_unlock(&q->lock);
 	return n;
 }

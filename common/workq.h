@@ -36,6 +36,12 @@ struct workq_item *workq_take(struct workq *q);
 /* Blocks until every submitted item is done (taken or not), or timeout_ms passed
  * (< 0: no limit). true when all are done. */
 bool workq_wait_idle(struct workq *q, int timeout_ms);
+/*
+ * Blocks until the worker has finished it (it waits to be taken), or
+ * timeout_ms passed (< 0: no limit), or max_done results wait untaken. true
+ * when it is done.
+ */
+bool workq_wait_item(struct workq *q, const struct workq_item *it, int timeout_ms);
 /* Items submitted and not taken back yet. */
 uint32_t workq_outstanding(struct workq *q);
 /* Readable while done items wait to be taken (level-triggered). */

@@ -153,7 +153,7 @@ static pid_t spawn_gated(char **argv, int *ret_gate_fd)
 	}
 	if (pid == 0) {
 		const char *base = strrchr(argv[0], '/');
-		char c;
+		char c, msg[512];
 
 		/* first thing: the child is sampled from the moment the parent targets it
 		 * (on a loaded host, possibly before it reaches the gate), and every one
@@ -165,7 +165,11 @@ static pid_t spawn_gated(char **argv, int *ret_gate_fd)
 		signal(SIGINT, SIG_DFL);
 		signal(SIGTERM, SIG_DFL);
 		execvp(argv[0], argv);
-		fprintf(stderr, "profleet-agent: cannot run '%s': %s\n", argv[0], strerror(errno));
+		/* the parent's threads may hold stdio's locks: no fprintf in this child */
+		snprintf(msg, sizeof(msg), "profleet-agent: cannot run '%s': %s\n", argv[0],
+			 strerror(errno));
+		if (write(STDERR_FILENO, msg, strlen(msg)) < 0)
+			_exit(127);
 		_exit(127);
 	}
 	close(gate[0]);
@@ -398,10 +402,11 @@ static int rec_open(struct recording *rc)
 		unwinder__sync_pid(rc->st.unw, getpid(), false);
 		for (int i = 0; i < cfg->npids; i++)
 			unwinder__sync_pid(rc->st.unw, cfg->pids[i], false);
-		/* built before sampling starts, as the command (forked from us) maps
-		 * them too: its own tables are then the worker's first */
-		if (!unwinder__settle(rc->st.unw, 30000))
-			log_warn("unwind tables still being built after 30 s; sampling starts");
+		/* a command (forked from us) maps them too: built before it starts, its
+		 * own tables are the worker's first (the CPUs are sampled meanwhile only
+		 * with --all or --pid, which do not wait) */
+		if (cfg->command && !unwinder__settle(rc->st.unw, 10000))
+			log_warn("unwind tables still being built after 10 s; the command starts");
 	}
 	return 0;
 }

@@ -60,8 +60,8 @@
 #define DEBUGLINK_MAX_BYTES 4096	/* a file name of 255 bytes and a CRC */
 #define DEBUG_CRC_MAX_BYTES (4ull << 30)	/* a .gnu_debuglink file read whole for its CRC */
 #define RETRY_NS (10ull * 1000000000ull)	/* a file that could not be opened */
-#define LOADS_MAX 32		/* files pinned for the loader: past it, loaded at once */
-#define LOADS_DONE_MAX 8	/* loaded, not applied yet: past it the loader waits */
+#define LOADS_MAX 32		/* files pinned for the loader: past it, not prefetched */
+#define LOAD_WAIT_MS 2000	/* an owner asking for a file being loaded waits this long */
 #define BUILD_ID_HEX (2 * 64 + 1)
 
 #define SYM_SIZE_MAX 0x7fffffffu
@@ -1023,7 +1023,9 @@ struct symcache *symcache__new(const struct symcache_opts *opts)
 	c->debug_root = strdup(opts && opts->debug_root ? opts->debug_root : DEFAULT_DEBUG_ROOT);
 	c->buckets = calloc(c->nbuckets, sizeof(*c->buckets));
 	c->bid_buckets = calloc(c->nbuckets, sizeof(*c->bid_buckets));
-	c->loader = workq_new("symbols", LOADS_DONE_MAX);
+	/* results wait for the owner's next call; never more than LOADS_MAX, so the
+	 * loader never waits for room */
+	c->loader = workq_new("symbols", LOADS_MAX);
 	if (!c->debug_root || !c->buckets || !c->bid_buckets || !c->loader) {
 		symcache__free(c);
 		errno = ENOMEM;
@@ -1214,13 +1216,17 @@ static void collect(struct symcache *c)
 	}
 }
 
-/* Until the loader has nothing left: an entry being loaded is asked for. */
-static void settle(struct symcache *c)
+/*
+ * An entry being loaded is asked for: waits for its load (only), for at most
+ * LOAD_WAIT_MS (a read that hangs, on a stuck mount, must not hang the owner).
+ * false when it is still loading.
+ */
+static bool ent_wait(struct symcache *c, struct cent *e)
 {
-	while (workq_outstanding(c->loader)) {
-		workq_wait_idle(c->loader, -1);
-		collect(c);
-	}
+	if (!workq_wait_item(c->loader, &e->job->item, LOAD_WAIT_MS))
+		c->stats.load_waits_timed_out++;
+	collect(c);
+	return !e->job;
 }
 
 /*
@@ -1268,10 +1274,10 @@ static struct cent *ent_lookup(struct symcache *c, const char *path, uint64_t de
 
 	if (!e)
 		return NULL;
-	if (e->job)
-		settle(c);
 	lru_unlink(e);
 	lru_push_front(c, e);
+	if (e->job && !ent_wait(c, e))
+		return e;	/* still loading */
 	if (e->obj || clock_mono_ns() < e->retry_ns)
 		return e;
 	ent_remove(c, e);	/* time to try again */
@@ -1290,8 +1296,8 @@ int symcache__prefetch(struct symcache *c, const char *open_path, const char *re
 	if (e && (e->job || e->obj || clock_mono_ns() < e->retry_ns))
 		return 0;	/* loaded, on its way, or failed lately */
 	if (workq_outstanding(c->loader) >= LOADS_MAX) {
-		c->stats.loads_inline++;
-		return symcache__get(c, open_path, real_path, dev, ino) ? 0 : -errno;
+		c->stats.prefetches_dropped++;	/* read when asked for, if it is still there */
+		return -EAGAIN;
 	}
 	c->stats.lookups++;
 	c->stats.misses++;
@@ -1315,8 +1321,8 @@ struct elfobj *symcache__find(struct symcache *c, uint64_t dev, uint64_t ino)
 	if (!c || (!dev && !ino))
 		return NULL;
 	e = ent_find(c, NULL, dev, ino, hash_key(NULL, dev, ino));
-	if (e && e->job)
-		settle(c);
+	if (e && e->job && !ent_wait(c, e))
+		return NULL;
 	if (!e || !e->obj)
 		return NULL;
 	lru_unlink(e);
@@ -1347,7 +1353,7 @@ struct elfobj *symcache__get(struct symcache *c, const char *open_path, const ch
 		ent_load(c, e, open_path, real_path, NULL);
 	}
 	if (!e->obj) {
-		errno = e->err;
+		errno = e->job ? EAGAIN : e->err;
 		return NULL;
 	}
 	return e->obj;

@@ -46,7 +46,8 @@ struct symcache_stats {
 	uint64_t go_pclntab_used;	/* symbols from .gopclntab */
 	uint64_t lookups;		/* symcache__get calls, and symcache__prefetch of a new file */
 	uint64_t misses;		/* ... that had to open the file */
-	uint64_t loads_inline;		/* prefetches read at once: the loader had LOADS_MAX */
+	uint64_t prefetches_dropped;	/* not pinned: the loader had LOADS_MAX files */
+	uint64_t load_waits_timed_out;	/* asked for while loading, not done in 2 s (EAGAIN) */
 };
 
 struct elfobj;
@@ -56,7 +57,7 @@ struct symcache *symcache__new(const struct symcache_opts *opts);
 void symcache__free(struct symcache *c);
 /*
  * Returns the object for a file, loading it on first use (one the loader has is
- * waited for). open_path is what to
+ * waited for, 2 s at most: then NULL with EAGAIN). open_path is what to
  * open (e.g. /proc/PID/map_files/START-END or /proc/PID/root/usr/lib/libc.so.6);
  * real_path is the file's name as the process saw it, used to find its
  * .gnu_debuglink file (NULL: derived from open_path); dev/ino identify it (0, 0:
@@ -75,14 +76,15 @@ void symcache__trim(struct symcache *c);
  * The file will be asked for (its process may be gone by then): opens it and
  * its process's root now, and reads its symbols on the loader thread, unless
  * they are loaded, on their way or failed lately. Same arguments as
- * symcache__get. 0 or -errno (ENOMEM; a file that cannot be opened is an entry
- * that failed, as with symcache__get).
+ * symcache__get. 0 or -errno (ENOMEM; EAGAIN when the loader has too many files
+ * already: counted; a file that cannot be opened is an entry that failed, as
+ * with symcache__get).
  */
 int symcache__prefetch(struct symcache *c, const char *open_path, const char *real_path,
 		       uint64_t dev, uint64_t ino);
 /*
  * The object loaded for the file (dev, ino) if the cache still holds it, without
- * opening anything (one being loaded is waited for).
+ * opening anything (one being loaded is waited for, 2 s at most).
  */
 struct elfobj *symcache__find(struct symcache *c, uint64_t dev, uint64_t ino);
 struct elfobj *symcache__get(struct symcache *c, const char *open_path, const char *real_path,

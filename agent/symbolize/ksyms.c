@@ -198,10 +198,10 @@ static int kread_file(struct ksyms *k, struct kread *r, FILE *f)
 	int err = 0;
 
 	while (!err && fgets(line, sizeof(line), f)) {
-		const char *name, *mod;
-		size_t name_len, mod_len;
-		uint64_t addr;
-		char type;
+		const char *name = NULL, *mod = NULL;
+		size_t name_len = 0, mod_len = 0;
+		uint64_t addr = 0;
+		char type = 0;
 		int n;
 
 		if (!strchr(line, '\n') && !feof(f)) {

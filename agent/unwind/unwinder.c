@@ -30,6 +30,8 @@
 
 /* between two forced re-syncs of one process */
 #define RESYNC_NS (1000ull * 1000 * 1000)
+/* tables handed to the worker at once (each holds its file open): more wait their turn */
+#define BUILDS_MAX 64
 
 struct seg {
 	uint64_t offset, vaddr, filesz;
@@ -54,6 +56,7 @@ struct pid_entry {
 	struct pid_entry *next;
 	int pid;
 	bool dirty;		/* mappings changed since the last sync */
+	bool deferred;		/* a table was not asked for (the worker had BUILDS_MAX) */
 	uint64_t last_sync_ns;
 	struct mapping_key *keys;	/* LPM keys we inserted */
 	uint32_t nkeys, cap;
@@ -346,21 +349,21 @@ void unwinder__free(struct unwinder *u)
 {
 	if (!u)
 		return;
-	workq_free(u->builder, job_free);
+	/* first: builds not started are cancelled through the live queue */
 	for (int i = 0; i < 1024; i++)
 		while (u->pids[i])
 			unwinder__forget_pid(u, u->pids[i]->pid);
+	workq_free(u->builder, job_free);	/* the running one, the done ones */
 	free(u->free);
 	free(u);
 }
 
-/* Reads the build-id and the executable PT_LOAD segments. */
-static int read_elf_ids(const char *path, char *build_id, size_t bid_len, struct seg *segs,
-			int *nsegs)
+/* Reads the build-id and the executable PT_LOAD segments of the open file fd. */
+static int read_elf_ids(int fd, char *build_id, size_t bid_len, struct seg *segs, int *nsegs)
 {
-	int fd = -1, err = 0;
+	int err = 0;
 	size_t phnum;
-	Elf *elf = elfutil_open(path, &fd);
+	Elf *elf = elfutil_begin(fd);
 
 	build_id[0] = '\0';
 	*nsegs = 0;
@@ -381,7 +384,7 @@ static int read_elf_ids(const char *path, char *build_id, size_t bid_len, struct
 	if (!*nsegs)
 		err = -ENOEXEC;
 out:
-	elfutil_close(elf, fd);
+	elf_end(elf);
 	return err;
 }
 
@@ -485,22 +488,17 @@ static int rows_upload(struct unwinder *u, uint32_t first, const struct unwind_r
 	return err;
 }
 
-/* Hands the build of table id (the file at path) to the worker. 0 or -errno. */
-static int table_submit(struct unwinder *u, uint32_t id, const char *path, const char *name,
+/* Hands the build of table id (the open file fd, ours from here) to the worker. 0 or -errno. */
+static int table_submit(struct unwinder *u, uint32_t id, int fd, const char *name,
 			const char *build_id)
 {
 	struct table_job *j = calloc(1, sizeof(*j));
-	struct stat st;
 
-	if (!j)
+	if (!j) {
+		close(fd);
 		return -ENOMEM;
-	j->fd = elfutil_open_file(path, &st);
-	if (j->fd < 0) {
-		int err = j->fd;
-
-		free(j);
-		return err;
 	}
+	j->fd = fd;
 	j->item.work = job_build;
 	j->id = id;
 	snprintf(j->build_id, sizeof(j->build_id), "%s", build_id);
@@ -525,14 +523,29 @@ static void table_failed(struct unwinder *u, struct table *t, int err, const cha
 	log_info("no unwind table for %s: %s", name, strerror(-err));
 }
 
+/* Whether n rows fit in what is free and what idle tables hold (fragments aside). */
+static bool rows_could_fit(const struct unwinder *u, uint32_t n)
+{
+	uint64_t room = 0;
+
+	for (uint32_t i = 0; i < u->nfree; i++)
+		room += u->free[i].len;
+	for (int i = 0; i < UNWIND_MAX_TABLES; i++)
+		if (u->tables[i].used && u->tables[i].idle_since && !u->tables[i].pending)
+			room += u->tables[i].nrows;
+	return room >= n;
+}
+
 /* Copies a built table's rows into a free slice of unwind_rows. 0 or -errno. */
 static int table_place(struct unwinder *u, struct table *t, const struct table_job *j)
 {
-	int64_t first;
+	int64_t first = -ENOSPC;
 	int err;
 
-	while ((first = rows_alloc(u, j->nrows)) < 0 && table_evict_idle(u))
-		;
+	/* a table that cannot fit does not empty the idle pool first */
+	if (rows_could_fit(u, j->nrows))
+		while ((first = rows_alloc(u, j->nrows)) < 0 && table_evict_idle(u))
+			;
 	if (first < 0) {
 		log_warn("unwind_rows is full: no table for %s (%u rows); raise --unwind-rows",
 			 j->name, j->nrows);
@@ -558,16 +571,29 @@ static int table_place(struct unwinder *u, struct table *t, const struct table_j
 	return 0;
 }
 
-/* A process holding table id is synced again: its blocks in the table get their entries. */
+/*
+ * A process holding table id is synced again: its blocks in the table get their
+ * entries; so is one whose tables waited for room at the worker.
+ */
 static void mark_users_dirty(struct unwinder *u, uint32_t id)
 {
 	for (int i = 0; i < 1024; i++)
-		for (struct pid_entry *pe = u->pids[i]; pe; pe = pe->next)
-			for (uint32_t k = 0; k < pe->ntables; k++)
-				if (pe->tables[k] == id) {
-					pe->dirty = true;
-					break;
-				}
+		for (struct pid_entry *pe = u->pids[i]; pe; pe = pe->next) {
+			pe->dirty |= pe->deferred;
+			for (uint32_t k = 0; k < pe->ntables && !pe->dirty; k++)
+				pe->dirty = pe->tables[k] == id;
+		}
+}
+
+/* Whether a process waits for tables the worker has or will have. */
+static bool pid_waits(const struct unwinder *u, const struct pid_entry *pe)
+{
+	if (pe->deferred)
+		return true;
+	for (uint32_t k = 0; k < pe->ntables; k++)
+		if (u->tables[pe->tables[k]].pending)
+			return true;
+	return false;
 }
 
 /* Places the tables the worker finished; how many. */
@@ -591,9 +617,9 @@ static int collect(struct unwinder *u)
 					u->stats.tables_idle--;
 				memset(t, 0, sizeof(*t));
 			}
-		} else {
-			mark_users_dirty(u, j->id);
 		}
+		/* (a failed table: only the processes whose builds waited for room) */
+		mark_users_dirty(u, err ? UINT32_MAX : j->id);
 		job_free(it);
 		n++;
 	}
@@ -608,7 +634,8 @@ static int table_for(struct unwinder *u, const struct mapping *m, int pid)
 {
 	char path[4200], bid[80], key[96];
 	struct seg segs[8];
-	int nsegs, id, err;
+	int nsegs, id, err, fd;
+	struct stat st;
 
 	if (procs__mapping_path(m, pid, true, path, sizeof(path)))
 		return -ENOENT;
@@ -617,24 +644,31 @@ static int table_for(struct unwinder *u, const struct mapping *m, int pid)
 	id = find_table(u, key);
 	if (id >= 0)
 		return id;
-	err = read_elf_ids(path, bid, sizeof(bid), segs, &nsegs);
-	if (err)
-		return err;
-	if (bid[0]) {
+	/* the build id, and later the rows, from one open file: never two files */
+	fd = elfutil_open_file(path, &st);
+	if (fd < 0)
+		return fd;
+	err = read_elf_ids(fd, bid, sizeof(bid), segs, &nsegs);
+	if (!err && bid[0]) {
 		snprintf(key, sizeof(key), "b:%s", bid);
 		id = find_table(u, key);
-		if (id >= 0)
-			return id;
 	}
-	id = free_slot(u);
-	if (id < 0)
-		return id;
+	if (!err && id < 0 && workq_outstanding(u->builder) >= BUILDS_MAX) {
+		u->stats.builds_deferred++;	/* asked again when the worker has room */
+		err = -EAGAIN;
+	}
+	if (!err && id < 0 && (id = free_slot(u)) < 0)
+		err = id;
+	if (err || u->tables[id].used) {	/* failed, or found by its build id */
+		close(fd);
+		return err ? err : id;
+	}
 	u->tables[id] = (struct table){ .used = true, .nsegs = nsegs };
 	snprintf(u->tables[id].key, sizeof(u->tables[id].key), "%s", key);
 	snprintf(u->tables[id].ino_key, sizeof(u->tables[id].ino_key), "i:%" PRIu64 ":%" PRIu64,
 		 m->dev, m->ino);
 	memcpy(u->tables[id].segs, segs, sizeof(segs));
-	err = table_submit(u, (uint32_t)id, path, m->path, bid);
+	err = table_submit(u, (uint32_t)id, fd, m->path, bid);
 	if (err)
 		table_failed(u, &u->tables[id], err, m->path);
 	return id;
@@ -672,6 +706,7 @@ static int add_range(const struct mapping *m, uint64_t start, uint64_t end, void
 	const struct seg *sg = NULL;
 	int id = table_for(u, m, c->pe->pid);
 
+	c->pe->deferred |= id == -EAGAIN;
 	if (id < 0)
 		return 0;	/* no table: the BPF side uses frame pointers there */
 	t = &u->tables[id];
@@ -741,6 +776,7 @@ static int sync_entry(struct unwinder *u, struct pid_entry *pe)
 	pe->ntables = pe->cap_tables = 0;
 	pe->last_sync_ns = clock_mono_ns();
 	pe->dirty = false;
+	pe->deferred = false;
 	u->stats.pid_syncs++;
 	err = procs__foreach_range(u->procs, pe->pid, add_range, &c);
 	for (uint32_t i = 0; i < old.nkeys; i++) {
@@ -851,11 +887,15 @@ void unwinder__stats(const struct unwinder *u, struct unwinder_stats *ret)
 
 void unwinder__on_sample(struct unwinder *u, int pid, uint32_t sample_flags, bool alive)
 {
+	struct pid_entry *pe;
+
 	if (!u || !alive)
 		return;
-	if (!unwinder__knows(u, pid))
+	pe = *pid_slot(u, pid);
+	if (!pe)
 		unwinder__sync_pid(u, pid, false);
-	else if (sample_flags & SAMPLE_F_NEED_TABLES)
+	/* a frame had no table: a library mapped since, unless its table is on its way */
+	else if ((sample_flags & SAMPLE_F_NEED_TABLES) && !pid_waits(u, pe))
 		unwinder__sync_pid(u, pid, true);
 }
 

@@ -36,6 +36,7 @@ struct unwinder_stats {
 	uint64_t tables_idle;		/* of the live ones: no process maps them now */
 	uint64_t tables_pending;	/* being built by the worker */
 	uint64_t tables_cancelled;	/* builds dropped: every process mapping them went first */
+	uint64_t builds_deferred;	/* not asked for yet: the worker had BUILDS_MAX (64) */
 	uint64_t rows_live, bytes_live, bytes_peak;
 	uint64_t lpm_entries, lpm_failed;
 	uint64_t pids, pid_syncs;
@@ -68,7 +69,7 @@ void unwinder__forget_pid(struct unwinder *u, int pid);
 /* Forgets followed processes that are gone though no exit record said so; how many. */
 int unwinder__sweep(struct unwinder *u);
 /*
- * Waits up to timeout_ms for the worker to build every table handed to it,
+ * Waits up to timeout_ms (>= 0) for the worker to build every table handed to it,
  * places them and syncs the processes that map them. true when none is left
  * (tests; the end of a recording).
  */

@@ -255,6 +255,74 @@ static void test_sync_does_not_wait(void **state)
 	close(rows);
 }
 
+/*
+ * A table that cannot fit, even in what idle tables hold, fails without
+ * evicting them: rows for sleep and the loader plus one more sleep-sized slice;
+ * libc's never fits. Another build of sleep then fits the free slice, and
+ * sleep's idle table stays.
+ */
+static void test_too_big_keeps_idle(void **state)
+{
+	struct unwinder_stats st;
+	struct procs *procs;
+	struct unwinder *u;
+	char copy[64];
+	uint32_t cap;
+	int lpm, rows;
+	pid_t a;
+
+	(void)state;
+	/* the rows of sleep's and the loader's tables, measured */
+	u = open_unwinder(1u << 20, &procs, &lpm, &rows);
+	a = spawn("/bin/sleep", "30", NULL);
+	sync_settled(u, a);
+	unwinder__stats(u, &st);
+	cap = (uint32_t)st.rows_live;	/* sleep + libc + the loader */
+	unwinder__free(u);
+	procs__free(procs);
+	reap(a);
+	close(lpm);
+	close(rows);
+	assert_true(cap > 28000);	/* libc's is the big one */
+	/* sleep's and the loader's only, known by failing libc's: */
+	u = open_unwinder(cap / 4, &procs, &lpm, &rows);
+	a = spawn("/bin/sleep", "30", NULL);
+	sync_settled(u, a);
+	unwinder__stats(u, &st);
+	unwinder__free(u);
+	procs__free(procs);
+	reap(a);
+	close(lpm);
+	close(rows);
+	print_message("# sleep's set: %u rows; without libc's: %lu\n", cap,
+		      (unsigned long)st.rows_live);
+	assert_int_equal(st.tables_failed, 1);	/* libc's: over cap / 4 */
+	cap = (uint32_t)(st.rows_live + st.rows_live / 4);
+
+	u = open_unwinder(cap, &procs, &lpm, &rows);
+	a = spawn("/bin/sleep", "30", NULL);
+	sync_settled(u, a);
+	unwinder__forget_pid(u, a);
+	reap(a);
+	other_build(copy, sizeof(copy));
+	a = spawn(copy, "30", NULL);
+	sync_settled(u, a);
+	unwinder__stats(u, &st);
+	print_message("# %lu loaded, %lu failed, %lu evicted, %lu idle\n",
+		      (unsigned long)st.tables_loaded, (unsigned long)st.tables_failed,
+		      (unsigned long)st.tables_evicted, (unsigned long)st.tables_idle);
+	assert_int_equal(st.tables_failed, 2);	/* libc's, twice */
+	assert_int_equal(st.tables_evicted, 0);
+	assert_int_equal(st.tables_idle, 1);	/* sleep's own */
+	unwinder__forget_pid(u, a);
+	reap(a);
+	unlink(copy);
+	unwinder__free(u);
+	procs__free(procs);
+	close(lpm);
+	close(rows);
+}
+
 /* Freed while the worker builds: no leak (valgrind/ASan tiers), no hang. */
 static void test_free_in_flight(void **state)
 {
@@ -279,6 +347,7 @@ int main(void)
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_idle_tables),
 		cmocka_unit_test(test_sync_does_not_wait),
+		cmocka_unit_test(test_too_big_keeps_idle),
 		cmocka_unit_test(test_free_in_flight),
 	};
 
