@@ -99,6 +99,8 @@ struct sym_job;
 /* A cache entry: one file, as (dev, ino) or path. */
 struct cent {
 	struct sym_job *job;	/* being loaded by the loader thread: obj and err not set yet */
+	bool gone;		/* failed as its path was gone: another path is tried at once */
+	uint32_t path_hash;	/* of the path last tried */
 	uint64_t dev, ino;
 	char *path;		/* the key when dev and ino are 0 */
 	uint32_t hash;
@@ -1189,6 +1191,13 @@ static void ent_loaded(struct symcache *c, struct cent *e, struct loaded *r, con
 	}
 	e->err = -r->err;
 	e->retry_ns = retryable(-r->err) ? clock_mono_ns() + RETRY_NS : UINT64_MAX;
+	/*
+	 * The file or its process was gone (ENOENT, ESRCH): that path is, maybe not
+	 * the file. Another path to the same file (the same dev, ino: one entry),
+	 * such as the next process's, is tried at once: else one child that exited
+	 * before its file was opened would leave every later one unnamed for 10 s.
+	 */
+	e->gone = r->err == -ENOENT || r->err == -ESRCH;
 	c->stats.objects_failed++;
 	/* never tried again: logged once while the entry lives */
 	if (r->err == -EFBIG) {
@@ -1240,6 +1249,7 @@ static void ent_load(struct symcache *c, struct cent *e, const char *open_path,
 	char bid[BUILD_ID_HEX];
 	bool symtab = false;
 
+	e->path_hash = hash_bytes(open_path, strlen(open_path), 2166136261u);
 	j->res.err = pin(&j->pin, open_path, real_path);
 	if (!j->res.err && peek(&j->pin, bid, sizeof(bid), &symtab) == 0 &&
 	    ent_share(c, e, bid, symtab)) {
@@ -1266,6 +1276,14 @@ static void ent_load(struct symcache *c, struct cent *e, const char *open_path,
 		unpin(&local.pin);
 }
 
+/* Whether a failed entry is to be served as it is to a caller with open_path. */
+static bool failed_for(const struct cent *e, const char *open_path)
+{
+	if (e->gone && e->path_hash != hash_bytes(open_path, strlen(open_path), 2166136261u))
+		return false;
+	return clock_mono_ns() < e->retry_ns;
+}
+
 /* The entry of a file, when it is one to use (loaded, or failed and not to retry yet). */
 static struct cent *ent_lookup(struct symcache *c, const char *path, uint64_t dev, uint64_t ino,
 			       uint32_t h)
@@ -1278,7 +1296,7 @@ static struct cent *ent_lookup(struct symcache *c, const char *path, uint64_t de
 	lru_push_front(c, e);
 	if (e->job && !ent_wait(c, e))
 		return e;	/* still loading */
-	if (e->obj || clock_mono_ns() < e->retry_ns)
+	if (e->obj || failed_for(e, path))
 		return e;
 	ent_remove(c, e);	/* time to try again */
 	return NULL;
@@ -1293,7 +1311,7 @@ int symcache__prefetch(struct symcache *c, const char *open_path, const char *re
 
 	collect(c);
 	e = ent_find(c, open_path, dev, ino, h);
-	if (e && (e->job || e->obj || clock_mono_ns() < e->retry_ns))
+	if (e && (e->job || e->obj || failed_for(e, open_path)))
 		return 0;	/* loaded, on its way, or failed lately */
 	if (workq_outstanding(c->loader) >= LOADS_MAX) {
 		c->stats.prefetches_dropped++;	/* read when asked for, if it is still there */

@@ -1466,6 +1466,34 @@ static void test_prefetch_outlives_process(void **state)
 }
 
 /*
+ * A file whose first path was gone (its process exited: ENOENT) is tried again
+ * at once by another path to the same file (the next child's), not refused for
+ * 10 s; the same gone path is not tried again.
+ */
+static void test_gone_path_not_sticky(void **state)
+{
+	struct symcache *c = cache_no_debug();
+	struct symcache_stats st;
+	char path[512];
+	struct stat sb;
+
+	(void)state;
+	tpath(path, sizeof(path), "prog");
+	assert_int_equal(stat(path, &sb), 0);
+	errno = 0;
+	assert_null(symcache__get(c, "/proc/2147483647/map_files/1000-2000", path,
+				  (uint64_t)sb.st_dev, (uint64_t)sb.st_ino));
+	assert_int_equal(errno, ENOENT);
+	assert_null(symcache__get(c, "/proc/2147483647/map_files/1000-2000", path,
+				  (uint64_t)sb.st_dev, (uint64_t)sb.st_ino));
+	assert_non_null(symcache__get(c, path, path, (uint64_t)sb.st_dev, (uint64_t)sb.st_ino));
+	symcache__stats(c, &st);
+	assert_int_equal(st.misses, 2);
+	assert_int_equal(st.objects_loaded, 1);
+	symcache__free(c);
+}
+
+/*
  * Entries evicted while their files load (one entry at most: each prefetch
  * evicts the one before), then the cache freed with loads queued and running:
  * the results are dropped, nothing leaks (the ASan and valgrind tiers), no hang.
@@ -1570,6 +1598,7 @@ int main(void)
 		cmocka_unit_test(test_container_symlinks),
 		cmocka_unit_test(test_prefetch_outlives_process),
 		cmocka_unit_test(test_free_while_loading),
+		cmocka_unit_test(test_gone_path_not_sticky),
 		cmocka_unit_test(test_go_pclntab),
 	};
 
