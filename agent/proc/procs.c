@@ -610,8 +610,11 @@ int procs__mapping_path(const struct mapping *m, int pid, bool alive, char *buf,
 		if (rootfs_readable(buf) == 0)
 			return 0;
 	}
-	/* the host's file of that name, only if it is the very file that was mapped */
-	if (stat(m->path, &sb) || (uint64_t)sb.st_ino != m->ino || (uint64_t)sb.st_dev != m->dev)
+	/* the host's file of that name, only if it is the very file that was mapped;
+	 * never one under /proc, whose names (our own descriptors, other processes'
+	 * roots) mean something else to us than to the process */
+	if (!strncmp(m->path, "/proc/", 6) || stat(m->path, &sb) ||
+	    (uint64_t)sb.st_ino != m->ino || (uint64_t)sb.st_dev != m->dev)
 		return -ENOENT;
 	snprintf(buf, len, "%s", m->path);
 	return 0;

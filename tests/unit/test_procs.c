@@ -298,6 +298,35 @@ static void test_vanished(void **state)
 	procs__free(p);
 }
 
+/*
+ * A dead process's file by its host name, only if (dev, ino) match; never a
+ * name under /proc (a container can make "/proc/self/fd/N/x" mean our own
+ * descriptor to us).
+ */
+static void test_mapping_path_fallback(void **state)
+{
+	char buf[600], exe[512];
+	struct mapping m = { .start = 0x1000, .end = 0x2000, .pid = 2147483647 };
+	struct stat sb;
+	ssize_t n;
+
+	(void)state;
+	n = readlink("/proc/self/exe", exe, sizeof(exe) - 1);
+	assert_true(n > 0);
+	exe[n] = '\0';
+	assert_int_equal(stat(exe, &sb), 0);
+	m.dev = (uint64_t)sb.st_dev;
+	m.ino = (uint64_t)sb.st_ino;
+	m.path = exe;
+	assert_int_equal(procs__mapping_path(&m, m.pid, false, buf, sizeof(buf)), 0);
+	assert_string_equal(buf, exe);
+	m.ino++;
+	assert_int_equal(procs__mapping_path(&m, m.pid, false, buf, sizeof(buf)), -ENOENT);
+	m.ino--;
+	m.path = "/proc/self/exe";	/* the same file, by a /proc name */
+	assert_int_equal(procs__mapping_path(&m, m.pid, false, buf, sizeof(buf)), -ENOENT);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -309,6 +338,7 @@ int main(void)
 		cmocka_unit_test(test_unreadable),
 		cmocka_unit_test(test_bounded),
 		cmocka_unit_test(test_vanished),
+		cmocka_unit_test(test_mapping_path_fallback),
 	};
 
 	return cmocka_run_group_tests(tests, setup_root, teardown_root);
