@@ -483,7 +483,10 @@ static int sample_frames(struct pprof_merge *m, const Perftools__Profiles__Profi
 	return 0;
 }
 
-/* "loc,loc,...|len:key len:str#num;..." of any length (a cut key would merge two samples). */
+/*
+ * "loc,loc,...|len:key len:str#num len:unit;..." of any length (a cut key would
+ * merge two samples; so would one without the unit: 5 bytes and 5 seconds).
+ */
 static char *sample_key(const struct frames *f, const struct prof_label *labels, size_t nl)
 {
 	char *key = NULL;
@@ -498,9 +501,10 @@ static char *sample_key(const struct frames *f, const struct prof_label *labels,
 	/* lengths first: a label's text may hold any of the separators */
 	for (size_t j = 0; j < nl; j++) {
 		const char *str = labels[j].str ? labels[j].str : "";
+		const char *unit = labels[j].unit ? labels[j].unit : "";
 
-		fprintf(o, "%zu:%s%zu:%s#%" PRId64 ";", strlen(labels[j].key), labels[j].key,
-			strlen(str), str, labels[j].num);
+		fprintf(o, "%zu:%s%zu:%s#%" PRId64 " %zu:%s;", strlen(labels[j].key), labels[j].key,
+			strlen(str), str, labels[j].num, strlen(unit), unit);
 	}
 	if (fclose(o)) {
 		free(key);

@@ -187,7 +187,10 @@ static void test_merge_long_names(void **state)
 	free(m2);
 }
 
-/* Labels whose text holds the key's separators stay apart from the labels they mimic. */
+/*
+ * Labels whose text holds the key's separators stay apart from the labels they
+ * mimic; numeric labels of different units stay apart.
+ */
 static void test_merge_label_text(void **state)
 {
 	struct profile *p = profile__new();
@@ -196,6 +199,9 @@ static void test_merge_label_text(void **state)
 	struct prof_location l = { .mapping = 0, .address = 0x1100, .function = "f" };
 	struct prof_label one[] = { { .key = "a", .str = "x#0;b=y" } };	/* the old key of two */
 	struct prof_label two[] = { { .key = "a", .str = "x" }, { .key = "b", .str = "y" } };
+	/* the same number in two units: two samples, not one of 3 */
+	struct prof_label bytes[] = { { .key = "n", .num = 5, .unit = "bytes" } };
+	struct prof_label secs[] = { { .key = "n", .num = 5, .unit = "seconds" } };
 	uint32_t s1[] = { 0 };
 	uint8_t *buf;
 	size_t len;
@@ -207,9 +213,11 @@ static void test_merge_label_text(void **state)
 	assert_int_equal(profile__add_location(p, &l), 0);
 	assert_true(profile__add_sample(p, s1, 1, 1, one, 1) >= 0);
 	assert_true(profile__add_sample(p, s1, 1, 2, two, 2) >= 0);
+	assert_true(profile__add_sample(p, s1, 1, 1, bytes, 1) >= 0);
+	assert_true(profile__add_sample(p, s1, 1, 2, secs, 1) >= 0);
 	assert_int_equal(pprof__encode(p, false, &buf, &len), 0);
 	assert_int_equal(pprof_merge_add(m, buf, len, err, sizeof(err)), 0);
-	assert_int_equal(pprof_merge_profile(m)->nsamples, 2);
+	assert_int_equal(pprof_merge_profile(m)->nsamples, 4);
 	free(buf);
 	pprof_merge_free(m);
 	profile__free(p);
