@@ -345,8 +345,8 @@ void procs__on_exec(struct procs *p, int pid, const char *comm, uint64_t time)
 	for (uint32_t i = 0; i < pr->nmaps; i++)
 		if (time && pr->maps[i].time > time)
 			pr->maps[w++] = pr->maps[i];
-	pr->nmaps = w;
 	log_debug("procs: pid %d exec at %" PRIu64 ", %u of %u ranges kept", pid, time, w, pr->nmaps);
+	pr->nmaps = w;
 	pr->exec_time = time;
 	pr->known = true;
 	pr->alive = true;
@@ -364,6 +364,9 @@ void procs__on_fork(struct procs *p, int pid, int ppid)
 		return;
 	child->alive = true;
 	child->dead_seen = false;
+	/* its exec came first (read from another CPU's buffer): the parent's image is not its own */
+	if (child->exec_time)
+		return;
 	/* re-find: proc_get may have evicted */
 	parent = proc_find(p, ppid);
 	if (parent && parent->known && parent->nmaps) {

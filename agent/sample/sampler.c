@@ -16,6 +16,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "grow.h"
 #include "log.h"
 #include "oncpu.skel.h"
 #include "unwind.h"
@@ -36,6 +37,17 @@ struct sampler {
 	uint64_t tasks_drained_at;	/* CLOCK_MONOTONIC ns when task records were last drained */
 	uint64_t task_records, task_lost;
 	struct sampler_kernel kernel;
+	/* one drain's task records, put in time order before they are handed on */
+	struct batched *batch;
+	uint32_t nbatch, cap_batch;
+	char *strs;		/* their strings */
+	size_t nstrs, cap_strs;
+};
+
+struct batched {
+	struct task_record tr;	/* .str set when handed on */
+	size_t str;		/* offset in strs */
+	uint32_t seq;		/* arrival: keeps records of one time in order */
 };
 
 /* perf record bodies (see perf_event.h: PERF_RECORD_*) */
@@ -168,10 +180,32 @@ static int libbpf_log(enum libbpf_print_level level, const char *fmt, va_list ap
 	return n;
 }
 
+static int cmp_batched(const void *a, const void *b)
+{
+	const struct batched *x = a, *y = b;
+
+	if (x->tr.time != y->tr.time)
+		return x->tr.time < y->tr.time ? -1 : 1;
+	return x->seq < y->seq ? -1 : x->seq > y->seq;
+}
+
+/*
+ * The records of all CPUs' buffers, handed on in time order: a child's exec and
+ * mmaps (on its CPU) may sit in a buffer read before its parent's fork record
+ * (on another), and must not be taken before it.
+ */
 static void drain_tasks(struct sampler *s)
 {
 	s->tasks_drained_at = clock_mono_ns();
+	s->nbatch = 0;
+	s->nstrs = 0;
 	perf_buffer__consume(s->pb);
+	qsort(s->batch, s->nbatch, sizeof(*s->batch), cmp_batched);
+	for (uint32_t i = 0; i < s->nbatch; i++) {
+		s->batch[i].tr.str = s->strs + s->batch[i].str;
+		if (s->on_task)
+			s->on_task(s->ctx, &s->batch[i].tr);
+	}
 	if (s->on_drained)
 		s->on_drained(s->ctx);
 }
@@ -209,10 +243,21 @@ static void rec_str(char *dst, size_t cap, const char *src, const void *rec_end)
 	dst[i] = '\0';
 }
 
+/* Into this drain's batch (a record that does not fit in memory is counted as lost). */
 static void task_out(struct sampler *s, const struct task_record *tr)
 {
-	if (s->on_task)
-		s->on_task(s->ctx, tr);
+	const char *str = tr->str ? tr->str : "";
+	size_t n = strlen(str) + 1;
+
+	if (grow_array((void **)&s->batch, &s->cap_batch, s->nbatch + 1, sizeof(*s->batch), 256) ||
+	    grow_bytes(&s->strs, &s->cap_strs, s->nstrs + n, 16384)) {
+		s->task_lost++;
+		return;
+	}
+	memcpy(s->strs + s->nstrs, str, n);
+	s->batch[s->nbatch] = (struct batched){ .tr = *tr, .str = s->nstrs, .seq = s->nbatch };
+	s->nstrs += n;
+	s->nbatch++;
 }
 
 static enum bpf_perf_event_ret handle_task_record(void *ctx, int cpu, struct perf_event_header *h)
@@ -684,6 +729,8 @@ void sampler__free(struct sampler *s)
 	ring_buffer__free(s->rb);
 	perf_buffer__free(s->pb);
 	oncpu_bpf__destroy(s->skel);
+	free(s->batch);
+	free(s->strs);
 	free(s);
 }
 

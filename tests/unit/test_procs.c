@@ -176,6 +176,29 @@ static void test_records(void **state)
 
 /* /proc entries that cannot be read: the lookup fails, is counted, nothing crashes */
 /* the exec record is read after the new image's first mmap (they came from different CPUs) */
+/*
+ * A child's exec and mmaps read before its parent's fork record (another CPU's
+ * buffer): the fork does not put the parent's image back over the child's.
+ */
+static void test_fork_after_exec(void **state)
+{
+	struct procs_opts o = { .proc_root = root };
+	struct procs *p = procs__new(&o);
+	uint32_t id;
+	uint64_t t = later(100);
+
+	(void)state;
+	write_maps(500, "400000-401000 r-xp 00000000 fd:01 77 /bin/parent\n");
+	assert_int_equal(procs__resolve(p, 500, 0x400010, &id), 0);
+	procs__on_exec(p, 501, "child", t);
+	procs__on_mmap(p, 501, 0x500000, 0x1000, 0, 0xfd, 1, 90, "/bin/child", t + 1);
+	procs__on_fork(p, 501, 500);
+	assert_int_equal(procs__resolve(p, 501, 0x500010, &id), 0);
+	assert_string_equal(procs__mapping(p, id)->path, "/bin/child");
+	assert_int_equal(procs__resolve(p, 501, 0x400010, &id), -ENOENT);
+	procs__free(p);
+}
+
 static void test_out_of_order(void **state)
 {
 	struct procs_opts o = { .proc_root = root };
@@ -335,6 +358,7 @@ int main(void)
 		cmocka_unit_test(test_resolve_from_proc),
 		cmocka_unit_test(test_records),
 		cmocka_unit_test(test_out_of_order),
+		cmocka_unit_test(test_fork_after_exec),
 		cmocka_unit_test(test_unreadable),
 		cmocka_unit_test(test_bounded),
 		cmocka_unit_test(test_vanished),
