@@ -402,11 +402,14 @@ static int rec_open(struct recording *rc)
 		unwinder__sync_pid(rc->st.unw, getpid(), false);
 		for (int i = 0; i < cfg->npids; i++)
 			unwinder__sync_pid(rc->st.unw, cfg->pids[i], false);
-		/* a command (forked from us) maps them too: built before it starts, its
-		 * own tables are the worker's first (the CPUs are sampled meanwhile only
-		 * with --all or --pid, which do not wait) */
-		if (cfg->command && !unwinder__settle(rc->st.unw, 10000))
-			log_warn("unwind tables still being built after 10 s; the command starts");
+		/*
+		 * The targets are put in the filter (rec_target) once these are built:
+		 * their first samples then have their tables, and a command (forked
+		 * from us, it maps the same files) finds ours done, its own the
+		 * worker's first. --all does not wait (no filter to hold it back).
+		 */
+		if ((cfg->command || cfg->npids) && !unwinder__settle(rc->st.unw, 30000))
+			log_warn("unwind tables still being built after 30 s; sampling starts");
 	}
 	return 0;
 }

@@ -250,17 +250,18 @@ static int kread_finish(struct ksyms *k, struct kread *r)
 	return 0;
 }
 
-struct ksyms *ksyms__load(const char *path)
+static struct ksyms *load_once(const char *file, int *ret_err)
 {
-	const char *file = path ? path : "/proc/kallsyms";
 	struct kread r = { .last_mod = -1 };
 	struct ksyms *k;
 	int err;
 	FILE *f;
 
 	f = fopen(file, "re");
-	if (!f)
+	if (!f) {
+		*ret_err = -errno;
 		return NULL;
+	}
 	k = calloc(1, sizeof(*k));
 	err = k ? kread_file(k, &r, f) : -ENOMEM;
 	if (!err && !r.lines) {
@@ -275,9 +276,27 @@ struct ksyms *ksyms__load(const char *path)
 	fclose(f);
 	if (err) {
 		ksyms__free(k);
-		errno = -err;
-		return NULL;
+		k = NULL;
 	}
+	*ret_err = err;
+	return k;
+}
+
+struct ksyms *ksyms__load(const char *path)
+{
+	const char *file = path ? path : "/proc/kallsyms";
+	struct ksyms *k;
+	int err;
+
+	/* a read of /proc/kallsyms can fail while symbols come and go (a BPF
+	 * program unloaded, a module): read it again once */
+	k = load_once(file, &err);
+	if (!k && err == -EIO) {
+		log_debug("%s: read failed (EIO), reading it again", file);
+		k = load_once(file, &err);
+	}
+	if (!k)
+		errno = -err;
 	return k;
 }
 
