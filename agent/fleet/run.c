@@ -854,6 +854,11 @@ static void metrics_samples(struct run *r, struct metrics *m, const struct sampl
 		       "perf mmap/exec/fork/exit records the kernel could not queue (gone processes "
 		       "are found by a sweep at each interval).");
 	metrics_value(m, "profleet_agent_task_records_lost_total", NULL, (double)ss->task_lost);
+	metrics_family(m, "profleet_agent_drain_gap_seconds_max", "gauge",
+		       "The longest time the sample ring buffer went undrained since the start "
+		       "(it holds a second of samples at the full rate).");
+	metrics_value(m, "profleet_agent_drain_gap_seconds_max", NULL,
+		      (double)ss->drain_gap_ns_max / 1e9);
 	metrics_family(m, "profleet_agent_unwind_failures_total", "counter",
 		       "Stack walks that stopped early or failed, by reason.");
 	for (size_t i = 0; i < sizeof(cnt_ids) / sizeof(cnt_ids[0]); i++)

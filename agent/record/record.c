@@ -319,6 +319,8 @@ static void add_drop_comments(struct profile *p, const struct sampler_stats *ss,
 	profile__add_comment(p, "profleet.drops.ringbuf_full=%" PRIu64, c[CNT_RINGBUF_FULL]);
 	profile__add_comment(p, "profleet.drops.stack_table_full=%" PRIu64, as->dropped_full);
 	profile__add_comment(p, "profleet.drops.task_records_lost=%" PRIu64, ss->task_lost);
+	profile__add_comment(p, "profleet.drain.pass_ms_max=%.1f", ss->drain_ns_max / 1e6);
+	profile__add_comment(p, "profleet.drain.gap_ms_max=%.1f", ss->drain_gap_ns_max / 1e6);
 	profile__add_comment(p, "profleet.stack_errors.kernel_fault=%" PRIu64, c[CNT_KSTACK_FAULT]);
 	profile__add_comment(p, "profleet.stack_errors.user_fault=%" PRIu64, c[CNT_USTACK_FAULT]);
 	profile__add_comment(p, "profleet.stack_errors.user_empty=%" PRIu64, c[CNT_USTACK_EMPTY]);

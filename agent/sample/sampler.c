@@ -36,6 +36,7 @@ struct sampler {
 	int cb_err;
 	uint64_t tasks_drained_at;	/* CLOCK_MONOTONIC ns when task records were last drained */
 	uint64_t task_records, task_lost;
+	uint64_t drain_end_ns, drain_ns_max, drain_gap_ns_max;
 	struct sampler_kernel kernel;
 	/* one drain's task records, put in time order before they are handed on */
 	struct batched *batch;
@@ -887,10 +888,16 @@ int sampler__set_frequency(struct sampler *s, int hz)
 
 int sampler__drain(struct sampler *s)
 {
+	uint64_t t0 = clock_mono_ns();
 	int n;
 
+	if (s->drain_end_ns && t0 - s->drain_end_ns > s->drain_gap_ns_max)
+		s->drain_gap_ns_max = t0 - s->drain_end_ns;
 	drain_tasks(s);
 	n = ring_buffer__consume(s->rb);
+	s->drain_end_ns = clock_mono_ns();
+	if (s->drain_end_ns - t0 > s->drain_ns_max)
+		s->drain_ns_max = s->drain_end_ns - t0;
 	if (s->cb_err) {
 		n = s->cb_err;
 		s->cb_err = 0;
@@ -923,6 +930,8 @@ void sampler__stats(struct sampler *s, struct sampler_stats *ret)
 	ret->ncpus = (uint32_t)s->ncpus;
 	ret->task_records = s->task_records;
 	ret->task_lost = s->task_lost;
+	ret->drain_ns_max = s->drain_ns_max;
+	ret->drain_gap_ns_max = s->drain_gap_ns_max;
 	ret->kernel = s->kernel;
 	if (!vals)
 		return;

@@ -67,6 +67,10 @@ struct sampler_stats {
 	struct sampler_kernel kernel;
 	uint64_t task_records, task_lost;
 	uint32_t ncpus;
+	/* the ring buffer's drain: its longest pass (our callbacks' work), and the
+	 * longest time between two passes (that, the poll's wait and the caller's
+	 * own work, such as building a profile): what the buffer must hold */
+	uint64_t drain_ns_max, drain_gap_ns_max;
 };
 
 struct sampler;
@@ -125,9 +129,9 @@ void sampler__stop(struct sampler *s);
 void sampler__stats(struct sampler *s, struct sampler_stats *ret);
 /* The kernel, as probed at sampler__new, and the variant loaded. */
 const struct sampler_kernel *sampler__kernel(const struct sampler *s);
-/* The unwinder's BPF maps: exe_mappings (LPM trie) and unwind_rows (array, *ret_rows_cap rows). */
 /* fd readable wakes sampler__poll too (which then drains as usual). 0 or -errno. */
 int sampler__watch_fd(struct sampler *s, int fd);
+/* The unwinder's BPF maps: exe_mappings (LPM trie) and unwind_rows (array, *ret_rows_cap rows). */
 int sampler__unwind_fds(struct sampler *s, int *ret_mappings_fd, int *ret_rows_fd,
 			uint32_t *ret_rows_cap);
 /* bpf_stats: total run time and count of the sampling program (needs kernel.bpf_stats_enabled=1). */
