@@ -218,6 +218,7 @@ bench: all $(BUILD)/bench/fleetsim $(BUILD)/bench/exportbench
 	@sh bench/unwind.sh
 	@sh bench/fleet.sh
 	@sh bench/export.sh
+	@sh bench/drain.sh
 
 $(BUILD)/bench/exportbench: bench/exportbench.c $(LIB_OBJS)
 	@mkdir -p $(@D)
