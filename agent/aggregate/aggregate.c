@@ -167,9 +167,11 @@ static void touch_mapping(struct agg *a, uint32_t id)
 		return;
 	a->touched[id] = 1;
 	m = procs__mapping(a->procs, id);
-	/* opened now, read on the symbol cache's loader thread: not on the drain */
-	if (m && a->sc && procs__mapping_path(m, m->pid, true, path, sizeof(path)) == 0)
-		symcache__prefetch(a->sc, path, m->path, m->dev, m->ino);
+	/* opened now, read on the symbol cache's loader thread: not on the drain; when
+	 * the loader has too many already, asked again at the mapping's next sample */
+	if (m && a->sc && procs__mapping_path(m, m->pid, true, path, sizeof(path)) == 0 &&
+	    symcache__prefetch(a->sc, path, m->path, m->dev, m->ino) == -EAGAIN)
+		a->touched[id] = 0;
 }
 
 /* A sample's stack as it is counted: frames, the mapping of each user frame, a hash. */

@@ -1433,6 +1433,9 @@ int run_main(const struct run_config *cfg)
 	/* big temporaries (a table's compile, a symbol file) are mapped and given back,
 	 * not left in the heap where they would keep the agent's RSS at its peak */
 	mallopt(M_MMAP_THRESHOLD, 256 << 10);
+	/* the worker threads (tables, symbols, exports) share one arena: each thread's
+	 * own would keep its peak of small blocks */
+	mallopt(M_ARENA_MAX, 2);
 	pthread_mutex_init(&r.http_lock, NULL);
 	if (run_cgroups(&r))
 		return 1;

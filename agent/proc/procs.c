@@ -353,7 +353,18 @@ void procs__on_exec(struct procs *p, int pid, const char *comm, uint64_t time)
 	pr->dead_seen = false;
 }
 
-void procs__on_fork(struct procs *p, int pid, int ppid)
+/* Whether the process has records of its own newer than time (its exec, its mmaps). */
+static bool newer_than(const struct proc *pr, uint64_t time)
+{
+	if (pr->exec_time > time)
+		return true;
+	for (uint32_t i = 0; i < pr->nmaps; i++)
+		if (pr->maps[i].time > time)
+			return true;
+	return false;
+}
+
+void procs__on_fork(struct procs *p, int pid, int ppid, uint64_t time)
 {
 	struct proc *parent = proc_find(p, ppid), *child;
 
@@ -364,9 +375,13 @@ void procs__on_fork(struct procs *p, int pid, int ppid)
 		return;
 	child->alive = true;
 	child->dead_seen = false;
-	/* its exec came first (read from another CPU's buffer): the parent's image is not its own */
-	if (child->exec_time)
+	/* its exec or mmaps came first (read from another CPU's buffer): they are its own */
+	if (time && newer_than(child, time))
 		return;
+	/* else what the pid holds is an earlier process's of that pid */
+	child->exec_time = 0;
+	child->nmaps = 0;
+	child->known = false;
 	/* re-find: proc_get may have evicted */
 	parent = proc_find(p, ppid);
 	if (parent && parent->known && parent->nmaps) {

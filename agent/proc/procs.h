@@ -49,7 +49,8 @@ void procs__free(struct procs *p);
 void procs__on_mmap(struct procs *p, int pid, uint64_t start, uint64_t len, uint64_t pgoff,
 		    uint32_t maj, uint32_t min, uint64_t ino, const char *path, uint64_t time);
 void procs__on_exec(struct procs *p, int pid, const char *comm, uint64_t time);
-void procs__on_fork(struct procs *p, int pid, int ppid);
+/* time: the fork record's (0 if unknown) */
+void procs__on_fork(struct procs *p, int pid, int ppid, uint64_t time);
 void procs__on_exit(struct procs *p, int pid);
 
 /*

@@ -167,9 +167,10 @@ static pid_t spawn_gated(char **argv, int *ret_gate_fd)
 		execvp(argv[0], argv);
 		/* the parent's threads may hold stdio's locks: no fprintf in this child */
 		snprintf(msg, sizeof(msg), "profleet-agent: cannot run '%s': %s\n", argv[0],
-			 strerror(errno));
-		if (write(STDERR_FILENO, msg, strlen(msg)) < 0)
-			_exit(127);
+			 strerrordesc_np(errno) ? strerrordesc_np(errno) : "error");
+		if (write(STDERR_FILENO, msg, strlen(msg)) < 0) {
+			/* nowhere to say it: the status tells */
+		}
 		_exit(127);
 	}
 	close(gate[0]);
@@ -363,6 +364,17 @@ static int check_pids(const struct record_config *cfg)
 	return 0;
 }
 
+/* Waits up to seconds for the worker's tables, draining the task records meanwhile. */
+static bool settle_tables(struct recording *rc, int seconds)
+{
+	for (int i = 0; i < seconds * 10; i++) {
+		if (unwinder__settle(rc->st.unw, 100))
+			return true;
+		sampler__drain(rc->s);
+	}
+	return false;
+}
+
 /* procs, symbols, the aggregate, the sampler and the pipeline's unwinder. 0 or -1 (logged). */
 static int rec_open(struct recording *rc)
 {
@@ -410,7 +422,7 @@ static int rec_open(struct recording *rc)
 		 * from us, it maps the same files) finds ours done, its own the
 		 * worker's first. --all does not wait (no filter to hold it back).
 		 */
-		if ((cfg->command || cfg->npids) && !unwinder__settle(rc->st.unw, 30000))
+		if ((cfg->command || cfg->npids) && !settle_tables(rc, 30))
 			log_warn("unwind tables still being built after 30 s; sampling starts");
 	}
 	return 0;

@@ -36,7 +36,7 @@ static void on_task(void *ctx, const struct task_record *t)
 		follow_if_wanted(pl, t->pid);	/* its mmaps follow */
 		break;
 	case TASK_FORK:
-		procs__on_fork(pl->procs, t->pid, t->ppid);
+		procs__on_fork(pl->procs, t->pid, t->ppid, t->time);
 		break;
 	case TASK_EXIT:
 		procs__on_exit(pl->procs, t->pid);

@@ -43,6 +43,7 @@ struct sampler {
 	uint32_t nbatch, cap_batch;
 	char *strs;		/* their strings */
 	size_t nstrs, cap_strs;
+	bool in_drain;		/* drain_tasks runs: a nested call (from a callback) does nothing */
 };
 
 struct batched {
@@ -195,8 +196,26 @@ static int cmp_batched(const void *a, const void *b)
  * mmaps (on its CPU) may sit in a buffer read before its parent's fork record
  * (on another), and must not be taken before it.
  */
+/* A burst's batch is not kept: back to the first size once it is four times what a drain needs. */
+static void batch_shrink(struct sampler *s)
+{
+	if (s->cap_batch > 1024 && s->cap_batch / 4 > s->nbatch) {
+		free(s->batch);
+		s->batch = NULL;
+		s->cap_batch = 0;
+	}
+	if (s->cap_strs > (256u << 10) && s->cap_strs / 4 > s->nstrs) {
+		free(s->strs);
+		s->strs = NULL;
+		s->cap_strs = 0;
+	}
+}
+
 static void drain_tasks(struct sampler *s)
 {
+	if (s->in_drain)
+		return;
+	s->in_drain = true;
 	s->tasks_drained_at = clock_mono_ns();
 	s->nbatch = 0;
 	s->nstrs = 0;
@@ -207,6 +226,8 @@ static void drain_tasks(struct sampler *s)
 		if (s->on_task)
 			s->on_task(s->ctx, &s->batch[i].tr);
 	}
+	batch_shrink(s);
+	s->in_drain = false;
 	if (s->on_drained)
 		s->on_drained(s->ctx);
 }

@@ -100,6 +100,7 @@ struct sym_job;
 struct cent {
 	struct sym_job *job;	/* being loaded by the loader thread: obj and err not set yet */
 	bool gone;		/* failed as its path was gone: another path is tried at once */
+	bool waited_out;	/* an owner waited LOAD_WAIT_MS for its load in vain: no more waits */
 	uint32_t path_hash;	/* of the path last tried */
 	uint64_t dev, ino;
 	char *path;		/* the key when dev and ino are 0 */
@@ -1232,8 +1233,11 @@ static void collect(struct symcache *c)
  */
 static bool ent_wait(struct symcache *c, struct cent *e)
 {
-	if (!workq_wait_item(c->loader, &e->job->item, LOAD_WAIT_MS))
+	/* a load that hangs (a stuck mount) costs its wait once, not once per frame */
+	if (!e->waited_out && !workq_wait_item(c->loader, &e->job->item, LOAD_WAIT_MS)) {
 		c->stats.load_waits_timed_out++;
+		e->waited_out = true;
+	}
 	collect(c);
 	return !e->job;
 }

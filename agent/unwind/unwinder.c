@@ -577,9 +577,12 @@ static int table_place(struct unwinder *u, struct table *t, const struct table_j
  */
 static void mark_users_dirty(struct unwinder *u, uint32_t id)
 {
+	/* deferred ones once half the worker's room is free: not at every table */
+	bool room = workq_outstanding(u->builder) <= BUILDS_MAX / 2;
+
 	for (int i = 0; i < 1024; i++)
 		for (struct pid_entry *pe = u->pids[i]; pe; pe = pe->next) {
-			pe->dirty |= pe->deferred;
+			pe->dirty |= pe->deferred && room;
 			for (uint32_t k = 0; k < pe->ntables && !pe->dirty; k++)
 				pe->dirty = pe->tables[k] == id;
 		}
@@ -644,6 +647,11 @@ static int table_for(struct unwinder *u, const struct mapping *m, int pid)
 	id = find_table(u, key);
 	if (id >= 0)
 		return id;
+	/* the worker is full: not even the file is opened (asked again when it has room) */
+	if (workq_outstanding(u->builder) >= BUILDS_MAX) {
+		u->stats.builds_deferred++;
+		return -EAGAIN;
+	}
 	/* the build id, and later the rows, from one open file: never two files */
 	fd = elfutil_open_file(path, &st);
 	if (fd < 0)
@@ -652,10 +660,6 @@ static int table_for(struct unwinder *u, const struct mapping *m, int pid)
 	if (!err && bid[0]) {
 		snprintf(key, sizeof(key), "b:%s", bid);
 		id = find_table(u, key);
-	}
-	if (!err && id < 0 && workq_outstanding(u->builder) >= BUILDS_MAX) {
-		u->stats.builds_deferred++;	/* asked again when the worker has room */
-		err = -EAGAIN;
 	}
 	if (!err && id < 0 && (id = free_slot(u)) < 0)
 		err = id;

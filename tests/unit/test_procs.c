@@ -149,7 +149,7 @@ static void test_records(void **state)
 	write_maps(200, "400000-401000 r-xp 00000000 fd:01 77 /bin/parent\n");
 	assert_int_equal(procs__resolve(p, 200, 0x400010, &id), 0);
 	/* a child forked after we started: inherits the parent's mappings */
-	procs__on_fork(p, 201, 200);
+	procs__on_fork(p, 201, 200, later(50));
 	assert_int_equal(procs__resolve(p, 201, 0x400010, &id2), 0);
 	assert_int_equal(id, id2);
 	/* it then execs something else and exits before it is sampled */
@@ -178,7 +178,8 @@ static void test_records(void **state)
 /* the exec record is read after the new image's first mmap (they came from different CPUs) */
 /*
  * A child's exec and mmaps read before its parent's fork record (another CPU's
- * buffer): the fork does not put the parent's image back over the child's.
+ * buffer): the fork does not put the parent's image back over the child's. A
+ * later fork that reuses the pid gets the parent's image, not the dead one's.
  */
 static void test_fork_after_exec(void **state)
 {
@@ -192,10 +193,16 @@ static void test_fork_after_exec(void **state)
 	assert_int_equal(procs__resolve(p, 500, 0x400010, &id), 0);
 	procs__on_exec(p, 501, "child", t);
 	procs__on_mmap(p, 501, 0x500000, 0x1000, 0, 0xfd, 1, 90, "/bin/child", t + 1);
-	procs__on_fork(p, 501, 500);
+	procs__on_fork(p, 501, 500, t - 10);
 	assert_int_equal(procs__resolve(p, 501, 0x500010, &id), 0);
 	assert_string_equal(procs__mapping(p, id)->path, "/bin/child");
 	assert_int_equal(procs__resolve(p, 501, 0x400010, &id), -ENOENT);
+	/* 501 exits; a later fork reuses the pid: the parent's image, not /bin/child */
+	procs__on_exit(p, 501);
+	procs__on_fork(p, 501, 500, t + 100);
+	assert_int_equal(procs__resolve(p, 501, 0x400010, &id), 0);
+	assert_string_equal(procs__mapping(p, id)->path, "/bin/parent");
+	assert_int_equal(procs__resolve(p, 501, 0x500010, &id), -ENOENT);
 	procs__free(p);
 }
 
