@@ -56,7 +56,7 @@ struct pid_entry {
 	struct pid_entry *next;
 	int pid;
 	bool dirty;		/* mappings changed since the last sync */
-	bool deferred;		/* a table was not asked for (the worker had BUILDS_MAX) */
+	bool deferred;		/* a table was not asked for (the worker had max_builds) */
 	uint64_t last_sync_ns;
 	struct mapping_key *keys;	/* LPM keys we inserted */
 	uint32_t nkeys, cap;
@@ -217,6 +217,8 @@ struct unwinder *unwinder__new(int exe_mappings_fd, int rows_fd, uint32_t rows_c
 		u->opts = *opts;
 	if (!u->opts.max_rows_per_table)
 		u->opts.max_rows_per_table = 4u << 20;
+	if (!u->opts.max_builds)
+		u->opts.max_builds = BUILDS_MAX;
 	rows_probe_map(u);
 	/* two results waiting at most: a big table's rows are tens of MiB */
 	u->builder = workq_new("unwind-tables", 2);
@@ -571,21 +573,13 @@ static int table_place(struct unwinder *u, struct table *t, const struct table_j
 	return 0;
 }
 
-/*
- * A process holding table id is synced again: its blocks in the table get their
- * entries; so is one whose tables waited for room at the worker.
- */
+/* A process holding table id is synced again: its blocks in the table get their entries. */
 static void mark_users_dirty(struct unwinder *u, uint32_t id)
 {
-	/* deferred ones once half the worker's room is free: not at every table */
-	bool room = workq_outstanding(u->builder) <= BUILDS_MAX / 2;
-
 	for (int i = 0; i < 1024; i++)
-		for (struct pid_entry *pe = u->pids[i]; pe; pe = pe->next) {
-			pe->dirty |= pe->deferred && room;
+		for (struct pid_entry *pe = u->pids[i]; pe; pe = pe->next)
 			for (uint32_t k = 0; k < pe->ntables && !pe->dirty; k++)
 				pe->dirty = pe->tables[k] == id;
-		}
 }
 
 /* Whether a process waits for tables the worker has or will have. */
@@ -621,8 +615,8 @@ static int collect(struct unwinder *u)
 				memset(t, 0, sizeof(*t));
 			}
 		}
-		/* (a failed table: only the processes whose builds waited for room) */
-		mark_users_dirty(u, err ? UINT32_MAX : j->id);
+		if (!err)
+			mark_users_dirty(u, j->id);
 		job_free(it);
 		n++;
 	}
@@ -648,7 +642,7 @@ static int table_for(struct unwinder *u, const struct mapping *m, int pid)
 	if (id >= 0)
 		return id;
 	/* the worker is full: not even the file is opened (asked again when it has room) */
-	if (workq_outstanding(u->builder) >= BUILDS_MAX) {
+	if (workq_outstanding(u->builder) >= u->opts.max_builds) {
 		u->stats.builds_deferred++;
 		return -EAGAIN;
 	}
@@ -833,12 +827,15 @@ void unwinder__mark_dirty(struct unwinder *u, int pid)
 
 int unwinder__sync_dirty(struct unwinder *u)
 {
+	bool room;
 	int n = 0;
 
 	collect(u);
+	/* processes whose builds waited, once half the worker's room is free */
+	room = workq_outstanding(u->builder) <= u->opts.max_builds / 2;
 	for (int i = 0; i < 1024; i++)
 		for (struct pid_entry *pe = u->pids[i]; pe; pe = pe->next)
-			if (pe->dirty && sync_entry(u, pe) == 0)
+			if ((pe->dirty || (pe->deferred && room)) && sync_entry(u, pe) == 0)
 				n++;
 	return n;
 }
@@ -862,21 +859,32 @@ int unwinder__sweep(struct unwinder *u)
 	return n;
 }
 
+static bool any_deferred(const struct unwinder *u)
+{
+	for (int i = 0; i < 1024; i++)
+		for (const struct pid_entry *pe = u->pids[i]; pe; pe = pe->next)
+			if (pe->deferred)
+				return true;
+	return false;
+}
+
 bool unwinder__settle(struct unwinder *u, int timeout_ms)
 {
 	uint64_t until = clock_mono_ns() + (uint64_t)timeout_ms * 1000000, now;
-	bool idle;
 
-	/* the worker waits while two results are untaken: take them as they come */
+	/*
+	 * The worker waits while two results are untaken: take them as they come;
+	 * the syncs they wake may hand over the builds that waited for room.
+	 */
 	for (;;) {
 		now = clock_mono_ns();
-		idle = workq_wait_idle(u->builder, now < until ? (int)((until - now) / 1000000) : 0);
-		collect(u);
-		if (idle || now >= until)
-			break;
+		workq_wait_idle(u->builder, now < until ? (int)((until - now) / 1000000) : 0);
+		unwinder__sync_dirty(u);	/* places what was built first */
+		if (!workq_outstanding(u->builder) && !any_deferred(u))
+			return true;
+		if (now >= until)
+			return false;
 	}
-	unwinder__sync_dirty(u);
-	return idle;
 }
 
 int unwinder__wake_fd(const struct unwinder *u)

@@ -27,6 +27,7 @@ struct table_cache;
 
 struct unwinder_opts {
 	uint32_t max_rows_per_table;	/* 0 = 4M */
+	uint32_t max_builds;		/* handed to the worker at once (each holds a file open); 0 = 64 */
 	const char *debug_root;		/* NULL = /usr/lib/debug */
 	struct table_cache *cache;	/* compiled tables on disk by build id; NULL = none */
 };
@@ -36,7 +37,7 @@ struct unwinder_stats {
 	uint64_t tables_idle;		/* of the live ones: no process maps them now */
 	uint64_t tables_pending;	/* being built by the worker */
 	uint64_t tables_cancelled;	/* builds dropped: every process mapping them went first */
-	uint64_t builds_deferred;	/* not asked for yet: the worker had BUILDS_MAX (64) */
+	uint64_t builds_deferred;	/* not asked for yet: the worker had max_builds */
 	uint64_t rows_live, bytes_live, bytes_peak;
 	uint64_t lpm_entries, lpm_failed;
 	uint64_t pids, pid_syncs;

@@ -323,6 +323,49 @@ static void test_too_big_keeps_idle(void **state)
 	close(rows);
 }
 
+/*
+ * One build at a time (max_builds 1): the others are deferred without opening
+ * their files, and handed over as room comes; settling ends with all of them
+ * placed and the process's entries in.
+ */
+static void test_deferred_builds(void **state)
+{
+	struct unwinder_opts uo = { .max_builds = 1 };
+	struct unwinder_stats st;
+	struct procs *procs;
+	struct unwinder *u;
+	int lpm, rows;
+	pid_t a;
+
+	(void)state;
+	if (geteuid() != 0 || make_maps(1u << 20, &lpm, &rows)) {
+		print_message("needs root to create BPF maps\n");
+		skip();
+	}
+	procs = procs__new(NULL);
+	u = unwinder__new(lpm, rows, 1u << 20, procs, &uo);
+	assert_non_null(u);
+	a = spawn("/bin/sleep", "30", NULL);
+	assert_int_equal(unwinder__sync_pid(u, a, false), 0);
+	unwinder__stats(u, &st);
+	assert_int_equal(st.tables_pending, 1);
+	assert_true(st.builds_deferred >= 2);	/* libc, the loader (sleep's went first) */
+	assert_true(unwinder__settle(u, 60000));
+	unwinder__stats(u, &st);
+	print_message("# %lu deferrals; %lu tables loaded\n", (unsigned long)st.builds_deferred,
+		      (unsigned long)st.tables_loaded);
+	assert_int_equal(st.tables_pending, 0);
+	assert_true(st.tables_loaded >= 3);
+	assert_int_equal(st.tables_failed, 0);
+	assert_true(st.lpm_entries > 0);
+	unwinder__forget_pid(u, a);
+	reap(a);
+	unwinder__free(u);
+	procs__free(procs);
+	close(lpm);
+	close(rows);
+}
+
 /* Freed while the worker builds: no leak (valgrind/ASan tiers), no hang. */
 static void test_free_in_flight(void **state)
 {
@@ -348,6 +391,7 @@ int main(void)
 		cmocka_unit_test(test_idle_tables),
 		cmocka_unit_test(test_sync_does_not_wait),
 		cmocka_unit_test(test_too_big_keeps_idle),
+		cmocka_unit_test(test_deferred_builds),
 		cmocka_unit_test(test_free_in_flight),
 	};
 
