@@ -8,6 +8,12 @@
 #include <unistd.h>
 #include <sys/eventfd.h>
 
+/*
+ * Items of all queues run one at a time: each is a peak of memory (a table's
+ * compile, a symbol file's read), and two at once would add their peaks.
+ */
+static pthread_mutex_t one_at_a_time = PTHREAD_MUTEX_INITIALIZER;
+
 struct list {
 	struct workq_item *head, *tail;
 	uint32_t n;
@@ -63,7 +69,9 @@ static void *worker(void *arg)
 		it = list_pop(&q->todo);
 		q->current = it;
 		pthread_mutex_unlock(&q->lock);
+		pthread_mutex_lock(&one_at_a_time);
 		it->work(it);
+		pthread_mutex_unlock(&one_at_a_time);
 		pthread_mutex_lock(&q->lock);
 		q->current = NULL;
 		list_push(&q->done, it);

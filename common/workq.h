@@ -11,6 +11,8 @@
  * thread, when it takes the item. An eventfd is readable while done items wait,
  * for the owner's poll loop. Finished items the owner has not taken yet are
  * bounded (max_done): past it the worker waits, so results never pile up.
+ * The items of all the process's queues run one at a time: each is a peak of
+ * memory, and the peaks must not add up.
  */
 #include <stdbool.h>
 #include <stddef.h>
