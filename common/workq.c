@@ -10,9 +10,14 @@
 
 /*
  * Items of all queues run one at a time: each is a peak of memory (a table's
- * compile, a symbol file's read), and two at once would add their peaks.
+ * compile, a symbol file's read), and two at once would add their peaks. The
+ * items of an urgent queue go first: no other queue's item starts while one is
+ * submitted and not done.
  */
-static pthread_mutex_t one_at_a_time = PTHREAD_MUTEX_INITIALIZER;
+static pthread_mutex_t slot_lock = PTHREAD_MUTEX_INITIALIZER;
+static pthread_cond_t slot_cond = PTHREAD_COND_INITIALIZER;
+static bool slot_busy;
+static uint32_t urgent_pending;
 
 struct list {
 	struct workq_item *head, *tail;
@@ -25,7 +30,8 @@ struct workq {
 	pthread_cond_t cond;	/* todo, done or stop changed */
 	struct list todo, done;
 	struct workq_item *current;	/* the item the worker runs, or NULL */
-	bool stop;
+	bool stop;		/* written under lock, atomically: slot_take reads it without */
+	bool urgent;
 	uint32_t max_done;
 	int efd;
 };
@@ -54,6 +60,38 @@ static struct workq_item *list_pop(struct list *l)
 	return it;
 }
 
+static void urgent_done(uint32_t n)
+{
+	pthread_mutex_lock(&slot_lock);
+	urgent_pending -= n;
+	pthread_cond_broadcast(&slot_cond);
+	pthread_mutex_unlock(&slot_lock);
+}
+
+/* The process's one slot for an item to run; false when q is being freed. */
+static bool slot_take(struct workq *q)
+{
+	bool ok;
+
+	pthread_mutex_lock(&slot_lock);
+	while (!__atomic_load_n(&q->stop, __ATOMIC_ACQUIRE) &&
+	       (slot_busy || (!q->urgent && urgent_pending)))
+		pthread_cond_wait(&slot_cond, &slot_lock);
+	ok = !__atomic_load_n(&q->stop, __ATOMIC_ACQUIRE);
+	slot_busy |= ok;
+	pthread_mutex_unlock(&slot_lock);
+	return ok;
+}
+
+static void slot_give(struct workq *q)
+{
+	pthread_mutex_lock(&slot_lock);
+	slot_busy = false;
+	urgent_pending -= q->urgent;
+	pthread_cond_broadcast(&slot_cond);
+	pthread_mutex_unlock(&slot_lock);
+}
+
 static void *worker(void *arg)
 {
 	struct workq *q = arg;
@@ -69,9 +107,14 @@ static void *worker(void *arg)
 		it = list_pop(&q->todo);
 		q->current = it;
 		pthread_mutex_unlock(&q->lock);
-		pthread_mutex_lock(&one_at_a_time);
+		if (!slot_take(q)) {
+			pthread_mutex_lock(&q->lock);
+			list_push(&q->todo, it);	/* given back by workq_free */
+			q->current = NULL;
+			break;
+		}
 		it->work(it);
-		pthread_mutex_unlock(&one_at_a_time);
+		slot_give(q);
 		pthread_mutex_lock(&q->lock);
 		q->current = NULL;
 		list_push(&q->done, it);
@@ -126,10 +169,15 @@ void workq_free(struct workq *q, void (*release)(struct workq_item *it))
 	if (!q)
 		return;
 	pthread_mutex_lock(&q->lock);
-	q->stop = true;
+	__atomic_store_n(&q->stop, true, __ATOMIC_RELEASE);
 	pthread_cond_broadcast(&q->cond);
 	pthread_mutex_unlock(&q->lock);
+	pthread_mutex_lock(&slot_lock);		/* a worker waiting for the slot sees stop */
+	pthread_cond_broadcast(&slot_cond);
+	pthread_mutex_unlock(&slot_lock);
 	pthread_join(q->thread, NULL);
+	if (q->urgent && q->todo.n)
+		urgent_done(q->todo.n);		/* never run */
 	while ((it = list_pop(&q->done)) || (it = list_pop(&q->todo)))
 		if (release)
 			release(it);
@@ -139,8 +187,18 @@ void workq_free(struct workq *q, void (*release)(struct workq_item *it))
 	free(q);
 }
 
+void workq_set_urgent(struct workq *q)
+{
+	q->urgent = true;
+}
+
 void workq_submit(struct workq *q, struct workq_item *it)
 {
+	if (q->urgent) {
+		pthread_mutex_lock(&slot_lock);
+		urgent_pending++;
+		pthread_mutex_unlock(&slot_lock);
+	}
 	pthread_mutex_lock(&q->lock);
 	list_push(&q->todo, it);
 	pthread_cond_broadcast(&q->cond);
@@ -166,6 +224,8 @@ bool workq_cancel(struct workq *q, struct workq_item *it)
 	if (found)
 		pthread_cond_broadcast(&q->cond);	/* workq_wait_idle may be done */
 	pthread_mutex_unlock(&q->lock);
+	if (found && q->urgent)
+		urgent_done(1);
 	return found;
 }
 

@@ -12,7 +12,7 @@
  * for the owner's poll loop. Finished items the owner has not taken yet are
  * bounded (max_done): past it the worker waits, so results never pile up.
  * The items of all the process's queues run one at a time: each is a peak of
- * memory, and the peaks must not add up.
+ * memory, and the peaks must not add up. An urgent queue's items go first.
  */
 #include <stdbool.h>
 #include <stddef.h>
@@ -30,6 +30,8 @@ struct workq *workq_new(const char *name, uint32_t max_done);
 /* Stops the worker (after the job it runs) and gives back every item not taken,
  * done or not, through release (may be NULL). */
 void workq_free(struct workq *q, void (*release)(struct workq_item *it));
+/* Its items go before those of other queues (set before the first submit). */
+void workq_set_urgent(struct workq *q);
 void workq_submit(struct workq *q, struct workq_item *it);
 /* Takes back an item the worker has not started: true (the caller owns it again), else false. */
 bool workq_cancel(struct workq *q, struct workq_item *it);

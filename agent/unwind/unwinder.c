@@ -227,6 +227,8 @@ struct unwinder *unwinder__new(int exe_mappings_fd, int rows_fd, uint32_t rows_c
 		free(u);
 		return NULL;
 	}
+	/* a new process's frames wait for its tables; names wait for the export */
+	workq_set_urgent(u->builder);
 	return u;
 }
 

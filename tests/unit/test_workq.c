@@ -97,11 +97,64 @@ static void test_bounded_results(void **state)
 	assert_int_equal(__atomic_load_n(&started, __ATOMIC_SEQ_CST), 2);
 }
 
+static int gate_open, order;
+
+struct ordered {
+	struct workq_item item;
+	bool block;		/* waits for gate_open */
+	int started;		/* set first thing */
+	int ran;		/* its turn, from 1 */
+};
+
+static void ordered_work(struct workq_item *it)
+{
+	struct ordered *o = (struct ordered *)it;
+
+	__atomic_store_n(&o->started, 1, __ATOMIC_SEQ_CST);
+	while (o->block && !__atomic_load_n(&gate_open, __ATOMIC_SEQ_CST))
+		usleep(1000);
+	o->ran = __atomic_add_fetch(&order, 1, __ATOMIC_SEQ_CST);
+}
+
+/*
+ * One item at a time across queues, and an urgent queue's item before another
+ * queue's that was queued first: while a blocking item runs, a plain item and
+ * then an urgent one are queued; the urgent one runs second.
+ */
+static void test_urgent_first(void **state)
+{
+	struct workq *plain = workq_new("t-plain", 4), *urgent = workq_new("t-urgent", 4);
+	struct ordered blocker = { .item.work = ordered_work, .block = true };
+	struct ordered p2 = { .item.work = ordered_work }, u1 = { .item.work = ordered_work };
+
+	(void)state;
+	assert_non_null(plain);
+	assert_non_null(urgent);
+	workq_set_urgent(urgent);
+	gate_open = order = 0;
+	workq_submit(plain, &blocker.item);
+	while (!__atomic_load_n(&blocker.started, __ATOMIC_SEQ_CST))
+		usleep(1000);	/* it holds the slot */
+	workq_submit(plain, &p2.item);
+	workq_submit(urgent, &u1.item);
+	usleep(50000);
+	assert_int_equal(__atomic_load_n(&order, __ATOMIC_SEQ_CST), 0);	/* one at a time */
+	__atomic_store_n(&gate_open, 1, __ATOMIC_SEQ_CST);
+	assert_true(workq_wait_item(plain, &p2.item, -1));
+	assert_true(workq_wait_item(urgent, &u1.item, -1));
+	assert_int_equal(blocker.ran, 1);
+	assert_int_equal(u1.ran, 2);
+	assert_int_equal(p2.ran, 3);
+	workq_free(plain, NULL);
+	workq_free(urgent, NULL);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_order_and_fd),
 		cmocka_unit_test(test_bounded_results),
+		cmocka_unit_test(test_urgent_first),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
