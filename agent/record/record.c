@@ -274,11 +274,56 @@ out:
 	free(loc_fn);
 }
 
+/* The sampler's counters written as profile comments, "profleet.<name>=N". */
+static const struct {
+	const char *name;
+	int cnt;
+	bool unwind;		/* only with the table-driven unwinder */
+} counter_comments[] = {
+	{ "unwind.complete", CNT_UNWIND_COMPLETE, true },
+	{ "unwind.no_table", CNT_UNWIND_NO_TABLE, true },
+	{ "unwind.table_not_loaded", CNT_UNWIND_TABLE_NOT_LOADED, true },
+	{ "unwind.read_fault", CNT_UNWIND_READ_FAULT, true },
+	{ "unwind.depth_limit", CNT_UNWIND_DEPTH, true },
+	{ "unwind.unsupported_rule", CNT_UNWIND_UNSUPPORTED, true },
+	{ "unwind.fp_fallback_frames", CNT_UNWIND_FP_FALLBACK, true },
+	{ "unwind.tail_call_budget", CNT_UNWIND_BUDGET, true },
+	{ "unwind.walker_missing", CNT_WALKER_MISSING, true },
+	{ "unwind.chain_not_entered", CNT_TAIL_CALL_FAILED, true },
+	{ "unwind.user_regs_unknown", CNT_USER_REGS_UNKNOWN, true },
+	{ "samples.seen", CNT_SAMPLES, false },
+	{ "drops.ringbuf_full", CNT_RINGBUF_FULL, false },
+	{ "stack_errors.kernel_fault", CNT_KSTACK_FAULT, false },
+	{ "stack_errors.user_fault", CNT_USTACK_FAULT, false },
+	{ "stack_errors.user_empty", CNT_USTACK_EMPTY, false },
+	{ "stack_errors.kernel_truncated", CNT_KSTACK_TRUNCATED, false },
+	{ "stack_errors.user_truncated", CNT_USTACK_TRUNCATED, false },
+	{ "samples.idle_skipped", CNT_IDLE, false },
+};
+
+struct named_value {
+	const char *name;
+	uint64_t v;
+};
+
+static void add_values(struct profile *p, const struct named_value *v, size_t n)
+{
+	for (size_t i = 0; i < n; i++)
+		profile__add_comment(p, "profleet.%s=%" PRIu64, v[i].name, v[i].v);
+}
+
 static void add_drop_comments(struct profile *p, const struct sampler_stats *ss,
 			      const struct agg_stats *as, const struct procs_stats *ps,
 			      const struct unwinder_stats *us)
 {
-	const uint64_t *c = ss->counters;
+	const struct named_value ours[] = {
+		{ "samples.recorded", as->samples - as->dropped_full },
+		{ "drops.stack_table_full", as->dropped_full },
+		{ "drops.task_records_lost", ss->task_lost },
+		{ "frames.unmapped", as->frames_unmapped },
+		{ "frames.unsymbolized", as->frames_unsymbolized },
+		{ "procs.maps_read_failed", ps->maps_read_failed },
+	};
 
 	profile__add_comment(p, "profleet.kernel=%s", ss->kernel.release);
 	profile__add_comment(p, "profleet.unwinder=%s", ss->kernel.dwarf ? "dwarf" : "fp");
@@ -286,53 +331,26 @@ static void add_drop_comments(struct profile *p, const struct sampler_stats *ss,
 		profile__add_comment(p, "profleet.degraded=%s", ss->kernel.degraded);
 	if (ss->kernel.verified[0])
 		profile__add_comment(p, "profleet.bpf.verified_insns=%s", ss->kernel.verified);
-
+	for (size_t i = 0; i < sizeof(counter_comments) / sizeof(counter_comments[0]); i++)
+		if (us || !counter_comments[i].unwind)
+			profile__add_comment(p, "profleet.%s=%" PRIu64, counter_comments[i].name,
+					     ss->counters[counter_comments[i].cnt]);
 	if (us) {
-		profile__add_comment(p, "profleet.unwind.complete=%" PRIu64, c[CNT_UNWIND_COMPLETE]);
-		profile__add_comment(p, "profleet.unwind.no_table=%" PRIu64, c[CNT_UNWIND_NO_TABLE]);
-		profile__add_comment(p, "profleet.unwind.table_not_loaded=%" PRIu64,
-				     c[CNT_UNWIND_TABLE_NOT_LOADED]);
-		profile__add_comment(p, "profleet.unwind.read_fault=%" PRIu64, c[CNT_UNWIND_READ_FAULT]);
-		profile__add_comment(p, "profleet.unwind.depth_limit=%" PRIu64, c[CNT_UNWIND_DEPTH]);
-		profile__add_comment(p, "profleet.unwind.unsupported_rule=%" PRIu64,
-				     c[CNT_UNWIND_UNSUPPORTED]);
-		profile__add_comment(p, "profleet.unwind.fp_fallback_frames=%" PRIu64,
-				     c[CNT_UNWIND_FP_FALLBACK]);
-		profile__add_comment(p, "profleet.unwind.tail_call_budget=%" PRIu64,
-				     c[CNT_UNWIND_BUDGET]);
-		profile__add_comment(p, "profleet.unwind.walker_missing=%" PRIu64,
-				     c[CNT_WALKER_MISSING]);
-		profile__add_comment(p, "profleet.unwind.chain_not_entered=%" PRIu64,
-				     c[CNT_TAIL_CALL_FAILED]);
-		profile__add_comment(p, "profleet.unwind.user_regs_unknown=%" PRIu64,
-				     c[CNT_USER_REGS_UNKNOWN]);
-		profile__add_comment(p, "profleet.unwind.tables_loaded=%" PRIu64, us->tables_loaded);
-		profile__add_comment(p, "profleet.unwind.tables_failed=%" PRIu64, us->tables_failed);
-		profile__add_comment(p, "profleet.unwind.tables_cancelled=%" PRIu64,
-				     us->tables_cancelled);
-		profile__add_comment(p, "profleet.unwind.executables_without_cfi=%" PRIu64, us->no_cfi);
-		profile__add_comment(p, "profleet.unwind.table_bytes_peak=%" PRIu64, us->bytes_peak);
-		profile__add_comment(p, "profleet.unwind.table_load_ms_max=%.1f", us->load_ns_max / 1e6);
-	}
+		const struct named_value tables[] = {
+			{ "unwind.tables_loaded", us->tables_loaded },
+			{ "unwind.tables_failed", us->tables_failed },
+			{ "unwind.tables_cancelled", us->tables_cancelled },
+			{ "unwind.executables_without_cfi", us->no_cfi },
+			{ "unwind.table_bytes_peak", us->bytes_peak },
+		};
 
-	profile__add_comment(p, "profleet.samples.seen=%" PRIu64, c[CNT_SAMPLES]);
-	profile__add_comment(p, "profleet.samples.recorded=%" PRIu64, as->samples - as->dropped_full);
-	profile__add_comment(p, "profleet.drops.ringbuf_full=%" PRIu64, c[CNT_RINGBUF_FULL]);
-	profile__add_comment(p, "profleet.drops.stack_table_full=%" PRIu64, as->dropped_full);
-	profile__add_comment(p, "profleet.drops.task_records_lost=%" PRIu64, ss->task_lost);
+		add_values(p, tables, sizeof(tables) / sizeof(tables[0]));
+		profile__add_comment(p, "profleet.unwind.table_load_ms_max=%.1f",
+				     us->load_ns_max / 1e6);
+	}
+	add_values(p, ours, sizeof(ours) / sizeof(ours[0]));
 	profile__add_comment(p, "profleet.drain.pass_ms_max=%.1f", ss->drain_ns_max / 1e6);
 	profile__add_comment(p, "profleet.drain.gap_ms_max=%.1f", ss->drain_gap_ns_max / 1e6);
-	profile__add_comment(p, "profleet.stack_errors.kernel_fault=%" PRIu64, c[CNT_KSTACK_FAULT]);
-	profile__add_comment(p, "profleet.stack_errors.user_fault=%" PRIu64, c[CNT_USTACK_FAULT]);
-	profile__add_comment(p, "profleet.stack_errors.user_empty=%" PRIu64, c[CNT_USTACK_EMPTY]);
-	profile__add_comment(p, "profleet.stack_errors.kernel_truncated=%" PRIu64,
-			     c[CNT_KSTACK_TRUNCATED]);
-	profile__add_comment(p, "profleet.stack_errors.user_truncated=%" PRIu64,
-			     c[CNT_USTACK_TRUNCATED]);
-	profile__add_comment(p, "profleet.frames.unmapped=%" PRIu64, as->frames_unmapped);
-	profile__add_comment(p, "profleet.frames.unsymbolized=%" PRIu64, as->frames_unsymbolized);
-	profile__add_comment(p, "profleet.procs.maps_read_failed=%" PRIu64, ps->maps_read_failed);
-	profile__add_comment(p, "profleet.samples.idle_skipped=%" PRIu64, c[CNT_IDLE]);
 }
 
 /* One recording, from the sampler's start to the last output. */
