@@ -396,6 +396,7 @@ static int cb_fleet(struct lws *wsi, enum lws_callback_reasons reason, void *use
 	struct pss *pss = user;
 	struct ctl *c = &ctl;
 	struct conn *cn = pss ? pss->c : NULL;
+	unsigned int limit;
 	bool ok;
 
 	switch (reason) {
@@ -416,11 +417,13 @@ static int cb_fleet(struct lws *wsi, enum lws_callback_reasons reason, void *use
 	case LWS_CALLBACK_RECEIVE:
 		if (!cn)
 			return -1;
-		if (cn->rx_len + len > (cn->auth == AUTH_OK ? FLEET_MAX_AGENT_FRAME :
-					FLEET_MAX_HELLO_FRAME)) {
+		/* the auth thread sets it under the lock */
+		pthread_mutex_lock(&c->lock);
+		limit = cn->auth == AUTH_OK ? FLEET_MAX_AGENT_FRAME : FLEET_MAX_HELLO_FRAME;
+		pthread_mutex_unlock(&c->lock);
+		if (cn->rx_len + len > limit) {
 			log_warn("fleet: conn %llu (%s): frame over %u bytes: closing",
-				 (unsigned long long)cn->id, cn->node, cn->auth == AUTH_OK ?
-				 FLEET_MAX_AGENT_FRAME : FLEET_MAX_HELLO_FRAME);
+				 (unsigned long long)cn->id, cn->node, limit);
 			pthread_mutex_lock(&c->lock);
 			c->stats.frames_bad++;
 			pthread_mutex_unlock(&c->lock);
