@@ -27,8 +27,8 @@ struct list {
 struct workq {
 	pthread_t thread;
 	pthread_mutex_t lock;
-	pthread_cond_t cond;	/* todo, done or stop changed */
-	struct list todo, done;
+	pthread_cond_t cond;	/* waiting, done or stop changed */
+	struct list waiting, done;
 	struct workq_item *current;	/* the item the worker runs, or NULL */
 	bool stop;		/* written under lock, atomically: slot_take reads it without */
 	bool urgent;
@@ -100,16 +100,16 @@ static void *worker(void *arg)
 
 	pthread_mutex_lock(&q->lock);
 	for (;;) {
-		while (!q->stop && (!q->todo.n || q->done.n >= q->max_done))
+		while (!q->stop && (!q->waiting.n || q->done.n >= q->max_done))
 			pthread_cond_wait(&q->cond, &q->lock);
 		if (q->stop)
 			break;
-		it = list_pop(&q->todo);
+		it = list_pop(&q->waiting);
 		q->current = it;
 		pthread_mutex_unlock(&q->lock);
 		if (!slot_take(q)) {
 			pthread_mutex_lock(&q->lock);
-			list_push(&q->todo, it);	/* given back by workq_free */
+			list_push(&q->waiting, it);	/* given back by workq_free */
 			q->current = NULL;
 			break;
 		}
@@ -176,9 +176,9 @@ void workq_free(struct workq *q, void (*release)(struct workq_item *it))
 	pthread_cond_broadcast(&slot_cond);
 	pthread_mutex_unlock(&slot_lock);
 	pthread_join(q->thread, NULL);
-	if (q->urgent && q->todo.n)
-		urgent_done(q->todo.n);		/* never run */
-	while ((it = list_pop(&q->done)) || (it = list_pop(&q->todo)))
+	if (q->urgent && q->waiting.n)
+		urgent_done(q->waiting.n);		/* never run */
+	while ((it = list_pop(&q->done)) || (it = list_pop(&q->waiting)))
 		if (release)
 			release(it);
 	close(q->efd);
@@ -200,7 +200,7 @@ void workq_submit(struct workq *q, struct workq_item *it)
 		pthread_mutex_unlock(&slot_lock);
 	}
 	pthread_mutex_lock(&q->lock);
-	list_push(&q->todo, it);
+	list_push(&q->waiting, it);
 	pthread_cond_broadcast(&q->cond);
 	pthread_mutex_unlock(&q->lock);
 }
@@ -211,13 +211,13 @@ bool workq_cancel(struct workq *q, struct workq_item *it)
 	bool found = false;
 
 	pthread_mutex_lock(&q->lock);
-	for (pp = &q->todo.head; *pp; prev = *pp, pp = &(*pp)->next) {
+	for (pp = &q->waiting.head; *pp; prev = *pp, pp = &(*pp)->next) {
 		if (*pp != it)
 			continue;
 		*pp = it->next;
-		if (q->todo.tail == it)
-			q->todo.tail = prev;
-		q->todo.n--;
+		if (q->waiting.tail == it)
+			q->waiting.tail = prev;
+		q->waiting.n--;
 		found = true;
 		break;
 	}
@@ -274,16 +274,16 @@ bool workq_wait_idle(struct workq *q, int timeout_ms)
 
 	pthread_mutex_lock(&q->lock);
 	/* done items past max_done would keep the worker waiting: the caller takes them */
-	while ((q->todo.n || q->current) && q->done.n < q->max_done && err != ETIMEDOUT)
+	while ((q->waiting.n || q->current) && q->done.n < q->max_done && err != ETIMEDOUT)
 		err = wait_until(q, timeout_ms, &until);
-	idle = !q->todo.n && !q->current;
+	idle = !q->waiting.n && !q->current;
 	pthread_mutex_unlock(&q->lock);
 	return idle;
 }
 
 static bool queued(const struct workq *q, const struct workq_item *it)
 {
-	for (const struct workq_item *p = q->todo.head; p; p = p->next)
+	for (const struct workq_item *p = q->waiting.head; p; p = p->next)
 		if (p == it)
 			return true;
 	return false;
@@ -308,7 +308,7 @@ uint32_t workq_outstanding(struct workq *q)
 	uint32_t n;
 
 	pthread_mutex_lock(&q->lock);
-	n = q->todo.n + q->done.n + (q->current ? 1u : 0u);
+	n = q->waiting.n + q->done.n + (q->current ? 1u : 0u);
 	pthread_mutex_unlock(&q->lock);
 	return n;
 }

@@ -30,8 +30,9 @@ static int make_maps(uint32_t rows_cap, int *lpm, int *rows)
 	return *lpm >= 0 && *rows >= 0 ? 0 : -errno;
 }
 
-/* An unwinder on maps of cap rows (the test is skipped without root). */
-static struct unwinder *open_unwinder(uint32_t cap, struct procs **procs, int *lpm, int *rows)
+/* An unwinder on maps of cap rows, with opts (may be NULL); the test is skipped without root. */
+static struct unwinder *open_unwinder_opts(uint32_t cap, const struct unwinder_opts *opts,
+					   struct procs **procs, int *lpm, int *rows)
 {
 	struct unwinder *u;
 
@@ -40,9 +41,14 @@ static struct unwinder *open_unwinder(uint32_t cap, struct procs **procs, int *l
 		skip();
 	}
 	*procs = procs__new(NULL);
-	u = unwinder__new(*lpm, *rows, cap, *procs, NULL);
+	u = unwinder__new(*lpm, *rows, cap, *procs, opts);
 	assert_non_null(u);
 	return u;
+}
+
+static struct unwinder *open_unwinder(uint32_t cap, struct procs **procs, int *lpm, int *rows)
+{
+	return open_unwinder_opts(cap, NULL, procs, lpm, rows);
 }
 
 /* the children, killed by the teardown too when an assertion cut the test short */
@@ -338,13 +344,7 @@ static void test_deferred_builds(void **state)
 	pid_t a;
 
 	(void)state;
-	if (geteuid() != 0 || make_maps(1u << 20, &lpm, &rows)) {
-		print_message("needs root to create BPF maps\n");
-		skip();
-	}
-	procs = procs__new(NULL);
-	u = unwinder__new(lpm, rows, 1u << 20, procs, &uo);
-	assert_non_null(u);
+	u = open_unwinder_opts(1u << 20, &uo, &procs, &lpm, &rows);
 	a = spawn("/bin/sleep", "30", NULL);
 	assert_int_equal(unwinder__sync_pid(u, a, false), 0);
 	unwinder__stats(u, &st);
