@@ -134,47 +134,71 @@ static int export_profile(const struct record_config *cfg, const struct profile 
 	return ret;
 }
 
+/* The forked child: names itself, says so, waits at the gate, then execs. */
+static void __attribute__((noreturn)) gated_child(char **argv, const char *name, int ready_fd,
+						  int gate_fd)
+{
+	char c = 'r', msg[512];
+
+	prctl(PR_SET_NAME, name, 0, 0, 0);
+	if (write(ready_fd, &c, 1) != 1 || read(gate_fd, &c, 1) != 1)
+		_exit(127);
+	signal(SIGINT, SIG_DFL);
+	signal(SIGTERM, SIG_DFL);
+	execvp(argv[0], argv);
+	/* the parent's threads may hold stdio's locks: no fprintf in this child */
+	snprintf(msg, sizeof(msg), "profleet-agent: cannot run '%s': %s\n", argv[0],
+		 strerrordesc_np(errno) ? strerrordesc_np(errno) : "error");
+	if (write(STDERR_FILENO, msg, strlen(msg)) < 0) {
+		/* nowhere to say it: the status tells */
+	}
+	_exit(127);
+}
+
 /*
  * Starts the command stopped at a gate: the caller puts its pid in the filter
  * first, so that not one of its samples is missed, then opens the gate.
+ * Returns only once the child has taken the command's name: what it runs
+ * before that (the end of fork, page faults, lazy binding) is the agent's
+ * work, and must not be sampled as the command's.
  */
 static pid_t spawn_gated(char **argv, int *ret_gate_fd)
 {
-	int gate[2];
+	const char *base = strrchr(argv[0], '/');
+	int gate[2], ready[2];
 	pid_t pid;
+	char c;
 
 	if (pipe2(gate, O_CLOEXEC))
 		return -errno;
+	if (pipe2(ready, O_CLOEXEC)) {
+		pid = -errno;
+		goto out_gate;
+	}
 	pid = fork();
 	if (pid < 0) {
-		close(gate[0]);
-		close(gate[1]);
-		return -errno;
+		pid = -errno;
+		goto out_ready;
 	}
 	if (pid == 0) {
-		const char *base = strrchr(argv[0], '/');
-		char c, msg[512];
-
-		/* first thing: the child is sampled from the moment the parent targets it
-		 * (on a loaded host, possibly before it reaches the gate), and every one
-		 * of its samples, up to and during the exec, must carry the command's name */
-		prctl(PR_SET_NAME, base ? base + 1 : argv[0], 0, 0, 0);
 		close(gate[1]);
-		if (read(gate[0], &c, 1) != 1)
-			_exit(127);
-		signal(SIGINT, SIG_DFL);
-		signal(SIGTERM, SIG_DFL);
-		execvp(argv[0], argv);
-		/* the parent's threads may hold stdio's locks: no fprintf in this child */
-		snprintf(msg, sizeof(msg), "profleet-agent: cannot run '%s': %s\n", argv[0],
-			 strerrordesc_np(errno) ? strerrordesc_np(errno) : "error");
-		if (write(STDERR_FILENO, msg, strlen(msg)) < 0) {
-			/* nowhere to say it: the status tells */
-		}
-		_exit(127);
+		close(ready[0]);
+		gated_child(argv, base ? base + 1 : argv[0], ready[1], gate[0]);
 	}
+	close(ready[1]);
+	while (read(ready[0], &c, 1) < 0 && errno == EINTR)
+		;
+	/* a child that died before it was ready: its status says why */
+	close(ready[0]);
 	close(gate[0]);
 	*ret_gate_fd = gate[1];
+	return pid;
+out_ready:
+	close(ready[0]);
+	close(ready[1]);
+out_gate:
+	close(gate[0]);
+	close(gate[1]);
 	return pid;
 }
 
