@@ -42,9 +42,11 @@ AGENT_SRCS  := $(wildcard agent/*/*.c)
 PROTO_OBJS  := $(OBJ)/gen/fleet.pb-c.o $(OBJ)/gen/profile.pb-c.o $(OBJ)/gen/pyroscope_push.pb-c.o
 COMMON_OBJS := $(patsubst %.c,$(OBJ)/%.o,$(COMMON_SRCS)) $(PROTO_OBJS)
 LIB_OBJS    := $(patsubst %.c,$(OBJ)/%.o,$(AGENT_SRCS)) $(COMMON_OBJS)
-# the controller's pure parts (unit-tested); server.c and main.c share its global state
-CTL_LIB_OBJS := $(OBJ)/controller/model.o $(OBJ)/controller/resolve.o $(OBJ)/controller/store.o
-CTL_OBJS    := $(CTL_LIB_OBJS) $(OBJ)/controller/server.o $(OBJ)/controller/http.o $(OBJ)/controller/main.o
+# the controller's pure parts (unit-tested); the others run its threads
+CTL_LIB_OBJS := $(OBJ)/controller/model.o $(OBJ)/controller/resolve.o $(OBJ)/controller/store.o \
+		$(OBJ)/controller/status.o
+CTL_OBJS    := $(CTL_LIB_OBJS) $(addprefix $(OBJ)/controller/,server.o http.o main.o cache.o \
+	       reconcile.o auth.o lease.o secrets.o health.o options.o)
 BPF_SRCS    := $(wildcard bpf/*.bpf.c)
 SKELS       := $(patsubst bpf/%.bpf.c,$(GEN)/%.skel.h,$(BPF_SRCS))
 
@@ -159,6 +161,11 @@ FUZZ_LIB_SRCS := agent/symbolize/elfsym.c agent/symbolize/elfutil.c agent/proc/r
 		 agent/fleet/cgroups.c common/log.c common/yamljson.c common/k8s.c common/reserved_labels.c \
 		 common/workq.c \
 		 controller/model.c $(GEN)/fleet.pb-c.c
+# the controller's websocket frames and HTTP requests: every controller file but main.c
+FUZZ_CTL_SRCS := $(filter-out controller/main.c controller/model.c,$(wildcard controller/*.c)) \
+		 $(filter-out $(FUZZ_LIB_SRCS),$(COMMON_SRCS)) $(GEN)/profile.pb-c.c
+$(BUILD)/fuzz/fuzz_frames $(BUILD)/fuzz/fuzz_http: FUZZ_EXTRA = $(FUZZ_CTL_SRCS) -lwebsockets \
+	-lmicrohttpd
 HAVE_LIBFUZZER := $(shell echo 'int LLVMFuzzerTestOneInput(const char *d, long n){return 0;}' | \
 	$(CLANG) -x c -fsanitize=fuzzer - -o /dev/null 2>/dev/null && echo yes)
 ifeq ($(HAVE_LIBFUZZER)$(SANITIZE),yes)
@@ -167,11 +174,12 @@ else
 fuzzers:
 endif
 
-$(BUILD)/fuzz/%: tests/fuzz/%.c $(FUZZ_LIB_SRCS) $(wildcard agent/*/*.h common/*.h bpf/*.h controller/*.h)
+$(BUILD)/fuzz/%: tests/fuzz/%.c $(FUZZ_LIB_SRCS) $(FUZZ_CTL_SRCS) $(wildcard agent/*/*.h common/*.h bpf/*.h controller/*.h)
 	@mkdir -p $(@D)
 	$(CLANG) -g -O1 -fsanitize=fuzzer,address,undefined -D_GNU_SOURCE -DPROFLEET_VERSION='"fuzz"' \
 		-Icommon $(AGENT_INC) -Ibpf -Icontroller -I$(GEN) \
-		$< $(FUZZ_LIB_SRCS) -o $@ -lelf -ldw -llzma -lz -liberty -lcjson -lyaml -lcurl -lprotobuf-c -lpthread
+		$< $(FUZZ_LIB_SRCS) $(FUZZ_EXTRA) -o $@ -lelf -ldw -llzma -lz -liberty -lcjson -lyaml \
+		-lcurl -lprotobuf-c -lpthread
 
 fuzz: fuzzers workloads
 	FUZZ_SECONDS=$${FUZZ_SECONDS:-300} PROFLEET_BUILD=$(CURDIR)/$(BUILD) sh tests/system/fuzz.sh

@@ -2,14 +2,20 @@
 #ifndef CONTROLLER_CONTROLLER_H
 #define CONTROLLER_CONTROLLER_H
 /*
- * profleet-controller's shared state. One mutex (ctl.lock) guards everything
- * below that more than one thread touches:
- *   informer threads (one per watched kind) update the caches;
- *   the reconcile thread resolves, encodes target sets and writes status;
- *   the auth thread runs TokenReviews for new agent connections;
- *   the lease thread keeps (or waits for) leadership;
- *   the main thread runs the websocket server (libwebsockets is single-threaded:
- *   only it touches a struct lws; others wake it with lws_cancel_service()).
+ * profleet-controller's shared state, and who owns what:
+ *   cache_lock (a read-write lock) guards the caches the informers fill
+ *     (cache.c; the secrets thread writes backends' credentials): written
+ *     briefly per watch event, read by reconcile, auth, the store worker, HTTP;
+ *   lock guards the fleet (connections, node states, the reconcile queue,
+ *     counters of the controller itself): taken briefly by every thread,
+ *     never held across I/O, never taken before cache_lock.
+ * Threads: one per informer (cache.c), reconcile (reconcile.c: resolve,
+ * target sets, status), auth (auth.c: TokenReviews of new agents), secrets
+ * (secrets.c), lease (lease.c), signals (main.c), the store worker (server.c's
+ * uploads, on a workq), HTTP (http.c, a thread per request), and the main
+ * thread, which runs the websocket server: libwebsockets is single-threaded,
+ * only it touches a struct lws; others wake it with server_wake().
+ * What is owned by one thread lives in that thread's module, not here.
  */
 #include <pthread.h>
 #include <stdbool.h>
@@ -44,6 +50,8 @@ struct ctl_options {
 	int64_t store_retention_s;
 	const char *http_addr;	/* NULL = no HTTP server */
 	int http_port;
+	/* what the strings above may point into */
+	char listen_buf[256], http_buf[256], sa_buf[512], lease_buf[512], identity_buf[256];
 };
 
 enum auth_state { AUTH_NONE, AUTH_PENDING, AUTH_OK, AUTH_REFUSED };
@@ -65,8 +73,9 @@ struct conn {
 	uint64_t sent_version, acked_version;
 	uint32_t found, missing;
 	bool need_send;
-	/* built-in store: the upload being handled (main thread), acks owed (shared) */
-	void *upload;		/* Profleet__Fleet__V1__AgentMessage * */
+	/* built-in store: an upload with the store worker (main thread; reading
+	 * from the connection waits meanwhile), the answers owed (shared) */
+	bool uploading;
 	struct {
 		uint64_t id;
 		bool ok;
@@ -82,8 +91,6 @@ struct node_state {
 	uint64_t version;	/* of the current target set */
 	uint8_t *msg;		/* ControllerMessage for it, packed */
 	size_t msg_len;
-	uint8_t *cmp;		/* the same with version 0, to see changes */
-	size_t cmp_len;
 	struct conn *conn;	/* the bound agent, or NULL */
 	uint64_t acked;		/* last version the node's agent acked (kept across reconnects) */
 	uint64_t started_unix;	/* agent start, from its counters */
@@ -92,6 +99,10 @@ struct node_state {
 	uint64_t total_samples, dropped, errors;
 	uint64_t uploads, uploads_refused;	/* profiles for the built-in store */
 	struct hmap exporters;	/* backend name -> struct export_state, from the counters */
+	/* set by the reconcile thread with each target set */
+	uint64_t digest;	/* of the set's content, without its version */
+	char **policies;	/* keys of the policies it holds targets of */
+	int npolicies;
 };
 
 /* How one agent's sends to one backend go (its latest counters). */
@@ -104,57 +115,60 @@ struct export_state {
 
 struct ctl_stats {
 	uint64_t frames_in, frames_bad, refused, accepted_conns, pushes, status_writes,
-		status_errors, reconciles, uploads, uploads_refused;
+		status_errors, uploads, uploads_refused;
+};
+
+/* What the reconcile thread is asked to do (ctl.lock); reconcile.c takes it. */
+struct rec_queue {
+	bool resolve;		/* caches changed: resolve every policy again */
+	struct hmap policies;	/* policy key -> NULL: status due now (acks, agents) */
+	struct hmap counted;	/* policy key -> NULL: samples counted, status due soon */
+	int64_t counted_since_ms;	/* CLOCK_MONOTONIC: when the first of those came */
+	uint64_t resolves, status_passes;	/* passes done (for /metrics and tests) */
+	uint64_t depth_max;	/* the most policy keys queued at once */
 };
 
 struct ctl {
 	struct ctl_options opt;
 	struct k8s_config kcfg;
-	pthread_mutex_t lock;
-	pthread_cond_t wake;	/* reconcile and auth threads wait on it */
-	bool dirty;		/* caches changed: reconcile soon */
-	volatile int stop;
-	bool leader;
-	struct lws_context *lws;
-	/* caches (ctl.lock) */
+	int stop;		/* atomic: set once, by the signal thread or on a fatal error */
+	/* caches (cache_lock), filled by cache.c */
+	pthread_rwlock_t cache_lock;
 	struct hmap pods;	/* uid -> struct pod */
 	struct hmap pods_by_name;	/* ns/name -> struct pod (same objects) */
 	struct hmap namespaces, nodes;	/* name -> struct named_labels */
 	struct hmap replicasets;	/* "ns/name" -> named_labels {deployment: NAME} */
 	struct hmap policies;	/* "P:ns/name" or "C:name" -> struct policy */
 	struct hmap backends;	/* name -> struct backend */
-	uint64_t gen_pods, gen_ns, gen_nodes, gen_pp, gen_cpp, gen_cpb, gen_rs;
-	/* fleet */
+	struct caches *caches;	/* the informers (cache.c); set before any other thread starts */
+	/* the fleet (lock) */
+	pthread_mutex_t lock;
+	pthread_cond_t wake;	/* the auth, secrets and lease threads wait on it */
+	pthread_cond_t rec_wake;	/* the reconcile thread waits on it */
+	struct rec_queue rq;
+	bool leader;
+	bool lease_known;	/* the first lease round is done */
+	int64_t lease_ok_unix;	/* the last lease request that got an answer */
+	bool secrets_due;	/* a backend with a Secret changed */
 	struct hmap node_states;	/* name -> struct node_state */
 	struct conn *conns;
 	uint64_t next_conn_id;
 	bool auth_work;		/* some conn is AUTH_PENDING */
-	/* per policy uid -> runtime state */
-	struct hmap runtime;
 	struct ctl_stats stats;
-	struct store *store;	/* NULL when disabled; has its own lock */
-	struct httpd *http;
-	struct k8s_informer *informers[8];
-	int ninformers;
-	/* reconcile latency (ctl.lock) */
+	/* reconcile latency */
 	uint64_t rec_count, rec_buckets[6];	/* <= 1, 5, 25, 100, 500 ms, +Inf */
 	double rec_sum_s;
-	int64_t lease_ok_unix;	/* the last lease request that got an answer */
+	/* set at start, read-only after */
+	struct lws_context *lws;
+	struct uploads *uploads;	/* server.c's store worker */
+	struct store *store;	/* NULL when disabled; has its own lock */
+	struct httpd *http;
 	int64_t started_unix;
 };
 
-extern struct ctl ctl;
+static inline bool ctl_stopping(struct ctl *c)
+{
+	return __atomic_load_n(&c->stop, __ATOMIC_ACQUIRE);
+}
 
-/* server.c */
-int server_start(struct ctl *c);
-void server_run(struct ctl *c);	/* until c->stop */
-void server_wake(struct ctl *c);
-void server_stop(struct ctl *c);
-/* http.c: the store's HTTP API, health and metrics */
-struct httpd *http_start(struct ctl *c, char *err, size_t errlen);
-/* main.c: what /readyz and /metrics say */
-bool ctl_ready(struct ctl *c, char *why, size_t whylen);
-char *ctl_metrics(struct ctl *c, size_t *ret_len);
-/* auth.c-ish: runs in its own thread */
-void *auth_main(void *arg);
 #endif

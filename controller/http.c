@@ -24,7 +24,10 @@
 #include <strings.h>
 #include <time.h>
 
+#include "auth.h"
 #include "controller.h"
+#include "health.h"
+#include "http.h"
 #include "flamegraph.h"
 #include "httpd.h"
 #include "log.h"
@@ -34,8 +37,6 @@
 #include "profile.h"
 #include "store.h"
 
-#define API_GROUP "profiling.profleet.dev"
-
 /* ---- authorization ------------------------------------------------------------ */
 
 /* 0 = allowed; else an HTTP status (401, 403, 503) with why filled in. */
@@ -43,97 +44,36 @@ static unsigned int authorize(struct ctl *c, const char *token, const char *ns, 
 			      char *why, size_t whylen)
 {
 	struct k8s_client *kc = k8s_client_new(&c->kcfg);
-	struct k8s_response r = { 0 }, r2 = { 0 };
-	cJSON *req = NULL, *spec, *ra;
-	const cJSON *user;
-	char *body = NULL;
-	unsigned int status = 503;
+	cJSON *user = NULL;
+	unsigned int status;
 
 	if (!kc) {
 		snprintf(why, whylen, "controller out of memory");
 		return 503;
 	}
-	req = cJSON_CreateObject();
-	cJSON_AddStringToObject(req, "apiVersion", "authentication.k8s.io/v1");
-	cJSON_AddStringToObject(req, "kind", "TokenReview");
-	spec = cJSON_AddObjectToObject(req, "spec");
-	cJSON_AddStringToObject(spec, "token", token);
-	body = cJSON_PrintUnformatted(req);
-	cJSON_Delete(req);
-	req = NULL;
-	if (!body || k8s_request(kc, "POST", "/apis/authentication.k8s.io/v1/tokenreviews", NULL,
-				 body, &r) || r.status != 201) {
-		snprintf(why, whylen, "token review failed: %s", k8s_response_message(&r));
-		goto out;
-	}
-	if (!cJSON_IsTrue(k8s_get(r.json, "status.authenticated"))) {
-		snprintf(why, whylen, "the token is not valid");
-		status = 401;
-		goto out;
-	}
-	user = k8s_get(r.json, "status.user");
-	free(body);
-	/* the user as the review saw it (name, uid, groups, extra) asks to get the policy */
-	req = cJSON_CreateObject();
-	cJSON_AddStringToObject(req, "apiVersion", "authorization.k8s.io/v1");
-	cJSON_AddStringToObject(req, "kind", "SubjectAccessReview");
-	spec = cJSON_AddObjectToObject(req, "spec");
-	cJSON_AddStringToObject(spec, "user", k8s_str(user, "username") ? k8s_str(user, "username") :
-				"");
-	if (k8s_str(user, "uid"))
-		cJSON_AddStringToObject(spec, "uid", k8s_str(user, "uid"));
-	if (cJSON_IsArray(k8s_get(user, "groups")))
-		cJSON_AddItemToObject(spec, "groups",
-				      cJSON_Duplicate(k8s_get(user, "groups"), true));
-	if (cJSON_IsObject(k8s_get(user, "extra")))
-		cJSON_AddItemToObject(spec, "extra", cJSON_Duplicate(k8s_get(user, "extra"), true));
-	ra = cJSON_AddObjectToObject(spec, "resourceAttributes");
-	if (ns)
-		cJSON_AddStringToObject(ra, "namespace", ns);
-	cJSON_AddStringToObject(ra, "verb", "get");
-	cJSON_AddStringToObject(ra, "group", API_GROUP);
-	cJSON_AddStringToObject(ra, "resource", ns ? "profilingpolicies" : "clusterprofilingpolicies");
-	cJSON_AddStringToObject(ra, "name", name);
-	body = cJSON_PrintUnformatted(req);
-	if (!body || k8s_request(kc, "POST",
-				 "/apis/authorization.k8s.io/v1/subjectaccessreviews", NULL, body,
-				 &r2) || r2.status != 201) {
-		snprintf(why, whylen, "access review failed: %s", k8s_response_message(&r2));
-		goto out;
-	}
-	if (!cJSON_IsTrue(k8s_get(r2.json, "status.allowed"))) {
-		snprintf(why, whylen, "user \"%s\" may not get %s \"%s\"%s%s",
-			 k8s_str(user, "username") ? k8s_str(user, "username") : "?",
-			 ns ? "profilingpolicies" : "clusterprofilingpolicies", name,
-			 ns ? " in namespace " : "", ns ? ns : "");
-		status = 403;
-		goto out;
-	}
-	status = 0;
-out:
-	cJSON_Delete(req);
-	free(body);
-	k8s_response_free(&r);
-	k8s_response_free(&r2);
+	status = auth_review_token(kc, token, NULL, &user, why, whylen);
+	if (!status)
+		status = auth_may_get_policy(kc, user, ns, name, why, whylen);
+	cJSON_Delete(user);
 	k8s_client_free(kc);
 	return status;
 }
 
 /* ---- routes ------------------------------------------------------------------- */
 
-/* Splits a store URL; false when it is none. what: "profile" or "flamegraph.svg". */
-static bool parse_path(const char *url, char *ns, char *name, const char **what)
+/* Splits a store URL; false when it is none. */
+static bool parse_path(const char *url, struct http_route *rt)
 {
-	const char *p, *slash;
+	const char *p, *slash, *what;
 	static const char nsp[] = "/api/v1/namespaces/", cp[] = "/api/v1/clusterprofilingpolicies/";
 
-	ns[0] = 0;
+	rt->ns[0] = 0;
 	if (!strncmp(url, nsp, sizeof(nsp) - 1)) {
 		p = url + sizeof(nsp) - 1;
 		slash = strchr(p, '/');
 		if (!slash || !k8s_name_valid(p, (size_t)(slash - p)))
 			return false;
-		snprintf(ns, 254, "%.*s", (int)(slash - p), p);
+		snprintf(rt->ns, sizeof(rt->ns), "%.*s", (int)(slash - p), p);
 		p = slash + 1;
 		if (strncmp(p, "profilingpolicies/", 18))
 			return false;
@@ -146,9 +86,11 @@ static bool parse_path(const char *url, char *ns, char *name, const char **what)
 	slash = strchr(p, '/');
 	if (!slash || !k8s_name_valid(p, (size_t)(slash - p)))
 		return false;
-	snprintf(name, 254, "%.*s", (int)(slash - p), p);
-	*what = slash + 1;
-	return !strcmp(*what, "profile") || !strcmp(*what, "flamegraph.svg");
+	snprintf(rt->name, sizeof(rt->name), "%.*s", (int)(slash - p), p);
+	what = slash + 1;
+	rt->kind = !strcmp(what, "profile") ? ROUTE_PROFILE :
+		   !strcmp(what, "flamegraph.svg") ? ROUTE_SVG : ROUTE_NONE;
+	return rt->kind != ROUTE_NONE;
 }
 
 static bool parse_time(const char *s, int64_t *ret)
@@ -166,107 +108,137 @@ static bool parse_time(const char *s, int64_t *ret)
 	return true;
 }
 
-static void serve_profile(struct ctl *c, const struct httpd_req *req, struct httpd_resp *resp)
+unsigned int http_route(const char *url, const char *from, const char *until,
+			const char *xtoken, const char *authz, struct http_route *rt, char *why,
+			size_t whylen)
 {
-	const char *url = req->url;
-	char ns[256], name[256], key[600], why[512], title[700];
-	const char *what, *tok;
-	int64_t from = 0, until = 0;
+	static const struct {
+		const char *url;
+		enum http_route_kind kind;
+	} fixed[] = { { "/healthz", ROUTE_HEALTHZ }, { "/readyz", ROUTE_READYZ },
+		      { "/metrics", ROUTE_METRICS } };
+
+	memset(rt, 0, sizeof(*rt));
+	for (size_t i = 0; i < sizeof(fixed) / sizeof(fixed[0]); i++)
+		if (!strcmp(url, fixed[i].url)) {
+			rt->kind = fixed[i].kind;
+			return 0;
+		}
+	if (!parse_path(url, rt)) {
+		snprintf(why, whylen, "not found: %.200s", url);
+		return 404;
+	}
+	if (!parse_time(from, &rt->from) || !parse_time(until, &rt->until)) {
+		snprintf(why, whylen, "from and until are UNIX times in seconds");
+		return 400;
+	}
+	rt->token = xtoken;
+	if (!rt->token && authz && !strncasecmp(authz, "Bearer ", 7))
+		rt->token = authz + 7;
+	if (!rt->token || !*rt->token) {
+		snprintf(why, whylen, "a bearer token is needed (Authorization: Bearer TOKEN)");
+		return 401;
+	}
+	return 0;
+}
+
+static void send_profile(struct pprof_merge *m, struct httpd_resp *resp)
+{
+	uint8_t *buf;
+	size_t len;
+
+	if (pprof__encode(pprof_merge_profile(m), true, &buf, &len))
+		return httpd_text(resp, 500, "cannot encode");
+	resp->type = "application/octet-stream";
+	resp->body = (char *)buf;
+	resp->len = len;
+}
+
+static void send_svg(struct pprof_merge *m, const struct http_route *rt, const char *key, int n,
+		     struct httpd_resp *resp)
+{
+	char *svg = NULL, title[700];
+	size_t len = 0;
+	FILE *f = open_memstream(&svg, &len);
+	struct flamegraph_opts fo = { .title = title };
+	int e;
+
+	snprintf(title, sizeof(title), "%s %s: %d profile(s)", rt->ns[0] ? "ProfilingPolicy" :
+		 "ClusterProfilingPolicy", key, n);
+	e = f ? flamegraph__write_svg(pprof_merge_profile(m), f, &fo) : -ENOMEM;
+	if (f)
+		fclose(f);
+	if (e || !svg) {
+		free(svg);
+		return httpd_text(resp, 500, "cannot draw");
+	}
+	resp->type = "image/svg+xml";
+	resp->body = svg;
+	resp->len = len;
+}
+
+static void serve_profile(struct ctl *c, const char *url, const struct http_route *rt,
+			  struct httpd_resp *resp)
+{
+	char key[600], why[512];
 	unsigned int status, bad = 0;
 	struct pprof_merge *m;
 	int n;
 
-	if (!parse_path(url, ns, name, &what))
-		return httpd_text(resp, 404, "not found: %s", url);
-	if (!parse_time(httpd_arg(req, "from"), &from) || !parse_time(httpd_arg(req, "until"), &until))
-		return httpd_text(resp, 400, "from and until are UNIX times in seconds");
-	tok = httpd_header(req, "X-Profleet-Token");
-	if (!tok) {
-		tok = httpd_header(req, "Authorization");
-		if (tok && !strncasecmp(tok, "Bearer ", 7))
-			tok += 7;
-		else
-			tok = NULL;
-	}
-	if (!tok || !*tok)
-		return httpd_text(resp, 401, "a bearer token is needed (Authorization: Bearer TOKEN)");
 	if (!c->store)
 		return httpd_text(resp, 404, "this controller has no store");
-	status = authorize(c, tok, ns[0] ? ns : NULL, name, why, sizeof(why));
+	status = authorize(c, rt->token, rt->ns[0] ? rt->ns : NULL, rt->name, why, sizeof(why));
 	if (status) {
 		log_info("http: %s refused (%u): %s", url, status, why);
 		return httpd_text(resp, status, "%s", why);
 	}
-	snprintf(key, sizeof(key), "%s%s%s", ns, ns[0] ? "/" : "", name);
+	snprintf(key, sizeof(key), "%s%s%s", rt->ns, rt->ns[0] ? "/" : "", rt->name);
 	m = pprof_merge_new();
 	if (!m)
 		return httpd_text(resp, 503, "out of memory");
-	n = store_query(c->store, key, from, until, m, &bad);
-	if (n <= 0) {
-		pprof_merge_free(m);
-		if (bad)
-			return httpd_text(resp, 500, "%u stored profile(s) of %s could not be read",
-					  bad, key);
-		return httpd_text(resp, 404, "no profiles of %s%s", key,
-				  from || until ? " in that time range" : " yet");
-	}
-	log_info("http: %s: %d profile(s) merged%s", url, n, bad ? " (some unreadable)" : "");
-	if (!strcmp(what, "profile")) {
-		uint8_t *buf;
-		size_t len;
-
-		if (pprof__encode(pprof_merge_profile(m), true, &buf, &len)) {
-			pprof_merge_free(m);
-			return httpd_text(resp, 500, "cannot encode");
-		}
-		pprof_merge_free(m);
-		resp->type = "application/octet-stream";
-		resp->body = (char *)buf;
-		resp->len = len;
-	} else {
-		char *svg = NULL;
-		size_t len = 0;
-		FILE *f = open_memstream(&svg, &len);
-		struct flamegraph_opts fo = { .title = title };
-		int e;
-
-		snprintf(title, sizeof(title), "%s %s: %d profile(s)", ns[0] ? "ProfilingPolicy" :
-			 "ClusterProfilingPolicy", key, n);
-		e = f ? flamegraph__write_svg(pprof_merge_profile(m), f, &fo) : -ENOMEM;
-		if (f)
-			fclose(f);
-		pprof_merge_free(m);
-		if (e || !svg) {
-			free(svg);
-			return httpd_text(resp, 500, "cannot draw");
-		}
-		resp->type = "image/svg+xml";
-		resp->body = svg;
-		resp->len = len;
-	}
+	n = store_query(c->store, key, rt->from, rt->until, m, &bad);
+	if (n <= 0 && bad)
+		httpd_text(resp, 500, "%u stored profile(s) of %s could not be read", bad, key);
+	else if (n <= 0)
+		httpd_text(resp, 404, "no profiles of %s%s", key,
+			   rt->from || rt->until ? " in that time range" : " yet");
+	else if (rt->kind == ROUTE_PROFILE)
+		send_profile(m, resp);
+	else
+		send_svg(m, rt, key, n, resp);
+	if (n > 0)
+		log_info("http: %s: %d profile(s) merged%s", url, n, bad ? " (some unreadable)" : "");
+	pprof_merge_free(m);
 }
 
 static void handler(void *ctx, const struct httpd_req *req, struct httpd_resp *resp)
 {
 	struct ctl *c = ctx;
+	struct http_route rt;
+	char why[300];
+	unsigned int status;
 
-	if (!strcmp(req->url, "/healthz"))
+	status = http_route(req->url, httpd_arg(req, "from"), httpd_arg(req, "until"),
+			    httpd_header(req, "X-Profleet-Token"), httpd_header(req, "Authorization"),
+			    &rt, why, sizeof(why));
+	if (status)
+		return httpd_text(resp, status, "%s", why);
+	switch (rt.kind) {
+	case ROUTE_HEALTHZ:
 		return httpd_text(resp, 200, "ok");
-	if (!strcmp(req->url, "/readyz")) {
-		char why[200];
-
-		if (ctl_ready(c, why, sizeof(why)))
+	case ROUTE_READYZ:
+		if (health_ready(c, why, sizeof(why)))
 			return httpd_text(resp, 200, "ready");
 		return httpd_text(resp, 503, "not ready: %s", why);
-	}
-	if (!strcmp(req->url, "/metrics")) {
-		resp->body = ctl_metrics(c, &resp->len);
+	case ROUTE_METRICS:
+		resp->body = health_metrics(c, &resp->len);
 		resp->type = METRICS_CONTENT_TYPE;
 		if (!resp->body)
 			httpd_text(resp, 500, "out of memory");
 		return;
+	default:
+		return serve_profile(c, req->url, &rt, resp);
 	}
-	serve_profile(c, req, resp);
 }
 
 struct httpd *http_start(struct ctl *c, char *err, size_t errlen)

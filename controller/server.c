@@ -17,7 +17,12 @@
 #include "fleet.pb-c.h"
 #include "log.h"
 #include "pprof_merge.h"
+#include "reconcile.h"
+#include "server.h"
 #include "store.h"
+#include "workq.h"
+
+#define UPLOADS_MAX_DONE 16
 
 struct pss {
 	struct conn *c;
@@ -30,11 +35,13 @@ static void unbind(struct ctl *c, struct conn *cn)
 	if (!cn->node[0] || cn->auth != AUTH_OK)
 		return;
 	ns = hmap_get(&c->node_states, cn->node);
-	if (ns && ns->conn == cn)
+	if (ns && ns->conn == cn) {
 		ns->conn = NULL;
+		reconcile_node_due_locked(c, cn->node);
+	}
 }
 
-static struct node_state *node_state_get(struct ctl *c, const char *name)
+struct node_state *server_node_state(struct ctl *c, const char *name)
 {
 	struct node_state *ns = hmap_get(&c->node_states, name);
 
@@ -57,56 +64,56 @@ static void refuse(struct conn *cn, const char *why)
 	cn->need_send = true;
 }
 
-static void handle_counters(struct ctl *c, struct conn *cn,
-			    const Profleet__Fleet__V1__Counters *m)
+/* The agent restarted: what it counted before stays counted. */
+static void keep_counted(struct node_state *ns)
 {
-	struct node_state *ns = hmap_get(&c->node_states, cn->node);
+	hmap_for_each(&ns->samples, it) {
+		uint64_t *b = hmap_get(&ns->base, it->key), *v = it->val;
 
-	if (!ns)
-		return;
-	if (ns->started_unix && m->started_unix != ns->started_unix) {
-		/* the agent restarted: what it counted before stays counted */
-		hmap_for_each(&ns->samples, it) {
-			uint64_t *b = hmap_get(&ns->base, it->key), *v = it->val;
-
-			if (!b) {
-				b = calloc(1, sizeof(*b));
-				if (!b || hmap_put(&ns->base, it->key, b, NULL)) {
-					free(b);
-					continue;
-				}
-			}
-			*b += *v;
-			*v = 0;
-		}
-	}
-	for (size_t i = 0; i < m->n_exporters && i < 256; i++) {
-		const Profleet__Fleet__V1__ExporterCount *x = m->exporters[i];
-		struct export_state *es;
-
-		if (!x->backend || !*x->backend || strlen(x->backend) > 253)
-			continue;
-		es = hmap_get(&ns->exporters, x->backend);
-		if (!es) {
-			es = calloc(1, sizeof(*es));
-			if (!es || hmap_put(&ns->exporters, x->backend, es, NULL)) {
-				free(es);
+		if (!b) {
+			b = calloc(1, sizeof(*b));
+			if (!b || hmap_put(&ns->base, it->key, b, NULL)) {
+				free(b);
 				continue;
 			}
 		}
-		es->sent = x->sent;
-		es->dropped = x->dropped;
-		es->retries = x->retries;
-		es->last_success = x->last_success_unix;
-		es->last_failure = x->last_failure_unix;
-		es->queued = x->queued;
-		snprintf(es->last_error, sizeof(es->last_error), "%s",
-			 x->last_error ? x->last_error : "");
+		*b += *v;
+		*v = 0;
 	}
-	ns->started_unix = m->started_unix;
-	ns->total_samples = m->samples;
-	ns->dropped = m->dropped;
-	ns->errors = m->errors;
+}
+
+/* true when what it says of a backend changed */
+static bool export_counters(struct node_state *ns, const Profleet__Fleet__V1__ExporterCount *x)
+{
+	struct export_state *es;
+	bool changed;
+
+	if (!x->backend || !*x->backend || strlen(x->backend) > 253)
+		return false;
+	es = hmap_get(&ns->exporters, x->backend);
+	if (!es) {
+		es = calloc(1, sizeof(*es));
+		if (!es || hmap_put(&ns->exporters, x->backend, es, NULL)) {
+			free(es);
+			return false;
+		}
+	}
+	changed = es->dropped != x->dropped || es->last_success != x->last_success_unix ||
+		  es->last_failure != x->last_failure_unix;
+	es->sent = x->sent;
+	es->dropped = x->dropped;
+	es->retries = x->retries;
+	es->last_success = x->last_success_unix;
+	es->last_failure = x->last_failure_unix;
+	es->queued = x->queued;
+	snprintf(es->last_error, sizeof(es->last_error), "%s", x->last_error ? x->last_error : "");
+	return changed;
+}
+
+/* Samples per policy; the status of those that changed is due soon. */
+static void policy_counters(struct ctl *c, struct node_state *ns,
+			    const Profleet__Fleet__V1__Counters *m)
+{
 	for (size_t i = 0; i < m->n_policies && i < 4096; i++) {
 		const char *key = m->policies[i]->policy;
 		uint64_t *v;
@@ -121,181 +128,295 @@ static void handle_counters(struct ctl *c, struct conn *cn,
 				continue;
 			}
 		}
+		if (*v != m->policies[i]->samples)
+			reconcile_counted_locked(c, key);
 		*v = m->policies[i]->samples;
 	}
-	c->dirty = true;
 }
 
-/* Returns false when the connection must be closed. Called under ctl.lock. */
-static bool handle_message(struct ctl *c, struct conn *cn, const uint8_t *buf, size_t len)
+static void handle_counters(struct ctl *c, struct conn *cn,
+			    const Profleet__Fleet__V1__Counters *m)
 {
-	Profleet__Fleet__V1__AgentMessage *m;
-	bool ok = true;
+	struct node_state *ns = hmap_get(&c->node_states, cn->node);
+	bool exports = false;
 
-	m = profleet__fleet__v1__agent_message__unpack(NULL, len, buf);
-	if (!m) {
-		log_warn("fleet: conn %llu (%s): undecodable frame of %zu bytes: closing",
-			 (unsigned long long)cn->id, cn->node[0] ? cn->node : "?", len);
-		c->stats.frames_bad++;
+	if (!ns)
+		return;
+	if (ns->started_unix && m->started_unix != ns->started_unix)
+		keep_counted(ns);
+	for (size_t i = 0; i < m->n_exporters && i < 256; i++)
+		exports |= export_counters(ns, m->exporters[i]);
+	ns->started_unix = m->started_unix;
+	ns->total_samples = m->samples;
+	ns->dropped = m->dropped;
+	ns->errors = m->errors;
+	policy_counters(c, ns, m);
+	if (exports)	/* a backend that fails or recovers: Degraded, soon */
+		for (int i = 0; i < ns->npolicies; i++)
+			reconcile_counted_locked(c, ns->policies[i]);
+}
+
+static bool handle_hello(struct ctl *c, struct conn *cn, const Profleet__Fleet__V1__Hello *h)
+{
+	if (cn->auth != AUTH_NONE) {
+		log_warn("fleet: conn %llu: second hello: closing", (unsigned long long)cn->id);
 		return false;
 	}
-	switch (m->msg_case) {
-	case PROFLEET__FLEET__V1__AGENT_MESSAGE__MSG_HELLO: {
-		const Profleet__Fleet__V1__Hello *h = m->hello;
-
-		if (cn->auth != AUTH_NONE) {
-			log_warn("fleet: conn %llu: second hello: closing", (unsigned long long)cn->id);
-			ok = false;
-			break;
-		}
-		if (h->protocol != FLEET_PROTOCOL_VERSION) {
-			refuse(cn, "unsupported protocol version");
-			cn->auth = AUTH_REFUSED;
-			break;
-		}
-		if (!h->node_name || !*h->node_name || strlen(h->node_name) >= sizeof(cn->node) ||
-		    !h->token || strlen(h->token) >= sizeof(cn->token)) {
-			refuse(cn, "hello needs a node name (< 254 bytes) and a token");
-			cn->auth = AUTH_REFUSED;
-			break;
-		}
-		snprintf(cn->node, sizeof(cn->node), "%s", h->node_name);
-		snprintf(cn->token, sizeof(cn->token), "%s", h->token);
-		cn->auth = AUTH_PENDING;
-		c->auth_work = true;
-		pthread_cond_broadcast(&c->wake);
-		break;
+	if (h->protocol != FLEET_PROTOCOL_VERSION) {
+		refuse(cn, "unsupported protocol version");
+		cn->auth = AUTH_REFUSED;
+		return true;
 	}
-	case PROFLEET__FLEET__V1__AGENT_MESSAGE__MSG_ACK:
-		if (cn->auth == AUTH_NONE) {
-			log_warn("fleet: conn %llu: ack before hello: closing", (unsigned long long)cn->id);
-			ok = false;
-			break;
-		}
-		if (cn->auth != AUTH_OK)	/* queued before the review finished: stale */
-			break;
-		if (m->ack->version <= cn->sent_version) {
-			struct node_state *ns = hmap_get(&c->node_states, cn->node);
+	if (!h->node_name || !*h->node_name || strlen(h->node_name) >= sizeof(cn->node) ||
+	    !h->token || strlen(h->token) >= sizeof(cn->token)) {
+		refuse(cn, "hello needs a node name (< 254 bytes) and a token");
+		cn->auth = AUTH_REFUSED;
+		return true;
+	}
+	snprintf(cn->node, sizeof(cn->node), "%s", h->node_name);
+	snprintf(cn->token, sizeof(cn->token), "%s", h->token);
+	cn->auth = AUTH_PENDING;
+	c->auth_work = true;
+	pthread_cond_broadcast(&c->wake);
+	return true;
+}
 
-			cn->acked_version = m->ack->version;
-			cn->found = m->ack->containers_found;
-			cn->missing = m->ack->containers_missing;
-			if (ns)
-				ns->acked = m->ack->version;
-			c->dirty = true;
-			pthread_cond_broadcast(&c->wake);
-		}
-		break;
+static void handle_ack(struct ctl *c, struct conn *cn, const Profleet__Fleet__V1__Ack *a)
+{
+	struct node_state *ns;
+
+	if (a->version > cn->sent_version)
+		return;	/* not a version it was sent */
+	ns = hmap_get(&c->node_states, cn->node);
+	cn->acked_version = a->version;
+	cn->found = a->containers_found;
+	cn->missing = a->containers_missing;
+	if (ns && ns->acked != a->version) {
+		ns->acked = a->version;
+		reconcile_node_due_locked(c, cn->node);
+	}
+}
+
+/* A message before the agent's hello, or after its refusal. */
+static bool out_of_turn(struct conn *cn, const char *what, bool *ret_ok)
+{
+	if (cn->auth == AUTH_NONE) {
+		log_warn("fleet: conn %llu: %s before hello: closing", (unsigned long long)cn->id, what);
+		*ret_ok = false;
+		return true;
+	}
+	return cn->auth != AUTH_OK;	/* queued before the review finished: stale */
+}
+
+/* Returns false when the connection must be closed; *ret_keep when m is an
+ * upload the caller now owns. Under ctl.lock. */
+static bool handle_message(struct ctl *c, struct conn *cn, Profleet__Fleet__V1__AgentMessage *m,
+			   bool *ret_keep)
+{
+	bool ok = true;
+
+	*ret_keep = false;
+	switch (m->msg_case) {
+	case PROFLEET__FLEET__V1__AGENT_MESSAGE__MSG_HELLO:
+		return handle_hello(c, cn, m->hello);
+	case PROFLEET__FLEET__V1__AGENT_MESSAGE__MSG_ACK:
+		if (!out_of_turn(cn, "ack", &ok))
+			handle_ack(c, cn, m->ack);
+		return ok;
 	case PROFLEET__FLEET__V1__AGENT_MESSAGE__MSG_COUNTERS:
-		if (cn->auth == AUTH_NONE) {
-			log_warn("fleet: conn %llu: counters before hello: closing",
-				 (unsigned long long)cn->id);
-			ok = false;
-			break;
-		}
-		if (cn->auth != AUTH_OK)
-			break;
-		handle_counters(c, cn, m->counters);
-		break;
+		if (!out_of_turn(cn, "counters", &ok))
+			handle_counters(c, cn, m->counters);
+		return ok;
 	case PROFLEET__FLEET__V1__AGENT_MESSAGE__MSG_PROFILE:
-		if (cn->auth != AUTH_OK || cn->upload || cn->nacks == FLEET_MAX_STORE_ACKS) {
+		if (cn->auth != AUTH_OK || cn->uploading || cn->nacks == FLEET_MAX_STORE_ACKS) {
 			log_warn("fleet: conn %llu: profile upload %s: closing",
 				 (unsigned long long)cn->id, cn->auth != AUTH_OK ?
 				 "before being accepted" : "while acks are owed");
-			ok = false;
-			break;
+			return false;
 		}
-		cn->upload = m;	/* stored by the caller, outside the lock */
+		*ret_keep = true;
 		return true;
 	default:
 		log_warn("fleet: conn %llu: empty or unknown message: closing",
 			 (unsigned long long)cn->id);
 		c->stats.frames_bad++;
-		ok = false;
+		return false;
 	}
-	profleet__fleet__v1__agent_message__free_unpacked(m, NULL);
-	return ok;
 }
 
-/*
- * Stores an uploaded profile for those of its policies that use the built-in
- * store, and queues the answer. Main thread, without ctl.lock held: the disk
- * write and the check that the bytes are a readable pprof take a while.
- */
-static void handle_upload(struct ctl *c, struct conn *cn)
-{
-	Profleet__Fleet__V1__AgentMessage *m = cn->upload;
-	const Profleet__Fleet__V1__ProfileUpload *u = m->profile;
-	char **keys = calloc(u->n_policies + 1, sizeof(char *)), reason[160] = "";
-	size_t nkeys = 0;
-	uint32_t stored = 0;
+/* ---- the store worker ------------------------------------------------------------ */
 
-	cn->upload = NULL;
-	pthread_mutex_lock(&c->lock);
-	for (size_t i = 0; keys && i < u->n_policies && i < 1024; i++) {
-		const char *k = u->policies[i];
+struct upload {
+	struct workq_item item;	/* first: the workq hands it back */
+	/* in: what the worker may touch (the store has its own lock) */
+	uint64_t conn_id;
+	char node[254];
+	char **keys;		/* the policies of the upload that use the built-in store */
+	size_t nkeys;
+	Profleet__Fleet__V1__AgentMessage *m;
+	struct store *store;
+	struct lws_context *lws;	/* woken when done (lws_cancel_service is thread-safe) */
+	/* out */
+	uint32_t stored;
+	char reason[160];
+};
+
+struct uploads {
+	struct workq *q;
+};
+
+static void upload_free(struct upload *u)
+{
+	for (size_t i = 0; i < u->nkeys; i++)
+		free(u->keys[i]);
+	free(u->keys);
+	if (u->m)
+		profleet__fleet__v1__agent_message__free_unpacked(u->m, NULL);
+	free(u);
+}
+
+/* On the worker: checks the bytes are a readable pprof, and stores them. */
+static void upload_work(struct workq_item *it)
+{
+	struct upload *u = (struct upload *)it;
+	const Profleet__Fleet__V1__ProfileUpload *p = u->m->profile;
+	char err[200];
+
+	if (!u->store)
+		snprintf(u->reason, sizeof(u->reason), "this controller has no store (--store-dir)");
+	else if (!u->nkeys)
+		snprintf(u->reason, sizeof(u->reason), "none of its policies uses the built-in store");
+	else if (pprof_validate(p->pprof_gz.data, p->pprof_gz.len, err, sizeof(err)))
+		snprintf(u->reason, sizeof(u->reason), "not a readable pprof: %s", err);
+	for (size_t i = 0; !u->reason[0] && i < u->nkeys; i++) {
+		int e = store_put(u->store, u->keys[i], u->node, p->from_unix, p->until_unix,
+				  p->pprof_gz.data, p->pprof_gz.len);
+
+		if (!e)
+			u->stored++;
+		else
+			snprintf(u->reason, sizeof(u->reason), "store: %s", strerror(-e));
+	}
+	if (u->stored)
+		u->reason[0] = 0;	/* stored somewhere: said ok, a failure for another was logged */
+	else
+		log_kv(LOG_LVL_WARN, LOG_KV("node", u->node, "policy",
+					    p->n_policies ? p->policies[0] : ""),
+		       "fleet: a profile was not stored: %s", u->reason);
+	lws_cancel_service(u->lws);
+}
+
+/* An upload for the worker, with the keys of its policies that use the store. */
+static struct upload *upload_new(struct ctl *c, struct conn *cn,
+				 Profleet__Fleet__V1__AgentMessage *m)
+{
+	const Profleet__Fleet__V1__ProfileUpload *p = m->profile;
+	struct upload *u = calloc(1, sizeof(*u));
+
+	if (!u || !(u->keys = calloc(p->n_policies + 1, sizeof(char *)))) {
+		free(u);
+		return NULL;
+	}
+	u->item.work = upload_work;
+	u->conn_id = cn->id;
+	snprintf(u->node, sizeof(u->node), "%s", cn->node);
+	u->store = c->store;
+	u->lws = c->lws;
+	u->m = m;
+	pthread_rwlock_rdlock(&c->cache_lock);
+	for (size_t i = 0; i < p->n_policies && i < 1024; i++) {
+		const char *k = p->policies[i];
+		const struct policy *pol;
 		char key[600];
-		const struct policy *p;
 
 		if (!k || strlen(k) > 500)
 			continue;
 		snprintf(key, sizeof(key), "%c:%s", strchr(k, '/') ? 'P' : 'C', k);
-		p = hmap_get(&c->policies, key);
-		if (p && !p->invalid_reason[0] && !p->nbackends && (keys[nkeys] = strdup(k)))
-			nkeys++;
+		pol = hmap_get(&c->policies, key);
+		if (pol && !pol->invalid_reason[0] && !pol->nbackends &&
+		    (u->keys[u->nkeys] = strdup(k)))
+			u->nkeys++;
 	}
-	pthread_mutex_unlock(&c->lock);
-	if (!c->store) {
-		snprintf(reason, sizeof(reason), "this controller has no store (--store-dir)");
-	} else if (!nkeys) {
-		snprintf(reason, sizeof(reason), "none of its policies uses the built-in store");
-	} else {
-		char err[200];
+	pthread_rwlock_unlock(&c->cache_lock);
+	return u;
+}
 
-		if (pprof_validate(u->pprof_gz.data, u->pprof_gz.len, err, sizeof(err)))
-			snprintf(reason, sizeof(reason), "not a readable pprof: %s", err);
-		for (size_t i = 0; !reason[0] && i < nkeys; i++) {
-			int e = store_put(c->store, keys[i], cn->node, u->from_unix, u->until_unix,
-					  u->pprof_gz.data, u->pprof_gz.len);
+static struct conn *conn_by_id(struct ctl *c, uint64_t id)
+{
+	for (struct conn *cn = c->conns; cn; cn = cn->next)
+		if (cn->id == id)
+			return cn;
+	return NULL;
+}
 
-			if (!e)
-				stored++;
-			else
-				snprintf(reason, sizeof(reason), "store: %s", strerror(-e));
-		}
-	}
-	if (stored)
-		reason[0] = 0;	/* stored somewhere: said ok, a failure for another was logged */
-	else
-		log_kv(LOG_LVL_WARN, LOG_KV("node", cn->node, "policy",
-					    u->n_policies ? u->policies[0] : ""),
-		       "fleet: a profile was not stored: %s", reason);
-	pthread_mutex_lock(&c->lock);
-	{
-		struct node_state *ns = hmap_get(&c->node_states, cn->node);
+/* Main thread: answers the uploads the worker is done with. */
+static void uploads_done(struct ctl *c)
+{
+	struct workq_item *it;
 
-		if (stored) {
+	while (c->uploads && (it = workq_take(c->uploads->q))) {
+		struct upload *u = (struct upload *)it;
+		struct node_state *ns;
+		struct conn *cn;
+
+		pthread_mutex_lock(&c->lock);
+		ns = hmap_get(&c->node_states, u->node);
+		if (u->stored)
 			c->stats.uploads++;
-			if (ns)
-				ns->uploads++;
-		} else {
+		else
 			c->stats.uploads_refused++;
-			if (ns)
-				ns->uploads_refused++;
+		if (ns && u->stored)
+			ns->uploads++;
+		else if (ns)
+			ns->uploads_refused++;
+		cn = conn_by_id(c, u->conn_id);
+		if (cn && cn->nacks < FLEET_MAX_STORE_ACKS) {
+			cn->acks[cn->nacks].id = u->m->profile->id;
+			cn->acks[cn->nacks].ok = u->stored > 0;
+			cn->acks[cn->nacks].policies = u->stored;
+			snprintf(cn->acks[cn->nacks].reason, sizeof(cn->acks[0].reason), "%s",
+				 u->reason);
+			cn->nacks++;
 		}
+		if (cn) {
+			cn->uploading = false;
+			lws_rx_flow_control(cn->wsi, 1);
+			lws_callback_on_writable(cn->wsi);
+		}
+		pthread_mutex_unlock(&c->lock);
+		upload_free(u);
 	}
-	if (cn->nacks < FLEET_MAX_STORE_ACKS) {
-		cn->acks[cn->nacks].id = u->id;
-		cn->acks[cn->nacks].ok = stored > 0;
-		cn->acks[cn->nacks].policies = stored;
-		snprintf(cn->acks[cn->nacks].reason, sizeof(cn->acks[0].reason), "%s", reason);
-		cn->nacks++;
+}
+
+bool server_handle_frame(struct ctl *c, struct conn *cn, const uint8_t *buf, size_t len,
+			 void **ret_upload)
+{
+	Profleet__Fleet__V1__AgentMessage *m;
+	bool ok, keep = false;
+
+	*ret_upload = NULL;
+	m = profleet__fleet__v1__agent_message__unpack(NULL, len, buf);
+	pthread_mutex_lock(&c->lock);
+	c->stats.frames_in++;
+	if (!m) {
+		log_warn("fleet: conn %llu (%s): undecodable frame of %zu bytes: closing",
+			 (unsigned long long)cn->id, cn->node[0] ? cn->node : "?", len);
+		c->stats.frames_bad++;
+		pthread_mutex_unlock(&c->lock);
+		return false;
 	}
+	ok = handle_message(c, cn, m, &keep);
 	pthread_mutex_unlock(&c->lock);
-	for (size_t i = 0; keys && i < nkeys; i++)
-		free(keys[i]);
-	free(keys);
+	if (keep) {
+		*ret_upload = upload_new(c, cn, m);
+		if (*ret_upload)
+			return true;
+		log_error("fleet: conn %llu: out of memory for an upload: closing",
+			  (unsigned long long)cn->id);
+		ok = false;
+	}
 	profleet__fleet__v1__agent_message__free_unpacked(m, NULL);
+	return ok;
 }
 
 /* A ControllerMessage packed after LWS_PRE bytes of headroom, or NULL. */
@@ -390,110 +511,130 @@ static void on_cancelled(struct ctl *c)
 	pthread_mutex_unlock(&c->lock);
 }
 
+static int on_established(struct ctl *c, struct lws *wsi, struct pss *pss)
+{
+	struct conn *cn = calloc(1, sizeof(*cn));
+
+	if (!cn)
+		return -1;
+	cn->wsi = wsi;
+	pss->c = cn;
+	pthread_mutex_lock(&c->lock);
+	cn->id = ++c->next_conn_id;
+	cn->next = c->conns;
+	c->conns = cn;
+	c->stats.accepted_conns++;
+	pthread_mutex_unlock(&c->lock);
+	lws_set_timeout(wsi, PENDING_TIMEOUT_USER_OK, FLEET_HELLO_TIMEOUT_S);
+	return 0;
+}
+
+static int refuse_frame(struct ctl *c, struct lws *wsi, enum lws_close_status why)
+{
+	pthread_mutex_lock(&c->lock);
+	c->stats.frames_bad++;
+	pthread_mutex_unlock(&c->lock);
+	lws_close_reason(wsi, why, NULL, 0);
+	return -1;
+}
+
+/* A whole frame assembled: handled, and an upload handed to the store worker. */
+static int on_frame(struct ctl *c, struct lws *wsi, struct conn *cn)
+{
+	void *upload;
+	bool ok = server_handle_frame(c, cn, cn->rx, cn->rx_len, &upload);
+
+	if (cn->rx_len > FLEET_MAX_HELLO_FRAME) {	/* a large frame's buffer is not kept */
+		free(cn->rx);
+		cn->rx = NULL;
+	}
+	cn->rx_len = 0;
+	pthread_mutex_lock(&c->lock);
+	if (cn->auth == AUTH_PENDING || cn->auth == AUTH_OK)
+		lws_set_timeout(wsi, NO_PENDING_TIMEOUT, 0);
+	if (cn->need_send || cn->close_after_send)
+		lws_callback_on_writable(wsi);
+	pthread_mutex_unlock(&c->lock);
+	if (upload) {	/* read nothing more from it until it is answered */
+		cn->uploading = true;
+		lws_rx_flow_control(wsi, 0);
+		workq_submit(c->uploads->q, upload);
+	}
+	if (!ok) {
+		lws_close_reason(wsi, LWS_CLOSE_STATUS_POLICY_VIOLATION, NULL, 0);
+		return -1;
+	}
+	return 0;
+}
+
+static int on_receive(struct ctl *c, struct lws *wsi, struct conn *cn, const void *in,
+		      size_t len)
+{
+	unsigned int limit;
+	uint8_t *p;
+
+	/* the auth thread sets it under the lock */
+	pthread_mutex_lock(&c->lock);
+	limit = cn->auth == AUTH_OK ? FLEET_MAX_AGENT_FRAME : FLEET_MAX_HELLO_FRAME;
+	pthread_mutex_unlock(&c->lock);
+	if (cn->rx_len + len > limit) {
+		log_warn("fleet: conn %llu (%s): frame over %u bytes: closing",
+			 (unsigned long long)cn->id, cn->node, limit);
+		return refuse_frame(c, wsi, LWS_CLOSE_STATUS_MESSAGE_TOO_LARGE);
+	}
+	if (!lws_frame_is_binary(wsi)) {
+		log_warn("fleet: conn %llu: text frame: closing", (unsigned long long)cn->id);
+		return refuse_frame(c, wsi, LWS_CLOSE_STATUS_UNACCEPTABLE_OPCODE);
+	}
+	p = realloc(cn->rx, cn->rx_len + len + 1);
+	if (!p)
+		return -1;
+	cn->rx = p;
+	memcpy(cn->rx + cn->rx_len, in, len);
+	cn->rx_len += len;
+	if (!lws_is_final_fragment(wsi) || lws_remaining_packet_payload(wsi))
+		return 0;
+	return on_frame(c, wsi, cn);
+}
+
+static void on_closed(struct ctl *c, struct pss *pss, struct conn *cn)
+{
+	pthread_mutex_lock(&c->lock);
+	unbind(c, cn);
+	for (struct conn **pp = &c->conns; *pp; pp = &(*pp)->next)
+		if (*pp == cn) {
+			*pp = cn->next;
+			break;
+		}
+	pthread_mutex_unlock(&c->lock);
+	if (cn->node[0])
+		log_kv(LOG_LVL_INFO, LOG_KV("node", cn->node), "fleet: agent disconnected (conn %llu)",
+		       (unsigned long long)cn->id);
+	free(cn->rx);
+	free(cn);	/* an upload of it still with the worker finds no conn by its id */
+	pss->c = NULL;
+}
+
 static int cb_fleet(struct lws *wsi, enum lws_callback_reasons reason, void *user, void *in,
 		    size_t len)
 {
 	struct pss *pss = user;
-	struct ctl *c = &ctl;
+	struct ctl *c = lws_context_user(lws_get_context(wsi));
 	struct conn *cn = pss ? pss->c : NULL;
-	unsigned int limit;
-	bool ok;
 
 	switch (reason) {
 	case LWS_CALLBACK_ESTABLISHED:
-		cn = calloc(1, sizeof(*cn));
-		if (!cn)
-			return -1;
-		cn->wsi = wsi;
-		pss->c = cn;
-		pthread_mutex_lock(&c->lock);
-		cn->id = ++c->next_conn_id;
-		cn->next = c->conns;
-		c->conns = cn;
-		c->stats.accepted_conns++;
-		pthread_mutex_unlock(&c->lock);
-		lws_set_timeout(wsi, PENDING_TIMEOUT_USER_OK, FLEET_HELLO_TIMEOUT_S);
-		break;
+		return on_established(c, wsi, pss);
 	case LWS_CALLBACK_RECEIVE:
-		if (!cn)
-			return -1;
-		/* the auth thread sets it under the lock */
-		pthread_mutex_lock(&c->lock);
-		limit = cn->auth == AUTH_OK ? FLEET_MAX_AGENT_FRAME : FLEET_MAX_HELLO_FRAME;
-		pthread_mutex_unlock(&c->lock);
-		if (cn->rx_len + len > limit) {
-			log_warn("fleet: conn %llu (%s): frame over %u bytes: closing",
-				 (unsigned long long)cn->id, cn->node, limit);
-			pthread_mutex_lock(&c->lock);
-			c->stats.frames_bad++;
-			pthread_mutex_unlock(&c->lock);
-			lws_close_reason(wsi, LWS_CLOSE_STATUS_MESSAGE_TOO_LARGE, NULL, 0);
-			return -1;
-		}
-		if (!lws_frame_is_binary(wsi)) {
-			pthread_mutex_lock(&c->lock);
-			c->stats.frames_bad++;
-			pthread_mutex_unlock(&c->lock);
-			log_warn("fleet: conn %llu: text frame: closing", (unsigned long long)cn->id);
-			lws_close_reason(wsi, LWS_CLOSE_STATUS_UNACCEPTABLE_OPCODE, NULL, 0);
-			return -1;
-		}
-		{
-			uint8_t *p = realloc(cn->rx, cn->rx_len + len + 1);
-
-			if (!p)
-				return -1;
-			cn->rx = p;
-			memcpy(cn->rx + cn->rx_len, in, len);
-			cn->rx_len += len;
-		}
-		if (!lws_is_final_fragment(wsi) || lws_remaining_packet_payload(wsi))
-			break;
-		pthread_mutex_lock(&c->lock);
-		c->stats.frames_in++;
-		ok = handle_message(c, cn, cn->rx, cn->rx_len);
-		if (cn->auth == AUTH_PENDING || cn->auth == AUTH_OK)
-			lws_set_timeout(wsi, NO_PENDING_TIMEOUT, 0);
-		if (cn->need_send || cn->close_after_send)
-			lws_callback_on_writable(wsi);
-		pthread_mutex_unlock(&c->lock);
-		cn->rx_len = 0;
-		if (ok && cn->upload) {
-			handle_upload(c, cn);
-			lws_callback_on_writable(wsi);
-		}
-		if (!ok) {
-			lws_close_reason(wsi, LWS_CLOSE_STATUS_POLICY_VIOLATION, NULL, 0);
-			return -1;
-		}
-		break;
+		return cn ? on_receive(c, wsi, cn, in, len) : -1;
 	case LWS_CALLBACK_SERVER_WRITEABLE:
-		if (!cn)
-			return -1;
-		return write_pending(c, cn);
+		return cn ? write_pending(c, cn) : -1;
 	case LWS_CALLBACK_CLOSED:
-		if (!cn)
-			break;
-		pthread_mutex_lock(&c->lock);
-		unbind(c, cn);
-		for (struct conn **pp = &c->conns; *pp; pp = &(*pp)->next)
-			if (*pp == cn) {
-				*pp = cn->next;
-				break;
-			}
-		c->dirty = true;
-		pthread_cond_broadcast(&c->wake);
-		pthread_mutex_unlock(&c->lock);
-		if (cn->node[0])
-			log_kv(LOG_LVL_INFO, LOG_KV("node", cn->node),
-			       "fleet: agent disconnected (conn %llu)", (unsigned long long)cn->id);
-		free(cn->rx);
-		if (cn->upload)
-			profleet__fleet__v1__agent_message__free_unpacked(cn->upload, NULL);
-		free(cn);
-		pss->c = NULL;
+		if (cn)
+			on_closed(c, pss, cn);
 		break;
 	case LWS_CALLBACK_EVENT_WAIT_CANCELLED:
+		uploads_done(c);
 		on_cancelled(c);
 		break;
 	default:
@@ -508,8 +649,6 @@ static const struct lws_protocols protocols[] = {
 	{ NULL, NULL, 0, 0, 0, NULL, 0 }
 };
 
-/* Called by the auth thread under ctl.lock when a review is done. */
-void server_auth_done(struct ctl *c, struct conn *cn, bool ok, const char *why);
 void server_auth_done(struct ctl *c, struct conn *cn, bool ok, const char *why)
 {
 	struct node_state *ns;
@@ -522,7 +661,7 @@ void server_auth_done(struct ctl *c, struct conn *cn, bool ok, const char *why)
 		refuse(cn, why);
 		return;
 	}
-	ns = node_state_get(c, cn->node);
+	ns = server_node_state(c, cn->node);
 	if (!ns) {
 		cn->auth = AUTH_REFUSED;
 		refuse(cn, "controller out of memory");
@@ -536,7 +675,9 @@ void server_auth_done(struct ctl *c, struct conn *cn, bool ok, const char *why)
 	ns->conn = cn;
 	cn->auth = AUTH_OK;
 	cn->need_send = true;
-	c->dirty = true;
+	reconcile_node_due_locked(c, cn->node);
+	if (!ns->msg)	/* a node without a set yet gets one, if only an empty one */
+		reconcile_resolve_soon_locked(c);
 	log_kv(LOG_LVL_INFO, LOG_KV("node", cn->node), "fleet: agent connected (conn %llu)",
 	       (unsigned long long)cn->id);
 }
@@ -553,6 +694,7 @@ int server_start(struct ctl *c)
 	if (c->opt.listen_addr && !strchr(c->opt.listen_addr, ':'))
 		info.options |= LWS_SERVER_OPTION_DISABLE_IPV6;
 	info.protocols = protocols;
+	info.user = c;
 	info.gid = (gid_t)-1;
 	info.uid = (uid_t)-1;
 	if (c->opt.tls_cert) {
@@ -563,10 +705,18 @@ int server_start(struct ctl *c)
 	info.ka_time = 60;	/* TCP keepalive finds dead agents; no ws pings: idle costs nothing */
 	info.ka_probes = 3;
 	info.ka_interval = 10;
+	c->uploads = calloc(1, sizeof(*c->uploads));
+	if (!c->uploads || !(c->uploads->q = workq_new("ctl-store", UPLOADS_MAX_DONE))) {
+		log_error("cannot start the store worker: %s", strerror(errno));
+		free(c->uploads);
+		c->uploads = NULL;
+		return -ENOMEM;
+	}
 	c->lws = lws_create_context(&info);
 	if (!c->lws) {
 		log_error("cannot listen on %s:%d", c->opt.listen_addr ? c->opt.listen_addr : "*",
 			  c->opt.port);
+		server_stop(c);
 		return -EADDRINUSE;
 	}
 	return 0;
@@ -574,7 +724,7 @@ int server_start(struct ctl *c)
 
 void server_run(struct ctl *c)
 {
-	while (!__atomic_load_n(&c->stop, __ATOMIC_ACQUIRE))
+	while (!ctl_stopping(c))
 		if (lws_service(c->lws, 0) < 0)
 			break;
 }
@@ -585,9 +735,45 @@ void server_wake(struct ctl *c)
 		lws_cancel_service(c->lws);
 }
 
+void server_upload_free(void *upload)
+{
+	if (upload)
+		upload_free(upload);
+}
+
+static void upload_release(struct workq_item *it)
+{
+	upload_free((struct upload *)it);
+}
+
+static void node_state_free(struct node_state *ns)
+{
+	struct hmap *maps[] = { &ns->samples, &ns->base, &ns->exporters };
+
+	for (size_t i = 0; i < sizeof(maps) / sizeof(maps[0]); i++) {
+		hmap_for_each(maps[i], it)
+			free(it->val);
+		hmap_free(maps[i]);
+	}
+	for (int i = 0; i < ns->npolicies; i++)
+		free(ns->policies[i]);
+	free(ns->policies);
+	free(ns->msg);
+	free(ns->name);
+	free(ns);
+}
+
 void server_stop(struct ctl *c)
 {
+	if (c->uploads) {	/* first: its items wake c->lws */
+		workq_free(c->uploads->q, upload_release);
+		free(c->uploads);
+		c->uploads = NULL;
+	}
 	if (c->lws)
-		lws_context_destroy(c->lws);
+		lws_context_destroy(c->lws);	/* closes every connection */
 	c->lws = NULL;
+	hmap_for_each(&c->node_states, it)
+		node_state_free(it->val);
+	hmap_free(&c->node_states);
 }

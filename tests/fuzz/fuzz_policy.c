@@ -1,6 +1,7 @@
 // SPDX-License-Identifier: Apache-2.0
-/* libFuzzer: what the controller reads from the API server and from agents —
- * YAML/JSON objects as policies, pods, backends, and agent websocket frames. */
+/* libFuzzer: what the controller reads from the API server — YAML/JSON objects
+ * as policies, pods, backends — and protobuf-c's decoding of the fleet's
+ * messages (fuzz_frames.c fuzzes how the controller handles them). */
 #include <stddef.h>
 #include <stdint.h>
 #include <stdlib.h>

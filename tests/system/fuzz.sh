@@ -1,6 +1,7 @@
 #!/bin/sh
 # Short libFuzzer runs of every parser fed from outside (ELF symbols, CFI, /proc maps,
-# cgroup paths, policies and pods from the API server, websocket frames).
+# cgroup paths, policies and pods from the API server, agents' websocket frames as the
+# controller handles them, the controller's HTTP requests).
 # FUZZ_SECONDS (default 20) per target; longer runs: make fuzz FUZZ_SECONDS=600. Prints TAP.
 . "$(dirname "$0")/lib.sh"
 secs=${FUZZ_SECONDS:-20}
@@ -30,7 +31,16 @@ mkdir -p "$TMP/corpus-cfi" "$TMP/seed-policy" "$TMP/corpus-policy" "$TMP/seed-cg
 cp "$TOP"/crds/examples/*.yaml "$TMP/seed-policy/" 2>/dev/null
 printf '{"metadata":{"name":"p","namespace":"n","uid":"u","labels":{"a":"b"}},"spec":{"selector":{"podSelector":{"matchExpressions":[{"key":"a","operator":"In","values":["b"]}]}},"sampling":{"frequencyHz":19}}}' >"$TMP/seed-policy/json"
 printf '/kubepods.slice/kubepods-burstable.slice/kubepods-burstable-pod1a2b3c4d_5e6f_7a8b_9c0d_1e2f3a4b5c6d.slice/cri-containerd-%064x.scope' 7 >"$TMP/seed-cgpath/systemd"
-for t in elf cfi maps policy cgpath; do
+# agents' frames (fuzz_frames.c): a state byte, then 16-bit-length frames: hello, ack and
+# counters before the review, and the same in another order from an accepted agent
+mkdir -p "$TMP/seed-frames" "$TMP/corpus-frames" "$TMP/seed-http" "$TMP/corpus-http"
+printf '\000\017\000\012\015\010\001\022\006\156\157\144\145\055\141\032\001\164\004\000\022\002\010\005\022\000\032\020\010\012\042\012\012\006\156\163\057\160\157\154\020\005\050\001' >"$TMP/seed-frames/hello-ack-counters"
+printf '\002\022\000\032\020\010\012\042\012\012\006\156\163\057\160\157\154\020\005\050\001\004\000\022\002\010\005\017\000\012\015\010\001\022\006\156\157\144\145\055\141\032\001\164' >"$TMP/seed-frames/accepted"
+# HTTP requests (fuzz_http.c): path, from, until, X-Profleet-Token, Authorization
+printf '/api/v1/namespaces/shop/profilingpolicies/web/profile\0001700000000\000\000\000Bearer t' >"$TMP/seed-http/ns"
+printf '/api/v1/clusterprofilingpolicies/all/flamegraph.svg\000\0001700000000\000tok' >"$TMP/seed-http/cluster"
+printf '/metrics' >"$TMP/seed-http/metrics"
+for t in elf cfi maps policy cgpath frames http; do
 	[ -x "$FUZZ/fuzz_$t" ] || continue
 	# -print_funcs=0: printing new functions runs llvm-symbolizer, which was seen to hang;
 	# timeout: a fuzzer must never hold CI up

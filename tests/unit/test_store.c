@@ -13,6 +13,7 @@
 #include "pprof.h"
 #include "pprof_merge.h"
 #include "profile.h"
+#include "status.h"
 #include "store.h"
 
 static char dir[64];
@@ -403,6 +404,87 @@ static void test_store_dir_unusable(void **state)
 	assert_non_null(strstr(err, "store directory"));
 }
 
+
+/*
+ * A policy's status is written once, then not again while it is unchanged,
+ * however long it is: here an OnDemand policy with the longest names,
+ * completed into the store while an export fails, with large counts: over
+ * 2 KiB of JSON, which a fixed 2 KiB copy of the last status truncated, so
+ * that it never compared equal and was written at every pass.
+ */
+static void test_status_long_written_once(void **state)
+{
+	char ns[64], name[254], key[320], failing[300];
+	struct store_opts o = { .dir = dir, .max_bytes = 1 << 20, .retention_s = 3600 };
+	struct policy p = { 0 };
+	struct policy_result r = { .accepted = true, .pods = 3, .nodes = 1 };
+	struct status_input in = { .p = &p, .r = &r, .nodes = 1, .acked = 1, .connected = 1,
+				   .samples = 98765432109, .identity = "ctl-0",
+				   .now = 1800000000 };
+	struct status_write *events = NULL, *w;
+	struct policy_rt *rt;
+	cJSON *body;
+	char err[256];
+	bool completed;
+
+	(void)state;
+	memset(ns, 'n', sizeof(ns) - 1);
+	ns[sizeof(ns) - 1] = 0;
+	memset(name, 'p', sizeof(name) - 1);
+	name[sizeof(name) - 1] = 0;
+	memset(failing, 'e', sizeof(failing) - 1);
+	failing[sizeof(failing) - 1] = 0;
+	snprintf(key, sizeof(key), "%s/%s", ns, name);
+	p.ns = ns;
+	p.name = name;
+	p.key = key;
+	p.uid = "u1";
+	p.generation = 123456;
+	p.mode = MODE_ONDEMAND;
+	p.duration_s = 60;
+	p.srv_start = in.now - 120;
+	in.store = store_open(&o, err, sizeof(err));
+	assert_non_null(in.store);
+	snprintf(in.ex.failing, sizeof(in.ex.failing), "%s", failing);
+	in.ex.last_success = in.now - 30;
+	in.ex.dropped = 12345;
+	rt = policy_rt_new(&p);
+	assert_non_null(rt);
+	w = policy_status(&in, rt, &events, &completed);
+	assert_non_null(w);
+	assert_true(completed);
+	assert_true(strlen(w->body) > 2047);
+	assert_non_null(strstr(w->body, "\"phase\":\"Completed\""));
+	assert_non_null(strstr(w->body, failing));
+	/* the server holds it now, and the controller's cache with it */
+	body = cJSON_Parse(w->body);
+	assert_non_null(body);
+	p.srv_conditions = cJSON_DetachItemFromObject(cJSON_GetObjectItem(body, "status"),
+						      "conditions");
+	cJSON_Delete(body);
+	status_write_free(w);
+	/* the same a second later, and a minute later: nothing to write */
+	for (int i = 0; i < 2; i++) {
+		in.now += i ? 60 : 1;
+		assert_null(policy_status(&in, rt, &events, &completed));
+		assert_false(completed);
+	}
+	/* the status rewritten after STATUS_REWRITE_S even when unchanged */
+	in.now += STATUS_REWRITE_S;
+	w = policy_status(&in, rt, &events, &completed);
+	assert_non_null(w);
+	status_write_free(w);
+	while (events) {
+		struct status_write *next = events->next;
+
+		status_write_free(events);
+		events = next;
+	}
+	policy_rt_free(rt);
+	cJSON_Delete(p.srv_conditions);
+	store_close(in.store);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -413,6 +495,7 @@ int main(void)
 		cmocka_unit_test(test_merge_refuses_dangling_ids),
 		cmocka_unit_test(test_store_put_query_bounds),
 		cmocka_unit_test(test_store_dir_unusable),
+		cmocka_unit_test_setup_teardown(test_status_long_written_once, setup, teardown),
 	};
 
 	return cmocka_run_group_tests(tests, setup, teardown);

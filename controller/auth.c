@@ -1,0 +1,259 @@
+// SPDX-License-Identifier: Apache-2.0
+/*
+ * Reviews of tokens and access (see auth.h), and the auth thread that accepts
+ * or refuses agents: an agent's token must be the agents' service account's,
+ * bound to a pod that exists (same uid) and runs on the node the agent names.
+ */
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "auth.h"
+#include "controller.h"
+#include "k8s.h"
+#include "log.h"
+#include "server.h"
+
+#define API_GROUP "profiling.profleet.dev"
+
+unsigned int auth_review_token(struct k8s_client *kc, const char *token, const char *audience,
+			       cJSON **ret_user, char *why, size_t whylen)
+{
+	cJSON *req = cJSON_CreateObject(), *spec;
+	struct k8s_response r = { 0 };
+	unsigned int status = 503;
+	char *body;
+
+	*ret_user = NULL;
+	spec = cJSON_AddObjectToObject(req, "spec");
+	cJSON_AddStringToObject(req, "apiVersion", "authentication.k8s.io/v1");
+	cJSON_AddStringToObject(req, "kind", "TokenReview");
+	cJSON_AddStringToObject(spec, "token", token);
+	if (audience)
+		cJSON_AddItemToArray(cJSON_AddArrayToObject(spec, "audiences"),
+				     cJSON_CreateString(audience));
+	body = cJSON_PrintUnformatted(req);
+	cJSON_Delete(req);
+	if (!body || k8s_request(kc, "POST", "/apis/authentication.k8s.io/v1/tokenreviews", NULL,
+				 body, &r) || r.status != 201) {
+		snprintf(why, whylen, "token review failed: %s",
+			 body ? k8s_response_message(&r) : "out of memory");
+	} else if (!cJSON_IsTrue(k8s_get(r.json, "status.authenticated"))) {
+		snprintf(why, whylen, "token not authenticated%s%s",
+			 k8s_str(r.json, "status.error") ? ": " : "",
+			 k8s_str(r.json, "status.error") ? k8s_str(r.json, "status.error") : "");
+		status = 401;
+	} else {
+		*ret_user = cJSON_Duplicate(k8s_get(r.json, "status.user"), true);
+		status = *ret_user ? 0 : 503;
+		if (status)
+			snprintf(why, whylen, "out of memory");
+	}
+	if (body)
+		k8s_response_free(&r);
+	free(body);
+	return status;
+}
+
+static void copy_item(cJSON *to, const cJSON *user, const char *name, bool array)
+{
+	const cJSON *v = k8s_get(user, name);
+
+	if (array ? cJSON_IsArray(v) : cJSON_IsObject(v))
+		cJSON_AddItemToObject(to, name, cJSON_Duplicate(v, true));
+}
+
+unsigned int auth_may_get_policy(struct k8s_client *kc, const cJSON *user, const char *ns,
+				 const char *name, char *why, size_t whylen)
+{
+	cJSON *req = cJSON_CreateObject(), *spec, *ra;
+	const char *uname = k8s_str(user, "username"), *res;
+	struct k8s_response r = { 0 };
+	unsigned int status = 503;
+	char *body;
+
+	res = ns ? "profilingpolicies" : "clusterprofilingpolicies";
+	/* the user as the review saw it (name, uid, groups, extra) asks to get the policy */
+	cJSON_AddStringToObject(req, "apiVersion", "authorization.k8s.io/v1");
+	cJSON_AddStringToObject(req, "kind", "SubjectAccessReview");
+	spec = cJSON_AddObjectToObject(req, "spec");
+	cJSON_AddStringToObject(spec, "user", uname ? uname : "");
+	if (k8s_str(user, "uid"))
+		cJSON_AddStringToObject(spec, "uid", k8s_str(user, "uid"));
+	copy_item(spec, user, "groups", true);
+	copy_item(spec, user, "extra", false);
+	ra = cJSON_AddObjectToObject(spec, "resourceAttributes");
+	if (ns)
+		cJSON_AddStringToObject(ra, "namespace", ns);
+	cJSON_AddStringToObject(ra, "verb", "get");
+	cJSON_AddStringToObject(ra, "group", API_GROUP);
+	cJSON_AddStringToObject(ra, "resource", res);
+	cJSON_AddStringToObject(ra, "name", name);
+	body = cJSON_PrintUnformatted(req);
+	cJSON_Delete(req);
+	if (!body || k8s_request(kc, "POST", "/apis/authorization.k8s.io/v1/subjectaccessreviews",
+				 NULL, body, &r) || r.status != 201) {
+		snprintf(why, whylen, "access review failed: %s",
+			 body ? k8s_response_message(&r) : "out of memory");
+	} else if (!cJSON_IsTrue(k8s_get(r.json, "status.allowed"))) {
+		snprintf(why, whylen, "user \"%s\" may not get %s \"%s\"%s%s", uname ? uname : "?",
+			 res, name, ns ? " in namespace " : "", ns ? ns : "");
+		status = 403;
+	} else {
+		status = 0;
+	}
+	if (body)
+		k8s_response_free(&r);
+	free(body);
+	return status;
+}
+
+/* ---- agents ------------------------------------------------------------------------ */
+
+/* The first value of a token's extra field, or NULL. */
+static const char *extra_value(const cJSON *user, const char *field)
+{
+	const cJSON *extra = k8s_get(user, "extra");
+	const cJSON *v = cJSON_IsObject(extra) ? cJSON_GetObjectItemCaseSensitive(extra, field) : NULL;
+
+	v = cJSON_IsArray(v) ? cJSON_GetArrayItem(v, 0) : NULL;
+	return cJSON_IsString(v) ? v->valuestring : NULL;
+}
+
+/* The pod a token is bound to must exist, be the same pod, and run on node. */
+static bool agent_pod_ok(struct ctl *c, const char *pod_name, const char *pod_uid,
+			 const char *node, char *why, size_t whylen)
+{
+	const struct pod *pod;
+	char key[600];
+	bool ok = false;
+
+	snprintf(key, sizeof(key), "%s/%s", c->opt.agent_sa_ns, pod_name);
+	pthread_rwlock_rdlock(&c->cache_lock);
+	pod = hmap_get(&c->pods_by_name, key);
+	if (!pod)
+		snprintf(why, whylen, "agent pod %s not found", key);
+	else if (strcmp(pod->uid, pod_uid))
+		snprintf(why, whylen, "agent pod %s was replaced (uid mismatch)", key);
+	else if (!pod->node || strcmp(pod->node, node))
+		snprintf(why, whylen, "agent pod %s runs on node '%s', not '%s'", key,
+			 pod->node ? pod->node : "", node);
+	else
+		ok = true;
+	pthread_rwlock_unlock(&c->cache_lock);
+	return ok;
+}
+
+static bool review_agent(struct ctl *c, struct k8s_client *kc, const char *token,
+			 const char *node, char *why, size_t whylen)
+{
+	const char *user, *pod_name, *pod_uid;
+	cJSON *u = NULL;
+	char want[600];
+	bool ok = false;
+
+	if (auth_review_token(kc, token, c->opt.agent_audience, &u, why, whylen))
+		return false;
+	user = k8s_str(u, "username");
+	snprintf(want, sizeof(want), "system:serviceaccount:%s:%s", c->opt.agent_sa_ns,
+		 c->opt.agent_sa_name);
+	/* the token is bound to the agent's pod; the pod says which node it runs on */
+	pod_name = extra_value(u, "authentication.kubernetes.io/pod-name");
+	pod_uid = extra_value(u, "authentication.kubernetes.io/pod-uid");
+	if (!user || strcmp(user, want))
+		snprintf(why, whylen, "user '%s' is not the agents' service account %s",
+			 user ? user : "?", want);
+	else if (!pod_name || !pod_uid)
+		snprintf(why, whylen,
+			 "token is not bound to a pod (use a projected service-account token)");
+	else
+		ok = agent_pod_ok(c, pod_name, pod_uid, node, why, whylen);
+	cJSON_Delete(u);
+	return ok;
+}
+
+struct auth_arg {
+	struct ctl *c;
+	struct k8s_client *kc;
+};
+
+/* The next connection to review, copied out; false when none (or not yet). Under ctl.lock. */
+static bool next_pending(struct ctl *c, uint64_t *id, char *token, size_t toklen, char *node,
+			 size_t nodelen, bool *leader)
+{
+	struct conn *cn;
+
+	for (cn = c->conns; cn; cn = cn->next)
+		if (cn->auth == AUTH_PENDING)
+			break;
+	/* at start, wait for the first lease answer rather than refuse agents as
+	 * "not the leader" for the first milliseconds */
+	if (!cn || (!c->lease_known && !c->opt.no_leader_election)) {
+		c->auth_work = false;
+		return false;
+	}
+	*leader = c->leader;
+	*id = cn->id;
+	snprintf(token, toklen, "%s", cn->token);
+	snprintf(node, nodelen, "%s", cn->node);
+	return true;
+}
+
+static void *auth_main(void *arg)
+{
+	struct auth_arg *a = arg;
+	struct ctl *c = a->c;
+
+	pthread_mutex_lock(&c->lock);
+	while (!ctl_stopping(c)) {
+		char token[4096], node[254], why[256] = "";
+		uint64_t id;
+		bool ok, leader;
+
+		if (!next_pending(c, &id, token, sizeof(token), node, sizeof(node), &leader)) {
+			pthread_cond_wait(&c->wake, &c->lock);
+			continue;
+		}
+		pthread_mutex_unlock(&c->lock);
+		if (!leader && !c->opt.no_leader_election) {
+			ok = false;
+			snprintf(why, sizeof(why), "not the leader");
+		} else {
+			ok = c->opt.insecure_trust_agents ||
+			     review_agent(c, a->kc, token, node, why, sizeof(why));
+		}
+		memset(token, 0, sizeof(token));
+		pthread_mutex_lock(&c->lock);
+		for (struct conn *cn = c->conns; cn; cn = cn->next)	/* it may have gone meanwhile */
+			if (cn->id == id && cn->auth == AUTH_PENDING) {
+				server_auth_done(c, cn, ok, why);
+				break;
+			}
+		pthread_mutex_unlock(&c->lock);
+		server_wake(c);
+		pthread_mutex_lock(&c->lock);
+	}
+	pthread_mutex_unlock(&c->lock);
+	k8s_client_free(a->kc);
+	free(a);
+	return NULL;
+}
+
+int auth_start(struct ctl *c, pthread_t *ret)
+{
+	struct auth_arg *a = calloc(1, sizeof(*a));
+	int err;
+
+	if (!a || !(a->kc = k8s_client_new(&c->kcfg))) {
+		free(a);
+		return ENOMEM;
+	}
+	a->c = c;
+	err = pthread_create(ret, NULL, auth_main, a);
+	if (err) {
+		k8s_client_free(a->kc);
+		free(a);
+	}
+	return err;
+}

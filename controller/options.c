@@ -1,0 +1,279 @@
+// SPDX-License-Identifier: Apache-2.0
+/* The controller's options (see options.h and --help). */
+#include <errno.h>
+#include <getopt.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "controller.h"
+#include "log.h"
+#include "options.h"
+
+static void usage(FILE *f)
+{
+	fprintf(f,
+		"Usage: profleet-controller [OPTIONS]\n"
+		"Watches ProfilingPolicy, ClusterProfilingPolicy and ClusterProfilingBackend\n"
+		"resources and drives the per-node agents over websockets.\n\n"
+		"  --kubeconfig PATH        kubeconfig file (default: $KUBECONFIG, in-cluster, ~/.kube/config)\n"
+		"  --context NAME           kubeconfig context (default: current-context)\n"
+		"  --listen ADDR:PORT       agents' websocket endpoint (default 0.0.0.0:7470)\n"
+		"  --tls-cert PATH, --tls-key PATH\n"
+		"                           serve the agents wss:// with this certificate and key (PEM)\n"
+		"  --agent-service-account NS:NAME\n"
+		"                           the agents' service account (default profleet-system:profleet-agent)\n"
+		"  --agent-audience AUD     audience of the agents' tokens (default profleet)\n"
+		"  --max-frequency HZ       the cluster's cap on sampling.frequencyHz (default 250)\n"
+		"  --lease NS/NAME          leader-election Lease (default profleet-system/profleet-controller)\n"
+		"  --identity ID            this replica's identity (default $POD_NAME or the host name)\n"
+		"  --lease-duration S       seconds (default 15)\n"
+		"  --no-leader-election     act as the leader without a Lease (one replica only)\n"
+		"  --insecure-trust-agents  accept any agent without a TokenReview (benchmarks only)\n"
+		"  --store-dir PATH         the built-in store, for policies that name no backend\n"
+		"                           (default /var/lib/profleet/store)\n"
+		"  --no-store               no built-in store: policies without a backend only count samples\n"
+		"  --store-max-bytes N      bound of the store; the oldest profiles go first (default 1G;\n"
+		"                           suffixes K, M, G)\n"
+		"  --store-retention T      profiles older than this go, checked every quarter of it\n"
+		"                           (at most every minute; default 7d; suffixes s, m, h, d)\n"
+		"  --http-listen ADDR:PORT  the store's HTTP API, /metrics, /healthz and /readyz\n"
+		"                           (default 0.0.0.0:7471; 64 connections, 16 per client,\n"
+		"                           idle ones closed after 15 s)\n"
+		"  --log-level LEVEL        error, warn, notice, info, debug (default info)\n"
+		"  -h, --help, -V, --version\n\n"
+		"Every option can also be set in the environment: --max-frequency as\n"
+		"PROFLEET_MAX_FREQUENCY, and so on.\n");
+}
+
+static const char *env_or(const char *name, const char *def)
+{
+	const char *v = getenv(name);
+
+	return v && *v ? v : def;
+}
+
+
+static const struct option longopts[] = {
+	{ "kubeconfig", required_argument, NULL, 'k' },
+	{ "context", required_argument, NULL, 'c' },
+	{ "listen", required_argument, NULL, 'l' },
+	{ "tls-cert", required_argument, NULL, 'C' },
+	{ "tls-key", required_argument, NULL, 'K' },
+	{ "agent-service-account", required_argument, NULL, 's' },
+	{ "agent-audience", required_argument, NULL, 'a' },
+	{ "max-frequency", required_argument, NULL, 'm' },
+	{ "lease", required_argument, NULL, 'L' },
+	{ "identity", required_argument, NULL, 'i' },
+	{ "lease-duration", required_argument, NULL, 'd' },
+	{ "no-leader-election", no_argument, NULL, 'N' },
+	{ "insecure-trust-agents", no_argument, NULL, 'T' },
+	{ "log-level", required_argument, NULL, 'v' },
+	{ "store-dir", required_argument, NULL, 'S' },
+	{ "no-store", no_argument, NULL, 'n' },
+	{ "store-max-bytes", required_argument, NULL, 'B' },
+	{ "store-retention", required_argument, NULL, 'R' },
+	{ "http-listen", required_argument, NULL, 'H' },
+	{ "help", no_argument, NULL, 'h' },
+	{ "version", no_argument, NULL, 'V' },
+	{ 0 }
+};
+
+/* The options that take a value to check after all are read. */
+struct raw_options {
+	const char *listen, *sa, *lease, *maxhz, *dur, *store_max, *store_ret, *http_listen;
+};
+
+static void defaults(struct ctl_options *o, struct raw_options *raw)
+{
+	raw->listen = env_or("PROFLEET_LISTEN", "0.0.0.0:7470");
+	raw->sa = env_or("PROFLEET_AGENT_SERVICE_ACCOUNT", "profleet-system:profleet-agent");
+	raw->lease = env_or("PROFLEET_LEASE", "profleet-system/profleet-controller");
+	raw->maxhz = env_or("PROFLEET_MAX_FREQUENCY", "250");
+	raw->dur = env_or("PROFLEET_LEASE_DURATION", "15");
+	raw->store_max = env_or("PROFLEET_STORE_MAX_BYTES", "1G");
+	raw->store_ret = env_or("PROFLEET_STORE_RETENTION", "7d");
+	raw->http_listen = env_or("PROFLEET_HTTP_LISTEN", "0.0.0.0:7471");
+	o->kubeconfig = env_or("PROFLEET_KUBECONFIG", NULL);
+	o->context = env_or("PROFLEET_CONTEXT", NULL);
+	o->agent_audience = env_or("PROFLEET_AGENT_AUDIENCE", "profleet");
+	o->log_level = env_or("PROFLEET_LOG_LEVEL", NULL);
+	o->tls_cert = env_or("PROFLEET_TLS_CERT", NULL);
+	o->tls_key = env_or("PROFLEET_TLS_KEY", NULL);
+	o->no_leader_election = getenv("PROFLEET_NO_LEADER_ELECTION") != NULL;
+	o->insecure_trust_agents = getenv("PROFLEET_INSECURE_TRUST_AGENTS") != NULL;
+	o->store_dir = env_or("PROFLEET_STORE_DIR", "/var/lib/profleet/store");
+	if (getenv("PROFLEET_NO_STORE"))
+		o->store_dir = NULL;
+	if (gethostname(o->identity_buf, sizeof(o->identity_buf) - 1))
+		snprintf(o->identity_buf, sizeof(o->identity_buf), "profleet-controller");
+	o->identity = env_or("PROFLEET_IDENTITY", env_or("POD_NAME", o->identity_buf));
+}
+
+/* 0, 1 when ch is not one of ours */
+static int take_option(int ch, struct ctl_options *o, struct raw_options *raw)
+{
+	switch (ch) {
+	case 'k': o->kubeconfig = optarg; break;
+	case 'c': o->context = optarg; break;
+	case 'l': raw->listen = optarg; break;
+	case 'C': o->tls_cert = optarg; break;
+	case 'K': o->tls_key = optarg; break;
+	case 's': raw->sa = optarg; break;
+	case 'a': o->agent_audience = optarg; break;
+	case 'm': raw->maxhz = optarg; break;
+	case 'L': raw->lease = optarg; break;
+	case 'i': o->identity = optarg; break;
+	case 'd': raw->dur = optarg; break;
+	case 'N': o->no_leader_election = true; break;
+	case 'T': o->insecure_trust_agents = true; break;
+	case 'v': o->log_level = optarg; break;
+	case 'S': o->store_dir = optarg; break;
+	case 'n': o->store_dir = NULL; break;
+	case 'B': raw->store_max = optarg; break;
+	case 'R': raw->store_ret = optarg; break;
+	case 'H': raw->http_listen = optarg; break;
+	case 'h': usage(stdout); exit(0);
+	case 'V': printf("profleet-controller %s\n", PROFLEET_VERSION); exit(0);
+	default: return 1;
+	}
+	return 0;
+}
+
+/* ADDR:PORT, [v6]:PORT or :PORT; the address goes into buf (256 bytes). */
+static int host_port(const char *opt, const char *s, char *buf, int *ret_port)
+{
+	const char *colon = strrchr(s, ':');
+	char *end;
+	long port = colon ? strtol(colon + 1, &end, 10) : -1;
+
+	if (!colon || (size_t)(colon - s) >= 256 || *end || colon[1] == 0 || port < 0 ||
+	    port > 65535) {
+		fprintf(stderr, "profleet-controller: --%s %s: want ADDR:PORT\n", opt, s);
+		return -1;
+	}
+	snprintf(buf, 256, "%.*s", (int)(colon - s), s);
+	if (buf[0] == '[') {
+		memmove(buf, buf + 1, strlen(buf));
+		buf[strcspn(buf, "]")] = 0;
+	}
+	*ret_port = (int)port;
+	return 0;
+}
+
+/* A number with one of the suffixes (their factors in mul), at least min; -1 when not. */
+static double scaled(const char *s, const char *const *suffixes, const double *mul, double min)
+{
+	char *end;
+	double v = strtod(s, &end);
+
+	if (end == s)
+		return -1;
+	for (int i = 0; suffixes[i]; i++)
+		if (!strcmp(end, suffixes[i]))
+			return v * mul[i] >= min ? v * mul[i] : -1;
+	return -1;
+}
+
+static int store_options(struct ctl_options *o, const struct raw_options *raw)
+{
+	double v = scaled(raw->store_max, (const char *const[]){ "", "K", "M", "G", NULL },
+			  (const double[]){ 1, 1024.0, 1048576.0, 1073741824.0 }, 65536);
+
+	if (v < 0) {
+		fprintf(stderr, "profleet-controller: --store-max-bytes %s: want a size of "
+			"64K or more (suffixes K, M, G)\n", raw->store_max);
+		return -1;
+	}
+	o->store_max_bytes = (uint64_t)v;
+	v = scaled(raw->store_ret, (const char *const[]){ "", "s", "m", "h", "d", NULL },
+		   (const double[]){ 1, 1, 60, 3600, 86400 }, 1);
+	if (v < 0) {
+		fprintf(stderr, "profleet-controller: --store-retention %s: want 1s or more "
+			"(suffixes s, m, h, d)\n", raw->store_ret);
+		return -1;
+	}
+	o->store_retention_s = (int64_t)v;
+	return 0;
+}
+
+/* "A<sep>B" copied into buf; *a and *b point into it. */
+static int pair(const char *opt, const char *s, char sep, char *buf, size_t len, const char **a,
+		const char **b, const char *want)
+{
+	char *p;
+
+	snprintf(buf, len, "%s", s);
+	p = strchr(buf, sep);
+	if (!p || p == buf || !p[1]) {
+		fprintf(stderr, "profleet-controller: --%s %s: want %s\n", opt, s, want);
+		return -1;
+	}
+	*p = 0;
+	*a = buf;
+	*b = p + 1;
+	return 0;
+}
+
+static int int_in(const char *opt, const char *s, int lo, int hi, int *ret)
+{
+	char *end;
+	long v = strtol(s, &end, 10);
+
+	if (end == s || *end || v < lo || v > hi) {
+		fprintf(stderr, "profleet-controller: --%s %s: want %d..%d\n", opt, s, lo, hi);
+		return -1;
+	}
+	*ret = (int)v;
+	return 0;
+}
+
+static int check_files(const struct ctl_options *o)
+{
+	if (!o->tls_cert != !o->tls_key) {
+		fprintf(stderr, "profleet-controller: --tls-cert and --tls-key go together\n");
+		return -1;
+	}
+	for (const char *const *f = (const char *const[]){ o->tls_cert, o->tls_key, NULL }; *f; f++)
+		if (access(*f, R_OK)) {
+			fprintf(stderr, "profleet-controller: %s: %s\n", *f, strerror(errno));
+			return -1;
+		}
+	return 0;
+}
+
+int options_parse(int argc, char **argv, struct ctl_options *o)
+{
+	struct raw_options raw;
+	int ch;
+
+	defaults(o, &raw);
+	while ((ch = getopt_long(argc, argv, "hV", longopts, NULL)) != -1)
+		if (take_option(ch, o, &raw)) {
+			fprintf(stderr, "profleet-controller: see --help\n");
+			return -1;
+		}
+	if (optind < argc) {
+		fprintf(stderr, "profleet-controller: unexpected argument '%s'\n", argv[optind]);
+		return -1;
+	}
+	if (host_port("listen", raw.listen, o->listen_buf, &o->port) ||
+	    host_port("http-listen", raw.http_listen, o->http_buf, &o->http_port) ||
+	    store_options(o, &raw) ||
+	    pair("agent-service-account", raw.sa, ':', o->sa_buf, sizeof(o->sa_buf),
+		 &o->agent_sa_ns, &o->agent_sa_name, "NS:NAME") ||
+	    pair("lease", raw.lease, '/', o->lease_buf, sizeof(o->lease_buf), &o->lease_ns,
+		 &o->lease_name, "NAMESPACE/NAME") ||
+	    int_in("max-frequency", raw.maxhz, 1, 1000, &o->max_hz) ||
+	    int_in("lease-duration", raw.dur, 2, 3600, &o->lease_duration_s) || check_files(o))
+		return -1;
+	o->listen_addr = !o->listen_buf[0] || !strcmp(o->listen_buf, "0.0.0.0") ? NULL :
+										    o->listen_buf;
+	o->http_addr = o->http_buf[0] ? o->http_buf : "0.0.0.0";
+	if (o->log_level && log_set_level_name(o->log_level)) {
+		fprintf(stderr, "profleet-controller: --log-level %s: unknown level\n", o->log_level);
+		return -1;
+	}
+	return 0;
+}

@@ -1,0 +1,37 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+#ifndef CONTROLLER_RECONCILE_H
+#define CONTROLLER_RECONCILE_H
+/*
+ * The reconcile thread: it sleeps until asked, then resolves the policies
+ * against the pods (when a cache changed), gives each node whose target set
+ * changed its new set, and writes the status of the policies that are due.
+ *
+ * Asked by the cache (reconcile_resolve_soon: everything again, a burst of
+ * events coalesced into one pass) and by the agents' connections (a policy's
+ * status is due now: an ack, an agent that came or went; or soon: samples
+ * were counted). Besides: OnDemand durations that run out, status writes
+ * tried again after a failure, the store's retention, and a full resync
+ * every RECONCILE_RESYNC_S. Nothing changed: it does not wake.
+ */
+#include <stdbool.h>
+
+struct ctl;
+struct reconciler;
+
+#define RECONCILE_RESYNC_S 300
+#define RECONCILE_COUNTED_DELAY_MS 2000	/* samples counted -> status written within this */
+#define RECONCILE_MIN_GAP_MS 50	/* between resolves: a burst of events is one pass */
+
+struct reconciler *reconcile_start(struct ctl *c);
+void reconcile_stop(struct reconciler *r);	/* after ctl.stop is set */
+
+/* Any thread, without ctl.lock; and the same under it. */
+void reconcile_resolve_soon(struct ctl *c);
+void reconcile_resolve_soon_locked(struct ctl *c);
+/* Under ctl.lock: the status of these policies is due now. */
+void reconcile_policy_due_locked(struct ctl *c, const char *policy_key);
+/* Under ctl.lock: the policies a node's agent profiles for, all due now. */
+void reconcile_node_due_locked(struct ctl *c, const char *node);
+/* Under ctl.lock: samples of this policy were counted. */
+void reconcile_counted_locked(struct ctl *c, const char *policy_key);
+#endif

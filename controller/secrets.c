@@ -1,0 +1,188 @@
+// SPDX-License-Identifier: Apache-2.0
+/*
+ * The secrets thread (see secrets.h). It only needs get on the Secrets named,
+ * not a watch on every Secret. The token key (default "token") becomes a
+ * bearer token; without it, "username" and "password" become basic auth. A
+ * failed read keeps the last good credentials.
+ */
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "controller.h"
+#include "log.h"
+#include "reconcile.h"
+#include "secrets.h"
+#include "yamljson.h"
+
+struct secret_ref {
+	char backend[254], ns[254], name[254], key[254];
+};
+
+struct creds {
+	char *bearer, *basic;
+	char why[160];		/* empty when read */
+};
+
+/* A data value of a Secret, decoded (malloc'd), or NULL. */
+static char *secret_value(const cJSON *secret, const char *key)
+{
+	const cJSON *data = k8s_get(secret, "data"), *v;
+	size_t len;
+
+	v = cJSON_IsObject(data) ? cJSON_GetObjectItemCaseSensitive(data, key) : NULL;
+	if (!cJSON_IsString(v))
+		return NULL;
+	return (char *)base64_decode(v->valuestring, &len);
+}
+
+/* The backends' Secret references; under cache_lock. */
+static struct secret_ref *refs_of(struct ctl *c, int *ret_n)
+{
+	struct secret_ref *refs = calloc(c->backends.n + 1, sizeof(*refs));
+	int n = 0;
+
+	if (refs)
+		hmap_for_each(&c->backends, it) {
+			const struct backend *b = it->val;
+
+			if (!b->secret_ns)
+				continue;
+			snprintf(refs[n].backend, sizeof(refs[n].backend), "%s", b->name);
+			snprintf(refs[n].ns, sizeof(refs[n].ns), "%s", b->secret_ns);
+			snprintf(refs[n].name, sizeof(refs[n].name), "%s", b->secret_name);
+			snprintf(refs[n].key, sizeof(refs[n].key), "%s", b->secret_key);
+			n++;
+		}
+	*ret_n = n;
+	return refs;
+}
+
+static void read_secret(struct k8s_client *kc, const struct secret_ref *ref, struct creds *ret)
+{
+	struct k8s_response r;
+	char path[800];
+
+	memset(ret, 0, sizeof(*ret));
+	snprintf(path, sizeof(path), "/api/v1/namespaces/%s/secrets/%s", ref->ns, ref->name);
+	if (k8s_request(kc, "GET", path, NULL, NULL, &r) || r.status != 200) {
+		snprintf(ret->why, sizeof(ret->why), "Secret %s/%s: %s", ref->ns, ref->name,
+			 k8s_response_message(&r));
+	} else if (!(ret->bearer = secret_value(r.json, ref->key))) {
+		char *u = secret_value(r.json, "username"), *pw = secret_value(r.json, "password");
+
+		if (u && pw && asprintf(&ret->basic, "%s:%s", u, pw) < 0)
+			ret->basic = NULL;
+		if (!ret->basic)
+			snprintf(ret->why, sizeof(ret->why), "Secret %s/%s has neither '%s' nor "
+				 "username and password", ref->ns, ref->name, ref->key);
+		free(u);
+		free(pw);
+	}
+	k8s_response_free(&r);
+}
+
+static bool str_differ(const char *a, const char *b)
+{
+	return !a != !b || (a && strcmp(a, b));
+}
+
+/* Puts what was read into the backend; true when its credentials changed. Under cache_lock. */
+static bool apply_creds(struct ctl *c, const struct secret_ref *ref, struct creds *cr)
+{
+	struct backend *b = hmap_get(&c->backends, ref->backend);
+	bool changed;
+
+	if (!b || !b->secret_ns)
+		return false;
+	if (strcmp(b->secret_error, cr->why)) {
+		if (cr->why[0])
+			log_warn("backend %s: %s", b->name, cr->why);
+		else
+			log_info("backend %s: credentials read from its Secret", b->name);
+	}
+	snprintf(b->secret_error, sizeof(b->secret_error), "%s", cr->why);
+	changed = str_differ(b->bearer, cr->bearer) || str_differ(b->basic, cr->basic);
+	if (!changed || (!cr->bearer && !cr->basic))
+		return false;	/* a failed read keeps the last good credentials */
+	free(b->bearer);
+	free(b->basic);
+	b->bearer = cr->bearer;
+	b->basic = cr->basic;
+	cr->bearer = cr->basic = NULL;
+	return true;
+}
+
+static void read_all(struct ctl *c, struct k8s_client *kc)
+{
+	struct secret_ref *refs;
+	bool changed = false;
+	int n = 0;
+
+	pthread_rwlock_rdlock(&c->cache_lock);
+	refs = refs_of(c, &n);
+	pthread_rwlock_unlock(&c->cache_lock);
+	for (int i = 0; refs && i < n; i++) {
+		struct creds cr;
+
+		read_secret(kc, &refs[i], &cr);
+		pthread_rwlock_wrlock(&c->cache_lock);
+		changed |= apply_creds(c, &refs[i], &cr);
+		pthread_rwlock_unlock(&c->cache_lock);
+		free(cr.bearer);
+		free(cr.basic);
+	}
+	free(refs);
+	if (changed)
+		reconcile_resolve_soon(c);
+}
+
+struct secrets_arg {
+	struct ctl *c;
+	struct k8s_client *kc;
+};
+
+static void *secrets_main(void *arg)
+{
+	struct secrets_arg *a = arg;
+	struct ctl *c = a->c;
+
+	pthread_mutex_lock(&c->lock);
+	while (!ctl_stopping(c)) {
+		struct timespec until;
+
+		c->secrets_due = false;
+		pthread_mutex_unlock(&c->lock);
+		read_all(c, a->kc);
+		clock_gettime(CLOCK_MONOTONIC, &until);
+		until.tv_sec += SECRETS_REREAD_S;
+		pthread_mutex_lock(&c->lock);
+		while (!c->secrets_due && !ctl_stopping(c))
+			if (pthread_cond_timedwait(&c->wake, &c->lock, &until) == ETIMEDOUT)
+				break;
+	}
+	pthread_mutex_unlock(&c->lock);
+	k8s_client_free(a->kc);
+	free(a);
+	return NULL;
+}
+
+int secrets_start(struct ctl *c, pthread_t *ret)
+{
+	struct secrets_arg *a = calloc(1, sizeof(*a));
+	int err;
+
+	if (!a || !(a->kc = k8s_client_new(&c->kcfg))) {
+		free(a);
+		return ENOMEM;
+	}
+	a->c = c;
+	err = pthread_create(ret, NULL, secrets_main, a);
+	if (err) {
+		k8s_client_free(a->kc);
+		free(a);
+	}
+	return err;
+}

@@ -1,0 +1,35 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+#ifndef CONTROLLER_SERVER_H
+#define CONTROLLER_SERVER_H
+/*
+ * The agents' websocket server (libwebsockets, on the main thread), and its
+ * store worker: profile uploads are checked and written to disk there, while
+ * the connection that sent one reads nothing more until it is answered.
+ */
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+struct ctl;
+struct conn;
+
+int server_start(struct ctl *c);
+void server_run(struct ctl *c);	/* until ctl.stop */
+/* Any thread: the main thread looks again at what it owes the agents. */
+void server_wake(struct ctl *c);
+void server_stop(struct ctl *c);
+/* Under ctl.lock: a node's state, made when new (NULL when out of memory). */
+struct node_state *server_node_state(struct ctl *c, const char *name);
+/* The auth thread, under ctl.lock: the review of cn is done. */
+void server_auth_done(struct ctl *c, struct conn *cn, bool ok, const char *why);
+
+/*
+ * One whole frame from an agent (the main thread; exposed for the fuzzer).
+ * Takes ctl.lock itself. Returns false when the connection must be closed;
+ * *ret_upload gets a profile upload to hand to the store worker (or NULL).
+ */
+bool server_handle_frame(struct ctl *c, struct conn *cn, const uint8_t *buf, size_t len,
+			 void **ret_upload);
+/* An upload server_handle_frame gave that is not handed to the worker after all. */
+void server_upload_free(void *upload);
+#endif

@@ -1,0 +1,59 @@
+#!/bin/sh
+# The controller's own housekeeping, without an API server (its informers just
+# retry): it does nothing while nothing changes, and enforces the store's
+# retention while it runs, not only at its start.
+. "$(dirname "$0")/lib.sh"
+CTL=$BUILD/bin/profleet-controller
+cat >"$TMP/kubeconfig" <<KC
+apiVersion: v1
+kind: Config
+current-context: x
+clusters: [{name: x, cluster: {server: "https://127.0.0.1:1"}}]
+users: [{name: x, user: {token: t}}]
+contexts: [{name: x, context: {cluster: x, user: x}}]
+KC
+port=$(( 20000 + $(od -An -N2 -tu2 /dev/urandom | tr -d ' ') % 20000 ))
+hport=$((port + 1))
+metric() { # name: its value on /metrics (empty when absent)
+	curl -s "http://127.0.0.1:$hport/metrics" | awk -v n="$1" '$1 == n { print $2 }'
+}
+
+# a profile stored a moment ago, of a policy whose profiles are kept 2 s
+now=$(date +%s)
+mkdir -p "$TMP/store/ns/default/web"
+printf 'x' >"$TMP/store/ns/default/web/$(printf '%012d-%012d' "$now" "$now")-node-1.pb.gz"
+"$CTL" --kubeconfig "$TMP/kubeconfig" --listen "127.0.0.1:$port" --no-leader-election \
+	--store-dir "$TMP/store" --store-retention 2s --http-listen "127.0.0.1:$hport" \
+	--insecure-trust-agents --log-level info >"$TMP/ctl.log" 2>&1 &
+ctl=$!
+for _ in $(seq 50); do [ -n "$(metric profleet_controller_store_files)" ] && break; sleep 0.1; done
+check "the profile is in the store at the start" [ "$(metric profleet_controller_store_files)" = 1 ]
+
+# an agent connects: the controller resolves once for it, then has nothing to do
+"$AGENT" run --controller "ws://127.0.0.1:$port" --node-name idle-node \
+	--state-file "$TMP/agent.json" --log "$TMP/agent.log" &
+agent=$!
+for _ in $(seq 300); do
+	[ "$(jq -r '.version > 0' "$TMP/agent.json" 2>/dev/null)" = true ] && break
+	sleep 0.1
+done
+check "the agent got its (empty) target set" sh -c "[ \"\$(jq -r '.version > 0' '$TMP/agent.json')\" = true ]"
+sleep 1
+r0=$(metric profleet_controller_reconcile_duration_seconds_count)
+sleep 4
+r1=$(metric profleet_controller_reconcile_duration_seconds_count)
+echo "# resolves: $r0 then $r1 four seconds later"
+check "nothing changed for 4 s: no reconcile pass ran" sh -c "[ -n '$r0' ] && [ '$r0' = '$r1' ]"
+
+# meanwhile the profile's 2 s ran out: gone from the disk, counted
+check "the store dropped the profile once it was older than its retention" \
+	sh -c "[ -z \"\$(find '$TMP/store' -name '*.pb.gz')\" ]"
+check "the eviction is counted as by age" \
+	[ "$(metric 'profleet_controller_store_evictions_total{reason="age"}')" = 1 ]
+kill -INT $agent
+wait $agent
+kill $ctl
+wait $ctl
+check "the controller stops cleanly" [ $? -eq 0 ]
+[ "$failures" -eq 0 ] || tail -20 "$TMP/ctl.log" | sed 's/^/# ctl: /'
+finish
