@@ -42,11 +42,9 @@ AGENT_SRCS  := $(wildcard agent/*/*.c)
 PROTO_OBJS  := $(OBJ)/gen/fleet.pb-c.o $(OBJ)/gen/profile.pb-c.o $(OBJ)/gen/pyroscope_push.pb-c.o
 COMMON_OBJS := $(patsubst %.c,$(OBJ)/%.o,$(COMMON_SRCS)) $(PROTO_OBJS)
 LIB_OBJS    := $(patsubst %.c,$(OBJ)/%.o,$(AGENT_SRCS)) $(COMMON_OBJS)
-# the controller's pure parts (unit-tested); the others run its threads
-CTL_LIB_OBJS := $(OBJ)/controller/model.o $(OBJ)/controller/resolve.o $(OBJ)/controller/store.o \
-		$(OBJ)/controller/status.o
-CTL_OBJS    := $(CTL_LIB_OBJS) $(addprefix $(OBJ)/controller/,server.o http.o main.o cache.o \
-	       reconcile.o auth.o lease.o secrets.o health.o options.o)
+# the controller but its main.o: what the unit tests link
+CTL_LIB_OBJS := $(patsubst %.c,$(OBJ)/%.o,$(filter-out controller/main.c,$(wildcard controller/*.c)))
+CTL_OBJS    := $(CTL_LIB_OBJS) $(OBJ)/controller/main.o
 BPF_SRCS    := $(wildcard bpf/*.bpf.c)
 SKELS       := $(patsubst bpf/%.bpf.c,$(GEN)/%.skel.h,$(BPF_SRCS))
 
@@ -201,10 +199,11 @@ unit-san:
 	@sh tests/run.sh san
 
 # the unit and system tiers under ThreadSanitizer (the system tier takes the plain
-# build's workloads)
+# build's workloads), and the e2e run with the controller under it
 tsan: deps
-	$(MAKE) workloads
+	$(MAKE) all
 	$(MAKE) SANITIZE=thread agent controller tests
+	@sh e2e/build-apiserver.sh >/dev/null
 	@sh tests/run.sh tsan
 
 test: deps

@@ -636,8 +636,10 @@ int BPF_PROG(on_fork, struct task_struct *parent, struct task_struct *child)
  * cgroup filter: a process of a targeted cgroup that execs is noted here, so
  * that user space, reading the exec record, loads its tables as its image is
  * mapped rather than at its first sample (the cgroup id is the kernel's, right
- * whatever cgroup namespace the agent runs in). User space takes entries out;
- * the LRU drops what it never took.
+ * whatever cgroup namespace the agent runs in). User space takes entries out,
+ * also after the process exited (a short one is often gone by then); the LRU
+ * drops what it never took, and an untargeted exec of a pid used again clears
+ * what an earlier process left.
  */
 struct {
 	__uint(type, BPF_MAP_TYPE_LRU_HASH);
@@ -653,9 +655,12 @@ int BPF_PROG(on_exec, struct task_struct *p, pid_t old_pid, struct linux_binprm 
 	__u32 tgid = bpf_get_current_pid_tgid() >> 32;
 	__u8 one = 1;
 
-	if (cfg_filter != FILTER_CGROUPS || !bpf_map_lookup_elem(&targets, &cg))
+	if (cfg_filter != FILTER_CGROUPS)
 		return 0;
-	bpf_map_update_elem(&exec_targeted, &tgid, &one, BPF_ANY);
+	if (bpf_map_lookup_elem(&targets, &cg))
+		bpf_map_update_elem(&exec_targeted, &tgid, &one, BPF_ANY);
+	else
+		bpf_map_delete_elem(&exec_targeted, &tgid);
 	return 0;
 }
 
@@ -667,8 +672,6 @@ int BPF_PROG(on_exit, struct task_struct *task)
 
 	if (BPF_CORE_READ(task, pid) != tgid)
 		return 0;
-	/* a pid used again must not look like a targeted exec */
-	bpf_map_delete_elem(&exec_targeted, &tgid);
 	if (cfg_filter == FILTER_PIDS || cfg_pids_fallback)
 		bpf_map_delete_elem(&pids, &tgid);
 	return 0;

@@ -103,7 +103,12 @@ struct node_state {
 	uint64_t digest;	/* of the set's content, without its version */
 	char **policies;	/* keys of the policies it holds targets of */
 	int npolicies;
+	struct hmap released;	/* key -> (int64_t *) until when a policy it held may still
+				 * get its uploads (its agent sends the last interval after) */
 };
+
+/* How long after a node stops holding a policy's targets its agent may upload for it. */
+#define FLEET_UPLOAD_GRACE_S 600
 
 /* How one agent's sends to one backend go (its latest counters). */
 struct export_state {

@@ -327,9 +327,31 @@ static int build_updates(struct ctl *c, const struct snapshot *s, const struct r
 	return nu;
 }
 
+/* The policies a node held: its agent's uploads for them are taken a while longer. */
+static void release_policies(struct node_state *ns, int64_t now)
+{
+	hmap_for_each(&ns->released, it)
+		if (*(int64_t *)it->val < now)
+			free(hmap_del_entry(&ns->released, it));
+	for (int k = 0; k < ns->npolicies; k++) {
+		int64_t *until = hmap_get(&ns->released, ns->policies[k]);
+
+		if (!until && (until = malloc(sizeof(*until))) &&
+		    hmap_put(&ns->released, ns->policies[k], until, NULL)) {
+			free(until);
+			until = NULL;
+		}
+		if (until)
+			*until = now + FLEET_UPLOAD_GRACE_S;
+		free(ns->policies[k]);
+	}
+}
+
 /* Hands the new sets to the node states; the websocket thread sends them. */
 static void install_updates(struct ctl *c, struct node_update *u, int n)
 {
+	int64_t now = time(NULL);
+
 	pthread_mutex_lock(&c->lock);
 	for (int i = 0; i < n; i++) {
 		struct node_state *ns = server_node_state(c, u[i].name);
@@ -341,8 +363,7 @@ static void install_updates(struct ctl *c, struct node_update *u, int n)
 		ns->msg_len = u[i].len;
 		ns->version = u[i].version;
 		ns->digest = u[i].digest;
-		for (int k = 0; k < ns->npolicies; k++)
-			free(ns->policies[k]);
+		release_policies(ns, now);
 		free(ns->policies);
 		ns->policies = u[i].policies;
 		ns->npolicies = u[i].npolicies;

@@ -257,6 +257,7 @@ struct upload {
 	struct store *store;
 	struct lws_context *lws;	/* woken when done (lws_cancel_service is thread-safe) */
 	/* out */
+	bool not_held;		/* none of its policies is the node's */
 	uint32_t stored;
 	char reason[160];
 };
@@ -284,6 +285,9 @@ static void upload_work(struct workq_item *it)
 
 	if (!u->store)
 		snprintf(u->reason, sizeof(u->reason), "this controller has no store (--store-dir)");
+	else if (u->not_held)
+		snprintf(u->reason, sizeof(u->reason), "none of its policies targets node %s",
+			 u->node);
 	else if (!u->nkeys)
 		snprintf(u->reason, sizeof(u->reason), "none of its policies uses the built-in store");
 	else if (pprof_validate(p->pprof_gz.data, p->pprof_gz.len, err, sizeof(err)))
@@ -303,7 +307,59 @@ static void upload_work(struct workq_item *it)
 		log_kv(LOG_LVL_WARN, LOG_KV("node", u->node, "policy",
 					    p->n_policies ? p->policies[0] : ""),
 		       "fleet: a profile was not stored: %s", u->reason);
-	lws_cancel_service(u->lws);
+	if (u->lws)
+		lws_cancel_service(u->lws);
+}
+
+/* Does the node hold the policy's targets, or did it lately? Under ctl.lock. */
+static bool node_holds(const struct node_state *ns, const char *key, int64_t now)
+{
+	const int64_t *until;
+
+	for (int i = 0; i < ns->npolicies; i++)
+		if (!strcmp(ns->policies[i] + 2, key))	/* past "P:" or "C:" */
+			return true;
+	until = hmap_get(&ns->released, key);
+	return until && *until >= now;
+}
+
+/*
+ * The policies of an upload that the sending node holds (an agent uploads
+ * into no other policy), and of those, the ones that use the store.
+ */
+static void upload_keys(struct ctl *c, const Profleet__Fleet__V1__ProfileUpload *p,
+			struct upload *u)
+{
+	int64_t now = time(NULL);
+	const struct node_state *ns;
+	size_t n = 0;
+
+	pthread_mutex_lock(&c->lock);
+	ns = hmap_get(&c->node_states, u->node);
+	for (size_t i = 0; ns && i < p->n_policies && i < 1024; i++) {
+		const char *k = p->policies[i];
+
+		if (k && strlen(k) <= 500 && node_holds(ns, k, now) && (u->keys[n] = strdup(k)))
+			n++;
+	}
+	pthread_mutex_unlock(&c->lock);
+	u->not_held = p->n_policies && !n;
+	pthread_rwlock_rdlock(&c->cache_lock);
+	for (size_t i = 0; i < n; i++) {
+		const struct policy *pol;
+		char key[600];
+
+		snprintf(key, sizeof(key), "%c:%s", strchr(u->keys[i], '/') ? 'P' : 'C', u->keys[i]);
+		pol = hmap_get(&c->policies, key);
+		if (pol && !pol->invalid_reason[0] && !pol->nbackends) {
+			u->keys[u->nkeys++] = u->keys[i];	/* kept: moved down */
+		} else {
+			free(u->keys[i]);
+		}
+	}
+	pthread_rwlock_unlock(&c->cache_lock);
+	for (size_t i = u->nkeys; i < n; i++)
+		u->keys[i] = NULL;
 }
 
 /* An upload for the worker, with the keys of its policies that use the store. */
@@ -323,21 +379,7 @@ static struct upload *upload_new(struct ctl *c, struct conn *cn,
 	u->store = c->store;
 	u->lws = c->lws;
 	u->m = m;
-	pthread_rwlock_rdlock(&c->cache_lock);
-	for (size_t i = 0; i < p->n_policies && i < 1024; i++) {
-		const char *k = p->policies[i];
-		const struct policy *pol;
-		char key[600];
-
-		if (!k || strlen(k) > 500)
-			continue;
-		snprintf(key, sizeof(key), "%c:%s", strchr(k, '/') ? 'P' : 'C', k);
-		pol = hmap_get(&c->policies, key);
-		if (pol && !pol->invalid_reason[0] && !pol->nbackends &&
-		    (u->keys[u->nkeys] = strdup(k)))
-			u->nkeys++;
-	}
-	pthread_rwlock_unlock(&c->cache_lock);
+	upload_keys(c, p, u);
 	return u;
 }
 
@@ -748,7 +790,7 @@ static void upload_release(struct workq_item *it)
 
 static void node_state_free(struct node_state *ns)
 {
-	struct hmap *maps[] = { &ns->samples, &ns->base, &ns->exporters };
+	struct hmap *maps[] = { &ns->samples, &ns->base, &ns->exporters, &ns->released };
 
 	for (size_t i = 0; i < sizeof(maps) / sizeof(maps[0]); i++) {
 		hmap_for_each(maps[i], it)

@@ -6,7 +6,7 @@
 # shellcheck shell=sh
 set -u
 . "$(dirname "$0")/lib.sh"
-CTL=$BUILD/bin/profleet-controller
+CTL=${PROFLEET_CONTROLLER:-$BUILD/bin/profleet-controller}	# the tsan tier runs its own
 AGENT=$BUILD/bin/profleet-agent
 BUSY=$BUILD/workloads/busy
 workdir e2e

@@ -134,8 +134,14 @@ fuzz: the libFuzzer targets are ASan builds of the plain tree; there is none und
 record: timing-sensitive (short workloads caught by --pid and --all, >= 90% of children named) and single-threaded
 unwind: timing-sensitive (>= 95-99% of samples unwound needs tables loaded before the first samples) and single-threaded"
 	run_system system-tsan
-	system_skip="" pbuild=$build tsan_base=""
-	unset PROFLEET_WORKLOADS TSAN_OPTIONS
+	# the e2e run with the controller under ThreadSanitizer, against a real API server;
+	# the agents are the plain build's (the e2e checks time what they collect)
+	system_skip="" pbuild=$build
+	unset PROFLEET_WORKLOADS
+	export PROFLEET_CONTROLLER="$top/build/tsan/bin/profleet-controller"
+	run_one e2e-tsan/test_fleet sh "$top/e2e/test_fleet.sh"
+	tsan_base=""
+	unset TSAN_OPTIONS PROFLEET_CONTROLLER
 	;;
 esac
 

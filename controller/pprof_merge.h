@@ -1,6 +1,6 @@
 /* SPDX-License-Identifier: Apache-2.0 */
-#ifndef COMMON_PPROF_MERGE_H
-#define COMMON_PPROF_MERGE_H
+#ifndef CONTROLLER_PPROF_MERGE_H
+#define CONTROLLER_PPROF_MERGE_H
 /*
  * Reads pprof profiles (gzipped or not) and merges them into one struct
  * profile: the controller's built-in store answers a query for a policy and a
