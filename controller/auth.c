@@ -8,6 +8,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include "auth.h"
 #include "controller.h"
@@ -109,6 +110,160 @@ unsigned int auth_may_get_policy(struct k8s_client *kc, const cJSON *user, const
 	return status;
 }
 
+/* ---- the cache ------------------------------------------------------------------------ */
+
+struct auth_answer {
+	int64_t expires;	/* CLOCK_MONOTONIC seconds */
+	unsigned int status;
+	char why[200];
+	cJSON *user;		/* of a token review that authenticated */
+};
+
+struct auth_cache {
+	pthread_mutex_t lock;
+	struct hmap m;		/* key -> struct auth_answer */
+	uint64_t hits, misses;
+};
+
+static int64_t mono_s(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return ts.tv_sec;
+}
+
+static void answer_free(struct auth_answer *a)
+{
+	if (a)
+		cJSON_Delete(a->user);
+	free(a);
+}
+
+struct auth_cache *auth_cache_new(void)
+{
+	struct auth_cache *ac = calloc(1, sizeof(*ac));
+
+	if (ac && pthread_mutex_init(&ac->lock, NULL)) {
+		free(ac);
+		return NULL;
+	}
+	return ac;
+}
+
+static void cache_clear(struct auth_cache *ac, bool expired_only)
+{
+	int64_t now = mono_s();
+
+	hmap_for_each(&ac->m, it)
+		if (!expired_only || ((struct auth_answer *)it->val)->expires <= now)
+			answer_free(hmap_del_entry(&ac->m, it));
+}
+
+void auth_cache_free(struct auth_cache *ac)
+{
+	if (!ac)
+		return;
+	cache_clear(ac, false);
+	hmap_free(&ac->m);
+	pthread_mutex_destroy(&ac->lock);
+	free(ac);
+}
+
+void auth_cache_counts(struct auth_cache *ac, uint64_t *ret_hits, uint64_t *ret_misses)
+{
+	pthread_mutex_lock(&ac->lock);
+	*ret_hits = ac->hits;
+	*ret_misses = ac->misses;
+	pthread_mutex_unlock(&ac->lock);
+}
+
+/* A live answer for key, copied out; false when none. */
+static bool cache_get(struct auth_cache *ac, const char *key, unsigned int *status,
+		      cJSON **ret_user, char *why, size_t whylen)
+{
+	const struct auth_answer *a;
+	bool hit;
+
+	pthread_mutex_lock(&ac->lock);
+	a = hmap_get(&ac->m, key);
+	hit = a && a->expires > mono_s();
+	if (hit) {
+		*status = a->status;
+		snprintf(why, whylen, "%s", a->why);
+		if (ret_user)
+			*ret_user = a->user ? cJSON_Duplicate(a->user, true) : NULL;
+		ac->hits++;
+	} else {
+		ac->misses++;
+	}
+	pthread_mutex_unlock(&ac->lock);
+	return hit && (!ret_user || *ret_user || *status);
+}
+
+static void cache_put(struct auth_cache *ac, const char *key, unsigned int status, int ttl_s,
+		      const cJSON *user, const char *why)
+{
+	struct auth_answer *a = calloc(1, sizeof(*a)), *old = NULL;
+
+	if (!a)
+		return;
+	a->expires = mono_s() + ttl_s;
+	a->status = status;
+	snprintf(a->why, sizeof(a->why), "%s", why);
+	a->user = user ? cJSON_Duplicate(user, true) : NULL;
+	pthread_mutex_lock(&ac->lock);
+	if (ac->m.n >= AUTH_CACHE_MAX)
+		cache_clear(ac, true);
+	if (ac->m.n >= AUTH_CACHE_MAX)
+		cache_clear(ac, false);	/* bounded, whatever comes */
+	if (hmap_put(&ac->m, key, a, (void **)&old))
+		answer_free(a);
+	answer_free(old);
+	pthread_mutex_unlock(&ac->lock);
+}
+
+unsigned int auth_review_token_cached(struct auth_cache *ac, struct k8s_client *kc,
+				      const char *token, const char *audience, cJSON **ret_user,
+				      char *why, size_t whylen)
+{
+	unsigned int status;
+	char *key;
+
+	if (asprintf(&key, "t\n%s\n%s", audience ? audience : "", token) < 0)
+		return auth_review_token(kc, token, audience, ret_user, why, whylen);
+	if (!cache_get(ac, key, &status, ret_user, why, whylen)) {
+		status = auth_review_token(kc, token, audience, ret_user, why, whylen);
+		if (status != 503)	/* a review that failed says nothing of the token */
+			cache_put(ac, key, status, status ? AUTH_REFUSED_TTL_S : AUTH_TOKEN_TTL_S,
+				  *ret_user, why);
+	}
+	free(key);
+	return status;
+}
+
+unsigned int auth_may_get_policy_cached(struct auth_cache *ac, struct k8s_client *kc,
+					const cJSON *user, const char *ns, const char *name,
+					char *why, size_t whylen)
+{
+	char *who = cJSON_PrintUnformatted(user), *key = NULL;
+	unsigned int status;
+
+	if (!who || asprintf(&key, "a\n%s\n%s\n%s", who, ns ? ns : "", name) < 0) {
+		free(who);
+		return auth_may_get_policy(kc, user, ns, name, why, whylen);
+	}
+	free(who);
+	if (!cache_get(ac, key, &status, NULL, why, whylen)) {
+		status = auth_may_get_policy(kc, user, ns, name, why, whylen);
+		if (status != 503)
+			cache_put(ac, key, status, status ? AUTH_DENIED_TTL_S : AUTH_ALLOWED_TTL_S,
+				  NULL, why);
+	}
+	free(key);
+	return status;
+}
+
 /* ---- agents ------------------------------------------------------------------------ */
 
 /* The first value of a token's extra field, or NULL. */
@@ -153,7 +308,8 @@ static bool review_agent(struct ctl *c, struct k8s_client *kc, const char *token
 	char want[600];
 	bool ok = false;
 
-	if (auth_review_token(kc, token, c->opt.agent_audience, &u, why, whylen))
+	if (auth_review_token_cached(c->auth_cache, kc, token, c->opt.agent_audience, &u, why,
+				     whylen))
 		return false;
 	user = k8s_str(u, "username");
 	snprintf(want, sizeof(want), "system:serviceaccount:%s:%s", c->opt.agent_sa_ns,
@@ -182,11 +338,12 @@ struct auth_arg {
 static bool next_pending(struct ctl *c, uint64_t *id, char *token, size_t toklen, char *node,
 			 size_t nodelen, bool *leader)
 {
-	struct conn *cn;
+	struct conn *cn = NULL;
 
-	for (cn = c->conns; cn; cn = cn->next)
-		if (cn->auth == AUTH_PENDING)
-			break;
+	/* the oldest first: a flood of new hellos does not starve the earlier ones */
+	for (struct conn *x = c->conns; x; x = x->next)
+		if (x->auth == AUTH_PENDING && (!cn || x->id < cn->id))
+			cn = x;
 	/* at start, wait for the first lease answer rather than refuse agents as
 	 * "not the leader" for the first milliseconds */
 	if (!cn || (!c->lease_known && !c->opt.no_leader_election)) {

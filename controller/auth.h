@@ -9,6 +9,7 @@
 #include <pthread.h>
 #include <stdbool.h>
 #include <stddef.h>
+#include <stdint.h>
 #include <cjson/cJSON.h>
 
 struct ctl;
@@ -27,6 +28,33 @@ unsigned int auth_review_token(struct k8s_client *kc, const char *token, const c
  */
 unsigned int auth_may_get_policy(struct k8s_client *kc, const cJSON *user, const char *ns,
 				 const char *name, char *why, size_t whylen);
+
+/*
+ * What the reviews said, kept as the API server's own webhook authenticator
+ * and authorizer keep them: an authenticated token AUTH_TOKEN_TTL_S, a refused
+ * one AUTH_REFUSED_TTL_S; an access allowed AUTH_ALLOWED_TTL_S, denied
+ * AUTH_DENIED_TTL_S (so a new RoleBinding works within that). A review that
+ * failed is not kept. At most AUTH_CACHE_MAX answers. Thread-safe.
+ */
+#define AUTH_TOKEN_TTL_S 120
+#define AUTH_REFUSED_TTL_S 10
+#define AUTH_ALLOWED_TTL_S 60
+#define AUTH_DENIED_TTL_S 5
+#define AUTH_CACHE_MAX 4096
+
+struct auth_cache;
+
+struct auth_cache *auth_cache_new(void);
+void auth_cache_free(struct auth_cache *ac);
+/* auth_review_token and auth_may_get_policy, through the cache. */
+unsigned int auth_review_token_cached(struct auth_cache *ac, struct k8s_client *kc,
+				      const char *token, const char *audience, cJSON **ret_user,
+				      char *why, size_t whylen);
+unsigned int auth_may_get_policy_cached(struct auth_cache *ac, struct k8s_client *kc,
+					const cJSON *user, const char *ns, const char *name,
+					char *why, size_t whylen);
+/* Answers taken from the cache, and asked of the API server. */
+void auth_cache_counts(struct auth_cache *ac, uint64_t *ret_hits, uint64_t *ret_misses);
 
 /* The auth thread: 0 or an errno; stops once ctl.stop is set and c->wake broadcast. */
 int auth_start(struct ctl *c, pthread_t *ret);

@@ -29,7 +29,9 @@
 #define FLEET_MAX_HELLO_FRAME (64u << 10)	/* before the agent is accepted */
 #define FLEET_MAX_AGENT_FRAME (16u << 20)	/* after: profile uploads are this large at most */
 #define FLEET_MAX_STORE_ACKS 8
-#define FLEET_HELLO_TIMEOUT_S 10
+#define FLEET_HELLO_TIMEOUT_S 10	/* from the connection to the agent's acceptance */
+#define FLEET_MAX_UNACCEPTED 256	/* connections not accepted yet, at once */
+#define FLEET_MAX_REVIEWS 64	/* hellos waiting for their TokenReview, at once */
 
 struct ctl_options {
 	const char *kubeconfig, *context;
@@ -38,6 +40,7 @@ struct ctl_options {
 	const char *tls_cert, *tls_key;	/* wss:// for the agents when both are set */
 	const char *agent_sa_ns, *agent_sa_name;	/* the agents' service account */
 	const char *agent_audience;
+	const char *secret_namespaces;	/* comma-separated: where authSecretRef may point */
 	bool insecure_trust_agents;	/* skip TokenReview: for benchmarks only */
 	int max_hz;
 	const char *lease_ns, *lease_name, *identity;
@@ -61,6 +64,7 @@ enum auth_state { AUTH_NONE, AUTH_PENDING, AUTH_OK, AUTH_REFUSED };
 struct conn {
 	uint64_t id;
 	struct lws *wsi;	/* main thread only */
+	bool timeout_off;	/* main thread: the hello timeout is cleared (accepted) */
 	/* rx assembly (main thread only) */
 	uint8_t *rx;
 	size_t rx_len;
@@ -120,7 +124,7 @@ struct export_state {
 
 struct ctl_stats {
 	uint64_t frames_in, frames_bad, refused, accepted_conns, pushes, status_writes,
-		status_errors, uploads, uploads_refused;
+		status_errors, uploads, uploads_refused, conns_over_limit, reviews_over_limit;
 };
 
 /* What the reconcile thread is asked to do (ctl.lock); reconcile.c takes it. */
@@ -167,6 +171,7 @@ struct ctl {
 	struct lws_context *lws;
 	struct uploads *uploads;	/* server.c's store worker */
 	struct store *store;	/* NULL when disabled; has its own lock */
+	struct auth_cache *auth_cache;	/* the reviews' answers (auth.c); has its own lock */
 	struct httpd *http;
 	int64_t started_unix;
 };

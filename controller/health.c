@@ -5,6 +5,7 @@
 #include <string.h>
 #include <time.h>
 
+#include "auth.h"
 #include "cache.h"
 #include "controller.h"
 #include "health.h"
@@ -97,8 +98,15 @@ static void fleet_metrics(struct ctl *c, struct metrics *m, const struct fleet_v
 	one(m, "profleet_controller_target_nodes", "gauge", "Nodes that have a target set.",
 	    (double)v->target_nodes);
 	two(m, "profleet_controller_agent_connections_total",
-	    "Websocket connections from agents, by outcome.", "result", "opened",
-	    (double)v->st.accepted_conns, "refused", (double)v->st.refused);
+	    "Websocket connections from agents, by outcome (over_limit: closed at once, "
+	    "too many not accepted yet).", "result", "opened", (double)v->st.accepted_conns,
+	    "refused", (double)v->st.refused);
+	metrics_value(m, "profleet_controller_agent_connections_total",
+		      (const char *[]){ "result", "over_limit", NULL },
+		      (double)v->st.conns_over_limit);
+	metrics_value(m, "profleet_controller_agent_connections_total",
+		      (const char *[]){ "result", "reviews_over_limit", NULL },
+		      (double)v->st.reviews_over_limit);
 	two(m, "profleet_controller_frames_total", "Frames from agents.", "result", "ok",
 	    (double)(v->st.frames_in - v->st.frames_bad), "bad", (double)v->st.frames_bad);
 	one(m, "profleet_controller_target_pushes_total", "counter", "Target sets sent to agents.",
@@ -133,6 +141,16 @@ static void reconcile_metrics(struct metrics *m, const struct fleet_view *v)
 		      (double)v->count);
 }
 
+static void auth_metrics(struct ctl *c, struct metrics *m)
+{
+	uint64_t hits, misses;
+
+	auth_cache_counts(c->auth_cache, &hits, &misses);
+	two(m, "profleet_controller_auth_reviews_total",
+	    "TokenReview and SubjectAccessReview answers, asked of the API server or kept.",
+	    "source", "api", (double)misses, "cache", (double)hits);
+}
+
 static void store_metrics(struct ctl *c, struct metrics *m, const struct fleet_view *v)
 {
 	struct store_stats ss = { 0 };
@@ -165,6 +183,7 @@ char *health_metrics(struct ctl *c, size_t *ret_len)
 	fleet_metrics(c, &m, &v);
 	reconcile_metrics(&m, &v);
 	caches_metrics(c, &m);
+	auth_metrics(c, &m);
 	store_metrics(c, &m, &v);
 	return metrics_end(&m, ret_len);
 }

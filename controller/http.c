@@ -51,9 +51,9 @@ static unsigned int authorize(struct ctl *c, const char *token, const char *ns, 
 		snprintf(why, whylen, "controller out of memory");
 		return 503;
 	}
-	status = auth_review_token(kc, token, NULL, &user, why, whylen);
+	status = auth_review_token_cached(c->auth_cache, kc, token, NULL, &user, why, whylen);
 	if (!status)
-		status = auth_may_get_policy(kc, user, ns, name, why, whylen);
+		status = auth_may_get_policy_cached(c->auth_cache, kc, user, ns, name, why, whylen);
 	cJSON_Delete(user);
 	k8s_client_free(kc);
 	return status;

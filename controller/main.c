@@ -65,7 +65,8 @@ static int ctl_init(struct ctl *c)
 	    pthread_cond_init(&c->wake, &ca) || pthread_cond_init(&c->rec_wake, &ca))
 		return -1;
 	pthread_condattr_destroy(&ca);
-	return 0;
+	c->auth_cache = auth_cache_new();
+	return c->auth_cache ? 0 : -1;
 }
 
 static int open_store(struct ctl *c)
@@ -171,6 +172,7 @@ out:
 	server_stop(c);
 	caches_free(c);
 	store_close(c->store);
+	auth_cache_free(c->auth_cache);
 	return ret;
 }
 
@@ -204,7 +206,7 @@ int main(int argc, char **argv)
 	sigaddset(&set, SIGUSR1);
 	pthread_sigmask(SIG_BLOCK, &set, NULL);	/* every thread started after inherits it */
 	if (ctl_init(c)) {
-		log_error("cannot initialize locks");
+		log_error("cannot initialize the locks");
 		return 1;
 	}
 	ret = run(c);

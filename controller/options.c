@@ -25,6 +25,10 @@ static void usage(FILE *f)
 		"  --agent-service-account NS:NAME\n"
 		"                           the agents' service account (default profleet-system:profleet-agent)\n"
 		"  --agent-audience AUD     audience of the agents' tokens (default profleet)\n"
+		"  --backend-secret-namespaces NS[,NS...]\n"
+		"                           where backends' authSecretRef may point (default: the\n"
+		"                           Lease's namespace); the Secret must also be labelled\n"
+		"                           profiling.profleet.dev/backend-credentials=true\n"
 		"  --max-frequency HZ       the cluster's cap on sampling.frequencyHz (default 250)\n"
 		"  --lease NS/NAME          leader-election Lease (default profleet-system/profleet-controller)\n"
 		"  --identity ID            this replica's identity (default $POD_NAME or the host name)\n"
@@ -63,6 +67,7 @@ static const struct option longopts[] = {
 	{ "tls-key", required_argument, NULL, 'K' },
 	{ "agent-service-account", required_argument, NULL, 's' },
 	{ "agent-audience", required_argument, NULL, 'a' },
+	{ "backend-secret-namespaces", required_argument, NULL, 'b' },
 	{ "max-frequency", required_argument, NULL, 'm' },
 	{ "lease", required_argument, NULL, 'L' },
 	{ "identity", required_argument, NULL, 'i' },
@@ -98,6 +103,7 @@ static void defaults(struct ctl_options *o, struct raw_options *raw)
 	o->kubeconfig = env_or("PROFLEET_KUBECONFIG", NULL);
 	o->context = env_or("PROFLEET_CONTEXT", NULL);
 	o->agent_audience = env_or("PROFLEET_AGENT_AUDIENCE", "profleet");
+	o->secret_namespaces = env_or("PROFLEET_BACKEND_SECRET_NAMESPACES", NULL);
 	o->log_level = env_or("PROFLEET_LOG_LEVEL", NULL);
 	o->tls_cert = env_or("PROFLEET_TLS_CERT", NULL);
 	o->tls_key = env_or("PROFLEET_TLS_KEY", NULL);
@@ -122,6 +128,7 @@ static int take_option(int ch, struct ctl_options *o, struct raw_options *raw)
 	case 'K': o->tls_key = optarg; break;
 	case 's': raw->sa = optarg; break;
 	case 'a': o->agent_audience = optarg; break;
+	case 'b': o->secret_namespaces = optarg; break;
 	case 'm': raw->maxhz = optarg; break;
 	case 'L': raw->lease = optarg; break;
 	case 'i': o->identity = optarg; break;
@@ -268,6 +275,8 @@ int options_parse(int argc, char **argv, struct ctl_options *o)
 	    int_in("max-frequency", raw.maxhz, 1, 1000, &o->max_hz) ||
 	    int_in("lease-duration", raw.dur, 2, 3600, &o->lease_duration_s) || check_files(o))
 		return -1;
+	if (!o->secret_namespaces)	/* the controller's own, the Lease's */
+		o->secret_namespaces = o->lease_ns;
 	o->listen_addr = !o->listen_buf[0] || !strcmp(o->listen_buf, "0.0.0.0") ? NULL :
 										    o->listen_buf;
 	o->http_addr = o->http_buf[0] ? o->http_buf : "0.0.0.0";

@@ -4,6 +4,12 @@
  * not a watch on every Secret. The token key (default "token") becomes a
  * bearer token; without it, "username" and "password" become basic auth. A
  * failed read keeps the last good credentials.
+ *
+ * Whoever may create a ClusterProfilingBackend must not be able to make the
+ * controller read a Secret for them (its credentials go to the backend's URL):
+ * a Secret is used only in --backend-secret-namespaces and only with the
+ * label SECRET_LABEL=true, which no Secret made for another purpose (the
+ * controller's own TLS key, a service account's token) carries.
  */
 #include <errno.h>
 #include <stdio.h>
@@ -16,6 +22,8 @@
 #include "reconcile.h"
 #include "secrets.h"
 #include "yamljson.h"
+
+#define SECRET_LABEL "profiling.profleet.dev/backend-credentials"
 
 struct secret_ref {
 	char backend[254], ns[254], name[254], key[254];
@@ -60,6 +68,31 @@ static struct secret_ref *refs_of(struct ctl *c, int *ret_n)
 	return refs;
 }
 
+static bool label_true(const cJSON *secret)
+{
+	const cJSON *labels = k8s_get(secret, "metadata.labels");
+	const cJSON *v = cJSON_IsObject(labels) ?
+		cJSON_GetObjectItemCaseSensitive(labels, SECRET_LABEL) : NULL;
+
+	return cJSON_IsString(v) && !strcmp(v->valuestring, "true");
+}
+
+/* Is ns one of --backend-secret-namespaces? */
+static bool namespace_allowed(const char *list, const char *ns)
+{
+	size_t n = strlen(ns);
+
+	for (const char *p = list; p && *p;) {
+		const char *end = strchr(p, ',');
+		size_t len = end ? (size_t)(end - p) : strlen(p);
+
+		if (len == n && !strncmp(p, ns, n))
+			return true;
+		p = end ? end + 1 : NULL;
+	}
+	return false;
+}
+
 static void read_secret(struct k8s_client *kc, const struct secret_ref *ref, struct creds *ret)
 {
 	struct k8s_response r;
@@ -70,6 +103,9 @@ static void read_secret(struct k8s_client *kc, const struct secret_ref *ref, str
 	if (k8s_request(kc, "GET", path, NULL, NULL, &r) || r.status != 200) {
 		snprintf(ret->why, sizeof(ret->why), "Secret %s/%s: %s", ref->ns, ref->name,
 			 k8s_response_message(&r));
+	} else if (!label_true(r.json)) {
+		snprintf(ret->why, sizeof(ret->why), "Secret %s/%s is not labelled %s=true",
+			 ref->ns, ref->name, SECRET_LABEL);
 	} else if (!(ret->bearer = secret_value(r.json, ref->key))) {
 		char *u = secret_value(r.json, "username"), *pw = secret_value(r.json, "password");
 
@@ -125,9 +161,14 @@ static void read_all(struct ctl *c, struct k8s_client *kc)
 	refs = refs_of(c, &n);
 	pthread_rwlock_unlock(&c->cache_lock);
 	for (int i = 0; refs && i < n; i++) {
-		struct creds cr;
+		struct creds cr = { 0 };
 
-		read_secret(kc, &refs[i], &cr);
+		if (namespace_allowed(c->opt.secret_namespaces, refs[i].ns))
+			read_secret(kc, &refs[i], &cr);
+		else
+			snprintf(cr.why, sizeof(cr.why), "Secret %s/%s: namespace %s is not one of "
+				 "--backend-secret-namespaces (%s)", refs[i].ns, refs[i].name,
+				 refs[i].ns, c->opt.secret_namespaces);
 		pthread_rwlock_wrlock(&c->cache_lock);
 		changed |= apply_creds(c, &refs[i], &cr);
 		pthread_rwlock_unlock(&c->cache_lock);

@@ -156,6 +156,21 @@ static void handle_counters(struct ctl *c, struct conn *cn,
 			reconcile_counted_locked(c, ns->policies[i]);
 }
 
+/* Connections in the given states. Under ctl.lock. */
+static int count_conns(const struct ctl *c, enum auth_state a, enum auth_state b)
+{
+	int n = 0;
+
+	for (const struct conn *cn = c->conns; cn; cn = cn->next)
+		n += cn->auth == a || cn->auth == b;
+	return n;
+}
+
+static int reviews_pending(const struct ctl *c)
+{
+	return count_conns(c, AUTH_PENDING, AUTH_PENDING);
+}
+
 static bool handle_hello(struct ctl *c, struct conn *cn, const Profleet__Fleet__V1__Hello *h)
 {
 	if (cn->auth != AUTH_NONE) {
@@ -170,6 +185,12 @@ static bool handle_hello(struct ctl *c, struct conn *cn, const Profleet__Fleet__
 	if (!h->node_name || !*h->node_name || strlen(h->node_name) >= sizeof(cn->node) ||
 	    !h->token || strlen(h->token) >= sizeof(cn->token)) {
 		refuse(cn, "hello needs a node name (< 254 bytes) and a token");
+		cn->auth = AUTH_REFUSED;
+		return true;
+	}
+	if (reviews_pending(c) >= FLEET_MAX_REVIEWS) {
+		c->stats.reviews_over_limit++;
+		refuse(cn, "too many agents waiting for their review: try again");
 		cn->auth = AUTH_REFUSED;
 		return true;
 	}
@@ -541,6 +562,11 @@ static void on_cancelled(struct ctl *c)
 {
 	pthread_mutex_lock(&c->lock);
 	for (struct conn *cn = c->conns; cn; cn = cn->next) {
+		/* the hello timeout runs until the review accepted the agent */
+		if (cn->auth == AUTH_OK && !cn->timeout_off) {
+			lws_set_timeout(cn->wsi, NO_PENDING_TIMEOUT, 0);
+			cn->timeout_off = true;
+		}
 		if (cn->auth == AUTH_OK && !cn->need_send) {
 			struct node_state *ns = hmap_get(&c->node_states, cn->node);
 
@@ -555,8 +581,16 @@ static void on_cancelled(struct ctl *c)
 
 static int on_established(struct ctl *c, struct lws *wsi, struct pss *pss)
 {
-	struct conn *cn = calloc(1, sizeof(*cn));
+	struct conn *cn;
 
+	pthread_mutex_lock(&c->lock);
+	if (count_conns(c, AUTH_NONE, AUTH_PENDING) >= FLEET_MAX_UNACCEPTED) {
+		c->stats.conns_over_limit++;
+		pthread_mutex_unlock(&c->lock);
+		return -1;	/* closed at once: its hello could not be read in time anyway */
+	}
+	pthread_mutex_unlock(&c->lock);
+	cn = calloc(1, sizeof(*cn));
 	if (!cn)
 		return -1;
 	cn->wsi = wsi;
@@ -592,8 +626,6 @@ static int on_frame(struct ctl *c, struct lws *wsi, struct conn *cn)
 	}
 	cn->rx_len = 0;
 	pthread_mutex_lock(&c->lock);
-	if (cn->auth == AUTH_PENDING || cn->auth == AUTH_OK)
-		lws_set_timeout(wsi, NO_PENDING_TIMEOUT, 0);
 	if (cn->need_send || cn->close_after_send)
 		lws_callback_on_writable(wsi);
 	pthread_mutex_unlock(&c->lock);

@@ -261,6 +261,7 @@ spec: {type: pyroscope, url: "http://127.0.0.1:$(cat "$W/sink.port")", tenantID:
        authSecretRef: {namespace: $SYS, name: sink-creds}}
 EOF
 k create secret generic sink-creds -n "$SYS" --from-literal=username=pyro --from-literal=password=s3cret >/dev/null
+k label secret sink-creds -n "$SYS" profiling.profleet.dev/backend-credentials=true >/dev/null
 mkdir -p "$W/otlp"
 "$BUILD/tools/httpsink" "$W/otlp" 0 200 >"$W/otlp.port" &
 PIDS="$PIDS $!"
@@ -285,6 +286,27 @@ check "service name: the process's OTEL_SERVICE_NAME, else <namespace>/<containe
 check "the backend's tenant is sent" grep -qi '^X-Scope-OrgID: e2e' "$r1"
 check "credentials from the backend's authSecretRef are sent (basic auth)" \
 	grep -qi "^Authorization: Basic $(printf pyro:s3cret | base64)" "$r1"
+# a backend cannot make the controller read a Secret not meant for backends: one without
+# the label (as the controller's own TLS key), one outside --backend-secret-namespaces
+k create secret generic not-creds -n "$SYS" --from-literal=token=private >/dev/null
+k create secret generic far-creds -n "$SHOP" --from-literal=token=private >/dev/null
+k label secret far-creds -n "$SHOP" profiling.profleet.dev/backend-credentials=true >/dev/null
+cat >"$W/sneaky.yaml" <<EOF
+apiVersion: profiling.profleet.dev/v1alpha1
+kind: ClusterProfilingBackend
+metadata: {name: sneaky-$RUN}
+spec: {type: otlp-http, url: "http://127.0.0.1:9", authSecretRef: {namespace: $SYS, name: not-creds}}
+---
+apiVersion: profiling.profleet.dev/v1alpha1
+kind: ClusterProfilingBackend
+metadata: {name: far-$RUN}
+spec: {type: otlp-http, url: "http://127.0.0.1:9", authSecretRef: {namespace: $SHOP, name: far-creds}}
+EOF
+k apply -f "$W/sneaky.yaml" >/dev/null
+wait_until 10 sh -c "grep -q 'Secret $SYS/not-creds is not labelled' '$W/controller-c1.log' &&
+	grep -q 'Secret $SHOP/far-creds: namespace $SHOP is not one of' '$W/controller-c1.log'"
+verdict "a backend's Secret must be labelled for backends and in the allowed namespaces" $?
+k delete -f "$W/sneaky.yaml" >/dev/null
 b1=$(echo "$r1" | sed 's/req-/body-/; s/\.txt$/.bin/')
 perl -e 'local $/; open F, "<", $ARGV[0] or die; binmode F; $b = <F>;
 	$i = index($b, "\x1f\x8b"); $j = rindex($b, "\r\n--");
@@ -684,6 +706,11 @@ if [ "$LOCAL" = 1 ]; then
 	check "a time range with nothing in it: 404 (HTTP $code)" [ "$code" = 404 ]
 	code=$(get "$ADMIN_TOKEN" "/api/v1/namespaces/$SHOP/profilingpolicies/../secrets/profile" "$W/od.trav")
 	check "a malformed path is refused (HTTP $code)" [ "$code" = 404 ]
+	# the admin's token and access were reviewed once, then kept (TokenReview and
+	# SubjectAccessReview cost the API server two calls per request otherwise)
+	cached=$(curl -s "$HTTP/metrics" | awk '$1 == "profleet_controller_auth_reviews_total{source=\"cache\"}" { print $2 }')
+	check "repeated requests with one token are answered from the review cache ($cached)" \
+		[ "${cached:-0}" -ge 3 ]
 else
 	skip "store HTTP checks need the local cluster's tokens"
 fi

@@ -56,4 +56,42 @@ kill $ctl
 wait $ctl
 check "the controller stops cleanly" [ $? -eq 0 ]
 [ "$failures" -eq 0 ] || tail -20 "$TMP/ctl.log" | sed 's/^/# ctl: /'
+
+# an API server that takes connections, completes TLS and never answers: an agent's
+# TokenReview hangs (30 s, the client's timeout), and its connection must not wait with it
+sport=$((port + 2))
+openssl req -x509 -newkey rsa:2048 -nodes -days 2 -subj /CN=127.0.0.1 \
+	-addext subjectAltName=IP:127.0.0.1 -keyout "$TMP/silent.key" -out "$TMP/silent.crt" 2>/dev/null
+python3 -c 'import socket, ssl, sys
+ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+ctx.load_cert_chain(sys.argv[2], sys.argv[3])
+s = socket.socket(); s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+s.bind(("127.0.0.1", int(sys.argv[1]))); s.listen(64)
+held = []
+while True:
+    c, _ = s.accept()
+    try:
+        held.append(ctx.wrap_socket(c, server_side=True))
+    except Exception:
+        pass' "$sport" "$TMP/silent.crt" "$TMP/silent.key" &
+silent=$!
+cat >"$TMP/kubeconfig-silent" <<KC
+apiVersion: v1
+kind: Config
+current-context: x
+clusters: [{name: x, cluster: {server: "https://127.0.0.1:$sport", certificate-authority: "$TMP/silent.crt"}}]
+users: [{name: x, user: {token: t}}]
+contexts: [{name: x, context: {cluster: x, user: x}}]
+KC
+"$CTL" --kubeconfig "$TMP/kubeconfig-silent" --listen "127.0.0.1:$port" --no-leader-election \
+	--no-store --http-listen "127.0.0.1:$hport" >"$TMP/ctl-silent.log" 2>&1 &
+ctl=$!
+sleep 0.5
+out=$("$BUILD/tools/wsprobe" "ws://127.0.0.1:$port" pending)
+echo "# pending: $out"
+check "a hello whose review hangs is closed at the hello timeout (10 s), not after the review" \
+	[ "${out%% *}" = "bad=closed" ]
+check "the controller lives on" kill -0 $ctl
+kill $ctl $silent
+wait $ctl
 finish

@@ -7,6 +7,8 @@
  * and must stay open).
  *
  *   wsprobe URL MODE     MODE: garbage | text | oversize | no-hello | twice-hello | empty | valid
+ *                              | pending (the bad one says hello at once, not waiting for the
+ *                                good one's set: against a controller whose reviews hang)
  * Prints "bad=closed|open good=open|closed got_set=0|1" and exits 0.
  */
 #include <stdio.h>
@@ -76,7 +78,7 @@ static int send_bad(struct lws *wsi)
 		memset(big + LWS_PRE, 0x0a, 2u << 20);
 		return lws_write(wsi, big + LWS_PRE, 2u << 20, LWS_WRITE_BINARY) < 0 ? -1 : 0;
 	}
-	if (!strcmp(mode, "valid"))	/* the control: a proper hello must keep it open */
+	if (!strcmp(mode, "valid") || !strcmp(mode, "pending"))	/* a proper hello */
 		return send_hello(wsi, "probe-valid");
 	if (!strcmp(mode, "empty"))
 		return lws_write(wsi, buf + LWS_PRE, 0, LWS_WRITE_BINARY) < 0 ? -1 : 0;
@@ -110,7 +112,7 @@ static int cb(struct lws *wsi, enum lws_callback_reasons reason, void *user, voi
 			p->payload_sent = true;
 			return send_counters(wsi);
 		}
-		if (p->bad && good.got_set && !p->payload_sent) {
+		if (p->bad && (good.got_set || !strcmp(mode, "pending")) && !p->payload_sent) {
 			if (strcmp(mode, "twice-hello") || bad.extra_sent)
 				p->payload_sent = true;
 			return send_bad(wsi);
