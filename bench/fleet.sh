@@ -11,9 +11,15 @@
 # objects (its RSS is printed next to ours). Numbers, never pass/fail.
 #
 #   bench/fleet.sh [ROUNDS]     (default 10)
+# Environment: FLEET_SIZES (default "500:5000 1000:10000", AGENTS:PODS each),
+# FLEET_POLICIES (default 1: the changing one; more select a tenth of the pods
+# each), FLEET_CHURN (pods created and deleted a second during the rounds,
+# default 0), FLEET_CHURN_WINDOW (churn pods alive at once, default 2000),
+# PROFLEET_CONTROLLER (another controller binary, e.g. an older build, to
+# compare in the same conditions).
 set -u
 top=$(cd "$(dirname "$0")/.." && pwd)
-CTL=$top/build/bin/profleet-controller
+CTL=${PROFLEET_CONTROLLER:-$top/build/bin/profleet-controller}
 SIM=$top/build/bench/fleetsim
 ROUNDS=${1:-10}
 tmp=$(mktemp -d /tmp/profleet-fleetbench.XXXXXX)
@@ -29,7 +35,7 @@ apiserver_pid() { pgrep -f "kube-apiserver.*$tmp/cluster" | head -1; }
 
 # a fresh cluster per size: without a kube-controller-manager nothing would
 # garbage-collect the previous size's pods
-for size in 500:5000 1000:10000; do
+for size in ${FLEET_SIZES:-500:5000 1000:10000}; do
 	agents=${size%%:*}
 	pods=${size#*:}
 	sh "$top/e2e/cluster.sh" stop "$tmp/cluster" >/dev/null 2>&1
@@ -40,15 +46,32 @@ for size in 500:5000 1000:10000; do
 	kubectl --kubeconfig "$KC" wait --for condition=established --timeout=60s \
 		crd/profilingpolicies.profiling.profleet.dev >/dev/null
 	port=$((30000 + agents))
-	"$CTL" --kubeconfig "$KC" --listen "127.0.0.1:$port" --no-leader-election --no-store --http-listen 127.0.0.1:0 \
+	probes=""	# an older controller (PROFLEET_CONTROLLER) may not have the option
+	"$CTL" --help | grep -q -- --health-listen && probes="--health-listen 127.0.0.1:0"
+	# shellcheck disable=SC2086
+	"$CTL" --kubeconfig "$KC" --listen "127.0.0.1:$port" --no-leader-election --no-store --http-listen "127.0.0.1:$((port + 1))" $probes \
 		--insecure-trust-agents --log-level warn >"$tmp/ctl-$agents.log" 2>&1 &
 	CTL_PID=$!
 	sleep 1
 	echo "== $agents agents, $pods pods"
 	"$SIM" --kubeconfig "$KC" --url "ws://127.0.0.1:$port" --controller-pid "$CTL_PID" \
 		--agents "$agents" --pods "$pods" --rounds "$ROUNDS" --namespace "fleet-$agents" \
-		>"$tmp/sim.out"
+		--policies "${FLEET_POLICIES:-1}" --churn "${FLEET_CHURN:-0}" \
+		--churn-window "${FLEET_CHURN_WINDOW:-2000}" >"$tmp/sim.out"
 	sed 's/^fleetsim: /  /; /^RESULT/d' "$tmp/sim.out"
+	curl -s "http://127.0.0.1:$((port + 1))/metrics" | awk '
+		/^profleet_controller_reconcile_duration_seconds_count/ { passes = $2 }
+		/^profleet_controller_reconcile_duration_seconds_sum/ { sum = $2 }
+		/^profleet_controller_reconciles_total\{kind="resolve"\}/ { resolves = $2 }
+		/^profleet_controller_reconcile_queue_depth_max/ { depth = $2 }
+		/^profleet_controller_target_pushes_total/ { pushes = $2 }
+		/^profleet_controller_lock_hold_seconds_bucket/ { split($1, a, "\""); le[nb] = a[2]; cum[nb++] = $2 }
+		/^profleet_controller_lock_hold_seconds_count/ { holds = $2 }
+		END {
+			p99 = "n/a"
+			for (i = 0; i < nb; i++) if (cum[i] >= 0.99 * holds) { p99 = "<= " le[i] " s"; break }
+			printf "  controller: %d resolve passes (%.1f ms each on average), %d target sets pushed, reconcile queue depth max %s, lock hold p99 %s (%d holds)\n",
+				passes, passes ? 1000 * sum / passes : 0, pushes, depth == "" ? "n/a" : depth, p99, holds }' 
 	ap=$(apiserver_pid)
 	ctl_kb=$(awk '/VmRSS/ { print $2 }' /proc/"$CTL_PID"/status)
 	[ -n "$ap" ] && awk -v c="$ctl_kb" '/VmRSS/ { printf "  peer: kube-apiserver RSS %.1f MiB serving the same objects; controller/apiserver RSS ratio %.3f\n", $2 / 1024, c / $2 }' /proc/"$ap"/status

@@ -8,6 +8,11 @@
  *
  *   fleetsim --kubeconfig KC --url ws://127.0.0.1:PORT --controller-pid PID
  *            [--agents 500] [--pods 5000] [--rounds 10] [--namespace NS]
+ *            [--policies 1] [--churn 0] [--churn-window 2000]
+ *
+ * --policies N: N-1 more policies, each selecting a tenth of the pods, that do
+ * not change. --churn R: during the rounds, R pods a second are created (and
+ * marked running) and, once --churn-window of them live, as many deleted.
  */
 #include <errno.h>
 #include <getopt.h>
@@ -30,6 +35,7 @@ struct sim_agent {
 	bool connected, hello_sent, ack_due;
 	uint64_t version;	/* last set received */
 	uint32_t freq;		/* frequency of its first target in that set */
+	double freq_at;		/* when a set with that frequency first came */
 	uint32_t ntargets;
 	double recv_at;
 	uint8_t *rx;
@@ -39,7 +45,9 @@ struct sim_agent {
 static struct {
 	struct k8s_config kcfg;
 	const char *url, *ns;
-	int nagents, npods, rounds, ctl_pid;
+	int nagents, npods, rounds, ctl_pid, npolicies, churn, churn_window;
+	volatile int churning;
+	uint64_t churn_created, churn_deleted;	/* under lock */
 	struct sim_agent *agents;
 	struct lws_context *ctx;
 	char host[256], path[256];
@@ -88,35 +96,102 @@ struct maker {
 	int err;
 };
 
+/* One pod made and marked running (it matches the bench policy), or -1. */
+static int pod_up(struct k8s_client *c, const char *name, int i)
+{
+	char path[512], body[2048];
+
+	snprintf(path, sizeof(path), "/api/v1/namespaces/%s/pods", S.ns);
+	snprintf(body, sizeof(body),
+		 "{\"apiVersion\":\"v1\",\"kind\":\"Pod\",\"metadata\":{\"name\":\"%s\","
+		 "\"labels\":{\"app\":\"a%d\",\"bench\":\"yes\"}},\"spec\":{\"nodeName\":"
+		 "\"sim-node-%d\",\"automountServiceAccountToken\":false,"
+		 "\"containers\":[{\"name\":\"app\",\"image\":\"x\"}]}}",
+		 name, i % 10, i % S.nagents);
+	if (must(c, "POST", path, NULL, body, 201, 409))
+		return -1;
+	snprintf(path, sizeof(path), "/api/v1/namespaces/%s/pods/%s/status", S.ns, name);
+	snprintf(body, sizeof(body),
+		 "{\"status\":{\"phase\":\"Running\",\"containerStatuses\":[{\"name\":\"app\","
+		 "\"containerID\":\"containerd://%064x\",\"ready\":true,\"restartCount\":0,"
+		 "\"image\":\"x\",\"imageID\":\"\",\"state\":{\"running\":{}}}]}}",
+		 i + 1);
+	return must(c, "PATCH", path, "application/merge-patch+json", body, 200, 200);
+}
+
 static void *make_pods(void *arg)
 {
 	struct maker *m = arg;
 	struct k8s_client *c = k8s_client_new(&S.kcfg);
-	char path[512], body[2048];
+	char name[64];
 
-	for (int i = m->from; i < m->to && !m->err; i++) {
-		snprintf(path, sizeof(path), "/api/v1/namespaces/%s/pods", S.ns);
-		snprintf(body, sizeof(body),
-			 "{\"apiVersion\":\"v1\",\"kind\":\"Pod\",\"metadata\":{\"name\":\"p%d\","
-			 "\"labels\":{\"app\":\"a%d\",\"bench\":\"yes\"}},\"spec\":{\"nodeName\":"
-			 "\"sim-node-%d\",\"automountServiceAccountToken\":false,"
-			 "\"containers\":[{\"name\":\"app\",\"image\":\"x\"}]}}",
-			 i, i % 10, i % S.nagents);
-		if (must(c, "POST", path, NULL, body, 201, 409)) {
-			m->err = 1;
+	for (int i = m->from; c && i < m->to && !m->err; i++) {
+		snprintf(name, sizeof(name), "p%d", i);
+		m->err = pod_up(c, name, i) ? 1 : 0;
+	}
+	m->err |= !c;
+	k8s_client_free(c);
+	return NULL;
+}
+
+struct churner {
+	int id;
+	pthread_t thread;
+};
+
+/* One of 4 threads: churn/4 pods a second up, as many down once its window is full. */
+static void *churn_main(void *arg)
+{
+	struct churner *ch = arg;
+	struct k8s_client *c = k8s_client_new(&S.kcfg);
+	int window = S.churn_window / 4, made = 0;
+	double start = now_s(), every = 4.0 / S.churn;
+
+	while (c && S.churning) {
+		char name[64], path[512];
+		double due = start + made * every;
+
+		if (now_s() < due)
+			usleep((useconds_t)((due - now_s()) * 1e6));
+		snprintf(name, sizeof(name), "c%d-%d", ch->id, made);
+		if (pod_up(c, name, 1000000 + ch->id * 100000 + made % 100000))
 			break;
-		}
-		snprintf(path, sizeof(path), "/api/v1/namespaces/%s/pods/p%d/status", S.ns, i);
-		snprintf(body, sizeof(body),
-			 "{\"status\":{\"phase\":\"Running\",\"containerStatuses\":[{\"name\":\"app\","
-			 "\"containerID\":\"containerd://%064x\",\"ready\":true,\"restartCount\":0,"
-			 "\"image\":\"x\",\"imageID\":\"\",\"state\":{\"running\":{}}}]}}",
-			 i + 1);
-		if (must(c, "PATCH", path, "application/merge-patch+json", body, 200, 200))
-			m->err = 1;
+		made++;
+		pthread_mutex_lock(&S.lock);
+		S.churn_created++;
+		pthread_mutex_unlock(&S.lock);
+		if (made <= window)
+			continue;
+		snprintf(path, sizeof(path), "/api/v1/namespaces/%s/pods/c%d-%d?gracePeriodSeconds=0",
+			 S.ns, ch->id, made - window - 1);
+		if (must(c, "DELETE", path, NULL, NULL, 200, 404))
+			break;
+		pthread_mutex_lock(&S.lock);
+		S.churn_deleted++;
+		pthread_mutex_unlock(&S.lock);
 	}
 	k8s_client_free(c);
 	return NULL;
+}
+
+/* The policies besides "bench" that do not change, each selecting a tenth of the pods. */
+static int make_policies(struct k8s_client *c)
+{
+	char path[512], body[2048];
+
+	snprintf(path, sizeof(path),
+		 "/apis/profiling.profleet.dev/v1alpha1/namespaces/%s/profilingpolicies", S.ns);
+	for (int k = 1; k < S.npolicies; k++) {
+		snprintf(body, sizeof(body),
+			 "{\"apiVersion\":\"profiling.profleet.dev/v1alpha1\",\"kind\":\"ProfilingPolicy\","
+			 "\"metadata\":{\"name\":\"extra-%d\",\"namespace\":\"%s\"},"
+			 "\"spec\":{\"selector\":{\"podSelector\":{\"matchLabels\":{\"app\":\"a%d\"}}},"
+			 "\"sampling\":{\"frequencyHz\":%d}}}",
+			 k, S.ns, k % 10, 5 + k % 5);
+		if (must(c, "POST", path, NULL, body, 201, 409))
+			return -1;
+	}
+	return 0;
 }
 
 /* ---- the agents ---------------------------------------------------------------- */
@@ -194,7 +269,14 @@ static int cb(struct lws *wsi, enum lws_callback_reasons reason, void *user, voi
 			pthread_mutex_lock(&S.lock);
 			a->version = m->targets->version;
 			a->ntargets = (uint32_t)m->targets->n_targets;
-			a->freq = m->targets->n_targets ? m->targets->targets[0]->frequency_hz : 0;
+			{
+				uint32_t f = m->targets->n_targets ?
+					     m->targets->targets[0]->frequency_hz : 0;
+
+				if (f != a->freq)
+					a->freq_at = now_s();
+				a->freq = f;
+			}
 			a->recv_at = now_s();
 			pthread_mutex_unlock(&S.lock);
 			a->ack_due = true;
@@ -295,6 +377,9 @@ int main(int argc, char **argv)
 		{ "rounds", required_argument, NULL, 'r' },
 		{ "namespace", required_argument, NULL, 'n' },
 		{ "controller-pid", required_argument, NULL, 'c' },
+		{ "policies", required_argument, NULL, 'P' },
+		{ "churn", required_argument, NULL, 'C' },
+		{ "churn-window", required_argument, NULL, 'W' },
 		{ 0 }
 	};
 	const char *kubeconfig = NULL;
@@ -303,6 +388,7 @@ int main(int argc, char **argv)
 	struct k8s_client *kc;
 	pthread_t makers[4];
 	struct maker mk[4];
+	struct churner churners[4];
 	double t0, *lat;
 	int ch, nlat = 0, per_node_min;
 	unsigned long long ticks0, ticks1;
@@ -314,6 +400,8 @@ int main(int argc, char **argv)
 	S.npods = 5000;
 	S.rounds = 10;
 	S.ns = "fleetsim";
+	S.npolicies = 1;
+	S.churn_window = 2000;
 	while ((ch = getopt_long(argc, argv, "", opts, NULL)) != -1) {
 		switch (ch) {
 		case 'k': kubeconfig = optarg; break;
@@ -323,6 +411,9 @@ int main(int argc, char **argv)
 		case 'r': S.rounds = atoi(optarg); break;
 		case 'n': S.ns = optarg; break;
 		case 'c': S.ctl_pid = atoi(optarg); break;
+		case 'P': S.npolicies = atoi(optarg); break;
+		case 'C': S.churn = atoi(optarg); break;
+		case 'W': S.churn_window = atoi(optarg); break;
 		default: return 2;
 		}
 	}
@@ -359,6 +450,8 @@ int main(int argc, char **argv)
 			return 1;
 	}
 	printf("fleetsim: %d pods created and marked running in %.1f s\n", S.npods, now_s() - t0);
+	if (make_policies(kc))
+		return 1;
 
 	/* agents */
 	memset(&info, 0, sizeof(info));
@@ -421,9 +514,17 @@ int main(int argc, char **argv)
 
 	/* rounds: change the policy, wait until every agent holds the new frequency */
 	lat = calloc((size_t)S.nagents * (size_t)S.rounds, sizeof(double));
+	S.churning = S.churn > 0;
+	for (int i = 0; i < 4 && S.churning; i++) {
+		churners[i].id = i;
+		pthread_create(&churners[i].thread, NULL, churn_main, &churners[i]);
+	}
+	if (S.churning)
+		sleep(2);	/* churn under way before the first change */
 	read_proc(S.ctl_pid, &ticks0, &rss, &hwm);
 	{
 		double busy_start = now_s();
+		uint64_t created0 = S.churn_created, deleted0 = S.churn_deleted;
 
 		for (int r = 0; r < S.rounds; r++) {
 			uint32_t freq = 10 + (uint32_t)r;
@@ -461,11 +562,23 @@ int main(int argc, char **argv)
 			}
 			pthread_mutex_lock(&S.lock);
 			for (int i = 0; i < S.nagents; i++)
-				lat[nlat++] = S.agents[i].recv_at - t0;
+				lat[nlat++] = S.agents[i].freq_at - t0;
 			pthread_mutex_unlock(&S.lock);
 			usleep(300000);
 		}
 		read_proc(S.ctl_pid, &ticks1, &rss, &hwm);
+		if (S.churning) {
+			double d = now_s() - busy_start;
+
+			pthread_mutex_lock(&S.lock);
+			printf("fleetsim: churn during the rounds: %.0f pods created and %.0f deleted "
+			       "a second (%d policies)\n", (double)(S.churn_created - created0) / d,
+			       (double)(S.churn_deleted - deleted0) / d, S.npolicies);
+			pthread_mutex_unlock(&S.lock);
+			S.churning = 0;
+			for (int i = 0; i < 4; i++)
+				pthread_join(churners[i].thread, NULL);
+		}
 		qsort(lat, (size_t)nlat, sizeof(double), cmp_double);
 		printf("fleetsim: policy change -> every agent holds it: p50 %.0f ms, p99 %.0f ms, "
 		       "max %.0f ms (%d rounds x %d agents)\n",

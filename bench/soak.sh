@@ -76,7 +76,7 @@ PIDS="$PIDS $!"
 sleep 0.3
 PORT=$((20000 + $(od -An -N2 -tu2 /dev/urandom | tr -d ' ') % 20000))
 "$CTL" --kubeconfig "$KC" --listen "127.0.0.1:$PORT" --no-leader-election --no-store \
-	--http-listen 127.0.0.1:0 --insecure-trust-agents >"$W/controller.log" 2>&1 &
+	--http-listen 127.0.0.1:0 --health-listen 127.0.0.1:0 --insecure-trust-agents >"$W/controller.log" 2>&1 &
 PIDS="$PIDS $!"
 cat >"$W/policies.yaml" <<EOF
 apiVersion: profiling.profleet.dev/v1alpha1

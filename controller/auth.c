@@ -362,17 +362,17 @@ static void *auth_main(void *arg)
 	struct auth_arg *a = arg;
 	struct ctl *c = a->c;
 
-	pthread_mutex_lock(&c->lock);
+	ctl_lock(c);
 	while (!ctl_stopping(c)) {
 		char token[4096], node[254], why[256] = "";
 		uint64_t id;
 		bool ok, leader;
 
 		if (!next_pending(c, &id, token, sizeof(token), node, sizeof(node), &leader)) {
-			pthread_cond_wait(&c->wake, &c->lock);
+			ctl_wait(c, &c->wake, NULL);
 			continue;
 		}
-		pthread_mutex_unlock(&c->lock);
+		ctl_unlock(c);
 		if (!leader && !c->opt.no_leader_election) {
 			ok = false;
 			snprintf(why, sizeof(why), "not the leader");
@@ -381,17 +381,17 @@ static void *auth_main(void *arg)
 			     review_agent(c, a->kc, token, node, why, sizeof(why));
 		}
 		memset(token, 0, sizeof(token));
-		pthread_mutex_lock(&c->lock);
+		ctl_lock(c);
 		for (struct conn *cn = c->conns; cn; cn = cn->next)	/* it may have gone meanwhile */
 			if (cn->id == id && cn->auth == AUTH_PENDING) {
 				server_auth_done(c, cn, ok, why);
 				break;
 			}
-		pthread_mutex_unlock(&c->lock);
+		ctl_unlock(c);
 		server_wake(c);
-		pthread_mutex_lock(&c->lock);
+		ctl_lock(c);
 	}
-	pthread_mutex_unlock(&c->lock);
+	ctl_unlock(c);
 	k8s_client_free(a->kc);
 	free(a);
 	return NULL;

@@ -194,10 +194,10 @@ static void backend_put(struct ctl *c, void *obj, const void *old)
 		snprintf(b->secret_error, sizeof(b->secret_error), "%s", prev->secret_error);
 	}
 	if (b->secret_ns) {
-		pthread_mutex_lock(&c->lock);
+		ctl_lock(c);
 		c->secrets_due = true;
 		pthread_cond_broadcast(&c->wake);
-		pthread_mutex_unlock(&c->lock);
+		ctl_unlock(c);
 	}
 }
 

@@ -20,6 +20,7 @@
 #include <pthread.h>
 #include <stdbool.h>
 #include <stdint.h>
+#include <time.h>
 
 #include "hmap.h"
 #include "k8s.h"
@@ -53,8 +54,11 @@ struct ctl_options {
 	int64_t store_retention_s;
 	const char *http_addr;	/* NULL = no HTTP server */
 	int http_port;
+	const char *health_addr;	/* /healthz and /readyz alone, for the kubelet's probes */
+	int health_port;
 	/* what the strings above may point into */
-	char listen_buf[256], http_buf[256], sa_buf[512], lease_buf[512], identity_buf[256];
+	char listen_buf[256], http_buf[256], health_buf[256], sa_buf[512], lease_buf[512],
+		identity_buf[256];
 };
 
 enum auth_state { AUTH_NONE, AUTH_PENDING, AUTH_OK, AUTH_REFUSED };
@@ -127,6 +131,8 @@ struct ctl_stats {
 		status_errors, uploads, uploads_refused, conns_over_limit, reviews_over_limit;
 };
 
+#define CTL_HOLD_BUCKETS 6	/* <= 10 us, 100 us, 1 ms, 10 ms, 100 ms, +Inf */
+
 /* What the reconcile thread is asked to do (ctl.lock); reconcile.c takes it. */
 struct rec_queue {
 	bool resolve;		/* caches changed: resolve every policy again */
@@ -167,12 +173,16 @@ struct ctl {
 	/* reconcile latency */
 	uint64_t rec_count, rec_buckets[6];	/* <= 1, 5, 25, 100, 500 ms, +Inf */
 	double rec_sum_s;
+	/* how long ctl.lock is held each time (ctl_lock, ctl_unlock) */
+	int64_t lock_t0_ns;	/* when the holder took it */
+	uint64_t hold_count, hold_buckets[CTL_HOLD_BUCKETS];
+	double hold_sum_s;
 	/* set at start, read-only after */
 	struct lws_context *lws;
 	struct uploads *uploads;	/* server.c's store worker */
 	struct store *store;	/* NULL when disabled; has its own lock */
 	struct auth_cache *auth_cache;	/* the reviews' answers (auth.c); has its own lock */
-	struct httpd *http;
+	struct httpd *http, *health;
 	int64_t started_unix;
 };
 
@@ -180,5 +190,14 @@ static inline bool ctl_stopping(struct ctl *c)
 {
 	return __atomic_load_n(&c->stop, __ATOMIC_ACQUIRE);
 }
+
+/*
+ * ctl.lock, with how long it is held measured (profleet_controller_lock_hold_seconds):
+ * the websocket thread takes it for every frame, so every holder must be brief.
+ * ctl_wait is pthread_cond_(timed)wait on it (deadline on CLOCK_MONOTONIC, or NULL).
+ */
+void ctl_lock(struct ctl *c);
+void ctl_unlock(struct ctl *c);
+int ctl_wait(struct ctl *c, pthread_cond_t *cond, const struct timespec *deadline);
 
 #endif

@@ -22,9 +22,9 @@ bool health_ready(struct ctl *c, char *why, size_t whylen)
 
 	if (!caches_synced(c, why, whylen))
 		return false;
-	pthread_mutex_lock(&c->lock);
+	ctl_lock(c);
 	lease_ok = c->lease_ok_unix;
-	pthread_mutex_unlock(&c->lock);
+	ctl_unlock(c);
 	if (!c->opt.no_leader_election &&
 	    time(NULL) - lease_ok > 2 * (int64_t)c->opt.lease_duration_s) {
 		snprintf(why, whylen, "no answer about the lease for %lld s",
@@ -42,13 +42,15 @@ struct fleet_view {
 	} rq;
 	uint64_t agents, target_nodes, buckets[6], count;
 	double sum;
+	uint64_t hold_buckets[CTL_HOLD_BUCKETS], hold_count;
+	double hold_sum;
 	int leader;
 };
 
 static void fleet_view(struct ctl *c, struct fleet_view *v)
 {
 	memset(v, 0, sizeof(*v));
-	pthread_mutex_lock(&c->lock);
+	ctl_lock(c);
 	v->st = c->stats;
 	for (struct conn *cn = c->conns; cn; cn = cn->next)
 		v->agents += cn->auth == AUTH_OK;
@@ -62,7 +64,10 @@ static void fleet_view(struct ctl *c, struct fleet_view *v)
 	v->rq.status_passes = c->rq.status_passes;
 	v->rq.depth = c->rq.policies.n + c->rq.counted.n;
 	v->rq.depth_max = c->rq.depth_max;
-	pthread_mutex_unlock(&c->lock);
+	memcpy(v->hold_buckets, c->hold_buckets, sizeof(v->hold_buckets));
+	v->hold_count = c->hold_count;
+	v->hold_sum = c->hold_sum_s;
+	ctl_unlock(c);
 }
 
 static void one(struct metrics *m, const char *name, const char *type, const char *help,
@@ -151,6 +156,23 @@ static void auth_metrics(struct ctl *c, struct metrics *m)
 	    "source", "api", (double)misses, "cache", (double)hits);
 }
 
+static void hold_metrics(struct metrics *m, const struct fleet_view *v)
+{
+	static const char *const le[] = { "0.00001", "0.0001", "0.001", "0.01", "0.1", "+Inf" };
+	uint64_t acc = 0;
+
+	metrics_family(m, "profleet_controller_lock_hold_seconds", "histogram",
+		       "How long the fleet's lock was held each time (the agents' websocket "
+		       "thread takes it for every frame).");
+	for (int i = 0; i < CTL_HOLD_BUCKETS; i++) {
+		acc += v->hold_buckets[i];
+		metrics_value(m, "profleet_controller_lock_hold_seconds_bucket",
+			      (const char *[]){ "le", le[i], NULL }, (double)acc);
+	}
+	metrics_value(m, "profleet_controller_lock_hold_seconds_sum", NULL, v->hold_sum);
+	metrics_value(m, "profleet_controller_lock_hold_seconds_count", NULL, (double)v->hold_count);
+}
+
 static void store_metrics(struct ctl *c, struct metrics *m, const struct fleet_view *v)
 {
 	struct store_stats ss = { 0 };
@@ -182,6 +204,7 @@ char *health_metrics(struct ctl *c, size_t *ret_len)
 	fleet_view(c, &v);
 	fleet_metrics(c, &m, &v);
 	reconcile_metrics(&m, &v);
+	hold_metrics(&m, &v);
 	caches_metrics(c, &m);
 	auth_metrics(c, &m);
 	store_metrics(c, &m, &v);

@@ -241,6 +241,30 @@ static void handler(void *ctx, const struct httpd_req *req, struct httpd_resp *r
 	}
 }
 
+/* The probes' listener: nothing else, so no other client shares its connections. */
+static void health_handler(void *ctx, const struct httpd_req *req, struct httpd_resp *resp)
+{
+	struct ctl *c = ctx;
+	char why[300];
+
+	if (!strcmp(req->url, "/healthz"))
+		return httpd_text(resp, 200, "ok");
+	if (strcmp(req->url, "/readyz"))
+		return httpd_text(resp, 404, "this port serves /healthz and /readyz only");
+	if (health_ready(c, why, sizeof(why)))
+		return httpd_text(resp, 200, "ready");
+	httpd_text(resp, 503, "not ready: %s", why);
+}
+
+struct httpd *http_start_health(struct ctl *c, char *err, size_t errlen)
+{
+	const struct httpd_opts o = { .max_conns = 8, .per_ip = 4 };
+	char listen[300];
+
+	snprintf(listen, sizeof(listen), "%s:%d", c->opt.health_addr, c->opt.health_port);
+	return httpd_start(listen, &o, health_handler, c, err, errlen);
+}
+
 struct httpd *http_start(struct ctl *c, char *err, size_t errlen)
 {
 	/*

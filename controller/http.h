@@ -9,6 +9,8 @@ struct ctl;
 struct httpd;
 
 struct httpd *http_start(struct ctl *c, char *err, size_t errlen);
+/* --health-listen: /healthz and /readyz alone, with their own few connections. */
+struct httpd *http_start_health(struct ctl *c, char *err, size_t errlen);
 
 enum http_route_kind { ROUTE_NONE, ROUTE_HEALTHZ, ROUTE_READYZ, ROUTE_METRICS, ROUTE_PROFILE,
 		       ROUTE_SVG };

@@ -48,7 +48,7 @@ static void set_leader(struct ctl *c, bool leader)
 {
 	bool changed;
 
-	pthread_mutex_lock(&c->lock);
+	ctl_lock(c);
 	if (!c->lease_known) {
 		c->lease_known = true;
 		pthread_cond_broadcast(&c->wake);	/* the auth thread waits for it */
@@ -60,7 +60,7 @@ static void set_leader(struct ctl *c, bool leader)
 			   c->opt.identity);
 		c->leader = leader;
 	}
-	pthread_mutex_unlock(&c->lock);
+	ctl_unlock(c);
 	if (changed)	/* the leader writes status; a follower refuses agents */
 		reconcile_resolve_soon(c);
 	server_wake(c);
@@ -201,9 +201,9 @@ static void *lease_main(void *arg)
 
 		leader = lease_round(l, &have);
 		if (have) {
-			pthread_mutex_lock(&c->lock);
+			ctl_lock(c);
 			c->lease_ok_unix = time(NULL);
-			pthread_mutex_unlock(&c->lock);
+			ctl_unlock(c);
 		}
 		if (leader) {
 			l->last_renew = mono_s();
@@ -214,11 +214,11 @@ static void *lease_main(void *arg)
 		}
 		clock_gettime(CLOCK_MONOTONIC, &until);
 		until.tv_sec += LEASE_RETRY_S;
-		pthread_mutex_lock(&c->lock);
+		ctl_lock(c);
 		while (!ctl_stopping(c) &&
-		       pthread_cond_timedwait(&c->wake, &c->lock, &until) != ETIMEDOUT)
+		       ctl_wait(c, &c->wake, &until) != ETIMEDOUT)
 			;
-		pthread_mutex_unlock(&c->lock);
+		ctl_unlock(c);
 	}
 	if (leader)
 		lease_release(l);

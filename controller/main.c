@@ -124,9 +124,9 @@ static void stop_threads(struct ctl *c, struct threads *t)
 		pthread_kill(t->signals, SIGUSR1);
 		pthread_join(t->signals, NULL);
 	}
-	pthread_mutex_lock(&c->lock);
+	ctl_lock(c);
 	pthread_cond_broadcast(&c->wake);
-	pthread_mutex_unlock(&c->lock);
+	ctl_unlock(c);
 	reconcile_stop(t->rec);
 	if (t->have_auth)
 		pthread_join(t->auth, NULL);
@@ -141,7 +141,8 @@ static void announce(const struct ctl *c)
 	log_notice("profleet-controller %s: API server %s, agents on %s://%s:%d, identity %s",
 		   PROFLEET_VERSION, c->kcfg.server, c->opt.tls_cert ? "wss" : "ws",
 		   c->opt.listen_addr ? c->opt.listen_addr : "*", c->opt.port, c->opt.identity);
-	log_notice("HTTP API on %s:%d, store %s", c->opt.http_addr, c->opt.http_port,
+	log_notice("HTTP API on %s:%d, probes on %s:%d, store %s", c->opt.http_addr,
+		   c->opt.http_port, c->opt.health_addr, c->opt.health_port,
 		   c->opt.store_dir ? c->opt.store_dir : "off");
 }
 
@@ -154,7 +155,8 @@ static int run(struct ctl *c)
 	if (open_store(c) || caches_start(c) || server_start(c))
 		goto out;
 	c->http = http_start(c, err, sizeof(err));
-	if (!c->http) {
+	c->health = c->http ? http_start_health(c, err, sizeof(err)) : NULL;
+	if (!c->http || !c->health) {
 		log_error("%s", err);
 		goto out;
 	}
@@ -167,6 +169,8 @@ static int run(struct ctl *c)
 out:
 	stop_threads(c, &t);
 	caches_stop(c);
+	if (c->health)
+		httpd_stop(c->health);
 	if (c->http)
 		httpd_stop(c->http);
 	server_stop(c);

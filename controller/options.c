@@ -45,6 +45,9 @@ static void usage(FILE *f)
 		"  --http-listen ADDR:PORT  the store's HTTP API, /metrics, /healthz and /readyz\n"
 		"                           (default 0.0.0.0:7471; 64 connections, 16 per client,\n"
 		"                           idle ones closed after 15 s)\n"
+		"  --health-listen ADDR:PORT  /healthz and /readyz alone, for the kubelet's probes, so\n"
+		"                           that clients of the API cannot starve them (default\n"
+		"                           0.0.0.0:7473; 8 connections, 4 per client)\n"
 		"  --log-level LEVEL        error, warn, notice, info, debug (default info)\n"
 		"  -h, --help, -V, --version\n\n"
 		"Every option can also be set in the environment: --max-frequency as\n"
@@ -80,6 +83,7 @@ static const struct option longopts[] = {
 	{ "store-max-bytes", required_argument, NULL, 'B' },
 	{ "store-retention", required_argument, NULL, 'R' },
 	{ "http-listen", required_argument, NULL, 'H' },
+	{ "health-listen", required_argument, NULL, 'Z' },
 	{ "help", no_argument, NULL, 'h' },
 	{ "version", no_argument, NULL, 'V' },
 	{ 0 }
@@ -88,6 +92,7 @@ static const struct option longopts[] = {
 /* The options that take a value to check after all are read. */
 struct raw_options {
 	const char *listen, *sa, *lease, *maxhz, *dur, *store_max, *store_ret, *http_listen;
+	const char *health_listen;
 };
 
 static void defaults(struct ctl_options *o, struct raw_options *raw)
@@ -100,6 +105,7 @@ static void defaults(struct ctl_options *o, struct raw_options *raw)
 	raw->store_max = env_or("PROFLEET_STORE_MAX_BYTES", "1G");
 	raw->store_ret = env_or("PROFLEET_STORE_RETENTION", "7d");
 	raw->http_listen = env_or("PROFLEET_HTTP_LISTEN", "0.0.0.0:7471");
+	raw->health_listen = env_or("PROFLEET_HEALTH_LISTEN", "0.0.0.0:7473");
 	o->kubeconfig = env_or("PROFLEET_KUBECONFIG", NULL);
 	o->context = env_or("PROFLEET_CONTEXT", NULL);
 	o->agent_audience = env_or("PROFLEET_AGENT_AUDIENCE", "profleet");
@@ -141,6 +147,7 @@ static int take_option(int ch, struct ctl_options *o, struct raw_options *raw)
 	case 'B': raw->store_max = optarg; break;
 	case 'R': raw->store_ret = optarg; break;
 	case 'H': raw->http_listen = optarg; break;
+	case 'Z': raw->health_listen = optarg; break;
 	case 'h': usage(stdout); exit(0);
 	case 'V': printf("profleet-controller %s\n", PROFLEET_VERSION); exit(0);
 	default: return 1;
@@ -267,6 +274,7 @@ int options_parse(int argc, char **argv, struct ctl_options *o)
 	}
 	if (host_port("listen", raw.listen, o->listen_buf, &o->port) ||
 	    host_port("http-listen", raw.http_listen, o->http_buf, &o->http_port) ||
+	    host_port("health-listen", raw.health_listen, o->health_buf, &o->health_port) ||
 	    store_options(o, &raw) ||
 	    pair("agent-service-account", raw.sa, ':', o->sa_buf, sizeof(o->sa_buf),
 		 &o->agent_sa_ns, &o->agent_sa_name, "NS:NAME") ||
@@ -280,6 +288,7 @@ int options_parse(int argc, char **argv, struct ctl_options *o)
 	o->listen_addr = !o->listen_buf[0] || !strcmp(o->listen_buf, "0.0.0.0") ? NULL :
 										    o->listen_buf;
 	o->http_addr = o->http_buf[0] ? o->http_buf : "0.0.0.0";
+	o->health_addr = o->health_buf[0] ? o->health_buf : "0.0.0.0";
 	if (o->log_level && log_set_level_name(o->log_level)) {
 		fprintf(stderr, "profleet-controller: --log-level %s: unknown level\n", o->log_level);
 		return -1;

@@ -55,9 +55,9 @@ void reconcile_resolve_soon_locked(struct ctl *c)
 
 void reconcile_resolve_soon(struct ctl *c)
 {
-	pthread_mutex_lock(&c->lock);
+	ctl_lock(c);
 	reconcile_resolve_soon_locked(c);
-	pthread_mutex_unlock(&c->lock);
+	ctl_unlock(c);
 }
 
 static void queue_key(struct ctl *c, struct hmap *m, const char *policy_key)
@@ -263,7 +263,7 @@ static char **nodes_to_set(struct ctl *c, const struct resolve_output *out, uint
 	char **names;
 	int n = 0, cap;
 
-	pthread_mutex_lock(&c->lock);
+	ctl_lock(c);
 	cap = (int)c->node_states.n + out->nnodes + 1;
 	names = calloc((size_t)cap, sizeof(char *));
 	*ret_digests = calloc((size_t)cap, sizeof(uint64_t));
@@ -280,7 +280,7 @@ static char **nodes_to_set(struct ctl *c, const struct resolve_output *out, uint
 			if (!hmap_get(&c->node_states, out->nodes[i].node))
 				names[n++] = strdup(out->nodes[i].node);
 	}
-	pthread_mutex_unlock(&c->lock);
+	ctl_unlock(c);
 	*ret_n = n;
 	return names;
 }
@@ -352,7 +352,7 @@ static void install_updates(struct ctl *c, struct node_update *u, int n)
 {
 	int64_t now = time(NULL);
 
-	pthread_mutex_lock(&c->lock);
+	ctl_lock(c);
 	for (int i = 0; i < n; i++) {
 		struct node_state *ns = server_node_state(c, u[i].name);
 
@@ -371,7 +371,7 @@ static void install_updates(struct ctl *c, struct node_update *u, int n)
 		u[i].policies = NULL;
 		u[i].npolicies = 0;
 	}
-	pthread_mutex_unlock(&c->lock);
+	ctl_unlock(c);
 	if (n)
 		server_wake(c);
 }
@@ -559,13 +559,13 @@ static struct status_write *status_pass(struct reconciler *r, const struct hmap 
 	int64_t now = time(NULL);
 
 	d = due_policies(r, due, &n, &by_key);
-	pthread_mutex_lock(&r->c->lock);
+	ctl_lock(r->c);
 	leader = r->c->leader;
 	if (due->n)
 		r->c->rq.status_passes++;
 	if (leader && d)
 		gather_agents(r->c, d, n, &by_key);
-	pthread_mutex_unlock(&r->c->lock);
+	ctl_unlock(r->c);
 	for (int i = 0; leader && d && i < n; i++) {
 		struct status_write *w;
 		bool completed;
@@ -637,12 +637,12 @@ static void send_writes(struct reconciler *r, struct status_write *w)
 			rt->retry_at = 0;
 		}
 		k8s_response_free(&resp);
-		pthread_mutex_lock(&c->lock);
+		ctl_lock(c);
 		if (ok)
 			c->stats.status_writes++;
 		else
 			c->stats.status_errors++;
-		pthread_mutex_unlock(&c->lock);
+		ctl_unlock(c);
 		status_write_free(w);
 		w = next;
 	}
@@ -705,7 +705,7 @@ static void wait_until_ms(struct ctl *c, int64_t t)
 {
 	struct timespec ts = { .tv_sec = t / 1000, .tv_nsec = (t % 1000) * 1000000 };
 
-	pthread_cond_timedwait(&c->rec_wake, &c->lock, &ts);
+	ctl_wait(c, &c->rec_wake, &ts);
 }
 
 /* Moves every key of from into to. */
@@ -754,11 +754,11 @@ static void observe(struct ctl *c, int64_t t0_ns)
 	d = (double)((int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec - t0_ns) / 1e9;
 	while (b < 5 && d > bounds[b])
 		b++;
-	pthread_mutex_lock(&c->lock);
+	ctl_lock(c);
 	c->rec_buckets[b]++;
 	c->rec_count++;
 	c->rec_sum_s += d;
-	pthread_mutex_unlock(&c->lock);
+	ctl_unlock(c);
 }
 
 /* One pass: resolve if asked, then the status of what is due. */
@@ -793,22 +793,22 @@ static void *reconcile_main(void *arg)
 	struct reconciler *r = arg;
 	struct ctl *c = r->c;
 
-	pthread_mutex_lock(&c->lock);
+	ctl_lock(c);
 	for (;;) {
 		struct hmap due = { 0 };
 		bool resolve_now;
 
 		if (!next_work(r, &resolve_now, &due))
 			break;
-		pthread_mutex_unlock(&c->lock);
+		ctl_unlock(c);
 		if (resolve_now && mono_ms() >= r->last_resync_ms + RECONCILE_RESYNC_S * 1000)
 			r->last_resync_ms = mono_ms();
 		one_pass(r, resolve_now, &due);
 		hmap_free(&due);
 		store_housekeeping(r, mono_ms());
-		pthread_mutex_lock(&c->lock);
+		ctl_lock(c);
 	}
-	pthread_mutex_unlock(&c->lock);
+	ctl_unlock(c);
 	return NULL;
 }
 
@@ -840,9 +840,9 @@ void reconcile_stop(struct reconciler *r)
 {
 	if (!r)
 		return;
-	pthread_mutex_lock(&r->c->lock);
+	ctl_lock(r->c);
 	pthread_cond_broadcast(&r->c->rec_wake);
-	pthread_mutex_unlock(&r->c->lock);
+	ctl_unlock(r->c);
 	pthread_join(r->thread, NULL);
 	hmap_for_each(&r->runtime, it)
 		policy_rt_free(it->val);

@@ -281,154 +281,221 @@ static void label_add(struct label_buf *lb, const char *k, const char *v)
 	lb->n++;
 }
 
+/* What a target set's message points into while it is packed. */
+struct encoding {
+	int n;
+	Profleet__Fleet__V1__Target *tv, **tp;
+	struct label_buf *lbs;	/* per target */
+	char ***pols, ***bks;	/* per target: policy keys, backend names */
+	Profleet__Fleet__V1__Backend *bv, **bp;
+	struct label_buf *hv;	/* per backend: its headers */
+	size_t nbackends;
+};
+
+static void encoding_free(struct encoding *e)
+{
+	for (int i = 0; i < e->n; i++) {
+		if (e->lbs) {
+			free(e->lbs[i].v);
+			free(e->lbs[i].p);
+		}
+		if (e->pols)
+			free(e->pols[i]);
+		if (e->bks)
+			free(e->bks[i]);
+	}
+	for (size_t i = 0; e->hv && i < e->nbackends; i++) {
+		free(e->hv[i].v);
+		free(e->hv[i].p);
+	}
+	free(e->bv);
+	free(e->bp);
+	free(e->hv);
+	free(e->tv);
+	free(e->tp);
+	free(e->lbs);
+	free(e->pols);
+	free(e->bks);
+}
+
+/* service name: the policy's rule, the pod annotation, app.kubernetes.io/name (the agent
+ * falls back to OTEL_SERVICE_NAME and <namespace>/<container>); then the workload
+ * (deployment=NAME, ...) */
+static void identity_labels(const struct resolve_input *in, const struct rtarget *rt,
+			    struct label_buf *lb)
+{
+	const struct pod *pod = rt->pod;
+	const char *svc = NULL, *wk, *wn;
+
+	for (int k = 0; k < rt->npolicies && !svc; k++)
+		svc = in->policies[rt->policies[k]]->service_name;
+	if (!svc)
+		svc = pod->service_annotation;
+	if (!svc)
+		svc = labels_get(&pod->labels, "app.kubernetes.io/name");
+	if (svc)
+		label_add(lb, "service_name", svc);
+	if (pod_workload(pod, in->replicasets, in->nreplicasets, &wk, &wn))
+		label_add(lb, wk, wn);
+}
+
+/* Each policy's labels (static, copied from the pod) and backends, once each. */
+static void policy_labels(const struct resolve_input *in, const struct rtarget *rt,
+			  struct label_buf *lb, Profleet__Fleet__V1__Target *t, char **bks)
+{
+	for (int k = 0; k < rt->npolicies; k++) {
+		const struct policy *p = in->policies[rt->policies[k]];
+
+		for (int j = 0; j < p->static_labels.n; j++)
+			label_add(lb, p->static_labels.kv[j].key, p->static_labels.kv[j].value);
+		for (int j = 0; j < p->ncopy; j++) {
+			const char *v = labels_get(&rt->pod->labels, p->copy_labels[j]);
+
+			if (v)
+				label_add(lb, p->copy_labels[j], v);
+		}
+		for (int j = 0; j < (p->nbackends ? p->nbackends : in->store); j++) {
+			const char *name = p->nbackends ? p->backends[j] : STORE_NAME;
+			bool dup = false;
+
+			for (size_t m = 0; m < t->n_backends; m++)
+				dup |= !strcmp(bks[m], name);
+			if (!dup)
+				bks[t->n_backends++] = (char *)name;
+		}
+	}
+}
+
+static int encode_target(const struct resolve_input *in, const struct rtarget *rt,
+			 struct encoding *e, int i)
+{
+	const struct pod *pod = rt->pod;
+	Profleet__Fleet__V1__Target *t = &e->tv[i];
+	struct label_buf *lb = &e->lbs[i];
+	int ncap = 3, nb = 0;
+
+	profleet__fleet__v1__target__init(t);
+	e->tp[i] = t;
+	t->pod_uid = pod->uid;
+	t->container_id = pod->containers[rt->container].id;
+	t->namespace_ = pod->ns;
+	t->pod_name = pod->name;
+	t->container_name = pod->containers[rt->container].name;
+	t->frequency_hz = (uint32_t)rt->frequency_hz;
+	e->pols[i] = calloc((size_t)rt->npolicies + 1, sizeof(char *));
+	if (!e->pols[i])
+		return -ENOMEM;
+	for (int k = 0; k < rt->npolicies; k++) {
+		const struct policy *p = in->policies[rt->policies[k]];
+
+		e->pols[i][k] = p->key;
+		ncap += p->static_labels.n + p->ncopy;
+		nb += p->nbackends ? p->nbackends : 1;
+	}
+	t->n_policies = (size_t)rt->npolicies;
+	t->policies = e->pols[i];
+	lb->cap = ncap;
+	lb->v = calloc((size_t)ncap, sizeof(*lb->v));
+	lb->p = calloc((size_t)ncap, sizeof(*lb->p));
+	e->bks[i] = calloc((size_t)nb + 1, sizeof(char *));
+	if (!lb->v || !lb->p || !e->bks[i])
+		return -ENOMEM;
+	identity_labels(in, rt, lb);
+	policy_labels(in, rt, lb, t, e->bks[i]);
+	for (int j = 0; j < lb->n; j++)
+		lb->p[j] = &lb->v[j];
+	t->n_labels = (size_t)lb->n;
+	t->labels = lb->p;
+	t->backends = e->bks[i];
+	return 0;
+}
+
+/* One backend's definition as the agents get it. */
+static int encode_backend(const struct backend *b, Profleet__Fleet__V1__Backend *bv,
+			  struct label_buf *lb)
+{
+	profleet__fleet__v1__backend__init(bv);
+	bv->name = b->name;
+	bv->type = b->type ? b->type : (char *)"";
+	bv->url = b->url ? b->url : (char *)"";
+	bv->tenant_id = b->tenant ? b->tenant : (char *)"";
+	bv->bearer_token = b->bearer ? b->bearer : (char *)"";
+	bv->basic_auth = b->basic ? b->basic : (char *)"";
+	if (!b->headers.n)
+		return 0;
+	lb->cap = b->headers.n;
+	lb->v = calloc((size_t)lb->cap, sizeof(*lb->v));
+	lb->p = calloc((size_t)lb->cap, sizeof(*lb->p));
+	if (!lb->v || !lb->p)
+		return -ENOMEM;
+	for (int k = 0; k < b->headers.n; k++)
+		label_add(lb, b->headers.kv[k].key, b->headers.kv[k].value);
+	for (int k = 0; k < lb->n; k++)
+		lb->p[k] = &lb->v[k];
+	bv->n_headers = (size_t)lb->n;
+	bv->headers = lb->p;
+	return 0;
+}
+
+/* The definitions of the backends the targets name, once each. */
+static int encode_backends(const struct resolve_input *in, struct encoding *e)
+{
+	static const struct backend store = { .name = (char *)STORE_NAME,
+					      .type = (char *)"controller" };
+	size_t nb = 0;
+
+	for (int i = 0; i < e->n; i++)
+		nb += e->tv[i].n_backends;
+	e->bv = calloc(nb + 1, sizeof(*e->bv));
+	e->bp = calloc(nb + 1, sizeof(*e->bp));
+	e->hv = calloc(nb + 1, sizeof(*e->hv));
+	if (!e->bv || !e->bp || !e->hv)
+		return -ENOMEM;
+	for (int i = 0; i < e->n; i++)
+		for (size_t j = 0; j < e->tv[i].n_backends; j++) {
+			const char *name = e->tv[i].backends[j];
+			const struct backend *b = !strcmp(name, STORE_NAME) ? &store :
+								    find_backend(in, name);
+			bool dup = false;
+
+			for (size_t k = 0; k < e->nbackends; k++)
+				dup |= !strcmp(e->bv[k].name, name);
+			if (!b || dup)
+				continue;
+			e->bp[e->nbackends] = &e->bv[e->nbackends];
+			e->nbackends++;	/* counted first: encoding_free frees its headers */
+			if (encode_backend(b, &e->bv[e->nbackends - 1], &e->hv[e->nbackends - 1]))
+				return -ENOMEM;
+		}
+	return 0;
+}
+
 uint8_t *resolve_encode(const struct resolve_input *in, const struct node_targets *nt,
 			uint64_t version, size_t *ret_len)
 {
 	Profleet__Fleet__V1__ControllerMessage msg = PROFLEET__FLEET__V1__CONTROLLER_MESSAGE__INIT;
 	Profleet__Fleet__V1__TargetSet set = PROFLEET__FLEET__V1__TARGET_SET__INIT;
-	int n = nt ? nt->n : 0;
-	Profleet__Fleet__V1__Target *tv = calloc((size_t)n + 1, sizeof(*tv));
-	Profleet__Fleet__V1__Target **tp = calloc((size_t)n + 1, sizeof(*tp));
-	struct label_buf *lbs = calloc((size_t)n + 1, sizeof(*lbs));
-	char ***pols = calloc((size_t)n + 1, sizeof(*pols));
-	char ***bks = calloc((size_t)n + 1, sizeof(*bks));
-	Profleet__Fleet__V1__Backend *bv = NULL, **bp = NULL;
-	struct label_buf *hv = NULL;
+	struct encoding e = { .n = nt ? nt->n : 0 };
 	uint8_t *buf = NULL;
 	size_t len;
 
-	if (!tv || !tp || !lbs || !pols || !bks)
+	e.tv = calloc((size_t)e.n + 1, sizeof(*e.tv));
+	e.tp = calloc((size_t)e.n + 1, sizeof(*e.tp));
+	e.lbs = calloc((size_t)e.n + 1, sizeof(*e.lbs));
+	e.pols = calloc((size_t)e.n + 1, sizeof(*e.pols));
+	e.bks = calloc((size_t)e.n + 1, sizeof(*e.bks));
+	if (!e.tv || !e.tp || !e.lbs || !e.pols || !e.bks)
 		goto out;
-	for (int i = 0; i < n; i++) {
-		const struct rtarget *rt = &nt->t[i];
-		const struct pod *pod = rt->pod;
-		Profleet__Fleet__V1__Target *t = &tv[i];
-		struct label_buf *lb = &lbs[i];
-		int ncap = 3, nb = 0;
-		const char *svc = NULL;
-
-		profleet__fleet__v1__target__init(t);
-		tp[i] = t;
-		t->pod_uid = pod->uid;
-		t->container_id = pod->containers[rt->container].id;
-		t->namespace_ = pod->ns;
-		t->pod_name = pod->name;
-		t->container_name = pod->containers[rt->container].name;
-		t->frequency_hz = (uint32_t)rt->frequency_hz;
-		pols[i] = calloc((size_t)rt->npolicies + 1, sizeof(char *));
-		if (!pols[i])
+	for (int i = 0; i < e.n; i++)
+		if (encode_target(in, &nt->t[i], &e, i))
 			goto out;
-		for (int k = 0; k < rt->npolicies; k++) {
-			const struct policy *p = in->policies[rt->policies[k]];
-
-			pols[i][k] = p->key;
-			ncap += p->static_labels.n + p->ncopy;
-			nb += p->nbackends ? p->nbackends : 1;
-		}
-		t->n_policies = (size_t)rt->npolicies;
-		t->policies = pols[i];
-		lb->cap = ncap;
-		lb->v = calloc((size_t)ncap, sizeof(*lb->v));
-		lb->p = calloc((size_t)ncap, sizeof(*lb->p));
-		bks[i] = calloc((size_t)nb + 1, sizeof(char *));
-		if (!lb->v || !lb->p || !bks[i])
-			goto out;
-		/* service name: the policy's rule, the pod annotation, app.kubernetes.io/name;
-		 * the agent falls back to OTEL_SERVICE_NAME and <namespace>/<container> */
-		for (int k = 0; k < rt->npolicies && !svc; k++)
-			svc = in->policies[rt->policies[k]]->service_name;
-		if (!svc)
-			svc = pod->service_annotation;
-		if (!svc)
-			svc = labels_get(&pod->labels, "app.kubernetes.io/name");
-		if (svc)
-			label_add(lb, "service_name", svc);
-		{	/* the workload: deployment=NAME, statefulset=NAME, ... */
-			const char *wk, *wn;
-
-			if (pod_workload(pod, in->replicasets, in->nreplicasets, &wk, &wn))
-				label_add(lb, wk, wn);
-		}
-		for (int k = 0; k < rt->npolicies; k++) {
-			const struct policy *p = in->policies[rt->policies[k]];
-
-			for (int j = 0; j < p->static_labels.n; j++)
-				label_add(lb, p->static_labels.kv[j].key, p->static_labels.kv[j].value);
-			for (int j = 0; j < p->ncopy; j++) {
-				const char *v = labels_get(&pod->labels, p->copy_labels[j]);
-
-				if (v)
-					label_add(lb, p->copy_labels[j], v);
-			}
-			for (int j = 0; j < (p->nbackends ? p->nbackends : in->store); j++) {
-				const char *name = p->nbackends ? p->backends[j] : STORE_NAME;
-				bool dup = false;
-
-				for (size_t m = 0; m < t->n_backends; m++)
-					dup |= !strcmp(bks[i][m], name);
-				if (!dup)
-					bks[i][t->n_backends++] = (char *)name;
-			}
-		}
-		for (int j = 0; j < lb->n; j++)
-			lb->p[j] = &lb->v[j];
-		t->n_labels = (size_t)lb->n;
-		t->labels = lb->p;
-		t->backends = bks[i];
-	}
+	if (encode_backends(in, &e))
+		goto out;
 	set.version = version;
-	set.n_targets = (size_t)n;
-	set.targets = tp;
-	/* the definitions of the backends the targets name, once each */
-	{
-		size_t nb = 0;
-
-		for (int i = 0; i < n; i++)
-			nb += tv[i].n_backends;
-		bv = calloc(nb + 1, sizeof(*bv));
-		bp = calloc(nb + 1, sizeof(*bp));
-		hv = calloc(nb + 1, sizeof(*hv));
-		if (!bv || !bp || !hv)
-			goto out;
-		for (int i = 0; i < n; i++)
-			for (size_t j = 0; j < tv[i].n_backends; j++) {
-				static const struct backend store = { .name = (char *)STORE_NAME,
-								      .type = (char *)"controller" };
-				const struct backend *b = !strcmp(tv[i].backends[j], STORE_NAME) ?
-					&store : find_backend(in, tv[i].backends[j]);
-				bool dup = false;
-
-				for (size_t k = 0; k < set.n_backends; k++)
-					dup |= !strcmp(bv[k].name, tv[i].backends[j]);
-				if (!b || dup)
-					continue;
-				profleet__fleet__v1__backend__init(&bv[set.n_backends]);
-				bv[set.n_backends].name = b->name;
-				bv[set.n_backends].type = b->type ? b->type : (char *)"";
-				bv[set.n_backends].url = b->url ? b->url : (char *)"";
-				bv[set.n_backends].tenant_id = b->tenant ? b->tenant : (char *)"";
-				bv[set.n_backends].bearer_token = b->bearer ? b->bearer : (char *)"";
-				bv[set.n_backends].basic_auth = b->basic ? b->basic : (char *)"";
-				if (b->headers.n) {
-					struct label_buf *lb = &hv[set.n_backends];
-
-					lb->cap = b->headers.n;
-					lb->v = calloc((size_t)lb->cap, sizeof(*lb->v));
-					lb->p = calloc((size_t)lb->cap, sizeof(*lb->p));
-					if (!lb->v || !lb->p)
-						goto out;
-					for (int k = 0; k < b->headers.n; k++)
-						label_add(lb, b->headers.kv[k].key, b->headers.kv[k].value);
-					for (int k = 0; k < lb->n; k++)
-						lb->p[k] = &lb->v[k];
-					bv[set.n_backends].n_headers = (size_t)lb->n;
-					bv[set.n_backends].headers = lb->p;
-				}
-				bp[set.n_backends] = &bv[set.n_backends];
-				set.n_backends++;
-			}
-		set.backends = bp;
-	}
+	set.n_targets = (size_t)e.n;
+	set.targets = e.tp;
+	set.n_backends = e.nbackends;
+	set.backends = e.bp;
 	msg.msg_case = PROFLEET__FLEET__V1__CONTROLLER_MESSAGE__MSG_TARGETS;
 	msg.targets = &set;
 	len = profleet__fleet__v1__controller_message__get_packed_size(&msg);
@@ -436,27 +503,6 @@ uint8_t *resolve_encode(const struct resolve_input *in, const struct node_target
 	if (buf)
 		*ret_len = profleet__fleet__v1__controller_message__pack(&msg, buf);
 out:
-	for (int i = 0; i < n; i++) {
-		if (lbs) {
-			free(lbs[i].v);
-			free(lbs[i].p);
-		}
-		if (pols)
-			free(pols[i]);
-		if (bks)
-			free(bks[i]);
-	}
-	for (size_t i = 0; hv && bv && i < set.n_backends; i++) {
-		free(hv[i].v);
-		free(hv[i].p);
-	}
-	free(bv);
-	free(bp);
-	free(hv);
-	free(tv);
-	free(tp);
-	free(lbs);
-	free(pols);
-	free(bks);
+	encoding_free(&e);
 	return buf;
 }

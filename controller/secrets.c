@@ -190,21 +190,21 @@ static void *secrets_main(void *arg)
 	struct secrets_arg *a = arg;
 	struct ctl *c = a->c;
 
-	pthread_mutex_lock(&c->lock);
+	ctl_lock(c);
 	while (!ctl_stopping(c)) {
 		struct timespec until;
 
 		c->secrets_due = false;
-		pthread_mutex_unlock(&c->lock);
+		ctl_unlock(c);
 		read_all(c, a->kc);
 		clock_gettime(CLOCK_MONOTONIC, &until);
 		until.tv_sec += SECRETS_REREAD_S;
-		pthread_mutex_lock(&c->lock);
+		ctl_lock(c);
 		while (!c->secrets_due && !ctl_stopping(c))
-			if (pthread_cond_timedwait(&c->wake, &c->lock, &until) == ETIMEDOUT)
+			if (ctl_wait(c, &c->wake, &until) == ETIMEDOUT)
 				break;
 	}
-	pthread_mutex_unlock(&c->lock);
+	ctl_unlock(c);
 	k8s_client_free(a->kc);
 	free(a);
 	return NULL;

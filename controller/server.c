@@ -355,7 +355,7 @@ static void upload_keys(struct ctl *c, const Profleet__Fleet__V1__ProfileUpload 
 	const struct node_state *ns;
 	size_t n = 0;
 
-	pthread_mutex_lock(&c->lock);
+	ctl_lock(c);
 	ns = hmap_get(&c->node_states, u->node);
 	for (size_t i = 0; ns && i < p->n_policies && i < 1024; i++) {
 		const char *k = p->policies[i];
@@ -363,7 +363,7 @@ static void upload_keys(struct ctl *c, const Profleet__Fleet__V1__ProfileUpload 
 		if (k && strlen(k) <= 500 && node_holds(ns, k, now) && (u->keys[n] = strdup(k)))
 			n++;
 	}
-	pthread_mutex_unlock(&c->lock);
+	ctl_unlock(c);
 	u->not_held = p->n_policies && !n;
 	pthread_rwlock_rdlock(&c->cache_lock);
 	for (size_t i = 0; i < n; i++) {
@@ -422,7 +422,7 @@ static void uploads_done(struct ctl *c)
 		struct node_state *ns;
 		struct conn *cn;
 
-		pthread_mutex_lock(&c->lock);
+		ctl_lock(c);
 		ns = hmap_get(&c->node_states, u->node);
 		if (u->stored)
 			c->stats.uploads++;
@@ -446,7 +446,7 @@ static void uploads_done(struct ctl *c)
 			lws_rx_flow_control(cn->wsi, 1);
 			lws_callback_on_writable(cn->wsi);
 		}
-		pthread_mutex_unlock(&c->lock);
+		ctl_unlock(c);
 		upload_free(u);
 	}
 }
@@ -459,17 +459,17 @@ bool server_handle_frame(struct ctl *c, struct conn *cn, const uint8_t *buf, siz
 
 	*ret_upload = NULL;
 	m = profleet__fleet__v1__agent_message__unpack(NULL, len, buf);
-	pthread_mutex_lock(&c->lock);
+	ctl_lock(c);
 	c->stats.frames_in++;
 	if (!m) {
 		log_warn("fleet: conn %llu (%s): undecodable frame of %zu bytes: closing",
 			 (unsigned long long)cn->id, cn->node[0] ? cn->node : "?", len);
 		c->stats.frames_bad++;
-		pthread_mutex_unlock(&c->lock);
+		ctl_unlock(c);
 		return false;
 	}
 	ok = handle_message(c, cn, m, &keep);
-	pthread_mutex_unlock(&c->lock);
+	ctl_unlock(c);
 	if (keep) {
 		*ret_upload = upload_new(c, cn, m);
 		if (*ret_upload)
@@ -502,7 +502,7 @@ static int write_pending(struct ctl *c, struct conn *cn)
 	bool close_now = false;
 	int n;
 
-	pthread_mutex_lock(&c->lock);
+	ctl_lock(c);
 	if (cn->refusal[0]) {
 		Profleet__Fleet__V1__ControllerMessage m = PROFLEET__FLEET__V1__CONTROLLER_MESSAGE__INIT;
 		Profleet__Fleet__V1__Refusal r = PROFLEET__FLEET__V1__REFUSAL__INIT;
@@ -541,7 +541,7 @@ static int write_pending(struct ctl *c, struct conn *cn)
 		}
 		cn->need_send = false;
 	}
-	pthread_mutex_unlock(&c->lock);
+	ctl_unlock(c);
 	if (close_now)
 		return -1;
 	if (!out)
@@ -551,16 +551,16 @@ static int write_pending(struct ctl *c, struct conn *cn)
 	if (n < (int)len)
 		return -1;
 	/* more to do (the close after a refusal, a newer set): ask again */
-	pthread_mutex_lock(&c->lock);
+	ctl_lock(c);
 	if (cn->close_after_send || cn->need_send || cn->nacks)
 		lws_callback_on_writable(cn->wsi);
-	pthread_mutex_unlock(&c->lock);
+	ctl_unlock(c);
 	return 0;
 }
 
 static void on_cancelled(struct ctl *c)
 {
-	pthread_mutex_lock(&c->lock);
+	ctl_lock(c);
 	for (struct conn *cn = c->conns; cn; cn = cn->next) {
 		/* the hello timeout runs until the review accepted the agent */
 		if (cn->auth == AUTH_OK && !cn->timeout_off) {
@@ -576,40 +576,40 @@ static void on_cancelled(struct ctl *c)
 		if (cn->need_send || cn->close_after_send)
 			lws_callback_on_writable(cn->wsi);
 	}
-	pthread_mutex_unlock(&c->lock);
+	ctl_unlock(c);
 }
 
 static int on_established(struct ctl *c, struct lws *wsi, struct pss *pss)
 {
 	struct conn *cn;
 
-	pthread_mutex_lock(&c->lock);
+	ctl_lock(c);
 	if (count_conns(c, AUTH_NONE, AUTH_PENDING) >= FLEET_MAX_UNACCEPTED) {
 		c->stats.conns_over_limit++;
-		pthread_mutex_unlock(&c->lock);
+		ctl_unlock(c);
 		return -1;	/* closed at once: its hello could not be read in time anyway */
 	}
-	pthread_mutex_unlock(&c->lock);
+	ctl_unlock(c);
 	cn = calloc(1, sizeof(*cn));
 	if (!cn)
 		return -1;
 	cn->wsi = wsi;
 	pss->c = cn;
-	pthread_mutex_lock(&c->lock);
+	ctl_lock(c);
 	cn->id = ++c->next_conn_id;
 	cn->next = c->conns;
 	c->conns = cn;
 	c->stats.accepted_conns++;
-	pthread_mutex_unlock(&c->lock);
+	ctl_unlock(c);
 	lws_set_timeout(wsi, PENDING_TIMEOUT_USER_OK, FLEET_HELLO_TIMEOUT_S);
 	return 0;
 }
 
 static int refuse_frame(struct ctl *c, struct lws *wsi, enum lws_close_status why)
 {
-	pthread_mutex_lock(&c->lock);
+	ctl_lock(c);
 	c->stats.frames_bad++;
-	pthread_mutex_unlock(&c->lock);
+	ctl_unlock(c);
 	lws_close_reason(wsi, why, NULL, 0);
 	return -1;
 }
@@ -625,10 +625,10 @@ static int on_frame(struct ctl *c, struct lws *wsi, struct conn *cn)
 		cn->rx = NULL;
 	}
 	cn->rx_len = 0;
-	pthread_mutex_lock(&c->lock);
+	ctl_lock(c);
 	if (cn->need_send || cn->close_after_send)
 		lws_callback_on_writable(wsi);
-	pthread_mutex_unlock(&c->lock);
+	ctl_unlock(c);
 	if (upload) {	/* read nothing more from it until it is answered */
 		cn->uploading = true;
 		lws_rx_flow_control(wsi, 0);
@@ -648,9 +648,9 @@ static int on_receive(struct ctl *c, struct lws *wsi, struct conn *cn, const voi
 	uint8_t *p;
 
 	/* the auth thread sets it under the lock */
-	pthread_mutex_lock(&c->lock);
+	ctl_lock(c);
 	limit = cn->auth == AUTH_OK ? FLEET_MAX_AGENT_FRAME : FLEET_MAX_HELLO_FRAME;
-	pthread_mutex_unlock(&c->lock);
+	ctl_unlock(c);
 	if (cn->rx_len + len > limit) {
 		log_warn("fleet: conn %llu (%s): frame over %u bytes: closing",
 			 (unsigned long long)cn->id, cn->node, limit);
@@ -673,14 +673,14 @@ static int on_receive(struct ctl *c, struct lws *wsi, struct conn *cn, const voi
 
 static void on_closed(struct ctl *c, struct pss *pss, struct conn *cn)
 {
-	pthread_mutex_lock(&c->lock);
+	ctl_lock(c);
 	unbind(c, cn);
 	for (struct conn **pp = &c->conns; *pp; pp = &(*pp)->next)
 		if (*pp == cn) {
 			*pp = cn->next;
 			break;
 		}
-	pthread_mutex_unlock(&c->lock);
+	ctl_unlock(c);
 	if (cn->node[0])
 		log_kv(LOG_LVL_INFO, LOG_KV("node", cn->node), "fleet: agent disconnected (conn %llu)",
 		       (unsigned long long)cn->id);

@@ -56,6 +56,10 @@ check "controller: restricted (non-root, no privilege escalation, caps dropped, 
 	sh -c "grep -q 'runAsNonRoot: true' '$W/deploy.yaml' && grep -q 'allowPrivilegeEscalation: false' '$W/deploy.yaml' &&
 		grep -q 'drop:' '$W/deploy.yaml' && grep -q 'type: RuntimeDefault' '$W/deploy.yaml' &&
 		grep -q 'replicas: 2' '$W/deploy.yaml' && grep -q 'path: /readyz' '$W/deploy.yaml' && grep -q 'path: /healthz' '$W/deploy.yaml'"
+check "controller: the probes on their own port (7473), not the HTTP API's" \
+	sh -c "grep -qF -- '- --health-listen=0.0.0.0:7473' '$W/deploy.yaml' &&
+		grep -q 'httpGet: {path: /healthz, port: probes}' '$W/deploy.yaml' &&
+		grep -q 'httpGet: {path: /readyz, port: probes}' '$W/deploy.yaml'"
 check "v1.20: the PodDisruptionBudget is policy/v1beta1" \
 	sh -c "grep -B1 '^kind: PodDisruptionBudget' '$W/default.yaml' | grep -q 'apiVersion: policy/v1beta1'"
 "$R" --kube-version v1.25.0 --api-versions v1 --api-versions apps/v1 --api-versions policy/v1 \

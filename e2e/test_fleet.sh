@@ -153,7 +153,7 @@ start_controller() { # identity [extra args]
 	shift
 	case $id in c1) hport=$((HPORT + 1)) ;; *) hport=$((HPORT + 2)) ;; esac
 	"$CTL" --kubeconfig "$KC" --listen "127.0.0.1:$PORT" --identity "$id" \
-		--store-dir "$W/store-$id" --http-listen "0.0.0.0:$hport" \
+		--store-dir "$W/store-$id" --http-listen "0.0.0.0:$hport" --health-listen 127.0.0.1:0 \
 		--agent-service-account "$SYS:profleet-agent" --lease "$SYS/profleet-controller" \
 		--lease-duration 6 --max-frequency 250 --log-level debug "$@" >>"$W/controller-$id.log" 2>&1 &
 	CTL_PID=$!

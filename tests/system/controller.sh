@@ -24,6 +24,7 @@ mkdir -p "$TMP/store/ns/default/web"
 printf 'x' >"$TMP/store/ns/default/web/$(printf '%012d-%012d' "$now" "$now")-node-1.pb.gz"
 "$CTL" --kubeconfig "$TMP/kubeconfig" --listen "127.0.0.1:$port" --no-leader-election \
 	--store-dir "$TMP/store" --store-retention 2s --http-listen "127.0.0.1:$hport" \
+	--health-listen "127.0.0.1:$((hport + 10))" \
 	--insecure-trust-agents --log-level info >"$TMP/ctl.log" 2>&1 &
 ctl=$!
 for _ in $(seq 50); do [ -n "$(metric profleet_controller_store_files)" ] && break; sleep 0.1; done
@@ -50,6 +51,27 @@ check "the store dropped the profile once it was older than its retention" \
 	sh -c "[ -z \"\$(find '$TMP/store' -name '*.pb.gz')\" ]"
 check "the eviction is counted as by age" \
 	[ "$(metric 'profleet_controller_store_evictions_total{reason="age"}')" = 1 ]
+# clients of the HTTP API holding every connection it serves with requests they never
+# finish cannot starve the kubelet's probes: those have their own listener
+python3 -c 'import socket, sys, time
+held = []
+for _ in range(80):
+    try:
+        s = socket.create_connection(("127.0.0.1", int(sys.argv[1])), timeout=2)
+        s.sendall(b"GET /metrics HTTP/1.1\r\nHost: x\r\n")
+        held.append(s)
+    except OSError:
+        pass
+time.sleep(8)' "$hport" &
+hog=$!
+sleep 2
+code=$(curl -s -m 3 -o /dev/null -w '%{http_code}' "http://127.0.0.1:$((hport + 10))/healthz")
+check "with the API's connections held by half-sent requests, /healthz answers on its own port ($code)" \
+	[ "$code" = 200 ]
+code=$(curl -s -m 3 -o /dev/null -w '%{http_code}' "http://127.0.0.1:$((hport + 10))/metrics")
+check "the probes' port serves nothing else ($code)" [ "$code" = 404 ]
+kill $hog 2>/dev/null
+wait $hog 2>/dev/null
 kill -INT $agent
 wait $agent
 kill $ctl
@@ -84,7 +106,8 @@ users: [{name: x, user: {token: t}}]
 contexts: [{name: x, context: {cluster: x, user: x}}]
 KC
 "$CTL" --kubeconfig "$TMP/kubeconfig-silent" --listen "127.0.0.1:$port" --no-leader-election \
-	--no-store --http-listen "127.0.0.1:$hport" >"$TMP/ctl-silent.log" 2>&1 &
+	--no-store --http-listen "127.0.0.1:$hport" --health-listen 127.0.0.1:0 \
+	>"$TMP/ctl-silent.log" 2>&1 &
 ctl=$!
 sleep 0.5
 out=$("$BUILD/tools/wsprobe" "ws://127.0.0.1:$port" pending)

@@ -14,7 +14,7 @@ users: [{name: x, user: {token: t}}]
 contexts: [{name: x, context: {cluster: x, user: x}}]
 KC
 port=$(( 20000 + $(od -An -N2 -tu2 /dev/urandom | tr -d ' ') % 20000 ))
-"$CTL" --kubeconfig "$TMP/kubeconfig" --listen "127.0.0.1:$port" --no-leader-election --no-store --http-listen 127.0.0.1:0 \
+"$CTL" --kubeconfig "$TMP/kubeconfig" --listen "127.0.0.1:$port" --no-leader-election --no-store --http-listen 127.0.0.1:0 --health-listen 127.0.0.1:0 \
 	--insecure-trust-agents --log-level info >"$TMP/ctl.log" 2>&1 &
 ctl=$!
 sleep 0.5
@@ -28,7 +28,7 @@ out=$("$PROBE" "ws://127.0.0.1:$port" valid)
 check "control: a proper hello stays connected ($out)" [ "$out" = "bad=open good=open got_set=1" ]
 check "the controller survived every frame" kill -0 $ctl
 check "undecodable frames are logged" grep -q "undecodable frame" "$TMP/ctl.log"
-"$CTL" --kubeconfig "$TMP/kubeconfig" --listen "127.0.0.1:$port" --no-leader-election --no-store --http-listen 127.0.0.1:0 >"$TMP/ctl2.log" 2>&1
+"$CTL" --kubeconfig "$TMP/kubeconfig" --listen "127.0.0.1:$port" --no-leader-election --no-store --http-listen 127.0.0.1:0 --health-listen 127.0.0.1:0 >"$TMP/ctl2.log" 2>&1
 check "a second controller on a taken port exits with an error" sh -c "[ $? -ne 0 ] && grep -q 'cannot listen' '$TMP/ctl2.log'"
 check "--help documents the options" sh -c "'$CTL' --help | grep -q -- '--agent-service-account'"
 "$CTL" --max-frequency 0 >/dev/null 2>&1
@@ -40,7 +40,7 @@ check "the controller stops cleanly on SIGTERM" [ $? -eq 0 ]
 # wss://: the agent verifies the controller's certificate
 openssl req -x509 -newkey rsa:2048 -nodes -days 2 -subj /CN=127.0.0.1 \
 	-addext subjectAltName=IP:127.0.0.1 -keyout "$TMP/tls.key" -out "$TMP/tls.crt" 2>/dev/null
-"$CTL" --kubeconfig "$TMP/kubeconfig" --listen "127.0.0.1:$port" --no-leader-election --no-store --http-listen 127.0.0.1:0 \
+"$CTL" --kubeconfig "$TMP/kubeconfig" --listen "127.0.0.1:$port" --no-leader-election --no-store --http-listen 127.0.0.1:0 --health-listen 127.0.0.1:0 \
 	--insecure-trust-agents --tls-cert "$TMP/tls.crt" --tls-key "$TMP/tls.key" >"$TMP/ctl-tls.log" 2>&1 &
 ctl=$!
 sleep 0.5
