@@ -17,7 +17,7 @@ CFLAGS     ?= -O2 -g
 CFLAGS     += -std=gnu11 $(WARN) -D_GNU_SOURCE -DPROFLEET_VERSION='"$(VERSION)"' \
 	      -I$(BUILD)/gen -Icommon $(AGENT_INC) -Ibpf -Icontroller
 LDLIBS     := -lbpf -lelf -ldw -llzma -lz -liberty -lwebsockets -lcurl -lcjson -lyaml \
-	      -lprotobuf-c -lmicrohttpd -lpthread -lm
+	      -lprotobuf-c -lmicrohttpd -lcrypto -lpthread -lm
 
 ifeq ($(SANITIZE),1)
 BUILD      := build/san
@@ -163,7 +163,7 @@ FUZZ_LIB_SRCS := agent/symbolize/elfsym.c agent/symbolize/elfutil.c agent/proc/r
 FUZZ_CTL_SRCS := $(filter-out controller/main.c controller/model.c,$(wildcard controller/*.c)) \
 		 $(filter-out $(FUZZ_LIB_SRCS),$(COMMON_SRCS)) $(GEN)/profile.pb-c.c
 $(BUILD)/fuzz/fuzz_frames $(BUILD)/fuzz/fuzz_http: FUZZ_EXTRA = $(FUZZ_CTL_SRCS) -lwebsockets \
-	-lmicrohttpd
+	-lmicrohttpd -lcrypto
 HAVE_LIBFUZZER := $(shell echo 'int LLVMFuzzerTestOneInput(const char *d, long n){return 0;}' | \
 	$(CLANG) -x c -fsanitize=fuzzer - -o /dev/null 2>/dev/null && echo yes)
 ifeq ($(HAVE_LIBFUZZER)$(SANITIZE),yes)

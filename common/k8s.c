@@ -338,6 +338,7 @@ int k8s_config_load(const char *path, const char *context, struct k8s_config *cf
 struct k8s_client {
 	const struct k8s_config *cfg;
 	CURL *curl;
+	long timeout_ms;	/* of a whole request */
 	char *token;		/* current token (static or from token_file) */
 	struct timespec token_mtime;
 	time_t token_checked;
@@ -359,12 +360,18 @@ struct k8s_client *k8s_client_new(const struct k8s_config *cfg)
 	if (!c)
 		return NULL;
 	c->cfg = cfg;
+	c->timeout_ms = K8S_TIMEOUT_MS;
 	c->curl = curl_easy_init();
 	if (!c->curl) {
 		free(c);
 		return NULL;
 	}
 	return c;
+}
+
+void k8s_client_set_timeout(struct k8s_client *c, long ms)
+{
+	c->timeout_ms = ms;
 }
 
 void k8s_client_free(struct k8s_client *c)
@@ -527,7 +534,7 @@ int k8s_request(struct k8s_client *c, const char *method, const char *path,
 	memset(resp, 0, sizeof(*resp));
 	snprintf(url, sizeof(url), "%s%s", c->cfg->server, path);
 	h = setup(c, method, url, content_type, body);
-	curl_easy_setopt(c->curl, CURLOPT_TIMEOUT_MS, 30000L);
+	curl_easy_setopt(c->curl, CURLOPT_TIMEOUT_MS, c->timeout_ms);
 	curl_easy_setopt(c->curl, CURLOPT_WRITEFUNCTION, on_body);
 	curl_easy_setopt(c->curl, CURLOPT_WRITEDATA, &b);
 	curl_easy_setopt(c->curl, CURLOPT_HEADERFUNCTION, on_header);

@@ -9,6 +9,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+#include <openssl/sha.h>
 
 #include "auth.h"
 #include "controller.h"
@@ -127,10 +128,7 @@ struct auth_cache {
 
 static int64_t mono_s(void)
 {
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return ts.tv_sec;
+	return mono_ns() / 1000000000;
 }
 
 static void answer_free(struct auth_answer *a)
@@ -223,14 +221,28 @@ static void cache_put(struct auth_cache *ac, const char *key, unsigned int statu
 	pthread_mutex_unlock(&ac->lock);
 }
 
+/* "t\n<audience>\n<hex SHA-256 of the token>": a memory dump shows no token. */
+static char *token_key(const char *audience, const char *token)
+{
+	unsigned char md[SHA256_DIGEST_LENGTH];
+	char hex[2 * SHA256_DIGEST_LENGTH + 1], *key;
+
+	SHA256((const unsigned char *)token, strlen(token), md);
+	for (int i = 0; i < SHA256_DIGEST_LENGTH; i++)
+		snprintf(hex + 2 * i, 3, "%02x", md[i]);
+	if (asprintf(&key, "t\n%s\n%s", audience ? audience : "", hex) < 0)
+		return NULL;
+	return key;
+}
+
 unsigned int auth_review_token_cached(struct auth_cache *ac, struct k8s_client *kc,
 				      const char *token, const char *audience, cJSON **ret_user,
 				      char *why, size_t whylen)
 {
 	unsigned int status;
-	char *key;
+	char *key = token_key(audience, token);
 
-	if (asprintf(&key, "t\n%s\n%s", audience ? audience : "", token) < 0)
+	if (!key)
 		return auth_review_token(kc, token, audience, ret_user, why, whylen);
 	if (!cache_get(ac, key, &status, ret_user, why, whylen)) {
 		status = auth_review_token(kc, token, audience, ret_user, why, whylen);
@@ -308,6 +320,10 @@ static bool review_agent(struct ctl *c, struct k8s_client *kc, const char *token
 	char want[600];
 	bool ok = false;
 
+	if (!*token) {	/* no review needed to say no */
+		snprintf(why, whylen, "no token (give the agent --token-file)");
+		return false;
+	}
 	if (auth_review_token_cached(c->auth_cache, kc, token, c->opt.agent_audience, &u, why,
 				     whylen))
 		return false;
@@ -406,6 +422,7 @@ int auth_start(struct ctl *c, pthread_t *ret)
 		free(a);
 		return ENOMEM;
 	}
+	k8s_client_set_timeout(a->kc, AUTH_REVIEW_TIMEOUT_MS);
 	a->c = c;
 	err = pthread_create(ret, NULL, auth_main, a);
 	if (err) {

@@ -31,7 +31,8 @@ unsigned int auth_may_get_policy(struct k8s_client *kc, const cJSON *user, const
 
 /*
  * What the reviews said, kept as the API server's own webhook authenticator
- * and authorizer keep them: an authenticated token AUTH_TOKEN_TTL_S, a refused
+ * and authorizer keep them (keyed by a SHA-256 of the token, never the token
+ * itself): an authenticated token AUTH_TOKEN_TTL_S, a refused
  * one AUTH_REFUSED_TTL_S; an access allowed AUTH_ALLOWED_TTL_S, denied
  * AUTH_DENIED_TTL_S (so a new RoleBinding works within that). A review that
  * failed is not kept. At most AUTH_CACHE_MAX answers. Thread-safe.
@@ -41,6 +42,8 @@ unsigned int auth_may_get_policy(struct k8s_client *kc, const cJSON *user, const
 #define AUTH_ALLOWED_TTL_S 60
 #define AUTH_DENIED_TTL_S 5
 #define AUTH_CACHE_MAX 4096
+/* A review's time limit: under the agents' hello timeout (FLEET_HELLO_TIMEOUT_S). */
+#define AUTH_REVIEW_TIMEOUT_MS 5000L
 
 struct auth_cache;
 

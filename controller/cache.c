@@ -17,7 +17,6 @@
 #include "metrics.h"
 #include "reconcile.h"
 
-#define GROUP_PATH "/apis/profiling.profleet.dev/v1alpha1"
 #define KEY_MAX 600
 
 struct cache_kind {
@@ -103,6 +102,46 @@ static void pod_put(struct ctl *c, void *obj, const void *old)
 	pod_by_name(obj, key);
 	if (hmap_put(&c->pods_by_name, key, obj, NULL))
 		log_warn("pod %s: out of memory: not found by name", key);
+}
+
+static bool str_differ(const char *a, const char *b)
+{
+	return !a != !b || (a && strcmp(a, b));
+}
+
+static bool labels_differ(const struct labels *a, const struct labels *b)
+{
+	if (a->n != b->n)
+		return true;
+	for (int i = 0; i < a->n; i++)	/* sorted by key */
+		if (strcmp(a->kv[i].key, b->kv[i].key) || strcmp(a->kv[i].value, b->kv[i].value))
+			return true;
+	return false;
+}
+
+/* What resolve() reads of a pod; a kubelet's status update that changes none of it
+ * (conditions, restart counts, times) resolves nothing again. */
+static bool pod_differ(const void *obj, const void *old)
+{
+	const struct pod *p = obj, *o = old;
+
+	if (str_differ(p->node, o->node) || str_differ(p->phase, o->phase) ||
+	    str_differ(p->service_annotation, o->service_annotation) ||
+	    str_differ(p->owner_kind, o->owner_kind) || str_differ(p->owner_name, o->owner_name) ||
+	    labels_differ(&p->labels, &o->labels) || p->ncontainers != o->ncontainers)
+		return true;
+	for (int i = 0; i < p->ncontainers; i++)
+		if (str_differ(p->containers[i].name, o->containers[i].name) ||
+		    str_differ(p->containers[i].id, o->containers[i].id))
+			return true;
+	return false;
+}
+
+/* Namespaces, Nodes, ReplicaSets: only their labels count (a Node's heartbeats do not). */
+static bool nl_differ(const void *obj, const void *old)
+{
+	return labels_differ(&((const struct named_labels *)obj)->labels,
+			     &((const struct named_labels *)old)->labels);
 }
 
 static void *nl_parse(struct ctl *c, const struct cache_kind *k, const cJSON *obj, char *key)
@@ -203,7 +242,8 @@ static void backend_put(struct ctl *c, void *obj, const void *old)
 
 #define NL_KIND(res, p, field)                                                          \
 	{ .resource = res, .path = p, .map = offsetof(struct ctl, field), .parse = nl_parse,  \
-	  .destroy = nl_destroy, .seen = offsetof(struct named_labels, seen) }
+	  .destroy = nl_destroy, .seen = offsetof(struct named_labels, seen),              \
+	  .differ = nl_differ }
 #define POLICY_KIND(res, pfx)                                                               \
 	{ .resource = res, .path = GROUP_PATH "/" res, .prefix = pfx,                          \
 	  .map = offsetof(struct ctl, policies), .parse = policy_parse,                        \
@@ -213,7 +253,7 @@ static void backend_put(struct ctl *c, void *obj, const void *old)
 static const struct cache_kind kinds[] = {
 	{ .resource = "pods", .path = "/api/v1/pods", .map = offsetof(struct ctl, pods),
 	  .parse = pod_parse, .destroy = pod_destroy, .seen = offsetof(struct pod, seen),
-	  .put = pod_put, .gone = pod_gone },
+	  .put = pod_put, .gone = pod_gone, .differ = pod_differ },
 	NL_KIND("namespaces", "/api/v1/namespaces", namespaces),
 	NL_KIND("nodes", "/api/v1/nodes", nodes),
 	POLICY_KIND("profilingpolicies", 'P'),

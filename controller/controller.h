@@ -47,6 +47,7 @@ struct ctl_options {
 	const char *lease_ns, *lease_name, *identity;
 	int lease_duration_s;
 	bool no_leader_election;
+	bool no_store;
 	const char *log_level;
 	/* the built-in store and its HTTP API */
 	const char *store_dir;	/* NULL = no store */
@@ -111,9 +112,12 @@ struct node_state {
 	uint64_t digest;	/* of the set's content, without its version */
 	char **policies;	/* keys of the policies it holds targets of */
 	int npolicies;
-	struct hmap released;	/* key -> (int64_t *) until when a policy it held may still
-				 * get its uploads (its agent sends the last interval after) */
+	struct hmap released;	/* "ns/name" -> (int64_t *) until when a policy it held may
+				 * still get its uploads (its agent sends the last interval after) */
+	int64_t idle_since;	/* no agent connected since (0: one is) */
 };
+
+#define FLEET_NODE_EXPORTERS_MAX 64	/* backends counted per node */
 
 /* How long after a node stops holding a policy's targets its agent may upload for it. */
 #define FLEET_UPLOAD_GRACE_S 600

@@ -51,6 +51,7 @@ static unsigned int authorize(struct ctl *c, const char *token, const char *ns, 
 		snprintf(why, whylen, "controller out of memory");
 		return 503;
 	}
+	k8s_client_set_timeout(kc, AUTH_REVIEW_TIMEOUT_MS);
 	status = auth_review_token_cached(c->auth_cache, kc, token, NULL, &user, why, whylen);
 	if (!status)
 		status = auth_may_get_policy_cached(c->auth_cache, kc, user, ns, name, why, whylen);

@@ -26,10 +26,7 @@ struct lease {
 
 static int64_t mono_s(void)
 {
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return ts.tv_sec;
+	return mono_ns() / 1000000000;
 }
 
 static void micro_time(char *buf, size_t len)

@@ -2,14 +2,6 @@
 /* ctl.lock and how long it is held (see controller.h). */
 #include "controller.h"
 
-static int64_t mono_ns(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec;
-}
-
 /* The hold that ends now; the holder's fields, so under the lock. */
 static void held(struct ctl *c)
 {

@@ -26,7 +26,7 @@
 #include "server.h"
 #include "store.h"
 
-/* The threads main starts, to stop in the opposite order. */
+/* The threads main starts (besides the informers', the HTTP servers' and its own). */
 struct threads {
 	pthread_t signals, auth, secrets, lease;
 	bool have_signals, have_auth, have_secrets, have_lease;
@@ -167,16 +167,19 @@ static int run(struct ctl *c)
 	server_run(c);
 	ret = 0;
 out:
-	stop_threads(c, &t);
-	caches_stop(c);
+	/* first what reads everything (HTTP), last what everything writes into */
 	if (c->health)
 		httpd_stop(c->health);
 	if (c->http)
 		httpd_stop(c->http);
+	stop_threads(c, &t);
+	caches_stop(c);
 	server_stop(c);
 	caches_free(c);
 	store_close(c->store);
 	auth_cache_free(c->auth_cache);
+	hmap_free(&c->rq.policies);
+	hmap_free(&c->rq.counted);
 	return ret;
 }
 

@@ -8,7 +8,29 @@
  */
 #include <stdbool.h>
 #include <stdint.h>
+#include <stdio.h>
+#include <string.h>
+#include <time.h>
 #include <cjson/cJSON.h>
+
+/* The API group and version of our kinds, as a path of the API server. */
+#define GROUP_PATH "/apis/profiling.profleet.dev/v1alpha1"
+
+/* A policy's key in the controller's cache ("P:ns/name", "C:name") from the one
+ * agents and statuses use ("ns/name" for a ProfilingPolicy, "name" for a cluster one). */
+static inline void policy_cache_key(char *buf, size_t len, const char *key)
+{
+	snprintf(buf, len, "%c:%s", strchr(key, '/') ? 'P' : 'C', key);
+}
+
+/* CLOCK_MONOTONIC in nanoseconds. */
+static inline int64_t mono_ns(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec;
+}
 
 struct kv {
 	char *key, *value;

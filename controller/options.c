@@ -2,6 +2,8 @@
 /* The controller's options (see options.h and --help). */
 #include <errno.h>
 #include <getopt.h>
+#include <math.h>
+#include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -10,6 +12,7 @@
 #include "controller.h"
 #include "log.h"
 #include "options.h"
+#include "parse.h"
 
 static void usage(FILE *f)
 {
@@ -113,14 +116,37 @@ static void defaults(struct ctl_options *o, struct raw_options *raw)
 	o->log_level = env_or("PROFLEET_LOG_LEVEL", NULL);
 	o->tls_cert = env_or("PROFLEET_TLS_CERT", NULL);
 	o->tls_key = env_or("PROFLEET_TLS_KEY", NULL);
-	o->no_leader_election = getenv("PROFLEET_NO_LEADER_ELECTION") != NULL;
-	o->insecure_trust_agents = getenv("PROFLEET_INSECURE_TRUST_AGENTS") != NULL;
 	o->store_dir = env_or("PROFLEET_STORE_DIR", "/var/lib/profleet/store");
-	if (getenv("PROFLEET_NO_STORE"))
-		o->store_dir = NULL;
 	if (gethostname(o->identity_buf, sizeof(o->identity_buf) - 1))
 		snprintf(o->identity_buf, sizeof(o->identity_buf), "profleet-controller");
 	o->identity = env_or("PROFLEET_IDENTITY", env_or("POD_NAME", o->identity_buf));
+}
+
+/* The boolean variables: PROFLEET_NO_STORE=false means what it says. */
+static int env_bools(struct ctl_options *o)
+{
+	static const struct {
+		const char *name;
+		size_t off;
+	} vars[] = {
+		{ "PROFLEET_NO_LEADER_ELECTION", offsetof(struct ctl_options, no_leader_election) },
+		{ "PROFLEET_INSECURE_TRUST_AGENTS",
+		  offsetof(struct ctl_options, insecure_trust_agents) },
+		{ "PROFLEET_NO_STORE", offsetof(struct ctl_options, no_store) },
+	};
+
+	for (size_t i = 0; i < sizeof(vars) / sizeof(vars[0]); i++) {
+		const char *v = getenv(vars[i].name);
+
+		if (v && *v && parse_bool(v, (bool *)((char *)o + vars[i].off))) {
+			fprintf(stderr, "profleet-controller: %s=%s: want true or false\n",
+				vars[i].name, v);
+			return -1;
+		}
+	}
+	if (o->no_store)
+		o->store_dir = NULL;
+	return 0;
 }
 
 /* 0, 1 when ch is not one of ours */
@@ -143,7 +169,7 @@ static int take_option(int ch, struct ctl_options *o, struct raw_options *raw)
 	case 'T': o->insecure_trust_agents = true; break;
 	case 'v': o->log_level = optarg; break;
 	case 'S': o->store_dir = optarg; break;
-	case 'n': o->store_dir = NULL; break;
+	case 'n': o->no_store = true; o->store_dir = NULL; break;
 	case 'B': raw->store_max = optarg; break;
 	case 'R': raw->store_ret = optarg; break;
 	case 'H': raw->http_listen = optarg; break;
@@ -182,7 +208,7 @@ static double scaled(const char *s, const char *const *suffixes, const double *m
 	char *end;
 	double v = strtod(s, &end);
 
-	if (end == s)
+	if (end == s || !isfinite(v) || v < 0 || v > 1e15)
 		return -1;
 	for (int i = 0; suffixes[i]; i++)
 		if (!strcmp(end, suffixes[i]))
@@ -263,6 +289,8 @@ int options_parse(int argc, char **argv, struct ctl_options *o)
 	int ch;
 
 	defaults(o, &raw);
+	if (env_bools(o))
+		return -1;
 	while ((ch = getopt_long(argc, argv, "hV", longopts, NULL)) != -1)
 		if (take_option(ch, o, &raw)) {
 			fprintf(stderr, "profleet-controller: see --help\n");

@@ -30,14 +30,12 @@ struct reconciler {
 	uint64_t pass;		/* resolve passes */
 	int64_t last_resolve_ms, last_resync_ms, last_expire_ms;
 	int64_t next_timer_s;	/* wall clock: the next OnDemand end or status retry (0: none) */
+	bool leader;		/* at the last status pass */
 };
 
 static int64_t mono_ms(void)
 {
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+	return mono_ns() / 1000000;
 }
 
 /* ---- the queue (ctl.lock) ------------------------------------------------------- */
@@ -68,7 +66,7 @@ static void queue_key(struct ctl *c, struct hmap *m, const char *policy_key)
 	if (policy_key[0] && policy_key[1] == ':')
 		snprintf(key, sizeof(key), "%s", policy_key);
 	else
-		snprintf(key, sizeof(key), "%c:%s", strchr(policy_key, '/') ? 'P' : 'C', policy_key);
+		policy_cache_key(key, sizeof(key), policy_key);
 	if (hmap_get(m, key) || hmap_put(m, key, (void *)1, NULL))
 		return;
 	if (c->rq.policies.n + c->rq.counted.n > c->rq.depth_max)
@@ -327,26 +325,6 @@ static int build_updates(struct ctl *c, const struct snapshot *s, const struct r
 	return nu;
 }
 
-/* The policies a node held: its agent's uploads for them are taken a while longer. */
-static void release_policies(struct node_state *ns, int64_t now)
-{
-	hmap_for_each(&ns->released, it)
-		if (*(int64_t *)it->val < now)
-			free(hmap_del_entry(&ns->released, it));
-	for (int k = 0; k < ns->npolicies; k++) {
-		int64_t *until = hmap_get(&ns->released, ns->policies[k]);
-
-		if (!until && (until = malloc(sizeof(*until))) &&
-		    hmap_put(&ns->released, ns->policies[k], until, NULL)) {
-			free(until);
-			until = NULL;
-		}
-		if (until)
-			*until = now + FLEET_UPLOAD_GRACE_S;
-		free(ns->policies[k]);
-	}
-}
-
 /* Hands the new sets to the node states; the websocket thread sends them. */
 static void install_updates(struct ctl *c, struct node_update *u, int n)
 {
@@ -363,14 +341,12 @@ static void install_updates(struct ctl *c, struct node_update *u, int n)
 		ns->msg_len = u[i].len;
 		ns->version = u[i].version;
 		ns->digest = u[i].digest;
-		release_policies(ns, now);
-		free(ns->policies);
-		ns->policies = u[i].policies;
-		ns->npolicies = u[i].npolicies;
+		server_node_set_policies(ns, u[i].policies, u[i].npolicies, now);
 		u[i].msg = NULL;
 		u[i].policies = NULL;
 		u[i].npolicies = 0;
 	}
+	server_sweep_nodes(c, now);
 	ctl_unlock(c);
 	if (n)
 		server_wake(c);
@@ -566,6 +542,14 @@ static struct status_write *status_pass(struct reconciler *r, const struct hmap 
 	if (leader && d)
 		gather_agents(r->c, d, n, &by_key);
 	ctl_unlock(r->c);
+	if (leader != r->leader)	/* another leader wrote meanwhile: what we wrote is no guide */
+		hmap_for_each(&r->runtime, it) {
+			struct policy_rt *rt = it->val;
+
+			free(rt->last_status);
+			rt->last_status = NULL;
+		}
+	r->leader = leader;
 	for (int i = 0; leader && d && i < n; i++) {
 		struct status_write *w;
 		bool completed;
@@ -592,6 +576,9 @@ static int64_t next_timer(struct reconciler *r)
 {
 	int64_t t = 0;
 
+	if (!r->leader)	/* a follower writes no status: its timers wait for the lease */
+		return 0;
+
 	hmap_for_each(&r->runtime, it) {
 		const struct policy_rt *rt = it->val;
 
@@ -611,6 +598,12 @@ static void send_writes(struct reconciler *r, struct status_write *w)
 	while (w) {
 		struct status_write *next = w->next;
 		struct policy_rt *rt = w->policy ? hmap_get(&r->runtime, w->policy) : NULL;
+
+		if (ctl_stopping(c)) {	/* stopping: the next leader writes them */
+			status_write_free(w);
+			w = next;
+			continue;
+		}
 		struct k8s_response resp;
 		bool ok;
 
@@ -656,11 +649,15 @@ static void timers_due(struct reconciler *r, struct hmap *due)
 	int64_t now = time(NULL);
 
 	hmap_for_each(&r->runtime, it) {
-		const struct policy_rt *rt = it->val;
+		struct policy_rt *rt = it->val;
 
 		if ((rt->ends_at && !rt->completion && rt->ends_at <= now) ||
-		    (rt->retry_at && rt->retry_at <= now))
+		    (rt->retry_at && rt->retry_at <= now)) {
 			hmap_put(due, it->key, (void *)1, NULL);
+			/* fired once: the status pass sets them again if they still apply */
+			rt->ends_at = 0;
+			rt->retry_at = 0;
+		}
 	}
 }
 

@@ -11,7 +11,7 @@
  * status is due now: an ack, an agent that came or went; or soon: samples
  * were counted). Besides: OnDemand durations that run out, status writes
  * tried again after a failure, the store's retention, and a full resync
- * every RECONCILE_RESYNC_S. Nothing changed: it does not wake.
+ * every RECONCILE_RESYNC_S. Nothing changed: it wakes only for those.
  */
 #include <stdbool.h>
 
@@ -20,7 +20,7 @@ struct reconciler;
 
 #define RECONCILE_RESYNC_S 300
 #define RECONCILE_COUNTED_DELAY_MS 2000	/* samples counted -> status written within this */
-#define RECONCILE_MIN_GAP_MS 50	/* between resolves: a burst of events is one pass */
+#define RECONCILE_MIN_GAP_MS 200	/* between resolves: a burst of events is one pass */
 
 struct reconciler *reconcile_start(struct ctl *c);
 void reconcile_stop(struct reconciler *r);	/* after ctl.stop is set */

@@ -3,7 +3,8 @@
  * The secrets thread (see secrets.h). It only needs get on the Secrets named,
  * not a watch on every Secret. The token key (default "token") becomes a
  * bearer token; without it, "username" and "password" become basic auth. A
- * failed read keeps the last good credentials.
+ * read that fails for now (the API server down or overloaded) keeps the last
+ * good credentials; a Secret deleted, forbidden or no longer allowed removes them.
  *
  * Whoever may create a ClusterProfilingBackend must not be able to make the
  * controller read a Secret for them (its credentials go to the backend's URL):
@@ -32,6 +33,7 @@ struct secret_ref {
 struct creds {
 	char *bearer, *basic;
 	char why[160];		/* empty when read */
+	bool transient;		/* not read for now (the API server down, 5xx): keep the last */
 };
 
 /* A data value of a Secret, decoded (malloc'd), or NULL. */
@@ -103,6 +105,7 @@ static void read_secret(struct k8s_client *kc, const struct secret_ref *ref, str
 	if (k8s_request(kc, "GET", path, NULL, NULL, &r) || r.status != 200) {
 		snprintf(ret->why, sizeof(ret->why), "Secret %s/%s: %s", ref->ns, ref->name,
 			 k8s_response_message(&r));
+		ret->transient = r.status == 0 || r.status >= 500 || r.status == 429;
 	} else if (!label_true(r.json)) {
 		snprintf(ret->why, sizeof(ret->why), "Secret %s/%s is not labelled %s=true",
 			 ref->ns, ref->name, SECRET_LABEL);
@@ -140,9 +143,12 @@ static bool apply_creds(struct ctl *c, const struct secret_ref *ref, struct cred
 			log_info("backend %s: credentials read from its Secret", b->name);
 	}
 	snprintf(b->secret_error, sizeof(b->secret_error), "%s", cr->why);
+	if (cr->transient)
+		return false;	/* the API server cannot say now: the last good ones stay */
+	/* a refusal (gone, forbidden, unlabelled, not allowed) takes them away */
 	changed = str_differ(b->bearer, cr->bearer) || str_differ(b->basic, cr->basic);
-	if (!changed || (!cr->bearer && !cr->basic))
-		return false;	/* a failed read keeps the last good credentials */
+	if (!changed)
+		return false;
 	free(b->bearer);
 	free(b->basic);
 	b->bearer = cr->bearer;

@@ -37,6 +37,7 @@ static void unbind(struct ctl *c, struct conn *cn)
 	ns = hmap_get(&c->node_states, cn->node);
 	if (ns && ns->conn == cn) {
 		ns->conn = NULL;
+		ns->idle_since = time(NULL);
 		reconcile_node_due_locked(c, cn->node);
 	}
 }
@@ -54,7 +55,57 @@ struct node_state *server_node_state(struct ctl *c, const char *name)
 		free(ns);
 		return NULL;
 	}
+	ns->idle_since = time(NULL);
 	return ns;
+}
+
+void server_node_set_policies(struct node_state *ns, char **policies, int n, int64_t now)
+{
+	hmap_for_each(&ns->released, it)
+		if (*(int64_t *)it->val < now)
+			free(hmap_del_entry(&ns->released, it));
+	for (int k = 0; k < ns->npolicies; k++) {
+		const char *key = ns->policies[k] + 2;	/* as agents name it: past "P:" */
+		int64_t *until = hmap_get(&ns->released, key);
+
+		if (!until && (until = malloc(sizeof(*until))) &&
+		    hmap_put(&ns->released, key, until, NULL)) {
+			free(until);
+			until = NULL;
+		}
+		if (until)
+			*until = now + FLEET_UPLOAD_GRACE_S;
+		free(ns->policies[k]);
+	}
+	free(ns->policies);
+	ns->policies = policies;
+	ns->npolicies = n;
+}
+
+/* Does the node hold the policy's targets, or did it lately? Under ctl.lock. */
+static bool node_holds(const struct node_state *ns, const char *key, int64_t now)
+{
+	const int64_t *until;
+
+	for (int i = 0; i < ns->npolicies; i++)
+		if (!strcmp(ns->policies[i] + 2, key))	/* past "P:" or "C:" */
+			return true;
+	until = hmap_get(&ns->released, key);
+	return until && *until >= now;
+}
+
+static void node_state_free(struct node_state *ns);
+
+void server_sweep_nodes(struct ctl *c, int64_t now)
+{
+	hmap_for_each(&c->node_states, it) {
+		struct node_state *ns = it->val;
+
+		/* its counters go too: a policy's status keeps the samples the server holds */
+		if (!ns->conn && !ns->npolicies && !ns->released.n && ns->idle_since &&
+		    now - ns->idle_since > FLEET_UPLOAD_GRACE_S)
+			node_state_free(hmap_del_entry(&c->node_states, it));
+	}
 }
 
 static void refuse(struct conn *cn, const char *why)
@@ -91,6 +142,8 @@ static bool export_counters(struct node_state *ns, const Profleet__Fleet__V1__Ex
 	if (!x->backend || !*x->backend || strlen(x->backend) > 253)
 		return false;
 	es = hmap_get(&ns->exporters, x->backend);
+	if (!es && ns->exporters.n >= FLEET_NODE_EXPORTERS_MAX)
+		return false;	/* more backends than any target set names: not counted */
 	if (!es) {
 		es = calloc(1, sizeof(*es));
 		if (!es || hmap_put(&ns->exporters, x->backend, es, NULL)) {
@@ -121,6 +174,8 @@ static void policy_counters(struct ctl *c, struct node_state *ns,
 		if (!key || !*key || strlen(key) > 400)
 			continue;
 		v = hmap_get(&ns->samples, key);
+		if (!v && !node_holds(ns, key, time(NULL)))
+			continue;	/* counted only for its node's policies: memory stays bounded */
 		if (!v) {
 			v = calloc(1, sizeof(*v));
 			if (!v || hmap_put(&ns->samples, key, v, NULL)) {
@@ -332,18 +387,6 @@ static void upload_work(struct workq_item *it)
 		lws_cancel_service(u->lws);
 }
 
-/* Does the node hold the policy's targets, or did it lately? Under ctl.lock. */
-static bool node_holds(const struct node_state *ns, const char *key, int64_t now)
-{
-	const int64_t *until;
-
-	for (int i = 0; i < ns->npolicies; i++)
-		if (!strcmp(ns->policies[i] + 2, key))	/* past "P:" or "C:" */
-			return true;
-	until = hmap_get(&ns->released, key);
-	return until && *until >= now;
-}
-
 /*
  * The policies of an upload that the sending node holds (an agent uploads
  * into no other policy), and of those, the ones that use the store.
@@ -370,7 +413,7 @@ static void upload_keys(struct ctl *c, const Profleet__Fleet__V1__ProfileUpload 
 		const struct policy *pol;
 		char key[600];
 
-		snprintf(key, sizeof(key), "%c:%s", strchr(u->keys[i], '/') ? 'P' : 'C', u->keys[i]);
+		policy_cache_key(key, sizeof(key), u->keys[i]);
 		pol = hmap_get(&c->policies, key);
 		if (pol && !pol->invalid_reason[0] && !pol->nbackends) {
 			u->keys[u->nkeys++] = u->keys[i];	/* kept: moved down */
@@ -747,6 +790,7 @@ void server_auth_done(struct ctl *c, struct conn *cn, bool ok, const char *why)
 		ns->conn->auth = AUTH_REFUSED;
 	}
 	ns->conn = cn;
+	ns->idle_since = 0;
 	cn->auth = AUTH_OK;
 	cn->need_send = true;
 	reconcile_node_due_locked(c, cn->node);

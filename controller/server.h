@@ -20,6 +20,14 @@ void server_wake(struct ctl *c);
 void server_stop(struct ctl *c);
 /* Under ctl.lock: a node's state, made when new (NULL when out of memory). */
 struct node_state *server_node_state(struct ctl *c, const char *name);
+/*
+ * Under ctl.lock: the policies a node's targets belong to now (keys "P:ns/name"
+ * or "C:name"; taken over). Those it no longer holds stay allowed for its
+ * agent's uploads FLEET_UPLOAD_GRACE_S longer.
+ */
+void server_node_set_policies(struct node_state *ns, char **policies, int n, int64_t now);
+/* Under ctl.lock: forgets the nodes with no agent, no targets and nothing pending. */
+void server_sweep_nodes(struct ctl *c, int64_t now);
 /* The auth thread, under ctl.lock: the review of cn is done. */
 void server_auth_done(struct ctl *c, struct conn *cn, bool ok, const char *why);
 

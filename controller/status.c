@@ -13,7 +13,6 @@
 #include "status.h"
 #include "store.h"
 
-#define GROUP_PATH "/apis/profiling.profleet.dev/v1alpha1"
 
 struct policy_rt *policy_rt_new(const struct policy *p)
 {
@@ -334,6 +333,9 @@ struct status_write *policy_status(const struct status_input *in, struct policy_
 	char now[40], *s;
 
 	*ret_completed = false;
+	rt->ends_at = 0;	/* set again below while an OnDemand policy runs */
+	if (!rt->completion && p->srv_completion)	/* completed by another leader */
+		rt->completion = p->srv_completion;
 	k8s_time_format(in->now, now, sizeof(now));
 	s = status_body(in, rt, now, &phase, ret_completed);
 	if (!s)

@@ -6,6 +6,7 @@
  * disagree.
  */
 #include "cli.h"
+#include "parse.h"
 
 #include <errno.h>
 #include <signal.h>
@@ -158,15 +159,7 @@ static int set_format(struct record_config *cfg, const char *val, char *msg, siz
 
 int cli_parse_bool(const char *val, bool *ret)
 {
-	if (!strcasecmp(val, "on") || !strcasecmp(val, "true") || !strcmp(val, "1") ||
-	    !strcasecmp(val, "yes"))
-		*ret = true;
-	else if (!strcasecmp(val, "off") || !strcasecmp(val, "false") || !strcmp(val, "0") ||
-		 !strcasecmp(val, "no"))
-		*ret = false;
-	else
-		return -EINVAL;
-	return 0;
+	return parse_bool(val, ret);
 }
 
 static int set_kernel_stacks(struct record_config *cfg, const char *val, char *msg, size_t len)

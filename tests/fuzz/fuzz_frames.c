@@ -51,8 +51,10 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		return 0;
 	c = ctl_new();
 	cn.auth = (enum auth_state)(data[0] % 4);
-	if (cn.auth != AUTH_NONE)
+	if (cn.auth != AUTH_NONE) {	/* as a hello left it */
 		snprintf(cn.node, sizeof(cn.node), "node-a");
+		snprintf(cn.token, sizeof(cn.token), "t");
+	}
 	c->conns = &cn;
 	pthread_mutex_lock(&c->lock);
 	ns = server_node_state(c, "node-a");
@@ -63,6 +65,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	size--;
 	while (size >= 2) {
 		size_t len = (size_t)data[0] | (size_t)data[1] << 8;
+		enum auth_state before = cn.auth;
 		void *upload = NULL;
 		bool ok;
 
@@ -71,10 +74,13 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		if (len > size)
 			len = size;
 		ok = server_handle_frame(c, &cn, data, len, &upload);
-		if (upload && (!ok || cn.auth != AUTH_OK))
+		if (upload && cn.auth != AUTH_OK)
 			abort();	/* an upload only from an accepted agent */
 		server_upload_free(upload);
-		if (cn.auth > AUTH_REFUSED)
+		/* under review: with the node it said; refused: with a reason sent */
+		if (cn.auth == AUTH_PENDING && !cn.node[0])
+			abort();
+		if (before != AUTH_REFUSED && cn.auth == AUTH_REFUSED && ok && !cn.close_after_send)
 			abort();
 		data += len;
 		size -= len;

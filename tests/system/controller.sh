@@ -40,11 +40,14 @@ for _ in $(seq 300); do
 done
 check "the agent got its (empty) target set" sh -c "[ \"\$(jq -r '.version > 0' '$TMP/agent.json')\" = true ]"
 sleep 1
-r0=$(metric profleet_controller_reconcile_duration_seconds_count)
+r0=$(metric 'profleet_controller_reconciles_total{kind="resolve"}')
+s0=$(metric 'profleet_controller_reconciles_total{kind="status"}')
 sleep 4
-r1=$(metric profleet_controller_reconcile_duration_seconds_count)
-echo "# resolves: $r0 then $r1 four seconds later"
-check "nothing changed for 4 s: no reconcile pass ran" sh -c "[ -n '$r0' ] && [ '$r0' = '$r1' ]"
+r1=$(metric 'profleet_controller_reconciles_total{kind="resolve"}')
+s1=$(metric 'profleet_controller_reconciles_total{kind="status"}')
+echo "# passes: resolve $r0 then $r1, status $s0 then $s1 four seconds later"
+check "nothing changed for 4 s: no reconcile pass ran, of either kind" \
+	sh -c "[ -n '$r0' ] && [ '$r0' = '$r1' ] && [ -n '$s0' ] && [ '$s0' = '$s1' ]"
 
 # meanwhile the profile's 2 s ran out: gone from the disk, counted
 check "the store dropped the profile once it was older than its retention" \

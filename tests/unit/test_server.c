@@ -63,23 +63,24 @@ static void fixture_free(struct fixture *f)
 	store_close(f->c.store);
 }
 
-/* A node's state holding (now or lately) the given policies. */
+/* A node's state holding the policy key held (or none), after it held released then. */
 static struct node_state *node(struct fixture *f, const char *name, const char *held,
-			       const char *released, int64_t released_until)
+			       const char *released, int64_t released_at)
 {
 	struct node_state *ns = server_node_state(&f->c, name);
+	char **p;
 
 	assert_non_null(ns);
-	if (held) {
-		ns->policies = calloc(1, sizeof(char *));
-		ns->policies[0] = strdup(held);
-		ns->npolicies = 1;
+	if (released) {	/* the set that held it, then the next one without it */
+		p = calloc(1, sizeof(char *));
+		p[0] = strdup(released);
+		server_node_set_policies(ns, p, 1, released_at);
+		server_node_set_policies(ns, NULL, 0, released_at);
 	}
-	if (released) {
-		int64_t *until = malloc(sizeof(*until));
-
-		*until = released_until;
-		assert_int_equal(hmap_put(&ns->released, released, until, NULL), 0);
+	if (held) {
+		p = calloc(1, sizeof(char *));
+		p[0] = strdup(held);
+		server_node_set_policies(ns, p, 1, time(NULL));
 	}
 	return ns;
 }
@@ -154,14 +155,40 @@ static void test_upload_only_into_held_policies(void **state)
 	pthread_mutex_lock(&f.c.lock);
 	node(&f, "node-a", "P:shop/web", NULL, 0);
 	node(&f, "node-b", NULL, NULL, 0);
-	node(&f, "node-c", NULL, "shop/web", now + FLEET_UPLOAD_GRACE_S);
-	node(&f, "node-d", NULL, "shop/web", now - 1);
+	node(&f, "node-c", NULL, "P:shop/web", now - 5);
+	node(&f, "node-d", NULL, "P:shop/web", now - FLEET_UPLOAD_GRACE_S - 1);
 	pthread_mutex_unlock(&f.c.lock);
 	assert_int_equal(upload_from(&f, "node-b"), 0);	/* never held it */
 	assert_int_equal(upload_from(&f, "node-x"), 0);	/* no such node */
 	assert_int_equal(upload_from(&f, "node-d"), 0);	/* released too long ago */
 	assert_int_equal(upload_from(&f, "node-a"), 1);	/* holds it */
-	assert_int_equal(upload_from(&f, "node-c"), 2);	/* released just now */
+	assert_int_equal(upload_from(&f, "node-c"), 2);	/* released 5 s ago */
+	fixture_free(&f);
+}
+
+/* Node states of nodes gone (no agent, no targets, grace over) are forgotten; no others. */
+static void test_sweep_nodes(void **state)
+{
+	struct fixture f;
+	int64_t now = time(NULL);
+	struct node_state *ns;
+
+	(void)state;
+	fixture_init(&f);
+	pthread_mutex_lock(&f.c.lock);
+	node(&f, "gone", NULL, NULL, 0)->idle_since = now - FLEET_UPLOAD_GRACE_S - 1;
+	node(&f, "just-left", NULL, NULL, 0)->idle_since = now - 5;
+	node(&f, "holds", "P:shop/web", NULL, 0)->idle_since = now - FLEET_UPLOAD_GRACE_S - 1;
+	ns = node(&f, "connected", NULL, NULL, 0);
+	ns->idle_since = 0;
+	ns->conn = &f.cn;
+	server_sweep_nodes(&f.c, now);
+	assert_null(hmap_get(&f.c.node_states, "gone"));
+	assert_non_null(hmap_get(&f.c.node_states, "just-left"));
+	assert_non_null(hmap_get(&f.c.node_states, "holds"));
+	assert_non_null(hmap_get(&f.c.node_states, "connected"));
+	ns->conn = NULL;
+	pthread_mutex_unlock(&f.c.lock);
 	fixture_free(&f);
 }
 
@@ -188,6 +215,7 @@ int main(void)
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_upload_only_into_held_policies),
 		cmocka_unit_test(test_upload_before_accept),
+		cmocka_unit_test(test_sweep_nodes),
 	};
 
 	return cmocka_run_group_tests(tests, setup, teardown);
