@@ -345,11 +345,6 @@ static bool review_agent(struct ctl *c, struct k8s_client *kc, const char *token
 	return ok;
 }
 
-struct auth_arg {
-	struct ctl *c;
-	struct k8s_client *kc;
-};
-
 /* The next connection to review, copied out; false when none (or not yet). Under ctl.lock. */
 static bool next_pending(struct ctl *c, uint64_t *id, char *token, size_t toklen, char *node,
 			 size_t nodelen, bool *leader)
@@ -375,7 +370,7 @@ static bool next_pending(struct ctl *c, uint64_t *id, char *token, size_t toklen
 
 static void *auth_main(void *arg)
 {
-	struct auth_arg *a = arg;
+	struct ctl_worker *a = arg;
 	struct ctl *c = a->c;
 
 	ctl_lock(c);
@@ -408,26 +403,12 @@ static void *auth_main(void *arg)
 		ctl_lock(c);
 	}
 	ctl_unlock(c);
-	k8s_client_free(a->kc);
-	free(a);
+	ctl_worker_free(a);
 	return NULL;
 }
 
 int auth_start(struct ctl *c, pthread_t *ret)
 {
-	struct auth_arg *a = calloc(1, sizeof(*a));
-	int err;
-
-	if (!a || !(a->kc = k8s_client_new(&c->kcfg))) {
-		free(a);
-		return ENOMEM;
-	}
-	k8s_client_set_timeout(a->kc, AUTH_REVIEW_TIMEOUT_MS);
-	a->c = c;
-	err = pthread_create(ret, NULL, auth_main, a);
-	if (err) {
-		k8s_client_free(a->kc);
-		free(a);
-	}
-	return err;
+	return ctl_worker_start(c, sizeof(struct ctl_worker), AUTH_REVIEW_TIMEOUT_MS, auth_main,
+				NULL, ret);
 }

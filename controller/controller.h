@@ -204,4 +204,20 @@ void ctl_lock(struct ctl *c);
 void ctl_unlock(struct ctl *c);
 int ctl_wait(struct ctl *c, pthread_cond_t *cond, const struct timespec *deadline);
 
+/* What a thread that calls the API server starts with: the first member of its state. */
+struct ctl_worker {
+	struct ctl *c;
+	struct k8s_client *kc;	/* its own client */
+};
+
+/*
+ * Starts fn on a new zeroed state of size bytes (a struct beginning with a
+ * struct ctl_worker), its client's requests limited to timeout_ms (0: the
+ * default), after setup (may be NULL). 0 or an errno. fn frees the state
+ * with ctl_worker_free when it returns.
+ */
+int ctl_worker_start(struct ctl *c, size_t size, long timeout_ms, void *(*fn)(void *),
+		     void (*setup)(struct ctl_worker *w), pthread_t *ret);
+void ctl_worker_free(struct ctl_worker *w);
+
 #endif

@@ -17,8 +17,7 @@
 #include "server.h"
 
 struct lease {
-	struct ctl *c;
-	struct k8s_client *kc;
+	struct ctl_worker w;	/* first */
 	char path[512];
 	char observed[256];	/* holder|renewTime last seen */
 	int64_t observed_at, last_renew;	/* CLOCK_MONOTONIC seconds */
@@ -108,13 +107,13 @@ static char *lease_body(const struct ctl *c, const cJSON *old, const char *holde
 /* No Lease yet: creates it, held by us. */
 static bool lease_create(struct lease *l)
 {
-	char *body = lease_body(l->c, NULL, l->c->opt.identity, true, false), path[512];
+	char *body = lease_body(l->w.c, NULL, l->w.c->opt.identity, true, false), path[512];
 	struct k8s_response r;
 	bool ok;
 
 	snprintf(path, sizeof(path), "/apis/coordination.k8s.io/v1/namespaces/%s/leases",
-		 l->c->opt.lease_ns);
-	ok = body && !k8s_request(l->kc, "POST", path, NULL, body, &r) && r.status == 201;
+		 l->w.c->opt.lease_ns);
+	ok = body && !k8s_request(l->w.kc, "POST", path, NULL, body, &r) && r.status == 201;
 	if (body && !ok)
 		log_warn("lease: create: %s", k8s_response_message(&r));
 	if (body)
@@ -126,7 +125,7 @@ static bool lease_create(struct lease *l)
 /* The Lease as read: renews or takes it when it is ours or its holder died. */
 static bool lease_update(struct lease *l, const cJSON *cur, bool *ret_have)
 {
-	const char *holder = k8s_str(cur, "spec.holderIdentity"), *me = l->c->opt.identity;
+	const char *holder = k8s_str(cur, "spec.holderIdentity"), *me = l->w.c->opt.identity;
 	const char *renew = k8s_str(cur, "spec.renewTime");
 	struct k8s_response r;
 	char rec[256], *body;
@@ -139,10 +138,10 @@ static bool lease_update(struct lease *l, const cJSON *cur, bool *ret_have)
 	}
 	*ret_have = true;
 	if (holder && *holder && strcmp(holder, me) &&
-	    mono_s() - l->observed_at <= l->c->opt.lease_duration_s)
+	    mono_s() - l->observed_at <= l->w.c->opt.lease_duration_s)
 		return false;	/* another holder, alive */
-	body = lease_body(l->c, cur, me, !holder || strcmp(holder, me), false);
-	ok = body && !k8s_request(l->kc, "PUT", l->path, NULL, body, &r) && r.status == 200;
+	body = lease_body(l->w.c, cur, me, !holder || strcmp(holder, me), false);
+	ok = body && !k8s_request(l->w.kc, "PUT", l->path, NULL, body, &r) && r.status == 200;
 	if (body && !ok && r.status != 409)
 		log_warn("lease: update: HTTP %ld: %s", r.status, k8s_response_message(&r));
 	if (body)
@@ -159,7 +158,7 @@ static bool lease_round(struct lease *l, bool *ret_have)
 	bool leader = false;
 
 	*ret_have = false;
-	if (k8s_request(l->kc, "GET", l->path, NULL, NULL, &r) == 0 && r.status == 404)
+	if (k8s_request(l->w.kc, "GET", l->path, NULL, NULL, &r) == 0 && r.status == 404)
 		leader = *ret_have = lease_create(l);
 	else if (r.status == 200)
 		leader = lease_update(l, r.json, ret_have);
@@ -174,11 +173,11 @@ static void lease_release(struct lease *l)
 {
 	struct k8s_response r;
 
-	if (!k8s_request(l->kc, "GET", l->path, NULL, NULL, &r) && r.status == 200) {
-		char *body = lease_body(l->c, r.json, "", false, true);
+	if (!k8s_request(l->w.kc, "GET", l->path, NULL, NULL, &r) && r.status == 200) {
+		char *body = lease_body(l->w.c, r.json, "", false, true);
 
 		k8s_response_free(&r);
-		if (body && !k8s_request(l->kc, "PUT", l->path, NULL, body, &r))
+		if (body && !k8s_request(l->w.kc, "PUT", l->path, NULL, body, &r))
 			k8s_response_free(&r);
 		free(body);
 		return;
@@ -189,7 +188,7 @@ static void lease_release(struct lease *l)
 static void *lease_main(void *arg)
 {
 	struct lease *l = arg;
-	struct ctl *c = l->c;
+	struct ctl *c = l->w.c;
 	bool leader = false;
 
 	while (!ctl_stopping(c)) {
@@ -219,27 +218,19 @@ static void *lease_main(void *arg)
 	}
 	if (leader)
 		lease_release(l);
-	k8s_client_free(l->kc);
-	free(l);
+	ctl_worker_free(&l->w);
 	return NULL;
+}
+
+static void lease_setup(struct ctl_worker *w)
+{
+	struct lease *l = (struct lease *)w;
+
+	snprintf(l->path, sizeof(l->path), "/apis/coordination.k8s.io/v1/namespaces/%s/leases/%s",
+		 w->c->opt.lease_ns, w->c->opt.lease_name);
 }
 
 int lease_start(struct ctl *c, pthread_t *ret)
 {
-	struct lease *l = calloc(1, sizeof(*l));
-	int err;
-
-	if (!l || !(l->kc = k8s_client_new(&c->kcfg))) {
-		free(l);
-		return ENOMEM;
-	}
-	l->c = c;
-	snprintf(l->path, sizeof(l->path), "/apis/coordination.k8s.io/v1/namespaces/%s/leases/%s",
-		 c->opt.lease_ns, c->opt.lease_name);
-	err = pthread_create(ret, NULL, lease_main, l);
-	if (err) {
-		k8s_client_free(l->kc);
-		free(l);
-	}
-	return err;
+	return ctl_worker_start(c, sizeof(struct lease), 0, lease_main, lease_setup, ret);
 }

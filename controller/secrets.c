@@ -186,14 +186,9 @@ static void read_all(struct ctl *c, struct k8s_client *kc)
 		reconcile_resolve_soon(c);
 }
 
-struct secrets_arg {
-	struct ctl *c;
-	struct k8s_client *kc;
-};
-
 static void *secrets_main(void *arg)
 {
-	struct secrets_arg *a = arg;
+	struct ctl_worker *a = arg;
 	struct ctl *c = a->c;
 
 	ctl_lock(c);
@@ -211,25 +206,11 @@ static void *secrets_main(void *arg)
 				break;
 	}
 	ctl_unlock(c);
-	k8s_client_free(a->kc);
-	free(a);
+	ctl_worker_free(a);
 	return NULL;
 }
 
 int secrets_start(struct ctl *c, pthread_t *ret)
 {
-	struct secrets_arg *a = calloc(1, sizeof(*a));
-	int err;
-
-	if (!a || !(a->kc = k8s_client_new(&c->kcfg))) {
-		free(a);
-		return ENOMEM;
-	}
-	a->c = c;
-	err = pthread_create(ret, NULL, secrets_main, a);
-	if (err) {
-		k8s_client_free(a->kc);
-		free(a);
-	}
-	return err;
+	return ctl_worker_start(c, sizeof(struct ctl_worker), 0, secrets_main, NULL, ret);
 }

@@ -4,14 +4,7 @@
 # retention while it runs, not only at its start.
 . "$(dirname "$0")/lib.sh"
 CTL=$BUILD/bin/profleet-controller
-cat >"$TMP/kubeconfig" <<KC
-apiVersion: v1
-kind: Config
-current-context: x
-clusters: [{name: x, cluster: {server: "https://127.0.0.1:1"}}]
-users: [{name: x, user: {token: t}}]
-contexts: [{name: x, context: {cluster: x, user: x}}]
-KC
+kubeconfig "$TMP/kubeconfig" https://127.0.0.1:1
 port=$(( 20000 + $(od -An -N2 -tu2 /dev/urandom | tr -d ' ') % 20000 ))
 hport=$((port + 1))
 metric() { # name: its value on /metrics (empty when absent)
@@ -100,14 +93,7 @@ while True:
     except Exception:
         pass' "$sport" "$TMP/silent.crt" "$TMP/silent.key" &
 silent=$!
-cat >"$TMP/kubeconfig-silent" <<KC
-apiVersion: v1
-kind: Config
-current-context: x
-clusters: [{name: x, cluster: {server: "https://127.0.0.1:$sport", certificate-authority: "$TMP/silent.crt"}}]
-users: [{name: x, user: {token: t}}]
-contexts: [{name: x, context: {cluster: x, user: x}}]
-KC
+kubeconfig "$TMP/kubeconfig-silent" "https://127.0.0.1:$sport" "$TMP/silent.crt"
 "$CTL" --kubeconfig "$TMP/kubeconfig-silent" --listen "127.0.0.1:$port" --no-leader-election \
 	--no-store --http-listen "127.0.0.1:$hport" --health-listen 127.0.0.1:0 \
 	>"$TMP/ctl-silent.log" 2>&1 &

@@ -51,3 +51,16 @@ elf_sparse_copy() {
 	[ $((_off + $4)) -le "$(stat -c %s "$2")" ] || truncate -s $((_off + $4)) "$2" || return 1
 	echo "$_off"
 }
+
+# kubeconfig FILE SERVER [CA]: a kubeconfig for a controller's API server (none answers at
+# https://127.0.0.1:1: the informers just retry)
+kubeconfig() {
+	cat >"$1" <<KC
+apiVersion: v1
+kind: Config
+current-context: x
+clusters: [{name: x, cluster: {server: "$2"${3:+, certificate-authority: \"$3\"}}}]
+users: [{name: x, user: {token: t}}]
+contexts: [{name: x, context: {cluster: x, user: x}}]
+KC
+}

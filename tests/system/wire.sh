@@ -5,14 +5,7 @@
 . "$(dirname "$0")/lib.sh"
 CTL=$BUILD/bin/profleet-controller
 PROBE=$BUILD/tools/wsprobe
-cat >"$TMP/kubeconfig" <<KC
-apiVersion: v1
-kind: Config
-current-context: x
-clusters: [{name: x, cluster: {server: "https://127.0.0.1:1"}}]
-users: [{name: x, user: {token: t}}]
-contexts: [{name: x, context: {cluster: x, user: x}}]
-KC
+kubeconfig "$TMP/kubeconfig" https://127.0.0.1:1
 port=$(( 20000 + $(od -An -N2 -tu2 /dev/urandom | tr -d ' ') % 20000 ))
 "$CTL" --kubeconfig "$TMP/kubeconfig" --listen "127.0.0.1:$port" --no-leader-election --no-store --http-listen 127.0.0.1:0 --health-listen 127.0.0.1:0 \
 	--insecure-trust-agents --log-level info >"$TMP/ctl.log" 2>&1 &
