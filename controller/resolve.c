@@ -1,11 +1,13 @@
 // SPDX-License-Identifier: Apache-2.0
 /* Policies x pods -> per-node target sets; see resolve.h. */
 #include <errno.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "fleet.pb-c.h"
+#include "hmap.h"
 #include "resolve.h"
 
 static int cmp_named(const void *key, const void *elem)
@@ -38,23 +40,46 @@ static const struct backend *find_backend(const struct resolve_input *in, const 
 	return hit ? *hit : NULL;
 }
 
-static struct node_targets *get_node(struct resolve_output *out, const char *node, int *cap)
+/* What resolve() builds its output with: the nodes found so far, by name. */
+struct builder {
+	struct resolve_output *out;
+	int cap;
+	struct hmap idx;	/* node name -> (index into out->nodes) + 1 */
+	struct hmap counted;	/* node name -> (policy index) + 1 that last counted it */
+};
+
+static struct node_targets *get_node(struct builder *b, const char *node)
 {
-	for (int i = 0; i < out->nnodes; i++)	/* few nodes per policy run: linear is fine, */
-		if (!strcmp(out->nodes[i].node, node))	/* sorted at the end */
-			return &out->nodes[i];
-	if (out->nnodes == *cap) {
-		int ncap = *cap ? *cap * 2 : 16;
+	struct resolve_output *out = b->out;
+	intptr_t i = (intptr_t)hmap_get(&b->idx, node);
+
+	if (i)
+		return &out->nodes[i - 1];
+	if (out->nnodes == b->cap) {
+		int ncap = b->cap ? b->cap * 2 : 16;
 		struct node_targets *p = realloc(out->nodes, (size_t)ncap * sizeof(*p));
 
 		if (!p)
 			return NULL;
 		out->nodes = p;
-		*cap = ncap;
+		b->cap = ncap;
 	}
+	if (hmap_put(&b->idx, node, (void *)(intptr_t)(out->nnodes + 1), NULL))
+		return NULL;
 	memset(&out->nodes[out->nnodes], 0, sizeof(out->nodes[0]));
 	out->nodes[out->nnodes].node = node;
 	return &out->nodes[out->nnodes++];
+}
+
+/* Counts the pod's node for policy pi, once. */
+static int count_node(struct builder *b, int pi, const char *node, struct policy_result *r)
+{
+	if ((intptr_t)hmap_get(&b->counted, node) == pi + 1)
+		return 0;
+	if (hmap_put(&b->counted, node, (void *)(intptr_t)(pi + 1), NULL))
+		return -ENOMEM;
+	r->nodes++;
+	return 0;
 }
 
 static bool container_selected(const struct policy *p, const char *name)
@@ -141,99 +166,106 @@ static int cmp_node_targets(const void *a, const void *b)
 	return strcmp(((const struct node_targets *)a)->node, ((const struct node_targets *)b)->node);
 }
 
+/* A cluster policy's namespace and node selectors; a namespaced one's namespace. */
+static bool pod_in_scope(const struct resolve_input *in, const struct policy *p,
+			 const struct pod *pod)
+{
+	const struct named_labels *nl;
+
+	if (!p->cluster)
+		return !strcmp(pod->ns, p->ns);	/* never across namespaces */
+	if (p->has_ns_sel) {
+		nl = find_named(in->namespaces, in->nnamespaces, pod->ns);
+		if (!nl || !selector_matches(&p->namespaces, &nl->labels))
+			return false;
+	}
+	if (p->has_node_sel) {
+		nl = find_named(in->nodes, in->nnodes, pod->node);
+		if (!nl || !selector_matches(&p->nodes, &nl->labels))
+			return false;
+	}
+	return true;
+}
+
+/* The pod's targets of policy pi; *ret_any when it has one. */
+static int pod_targets(const struct resolve_input *in, int pi, const struct pod *pod,
+		       struct builder *b, bool *ret_any)
+{
+	const struct policy *p = in->policies[pi];
+
+	*ret_any = false;
+	for (int ci = 0; ci < pod->ncontainers; ci++) {
+		struct node_targets *nt;
+
+		if (!pod->containers[ci].id || !container_selected(p, pod->containers[ci].name))
+			continue;
+		*ret_any = true;
+		if (!in->active || !in->active[pi])
+			continue;	/* accepted, not sampling: counted only */
+		nt = get_node(b, pod->node);
+		if (!nt || add_target(nt, pod, ci, pi, p->frequency_hz))
+			return -ENOMEM;
+	}
+	return 0;
+}
+
+static int resolve_policy(const struct resolve_input *in, int pi, struct builder *b)
+{
+	const struct policy *p = in->policies[pi];
+	struct policy_result *r = &b->out->results[pi];
+
+	if (p->invalid_reason[0]) {
+		snprintf(r->reason, sizeof(r->reason), "%s", p->invalid_reason);
+		snprintf(r->message, sizeof(r->message), "%s", p->invalid_message);
+		return 0;
+	}
+	if (!check_backends(in, p, r))
+		return 0;
+	r->accepted = true;
+	snprintf(r->reason, sizeof(r->reason), "Valid");
+	for (int i = 0; i < in->npods; i++) {
+		const struct pod *pod = in->pods[i];
+		bool any;
+
+		if (!pod_in_scope(in, p, pod) || !selector_matches(&p->pods, &pod->labels))
+			continue;
+		if (!pod->node || !pod->phase || strcmp(pod->phase, "Running")) {
+			r->waiting++;
+			continue;
+		}
+		if (pod_targets(in, pi, pod, b, &any))
+			return -ENOMEM;
+		if (any) {
+			r->pods++;
+			if (count_node(b, pi, pod->node, r))
+				return -ENOMEM;
+		}
+	}
+	return 0;
+}
+
 int resolve(const struct resolve_input *in, struct resolve_output *out)
 {
-	int cap = 0;
-	const char **seen_nodes = NULL;
-	int nseen, seen_cap = 0;
+	struct builder b = { .out = out };
+	int err = 0;
 
 	memset(out, 0, sizeof(*out));
 	out->results = calloc((size_t)in->npolicies + 1, sizeof(*out->results));
 	if (!out->results)
 		return -ENOMEM;
-	for (int pi = 0; pi < in->npolicies; pi++) {
-		const struct policy *p = in->policies[pi];
-		struct policy_result *r = &out->results[pi];
-
-		if (p->invalid_reason[0]) {
-			snprintf(r->reason, sizeof(r->reason), "%s", p->invalid_reason);
-			snprintf(r->message, sizeof(r->message), "%s", p->invalid_message);
-			continue;
-		}
-		if (!check_backends(in, p, r))
-			continue;
-		r->accepted = true;
-		snprintf(r->reason, sizeof(r->reason), "Valid");
-		nseen = 0;
-		for (int i = 0; i < in->npods; i++) {
-			const struct pod *pod = in->pods[i];
-			bool any = false;
-
-			if (p->cluster) {
-				const struct named_labels *ns, *node;
-
-				if (p->has_ns_sel) {
-					ns = find_named(in->namespaces, in->nnamespaces, pod->ns);
-					if (!ns || !selector_matches(&p->namespaces, &ns->labels))
-						continue;
-				}
-				if (p->has_node_sel) {
-					node = find_named(in->nodes, in->nnodes, pod->node);
-					if (!node || !selector_matches(&p->nodes, &node->labels))
-						continue;
-				}
-			} else if (strcmp(pod->ns, p->ns)) {
-				continue;	/* never across namespaces */
-			}
-			if (!selector_matches(&p->pods, &pod->labels))
-				continue;
-			if (!pod->node || !pod->phase || strcmp(pod->phase, "Running")) {
-				r->waiting++;
-				continue;
-			}
-			for (int ci = 0; ci < pod->ncontainers; ci++) {
-				struct node_targets *nt;
-
-				if (!pod->containers[ci].id ||
-				    !container_selected(p, pod->containers[ci].name))
-					continue;
-				any = true;
-				if (!in->active || !in->active[pi])
-					continue;
-				nt = get_node(out, pod->node, &cap);
-				if (!nt || add_target(nt, pod, ci, pi, p->frequency_hz))
-					goto oom;
-			}
-			if (!any)
-				continue;
-			r->pods++;
-			for (int k = 0; k < nseen; k++)
-				if (!strcmp(seen_nodes[k], pod->node))
-					goto counted;
-			if (nseen == seen_cap) {
-				int ncap = seen_cap ? seen_cap * 2 : 16;
-				const char **sn = realloc(seen_nodes, (size_t)ncap * sizeof(*sn));
-
-				if (!sn)
-					goto oom;
-				seen_nodes = sn;
-				seen_cap = ncap;
-			}
-			seen_nodes[nseen++] = pod->node;
-counted:;
-		}
-		r->nodes = nseen;
+	for (int pi = 0; pi < in->npolicies && !err; pi++)
+		err = resolve_policy(in, pi, &b);
+	hmap_free(&b.idx);
+	hmap_free(&b.counted);
+	if (err) {
+		resolve_output_free(out);
+		return err;
 	}
-	free(seen_nodes);
 	for (int i = 0; i < out->nnodes; i++)
 		qsort(out->nodes[i].t, (size_t)out->nodes[i].n, sizeof(struct rtarget), cmp_rtarget);
 	if (out->nnodes)
 		qsort(out->nodes, (size_t)out->nnodes, sizeof(*out->nodes), cmp_node_targets);
 	return 0;
-oom:
-	free(seen_nodes);
-	resolve_output_free(out);
-	return -ENOMEM;
 }
 
 void resolve_output_free(struct resolve_output *out)
