@@ -1,0 +1,132 @@
+// SPDX-License-Identifier: Apache-2.0
+/*
+ * The reconcile thread's timers, with a real thread and no API server (its
+ * status writes fail at once): an OnDemand policy whose duration runs out
+ * while this replica is no longer the leader, or after it was edited to be
+ * Continuous, must not make the thread spin on a timer it cannot act on.
+ */
+#include <time.h>
+#include <unistd.h>
+
+#include "helpers.h"
+#include "controller.h"
+#include "log.h"
+#include "reconcile.h"
+
+static struct policy *policy(const char *mode_spec, int generation, const char *start)
+{
+	struct policy *p = calloc(1, sizeof(*p));
+	char json[1024];
+	cJSON *o;
+
+	snprintf(json, sizeof(json),
+		 "{\"metadata\":{\"name\":\"p\",\"namespace\":\"n\",\"uid\":\"u\",\"generation\":%d},"
+		 "\"spec\":{\"selector\":{\"podSelector\":{}},%s,\"sampling\":{\"frequencyHz\":19}},"
+		 "\"status\":{\"startTime\":\"%s\"}}", generation, mode_spec, start);
+	o = cJSON_Parse(json);
+	assert_non_null(o);
+	assert_non_null(p);
+	assert_int_equal(policy_from_json(o, false, 250, p), 0);
+	cJSON_Delete(o);
+	return p;
+}
+
+static void put_policy(struct ctl *c, struct policy *p)
+{
+	void *old = NULL;
+
+	pthread_rwlock_wrlock(&c->cache_lock);
+	assert_int_equal(hmap_put(&c->policies, "P:n/p", p, &old), 0);
+	pthread_rwlock_unlock(&c->cache_lock);
+	if (old) {
+		policy_free(old);
+		free(old);
+	}
+}
+
+static uint64_t status_passes(struct ctl *c)
+{
+	uint64_t n;
+
+	pthread_mutex_lock(&c->lock);
+	n = c->rq.status_passes;
+	pthread_mutex_unlock(&c->lock);
+	return n;
+}
+
+/* The passes over one second, once the policy's 3 s have run out. */
+static uint64_t passes_after(const char *change)
+{
+	struct ctl *c = calloc(1, sizeof(*c));
+	pthread_condattr_t ca;
+	struct reconciler *r;
+	time_t started = time(NULL) - 1;
+	char start[40];
+	uint64_t a, b;
+
+	assert_non_null(c);
+	pthread_rwlock_init(&c->cache_lock, NULL);
+	pthread_mutex_init(&c->lock, NULL);
+	pthread_condattr_init(&ca);
+	pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
+	pthread_cond_init(&c->wake, &ca);
+	pthread_cond_init(&c->rec_wake, &ca);
+	c->kcfg.server = "http://127.0.0.1:1";	/* refused at once */
+	c->opt.identity = "test";
+	c->opt.store_retention_s = 3600;
+	c->leader = true;
+	k8s_time_format(started, start, sizeof(start));
+	put_policy(c, policy("\"mode\":\"OnDemand\",\"durationSeconds\":3", 1, start));
+	r = reconcile_start(c);
+	assert_non_null(r);
+	reconcile_resolve_soon(c);
+	usleep(500000);
+	if (!strcmp(change, "continuous")) {
+		put_policy(c, policy("\"mode\":\"Continuous\"", 2, start));
+	} else if (!strcmp(change, "follower")) {
+		pthread_mutex_lock(&c->lock);
+		c->leader = false;
+		pthread_mutex_unlock(&c->lock);
+	}
+	reconcile_resolve_soon(c);
+	sleep(3);	/* past the 3 s from the start */
+	a = status_passes(c);
+	sleep(1);
+	b = status_passes(c);
+	__atomic_store_n(&c->stop, 1, __ATOMIC_RELEASE);
+	reconcile_stop(r);
+	pthread_rwlock_wrlock(&c->cache_lock);
+	hmap_for_each(&c->policies, it) {
+		policy_free(it->val);
+		free(it->val);
+	}
+	hmap_free(&c->policies);
+	pthread_rwlock_unlock(&c->cache_lock);
+	hmap_free(&c->rq.policies);
+	hmap_free(&c->rq.counted);
+	free(c);
+	return b - a;
+}
+
+static void test_follower_does_not_spin(void **state)
+{
+	(void)state;
+	assert_true(passes_after("follower") <= 2);
+}
+
+static void test_edited_policy_does_not_spin(void **state)
+{
+	(void)state;
+	assert_true(passes_after("continuous") <= 2);
+}
+
+int main(void)
+{
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test(test_follower_does_not_spin),
+		cmocka_unit_test(test_edited_policy_does_not_spin),
+	};
+
+	log_set_level(LOG_LVL_ERROR);
+	return cmocka_run_group_tests(tests, NULL, NULL);
+}
