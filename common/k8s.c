@@ -573,6 +573,12 @@ struct k8s_informer {
 	bool gone_error;	/* ... or an event was lost: re-list, after a backoff */
 };
 
+/* The informer's counters: written by its thread, read by any (k8s_informer_stats). */
+static void stat_inc(uint64_t *v)
+{
+	__atomic_fetch_add(v, 1, __ATOMIC_RELAXED);
+}
+
 static bool stopping(struct k8s_informer *inf)
 {
 	return __atomic_load_n(&inf->stop, __ATOMIC_ACQUIRE);
@@ -641,7 +647,7 @@ static int do_list(struct k8s_informer *inf, struct k8s_client *c, int *retry_af
 		inf->ops.list_end(inf->ctx);
 	pthread_mutex_lock(&inf->lock);
 	inf->synced = true;
-	inf->stats.lists++;
+	stat_inc(&inf->stats.lists);
 	pthread_mutex_unlock(&inf->lock);
 	return 0;
 }
@@ -661,23 +667,23 @@ static void watch_line(struct k8s_informer *inf, const char *line, size_t len)
 	if (!ev || !type || !cJSON_IsObject(obj)) {
 		/* an event lost is a cache gone stale: re-list rather than guess */
 		log_warn("k8s: watch %s: undecodable event (%zu bytes): re-listing", inf->path, len);
-		inf->stats.errors++;
+		stat_inc(&inf->stats.errors);
 		inf->gone = true;
 		inf->gone_error = true;
 		cJSON_Delete(ev);
 		return;
 	}
-	inf->stats.events++;
+	stat_inc(&inf->stats.events);
 	rv = k8s_str(obj, "metadata.resourceVersion");
 	if (!strcmp(type, "ERROR")) {
 		const cJSON *code = k8s_get(obj, "code");
 
 		if (cJSON_IsNumber(code) && code->valueint == 410) {
 			inf->gone = true;
-			inf->stats.relists_gone++;
+			stat_inc(&inf->stats.relists_gone);
 		} else {
 			log_warn("k8s: watch %s: error event: %s", inf->path, k8s_str(obj, "message"));
-			inf->stats.errors++;
+			stat_inc(&inf->stats.errors);
 		}
 	} else if (!strcmp(type, "BOOKMARK")) {
 		/* only the resourceVersion matters */
@@ -733,7 +739,7 @@ static size_t on_watch_data(char *data, size_t sz, size_t n, void *arg)
 			/* an event we cannot hold: start over from a fresh list */
 			log_warn("k8s: watch %s: event over %u bytes: re-listing", w->inf->path,
 				 K8S_MAX_EVENT);
-			w->inf->stats.errors++;
+			stat_inc(&w->inf->stats.errors);
 			w->inf->gone = true;
 			w->inf->gone_error = true;
 			return 0;
@@ -774,7 +780,7 @@ static int do_watch(struct k8s_informer *inf, struct k8s_client *c)
 	curl_easy_setopt(c->curl, CURLOPT_XFERINFOFUNCTION, on_watch_progress);
 	curl_easy_setopt(c->curl, CURLOPT_XFERINFODATA, inf);
 	pthread_mutex_lock(&inf->lock);
-	inf->stats.watches++;
+	stat_inc(&inf->stats.watches);
 	pthread_mutex_unlock(&inf->lock);
 	rc = curl_easy_perform(c->curl);
 	curl_slist_free_all(h);
@@ -810,7 +816,7 @@ static void *informer_main(void *arg)
 		if (!listed || inf->gone) {
 			/* gone stays set until a list succeeds: a failed re-list is retried */
 			if (do_list(inf, c, &retry_after)) {
-				inf->stats.errors++;
+				stat_inc(&inf->stats.errors);
 				nap(inf, retry_after > 0 ? (unsigned int)retry_after * 1000 :
 					 k8s_backoff_ms(attempt++, 200, 30000));
 				continue;
@@ -819,7 +825,7 @@ static void *informer_main(void *arg)
 			inf->gone = false;
 		}
 		if (do_watch(inf, c)) {
-			inf->stats.errors++;
+			stat_inc(&inf->stats.errors);
 			nap(inf, k8s_backoff_ms(attempt++, 200, 30000));
 			/* the apiserver may have lost our resourceVersion while away: a
 			 * 410 on the next watch makes us re-list */
@@ -884,7 +890,11 @@ bool k8s_informer_synced(struct k8s_informer *inf)
 
 void k8s_informer_stats(struct k8s_informer *inf, struct k8s_informer_stats *ret)
 {
-	pthread_mutex_lock(&inf->lock);
-	*ret = inf->stats;
-	pthread_mutex_unlock(&inf->lock);
+	const struct k8s_informer_stats *s = &inf->stats;
+
+	ret->lists = __atomic_load_n(&s->lists, __ATOMIC_RELAXED);
+	ret->watches = __atomic_load_n(&s->watches, __ATOMIC_RELAXED);
+	ret->events = __atomic_load_n(&s->events, __ATOMIC_RELAXED);
+	ret->relists_gone = __atomic_load_n(&s->relists_gone, __ATOMIC_RELAXED);
+	ret->errors = __atomic_load_n(&s->errors, __ATOMIC_RELAXED);
 }
