@@ -27,12 +27,15 @@
 #include "model.h"
 
 #define FLEET_PROTOCOL_VERSION 1
-#define FLEET_MAX_HELLO_FRAME (64u << 10)	/* before the agent is accepted */
+#define FLEET_MAX_HELLO_FRAME (16u << 10)	/* before the agent is accepted (a token is < 4 KiB) */
 #define FLEET_MAX_AGENT_FRAME (16u << 20)	/* after: profile uploads are this large at most */
 #define FLEET_MAX_STORE_ACKS 8
 #define FLEET_HELLO_TIMEOUT_S 10	/* from the connection to the agent's acceptance */
-#define FLEET_MAX_UNACCEPTED 256	/* connections not accepted yet, at once */
-#define FLEET_MAX_REVIEWS 64	/* hellos waiting for their TokenReview, at once */
+/* connections not accepted yet, and hellos waiting for their review, at once: a whole
+ * fleet reconnecting after a controller restart fits; junk ones are closed by the hello
+ * timeout (their buffers: 4096 x 16 KiB at most) */
+#define FLEET_MAX_UNACCEPTED 4096
+#define FLEET_MAX_REVIEWS 4096
 
 struct ctl_options {
 	const char *kubeconfig, *context;
