@@ -353,7 +353,7 @@ static void install_updates(struct ctl *c, struct node_update *u, int n)
 }
 
 /* Each policy's result and the nodes that hold its targets. */
-static void keep_results(struct reconciler *r, const struct snapshot *s,
+static void keep_results(const struct snapshot *s,
 			 const struct resolve_output *out, struct policy_rt **rts)
 {
 	for (int i = 0; i < s->in.npolicies; i++) {
@@ -384,7 +384,6 @@ static void keep_results(struct reconciler *r, const struct snapshot *s,
 					rt->nnodes++;
 			}
 	}
-	(void)r;
 }
 
 /* Resolves everything; every policy's status becomes due. Under cache_lock (read). */
@@ -418,7 +417,7 @@ static void resolve_pass(struct reconciler *r, struct hmap *due)
 		log_error("reconcile: cannot resolve (out of memory)");
 		goto out;
 	}
-	keep_results(r, &s, &out, rts);
+	keep_results(&s, &out, rts);
 	nu = build_updates(c, &s, &out, &u);
 	install_updates(c, u, nu);
 	for (int i = 0; u && i < nu; i++)
@@ -559,8 +558,6 @@ static struct status_write *status_pass(struct reconciler *r, const struct hmap 
 		d[i].in.now = now;
 		w = policy_status(&d[i].in, d[i].rt, &writes, &completed);
 		if (w) {
-			free(w->policy);
-			w->policy = strdup(d[i].key);
 			w->next = writes;
 			writes = w;
 		}
@@ -724,9 +721,8 @@ static bool next_work(struct reconciler *r, bool *ret_resolve, struct hmap *due)
 
 		if (ctl_stopping(c))
 			return false;
-		t = wake_at(r, now);
-		if ((q->resolve && now >= r->last_resolve_ms + RECONCILE_MIN_GAP_MS) ||
-		    q->policies.n || now >= t)
+		t = wake_at(r, now);	/* a resolve asked for, past its gap, is one of its times */
+		if (q->policies.n || now >= t)
 			break;
 		wait_until_ms(c, t);
 	}

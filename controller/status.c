@@ -330,7 +330,7 @@ struct status_write *policy_status(const struct status_input *in, struct policy_
 	const struct policy *p = in->p;
 	enum policy_phase phase;
 	struct status_write *w;
-	char now[40], *s;
+	char now[40], key[600], *s;
 
 	*ret_completed = false;
 	rt->ends_at = 0;	/* set again below while an OnDemand policy runs */
@@ -347,8 +347,9 @@ struct status_write *policy_status(const struct status_input *in, struct policy_
 		free(s);
 		return NULL;
 	}
+	policy_cache_key(key, sizeof(key), p->key);
 	w = calloc(1, sizeof(*w));
-	if (!w || !(w->policy = strdup(p->key)) ||
+	if (!w || !(w->policy = strdup(key)) ||
 	    (p->cluster ? asprintf(&w->path, GROUP_PATH "/clusterprofilingpolicies/%s/status",
 				   p->name) :
 			  asprintf(&w->path, GROUP_PATH "/namespaces/%s/profilingpolicies/%s/status",

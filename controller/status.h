@@ -18,7 +18,7 @@ struct status_write {
 	const char *method;	/* PATCH (status) or POST (an Event) */
 	char *path;
 	char *body;
-	char *policy;		/* the policy's key, for a PATCH */
+	char *policy;		/* the policy's key in the caches ("P:ns/name"), for a PATCH */
 	struct status_write *next;
 };
 
