@@ -1041,6 +1041,8 @@ static void state_tracked(struct run *r, cJSON *o)
 		cJSON_AddNumberToObject(o, "unwindRows", (double)us.rows_live);
 		cJSON_AddNumberToObject(o, "unwindPids", (double)us.pids);
 		cJSON_AddNumberToObject(o, "unwindLoadMsTotal", (double)us.load_ns_total / 1e6);
+		cJSON_AddNumberToObject(o, "unwindTablesFailed", (double)us.tables_failed);
+		cJSON_AddNumberToObject(o, "unwindFailuresReused", (double)us.failures_reused);
 	}
 }
 

@@ -364,6 +364,7 @@ static void add_drop_comments(struct profile *p, const struct sampler_stats *ss,
 			{ "unwind.tables_loaded", us->tables_loaded },
 			{ "unwind.tables_failed", us->tables_failed },
 			{ "unwind.tables_cancelled", us->tables_cancelled },
+			{ "unwind.failures_reused", us->failures_reused },
 			{ "unwind.executables_without_cfi", us->no_cfi },
 			{ "unwind.table_bytes_peak", us->bytes_peak },
 		};

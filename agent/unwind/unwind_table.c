@@ -1088,6 +1088,19 @@ static Elf *files_mini(struct cfi_files *f)
 	return f->mini;
 }
 
+/* The files and what libelf read of them; the sources' pointers into them are cleared. */
+static void files_close(struct builder *b, struct cfi_files *f)
+{
+	for (int i = 0; i < NSRC; i++)
+		b->src[i].buf = NULL;
+	b->ident = NULL;
+	elf_end(f->mini);
+	free(f->mini_buf);
+	elfutil_close(f->delf, f->dfd);
+	elfutil_close(f->elf, f->fd);
+	*f = (struct cfi_files){ .fd = -1, .dfd = -1 };
+}
+
 /*
  * The FDEs of one CFI section into b: *have counts sections found, *broken
  * those that were corrupt. 0, or -errno for what must stop the build.
@@ -1142,6 +1155,9 @@ static int emit_table(struct builder *b, int have, int broken, struct unwind_tab
 	struct unwind_table *t;
 	int err = own_ranges(b, &own);
 
+	/* the FDE list is done with: not held beside the rows (a big file's are MiBs) */
+	free(b->fdes.v);
+	b->fdes = (struct range_list){ 0 };
 	for (uint32_t i = 0; i < own.n && !err; i++)
 		err = emit_range(b, &own.v[i], i + 1 < own.n ? own.v[i + 1].lo : 0);
 	if (!err && !b->nrows)	/* sections, but nothing usable in them: corrupt rather than absent */
@@ -1180,14 +1196,12 @@ int unwind_table__build(const char *path, const char *debug_path, uint32_t max_r
 		err = read_eh_frame(&b, &f, &have, &broken);
 	if (!err)
 		err = read_debug_frame(&b, &f, debug_path, &have, &broken);
+	/* libdw reads its own copies from here: the files' section bytes go first */
+	files_close(&b, &f);
 	if (!err)
 		err = emit_table(&b, have, broken, ret);
 	for (int i = 0; i < NSRC; i++)
 		cfi_src_close(&b.src[i]);
-	elf_end(f.mini);
-	free(f.mini_buf);
-	elfutil_close(f.delf, f.dfd);
-	elfutil_close(f.elf, f.fd);
 	free(b.fdes.v);
 	free(b.rows);
 	return err;

@@ -32,6 +32,7 @@
 #define RESYNC_NS (1000ull * 1000 * 1000)
 /* tables handed to the worker at once (each holds its file open): more wait their turn */
 #define BUILDS_MAX 64
+#define RETRY_NS (60ull * 1000000000)	/* a failed table, built again */
 
 struct seg {
 	uint64_t offset, vaddr, filesz;
@@ -42,7 +43,8 @@ struct table_job;
 struct table {
 	bool used;
 	struct table_job *pending;	/* its build, handed to the worker: never evicted */
-	bool failed;		/* no CFI or unreadable: remembered, never retried */
+	bool failed;		/* no CFI, unreadable or no room: remembered, no rows */
+	uint64_t retry_at;	/* failed: built again once idle past this (CLOCK_MONOTONIC ns) */
 	char key[96];		/* "b:<build-id>", or "i:<dev>:<ino>" without one */
 	char ino_key[48];	/* "i:<dev>:<ino>" of the file it was first loaded from */
 	uint32_t refs;		/* processes mapping it */
@@ -219,6 +221,8 @@ struct unwinder *unwinder__new(int exe_mappings_fd, int rows_fd, uint32_t rows_c
 		u->opts.max_rows_per_table = 4u << 20;
 	if (!u->opts.max_builds)
 		u->opts.max_builds = BUILDS_MAX;
+	if (!u->opts.retry_ns)
+		u->opts.retry_ns = RETRY_NS;
 	rows_probe_map(u);
 	/* two results waiting at most: a big table's rows are tens of MiB */
 	u->builder = workq_new("unwind-tables", 2);
@@ -262,9 +266,11 @@ static void job_free(struct workq_item *it);
  * The last process mapping a table went: the table stays, idle, with its rows,
  * so that the next process of the same binary (a churn of short processes, a
  * restarted container) finds it; idle tables go when their rows or slot are
- * needed (table_evict_idle). A failed table is forgotten (and tried again), and
- * so is one whose build the worker has not started: the worker's time goes to
- * the tables of processes that live.
+ * needed (table_evict_idle). A failed table stays too (only its slot), so that
+ * the next process of the file does not build it again before its retry time
+ * (a 900k-row library refused for room would otherwise be rebuilt for every
+ * process that maps it). One whose build the worker has not started is
+ * forgotten: the worker's time goes to the tables of processes that live.
  */
 static void table_unref(struct unwinder *u, uint32_t id)
 {
@@ -276,10 +282,6 @@ static void table_unref(struct unwinder *u, uint32_t id)
 		job_free(&t->pending->item);
 		u->stats.tables_pending--;
 		u->stats.tables_cancelled++;
-		memset(t, 0, sizeof(*t));
-		return;
-	}
-	if (t->failed) {
 		memset(t, 0, sizeof(*t));
 		return;
 	}
@@ -405,6 +407,11 @@ static int find_table(struct unwinder *u, const char *key)
 		 * by (dev, ino) only a table some process still maps is the same file */
 		if (by_ino && t->idle_since)
 			continue;
+		if (t->failed && t->idle_since && clock_mono_ns() >= t->retry_at) {
+			table_drop(u, &u->tables[i]);	/* its time has come: built again */
+			return -ENOENT;
+		}
+		u->stats.failures_reused += t->failed;
 		return i;
 	}
 	return -ENOENT;
@@ -520,6 +527,7 @@ static int table_submit(struct unwinder *u, uint32_t id, int fd, const char *nam
 static void table_failed(struct unwinder *u, struct table *t, int err, const char *name)
 {
 	t->failed = true;
+	t->retry_at = clock_mono_ns() + u->opts.retry_ns;
 	if (err == -ENOENT)
 		u->stats.no_cfi++;
 	else
@@ -608,16 +616,9 @@ static int collect(struct unwinder *u)
 
 		t->pending = NULL;
 		u->stats.tables_pending--;
-		if (err) {
-			table_failed(u, t, err, j->name);
-			if (!t->refs) {
-				/* nobody to remember it for */
-				if (t->idle_since)
-					u->stats.tables_idle--;
-				memset(t, 0, sizeof(*t));
-			}
-		}
-		if (!err)
+		if (err)
+			table_failed(u, t, err, j->name);	/* kept, idle if unmapped */
+		else
 			mark_users_dirty(u, j->id);
 		job_free(it);
 		n++;

@@ -30,6 +30,7 @@ struct unwinder_opts {
 	uint32_t max_builds;		/* handed to the worker at once (each holds a file open); 0 = 64 */
 	const char *debug_root;		/* NULL = /usr/lib/debug */
 	struct table_cache *cache;	/* compiled tables on disk by build id; NULL = none */
+	uint64_t retry_ns;		/* a failed table is built again no sooner; 0 = 60 s */
 };
 
 struct unwinder_stats {
@@ -44,6 +45,7 @@ struct unwinder_stats {
 	uint64_t pids_vanished;		/* forgotten by unwinder__sweep: no exit record came */
 	uint64_t load_ns_total, load_ns_max;	/* compile + load time per table */
 	uint64_t no_cfi;			/* executables without CFI */
+	uint64_t failures_reused;	/* a failed table found again: not rebuilt before retry_ns */
 };
 
 struct unwinder;

@@ -267,12 +267,46 @@ static void test_sync_does_not_wait(void **state)
  * libc's never fits. Another build of sleep then fits the free slice, and
  * sleep's idle table stays.
  */
+/*
+ * sleep, then a copy of it with its own build id, on cap rows with retry_ns
+ * (0 = the default): the unwinder's counters after both synced.
+ */
+static void two_sleeps(uint32_t cap, uint64_t retry_ns, struct unwinder_stats *st)
+{
+	struct unwinder_opts opts = { .retry_ns = retry_ns };
+	struct procs *procs;
+	struct unwinder *u;
+	char copy[64];
+	int lpm, rows;
+	pid_t a;
+
+	u = open_unwinder_opts(cap, &opts, &procs, &lpm, &rows);
+	a = spawn("/bin/sleep", "30", NULL);
+	sync_settled(u, a);
+	unwinder__forget_pid(u, a);
+	reap(a);
+	other_build(copy, sizeof(copy));
+	a = spawn(copy, "30", NULL);
+	sync_settled(u, a);
+	unwinder__stats(u, st);
+	print_message("# retry %lu ns: %lu loaded, %lu failed, %lu reused, %lu evicted, %lu idle\n",
+		      (unsigned long)retry_ns, (unsigned long)st->tables_loaded,
+		      (unsigned long)st->tables_failed, (unsigned long)st->failures_reused,
+		      (unsigned long)st->tables_evicted, (unsigned long)st->tables_idle);
+	unwinder__forget_pid(u, a);
+	reap(a);
+	unlink(copy);
+	unwinder__free(u);
+	procs__free(procs);
+	close(lpm);
+	close(rows);
+}
+
 static void test_too_big_keeps_idle(void **state)
 {
 	struct unwinder_stats st;
 	struct procs *procs;
 	struct unwinder *u;
-	char copy[64];
 	uint32_t cap;
 	int lpm, rows;
 	pid_t a;
@@ -305,28 +339,17 @@ static void test_too_big_keeps_idle(void **state)
 	assert_int_equal(st.tables_failed, 1);	/* libc's: over cap / 4 */
 	cap = (uint32_t)(st.rows_live + st.rows_live / 4);
 
-	u = open_unwinder(cap, &procs, &lpm, &rows);
-	a = spawn("/bin/sleep", "30", NULL);
-	sync_settled(u, a);
-	unwinder__forget_pid(u, a);
-	reap(a);
-	other_build(copy, sizeof(copy));
-	a = spawn(copy, "30", NULL);
-	sync_settled(u, a);
-	unwinder__stats(u, &st);
-	print_message("# %lu loaded, %lu failed, %lu evicted, %lu idle\n",
-		      (unsigned long)st.tables_loaded, (unsigned long)st.tables_failed,
-		      (unsigned long)st.tables_evicted, (unsigned long)st.tables_idle);
-	assert_int_equal(st.tables_failed, 2);	/* libc's, twice */
+	/* libc's refusal is remembered: the next process's libc is not built again */
+	two_sleeps(cap, 0, &st);
+	assert_int_equal(st.tables_failed, 1);
+	assert_true(st.failures_reused >= 1);
 	assert_int_equal(st.tables_evicted, 0);
 	assert_int_equal(st.tables_idle, 1);	/* sleep's own */
-	unwinder__forget_pid(u, a);
-	reap(a);
-	unlink(copy);
-	unwinder__free(u);
-	procs__free(procs);
-	close(lpm);
-	close(rows);
+	/* ... until its retry time: 1 ns, so the next process builds it again */
+	two_sleeps(cap, 1, &st);
+	assert_int_equal(st.tables_failed, 2);	/* libc's, twice */
+	assert_int_equal(st.tables_evicted, 0);
+	assert_int_equal(st.tables_idle, 1);
 }
 
 /*
