@@ -6,7 +6,7 @@
 #     processes over SOAK_MINUTES: SOAK_BINARIES distinct binaries (copies of
 #     a small program, each with its own build id), a dlopen-heavy program
 #     every 10th, a four-thread one every 50th.
-# Every minute it prints the agent's RSS, the BPF map memory it holds, the
+# Every minute it prints the agent's RSS (and at the end its peak, VmHWM), the BPF map memory it holds, the
 # processes and mappings it tracks, the unwind rows in use and the ring
 # buffer's drops; at the end the RSS slope after warm-up and, per steady
 # target, the CPU time its exported profiles claim against /proc/PID/stat.
@@ -167,12 +167,14 @@ done
 T1=$(date +%s%N)
 kill "$CHURN" 2>/dev/null
 sleep 12	# the last interval's export
+hwm=$(awk '/^VmHWM/ { print $2 }' "/proc/$AG/status" 2>/dev/null)
 
 # ---- the verdict -------------------------------------------------------------------------
 slope=$(awk -v w=$WARMUP_MIN '$1 >= w { n++; sx += $1; sy += $2; sxx += $1 * $1; sxy += $1 * $2 }
 	END { if (n < 2) print 0; else printf "%.1f", (n * sxy - sx * sy) / (n * sxx - sx * sx) }' "$W/rss.log")
 max=$(awk '$2 > m { m = $2 } END { print m + 0 }' "$W/rss.log")
-echo "# RSS: max $((max / 1024)) MiB (goal <= 64), slope after minute $WARMUP_MIN: $slope KiB/min (goal: flat)"
+echo "# RSS: max $((max / 1024)) MiB at the minutes, $((${hwm:-0} / 1024)) MiB at its peak (VmHWM) (goal <= 64), slope after minute $WARMUP_MIN: $slope KiB/min (goal: flat)"
+echo "# unwind tables: $(st .unwindTablesFailed) failed (no room in --unwind-rows, no CFI), found again without a rebuild $(st .unwindFailuresReused) times"
 echo "# ring buffer drops: $(st .dropped) (goal 0); processes run by the churn: $(cat "$W/churn.count")"
 for req in "$W"/sink/req-*.txt; do
 	pod=$(grep -o 'pod%3Dsoak-[a-d]' "$req" | head -1 | sed 's/pod%3D//')

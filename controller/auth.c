@@ -4,7 +4,9 @@
  * or refuses agents: an agent's token must be the agents' service account's,
  * bound to a pod that exists (same uid) and runs on the node the agent names.
  */
+#include <arpa/inet.h>
 #include <errno.h>
+#include <netinet/in.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -288,9 +290,49 @@ static const char *extra_value(const cJSON *user, const char *field)
 	return cJSON_IsString(v) ? v->valuestring : NULL;
 }
 
-/* The pod a token is bound to must exist, be the same pod, and run on node. */
+/* An address as 16 bytes (IPv4 as IPv4-mapped IPv6); false when it is none. */
+static bool addr_parse(const char *s, struct in6_addr *ret)
+{
+	struct in_addr v4;
+
+	if (inet_pton(AF_INET6, s, ret) == 1)
+		return true;
+	if (inet_pton(AF_INET, s, &v4) != 1)
+		return false;
+	memset(ret, 0, sizeof(*ret));
+	ret->s6_addr[10] = ret->s6_addr[11] = 0xff;
+	memcpy(&ret->s6_addr[12], &v4, 4);
+	return true;
+}
+
+bool auth_addr_in_list(const char *peer, const char *list)
+{
+	struct in6_addr a, b;
+	char one[64];
+
+	if (!addr_parse(peer, &a))
+		return false;
+	for (const char *p = list; p && *p;) {
+		size_t len = strcspn(p, ",");
+
+		if (len < sizeof(one)) {
+			memcpy(one, p, len);
+			one[len] = 0;
+			if (addr_parse(one, &b) && !memcmp(&a, &b, sizeof(a)))
+				return true;
+		}
+		p += len + (p[len] == ',');
+	}
+	return false;
+}
+
+/*
+ * The pod a token is bound to must exist, be the same pod, run on node and,
+ * unless --no-agent-address-check, be where the connection comes from: a token
+ * sniffed or stolen and replayed from anywhere else is refused.
+ */
 static bool agent_pod_ok(struct ctl *c, const char *pod_name, const char *pod_uid,
-			 const char *node, char *why, size_t whylen)
+			 const char *node, const char *peer, char *why, size_t whylen)
 {
 	const struct pod *pod;
 	char key[600];
@@ -306,6 +348,11 @@ static bool agent_pod_ok(struct ctl *c, const char *pod_name, const char *pod_ui
 	else if (!pod->node || strcmp(pod->node, node))
 		snprintf(why, whylen, "agent pod %s runs on node '%s', not '%s'", key,
 			 pod->node ? pod->node : "", node);
+	else if (!c->opt.no_agent_address_check && !pod->ips)
+		snprintf(why, whylen, "agent pod %s has no IP yet", key);
+	else if (!c->opt.no_agent_address_check && !auth_addr_in_list(peer, pod->ips))
+		snprintf(why, whylen, "agent pod %s has IP %s; this connection comes from %s",
+			 key, pod->ips, peer);
 	else
 		ok = true;
 	pthread_rwlock_unlock(&c->cache_lock);
@@ -313,7 +360,7 @@ static bool agent_pod_ok(struct ctl *c, const char *pod_name, const char *pod_ui
 }
 
 static bool review_agent(struct ctl *c, struct k8s_client *kc, const char *token,
-			 const char *node, char *why, size_t whylen)
+			 const char *node, const char *peer, char *why, size_t whylen)
 {
 	const char *user, *pod_name, *pod_uid;
 	cJSON *u = NULL;
@@ -340,14 +387,14 @@ static bool review_agent(struct ctl *c, struct k8s_client *kc, const char *token
 		snprintf(why, whylen,
 			 "token is not bound to a pod (use a projected service-account token)");
 	else
-		ok = agent_pod_ok(c, pod_name, pod_uid, node, why, whylen);
+		ok = agent_pod_ok(c, pod_name, pod_uid, node, peer, why, whylen);
 	cJSON_Delete(u);
 	return ok;
 }
 
 /* The next connection to review, copied out; false when none (or not yet). Under ctl.lock. */
 static bool next_pending(struct ctl *c, uint64_t *id, char *token, size_t toklen, char *node,
-			 size_t nodelen, bool *leader)
+			 size_t nodelen, char *peer, size_t peerlen, bool *leader)
 {
 	struct conn *cn = NULL;
 
@@ -365,6 +412,7 @@ static bool next_pending(struct ctl *c, uint64_t *id, char *token, size_t toklen
 	*id = cn->id;
 	snprintf(token, toklen, "%s", cn->token);
 	snprintf(node, nodelen, "%s", cn->node);
+	snprintf(peer, peerlen, "%s", cn->peer);
 	return true;
 }
 
@@ -375,11 +423,12 @@ static void *auth_main(void *arg)
 
 	ctl_lock(c);
 	while (!ctl_stopping(c)) {
-		char token[4096], node[254], why[256] = "";
+		char token[4096], node[254], peer[64], why[256] = "";
 		uint64_t id;
 		bool ok, leader;
 
-		if (!next_pending(c, &id, token, sizeof(token), node, sizeof(node), &leader)) {
+		if (!next_pending(c, &id, token, sizeof(token), node, sizeof(node), peer,
+				  sizeof(peer), &leader)) {
 			ctl_wait(c, &c->wake, NULL);
 			continue;
 		}
@@ -389,7 +438,7 @@ static void *auth_main(void *arg)
 			snprintf(why, sizeof(why), "not the leader");
 		} else {
 			ok = c->opt.insecure_trust_agents ||
-			     review_agent(c, a->kc, token, node, why, sizeof(why));
+			     review_agent(c, a->kc, token, node, peer, why, sizeof(why));
 		}
 		memset(token, 0, sizeof(token));
 		ctl_lock(c);

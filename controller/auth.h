@@ -56,6 +56,13 @@ unsigned int auth_review_token_cached(struct auth_cache *ac, struct k8s_client *
 unsigned int auth_may_get_policy_cached(struct auth_cache *ac, struct k8s_client *kc,
 					const cJSON *user, const char *ns, const char *name,
 					char *why, size_t whylen);
+/*
+ * Whether peer (an address as the socket gave it) is one of list's (a pod's
+ * IPs, comma-separated), compared as addresses: "::ffff:10.0.0.1" is
+ * "10.0.0.1", "fd00:0::1" is "fd00::1".
+ */
+bool auth_addr_in_list(const char *peer, const char *list);
+
 /* Answers taken from the cache, and asked of the API server. */
 void auth_cache_counts(struct auth_cache *ac, uint64_t *ret_hits, uint64_t *ret_misses);
 

@@ -46,7 +46,10 @@ struct ctl_options {
 	const char *agent_audience;
 	const char *secret_namespaces;	/* comma-separated: where authSecretRef may point */
 	bool insecure_trust_agents;	/* skip TokenReview: for benchmarks only */
+	bool no_agent_address_check;	/* a token is good from any address, not only its pod's */
+	bool plain_credentials;		/* backends' credentials go over ws:// too */
 	int max_hz;
+	int max_ns_policies;	/* ProfilingPolicies honoured per namespace; 0 = no cap */
 	const char *lease_ns, *lease_name, *identity;
 	int lease_duration_s;
 	bool no_leader_election;
@@ -55,6 +58,7 @@ struct ctl_options {
 	/* the built-in store and its HTTP API */
 	const char *store_dir;	/* NULL = no store */
 	uint64_t store_max_bytes;
+	uint64_t store_ns_max_bytes;	/* one namespace's share */
 	int64_t store_retention_s;
 	const char *http_addr;	/* NULL = no HTTP server */
 	int http_port;
@@ -79,8 +83,9 @@ struct conn {
 	/* shared */
 	enum auth_state auth;
 	char node[254];
+	char peer[64];		/* the agent's address, as accepted (set before it is listed) */
 	char token[4096];	/* until the review is done */
-	char refusal[200];
+	char refusal[320];
 	bool close_after_send;
 	uint64_t sent_version, acked_version;
 	uint32_t found, missing;

@@ -192,6 +192,8 @@ static void store_metrics(struct ctl *c, struct metrics *m, const struct fleet_v
 		      (const char *[]){ "reason", "full", NULL }, (double)ss.evicted_full);
 	metrics_value(m, "profleet_controller_store_evictions_total",
 		      (const char *[]){ "reason", "age", NULL }, (double)ss.evicted_age);
+	metrics_value(m, "profleet_controller_store_evictions_total",
+		      (const char *[]){ "reason", "namespace_quota", NULL }, (double)ss.evicted_quota);
 }
 
 char *health_metrics(struct ctl *c, size_t *ret_len)

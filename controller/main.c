@@ -72,6 +72,7 @@ static int ctl_init(struct ctl *c)
 static int open_store(struct ctl *c)
 {
 	struct store_opts so = { .dir = c->opt.store_dir, .max_bytes = c->opt.store_max_bytes,
+				 .ns_max_bytes = c->opt.store_ns_max_bytes,
 				 .retention_s = c->opt.store_retention_s };
 	struct store_stats ss;
 	char err[512];

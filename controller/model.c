@@ -257,6 +257,7 @@ void pod_free(struct pod *p)
 	free(p->name);
 	free(p->uid);
 	free(p->node);
+	free(p->ips);
 	free(p->service_annotation);
 	free(p->owner_kind);
 	free(p->owner_name);
@@ -348,6 +349,37 @@ bool pod_workload(const struct pod *p, struct named_labels *const *replicasets, 
 	return false;
 }
 
+/* status.podIPs[].ip, comma-separated, else status.podIP; *ret NULL when none. */
+static int pod_ips(const cJSON *obj, char **ret)
+{
+	const cJSON *ips = k8s_get(obj, "status.podIPs"), *it;
+	const char *one = k8s_str(obj, "status.podIP");
+	char buf[512];
+	size_t len = 0;
+
+	buf[0] = 0;
+	if (cJSON_IsArray(ips))
+		cJSON_ArrayForEach(it, ips) {
+			const char *ip = k8s_str(it, "ip");
+			int n;
+
+			if (!ip || !*ip || strchr(ip, ','))
+				continue;
+			n = snprintf(buf + len, sizeof(buf) - len, "%s%s", len ? "," : "", ip);
+			if (n < 0 || (size_t)n >= sizeof(buf) - len) {
+				buf[len] = 0;	/* more than any pod has: the ones that fit */
+				break;
+			}
+			len += (size_t)n;
+		}
+	if (!len && one && *one)
+		snprintf(buf, sizeof(buf), "%s", one);
+	*ret = NULL;
+	if (buf[0] && !(*ret = strdup(buf)))
+		return -ENOMEM;
+	return 0;
+}
+
 int pod_from_json(const cJSON *obj, struct pod *ret)
 {
 	const cJSON *specs = k8s_get(obj, "spec.containers"), *statuses, *it, *st, *ann, *sv;
@@ -362,6 +394,8 @@ int pod_from_json(const cJSON *obj, struct pod *ret)
 	ret->uid = strdup(k8s_str(obj, "metadata.uid"));
 	ret->node = dup_or_null(k8s_str(obj, "spec.nodeName"));
 	ret->phase = dup_or_null(k8s_str(obj, "status.phase"));
+	if (pod_ips(obj, &ret->ips))
+		goto bad;
 	/* the key has dots: no k8s_get() path for it */
 	ann = k8s_get(obj, "metadata.annotations");
 	sv = cJSON_IsObject(ann) ?
@@ -639,6 +673,9 @@ int policy_from_json(const cJSON *obj, bool cluster, int max_hz, struct policy *
 	else if (asprintf(&ret->key, "%s/%s", ns, name) < 0)
 		ret->key = NULL;
 	ret->generation = cJSON_IsNumber(gen) ? (int64_t)gen->valuedouble : 0;
+	ret->created_s = k8s_time_parse(k8s_str(obj, "metadata.creationTimestamp"));
+	if (ret->created_s < 0)
+		ret->created_s = 0;
 	parse_spec(k8s_get(obj, "spec"), ret, max_hz);
 
 	ret->srv_phase = phase_parse(k8s_str(st, "phase"));

@@ -64,6 +64,7 @@ struct container_ref {
 
 struct pod {
 	char *ns, *name, *uid, *node;
+	char *ips;		/* status.podIPs (else status.podIP), comma-separated; NULL = none yet */
 	struct labels labels;
 	char *service_annotation;	/* profiling.profleet.dev/service-name */
 	char *owner_kind, *owner_name;	/* the controlling ownerReference, if any */
@@ -89,6 +90,7 @@ struct policy {
 	char *ns, *name, *uid;	/* ns is NULL for cluster policies */
 	char *key;		/* "ns/name" or "name": how agents and status name it */
 	int64_t generation;
+	int64_t created_s;	/* metadata.creationTimestamp (unix seconds; 0 if none) */
 	/* spec */
 	enum policy_mode mode;
 	int64_t duration_s;	/* OnDemand only; 0 = none given */

@@ -33,16 +33,29 @@ static void usage(FILE *f)
 		"                           Lease's namespace); the Secret must also be labelled\n"
 		"                           profiling.profleet.dev/backend-credentials=true\n"
 		"  --max-frequency HZ       the cluster's cap on sampling.frequencyHz (default 250)\n"
+		"  --max-policies-per-namespace N\n"
+		"                           ProfilingPolicies honoured in one namespace, the oldest\n"
+		"                           first; the others get Accepted=False, TooManyPolicies\n"
+		"                           (default 32; 0 = no cap)\n"
 		"  --lease NS/NAME          leader-election Lease (default profleet-system/profleet-controller)\n"
 		"  --identity ID            this replica's identity (default $POD_NAME or the host name)\n"
 		"  --lease-duration S       seconds (default 15)\n"
 		"  --no-leader-election     act as the leader without a Lease (one replica only)\n"
 		"  --insecure-trust-agents  accept any agent without a TokenReview (benchmarks only)\n"
+		"  --no-agent-address-check accept an agent's token from any address, not only its\n"
+		"                           pod's IP (for networks that rewrite pods' source addresses)\n"
+		"  --plain-credentials      send backends' Secret credentials to agents over ws://\n"
+		"                           too (without it and without --tls-cert they are withheld)\n"
 		"  --store-dir PATH         the built-in store, for policies that name no backend\n"
 		"                           (default /var/lib/profleet/store)\n"
 		"  --no-store               no built-in store: policies without a backend only count samples\n"
-		"  --store-max-bytes N      bound of the store; the oldest profiles go first (default 1G;\n"
+		"  --store-max-bytes N      bound of the store: when full, the oldest profiles of the\n"
+		"                           namespace holding the most go first (default 1G;\n"
 		"                           suffixes K, M, G)\n"
+		"  --store-namespace-max-bytes N\n"
+		"                           one namespace's share (cluster policies' together: one\n"
+		"                           more); over it, its own oldest go (default: a quarter\n"
+		"                           of --store-max-bytes)\n"
 		"  --store-retention T      profiles older than this go, checked every quarter of it\n"
 		"                           (at most every minute; default 7d; suffixes s, m, h, d)\n"
 		"  --http-listen ADDR:PORT  the store's HTTP API, /metrics, /healthz and /readyz\n"
@@ -80,10 +93,14 @@ static const struct option longopts[] = {
 	{ "lease-duration", required_argument, NULL, 'd' },
 	{ "no-leader-election", no_argument, NULL, 'N' },
 	{ "insecure-trust-agents", no_argument, NULL, 'T' },
+	{ "no-agent-address-check", no_argument, NULL, 'A' },
+	{ "plain-credentials", no_argument, NULL, 'P' },
 	{ "log-level", required_argument, NULL, 'v' },
 	{ "store-dir", required_argument, NULL, 'S' },
 	{ "no-store", no_argument, NULL, 'n' },
 	{ "store-max-bytes", required_argument, NULL, 'B' },
+	{ "store-namespace-max-bytes", required_argument, NULL, 'Q' },
+	{ "max-policies-per-namespace", required_argument, NULL, 'M' },
 	{ "store-retention", required_argument, NULL, 'R' },
 	{ "http-listen", required_argument, NULL, 'H' },
 	{ "health-listen", required_argument, NULL, 'Z' },
@@ -95,7 +112,7 @@ static const struct option longopts[] = {
 /* The options that take a value to check after all are read. */
 struct raw_options {
 	const char *listen, *sa, *lease, *maxhz, *dur, *store_max, *store_ret, *http_listen;
-	const char *health_listen;
+	const char *health_listen, *store_ns_max, *max_ns_pol;
 };
 
 static void defaults(struct ctl_options *o, struct raw_options *raw)
@@ -104,8 +121,10 @@ static void defaults(struct ctl_options *o, struct raw_options *raw)
 	raw->sa = env_or("PROFLEET_AGENT_SERVICE_ACCOUNT", "profleet-system:profleet-agent");
 	raw->lease = env_or("PROFLEET_LEASE", "profleet-system/profleet-controller");
 	raw->maxhz = env_or("PROFLEET_MAX_FREQUENCY", "250");
+	raw->max_ns_pol = env_or("PROFLEET_MAX_POLICIES_PER_NAMESPACE", "32");
 	raw->dur = env_or("PROFLEET_LEASE_DURATION", "15");
 	raw->store_max = env_or("PROFLEET_STORE_MAX_BYTES", "1G");
+	raw->store_ns_max = env_or("PROFLEET_STORE_NAMESPACE_MAX_BYTES", NULL);
 	raw->store_ret = env_or("PROFLEET_STORE_RETENTION", "7d");
 	raw->http_listen = env_or("PROFLEET_HTTP_LISTEN", "0.0.0.0:7471");
 	raw->health_listen = env_or("PROFLEET_HEALTH_LISTEN", "0.0.0.0:7473");
@@ -133,6 +152,9 @@ static int env_bools(struct ctl_options *o)
 		{ "PROFLEET_INSECURE_TRUST_AGENTS",
 		  offsetof(struct ctl_options, insecure_trust_agents) },
 		{ "PROFLEET_NO_STORE", offsetof(struct ctl_options, no_store) },
+		{ "PROFLEET_NO_AGENT_ADDRESS_CHECK",
+		  offsetof(struct ctl_options, no_agent_address_check) },
+		{ "PROFLEET_PLAIN_CREDENTIALS", offsetof(struct ctl_options, plain_credentials) },
 	};
 
 	for (size_t i = 0; i < sizeof(vars) / sizeof(vars[0]); i++) {
@@ -162,15 +184,19 @@ static int take_option(int ch, struct ctl_options *o, struct raw_options *raw)
 	case 'a': o->agent_audience = optarg; break;
 	case 'b': o->secret_namespaces = optarg; break;
 	case 'm': raw->maxhz = optarg; break;
+	case 'M': raw->max_ns_pol = optarg; break;
 	case 'L': raw->lease = optarg; break;
 	case 'i': o->identity = optarg; break;
 	case 'd': raw->dur = optarg; break;
 	case 'N': o->no_leader_election = true; break;
 	case 'T': o->insecure_trust_agents = true; break;
+	case 'A': o->no_agent_address_check = true; break;
+	case 'P': o->plain_credentials = true; break;
 	case 'v': o->log_level = optarg; break;
 	case 'S': o->store_dir = optarg; break;
 	case 'n': o->no_store = true; o->store_dir = NULL; break;
 	case 'B': raw->store_max = optarg; break;
+	case 'Q': raw->store_ns_max = optarg; break;
 	case 'R': raw->store_ret = optarg; break;
 	case 'H': raw->http_listen = optarg; break;
 	case 'Z': raw->health_listen = optarg; break;
@@ -216,17 +242,30 @@ static double scaled(const char *s, const char *const *suffixes, const double *m
 	return -1;
 }
 
-static int store_options(struct ctl_options *o, const struct raw_options *raw)
+/* A size of 64K or more for option opt; -1 (said) when it is not one. */
+static double store_size(const char *opt, const char *s)
 {
-	double v = scaled(raw->store_max, (const char *const[]){ "", "K", "M", "G", NULL },
+	double v = scaled(s, (const char *const[]){ "", "K", "M", "G", NULL },
 			  (const double[]){ 1, 1024.0, 1048576.0, 1073741824.0 }, 65536);
 
-	if (v < 0) {
-		fprintf(stderr, "profleet-controller: --store-max-bytes %s: want a size of "
-			"64K or more (suffixes K, M, G)\n", raw->store_max);
+	if (v < 0)
+		fprintf(stderr, "profleet-controller: --%s %s: want a size of 64K or more "
+			"(suffixes K, M, G)\n", opt, s);
+	return v;
+}
+
+static int store_options(struct ctl_options *o, const struct raw_options *raw)
+{
+	double v = store_size("store-max-bytes", raw->store_max);
+
+	if (v < 0)
 		return -1;
-	}
 	o->store_max_bytes = (uint64_t)v;
+	v = raw->store_ns_max ? store_size("store-namespace-max-bytes", raw->store_ns_max) :
+				(double)(o->store_max_bytes / 4);
+	if (v < 0)
+		return -1;
+	o->store_ns_max_bytes = (uint64_t)v;
 	v = scaled(raw->store_ret, (const char *const[]){ "", "s", "m", "h", "d", NULL },
 		   (const double[]){ 1, 1, 60, 3600, 86400 }, 1);
 	if (v < 0) {
@@ -309,6 +348,7 @@ int options_parse(int argc, char **argv, struct ctl_options *o)
 	    pair("lease", raw.lease, '/', o->lease_buf, sizeof(o->lease_buf), &o->lease_ns,
 		 &o->lease_name, "NAMESPACE/NAME") ||
 	    int_in("max-frequency", raw.maxhz, 1, 1000, &o->max_hz) ||
+	    int_in("max-policies-per-namespace", raw.max_ns_pol, 0, 100000, &o->max_ns_policies) ||
 	    int_in("lease-duration", raw.dur, 2, 3600, &o->lease_duration_s) || check_files(o))
 		return -1;
 	if (!o->secret_namespaces)	/* the controller's own, the Lease's */

@@ -160,6 +160,7 @@ static int snapshot_take(struct ctl *c, struct snapshot *s)
 	in->replicasets = (struct named_labels **)map_values(&c->replicasets, &in->nreplicasets,
 							     NULL);
 	in->store = c->store != NULL;
+	in->max_ns_policies = c->opt.max_ns_policies;
 	if (!in->policies || !s->keys || !in->active || !in->pods || !in->namespaces ||
 	    !in->nodes || !in->backends || !in->replicasets) {
 		snapshot_free(s);

@@ -46,6 +46,8 @@ struct builder {
 	int cap;
 	struct hmap idx;	/* node name -> (index into out->nodes) + 1 */
 	struct hmap counted;	/* node name -> (policy index) + 1 that last counted it */
+	bool *over;		/* per policy: past its namespace's cap (NULL: no cap) */
+	int *ns_count;		/* per policy: the namespaced policies of its namespace */
 };
 
 static struct node_targets *get_node(struct builder *b, const char *node)
@@ -209,6 +211,53 @@ static int pod_targets(const struct resolve_input *in, int pi, const struct pod 
 	return 0;
 }
 
+/* Namespaced policies first, by namespace, then the oldest first (then by name). */
+static int cmp_by_age(const void *pa, const void *pb, void *arg)
+{
+	const struct resolve_input *in = arg;
+	const struct policy *a = in->policies[*(const int *)pa], *b = in->policies[*(const int *)pb];
+	int c;
+
+	if (!a->ns != !b->ns)
+		return a->ns ? -1 : 1;
+	if (a->ns && (c = strcmp(a->ns, b->ns)))
+		return c;
+	if (a->created_s != b->created_s)
+		return a->created_s < b->created_s ? -1 : 1;
+	return strcmp(a->name, b->name);
+}
+
+/*
+ * The namespaced policies past in->max_ns_policies in their namespace (the
+ * newest ones): over[pi] set, and the namespace's count in count[pi]. 0 or -ENOMEM.
+ */
+static int over_cap(const struct resolve_input *in, bool *over, int *count)
+{
+	int *idx, n = in->npolicies;
+
+	if (!in->max_ns_policies || !n)
+		return 0;
+	idx = malloc((size_t)n * sizeof(*idx));
+	if (!idx)
+		return -ENOMEM;
+	for (int i = 0; i < n; i++)
+		idx[i] = i;
+	qsort_r(idx, (size_t)n, sizeof(*idx), cmp_by_age, (void *)in);
+	for (int first = 0, i = 0; first < n && in->policies[idx[first]]->ns; first = i) {
+		const char *ns = in->policies[idx[first]]->ns;
+
+		for (i = first; i < n && in->policies[idx[i]]->ns &&
+				!strcmp(in->policies[idx[i]]->ns, ns); i++)
+			;
+		for (int k = first; k < i; k++) {
+			over[idx[k]] = k - first >= in->max_ns_policies;
+			count[idx[k]] = i - first;
+		}
+	}
+	free(idx);
+	return 0;
+}
+
 static int resolve_policy(const struct resolve_input *in, int pi, struct builder *b)
 {
 	const struct policy *p = in->policies[pi];
@@ -217,6 +266,13 @@ static int resolve_policy(const struct resolve_input *in, int pi, struct builder
 	if (p->invalid_reason[0]) {
 		snprintf(r->reason, sizeof(r->reason), "%s", p->invalid_reason);
 		snprintf(r->message, sizeof(r->message), "%s", p->invalid_message);
+		return 0;
+	}
+	if (b->over && b->over[pi]) {
+		snprintf(r->reason, sizeof(r->reason), "TooManyPolicies");
+		snprintf(r->message, sizeof(r->message), "namespace %s has %d ProfilingPolicies; "
+			 "the controller honours the %d oldest (--max-policies-per-namespace)",
+			 p->ns, b->ns_count[pi], in->max_ns_policies);
 		return 0;
 	}
 	if (!check_backends(in, p, r))
@@ -251,10 +307,17 @@ int resolve(const struct resolve_input *in, struct resolve_output *out)
 
 	memset(out, 0, sizeof(*out));
 	out->results = calloc((size_t)in->npolicies + 1, sizeof(*out->results));
+	if (in->max_ns_policies) {
+		b.over = calloc((size_t)in->npolicies + 1, sizeof(*b.over));
+		b.ns_count = calloc((size_t)in->npolicies + 1, sizeof(*b.ns_count));
+		err = !b.over || !b.ns_count ? -ENOMEM : over_cap(in, b.over, b.ns_count);
+	}
 	if (!out->results)
-		return -ENOMEM;
+		err = -ENOMEM;
 	for (int pi = 0; pi < in->npolicies && !err; pi++)
 		err = resolve_policy(in, pi, &b);
+	free(b.over);
+	free(b.ns_count);
 	hmap_free(&b.idx);
 	hmap_free(&b.counted);
 	if (err) {

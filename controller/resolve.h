@@ -29,6 +29,9 @@ struct resolve_input {
 	/* the controller's built-in store takes the profiles of policies that name no
 	 * backend (as the backend "@store" of type "controller"); false: they only count */
 	bool store;
+	/* ProfilingPolicies honoured per namespace, the oldest first (0: no cap); the
+	 * others are not accepted, with reason TooManyPolicies */
+	int max_ns_policies;
 };
 
 struct rtarget {

@@ -10,7 +10,9 @@
  * controller read a Secret for them (its credentials go to the backend's URL):
  * a Secret is used only in --backend-secret-namespaces and only with the
  * label SECRET_LABEL=true, which no Secret made for another purpose (the
- * controller's own TLS key, a service account's token) carries.
+ * controller's own TLS key, a service account's token) carries. Nor are
+ * they read at all when the agents connect over ws:// (no --tls-cert), unless
+ * --plain-credentials says that is fine: they would cross the network in clear.
  */
 #include <errno.h>
 #include <stdio.h>
@@ -169,7 +171,11 @@ static void read_all(struct ctl *c, struct k8s_client *kc)
 	for (int i = 0; refs && i < n; i++) {
 		struct creds cr = { 0 };
 
-		if (namespace_allowed(c->opt.secret_namespaces, refs[i].ns))
+		if (!c->opt.tls_cert && !c->opt.plain_credentials)
+			snprintf(cr.why, sizeof(cr.why), "credentials withheld: the agents connect "
+				 "over ws://, and Secrets go to them only over wss:// (--tls-cert) "
+				 "or with --plain-credentials");
+		else if (namespace_allowed(c->opt.secret_namespaces, refs[i].ns))
 			read_secret(kc, &refs[i], &cr);
 		else
 			snprintf(cr.why, sizeof(cr.why), "Secret %s/%s: namespace %s is not one of "

@@ -10,6 +10,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <time.h>
 #include <libwebsockets.h>
 
@@ -368,13 +369,14 @@ static void upload_work(struct workq_item *it)
 		snprintf(u->reason, sizeof(u->reason), "none of its policies uses the built-in store");
 	else if (pprof_validate(p->pprof_gz.data, p->pprof_gz.len, err, sizeof(err)))
 		snprintf(u->reason, sizeof(u->reason), "not a readable pprof: %s", err);
-	for (size_t i = 0; !u->reason[0] && i < u->nkeys; i++) {
-		int e = store_put(u->store, u->keys[i], u->node, p->from_unix, p->until_unix,
-				  p->pprof_gz.data, p->pprof_gz.len);
+	if (!u->reason[0]) {
+		size_t stored = 0;
+		int e = store_put(u->store, (const char *const *)u->keys, u->nkeys, u->node,
+				  p->from_unix, p->until_unix, p->pprof_gz.data, p->pprof_gz.len,
+				  &stored);
 
-		if (!e)
-			u->stored++;
-		else
+		u->stored = (uint32_t)stored;
+		if (e)
 			snprintf(u->reason, sizeof(u->reason), "store: %s", strerror(-e));
 	}
 	if (u->stored)
@@ -622,6 +624,19 @@ static void on_cancelled(struct ctl *c)
 	ctl_unlock(c);
 }
 
+/* The peer's address, an IPv4-mapped IPv6 one as plain IPv4 ("" when unknown). */
+static void peer_address(struct lws *wsi, char *buf, size_t len)
+{
+	const char *p = lws_get_peer_simple(wsi, buf, len);
+
+	if (!p) {
+		buf[0] = 0;
+		return;
+	}
+	if (!strncasecmp(buf, "::ffff:", 7) && strchr(buf + 7, '.'))
+		memmove(buf, buf + 7, strlen(buf + 7) + 1);
+}
+
 static int on_established(struct ctl *c, struct lws *wsi, struct pss *pss)
 {
 	struct conn *cn;
@@ -637,6 +652,7 @@ static int on_established(struct ctl *c, struct lws *wsi, struct pss *pss)
 	if (!cn)
 		return -1;
 	cn->wsi = wsi;
+	peer_address(wsi, cn->peer, sizeof(cn->peer));
 	pss->c = cn;
 	ctl_lock(c);
 	cn->id = ++c->next_conn_id;

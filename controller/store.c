@@ -14,15 +14,28 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "hmap.h"
 #include "k8s.h"
 #include "log.h"
 #include "pprof_merge.h"
 
+/*
+ * One policy's link to a profile. An upload for several policies of one
+ * namespace is written once and hard-linked into each policy's directory: the
+ * links share a blob id, and the bytes count once, to the namespace.
+ */
 struct entry {
 	char *rel;		/* path under the store directory */
 	char *key;		/* policy key */
 	uint64_t size;
+	uint64_t blob;
+	bool counted;		/* the link that carries the blob's bytes in the totals */
 	int64_t from_s, until_s;
+};
+
+/* What one namespace holds ("" for cluster policies): its quota applies to it. */
+struct bucket {
+	uint64_t bytes, blobs;
 };
 
 struct store {
@@ -30,7 +43,8 @@ struct store {
 	pthread_mutex_t lock;
 	struct entry *e;	/* sorted by from_s: the oldest first */
 	size_t n, cap;
-	uint64_t seq;
+	uint64_t seq, next_blob;
+	struct hmap buckets;	/* namespace -> struct bucket */
 	struct store_stats st;
 };
 
@@ -56,6 +70,55 @@ static void entry_free(struct entry *e)
 {
 	free(e->rel);
 	free(e->key);
+}
+
+/* The namespace of a policy key into buf ("" for a cluster policy's). */
+static const char *bucket_name(const char *key, char *buf, size_t len)
+{
+	const char *slash = strchr(key, '/');
+
+	snprintf(buf, len, "%.*s", slash ? (int)(slash - key) : 0, key);
+	return buf;
+}
+
+/* The bucket of a policy key, made when absent (NULL: out of memory). */
+static struct bucket *bucket_of(struct store *s, const char *key)
+{
+	char name[300];
+	struct bucket *b = hmap_get(&s->buckets, bucket_name(key, name, sizeof(name)));
+
+	if (b)
+		return b;
+	b = calloc(1, sizeof(*b));
+	if (b && hmap_put(&s->buckets, name, b, NULL)) {
+		free(b);
+		b = NULL;
+	}
+	return b;
+}
+
+/* Adds or takes away (sign -1) a counted entry's bytes. */
+static void account(struct store *s, const struct entry *e, int sign)
+{
+	char name[300];
+	struct bucket *b;
+
+	if (!e->counted)
+		return;
+	/* taking away never adds a bucket: hmap_for_each callers may be dropping */
+	b = sign > 0 ? bucket_of(s, e->key) :
+		       hmap_get(&s->buckets, bucket_name(e->key, name, sizeof(name)));
+	if (sign > 0) {
+		s->st.files++;
+		s->st.bytes += e->size;
+	} else {
+		s->st.files--;
+		s->st.bytes -= e->size;
+	}
+	if (b) {
+		b->blobs = sign > 0 ? b->blobs + 1 : b->blobs - 1;
+		b->bytes = sign > 0 ? b->bytes + e->size : b->bytes - e->size;
+	}
 }
 
 /* Inserts keeping the order by from_s (equal times: after the others); returns the
@@ -84,12 +147,11 @@ static long insert(struct store *s, struct entry *ne)
 	memmove(&s->e[lo + 1], &s->e[lo], (s->n - lo) * sizeof(*s->e));
 	s->e[lo] = *ne;
 	s->n++;
-	s->st.files++;
-	s->st.bytes += ne->size;
+	account(s, ne, 1);
 	return (long)lo;
 }
 
-/* Removes entry i and its file. Under the lock. */
+/* Removes entry i and its file (one link of its blob). Under the lock. */
 static void drop(struct store *s, size_t i)
 {
 	char path[4096];
@@ -97,11 +159,81 @@ static void drop(struct store *s, size_t i)
 	snprintf(path, sizeof(path), "%s/%s", s->o.dir, s->e[i].rel);
 	if (unlink(path) && errno != ENOENT)
 		log_warn("store: cannot remove %s: %s", path, strerror(errno));
-	s->st.files--;
-	s->st.bytes -= s->e[i].size;
+	account(s, &s->e[i], -1);
 	entry_free(&s->e[i]);
 	memmove(&s->e[i], &s->e[i + 1], (s->n - i - 1) * sizeof(*s->e));
 	s->n--;
+}
+
+/* Removes every link of entry i's blob: they have its from_s, so they sit next to it. */
+static void drop_blob(struct store *s, size_t i)
+{
+	uint64_t blob = s->e[i].blob;
+	int64_t from = s->e[i].from_s;
+	size_t k = i;
+
+	while (k > 0 && s->e[k - 1].from_s == from)
+		k--;
+	while (k < s->n && s->e[k].from_s == from) {
+		if (s->e[k].blob == blob)
+			drop(s, k);
+		else
+			k++;
+	}
+}
+
+/* The index of the oldest entry of namespace bucket (NULL: any) not of blob keep, or -1. */
+static long oldest_of(const struct store *s, const char *bucket, uint64_t keep)
+{
+	char name[300];
+
+	for (size_t i = 0; i < s->n; i++)
+		if (s->e[i].blob != keep &&
+		    (!bucket || !strcmp(bucket_name(s->e[i].key, name, sizeof(name)), bucket)))
+			return (long)i;
+	return -1;
+}
+
+/*
+ * What goes when the store is full: the oldest profile of the namespace
+ * holding the most bytes (so that no tenant's uploads push out another's
+ * smaller share), never blob keep (the one just stored). -1: nothing.
+ */
+static long victim(const struct store *s, uint64_t keep)
+{
+	const char *fullest = NULL;
+	uint64_t most = 0;
+	long i;
+
+	hmap_for_each(&s->buckets, it) {
+		const struct bucket *b = it->val;
+
+		if (b->bytes > most) {
+			most = b->bytes;
+			fullest = it->key;
+		}
+	}
+	i = fullest ? oldest_of(s, fullest, keep) : -1;
+	return i >= 0 ? i : oldest_of(s, NULL, keep);
+}
+
+/*
+ * Back within the bounds after blob keep went into namespace bucket (NULL: after
+ * the scan): the namespace's quota first, then the total. Under the lock.
+ */
+static void enforce(struct store *s, const char *bucket, uint64_t keep)
+{
+	const struct bucket *b = bucket ? hmap_get(&s->buckets, bucket) : NULL;
+	long i;
+
+	while (b && b->bytes > s->o.ns_max_bytes && (i = oldest_of(s, bucket, keep)) >= 0) {
+		drop_blob(s, (size_t)i);
+		s->st.evicted_quota++;
+	}
+	while (s->st.bytes > s->o.max_bytes && (i = victim(s, keep)) >= 0) {
+		drop_blob(s, (size_t)i);
+		s->st.evicted_full++;
+	}
 }
 
 static int mkdirs(const char *path)
@@ -121,8 +253,33 @@ static int mkdirs(const char *path)
 	return 0;
 }
 
-/* Adds the files of one policy directory to the index (at start). */
-static void scan_policy(struct store *s, const char *rel, const char *key)
+/*
+ * The blob of a file found at start: the one its inode already has (another
+ * policy's link to it), else a new one, which carries the bytes (*counted).
+ * 0 when out of memory.
+ */
+static uint64_t blob_of_inode(struct store *s, struct hmap *inodes, const struct stat *st,
+			      bool *counted)
+{
+	char k[64];
+	void *v;
+
+	snprintf(k, sizeof(k), "%llu:%llu", (unsigned long long)st->st_dev,
+		 (unsigned long long)st->st_ino);
+	v = hmap_get(inodes, k);
+	*counted = !v;
+	if (v)
+		return (uint64_t)(uintptr_t)v;
+	if (hmap_put(inodes, k, (void *)(uintptr_t)(s->next_blob + 1), NULL))
+		return 0;
+	return ++s->next_blob;
+}
+
+/*
+ * Adds the files of one policy directory to the index (at start). Links of
+ * one file (by device and inode, in inodes) are one blob.
+ */
+static void scan_policy(struct store *s, struct hmap *inodes, const char *rel, const char *key)
 {
 	char path[4096];
 	DIR *d;
@@ -152,6 +309,9 @@ static void scan_policy(struct store *s, const char *rel, const char *key)
 		ne.from_s = from;
 		ne.until_s = until;
 		ne.size = (uint64_t)st.st_size;
+		ne.blob = blob_of_inode(s, inodes, &st, &ne.counted);
+		if (!ne.blob)
+			break;
 		if (asprintf(&ne.rel, "%s/%s", rel, de->d_name) < 0) {
 			ne.rel = NULL;
 			break;
@@ -167,6 +327,7 @@ static void scan_policy(struct store *s, const char *rel, const char *key)
 
 static void scan(struct store *s)
 {
+	struct hmap inodes = { 0 };
 	char path[4096];
 	DIR *d, *d2;
 	struct dirent *de, *de2;
@@ -189,7 +350,7 @@ static void scan(struct store *s)
 				snprintf(key, sizeof(key), "%s/%s", de->d_name, de2->d_name);
 				snprintf(rel, sizeof(rel), "ns/%s/%s", de->d_name, de2->d_name);
 				if (!store_policy_dir(key, chk, sizeof(chk)))
-					scan_policy(s, rel, key);
+					scan_policy(s, &inodes, rel, key);
 			}
 			closedir(d2);
 		}
@@ -205,10 +366,11 @@ static void scan(struct store *s)
 			snprintf(key, sizeof(key), "%s", de->d_name);
 			snprintf(rel, sizeof(rel), "cluster/%s", de->d_name);
 			if (!store_policy_dir(key, chk, sizeof(chk)))
-				scan_policy(s, rel, key);
+				scan_policy(s, &inodes, rel, key);
 		}
 		closedir(d);
 	}
+	hmap_free(&inodes);
 }
 
 struct store *store_open(const struct store_opts *opts, char *err, size_t errlen)
@@ -225,6 +387,8 @@ struct store *store_open(const struct store_opts *opts, char *err, size_t errlen
 		s->o.max_bytes = 1ull << 30;
 	if (!s->o.retention_s)
 		s->o.retention_s = 7 * 86400;
+	if (!s->o.ns_max_bytes)
+		s->o.ns_max_bytes = s->o.max_bytes / 4;
 	s->o.dir = strdup(opts->dir);
 	if (!s->o.dir || (e = mkdirs(s->o.dir))) {
 		snprintf(err, errlen, "store directory %s: %s", opts->dir,
@@ -235,11 +399,10 @@ struct store *store_open(const struct store_opts *opts, char *err, size_t errlen
 	}
 	pthread_mutex_init(&s->lock, NULL);
 	scan(s);
-	/* over the bound already (a smaller --store-max-bytes): trim now */
-	while (s->n && s->st.bytes > s->o.max_bytes) {
-		drop(s, 0);
-		s->st.evicted_full++;
-	}
+	/* over the bounds already (smaller ones than the last run's): trim now */
+	hmap_for_each(&s->buckets, it)
+		enforce(s, it->key, 0);
+	enforce(s, NULL, 0);
 	return s;
 }
 
@@ -250,6 +413,9 @@ void store_close(struct store *s)
 	for (size_t i = 0; i < s->n; i++)
 		entry_free(&s->e[i]);
 	free(s->e);
+	hmap_for_each(&s->buckets, it)
+		free(it->val);
+	hmap_free(&s->buckets);
 	pthread_mutex_destroy(&s->lock);
 	free((char *)s->o.dir);
 	free(s);
@@ -267,80 +433,156 @@ static void clean_node(char *out, size_t len, const char *node)
 	out[i] = 0;
 }
 
-int store_put(struct store *s, const char *policy_key, const char *node, int64_t from_s,
-	      int64_t until_s, const uint8_t *buf, size_t len)
+/* Writes buf to dir/name (through a .tmp, renamed when complete). 0 or -errno. */
+static int write_file(const char *dir, const char *name, const uint8_t *buf, size_t len)
 {
-	char rel[700], dir[4096], path[4800], tmp[4900], nd[256];
-	struct entry ne = { 0 };
-	int fd, e;
+	char path[4800], tmp[4900];
 	ssize_t w;
-	uint64_t seq;
-	long pos;
+	int fd, e = mkdirs(dir);
 
-	if (store_policy_dir(policy_key, rel, sizeof(rel)) || from_s < 0 || until_s < from_s ||
-	    from_s > 999999999999LL || until_s > 999999999999LL) {
+	if (e)
+		return e;
+	snprintf(path, sizeof(path), "%s/%s", dir, name);
+	snprintf(tmp, sizeof(tmp), "%s.tmp", path);
+	fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0640);
+	if (fd < 0)
+		return -errno;
+	w = write(fd, buf, len);
+	if (w != (ssize_t)len)
+		e = w < 0 ? -errno : -ENOSPC;
+	if (close(fd) && !e)
+		e = -errno;
+	if (!e && rename(tmp, path))
+		e = -errno;
+	if (e)
+		unlink(tmp);
+	return e;
+}
+
+/* A second policy's name for the file first_rel/name: a hard link in its directory. */
+static int link_file(struct store *s, const char *first_rel, const char *rel, const char *name)
+{
+	char dir[4096], from[4800], to[4800];
+	int e;
+
+	snprintf(dir, sizeof(dir), "%s/%s", s->o.dir, rel);
+	e = mkdirs(dir);
+	if (e)
+		return e;
+	snprintf(from, sizeof(from), "%s/%s/%s", s->o.dir, first_rel, name);
+	snprintf(to, sizeof(to), "%s/%s", dir, name);
+	return link(from, to) ? -errno : 0;
+}
+
+/* Indexes one link of blob; the first carries its bytes. Under the lock. 0 or -ENOMEM. */
+static int index_link(struct store *s, const char *key, const char *rel, const char *name,
+		      uint64_t blob, bool counted, int64_t from_s, int64_t until_s, size_t len)
+{
+	struct entry ne = { .size = len, .blob = blob, .counted = counted,
+			    .from_s = from_s, .until_s = until_s };
+
+	ne.key = strdup(key);
+	if (asprintf(&ne.rel, "%s/%s", rel, name) < 0)
+		ne.rel = NULL;
+	if (!ne.key || !ne.rel || insert(s, &ne) < 0) {
+		entry_free(&ne);
+		return -ENOMEM;
+	}
+	return 0;
+}
+
+/*
+ * One namespace's share of an upload: written once for keys[first], linked for
+ * the later keys of the same namespace (done[] marks them). How many policies
+ * got it; *ret_err the last failure.
+ */
+static size_t put_bucket(struct store *s, const char *const *keys, size_t nkeys, size_t first,
+			 bool *done, const char *name, int64_t from_s, int64_t until_s,
+			 const uint8_t *buf, size_t len, int *ret_err)
+{
+	char rel0[700], rel[700], dir[4096], bucket[300], other[300];
+	size_t stored = 0;
+	uint64_t blob;
+	int e;
+
+	store_policy_dir(keys[first], rel0, sizeof(rel0));	/* checked by the caller */
+	bucket_name(keys[first], bucket, sizeof(bucket));
+	snprintf(dir, sizeof(dir), "%s/%s", s->o.dir, rel0);
+	e = write_file(dir, name, buf, len);
+	pthread_mutex_lock(&s->lock);
+	blob = ++s->next_blob;
+	if (!e && !(e = index_link(s, keys[first], rel0, name, blob, true, from_s, until_s, len)))
+		stored++;
+	pthread_mutex_unlock(&s->lock);
+	if (e) {
+		*ret_err = e;
+		log_warn("store: cannot write a profile of %s: %s", keys[first], strerror(-e));
+		return 0;
+	}
+	for (size_t j = first + 1; j < nkeys; j++) {
+		if (done[j] || strcmp(bucket_name(keys[j], other, sizeof(other)), bucket))
+			continue;
+		done[j] = true;
+		store_policy_dir(keys[j], rel, sizeof(rel));	/* checked by the caller */
+		e = link_file(s, rel0, rel, name);
+		pthread_mutex_lock(&s->lock);
+		if (!e)
+			e = index_link(s, keys[j], rel, name, blob, false, from_s, until_s, len);
+		stored += !e;
+		pthread_mutex_unlock(&s->lock);
+		if (e) {
+			*ret_err = e;
+			log_warn("store: cannot link a profile for %s: %s", keys[j], strerror(-e));
+		}
+	}
+	pthread_mutex_lock(&s->lock);
+	enforce(s, bucket, blob);
+	pthread_mutex_unlock(&s->lock);
+	return stored;
+}
+
+int store_put(struct store *s, const char *const *keys, size_t nkeys, const char *node,
+	      int64_t from_s, int64_t until_s, const uint8_t *buf, size_t len, size_t *ret_stored)
+{
+	char name[400], rel[700], nd[256];
+	size_t stored = 0, refused = 0;
+	bool *done;
+	uint64_t seq;
+	int err = -EINVAL;
+
+	*ret_stored = 0;
+	if (!nkeys || from_s < 0 || until_s < from_s || from_s > 999999999999LL ||
+	    until_s > 999999999999LL || !(done = calloc(nkeys, sizeof(*done)))) {
 		pthread_mutex_lock(&s->lock);
 		s->st.refused++;
 		pthread_mutex_unlock(&s->lock);
-		return -EINVAL;
+		return nkeys ? -EINVAL : -ENOENT;
 	}
 	clean_node(nd, sizeof(nd), node);
 	pthread_mutex_lock(&s->lock);
 	seq = ++s->seq;
 	pthread_mutex_unlock(&s->lock);
-	snprintf(dir, sizeof(dir), "%s/%s", s->o.dir, rel);
-	e = mkdirs(dir);
-	if (!e) {
-		snprintf(path, sizeof(path), "%s/%012lld-%012lld-%s-%llu.pb.gz", dir, (long long)from_s,
-			 (long long)until_s, nd, (unsigned long long)seq);
-		snprintf(tmp, sizeof(tmp), "%s.tmp", path);
-		fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0640);
-		if (fd < 0) {
-			e = -errno;
-		} else {
-			w = write(fd, buf, len);
-			if (w != (ssize_t)len)
-				e = w < 0 ? -errno : -ENOSPC;
-			if (close(fd) && !e)
-				e = -errno;
-			if (!e && rename(tmp, path))
-				e = -errno;
-			if (e)
-				unlink(tmp);
+	snprintf(name, sizeof(name), "%012lld-%012lld-%s-%llu.pb.gz", (long long)from_s,
+		 (long long)until_s, nd, (unsigned long long)seq);
+	for (size_t i = 0; i < nkeys; i++)	/* not Kubernetes names: never on disk */
+		if (store_policy_dir(keys[i], rel, sizeof(rel))) {
+			done[i] = true;
+			refused++;
 		}
+	for (size_t i = 0; i < nkeys; i++) {
+		if (done[i])
+			continue;
+		done[i] = true;
+		stored += put_bucket(s, keys, nkeys, i, done, name, from_s, until_s, buf, len,
+				     &err);
 	}
+	free(done);
 	pthread_mutex_lock(&s->lock);
-	if (e) {
-		s->st.refused++;
-		pthread_mutex_unlock(&s->lock);
-		log_warn("store: cannot write a profile of %s: %s", policy_key, strerror(-e));
-		return e;
-	}
-	ne.from_s = from_s;
-	ne.until_s = until_s;
-	ne.size = len;
-	ne.key = strdup(policy_key);
-	if (asprintf(&ne.rel, "%s/%s", rel, strrchr(path, '/') + 1) < 0)
-		ne.rel = NULL;
-	if (!ne.key || !ne.rel || (pos = insert(s, &ne)) < 0) {
-		entry_free(&ne);
-		unlink(path);
-		s->st.refused++;
-		pthread_mutex_unlock(&s->lock);
-		return -ENOMEM;
-	}
-	s->st.stored++;
-	/* the oldest go first, but not the one just stored (a late one may be old) */
-	while (s->n > 1 && s->st.bytes > s->o.max_bytes) {
-		size_t victim = pos == 0 ? 1 : 0;
-
-		drop(s, victim);
-		if (victim < (size_t)pos)
-			pos--;
-		s->st.evicted_full++;
-	}
+	s->st.stored += stored > 0;
+	s->st.refused += stored == 0;
 	pthread_mutex_unlock(&s->lock);
-	return 0;
+	*ret_stored = stored;
+	return stored ? 0 : err;
 }
 
 void store_expire(struct store *s, int64_t now_s)
@@ -348,8 +590,8 @@ void store_expire(struct store *s, int64_t now_s)
 	pthread_mutex_lock(&s->lock);
 	for (size_t i = 0; i < s->n;) {
 		if (s->e[i].until_s < now_s - s->o.retention_s) {
-			drop(s, i);
-			s->st.evicted_age++;
+			s->st.evicted_age += s->e[i].counted;
+			drop(s, i);	/* its links have the same times: they go too */
 		} else {
 			i++;
 		}

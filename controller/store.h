@@ -3,7 +3,8 @@
 #define CONTROLLER_STORE_H
 /*
  * The built-in profile store: what agents send for policies without a backend,
- * kept on disk per policy, bounded in bytes and in age, oldest dropped first.
+ * kept on disk per policy, bounded in bytes (in all, and per namespace) and in
+ * age, oldest dropped first.
  *
  * Layout under the store directory (one gzipped pprof per agent, target set
  * and interval; the name says when and where it came from):
@@ -21,13 +22,15 @@ struct pprof_merge;
 struct store_opts {
 	const char *dir;
 	uint64_t max_bytes;	/* 0 = 1 GiB */
+	uint64_t ns_max_bytes;	/* one namespace's share (cluster policies: one more); 0 = a quarter */
 	int64_t retention_s;	/* 0 = 7 days */
 };
 
 struct store_stats {
-	uint64_t files, bytes;	/* held now */
-	uint64_t stored, refused;	/* puts accepted / refused (bad input, disk errors) */
-	uint64_t evicted_full, evicted_age;	/* files dropped to stay within the bounds */
+	uint64_t files, bytes;	/* held now (a profile linked into several policies: once) */
+	uint64_t stored, refused;	/* uploads stored / refused (bad input, disk errors) */
+	uint64_t evicted_full, evicted_age;	/* profiles dropped to stay within the bounds */
+	uint64_t evicted_quota;	/* ... within their namespace's share */
 };
 
 struct store_policy_stats {
@@ -46,9 +49,17 @@ void store_close(struct store *s);
  */
 int store_policy_dir(const char *key, char *buf, size_t len);
 
-/* Stores one profile (already checked to be a pprof) for a policy. 0 or -errno. */
-int store_put(struct store *s, const char *policy_key, const char *node, int64_t from_s,
-	      int64_t until_s, const uint8_t *buf, size_t len);
+/*
+ * Stores one profile (already checked to be a pprof) for the policies keys:
+ * written once per namespace and linked into each of its policies (so that
+ * policies multiply no bytes), then the bounds are kept. A namespace over its
+ * share loses its own oldest profiles; a full store loses the oldest of the
+ * namespace holding the most. Never the profile just stored. 0 when at least
+ * one policy got it (*ret_stored: how many), else -errno.
+ */
+int store_put(struct store *s, const char *const *keys, size_t nkeys, const char *node,
+	      int64_t from_s, int64_t until_s, const uint8_t *buf, size_t len,
+	      size_t *ret_stored);
 
 /*
  * Merges the policy's profiles that overlap [from_s, until_s) (until_s 0 = no

@@ -51,8 +51,10 @@ EOF
 }
 
 # running NS NAME CID_APP CID_SIDECAR: what a kubelet would report
-running() {
+running() { # NS POD CID1 CID2 [POD_IP, default 127.0.0.1: where our agents connect from]
+	ip_=${5:-127.0.0.1}
 	k patch pod -n "$1" "$2" --subresource=status --type=merge -p "{\"status\": {\"phase\": \"Running\",
+		\"podIP\": \"$ip_\", \"podIPs\": [{\"ip\": \"$ip_\"}],
 		\"containerStatuses\": [
 		{\"name\": \"app\", \"containerID\": \"containerd://$3\", \"ready\": true, \"restartCount\": 0,
 		 \"image\": \"busybox\", \"imageID\": \"\", \"state\": {\"running\": {}}},

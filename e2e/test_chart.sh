@@ -66,9 +66,33 @@ check "v1.20: the PodDisruptionBudget is policy/v1beta1" \
 	--namespace profleet-system "$CHART" >"$W/v125.yaml"
 check "v1.25 (policy/v1 served): the PodDisruptionBudget is policy/v1" \
 	sh -c "grep -B1 '^kind: PodDisruptionBudget' '$W/v125.yaml' | grep -q 'apiVersion: policy/v1\$'"
-"$R" --set controller.tls.enabled=true "$CHART" >"$W/notls.yaml" 2>"$W/notls.err"
-check "tls.enabled without a secretName fails with the 'required' message" \
-	sh -c "[ $? -ne 0 ] && grep -q 'controller.tls.secretName is required' '$W/notls.err'"
+# TLS by default: a CA and the controller's certificate made at install
+y "$W/default.yaml" Secret controller-tls >"$W/tls-secret.yaml"
+for k_ in tls.crt tls.key ca.crt; do
+	awk -v k="  $k_:" 'index($0, k) == 1 { print $2 }' "$W/tls-secret.yaml" | base64 -d >"$W/gen-$k_" 2>/dev/null
+done
+check "TLS by default: a generated kubernetes.io/tls Secret whose certificate its CA verifies, for the Service's names" \
+	sh -c "grep -q 'type: kubernetes.io/tls' '$W/tls-secret.yaml' &&
+		openssl verify -CAfile '$W/gen-ca.crt' '$W/gen-tls.crt' >/dev/null 2>&1 &&
+		openssl x509 -in '$W/gen-tls.crt' -noout -ext subjectAltName | grep -q 'DNS:profleet-controller.profleet-system.svc,' &&
+		openssl rsa -in '$W/gen-tls.key' -check -noout >/dev/null 2>&1"
+check "... the agents dial wss:// and verify it with ca.crt; the controller serves it" \
+	sh -c "grep -qF -- '- --controller=wss://profleet-controller.profleet-system.svc:7470' '$W/ds.yaml' &&
+		grep -qF -- '- --ca-file=/etc/profleet/tls/ca.crt' '$W/ds.yaml' &&
+		grep -qF 'secretName: profleet-controller-tls' '$W/ds.yaml' &&
+		grep -qF -- '- --tls-cert=/etc/profleet/tls/tls.crt' '$W/deploy.yaml' &&
+		grep -qF 'secretName: profleet-controller-tls' '$W/deploy.yaml'"
+"$R" --namespace profleet-system --api-versions v1 --api-versions cert-manager.io/v1 "$CHART" >"$W/cm.yaml"
+check "where cert-manager.io/v1 is served: a CA Issuer and the controller's Certificate instead" \
+	sh -c "[ \$(grep -c '^kind: Issuer' '$W/cm.yaml') = 2 ] && [ \$(grep -c '^kind: Certificate' '$W/cm.yaml') = 2 ] &&
+		! grep -q '^kind: Secret' '$W/cm.yaml' && grep -qF 'secretName: profleet-controller-tls' '$W/cm.yaml'"
+"$R" --namespace profleet-system --set controller.tls.enabled=false "$CHART" >"$W/plain.yaml"
+check "tls.enabled=false: ws://, no certificate" \
+	sh -c "grep -qF -- '- --controller=ws://' '$W/plain.yaml' && ! grep -q '^kind: Secret' '$W/plain.yaml' &&
+		! grep -q -- '--tls-cert' '$W/plain.yaml'"
+"$R" --set controller.tls.certManager=maybe "$CHART" >/dev/null 2>"$W/badcm.err"
+check "tls.certManager must be auto, true or false" \
+	sh -c "[ $? -ne 0 ] && grep -q 'want auto, true or false' '$W/badcm.err'"
 "$R" --namespace profleet-system --set metrics.serviceMonitor.enabled=true "$CHART" >"$W/nosm.yaml"
 check "a ServiceMonitor only where the cluster serves monitoring.coreos.com/v1" \
 	sh -c "! grep -q '^kind: ServiceMonitor' '$W/nosm.yaml'"
@@ -115,8 +139,9 @@ for v in default variant.out nostore; do
 		sh -c "[ $rc -eq 0 ] && [ $cnt -eq $(grep -c '^kind:' "$W/$v.yaml") ]"
 	[ $rc -eq 0 ] || sed 's/^/#   /' "$W/$v.dry" | head -20
 done
-check "variant: a PVC for the store, wss with the CA for the agents, Roles for Secrets in team-a and team-b" \
+check "variant: a PVC for the store, wss with the given Secret's CA, Roles for Secrets in team-a and team-b" \
 	sh -c "grep -q '^kind: PersistentVolumeClaim' '$W/variant.out.yaml' && grep -q 'ca-file=/etc/profleet/tls/ca.crt' '$W/variant.out.yaml' &&
+		! grep -q '^kind: Secret' '$W/variant.out.yaml' && grep -qF 'secretName: profleet-tls' '$W/variant.out.yaml' &&
 		grep -q 'controller=wss://' '$W/variant.out.yaml' && [ \$(grep -c 'name: profleet-controller-backend-secrets' '$W/variant.out.yaml') -ge 4 ]"
 check "no store: the controller runs with --no-store" grep -q -- '- --no-store' "$W/nostore.yaml"
 

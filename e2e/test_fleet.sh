@@ -146,7 +146,11 @@ verdict "bound service-account tokens issued for the agent pods" $?
 
 # ---- the controller -------------------------------------------------------------
 PORT=$(( 20000 + $(od -An -N2 -tu2 /dev/urandom | tr -d ' ') % 20000 ))
-URL=ws://127.0.0.1:$PORT
+# wss://, as the chart sets it up: backends' credentials go to agents only over TLS
+openssl req -x509 -newkey rsa:2048 -nodes -days 2 -subj /CN=127.0.0.1 \
+	-addext subjectAltName=IP:127.0.0.1 -keyout "$W/tls.key" -out "$W/tls.crt" 2>/dev/null ||
+	bail "openssl cannot make a certificate"
+URL=wss://127.0.0.1:$PORT
 HPORT=$((PORT + 100))	# the controllers' HTTP APIs: HPORT+1 (c1), HPORT+2 (c2)
 start_controller() { # identity [extra args]
 	id=$1
@@ -155,7 +159,8 @@ start_controller() { # identity [extra args]
 	"$CTL" --kubeconfig "$KC" --listen "127.0.0.1:$PORT" --identity "$id" \
 		--store-dir "$W/store-$id" --http-listen "0.0.0.0:$hport" --health-listen 127.0.0.1:0 \
 		--agent-service-account "$SYS:profleet-agent" --lease "$SYS/profleet-controller" \
-		--lease-duration 6 --max-frequency 250 --log-level debug "$@" >>"$W/controller-$id.log" 2>&1 &
+		--lease-duration 6 --max-frequency 250 --log-level debug \
+		--tls-cert "$W/tls.crt" --tls-key "$W/tls.key" "$@" >>"$W/controller-$id.log" 2>&1 &
 	CTL_PID=$!
 	PIDS="$PIDS $CTL_PID"
 }
@@ -164,7 +169,8 @@ wait_until 20 sh -c "k() { kubectl --kubeconfig '$KC' \"\$@\"; }; [ \"\$(k get l
 check "controller takes the leader Lease" [ $? -eq 0 ]
 
 start_agent() { # name node token-file
-	"$AGENT" run --controller "$URL" --node-name "$2" --token-file "$3" --state-file "$W/state-$1.json" \
+	"$AGENT" run --controller "$URL" --ca-file "$W/tls.crt" --node-name "$2" --token-file "$3" \
+		--state-file "$W/state-$1.json" \
 		--output "$W/prof-$1.txt" --interval 2 --cgroup-root "$V2" --max-frequency 250 \
 		--log "$W/agent-$1.log" --log-level debug ${AGENT_HTTP:+--http-listen "$AGENT_HTTP"} &
 	eval "AG_$1=\$!"
@@ -188,6 +194,17 @@ check "an agent claiming another pod's node is refused" \
 	sh -c "jq -r .lastRefusal '$W/state-liar.json' | grep -q 'runs on node'"
 note "refusal: $(sv liar .lastRefusal)"
 kill $AG_bad $AG_aud $AG_liar 2>/dev/null
+# agent-b's own token and node, from an address that is not its pod's: a replayed token
+running "$SYS" agent-b "$(cid)" "$(cid)" 10.255.0.2
+sleep 1	# the controller's pod cache sees the new IP
+start_agent thief "$NODE_B" "$W/token-b"
+wait_until 20 sh -c "exec 2>/dev/null; [ \"\$(jq -r .refusals '$W/state-thief.json' 2>/dev/null)\" -ge 1 ]"
+check "a pod's token used from another address is refused" \
+	sh -c "jq -r .lastRefusal '$W/state-thief.json' | grep -q 'has IP 10.255.0.2; this connection comes from 127.0.0.1'"
+note "refusal: $(sv thief .lastRefusal)"
+kill $AG_thief 2>/dev/null
+running "$SYS" agent-b "$(cid)" "$(cid)"
+sleep 1
 
 # ---- a continuous policy -------------------------------------------------------------
 AGENT_HTTP=127.0.0.1:$((HPORT + 10)) start_agent a "$NODE_A" "$W/token-a"
@@ -306,6 +323,16 @@ k apply -f "$W/sneaky.yaml" >/dev/null
 wait_until 10 sh -c "grep -q 'Secret $SYS/not-creds is not labelled' '$W/controller-c1.log' &&
 	grep -q 'Secret $SHOP/far-creds: namespace $SHOP is not one of' '$W/controller-c1.log'"
 verdict "a backend's Secret must be labelled for backends and in the allowed namespaces" $?
+# a controller whose agents connect over ws:// does not read the Secret at all
+"$CTL" --kubeconfig "$KC" --listen "127.0.0.1:$((PORT + 3))" --identity c3 --no-store \
+	--http-listen 127.0.0.1:0 --health-listen 127.0.0.1:0 --agent-service-account "$SYS:profleet-agent" \
+	--lease "$SYS/profleet-controller" --log-level info >"$W/controller-c3.log" 2>&1 &
+c3=$!
+wait_until 10 grep -q "backend sink-$RUN: credentials withheld: the agents connect over ws://" \
+	"$W/controller-c3.log"
+verdict "without TLS, backends' credentials are withheld from the agents" $?
+kill $c3 2>/dev/null
+wait $c3 2>/dev/null
 k delete -f "$W/sneaky.yaml" >/dev/null
 b1=$(echo "$r1" | sed 's/req-/body-/; s/\.txt$/.bin/')
 perl -e 'local $/; open F, "<", $ARGV[0] or die; binmode F; $b = <F>;
@@ -418,7 +445,7 @@ if [ -n "$V1" ] && mkdir -p "$V1/profleet-e2e-$RUN"; then
 	sh -c "echo \$\$ > '$d1/cgroup.procs' && exec nice -n 10 '$W/e2e-web3' 100000000" &
 	PIDS="$PIDS $!"
 	echo $! >"$W/pid-e2e-web3"
-	"$AGENT" run --controller "$URL" --node-name "$NODE_C" --token-file "$W/token-c" \
+	"$AGENT" run --controller "$URL" --ca-file "$W/tls.crt" --node-name "$NODE_C" --token-file "$W/token-c" \
 		--state-file "$W/state-c.json" --output "$W/prof-c.txt" --interval 2 --cgroup-mode v1 \
 		--log "$W/agent-c.log" --log-level debug &
 	AG_c=$!

@@ -10,6 +10,7 @@
 
 #include <errno.h>
 #include <signal.h>
+#include <stddef.h>
 #include <getopt.h>
 #include <limits.h>
 #include <math.h>
@@ -19,13 +20,27 @@
 
 #include "log.h"
 
+/* What a row sets: through its own setter, or a field of record_config of a plain kind. */
+enum opt_kind {
+	OPT_FUNC,
+	OPT_BOOL,	/* on|off, true|false, ... into a bool */
+	OPT_STRING,	/* a non-empty string */
+	OPT_ANY_STRING,	/* a string, empty or not */
+};
+
 struct opt_def {
 	const char *name;
 	const char *env;
 	const char *arg;	/* metavar, NULL for a flag */
-	int (*set)(struct record_config *cfg, const char *val, char *msg, size_t msglen);
 	const char *help;
+	enum opt_kind kind;	/* OPT_FUNC: set; else the field at off */
+	int (*set)(struct record_config *cfg, const char *val, char *msg, size_t msglen);
+	size_t off;
 };
+
+/* A row's target: its own setter, or a field of record_config of a plain kind. */
+#define FUNC(fn) .kind = OPT_FUNC, .set = (fn)
+#define FIELD(kind_, field) .kind = (kind_), .off = offsetof(struct record_config, field)
 
 static int set_all(struct record_config *cfg, const char *val, char *msg, size_t len)
 {
@@ -162,24 +177,6 @@ int cli_parse_bool(const char *val, bool *ret)
 	return parse_bool(val, ret);
 }
 
-static int set_kernel_stacks(struct record_config *cfg, const char *val, char *msg, size_t len)
-{
-	if (cli_parse_bool(val, &cfg->kernel_stacks)) {
-		snprintf(msg, len, "--kernel-stacks: '%s' is not on or off", val);
-		return -EINVAL;
-	}
-	return 0;
-}
-
-static int set_kernel_addresses(struct record_config *cfg, const char *val, char *msg, size_t len)
-{
-	if (cli_parse_bool(val, &cfg->kernel_addresses)) {
-		snprintf(msg, len, "--kernel-addresses: '%s' is not on or off", val);
-		return -EINVAL;
-	}
-	return 0;
-}
-
 static int set_unwinder(struct record_config *cfg, const char *val, char *msg, size_t len)
 {
 	if (!strcmp(val, "dwarf"))
@@ -205,15 +202,6 @@ static int set_unwind_rows(struct record_config *cfg, const char *val, char *msg
 	return 0;
 }
 
-static int set_progress(struct record_config *cfg, const char *val, char *msg, size_t len)
-{
-	if (cli_parse_bool(val, &cfg->progress)) {
-		snprintf(msg, len, "--progress: '%s' is not on or off", val);
-		return -EINVAL;
-	}
-	return 0;
-}
-
 static int set_top(struct record_config *cfg, const char *val, char *msg, size_t len)
 {
 	long v;
@@ -223,16 +211,6 @@ static int set_top(struct record_config *cfg, const char *val, char *msg, size_t
 		return -EINVAL;
 	}
 	cfg->top = (int)v;
-	return 0;
-}
-
-static int set_log(struct record_config *cfg, const char *val, char *msg, size_t len)
-{
-	if (!*val) {
-		snprintf(msg, len, "--log: empty target");
-		return -EINVAL;
-	}
-	cfg->log_target = val;
 	return 0;
 }
 
@@ -297,83 +275,105 @@ static int set_bearer_file(struct record_config *cfg, const char *val, char *msg
 	return 0;
 }
 
-static int set_tenant(struct record_config *cfg, const char *val, char *msg, size_t len)
-{
-	(void)msg, (void)len;
-	cfg->export_auth.tenant = val;
-	return 0;
-}
-
-static int set_table_cache(struct record_config *cfg, const char *val, char *msg, size_t len)
-{
-	if (!*val) {
-		snprintf(msg, len, "--table-cache: empty");
-		return -EINVAL;
-	}
-	cfg->table_cache = val;
-	return 0;
-}
-
-static int set_service_name(struct record_config *cfg, const char *val, char *msg, size_t len)
-{
-	if (!*val) {
-		snprintf(msg, len, "--service-name: empty");
-		return -EINVAL;
-	}
-	cfg->service_name = val;
-	return 0;
-}
-
 static const struct opt_def record_opts[] = {
-	{ "all", "PROFLEET_ALL", NULL, set_all,
-	  "profile every process on this host (the default)" },
-	{ "pid", "PROFLEET_PID", "PID", set_pid,
-	  "profile this process and its threads (repeatable, or a comma-separated list)" },
-	{ "duration", "PROFLEET_DURATION", "SECONDS", set_duration,
-	  "how long to record (default 10; with a command: until it exits)" },
-	{ "frequency", "PROFLEET_FREQUENCY", "HZ", set_frequency,
-	  "samples per second per CPU, 1 to 1000 (default 19)" },
-	{ "output", "PROFLEET_OUTPUT", "FILE", set_output,
-	  "where to write the profile (repeatable; default profile.pb.gz)" },
-	{ "format", "PROFLEET_FORMAT", "FMT", set_format,
-	  "pprof, folded or svg (default: from the file name: .pb.gz, .txt, .svg)" },
-	{ "kernel-stacks", "PROFLEET_KERNEL_STACKS", "on|off", set_kernel_stacks,
-	  "include kernel frames (default on)" },
-	{ "kernel-addresses", "PROFLEET_KERNEL_ADDRESSES", "on|off", set_kernel_addresses,
+	{ "all", "PROFLEET_ALL", NULL,
+	  "profile every process on this host (the default)",
+	  FUNC(set_all) },
+	{ "pid", "PROFLEET_PID", "PID",
+	  "profile this process and its threads (repeatable, or a comma-separated list)",
+	  FUNC(set_pid) },
+	{ "duration", "PROFLEET_DURATION", "SECONDS",
+	  "how long to record (default 10; with a command: until it exits)",
+	  FUNC(set_duration) },
+	{ "frequency", "PROFLEET_FREQUENCY", "HZ",
+	  "samples per second per CPU, 1 to 1000 (default 19)",
+	  FUNC(set_frequency) },
+	{ "output", "PROFLEET_OUTPUT", "FILE",
+	  "where to write the profile (repeatable; default profile.pb.gz)",
+	  FUNC(set_output) },
+	{ "format", "PROFLEET_FORMAT", "FMT",
+	  "pprof, folded or svg (default: from the file name: .pb.gz, .txt, .svg)",
+	  FUNC(set_format) },
+	{ "kernel-stacks", "PROFLEET_KERNEL_STACKS", "on|off",
+	  "include kernel frames (default on)",
+	  FIELD(OPT_BOOL, kernel_stacks) },
+	{ "kernel-addresses", "PROFLEET_KERNEL_ADDRESSES", "on|off",
 	  "keep kernel frames' addresses in the profile (default off: a kernel frame is its "
-	  "function's name at address 0, so the profile does not reveal where the kernel is)" },
-	{ "unwinder", "PROFLEET_UNWINDER", "dwarf|fp", set_unwinder,
+	  "function's name at address 0, so the profile does not reveal where the kernel is)",
+	  FIELD(OPT_BOOL, kernel_addresses) },
+	{ "unwinder", "PROFLEET_UNWINDER", "dwarf|fp",
 	  "user stacks: unwind tables from .eh_frame with frame-pointer fallback (dwarf, the "
-	  "default), or frame pointers only (fp)" },
-	{ "unwind-rows", "PROFLEET_UNWIND_ROWS", "N", set_unwind_rows,
-	  "rows of the kernel's unwind table array, 16 bytes each (default 1048576)" },
-	{ "table-cache", "PROFLEET_TABLE_CACHE", "DIR", set_table_cache,
-	  "keep compiled unwind tables in DIR, by build id, for the next run (default: none)" },
-	{ "progress", "PROFLEET_PROGRESS", "on|off", set_progress,
-	  "progress line while recording (default on when stderr is a terminal)" },
-	{ "top", "PROFLEET_TOP", "N", set_top,
-	  "print the N hottest functions at the end (default 10, 0 = none)" },
-	{ "export", "PROFLEET_EXPORT", "KIND=URL", set_export,
+	  "default), or frame pointers only (fp)",
+	  FUNC(set_unwinder) },
+	{ "unwind-rows", "PROFLEET_UNWIND_ROWS", "N",
+	  "rows of the kernel's unwind table array, 16 bytes each (default 1048576)",
+	  FUNC(set_unwind_rows) },
+	{ "table-cache", "PROFLEET_TABLE_CACHE", "DIR",
+	  "keep compiled unwind tables in DIR, by build id, for the next run (default: none)",
+	  FIELD(OPT_STRING, table_cache) },
+	{ "progress", "PROFLEET_PROGRESS", "on|off",
+	  "progress line while recording (default on when stderr is a terminal)",
+	  FIELD(OPT_BOOL, progress) },
+	{ "top", "PROFLEET_TOP", "N",
+	  "print the N hottest functions at the end (default 10, 0 = none)",
+	  FUNC(set_top) },
+	{ "export", "PROFLEET_EXPORT", "KIND=URL",
 	  "also send the profile to a backend: otlp-http=http://HOST:4318, "
 	  "otlp-grpc=http://HOST:4317, pyroscope=http://HOST:4040 (/ingest), "
-	  "pyroscope-push=http://HOST:4040 (Connect push API) or dir=PATH (repeatable)" },
-	{ "export-header", "PROFLEET_EXPORT_HEADER", "'NAME: VALUE'", set_export_header,
-	  "an extra HTTP header for the exports (repeatable)" },
-	{ "basic-auth", "PROFLEET_BASIC_AUTH", "USER:PASSWORD", set_basic_auth,
-	  "HTTP basic authentication for the exports" },
-	{ "bearer-token-file", "PROFLEET_BEARER_TOKEN_FILE", "FILE", set_bearer_file,
-	  "send 'Authorization: Bearer' with this file's token (re-read at every send)" },
-	{ "tenant-id", "PROFLEET_TENANT_ID", "ID", set_tenant,
-	  "send X-Scope-OrgID: ID (multi-tenant Pyroscope)" },
-	{ "service-name", "PROFLEET_SERVICE_NAME", "NAME", set_service_name,
-	  "the exported profiles' service name (default: the command's name, else the host name)" },
-	{ "log", "PROFLEET_LOG", "TARGET", set_log,
-	  "stdout, stderr (default), syslog, disable, or a file path" },
-	{ "log-level", "PROFLEET_LOG_LEVEL", "LEVEL", set_log_level,
-	  "error, warn, notice (default), info or debug" },
+	  "pyroscope-push=http://HOST:4040 (Connect push API) or dir=PATH (repeatable)",
+	  FUNC(set_export) },
+	{ "export-header", "PROFLEET_EXPORT_HEADER", "'NAME: VALUE'",
+	  "an extra HTTP header for the exports (repeatable)",
+	  FUNC(set_export_header) },
+	{ "basic-auth", "PROFLEET_BASIC_AUTH", "USER:PASSWORD",
+	  "HTTP basic authentication for the exports",
+	  FUNC(set_basic_auth) },
+	{ "bearer-token-file", "PROFLEET_BEARER_TOKEN_FILE", "FILE",
+	  "send 'Authorization: Bearer' with this file's token (re-read at every send)",
+	  FUNC(set_bearer_file) },
+	{ "tenant-id", "PROFLEET_TENANT_ID", "ID",
+	  "send X-Scope-OrgID: ID (multi-tenant Pyroscope)",
+	  FIELD(OPT_ANY_STRING, export_auth.tenant) },
+	{ "service-name", "PROFLEET_SERVICE_NAME", "NAME",
+	  "the exported profiles' service name (default: the command's name, else the host name)",
+	  FIELD(OPT_STRING, service_name) },
+	{ "log", "PROFLEET_LOG", "TARGET",
+	  "stdout, stderr (default), syslog, disable, or a file path",
+	  FIELD(OPT_STRING, log_target) },
+	{ "log-level", "PROFLEET_LOG_LEVEL", "LEVEL",
+	  "error, warn, notice (default), info or debug",
+	  FUNC(set_log_level) },
 };
 
 #define NOPTS (sizeof(record_opts) / sizeof(record_opts[0]))
+
+/* Sets what row o of the table says from val; 0, or -errno with msg. */
+static int opt_set(const struct opt_def *o, struct record_config *cfg, const char *val, char *msg,
+		   size_t len)
+{
+	void *field = (char *)cfg + o->off;
+
+	switch (o->kind) {
+	case OPT_FUNC:
+		return o->set(cfg, val, msg, len);
+	case OPT_BOOL:
+		if (cli_parse_bool(val, field)) {
+			snprintf(msg, len, "--%s: '%s' is not on or off", o->name, val);
+			return -EINVAL;
+		}
+		return 0;
+	case OPT_STRING:
+		if (!*val) {
+			snprintf(msg, len, "--%s: empty", o->name);
+			return -EINVAL;
+		}
+		/* fall through */
+	case OPT_ANY_STRING:
+		*(const char **)field = val;
+		return 0;
+	}
+	return -EINVAL;
+}
 
 void cli_print_main_help(FILE *out)
 {
@@ -476,7 +476,7 @@ static enum cli_result record_env(char **envp, struct record_config *cfg, FILE *
 	for (size_t i = 0; i < NOPTS; i++) {
 		const char *v = env_lookup(envp, record_opts[i].env);
 
-		if (v && record_opts[i].set(cfg, v, msg, sizeof(msg))) {
+		if (v && opt_set(&record_opts[i], cfg, v, msg, sizeof(msg))) {
 			fprintf(err, "profleet-agent: %s (from %s)\n", msg, record_opts[i].env);
 			return CLI_USAGE_ERROR;
 		}
@@ -522,7 +522,7 @@ static enum cli_result record_options(int argc, char **argv, struct record_confi
 		}
 		c -= 1000;
 		*all_given |= c == 0;
-		if (record_opts[c].set(cfg, optarg, msg, sizeof(msg))) {
+		if (opt_set(&record_opts[c], cfg, optarg, msg, sizeof(msg))) {
 			fprintf(err, "profleet-agent: %s\n", msg);
 			return CLI_USAGE_ERROR;
 		}

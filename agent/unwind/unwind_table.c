@@ -118,18 +118,10 @@ struct builder {
 
 static int range_push(struct range_list *l, const struct fde_range *r)
 {
-	if (l->n == l->cap) {
-		uint32_t ncap = l->cap ? l->cap * 2 : 1024;
-		struct fde_range *nv;
-
-		if (ncap <= l->cap)
-			return -EFBIG;
-		nv = realloc(l->v, (size_t)ncap * sizeof(*nv));
-		if (!nv)
-			return -ENOMEM;
-		l->v = nv;
-		l->cap = ncap;
-	}
+	if (l->n == UINT32_MAX)
+		return -EFBIG;
+	if (grow_array((void **)&l->v, &l->cap, l->n + 1, sizeof(*l->v), 1024))
+		return -ENOMEM;
 	l->v[l->n++] = *r;
 	return 0;
 }

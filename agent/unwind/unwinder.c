@@ -297,15 +297,19 @@ static void table_ref(struct unwinder *u, struct table *t)
 	}
 }
 
-/* Drops the oldest idle table (not one being built); false when there is none. */
-static bool table_evict_idle(struct unwinder *u)
+/*
+ * Drops the oldest idle table (not one being built); false when there is none.
+ * For rows (for_rows), only tables that hold some: a failed one would free
+ * nothing and its failure would be forgotten.
+ */
+static bool table_evict_idle(struct unwinder *u, bool for_rows)
 {
 	struct table *oldest = NULL;
 
 	for (int i = 0; i < UNWIND_MAX_TABLES; i++) {
 		struct table *t = &u->tables[i];
 
-		if (t->used && t->idle_since && !t->pending &&
+		if (t->used && t->idle_since && !t->pending && !(for_rows && t->failed) &&
 		    (!oldest || t->idle_since < oldest->idle_since))
 			oldest = t;
 	}
@@ -423,7 +427,7 @@ static int free_slot(struct unwinder *u)
 		for (int i = 0; i < UNWIND_MAX_TABLES; i++)
 			if (!u->tables[i].used)
 				return i;
-	} while (table_evict_idle(u));
+	} while (table_evict_idle(u, false));
 	return -ENOSPC;
 }
 
@@ -556,7 +560,7 @@ static int table_place(struct unwinder *u, struct table *t, const struct table_j
 
 	/* a table that cannot fit does not empty the idle pool first */
 	if (rows_could_fit(u, j->nrows))
-		while ((first = rows_alloc(u, j->nrows)) < 0 && table_evict_idle(u))
+		while ((first = rows_alloc(u, j->nrows)) < 0 && table_evict_idle(u, true))
 			;
 	if (first < 0) {
 		log_warn("unwind_rows is full: no table for %s (%u rows); raise --unwind-rows",

@@ -412,9 +412,88 @@ static void test_container_ids(void **state)
 	assert_null(container_id_normalize(NULL));
 }
 
+/* A pod's IPs: status.podIPs when the API server gives them, else status.podIP. */
+static void test_pod_ips(void **state)
+{
+	static const struct {
+		const char *status, *want;
+	} cases[] = {
+		{ "{podIP: 10.0.0.7, podIPs: [{ip: 10.0.0.7}, {ip: 'fd00::7'}]}", "10.0.0.7,fd00::7" },
+		{ "{podIP: 10.0.0.7}", "10.0.0.7" },
+		{ "{phase: Pending}", NULL },
+		{ "{podIPs: [{ip: ''}, {ip: 'a,b'}, {nope: 1}], podIP: 10.0.0.9}", "10.0.0.9" },
+		{ "{podIPs: 12}", NULL },
+	};
+
+	(void)state;
+	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+		char yaml[512];
+		struct pod p;
+		cJSON *j;
+
+		snprintf(yaml, sizeof(yaml), "{metadata: {namespace: a, name: b, uid: u}, status: %s}",
+			 cases[i].status);
+		j = Y(yaml);
+		assert_int_equal(pod_from_json(j, &p), 0);
+		if (cases[i].want)
+			assert_string_equal(p.ips, cases[i].want);
+		else
+			assert_null(p.ips);
+		pod_free(&p);
+		cJSON_Delete(j);
+	}
+}
+
 static const struct node_targets *node(const struct resolve_output *o, const char *n)
 {
 	return resolve_find_node(o, n);
+}
+
+/*
+ * --max-policies-per-namespace: the oldest N of a namespace are honoured, the
+ * newer ones refused with the count; other namespaces and cluster policies are
+ * not affected.
+ */
+static void test_policy_cap(void **state)
+{
+	struct pod *pods[] = { POD("shop", "web-1", "node-a", "{app: web}", cid(1), cid(2)) };
+	struct policy *pols[] = {
+		P("{metadata: {name: c, namespace: shop, creationTimestamp: '2026-01-03T00:00:00Z'},"
+		  " spec: {selector: {podSelector: {}}}}", false),
+		P("{metadata: {name: a, namespace: shop, creationTimestamp: '2026-01-01T00:00:00Z'},"
+		  " spec: {selector: {podSelector: {}}}}", false),
+		P("{metadata: {name: wide, creationTimestamp: '2026-01-09T00:00:00Z'},"
+		  " spec: {selector: {podSelector: {}}}}", true),
+		P("{metadata: {name: b, namespace: shop, creationTimestamp: '2026-01-01T00:00:00Z'},"
+		  " spec: {selector: {podSelector: {}}}}", false),
+		P("{metadata: {name: z, namespace: other, creationTimestamp: '2026-01-05T00:00:00Z'},"
+		  " spec: {selector: {podSelector: {}}}}", false),
+	};
+	bool active[] = { true, true, true, true, true };
+	struct resolve_input in = { .policies = pols, .active = active, .npolicies = 5,
+				    .pods = pods, .npods = 1, .max_ns_policies = 2 };
+	struct resolve_output out;
+
+	(void)state;
+	assert_int_equal(resolve(&in, &out), 0);
+	assert_true(out.results[1].accepted);	/* shop/a: oldest */
+	assert_true(out.results[3].accepted);	/* shop/b: as old, its name after a's */
+	assert_false(out.results[0].accepted);	/* shop/c: the third */
+	assert_string_equal(out.results[0].reason, "TooManyPolicies");
+	assert_non_null(strstr(out.results[0].message, "namespace shop has 3 ProfilingPolicies"));
+	assert_true(out.results[2].accepted);	/* cluster policies: not capped */
+	assert_true(out.results[4].accepted);	/* another namespace */
+	resolve_output_free(&out);
+	in.max_ns_policies = 0;	/* no cap */
+	assert_int_equal(resolve(&in, &out), 0);
+	assert_true(out.results[0].accepted);
+	resolve_output_free(&out);
+	for (int i = 0; i < 5; i++) {
+		policy_free(pols[i]);
+		free(pols[i]);
+	}
+	pod_free(pods[0]);
+	free(pods[0]);
 }
 
 static void test_resolve(void **state)
@@ -810,7 +889,9 @@ int main(void)
 		cmocka_unit_test(test_reserved_labels),
 		cmocka_unit_test(test_crds_reserve_the_same_labels),
 		cmocka_unit_test(test_container_ids),
+		cmocka_unit_test(test_pod_ips),
 		cmocka_unit_test(test_resolve),
+		cmocka_unit_test(test_policy_cap),
 		cmocka_unit_test(test_workload_and_store),
 		cmocka_unit_test(test_kubeconfig),
 		cmocka_unit_test(test_in_cluster),

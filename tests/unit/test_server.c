@@ -8,6 +8,7 @@
 #include <time.h>
 
 #include "helpers.h"
+#include "auth.h"
 #include "controller.h"
 #include "fleet.pb-c.h"
 #include "pprof.h"
@@ -167,6 +168,24 @@ static void test_upload_only_into_held_policies(void **state)
 }
 
 /* Node states of nodes gone (no agent, no targets, grace over) are forgotten; no others. */
+/* An agent's connection is matched to its pod's IPs as addresses, not strings. */
+static void test_agent_address(void **state)
+{
+	(void)state;
+	assert_true(auth_addr_in_list("10.0.0.7", "10.0.0.7"));
+	assert_true(auth_addr_in_list("::ffff:10.0.0.7", "10.0.0.7"));
+	assert_true(auth_addr_in_list("10.0.0.7", "fd00::7,10.0.0.7"));
+	assert_true(auth_addr_in_list("fd00:0:0::7", "10.0.0.7,fd00::7"));
+	assert_false(auth_addr_in_list("10.0.0.70", "10.0.0.7"));
+	assert_false(auth_addr_in_list("10.0.0.7", "10.0.0.70,10.0.0.8"));
+	assert_false(auth_addr_in_list("127.0.0.1", "10.0.0.7"));
+	assert_false(auth_addr_in_list("", "10.0.0.7"));
+	assert_false(auth_addr_in_list("garbage", "garbage"));
+	assert_false(auth_addr_in_list("10.0.0.7", ""));
+	assert_false(auth_addr_in_list("10.0.0.7", ",,10.0.0.7x,"));
+	assert_true(auth_addr_in_list("10.0.0.7", ",,10.0.0.7,"));
+}
+
 static void test_sweep_nodes(void **state)
 {
 	struct fixture f;
@@ -216,6 +235,7 @@ int main(void)
 		cmocka_unit_test(test_upload_only_into_held_policies),
 		cmocka_unit_test(test_upload_before_accept),
 		cmocka_unit_test(test_sweep_nodes),
+		cmocka_unit_test(test_agent_address),
 	};
 
 	return cmocka_run_group_tests(tests, setup, teardown);

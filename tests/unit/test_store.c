@@ -283,6 +283,15 @@ static int count_files(const char *path)
 	return n;
 }
 
+/* One profile for one policy. */
+static int put1(struct store *s, const char *key, const char *node, int64_t from, int64_t until,
+		const uint8_t *buf, size_t len)
+{
+	size_t stored;
+
+	return store_put(s, (const char *[]){ key }, 1, node, from, until, buf, len, &stored);
+}
+
 static void test_store_put_query_bounds(void **state)
 {
 	char sdir[128], err[200];
@@ -300,16 +309,19 @@ static void test_store_put_query_bounds(void **state)
 	encode_one(0x400000, 5, 10, 1000000000000LL, &a, &la);
 	/* room for 4 profiles: the fifth pushes the oldest out */
 	o.max_bytes = la * 4 + la / 2;
+	o.ns_max_bytes = o.max_bytes;
 	s = store_open(&o, err, sizeof(err));
 	assert_non_null(s);
 	for (int i = 0; i < 5; i++)
-		assert_int_equal(store_put(s, "shop/web", "node-a", 1000 + i * 10, 1010 + i * 10, a,
-					   la), 0);
-	assert_int_equal(store_put(s, "cluster-wide", "node-b", 1000, 1010, a, la), 0);
+		assert_int_equal(put1(s, "shop/web", "node-a", 1000 + i * 10, 1010 + i * 10, a, la),
+				 0);
+	assert_int_equal(put1(s, "cluster-wide", "node-b", 1000, 1010, a, la), 0);
 	store_stats(s, &st);
 	assert_int_equal(st.stored, 6);
 	assert_int_equal(st.files, 4);
-	assert_int_equal(st.evicted_full, 2);	/* the two oldest of shop/web */
+	/* the two oldest of shop/web: its share (all of it here), then the store */
+	assert_int_equal(st.evicted_quota, 1);
+	assert_int_equal(st.evicted_full, 1);
 	assert_true(st.bytes <= o.max_bytes);
 	assert_int_equal(count_files(sdir), 4);
 	assert_int_equal(access("/dev/null", F_OK), 0);
@@ -339,10 +351,10 @@ static void test_store_put_query_bounds(void **state)
 	assert_int_equal(store_query(s, "shop/other", 0, 0, m, &bad), 0);
 	pprof_merge_free(m);
 	/* keys that are not Kubernetes names never reach the disk */
-	assert_int_equal(store_put(s, "../etc/passwd", "n", 1, 2, a, la), -EINVAL);
-	assert_int_equal(store_put(s, "shop/../../x", "n", 1, 2, a, la), -EINVAL);
-	assert_int_equal(store_put(s, "Shop/Web", "n", 1, 2, a, la), -EINVAL);
-	assert_int_equal(store_put(s, "shop/web", "n", 20, 10, a, la), -EINVAL);	/* until < from */
+	assert_int_equal(put1(s, "../etc/passwd", "n", 1, 2, a, la), -EINVAL);
+	assert_int_equal(put1(s, "shop/../../x", "n", 1, 2, a, la), -EINVAL);
+	assert_int_equal(put1(s, "Shop/Web", "n", 1, 2, a, la), -EINVAL);
+	assert_int_equal(put1(s, "shop/web", "n", 20, 10, a, la), -EINVAL);	/* until < from */
 	store_stats(s, &st);
 	assert_int_equal(st.refused, 4);
 	/* a file that went bad on disk is skipped and counted */
@@ -383,6 +395,131 @@ static void test_store_put_query_bounds(void **state)
 	assert_int_equal(st.evicted_age, 2);	/* cluster-wide (1010), shop/web 1030 */
 	assert_int_equal(st.files, 2);
 	assert_int_equal(count_files(sdir), 2);
+	store_close(s);
+	free(a);
+}
+
+/* Links of one file, by path relative to the store. */
+static int nlink_of(const char *sdir, const char *rel_glob)
+{
+	char cmd[512], *out;
+	int n;
+
+	snprintf(cmd, sizeof(cmd), "stat -c %%h $(ls '%s'/%s | head -1)", sdir, rel_glob);
+	out = run_capture(cmd);
+	assert_non_null(out);
+	n = atoi(out);
+	free(out);
+	return n;
+}
+
+/*
+ * An upload for many policies of one namespace is one file (linked into each
+ * policy's directory) and counts once; another namespace's policy gets its own.
+ * A restarted store sees the links as one profile.
+ */
+static void test_store_one_copy(void **state)
+{
+	const char *keys[] = { "shop/a", "shop/b", "shop/c", "wide", "Bad/Key" };
+	char sdir[128], err[200];
+	struct store_opts o = { .dir = sdir, .max_bytes = 1 << 20, .retention_s = 3600 };
+	struct store_policy_stats ps;
+	struct store_stats st;
+	struct store *s;
+	unsigned int bad;
+	size_t la, stored;
+	uint8_t *a;
+
+	(void)state;
+	snprintf(sdir, sizeof(sdir), "%s/one", dir);
+	encode_one(0x400000, 5, 10, 1000000000000LL, &a, &la);
+	s = store_open(&o, err, sizeof(err));
+	assert_non_null(s);
+	assert_int_equal(store_put(s, keys, 5, "n1", 1000, 1010, a, la, &stored), 0);
+	assert_int_equal(stored, 4);	/* not the bad key */
+	store_stats(s, &st);
+	assert_int_equal(st.files, 2);	/* shop's one file, wide's */
+	assert_int_equal(st.bytes, 2 * la);
+	assert_int_equal(count_files(sdir), 4);	/* names: one per policy */
+	assert_int_equal(nlink_of(sdir, "ns/shop/b/*.pb.gz"), 3);
+	assert_int_equal(nlink_of(sdir, "cluster/wide/*.pb.gz"), 1);
+	for (int i = 0; i < 4; i++) {
+		struct pprof_merge *m = pprof_merge_new();
+
+		store_policy_stats(s, keys[i], &ps);
+		assert_int_equal(ps.files, 1);
+		assert_int_equal(store_query(s, keys[i], 0, 0, m, &bad), 1);
+		pprof_merge_free(m);
+	}
+	store_close(s);
+	s = store_open(&o, err, sizeof(err));
+	assert_non_null(s);
+	store_stats(s, &st);
+	assert_int_equal(st.files, 2);
+	assert_int_equal(st.bytes, 2 * la);
+	/* retention takes every link */
+	store_expire(s, 1010 + 3601);
+	store_stats(s, &st);
+	assert_int_equal(st.evicted_age, 2);
+	assert_int_equal(st.files, 0);
+	assert_int_equal(st.bytes, 0);
+	assert_int_equal(count_files(sdir), 0);
+	store_close(s);
+	free(a);
+}
+
+/*
+ * A namespace over its share loses its own oldest profiles, not another's;
+ * a full store takes from the namespace holding the most, even when another
+ * namespace's profile is older.
+ */
+static void test_store_namespace_quota(void **state)
+{
+	char sdir[128], err[200];
+	struct store_opts o = { .dir = sdir, .retention_s = 1 << 30 };
+	struct store_policy_stats ps;
+	struct store_stats st;
+	struct store *s;
+	size_t la, stored;
+	uint8_t *a;
+
+	(void)state;
+	snprintf(sdir, sizeof(sdir), "%s/quota", dir);
+	encode_one(0x400000, 5, 10, 1000000000000LL, &a, &la);
+	o.max_bytes = la * 10;
+	o.ns_max_bytes = la * 2 + la / 2;
+	s = store_open(&o, err, sizeof(err));
+	assert_non_null(s);
+	assert_int_equal(put1(s, "good/p", "n", 100, 110, a, la), 0);
+	for (int i = 0; i < 6; i++)	/* three policies each time: one copy, counted once */
+		assert_int_equal(store_put(s, (const char *[]){ "evil/x", "evil/y", "evil/z" }, 3,
+					   "n", 200 + i * 10, 210 + i * 10, a, la, &stored), 0);
+	store_stats(s, &st);
+	assert_int_equal(st.evicted_quota, 4);
+	assert_int_equal(st.evicted_full, 0);
+	store_policy_stats(s, "evil/y", &ps);
+	assert_int_equal(ps.files, 2);
+	assert_int_equal(ps.first_s, 240);	/* its newest two */
+	store_policy_stats(s, "good/p", &ps);
+	assert_int_equal(ps.files, 1);
+	store_close(s);
+
+	/* full: the biggest namespace pays, though good's profile is the oldest */
+	o.max_bytes = la * 3 + la / 2;
+	o.ns_max_bytes = o.max_bytes;
+	s = store_open(&o, err, sizeof(err));
+	assert_non_null(s);
+	for (int i = 0; i < 2; i++)
+		assert_int_equal(put1(s, "evil/x", "n", 300 + i * 10, 310 + i * 10, a, la), 0);
+	store_stats(s, &st);
+	assert_int_equal(st.files, 3);
+	assert_int_equal(st.evicted_full, 2);	/* evil's 240 and 250 */
+	store_policy_stats(s, "good/p", &ps);
+	assert_int_equal(ps.files, 1);
+	assert_int_equal(ps.first_s, 100);
+	store_policy_stats(s, "evil/x", &ps);
+	assert_int_equal(ps.files, 2);
+	assert_int_equal(ps.first_s, 300);
 	store_close(s);
 	free(a);
 }
@@ -494,6 +631,8 @@ int main(void)
 		cmocka_unit_test(test_merge_refuses_garbage),
 		cmocka_unit_test(test_merge_refuses_dangling_ids),
 		cmocka_unit_test(test_store_put_query_bounds),
+		cmocka_unit_test(test_store_one_copy),
+		cmocka_unit_test(test_store_namespace_quota),
 		cmocka_unit_test(test_store_dir_unusable),
 		cmocka_unit_test_setup_teardown(test_status_long_written_once, setup, teardown),
 	};

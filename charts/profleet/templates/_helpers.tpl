@@ -46,3 +46,21 @@ app.kubernetes.io/instance: {{ .Release.Name }}
 {{- $scheme := ternary "wss" "ws" .Values.controller.tls.enabled -}}
 {{- printf "%s://%s.%s.svc:%d" $scheme (include "profleet.controller" .) .Release.Namespace (int .Values.controller.service.websocketPort) -}}
 {{- end -}}
+
+{{/* The Secret holding the controller's certificate, its key and the CA's. */}}
+{{- define "profleet.tlsSecret" -}}
+{{- default (printf "%s-tls" (include "profleet.controller" .)) .Values.controller.tls.secretName -}}
+{{- end -}}
+
+{{/* "true" when the chart's certificate comes from cert-manager. */}}
+{{- define "profleet.certManager" -}}
+{{- $cm := toString .Values.controller.tls.certManager -}}
+{{- if not (has $cm (list "auto" "true" "false")) -}}
+{{- fail (printf "controller.tls.certManager: %s: want auto, true or false" $cm) -}}
+{{- end -}}
+{{- if eq $cm "auto" -}}
+{{- .Capabilities.APIVersions.Has "cert-manager.io/v1" -}}
+{{- else -}}
+{{- $cm -}}
+{{- end -}}
+{{- end -}}
