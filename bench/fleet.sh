@@ -48,6 +48,9 @@ for size in ${FLEET_SIZES:-500:5000 1000:10000}; do
 	port=$((30000 + agents))
 	probes=""	# an older controller (PROFLEET_CONTROLLER) may not have the option
 	"$CTL" --help | grep -q -- --health-listen && probes="--health-listen 127.0.0.1:0"
+	# the simulated policies all live in one namespace: no cap on them
+	"$CTL" --help | grep -q -- --max-policies-per-namespace &&
+		probes="$probes --max-policies-per-namespace 0"
 	# shellcheck disable=SC2086
 	"$CTL" --kubeconfig "$KC" --listen "127.0.0.1:$port" --no-leader-election --no-store --http-listen "127.0.0.1:$((port + 1))" $probes \
 		--insecure-trust-agents --log-level warn >"$tmp/ctl-$agents.log" 2>&1 &

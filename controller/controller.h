@@ -140,7 +140,8 @@ struct export_state {
 
 struct ctl_stats {
 	uint64_t frames_in, frames_bad, refused, accepted_conns, pushes, status_writes,
-		status_errors, uploads, uploads_refused, conns_over_limit, reviews_over_limit;
+		status_errors, uploads, uploads_refused, conns_over_limit, reviews_over_limit,
+		cert_reloads, cert_reload_failures;
 };
 
 #define CTL_HOLD_BUCKETS 6	/* <= 10 us, 100 us, 1 ms, 10 ms, 100 ms, +Inf */
@@ -192,6 +193,7 @@ struct ctl {
 	/* set at start, read-only after */
 	struct lws_context *lws;
 	struct uploads *uploads;	/* server.c's store worker */
+	struct cert_watch *certs;	/* server.c's: reads the TLS files again when they change */
 	struct store *store;	/* NULL when disabled; has its own lock */
 	struct auth_cache *auth_cache;	/* the reviews' answers (auth.c); has its own lock */
 	struct httpd *http, *health;

@@ -229,7 +229,9 @@ static int cmp_by_age(const void *pa, const void *pb, void *arg)
 
 /*
  * The namespaced policies past in->max_ns_policies in their namespace (the
- * newest ones): over[pi] set, and the namespace's count in count[pi]. 0 or -ENOMEM.
+ * newest ones): over[pi] set, and the namespace's count in count[pi]. Only
+ * valid policies that sample count: an invalid one, or an OnDemand one that
+ * has completed, takes no place. 0 or -ENOMEM.
  */
 static int over_cap(const struct resolve_input *in, bool *over, int *count)
 {
@@ -240,8 +242,12 @@ static int over_cap(const struct resolve_input *in, bool *over, int *count)
 	idx = malloc((size_t)n * sizeof(*idx));
 	if (!idx)
 		return -ENOMEM;
-	for (int i = 0; i < n; i++)
-		idx[i] = i;
+	/* what holds a place: a valid policy that samples (not a finished OnDemand one) */
+	for (int i = 0, k = 0; i < in->npolicies; i++)
+		if (!in->policies[i]->invalid_reason[0] && (!in->active || in->active[i]))
+			idx[k++] = i;
+		else
+			n--;
 	qsort_r(idx, (size_t)n, sizeof(*idx), cmp_by_age, (void *)in);
 	for (int first = 0, i = 0; first < n && in->policies[idx[first]]->ns; first = i) {
 		const char *ns = in->policies[idx[first]]->ns;

@@ -12,6 +12,7 @@
 #include <string.h>
 #include <strings.h>
 #include <time.h>
+#include <sys/stat.h>
 #include <libwebsockets.h>
 
 #include "controller.h"
@@ -405,7 +406,12 @@ static void upload_keys(struct ctl *c, const Profleet__Fleet__V1__ProfileUpload 
 	for (size_t i = 0; ns && i < p->n_policies && i < 1024; i++) {
 		const char *k = p->policies[i];
 
-		if (k && strlen(k) <= 500 && node_holds(ns, k, now) && (u->keys[n] = strdup(k)))
+		bool dup = false;
+
+		for (size_t j = 0; k && j < n && !dup; j++)	/* each policy once */
+			dup = !strcmp(u->keys[j], k);
+		if (k && !dup && strlen(k) <= 500 && node_holds(ns, k, now) &&
+		    (u->keys[n] = strdup(k)))
 			n++;
 	}
 	ctl_unlock(c);
@@ -856,8 +862,106 @@ int server_start(struct ctl *c)
 	return 0;
 }
 
+/* ---- the certificate, read again when its files change ----------------------------- */
+
+/*
+ * A renewed certificate (cert-manager's, a Secret updated by hand: the kubelet
+ * swaps the mounted files) is taken without a restart: every CERT_CHECK_S the
+ * service thread looks at the files, and when they changed, hands them to
+ * lws for the connections that come next. A pair that does not load is
+ * logged and counted; the one in use stays.
+ */
+#define CERT_CHECK_S 30
+#define CERT_MAX_BYTES (1 << 20)
+
+struct cert_watch {
+	lws_sorted_usec_list_t sul;	/* first: the callback gets it */
+	struct ctl *c;
+	struct stat cert, key;	/* as last loaded */
+};
+
+static bool file_changed(const struct stat *now, const struct stat *before)
+{
+	return now->st_ino != before->st_ino || now->st_dev != before->st_dev ||
+	       now->st_size != before->st_size || now->st_mtim.tv_sec != before->st_mtim.tv_sec ||
+	       now->st_mtim.tv_nsec != before->st_mtim.tv_nsec;
+}
+
+static char *slurp(const char *path, size_t *len)
+{
+	FILE *f = fopen(path, "re");
+	char *buf = f ? malloc(CERT_MAX_BYTES + 1) : NULL;
+
+	*len = buf ? fread(buf, 1, CERT_MAX_BYTES + 1, f) : 0;
+	if (f)
+		fclose(f);
+	if (buf && (*len == 0 || *len > CERT_MAX_BYTES)) {
+		free(buf);
+		return NULL;
+	}
+	if (buf)
+		buf[*len] = 0;
+	return buf;
+}
+
+/* Loads the pair into lws; true when it took them. On the service thread. */
+static bool cert_load(struct ctl *c)
+{
+	size_t lc = 0, lk = 0;
+	char *cert = slurp(c->opt.tls_cert, &lc), *key = slurp(c->opt.tls_key, &lk);
+	bool ok = cert && key &&
+		  !lws_tls_cert_updated(c->lws, c->opt.tls_cert, c->opt.tls_key, cert, lc, key, lk);
+
+	if (key)
+		memset(key, 0, lk);
+	free(cert);
+	free(key);
+	return ok;
+}
+
+static void cert_check(lws_sorted_usec_list_t *sul)
+{
+	struct cert_watch *w = (struct cert_watch *)sul;
+	struct ctl *c = w->c;
+	struct stat sc, sk;
+
+	if (!stat(c->opt.tls_cert, &sc) && !stat(c->opt.tls_key, &sk) &&
+	    (file_changed(&sc, &w->cert) || file_changed(&sk, &w->key))) {
+		bool ok = cert_load(c);
+
+		w->cert = sc;	/* either way: a broken pair is said once, not every check */
+		w->key = sk;
+		ctl_lock(c);
+		if (ok)
+			c->stats.cert_reloads++;
+		else
+			c->stats.cert_reload_failures++;
+		ctl_unlock(c);
+		if (ok)
+			log_info("TLS: certificate %s read again", c->opt.tls_cert);
+		else
+			log_warn("TLS: %s and %s changed but do not load: the certificate in use stays",
+				 c->opt.tls_cert, c->opt.tls_key);
+	}
+	lws_sul_schedule(c->lws, 0, &w->sul, cert_check, (lws_usec_t)CERT_CHECK_S * LWS_US_PER_SEC);
+}
+
+static void cert_watch_start(struct ctl *c)
+{
+	struct cert_watch *w;
+
+	if (!c->opt.tls_cert || !(w = calloc(1, sizeof(*w))))
+		return;
+	w->c = c;
+	stat(c->opt.tls_cert, &w->cert);	/* what lws loaded at the start */
+	stat(c->opt.tls_key, &w->key);
+	c->certs = w;
+	lws_sul_schedule(c->lws, 0, &w->sul, cert_check, (lws_usec_t)CERT_CHECK_S * LWS_US_PER_SEC);
+}
+
 void server_run(struct ctl *c)
 {
+	cert_watch_start(c);
 	while (!ctl_stopping(c))
 		if (lws_service(c->lws, 0) < 0)
 			break;
@@ -907,6 +1011,8 @@ void server_stop(struct ctl *c)
 	if (c->lws)
 		lws_context_destroy(c->lws);	/* closes every connection */
 	c->lws = NULL;
+	free(c->certs);		/* after the context: its timer list held it */
+	c->certs = NULL;
 	hmap_for_each(&c->node_states, it)
 		node_state_free(it->val);
 	hmap_free(&c->node_states);

@@ -38,6 +38,13 @@ struct bucket {
 	uint64_t bytes, blobs;
 };
 
+/* An upload's bytes and times, as store_put was given them. */
+struct store_put_info {
+	int64_t from_s, until_s;
+	const uint8_t *buf;
+	size_t len;
+};
+
 struct store {
 	struct store_opts o;
 	pthread_mutex_t lock;
@@ -97,27 +104,32 @@ static struct bucket *bucket_of(struct store *s, const char *key)
 	return b;
 }
 
-/* Adds or takes away (sign -1) a counted entry's bytes. */
-static void account(struct store *s, const struct entry *e, int sign)
+/*
+ * What an entry weighs against the bounds: its file's bytes for the link
+ * that carries them, and for every link STORE_ENTRY_CHARGE more (its index entry
+ * and directory entry), so that links are not free: a tenant's policies
+ * cannot grow the index past what its share allows.
+ */
+static uint64_t charge(const struct entry *e)
 {
-	char name[300];
-	struct bucket *b;
+	return (e->counted ? e->size : 0) + STORE_ENTRY_CHARGE;
+}
 
-	if (!e->counted)
-		return;
-	/* taking away never adds a bucket: hmap_for_each callers may be dropping */
-	b = sign > 0 ? bucket_of(s, e->key) :
-		       hmap_get(&s->buckets, bucket_name(e->key, name, sizeof(name)));
+/* Adds or takes away (sign -1) an entry in the totals and in its bucket b. */
+static void account(struct store *s, struct bucket *b, const struct entry *e, int sign)
+{
+	uint64_t w = charge(e);
+
 	if (sign > 0) {
-		s->st.files++;
-		s->st.bytes += e->size;
-	} else {
-		s->st.files--;
-		s->st.bytes -= e->size;
-	}
-	if (b) {
-		b->blobs = sign > 0 ? b->blobs + 1 : b->blobs - 1;
-		b->bytes = sign > 0 ? b->bytes + e->size : b->bytes - e->size;
+		s->st.files += e->counted;
+		s->st.bytes += w;
+		b->blobs += e->counted;
+		b->bytes += w;
+	} else if (b) {
+		s->st.files -= e->counted;
+		s->st.bytes -= w;
+		b->blobs -= e->counted;
+		b->bytes -= w;
 	}
 }
 
@@ -125,8 +137,11 @@ static void account(struct store *s, const struct entry *e, int sign)
  * position, or -ENOMEM. */
 static long insert(struct store *s, struct entry *ne)
 {
+	struct bucket *b = bucket_of(s, ne->key);
 	size_t lo = 0, hi = s->n;
 
+	if (!b)
+		return -ENOMEM;
 	if (s->n == s->cap) {
 		size_t cap = s->cap ? s->cap * 2 : 256;
 		struct entry *p = realloc(s->e, cap * sizeof(*p));
@@ -147,19 +162,22 @@ static long insert(struct store *s, struct entry *ne)
 	memmove(&s->e[lo + 1], &s->e[lo], (s->n - lo) * sizeof(*s->e));
 	s->e[lo] = *ne;
 	s->n++;
-	account(s, ne, 1);
+	account(s, b, ne, 1);
 	return (long)lo;
 }
 
 /* Removes entry i and its file (one link of its blob). Under the lock. */
 static void drop(struct store *s, size_t i)
 {
-	char path[4096];
+	char path[4096], name[300];
 
 	snprintf(path, sizeof(path), "%s/%s", s->o.dir, s->e[i].rel);
 	if (unlink(path) && errno != ENOENT)
 		log_warn("store: cannot remove %s: %s", path, strerror(errno));
-	account(s, &s->e[i], -1);
+	/* every entry's bucket was made when it was inserted: looked up, never added
+	 * (store_open's hmap_for_each may be dropping) */
+	account(s, hmap_get(&s->buckets, bucket_name(s->e[i].key, name, sizeof(name))), &s->e[i],
+		-1);
 	entry_free(&s->e[i]);
 	memmove(&s->e[i], &s->e[i + 1], (s->n - i - 1) * sizeof(*s->e));
 	s->n--;
@@ -182,14 +200,22 @@ static void drop_blob(struct store *s, size_t i)
 	}
 }
 
-/* The index of the oldest entry of namespace bucket (NULL: any) not of blob keep, or -1. */
+/* Whether policy key is of namespace bucket ("" for cluster policies). */
+static bool in_bucket(const char *key, const char *bucket)
+{
+	size_t n = strlen(bucket);
+
+	return n ? !strncmp(key, bucket, n) && key[n] == '/' : !strchr(key, '/');
+}
+
+/*
+ * The index of the oldest entry of namespace bucket (NULL: any) of a blob
+ * older than keep (the upload being stored: ids from keep on), or -1.
+ */
 static long oldest_of(const struct store *s, const char *bucket, uint64_t keep)
 {
-	char name[300];
-
 	for (size_t i = 0; i < s->n; i++)
-		if (s->e[i].blob != keep &&
-		    (!bucket || !strcmp(bucket_name(s->e[i].key, name, sizeof(name)), bucket)))
+		if (s->e[i].blob < keep && (!bucket || in_bucket(s->e[i].key, bucket)))
 			return (long)i;
 	return -1;
 }
@@ -197,7 +223,8 @@ static long oldest_of(const struct store *s, const char *bucket, uint64_t keep)
 /*
  * What goes when the store is full: the oldest profile of the namespace
  * holding the most bytes (so that no tenant's uploads push out another's
- * smaller share), never blob keep (the one just stored). -1: nothing.
+ * smaller share), never a blob of the upload being stored (ids from keep
+ * on). -1: nothing.
  */
 static long victim(const struct store *s, uint64_t keep)
 {
@@ -218,8 +245,9 @@ static long victim(const struct store *s, uint64_t keep)
 }
 
 /*
- * Back within the bounds after blob keep went into namespace bucket (NULL: after
- * the scan): the namespace's quota first, then the total. Under the lock.
+ * Back within the bounds after an upload (its blobs: ids from keep on) went
+ * into namespace bucket (NULL: after the scan, keep UINT64_MAX): the
+ * namespace's quota first, then the total. Under the lock.
  */
 static void enforce(struct store *s, const char *bucket, uint64_t keep)
 {
@@ -400,9 +428,9 @@ struct store *store_open(const struct store_opts *opts, char *err, size_t errlen
 	pthread_mutex_init(&s->lock, NULL);
 	scan(s);
 	/* over the bounds already (smaller ones than the last run's): trim now */
-	hmap_for_each(&s->buckets, it)
-		enforce(s, it->key, 0);
-	enforce(s, NULL, 0);
+	hmap_for_each(&s->buckets, it)	/* enforce only drops: no bucket is added */
+		enforce(s, it->key, UINT64_MAX);
+	enforce(s, NULL, UINT64_MAX);
 	return s;
 }
 
@@ -474,33 +502,39 @@ static int link_file(struct store *s, const char *first_rel, const char *rel, co
 	return link(from, to) ? -errno : 0;
 }
 
-/* Indexes one link of blob; the first carries its bytes. Under the lock. 0 or -ENOMEM. */
+/*
+ * Indexes the link rel/name of blob (the first carries its bytes); the file
+ * goes when it cannot be indexed. Under the lock. 0 or -ENOMEM.
+ */
 static int index_link(struct store *s, const char *key, const char *rel, const char *name,
 		      uint64_t blob, bool counted, int64_t from_s, int64_t until_s, size_t len)
 {
 	struct entry ne = { .size = len, .blob = blob, .counted = counted,
 			    .from_s = from_s, .until_s = until_s };
+	char path[4800];
 
 	ne.key = strdup(key);
 	if (asprintf(&ne.rel, "%s/%s", rel, name) < 0)
 		ne.rel = NULL;
-	if (!ne.key || !ne.rel || insert(s, &ne) < 0) {
-		entry_free(&ne);
-		return -ENOMEM;
-	}
-	return 0;
+	if (ne.key && ne.rel && insert(s, &ne) >= 0)
+		return 0;
+	entry_free(&ne);
+	snprintf(path, sizeof(path), "%s/%s/%s", s->o.dir, rel, name);
+	unlink(path);
+	return -ENOMEM;
 }
 
 /*
  * One namespace's share of an upload: written once for keys[first], linked for
- * the later keys of the same namespace (done[] marks them). How many policies
- * got it; *ret_err the last failure.
+ * the later keys of the same namespace (done[] marks them), then that
+ * namespace's bounds kept without touching the upload's blobs (ids from keep
+ * on). How many policies got it; *ret_err the last failure.
  */
 static size_t put_bucket(struct store *s, const char *const *keys, size_t nkeys, size_t first,
-			 bool *done, const char *name, int64_t from_s, int64_t until_s,
-			 const uint8_t *buf, size_t len, int *ret_err)
+			 bool *done, const char *name, uint64_t keep, const struct store_put_info *pi,
+			 int *ret_err)
 {
-	char rel0[700], rel[700], dir[4096], bucket[300], other[300];
+	char rel0[700], rel[700], dir[4096], bucket[300];
 	size_t stored = 0;
 	uint64_t blob;
 	int e;
@@ -508,73 +542,77 @@ static size_t put_bucket(struct store *s, const char *const *keys, size_t nkeys,
 	store_policy_dir(keys[first], rel0, sizeof(rel0));	/* checked by the caller */
 	bucket_name(keys[first], bucket, sizeof(bucket));
 	snprintf(dir, sizeof(dir), "%s/%s", s->o.dir, rel0);
-	e = write_file(dir, name, buf, len);
+	e = write_file(dir, name, pi->buf, pi->len);
 	pthread_mutex_lock(&s->lock);
 	blob = ++s->next_blob;
-	if (!e && !(e = index_link(s, keys[first], rel0, name, blob, true, from_s, until_s, len)))
-		stored++;
+	if (!e)
+		e = index_link(s, keys[first], rel0, name, blob, true, pi->from_s, pi->until_s,
+			       pi->len);
+	stored += !e;
+	/* the links under the lock: retention cannot take the first meanwhile */
+	for (size_t j = first + 1; !e && j < nkeys; j++) {
+		int le;
+
+		if (done[j] || !in_bucket(keys[j], bucket))
+			continue;
+		done[j] = true;
+		store_policy_dir(keys[j], rel, sizeof(rel));	/* checked by the caller */
+		le = link_file(s, rel0, rel, name);
+		if (!le)
+			le = index_link(s, keys[j], rel, name, blob, false, pi->from_s,
+					pi->until_s, pi->len);
+		stored += !le;
+		if (le) {
+			*ret_err = le;
+			log_warn("store: cannot link a profile for %s: %s", keys[j], strerror(-le));
+		}
+	}
+	enforce(s, bucket, keep);
 	pthread_mutex_unlock(&s->lock);
 	if (e) {
 		*ret_err = e;
 		log_warn("store: cannot write a profile of %s: %s", keys[first], strerror(-e));
-		return 0;
 	}
-	for (size_t j = first + 1; j < nkeys; j++) {
-		if (done[j] || strcmp(bucket_name(keys[j], other, sizeof(other)), bucket))
-			continue;
-		done[j] = true;
-		store_policy_dir(keys[j], rel, sizeof(rel));	/* checked by the caller */
-		e = link_file(s, rel0, rel, name);
-		pthread_mutex_lock(&s->lock);
-		if (!e)
-			e = index_link(s, keys[j], rel, name, blob, false, from_s, until_s, len);
-		stored += !e;
-		pthread_mutex_unlock(&s->lock);
-		if (e) {
-			*ret_err = e;
-			log_warn("store: cannot link a profile for %s: %s", keys[j], strerror(-e));
-		}
-	}
-	pthread_mutex_lock(&s->lock);
-	enforce(s, bucket, blob);
-	pthread_mutex_unlock(&s->lock);
 	return stored;
 }
 
 int store_put(struct store *s, const char *const *keys, size_t nkeys, const char *node,
 	      int64_t from_s, int64_t until_s, const uint8_t *buf, size_t len, size_t *ret_stored)
 {
+	const struct store_put_info pi = { .from_s = from_s, .until_s = until_s, .buf = buf,
+					   .len = len };
 	char name[400], rel[700], nd[256];
-	size_t stored = 0, refused = 0;
-	bool *done;
-	uint64_t seq;
+	size_t stored = 0;
+	uint64_t seq, keep;
+	bool *done = NULL;
 	int err = -EINVAL;
 
 	*ret_stored = 0;
-	if (!nkeys || from_s < 0 || until_s < from_s || from_s > 999999999999LL ||
-	    until_s > 999999999999LL || !(done = calloc(nkeys, sizeof(*done)))) {
+	if (nkeys && from_s >= 0 && until_s >= from_s && until_s <= 999999999999LL &&
+	    !(done = calloc(nkeys, sizeof(*done))))
+		err = -ENOMEM;
+	if (!done) {
 		pthread_mutex_lock(&s->lock);
 		s->st.refused++;
 		pthread_mutex_unlock(&s->lock);
-		return nkeys ? -EINVAL : -ENOENT;
+		return err;
 	}
 	clean_node(nd, sizeof(nd), node);
 	pthread_mutex_lock(&s->lock);
 	seq = ++s->seq;
+	/* its blobs get the next ids (another upload stored at the same time is
+	 * spared as well: never less than this one) */
+	keep = s->next_blob + 1;
 	pthread_mutex_unlock(&s->lock);
 	snprintf(name, sizeof(name), "%012lld-%012lld-%s-%llu.pb.gz", (long long)from_s,
 		 (long long)until_s, nd, (unsigned long long)seq);
 	for (size_t i = 0; i < nkeys; i++)	/* not Kubernetes names: never on disk */
-		if (store_policy_dir(keys[i], rel, sizeof(rel))) {
-			done[i] = true;
-			refused++;
-		}
+		done[i] = store_policy_dir(keys[i], rel, sizeof(rel)) != 0;
 	for (size_t i = 0; i < nkeys; i++) {
 		if (done[i])
 			continue;
 		done[i] = true;
-		stored += put_bucket(s, keys, nkeys, i, done, name, from_s, until_s, buf, len,
-				     &err);
+		stored += put_bucket(s, keys, nkeys, i, done, name, keep, &pi, &err);
 	}
 	free(done);
 	pthread_mutex_lock(&s->lock);

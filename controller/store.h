@@ -19,6 +19,12 @@
 
 struct pprof_merge;
 
+/*
+ * Every file and link also weighs this against the bounds (its index and
+ * directory entries): policies linking one upload are not free.
+ */
+#define STORE_ENTRY_CHARGE 512
+
 struct store_opts {
 	const char *dir;
 	uint64_t max_bytes;	/* 0 = 1 GiB */
@@ -27,7 +33,8 @@ struct store_opts {
 };
 
 struct store_stats {
-	uint64_t files, bytes;	/* held now (a profile linked into several policies: once) */
+	uint64_t files;		/* profiles held now (one linked into several policies: once) */
+	uint64_t bytes;		/* their bytes, and STORE_ENTRY_CHARGE per file and link */
 	uint64_t stored, refused;	/* uploads stored / refused (bad input, disk errors) */
 	uint64_t evicted_full, evicted_age;	/* profiles dropped to stay within the bounds */
 	uint64_t evicted_quota;	/* ... within their namespace's share */

@@ -86,6 +86,12 @@ check "... the agents dial wss:// and verify it with ca.crt; the controller serv
 check "where cert-manager.io/v1 is served: a CA Issuer and the controller's Certificate instead" \
 	sh -c "[ \$(grep -c '^kind: Issuer' '$W/cm.yaml') = 2 ] && [ \$(grep -c '^kind: Certificate' '$W/cm.yaml') = 2 ] &&
 		! grep -q '^kind: Secret' '$W/cm.yaml' && grep -qF 'secretName: profleet-controller-tls' '$W/cm.yaml'"
+y "$W/cm.yaml" Certificate controller-ca >"$W/cm-ca.yaml"
+y "$W/cm.yaml" Certificate controller >"$W/cm-leaf.yaml"
+hours() { awk '$1 == "duration:" { sub(/h$/, "", $2); print $2 }' "$1"; }
+ca_h=$(hours "$W/cm-ca.yaml") leaf_h=$(hours "$W/cm-leaf.yaml")
+check "... the CA outlives the certificate it signs (${ca_h:-?} h > ${leaf_h:-?} h) and keeps its key" \
+	sh -c "[ '${ca_h:-0}' -gt '${leaf_h:-0}' ] && [ '${leaf_h:-0}' -gt 0 ] && grep -q 'rotationPolicy: Never' '$W/cm-ca.yaml'"
 "$R" --namespace profleet-system --set controller.tls.enabled=false "$CHART" >"$W/plain.yaml"
 check "tls.enabled=false: ws://, no certificate" \
 	sh -c "grep -qF -- '- --controller=ws://' '$W/plain.yaml' && ! grep -q '^kind: Secret' '$W/plain.yaml' &&

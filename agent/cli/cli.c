@@ -22,7 +22,7 @@
 
 /* What a row sets: through its own setter, or a field of record_config of a plain kind. */
 enum opt_kind {
-	OPT_FUNC,
+	OPT_FUNC = 1,	/* not 0: a row that says neither FUNC nor FIELD is caught */
 	OPT_BOOL,	/* on|off, true|false, ... into a bool */
 	OPT_STRING,	/* a non-empty string */
 	OPT_ANY_STRING,	/* a string, empty or not */
@@ -372,6 +372,7 @@ static int opt_set(const struct opt_def *o, struct record_config *cfg, const cha
 		*(const char **)field = val;
 		return 0;
 	}
+	snprintf(msg, len, "--%s: the option table has no setter for it", o->name);
 	return -EINVAL;
 }
 

@@ -285,6 +285,12 @@ static void table_unref(struct unwinder *u, uint32_t id)
 		memset(t, 0, sizeof(*t));
 		return;
 	}
+	/* a failed table no lookup can find any more (unnamed for its retry, or
+	 * known by inode alone, which idle tables are not found by) is forgotten */
+	if (t->failed && (!t->key[0] || !strncmp(t->key, "i:", 2))) {
+		memset(t, 0, sizeof(*t));
+		return;
+	}
 	t->idle_since = ++u->idle_tick;
 	u->stats.tables_idle++;
 }
@@ -411,8 +417,15 @@ static int find_table(struct unwinder *u, const char *key)
 		 * by (dev, ino) only a table some process still maps is the same file */
 		if (by_ino && t->idle_since)
 			continue;
-		if (t->failed && t->idle_since && clock_mono_ns() >= t->retry_at) {
-			table_drop(u, &u->tables[i]);	/* its time has come: built again */
+		if (t->failed && !t->pending && clock_mono_ns() >= t->retry_at) {
+			/* its time has come: built again, in a new slot; processes that
+			 * hold the failed one keep it, unnamed, until they go */
+			if (t->idle_since) {
+				table_drop(u, &u->tables[i]);
+			} else {
+				u->tables[i].key[0] = 0;
+				u->tables[i].ino_key[0] = 0;
+			}
 			return -ENOENT;
 		}
 		u->stats.failures_reused += t->failed;
@@ -539,6 +552,13 @@ static void table_failed(struct unwinder *u, struct table *t, int err, const cha
 	log_info("no unwind table for %s: %s", name, strerror(-err));
 }
 
+/* A failed table nobody maps and no lookup would find (no build id): counted, then gone. */
+static void table_failed_drop(struct unwinder *u, struct table *t, int err, const char *name)
+{
+	table_failed(u, t, err, name);
+	table_drop(u, t);
+}
+
 /* Whether n rows fit in what is free and what idle tables hold (fragments aside). */
 static bool rows_could_fit(const struct unwinder *u, uint32_t n)
 {
@@ -620,7 +640,9 @@ static int collect(struct unwinder *u)
 
 		t->pending = NULL;
 		u->stats.tables_pending--;
-		if (err)
+		if (err && !t->refs && strncmp(t->key, "b:", 2))
+			table_failed_drop(u, t, err, j->name);	/* unmapped, and never found again */
+		else if (err)
 			table_failed(u, t, err, j->name);	/* kept, idle if unmapped */
 		else
 			mark_users_dirty(u, j->id);

@@ -69,6 +69,28 @@ check "an agent that cannot verify the certificate does not connect" \
 [ "$failures" -eq 0 ] || for l in ctl-tls agent-tls agent-tls2; do tail -5 "$TMP/$l.log" | sed "s/^/# $l: /"; done
 "$CTL" --kubeconfig "$TMP/kubeconfig" --tls-cert "$TMP/tls.crt" >/dev/null 2>&1
 check "--tls-cert without --tls-key is refused" [ $? -eq 2 ]
+
+# a renewed certificate (the files replaced, as the kubelet updates a Secret) is
+# served without a restart: within the 30 s between checks
+cp "$TMP/tls.crt" "$TMP/old.crt"
+openssl req -x509 -newkey rsa:2048 -nodes -days 2 -subj /CN=127.0.0.1 \
+	-addext subjectAltName=IP:127.0.0.1 -keyout "$TMP/new.key" -out "$TMP/new.crt" 2>/dev/null
+cp "$TMP/new.crt" "$TMP/tls.crt.tmp" && mv "$TMP/tls.crt.tmp" "$TMP/tls.crt"
+cp "$TMP/new.key" "$TMP/tls.key.tmp" && mv "$TMP/tls.key.tmp" "$TMP/tls.key"
+for _ in $(seq 450); do
+	grep -q "certificate $TMP/tls.crt read again" "$TMP/ctl-tls.log" && break
+	sleep 0.1
+done
+agent_until 30 '.connects >= 1 and .version > 0' "$TMP/tls-new.json" \
+	--controller "wss://127.0.0.1:$port" --ca-file "$TMP/new.crt" --node-name tls-node3 \
+	--log "$TMP/agent-tls3.log"
+agent_until 3 false "$TMP/tls-old.json" --controller "wss://127.0.0.1:$port" \
+	--ca-file "$TMP/old.crt" --node-name tls-node4 --log "$TMP/agent-tls4.log"
+check "a renewed certificate is served without a restart (agents trusting the new one connect)" \
+	sh -c "grep -q 'read again' '$TMP/ctl-tls.log' &&
+		[ \"\$(jq -r '.connects >= 1 and .version > 0' '$TMP/tls-new.json')\" = true ]"
+check "... and the old one is no longer served" \
+	sh -c "[ \"\$(jq -r '.connects == 0' '$TMP/tls-old.json')\" = true ]"
 kill $ctl
 wait $ctl
 finish

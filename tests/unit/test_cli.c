@@ -174,6 +174,18 @@ static void test_options(void **state)
 	assert_int_equal(parse("record --output x.data --format svg", NULL, &cfg, e, sizeof(e)),
 			 CLI_OK);
 	assert_int_equal(cfg.outputs[0].format, FMT_SVG);
+
+	/* the rows that set a field of record_config without a setter of their own */
+	assert_int_equal(parse("record --progress off --kernel-addresses on --table-cache /tc "
+			       "--service-name svc --tenant-id t1 --log stdout",
+			       NULL, &cfg, e, sizeof(e)),
+			 CLI_OK);
+	assert_false(cfg.progress);
+	assert_true(cfg.kernel_addresses);
+	assert_string_equal(cfg.table_cache, "/tc");
+	assert_string_equal(cfg.service_name, "svc");
+	assert_string_equal(cfg.export_auth.tenant, "t1");
+	assert_string_equal(cfg.log_target, "stdout");
 }
 
 static void test_command(void **state)
@@ -224,6 +236,7 @@ static void test_errors(void **state)
 		"record --pid abc",	     "record --pid 1 -- true",	"record --all --pid 3",
 		"record --format png",	     "record --output x.data",	"record --bogus",
 		"record --kernel-stacks maybe", "record --log-level loud", "record --frequency",
+		"record --progress maybe",   "record --kernel-addresses 2",
 	};
 	struct record_config cfg;
 	char e[256];

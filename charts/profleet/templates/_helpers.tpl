@@ -59,7 +59,14 @@ app.kubernetes.io/instance: {{ .Release.Name }}
 {{- fail (printf "controller.tls.certManager: %s: want auto, true or false" $cm) -}}
 {{- end -}}
 {{- if eq $cm "auto" -}}
+{{- /* sticky: a Secret this chart generated at install stays in use after
+cert-manager is installed (a new CA would cut off the running agents) */ -}}
+{{- $old := lookup "v1" "Secret" .Release.Namespace (include "profleet.tlsSecret" .) -}}
+{{- if and $old $old.metadata $old.metadata.annotations (index $old.metadata.annotations "profleet.dev/generated") -}}
+false
+{{- else -}}
 {{- .Capabilities.APIVersions.Has "cert-manager.io/v1" -}}
+{{- end -}}
 {{- else -}}
 {{- $cm -}}
 {{- end -}}
