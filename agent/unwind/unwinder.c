@@ -44,7 +44,8 @@ struct table {
 	bool used;
 	struct table_job *pending;	/* its build, handed to the worker: never evicted */
 	bool failed;		/* no CFI, unreadable or no room: remembered, no rows */
-	uint64_t retry_at;	/* failed: built again once idle past this (CLOCK_MONOTONIC ns) */
+	uint64_t retry_at;	/* failed: built again past this (CLOCK_MONOTONIC ns) */
+	uint32_t want_rows;	/* failed for room: the rows it needs */
 	char key[96];		/* "b:<build-id>", or "i:<dev>:<ino>" without one */
 	char ino_key[48];	/* "i:<dev>:<ino>" of the file it was first loaded from */
 	uint32_t refs;		/* processes mapping it */
@@ -224,8 +225,9 @@ struct unwinder *unwinder__new(int exe_mappings_fd, int rows_fd, uint32_t rows_c
 	if (!u->opts.retry_ns)
 		u->opts.retry_ns = RETRY_NS;
 	rows_probe_map(u);
-	/* two results waiting at most: a big table's rows are tens of MiB */
-	u->builder = workq_new("unwind-tables", 2);
+	/* one result waiting at most, and no build meanwhile: a big table's rows are
+	 * ten MiB, and its build needs twice that again */
+	u->builder = workq_new("unwind-tables", 1);
 	if (!u->builder) {
 		free(u->free);
 		free(u);
@@ -404,6 +406,8 @@ out:
 	return err;
 }
 
+static bool rows_could_fit(const struct unwinder *u, uint32_t n);
+
 static int find_table(struct unwinder *u, const char *key)
 {
 	bool by_ino = !strncmp(key, "i:", 2);
@@ -417,7 +421,11 @@ static int find_table(struct unwinder *u, const char *key)
 		 * by (dev, ino) only a table some process still maps is the same file */
 		if (by_ino && t->idle_since)
 			continue;
-		if (t->failed && !t->pending && clock_mono_ns() >= t->retry_at) {
+		if (t->failed && !t->pending && clock_mono_ns() >= t->retry_at &&
+		    t->want_rows && !rows_could_fit(u, t->want_rows)) {
+			/* refused for room, and there is still none: no build for nothing */
+			u->tables[i].retry_at = clock_mono_ns() + u->opts.retry_ns;
+		} else if (t->failed && !t->pending && clock_mono_ns() >= t->retry_at) {
 			/* its time has come: built again, in a new slot; processes that
 			 * hold the failed one keep it, unnamed, until they go */
 			if (t->idle_since) {
@@ -640,6 +648,7 @@ static int collect(struct unwinder *u)
 
 		t->pending = NULL;
 		u->stats.tables_pending--;
+		t->want_rows = err == -ENOSPC ? j->nrows : 0;
 		if (err && !t->refs && strncmp(t->key, "b:", 2))
 			table_failed_drop(u, t, err, j->name);	/* unmapped, and never found again */
 		else if (err)
