@@ -30,6 +30,7 @@
 #include "log.h"
 
 struct sim_agent {
+	lws_sorted_usec_list_t sul;	/* first: the reconnect timer gets it */
 	int idx;
 	struct lws *wsi;
 	bool connected, hello_sent, ack_due;
@@ -56,7 +57,16 @@ static struct {
 	pthread_mutex_t lock;
 	volatile int stop;
 	int connected;
+	uint64_t reconnects;	/* closed or refused connections tried again, as agents do */
 } S;
+
+static void agent_connect(struct sim_agent *a);
+
+/* A closed agent connects again after 0.25-0.5 s, as profleet-agent run does. */
+static void reconnect_cb(lws_sorted_usec_list_t *sul)
+{
+	agent_connect((struct sim_agent *)sul);
+}
 
 static double now_s(void)
 {
@@ -294,8 +304,19 @@ static int cb(struct lws *wsi, enum lws_callback_reasons reason, void *user, voi
 			S.connected--;
 			pthread_mutex_unlock(&S.lock);
 		}
-		if (a)
+		if (a) {
 			a->connected = false;
+			a->hello_sent = false;
+			a->wsi = NULL;
+			free(a->rx);
+			a->rx = NULL;
+			a->rx_len = 0;
+			if (!S.stop) {
+				S.reconnects++;
+				lws_sul_schedule(S.ctx, 0, &a->sul, reconnect_cb,
+						 (lws_usec_t)(250000 + rand() % 250000));
+			}
+		}
 		break;
 	default:
 		break;
@@ -307,6 +328,24 @@ static const struct lws_protocols protocols[] = {
 	{ "profleet.fleet.v1", cb, 0, 65536, 0, NULL, 0 },
 	{ NULL, NULL, 0, 0, 0, NULL, 0 }
 };
+
+static void agent_connect(struct sim_agent *a)
+{
+	struct lws_client_connect_info ci;
+
+	memset(&ci, 0, sizeof(ci));
+	ci.context = S.ctx;
+	ci.address = S.host;
+	ci.port = S.port;
+	ci.path = S.path;
+	ci.host = S.host;
+	ci.origin = S.host;
+	ci.protocol = "profleet.fleet.v1";
+	ci.userdata = a;
+	ci.pwsi = &a->wsi;
+	if (!lws_client_connect_via_info(&ci) && !S.stop)	/* failed at once: later */
+		lws_sul_schedule(S.ctx, 0, &a->sul, reconnect_cb, (lws_usec_t)500000);
+}
 
 static void *service_main(void *arg)
 {
@@ -466,20 +505,8 @@ int main(int argc, char **argv)
 	if (!S.ctx || !S.agents)
 		return 1;
 	for (int i = 0; i < S.nagents; i++) {
-		struct lws_client_connect_info ci;
-
 		S.agents[i].idx = i;
-		memset(&ci, 0, sizeof(ci));
-		ci.context = S.ctx;
-		ci.address = S.host;
-		ci.port = S.port;
-		ci.path = S.path;
-		ci.host = S.host;
-		ci.origin = S.host;
-		ci.protocol = "profleet.fleet.v1";
-		ci.userdata = &S.agents[i];
-		ci.pwsi = &S.agents[i].wsi;
-		lws_client_connect_via_info(&ci);
+		agent_connect(&S.agents[i]);
 	}
 	pthread_create(&svc, NULL, service_main, NULL);
 	per_node_min = S.npods / S.nagents;
@@ -502,7 +529,8 @@ int main(int argc, char **argv)
 		}
 		usleep(20000);
 	}
-	printf("fleetsim: %d agents connected in %.2f s\n", S.nagents, now_s() - t0);
+	printf("fleetsim: %d agents connected in %.2f s (%llu connections tried again)\n",
+	       S.nagents, now_s() - t0, (unsigned long long)S.reconnects);
 
 	/* an idle fleet: the controller should not spend CPU */
 	sleep(1);

@@ -109,12 +109,12 @@ static void fleet_metrics(struct ctl *c, struct metrics *m, const struct fleet_v
 	metrics_value(m, "profleet_controller_agent_connections_total",
 		      (const char *[]){ "result", "over_limit", NULL },
 		      (double)v->st.conns_over_limit);
-	two(m, "profleet_controller_tls_reloads_total",
-	    "Changed certificate files read again, by result.", "result", "ok",
-	    (double)v->st.cert_reloads, "failed", (double)v->st.cert_reload_failures);
 	metrics_value(m, "profleet_controller_agent_connections_total",
 		      (const char *[]){ "result", "reviews_over_limit", NULL },
 		      (double)v->st.reviews_over_limit);
+	two(m, "profleet_controller_tls_reloads_total",
+	    "Changed certificate files read again, by result.", "result", "ok",
+	    (double)v->st.cert_reloads, "failed", (double)v->st.cert_reload_failures);
 	two(m, "profleet_controller_frames_total", "Frames from agents.", "result", "ok",
 	    (double)(v->st.frames_in - v->st.frames_bad), "bad", (double)v->st.frames_bad);
 	one(m, "profleet_controller_target_pushes_total", "counter", "Target sets sent to agents.",

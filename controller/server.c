@@ -14,6 +14,11 @@
 #include <time.h>
 #include <sys/stat.h>
 #include <libwebsockets.h>
+#include <openssl/bio.h>
+#include <openssl/crypto.h>
+#include <openssl/evp.h>
+#include <openssl/pem.h>
+#include <openssl/x509.h>
 
 #include "controller.h"
 #include "fleet.pb-c.h"
@@ -868,8 +873,9 @@ int server_start(struct ctl *c)
  * A renewed certificate (cert-manager's, a Secret updated by hand: the kubelet
  * swaps the mounted files) is taken without a restart: every CERT_CHECK_S the
  * service thread looks at the files, and when they changed, hands them to
- * lws for the connections that come next. A pair that does not load is
- * logged and counted; the one in use stays.
+ * lws for the connections that come next. A pair that is not one (a key
+ * that is not the certificate's, a file half written) is logged and
+ * counted; the one in use stays.
  */
 #define CERT_CHECK_S 30
 #define CERT_MAX_BYTES (1 << 20)
@@ -904,16 +910,38 @@ static char *slurp(const char *path, size_t *len)
 	return buf;
 }
 
-/* Loads the pair into lws; true when it took them. On the service thread. */
+/* Whether cert (PEM) parses and key (PEM) is its private key. */
+static bool cert_pair_ok(const char *cert, size_t lc, const char *key, size_t lk)
+{
+	BIO *bc = BIO_new_mem_buf(cert, (int)lc), *bk = BIO_new_mem_buf(key, (int)lk);
+	X509 *x = bc ? PEM_read_bio_X509_AUX(bc, NULL, NULL, NULL) : NULL;
+	EVP_PKEY *pk = bk ? PEM_read_bio_PrivateKey(bk, NULL, NULL, NULL) : NULL;
+	bool ok = x && pk && X509_check_private_key(x, pk) == 1;
+
+	EVP_PKEY_free(pk);
+	X509_free(x);
+	BIO_free(bk);
+	BIO_free(bc);
+	return ok;
+}
+
+/*
+ * Loads the pair into lws; true when it took them. lws reads the files again
+ * and does not say whether they loaded, and OpenSSL drops the key in use as
+ * soon as a certificate that is not its own comes: so the pair is checked
+ * first, from what was read, and a pair that is not one never reaches lws
+ * (nor does one whose files change while being read: the next check sees it).
+ * On the service thread.
+ */
 static bool cert_load(struct ctl *c)
 {
 	size_t lc = 0, lk = 0;
 	char *cert = slurp(c->opt.tls_cert, &lc), *key = slurp(c->opt.tls_key, &lk);
-	bool ok = cert && key &&
+	bool ok = cert && key && cert_pair_ok(cert, lc, key, lk) &&
 		  !lws_tls_cert_updated(c->lws, c->opt.tls_cert, c->opt.tls_key, cert, lc, key, lk);
 
 	if (key)
-		memset(key, 0, lk);
+		OPENSSL_cleanse(key, lk);
 	free(cert);
 	free(key);
 	return ok;
@@ -923,14 +951,19 @@ static void cert_check(lws_sorted_usec_list_t *sul)
 {
 	struct cert_watch *w = (struct cert_watch *)sul;
 	struct ctl *c = w->c;
-	struct stat sc, sk;
+	struct stat sc, sk, sc2, sk2;
 
 	if (!stat(c->opt.tls_cert, &sc) && !stat(c->opt.tls_key, &sk) &&
 	    (file_changed(&sc, &w->cert) || file_changed(&sk, &w->key))) {
 		bool ok = cert_load(c);
 
-		w->cert = sc;	/* either way: a broken pair is said once, not every check */
+		/* either way a broken pair is said once, not at every check; files that
+		 * changed while they were read are read again at the next */
+		w->cert = sc;
 		w->key = sk;
+		if (stat(c->opt.tls_cert, &sc2) || stat(c->opt.tls_key, &sk2) ||
+		    file_changed(&sc2, &sc) || file_changed(&sk2, &sk))
+			memset(&w->cert, 0, sizeof(w->cert));
 		ctl_lock(c);
 		if (ok)
 			c->stats.cert_reloads++;

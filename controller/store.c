@@ -303,6 +303,18 @@ static uint64_t blob_of_inode(struct store *s, struct hmap *inodes, const struct
 	return ++s->next_blob;
 }
 
+/* A name's "-<seq>.pb.gz": the next names are made past it (no two uploads share one). */
+static void note_seq(struct store *s, const char *name)
+{
+	const char *end = strstr(name, ".pb.gz"), *dash = end;
+	unsigned long long seq;
+
+	while (dash && dash > name && dash[-1] != '-')
+		dash--;
+	if (dash && dash > name && sscanf(dash, "%llu.pb.gz", &seq) == 1 && seq > s->seq)
+		s->seq = seq;
+}
+
 /*
  * Adds the files of one policy directory to the index (at start). Links of
  * one file (by device and inode, in inodes) are one blob.
@@ -334,6 +346,7 @@ static void scan_policy(struct store *s, struct hmap *inodes, const char *rel, c
 		if (sscanf(de->d_name, "%lld-%lld-%n", &from, &until, &off) != 2 || !off ||
 		    !strstr(de->d_name, ".pb.gz") || stat(fpath, &st) || !S_ISREG(st.st_mode))
 			continue;
+		note_seq(s, de->d_name);
 		ne.from_s = from;
 		ne.until_s = until;
 		ne.size = (uint64_t)st.st_size;

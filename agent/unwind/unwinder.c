@@ -428,7 +428,7 @@ static int find_table(struct unwinder *u, const char *key)
 		} else if (t->failed && !t->pending && clock_mono_ns() >= t->retry_at) {
 			/* its time has come: built again, in a new slot; processes that
 			 * hold the failed one keep it, unnamed, until they go */
-			if (t->idle_since) {
+			if (!t->refs) {
 				table_drop(u, &u->tables[i]);
 			} else {
 				u->tables[i].key[0] = 0;
@@ -551,8 +551,13 @@ static int table_submit(struct unwinder *u, uint32_t id, int fd, const char *nam
 
 static void table_failed(struct unwinder *u, struct table *t, int err, const char *name)
 {
+	/* no CFI, corrupt CFI, too many rows: the same bytes (the same build id)
+	 * will say the same; anything else (no room, memory, I/O) may pass later */
+	bool final = !strncmp(t->key, "b:", 2) &&
+		     (err == -ENOENT || err == -EINVAL || err == -EFBIG);
+
 	t->failed = true;
-	t->retry_at = clock_mono_ns() + u->opts.retry_ns;
+	t->retry_at = final ? UINT64_MAX : clock_mono_ns() + u->opts.retry_ns;
 	if (err == -ENOENT)
 		u->stats.no_cfi++;
 	else
@@ -567,17 +572,43 @@ static void table_failed_drop(struct unwinder *u, struct table *t, int err, cons
 	table_drop(u, t);
 }
 
-/* Whether n rows fit in what is free and what idle tables hold (fragments aside). */
+static int cmp_range_start(const void *a, const void *b)
+{
+	const struct range *x = a, *y = b;
+
+	return x->start < y->start ? -1 : x->start > y->start;
+}
+
+/*
+ * Whether n rows could be had in one piece: free slices and the slices of
+ * idle tables (which eviction would free) that touch make runs; the longest
+ * must hold n. Tables in use between them split the runs.
+ */
 static bool rows_could_fit(const struct unwinder *u, uint32_t n)
 {
-	uint64_t room = 0;
+	struct range *r = malloc((u->nfree + UNWIND_MAX_TABLES) * sizeof(*r));
+	uint64_t run = 0, best = 0, end = 0;
+	uint32_t k = 0;
 
+	if (!r)
+		return false;
 	for (uint32_t i = 0; i < u->nfree; i++)
-		room += u->free[i].len;
-	for (int i = 0; i < UNWIND_MAX_TABLES; i++)
-		if (u->tables[i].used && u->tables[i].idle_since && !u->tables[i].pending)
-			room += u->tables[i].nrows;
-	return room >= n;
+		r[k++] = u->free[i];
+	for (int i = 0; i < UNWIND_MAX_TABLES; i++) {
+		const struct table *t = &u->tables[i];
+
+		if (t->used && t->idle_since && !t->pending && !t->failed && t->nrows)
+			r[k++] = (struct range){ t->first_row, t->nrows };
+	}
+	qsort(r, k, sizeof(*r), cmp_range_start);
+	for (uint32_t i = 0; i < k; i++) {
+		run = i && r[i].start == end ? run + r[i].len : r[i].len;
+		end = (uint64_t)r[i].start + r[i].len;
+		if (run > best)
+			best = run;
+	}
+	free(r);
+	return best >= n;
 }
 
 /* Copies a built table's rows into a free slice of unwind_rows. 0 or -errno. */
@@ -911,7 +942,7 @@ bool unwinder__settle(struct unwinder *u, int timeout_ms)
 	uint64_t until = clock_mono_ns() + (uint64_t)timeout_ms * 1000000, now;
 
 	/*
-	 * The worker waits while two results are untaken: take them as they come;
+	 * The worker waits while a result is untaken: take them as they come;
 	 * the syncs they wake may hand over the builds that waited for room.
 	 */
 	for (;;) {

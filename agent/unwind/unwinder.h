@@ -35,7 +35,7 @@ struct unwinder_opts {
 
 struct unwinder_stats {
 	uint64_t tables_loaded, tables_failed, tables_evicted, tables_live;
-	uint64_t tables_idle;		/* of the live ones: no process maps them now */
+	uint64_t tables_idle;		/* no process maps them now (failed ones too: no rows) */
 	uint64_t tables_pending;	/* being built by the worker */
 	uint64_t tables_cancelled;	/* builds dropped: every process mapping them went first */
 	uint64_t builds_deferred;	/* not asked for yet: the worker had max_builds */

@@ -77,7 +77,7 @@ openssl req -x509 -newkey rsa:2048 -nodes -days 2 -subj /CN=127.0.0.1 \
 	-addext subjectAltName=IP:127.0.0.1 -keyout "$TMP/new.key" -out "$TMP/new.crt" 2>/dev/null
 cp "$TMP/new.crt" "$TMP/tls.crt.tmp" && mv "$TMP/tls.crt.tmp" "$TMP/tls.crt"
 cp "$TMP/new.key" "$TMP/tls.key.tmp" && mv "$TMP/tls.key.tmp" "$TMP/tls.key"
-for _ in $(seq 450); do
+for _ in $(seq 700); do	# a check between the two mv's waits for the next
 	grep -q "certificate $TMP/tls.crt read again" "$TMP/ctl-tls.log" && break
 	sleep 0.1
 done
@@ -91,6 +91,20 @@ check "a renewed certificate is served without a restart (agents trusting the ne
 		[ \"\$(jq -r '.connects >= 1 and .version > 0' '$TMP/tls-new.json')\" = true ]"
 check "... and the old one is no longer served" \
 	sh -c "[ \"\$(jq -r '.connects == 0' '$TMP/tls-old.json')\" = true ]"
+# a certificate that is not its key's (a Secret edited by hand): refused, the one in use stays
+openssl req -x509 -newkey rsa:2048 -nodes -days 2 -subj /CN=127.0.0.1 \
+	-addext subjectAltName=IP:127.0.0.1 -keyout "$TMP/other.key" -out "$TMP/other.crt" 2>/dev/null
+cp "$TMP/other.crt" "$TMP/tls.crt.tmp" && mv "$TMP/tls.crt.tmp" "$TMP/tls.crt"
+for _ in $(seq 450); do
+	grep -q "do not load: the certificate in use stays" "$TMP/ctl-tls.log" && break
+	sleep 0.1
+done
+agent_until 30 '.connects >= 1 and .version > 0' "$TMP/tls-kept.json" \
+	--controller "wss://127.0.0.1:$port" --ca-file "$TMP/new.crt" --node-name tls-node5 \
+	--log "$TMP/agent-tls5.log"
+check "a certificate that is not its key's is refused; the one in use is still served" \
+	sh -c "grep -q 'do not load' '$TMP/ctl-tls.log' &&
+		[ \"\$(jq -r '.connects >= 1 and .version > 0' '$TMP/tls-kept.json')\" = true ]"
 kill $ctl
 wait $ctl
 finish

@@ -484,14 +484,18 @@ static void test_policy_cap(void **state)
 	assert_true(out.results[2].accepted);	/* cluster policies: not capped */
 	assert_true(out.results[4].accepted);	/* another namespace */
 	resolve_output_free(&out);
-	/* a finished OnDemand policy and an invalid one hold no place: c is honoured */
+	/* a finished OnDemand policy holds no place: c is honoured */
 	active[1] = false;
+	assert_int_equal(resolve(&in, &out), 0);
+	assert_true(out.results[0].accepted);
+	resolve_output_free(&out);
+	active[1] = true;
+	/* nor does an invalid one */
 	snprintf(pols[3]->invalid_reason, sizeof(pols[3]->invalid_reason), "InvalidSpec");
 	assert_int_equal(resolve(&in, &out), 0);
 	assert_true(out.results[0].accepted);
 	assert_string_equal(out.results[3].reason, "InvalidSpec");
 	resolve_output_free(&out);
-	active[1] = true;
 	pols[3]->invalid_reason[0] = 0;
 	in.max_ns_policies = 0;	/* no cap */
 	assert_int_equal(resolve(&in, &out), 0);

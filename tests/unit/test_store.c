@@ -457,10 +457,16 @@ static void test_store_one_copy(void **state)
 	store_stats(s, &st);
 	assert_int_equal(st.files, 2);
 	assert_int_equal(st.bytes, 2 * la + 4 * STORE_ENTRY_CHARGE);
+	/* the same node and times again after the restart: a new name, not the old file's */
+	assert_int_equal(store_put(s, keys, 2, "n1", 1000, 1010, a, la, &stored), 0);
+	assert_int_equal(stored, 2);
+	store_stats(s, &st);
+	assert_int_equal(st.files, 3);
+	assert_int_equal(count_files(sdir), 6);
 	/* retention takes every link */
 	store_expire(s, 1010 + 3601);
 	store_stats(s, &st);
-	assert_int_equal(st.evicted_age, 2);
+	assert_int_equal(st.evicted_age, 3);
 	assert_int_equal(st.files, 0);
 	assert_int_equal(st.bytes, 0);
 	assert_int_equal(count_files(sdir), 0);
