@@ -556,29 +556,27 @@ int main(int argc, char **argv)
 
 		for (int r = 0; r < S.rounds; r++) {
 			uint32_t freq = 10 + (uint32_t)r;
-			const char *method = r ? "PUT" : "POST";
-			struct k8s_response resp;
-			const char *rv = NULL;
-			char rvbuf[64] = "";
+			const char *method = r ? "PATCH" : "POST";
 
 			snprintf(path, sizeof(path),
 				 "/apis/profiling.profleet.dev/v1alpha1/namespaces/%s/profilingpolicies%s",
 				 S.ns, r ? "/bench" : "");
-			if (r) {	/* PUT needs the current resourceVersion */
-				if (!k8s_request(kc, "GET", path, NULL, NULL, &resp))
-					rv = k8s_str(resp.json, "metadata.resourceVersion");
-				snprintf(rvbuf, sizeof(rvbuf), "%s", rv ? rv : "");
-				k8s_response_free(&resp);
-			}
-			snprintf(body, sizeof(body),
-				 "{\"apiVersion\":\"profiling.profleet.dev/v1alpha1\",\"kind\":\"ProfilingPolicy\","
-				 "\"metadata\":{\"name\":\"bench\",\"namespace\":\"%s\"%s%s%s},"
-				 "\"spec\":{\"selector\":{\"podSelector\":{\"matchLabels\":{\"bench\":\"yes\"}}},"
-				 "\"sampling\":{\"frequencyHz\":%u}}}",
-				 S.ns, rvbuf[0] ? ",\"resourceVersion\":\"" : "", rvbuf, rvbuf[0] ? "\"" : "",
-				 freq);
+			/* later rounds: a merge patch of the frequency, which no status write
+			 * by the controller can make conflict (a PUT's resourceVersion could) */
+			if (r)
+				snprintf(body, sizeof(body), "{\"spec\":{\"sampling\":{\"frequencyHz\":%u}}}",
+					 freq);
+			else
+				snprintf(body, sizeof(body),
+					 "{\"apiVersion\":\"profiling.profleet.dev/v1alpha1\","
+					 "\"kind\":\"ProfilingPolicy\","
+					 "\"metadata\":{\"name\":\"bench\",\"namespace\":\"%s\"},"
+					 "\"spec\":{\"selector\":{\"podSelector\":{\"matchLabels\":"
+					 "{\"bench\":\"yes\"}}},\"sampling\":{\"frequencyHz\":%u}}}",
+					 S.ns, freq);
 			t0 = now_s();
-			if (must(kc, method, path, NULL, body, r ? 200 : 201, 200))
+			if (must(kc, method, path, r ? "application/merge-patch+json" : NULL, body,
+				 r ? 200 : 201, 200))
 				return 1;
 			while (!all_have_freq(freq, per_node_min)) {
 				if (now_s() - t0 > 60) {
