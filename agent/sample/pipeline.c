@@ -13,11 +13,19 @@
  * A process not followed yet that is wanted (run: one of a target's) is
  * followed from now on: its tables load as its image is mapped. Asked at its
  * exec and again at each mmap, since the kernel may note the exec (run's
- * tracepoint) only after user space read the exec record.
+ * tracepoint) only after user space read the exec record. At its exec it is
+ * asked even when followed already (a sample of it came before the exec): the
+ * kernel's note is taken and the exec counted; the unwinder re-reads its
+ * mappings anyway (unwinder__on_task).
  */
-static void follow_if_wanted(struct pipeline *pl, int pid)
+static void follow_if_wanted(struct pipeline *pl, int pid, bool at_exec)
 {
-	if (pl->unw && pl->wanted && !unwinder__knows(pl->unw, pid) && pl->wanted(pl->ctx, pid))
+	bool knows;
+
+	if (!pl->unw || !pl->wanted)
+		return;
+	knows = unwinder__knows(pl->unw, pid);
+	if ((!knows || at_exec) && pl->wanted(pl->ctx, pid) && !knows)
 		unwinder__sync_pid(pl->unw, pid, false);
 }
 
@@ -29,11 +37,11 @@ static void on_task(void *ctx, const struct task_record *t)
 	case TASK_MMAP:
 		procs__on_mmap(pl->procs, t->pid, t->addr, t->len, t->pgoff, t->maj, t->min, t->ino,
 			       t->str, t->time);
-		follow_if_wanted(pl, t->pid);
+		follow_if_wanted(pl, t->pid, false);
 		break;
 	case TASK_EXEC:
 		procs__on_exec(pl->procs, t->pid, t->str, t->time);
-		follow_if_wanted(pl, t->pid);	/* its mmaps follow */
+		follow_if_wanted(pl, t->pid, true);	/* its mmaps follow */
 		break;
 	case TASK_FORK:
 		procs__on_fork(pl->procs, t->pid, t->ppid, t->time);
