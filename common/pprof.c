@@ -572,33 +572,20 @@ static int write_all(int fd, const uint8_t *buf, size_t len)
 	return 0;
 }
 
-int pprof__write_file(const struct profile *p, const char *path)
+int pprof_write_atomic(const char *path, const uint8_t *buf, size_t len, mode_t mode)
 {
 	static atomic_uint seq;
 	char tmp[4096];
-	uint8_t *buf = NULL;
-	size_t len;
-	int fd = -1, err, n;
+	int fd, err, n;
 
-	err = pprof__encode(p, true, &buf, &len);
-	if (err)
-		return err;
-	if (!strcmp(path, "-")) {
-		err = write_all(STDOUT_FILENO, buf, len);
-		goto out;
-	}
 	/* unique per process and call: concurrent writers never share a temporary */
 	n = snprintf(tmp, sizeof(tmp), "%s.tmp.%d.%u", path, (int)getpid(),
 		     atomic_fetch_add(&seq, 1));
-	if (n < 0 || (size_t)n >= sizeof(tmp)) {
-		err = -ENAMETOOLONG;
-		goto out;
-	}
-	fd = open(tmp, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0644);
-	if (fd < 0) {
-		err = -errno;
-		goto out;
-	}
+	if (n < 0 || (size_t)n >= sizeof(tmp))
+		return -ENAMETOOLONG;
+	fd = open(tmp, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, mode);
+	if (fd < 0)
+		return -errno;
 	err = write_all(fd, buf, len);
 	/* the data reaches the disk before the name does: no empty file after a crash */
 	if (!err && fsync(fd))
@@ -609,7 +596,19 @@ int pprof__write_file(const struct profile *p, const char *path)
 		err = -errno;
 	if (err)
 		unlink(tmp);
-out:
+	return err;
+}
+
+int pprof__write_file(const struct profile *p, const char *path)
+{
+	uint8_t *buf = NULL;
+	size_t len;
+	int err = pprof__encode(p, true, &buf, &len);
+
+	if (err)
+		return err;
+	err = !strcmp(path, "-") ? write_all(STDOUT_FILENO, buf, len) :
+				   pprof_write_atomic(path, buf, len, 0644);
 	free(buf);
 	return err;
 }

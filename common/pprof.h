@@ -4,6 +4,7 @@
 
 #include <stdbool.h>
 #include <stddef.h>
+#include <sys/types.h>
 #include <stdint.h>
 
 struct profile;
@@ -33,5 +34,11 @@ int pprof__encode(const struct profile *p, bool gzip, uint8_t **ret_buf, size_t 
  * rename. path "-" writes to stdout. 0 or -errno.
  */
 int pprof__write_file(const struct profile *p, const char *path);
+
+/*
+ * Writes len bytes of buf to path atomically, with mode: a temporary file next
+ * to it (path.tmp.*), fsync, rename. 0 or -errno.
+ */
+int pprof_write_atomic(const char *path, const uint8_t *buf, size_t len, mode_t mode);
 
 #endif

@@ -17,6 +17,7 @@
 #include "hmap.h"
 #include "k8s.h"
 #include "log.h"
+#include "pprof.h"
 #include "pprof_merge.h"
 
 /*
@@ -474,30 +475,16 @@ static void clean_node(char *out, size_t len, const char *node)
 	out[i] = 0;
 }
 
-/* Writes buf to dir/name (through a .tmp, renamed when complete). 0 or -errno. */
+/* Writes buf to dir/name (through a .tmp, synced and renamed when complete). 0 or -errno. */
 static int write_file(const char *dir, const char *name, const uint8_t *buf, size_t len)
 {
-	char path[4800], tmp[4900];
-	ssize_t w;
-	int fd, e = mkdirs(dir);
+	char path[4800];
+	int e = mkdirs(dir);
 
 	if (e)
 		return e;
 	snprintf(path, sizeof(path), "%s/%s", dir, name);
-	snprintf(tmp, sizeof(tmp), "%s.tmp", path);
-	fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0640);
-	if (fd < 0)
-		return -errno;
-	w = write(fd, buf, len);
-	if (w != (ssize_t)len)
-		e = w < 0 ? -errno : -ENOSPC;
-	if (close(fd) && !e)
-		e = -errno;
-	if (!e && rename(tmp, path))
-		e = -errno;
-	if (e)
-		unlink(tmp);
-	return e;
+	return pprof_write_atomic(path, buf, len, 0640);
 }
 
 /* A second policy's name for the file first_rel/name: a hard link in its directory. */
