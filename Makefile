@@ -157,7 +157,7 @@ FUZZERS     := $(patsubst tests/fuzz/%.c,$(BUILD)/fuzz/%,$(FUZZ_SRCS))
 FUZZ_LIB_SRCS := agent/symbolize/elfsym.c agent/symbolize/elfutil.c agent/proc/rootfs.c \
 		 agent/symbolize/demangle.c agent/unwind/unwind_table.c agent/proc/procmaps.c \
 		 agent/fleet/cgroups.c common/log.c common/yamljson.c common/k8s.c common/reserved_labels.c \
-		 common/workq.c \
+		 common/workq.c common/hmap.c \
 		 controller/model.c $(GEN)/fleet.pb-c.c
 # the controller's websocket frames and HTTP requests: every controller file but main.c
 FUZZ_CTL_SRCS := $(filter-out controller/main.c controller/model.c,$(wildcard controller/*.c)) \

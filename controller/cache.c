@@ -33,6 +33,7 @@ struct cache_kind {
 	void (*gone)(struct ctl *c, void *old);
 	/* optional: false when what resolve() reads of it did not change */
 	bool (*differ)(const void *obj, const void *old);
+	enum reconcile_change change;	/* what reconcile is told (with the key) */
 };
 
 struct cache {
@@ -240,29 +241,30 @@ static void backend_put(struct ctl *c, void *obj, const void *old)
 	}
 }
 
-#define NL_KIND(res, p, field)                                                          \
+#define NL_KIND(res, p, field, ch)                                                      \
 	{ .resource = res, .path = p, .map = offsetof(struct ctl, field), .parse = nl_parse,  \
 	  .destroy = nl_destroy, .seen = offsetof(struct named_labels, seen),              \
-	  .differ = nl_differ }
+	  .differ = nl_differ, .change = ch }
 #define POLICY_KIND(res, pfx)                                                               \
 	{ .resource = res, .path = GROUP_PATH "/" res, .prefix = pfx,                          \
 	  .map = offsetof(struct ctl, policies), .parse = policy_parse,                        \
 	  .destroy = policy_destroy, .seen = offsetof(struct policy, seen),                    \
-	  .differ = policy_differ }
+	  .differ = policy_differ, .change = RC_POLICY }
 
 static const struct cache_kind kinds[] = {
 	{ .resource = "pods", .path = "/api/v1/pods", .map = offsetof(struct ctl, pods),
 	  .parse = pod_parse, .destroy = pod_destroy, .seen = offsetof(struct pod, seen),
-	  .put = pod_put, .gone = pod_gone, .differ = pod_differ },
-	NL_KIND("namespaces", "/api/v1/namespaces", namespaces),
-	NL_KIND("nodes", "/api/v1/nodes", nodes),
+	  .put = pod_put, .gone = pod_gone, .differ = pod_differ, .change = RC_POD },
+	NL_KIND("namespaces", "/api/v1/namespaces", namespaces, RC_NAMESPACE),
+	NL_KIND("nodes", "/api/v1/nodes", nodes, RC_NODE),
 	POLICY_KIND("profilingpolicies", 'P'),
 	POLICY_KIND("clusterprofilingpolicies", 'C'),
 	{ .resource = "clusterprofilingbackends", .path = GROUP_PATH "/clusterprofilingbackends",
 	  .map = offsetof(struct ctl, backends), .parse = backend_parse,
-	  .destroy = backend_destroy, .seen = offsetof(struct backend, seen), .put = backend_put },
+	  .destroy = backend_destroy, .seen = offsetof(struct backend, seen), .put = backend_put,
+	  .change = RC_BACKEND },
 	/* ReplicaSets: only to name a pod's Deployment */
-	NL_KIND("replicasets", "/apis/apps/v1/replicasets", replicasets),
+	NL_KIND("replicasets", "/apis/apps/v1/replicasets", replicasets, RC_REPLICASET),
 };
 
 /* ---- list, watch, sweep --------------------------------------------------------- */
@@ -320,7 +322,7 @@ static void cache_event(void *ctx, enum k8s_event ev, const cJSON *obj)
 	}
 	pthread_rwlock_unlock(&c->cache_lock);
 	if (resolve)
-		reconcile_resolve_soon(c);
+		reconcile_changed(c, k->change, key);
 }
 
 static void cache_list_end(void *ctx)
@@ -328,16 +330,21 @@ static void cache_list_end(void *ctx)
 	struct cache *ch = ctx;
 	struct hmap *m = kind_map(ch->c, ch->kind);
 
+	bool swept = false;
+
 	pthread_rwlock_wrlock(&ch->c->cache_lock);
 	hmap_for_each(m, it) {
 		/* ctl.policies holds two kinds: sweep only this one's */
 		if (ch->kind->prefix && it->key[0] != ch->kind->prefix)
 			continue;
-		if (*seen_of(ch->kind, it->val) != ch->gen)
+		if (*seen_of(ch->kind, it->val) != ch->gen) {
 			cache_remove(ch, it->key);
+			swept = true;
+		}
 	}
 	pthread_rwlock_unlock(&ch->c->cache_lock);
-	reconcile_resolve_soon(ch->c);
+	/* what went while no watch ran is known by no key: everything is matched again */
+	reconcile_changed(ch->c, swept ? RC_ALL : ch->kind->change, NULL);
 }
 
 static const struct k8s_informer_ops cache_ops = { cache_list_begin, cache_event, cache_list_end };

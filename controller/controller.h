@@ -25,6 +25,7 @@
 #include "hmap.h"
 #include "k8s.h"
 #include "model.h"
+#include "targets.h"
 
 #define FLEET_PROTOCOL_VERSION 1
 #define FLEET_MAX_HELLO_FRAME (16u << 10)	/* before the agent is accepted (a token is < 4 KiB) */
@@ -148,7 +149,8 @@ struct ctl_stats {
 
 /* What the reconcile thread is asked to do (ctl.lock); reconcile.c takes it. */
 struct rec_queue {
-	bool resolve;		/* caches changed: resolve every policy again */
+	bool resolve;		/* caches changed: bring the target sets up to date */
+	struct targets_work work;	/* what changed (targets.h) */
 	struct hmap policies;	/* policy key -> NULL: status due now (acks, agents) */
 	struct hmap counted;	/* policy key -> NULL: samples counted, status due soon */
 	int64_t counted_since_ms;	/* CLOCK_MONOTONIC: when the first of those came */

@@ -62,7 +62,8 @@ static void fleet_view(struct ctl *c, struct fleet_view *v)
 	v->sum = c->rec_sum_s;
 	v->rq.resolves = c->rq.resolves;
 	v->rq.status_passes = c->rq.status_passes;
-	v->rq.depth = c->rq.policies.n + c->rq.counted.n;
+	v->rq.depth = c->rq.policies.n + c->rq.counted.n + c->rq.work.pods.n +
+		      c->rq.work.nodes.n + c->rq.work.owners.n;
 	v->rq.depth_max = c->rq.depth_max;
 	memcpy(v->hold_buckets, c->hold_buckets, sizeof(v->hold_buckets));
 	v->hold_count = c->hold_count;
@@ -129,16 +130,18 @@ static void reconcile_metrics(struct metrics *m, const struct fleet_view *v)
 	uint64_t acc = 0;
 
 	two(m, "profleet_controller_reconciles_total",
-	    "Reconcile passes: resolving every policy (a cache changed, or the resync), or "
-	    "writing the status of policies that are due.", "kind", "resolve",
+	    "Reconcile passes: bringing the target sets up to date with what changed in the "
+	    "caches (or the resync), or writing the status of policies that are due.",
+	    "kind", "resolve",
 	    (double)v->rq.resolves, "status", (double)v->rq.status_passes);
 	one(m, "profleet_controller_reconcile_queue_depth", "gauge",
-	    "Policies whose status is due, waiting for the reconcile thread.",
+	    "Keys waiting for the reconcile thread: policies whose status is due, pods, "
+	    "nodes and ReplicaSets that changed.",
 	    (double)v->rq.depth);
 	one(m, "profleet_controller_reconcile_queue_depth_max", "gauge",
-	    "The most policies queued at once since the start.", (double)v->rq.depth_max);
+	    "The most keys queued at once since the start.", (double)v->rq.depth_max);
 	metrics_family(m, "profleet_controller_reconcile_duration_seconds", "histogram",
-		       "Time to resolve every policy against every pod and encode the target sets.");
+		       "Time to bring the target sets up to date and encode the ones that changed.");
 	for (int i = 0; i < 6; i++) {
 		acc += v->buckets[i];
 		metrics_value(m, "profleet_controller_reconcile_duration_seconds_bucket",

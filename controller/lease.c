@@ -58,7 +58,7 @@ static void set_leader(struct ctl *c, bool leader)
 	}
 	ctl_unlock(c);
 	if (changed)	/* the leader writes status; a follower refuses agents */
-		reconcile_resolve_soon(c);
+		reconcile_changed(c, RC_ALL, NULL);
 	server_wake(c);
 }
 

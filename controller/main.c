@@ -179,6 +179,7 @@ out:
 	caches_free(c);
 	store_close(c->store);
 	auth_cache_free(c->auth_cache);
+	targets_work_free(&c->rq.work);
 	hmap_free(&c->rq.policies);
 	hmap_free(&c->rq.counted);
 	return ret;

@@ -6,6 +6,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "hmap.h"
 #include "k8s.h"
 #include "model.h"
 #include "reserved_labels.h"
@@ -253,6 +254,11 @@ char *container_id_normalize(const char *raw)
 
 void pod_free(struct pod *p)
 {
+	if (p->block) {
+		free(p->block);
+		memset(p, 0, sizeof(*p));
+		return;
+	}
 	free(p->ns);
 	free(p->name);
 	free(p->uid);
@@ -312,12 +318,7 @@ int replicaset_from_json(const cJSON *obj, struct named_labels *ret)
 	return 0;
 }
 
-static int cmp_named_key(const void *key, const void *elem)
-{
-	return strcmp(key, (*(struct named_labels *const *)elem)->name);
-}
-
-bool pod_workload(const struct pod *p, struct named_labels *const *replicasets, int nrs,
+bool pod_workload(const struct pod *p, const struct hmap *replicasets,
 		  const char **ret_kind, const char **ret_name)
 {
 	static const char *const kinds[][2] = {
@@ -332,16 +333,15 @@ bool pod_workload(const struct pod *p, struct named_labels *const *replicasets, 
 			continue;
 		*ret_kind = kinds[i][1];
 		*ret_name = p->owner_name;
-		if (i == 3 && nrs) {	/* a ReplicaSet: its Deployment, when one controls it */
+		if (i == 3 && replicasets) {	/* a ReplicaSet: its Deployment, if one controls it */
 			char key[600];
-			struct named_labels *const *rs;
+			const struct named_labels *rs;
 
 			snprintf(key, sizeof(key), "%s/%s", p->ns, p->owner_name);
-			rs = bsearch(key, replicasets, (size_t)nrs, sizeof(*replicasets),
-				     cmp_named_key);
-			if (rs && (*rs)->labels.n) {
+			rs = hmap_get(replicasets, key);
+			if (rs && rs->labels.n) {
 				*ret_kind = "deployment";
-				*ret_name = (*rs)->labels.kv[0].value;
+				*ret_name = rs->labels.kv[0].value;
 			}
 		}
 		return true;
@@ -378,6 +378,56 @@ static int pod_ips(const cJSON *obj, char **ret)
 	if (buf[0] && !(*ret = strdup(buf)))
 		return -ENOMEM;
 	return 0;
+}
+
+/* What packing moves: each string of the pod, by its address. */
+#define POD_STRINGS(p, X)                                                                  \
+	do {                                                                               \
+		X(&(p)->ns); X(&(p)->name); X(&(p)->uid); X(&(p)->node); X(&(p)->ips);    \
+		X(&(p)->service_annotation); X(&(p)->owner_kind); X(&(p)->owner_name);      \
+		X(&(p)->phase);                                                            \
+		for (int i_ = 0; i_ < (p)->labels.n; i_++) {                               \
+			X(&(p)->labels.kv[i_].key); X(&(p)->labels.kv[i_].value);          \
+		}                                                                          \
+		for (int i_ = 0; i_ < (p)->ncontainers; i_++) {                            \
+			X(&(p)->containers[i_].name); X(&(p)->containers[i_].id);          \
+		}                                                                          \
+	} while (0)
+
+/* Moves the pod's strings and arrays into one block (about half the memory of
+ * a malloc each); on failure the pod stays as it was. */
+static void pod_pack(struct pod *p)
+{
+	size_t kvs = (size_t)p->labels.n * sizeof(struct kv);
+	size_t crs = (size_t)p->ncontainers * sizeof(struct container_ref);
+	size_t len = kvs + crs;
+	struct pod old = *p;
+	char *b, *at;
+
+#define LEN(s) (len += *(s) ? strlen(*(s)) + 1 : 0)
+	POD_STRINGS(p, LEN);
+#undef LEN
+	b = malloc(len ? len : 1);
+	if (!b)
+		return;
+	memcpy(b, p->labels.kv, kvs);
+	memcpy(b + kvs, p->containers, crs);
+	p->labels.kv = p->labels.n ? (struct kv *)b : NULL;
+	p->containers = p->ncontainers ? (struct container_ref *)(b + kvs) : NULL;
+	at = b + kvs + crs;
+#define MOVE(s)                                                                            \
+	do {                                                                               \
+		if (*(s)) {                                                                \
+			size_t n_ = strlen(*(s)) + 1;                                      \
+			memcpy(at, *(s), n_);                                              \
+			*(s) = at;                                                         \
+			at += n_;                                                          \
+		}                                                                          \
+	} while (0)
+	POD_STRINGS(p, MOVE);
+#undef MOVE
+	pod_free(&old);
+	p->block = b;
 }
 
 int pod_from_json(const cJSON *obj, struct pod *ret)
@@ -429,6 +479,7 @@ int pod_from_json(const cJSON *obj, struct pod *ret)
 		}
 		ret->ncontainers = n;
 	}
+	pod_pack(ret);
 	return 0;
 bad:
 	pod_free(ret);

@@ -13,6 +13,8 @@
 #include <time.h>
 #include <cjson/cJSON.h>
 
+struct hmap;
+
 /* The API group and version of our kinds, as a path of the API server. */
 #define GROUP_PATH "/apis/profiling.profleet.dev/v1alpha1"
 
@@ -72,6 +74,9 @@ struct pod {
 	int ncontainers;
 	struct container_ref *containers;
 	uint64_t seen;		/* informer generation (mark and sweep on re-list) */
+	/* set: every string and array above lives in this one block (pod_from_json
+	 * packs them: a cluster's pods are the controller's largest state) */
+	void *block;
 };
 
 struct named_labels {		/* Namespace and Node: a name and its labels */
@@ -149,8 +154,9 @@ int named_labels_from_json(const cJSON *obj, struct named_labels *ret);
 int replicaset_from_json(const cJSON *obj, struct named_labels *ret);
 /* The workload a pod belongs to: kind in lower case ("deployment", "statefulset",
  * "daemonset", "job", "cronjob", "replicaset") and name; false when none.
- * replicasets (sorted by name) turn a ReplicaSet into its Deployment. */
-bool pod_workload(const struct pod *p, struct named_labels *const *replicasets, int nrs,
+ * replicasets ("ns/name" -> named_labels, may be NULL) turn a ReplicaSet into its
+ * Deployment. */
+bool pod_workload(const struct pod *p, const struct hmap *replicasets,
 		  const char **ret_kind, const char **ret_name);
 void backend_free(struct backend *b);
 int backend_from_json(const cJSON *obj, struct backend *ret);

@@ -18,6 +18,7 @@
 #include "server.h"
 #include "status.h"
 #include "store.h"
+#include "targets.h"
 
 #define STATUS_RETRY_S 5
 #define KEY_MAX 600
@@ -27,6 +28,8 @@ struct reconciler {
 	pthread_t thread;
 	struct k8s_client *kc;
 	struct hmap runtime;	/* ctl.policies key -> struct policy_rt */
+	struct targets *t;	/* the target sets, kept up to date */
+	bool need_all;		/* a sync failed: the next one matches everything again */
 	uint64_t pass;		/* resolve passes */
 	int64_t last_resolve_ms, last_resync_ms, last_expire_ms;
 	int64_t next_timer_s;	/* wall clock: the next OnDemand end or status retry (0: none) */
@@ -45,6 +48,16 @@ static void wake_locked(struct ctl *c)
 	pthread_cond_signal(&c->rec_wake);
 }
 
+static void note_depth(struct ctl *c)
+{
+	const struct rec_queue *q = &c->rq;
+	uint64_t n = q->policies.n + q->counted.n + q->work.pods.n + q->work.nodes.n +
+		     q->work.owners.n;
+
+	if (n > c->rq.depth_max)
+		c->rq.depth_max = n;
+}
+
 void reconcile_resolve_soon_locked(struct ctl *c)
 {
 	c->rq.resolve = true;
@@ -58,6 +71,48 @@ void reconcile_resolve_soon(struct ctl *c)
 	ctl_unlock(c);
 }
 
+void reconcile_changed(struct ctl *c, enum reconcile_change what, const char *key)
+{
+	struct targets_work *w = &c->rq.work;
+	int err = 0;
+
+	ctl_lock(c);
+	switch (what) {
+	case RC_ALL:
+		w->all = true;
+		break;
+	case RC_POLICY:
+		break;	/* every sync looks at every policy */
+	case RC_POD:	/* everything matched again anyway: no need to keep it */
+		err = key && !w->all ? hmap_put(&w->pods, key, (void *)1, NULL) : 0;
+		break;
+	case RC_REPLICASET:
+		err = key && !w->all ? hmap_put(&w->owners, key, (void *)1, NULL) : 0;
+		break;
+	case RC_NAMESPACE:
+		w->ns_labels = true;
+		break;
+	case RC_NODE:
+		w->node_labels = true;
+		break;
+	case RC_BACKEND:
+		w->backends = true;
+		break;
+	}
+	if (err)	/* the change is not lost: everything is matched again */
+		w->all = true;
+	note_depth(c);
+	reconcile_resolve_soon_locked(c);
+	ctl_unlock(c);
+}
+
+void reconcile_node_set_locked(struct ctl *c, const char *node)
+{
+	if (hmap_put(&c->rq.work.nodes, node, (void *)1, NULL))
+		c->rq.work.all = true;
+	reconcile_resolve_soon_locked(c);
+}
+
 static void queue_key(struct ctl *c, struct hmap *m, const char *policy_key)
 {
 	char key[KEY_MAX];
@@ -69,8 +124,7 @@ static void queue_key(struct ctl *c, struct hmap *m, const char *policy_key)
 		policy_cache_key(key, sizeof(key), policy_key);
 	if (hmap_get(m, key) || hmap_put(m, key, (void *)1, NULL))
 		return;
-	if (c->rq.policies.n + c->rq.counted.n > c->rq.depth_max)
-		c->rq.depth_max = c->rq.policies.n + c->rq.counted.n;
+	note_depth(c);
 }
 
 void reconcile_policy_due_locked(struct ctl *c, const char *policy_key)
@@ -96,82 +150,7 @@ void reconcile_counted_locked(struct ctl *c, const char *policy_key)
 	wake_locked(c);
 }
 
-/* ---- resolve and target sets ------------------------------------------------------ */
-
-static int cmp_named_ptr(const void *a, const void *b)
-{
-	return strcmp((*(struct named_labels *const *)a)->name,
-		      (*(struct named_labels *const *)b)->name);
-}
-
-static int cmp_backend_ptr(const void *a, const void *b)
-{
-	return strcmp((*(struct backend *const *)a)->name, (*(struct backend *const *)b)->name);
-}
-
-static void **map_values(const struct hmap *m, int *n, char ***ret_keys)
-{
-	void **v = calloc(m->n + 1, sizeof(void *));
-	int k = 0;
-
-	if (ret_keys)
-		*ret_keys = calloc(m->n + 1, sizeof(char *));
-	if (v && (!ret_keys || *ret_keys))
-		hmap_for_each(m, it) {
-			if (ret_keys)
-				(*ret_keys)[k] = it->key;
-			v[k++] = it->val;
-		}
-	*n = k;
-	return v;
-}
-
-struct snapshot {
-	struct resolve_input in;
-	char **keys;		/* ctl.policies keys, as in.policies */
-};
-
-static void snapshot_free(struct snapshot *s)
-{
-	free(s->in.policies);
-	free(s->in.active);
-	free(s->in.pods);
-	free(s->in.namespaces);
-	free(s->in.nodes);
-	free(s->in.backends);
-	free(s->in.replicasets);
-	free(s->keys);
-}
-
-/* The caches as resolve() takes them; under cache_lock. */
-static int snapshot_take(struct ctl *c, struct snapshot *s)
-{
-	struct resolve_input *in = &s->in;
-	int npol;
-
-	memset(s, 0, sizeof(*s));
-	in->policies = (struct policy **)map_values(&c->policies, &npol, &s->keys);
-	in->npolicies = npol;
-	in->active = calloc((size_t)npol + 1, sizeof(bool));
-	in->pods = (struct pod **)map_values(&c->pods, &in->npods, NULL);
-	in->namespaces = (struct named_labels **)map_values(&c->namespaces, &in->nnamespaces, NULL);
-	in->nodes = (struct named_labels **)map_values(&c->nodes, &in->nnodes, NULL);
-	in->backends = (struct backend **)map_values(&c->backends, &in->nbackends, NULL);
-	in->replicasets = (struct named_labels **)map_values(&c->replicasets, &in->nreplicasets,
-							     NULL);
-	in->store = c->store != NULL;
-	in->max_ns_policies = c->opt.max_ns_policies;
-	if (!in->policies || !s->keys || !in->active || !in->pods || !in->namespaces ||
-	    !in->nodes || !in->backends || !in->replicasets) {
-		snapshot_free(s);
-		return -ENOMEM;
-	}
-	qsort(in->namespaces, (size_t)in->nnamespaces, sizeof(void *), cmp_named_ptr);
-	qsort(in->nodes, (size_t)in->nnodes, sizeof(void *), cmp_named_ptr);
-	qsort(in->replicasets, (size_t)in->nreplicasets, sizeof(void *), cmp_named_ptr);
-	qsort(in->backends, (size_t)in->nbackends, sizeof(void *), cmp_backend_ptr);
-	return 0;
-}
+/* ---- target sets -------------------------------------------------------------------- */
 
 /* The runtime of a policy, new when it is new or was deleted and made again. */
 static struct policy_rt *rt_get(struct reconciler *r, const char *key, const struct policy *p)
@@ -190,6 +169,28 @@ static struct policy_rt *rt_get(struct reconciler *r, const char *key, const str
 		return NULL;
 	}
 	return rt;
+}
+
+/* Every policy's runtime; the ones of policies gone are dropped. Under cache_lock. */
+static void runtimes_sync(struct reconciler *r)
+{
+	r->pass++;
+	hmap_for_each(&r->c->policies, it) {
+		struct policy_rt *rt = rt_get(r, it->key, it->val);
+
+		if (rt)
+			rt->seen = r->pass;
+	}
+	hmap_for_each(&r->runtime, it)
+		if (((struct policy_rt *)it->val)->seen != r->pass)
+			policy_rt_free(hmap_del_entry(&r->runtime, it));
+}
+
+static bool policy_active(void *arg, const char *key, const struct policy *p)
+{
+	const struct policy_rt *rt = hmap_get(&((struct reconciler *)arg)->runtime, key);
+
+	return !(p->mode == MODE_ONDEMAND && rt && rt->completion);
 }
 
 static uint64_t fnv1a(const uint8_t *b, size_t n)
@@ -212,117 +213,50 @@ static uint64_t next_version(uint64_t prev)
 	return v > prev ? v : prev + 1;
 }
 
-/* One node's new target set, built without ctl.lock. */
+/* One node's new target set, encoded without ctl.lock. */
 struct node_update {
-	char *name;
+	struct targets_node *tn;
 	uint64_t digest, version;
 	uint8_t *msg;
 	size_t len;
-	char **policies;
-	int npolicies;
 };
 
-static void node_update_free(struct node_update *u)
+/* Encodes the sets that changed; returns how many updates are in u. */
+static int encode_updates(struct ctl *c, const struct resolve_input *in, struct targets_node *tn,
+			  int n, struct node_update *u)
 {
-	free(u->name);
-	free(u->msg);
-	for (int i = 0; i < u->npolicies; i++)
-		free(u->policies[i]);
-	free(u->policies);
-}
+	uint64_t *prev = calloc(2 * (size_t)n + 1, sizeof(*prev));	/* digest, version */
+	int nu = 0;
 
-/* The keys of the policies a node's targets belong to. */
-static int node_policies(const struct snapshot *s, const struct node_targets *nt, bool *mark,
-			 struct node_update *u)
-{
-	int n = 0;
-
-	for (int j = 0; nt && j < nt->n; j++)
-		for (int k = 0; k < nt->t[j].npolicies; k++)
-			if (!mark[nt->t[j].policies[k]]) {
-				mark[nt->t[j].policies[k]] = true;
-				n++;
-			}
-	u->policies = calloc((size_t)n + 1, sizeof(char *));
-	if (!u->policies)
-		return -ENOMEM;
-	for (int i = 0; i < s->in.npolicies; i++)
-		if (mark[i]) {
-			mark[i] = false;
-			if ((u->policies[u->npolicies] = strdup(s->keys[i])))
-				u->npolicies++;
-		}
-	return 0;
-}
-
-/* The nodes to give a target set: every node with targets, and every known one. */
-static char **nodes_to_set(struct ctl *c, const struct resolve_output *out, uint64_t **ret_digests,
-			   uint64_t **ret_versions, int *ret_n)
-{
-	char **names;
-	int n = 0, cap;
-
+	if (!prev)
+		return 0;
 	ctl_lock(c);
-	cap = (int)c->node_states.n + out->nnodes + 1;
-	names = calloc((size_t)cap, sizeof(char *));
-	*ret_digests = calloc((size_t)cap, sizeof(uint64_t));
-	*ret_versions = calloc((size_t)cap, sizeof(uint64_t));
-	if (names && *ret_digests && *ret_versions) {
-		hmap_for_each(&c->node_states, it) {
-			const struct node_state *ns = it->val;
+	for (int i = 0; i < n; i++) {
+		const struct node_state *ns = hmap_get(&c->node_states, tn[i].name);
 
-			(*ret_digests)[n] = ns->digest;
-			(*ret_versions)[n] = ns->version;
-			names[n++] = strdup(ns->name);
-		}
-		for (int i = 0; i < out->nnodes; i++)
-			if (!hmap_get(&c->node_states, out->nodes[i].node))
-				names[n++] = strdup(out->nodes[i].node);
+		prev[2 * i] = ns ? ns->digest : 0;
+		prev[2 * i + 1] = ns ? ns->version : 0;
 	}
 	ctl_unlock(c);
-	*ret_n = n;
-	return names;
-}
-
-/* Encodes the sets that changed; returns how many updates are in *ret. */
-static int build_updates(struct ctl *c, const struct snapshot *s, const struct resolve_output *out,
-			 struct node_update **ret)
-{
-	uint64_t *digests = NULL, *versions = NULL;
-	bool *mark = calloc((size_t)s->in.npolicies + 1, sizeof(bool));
-	int n = 0, nu = 0;
-	char **names = nodes_to_set(c, out, &digests, &versions, &n);
-	struct node_update *u = calloc((size_t)n + 1, sizeof(*u));
-
-	for (int i = 0; u && mark && names && digests && versions && i < n; i++) {
-		const struct node_targets *nt = names[i] ? resolve_find_node(out, names[i]) : NULL;
+	for (int i = 0; i < n; i++) {
 		size_t len = 0;
-		uint8_t *cmp = names[i] ? resolve_encode(&s->in, nt, 0, &len) : NULL;
+		uint8_t *cmp = resolve_encode(in, &tn[i].nt, 0, &len);
 		uint64_t d = cmp ? fnv1a(cmp, len) : 0;
 
 		free(cmp);
-		if (!d || d == digests[i])
+		if (!d || d == prev[2 * i])
 			continue;
+		u[nu].tn = &tn[i];
 		u[nu].digest = d;
-		u[nu].version = next_version(versions[i]);
-		u[nu].msg = resolve_encode(&s->in, nt, u[nu].version, &u[nu].len);
-		u[nu].name = names[i];
-		names[i] = NULL;
-		if (!u[nu].msg || node_policies(s, nt, mark, &u[nu])) {
-			node_update_free(&u[nu]);
+		u[nu].version = next_version(prev[2 * i + 1]);
+		u[nu].msg = resolve_encode(in, &tn[i].nt, u[nu].version, &u[nu].len);
+		if (!u[nu].msg)
 			continue;
-		}
-		log_debug("node %s: target set v%llu, %d container(s)", u[nu].name,
-			  (unsigned long long)u[nu].version, nt ? nt->n : 0);
+		log_debug("node %s: target set v%llu, %d container(s)", tn[i].name,
+			  (unsigned long long)u[nu].version, tn[i].nt.n);
 		nu++;
 	}
-	for (int i = 0; names && i < n; i++)
-		free(names[i]);
-	free(names);
-	free(digests);
-	free(versions);
-	free(mark);
-	*ret = u;
+	free(prev);
 	return nu;
 }
 
@@ -333,7 +267,7 @@ static void install_updates(struct ctl *c, struct node_update *u, int n)
 
 	ctl_lock(c);
 	for (int i = 0; i < n; i++) {
-		struct node_state *ns = server_node_state(c, u[i].name);
+		struct node_state *ns = server_node_state(c, u[i].tn->name);
 
 		if (!ns)
 			continue;
@@ -342,10 +276,10 @@ static void install_updates(struct ctl *c, struct node_update *u, int n)
 		ns->msg_len = u[i].len;
 		ns->version = u[i].version;
 		ns->digest = u[i].digest;
-		server_node_set_policies(ns, u[i].policies, u[i].npolicies, now);
+		server_node_set_policies(ns, u[i].tn->policies, u[i].tn->npolicies, now);
 		u[i].msg = NULL;
-		u[i].policies = NULL;
-		u[i].npolicies = 0;
+		u[i].tn->policies = NULL;
+		u[i].tn->npolicies = 0;
 	}
 	server_sweep_nodes(c, now);
 	ctl_unlock(c);
@@ -353,86 +287,59 @@ static void install_updates(struct ctl *c, struct node_update *u, int n)
 		server_wake(c);
 }
 
-/* Each policy's result and the nodes that hold its targets. */
-static void keep_results(const struct snapshot *s,
-			 const struct resolve_output *out, struct policy_rt **rts)
+/* The policies whose verdict or counts moved (or all), into due. */
+static void results_due(struct reconciler *r, struct hmap *due, bool all)
 {
-	for (int i = 0; i < s->in.npolicies; i++) {
-		struct policy_rt *rt = rts[i];
+	hmap_for_each(&r->runtime, it) {
+		struct policy_rt *rt = it->val;
+		const struct policy_result *res = targets_policy(r->t, it->key, NULL);
 
-		if (!rt)
+		if (!res)
 			continue;
-		rt->result = out->results[i];
-		for (int k = 0; k < rt->nnodes; k++)
-			free(rt->nodes[k]);
-		rt->nnodes = 0;
-		free(rt->nodes);
-		rt->nodes = calloc((size_t)out->results[i].nodes + 1, sizeof(char *));
-	}
-	for (int n = 0; n < out->nnodes; n++) {
-		const struct node_targets *nt = &out->nodes[n];
-
-		for (int j = 0; j < nt->n; j++)
-			for (int k = 0; k < nt->t[j].npolicies; k++) {
-				struct policy_rt *rt = rts[nt->t[j].policies[k]];
-
-				if (!rt || !rt->nodes || (rt->nnodes &&
-				    !strcmp(rt->nodes[rt->nnodes - 1], nt->node)) ||
-				    rt->nnodes >= rt->result.nodes)
-					continue;
-				rt->nodes[rt->nnodes] = strdup(nt->node);
-				if (rt->nodes[rt->nnodes])
-					rt->nnodes++;
-			}
+		if (all || memcmp(res, &rt->result, sizeof(*res)))
+			hmap_put(due, it->key, (void *)1, NULL);
+		rt->result = *res;
 	}
 }
 
-/* Resolves everything; every policy's status becomes due. Under cache_lock (read). */
-static void resolve_pass(struct reconciler *r, struct hmap *due)
+/* Brings the target sets up to date with what changed. Under cache_lock (read). */
+static void sync_pass(struct reconciler *r, struct targets_work *w, struct hmap *due)
 {
 	struct ctl *c = r->c;
-	struct resolve_output out;
-	struct node_update *u = NULL;
-	struct policy_rt **rts;
-	struct snapshot s;
-	int nu;
+	struct targets_view v = {
+		.pods = &c->pods, .policies = &c->policies, .namespaces = &c->namespaces,
+		.nodes = &c->nodes, .backends = &c->backends, .replicasets = &c->replicasets,
+		.store = c->store != NULL, .max_ns_policies = c->opt.max_ns_policies,
+		.active = policy_active, .arg = r,
+	};
+	struct targets_node *tn = NULL;
+	struct node_update *u;
+	bool all = w->all || r->need_all;
+	int n = 0, nu;
 
-	if (snapshot_take(c, &s)) {
-		log_error("reconcile: out of memory");
+	runtimes_sync(r);
+	w->all = all;
+	r->need_all = false;
+	if (targets_sync(r->t, &v, w, &tn, &n)) {
+		log_error("reconcile: out of memory: everything is matched again next time");
+		r->need_all = true;
+		reconcile_resolve_soon(c);
 		return;
 	}
-	rts = calloc((size_t)s.in.npolicies + 1, sizeof(*rts));
-	r->pass++;
-	for (int i = 0; rts && i < s.in.npolicies; i++) {
-		rts[i] = rt_get(r, s.keys[i], s.in.policies[i]);
-		if (rts[i])
-			rts[i]->seen = r->pass;
-		s.in.active[i] = !(s.in.policies[i]->mode == MODE_ONDEMAND && rts[i] &&
-				   rts[i]->completion);
-		hmap_put(due, s.keys[i], (void *)1, NULL);
-	}
-	hmap_for_each(&r->runtime, it)	/* policies that are gone */
-		if (((struct policy_rt *)it->val)->seen != r->pass)
-			policy_rt_free(hmap_del_entry(&r->runtime, it));
-	if (!rts || resolve(&s.in, &out)) {
-		log_error("reconcile: cannot resolve (out of memory)");
-		goto out;
-	}
-	keep_results(&s, &out, rts);
-	nu = build_updates(c, &s, &out, &u);
+	results_due(r, due, all);
+	u = calloc((size_t)n + 1, sizeof(*u));
+	nu = u ? encode_updates(c, targets_input(r->t), tn, n, u) : 0;
 	install_updates(c, u, nu);
-	for (int i = 0; u && i < nu; i++)
-		node_update_free(&u[i]);
+	for (int i = 0; i < nu; i++)
+		free(u[i].msg);
 	free(u);
-	resolve_output_free(&out);
-out:
-	free(rts);
-	snapshot_free(&s);
+	targets_nodes_free(tn, n);
 }
 
 /* ---- status ------------------------------------------------------------------------- */
 
 struct due_policy {
+	const struct targets *t;
 	const char *key;
 	const struct policy *p;
 	struct policy_rt *rt;
@@ -466,14 +373,19 @@ static void add_exports(struct due_policy *d, const struct node_state *ns)
 /* The agents' side of each due policy, in one pass over the nodes. Under ctl.lock. */
 static void gather_agents(struct ctl *c, struct due_policy *d, int n, const struct hmap *by_key)
 {
-	for (int i = 0; i < n; i++)
-		for (int k = 0; k < d[i].rt->nnodes; k++) {
-			const struct node_state *ns = hmap_get(&c->node_states, d[i].rt->nodes[k]);
+	for (int i = 0; i < n; i++) {
+		const struct hmap *nodes = NULL;
+
+		if (!targets_policy(d[i].t, d[i].key, &nodes))
+			continue;
+		hmap_for_each(nodes, it) {
+			const struct node_state *ns = hmap_get(&c->node_states, it->key);
 
 			d[i].in.nodes++;
 			d[i].in.connected += ns && ns->conn;
 			d[i].in.acked += ns && ns->conn && ns->version && ns->acked >= ns->version;
 		}
+	}
 	/* samples from every node's agent, including nodes it no longer targets */
 	hmap_for_each(&c->node_states, it) {
 		const struct node_state *ns = it->val;
@@ -509,6 +421,7 @@ static struct due_policy *due_policies(struct reconciler *r, const struct hmap *
 		/* a policy not resolved yet waits for its resolve, which is due */
 		if (!rt || strcmp(rt->uid, p->uid ? p->uid : ""))
 			continue;
+		d[n].t = r->t;
 		d[n].key = it->key;
 		d[n].p = p;
 		d[n].rt = rt;
@@ -712,7 +625,8 @@ static void take_keys(struct hmap *from, struct hmap *to)
 }
 
 /* Waits for work; returns false when stopping. Under ctl.lock, which it may drop. */
-static bool next_work(struct reconciler *r, bool *ret_resolve, struct hmap *due)
+static bool next_work(struct reconciler *r, bool *ret_resolve, struct targets_work *w,
+		      struct hmap *due)
 {
 	struct ctl *c = r->c;
 	struct rec_queue *q = &c->rq;
@@ -729,6 +643,8 @@ static bool next_work(struct reconciler *r, bool *ret_resolve, struct hmap *due)
 	}
 	*ret_resolve = q->resolve || mono_ms() >= r->last_resync_ms + RECONCILE_RESYNC_S * 1000;
 	q->resolve = false;
+	if (*ret_resolve)
+		targets_work_take(w, &q->work);
 	take_keys(&q->policies, due);
 	if (q->counted.n && mono_ms() >= q->counted_since_ms + RECONCILE_COUNTED_DELAY_MS)
 		take_keys(&q->counted, due);
@@ -755,8 +671,9 @@ static void observe(struct ctl *c, int64_t t0_ns)
 	ctl_unlock(c);
 }
 
-/* One pass: resolve if asked, then the status of what is due. */
-static void one_pass(struct reconciler *r, bool resolve_now, struct hmap *due)
+/* One pass: the target sets brought up to date if asked, then the status of what is due. */
+static void one_pass(struct reconciler *r, bool resolve_now, struct targets_work *w,
+		     struct hmap *due)
 {
 	struct ctl *c = r->c;
 	struct status_write *writes;
@@ -770,7 +687,7 @@ static void one_pass(struct reconciler *r, bool resolve_now, struct hmap *due)
 	pthread_rwlock_rdlock(&c->cache_lock);
 	if (resolve_now) {
 		r->last_resolve_ms = mono_ms();
-		resolve_pass(r, due);
+		sync_pass(r, w, due);
 	}
 	writes = status_pass(r, due, &again);
 	pthread_rwlock_unlock(&c->cache_lock);
@@ -789,15 +706,19 @@ static void *reconcile_main(void *arg)
 
 	ctl_lock(c);
 	for (;;) {
+		struct targets_work w = { 0 };
 		struct hmap due = { 0 };
 		bool resolve_now;
 
-		if (!next_work(r, &resolve_now, &due))
+		if (!next_work(r, &resolve_now, &w, &due))
 			break;
 		ctl_unlock(c);
-		if (resolve_now && mono_ms() >= r->last_resync_ms + RECONCILE_RESYNC_S * 1000)
+		if (resolve_now && mono_ms() >= r->last_resync_ms + RECONCILE_RESYNC_S * 1000) {
 			r->last_resync_ms = mono_ms();
-		one_pass(r, resolve_now, &due);
+			w.all = true;	/* what an event may have missed */
+		}
+		one_pass(r, resolve_now, &w, &due);
+		targets_work_free(&w);
 		hmap_free(&due);
 		store_housekeeping(r, mono_ms());
 		ctl_lock(c);
@@ -814,9 +735,12 @@ struct reconciler *reconcile_start(struct ctl *c)
 	if (!r)
 		return NULL;
 	r->c = c;
-	r->kc = k8s_client_new(&c->kcfg);
+	r->need_all = true;	/* the first sync matches everything */
+	r->t = targets_new();
+	r->kc = r->t ? k8s_client_new(&c->kcfg) : NULL;
 	r->last_resync_ms = r->last_expire_ms = mono_ms();
 	if (!r->kc) {
+		targets_free(r->t);
 		free(r);
 		return NULL;
 	}
@@ -824,6 +748,7 @@ struct reconciler *reconcile_start(struct ctl *c)
 	if (err) {
 		log_error("reconcile: cannot start a thread: %s", strerror(err));
 		k8s_client_free(r->kc);
+		targets_free(r->t);
 		free(r);
 		return NULL;
 	}
@@ -841,6 +766,7 @@ void reconcile_stop(struct reconciler *r)
 	hmap_for_each(&r->runtime, it)
 		policy_rt_free(it->val);
 	hmap_free(&r->runtime);
+	targets_free(r->t);
 	k8s_client_free(r->kc);
 	free(r);
 }

@@ -2,16 +2,19 @@
 #ifndef CONTROLLER_RECONCILE_H
 #define CONTROLLER_RECONCILE_H
 /*
- * The reconcile thread: it sleeps until asked, then resolves the policies
- * against the pods (when a cache changed), gives each node whose target set
- * changed its new set, and writes the status of the policies that are due.
+ * The reconcile thread: it sleeps until asked, then brings the target sets
+ * up to date with what changed (targets.h: the pods that changed are matched
+ * again, the policies that changed too, and only the nodes they touch are
+ * built again), gives each node whose set changed its new set, and writes the
+ * status of the policies that are due.
  *
- * Asked by the cache (reconcile_resolve_soon: everything again, a burst of
- * events coalesced into one pass) and by the agents' connections (a policy's
- * status is due now: an ack, an agent that came or went; or soon: samples
- * were counted). Besides: OnDemand durations that run out, status writes
- * tried again after a failure, the store's retention, and a full resync
- * every RECONCILE_RESYNC_S. Nothing changed: it wakes only for those.
+ * Asked by the caches (reconcile_changed: a pod, a policy, ...; a burst of
+ * events is coalesced into one pass) and by the agents' connections (a
+ * policy's status is due now: an ack, an agent that came or went; or soon:
+ * samples were counted). Besides: OnDemand durations that run out, status
+ * writes tried again after a failure, the store's retention, and a full
+ * resync (every pod matched again) every RECONCILE_RESYNC_S. Nothing changed:
+ * it wakes only for those.
  */
 #include <stdbool.h>
 
@@ -28,6 +31,15 @@ void reconcile_stop(struct reconciler *r);	/* after ctl.stop is set */
 /* Any thread, without ctl.lock; and the same under it. */
 void reconcile_resolve_soon(struct ctl *c);
 void reconcile_resolve_soon_locked(struct ctl *c);
+
+/* What changed in the caches (any thread, without ctl.lock): a pod (key: its uid), a
+ * ReplicaSet ("ns/name"), any policy, a Namespace's or Node's labels, a backend or its
+ * credentials, or everything (a re-list, a new leader: every status is due too). */
+enum reconcile_change { RC_ALL, RC_POD, RC_POLICY, RC_NAMESPACE, RC_NODE, RC_BACKEND,
+			RC_REPLICASET };
+void reconcile_changed(struct ctl *c, enum reconcile_change what, const char *key);
+/* Under ctl.lock: the node's agent came and the node has no set yet. */
+void reconcile_node_set_locked(struct ctl *c, const char *node);
 /* Under ctl.lock: the status of these policies is due now. */
 void reconcile_policy_due_locked(struct ctl *c, const char *policy_key);
 /* Under ctl.lock: the policies a node's agent profiles for, all due now. */

@@ -10,78 +10,14 @@
 #include "hmap.h"
 #include "resolve.h"
 
-static int cmp_named(const void *key, const void *elem)
+static void *lookup(const struct hmap *m, const char *key)
 {
-	return strcmp(key, (*(struct named_labels *const *)elem)->name);
-}
-
-static const struct named_labels *find_named(struct named_labels **v, int n, const char *name)
-{
-	struct named_labels **hit;
-
-	if (!name || !n)
-		return NULL;
-	hit = bsearch(name, v, (size_t)n, sizeof(*v), cmp_named);
-	return hit ? *hit : NULL;
-}
-
-static int cmp_backend(const void *key, const void *elem)
-{
-	return strcmp(key, (*(struct backend *const *)elem)->name);
+	return m && key ? hmap_get(m, key) : NULL;
 }
 
 static const struct backend *find_backend(const struct resolve_input *in, const char *name)
 {
-	struct backend **hit;
-
-	if (!in->nbackends)
-		return NULL;
-	hit = bsearch(name, in->backends, (size_t)in->nbackends, sizeof(*in->backends), cmp_backend);
-	return hit ? *hit : NULL;
-}
-
-/* What resolve() builds its output with: the nodes found so far, by name. */
-struct builder {
-	struct resolve_output *out;
-	int cap;
-	struct hmap idx;	/* node name -> (index into out->nodes) + 1 */
-	struct hmap counted;	/* node name -> (policy index) + 1 that last counted it */
-	bool *over;		/* per policy: past its namespace's cap (NULL: no cap) */
-	int *ns_count;		/* per policy: the namespaced policies of its namespace */
-};
-
-static struct node_targets *get_node(struct builder *b, const char *node)
-{
-	struct resolve_output *out = b->out;
-	intptr_t i = (intptr_t)hmap_get(&b->idx, node);
-
-	if (i)
-		return &out->nodes[i - 1];
-	if (out->nnodes == b->cap) {
-		int ncap = b->cap ? b->cap * 2 : 16;
-		struct node_targets *p = realloc(out->nodes, (size_t)ncap * sizeof(*p));
-
-		if (!p)
-			return NULL;
-		out->nodes = p;
-		b->cap = ncap;
-	}
-	if (hmap_put(&b->idx, node, (void *)(intptr_t)(out->nnodes + 1), NULL))
-		return NULL;
-	memset(&out->nodes[out->nnodes], 0, sizeof(out->nodes[0]));
-	out->nodes[out->nnodes].node = node;
-	return &out->nodes[out->nnodes++];
-}
-
-/* Counts the pod's node for policy pi, once. */
-static int count_node(struct builder *b, int pi, const char *node, struct policy_result *r)
-{
-	if ((intptr_t)hmap_get(&b->counted, node) == pi + 1)
-		return 0;
-	if (hmap_put(&b->counted, node, (void *)(intptr_t)(pi + 1), NULL))
-		return -ENOMEM;
-	r->nodes++;
-	return 0;
+	return lookup(in->backends, name);
 }
 
 static bool container_selected(const struct policy *p, const char *name)
@@ -99,8 +35,8 @@ static int add_target(struct node_targets *nt, const struct pod *pod, int ci, in
 	struct rtarget *t = NULL;
 	int *pp;
 
-	/* the same container from another policy: merge (the last one added is the
-	 * likeliest, policies are walked in order) */
+	/* the same container from another policy: merge (the last ones added are
+	 * the likeliest) */
 	for (int i = nt->n - 1; i >= 0; i--)
 		if (nt->t[i].pod == pod && nt->t[i].container == ci) {
 			t = &nt->t[i];
@@ -121,8 +57,9 @@ static int add_target(struct node_targets *nt, const struct pod *pod, int ci, in
 		t->pod = pod;
 		t->container = ci;
 	}
-	if (t->npolicies && t->policies[t->npolicies - 1] == pol_idx)
-		return 0;
+	for (int k = 0; k < t->npolicies; k++)
+		if (t->policies[k] == pol_idx)
+			return 0;
 	pp = realloc(t->policies, (size_t)(t->npolicies + 1) * sizeof(int));
 	if (!pp)
 		return -ENOMEM;
@@ -177,38 +114,76 @@ static bool pod_in_scope(const struct resolve_input *in, const struct policy *p,
 	if (!p->cluster)
 		return !strcmp(pod->ns, p->ns);	/* never across namespaces */
 	if (p->has_ns_sel) {
-		nl = find_named(in->namespaces, in->nnamespaces, pod->ns);
+		nl = lookup(in->namespaces, pod->ns);
 		if (!nl || !selector_matches(&p->namespaces, &nl->labels))
 			return false;
 	}
 	if (p->has_node_sel) {
-		nl = find_named(in->nodes, in->nnodes, pod->node);
+		nl = lookup(in->nodes, pod->node);
 		if (!nl || !selector_matches(&p->nodes, &nl->labels))
 			return false;
 	}
 	return true;
 }
 
-/* The pod's targets of policy pi; *ret_any when it has one. */
-static int pod_targets(const struct resolve_input *in, int pi, const struct pod *pod,
-		       struct builder *b, bool *ret_any)
+enum resolve_match resolve_pod(const struct resolve_input *in, int pi, const struct pod *pod)
 {
 	const struct policy *p = in->policies[pi];
 
-	*ret_any = false;
-	for (int ci = 0; ci < pod->ncontainers; ci++) {
-		struct node_targets *nt;
+	if (!p || !pod_in_scope(in, p, pod) || !selector_matches(&p->pods, &pod->labels))
+		return RESOLVE_NONE;
+	if (!pod->node || !pod->phase || strcmp(pod->phase, "Running"))
+		return RESOLVE_WAITING;
+	for (int ci = 0; ci < pod->ncontainers; ci++)
+		if (pod->containers[ci].id && container_selected(p, pod->containers[ci].name))
+			return RESOLVE_TARGETED;
+	return RESOLVE_NONE;
+}
 
+int resolve_node_add(const struct resolve_input *in, struct node_targets *nt,
+		     const struct pod *pod, int pi)
+{
+	const struct policy *p = in->policies[pi];
+
+	if (!p || !in->active || !in->active[pi])
+		return 0;	/* accepted, not sampling: counted only */
+	for (int ci = 0; ci < pod->ncontainers; ci++) {
 		if (!pod->containers[ci].id || !container_selected(p, pod->containers[ci].name))
 			continue;
-		*ret_any = true;
-		if (!in->active || !in->active[pi])
-			continue;	/* accepted, not sampling: counted only */
-		nt = get_node(b, pod->node);
-		if (!nt || add_target(nt, pod, ci, pi, p->frequency_hz))
+		if (add_target(nt, pod, ci, pi, p->frequency_hz))
 			return -ENOMEM;
 	}
 	return 0;
+}
+
+/* By the policies' keys: which policy's label wins does not depend on where it sits. */
+static void sort_policies(const struct resolve_input *in, struct rtarget *t)
+{
+	for (int i = 1; i < t->npolicies; i++) {
+		int v = t->policies[i], k = i;
+
+		for (; k > 0 && strcmp(in->policies[t->policies[k - 1]]->key,
+				       in->policies[v]->key) > 0; k--)
+			t->policies[k] = t->policies[k - 1];
+		t->policies[k] = v;
+	}
+}
+
+void resolve_node_sort(const struct resolve_input *in, struct node_targets *nt)
+{
+	for (int i = 0; i < nt->n; i++)
+		sort_policies(in, &nt->t[i]);
+	if (nt->n > 1)
+		qsort(nt->t, (size_t)nt->n, sizeof(struct rtarget), cmp_rtarget);
+}
+
+void node_targets_free(struct node_targets *nt)
+{
+	for (int j = 0; j < nt->n; j++)
+		free(nt->t[j].policies);
+	free(nt->t);
+	nt->t = NULL;
+	nt->n = nt->cap = 0;
 }
 
 /* Namespaced policies first, by namespace, then the oldest first (then by name). */
@@ -235,19 +210,18 @@ static int cmp_by_age(const void *pa, const void *pb, void *arg)
  */
 static int over_cap(const struct resolve_input *in, bool *over, int *count)
 {
-	int *idx, n = in->npolicies;
+	int *idx, n = 0;
 
-	if (!in->max_ns_policies || !n)
+	if (!in->max_ns_policies || !in->npolicies)
 		return 0;
-	idx = malloc((size_t)n * sizeof(*idx));
+	idx = malloc((size_t)in->npolicies * sizeof(*idx));
 	if (!idx)
 		return -ENOMEM;
 	/* what holds a place: a valid policy that samples (not a finished OnDemand one) */
-	for (int i = 0, k = 0; i < in->npolicies; i++)
-		if (!in->policies[i]->invalid_reason[0] && (!in->active || in->active[i]))
-			idx[k++] = i;
-		else
-			n--;
+	for (int i = 0; i < in->npolicies; i++)
+		if (in->policies[i] && !in->policies[i]->invalid_reason[0] &&
+		    (!in->active || in->active[i]))
+			idx[n++] = i;
 	qsort_r(idx, (size_t)n, sizeof(*idx), cmp_by_age, (void *)in);
 	for (int first = 0, i = 0; first < n && in->policies[idx[first]]->ns; first = i) {
 		const char *ns = in->policies[idx[first]]->ns;
@@ -264,44 +238,118 @@ static int over_cap(const struct resolve_input *in, bool *over, int *count)
 	return 0;
 }
 
-static int resolve_policy(const struct resolve_input *in, int pi, struct builder *b)
+static void verdict(const struct resolve_input *in, int pi, const bool *over, const int *count,
+		    struct policy_result *r)
 {
 	const struct policy *p = in->policies[pi];
-	struct policy_result *r = &b->out->results[pi];
 
+	memset(r, 0, sizeof(*r));
+	if (!p)
+		return;
 	if (p->invalid_reason[0]) {
 		snprintf(r->reason, sizeof(r->reason), "%s", p->invalid_reason);
 		snprintf(r->message, sizeof(r->message), "%s", p->invalid_message);
-		return 0;
+		return;
 	}
-	if (b->over && b->over[pi]) {
+	if (over && over[pi]) {
 		snprintf(r->reason, sizeof(r->reason), "TooManyPolicies");
 		snprintf(r->message, sizeof(r->message), "namespace %s has %d ProfilingPolicies; "
 			 "the controller honours the %d oldest (--max-policies-per-namespace)",
-			 p->ns, b->ns_count[pi], in->max_ns_policies);
-		return 0;
+			 p->ns, count[pi], in->max_ns_policies);
+		return;
 	}
 	if (!check_backends(in, p, r))
-		return 0;
+		return;
 	r->accepted = true;
 	snprintf(r->reason, sizeof(r->reason), "Valid");
+}
+
+int resolve_verdicts(const struct resolve_input *in, struct policy_result *results)
+{
+	bool *over = NULL;
+	int *count = NULL, err = 0;
+
+	if (in->max_ns_policies) {
+		over = calloc((size_t)in->npolicies + 1, sizeof(*over));
+		count = calloc((size_t)in->npolicies + 1, sizeof(*count));
+		err = !over || !count ? -ENOMEM : over_cap(in, over, count);
+	}
+	for (int pi = 0; pi < in->npolicies && !err; pi++)
+		verdict(in, pi, over, count, &results[pi]);
+	free(over);
+	free(count);
+	return err;
+}
+
+/* What resolve() builds its output with: the nodes found so far, by name. */
+struct builder {
+	struct resolve_output *out;
+	int cap;
+	struct hmap idx;	/* node name -> (index into out->nodes) + 1 */
+	struct hmap counted;	/* node name -> (policy index) + 1 that last counted it */
+};
+
+static struct node_targets *get_node(struct builder *b, const char *node)
+{
+	struct resolve_output *out = b->out;
+	intptr_t i = (intptr_t)hmap_get(&b->idx, node);
+
+	if (i)
+		return &out->nodes[i - 1];
+	if (out->nnodes == b->cap) {
+		int ncap = b->cap ? b->cap * 2 : 16;
+		struct node_targets *p = realloc(out->nodes, (size_t)ncap * sizeof(*p));
+
+		if (!p)
+			return NULL;
+		out->nodes = p;
+		b->cap = ncap;
+	}
+	if (hmap_put(&b->idx, node, (void *)(intptr_t)(out->nnodes + 1), NULL))
+		return NULL;
+	memset(&out->nodes[out->nnodes], 0, sizeof(out->nodes[0]));
+	out->nodes[out->nnodes].node = node;
+	return &out->nodes[out->nnodes++];
+}
+
+/* Counts the pod's node for policy pi, once. */
+static int count_node(struct builder *b, int pi, const char *node, struct policy_result *r)
+{
+	if ((intptr_t)hmap_get(&b->counted, node) == pi + 1)
+		return 0;
+	if (hmap_put(&b->counted, node, (void *)(intptr_t)(pi + 1), NULL))
+		return -ENOMEM;
+	r->nodes++;
+	return 0;
+}
+
+static int resolve_policy(const struct resolve_input *in, int pi, struct builder *b)
+{
+	struct policy_result *r = &b->out->results[pi];
+
+	if (!r->accepted)
+		return 0;
 	for (int i = 0; i < in->npods; i++) {
 		const struct pod *pod = in->pods[i];
-		bool any;
+		struct node_targets *nt;
 
-		if (!pod_in_scope(in, p, pod) || !selector_matches(&p->pods, &pod->labels))
+		switch (resolve_pod(in, pi, pod)) {
+		case RESOLVE_NONE:
 			continue;
-		if (!pod->node || !pod->phase || strcmp(pod->phase, "Running")) {
+		case RESOLVE_WAITING:
 			r->waiting++;
 			continue;
+		case RESOLVE_TARGETED:
+			break;
 		}
-		if (pod_targets(in, pi, pod, b, &any))
+		r->pods++;
+		if (count_node(b, pi, pod->node, r))
 			return -ENOMEM;
-		if (any) {
-			r->pods++;
-			if (count_node(b, pi, pod->node, r))
-				return -ENOMEM;
-		}
+		if (!in->active || !in->active[pi])
+			continue;
+		nt = get_node(b, pod->node);
+		if (!nt || resolve_node_add(in, nt, pod, pi))
+			return -ENOMEM;
 	}
 	return 0;
 }
@@ -309,21 +357,13 @@ static int resolve_policy(const struct resolve_input *in, int pi, struct builder
 int resolve(const struct resolve_input *in, struct resolve_output *out)
 {
 	struct builder b = { .out = out };
-	int err = 0;
+	int err;
 
 	memset(out, 0, sizeof(*out));
 	out->results = calloc((size_t)in->npolicies + 1, sizeof(*out->results));
-	if (in->max_ns_policies) {
-		b.over = calloc((size_t)in->npolicies + 1, sizeof(*b.over));
-		b.ns_count = calloc((size_t)in->npolicies + 1, sizeof(*b.ns_count));
-		err = !b.over || !b.ns_count ? -ENOMEM : over_cap(in, b.over, b.ns_count);
-	}
-	if (!out->results)
-		err = -ENOMEM;
+	err = out->results ? resolve_verdicts(in, out->results) : -ENOMEM;
 	for (int pi = 0; pi < in->npolicies && !err; pi++)
 		err = resolve_policy(in, pi, &b);
-	free(b.over);
-	free(b.ns_count);
 	hmap_free(&b.idx);
 	hmap_free(&b.counted);
 	if (err) {
@@ -331,7 +371,7 @@ int resolve(const struct resolve_input *in, struct resolve_output *out)
 		return err;
 	}
 	for (int i = 0; i < out->nnodes; i++)
-		qsort(out->nodes[i].t, (size_t)out->nodes[i].n, sizeof(struct rtarget), cmp_rtarget);
+		resolve_node_sort(in, &out->nodes[i]);
 	if (out->nnodes)
 		qsort(out->nodes, (size_t)out->nnodes, sizeof(*out->nodes), cmp_node_targets);
 	return 0;
@@ -339,11 +379,8 @@ int resolve(const struct resolve_input *in, struct resolve_output *out)
 
 void resolve_output_free(struct resolve_output *out)
 {
-	for (int i = 0; i < out->nnodes; i++) {
-		for (int j = 0; j < out->nodes[i].n; j++)
-			free(out->nodes[i].t[j].policies);
-		free(out->nodes[i].t);
-	}
+	for (int i = 0; i < out->nnodes; i++)
+		node_targets_free(&out->nodes[i]);
 	free(out->nodes);
 	free(out->results);
 	memset(out, 0, sizeof(*out));
@@ -436,7 +473,7 @@ static void identity_labels(const struct resolve_input *in, const struct rtarget
 		svc = labels_get(&pod->labels, "app.kubernetes.io/name");
 	if (svc)
 		label_add(lb, "service_name", svc);
-	if (pod_workload(pod, in->replicasets, in->nreplicasets, &wk, &wn))
+	if (pod_workload(pod, in->replicasets, &wk, &wn))
 		label_add(lb, wk, wn);
 }
 

@@ -12,20 +12,19 @@
 /* The built-in store's backend name in target sets (no Kubernetes name has an '@'). */
 #define STORE_NAME "@store"
 
+struct hmap;
+
 struct resolve_input {
-	struct policy **policies;
+	struct policy **policies;	/* an entry may be NULL: a slot not in use */
 	bool *active;		/* per policy: false = accepted but not sampling (OnDemand done) */
 	int npolicies;
-	struct pod **pods;
+	struct pod **pods;	/* resolve() only */
 	int npods;
-	struct named_labels **namespaces;	/* sorted by name */
-	int nnamespaces;
-	struct named_labels **nodes;		/* sorted by name */
-	int nnodes;
-	struct backend **backends;		/* sorted by name */
-	int nbackends;
-	struct named_labels **replicasets;	/* "ns/name", sorted: ReplicaSet -> Deployment */
-	int nreplicasets;
+	/* lookups; a NULL map is an empty one */
+	const struct hmap *namespaces;	/* name -> struct named_labels */
+	const struct hmap *nodes;	/* name -> struct named_labels */
+	const struct hmap *backends;	/* name -> struct backend */
+	const struct hmap *replicasets;	/* "ns/name" -> named_labels: ReplicaSet -> Deployment */
 	/* the controller's built-in store takes the profiles of policies that name no
 	 * backend (as the backend "@store" of type "controller"); false: they only count */
 	bool store;
@@ -39,7 +38,8 @@ struct rtarget {
 	int container;		/* index into pod->containers */
 	int frequency_hz;	/* the maximum over its policies */
 	int npolicies;
-	int *policies;		/* indices into resolve_input.policies, ascending */
+	int *policies;		/* indices into resolve_input.policies, by the policies' keys
+				 * (their labels win in that order) */
 };
 
 struct node_targets {
@@ -63,13 +63,34 @@ struct resolve_output {
 	struct policy_result *results;	/* one per policy */
 };
 
+/* Every policy against every pod, from scratch. */
 int resolve(const struct resolve_input *in, struct resolve_output *out);
 void resolve_output_free(struct resolve_output *out);
+
+/*
+ * The pieces resolve() is made of, for a caller that resolves a part again
+ * (reconcile's targets.c): the policies' verdicts (accepted, reason, message;
+ * the counts zero), how one accepted policy selects one pod, and one pod's
+ * containers of one policy added to its node's set.
+ */
+int resolve_verdicts(const struct resolve_input *in, struct policy_result *results);
+
+enum resolve_match {
+	RESOLVE_NONE,		/* not selected, or selected without a container to profile */
+	RESOLVE_WAITING,	/* selected, not running on a node yet */
+	RESOLVE_TARGETED,	/* selected, running, with a container to profile */
+};
+enum resolve_match resolve_pod(const struct resolve_input *in, int pi, const struct pod *pod);
+/* pod's containers of policy pi into nt (nothing when pi is not active); 0 or -ENOMEM */
+int resolve_node_add(const struct resolve_input *in, struct node_targets *nt,
+		     const struct pod *pod, int pi);
+/* Targets by container id, each one's policies by key: as encoded. */
+void resolve_node_sort(const struct resolve_input *in, struct node_targets *nt);
+void node_targets_free(struct node_targets *nt);
 const struct node_targets *resolve_find_node(const struct resolve_output *out, const char *node);
 
 /* The ControllerMessage{targets} for one node, packed; nt may be NULL (an empty set).
  * Returns a malloc'd buffer or NULL. */
 uint8_t *resolve_encode(const struct resolve_input *in, const struct node_targets *nt,
 			uint64_t version, size_t *ret_len);
-/* Same encoding with version 0, to tell whether a node's set changed. */
 #endif

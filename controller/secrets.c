@@ -188,8 +188,8 @@ static void read_all(struct ctl *c, struct k8s_client *kc)
 		free(cr.basic);
 	}
 	free(refs);
-	if (changed)
-		reconcile_resolve_soon(c);
+	if (changed)	/* the sets that carry its credentials are built again */
+		reconcile_changed(c, RC_BACKEND, NULL);
 }
 
 static void *secrets_main(void *arg)

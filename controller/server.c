@@ -822,7 +822,7 @@ void server_auth_done(struct ctl *c, struct conn *cn, bool ok, const char *why)
 	cn->need_send = true;
 	reconcile_node_due_locked(c, cn->node);
 	if (!ns->msg)	/* a node without a set yet gets one, if only an empty one */
-		reconcile_resolve_soon_locked(c);
+		reconcile_node_set_locked(c, cn->node);
 	log_kv(LOG_LVL_INFO, LOG_KV("node", cn->node), "fleet: agent connected (conn %llu)",
 	       (unsigned long long)cn->id);
 }

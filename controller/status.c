@@ -32,9 +32,6 @@ void policy_rt_free(struct policy_rt *rt)
 {
 	if (!rt)
 		return;
-	for (int i = 0; i < rt->nnodes; i++)
-		free(rt->nodes[i]);
-	free(rt->nodes);
 	free(rt->last_status);
 	free(rt);
 }

@@ -53,9 +53,7 @@ struct policy_rt {
 	int64_t last_write;
 	int64_t retry_at;	/* a failed write is tried again then (0: none) */
 	uint64_t seen;		/* resolve pass that last saw the policy */
-	struct policy_result result;	/* of the last resolve */
-	char **nodes;		/* the nodes holding its targets at the last resolve */
-	int nnodes;
+	struct policy_result result;	/* at the last sync (its nodes: targets_policy()) */
 };
 
 struct policy_rt *policy_rt_new(const struct policy *p);

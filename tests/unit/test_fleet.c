@@ -532,15 +532,13 @@ static void test_resolve(void **state)
 	};
 	bool active[] = { true, true, true, true, true, true };
 	struct named_labels nss[2] = { 0 }, nodes[2] = { 0 };
-	struct named_labels *nsp[2] = { &nss[0], &nss[1] }, *nodep[2] = { &nodes[0], &nodes[1] };
-	struct backend be = { 0 }, *bep = &be;
+	struct hmap nsm = { 0 }, nodem = { 0 }, bem = { 0 };
+	struct backend be = { 0 };
 	char *allowed[] = { "payments" };
 	struct resolve_input in = {
 		.policies = pols, .active = active, .npolicies = 6,
 		.pods = pods, .npods = 4,
-		.namespaces = nsp, .nnamespaces = 2,
-		.nodes = nodep, .nnodes = 2,
-		.backends = &bep, .nbackends = 1,
+		.namespaces = &nsm, .nodes = &nodem, .backends = &bem,
 	};
 	struct resolve_output out;
 	const struct node_targets *na, *nb;
@@ -557,6 +555,11 @@ static void test_resolve(void **state)
 	be.name = "pyro";
 	be.allowed = allowed;
 	be.nallowed = 1;
+	for (int i = 0; i < 2; i++) {
+		assert_int_equal(hmap_put(&nsm, nss[i].name, &nss[i], NULL), 0);
+		assert_int_equal(hmap_put(&nodem, nodes[i].name, &nodes[i], NULL), 0);
+	}
+	assert_int_equal(hmap_put(&bem, be.name, &be, NULL), 0);
 
 	assert_int_equal(resolve(&in, &out), 0);
 	/* results */
@@ -650,6 +653,9 @@ static void test_resolve(void **state)
 		labels_free(&nss[i].labels);
 		labels_free(&nodes[i].labels);
 	}
+	hmap_free(&nsm);
+	hmap_free(&nodem);
+	hmap_free(&bem);
 }
 
 /* Who a pod belongs to (via its ReplicaSet), and the built-in store as a backend. */
@@ -680,14 +686,14 @@ static void test_workload_and_store(void **state)
 		owned_pod("bare-rs-x", "ReplicaSet", "bare-rs", cid(13)),
 		POD("shop", "loner", "node-a", "{app: x}", cid(14), cid(15)),
 	};
-	struct named_labels rs[2], *rsp[2] = { &rs[0], &rs[1] };
+	struct named_labels rs[2];
+	struct hmap rsm = { 0 };
 	struct policy *pols[] = {
 		P("{metadata: {name: all, namespace: shop}, spec: {selector: {podSelector: {}}}}", false),
 	};
 	bool active[] = { true };
 	struct resolve_input in = { .policies = pols, .active = active, .npolicies = 1,
-				    .pods = pods, .npods = 4, .replicasets = rsp, .nreplicasets = 2,
-				    .store = true };
+				    .pods = pods, .npods = 4, .replicasets = &rsm, .store = true };
 	struct resolve_output out;
 	const char *kind, *name;
 	cJSON *j;
@@ -706,20 +712,20 @@ static void test_workload_and_store(void **state)
 	cJSON_Delete(j);
 	assert_string_equal(rs[1].name, "shop/checkout-7d9f");
 	assert_int_equal(rs[0].labels.n, 0);
-	/* sorted by name, as the controller hands them over */
-	assert_true(strcmp(rs[0].name, rs[1].name) < 0);
+	for (int i = 0; i < 2; i++)	/* keyed "ns/name", as the cache keeps them */
+		assert_int_equal(hmap_put(&rsm, rs[i].name, &rs[i], NULL), 0);
 
-	assert_true(pod_workload(pods[0], rsp, 2, &kind, &name));
+	assert_true(pod_workload(pods[0], &rsm, &kind, &name));
 	assert_string_equal(kind, "deployment");
 	assert_string_equal(name, "checkout");
-	assert_true(pod_workload(pods[1], rsp, 2, &kind, &name));
+	assert_true(pod_workload(pods[1], &rsm, &kind, &name));
 	assert_string_equal(kind, "statefulset");
 	assert_string_equal(name, "db");
-	assert_true(pod_workload(pods[2], rsp, 2, &kind, &name));
+	assert_true(pod_workload(pods[2], &rsm, &kind, &name));
 	assert_string_equal(kind, "replicaset");
 	assert_string_equal(name, "bare-rs");
-	assert_false(pod_workload(pods[3], rsp, 2, &kind, &name));
-	assert_true(pod_workload(pods[0], NULL, 0, &kind, &name));	/* ReplicaSets unknown */
+	assert_false(pod_workload(pods[3], &rsm, &kind, &name));
+	assert_true(pod_workload(pods[0], NULL, &kind, &name));	/* ReplicaSets unknown */
 	assert_string_equal(kind, "replicaset");
 
 	assert_int_equal(resolve(&in, &out), 0);
@@ -767,6 +773,7 @@ static void test_workload_and_store(void **state)
 	free(pols[0]);
 	for (int i = 0; i < 2; i++)
 		named_labels_free(&rs[i]);
+	hmap_free(&rsm);
 }
 
 static void test_kubeconfig(void **state)

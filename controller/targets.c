@@ -1,0 +1,637 @@
+// SPDX-License-Identifier: Apache-2.0
+/*
+ * The target sets kept up to date by what changed (see targets.h).
+ *
+ * Each policy has a slot, an index into the resolve_input arrays that
+ * resolve_pod() and resolve_encode() take. A pod that some accepted policy
+ * selects has a struct tpod: its matches (slot and how it is selected) and the
+ * node its targeted matches are counted on. The counts of each policy (pods,
+ * waiting, nodes) move with every change of a pod's matches, so nothing is
+ * counted again from scratch. A node's set is built from its tpods only.
+ */
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "targets.h"
+
+struct tpolicy {
+	char *key;		/* of ctl.policies */
+	int slot;
+	char uid[64];
+	int64_t generation;
+	bool accepted, active, seen;
+	struct policy_result result;	/* verdict of the last sync; counts kept up to date */
+	struct hmap nodes;	/* node -> (intptr_t) its targeted pods there */
+};
+
+struct tmatch {
+	int slot;
+	enum resolve_match m;	/* RESOLVE_WAITING or RESOLVE_TARGETED */
+};
+
+struct tpod {
+	char *node;		/* where its targeted matches count; NULL when it has none */
+	int n;
+	struct tmatch *m;	/* by slot, ascending */
+};
+
+struct targets {
+	struct hmap policies;	/* key -> struct tpolicy */
+	int nslots, cap;
+	struct tpolicy **slot;	/* slot -> its policy, or NULL */
+	struct policy **pol;	/* slot -> the cached policy (resolve_input.policies) */
+	bool *active;
+	struct policy_result *verdicts;
+	struct tmatch *scratch;	/* nslots */
+	struct resolve_input in;
+	struct hmap pods;	/* uid -> struct tpod */
+	struct hmap nodes;	/* name -> struct hmap * (uid -> struct tpod, targeted ones) */
+	struct hmap dirty;	/* node names whose set is built again */
+	struct targets_stats stats;
+	int err;		/* -ENOMEM met during a sync */
+};
+
+void targets_work_free(struct targets_work *w)
+{
+	hmap_free(&w->pods);
+	hmap_free(&w->nodes);
+	hmap_free(&w->owners);
+	memset(w, 0, sizeof(*w));
+}
+
+static void take_keys(struct hmap *to, struct hmap *from)
+{
+	hmap_for_each(from, it)
+		hmap_put(to, it->key, (void *)1, NULL);
+	hmap_free(from);
+}
+
+void targets_work_take(struct targets_work *to, struct targets_work *from)
+{
+	to->all |= from->all;
+	to->backends |= from->backends;
+	to->ns_labels |= from->ns_labels;
+	to->node_labels |= from->node_labels;
+	take_keys(&to->pods, &from->pods);
+	take_keys(&to->nodes, &from->nodes);
+	take_keys(&to->owners, &from->owners);
+	memset(from, 0, sizeof(*from));
+}
+
+struct targets *targets_new(void)
+{
+	return calloc(1, sizeof(struct targets));
+}
+
+static void tpod_free(struct tpod *tp)
+{
+	if (!tp)
+		return;
+	free(tp->node);
+	free(tp->m);
+	free(tp);
+}
+
+void targets_free(struct targets *t)
+{
+	if (!t)
+		return;
+	hmap_for_each(&t->policies, it) {
+		struct tpolicy *p = it->val;
+
+		hmap_free(&p->nodes);
+		free(p->key);
+		free(p);
+	}
+	hmap_free(&t->policies);
+	hmap_for_each(&t->pods, it)
+		tpod_free(it->val);
+	hmap_free(&t->pods);
+	hmap_for_each(&t->nodes, it) {
+		hmap_free(it->val);
+		free(it->val);
+	}
+	hmap_free(&t->nodes);
+	hmap_free(&t->dirty);
+	free(t->slot);
+	free(t->pol);
+	free(t->active);
+	free(t->verdicts);
+	free(t->scratch);
+	free(t);
+}
+
+static void nomem(struct targets *t, int err)
+{
+	if (err)
+		t->err = -ENOMEM;
+}
+
+static void mark_dirty(struct targets *t, const char *node)
+{
+	if (node)
+		nomem(t, hmap_put(&t->dirty, node, NULL, NULL));
+}
+
+/* ---- counts ------------------------------------------------------------------- */
+
+static void node_count(struct targets *t, struct tpolicy *p, const char *node, int sign)
+{
+	intptr_t n = (intptr_t)hmap_get(&p->nodes, node) + sign;
+
+	if (n > 0)
+		nomem(t, hmap_put(&p->nodes, node, (void *)n, NULL));
+	else
+		hmap_del(&p->nodes, node);
+	p->result.nodes = (int)p->nodes.n;
+}
+
+/* The node's targeted pods: tp in (sign 1) or out (-1). */
+static void node_pod(struct targets *t, const char *node, const char *uid, struct tpod *tp,
+		     int sign)
+{
+	struct hmap *pods = hmap_get(&t->nodes, node);
+
+	mark_dirty(t, node);
+	if (sign < 0) {
+		if (pods && hmap_del(pods, uid) && !pods->n) {
+			hmap_free(pods);
+			free(hmap_del(&t->nodes, node));
+		}
+		return;
+	}
+	if (!pods) {
+		pods = calloc(1, sizeof(*pods));
+		if (!pods || hmap_put(&t->nodes, node, pods, NULL)) {
+			free(pods);
+			t->err = -ENOMEM;
+			return;
+		}
+	}
+	nomem(t, hmap_put(pods, uid, tp, NULL));
+}
+
+/* tp's matches added to (sign 1) or taken from (-1) its policies' counts. */
+static void count(struct targets *t, const char *uid, struct tpod *tp, int sign)
+{
+	bool targeted = false;
+
+	for (int i = 0; i < tp->n; i++) {
+		struct tpolicy *p = t->slot[tp->m[i].slot];
+
+		if (tp->m[i].m == RESOLVE_WAITING) {
+			p->result.waiting += sign;
+			continue;
+		}
+		p->result.pods += sign;
+		node_count(t, p, tp->node, sign);
+		targeted = true;
+	}
+	if (targeted)
+		node_pod(t, tp->node, uid, tp, sign);
+}
+
+/* ---- a pod's matches ------------------------------------------------------------ */
+
+static bool slot_accepted(const struct targets *t, int s)
+{
+	return t->pol[s] && t->verdicts[s].accepted;
+}
+
+/* The pod's matches into t->scratch: every slot (only < 0), or tp's with slot only's
+ * made again. Returns how many. */
+static int matches(struct targets *t, const struct pod *pod, const struct tpod *tp, int only)
+{
+	int n = 0, k = 0;
+
+	if (only >= 0) {
+		enum resolve_match m = pod && slot_accepted(t, only) ?
+				       resolve_pod(&t->in, only, pod) : RESOLVE_NONE;
+
+		for (; tp && k < tp->n && tp->m[k].slot < only; k++)
+			t->scratch[n++] = tp->m[k];
+		if (m != RESOLVE_NONE)
+			t->scratch[n++] = (struct tmatch){ only, m };
+		for (; tp && k < tp->n; k++)
+			if (tp->m[k].slot != only)
+				t->scratch[n++] = tp->m[k];
+		return n;
+	}
+	for (int s = 0; pod && s < t->nslots; s++) {
+		enum resolve_match m = slot_accepted(t, s) ? resolve_pod(&t->in, s, pod) :
+							     RESOLVE_NONE;
+
+		if (m != RESOLVE_NONE)
+			t->scratch[n++] = (struct tmatch){ s, m };
+	}
+	return n;
+}
+
+static bool same_matches(const struct tpod *tp, const struct tmatch *m, int n, const char *node)
+{
+	if (!tp)
+		return n == 0;
+	if (tp->n != n || (!tp->node != !node) || (node && strcmp(tp->node, node)))
+		return false;
+	for (int i = 0; i < n; i++)
+		if (tp->m[i].slot != m[i].slot || tp->m[i].m != m[i].m)
+			return false;
+	return true;
+}
+
+/*
+ * Matches the pod (NULL: gone) again against every policy (only < 0) or one,
+ * and moves the counts. A pod that changed (every policy) has its node built
+ * again even when its matches did not change: what its targets carry may have.
+ */
+static void pod_sync(struct targets *t, const char *uid, const struct pod *pod, int only)
+{
+	struct tpod *tp = hmap_get(&t->pods, uid);
+	int n = matches(t, pod, tp, only);
+	const char *node = NULL;
+	struct tmatch *m;
+
+	t->stats.pods_synced++;
+	for (int i = 0; i < n && !node; i++)
+		if (t->scratch[i].m == RESOLVE_TARGETED)
+			node = pod->node;
+	if (only < 0 && tp)	/* its new node, if another, is marked as it is counted there */
+		mark_dirty(t, tp->node);
+	if (same_matches(tp, t->scratch, n, node))
+		return;
+	if (tp)
+		count(t, uid, tp, -1);
+	if (!n) {
+		tpod_free(hmap_del(&t->pods, uid));
+		return;
+	}
+	m = malloc((size_t)n * sizeof(*m));
+	if (!tp && m && (tp = calloc(1, sizeof(*tp))) && hmap_put(&t->pods, uid, tp, NULL)) {
+		free(tp);
+		tp = NULL;
+	}
+	if (!tp || !m) {	/* the old counts are out: drop the pod (err: resync) */
+		free(m);
+		tpod_free(hmap_del(&t->pods, uid));
+		t->err = -ENOMEM;
+		return;
+	}
+	memcpy(m, t->scratch, (size_t)n * sizeof(*m));
+	free(tp->m);
+	tp->m = m;
+	tp->n = n;
+	if (!tp->node != !node || (node && strcmp(tp->node, node))) {
+		free(tp->node);
+		tp->node = node ? strdup(node) : NULL;
+		if (node && !tp->node) {	/* counted nowhere: its targeted matches go */
+			tp->n = 0;
+			t->err = -ENOMEM;
+		}
+	}
+	count(t, uid, tp, 1);
+}
+
+/* ---- policies ------------------------------------------------------------------- */
+
+static int grow_slots(struct targets *t)
+{
+	int cap = t->cap ? t->cap * 2 : 16;
+	void *a = realloc(t->slot, (size_t)cap * sizeof(*t->slot));
+
+	if (a)
+		t->slot = a;
+	a = a ? realloc(t->pol, (size_t)cap * sizeof(*t->pol)) : NULL;
+	if (a)
+		t->pol = a;
+	a = a ? realloc(t->active, (size_t)cap * sizeof(*t->active)) : NULL;
+	if (a)
+		t->active = a;
+	a = a ? realloc(t->verdicts, (size_t)cap * sizeof(*t->verdicts)) : NULL;
+	if (a)
+		t->verdicts = a;
+	a = a ? realloc(t->scratch, (size_t)cap * sizeof(*t->scratch)) : NULL;
+	if (a)
+		t->scratch = a;
+	if (!a)
+		return -ENOMEM;
+	t->cap = cap;
+	return 0;
+}
+
+static struct tpolicy *policy_new(struct targets *t, const char *key)
+{
+	struct tpolicy *p = calloc(1, sizeof(*p));
+	int s = 0;
+
+	while (s < t->nslots && t->slot[s])
+		s++;
+	if (!p || (s == t->cap && grow_slots(t)) || !(p->key = strdup(key)) ||
+	    hmap_put(&t->policies, key, p, NULL)) {
+		if (p)
+			free(p->key);
+		free(p);
+		return NULL;
+	}
+	if (s == t->nslots)
+		t->nslots++;
+	p->slot = s;
+	p->generation = -1;
+	t->slot[s] = p;
+	t->pol[s] = NULL;
+	t->active[s] = false;
+	memset(&t->verdicts[s], 0, sizeof(t->verdicts[s]));
+	return p;
+}
+
+static void policy_nodes_dirty(struct targets *t, const struct tpolicy *p)
+{
+	hmap_for_each(&p->nodes, it)
+		mark_dirty(t, it->key);
+}
+
+/* Matches one policy again: the pods it selected, and (accepted) every pod of its scope. */
+static void policy_rematch(struct targets *t, const struct targets_view *v, struct tpolicy *p)
+{
+	const struct policy *pol = t->pol[p->slot];
+
+	t->stats.policies_matched++;
+	hmap_for_each(&t->pods, it) {
+		const struct tpod *tp = it->val;
+
+		for (int i = 0; i < tp->n; i++)
+			if (tp->m[i].slot == p->slot) {
+				pod_sync(t, it->key, hmap_get(v->pods, it->key), p->slot);
+				break;
+			}
+	}
+	if (!slot_accepted(t, p->slot))
+		return;
+	hmap_for_each(v->pods, it) {
+		const struct pod *pod = it->val;
+
+		if (pol->cluster || !strcmp(pod->ns, pol->ns))
+			pod_sync(t, it->key, pod, p->slot);
+	}
+}
+
+/* The policies of the view, their verdicts; which ones must be matched again. */
+static int policies_sync(struct targets *t, const struct targets_view *v, bool backends,
+			 struct tpolicy **changed, int *nchanged)
+{
+	hmap_for_each(&t->policies, it) {
+		struct tpolicy *p = it->val;
+
+		p->seen = false;
+		t->pol[p->slot] = NULL;
+	}
+	hmap_for_each(v->policies, it) {
+		struct tpolicy *p = hmap_get(&t->policies, it->key);
+
+		if (!p && !(p = policy_new(t, it->key)))
+			return -ENOMEM;
+		p->seen = true;
+		t->pol[p->slot] = it->val;
+		t->active[p->slot] = !v->active || v->active(v->arg, it->key, it->val);
+	}
+	t->in.policies = t->pol;
+	t->in.active = t->active;
+	t->in.npolicies = t->nslots;
+	if (resolve_verdicts(&t->in, t->verdicts))
+		return -ENOMEM;
+	*nchanged = 0;
+	hmap_for_each(&t->policies, it) {
+		struct tpolicy *p = it->val;
+		const struct policy *pol = t->pol[p->slot];
+		const struct policy_result *vr = &t->verdicts[p->slot];
+		bool again = !pol || strcmp(p->uid, pol->uid ? pol->uid : "") ||
+			     p->generation != pol->generation || p->accepted != vr->accepted;
+
+		if (again)
+			changed[(*nchanged)++] = p;
+		if (again || p->active != t->active[p->slot] ||
+		    (backends && pol && pol->nbackends))
+			policy_nodes_dirty(t, p);	/* what its targets carry changed */
+		p->accepted = vr->accepted;
+		p->active = t->active[p->slot];
+		if (pol) {
+			snprintf(p->uid, sizeof(p->uid), "%s", pol->uid ? pol->uid : "");
+			p->generation = pol->generation;
+		}
+		p->result.accepted = vr->accepted;
+		memcpy(p->result.reason, vr->reason, sizeof(p->result.reason));
+		memcpy(p->result.message, vr->message, sizeof(p->result.message));
+	}
+	return 0;
+}
+
+/* Policies gone from the view: matched again (to nothing) by now; their slots free. */
+static void policies_drop(struct targets *t)
+{
+	hmap_for_each(&t->policies, it) {
+		struct tpolicy *p = it->val;
+
+		if (p->seen)
+			continue;
+		t->slot[p->slot] = NULL;
+		while (t->nslots && !t->slot[t->nslots - 1])
+			t->nslots--;
+		hmap_free(&p->nodes);
+		free(p->key);
+		free(hmap_del_entry(&t->policies, it));
+	}
+	t->in.npolicies = t->nslots;
+}
+
+/* ---- nodes ---------------------------------------------------------------------- */
+
+static int node_policies(const struct targets *t, struct targets_node *tn)
+{
+	const struct node_targets *nt = &tn->nt;
+	int n = 0;
+
+	for (int j = 0; j < nt->n; j++)
+		n += nt->t[j].npolicies;
+	tn->policies = calloc((size_t)n + 1, sizeof(char *));
+	if (!tn->policies)
+		return -ENOMEM;
+	for (int j = 0; j < nt->n; j++)
+		for (int k = 0; k < nt->t[j].npolicies; k++) {
+			const char *key = t->slot[nt->t[j].policies[k]]->key;
+			bool dup = false;
+
+			for (int i = 0; i < tn->npolicies && !dup; i++)
+				dup = !strcmp(tn->policies[i], key);
+			if (!dup && !(tn->policies[tn->npolicies++] = strdup(key)))
+				return -ENOMEM;
+		}
+	return 0;
+}
+
+static int node_build(const struct targets *t, const struct targets_view *v, const char *name,
+		      struct targets_node *tn)
+{
+	const struct hmap *pods = hmap_get(&t->nodes, name);
+
+	memset(tn, 0, sizeof(*tn));
+	if (!(tn->name = strdup(name)))
+		return -ENOMEM;
+	tn->nt.node = tn->name;
+	if (pods)
+		hmap_for_each(pods, it) {
+			const struct tpod *tp = it->val;
+			const struct pod *pod = hmap_get(v->pods, it->key);
+
+			/* gone since the changes were taken: the next sync drops it */
+			for (int i = 0; pod && i < tp->n; i++)
+				if (tp->m[i].m == RESOLVE_TARGETED &&
+				    resolve_node_add(&t->in, &tn->nt, pod, tp->m[i].slot))
+					return -ENOMEM;
+		}
+	resolve_node_sort(&t->in, &tn->nt);
+	return node_policies(t, tn);
+}
+
+void targets_nodes_free(struct targets_node *n, int count)
+{
+	for (int i = 0; n && i < count; i++) {
+		for (int k = 0; k < n[i].npolicies; k++)
+			free(n[i].policies[k]);
+		free(n[i].policies);
+		node_targets_free(&n[i].nt);
+		free(n[i].name);
+	}
+	free(n);
+}
+
+static int nodes_build(struct targets *t, const struct targets_view *v, struct targets_node **ret,
+		       int *ret_n)
+{
+	struct targets_node *out = calloc(t->dirty.n + 1, sizeof(*out));
+	int n = 0;
+
+	*ret = NULL;
+	*ret_n = 0;
+	if (!out)
+		return -ENOMEM;
+	hmap_for_each(&t->dirty, it) {
+		if (node_build(t, v, it->key, &out[n++])) {
+			targets_nodes_free(out, n);
+			return -ENOMEM;
+		}
+	}
+	t->stats.nodes_built += (uint64_t)n;
+	hmap_free(&t->dirty);
+	*ret = out;
+	*ret_n = n;
+	return 0;
+}
+
+/* ---- the sync ------------------------------------------------------------------- */
+
+static bool any_selector(const struct targets *t, bool ns)
+{
+	for (int s = 0; s < t->nslots; s++)
+		if (t->pol[s] && t->pol[s]->cluster &&
+		    (ns ? t->pol[s]->has_ns_sel : t->pol[s]->has_node_sel))
+			return true;
+	return false;
+}
+
+/* Every pod matched again: those of the view, and those gone from it. */
+static void pods_all(struct targets *t, const struct targets_view *v)
+{
+	hmap_for_each(&t->pods, it)
+		if (!hmap_get(v->pods, it->key))
+			pod_sync(t, it->key, NULL, -1);
+	hmap_for_each(v->pods, it)
+		pod_sync(t, it->key, it->val, -1);
+}
+
+/* The pods a changed ReplicaSet owns: their deployment label may have changed. */
+static void owners_dirty(struct targets *t, const struct targets_view *v, const struct hmap *owners)
+{
+	char key[600];
+
+	if (!owners->n)
+		return;
+	hmap_for_each(v->pods, it) {
+		const struct pod *pod = it->val;
+		const struct tpod *tp;
+
+		if (!pod->owner_kind || strcmp(pod->owner_kind, "ReplicaSet") || !pod->owner_name)
+			continue;
+		snprintf(key, sizeof(key), "%s/%s", pod->ns, pod->owner_name);
+		if (hmap_get(owners, key) && (tp = hmap_get(&t->pods, it->key)))
+			mark_dirty(t, tp->node);
+	}
+}
+
+int targets_sync(struct targets *t, const struct targets_view *v, struct targets_work *w,
+		 struct targets_node **ret, int *ret_n)
+{
+	struct tpolicy **changed = NULL;
+	int nchanged = 0;
+	bool all = w->all;
+
+	*ret = NULL;
+	*ret_n = 0;
+	t->err = 0;
+	t->in.namespaces = v->namespaces;
+	t->in.nodes = v->nodes;
+	t->in.backends = v->backends;
+	t->in.replicasets = v->replicasets;
+	t->in.store = v->store;
+	t->in.max_ns_policies = v->max_ns_policies;
+	changed = calloc(t->policies.n + v->policies->n + 1, sizeof(*changed));
+	if (!changed || policies_sync(t, v, w->backends, changed, &nchanged)) {
+		free(changed);
+		targets_work_free(w);
+		return -ENOMEM;
+	}
+	all |= (w->ns_labels && any_selector(t, true)) || (w->node_labels && any_selector(t, false));
+	if (all) {
+		pods_all(t, v);
+	} else {
+		hmap_for_each(&w->pods, it)
+			pod_sync(t, it->key, hmap_get(v->pods, it->key), -1);
+		for (int i = 0; i < nchanged; i++)
+			policy_rematch(t, v, changed[i]);
+	}
+	for (int i = 0; i < nchanged; i++)
+		policy_nodes_dirty(t, changed[i]);	/* where it is now */
+	free(changed);
+	policies_drop(t);
+	owners_dirty(t, v, &w->owners);
+	hmap_for_each(&w->nodes, it)
+		mark_dirty(t, it->key);
+	targets_work_free(w);
+	t->stats.pods_matched = t->pods.n;
+	if (t->err) {
+		hmap_free(&t->dirty);
+		return t->err;
+	}
+	return nodes_build(t, v, ret, ret_n);
+}
+
+const struct resolve_input *targets_input(const struct targets *t)
+{
+	return &t->in;
+}
+
+const struct policy_result *targets_policy(const struct targets *t, const char *key,
+					   const struct hmap **ret_nodes)
+{
+	const struct tpolicy *p = hmap_get(&t->policies, key);
+
+	if (!p)
+		return NULL;
+	if (ret_nodes)
+		*ret_nodes = &p->nodes;
+	return &p->result;
+}
+
+void targets_stats(const struct targets *t, struct targets_stats *s)
+{
+	*s = t->stats;
+}
