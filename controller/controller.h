@@ -155,7 +155,7 @@ struct rec_queue {
 	struct hmap counted;	/* policy key -> NULL: samples counted, status due soon */
 	int64_t counted_since_ms;	/* CLOCK_MONOTONIC: when the first of those came */
 	uint64_t resolves, status_passes;	/* passes done (for /metrics and tests) */
-	uint64_t depth_max;	/* the most policy keys queued at once */
+	uint64_t depth_max;	/* the most keys queued at once (policies, pods, nodes, ...) */
 };
 
 struct ctl {

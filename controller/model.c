@@ -252,6 +252,29 @@ char *container_id_normalize(const char *raw)
 	return out;
 }
 
+/* Every string of a pod, by its address: what pod_free frees and pod_pack moves. */
+#define POD_STRINGS(p, X)                                                                  \
+	do {                                                                               \
+		X(&(p)->ns); X(&(p)->name); X(&(p)->uid); X(&(p)->node); X(&(p)->ips);    \
+		X(&(p)->service_annotation); X(&(p)->owner_kind); X(&(p)->owner_name);      \
+		X(&(p)->phase);                                                            \
+		for (int i_ = 0; i_ < (p)->labels.n; i_++) {                               \
+			X(&(p)->labels.kv[i_].key); X(&(p)->labels.kv[i_].value);          \
+		}                                                                          \
+		for (int i_ = 0; i_ < (p)->ncontainers; i_++) {                            \
+			X(&(p)->containers[i_].name); X(&(p)->containers[i_].id);          \
+		}                                                                          \
+	} while (0)
+
+/* A field added to struct pod goes into POD_STRINGS (or is no string). */
+_Static_assert(sizeof(void *) != 8 || sizeof(struct pod) == 120,
+	       "struct pod changed: check POD_STRINGS");
+
+static void free_string(char **s)
+{
+	free(*s);
+}
+
 void pod_free(struct pod *p)
 {
 	if (p->block) {
@@ -259,20 +282,8 @@ void pod_free(struct pod *p)
 		memset(p, 0, sizeof(*p));
 		return;
 	}
-	free(p->ns);
-	free(p->name);
-	free(p->uid);
-	free(p->node);
-	free(p->ips);
-	free(p->service_annotation);
-	free(p->owner_kind);
-	free(p->owner_name);
-	free(p->phase);
-	labels_free(&p->labels);
-	for (int i = 0; i < p->ncontainers; i++) {
-		free(p->containers[i].name);
-		free(p->containers[i].id);
-	}
+	POD_STRINGS(p, free_string);
+	free(p->labels.kv);
 	free(p->containers);
 	memset(p, 0, sizeof(*p));
 }
@@ -380,20 +391,6 @@ static int pod_ips(const cJSON *obj, char **ret)
 	return 0;
 }
 
-/* What packing moves: each string of the pod, by its address. */
-#define POD_STRINGS(p, X)                                                                  \
-	do {                                                                               \
-		X(&(p)->ns); X(&(p)->name); X(&(p)->uid); X(&(p)->node); X(&(p)->ips);    \
-		X(&(p)->service_annotation); X(&(p)->owner_kind); X(&(p)->owner_name);      \
-		X(&(p)->phase);                                                            \
-		for (int i_ = 0; i_ < (p)->labels.n; i_++) {                               \
-			X(&(p)->labels.kv[i_].key); X(&(p)->labels.kv[i_].value);          \
-		}                                                                          \
-		for (int i_ = 0; i_ < (p)->ncontainers; i_++) {                            \
-			X(&(p)->containers[i_].name); X(&(p)->containers[i_].id);          \
-		}                                                                          \
-	} while (0)
-
 /* Moves the pod's strings and arrays into one block (about half the memory of
  * a malloc each); on failure the pod stays as it was. */
 static void pod_pack(struct pod *p)
@@ -410,8 +407,10 @@ static void pod_pack(struct pod *p)
 	b = malloc(len ? len : 1);
 	if (!b)
 		return;
-	memcpy(b, p->labels.kv, kvs);
-	memcpy(b + kvs, p->containers, crs);
+	if (kvs)
+		memcpy(b, p->labels.kv, kvs);
+	if (crs)
+		memcpy(b + kvs, p->containers, crs);
 	p->labels.kv = p->labels.n ? (struct kv *)b : NULL;
 	p->containers = p->ncontainers ? (struct container_ref *)(b + kvs) : NULL;
 	at = b + kvs + crs;

@@ -1,7 +1,7 @@
 // SPDX-License-Identifier: Apache-2.0
 /*
  * The reconcile thread (see reconcile.h). Its own state (the policies'
- * runtime, the API client) is touched by no other thread; it reads the caches
+ * runtime, the target sets, the API client) is touched by no other thread; it reads the caches
  * under cache_lock's read side and takes ctl.lock only to look at and update
  * the fleet, never while encoding a target set or calling the API server.
  */
@@ -90,10 +90,10 @@ void reconcile_changed(struct ctl *c, enum reconcile_change what, const char *ke
 		err = key && !w->all ? hmap_put(&w->owners, key, (void *)1, NULL) : 0;
 		break;
 	case RC_NAMESPACE:
-		w->ns_labels = true;
+		err = key && !w->all ? hmap_put(&w->namespaces, key, (void *)1, NULL) : 0;
 		break;
 	case RC_NODE:
-		w->node_labels = true;
+		err = key && !w->all ? hmap_put(&w->node_labels, key, (void *)1, NULL) : 0;
 		break;
 	case RC_BACKEND:
 		w->backends = true;
@@ -244,14 +244,18 @@ static int encode_updates(struct ctl *c, const struct resolve_input *in, struct 
 		uint64_t d = cmp ? fnv1a(cmp, len) : 0;
 
 		free(cmp);
-		if (!d || d == prev[2 * i])
+		if (d && d == prev[2 * i])
 			continue;
 		u[nu].tn = &tn[i];
 		u[nu].digest = d;
 		u[nu].version = next_version(prev[2 * i + 1]);
-		u[nu].msg = resolve_encode(in, &tn[i].nt, u[nu].version, &u[nu].len);
-		if (!u[nu].msg)
+		u[nu].msg = d ? resolve_encode(in, &tn[i].nt, u[nu].version, &u[nu].len) : NULL;
+		if (!u[nu].msg) {	/* out of memory: built again at the next sync */
+			ctl_lock(c);
+			reconcile_node_set_locked(c, tn[i].name);
+			ctl_unlock(c);
 			continue;
+		}
 		log_debug("node %s: target set v%llu, %d container(s)", tn[i].name,
 			  (unsigned long long)u[nu].version, tn[i].nt.n);
 		nu++;
@@ -302,6 +306,26 @@ static void results_due(struct reconciler *r, struct hmap *due, bool all)
 	}
 }
 
+/* After a failed sync: new target sets, everything matched again, every node
+ * known built again (one whose set is now empty included). */
+static void start_afresh(struct reconciler *r)
+{
+	struct targets *t = targets_new();
+	struct ctl *c = r->c;
+
+	log_error("reconcile: out of memory: the target sets are made again from scratch");
+	if (t) {
+		targets_free(r->t);
+		r->t = t;
+	}
+	r->need_all = true;
+	ctl_lock(c);
+	hmap_for_each(&c->node_states, it)
+		reconcile_node_set_locked(c, it->key);
+	reconcile_resolve_soon_locked(c);
+	ctl_unlock(c);
+}
+
 /* Brings the target sets up to date with what changed. Under cache_lock (read). */
 static void sync_pass(struct reconciler *r, struct targets_work *w, struct hmap *due)
 {
@@ -321,9 +345,7 @@ static void sync_pass(struct reconciler *r, struct targets_work *w, struct hmap 
 	w->all = all;
 	r->need_all = false;
 	if (targets_sync(r->t, &v, w, &tn, &n)) {
-		log_error("reconcile: out of memory: everything is matched again next time");
-		r->need_all = true;
-		reconcile_resolve_soon(c);
+		start_afresh(r);
 		return;
 	}
 	results_due(r, due, all);
@@ -339,7 +361,6 @@ static void sync_pass(struct reconciler *r, struct targets_work *w, struct hmap 
 /* ---- status ------------------------------------------------------------------------- */
 
 struct due_policy {
-	const struct targets *t;
 	const char *key;
 	const struct policy *p;
 	struct policy_rt *rt;
@@ -371,12 +392,15 @@ static void add_exports(struct due_policy *d, const struct node_state *ns)
 }
 
 /* The agents' side of each due policy, in one pass over the nodes. Under ctl.lock. */
-static void gather_agents(struct ctl *c, struct due_policy *d, int n, const struct hmap *by_key)
+static void gather_agents(struct ctl *c, const struct targets *t, struct due_policy *d, int n,
+			  const struct hmap *by_key)
 {
 	for (int i = 0; i < n; i++) {
 		const struct hmap *nodes = NULL;
 
-		if (!targets_policy(d[i].t, d[i].key, &nodes))
+		/* a finished OnDemand policy targets no node any more */
+		if ((d[i].p->mode == MODE_ONDEMAND && d[i].rt->completion) ||
+		    !targets_policy(t, d[i].key, &nodes))
 			continue;
 		hmap_for_each(nodes, it) {
 			const struct node_state *ns = hmap_get(&c->node_states, it->key);
@@ -421,7 +445,6 @@ static struct due_policy *due_policies(struct reconciler *r, const struct hmap *
 		/* a policy not resolved yet waits for its resolve, which is due */
 		if (!rt || strcmp(rt->uid, p->uid ? p->uid : ""))
 			continue;
-		d[n].t = r->t;
 		d[n].key = it->key;
 		d[n].p = p;
 		d[n].rt = rt;
@@ -453,7 +476,7 @@ static struct status_write *status_pass(struct reconciler *r, const struct hmap 
 	if (due->n)
 		r->c->rq.status_passes++;
 	if (leader && d)
-		gather_agents(r->c, d, n, &by_key);
+		gather_agents(r->c, r->t, d, n, &by_key);
 	ctl_unlock(r->c);
 	if (leader != r->leader)	/* another leader wrote meanwhile: what we wrote is no guide */
 		hmap_for_each(&r->runtime, it) {
@@ -617,7 +640,7 @@ static void wait_until_ms(struct ctl *c, int64_t t)
 }
 
 /* Moves every key of from into to. */
-static void take_keys(struct hmap *from, struct hmap *to)
+static void move_keys(struct hmap *from, struct hmap *to)
 {
 	hmap_for_each(from, it)
 		hmap_put(to, it->key, (void *)1, NULL);
@@ -643,11 +666,13 @@ static bool next_work(struct reconciler *r, bool *ret_resolve, struct targets_wo
 	}
 	*ret_resolve = q->resolve || mono_ms() >= r->last_resync_ms + RECONCILE_RESYNC_S * 1000;
 	q->resolve = false;
-	if (*ret_resolve)
-		targets_work_take(w, &q->work);
-	take_keys(&q->policies, due);
+	if (*ret_resolve) {	/* moved, not copied: nothing to fail under the lock */
+		*w = q->work;
+		memset(&q->work, 0, sizeof(q->work));
+	}
+	move_keys(&q->policies, due);
 	if (q->counted.n && mono_ms() >= q->counted_since_ms + RECONCILE_COUNTED_DELAY_MS)
-		take_keys(&q->counted, due);
+		move_keys(&q->counted, due);
 	if (*ret_resolve)
 		q->resolves++;
 	return true;

@@ -3,7 +3,7 @@
 #define CONTROLLER_RESOLVE_H
 /*
  * Policies x pods -> one target set per node. Pure: no I/O, no locks; the
- * caller snapshots its caches into a resolve_input.
+ * caller holds its caches still while resolving (reconcile: cache_lock).
  */
 #include <stddef.h>
 #include <stdint.h>
@@ -55,6 +55,7 @@ struct policy_result {
 	int pods;		/* pods with at least one targeted container */
 	int nodes;
 	int waiting;		/* selected pods without a running container id or node */
+	uint64_t nodes_gen;	/* targets.c: moves when the set of its nodes changes */
 };
 
 struct resolve_output {

@@ -57,26 +57,9 @@ void targets_work_free(struct targets_work *w)
 	hmap_free(&w->pods);
 	hmap_free(&w->nodes);
 	hmap_free(&w->owners);
+	hmap_free(&w->namespaces);
+	hmap_free(&w->node_labels);
 	memset(w, 0, sizeof(*w));
-}
-
-static void take_keys(struct hmap *to, struct hmap *from)
-{
-	hmap_for_each(from, it)
-		hmap_put(to, it->key, (void *)1, NULL);
-	hmap_free(from);
-}
-
-void targets_work_take(struct targets_work *to, struct targets_work *from)
-{
-	to->all |= from->all;
-	to->backends |= from->backends;
-	to->ns_labels |= from->ns_labels;
-	to->node_labels |= from->node_labels;
-	take_keys(&to->pods, &from->pods);
-	take_keys(&to->nodes, &from->nodes);
-	take_keys(&to->owners, &from->owners);
-	memset(from, 0, sizeof(*from));
 }
 
 struct targets *targets_new(void)
@@ -140,10 +123,13 @@ static void node_count(struct targets *t, struct tpolicy *p, const char *node, i
 {
 	intptr_t n = (intptr_t)hmap_get(&p->nodes, node) + sign;
 
-	if (n > 0)
+	if (n == 1 && sign > 0)
+		p->result.nodes_gen++;	/* a node joins */
+	if (n > 0) {
 		nomem(t, hmap_put(&p->nodes, node, (void *)n, NULL));
-	else
-		hmap_del(&p->nodes, node);
+	} else if (hmap_del(&p->nodes, node)) {
+		p->result.nodes_gen++;	/* one leaves */
+	}
 	p->result.nodes = (int)p->nodes.n;
 }
 
@@ -248,9 +234,13 @@ static bool same_matches(const struct tpod *tp, const struct tmatch *m, int n, c
 static void pod_sync(struct targets *t, const char *uid, const struct pod *pod, int only)
 {
 	struct tpod *tp = hmap_get(&t->pods, uid);
-	int n = matches(t, pod, tp, only);
 	const char *node = NULL;
 	struct tmatch *m;
+	int n;
+
+	if (!pod)	/* gone (its key may come with the next sync): none of it stays */
+		only = -1;
+	n = matches(t, pod, tp, only);
 
 	t->stats.pods_synced++;
 	for (int i = 0; i < n && !node; i++)
@@ -271,9 +261,8 @@ static void pod_sync(struct targets *t, const char *uid, const struct pod *pod, 
 		free(tp);
 		tp = NULL;
 	}
-	if (!tp || !m) {	/* the old counts are out: drop the pod (err: resync) */
+	if (!tp || !m) {	/* the caller starts afresh */
 		free(m);
-		tpod_free(hmap_del(&t->pods, uid));
 		t->err = -ENOMEM;
 		return;
 	}
@@ -284,9 +273,10 @@ static void pod_sync(struct targets *t, const char *uid, const struct pod *pod, 
 	if (!tp->node != !node || (node && strcmp(tp->node, node))) {
 		free(tp->node);
 		tp->node = node ? strdup(node) : NULL;
-		if (node && !tp->node) {	/* counted nowhere: its targeted matches go */
+		if (node && !tp->node) {	/* the caller starts afresh */
 			tp->n = 0;
 			t->err = -ENOMEM;
+			return;
 		}
 	}
 	count(t, uid, tp, 1);
@@ -538,6 +528,25 @@ static bool any_selector(const struct targets *t, bool ns)
 	return false;
 }
 
+/* The pods of Namespaces and on Nodes whose labels changed, matched again when a
+ * cluster policy selects by them (a scan of names: no selector for the others). */
+static void scopes_sync(struct targets *t, const struct targets_view *v,
+			const struct targets_work *w)
+{
+	bool ns = w->namespaces.n && any_selector(t, true);
+	bool nodes = w->node_labels.n && any_selector(t, false);
+
+	if (!ns && !nodes)
+		return;
+	hmap_for_each(v->pods, it) {
+		const struct pod *pod = it->val;
+
+		if ((ns && hmap_get(&w->namespaces, pod->ns)) ||
+		    (nodes && pod->node && hmap_get(&w->node_labels, pod->node)))
+			pod_sync(t, it->key, pod, -1);
+	}
+}
+
 /* Every pod matched again: those of the view, and those gone from it. */
 static void pods_all(struct targets *t, const struct targets_view *v)
 {
@@ -589,10 +598,10 @@ int targets_sync(struct targets *t, const struct targets_view *v, struct targets
 		targets_work_free(w);
 		return -ENOMEM;
 	}
-	all |= (w->ns_labels && any_selector(t, true)) || (w->node_labels && any_selector(t, false));
 	if (all) {
 		pods_all(t, v);
 	} else {
+		scopes_sync(t, v, w);
 		hmap_for_each(&w->pods, it)
 			pod_sync(t, it->key, hmap_get(v->pods, it->key), -1);
 		for (int i = 0; i < nchanged; i++)
@@ -607,10 +616,8 @@ int targets_sync(struct targets *t, const struct targets_view *v, struct targets
 		mark_dirty(t, it->key);
 	targets_work_free(w);
 	t->stats.pods_matched = t->pods.n;
-	if (t->err) {
-		hmap_free(&t->dirty);
+	if (t->err)
 		return t->err;
-	}
 	return nodes_build(t, v, ret, ret_n);
 }
 

@@ -27,13 +27,12 @@ struct targets_work {
 	struct hmap pods;	/* uid -> (void *)1: pods that changed or went */
 	struct hmap nodes;	/* name -> (void *)1: sets to build again (an agent without one came) */
 	struct hmap owners;	/* "ns/name" -> (void *)1: ReplicaSets that changed */
+	struct hmap namespaces;	/* name -> (void *)1: Namespaces whose labels changed */
+	struct hmap node_labels;	/* name -> (void *)1: Nodes whose labels changed */
 	bool backends;		/* a ClusterProfilingBackend changed */
-	bool ns_labels, node_labels;	/* a Namespace's or a Node's labels changed */
 };
 
 void targets_work_free(struct targets_work *w);
-/* Moves what from holds into to (from is left empty). */
-void targets_work_take(struct targets_work *to, struct targets_work *from);
 
 /* The caches a sync reads. */
 struct targets_view {
@@ -62,22 +61,26 @@ void targets_free(struct targets *t);
  * Brings t up to date with the view and what changed (w is emptied). *ret gets
  * the nodes whose set was built again, *ret_n how many (free them with
  * targets_nodes_free); their targets point into the caches and into
- * targets_input(), valid while cache_lock is held. 0 or -ENOMEM (then the
- * next sync must be one with w->all).
+ * targets_input(), valid until the caller releases the cache_lock it held for
+ * the sync. 0 or -ENOMEM: then t is no guide any more (counts may be off);
+ * the caller replaces it with a new one and syncs that with w->all.
  */
 int targets_sync(struct targets *t, const struct targets_view *v, struct targets_work *w,
 		 struct targets_node **ret, int *ret_n);
 void targets_nodes_free(struct targets_node *n, int count);
 
-/* What the sets were built with: resolve_encode() takes it. */
+/* What the sets were built with: resolve_encode() takes it (its policies are
+ * the caches', valid as the nodes of targets_sync are). */
 const struct resolve_input *targets_input(const struct targets *t);
 
 /* A policy's verdict and counts at the last sync and the nodes holding its
- * targets (name -> count of its pods there); NULL when not known. */
+ * targets (name -> count of its pods there); NULL when not known. Its
+ * nodes_gen moves whenever a node joins or leaves that map. */
 const struct policy_result *targets_policy(const struct targets *t, const char *key,
 					   const struct hmap **ret_nodes);
 
-/* For /metrics: pods some policy selects, and the last sync's work. */
+/* Pods some policy selects now; pods and policies matched again and nodes
+ * built since the start (for tests and /metrics). */
 struct targets_stats {
 	uint64_t pods_matched, pods_synced, policies_matched, nodes_built;
 };

@@ -169,8 +169,10 @@ static void policy_change(struct world *w, int i, bool again)
 	cJSON *j;
 
 	w->gen[i]++;
-	if (again)
+	if (again) {	/* a new object: its generation starts again */
 		w->uids++;
+		w->gen[i] = 1;
+	}
 	snprintf(json, sizeof(json),
 		 "{\"metadata\":{\"name\":\"pol%d\"%s%s%s,\"uid\":\"pu-%d-%d\",\"generation\":%lld,"
 		 "\"creationTimestamp\":\"2026-01-0%dT00:00:00Z\"},"
@@ -196,7 +198,8 @@ static void policy_delete(struct world *w, int i)
 	del(&w->policies, key, policy_destroy);
 }
 
-static void named(struct hmap *m, const char *name, const char *k, const char *v)
+static void named(struct hmap *m, const char *name, const char *k, const char *v,
+		  struct hmap *changed)
 {
 	struct named_labels *n = calloc(1, sizeof(*n));
 	char json[256];
@@ -208,6 +211,8 @@ static void named(struct hmap *m, const char *name, const char *k, const char *v
 	assert_int_equal(named_labels_from_json(j, n), 0);
 	cJSON_Delete(j);
 	put(m, name, n, nl_destroy);
+	if (changed)
+		hmap_put(changed, name, (void *)1, NULL);
 }
 
 static void replicaset(struct hmap *m, const char *name, const char *deployment)
@@ -226,7 +231,7 @@ static void replicaset(struct hmap *m, const char *name, const char *deployment)
 	put(m, n->name, n, nl_destroy);
 }
 
-static void backend(struct hmap *m, const char *allowed, const char *url)
+static void backend(struct hmap *m, const char *allowed, const char *url, const char *bearer)
 {
 	struct backend *b = calloc(1, sizeof(*b));
 	char json[256];
@@ -238,6 +243,7 @@ static void backend(struct hmap *m, const char *allowed, const char *url)
 	j = parse(json);
 	assert_int_equal(backend_from_json(j, b), 0);
 	cJSON_Delete(j);
+	b->bearer = bearer ? strdup(bearer) : NULL;	/* as secrets.c sets it */
 	put(m, "be", b, backend_destroy);
 }
 
@@ -290,8 +296,9 @@ static char *canonical(const struct resolve_input *in, const struct node_targets
 		o += (size_t)snprintf(out + o, cap - o, "]\n");
 	}
 	for (size_t i = 0; i < m->targets->n_backends; i++)	/* in the order of the targets */
-		o += (size_t)snprintf(out + o, cap - o, "backend %s %s\n", m->targets->backends[i]->name,
-				      m->targets->backends[i]->url);
+		o += (size_t)snprintf(out + o, cap - o, "backend %s %s %s\n",
+				      m->targets->backends[i]->name, m->targets->backends[i]->url,
+				      m->targets->backends[i]->bearer_token);
 	profleet__fleet__v1__controller_message__free_unpacked(m, NULL);
 	free(buf);
 	return out;
@@ -348,6 +355,22 @@ static void compare(struct world *w, const struct targets *t, const struct hmap 
 				 r->accepted, r->reason, r->pods, r->nodes, r->waiting, f->accepted,
 				 f->reason, f->pods, f->nodes, f->waiting);
 		assert_string_equal(r->message, f->message);
+		/* its nodes by name: the status counts their agents */
+		for (int k = 0; f->accepted && k < in.npods; k++)
+			if (resolve_pod(&in, i, in.pods[k]) == RESOLVE_TARGETED &&
+			    !hmap_get(nodes, in.pods[k]->node))
+				fail_msg("step %d: policy %s: node %s not among its nodes", step,
+					 pkeys[i], in.pods[k]->node);
+	}
+	for (int i = 0; i < NPOLICIES; i++) {	/* deleted ones are forgotten */
+		char key[64];
+
+		if (i >= NPOLICIES - 3)
+			snprintf(key, sizeof(key), "C:pol%d", i);
+		else
+			snprintf(key, sizeof(key), "P:ns%d/pol%d", 1 + i % 2, i);
+		if (!hmap_get(&w->policies, key) && targets_policy(t, key, NULL))
+			fail_msg("step %d: deleted policy %s still known", step, key);
 	}
 	for (int i = 0; i < out.nnodes; i++) {
 		char *want = canonical(&in, &out.nodes[i]);
@@ -376,16 +399,16 @@ static void compare(struct world *w, const struct targets *t, const struct hmap 
 static void world_init(struct world *w, struct targets_work *work)
 {
 	memset(w, 0, sizeof(*w));
-	named(&w->namespaces, "ns1", "team", "t1");
-	named(&w->namespaces, "ns2", "team", "t2");
-	named(&w->namespaces, "ns3", "team", "t1");
+	named(&w->namespaces, "ns1", "team", "t1", NULL);
+	named(&w->namespaces, "ns2", "team", "t2", NULL);
+	named(&w->namespaces, "ns3", "team", "t1", NULL);
 	for (int i = 1; i <= 4; i++) {
 		char n[8];
 
 		snprintf(n, sizeof(n), "n%d", i);
-		named(&w->nodes, n, "pool", i % 2 ? "p1" : "p2");
+		named(&w->nodes, n, "pool", i % 2 ? "p1" : "p2", NULL);
 	}
-	backend(&w->backends, "ns1", "http://x");
+	backend(&w->backends, "ns1", "http://x", NULL);
 	replicaset(&w->replicasets, "rs1", "web");
 	for (int i = 0; i < NPODS; i++)
 		pod_change(w, i, work);
@@ -414,10 +437,11 @@ static void world_free(struct world *w)
 /* One random change, told to work as the caches would tell it. */
 static void change(struct world *w, struct targets_work *work)
 {
-	int i;
+	const char *name;
 	char key[64];
+	int i;
 
-	switch (rnd(12)) {
+	switch (rnd(14)) {
 	case 0: case 1: case 2: case 3:
 		pod_change(w, (int)rnd(NPODS), work);
 		break;
@@ -434,26 +458,35 @@ static void change(struct world *w, struct targets_work *work)
 		else
 			policy_change(w, i, true);
 		break;
-	case 7:
-		named(&w->namespaces, rnd(2) ? "ns1" : "ns3", "team", rnd(2) ? "t1" : "t2");
-		work->ns_labels = true;
+	case 7:	/* a Namespace relabelled, deleted or made again */
+		name = rnd(2) ? "ns1" : "ns3";
+		if (rnd(4))
+			named(&w->namespaces, name, "team", rnd(2) ? "t1" : "t2", &work->namespaces);
+		else
+			del(&w->namespaces, name, nl_destroy);
+		hmap_put(&work->namespaces, name, (void *)1, NULL);
 		break;
-	case 8:
-		named(&w->nodes, rnd(2) ? "n1" : "n2", "pool", rnd(2) ? "p1" : "p2");
-		work->node_labels = true;
+	case 8:	/* a Node, the same */
+		name = rnd(2) ? "n1" : "n2";
+		if (rnd(4))
+			named(&w->nodes, name, "pool", rnd(2) ? "p1" : "p2", &work->node_labels);
+		else
+			del(&w->nodes, name, nl_destroy);
+		hmap_put(&work->node_labels, name, (void *)1, NULL);
 		break;
 	case 9:
 		if (rnd(3))
-			backend(&w->backends, rnd(2) ? "ns1" : "*", rnd(2) ? "http://x" : "http://y");
+			backend(&w->backends, rnd(2) ? "ns1" : "*", rnd(2) ? "http://x" : "http://y",
+				rnd(2) ? "token-1" : NULL);
 		else
 			del(&w->backends, "be", backend_destroy);
 		work->backends = true;
 		break;
 	case 10:
-		replicaset(&w->replicasets, rnd(2) ? "rs1" : "rs2", rnd(2) ? "web" : NULL);
-		hmap_put(&work->owners, rnd(2) ? "ns1/rs1" : "ns1/rs2", (void *)1, NULL);
-		hmap_put(&work->owners, "ns1/rs1", (void *)1, NULL);
-		hmap_put(&work->owners, "ns1/rs2", (void *)1, NULL);
+		name = rnd(2) ? "rs1" : "rs2";
+		replicaset(&w->replicasets, name, rnd(2) ? "web" : NULL);
+		snprintf(key, sizeof(key), "ns1/%s", name);
+		hmap_put(&work->owners, key, (void *)1, NULL);
 		break;
 	case 11:	/* an OnDemand policy finishes, or one is back */
 		i = (int)rnd(NPOLICIES);
@@ -466,7 +499,22 @@ static void change(struct world *w, struct targets_work *work)
 		else
 			hmap_put(&w->inactive, key, (void *)1, NULL);
 		break;
+	case 12:	/* a resync */
+		work->all = true;
+		break;
+	case 13:	/* an agent came: its node's set is built again, changed or not */
+		snprintf(key, sizeof(key), "n%u", 1 + rnd(4));
+		hmap_put(&work->nodes, key, (void *)1, NULL);
+		break;
 	}
+}
+
+static bool built(const struct targets_node *tn, int n, const char *node)
+{
+	for (int i = 0; i < n; i++)
+		if (!strcmp(tn[i].name, node))
+			return true;
+	return false;
 }
 
 static void test_kept_equals_from_scratch(void **state)
@@ -490,13 +538,33 @@ static void test_kept_equals_from_scratch(void **state)
 	assert_true(n > 0);
 	keep(&sets, t, tn, n);
 	compare(&w, t, &sets, 0);
-	for (int step = 1; step <= 3000; step++) {
+	for (int step = 1; step <= 4000; step++) {
 		int k = 1 + (int)rnd(3);	/* a few changes between syncs */
+		char late[32] = "", agent[8] = "";
 
 		while (k--)
 			change(&w, &work);
+		if (!rnd(20)) {
+			/* a pod deleted whose key comes one sync late (the cache tells
+			 * reconcile after it let go of cache_lock), with its policies changed */
+			int i = (int)rnd(NPODS);
+
+			snprintf(late, sizeof(late), "uid-%d", i);
+			del(&w.pods, late, pod_destroy);
+			hmap_del(&work.pods, late);
+			policy_change(&w, (int)rnd(NPOLICIES), false);
+		}
+		hmap_for_each(&work.nodes, it)
+			snprintf(agent, sizeof(agent), "%s", it->key);
 		assert_int_equal(targets_sync(t, &v, &work, &tn, &n), 0);
+		if (agent[0] && !built(tn, n, agent))
+			fail_msg("step %d: node %s asked for, not built", step, agent);
 		keep(&sets, t, tn, n);
+		if (late[0]) {	/* compared once its key came */
+			hmap_put(&work.pods, late, (void *)1, NULL);
+			assert_int_equal(targets_sync(t, &v, &work, &tn, &n), 0);
+			keep(&sets, t, tn, n);
+		}
 		compare(&w, t, &sets, step);
 	}
 	/* a sync with nothing changed builds nothing */
