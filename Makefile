@@ -220,14 +220,19 @@ run: deps agent
 soak: all
 	@sh bench/soak.sh
 
-bench: all $(BUILD)/bench/fleetsim $(BUILD)/bench/exportbench
+bench: all $(BUILD)/bench/fleetsim $(BUILD)/bench/exportbench $(BUILD)/bench/targetsbench
 	@sh bench/overhead.sh
 	@sh bench/unwind.sh
+	@$(BUILD)/bench/targetsbench
 	@sh bench/fleet.sh
 	@sh bench/export.sh
 	@sh bench/drain.sh
 
 $(BUILD)/bench/exportbench: bench/exportbench.c $(LIB_OBJS)
+	@mkdir -p $(@D)
+	$(CC) $(CFLAGS) $(LDFLAGS) $^ -o $@ $(LDLIBS)
+
+$(BUILD)/bench/targetsbench: bench/targetsbench.c $(LIB_OBJS) $(CTL_LIB_OBJS)
 	@mkdir -p $(@D)
 	$(CC) $(CFLAGS) $(LDFLAGS) $^ -o $@ $(LDLIBS)
 

@@ -70,11 +70,20 @@ for size in ${FLEET_SIZES:-500:5000 1000:10000}; do
 		/^profleet_controller_target_pushes_total/ { pushes = $2 }
 		/^profleet_controller_lock_hold_seconds_bucket/ { split($1, a, "\""); le[nb] = a[2]; cum[nb++] = $2 }
 		/^profleet_controller_lock_hold_seconds_count/ { holds = $2 }
+		/^profleet_controller_policy_rollout_seconds_bucket/ { split($1, a, "\""); rle[nr] = a[2]; rcum[nr++] = $2 }
+		/^profleet_controller_policy_rollout_seconds_count/ { rollouts = $2 }
 		END {
 			p99 = "n/a"
 			for (i = 0; i < nb; i++) if (cum[i] >= 0.99 * holds) { p99 = "<= " le[i] " s"; break }
 			printf "  controller: %d resolve passes (%.1f ms each on average), %d target sets pushed, reconcile queue depth max %s, lock hold p99 %s (%d holds)\n",
-				passes, passes ? 1000 * sum / passes : 0, pushes, depth == "" ? "n/a" : depth, p99, holds }' 
+				passes, passes ? 1000 * sum / passes : 0, pushes, depth == "" ? "n/a" : depth, p99, holds
+			# what the controller adds: from the policy event it got to every ack
+			r50 = r99 = "n/a"
+			for (i = nr - 1; i >= 0; i--) {
+				if (rcum[i] >= 0.5 * rollouts) r50 = "<= " rle[i] " s"
+				if (rcum[i] >= 0.99 * rollouts) r99 = "<= " rle[i] " s"
+			}
+			if (rollouts) printf "  controller: policy event received -> every agent holds it: p50 %s, p99 %s (%d rollouts, from its histogram)\n", r50, r99, rollouts }' 
 	ap=$(apiserver_pid)
 	ctl_kb=$(awk '/VmRSS/ { print $2 }' /proc/"$CTL_PID"/status)
 	[ -n "$ap" ] && awk -v c="$ctl_kb" '/VmRSS/ { printf "  peer: kube-apiserver RSS %.1f MiB serving the same objects; controller/apiserver RSS ratio %.3f\n", $2 / 1024, c / $2 }' /proc/"$ap"/status

@@ -410,7 +410,7 @@ static bool next_pending(struct ctl *c, uint64_t *id, char *token, size_t toklen
 	}
 	*leader = c->leader;
 	*id = cn->id;
-	snprintf(token, toklen, "%s", cn->token);
+	snprintf(token, toklen, "%s", cn->token ? cn->token : "");
 	snprintf(node, nodelen, "%s", cn->node);
 	snprintf(peer, peerlen, "%s", cn->peer);
 	return true;
@@ -423,7 +423,7 @@ static void *auth_main(void *arg)
 
 	ctl_lock(c);
 	while (!ctl_stopping(c)) {
-		char token[4096], node[254], peer[64], why[256] = "";
+		char token[FLEET_TOKEN_MAX], node[254], peer[64], why[256] = "";
 		uint64_t id;
 		bool ok, leader;
 

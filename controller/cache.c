@@ -6,6 +6,7 @@
  * written once, here.
  */
 #include <errno.h>
+#include <malloc.h>
 #include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -343,6 +344,7 @@ static void cache_list_end(void *ctx)
 		}
 	}
 	pthread_rwlock_unlock(&ch->c->cache_lock);
+	malloc_trim(0);	/* the list's pages of JSON, freed, go back to the system */
 	/* what went while no watch ran is known by no key: everything is matched again */
 	reconcile_changed(ch->c, swept ? RC_ALL : ch->kind->change, NULL);
 }

@@ -31,6 +31,7 @@
 #define FLEET_MAX_HELLO_FRAME (16u << 10)	/* before the agent is accepted (a token is < 4 KiB) */
 #define FLEET_MAX_AGENT_FRAME (16u << 20)	/* after: profile uploads are this large at most */
 #define FLEET_MAX_STORE_ACKS 8
+#define FLEET_TOKEN_MAX 4096	/* an agent's token, with its NUL */
 #define FLEET_HELLO_TIMEOUT_S 10	/* from the connection to the agent's acceptance */
 /* connections not accepted yet, and hellos waiting for their review, at once: a whole
  * fleet reconnecting after a controller restart fits; junk ones are closed by the hello
@@ -85,7 +86,7 @@ struct conn {
 	enum auth_state auth;
 	char node[254];
 	char peer[64];		/* the agent's address, as accepted (set before it is listed) */
-	char token[4096];	/* until the review is done */
+	char *token;		/* until the review is done (< FLEET_TOKEN_MAX bytes) */
 	char refusal[320];
 	bool close_after_send;
 	uint64_t sent_version, acked_version;
@@ -107,7 +108,8 @@ struct conn {
 struct node_state {
 	char *name;
 	uint64_t version;	/* of the current target set */
-	uint8_t *msg;		/* ControllerMessage for it, packed */
+	uint8_t *msg;		/* ControllerMessage for it, packed; dropped once its agent
+				 * acked it (built again when an agent connects) */
 	size_t msg_len;
 	struct conn *conn;	/* the bound agent, or NULL */
 	uint64_t acked;		/* last version the node's agent acked (kept across reconnects) */
@@ -148,9 +150,14 @@ struct ctl_stats {
 #define CTL_HOLD_BUCKETS 6	/* <= 10 us, 100 us, 1 ms, 10 ms, 100 ms, +Inf */
 
 /* What the reconcile thread is asked to do (ctl.lock); reconcile.c takes it. */
+/* profleet_controller_policy_rollout_seconds: <= 0.1, 0.25, 0.5, 1, 2.5, 5, 10 s, +Inf */
+#define CTL_ROLLOUT_BUCKETS 8
+#define CTL_ROLLOUT_BOUNDS { 0.1, 0.25, 0.5, 1, 2.5, 5, 10 }
+
 struct rec_queue {
 	bool resolve;		/* caches changed: bring the target sets up to date */
 	struct targets_work work;	/* what changed (targets.h) */
+	int64_t policy_since_ms;	/* CLOCK_MONOTONIC: the oldest policy change in work */
 	struct hmap policies;	/* policy key -> NULL: status due now (acks, agents) */
 	struct hmap counted;	/* policy key -> NULL: samples counted, status due soon */
 	int64_t counted_since_ms;	/* CLOCK_MONOTONIC: when the first of those came */
@@ -188,6 +195,9 @@ struct ctl {
 	/* reconcile latency */
 	uint64_t rec_count, rec_buckets[6];	/* <= 1, 5, 25, 100, 500 ms, +Inf */
 	double rec_sum_s;
+	/* policy changed -> all its agents hold it (reconcile.c; ROLLOUT_BOUNDS) */
+	uint64_t rollout_count, rollout_buckets[CTL_ROLLOUT_BUCKETS];
+	double rollout_sum_s;
 	/* how long ctl.lock is held each time (ctl_lock, ctl_unlock) */
 	int64_t lock_t0_ns;	/* when the holder took it */
 	uint64_t hold_count, hold_buckets[CTL_HOLD_BUCKETS];

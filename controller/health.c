@@ -44,6 +44,8 @@ struct fleet_view {
 	double sum;
 	uint64_t hold_buckets[CTL_HOLD_BUCKETS], hold_count;
 	double hold_sum;
+	uint64_t rollout_buckets[CTL_ROLLOUT_BUCKETS], rollout_count;
+	double rollout_sum;
 	int leader;
 };
 
@@ -55,7 +57,7 @@ static void fleet_view(struct ctl *c, struct fleet_view *v)
 	for (struct conn *cn = c->conns; cn; cn = cn->next)
 		v->agents += cn->auth == AUTH_OK;
 	hmap_for_each(&c->node_states, it)
-		v->target_nodes += ((struct node_state *)it->val)->msg != NULL;
+		v->target_nodes += ((struct node_state *)it->val)->version != 0;
 	v->leader = c->leader;
 	memcpy(v->buckets, c->rec_buckets, sizeof(v->buckets));
 	v->count = c->rec_count;
@@ -68,6 +70,9 @@ static void fleet_view(struct ctl *c, struct fleet_view *v)
 	memcpy(v->hold_buckets, c->hold_buckets, sizeof(v->hold_buckets));
 	v->hold_count = c->hold_count;
 	v->hold_sum = c->hold_sum_s;
+	memcpy(v->rollout_buckets, c->rollout_buckets, sizeof(v->rollout_buckets));
+	v->rollout_count = c->rollout_count;
+	v->rollout_sum = c->rollout_sum_s;
 	ctl_unlock(c);
 }
 
@@ -124,6 +129,29 @@ static void fleet_metrics(struct ctl *c, struct metrics *m, const struct fleet_v
 	    "result", "ok", (double)v->st.status_writes, "error", (double)v->st.status_errors);
 }
 
+static void rollout_metrics(struct metrics *m, const struct fleet_view *v)
+{
+	static const double bounds[] = CTL_ROLLOUT_BOUNDS;
+	uint64_t acc = 0;
+	char le[16];
+
+	metrics_family(m, "profleet_controller_policy_rollout_seconds", "histogram",
+		       "From a policy's new spec reaching the controller to every agent of its "
+		       "nodes holding the target set made from it.");
+	for (int i = 0; i < CTL_ROLLOUT_BUCKETS; i++) {
+		acc += v->rollout_buckets[i];
+		if (i < CTL_ROLLOUT_BUCKETS - 1)
+			snprintf(le, sizeof(le), "%g", bounds[i]);
+		else
+			snprintf(le, sizeof(le), "+Inf");
+		metrics_value(m, "profleet_controller_policy_rollout_seconds_bucket",
+			      (const char *[]){ "le", le, NULL }, (double)acc);
+	}
+	metrics_value(m, "profleet_controller_policy_rollout_seconds_sum", NULL, v->rollout_sum);
+	metrics_value(m, "profleet_controller_policy_rollout_seconds_count", NULL,
+		      (double)v->rollout_count);
+}
+
 static void reconcile_metrics(struct metrics *m, const struct fleet_view *v)
 {
 	static const char *const le[] = { "0.001", "0.005", "0.025", "0.1", "0.5", "+Inf" };
@@ -150,6 +178,7 @@ static void reconcile_metrics(struct metrics *m, const struct fleet_view *v)
 	metrics_value(m, "profleet_controller_reconcile_duration_seconds_sum", NULL, v->sum);
 	metrics_value(m, "profleet_controller_reconcile_duration_seconds_count", NULL,
 		      (double)v->count);
+	rollout_metrics(m, v);
 }
 
 static void auth_metrics(struct ctl *c, struct metrics *m)

@@ -30,6 +30,7 @@ struct reconciler {
 	struct hmap runtime;	/* ctl.policies key -> struct policy_rt */
 	struct targets *t;	/* the target sets, kept up to date */
 	bool need_all;		/* a sync failed: the next one matches everything again */
+	int64_t policy_since_ms;	/* the oldest policy change the current sync takes */
 	uint64_t pass;		/* resolve passes */
 	int64_t last_resolve_ms, last_resync_ms, last_expire_ms;
 	int64_t next_timer_s;	/* wall clock: the next OnDemand end or status retry (0: none) */
@@ -81,8 +82,10 @@ void reconcile_changed(struct ctl *c, enum reconcile_change what, const char *ke
 	case RC_ALL:
 		w->all = true;
 		break;
-	case RC_POLICY:
-		break;	/* every sync looks at every policy */
+	case RC_POLICY:	/* every sync looks at every policy */
+		if (!c->rq.policy_since_ms)
+			c->rq.policy_since_ms = mono_ms();
+		break;
 	case RC_POD:	/* everything matched again anyway: no need to keep it */
 		err = key && !w->all ? hmap_put(&w->pods, key, (void *)1, NULL) : 0;
 		break;
@@ -171,15 +174,23 @@ static struct policy_rt *rt_get(struct reconciler *r, const char *key, const str
 	return rt;
 }
 
-/* Every policy's runtime; the ones of policies gone are dropped. Under cache_lock. */
+/* Every policy's runtime; the ones of policies gone are dropped; a new spec's
+ * rollout starts. Under cache_lock. */
 static void runtimes_sync(struct reconciler *r)
 {
+	int64_t since = r->policy_since_ms ? r->policy_since_ms : mono_ms();
+
 	r->pass++;
 	hmap_for_each(&r->c->policies, it) {
-		struct policy_rt *rt = rt_get(r, it->key, it->val);
+		const struct policy *p = it->val;
+		struct policy_rt *rt = rt_get(r, it->key, p);
 
-		if (rt)
-			rt->seen = r->pass;
+		if (!rt)
+			continue;
+		rt->seen = r->pass;
+		if (rt->generation != p->generation)
+			rt->rollout_t0_ms = since;
+		rt->generation = p->generation;
 	}
 	hmap_for_each(&r->runtime, it)
 		if (((struct policy_rt *)it->val)->seen != r->pass)
@@ -243,13 +254,15 @@ static int encode_updates(struct ctl *c, const struct resolve_input *in, struct 
 		uint8_t *cmp = resolve_encode(in, &tn[i].nt, 0, &len);
 		uint64_t d = cmp ? fnv1a(cmp, len) : 0;
 
-		free(cmp);
-		if (d && d == prev[2 * i])
+		if (d && d == prev[2 * i]) {
+			free(cmp);
 			continue;
+		}
 		u[nu].tn = &tn[i];
 		u[nu].digest = d;
 		u[nu].version = next_version(prev[2 * i + 1]);
-		u[nu].msg = d ? resolve_encode(in, &tn[i].nt, u[nu].version, &u[nu].len) : NULL;
+		u[nu].msg = d ? resolve_set_version(cmp, len, u[nu].version, &u[nu].len) : NULL;
+		free(cmp);
 		if (!u[nu].msg) {	/* out of memory: built again at the next sync */
 			ctl_lock(c);
 			reconcile_node_set_locked(c, tn[i].name);
@@ -459,6 +472,28 @@ static struct due_policy *due_policies(struct reconciler *r, const struct hmap *
 	return d;
 }
 
+/* Its agents all hold its change: how long that took, into the histogram. */
+static void rollout_done(struct ctl *c, struct due_policy *d)
+{
+	static const double bounds[] = CTL_ROLLOUT_BOUNDS;
+	double s;
+	int b = 0;
+
+	if (!d->rt->rollout_t0_ms || d->in.acked < d->in.nodes)
+		return;
+	if (d->in.nodes) {	/* with no node, nothing was rolled out */
+		s = (double)(mono_ms() - d->rt->rollout_t0_ms) / 1000;
+		while (b < CTL_ROLLOUT_BUCKETS - 1 && s > bounds[b])
+			b++;
+		ctl_lock(c);
+		c->rollout_buckets[b]++;
+		c->rollout_count++;
+		c->rollout_sum_s += s;
+		ctl_unlock(c);
+	}
+	d->rt->rollout_t0_ms = 0;
+}
+
 /* Status writes of the due policies. Under cache_lock (read). */
 static struct status_write *status_pass(struct reconciler *r, const struct hmap *due,
 					bool *ret_resolve)
@@ -486,6 +521,8 @@ static struct status_write *status_pass(struct reconciler *r, const struct hmap 
 			rt->last_status = NULL;
 		}
 	r->leader = leader;
+	for (int i = 0; d && i < n; i++)
+		rollout_done(r->c, &d[i]);
 	for (int i = 0; leader && d && i < n; i++) {
 		struct status_write *w;
 		bool completed;
@@ -669,6 +706,8 @@ static bool next_work(struct reconciler *r, bool *ret_resolve, struct targets_wo
 	if (*ret_resolve) {	/* moved, not copied: nothing to fail under the lock */
 		*w = q->work;
 		memset(&q->work, 0, sizeof(q->work));
+		r->policy_since_ms = q->policy_since_ms;
+		q->policy_since_ms = 0;
 	}
 	move_keys(&q->policies, due);
 	if (q->counted.n && mono_ms() >= q->counted_since_ms + RECONCILE_COUNTED_DELAY_MS)

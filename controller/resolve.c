@@ -644,3 +644,62 @@ out:
 	encoding_free(&e);
 	return buf;
 }
+
+/* ---- the version of an encoded set ------------------------------------------ */
+
+static size_t varint_put(uint8_t *b, uint64_t v)
+{
+	size_t n = 0;
+
+	do {
+		b[n++] = (uint8_t)((v & 0x7f) | (v > 0x7f ? 0x80 : 0));
+		v >>= 7;
+	} while (v);
+	return n;
+}
+
+static bool varint_get(const uint8_t *b, size_t len, size_t *at, uint64_t *v)
+{
+	*v = 0;
+	for (int shift = 0; *at < len && shift < 64; shift += 7) {
+		uint8_t c = b[(*at)++];
+
+		*v |= (uint64_t)(c & 0x7f) << shift;
+		if (!(c & 0x80))
+			return true;
+	}
+	return false;
+}
+
+/* ControllerMessage: field 1 (targets, length-delimited); TargetSet: field 1
+ * (version, varint) first, as protobuf-c packs fields in their numbers' order. */
+uint8_t *resolve_set_version(const uint8_t *msg, size_t len, uint64_t version, size_t *ret_len)
+{
+	size_t at = 1, body;
+	uint64_t blen, old;
+	uint8_t *out, vfield[11];
+	size_t vlen = 0, n;
+
+	if (len < 2 || msg[0] != 0x0a || !varint_get(msg, len, &at, &blen) || blen != len - at)
+		return NULL;
+	body = at;
+	if (body < len && msg[body] == 0x08) {	/* a version already: replaced */
+		at = body + 1;
+		if (!varint_get(msg, len, &at, &old))
+			return NULL;
+		body = at;
+	}
+	if (version) {
+		vfield[0] = 0x08;
+		vlen = 1 + varint_put(vfield + 1, version);
+	}
+	out = malloc(1 + 10 + vlen + (len - body));
+	if (!out)
+		return NULL;
+	out[0] = 0x0a;
+	n = 1 + varint_put(out + 1, vlen + (len - body));
+	memcpy(out + n, vfield, vlen);
+	memcpy(out + n + vlen, msg + body, len - body);
+	*ret_len = n + vlen + (len - body);
+	return out;
+}

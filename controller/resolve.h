@@ -94,4 +94,8 @@ const struct node_targets *resolve_find_node(const struct resolve_output *out, c
  * Returns a malloc'd buffer or NULL. */
 uint8_t *resolve_encode(const struct resolve_input *in, const struct node_targets *nt,
 			uint64_t version, size_t *ret_len);
+/* The same message with another version, from one resolve_encode() made (with any
+ * version): what is compared to tell a change is encoded once. NULL: not such a
+ * message, or out of memory. */
+uint8_t *resolve_set_version(const uint8_t *msg, size_t len, uint64_t version, size_t *ret_len);
 #endif

@@ -245,7 +245,7 @@ static bool handle_hello(struct ctl *c, struct conn *cn, const Profleet__Fleet__
 		return true;
 	}
 	if (!h->node_name || !*h->node_name || strlen(h->node_name) >= sizeof(cn->node) ||
-	    !h->token || strlen(h->token) >= sizeof(cn->token)) {
+	    !h->token || strlen(h->token) >= FLEET_TOKEN_MAX) {
 		refuse(cn, "hello needs a node name (< 254 bytes) and a token");
 		cn->auth = AUTH_REFUSED;
 		return true;
@@ -256,8 +256,14 @@ static bool handle_hello(struct ctl *c, struct conn *cn, const Profleet__Fleet__
 		cn->auth = AUTH_REFUSED;
 		return true;
 	}
+	free(cn->token);
+	cn->token = strdup(h->token);
+	if (!cn->token) {
+		refuse(cn, "controller out of memory");
+		cn->auth = AUTH_REFUSED;
+		return true;
+	}
 	snprintf(cn->node, sizeof(cn->node), "%s", h->node_name);
-	snprintf(cn->token, sizeof(cn->token), "%s", h->token);
 	cn->auth = AUTH_PENDING;
 	c->auth_work = true;
 	pthread_cond_broadcast(&c->wake);
@@ -277,6 +283,12 @@ static void handle_ack(struct ctl *c, struct conn *cn, const Profleet__Fleet__V1
 	if (ns && ns->acked != a->version) {
 		ns->acked = a->version;
 		reconcile_node_due_locked(c, cn->node);
+	}
+	if (ns && ns->conn == cn && a->version == ns->version) {
+		/* held by its agent: 5000 nodes' sets are 50 MiB not to keep */
+		free(ns->msg);
+		ns->msg = NULL;
+		ns->msg_len = 0;
 	}
 }
 
@@ -755,6 +767,10 @@ static void on_closed(struct ctl *c, struct pss *pss, struct conn *cn)
 		log_kv(LOG_LVL_INFO, LOG_KV("node", cn->node), "fleet: agent disconnected (conn %llu)",
 		       (unsigned long long)cn->id);
 	free(cn->rx);
+	if (cn->token) {
+		explicit_bzero(cn->token, strlen(cn->token));
+		free(cn->token);
+	}
 	free(cn);	/* an upload of it still with the worker finds no conn by its id */
 	pss->c = NULL;
 }
@@ -797,7 +813,11 @@ void server_auth_done(struct ctl *c, struct conn *cn, bool ok, const char *why)
 {
 	struct node_state *ns;
 
-	memset(cn->token, 0, sizeof(cn->token));
+	if (cn->token) {	/* a connection keeps no token once reviewed */
+		explicit_bzero(cn->token, strlen(cn->token));
+		free(cn->token);
+		cn->token = NULL;
+	}
 	if (!ok) {
 		log_kv(LOG_LVL_WARN, LOG_KV("node", cn->node), "fleet: agent refused: %s", why);
 		c->stats.refused++;
@@ -821,8 +841,10 @@ void server_auth_done(struct ctl *c, struct conn *cn, bool ok, const char *why)
 	cn->auth = AUTH_OK;
 	cn->need_send = true;
 	reconcile_node_due_locked(c, cn->node);
-	if (!ns->msg)	/* a node without a set yet gets one, if only an empty one */
+	if (!ns->msg) {	/* no set yet, or one acked and dropped: built (again) */
+		ns->digest = 0;
 		reconcile_node_set_locked(c, cn->node);
+	}
 	log_kv(LOG_LVL_INFO, LOG_KV("node", cn->node), "fleet: agent connected (conn %llu)",
 	       (unsigned long long)cn->id);
 }

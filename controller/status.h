@@ -53,6 +53,8 @@ struct policy_rt {
 	int64_t last_write;
 	int64_t retry_at;	/* a failed write is tried again then (0: none) */
 	uint64_t seen;		/* resolve pass that last saw the policy */
+	int64_t generation;	/* of the policy at the last sync */
+	int64_t rollout_t0_ms;	/* CLOCK_MONOTONIC: its change, until all its agents hold it */
 	struct policy_result result;	/* at the last sync (its nodes: targets_policy()) */
 };
 

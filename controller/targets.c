@@ -20,6 +20,7 @@ struct tpolicy {
 	int slot;
 	char uid[64];
 	int64_t generation;
+	uint64_t selection;	/* hash of what decides which pods it selects */
 	bool accepted, active, seen;
 	struct policy_result result;	/* verdict of the last sync; counts kept up to date */
 	struct hmap nodes;	/* node -> (intptr_t) its targeted pods there */
@@ -284,6 +285,45 @@ static void pod_sync(struct targets *t, const char *uid, const struct pod *pod, 
 
 /* ---- policies ------------------------------------------------------------------- */
 
+static uint64_t hash_str(uint64_t h, const char *s)
+{
+	for (; s && *s; s++)
+		h = (h ^ (uint8_t)*s) * 1099511628211ull;
+	return (h ^ 0xff) * 1099511628211ull;	/* a separator: "ab","c" is not "a","bc" */
+}
+
+static uint64_t hash_selector(uint64_t h, const struct selector *s)
+{
+	for (int i = 0; i < s->match.n; i++)
+		h = hash_str(hash_str(h, s->match.kv[i].key), s->match.kv[i].value);
+	for (int i = 0; i < s->nexpr; i++) {
+		h = hash_str(h, s->expr[i].key) + (uint64_t)s->expr[i].op;
+		for (int k = 0; k < s->expr[i].nvalues; k++)
+			h = hash_str(h, s->expr[i].values[k]);
+		h = hash_str(h, "]");
+	}
+	return hash_str(h, "}");
+}
+
+/* What resolve_pod() reads of a policy: a new spec that leaves it (a new frequency,
+ * labels, backends) selects the same pods, and only its nodes are built again. */
+static uint64_t selection_hash(const struct policy *p)
+{
+	uint64_t h = 14695981039346656037ull;
+
+	h = hash_str(h, p->cluster ? "cluster" : p->ns);
+	h = hash_selector(h, &p->pods);
+	h = hash_str(h, p->has_ns_sel ? "ns" : "");
+	if (p->has_ns_sel)
+		h = hash_selector(h, &p->namespaces);
+	h = hash_str(h, p->has_node_sel ? "node" : "");
+	if (p->has_node_sel)
+		h = hash_selector(h, &p->nodes);
+	for (int i = 0; i < p->ncontainers; i++)
+		h = hash_str(h, p->containers[i]);
+	return h;
+}
+
 static int grow_slots(struct targets *t)
 {
 	int cap = t->cap ? t->cap * 2 : 16;
@@ -340,23 +380,28 @@ static void policy_nodes_dirty(struct targets *t, const struct tpolicy *p)
 		mark_dirty(t, it->key);
 }
 
-/* Matches one policy again: the pods it selected, and (accepted) every pod of its scope. */
+/*
+ * Matches one policy again: not accepted (or gone), it leaves every pod it
+ * selected; accepted, every pod of its scope is matched (a pod gone from the
+ * caches whose key has not come yet keeps its match until it comes).
+ */
 static void policy_rematch(struct targets *t, const struct targets_view *v, struct tpolicy *p)
 {
 	const struct policy *pol = t->pol[p->slot];
 
 	t->stats.policies_matched++;
-	hmap_for_each(&t->pods, it) {
-		const struct tpod *tp = it->val;
+	if (!slot_accepted(t, p->slot)) {
+		hmap_for_each(&t->pods, it) {
+			const struct tpod *tp = it->val;
 
-		for (int i = 0; i < tp->n; i++)
-			if (tp->m[i].slot == p->slot) {
-				pod_sync(t, it->key, hmap_get(v->pods, it->key), p->slot);
-				break;
-			}
-	}
-	if (!slot_accepted(t, p->slot))
+			for (int i = 0; i < tp->n; i++)
+				if (tp->m[i].slot == p->slot) {
+					pod_sync(t, it->key, hmap_get(v->pods, it->key), p->slot);
+					break;
+				}
+		}
 		return;
+	}
 	hmap_for_each(v->pods, it) {
 		const struct pod *pod = it->val;
 
@@ -394,14 +439,17 @@ static int policies_sync(struct targets *t, const struct targets_view *v, bool b
 		struct tpolicy *p = it->val;
 		const struct policy *pol = t->pol[p->slot];
 		const struct policy_result *vr = &t->verdicts[p->slot];
-		bool again = !pol || strcmp(p->uid, pol->uid ? pol->uid : "") ||
-			     p->generation != pol->generation || p->accepted != vr->accepted;
+		bool spec = !pol || strcmp(p->uid, pol->uid ? pol->uid : "") ||
+			    p->generation != pol->generation || p->accepted != vr->accepted;
+		uint64_t sel = pol ? selection_hash(pol) : 0;
 
-		if (again)
-			changed[(*nchanged)++] = p;
-		if (again || p->active != t->active[p->slot] ||
+		if (spec && (!pol || sel != p->selection || p->accepted != vr->accepted ||
+			     strcmp(p->uid, pol->uid ? pol->uid : "")))
+			changed[(*nchanged)++] = p;	/* it may select other pods */
+		if (spec || p->active != t->active[p->slot] ||
 		    (backends && pol && pol->nbackends))
 			policy_nodes_dirty(t, p);	/* what its targets carry changed */
+		p->selection = sel;
 		p->accepted = vr->accepted;
 		p->active = t->active[p->slot];
 		if (pol) {

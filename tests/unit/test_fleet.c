@@ -601,6 +601,44 @@ static void test_resolve(void **state)
 			assert_true(strcmp(na->t[i - 1].pod->containers[na->t[i - 1].container].id, id) < 0);
 	}
 
+	/* a version set into a set encoded without one is the set encoded with it */
+	for (uint64_t v = 0; v < 5; v++) {
+		static const uint64_t vs[] = { 1234, 1, 0, 1764930000123ull, UINT64_MAX };
+		size_t l0, l1, l2, l3;
+		uint8_t *b0 = resolve_encode(&in, na, 0, &l0), *b1 = resolve_encode(&in, na, vs[v], &l1);
+		uint8_t *b2 = resolve_set_version(b0, l0, vs[v], &l2);
+		uint8_t *b3 = resolve_set_version(b1, l1, 7, &l3), *b4;
+		size_t l4;
+
+		assert_non_null(b2);
+		assert_int_equal(l2, l1);
+		assert_memory_equal(b2, b1, l1);
+		b4 = resolve_encode(&in, na, 7, &l4);	/* one with a version takes another */
+		assert_non_null(b3);
+		assert_int_equal(l3, l4);
+		assert_memory_equal(b3, b4, l4);
+		free(b0);
+		free(b1);
+		free(b2);
+		free(b3);
+		free(b4);
+	}
+	{	/* an empty set, and what is not a set */
+		size_t l0, l1, l2;
+		uint8_t *b0 = resolve_encode(&in, NULL, 0, &l0), *b1 = resolve_encode(&in, NULL, 9, &l1);
+		uint8_t *b2 = resolve_set_version(b0, l0, 9, &l2);
+		static const uint8_t junk[] = { 0x12, 0x00 }, cut[] = { 0x0a, 0x05, 0x08 };
+
+		assert_non_null(b2);
+		assert_int_equal(l2, l1);
+		assert_memory_equal(b2, b1, l1);
+		assert_null(resolve_set_version(junk, sizeof(junk), 9, &l2));
+		assert_null(resolve_set_version(cut, sizeof(cut), 9, &l2));
+		free(b0);
+		free(b1);
+		free(b2);
+	}
+
 	/* the encoding decodes back to the same targets */
 	{
 		size_t len;
