@@ -68,9 +68,9 @@ for size in ${FLEET_SIZES:-500:5000 1000:10000}; do
 		/^profleet_controller_reconciles_total\{kind="resolve"\}/ { resolves = $2 }
 		/^profleet_controller_reconcile_queue_depth_max/ { depth = $2 }
 		/^profleet_controller_target_pushes_total/ { pushes = $2 }
-		/^profleet_controller_lock_hold_seconds_bucket/ { split($1, a, "\""); le[nb] = a[2]; cum[nb++] = $2 }
+		/^profleet_controller_lock_hold_seconds_bucket/ { split($1, a, "\""); nb += 0; le[nb] = a[2]; cum[nb++] = $2 }
 		/^profleet_controller_lock_hold_seconds_count/ { holds = $2 }
-		/^profleet_controller_policy_rollout_seconds_bucket/ { split($1, a, "\""); rle[nr] = a[2]; rcum[nr++] = $2 }
+		/^profleet_controller_policy_rollout_seconds_bucket/ { split($1, a, "\""); nr += 0; rle[nr] = a[2]; rcum[nr++] = $2 }
 		/^profleet_controller_policy_rollout_seconds_count/ { rollouts = $2 }
 		END {
 			p99 = "n/a"

@@ -55,6 +55,7 @@ struct policy_rt {
 	uint64_t seen;		/* resolve pass that last saw the policy */
 	int64_t generation;	/* of the policy at the last sync */
 	int64_t rollout_t0_ms;	/* CLOCK_MONOTONIC: its change, until all its agents hold it */
+	uint64_t rollout_version;	/* sets built since have versions >= this */
 	struct policy_result result;	/* at the last sync (its nodes: targets_policy()) */
 };
 
