@@ -440,7 +440,7 @@ static void *auth_main(void *arg)
 			ok = c->opt.insecure_trust_agents ||
 			     review_agent(c, a->kc, token, node, peer, why, sizeof(why));
 		}
-		memset(token, 0, sizeof(token));
+		explicit_bzero(token, sizeof(token));
 		ctl_lock(c);
 		for (struct conn *cn = c->conns; cn; cn = cn->next)	/* it may have gone meanwhile */
 			if (cn->id == id && cn->auth == AUTH_PENDING) {

@@ -19,6 +19,7 @@
 #include "reconcile.h"
 
 #define KEY_MAX 600
+#define TRIM_AFTER_LIST 4096	/* objects */
 
 struct cache_kind {
 	const char *resource;	/* as /readyz and /metrics name it */
@@ -331,7 +332,7 @@ static void cache_list_end(void *ctx)
 	struct cache *ch = ctx;
 	struct hmap *m = kind_map(ch->c, ch->kind);
 
-	bool swept = false;
+	bool swept = false, large;
 
 	pthread_rwlock_wrlock(&ch->c->cache_lock);
 	hmap_for_each(m, it) {
@@ -343,8 +344,10 @@ static void cache_list_end(void *ctx)
 			swept = true;
 		}
 	}
+	large = m->n >= TRIM_AFTER_LIST;
 	pthread_rwlock_unlock(&ch->c->cache_lock);
-	malloc_trim(0);	/* the list's pages of JSON, freed, go back to the system */
+	if (large)	/* the list's pages of JSON, freed, go back to the system */
+		malloc_trim(0);
 	/* what went while no watch ran is known by no key: everything is matched again */
 	reconcile_changed(ch->c, swept ? RC_ALL : ch->kind->change, NULL);
 }

@@ -90,6 +90,7 @@ struct conn {
 	char refusal[320];
 	bool close_after_send;
 	uint64_t sent_version, acked_version;
+	uint64_t have_version;	/* the set its agent runs, from its hello */
 	uint32_t found, missing;
 	bool need_send;
 	/* built-in store: an upload with the store worker (main thread; reading
@@ -121,6 +122,8 @@ struct node_state {
 	struct hmap exporters;	/* backend name -> struct export_state, from the counters */
 	/* set by the reconcile thread with each target set */
 	uint64_t digest;	/* of the set's content, without its version */
+	bool need_msg;		/* its bytes were dropped and an agent needs them: the
+				 * next sync encodes the set again, version kept */
 	char **policies;	/* keys of the policies it holds targets of */
 	int npolicies;
 	struct hmap released;	/* "ns/name" -> (int64_t *) until when a policy it held may
@@ -150,10 +153,6 @@ struct ctl_stats {
 #define CTL_HOLD_BUCKETS 6	/* <= 10 us, 100 us, 1 ms, 10 ms, 100 ms, +Inf */
 
 /* What the reconcile thread is asked to do (ctl.lock); reconcile.c takes it. */
-/* profleet_controller_policy_rollout_seconds: <= 0.1, 0.25, 0.5, 1, 2.5, 5, 10 s, +Inf */
-#define CTL_ROLLOUT_BUCKETS 8
-#define CTL_ROLLOUT_BOUNDS { 0.1, 0.25, 0.5, 1, 2.5, 5, 10 }
-
 struct rec_queue {
 	bool resolve;		/* caches changed: bring the target sets up to date */
 	struct targets_work work;	/* what changed (targets.h) */
@@ -164,6 +163,10 @@ struct rec_queue {
 	uint64_t resolves, status_passes;	/* passes done (for /metrics and tests) */
 	uint64_t depth_max;	/* the most keys queued at once (policies, pods, nodes, ...) */
 };
+
+/* profleet_controller_policy_rollout_seconds: <= 0.1, 0.25, 0.5, 1, 2.5, 5, 10 s, +Inf */
+#define CTL_ROLLOUT_BUCKETS 8
+#define CTL_ROLLOUT_BOUNDS { 0.1, 0.25, 0.5, 1, 2.5, 5, 10 }
 
 struct ctl {
 	struct ctl_options opt;

@@ -202,7 +202,8 @@ int main(int argc, char **argv)
 	tzset();
 	/* a dozen threads, each with its own malloc arena, each kept its own high-water
 	 * mark of a cluster's worth of parsed JSON: two arenas are shared instead */
-	mallopt(M_ARENA_MAX, 2);
+	if (!getenv("MALLOC_ARENA_MAX"))	/* the user's choice stands */
+		mallopt(M_ARENA_MAX, 2);
 	if (!getenv("PROFLEET_LOG_LEVEL"))
 		log_set_level(LOG_LVL_INFO);
 	if (options_parse(argc, argv, &c->opt))

@@ -23,6 +23,7 @@
 
 #define STATUS_RETRY_S 5
 #define TRIM_AFTER_NODES 256	/* sets built in one sync */
+#define ROLLOUT_GIVE_UP_S 600
 #define KEY_MAX 600
 
 struct reconciler {
@@ -189,7 +190,7 @@ static uint64_t next_version(uint64_t prev)
 
 /* Every policy's runtime; the ones of policies gone are dropped; a new spec's
  * rollout starts. Under cache_lock. */
-static void runtimes_sync(struct reconciler *r)
+static void runtimes_sync(struct reconciler *r, struct hmap *due)
 {
 	int64_t since = r->policy_since_ms ? r->policy_since_ms : mono_ms();
 
@@ -201,10 +202,14 @@ static void runtimes_sync(struct reconciler *r)
 		if (!rt)
 			continue;
 		rt->seen = r->pass;
-		if (rt->generation != p->generation) {
+		/* a changed spec of a policy known here (not its creation, not this
+		 * controller's start) is a rollout; its status is due at once */
+		if (rt->generation && rt->generation != p->generation) {
 			rt->rollout_t0_ms = since;
 			rt->rollout_version = next_version(0);	/* the versions' clock, now */
 		}
+		if (rt->generation != p->generation)
+			hmap_put(due, it->key, (void *)1, NULL);
 		rt->generation = p->generation;
 	}
 	hmap_for_each(&r->runtime, it)
@@ -240,7 +245,7 @@ struct node_update {
 static int encode_updates(struct ctl *c, const struct resolve_input *in, struct targets_node *tn,
 			  int n, struct node_update *u)
 {
-	uint64_t *prev = calloc(2 * (size_t)n + 1, sizeof(*prev));	/* digest, version */
+	uint64_t *prev = calloc(3 * (size_t)n + 1, sizeof(*prev));	/* digest, version, bytes */
 	int nu = 0;
 
 	if (!prev)
@@ -249,8 +254,9 @@ static int encode_updates(struct ctl *c, const struct resolve_input *in, struct 
 	for (int i = 0; i < n; i++) {
 		const struct node_state *ns = hmap_get(&c->node_states, tn[i].name);
 
-		prev[2 * i] = ns ? ns->digest : 0;
-		prev[2 * i + 1] = ns ? ns->version : 0;
+		prev[3 * i] = ns ? ns->digest : 0;
+		prev[3 * i + 1] = ns ? ns->version : 0;
+		prev[3 * i + 2] = ns && ns->need_msg;
 	}
 	ctl_unlock(c);
 	for (int i = 0; i < n; i++) {
@@ -258,13 +264,14 @@ static int encode_updates(struct ctl *c, const struct resolve_input *in, struct 
 		uint8_t *cmp = resolve_encode(in, &tn[i].nt, 0, &len);
 		uint64_t d = cmp ? fnv1a(cmp, len) : 0;
 
-		if (d && d == prev[2 * i]) {
+		if (d && d == prev[3 * i] && !prev[3 * i + 2]) {
 			free(cmp);
 			continue;
 		}
 		u[nu].tn = &tn[i];
 		u[nu].digest = d;
-		u[nu].version = next_version(prev[2 * i + 1]);
+		/* the same set, its bytes needed again: the same version */
+		u[nu].version = d == prev[3 * i] ? prev[3 * i + 1] : next_version(prev[3 * i + 1]);
 		u[nu].msg = d ? resolve_set_version(cmp, len, u[nu].version, &u[nu].len) : NULL;
 		free(cmp);
 		if (!u[nu].msg) {	/* out of memory: built again at the next sync */
@@ -297,6 +304,7 @@ static void install_updates(struct ctl *c, struct node_update *u, int n)
 		ns->msg_len = u[i].len;
 		ns->version = u[i].version;
 		ns->digest = u[i].digest;
+		ns->need_msg = false;
 		server_node_set_policies(ns, u[i].tn->policies, u[i].tn->npolicies, now);
 		u[i].msg = NULL;
 		u[i].tn->policies = NULL;
@@ -343,8 +351,9 @@ static void start_afresh(struct reconciler *r)
 	ctl_unlock(c);
 }
 
-/* Brings the target sets up to date with what changed. Under cache_lock (read). */
-static void sync_pass(struct reconciler *r, struct targets_work *w, struct hmap *due)
+/* Brings the target sets up to date with what changed. Under cache_lock (read).
+ * True when it built many sets (their memory is free, to give back). */
+static bool sync_pass(struct reconciler *r, struct targets_work *w, struct hmap *due)
 {
 	struct ctl *c = r->c;
 	struct targets_view v = {
@@ -358,12 +367,12 @@ static void sync_pass(struct reconciler *r, struct targets_work *w, struct hmap 
 	bool all = w->all || r->need_all;
 	int n = 0, nu;
 
-	runtimes_sync(r);
+	runtimes_sync(r, due);
 	w->all = all;
 	r->need_all = false;
 	if (targets_sync(r->t, &v, w, &tn, &n)) {
 		start_afresh(r);
-		return;
+		return false;
 	}
 	results_due(r, due, all);
 	u = calloc((size_t)n + 1, sizeof(*u));
@@ -373,10 +382,7 @@ static void sync_pass(struct reconciler *r, struct targets_work *w, struct hmap 
 		free(u[i].msg);
 	free(u);
 	targets_nodes_free(tn, n);
-	/* what building many sets took is free now, but malloc keeps it (measured at
-	 * 5000 nodes: 263 MiB held for 98 MiB in use): the pages go back */
-	if (n >= TRIM_AFTER_NODES || all)
-		malloc_trim(0);
+	return n >= TRIM_AFTER_NODES || all;
 }
 
 /* ---- status ------------------------------------------------------------------------- */
@@ -419,15 +425,15 @@ static void gather_agents(struct ctl *c, const struct targets *t, struct due_pol
 {
 	for (int i = 0; i < n; i++) {
 		const struct hmap *nodes = NULL;
+		uint64_t since;
 
 		/* a finished OnDemand policy targets no node any more */
 		if ((d[i].p->mode == MODE_ONDEMAND && d[i].rt->completion) ||
 		    !targets_policy(t, d[i].key, &nodes))
 			continue;
+		since = d[i].rt->rollout_version;
 		hmap_for_each(nodes, it) {
 			const struct node_state *ns = hmap_get(&c->node_states, it->key);
-
-			uint64_t since = d[i].rt->rollout_version;
 
 			d[i].in.nodes++;
 			d[i].in.connected += ns && ns->conn;
@@ -493,10 +499,13 @@ static void rollout_done(struct ctl *c, struct due_policy *d)
 	double s;
 	int b = 0;
 
-	if (!d->rt->rollout_t0_ms || d->held < d->in.nodes)
+	if (!d->rt->rollout_t0_ms)
+		return;
+	s = (double)(mono_ms() - d->rt->rollout_t0_ms) / 1000;
+	/* a node without its agent holds it up: given up after ROLLOUT_GIVE_UP_S, as +Inf */
+	if (d->held < d->in.nodes && s < ROLLOUT_GIVE_UP_S)
 		return;
 	if (d->in.nodes) {	/* with no node, nothing was rolled out */
-		s = (double)(mono_ms() - d->rt->rollout_t0_ms) / 1000;
 		while (b < CTL_ROLLOUT_BUCKETS - 1 && s > bounds[b])
 			b++;
 		ctl_lock(c);
@@ -755,7 +764,7 @@ static void one_pass(struct reconciler *r, bool resolve_now, struct targets_work
 {
 	struct ctl *c = r->c;
 	struct status_write *writes;
-	bool again = false;
+	bool again = false, trim = false;
 	struct timespec ts;
 	int64_t t0;
 
@@ -765,12 +774,16 @@ static void one_pass(struct reconciler *r, bool resolve_now, struct targets_work
 	pthread_rwlock_rdlock(&c->cache_lock);
 	if (resolve_now) {
 		r->last_resolve_ms = mono_ms();
-		sync_pass(r, w, due);
+		trim = sync_pass(r, w, due);
 	}
 	writes = status_pass(r, due, &again);
 	pthread_rwlock_unlock(&c->cache_lock);
 	if (resolve_now)
 		observe(c, t0);
+	/* what building many sets took is free now, but malloc keeps it (measured at
+	 * 5000 nodes: 263 MiB held for 98 MiB in use): the pages go back */
+	if (trim)
+		malloc_trim(0);
 	send_writes(r, writes);
 	r->next_timer_s = next_timer(r);
 	if (again)	/* an OnDemand policy completed: its sampling stops */

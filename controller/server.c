@@ -258,12 +258,14 @@ static bool handle_hello(struct ctl *c, struct conn *cn, const Profleet__Fleet__
 	}
 	free(cn->token);
 	cn->token = strdup(h->token);
+	explicit_bzero(h->token, strlen(h->token));	/* the decoded copy is freed next */
 	if (!cn->token) {
 		refuse(cn, "controller out of memory");
 		cn->auth = AUTH_REFUSED;
 		return true;
 	}
 	snprintf(cn->node, sizeof(cn->node), "%s", h->node_name);
+	cn->have_version = h->have_version;
 	cn->auth = AUTH_PENDING;
 	c->auth_work = true;
 	pthread_cond_broadcast(&c->wake);
@@ -705,6 +707,8 @@ static int on_frame(struct ctl *c, struct lws *wsi, struct conn *cn)
 	if (cn->rx_len > FLEET_MAX_HELLO_FRAME) {	/* a large frame's buffer is not kept */
 		free(cn->rx);
 		cn->rx = NULL;
+	} else {	/* nor what it held: a hello's token */
+		explicit_bzero(cn->rx, cn->rx_len);
 	}
 	cn->rx_len = 0;
 	ctl_lock(c);
@@ -841,8 +845,12 @@ void server_auth_done(struct ctl *c, struct conn *cn, bool ok, const char *why)
 	cn->auth = AUTH_OK;
 	cn->need_send = true;
 	reconcile_node_due_locked(c, cn->node);
-	if (!ns->msg) {	/* no set yet, or one acked and dropped: built (again) */
-		ns->digest = 0;
+	if (ns->msg)
+		;	/* sent when writable */
+	else if (ns->version && cn->have_version == ns->version)
+		cn->sent_version = ns->version;	/* it runs the node's set: nothing to send */
+	else {	/* no set yet, or one acked and dropped: its bytes are made again */
+		ns->need_msg = ns->version != 0;
 		reconcile_node_set_locked(c, cn->node);
 	}
 	log_kv(LOG_LVL_INFO, LOG_KV("node", cn->node), "fleet: agent connected (conn %llu)",

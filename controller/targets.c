@@ -292,17 +292,27 @@ static uint64_t hash_str(uint64_t h, const char *s)
 	return (h ^ 0xff) * 1099511628211ull;	/* a separator: "ab","c" is not "a","bc" */
 }
 
+static uint64_t hash_int(uint64_t h, int v)
+{
+	for (int i = 0; i < 4; i++, v >>= 8)
+		h = (h ^ (uint8_t)v) * 1099511628211ull;
+	return h;
+}
+
+/* Every count and operator hashed as itself: no two selections share a sequence. */
 static uint64_t hash_selector(uint64_t h, const struct selector *s)
 {
+	h = hash_int(h, s->match.n);
 	for (int i = 0; i < s->match.n; i++)
 		h = hash_str(hash_str(h, s->match.kv[i].key), s->match.kv[i].value);
+	h = hash_int(h, s->nexpr);
 	for (int i = 0; i < s->nexpr; i++) {
-		h = hash_str(h, s->expr[i].key) + (uint64_t)s->expr[i].op;
+		h = hash_int(hash_str(h, s->expr[i].key), (int)s->expr[i].op);
+		h = hash_int(h, s->expr[i].nvalues);
 		for (int k = 0; k < s->expr[i].nvalues; k++)
 			h = hash_str(h, s->expr[i].values[k]);
-		h = hash_str(h, "]");
 	}
-	return hash_str(h, "}");
+	return h;
 }
 
 /* What resolve_pod() reads of a policy: a new spec that leaves it (a new frequency,
@@ -319,6 +329,7 @@ static uint64_t selection_hash(const struct policy *p)
 	h = hash_str(h, p->has_node_sel ? "node" : "");
 	if (p->has_node_sel)
 		h = hash_selector(h, &p->nodes);
+	h = hash_int(h, p->ncontainers);
 	for (int i = 0; i < p->ncontainers; i++)
 		h = hash_str(h, p->containers[i]);
 	return h;

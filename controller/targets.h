@@ -6,8 +6,9 @@
  * scratch: which accepted policies select which pods (a pod's matches), each
  * policy's counts and the nodes that hold its targets, and the nodes whose
  * set must be built again. A pod that changed is matched against every
- * policy; a policy that changed is matched against the pods; only the nodes
- * they touch are built again. The result is what resolve() would give from
+ * policy; a policy whose selection changed (selectors, scope, containers, or
+ * its verdict) is matched against the pods; only the nodes they touch are
+ * built again. The result is what resolve() would give from
  * scratch (tests/unit/test_targets.c checks it after random changes).
  *
  * Owned by the reconcile thread. targets_sync() reads the caches, under

@@ -509,6 +509,77 @@ static void test_policy_cap(void **state)
 	free(pods[0]);
 }
 
+/*
+ * A version written into an encoded set is that set encoded with the version:
+ * sets of many sizes (the length prefix grows from one byte to two and
+ * three), versions of every varint length, one replacing another, an empty
+ * set; what is not such a message is refused.
+ */
+static void test_set_version(void **state)
+{
+	static const uint64_t versions[] = { 0, 1, 127, 128, 16383, 16384, 1764930000123ull,
+					     1ull << 63, UINT64_MAX };
+	struct pod *pods[40];
+	struct policy *pols[] = {
+		P("{metadata: {name: all, namespace: shop}, spec: {selector: {podSelector: {}}}}", false),
+	};
+	bool active[] = { true };
+	struct resolve_input in = { .policies = pols, .active = active, .npolicies = 1, .pods = pods };
+	static const uint8_t junk[] = { 0x12, 0x00 }, cut[] = { 0x0a, 0x05, 0x08 },
+			     short_varint[] = { 0x0a, 0x02, 0x08, 0x80 },
+			     long_varint[] = { 0x0a, 0x0c, 0x08, 0x80, 0x80, 0x80, 0x80, 0x80, 0x80,
+					       0x80, 0x80, 0x80, 0x80, 0x80 };
+	size_t l;
+
+	(void)state;
+	for (int i = 0; i < 40; i++) {
+		char name[16];
+
+		snprintf(name, sizeof(name), "p%d", i);
+		pods[i] = POD("shop", name, "node-a", "{app: web}", cid(2 * i + 1), cid(2 * i + 2));
+	}
+	for (int npods = 0; npods <= 40; npods++) {
+		struct resolve_output out;
+		const struct node_targets *nt;
+
+		in.npods = npods;
+		assert_int_equal(resolve(&in, &out), 0);
+		nt = resolve_find_node(&out, "node-a");
+		for (size_t v = 0; v < sizeof(versions) / sizeof(versions[0]); v++) {
+			size_t l0, l1, l2, l3, l4;
+			uint8_t *b0 = resolve_encode(&in, nt, 0, &l0);
+			uint8_t *b1 = resolve_encode(&in, nt, versions[v], &l1);
+			uint8_t *b2 = resolve_set_version(b0, l0, versions[v], &l2);
+			uint8_t *b3 = resolve_set_version(b1, l1, 7, &l3);
+			uint8_t *b4 = resolve_encode(&in, nt, 7, &l4);
+
+			assert_non_null(b2);
+			assert_int_equal(l2, l1);
+			assert_memory_equal(b2, b1, l1);
+			assert_non_null(b3);	/* one version replaces another */
+			assert_int_equal(l3, l4);
+			assert_memory_equal(b3, b4, l4);
+			free(b0);
+			free(b1);
+			free(b2);
+			free(b3);
+			free(b4);
+		}
+		resolve_output_free(&out);
+	}
+	assert_null(resolve_set_version(junk, sizeof(junk), 9, &l));
+	assert_null(resolve_set_version(cut, sizeof(cut), 9, &l));
+	assert_null(resolve_set_version(short_varint, sizeof(short_varint), 9, &l));
+	assert_null(resolve_set_version(long_varint, sizeof(long_varint), 9, &l));
+	assert_null(resolve_set_version(junk, 0, 9, &l));
+	for (int i = 0; i < 40; i++) {
+		pod_free(pods[i]);
+		free(pods[i]);
+	}
+	policy_free(pols[0]);
+	free(pols[0]);
+}
+
 static void test_resolve(void **state)
 {
 	struct pod *pods[] = {
@@ -599,44 +670,6 @@ static void test_resolve(void **state)
 		}
 		if (i)	/* sorted by container id */
 			assert_true(strcmp(na->t[i - 1].pod->containers[na->t[i - 1].container].id, id) < 0);
-	}
-
-	/* a version set into a set encoded without one is the set encoded with it */
-	for (uint64_t v = 0; v < 5; v++) {
-		static const uint64_t vs[] = { 1234, 1, 0, 1764930000123ull, UINT64_MAX };
-		size_t l0, l1, l2, l3;
-		uint8_t *b0 = resolve_encode(&in, na, 0, &l0), *b1 = resolve_encode(&in, na, vs[v], &l1);
-		uint8_t *b2 = resolve_set_version(b0, l0, vs[v], &l2);
-		uint8_t *b3 = resolve_set_version(b1, l1, 7, &l3), *b4;
-		size_t l4;
-
-		assert_non_null(b2);
-		assert_int_equal(l2, l1);
-		assert_memory_equal(b2, b1, l1);
-		b4 = resolve_encode(&in, na, 7, &l4);	/* one with a version takes another */
-		assert_non_null(b3);
-		assert_int_equal(l3, l4);
-		assert_memory_equal(b3, b4, l4);
-		free(b0);
-		free(b1);
-		free(b2);
-		free(b3);
-		free(b4);
-	}
-	{	/* an empty set, and what is not a set */
-		size_t l0, l1, l2;
-		uint8_t *b0 = resolve_encode(&in, NULL, 0, &l0), *b1 = resolve_encode(&in, NULL, 9, &l1);
-		uint8_t *b2 = resolve_set_version(b0, l0, 9, &l2);
-		static const uint8_t junk[] = { 0x12, 0x00 }, cut[] = { 0x0a, 0x05, 0x08 };
-
-		assert_non_null(b2);
-		assert_int_equal(l2, l1);
-		assert_memory_equal(b2, b1, l1);
-		assert_null(resolve_set_version(junk, sizeof(junk), 9, &l2));
-		assert_null(resolve_set_version(cut, sizeof(cut), 9, &l2));
-		free(b0);
-		free(b1);
-		free(b2);
 	}
 
 	/* the encoding decodes back to the same targets */
@@ -949,6 +982,7 @@ int main(void)
 		cmocka_unit_test(test_container_ids),
 		cmocka_unit_test(test_pod_ips),
 		cmocka_unit_test(test_resolve),
+		cmocka_unit_test(test_set_version),
 		cmocka_unit_test(test_policy_cap),
 		cmocka_unit_test(test_workload_and_store),
 		cmocka_unit_test(test_kubeconfig),

@@ -152,6 +152,10 @@ static void policy_change(struct world *w, int i, bool again)
 	static const char *const sels[] = {
 		"{}", "{\"matchLabels\":{\"app\":\"a\"}}", "{\"matchLabels\":{\"tier\":\"x\"}}",
 		"{\"matchExpressions\":[{\"key\":\"app\",\"operator\":\"In\",\"values\":[\"b\",\"c\"]}]}",
+		"{\"matchExpressions\":[{\"key\":\"app\",\"operator\":\"NotIn\",\"values\":[\"b\",\"c\"]}]}",
+		"{\"matchExpressions\":[{\"key\":\"tier\",\"operator\":\"Exists\"}]}",
+		"{\"matchExpressions\":[{\"key\":\"app\",\"operator\":\"NotIn\",\"values\":[\"a\"]}]}",
+		"{\"matchExpressions\":[{\"key\":\"app\",\"operator\":\"In\",\"values\":[\"a\"]}]}",
 	};
 	static const char *const scope[] = {
 		"", ",\"namespaceSelector\":{\"matchLabels\":{\"team\":\"t1\"}}",
