@@ -4,6 +4,7 @@
  * and the Events of its transitions. Pure: the reconcile thread gathers the
  * input and sends what comes out.
  */
+#include <ctype.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -321,6 +322,23 @@ static char *status_body(const struct status_input *in, struct policy_rt *rt, co
 	return s;
 }
 
+/* The same text but for its digits (counts, times). */
+static bool same_words(const char *a, const char *b)
+{
+	for (;;) {
+		while (isdigit((unsigned char)*a))
+			a++;
+		while (isdigit((unsigned char)*b))
+			b++;
+		if (*a != *b)
+			return false;
+		if (!*a)
+			return true;
+		a++;
+		b++;
+	}
+}
+
 struct status_write *policy_status(const struct status_input *in, struct policy_rt *rt,
 				   struct status_write **events, bool *ret_completed)
 {
@@ -341,6 +359,13 @@ struct status_write *policy_status(const struct status_input *in, struct policy_
 	/* unchanged, and lastTransitionTime keeps it stable: nothing to write */
 	if (rt->last_status && !strcmp(s, rt->last_status) &&
 	    in->now - rt->last_write < STATUS_REWRITE_S) {
+		free(s);
+		return NULL;
+	}
+	/* only numbers moved, and it was just written: written later, as it is then */
+	if (rt->last_status && in->now - rt->last_write < STATUS_NUMBERS_GAP_S &&
+	    same_words(s, rt->last_status)) {
+		rt->retry_at = rt->last_write + STATUS_NUMBERS_GAP_S;
 		free(s);
 		return NULL;
 	}

@@ -51,7 +51,7 @@ struct policy_rt {
 	bool ev_degraded;	/* an ExportFailing Event was sent and not yet cleared */
 	char *last_status;	/* the last status body written (or attempted), or NULL */
 	int64_t last_write;
-	int64_t retry_at;	/* a failed write is tried again then (0: none) */
+	int64_t retry_at;	/* a failed or held back write is tried then (0: none) */
 	uint64_t seen;		/* resolve pass that last saw the policy */
 	int64_t generation;	/* of the policy at the last sync */
 	int64_t rollout_t0_ms;	/* CLOCK_MONOTONIC: its change, until all its agents hold it */
@@ -63,6 +63,10 @@ struct policy_rt *policy_rt_new(const struct policy *p);
 void policy_rt_free(struct policy_rt *rt);
 /* Status unchanged within this long is not written again. */
 #define STATUS_REWRITE_S 300
+/* A status whose words did not change, only its numbers (agents that applied
+ * the targets, samples), is written at most once in this long: 5000 agents
+ * acking one after another are not 5000 writes of each of their policies. */
+#define STATUS_NUMBERS_GAP_S 1
 
 /*
  * The status PATCH of a policy (NULL when nothing changed), with its Events

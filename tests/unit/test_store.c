@@ -630,6 +630,49 @@ static void test_status_long_written_once(void **state)
 	store_close(in.store);
 }
 
+/* A status whose numbers alone moved is held back within the second it was
+ * written (and written at retry_at); one whose words changed is written at once. */
+static void test_status_numbers_held_back(void **state)
+{
+	struct policy p = { .ns = "shop", .name = "web", .key = "shop/web", .uid = "u1",
+			    .generation = 1, .frequency_hz = 19 };
+	struct policy_result r = { .accepted = true, .pods = 30, .nodes = 3 };
+	struct status_input in = { .p = &p, .r = &r, .nodes = 3, .acked = 1, .connected = 3,
+				   .identity = "ctl-0", .now = 1800000000 };
+	struct status_write *events = NULL, *w;
+	struct policy_rt *rt = policy_rt_new(&p);
+	bool completed;
+
+	(void)state;
+	assert_non_null(rt);
+	w = policy_status(&in, rt, &events, &completed);
+	assert_non_null(w);
+	assert_non_null(strstr(w->body, "1 of 3 node(s) have applied"));
+	status_write_free(w);
+	in.acked = 2;	/* the same second, a number: held back */
+	assert_null(policy_status(&in, rt, &events, &completed));
+	assert_int_equal(rt->retry_at, in.now + STATUS_NUMBERS_GAP_S);
+	in.acked = 3;	/* words: every node applied them, Ready */
+	w = policy_status(&in, rt, &events, &completed);
+	assert_non_null(w);
+	assert_non_null(strstr(w->body, "AgentsProfiling"));
+	status_write_free(w);
+	r.pods = 31;	/* a number again, the same second */
+	assert_null(policy_status(&in, rt, &events, &completed));
+	in.now += STATUS_NUMBERS_GAP_S;	/* its time: written as it is then */
+	w = policy_status(&in, rt, &events, &completed);
+	assert_non_null(w);
+	assert_non_null(strstr(w->body, "31 pod(s)"));
+	status_write_free(w);
+	while (events) {
+		struct status_write *next = events->next;
+
+		status_write_free(events);
+		events = next;
+	}
+	policy_rt_free(rt);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -643,6 +686,7 @@ int main(void)
 		cmocka_unit_test(test_store_namespace_quota),
 		cmocka_unit_test(test_store_dir_unusable),
 		cmocka_unit_test_setup_teardown(test_status_long_written_once, setup, teardown),
+		cmocka_unit_test(test_status_numbers_held_back),
 	};
 
 	return cmocka_run_group_tests(tests, setup, teardown);
