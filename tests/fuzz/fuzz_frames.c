@@ -53,7 +53,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	cn.auth = (enum auth_state)(data[0] % 4);
 	if (cn.auth != AUTH_NONE) {	/* as a hello left it */
 		snprintf(cn.node, sizeof(cn.node), "node-a");
-		snprintf(cn.token, sizeof(cn.token), "t");
+		if (cn.auth == AUTH_PENDING && !(cn.token = strdup("t")))
+			abort();
 	}
 	c->conns = &cn;
 	pthread_mutex_lock(&c->lock);
@@ -87,6 +88,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		if (!ok)
 			break;	/* the connection is closed */
 	}
+	free(cn.token);	/* a hello's, until its review (on_closed frees it) */
 	ctl_free(c);
 	return 0;
 }
