@@ -16,22 +16,44 @@
  * tracepoint) only after user space read the exec record. At its exec it is
  * asked even when followed already (a sample of it came before the exec): the
  * kernel's note is taken and the exec counted; the unwinder re-reads its
- * mappings anyway (unwinder__on_task).
+ * mappings anyway (unwinder__on_task). Such a process not found wanted at its
+ * exec is asked again at its first mmaps (exec_pending): its note may come
+ * after user space read the exec record.
  */
+static int exec_pending_find(const struct pipeline *pl, int pid)
+{
+	for (int i = 0; i < PIPELINE_EXEC_PENDING; i++)
+		if (pl->exec_pending[i].pid == pid && pl->exec_pending[i].tries > 0)
+			return i;
+	return -1;
+}
+
 static void follow_if_wanted(struct pipeline *pl, int pid, bool at_exec)
 {
-	bool knows;
+	int pending = at_exec ? -1 : exec_pending_find(pl, pid);
+	bool knows, yes;
 
 	if (!pl->unw || !pl->wanted)
 		return;
 	knows = unwinder__knows(pl->unw, pid);
-	if ((!knows || at_exec) && pl->wanted(pl->ctx, pid) && !knows)
+	if (knows && !at_exec && pending < 0)
+		return;
+	yes = pl->wanted(pl->ctx, pid);
+	if (pending >= 0)	/* asked again: a few times at most */
+		pl->exec_pending[pending].tries = yes ? 0 : pl->exec_pending[pending].tries - 1;
+	if (at_exec && !yes) {	/* a known process whose exec the kernel may note later */
+		pl->exec_pending[pl->exec_next].pid = pid;
+		pl->exec_pending[pl->exec_next].tries = PIPELINE_EXEC_TRIES;
+		pl->exec_next = (pl->exec_next + 1) % PIPELINE_EXEC_PENDING;
+	}
+	if (yes && !knows)
 		unwinder__sync_pid(pl->unw, pid, false);
 }
 
 static void on_task(void *ctx, const struct task_record *t)
 {
 	struct pipeline *pl = ctx;
+	int i;
 
 	switch (t->ev) {
 	case TASK_MMAP:
@@ -48,6 +70,8 @@ static void on_task(void *ctx, const struct task_record *t)
 		break;
 	case TASK_EXIT:
 		procs__on_exit(pl->procs, t->pid);
+		if ((i = exec_pending_find(pl, t->pid)) >= 0)
+			pl->exec_pending[i].tries = 0;
 		break;
 	}
 	unwinder__on_task(pl->unw, t->ev, t->pid, t->ppid);

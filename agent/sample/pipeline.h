@@ -24,6 +24,9 @@ typedef int (*pipeline_consume_fn)(void *ctx, const struct sample_event *e);
 /* Whether a process is one whose samples are kept (run: in a targeted cgroup). */
 typedef bool (*pipeline_wanted_fn)(void *ctx, int pid);
 
+#define PIPELINE_EXEC_PENDING 64
+#define PIPELINE_EXEC_TRIES 8
+
 struct pipeline {
 	struct procs *procs;		/* the caller's */
 	const char *table_cache_dir;	/* compiled unwind tables on disk; NULL = none */
@@ -38,6 +41,10 @@ struct pipeline {
 	/* the pipeline's own, from pipeline_start_unwinder to pipeline_free */
 	struct unwinder *unw;		/* NULL with frame pointers */
 	struct table_cache *cache;	/* NULL without table_cache_dir (or when it cannot be used) */
+	/* execs not found wanted yet: the kernel's note may come after the record;
+	 * asked again at the first PIPELINE_EXEC_TRIES mmaps after (a ring) */
+	struct { int pid, tries; } exec_pending[PIPELINE_EXEC_PENDING];
+	int exec_next;
 };
 
 /* Points the sampler options' callbacks at the pipeline. */
