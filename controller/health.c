@@ -10,6 +10,7 @@
 #include "controller.h"
 #include "health.h"
 #include "metrics.h"
+#include "reconcile.h"
 #include "store.h"
 
 /*
@@ -64,8 +65,7 @@ static void fleet_view(struct ctl *c, struct fleet_view *v)
 	v->sum = c->rec_sum_s;
 	v->rq.resolves = c->rq.resolves;
 	v->rq.status_passes = c->rq.status_passes;
-	v->rq.depth = c->rq.policies.n + c->rq.counted.n + c->rq.work.pods.n +
-		      c->rq.work.nodes.n + c->rq.work.owners.n;
+	v->rq.depth = reconcile_queue_depth_locked(c);
 	v->rq.depth_max = c->rq.depth_max;
 	memcpy(v->hold_buckets, c->hold_buckets, sizeof(v->hold_buckets));
 	v->hold_count = c->hold_count;

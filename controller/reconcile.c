@@ -13,6 +13,7 @@
 #include <time.h>
 
 #include "controller.h"
+#include "fnv.h"
 #include "log.h"
 #include "reconcile.h"
 #include "resolve.h"
@@ -52,11 +53,17 @@ static void wake_locked(struct ctl *c)
 	pthread_cond_signal(&c->rec_wake);
 }
 
-static void note_depth(struct ctl *c)
+uint64_t reconcile_queue_depth_locked(const struct ctl *c)
 {
 	const struct rec_queue *q = &c->rq;
-	uint64_t n = q->policies.n + q->counted.n + q->work.pods.n + q->work.nodes.n +
-		     q->work.owners.n;
+
+	return q->policies.n + q->counted.n + q->work.pods.n + q->work.nodes.n +
+	       q->work.owners.n + q->work.namespaces.n + q->work.node_labels.n;
+}
+
+static void note_depth(struct ctl *c)
+{
+	uint64_t n = reconcile_queue_depth_locked(c);
 
 	if (n > c->rq.depth_max)
 		c->rq.depth_max = n;
@@ -78,7 +85,7 @@ void reconcile_resolve_soon(struct ctl *c)
 void reconcile_changed(struct ctl *c, enum reconcile_change what, const char *key)
 {
 	struct targets_work *w = &c->rq.work;
-	int err = 0;
+	struct hmap *keys = NULL;	/* where the key goes */
 
 	ctl_lock(c);
 	switch (what) {
@@ -89,23 +96,25 @@ void reconcile_changed(struct ctl *c, enum reconcile_change what, const char *ke
 		if (!c->rq.policy_since_ms)
 			c->rq.policy_since_ms = mono_ms();
 		break;
-	case RC_POD:	/* everything matched again anyway: no need to keep it */
-		err = key && !w->all ? hmap_put(&w->pods, key, (void *)1, NULL) : 0;
+	case RC_POD:
+		keys = &w->pods;
 		break;
 	case RC_REPLICASET:
-		err = key && !w->all ? hmap_put(&w->owners, key, (void *)1, NULL) : 0;
+		keys = &w->owners;
 		break;
 	case RC_NAMESPACE:
-		err = key && !w->all ? hmap_put(&w->namespaces, key, (void *)1, NULL) : 0;
+		keys = &w->namespaces;
 		break;
 	case RC_NODE:
-		err = key && !w->all ? hmap_put(&w->node_labels, key, (void *)1, NULL) : 0;
+		keys = &w->node_labels;
 		break;
 	case RC_BACKEND:
 		w->backends = true;
 		break;
 	}
-	if (err)	/* the change is not lost: everything is matched again */
+	/* everything matched again anyway: no key kept; one not kept for want of
+	 * memory is not lost: everything is matched again */
+	if (keys && key && !w->all && hmap_put(keys, key, (void *)1, NULL))
 		w->all = true;
 	note_depth(c);
 	reconcile_resolve_soon_locked(c);
@@ -224,13 +233,10 @@ static bool policy_active(void *arg, const char *key, const struct policy *p)
 	return !(p->mode == MODE_ONDEMAND && rt && rt->completion);
 }
 
-static uint64_t fnv1a(const uint8_t *b, size_t n)
+/* Of an encoded set; 0 is "no set yet". */
+static uint64_t set_digest(const uint8_t *b, size_t n)
 {
-	uint64_t h = 14695981039346656037ull;
-
-	for (size_t i = 0; i < n; i++)
-		h = (h ^ b[i]) * 1099511628211ull;
-	return h | 1;	/* 0 is "no set yet" */
+	return fnv1a(FNV_OFFSET, b, n) | 1;
 }
 
 /* One node's new target set, encoded without ctl.lock. */
@@ -262,7 +268,7 @@ static int encode_updates(struct ctl *c, const struct resolve_input *in, struct 
 	for (int i = 0; i < n; i++) {
 		size_t len = 0;
 		uint8_t *cmp = resolve_encode(in, &tn[i].nt, 0, &len);
-		uint64_t d = cmp ? fnv1a(cmp, len) : 0;
+		uint64_t d = cmp ? set_digest(cmp, len) : 0;
 
 		if (d && d == prev[3 * i] && !prev[3 * i + 2]) {
 			free(cmp);

@@ -17,6 +17,7 @@
  * it wakes only for those.
  */
 #include <stdbool.h>
+#include <stdint.h>
 
 struct ctl;
 struct reconciler;
@@ -38,6 +39,8 @@ void reconcile_resolve_soon_locked(struct ctl *c);
 enum reconcile_change { RC_ALL, RC_POD, RC_POLICY, RC_NAMESPACE, RC_NODE, RC_BACKEND,
 			RC_REPLICASET };
 void reconcile_changed(struct ctl *c, enum reconcile_change what, const char *key);
+/* Under ctl.lock: keys queued (policies due, pods, nodes, ... changed), for /metrics. */
+uint64_t reconcile_queue_depth_locked(const struct ctl *c);
 /* Under ctl.lock: the node's agent came and the node has no set yet. */
 void reconcile_node_set_locked(struct ctl *c, const char *node);
 /* Under ctl.lock: the status of these policies is due now. */

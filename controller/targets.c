@@ -13,6 +13,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "fnv.h"
 #include "targets.h"
 
 struct tpolicy {
@@ -285,18 +286,15 @@ static void pod_sync(struct targets *t, const char *uid, const struct pod *pod, 
 
 /* ---- policies ------------------------------------------------------------------- */
 
+/* A string with its NUL: "ab","c" is not "a","bc". */
 static uint64_t hash_str(uint64_t h, const char *s)
 {
-	for (; s && *s; s++)
-		h = (h ^ (uint8_t)*s) * 1099511628211ull;
-	return (h ^ 0xff) * 1099511628211ull;	/* a separator: "ab","c" is not "a","bc" */
+	return s ? fnv1a(h, s, strlen(s) + 1) : fnv1a(h, "", 1);
 }
 
 static uint64_t hash_int(uint64_t h, int v)
 {
-	for (int i = 0; i < 4; i++, v >>= 8)
-		h = (h ^ (uint8_t)v) * 1099511628211ull;
-	return h;
+	return fnv1a(h, &v, sizeof(v));
 }
 
 /* Every count and operator hashed as itself: no two selections share a sequence. */
@@ -319,9 +317,8 @@ static uint64_t hash_selector(uint64_t h, const struct selector *s)
  * labels, backends) selects the same pods, and only its nodes are built again. */
 static uint64_t selection_hash(const struct policy *p)
 {
-	uint64_t h = 14695981039346656037ull;
+	uint64_t h = hash_str(FNV_OFFSET, p->cluster ? "cluster" : p->ns);
 
-	h = hash_str(h, p->cluster ? "cluster" : p->ns);
 	h = hash_selector(h, &p->pods);
 	h = hash_str(h, p->has_ns_sel ? "ns" : "");
 	if (p->has_ns_sel)

@@ -557,6 +557,16 @@ static void test_store_dir_unusable(void **state)
  * 2 KiB of JSON, which a fixed 2 KiB copy of the last status truncated, so
  * that it never compared equal and was written at every pass.
  */
+static void writes_free(struct status_write *w)
+{
+	while (w) {
+		struct status_write *next = w->next;
+
+		status_write_free(w);
+		w = next;
+	}
+}
+
 static void test_status_long_written_once(void **state)
 {
 	char ns[64], name[254], key[320], failing[300];
@@ -619,12 +629,7 @@ static void test_status_long_written_once(void **state)
 	w = policy_status(&in, rt, &events, &completed);
 	assert_non_null(w);
 	status_write_free(w);
-	while (events) {
-		struct status_write *next = events->next;
-
-		status_write_free(events);
-		events = next;
-	}
+	writes_free(events);
 	policy_rt_free(rt);
 	cJSON_Delete(p.srv_conditions);
 	store_close(in.store);
@@ -664,12 +669,7 @@ static void test_status_numbers_held_back(void **state)
 	assert_non_null(w);
 	assert_non_null(strstr(w->body, "31 pod(s)"));
 	status_write_free(w);
-	while (events) {
-		struct status_write *next = events->next;
-
-		status_write_free(events);
-		events = next;
-	}
+	writes_free(events);
 	policy_rt_free(rt);
 }
 
