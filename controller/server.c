@@ -233,6 +233,16 @@ static int reviews_pending(const struct ctl *c)
 	return count_conns(c, AUTH_PENDING, AUTH_PENDING);
 }
 
+/* The hello's token, zeroed and freed (once reviewed, or with its connection). */
+static void token_drop(struct conn *cn)
+{
+	if (!cn->token)
+		return;
+	explicit_bzero(cn->token, strlen(cn->token));
+	free(cn->token);
+	cn->token = NULL;
+}
+
 static bool handle_hello(struct ctl *c, struct conn *cn, const Profleet__Fleet__V1__Hello *h)
 {
 	if (cn->auth != AUTH_NONE) {
@@ -256,7 +266,7 @@ static bool handle_hello(struct ctl *c, struct conn *cn, const Profleet__Fleet__
 		cn->auth = AUTH_REFUSED;
 		return true;
 	}
-	free(cn->token);
+	token_drop(cn);	/* a second hello's */
 	cn->token = strdup(h->token);
 	explicit_bzero(h->token, strlen(h->token));	/* the decoded copy is freed next */
 	if (!cn->token) {
@@ -771,10 +781,7 @@ static void on_closed(struct ctl *c, struct pss *pss, struct conn *cn)
 		log_kv(LOG_LVL_INFO, LOG_KV("node", cn->node), "fleet: agent disconnected (conn %llu)",
 		       (unsigned long long)cn->id);
 	free(cn->rx);
-	if (cn->token) {
-		explicit_bzero(cn->token, strlen(cn->token));
-		free(cn->token);
-	}
+	token_drop(cn);
 	free(cn);	/* an upload of it still with the worker finds no conn by its id */
 	pss->c = NULL;
 }
@@ -817,11 +824,7 @@ void server_auth_done(struct ctl *c, struct conn *cn, bool ok, const char *why)
 {
 	struct node_state *ns;
 
-	if (cn->token) {	/* a connection keeps no token once reviewed */
-		explicit_bzero(cn->token, strlen(cn->token));
-		free(cn->token);
-		cn->token = NULL;
-	}
+	token_drop(cn);	/* a connection keeps no token once reviewed */
 	if (!ok) {
 		log_kv(LOG_LVL_WARN, LOG_KV("node", cn->node), "fleet: agent refused: %s", why);
 		c->stats.refused++;
