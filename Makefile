@@ -13,7 +13,7 @@ WARN       := -Wall -Wextra -Wshadow -Wformat=2 -Wmissing-prototypes -Werror -Wn
 ifeq ($(SANITIZE),thread)
 CFLAGS     ?= -O1 -g
 endif
-CFLAGS     ?= -O2 -g
+CFLAGS     ?= -O2 -g -fno-omit-frame-pointer
 CFLAGS     += -std=gnu11 $(WARN) -D_GNU_SOURCE -DPROFLEET_VERSION='"$(VERSION)"' \
 	      -I$(BUILD)/gen -Icommon $(AGENT_INC) -Ibpf -Icontroller
 LDLIBS     := -lbpf -lelf -ldw -llzma -lz -liberty -lwebsockets -lcurl -lcjson -lyaml \

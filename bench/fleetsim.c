@@ -539,6 +539,7 @@ int main(int argc, char **argv)
 	read_proc(S.ctl_pid, &ticks1, &rss, &hwm);
 	printf("fleetsim: idle controller CPU: %.2f%% of a core over 5 s (RSS %.1f MiB)\n",
 	       100.0 * (double)(ticks1 - ticks0) / (double)hz / 5.0, rss / 1024.0);
+	fflush(stdout);	/* the rounds start: what watches the run (a profiler) may start too */
 
 	/* rounds: change the policy, wait until every agent holds the new frequency */
 	lat = calloc((size_t)S.nagents * (size_t)S.rounds, sizeof(double));

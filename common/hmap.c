@@ -9,9 +9,9 @@
 char hmap_tomb[1];
 
 /* 8 bytes at a time (keys here are long: stacks, paths), then a final mix. */
-static uint64_t hash_str(const char *s)
+uint64_t hmap_hash(const void *p, size_t n)
 {
-	size_t n = strlen(s);
+	const char *s = p;
 	uint64_t h = 0x9e3779b97f4a7c15ull ^ (n * 0xff51afd7ed558ccdull), w;
 
 	for (; n >= 8; n -= 8, s += 8) {
@@ -25,6 +25,11 @@ static uint64_t hash_str(const char *s)
 	h ^= h >> 29;
 	h *= 0xff51afd7ed558ccdull;
 	return h ^ (h >> 32);
+}
+
+static uint64_t hash_str(const char *s)
+{
+	return hmap_hash(s, strlen(s));
 }
 
 static struct hmap_entry *find(const struct hmap *m, const char *key, uint64_t h,

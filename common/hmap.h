@@ -19,6 +19,8 @@ struct hmap {
 extern char hmap_tomb[];
 #define HMAP_TOMB hmap_tomb
 
+/* The maps' hash of n bytes (64 bits, 8 bytes at a time): for other uses too. */
+uint64_t hmap_hash(const void *p, size_t n);
 void *hmap_get(const struct hmap *m, const char *key);
 /* Inserts or replaces; *ret_old (may be NULL) gets the replaced value. Returns 0 or -ENOMEM. */
 int hmap_put(struct hmap *m, const char *key, void *val, void **ret_old);

@@ -13,7 +13,6 @@
 #include <time.h>
 
 #include "controller.h"
-#include "fnv.h"
 #include "log.h"
 #include "reconcile.h"
 #include "resolve.h"
@@ -24,6 +23,7 @@
 
 #define STATUS_RETRY_S 5
 #define TRIM_AFTER_NODES 256	/* sets built in one sync */
+#define ENCODE_CHUNK 256	/* sets encoded before the websocket thread gets them */
 #define ROLLOUT_GIVE_UP_S 600
 #define KEY_MAX 600
 
@@ -236,7 +236,7 @@ static bool policy_active(void *arg, const char *key, const struct policy *p)
 /* Of an encoded set; 0 is "no set yet". */
 static uint64_t set_digest(const uint8_t *b, size_t n)
 {
-	return fnv1a(FNV_OFFSET, b, n) | 1;
+	return hmap_hash(b, n) | 1;
 }
 
 /* One node's new target set, encoded without ctl.lock. */
@@ -316,10 +316,38 @@ static void install_updates(struct ctl *c, struct node_update *u, int n)
 		u[i].tn->policies = NULL;
 		u[i].tn->npolicies = 0;
 	}
-	server_sweep_nodes(c, now);
 	ctl_unlock(c);
 	if (n)
 		server_wake(c);
+}
+
+/*
+ * The built sets, encoded and handed over a chunk at a time: the websocket thread
+ * sends the first ones while the next are encoded. Then the nodes left with
+ * nothing are forgotten.
+ */
+static void encode_install(struct ctl *c, const struct resolve_input *in, struct targets_node *tn,
+			   int n)
+{
+	struct node_update *u = calloc(ENCODE_CHUNK, sizeof(*u));
+
+	for (int i = 0; u && i < n; i += ENCODE_CHUNK) {
+		int nu = encode_updates(c, in, tn + i, n - i < ENCODE_CHUNK ? n - i : ENCODE_CHUNK, u);
+
+		install_updates(c, u, nu);
+		for (int k = 0; k < nu; k++)
+			free(u[k].msg);
+	}
+	if (!u)	/* out of memory: built again at the next sync */
+		for (int i = 0; i < n; i++) {
+			ctl_lock(c);
+			reconcile_node_set_locked(c, tn[i].name);
+			ctl_unlock(c);
+		}
+	free(u);
+	ctl_lock(c);
+	server_sweep_nodes(c, time(NULL));
+	ctl_unlock(c);
 }
 
 /* The policies whose verdict or counts moved (or all), into due. */
@@ -369,9 +397,8 @@ static bool sync_pass(struct reconciler *r, struct targets_work *w, struct hmap 
 		.active = policy_active, .arg = r,
 	};
 	struct targets_node *tn = NULL;
-	struct node_update *u;
 	bool all = w->all || r->need_all;
-	int n = 0, nu;
+	int n = 0;
 
 	runtimes_sync(r, due);
 	w->all = all;
@@ -381,12 +408,7 @@ static bool sync_pass(struct reconciler *r, struct targets_work *w, struct hmap 
 		return false;
 	}
 	results_due(r, due, all);
-	u = calloc((size_t)n + 1, sizeof(*u));
-	nu = u ? encode_updates(c, targets_input(r->t), tn, n, u) : 0;
-	install_updates(c, u, nu);
-	for (int i = 0; i < nu; i++)
-		free(u[i].msg);
-	free(u);
+	encode_install(c, targets_input(r->t), tn, n);
 	targets_nodes_free(tn, n);
 	return n >= TRIM_AFTER_NODES || all;
 }

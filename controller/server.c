@@ -66,6 +66,11 @@ struct node_state *server_node_state(struct ctl *c, const char *name)
 	return ns;
 }
 
+static int cmp_str_p(const void *a, const void *b)
+{
+	return strcmp(*(char *const *)a, *(char *const *)b);
+}
+
 void server_node_set_policies(struct node_state *ns, char **policies, int n, int64_t now)
 {
 	hmap_for_each(&ns->released, it)
@@ -73,7 +78,14 @@ void server_node_set_policies(struct node_state *ns, char **policies, int n, int
 			free(hmap_del_entry(&ns->released, it));
 	for (int k = 0; k < ns->npolicies; k++) {
 		const char *key = ns->policies[k] + 2;	/* as agents name it: past "P:" */
-		int64_t *until = hmap_get(&ns->released, key);
+		int64_t *until;
+
+		/* still held: nothing to release (policies are sorted) */
+		if (n && bsearch(&ns->policies[k], policies, (size_t)n, sizeof(char *), cmp_str_p)) {
+			free(ns->policies[k]);
+			continue;
+		}
+		until = hmap_get(&ns->released, key);
 
 		if (!until && (until = malloc(sizeof(*until))) &&
 		    hmap_put(&ns->released, key, until, NULL)) {

@@ -22,7 +22,7 @@ void server_stop(struct ctl *c);
 struct node_state *server_node_state(struct ctl *c, const char *name);
 /*
  * Under ctl.lock: the policies a node's targets belong to now (keys "P:ns/name"
- * or "C:name"; taken over). Those it no longer holds stay allowed for its
+ * or "C:name", sorted; taken over). Those it no longer holds stay allowed for its
  * agent's uploads FLEET_UPLOAD_GRACE_S longer.
  */
 void server_node_set_policies(struct node_state *ns, char **policies, int n, int64_t now);

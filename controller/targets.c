@@ -491,26 +491,39 @@ static void policies_drop(struct targets *t)
 
 /* ---- nodes ---------------------------------------------------------------------- */
 
+static int cmp_key(const void *a, const void *b)
+{
+	return strcmp(*(char *const *)a, *(char *const *)b);
+}
+
+/* The keys of the policies of a node's targets, each once, sorted. */
 static int node_policies(const struct targets *t, struct targets_node *tn)
 {
 	const struct node_targets *nt = &tn->nt;
+	uint64_t *seen = calloc((size_t)t->nslots / 64 + 1, sizeof(*seen));
 	int n = 0;
 
-	for (int j = 0; j < nt->n; j++)
-		n += nt->t[j].npolicies;
-	tn->policies = calloc((size_t)n + 1, sizeof(char *));
-	if (!tn->policies)
+	if (!seen)
 		return -ENOMEM;
 	for (int j = 0; j < nt->n; j++)
 		for (int k = 0; k < nt->t[j].npolicies; k++) {
-			const char *key = t->slot[nt->t[j].policies[k]]->key;
-			bool dup = false;
+			int s = nt->t[j].policies[k];
 
-			for (int i = 0; i < tn->npolicies && !dup; i++)
-				dup = !strcmp(tn->policies[i], key);
-			if (!dup && !(tn->policies[tn->npolicies++] = strdup(key)))
-				return -ENOMEM;
+			n += !(seen[s / 64] & (1ull << (s % 64)));
+			seen[s / 64] |= 1ull << (s % 64);
 		}
+	tn->policies = calloc((size_t)n + 1, sizeof(char *));
+	for (int s = 0; tn->policies && s < t->nslots; s++) {
+		if (!(seen[s / 64] & (1ull << (s % 64))))
+			continue;
+		if (!(tn->policies[tn->npolicies] = strdup(t->slot[s]->key)))
+			break;
+		tn->npolicies++;
+	}
+	free(seen);
+	if (!tn->policies || tn->npolicies < n)
+		return -ENOMEM;
+	qsort(tn->policies, (size_t)n, sizeof(char *), cmp_key);
 	return 0;
 }
 

@@ -51,7 +51,7 @@ struct targets_view {
 struct targets_node {
 	char *name;
 	struct node_targets nt;
-	char **policies;	/* keys of the policies its targets belong to */
+	char **policies;	/* keys of the policies its targets belong to, sorted */
 	int npolicies;
 };
 

@@ -211,6 +211,36 @@ static void test_sweep_nodes(void **state)
 	fixture_free(&f);
 }
 
+/* A new set releases (for the grace time) only the policies it no longer holds. */
+static void test_release_only_left_policies(void **state)
+{
+	struct fixture f;
+	struct node_state *ns;
+	char **p = calloc(3, sizeof(char *)), **q = calloc(2, sizeof(char *));
+	int64_t now = time(NULL);
+
+	(void)state;
+	fixture_init(&f);
+	pthread_mutex_lock(&f.c.lock);
+	ns = server_node_state(&f.c, "n1");
+	p[0] = strdup("C:all");
+	p[1] = strdup("P:shop/db");
+	p[2] = strdup("P:shop/web");
+	server_node_set_policies(ns, p, 3, now);
+	assert_int_equal(ns->released.n, 0);
+	q[0] = strdup("C:all");
+	q[1] = strdup("P:shop/web");
+	server_node_set_policies(ns, q, 2, now);
+	assert_int_equal(ns->released.n, 1);
+	assert_non_null(hmap_get(&ns->released, "shop/db"));
+	assert_null(hmap_get(&ns->released, "shop/web"));
+	assert_null(hmap_get(&ns->released, "all"));
+	server_node_set_policies(ns, NULL, 0, now);
+	assert_int_equal(ns->released.n, 3);
+	pthread_mutex_unlock(&f.c.lock);
+	fixture_free(&f);
+}
+
 /* An upload before the agent is accepted closes the connection, and none is made. */
 static void test_upload_before_accept(void **state)
 {
@@ -235,6 +265,7 @@ int main(void)
 		cmocka_unit_test(test_upload_only_into_held_policies),
 		cmocka_unit_test(test_upload_before_accept),
 		cmocka_unit_test(test_sweep_nodes),
+		cmocka_unit_test(test_release_only_left_policies),
 		cmocka_unit_test(test_agent_address),
 	};
 
