@@ -147,7 +147,8 @@ struct walk {
 	__u8 bp_valid;
 	__u8 handed_back;	/* the walker of this pc's mapping has run: unwind it natively */
 	__u8 next;		/* enum walker to tail-call when the native walker pauses */
-	__u8 pad;
+	__u8 py_started;	/* the Python walker found the thread's frame chain */
+	__u64 py_frame;		/* the next Python frame to put in the sample, 0 when none */
 };
 
 struct walk_state {
@@ -419,6 +420,155 @@ int walk_native(struct bpf_perf_event_data *ctx)
 	}
 	if (r == STEP_NEXT) {
 		bpf_tail_call(ctx, &walkers, WALKER_NATIVE);
+		count(CNT_UNWIND_BUDGET);
+		stop(&st->w, STACK_LOOP_BUDGET);
+	}
+	finish_user(st);
+	return 0;
+}
+
+/* ---- the CPython walker ---------------------------------------------------- */
+
+/* pid -> its CPython's layout; written by the agent */
+struct {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(max_entries, 8192);
+	__type(key, __u32);
+	__type(value, struct py_proc);
+} py_procs SEC(".maps");
+
+/* What one Python step tells its loop. */
+enum py_step {
+	PY_MORE = 0,		/* one more frame of this run */
+	PY_RUN_END = 1,		/* this run of the loop is done: back to the native walker */
+	PY_FULL = 2,		/* the sample is full */
+};
+
+/*
+ * The sampled thread's own PyThreadState (not the GIL holder's): the value of
+ * CPython's pthread key in glibc's first block of keys, found from fsbase. 0
+ * for a thread that never ran Python.
+ */
+static __always_inline __u64 py_thread_state(const struct py_proc *pp)
+{
+	struct task_struct *task = (struct task_struct *)bpf_get_current_task();
+	__u64 fsbase = BPF_CORE_READ(task, thread.fsbase), ts = 0;
+	__s32 key = -1;
+
+	if (bpf_probe_read_user(&key, sizeof(key), (void *)pp->tss_key_addr) || key < 0 || key >= 32)
+		return 0;
+	if (bpf_probe_read_user(&ts, sizeof(ts),
+				(void *)(fsbase + pp->tls_specific + 16 * (__u64)key + 8)))
+		return 0;
+	return ts;
+}
+
+/* The thread's innermost Python frame, 0 when there is none. */
+static __always_inline __u64 py_top_frame(const struct py_proc *pp)
+{
+	__u64 ts = py_thread_state(pp), p = 0;
+
+	if (!ts || bpf_probe_read_user(&p, sizeof(p), (void *)(ts + pp->ts_frame)))
+		return 0;
+	if (pp->cframe_frame != PY_OFF_NONE &&
+	    (!p || bpf_probe_read_user(&p, sizeof(p), (void *)(p + pp->cframe_frame))))
+		return 0;
+	return p;
+}
+
+/* The instruction a frame is at, in code units from its code's start. */
+static __always_inline __u32 py_instr(const struct py_proc *pp, __u64 f, __u64 code)
+{
+	__u64 ip = 0, base = code + pp->co_code;
+	__s32 lasti = -1;
+
+	if (pp->instr == PY_INSTR_PTR) {
+		if (bpf_probe_read_user(&ip, sizeof(ip), (void *)(f + pp->f_instr)) || ip < base ||
+		    ip - base >= (1ull << 30))
+			return PY_NO_INSTR;
+		return (__u32)((ip - base) / 2);
+	}
+	if (bpf_probe_read_user(&lasti, sizeof(lasti), (void *)(f + pp->f_instr)) || lasti < 0)
+		return PY_NO_INSTR;
+	return pp->instr == PY_INSTR_LASTI_BYTES ? (__u32)lasti / 2 : (__u32)lasti;
+}
+
+/* The Python frame at w->py_frame into the sample. */
+static __always_inline int py_step(struct walk_state *st, const struct py_proc *pp)
+{
+	struct walk *w = &st->w;
+	__u64 f = w->py_frame, code = 0, back = 0, type = 0;
+	__u32 n = w->n;
+	__u8 entry = 0;
+
+	if (!f)
+		return PY_RUN_END;
+	if (n >= PROFLEET_MAX_STACK) {
+		count(CNT_UNWIND_DEPTH);
+		stop(w, STACK_TRUNCATED);
+		return PY_FULL;
+	}
+	if (bpf_probe_read_user(&code, sizeof(code), (void *)(f + pp->f_code)) ||
+	    bpf_probe_read_user(&back, sizeof(back), (void *)(f + pp->f_back)) ||
+	    (pp->f_entry != PY_OFF_NONE &&
+	     bpf_probe_read_user(&entry, sizeof(entry), (void *)(f + pp->f_entry)))) {
+		count(CNT_PY_READ_FAULT);
+		w->py_frame = 0;
+		return PY_RUN_END;
+	}
+	w->py_frame = back;
+	if (pp->entry == PY_ENTRY_SHIM && entry >= pp->entry_owner)
+		return PY_RUN_END;	/* the loop's own frame: where this run began */
+	code &= ~(__u64)pp->code_tag_mask;
+	if (bpf_probe_read_user(&type, sizeof(type), (void *)(code + 8)) || type != pp->code_type) {
+		count(CNT_PY_BAD_CODE);
+		w->py_frame = 0;	/* nothing after it can be trusted */
+		return PY_RUN_END;
+	}
+	st->e.ustack[n] = code;
+	st->e.uaux[n] = py_instr(pp, f, code);
+	st->e.ukind[n] = WALKER_PYTHON;
+	w->n = n + 1;
+	count(CNT_PY_FRAMES);
+	if (pp->entry == PY_ENTRY_ONE || (pp->entry == PY_ENTRY_FLAG && entry))
+		return PY_RUN_END;
+	return PY_MORE;
+}
+
+/*
+ * The Python walker, entered when the native walk reaches CPython's evaluation
+ * loop: puts the Python frames that this call of the loop runs into the sample,
+ * innermost first, then hands the loop's own native frame back to the native
+ * walker (which goes on to its callers, and to the next call of the loop).
+ */
+SEC("perf_event")
+int walk_python(struct bpf_perf_event_data *ctx)
+{
+	struct walk_state *st = get_state();
+	const struct py_proc *pp;
+	int r = PY_MORE;
+
+	if (!st)
+		return 0;
+	pp = bpf_map_lookup_elem(&py_procs, &st->w.pid);
+	if (!pp) {
+		count(CNT_PY_NO_PROC);
+		r = PY_RUN_END;
+	} else if (!st->w.py_started) {
+		st->w.py_started = 1;
+		st->w.py_frame = py_top_frame(pp);
+		if (!st->w.py_frame)
+			count(CNT_PY_NO_THREAD);
+	}
+	for (int i = 0; pp && i < PY_FRAMES_PER_PROG && r == PY_MORE; i++)
+		r = py_step(st, pp);
+	if (r == PY_MORE) {	/* a long run: more of it in the next program */
+		bpf_tail_call(ctx, &walkers, WALKER_PYTHON);
+	} else if (r == PY_RUN_END) {
+		st->w.handed_back = 1;
+		bpf_tail_call(ctx, &walkers, WALKER_NATIVE);
+	}
+	if (r != PY_FULL) {
 		count(CNT_UNWIND_BUDGET);
 		stop(&st->w, STACK_LOOP_BUDGET);
 	}

@@ -42,8 +42,54 @@ enum stack_status {
  */
 enum walker {
 	WALKER_NATIVE = 0,	/* .eh_frame tables, frame pointers where there are none */
-	/* 1..WALKER_MAX-1: interpreters (Python, JVM, V8, ...) plug in here */
+	WALKER_PYTHON = 1,	/* CPython: ustack = code object, uaux = instruction (code units) */
+	/* 2..WALKER_MAX-1: more interpreters (JVM, V8, ...) plug in here */
 	WALKER_MAX = 8,
+};
+
+/* Python frames the Python walker takes per program before it tail-calls itself. */
+#define PY_FRAMES_PER_PROG 12
+/* uaux of a Python frame whose instruction is not known (the code's first line is used) */
+#define PY_NO_INSTR 0xffffffffu
+
+/* How the Python walker knows where one run of the evaluation loop's frames ends. */
+enum py_entry {
+	PY_ENTRY_ONE = 0,	/* 3.8-3.10: one frame object per call of the loop */
+	PY_ENTRY_FLAG = 1,	/* 3.11: the run's first frame has is_entry set */
+	PY_ENTRY_SHIM = 2,	/* 3.12+: a frame of owner >= entry_owner starts the run (skipped) */
+};
+
+/* What a frame's position field holds. */
+enum py_instr {
+	PY_INSTR_PTR = 0,	/* 3.11+: a pointer into the code's instructions */
+	PY_INSTR_LASTI_BYTES = 1,	/* 3.8/3.9: int f_lasti, a byte offset */
+	PY_INSTR_LASTI_UNITS = 2,	/* 3.10: int f_lasti, in code units */
+};
+
+#define PY_OFF_NONE 0xffff
+
+/*
+ * One process's CPython (pid -> py_proc, written by the agent from the ELF it
+ * runs): where the sampled thread's own PyThreadState is (glibc's pthread
+ * key slot of CPython's thread-state key, fsbase + tls_specific + 16 * key + 8),
+ * and the layout of its frames, per version.
+ */
+struct py_proc {
+	__u64 tss_key_addr;	/* the pthread_key_t (int) of CPython's thread-state key */
+	__u64 code_type;	/* &PyCode_Type: a frame's code object must be one */
+	__u32 tls_specific;	/* glibc: struct pthread's specific_1stblock, from fsbase */
+	__u16 ts_frame;		/* PyThreadState: frame (3.8-3.10), cframe (3.11/3.12), current_frame */
+	__u16 cframe_frame;	/* _PyCFrame.current_frame, PY_OFF_NONE when ts_frame is the frame */
+	__u16 f_code;		/* frame: f_code / f_executable */
+	__u16 f_back;		/* frame: f_back / previous */
+	__u16 f_instr;		/* frame: f_lasti / prev_instr / instr_ptr */
+	__u16 f_entry;		/* frame: is_entry (3.11) or owner (3.12+), PY_OFF_NONE */
+	__u16 co_code;		/* code object: co_code_adaptive (3.11+) */
+	__u8 entry;		/* enum py_entry */
+	__u8 instr;		/* enum py_instr */
+	__u8 entry_owner;	/* PY_ENTRY_SHIM: owner values >= this are the loop's own frames */
+	__u8 code_tag_mask;	/* f_executable's low bits that are tags (3.14: a _PyStackRef) */
+	__u8 pad[2];
 };
 
 /* Frames the native walker takes per program before it tail-calls itself. */
@@ -127,6 +173,12 @@ enum counter {
 	CNT_WALKER_MISSING,	/* a mapping named a walker whose program is not loaded */
 	CNT_TAIL_CALL_FAILED,	/* the native walker itself could not be entered */
 	CNT_USER_REGS_UNKNOWN,	/* before 5.15: the registers at the top of the kernel stack are not user mode's */
+	/* the Python walker */
+	CNT_PY_FRAMES,		/* Python frames put in samples */
+	CNT_PY_NO_PROC,		/* the evaluation loop of a process the agent has not described */
+	CNT_PY_NO_THREAD,	/* no thread state (a thread that never ran Python, a read fault) */
+	CNT_PY_READ_FAULT,	/* a frame could not be read */
+	CNT_PY_BAD_CODE,	/* a frame's code is not a code object: the rest of the run skipped */
 	CNT_MAX,
 };
 
@@ -135,6 +187,7 @@ _Static_assert(sizeof(struct sample_event) ==
 		       80 + 2 * 8 * PROFLEET_MAX_STACK + 5 * (PROFLEET_MAX_STACK + 1),
 	       "sample_event layout changed: update both sides");
 _Static_assert(sizeof(struct target_cfg) == 12, "target_cfg layout");
+_Static_assert(sizeof(struct py_proc) == 40, "py_proc layout");
 #endif
 
 #endif

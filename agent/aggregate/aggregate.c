@@ -14,6 +14,7 @@
 #include "log.h"
 #include "procs.h"
 #include "profile.h"
+#include "pysym.h"
 
 struct stack {
 	struct stack *next;
@@ -23,7 +24,11 @@ struct stack {
 	uint32_t pid, tid;
 	char comm[PROFLEET_COMM_LEN], pcomm[PROFLEET_COMM_LEN];
 	uint16_t nk, nu;
-	/* nk kernel addresses, nu user addresses, then nu mapping ids (u32) */
+	/*
+	 * nk kernel addresses, nu user addresses (a Python frame's is its code
+	 * object), then nu mapping ids (u32), nu walker values (u32: a Python
+	 * frame's instruction) and nu walker kinds (u8, enum walker)
+	 */
 	uint64_t frames[];
 };
 
@@ -31,6 +36,7 @@ struct agg {
 	struct agg_budget *budget;	/* shared with other aggregates; NULL = none */
 	struct procs *procs;
 	struct symcache *sc;
+	struct pysym *pysym;
 	struct stack **buckets;
 	uint32_t nbuckets;
 	uint32_t max_stacks;
@@ -43,12 +49,22 @@ struct agg {
 
 static size_t stack_size(uint32_t nk, uint32_t nu)
 {
-	return sizeof(struct stack) + (nk + nu) * sizeof(uint64_t) + nu * sizeof(uint32_t);
+	return sizeof(struct stack) + (nk + nu) * sizeof(uint64_t) + nu * (2 * sizeof(uint32_t) + 1);
 }
 
 static uint32_t *stack_ids(struct stack *s)
 {
 	return (uint32_t *)(s->frames + s->nk + s->nu);
+}
+
+static uint32_t *stack_aux(struct stack *s)
+{
+	return stack_ids(s) + s->nu;
+}
+
+static uint8_t *stack_kinds(struct stack *s)
+{
+	return (uint8_t *)(stack_aux(s) + s->nu);
 }
 
 struct agg *agg__new(const struct agg_opts *opts, struct procs *procs, struct symcache *sc)
@@ -63,6 +79,7 @@ struct agg *agg__new(const struct agg_opts *opts, struct procs *procs, struct sy
 	a->max_bytes = opts && opts->max_bytes ? opts->max_bytes : 256ull << 20;
 	a->budget = opts ? opts->budget : NULL;
 	a->kernel_addresses = opts && opts->kernel_addresses;
+	a->pysym = opts ? opts->pysym : NULL;
 	a->nbuckets = 4096;
 	a->buckets = calloc(a->nbuckets, sizeof(*a->buckets));
 	if (!a->buckets) {
@@ -178,6 +195,8 @@ static void touch_mapping(struct agg *a, uint32_t id)
 struct skey {
 	uint64_t frames[PROFLEET_MAX_STACK * 2];	/* kernel, then user */
 	uint32_t ids[PROFLEET_MAX_STACK];		/* the user frames' mappings */
+	uint32_t aux[PROFLEET_MAX_STACK];		/* the user frames' walker values */
+	uint8_t kinds[PROFLEET_MAX_STACK];		/* the user frames' walkers */
 	uint32_t nk, nu;
 	uint64_t hash;
 };
@@ -200,6 +219,12 @@ static void sample_key(struct agg *a, const struct sample_event *e, struct skey 
 	memcpy(k->frames, e->kstack, k->nk * sizeof(uint64_t));
 	memcpy(k->frames + k->nk, e->ustack, k->nu * sizeof(uint64_t));
 	for (uint32_t i = 0; i < k->nu; i++) {
+		k->kinds[i] = e->ukind[i] == WALKER_PYTHON ? WALKER_PYTHON : WALKER_NATIVE;
+		k->aux[i] = k->kinds[i] == WALKER_NATIVE ? 0 : e->uaux[i];
+		if (k->kinds[i] != WALKER_NATIVE) {	/* no mapping: named by its walker's symbolizer */
+			k->ids[i] = PROCS_NO_MAPPING;
+			continue;
+		}
 		if (procs__resolve(a->procs, (int)e->pid, e->ustack[i], &k->ids[i])) {
 			k->ids[i] = PROCS_NO_MAPPING;
 			if (a->stats.frames_unmapped++ < 20)
@@ -214,7 +239,7 @@ static void sample_key(struct agg *a, const struct sample_event *e, struct skey 
 	for (uint32_t i = 0; i < k->nk + k->nu; i++)
 		h = mix(h, k->frames[i]);
 	for (uint32_t i = 0; i < k->nu; i++)
-		h = mix(h, k->ids[i]);
+		h = mix(h, k->ids[i] ^ (uint64_t)k->aux[i] << 32 ^ (uint64_t)k->kinds[i] << 24);
 	for (size_t i = 0; i < sizeof(e->comm); i++)
 		h = mix(h, (uint64_t)(unsigned char)e->comm[i] | (uint64_t)(unsigned char)e->pcomm[i] << 8);
 	k->hash = h;
@@ -228,11 +253,28 @@ static struct stack *stack_find(const struct agg *a, const struct sample_event *
 		    s->nu == k->nu &&
 		    !memcmp(s->frames, k->frames, (k->nk + k->nu) * sizeof(uint64_t)) &&
 		    !memcmp(stack_ids(s), k->ids, k->nu * sizeof(uint32_t)) &&
+		    !memcmp(stack_aux(s), k->aux, k->nu * sizeof(uint32_t)) &&
+		    !memcmp(stack_kinds(s), k->kinds, k->nu) &&
 		    !strncmp(s->comm, e->comm, sizeof(s->comm)) &&
 		    !strncmp(s->pcomm, e->pcomm, sizeof(s->pcomm)))
 			return s;
 	}
 	return NULL;
+}
+
+/* A new stack's Python frames are read while their process lives (the names are cached). */
+static void python_prefetch(struct agg *a, struct stack *s)
+{
+	const uint8_t *kinds = stack_kinds(s);
+	struct pysym_frame f;
+
+	for (uint32_t i = 0; i < s->nu; i++) {
+		if (kinds[i] != WALKER_PYTHON)
+			continue;
+		a->stats.frames_python++;
+		if (a->pysym)
+			pysym_lookup(a->pysym, (int)s->pid, s->frames[s->nk + i], stack_aux(s)[i], &f);
+	}
 }
 
 /* A new stack of one sample, within the aggregate's bounds and the shared budget. 0 or -errno. */
@@ -265,6 +307,9 @@ static int stack_add(struct agg *a, const struct sample_event *e, const struct s
 	s->nu = (uint16_t)k->nu;
 	memcpy(s->frames, k->frames, (k->nk + k->nu) * sizeof(uint64_t));
 	memcpy(stack_ids(s), k->ids, k->nu * sizeof(uint32_t));
+	memcpy(stack_aux(s), k->aux, k->nu * sizeof(uint32_t));
+	memcpy(stack_kinds(s), k->kinds, k->nu);
+	python_prefetch(a, s);
 	s->next = a->buckets[b];
 	a->buckets[b] = s;
 	a->bytes += sz;
@@ -301,8 +346,9 @@ void agg__stats(const struct agg *a, struct agg_stats *ret)
 
 struct loc_key {
 	uint64_t addr;
-	uint32_t id;		/* mapping id, PROCS_NO_MAPPING, KERNEL_ID or KSYM_ID */
-	uint32_t leaf;
+	uint32_t id;		/* mapping id, PROCS_NO_MAPPING, KERNEL_ID, KSYM_ID or PYTHON_ID */
+	uint32_t leaf;		/* PYTHON_ID: the instruction */
+	uint32_t pid;		/* PYTHON_ID: whose code object addr is; else 0 */
 };
 
 /* a kernel frame at its address (agg_opts.kernel_addresses) */
@@ -313,6 +359,8 @@ struct loc_key {
  * Every address in one function makes one location, two functions never share one.
  */
 #define KSYM_ID (UINT32_MAX - 2)
+/* A Python frame: addr is its code object in process pid, leaf its instruction. */
+#define PYTHON_ID (UINT32_MAX - 3)
 
 struct build {
 	struct agg *a;
@@ -327,7 +375,7 @@ struct build {
 
 static uint64_t loc_hash(const struct loc_key *k)
 {
-	return mix(mix(mix(0, k->addr), k->id), k->leaf);
+	return mix(mix(mix(mix(0, k->addr), k->id), k->leaf), k->pid);
 }
 
 static int loc_grow(struct build *b)
@@ -430,7 +478,20 @@ static int make_location(struct build *b, const struct loc_key *k)
 	uint64_t look = k->leaf ? k->addr : k->addr - 1;	/* return address -> call site */
 	char name[600];
 
-	if (k->id == KERNEL_ID || k->id == KSYM_ID) {
+	if (k->id == PYTHON_ID) {
+		struct pysym_frame f;
+
+		l.address = 0;
+		if (b->a->pysym && !pysym_lookup(b->a->pysym, (int)k->pid, k->addr, k->leaf, &f)) {
+			l.function = f.name;
+			l.file = f.file;
+			l.line = f.line;
+			return profile__add_location(b->p, &l);
+		}
+		snprintf(name, sizeof(name), "[python]+0x%" PRIx64, k->addr);
+		l.function = name;
+		b->a->stats.frames_unsymbolized++;
+	} else if (k->id == KERNEL_ID || k->id == KSYM_ID) {
 		kernel_location(b, k, &l, name, sizeof(name));
 	} else if (k->id == PROCS_NO_MAPPING || !procs__mapping(b->a->procs, k->id)) {
 		/* (a freed id: procs__gc ran while this aggregate held it, a bug) */
@@ -461,10 +522,8 @@ static int make_location(struct build *b, const struct loc_key *k)
 	return profile__add_location(b->p, &l);
 }
 
-static int location(struct build *b, uint64_t addr, uint32_t id, bool leaf)
+static int location_of(struct build *b, struct loc_key k)
 {
-	struct loc_key k = id == KERNEL_ID ? kernel_key(b, addr, leaf) :
-			   (struct loc_key){ .addr = addr, .id = id, .leaf = leaf };
 	uint32_t j;
 	int idx;
 
@@ -473,7 +532,7 @@ static int location(struct build *b, uint64_t addr, uint32_t id, bool leaf)
 	for (j = loc_hash(&k) & (b->nslots - 1); b->vals[j]; j = (j + 1) & (b->nslots - 1)) {
 		const struct loc_key *o = &b->keys[j];
 
-		if (o->addr == k.addr && o->id == k.id && o->leaf == k.leaf)
+		if (o->addr == k.addr && o->id == k.id && o->leaf == k.leaf && o->pid == k.pid)
 			return (int)b->vals[j] - 1;
 	}
 	idx = make_location(b, &k);
@@ -483,6 +542,12 @@ static int location(struct build *b, uint64_t addr, uint32_t id, bool leaf)
 	b->vals[j] = (uint32_t)idx + 1;
 	b->nused++;
 	return idx;
+}
+
+static int location(struct build *b, uint64_t addr, uint32_t id, bool leaf)
+{
+	return location_of(b, id == KERNEL_ID ? kernel_key(b, addr, leaf) :
+			      (struct loc_key){ .addr = addr, .id = id, .leaf = leaf });
 }
 
 static int add_stack(struct build *b, struct stack *s)
@@ -504,7 +569,13 @@ static int add_stack(struct build *b, struct stack *s)
 		locs[n++] = (uint32_t)idx;
 	}
 	for (uint32_t i = 0; i < s->nu; i++) {
-		idx = location(b, s->frames[s->nk + i], ids[i], i == 0);
+		if (stack_kinds(s)[i] == WALKER_PYTHON)
+			idx = location_of(b, (struct loc_key){ .addr = s->frames[s->nk + i],
+							       .id = PYTHON_ID,
+							       .leaf = stack_aux(s)[i],
+							       .pid = s->pid });
+		else
+			idx = location(b, s->frames[s->nk + i], ids[i], i == 0);
 		if (idx < 0)
 			return idx;
 		locs[n++] = (uint32_t)idx;

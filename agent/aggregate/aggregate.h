@@ -34,6 +34,8 @@ struct agg_opts {
 	 * profiles never tell their readers where the kernel is (KASLR).
 	 */
 	bool kernel_addresses;
+	/* names Python frames (ukind WALKER_PYTHON); NULL: they stay "[python]+0x<code>" */
+	struct pysym *pysym;
 };
 
 struct agg_stats {
@@ -42,10 +44,12 @@ struct agg_stats {
 	uint64_t dropped_full;	/* samples dropped because the table was full */
 	uint64_t frames_unmapped;	/* user frames outside any known mapping */
 	uint64_t frames_unsymbolized;	/* frames that kept module+0xoffset */
+	uint64_t frames_python;		/* Python frames in the stacks added */
 	uint64_t kstack_errors, ustack_errors, ustack_truncated;
 };
 
 struct agg;
+struct pysym;
 
 struct agg *agg__new(const struct agg_opts *opts, struct procs *procs, struct symcache *sc);
 void agg__free(struct agg *a);

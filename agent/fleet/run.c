@@ -38,6 +38,7 @@
 #include "log.h"
 #include "pipeline.h"
 #include "procs.h"
+#include "pysym.h"
 #include "profile.h"
 #include "record.h"
 #include "sampler.h"
@@ -80,6 +81,7 @@ struct run {
 	struct sampler *s;
 	struct procs *procs;
 	struct symcache *sc;
+	struct pysym *pysym;	/* names of Python frames */
 	struct agg *agg;
 	struct unwinder *unw;	/* the pipeline's */
 	struct pipeline pl;
@@ -669,7 +671,7 @@ static void apply_set(struct run *r, Profleet__Fleet__V1__TargetSet *set)
 		nt[i].sample_every = (uint32_t)((base + (int)nt[i].hz / 2) / (int)nt[i].hz);
 	sync_backends(r, set);
 	{
-		struct agg_opts ao = { .max_stacks = 1u << 16, .max_bytes = 32u << 20,
+		struct agg_opts ao = { .max_stacks = 1u << 16, .max_bytes = 32u << 20, .pysym = r->pysym,
 				       .budget = &r->agg_budget,
 				       .kernel_addresses = r->cfg.kernel_addresses };
 		struct ksyms *ks = NULL;
@@ -1233,21 +1235,24 @@ static int run_open(struct run *r)
 		.dwarf_unwind = cfg->dwarf_unwind,
 		.unwind_rows = cfg->unwind_rows,
 		.allow_degraded = true,
+		.python = cfg->dwarf_unwind,
 		.start_disabled = true,
 	};
 
 	r->procs = procs__new(NULL);
 	r->sc = symcache__new(NULL);
-	if (!r->procs || !r->sc)
+	r->pysym = pysym_new(0);
+	if (!r->procs || !r->sc || !r->pysym)
 		return -1;
 	if (cfg->noutputs) {	/* the whole node's profile is kept only to be written */
-		r->agg = agg__new(&(struct agg_opts){ .kernel_addresses = cfg->kernel_addresses },
-				  r->procs, r->sc);
+		r->agg = agg__new(&(struct agg_opts){ .kernel_addresses = cfg->kernel_addresses,
+						      .pysym = r->pysym }, r->procs, r->sc);
 		if (!r->agg)
 			return -1;
 	}
-	r->pl = (struct pipeline){ .procs = r->procs, .table_cache_dir = cfg->table_cache,
-				   .consume = consume, .wanted = wanted, .ctx = r };
+	r->pl = (struct pipeline){ .procs = r->procs, .pysym = r->pysym,
+				   .table_cache_dir = cfg->table_cache, .consume = consume,
+				   .wanted = wanted, .ctx = r };
 	pipeline_bind(&r->pl, &so);
 	r->s = sampler__new(&so);
 	if (!r->s || pipeline_start_unwinder(&r->pl, r->s))
@@ -1415,6 +1420,7 @@ static void run_close(struct run *r)
 	sampler__free(r->s);
 	agg__free(r->agg);
 	symcache__free(r->sc);
+	pysym_free(r->pysym);
 	procs__free(r->procs);
 }
 

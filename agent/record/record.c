@@ -25,6 +25,7 @@
 #include "pprof.h"
 #include "pipeline.h"
 #include "procs.h"
+#include "pysym.h"
 #include "table_cache.h"
 #include "profile.h"
 #include "sampler.h"
@@ -385,6 +386,7 @@ struct recording {
 	struct pipeline pl;
 	struct procs *procs;
 	struct symcache *sc;
+	struct pysym *pysym;	/* names of Python frames */
 	struct sampler *s;
 	pid_t child;		/* the command, -1 once reaped (or none) */
 	int gate;		/* write end of the command's start gate, -1 once used */
@@ -431,20 +433,23 @@ static int rec_open(struct recording *rc)
 		.dwarf_unwind = cfg->dwarf_unwind,
 		.unwind_rows = cfg->unwind_rows,
 		.allow_degraded = true,
+		.python = cfg->dwarf_unwind,
 	};
 
 	rc->procs = procs__new(NULL);
 	rc->sc = symcache__new(NULL);
-	rc->st.agg = rc->procs && rc->sc ?
-		agg__new(&(struct agg_opts){ .kernel_addresses = cfg->kernel_addresses }, rc->procs,
-			 rc->sc) : NULL;
+	rc->pysym = pysym_new(0);
+	rc->st.agg = rc->procs && rc->sc && rc->pysym ?
+		agg__new(&(struct agg_opts){ .kernel_addresses = cfg->kernel_addresses,
+					     .pysym = rc->pysym }, rc->procs, rc->sc) : NULL;
 	rc->st.period_ns = 1000000000LL / cfg->frequency;
 	if (!rc->st.agg) {
 		log_error("out of memory");
 		return -1;
 	}
-	rc->pl = (struct pipeline){ .procs = rc->procs, .table_cache_dir = cfg->table_cache,
-				    .consume = consume, .ctx = &rc->st };
+	rc->pl = (struct pipeline){ .procs = rc->procs, .pysym = rc->pysym,
+				    .table_cache_dir = cfg->table_cache, .consume = consume,
+				    .ctx = &rc->st };
 	pipeline_bind(&rc->pl, &so);
 	rc->s = sampler__new(&so);
 	if (!rc->s)
@@ -688,6 +693,7 @@ static void rec_close(struct recording *rc)
 	sampler__free(rc->s);
 	agg__free(rc->st.agg);
 	symcache__free(rc->sc);
+	pysym_free(rc->pysym);
 	procs__free(rc->procs);
 	free(rc->st.pids);
 }

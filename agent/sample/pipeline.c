@@ -116,6 +116,9 @@ int pipeline_start_unwinder(struct pipeline *pl, struct sampler *s)
 				 pl->table_cache_dir, strerror(errno));
 	}
 	uo.cache = pl->cache;
+	uo.py_procs_fd = sampler__py_procs_fd(s);
+	uo.python = uo.py_procs_fd >= 0;
+	uo.pysym = pl->pysym;
 	sampler__unwind_fds(s, &mfd, &rfd, &cap);
 	pl->unw = unwinder__new(mfd, rfd, cap, pl->procs, &uo);
 	if (!pl->unw)

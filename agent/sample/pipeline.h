@@ -17,6 +17,7 @@
 #include "sampler.h"
 
 struct procs;
+struct pysym;
 struct table_cache;
 struct unwinder;
 
@@ -29,6 +30,7 @@ typedef bool (*pipeline_wanted_fn)(void *ctx, int pid);
 
 struct pipeline {
 	struct procs *procs;		/* the caller's */
+	struct pysym *pysym;		/* the caller's: told which processes run CPython; may be NULL */
 	const char *table_cache_dir;	/* compiled unwind tables on disk; NULL = none */
 	pipeline_consume_fn consume;	/* after the unwinder saw the sample */
 	/*

@@ -474,7 +474,8 @@ int sampler__probe_kernel(struct sampler_kernel *k, char *err, size_t errlen)
 /* Verified instructions of each program (0 where the kernel does not say: before 5.16). */
 static void read_verified(struct sampler *s)
 {
-	struct bpf_program *progs[] = { s->skel->progs.on_cpu_sample, s->skel->progs.walk_native };
+	struct bpf_program *progs[] = { s->skel->progs.on_cpu_sample, s->skel->progs.walk_native,
+					 s->skel->progs.walk_python };
 	char *p = s->kernel.verified, *end = p + sizeof(s->kernel.verified);
 
 	for (size_t i = 0; i < sizeof(progs) / sizeof(progs[0]); i++) {
@@ -496,11 +497,23 @@ static void read_verified(struct sampler *s)
 }
 
 /* Opens and loads the programs of one variant: the walker chain, or frame pointers only. */
-static int load_variant(struct sampler *s, const struct sampler_opts *opts, bool dwarf,
-			size_t rb_bytes)
+/* Puts a loaded walker at its index of the walkers program array. 0 or -errno. */
+static int set_walker(struct sampler *s, __u32 key, struct bpf_program *prog)
 {
-	__u32 key = WALKER_NATIVE;
-	int fd, err;
+	int fd = bpf_program__fd(prog);
+
+	if (bpf_map_update_elem(bpf_map__fd(s->skel->maps.walkers), &key, &fd, BPF_ANY)) {
+		log_error("cannot put walker %s in its program array: %s", bpf_program__name(prog),
+			  strerror(errno));
+		return -errno;
+	}
+	return 0;
+}
+
+static int load_variant(struct sampler *s, const struct sampler_opts *opts, bool dwarf,
+			bool python, size_t rb_bytes)
+{
+	int err;
 
 	oncpu_bpf__destroy(s->skel);
 	s->skel = oncpu_bpf__open();
@@ -523,6 +536,9 @@ static int load_variant(struct sampler *s, const struct sampler_opts *opts, bool
 	bpf_map__set_max_entries(s->skel->maps.unwind_rows,
 				 !dwarf ? 1 : opts->unwind_rows ? opts->unwind_rows : UNWIND_DEFAULT_ROWS);
 	bpf_program__set_autoload(s->skel->progs.walk_native, dwarf);
+	bpf_program__set_autoload(s->skel->progs.walk_python, dwarf && python);
+	if (!(dwarf && python))	/* unused: no room taken */
+		bpf_map__set_max_entries(s->skel->maps.py_procs, 1);
 
 	load_ctx.loading = true;
 	load_ctx.from_verifier = false;
@@ -533,13 +549,10 @@ static int load_variant(struct sampler *s, const struct sampler_opts *opts, bool
 		log_info("BPF load: %s", load_ctx.why);
 	if (err || !dwarf)
 		return err;
-	fd = bpf_program__fd(s->skel->progs.walk_native);
-	if (bpf_map_update_elem(bpf_map__fd(s->skel->maps.walkers), &key, &fd, BPF_ANY)) {
-		err = -errno;
-		log_error("cannot put the native walker in its program array: %s", strerror(errno));
-		return err;
-	}
-	return 0;
+	err = set_walker(s, WALKER_NATIVE, s->skel->progs.walk_native);
+	if (!err && python)
+		err = set_walker(s, WALKER_PYTHON, s->skel->progs.walk_python);
+	return err;
 }
 
 /*
@@ -549,16 +562,26 @@ static int load_variant(struct sampler *s, const struct sampler_opts *opts, bool
  */
 static int load_programs(struct sampler *s, const struct sampler_opts *opts, size_t rb_bytes)
 {
-	int err = load_variant(s, opts, opts->dwarf_unwind, rb_bytes);
+	bool python = opts->dwarf_unwind && opts->python;
+	int err = load_variant(s, opts, opts->dwarf_unwind, python, rb_bytes);
 
+	if (err && python && load_ctx.from_verifier) {
+		/* the native walk is worth more than Python's frames: it goes on without them */
+		log_warn("kernel %s refused the CPython walker (%s): Python frames are not named "
+			 "(the verifier's log at --log-level debug)", s->kernel.release, load_ctx.why);
+		python = false;
+		err = load_variant(s, opts, true, false, rb_bytes);
+	}
 	if (err && opts->dwarf_unwind && opts->allow_degraded && load_ctx.from_verifier) {
 		snprintf(s->kernel.degraded, sizeof(s->kernel.degraded),
 			 "kernel %s refused the table-driven unwinder (%s): user stacks from "
 			 "frame pointers only", s->kernel.release, load_ctx.why);
 		log_warn("degraded: %s; code built without frame pointers loses its callers "
 			 "(the verifier's log at --log-level debug)", s->kernel.degraded);
-		err = load_variant(s, opts, false, rb_bytes);
+		python = false;
+		err = load_variant(s, opts, false, false, rb_bytes);
 	}
+	s->kernel.python = !err && python;
 	if (err)
 		log_error("cannot load the BPF programs on kernel %s: %s (details at --log-level "
 			  "debug)", s->kernel.release, load_ctx.why[0] ? load_ctx.why : strerror(-err));
@@ -980,6 +1003,11 @@ int sampler__prog_stats(struct sampler *s, uint64_t *ret_run_ns, uint64_t *ret_r
 const struct sampler_kernel *sampler__kernel(const struct sampler *s)
 {
 	return &s->kernel;
+}
+
+int sampler__py_procs_fd(struct sampler *s)
+{
+	return s->kernel.python ? bpf_map__fd(s->skel->maps.py_procs) : -1;
 }
 
 int sampler__unwind_fds(struct sampler *s, int *ret_mappings_fd, int *ret_rows_fd,

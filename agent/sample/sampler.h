@@ -45,6 +45,7 @@ struct sampler_opts {
 	bool start_disabled;	/* open the perf events disabled (sampler__set_frequency starts them) */
 	bool dwarf_unwind;	/* walk user stacks with unwind tables (else frame pointers only) */
 	bool allow_degraded;	/* dwarf_unwind refused by the verifier: frame pointers, said loudly */
+	bool python;		/* with dwarf_unwind: the CPython walker too (left out if refused) */
 	uint32_t unwind_rows;	/* size of the unwind_rows array; 0 = UNWIND_DEFAULT_ROWS */
 	sampler_sample_fn on_sample;
 	sampler_task_fn on_task;	/* may be NULL */
@@ -57,6 +58,7 @@ struct sampler_kernel {
 	char release[65];		/* uname -r */
 	bool task_pt_regs;		/* bpf_task_pt_regs() (5.15+) */
 	bool dwarf;			/* the table-driven walker chain is loaded */
+	bool python;			/* the CPython walker is in the chain */
 	char degraded[512];		/* why a lesser variant was loaded; "" when none was */
 	char verified[160];		/* "prog=N ..." verified instructions (5.16+) */
 	uint64_t verified_total;
@@ -131,6 +133,8 @@ void sampler__stats(struct sampler *s, struct sampler_stats *ret);
 const struct sampler_kernel *sampler__kernel(const struct sampler *s);
 /* fd readable wakes sampler__poll too (which then drains as usual). 0 or -errno. */
 int sampler__watch_fd(struct sampler *s, int fd);
+/* The py_procs map of the CPython walker, -1 when it is not loaded. */
+int sampler__py_procs_fd(struct sampler *s);
 /* The unwinder's BPF maps: exe_mappings (LPM trie) and unwind_rows (array, *ret_rows_cap rows). */
 int sampler__unwind_fds(struct sampler *s, int *ret_mappings_fd, int *ret_rows_fd,
 			uint32_t *ret_rows_cap);

@@ -23,6 +23,8 @@
 #include "grow.h"
 #include "log.h"
 #include "procs.h"
+#include "pyelf.h"
+#include "pysym.h"
 #include "table_cache.h"
 #include "unwind.h"
 #include "unwind_table.h"
@@ -53,6 +55,8 @@ struct table {
 	uint32_t first_row, nrows;	/* its slice of unwind_rows */
 	struct seg segs[8];	/* executable PT_LOADs, to turn file offsets into vaddrs */
 	int nsegs;
+	bool has_py;		/* the file holds a CPython we know: py */
+	struct py_elf py;
 };
 
 struct pid_entry {
@@ -65,6 +69,8 @@ struct pid_entry {
 	uint32_t nkeys, cap;
 	uint32_t *tables;		/* table ids referenced (one per mapping range) */
 	uint32_t ntables, cap_tables;
+	bool py;			/* its py_procs entry is ours */
+	bool py_seen;			/* its CPython was found at the last sync */
 };
 
 /* free slices of unwind_rows, sorted by start, never adjacent */
@@ -327,6 +333,20 @@ static bool table_evict_idle(struct unwinder *u, bool for_rows)
 	return true;
 }
 
+/* The process no longer runs the CPython it did: its py_procs entry and names go. */
+static void py_drop(struct unwinder *u, struct pid_entry *pe)
+{
+	__u32 pid = (__u32)pe->pid;
+
+	if (!pe->py)
+		return;
+	bpf_map_delete_elem(u->opts.py_procs_fd, &pid);
+	if (u->opts.pysym)
+		pysym_forget_pid(u->opts.pysym, pe->pid);
+	pe->py = false;
+	u->stats.py_procs--;
+}
+
 static void pid_drop_entries(struct unwinder *u, struct pid_entry *pe)
 {
 	for (uint32_t i = 0; i < pe->nkeys; i++)
@@ -336,6 +356,7 @@ static void pid_drop_entries(struct unwinder *u, struct pid_entry *pe)
 	for (uint32_t i = 0; i < pe->ntables; i++)
 		table_unref(u, pe->tables[i]);
 	pe->ntables = 0;
+	py_drop(u, pe);
 }
 
 void unwinder__forget_pid(struct unwinder *u, int pid)
@@ -696,6 +717,31 @@ static int collect(struct unwinder *u)
  * Returns the table id for the file of mapping m, or -errno. A table not built
  * yet is handed to the worker: its id is returned at once, pending.
  */
+/* A file named like CPython's: what the Python walker needs of it, into t. */
+static void py_detect(struct unwinder *u, struct table *t, int fd, const char *path)
+{
+	const char *base = strrchr(path, '/');
+	Elf *elf;
+	int err;
+
+	if (!strstr(base ? base + 1 : path, "python"))
+		return;
+	elf = elfutil_begin(fd);
+	if (!elf)
+		return;
+	err = pyelf_read(elf, fd, path, &t->py);
+	elf_end(elf);
+	t->has_py = err == 0;
+	if (err == -ENOTSUP) {
+		u->stats.py_unsupported++;
+		log_warn("python: %s: a CPython version or build we cannot walk: its Python "
+			 "frames are not named", path);
+	} else if (!err) {
+		log_info("python: %s: CPython 3.%d, evaluation loop at 0x%" PRIx64 "-0x%" PRIx64,
+			 path, t->py.minor, t->py.eval_start, t->py.eval_end);
+	}
+}
+
 static int table_for(struct unwinder *u, const struct mapping *m, int pid)
 {
 	char path[4200], bid[80], key[96];
@@ -731,6 +777,8 @@ static int table_for(struct unwinder *u, const struct mapping *m, int pid)
 		return err ? err : id;
 	}
 	u->tables[id] = (struct table){ .used = true, .nsegs = nsegs };
+	if (u->opts.python)
+		py_detect(u, &u->tables[id], fd, m->path);
 	snprintf(u->tables[id].key, sizeof(u->tables[id].key), "%s", key);
 	snprintf(u->tables[id].ino_key, sizeof(u->tables[id].ino_key), "i:%" PRIu64 ":%" PRIu64,
 		 m->dev, m->ino);
@@ -763,7 +811,63 @@ struct sync_ctx {
 	struct pid_entry *pe;
 };
 
-/* Splits [start, end) into aligned power-of-two blocks: one LPM key each. */
+/* [start, end) of pid as aligned power-of-two blocks: one LPM key each. 0 or -ENOMEM. */
+static int add_keys(struct unwinder *u, struct pid_entry *pe, const struct mapping_info *info,
+		    uint64_t start, uint64_t end)
+{
+	while (start < end) {
+		struct mapping_key k;
+		unsigned bits = start ? (unsigned)__builtin_ctzll(start) : 63;
+
+		while (bits > 0 && start + (1ull << bits) > end)
+			bits--;
+		k.prefixlen = 32 + 64 - bits;
+		k.pid_be = htonl((uint32_t)pe->pid);
+		k.addr_be = htobe64(start);
+		if (bpf_map_update_elem(u->lpm_fd, &k, info, BPF_ANY)) {
+			u->stats.lpm_failed++;
+			return 0;
+		}
+		u->stats.lpm_entries++;
+		if (pid_add_key(pe, &k))
+			return -ENOMEM;
+		start += 1ull << bits;
+	}
+	return 0;
+}
+
+/*
+ * The part of CPython's evaluation loop in [start, end) gets keys of its own,
+ * longer than the mapping's, that name the Python walker; the process's
+ * py_procs entry says where its thread states and frames are.
+ */
+static int py_install(struct unwinder *u, struct pid_entry *pe, const struct table *t,
+		      const struct mapping_info *info, uint64_t start, uint64_t end)
+{
+	uint64_t lo = t->py.eval_start + info->bias, hi = t->py.eval_end + info->bias;
+	struct mapping_info pi = *info;
+	struct py_proc pp = t->py.layout;
+	__u32 pid = (__u32)pe->pid;
+
+	lo = lo > start ? lo : start;
+	hi = hi < end ? hi : end;
+	if (lo >= hi)
+		return 0;	/* the loop is in another range of the mapping */
+	pp.tss_key_addr += info->bias;
+	pp.code_type += info->bias;
+	if (bpf_map_update_elem(u->opts.py_procs_fd, &pid, &pp, BPF_ANY)) {
+		u->stats.py_failed++;
+		return 0;	/* its Python frames stay unnamed: counted */
+	}
+	if (!pe->py)
+		u->stats.py_procs++;
+	pe->py = pe->py_seen = true;
+	if (u->opts.pysym)
+		pysym_set_pid(u->opts.pysym, pe->pid, t->py.minor);
+	pi.walker = WALKER_PYTHON;
+	return add_keys(u, pe, &pi, lo, hi);
+}
+
 static int add_range(const struct mapping *m, uint64_t start, uint64_t end, void *arg)
 {
 	struct sync_ctx *c = arg;
@@ -798,25 +902,9 @@ static int add_range(const struct mapping *m, uint64_t start, uint64_t end, void
 		/* vaddr = addr - start + pgoff - p_offset + p_vaddr */
 		.bias = m->start - m->pgoff + sg->offset - sg->vaddr,
 	};
-	while (start < end) {
-		struct mapping_key k;
-		unsigned bits = start ? (unsigned)__builtin_ctzll(start) : 63;
-
-		while (bits > 0 && start + (1ull << bits) > end)
-			bits--;
-		k.prefixlen = 32 + 64 - bits;
-		k.pid_be = htonl((uint32_t)c->pe->pid);
-		k.addr_be = htobe64(start);
-		if (bpf_map_update_elem(u->lpm_fd, &k, &info, BPF_ANY)) {
-			u->stats.lpm_failed++;
-			return 0;
-		}
-		u->stats.lpm_entries++;
-		if (pid_add_key(c->pe, &k))
-			return -ENOMEM;
-		start += 1ull << bits;
-	}
-	return 0;
+	if (add_keys(u, c->pe, &info, start, end))
+		return -ENOMEM;
+	return t->has_py ? py_install(u, c->pe, t, &info, start, end) : 0;
 }
 
 static bool has_key(const struct pid_entry *pe, const struct mapping_key *k)
@@ -845,7 +933,10 @@ static int sync_entry(struct unwinder *u, struct pid_entry *pe)
 	pe->dirty = false;
 	pe->deferred = false;
 	u->stats.pid_syncs++;
+	pe->py_seen = false;
 	err = procs__foreach_range(u->procs, pe->pid, add_range, &c);
+	if (pe->py && !pe->py_seen)	/* it exec'd out of Python, or its table went */
+		py_drop(u, pe);
 	for (uint32_t i = 0; i < old.nkeys; i++) {
 		if (!has_key(pe, &old.keys[i])) {
 			bpf_map_delete_elem(u->lpm_fd, &old.keys[i]);

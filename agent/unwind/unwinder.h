@@ -31,6 +31,10 @@ struct unwinder_opts {
 	const char *debug_root;		/* NULL = /usr/lib/debug */
 	struct table_cache *cache;	/* compiled tables on disk by build id; NULL = none */
 	uint64_t retry_ns;		/* a failed table is built again no sooner; 0 = 60 s */
+	/* CPython's evaluation loop handed to the BPF Python walker (py_procs, pysym) */
+	bool python;
+	int py_procs_fd;		/* the py_procs map */
+	struct pysym *pysym;		/* told which processes run which CPython; may be NULL */
 };
 
 struct unwinder_stats {
@@ -46,6 +50,9 @@ struct unwinder_stats {
 	uint64_t load_ns_total, load_ns_max;	/* compile + load time per table */
 	uint64_t no_cfi;			/* executables without CFI */
 	uint64_t failures_reused;	/* a failed table found again: not rebuilt before retry_ns */
+	uint64_t py_procs;		/* processes whose CPython the Python walker knows */
+	uint64_t py_unsupported;	/* files with a CPython whose version or build we do not know */
+	uint64_t py_failed;		/* py_procs map updates that failed (full) */
 };
 
 struct unwinder;

@@ -1,0 +1,231 @@
+// SPDX-License-Identifier: Apache-2.0
+#include "pyelf.h"
+
+#include <errno.h>
+#include <gelf.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "elfutil.h"
+
+#define SYMTAB_BUDGET (64u << 20)	/* bytes of one symbol table read */
+#define LOADER_BYTES 64			/* of PyGILState_GetThisThreadState decoded */
+
+/* glibc x86_64 (2.31 to 2.43): struct pthread's specific_1stblock, from fsbase */
+#define GLIBC_SPECIFIC_1STBLOCK 0x310
+
+/* One minor version's layout (x86_64, release builds with the GIL). */
+struct py_version {
+	int minor;
+	uint32_t key_in_runtime;	/* _PyRuntime's autoTSSkey._key, when the code says nothing */
+	uint16_t ts_frame, cframe_frame, f_code, f_back, f_instr, f_entry, co_code;
+	uint8_t entry, instr, entry_owner, code_tag_mask;
+};
+
+static const struct py_version versions[] = {
+	{ 8, 1396, 24, PY_OFF_NONE, 32, 24, 104, PY_OFF_NONE, 0, PY_ENTRY_ONE,
+	  PY_INSTR_LASTI_BYTES, 0, 0 },
+	{ 9, 588, 24, PY_OFF_NONE, 32, 24, 104, PY_OFF_NONE, 0, PY_ENTRY_ONE,
+	  PY_INSTR_LASTI_BYTES, 0, 0 },
+	{ 10, 588, 24, PY_OFF_NONE, 32, 24, 96, PY_OFF_NONE, 0, PY_ENTRY_ONE,
+	  PY_INSTR_LASTI_UNITS, 0, 0 },
+	{ 11, 596, 56, 8, 32, 48, 56, 68, 184, PY_ENTRY_FLAG, PY_INSTR_PTR, 0, 0 },
+	{ 12, 1548, 56, 0, 0, 8, 56, 70, 192, PY_ENTRY_SHIM, PY_INSTR_PTR, 3, 0 },
+	{ 13, 2164, 72, PY_OFF_NONE, 0, 8, 56, 70, 200, PY_ENTRY_SHIM, PY_INSTR_PTR, 3, 0 },
+	{ 14, 2340, 72, PY_OFF_NONE, 0, 8, 56, 74, 208, PY_ENTRY_SHIM, PY_INSTR_PTR, 3, 3 },
+};
+
+struct py_syms {
+	GElf_Sym eval, runtime, version, loader, code_type;
+	unsigned found;	/* bits: which of the above */
+};
+
+enum { S_EVAL = 1, S_RUNTIME = 2, S_VERSION = 4, S_LOADER = 8, S_CODE_TYPE = 16 };
+
+static void note_sym(struct py_syms *s, const char *name, const GElf_Sym *sym)
+{
+	static const struct {
+		const char *name;
+		unsigned bit;
+		size_t off;
+	} want[] = {
+		{ "_PyEval_EvalFrameDefault", S_EVAL, offsetof(struct py_syms, eval) },
+		{ "_PyRuntime", S_RUNTIME, offsetof(struct py_syms, runtime) },
+		{ "Py_Version", S_VERSION, offsetof(struct py_syms, version) },
+		{ "PyGILState_GetThisThreadState", S_LOADER, offsetof(struct py_syms, loader) },
+		{ "PyCode_Type", S_CODE_TYPE, offsetof(struct py_syms, code_type) },
+	};
+
+	if (!sym->st_value || sym->st_shndx == SHN_UNDEF)
+		return;
+	for (size_t i = 0; i < sizeof(want) / sizeof(want[0]); i++)
+		if (!(s->found & want[i].bit) && !strcmp(name, want[i].name)) {
+			memcpy((char *)s + want[i].off, sym, sizeof(*sym));
+			s->found |= want[i].bit;
+		}
+}
+
+/* The symbols we need from .dynsym (or .symtab, in a file not stripped). */
+static int find_syms(Elf *elf, int fd, const char *section, struct py_syms *s)
+{
+	GElf_Shdr sh;
+	Elf_Scn *scn = elfutil_section(elf, section, &sh);
+	Elf_Data *d;
+	size_t n;
+
+	if (!scn || !sh.sh_entsize)
+		return -ENOENT;
+	if (elfutil_getdata(fd, scn, SYMTAB_BUDGET, &d))
+		return -EINVAL;
+	n = sh.sh_size / sh.sh_entsize;
+	for (size_t i = 0; i < n; i++) {
+		GElf_Sym sym;
+		const char *name;
+
+		if (!gelf_getsym(d, (int)i, &sym))
+			break;
+		name = elf_strptr(elf, sh.sh_link, sym.st_name);
+		if (name && (name[0] == '_' || name[0] == 'P'))
+			note_sym(s, name, &sym);
+	}
+	return 0;
+}
+
+/* Reads len bytes at file vaddr from the PT_LOAD that holds them. 0 or -errno. */
+static int read_vaddr(Elf *elf, int fd, uint64_t vaddr, void *buf, size_t len)
+{
+	size_t nph;
+
+	if (elf_getphdrnum(elf, &nph))
+		return -EINVAL;
+	for (size_t i = 0; i < nph; i++) {
+		GElf_Phdr ph;
+
+		if (!gelf_getphdr(elf, (int)i, &ph) || ph.p_type != PT_LOAD ||
+		    vaddr < ph.p_vaddr || vaddr + len > ph.p_vaddr + ph.p_filesz)
+			continue;
+		if (pread(fd, buf, len, (off_t)(ph.p_offset + vaddr - ph.p_vaddr)) != (ssize_t)len)
+			return -EIO;
+		return 0;
+	}
+	return -ENOENT;
+}
+
+/*
+ * x86_64 instructions of the loader's first lines: the key's address is the
+ * first one loaded into the first argument (%edi: the key; %rdi: the Py_tss_t
+ * whose key is its second int). Only the shapes compilers give it are decoded;
+ * anything else ends the scan.
+ */
+uint64_t pyelf_key_from_code(const uint8_t *c, size_t len, uint64_t pc)
+{
+	size_t i = 0;
+
+	while (i + 8 <= len) {
+		int32_t d;
+
+		if (!memcmp(c + i, "\xf3\x0f\x1e\xfa", 4)) {		/* endbr64 */
+			i += 4;
+		} else if (c[i] == 0x48 && c[i + 1] == 0x83 && c[i + 2] == 0x3d) {
+			i += 8;						/* cmpq $imm8, d(%rip) */
+		} else if (c[i] == 0x83 && c[i + 1] == 0x3d) {
+			i += 7;						/* cmpl $imm8, d(%rip) */
+		} else if (c[i] == 0x74 || c[i] == 0x75) {
+			i += 2;						/* je/jne rel8 */
+		} else if (c[i] == 0x0f && (c[i + 1] == 0x84 || c[i + 1] == 0x85)) {
+			i += 6;						/* je/jne rel32 */
+		} else if (c[i] == 0x8b && c[i + 1] == 0x3d) {		/* mov d(%rip), %edi */
+			memcpy(&d, c + i + 2, 4);
+			return pc + i + 6 + (int64_t)d;
+		} else if (c[i] == 0x48 && c[i + 1] == 0x8d && c[i + 2] == 0x3d) {	/* lea d(%rip), %rdi */
+			memcpy(&d, c + i + 3, 4);
+			return pc + i + 7 + (int64_t)d + 4;
+		} else if (c[i] == 0xbf) {				/* mov $imm32, %edi */
+			memcpy(&d, c + i + 1, 4);
+			return (uint64_t)(uint32_t)d + 4;
+		} else {
+			return 0;
+		}
+	}
+	return 0;
+}
+
+/* "python3.11", "libpython3.9d.so.1.0": the version in a file name, else -1. */
+static int version_from_name(const char *name, int *ret_minor)
+{
+	const char *b = strrchr(name, '/'), *p;
+	int major, minor;
+
+	b = b ? b + 1 : name;
+	p = strstr(b, "python");
+	if (!p || sscanf(p + 6, "%d.%d", &major, &minor) != 2 || major != 3)
+		return -1;
+	*ret_minor = minor;
+	return 0;
+}
+
+static const struct py_version *version_of(int minor)
+{
+	for (size_t i = 0; i < sizeof(versions) / sizeof(versions[0]); i++)
+		if (versions[i].minor == minor)
+			return &versions[i];
+	return NULL;
+}
+
+/* The key's address: from the loader's code, checked to lie in _PyRuntime; else the table's. */
+static uint64_t key_address(Elf *elf, int fd, const struct py_syms *s, const struct py_version *v)
+{
+	uint8_t code[LOADER_BYTES];
+	uint64_t key = 0;
+
+	if ((s->found & S_LOADER) && !read_vaddr(elf, fd, s->loader.st_value, code, sizeof(code)))
+		key = pyelf_key_from_code(code, sizeof(code), s->loader.st_value);
+	if (key >= s->runtime.st_value && key + 4 <= s->runtime.st_value + s->runtime.st_size &&
+	    key % 4 == 0)
+		return key;
+	return s->runtime.st_value + v->key_in_runtime;
+}
+
+int pyelf_read(Elf *elf, int fd, const char *name, struct py_elf *ret)
+{
+	struct py_syms s = { 0 };
+	const struct py_version *v;
+	uint32_t hex = 0;
+	uint64_t basicsize = 0;
+	int minor = -1;
+
+	memset(ret, 0, sizeof(*ret));
+	if (find_syms(elf, fd, ".dynsym", &s) && find_syms(elf, fd, ".symtab", &s))
+		return -ENOENT;
+	if ((s.found & (S_EVAL | S_RUNTIME)) != (S_EVAL | S_RUNTIME))
+		return -ENOENT;
+	if ((s.found & S_VERSION) && !read_vaddr(elf, fd, s.version.st_value, &hex, sizeof(hex)) &&
+	    hex >> 24 == 3)
+		minor = (int)(hex >> 16 & 0xff);
+	else if (version_from_name(name, &minor))
+		return -ENOTSUP;
+	v = version_of(minor);
+	if (!v || !(s.found & S_CODE_TYPE))
+		return -ENOTSUP;
+	ret->major = 3;
+	ret->minor = minor;
+	ret->eval_start = s.eval.st_value;
+	ret->eval_end = s.eval.st_value + (s.eval.st_size ? s.eval.st_size : 1);
+	ret->layout = (struct py_proc){
+		.tss_key_addr = key_address(elf, fd, &s, v),
+		.code_type = s.code_type.st_value,
+		.tls_specific = GLIBC_SPECIFIC_1STBLOCK,
+		.ts_frame = v->ts_frame, .cframe_frame = v->cframe_frame,
+		.f_code = v->f_code, .f_back = v->f_back, .f_instr = v->f_instr,
+		.f_entry = v->f_entry, .co_code = v->co_code,
+		.entry = v->entry, .instr = v->instr, .entry_owner = v->entry_owner,
+		.code_tag_mask = v->code_tag_mask,
+	};
+	/* 3.11+: the instructions start where a code object's fixed part ends */
+	if (minor >= 11 && !read_vaddr(elf, fd, s.code_type.st_value + 32, &basicsize, 8) &&
+	    basicsize >= 160 && basicsize <= 512)
+		ret->layout.co_code = (uint16_t)basicsize;
+	return 0;
+}
