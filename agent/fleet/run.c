@@ -815,12 +815,15 @@ static const char *const cnt_names[][2] = {	/* sampler counter -> metric, reason
 	{ "unwind", "too_deep" }, { "unwind", "unsupported_cfa" },
 	{ "unwind", "tail_call_budget" }, { "unwind", "walker_missing" },
 	{ "unwind", "chain_not_entered" }, { "unwind", "user_regs_unknown" },
+	{ "python", "no_process" }, { "python", "no_thread_state" }, { "python", "read_fault" },
+	{ "python", "bad_code" },
 };
 static const int cnt_ids[] = {
 	CNT_RINGBUF_FULL, CNT_KSTACK_FAULT, CNT_USTACK_FAULT, CNT_USTACK_EMPTY, CNT_KSTACK_TRUNCATED,
 	CNT_USTACK_TRUNCATED, CNT_PIDS_FULL, CNT_UNWIND_TABLE_NOT_LOADED, CNT_UNWIND_NO_MAPPING,
 	CNT_UNWIND_READ_FAULT, CNT_UNWIND_DEPTH, CNT_UNWIND_UNSUPPORTED,
 	CNT_UNWIND_BUDGET, CNT_WALKER_MISSING, CNT_TAIL_CALL_FAILED, CNT_USER_REGS_UNKNOWN,
+	CNT_PY_NO_PROC, CNT_PY_NO_THREAD, CNT_PY_READ_FAULT, CNT_PY_BAD_CODE,
 };
 
 /* What happened to the kernel's timer events and the samples: taken, dropped, unwound. */
@@ -866,6 +869,17 @@ static void metrics_samples(struct run *r, struct metrics *m, const struct sampl
 	for (size_t i = 0; i < sizeof(cnt_ids) / sizeof(cnt_ids[0]); i++)
 		if (!strcmp(cnt_names[i][0], "unwind"))
 			metrics_value(m, "profleet_agent_unwind_failures_total",
+				      (const char *[]){ "reason", cnt_names[i][1], NULL },
+				      (double)ss->counters[cnt_ids[i]]);
+	metrics_family(m, "profleet_agent_python_frames_total", "counter",
+		       "Python frames the CPython walker put in samples.");
+	metrics_value(m, "profleet_agent_python_frames_total", NULL,
+		      (double)ss->counters[CNT_PY_FRAMES]);
+	metrics_family(m, "profleet_agent_python_walk_failures_total", "counter",
+		       "CPython walks that found no frames or stopped early, by reason.");
+	for (size_t i = 0; i < sizeof(cnt_ids) / sizeof(cnt_ids[0]); i++)
+		if (!strcmp(cnt_names[i][0], "python"))
+			metrics_value(m, "profleet_agent_python_walk_failures_total",
 				      (const char *[]){ "reason", cnt_names[i][1], NULL },
 				      (double)ss->counters[cnt_ids[i]]);
 }

@@ -37,7 +37,7 @@ attached() {
 	shift 3
 	"$wl" "$((secs + 60))" "$@" &
 	wpid=$!
-	sleep 1
+	sleep "${ATTACH_DELAY:-1}"
 	"$AGENT" record --pid "$wpid" --duration "$secs" --frequency 199 --top 0 --log-level info \
 		--output "$OUT/$name.txt" --output "$OUT/$name.pb.gz"
 	rc=$?
@@ -55,6 +55,11 @@ step libc attached libc "$SECS" "$WL/nofp/libc_hot"
 sysctl -q kernel.bpf_stats_enabled=0 2>/dev/null
 # deeper than a sample holds: 127 frames through the chain of tail calls
 step deep attached deep 4 "$WL/nofp/recurse" 200
+# Debian's python3.11 (the host's, seen read-only): the CPython walker's chain
+# (its start-up under TCG takes seconds: attached once it runs its loop)
+ATTACH_DELAY=5
+step python attached python "$SECS" "$TOP/tests/workloads/python/run-ratio"
+ATTACH_DELAY=1
 step ratio "$AGENT" record --frequency 199 --top 0 --log-level info --output "$OUT/ratio.txt" \
 	-- "$WL/ratio" "$SECS" 10
 exit 0

@@ -76,6 +76,15 @@ check_deep() { # label, outdir
 		awk -v s="$full" 'BEGIN { split(s, a, "/"); exit !(a[2] > 100 && a[1] >= 0.95 * a[2]) }'
 }
 
+check_python() { # label, outdir
+	step_ok "$1" "$2" python "profleet-agent record --pid (python3.11 ratio.py) exits 0"
+	total=$(folded_total "$2/python.txt" 2>/dev/null)
+	chain=$(folded_sum "$2/python.txt" ';_PyEval_EvalFrameDefault;<module>;main;loop;Worker\.(hot_three|cold_one)( |;)' 2>/dev/null)
+	echo "# $1: python: ${chain:-0} of ${total:-0} samples have <module> -> main -> loop -> Worker.*"
+	check "$1: python3.11: >= 99% of samples name the Python chain (${chain:-0}/${total:-0})" \
+		awk -v c="${chain:-0}" -v t="${total:-0}" 'BEGIN { exit !(t > 300 && c >= 0.99 * t) }'
+}
+
 check_ratio() { # label, outdir
 	step_ok "$1" "$2" ratio "profleet-agent record -- ratio exits 0"
 	hot=$(folded_sum "$2/ratio.txt" ';hot_three;burn ' 2>/dev/null)
@@ -92,6 +101,7 @@ check_guest() { # label, release, outdir
 	check_libc "$1" "$3"
 	check_deep "$1" "$3"
 	check_ratio "$1" "$3"
+	check_python "$1" "$3"
 }
 
 run_kernel() { # label, release, kernel dir

@@ -1,0 +1,80 @@
+#!/bin/sh
+# The CPython walker on the real kernel: Debian's python3.11 running a known
+# call chain (tests/workloads/python/ratio.py), recorded once it runs. Prints TAP.
+. "$(dirname "$0")/lib.sh"
+
+PY=${PROFLEET_PYTHON:-/usr/bin/python3.11}
+RATIO=$TOP/tests/workloads/python/run-ratio
+if [ ! -r /sys/kernel/btf/vmlinux ] || [ "$(id -u)" -ne 0 ]; then
+	skip "needs root and kernel BTF"
+	finish
+	exit 0
+fi
+if [ ! -x "$PY" ]; then
+	skip "no $PY (tests/deps.sh installs python3.11)"
+	finish
+	exit 0
+fi
+
+# record NAME SECONDS THREADS: the workload attached to once it runs (its start-up
+# and imports are not what is measured)
+record() {
+	PYTHON=$PY "$RATIO" "$(($2 + 30))" "$3" &
+	wpid=$!
+	sleep 1
+	"$AGENT" record --pid "$wpid" --duration "$2" --frequency 199 --top 0 --log-level info \
+		--output "$TMP/$1.txt" --output "$TMP/$1.pb.gz" >"$TMP/$1.log" 2>&1
+	rc=$?
+	kill "$wpid" 2>/dev/null
+	wait "$wpid" 2>/dev/null
+	return $rc
+}
+
+# --- one thread: the chain and the 3:1 ratio -----------------------------------
+record one 4 1
+check "record --pid of python3.11 exits 0" test $? -eq 0
+check "the agent found CPython 3.11 and its evaluation loop" \
+	grep -q 'CPython 3.11, evaluation loop at' "$TMP/one.log"
+total=$(folded_total "$TMP/one.txt")
+chain=$(folded_sum "$TMP/one.txt" ';_PyEval_EvalFrameDefault;<module>;main;loop;Worker\.(hot_three|cold_one)( |;)')
+hot=$(folded_sum "$TMP/one.txt" ';loop;Worker\.hot_three( |;)')
+cold=$(folded_sum "$TMP/one.txt" ';loop;Worker\.cold_one( |;)')
+echo "# one thread: $chain of $total samples have the whole Python chain; hot_three=$hot cold_one=$cold"
+grep -vE ';loop;Worker\.' "$TMP/one.txt" | sort -k2 -t' ' -rn | head -5 | cut -c 1-240 | sed 's/^/# /'
+check "Python frames between the evaluation loop and the leaf, in order, in >= 99% of samples ($chain/$total)" \
+	awk -v c="$chain" -v t="$total" 'BEGIN { exit !(t >= 500 && c >= 0.99 * t) }'
+pct=$(awk -v h="$hot" -v c="$cold" 'BEGIN { if (h + c == 0) print 0; else printf "%.1f", 100 * h / (h + c) }')
+check "Worker.hot_three:Worker.cold_one is 3:1 (hot share $pct%, want 75 +-5)" \
+	awk -v p="$pct" 'BEGIN { exit !(p >= 70 && p <= 80) }'
+check "native frames under a Python frame stay (PyObject_Free called from Worker.*)" \
+	grep -qE ';loop;Worker\.[a-z_]+;[^ ;]*(PyObject|PyLong|_Py)[^ ;]*' "$TMP/one.txt"
+
+# --- names, files and lines in pprof ---------------------------------------------
+if command -v go >/dev/null 2>&1; then
+	go tool pprof -traces -lines "$TMP/one.pb.gz" >"$TMP/traces.txt" 2>"$TMP/traces.err"
+	check "go tool pprof reads the profile" test $? -eq 0
+	# ratio.py: hot_three's loop body is line 16, loop's calls are lines 30-33
+	check "Worker.hot_three with its file and line (ratio.py:16)" \
+		grep -qE 'Worker\.hot_three .*/tests/workloads/python/ratio\.py:16$' "$TMP/traces.txt"
+	check "loop's calls with their lines (ratio.py:30-33)" \
+		grep -qE '^ +loop .*/ratio\.py:3[0-3]$' "$TMP/traces.txt"
+	check "a Python frame is not given a mapping's address" \
+		sh -c "! grep -qE 'Worker\.hot_three.*0x' '$TMP/traces.txt'"
+else
+	skip "go tool pprof not installed"
+fi
+
+# --- threads: each thread's own frames, whether or not it holds the GIL ----------
+record threads 4 3
+check "record --pid of a 3-thread python3.11 exits 0" test $? -eq 0
+tids=$(go tool pprof -traces "$TMP/threads.pb.gz" 2>/dev/null | awk '/thread:/ { print $2 }' | sort -u | wc -l)
+boot=$(folded_sum "$TMP/threads.txt" ';Thread\._bootstrap;Thread\._bootstrap_inner;Thread\.run;.*;loop;Worker\.(hot_three|cold_one)( |;)')
+total=$(folded_total "$TMP/threads.txt")
+echo "# threads: $boot of $total samples from Thread._bootstrap down to Worker.*, $tids threads"
+check "threads' samples go from Thread._bootstrap to Worker.* (>= 95%: $boot/$total)" \
+	awk -v c="$boot" -v t="$total" 'BEGIN { exit !(t >= 500 && c >= 0.95 * t) }'
+check "three threads sampled ($tids)" test "$tids" -ge 3
+
+# --- counters: the walker says what it did ---------------------------------------
+check "the profile counts the walker's Python frames" sh -c "go tool pprof -raw '$TMP/one.pb.gz' 2>/dev/null | grep -qE 'profleet.python.frames=[1-9]'"
+finish
