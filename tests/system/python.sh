@@ -75,6 +75,35 @@ check "threads' samples go from Thread._bootstrap to Worker.* (>= 95%: $boot/$to
 	awk -v c="$boot" -v t="$total" 'BEGIN { exit !(t >= 500 && c >= 0.95 * t) }'
 check "three threads sampled ($tids)" test "$tids" -ge 3
 
+# --- CPython 3.13 in another root file system (trixie, run with chroot) ----------
+if root=$(sh "$TOP/tests/python-root.sh" trixie python3.13 2>"$TMP/root.err"); then
+	mkdir -p "$root/opt/profleet-test"
+	cp "$TOP/tests/workloads/python/ratio.py" "$root/opt/profleet-test/"
+	chroot "$root" /usr/bin/python3.13 /opt/profleet-test/ratio.py 34 2 &
+	wpid=$!
+	sleep 1
+	"$AGENT" record --pid "$wpid" --duration 4 --frequency 199 --top 0 --log-level info \
+		--output "$TMP/py313.txt" >"$TMP/py313.log" 2>&1
+	check "record --pid of python3.13 in a chroot exits 0" test $? -eq 0
+	kill "$wpid" 2>/dev/null
+	wait "$wpid" 2>/dev/null
+	check "the agent found CPython 3.13 in the other root" \
+		grep -q 'python3.13: CPython 3.13, evaluation loop at' "$TMP/py313.log"
+	total=$(folded_total "$TMP/py313.txt")
+	chain=$(folded_sum "$TMP/py313.txt" ';Thread\._bootstrap;Thread\._bootstrap_inner;Thread\.run;loop;Worker\.(hot_three|cold_one)( |;)')
+	hot=$(folded_sum "$TMP/py313.txt" ';loop;Worker\.hot_three( |;)')
+	cold=$(folded_sum "$TMP/py313.txt" ';loop;Worker\.cold_one( |;)')
+	echo "# python3.13: $chain of $total samples from Thread._bootstrap to Worker.*; hot_three=$hot cold_one=$cold"
+	check "3.13 (shim frames skipped): Thread._bootstrap -> ... -> Worker.* in >= 99% of samples ($chain/$total)" \
+		awk -v c="$chain" -v t="$total" 'BEGIN { exit !(t >= 500 && c >= 0.99 * t) }'
+	pct=$(awk -v h="$hot" -v c="$cold" 'BEGIN { if (h + c == 0) print 0; else printf "%.1f", 100 * h / (h + c) }')
+	check "3.13: hot_three:cold_one is 3:1 (hot share $pct%, want 75 +-5)" \
+		awk -v p="$pct" 'BEGIN { exit !(p >= 70 && p <= 80) }'
+else
+	sed 's/^/# /' "$TMP/root.err"
+	skip "no trixie root file system with python3.13 (tests/python-root.sh)"
+fi
+
 # --- counters: the walker says what it did ---------------------------------------
 check "the profile counts the walker's Python frames" sh -c "go tool pprof -raw '$TMP/one.pb.gz' 2>/dev/null | grep -qE 'profleet.python.frames=[1-9]'"
 finish
