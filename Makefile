@@ -223,6 +223,7 @@ soak: all
 bench: all $(BUILD)/bench/fleetsim $(BUILD)/bench/exportbench $(BUILD)/bench/targetsbench
 	@sh bench/overhead.sh
 	@sh bench/unwind.sh
+	@sh bench/python.sh
 	@$(BUILD)/bench/targetsbench
 	@sh bench/fleet.sh
 	@sh bench/export.sh
