@@ -452,13 +452,17 @@ enum py_step {
 static __always_inline __u64 py_thread_state(const struct py_proc *pp)
 {
 	struct task_struct *task = (struct task_struct *)bpf_get_current_task();
-	__u64 fsbase = BPF_CORE_READ(task, thread.fsbase), ts = 0;
+	__u64 fsbase = BPF_CORE_READ(task, thread.fsbase), ts = 0, self = 0;
 	__s32 key = -1;
 
 	if (bpf_probe_read_user(&key, sizeof(key), (void *)pp->tss_key_addr) || key < 0 || key >= 32)
 		return 0;
 	if (bpf_probe_read_user(&ts, sizeof(ts),
-				(void *)(fsbase + pp->tls_specific + 16 * (__u64)key + 8)))
+				(void *)(fsbase + pp->tls_specific + 16 * (__u64)key + 8)) || !ts)
+		return 0;
+	/* the thread's own: else another libc's layout (musl), or not a thread state */
+	if (bpf_probe_read_user(&self, sizeof(self), (void *)(ts + pp->ts_thread_id)) ||
+	    self != fsbase)
 		return 0;
 	return ts;
 }
@@ -535,40 +539,73 @@ static __always_inline int py_step(struct walk_state *st, const struct py_proc *
 	return PY_MORE;
 }
 
+/* What a step of the Python walker's loop leaves to do next. */
+enum py_go {
+	GO_PYTHON = 0,		/* Python frames */
+	GO_NATIVE = 1,		/* native frames */
+	GO_DONE = 2,		/* the walk is over */
+	GO_OTHER = 3,		/* a frame for another walker (w->next) */
+};
+
 /*
  * The Python walker, entered when the native walk reaches CPython's evaluation
  * loop: puts the Python frames that this call of the loop runs into the sample,
- * innermost first, then hands the loop's own native frame back to the native
- * walker (which goes on to its callers, and to the next call of the loop).
+ * innermost first, then unwinds the loop's own native frame and its callers
+ * itself, and so on for the next call of the loop: every call of the loop (one
+ * per Python call before 3.11, one per call through C code after) would
+ * otherwise cost two of the kernel's 33 tail calls.
  */
 SEC("perf_event")
 int walk_python(struct bpf_perf_event_data *ctx)
 {
 	struct walk_state *st = get_state();
 	const struct py_proc *pp;
-	int r = PY_MORE;
+	int go = GO_PYTHON;
 
 	if (!st)
 		return 0;
 	pp = bpf_map_lookup_elem(&py_procs, &st->w.pid);
-	if (!pp) {
-		count(CNT_PY_NO_PROC);
-		r = PY_RUN_END;
-	} else if (!st->w.py_started) {
+	if (pp && !st->w.py_started) {
 		st->w.py_started = 1;
 		st->w.py_frame = py_top_frame(pp);
 		if (!st->w.py_frame)
 			count(CNT_PY_NO_THREAD);
 	}
-	for (int i = 0; pp && i < PY_FRAMES_PER_PROG && r == PY_MORE; i++)
-		r = py_step(st, pp);
-	if (r == PY_MORE) {	/* a long run: more of it in the next program */
+	for (int i = 0; i < NATIVE_FRAMES_PER_PROG && go <= GO_NATIVE; i++) {
+		if (go == GO_PYTHON && !pp) {	/* a process the agent has not described */
+			count(CNT_PY_NO_PROC);
+			st->w.handed_back = 1;
+			go = GO_NATIVE;
+		}
+		if (go == GO_PYTHON && pp) {
+			int r = py_step(st, pp);
+
+			if (r == PY_FULL) {
+				go = GO_DONE;
+			} else if (r == PY_RUN_END) {	/* the loop's own frame, natively */
+				st->w.handed_back = 1;
+				go = GO_NATIVE;
+			}
+		} else if (go == GO_NATIVE) {
+			int r = native_step(st);
+
+			if (r == STEP_DONE)
+				go = GO_DONE;
+			else if (r == STEP_HANDOFF)
+				go = st->w.next == WALKER_PYTHON ? GO_PYTHON : GO_OTHER;
+		}
+	}
+	if (go == GO_PYTHON) {
 		bpf_tail_call(ctx, &walkers, WALKER_PYTHON);
-	} else if (r == PY_RUN_END) {
+	} else if (go == GO_NATIVE) {
+		bpf_tail_call(ctx, &walkers, WALKER_NATIVE);
+	} else if (go == GO_OTHER) {
+		bpf_tail_call(ctx, &walkers, st->w.next);
+		count(CNT_WALKER_MISSING);	/* not loaded: this frame natively */
 		st->w.handed_back = 1;
 		bpf_tail_call(ctx, &walkers, WALKER_NATIVE);
 	}
-	if (r != PY_FULL) {
+	if (go != GO_DONE) {
 		count(CNT_UNWIND_BUDGET);
 		stop(&st->w, STACK_LOOP_BUDGET);
 	}

@@ -47,8 +47,6 @@ enum walker {
 	WALKER_MAX = 8,
 };
 
-/* Python frames the Python walker takes per program before it tail-calls itself. */
-#define PY_FRAMES_PER_PROG 12
 /* uaux of a Python frame whose instruction is not known (the code's first line is used) */
 #define PY_NO_INSTR 0xffffffffu
 
@@ -89,7 +87,7 @@ struct py_proc {
 	__u8 instr;		/* enum py_instr */
 	__u8 entry_owner;	/* PY_ENTRY_SHIM: owner values >= this are the loop's own frames */
 	__u8 code_tag_mask;	/* f_executable's low bits that are tags (3.14: a _PyStackRef) */
-	__u8 pad[2];
+	__u16 ts_thread_id;	/* PyThreadState.thread_id: pthread_self(), which is fsbase */
 };
 
 /* Frames the native walker takes per program before it tail-calls itself. */

@@ -20,21 +20,21 @@
 struct py_version {
 	int minor;
 	uint32_t key_in_runtime;	/* _PyRuntime's autoTSSkey._key, when the code says nothing */
-	uint16_t ts_frame, cframe_frame, f_code, f_back, f_instr, f_entry, co_code;
+	uint16_t ts_frame, cframe_frame, ts_thread_id, f_code, f_back, f_instr, f_entry, co_code;
 	uint8_t entry, instr, entry_owner, code_tag_mask;
 };
 
 static const struct py_version versions[] = {
-	{ 8, 1396, 24, PY_OFF_NONE, 32, 24, 104, PY_OFF_NONE, 0, PY_ENTRY_ONE,
+	{ 8, 1396, 24, PY_OFF_NONE, 176, 32, 24, 104, PY_OFF_NONE, 0, PY_ENTRY_ONE,
 	  PY_INSTR_LASTI_BYTES, 0, 0 },
-	{ 9, 588, 24, PY_OFF_NONE, 32, 24, 104, PY_OFF_NONE, 0, PY_ENTRY_ONE,
+	{ 9, 588, 24, PY_OFF_NONE, 176, 32, 24, 104, PY_OFF_NONE, 0, PY_ENTRY_ONE,
 	  PY_INSTR_LASTI_BYTES, 0, 0 },
-	{ 10, 588, 24, PY_OFF_NONE, 32, 24, 96, PY_OFF_NONE, 0, PY_ENTRY_ONE,
+	{ 10, 588, 24, PY_OFF_NONE, 176, 32, 24, 96, PY_OFF_NONE, 0, PY_ENTRY_ONE,
 	  PY_INSTR_LASTI_UNITS, 0, 0 },
-	{ 11, 596, 56, 8, 32, 48, 56, 68, 184, PY_ENTRY_FLAG, PY_INSTR_PTR, 0, 0 },
-	{ 12, 1548, 56, 0, 0, 8, 56, 70, 192, PY_ENTRY_SHIM, PY_INSTR_PTR, 3, 0 },
-	{ 13, 2164, 72, PY_OFF_NONE, 0, 8, 56, 70, 200, PY_ENTRY_SHIM, PY_INSTR_PTR, 3, 0 },
-	{ 14, 2340, 72, PY_OFF_NONE, 0, 8, 56, 74, 208, PY_ENTRY_SHIM, PY_INSTR_PTR, 3, 3 },
+	{ 11, 596, 56, 8, 152, 32, 48, 56, 68, 184, PY_ENTRY_FLAG, PY_INSTR_PTR, 0, 0 },
+	{ 12, 1548, 56, 0, 136, 0, 8, 56, 70, 192, PY_ENTRY_SHIM, PY_INSTR_PTR, 3, 0 },
+	{ 13, 2164, 72, PY_OFF_NONE, 152, 0, 8, 56, 70, 200, PY_ENTRY_SHIM, PY_INSTR_PTR, 3, 0 },
+	{ 14, 2340, 72, PY_OFF_NONE, 152, 0, 8, 56, 74, 208, PY_ENTRY_SHIM, PY_INSTR_PTR, 3, 3 },
 };
 
 struct py_syms {
@@ -152,16 +152,22 @@ uint64_t pyelf_key_from_code(const uint8_t *c, size_t len, uint64_t pc)
 	return 0;
 }
 
-/* "python3.11", "libpython3.9d.so.1.0": the version in a file name, else -1. */
+/*
+ * "python3.11", "libpython3.12.so.1.0": the version in a file name, else -1. A
+ * debug ("3.12d") or free-threaded ("3.13t") build's objects are laid out
+ * otherwise: -ENOTSUP.
+ */
 static int version_from_name(const char *name, int *ret_minor)
 {
 	const char *b = strrchr(name, '/'), *p;
-	int major, minor;
+	int major, minor, end = 0;
 
 	b = b ? b + 1 : name;
 	p = strstr(b, "python");
-	if (!p || sscanf(p + 6, "%d.%d", &major, &minor) != 2 || major != 3)
+	if (!p || sscanf(p + 6, "%d.%d%n", &major, &minor, &end) != 2 || major != 3)
 		return -1;
+	if (p[6 + end] == 'd' || p[6 + end] == 't')
+		return -ENOTSUP;
 	*ret_minor = minor;
 	return 0;
 }
@@ -194,17 +200,25 @@ int pyelf_read(Elf *elf, int fd, const char *name, struct py_elf *ret)
 	const struct py_version *v;
 	uint32_t hex = 0;
 	uint64_t basicsize = 0;
-	int minor = -1;
+	uint8_t dbg[24];
+	int minor = -1, named;
 
 	memset(ret, 0, sizeof(*ret));
 	if (find_syms(elf, fd, ".dynsym", &s) && find_syms(elf, fd, ".symtab", &s))
 		return -ENOENT;
 	if ((s.found & (S_EVAL | S_RUNTIME)) != (S_EVAL | S_RUNTIME))
 		return -ENOENT;
+	named = version_from_name(name, &minor);
+	if (named == -ENOTSUP)
+		return -ENOTSUP;
 	if ((s.found & S_VERSION) && !read_vaddr(elf, fd, s.version.st_value, &hex, sizeof(hex)) &&
 	    hex >> 24 == 3)
 		minor = (int)(hex >> 16 & 0xff);
-	else if (version_from_name(name, &minor))
+	else if (named)
+		return -ENOTSUP;
+	/* 3.13+: _PyRuntime starts with its debug offsets, which say a free-threaded build */
+	if (minor >= 13 && (read_vaddr(elf, fd, s.runtime.st_value, dbg, sizeof(dbg)) ||
+			    memcmp(dbg, "xdebugpy", 8) || dbg[16]))
 		return -ENOTSUP;
 	v = version_of(minor);
 	if (!v || !(s.found & S_CODE_TYPE))
@@ -218,6 +232,7 @@ int pyelf_read(Elf *elf, int fd, const char *name, struct py_elf *ret)
 		.code_type = s.code_type.st_value,
 		.tls_specific = GLIBC_SPECIFIC_1STBLOCK,
 		.ts_frame = v->ts_frame, .cframe_frame = v->cframe_frame,
+		.ts_thread_id = v->ts_thread_id,
 		.f_code = v->f_code, .f_back = v->f_back, .f_instr = v->f_instr,
 		.f_entry = v->f_entry, .co_code = v->co_code,
 		.entry = v->entry, .instr = v->instr, .entry_owner = v->entry_owner,

@@ -14,6 +14,7 @@
 #include "oncpu.h"
 
 #define DEFAULT_ENTRIES 65536
+#define MAX_BYTES (32u << 20)	/* of names, files and line tables held */
 #define MAX_STR 255		/* code points of a name or file read */
 #define MAX_TABLE (64u << 10)	/* bytes of a line table read */
 
@@ -31,6 +32,7 @@ struct pycode {
 	char *name, *file;
 	uint8_t *table;
 	size_t ntable;
+	size_t bytes;		/* what it holds, against MAX_BYTES */
 	int first_line;
 };
 
@@ -39,6 +41,7 @@ struct pysym {
 	struct hmap pids;	/* "pid" -> (intptr_t) minor, | PID_GONE once it ended */
 	struct hmap codes;	/* "pid:code" -> struct pycode */
 	size_t max_entries;
+	size_t bytes;		/* held by the codes */
 	struct pysym_stats stats;
 };
 
@@ -73,6 +76,7 @@ static void codes_clear(struct pysym *ps)
 	hmap_for_each(&ps->codes, it)
 		code_free(it->val);
 	hmap_free(&ps->codes);
+	ps->bytes = 0;
 }
 
 void pysym_free(struct pysym *ps)
@@ -87,15 +91,24 @@ void pysym_free(struct pysym *ps)
 
 #define PID_GONE 0x100	/* in pids: the process ended; its names stay for the profile */
 
-/* Drops the code objects of pid. Under ps->lock. */
-static void codes_of_pid_drop(struct pysym *ps, int pid)
+/* Drops the code objects of pid (only counts them when !drop); how many. Under ps->lock. */
+static size_t codes_of_pid(struct pysym *ps, int pid, bool drop)
 {
 	char prefix[24];
-	size_t n = (size_t)snprintf(prefix, sizeof(prefix), "%d:", pid);
+	size_t n = (size_t)snprintf(prefix, sizeof(prefix), "%d:", pid), found = 0;
 
-	hmap_for_each(&ps->codes, it)
-		if (!strncmp(it->key, prefix, n))
+	hmap_for_each(&ps->codes, it) {
+		struct pycode *c = it->val;
+
+		if (strncmp(it->key, prefix, n))
+			continue;
+		found++;
+		if (drop) {
+			ps->bytes -= c->bytes;
 			code_free(hmap_del_entry(&ps->codes, it));
+		}
+	}
+	return found;
 }
 
 void pysym_set_pid(struct pysym *ps, int pid, int minor)
@@ -107,7 +120,7 @@ void pysym_set_pid(struct pysym *ps, int pid, int minor)
 	pthread_mutex_lock(&ps->lock);
 	was = (intptr_t)hmap_get(&ps->pids, key);
 	if (was & PID_GONE)	/* the pid is another process's now */
-		codes_of_pid_drop(ps, pid);
+		codes_of_pid(ps, pid, true);
 	hmap_put(&ps->pids, key, (void *)(intptr_t)minor, NULL);
 	pthread_mutex_unlock(&ps->lock);
 }
@@ -120,7 +133,9 @@ void pysym_forget_pid(struct pysym *ps, int pid)
 	snprintf(key, sizeof(key), "%d", pid);
 	pthread_mutex_lock(&ps->lock);
 	was = (intptr_t)hmap_get(&ps->pids, key);
-	if (was)
+	if (was && !codes_of_pid(ps, pid, false))	/* nothing read: nothing to keep */
+		hmap_del(&ps->pids, key);
+	else if (was)
 		hmap_put(&ps->pids, key, (void *)(was | PID_GONE), NULL);
 	pthread_mutex_unlock(&ps->lock);
 }
@@ -187,7 +202,8 @@ static char *read_str(int pid, uint64_t addr, const struct code_layout *l)
 			     (uint32_t)raw[4 * i] | (uint32_t)raw[4 * i + 1] << 8 |
 				     (uint32_t)raw[4 * i + 2] << 16 | (uint32_t)raw[4 * i + 3] << 24;
 
-		p += utf8(c ? c : 0xfffd, p);
+		/* NUL and lone surrogates (surrogateescape'd file names) are no UTF-8 */
+		p += utf8(c && (c < 0xd800 || c > 0xdfff) ? c : 0xfffd, p);
 	}
 	*p = '\0';
 	return out;
@@ -249,11 +265,12 @@ static struct pycode *code_read(int pid, int minor, uint64_t code)
 		code_free(c);
 		return NULL;
 	}
+	c->bytes = sizeof(*c) + strlen(c->name) + strlen(c->file) + c->ntable + 2;
 	return c;
 }
 
 /* 3.8/3.9 co_lnotab: (byte increment, signed line increment) pairs. */
-static int line_lnotab(const uint8_t *t, size_t len, int line, uint32_t byte_off)
+static int64_t line_lnotab(const uint8_t *t, size_t len, int64_t line, uint32_t byte_off)
 {
 	uint32_t addr = 0;
 
@@ -267,10 +284,10 @@ static int line_lnotab(const uint8_t *t, size_t len, int line, uint32_t byte_off
 }
 
 /* 3.10 co_linetable: (byte range length, signed line delta; -128 = no line) pairs. */
-static int line_310(const uint8_t *t, size_t len, int first, uint32_t byte_off)
+static int64_t line_310(const uint8_t *t, size_t len, int64_t first, uint32_t byte_off)
 {
 	uint32_t end = 0;
-	int line = first;
+	int64_t line = first;
 
 	for (size_t i = 0; i + 1 < len; i += 2) {
 		uint32_t start = end;
@@ -308,16 +325,16 @@ static int32_t svarint(const uint8_t *t, size_t len, size_t *i)
 }
 
 /* 3.11+ location table (PEP 657): entries of a code and a length in code units. */
-static int line_311(const uint8_t *t, size_t len, int first, uint32_t unit)
+static int64_t line_311(const uint8_t *t, size_t len, int64_t first, uint32_t unit)
 {
 	uint32_t addr = 0;
-	int line = first;
+	int64_t line = first;
 	size_t i = 0;
 
 	while (i < len) {
 		uint8_t b = t[i++];
 		unsigned code = b >> 3 & 15, n = (b & 7) + 1;
-		int delta = 0;
+		int64_t delta = 0;
 
 		if (!(b & 0x80))
 			continue;	/* not an entry's first byte: resynchronize */
@@ -329,7 +346,7 @@ static int line_311(const uint8_t *t, size_t len, int first, uint32_t unit)
 		} else if (code == 13) {	/* no columns */
 			delta = svarint(t, len, &i);
 		} else if (code >= 10 && code <= 12) {	/* one line */
-			delta = (int)code - 10;
+			delta = (int64_t)code - 10;
 			i += 2;
 		} else if (code < 10) {		/* short form: same line */
 			i += 1;
@@ -344,13 +361,42 @@ static int line_311(const uint8_t *t, size_t len, int first, uint32_t unit)
 
 int pysym_line(int minor, const uint8_t *table, size_t len, int first_line, uint32_t instr)
 {
+	int64_t line;
+
 	if (instr == PY_NO_INSTR || !table)
 		return first_line;
 	if (minor >= 11)
-		return line_311(table, len, first_line, instr);
-	if (minor == 10)
-		return line_310(table, len, first_line, instr * 2);
-	return line_lnotab(table, len, first_line, instr * 2);
+		line = line_311(table, len, first_line, instr);
+	else if (minor == 10)
+		line = line_310(table, len, first_line, instr * 2u);
+	else
+		line = line_lnotab(table, len, first_line, instr * 2u);
+	/* a table of the process's own making may say anything: lines are positive ints */
+	return line > 0 && line <= INT32_MAX ? (int)line : first_line;
+}
+
+/* Keeps c under ckey, within the entry and byte bounds; the one kept. Under ps->lock. */
+static struct pycode *code_keep(struct pysym *ps, const char *ckey, struct pycode *c)
+{
+	struct pycode *had = hmap_get(&ps->codes, ckey);
+
+	if (had) {	/* read meanwhile by another caller */
+		code_free(c);
+		return had;
+	}
+	if (ps->codes.n >= ps->max_entries || ps->bytes + c->bytes > MAX_BYTES) {
+		ps->stats.evictions += ps->codes.n;	/* bounded: start again */
+		codes_clear(ps);
+		hmap_for_each(&ps->pids, it)	/* and the ended processes go */
+			if ((intptr_t)it->val & PID_GONE)
+				hmap_del_entry(&ps->pids, it);
+	}
+	if (hmap_put(&ps->codes, ckey, c, NULL)) {
+		code_free(c);
+		return NULL;
+	}
+	ps->bytes += c->bytes;
+	return c;
 }
 
 int pysym_lookup(struct pysym *ps, int pid, uint64_t code, uint32_t instr,
@@ -367,34 +413,21 @@ int pysym_lookup(struct pysym *ps, int pid, uint64_t code, uint32_t instr,
 	ps->stats.lookups++;
 	minor = (intptr_t)hmap_get(&ps->pids, pkey);
 	c = minor ? hmap_get(&ps->codes, ckey) : NULL;
-	if (!minor) {
-		err = -ENOENT;
-		goto out;
-	}
 	if (c) {
 		ps->stats.hits++;
-	} else if (minor & PID_GONE) {	/* nothing to read any more */
-		ps->stats.read_errors++;
-		err = -EFAULT;
+	} else if (!minor || (minor & PID_GONE)) {	/* no CPython known, or nothing to read */
+		err = minor ? -EFAULT : -ENOENT;
+		ps->stats.read_errors += minor != 0;
 		goto out;
 	} else {
 		ps->stats.reads++;
+		/* read without the lock: a slow process holds up no other caller */
+		pthread_mutex_unlock(&ps->lock);
 		c = code_read(pid, (int)(minor & 0xff), code);
-		if (!c) {
-			ps->stats.read_errors++;
+		pthread_mutex_lock(&ps->lock);
+		ps->stats.read_errors += !c;
+		if (!c || !(c = code_keep(ps, ckey, c))) {
 			err = -EFAULT;
-			goto out;
-		}
-		if (ps->codes.n >= ps->max_entries) {	/* bounded: start again */
-			ps->stats.evictions += ps->codes.n;
-			codes_clear(ps);
-			hmap_for_each(&ps->pids, it)	/* and the ended processes go */
-				if ((intptr_t)it->val & PID_GONE)
-					hmap_del_entry(&ps->pids, it);
-		}
-		if (hmap_put(&ps->codes, ckey, c, NULL)) {
-			code_free(c);
-			err = -ENOMEM;
 			goto out;
 		}
 	}
@@ -402,7 +435,6 @@ int pysym_lookup(struct pysym *ps, int pid, uint64_t code, uint32_t instr,
 	snprintf(ret->file, sizeof(ret->file), "%s", c->file);
 	ret->line = pysym_line((int)(minor & 0xff), c->table, c->ntable, c->first_line, instr);
 out:
-	ps->stats.entries = ps->codes.n;
 	pthread_mutex_unlock(&ps->lock);
 	return err;
 }

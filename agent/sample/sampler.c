@@ -496,7 +496,6 @@ static void read_verified(struct sampler *s)
 	}
 }
 
-/* Opens and loads the programs of one variant: the walker chain, or frame pointers only. */
 /* Puts a loaded walker at its index of the walkers program array. 0 or -errno. */
 static int set_walker(struct sampler *s, __u32 key, struct bpf_program *prog)
 {
@@ -510,6 +509,10 @@ static int set_walker(struct sampler *s, __u32 key, struct bpf_program *prog)
 	return 0;
 }
 
+/*
+ * Opens and loads the programs of one variant: the walker chain (with the
+ * CPython walker or without), or frame pointers only.
+ */
 static int load_variant(struct sampler *s, const struct sampler_opts *opts, bool dwarf,
 			bool python, size_t rb_bytes)
 {
@@ -567,10 +570,15 @@ static int load_programs(struct sampler *s, const struct sampler_opts *opts, siz
 
 	if (err && python && load_ctx.from_verifier) {
 		/* the native walk is worth more than Python's frames: it goes on without them */
-		log_warn("kernel %s refused the CPython walker (%s): Python frames are not named "
-			 "(the verifier's log at --log-level debug)", s->kernel.release, load_ctx.why);
+		char why[sizeof(load_ctx.why)];
+
+		snprintf(why, sizeof(why), "%s", load_ctx.why);
 		python = false;
 		err = load_variant(s, opts, true, false, rb_bytes);
+		if (!err)	/* it was the CPython walker that was refused */
+			log_warn("kernel %s refused the CPython walker (%s): Python frames are not "
+				 "named (the verifier's log at --log-level debug)", s->kernel.release,
+				 why);
 	}
 	if (err && opts->dwarf_unwind && opts->allow_degraded && load_ctx.from_verifier) {
 		snprintf(s->kernel.degraded, sizeof(s->kernel.degraded),

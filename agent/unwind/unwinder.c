@@ -713,10 +713,6 @@ static int collect(struct unwinder *u)
 	return n;
 }
 
-/*
- * Returns the table id for the file of mapping m, or -errno. A table not built
- * yet is handed to the worker: its id is returned at once, pending.
- */
 /* A file named like CPython's: what the Python walker needs of it, into t. */
 static void py_detect(struct unwinder *u, struct table *t, int fd, const char *path)
 {
@@ -742,6 +738,10 @@ static void py_detect(struct unwinder *u, struct table *t, int fd, const char *p
 	}
 }
 
+/*
+ * Returns the table id for the file of mapping m, or -errno. A table not built
+ * yet is handed to the worker: its id is returned at once, pending.
+ */
 static int table_for(struct unwinder *u, const struct mapping *m, int pid)
 {
 	char path[4200], bid[80], key[96];
