@@ -1,9 +1,10 @@
 #!/bin/sh
 # The CPython walker against a known call chain (tests/workloads/python/ratio.py:
 # <module> -> main -> loop -> Worker.hot_three x3 / Worker.cold_one x1), under
-# Debian's python3.11 and, in a trixie root file system (tests/python-root.sh),
-# python3.13. Per version: the share of samples whose Python chain is whole, the
-# hot_three:cold_one ratio (3 expected), the share of hot_three's samples on its
+# Debian's python3.11 and, in trixie and sid root file systems
+# (tests/python-root.sh), python3.13 and python3.14. Per version: the share of
+# samples whose Python chain is whole, the hot_three:cold_one ratio (3
+# expected), the share of hot_three's samples on its
 # hot line (16), and the BPF cost per timer event beside a native workload's.
 # Peer in the same run: perf record -g of python3.13 -X perf (perf maps),
 # its ratio and stack depth printed beside ours. Numbers, never pass/fail.
@@ -37,43 +38,40 @@ summary() { # label file.txt file.pb.gz
 	fi
 }
 
-# the BPF cost of one recording of pid (kernel.bpf_stats_enabled)
-record() { # name pid
-	"$AGENT" record --pid "$2" --duration "$SECS" --frequency 199 --top 0 --log-level info \
-		--output "$tmp/$1.txt" --output "$tmp/$1.pb.gz" >"$tmp/$1.log" 2>&1
-	sed -n 's/.*BPF cost: \([0-9]*\) ns per timer event.*/\1/p' "$tmp/$1.log" | tail -1
+# recorded NAME COMMAND...: COMMAND started, recorded once it runs, stopped;
+# prints the BPF cost of the recording (kernel.bpf_stats_enabled)
+recorded() {
+	name=$1
+	shift
+	"$@" >/dev/null 2>&1 &
+	wpid=$!
+	sleep 2
+	"$AGENT" record --pid "$wpid" --duration "$SECS" --frequency 199 --top 0 --log-level info \
+		--output "$tmp/$name.txt" --output "$tmp/$name.pb.gz" >"$tmp/$name.log" 2>&1
+	kill "$wpid" 2>/dev/null
+	wait "$wpid" 2>/dev/null
+	sed -n 's/.*BPF cost: \([0-9]*\) ns per timer event.*/\1/p' "$tmp/$name.log" | tail -1
 }
 
+root=$(sh "$top/tests/python-root.sh" trixie python3.13) || { echo "bench: no trixie root" >&2; exit 1; }
+sid=$(sh "$top/tests/python-root.sh" sid python3.14) || { echo "bench: no sid root" >&2; exit 1; }
+for r in "$root" "$sid"; do
+	mkdir -p "$r/opt/profleet-test"
+	cp "$top/tests/workloads/python/ratio.py" "$r/opt/profleet-test/"
+done
 sysctl -q kernel.bpf_stats_enabled=1
 echo "== CPython walker, $SECS s at 199 Hz per run"
-"$WL/ratio" $((SECS + 20)) 10 >/dev/null 2>&1 &
-wpid=$!
-sleep 1
-native=$(record native "$wpid")
-kill "$wpid" 2>/dev/null
-wait "$wpid" 2>/dev/null
-echo "  native C workload (ratio)    BPF cost ${native:-?} ns per timer event"
-
-PYTHON=/usr/bin/python3.11 "$top/tests/workloads/python/run-ratio" $((SECS + 20)) >/dev/null 2>&1 &
-wpid=$!
-sleep 2
-cost=$(record py311 "$wpid")
-kill "$wpid" 2>/dev/null
-wait "$wpid" 2>/dev/null
+cost=$(recorded native "$WL/ratio" $((SECS + 20)) 10)
+echo "  native C workload (ratio)    BPF cost ${cost:-?} ns per timer event"
+cost=$(recorded py311 env PYTHON=/usr/bin/python3.11 "$top/tests/workloads/python/run-ratio" $((SECS + 20)))
 summary "python3.11 (bookworm)" "$tmp/py311.txt" "$tmp/py311.pb.gz"
 echo "  python3.11                   BPF cost ${cost:-?} ns per timer event"
-
-root=$(sh "$top/tests/python-root.sh" trixie python3.13) || { echo "bench: no trixie root" >&2; exit 1; }
-mkdir -p "$root/opt/profleet-test"
-cp "$top/tests/workloads/python/ratio.py" "$root/opt/profleet-test/"
-chroot "$root" /usr/bin/python3.13 /opt/profleet-test/ratio.py $((SECS + 20)) >/dev/null 2>&1 &
-wpid=$!
-sleep 2
-cost=$(record py313 "$wpid")
-kill "$wpid" 2>/dev/null
-wait "$wpid" 2>/dev/null
+cost=$(recorded py313 chroot "$root" /usr/bin/python3.13 /opt/profleet-test/ratio.py $((SECS + 20)))
 summary "python3.13 (trixie, chroot)" "$tmp/py313.txt" "$tmp/py313.pb.gz"
 echo "  python3.13                   BPF cost ${cost:-?} ns per timer event"
+cost=$(recorded py314 chroot "$sid" /usr/bin/python3.14 /opt/profleet-test/ratio.py $((SECS + 20)))
+summary "python3.14 (sid, chroot)" "$tmp/py314.txt" "$tmp/py314.pb.gz"
+echo "  python3.14                   BPF cost ${cost:-?} ns per timer event"
 sysctl -q kernel.bpf_stats_enabled=0
 
 # peer: perf with CPython's own perf maps (-X perf, 3.12+)

@@ -23,7 +23,7 @@ if [ ! -f "$root/.profleet-$pkg" ]; then
 	# apt inside the root needs /proc and /dev/null only
 	mount -t proc proc "$root/proc" 2>/dev/null || true
 	rc=0
-	chroot "$root" sh -c "apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends $pkg" \
+	chroot "$root" sh -c "apt-get -o Acquire::Check-Valid-Until=false update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends $pkg" \
 		>>"$root.log" 2>&1 || rc=$?
 	umount "$root/proc" 2>/dev/null || true
 	[ "$rc" -eq 0 ] || { tail -5 "$root.log" >&2; exit 1; }

@@ -24,10 +24,11 @@ struct stack {
 	uint32_t pid, tid;
 	char comm[PROFLEET_COMM_LEN], pcomm[PROFLEET_COMM_LEN];
 	uint16_t nk, nu;
+	bool walkers;		/* some user frame is an interpreter's: aux and kinds follow */
 	/*
 	 * nk kernel addresses, nu user addresses (a Python frame's is its code
-	 * object), then nu mapping ids (u32), nu walker values (u32: a Python
-	 * frame's instruction) and nu walker kinds (u8, enum walker)
+	 * object), then nu mapping ids (u32); with walkers, nu walker values (u32:
+	 * a Python frame's instruction) and nu walker kinds (u8, enum walker)
 	 */
 	uint64_t frames[];
 };
@@ -47,9 +48,10 @@ struct agg {
 	struct agg_stats stats;
 };
 
-static size_t stack_size(uint32_t nk, uint32_t nu)
+static size_t stack_size(uint32_t nk, uint32_t nu, bool walkers)
 {
-	return sizeof(struct stack) + (nk + nu) * sizeof(uint64_t) + nu * (2 * sizeof(uint32_t) + 1);
+	return sizeof(struct stack) + (nk + nu) * sizeof(uint64_t) + nu * sizeof(uint32_t) +
+	       (walkers ? nu * (sizeof(uint32_t) + 1) : 0);
 }
 
 static uint32_t *stack_ids(struct stack *s)
@@ -197,6 +199,7 @@ struct skey {
 	uint32_t ids[PROFLEET_MAX_STACK];		/* the user frames' mappings */
 	uint32_t aux[PROFLEET_MAX_STACK];		/* the user frames' walker values */
 	uint8_t kinds[PROFLEET_MAX_STACK];		/* the user frames' walkers */
+	bool walkers;					/* some kind is not WALKER_NATIVE */
 	uint32_t nk, nu;
 	uint64_t hash;
 };
@@ -218,11 +221,13 @@ static void sample_key(struct agg *a, const struct sample_event *e, struct skey 
 			PROFLEET_MAX_STACK : (uint32_t)e->ustack_len;
 	memcpy(k->frames, e->kstack, k->nk * sizeof(uint64_t));
 	memcpy(k->frames + k->nk, e->ustack, k->nu * sizeof(uint64_t));
+	k->walkers = false;
 	for (uint32_t i = 0; i < k->nu; i++) {
 		k->kinds[i] = e->ukind[i] == WALKER_PYTHON ? WALKER_PYTHON : WALKER_NATIVE;
 		k->aux[i] = k->kinds[i] == WALKER_NATIVE ? 0 : e->uaux[i];
 		if (k->kinds[i] != WALKER_NATIVE) {	/* no mapping: named by its walker's symbolizer */
 			k->ids[i] = PROCS_NO_MAPPING;
+			k->walkers = true;
 			continue;
 		}
 		if (procs__resolve(a->procs, (int)e->pid, e->ustack[i], &k->ids[i])) {
@@ -239,7 +244,9 @@ static void sample_key(struct agg *a, const struct sample_event *e, struct skey 
 	for (uint32_t i = 0; i < k->nk + k->nu; i++)
 		h = mix(h, k->frames[i]);
 	for (uint32_t i = 0; i < k->nu; i++)
-		h = mix(h, k->ids[i] ^ (uint64_t)k->aux[i] << 32 ^ (uint64_t)k->kinds[i] << 24);
+		h = mix(h, k->ids[i]);
+	for (uint32_t i = 0; k->walkers && i < k->nu; i++)
+		h = mix(h, k->aux[i] | (uint64_t)k->kinds[i] << 32);
 	for (size_t i = 0; i < sizeof(e->comm); i++)
 		h = mix(h, (uint64_t)(unsigned char)e->comm[i] | (uint64_t)(unsigned char)e->pcomm[i] << 8);
 	k->hash = h;
@@ -253,8 +260,9 @@ static struct stack *stack_find(const struct agg *a, const struct sample_event *
 		    s->nu == k->nu &&
 		    !memcmp(s->frames, k->frames, (k->nk + k->nu) * sizeof(uint64_t)) &&
 		    !memcmp(stack_ids(s), k->ids, k->nu * sizeof(uint32_t)) &&
-		    !memcmp(stack_aux(s), k->aux, k->nu * sizeof(uint32_t)) &&
-		    !memcmp(stack_kinds(s), k->kinds, k->nu) &&
+		    s->walkers == k->walkers &&
+		    (!k->walkers || (!memcmp(stack_aux(s), k->aux, k->nu * sizeof(uint32_t)) &&
+				     !memcmp(stack_kinds(s), k->kinds, k->nu))) &&
 		    !strncmp(s->comm, e->comm, sizeof(s->comm)) &&
 		    !strncmp(s->pcomm, e->pcomm, sizeof(s->pcomm)))
 			return s;
@@ -281,7 +289,7 @@ static void python_prefetch(struct agg *a, struct stack *s)
 static int stack_add(struct agg *a, const struct sample_event *e, const struct skey *k,
 		     int64_t w)
 {
-	size_t sz = stack_size(k->nk, k->nu);
+	size_t sz = stack_size(k->nk, k->nu, k->walkers);
 	uint32_t b = k->hash & (a->nbuckets - 1);
 	struct stack *s;
 
@@ -307,9 +315,12 @@ static int stack_add(struct agg *a, const struct sample_event *e, const struct s
 	s->nu = (uint16_t)k->nu;
 	memcpy(s->frames, k->frames, (k->nk + k->nu) * sizeof(uint64_t));
 	memcpy(stack_ids(s), k->ids, k->nu * sizeof(uint32_t));
-	memcpy(stack_aux(s), k->aux, k->nu * sizeof(uint32_t));
-	memcpy(stack_kinds(s), k->kinds, k->nu);
-	python_prefetch(a, s);
+	s->walkers = k->walkers;
+	if (s->walkers) {
+		memcpy(stack_aux(s), k->aux, k->nu * sizeof(uint32_t));
+		memcpy(stack_kinds(s), k->kinds, k->nu);
+		python_prefetch(a, s);
+	}
 	s->next = a->buckets[b];
 	a->buckets[b] = s;
 	a->bytes += sz;
@@ -569,7 +580,7 @@ static int add_stack(struct build *b, struct stack *s)
 		locs[n++] = (uint32_t)idx;
 	}
 	for (uint32_t i = 0; i < s->nu; i++) {
-		if (stack_kinds(s)[i] == WALKER_PYTHON)
+		if (s->walkers && stack_kinds(s)[i] == WALKER_PYTHON)
 			idx = location_of(b, (struct loc_key){ .addr = s->frames[s->nk + i],
 							       .id = PYTHON_ID,
 							       .leaf = stack_aux(s)[i],

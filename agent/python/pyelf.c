@@ -12,6 +12,8 @@
 
 #define SYMTAB_BUDGET (64u << 20)	/* bytes of one symbol table read */
 #define LOADER_BYTES 64			/* of PyGILState_GetThisThreadState decoded */
+#define EVAL_BYTES (512u << 10)		/* of the loop's code scanned for its jumps */
+#define COLD_MIN_JUMPS 2		/* jumps into a CFI range that make it the loop's */
 
 /* glibc x86_64 (2.31 to 2.43): struct pthread's specific_1stblock, from fsbase */
 #define GLIBC_SPECIFIC_1STBLOCK 0x310
@@ -194,6 +196,114 @@ static uint64_t key_address(Elf *elf, int fd, const struct py_syms *s, const str
 	return s->runtime.st_value + v->key_in_runtime;
 }
 
+/*
+ * The FDE starts of .eh_frame_hdr's search table, sorted (the table gcc and ld
+ * write: version 1, a 4-byte count, datarel sdata4 pairs). NULL when there is
+ * none of that shape.
+ */
+static int32_t *fde_starts(Elf *elf, int fd, uint64_t *ret_base, uint32_t *ret_n)
+{
+	GElf_Shdr sh;
+	Elf_Scn *scn = elfutil_section(elf, ".eh_frame_hdr", &sh);
+	Elf_Data *d;
+	const uint8_t *b;
+	uint32_t n;
+	int32_t *v;
+
+	if (!scn || elfutil_getdata(fd, scn, SYMTAB_BUDGET, &d) || d->d_size < 12)
+		return NULL;
+	b = d->d_buf;
+	/* version, eh_frame_ptr pcrel|sdata4, fde_count udata4, table datarel|sdata4 */
+	if (b[0] != 1 || b[1] != 0x1b || b[2] != 0x03 || b[3] != 0x3b)
+		return NULL;
+	memcpy(&n, b + 8, 4);
+	if (!n || n > (d->d_size - 12) / 8 || !(v = malloc(n * sizeof(*v))))
+		return NULL;
+	for (uint32_t i = 0; i < n; i++)
+		memcpy(&v[i], b + 12 + 8 * (size_t)i, 4);
+	*ret_base = sh.sh_addr;
+	*ret_n = n;
+	return v;
+}
+
+/* The FDE that holds target, as [lo, the next FDE's start): into the candidates, counted. */
+static void note_target(const int32_t *starts, uint32_t n, uint64_t base, uint64_t target,
+			uint64_t (*cand)[3], int *ncand)
+{
+	uint32_t lo = 0, hi = n;
+	uint64_t from, to;
+	int i;
+
+	while (hi - lo > 1) {	/* the last start <= target */
+		uint32_t mid = lo + (hi - lo) / 2;
+
+		if (base + (int64_t)starts[mid] <= target)
+			lo = mid;
+		else
+			hi = mid;
+	}
+	from = base + (int64_t)starts[lo];
+	if (from > target || lo + 1 >= n)
+		return;	/* before the first FDE, or in the last: no end known */
+	to = base + (int64_t)starts[lo + 1];
+	for (i = 0; i < *ncand && cand[i][0] != from; i++)
+		;
+	if (i == *ncand) {
+		if (*ncand == 16)
+			return;
+		cand[(*ncand)++][0] = from;
+		cand[i][1] = to;
+		cand[i][2] = 0;
+	}
+	cand[i][2]++;
+}
+
+/*
+ * The loop's parts outside its symbol: the FDEs that its direct jumps (jmp
+ * rel32, jcc rel32) land in, each hit at least COLD_MIN_JUMPS times (a byte
+ * pattern misread as a jump lands anywhere, once).
+ */
+static void cold_ranges(Elf *elf, int fd, struct py_elf *py)
+{
+	uint64_t start = py->ranges[0].start, len = py->ranges[0].end - start, cand[16][3], base = 0;
+	uint32_t n = 0;
+	int32_t *starts = fde_starts(elf, fd, &base, &n);
+	uint8_t *c;
+	int ncand = 0;
+
+	len = len < EVAL_BYTES ? len : EVAL_BYTES;
+	c = starts ? malloc(len) : NULL;
+	if (!c || read_vaddr(elf, fd, start, c, len)) {
+		free(c);
+		free(starts);
+		return;
+	}
+	for (uint64_t i = 0; i + 6 <= len; i++) {
+		int32_t d;
+		uint64_t target;
+
+		if (c[i] == 0xe9) {
+			memcpy(&d, c + i + 1, 4);
+			target = start + i + 5 + (int64_t)d;
+		} else if (c[i] == 0x0f && (c[i + 1] & 0xf0) == 0x80) {
+			memcpy(&d, c + i + 2, 4);
+			target = start + i + 6 + (int64_t)d;
+		} else {
+			continue;
+		}
+		if (target < start || target >= py->ranges[0].end)
+			note_target(starts, n, base, target, cand, &ncand);
+	}
+	for (int i = 0; i < ncand && py->nranges < PYELF_MAX_RANGES; i++)
+		if (cand[i][2] >= COLD_MIN_JUMPS && cand[i][1] > cand[i][0] &&
+		    cand[i][1] - cand[i][0] <= EVAL_BYTES) {
+			py->ranges[py->nranges].start = cand[i][0];
+			py->ranges[py->nranges++].end = cand[i][1];
+		}
+	free(c);
+	free(starts);
+}
+
 int pyelf_read(Elf *elf, int fd, const char *name, struct py_elf *ret)
 {
 	struct py_syms s = { 0 };
@@ -225,8 +335,10 @@ int pyelf_read(Elf *elf, int fd, const char *name, struct py_elf *ret)
 		return -ENOTSUP;
 	ret->major = 3;
 	ret->minor = minor;
-	ret->eval_start = s.eval.st_value;
-	ret->eval_end = s.eval.st_value + (s.eval.st_size ? s.eval.st_size : 1);
+	ret->ranges[0].start = s.eval.st_value;
+	ret->ranges[0].end = s.eval.st_value + (s.eval.st_size ? s.eval.st_size : 1);
+	ret->nranges = 1;
+	cold_ranges(elf, fd, ret);
 	ret->layout = (struct py_proc){
 		.tss_key_addr = key_address(elf, fd, &s, v),
 		.code_type = s.code_type.st_value,

@@ -20,9 +20,17 @@
 
 #include "oncpu.h"
 
+#define PYELF_MAX_RANGES 4
+
 struct py_elf {
 	int major, minor;
-	uint64_t eval_start, eval_end;	/* _PyEval_EvalFrameDefault, file vaddrs */
+	/*
+	 * The evaluation loop's code, file vaddrs: _PyEval_EvalFrameDefault, then
+	 * the parts the compiler moved out of it (.cold, with no symbol in a stripped
+	 * file: 3.14's loop runs mostly there), found as the CFI ranges its jumps land in.
+	 */
+	struct { uint64_t start, end; } ranges[PYELF_MAX_RANGES];
+	int nranges;
 	/* py_proc with file vaddrs in tss_key_addr and code_type: add the load bias */
 	struct py_proc layout;
 };

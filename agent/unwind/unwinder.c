@@ -733,8 +733,9 @@ static void py_detect(struct unwinder *u, struct table *t, int fd, const char *p
 		log_warn("python: %s: a CPython version or build we cannot walk: its Python "
 			 "frames are not named", path);
 	} else if (!err) {
-		log_info("python: %s: CPython 3.%d, evaluation loop at 0x%" PRIx64 "-0x%" PRIx64,
-			 path, t->py.minor, t->py.eval_start, t->py.eval_end);
+		log_info("python: %s: CPython 3.%d, evaluation loop at 0x%" PRIx64 "-0x%" PRIx64
+			 " (and %d part(s) out of it)", path, t->py.minor, t->py.ranges[0].start,
+			 t->py.ranges[0].end, t->py.nranges - 1);
 	}
 }
 
@@ -844,14 +845,15 @@ static int add_keys(struct unwinder *u, struct pid_entry *pe, const struct mappi
 static int py_install(struct unwinder *u, struct pid_entry *pe, const struct table *t,
 		      const struct mapping_info *info, uint64_t start, uint64_t end)
 {
-	uint64_t lo = t->py.eval_start + info->bias, hi = t->py.eval_end + info->bias;
 	struct mapping_info pi = *info;
 	struct py_proc pp = t->py.layout;
 	__u32 pid = (__u32)pe->pid;
+	bool here = false;
 
-	lo = lo > start ? lo : start;
-	hi = hi < end ? hi : end;
-	if (lo >= hi)
+	for (int i = 0; i < t->py.nranges; i++)
+		here |= t->py.ranges[i].start + info->bias < end &&
+			t->py.ranges[i].end + info->bias > start;
+	if (!here)
 		return 0;	/* the loop is in another range of the mapping */
 	pp.tss_key_addr += info->bias;
 	pp.code_type += info->bias;
@@ -865,7 +867,15 @@ static int py_install(struct unwinder *u, struct pid_entry *pe, const struct tab
 	if (u->opts.pysym)
 		pysym_set_pid(u->opts.pysym, pe->pid, t->py.minor);
 	pi.walker = WALKER_PYTHON;
-	return add_keys(u, pe, &pi, lo, hi);
+	for (int i = 0; i < t->py.nranges; i++) {
+		uint64_t lo = t->py.ranges[i].start + info->bias, hi = t->py.ranges[i].end + info->bias;
+
+		lo = lo > start ? lo : start;
+		hi = hi < end ? hi : end;
+		if (lo < hi && add_keys(u, pe, &pi, lo, hi))
+			return -ENOMEM;
+	}
+	return 0;
 }
 
 static int add_range(const struct mapping *m, uint64_t start, uint64_t end, void *arg)
@@ -1082,6 +1092,12 @@ void unwinder__on_task(struct unwinder *u, int ev, int pid, int ppid)
 			unwinder__sync_pid(u, pid, false);
 		break;
 	case TASK_EXEC:
+		/* a Python process's code objects were its old image's: its names are
+		 * kept for what it collected and dropped when the new image is synced */
+		if (*pid_slot(u, pid) && (*pid_slot(u, pid))->py && u->opts.pysym)
+			pysym_forget_pid(u->opts.pysym, pid);
+		unwinder__mark_dirty(u, pid);
+		break;
 	case TASK_MMAP:
 		unwinder__mark_dirty(u, pid);
 		break;

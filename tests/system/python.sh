@@ -16,18 +16,25 @@ if [ ! -x "$PY" ]; then
 	exit 0
 fi
 
-# record NAME SECONDS THREADS: the workload attached to once it runs (its start-up
-# and imports are not what is measured)
-record() {
-	PYTHON=$PY "$RATIO" "$(($2 + 30))" "$3" &
+# attach NAME SECONDS COMMAND...: COMMAND recorded once it runs (its start-up and
+# imports are not what is measured), then stopped
+attach() {
+	name=$1 secs=$2
+	shift 2
+	"$@" &
 	wpid=$!
 	sleep 1
-	"$AGENT" record --pid "$wpid" --duration "$2" --frequency 199 --top 0 --log-level info \
-		--output "$TMP/$1.txt" --output "$TMP/$1.pb.gz" >"$TMP/$1.log" 2>&1
+	"$AGENT" record --pid "$wpid" --duration "$secs" --frequency 199 --top 0 --log-level info \
+		--output "$TMP/$name.txt" --output "$TMP/$name.pb.gz" >"$TMP/$name.log" 2>&1
 	rc=$?
 	kill "$wpid" 2>/dev/null
 	wait "$wpid" 2>/dev/null
 	return $rc
+}
+
+# record NAME SECONDS THREADS: ratio.py under $PY
+record() {
+	attach "$1" "$2" env PYTHON="$PY" "$RATIO" "$(($2 + 30))" "$3"
 }
 
 # --- one thread: the chain and the 3:1 ratio -----------------------------------
@@ -68,14 +75,8 @@ else
 fi
 
 # --- recursion through C code: every call of the evaluation loop in the sample ---
-"$PY" "$TOP/tests/workloads/python/deep.py" 34 20 &
-wpid=$!
-sleep 1
-"$AGENT" record --pid "$wpid" --duration 3 --frequency 199 --top 0 --output "$TMP/deep.txt" \
-	>"$TMP/deep.log" 2>&1
+attach deep 3 "$PY" "$TOP/tests/workloads/python/deep.py" 34 20
 check "record --pid of a 20-deep recursion through map() exits 0" test $? -eq 0
-kill "$wpid" 2>/dev/null
-wait "$wpid" 2>/dev/null
 full=$(awk '{ t += $NF; if (gsub(/;rec;/, ";rec;") >= 20 && /;<module>;/) f += $NF } END { printf "%d/%d", f, t }' "$TMP/deep.txt")
 echo "# deep: $full samples have <module> and all 21 calls of rec (20 calls of the loop through C)"
 check "21 rec frames and <module> in >= 90% of samples (each loop call no longer costs two tail calls: $full)" \
@@ -95,34 +96,34 @@ if command -v go >/dev/null 2>&1; then
 	check "three threads sampled ($tids)" test "$tids" -ge 3
 fi
 
-# --- CPython 3.13 in another root file system (trixie, run with chroot) ----------
-if root=$(sh "$TOP/tests/python-root.sh" trixie python3.13 2>"$TMP/root.err"); then
+# --- newer CPythons in other root file systems (Debian's, run with chroot) -------
+# 3.13: Thread.run calls its target in the same call of the loop (a shim frame
+# between); 3.14: through C, and most of its loop runs in a .cold part
+for v in trixie:3.13:';_PyEval_EvalFrameDefault;Thread\._bootstrap;Thread\._bootstrap_inner;Thread\.run;loop;Worker\.(hot_three|cold_one)( |;)' \
+	sid:3.14:';Thread\._bootstrap;Thread\._bootstrap_inner;[^; ]+;[^; ]+;[^; ]+;[^; ]+;Thread\.run;loop;Worker\.(hot_three|cold_one)( |;)'; do
+	suite=${v%%:*} rest=${v#*:}
+	ver=${rest%%:*} chain_re=${rest#*:}
+	if ! root=$(sh "$TOP/tests/python-root.sh" "$suite" "python$ver" 2>"$TMP/root.err"); then
+		sed 's/^/# /' "$TMP/root.err"
+		skip "no $suite root file system with python$ver (tests/python-root.sh)"
+		continue
+	fi
 	mkdir -p "$root/opt/profleet-test"
 	cp "$TOP/tests/workloads/python/ratio.py" "$root/opt/profleet-test/"
-	chroot "$root" /usr/bin/python3.13 /opt/profleet-test/ratio.py 34 2 &
-	wpid=$!
-	sleep 1
-	"$AGENT" record --pid "$wpid" --duration 4 --frequency 199 --top 0 --log-level info \
-		--output "$TMP/py313.txt" >"$TMP/py313.log" 2>&1
-	check "record --pid of python3.13 in a chroot exits 0" test $? -eq 0
-	kill "$wpid" 2>/dev/null
-	wait "$wpid" 2>/dev/null
-	check "the agent found CPython 3.13 in the other root" \
-		grep -q 'python3.13: CPython 3.13, evaluation loop at' "$TMP/py313.log"
-	total=$(folded_total "$TMP/py313.txt")
-	# 3.13: Thread.run calls its target in the same call of the loop (a shim frame between)
-	chain=$(folded_sum "$TMP/py313.txt" ';_PyEval_EvalFrameDefault;Thread\._bootstrap;Thread\._bootstrap_inner;Thread\.run;loop;Worker\.(hot_three|cold_one)( |;)')
-	hot=$(folded_sum "$TMP/py313.txt" ';loop;Worker\.hot_three( |;)')
-	cold=$(folded_sum "$TMP/py313.txt" ';loop;Worker\.cold_one( |;)')
-	echo "# python3.13: $chain of $total samples from Thread._bootstrap to Worker.*; hot_three=$hot cold_one=$cold"
-	check "3.13 (shim frames skipped): Thread._bootstrap -> ... -> Worker.* in >= 99% of samples ($chain/$total)" \
+	attach "py$ver" 4 chroot "$root" "/usr/bin/python$ver" /opt/profleet-test/ratio.py 34 2
+	check "record --pid of python$ver in a $suite chroot exits 0" test $? -eq 0
+	check "the agent found CPython $ver in the other root" \
+		grep -q "python$ver: CPython $ver, evaluation loop at" "$TMP/py$ver.log"
+	total=$(folded_total "$TMP/py$ver.txt")
+	chain=$(folded_sum "$TMP/py$ver.txt" "$chain_re")
+	hot=$(folded_sum "$TMP/py$ver.txt" ';loop;Worker\.hot_three( |;)')
+	cold=$(folded_sum "$TMP/py$ver.txt" ';loop;Worker\.cold_one( |;)')
+	echo "# python$ver: $chain of $total samples from Thread._bootstrap to Worker.*; hot_three=$hot cold_one=$cold"
+	check "$ver: Thread._bootstrap -> ... -> Worker.* in >= 99% of samples ($chain/$total)" \
 		awk -v c="$chain" -v t="$total" 'BEGIN { exit !(t >= 500 && c >= 0.99 * t) }'
 	pct=$(awk -v h="$hot" -v c="$cold" 'BEGIN { if (h + c == 0) print 0; else printf "%.1f", 100 * h / (h + c) }')
-	check "3.13: hot_three:cold_one is 3:1 (hot share $pct%, want 75 +-5)" \
+	check "$ver: hot_three:cold_one is 3:1 (hot share $pct%, want 75 +-5)" \
 		awk -v p="$pct" 'BEGIN { exit !(p >= 70 && p <= 80) }'
-else
-	sed 's/^/# /' "$TMP/root.err"
-	skip "no trixie root file system with python3.13 (tests/python-root.sh)"
-fi
+done
 
 finish

@@ -312,6 +312,69 @@ static void test_shared_budget(void **state)
 	procs__free(procs);
 }
 
+/* A sample whose user stack is a native leaf over Python frames (code, instr pairs). */
+static void add_python(struct agg *a, const uint64_t (*py)[2], int n, int times)
+{
+	static struct sample_event e;
+
+	memset(&e, 0, sizeof(e));
+	e.pid = 0x7ffffff0;
+	e.tid = 0x7ffffff1;
+	snprintf(e.comm, sizeof(e.comm), "python3");
+	e.ustack_len = (int16_t)(n + 1);
+	e.ustack[0] = 0x401000;	/* the native leaf: no mapping here */
+	for (int i = 0; i < n; i++) {
+		e.ustack[i + 1] = py[i][0];
+		e.uaux[i + 1] = (uint32_t)py[i][1];
+		e.ukind[i + 1] = WALKER_PYTHON;
+	}
+	for (int i = 0; i < times; i++)
+		assert_int_equal(agg__add(a, &e, 10000000), 0);
+}
+
+/*
+ * Python frames: a stack is its code objects and their instructions (the same
+ * code at another instruction is another stack), never resolved in a mapping;
+ * without a symbolizer they are "[python]+0x<code>" with no address. A stack
+ * without them costs what it did.
+ */
+static void test_python_frames(void **state)
+{
+	static const uint64_t at_10[][2] = { { 0x7f0000001000, 10 }, { 0x7f0000002000, 3 } };
+	static const uint64_t at_12[][2] = { { 0x7f0000001000, 12 }, { 0x7f0000002000, 3 } };
+	struct procs *procs = procs__new(NULL);
+	struct agg *a = agg__new(NULL, procs, NULL);
+	struct profile *p = profile__new();
+	struct agg_stats st;
+	bool named = false;
+
+	(void)state;
+	assert_non_null(a);
+	add_python(a, at_10, 2, 3);
+	add_python(a, at_12, 2, 2);
+	add(a, NULL, 0, 0x401000, 1);	/* the same leaf, native alone: its own stack */
+	agg__stats(a, &st);
+	assert_int_equal(st.stacks, 3);
+	assert_int_equal(st.samples, 6);
+	assert_int_equal(st.frames_python, 4);	/* counted per new stack's frame */
+	p->period_nanos = 10000000;
+	assert_int_equal(agg__build(a, NULL, p), 0);
+	assert_int_equal(p->nsamples, 3);
+	for (uint32_t i = 0; i < p->nlocations; i++) {
+		const struct prof_location *l = &p->locations[i];
+
+		if (strncmp(l->function, "[python]+0x", 11))
+			continue;
+		named = true;
+		assert_int_equal(l->address, 0);
+		assert_int_equal(l->mapping, PROFILE_NO_MAPPING);
+	}
+	assert_true(named);
+	profile__free(p);
+	agg__free(a);
+	procs__free(procs);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -320,6 +383,7 @@ int main(void)
 		cmocka_unit_test(test_no_ksyms),
 		cmocka_unit_test(test_option_keeps_addresses),
 		cmocka_unit_test(test_shared_budget),
+		cmocka_unit_test(test_python_frames),
 	};
 
 	return cmocka_run_group_tests(tests, setup, teardown);
