@@ -82,6 +82,15 @@ echo "# deep: $full samples have <module> and all 21 calls of rec (20 calls of t
 check "21 rec frames and <module> in >= 90% of samples (each loop call no longer costs two tail calls: $full)" \
 	awk -v s="$full" 'BEGIN { split(s, a, "/"); exit !(a[2] >= 400 && a[1] >= 0.9 * a[2]) }'
 
+# --- a C extension in the middle: Python -> zlib.compress -> libz ----------------
+attach squeeze 3 "$PY" "$TOP/tests/workloads/python/squeeze.py" 34
+check "record --pid of python3.11 compressing exits 0" test $? -eq 0
+total=$(folded_total "$TMP/squeeze.txt")
+mid=$(folded_sum "$TMP/squeeze.txt" ';_PyEval_EvalFrameDefault;<module>;squeeze;[^; ]+;deflate( |;)')
+echo "# squeeze: $mid of $total samples go <module> -> squeeze -> zlib's C code -> deflate"
+check "Python frames, then the extension's C frames in order (>= 50%: $mid/$total)" \
+	awk -v c="$mid" -v t="$total" 'BEGIN { exit !(t >= 300 && c >= 0.5 * t) }'
+
 # --- threads: each thread's own frames, whether or not it holds the GIL ----------
 record threads 4 3
 check "record --pid of a 3-thread python3.11 exits 0" test $? -eq 0

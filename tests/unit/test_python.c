@@ -30,6 +30,9 @@ static void test_key_from_code(void **state)
 	static const uint8_t py311[] = { 0x48, 0x83, 0x3d, 0x50, 0x3d, 0x56, 0x00, 0x00, 0x0f, 0x84,
 					 0x1f, 0xc8, 0xf2, 0xff, 0x8b, 0x3d, 0x50, 0x3d, 0x56, 0x00,
 					 0xe9, 0xa7, 0x8a, 0xf2, 0xff, 0, 0, 0 };
+	/* 3.11.2-6+deb12u9: cmpq; je rel8; mov d(%rip),%edi */
+	static const uint8_t py311u9[] = { 0x48, 0x83, 0x3d, 0x10, 0x91, 0x58, 0x00, 0x00, 0x74, 0x10,
+					   0x8b, 0x3d, 0x14, 0x91, 0x58, 0x00, 0xe9, 0, 0, 0, 0, 0 };
 	/* 3.13.5: endbr64; cmpl $0,d(%rip); je rel32; mov d(%rip),%edi */
 	static const uint8_t py313[] = { 0xf3, 0x0f, 0x1e, 0xfa, 0x83, 0x3d, 0x65, 0xc8, 0x51, 0x00,
 					 0x00, 0x0f, 0x84, 0xd0, 0x2a, 0xf0, 0xff, 0x8b, 0x3d, 0x5d,
@@ -43,6 +46,7 @@ static void test_key_from_code(void **state)
 
 	(void)state;
 	assert_int_equal(pyelf_key_from_code(py311, sizeof(py311), 0x4f7c30), 0xa5b994);
+	assert_int_equal(pyelf_key_from_code(py311u9, sizeof(py311u9), 0x4cd350), 0xa56474);
 	assert_int_equal(pyelf_key_from_code(py313, sizeof(py313), 0x523400), 0xa3fc74);
 	/* the Py_tss_t's address: its key is the second int */
 	assert_int_equal(pyelf_key_from_code(py314, sizeof(py314), 0x42c79a), 0xba10e0 + 4);
@@ -123,10 +127,12 @@ static void test_debian_python311(void **state)
 	for (int i = 1; i < py.nranges; i++)
 		assert_true(py.ranges[i].end <= py.ranges[0].start ||
 			    py.ranges[i].start >= py.ranges[0].end);
-	/* Debian's 3.11.2-6+deb12u6 build: the key its loader loads (objdump), _PyRuntime + 596 */
+	/* Debian's builds: the key their loader loads (objdump), _PyRuntime + 596 */
 	assert_int_equal(elfutil_build_id(elf, fd, bid, sizeof(bid)), 0);
-	if (!strcmp(bid, "571d98e01096d5c1c32420d229a6731a0a50d2a0"))
+	if (!strcmp(bid, "571d98e01096d5c1c32420d229a6731a0a50d2a0"))	/* 3.11.2-6+deb12u6 */
 		assert_int_equal(py.layout.tss_key_addr, 0xa5b994);
+	if (!strcmp(bid, "c561f3aa7232f2bd6ac6d56bd475f1c154a00486"))	/* 3.11.2-6+deb12u9 */
+		assert_int_equal(py.layout.tss_key_addr, 0xa56474);
 	assert_int_equal(py.layout.tss_key_addr % 4, 0);
 	assert_int_equal(py.layout.ts_thread_id, 152);
 	assert_int_equal(py.layout.entry, PY_ENTRY_FLAG);
