@@ -148,6 +148,7 @@ struct walk {
 	__u8 handed_back;	/* the walker of this pc's mapping has run: unwind it natively */
 	__u8 next;		/* enum walker to tail-call when the native walker pauses */
 	__u8 py_started;	/* the Python walker found the thread's frame chain */
+	__u8 native_seen;	/* a native frame is in the sample: pc is a return address */
 	__u64 py_frame;		/* the next Python frame to put in the sample, 0 when none */
 };
 
@@ -331,8 +332,9 @@ static __always_inline int native_step(struct walk_state *st)
 		count(CNT_UNWIND_DEPTH);
 		return stop(w, STACK_TRUNCATED);
 	}
-	/* a return address may point just past its call's function: look up the call */
-	look = (n > 0 && !w->signal_frame) ? w->pc - 1 : w->pc;
+	/* a return address may point just past its call's function: look up the call
+	 * (not the interrupted pc, which Python frames may come before) */
+	look = (w->native_seen && !w->signal_frame) ? w->pc - 1 : w->pc;
 	key.prefixlen = 32 + 64;
 	key.pid_be = bpf_htonl(w->pid);
 	key.addr_be = bpf_cpu_to_be64(look);
@@ -348,6 +350,7 @@ static __always_inline int native_step(struct walk_state *st)
 	st->e.ukind[n] = WALKER_NATIVE;
 	w->n = n + 1;
 	w->signal_frame = 0;
+	w->native_seen = 1;
 	if (!mi) {
 		w->need_tables = 1;
 		count(CNT_UNWIND_NO_TABLE);
@@ -586,7 +589,8 @@ int walk_python(struct bpf_perf_event_data *ctx)
 				st->w.handed_back = 1;
 				go = GO_NATIVE;
 			}
-		} else if (go == GO_NATIVE) {
+		}
+		if (go == GO_NATIVE) {	/* the loop's frame at once, in the same step */
 			int r = native_step(st);
 
 			if (r == STEP_DONE)

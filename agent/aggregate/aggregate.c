@@ -579,14 +579,14 @@ static int add_stack(struct build *b, struct stack *s)
 			return idx;
 		locs[n++] = (uint32_t)idx;
 	}
-	for (uint32_t i = 0; i < s->nu; i++) {
+	for (uint32_t i = 0, native = 0; i < s->nu; i++) {
 		if (s->walkers && stack_kinds(s)[i] == WALKER_PYTHON)
 			idx = location_of(b, (struct loc_key){ .addr = s->frames[s->nk + i],
 							       .id = PYTHON_ID,
 							       .leaf = stack_aux(s)[i],
 							       .pid = s->pid });
-		else
-			idx = location(b, s->frames[s->nk + i], ids[i], i == 0);
+		else	/* the first native frame is the interrupted pc, even under Python frames */
+			idx = location(b, s->frames[s->nk + i], ids[i], native++ == 0);
 		if (idx < 0)
 			return idx;
 		locs[n++] = (uint32_t)idx;

@@ -426,6 +426,11 @@ int pysym_lookup(struct pysym *ps, int pid, uint64_t code, uint32_t instr,
 		c = code_read(pid, (int)(minor & 0xff), code);
 		pthread_mutex_lock(&ps->lock);
 		ps->stats.read_errors += !c;
+		/* the process ended or exec'd meanwhile: what was read may be another's */
+		if (c && (intptr_t)hmap_get(&ps->pids, pkey) != minor) {
+			code_free(c);
+			c = NULL;
+		}
 		if (!c || !(c = code_keep(ps, ckey, c))) {
 			err = -EFAULT;
 			goto out;

@@ -139,6 +139,9 @@ static void test_debian_python311(void **state)
 	assert_int_equal(py.layout.co_code, 184);	/* PyCode_Type.tp_basicsize */
 	assert_int_equal(py.layout.tls_specific, 0x310);
 	assert_true(py.layout.code_type != 0);
+	/* a debug or free-threaded build's objects are laid out otherwise: refused */
+	assert_int_equal(pyelf_read(elf, fd, "/usr/bin/python3.11d", &py), -ENOTSUP);
+	assert_int_equal(pyelf_read(elf, fd, "/usr/lib/libpython3.13t.so.1.0", &py), -ENOTSUP);
 	elfutil_close(elf, fd);
 	/* not a CPython: refused, not guessed */
 	elf = elfutil_open("/bin/sh", &fd);
