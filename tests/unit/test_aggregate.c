@@ -352,7 +352,7 @@ static void test_python_frames(void **state)
 	assert_non_null(a);
 	add_python(a, at_10, 2, 3);
 	add_python(a, at_12, 2, 2);
-	add(a, NULL, 0, 0x401000, 1);	/* the same leaf, native alone: its own stack */
+	add(a, kaddrs, 0, 0x401000, 1);	/* the same leaf, native alone: its own stack */
 	agg__stats(a, &st);
 	assert_int_equal(st.stacks, 3);
 	assert_int_equal(st.samples, 6);
