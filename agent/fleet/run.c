@@ -826,6 +826,17 @@ static const int cnt_ids[] = {
 	CNT_PY_NO_PROC, CNT_PY_NO_THREAD, CNT_PY_READ_FAULT, CNT_PY_BAD_CODE,
 };
 
+/* One counter family of the sampler's counters of one kind (cnt_names), by reason. */
+static void metrics_reasons(struct metrics *m, const struct sampler_stats *ss, const char *kind,
+			    const char *family, const char *help)
+{
+	metrics_family(m, family, "counter", help);
+	for (size_t i = 0; i < sizeof(cnt_ids) / sizeof(cnt_ids[0]); i++)
+		if (!strcmp(cnt_names[i][0], kind))
+			metrics_value(m, family, (const char *[]){ "reason", cnt_names[i][1], NULL },
+				      (double)ss->counters[cnt_ids[i]]);
+}
+
 /* What happened to the kernel's timer events and the samples: taken, dropped, unwound. */
 static void metrics_samples(struct run *r, struct metrics *m, const struct sampler_stats *ss)
 {
@@ -844,13 +855,8 @@ static void metrics_samples(struct run *r, struct metrics *m, const struct sampl
 	metrics_value(m, "profleet_agent_kernel_events_total",
 		      (const char *[]){ "outcome", "subsampled", NULL },
 		      (double)ss->counters[CNT_SUBSAMPLED]);
-	metrics_family(m, "profleet_agent_samples_dropped_total", "counter",
-		       "Samples lost, by reason.");
-	for (size_t i = 0; i < sizeof(cnt_ids) / sizeof(cnt_ids[0]); i++)
-		if (!strcmp(cnt_names[i][0], "drop"))
-			metrics_value(m, "profleet_agent_samples_dropped_total",
-				      (const char *[]){ "reason", cnt_names[i][1], NULL },
-				      (double)ss->counters[cnt_ids[i]]);
+	metrics_reasons(m, ss, "drop", "profleet_agent_samples_dropped_total",
+			"Samples lost, by reason.");
 	metrics_value(m, "profleet_agent_samples_dropped_total",
 		      (const char *[]){ "reason", "unattributed", NULL }, (double)r->untargeted);
 	metrics_value(m, "profleet_agent_samples_dropped_total",
@@ -864,24 +870,14 @@ static void metrics_samples(struct run *r, struct metrics *m, const struct sampl
 		       "(it holds a second of samples at the full rate).");
 	metrics_value(m, "profleet_agent_drain_gap_seconds_max", NULL,
 		      (double)ss->drain_gap_ns_max / 1e9);
-	metrics_family(m, "profleet_agent_unwind_failures_total", "counter",
-		       "Stack walks that stopped early or failed, by reason.");
-	for (size_t i = 0; i < sizeof(cnt_ids) / sizeof(cnt_ids[0]); i++)
-		if (!strcmp(cnt_names[i][0], "unwind"))
-			metrics_value(m, "profleet_agent_unwind_failures_total",
-				      (const char *[]){ "reason", cnt_names[i][1], NULL },
-				      (double)ss->counters[cnt_ids[i]]);
+	metrics_reasons(m, ss, "unwind", "profleet_agent_unwind_failures_total",
+			"Stack walks that stopped early or failed, by reason.");
 	metrics_family(m, "profleet_agent_python_frames_total", "counter",
 		       "Python frames the CPython walker put in samples.");
 	metrics_value(m, "profleet_agent_python_frames_total", NULL,
 		      (double)ss->counters[CNT_PY_FRAMES]);
-	metrics_family(m, "profleet_agent_python_walk_failures_total", "counter",
-		       "CPython walks that found no frames or stopped early, by reason.");
-	for (size_t i = 0; i < sizeof(cnt_ids) / sizeof(cnt_ids[0]); i++)
-		if (!strcmp(cnt_names[i][0], "python"))
-			metrics_value(m, "profleet_agent_python_walk_failures_total",
-				      (const char *[]){ "reason", cnt_names[i][1], NULL },
-				      (double)ss->counters[cnt_ids[i]]);
+	metrics_reasons(m, ss, "python", "profleet_agent_python_walk_failures_total",
+			"CPython walks that found no frames or stopped early, by reason.");
 }
 
 static void metrics_kernel(struct metrics *m, const struct sampler_stats *ss)

@@ -6,7 +6,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <unistd.h>
 
 #include "elfutil.h"
 
@@ -95,7 +94,7 @@ static int find_syms(Elf *elf, int fd, const char *section, struct py_syms *s)
 	return 0;
 }
 
-/* Reads len bytes at file vaddr from the PT_LOAD that holds them. 0 or -errno. */
+/* Reads len bytes at file vaddr from the PT_LOAD that holds them (elfutil's bounded read). */
 static int read_vaddr(Elf *elf, int fd, uint64_t vaddr, void *buf, size_t len)
 {
 	size_t nph;
@@ -104,12 +103,15 @@ static int read_vaddr(Elf *elf, int fd, uint64_t vaddr, void *buf, size_t len)
 		return -EINVAL;
 	for (size_t i = 0; i < nph; i++) {
 		GElf_Phdr ph;
+		Elf_Data *d;
 
-		if (!gelf_getphdr(elf, (int)i, &ph) || ph.p_type != PT_LOAD ||
-		    vaddr < ph.p_vaddr || vaddr + len > ph.p_vaddr + ph.p_filesz)
+		if (!gelf_getphdr(elf, (int)i, &ph) || ph.p_type != PT_LOAD || vaddr < ph.p_vaddr ||
+		    len > ph.p_filesz || vaddr - ph.p_vaddr > ph.p_filesz - len)
 			continue;
-		if (pread(fd, buf, len, (off_t)(ph.p_offset + vaddr - ph.p_vaddr)) != (ssize_t)len)
+		if (elfutil_rawchunk(elf, fd, ph.p_offset + (vaddr - ph.p_vaddr), len, EVAL_BYTES,
+				     ELF_T_BYTE, &d) || d->d_size < len)
 			return -EIO;
+		memcpy(buf, d->d_buf, len);
 		return 0;
 	}
 	return -ENOENT;

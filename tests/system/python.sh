@@ -32,6 +32,22 @@ attach() {
 	return $rc
 }
 
+# chain_and_ratio NAME LABEL CHAIN_REGEX: ratio.py's profile NAME.txt has its
+# whole Python chain in >= 99% of its samples and hot_three:cold_one at 3:1
+chain_and_ratio() {
+	total=$(folded_total "$TMP/$1.txt")
+	chain=$(folded_sum "$TMP/$1.txt" "$3")
+	hot=$(folded_sum "$TMP/$1.txt" ';loop;Worker\.hot_three( |;)')
+	cold=$(folded_sum "$TMP/$1.txt" ';loop;Worker\.cold_one( |;)')
+	echo "# $2: $chain of $total samples have the whole Python chain; hot_three=$hot cold_one=$cold"
+	grep -vE "$3" "$TMP/$1.txt" | sort -k2 -t' ' -rn | head -3 | cut -c 1-240 | sed 's/^/# /'
+	check "$2: the Python frames, in order under the evaluation loop, in >= 99% of samples ($chain/$total)" \
+		awk -v c="$chain" -v t="$total" 'BEGIN { exit !(t >= 500 && c >= 0.99 * t) }'
+	pct=$(awk -v h="$hot" -v c="$cold" 'BEGIN { if (h + c == 0) print 0; else printf "%.1f", 100 * h / (h + c) }')
+	check "$2: Worker.hot_three:Worker.cold_one is 3:1 (hot share $pct%, want 75 +-5)" \
+		awk -v p="$pct" 'BEGIN { exit !(p >= 70 && p <= 80) }'
+}
+
 # record NAME SECONDS THREADS: ratio.py under $PY
 record() {
 	attach "$1" "$2" env PYTHON="$PY" "$RATIO" "$(($2 + 30))" "$3"
@@ -42,17 +58,7 @@ record one 4 1
 check "record --pid of python3.11 exits 0" test $? -eq 0
 check "the agent found CPython 3.11 and its evaluation loop" \
 	grep -q 'CPython 3.11, evaluation loop at' "$TMP/one.log"
-total=$(folded_total "$TMP/one.txt")
-chain=$(folded_sum "$TMP/one.txt" ';_PyEval_EvalFrameDefault;<module>;main;loop;Worker\.(hot_three|cold_one)( |;)')
-hot=$(folded_sum "$TMP/one.txt" ';loop;Worker\.hot_three( |;)')
-cold=$(folded_sum "$TMP/one.txt" ';loop;Worker\.cold_one( |;)')
-echo "# one thread: $chain of $total samples have the whole Python chain; hot_three=$hot cold_one=$cold"
-grep -vE ';loop;Worker\.' "$TMP/one.txt" | sort -k2 -t' ' -rn | head -5 | cut -c 1-240 | sed 's/^/# /'
-check "Python frames between the evaluation loop and the leaf, in order, in >= 99% of samples ($chain/$total)" \
-	awk -v c="$chain" -v t="$total" 'BEGIN { exit !(t >= 500 && c >= 0.99 * t) }'
-pct=$(awk -v h="$hot" -v c="$cold" 'BEGIN { if (h + c == 0) print 0; else printf "%.1f", 100 * h / (h + c) }')
-check "Worker.hot_three:Worker.cold_one is 3:1 (hot share $pct%, want 75 +-5)" \
-	awk -v p="$pct" 'BEGIN { exit !(p >= 70 && p <= 80) }'
+chain_and_ratio one "python3.11" ';_PyEval_EvalFrameDefault;<module>;main;loop;Worker\.(hot_three|cold_one)( |;)'
 check "native frames under a Python frame stay (PyObject_Free called from Worker.*)" \
 	grep -qE ';loop;Worker\.[a-z_]+;[^ ;]*(PyObject|PyLong|_Py)[^ ;]*' "$TMP/one.txt"
 
@@ -126,16 +132,7 @@ for v in trixie:3.13:';_PyEval_EvalFrameDefault;Thread\._bootstrap;Thread\._boot
 	check "record --pid of python$ver in a $suite chroot exits 0" test $? -eq 0
 	check "the agent found CPython $ver in the other root" \
 		grep -q "python$ver: CPython $ver, evaluation loop at" "$TMP/py$ver.log"
-	total=$(folded_total "$TMP/py$ver.txt")
-	chain=$(folded_sum "$TMP/py$ver.txt" "$chain_re")
-	hot=$(folded_sum "$TMP/py$ver.txt" ';loop;Worker\.hot_three( |;)')
-	cold=$(folded_sum "$TMP/py$ver.txt" ';loop;Worker\.cold_one( |;)')
-	echo "# python$ver: $chain of $total samples from Thread._bootstrap to Worker.*; hot_three=$hot cold_one=$cold"
-	check "$ver: Thread._bootstrap -> ... -> Worker.* in >= 99% of samples ($chain/$total)" \
-		awk -v c="$chain" -v t="$total" 'BEGIN { exit !(t >= 500 && c >= 0.99 * t) }'
-	pct=$(awk -v h="$hot" -v c="$cold" 'BEGIN { if (h + c == 0) print 0; else printf "%.1f", 100 * h / (h + c) }')
-	check "$ver: hot_three:cold_one is 3:1 (hot share $pct%, want 75 +-5)" \
-		awk -v p="$pct" 'BEGIN { exit !(p >= 70 && p <= 80) }'
+	chain_and_ratio "py$ver" "python$ver" "$chain_re"
 done
 
 finish
