@@ -21,10 +21,10 @@ trap 'rm -rf "$tmp"' EXIT
 # the numbers of one folded profile: whole-chain share, ratio, hot-line share
 summary() { # label file.txt file.pb.gz
 	awk -v l="$1" '{ t += $NF }
-		/;<module>;main;loop;Worker\.(hot_three|cold_one)( |;)/ ||
-		/;Thread\._bootstrap_inner;Thread\.run;loop;Worker\.(hot_three|cold_one)( |;)/ { c += $NF }
-		/;loop;Worker\.hot_three( |;)/ { h += $NF }
-		/;loop;Worker\.cold_one( |;)/ { k += $NF }
+		/;ratio\.<module>_\[py\];ratio\.main_\[py\];ratio\.loop_\[py\];ratio\.Worker\.(hot_three|cold_one)_\[py\]( |;)/ ||
+		/;threading\.Thread\._bootstrap_inner_\[py\];threading\.Thread\.run_\[py\];ratio\.loop_\[py\];ratio\.Worker\.(hot_three|cold_one)_\[py\]( |;)/ { c += $NF }
+		/;ratio\.loop_\[py\];ratio\.Worker\.hot_three_\[py\]( |;)/ { h += $NF }
+		/;ratio\.loop_\[py\];ratio\.Worker\.cold_one_\[py\]( |;)/ { k += $NF }
 		END { printf "  %-28s %6d samples, whole Python chain %5.1f%%, hot_three:cold_one %.2f (goal 3 +- 0.15)\n",
 			l, t, t ? 100 * c / t : 0, k ? h / k : 0 }' "$2"
 	if command -v go >/dev/null 2>&1 && [ -f "$3" ]; then

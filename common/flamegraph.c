@@ -5,7 +5,7 @@
  * The tree is a trie of stacks, root first: a node is one frame reached by one
  * caller path. Building it is one hash lookup per frame of every sample, keyed
  * by (parent node, name id), where the name id comes from a table of folded
- * names (sanitized, "_[k]" for the kernel) filled once per profile location,
+ * names (sanitized, "_[k]" for the kernel, "_[py]" for Python) filled once per profile location,
  * not once per frame. Children are then sorted by name, all at once, so both
  * writers walk the tree depth-first and get sorted, stable output.
  */
@@ -20,8 +20,13 @@
 
 #include "profile.h"
 
-#define KERNEL_SUFFIX "_[k]"
-#define KERNEL_SUFFIX_LEN (sizeof(KERNEL_SUFFIX) - 1)
+/* what ends a folded name, by frame kind (flamegraph.pl's "_[k]" for the kernel) */
+static const char *const kind_suffix[PROF_FRAME_KINDS] = {
+	[PROF_FRAME_NATIVE] = "",
+	[PROF_FRAME_KERNEL] = "_[k]",
+	[PROF_FRAME_PYTHON] = "_[py]",
+};
+#define MAX_SUFFIX_LEN 5
 
 /* ---- folded names ------------------------------------------------------------ */
 
@@ -135,10 +140,12 @@ static size_t utf8_cut(const char *s, size_t len, size_t max)
 	return max;
 }
 
-/* Folds a frame name (see folded__write); *ret_id is its id. 0 or -errno. */
-static int fold_name(struct names *nm, const char *name, bool kernel, uint32_t *ret_id)
+/* Folds a location's name (see folded__write); *ret_id is its id. 0 or -errno. */
+static int fold_name(struct names *nm, const struct prof_location *l, uint32_t *ret_id)
 {
-	char buf[FG_MAX_NAME + KERNEL_SUFFIX_LEN + 1];
+	char buf[FG_MAX_NAME + MAX_SUFFIX_LEN + 1];
+	const char *name = l->system_name ? l->system_name : l->function;
+	const char *suffix = kind_suffix[l->frame < PROF_FRAME_KINDS ? l->frame : 0];
 	size_t len;
 
 	if (!name || !*name)	/* an empty element would read as two separators */
@@ -149,10 +156,8 @@ static int fold_name(struct names *nm, const char *name, bool kernel, uint32_t *
 
 		buf[i] = (char)(c == ';' ? ':' : c == '\n' || c == '\r' ? ' ' : c);
 	}
-	if (kernel) {
-		memcpy(buf + len, KERNEL_SUFFIX, KERNEL_SUFFIX_LEN);
-		len += KERNEL_SUFFIX_LEN;
-	}
+	memcpy(buf + len, suffix, strlen(suffix));
+	len += strlen(suffix);
 	return names_add(nm, buf, len, ret_id);
 }
 
@@ -349,8 +354,7 @@ static int tree_build(struct tree *t, const struct profile *p)
 	if (!err)
 		err = names_add(&t->names, "[unknown]", 9, &unknown_name);
 	for (uint32_t i = 0; i < p->nlocations && !err; i++)
-		err = fold_name(&t->names, p->locations[i].function, p->locations[i].kernel,
-				&loc_name[i]);
+		err = fold_name(&t->names, &p->locations[i], &loc_name[i]);
 	if (err)
 		goto out;
 
@@ -365,7 +369,8 @@ static int tree_build(struct tree *t, const struct profile *p)
 		t->nodes[0].total += s->count;
 		/* samples of one process tend to come together: fold its name once */
 		if (comm && comm != last_comm) {
-			err = fold_name(&t->names, comm, false, &comm_name);
+			err = fold_name(&t->names, &(struct prof_location){ .function = comm },
+					&comm_name);
 			if (err)
 				goto out;
 			last_comm = comm;
@@ -626,20 +631,26 @@ static const char *fixed2(char *buf, size_t size, double v)
 	return buf;
 }
 
-static bool is_kernel(const char *name, size_t len)
+static bool has_suffix(const char *name, size_t len, enum prof_frame f)
 {
-	return len >= KERNEL_SUFFIX_LEN &&
-	       !memcmp(name + len - KERNEL_SUFFIX_LEN, KERNEL_SUFFIX, KERNEL_SUFFIX_LEN);
+	size_t n = strlen(kind_suffix[f]);
+
+	return n && len >= n && !memcmp(name + len - n, kind_suffix[f], n);
 }
 
-/* Warm (red to yellow) for user code, blue for the kernel; the hash of the name picks the shade. */
+/*
+ * Warm (red to yellow) for native code, blue for the kernel, green for Python;
+ * the hash of the name picks the shade.
+ */
 static void frame_fill(const char *name, size_t len, char *buf, size_t size)
 {
 	uint32_t h = hash_bytes(name, len);
 	unsigned a = h & 0xff, b = (h >> 8) & 0xff, c = (h >> 16) & 0xff;
 
-	if (is_kernel(name, len))
+	if (has_suffix(name, len, PROF_FRAME_KERNEL))
 		snprintf(buf, size, "rgb(%u,%u,%u)", 50 + a % 60, 130 + b % 80, 205 + c % 50);
+	else if (has_suffix(name, len, PROF_FRAME_PYTHON))
+		snprintf(buf, size, "rgb(%u,%u,%u)", 60 + a % 60, 170 + b % 60, 60 + c % 50);
 	else
 		snprintf(buf, size, "rgb(%u,%u,%u)", 210 + a % 46, 70 + b % 160, 20 + c % 60);
 }

@@ -10,7 +10,8 @@ struct profile;
  * Folded stacks (the input format of flamegraph.pl, speedscope, ...): one line
  * per distinct stack, "comm;root_fn;...;leaf_fn count\n".
  * - The process name (label "comm") is the first element when the sample has one.
- * - Kernel frames end in "_[k]".
+ * - Kernel frames end in "_[k]", Python frames in "_[py]"; a frame is named by
+ *   its system name when it has one (Python: "module.Class.method").
  * - ';' inside a name becomes ':', CR and LF become ' ', and names are cut at
  *   FG_MAX_NAME bytes; stacks that are identical after this are merged.
  * - Lines are sorted by their frames, compared one frame at a time (so a stack

@@ -47,8 +47,6 @@ enum { LOCATION_ID = 1, LOCATION_MAPPING_ID = 2, LOCATION_ADDRESS = 3, LOCATION_
 enum { LINE_FUNCTION_ID = 1, LINE_LINE = 2 };
 enum { FUNCTION_ID = 1, FUNCTION_NAME = 2, FUNCTION_SYSTEM_NAME = 3, FUNCTION_FILENAME = 4 };
 
-static const char kernel_file[] = "[kernel.kallsyms]";
-
 #define STRTAB_CACHE 1024	/* power of two */
 
 /*
@@ -177,7 +175,7 @@ struct functab {
 	uint32_t *ids;		/* slot -> function id, 0 = free */
 	uint32_t mask;
 	uint32_t n;
-	uint32_t *names, *files;	/* function id - 1 -> string indexes */
+	uint32_t *names, *files, *sys;	/* function id - 1 -> string indexes */
 };
 
 static uint32_t hash_u64(uint64_t k)
@@ -201,8 +199,9 @@ static int functab_init(struct functab *f, uint32_t max_funcs)
 	f->ids = calloc(nslots, sizeof(*f->ids));
 	f->names = malloc((max_funcs + 1) * sizeof(*f->names));
 	f->files = malloc((max_funcs + 1) * sizeof(*f->files));
+	f->sys = malloc((max_funcs + 1) * sizeof(*f->sys));
 	f->mask = nslots - 1;
-	return f->keys && f->ids && f->names && f->files ? 0 : -ENOMEM;
+	return f->keys && f->ids && f->names && f->files && f->sys ? 0 : -ENOMEM;
 }
 
 static void functab_fini(struct functab *f)
@@ -211,10 +210,14 @@ static void functab_fini(struct functab *f)
 	free(f->ids);
 	free(f->names);
 	free(f->files);
+	free(f->sys);
 }
 
-/* Function id of (name, file), added if new. Sized for every location: never full. */
-static uint32_t functab_id(struct functab *f, uint32_t name, uint32_t file)
+/*
+ * Function id of (name, file), added if new with its system name (which the
+ * name and file decide). Sized for every location: never full.
+ */
+static uint32_t functab_id(struct functab *f, uint32_t name, uint32_t file, uint32_t sys)
 {
 	uint64_t key = (uint64_t)name << 32 | file;
 	uint32_t j;
@@ -226,6 +229,7 @@ static uint32_t functab_id(struct functab *f, uint32_t name, uint32_t file)
 	f->keys[j] = key;
 	f->names[f->n] = name;
 	f->files[f->n] = file;
+	f->sys[f->n] = sys;
 	f->ids[j] = ++f->n;
 	return f->n;
 }
@@ -238,9 +242,12 @@ struct enc {
 	uint32_t *loc_func;	/* location index -> function id */
 	uint32_t *ids;		/* scratch: one sample's location ids */
 	uint8_t *map_flags;	/* mapping index -> MF_* */
-	uint64_t kernel_mapping;	/* mapping id for kernel locations, 0 = none needed */
-	bool kernel_synthesized;	/* ... and it is ours, not one of the profile's */
-	uint64_t kernel_lo, kernel_hi;
+	/* by frame kind: the pseudo-mapping of the kernel's and the runtimes' frames */
+	struct {
+		uint64_t id;		/* mapping id, 0 = none needed */
+		bool synthesized;	/* ... and it is ours, not one of the profile's */
+		uint64_t lo, hi;	/* the addresses of its locations, hi one past */
+	} pseudo[PROF_FRAME_KINDS];
 	uint64_t s_samples, s_count, s_cpu, s_ns;	/* string indexes */
 	int err;
 };
@@ -265,6 +272,32 @@ static void value_type(struct enc *e, uint32_t field, uint64_t type, uint64_t un
 	pbw__uint64(&e->w, VALUE_TYPE_TYPE, type);
 	pbw__uint64(&e->w, VALUE_TYPE_UNIT, unit);
 	pbw__end(&e->w);
+}
+
+/* The profile's own pseudo-mappings, if it has them (a merged profile does). */
+static void pseudo_own(struct enc *e)
+{
+	for (int f = 0; f < PROF_FRAME_KINDS; f++)
+		e->pseudo[f].lo = UINT64_MAX;
+	for (uint32_t i = 0; i < e->p->nmappings; i++) {
+		enum prof_frame f = prof_frame_of_mapping(e->p->mappings[i].file);
+
+		if (f != PROF_FRAME_NATIVE && !e->pseudo[f].id)
+			e->pseudo[f].id = i + 1;
+	}
+}
+
+/* Ours, after the profile's mappings, for the kinds of frames that have none. */
+static void pseudo_synthesize(struct enc *e)
+{
+	uint64_t next = (uint64_t)e->p->nmappings + 1;
+
+	for (int f = 0; f < PROF_FRAME_KINDS; f++) {
+		if (e->pseudo[f].lo == UINT64_MAX || e->pseudo[f].id)
+			continue;
+		e->pseudo[f].id = next++;
+		e->pseudo[f].synthesized = true;
+	}
 }
 
 /* Checks the indexes in p, and works out functions and mapping flags. */
@@ -292,32 +325,28 @@ static int prepare(struct enc *e)
 	if (err)
 		return err;
 
-	/* the profile's own kernel mapping, if it has one */
-	for (uint32_t i = 0; i < p->nmappings && !e->kernel_mapping; i++)
-		if (p->mappings[i].file && !strcmp(p->mappings[i].file, kernel_file))
-			e->kernel_mapping = i + 1;
-	e->kernel_lo = UINT64_MAX;
+	pseudo_own(e);
 	for (uint32_t i = 0; i < p->nlocations; i++) {
 		const struct prof_location *l = &p->locations[i];
 		uint64_t name = str(e, l->function), file = str(e, l->file);
+		uint64_t sys = l->system_name ? str(e, l->system_name) : name;
 
 		if (l->mapping != PROFILE_NO_MAPPING && l->mapping >= p->nmappings)
 			return -EINVAL;
-		e->loc_func[i] = functab_id(&e->ft, (uint32_t)name, (uint32_t)file);
-		if (l->kernel) {
-			if (l->address < e->kernel_lo)
-				e->kernel_lo = l->address;
-			if (l->address >= e->kernel_hi)	/* one past; the last page saturates */
-				e->kernel_hi = l->address == UINT64_MAX ? UINT64_MAX : l->address + 1;
-		} else if (l->mapping != PROFILE_NO_MAPPING) {
+		e->loc_func[i] = functab_id(&e->ft, (uint32_t)name, (uint32_t)file, (uint32_t)sys);
+		if (l->frame != PROF_FRAME_NATIVE && l->frame < PROF_FRAME_KINDS) {
+			if (l->address < e->pseudo[l->frame].lo)
+				e->pseudo[l->frame].lo = l->address;
+			if (l->address >= e->pseudo[l->frame].hi)	/* one past; the last page saturates */
+				e->pseudo[l->frame].hi = l->address == UINT64_MAX ? UINT64_MAX :
+							 l->address + 1;
+		}
+		if (l->mapping != PROFILE_NO_MAPPING) {
 			e->map_flags[l->mapping] |= (l->file ? MF_FILENAMES : 0) |
 						    (l->line ? MF_LINES : 0);
 		}
 	}
-	if (e->kernel_lo != UINT64_MAX && !e->kernel_mapping) {
-		e->kernel_mapping = (uint64_t)p->nmappings + 1;
-		e->kernel_synthesized = true;
-	}
+	pseudo_synthesize(e);
 	return e->err;
 }
 
@@ -377,13 +406,17 @@ static void write_mappings(struct enc *e)
 		pbw__bool(w, MAPPING_HAS_LINE_NUMBERS, e->map_flags[i] & MF_LINES);
 		pbw__end(w);
 	}
-	if (e->kernel_synthesized) {
+	for (int f = 0; f < PROF_FRAME_KINDS; f++) {
+		if (!e->pseudo[f].synthesized)
+			continue;
 		pbw__begin(w, PROFILE_MAPPING);
-		pbw__uint64(w, MAPPING_ID, e->kernel_mapping);
-		pbw__uint64(w, MAPPING_MEMORY_START, e->kernel_lo);
-		pbw__uint64(w, MAPPING_MEMORY_LIMIT, e->kernel_hi);
-		pbw__uint64(w, MAPPING_FILENAME, str(e, kernel_file));
+		pbw__uint64(w, MAPPING_ID, e->pseudo[f].id);
+		pbw__uint64(w, MAPPING_MEMORY_START, e->pseudo[f].lo);
+		pbw__uint64(w, MAPPING_MEMORY_LIMIT, e->pseudo[f].hi);
+		pbw__uint64(w, MAPPING_FILENAME, str(e, prof_frame_mapping((enum prof_frame)f)));
 		pbw__bool(w, MAPPING_HAS_FUNCTIONS, true);
+		pbw__bool(w, MAPPING_HAS_FILENAMES, f == PROF_FRAME_PYTHON);
+		pbw__bool(w, MAPPING_HAS_LINE_NUMBERS, f == PROF_FRAME_PYTHON);
 		pbw__end(w);
 	}
 }
@@ -397,8 +430,8 @@ static void write_locations(struct enc *e)
 		const struct prof_location *l = &p->locations[i];
 		uint64_t mapping = 0;
 
-		if (l->kernel)
-			mapping = e->kernel_mapping;
+		if (l->frame != PROF_FRAME_NATIVE && l->frame < PROF_FRAME_KINDS)
+			mapping = e->pseudo[l->frame].id;
 		else if (l->mapping != PROFILE_NO_MAPPING)
 			mapping = (uint64_t)l->mapping + 1;
 
@@ -422,8 +455,9 @@ static void write_functions(struct enc *e)
 		pbw__begin(w, PROFILE_FUNCTION);
 		pbw__uint64(w, FUNCTION_ID, (uint64_t)i + 1);
 		pbw__uint64(w, FUNCTION_NAME, e->ft.names[i]);
-		/* the mangled name is not kept: the demangled one is all there is */
-		pbw__uint64(w, FUNCTION_SYSTEM_NAME, e->ft.names[i]);
+		/* the mangled name is not kept: the demangled one, or the
+		 * name with its namespace (a Python module) */
+		pbw__uint64(w, FUNCTION_SYSTEM_NAME, e->ft.sys[i]);
 		pbw__uint64(w, FUNCTION_FILENAME, e->ft.files[i]);
 		pbw__end(w);
 	}

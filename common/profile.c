@@ -172,6 +172,32 @@ int profile__add_mapping(struct profile *p, const struct prof_mapping *m)
 	return (int)p->nmappings++;
 }
 
+static const struct {
+	const char *type, *mapping;
+} frame_kinds[PROF_FRAME_KINDS] = {
+	[PROF_FRAME_NATIVE] = { "native", NULL },
+	[PROF_FRAME_KERNEL] = { "kernel", "[kernel.kallsyms]" },
+	[PROF_FRAME_PYTHON] = { "cpython", "[cpython]" },
+};
+
+const char *prof_frame_type(enum prof_frame f)
+{
+	return f < PROF_FRAME_KINDS ? frame_kinds[f].type : frame_kinds[PROF_FRAME_NATIVE].type;
+}
+
+const char *prof_frame_mapping(enum prof_frame f)
+{
+	return f < PROF_FRAME_KINDS ? frame_kinds[f].mapping : NULL;
+}
+
+enum prof_frame prof_frame_of_mapping(const char *file)
+{
+	for (int f = PROF_FRAME_NATIVE + 1; file && f < PROF_FRAME_KINDS; f++)
+		if (!strcmp(file, frame_kinds[f].mapping))
+			return (enum prof_frame)f;
+	return PROF_FRAME_NATIVE;
+}
+
 int profile__add_location(struct profile *p, const struct prof_location *l)
 {
 	struct prof_location *dst;
@@ -182,7 +208,8 @@ int profile__add_location(struct profile *p, const struct prof_location *l)
 	*dst = *l;
 	dst->function = profile__intern(p, l->function ? l->function : "[unknown]");
 	dst->file = l->file ? profile__intern(p, l->file) : NULL;
-	if (!dst->function || (l->file && !dst->file))
+	dst->system_name = l->system_name ? profile__intern(p, l->system_name) : NULL;
+	if (!dst->function || (l->file && !dst->file) || (l->system_name && !dst->system_name))
 		return -ENOMEM;
 	return (int)p->nlocations++;
 }

@@ -15,6 +15,26 @@
 
 #define PROFILE_NO_MAPPING UINT32_MAX
 
+/*
+ * Who made a frame: the kernel, native code, or a runtime whose frames the
+ * agent walks itself. Every writer marks them its own way: OTLP's
+ * profile.frame.type, a pseudo-mapping in pprof ("[kernel.kallsyms]",
+ * "[cpython]"), a suffix in folded stacks ("_[k]", "_[py]").
+ */
+enum prof_frame {
+	PROF_FRAME_NATIVE,
+	PROF_FRAME_KERNEL,
+	PROF_FRAME_PYTHON,
+	PROF_FRAME_KINDS
+};
+
+/* OTel's profile.frame.type value: "native", "kernel", "cpython" */
+const char *prof_frame_type(enum prof_frame f);
+/* The file name of the pprof pseudo-mapping of f's frames; NULL for native frames. */
+const char *prof_frame_mapping(enum prof_frame f);
+/* The frame kind a pprof mapping named file stands for (PROF_FRAME_NATIVE: a real file). */
+enum prof_frame prof_frame_of_mapping(const char *file);
+
 struct prof_mapping {
 	uint64_t start;		/* address where the file's mapping starts in the process */
 	uint64_t limit;		/* one past the end */
@@ -25,7 +45,7 @@ struct prof_mapping {
 
 struct prof_location {
 	uint32_t mapping;	/* index into profile.mappings or PROFILE_NO_MAPPING */
-	bool kernel;		/* kernel frame */
+	uint8_t frame;		/* enum prof_frame */
 	/*
 	 * Instruction address in the process (or kernel). 0 for a kernel frame
 	 * when the agent strips kernel addresses (its default: KASLR).
@@ -38,6 +58,12 @@ struct prof_location {
 	 * without a symbol is "[kernel]".
 	 */
 	const char *function;
+	/*
+	 * The name with its namespace where the function name leaves it out
+	 * (Python: "module.Class.method" for "Class.method" in module.py);
+	 * NULL when it is the function name.
+	 */
+	const char *system_name;
 	const char *file;	/* source file if known, else NULL */
 	int64_t line;		/* source line if known, else 0 */
 };

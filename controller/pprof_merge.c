@@ -312,23 +312,33 @@ out:
 	return err;
 }
 
-/* A location not seen before: its function is its name, or "file+0xaddr" unsymbolized. */
-static int new_location(struct pprof_merge *m, uint32_t mi, const char *mfile,
-			const char *fname, const char *file, int64_t line, uint64_t address)
+/*
+ * A location not seen before (pl without its kind): its function is its name,
+ * or "file+0xaddr" unsymbolized; its kind from its mapping's name.
+ */
+static int new_location(struct pprof_merge *m, struct prof_location *pl, const char *mfile)
 {
-	struct prof_location pl = { .mapping = mi, .address = address, .file = file,
-				    .line = line, .function = fname };
-
-	pl.kernel = !strcmp(mfile, "[kernel.kallsyms]");
-	if (!*fname) {
+	pl->frame = (uint8_t)prof_frame_of_mapping(mfile);
+	if (pl->frame != PROF_FRAME_PYTHON)	/* a native one may be mangled: not a name to show */
+		pl->system_name = NULL;
+	if (!*pl->function) {
 		const char *base = strrchr(mfile, '/');
 
-		pl.function = profile__internf(m->p, "%s+0x%" PRIx64, base ? base + 1 : *mfile ?
-					       mfile : "unknown", address);
-		if (!pl.function)
+		pl->function = profile__internf(m->p, "%s+0x%" PRIx64, base ? base + 1 : *mfile ?
+						mfile : "unknown", pl->address);
+		if (!pl->function)
 			return -ENOMEM;
 	}
-	return profile__add_location(m->p, &pl);
+	return profile__add_location(m->p, pl);
+}
+
+/* A function's system name when it is not its name (a Python module's qualified name). */
+static const char *sysname_of(const Perftools__Profiles__Profile *pb,
+			      const Perftools__Profiles__Function *f)
+{
+	const char *s = f ? str_of(pb, f->system_name) : "";
+
+	return *s && strcmp(s, str_of(pb, f->name)) ? s : NULL;
 }
 
 /* One merged location per (mapping, function, file, line); kernel frames by mapping name. */
@@ -369,7 +379,9 @@ static int merge_frame(struct pprof_merge *m, const Perftools__Profiles__Profile
 		free(key);
 		return 0;
 	}
-	i = new_location(m, mi, mfile, fname, file, line, l->address);
+	i = new_location(m, &(struct prof_location){
+				.mapping = mi, .address = l->address, .function = fname, .file = file,
+				.line = line, .system_name = sysname_of(pb, f) }, mfile);
 	if (i < 0 || hmap_put(&m->locs, key, as_val((uint32_t)i), NULL)) {
 		free(key);
 		return -ENOMEM;

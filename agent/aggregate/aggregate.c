@@ -463,7 +463,7 @@ static void kernel_location(struct build *b, const struct loc_key *k, struct pro
 {
 	const struct ksym *sym = NULL;
 
-	l->kernel = true;
+	l->frame = PROF_FRAME_KERNEL;
 	if (k->id == KSYM_ID) {
 		l->address = 0;
 		if (!k->leaf)
@@ -493,10 +493,13 @@ static int make_location(struct build *b, const struct loc_key *k)
 		struct pysym_frame f;
 
 		l.address = 0;
+		l.frame = PROF_FRAME_PYTHON;
 		if (b->a->pysym && !pysym_lookup(b->a->pysym, (int)k->pid, k->addr, k->leaf, &f)) {
 			l.function = f.name;
 			l.file = f.file;
 			l.line = f.line;
+			pysym_qualified(&f, name, sizeof(name));
+			l.system_name = name;
 			return profile__add_location(b->p, &l);
 		}
 		snprintf(name, sizeof(name), "[python]+0x%" PRIx64, k->addr);

@@ -29,9 +29,9 @@ enum {
 	DICT_ATTRIBUTE = 6, DICT_STACK = 7,
 	MAP_START = 1, MAP_LIMIT = 2, MAP_OFFSET = 3, MAP_FILENAME = 4,
 	STACK_LOCATIONS = 1,
-	LOC_MAPPING = 1, LOC_ADDRESS = 2, LOC_LINES = 3,
+	LOC_MAPPING = 1, LOC_ADDRESS = 2, LOC_LINES = 3, LOC_ATTRS = 4,
 	LINE_FUNCTION = 1, LINE_LINE = 2,
-	FN_NAME = 1, FN_FILENAME = 3,
+	FN_NAME = 1, FN_SYSTEM_NAME = 2, FN_FILENAME = 3,
 	KVU_KEY = 1, KVU_VALUE = 2, KVU_UNIT = 3,
 };
 
@@ -68,6 +68,9 @@ struct enc {
 	char **str_order;	/* index -> string (owned copies) */
 	int32_t str_cap;
 	int32_t *loc_fn;	/* location -> function index */
+	uint32_t *fn_loc;	/* function index -> a location of it (function 0: none) */
+	int32_t fn_cap;
+	int32_t frame_attr[PROF_FRAME_KINDS];	/* attribute of profile.frame.type, by kind */
 	int32_t *sample_stack;	/* sample -> stack index */
 	int32_t **sample_attrs;	/* sample -> attribute indices */
 	char **attr_keys;	/* attribute index -> "k\tv" key (for writing) */
@@ -84,6 +87,11 @@ struct enc {
 		int32_t idx;
 	} attr_cache[ATTR_CACHE];
 };
+
+static enum prof_frame kind_of(const struct prof_location *l)
+{
+	return l->frame < PROF_FRAME_KINDS ? (enum prof_frame)l->frame : PROF_FRAME_NATIVE;
+}
 
 static int32_t str_idx(struct enc *e, const char *s)
 {
@@ -117,24 +125,46 @@ static int32_t str_idx(struct enc *e, const char *s)
 }
 
 /*
- * A function's key is "name\tfile", of any length: names have no bound here
- * (long C++ template names are real) and a cut key would lose its tab.
+ * A function is (name, system name, file) of location loc; its key holds the
+ * whole of each, lengths first, so that no two functions share one.
  */
-static int32_t fn_idx(struct enc *e, const char *name, const char *file)
+static int32_t fn_idx(struct enc *e, uint32_t loc)
 {
+	const struct prof_location *l = &e->p->locations[loc];
+	const char *name = l->function ? l->function : "", *file = l->file ? l->file : "";
+	const char *sys = l->system_name ? l->system_name : name;
 	char *key;
 	bool added;
 	int32_t i;
 
-	if (asprintf(&key, "%s\t%s", name ? name : "", file ? file : "") < 0) {
+	if (asprintf(&key, "%zu:%s%zu:%s%s", strlen(name), name, strlen(sys), sys, file) < 0) {
 		e->err = -ENOMEM;
 		return 0;
 	}
 	i = table_add(&e->functions, key, &added);
 	free(key);
-	if (i < 0)
+	if (i < 0) {
 		e->err = -ENOMEM;
-	return i < 0 ? 0 : i;
+		return 0;
+	}
+	if (added) {
+		if (i >= e->fn_cap) {
+			int32_t cap = e->fn_cap ? e->fn_cap * 2 : 256;
+			uint32_t *f = realloc(e->fn_loc, (size_t)cap * sizeof(*f));
+
+			if (!f) {
+				e->err = -ENOMEM;
+				return 0;
+			}
+			e->fn_loc = f;
+			e->fn_cap = cap;
+		}
+		e->fn_loc[i] = loc;
+		str_idx(e, name);
+		str_idx(e, sys);
+		str_idx(e, file);
+	}
+	return i;
 }
 
 static int32_t attr_idx(struct enc *e, const struct prof_label *l)
@@ -265,7 +295,7 @@ static int enc_init(struct enc *e)
 	bool added;
 
 	str_idx(e, "");
-	table_add(&e->functions, "\t", &added);	/* function 0: no name, no file */
+	table_add(&e->functions, "", &added);	/* function 0: no name, no file */
 	table_add(&e->stacks, "", &added);
 	e->stack_locs = calloc(256, sizeof(*e->stack_locs));
 	e->stack_n = calloc(256, sizeof(*e->stack_n));
@@ -295,10 +325,13 @@ static int enc_index(struct enc *e)
 	for (uint32_t i = 0; i < p->nlocations; i++) {
 		const struct prof_location *l = &p->locations[i];
 
-		e->loc_fn[i] = fn_idx(e, l->function, l->file);
-		str_idx(e, l->function);
-		str_idx(e, l->file);
+		e->loc_fn[i] = fn_idx(e, i);
+		if (!e->frame_attr[kind_of(l)])
+			e->frame_attr[kind_of(l)] = attr_idx(e, &(struct prof_label){
+				.key = "profile.frame.type",
+				.str = prof_frame_type(kind_of(l)) });
 	}
+	str_idx(e, "profile.frame.type");
 	for (uint32_t i = 0; i < p->nsamples; i++) {
 		const struct prof_sample *s = &p->samples[i];
 
@@ -405,36 +438,27 @@ static void write_mappings_locations(struct enc *e, struct pbw *w)
 		pbw__uint64(w, LINE_FUNCTION, (uint64_t)e->loc_fn[i]);
 		pbw__int64(w, LINE_LINE, l->line);
 		pbw__end(w);
+		pbw__packed_u32(w, LOC_ATTRS,
+				&(uint32_t){ (uint32_t)e->frame_attr[kind_of(l)] }, 1);
 		pbw__end(w);
 	}
 }
 
-/* Functions in index order: their keys ("name\tfile") walked back from the map. */
-static int write_functions(struct enc *e, struct pbw *w)
+/* Functions in index order, each from a location of it. */
+static void write_functions(struct enc *e, struct pbw *w)
 {
-	const char **keys = calloc((size_t)e->functions.n + 1, sizeof(char *));
+	pbw__begin(w, DICT_FUNCTION);	/* function 0 */
+	pbw__end(w);
+	for (int32_t i = 1; i < e->functions.n; i++) {
+		const struct prof_location *l = &e->p->locations[e->fn_loc[i]];
 
-	if (!keys)
-		return -ENOMEM;
-	hmap_for_each(&e->functions.map, it)
-		keys[(intptr_t)it->val - 1] = it->key;
-	for (int32_t i = 0; i < e->functions.n; i++) {
-		/* the last tab: a name may hold one, a file name never does */
-		const char *tab = strrchr(keys[i], '\t');
-		char *name = strndup(keys[i], tab ? (size_t)(tab - keys[i]) : strlen(keys[i]));
-
-		if (!name) {
-			free(keys);
-			return -ENOMEM;
-		}
 		pbw__begin(w, DICT_FUNCTION);
-		pbw__uint64(w, FN_NAME, (uint64_t)str_idx(e, name));
-		pbw__uint64(w, FN_FILENAME, (uint64_t)str_idx(e, tab ? tab + 1 : ""));
-		free(name);
+		pbw__uint64(w, FN_NAME, (uint64_t)str_idx(e, l->function));
+		pbw__uint64(w, FN_SYSTEM_NAME,
+			    (uint64_t)str_idx(e, l->system_name ? l->system_name : l->function));
+		pbw__uint64(w, FN_FILENAME, (uint64_t)str_idx(e, l->file));
 		pbw__end(w);
 	}
-	free(keys);
-	return 0;
 }
 
 static void write_attributes(struct enc *e, struct pbw *w)
@@ -474,13 +498,9 @@ static void write_attributes(struct enc *e, struct pbw *w)
 /* The dictionary the profile's indexes point into. */
 static int write_dictionary(struct enc *e, struct pbw *w)
 {
-	int err;
-
 	pbw__begin(w, REQ_DICTIONARY);
 	write_mappings_locations(e, w);
-	err = write_functions(e, w);
-	if (err)
-		return err;
+	write_functions(e, w);
 	pbw__begin(w, DICT_LINK);	/* link 0: samples have no links */
 	pbw__end(w);
 	for (int32_t i = 0; i < e->strings.n; i++)
@@ -506,6 +526,7 @@ static void enc_free(struct enc *e)
 		free(e->str_order[i]);
 	free(e->str_order);
 	free(e->loc_fn);
+	free(e->fn_loc);
 	free(e->sample_stack);
 	for (uint32_t i = 0; e->sample_attrs && i < e->p->nsamples; i++)
 		free(e->sample_attrs[i]);

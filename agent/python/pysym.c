@@ -451,3 +451,48 @@ void pysym_stats(struct pysym *ps, struct pysym_stats *ret)
 	ret->entries = ps->codes.n;
 	pthread_mutex_unlock(&ps->lock);
 }
+
+/* The module file names: [*ret, *ret + *ret_len) of file, or length 0 for none. */
+static void module_of(const char *file, const char **ret, size_t *ret_len)
+{
+	const char *base = strrchr(file, '/'), *dot;
+	size_t n;
+
+	*ret_len = 0;
+	if (file[0] == '<') {	/* "<frozen importlib._bootstrap>", "<string>" */
+		if (!strncmp(file, "<frozen ", 8) && (n = strlen(file)) > 9 && file[n - 1] == '>') {
+			*ret = file + 8;
+			*ret_len = n - 9;
+		}
+		return;
+	}
+	base = base ? base + 1 : file;
+	dot = strrchr(base, '.');
+	if (!dot || dot == base || (strcmp(dot, ".py") && strcmp(dot, ".pyc") && strcmp(dot, ".pyw")))
+		return;
+	if ((size_t)(dot - base) == 8 && !strncmp(base, "__init__", 8)) {
+		const char *dir = base - 1;	/* the '/' before it; the package is the directory */
+
+		if (base == file)
+			return;
+		while (dir > file && dir[-1] != '/')
+			dir--;
+		*ret = dir;
+		*ret_len = (size_t)(base - 1 - dir);
+		return;
+	}
+	*ret = base;
+	*ret_len = (size_t)(dot - base);
+}
+
+void pysym_qualified(const struct pysym_frame *f, char *buf, size_t len)
+{
+	const char *mod;
+	size_t n;
+
+	module_of(f->file, &mod, &n);
+	if (n)
+		snprintf(buf, len, "%.*s.%s", (int)(n > 1024 ? 1024 : n), mod, f->name);
+	else
+		snprintf(buf, len, "%s", f->name);
+}

@@ -43,6 +43,13 @@ void pysym_forget_pid(struct pysym *ps, int pid);
 int pysym_lookup(struct pysym *ps, int pid, uint64_t code, uint32_t instr,
 		 struct pysym_frame *ret);
 void pysym_stats(struct pysym *ps, struct pysym_stats *ret);
+/*
+ * f's name with its module, from its file: "module.Class.method" for
+ * Class.method in .../module.py, the package for .../package/__init__.py,
+ * X for "<frozen X>"; the bare name when the file names no module
+ * ("<string>"). Cut to fit buf (len > 0).
+ */
+void pysym_qualified(const struct pysym_frame *f, char *buf, size_t len);
 
 /*
  * The line of instruction instr (code units) from a line table of CPython

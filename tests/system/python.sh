@@ -37,8 +37,8 @@ attach() {
 chain_and_ratio() {
 	total=$(folded_total "$TMP/$1.txt")
 	chain=$(folded_sum "$TMP/$1.txt" "$3")
-	hot=$(folded_sum "$TMP/$1.txt" ';loop;Worker\.hot_three( |;)')
-	cold=$(folded_sum "$TMP/$1.txt" ';loop;Worker\.cold_one( |;)')
+	hot=$(folded_sum "$TMP/$1.txt" ';ratio\.loop_\[py\];ratio\.Worker\.hot_three_\[py\]( |;)')
+	cold=$(folded_sum "$TMP/$1.txt" ';ratio\.loop_\[py\];ratio\.Worker\.cold_one_\[py\]( |;)')
 	echo "# $2: $chain of $total samples have the whole Python chain; hot_three=$hot cold_one=$cold"
 	grep -vE "$3" "$TMP/$1.txt" | sort -k2 -t' ' -rn | head -3 | cut -c 1-240 | sed 's/^/# /'
 	check "$2: the Python frames, in order under the evaluation loop, in >= 99% of samples ($chain/$total)" \
@@ -58,9 +58,10 @@ record one 4 1
 check "record --pid of python3.11 exits 0" test $? -eq 0
 check "the agent found CPython 3.11 and its evaluation loop" \
 	grep -q 'CPython 3.11, evaluation loop at' "$TMP/one.log"
-chain_and_ratio one "python3.11" ';_PyEval_EvalFrameDefault;<module>;main;loop;Worker\.(hot_three|cold_one)( |;)'
+# folded: Python frames as module.Class.method with the language marker _[py]
+chain_and_ratio one "python3.11" ';_PyEval_EvalFrameDefault;ratio\.<module>_\[py\];ratio\.main_\[py\];ratio\.loop_\[py\];ratio\.Worker\.(hot_three|cold_one)_\[py\]( |;)'
 check "native frames under a Python frame stay (PyObject_Free called from Worker.*)" \
-	grep -qE ';loop;Worker\.[a-z_]+;[^ ;]*(PyObject|PyLong|_Py)[^ ;]*' "$TMP/one.txt"
+	grep -qE ';ratio\.loop_\[py\];ratio\.Worker\.[a-z_]+_\[py\];[^ ;]*(PyObject|PyLong|_Py)[^ ;]*' "$TMP/one.txt"
 
 # --- names, files and lines in pprof ---------------------------------------------
 if command -v go >/dev/null 2>&1; then
@@ -72,8 +73,10 @@ if command -v go >/dev/null 2>&1; then
 	check "loop's calls with their lines (ratio.py:30-33)" \
 		grep -qE '^ +loop .*/ratio\.py:3[0-3]$' "$TMP/traces.txt"
 	go tool pprof -raw "$TMP/one.pb.gz" >"$TMP/raw.txt" 2>&1
-	check "a Python frame's location has no address and no mapping (pprof -raw)" \
-		grep -qE '^ +[0-9]+: 0x0 Worker\.hot_three .*ratio\.py:16 s=0$' "$TMP/raw.txt"
+	check "a Python frame: no address, the [cpython] pseudo-mapping, module.Class.method as system name (pprof -raw)" \
+		grep -qE '^ +[0-9]+: 0x0 M=[0-9]+ Worker\.hot_three .*ratio\.py:16 s=0\(ratio\.Worker\.hot_three\)$' "$TMP/raw.txt"
+	check "the [cpython] pseudo-mapping is in the profile (pprof -raw)" \
+		grep -qE '^ *[0-9]+: 0x0/0x1/0x0 \[cpython\]' "$TMP/raw.txt"
 	check "the profile counts the walker's Python frames" \
 		grep -qE 'profleet\.python\.frames=[1-9]' "$TMP/raw.txt"
 else
@@ -84,8 +87,8 @@ fi
 attach deep 3 "$PY" "$TOP/tests/workloads/python/deep.py" 34 20
 check "record --pid of a 20-deep recursion through map() exits 0" test $? -eq 0
 full=$(awk '{ t += $NF; n = split($0, f, ";"); r = 0
-		for (i = 1; i <= n; i++) r += f[i] == "rec" || f[i] ~ /^rec /
-		if (r >= 21 && /;<module>;/) w += $NF }
+		for (i = 1; i <= n; i++) r += f[i] == "deep.rec_[py]" || f[i] ~ /^deep\.rec_\[py\] /
+		if (r >= 21 && /;deep\.<module>_\[py\];/) w += $NF }
 	END { printf "%d/%d", w, t }' "$TMP/deep.txt")
 echo "# deep: $full samples have <module> and all 21 calls of rec (20 calls of the loop through C)"
 check "21 rec frames and <module> in >= 90% of samples (each loop call no longer costs two tail calls: $full)" \
@@ -95,7 +98,7 @@ check "21 rec frames and <module> in >= 90% of samples (each loop call no longer
 attach squeeze 3 "$PY" "$TOP/tests/workloads/python/squeeze.py" 34
 check "record --pid of python3.11 compressing exits 0" test $? -eq 0
 total=$(folded_total "$TMP/squeeze.txt")
-mid=$(folded_sum "$TMP/squeeze.txt" ';_PyEval_EvalFrameDefault;<module>;squeeze;[^; ]+;deflate( |;)')
+mid=$(folded_sum "$TMP/squeeze.txt" ';_PyEval_EvalFrameDefault;squeeze\.<module>_\[py\];squeeze\.squeeze_\[py\];[^; ]+;deflate( |;)')
 echo "# squeeze: $mid of $total samples go <module> -> squeeze -> zlib's C code -> deflate"
 check "Python frames, then the extension's C frames in order (>= 50%: $mid/$total)" \
 	awk -v c="$mid" -v t="$total" 'BEGIN { exit !(t >= 300 && c >= 0.5 * t) }'
@@ -104,7 +107,7 @@ check "Python frames, then the extension's C frames in order (>= 50%: $mid/$tota
 record threads 4 3
 check "record --pid of a 3-thread python3.11 exits 0" test $? -eq 0
 # 3.11: Thread.run calls its target through C (_PyFunction_Vectorcall), a new call of the loop
-boot=$(folded_sum "$TMP/threads.txt" ';_PyEval_EvalFrameDefault;Thread\._bootstrap;Thread\._bootstrap_inner;Thread\.run;_PyFunction_Vectorcall;_PyEval_EvalFrameDefault;loop;Worker\.(hot_three|cold_one)( |;)')
+boot=$(folded_sum "$TMP/threads.txt" ';_PyEval_EvalFrameDefault;threading\.Thread\._bootstrap_\[py\];threading\.Thread\._bootstrap_inner_\[py\];threading\.Thread\.run_\[py\];_PyFunction_Vectorcall;_PyEval_EvalFrameDefault;ratio\.loop_\[py\];ratio\.Worker\.(hot_three|cold_one)_\[py\]( |;)')
 total=$(folded_total "$TMP/threads.txt")
 echo "# threads: $boot of $total samples from Thread._bootstrap down to Worker.*"
 check "threads' samples go from Thread._bootstrap to Worker.* (>= 95%: $boot/$total)" \
@@ -117,8 +120,8 @@ fi
 # --- newer CPythons in other root file systems (Debian's, run with chroot) -------
 # 3.13: Thread.run calls its target in the same call of the loop (a shim frame
 # between); 3.14: through C, and most of its loop runs in a .cold part
-for v in trixie:3.13:';_PyEval_EvalFrameDefault;Thread\._bootstrap;Thread\._bootstrap_inner;Thread\.run;loop;Worker\.(hot_three|cold_one)( |;)' \
-	sid:3.14:';Thread\._bootstrap;Thread\._bootstrap_inner;[^; ]+;[^; ]+;[^; ]+;[^; ]+;Thread\.run;loop;Worker\.(hot_three|cold_one)( |;)'; do
+for v in trixie:3.13:';_PyEval_EvalFrameDefault;threading\.Thread\._bootstrap_\[py\];threading\.Thread\._bootstrap_inner_\[py\];threading\.Thread\.run_\[py\];ratio\.loop_\[py\];ratio\.Worker\.(hot_three|cold_one)_\[py\]( |;)' \
+	sid:3.14:';threading\.Thread\._bootstrap_\[py\];threading\.Thread\._bootstrap_inner_\[py\];[^; ]+;[^; ]+;[^; ]+;[^; ]+;threading\.Thread\.run_\[py\];ratio\.loop_\[py\];ratio\.Worker\.(hot_three|cold_one)_\[py\]( |;)'; do
 	suite=${v%%:*} rest=${v#*:}
 	ver=${rest%%:*} chain_re=${rest#*:}
 	if ! root=$(sh "$TOP/tests/python-root.sh" "$suite" "python$ver" 2>"$TMP/root.err"); then

@@ -166,10 +166,10 @@ static void test_kernel_frames_by_function(void **state)
 	for (uint32_t i = 0; i < p->nlocations; i++) {
 		const struct prof_location *l = &p->locations[i];
 
-		if (l->kernel && l->address)
+		if (l->frame == PROF_FRAME_KERNEL && l->address)
 			fail_msg("kernel frame %s kept its address 0x%" PRIx64, l->function,
 				 l->address);
-		if (!l->kernel && l->address != 0x5000123)
+		if (l->frame != PROF_FRAME_KERNEL && l->address != 0x5000123)
 			fail_msg("user frame %s: address 0x%" PRIx64, l->function, l->address);
 	}
 	/* schedule at 0x...3010 and 0x...3050: one location, 5 samples */
@@ -257,7 +257,7 @@ static void test_no_ksyms(void **state)
 
 	(void)state;
 	for (uint32_t i = 0; i < p->nlocations; i++)
-		if (p->locations[i].kernel)
+		if (p->locations[i].frame == PROF_FRAME_KERNEL)
 			assert_string_equal(p->locations[i].function, "[kernel]");
 	check_pprof(p, false);
 	check_otlp(p, false, false);
@@ -368,6 +368,7 @@ static void test_python_frames(void **state)
 		named = true;
 		assert_int_equal(l->address, 0);
 		assert_int_equal(l->mapping, PROFILE_NO_MAPPING);
+		assert_int_equal(l->frame, PROF_FRAME_PYTHON);
 	}
 	assert_true(named);
 	profile__free(p);

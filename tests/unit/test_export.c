@@ -28,8 +28,10 @@
 #include "helpers.h"
 
 #include "export.h"
+#include "flamegraph.h"
 #include "log.h"
 #include "otlp.h"
+#include "pprof.h"
 #include "pprof_merge.h"
 #include "profile.h"
 #include "pyroscope_push.pb-c.h"
@@ -620,14 +622,18 @@ static void test_otlp_golden(void **state)
 		"  mapping_table {}\n"
 		"  mapping_table { memory_start: 4194304 memory_limit: 4198400 filename_strindex: 5 }\n"
 		"  location_table {}\n"
-		"  location_table { mapping_index: 1 address: 4194560 lines { function_index: 1 } }\n"
-		"  location_table { mapping_index: 1 address: 4194816 lines { function_index: 2 } }\n"
+		"  location_table { mapping_index: 1 address: 4194560 lines { function_index: 1 }"
+		" attribute_indices: [1] }\n"
+		"  location_table { mapping_index: 1 address: 4194816 lines { function_index: 2 }"
+		" attribute_indices: [1] }\n"
 		"  function_table {}\n"
-		"  function_table { name_strindex: 6 }\n"
-		"  function_table { name_strindex: 7 }\n"
+		"  function_table { name_strindex: 6 system_name_strindex: 6 }\n"
+		"  function_table { name_strindex: 7 system_name_strindex: 7 }\n"
 		"  link_table {}\n"
-		"  string_table: [\"\", \"samples\", \"count\", \"cpu\", \"nanoseconds\", \"/usr/bin/app\", \"main\", \"hot_function\"]\n"
+		"  string_table: [\"\", \"samples\", \"count\", \"cpu\", \"nanoseconds\", \"/usr/bin/app\", \"main\", \"hot_function\","
+		" \"profile.frame.type\"]\n"
 		"  attribute_table {}\n"
+		"  attribute_table { key_strindex: 8 value { string_value: \"native\" } }\n"
 		"  stack_table {}\n"
 		"  stack_table { location_indices: [2, 1] }\n"
 		"}\n", otlp__scope_version());
@@ -884,6 +890,130 @@ static void test_controller_route(void **state)
 	exporter_free(e);
 }
 
+
+/* native -> Python -> kernel, one sample: what each writer marks as which */
+static struct profile *make_kinds_profile(void)
+{
+	struct profile *p = profile__new();
+	struct prof_mapping m = { .start = 0x400000, .limit = 0x401000, .file = "/usr/bin/python3" };
+	struct prof_location l[3] = {
+		{ .frame = PROF_FRAME_KERNEL, .mapping = PROFILE_NO_MAPPING, .function = "do_syscall_64" },
+		{ .frame = PROF_FRAME_PYTHON, .mapping = PROFILE_NO_MAPPING, .function = "Worker.hot",
+		  .system_name = "ratio.Worker.hot", .file = "/app/ratio.py", .line = 16 },
+		{ .mapping = 0, .address = 0x400100, .function = "main" },
+	};
+	uint32_t locs[3] = { 0, 1, 2 };
+
+	assert_non_null(p);
+	p->period_nanos = 10000000;
+	assert_int_equal(profile__add_mapping(p, &m), 0);
+	for (int i = 0; i < 3; i++)
+		assert_int_equal(profile__add_location(p, &l[i]), i);
+	assert_int_equal(profile__add_sample(p, locs, 3, 5, NULL, 0), 0);
+	p->samples[0].cpu_ns = 50000000;
+	return p;
+}
+
+/* OTLP: profile.frame.type per location, the module-qualified name as system name */
+static void test_frame_kinds_otlp(void **state)
+{
+	struct profile *p = make_kinds_profile();
+	char dir[128], path[300], cmd[1200], top[512], *out, *py;
+	uint8_t *buf;
+	size_t len;
+	FILE *f;
+
+	(void)state;
+	if (!have_cmd("protoc"))
+		skip();
+	assert_non_null(realpath(srcdir(), top));
+	assert_int_equal(otlp__encode(p, "svc", NULL, 0, &buf, &len), 0);
+	assert_int_equal(tmpdir_make(dir, sizeof(dir), "kinds"), 0);
+	snprintf(path, sizeof(path), "%s/ours.bin", dir);
+	f = fopen(path, "w");
+	assert_non_null(f);
+	assert_int_equal(fwrite(buf, 1, len, f), len);
+	fclose(f);
+	snprintf(cmd, sizeof(cmd), "protoc --decode=profleet.otlp.ExportProfilesServiceRequest "
+		 "-I %s/proto %s/proto/otlp_profiles.proto <%s | tr -s ' \\n' ' '", top, top, path);
+	out = run_capture(cmd);
+	assert_non_null(out);
+	/* the three kinds, each an attribute of its own */
+	assert_non_null(strstr(out, "key_strindex: "));
+	assert_non_null(strstr(out, "value { string_value: \"kernel\" }"));
+	assert_non_null(strstr(out, "value { string_value: \"cpython\" }"));
+	assert_non_null(strstr(out, "value { string_value: \"native\" }"));
+	assert_non_null(strstr(out, "\"profile.frame.type\""));
+	/* the Python function: name 6+, its system name another string */
+	py = strstr(out, "\"ratio.Worker.hot\"");
+	assert_non_null(py);
+	assert_non_null(strstr(out, "\"Worker.hot\""));
+	assert_non_null(strstr(out, "system_name_strindex: "));
+	free(out);
+	/* each location points at an attribute of its own kind */
+	snprintf(cmd, sizeof(cmd), "protoc --decode=profleet.otlp.ExportProfilesServiceRequest "
+		 "-I %s/proto %s/proto/otlp_profiles.proto <%s | tr -s ' \\n' ' ' | "
+		 "grep -o 'location_table {[^}]*lines {[^}]*}[^}]*}' | grep -o 'attribute_indices: [0-9]*' | "
+		 "sort -u | wc -l", top, top, path);
+	out = run_capture(cmd);
+	assert_non_null(out);
+	assert_int_equal(atoi(out), 3);
+	free(out);
+	free(buf);
+	tmpdir_remove(dir);
+	profile__free(p);
+}
+
+/* pprof to the controller and back: kinds by pseudo-mapping, Python's system name kept */
+static void test_frame_kinds_pprof_merge(void **state)
+{
+	struct profile *p = make_kinds_profile();
+	const struct profile *mp;
+	struct pprof_merge *m;
+	char err[200], *text = NULL;
+	uint8_t *buf;
+	size_t len, tlen = 0;
+	FILE *f;
+	int seen = 0;
+
+	(void)state;
+	assert_int_equal(pprof__encode(p, true, &buf, &len), 0);
+	m = pprof_merge_new();
+	assert_non_null(m);
+	assert_int_equal(pprof_merge_add(m, buf, len, err, sizeof(err)), 0);
+	mp = pprof_merge_profile(m);
+	for (uint32_t i = 0; i < mp->nlocations; i++) {
+		const struct prof_location *l = &mp->locations[i];
+
+		if (!strcmp(l->function, "Worker.hot")) {
+			assert_int_equal(l->frame, PROF_FRAME_PYTHON);
+			assert_non_null(l->system_name);
+			assert_string_equal(l->system_name, "ratio.Worker.hot");
+			assert_string_equal(l->file, "/app/ratio.py");
+			assert_int_equal(l->line, 16);
+			seen |= 1;
+		} else if (!strcmp(l->function, "do_syscall_64")) {
+			assert_int_equal(l->frame, PROF_FRAME_KERNEL);
+			seen |= 2;
+		} else if (!strcmp(l->function, "main")) {
+			assert_int_equal(l->frame, PROF_FRAME_NATIVE);
+			assert_null(l->system_name);
+			seen |= 4;
+		}
+	}
+	assert_int_equal(seen, 7);
+	/* and the controller's flame graph says which is which */
+	f = open_memstream(&text, &tlen);
+	assert_non_null(f);
+	assert_int_equal(folded__write(mp, f), 0);
+	fclose(f);
+	assert_non_null(strstr(text, "main;ratio.Worker.hot_[py];do_syscall_64_[k] 5"));
+	free(text);
+	pprof_merge_free(m);
+	free(buf);
+	profile__free(p);
+}
+
 int main(void)
 {
 	signal(SIGPIPE, SIG_IGN);	/* receivers may write to a client that gave up */
@@ -901,6 +1031,8 @@ int main(void)
 		cmocka_unit_test(test_pyroscope_push),
 		cmocka_unit_test(test_controller_route),
 		cmocka_unit_test(test_otlp_many_attributes),
+		cmocka_unit_test(test_frame_kinds_otlp),
+		cmocka_unit_test(test_frame_kinds_pprof_merge),
 	};
 
 	log_set_level(LOG_LVL_ERROR);

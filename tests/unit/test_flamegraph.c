@@ -24,7 +24,7 @@ static int teardown(void **state)
 
 static int add_fn(struct profile *p, const char *name, bool kernel)
 {
-	struct prof_location l = { .mapping = PROFILE_NO_MAPPING, .kernel = kernel,
+	struct prof_location l = { .mapping = PROFILE_NO_MAPPING, .frame = kernel ? PROF_FRAME_KERNEL : PROF_FRAME_NATIVE,
 				   .address = 0x1000 + p->nlocations, .function = name };
 	int idx = profile__add_location(p, &l);
 
@@ -316,6 +316,33 @@ static void test_svg_colours(void **state)
 	profile__free(p);
 }
 
+/* A Python frame: "module.Class.method_[py]" from its system name, green */
+static void test_python_frame(void **state)
+{
+	struct profile *p = profile__new();
+	struct prof_location l = { .mapping = PROFILE_NO_MAPPING, .frame = PROF_FRAME_PYTHON,
+				   .function = "Worker.hot", .system_name = "ratio.Worker.hot",
+				   .file = "/app/ratio.py", .line = 16 };
+	unsigned g[3];
+	int m, py;
+	char *svg, *out;
+
+	(void)state;
+	p->period_nanos = 1;
+	m = add_fn(p, "main", false);
+	py = profile__add_location(p, &l);
+	assert_true(py >= 0);
+	add_stack(p, NULL, 1, 2, m, py, -1);
+	out = render_folded(p);
+	assert_string_equal(out, "main;ratio.Worker.hot_[py] 2\n");
+	free(out);
+	svg = render_svg(p, NULL, NULL);
+	fill_of(svg, "ratio.Worker.hot_[py]", g);
+	assert_true(g[1] > g[0] && g[1] > g[2] && g[1] >= 170);
+	free(svg);
+	profile__free(p);
+}
+
 static void test_svg_escaping(void **state)
 {
 	struct profile *p = profile__new();
@@ -535,6 +562,7 @@ int main(void)
 		cmocka_unit_test(test_folded_many),
 		cmocka_unit_test(test_svg_widths),
 		cmocka_unit_test(test_svg_colours),
+		cmocka_unit_test(test_python_frame),
 		cmocka_unit_test(test_svg_escaping),
 		cmocka_unit_test(test_svg_well_formed),
 		cmocka_unit_test(test_svg_no_samples),

@@ -45,7 +45,7 @@ static int teardown(void **state)
 static void add_loc(struct profile *p, uint32_t mapping, bool kernel, uint64_t addr,
 		    const char *fn, const char *file, int64_t line, int want_idx)
 {
-	struct prof_location l = { .mapping = mapping, .kernel = kernel, .address = addr,
+	struct prof_location l = { .mapping = mapping, .frame = kernel ? PROF_FRAME_KERNEL : PROF_FRAME_NATIVE, .address = addr,
 				   .function = fn, .file = file, .line = line };
 
 	assert_int_equal(profile__add_location(p, &l), want_idx);

@@ -225,11 +225,47 @@ static void test_live_code_object(void **state)
 	pysym_free(ps);
 }
 
+/* "module.Class.method": the module from the file name, as folded stacks show it */
+static void test_qualified_names(void **state)
+{
+	static const struct {
+		const char *file, *name, *want;
+	} cases[] = {
+		{ "/app/ratio.py", "Worker.hot", "ratio.Worker.hot" },
+		{ "ratio.py", "loop", "ratio.loop" },
+		{ "/usr/lib/python3.11/json/__init__.py", "dumps", "json.dumps" },
+		{ "json/__init__.py", "dumps", "json.dumps" },
+		{ "__init__.py", "f", "f" },		/* no directory: no package */
+		{ "/usr/lib/python3.11/threading.pyc", "Thread.run", "threading.Thread.run" },
+		{ "<frozen importlib._bootstrap>", "_load", "importlib._bootstrap._load" },
+		{ "<string>", "<module>", "<module>" },
+		{ "<frozen >", "f", "f" },
+		{ "/app/README", "f", "f" },		/* not a Python file */
+		{ "/app/.py", "f", "f" },
+		{ "", "f", "f" },
+	};
+	struct pysym_frame f;
+	char buf[64];
+
+	(void)state;
+	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+		snprintf(f.file, sizeof(f.file), "%s", cases[i].file);
+		snprintf(f.name, sizeof(f.name), "%s", cases[i].name);
+		pysym_qualified(&f, buf, sizeof(buf));
+		assert_string_equal(buf, cases[i].want);
+	}
+	/* cut to fit, never past the buffer */
+	snprintf(f.file, sizeof(f.file), "/app/%0200d.py", 0);
+	pysym_qualified(&f, buf, sizeof(buf));
+	assert_int_equal(strlen(buf), sizeof(buf) - 1);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_key_from_code),
 		cmocka_unit_test(test_line_tables),
+		cmocka_unit_test(test_qualified_names),
 		cmocka_unit_test(test_debian_python311),
 		cmocka_unit_test_teardown(test_live_code_object, kill_child),
 	};
