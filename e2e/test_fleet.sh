@@ -742,6 +742,53 @@ else
 	skip "store HTTP checks need the local cluster's tokens"
 fi
 
+# ---- a Python pod: its functions by name, through the agent and the store ----------------
+PY=/usr/bin/python3.11
+if [ -x "$PY" ]; then
+	UID_PY1=$(pod "$SHOP" py-1 "$NODE_A" '{"app": "py"}')
+	C_PY1=$(cid)
+	running "$SHOP" py-1 "$C_PY1" "$(cid)"
+	dir=$(pod_cgroup "$UID_PY1" "$C_PY1" systemd)
+	sh -c "echo \$\$ > '$dir/cgroup.procs' && exec '$PY' '$TOP/tests/workloads/python/ratio.py' 60 1" &
+	P_PY1=$!
+	PIDS="$PIDS $P_PY1"
+	cat >"$W/py.yaml" <<EOF
+apiVersion: profiling.profleet.dev/v1alpha1
+kind: ProfilingPolicy
+metadata: {name: py-now, namespace: $SHOP}
+spec:
+  mode: OnDemand
+  durationSeconds: 5
+  selector: {podSelector: {matchLabels: {app: py}}}
+  sampling: {frequencyHz: 99}
+EOF
+	k apply -f "$W/py.yaml" >/dev/null
+	# each interval's profile replaces the last: look while the policy runs
+	PYCHAIN=';_PyEval_EvalFrameDefault;ratio\.<module>_\[py\];ratio\.main_\[py\];ratio\.loop_\[py\];ratio\.Worker\.hot_three_\[py\]'
+	wait_until 15 grep -qE "$PYCHAIN" "$W/prof-a.txt"
+	check "node A's agent names the pod's Python functions: module.Class.method_[py], under the evaluation loop" \
+		grep -qE "$PYCHAIN" "$W/prof-a.txt"
+	wait_until 20 sh -c "exec 2>/dev/null; [ \"\$(kubectl --kubeconfig '$KC' get profilingpolicy -n $SHOP py-now -o jsonpath='{.status.phase}')\" = Completed ]"
+	wait_until 15 sh -c "exec 2>/dev/null; [ \"\$(kubectl --kubeconfig '$KC' get profilingpolicy -n $SHOP py-now -o jsonpath='{.status.result.profiles}')\" -ge 1 ]"
+	check "the Python pod's OnDemand policy completes with profiles in the store ($(pstatus "$SHOP" py-now '{.status.phase}/{.status.result.profiles}'))" \
+		[ "$(pstatus "$SHOP" py-now '{.status.phase}')" = Completed ]
+	if [ "$LOCAL" = 1 ]; then
+		PLOC=/api/v1/namespaces/$SHOP/profilingpolicies/py-now
+		code=$(get "$ADMIN_TOKEN" "$PLOC/flamegraph.svg" "$W/py.svg")
+		[ "$code" = 200 ] && grep -q 'ratio\.Worker\.hot_three_\[py\]' "$W/py.svg"
+		verdict "the store's flame graph of the Python pod names ratio.Worker.hot_three_[py] (HTTP $code)" $?
+		code=$(get "$ADMIN_TOKEN" "$PLOC/profile" "$W/py.pb.gz")
+		[ "$code" = 200 ] && go tool pprof -raw "$W/py.pb.gz" >"$W/py.raw" 2>&1 &&
+			grep -qE ' M=[0-9]+ Worker\.hot_three .*/ratio\.py:16 s=0\(ratio\.Worker\.hot_three\)$' "$W/py.raw" &&
+			grep -qE '^ *[0-9]+: 0x0/0x1/0x0 \[cpython\]' "$W/py.raw"
+		verdict "the store's merged pprof keeps Python frames: file, line, module, [cpython] (HTTP $code)" $?
+	fi
+	kill "$P_PY1" 2>/dev/null
+	k delete -f "$W/py.yaml" >/dev/null
+else
+	skip "no $PY (tests/deps.sh installs python3.11)"
+fi
+
 
 # ---- kubectl profleet: record through the API server's service proxy ------------------------
 HOSTIP=$(hostname -I 2>/dev/null | tr ' ' '\n' | grep -E '^[0-9]+\.' | grep -v '^127\.' | head -1)
