@@ -97,6 +97,13 @@ void *hmap_get(const struct hmap *m, const char *key)
 	return e ? e->val : NULL;
 }
 
+void *hmap_get_hashed(const struct hmap *m, const struct hmap_entry *other)
+{
+	struct hmap_entry *e = m->cap ? find(m, other->key, other->hash, NULL) : NULL;
+
+	return e ? e->val : NULL;
+}
+
 int hmap_put(struct hmap *m, const char *key, void *val, void **ret_old)
 {
 	struct hmap_entry *e, *slot;

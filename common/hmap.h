@@ -31,6 +31,11 @@ void *hmap_del(struct hmap *m, const char *key);
  * iterating: a deletion only marks its slot (nothing moves, nothing is rehashed).
  */
 void *hmap_del_entry(struct hmap *m, struct hmap_entry *e);
+/*
+ * hmap_get with the key's hash already known: an entry of another map's
+ * (their hashes are the same function of the key), which spares hashing it again.
+ */
+void *hmap_get_hashed(const struct hmap *m, const struct hmap_entry *other);
 void hmap_free(struct hmap *m);	/* frees keys, not values */
 
 #define hmap_for_each(m, it)                                                  \

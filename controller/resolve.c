@@ -37,7 +37,7 @@ static int add_target(struct node_targets *nt, const struct pod *pod, int ci, in
 
 	/* the same container from another policy: merge (the last ones added are
 	 * the likeliest) */
-	for (int i = nt->n - 1; i >= 0; i--)
+	for (int i = nt->n - 1; i >= nt->from; i--)
 		if (nt->t[i].pod == pod && nt->t[i].container == ci) {
 			t = &nt->t[i];
 			break;

@@ -46,6 +46,11 @@ struct node_targets {
 	const char *node;
 	int n, cap;
 	struct rtarget *t;	/* sorted by container id */
+	/*
+	 * Where a container's target is looked for before a new one is made:
+	 * t[from..n). 0 (all) unless the caller adds one pod's targets at a time.
+	 */
+	int from;
 };
 
 struct policy_result {

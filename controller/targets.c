@@ -539,14 +539,19 @@ static int node_build(const struct targets *t, const struct targets_view *v, con
 	if (pods)
 		hmap_for_each(pods, it) {
 			const struct tpod *tp = it->val;
-			const struct pod *pod = hmap_get(v->pods, it->key);
+			/* pods is keyed by uid as v->pods is: its hash serves both */
+			const struct pod *pod = hmap_get_hashed(v->pods, it);
 
+			/* one pod's targets at a time: its containers are only looked
+			 * for among its own */
+			tn->nt.from = tn->nt.n;
 			/* gone since the changes were taken: the next sync drops it */
 			for (int i = 0; pod && i < tp->n; i++)
 				if (tp->m[i].m == RESOLVE_TARGETED &&
 				    resolve_node_add(&t->in, &tn->nt, pod, tp->m[i].slot))
 					return -ENOMEM;
 		}
+	tn->nt.from = 0;
 	resolve_node_sort(&t->in, &tn->nt);
 	return node_policies(t, tn);
 }
