@@ -27,6 +27,8 @@ static const char *const kind_suffix[PROF_FRAME_KINDS] = {
 	[PROF_FRAME_PYTHON] = "_[py]",
 };
 #define MAX_SUFFIX_LEN 5
+_Static_assert(sizeof("_[py]") - 1 <= MAX_SUFFIX_LEN && sizeof("_[k]") - 1 <= MAX_SUFFIX_LEN,
+	       "fold_name's buffer holds the longest suffix");
 
 /* ---- folded names ------------------------------------------------------------ */
 

@@ -97,9 +97,9 @@ void *hmap_get(const struct hmap *m, const char *key)
 	return e ? e->val : NULL;
 }
 
-void *hmap_get_hashed(const struct hmap *m, const struct hmap_entry *other)
+void *hmap_get_hashed(const struct hmap *m, const char *key, uint64_t hash)
 {
-	struct hmap_entry *e = m->cap ? find(m, other->key, other->hash, NULL) : NULL;
+	struct hmap_entry *e = m->cap ? find(m, key, hash, NULL) : NULL;
 
 	return e ? e->val : NULL;
 }

@@ -32,10 +32,11 @@ void *hmap_del(struct hmap *m, const char *key);
  */
 void *hmap_del_entry(struct hmap *m, struct hmap_entry *e);
 /*
- * hmap_get with the key's hash already known: an entry of another map's
- * (their hashes are the same function of the key), which spares hashing it again.
+ * hmap_get with the key's hash already known: hash is hmap_hash(key,
+ * strlen(key)), e.g. another map's entry for the same key (the hash is not
+ * seeded: every map hashes a key alike). Spares hashing the key again.
  */
-void *hmap_get_hashed(const struct hmap *m, const struct hmap_entry *other);
+void *hmap_get_hashed(const struct hmap *m, const char *key, uint64_t hash);
 void hmap_free(struct hmap *m);	/* frees keys, not values */
 
 #define hmap_for_each(m, it)                                                  \

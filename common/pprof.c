@@ -169,21 +169,27 @@ static int64_t strtab_index(struct strtab *t, const char *s)
 	return t->n - 1;
 }
 
-/* Functions, keyed by (name index, file index). */
+/* Functions, keyed by (name, file, system name) string indexes. */
+struct fkey {
+	uint32_t name, file, sys;
+};
+
 struct functab {
-	uint64_t *keys;		/* slot -> key */
+	struct fkey *keys;	/* slot -> key */
 	uint32_t *ids;		/* slot -> function id, 0 = free */
 	uint32_t mask;
 	uint32_t n;
-	uint32_t *names, *files, *sys;	/* function id - 1 -> string indexes */
+	struct fkey *funcs;	/* function id - 1 -> its key */
 };
 
-static uint32_t hash_u64(uint64_t k)
+static uint32_t hash_fkey(const struct fkey *k)
 {
-	k ^= k >> 33;
-	k *= 0xff51afd7ed558ccdull;
-	k ^= k >> 33;
-	return (uint32_t)k;
+	uint64_t h = ((uint64_t)k->name << 32 | k->file) ^ (uint64_t)k->sys * 0x9e3779b97f4a7c15ull;
+
+	h ^= h >> 33;
+	h *= 0xff51afd7ed558ccdull;
+	h ^= h >> 33;
+	return (uint32_t)h;
 }
 
 static int functab_init(struct functab *f, uint32_t max_funcs)
@@ -197,39 +203,29 @@ static int functab_init(struct functab *f, uint32_t max_funcs)
 		nslots *= 2;
 	f->keys = malloc(nslots * sizeof(*f->keys));
 	f->ids = calloc(nslots, sizeof(*f->ids));
-	f->names = malloc((max_funcs + 1) * sizeof(*f->names));
-	f->files = malloc((max_funcs + 1) * sizeof(*f->files));
-	f->sys = malloc((max_funcs + 1) * sizeof(*f->sys));
+	f->funcs = malloc((max_funcs + 1) * sizeof(*f->funcs));
 	f->mask = nslots - 1;
-	return f->keys && f->ids && f->names && f->files && f->sys ? 0 : -ENOMEM;
+	return f->keys && f->ids && f->funcs ? 0 : -ENOMEM;
 }
 
 static void functab_fini(struct functab *f)
 {
 	free(f->keys);
 	free(f->ids);
-	free(f->names);
-	free(f->files);
-	free(f->sys);
+	free(f->funcs);
 }
 
-/*
- * Function id of (name, file), added if new with its system name (which the
- * name and file decide). Sized for every location: never full.
- */
-static uint32_t functab_id(struct functab *f, uint32_t name, uint32_t file, uint32_t sys)
+/* Function id of k, added if new. Sized for every location: never full. */
+static uint32_t functab_id(struct functab *f, struct fkey k)
 {
-	uint64_t key = (uint64_t)name << 32 | file;
 	uint32_t j;
 
-	for (j = hash_u64(key) & f->mask; f->ids[j]; j = (j + 1) & f->mask) {
-		if (f->keys[j] == key)
+	for (j = hash_fkey(&k) & f->mask; f->ids[j]; j = (j + 1) & f->mask) {
+		if (!memcmp(&f->keys[j], &k, sizeof(k)))
 			return f->ids[j];
 	}
-	f->keys[j] = key;
-	f->names[f->n] = name;
-	f->files[f->n] = file;
-	f->sys[f->n] = sys;
+	f->keys[j] = k;
+	f->funcs[f->n] = k;
 	f->ids[j] = ++f->n;
 	return f->n;
 }
@@ -333,13 +329,15 @@ static int prepare(struct enc *e)
 
 		if (l->mapping != PROFILE_NO_MAPPING && l->mapping >= p->nmappings)
 			return -EINVAL;
-		e->loc_func[i] = functab_id(&e->ft, (uint32_t)name, (uint32_t)file, (uint32_t)sys);
+		e->loc_func[i] = functab_id(&e->ft, (struct fkey){ (uint32_t)name, (uint32_t)file,
+								   (uint32_t)sys });
 		if (l->frame != PROF_FRAME_NATIVE && l->frame < PROF_FRAME_KINDS) {
-			if (l->address < e->pseudo[l->frame].lo)
-				e->pseudo[l->frame].lo = l->address;
-			if (l->address >= e->pseudo[l->frame].hi)	/* one past; the last page saturates */
-				e->pseudo[l->frame].hi = l->address == UINT64_MAX ? UINT64_MAX :
-							 l->address + 1;
+			uint64_t *lo = &e->pseudo[l->frame].lo, *hi = &e->pseudo[l->frame].hi;
+
+			if (l->address < *lo)
+				*lo = l->address;
+			if (l->address >= *hi)	/* one past; the last page saturates */
+				*hi = l->address == UINT64_MAX ? UINT64_MAX : l->address + 1;
 		}
 		if (l->mapping != PROFILE_NO_MAPPING) {
 			e->map_flags[l->mapping] |= (l->file ? MF_FILENAMES : 0) |
@@ -454,11 +452,11 @@ static void write_functions(struct enc *e)
 	for (uint32_t i = 0; i < e->ft.n && !w->err; i++) {
 		pbw__begin(w, PROFILE_FUNCTION);
 		pbw__uint64(w, FUNCTION_ID, (uint64_t)i + 1);
-		pbw__uint64(w, FUNCTION_NAME, e->ft.names[i]);
+		pbw__uint64(w, FUNCTION_NAME, e->ft.funcs[i].name);
 		/* the mangled name is not kept: the demangled one, or the
 		 * name with its namespace (a Python module) */
-		pbw__uint64(w, FUNCTION_SYSTEM_NAME, e->ft.sys[i]);
-		pbw__uint64(w, FUNCTION_FILENAME, e->ft.files[i]);
+		pbw__uint64(w, FUNCTION_SYSTEM_NAME, e->ft.funcs[i].sys);
+		pbw__uint64(w, FUNCTION_FILENAME, e->ft.funcs[i].file);
 		pbw__end(w);
 	}
 }

@@ -18,10 +18,12 @@ struct profile;
  *   period_type cpu/nanoseconds, period = p->period_nanos, default sample type cpu;
  * - string table with "" at index 0;
  * - one Mapping per profile mapping (id = index + 1) with file name and build-id;
- *   kernel locations all go under one "[kernel.kallsyms]" mapping (the profile's
- *   own if it has one, else one spanning the kernel addresses seen);
+ *   the kernel's and the runtimes' locations each go under one pseudo-mapping,
+ *   "[kernel.kallsyms]" or "[cpython]" (the profile's own if it has one, else
+ *   one spanning the addresses seen);
  * - one Location per profile location (id = index + 1), one Line each;
- * - Functions deduplicated by (name, file);
+ * - Functions deduplicated by (name, system name, file); the system name is the
+ *   name unless the location has one (Python: "module.Class.method");
  * - labels per sample, string and numeric; comments; time_nanos, duration_nanos.
  * p is only read. gzip: wrap the bytes in gzip, as .pb.gz files are.
  * *ret_buf is malloc'd. 0, -EINVAL (a sample or location points outside the

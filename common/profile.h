@@ -61,7 +61,7 @@ struct prof_location {
 	/*
 	 * The name with its namespace where the function name leaves it out
 	 * (Python: "module.Class.method" for "Class.method" in module.py);
-	 * NULL when it is the function name.
+	 * NULL: the function name is all there is.
 	 */
 	const char *system_name;
 	const char *file;	/* source file if known, else NULL */

@@ -380,8 +380,8 @@ static int merge_frame(struct pprof_merge *m, const Perftools__Profiles__Profile
 		return 0;
 	}
 	i = new_location(m, &(struct prof_location){
-				.mapping = mi, .address = l->address, .function = fname, .file = file,
-				.line = line, .system_name = sysname_of(pb, f) }, mfile);
+				.mapping = mi, .address = l->address, .function = fname,
+				.file = file, .line = line, .system_name = sysname_of(pb, f) }, mfile);
 	if (i < 0 || hmap_put(&m->locs, key, as_val((uint32_t)i), NULL)) {
 		free(key);
 		return -ENOMEM;

@@ -30,14 +30,15 @@ static bool container_selected(const struct policy *p, const char *name)
 	return false;
 }
 
-static int add_target(struct node_targets *nt, const struct pod *pod, int ci, int pol_idx, int hz)
+static int add_target(struct node_targets *nt, int from, const struct pod *pod, int ci,
+		      int pol_idx, int hz)
 {
 	struct rtarget *t = NULL;
 	int *pp;
 
 	/* the same container from another policy: merge (the last ones added are
 	 * the likeliest) */
-	for (int i = nt->n - 1; i >= nt->from; i--)
+	for (int i = nt->n - 1; i >= from; i--)
 		if (nt->t[i].pod == pod && nt->t[i].container == ci) {
 			t = &nt->t[i];
 			break;
@@ -141,7 +142,7 @@ enum resolve_match resolve_pod(const struct resolve_input *in, int pi, const str
 }
 
 int resolve_node_add(const struct resolve_input *in, struct node_targets *nt,
-		     const struct pod *pod, int pi)
+		     const struct pod *pod, int pi, int from)
 {
 	const struct policy *p = in->policies[pi];
 
@@ -150,7 +151,7 @@ int resolve_node_add(const struct resolve_input *in, struct node_targets *nt,
 	for (int ci = 0; ci < pod->ncontainers; ci++) {
 		if (!pod->containers[ci].id || !container_selected(p, pod->containers[ci].name))
 			continue;
-		if (add_target(nt, pod, ci, pi, p->frequency_hz))
+		if (add_target(nt, from, pod, ci, pi, p->frequency_hz))
 			return -ENOMEM;
 	}
 	return 0;
@@ -348,7 +349,7 @@ static int resolve_policy(const struct resolve_input *in, int pi, struct builder
 		if (!in->active || !in->active[pi])
 			continue;
 		nt = get_node(b, pod->node);
-		if (!nt || resolve_node_add(in, nt, pod, pi))
+		if (!nt || resolve_node_add(in, nt, pod, pi, 0))
 			return -ENOMEM;
 	}
 	return 0;

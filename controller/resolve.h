@@ -46,11 +46,6 @@ struct node_targets {
 	const char *node;
 	int n, cap;
 	struct rtarget *t;	/* sorted by container id */
-	/*
-	 * Where a container's target is looked for before a new one is made:
-	 * t[from..n). 0 (all) unless the caller adds one pod's targets at a time.
-	 */
-	int from;
 };
 
 struct policy_result {
@@ -87,9 +82,13 @@ enum resolve_match {
 	RESOLVE_TARGETED,	/* selected, running, with a container to profile */
 };
 enum resolve_match resolve_pod(const struct resolve_input *in, int pi, const struct pod *pod);
-/* pod's containers of policy pi into nt (nothing when pi is not active); 0 or -ENOMEM */
+/*
+ * pod's containers of policy pi into nt (nothing when pi is not active); a
+ * container's target is looked for in nt->t[from..n) (0: all; a caller adding
+ * one pod's policies at a time passes where that pod's targets start). 0 or -ENOMEM
+ */
 int resolve_node_add(const struct resolve_input *in, struct node_targets *nt,
-		     const struct pod *pod, int pi);
+		     const struct pod *pod, int pi, int from);
 /* Targets by container id, each one's policies by key: as encoded. */
 void resolve_node_sort(const struct resolve_input *in, struct node_targets *nt);
 void node_targets_free(struct node_targets *nt);

@@ -540,18 +540,15 @@ static int node_build(const struct targets *t, const struct targets_view *v, con
 		hmap_for_each(pods, it) {
 			const struct tpod *tp = it->val;
 			/* pods is keyed by uid as v->pods is: its hash serves both */
-			const struct pod *pod = hmap_get_hashed(v->pods, it);
+			const struct pod *pod = hmap_get_hashed(v->pods, it->key, it->hash);
+			int from = tn->nt.n;	/* one pod at a time: its containers are its own */
 
-			/* one pod's targets at a time: its containers are only looked
-			 * for among its own */
-			tn->nt.from = tn->nt.n;
 			/* gone since the changes were taken: the next sync drops it */
 			for (int i = 0; pod && i < tp->n; i++)
 				if (tp->m[i].m == RESOLVE_TARGETED &&
-				    resolve_node_add(&t->in, &tn->nt, pod, tp->m[i].slot))
+				    resolve_node_add(&t->in, &tn->nt, pod, tp->m[i].slot, from))
 					return -ENOMEM;
 		}
-	tn->nt.from = 0;
 	resolve_node_sort(&t->in, &tn->nt);
 	return node_policies(t, tn);
 }

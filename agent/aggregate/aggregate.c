@@ -491,6 +491,7 @@ static int make_location(struct build *b, const struct loc_key *k)
 
 	if (k->id == PYTHON_ID) {
 		struct pysym_frame f;
+		char qual[sizeof(f.file) + sizeof(f.name) + 1];	/* module.name, uncut */
 
 		l.address = 0;
 		l.frame = PROF_FRAME_PYTHON;
@@ -498,8 +499,8 @@ static int make_location(struct build *b, const struct loc_key *k)
 			l.function = f.name;
 			l.file = f.file;
 			l.line = f.line;
-			pysym_qualified(&f, name, sizeof(name));
-			l.system_name = name;
+			pysym_qualified(&f, qual, sizeof(qual));
+			l.system_name = qual;
 			return profile__add_location(b->p, &l);
 		}
 		snprintf(name, sizeof(name), "[python]+0x%" PRIx64, k->addr);

@@ -331,7 +331,7 @@ static int enc_index(struct enc *e)
 				.key = "profile.frame.type",
 				.str = prof_frame_type(kind_of(l)) });
 	}
-	str_idx(e, "profile.frame.type");
+	str_idx(e, otlp__attr_key("profile.frame.type"));
 	for (uint32_t i = 0; i < p->nsamples; i++) {
 		const struct prof_sample *s = &p->samples[i];
 

@@ -477,8 +477,11 @@ static void module_of(const char *file, const char **ret, size_t *ret_len)
 			return;
 		while (dir > file && dir[-1] != '/')
 			dir--;
+		n = (size_t)(base - 1 - dir);
+		if ((n == 1 && dir[0] == '.') || (n == 2 && !strncmp(dir, "..", 2)))
+			return;	/* "./__init__.py": no package name */
 		*ret = dir;
-		*ret_len = (size_t)(base - 1 - dir);
+		*ret_len = n;
 		return;
 	}
 	*ret = base;
@@ -492,7 +495,7 @@ void pysym_qualified(const struct pysym_frame *f, char *buf, size_t len)
 
 	module_of(f->file, &mod, &n);
 	if (n)
-		snprintf(buf, len, "%.*s.%s", (int)(n > 1024 ? 1024 : n), mod, f->name);
+		snprintf(buf, len, "%.*s.%s", (int)n, mod, f->name);
 	else
 		snprintf(buf, len, "%s", f->name);
 }

@@ -44,10 +44,12 @@ int pysym_lookup(struct pysym *ps, int pid, uint64_t code, uint32_t instr,
 		 struct pysym_frame *ret);
 void pysym_stats(struct pysym *ps, struct pysym_stats *ret);
 /*
- * f's name with its module, from its file: "module.Class.method" for
- * Class.method in .../module.py, the package for .../package/__init__.py,
- * X for "<frozen X>"; the bare name when the file names no module
- * ("<string>"). Cut to fit buf (len > 0).
+ * f's name with its module, as the file names it: "module.Class.method" for
+ * Class.method in .../module.py (the file's base name, not the dotted path
+ * of its package, and not "__main__" for the main script), the package for
+ * .../package/__init__.py, X for "<frozen X>"; the bare name when the file
+ * names no module ("<string>"). Cut to fit buf (len > 0): sizeof(f->file) +
+ * sizeof(f->name) + 1 never cuts.
  */
 void pysym_qualified(const struct pysym_frame *f, char *buf, size_t len);
 

@@ -24,7 +24,8 @@ static int teardown(void **state)
 
 static int add_fn(struct profile *p, const char *name, bool kernel)
 {
-	struct prof_location l = { .mapping = PROFILE_NO_MAPPING, .frame = kernel ? PROF_FRAME_KERNEL : PROF_FRAME_NATIVE,
+	struct prof_location l = { .mapping = PROFILE_NO_MAPPING,
+				   .frame = kernel ? PROF_FRAME_KERNEL : PROF_FRAME_NATIVE,
 				   .address = 0x1000 + p->nlocations, .function = name };
 	int idx = profile__add_location(p, &l);
 

@@ -123,7 +123,8 @@ static const struct fact facts[] = {
 	{ "Location", "mapping_index", 1, VARINT, false, NULL, SOMEWHERE },
 	{ "Location", "address", 2, VARINT, false, NULL, SOMEWHERE },
 	{ "Location", "lines", 3, MSG, true, "Line", SOMEWHERE },
-	{ "Location", "attribute_indices", 4, VARINT, true, NULL, SOMEWHERE },	/* profile.frame.type */
+	/* attribute_indices: profile.frame.type */
+	{ "Location", "attribute_indices", 4, VARINT, true, NULL, SOMEWHERE },
 	{ "Line", "function_index", 1, VARINT, false, NULL, SOMEWHERE },
 	{ "Line", "line", 2, VARINT, false, NULL, SOMEWHERE },
 	{ "Line", "column", 3, VARINT, false, NULL, MAY },
@@ -344,7 +345,8 @@ static struct profile *rich_profile(void)
 	struct prof_location l[3] = {
 		{ .mapping = 0, .address = 0x400100, .function = "main", .file = "app.c", .line = 10 },
 		{ .mapping = 0, .address = 0x400200, .function = "hot", .file = "app.c", .line = 20 },
-		{ .mapping = PROFILE_NO_MAPPING, .frame = PROF_FRAME_KERNEL, .address = 0xffffffff81000000,
+		{ .mapping = PROFILE_NO_MAPPING, .frame = PROF_FRAME_KERNEL,
+		  .address = 0xffffffff81000000,
 		  .function = "do_syscall_64" },
 	};
 	struct prof_label lab[3] = { { .key = "thread_name", .str = "worker" },

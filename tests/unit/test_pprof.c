@@ -45,7 +45,8 @@ static int teardown(void **state)
 static void add_loc(struct profile *p, uint32_t mapping, bool kernel, uint64_t addr,
 		    const char *fn, const char *file, int64_t line, int want_idx)
 {
-	struct prof_location l = { .mapping = mapping, .frame = kernel ? PROF_FRAME_KERNEL : PROF_FRAME_NATIVE, .address = addr,
+	struct prof_location l = { .mapping = mapping, .address = addr,
+				   .frame = kernel ? PROF_FRAME_KERNEL : PROF_FRAME_NATIVE,
 				   .function = fn, .file = file, .line = line };
 
 	assert_int_equal(profile__add_location(p, &l), want_idx);
@@ -221,6 +222,45 @@ static void test_own_kernel_mapping(void **state)
 	assert_non_null(out);
 	assert_int_equal(count_of(out, "\nmapping {"), 1);
 	assert_non_null(strstr(out, "location {\n  id: 1\n  mapping_id: 1\n"));
+	free(out);
+	profile__free(p);
+}
+
+/*
+ * Python frames: under one synthesized "[cpython]" mapping, and a function per
+ * (name, file, system name): "Worker.hot" of two modules are two functions.
+ */
+static void test_python_functions(void **state)
+{
+	struct profile *p = profile__new();
+	struct prof_location l = { .mapping = PROFILE_NO_MAPPING, .frame = PROF_FRAME_PYTHON,
+				   .function = "Worker.hot", .file = "/app/w.py", .line = 3 };
+	uint32_t s[2] = { 0, 1 };
+	uint8_t *buf;
+	size_t len;
+	char *out;
+
+	(void)state;
+	if (!have_cmd("protoc")) {
+		profile__free(p);
+		skip();
+	}
+	l.system_name = "ratio.Worker.hot";
+	assert_int_equal(profile__add_location(p, &l), 0);
+	l.system_name = "other.Worker.hot";
+	assert_int_equal(profile__add_location(p, &l), 1);
+	assert_int_equal(profile__add_sample(p, s, 2, 1, NULL, 0), 0);
+	assert_int_equal(pprof__encode(p, false, &buf, &len), 0);
+	out = protoc_decode(buf, len);
+	free(buf);
+	assert_non_null(out);
+	assert_int_equal(count_of(out, "\nfunction {"), 2);
+	assert_int_equal(count_of(out, "\nmapping {"), 1);
+	assert_non_null(strstr(out, "\"[cpython]\""));
+	assert_non_null(strstr(out, "location {\n  id: 1\n  mapping_id: 1\n"));
+	assert_non_null(strstr(out, "location {\n  id: 2\n  mapping_id: 1\n"));
+	assert_non_null(strstr(out, "\"ratio.Worker.hot\""));
+	assert_non_null(strstr(out, "\"other.Worker.hot\""));
 	free(out);
 	profile__free(p);
 }
@@ -612,6 +652,7 @@ int main(void)
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_protoc_decodes),
 		cmocka_unit_test(test_own_kernel_mapping),
+		cmocka_unit_test(test_python_functions),
 		cmocka_unit_test(test_golden_bytes),
 		cmocka_unit_test(test_gzip_round_trip),
 		cmocka_unit_test(test_write_file),

@@ -236,6 +236,9 @@ static void test_qualified_names(void **state)
 		{ "/usr/lib/python3.11/json/__init__.py", "dumps", "json.dumps" },
 		{ "json/__init__.py", "dumps", "json.dumps" },
 		{ "__init__.py", "f", "f" },		/* no directory: no package */
+		{ "./__init__.py", "f", "f" },		/* nor "." or ".." */
+		{ "../__init__.py", "f", "f" },
+		{ "/app/json/decoder.py", "scan", "decoder.scan" },	/* the base name */
 		{ "/usr/lib/python3.11/threading.pyc", "Thread.run", "threading.Thread.run" },
 		{ "<frozen importlib._bootstrap>", "_load", "importlib._bootstrap._load" },
 		{ "<string>", "<module>", "<module>" },
