@@ -700,13 +700,19 @@ static void store_housekeeping(struct reconciler *r, int64_t now_ms)
 }
 
 /* When the thread must wake without being asked (CLOCK_MONOTONIC ms). Under ctl.lock. */
+int64_t reconcile_gap_ms(bool policy_pending)
+{
+	return policy_pending ? RECONCILE_POLICY_GAP_MS : RECONCILE_MIN_GAP_MS;
+}
+
 static int64_t wake_at(struct reconciler *r, int64_t now_ms)
 {
 	struct rec_queue *q = &r->c->rq;
 	int64_t t = r->last_resync_ms + RECONCILE_RESYNC_S * 1000;
+	int64_t gap = reconcile_gap_ms(q->policy_since_ms != 0);
 
-	if (q->resolve && r->last_resolve_ms + RECONCILE_MIN_GAP_MS < t)
-		t = r->last_resolve_ms + RECONCILE_MIN_GAP_MS;
+	if (q->resolve && r->last_resolve_ms + gap < t)
+		t = r->last_resolve_ms + gap;
 	if (q->counted.n && q->counted_since_ms + RECONCILE_COUNTED_DELAY_MS < t)
 		t = q->counted_since_ms + RECONCILE_COUNTED_DELAY_MS;
 	if (r->next_timer_s) {

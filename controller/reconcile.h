@@ -25,6 +25,15 @@ struct reconciler;
 #define RECONCILE_RESYNC_S 300
 #define RECONCILE_COUNTED_DELAY_MS 2000	/* samples counted -> status written within this */
 #define RECONCILE_MIN_GAP_MS 200	/* between resolves: a burst of events is one pass */
+/*
+ * ... unless a policy changed: someone waits for it (kubectl apply, then the
+ * status), and policies change seldom; a burst of them (apply -f of a
+ * directory) still comes within this and is one pass.
+ */
+#define RECONCILE_POLICY_GAP_MS 20
+
+/* The gap after the last resolve's start before the next: policy_pending, a policy changed. */
+int64_t reconcile_gap_ms(bool policy_pending);
 
 struct reconciler *reconcile_start(struct ctl *c);
 void reconcile_stop(struct reconciler *r);	/* after ctl.stop is set */

@@ -120,11 +120,21 @@ static void test_edited_policy_does_not_spin(void **state)
 	assert_true(passes_after("continuous") <= 2);
 }
 
+/* A changed policy is matched within a few ms, not after the pods' 200 ms gap. */
+static void test_policy_gap(void **state)
+{
+	(void)state;
+	assert_int_equal(reconcile_gap_ms(false), RECONCILE_MIN_GAP_MS);
+	assert_int_equal(reconcile_gap_ms(true), RECONCILE_POLICY_GAP_MS);
+	assert_true(reconcile_gap_ms(true) <= 20 && reconcile_gap_ms(true) > 0);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_follower_does_not_spin),
 		cmocka_unit_test(test_edited_policy_does_not_spin),
+		cmocka_unit_test(test_policy_gap),
 	};
 
 	log_set_level(LOG_LVL_ERROR);
