@@ -12,6 +12,7 @@
 #include "elfsym.h"
 #include "ksyms.h"
 #include "log.h"
+#include "perfmap.h"
 #include "procs.h"
 #include "profile.h"
 #include "pysym.h"
@@ -38,6 +39,7 @@ struct agg {
 	struct procs *procs;
 	struct symcache *sc;
 	struct pysym *pysym;
+	struct perfmaps *perfmaps;	/* names of JIT code (agg_opts.perfmaps) */
 	struct stack **buckets;
 	uint32_t nbuckets;
 	uint32_t max_stacks;
@@ -82,6 +84,7 @@ struct agg *agg__new(const struct agg_opts *opts, struct procs *procs, struct sy
 	a->budget = opts ? opts->budget : NULL;
 	a->kernel_addresses = opts && opts->kernel_addresses;
 	a->pysym = opts ? opts->pysym : NULL;
+	a->perfmaps = opts ? opts->perfmaps : NULL;
 	a->nbuckets = 4096;
 	a->buckets = calloc(a->nbuckets, sizeof(*a->buckets));
 	if (!a->buckets) {
@@ -163,7 +166,15 @@ static struct elfobj *mapping_obj(struct agg *a, const struct mapping *m)
 	return symcache__get(a->sc, path, m->path, m->dev, m->ino);
 }
 
-/* Opens a mapping's file the first time a sample lands in it, while its process lives. */
+#define TOUCHED_JIT 2	/* in touched: anonymous memory, named from its process's perf map */
+
+/*
+ * Opens a mapping's file the first time a sample lands in it, while its
+ * process lives. JIT code (anonymous memory) has no file: its process's perf
+ * map is looked at instead, at every sample there, at most once a second per
+ * process (perfmaps__refresh; a process not seen yet at once), so that code
+ * compiled since is named even if the process ends before the profile is built.
+ */
 static void touch_mapping(struct agg *a, uint32_t id)
 {
 	const struct mapping *m;
@@ -182,10 +193,15 @@ static void touch_mapping(struct agg *a, uint32_t id)
 		a->touched = t;
 		a->ntouched = n;
 	}
-	if (a->touched[id])
+	if (a->touched[id] == 1)
 		return;
-	a->touched[id] = 1;
 	m = procs__mapping(a->procs, id);
+	if (m && a->perfmaps && perfmap_anon(m->path)) {
+		a->touched[id] = TOUCHED_JIT;
+		perfmaps__refresh(a->perfmaps, m->pid);
+		return;
+	}
+	a->touched[id] = 1;
 	/* opened now, read on the symbol cache's loader thread: not on the drain; when
 	 * the loader has too many already, asked again at the mapping's next sample */
 	if (m && a->sc && procs__mapping_path(m, m->pid, true, path, sizeof(path)) == 0 &&
@@ -434,7 +450,7 @@ static int profile_mapping(struct build *b, uint32_t id)
 
 	if (id < b->nmap_index && b->map_index[id])
 		return (int)b->map_index[id] - 1;
-	obj = mapping_obj(b->a, m);
+	obj = perfmap_anon(m->path) ? NULL : mapping_obj(b->a, m);	/* JIT code: no file */
 	pm = (struct prof_mapping){
 		.start = m->start, .limit = m->end, .offset = m->pgoff,
 		.file = m->path[0] ? m->path : "[anon]",
@@ -483,10 +499,48 @@ static void kernel_location(struct build *b, const struct loc_key *k, struct pro
 	b->a->stats.frames_unsymbolized++;
 }
 
+/*
+ * A frame in anonymous memory, JIT-compiled code: named by its process's perf
+ * map, else "[jit]+0x<offset in the mapping>". The process is the mapping's
+ * (m->pid, the newest to map it): children forked with the mapping at the
+ * same address are named from that one's map.
+ */
+static const char *jit_name(struct agg *a, const struct mapping *m, const struct loc_key *k,
+			    char *buf, size_t len)
+{
+	uint64_t look = k->leaf ? k->addr : k->addr - 1;	/* return address -> call site */
+	const char *fn;
+
+	if (a->perfmaps && !perfmaps__lookup(a->perfmaps, m->pid, look, &fn))
+		return fn;	/* borrowed: the location copies it */
+	snprintf(buf, len, "[jit]+0x%" PRIx64, k->addr - m->start);
+	a->stats.frames_unsymbolized++;
+	return buf;
+}
+
+/*
+ * A frame in a mapped file: its ELF symbol, else "file+0x<file offset>" (of
+ * the call, for a return address).
+ */
+static const char *file_name(struct agg *a, const struct mapping *m, const struct loc_key *k,
+			     char *buf, size_t len)
+{
+	uint64_t look = k->leaf ? k->addr : k->addr - 1;	/* return address -> call site */
+	uint64_t off = look - m->start + m->pgoff, vaddr, sym_off;
+	struct elfobj *obj = mapping_obj(a, m);
+	const char *fn;
+
+	if (obj && elfobj__offset_to_vaddr(obj, off, &vaddr) == 0 &&
+	    elfobj__symbolize(obj, vaddr, &fn, &sym_off) == 0)
+		return fn;
+	snprintf(buf, len, "%s+0x%" PRIx64, base_name(m->path), k->leaf ? off : off + 1);
+	a->stats.frames_unsymbolized++;
+	return buf;
+}
+
 static int make_location(struct build *b, const struct loc_key *k)
 {
 	struct prof_location l = { .address = k->addr, .mapping = PROFILE_NO_MAPPING };
-	uint64_t look = k->leaf ? k->addr : k->addr - 1;	/* return address -> call site */
 	char name[600];
 
 	if (k->id == PYTHON_ID) {
@@ -515,24 +569,15 @@ static int make_location(struct build *b, const struct loc_key *k)
 		b->a->stats.frames_unsymbolized++;
 	} else {
 		const struct mapping *m = procs__mapping(b->a->procs, k->id);
-		uint64_t off = look - m->start + m->pgoff, vaddr, sym_off;
-		struct elfobj *obj = mapping_obj(b->a, m);
 		int midx = profile_mapping(b, k->id);
-		const char *fn;
 
 		if (midx < 0)
 			return midx;
 		l.mapping = (uint32_t)midx;
-		if (obj && elfobj__offset_to_vaddr(obj, off, &vaddr) == 0 &&
-		    elfobj__symbolize(obj, vaddr, &fn, &sym_off) == 0) {
-			l.function = fn;
-		} else {
-			snprintf(name, sizeof(name), "%s+0x%" PRIx64,
-				 m->path[0] ? base_name(m->path) : "[anon]",
-				 k->leaf ? off : off + 1);
-			l.function = name;
-			b->a->stats.frames_unsymbolized++;
-		}
+		if (perfmap_anon(m->path))
+			l.function = jit_name(b->a, m, k, name, sizeof(name));
+		else
+			l.function = file_name(b->a, m, k, name, sizeof(name));
 	}
 	return profile__add_location(b->p, &l);
 }

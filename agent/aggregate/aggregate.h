@@ -36,6 +36,11 @@ struct agg_opts {
 	bool kernel_addresses;
 	/* names Python frames (ukind WALKER_PYTHON); NULL: they stay "[python]+0x<code>" */
 	struct pysym *pysym;
+	/*
+	 * names frames in anonymous memory (JIT code) from their processes' perf
+	 * maps; NULL, or no name there: "[jit]+0x<offset in the mapping>"
+	 */
+	struct perfmaps *perfmaps;
 };
 
 struct agg_stats {
@@ -49,6 +54,7 @@ struct agg_stats {
 };
 
 struct agg;
+struct perfmaps;
 struct pysym;
 
 struct agg *agg__new(const struct agg_opts *opts, struct procs *procs, struct symcache *sc);

@@ -305,6 +305,10 @@ static const struct opt_def record_opts[] = {
 	  "user stacks: unwind tables from .eh_frame with frame-pointer fallback (dwarf, the "
 	  "default), or frame pointers only (fp)",
 	  FUNC(set_unwinder) },
+	{ "python", "PROFLEET_PYTHON", "on|off",
+	  "name CPython's functions: its frames walked in the kernel, read from the "
+	  "interpreter (default on; with --unwinder dwarf)",
+	  FIELD(OPT_BOOL, python) },
 	{ "unwind-rows", "PROFLEET_UNWIND_ROWS", "N",
 	  "rows of the kernel's unwind table array, 16 bytes each (default 1048576)",
 	  FUNC(set_unwind_rows) },
@@ -465,6 +469,7 @@ static void record_defaults(struct record_config *cfg)
 	cfg->frequency = CLI_DEFAULT_FREQUENCY;
 	cfg->kernel_stacks = true;
 	cfg->dwarf_unwind = true;
+	cfg->python = true;
 	cfg->top = 10;
 	cfg->progress = true;
 }

@@ -38,6 +38,7 @@
 #include "log.h"
 #include "pipeline.h"
 #include "procs.h"
+#include "perfmap.h"
 #include "pysym.h"
 #include "profile.h"
 #include "record.h"
@@ -82,6 +83,7 @@ struct run {
 	struct procs *procs;
 	struct symcache *sc;
 	struct pysym *pysym;	/* names of Python frames */
+	struct perfmaps *perfmaps;	/* names of JIT code */
 	struct agg *agg;
 	struct unwinder *unw;	/* the pipeline's */
 	struct pipeline pl;
@@ -672,7 +674,7 @@ static void apply_set(struct run *r, Profleet__Fleet__V1__TargetSet *set)
 	sync_backends(r, set);
 	{
 		struct agg_opts ao = { .max_stacks = 1u << 16, .max_bytes = 32u << 20, .pysym = r->pysym,
-				       .budget = &r->agg_budget,
+				       .perfmaps = r->perfmaps, .budget = &r->agg_budget,
 				       .kernel_addresses = r->cfg.kernel_addresses };
 		struct ksyms *ks = NULL;
 		size_t k = 0;
@@ -880,6 +882,48 @@ static void metrics_samples(struct run *r, struct metrics *m, const struct sampl
 			"CPython walks that found no frames or stopped early, by reason.");
 }
 
+/* What the perf maps (/tmp/perf-PID.map) named JIT code with, and what they dropped. */
+static void metrics_perfmaps(struct run *r, struct metrics *m)
+{
+	static const char *const fam = "profleet_agent_perf_map_events_total";
+	struct perfmaps_stats s;
+
+	perfmaps__stats(r->perfmaps, &s);
+	{
+		const struct {
+			const char *event;
+			uint64_t v;
+		} ev[] = {
+			{ "map_read", s.maps_read },
+			{ "entry", s.entries },
+			{ "entry_dropped", s.entries_dropped },
+			{ "line_malformed", s.lines_malformed },
+			{ "file_refused", s.files_refused },
+			{ "read_capped", s.reads_capped },
+			{ "file_replaced", s.files_replaced },
+			{ "process_forgotten", s.processes_forgotten },
+			{ "process_full", s.processes_full },
+			{ "rebuild", s.rebuilds },
+			{ "rebuild_line", s.rebuild_lines },
+			{ "rebuild_failed", s.rebuilds_failed },
+		};
+
+		metrics_family(m, fam, "counter",
+			       "Processes' perf maps read for JIT code names: lines taken, "
+			       "dropped at the caps or malformed, files refused, index rebuilds, ...");
+		for (size_t i = 0; i < sizeof(ev) / sizeof(ev[0]); i++)
+			metrics_value(m, fam, (const char *[]){ "event", ev[i].event, NULL },
+				      (double)ev[i].v);
+	}
+	metrics_family(m, "profleet_agent_perf_map_held", "gauge",
+		       "JIT code names held from perf maps: entries (ranges, lines not merged "
+		       "yet), and bytes allocated for them and their names.");
+	metrics_value(m, "profleet_agent_perf_map_held",
+		      (const char *[]){ "kind", "entries", NULL }, (double)s.entries_held);
+	metrics_value(m, "profleet_agent_perf_map_held",
+		      (const char *[]){ "kind", "bytes", NULL }, (double)s.bytes_held);
+}
+
 static void metrics_kernel(struct metrics *m, const struct sampler_stats *ss)
 {
 	metrics_family(m, "profleet_agent_bpf_info", "gauge",
@@ -982,6 +1026,7 @@ static void update_metrics(struct run *r)
 	fleet_client_stats(r->fc, &fs);
 	sampler__stats(r->s, &ss);
 	metrics_samples(r, &m, &ss);
+	metrics_perfmaps(r, &m);
 	metrics_kernel(&m, &ss);
 	metrics_targets(r, &m);
 	metrics_backends(r, &m, &fs);
@@ -1198,6 +1243,7 @@ static void flush_interval(struct run *r, int64_t start_ns, double secs)
 		unwinder__sweep(r->unw);
 	if (procs__gc(r->procs))
 		log_warn("out of memory freeing the mappings of exited processes");
+	perfmaps__gc(r->perfmaps);
 	symcache__trim(r->sc);
 	malloc_trim(0);	/* what the interval freed goes back to the system */
 }
@@ -1245,22 +1291,24 @@ static int run_open(struct run *r)
 		.dwarf_unwind = cfg->dwarf_unwind,
 		.unwind_rows = cfg->unwind_rows,
 		.allow_degraded = true,
-		.python = cfg->dwarf_unwind,
+		.python = cfg->dwarf_unwind && cfg->python,
 		.start_disabled = true,
 	};
 
 	r->procs = procs__new(NULL);
 	r->sc = symcache__new(NULL);
 	r->pysym = pysym_new(0);
-	if (!r->procs || !r->sc || !r->pysym)
+	r->perfmaps = perfmaps__new(NULL);
+	if (!r->procs || !r->sc || !r->pysym || !r->perfmaps)
 		return -1;
 	if (cfg->noutputs) {	/* the whole node's profile is kept only to be written */
 		r->agg = agg__new(&(struct agg_opts){ .kernel_addresses = cfg->kernel_addresses,
-						      .pysym = r->pysym }, r->procs, r->sc);
+						      .pysym = r->pysym, .perfmaps = r->perfmaps },
+				  r->procs, r->sc);
 		if (!r->agg)
 			return -1;
 	}
-	r->pl = (struct pipeline){ .procs = r->procs, .pysym = r->pysym,
+	r->pl = (struct pipeline){ .procs = r->procs, .pysym = r->pysym, .perfmaps = r->perfmaps,
 				   .table_cache_dir = cfg->table_cache, .consume = consume,
 				   .wanted = wanted, .ctx = r };
 	pipeline_bind(&r->pl, &so);
@@ -1431,6 +1479,7 @@ static void run_close(struct run *r)
 	agg__free(r->agg);
 	symcache__free(r->sc);
 	pysym_free(r->pysym);
+	perfmaps__free(r->perfmaps);
 	procs__free(r->procs);
 }
 
@@ -1521,6 +1570,9 @@ void run_print_help(FILE *out)
 		"                       do not reveal where the kernel is (PROFLEET_KERNEL_ADDRESSES,\n"
 		"                       off)\n"
 		"  --unwinder dwarf|fp  (PROFLEET_UNWINDER, dwarf)\n"
+		"  --python on|off      name CPython's functions: its frames walked in the kernel,\n"
+		"                       read from the interpreter; with --unwinder dwarf\n"
+		"                       (PROFLEET_PYTHON, on)\n"
 		"  --unwind-rows N      rows of the kernel's unwind table array, 16 bytes each\n"
 		"                       (PROFLEET_UNWIND_ROWS, 1048576)\n"
 		"  --table-cache DIR    keep compiled unwind tables in DIR, by build id, for restarts\n"
@@ -1617,6 +1669,8 @@ static int set_checked_opt(struct run_config *c, int ch, const char *v, FILE *er
 	case 'K':
 		return cli_parse_bool(v, &c->kernel_addresses) ?
 			       bad_value(err, "kernel-addresses", v, "on or off") : 0;
+	case 'P':
+		return cli_parse_bool(v, &c->python) ? bad_value(err, "python", v, "on or off") : 0;
 	case 'u':
 		if (strcmp(v, "dwarf") && strcmp(v, "fp"))
 			return bad_value(err, "unwinder", v, "dwarf or fp");
@@ -1675,6 +1729,7 @@ enum cli_result run_parse(int argc, char **argv, char **envp, struct run_config 
 		{ "kernel-stacks", required_argument, NULL, 'k' },
 		{ "kernel-addresses", required_argument, NULL, 'K' },
 		{ "unwinder", required_argument, NULL, 'u' },
+		{ "python", required_argument, NULL, 'P' },
 		{ "unwind-rows", required_argument, NULL, 'r' },
 		{ "table-cache", required_argument, NULL, 'T' },
 		{ "log", required_argument, NULL, 'L' },
@@ -1690,7 +1745,8 @@ enum cli_result run_parse(int argc, char **argv, char **envp, struct run_config 
 		{ "PROFLEET_HTTP_LISTEN", 'H' },
 		{ "PROFLEET_CGROUP_ROOT", 'g' }, { "PROFLEET_CGROUP_MODE", 'M' },
 		{ "PROFLEET_KERNEL_STACKS", 'k' }, { "PROFLEET_KERNEL_ADDRESSES", 'K' },
-		{ "PROFLEET_UNWINDER", 'u' }, { "PROFLEET_UNWIND_ROWS", 'r' },
+		{ "PROFLEET_UNWINDER", 'u' }, { "PROFLEET_PYTHON", 'P' },
+		{ "PROFLEET_UNWIND_ROWS", 'r' },
 		{ "PROFLEET_TABLE_CACHE", 'T' },
 		{ "PROFLEET_LOG", 'L' }, { "PROFLEET_LOG_LEVEL", 'l' },
 	};
@@ -1702,6 +1758,7 @@ enum cli_result run_parse(int argc, char **argv, char **envp, struct run_config 
 	c->interval = 60;
 	c->kernel_stacks = true;
 	c->dwarf_unwind = true;
+	c->python = true;
 	for (size_t i = 0; i < sizeof(envs) / sizeof(envs[0]); i++) {
 		const char *v = envv(envp, envs[i].env);
 

@@ -25,6 +25,7 @@
 #include "pprof.h"
 #include "pipeline.h"
 #include "procs.h"
+#include "perfmap.h"
 #include "pysym.h"
 #include "table_cache.h"
 #include "profile.h"
@@ -385,6 +386,27 @@ static void add_drop_comments(struct profile *p, const struct sampler_stats *ss,
 	profile__add_comment(p, "profleet.drain.gap_ms_max=%.1f", ss->drain_gap_ns_max / 1e6);
 }
 
+/* What the perf maps named JIT code with, and what they could not give ("profleet.perfmap.*"). */
+static void add_perfmap_comments(struct profile *p, const struct perfmaps_stats *s)
+{
+	const struct named_value v[] = {
+		{ "perfmap.maps_read", s->maps_read },
+		{ "perfmap.entries", s->entries },
+		{ "perfmap.entries_dropped", s->entries_dropped },
+		{ "perfmap.lines_malformed", s->lines_malformed },
+		{ "perfmap.files_refused", s->files_refused },
+		{ "perfmap.reads_capped", s->reads_capped },
+		{ "perfmap.files_replaced", s->files_replaced },
+		{ "perfmap.processes_forgotten", s->processes_forgotten },
+		{ "perfmap.processes_full", s->processes_full },
+		{ "perfmap.rebuilds", s->rebuilds },
+		{ "perfmap.rebuild_lines", s->rebuild_lines },
+		{ "perfmap.rebuilds_failed", s->rebuilds_failed },
+	};
+
+	add_values(p, v, sizeof(v) / sizeof(v[0]));
+}
+
 /* One recording, from the sampler's start to the last output. */
 struct recording {
 	const struct record_config *cfg;
@@ -393,6 +415,7 @@ struct recording {
 	struct procs *procs;
 	struct symcache *sc;
 	struct pysym *pysym;	/* names of Python frames */
+	struct perfmaps *perfmaps;	/* names of JIT code */
 	struct sampler *s;
 	pid_t child;		/* the command, -1 once reaped (or none) */
 	int gate;		/* write end of the command's start gate, -1 once used */
@@ -439,23 +462,25 @@ static int rec_open(struct recording *rc)
 		.dwarf_unwind = cfg->dwarf_unwind,
 		.unwind_rows = cfg->unwind_rows,
 		.allow_degraded = true,
-		.python = cfg->dwarf_unwind,
+		.python = cfg->dwarf_unwind && cfg->python,
 	};
 
 	rc->procs = procs__new(NULL);
 	rc->sc = symcache__new(NULL);
 	rc->pysym = pysym_new(0);
-	rc->st.agg = rc->procs && rc->sc && rc->pysym ?
+	rc->perfmaps = perfmaps__new(NULL);
+	rc->st.agg = rc->procs && rc->sc && rc->pysym && rc->perfmaps ?
 		agg__new(&(struct agg_opts){ .kernel_addresses = cfg->kernel_addresses,
-					     .pysym = rc->pysym }, rc->procs, rc->sc) : NULL;
+					     .pysym = rc->pysym, .perfmaps = rc->perfmaps },
+			 rc->procs, rc->sc) : NULL;
 	rc->st.period_ns = 1000000000LL / cfg->frequency;
 	if (!rc->st.agg) {
 		log_error("out of memory");
 		return -1;
 	}
 	rc->pl = (struct pipeline){ .procs = rc->procs, .pysym = rc->pysym,
-				    .table_cache_dir = cfg->table_cache, .consume = consume,
-				    .ctx = &rc->st };
+				    .perfmaps = rc->perfmaps, .table_cache_dir = cfg->table_cache,
+				    .consume = consume, .ctx = &rc->st };
 	pipeline_bind(&rc->pl, &so);
 	rc->s = sampler__new(&so);
 	if (!rc->s)
@@ -581,12 +606,15 @@ static void rec_comments(const struct recording *rc, struct profile *prof,
 {
 	struct procs_stats ps;
 	struct unwinder_stats us;
+	struct perfmaps_stats pms;
 	uint64_t run_ns = 0, run_cnt = 0;
 
 	procs__stats(rc->procs, &ps);
 	if (rc->st.unw)
 		unwinder__stats(rc->st.unw, &us);
 	add_drop_comments(prof, ss, as, &ps, rc->st.unw ? &us : NULL);
+	perfmaps__stats(rc->perfmaps, &pms);
+	add_perfmap_comments(prof, &pms);
 	if (rc->pl.cache) {
 		struct table_cache_stats ts;
 
@@ -700,6 +728,7 @@ static void rec_close(struct recording *rc)
 	agg__free(rc->st.agg);
 	symcache__free(rc->sc);
 	pysym_free(rc->pysym);
+	perfmaps__free(rc->perfmaps);
 	procs__free(rc->procs);
 	free(rc->st.pids);
 }

@@ -5,6 +5,7 @@
 #include <string.h>
 
 #include "log.h"
+#include "perfmap.h"
 #include "procs.h"
 #include "table_cache.h"
 #include "unwinder.h"
@@ -63,6 +64,9 @@ static void on_task(void *ctx, const struct task_record *t)
 		break;
 	case TASK_EXEC:
 		procs__on_exec(pl->procs, t->pid, t->str, t->time);
+		/* its JIT's names were the old image's: kept for what it collected */
+		if (pl->perfmaps)
+			perfmaps__forget_pid(pl->perfmaps, t->pid);
 		follow_if_wanted(pl, t->pid, true);	/* its mmaps follow */
 		break;
 	case TASK_FORK:
@@ -70,6 +74,8 @@ static void on_task(void *ctx, const struct task_record *t)
 		break;
 	case TASK_EXIT:
 		procs__on_exit(pl->procs, t->pid);
+		if (pl->perfmaps)
+			perfmaps__forget_pid(pl->perfmaps, t->pid);
 		if ((i = exec_pending_find(pl, t->pid)) >= 0)
 			pl->exec_pending[i].tries = 0;
 		break;

@@ -16,6 +16,7 @@
 
 #include "sampler.h"
 
+struct perfmaps;
 struct procs;
 struct pysym;
 struct table_cache;
@@ -31,6 +32,7 @@ typedef bool (*pipeline_wanted_fn)(void *ctx, int pid);
 struct pipeline {
 	struct procs *procs;		/* the caller's */
 	struct pysym *pysym;		/* the caller's: told which processes run CPython; may be NULL */
+	struct perfmaps *perfmaps;	/* the caller's: told of execs and exits; may be NULL */
 	const char *table_cache_dir;	/* compiled unwind tables on disk; NULL = none */
 	pipeline_consume_fn consume;	/* after the unwinder saw the sample */
 	/*

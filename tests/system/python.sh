@@ -138,4 +138,86 @@ for v in trixie:3.13:';_PyEval_EvalFrameDefault;threading\.Thread\._bootstrap_\[
 	chain_and_ratio "py$ver" "python$ver" "$chain_re"
 done
 
+# --- JIT frames named from the process's own perf map ---------------------------
+# python3.13 -X perf runs each Python function through a trampoline of its own in
+# anonymous memory and writes /tmp/perf-PID.map, PID as it sees itself: here pid 1
+# of its own pid namespace, in its chroot's /tmp. The agent must read that one, not
+# a map of the same name in our /tmp, nor one named by its pid on the host.
+if ! root=$(sh "$TOP/tests/python-root.sh" trixie python3.13 2>"$TMP/root.err"); then
+	sed 's/^/# /' "$TMP/root.err"
+	skip "no trixie root file system with python3.13 (tests/python-root.sh)"
+elif ! command -v unshare >/dev/null 2>&1 || ! command -v pgrep >/dev/null 2>&1; then
+	skip "no unshare or pgrep: python3.13 -X perf in its own pid namespace"
+else
+	mkdir -p "$root/opt/profleet-test"
+	cp "$TOP/tests/workloads/python/ratio.py" "$root/opt/profleet-test/"
+	unshare --pid --fork chroot "$root" /usr/bin/python3.13 -X perf \
+		/opt/profleet-test/ratio.py 34 1 2>"$TMP/jit.err" &
+	upid=$!
+	sleep 1
+	wpid=$(pgrep -P "$upid" | head -1)
+	nspid=$(awk '/^NSpid:/ { print $NF }' "/proc/${wpid:-0}/status" 2>/dev/null)
+	check "python3.13 -X perf runs as pid 1 of its own pid namespace (host pid ${wpid:-none})" \
+		test "${nspid:-0}" = 1
+	printf '0 7fffffffffff decoy::ours\n' >"/tmp/perf-${wpid:-0}.map"
+	printf '0 7fffffffffff decoy::host_pid\n' >"$root/tmp/perf-${wpid:-0}.map"
+	"$AGENT" record --pid "${wpid:-0}" --duration 4 --frequency 199 --top 0 --log-level info \
+		--output "$TMP/jit.txt" --output "$TMP/jit.pb.gz" >"$TMP/jit.log" 2>&1
+	rc=$?
+	kill -KILL "${wpid:-0}" 2>/dev/null	# pid 1 of its namespace: SIGTERM is ignored
+	wait "$upid" 2>/dev/null
+	rm -f "/tmp/perf-${wpid:-0}.map" "$root/tmp/perf-${wpid:-0}.map" "$root/tmp/perf-1.map"
+	check "record --pid of python3.13 -X perf exits 0" test "$rc" -eq 0
+	total=$(folded_total "$TMP/jit.txt")
+	named=$(folded_sum "$TMP/jit.txt" ';py::[^;]+:/opt/profleet-test/ratio\.py;')
+	pair=$(folded_sum "$TMP/jit.txt" \
+		';py::Worker\.hot_three:/opt/profleet-test/ratio\.py;_PyEval_EvalFrameDefault;[^; ]*Worker\.hot_three[^; ]*( |;)')
+	echo "# jit: $named of $total samples have a trampoline named from the perf map, $pair py::Worker.hot_three over Worker.hot_three"
+	grep -vE ';py::' "$TMP/jit.txt" | sort -k2 -t' ' -rn | head -3 | cut -c 1-240 | sed 's/^/# /'
+	check "python3.13 -X perf: trampolines named py::<function>:<file> from its perf map in >= 90% of samples ($named/$total)" \
+		awk -v c="$named" -v t="$total" 'BEGIN { exit !(t >= 300 && c >= 0.9 * t) }'
+	check "python3.13 -X perf: py::Worker.hot_three's trampoline runs Worker.hot_three (>= 50%: $pair/$total)" \
+		awk -v c="$pair" -v t="$total" 'BEGIN { exit !(t >= 300 && c >= 0.5 * t) }'
+	check "the map read is perf-1.map in its root: not perf-$wpid.map, ours or its" \
+		test "$(grep -c 'decoy::' "$TMP/jit.txt")" -eq 0
+	if command -v go >/dev/null 2>&1; then
+		check "the profile counts the perf map's entries (profleet.perfmap.entries)" \
+			sh -c "go tool pprof -raw '$TMP/jit.pb.gz' 2>/dev/null | grep -qE 'profleet\.perfmap\.entries=[1-9]'"
+	fi
+fi
+
+# --- a process that becomes CPython by exec: named from its exec on ---------------
+# recorded from before the exec (the shell is what --pid names); the unwinder finds
+# the interpreter in the new image, and the names of the shell's image are not used
+sh -c "sleep 1.5; exec '$PY' '$TOP/tests/workloads/python/ratio.py' 34 1" &
+spid=$!
+"$AGENT" record --pid "$spid" --duration 5 --frequency 199 --top 0 --log-level info \
+	--output "$TMP/exec.txt" >"$TMP/exec.log" 2>&1
+rc=$?
+kill "$spid" 2>/dev/null
+wait "$spid" 2>/dev/null
+check "record --pid of a shell that execs python3.11 exits 0" test "$rc" -eq 0
+total=$(folded_total "$TMP/exec.txt")
+chain=$(folded_sum "$TMP/exec.txt" ';ratio\.loop_\[py\];ratio\.Worker\.(hot_three|cold_one)_\[py\]( |;)')
+echo "# exec: $chain of $total samples name loop -> Worker.* after the exec"
+check "after its exec into python3.11, >= 95% of its samples have the Python chain ($chain/$total)" \
+	awk -v c="$chain" -v t="$total" 'BEGIN { exit !(t >= 300 && c >= 0.95 * t) }'
+
+
+# --- --python off: no Python frames, the native stack as before ---------------------
+"$PY" "$TOP/tests/workloads/python/ratio.py" 34 1 &
+wpid=$!
+sleep 1
+"$AGENT" record --pid "$wpid" --python off --duration 3 --frequency 199 --top 0 --log-level info \
+	--output "$TMP/off.txt" >"$TMP/off.log" 2>&1
+rc=$?
+kill "$wpid" 2>/dev/null
+wait "$wpid" 2>/dev/null
+total=$(folded_total "$TMP/off.txt")
+native=$(folded_sum "$TMP/off.txt" ';_PyEval_EvalFrameDefault')
+echo "# --python off: $native of $total samples in the evaluation loop, $(grep -c '_\[py\]' "$TMP/off.txt") stacks with Python frames"
+check "record --python off exits 0, walks no Python frame, keeps the native stack ($native/$total)" \
+	sh -c "[ $rc -eq 0 ] && ! grep -q '_\[py\]' '$TMP/off.txt' && ! grep -q 'CPython 3.11, evaluation loop' '$TMP/off.log' &&
+		[ ${total:-0} -ge 300 ] && [ ${native:-0} -ge \$(( ${total:-0} * 9 / 10 )) ]"
+
 finish

@@ -15,6 +15,7 @@
 #include "ksyms.h"
 #include "oncpu.h"
 #include "otlp.h"
+#include "perfmap.h"
 #include "pprof.h"
 #include "procs.h"
 #include "profile.h"
@@ -376,6 +377,183 @@ static void test_python_frames(void **state)
 	procs__free(procs);
 }
 
+/* The location of a frame at addr, or NULL. */
+static const struct prof_location *location_at(const struct profile *p, uint64_t addr)
+{
+	for (uint32_t i = 0; i < p->nlocations; i++)
+		if (p->locations[i].address == addr)
+			return &p->locations[i];
+	return NULL;
+}
+
+/*
+ * PROC/4321 (PROC = DIR/jitproc, into proc): a process (9 in its own
+ * namespace) with 64 KiB of anonymous executable memory at base; its perf
+ * map's path into path, the file not written.
+ */
+static void jit_process(char *proc, size_t proc_len, char *path, size_t path_len, uint64_t base)
+{
+	FILE *f;
+
+	snprintf(proc, proc_len, "%s/jitproc", dir);
+	sh("mkdir -p '%s/4321/root/tmp'", proc);
+	snprintf(path, path_len, "%s/4321/maps", proc);
+	f = fopen(path, "we");
+	assert_non_null(f);
+	fprintf(f, "%" PRIx64 "-%" PRIx64 " r-xp 00000000 00:00 0 \n", base, base + 0x10000);
+	assert_int_equal(fclose(f), 0);
+	snprintf(path, path_len, "%s/4321/status", proc);
+	f = fopen(path, "we");
+	assert_non_null(f);
+	fputs("Name:\tnode\nPid:\t4321\nNSpid:\t4321\t9\n", f);
+	assert_int_equal(fclose(f), 0);
+	snprintf(path, path_len, "%s/4321/root/tmp/perf-9.map", proc);
+}
+
+/*
+ * A process (pid 4321 here, 9 in its own namespace) with code in anonymous
+ * memory and a perf map in its root: its frames get the map's names, read at
+ * the first sample and at later ones (code compiled since), so they stay after
+ * it exits; an address the map does not cover, or no perf maps at all, is
+ * "[jit]+0x<offset in the mapping>".
+ */
+static void test_jit_frames(void **state)
+{
+	const uint64_t base = 0x7f1000000000ull;
+	const uint64_t stack[] = { base + 0x120, base + 0x240, base + 0x300 };
+	char proc[128], path[256];
+	struct procs *procs;
+	struct perfmaps *pm;
+	struct perfmaps_stats pst;
+	static struct sample_event e;
+	FILE *f;
+
+	(void)state;
+	jit_process(proc, sizeof(proc), path, sizeof(path), base);
+	f = fopen(path, "we");
+	assert_non_null(f);
+	fprintf(f, "%" PRIx64 " 80 py::hot:/app/x.py\n", base + 0x100);
+	fprintf(f, "%" PRIx64 " 40 LazyCompile:*main /app/y.js:3:1\n", base + 0x200);
+	assert_int_equal(fclose(f), 0);
+
+	memset(&e, 0, sizeof(e));
+	e.pid = e.tid = 4321;
+	snprintf(e.comm, sizeof(e.comm), "node");
+	e.ustack_len = 3;
+	memcpy(e.ustack, stack, sizeof(stack));
+	for (int with_maps = 1; with_maps >= 0; with_maps--) {
+		struct procs_opts po = { .proc_root = proc };
+		struct perfmaps_opts mo = { .proc_root = proc, .recheck_ns = 1 };
+		struct agg_opts ao = { 0 };
+		struct profile *p = profile__new();
+		const struct prof_location *l;
+		struct agg *a;
+
+		procs = procs__new(&po);
+		pm = with_maps ? perfmaps__new(&mo) : NULL;
+		ao.perfmaps = pm;
+		a = agg__new(&ao, procs, NULL);
+		assert_non_null(a);
+		assert_int_equal(agg__add(a, &e, 10000000), 0);
+		/* code compiled after the first sample, run by the next one */
+		f = fopen(path, "ae");
+		assert_non_null(f);
+		fprintf(f, "%" PRIx64 " 10 late::compiled\n", base + 0x400);
+		assert_int_equal(fclose(f), 0);
+		e.ustack[0] = base + 0x400;
+		assert_int_equal(agg__add(a, &e, 10000000), 0);
+		e.ustack[0] = stack[0];
+		/* the process ends and its file goes: what was read at its samples stays */
+		procs__on_exit(procs, 4321);
+		if (pm)
+			perfmaps__forget_pid(pm, 4321);
+		sh("mv '%s' '%s.gone'", path, path);
+		p->period_nanos = 10000000;
+		assert_int_equal(agg__build(a, NULL, p), 0);
+		sh("mv '%s.gone' '%s'", path, path);
+		assert_int_equal(p->nsamples, 2);
+		l = location_at(p, base + 0x120);	/* the leaf */
+		assert_non_null(l);
+		assert_string_equal(l->function, with_maps ? "py::hot:/app/x.py" : "[jit]+0x120");
+		l = location_at(p, base + 0x240);	/* a return address: its call at 0x23f */
+		assert_non_null(l);
+		assert_string_equal(l->function, with_maps ? "LazyCompile:*main /app/y.js:3:1" :
+							     "[jit]+0x240");
+		l = location_at(p, base + 0x300);	/* no line covers 0x2ff */
+		assert_non_null(l);
+		assert_string_equal(l->function, "[jit]+0x300");
+		l = location_at(p, base + 0x400);
+		assert_non_null(l);
+		assert_string_equal(l->function, with_maps ? "late::compiled" : "[jit]+0x400");
+		if (pm) {
+			perfmaps__stats(pm, &pst);
+			assert_int_equal(pst.entries, 3);
+			assert_int_equal(pst.maps_read, 2);
+		}
+		profile__free(p);
+		agg__free(a);
+		perfmaps__free(pm);
+		procs__free(procs);
+	}
+}
+
+/*
+ * A sample in JIT code looks at its process's perf map at most once per
+ * recheck_ns, the first sample of a new aggregate (after agg__reset) too:
+ * only a process never seen is looked at at once.
+ */
+static void test_jit_looks_rate_limited(void **state)
+{
+	const uint64_t base = 0x7f2000000000ull;
+	struct perfmaps_opts mo = { .recheck_ns = 3600ull * 1000000000 };
+	struct procs_opts po = { 0 };
+	static struct sample_event e;
+	char proc[128], path[256];
+	struct procs *procs;
+	struct perfmaps *pm;
+	struct agg *a;
+	FILE *f;
+
+	(void)state;
+	jit_process(proc, sizeof(proc), path, sizeof(path), base);
+	f = fopen(path, "we");
+	assert_non_null(f);
+	fprintf(f, "%" PRIx64 " 80 first\n", base + 0x100);
+	assert_int_equal(fclose(f), 0);
+	po.proc_root = mo.proc_root = proc;
+	procs = procs__new(&po);
+	pm = perfmaps__new(&mo);
+	a = agg__new(&(struct agg_opts){ .perfmaps = pm }, procs, NULL);
+	assert_non_null(a);
+	memset(&e, 0, sizeof(e));
+	e.pid = e.tid = 4321;
+	e.ustack_len = 1;
+	e.ustack[0] = base + 0x120;
+	for (int i = 0; i < 3; i++) {
+		assert_int_equal(agg__add(a, &e, 10000000), 0);
+		agg__reset(a);
+		if (i)
+			continue;
+		/* code compiled since: not looked for before an hour has passed */
+		f = fopen(path, "ae");
+		assert_non_null(f);
+		fprintf(f, "%" PRIx64 " 80 second\n", base + 0x200);
+		assert_int_equal(fclose(f), 0);
+	}
+	e.ustack[0] = base + 0x8000;
+	assert_int_equal(agg__add(a, &e, 10000000), 0);
+	{
+		struct perfmaps_stats st;
+
+		perfmaps__stats(pm, &st);
+		assert_int_equal(st.maps_read, 1);
+		assert_int_equal(st.entries, 1);
+	}
+	agg__free(a);
+	perfmaps__free(pm);
+	procs__free(procs);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -385,6 +563,8 @@ int main(void)
 		cmocka_unit_test(test_option_keeps_addresses),
 		cmocka_unit_test(test_shared_budget),
 		cmocka_unit_test(test_python_frames),
+		cmocka_unit_test(test_jit_frames),
+		cmocka_unit_test(test_jit_looks_rate_limited),
 	};
 
 	return cmocka_run_group_tests(tests, setup, teardown);

@@ -69,6 +69,7 @@ static void test_run(void **state)
 	assert_true(c.interval == 60);
 	assert_true(c.kernel_stacks && c.dwarf_unwind);
 	assert_false(c.kernel_addresses);	/* KASLR: stripped unless asked */
+	assert_true(c.python);
 	assert_string_equal(c.token_file, "/var/run/secrets/profleet/token");
 	assert_int_equal(c.cgroup_mode, 0);
 
@@ -97,6 +98,12 @@ static void test_run(void **state)
 	assert_int_equal(parse_run("run --controller ws://c:1 --node-name n --kernel-addresses maybe",
 				   NULL, &c, err, sizeof(err)), CLI_USAGE_ERROR);
 	assert_non_null(strstr(err, "--kernel-addresses"));
+	assert_int_equal(parse_run("run --controller ws://c:1 --node-name n --python off", NULL,
+				   &c, err, sizeof(err)), CLI_OK);
+	assert_false(c.python);
+	assert_int_equal(parse_run("run --controller ws://c:1 --node-name n --python sometimes",
+				   NULL, &c, err, sizeof(err)), CLI_USAGE_ERROR);
+	assert_non_null(strstr(err, "--python"));
 
 	assert_int_equal(parse_run("run --node-name n", NULL, &c, err, sizeof(err)), CLI_USAGE_ERROR);
 	assert_non_null(strstr(err, "--controller"));
@@ -147,6 +154,11 @@ static void test_defaults(void **state)
 	assert_non_null(strstr(e, "--unwind-rows"));
 	assert_int_equal(parse("record --kernel-addresses on", NULL, &cfg, e, sizeof(e)), CLI_OK);
 	assert_true(cfg.kernel_addresses);
+	assert_true(cfg.python);
+	assert_int_equal(parse("record --python off", NULL, &cfg, e, sizeof(e)), CLI_OK);
+	assert_false(cfg.python);
+	assert_int_equal(parse("record --python perhaps", NULL, &cfg, e, sizeof(e)),
+			 CLI_USAGE_ERROR);
 }
 
 static void test_options(void **state)
