@@ -577,30 +577,59 @@ static void test_stats_while_failing(void **state)
 	exporter_free(e);
 }
 
+/*
+ * Our OTLP bytes against protoc's encoding of want (text format, written by
+ * hand); on a difference, fails with ours decoded.
+ */
+static void assert_same_as_protoc(const uint8_t *buf, size_t len, const char *want)
+{
+	char dir[128], path[300], cmd[1200], top[512], *out;
+	FILE *f;
+
+	assert_non_null(realpath(srcdir(), top));
+	assert_int_equal(tmpdir_make(dir, sizeof(dir), "otlp"), 0);
+	snprintf(path, sizeof(path), "%s/ours.bin", dir);
+	f = fopen(path, "w");
+	assert_non_null(f);
+	assert_int_equal(fwrite(buf, 1, len, f), len);
+	fclose(f);
+	snprintf(path, sizeof(path), "%s/want.txt", dir);
+	f = fopen(path, "w");
+	assert_non_null(f);
+	fputs(want, f);
+	fclose(f);
+	snprintf(cmd, sizeof(cmd),
+		 "protoc --encode=profleet.otlp.ExportProfilesServiceRequest -I %s/proto "
+		 "%s/proto/otlp_profiles.proto <%s/want.txt >%s/want.bin && "
+		 "cmp %s/want.bin %s/ours.bin && echo same", top, top, dir, dir, dir, dir);
+	out = run_capture(cmd);
+	if (!out || strncmp(out, "same", 4)) {
+		free(out);
+		snprintf(cmd, sizeof(cmd),
+			 "protoc --decode=profleet.otlp.ExportProfilesServiceRequest -I %s/proto "
+			 "%s/proto/otlp_profiles.proto <%s/ours.bin | tr -s ' \\n' ' '", top, top, dir);
+		out = run_capture(cmd);
+		fail_msg("our OTLP bytes differ from protoc's; ours: %s", out ? out : "?");
+	}
+	free(out);
+	tmpdir_remove(dir);
+}
+
 /* Our encoding against protoc's encoding of the same message written by hand (with our
  * restatement of the schema: test_otlp.c holds the bytes against upstream's numbers). */
 static void test_otlp_golden(void **state)
 {
 	struct profile *p = make_profile("hot_function", 7);
 	struct export_label l[1] = { { "namespace", "shop" } };
-	char dir[128], path[300], cmd[1200], top[512], *out;
 	uint8_t *buf;
+	char *want;
 	size_t len;
-	FILE *f;
 
 	(void)state;
 	if (!have_cmd("protoc"))
 		skip();
-	assert_non_null(realpath(srcdir(), top));
 	assert_int_equal(otlp__encode(p, "checkout", l, 1, &buf, &len), 0);
-	assert_int_equal(tmpdir_make(dir, sizeof(dir), "otlp"), 0);
-	snprintf(path, sizeof(path), "%s/ours.bin", dir);
-	f = fopen(path, "w");
-	fwrite(buf, 1, len, f);
-	fclose(f);
-	snprintf(path, sizeof(path), "%s/want.txt", dir);
-	f = fopen(path, "w");
-	fprintf(f,
+	assert_true(asprintf(&want,
 		"resource_profiles {\n"
 		"  resource {\n"
 		"    attributes { key: \"service.name\" value { string_value: \"checkout\" } }\n"
@@ -636,25 +665,11 @@ static void test_otlp_golden(void **state)
 		"  attribute_table { key_strindex: 8 value { string_value: \"native\" } }\n"
 		"  stack_table {}\n"
 		"  stack_table { location_indices: [2, 1] }\n"
-		"}\n", otlp__scope_version());
-	fclose(f);
-	snprintf(cmd, sizeof(cmd),
-		 "protoc --encode=profleet.otlp.ExportProfilesServiceRequest -I %s/proto %s/proto/otlp_profiles.proto "
-		 "<%s/want.txt >%s/want.bin && cmp %s/want.bin %s/ours.bin && echo same",
-		 top, top, dir, dir, dir, dir);
-	out = run_capture(cmd);
-	if (!out || strncmp(out, "same", 4)) {
-		snprintf(cmd, sizeof(cmd),
-			 "protoc --decode=profleet.otlp.ExportProfilesServiceRequest -I %s/proto "
-			 "%s/proto/otlp_profiles.proto <%s/ours.bin", top, top, dir);
-		free(out);
-		out = run_capture(cmd);
-		fail_msg("our OTLP bytes differ from protoc's; ours decode as:\n%s", out ? out : "?");
-	}
-	free(out);
+		"}\n", otlp__scope_version()) > 0);
+	assert_same_as_protoc(buf, len, want);
+	free(want);
 	free(buf);
 	profile__free(p);
-	tmpdir_remove(dir);
 }
 
 /*
@@ -924,26 +939,15 @@ static struct profile *make_kinds_profile(void)
 static void test_frame_kinds_otlp(void **state)
 {
 	struct profile *p = make_kinds_profile();
-	char dir[128], path[300], cmd[1200], top[512], *out;
 	uint8_t *buf;
+	char *want;
 	size_t len;
-	FILE *f;
 
 	(void)state;
 	if (!have_cmd("protoc"))
 		skip();
-	assert_non_null(realpath(srcdir(), top));
 	assert_int_equal(otlp__encode(p, "svc", NULL, 0, &buf, &len), 0);
-	assert_int_equal(tmpdir_make(dir, sizeof(dir), "kinds"), 0);
-	snprintf(path, sizeof(path), "%s/ours.bin", dir);
-	f = fopen(path, "w");
-	assert_non_null(f);
-	assert_int_equal(fwrite(buf, 1, len, f), len);
-	fclose(f);
-	snprintf(path, sizeof(path), "%s/want.txt", dir);
-	f = fopen(path, "w");
-	assert_non_null(f);
-	fprintf(f,
+	assert_true(asprintf(&want,
 		"resource_profiles {\n"
 		"  resource { attributes { key: \"service.name\" value { string_value: \"svc\" } } }\n"
 		"  scope_profiles {\n"
@@ -979,24 +983,10 @@ static void test_frame_kinds_otlp(void **state)
 		"  attribute_table { key_strindex: 11 value { string_value: \"native\" } }\n"
 		"  stack_table {}\n"
 		"  stack_table { location_indices: [1, 2, 3] }\n"
-		"}\n", otlp__scope_version());
-	fclose(f);
-	snprintf(cmd, sizeof(cmd),
-		 "protoc --encode=profleet.otlp.ExportProfilesServiceRequest -I %s/proto "
-		 "%s/proto/otlp_profiles.proto <%s/want.txt >%s/want.bin && "
-		 "cmp %s/want.bin %s/ours.bin && echo same", top, top, dir, dir, dir, dir);
-	out = run_capture(cmd);
-	if (!out || strncmp(out, "same", 4)) {
-		free(out);
-		snprintf(cmd, sizeof(cmd),
-			 "protoc --decode=profleet.otlp.ExportProfilesServiceRequest -I %s/proto "
-			 "%s/proto/otlp_profiles.proto <%s/ours.bin | tr -s ' \\n' ' '", top, top, dir);
-		out = run_capture(cmd);
-		fail_msg("our OTLP bytes differ from protoc's; ours: %s", out ? out : "?");
-	}
-	free(out);
+		"}\n", otlp__scope_version()) > 0);
+	assert_same_as_protoc(buf, len, want);
+	free(want);
 	free(buf);
-	tmpdir_remove(dir);
 	profile__free(p);
 }
 

@@ -133,6 +133,20 @@ static char *protoc_decode(const uint8_t *buf, size_t len)
 	return run_capture(cmd);
 }
 
+/* p encoded (not gzipped) and decoded by protoc */
+static char *encode_decode(const struct profile *p)
+{
+	uint8_t *buf;
+	size_t len;
+	char *out;
+
+	assert_int_equal(pprof__encode(p, false, &buf, &len), 0);
+	out = protoc_decode(buf, len);
+	free(buf);
+	assert_non_null(out);
+	return out;
+}
+
 static void test_protoc_decodes(void **state)
 {
 	static const char *const strings[] = {
@@ -203,8 +217,6 @@ static void test_own_kernel_mapping(void **state)
 	struct prof_mapping k = { .start = 0xffffffff81000000ull, .limit = 0xffffffff82000000ull,
 				  .file = "[kernel.kallsyms]" };
 	uint32_t s[1] = { 0 };
-	uint8_t *buf;
-	size_t len;
 	char *out;
 
 	(void)state;
@@ -216,10 +228,7 @@ static void test_own_kernel_mapping(void **state)
 	/* the kernel flag decides, whatever the mapping field says */
 	add_loc(p, PROFILE_NO_MAPPING, true, 0xffffffff81000010ull, "schedule", NULL, 0, 0);
 	assert_int_equal(profile__add_sample(p, s, 1, 1, NULL, 0), 0);
-	assert_int_equal(pprof__encode(p, false, &buf, &len), 0);
-	out = protoc_decode(buf, len);
-	free(buf);
-	assert_non_null(out);
+	out = encode_decode(p);
 	assert_int_equal(count_of(out, "\nmapping {"), 1);
 	assert_non_null(strstr(out, "location {\n  id: 1\n  mapping_id: 1\n"));
 	free(out);
@@ -236,8 +245,6 @@ static void test_python_functions(void **state)
 	struct prof_location l = { .mapping = PROFILE_NO_MAPPING, .frame = PROF_FRAME_PYTHON,
 				   .function = "Worker.hot", .file = "/app/w.py", .line = 3 };
 	uint32_t s[2] = { 0, 1 };
-	uint8_t *buf;
-	size_t len;
 	char *out;
 
 	(void)state;
@@ -250,10 +257,7 @@ static void test_python_functions(void **state)
 	l.system_name = "other.Worker.hot";
 	assert_int_equal(profile__add_location(p, &l), 1);
 	assert_int_equal(profile__add_sample(p, s, 2, 1, NULL, 0), 0);
-	assert_int_equal(pprof__encode(p, false, &buf, &len), 0);
-	out = protoc_decode(buf, len);
-	free(buf);
-	assert_non_null(out);
+	out = encode_decode(p);
 	assert_int_equal(count_of(out, "\nfunction {"), 2);
 	assert_int_equal(count_of(out, "\nmapping {"), 1);
 	assert_non_null(strstr(out, "\"[cpython]\""));
