@@ -169,13 +169,17 @@ static struct elfobj *mapping_obj(struct agg *a, const struct mapping *m)
 #define TOUCHED_JIT 2	/* in touched: anonymous memory, named from its process's perf map */
 
 /*
- * Opens a mapping's file the first time a sample lands in it, while its
- * process lives. JIT code (anonymous memory) has no file: its process's perf
- * map is looked at instead, at every sample there, at most once a second per
- * process (perfmaps__refresh; a process not seen yet at once), so that code
- * compiled since is named even if the process ends before the profile is built.
+ * Opens a mapping's file the first time a sample (of process pid) lands in
+ * it, while its process lives. JIT code (anonymous memory) has no file: the
+ * sample's process's perf map is looked at instead, at every sample there, at
+ * most once a second per process (perfmaps__refresh; a process not seen yet
+ * at once), so that code compiled since is named even if the process ends
+ * before the profile is built. One mapping id can stand for several
+ * processes' anonymous memory at one address (forked children): the map of
+ * the process that mapped it last is looked at too, for code inherited
+ * across a fork that the child's own map does not name (jit_name).
  */
-static void touch_mapping(struct agg *a, uint32_t id)
+static void touch_mapping(struct agg *a, uint32_t id, int pid)
 {
 	const struct mapping *m;
 	char path[4200];
@@ -198,7 +202,9 @@ static void touch_mapping(struct agg *a, uint32_t id)
 	m = procs__mapping(a->procs, id);
 	if (m && a->perfmaps && perfmap_anon(m->path)) {
 		a->touched[id] = TOUCHED_JIT;
-		perfmaps__refresh(a->perfmaps, m->pid);
+		perfmaps__refresh(a->perfmaps, pid);
+		if (m->pid != pid)
+			perfmaps__refresh(a->perfmaps, m->pid);
 		return;
 	}
 	a->touched[id] = 1;
@@ -252,7 +258,7 @@ static void sample_key(struct agg *a, const struct sample_event *e, struct skey 
 				log_debug("pid %u: no mapping for user frame %u at 0x%" PRIx64, e->pid, i,
 					  (uint64_t)e->ustack[i]);
 		} else {
-			touch_mapping(a, k->ids[i]);
+			touch_mapping(a, k->ids[i], (int)e->pid);
 		}
 	}
 	h = mix(mix(h, e->pid), e->tid);
@@ -375,7 +381,7 @@ struct loc_key {
 	uint64_t addr;
 	uint32_t id;		/* mapping id, PROCS_NO_MAPPING, KERNEL_ID, KSYM_ID or PYTHON_ID */
 	uint32_t leaf;		/* PYTHON_ID: the instruction */
-	uint32_t pid;		/* PYTHON_ID: whose code object addr is; else 0 */
+	uint32_t pid;		/* PYTHON_ID: whose code object addr is; JIT code: whose; else 0 */
 };
 
 /* a kernel frame at its address (agg_opts.kernel_addresses) */
@@ -501,9 +507,9 @@ static void kernel_location(struct build *b, const struct loc_key *k, struct pro
 
 /*
  * A frame in anonymous memory, JIT-compiled code: named by its process's perf
- * map, else "[jit]+0x<offset in the mapping>". The process is the mapping's
- * (m->pid, the newest to map it): children forked with the mapping at the
- * same address are named from that one's map.
+ * map (k->pid, the sample's: the location is its process's alone), else by
+ * the map of the process that mapped it last (m->pid: code a child inherited
+ * across a fork, at the same address), else "[jit]+0x<offset in the mapping>".
  */
 static const char *jit_name(struct agg *a, const struct mapping *m, const struct loc_key *k,
 			    char *buf, size_t len)
@@ -511,7 +517,9 @@ static const char *jit_name(struct agg *a, const struct mapping *m, const struct
 	uint64_t look = k->leaf ? k->addr : k->addr - 1;	/* return address -> call site */
 	const char *fn;
 
-	if (a->perfmaps && !perfmaps__lookup(a->perfmaps, m->pid, look, &fn))
+	if (a->perfmaps && (!perfmaps__lookup(a->perfmaps, (int)k->pid, look, &fn) ||
+			    ((int)k->pid != m->pid &&
+			     !perfmaps__lookup(a->perfmaps, m->pid, look, &fn))))
 		return fn;	/* borrowed: the location copies it */
 	snprintf(buf, len, "[jit]+0x%" PRIx64, k->addr - m->start);
 	a->stats.frames_unsymbolized++;
@@ -604,10 +612,18 @@ static int location_of(struct build *b, struct loc_key k)
 	return idx;
 }
 
-static int location(struct build *b, uint64_t addr, uint32_t id, bool leaf)
+/*
+ * The key of a native user frame of process pid: its address in its mapping;
+ * in JIT code named from perf maps, the process's too (one mapping id can
+ * stand for several processes' anonymous memory, each with its own code).
+ */
+static struct loc_key user_key(const struct build *b, uint64_t addr, uint32_t id, bool leaf,
+			       uint32_t pid)
 {
-	return location_of(b, id == KERNEL_ID ? kernel_key(b, addr, leaf) :
-			      (struct loc_key){ .addr = addr, .id = id, .leaf = leaf });
+	const struct mapping *m = b->a->perfmaps ? procs__mapping(b->a->procs, id) : NULL;
+
+	return (struct loc_key){ .addr = addr, .id = id, .leaf = leaf,
+				 .pid = m && perfmap_anon(m->path) ? pid : 0 };
 }
 
 static int add_stack(struct build *b, struct stack *s)
@@ -623,7 +639,7 @@ static int add_stack(struct build *b, struct stack *s)
 	int idx;
 
 	for (uint32_t i = 0; i < s->nk; i++) {
-		idx = location(b, s->frames[i], KERNEL_ID, i == 0);
+		idx = location_of(b, kernel_key(b, s->frames[i], i == 0));
 		if (idx < 0)
 			return idx;
 		locs[n++] = (uint32_t)idx;
@@ -635,7 +651,8 @@ static int add_stack(struct build *b, struct stack *s)
 							       .leaf = stack_aux(s)[i],
 							       .pid = s->pid });
 		else	/* the first native frame is the interrupted pc, even under Python frames */
-			idx = location(b, s->frames[s->nk + i], ids[i], native++ == 0);
+			idx = location_of(b, user_key(b, s->frames[s->nk + i], ids[i],
+						      native++ == 0, s->pid));
 		if (idx < 0)
 			return idx;
 		locs[n++] = (uint32_t)idx;

@@ -903,6 +903,7 @@ static void metrics_perfmaps(struct run *r, struct metrics *m)
 			{ "file_replaced", s.files_replaced },
 			{ "process_forgotten", s.processes_forgotten },
 			{ "process_full", s.processes_full },
+			{ "image_dropped", s.images_dropped },
 			{ "rebuild", s.rebuilds },
 			{ "rebuild_line", s.rebuild_lines },
 			{ "rebuild_failed", s.rebuilds_failed },

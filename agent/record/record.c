@@ -399,6 +399,7 @@ static void add_perfmap_comments(struct profile *p, const struct perfmaps_stats 
 		{ "perfmap.files_replaced", s->files_replaced },
 		{ "perfmap.processes_forgotten", s->processes_forgotten },
 		{ "perfmap.processes_full", s->processes_full },
+		{ "perfmap.images_dropped", s->images_dropped },
 		{ "perfmap.rebuilds", s->rebuilds },
 		{ "perfmap.rebuild_lines", s->rebuild_lines },
 		{ "perfmap.rebuilds_failed", s->rebuilds_failed },

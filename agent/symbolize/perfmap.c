@@ -15,13 +15,15 @@
  * winning: O(n + k log k). Then the names the new ranges use are copied
  * into a new, compact names array, in id order. Every array the rebuild needs
  * is allocated before anything is done: when one cannot be, the map is left
- * as it was, untouched, and the rebuild is tried at the next lookup.
+ * as it was, untouched, and the rebuild is tried again after the next look at
+ * its file or the next gc (not at every lookup of one profile's build).
  *
  * Each line merged adds at most two ranges (one, and the two halves of an
- * older range it lies inside): a rebuild's index holds at most n + 2k.
+ * older range it lies inside): a rebuild's index holds at most n + 2k, for the
+ * n + k entries the caps were charged (docs/agent-internals.md: the bound).
  *
- * Memory is counted as allocated (every array's capacity): what a process's
- * map holds, and every process's together, against the caps; a look's
+ * Memory is counted as allocated (every array's capacity): what a pid's
+ * images hold together, and every pid's together, against the caps; a look's
  * buffer and a rebuild's transient arrays are not (docs/agent-internals.md
  * gives the peak).
  */
@@ -49,6 +51,8 @@
 #define CHUNK (64u << 10)	/* read at once: a line this long or longer is malformed */
 #define NAME_KEEP 1024		/* bytes of a name kept: a longer one is cut */
 #define STATUS_MAX 8192		/* bytes of /proc/PID/status read for its NSpid */
+#define MAX_OLDER 2		/* a pid's images kept besides its newest: an older one is dropped */
+#define LOG_EVERY_NS (60 * 1000000000ull)	/* a failed merge: one message a minute at most */
 
 struct range {
 	uint64_t start, end;	/* [start, end) */
@@ -71,6 +75,7 @@ struct pmap {
 	uint64_t off;		/* bytes of it consumed (a last line without its newline is not) */
 	uint64_t checked_ns;	/* the last look */
 	bool skipping;		/* inside a line too long: skipped to its newline */
+	bool merge_failed;	/* out of memory: not merged again before the next look or gc */
 	struct range *r;	/* the index: nr sorted, disjoint */
 	uint32_t *noff;		/* nnoff names: where each starts in names */
 	char *names;		/* the index's, NUL-terminated, in id order */
@@ -89,6 +94,8 @@ struct perfmaps {
 	int last_pid;		/* perfmaps__refresh's last, at last_ns */
 	uint64_t last_ns;
 	uint32_t fail_in;	/* perfmaps__fail_alloc: counted down to 1, then every one fails */
+	uint64_t log_ns;	/* the last failed merge logged, and those left out since */
+	uint32_t log_more;
 	struct perfmaps_stats stats;
 };
 
@@ -149,10 +156,32 @@ static bool pmap_holds(const struct pmap *m)
 	return m->nr || m->naside;
 }
 
-/* Bytes map m may still allocate: its share, and what every map together may. */
+/*
+ * What the pid whose newest image is m holds, every image of it together: one
+ * share for all (an exec does not bring a new one).
+ */
+static uint64_t chain_bytes(const struct pmap *m)
+{
+	uint64_t n = 0;
+
+	for (; m; m = m->older)
+		n += pmap_bytes(m);
+	return n;
+}
+
+static uint64_t chain_entries(const struct pmap *m)
+{
+	uint64_t n = 0;
+
+	for (; m; m = m->older)
+		n += pmap_entries(m);
+	return n;
+}
+
+/* Bytes the pid of newest image m may still allocate: its share, and what every map together may. */
 static uint64_t bytes_room(const struct perfmaps *pm, const struct pmap *m)
 {
-	uint64_t mine = pmap_bytes(m), share = pm->max_bytes / SHARE;
+	uint64_t mine = chain_bytes(m), share = pm->max_bytes / SHARE;
 	uint64_t own = share > mine ? share - mine : 0;
 	uint64_t held = pm->stats.bytes_held;
 	uint64_t all = pm->max_bytes > held ? pm->max_bytes - held : 0;
@@ -161,18 +190,20 @@ static uint64_t bytes_room(const struct perfmaps *pm, const struct pmap *m)
 }
 
 /*
- * Makes *p (*cap elements of sz bytes) hold need: doubled (from first), or
- * less when the caps leave less room. 0, -ENOSPC (no room) or -ENOMEM.
+ * Makes *p (*cap elements of sz bytes) of m, the pid's newest image, hold
+ * need: doubled (from first), or less when the caps leave less room. 0,
+ * -ENOSPC (no room) or -ENOMEM.
  */
 static int grow(struct perfmaps *pm, struct pmap *m, void **p, size_t *cap, size_t need,
 		size_t sz, size_t first)
 {
-	uint64_t room = bytes_room(pm, m) / sz;
 	size_t ncap = *cap ? *cap * 2 : first;
+	uint64_t room;
 	void *np;
 
 	if (need <= *cap)
 		return 0;
+	room = bytes_room(pm, m) / sz;
 	if (need - *cap > room)
 		return -ENOSPC;
 	if (ncap < need)
@@ -275,6 +306,26 @@ static struct pmap *pmap_add(struct perfmaps *pm, int pid)
 	return m;
 }
 
+/*
+ * Frees the images of the pid (m its newest) past MAX_OLDER older ones: a
+ * process that execs again and again keeps its newest names, not its first.
+ */
+static void pmap_trim(struct perfmaps *pm, struct pmap *m)
+{
+	struct pmap **link = &m->older;
+
+	for (int n = 0; *link && n < MAX_OLDER; n++)
+		link = &(*link)->older;
+	while (*link) {
+		struct pmap *o = *link;
+
+		*link = o->older;
+		pm->stats.images_dropped++;
+		log_debug("perf map of pid %d: an older image dropped (%d kept)", m->pid, MAX_OLDER);
+		pmap_free(pm, o);
+	}
+}
+
 /* The pid's live image, a new one if it has none (never seen, or forgotten since), or NULL. */
 static struct pmap *pmap_live(struct perfmaps *pm, int pid)
 {
@@ -289,6 +340,7 @@ static struct pmap *pmap_live(struct perfmaps *pm, int pid)
 		return NULL;
 	*old = *m;
 	*m = (struct pmap){ .pid = pid, .state = PM_LIVE, .older = old };
+	pmap_trim(pm, m);
 	return m;
 }
 
@@ -490,12 +542,15 @@ struct reader {
 	uint32_t added;		/* lines put aside */
 };
 
-/* Room in m for one more line aside, its name len bytes: 0, or -ENOSPC (the caps, or no memory). */
+/*
+ * Room in m (the pid's newest image) for one more line aside, its name len
+ * bytes: 0, or -ENOSPC (the caps, every image of the pid charged, or no memory).
+ */
 static int pmap_room(struct perfmaps *pm, struct pmap *m, size_t len)
 {
 	uint32_t share = pm->max_entries / SHARE ? pm->max_entries / SHARE : 1;
 
-	if (pm->stats.entries_held >= pm->max_entries || pmap_entries(m) >= share)
+	if (pm->stats.entries_held >= pm->max_entries || chain_entries(m) >= share)
 		return -ENOSPC;
 	if (grow(pm, m, (void **)&m->aside, &m->aside_cap, m->naside + 1, sizeof(*m->aside), 64) ||
 	    grow(pm, m, (void **)&m->aoff, &m->aoff_cap, m->naside + 1, sizeof(*m->aoff), 64) ||
@@ -603,13 +658,23 @@ static bool same_file(const struct pmap *m, const struct stat *st)
  * The live image m's file is another (a new process with the pid, whose
  * exit was not seen) or shrank: read from the start into a new image, the
  * old one's names kept as a forgotten image's. The image, or NULL.
+ *
+ * Or m is a new image not read yet (after an exec), its file the one its
+ * previous image read, no shorter: the runtime appends to it (CPython opens
+ * it O_APPEND), and the lines up to where the old image stopped are the old
+ * code's, kept there: read on from that point.
  */
 static struct pmap *pmap_restart(struct perfmaps *pm, struct pmap *m, const struct stat *st)
 {
-	uint64_t checked = m->checked_ns;
+	uint64_t checked = m->checked_ns, from = 0;
+	bool skipping = false;
 
-	if (m->off || pmap_holds(m))
+	if (m->off || pmap_holds(m)) {
 		pm->stats.files_replaced++;
+	} else if (m->older && same_file(m->older, st)) {
+		from = m->older->off;
+		skipping = m->older->skipping;
+	}
 	if (pmap_holds(m)) {
 		pmap_retire(pm, m);
 		m = pmap_live(pm, m->pid);	/* the same struct: the newest */
@@ -617,8 +682,8 @@ static struct pmap *pmap_restart(struct perfmaps *pm, struct pmap *m, const stru
 			return NULL;
 	}
 	m->checked_ns = checked;
-	m->off = 0;
-	m->skipping = false;
+	m->off = from;
+	m->skipping = skipping;
 	m->dev = (uint64_t)st->st_dev;
 	m->ino = (uint64_t)st->st_ino;
 	return m;
@@ -631,6 +696,7 @@ static int pmap_look(struct perfmaps *pm, struct pmap *m)
 	int fd, n = 0;
 
 	m->checked_ns = clock_mono_ns();
+	m->merge_failed = false;	/* a failed merge is tried again once after each look */
 	fd = map_open(pm, m->pid, &st);
 	if (fd == -EINVAL) {
 		pm->stats.files_refused++;
@@ -870,6 +936,26 @@ static void pmap_install(struct perfmaps *pm, struct pmap *m, struct build *b)
 	pm->stats.rebuild_lines += merged;
 }
 
+/* Out of memory for a merge: a warning, one a minute at most (the others counted in it). */
+static void log_merge_failed(struct perfmaps *pm, const struct pmap *m)
+{
+	uint64_t now = clock_mono_ns();
+
+	if (pm->log_ns && now - pm->log_ns < LOG_EVERY_NS) {
+		pm->log_more++;
+		return;
+	}
+	if (pm->log_more)
+		log_warn("perf map of pid %d: out of memory merging %zu lines, its new names "
+			 "wait (and %u more failed merges since the last message)", m->pid,
+			 m->naside, pm->log_more);
+	else
+		log_warn("perf map of pid %d: out of memory merging %zu lines, its new names wait",
+			 m->pid, m->naside);
+	pm->log_ns = now;
+	pm->log_more = 0;
+}
+
 /*
  * Merges the lines aside into the index. Nothing of m is written before
  * every array is there (but the order of the lines aside, each keeping its
@@ -892,8 +978,9 @@ static int pmap_rebuild(struct perfmaps *pm, struct pmap *m)
 	return 0;
 fail:
 	build_free(&b);
+	m->merge_failed = true;
 	pm->stats.rebuilds_failed++;
-	log_debug("perf map of pid %d: out of memory merging %zu lines", m->pid, m->naside);
+	log_merge_failed(pm, m);
 	return -ENOMEM;
 }
 
@@ -946,8 +1033,8 @@ int perfmaps__lookup(struct perfmaps *pm, int pid, uint64_t addr, const char **r
 	for (struct pmap *m = pmap_newest(pm, pid); m; m = m->older) {
 		const struct range *r;
 
-		/* failed: the index as it was, tried again at the next lookup */
-		if (m->naside)
+		/* failed: the index as it was, tried again after the next look or gc */
+		if (m->naside && !m->merge_failed)
 			pmap_rebuild(pm, m);
 		r = range_find(m, addr);
 		if (r) {
@@ -973,6 +1060,7 @@ static bool pmap_age(struct perfmaps *pm, struct pmap *m)
 {
 	char path[160];
 
+	m->merge_failed = false;	/* a failed merge is tried again once after each gc */
 	switch (m->state) {
 	case PM_LIVE:	/* gone though nobody said so (its exit record was lost)? */
 		snprintf(path, sizeof(path), "%s/%d", pm->proc_root, m->pid);

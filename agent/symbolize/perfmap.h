@@ -25,11 +25,15 @@
  *
  * Bounded: max_entries ranges (and lines aside) and max_bytes of memory
  * (arrays and names, as allocated) for every process together, and a quarter
- * of each for one process's map; a line past that is dropped and counted. A
- * merge frees the names no range uses any more. A process's names stay after
- * it ends or execs, for its profile: perfmaps__gc frees them. The map of a new
- * image of the pid (after an exec, or a file replaced) is kept apart from the
- * old image's names until then: a lookup tries the newest first.
+ * of each for one pid, all its images together; a line past that is dropped
+ * and counted. A merge frees the names no range uses any more. A process's
+ * names stay after it ends or execs, for its profile: perfmaps__gc frees them.
+ * The map of a new image of the pid (after an exec, or a file replaced) is
+ * kept apart from the old image's names until then, two older images at most
+ * (the oldest is dropped, counted). A new image whose file is the one the old
+ * image read (CPython appends to it) is read on from where the old stopped.
+ * A lookup does not know which image a frame is from: it tries the newest
+ * first.
  *
  * One thread (the drain's). A name handed out is borrowed until the next call
  * (but perfmaps__stats).
@@ -59,9 +63,12 @@ struct perfmaps_stats {
 	uint64_t files_replaced;	/* shrank or another file: read again from the start */
 	uint64_t processes_forgotten;	/* exits, execs, found gone: of processes with names kept */
 	uint64_t processes_full;	/* looks refused: max_procs processes followed already */
+	uint64_t images_dropped;	/* a pid's older images past 2, freed at its next new
+					 * image (exec, file replaced): names lost */
 	uint64_t rebuilds;		/* indexes merged with the lines read since (at a lookup) */
 	uint64_t rebuild_lines;		/* lines they merged */
-	uint64_t rebuilds_failed;	/* out of memory: the index as it was, lines aside */
+	uint64_t rebuilds_failed;	/* out of memory: the index as it was, lines aside, tried
+					 * again after the next look at the file or gc */
 	uint64_t entries_held;		/* now: ranges indexed and lines aside */
 	uint64_t bytes_held;		/* now: allocated for them and names, slack too */
 };
@@ -70,8 +77,9 @@ struct perfmaps *perfmaps__new(const struct perfmaps_opts *opts);
 void perfmaps__free(struct perfmaps *pm);
 /*
  * Reads process pid's map now: all of it the first time (or after its pid was
- * forgotten: a new process, or its new image), what was appended since
- * otherwise. The number of lines taken, or -errno: -ENOENT (no map, no
+ * forgotten: a new process, or its new image, but from where the old image
+ * stopped when the file is the one it read, no shorter), what was appended
+ * since otherwise. The number of lines taken, or -errno: -ENOENT (no map, no
  * process: what was read stays), -EINVAL (not a regular file), -ENOSPC
  * (max_procs).
  */
@@ -87,7 +95,8 @@ int perfmaps__refresh(struct perfmaps *pm, int pid);
 /*
  * The name of the code at addr in process pid, into *ret_name (borrowed):
  * its newest image's map first, then those forgotten since the last gc but
- * one. Reads no file. 0 or -ENOENT.
+ * one (which image a frame is from is not known: where two name addr, the
+ * newer's name is given). Reads no file. 0 or -ENOENT.
  */
 int perfmaps__lookup(struct perfmaps *pm, int pid, uint64_t addr, const char **ret_name);
 /*

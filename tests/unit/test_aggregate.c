@@ -386,28 +386,114 @@ static const struct prof_location *location_at(const struct profile *p, uint64_t
 	return NULL;
 }
 
+/* A macro: a failure names the test's line. The function at addr, named want. */
+#define assert_function_at(p, addr, want)                      \
+	do {                                                   \
+		const struct prof_location *l_ = location_at(p, addr); \
+		assert_non_null(l_);                           \
+		assert_string_equal(l_->function, want);       \
+	} while (0)
+
 /*
- * PROC/4321 (PROC = DIR/jitproc, into proc): a process (9 in its own
+ * PROC/pid (PROC = DIR/jitproc, into proc): a process (nspid in its own
  * namespace) with 64 KiB of anonymous executable memory at base; its perf
  * map's path into path, the file not written.
  */
-static void jit_process(char *proc, size_t proc_len, char *path, size_t path_len, uint64_t base)
+static void jit_process_pid(int pid, int nspid, char *proc, size_t proc_len, char *path,
+			    size_t path_len, uint64_t base)
 {
 	FILE *f;
 
 	snprintf(proc, proc_len, "%s/jitproc", dir);
-	sh("mkdir -p '%s/4321/root/tmp'", proc);
-	snprintf(path, path_len, "%s/4321/maps", proc);
+	sh("mkdir -p '%s/%d/root/tmp'", proc, pid);
+	snprintf(path, path_len, "%s/%d/maps", proc, pid);
 	f = fopen(path, "we");
 	assert_non_null(f);
 	fprintf(f, "%" PRIx64 "-%" PRIx64 " r-xp 00000000 00:00 0 \n", base, base + 0x10000);
 	assert_int_equal(fclose(f), 0);
-	snprintf(path, path_len, "%s/4321/status", proc);
+	snprintf(path, path_len, "%s/%d/status", proc, pid);
 	f = fopen(path, "we");
 	assert_non_null(f);
-	fputs("Name:\tnode\nPid:\t4321\nNSpid:\t4321\t9\n", f);
+	fprintf(f, "Name:\tnode\nPid:\t%d\nNSpid:\t%d\t%d\n", pid, pid, nspid);
 	assert_int_equal(fclose(f), 0);
-	snprintf(path, path_len, "%s/4321/root/tmp/perf-9.map", proc);
+	snprintf(path, path_len, "%s/%d/root/tmp/perf-%d.map", proc, pid, nspid);
+}
+
+/* PROC/4321, 9 in its own namespace (jit_process_pid). */
+static void jit_process(char *proc, size_t proc_len, char *path, size_t path_len, uint64_t base)
+{
+	jit_process_pid(4321, 9, proc, proc_len, path, path_len, base);
+}
+
+/* Writes (mode "w") or appends ("a") a perf map line: START SIZE name. */
+static void map_line(const char *path, const char *mode, uint64_t start, uint64_t size,
+		     const char *name)
+{
+	FILE *f = fopen(path, mode);
+
+	assert_non_null(f);
+	fprintf(f, "%" PRIx64 " %" PRIx64 " %s\n", start, size, name);
+	assert_int_equal(fclose(f), 0);
+}
+
+/* A sample of pid (its only thread) whose user stack is n frames of stack. */
+static void add_user(struct agg *a, int pid, const uint64_t *stack, int n)
+{
+	static struct sample_event e;
+
+	memset(&e, 0, sizeof(e));
+	e.pid = e.tid = (uint32_t)pid;
+	snprintf(e.comm, sizeof(e.comm), "node");
+	e.ustack_len = (int16_t)n;
+	memcpy(e.ustack, stack, (size_t)n * sizeof(*stack));
+	assert_int_equal(agg__add(a, &e, 10000000), 0);
+}
+
+/*
+ * test_jit_frames with perf maps or without: two samples of process 4321 (the
+ * second in code compiled after the first); it exits and its file goes before
+ * the profile is built.
+ */
+static void jit_frames_run(const char *proc, const char *path, uint64_t base, bool with_maps)
+{
+	const uint64_t stack[] = { base + 0x120, base + 0x240, base + 0x300 };
+	const uint64_t late[] = { base + 0x400, base + 0x240, base + 0x300 };
+	struct perfmaps_opts mo = { .proc_root = proc, .recheck_ns = 1 };
+	struct procs *procs = procs__new(&(struct procs_opts){ .proc_root = proc });
+	struct perfmaps *pm = with_maps ? perfmaps__new(&mo) : NULL;
+	struct agg *a = agg__new(&(struct agg_opts){ .perfmaps = pm }, procs, NULL);
+	struct profile *p = profile__new();
+	struct perfmaps_stats pst;
+
+	assert_non_null(a);
+	add_user(a, 4321, stack, 3);
+	/* code compiled after the first sample, run by the next one */
+	map_line(path, "ae", base + 0x400, 0x10, "late::compiled");
+	add_user(a, 4321, late, 3);
+	/* the process ends and its file goes: what was read at its samples stays */
+	procs__on_exit(procs, 4321);
+	if (pm)
+		perfmaps__forget_pid(pm, 4321);
+	sh("mv '%s' '%s.gone'", path, path);
+	p->period_nanos = 10000000;
+	assert_int_equal(agg__build(a, NULL, p), 0);
+	sh("mv '%s.gone' '%s'", path, path);
+	assert_int_equal(p->nsamples, 2);
+	/* the leaf; a return address (its call at 0x23f); 0x2ff, which no line covers */
+	assert_function_at(p, base + 0x120, with_maps ? "py::hot:/app/x.py" : "[jit]+0x120");
+	assert_function_at(p, base + 0x240,
+			   with_maps ? "LazyCompile:*main /app/y.js:3:1" : "[jit]+0x240");
+	assert_function_at(p, base + 0x300, "[jit]+0x300");
+	assert_function_at(p, base + 0x400, with_maps ? "late::compiled" : "[jit]+0x400");
+	if (pm) {
+		perfmaps__stats(pm, &pst);
+		assert_int_equal(pst.entries, 3);
+		assert_int_equal(pst.maps_read, 2);
+	}
+	profile__free(p);
+	agg__free(a);
+	perfmaps__free(pm);
+	procs__free(procs);
 }
 
 /*
@@ -420,81 +506,75 @@ static void jit_process(char *proc, size_t proc_len, char *path, size_t path_len
 static void test_jit_frames(void **state)
 {
 	const uint64_t base = 0x7f1000000000ull;
-	const uint64_t stack[] = { base + 0x120, base + 0x240, base + 0x300 };
 	char proc[128], path[256];
-	struct procs *procs;
-	struct perfmaps *pm;
-	struct perfmaps_stats pst;
-	static struct sample_event e;
-	FILE *f;
 
 	(void)state;
 	jit_process(proc, sizeof(proc), path, sizeof(path), base);
-	f = fopen(path, "we");
-	assert_non_null(f);
-	fprintf(f, "%" PRIx64 " 80 py::hot:/app/x.py\n", base + 0x100);
-	fprintf(f, "%" PRIx64 " 40 LazyCompile:*main /app/y.js:3:1\n", base + 0x200);
-	assert_int_equal(fclose(f), 0);
+	map_line(path, "we", base + 0x100, 0x80, "py::hot:/app/x.py");
+	map_line(path, "ae", base + 0x200, 0x40, "LazyCompile:*main /app/y.js:3:1");
+	jit_frames_run(proc, path, base, true);
+	map_line(path, "we", base + 0x100, 0x80, "py::hot:/app/x.py");
+	map_line(path, "ae", base + 0x200, 0x40, "LazyCompile:*main /app/y.js:3:1");
+	jit_frames_run(proc, path, base, false);
+}
 
-	memset(&e, 0, sizeof(e));
-	e.pid = e.tid = 4321;
-	snprintf(e.comm, sizeof(e.comm), "node");
-	e.ustack_len = 3;
-	memcpy(e.ustack, stack, sizeof(stack));
-	for (int with_maps = 1; with_maps >= 0; with_maps--) {
-		struct procs_opts po = { .proc_root = proc };
-		struct perfmaps_opts mo = { .proc_root = proc, .recheck_ns = 1 };
-		struct agg_opts ao = { 0 };
-		struct profile *p = profile__new();
-		const struct prof_location *l;
-		struct agg *a;
+/* The leaf's function of the sample of pid whose leaf is at addr, or NULL. */
+static const char *leaf_of(const struct profile *p, int pid, uint64_t addr)
+{
+	for (uint32_t i = 0; i < p->nsamples; i++) {
+		const struct prof_sample *s = &p->samples[i];
+		const struct prof_location *l = &p->locations[s->locs[0]];
 
-		procs = procs__new(&po);
-		pm = with_maps ? perfmaps__new(&mo) : NULL;
-		ao.perfmaps = pm;
-		a = agg__new(&ao, procs, NULL);
-		assert_non_null(a);
-		assert_int_equal(agg__add(a, &e, 10000000), 0);
-		/* code compiled after the first sample, run by the next one */
-		f = fopen(path, "ae");
-		assert_non_null(f);
-		fprintf(f, "%" PRIx64 " 10 late::compiled\n", base + 0x400);
-		assert_int_equal(fclose(f), 0);
-		e.ustack[0] = base + 0x400;
-		assert_int_equal(agg__add(a, &e, 10000000), 0);
-		e.ustack[0] = stack[0];
-		/* the process ends and its file goes: what was read at its samples stays */
-		procs__on_exit(procs, 4321);
-		if (pm)
-			perfmaps__forget_pid(pm, 4321);
-		sh("mv '%s' '%s.gone'", path, path);
-		p->period_nanos = 10000000;
-		assert_int_equal(agg__build(a, NULL, p), 0);
-		sh("mv '%s.gone' '%s'", path, path);
-		assert_int_equal(p->nsamples, 2);
-		l = location_at(p, base + 0x120);	/* the leaf */
-		assert_non_null(l);
-		assert_string_equal(l->function, with_maps ? "py::hot:/app/x.py" : "[jit]+0x120");
-		l = location_at(p, base + 0x240);	/* a return address: its call at 0x23f */
-		assert_non_null(l);
-		assert_string_equal(l->function, with_maps ? "LazyCompile:*main /app/y.js:3:1" :
-							     "[jit]+0x240");
-		l = location_at(p, base + 0x300);	/* no line covers 0x2ff */
-		assert_non_null(l);
-		assert_string_equal(l->function, "[jit]+0x300");
-		l = location_at(p, base + 0x400);
-		assert_non_null(l);
-		assert_string_equal(l->function, with_maps ? "late::compiled" : "[jit]+0x400");
-		if (pm) {
-			perfmaps__stats(pm, &pst);
-			assert_int_equal(pst.entries, 3);
-			assert_int_equal(pst.maps_read, 2);
-		}
-		profile__free(p);
-		agg__free(a);
-		perfmaps__free(pm);
-		procs__free(procs);
+		if (s->labels[0].num == pid && l->address == addr)
+			return l->function;
 	}
+	return NULL;
+}
+
+/*
+ * Two processes with anonymous memory at one address (a parent and its forked
+ * child: CPython -X perf makes its trampolines again in a child, where the
+ * parent had them) share one mapping id, each with its own perf map: each
+ * one's frames are named from its own map, and code the child inherited,
+ * which its map does not name, from the parent's (the mapping's last to map it).
+ */
+static void test_jit_frames_per_process(void **state)
+{
+	const uint64_t base = 0x7f3000000000ull;
+	const uint64_t own[] = { base + 0x120 }, inherited[] = { base + 0x420 };
+	char proc[128], parent_map[256], child_map[256];
+	struct procs *procs;
+	struct perfmaps *pm;
+	struct profile *p = profile__new();
+	uint32_t parent_id, child_id;
+	struct agg *a;
+
+	(void)state;
+	jit_process_pid(4331, 11, proc, sizeof(proc), parent_map, sizeof(parent_map), base);
+	jit_process_pid(4332, 12, proc, sizeof(proc), child_map, sizeof(child_map), base);
+	map_line(parent_map, "we", base + 0x100, 0x80, "py::parent:/app/p.py");
+	map_line(parent_map, "ae", base + 0x400, 0x80, "py::inherited:/app/p.py");
+	map_line(child_map, "we", base + 0x100, 0x80, "py::child:/app/c.py");
+	procs = procs__new(&(struct procs_opts){ .proc_root = proc });
+	pm = perfmaps__new(&(struct perfmaps_opts){ .proc_root = proc, .recheck_ns = 1 });
+	a = agg__new(&(struct agg_opts){ .perfmaps = pm }, procs, NULL);
+	assert_non_null(a);
+	add_user(a, 4332, own, 1);	/* the child's mappings read first: the parent's last */
+	add_user(a, 4331, own, 1);
+	add_user(a, 4332, inherited, 1);
+	assert_int_equal(procs__resolve(procs, 4331, base + 0x120, &parent_id), 0);
+	assert_int_equal(procs__resolve(procs, 4332, base + 0x120, &child_id), 0);
+	assert_int_equal(parent_id, child_id);	/* one mapping id for both */
+	p->period_nanos = 10000000;
+	assert_int_equal(agg__build(a, NULL, p), 0);
+	assert_int_equal(p->nsamples, 3);
+	assert_string_equal(leaf_of(p, 4331, base + 0x120), "py::parent:/app/p.py");
+	assert_string_equal(leaf_of(p, 4332, base + 0x120), "py::child:/app/c.py");
+	assert_string_equal(leaf_of(p, 4332, base + 0x420), "py::inherited:/app/p.py");
+	profile__free(p);
+	agg__free(a);
+	perfmaps__free(pm);
+	procs__free(procs);
 }
 
 /*
@@ -564,6 +644,7 @@ int main(void)
 		cmocka_unit_test(test_shared_budget),
 		cmocka_unit_test(test_python_frames),
 		cmocka_unit_test(test_jit_frames),
+		cmocka_unit_test(test_jit_frames_per_process),
 		cmocka_unit_test(test_jit_looks_rate_limited),
 	};
 

@@ -4,9 +4,10 @@
  * the process is pid NSPID in its own namespace, and its map is
  * PROC/<pid>/root/tmp/perf-NSPID.map. Lookups at a range's edges, later lines
  * winning, malformed lines, appends (parsed at a look, merged at a lookup),
- * truncation and replacement, the caps and the shares, what a merge frees,
- * failed allocations, files that are not regular, and what a process leaves
- * when it ends or execs.
+ * truncation and replacement, the caps and the shares (one per pid, all its
+ * images), max_procs, what a merge frees, failed allocations and when a failed
+ * merge is tried again, files that are not regular, and what a process leaves
+ * when it ends or execs (its images, a map appended to across an exec).
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -167,8 +168,16 @@ static void test_lookups(void **state)
 	assert_int_equal(perfmaps__load(pm, PID), 0);
 	assert_int_equal(stats_of(pm).maps_read, 1);
 	perfmaps__free(pm);
+}
 
-	/* no NSpid line (a kernel before 4.1): the pid is the process's own */
+/* No NSpid line (a kernel before 4.1): the pid is the process's own. No process, no file. */
+static void test_no_nspid_no_file(void **state)
+{
+	struct perfmaps *pm;
+
+	(void)state;
+	fake_process(PID, NSPID);
+	map_write(PID, PID, "w", "7f0000001000 100 wrong: the host pid's file\n");
 	sh("sed -i '/^NSpid/d' '%s/%d/status'", proc, PID);
 	pm = new_maps(0, 0, 0);
 	assert_int_equal(perfmaps__load(pm, PID), 1);
@@ -375,7 +384,19 @@ static void test_merge_at_lookup(void **state)
 	perfmaps__free(pm);
 }
 
-/* The heap this process uses (malloc'd, mmap'd chunks included); 0 where it is not known. */
+/* AddressSanitizer replaces malloc: mallinfo2 then tells nothing of the heap. */
+#if defined(__SANITIZE_ADDRESS__)
+#define UNDER_ASAN 1
+#elif defined(__has_feature)
+#if __has_feature(address_sanitizer)
+#define UNDER_ASAN 1
+#endif
+#endif
+#ifndef UNDER_ASAN
+#define UNDER_ASAN 0
+#endif
+
+/* The heap this process uses (malloc'd, mmap'd chunks included). */
 static uint64_t heap_used(void)
 {
 	struct mallinfo2 mi = mallinfo2();
@@ -390,6 +411,8 @@ static void test_bytes_held_is_memory(void **state)
 	uint64_t before, grew, held;
 
 	(void)state;
+	if (UNDER_ASAN)
+		skip();
 	fake_process(PID, NSPID);
 	write_big();
 	before = heap_used();
@@ -397,93 +420,166 @@ static void test_bytes_held_is_memory(void **state)
 	assert_int_equal(perfmaps__load(pm, PID), BIG);
 	held = stats_of(pm).bytes_held;
 	grew = heap_used() - before;
-	if (before) {	/* (the sanitizers' allocator says nothing) */
-		assert_true(grew >= held && grew - held < held / 20 + (64 << 10));
-	}
+	assert_true(grew >= held && grew - held < held / 20 + (64 << 10));
 	assert_name(pm, PID, BIG_AT(3), "f3");
 	held = stats_of(pm).bytes_held;
 	grew = heap_used() - before;
-	if (before) {
-		print_message("held %" PRIu64 ", heap grew %" PRIu64 "\n", held, grew);
-		assert_true(grew >= held && grew - held < held / 20 + (64 << 10));
-	}
+	print_message("held %" PRIu64 ", heap grew %" PRIu64 "\n", held, grew);
+	assert_true(grew >= held && grew - held < held / 20 + (64 << 10));
 	perfmaps__free(pm);
 }
 
 /*
+ * A map of N lines f<i> (0x100 bytes each from 0x10000), merged, then K lines
+ * n<i> over the ends of f0, f16, f32, ... read and aside.
+ */
+enum { FN = 300, FK = 10 };
+
+static struct perfmaps *map_with_lines_aside(void)
+{
+	struct perfmaps *pm = new_maps(0, 0, 0);
+	char text[64];
+
+	map_write(PID, NSPID, "w", "");
+	for (int i = 0; i < FN; i++) {
+		snprintf(text, sizeof(text), "%x 100 f%d\n", 0x10000 + i * 0x100, i);
+		map_write(PID, NSPID, "a", text);
+	}
+	assert_int_equal(perfmaps__load(pm, PID), FN);
+	assert_name(pm, PID, 0x10000, "f0");
+	for (int i = 0; i < FK; i++) {
+		snprintf(text, sizeof(text), "%x 100 n%d\n", 0x10080 + i * 0x1000, i);
+		map_write(PID, NSPID, "a", text);
+	}
+	assert_int_equal(perfmaps__load(pm, PID), FK);
+	return pm;
+}
+
+/* The index as it was before the merge of the lines aside: every f<i> whole, held as before. */
+static void check_unmerged(struct perfmaps *pm, const struct perfmaps_stats *before)
+{
+	char text[64];
+
+	for (int i = 0; i < FN; i++) {
+		snprintf(text, sizeof(text), "f%d", i);
+		assert_name(pm, PID, 0x10000 + (uint64_t)i * 0x100 + 0xff, text);
+	}
+	assert_int_equal(stats_of(pm).entries_held, before->entries_held);
+	assert_int_equal(stats_of(pm).bytes_held, before->bytes_held);
+	assert_int_equal(stats_of(pm).rebuilds, 1);
+}
+
+/* The lines aside merged: the n<i> over the ends of the f<i>. */
+static void check_merged(struct perfmaps *pm)
+{
+	char text[64];
+
+	for (int i = 0; i < FK; i++) {
+		snprintf(text, sizeof(text), "n%d", i);
+		assert_name(pm, PID, 0x10080 + (uint64_t)i * 0x1000, text);
+	}
+	assert_name(pm, PID, 0x10000, "f0");
+	assert_name(pm, PID, 0x10180, "f1");
+	assert_int_equal(stats_of(pm).rebuilds, 2);
+	assert_int_equal(stats_of(pm).entries_held, FN + FK);
+}
+
+/* The nth allocation of a merge (and every one after it) fails: whether the merge did. */
+static bool merge_failing_at(uint32_t nth)
+{
+	struct perfmaps *pm = map_with_lines_aside();
+	struct perfmaps_stats st = stats_of(pm);
+	const char *name;
+	bool failed;
+
+	perfmaps__fail_alloc(pm, nth);
+	name = name_at(pm, PID, 0x10080);	/* merges, or tries to */
+	perfmaps__fail_alloc(pm, 0);
+	failed = stats_of(pm).rebuilds_failed;
+	assert_non_null(name);
+	assert_string_equal(name, failed ? "f0" : "n0");
+	if (failed) {
+		/* every old line where it was, and nothing changed, until the next look */
+		check_unmerged(pm, &st);
+		assert_int_equal(stats_of(pm).rebuilds_failed, 1);
+		assert_int_equal(perfmaps__load(pm, PID), 0);
+	}
+	check_merged(pm);
+	perfmaps__free(pm);
+	return failed;
+}
+
+/*
  * Every allocation of a merge failing in turn (and every one after it): the
- * index stays as it was, whole, until one succeeds. A look whose allocations
- * fail drops its lines, counted.
+ * index stays as it was, whole, until one succeeds.
  */
 static void test_failed_allocations(void **state)
 {
-	enum { N = 300, K = 10 };
 	bool failed_once = false, merged_once = false;
-	const char *name;
-	char text[64];
 
 	(void)state;
 	fake_process(PID, NSPID);
 	for (uint32_t nth = 1; nth <= 12; nth++) {
-		struct perfmaps *pm = new_maps(0, 0, 0);
-		struct perfmaps_stats st;
-
-		map_write(PID, NSPID, "w", "");
-		for (int i = 0; i < N; i++) {
-			snprintf(text, sizeof(text), "%x 100 f%d\n", 0x10000 + i * 0x100, i);
-			map_write(PID, NSPID, "a", text);
-		}
-		assert_int_equal(perfmaps__load(pm, PID), N);
-		assert_name(pm, PID, 0x10000, "f0");
-		/* K lines over the ends of f0, f16, f32, ... */
-		for (int i = 0; i < K; i++) {
-			snprintf(text, sizeof(text), "%x 100 n%d\n", 0x10080 + i * 0x1000, i);
-			map_write(PID, NSPID, "a", text);
-		}
-		assert_int_equal(perfmaps__load(pm, PID), K);
-		st = stats_of(pm);
-		perfmaps__fail_alloc(pm, nth);
-		name = name_at(pm, PID, 0x10080);	/* merges, or tries to */
-		if (stats_of(pm).rebuilds_failed) {
-			/* the merge failed: every old line where it was, and nothing changed */
+		if (merge_failing_at(nth))
 			failed_once = true;
-			assert_non_null(name);
-			assert_string_equal(name, "f0");
-			for (int i = 0; i < N; i++) {
-				snprintf(text, sizeof(text), "f%d", i);
-				assert_name(pm, PID, 0x10000 + (uint64_t)i * 0x100 + 0xff, text);
-			}
-			assert_int_equal(stats_of(pm).entries_held, st.entries_held);
-			assert_int_equal(stats_of(pm).bytes_held, st.bytes_held);
-			assert_int_equal(stats_of(pm).rebuilds, 1);
-		} else {
+		else
 			merged_once = true;
-			assert_non_null(name);
-			assert_string_equal(name, "n0");
-		}
-		perfmaps__fail_alloc(pm, 0);
-		for (int i = 0; i < K; i++) {
-			snprintf(text, sizeof(text), "n%d", i);
-			assert_name(pm, PID, 0x10080 + (uint64_t)i * 0x1000, text);
-		}
-		assert_name(pm, PID, 0x10000, "f0");
-		assert_name(pm, PID, 0x10180, "f1");
-		assert_int_equal(stats_of(pm).rebuilds, 2);
-		assert_int_equal(stats_of(pm).entries_held, N + K);
-		/* a look: its buffer, then room for its line, cannot be had */
-		map_write(PID, NSPID, "a", "90000 10 late\n");
-		perfmaps__fail_alloc(pm, 1);
-		assert_int_equal(perfmaps__load(pm, PID), -ENOMEM);
-		perfmaps__fail_alloc(pm, 2);
-		assert_int_equal(perfmaps__load(pm, PID), 0);
-		perfmaps__fail_alloc(pm, 0);
-		assert_int_equal(stats_of(pm).entries_dropped, 1);
-		assert_name(pm, PID, 0x90000, NULL);
-		assert_name(pm, PID, 0x10000, "f0");
-		perfmaps__free(pm);
 	}
 	assert_true(failed_once);
 	assert_true(merged_once);
+}
+
+/* A look whose buffer, or whose room for its line, cannot be had: its lines dropped, counted. */
+static void test_failed_look(void **state)
+{
+	struct perfmaps *pm;
+
+	(void)state;
+	fake_process(PID, NSPID);
+	pm = map_with_lines_aside();
+	assert_name(pm, PID, 0x10080, "n0");	/* merged: nothing aside, no room left */
+	map_write(PID, NSPID, "a", "90000 10 late\n");
+	perfmaps__fail_alloc(pm, 1);
+	assert_int_equal(perfmaps__load(pm, PID), -ENOMEM);
+	perfmaps__fail_alloc(pm, 2);
+	assert_int_equal(perfmaps__load(pm, PID), 0);
+	perfmaps__fail_alloc(pm, 0);
+	assert_int_equal(stats_of(pm).entries_dropped, 1);
+	assert_name(pm, PID, 0x90000, NULL);
+	assert_name(pm, PID, 0x10000, "f0");
+	perfmaps__free(pm);
+}
+
+/*
+ * A failed merge is not tried again at every lookup of a profile's build (each
+ * a JIT frame of the process): once after the next look at the file, or the
+ * next gc.
+ */
+static void test_failed_merge_retried(void **state)
+{
+	struct perfmaps *pm;
+
+	(void)state;
+	fake_process(PID, NSPID);
+	pm = map_with_lines_aside();
+	perfmaps__fail_alloc(pm, 1);	/* every allocation from now */
+	for (int i = 0; i < 5; i++)
+		assert_name(pm, PID, 0x10080, "f0");
+	assert_int_equal(stats_of(pm).rebuilds_failed, 1);
+	assert_int_equal(perfmaps__load(pm, PID), 0);	/* a look, nothing new */
+	assert_name(pm, PID, 0x10080, "f0");
+	assert_name(pm, PID, 0x10080, "f0");
+	assert_int_equal(stats_of(pm).rebuilds_failed, 2);
+	perfmaps__gc(pm);
+	assert_name(pm, PID, 0x10080, "f0");
+	assert_int_equal(stats_of(pm).rebuilds_failed, 3);
+	perfmaps__fail_alloc(pm, 0);
+	assert_name(pm, PID, 0x10080, "f0");	/* memory again, but no look or gc since */
+	assert_int_equal(stats_of(pm).rebuilds, 1);
+	perfmaps__gc(pm);
+	check_merged(pm);
+	assert_int_equal(stats_of(pm).rebuilds_failed, 3);
+	perfmaps__free(pm);
 }
 
 /* Lines past the caps, every process together or one process's quarter, are dropped and counted. */
@@ -491,8 +587,6 @@ static void test_caps(void **state)
 {
 	struct perfmaps *pm;
 	struct perfmaps_stats st;
-	char line[160];
-	int taken;
 
 	(void)state;
 	for (int i = 0; i < 5; i++)
@@ -527,8 +621,20 @@ static void test_caps(void **state)
 	assert_name(pm, PID + 4, 0x5000, "z");
 	assert_name(pm, PID + 4, 0x1000, NULL);
 	perfmaps__free(pm);
+}
 
-	/* bytes: a process with long names fills its quarter, another still has its own */
+/* Bytes: a process with long names fills its quarter, another still has its own. */
+static void test_caps_bytes(void **state)
+{
+	struct perfmaps *pm;
+	struct perfmaps_stats st;
+	char line[160];
+	int taken;
+
+	(void)state;
+	fake_process(PID, NSPID);
+	fake_process(PID + 1, NSPID);
+	map_write(PID + 1, NSPID, "w", "1000 10 x\n2000 10 y\n");
 	map_write(PID, NSPID, "w", "");
 	memset(line, 'n', 100);
 	for (int i = 0; i < 100; i++) {
@@ -546,6 +652,45 @@ static void test_caps(void **state)
 	assert_int_equal(perfmaps__load(pm, PID + 1), 2);
 	assert_name(pm, PID + 1, 0x2000, "y");
 	assert_true(stats_of(pm).bytes_held <= 2 * 8192);
+	perfmaps__free(pm);
+}
+
+/*
+ * max_procs processes followed: a look at another is refused and counted,
+ * the ones followed still read; once one is freed (its exit, two gcs), there
+ * is room again.
+ */
+static void test_max_procs(void **state)
+{
+	struct perfmaps_opts o = { .proc_root = proc, .recheck_ns = 1, .max_procs = 2 };
+	struct perfmaps *pm = perfmaps__new(&o);
+
+	(void)state;
+	assert_non_null(pm);
+	for (int i = 0; i < 3; i++) {
+		fake_process(PID + i, NSPID);
+		map_write(PID + i, NSPID, "w", "1000 10 x\n");
+	}
+	assert_int_equal(perfmaps__load(pm, PID), 1);
+	assert_int_equal(perfmaps__refresh(pm, PID + 1), 1);
+	assert_int_equal(perfmaps__load(pm, PID + 2), -ENOSPC);
+	assert_int_equal(perfmaps__refresh(pm, PID + 2), -ENOSPC);
+	assert_int_equal(stats_of(pm).processes_full, 2);
+	assert_name(pm, PID + 2, 0x1000, NULL);
+	map_write(PID + 1, NSPID, "a", "2000 10 y\n");
+	assert_int_equal(perfmaps__load(pm, PID + 1), 1);	/* one followed: read on */
+	/* an exec is no new process: its new image takes no room of another */
+	perfmaps__forget_pid(pm, PID + 1);
+	map_write(PID + 1, NSPID, "a", "3000 10 z\n");
+	assert_int_equal(perfmaps__load(pm, PID + 1), 1);
+	assert_int_equal(stats_of(pm).processes_full, 2);
+	perfmaps__forget_pid(pm, PID);
+	perfmaps__gc(pm);
+	assert_int_equal(perfmaps__load(pm, PID + 2), -ENOSPC);	/* its names kept a gc more */
+	perfmaps__gc(pm);
+	assert_int_equal(perfmaps__load(pm, PID + 2), 1);
+	assert_name(pm, PID + 2, 0x1000, "x");
+	assert_int_equal(stats_of(pm).processes_full, 3);
 	perfmaps__free(pm);
 }
 
@@ -650,20 +795,15 @@ static bool have_openat2(void)
 /*
  * What a process puts at /tmp/perf-N.map is its own to shape: a symlink (to a
  * file of ours or of another root), a FIFO (a reader would block), a
- * directory are refused; a huge name is cut, a huge line skipped, binary
- * bytes made printable, more than 16 hex digits refused; a look reads
- * read_max bytes at most.
+ * directory are refused.
  */
-static void test_hostile_files(void **state)
+static void test_refused_files(void **state)
 {
 	/* a symlink is refused (openat2), or followed inside the root, where there is none */
 	const int link_err = have_openat2() ? -EINVAL : -ENOENT;
 	struct perfmaps *pm;
 	char path[256], target[256];
-	const char *name;
 	struct perfmaps_stats st;
-	char *line;
-	FILE *f;
 
 	(void)state;
 	fake_process(PID, NSPID);
@@ -690,8 +830,23 @@ static void test_hostile_files(void **state)
 	assert_int_equal(st.entries, 0);
 	assert_int_equal(st.maps_read, 0);
 	perfmaps__free(pm);
+}
 
-	/* a 5000-byte name, a 100 KiB line, control bytes and a NUL in a name, 17 hex digits */
+/*
+ * A 5000-byte name is cut, a 100 KiB line skipped, control bytes and a NUL
+ * in a name made printable, more than 16 hex digits refused.
+ */
+static void test_hostile_lines(void **state)
+{
+	struct perfmaps *pm;
+	struct perfmaps_stats st;
+	char path[256], *line;
+	const char *name;
+	FILE *f;
+
+	(void)state;
+	fake_process(PID, NSPID);
+	map_path(PID, NSPID, path, sizeof(path));
 	line = malloc(200000);
 	assert_non_null(line);
 	f = fopen(path, "we");
@@ -727,8 +882,19 @@ static void test_hostile_files(void **state)
 	assert_int_equal(st.entries_dropped, 0);
 	assert_int_equal(st.files_refused, 0);
 	perfmaps__free(pm);
+	free(line);
+}
 
-	/* 10,000 lines of 30 bytes read 64 KiB per look: in five looks */
+/* A look reads read_max bytes at most: 10,000 lines of 32 bytes, 64 KiB per look, in five. */
+static void test_read_max(void **state)
+{
+	struct perfmaps *pm;
+	char path[256];
+	FILE *f;
+
+	(void)state;
+	fake_process(PID, NSPID);
+	map_path(PID, NSPID, path, sizeof(path));
 	f = fopen(path, "we");
 	assert_non_null(f);
 	for (int i = 0; i < 10000; i++)
@@ -746,13 +912,13 @@ static void test_hostile_files(void **state)
 	assert_int_equal(stats_of(pm).reads_capped, 4);
 	assert_int_equal(stats_of(pm).lines_malformed, 0);
 	perfmaps__free(pm);
-	free(line);
 }
 
 /*
  * An exec: the process is alive, a lookup reads no file and finds the old
- * image's names; the drain's next look reads the new image's map, kept apart:
- * both named in one profile, the old until the second gc.
+ * image's names; the drain's next look reads the new image's map (written
+ * anew here: shorter than what was read, so from the start), kept apart: both
+ * named in one profile, the old until the second gc.
  */
 static void test_exec(void **state)
 {
@@ -773,7 +939,12 @@ static void test_exec(void **state)
 	assert_int_equal(stats_of(pm).maps_read, reads);	/* no file read */
 	assert_int_equal(perfmaps__refresh(pm, PID), 2);	/* the new image: at once */
 	assert_name(pm, PID, 0x1000, "before exec");
-	assert_name(pm, PID, 0x2000, "both, new");	/* the newest first */
+	/*
+	 * A known limit: a lookup does not know which image a frame is from and
+	 * tries the newest first, so a frame of the old image collected before
+	 * the exec, at an address both maps name, gets the new image's name.
+	 */
+	assert_name(pm, PID, 0x2000, "both, new");
 	assert_name(pm, PID, 0x3000, "after exec");
 	assert_int_equal(stats_of(pm).entries_held, 4);
 	assert_int_equal(stats_of(pm).processes_forgotten, 1);
@@ -819,8 +990,10 @@ static void test_refresh(void **state)
 	assert_name(pm, PID, 0x2000, NULL);
 	assert_int_equal(perfmaps__load(pm, PID), 1);
 	assert_name(pm, PID, 0x2000, "two");
-	perfmaps__forget_pid(pm, PID);	/* an exec: its new image is read at once */
-	assert_int_equal(perfmaps__refresh(pm, PID), 2);
+	/* an exec: its new image is read at once, on from where the old stopped (one file) */
+	perfmaps__forget_pid(pm, PID);
+	map_write(PID, NSPID, "a", "3000 10 three\n");
+	assert_int_equal(perfmaps__refresh(pm, PID), 1);
 	assert_int_equal(perfmaps__refresh(pm, PID), 0);
 	perfmaps__free(pm);
 
@@ -843,6 +1016,152 @@ static void test_refresh(void **state)
 	perfmaps__free(pm);
 }
 
+/*
+ * An exec whose new image appends to the file its old one wrote (CPython
+ * opens its map O_APPEND): the new image reads on from where the old one
+ * stopped, not the old image's lines again. Another file, or one shorter than
+ * what was read (written anew), is read from the start.
+ */
+static void test_exec_same_file(void **state)
+{
+	enum { OLD = 20000 };
+	struct perfmaps *pm;
+	char path[256], line[64];
+	long long read0;
+	FILE *f;
+
+	(void)state;
+	fake_process(PID, NSPID);
+	map_path(PID, NSPID, path, sizeof(path));
+	f = fopen(path, "we");
+	assert_non_null(f);
+	for (int i = 0; i < OLD; i++)
+		fprintf(f, "%x 10 old%d\n", 0x100000 + i * 16, i);
+	assert_int_equal(fclose(f), 0);
+	pm = new_maps(0, 0, 0);
+	assert_int_equal(perfmaps__load(pm, PID), OLD);
+	for (int exec = 0; exec < 2; exec++) {
+		perfmaps__forget_pid(pm, PID);
+		snprintf(line, sizeof(line), "%x 10 new%d\n", 0x1000 + exec * 16, exec);
+		map_write(PID, NSPID, "a", line);
+		read0 = bytes_read();
+		assert_int_equal(perfmaps__refresh(pm, PID), 1);
+		assert_true(read0 >= 0 && bytes_read() - read0 < 4096);
+	}
+	assert_int_equal(stats_of(pm).entries, OLD + 2);
+	assert_int_equal(stats_of(pm).entries_held, OLD + 2);
+	assert_int_equal(stats_of(pm).files_replaced, 0);
+	assert_name(pm, PID, 0x1000, "new0");	/* an older image's */
+	assert_name(pm, PID, 0x1010, "new1");
+	assert_name(pm, PID, 0x100000 + (OLD - 1) * 16, "old19999");
+	/* another file after an exec (written beside, then renamed over): from the start */
+	perfmaps__forget_pid(pm, PID);
+	sh("printf '2000 10 other\\n1000 10 other too\\n' > '%s.new' && mv '%s.new' '%s'", path,
+	   path, path);
+	assert_int_equal(perfmaps__refresh(pm, PID), 2);
+	assert_name(pm, PID, 0x1000, "other too");
+	assert_int_equal(stats_of(pm).files_replaced, 0);	/* an exec's file, not replaced */
+	perfmaps__free(pm);
+}
+
+/* PID's map, another file (written beside, renamed over): LINES lines "e<exec>-<i>". */
+static void write_image_map(int exec, int lines)
+{
+	char path[256];
+	FILE *f;
+
+	map_path(PID, NSPID, path, sizeof(path));
+	sh("rm -f '%s.new'", path);
+	strcat(path, ".new");
+	f = fopen(path, "we");
+	assert_non_null(f);
+	for (int i = 0; i < lines; i++)
+		fprintf(f, "%x 10 e%d-%d\n", 0x100000 + i * 16, exec, i);
+	assert_int_equal(fclose(f), 0);
+	map_path(PID, NSPID, path, sizeof(path));
+	sh("mv '%s.new' '%s'", path, path);
+}
+
+/*
+ * A process that execs again and again, each image writing a map of its own:
+ * one share for all its images (entries and bytes), no more than two older
+ * images kept (the oldest dropped, counted), and another process still gets
+ * all its lines.
+ */
+static void test_exec_loop_share(void **state)
+{
+	enum { EXECS = 25, LINES = 50000, SHARE_ENTRIES = 100000 };
+	const uint64_t share_bytes = 4 << 20;
+	struct perfmaps *pm;
+	struct perfmaps_stats st;
+
+	(void)state;
+	fake_process(PID, NSPID);
+	fake_process(PID + 1, NSPID);
+	pm = new_maps(4 * SHARE_ENTRIES, 4 * share_bytes, 0);
+	for (int exec = 0; exec < EXECS; exec++) {
+		write_image_map(exec, LINES);
+		if (exec)
+			perfmaps__forget_pid(pm, PID);
+		assert_true(perfmaps__refresh(pm, PID) >= 0);
+		st = stats_of(pm);
+		assert_true(st.entries_held <= SHARE_ENTRIES);
+		assert_true(st.bytes_held <= share_bytes);
+	}
+	st = stats_of(pm);
+	assert_true(st.entries_dropped > 0);
+	map_write(PID + 1, NSPID, "w", "");
+	for (int i = 0; i < 1000; i++) {
+		char text[64];
+
+		snprintf(text, sizeof(text), "%x 10 other%d\n", 0x10000 + i * 0x10, i);
+		map_write(PID + 1, NSPID, "a", text);
+	}
+	assert_int_equal(perfmaps__load(pm, PID + 1), 1000);
+	assert_name(pm, PID + 1, 0x10000 + 999 * 0x10, "other999");
+	/* two intervals later the older images are gone: the next one has the share */
+	perfmaps__gc(pm);
+	perfmaps__gc(pm);
+	write_image_map(EXECS, LINES);
+	perfmaps__forget_pid(pm, PID);
+	assert_int_equal(perfmaps__refresh(pm, PID), LINES);
+	assert_name(pm, PID, 0x100000 + (LINES - 1) * 16, "e25-49999");
+	perfmaps__free(pm);
+}
+
+/*
+ * Each image of a process that execs keeps its names (for the frames it
+ * collected) until the second gc, but no more than two older images: the
+ * oldest goes at the next exec, counted.
+ */
+static void test_exec_images_kept(void **state)
+{
+	struct perfmaps *pm;
+	char path[256], text[64];
+
+	(void)state;
+	fake_process(PID, NSPID);
+	map_path(PID, NSPID, path, sizeof(path));
+	pm = new_maps(0, 0, 0);
+	for (int exec = 0; exec < 5; exec++) {
+		/* another file each time (written beside, renamed over): read from the start */
+		sh("printf '%x 10 image%d\\n' > '%s.new' && mv '%s.new' '%s'", 0x1000 + exec * 0x10,
+		   exec, path, path, path);
+		if (exec)
+			perfmaps__forget_pid(pm, PID);
+		assert_int_equal(perfmaps__refresh(pm, PID), 1);
+	}
+	assert_int_equal(stats_of(pm).images_dropped, 2);
+	assert_int_equal(stats_of(pm).entries_held, 3);
+	assert_name(pm, PID, 0x1000, NULL);
+	assert_name(pm, PID, 0x1010, NULL);
+	for (int exec = 2; exec < 5; exec++) {
+		snprintf(text, sizeof(text), "image%d", exec);
+		assert_name(pm, PID, 0x1000 + (uint64_t)exec * 0x10, text);
+	}
+	perfmaps__free(pm);
+}
+
 static void test_anon_paths(void **state)
 {
 	(void)state;
@@ -858,16 +1177,26 @@ int main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_lookups),
+		cmocka_unit_test(test_no_nspid_no_file),
 		cmocka_unit_test(test_later_lines_win),
 		cmocka_unit_test(test_append),
 		cmocka_unit_test(test_merge_at_lookup),
 		cmocka_unit_test(test_bytes_held_is_memory),
 		cmocka_unit_test(test_failed_allocations),
+		cmocka_unit_test(test_failed_look),
+		cmocka_unit_test(test_failed_merge_retried),
 		cmocka_unit_test(test_caps),
+		cmocka_unit_test(test_caps_bytes),
+		cmocka_unit_test(test_max_procs),
 		cmocka_unit_test(test_replaced_lines_freed),
 		cmocka_unit_test(test_truncated_or_replaced),
-		cmocka_unit_test(test_hostile_files),
+		cmocka_unit_test(test_refused_files),
+		cmocka_unit_test(test_hostile_lines),
+		cmocka_unit_test(test_read_max),
 		cmocka_unit_test(test_exec),
+		cmocka_unit_test(test_exec_same_file),
+		cmocka_unit_test(test_exec_loop_share),
+		cmocka_unit_test(test_exec_images_kept),
 		cmocka_unit_test(test_refresh),
 		cmocka_unit_test(test_anon_paths),
 	};
