@@ -58,6 +58,8 @@ HAVE_GO     := $(shell command -v go >/dev/null 2>&1 && echo yes)
 ifeq ($(HAVE_GO),yes)
 WORKLOADS   += $(BUILD)/workloads/go/hot-stripped
 endif
+# CPython's interpreter in a shared libpython (libpython3.11-dev)
+WORKLOADS   += $(BUILD)/workloads/python/embed
 
 .PHONY: all agent controller e2e apiserver tests workloads deps test unit unit-san tsan system run clean lint bench soak fuzz fuzzers install kernels
 .DELETE_ON_ERROR:
@@ -143,6 +145,11 @@ $(BUILD)/workloads/%: tests/workloads/%.c
 
 # ... and these have none, like most code on a real node (issue: .eh_frame unwinding).
 NOFP_FLAGS := -O2 -g -fomit-frame-pointer -fno-inline-functions -pthread
+$(BUILD)/workloads/python/embed: tests/workloads/python/embed.c
+	@mkdir -p $(@D)
+	$(CC) -O1 -g $$(pkg-config --cflags python-3.11-embed) $< -o $@ \
+		$$(pkg-config --libs python-3.11-embed)
+
 $(BUILD)/workloads/nofp/%: tests/workloads/nofp/%.c
 	@mkdir -p $(@D)
 	$(CC) $(NOFP_FLAGS) $< -o $@

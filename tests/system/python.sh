@@ -63,6 +63,18 @@ chain_and_ratio one "python3.11" ';_PyEval_EvalFrameDefault;ratio\.<module>_\[py
 check "native frames under a Python frame stay (PyObject_Free called from Worker.*)" \
 	grep -qE ';ratio\.loop_\[py\];ratio\.Worker\.[a-z_]+_\[py\];[^ ;]*(PyObject|PyLong|_Py)[^ ;]*' "$TMP/one.txt"
 
+# --- the interpreter in a shared libpython3.11.so, in a program not named python ---
+EMBED=$BUILD/workloads/python/embed
+if [ -x "$EMBED" ]; then
+	attach embed 4 "$EMBED" "$TOP/tests/workloads/python/ratio.py" 34 1
+	check "record --pid of a program embedding libpython3.11 exits 0" test $? -eq 0
+	check "the agent found CPython 3.11 in libpython3.11.so.1.0" \
+		grep -qE 'libpython3\.11\.so\.1\.0: CPython 3\.11, evaluation loop at' "$TMP/embed.log"
+	chain_and_ratio embed "embedded libpython3.11" ';_PyEval_EvalFrameDefault;ratio\.<module>_\[py\];ratio\.main_\[py\];ratio\.loop_\[py\];ratio\.Worker\.(hot_three|cold_one)_\[py\]( |;)'
+else
+	skip "no $EMBED (make workloads; needs libpython3.11-dev)"
+fi
+
 # --- names, files and lines in pprof ---------------------------------------------
 if command -v go >/dev/null 2>&1; then
 	go tool pprof -traces -lines "$TMP/one.pb.gz" >"$TMP/traces.txt" 2>"$TMP/traces.err"
