@@ -384,16 +384,16 @@ static void test_merge_at_lookup(void **state)
 	perfmaps__free(pm);
 }
 
-/* AddressSanitizer replaces malloc: mallinfo2 then tells nothing of the heap. */
-#if defined(__SANITIZE_ADDRESS__)
-#define UNDER_ASAN 1
+/* A sanitizer (ASan, TSan) replaces malloc: mallinfo2 then tells nothing of the heap. */
+#if defined(__SANITIZE_ADDRESS__) || defined(__SANITIZE_THREAD__)
+#define UNDER_SANITIZER 1
 #elif defined(__has_feature)
-#if __has_feature(address_sanitizer)
-#define UNDER_ASAN 1
+#if __has_feature(address_sanitizer) || __has_feature(thread_sanitizer)
+#define UNDER_SANITIZER 1
 #endif
 #endif
-#ifndef UNDER_ASAN
-#define UNDER_ASAN 0
+#ifndef UNDER_SANITIZER
+#define UNDER_SANITIZER 0
 #endif
 
 /* The heap this process uses (malloc'd, mmap'd chunks included). */
@@ -411,7 +411,7 @@ static void test_bytes_held_is_memory(void **state)
 	uint64_t before, grew, held;
 
 	(void)state;
-	if (UNDER_ASAN)
+	if (UNDER_SANITIZER)
 		skip();
 	fake_process(PID, NSPID);
 	write_big();
