@@ -203,8 +203,10 @@ int main(int argc, char **argv)
 	connect_peer(ctx, &good, host, port, path);
 	connect_peer(ctx, &bad, host, port, path);
 	start = time(NULL);
-	/* up to 15 s: the hello timeout is 10 s */
-	while (time(NULL) - start < 15 && !(bad.closed && good.payload_sent &&
+	/* up to 20 s: the hello timeout is 10 s, and a loaded machine (CI's) may
+	 * run the controller's timers late; a connection left open for good
+	 * still shows */
+	while (time(NULL) - start < 20 && !(bad.closed && good.payload_sent &&
 					    time(NULL) - start >= 1))
 		lws_service(ctx, 0);
 	/* the good connection must survive a moment after its counters */
