@@ -140,10 +140,15 @@ static bool lease_update(struct lease *l, const cJSON *cur, bool *ret_have)
 	if (holder && *holder && strcmp(holder, me) &&
 	    mono_s() - l->observed_at <= l->w.c->opt.lease_duration_s)
 		return false;	/* another holder, alive */
+	if (holder && *holder && strcmp(holder, me))
+		log_notice("lease: taking it from %s, not renewed for %lld s", holder,
+			   (long long)(mono_s() - l->observed_at));
 	body = lease_body(l->w.c, cur, me, !holder || strcmp(holder, me), false);
 	ok = body && !k8s_request(l->w.kc, "PUT", l->path, NULL, body, &r) && r.status == 200;
 	if (body && !ok && r.status != 409)
 		log_warn("lease: update: HTTP %ld: %s", r.status, k8s_response_message(&r));
+	else if (body && !ok)
+		log_debug("lease: update: conflict (written by another replica meanwhile)");
 	if (body)
 		k8s_response_free(&r);
 	free(body);
@@ -168,21 +173,37 @@ static bool lease_round(struct lease *l, bool *ret_have)
 	return leader;
 }
 
-/* Hands the lease over at once instead of after it expires. */
+/*
+ * Hands the lease over at once instead of after it expires; only while it is
+ * still ours (a replica that took it while we were slow keeps it).
+ */
 static void lease_release(struct lease *l)
 {
+	const char *me = l->w.c->opt.identity, *holder;
 	struct k8s_response r;
+	char *body = NULL;
 
-	if (!k8s_request(l->w.kc, "GET", l->path, NULL, NULL, &r) && r.status == 200) {
-		char *body = lease_body(l->w.c, r.json, "", false, true);
-
+	if (k8s_request(l->w.kc, "GET", l->path, NULL, NULL, &r) || r.status != 200) {
+		log_warn("lease: release: get: HTTP %ld: %s", r.status, k8s_response_message(&r));
 		k8s_response_free(&r);
-		if (body && !k8s_request(l->w.kc, "PUT", l->path, NULL, body, &r))
-			k8s_response_free(&r);
-		free(body);
 		return;
 	}
+	holder = k8s_str(r.json, "spec.holderIdentity");
+	if (!holder || strcmp(holder, me)) {
+		log_info("lease: not released: held by %s", holder && *holder ? holder : "nobody");
+		k8s_response_free(&r);
+		return;
+	}
+	body = lease_body(l->w.c, r.json, "", false, true);
 	k8s_response_free(&r);
+	if (body && !k8s_request(l->w.kc, "PUT", l->path, NULL, body, &r)) {
+		if (r.status == 200)
+			log_info("lease: released");
+		else
+			log_warn("lease: release: HTTP %ld: %s", r.status, k8s_response_message(&r));
+		k8s_response_free(&r);
+	}
+	free(body);
 }
 
 static void *lease_main(void *arg)
@@ -201,6 +222,8 @@ static void *lease_main(void *arg)
 			c->lease_ok_unix = time(NULL);
 			ctl_unlock(c);
 		}
+		log_debug("lease: round: %s%s", leader ? "held" : "not held",
+			  have ? "" : " (no answer)");
 		if (leader) {
 			l->last_renew = mono_s();
 			set_leader(c, true);

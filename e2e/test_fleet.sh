@@ -894,6 +894,13 @@ wait_until 20 sh -c "exec 2>/dev/null; [ \"\$(kubectl --kubeconfig '$KC' get lea
 check "when the leader stops, the other replica takes over" \
 	[ "$(k get lease -n "$SYS" profleet-controller -o jsonpath='{.spec.holderIdentity}')" = c2 ]
 note "takeover after SIGTERM to the leader: $(( ($(date +%s%N) - T0) / 1000000 )) ms"
+if [ "$(k get lease -n "$SYS" profleet-controller -o jsonpath='{.spec.holderIdentity}')" != c2 ]; then
+	note "the lease: $(k get lease -n "$SYS" profleet-controller -o jsonpath='{.spec}')"
+	for id in c1 c2; do
+		grep -E 'lease|leader|stopp' "$W/controller-$id.log" | tail -n 12 | sed "s/^/$id: /" |
+			while IFS= read -r line; do note "$line"; done
+	done
+fi
 wait_until 10 sh -c "! kill -0 $C1_PID 2>/dev/null"
 PORT=$PORT1
 
