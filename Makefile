@@ -18,6 +18,8 @@ CFLAGS     += -std=gnu11 $(WARN) -D_GNU_SOURCE -DPROFLEET_VERSION='"$(VERSION)"'
 	      -I$(BUILD)/gen -Icommon $(AGENT_INC) -Ibpf -Icontroller
 LDLIBS     := -lbpf -lelf -ldw -llzma -lz -liberty -lwebsockets -lcurl -lcjson -lyaml \
 	      -lprotobuf-c -lmicrohttpd -lcrypto -lpthread -lm
+# the controller's websocket loop runs on libev's epoll (controller/server.c)
+CTL_LDLIBS := -lev
 
 ifeq ($(SANITIZE),1)
 BUILD      := build/san
@@ -107,7 +109,7 @@ $(OBJ)/%.o: %.c $(SKELS) $(GEN)/fleet.pb-c.h $(GEN)/profile.pb-c.h $(GEN)/pyrosc
 
 $(BIN)/profleet-controller: $(CTL_OBJS) $(COMMON_OBJS)
 	@mkdir -p $(@D)
-	$(CC) $(LDFLAGS) $^ -o $@ $(LDLIBS)
+	$(CC) $(LDFLAGS) $^ -o $@ $(LDLIBS) $(CTL_LDLIBS)
 
 $(BIN)/profleet-agent: $(OBJ)/agent/main.o $(LIB_OBJS)
 	@mkdir -p $(@D)
@@ -135,7 +137,7 @@ $(BUILD)/tools/chartrender: tests/tools/chartrender/main.go
 
 $(BUILD)/tests/test_%: tests/unit/test_%.c $(LIB_OBJS) $(CTL_LIB_OBJS)
 	@mkdir -p $(@D)
-	$(CC) $(CFLAGS) $(LDFLAGS) -Itests/unit $^ -o $@ $(LDLIBS) -lcmocka
+	$(CC) $(CFLAGS) $(LDFLAGS) -Itests/unit $^ -o $@ $(LDLIBS) $(CTL_LDLIBS) -lcmocka
 
 # Workloads keep frame pointers, in every function (-O0: gcc drops them in leaf functions
 # otherwise): the frame-pointer unwinder is what this tier tests.
@@ -170,7 +172,7 @@ FUZZ_LIB_SRCS := agent/symbolize/elfsym.c agent/symbolize/elfutil.c agent/proc/r
 FUZZ_CTL_SRCS := $(filter-out controller/main.c controller/model.c,$(wildcard controller/*.c)) \
 		 $(filter-out $(FUZZ_LIB_SRCS),$(COMMON_SRCS)) $(GEN)/profile.pb-c.c
 $(BUILD)/fuzz/fuzz_frames $(BUILD)/fuzz/fuzz_http: FUZZ_EXTRA = $(FUZZ_CTL_SRCS) -lwebsockets \
-	-lmicrohttpd -lcrypto
+	-lmicrohttpd -lcrypto $(CTL_LDLIBS)
 HAVE_LIBFUZZER := $(shell echo 'int LLVMFuzzerTestOneInput(const char *d, long n){return 0;}' | \
 	$(CLANG) -x c -fsanitize=fuzzer - -o /dev/null 2>/dev/null && echo yes)
 ifeq ($(HAVE_LIBFUZZER)$(SANITIZE),yes)
@@ -242,11 +244,11 @@ $(BUILD)/bench/exportbench: bench/exportbench.c $(LIB_OBJS)
 
 $(BUILD)/bench/targetsbench: bench/targetsbench.c $(LIB_OBJS) $(CTL_LIB_OBJS)
 	@mkdir -p $(@D)
-	$(CC) $(CFLAGS) $(LDFLAGS) $^ -o $@ $(LDLIBS)
+	$(CC) $(CFLAGS) $(LDFLAGS) $^ -o $@ $(LDLIBS) $(CTL_LDLIBS)
 
 $(BUILD)/bench/fleetsim: bench/fleetsim.c $(OBJ)/agent/fleet/fleet_client.o $(COMMON_OBJS)
 	@mkdir -p $(@D)
-	$(CC) $(CFLAGS) $(LDFLAGS) $^ -o $@ $(LDLIBS)
+	$(CC) $(CFLAGS) $(LDFLAGS) $^ -o $@ $(LDLIBS) $(CTL_LDLIBS)
 
 # the e2e tier alone: a real kube-apiserver (built once from Debian's source
 # package by e2e/build-apiserver.sh, cached outside the checkout) and etcd

@@ -16,7 +16,8 @@
 # each), FLEET_CHURN (pods created and deleted a second during the rounds,
 # default 0), FLEET_CHURN_WINDOW (churn pods alive at once, default 2000),
 # PROFLEET_CONTROLLER (another controller binary, e.g. an older build, to
-# compare in the same conditions).
+# compare in the same conditions), FLEET_LOG_LEVEL (the controller's, default
+# warn; its log is copied to FLEET_LOG.AGENTS when FLEET_LOG is set).
 set -u
 top=$(cd "$(dirname "$0")/.." && pwd)
 CTL=${PROFLEET_CONTROLLER:-$top/build/bin/profleet-controller}
@@ -53,7 +54,7 @@ for size in ${FLEET_SIZES:-500:5000 1000:10000}; do
 		probes="$probes --max-policies-per-namespace 0"
 	# shellcheck disable=SC2086
 	"$CTL" --kubeconfig "$KC" --listen "127.0.0.1:$port" --no-leader-election --no-store --http-listen "127.0.0.1:$((port + 1))" $probes \
-		--insecure-trust-agents --log-level warn >"$tmp/ctl-$agents.log" 2>&1 &
+		--insecure-trust-agents --log-level "${FLEET_LOG_LEVEL:-warn}" >"$tmp/ctl-$agents.log" 2>&1 &
 	CTL_PID=$!
 	sleep 1
 	echo "== $agents agents, $pods pods"
@@ -62,7 +63,9 @@ for size in ${FLEET_SIZES:-500:5000 1000:10000}; do
 		--policies "${FLEET_POLICIES:-1}" --churn "${FLEET_CHURN:-0}" \
 		--churn-window "${FLEET_CHURN_WINDOW:-2000}" >"$tmp/sim.out"
 	sed 's/^fleetsim: /  /; /^RESULT/d' "$tmp/sim.out"
-	curl -s "http://127.0.0.1:$((port + 1))/metrics" | awk '
+	curl -sS -o "$tmp/metrics" "http://127.0.0.1:$((port + 1))/metrics" ||
+		echo "  controller: no metrics (curl exit $?)"
+	awk '
 		/^profleet_controller_reconcile_duration_seconds_count/ { passes = $2 }
 		/^profleet_controller_reconcile_duration_seconds_sum/ { sum = $2 }
 		/^profleet_controller_reconciles_total\{kind="resolve"\}/ { resolves = $2 }
@@ -83,7 +86,8 @@ for size in ${FLEET_SIZES:-500:5000 1000:10000}; do
 				if (rcum[i] >= 0.5 * rollouts) r50 = "<= " rle[i] " s"
 				if (rcum[i] >= 0.99 * rollouts) r99 = "<= " rle[i] " s"
 			}
-			if (rollouts) printf "  controller: policy event received -> every agent holds it: p50 %s, p99 %s (%d rollouts, from its histogram)\n", r50, r99, rollouts }' 
+			if (rollouts) printf "  controller: policy event received -> every agent holds it: p50 %s, p99 %s (%d rollouts, from its histogram)\n", r50, r99, rollouts }' "$tmp/metrics"
+
 	ap=$(apiserver_pid)
 	ctl_kb=$(awk '/VmRSS/ { print $2 }' /proc/"$CTL_PID"/status)
 	[ -n "$ap" ] && awk -v c="$ctl_kb" '/VmRSS/ { printf "  peer: kube-apiserver RSS %.1f MiB serving the same objects; controller/apiserver RSS ratio %.3f\n", $2 / 1024, c / $2 }' /proc/"$ap"/status
@@ -91,4 +95,5 @@ for size in ${FLEET_SIZES:-500:5000 1000:10000}; do
 	kill "$CTL_PID"
 	wait "$CTL_PID" 2>/dev/null
 	CTL_PID=
+	[ -z "${FLEET_LOG:-}" ] || cp "$tmp/ctl-$agents.log" "$FLEET_LOG.$agents"
 done

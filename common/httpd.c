@@ -194,8 +194,10 @@ struct httpd *httpd_start(const char *listen, const struct httpd_opts *opts, htt
 	 * idle for idle seconds is closed: idle sockets from one address can no
 	 * longer hold every slot and starve the kubelet's probe.
 	 */
+	/* poll(), not select(): a controller with thousands of agents numbers its
+	 * sockets past FD_SETSIZE, and select() refuses those */
 	d->d = MHD_start_daemon(MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_THREAD_PER_CONNECTION |
-				MHD_USE_ERROR_LOG | (sa.ss_family == AF_INET6 ? MHD_USE_IPv6 : 0),
+				MHD_USE_POLL | MHD_USE_ERROR_LOG | (sa.ss_family == AF_INET6 ? MHD_USE_IPv6 : 0),
 				0, NULL, NULL, handler, d,
 				MHD_OPTION_EXTERNAL_LOGGER, mhd_log, d,
 				MHD_OPTION_SOCK_ADDR, (struct sockaddr *)&sa,

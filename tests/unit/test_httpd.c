@@ -6,10 +6,12 @@
  * 127.0.0.2, the probe 127.0.0.1.
  */
 #include <errno.h>
+#include <fcntl.h>
 #include <poll.h>
 #include <unistd.h>
 #include <arpa/inet.h>
 #include <netinet/in.h>
+#include <sys/resource.h>
 #include <sys/socket.h>
 
 #include "helpers.h"
@@ -180,12 +182,51 @@ static void test_listen_addresses(void **state)
 	httpd_stop(d);
 }
 
+/*
+ * A controller with thousands of agents has thousands of sockets open: the
+ * HTTP API's sockets are numbered past FD_SETSIZE (1024), which select() cannot
+ * watch (the API, /metrics and the probes reset every connection at 1000 agents).
+ */
+static void test_descriptors_past_fd_setsize(void **state)
+{
+	struct rlimit rl;
+	int fill[1200], n = 0, status;
+	struct httpd *d;
+	char err[256];
+
+	(void)state;
+	if (getrlimit(RLIMIT_NOFILE, &rl))
+		fail_msg("getrlimit: %s", strerror(errno));
+	if (rl.rlim_cur < 2048 && rl.rlim_max >= 2048) {
+		rl.rlim_cur = 2048;
+		setrlimit(RLIMIT_NOFILE, &rl);
+	}
+	if (getrlimit(RLIMIT_NOFILE, &rl) || rl.rlim_cur < 2048)
+		skip();		/* cannot open enough descriptors here */
+	while (n < (int)(sizeof(fill) / sizeof(fill[0]))) {
+		fill[n] = open("/dev/null", O_RDONLY | O_CLOEXEC);
+		if (fill[n] < 0)
+			fail_msg("open /dev/null: %s", strerror(errno));
+		if (fill[n++] > 1100)
+			break;
+	}
+	d = httpd_start("127.0.0.1:0", NULL, ok_handler, NULL, err, sizeof(err));
+	if (!d)
+		fail_msg("httpd_start with descriptors past 1024: %s", err);
+	status = get_status("127.0.0.1", httpd_port(d), "/metrics", 3000);
+	httpd_stop(d);
+	while (n > 0)
+		close(fill[--n]);
+	assert_int_equal(status, 200);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_idle_client_cannot_starve_the_probe),
 		cmocka_unit_test(test_idle_timeout),
 		cmocka_unit_test(test_listen_addresses),
+		cmocka_unit_test(test_descriptors_past_fd_setsize),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
