@@ -63,7 +63,8 @@ for size in ${FLEET_SIZES:-500:5000 1000:10000}; do
 		--policies "${FLEET_POLICIES:-1}" --churn "${FLEET_CHURN:-0}" \
 		--churn-window "${FLEET_CHURN_WINDOW:-2000}" >"$tmp/sim.out"
 	sed 's/^fleetsim: /  /; /^RESULT/d' "$tmp/sim.out"
-	curl -sS -o "$tmp/metrics" "http://127.0.0.1:$((port + 1))/metrics" ||
+	rm -f "$tmp/metrics"
+	curl -sSf --max-time 30 -o "$tmp/metrics" "http://127.0.0.1:$((port + 1))/metrics" ||
 		echo "  controller: no metrics (curl exit $?)"
 	awk '
 		/^profleet_controller_reconcile_duration_seconds_count/ { passes = $2 }
@@ -86,7 +87,7 @@ for size in ${FLEET_SIZES:-500:5000 1000:10000}; do
 				if (rcum[i] >= 0.5 * rollouts) r50 = "<= " rle[i] " s"
 				if (rcum[i] >= 0.99 * rollouts) r99 = "<= " rle[i] " s"
 			}
-			if (rollouts) printf "  controller: policy event received -> every agent holds it: p50 %s, p99 %s (%d rollouts, from its histogram)\n", r50, r99, rollouts }' "$tmp/metrics"
+			if (rollouts) printf "  controller: policy event received -> every agent holds it: p50 %s, p99 %s (%d rollouts, from its histogram)\n", r50, r99, rollouts }' "$tmp/metrics" 2>/dev/null
 
 	ap=$(apiserver_pid)
 	ctl_kb=$(awk '/VmRSS/ { print $2 }' /proc/"$CTL_PID"/status)

@@ -208,6 +208,7 @@ struct ctl {
 	/* set at start, read-only after */
 	struct lws_context *lws;
 	struct ev_loop *evloop;	/* the websocket thread's (server.c); NULL: lws polls */
+	bool wake_asked;	/* server_wake's, for the websocket thread (atomic) */
 	struct uploads *uploads;	/* server.c's store worker */
 	struct cert_watch *certs;	/* server.c's: reads the TLS files again when they change */
 	struct store *store;	/* NULL when disabled; has its own lock */

@@ -141,7 +141,7 @@ static bool lease_update(struct lease *l, const cJSON *cur, bool *ret_have)
 	    mono_s() - l->observed_at <= l->w.c->opt.lease_duration_s)
 		return false;	/* another holder, alive */
 	if (holder && *holder && strcmp(holder, me))
-		log_notice("lease: taking it from %s, not renewed for %lld s", holder,
+		log_notice("lease: trying to take it from %s, not renewed for %lld s", holder,
 			   (long long)(mono_s() - l->observed_at));
 	body = lease_body(l->w.c, cur, me, !holder || strcmp(holder, me), false);
 	ok = body && !k8s_request(l->w.kc, "PUT", l->path, NULL, body, &r) && r.status == 200;

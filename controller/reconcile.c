@@ -418,10 +418,10 @@ static bool sync_pass(struct reconciler *r, struct targets_work *w, struct hmap 
 	}
 	results_due(r, due, all);
 	t1 = mono_ns();
-	cpu1 = thread_cpu_ns();
+	cpu1 = log_get_level() >= LOG_LVL_DEBUG ? thread_cpu_ns() : 0;
 	encode_install(c, targets_input(r->t), tn, n);
 	targets_nodes_free(tn, n);
-	if (n)
+	if (n && cpu1)	/* (the thread's CPU clock is a system call) */
 		log_debug("reconcile: %d node set(s) built in %.1f ms, encoded and handed over in "
 			  "%.1f ms (%.1f ms on the CPU)", n, (double)(t1 - t0) / 1e6,
 			  (double)(mono_ns() - t1) / 1e6, (double)(thread_cpu_ns() - cpu1) / 1e6);

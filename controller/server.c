@@ -13,6 +13,7 @@
 #include <strings.h>
 #include <time.h>
 #include <sys/stat.h>
+#include <unistd.h>
 #include <ev.h>
 #include <libwebsockets.h>
 #include <openssl/bio.h>
@@ -428,7 +429,7 @@ static void upload_work(struct workq_item *it)
 		log_kv(LOG_LVL_WARN, LOG_KV("node", u->node, "policy",
 					    p->n_policies ? p->policies[0] : ""),
 		       "fleet: a profile was not stored: %s", u->reason);
-	if (u->lws)
+	if (u->lws)	/* uploads_done runs at every wake */
 		lws_cancel_service(u->lws);
 }
 
@@ -823,7 +824,9 @@ static int cb_fleet(struct lws *wsi, enum lws_callback_reasons reason, void *use
 			break;
 		}
 		uploads_done(c);
-		on_cancelled(c);
+		/* the tick's wake (server_tick) asks nothing of the connections */
+		if (!c->evloop || __atomic_exchange_n(&c->wake_asked, false, __ATOMIC_ACQ_REL))
+			on_cancelled(c);
 		break;
 	default:
 		break;
@@ -883,6 +886,8 @@ void server_auth_done(struct ctl *c, struct conn *cn, bool ok, const char *why)
  * agents took a third of the controller's CPU in the kernel's poll. Without
  * the plugin, lws's own loop still works.
  */
+#define LWS_EVLIB_EV LWS_INSTALL_LIBDIR "/libwebsockets-evlib_ev.so"
+
 static struct lws_context *create_context(struct ctl *c, struct lws_context_creation_info *info)
 {
 	struct ev_loop *loop = ev_loop_new(EVBACKEND_EPOLL | EVFLAG_NOSIGMASK);
@@ -901,8 +906,11 @@ static struct lws_context *create_context(struct ctl *c, struct lws_context_crea
 			return ctx;
 		}
 		ev_loop_destroy(loop);
-		log_warn("fleet: no epoll loop for the agents' connections (lws's evlib_ev "
-			 "plugin, package libwebsockets-evlib-ev): polling them all at each turn");
+		/* lws says not why: with its plugin there, the cause is another (the port) */
+		if (!access(LWS_EVLIB_EV, R_OK))
+			return NULL;
+		log_warn("fleet: no epoll loop for the agents' connections (no %s: package "
+			 "libwebsockets-evlib-ev): polling them all at each turn", LWS_EVLIB_EV);
 	}
 	return lws_create_context(info);
 }
@@ -1072,12 +1080,33 @@ static void cert_watch_start(struct ctl *c)
 	lws_sul_schedule(c->lws, 0, &w->sul, cert_check, (lws_usec_t)CERT_CHECK_S * LWS_US_PER_SEC);
 }
 
+/*
+ * lws 4.1 under libev arms one timer for its timeouts and never moves it
+ * earlier: a deadline set after a later one was armed (a hello timeout, 10 s,
+ * after the certificate check, 30 s) would wait for that one. Any event on the
+ * loop runs what is due, so a wake every second keeps them to the second.
+ */
+static void server_tick(struct ev_loop *loop, ev_timer *w, int revents)
+{
+	struct ctl *c = w->data;
+
+	(void)loop;
+	(void)revents;
+	lws_cancel_service(c->lws);
+}
+
 void server_run(struct ctl *c)
 {
 	cert_watch_start(c);
 	if (c->evloop) {	/* until on_cancelled sees the stop */
+		ev_timer tick;
+
+		ev_timer_init(&tick, server_tick, 1.0, 1.0);
+		tick.data = c;
+		ev_timer_start(c->evloop, &tick);
 		if (!ctl_stopping(c))
 			ev_run(c->evloop, 0);
+		ev_timer_stop(c->evloop, &tick);
 		return;
 	}
 	while (!ctl_stopping(c))
@@ -1087,6 +1116,7 @@ void server_run(struct ctl *c)
 
 void server_wake(struct ctl *c)
 {
+	__atomic_store_n(&c->wake_asked, true, __ATOMIC_RELEASE);
 	if (c->lws)
 		lws_cancel_service(c->lws);
 }

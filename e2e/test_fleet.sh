@@ -167,6 +167,8 @@ start_controller() { # identity [extra args]
 start_controller c1
 wait_until 20 sh -c "k() { kubectl --kubeconfig '$KC' \"\$@\"; }; [ \"\$(k get lease -n $SYS profleet-controller -o jsonpath='{.spec.holderIdentity}' 2>/dev/null)\" = c1 ]"
 check "controller takes the leader Lease" [ $? -eq 0 ]
+check "the agents' connections are served on an epoll loop (libev), not lws's poll of every socket" \
+	grep -q "epoll loop (libev)" "$W/controller-c1.log"
 
 start_agent() { # name node token-file
 	"$AGENT" run --controller "$URL" --ca-file "$W/tls.crt" --node-name "$2" --token-file "$3" \

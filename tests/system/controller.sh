@@ -94,12 +94,16 @@ while True:
         pass' "$sport" "$TMP/silent.crt" "$TMP/silent.key" &
 silent=$!
 kubeconfig "$TMP/kubeconfig-silent" "https://127.0.0.1:$sport" "$TMP/silent.crt"
+# with TLS, as the chart runs it: its certificate check (every 30 s) is a timer
+# set before any hello's, which under lws's libev loop held the later-set but
+# earlier hello timeout back until it
 "$CTL" --kubeconfig "$TMP/kubeconfig-silent" --listen "127.0.0.1:$port" --no-leader-election \
 	--no-store --http-listen "127.0.0.1:$hport" --health-listen 127.0.0.1:0 \
+	--tls-cert "$TMP/silent.crt" --tls-key "$TMP/silent.key" \
 	>"$TMP/ctl-silent.log" 2>&1 &
 ctl=$!
 sleep 0.5
-out=$("$BUILD/tools/wsprobe" "ws://127.0.0.1:$port" pending)
+out=$("$BUILD/tools/wsprobe" "wss://127.0.0.1:$port" pending)
 echo "# pending: $out"
 check "a hello whose review hangs is closed at the hello timeout (10 s), not after the review" \
 	[ "${out%% *}" = "bad=closed" ]

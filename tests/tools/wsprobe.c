@@ -6,7 +6,7 @@
  * the good one still works afterwards (it sends an ack and a counters frame
  * and must stay open).
  *
- *   wsprobe URL MODE     MODE: garbage | text | oversize | no-hello | twice-hello | empty | valid
+ *   wsprobe URL MODE     URL: ws:// or wss:// (any certificate: the tests' own); MODE: garbage | text | oversize | no-hello | twice-hello | empty | valid
  *                              | pending (the bad one says hello at once, not waiting for the
  *                                good one's set: against a controller whose reviews hang)
  * Prints "bad=closed|open good=open|closed got_set=0|1" and exits 0.
@@ -156,6 +156,8 @@ static const struct lws_protocols protocols[] = {
 	{ NULL, NULL, 0, 0, 0, NULL, 0 }
 };
 
+static bool use_tls;
+
 static void connect_peer(struct lws_context *ctx, struct peer *p, const char *host, int port,
 			 const char *path)
 {
@@ -171,6 +173,9 @@ static void connect_peer(struct lws_context *ctx, struct peer *p, const char *ho
 	ci.protocol = "profleet.fleet.v1";
 	ci.userdata = p;
 	ci.pwsi = &p->wsi;
+	if (use_tls)	/* the tests' own self-signed certificates */
+		ci.ssl_connection = LCCSCF_USE_SSL | LCCSCF_ALLOW_SELFSIGNED |
+				    LCCSCF_SKIP_SERVER_CERT_HOSTNAME_CHECK;
 	lws_client_connect_via_info(&ci);
 }
 
@@ -185,12 +190,15 @@ int main(int argc, char **argv)
 
 	if (argc != 3 || fleet_parse_url(argv[1], &tls, host, sizeof(host), &port, path,
 					 sizeof(path))) {
-		fprintf(stderr, "usage: wsprobe ws://HOST:PORT MODE\n");
+		fprintf(stderr, "usage: wsprobe ws[s]://HOST:PORT MODE\n");
 		return 2;
 	}
 	mode = argv[2];
+	use_tls = tls;
 	lws_set_log_level(0, NULL);
 	memset(&info, 0, sizeof(info));
+	if (tls)
+		info.options |= LWS_SERVER_OPTION_DO_SSL_GLOBAL_INIT;
 	info.port = CONTEXT_PORT_NO_LISTEN;
 	info.protocols = protocols;
 	info.gid = (gid_t)-1;
