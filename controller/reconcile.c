@@ -205,6 +205,9 @@ static uint64_t next_version(uint64_t prev)
 	return v > prev ? v : prev + 1;
 }
 
+static void rollout_settle(struct reconciler *r, const char *key, const struct policy *p,
+			   struct policy_rt *rt);
+
 /* Every policy's runtime; the ones of policies gone are dropped; a new spec's
  * rollout starts. Under cache_lock. */
 static void runtimes_sync(struct reconciler *r, struct hmap *due)
@@ -222,6 +225,8 @@ static void runtimes_sync(struct reconciler *r, struct hmap *due)
 		/* a changed spec of a policy known here (not its creation, not this
 		 * controller's start) is a rollout; its status is due at once */
 		if (rt->generation && rt->generation != p->generation) {
+			if (rt->rollout_t0_ms)	/* the one this replaces, if its agents hold it */
+				rollout_settle(r, it->key, p, rt);
 			rt->rollout_t0_ms = since;
 			rt->rollout_version = next_version(0);	/* the versions' clock, now */
 		}
@@ -462,30 +467,33 @@ static void add_exports(struct due_policy *d, const struct node_state *ns)
 	}
 }
 
+/* A due policy's nodes: how many, connected, acked, holding its change. Under ctl.lock. */
+static void gather_nodes(struct ctl *c, const struct targets *t, struct due_policy *d)
+{
+	const struct hmap *nodes = NULL;
+	uint64_t since = d->rt->rollout_version;
+
+	/* a finished OnDemand policy targets no node any more */
+	if ((d->p->mode == MODE_ONDEMAND && d->rt->completion) || !targets_policy(t, d->key, &nodes))
+		return;
+	hmap_for_each(nodes, it) {
+		const struct node_state *ns = hmap_get(&c->node_states, it->key);
+
+		d->in.nodes++;
+		d->in.connected += ns && ns->conn;
+		d->in.acked += ns && ns->conn && ns->version && ns->acked >= ns->version;
+		/* a set built since the change, or one older that it did not change */
+		d->held += ns && ns->conn && ns->version &&
+			   ns->acked >= (ns->version < since ? ns->version : since);
+	}
+}
+
 /* The agents' side of each due policy, in one pass over the nodes. Under ctl.lock. */
 static void gather_agents(struct ctl *c, const struct targets *t, struct due_policy *d, int n,
 			  const struct hmap *by_key)
 {
-	for (int i = 0; i < n; i++) {
-		const struct hmap *nodes = NULL;
-		uint64_t since;
-
-		/* a finished OnDemand policy targets no node any more */
-		if ((d[i].p->mode == MODE_ONDEMAND && d[i].rt->completion) ||
-		    !targets_policy(t, d[i].key, &nodes))
-			continue;
-		since = d[i].rt->rollout_version;
-		hmap_for_each(nodes, it) {
-			const struct node_state *ns = hmap_get(&c->node_states, it->key);
-
-			d[i].in.nodes++;
-			d[i].in.connected += ns && ns->conn;
-			d[i].in.acked += ns && ns->conn && ns->version && ns->acked >= ns->version;
-			/* a set built since the change, or one older that it did not change */
-			d[i].held += ns && ns->conn && ns->version &&
-				     ns->acked >= (ns->version < since ? ns->version : since);
-		}
-	}
+	for (int i = 0; i < n; i++)
+		gather_nodes(c, t, &d[i]);
 	/* samples from every node's agent, including nodes it no longer targets */
 	hmap_for_each(&c->node_states, it) {
 		const struct node_state *ns = it->val;
@@ -558,6 +566,27 @@ static void rollout_done(struct ctl *c, struct due_policy *d)
 		ctl_unlock(c);
 	}
 	d->rt->rollout_t0_ms = 0;
+}
+
+/*
+ * A new change of a policy whose rollout is still open: was that rollout done?
+ * Its last ack and the next change can come into one pass, whose new sets
+ * would hide it; r->t still has its nodes. Timed up to now, the change's
+ * arrival: at most one pass late.
+ */
+static void rollout_settle(struct reconciler *r, const char *key, const struct policy *p,
+			   struct policy_rt *rt)
+{
+	struct due_policy d = { .key = key, .p = p, .rt = rt };
+	bool leader;
+
+	ctl_lock(r->c);
+	leader = r->c->leader;
+	if (leader)
+		gather_nodes(r->c, r->t, &d);
+	ctl_unlock(r->c);
+	if (leader && d.in.nodes && d.held == d.in.nodes)
+		rollout_done(r->c, &d);
 }
 
 /* Status writes of the due policies. Under cache_lock (read). */
