@@ -911,7 +911,9 @@ kill "$C2_PID" 2>/dev/null
 wait_until 10 sh -c "! kill -0 $C2_PID 2>/dev/null"
 start_controller c1
 wait_until 30 sh -c "exec 2>/dev/null; [ \"\$(kubectl --kubeconfig '$KC' get lease -n $SYS profleet-controller -o jsonpath='{.spec.holderIdentity}')\" = c1 ]"
-wait_until 30 sh -c "exec 2>/dev/null; [ \"\$(jq -r .connected '$W/state-a.json')\" = true ]"
+# both agents back: one refused while the API server was down may be in its
+# backoff (up to 30 s) for a while yet
+wait_until 45 sh -c "exec 2>/dev/null; [ \"\$(jq -r .connected '$W/state-a.json')\" = true ] && [ \"\$(jq -r .connected '$W/state-b.json')\" = true ]"
 k delete profilingpolicy -n "$SHOP" web >/dev/null
 wait_until 10 sh -c "exec 2>/dev/null; [ \"\$(jq -r '.targets | length' '$W/state-a.json')\" = 0 ] && [ \"\$(jq -r '.targets | length' '$W/state-b.json')\" = 0 ]"
 [ "$(st a '.targets | length')" = 0 ] && [ "$(st b '.targets | length')" = 0 ]
