@@ -79,8 +79,10 @@ check_deep() { # label, outdir
 check_python() { # label, outdir
 	step_ok "$1" "$2" python "profleet-agent record --pid (python3.11 ratio.py) exits 0"
 	total=$(folded_total "$2/python.txt" 2>/dev/null)
-	chain=$(folded_sum "$2/python.txt" ';_PyEval_EvalFrameDefault;ratio\.<module>_\[py\];ratio\.main_\[py\];ratio\.loop_\[py\];ratio\.Worker\.(hot_three|cold_one)_\[py\]( |;)' 2>/dev/null)
-	echo "# $1: python: ${chain:-0} of ${total:-0} samples have <module> -> main -> loop -> Worker.*"
+	# the whole chain down to loop, and Worker.* when the sample is in it (loop's
+	# own work, its calls to time.monotonic and attribute lookups, is ~1% of samples)
+	chain=$(folded_sum "$2/python.txt" ';_PyEval_EvalFrameDefault;ratio\.<module>_\[py\];ratio\.main_\[py\];ratio\.loop_\[py\](;ratio\.Worker\.(hot_three|cold_one)_\[py\])?( |;)' 2>/dev/null)
+	echo "# $1: python: ${chain:-0} of ${total:-0} samples have <module> -> main -> loop (-> Worker.*)"
 	check "$1: python3.11: >= 99% of samples name the Python chain (${chain:-0}/${total:-0})" \
 		awk -v c="${chain:-0}" -v t="${total:-0}" 'BEGIN { exit !(t > 300 && c >= 0.99 * t) }'
 }
