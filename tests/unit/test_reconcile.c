@@ -14,17 +14,11 @@
 #include "reconcile.h"
 #include "server.h"
 
-static struct policy *policy(const char *mode_spec, int generation, const char *start)
+static struct policy *parse_policy(const char *json)
 {
 	struct policy *p = calloc(1, sizeof(*p));
-	char json[1024];
-	cJSON *o;
+	cJSON *o = cJSON_Parse(json);
 
-	snprintf(json, sizeof(json),
-		 "{\"metadata\":{\"name\":\"p\",\"namespace\":\"n\",\"uid\":\"u\",\"generation\":%d},"
-		 "\"spec\":{\"selector\":{\"podSelector\":{}},%s,\"sampling\":{\"frequencyHz\":19}},"
-		 "\"status\":{\"startTime\":\"%s\"}}", generation, mode_spec, start);
-	o = cJSON_Parse(json);
 	assert_non_null(o);
 	assert_non_null(p);
 	assert_int_equal(policy_from_json(o, false, 250, p), 0);
@@ -32,17 +26,34 @@ static struct policy *policy(const char *mode_spec, int generation, const char *
 	return p;
 }
 
-static void put_policy(struct ctl *c, struct policy *p)
+static struct policy *policy(const char *mode_spec, int generation, const char *start)
+{
+	char json[1024];
+
+	snprintf(json, sizeof(json),
+		 "{\"metadata\":{\"name\":\"p\",\"namespace\":\"n\",\"uid\":\"u\",\"generation\":%d},"
+		 "\"spec\":{\"selector\":{\"podSelector\":{}},%s,\"sampling\":{\"frequencyHz\":19}},"
+		 "\"status\":{\"startTime\":\"%s\"}}", generation, mode_spec, start);
+	return parse_policy(json);
+}
+
+/* Under cache_lock (write). */
+static void swap_policy_locked(struct ctl *c, struct policy *p)
 {
 	void *old = NULL;
 
-	pthread_rwlock_wrlock(&c->cache_lock);
 	assert_int_equal(hmap_put(&c->policies, "P:n/p", p, &old), 0);
-	pthread_rwlock_unlock(&c->cache_lock);
 	if (old) {
 		policy_free(old);
 		free(old);
 	}
+}
+
+static void put_policy(struct ctl *c, struct policy *p)
+{
+	pthread_rwlock_wrlock(&c->cache_lock);
+	swap_policy_locked(c, p);
+	pthread_rwlock_unlock(&c->cache_lock);
 }
 
 static uint64_t status_passes(struct ctl *c)
@@ -135,32 +146,13 @@ static void test_policy_gap(void **state)
 
 static struct policy *freq_policy(int generation, int hz)
 {
-	struct policy *p = calloc(1, sizeof(*p));
 	char json[1024];
-	cJSON *o;
 
 	snprintf(json, sizeof(json),
 		 "{\"metadata\":{\"name\":\"p\",\"namespace\":\"n\",\"uid\":\"u\",\"generation\":%d},"
 		 "\"spec\":{\"selector\":{\"podSelector\":{}},\"sampling\":{\"frequencyHz\":%d}}}",
 		 generation, hz);
-	o = cJSON_Parse(json);
-	assert_non_null(o);
-	assert_non_null(p);
-	assert_int_equal(policy_from_json(o, false, 250, p), 0);
-	cJSON_Delete(o);
-	return p;
-}
-
-/* Under cache_lock (write). */
-static void swap_policy_locked(struct ctl *c, struct policy *p)
-{
-	void *old = NULL;
-
-	assert_int_equal(hmap_put(&c->policies, "P:n/p", p, &old), 0);
-	if (old) {
-		policy_free(old);
-		free(old);
-	}
+	return parse_policy(json);
 }
 
 static uint64_t node_version(struct ctl *c, struct node_state *ns)
