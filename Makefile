@@ -63,7 +63,7 @@ endif
 # CPython's interpreter in a shared libpython (libpython3.11-dev)
 WORKLOADS   += $(BUILD)/workloads/python/embed
 
-.PHONY: all agent controller e2e apiserver tests workloads deps test unit unit-san tsan system run clean lint bench soak fuzz fuzzers install kernels
+.PHONY: all agent controller e2e e2e-node apiserver tests workloads deps test unit unit-san tsan system run clean lint bench soak fuzz fuzzers install kernels
 .DELETE_ON_ERROR:
 .SECONDARY:
 
@@ -219,7 +219,7 @@ test: deps
 	$(MAKE) all
 	$(MAKE) SANITIZE=1 tests
 	$(MAKE) SANITIZE=thread agent controller tests
-	@sh e2e/build-apiserver.sh >/dev/null
+	@sh e2e/build-kube.sh kube-apiserver kube-controller-manager kube-scheduler kubelet kube-proxy >/dev/null
 	@sh tests/run.sh all $(BUILD)
 
 run: deps agent
@@ -257,6 +257,12 @@ apiserver:
 
 e2e: deps all apiserver
 	@sh tests/run.sh e2e $(BUILD)
+
+# the node tier alone: a kubelet on containerd, the chart installed from images
+# built from our Dockerfiles (e2e/node.sh, e2e/images.sh); needs root
+e2e-node: deps all
+	@sh e2e/build-kube.sh kube-apiserver kube-controller-manager kube-scheduler kubelet kube-proxy >/dev/null
+	@sh tests/run.sh node $(BUILD)
 
 # the kernel tier alone: Debian's kernels (fetched once into
 # /var/cache/profleet/kernels) booted under qemu, this build run inside each

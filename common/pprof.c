@@ -245,6 +245,8 @@ struct enc {
 		uint64_t lo, hi;	/* the addresses of its locations, hi one past */
 	} pseudo[PROF_FRAME_KINDS];
 	uint64_t s_samples, s_count, s_cpu, s_ns;	/* string indexes */
+	const struct pprof_str_label *extra;	/* on every sample, after its own */
+	int nextra;
 	int err;
 };
 
@@ -374,6 +376,14 @@ static void write_samples(struct enc *e)
 				pbw__int64(w, LABEL_NUM, l->num);
 				pbw__uint64(w, LABEL_NUM_UNIT, str(e, l->unit));
 			}
+			pbw__end(w);
+		}
+		for (int k = 0; k < e->nextra; k++) {
+			if (!e->extra[k].key || !e->extra[k].value)
+				continue;
+			pbw__begin(w, SAMPLE_LABEL);
+			pbw__uint64(w, LABEL_KEY, str(e, e->extra[k].key));
+			pbw__uint64(w, LABEL_STR, str(e, e->extra[k].value));
 			pbw__end(w);
 		}
 		pbw__end(w);
@@ -551,6 +561,12 @@ out:
 
 int pprof__encode(const struct profile *p, bool gzip, uint8_t **ret_buf, size_t *ret_len)
 {
+	return pprof__encode_labeled(p, NULL, 0, gzip, ret_buf, ret_len);
+}
+
+int pprof__encode_labeled(const struct profile *p, const struct pprof_str_label *extra,
+			  int nextra, bool gzip, uint8_t **ret_buf, size_t *ret_len)
+{
 	struct enc e;
 	uint8_t *raw = NULL;
 	size_t len;
@@ -558,6 +574,8 @@ int pprof__encode(const struct profile *p, bool gzip, uint8_t **ret_buf, size_t 
 
 	memset(&e, 0, sizeof(e));
 	e.p = p;
+	e.extra = extra;
+	e.nextra = extra ? nextra : 0;
 	pbw__init(&e.w, PPROF_MAX_BYTES);
 	err = strtab_init(&e.st);
 	if (err)

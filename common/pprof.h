@@ -31,6 +31,18 @@ struct profile;
  */
 int pprof__encode(const struct profile *p, bool gzip, uint8_t **ret_buf, size_t *ret_len);
 
+/* A string label. */
+struct pprof_str_label {
+	const char *key, *value;
+};
+/*
+ * The same, with extra labels on every sample after its own: a target's
+ * identity (namespace, pod, pod_uid, container, container_id, node, ...), so
+ * that a profile merged with other pods' still tells them apart.
+ */
+int pprof__encode_labeled(const struct profile *p, const struct pprof_str_label *extra,
+			  int nextra, bool gzip, uint8_t **ret_buf, size_t *ret_len);
+
 /*
  * Writes p gzipped to path atomically: a temporary file next to it, fsync,
  * rename. path "-" writes to stdout. 0 or -errno.

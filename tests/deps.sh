@@ -7,13 +7,15 @@ set -eu
 PKGS_BUILD="make gcc g++ clang llvm libbpf-dev libelf-dev libdw-dev zlib1g-dev liblzma-dev libiberty-dev bpftool libwebsockets-dev libcjson-dev libprotobuf-c-dev protobuf-c-compiler libcurl4-openssl-dev libyaml-dev libmicrohttpd-dev libssl-dev"
 PKGS_TEST="libcmocka-dev python3.11 libpython3.11-dev pkg-config debootstrap protobuf-compiler golang-go linux-perf bpftrace valgrind libxml2-utils libclang-rt-14-dev binutils procps time jq openssl python3-grpcio golang-github-masterminds-sprig-dev golang-k8s-sigs-yaml-dev"
 PKGS_E2E="etcd-server golang-1.19-go golang-github-modern-go-reflect2-dev dpkg-dev"
+# the node tier (e2e/node.sh, e2e/images.sh): a kubelet's runtime, networks, images, DNS
+PKGS_NODE="containerd runc buildah containernetworking-plugins dnsmasq-base iptables debootstrap"
 # the kernel tier (tests/kernels): qemu-system-common has /usr/lib/qemu/virtiofsd;
 # kmod's depmod writes the fetched kernels' modules.dep, xz/zstd unpack modules
 PKGS_KERNELS="qemu-system-x86 busybox-static cpio kmod xz-utils zstd"
 # kubectl: the machine's own (v1.24+ for --subresource); Debian's kubernetes-client is 1.20
 
 missing=""
-for p in $PKGS_BUILD $PKGS_TEST $PKGS_E2E $PKGS_KERNELS; do
+for p in $PKGS_BUILD $PKGS_TEST $PKGS_E2E $PKGS_NODE $PKGS_KERNELS; do
 	dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" ||
 		missing="$missing $p"
 done

@@ -1,6 +1,6 @@
 #!/bin/sh
 # Runs test tiers and ends with one line: "N passed, N failed, N skipped".
-#   tests/run.sh all|unit|san|tsan|system|e2e|kernels [BUILD_DIR]
+#   tests/run.sh all|unit|san|tsan|system|e2e|node|kernels [BUILD_DIR]
 # Every test program speaks TAP ("ok N - name" / "not ok N - name", "# SKIP" for a skip);
 # a program that exits non-zero without reporting a failure counts as one failure
 # (a crash must never pass silently), and so does a tier that finds nothing to run.
@@ -153,8 +153,17 @@ all | e2e)
 	# a real kube-apiserver + etcd (e2e/cluster.sh), or E2E_KUBECONFIG's cluster
 	for t in "$top"/e2e/test_*.sh; do
 		[ -f "$t" ] || continue
+		[ "$t" = "$top/e2e/test_node.sh" ] && continue	# the node tier's
 		run_one "e2e/$(basename "$t" .sh)" sh "$t"
 	done
+	;;
+esac
+
+case $tier in
+all | node)
+	# a real node: kubelet, containerd, kube-proxy, the chart's Pods from our
+	# images (e2e/node.sh); not against E2E_KUBECONFIG's cluster
+	run_one e2e/test_node sh "$top/e2e/test_node.sh"
 	;;
 esac
 
@@ -166,8 +175,8 @@ all | kernels)
 esac
 
 case $tier in
-all | unit | san | tsan | system | e2e | kernels) ;;
-*) fail_one "$tier" "unknown tier (all, unit, san, tsan, system, e2e, kernels)" ;;
+all | unit | san | tsan | system | e2e | node | kernels) ;;
+*) fail_one "$tier" "unknown tier (all, unit, san, tsan, system, e2e, node, kernels)" ;;
 esac
 
 [ -n "$failed_names" ] && echo "failed:$failed_names"

@@ -746,6 +746,29 @@ int exporter_submit(struct exporter *e, const struct profile *p, const char *ser
 				      NULL);
 }
 
+/*
+ * A pprof whose samples carry the target's labels (the store and files: a
+ * profile merged with other pods' must still tell them apart; Pyroscope and
+ * OTLP carry them in the series and the resource instead).
+ */
+static int encode_pprof_labeled(const struct profile *p, const struct export_label *labels,
+				int nlabels, struct item *it)
+{
+	struct pprof_str_label *extra = NULL;
+	int err;
+
+	if (nlabels > 0 && !(extra = calloc((size_t)nlabels, sizeof(*extra))))
+		return -ENOMEM;
+	for (int i = 0; i < nlabels; i++) {
+		extra[i].key = labels[i].key;
+		extra[i].value = labels[i].value;
+	}
+	err = pprof__encode_labeled(p, extra, nlabels > 0 ? nlabels : 0, true, &it->pprof_gz,
+				    &it->len);
+	free(extra);
+	return err;
+}
+
 /* The profile as the exporter's kind sends it, into it->pprof_gz. */
 static int encode_for(const struct exporter *e, const struct profile *p, const char *service,
 		      const struct export_label *labels, int nlabels, struct item *it)
@@ -772,7 +795,7 @@ static int encode_for(const struct exporter *e, const struct profile *p, const c
 		}
 		return err;
 	default:
-		return pprof__encode(p, true, &it->pprof_gz, &it->len);
+		return encode_pprof_labeled(p, labels, nlabels, it);
 	}
 }
 

@@ -6,6 +6,8 @@
  * with the Nth status of the list (the last one repeats).
  *
  *   httpsink DIR PORT STATUS...      e.g. httpsink /tmp/x 0 503 503 200
+ *
+ * HTTPSINK_ANY=1 listens on every address instead (in a Pod of the node tier).
  */
 #include <arpa/inet.h>
 #include <signal.h>
@@ -28,6 +30,8 @@ int main(int argc, char **argv)
 	}
 	signal(SIGPIPE, SIG_IGN);	/* a client that gave up is no reason to stop */
 	sa.sin_port = htons((uint16_t)atoi(argv[2]));
+	if (getenv("HTTPSINK_ANY"))
+		sa.sin_addr.s_addr = htonl(INADDR_ANY);
 	lfd = socket(AF_INET, SOCK_STREAM, 0);
 	setsockopt(lfd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));
 	if (lfd < 0 || bind(lfd, (struct sockaddr *)&sa, sizeof(sa)) || listen(lfd, 16) ||

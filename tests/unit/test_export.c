@@ -862,16 +862,21 @@ static struct {
 	size_t n;
 	char *policies[256];
 	size_t gzlen;
+	uint8_t *gz;
 } got_upload;
 
 static int fake_upload(void *ctx, const struct export_route *route, const uint8_t *gz, size_t len,
 		       int64_t from_s, int64_t until_s, char *err, size_t errlen)
 {
-	(void)ctx, (void)gz, (void)from_s, (void)until_s, (void)err, (void)errlen;
+	(void)ctx, (void)from_s, (void)until_s, (void)err, (void)errlen;
 	got_upload.n = route->npolicies;
 	for (size_t i = 0; i < route->npolicies && i < 256; i++)
 		got_upload.policies[i] = strdup(route->policies[i]);
 	got_upload.gzlen = len;
+	free(got_upload.gz);
+	got_upload.gz = malloc(len);
+	if (got_upload.gz)
+		memcpy(got_upload.gz, gz, len);
 	return 0;
 }
 
@@ -905,6 +910,56 @@ static void test_controller_route(void **state)
 	exporter_free(e);
 }
 
+/*
+ * The store merges many pods' profiles of a policy: each sample of an upload
+ * carries the target's identity labels, after its own, and the merge keeps
+ * them (a profile encoded without them could not tell two pods apart).
+ */
+static void test_controller_labels(void **state)
+{
+	struct export_target t = { .kind = EXPORT_CONTROLLER, .url = "store" };
+	struct exporter_opts o = { .upload = fake_upload };
+	const struct export_label l[3] = { { "namespace", "shop" },
+					   { "pod_uid", "0b5e7c1a-0000-4000-8000-000000000001" },
+					   { "container_id", "c0ffee" } };
+	const char *pv[1] = { "shop/web" };
+	struct export_route route = { pv, 1 };
+	struct profile *p = make_profile("f", 3);
+	struct exporter *e;
+	const struct profile *mp;
+	struct pprof_merge *m;
+	char msg[200];
+
+	(void)state;
+	e = exporter_new(&t, NULL, &o, msg, sizeof(msg));
+	assert_non_null(e);
+	assert_int_equal(exporter_submit_routed(e, p, "svc", l, 3, 1, 2, 19, &route), 0);
+	assert_int_equal(exporter_drain(e, 5000), 0);
+	assert_non_null(got_upload.gz);
+	m = pprof_merge_new();
+	assert_non_null(m);
+	assert_int_equal(pprof_merge_add(m, got_upload.gz, got_upload.gzlen, msg, sizeof(msg)), 0);
+	mp = pprof_merge_profile(m);
+	assert_true(mp->nsamples > 0);
+	for (uint32_t i = 0; i < mp->nsamples; i++) {
+		const struct prof_sample *sm = &mp->samples[i];
+		int found = 0;
+
+		for (uint32_t k = 0; k < sm->nlabels; k++)
+			for (int j = 0; j < 3; j++)
+				if (sm->labels[k].str && !strcmp(sm->labels[k].key, l[j].key) &&
+				    !strcmp(sm->labels[k].str, l[j].value))
+					found |= 1 << j;
+		assert_int_equal(found, 7);
+	}
+	pprof_merge_free(m);
+	for (size_t i = 0; i < got_upload.n; i++)
+		free(got_upload.policies[i]);
+	free(got_upload.gz);
+	got_upload.gz = NULL;
+	profile__free(p);
+	exporter_free(e);
+}
 
 /* native -> Python -> kernel, one sample: what each writer marks as which */
 static struct profile *make_kinds_profile(void)
@@ -1056,6 +1111,7 @@ int main(void)
 		cmocka_unit_test(test_otlp_http),
 		cmocka_unit_test(test_pyroscope_push),
 		cmocka_unit_test(test_controller_route),
+		cmocka_unit_test(test_controller_labels),
 		cmocka_unit_test(test_otlp_many_attributes),
 		cmocka_unit_test(test_frame_kinds_otlp),
 		cmocka_unit_test(test_frame_kinds_pprof_merge),

@@ -1,0 +1,345 @@
+#!/bin/sh
+# A one-node Kubernetes on this machine for the node tier (e2e/test_node.sh):
+# etcd and kube-apiserver (e2e/cluster.sh), kube-controller-manager,
+# kube-scheduler, kube-proxy and a kubelet (v1.20.2, e2e/build-kube.sh) on
+# Debian's containerd and runc, Pods on a bridge with Debian's CNI plugins, and
+# dnsmasq answering the Services' names (the stand-in for a cluster DNS).
+#
+#   e2e/node.sh start DIR      everything; DIR/kubeconfig, DIR/env as cluster.sh's
+#   e2e/node.sh stop DIR       stops it all and puts the host back as it was
+#   e2e/node.sh dns DIR        the Services' names again (after Services changed)
+#   e2e/node.sh restart-containerd DIR
+#
+# Nothing routes off the machine: the node's address (10.217.0.1) and the
+# Pods' (10.217.0.16-250) live on a bridge made here, the Services' in
+# 10.217.1.0/24. Stop removes the bridge, the Pods' network namespaces, their
+# cgroups, mounts and logs, and puts back the iptables rules and the sysctls
+# the kubelet and kube-proxy change (saved at start in DIR/host).
+set -eu
+cmd=${1:-}
+dir=${2:-}
+[ -n "$cmd" ] && [ -n "$dir" ] || { sed -n '2,17p' "$0" | sed 's/^# \{0,1\}//'; exit 2; }
+top=$(cd "$(dirname "$0")/.." && pwd)
+NODE=e2e-node
+NODE_IP=10.217.0.1
+BRIDGE=pfe2e0
+SERVICE_CIDR=10.217.1.0/24
+SOCK=$dir/containerd/containerd.sock
+# what the kubelet and kube-proxy set, put back at stop
+SYSCTLS="net.ipv4.ip_forward net.bridge.bridge-nf-call-iptables net.ipv4.conf.all.route_localnet
+vm.overcommit_memory vm.panic_on_oom kernel.panic kernel.panic_on_oops kernel.keys.root_maxkeys
+kernel.keys.root_maxbytes"
+
+log() { echo "node: $*"; }
+die() { echo "node: $*" >&2; exit 1; }
+
+stop_pid() { # pidfile [signal]
+	[ -f "$1" ] || return 0
+	pid=$(cat "$1")
+	kill "-${2:-TERM}" "$pid" 2>/dev/null || { rm -f "$1"; return 0; }
+	for _ in $(seq 100); do
+		kill -0 "$pid" 2>/dev/null || break
+		sleep 0.1
+	done
+	kill -9 "$pid" 2>/dev/null || true
+	rm -f "$1"
+}
+
+daemon() { # name command...: started in the background, its log DIR/NAME.log
+	name=$1
+	shift
+	"$@" >>"$dir/$name.log" 2>&1 &
+	echo $! >"$dir/$name.pid"
+}
+
+alive() { [ -f "$dir/$1.pid" ] && kill -0 "$(cat "$dir/$1.pid")" 2>/dev/null; }
+
+wait_for() { # seconds what command...
+	t=$1 what=$2
+	shift 2
+	for _ in $(seq $((t * 5))); do
+		"$@" >/dev/null 2>&1 && return 0
+		sleep 0.2
+	done
+	die "$what: not within $t s"
+}
+
+save_host() {
+	mkdir -p "$dir/host"
+	for s in $SYSCTLS; do
+		v=$(sysctl -n "$s" 2>/dev/null) && printf '%s=%s\n' "$s" "$v"
+	done >"$dir/host/sysctl"
+	iptables-save >"$dir/host/iptables"
+	ip6tables-save >"$dir/host/ip6tables" 2>/dev/null || true
+	ls /var/run/netns 2>/dev/null >"$dir/host/netns" || : >"$dir/host/netns"
+	# the kubelet writes the containers' logs there whatever its root directory
+	ls /var/log/pods /var/log/containers 2>/dev/null >"$dir/host/logs" || : >"$dir/host/logs"
+}
+
+network() {
+	ip link add "$BRIDGE" type bridge
+	ip addr add "$NODE_IP/24" dev "$BRIDGE"
+	ip link set "$BRIDGE" up
+	sysctl -qw net.ipv4.ip_forward=1 net.bridge.bridge-nf-call-iptables=1
+	mkdir -p "$dir/cni/net.d" "$dir/cni/ipam"
+	cat >"$dir/cni/net.d/10-profleet-e2e.conflist" <<EOF
+{
+  "cniVersion": "0.4.0",
+  "name": "profleet-e2e",
+  "plugins": [
+    {
+      "type": "bridge", "bridge": "$BRIDGE", "isGateway": true, "ipMasq": false,
+      "hairpinMode": true,
+      "ipam": {
+        "type": "host-local", "dataDir": "$dir/cni/ipam",
+        "ranges": [[{"subnet": "10.217.0.0/24", "rangeStart": "10.217.0.16",
+                     "rangeEnd": "10.217.0.250", "gateway": "$NODE_IP"}]],
+        "routes": [{"dst": "0.0.0.0/0"}]
+      }
+    },
+    {"type": "loopback"}
+  ]
+}
+EOF
+}
+
+containerd_start() {
+	mkdir -p "$dir/containerd"
+	cat >"$dir/containerd/config.toml" <<EOF
+version = 2
+root = "$dir/containerd/root"
+state = "$dir/containerd/state"
+[grpc]
+  address = "$SOCK"
+[plugins."io.containerd.grpc.v1.cri"]
+  sandbox_image = "localhost/profleet-pause:e2e"
+  # this machine's capability bounding set has no CAP_SYS_RESOURCE: no
+  # negative oom_score_adj can be set, the runtime keeps the one it has
+  restrict_oom_score_adj = true
+  [plugins."io.containerd.grpc.v1.cri".cni]
+    bin_dir = "/usr/lib/cni"
+    conf_dir = "$dir/cni/net.d"
+  [plugins."io.containerd.grpc.v1.cri".containerd.runtimes.runc]
+    runtime_type = "io.containerd.runc.v2"
+EOF
+	daemon containerd containerd --config "$dir/containerd/config.toml"
+	wait_for 30 "containerd's socket" ctr -a "$SOCK" version
+}
+
+kubeconfig_for() { # file token
+	cat >"$1" <<EOF
+apiVersion: v1
+kind: Config
+current-context: c
+clusters:
+- name: e2e
+  cluster: {server: "$E2E_APISERVER_URL", certificate-authority: "$dir/cluster/certs/apiserver.crt"}
+users:
+- name: u
+  user: {token: $2}
+contexts:
+- name: c
+  context: {cluster: e2e, user: u}
+EOF
+}
+
+control_plane() {
+	kcm=$1 sched=$2
+	daemon controller-manager "$kcm" --kubeconfig "$dir/kubeconfig" --leader-elect=false \
+		--port=0 --secure-port=0 \
+		--service-account-private-key-file="$dir/cluster/sa.key" \
+		--root-ca-file="$dir/cluster/certs/apiserver.crt" \
+		--service-cluster-ip-range="$SERVICE_CIDR" --controllers='*,-nodeipam'
+	daemon scheduler "$sched" --kubeconfig "$dir/kubeconfig" --leader-elect=false \
+		--port=0 --secure-port=0
+}
+
+kubelet_start() {
+	bin=$1
+	kubeconfig_for "$dir/kubelet.kubeconfig" "$(cat "$dir/cluster/node.token")"
+	echo "nameserver $NODE_IP" >"$dir/resolv.conf"
+	cat >"$dir/kubelet.yaml" <<EOF
+apiVersion: kubelet.config.k8s.io/v1beta1
+kind: KubeletConfiguration
+address: $NODE_IP
+readOnlyPort: 0
+healthzBindAddress: 127.0.0.1
+healthzPort: 0
+cgroupDriver: cgroupfs
+failSwapOn: false
+# only the API server's proxy reaches it, on the test's own bridge
+authentication: {anonymous: {enabled: true}, webhook: {enabled: false}}
+authorization: {mode: AlwaysAllow}
+clusterDNS: [$NODE_IP]
+clusterDomain: cluster.local
+resolvConf: $dir/resolv.conf
+# a shared machine's disk: never evict the test's Pods for it
+evictionHard: {memory.available: "100Mi", nodefs.available: "1%", imagefs.available: "1%"}
+imageGCHighThresholdPercent: 100
+serializeImagePulls: false
+EOF
+	daemon kubelet "$bin" --config "$dir/kubelet.yaml" --kubeconfig "$dir/kubelet.kubeconfig" \
+		--root-dir "$dir/kubelet" --cert-dir "$dir/kubelet/pki" \
+		--container-runtime=remote --container-runtime-endpoint="unix://$SOCK" \
+		--pod-infra-container-image=localhost/profleet-pause:e2e \
+		--hostname-override="$NODE" --node-ip="$NODE_IP"
+}
+
+port_free() { ! ss -Hltn "sport = :$1" 2>/dev/null | grep -q .; }
+free_port() { # from
+	p=$1
+	while ! port_free "$p"; do p=$((p + 1)); done
+	echo "$p"
+}
+
+proxy_start() {
+	hp=$(free_port 30256)
+	mp=$(free_port $((hp + 1)))
+	daemon kube-proxy "$1" --kubeconfig "$dir/kubeconfig" --hostname-override="$NODE" \
+		--bind-address="$NODE_IP" --cluster-cidr=10.217.0.0/24 --proxy-mode=iptables \
+		--conntrack-max-per-core=0 --healthz-bind-address="127.0.0.1:$hp" \
+		--metrics-bind-address="127.0.0.1:$mp"
+}
+
+dns_hosts() {
+	kubectl --kubeconfig "$dir/kubeconfig" get svc -A \
+		-o jsonpath='{range .items[*]}{.spec.clusterIP} {.metadata.name}.{.metadata.namespace}.svc.cluster.local{"\n"}{end}' |
+		awk '$1 != "None" && $1 != ""' >"$dir/dns.hosts.tmp"
+	mv "$dir/dns.hosts.tmp" "$dir/dns.hosts"
+}
+
+dns_start() {
+	dns_hosts
+	daemon dnsmasq dnsmasq --keep-in-foreground --no-resolv --no-hosts --bind-interfaces \
+		--listen-address="$NODE_IP" --except-interface=lo --local=/cluster.local/ \
+		--addn-hosts="$dir/dns.hosts" --pid-file= --user=root
+}
+
+node_ready() {
+	kubectl --kubeconfig "$dir/kubeconfig" get node "$NODE" \
+		-o jsonpath='{.status.conditions[?(@.type=="Ready")].status}' 2>/dev/null | grep -qx True
+}
+
+start() {
+	[ -d "$dir/host" ] && die "$dir holds a node already (stop it first)"
+	ip link show "$BRIDGE" >/dev/null 2>&1 && die "the bridge $BRIDGE exists: another node tier runs (or e2e/node.sh stop was not run)"
+	mkdir -p "$dir"
+	for c in iptables containerd ctr dnsmasq kubectl; do
+		command -v "$c" >/dev/null || die "$c is missing (tests/deps.sh installs it)"
+	done
+	bins=$(sh "$top/e2e/build-kube.sh" kube-controller-manager kube-scheduler kubelet kube-proxy) ||
+		die "the Kubernetes binaries did not build"
+	# shellcheck disable=SC2086
+	set -- $bins
+	save_host
+	network
+	E2E_BIND_ADDRESS=$NODE_IP E2E_SERVICE_CIDR=$SERVICE_CIDR E2E_NODE_NAME=$NODE \
+		sh "$top/e2e/cluster.sh" start "$dir/cluster" || die "the control plane did not start"
+	cp "$dir/cluster/kubeconfig" "$dir/kubeconfig"
+	. "$dir/cluster/env"
+	sed "s#^E2E_KUBECONFIG=.*#E2E_KUBECONFIG=$dir/kubeconfig#" "$dir/cluster/env" >"$dir/env"
+	echo "E2E_NODE=$NODE" >>"$dir/env"
+	echo "E2E_NODE_IP=$NODE_IP" >>"$dir/env"
+	echo "E2E_CONTAINERD=$SOCK" >>"$dir/env"
+	containerd_start
+	t0=$(date +%s)
+	sh "$top/e2e/images.sh" "$SOCK" || die "the images did not build"
+	log "images built and imported in $(($(date +%s) - t0)) s"
+	control_plane "$1" "$2"
+	kubelet_start "$3"
+	proxy_start "$4"
+	dns_start
+	t0=$(date +%s)
+	wait_for 120 "node $NODE Ready" node_ready
+	log "node $NODE Ready in $(($(date +%s) - t0)) s, on $NODE_IP"
+}
+
+# the Pods' sandboxes and containers, gone whatever the kubelet did
+containers_gone() {
+	[ -S "$SOCK" ] || return 0
+	for t in $(ctr -a "$SOCK" -n k8s.io tasks ls -q 2>/dev/null); do
+		ctr -a "$SOCK" -n k8s.io tasks kill -s SIGKILL "$t" >/dev/null 2>&1 || true
+	done
+	sleep 1
+	for t in $(ctr -a "$SOCK" -n k8s.io tasks ls -q 2>/dev/null); do
+		ctr -a "$SOCK" -n k8s.io tasks delete -f "$t" >/dev/null 2>&1 || true
+	done
+	for c in $(ctr -a "$SOCK" -n k8s.io containers ls -q 2>/dev/null); do
+		ctr -a "$SOCK" -n k8s.io containers delete "$c" >/dev/null 2>&1 || true
+	done
+}
+
+host_back() {
+	[ -d "$dir/host" ] || return 0
+	# network namespaces made for the Pods (the CNI plugin removes a Pod's veth
+	# with them)
+	for ns in $(ls /var/run/netns 2>/dev/null); do
+		grep -qx "$ns" "$dir/host/netns" && continue
+		ip netns delete "$ns" 2>/dev/null || { umount "/var/run/netns/$ns" 2>/dev/null; rm -f "/var/run/netns/$ns"; }
+	done
+	ip link del "$BRIDGE" 2>/dev/null || true
+	for d in /var/log/pods /var/log/containers; do
+		for f in $(ls "$d" 2>/dev/null); do
+			grep -qx "$f" "$dir/host/logs" || rm -rf "${d:?}/$f"
+		done
+	done
+	iptables-restore <"$dir/host/iptables" || echo "node: iptables rules not put back" >&2
+	[ -s "$dir/host/ip6tables" ] && { ip6tables-restore <"$dir/host/ip6tables" || true; }
+	# chains in tables that did not exist at start (the kubelet's canaries)
+	for t in filter nat mangle; do
+		for c in $(iptables -t "$t" -S 2>/dev/null | awk '$1 == "-N" && $2 ~ /^KUBE-/ { print $2 }'); do
+			iptables -t "$t" -F "$c" 2>/dev/null || true
+		done
+		for c in $(iptables -t "$t" -S 2>/dev/null | awk '$1 == "-N" && $2 ~ /^KUBE-/ { print $2 }'); do
+			iptables -t "$t" -X "$c" 2>/dev/null || true
+		done
+	done
+	while IFS='=' read -r k v; do
+		sysctl -qw "$k=$v" 2>/dev/null || echo "node: sysctl $k not put back" >&2
+	done <"$dir/host/sysctl"
+	# the Pods' cgroups, deepest first
+	for h in /sys/fs/cgroup/*/kubepods /sys/fs/cgroup/kubepods; do
+		[ -d "$h" ] && find "$h" -depth -type d -exec rmdir {} + 2>/dev/null
+	done
+	# mounts under DIR: the Pods' volumes, the containers' root file systems
+	awk -v d="$dir/" 'index($2, d) == 1 { print $2 }' /proc/self/mounts | sort -r |
+		while read -r m; do umount -l "$m" 2>/dev/null || true; done
+	rm -rf "$dir/host"
+}
+
+stop() {
+	# the Pods first, through their kubelet, so that their networks go the proper way
+	if alive kubelet && [ -f "$dir/kubeconfig" ]; then
+		kubectl --kubeconfig "$dir/kubeconfig" delete pods -A --all --force --grace-period=0 \
+			--wait=false >/dev/null 2>&1 || true
+		for _ in $(seq 60); do
+			[ -z "$(ctr -a "$SOCK" -n k8s.io tasks ls -q 2>/dev/null)" ] && break
+			sleep 0.5
+		done
+	fi
+	stop_pid "$dir/kube-proxy.pid"
+	stop_pid "$dir/kubelet.pid"
+	stop_pid "$dir/scheduler.pid"
+	stop_pid "$dir/controller-manager.pid"
+	stop_pid "$dir/dnsmasq.pid"
+	containers_gone
+	stop_pid "$dir/containerd.pid"
+	# a shim outlives its containerd: ours are those of this socket
+	pkill -9 -f "containerd-shim-runc-v2 .*-address $SOCK" 2>/dev/null || true
+	sh "$top/e2e/cluster.sh" stop "$dir/cluster" >/dev/null 2>&1 || true
+	host_back
+}
+
+case $cmd in
+start) start ;;
+stop) stop ;;
+dns)
+	dns_hosts
+	alive dnsmasq && kill -HUP "$(cat "$dir/dnsmasq.pid")"
+	;;
+restart-containerd)
+	stop_pid "$dir/containerd.pid"
+	containerd_start
+	;;
+*) die "unknown command $cmd" ;;
+esac
