@@ -63,6 +63,12 @@ endif
 # CPython's interpreter in a shared libpython (libpython3.11-dev)
 WORKLOADS   += $(BUILD)/workloads/python/embed
 
+# objects that print the version are built again when it changes (a new commit)
+VERSION_STAMP := $(GEN)/version
+$(shell mkdir -p $(GEN); [ "$$(cat $(VERSION_STAMP) 2>/dev/null)" = '$(VERSION)' ] || echo '$(VERSION)' > $(VERSION_STAMP))
+VERSIONED   := $(shell grep -l 'PROFLEET_VERSION' agent/*.c agent/*/*.c controller/*.c common/*.c)
+$(patsubst %.c,$(OBJ)/%.o,$(VERSIONED)): $(VERSION_STAMP)
+
 .PHONY: all agent controller e2e e2e-node apiserver tests workloads deps test unit unit-san tsan system run clean lint bench soak fuzz fuzzers install kernels
 .DELETE_ON_ERROR:
 .SECONDARY:

@@ -350,6 +350,16 @@ static int prepare(struct enc *e)
 	return e->err;
 }
 
+/* An extra label is not written twice, nor empty (a string index 0 reads as
+ * a number): the sample's own label of that key wins. */
+static bool sample_has(const struct prof_sample *s, const char *key)
+{
+	for (uint32_t k = 0; k < s->nlabels; k++)
+		if (s->labels[k].key && !strcmp(s->labels[k].key, key))
+			return true;
+	return false;
+}
+
 static void write_samples(struct enc *e)
 {
 	const struct profile *p = e->p;
@@ -379,7 +389,8 @@ static void write_samples(struct enc *e)
 			pbw__end(w);
 		}
 		for (int k = 0; k < e->nextra; k++) {
-			if (!e->extra[k].key || !e->extra[k].value)
+			if (!e->extra[k].key || !e->extra[k].value || !e->extra[k].value[0] ||
+			    sample_has(s, e->extra[k].key))
 				continue;
 			pbw__begin(w, SAMPLE_LABEL);
 			pbw__uint64(w, LABEL_KEY, str(e, e->extra[k].key));

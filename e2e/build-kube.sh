@@ -37,6 +37,10 @@ if $built; then
 	for c in "$@"; do echo "$cache/bin/$c"; done
 	exit 0
 fi
+# one build at a time in the cache (they share the tree and the Go cache)
+mkdir -p "$cache"
+exec 9>"$cache/.lock"
+flock 9
 export DEBIAN_FRONTEND=noninteractive
 if ! grep -rqs '^Types: deb-src' /etc/apt/sources.list.d/ &&
 	! grep -qs '^deb-src .* bookworm ' /etc/apt/sources.list; then
@@ -55,12 +59,13 @@ apt-get install -y -qq golang-1.19-go golang-github-modern-go-reflect2-dev >&2
 mkdir -p "$cache/src" "$cache/bin"
 cd "$cache/src"
 ls kubernetes_*.orig.tar.gz >/dev/null 2>&1 || apt-get source --download-only kubernetes >&2
-tree=$(ls -d kubernetes-1.20.2 2>/dev/null || true)
-if [ -z "$tree" ]; then
+# .unpacked: written once the whole tree is out (an interrupted tar is done again)
+if [ ! -f kubernetes-1.20.2/.unpacked ]; then
+	rm -rf kubernetes-1.20.2
 	tar xzf kubernetes_*.orig.tar.gz
-	tree=kubernetes-1.20.2
+	touch kubernetes-1.20.2/.unpacked
 fi
-tree=$cache/src/$tree
+tree=$cache/src/kubernetes-1.20.2
 
 export GOPATH=$cache/gopath GO111MODULE=off GOFLAGS= GOPROXY=off GOCACHE=$cache/gocache HOME=$cache
 mkdir -p "$GOPATH/src/k8s.io"
@@ -70,7 +75,7 @@ cd "$GOPATH/src/k8s.io/kubernetes"
 rm -rf vendor/github.com/modern-go/reflect2
 cp -r /usr/share/gocode/src/github.com/modern-go/reflect2 vendor/github.com/modern-go/reflect2
 
-if [ ! -f pkg/generated/openapi/zz_generated.openapi.go ]; then
+if [ ! -f pkg/generated/openapi/.generated ]; then
 	"$GO" build -o "$cache/bin/openapi-gen" ./vendor/k8s.io/kube-openapi/cmd/openapi-gen
 	pkgs=$(grep -Rl --include='*.go' '^// +k8s:openapi-gen=true' vendor/k8s.io pkg |
 		xargs -n1 dirname | sed 's#^vendor/##; s#^pkg/#k8s.io/kubernetes/pkg/#' |
@@ -79,6 +84,7 @@ if [ ! -f pkg/generated/openapi/zz_generated.openapi.go ]; then
 		--output-package k8s.io/kubernetes/pkg/generated/openapi -O zz_generated.openapi \
 		--go-header-file hack/boilerplate/boilerplate.generatego.txt \
 		--output-base "$GOPATH/src" --report-filename "$cache/openapi-violations.txt" >&2
+	touch pkg/generated/openapi/.generated
 fi
 # the version kubectl sees (it is v0.0.0-master otherwise)
 v=k8s.io/kubernetes/vendor/k8s.io/component-base/version

@@ -12,9 +12,12 @@
 #
 # Nothing routes off the machine: the node's address (10.217.0.1) and the
 # Pods' (10.217.0.16-250) live on a bridge made here, the Services' in
-# 10.217.1.0/24. Stop removes the bridge, the Pods' network namespaces, their
-# cgroups, mounts and logs, and puts back the iptables rules and the sysctls
-# the kubelet and kube-proxy change (saved at start in DIR/host).
+# 10.217.1.0/24, and what a Pod sends elsewhere is dropped. Stop kills what
+# runs in the Pods' cgroups, removes the bridge, the Pods' network namespaces,
+# cgroups, mounts, logs and the runtime's directories outside DIR, and puts
+# back the iptables rules and the sysctls the kubelet and kube-proxy change
+# (saved at start in DIR/host); it fails when something could not be put
+# back. One node at a time on a machine: $LOCK names the running one's DIR.
 set -eu
 cmd=${1:-}
 dir=${2:-}
@@ -25,6 +28,9 @@ NODE_IP=10.217.0.1
 BRIDGE=pfe2e0
 SERVICE_CIDR=10.217.1.0/24
 SOCK=$dir/containerd/containerd.sock
+LOCK=/run/profleet-node.owner
+# directories the kubelet and containerd use whatever they are told (1.20, 1.6)
+OUTSIDE="/var/log/pods /var/log/containers /var/lib/kubelet /run/containerd /opt/containerd"
 # what the kubelet and kube-proxy set, put back at stop
 SYSCTLS="net.ipv4.ip_forward net.bridge.bridge-nf-call-iptables net.ipv4.conf.all.route_localnet
 vm.overcommit_memory vm.panic_on_oom kernel.panic kernel.panic_on_oops kernel.keys.root_maxkeys
@@ -64,6 +70,27 @@ wait_for() { # seconds what command...
 	die "$what: not within $t s"
 }
 
+# Alive: the start of DIR runs, or one of its daemons does.
+node_alive() { # dir
+	for f in "$1"/start.pid "$1"/*.pid "$1"/cluster/*.pid; do
+		[ -f "$f" ] && kill -0 "$(cat "$f")" 2>/dev/null && return 0
+	done
+	return 1
+}
+
+take_lock() {
+	if ! mkdir "$LOCK" 2>/dev/null; then
+		owner=$(cat "$LOCK/dir" 2>/dev/null || true)
+		[ -n "$owner" ] && node_alive "$owner" && die "another node tier runs in $owner"
+		echo "node: the run in ${owner:-?} ended without stopping: its state is put back first" >&2
+		[ -n "$owner" ] && [ -d "$owner/host" ] && (dir=$owner; host_back) || true
+		ip link del "$BRIDGE" 2>/dev/null || true
+		rm -rf "$LOCK"
+		mkdir "$LOCK" || die "cannot take $LOCK"
+	fi
+	echo "$dir" >"$LOCK/dir"
+}
+
 save_host() {
 	mkdir -p "$dir/host"
 	for s in $SYSCTLS; do
@@ -74,13 +101,23 @@ save_host() {
 	ls /var/run/netns 2>/dev/null >"$dir/host/netns" || : >"$dir/host/netns"
 	# the kubelet writes the containers' logs there whatever its root directory
 	ls /var/log/pods /var/log/containers 2>/dev/null >"$dir/host/logs" || : >"$dir/host/logs"
+	for d in $OUTSIDE; do [ -e "$d" ] || echo "$d"; done >"$dir/host/absent"
 }
 
 network() {
 	ip link add "$BRIDGE" type bridge
+	touch "$dir/host/bridge"	# ours to remove
 	ip addr add "$NODE_IP/24" dev "$BRIDGE"
 	ip link set "$BRIDGE" up
-	sysctl -qw net.ipv4.ip_forward=1 net.bridge.bridge-nf-call-iptables=1
+	# a Pod's answer from another Pod of the bridge through a Service is de-NATed
+	# only when bridged frames pass iptables (built in on some kernels)
+	[ -e /proc/sys/net/bridge ] || modprobe br_netfilter 2>/dev/null || true
+	sysctl -qw net.ipv4.ip_forward=1
+	sysctl -qw net.bridge.bridge-nf-call-iptables=1 ||
+		echo "node: no br_netfilter: a Service between Pods of the bridge may not answer" >&2
+	# nothing a Pod sends leaves the machine; only the API server reaches the kubelet
+	iptables -I FORWARD -i "$BRIDGE" ! -o "$BRIDGE" -j DROP
+	iptables -I INPUT -i "$BRIDGE" -p tcp --dport 10250 -j DROP
 	mkdir -p "$dir/cni/net.d" "$dir/cni/ipam"
 	cat >"$dir/cni/net.d/10-profleet-e2e.conflist" <<EOF
 {
@@ -111,6 +148,8 @@ root = "$dir/containerd/root"
 state = "$dir/containerd/state"
 [grpc]
   address = "$SOCK"
+[plugins."io.containerd.internal.v1.opt"]
+  path = "$dir/containerd/opt"
 [plugins."io.containerd.grpc.v1.cri"]
   sandbox_image = "localhost/profleet-pause:e2e"
   # this machine's capability bounding set has no CAP_SYS_RESOURCE: no
@@ -121,6 +160,8 @@ state = "$dir/containerd/state"
     conf_dir = "$dir/cni/net.d"
   [plugins."io.containerd.grpc.v1.cri".containerd.runtimes.runc]
     runtime_type = "io.containerd.runc.v2"
+    [plugins."io.containerd.grpc.v1.cri".containerd.runtimes.runc.options]
+      Root = "$dir/containerd/runc"
 EOF
 	daemon containerd containerd --config "$dir/containerd/config.toml"
 	wait_for 30 "containerd's socket" ctr -a "$SOCK" version
@@ -197,7 +238,8 @@ proxy_start() {
 	mp=$(free_port $((hp + 1)))
 	daemon kube-proxy "$1" --kubeconfig "$dir/kubeconfig" --hostname-override="$NODE" \
 		--bind-address="$NODE_IP" --cluster-cidr=10.217.0.0/24 --proxy-mode=iptables \
-		--conntrack-max-per-core=0 --healthz-bind-address="127.0.0.1:$hp" \
+		--conntrack-max-per-core=0 --conntrack-tcp-timeout-established=0 \
+		--conntrack-tcp-timeout-close-wait=0 --healthz-bind-address="127.0.0.1:$hp" \
 		--metrics-bind-address="127.0.0.1:$mp"
 }
 
@@ -213,6 +255,8 @@ dns_start() {
 	daemon dnsmasq dnsmasq --keep-in-foreground --no-resolv --no-hosts --bind-interfaces \
 		--listen-address="$NODE_IP" --except-interface=lo --local=/cluster.local/ \
 		--addn-hosts="$dir/dns.hosts" --pid-file= --user=root
+	sleep 0.5
+	alive dnsmasq || die "dnsmasq did not start: $(tail -3 "$dir/dnsmasq.log")"
 }
 
 node_ready() {
@@ -222,8 +266,11 @@ node_ready() {
 
 start() {
 	[ -d "$dir/host" ] && die "$dir holds a node already (stop it first)"
-	ip link show "$BRIDGE" >/dev/null 2>&1 && die "the bridge $BRIDGE exists: another node tier runs (or e2e/node.sh stop was not run)"
 	mkdir -p "$dir"
+	dir=$(cd "$dir" && pwd)
+	echo $$ >"$dir/start.pid"
+	take_lock
+	ip link show "$BRIDGE" >/dev/null 2>&1 && die "a bridge $BRIDGE that is not ours exists"
 	for c in iptables containerd ctr dnsmasq kubectl; do
 		command -v "$c" >/dev/null || die "$c is missing (tests/deps.sh installs it)"
 	done
@@ -252,6 +299,7 @@ start() {
 	t0=$(date +%s)
 	wait_for 120 "node $NODE Ready" node_ready
 	log "node $NODE Ready in $(($(date +%s) - t0)) s, on $NODE_IP"
+	rm -f "$dir/start.pid"
 }
 
 # the Pods' sandboxes and containers, gone whatever the kubelet did
@@ -269,15 +317,59 @@ containers_gone() {
 	done
 }
 
+# KUBE-* chains of a table that the saved rules do not have, and the rules
+# that jump to them, removed (a table the run made is not in the saved rules)
+kube_chains_gone() { # table
+	t=$1
+	keep=$(awk -v t="*$t" '$0 == t { in_t = 1; next } /^\*/ { in_t = 0 }
+		in_t && /^:KUBE-/ { print substr($1, 2) }' "$dir/host/iptables")
+	for c in $(iptables -t "$t" -S 2>/dev/null | awk '$1 == "-N" && $2 ~ /^KUBE-/ { print $2 }'); do
+		echo "$keep" | grep -qx "$c" && continue
+		iptables -t "$t" -S 2>/dev/null | awk -v c="$c" '$1 == "-A" && $0 ~ (" -j " c "( |$)") { $1 = "-D"; print }' |
+			while read -r rule; do eval "iptables -t $t $rule" 2>/dev/null || true; done
+		iptables -t "$t" -F "$c" 2>/dev/null || true
+		iptables -t "$t" -X "$c" 2>/dev/null || true
+	done
+}
+
+# what still runs in the Pods' cgroups (containers whose shim was killed)
+pods_killed() {
+	for h in /sys/fs/cgroup/*/kubepods /sys/fs/cgroup/kubepods; do
+		[ -d "$h" ] || continue
+		find "$h" -name cgroup.procs -exec cat {} + 2>/dev/null
+	done | sort -u | while read -r p; do kill -KILL "$p" 2>/dev/null || true; done
+	sleep 0.5
+}
+
+# What is not as it was, one line each (nothing: all put back).
+host_diff() {
+	ip link show "$BRIDGE" >/dev/null 2>&1 && echo "the bridge $BRIDGE"
+	for t in filter nat mangle; do
+		n=$(iptables -t "$t" -S 2>/dev/null | grep -c '^-N KUBE-' || true)
+		m=$(awk -v t="*$t" '$0 == t { in_t = 1; next } /^\*/ { in_t = 0 } in_t && /^:KUBE-/' "$dir/host/iptables" | wc -l)
+		[ "$n" -gt "$m" ] && echo "iptables $t: $n KUBE- chains, $m before"
+	done
+	while IFS='=' read -r k v; do
+		[ "$(sysctl -n "$k" 2>/dev/null)" = "$v" ] || echo "sysctl $k"
+	done <"$dir/host/sysctl"
+	awk -v d="$dir/" 'index($2, d) == 1 { print "mount " $2 }' /proc/self/mounts
+	for h in /sys/fs/cgroup/*/kubepods /sys/fs/cgroup/kubepods; do
+		[ -d "$h" ] && echo "cgroup $h"
+	done
+	while read -r d; do [ -e "$d" ] && echo "$d"; done <"$dir/host/absent"
+	return 0
+}
+
 host_back() {
 	[ -d "$dir/host" ] || return 0
+	pods_killed
 	# network namespaces made for the Pods (the CNI plugin removes a Pod's veth
 	# with them)
 	for ns in $(ls /var/run/netns 2>/dev/null); do
 		grep -qx "$ns" "$dir/host/netns" && continue
 		ip netns delete "$ns" 2>/dev/null || { umount "/var/run/netns/$ns" 2>/dev/null; rm -f "/var/run/netns/$ns"; }
 	done
-	ip link del "$BRIDGE" 2>/dev/null || true
+	[ -f "$dir/host/bridge" ] && { ip link del "$BRIDGE" 2>/dev/null || true; }
 	for d in /var/log/pods /var/log/containers; do
 		for f in $(ls "$d" 2>/dev/null); do
 			grep -qx "$f" "$dir/host/logs" || rm -rf "${d:?}/$f"
@@ -285,30 +377,37 @@ host_back() {
 	done
 	iptables-restore <"$dir/host/iptables" || echo "node: iptables rules not put back" >&2
 	[ -s "$dir/host/ip6tables" ] && { ip6tables-restore <"$dir/host/ip6tables" || true; }
-	# chains in tables that did not exist at start (the kubelet's canaries)
-	for t in filter nat mangle; do
-		for c in $(iptables -t "$t" -S 2>/dev/null | awk '$1 == "-N" && $2 ~ /^KUBE-/ { print $2 }'); do
-			iptables -t "$t" -F "$c" 2>/dev/null || true
-		done
-		for c in $(iptables -t "$t" -S 2>/dev/null | awk '$1 == "-N" && $2 ~ /^KUBE-/ { print $2 }'); do
-			iptables -t "$t" -X "$c" 2>/dev/null || true
-		done
-	done
+	for t in filter nat mangle; do kube_chains_gone "$t"; done
 	while IFS='=' read -r k v; do
-		sysctl -qw "$k=$v" 2>/dev/null || echo "node: sysctl $k not put back" >&2
+		sysctl -qw "$k=$v" 2>/dev/null || true
 	done <"$dir/host/sysctl"
 	# the Pods' cgroups, deepest first
 	for h in /sys/fs/cgroup/*/kubepods /sys/fs/cgroup/kubepods; do
-		[ -d "$h" ] && find "$h" -depth -type d -exec rmdir {} + 2>/dev/null
+		[ -d "$h" ] && { find "$h" -depth -type d -exec rmdir {} + 2>/dev/null || true; }
 	done
 	# mounts under DIR: the Pods' volumes, the containers' root file systems
 	awk -v d="$dir/" 'index($2, d) == 1 { print $2 }' /proc/self/mounts | sort -r |
 		while read -r m; do umount -l "$m" 2>/dev/null || true; done
+	while read -r d; do
+		case $d in /var/lib/kubelet | /run/containerd | /opt/containerd | /var/log/pods | /var/log/containers)
+			rm -rf "$d" ;;
+		esac
+	done <"$dir/host/absent"
+	left=$(host_diff)
+	if [ -n "$left" ]; then
+		echo "node: not put back:" >&2
+		echo "$left" | sed 's/^/  /' >&2
+		return 1
+	fi
 	rm -rf "$dir/host"
 }
 
 stop() {
-	# the Pods first, through their kubelet, so that their networks go the proper way
+	dir=$(cd "$dir" 2>/dev/null && pwd) || die "no $dir"
+	# nothing makes Pods again, then the Pods go through their kubelet, so that
+	# their networks go the proper way
+	stop_pid "$dir/controller-manager.pid"
+	stop_pid "$dir/scheduler.pid"
 	if alive kubelet && [ -f "$dir/kubeconfig" ]; then
 		kubectl --kubeconfig "$dir/kubeconfig" delete pods -A --all --force --grace-period=0 \
 			--wait=false >/dev/null 2>&1 || true
@@ -319,15 +418,16 @@ stop() {
 	fi
 	stop_pid "$dir/kube-proxy.pid"
 	stop_pid "$dir/kubelet.pid"
-	stop_pid "$dir/scheduler.pid"
-	stop_pid "$dir/controller-manager.pid"
 	stop_pid "$dir/dnsmasq.pid"
 	containers_gone
 	stop_pid "$dir/containerd.pid"
 	# a shim outlives its containerd: ours are those of this socket
 	pkill -9 -f "containerd-shim-runc-v2 .*-address $SOCK" 2>/dev/null || true
 	sh "$top/e2e/cluster.sh" stop "$dir/cluster" >/dev/null 2>&1 || true
-	host_back
+	rc=0
+	host_back || rc=1
+	[ "$(cat "$LOCK/dir" 2>/dev/null)" = "$dir" ] && rm -rf "$LOCK"
+	return $rc
 }
 
 case $cmd in

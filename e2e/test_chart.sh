@@ -35,8 +35,8 @@ y "$W/default.yaml" Deployment controller >"$W/deploy.yaml"
 check "agent: hostPID, not privileged, read-only root, every taint tolerated" \
 	sh -c "grep -q 'hostPID: true' '$W/ds.yaml' && grep -q 'privileged: false' '$W/ds.yaml' &&
 		grep -q 'readOnlyRootFilesystem: true' '$W/ds.yaml' && grep -q 'operator: Exists' '$W/ds.yaml'"
-check "agent: capabilities BPF, PERFMON, SYS_PTRACE, DAC_READ_SEARCH, all others dropped (SYS_RESOURCE too)" \
-	sh -c "for c in BPF PERFMON SYS_PTRACE DAC_READ_SEARCH; do grep -q \"^ *- \$c\$\" '$W/ds.yaml' || exit 1; done;
+check "agent: capabilities BPF, PERFMON, SYS_PTRACE, DAC_READ_SEARCH, SYSLOG, all others dropped (SYS_RESOURCE too)" \
+	sh -c "for c in BPF PERFMON SYS_PTRACE DAC_READ_SEARCH SYSLOG; do grep -q \"^ *- \$c\$\" '$W/ds.yaml' || exit 1; done;
 		! grep -q SYS_RESOURCE '$W/ds.yaml';
 		grep -q 'drop:' '$W/ds.yaml' && ! grep -q SYS_ADMIN '$W/ds.yaml'"
 check "agent: SYS_RESOURCE added with agent.memlockCapability=true (kernels before 5.11)" \

@@ -794,8 +794,11 @@ static int encode_for(const struct exporter *e, const struct profile *p, const c
 			free(raw);
 		}
 		return err;
-	default:
+	case EXPORT_DIR:
+	case EXPORT_CONTROLLER:
 		return encode_pprof_labeled(p, labels, nlabels, it);
+	default:	/* Pyroscope's /ingest: the labels are in the series' name */
+		return pprof__encode(p, true, &it->pprof_gz, &it->len);
 	}
 }
 

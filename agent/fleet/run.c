@@ -649,6 +649,23 @@ static int target_from(struct run *r, const Profleet__Fleet__V1__Target *in, str
 	return 0;
 }
 
+static bool same_names(char *const *a, int na, char *const *b, int nb)
+{
+	if (na != nb)
+		return false;
+	for (int i = 0; i < na; i++)
+		if (strcmp(a[i] ? a[i] : "", b[i] ? b[i] : ""))
+			return false;
+	return true;
+}
+
+/* Its samples are exported under the same policies and to the same backends. */
+static bool same_route(const struct target *a, const struct target *b)
+{
+	return same_names(a->policy_names, a->npolicies, b->policy_names, b->npolicies) &&
+	       same_names(a->backends, a->nbackends, b->backends, b->nbackends);
+}
+
 static void apply_set(struct run *r, Profleet__Fleet__V1__TargetSet *set)
 {
 	struct target *nt = calloc(set->n_targets + 1, sizeof(*nt));
@@ -686,9 +703,12 @@ static void apply_set(struct run *r, Profleet__Fleet__V1__TargetSet *set)
 			if (k < set->n_targets)
 				target_identity(r, &nt[i], set->targets[k]);
 			k = 0;
-			/* a container still targeted keeps its interval's samples */
+			/* a container still targeted keeps its interval's samples, unless
+			 * they go elsewhere now (an OnDemand policy over while another
+			 * goes on): then they go out below, where they were collected for */
 			for (int j = 0; j < r->nt; j++)
-				if (!strcmp(r->t[j].container_id, nt[i].container_id) && r->t[j].agg) {
+				if (!strcmp(r->t[j].container_id, nt[i].container_id) && r->t[j].agg &&
+				    same_route(&r->t[j], &nt[i])) {
 					nt[i].agg = r->t[j].agg;
 					nt[i].agg_samples = r->t[j].agg_samples;
 					nt[i].first_pid = r->t[j].first_pid;
@@ -698,7 +718,8 @@ static void apply_set(struct run *r, Profleet__Fleet__V1__TargetSet *set)
 			if (!nt[i].agg && (nt[i].nbackends || r->ncli_exporters))
 				nt[i].agg = agg__new(&ao, r->procs, r->sc);
 		}
-		/* a container no longer targeted: what it collected goes out now */
+		/* a container no longer targeted, or routed elsewhere: what it
+		 * collected goes out now */
 		for (int j = 0; j < r->nt; j++)
 			if (r->t[j].agg && r->t[j].agg_samples) {
 				if (!ks)

@@ -314,6 +314,8 @@ static void test_pyroscope_ingest(void **state)
 		assert_non_null(out);
 		assert_non_null(strstr(out, "\"hot_function\""));
 		assert_non_null(strstr(out, "value: 7"));
+		/* the labels are in the series' name, not repeated on every sample */
+		assert_null(strstr(out, "\"shop\""));
 		free(out);
 	}
 	exporter_free(e);
@@ -906,6 +908,8 @@ static void test_controller_route(void **state)
 		assert_string_equal(got_upload.policies[i], names[i]);
 		free(got_upload.policies[i]);
 	}
+	free(got_upload.gz);
+	got_upload.gz = NULL;
 	profile__free(p);
 	exporter_free(e);
 }
@@ -919,42 +923,57 @@ static void test_controller_labels(void **state)
 {
 	struct export_target t = { .kind = EXPORT_CONTROLLER, .url = "store" };
 	struct exporter_opts o = { .upload = fake_upload };
-	const struct export_label l[3] = { { "namespace", "shop" },
-					   { "pod_uid", "0b5e7c1a-0000-4000-8000-000000000001" },
-					   { "container_id", "c0ffee" } };
+	static const char *const uid[2] = { "0b5e7c1a-0000-4000-8000-000000000001",
+					    "0b5e7c1a-0000-4000-8000-000000000002" };
 	const char *pv[1] = { "shop/web" };
 	struct export_route route = { pv, 1 };
 	struct profile *p = make_profile("f", 3);
+	struct pprof_merge *m = pprof_merge_new();
 	struct exporter *e;
 	const struct profile *mp;
-	struct pprof_merge *m;
+	int seen = 0;
 	char msg[200];
 
 	(void)state;
+	assert_non_null(m);
 	e = exporter_new(&t, NULL, &o, msg, sizeof(msg));
 	assert_non_null(e);
-	assert_int_equal(exporter_submit_routed(e, p, "svc", l, 3, 1, 2, 19, &route), 0);
-	assert_int_equal(exporter_drain(e, 5000), 0);
-	assert_non_null(got_upload.gz);
-	m = pprof_merge_new();
-	assert_non_null(m);
-	assert_int_equal(pprof_merge_add(m, got_upload.gz, got_upload.gzlen, msg, sizeof(msg)), 0);
+	/* the same stack from two pods of the policy, and an empty label (skipped) */
+	for (int i = 0; i < 2; i++) {
+		const struct export_label l[4] = { { "namespace", "shop" }, { "pod_uid", uid[i] },
+						   { "container_id", "c0ffee" }, { "zone", "" } };
+
+		assert_int_equal(exporter_submit_routed(e, p, "svc", l, 4, 1, 2, 19, &route), 0);
+		assert_int_equal(exporter_drain(e, 5000), 0);
+		assert_non_null(got_upload.gz);
+		assert_int_equal(pprof_merge_add(m, got_upload.gz, got_upload.gzlen, msg, sizeof(msg)),
+				 0);
+		for (size_t k = 0; k < got_upload.n; k++)
+			free(got_upload.policies[k]);
+	}
 	mp = pprof_merge_profile(m);
-	assert_true(mp->nsamples > 0);
+	assert_int_equal(mp->nsamples, 2);	/* not summed into one: the pods differ */
 	for (uint32_t i = 0; i < mp->nsamples; i++) {
 		const struct prof_sample *sm = &mp->samples[i];
 		int found = 0;
 
-		for (uint32_t k = 0; k < sm->nlabels; k++)
-			for (int j = 0; j < 3; j++)
-				if (sm->labels[k].str && !strcmp(sm->labels[k].key, l[j].key) &&
-				    !strcmp(sm->labels[k].str, l[j].value))
-					found |= 1 << j;
+		for (uint32_t k = 0; k < sm->nlabels; k++) {
+			const struct prof_label *lb = &sm->labels[k];
+
+			assert_string_not_equal(lb->key, "zone");
+			if (!lb->str)
+				continue;
+			found |= !strcmp(lb->key, "namespace") && !strcmp(lb->str, "shop");
+			found |= (!strcmp(lb->key, "container_id") && !strcmp(lb->str, "c0ffee")) << 1;
+			for (int u = 0; u < 2; u++)
+				if (!strcmp(lb->key, "pod_uid") && !strcmp(lb->str, uid[u]))
+					seen |= 1 << u, found |= 4;
+		}
 		assert_int_equal(found, 7);
+		assert_int_equal(sm->count, 3);
 	}
+	assert_int_equal(seen, 3);
 	pprof_merge_free(m);
-	for (size_t i = 0; i < got_upload.n; i++)
-		free(got_upload.policies[i]);
 	free(got_upload.gz);
 	got_upload.gz = NULL;
 	profile__free(p);
