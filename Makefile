@@ -218,14 +218,14 @@ unit-san:
 tsan: deps
 	$(MAKE) all
 	$(MAKE) SANITIZE=thread agent controller tests
-	@sh e2e/build-apiserver.sh >/dev/null
+	@sh e2e/build-kube.sh kube-apiserver kubectl >/dev/null
 	@sh tests/run.sh tsan
 
 test: deps
 	$(MAKE) all
 	$(MAKE) SANITIZE=1 tests
 	$(MAKE) SANITIZE=thread agent controller tests
-	@sh e2e/build-kube.sh kube-apiserver kube-controller-manager kube-scheduler kubelet kube-proxy >/dev/null
+	@sh e2e/build-kube.sh kube-apiserver kube-controller-manager kube-scheduler kubelet kube-proxy kubectl >/dev/null
 	@sh tests/run.sh all $(BUILD)
 
 run: deps agent
@@ -259,7 +259,7 @@ $(BUILD)/bench/fleetsim: bench/fleetsim.c $(OBJ)/agent/fleet/fleet_client.o $(CO
 # the e2e tier alone: a real kube-apiserver (built once from Debian's source
 # package by e2e/build-apiserver.sh, cached outside the checkout) and etcd
 apiserver:
-	@sh e2e/build-apiserver.sh >/dev/null
+	@sh e2e/build-kube.sh kube-apiserver kubectl >/dev/null
 
 e2e: deps all apiserver
 	@sh tests/run.sh e2e $(BUILD)
@@ -267,7 +267,7 @@ e2e: deps all apiserver
 # the node tier alone: a kubelet on containerd, the chart installed from images
 # built from our Dockerfiles (e2e/node.sh, e2e/images.sh); needs root
 e2e-node: deps all
-	@sh e2e/build-kube.sh kube-apiserver kube-controller-manager kube-scheduler kubelet kube-proxy >/dev/null
+	@sh e2e/build-kube.sh kube-apiserver kube-controller-manager kube-scheduler kubelet kube-proxy kubectl >/dev/null
 	@sh tests/run.sh node $(BUILD)
 
 # the kernel tier alone: Debian's kernels (fetched once into

@@ -29,17 +29,7 @@ free_port() { # from
 	echo "$p"
 }
 
-stop_pid() { # pidfile
-	[ -f "$1" ] || return 0
-	pid=$(cat "$1")
-	kill "$pid" 2>/dev/null || { rm -f "$1"; return 0; }
-	for _ in $(seq 50); do
-		kill -0 "$pid" 2>/dev/null || break
-		sleep 0.1
-	done
-	kill -9 "$pid" 2>/dev/null || true
-	rm -f "$1"
-}
+. "$top/e2e/daemon.sh"	# ours, stop_pid
 
 start_apiserver() {
 	. "$dir/ports"
@@ -147,11 +137,11 @@ EOF
 	echo "cluster: kube-apiserver on https://$BIND:$API_PORT, etcd on 127.0.0.1:$ETCD_PORT"
 	;;
 stop)
-	stop_pid "$dir/apiserver.pid"
-	stop_pid "$dir/etcd.pid"
+	stop_pid "$dir/apiserver.pid" "$dir"
+	stop_pid "$dir/etcd.pid" "$dir"
 	;;
 stop-apiserver)
-	stop_pid "$dir/apiserver.pid"
+	stop_pid "$dir/apiserver.pid" "$dir"
 	;;
 start-apiserver)
 	start_apiserver

@@ -50,16 +50,24 @@ EOF
 	k create -f "$W/pod-$2.json" >/dev/null && k get pod -n "$1" "$2" -o jsonpath='{.metadata.uid}'
 }
 
+# status_merge NS POD JSON: JSON's fields into the pod's status, through the
+# status subresource (kubectl v1.20 has no --subresource: the pod is read,
+# merged with jq and PUT raw)
+status_merge() {
+	k get pod -n "$1" "$2" -o json | jq --argjson s "$3" '.status += $s' >"$W/status-$2.json" &&
+		k replace --raw "/api/v1/namespaces/$1/pods/$2/status" -f "$W/status-$2.json" >/dev/null
+}
+
 # running NS NAME CID_APP CID_SIDECAR: what a kubelet would report
 running() { # NS POD CID1 CID2 [POD_IP, default 127.0.0.1: where our agents connect from]
 	ip_=${5:-127.0.0.1}
-	k patch pod -n "$1" "$2" --subresource=status --type=merge -p "{\"status\": {\"phase\": \"Running\",
+	status_merge "$1" "$2" "{\"phase\": \"Running\",
 		\"podIP\": \"$ip_\", \"podIPs\": [{\"ip\": \"$ip_\"}],
 		\"containerStatuses\": [
 		{\"name\": \"app\", \"containerID\": \"containerd://$3\", \"ready\": true, \"restartCount\": 0,
 		 \"image\": \"busybox\", \"imageID\": \"\", \"state\": {\"running\": {}}},
 		{\"name\": \"sidecar\", \"containerID\": \"containerd://$4\", \"ready\": true, \"restartCount\": 0,
-		 \"image\": \"busybox\", \"imageID\": \"\", \"state\": {\"running\": {}}}]}}" >/dev/null
+		 \"image\": \"busybox\", \"imageID\": \"\", \"state\": {\"running\": {}}}]}"
 }
 
 cid() { head -c 32 /dev/urandom | od -An -tx1 | tr -d ' \n'; }

@@ -23,6 +23,7 @@ cmd=${1:-}
 dir=${2:-}
 [ -n "$cmd" ] && [ -n "$dir" ] || { sed -n '2,17p' "$0" | sed 's/^# \{0,1\}//'; exit 2; }
 top=$(cd "$(dirname "$0")/.." && pwd)
+case $dir in /*) ;; *) dir=$PWD/$dir ;; esac	# the daemons' paths name it whole
 NODE=e2e-node
 NODE_IP=10.217.0.1
 BRIDGE=pfe2e0
@@ -39,17 +40,7 @@ kernel.keys.root_maxbytes"
 log() { echo "node: $*"; }
 die() { echo "node: $*" >&2; exit 1; }
 
-stop_pid() { # pidfile [signal]
-	[ -f "$1" ] || return 0
-	pid=$(cat "$1")
-	kill "-${2:-TERM}" "$pid" 2>/dev/null || { rm -f "$1"; return 0; }
-	for _ in $(seq 100); do
-		kill -0 "$pid" 2>/dev/null || break
-		sleep 0.1
-	done
-	kill -9 "$pid" 2>/dev/null || true
-	rm -f "$1"
-}
+. "$top/e2e/daemon.sh"	# ours, stop_pid
 
 daemon() { # name command...: started in the background, its log DIR/NAME.log
 	name=$1
@@ -70,25 +61,34 @@ wait_for() { # seconds what command...
 	die "$what: not within $t s"
 }
 
-# Alive: the start of DIR runs, or one of its daemons does.
+# Alive: the start or the stop of DIR runs, or one of its daemons does.
 node_alive() { # dir
-	for f in "$1"/start.pid "$1"/*.pid "$1"/cluster/*.pid; do
+	for f in "$1"/*.pid "$1"/cluster/*.pid; do
 		[ -f "$f" ] && kill -0 "$(cat "$f")" 2>/dev/null && return 0
 	done
 	return 1
 }
 
+# The lock is a symbolic link to the running node's DIR (made at once, owner
+# and all); a stale one is taken over by one rename, which only one start wins.
 take_lock() {
-	if ! mkdir "$LOCK" 2>/dev/null; then
-		owner=$(cat "$LOCK/dir" 2>/dev/null || true)
-		[ -n "$owner" ] && node_alive "$owner" && die "another node tier runs in $owner"
-		echo "node: the run in ${owner:-?} ended without stopping: its state is put back first" >&2
-		[ -n "$owner" ] && [ -d "$owner/host" ] && (dir=$owner; host_back) || true
-		ip link del "$BRIDGE" 2>/dev/null || true
-		rm -rf "$LOCK"
-		mkdir "$LOCK" || die "cannot take $LOCK"
+	ln -s "$dir" "$LOCK" 2>/dev/null && return 0
+	owner=$(readlink "$LOCK" 2>/dev/null || true)
+	[ "$owner" = "$dir" ] && return 0
+	[ -n "$owner" ] || die "$LOCK is not a lock of this script: remove it by hand"
+	node_alive "$owner" && die "another node tier runs in $owner"
+	mv "$LOCK" "$LOCK.stale.$$" 2>/dev/null || die "another start is taking $LOCK over"
+	echo "node: the run in $owner ended without stopping: its state is put back first" >&2
+	if [ -d "$owner/host" ]; then
+		(dir=$owner; host_back) || echo "node: the host is not all as it was before $owner" >&2
 	fi
-	echo "$dir" >"$LOCK/dir"
+	rm -f "$LOCK.stale.$$"
+	ln -s "$dir" "$LOCK" 2>/dev/null || die "cannot take $LOCK"
+}
+
+release_lock() {
+	[ "$(readlink "$LOCK" 2>/dev/null)" = "$dir" ] && rm -f "$LOCK"
+	return 0
 }
 
 save_host() {
@@ -267,10 +267,10 @@ node_ready() {
 start() {
 	[ -d "$dir/host" ] && die "$dir holds a node already (stop it first)"
 	mkdir -p "$dir"
-	dir=$(cd "$dir" && pwd)
 	echo $$ >"$dir/start.pid"
 	take_lock
 	ip link show "$BRIDGE" >/dev/null 2>&1 && die "a bridge $BRIDGE that is not ours exists"
+	for d in "$dir"/*.pid; do [ "$d" = "$dir/start.pid" ] || rm -f "$d"; done
 	for c in iptables containerd ctr dnsmasq kubectl; do
 		command -v "$c" >/dev/null || die "$c is missing (tests/deps.sh installs it)"
 	done
@@ -317,18 +317,33 @@ containers_gone() {
 	done
 }
 
-# KUBE-* chains of a table that the saved rules do not have, and the rules
-# that jump to them, removed (a table the run made is not in the saved rules)
-kube_chains_gone() { # table
+# The rules and chains of a table that are the kubelet's, kube-proxy's or ours
+# (KUBE-*, the bridge), as now and as saved at start; counters left out.
+rules_now() { # table
+	iptables -t "$1" -S 2>/dev/null | grep -E 'KUBE-|'"$BRIDGE" | sort
+}
+rules_saved() { # table
+	awk -v t="*$1" '$0 == t { in_t = 1; next } /^\*/ { in_t = 0 }
+		in_t && /^:/ { print "-N " substr($1, 2) } in_t && /^-A / { print }' "$dir/host/iptables" |
+		grep -E 'KUBE-|'"$BRIDGE" | grep -vE '^-N (INPUT|OUTPUT|FORWARD|PREROUTING|POSTROUTING)$' | sort
+}
+
+# What the run added to a table goes, and nothing else: its rules first (the
+# jumps to the chains), then its chains; rules of chains that were there
+# before and are gone are put back.
+iptables_back() { # table
 	t=$1
-	keep=$(awk -v t="*$t" '$0 == t { in_t = 1; next } /^\*/ { in_t = 0 }
-		in_t && /^:KUBE-/ { print substr($1, 2) }' "$dir/host/iptables")
-	for c in $(iptables -t "$t" -S 2>/dev/null | awk '$1 == "-N" && $2 ~ /^KUBE-/ { print $2 }'); do
-		echo "$keep" | grep -qx "$c" && continue
-		iptables -t "$t" -S 2>/dev/null | awk -v c="$c" '$1 == "-A" && $0 ~ (" -j " c "( |$)") { $1 = "-D"; print }' |
-			while read -r rule; do eval "iptables -t $t $rule" 2>/dev/null || true; done
+	rules_now "$t" | grep '^-A ' | while read -r rule; do
+		rules_saved "$t" | grep -qxF -- "$rule" && continue
+		eval "iptables -t $t -D ${rule#-A }" 2>/dev/null || true
+	done
+	rules_now "$t" | awk '$1 == "-N" { print $2 }' | while read -r c; do
+		rules_saved "$t" | grep -qx -- "-N $c" && continue
 		iptables -t "$t" -F "$c" 2>/dev/null || true
 		iptables -t "$t" -X "$c" 2>/dev/null || true
+	done
+	rules_saved "$t" | grep '^-A ' | while read -r rule; do
+		rules_now "$t" | grep -qxF -- "$rule" || eval "iptables -t $t $rule" 2>/dev/null || true
 	done
 }
 
@@ -345,10 +360,11 @@ pods_killed() {
 host_diff() {
 	ip link show "$BRIDGE" >/dev/null 2>&1 && echo "the bridge $BRIDGE"
 	for t in filter nat mangle; do
-		n=$(iptables -t "$t" -S 2>/dev/null | grep -c '^-N KUBE-' || true)
-		m=$(awk -v t="*$t" '$0 == t { in_t = 1; next } /^\*/ { in_t = 0 } in_t && /^:KUBE-/' "$dir/host/iptables" | wc -l)
-		[ "$n" -gt "$m" ] && echo "iptables $t: $n KUBE- chains, $m before"
+		now=$(rules_now "$t")
+		saved=$(rules_saved "$t")
+		[ "$now" = "$saved" ] || echo "iptables $t: now [$(echo "$now" | tr '\n' ';')], was [$(echo "$saved" | tr '\n' ';')]"
 	done
+	[ "$(ls /var/run/netns 2>/dev/null)" = "$(cat "$dir/host/netns")" ] || echo "network namespaces"
 	while IFS='=' read -r k v; do
 		[ "$(sysctl -n "$k" 2>/dev/null)" = "$v" ] || echo "sysctl $k"
 	done <"$dir/host/sysctl"
@@ -375,9 +391,7 @@ host_back() {
 			grep -qx "$f" "$dir/host/logs" || rm -rf "${d:?}/$f"
 		done
 	done
-	iptables-restore <"$dir/host/iptables" || echo "node: iptables rules not put back" >&2
-	[ -s "$dir/host/ip6tables" ] && { ip6tables-restore <"$dir/host/ip6tables" || true; }
-	for t in filter nat mangle; do kube_chains_gone "$t"; done
+	for t in filter nat mangle; do iptables_back "$t"; done
 	while IFS='=' read -r k v; do
 		sysctl -qw "$k=$v" 2>/dev/null || true
 	done <"$dir/host/sysctl"
@@ -403,11 +417,17 @@ host_back() {
 }
 
 stop() {
-	dir=$(cd "$dir" 2>/dev/null && pwd) || die "no $dir"
+	[ -d "$dir" ] || die "no $dir"
+	owner=$(readlink "$LOCK" 2>/dev/null || true)
+	if [ -n "$owner" ] && [ "$owner" != "$dir" ] && node_alive "$owner"; then
+		die "the node tier running is $owner's: $dir is left as it is"
+	fi
+	echo $$ >"$dir/stop.pid"	# (alive until the host is back)
+	stop_pid "$dir/start.pid" node.sh
 	# nothing makes Pods again, then the Pods go through their kubelet, so that
 	# their networks go the proper way
-	stop_pid "$dir/controller-manager.pid"
-	stop_pid "$dir/scheduler.pid"
+	stop_pid "$dir/controller-manager.pid" "$dir"
+	stop_pid "$dir/scheduler.pid" "$dir"
 	if alive kubelet && [ -f "$dir/kubeconfig" ]; then
 		kubectl --kubeconfig "$dir/kubeconfig" delete pods -A --all --force --grace-period=0 \
 			--wait=false >/dev/null 2>&1 || true
@@ -416,17 +436,19 @@ stop() {
 			sleep 0.5
 		done
 	fi
-	stop_pid "$dir/kube-proxy.pid"
-	stop_pid "$dir/kubelet.pid"
-	stop_pid "$dir/dnsmasq.pid"
+	stop_pid "$dir/kube-proxy.pid" "$dir"
+	stop_pid "$dir/kubelet.pid" "$dir"
+	stop_pid "$dir/dnsmasq.pid" "$dir"
 	containers_gone
-	stop_pid "$dir/containerd.pid"
+	stop_pid "$dir/containerd.pid" "$dir"
 	# a shim outlives its containerd: ours are those of this socket
 	pkill -9 -f "containerd-shim-runc-v2 .*-address $SOCK" 2>/dev/null || true
 	sh "$top/e2e/cluster.sh" stop "$dir/cluster" >/dev/null 2>&1 || true
 	rc=0
 	host_back || rc=1
-	[ "$(cat "$LOCK/dir" 2>/dev/null)" = "$dir" ] && rm -rf "$LOCK"
+	# a host not all put back keeps the lock: the next start tries again
+	[ $rc -eq 0 ] && release_lock
+	rm -f "$dir/stop.pid"
 	return $rc
 }
 
@@ -438,7 +460,7 @@ dns)
 	alive dnsmasq && kill -HUP "$(cat "$dir/dnsmasq.pid")"
 	;;
 restart-containerd)
-	stop_pid "$dir/containerd.pid"
+	stop_pid "$dir/containerd.pid" "$dir"
 	containerd_start
 	;;
 *) die "unknown command $cmd" ;;

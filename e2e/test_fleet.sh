@@ -802,8 +802,8 @@ if [ "$LOCAL" = 1 ] && [ -n "$HOSTIP" ]; then
  "spec": {"nodeName": "$NODE_A", "automountServiceAccountToken": false, "containers": [{"name": "c", "image": "busybox"}]}}
 EOF
 	k create -f "$W/ctlpod.json" >/dev/null
-	k patch pod -n "$SYS" controller-0 --subresource=status --type=merge \
-		-p "{\"status\": {\"phase\": \"Running\", \"podIP\": \"$HOSTIP\", \"podIPs\": [{\"ip\": \"$HOSTIP\"}]}}" >/dev/null
+	status_merge "$SYS" controller-0 \
+		"{\"phase\": \"Running\", \"podIP\": \"$HOSTIP\", \"podIPs\": [{\"ip\": \"$HOSTIP\"}]}"
 	cat >"$W/svc.yaml" <<EOF
 apiVersion: v1
 kind: Service

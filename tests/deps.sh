@@ -12,7 +12,7 @@ PKGS_NODE="containerd runc buildah containernetworking-plugins dnsmasq-base ipta
 # the kernel tier (tests/kernels): qemu-system-common has /usr/lib/qemu/virtiofsd;
 # kmod's depmod writes the fetched kernels' modules.dep, xz/zstd unpack modules
 PKGS_KERNELS="qemu-system-x86 busybox-static cpio kmod xz-utils zstd"
-# kubectl: the machine's own (v1.24+ for --subresource); Debian's kubernetes-client is 1.20
+# kubectl: v1.20.2 built from Debian's kubernetes source by e2e/build-kube.sh (tests/run.sh)
 
 missing=""
 for p in $PKGS_BUILD $PKGS_TEST $PKGS_E2E $PKGS_NODE $PKGS_KERNELS; do

@@ -19,6 +19,15 @@ pbuild=$build
 tsan_base=""
 tsan_prefix=""
 
+# The e2e and node tiers use kubectl v1.20.2 built from Debian's kubernetes
+# source (e2e/build-kube.sh, cached), not whatever kubectl a machine carries: a
+# stock Debian machine has none.
+use_tree_kubectl() {
+	kc=$(sh "$top/e2e/build-kube.sh" kubectl) || return 1
+	PATH=$(dirname "$kc"):$PATH
+	export PATH
+}
+
 # A failure that is not a test program's: counted and named like one.
 fail_one() { # name, message
 	printf '== %s\n   not ok - %s\n' "$1" "$2"
@@ -141,6 +150,7 @@ unwind: timing-sensitive (>= 95-99% of samples unwound needs tables loaded befor
 	# the agents are the plain build's (the e2e checks time what they collect)
 	system_skip="" pbuild=$build
 	unset PROFLEET_WORKLOADS
+	use_tree_kubectl || fail_one e2e-tsan "kubectl did not build (e2e/build-kube.sh)"
 	export PROFLEET_CONTROLLER="$top/build/tsan/bin/profleet-controller"
 	run_one e2e-tsan/test_fleet sh "$top/e2e/test_fleet.sh"
 	tsan_base=""
@@ -151,6 +161,7 @@ esac
 case $tier in
 all | e2e)
 	# a real kube-apiserver + etcd (e2e/cluster.sh), or E2E_KUBECONFIG's cluster
+	use_tree_kubectl || fail_one e2e "kubectl did not build (e2e/build-kube.sh)"
 	for t in "$top"/e2e/test_*.sh; do
 		[ -f "$t" ] || continue
 		[ "$t" = "$top/e2e/test_node.sh" ] && continue	# the node tier's
@@ -163,6 +174,7 @@ case $tier in
 all | node)
 	# a real node: kubelet, containerd, kube-proxy, the chart's Pods from our
 	# images (e2e/node.sh); not against E2E_KUBECONFIG's cluster
+	use_tree_kubectl || fail_one e2e/test_node "kubectl did not build (e2e/build-kube.sh)"
 	run_one e2e/test_node sh "$top/e2e/test_node.sh"
 	;;
 esac

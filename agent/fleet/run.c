@@ -70,6 +70,7 @@ struct target {
 	/* export: this container's own profile, its labels and backends */
 	struct agg *agg;	/* NULL when no backend takes its profiles */
 	uint64_t agg_samples;	/* samples in agg this interval */
+	int64_t agg_from_ns;	/* agg began after the interval did (its route changed); 0: with it */
 	struct label_set labels;	/* identity first: see target_identity */
 	char *service;		/* service_name, once known */
 	char **backends;
@@ -513,6 +514,9 @@ static void export_target(struct run *r, struct target *t, const struct ksyms *k
 
 	if (!t->agg || !t->agg_samples)
 		return;
+	if (t->agg_from_ns > from_ns)	/* collected since then only */
+		from_ns = t->agg_from_ns;
+	t->agg_from_ns = 0;
 	if (!t->service && t->first_pid)
 		t->service = env_service_name(t->first_pid);	/* after the controller's rules */
 	snprintf(fallback, sizeof(fallback), "%s/%s", t->ns, t->container);
@@ -659,11 +663,22 @@ static bool same_names(char *const *a, int na, char *const *b, int nb)
 	return true;
 }
 
-/* Its samples are exported under the same policies and to the same backends. */
+static bool same_labels(const struct label_set *a, const struct label_set *b)
+{
+	if (a->n != b->n)
+		return false;
+	for (int i = 0; i < a->n; i++)
+		if (strcmp(a->v[i].key, b->v[i].key) || strcmp(a->v[i].value, b->v[i].value))
+			return false;
+	return true;
+}
+
+/* Its samples are exported under the same policies and labels, to the same backends. */
 static bool same_route(const struct target *a, const struct target *b)
 {
 	return same_names(a->policy_names, a->npolicies, b->policy_names, b->npolicies) &&
-	       same_names(a->backends, a->nbackends, b->backends, b->nbackends);
+	       same_names(a->backends, a->nbackends, b->backends, b->nbackends) &&
+	       same_labels(&a->labels, &b->labels);
 }
 
 static void apply_set(struct run *r, Profleet__Fleet__V1__TargetSet *set)
@@ -688,7 +703,6 @@ static void apply_set(struct run *r, Profleet__Fleet__V1__TargetSet *set)
 	/* the perf rate is the fastest target's; slower ones keep one sample in N */
 	for (int i = 0; i < n; i++)
 		nt[i].sample_every = (uint32_t)((base + (int)nt[i].hz / 2) / (int)nt[i].hz);
-	sync_backends(r, set);
 	{
 		struct agg_opts ao = { .max_stacks = 1u << 16, .max_bytes = 32u << 20, .pysym = r->pysym,
 				       .perfmaps = r->perfmaps, .budget = &r->agg_budget,
@@ -712,11 +726,10 @@ static void apply_set(struct run *r, Profleet__Fleet__V1__TargetSet *set)
 					nt[i].agg = r->t[j].agg;
 					nt[i].agg_samples = r->t[j].agg_samples;
 					nt[i].first_pid = r->t[j].first_pid;
+					nt[i].agg_from_ns = r->t[j].agg_from_ns;
 					r->t[j].agg = NULL;
 					break;
 				}
-			if (!nt[i].agg && (nt[i].nbackends || r->ncli_exporters))
-				nt[i].agg = agg__new(&ao, r->procs, r->sc);
 		}
 		/* a container no longer targeted, or routed elsewhere: what it
 		 * collected goes out now */
@@ -727,6 +740,14 @@ static void apply_set(struct run *r, Profleet__Fleet__V1__TargetSet *set)
 				export_target(r, &r->t[j], ks, r->interval_start_ns, clock_real_ns());
 			}
 		ksyms__free(ks);
+		/* the backends changed only now: what went out above went where it was
+		 * collected for */
+		sync_backends(r, set);
+		for (int i = 0; i < n; i++)
+			if (!nt[i].agg && (nt[i].nbackends || r->ncli_exporters)) {
+				nt[i].agg = agg__new(&ao, r->procs, r->sc);
+				nt[i].agg_from_ns = r->nt ? clock_real_ns() : 0;
+			}
 	}
 	untarget_all(r);
 	for (int i = 0; i < r->nt; i++)
