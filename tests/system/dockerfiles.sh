@@ -60,8 +60,12 @@ for t in readelf ldconfig dpkg; do have "$t" || no_libtools="$no_libtools $t"; d
 for img in agent controller; do
 	df=$TOP/Dockerfile.$img
 	bin=$BUILD/bin/profleet-$img
-	check "Dockerfile.$img exists and is multi-stage (bookworm build, bookworm-slim runtime)" \
-		sh -c "grep -q '^FROM debian:bookworm AS build' '$df' && grep -q '^FROM debian:bookworm-slim' '$df' && grep -q 'COPY --from=build' '$df'"
+	# the bases are arguments (e2e/images.sh gives a debootstrap'd bookworm); their
+	# defaults are Debian's images
+	check "Dockerfile.$img exists and is multi-stage (bookworm build, bookworm-slim runtime, by default)" \
+		sh -c "grep -q '^ARG BUILD_IMAGE=debian:bookworm\$' '$df' && grep -q '^ARG RUNTIME_IMAGE=debian:bookworm-slim\$' '$df' &&
+			grep -q '^FROM \${BUILD_IMAGE} AS build' '$df' && grep -q '^FROM \${RUNTIME_IMAGE}\$' '$df' &&
+			grep -q 'COPY --from=build' '$df'"
 	check "Dockerfile.$img: package lists read ($(pkgs "$df" 1 | wc -l) build, $(pkgs "$df" 2 | wc -l) runtime)" \
 		sh -c "[ $(pkgs "$df" 1 | wc -l) -gt 10 ] && [ $(pkgs "$df" 2 | wc -l) -gt 5 ]"
 	if have apt-cache; then
