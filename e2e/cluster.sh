@@ -22,14 +22,7 @@ dir=${2:-}
 [ -n "$cmd" ] && [ -n "$dir" ] || { sed -n '2,16p' "$0" | sed 's/^# \{0,1\}//'; exit 2; }
 top=$(cd "$(dirname "$0")/.." && pwd)
 
-port_free() { ! ss -Hltn "sport = :$1" 2>/dev/null | grep -q .; }
-free_port() { # from
-	p=$1
-	while ! port_free "$p"; do p=$((p + 1)); done
-	echo "$p"
-}
-
-. "$top/e2e/daemon.sh"	# ours, stop_pid
+. "$top/e2e/daemon.sh"	# ours, stop_pid, free_port
 
 start_apiserver() {
 	. "$dir/ports"

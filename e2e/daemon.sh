@@ -1,4 +1,13 @@
-# Shared by e2e/cluster.sh and e2e/node.sh: stopping what they started.
+# Shared by e2e/cluster.sh and e2e/node.sh: ports for what they start, and
+# stopping it.
+
+port_free() { ! ss -Hltn "sport = :$1" 2>/dev/null | grep -q .; }
+# free_port FROM: the first port from FROM on that nothing listens on
+free_port() {
+	p=$1
+	while ! port_free "$p"; do p=$((p + 1)); done
+	echo "$p"
+}
 # shellcheck shell=sh
 
 # ours PID WHAT: the process's command line names WHAT (a pid file's process,

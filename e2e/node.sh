@@ -40,7 +40,7 @@ kernel.keys.root_maxbytes"
 log() { echo "node: $*"; }
 die() { echo "node: $*" >&2; exit 1; }
 
-. "$top/e2e/daemon.sh"	# ours, stop_pid
+. "$top/e2e/daemon.sh"	# ours, stop_pid, free_port
 
 daemon() { # name command...: started in the background, its log DIR/NAME.log
 	name=$1
@@ -97,7 +97,6 @@ save_host() {
 		v=$(sysctl -n "$s" 2>/dev/null) && printf '%s=%s\n' "$s" "$v"
 	done >"$dir/host/sysctl"
 	iptables-save >"$dir/host/iptables"
-	ip6tables-save >"$dir/host/ip6tables" 2>/dev/null || true
 	ls /var/run/netns 2>/dev/null >"$dir/host/netns" || : >"$dir/host/netns"
 	# the kubelet writes the containers' logs there whatever its root directory
 	ls /var/log/pods /var/log/containers 2>/dev/null >"$dir/host/logs" || : >"$dir/host/logs"
@@ -224,13 +223,6 @@ EOF
 		--container-runtime=remote --container-runtime-endpoint="unix://$SOCK" \
 		--pod-infra-container-image=localhost/profleet-pause:e2e \
 		--hostname-override="$NODE" --node-ip="$NODE_IP"
-}
-
-port_free() { ! ss -Hltn "sport = :$1" 2>/dev/null | grep -q .; }
-free_port() { # from
-	p=$1
-	while ! port_free "$p"; do p=$((p + 1)); done
-	echo "$p"
 }
 
 proxy_start() {

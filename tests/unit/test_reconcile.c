@@ -66,15 +66,11 @@ static uint64_t status_passes(struct ctl *c)
 	return n;
 }
 
-/* The passes over one second, once the policy's 3 s have run out. */
-static uint64_t passes_after(const char *change)
+/* A controller as reconcile needs it: its locks, its waits on CLOCK_MONOTONIC,
+ * the leader, an API server that refuses at once (status writes fail fast). */
+static void ctl_for_test(struct ctl *c)
 {
-	struct ctl *c = calloc(1, sizeof(*c));
 	pthread_condattr_t ca;
-	struct reconciler *r;
-	time_t started = time(NULL) - 1;
-	char start[40];
-	uint64_t a, b;
 
 	assert_non_null(c);
 	pthread_rwlock_init(&c->cache_lock, NULL);
@@ -83,10 +79,23 @@ static uint64_t passes_after(const char *change)
 	pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
 	pthread_cond_init(&c->wake, &ca);
 	pthread_cond_init(&c->rec_wake, &ca);
-	c->kcfg.server = "http://127.0.0.1:1";	/* refused at once */
+	pthread_condattr_destroy(&ca);
+	c->kcfg.server = "http://127.0.0.1:1";
 	c->opt.identity = "test";
 	c->opt.store_retention_s = 3600;
 	c->leader = true;
+}
+
+/* The passes over one second, once the policy's 3 s have run out. */
+static uint64_t passes_after(const char *change)
+{
+	struct ctl *c = calloc(1, sizeof(*c));
+	struct reconciler *r;
+	time_t started = time(NULL) - 1;
+	char start[40];
+	uint64_t a, b;
+
+	ctl_for_test(c);
 	k8s_time_format(started, start, sizeof(start));
 	put_policy(c, policy("\"mode\":\"OnDemand\",\"durationSeconds\":3", 1, start));
 	r = reconcile_start(c);
@@ -190,7 +199,6 @@ static uint64_t rollouts_counted(bool same_pass)
 {
 	struct ctl *c = calloc(1, sizeof(*c));
 	struct pod *pod = calloc(1, sizeof(*pod));
-	pthread_condattr_t ca;
 	struct reconciler *r;
 	struct node_state *ns;
 	cJSON *j = cJSON_Parse(
@@ -204,16 +212,7 @@ static uint64_t rollouts_counted(bool same_pass)
 	assert_non_null(c);
 	assert_non_null(pod);
 	assert_non_null(j);
-	pthread_rwlock_init(&c->cache_lock, NULL);
-	pthread_mutex_init(&c->lock, NULL);
-	pthread_condattr_init(&ca);
-	pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
-	pthread_cond_init(&c->wake, &ca);
-	pthread_cond_init(&c->rec_wake, &ca);
-	c->kcfg.server = "http://127.0.0.1:1";	/* status writes refused at once */
-	c->opt.identity = "test";
-	c->opt.store_retention_s = 3600;
-	c->leader = true;
+	ctl_for_test(c);
 	assert_int_equal(pod_from_json(j, pod), 0);
 	cJSON_Delete(j);
 	assert_int_equal(hmap_put(&c->pods, "pu", pod, NULL), 0);
