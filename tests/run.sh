@@ -191,6 +191,11 @@ all | unit | san | tsan | system | e2e | node | kernels) ;;
 *) fail_one "$tier" "unknown tier (all, unit, san, tsan, system, e2e, node, kernels)" ;;
 esac
 
+# the failures again at the end, where a cut log (CI keeps its tail) still shows them
+for name in $failed_names; do
+	grep -E '^not ok' "$logdir/$(echo "$name" | tr '/ ' '__').log" 2>/dev/null |
+		grep -vE '# *SKIP' | head -n 5 | sed "s|^|$name: |"
+done
 [ -n "$failed_names" ] && echo "failed:$failed_names"
 echo "$pass passed, $fail failed, $skip skipped"
 [ "$fail" -eq 0 ]

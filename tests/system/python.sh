@@ -200,10 +200,12 @@ fi
 
 # --- a process that becomes CPython by exec: named from its exec on ---------------
 # recorded from before the exec (the shell is what --pid names); the unwinder finds
-# the interpreter in the new image, and the names of the shell's image are not used
+# the interpreter in the new image, and the names of the shell's image are not used.
+# 6.5 s of Python: the samples before the new image's tables are in (about 0.2 s under
+# ThreadSanitizer, 823 of 867 in 3.5 s seen in CI) stay under the 5% the check allows
 sh -c "sleep 1.5; exec '$PY' '$TOP/tests/workloads/python/ratio.py' 34 1" &
 spid=$!
-"$AGENT" record --pid "$spid" --duration 5 --frequency 199 --top 0 --log-level info \
+"$AGENT" record --pid "$spid" --duration 8 --frequency 199 --top 0 --log-level info \
 	--output "$TMP/exec.txt" >"$TMP/exec.log" 2>&1
 rc=$?
 kill "$spid" 2>/dev/null
@@ -211,7 +213,8 @@ wait "$spid" 2>/dev/null
 check "record --pid of a shell that execs python3.11 exits 0" test "$rc" -eq 0
 total=$(folded_total "$TMP/exec.txt")
 chain=$(folded_sum "$TMP/exec.txt" ';ratio\.loop_\[py\];ratio\.Worker\.(hot_three|cold_one)_\[py\]( |;)')
-echo "# exec: $chain of $total samples name loop -> Worker.* after the exec"
+echo "# exec: $chain of $total samples name loop -> Worker.* after the exec; the others' heaviest:"
+grep -vE ';ratio\.loop_\[py\];ratio\.Worker\.' "$TMP/exec.txt" | sort -k2 -t' ' -rn | head -3 | cut -c 1-240 | sed 's/^/# /'
 check "after its exec into python3.11, >= 95% of its samples have the Python chain ($chain/$total)" \
 	awk -v c="$chain" -v t="$total" 'BEGIN { exit !(t >= 300 && c >= 0.95 * t) }'
 
