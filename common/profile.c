@@ -178,6 +178,7 @@ static const struct {
 	[PROF_FRAME_NATIVE] = { "native", NULL },
 	[PROF_FRAME_KERNEL] = { "kernel", "[kernel.kallsyms]" },
 	[PROF_FRAME_PYTHON] = { "cpython", "[cpython]" },
+	[PROF_FRAME_JVM] = { "jvm", "[jvm]" },
 };
 
 const char *prof_frame_type(enum prof_frame f)

@@ -19,16 +19,17 @@
  * Who made a frame: the kernel, native code, or a runtime whose frames the
  * agent walks itself. Every writer marks them its own way: OTLP's
  * profile.frame.type, a pseudo-mapping in pprof ("[kernel.kallsyms]",
- * "[cpython]"), a suffix in folded stacks ("_[k]", "_[py]").
+ * "[cpython]", "[jvm]"), a suffix in folded stacks ("_[k]", "_[py]", "_[j]").
  */
 enum prof_frame {
 	PROF_FRAME_NATIVE,
 	PROF_FRAME_KERNEL,
 	PROF_FRAME_PYTHON,
+	PROF_FRAME_JVM,		/* HotSpot code: compiled Java methods, the interpreter, stubs */
 	PROF_FRAME_KINDS
 };
 
-/* OTel's profile.frame.type value: "native", "kernel", "cpython" */
+/* OTel's profile.frame.type value: "native", "kernel", "cpython", "jvm" */
 const char *prof_frame_type(enum prof_frame f);
 /* The file name of the pprof pseudo-mapping of f's frames; NULL for native frames. */
 const char *prof_frame_mapping(enum prof_frame f);

@@ -319,7 +319,8 @@ out:
 static int new_location(struct pprof_merge *m, struct prof_location *pl, const char *mfile)
 {
 	pl->frame = (uint8_t)prof_frame_of_mapping(mfile);
-	if (pl->frame != PROF_FRAME_PYTHON)	/* a native one may be mangled: not a name to show */
+	/* a native one may be mangled: not a name to show */
+	if (pl->frame != PROF_FRAME_PYTHON && pl->frame != PROF_FRAME_JVM)
 		pl->system_name = NULL;
 	if (!*pl->function) {
 		const char *base = strrchr(mfile, '/');

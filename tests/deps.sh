@@ -5,7 +5,7 @@
 set -eu
 
 PKGS_BUILD="make gcc g++ clang llvm libbpf-dev libelf-dev libdw-dev zlib1g-dev liblzma-dev libiberty-dev bpftool libwebsockets-dev libcjson-dev libprotobuf-c-dev protobuf-c-compiler libcurl4-openssl-dev libyaml-dev libmicrohttpd-dev libssl-dev"
-PKGS_TEST="libcmocka-dev python3.11 libpython3.11-dev pkg-config debootstrap protobuf-compiler golang-go linux-perf bpftrace valgrind libxml2-utils libclang-rt-14-dev binutils procps time jq openssl python3-grpcio golang-github-masterminds-sprig-dev golang-k8s-sigs-yaml-dev"
+PKGS_TEST="libcmocka-dev python3.11 libpython3.11-dev openjdk-17-jdk-headless pkg-config debootstrap protobuf-compiler golang-go linux-perf bpftrace valgrind libxml2-utils libclang-rt-14-dev binutils procps time jq openssl python3-grpcio golang-github-masterminds-sprig-dev golang-k8s-sigs-yaml-dev"
 PKGS_E2E="etcd-server golang-1.19-go golang-github-modern-go-reflect2-dev dpkg-dev"
 # the node tier (e2e/node.sh, e2e/images.sh): a kubelet's runtime, networks, images, DNS
 PKGS_NODE="containerd runc buildah containernetworking-plugins dnsmasq-base iptables debootstrap"

@@ -10,6 +10,7 @@
 #include <unistd.h>
 
 #include "elfsym.h"
+#include "jvmsym.h"
 #include "ksyms.h"
 #include "log.h"
 #include "perfmap.h"
@@ -40,6 +41,7 @@ struct agg {
 	struct symcache *sc;
 	struct pysym *pysym;
 	struct perfmaps *perfmaps;	/* names of JIT code (agg_opts.perfmaps) */
+	struct jvmsym *jvmsym;		/* names of HotSpot code (agg_opts.jvmsym) */
 	struct stack **buckets;
 	uint32_t nbuckets;
 	uint32_t max_stacks;
@@ -85,6 +87,7 @@ struct agg *agg__new(const struct agg_opts *opts, struct procs *procs, struct sy
 	a->kernel_addresses = opts && opts->kernel_addresses;
 	a->pysym = opts ? opts->pysym : NULL;
 	a->perfmaps = opts ? opts->perfmaps : NULL;
+	a->jvmsym = opts ? opts->jvmsym : NULL;
 	a->nbuckets = 4096;
 	a->buckets = calloc(a->nbuckets, sizeof(*a->buckets));
 	if (!a->buckets) {
@@ -527,6 +530,29 @@ static const char *jit_name(struct agg *a, const struct mapping *m, const struct
 }
 
 /*
+ * A frame in anonymous memory that is a JVM's code: compiled Java methods by
+ * their class and name (file from the class), the rest by their blob
+ * ("[jvm] Interpreter"); l points into f and buf. False: not a JVM's code.
+ */
+static bool jvm_location(struct build *b, const struct mapping *m, const struct loc_key *k,
+			 struct prof_location *l, struct hs_frame *f, char *buf, size_t len)
+{
+	int pid = k->pid ? (int)k->pid : m->pid;
+
+	/* the raw address: a return address is what the VM's tables know, and it
+	 * lies in the calling blob (a call is never a blob's last instruction) */
+	if (!b->a->jvmsym || jvmsym_lookup(b->a->jvmsym, pid, k->addr, f))
+		return false;
+	hs_frame_name(f, buf, len);
+	l->function = buf;
+	l->file = f->file[0] ? f->file : NULL;
+	l->frame = PROF_FRAME_JVM;
+	l->mapping = PROFILE_NO_MAPPING;
+	b->a->stats.frames_jvm++;
+	return true;
+}
+
+/*
  * A frame in a mapped file: its ELF symbol, else "file+0x<file offset>" (of
  * the call, for a return address).
  */
@@ -549,6 +575,7 @@ static const char *file_name(struct agg *a, const struct mapping *m, const struc
 static int make_location(struct build *b, const struct loc_key *k)
 {
 	struct prof_location l = { .address = k->addr, .mapping = PROFILE_NO_MAPPING };
+	struct hs_frame jf;	/* a JVM frame's names, until the location copies them */
 	char name[600];
 
 	if (k->id == PYTHON_ID) {
@@ -577,9 +604,11 @@ static int make_location(struct build *b, const struct loc_key *k)
 		b->a->stats.frames_unsymbolized++;
 	} else {
 		const struct mapping *m = procs__mapping(b->a->procs, k->id);
-		int midx = profile_mapping(b, k->id);
+		int midx;
 
-		if (midx < 0)
+		if (perfmap_anon(m->path) && jvm_location(b, m, k, &l, &jf, name, sizeof(name)))
+			return profile__add_location(b->p, &l);
+		if ((midx = profile_mapping(b, k->id)) < 0)
 			return midx;
 		l.mapping = (uint32_t)midx;
 		if (perfmap_anon(m->path))
@@ -620,7 +649,8 @@ static int location_of(struct build *b, struct loc_key k)
 static struct loc_key user_key(const struct build *b, uint64_t addr, uint32_t id, bool leaf,
 			       uint32_t pid)
 {
-	const struct mapping *m = b->a->perfmaps ? procs__mapping(b->a->procs, id) : NULL;
+	const struct mapping *m = b->a->perfmaps || b->a->jvmsym ?
+					  procs__mapping(b->a->procs, id) : NULL;
 
 	return (struct loc_key){ .addr = addr, .id = id, .leaf = leaf,
 				 .pid = m && perfmap_anon(m->path) ? pid : 0 };

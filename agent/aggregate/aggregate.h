@@ -41,6 +41,11 @@ struct agg_opts {
 	 * maps; NULL, or no name there: "[jit]+0x<offset in the mapping>"
 	 */
 	struct perfmaps *perfmaps;
+	/*
+	 * names frames in the code caches of HotSpot JVMs (compiled Java methods,
+	 * the interpreter, stubs) from the processes' memory, before their perf maps
+	 */
+	struct jvmsym *jvmsym;
 };
 
 struct agg_stats {
@@ -50,10 +55,12 @@ struct agg_stats {
 	uint64_t frames_unmapped;	/* user frames outside any known mapping */
 	uint64_t frames_unsymbolized;	/* frames that kept module+0xoffset */
 	uint64_t frames_python;		/* Python frames in the stacks added */
+	uint64_t frames_jvm;		/* locations named in a JVM's code cache */
 	uint64_t kstack_errors, ustack_errors, ustack_truncated;
 };
 
 struct agg;
+struct jvmsym;
 struct perfmaps;
 struct pysym;
 

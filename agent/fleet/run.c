@@ -39,6 +39,7 @@
 #include "pipeline.h"
 #include "procs.h"
 #include "perfmap.h"
+#include "jvmsym.h"
 #include "pysym.h"
 #include "profile.h"
 #include "record.h"
@@ -85,6 +86,7 @@ struct run {
 	struct symcache *sc;
 	struct pysym *pysym;	/* names of Python frames */
 	struct perfmaps *perfmaps;	/* names of JIT code */
+	struct jvmsym *jvmsym;		/* names of HotSpot code */
 	struct agg *agg;
 	struct unwinder *unw;	/* the pipeline's */
 	struct pipeline pl;
@@ -705,7 +707,8 @@ static void apply_set(struct run *r, Profleet__Fleet__V1__TargetSet *set)
 		nt[i].sample_every = (uint32_t)((base + (int)nt[i].hz / 2) / (int)nt[i].hz);
 	{
 		struct agg_opts ao = { .max_stacks = 1u << 16, .max_bytes = 32u << 20, .pysym = r->pysym,
-				       .perfmaps = r->perfmaps, .budget = &r->agg_budget,
+				       .perfmaps = r->perfmaps, .jvmsym = r->jvmsym,
+				       .budget = &r->agg_budget,
 				       .kernel_addresses = r->cfg.kernel_addresses };
 		struct ksyms *ks = NULL;
 		size_t k = 0;
@@ -967,6 +970,29 @@ static void metrics_perfmaps(struct run *r, struct metrics *m)
 		      (const char *[]){ "kind", "bytes", NULL }, (double)s.bytes_held);
 }
 
+/* What the JVMs' code caches named (agent/jvm), and what could not be read. */
+static void metrics_jvm(struct run *r, struct metrics *m)
+{
+	static const char *const fam = "profleet_agent_jvm_lookups_total";
+	struct jvmsym_stats s;
+
+	jvmsym_stats(r->jvmsym, &s);
+	metrics_family(m, fam, "counter",
+		       "Code addresses looked up in HotSpot JVMs' code caches, by result: named, "
+		       "unreadable (a blob freed under us, a process gone), not a blob.");
+	metrics_value(m, fam, (const char *[]){ "result", "named", NULL }, (double)s.named);
+	metrics_value(m, fam, (const char *[]){ "result", "read_error", NULL },
+		      (double)s.read_errors);
+	metrics_value(m, fam, (const char *[]){ "result", "not_found", NULL },
+		      (double)(s.lookups - s.named - s.read_errors));
+	metrics_family(m, "profleet_agent_jvm_processes", "gauge",
+		       "Processes known to run a HotSpot JVM whose code cache is read.");
+	metrics_value(m, "profleet_agent_jvm_processes", NULL, (double)s.jvms);
+	metrics_family(m, "profleet_agent_jvm_unsupported_total", "counter",
+		       "JVMs whose exported tables lack a structure the symbolizer needs.");
+	metrics_value(m, "profleet_agent_jvm_unsupported_total", NULL, (double)s.unsupported);
+}
+
 static void metrics_kernel(struct metrics *m, const struct sampler_stats *ss)
 {
 	metrics_family(m, "profleet_agent_bpf_info", "gauge",
@@ -1070,6 +1096,7 @@ static void update_metrics(struct run *r)
 	sampler__stats(r->s, &ss);
 	metrics_samples(r, &m, &ss);
 	metrics_perfmaps(r, &m);
+	metrics_jvm(r, &m);
 	metrics_kernel(&m, &ss);
 	metrics_targets(r, &m);
 	metrics_backends(r, &m, &fs);
@@ -1342,11 +1369,13 @@ static int run_open(struct run *r)
 	r->sc = symcache__new(NULL);
 	r->pysym = pysym_new(0);
 	r->perfmaps = perfmaps__new(NULL);
-	if (!r->procs || !r->sc || !r->pysym || !r->perfmaps)
+	r->jvmsym = jvmsym_new();
+	if (!r->procs || !r->sc || !r->pysym || !r->perfmaps || !r->jvmsym)
 		return -1;
 	if (cfg->noutputs) {	/* the whole node's profile is kept only to be written */
 		r->agg = agg__new(&(struct agg_opts){ .kernel_addresses = cfg->kernel_addresses,
-						      .pysym = r->pysym, .perfmaps = r->perfmaps },
+						      .pysym = r->pysym, .perfmaps = r->perfmaps,
+						      .jvmsym = r->jvmsym },
 				  r->procs, r->sc);
 		if (!r->agg)
 			return -1;
@@ -1523,6 +1552,7 @@ static void run_close(struct run *r)
 	symcache__free(r->sc);
 	pysym_free(r->pysym);
 	perfmaps__free(r->perfmaps);
+	jvmsym_free(r->jvmsym);
 	procs__free(r->procs);
 }
 

@@ -26,6 +26,7 @@
 #include "pipeline.h"
 #include "procs.h"
 #include "perfmap.h"
+#include "jvmsym.h"
 #include "pysym.h"
 #include "table_cache.h"
 #include "profile.h"
@@ -408,6 +409,20 @@ static void add_perfmap_comments(struct profile *p, const struct perfmaps_stats 
 	add_values(p, v, sizeof(v) / sizeof(v[0]));
 }
 
+/* What HotSpot JVMs' code caches named ("profleet.jvm.*"). */
+static void add_jvm_comments(struct profile *p, const struct jvmsym_stats *s)
+{
+	const struct named_value v[] = {
+		{ "jvm.processes", s->jvms },
+		{ "jvm.lookups", s->lookups },
+		{ "jvm.named", s->named },
+		{ "jvm.read_errors", s->read_errors },
+		{ "jvm.unsupported", s->unsupported },
+	};
+
+	add_values(p, v, sizeof(v) / sizeof(v[0]));
+}
+
 /* One recording, from the sampler's start to the last output. */
 struct recording {
 	const struct record_config *cfg;
@@ -417,6 +432,7 @@ struct recording {
 	struct symcache *sc;
 	struct pysym *pysym;	/* names of Python frames */
 	struct perfmaps *perfmaps;	/* names of JIT code */
+	struct jvmsym *jvmsym;	/* names of HotSpot code */
 	struct sampler *s;
 	pid_t child;		/* the command, -1 once reaped (or none) */
 	int gate;		/* write end of the command's start gate, -1 once used */
@@ -470,9 +486,11 @@ static int rec_open(struct recording *rc)
 	rc->sc = symcache__new(NULL);
 	rc->pysym = pysym_new(0);
 	rc->perfmaps = perfmaps__new(NULL);
-	rc->st.agg = rc->procs && rc->sc && rc->pysym && rc->perfmaps ?
+	rc->jvmsym = jvmsym_new();
+	rc->st.agg = rc->procs && rc->sc && rc->pysym && rc->perfmaps && rc->jvmsym ?
 		agg__new(&(struct agg_opts){ .kernel_addresses = cfg->kernel_addresses,
-					     .pysym = rc->pysym, .perfmaps = rc->perfmaps },
+					     .pysym = rc->pysym, .perfmaps = rc->perfmaps,
+					     .jvmsym = rc->jvmsym },
 			 rc->procs, rc->sc) : NULL;
 	rc->st.period_ns = 1000000000LL / cfg->frequency;
 	if (!rc->st.agg) {
@@ -608,6 +626,7 @@ static void rec_comments(const struct recording *rc, struct profile *prof,
 	struct procs_stats ps;
 	struct unwinder_stats us;
 	struct perfmaps_stats pms;
+	struct jvmsym_stats js;
 	uint64_t run_ns = 0, run_cnt = 0;
 
 	procs__stats(rc->procs, &ps);
@@ -616,6 +635,8 @@ static void rec_comments(const struct recording *rc, struct profile *prof,
 	add_drop_comments(prof, ss, as, &ps, rc->st.unw ? &us : NULL);
 	perfmaps__stats(rc->perfmaps, &pms);
 	add_perfmap_comments(prof, &pms);
+	jvmsym_stats(rc->jvmsym, &js);
+	add_jvm_comments(prof, &js);
 	if (rc->pl.cache) {
 		struct table_cache_stats ts;
 
@@ -730,6 +751,7 @@ static void rec_close(struct recording *rc)
 	symcache__free(rc->sc);
 	pysym_free(rc->pysym);
 	perfmaps__free(rc->perfmaps);
+	jvmsym_free(rc->jvmsym);
 	procs__free(rc->procs);
 	free(rc->st.pids);
 }

@@ -1064,6 +1064,65 @@ static void test_frame_kinds_otlp(void **state)
 	profile__free(p);
 }
 
+/*
+ * A JVM frame (agent/jvm): through pprof to the controller and back it stays
+ * one, with its class's source file, under the "[jvm]" pseudo-mapping; folded
+ * as "_[j]"; OTLP's profile.frame.type "jvm".
+ */
+static void test_jvm_frame_kind(void **state)
+{
+	struct profile *p = profile__new();
+	struct prof_mapping m = { .start = 0x400000, .limit = 0x401000, .file = "/usr/bin/java" };
+	struct prof_location l[2] = {
+		{ .frame = PROF_FRAME_JVM, .mapping = PROFILE_NO_MAPPING, .address = 0x7f0000001234,
+		  .function = "JvmRatio.hotThree", .file = "JvmRatio.java" },
+		{ .mapping = 0, .address = 0x400100, .function = "main" },
+	};
+	uint32_t locs[2] = { 0, 1 };
+	const struct profile *mp;
+	struct pprof_merge *pm;
+	char err[200], *text = NULL;
+	uint8_t *buf;
+	size_t len, tlen = 0;
+	FILE *f;
+	bool seen = false;
+
+	(void)state;
+	assert_non_null(p);
+	p->period_nanos = 10000000;
+	assert_int_equal(profile__add_mapping(p, &m), 0);
+	for (int i = 0; i < 2; i++)
+		assert_int_equal(profile__add_location(p, &l[i]), i);
+	assert_int_equal(profile__add_sample(p, locs, 2, 3, NULL, 0), 0);
+	assert_string_equal(prof_frame_type(PROF_FRAME_JVM), "jvm");
+	assert_int_equal(pprof__encode(p, true, &buf, &len), 0);
+	pm = pprof_merge_new();
+	assert_non_null(pm);
+	assert_int_equal(pprof_merge_add(pm, buf, len, err, sizeof(err)), 0);
+	mp = pprof_merge_profile(pm);
+	for (uint32_t i = 0; i < mp->nlocations; i++)
+		if (!strcmp(mp->locations[i].function, "JvmRatio.hotThree")) {
+			assert_int_equal(mp->locations[i].frame, PROF_FRAME_JVM);
+			assert_string_equal(mp->locations[i].file, "JvmRatio.java");
+			assert_int_equal(mp->locations[i].address, 0x7f0000001234);
+			seen = true;
+		}
+	assert_true(seen);
+	seen = false;
+	for (uint32_t i = 0; i < mp->nmappings; i++)
+		seen |= !strcmp(mp->mappings[i].file, "[jvm]");
+	assert_true(seen);	/* the pprof had it: the merge keeps it */
+	f = open_memstream(&text, &tlen);
+	assert_non_null(f);
+	assert_int_equal(folded__write(mp, f), 0);
+	fclose(f);
+	assert_non_null(strstr(text, "main;JvmRatio.hotThree_[j] 3"));
+	free(text);
+	pprof_merge_free(pm);
+	free(buf);
+	profile__free(p);
+}
+
 /* pprof to the controller and back: kinds by pseudo-mapping, Python's system name kept */
 static void test_frame_kinds_pprof_merge(void **state)
 {
@@ -1134,6 +1193,7 @@ int main(void)
 		cmocka_unit_test(test_otlp_many_attributes),
 		cmocka_unit_test(test_frame_kinds_otlp),
 		cmocka_unit_test(test_frame_kinds_pprof_merge),
+		cmocka_unit_test(test_jvm_frame_kind),
 	};
 
 	log_set_level(LOG_LVL_ERROR);

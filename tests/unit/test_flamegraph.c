@@ -344,6 +344,32 @@ static void test_python_frame(void **state)
 	profile__free(p);
 }
 
+/* A JVM frame: "Class.method_[j]", aqua (green and blue over red) */
+static void test_jvm_frame(void **state)
+{
+	struct profile *p = profile__new();
+	struct prof_location l = { .mapping = PROFILE_NO_MAPPING, .frame = PROF_FRAME_JVM,
+				   .function = "JvmRatio.hotThree", .file = "JvmRatio.java" };
+	unsigned c[3];
+	int m, j;
+	char *svg, *out;
+
+	(void)state;
+	p->period_nanos = 1;
+	m = add_fn(p, "main", false);
+	j = profile__add_location(p, &l);
+	assert_true(j >= 0);
+	add_stack(p, NULL, 1, 2, m, j, -1);
+	out = render_folded(p);
+	assert_string_equal(out, "main;JvmRatio.hotThree_[j] 2\n");
+	free(out);
+	svg = render_svg(p, NULL, NULL);
+	fill_of(svg, "JvmRatio.hotThree_[j]", c);
+	assert_true(c[1] >= 180 && c[2] >= 180 && c[0] < 100);
+	free(svg);
+	profile__free(p);
+}
+
 static void test_svg_escaping(void **state)
 {
 	struct profile *p = profile__new();
@@ -564,6 +590,7 @@ int main(void)
 		cmocka_unit_test(test_svg_widths),
 		cmocka_unit_test(test_svg_colours),
 		cmocka_unit_test(test_python_frame),
+		cmocka_unit_test(test_jvm_frame),
 		cmocka_unit_test(test_svg_escaping),
 		cmocka_unit_test(test_svg_well_formed),
 		cmocka_unit_test(test_svg_no_samples),

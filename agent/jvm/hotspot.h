@@ -1,0 +1,125 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+#ifndef AGENT_HOTSPOT_H
+#define AGENT_HOTSPOT_H
+
+/*
+ * A HotSpot JVM read from the outside (docs/design/jvm.md): the layout of its
+ * structures from the tables the VM exports for debuggers (gHotSpotVMStructs,
+ * gHotSpotVMTypes: field offsets, static addresses, type sizes, by name, with
+ * the names of JDK 17 to 25), never from per-version constants; its code cache
+ * (the heaps, their segment maps); and what a code address is: the blob that
+ * holds it (an nmethod, the interpreter, a stub) and, for compiled code, the
+ * Java method (class, name, signature, source file).
+ *
+ * Pure: every read of the VM's memory goes through a hs_read_fn (the target
+ * process's memory in the agent, an image in the tests). Nothing here caches or
+ * locks; jvmsym.h does, per process.
+ */
+
+#include <gelf.h>
+#include <libelf.h>
+#include <stddef.h>
+#include <stdint.h>
+
+/* Reads len bytes at addr of the VM's memory into buf: 0, or -EFAULT. */
+typedef int (*hs_read_fn)(void *ctx, uint64_t addr, void *buf, size_t len);
+
+/* The exported symbols the tables are found by (libjvm.so's .dynsym), file vaddrs. */
+enum hs_sym {
+	HS_STRUCTS,		/* gHotSpotVMStructs: a pointer to the entries */
+	HS_STRUCT_STRIDE,	/* gHotSpotVMStructEntryArrayStride, ...: ints (uint64_t) */
+	HS_STRUCT_TYPE,		/* ...EntryTypeNameOffset */
+	HS_STRUCT_FIELD,	/* ...EntryFieldNameOffset */
+	HS_STRUCT_TYPESTR,	/* ...EntryTypeStringOffset */
+	HS_STRUCT_STATIC,	/* ...EntryIsStaticOffset */
+	HS_STRUCT_OFFSET,	/* ...EntryOffsetOffset */
+	HS_STRUCT_ADDRESS,	/* ...EntryAddressOffset */
+	HS_TYPES,		/* gHotSpotVMTypes */
+	HS_TYPE_STRIDE,
+	HS_TYPE_NAME,
+	HS_TYPE_SIZE,
+	HS_NSYMS
+};
+
+struct hs_syms {
+	uint64_t addr[HS_NSYMS];	/* file vaddrs; 0: not found */
+};
+
+/* The gHotSpot* symbols of a libjvm.so: 0, or -ENOENT (not a HotSpot VM), -EINVAL. */
+int hs_elf_syms(Elf *elf, int fd, struct hs_syms *ret);
+
+#define HS_MAX_HEAPS 8
+
+/* What the symbolizer reads of one VM: offsets and sizes in bytes. */
+struct hs_layout {
+	int major;			/* the JDK's feature version; 0 when unknown */
+	uint64_t heaps;			/* &CodeCache::_heaps (a GrowableArray<CodeHeap*> *) */
+	uint64_t low_bound, high_bound;	/* &CodeCache::_low_bound, &_high_bound */
+	uint32_t heap_memory, heap_segmap, heap_log2_seg;	/* CodeHeap */
+	uint32_t vs_low, vs_high;	/* VirtualSpace::_low_boundary, _high_boundary */
+	uint32_t ga_len, ga_data;	/* GrowableArrayBase::_len, GrowableArray<int>::_data */
+	uint32_t heapblock_size;	/* sizeof(HeapBlock): a blob starts after its header */
+	uint32_t cb_name, cb_code_begin, cb_code_end;	/* CodeBlob */
+	int cb_code_offsets;		/* 1: _code_offset/_data_offset (ints from the blob, 23+) */
+	uint32_t nm_method, nm_compile_id;	/* nmethod (CompiledMethod before 23) */
+	uint32_t method_const;		/* Method::_constMethod */
+	uint32_t cm_constants, cm_name, cm_signature;	/* ConstMethod: the pool, u2 indexes */
+	uint32_t cp_holder, cp_source, cp_size;	/* ConstantPool: _pool_holder, u2 index, sizeof */
+	int cp_has_source;		/* _source_file_name_index is in the pool (15+) */
+	uint32_t klass_name;		/* Klass::_name */
+	uint32_t sym_length, sym_body;	/* Symbol: u2 length, the bytes */
+};
+
+/*
+ * The layout of the VM whose libjvm.so is loaded at bias (process address of
+ * file vaddr 0), from its tables. 0; -EAGAIN: the tables are not filled in yet
+ * (a VM starting: try again later); -ENOTSUP: an entry the symbolizer needs is
+ * missing (an unknown build); -EFAULT: unreadable; -EINVAL: tables out of bounds.
+ */
+int hs_layout_read(hs_read_fn rd, void *ctx, const struct hs_syms *s, uint64_t bias,
+		   struct hs_layout *ret);
+
+/* The code cache's heaps of one VM (their reserved ranges do not move). */
+struct hs_heaps {
+	int n;
+	struct {
+		uint64_t lo, hi;	/* reserved [lo, hi) */
+		uint64_t segmap;	/* one byte per segment */
+		int shift;		/* log2 of the segment size */
+	} h[HS_MAX_HEAPS];
+	uint64_t low, high;		/* CodeCache::_low_bound, _high_bound */
+};
+
+/* 0; -EAGAIN: no code cache yet (a VM starting); -EFAULT; -EINVAL: out of bounds. */
+int hs_heaps_read(hs_read_fn rd, void *ctx, const struct hs_layout *l, struct hs_heaps *ret);
+
+enum hs_kind {
+	HS_STUB,		/* any other blob: adapters, runtime stubs, the call stub */
+	HS_INTERPRETER,		/* the template interpreter's code */
+	HS_COMPILED,		/* an nmethod: C1 or C2 code of a Java method */
+	HS_NATIVE,		/* a native method's wrapper (an nmethod too) */
+};
+
+struct hs_frame {
+	enum hs_kind kind;
+	char blob[64];		/* the blob's name ("nmethod", "Interpreter", "StubRoutines (1)") */
+	/* HS_COMPILED, HS_NATIVE: the method; empty when it could not be read */
+	char klass[256];	/* "java.util.HashMap" */
+	char method[128];	/* "get" */
+	char signature[256];	/* "(Ljava/lang/Object;)Ljava/lang/Object;" */
+	char file[128];		/* "HashMap.java"; empty when the class has none */
+	int compile_id;
+};
+
+/*
+ * What the code address pc is in: -ENOENT when it is in no heap or in free
+ * space, -EFAULT when the blob cannot be read or is not one (the VM freed it
+ * under us), 0 with ret filled.
+ */
+int hs_frame_of(hs_read_fn rd, void *ctx, const struct hs_layout *l, const struct hs_heaps *h,
+		uint64_t pc, struct hs_frame *ret);
+
+/* "klass.method" of f for a profile's function name (cut to fit len > 0). */
+void hs_frame_name(const struct hs_frame *f, char *buf, size_t len);
+
+#endif

@@ -1,0 +1,395 @@
+// SPDX-License-Identifier: Apache-2.0
+/*
+ * The HotSpot reader (agent/jvm/hotspot.c) against VM images built here: the
+ * exported tables in JDK 17's shape (pointers to the code) and in JDK 23's
+ * (offsets), a code heap with its segment map, an nmethod, the interpreter's
+ * blob, a method with its pool, class and symbols; and the images broken the
+ * ways a live VM can be: tables not filled in yet, a build without a field we
+ * need, a table without an end, a freed blob, a name pointer into nothing.
+ * The live JVM is tests/system/jvm.sh's.
+ */
+#include <errno.h>
+#include <stdbool.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "helpers.h"
+#include "hotspot.h"
+#include "jvmsym.h"
+
+#define BASE 0x10000000ull
+#define SIZE (2u << 20)	/* room for a table of 20,000 entries that never ends */
+
+/* A VM's memory: [BASE, BASE + SIZE), allocated upwards. */
+struct image {
+	uint8_t mem[SIZE];
+	uint64_t next;
+	int reads;
+};
+
+static int img_read(void *ctx, uint64_t addr, void *buf, size_t len)
+{
+	struct image *im = ctx;
+
+	im->reads++;
+	if (addr < BASE || addr + len > BASE + SIZE || addr + len < addr)
+		return -EFAULT;
+	memcpy(buf, im->mem + (addr - BASE), len);
+	return 0;
+}
+
+static uint64_t alloc(struct image *im, size_t n)
+{
+	uint64_t a = BASE + im->next;
+
+	im->next = (im->next + n + 15) & ~15ull;
+	assert_true(im->next <= SIZE);
+	return a;
+}
+
+static void put(struct image *im, uint64_t addr, const void *v, size_t n)
+{
+	memcpy(im->mem + (addr - BASE), v, n);
+}
+
+static void put64(struct image *im, uint64_t addr, uint64_t v) { put(im, addr, &v, 8); }
+static void put32(struct image *im, uint64_t addr, uint32_t v) { put(im, addr, &v, 4); }
+static void put16(struct image *im, uint64_t addr, uint16_t v) { put(im, addr, &v, 2); }
+
+static uint64_t str(struct image *im, const char *s)
+{
+	uint64_t a = alloc(im, strlen(s) + 1);
+
+	put(im, a, s, strlen(s) + 1);
+	return a;
+}
+
+/* A Symbol: u2 length at 4, the bytes at 6 (JDK 17). */
+static uint64_t symbol(struct image *im, const char *s)
+{
+	uint64_t a = alloc(im, 8 + strlen(s));
+
+	put16(im, a + 4, (uint16_t)strlen(s));
+	put(im, a + 6, s, strlen(s));
+	return a;
+}
+
+/* One VMStructEntry: stride 48, type 0, field 8, type string 16, static 24, offset 32, address 40. */
+struct field {
+	const char *type, *field;
+	uint64_t offset, address;	/* address: a static */
+};
+
+/* Which shape of VM: where the code bounds are, and what is left out. */
+struct shape {
+	bool offsets;		/* JDK 23+: CodeBlob::_code_offset/_data_offset, nmethod::_method */
+	bool data_offset_first;	/* JDK 17 also lists _data_offset (an int), before _code_end */
+	const char *without;	/* a field this build lacks */
+	bool no_end;		/* the structs table has no terminating entry */
+	bool stride_zero;	/* the VM has not filled its tables in yet */
+	bool heaps_null;	/* the code cache is not made yet */
+};
+
+/* The VM built, with what the tests look at. */
+struct vm {
+	struct hs_syms syms;
+	uint64_t heap_lo, heap_hi, nm, nm_code, interp, freed_pc, bad_name_pc;
+};
+
+static void tables(struct image *im, const struct shape *sh, const struct field *f, int n,
+		   struct vm *vm)
+{
+	static const char *const types[][2] = { { "HeapBlock", "16" }, { "ConstantPool", "72" },
+						{ "Method", "88" } };
+	uint64_t st = alloc(im, 48 * (size_t)(n + 1)), ty = alloc(im, 40 * 4);
+	int k = 0;
+
+	for (int i = 0; i < n; i++) {
+		uint64_t e = st + 48 * (uint64_t)k;
+
+		if (sh->without && !strcmp(f[i].field, sh->without))
+			continue;
+		put64(im, e, str(im, f[i].type));
+		put64(im, e + 8, str(im, f[i].field));
+		put64(im, e + 16, str(im, "int"));
+		put32(im, e + 24, f[i].address != 0);
+		put64(im, e + 32, f[i].offset);
+		put64(im, e + 40, f[i].address);
+		k++;
+	}
+	for (int i = 0; i < 3; i++) {
+		put64(im, ty + 40 * (uint64_t)i, str(im, types[i][0]));
+		put64(im, ty + 40 * (uint64_t)i + 32, (uint64_t)atoi(types[i][1]));
+	}
+	/* the symbols' variables; bias 0: the file vaddrs are the addresses */
+	static const uint64_t vals[HS_NSYMS] = {
+		[HS_STRUCT_STRIDE] = 48, [HS_STRUCT_TYPE] = 0, [HS_STRUCT_FIELD] = 8,
+		[HS_STRUCT_TYPESTR] = 16, [HS_STRUCT_STATIC] = 24, [HS_STRUCT_OFFSET] = 32,
+		[HS_STRUCT_ADDRESS] = 40, [HS_TYPE_STRIDE] = 40, [HS_TYPE_NAME] = 0, [HS_TYPE_SIZE] = 32,
+	};
+	for (int s = 0; s < HS_NSYMS; s++) {
+		vm->syms.addr[s] = alloc(im, 8);
+		put64(im, vm->syms.addr[s], s == HS_STRUCTS ? st : s == HS_TYPES ? ty : vals[s]);
+	}
+	if (sh->stride_zero)
+		put64(im, vm->syms.addr[HS_STRUCT_STRIDE], 0);
+}
+
+/* The structs table moved to the end of the image and its first entry repeated to the end. */
+static void endless(struct image *im, struct vm *vm)
+{
+	uint64_t old, e;
+
+	memcpy(&old, im->mem + (vm->syms.addr[HS_STRUCTS] - BASE), 8);
+	put64(im, vm->syms.addr[HS_STRUCTS], BASE + im->next);
+	for (e = BASE + im->next; e + 48 <= BASE + SIZE; e += 48)
+		put(im, e, im->mem + (old - BASE), 48);
+	im->next = SIZE;
+}
+
+/* A blob at segment seg of the heap, nseg segments long (segment map filled in). */
+static uint64_t blob(struct image *im, struct vm *vm, uint64_t segmap, int seg, int nseg,
+		     const char *name, bool offsets)
+{
+	uint64_t b = vm->heap_lo + ((uint64_t)seg << 7) + 16, end = b - 16 + ((uint64_t)nseg << 7);
+
+	for (int i = 0; i < nseg; i++)
+		im->mem[segmap - BASE + (uint64_t)(seg + i)] = (uint8_t)(i < 255 ? i : 254);
+	put64(im, b + 96, str(im, name));
+	if (offsets) {
+		put32(im, b + 32, 0x40);
+		put32(im, b + 40, (uint32_t)(end - b));
+	} else {
+		put64(im, b + 32, b + 0x40);
+		put64(im, b + 40, end);
+	}
+	put32(im, b + 24, 0x7777);	/* _data_offset of 17: not where the code ends */
+	return b;
+}
+
+static void build(struct image *im, const struct shape *sh, struct vm *vm)
+{
+	/* the image starts empty: what follows is allocated from its start */
+	uint64_t heaps_var = (memset(im, 0, sizeof(*im)), alloc(im, 8)), low = alloc(im, 8), high = alloc(im, 8),
+		 major = alloc(im, 4), ga = alloc(im, 24), arr = alloc(im, 8), heap = alloc(im, 344),
+		 segmap = alloc(im, 64), method = alloc(im, 88), cm = alloc(im, 48),
+		 cp = alloc(im, 72 + 8 * 8), klass = alloc(im, 208);
+	const struct field f[] = {
+		{ "CodeCache", "_heaps", 0, heaps_var },
+		{ "CodeCache", "_low_bound", 0, low },
+		{ "CodeCache", "_high_bound", 0, high },
+		{ "Abstract_VM_Version", "_vm_major_version", 0, major },
+		{ "CodeHeap", "_memory", 8, 0 },
+		{ "CodeHeap", "_segmap", 120, 0 },
+		{ "CodeHeap", "_log2_segment_size", 256, 0 },
+		{ "VirtualSpace", "_low_boundary", 0, 0 },
+		{ "VirtualSpace", "_high_boundary", 8, 0 },
+		{ "GrowableArrayBase", "_len", 0, 0 },
+		{ "GrowableArray<int>", "_data", 8, 0 },
+		{ "CodeBlob", "_name", 96, 0 },
+		{ "CodeBlob", sh->offsets ? "_code_offset" : "_code_begin", 32, 0 },
+		{ "CodeBlob", sh->data_offset_first ? "_data_offset" : "_frame_size", 24, 0 },
+		{ "CodeBlob", sh->offsets ? "_data_offset" : "_code_end", 40, 0 },
+		{ sh->offsets ? "nmethod" : "CompiledMethod", "_method", 112, 0 },
+		{ "nmethod", "_compile_id", 304, 0 },
+		{ "Method", "_constMethod", 8, 0 },
+		{ "ConstMethod", "_constants", 8, 0 },
+		{ "ConstMethod", "_name_index", 34, 0 },
+		{ "ConstMethod", "_signature_index", 36, 0 },
+		{ "ConstantPool", "_pool_holder", 24, 0 },
+		{ "ConstantPool", "_source_file_name_index", 54, 0 },
+		{ "Klass", "_name", 24, 0 },
+		{ "Symbol", "_length", 4, 0 },
+		{ "Symbol", "_body", 6, 0 },
+	};
+
+	memset(vm, 0, sizeof(*vm));
+	tables(im, sh, f, (int)(sizeof(f) / sizeof(f[0])), vm);
+	put32(im, major, sh->offsets ? 23 : 17);
+	vm->heap_lo = alloc(im, 64 << 7);
+	vm->heap_hi = vm->heap_lo + (64 << 7);
+	put64(im, low, vm->heap_lo);
+	put64(im, high, vm->heap_hi);
+	put64(im, heaps_var, sh->heaps_null ? 0 : ga);
+	put32(im, ga, 1);
+	put64(im, ga + 8, arr);
+	put64(im, arr, heap);
+	put64(im, heap + 8, vm->heap_lo);
+	put64(im, heap + 16, vm->heap_hi);
+	put64(im, heap + 120, segmap);
+	put32(im, heap + 256, 7);
+	memset(im->mem + (segmap - BASE), 0xff, 64);	/* free, until a blob is there */
+	/* an nmethod of 5 segments, the interpreter of 2, a freed one between them */
+	vm->nm = blob(im, vm, segmap, 0, 5, "nmethod", sh->offsets);
+	vm->nm_code = vm->nm + 0x40;
+	vm->interp = blob(im, vm, segmap, 8, 2, "Interpreter", sh->offsets);
+	vm->freed_pc = vm->heap_lo + (6 << 7) + 20;
+	put32(im, vm->nm + 304, 42);
+	put64(im, vm->nm + 112, method);
+	put64(im, method + 8, cm);
+	put64(im, cm + 8, cp);
+	put16(im, cm + 34, 3);
+	put16(im, cm + 36, 4);
+	put64(im, cp + 24, klass);
+	put16(im, cp + 54, 5);
+	put64(im, cp + 72 + 8 * 3, symbol(im, "leafA"));
+	put64(im, cp + 72 + 8 * 4, symbol(im, "(J)J") | 1);	/* a tagged entry */
+	put64(im, cp + 72 + 8 * 5, symbol(im, "Hot.java"));
+	put64(im, klass + 24, symbol(im, "com/example/Hot"));
+	/* a stub whose name points nowhere */
+	vm->bad_name_pc = blob(im, vm, segmap, 12, 1, "x", sh->offsets) + 0x50;
+	put64(im, vm->bad_name_pc - 0x50 + 96, 0xdead0000);
+	if (sh->no_end)
+		endless(im, vm);
+}
+
+static void read_vm(struct image *im, struct vm *vm, struct hs_layout *l, struct hs_heaps *h)
+{
+	assert_int_equal(hs_layout_read(img_read, im, &vm->syms, 0, l), 0);
+	assert_int_equal(hs_heaps_read(img_read, im, l, h), 0);
+}
+
+static void check_vm(struct image *im, struct vm *vm, int major)
+{
+	struct hs_layout l;
+	struct hs_heaps h;
+	struct hs_frame f;
+	char name[300];
+
+	read_vm(im, vm, &l, &h);
+	assert_int_equal(l.major, major);
+	assert_int_equal(l.heapblock_size, 16);
+	assert_int_equal(l.cp_size, 72);
+	assert_int_equal(h.n, 1);
+	assert_true(h.h[0].lo == vm->heap_lo && h.h[0].hi == vm->heap_hi && h.h[0].shift == 7);
+	assert_true(h.low == vm->heap_lo && h.high == vm->heap_hi);
+
+	/* in the nmethod's 4th segment: back to its first through the segment map */
+	assert_int_equal(hs_frame_of(img_read, im, &l, &h, vm->heap_lo + (3 << 7) + 5, &f), 0);
+	assert_int_equal(f.kind, HS_COMPILED);
+	assert_string_equal(f.blob, "nmethod");
+	assert_string_equal(f.klass, "com.example.Hot");
+	assert_string_equal(f.method, "leafA");
+	assert_string_equal(f.signature, "(J)J");
+	assert_string_equal(f.file, "Hot.java");
+	assert_int_equal(f.compile_id, 42);
+	hs_frame_name(&f, name, sizeof(name));
+	assert_string_equal(name, "com.example.Hot.leafA");
+
+	assert_int_equal(hs_frame_of(img_read, im, &l, &h, vm->interp + 0x60, &f), 0);
+	assert_int_equal(f.kind, HS_INTERPRETER);
+	assert_string_equal(f.method, "");
+	hs_frame_name(&f, name, sizeof(name));
+	assert_string_equal(name, "[jvm] Interpreter");
+
+	/* free space, outside every heap, a blob whose name cannot be read */
+	assert_int_equal(hs_frame_of(img_read, im, &l, &h, vm->freed_pc, &f), -ENOENT);
+	assert_int_equal(hs_frame_of(img_read, im, &l, &h, vm->heap_hi + 8, &f), -ENOENT);
+	assert_int_equal(hs_frame_of(img_read, im, &l, &h, vm->heap_lo - 8, &f), -ENOENT);
+	assert_int_equal(hs_frame_of(img_read, im, &l, &h, vm->bad_name_pc, &f), -EFAULT);
+}
+
+static struct image img;
+
+/* JDK 17: the code's bounds are pointers; _data_offset is listed too, before _code_end. */
+static void test_jdk17_shape(void **state)
+{
+	struct vm vm;
+
+	(void)state;
+	build(&img, &(struct shape){ .data_offset_first = true }, &vm);
+	check_vm(&img, &vm, 17);
+}
+
+/* JDK 23+: offsets from the blob, nmethod::_method. */
+static void test_jdk23_shape(void **state)
+{
+	struct vm vm;
+
+	(void)state;
+	build(&img, &(struct shape){ .offsets = true }, &vm);
+	check_vm(&img, &vm, 23);
+}
+
+/* A method that went away under us (its ConstMethod pointer now points nowhere). */
+static void test_method_gone(void **state)
+{
+	struct hs_layout l;
+	struct hs_heaps h;
+	struct hs_frame f;
+	struct vm vm;
+	uint64_t method;
+
+	(void)state;
+	build(&img, &(struct shape){ 0 }, &vm);
+	read_vm(&img, &vm, &l, &h);
+	memcpy(&method, img.mem + (vm.nm + 112 - BASE), 8);
+	put64(&img, method + 8, 0x1000);
+	assert_int_equal(hs_frame_of(img_read, &img, &l, &h, vm.nm_code, &f), -EFAULT);
+	assert_string_equal(f.method, "");
+	assert_string_equal(f.klass, "");
+}
+
+static void test_bad_tables(void **state)
+{
+	struct hs_layout l;
+	struct hs_heaps h;
+	struct vm vm;
+
+	(void)state;
+	build(&img, &(struct shape){ .stride_zero = true }, &vm);
+	assert_int_equal(hs_layout_read(img_read, &img, &vm.syms, 0, &l), -EAGAIN);
+
+	build(&img, &(struct shape){ .without = "_name" }, &vm);	/* Klass::_name, CodeBlob::_name */
+	assert_int_equal(hs_layout_read(img_read, &img, &vm.syms, 0, &l), -ENOTSUP);
+	build(&img, &(struct shape){ .without = "_source_file_name_index" }, &vm);
+	assert_int_equal(hs_layout_read(img_read, &img, &vm.syms, 0, &l), 0);	/* optional */
+	assert_int_equal(l.cp_has_source, 0);
+
+	build(&img, &(struct shape){ .no_end = true }, &vm);
+	img.reads = 0;
+	assert_int_equal(hs_layout_read(img_read, &img, &vm.syms, 0, &l), -EINVAL);
+	assert_true(img.reads < 20000 * 3 + 100);	/* each entry and its field name, once */
+
+	build(&img, &(struct shape){ .heaps_null = true }, &vm);
+	assert_int_equal(hs_layout_read(img_read, &img, &vm.syms, 0, &l), 0);
+	assert_int_equal(hs_heaps_read(img_read, &img, &l, &h), -EAGAIN);
+
+	/* the symbols in memory that is not the VM's */
+	build(&img, &(struct shape){ 0 }, &vm);
+	assert_int_equal(hs_layout_read(img_read, &img, &vm.syms, 0x100000000ull, &l), -EFAULT);
+}
+
+/* A process that runs no JVM (this one) is not one to the per-process cache. */
+static void test_jvmsym_no_jvm(void **state)
+{
+	struct jvmsym *js = jvmsym_new();
+	struct jvmsym_stats s;
+	struct hs_frame f;
+
+	(void)state;
+	assert_non_null(js);
+	assert_int_equal(jvmsym_lookup(js, getpid(), (uint64_t)(uintptr_t)&test_jvmsym_no_jvm, &f),
+			 -ENOENT);
+	assert_int_equal(jvmsym_lookup(js, 999999999, 0x1000, &f), -ENOENT);	/* no such pid */
+	jvmsym_stats(js, &s);
+	assert_int_equal(s.jvms, 0);
+	assert_int_equal(s.lookups, 0);
+	jvmsym_forget_pid(js, getpid());
+	jvmsym_free(js);
+}
+
+int main(void)
+{
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test(test_jdk17_shape),
+		cmocka_unit_test(test_jdk23_shape),
+		cmocka_unit_test(test_method_gone),
+		cmocka_unit_test(test_bad_tables),
+		cmocka_unit_test(test_jvmsym_no_jvm),
+	};
+
+	return cmocka_run_group_tests(tests, NULL, NULL);
+}
