@@ -617,6 +617,222 @@ int walk_python(struct bpf_perf_event_data *ctx)
 	return 0;
 }
 
+/* ---- the HotSpot walker ---------------------------------------------------- */
+
+/* pid -> its JVM's code heaps and blob layout; written by the agent */
+struct {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(max_entries, 1024);
+	__type(key, __u32);
+	__type(value, struct jvm_proc);
+} jvm_procs SEC(".maps");
+
+/* JVM frames the walker takes per program before it tail-calls itself. */
+#define JVM_FRAMES_PER_PROG 4
+/* segment map hops back to a blob's first segment (a tag is at most 0xfe: 32 KiB
+ * of 128-byte segments per hop); a longer blob is not walked */
+#define JVM_SEGMAP_HOPS 16
+#define JVM_MAX_FRAME_WORDS 8192
+
+/* What a JVM step tells its loop. */
+enum jvm_step {
+	JVM_MORE = 0,		/* the caller is in the code cache too */
+	JVM_NATIVE = 1,		/* the caller is native code (or unknown): the native walker's */
+	JVM_END = 2,		/* the walk is over */
+};
+
+/* The heap of the code cache that holds pc, or -1. */
+static __always_inline int jvm_heap(const struct jvm_proc *jp, __u64 pc)
+{
+	for (int i = 0; i < JVM_MAX_HEAPS; i++)
+		if (i < jp->nheaps && pc >= jp->lo[i] && pc < jp->hi[i])
+			return i;
+	return -1;
+}
+
+/* The blob that holds pc in heap h, from the segment map; 0 when none. */
+static __always_inline __u64 jvm_blob(const struct jvm_proc *jp, int h, __u64 pc)
+{
+	__u64 lo, segmap, seg;
+	__u8 shift, tag = 0xff;
+
+	if (h < 0 || h >= JVM_MAX_HEAPS)
+		return 0;
+	lo = jp->lo[h];
+	segmap = jp->segmap[h];
+	shift = jp->shift[h] & 31;
+	seg = (pc - lo) >> shift;
+	for (int i = 0; i < JVM_SEGMAP_HOPS; i++) {
+		if (bpf_probe_read_user(&tag, 1, (void *)(segmap + seg)) || tag == 0xff)
+			return 0;
+		if (tag == 0)
+			return lo + (seg << shift) + jp->heapblock;
+		if (tag > seg)
+			return 0;
+		seg -= tag;
+	}
+	return 0;
+}
+
+/* The code bounds of a blob: pointers, or offsets from it (23+). */
+static __always_inline int jvm_code(const struct jvm_proc *jp, __u64 blob, __u64 *lo, __u64 *hi)
+{
+	if (jp->code_offsets) {
+		__u32 b = 0, e = 0;
+
+		if (bpf_probe_read_user(&b, 4, (void *)(blob + jp->cb_code_begin)) ||
+		    bpf_probe_read_user(&e, 4, (void *)(blob + jp->cb_code_end)))
+			return -1;
+		*lo = blob + b;
+		*hi = blob + e;
+		return 0;
+	}
+	if (bpf_probe_read_user(lo, 8, (void *)(blob + jp->cb_code_begin)) ||
+	    bpf_probe_read_user(hi, 8, (void *)(blob + jp->cb_code_end)))
+		return -1;
+	return 0;
+}
+
+static __always_inline int jvm_bad(struct walk *w)
+{
+	count(CNT_JVM_BAD_FRAME);
+	stop(w, w->n ? STACK_OK : STACK_READ_FAULT);
+	return JVM_END;
+}
+
+/* The next frame's registers: the caller of a frame of frame_size words at sp. */
+static __always_inline int jvm_pop(struct walk *w, __s32 frame_size)
+{
+	__u64 top[2];
+
+	if (frame_size <= 1 || frame_size > JVM_MAX_FRAME_WORDS)
+		return -1;
+	w->sp += (__u64)frame_size * 8;
+	if (bpf_probe_read_user(top, sizeof(top), (void *)(w->sp - 16)))
+		return -1;
+	w->bp = top[0];	/* saved rbp, then the return address */
+	w->bp_valid = 1;
+	w->pc = top[1];
+	return 0;
+}
+
+/* A frame with a frame pointer: the interpreter's, the call stub's. */
+static __always_inline int jvm_pop_fp(struct walk *w, bool interpreted)
+{
+	__u64 top[2], sender = 0;
+
+	if (!w->bp_valid || w->bp < w->sp || w->bp - w->sp > (1u << 20) ||
+	    bpf_probe_read_user(top, sizeof(top), (void *)w->bp))
+		return -1;
+	if (interpreted &&
+	    bpf_probe_read_user(&sender, 8, (void *)(w->bp + 8 * JVM_INTERP_SENDER_SP)))
+		return -1;
+	w->sp = interpreted && sender > w->bp ? sender : w->bp + 16;
+	w->bp_valid = top[0] > w->bp;
+	w->bp = top[0];
+	w->pc = top[1];
+	return 0;
+}
+
+/* One frame in the code cache into the sample, then its caller's registers. */
+static __always_inline int jvm_step(struct walk_state *st, const struct jvm_proc *jp)
+{
+	struct walk *w = &st->w;
+	__u64 pc = w->pc, blob, name = 0, lo = 0, hi = 0, value = pc;
+	__u32 n = w->n, kind, aux;
+	__s32 frame_size = 0, compile_id = 0;
+	char tag[4] = {};
+	int h = jvm_heap(jp, pc);
+
+	if (h < 0)
+		return JVM_NATIVE;
+	if (n >= PROFLEET_MAX_STACK) {
+		count(CNT_UNWIND_DEPTH);
+		stop(w, STACK_TRUNCATED);
+		return JVM_END;
+	}
+	blob = jvm_blob(jp, h, pc);
+	if (!blob) {
+		count(CNT_JVM_NO_BLOB);
+		stop(w, w->n ? STACK_OK : STACK_READ_FAULT);
+		return JVM_END;
+	}
+	if (bpf_probe_read_user(&name, 8, (void *)(blob + jp->cb_name)) ||
+	    bpf_probe_read_user(tag, sizeof(tag), (void *)name) || jvm_code(jp, blob, &lo, &hi) ||
+	    bpf_probe_read_user(&frame_size, 4, (void *)(blob + jp->cb_frame_size)) ||
+	    pc < lo || pc > hi)
+		return jvm_bad(w);
+	if (tag[0] == 'n' && (tag[1] == 'm' || tag[1] == 'a')) {	/* "nmethod", "native nmethod" */
+		kind = JVM_COMPILED;
+		if (bpf_probe_read_user(&compile_id, 4, (void *)(blob + jp->nm_compile_id)))
+			return jvm_bad(w);
+		aux = (__u32)compile_id & JVM_VALUE_MASK;
+	} else if (tag[0] == 'I' && tag[1] == 'n' && tag[2] == 't') {	/* "Interpreter" */
+		kind = JVM_INTERPRETED;
+		aux = 0;
+		if (!w->bp_valid ||
+		    bpf_probe_read_user(&value, 8, (void *)(w->bp + 8 * JVM_INTERP_METHOD)) || !value)
+			return jvm_bad(w);
+	} else {
+		kind = JVM_STUB;
+		aux = 0;
+	}
+	st->e.ustack[n] = value;
+	st->e.uaux[n] = kind << JVM_KIND_SHIFT | aux;
+	st->e.ukind[n] = WALKER_JVM;
+	w->n = n + 1;
+	w->signal_frame = 0;
+	w->native_seen = 1;	/* from here on pc is a return address */
+	count(CNT_JVM_FRAMES);
+	/* interpreted frames and stubs without a size keep rbp; compiled ones do not */
+	if (kind == JVM_INTERPRETED || (kind == JVM_STUB && frame_size == 0)) {
+		if (jvm_pop_fp(w, kind == JVM_INTERPRETED))
+			return jvm_bad(w);
+	} else if (jvm_pop(w, frame_size)) {
+		return jvm_bad(w);
+	}
+	if (w->pc == 0) {
+		stop(w, STACK_OK);
+		return JVM_END;
+	}
+	return jvm_heap(jp, w->pc) >= 0 ? JVM_MORE : JVM_NATIVE;
+}
+
+/*
+ * The HotSpot walker, entered when the native walk reaches the code cache of a
+ * JVM the agent described: compiled frames by their blob's frame size (they keep
+ * no frame pointer), interpreted frames and the call stub by rbp, up to
+ * JVM_FRAMES_PER_PROG, then itself again or back to the native walker.
+ */
+SEC("perf_event")
+int walk_jvm(struct bpf_perf_event_data *ctx)
+{
+	struct walk_state *st = get_state();
+	const struct jvm_proc *jp;
+	int r = JVM_MORE;
+
+	if (!st)
+		return 0;
+	jp = bpf_map_lookup_elem(&jvm_procs, &st->w.pid);
+	if (!jp) {	/* a process the agent has not described (yet) */
+		count(CNT_JVM_NO_PROC);
+		st->w.handed_back = 1;
+		r = JVM_NATIVE;
+	}
+	for (int i = 0; jp && i < JVM_FRAMES_PER_PROG && r == JVM_MORE; i++)
+		r = jvm_step(st, jp);
+	if (r == JVM_MORE)
+		bpf_tail_call(ctx, &walkers, WALKER_JVM);
+	else if (r == JVM_NATIVE)
+		bpf_tail_call(ctx, &walkers, WALKER_NATIVE);
+	if (r != JVM_END) {
+		count(CNT_UNWIND_BUDGET);
+		stop(&st->w, STACK_LOOP_BUDGET);
+	}
+	finish_user(st);
+	return 0;
+}
+
 /*
  * The registers of the interrupted task's user mode: the perf event's own when
  * it interrupted user mode; else the ones saved on entry to the kernel, at the

@@ -43,7 +43,8 @@ enum stack_status {
 enum walker {
 	WALKER_NATIVE = 0,	/* .eh_frame tables, frame pointers where there are none */
 	WALKER_PYTHON = 1,	/* CPython: ustack = code object, uaux = instruction (code units) */
-	/* 2..WALKER_MAX-1: more interpreters (JVM, V8, ...) plug in here */
+	WALKER_JVM = 2,		/* HotSpot: ustack = pc or Method*, uaux = JVM_* kind | value */
+	/* 3..WALKER_MAX-1: more interpreters (V8, ...) plug in here */
 	WALKER_MAX = 8,
 };
 
@@ -88,6 +89,43 @@ struct py_proc {
 	__u8 entry_owner;	/* PY_ENTRY_SHIM: owner values >= this are the loop's own frames */
 	__u8 code_tag_mask;	/* f_executable's low bits that are tags (3.14: a _PyStackRef) */
 	__u16 ts_thread_id;	/* PyThreadState.thread_id: pthread_self(), which is fsbase */
+};
+
+/*
+ * uaux of a JVM frame: its kind in the top two bits, and below them
+ * JVM_COMPILED: the nmethod's compile id (ustack: the pc, a raw return address);
+ * JVM_INTERPRETED: nothing yet (ustack: the Method*);
+ * JVM_STUB: nothing (ustack: the pc).
+ */
+#define JVM_KIND_SHIFT 30
+#define JVM_COMPILED 1u
+#define JVM_INTERPRETED 2u
+#define JVM_STUB 3u
+#define JVM_VALUE_MASK ((1u << JVM_KIND_SHIFT) - 1)
+
+#define JVM_MAX_HEAPS 4
+/* interpreter frame slots from rbp, in words (x86_64, JDK 9 to 25: frame_x86.hpp) */
+#define JVM_INTERP_SENDER_SP (-1)
+#define JVM_INTERP_METHOD (-3)
+
+/*
+ * One process's HotSpot JVM (pid -> jvm_proc, written by the agent from the VM's
+ * exported tables): its code heaps and what the walker reads of a code blob.
+ */
+struct jvm_proc {
+	__u64 lo[JVM_MAX_HEAPS];	/* a heap's reserved [lo, hi) */
+	__u64 hi[JVM_MAX_HEAPS];
+	__u64 segmap[JVM_MAX_HEAPS];	/* one byte per segment */
+	__u8 shift[JVM_MAX_HEAPS];	/* log2 of the segment size */
+	__u8 nheaps;
+	__u8 code_offsets;	/* CodeBlob's code bounds are int offsets (23+), not pointers */
+	__u16 heapblock;	/* sizeof(HeapBlock): a blob starts after its header */
+	__u16 cb_name;		/* CodeBlob::_name, a const char * */
+	__u16 cb_code_begin;	/* CodeBlob::_code_begin (or _code_offset) */
+	__u16 cb_code_end;	/* CodeBlob::_code_end (or _data_offset) */
+	__u16 cb_frame_size;	/* CodeBlob::_frame_size, an int, in words */
+	__u16 nm_compile_id;	/* nmethod::_compile_id */
+	__u16 pad[3];
 };
 
 /* Frames the native walker takes per program before it tail-calls itself. */
@@ -177,6 +215,11 @@ enum counter {
 	CNT_PY_NO_THREAD,	/* no thread state (a thread that never ran Python, a read fault) */
 	CNT_PY_READ_FAULT,	/* a frame could not be read */
 	CNT_PY_BAD_CODE,	/* a frame's code is not a code object: the rest of the run skipped */
+	/* the JVM walker */
+	CNT_JVM_FRAMES,		/* JVM frames put in samples */
+	CNT_JVM_NO_PROC,	/* code of a process the agent has not described */
+	CNT_JVM_NO_BLOB,	/* a pc in the code cache's free space, or the segment map unreadable */
+	CNT_JVM_BAD_FRAME,	/* a blob or frame that does not hold together: the walk ends */
 	CNT_MAX,
 };
 
@@ -186,6 +229,7 @@ _Static_assert(sizeof(struct sample_event) ==
 	       "sample_event layout changed: update both sides");
 _Static_assert(sizeof(struct target_cfg) == 12, "target_cfg layout");
 _Static_assert(sizeof(struct py_proc) == 40, "py_proc layout");
+_Static_assert(sizeof(struct jvm_proc) == 120, "jvm_proc layout");
 #endif
 
 #endif

@@ -248,7 +248,8 @@ static void sample_key(struct agg *a, const struct sample_event *e, struct skey 
 	memcpy(k->frames + k->nk, e->ustack, k->nu * sizeof(uint64_t));
 	k->walkers = false;
 	for (uint32_t i = 0; i < k->nu; i++) {
-		k->kinds[i] = e->ukind[i] == WALKER_PYTHON ? WALKER_PYTHON : WALKER_NATIVE;
+		k->kinds[i] = e->ukind[i] == WALKER_PYTHON || e->ukind[i] == WALKER_JVM ?
+				      e->ukind[i] : WALKER_NATIVE;
 		k->aux[i] = k->kinds[i] == WALKER_NATIVE ? 0 : e->uaux[i];
 		if (k->kinds[i] != WALKER_NATIVE) {	/* no mapping: named by its walker's symbolizer */
 			k->ids[i] = PROCS_NO_MAPPING;
@@ -293,6 +294,42 @@ static struct stack *stack_find(const struct agg *a, const struct sample_event *
 			return s;
 	}
 	return NULL;
+}
+
+/* The name of a frame the JVM walker put in a sample (its uaux says what ustack is). */
+static int jvm_name(struct agg *a, int pid, uint64_t addr, uint32_t aux, char *name, size_t len,
+		    char *file, size_t flen, enum hs_kind *kind)
+{
+	bool method = aux >> JVM_KIND_SHIFT == JVM_INTERPRETED;
+
+	return jvmsym_name(a->jvmsym, pid, addr, method ? JVMSYM_METHOD : JVMSYM_CODE,
+			   (aux >> JVM_KIND_SHIFT) == JVM_COMPILED ? aux & JVM_VALUE_MASK : 0, name,
+			   len, file, flen, kind);
+}
+
+/*
+ * A new stack's JVM frames are named while their process lives and their code
+ * is where it was (the names are cached): frames the JVM walker took, and
+ * native frames in anonymous memory, which may be a JVM's code cache.
+ */
+static void jvm_prefetch(struct agg *a, struct stack *s)
+{
+	const uint8_t *kinds = s->walkers ? stack_kinds(s) : NULL;
+	const uint32_t *ids = stack_ids(s);
+	char name[512], file[128];
+	enum hs_kind kind;
+
+	for (uint32_t i = 0; a->jvmsym && i < s->nu; i++) {
+		const struct mapping *m;
+
+		if (kinds && kinds[i] == WALKER_JVM)
+			jvm_name(a, (int)s->pid, s->frames[s->nk + i], stack_aux(s)[i], name,
+				 sizeof(name), file, sizeof(file), &kind);
+		else if ((!kinds || kinds[i] == WALKER_NATIVE) && ids[i] != PROCS_NO_MAPPING &&
+			 (m = procs__mapping(a->procs, ids[i])) && perfmap_anon(m->path))
+			jvmsym_name(a->jvmsym, (int)s->pid, s->frames[s->nk + i], JVMSYM_CODE, 0,
+				    name, sizeof(name), file, sizeof(file), &kind);
+	}
 }
 
 /* A new stack's Python frames are read while their process lives (the names are cached). */
@@ -346,6 +383,7 @@ static int stack_add(struct agg *a, const struct sample_event *e, const struct s
 		memcpy(stack_kinds(s), k->kinds, k->nu);
 		python_prefetch(a, s);
 	}
+	jvm_prefetch(a, s);
 	s->next = a->buckets[b];
 	a->buckets[b] = s;
 	a->bytes += sz;
@@ -397,6 +435,7 @@ struct loc_key {
 #define KSYM_ID (UINT32_MAX - 2)
 /* A Python frame: addr is its code object in process pid, leaf its instruction. */
 #define PYTHON_ID (UINT32_MAX - 3)
+#define JVM_ID (UINT32_MAX - 4)	/* addr: a pc or a Method*, leaf: its uaux */
 
 struct build {
 	struct agg *a;
@@ -532,20 +571,21 @@ static const char *jit_name(struct agg *a, const struct mapping *m, const struct
 /*
  * A frame in anonymous memory that is a JVM's code: compiled Java methods by
  * their class and name (file from the class), the rest by their blob
- * ("[jvm] Interpreter"); l points into f and buf. False: not a JVM's code.
+ * ("[jvm] Interpreter"); l points into buf and file. False: not a JVM's code.
  */
 static bool jvm_location(struct build *b, const struct mapping *m, const struct loc_key *k,
-			 struct prof_location *l, struct hs_frame *f, char *buf, size_t len)
+			 struct prof_location *l, char *buf, size_t len, char *file, size_t flen)
 {
 	int pid = k->pid ? (int)k->pid : m->pid;
+	enum hs_kind kind;
 
 	/* the raw address: a return address is what the VM's tables know, and it
 	 * lies in the calling blob (a call is never a blob's last instruction) */
-	if (!b->a->jvmsym || jvmsym_lookup(b->a->jvmsym, pid, k->addr, f))
+	if (!b->a->jvmsym ||
+	    jvmsym_name(b->a->jvmsym, pid, k->addr, JVMSYM_CODE, 0, buf, len, file, flen, &kind))
 		return false;
-	hs_frame_name(f, buf, len);
 	l->function = buf;
-	l->file = f->file[0] ? f->file : NULL;
+	l->file = file[0] ? file : NULL;
 	l->frame = PROF_FRAME_JVM;
 	l->mapping = PROFILE_NO_MAPPING;
 	b->a->stats.frames_jvm++;
@@ -572,11 +612,40 @@ static const char *file_name(struct agg *a, const struct mapping *m, const struc
 	return buf;
 }
 
+/*
+ * A frame the HotSpot walker put in the sample: compiled code and stubs by their
+ * pc, interpreted frames by their Method*; "[jvm]+0x..." when that cannot be
+ * read (the blob or method went since).
+ */
+static int jvm_walked_location(struct build *b, const struct loc_key *k, char *buf, size_t len)
+{
+	struct prof_location l = { .address = k->addr, .mapping = PROFILE_NO_MAPPING,
+				   .frame = PROF_FRAME_JVM };
+	uint32_t kind = k->leaf >> JVM_KIND_SHIFT;
+	enum hs_kind hk;
+	char file[128];
+	int err = -ENOENT;
+
+	if (b->a->jvmsym)
+		err = jvm_name(b->a, (int)k->pid, k->addr, k->leaf, buf, len, file, sizeof(file),
+			       &hk);
+	if (!err) {
+		l.file = file[0] ? file : NULL;
+		b->a->stats.frames_jvm++;
+	} else {
+		snprintf(buf, len, "[jvm]+0x%" PRIx64, k->addr);
+		b->a->stats.frames_unsymbolized++;
+	}
+	l.function = buf;
+	if (kind == JVM_INTERPRETED)
+		l.address = 0;	/* a Method*, not code */
+	return profile__add_location(b->p, &l);
+}
+
 static int make_location(struct build *b, const struct loc_key *k)
 {
 	struct prof_location l = { .address = k->addr, .mapping = PROFILE_NO_MAPPING };
-	struct hs_frame jf;	/* a JVM frame's names, until the location copies them */
-	char name[600];
+	char name[600], file[128];
 
 	if (k->id == PYTHON_ID) {
 		struct pysym_frame f;
@@ -595,6 +664,8 @@ static int make_location(struct build *b, const struct loc_key *k)
 		snprintf(name, sizeof(name), "[python]+0x%" PRIx64, k->addr);
 		l.function = name;
 		b->a->stats.frames_unsymbolized++;
+	} else if (k->id == JVM_ID) {
+		return jvm_walked_location(b, k, name, sizeof(name));
 	} else if (k->id == KERNEL_ID || k->id == KSYM_ID) {
 		kernel_location(b, k, &l, name, sizeof(name));
 	} else if (k->id == PROCS_NO_MAPPING || !procs__mapping(b->a->procs, k->id)) {
@@ -606,7 +677,8 @@ static int make_location(struct build *b, const struct loc_key *k)
 		const struct mapping *m = procs__mapping(b->a->procs, k->id);
 		int midx;
 
-		if (perfmap_anon(m->path) && jvm_location(b, m, k, &l, &jf, name, sizeof(name)))
+		if (perfmap_anon(m->path) &&
+		    jvm_location(b, m, k, &l, name, sizeof(name), file, sizeof(file)))
 			return profile__add_location(b->p, &l);
 		if ((midx = profile_mapping(b, k->id)) < 0)
 			return midx;
@@ -675,9 +747,11 @@ static int add_stack(struct build *b, struct stack *s)
 		locs[n++] = (uint32_t)idx;
 	}
 	for (uint32_t i = 0, native = 0; i < s->nu; i++) {
-		if (s->walkers && stack_kinds(s)[i] == WALKER_PYTHON)
+		if (s->walkers && (stack_kinds(s)[i] == WALKER_PYTHON ||
+				   stack_kinds(s)[i] == WALKER_JVM))
 			idx = location_of(b, (struct loc_key){ .addr = s->frames[s->nk + i],
-							       .id = PYTHON_ID,
+							       .id = stack_kinds(s)[i] == WALKER_JVM ?
+								     JVM_ID : PYTHON_ID,
 							       .leaf = stack_aux(s)[i],
 							       .pid = s->pid });
 		else	/* the first native frame is the interrupted pc, even under Python frames */

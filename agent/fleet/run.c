@@ -863,7 +863,8 @@ static const char *const cnt_names[][2] = {	/* sampler counter -> metric, reason
 	{ "unwind", "tail_call_budget" }, { "unwind", "walker_missing" },
 	{ "unwind", "chain_not_entered" }, { "unwind", "user_regs_unknown" },
 	{ "python", "no_process" }, { "python", "no_thread_state" }, { "python", "read_fault" },
-	{ "python", "bad_code" },
+	{ "python", "bad_code" }, { "jvm", "no_process" }, { "jvm", "no_blob" },
+	{ "jvm", "bad_frame" },
 };
 static const int cnt_ids[] = {
 	CNT_RINGBUF_FULL, CNT_KSTACK_FAULT, CNT_USTACK_FAULT, CNT_USTACK_EMPTY, CNT_KSTACK_TRUNCATED,
@@ -871,6 +872,7 @@ static const int cnt_ids[] = {
 	CNT_UNWIND_READ_FAULT, CNT_UNWIND_DEPTH, CNT_UNWIND_UNSUPPORTED,
 	CNT_UNWIND_BUDGET, CNT_WALKER_MISSING, CNT_TAIL_CALL_FAILED, CNT_USER_REGS_UNKNOWN,
 	CNT_PY_NO_PROC, CNT_PY_NO_THREAD, CNT_PY_READ_FAULT, CNT_PY_BAD_CODE,
+	CNT_JVM_NO_PROC, CNT_JVM_NO_BLOB, CNT_JVM_BAD_FRAME,
 };
 
 /* One counter family of the sampler's counters of one kind (cnt_names), by reason. */
@@ -925,6 +927,12 @@ static void metrics_samples(struct run *r, struct metrics *m, const struct sampl
 		      (double)ss->counters[CNT_PY_FRAMES]);
 	metrics_reasons(m, ss, "python", "profleet_agent_python_walk_failures_total",
 			"CPython walks that found no frames or stopped early, by reason.");
+	metrics_family(m, "profleet_agent_jvm_frames_total", "counter",
+		       "JVM frames the HotSpot walker put in samples.");
+	metrics_value(m, "profleet_agent_jvm_frames_total", NULL,
+		      (double)ss->counters[CNT_JVM_FRAMES]);
+	metrics_reasons(m, ss, "jvm", "profleet_agent_jvm_walk_failures_total",
+			"HotSpot walks that stopped early, by reason.");
 }
 
 /* What the perf maps (/tmp/perf-PID.map) named JIT code with, and what they dropped. */
@@ -1362,6 +1370,7 @@ static int run_open(struct run *r)
 		.unwind_rows = cfg->unwind_rows,
 		.allow_degraded = true,
 		.python = cfg->dwarf_unwind && cfg->python,
+		.jvm = cfg->dwarf_unwind,
 		.start_disabled = true,
 	};
 
@@ -1381,6 +1390,7 @@ static int run_open(struct run *r)
 			return -1;
 	}
 	r->pl = (struct pipeline){ .procs = r->procs, .pysym = r->pysym, .perfmaps = r->perfmaps,
+				   .jvmsym = r->jvmsym,
 				   .table_cache_dir = cfg->table_cache, .consume = consume,
 				   .wanted = wanted, .ctx = r };
 	pipeline_bind(&r->pl, &so);

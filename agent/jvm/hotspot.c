@@ -8,7 +8,8 @@
 #include "elfutil.h"
 #include "hotspot.h"
 
-#define SYMTAB_BUDGET (64u << 20)
+#define SYMTAB_BUDGET (64u << 20)	/* libjvm's .dynsym: 2 MiB in JDK 17 */
+#define STRTAB_BUDGET (64u << 20)
 #define MAX_ENTRIES 20000	/* JDK 17 exports 788 structs and 768 types */
 #define MAX_STRIDE 256
 #define MAX_NAME 128		/* a type or field name, with its NUL */
@@ -34,15 +35,16 @@ static const char *const sym_names[HS_NSYMS] = {
 int hs_elf_syms(Elf *elf, int fd, struct hs_syms *ret)
 {
 	GElf_Shdr sh;
-	Elf_Scn *scn = elfutil_section(elf, ".dynsym", &sh);
 	Elf_Data *d;
 	size_t n;
+	int err;
 
 	memset(ret, 0, sizeof(*ret));
-	if (!scn || !sh.sh_entsize)
+	err = elfutil_symtab(elf, fd, SHT_DYNSYM, SYMTAB_BUDGET, STRTAB_BUDGET, &d, &sh);
+	if (err)
+		return err == -ENOENT ? -ENOENT : -EINVAL;
+	if (!sh.sh_entsize)
 		return -ENOENT;
-	if (elfutil_getdata(fd, scn, SYMTAB_BUDGET, &d))
-		return -EINVAL;
 	n = sh.sh_size / sh.sh_entsize;
 	for (size_t i = 0; i < n; i++) {
 		GElf_Sym sym;
@@ -137,6 +139,7 @@ static const struct want wants[] = {
 	{ "CodeBlob", "_name", W_OFFSET, L(cb_name), false },
 	{ "CodeBlob", "_code_begin|_code_offset", W_OFFSET, L(cb_code_begin), false },
 	{ "CodeBlob", "_code_end|_data_offset", W_OFFSET, L(cb_code_end), false },
+	{ "CodeBlob", "_frame_size", W_OFFSET, L(cb_frame_size), false },
 	{ "nmethod|CompiledMethod", "_method", W_OFFSET, L(nm_method), false },
 	{ "nmethod", "_compile_id", W_OFFSET, L(nm_compile_id), false },
 	{ "Method", "_constMethod", W_OFFSET, L(method_const), false },
@@ -145,6 +148,8 @@ static const struct want wants[] = {
 	{ "ConstMethod", "_signature_index", W_OFFSET, L(cm_signature), false },
 	{ "ConstantPool", "_pool_holder", W_OFFSET, L(cp_holder), false },
 	{ "ConstantPool", "_source_file_name_index", W_OFFSET, L(cp_source), true },
+	{ "ConstantPool", "_length", W_OFFSET, L(cp_length), true },
+	{ "HeapBlock::Header", "_used", W_OFFSET, L(hb_used), true },
 	{ "Klass", "_name", W_OFFSET, L(klass_name), false },
 	{ "Symbol", "_length", W_OFFSET, L(sym_length), false },
 	{ "Symbol", "_body", W_OFFSET, L(sym_body), false },
@@ -193,7 +198,7 @@ static int table_open(hs_read_fn rd, void *ctx, const struct hs_syms *s, uint64_
 	for (int i = 0; i < noff; i++) {
 		if (rd_u64(rd, ctx, s->addr[offs[i]] + bias, &t->off[i]))
 			return -EFAULT;
-		if (t->off[i] > t->stride - 4)
+		if (t->off[i] > t->stride - 8)	/* each member is read as 8 bytes */
 			return -EINVAL;
 	}
 	return 0;
@@ -236,6 +241,12 @@ static void note_field(struct hs_layout *l, const char *type, const char *field,
 			l->cb_code_offsets = !strcmp(field, "_code_offset");
 		if (!strcmp(field, "_source_file_name_index"))
 			l->cp_has_source = 1;
+		if (!strcmp(type, "ConstantPool") && !strcmp(field, "_length"))
+			l->cp_has_length = 1;
+		if (!strcmp(field, "_used"))
+			l->hb_has_used = 1;
+		if (w->at == offsetof(struct hs_layout, cb_code_end))
+			l->cb_end_offset = !strcmp(field, "_data_offset");
 		rank[i] = (uint8_t)(r + 1);
 	}
 }
@@ -326,12 +337,30 @@ int hs_layout_read(hs_read_fn rd, void *ctx, const struct hs_syms *s, uint64_t b
 	for (size_t i = 0; i < NWANTS; i++)
 		if (!wants[i].optional && !rank[i])
 			return -ENOTSUP;
+	if (ret->cb_code_offsets != ret->cb_end_offset)
+		return -ENOTSUP;	/* a pointer and an offset: names of two generations */
 	if (major_addr && !rd_u32(rd, ctx, major_addr, &major) && major < 1000)
 		ret->major = (int)major;
 	return 0;
 }
 
 /* ---- the code cache ------------------------------------------------------------------ */
+
+/* The heaps together are [low, high) of the code cache, nothing more or less. */
+static bool heaps_cover(const struct hs_heaps *h)
+{
+	uint64_t total = 0, lo = UINT64_MAX, hi = 0;
+
+	for (int i = 0; i < h->n; i++) {
+		total += h->h[i].hi - h->h[i].lo;
+		lo = h->h[i].lo < lo ? h->h[i].lo : lo;
+		hi = h->h[i].hi > hi ? h->h[i].hi : hi;
+		for (int k = 0; k < i; k++)
+			if (h->h[i].lo < h->h[k].hi && h->h[k].lo < h->h[i].hi)
+				return false;	/* overlapping heaps */
+	}
+	return h->n && lo == h->low && hi == h->high && total == hi - lo;
+}
 
 int hs_heaps_read(hs_read_fn rd, void *ctx, const struct hs_layout *l, struct hs_heaps *ret)
 {
@@ -349,6 +378,8 @@ int hs_heaps_read(hs_read_fn rd, void *ctx, const struct hs_layout *l, struct hs
 		return -EAGAIN;
 	if (len > HS_MAX_HEAPS)
 		return -EINVAL;
+	if (rd_u64(rd, ctx, l->low_bound, &ret->low) || rd_u64(rd, ctx, l->high_bound, &ret->high))
+		return -EFAULT;
 	for (uint32_t i = 0; i < len; i++) {
 		uint64_t heap, lo, hi, segmap;
 		uint32_t shift;
@@ -359,7 +390,10 @@ int hs_heaps_read(hs_read_fn rd, void *ctx, const struct hs_layout *l, struct hs
 		    rd_u64(rd, ctx, heap + l->heap_segmap + l->vs_low, &segmap) ||
 		    rd_u32(rd, ctx, heap + l->heap_log2_seg, &shift))
 			return -EFAULT;
-		if (!lo || lo >= hi || !segmap || shift < 4 || shift > 16)
+		/* CodeCache::add_heap lists a heap before it reserves it: not yet */
+		if (!lo || !hi || !segmap || !shift)
+			return -EAGAIN;
+		if (lo >= hi || shift < 4 || shift > 16)
 			return -EINVAL;
 		ret->h[ret->n].lo = lo;
 		ret->h[ret->n].hi = hi;
@@ -367,12 +401,56 @@ int hs_heaps_read(hs_read_fn rd, void *ctx, const struct hs_layout *l, struct hs
 		ret->h[ret->n].shift = (int)shift;
 		ret->n++;
 	}
-	if (rd_u64(rd, ctx, l->low_bound, &ret->low) || rd_u64(rd, ctx, l->high_bound, &ret->high))
-		return -EFAULT;
-	return 0;
+	return heaps_cover(ret) ? 0 : -EAGAIN;	/* the bounds come after the last heap */
 }
 
 /* ---- a code address -------------------------------------------------------------------- */
+
+/*
+ * The blob whose block holds segment seg: back through the segment map (a tag
+ * is how far back to go; 0 starts a block, 0xff is unused space), read 256 tags
+ * at a time; a freed block keeps its tags, so the block's header says whether it
+ * is in use. Its address, or 0 with *ret_err.
+ */
+static uint64_t block_of(hs_read_fn rd, void *ctx, const struct hs_layout *l, uint64_t lo,
+			 uint64_t segmap, int shift, uint64_t seg, int *ret_err)
+{
+	uint8_t tags[256];
+	uint64_t base = 0;	/* tags[] holds [base, base + 256) */
+	bool have = false;
+
+	for (int hop = 0; hop < MAX_SEGMAP_HOPS; hop++) {
+		uint8_t tag, used = 1;
+
+		if (!have || seg < base || seg >= base + sizeof(tags)) {
+			base = seg >= sizeof(tags) - 1 ? seg - (sizeof(tags) - 1) : 0;
+			if (rd(ctx, segmap + base, tags, (size_t)(seg - base + 1))) {
+				*ret_err = -EFAULT;
+				return 0;
+			}
+			have = true;
+		}
+		tag = tags[seg - base];
+		if (tag == 0xff)
+			break;	/* free space */
+		if (!tag) {
+			uint64_t block = lo + (seg << shift);
+
+			if (l->hb_has_used && rd(ctx, block + l->hb_used, &used, 1)) {
+				*ret_err = -EFAULT;
+				return 0;
+			}
+			if (!used)
+				break;	/* a freed block */
+			return block + l->heapblock_size;
+		}
+		if (tag > seg)
+			break;
+		seg -= tag;
+	}
+	*ret_err = -ENOENT;
+	return 0;
+}
 
 /* The blob holding pc, from the heap's segment map: its address, or 0. */
 static uint64_t blob_of(hs_read_fn rd, void *ctx, const struct hs_layout *l,
@@ -384,23 +462,7 @@ static uint64_t blob_of(hs_read_fn rd, void *ctx, const struct hs_layout *l,
 		if (pc < h->h[i].lo || pc >= h->h[i].hi)
 			continue;
 		seg = (pc - h->h[i].lo) >> h->h[i].shift;
-		for (int hop = 0; hop < MAX_SEGMAP_HOPS; hop++) {
-			uint8_t tag;
-
-			if (rd(ctx, h->h[i].segmap + seg, &tag, 1)) {
-				*ret_err = -EFAULT;
-				return 0;
-			}
-			if (tag == 0xff)
-				break;	/* free space */
-			if (!tag)
-				return h->h[i].lo + (seg << h->h[i].shift) + l->heapblock_size;
-			if (tag > seg)
-				break;
-			seg -= tag;
-		}
-		*ret_err = -ENOENT;
-		return 0;
+		return block_of(rd, ctx, l, h->h[i].lo, h->h[i].segmap, h->h[i].shift, seg, ret_err);
 	}
 	*ret_err = -ENOENT;
 	return 0;
@@ -447,8 +509,12 @@ static int rd_pool_symbol(hs_read_fn rd, void *ctx, const struct hs_layout *l, u
 			  uint16_t idx, char *buf, size_t len)
 {
 	uint64_t sym;
+	int32_t n;
 
-	if (!idx || rd_u64(rd, ctx, cp + l->cp_size + 8ull * idx, &sym))
+	if (!idx || (l->cp_has_length &&
+		     (rd(ctx, cp + l->cp_length, &n, sizeof(n)) || idx >= n)))
+		return -EFAULT;
+	if (rd_u64(rd, ctx, cp + l->cp_size + 8ull * idx, &sym))
 		return -EFAULT;
 	return rd_symbol(rd, ctx, l, sym, buf, len);
 }
@@ -504,8 +570,9 @@ int hs_frame_of(hs_read_fn rd, void *ctx, const struct hs_layout *l, const struc
 	    rd_str(rd, ctx, name, ret->blob, sizeof(ret->blob)) ||
 	    code_range(rd, ctx, l, blob, &lo, &hi))
 		return -EFAULT;
-	/* a blob freed and its space reused since the segment map was read */
-	if (lo < blob || lo > hi || pc < blob || pc >= hi + 4096)
+	/* not code of this blob (its data, or a blob reused since the segment map
+	 * was read); a return address may be the code's end */
+	if (lo < blob || lo > hi || pc < lo || pc > hi)
 		return -EFAULT;
 	ret->kind = kind_of(ret->blob);
 	if (ret->kind != HS_COMPILED && ret->kind != HS_NATIVE)
@@ -514,6 +581,19 @@ int hs_frame_of(hs_read_fn rd, void *ctx, const struct hs_layout *l, const struc
 	    rd_u64(rd, ctx, blob + l->nm_method, &method))
 		return -EFAULT;
 	if (method && rd_method(rd, ctx, l, method, ret)) {
+		ret->klass[0] = ret->method[0] = ret->signature[0] = ret->file[0] = 0;
+		return -EFAULT;
+	}
+	return 0;
+}
+
+int hs_method(hs_read_fn rd, void *ctx, const struct hs_layout *l, uint64_t method,
+	      struct hs_frame *ret)
+{
+	memset(ret, 0, sizeof(*ret));
+	ret->kind = HS_INTERPRETER;
+	snprintf(ret->blob, sizeof(ret->blob), "Interpreter");
+	if (!method || rd_method(rd, ctx, l, method, ret)) {
 		ret->klass[0] = ret->method[0] = ret->signature[0] = ret->file[0] = 0;
 		return -EFAULT;
 	}

@@ -59,12 +59,18 @@ struct hs_layout {
 	uint32_t vs_low, vs_high;	/* VirtualSpace::_low_boundary, _high_boundary */
 	uint32_t ga_len, ga_data;	/* GrowableArrayBase::_len, GrowableArray<int>::_data */
 	uint32_t heapblock_size;	/* sizeof(HeapBlock): a blob starts after its header */
+	uint32_t hb_used;		/* HeapBlock::Header::_used (a bool), from the block */
+	int hb_has_used;		/* the VM exports it (a freed block keeps its segment map) */
 	uint32_t cb_name, cb_code_begin, cb_code_end;	/* CodeBlob */
+	uint32_t cb_frame_size;		/* CodeBlob::_frame_size: an int, in words */
 	int cb_code_offsets;		/* 1: _code_offset/_data_offset (ints from the blob, 23+) */
+	int cb_end_offset;		/* the end was found as _data_offset: must agree with the above */
 	uint32_t nm_method, nm_compile_id;	/* nmethod (CompiledMethod before 23) */
 	uint32_t method_const;		/* Method::_constMethod */
 	uint32_t cm_constants, cm_name, cm_signature;	/* ConstMethod: the pool, u2 indexes */
 	uint32_t cp_holder, cp_source, cp_size;	/* ConstantPool: _pool_holder, u2 index, sizeof */
+	uint32_t cp_length;		/* ConstantPool::_length: an index must be below it */
+	int cp_has_length;
 	int cp_has_source;		/* _source_file_name_index is in the pool (15+) */
 	uint32_t klass_name;		/* Klass::_name */
 	uint32_t sym_length, sym_body;	/* Symbol: u2 length, the bytes */
@@ -118,6 +124,14 @@ struct hs_frame {
  */
 int hs_frame_of(hs_read_fn rd, void *ctx, const struct hs_layout *l, const struct hs_heaps *h,
 		uint64_t pc, struct hs_frame *ret);
+
+/*
+ * An interpreted frame's method (a Method*, as the walker read it from the
+ * frame): ret's class, method, signature and file, kind HS_INTERPRETER. 0, or
+ * -EFAULT (not readable: not a method, or one unloaded since).
+ */
+int hs_method(hs_read_fn rd, void *ctx, const struct hs_layout *l, uint64_t method,
+	      struct hs_frame *ret);
 
 /* "klass.method" of f for a profile's function name (cut to fit len > 0). */
 void hs_frame_name(const struct hs_frame *f, char *buf, size_t len);

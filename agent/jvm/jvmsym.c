@@ -14,28 +14,42 @@
 #include "hmap.h"
 #include "jvmsym.h"
 
-#define RETRY_NS 1000000000ull		/* a starting VM's tables, again after */
+#define RETRY_NS 1000000000ull		/* a starting VM's heaps, again after */
+#define MAX_RETRIES 60			/* ... at most this many times */
 #define RECHECK_NS 5000000000ull	/* the pid still the same process (or still no JVM), after */
 
 enum jstate {
-	J_NONE,		/* no JVM (or one we cannot read): not asked again */
+	J_NONE,		/* no JVM (or one we cannot read) */
 	J_RETRY,	/* a JVM still starting: its tables or code cache not there yet */
 	J_READY,
 };
 
 struct jproc {
 	enum jstate state;
+	uint64_t gen;		/* this process image's: its names' keys carry it */
 	uint64_t start;		/* the process's start time (/proc/PID/stat), for a reused pid */
 	uint64_t checked;	/* when state or start were last checked (CLOCK_MONOTONIC ns) */
-	uint64_t used;		/* the last lookup: the least recently used goes first */
-	bool unsupported;	/* J_NONE for a JVM whose tables lack what we need */
+	uint64_t used;		/* the last access: the least recently used goes first */
+	bool gone;		/* exited: nothing more is read, its names stay */
+	bool unsupported;	/* a JVM whose tables lack what we need: not read again */
+	bool have_layout;	/* syms, bias and l are read: a retry reads only the heaps */
+	int retries;
+	struct hs_syms syms;
+	uint64_t bias;
 	struct hs_layout l;
 	struct hs_heaps h;
+};
+
+struct jname {
+	char *name, *file;
+	enum hs_kind kind;
 };
 
 struct jvmsym {
 	pthread_mutex_t lock;
 	struct hmap procs;	/* "pid" -> struct jproc */
+	struct hmap names;	/* "pid:gen:what:addr:aux" -> struct jname */
+	uint64_t next_gen;
 	struct jvmsym_stats stats;
 };
 
@@ -63,6 +77,18 @@ struct jvmsym *jvmsym_new(void)
 	return js;
 }
 
+static void names_clear(struct jvmsym *js)
+{
+	hmap_for_each(&js->names, it) {
+		struct jname *n = it->val;
+
+		free(n->name);
+		free(n->file);
+		free(n);
+	}
+	hmap_free(&js->names);
+}
+
 void jvmsym_free(struct jvmsym *js)
 {
 	if (!js)
@@ -70,6 +96,7 @@ void jvmsym_free(struct jvmsym *js)
 	hmap_for_each(&js->procs, it)
 		free(it->val);
 	hmap_free(&js->procs);
+	names_clear(js);
 	pthread_mutex_destroy(&js->lock);
 	free(js);
 }
@@ -123,33 +150,38 @@ static int find_libjvm(int pid, char *path, size_t len, uint64_t *bias)
 	return found ? 0 : -ENOENT;
 }
 
-/* What pid is: a JVM to read now, later, or none. Under js->lock (reads of /proc). */
-static void probe(struct jvmsym *js, int pid, struct jproc *p)
+/* The VM's symbols and layout, read once. 0 or -errno (hs_layout_read's). */
+static int read_layout(int pid, struct jproc *p)
 {
 	char path[4200];
-	struct hs_syms syms;
-	uint64_t bias;
 	int fd, err;
 	Elf *elf;
 
-	p->state = J_NONE;
-	if (find_libjvm(pid, path, sizeof(path), &bias))
-		return;
+	if (find_libjvm(pid, path, sizeof(path), &p->bias))
+		return -ENOENT;
 	if (!(elf = elfutil_open(path, &fd)))
-		return;
-	err = hs_elf_syms(elf, fd, &syms);
+		return -ENOENT;
+	err = hs_elf_syms(elf, fd, &p->syms);
 	elfutil_close(elf, fd);
 	if (err)
-		return;
-	err = hs_layout_read(peek, &pid, &syms, bias, &p->l);
+		return -ENOENT;
+	err = hs_layout_read(peek, &pid, &p->syms, p->bias, &p->l);
+	p->have_layout = !err;
+	return err;
+}
+
+/* What pid is: a JVM to read now, later, or none. Under js->lock (reads of /proc). */
+static void probe(struct jvmsym *js, int pid, struct jproc *p)
+{
+	int err = p->have_layout ? 0 : read_layout(pid, p);
+
 	if (!err)
 		err = hs_heaps_read(peek, &pid, &p->l, &p->h);
-	if (!err)
-		p->state = J_READY;
-	else if (err == -EAGAIN)
+	p->state = !err ? J_READY : J_NONE;
+	if (err == -EAGAIN && p->retries++ < MAX_RETRIES)
 		p->state = J_RETRY;
-	else if (err == -ENOTSUP || err == -EINVAL) {
-		p->unsupported = true;
+	else if (err == -ENOTSUP || err == -EINVAL || err == -EAGAIN) {
+		p->unsupported = true;	/* or never ready: not read again */
 		js->stats.unsupported++;
 	}
 }
@@ -166,7 +198,7 @@ static void evict(struct jvmsym *js)
 		free(hmap_del_entry(&js->procs, old));
 }
 
-/* pid's entry, made or checked again when due. Under js->lock. */
+/* pid's entry, made or checked again when due; NULL when out of memory. Under js->lock. */
 static struct jproc *proc_of(struct jvmsym *js, int pid)
 {
 	char key[16];
@@ -175,13 +207,17 @@ static struct jproc *proc_of(struct jvmsym *js, int pid)
 
 	snprintf(key, sizeof(key), "%d", pid);
 	p = hmap_get(&js->procs, key);
-	if (p && now - p->checked < (p->state == J_RETRY ? RETRY_NS : RECHECK_NS))
+	if (p)
+		p->used = now;
+	if (p && (p->gone || now - p->checked < (p->state == J_RETRY ? RETRY_NS : RECHECK_NS)))
 		return p;
 	start = start_time(pid);
-	/* the same process, known to run a JVM, or one we cannot read: as it was (one
-	 * that ran none may have exec'd a JVM since, under the same pid and start) */
-	if (p && p->start == start && (p->state == J_READY || p->unsupported)) {
+	if (p && p->start == start) {
 		p->checked = now;
+		/* a JVM, or one we cannot read: as it was; one still starting: again; one
+		 * that ran none may have exec'd one since (the same pid and start) */
+		if (p->state != J_READY && !p->unsupported)
+			probe(js, pid, p);
 		return p;
 	}
 	if (!p) {
@@ -192,31 +228,114 @@ static struct jproc *proc_of(struct jvmsym *js, int pid)
 			return NULL;
 		}
 	}
-	memset(p, 0, sizeof(*p));
+	memset(p, 0, sizeof(*p));	/* a new process under this pid: its names are new */
+	p->gen = ++js->next_gen;
 	p->start = start;
-	p->checked = now;
+	p->checked = p->used = now;
 	probe(js, pid, p);
 	return p;
 }
 
-int jvmsym_lookup(struct jvmsym *js, int pid, uint64_t pc, struct hs_frame *ret)
+/* A name read now into the cache (all dropped when full). Under js->lock. */
+static void name_keep(struct jvmsym *js, const char *key, const char *name, const char *file,
+		      enum hs_kind kind)
+{
+	struct jname *n = calloc(1, sizeof(*n));
+
+	if (js->names.n >= JVMSYM_MAX_NAMES) {
+		js->stats.names_dropped += js->names.n;
+		names_clear(js);
+	}
+	if (n && (n->name = strdup(name)) && (n->file = strdup(file)) &&
+	    !hmap_put(&js->names, key, n, NULL)) {
+		n->kind = kind;
+		return;
+	}
+	if (n) {
+		free(n->name);
+		free(n->file);
+	}
+	free(n);
+}
+
+/* The VM's frame at addr, read now. Under js->lock. */
+static int name_read(struct jvmsym *js, int pid, const struct jproc *p, uint64_t addr,
+		     enum jvmsym_what what, struct hs_frame *f)
+{
+	int err;
+
+	js->stats.lookups++;
+	err = what == JVMSYM_METHOD ? hs_method(peek, &pid, &p->l, addr, f) :
+				      hs_frame_of(peek, &pid, &p->l, &p->h, addr, f);
+	if (!err)
+		js->stats.named++;
+	else if (err == -EFAULT)
+		js->stats.read_errors++;
+	return err;
+}
+
+int jvmsym_name(struct jvmsym *js, int pid, uint64_t addr, enum jvmsym_what what, uint32_t aux,
+		char *name, size_t name_len, char *file, size_t file_len, enum hs_kind *kind)
+{
+	char key[96];
+	struct hs_frame f;
+	struct jproc *p;
+	struct jname *n;
+	int err = -ENOENT;
+
+	pthread_mutex_lock(&js->lock);
+	p = proc_of(js, pid);
+	if (!p)
+		goto out;
+	snprintf(key, sizeof(key), "%d:%" PRIu64 ":%d:%" PRIx64 ":%u", pid, p->gen, (int)what, addr,
+		 aux);
+	if ((n = hmap_get(&js->names, key))) {
+		js->stats.hits++;
+		snprintf(name, name_len, "%s", n->name);
+		snprintf(file, file_len, "%s", n->file);
+		*kind = n->kind;
+		err = 0;
+		goto out;
+	}
+	if (p->gone || p->state != J_READY || (err = name_read(js, pid, p, addr, what, &f)))
+		goto out;
+	hs_frame_name(&f, name, name_len);
+	snprintf(file, file_len, "%s", f.file);
+	*kind = f.kind;
+	name_keep(js, key, name, f.file, f.kind);
+out:
+	pthread_mutex_unlock(&js->lock);
+	return err;
+}
+
+int jvmsym_layout(struct jvmsym *js, int pid, struct hs_layout *l, struct hs_heaps *h)
 {
 	struct jproc *p;
 	int err = -ENOENT;
 
 	pthread_mutex_lock(&js->lock);
 	p = proc_of(js, pid);
-	if (p && p->state == J_READY) {
-		p->used = now_ns();
-		js->stats.lookups++;
-		err = hs_frame_of(peek, &pid, &p->l, &p->h, pc, ret);
-		if (!err)
-			js->stats.named++;
-		else if (err == -EFAULT)
-			js->stats.read_errors++;
+	if (p && !p->gone && p->state == J_READY) {
+		*l = p->l;
+		*h = p->h;
+		err = 0;
+	} else if (p && !p->gone && p->state == J_RETRY) {
+		err = -EAGAIN;
 	}
 	pthread_mutex_unlock(&js->lock);
 	return err;
+}
+
+void jvmsym_exit(struct jvmsym *js, int pid)
+{
+	char key[16];
+	struct jproc *p;
+
+	snprintf(key, sizeof(key), "%d", pid);
+	pthread_mutex_lock(&js->lock);
+	if ((p = hmap_get(&js->procs, key)))
+		p->gone = true;
+	pthread_mutex_unlock(&js->lock);
 }
 
 void jvmsym_forget_pid(struct jvmsym *js, int pid)
@@ -225,7 +344,7 @@ void jvmsym_forget_pid(struct jvmsym *js, int pid)
 
 	snprintf(key, sizeof(key), "%d", pid);
 	pthread_mutex_lock(&js->lock);
-	free(hmap_del(&js->procs, key));
+	free(hmap_del(&js->procs, key));	/* its names' generation is never asked for again */
 	pthread_mutex_unlock(&js->lock);
 }
 
@@ -235,6 +354,7 @@ void jvmsym_stats(struct jvmsym *js, struct jvmsym_stats *ret)
 	*ret = js->stats;
 	ret->jvms = 0;
 	hmap_for_each(&js->procs, it)
-		ret->jvms += ((struct jproc *)it->val)->state == J_READY;
+		ret->jvms += ((struct jproc *)it->val)->state == J_READY &&
+			     !((struct jproc *)it->val)->gone;
 	pthread_mutex_unlock(&js->lock);
 }

@@ -4,39 +4,65 @@
 
 /*
  * Names of code in HotSpot JVMs' code caches, read from the processes' memory
- * (process_vm_readv) with the layout of hotspot.h: compiled Java methods as
- * "pkg.Class.method", the interpreter and stubs by their blob's name. A process
- * is found to be a JVM by its libjvm.so mapping (the file read in the process's
- * own root for its exported symbols); its layout and heaps are read once, again
- * while the VM is still starting. Bounded: at most JVMSYM_MAX_PROCS processes
- * known at once, the oldest forgotten first. Thread-safe.
+ * (process_vm_readv) with the layout of hotspot.h: compiled Java methods and
+ * interpreted frames' methods as "pkg.Class.method" (with the class's source
+ * file), the interpreter and stubs by their blob's name. A process is found to
+ * be a JVM by its libjvm.so mapping (the file read in the process's own root for
+ * its exported symbols); its layout is read once, its code heaps again while the
+ * VM is still starting (at most once a second, for a minute).
+ *
+ * Names are cached by (process, address): asked for when a stack is first seen
+ * (the process alive, the code where it was), they are there when the profile is
+ * built, after the process exited. Bounded: JVMSYM_MAX_PROCS processes (the least
+ * recently used forgotten first) and JVMSYM_MAX_NAMES names (all dropped when
+ * full, counted). Thread-safe.
  */
 
+#include <stddef.h>
 #include <stdint.h>
 
 #include "hotspot.h"
 
 #define JVMSYM_MAX_PROCS 1024
+#define JVMSYM_MAX_NAMES 32768
 
 struct jvmsym;
 
+/* What an address is: code (compiled, a stub, the interpreter) or a Method*. */
+enum jvmsym_what {
+	JVMSYM_CODE = 0,
+	JVMSYM_METHOD = 1,
+};
+
 struct jvmsym_stats {
-	uint64_t lookups;	/* addresses asked for in processes that run a JVM */
-	uint64_t named;		/* ... that were named */
+	uint64_t lookups;	/* addresses asked for in processes that run a JVM, not cached */
+	uint64_t hits;		/* ... found in the cache */
+	uint64_t named;		/* ... read and named */
 	uint64_t read_errors;	/* a blob or method unreadable (freed under us, a process gone) */
 	uint64_t unsupported;	/* JVMs whose tables lack what the symbolizer needs */
+	uint64_t names_dropped;	/* names dropped because the cache was full */
 	uint64_t jvms;		/* processes known to run a JVM now */
 };
 
 struct jvmsym *jvmsym_new(void);
 void jvmsym_free(struct jvmsym *js);
 /*
- * What code address pc of process pid is. 0 with ret filled; -ENOENT: pid runs no
- * JVM we can read, or pc is not in its code cache; -EFAULT: in its code cache
- * but not readable now (counted).
+ * The name of address addr (what) of process pid, into name and file (either
+ * may be cut; file "" when the class names none); *kind says what it was.
+ * 0; -ENOENT: pid runs no JVM we can read, or addr is not in its code cache;
+ * -EFAULT: not readable now (counted). aux tells two codes at one address apart
+ * (a compile id; 0 when unknown).
  */
-int jvmsym_lookup(struct jvmsym *js, int pid, uint64_t pc, struct hs_frame *ret);
-/* The process ended or exec'd: what was known of pid goes. */
+int jvmsym_name(struct jvmsym *js, int pid, uint64_t addr, enum jvmsym_what what, uint32_t aux,
+		char *name, size_t name_len, char *file, size_t file_len, enum hs_kind *kind);
+/*
+ * pid's VM layout and code heaps, for the BPF walker: 0; -EAGAIN while the VM is
+ * starting (ask again later); -ENOENT: pid runs no JVM we can read.
+ */
+int jvmsym_layout(struct jvmsym *js, int pid, struct hs_layout *l, struct hs_heaps *h);
+/* The process exited: nothing more is read from it; its names stay for its profile. */
+void jvmsym_exit(struct jvmsym *js, int pid);
+/* pid is another image (exec) or another process (fork): what was known of it goes. */
 void jvmsym_forget_pid(struct jvmsym *js, int pid);
 void jvmsym_stats(struct jvmsym *js, struct jvmsym_stats *ret);
 

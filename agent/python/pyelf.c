@@ -69,17 +69,17 @@ static void note_sym(struct py_syms *s, const char *name, const GElf_Sym *sym)
 }
 
 /* The symbols we need from .dynsym (or .symtab, in a file not stripped). */
-static int find_syms(Elf *elf, int fd, const char *section, struct py_syms *s)
+static int find_syms(Elf *elf, int fd, Elf64_Word type, struct py_syms *s)
 {
 	GElf_Shdr sh;
-	Elf_Scn *scn = elfutil_section(elf, section, &sh);
 	Elf_Data *d;
 	size_t n;
+	int err = elfutil_symtab(elf, fd, type, SYMTAB_BUDGET, SYMTAB_BUDGET, &d, &sh);
 
-	if (!scn || !sh.sh_entsize)
+	if (err)
+		return err == -ENOENT ? -ENOENT : -EINVAL;
+	if (!sh.sh_entsize)
 		return -ENOENT;
-	if (elfutil_getdata(fd, scn, SYMTAB_BUDGET, &d))
-		return -EINVAL;
 	n = sh.sh_size / sh.sh_entsize;
 	for (size_t i = 0; i < n; i++) {
 		GElf_Sym sym;
@@ -316,7 +316,7 @@ int pyelf_read(Elf *elf, int fd, const char *name, struct py_elf *ret)
 	int minor = -1, named;
 
 	memset(ret, 0, sizeof(*ret));
-	if (find_syms(elf, fd, ".dynsym", &s) && find_syms(elf, fd, ".symtab", &s))
+	if (find_syms(elf, fd, SHT_DYNSYM, &s) && find_syms(elf, fd, SHT_SYMTAB, &s))
 		return -ENOENT;
 	if ((s.found & (S_EVAL | S_RUNTIME)) != (S_EVAL | S_RUNTIME))
 		return -ENOENT;

@@ -323,6 +323,10 @@ static const struct {
 	{ "python.no_thread_state", CNT_PY_NO_THREAD, true },
 	{ "python.read_fault", CNT_PY_READ_FAULT, true },
 	{ "python.bad_code", CNT_PY_BAD_CODE, true },
+	{ "jvm.frames", CNT_JVM_FRAMES, true },
+	{ "jvm.no_process", CNT_JVM_NO_PROC, true },
+	{ "jvm.no_blob", CNT_JVM_NO_BLOB, true },
+	{ "jvm.bad_frame", CNT_JVM_BAD_FRAME, true },
 	{ "samples.seen", CNT_SAMPLES, false },
 	{ "drops.ringbuf_full", CNT_RINGBUF_FULL, false },
 	{ "stack_errors.kernel_fault", CNT_KSTACK_FAULT, false },
@@ -480,6 +484,7 @@ static int rec_open(struct recording *rc)
 		.unwind_rows = cfg->unwind_rows,
 		.allow_degraded = true,
 		.python = cfg->dwarf_unwind && cfg->python,
+		.jvm = cfg->dwarf_unwind,
 	};
 
 	rc->procs = procs__new(NULL);
@@ -498,7 +503,7 @@ static int rec_open(struct recording *rc)
 		return -1;
 	}
 	rc->pl = (struct pipeline){ .procs = rc->procs, .pysym = rc->pysym,
-				    .perfmaps = rc->perfmaps, .table_cache_dir = cfg->table_cache,
+				    .perfmaps = rc->perfmaps, .jvmsym = rc->jvmsym, .table_cache_dir = cfg->table_cache,
 				    .consume = consume, .ctx = &rc->st };
 	pipeline_bind(&rc->pl, &so);
 	rc->s = sampler__new(&so);

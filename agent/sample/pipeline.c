@@ -6,6 +6,7 @@
 
 #include "log.h"
 #include "perfmap.h"
+#include "jvmsym.h"
 #include "procs.h"
 #include "table_cache.h"
 #include "unwinder.h"
@@ -67,15 +68,21 @@ static void on_task(void *ctx, const struct task_record *t)
 		/* its JIT's names were the old image's: kept for what it collected */
 		if (pl->perfmaps)
 			perfmaps__forget_pid(pl->perfmaps, t->pid);
+		if (pl->jvmsym)	/* another image: its code cache, if any, is new */
+			jvmsym_forget_pid(pl->jvmsym, t->pid);
 		follow_if_wanted(pl, t->pid, true);	/* its mmaps follow */
 		break;
 	case TASK_FORK:
 		procs__on_fork(pl->procs, t->pid, t->ppid, t->time);
+		if (pl->jvmsym)	/* a new process under this pid */
+			jvmsym_forget_pid(pl->jvmsym, t->pid);
 		break;
 	case TASK_EXIT:
 		procs__on_exit(pl->procs, t->pid);
 		if (pl->perfmaps)
 			perfmaps__forget_pid(pl->perfmaps, t->pid);
+		if (pl->jvmsym)	/* its names stay for what it collected */
+			jvmsym_exit(pl->jvmsym, t->pid);
 		if ((i = exec_pending_find(pl, t->pid)) >= 0)
 			pl->exec_pending[i].tries = 0;
 		break;
@@ -125,6 +132,8 @@ int pipeline_start_unwinder(struct pipeline *pl, struct sampler *s)
 	uo.py_procs_fd = sampler__py_procs_fd(s);
 	uo.python = uo.py_procs_fd >= 0;
 	uo.pysym = pl->pysym;
+	uo.jvm_procs_fd = sampler__jvm_procs_fd(s);
+	uo.jvmsym = pl->jvmsym;
 	sampler__unwind_fds(s, &mfd, &rfd, &cap);
 	pl->unw = unwinder__new(mfd, rfd, cap, pl->procs, &uo);
 	if (!pl->unw)

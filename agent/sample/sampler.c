@@ -475,7 +475,7 @@ int sampler__probe_kernel(struct sampler_kernel *k, char *err, size_t errlen)
 static void read_verified(struct sampler *s)
 {
 	struct bpf_program *progs[] = { s->skel->progs.on_cpu_sample, s->skel->progs.walk_native,
-					 s->skel->progs.walk_python };
+					 s->skel->progs.walk_python, s->skel->progs.walk_jvm };
 	char *p = s->kernel.verified, *end = p + sizeof(s->kernel.verified);
 
 	for (size_t i = 0; i < sizeof(progs) / sizeof(progs[0]); i++) {
@@ -511,10 +511,10 @@ static int set_walker(struct sampler *s, __u32 key, struct bpf_program *prog)
 
 /*
  * Opens and loads the programs of one variant: the walker chain (with the
- * CPython walker or without), or frame pointers only.
+ * CPython and HotSpot walkers or without), or frame pointers only.
  */
 static int load_variant(struct sampler *s, const struct sampler_opts *opts, bool dwarf,
-			bool python, size_t rb_bytes)
+			bool python, bool jvm, size_t rb_bytes)
 {
 	int err;
 
@@ -540,8 +540,11 @@ static int load_variant(struct sampler *s, const struct sampler_opts *opts, bool
 				 !dwarf ? 1 : opts->unwind_rows ? opts->unwind_rows : UNWIND_DEFAULT_ROWS);
 	bpf_program__set_autoload(s->skel->progs.walk_native, dwarf);
 	bpf_program__set_autoload(s->skel->progs.walk_python, dwarf && python);
+	bpf_program__set_autoload(s->skel->progs.walk_jvm, dwarf && jvm);
 	if (!(dwarf && python))	/* unused: no room taken */
 		bpf_map__set_max_entries(s->skel->maps.py_procs, 1);
+	if (!(dwarf && jvm))
+		bpf_map__set_max_entries(s->skel->maps.jvm_procs, 1);
 
 	load_ctx.loading = true;
 	load_ctx.from_verifier = false;
@@ -555,6 +558,8 @@ static int load_variant(struct sampler *s, const struct sampler_opts *opts, bool
 	err = set_walker(s, WALKER_NATIVE, s->skel->progs.walk_native);
 	if (!err && python)
 		err = set_walker(s, WALKER_PYTHON, s->skel->progs.walk_python);
+	if (!err && jvm)
+		err = set_walker(s, WALKER_JVM, s->skel->progs.walk_jvm);
 	return err;
 }
 
@@ -565,16 +570,28 @@ static int load_variant(struct sampler *s, const struct sampler_opts *opts, bool
  */
 static int load_programs(struct sampler *s, const struct sampler_opts *opts, size_t rb_bytes)
 {
-	bool python = opts->dwarf_unwind && opts->python;
-	int err = load_variant(s, opts, opts->dwarf_unwind, python, rb_bytes);
+	bool python = opts->dwarf_unwind && opts->python, jvm = opts->dwarf_unwind && opts->jvm;
+	int err = load_variant(s, opts, opts->dwarf_unwind, python, jvm, rb_bytes);
 
+	if (err && jvm && load_ctx.from_verifier) {
+		/* the rest of the chain is worth more than the JVM's frames */
+		char why[sizeof(load_ctx.why)];
+
+		snprintf(why, sizeof(why), "%s", load_ctx.why);
+		jvm = false;
+		err = load_variant(s, opts, true, python, false, rb_bytes);
+		if (!err)	/* it was the HotSpot walker that was refused */
+			log_warn("kernel %s refused the HotSpot walker (%s): Java frames are named "
+				 "only where a sample is (the verifier's log at --log-level debug)",
+				 s->kernel.release, why);
+	}
 	if (err && python && load_ctx.from_verifier) {
 		/* the native walk is worth more than Python's frames: it goes on without them */
 		char why[sizeof(load_ctx.why)];
 
 		snprintf(why, sizeof(why), "%s", load_ctx.why);
-		python = false;
-		err = load_variant(s, opts, true, false, rb_bytes);
+		python = jvm = false;
+		err = load_variant(s, opts, true, false, false, rb_bytes);
 		if (!err)	/* it was the CPython walker that was refused */
 			log_warn("kernel %s refused the CPython walker (%s): Python frames are not "
 				 "named (the verifier's log at --log-level debug)", s->kernel.release,
@@ -586,10 +603,11 @@ static int load_programs(struct sampler *s, const struct sampler_opts *opts, siz
 			 "frame pointers only", s->kernel.release, load_ctx.why);
 		log_warn("degraded: %s; code built without frame pointers loses its callers "
 			 "(the verifier's log at --log-level debug)", s->kernel.degraded);
-		python = false;
-		err = load_variant(s, opts, false, false, rb_bytes);
+		python = jvm = false;
+		err = load_variant(s, opts, false, false, false, rb_bytes);
 	}
 	s->kernel.python = !err && python;
+	s->kernel.jvm = !err && jvm;
 	if (err)
 		log_error("cannot load the BPF programs on kernel %s: %s (details at --log-level "
 			  "debug)", s->kernel.release, load_ctx.why[0] ? load_ctx.why : strerror(-err));
@@ -1016,6 +1034,11 @@ const struct sampler_kernel *sampler__kernel(const struct sampler *s)
 int sampler__py_procs_fd(struct sampler *s)
 {
 	return s->kernel.python ? bpf_map__fd(s->skel->maps.py_procs) : -1;
+}
+
+int sampler__jvm_procs_fd(struct sampler *s)
+{
+	return s->kernel.jvm ? bpf_map__fd(s->skel->maps.jvm_procs) : -1;
 }
 
 int sampler__unwind_fds(struct sampler *s, int *ret_mappings_fd, int *ret_rows_fd,

@@ -46,6 +46,7 @@ struct sampler_opts {
 	bool dwarf_unwind;	/* walk user stacks with unwind tables (else frame pointers only) */
 	bool allow_degraded;	/* dwarf_unwind refused by the verifier: frame pointers, said loudly */
 	bool python;		/* with dwarf_unwind: the CPython walker too (left out if refused) */
+	bool jvm;		/* with dwarf_unwind: the HotSpot walker too (left out if refused) */
 	uint32_t unwind_rows;	/* size of the unwind_rows array; 0 = UNWIND_DEFAULT_ROWS */
 	sampler_sample_fn on_sample;
 	sampler_task_fn on_task;	/* may be NULL */
@@ -59,6 +60,7 @@ struct sampler_kernel {
 	bool task_pt_regs;		/* bpf_task_pt_regs() (5.15+) */
 	bool dwarf;			/* the table-driven walker chain is loaded */
 	bool python;			/* the CPython walker is in the chain */
+	bool jvm;			/* the HotSpot walker is in the chain */
 	char degraded[512];		/* why a lesser variant was loaded; "" when none was */
 	char verified[160];		/* "prog=N ..." verified instructions (5.16+) */
 	uint64_t verified_total;
@@ -135,6 +137,8 @@ const struct sampler_kernel *sampler__kernel(const struct sampler *s);
 int sampler__watch_fd(struct sampler *s, int fd);
 /* The py_procs map of the CPython walker, -1 when it is not loaded. */
 int sampler__py_procs_fd(struct sampler *s);
+/* The jvm_procs map of the HotSpot walker, -1 when it is not loaded. */
+int sampler__jvm_procs_fd(struct sampler *s);
 /* The unwinder's BPF maps: exe_mappings (LPM trie) and unwind_rows (array, *ret_rows_cap rows). */
 int sampler__unwind_fds(struct sampler *s, int *ret_mappings_fd, int *ret_rows_fd,
 			uint32_t *ret_rows_cap);

@@ -298,45 +298,6 @@ static uint8_t sym_rank(const GElf_Sym *s)
 	}
 }
 
-/*
- * The symbol table of type (SHT_SYMTAB, SHT_DYNSYM) and its string table, both
- * within their bounds (elf_strptr reads the whole string table, and
- * decompresses a compressed one to the size its header claims: no linker
- * compresses one, so that is refused). The format allows one of each type: a
- * second one is not read. 0, -ENOENT when there is none, or -errno.
- */
-static int symtab_data(Elf *elf, int fd, Elf64_Word type, Elf_Data **ret_d, GElf_Shdr *ret_sh)
-{
-	GElf_Shdr sh, strsh;
-	Elf_Scn *scn = NULL, *strscn;
-	Elf_Data *d;
-	size_t shnum;
-	int err;
-
-	if (elf_getshdrnum(elf, &shnum))
-		return -ENOENT;
-	while ((scn = elf_nextscn(elf, scn)))
-		if (gelf_getshdr(scn, &sh) && sh.sh_type == type)
-			break;
-	if (!scn || !sh.sh_link || sh.sh_link >= shnum)
-		return -ENOENT;
-	strscn = elf_getscn(elf, sh.sh_link);
-	if (!strscn || !gelf_getshdr(strscn, &strsh) || strsh.sh_type != SHT_STRTAB)
-		return -ENOENT;
-	if (strsh.sh_flags & SHF_COMPRESSED)
-		return -EINVAL;
-	err = elfutil_check_range(fd, strsh.sh_offset, strsh.sh_size, STRTAB_MAX_BYTES);
-	if (!err)
-		err = elfutil_getdata(fd, scn, SYMTAB_MAX_BYTES, &d);
-	if (err)
-		return err;
-	if (d->d_type != ELF_T_SYM)
-		return -ENOENT;
-	*ret_d = d;
-	*ret_sh = sh;
-	return 0;
-}
-
 /* Gathers the wanted symbols of the symbol table of type. Count or -errno. */
 static long gather_elf(struct gather *g, Elf *elf, int fd, Elf64_Word type)
 {
@@ -348,7 +309,7 @@ static long gather_elf(struct gather *g, Elf *elf, int fd, Elf64_Word type)
 
 	if (!entsz)
 		return 0;
-	err = symtab_data(elf, fd, type, &d, &sh);
+	err = elfutil_symtab(elf, fd, type, SYMTAB_MAX_BYTES, STRTAB_MAX_BYTES, &d, &sh);
 	if (err)
 		return err == -ENOENT ? 0 : err;
 	n = d->d_size / entsz;

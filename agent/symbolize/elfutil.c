@@ -361,3 +361,36 @@ fail:
 	free(out);
 	return NULL;
 }
+
+int elfutil_symtab(Elf *elf, int fd, Elf64_Word type, uint64_t sym_budget, uint64_t str_budget,
+		   Elf_Data **ret_d, GElf_Shdr *ret_sh)
+{
+	GElf_Shdr sh, strsh;
+	Elf_Scn *scn = NULL, *strscn;
+	Elf_Data *d;
+	size_t shnum;
+	int err;
+
+	if (elf_getshdrnum(elf, &shnum))
+		return -ENOENT;
+	while ((scn = elf_nextscn(elf, scn)))
+		if (gelf_getshdr(scn, &sh) && sh.sh_type == type)
+			break;
+	if (!scn || !sh.sh_link || sh.sh_link >= shnum)
+		return -ENOENT;
+	strscn = elf_getscn(elf, sh.sh_link);
+	if (!strscn || !gelf_getshdr(strscn, &strsh) || strsh.sh_type != SHT_STRTAB)
+		return -ENOENT;
+	if (strsh.sh_flags & SHF_COMPRESSED)
+		return -EINVAL;
+	err = elfutil_check_range(fd, strsh.sh_offset, strsh.sh_size, str_budget);
+	if (!err)
+		err = elfutil_getdata(fd, scn, sym_budget, &d);
+	if (err)
+		return err;
+	if (d->d_type != ELF_T_SYM)
+		return -ENOENT;
+	*ret_d = d;
+	*ret_sh = sh;
+	return 0;
+}

@@ -62,6 +62,15 @@ int elfutil_rawchunk(Elf *elf, int fd, uint64_t off, uint64_t size, uint64_t bud
  * the section name table is over 4 MiB or compressed.
  */
 Elf_Scn *elfutil_section(Elf *elf, const char *name, GElf_Shdr *ret_shdr);
+/*
+ * The symbol table of type (SHT_SYMTAB, SHT_DYNSYM) and its string table, both
+ * within their bounds: sym_budget and str_budget bytes (elf_strptr reads the
+ * whole string table, and decompresses a compressed one to the size its header
+ * claims: no linker compresses one, so that is refused). The format allows one
+ * of each type: a second one is not read. 0, -ENOENT when there is none, or -errno.
+ */
+int elfutil_symtab(Elf *elf, int fd, Elf64_Word type, uint64_t sym_budget, uint64_t str_budget,
+		   Elf_Data **ret_d, GElf_Shdr *ret_sh);
 /* The GNU build-id in lower-case hex; 0, or -ENOENT when there is none (1 MiB of notes read). */
 int elfutil_build_id(Elf *elf, int fd, char *hex, size_t len);
 

@@ -20,6 +20,7 @@
 #include <endian.h>
 
 #include "elfutil.h"
+#include "jvmsym.h"
 #include "grow.h"
 #include "log.h"
 #include "procs.h"
@@ -71,6 +72,8 @@ struct pid_entry {
 	uint32_t ntables, cap_tables;
 	bool py;			/* its py_procs entry is ours */
 	bool py_seen;			/* its CPython was found at the last sync */
+	bool jvm;			/* its jvm_procs entry is ours */
+	bool jvm_seen;			/* it maps a libjvm.so (the last sync) */
 };
 
 /* free slices of unwind_rows, sorted by start, never adjacent */
@@ -347,6 +350,18 @@ static void py_drop(struct unwinder *u, struct pid_entry *pe)
 	u->stats.py_procs--;
 }
 
+/* The process no longer runs the JVM it did: its jvm_procs entry goes. */
+static void jvm_drop(struct unwinder *u, struct pid_entry *pe)
+{
+	__u32 pid = (__u32)pe->pid;
+
+	if (!pe->jvm)
+		return;
+	bpf_map_delete_elem(u->opts.jvm_procs_fd, &pid);
+	pe->jvm = false;
+	u->stats.jvm_procs--;
+}
+
 static void pid_drop_entries(struct unwinder *u, struct pid_entry *pe)
 {
 	for (uint32_t i = 0; i < pe->nkeys; i++)
@@ -357,6 +372,7 @@ static void pid_drop_entries(struct unwinder *u, struct pid_entry *pe)
 		table_unref(u, pe->tables[i]);
 	pe->ntables = 0;
 	py_drop(u, pe);
+	jvm_drop(u, pe);
 }
 
 void unwinder__forget_pid(struct unwinder *u, int pid)
@@ -878,6 +894,58 @@ static int py_install(struct unwinder *u, struct pid_entry *pe, const struct tab
 	return 0;
 }
 
+/*
+ * A JVM's code heaps get keys that name the JVM walker, and its jvm_procs entry
+ * the heaps and the blob layout, read from the VM's own tables (jvmsym). A VM
+ * still starting is looked at again at the next sync.
+ */
+static int jvm_install(struct unwinder *u, struct pid_entry *pe)
+{
+	struct mapping_info info = { .walker = WALKER_JVM };
+	struct jvm_proc jp = { 0 };
+	struct hs_layout l;
+	struct hs_heaps h;
+	__u32 pid = (__u32)pe->pid;
+	int err = jvmsym_layout(u->opts.jvmsym, pe->pid, &l, &h);
+
+	if (err == -EAGAIN)
+		pe->deferred = true;
+	if (err)
+		return 0;
+	for (int i = 0; i < h.n && i < JVM_MAX_HEAPS; i++) {
+		jp.lo[i] = h.h[i].lo;
+		jp.hi[i] = h.h[i].hi;
+		jp.segmap[i] = h.h[i].segmap;
+		jp.shift[i] = (__u8)h.h[i].shift;
+		jp.nheaps++;
+	}
+	jp.code_offsets = (__u8)l.cb_code_offsets;
+	jp.heapblock = (__u16)l.heapblock_size;
+	jp.cb_name = (__u16)l.cb_name;
+	jp.cb_code_begin = (__u16)l.cb_code_begin;
+	jp.cb_code_end = (__u16)l.cb_code_end;
+	jp.cb_frame_size = (__u16)l.cb_frame_size;
+	jp.nm_compile_id = (__u16)l.nm_compile_id;
+	if (bpf_map_update_elem(u->opts.jvm_procs_fd, &pid, &jp, BPF_ANY)) {
+		u->stats.jvm_failed++;
+		return 0;	/* its Java frames stay where the native walk found them */
+	}
+	if (!pe->jvm)
+		u->stats.jvm_procs++;
+	pe->jvm = true;
+	for (int i = 0; i < jp.nheaps; i++)
+		if (add_keys(u, pe, &info, jp.lo[i], jp.hi[i]))
+			return -ENOMEM;
+	return 0;
+}
+
+static bool is_libjvm(const char *path)
+{
+	size_t n = strlen(path);
+
+	return n >= 10 && !strcmp(path + n - 10, "/libjvm.so");
+}
+
 static int add_range(const struct mapping *m, uint64_t start, uint64_t end, void *arg)
 {
 	struct sync_ctx *c = arg;
@@ -887,6 +955,7 @@ static int add_range(const struct mapping *m, uint64_t start, uint64_t end, void
 	const struct seg *sg = NULL;
 	int id = table_for(u, m, c->pe->pid);
 
+	c->pe->jvm_seen |= is_libjvm(m->path);
 	c->pe->deferred |= id == -EAGAIN;
 	if (id < 0)
 		return 0;	/* no table: the BPF side uses frame pointers there */
@@ -944,9 +1013,14 @@ static int sync_entry(struct unwinder *u, struct pid_entry *pe)
 	pe->deferred = false;
 	u->stats.pid_syncs++;
 	pe->py_seen = false;
+	pe->jvm_seen = false;
 	err = procs__foreach_range(u->procs, pe->pid, add_range, &c);
 	if (pe->py && !pe->py_seen)	/* it exec'd out of Python, or its table went */
 		py_drop(u, pe);
+	if (!err && pe->jvm_seen && u->opts.jvmsym && u->opts.jvm_procs_fd >= 0)
+		err = jvm_install(u, pe);
+	else if (pe->jvm && !pe->jvm_seen)	/* it exec'd out of the JVM */
+		jvm_drop(u, pe);
 	for (uint32_t i = 0; i < old.nkeys; i++) {
 		if (!has_key(pe, &old.keys[i])) {
 			bpf_map_delete_elem(u->lpm_fd, &old.keys[i]);

@@ -23,6 +23,7 @@
 
 struct procs;
 
+struct jvmsym;
 struct table_cache;
 
 struct unwinder_opts {
@@ -35,6 +36,9 @@ struct unwinder_opts {
 	bool python;
 	int py_procs_fd;		/* the py_procs map */
 	struct pysym *pysym;		/* told which processes run which CPython; may be NULL */
+	/* HotSpot code caches handed to the BPF JVM walker (jvm_procs); -1: none */
+	int jvm_procs_fd;
+	struct jvmsym *jvmsym;		/* reads the JVMs' layouts; NULL: no JVM walker */
 };
 
 struct unwinder_stats {
@@ -53,6 +57,8 @@ struct unwinder_stats {
 	uint64_t py_procs;		/* processes whose CPython the Python walker knows */
 	uint64_t py_unsupported;	/* files with a CPython whose version or build we do not know */
 	uint64_t py_failed;		/* py_procs map updates that failed (full) */
+	uint64_t jvm_procs;		/* processes whose JVM the HotSpot walker knows */
+	uint64_t jvm_failed;		/* jvm_procs map updates that failed (full) */
 };
 
 struct unwinder;

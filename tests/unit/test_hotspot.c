@@ -5,7 +5,9 @@
  * (offsets), a code heap with its segment map, an nmethod, the interpreter's
  * blob, a method with its pool, class and symbols; and the images broken the
  * ways a live VM can be: tables not filled in yet, a build without a field we
- * need, a table without an end, a freed blob, a name pointer into nothing.
+ * need, a table without an end, a member at a stride's end, a heap not reserved
+ * yet, a freed blob (its segment map kept, as HotSpot keeps it), an address in a
+ * blob's data, a name pointer into nothing, a pool index past the pool.
  * The live JVM is tests/system/jvm.sh's.
  */
 #include <errno.h>
@@ -86,6 +88,7 @@ struct field {
 struct shape {
 	bool offsets;		/* JDK 23+: CodeBlob::_code_offset/_data_offset, nmethod::_method */
 	bool data_offset_first;	/* JDK 17 also lists _data_offset (an int), before _code_end */
+	bool data_offset_after;	/* ... or after it: the pointer is taken either way */
 	const char *without;	/* a field this build lacks */
 	bool no_end;		/* the structs table has no terminating entry */
 	bool stride_zero;	/* the VM has not filled its tables in yet */
@@ -95,7 +98,8 @@ struct shape {
 /* The VM built, with what the tests look at. */
 struct vm {
 	struct hs_syms syms;
-	uint64_t heap_lo, heap_hi, nm, nm_code, interp, freed_pc, bad_name_pc;
+	uint64_t heap_lo, heap_hi, nm, nm_code, nm_data, interp, freed_pc, never_pc, bad_name_pc;
+	uint64_t cm, cp, heap, high;
 };
 
 static void tables(struct image *im, const struct shape *sh, const struct field *f, int n,
@@ -157,13 +161,15 @@ static uint64_t blob(struct image *im, struct vm *vm, uint64_t segmap, int seg, 
 
 	for (int i = 0; i < nseg; i++)
 		im->mem[segmap - BASE + (uint64_t)(seg + i)] = (uint8_t)(i < 255 ? i : 254);
+	im->mem[b - 16 + 8 - BASE] = 1;	/* HeapBlock::Header::_used */
 	put64(im, b + 96, str(im, name));
+	/* the code: from 0x40 into the blob to 0x40 before its end (then its data) */
 	if (offsets) {
 		put32(im, b + 32, 0x40);
-		put32(im, b + 40, (uint32_t)(end - b));
+		put32(im, b + 40, (uint32_t)(end - 0x40 - b));
 	} else {
 		put64(im, b + 32, b + 0x40);
-		put64(im, b + 40, end);
+		put64(im, b + 40, end - 0x40);
 	}
 	put32(im, b + 24, 0x7777);	/* _data_offset of 17: not where the code ends */
 	return b;
@@ -190,8 +196,12 @@ static void build(struct image *im, const struct shape *sh, struct vm *vm)
 		{ "GrowableArray<int>", "_data", 8, 0 },
 		{ "CodeBlob", "_name", 96, 0 },
 		{ "CodeBlob", sh->offsets ? "_code_offset" : "_code_begin", 32, 0 },
-		{ "CodeBlob", sh->data_offset_first ? "_data_offset" : "_frame_size", 24, 0 },
+		{ "CodeBlob", sh->data_offset_first ? "_data_offset" : "_header_size", 24, 0 },
+		{ "CodeBlob", "_frame_size", 28, 0 },
 		{ "CodeBlob", sh->offsets ? "_data_offset" : "_code_end", 40, 0 },
+		{ "CodeBlob", sh->data_offset_after ? "_data_offset" : "_header_size", 24, 0 },
+		{ "HeapBlock::Header", "_used", 8, 0 },
+		{ "ConstantPool", "_length", 60, 0 },
 		{ sh->offsets ? "nmethod" : "CompiledMethod", "_method", 112, 0 },
 		{ "nmethod", "_compile_id", 304, 0 },
 		{ "Method", "_constMethod", 8, 0 },
@@ -206,6 +216,10 @@ static void build(struct image *im, const struct shape *sh, struct vm *vm)
 	};
 
 	memset(vm, 0, sizeof(*vm));
+	vm->cm = cm;
+	vm->cp = cp;
+	vm->heap = heap;
+	vm->high = high;
 	tables(im, sh, f, (int)(sizeof(f) / sizeof(f[0])), vm);
 	put32(im, major, sh->offsets ? 23 : 17);
 	vm->heap_lo = alloc(im, 64 << 7);
@@ -221,11 +235,15 @@ static void build(struct image *im, const struct shape *sh, struct vm *vm)
 	put64(im, heap + 120, segmap);
 	put32(im, heap + 256, 7);
 	memset(im->mem + (segmap - BASE), 0xff, 64);	/* free, until a blob is there */
-	/* an nmethod of 5 segments, the interpreter of 2, a freed one between them */
+	/* an nmethod of 5 segments, a freed blob of 2 (its tags kept, as HotSpot
+	 * keeps them), the interpreter of 2, never used space, a stub */
 	vm->nm = blob(im, vm, segmap, 0, 5, "nmethod", sh->offsets);
 	vm->nm_code = vm->nm + 0x40;
+	vm->nm_data = vm->nm - 16 + (5 << 7) - 0x20;
+	vm->freed_pc = blob(im, vm, segmap, 5, 2, "nmethod", sh->offsets) + 0x100;
+	im->mem[vm->heap_lo + (5 << 7) + 8 - BASE] = 0;	/* freed */
 	vm->interp = blob(im, vm, segmap, 8, 2, "Interpreter", sh->offsets);
-	vm->freed_pc = vm->heap_lo + (6 << 7) + 20;
+	vm->never_pc = vm->heap_lo + (10 << 7) + 20;
 	put32(im, vm->nm + 304, 42);
 	put64(im, vm->nm + 112, method);
 	put64(im, method + 8, cm);
@@ -234,6 +252,7 @@ static void build(struct image *im, const struct shape *sh, struct vm *vm)
 	put16(im, cm + 36, 4);
 	put64(im, cp + 24, klass);
 	put16(im, cp + 54, 5);
+	put32(im, cp + 60, 8);	/* entries in the pool */
 	put64(im, cp + 72 + 8 * 3, symbol(im, "leafA"));
 	put64(im, cp + 72 + 8 * 4, symbol(im, "(J)J") | 1);	/* a tagged entry */
 	put64(im, cp + 72 + 8 * 5, symbol(im, "Hot.java"));
@@ -284,11 +303,19 @@ static void check_vm(struct image *im, struct vm *vm, int major)
 	hs_frame_name(&f, name, sizeof(name));
 	assert_string_equal(name, "[jvm] Interpreter");
 
-	/* free space, outside every heap, a blob whose name cannot be read */
+	/* a freed blob (its segment map kept), space never used, outside every heap */
 	assert_int_equal(hs_frame_of(img_read, im, &l, &h, vm->freed_pc, &f), -ENOENT);
+	assert_int_equal(hs_frame_of(img_read, im, &l, &h, vm->never_pc, &f), -ENOENT);
 	assert_int_equal(hs_frame_of(img_read, im, &l, &h, vm->heap_hi + 8, &f), -ENOENT);
 	assert_int_equal(hs_frame_of(img_read, im, &l, &h, vm->heap_lo - 8, &f), -ENOENT);
+	/* a blob whose name cannot be read; the nmethod's header and its data: not code */
 	assert_int_equal(hs_frame_of(img_read, im, &l, &h, vm->bad_name_pc, &f), -EFAULT);
+	assert_int_equal(hs_frame_of(img_read, im, &l, &h, vm->nm + 8, &f), -EFAULT);
+	assert_int_equal(hs_frame_of(img_read, im, &l, &h, vm->nm_data, &f), -EFAULT);
+	/* a method's name index past its pool's length (a ConstMethod reused since) */
+	put16(im, vm->cm + 34, 9);
+	assert_int_equal(hs_frame_of(img_read, im, &l, &h, vm->nm_code, &f), -EFAULT);
+	put16(im, vm->cm + 34, 3);
 }
 
 static struct image img;
@@ -300,6 +327,16 @@ static void test_jdk17_shape(void **state)
 
 	(void)state;
 	build(&img, &(struct shape){ .data_offset_first = true }, &vm);
+	check_vm(&img, &vm, 17);
+}
+
+/* _code_end listed before _data_offset: still the pointer (the first name of its list wins) */
+static void test_preferred_name_first(void **state)
+{
+	struct vm vm;
+
+	(void)state;
+	build(&img, &(struct shape){ .data_offset_after = true }, &vm);
 	check_vm(&img, &vm, 17);
 }
 
@@ -348,6 +385,27 @@ static void test_bad_tables(void **state)
 	assert_int_equal(hs_layout_read(img_read, &img, &vm.syms, 0, &l), 0);	/* optional */
 	assert_int_equal(l.cp_has_source, 0);
 
+	/* a pointer's start and an offset's end: two generations' names, not a layout */
+	build(&img, &(struct shape){ .data_offset_first = true, .without = "_code_end" }, &vm);
+	assert_int_equal(hs_layout_read(img_read, &img, &vm.syms, 0, &l), -ENOTSUP);
+
+	/* an entry's member at the stride's last 4 bytes: an 8-byte read would leave it */
+	build(&img, &(struct shape){ 0 }, &vm);
+	put64(&img, vm.syms.addr[HS_STRUCT_STRIDE], 256);
+	put64(&img, vm.syms.addr[HS_STRUCT_ADDRESS], 252);
+	assert_int_equal(hs_layout_read(img_read, &img, &vm.syms, 0, &l), -EINVAL);
+
+	/* a heap listed before it is reserved; heaps short of the code cache's bounds */
+	build(&img, &(struct shape){ 0 }, &vm);
+	assert_int_equal(hs_layout_read(img_read, &img, &vm.syms, 0, &l), 0);
+	put64(&img, vm.heap + 8, 0);
+	assert_int_equal(hs_heaps_read(img_read, &img, &l, &h), -EAGAIN);
+	put64(&img, vm.heap + 8, vm.heap_lo);
+	put64(&img, vm.high, vm.heap_hi + 4096);
+	assert_int_equal(hs_heaps_read(img_read, &img, &l, &h), -EAGAIN);
+	put64(&img, vm.high, vm.heap_hi);
+	assert_int_equal(hs_heaps_read(img_read, &img, &l, &h), 0);
+
 	build(&img, &(struct shape){ .no_end = true }, &vm);
 	img.reads = 0;
 	assert_int_equal(hs_layout_read(img_read, &img, &vm.syms, 0, &l), -EINVAL);
@@ -362,22 +420,30 @@ static void test_bad_tables(void **state)
 	assert_int_equal(hs_layout_read(img_read, &img, &vm.syms, 0x100000000ull, &l), -EFAULT);
 }
 
-/* A process that runs no JVM (this one) is not one to the per-process cache. */
+/* A process that runs no JVM (this one), or none at all: nothing read, nothing named. */
 static void test_jvmsym_no_jvm(void **state)
 {
 	struct jvmsym *js = jvmsym_new();
 	struct jvmsym_stats s;
-	struct hs_frame f;
+	struct hs_layout l;
+	struct hs_heaps h;
+	enum hs_kind kind;
+	char name[64], file[64];
 
 	(void)state;
 	assert_non_null(js);
-	assert_int_equal(jvmsym_lookup(js, getpid(), (uint64_t)(uintptr_t)&test_jvmsym_no_jvm, &f),
+	assert_int_equal(jvmsym_name(js, getpid(), (uint64_t)(uintptr_t)&test_jvmsym_no_jvm,
+				     JVMSYM_CODE, 0, name, sizeof(name), file, sizeof(file), &kind),
 			 -ENOENT);
-	assert_int_equal(jvmsym_lookup(js, 999999999, 0x1000, &f), -ENOENT);	/* no such pid */
+	assert_int_equal(jvmsym_name(js, 999999999, 0x1000, JVMSYM_METHOD, 0, name, sizeof(name),
+				     file, sizeof(file), &kind), -ENOENT);
+	assert_int_equal(jvmsym_layout(js, getpid(), &l, &h), -ENOENT);
+	jvmsym_exit(js, getpid());
+	assert_int_equal(jvmsym_layout(js, getpid(), &l, &h), -ENOENT);
 	jvmsym_stats(js, &s);
 	assert_int_equal(s.jvms, 0);
 	assert_int_equal(s.lookups, 0);
-	jvmsym_forget_pid(js, getpid());
+	assert_int_equal(s.unsupported, 0);
 	jvmsym_free(js);
 }
 
@@ -385,6 +451,7 @@ int main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_jdk17_shape),
+		cmocka_unit_test(test_preferred_name_first),
 		cmocka_unit_test(test_jdk23_shape),
 		cmocka_unit_test(test_method_gone),
 		cmocka_unit_test(test_bad_tables),
