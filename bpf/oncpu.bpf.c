@@ -777,6 +777,11 @@ static __always_inline int jvm_step(struct walk_state *st, const struct jvm_proc
 		kind = JVM_STUB;
 		aux = 0;
 	}
+	/* checked again next to the stores: 5.10's verifier loses n's bound across
+	 * the reads above */
+	n = w->n;
+	if (n >= PROFLEET_MAX_STACK)
+		return jvm_bad(w);
 	st->e.ustack[n] = value;
 	st->e.uaux[n] = kind << JVM_KIND_SHIFT | aux;
 	st->e.ukind[n] = WALKER_JVM;

@@ -59,6 +59,14 @@ step deep attached deep 4 "$WL/nofp/recurse" 200
 # (its start-up under TCG takes seconds: attached once it runs its loop)
 ATTACH_DELAY=5
 step python attached python "$SECS" "$TOP/tests/workloads/python/run-ratio"
+# Debian's OpenJDK 17 in its interpreter (C2 under TCG would take minutes): the
+# HotSpot walker's frames by rbp, named by their methods (matrix.sh compiles the class)
+if [ -r "$BUILD/kernels/java/JvmRatio.class" ]; then
+	export JAVA_OPTS=-Xint JVMRATIO_CLASSES="$BUILD/kernels/java"
+	ATTACH_DELAY=8
+	step jvm attached jvm "$SECS" "$TOP/tests/workloads/java/run-ratio"
+	unset JAVA_OPTS JVMRATIO_CLASSES
+fi
 ATTACH_DELAY=1
 step ratio "$AGENT" record --frequency 199 --top 0 --log-level info --output "$OUT/ratio.txt" \
 	-- "$WL/ratio" "$SECS" 10

@@ -96,6 +96,19 @@ check_ratio() { # label, outdir
 		awk -v p="$pct" -v n="$((${hot:-0} + ${cold:-0}))" 'BEGIN { exit !(n >= 300 && p >= 70 && p <= 80) }'
 }
 
+check_jvm() { # label, outdir
+	if [ ! -r "$RESULTS/java/JvmRatio.class" ]; then
+		missing "$1: the JVM step (no javac: tests/deps.sh installs openjdk-17-jdk-headless)"
+		return
+	fi
+	step_ok "$1" "$2" jvm "profleet-agent record --pid (java -Xint JvmRatio) exits 0"
+	total=$(folded_total "$2/jvm.txt" 2>/dev/null)
+	chain=$(folded_sum "$2/jvm.txt" ';\[jvm\] StubRoutines \(1\)_\[j\];JvmRatio\.main_\[j\];JvmRatio\.run_\[j\];JvmRatio\.pick_\[j\];JvmRatio\.(hotThree|coldOne)_\[j\]( |;)' 2>/dev/null)
+	echo "# $1: jvm: ${chain:-0} of ${total:-0} samples have the call stub -> main -> run -> pick -> leaf"
+	check "$1: java -Xint: >= 90% of samples name the Java chain (${chain:-0}/${total:-0})" \
+		awk -v c="${chain:-0}" -v t="${total:-0}" 'BEGIN { exit !(t > 300 && c >= 0.9 * t) }'
+}
+
 check_guest() { # label, release, outdir
 	check "$1: uname -r in the guest is $2" grep -qxF "$2" "$3/uname.log"
 	check "$1: kernel BTF at /sys/kernel/btf/vmlinux" test "$(rc_of "$3/btf")" = 0
@@ -104,6 +117,7 @@ check_guest() { # label, release, outdir
 	check_deep "$1" "$3"
 	check_ratio "$1" "$3"
 	check_python "$1" "$3"
+	check_jvm "$1" "$3"
 }
 
 run_kernel() { # label, release, kernel dir
@@ -138,6 +152,10 @@ labels=${PROFLEET_KERNELS:-$(sh "$HERE/fetch.sh" --list | tr "\n" " ")}
 sh "$HERE/fetch.sh" $labels >"$TMP/kernels" 2>"$TMP/fetch.log"
 sed 's/^/# /' "$TMP/fetch.log"
 mkdir -p "$RESULTS"
+# the JVM step's class (a guest sees the host's root read-only, and $BUILD)
+rm -rf "$RESULTS/java"
+javac=/usr/lib/jvm/java-17-openjdk-amd64/bin/javac
+[ -x "$javac" ] && "$javac" -d "$RESULTS/java" "$TOP/tests/workloads/java/JvmRatio.java" >"$TMP/javac.log" 2>&1
 start=$(date +%s)
 for l in $labels; do
 	# shellcheck disable=SC2046 # release, directory

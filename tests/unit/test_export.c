@@ -1095,6 +1095,10 @@ static void test_jvm_frame_kind(void **state)
 		assert_int_equal(profile__add_location(p, &l[i]), i);
 	assert_int_equal(profile__add_sample(p, locs, 2, 3, NULL, 0), 0);
 	assert_string_equal(prof_frame_type(PROF_FRAME_JVM), "jvm");
+	/* OTLP: the location's profile.frame.type is the string "jvm" (AnyValue field 1) */
+	assert_int_equal(otlp__encode(p, "svc", NULL, 0, &buf, &len), 0);
+	assert_non_null(memmem(buf, len, "\x0a\x03jvm", 5));
+	free(buf);
 	assert_int_equal(pprof__encode(p, true, &buf, &len), 0);
 	pm = pprof_merge_new();
 	assert_non_null(pm);
