@@ -169,7 +169,7 @@ $(BUILD)/workloads/nofp/%: tests/workloads/nofp/%.cc
 # libFuzzer targets: the parsers of what comes from outside (ELF + CFI, /proc maps)
 FUZZ_SRCS   := $(wildcard tests/fuzz/fuzz_*.c)
 FUZZERS     := $(patsubst tests/fuzz/%.c,$(BUILD)/fuzz/%,$(FUZZ_SRCS))
-FUZZ_LIB_SRCS := agent/symbolize/elfsym.c agent/symbolize/elfutil.c agent/proc/rootfs.c \
+FUZZ_LIB_SRCS := agent/symbolize/elfsym.c agent/symbolize/elfutil.c agent/proc/rootfs.c agent/jvm/hotspot.c \
 		 agent/symbolize/demangle.c agent/unwind/unwind_table.c agent/proc/procmaps.c \
 		 agent/fleet/cgroups.c common/log.c common/yamljson.c common/k8s.c common/reserved_labels.c \
 		 common/workq.c common/hmap.c \
@@ -239,6 +239,7 @@ bench: all $(BUILD)/bench/fleetsim $(BUILD)/bench/exportbench $(BUILD)/bench/tar
 	@sh bench/overhead.sh
 	@sh bench/unwind.sh
 	@sh bench/python.sh
+	@sh bench/jvm.sh
 	@$(BUILD)/bench/targetsbench
 	@sh bench/fleet.sh
 	@sh bench/export.sh

@@ -322,9 +322,11 @@ static void jvm_prefetch(struct agg *a, struct stack *s)
 	for (uint32_t i = 0; a->jvmsym && i < s->nu; i++) {
 		const struct mapping *m;
 
-		if (kinds && kinds[i] == WALKER_JVM)
+		if (kinds && kinds[i] == WALKER_JVM) {
+			a->stats.frames_jvm++;
 			jvm_name(a, (int)s->pid, s->frames[s->nk + i], stack_aux(s)[i], name,
 				 sizeof(name), file, sizeof(file), &kind);
+		}
 		else if ((!kinds || kinds[i] == WALKER_NATIVE) && ids[i] != PROCS_NO_MAPPING &&
 			 (m = procs__mapping(a->procs, ids[i])) && perfmap_anon(m->path))
 			jvmsym_name(a->jvmsym, (int)s->pid, s->frames[s->nk + i], JVMSYM_CODE, 0,
@@ -588,7 +590,6 @@ static bool jvm_location(struct build *b, const struct mapping *m, const struct 
 	l->file = file[0] ? file : NULL;
 	l->frame = PROF_FRAME_JVM;
 	l->mapping = PROFILE_NO_MAPPING;
-	b->a->stats.frames_jvm++;
 	return true;
 }
 
@@ -631,8 +632,7 @@ static int jvm_walked_location(struct build *b, const struct loc_key *k, char *b
 			       &hk);
 	if (!err) {
 		l.file = file[0] ? file : NULL;
-		b->a->stats.frames_jvm++;
-	} else {
+		} else {
 		snprintf(buf, len, "[jvm]+0x%" PRIx64, k->addr);
 		b->a->stats.frames_unsymbolized++;
 	}

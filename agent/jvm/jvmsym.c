@@ -124,8 +124,13 @@ static uint64_t start_time(int pid)
 	return v;
 }
 
-/* The path of pid's libjvm.so (in its root) and its load bias; -ENOENT: none mapped. */
-static int find_libjvm(int pid, char *path, size_t len, uint64_t *bias)
+/*
+ * pid's libjvm.so and its load bias: the mapped file itself (map_files: the
+ * path in maps is as our root sees it, which is not the process's when it runs
+ * under chroot, and may be "(deleted)" after an upgrade), or the path in its
+ * root where map_files cannot be opened. -ENOENT: none mapped.
+ */
+static int find_libjvm(int pid, char *path, size_t len, char *alt, size_t alt_len, uint64_t *bias)
 {
 	char line[4608], mpath[4096], maps[64];
 	bool found = false;
@@ -135,16 +140,19 @@ static int find_libjvm(int pid, char *path, size_t len, uint64_t *bias)
 	if (!(f = fopen(maps, "re")))
 		return -ENOENT;
 	while (!found && fgets(line, sizeof(line), f)) {
-		unsigned long long lo, off;
+		unsigned long long lo, hi, off;
 		size_t n;
 
-		if (sscanf(line, "%llx-%*x %*s %llx %*s %*u %4095[^\n]", &lo, &off, mpath) != 3)
+		if (sscanf(line, "%llx-%llx %*s %llx %*s %*u %4095[^\n]", &lo, &hi, &off, mpath) != 4)
 			continue;
 		n = strlen(mpath);
+		if (n > 10 && !strcmp(mpath + n - 10, " (deleted)"))
+			mpath[n -= 10] = 0;
 		if (n < 10 || strcmp(mpath + n - 10, "/libjvm.so"))
 			continue;
 		*bias = lo - off;
-		found = snprintf(path, len, "/proc/%d/root%s", pid, mpath) < (int)len;
+		snprintf(path, len, "/proc/%d/map_files/%llx-%llx", pid, lo, hi);
+		found = snprintf(alt, alt_len, "/proc/%d/root%s", pid, mpath) < (int)alt_len;
 	}
 	fclose(f);
 	return found ? 0 : -ENOENT;
@@ -153,13 +161,13 @@ static int find_libjvm(int pid, char *path, size_t len, uint64_t *bias)
 /* The VM's symbols and layout, read once. 0 or -errno (hs_layout_read's). */
 static int read_layout(int pid, struct jproc *p)
 {
-	char path[4200];
+	char path[64], alt[4200];
 	int fd, err;
 	Elf *elf;
 
-	if (find_libjvm(pid, path, sizeof(path), &p->bias))
+	if (find_libjvm(pid, path, sizeof(path), alt, sizeof(alt), &p->bias))
 		return -ENOENT;
-	if (!(elf = elfutil_open(path, &fd)))
+	if (!(elf = elfutil_open(path, &fd)) && !(elf = elfutil_open(alt, &fd)))
 		return -ENOENT;
 	err = hs_elf_syms(elf, fd, &p->syms);
 	elfutil_close(elf, fd);

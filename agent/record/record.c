@@ -359,6 +359,7 @@ static void add_drop_comments(struct profile *p, const struct sampler_stats *ss,
 		{ "frames.unmapped", as->frames_unmapped },
 		{ "frames.unsymbolized", as->frames_unsymbolized },
 		{ "frames.python", as->frames_python },
+		{ "frames.jvm", as->frames_jvm },
 		{ "procs.maps_read_failed", ps->maps_read_failed },
 	};
 

@@ -1,8 +1,9 @@
 // SPDX-License-Identifier: Apache-2.0
 /*
  * libFuzzer: arbitrary bytes as an ELF file, through the symbolizer (symbols,
- * build-id, debuglink, MiniDebugInfo, .gopclntab, demangling) and the CFI
- * compiler; and the first bytes as a symbol name, through the demangler.
+ * build-id, debuglink, MiniDebugInfo, .gopclntab, demangling), the CFI
+ * compiler and the HotSpot reader's symbol lookup (libjvm.so's gHotSpotVM*);
+ * and the first bytes as a symbol name, through the demangler.
  *
  * An input ending in SPARSE and 8 bytes (a length, little-endian) is a sparse
  * file: the bytes before SPARSE, extended to that length (at most SPARSE_MAX)
@@ -20,6 +21,8 @@
 
 #include "demangle.h"
 #include "elfsym.h"
+#include "elfutil.h"
+#include "hotspot.h"
 #include "unwind_table.h"
 
 #define SPARSE "\n--profleet-sparse--\n"
@@ -116,6 +119,19 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	}
 	snprintf(path, sizeof(path), "/proc/self/fd/%d", fd);
 	fuzz_symbols(path, size);
+	{
+		struct hs_syms syms;
+		int efd;
+		Elf *elf = elfutil_open(path, &efd);
+
+		if (elf) {
+			if (hs_elf_syms(elf, efd, &syms) == 0)
+				for (int i = 0; i < HS_NSYMS; i++)
+					if (!syms.addr[i])
+						abort();	/* 0 is "not found": never success */
+			elfutil_close(elf, efd);
+		}
+	}
 	if (unwind_table__build(path, NULL, 1u << 16, &t) == 0) {
 		for (uint64_t pc = 0; pc < 0x3000; pc += 0x40)
 			unwind_table__find(t, pc);

@@ -26,10 +26,12 @@ check "javac compiles the workload" test -s "$TMP/JvmRatio.class"
 leaf_sum() { folded_sum "$1" "(^|;)$2(;[^;]*_\\[k\\])* [0-9]+\$"; }
 
 # attach NAME WARMUP SECONDS JAVA-OPTIONS...: JvmRatio recorded after WARMUP seconds
+# ($JRUN "$JAVA" from class path $CP: another root's JDK with JRUN="chroot ROOT")
+JRUN="" CP=$TMP
 attach() {
 	name=$1 warm=$2 secs=$3
 	shift 3
-	"$JAVA" "$@" -cp "$TMP" JvmRatio $((warm + secs + 20)) >/dev/null 2>&1 &
+	$JRUN "$JAVA" "$@" -cp "$CP" JvmRatio $((warm + secs + 20)) >/dev/null 2>&1 &
 	jpid=$!
 	sleep "$warm"
 	"$AGENT" record --pid "$jpid" --duration "$secs" --frequency 199 --top 0 --log-level info \
@@ -92,6 +94,39 @@ check "-Xint: call_helper -> call stub -> main -> run -> pick -> leaf, each meth
 pct=$(awk -v h="$hot" -v c="$cold" 'BEGIN { if (h + c == 0) print 0; else printf "%.1f", 100 * h / (h + c) }')
 check "-Xint: hotThree:coldOne is 3:1 (hot share $pct%, want 75 +-10)" \
 	awk -v p="$pct" 'BEGIN { exit !(p >= 65 && p <= 85) }'
+
+# --- OpenJDK 21 and 25 from trixie, in its root file system (run with chroot) ------
+# their layouts differ from 17's (25: code bounds as offsets, nmethod::_method, ...):
+# what the walker and the names need comes from each VM's own tables
+for v in 21 25; do
+	if ! root=$(sh "$TOP/tests/python-root.sh" trixie "openjdk-$v-jdk-headless" 2>"$TMP/root.err"); then
+		sed 's/^/# /' "$TMP/root.err"
+		skip "no trixie root file system with openjdk-$v (tests/python-root.sh)"
+		continue
+	fi
+	mkdir -p "$root/opt/profleet-test"
+	cp "$TMP/JvmRatio.class" "$root/opt/profleet-test/"
+	# (no /proc in the root: the launcher's $ORIGIN would need /proc/self/exe)
+	jdk=/usr/lib/jvm/java-$v-openjdk-amd64
+	host_java=$JAVA
+	JRUN="chroot $root env LD_LIBRARY_PATH=$jdk/lib" JAVA=$jdk/bin/java CP=/opt/profleet-test
+	attach "jdk$v" 5 5
+	rc=$?
+	JRUN="" JAVA=$host_java CP=$TMP
+	check "record --pid of OpenJDK $v in a trixie chroot exits 0" test "$rc" -eq 0
+	total=$(folded_total "$TMP/jdk$v.txt")
+	hot=$(leaf_sum "$TMP/jdk$v.txt" 'JvmRatio\.hotThree_\[j\]')
+	cold=$(leaf_sum "$TMP/jdk$v.txt" 'JvmRatio\.coldOne_\[j\]')
+	whole=$(folded_sum "$TMP/jdk$v.txt" ';\[jvm\] StubRoutines[^;]*_\[j\];JvmRatio\.main_\[j\];JvmRatio\.run_\[j\];JvmRatio\.(hotThree|coldOne)_\[j\](;[^;]*_\[k\])* [0-9]+$')
+	echo "# OpenJDK $v: hotThree=$hot coldOne=$cold of $total samples, $whole with the whole chain"
+	grep -vE 'JvmRatio\.(hotThree|coldOne)_\[j\]' "$TMP/jdk$v.txt" | sort -k2 -t' ' -rn | head -3 |
+		sed 's/.*JavaCalls::call_helper[^;]*;//' | cut -c 1-240 | sed 's/^/# /'
+	check "OpenJDK $v: call stub -> main -> run -> leaf, each named, in >= 90% of samples ($whole/$total)" \
+		awk -v c="$whole" -v t="$total" 'BEGIN { exit !(t >= 500 && c >= 0.9 * t) }'
+	pct=$(awk -v h="$hot" -v c="$cold" 'BEGIN { if (h + c == 0) print 0; else printf "%.1f", 100 * h / (h + c) }')
+	check "OpenJDK $v: hotThree:coldOne is 3:1 (hot share $pct%, want 75 +-7)" \
+		awk -v p="$pct" 'BEGIN { exit !(p >= 68 && p <= 82) }'
+done
 
 # --- a JVM recorded from its start to its exit: named after it is gone -------------
 "$AGENT" record --frequency 199 --top 0 --output "$TMP/child.txt" -- \
