@@ -356,9 +356,11 @@ static __always_inline int native_step(struct walk_state *st)
 		count(CNT_UNWIND_NO_TABLE);
 		return fp_step(w);
 	}
-	if (!mi->nrows) {	/* known mapping, table still loading */
-		w->need_tables = 1;
-		count(CNT_UNWIND_TABLE_NOT_LOADED);
+	if (!mi->nrows) {	/* known mapping, table still loading (a walker's: none to load) */
+		if (mi->walker == WALKER_NATIVE) {
+			w->need_tables = 1;
+			count(CNT_UNWIND_TABLE_NOT_LOADED);
+		}
 		return fp_step(w);
 	}
 	row = find_row(mi->first_row, mi->nrows, look - mi->bias);
@@ -628,7 +630,7 @@ struct {
 } jvm_procs SEC(".maps");
 
 /* JVM frames the walker takes per program before it tail-calls itself. */
-#define JVM_FRAMES_PER_PROG 4
+#define JVM_FRAMES_PER_PROG 8
 /* segment map hops back to a blob's first segment (a tag is at most 0xfe: 32 KiB
  * of 128-byte segments per hop); a longer blob is not walked */
 #define JVM_SEGMAP_HOPS 16
@@ -665,8 +667,16 @@ static __always_inline __u64 jvm_blob(const struct jvm_proc *jp, int h, __u64 pc
 	for (int i = 0; i < JVM_SEGMAP_HOPS; i++) {
 		if (bpf_probe_read_user(&tag, 1, (void *)(segmap + seg)) || tag == 0xff)
 			return 0;
-		if (tag == 0)
-			return lo + (seg << shift) + jp->heapblock;
+		if (tag == 0) {
+			__u64 block = lo + (seg << shift);
+			__u8 used = 1;
+
+			/* a freed block keeps its tags: its header says it is not code */
+			if (jp->hb_used != 0xff &&
+			    (bpf_probe_read_user(&used, 1, (void *)(block + jp->hb_used)) || !used))
+				return 0;
+			return block + jp->heapblock;
+		}
 		if (tag > seg)
 			return 0;
 		seg -= tag;
@@ -696,8 +706,55 @@ static __always_inline int jvm_code(const struct jvm_proc *jp, __u64 blob, __u64
 static __always_inline int jvm_bad(struct walk *w)
 {
 	count(CNT_JVM_BAD_FRAME);
-	stop(w, w->n ? STACK_OK : STACK_READ_FAULT);
+	stop(w, STACK_READ_FAULT);	/* a stack cut short, not a complete one */
 	return JVM_END;
+}
+
+/* Whether pc can be a caller's: in the code cache, or in a mapping the walk knows. */
+static __always_inline bool jvm_plausible(const struct jvm_proc *jp, __u32 pid, __u64 pc)
+{
+	struct mapping_key key = { .prefixlen = 32 + 64, .pid_be = bpf_htonl(pid),
+				   .addr_be = bpf_cpu_to_be64(pc - 1) };
+
+	return pc > 4096 && (jvm_heap(jp, pc) >= 0 || bpf_map_lookup_elem(&exe_mappings, &key));
+}
+
+/*
+ * A compiled method interrupted in its prologue (before its frame is made, at
+ * _frame_complete_offset) or at its epilogue's ret: the return address is at sp,
+ * or after a saved rbp at sp + 8. Taken when it is a plausible caller; 1 when pc
+ * is there, 0 when the frame is whole, -1 when neither place holds a caller.
+ */
+static __always_inline int jvm_pop_partial(struct walk *w, const struct jvm_proc *jp, __u64 blob,
+					   __u64 lo)
+{
+	__s32 fc = 0;
+	__u8 op = 0;
+	__u64 top[2];
+
+	if (bpf_probe_read_user(&fc, jp->frame_complete_size == 2 ? 2 : 4,
+				(void *)(blob + jp->cb_frame_complete)))
+		return -1;
+	if (jp->frame_complete_size == 2)
+		fc = (__s16)fc;
+	bpf_probe_read_user(&op, 1, (void *)w->pc);
+	if (!(fc > 0 && w->pc < lo + (__u64)fc) && op != 0xc3)
+		return 0;
+	if (bpf_probe_read_user(top, sizeof(top), (void *)w->sp))
+		return -1;
+	if (jvm_plausible(jp, w->pid, top[0])) {
+		w->pc = top[0];
+		w->sp += 8;
+		return 1;
+	}
+	if (jvm_plausible(jp, w->pid, top[1])) {	/* after push rbp */
+		w->bp = top[0];
+		w->bp_valid = 1;
+		w->pc = top[1];
+		w->sp += 16;
+		return 1;
+	}
+	return -1;
 }
 
 /* The next frame's registers: the caller of a frame of frame_size words at sp. */
@@ -727,7 +784,9 @@ static __always_inline int jvm_pop_fp(struct walk *w, bool interpreted)
 	if (interpreted &&
 	    bpf_probe_read_user(&sender, 8, (void *)(w->bp + 8 * JVM_INTERP_SENDER_SP)))
 		return -1;
-	w->sp = interpreted && sender > w->bp ? sender : w->bp + 16;
+	if (interpreted && (sender <= w->bp || sender - w->bp > (1u << 20)))
+		sender = 0;	/* not a sender's sp: the frame's own end instead */
+	w->sp = sender ? sender : w->bp + 16;
 	w->bp_valid = top[0] > w->bp;
 	w->bp = top[0];
 	w->pc = top[1];
@@ -742,7 +801,8 @@ static __always_inline int jvm_step(struct walk_state *st, const struct jvm_proc
 	__u32 n = w->n, kind, aux;
 	__s32 frame_size = 0, compile_id = 0;
 	char tag[4] = {};
-	int h = jvm_heap(jp, pc);
+	bool first = !w->native_seen || w->signal_frame;	/* pc was interrupted, not called */
+	int h = jvm_heap(jp, pc), partial = 0;
 
 	if (h < 0)
 		return JVM_NATIVE;
@@ -754,7 +814,7 @@ static __always_inline int jvm_step(struct walk_state *st, const struct jvm_proc
 	blob = jvm_blob(jp, h, pc);
 	if (!blob) {
 		count(CNT_JVM_NO_BLOB);
-		stop(w, w->n ? STACK_OK : STACK_READ_FAULT);
+		stop(w, STACK_READ_FAULT);
 		return JVM_END;
 	}
 	if (bpf_probe_read_user(&name, 8, (void *)(blob + jp->cb_name)) ||
@@ -789,8 +849,13 @@ static __always_inline int jvm_step(struct walk_state *st, const struct jvm_proc
 	w->signal_frame = 0;
 	w->native_seen = 1;	/* from here on pc is a return address */
 	count(CNT_JVM_FRAMES);
+	/* a compiled frame caught while it makes or unmakes itself */
+	if (first && kind == JVM_COMPILED && (partial = jvm_pop_partial(w, jp, blob, lo)) < 0)
+		return jvm_bad(w);
 	/* interpreted frames and stubs without a size keep rbp; compiled ones do not */
-	if (kind == JVM_INTERPRETED || (kind == JVM_STUB && frame_size == 0)) {
+	if (partial) {
+		/* unwound above */
+	} else if (kind == JVM_INTERPRETED || (kind == JVM_STUB && frame_size == 0)) {
 		if (jvm_pop_fp(w, kind == JVM_INTERPRETED))
 			return jvm_bad(w);
 	} else if (jvm_pop(w, frame_size)) {
@@ -800,6 +865,8 @@ static __always_inline int jvm_step(struct walk_state *st, const struct jvm_proc
 		stop(w, STACK_OK);
 		return JVM_END;
 	}
+	if (!jvm_plausible(jp, w->pid, w->pc))
+		return jvm_bad(w);	/* not a caller: the frame's size or rbp was not what we took */
 	return jvm_heap(jp, w->pc) >= 0 ? JVM_MORE : JVM_NATIVE;
 }
 
@@ -815,17 +882,22 @@ int walk_jvm(struct bpf_perf_event_data *ctx)
 	struct walk_state *st = get_state();
 	const struct jvm_proc *jp;
 	int r = JVM_MORE;
+	__u32 n0;
 
 	if (!st)
 		return 0;
+	n0 = st->w.n;
 	jp = bpf_map_lookup_elem(&jvm_procs, &st->w.pid);
 	if (!jp) {	/* a process the agent has not described (yet) */
 		count(CNT_JVM_NO_PROC);
-		st->w.handed_back = 1;
 		r = JVM_NATIVE;
 	}
 	for (int i = 0; jp && i < JVM_FRAMES_PER_PROG && r == JVM_MORE; i++)
 		r = jvm_step(st, jp);
+	/* nothing taken (no such process, or pc not in its heaps though the map said so):
+	 * the native walker keeps this frame, or the two would hand it back and forth */
+	if (r == JVM_NATIVE && st->w.n == n0)
+		st->w.handed_back = 1;
 	if (r == JVM_MORE)
 		bpf_tail_call(ctx, &walkers, WALKER_JVM);
 	else if (r == JVM_NATIVE)

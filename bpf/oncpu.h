@@ -125,7 +125,10 @@ struct jvm_proc {
 	__u16 cb_code_end;	/* CodeBlob::_code_end (or _data_offset) */
 	__u16 cb_frame_size;	/* CodeBlob::_frame_size, an int, in words */
 	__u16 nm_compile_id;	/* nmethod::_compile_id */
-	__u16 pad[3];
+	__u16 cb_frame_complete;	/* CodeBlob::_frame_complete_offset: the prologue's end */
+	__u8 frame_complete_size;	/* its width: 4 (an int), 2 (int16_t, 25+) */
+	__u8 hb_used;		/* HeapBlock::Header::_used from the block, 0xff: not exported */
+	__u16 pad;
 };
 
 /* Frames the native walker takes per program before it tail-calls itself. */

@@ -319,18 +319,20 @@ static void jvm_prefetch(struct agg *a, struct stack *s)
 	char name[512], file[128];
 	enum hs_kind kind;
 
-	for (uint32_t i = 0; a->jvmsym && i < s->nu; i++) {
+	for (uint32_t i = 0; i < s->nu; i++) {
 		const struct mapping *m;
 
 		if (kinds && kinds[i] == WALKER_JVM) {
 			a->stats.frames_jvm++;
-			jvm_name(a, (int)s->pid, s->frames[s->nk + i], stack_aux(s)[i], name,
-				 sizeof(name), file, sizeof(file), &kind);
-		}
-		else if ((!kinds || kinds[i] == WALKER_NATIVE) && ids[i] != PROCS_NO_MAPPING &&
-			 (m = procs__mapping(a->procs, ids[i])) && perfmap_anon(m->path))
+			if (a->jvmsym)
+				jvm_name(a, (int)s->pid, s->frames[s->nk + i], stack_aux(s)[i],
+					 name, sizeof(name), file, sizeof(file), &kind);
+		} else if (a->jvmsym && (!kinds || kinds[i] == WALKER_NATIVE) &&
+			   ids[i] != PROCS_NO_MAPPING && (m = procs__mapping(a->procs, ids[i])) &&
+			   perfmap_anon(m->path)) {
 			jvmsym_name(a->jvmsym, (int)s->pid, s->frames[s->nk + i], JVMSYM_CODE, 0,
 				    name, sizeof(name), file, sizeof(file), &kind);
+		}
 	}
 }
 

@@ -991,8 +991,12 @@ static void metrics_jvm(struct run *r, struct metrics *m)
 	metrics_value(m, fam, (const char *[]){ "result", "named", NULL }, (double)s.named);
 	metrics_value(m, fam, (const char *[]){ "result", "read_error", NULL },
 		      (double)s.read_errors);
+	metrics_value(m, fam, (const char *[]){ "result", "recycled", NULL }, (double)s.recycled);
 	metrics_value(m, fam, (const char *[]){ "result", "not_found", NULL },
-		      (double)(s.lookups - s.named - s.read_errors));
+		      (double)(s.lookups - s.named - s.read_errors - s.recycled));
+	metrics_family(m, "profleet_agent_jvm_names_dropped_total", "counter",
+		       "JVM frame names dropped because the cache was full (read again if asked).");
+	metrics_value(m, "profleet_agent_jvm_names_dropped_total", NULL, (double)s.names_dropped);
 	metrics_family(m, "profleet_agent_jvm_processes", "gauge",
 		       "Processes known to run a HotSpot JVM whose code cache is read.");
 	metrics_value(m, "profleet_agent_jvm_processes", NULL, (double)s.jvms);

@@ -140,6 +140,7 @@ static const struct want wants[] = {
 	{ "CodeBlob", "_code_begin|_code_offset", W_OFFSET, L(cb_code_begin), false },
 	{ "CodeBlob", "_code_end|_data_offset", W_OFFSET, L(cb_code_end), false },
 	{ "CodeBlob", "_frame_size", W_OFFSET, L(cb_frame_size), false },
+	{ "CodeBlob", "_frame_complete_offset", W_OFFSET, L(cb_frame_complete), false },
 	{ "nmethod|CompiledMethod", "_method", W_OFFSET, L(nm_method), false },
 	{ "nmethod", "_compile_id", W_OFFSET, L(nm_compile_id), false },
 	{ "Method", "_constMethod", W_OFFSET, L(method_const), false },
@@ -255,12 +256,12 @@ static int read_structs(hs_read_fn rd, void *ctx, const struct hs_syms *s, uint6
 			struct hs_layout *l, uint8_t *rank, uint64_t *major_addr)
 {
 	static const int offs[] = { HS_STRUCT_TYPE, HS_STRUCT_FIELD, HS_STRUCT_STATIC,
-				    HS_STRUCT_OFFSET, HS_STRUCT_ADDRESS };
+				    HS_STRUCT_OFFSET, HS_STRUCT_ADDRESS, HS_STRUCT_TYPESTR };
 	uint8_t e[MAX_STRIDE];
 	char type[MAX_NAME], field[MAX_NAME];
 	uint64_t last_type = 0;
 	struct table t;
-	int err = table_open(rd, ctx, s, bias, HS_STRUCTS, HS_STRUCT_STRIDE, offs, 5, &t);
+	int err = table_open(rd, ctx, s, bias, HS_STRUCTS, HS_STRUCT_STRIDE, offs, 6, &t);
 
 	if (err)
 		return err;
@@ -281,6 +282,14 @@ static int read_structs(hs_read_fn rd, void *ctx, const struct hs_syms *s, uint6
 		st = (uint32_t)entry_u64(e, t.off[2]);
 		if (st && !strcmp(type, "Abstract_VM_Version") && !strcmp(field, "_vm_major_version"))
 			*major_addr = entry_u64(e, t.off[4]);
+		if (!strcmp(type, "CodeBlob") && !strcmp(field, "_frame_complete_offset")) {
+			char ts[MAX_NAME];	/* its C type: its width changed in 25 */
+
+			if (rd_str(rd, ctx, entry_u64(e, t.off[5]), ts, sizeof(ts)))
+				return -EFAULT;
+			l->cb_frame_complete_size = !strcmp(ts, "int16_t") || !strcmp(ts, "short") ? 2 :
+						    !strcmp(ts, "int") || !strcmp(ts, "int32_t") ? 4 : 0;
+		}
 		note_field(l, type, field, st != 0, entry_u64(e, t.off[3]), entry_u64(e, t.off[4]),
 			   rank);
 	}
@@ -339,6 +348,8 @@ int hs_layout_read(hs_read_fn rd, void *ctx, const struct hs_syms *s, uint64_t b
 			return -ENOTSUP;
 	if (ret->cb_code_offsets != ret->cb_end_offset)
 		return -ENOTSUP;	/* a pointer and an offset: names of two generations */
+	if (!ret->cb_frame_complete_size)
+		return -ENOTSUP;	/* a width we do not know */
 	if (major_addr && !rd_u32(rd, ctx, major_addr, &major) && major < 1000)
 		ret->major = (int)major;
 	return 0;

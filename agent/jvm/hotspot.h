@@ -63,6 +63,8 @@ struct hs_layout {
 	int hb_has_used;		/* the VM exports it (a freed block keeps its segment map) */
 	uint32_t cb_name, cb_code_begin, cb_code_end;	/* CodeBlob */
 	uint32_t cb_frame_size;		/* CodeBlob::_frame_size: an int, in words */
+	uint32_t cb_frame_complete;	/* CodeBlob::_frame_complete_offset */
+	int cb_frame_complete_size;	/* its width in bytes: 4 (int), 2 (int16_t, 25+) */
 	int cb_code_offsets;		/* 1: _code_offset/_data_offset (ints from the blob, 23+) */
 	int cb_end_offset;		/* the end was found as _data_offset: must agree with the above */
 	uint32_t nm_method, nm_compile_id;	/* nmethod (CompiledMethod before 23) */

@@ -172,7 +172,7 @@ static int read_layout(int pid, struct jproc *p)
 	err = hs_elf_syms(elf, fd, &p->syms);
 	elfutil_close(elf, fd);
 	if (err)
-		return -ENOENT;
+		return -ENOTSUP;	/* a libjvm.so without HotSpot's tables (OpenJ9): not again */
 	err = hs_layout_read(peek, &pid, &p->syms, p->bias, &p->l);
 	p->have_layout = !err;
 	return err;
@@ -199,9 +199,14 @@ static void evict(struct jvmsym *js)
 {
 	struct hmap_entry *old = NULL;
 
-	hmap_for_each(&js->procs, it)
-		if (!old || ((struct jproc *)it->val)->used < ((struct jproc *)old->val)->used)
+	/* processes that run no JVM go before those that do */
+	hmap_for_each(&js->procs, it) {
+		const struct jproc *p = it->val, *o = old ? old->val : NULL;
+
+		if (!o || (p->state != J_READY && o->state == J_READY) ||
+		    ((p->state == J_READY) == (o->state == J_READY) && p->used < o->used))
 			old = it;
+	}
 	if (old)
 		free(hmap_del_entry(&js->procs, old));
 }
@@ -275,9 +280,7 @@ static int name_read(struct jvmsym *js, int pid, const struct jproc *p, uint64_t
 	js->stats.lookups++;
 	err = what == JVMSYM_METHOD ? hs_method(peek, &pid, &p->l, addr, f) :
 				      hs_frame_of(peek, &pid, &p->l, &p->h, addr, f);
-	if (!err)
-		js->stats.named++;
-	else if (err == -EFAULT)
+	if (err == -EFAULT)
 		js->stats.read_errors++;
 	return err;
 }
@@ -307,6 +310,12 @@ int jvmsym_name(struct jvmsym *js, int pid, uint64_t addr, enum jvmsym_what what
 	}
 	if (p->gone || p->state != J_READY || (err = name_read(js, pid, p, addr, what, &f)))
 		goto out;
+	if (aux && what == JVMSYM_CODE && (uint32_t)f.compile_id != aux) {
+		js->stats.recycled++;	/* the sampled nmethod was freed, its space reused */
+		err = -ESTALE;
+		goto out;
+	}
+	js->stats.named++;
 	hs_frame_name(&f, name, name_len);
 	snprintf(file, file_len, "%s", f.file);
 	*kind = f.kind;

@@ -39,6 +39,7 @@ struct jvmsym_stats {
 	uint64_t hits;		/* ... found in the cache */
 	uint64_t named;		/* ... read and named */
 	uint64_t read_errors;	/* a blob or method unreadable (freed under us, a process gone) */
+	uint64_t recycled;	/* a compiled frame whose code was another compile's by then */
 	uint64_t unsupported;	/* JVMs whose tables lack what the symbolizer needs */
 	uint64_t names_dropped;	/* names dropped because the cache was full */
 	uint64_t jvms;		/* processes known to run a JVM now */
@@ -50,8 +51,8 @@ void jvmsym_free(struct jvmsym *js);
  * The name of address addr (what) of process pid, into name and file (either
  * may be cut; file "" when the class names none); *kind says what it was.
  * 0; -ENOENT: pid runs no JVM we can read, or addr is not in its code cache;
- * -EFAULT: not readable now (counted). aux tells two codes at one address apart
- * (a compile id; 0 when unknown).
+ * -EFAULT: not readable now (counted); -ESTALE: the code at addr is no longer
+ * the compile aux says it was (counted). aux: the compile id (0 when unknown).
  */
 int jvmsym_name(struct jvmsym *js, int pid, uint64_t addr, enum jvmsym_what what, uint32_t aux,
 		char *name, size_t name_len, char *file, size_t file_len, enum hs_kind *kind);

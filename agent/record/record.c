@@ -422,6 +422,8 @@ static void add_jvm_comments(struct profile *p, const struct jvmsym_stats *s)
 		{ "jvm.lookups", s->lookups },
 		{ "jvm.named", s->named },
 		{ "jvm.read_errors", s->read_errors },
+		{ "jvm.recycled", s->recycled },
+		{ "jvm.names_dropped", s->names_dropped },
 		{ "jvm.unsupported", s->unsupported },
 	};
 

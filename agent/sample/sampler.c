@@ -570,33 +570,36 @@ static int load_variant(struct sampler *s, const struct sampler_opts *opts, bool
  */
 static int load_programs(struct sampler *s, const struct sampler_opts *opts, size_t rb_bytes)
 {
-	bool python = opts->dwarf_unwind && opts->python, jvm = opts->dwarf_unwind && opts->jvm;
-	int err = load_variant(s, opts, opts->dwarf_unwind, python, jvm, rb_bytes);
+	/* the walker chain with both interpreters' walkers, then without one, then
+	 * without both: the native walk is worth more than either's frames */
+	static const struct {
+		bool python, jvm;
+	} variants[] = { { true, true }, { true, false }, { false, true }, { false, false } };
+	bool want_py = opts->dwarf_unwind && opts->python, want_jvm = opts->dwarf_unwind && opts->jvm;
+	bool python = false, jvm = false;
+	char why[sizeof(load_ctx.why)] = "";
+	int err = -EINVAL;
 
-	if (err && jvm && load_ctx.from_verifier) {
-		/* the rest of the chain is worth more than the JVM's frames */
-		char why[sizeof(load_ctx.why)];
-
-		snprintf(why, sizeof(why), "%s", load_ctx.why);
-		jvm = false;
-		err = load_variant(s, opts, true, python, false, rb_bytes);
-		if (!err)	/* it was the HotSpot walker that was refused */
-			log_warn("kernel %s refused the HotSpot walker (%s): Java frames are named "
-				 "only where a sample is (the verifier's log at --log-level debug)",
-				 s->kernel.release, why);
+	for (size_t i = 0; i < sizeof(variants) / sizeof(variants[0]); i++) {
+		if ((variants[i].python && !want_py) || (variants[i].jvm && !want_jvm) ||
+		    (i && (variants[i].python != want_py || variants[i].jvm != want_jvm) &&
+		     !load_ctx.from_verifier))
+			continue;	/* not asked for, or no verifier refusal to get around */
+		python = variants[i].python;
+		jvm = variants[i].jvm;
+		err = load_variant(s, opts, opts->dwarf_unwind, python, jvm, rb_bytes);
+		if (!err || !load_ctx.from_verifier)
+			break;
+		if (!why[0])
+			snprintf(why, sizeof(why), "%s", load_ctx.why);
 	}
-	if (err && python && load_ctx.from_verifier) {
-		/* the native walk is worth more than Python's frames: it goes on without them */
-		char why[sizeof(load_ctx.why)];
-
-		snprintf(why, sizeof(why), "%s", load_ctx.why);
-		python = jvm = false;
-		err = load_variant(s, opts, true, false, false, rb_bytes);
-		if (!err)	/* it was the CPython walker that was refused */
-			log_warn("kernel %s refused the CPython walker (%s): Python frames are not "
-				 "named (the verifier's log at --log-level debug)", s->kernel.release,
-				 why);
-	}
+	if (!err && want_py && !python)
+		log_warn("kernel %s refused the CPython walker (%s): Python frames are not named "
+			 "(the verifier's log at --log-level debug)", s->kernel.release, why);
+	if (!err && want_jvm && !jvm)
+		log_warn("kernel %s refused the HotSpot walker (%s): Java frames are named only "
+			 "where a sample is (the verifier's log at --log-level debug)",
+			 s->kernel.release, why);
 	if (err && opts->dwarf_unwind && opts->allow_degraded && load_ctx.from_verifier) {
 		snprintf(s->kernel.degraded, sizeof(s->kernel.degraded),
 			 "kernel %s refused the table-driven unwinder (%s): user stacks from "

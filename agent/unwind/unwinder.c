@@ -74,6 +74,7 @@ struct pid_entry {
 	bool py_seen;			/* its CPython was found at the last sync */
 	bool jvm;			/* its jvm_procs entry is ours */
 	bool jvm_seen;			/* it maps a libjvm.so (the last sync) */
+	uint64_t jvm_retry_ns;		/* a JVM still starting: synced again from then on; 0 none */
 };
 
 /* free slices of unwind_rows, sorted by start, never adjacent */
@@ -908,10 +909,12 @@ static int jvm_install(struct unwinder *u, struct pid_entry *pe)
 	__u32 pid = (__u32)pe->pid;
 	int err = jvmsym_layout(u->opts.jvmsym, pe->pid, &l, &h);
 
-	if (err == -EAGAIN)
-		pe->deferred = true;
-	if (err)
+	/* still starting: again in a second (jvmsym gives up after a minute) */
+	pe->jvm_retry_ns = err == -EAGAIN ? clock_mono_ns() + 1000000000ull : 0;
+	if (err) {
+		jvm_drop(u, pe);	/* none (any more) */
 		return 0;
+	}
 	for (int i = 0; i < h.n && i < JVM_MAX_HEAPS; i++) {
 		jp.lo[i] = h.h[i].lo;
 		jp.hi[i] = h.h[i].hi;
@@ -926,6 +929,9 @@ static int jvm_install(struct unwinder *u, struct pid_entry *pe)
 	jp.cb_code_end = (__u16)l.cb_code_end;
 	jp.cb_frame_size = (__u16)l.cb_frame_size;
 	jp.nm_compile_id = (__u16)l.nm_compile_id;
+	jp.cb_frame_complete = (__u16)l.cb_frame_complete;
+	jp.frame_complete_size = (__u8)l.cb_frame_complete_size;
+	jp.hb_used = l.hb_has_used && l.hb_used < 0xff ? (__u8)l.hb_used : 0xff;
 	if (bpf_map_update_elem(u->opts.jvm_procs_fd, &pid, &jp, BPF_ANY)) {
 		u->stats.jvm_failed++;
 		return 0;	/* its Java frames stay where the native walk found them */
@@ -939,11 +945,14 @@ static int jvm_install(struct unwinder *u, struct pid_entry *pe)
 	return 0;
 }
 
+/* A HotSpot VM's library, as maps names it (" (deleted)" once a package upgrade replaced it). */
 static bool is_libjvm(const char *path)
 {
 	size_t n = strlen(path);
 
-	return n >= 10 && !strcmp(path + n - 10, "/libjvm.so");
+	if (n > 10 && !strcmp(path + n - 10, " (deleted)"))
+		n -= 10;
+	return n >= 10 && !strncmp(path + n - 10, "/libjvm.so", 10);
 }
 
 static int add_range(const struct mapping *m, uint64_t start, uint64_t end, void *arg)
@@ -1017,6 +1026,8 @@ static int sync_entry(struct unwinder *u, struct pid_entry *pe)
 	err = procs__foreach_range(u->procs, pe->pid, add_range, &c);
 	if (pe->py && !pe->py_seen)	/* it exec'd out of Python, or its table went */
 		py_drop(u, pe);
+	if (!pe->jvm_seen)
+		pe->jvm_retry_ns = 0;
 	if (!err && pe->jvm_seen && u->opts.jvmsym && u->opts.jvm_procs_fd >= 0)
 		err = jvm_install(u, pe);
 	else if (pe->jvm && !pe->jvm_seen)	/* it exec'd out of the JVM */
@@ -1079,7 +1090,9 @@ int unwinder__sync_dirty(struct unwinder *u)
 	room = workq_outstanding(u->builder) <= u->opts.max_builds / 2;
 	for (int i = 0; i < 1024; i++)
 		for (struct pid_entry *pe = u->pids[i]; pe; pe = pe->next)
-			if ((pe->dirty || (pe->deferred && room)) && sync_entry(u, pe) == 0)
+			if ((pe->dirty || (pe->deferred && room) ||
+			     (pe->jvm_retry_ns && clock_mono_ns() >= pe->jvm_retry_ns)) &&
+			    sync_entry(u, pe) == 0)
 				n++;
 	return n;
 }

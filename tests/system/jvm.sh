@@ -104,15 +104,19 @@ for v in 21 25; do
 		skip "no trixie root file system with openjdk-$v (tests/python-root.sh)"
 		continue
 	fi
-	mkdir -p "$root/opt/profleet-test"
-	cp "$TMP/JvmRatio.class" "$root/opt/profleet-test/"
+	# this run's own directory in the shared, cached root
+	mkdir -p "$root/tmp" && chmod 1777 "$root/tmp"
+	cls=$(mktemp -d "$root/tmp/profleet-jvm.XXXXXX")
+	cp "$TMP/JvmRatio.class" "$cls/"
 	# (no /proc in the root: the launcher's $ORIGIN would need /proc/self/exe)
 	jdk=/usr/lib/jvm/java-$v-openjdk-amd64
 	host_java=$JAVA
-	JRUN="chroot $root env LD_LIBRARY_PATH=$jdk/lib" JAVA=$jdk/bin/java CP=/opt/profleet-test
+	JRUN="chroot $root env LD_LIBRARY_PATH=$jdk/lib" JAVA=$jdk/bin/java CP=${cls#"$root"}
 	attach "jdk$v" 5 5
 	rc=$?
 	JRUN="" JAVA=$host_java CP=$TMP
+	rm -rf "$cls"
+	[ "$rc" -eq 0 ] || tail -n 5 "$TMP/jdk$v.log" | sed 's/^/# /'
 	check "record --pid of OpenJDK $v in a trixie chroot exits 0" test "$rc" -eq 0
 	total=$(folded_total "$TMP/jdk$v.txt")
 	hot=$(leaf_sum "$TMP/jdk$v.txt" 'JvmRatio\.hotThree_\[j\]')

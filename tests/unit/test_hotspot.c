@@ -198,6 +198,7 @@ static void build(struct image *im, const struct shape *sh, struct vm *vm)
 		{ "CodeBlob", sh->offsets ? "_code_offset" : "_code_begin", 32, 0 },
 		{ "CodeBlob", sh->data_offset_first ? "_data_offset" : "_header_size", 24, 0 },
 		{ "CodeBlob", "_frame_size", 28, 0 },
+		{ "CodeBlob", "_frame_complete_offset", 20, 0 },
 		{ "CodeBlob", sh->offsets ? "_data_offset" : "_code_end", 40, 0 },
 		{ "CodeBlob", sh->data_offset_after ? "_data_offset" : "_header_size", 24, 0 },
 		{ "HeapBlock::Header", "_used", 8, 0 },
