@@ -138,6 +138,7 @@ static __always_inline struct target_cfg *lookup_target(__u32 tgid)
  */
 struct walk {
 	__u64 pc, sp, bp;
+	__u64 r13;		/* the interrupted r13: HotSpot's interpreter keeps its bcp there */
 	__u32 pid;
 	__u32 n;		/* frames in e.ustack */
 	__u8 status;		/* enum stack_status, final once done is set */
@@ -828,11 +829,18 @@ static __always_inline int jvm_step(struct walk_state *st, const struct jvm_proc
 			return jvm_bad(w);
 		aux = (__u32)compile_id & JVM_VALUE_MASK;
 	} else if (tag[0] == 'I' && tag[1] == 'n' && tag[2] == 't') {	/* "Interpreter" */
+		__u64 bcp = 0;
+
 		kind = JVM_INTERPRETED;
-		aux = 0;
 		if (!w->bp_valid ||
 		    bpf_probe_read_user(&value, 8, (void *)(w->bp + 8 * JVM_INTERP_METHOD)) || !value)
 			return jvm_bad(w);
+		/* the frame's bcp is saved at calls; an interrupted frame's current one is
+		 * in r13, when that is near the saved one (the same method's bytecodes) */
+		bpf_probe_read_user(&bcp, 8, (void *)(w->bp + 8 * JVM_INTERP_BCP));
+		if (first && bcp && w->r13 - bcp + 65536 < 2 * 65536)
+			bcp = w->r13;
+		aux = (__u32)bcp & JVM_VALUE_MASK;
 	} else {
 		kind = JVM_STUB;
 		aux = 0;
@@ -927,6 +935,7 @@ static __always_inline bool user_regs(struct bpf_perf_event_data *ctx, struct ta
 		w->pc = ctx->regs.ip;
 		w->sp = ctx->regs.sp;
 		w->bp = ctx->regs.bp;
+		w->r13 = ctx->regs.r13;
 		return true;
 	}
 	if (cfg_have_task_pt_regs) {
@@ -941,6 +950,7 @@ static __always_inline bool user_regs(struct bpf_perf_event_data *ctx, struct ta
 	w->pc = BPF_CORE_READ(regs, ip);
 	w->sp = BPF_CORE_READ(regs, sp);
 	w->bp = BPF_CORE_READ(regs, bp);
+	w->r13 = BPF_CORE_READ(regs, r13);
 	return true;
 }
 

@@ -94,7 +94,9 @@ struct py_proc {
 /*
  * uaux of a JVM frame: its kind in the top two bits, and below them
  * JVM_COMPILED: the nmethod's compile id (ustack: the pc, a raw return address);
- * JVM_INTERPRETED: nothing yet (ustack: the Method*);
+ * JVM_INTERPRETED: the low 30 bits of its bytecode pointer, 0 when unknown (ustack:
+ *   the Method*; a method's bytecodes are under 64 KiB, so the rest of the pointer
+ *   is the method's, read in user space);
  * JVM_STUB: nothing (ustack: the pc).
  */
 #define JVM_KIND_SHIFT 30
@@ -107,6 +109,7 @@ struct py_proc {
 /* interpreter frame slots from rbp, in words (x86_64, JDK 9 to 25: frame_x86.hpp) */
 #define JVM_INTERP_SENDER_SP (-1)
 #define JVM_INTERP_METHOD (-3)
+#define JVM_INTERP_BCP (-8)
 
 /*
  * One process's HotSpot JVM (pid -> jvm_proc, written by the agent from the VM's

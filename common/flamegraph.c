@@ -147,7 +147,10 @@ static size_t utf8_cut(const char *s, size_t len, size_t max)
 static int fold_name(struct names *nm, const struct prof_location *l, uint32_t *ret_id)
 {
 	char buf[FG_MAX_NAME + MAX_SUFFIX_LEN + 1];
-	const char *name = l->system_name ? l->system_name : l->function;
+	/* the qualified name (Python's module.Class.method), but a Java method's
+	 * function name is qualified already and its system name adds the signature */
+	const char *name = l->system_name && l->frame != PROF_FRAME_JVM ? l->system_name :
+									   l->function;
 	const char *suffix = kind_suffix[l->frame < PROF_FRAME_KINDS ? l->frame : 0];
 	size_t len;
 

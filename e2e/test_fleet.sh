@@ -792,6 +792,52 @@ else
 	skip "no $PY (tests/deps.sh installs python3.11)"
 fi
 
+# ---- a Java pod: HotSpot frames by class and method, inlined ones too, with lines ---------
+JDK=/usr/lib/jvm/java-17-openjdk-amd64
+if [ -x "$JDK/bin/java" ] && "$JDK/bin/javac" -d "$W" "$TOP/tests/workloads/java/JvmRatio.java" \
+	>"$W/javac.log" 2>&1; then
+	UID_J1=$(pod "$SHOP" jvm-1 "$NODE_A" '{"app": "jvm"}')
+	C_J1=$(cid)
+	running "$SHOP" jvm-1 "$C_J1" "$(cid)"
+	dir=$(pod_cgroup "$UID_J1" "$C_J1" systemd)
+	sh -c "echo \$\$ > '$dir/cgroup.procs' && exec '$JDK/bin/java' -cp '$W' JvmRatio 60" >/dev/null &
+	P_J1=$!
+	PIDS="$PIDS $P_J1"
+	cat >"$W/jvm.yaml" <<EOF
+apiVersion: profiling.profleet.dev/v1alpha1
+kind: ProfilingPolicy
+metadata: {name: jvm-now, namespace: $SHOP}
+spec:
+  mode: OnDemand
+  durationSeconds: 5
+  selector: {podSelector: {matchLabels: {app: jvm}}}
+  sampling: {frequencyHz: 99}
+EOF
+	k apply -f "$W/jvm.yaml" >/dev/null
+	JCHAIN=';\[jvm\] StubRoutines \(1\)_\[j\];JvmRatio\.main_\[j\];JvmRatio\.run_\[j\];JvmRatio\.pick_\[j\];JvmRatio\.hotThree_\[j\]'
+	wait_until 15 grep -qE "$JCHAIN" "$W/prof-a.txt"
+	check "node A's agent walks the Java pod's frames: call stub -> main -> run -> pick -> hotThree, each Class.method_[j]" \
+		grep -qE "$JCHAIN" "$W/prof-a.txt"
+	wait_until 20 sh -c "exec 2>/dev/null; [ \"\$(kubectl --kubeconfig '$KC' get profilingpolicy -n $SHOP jvm-now -o jsonpath='{.status.phase}')\" = Completed ]"
+	wait_until 15 sh -c "exec 2>/dev/null; [ \"\$(kubectl --kubeconfig '$KC' get profilingpolicy -n $SHOP jvm-now -o jsonpath='{.status.result.profiles}')\" -ge 1 ]"
+	check "the Java pod's OnDemand policy completes with profiles in the store ($(pstatus "$SHOP" jvm-now '{.status.phase}/{.status.result.profiles}'))" \
+		[ "$(pstatus "$SHOP" jvm-now '{.status.phase}')" = Completed ]
+	if [ "$LOCAL" = 1 ]; then
+		PLOC=/api/v1/namespaces/$SHOP/profilingpolicies/jvm-now
+		code=$(get "$ADMIN_TOKEN" "$PLOC/flamegraph.svg" "$W/jvm.svg")
+		[ "$code" = 200 ] && grep -q 'JvmRatio\.hotThree_\[j\]' "$W/jvm.svg"
+		verdict "the store's flame graph of the Java pod names JvmRatio.hotThree_[j] (HTTP $code)" $?
+		code=$(get "$ADMIN_TOKEN" "$PLOC/profile" "$W/jvm.pb.gz")
+		pl=$(grep -n 'return (i & 3)' "$TOP/tests/workloads/java/JvmRatio.java" | cut -d: -f1)
+		[ "$code" = 200 ] && go tool pprof -raw "$W/jvm.pb.gz" >"$W/jvm.raw" 2>&1 &&
+			grep -qE " M=[0-9]+ JvmRatio\.pick JvmRatio\.java:$pl s=0\(JvmRatio\.pick\(J\)J\)\$" "$W/jvm.raw"
+		verdict "the store's merged pprof keeps Java frames: file, line ($pl), signature (HTTP $code)" $?
+	fi
+	kill "$P_J1" 2>/dev/null
+	k delete -f "$W/jvm.yaml" >/dev/null
+else
+	skip "no $JDK/bin/javac (tests/deps.sh installs openjdk-17-jdk-headless)"
+fi
 
 # ---- kubectl profleet: record through the API server's service proxy ------------------------
 HOSTIP=$(hostname -I 2>/dev/null | tr ' ' '\n' | grep -E '^[0-9]+\.' | grep -v '^127\.' | head -1)

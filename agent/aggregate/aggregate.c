@@ -296,15 +296,15 @@ static struct stack *stack_find(const struct agg *a, const struct sample_event *
 	return NULL;
 }
 
-/* The name of a frame the JVM walker put in a sample (its uaux says what ustack is). */
-static int jvm_name(struct agg *a, int pid, uint64_t addr, uint32_t aux, char *name, size_t len,
-		    char *file, size_t flen, enum hs_kind *kind)
+/* The frames of a frame the JVM walker put in a sample (its uaux says what ustack is). */
+static int jvm_frames(struct agg *a, int pid, uint64_t addr, uint32_t aux,
+		      struct jvmsym_frames *ret)
 {
-	bool method = aux >> JVM_KIND_SHIFT == JVM_INTERPRETED;
+	uint32_t kind = aux >> JVM_KIND_SHIFT;
 
-	return jvmsym_name(a->jvmsym, pid, addr, method ? JVMSYM_METHOD : JVMSYM_CODE,
-			   (aux >> JVM_KIND_SHIFT) == JVM_COMPILED ? aux & JVM_VALUE_MASK : 0, name,
-			   len, file, flen, kind);
+	return jvmsym_frames(a->jvmsym, pid, addr,
+			     kind == JVM_INTERPRETED ? JVMSYM_METHOD : JVMSYM_CODE,
+			     kind == JVM_STUB ? 0 : aux & JVM_VALUE_MASK, ret);
 }
 
 /*
@@ -316,8 +316,7 @@ static void jvm_prefetch(struct agg *a, struct stack *s)
 {
 	const uint8_t *kinds = s->walkers ? stack_kinds(s) : NULL;
 	const uint32_t *ids = stack_ids(s);
-	char name[512], file[128];
-	enum hs_kind kind;
+	struct jvmsym_frames fr;
 
 	for (uint32_t i = 0; i < s->nu; i++) {
 		const struct mapping *m;
@@ -325,13 +324,13 @@ static void jvm_prefetch(struct agg *a, struct stack *s)
 		if (kinds && kinds[i] == WALKER_JVM) {
 			a->stats.frames_jvm++;
 			if (a->jvmsym)
-				jvm_name(a, (int)s->pid, s->frames[s->nk + i], stack_aux(s)[i],
-					 name, sizeof(name), file, sizeof(file), &kind);
+				jvm_frames(a, (int)s->pid, s->frames[s->nk + i], stack_aux(s)[i],
+					   &fr);
 		} else if (a->jvmsym && (!kinds || kinds[i] == WALKER_NATIVE) &&
 			   ids[i] != PROCS_NO_MAPPING && (m = procs__mapping(a->procs, ids[i])) &&
 			   perfmap_anon(m->path)) {
-			jvmsym_name(a->jvmsym, (int)s->pid, s->frames[s->nk + i], JVMSYM_CODE, 0,
-				    name, sizeof(name), file, sizeof(file), &kind);
+			jvmsym_frames(a->jvmsym, (int)s->pid, s->frames[s->nk + i], JVMSYM_CODE, 0,
+				      &fr);
 		}
 	}
 }
@@ -447,6 +446,7 @@ struct build {
 	struct profile *p;
 	struct loc_key *keys;	/* open addressing; index + 1 in vals, 0 = empty */
 	uint32_t *vals;
+	uint8_t *counts;	/* the key's locations: vals - 1 and the next counts - 1 (JVM inlining) */
 	uint32_t nslots, nused;
 	uint32_t *map_index;	/* procs mapping id -> profile mapping index + 1 */
 	uint32_t nmap_index;
@@ -462,10 +462,12 @@ static int loc_grow(struct build *b)
 	uint32_t n = b->nslots ? b->nslots * 2 : 4096;
 	struct loc_key *keys = calloc(n, sizeof(*keys));
 	uint32_t *vals = calloc(n, sizeof(*vals));
+	uint8_t *counts = calloc(n, sizeof(*counts));
 
-	if (!keys || !vals) {
+	if (!keys || !vals || !counts) {
 		free(keys);
 		free(vals);
+		free(counts);
 		return -ENOMEM;
 	}
 	for (uint32_t i = 0; i < b->nslots; i++) {
@@ -477,11 +479,14 @@ static int loc_grow(struct build *b)
 			;
 		keys[j] = b->keys[i];
 		vals[j] = b->vals[i];
+		counts[j] = b->counts[i];
 	}
 	free(b->keys);
 	free(b->vals);
+	free(b->counts);
 	b->keys = keys;
 	b->vals = vals;
+	b->counts = counts;
 	b->nslots = n;
 	return 0;
 }
@@ -573,26 +578,49 @@ static const char *jit_name(struct agg *a, const struct mapping *m, const struct
 }
 
 /*
- * A frame in anonymous memory that is a JVM's code: compiled Java methods by
- * their class and name (file from the class), the rest by their blob
- * ("[jvm] Interpreter"); l points into buf and file. False: not a JVM's code.
+ * The Java frames of one sampled frame as consecutive locations, innermost
+ * (inlined) first: the first's index, their count in *n.
  */
-static bool jvm_location(struct build *b, const struct mapping *m, const struct loc_key *k,
-			 struct prof_location *l, char *buf, size_t len, char *file, size_t flen)
+static int jvm_add_frames(struct build *b, const struct jvmsym_frames *fr, uint64_t address,
+			  uint32_t *n)
+{
+	int first = -1;
+
+	for (int i = 0; i < fr->n; i++) {
+		const struct jvmsym_frame *f = &fr->f[i];
+		struct prof_location l = {
+			.address = address, .mapping = PROFILE_NO_MAPPING, .frame = PROF_FRAME_JVM,
+			.function = f->name, .system_name = f->system_name[0] ? f->system_name : NULL,
+			.file = f->file[0] ? f->file : NULL, .line = f->line,
+		};
+		int idx = profile__add_location(b->p, &l);
+
+		if (idx < 0)
+			return idx;
+		if (first < 0)
+			first = idx;
+	}
+	*n = (uint32_t)fr->n;
+	return first;
+}
+
+/*
+ * A frame in anonymous memory that is a JVM's code (the native walker's):
+ * compiled Java methods with those they inlined, the rest by their blob
+ * ("[jvm] Interpreter"). -ENOENT: not a JVM's code.
+ */
+static int jvm_location(struct build *b, const struct mapping *m, const struct loc_key *k,
+			uint32_t *n)
 {
 	int pid = k->pid ? (int)k->pid : m->pid;
-	enum hs_kind kind;
+	struct jvmsym_frames fr;
 
 	/* the raw address: a return address is what the VM's tables know, and it
 	 * lies in the calling blob (a call is never a blob's last instruction) */
-	if (!b->a->jvmsym ||
-	    jvmsym_name(b->a->jvmsym, pid, k->addr, JVMSYM_CODE, 0, buf, len, file, flen, &kind))
-		return false;
-	l->function = buf;
-	l->file = file[0] ? file : NULL;
-	l->frame = PROF_FRAME_JVM;
-	l->mapping = PROFILE_NO_MAPPING;
-	return true;
+	if (!b->a->jvmsym || jvmsym_frames(b->a->jvmsym, pid, k->addr, JVMSYM_CODE, 0, &fr) ||
+	    !fr.n)
+		return -ENOENT;
+	return jvm_add_frames(b, &fr, k->addr, n);
 }
 
 /*
@@ -617,37 +645,30 @@ static const char *file_name(struct agg *a, const struct mapping *m, const struc
 
 /*
  * A frame the HotSpot walker put in the sample: compiled code and stubs by their
- * pc, interpreted frames by their Method*; "[jvm]+0x..." when that cannot be
- * read (the blob or method went since).
+ * pc (with the methods inlined there), interpreted frames by their Method*;
+ * "[jvm]+0x..." when that cannot be read (the blob or method went since).
  */
-static int jvm_walked_location(struct build *b, const struct loc_key *k, char *buf, size_t len)
+static int jvm_walked_location(struct build *b, const struct loc_key *k, uint32_t *n)
 {
-	struct prof_location l = { .address = k->addr, .mapping = PROFILE_NO_MAPPING,
+	uint64_t address = k->leaf >> JVM_KIND_SHIFT == JVM_INTERPRETED ? 0 : k->addr;
+	struct prof_location l = { .address = address, .mapping = PROFILE_NO_MAPPING,
 				   .frame = PROF_FRAME_JVM };
-	uint32_t kind = k->leaf >> JVM_KIND_SHIFT;
-	enum hs_kind hk;
-	char file[128];
-	int err = -ENOENT;
+	struct jvmsym_frames fr;
+	char name[64];
 
-	if (b->a->jvmsym)
-		err = jvm_name(b->a, (int)k->pid, k->addr, k->leaf, buf, len, file, sizeof(file),
-			       &hk);
-	if (!err) {
-		l.file = file[0] ? file : NULL;
-		} else {
-		snprintf(buf, len, "[jvm]+0x%" PRIx64, k->addr);
-		b->a->stats.frames_unsymbolized++;
-	}
-	l.function = buf;
-	if (kind == JVM_INTERPRETED)
-		l.address = 0;	/* a Method*, not code */
+	if (b->a->jvmsym && !jvm_frames(b->a, (int)k->pid, k->addr, k->leaf, &fr) && fr.n)
+		return jvm_add_frames(b, &fr, address, n);	/* a Method*'s address is no code */
+	snprintf(name, sizeof(name), "[jvm]+0x%" PRIx64, k->addr);
+	b->a->stats.frames_unsymbolized++;
+	l.function = name;
 	return profile__add_location(b->p, &l);
 }
 
-static int make_location(struct build *b, const struct loc_key *k)
+/* The location(s) of k: the first's index; *n their count (more than 1: JVM inlining). */
+static int make_location(struct build *b, const struct loc_key *k, uint32_t *n)
 {
 	struct prof_location l = { .address = k->addr, .mapping = PROFILE_NO_MAPPING };
-	char name[600], file[128];
+	char name[600];
 
 	if (k->id == PYTHON_ID) {
 		struct pysym_frame f;
@@ -667,7 +688,7 @@ static int make_location(struct build *b, const struct loc_key *k)
 		l.function = name;
 		b->a->stats.frames_unsymbolized++;
 	} else if (k->id == JVM_ID) {
-		return jvm_walked_location(b, k, name, sizeof(name));
+		return jvm_walked_location(b, k, n);
 	} else if (k->id == KERNEL_ID || k->id == KSYM_ID) {
 		kernel_location(b, k, &l, name, sizeof(name));
 	} else if (k->id == PROCS_NO_MAPPING || !procs__mapping(b->a->procs, k->id)) {
@@ -679,9 +700,8 @@ static int make_location(struct build *b, const struct loc_key *k)
 		const struct mapping *m = procs__mapping(b->a->procs, k->id);
 		int midx;
 
-		if (perfmap_anon(m->path) &&
-		    jvm_location(b, m, k, &l, name, sizeof(name), file, sizeof(file)))
-			return profile__add_location(b->p, &l);
+		if (perfmap_anon(m->path) && (midx = jvm_location(b, m, k, n)) != -ENOENT)
+			return midx;
 		if ((midx = profile_mapping(b, k->id)) < 0)
 			return midx;
 		l.mapping = (uint32_t)midx;
@@ -693,7 +713,8 @@ static int make_location(struct build *b, const struct loc_key *k)
 	return profile__add_location(b->p, &l);
 }
 
-static int location_of(struct build *b, struct loc_key k)
+/* k's first location's index; *n: how many (consecutive) it has. */
+static int location_of(struct build *b, struct loc_key k, uint32_t *n)
 {
 	uint32_t j;
 	int idx;
@@ -703,14 +724,18 @@ static int location_of(struct build *b, struct loc_key k)
 	for (j = loc_hash(&k) & (b->nslots - 1); b->vals[j]; j = (j + 1) & (b->nslots - 1)) {
 		const struct loc_key *o = &b->keys[j];
 
-		if (o->addr == k.addr && o->id == k.id && o->leaf == k.leaf && o->pid == k.pid)
+		if (o->addr == k.addr && o->id == k.id && o->leaf == k.leaf && o->pid == k.pid) {
+			*n = b->counts[j];
 			return (int)b->vals[j] - 1;
+		}
 	}
-	idx = make_location(b, &k);
+	*n = 1;
+	idx = make_location(b, &k, n);
 	if (idx < 0)
 		return idx;
 	b->keys[j] = k;
 	b->vals[j] = (uint32_t)idx + 1;
+	b->counts[j] = (uint8_t)*n;	/* JVMSYM_MAX_FRAMES at most */
 	b->nused++;
 	return idx;
 }
@@ -732,7 +757,7 @@ static struct loc_key user_key(const struct build *b, uint64_t addr, uint32_t id
 
 static int add_stack(struct build *b, struct stack *s)
 {
-	uint32_t locs[PROFLEET_MAX_STACK * 2], n = 0;
+	uint32_t locs[PROFLEET_MAX_STACK * 3], n = 0, cnt;
 	const uint32_t *ids = stack_ids(s);
 	struct prof_label labels[4] = {
 		{ .key = "pid", .num = s->pid },
@@ -743,7 +768,7 @@ static int add_stack(struct build *b, struct stack *s)
 	int idx;
 
 	for (uint32_t i = 0; i < s->nk; i++) {
-		idx = location_of(b, kernel_key(b, s->frames[i], i == 0));
+		idx = location_of(b, kernel_key(b, s->frames[i], i == 0), &cnt);
 		if (idx < 0)
 			return idx;
 		locs[n++] = (uint32_t)idx;
@@ -755,13 +780,20 @@ static int add_stack(struct build *b, struct stack *s)
 							       .id = stack_kinds(s)[i] == WALKER_JVM ?
 								     JVM_ID : PYTHON_ID,
 							       .leaf = stack_aux(s)[i],
-							       .pid = s->pid });
+							       .pid = s->pid }, &cnt);
 		else	/* the first native frame is the interrupted pc, even under Python frames */
 			idx = location_of(b, user_key(b, s->frames[s->nk + i], ids[i],
-						      native++ == 0, s->pid));
+						      native++ == 0, s->pid), &cnt);
 		if (idx < 0)
 			return idx;
-		locs[n++] = (uint32_t)idx;
+		/* a JVM frame's inlined methods may make the stack longer than locs */
+		for (uint32_t c = 0; c < cnt; c++) {
+			if (n == sizeof(locs) / sizeof(locs[0])) {
+				b->a->stats.frames_cut += cnt - c;
+				break;
+			}
+			locs[n++] = (uint32_t)idx + c;
+		}
 	}
 	idx = profile__add_sample(b->p, locs, n, s->count, labels, 4);
 	if (idx < 0)
@@ -780,11 +812,13 @@ int agg__build(struct agg *a, const struct ksyms *ks, struct profile *out)
 	if (!b.map_index)
 		return -ENOMEM;
 	a->stats.frames_unsymbolized = 0;
+	a->stats.frames_cut = 0;
 	for (uint32_t i = 0; i < a->nbuckets && !err; i++)
 		for (struct stack *s = a->buckets[i]; s && !err; s = s->next)
 			err = add_stack(&b, s);
 	free(b.map_index);
 	free(b.keys);
 	free(b.vals);
+	free(b.counts);
 	return err;
 }

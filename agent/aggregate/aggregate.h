@@ -56,6 +56,7 @@ struct agg_stats {
 	uint64_t frames_unsymbolized;	/* frames that kept module+0xoffset */
 	uint64_t frames_python;		/* Python frames in the stacks added */
 	uint64_t frames_jvm;		/* JVM frames (the HotSpot walker's) in the stacks added */
+	uint64_t frames_cut;		/* inlined frames left out: a stack longer than a sample holds */
 	uint64_t kstack_errors, ustack_errors, ustack_truncated;
 };
 

@@ -994,6 +994,12 @@ static void metrics_jvm(struct run *r, struct metrics *m)
 	metrics_value(m, fam, (const char *[]){ "result", "recycled", NULL }, (double)s.recycled);
 	metrics_value(m, fam, (const char *[]){ "result", "not_found", NULL },
 		      (double)(s.lookups - s.named - s.read_errors - s.recycled));
+	metrics_family(m, "profleet_agent_jvm_inlined_frames_total", "counter",
+		       "Frames of methods inlined into compiled JVM frames, named.");
+	metrics_value(m, "profleet_agent_jvm_inlined_frames_total", NULL, (double)s.inlined);
+	metrics_family(m, "profleet_agent_jvm_scope_errors_total", "counter",
+		       "Compiled JVM frames whose inlined methods could not be read (named alone).");
+	metrics_value(m, "profleet_agent_jvm_scope_errors_total", NULL, (double)s.scope_errors);
 	metrics_family(m, "profleet_agent_jvm_names_dropped_total", "counter",
 		       "JVM frame names dropped because the cache was full (read again if asked).");
 	metrics_value(m, "profleet_agent_jvm_names_dropped_total", NULL, (double)s.names_dropped);

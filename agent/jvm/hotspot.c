@@ -30,6 +30,10 @@ static const char *const sym_names[HS_NSYMS] = {
 	[HS_TYPE_STRIDE] = "gHotSpotVMTypeEntryArrayStride",
 	[HS_TYPE_NAME] = "gHotSpotVMTypeEntryTypeNameOffset",
 	[HS_TYPE_SIZE] = "gHotSpotVMTypeEntrySizeOffset",
+	[HS_INTS] = "gHotSpotVMIntConstants",
+	[HS_INT_STRIDE] = "gHotSpotVMIntConstantEntryArrayStride",
+	[HS_INT_NAME] = "gHotSpotVMIntConstantEntryNameOffset",
+	[HS_INT_VALUE] = "gHotSpotVMIntConstantEntryValueOffset",
 };
 
 int hs_elf_syms(Elf *elf, int fd, struct hs_syms *ret)
@@ -61,7 +65,7 @@ int hs_elf_syms(Elf *elf, int fd, struct hs_syms *ret)
 			if (!strcmp(name, sym_names[k]))
 				ret->addr[k] = sym.st_value;
 	}
-	for (int k = 0; k < HS_NSYMS; k++)
+	for (int k = 0; k < HS_NREQUIRED; k++)
 		if (!ret->addr[k])
 			return -ENOENT;
 	return 0;
@@ -154,6 +158,24 @@ static const struct want wants[] = {
 	{ "Klass", "_name", W_OFFSET, L(klass_name), false },
 	{ "Symbol", "_length", W_OFFSET, L(sym_length), false },
 	{ "Symbol", "_body", W_OFFSET, L(sym_body), false },
+	/* lines */
+	{ "ConstMethod", "_flags._flags|_flags", W_OFFSET, L(cm_flags), true },
+	{ "ConstMethod", "_code_size", W_OFFSET, L(cm_code_size), true },
+	{ "ConstMethod", "_constMethod_size", W_OFFSET, L(cm_size_words), true },
+	/* scopes: in the nmethod before 23, in its immutable data (and metadata in its
+	 * mutable data) from 25 */
+	{ "nmethod", "_scopes_pcs_offset", W_OFFSET, L(nm_pcs), true },
+	{ "nmethod", "_dependencies_offset", W_OFFSET, L(nm_pcs_end), true },
+	{ "nmethod|CompiledMethod", "_scopes_data_begin", W_OFFSET, L(nm_sd_begin), true },
+	{ "nmethod", "_metadata_offset", W_OFFSET, L(nm_metadata), true },
+	{ "nmethod", "_immutable_data", W_OFFSET, L(nm_immutable), true },
+	{ "nmethod", "_immutable_data_size", W_OFFSET, L(nm_immutable_size), true },
+	{ "nmethod", "_scopes_data_offset", W_OFFSET, L(nm_sd_offset), true },
+	{ "CodeBlob", "_mutable_data", W_OFFSET, L(cb_mutable), true },
+	{ "CodeBlob", "_mutable_data_size", W_OFFSET, L(cb_mutable_size), true },
+	{ "CodeBlob", "_relocation_size", W_OFFSET, L(cb_reloc_size), true },
+	{ "PcDesc", "_pc_offset", W_OFFSET, L(pd_pc), true },
+	{ "PcDesc", "_scope_decode_offset", W_OFFSET, L(pd_scope), true },
 };
 #undef L
 #define NWANTS (sizeof(wants) / sizeof(wants[0]))
@@ -290,6 +312,13 @@ static int read_structs(hs_read_fn rd, void *ctx, const struct hs_syms *s, uint6
 			l->cb_frame_complete_size = !strcmp(ts, "int16_t") || !strcmp(ts, "short") ? 2 :
 						    !strcmp(ts, "int") || !strcmp(ts, "int32_t") ? 4 : 0;
 		}
+		if (!strcmp(type, "ConstMethod") && !strncmp(field, "_flags", 6)) {
+			char ts[MAX_NAME];
+
+			if (rd_str(rd, ctx, entry_u64(e, t.off[5]), ts, sizeof(ts)))
+				return -EFAULT;
+			l->cm_flags_size = !strcmp(ts, "u2") ? 2 : !strcmp(ts, "u4") ? 4 : 0;
+		}
 		note_field(l, type, field, st != 0, entry_u64(e, t.off[3]), entry_u64(e, t.off[4]),
 			   rank);
 	}
@@ -308,7 +337,7 @@ static int read_types(hs_read_fn rd, void *ctx, const struct hs_syms *s, uint64_
 
 	if (err)
 		return err;
-	for (int i = 0; i < MAX_ENTRIES && !(heapblock && pool); i++) {
+	for (int i = 0; i < MAX_ENTRIES; i++) {
 		uint64_t tn, size;
 
 		if (rd(ctx, t.base + (uint64_t)i * t.stride, e, t.stride))
@@ -324,9 +353,71 @@ static int read_types(hs_read_fn rd, void *ctx, const struct hs_syms *s, uint64_
 		} else if (!strcmp(type, "ConstantPool") && size && size <= 4096) {
 			l->cp_size = (uint32_t)size;
 			pool = true;
+		} else if (!strcmp(type, "ConstMethod") && size <= 4096) {
+			l->cm_sizeof = (uint32_t)size;
+		} else if (!strcmp(type, "PcDesc") && size <= 256) {
+			l->pd_size = (uint32_t)size;
 		}
 	}
 	return heapblock && pool ? 0 : -ENOTSUP;
+}
+
+/* The has-line-number-table bit of ConstMethod's flags (int constants; 0: not there). */
+static uint32_t read_lnt_flag(hs_read_fn rd, void *ctx, const struct hs_syms *s, uint64_t bias)
+{
+	static const int offs[] = { HS_INT_NAME, HS_INT_VALUE };
+	uint8_t e[MAX_STRIDE];
+	char name[MAX_NAME];
+	struct table t;
+
+	for (int k = HS_INTS; k < HS_NSYMS; k++)
+		if (!s->addr[k])
+			return 0;
+	if (table_open(rd, ctx, s, bias, HS_INTS, HS_INT_STRIDE, offs, 2, &t))
+		return 0;
+	for (int i = 0; i < MAX_ENTRIES; i++) {
+		uint64_t nm;
+		int32_t v;
+
+		if (rd(ctx, t.base + (uint64_t)i * t.stride, e, t.stride) ||
+		    !(nm = entry_u64(e, t.off[0])) || rd_str(rd, ctx, nm, name, sizeof(name)))
+			return 0;
+		if (name_in("ConstMethod::_has_linenumber_table|"
+			    "ConstMethodFlags::_misc_has_linenumber_table", name) < 0)
+			continue;
+		v = (int32_t)entry_u64(e, t.off[1]);
+		return v > 0 && !(v & (v - 1)) ? (uint32_t)v : 0;	/* one bit */
+	}
+	return 0;
+}
+
+/* Whether the structs table had the field at offsetof(struct hs_layout, at). */
+static bool had(const uint8_t *rank, size_t at)
+{
+	for (size_t i = 0; i < NWANTS; i++)
+		if (wants[i].at == at)
+			return rank[i] != 0;
+	return false;
+}
+
+/* What the optional fields allow: lines, and which generation of scopes. */
+static void optional_parts(hs_read_fn rd, void *ctx, const struct hs_syms *s, uint64_t bias,
+			   const uint8_t *rank, struct hs_layout *l)
+{
+#define HAD(f) had(rank, offsetof(struct hs_layout, f))
+	l->lnt_flag = read_lnt_flag(rd, ctx, s, bias);
+	l->has_lines = HAD(cm_flags) && HAD(cm_code_size) && HAD(cm_size_words) &&
+		       l->cm_flags_size && l->cm_sizeof && l->lnt_flag;
+	/* the compressed streams exclude the byte 0 from 20 on (UNSIGNED5) */
+	l->stream_x = l->major >= 20 ? 1 : 0;
+	if (!l->major || !HAD(pd_pc) || !HAD(pd_scope) || l->pd_size < 8)
+		return;
+	if (HAD(nm_pcs) && HAD(nm_pcs_end) && HAD(nm_sd_begin) && HAD(nm_metadata))
+		l->scopes = HS_SCOPES_HEADER;
+	else if (HAD(nm_pcs) && HAD(nm_immutable) && HAD(nm_immutable_size) &&
+		 HAD(nm_sd_offset) && HAD(cb_mutable) && HAD(cb_mutable_size) && HAD(cb_reloc_size))
+		l->scopes = HS_SCOPES_IMMUTABLE;
+#undef HAD
 }
 
 int hs_layout_read(hs_read_fn rd, void *ctx, const struct hs_syms *s, uint64_t bias,
@@ -352,6 +443,7 @@ int hs_layout_read(hs_read_fn rd, void *ctx, const struct hs_syms *s, uint64_t b
 		return -ENOTSUP;	/* a width we do not know */
 	if (major_addr && !rd_u32(rd, ctx, major_addr, &major) && major < 1000)
 		ret->major = (int)major;
+	optional_parts(rd, ctx, s, bias, rank, ret);
 	return 0;
 }
 
@@ -586,11 +678,14 @@ int hs_frame_of(hs_read_fn rd, void *ctx, const struct hs_layout *l, const struc
 	if (lo < blob || lo > hi || pc < lo || pc > hi)
 		return -EFAULT;
 	ret->kind = kind_of(ret->blob);
+	ret->blob_addr = blob;
+	ret->code_lo = lo;
 	if (ret->kind != HS_COMPILED && ret->kind != HS_NATIVE)
 		return 0;
 	if (rd_u32(rd, ctx, blob + l->nm_compile_id, (uint32_t *)&ret->compile_id) ||
 	    rd_u64(rd, ctx, blob + l->nm_method, &method))
 		return -EFAULT;
+	ret->method_addr = method;
 	if (method && rd_method(rd, ctx, l, method, ret)) {
 		ret->klass[0] = ret->method[0] = ret->signature[0] = ret->file[0] = 0;
 		return -EFAULT;
@@ -603,6 +698,7 @@ int hs_method(hs_read_fn rd, void *ctx, const struct hs_layout *l, uint64_t meth
 {
 	memset(ret, 0, sizeof(*ret));
 	ret->kind = HS_INTERPRETER;
+	ret->method_addr = method;
 	snprintf(ret->blob, sizeof(ret->blob), "Interpreter");
 	if (!method || rd_method(rd, ctx, l, method, ret)) {
 		ret->klass[0] = ret->method[0] = ret->signature[0] = ret->file[0] = 0;
@@ -611,10 +707,293 @@ int hs_method(hs_read_fn rd, void *ctx, const struct hs_layout *l, uint64_t meth
 	return 0;
 }
 
+/* ---- lines and scopes ------------------------------------------------------------- */
+
+#define MAX_LINE_PAIRS 65536	/* a method's bytecodes are under 64 KiB */
+#define MAX_PCDESCS (1u << 20)
+
+/*
+ * A compressed stream of the VM's (line number tables, debug information),
+ * read through a small window, never past end.
+ */
+struct stream {
+	hs_read_fn rd;
+	void *ctx;
+	uint64_t pos, end;
+	uint64_t base;		/* of the window */
+	uint32_t len;
+	int x;			/* UNSIGNED5's excluded bytes */
+	uint8_t buf[128];
+};
+
+static void stream_open(struct stream *st, hs_read_fn rd, void *ctx, const struct hs_layout *l,
+			uint64_t pos, uint64_t end)
+{
+	st->rd = rd;
+	st->ctx = ctx;
+	st->pos = pos;
+	st->end = end;
+	st->base = st->len = 0;
+	st->x = l->stream_x;
+}
+
+static int stream_byte(struct stream *st, uint8_t *b)
+{
+	if (st->pos >= st->end)
+		return -EINVAL;
+	if (st->pos < st->base || st->pos >= st->base + st->len) {
+		uint64_t n = st->end - st->pos;
+
+		st->len = n < sizeof(st->buf) ? (uint32_t)n : (uint32_t)sizeof(st->buf);
+		st->base = st->pos;
+		if (st->rd(st->ctx, st->base, st->buf, st->len)) {
+			st->len = 0;
+			return -EFAULT;
+		}
+	}
+	*b = st->buf[st->pos++ - st->base];
+	return 0;
+}
+
+/*
+ * An unsigned int as HotSpot compresses it (UNSIGNED5): up to five bytes of
+ * which all but the last are >= L; each adds its value minus x times 64^i.
+ */
+static int stream_uint(struct stream *st, uint32_t *v)
+{
+	const uint32_t l = 256 - 64 - (uint32_t)st->x;
+	uint32_t sum = 0;
+	uint8_t b;
+
+	for (int i = 0, shift = 0; i < 5; i++, shift += 6) {
+		if (stream_byte(st, &b) || b < st->x)
+			return -EINVAL;
+		sum += ((uint32_t)b - (uint32_t)st->x) << shift;
+		if ((uint32_t)b - (uint32_t)st->x < l)
+			break;
+	}
+	*v = sum;
+	return 0;
+}
+
+static int stream_int(struct stream *st, int32_t *v)
+{
+	uint32_t u;
+
+	if (stream_uint(st, &u))
+		return -EINVAL;
+	*v = (int32_t)u;
+	return 0;
+}
+
+/* A signed int: the sign in the low bit (zigzag). */
+static int stream_sint(struct stream *st, int32_t *v)
+{
+	uint32_t u;
+
+	if (stream_uint(st, &u))
+		return -EINVAL;
+	*v = (int32_t)(u >> 1) ^ -(int32_t)(u & 1);
+	return 0;
+}
+
+/* A method's ConstMethod, its bytecodes' start and size, flags and end. */
+struct const_method {
+	uint64_t cm, code, end;
+	uint16_t code_size;
+	uint32_t flags;
+};
+
+static int rd_const_method(hs_read_fn rd, void *ctx, const struct hs_layout *l, uint64_t method,
+			   struct const_method *c)
+{
+	int32_t words;
+
+	memset(c, 0, sizeof(*c));
+	if (!l->has_lines || !method || rd_u64(rd, ctx, method + l->method_const, &c->cm) ||
+	    !c->cm || rd_u16(rd, ctx, c->cm + l->cm_code_size, &c->code_size) ||
+	    rd(ctx, c->cm + l->cm_flags, &c->flags, (size_t)l->cm_flags_size) ||
+	    rd(ctx, c->cm + l->cm_size_words, &words, sizeof(words)))
+		return -EFAULT;
+	c->code = c->cm + l->cm_sizeof;
+	c->end = c->cm + 8ull * (uint32_t)words;
+	if (words <= 0 || c->end < c->code + c->code_size)
+		return -EFAULT;	/* not a ConstMethod */
+	return 0;
+}
+
+int hs_bci(hs_read_fn rd, void *ctx, const struct hs_layout *l, uint64_t method,
+	   uint32_t bcp_low)
+{
+	const uint64_t mask = (1ull << 30) - 1;
+	struct const_method c;
+	uint64_t bcp;
+
+	if (!bcp_low || rd_const_method(rd, ctx, l, method, &c))
+		return -1;
+	bcp = (c.code & ~mask) | (bcp_low & mask);
+	if (bcp < c.code)
+		bcp += mask + 1;	/* the bytecodes straddle a 1 GiB boundary */
+	return bcp < c.code + c.code_size ? (int)(bcp - c.code) : -1;
+}
+
+/*
+ * The line of bci from the method's compressed line number table (right after
+ * its bytecodes): pairs of (bci, line) deltas, one byte (5 bits of bci, 3 of
+ * line) or 0xFF and two signed ints, ended by a 0. The line of bci itself, or
+ * of the closest bci below it.
+ */
+int hs_line(hs_read_fn rd, void *ctx, const struct hs_layout *l, uint64_t method, int bci)
+{
+	struct const_method c;
+	struct stream st;
+	int32_t at = 0, line = 0, best_at = 0, best = 0, d1, d2;
+	uint8_t b;
+
+	if (rd_const_method(rd, ctx, l, method, &c) || !(c.flags & l->lnt_flag))
+		return 0;
+	if (bci < 0)
+		bci = 0;	/* the method's entry */
+	if (bci >= c.code_size)
+		return 0;
+	stream_open(&st, rd, ctx, l, c.code + c.code_size, c.end);
+	for (int i = 0; i < MAX_LINE_PAIRS; i++) {
+		if (stream_byte(&st, &b) || b == 0)
+			break;
+		if (b == 0xff) {
+			if (stream_sint(&st, &d1) || stream_sint(&st, &d2))
+				break;
+			at += d1;
+			line += d2;
+		} else {
+			at += b >> 3;
+			line += b & 7;
+		}
+		if (at == bci)
+			return line > 0 ? line : 0;
+		if (at < bci && at >= best_at) {
+			best_at = at;
+			best = line;
+		}
+	}
+	return best > 0 ? best : 0;
+}
+
+/* Where an nmethod's PcDescs, scopes and metadata are, by the VM's generation. */
+struct nm_tables {
+	uint64_t pcs, pcs_end, sd, sd_end, md, md_end;
+};
+
+static int nm_tables(hs_read_fn rd, void *ctx, const struct hs_layout *l, uint64_t nm,
+		     struct nm_tables *t)
+{
+	int32_t pcs, end, md, sd, size, reloc;
+	uint64_t imm, mut;
+
+	if (l->scopes == HS_SCOPES_HEADER) {
+		if (rd(ctx, nm + l->nm_pcs, &pcs, 4) || rd(ctx, nm + l->nm_pcs_end, &end, 4) ||
+		    rd(ctx, nm + l->nm_metadata, &md, 4) || rd_u64(rd, ctx, nm + l->nm_sd_begin, &t->sd))
+			return -EFAULT;
+		t->pcs = nm + (uint32_t)pcs;
+		t->pcs_end = nm + (uint32_t)end;
+		t->sd_end = t->pcs;	/* the scopes, then the PcDescs */
+		t->md = nm + (uint32_t)md;
+		t->md_end = t->sd;	/* the metadata, then the scopes */
+	} else if (l->scopes == HS_SCOPES_IMMUTABLE) {
+		if (rd_u64(rd, ctx, nm + l->nm_immutable, &imm) ||
+		    rd(ctx, nm + l->nm_immutable_size, &size, 4) || rd(ctx, nm + l->nm_pcs, &pcs, 4) ||
+		    rd(ctx, nm + l->nm_sd_offset, &sd, 4) || rd_u64(rd, ctx, nm + l->cb_mutable, &mut) ||
+		    rd(ctx, nm + l->cb_reloc_size, &reloc, 4) ||
+		    rd(ctx, nm + l->cb_mutable_size, &end, 4))
+			return -EFAULT;
+		if (pcs < 0 || sd < pcs || size < sd || reloc < 0 || end < reloc)
+			return -EINVAL;
+		t->pcs = imm + (uint32_t)pcs;
+		t->pcs_end = t->sd = imm + (uint32_t)sd;
+		t->sd_end = imm + (uint32_t)size;
+		t->md = mut + (uint32_t)reloc;	/* the relocations, then the metadata */
+		t->md_end = mut + (uint32_t)end;
+	} else {
+		return -ENOTSUP;
+	}
+	if (t->pcs > t->pcs_end || t->sd > t->sd_end || t->md > t->md_end ||
+	    (t->pcs_end - t->pcs) / l->pd_size > MAX_PCDESCS)
+		return -EINVAL;
+	return 0;
+}
+
+/* The scope decode offset of the first PcDesc at or after code offset off. */
+static int pc_scope(hs_read_fn rd, void *ctx, const struct hs_layout *l,
+		    const struct nm_tables *t, int64_t off, int32_t *scope)
+{
+	uint64_t lo = 0, hi = (t->pcs_end - t->pcs) / l->pd_size;
+	int32_t at;
+
+	while (lo < hi) {	/* sorted by pc offset */
+		uint64_t mid = lo + (hi - lo) / 2;
+
+		if (rd(ctx, t->pcs + mid * l->pd_size + l->pd_pc, &at, 4))
+			return -EFAULT;
+		if (at < off)
+			lo = mid + 1;
+		else
+			hi = mid;
+	}
+	if (lo * l->pd_size >= t->pcs_end - t->pcs)
+		return -ENOENT;
+	return rd(ctx, t->pcs + lo * l->pd_size + l->pd_scope, scope, 4) ? -EFAULT : 0;
+}
+
+int hs_scopes(hs_read_fn rd, void *ctx, const struct hs_layout *l, const struct hs_frame *f,
+	      uint64_t pc, struct hs_scope *ret, int max)
+{
+	struct nm_tables t;
+	struct stream st;
+	int32_t at, sender, idx, bci;
+	int n = 0, err;
+
+	if (f->kind != HS_COMPILED || !f->blob_addr || !f->method_addr || pc < f->code_lo)
+		return -EINVAL;
+	if ((err = nm_tables(rd, ctx, l, f->blob_addr, &t)))
+		return err;
+	if ((err = pc_scope(rd, ctx, l, &t, (int64_t)(pc - f->code_lo), &at)))
+		return err == -ENOENT ? 0 : err;
+	/* each scope names its caller's, serialized before it: offsets go down to 0 */
+	while (at > 0 && n < max) {
+		uint64_t method;
+
+		stream_open(&st, rd, ctx, l, t.sd + (uint32_t)at, t.sd_end);
+		if (stream_int(&st, &sender) || stream_int(&st, &idx) || stream_int(&st, &bci))
+			return -EINVAL;
+		if (idx <= 0 || (uint64_t)idx > (t.md_end - t.md) / 8 || sender < 0 || sender >= at)
+			return -EINVAL;
+		if (rd_u64(rd, ctx, t.md + 8ull * (uint32_t)(idx - 1), &method))
+			return -EFAULT;
+		ret[n].method = method;
+		ret[n].bci = bci - 1;	/* stored + 1: InvocationEntryBci is -1 */
+		n++;
+		at = sender;
+	}
+	if (at > 0)
+		return -EINVAL;	/* deeper than max: not what a compiler inlines */
+	if (n && ret[n - 1].method != f->method_addr)
+		return -EINVAL;	/* the tables are not where we took them to be */
+	return n;
+}
+
 void hs_frame_name(const struct hs_frame *f, char *buf, size_t len)
 {
 	if (f->method[0])
 		snprintf(buf, len, "%s%s%s", f->klass, f->klass[0] ? "." : "", f->method);
 	else
 		snprintf(buf, len, "[jvm] %s", f->blob[0] ? f->blob : "code");
+}
+
+void hs_frame_signature(const struct hs_frame *f, char *buf, size_t len)
+{
+	if (f->method[0])
+		snprintf(buf, len, "%s%s%s%s", f->klass, f->klass[0] ? "." : "", f->method,
+			 f->signature);
+	else
+		hs_frame_name(f, buf, len);
 }

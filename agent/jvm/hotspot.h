@@ -38,6 +38,11 @@ enum hs_sym {
 	HS_TYPE_STRIDE,
 	HS_TYPE_NAME,
 	HS_TYPE_SIZE,
+	HS_NREQUIRED,		/* the rest may be missing: what they give is left out */
+	HS_INTS = HS_NREQUIRED,	/* gHotSpotVMIntConstants: name, int value */
+	HS_INT_STRIDE,
+	HS_INT_NAME,
+	HS_INT_VALUE,
 	HS_NSYMS
 };
 
@@ -76,6 +81,25 @@ struct hs_layout {
 	int cp_has_source;		/* _source_file_name_index is in the pool (15+) */
 	uint32_t klass_name;		/* Klass::_name */
 	uint32_t sym_length, sym_body;	/* Symbol: u2 length, the bytes */
+
+	/* bytecode index -> line (has_lines 0: the VM lacks a field, frames have no line) */
+	int has_lines;
+	uint32_t cm_flags, cm_code_size;	/* ConstMethod::_flags(._flags), _code_size (u2) */
+	int cm_flags_size;		/* 2 (u2, before 21) or 4 (ConstMethodFlags) */
+	uint32_t cm_size_words;		/* ConstMethod::_constMethod_size: an int, in words */
+	uint32_t cm_sizeof;		/* sizeof(ConstMethod): the bytecodes follow it */
+	uint32_t lnt_flag;		/* the has-line-number-table bit of _flags */
+	int stream_x;			/* the compressed streams' excluded bytes: 0 before 20, 1 */
+
+	/* the scopes of compiled code (inlined methods) */
+	enum { HS_SCOPES_NONE, HS_SCOPES_HEADER, HS_SCOPES_IMMUTABLE } scopes;
+	uint32_t nm_pcs, nm_pcs_end;	/* nmethod::_scopes_pcs_offset, _dependencies_offset */
+	uint32_t nm_sd_begin;		/* CompiledMethod::_scopes_data_begin (a pointer, < 23) */
+	uint32_t nm_metadata;		/* nmethod::_metadata_offset (from the blob, < 23) */
+	uint32_t nm_immutable, nm_immutable_size;	/* nmethod::_immutable_data, its size (24+) */
+	uint32_t nm_sd_offset;		/* nmethod::_scopes_data_offset (from _immutable_data) */
+	uint32_t cb_mutable, cb_mutable_size, cb_reloc_size;	/* CodeBlob (25+: metadata) */
+	uint32_t pd_pc, pd_scope, pd_size;	/* PcDesc::_pc_offset, _scope_decode_offset, size */
 };
 
 /*
@@ -117,7 +141,39 @@ struct hs_frame {
 	char signature[256];	/* "(Ljava/lang/Object;)Ljava/lang/Object;" */
 	char file[128];		/* "HashMap.java"; empty when the class has none */
 	int compile_id;
+	uint64_t blob_addr;	/* the blob; 0 for an interpreted frame */
+	uint64_t method_addr;	/* the Method*; 0 when none */
+	uint64_t code_lo;	/* the blob's code begins: PcDesc offsets are from here */
 };
+
+#define HS_MAX_SCOPES 16
+
+/* One Java frame of compiled code: a method and where in it (bci -1: its entry). */
+struct hs_scope {
+	uint64_t method;
+	int bci;
+};
+
+/*
+ * The Java frames at pc of the compiled method f (hs_frame_of's), innermost
+ * (inlined) first, its own method last, at most max: their count (0: no debug
+ * information at pc). -ENOTSUP: the VM's tables lack what this needs; -EFAULT:
+ * unreadable (freed under us); -EINVAL: the scopes do not hold together (the
+ * outermost is not f's method, an index out of its table, a loop).
+ */
+int hs_scopes(hs_read_fn rd, void *ctx, const struct hs_layout *l, const struct hs_frame *f,
+	      uint64_t pc, struct hs_scope *ret, int max);
+
+/*
+ * The bytecode index of an interpreted frame's bytecode pointer, of which the
+ * walker kept the low 30 bits (a method's bytecodes are under 64 KiB): the bci,
+ * or -1 when bcp_low is not in method's bytecodes.
+ */
+int hs_bci(hs_read_fn rd, void *ctx, const struct hs_layout *l, uint64_t method,
+	   uint32_t bcp_low);
+
+/* The source line of bytecode index bci of method (-1: its entry): > 0, or 0 unknown. */
+int hs_line(hs_read_fn rd, void *ctx, const struct hs_layout *l, uint64_t method, int bci);
 
 /*
  * What the code address pc is in: -ENOENT when it is in no heap or in free
@@ -137,5 +193,7 @@ int hs_method(hs_read_fn rd, void *ctx, const struct hs_layout *l, uint64_t meth
 
 /* "klass.method" of f for a profile's function name (cut to fit len > 0). */
 void hs_frame_name(const struct hs_frame *f, char *buf, size_t len);
+/* "klass.method(signature)": the name with its signature (overloads apart). */
+void hs_frame_signature(const struct hs_frame *f, char *buf, size_t len);
 
 #endif

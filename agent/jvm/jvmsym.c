@@ -40,9 +40,14 @@ struct jproc {
 	struct hs_heaps h;
 };
 
+/* A cached jvmsym_frames, its strings on the heap. */
 struct jname {
-	char *name, *file;
 	enum hs_kind kind;
+	int n;
+	struct {
+		char *name, *system_name, *file;
+		int line;
+	} f[];
 };
 
 struct jvmsym {
@@ -77,15 +82,22 @@ struct jvmsym *jvmsym_new(void)
 	return js;
 }
 
+static void jname_free(struct jname *n)
+{
+	if (!n)
+		return;
+	for (int i = 0; i < n->n; i++) {
+		free(n->f[i].name);
+		free(n->f[i].system_name);
+		free(n->f[i].file);
+	}
+	free(n);
+}
+
 static void names_clear(struct jvmsym *js)
 {
-	hmap_for_each(&js->names, it) {
-		struct jname *n = it->val;
-
-		free(n->name);
-		free(n->file);
-		free(n);
-	}
+	hmap_for_each(&js->names, it)
+		jname_free(it->val);
 	hmap_free(&js->names);
 }
 
@@ -249,51 +261,131 @@ static struct jproc *proc_of(struct jvmsym *js, int pid)
 	return p;
 }
 
-/* A name read now into the cache (all dropped when full). Under js->lock. */
-static void name_keep(struct jvmsym *js, const char *key, const char *name, const char *file,
-		      enum hs_kind kind)
+/* Frames read now into the cache (all dropped when full). Under js->lock. */
+static void name_keep(struct jvmsym *js, const char *key, const struct jvmsym_frames *fr)
 {
-	struct jname *n = calloc(1, sizeof(*n));
+	struct jname *n;
 
 	if (js->names.n >= JVMSYM_MAX_NAMES) {
 		js->stats.names_dropped += js->names.n;
 		names_clear(js);
 	}
-	if (n && (n->name = strdup(name)) && (n->file = strdup(file)) &&
-	    !hmap_put(&js->names, key, n, NULL)) {
-		n->kind = kind;
+	n = calloc(1, sizeof(*n) + (size_t)fr->n * sizeof(n->f[0]));
+	if (!n)
 		return;
+	n->kind = fr->kind;
+	for (; n->n < fr->n; n->n++) {
+		const struct jvmsym_frame *f = &fr->f[n->n];
+
+		n->f[n->n].line = f->line;
+		if (!(n->f[n->n].name = strdup(f->name)) ||
+		    !(n->f[n->n].system_name = strdup(f->system_name)) ||
+		    !(n->f[n->n].file = strdup(f->file))) {
+			n->n++;
+			jname_free(n);
+			return;
+		}
 	}
-	if (n) {
-		free(n->name);
-		free(n->file);
-	}
-	free(n);
+	if (hmap_put(&js->names, key, n, NULL))
+		jname_free(n);
 }
 
-/* The VM's frame at addr, read now. Under js->lock. */
-static int name_read(struct jvmsym *js, int pid, const struct jproc *p, uint64_t addr,
-		     enum jvmsym_what what, struct hs_frame *f)
+static void names_get(const struct jname *n, struct jvmsym_frames *ret)
 {
+	ret->kind = n->kind;
+	ret->n = n->n;
+	for (int i = 0; i < n->n; i++) {
+		snprintf(ret->f[i].name, sizeof(ret->f[i].name), "%s", n->f[i].name);
+		snprintf(ret->f[i].system_name, sizeof(ret->f[i].system_name), "%s",
+			 n->f[i].system_name);
+		snprintf(ret->f[i].file, sizeof(ret->f[i].file), "%s", n->f[i].file);
+		ret->f[i].line = n->f[i].line;
+	}
+}
+
+/* One frame of ret from what hotspot.h read, at line. */
+static void frame_put(struct jvmsym_frames *ret, const struct hs_frame *f, int line)
+{
+	struct jvmsym_frame *o = &ret->f[ret->n++];
+
+	hs_frame_name(f, o->name, sizeof(o->name));
+	o->system_name[0] = 0;
+	if (f->method[0])
+		hs_frame_signature(f, o->system_name, sizeof(o->system_name));
+	snprintf(o->file, sizeof(o->file), "%s", f->file);
+	o->line = line;
+}
+
+/*
+ * A compiled frame's Java frames: the methods inlined at pc, then its own; its
+ * own alone when the scopes cannot be read. Under js->lock.
+ */
+static void compiled_frames(struct jvmsym *js, int pid, const struct jproc *p,
+			    const struct hs_frame *f, uint64_t pc, struct jvmsym_frames *ret)
+{
+	struct hs_scope sc[HS_MAX_SCOPES];
+	struct hs_frame m;
+	int n = p->l.scopes == HS_SCOPES_NONE ? -ENOTSUP :
+		hs_scopes(peek, &pid, &p->l, f, pc, sc, HS_MAX_SCOPES);
+
+	if (n <= 0) {
+		if (n != -ENOTSUP && n != 0)
+			js->stats.scope_errors++;
+		frame_put(ret, f, 0);
+		return;
+	}
+	for (int i = 0; i < n; i++) {
+		int line = hs_line(peek, &pid, &p->l, sc[i].method, sc[i].bci);
+
+		if (i == n - 1) {
+			frame_put(ret, f, line);	/* its own: hs_scopes checked the method */
+		} else if (!hs_method(peek, &pid, &p->l, sc[i].method, &m)) {
+			frame_put(ret, &m, line);
+			js->stats.inlined++;
+		} else {
+			js->stats.read_errors++;	/* an inlined method unreadable: left out */
+		}
+	}
+}
+
+/* The VM's frames at addr, read now. Under js->lock. */
+static int frames_read(struct jvmsym *js, int pid, const struct jproc *p, uint64_t addr,
+		       enum jvmsym_what what, uint32_t aux, struct jvmsym_frames *ret)
+{
+	struct hs_frame f;
 	int err;
 
 	js->stats.lookups++;
-	err = what == JVMSYM_METHOD ? hs_method(peek, &pid, &p->l, addr, f) :
-				      hs_frame_of(peek, &pid, &p->l, &p->h, addr, f);
+	ret->n = 0;
+	err = what == JVMSYM_METHOD ? hs_method(peek, &pid, &p->l, addr, &f) :
+				      hs_frame_of(peek, &pid, &p->l, &p->h, addr, &f);
 	if (err == -EFAULT)
 		js->stats.read_errors++;
-	return err;
+	if (err)
+		return err;
+	if (aux && what == JVMSYM_CODE && (uint32_t)f.compile_id != aux) {
+		js->stats.recycled++;	/* the sampled nmethod was freed, its space reused */
+		return -ESTALE;
+	}
+	ret->kind = f.kind;
+	if (what == JVMSYM_METHOD)
+		frame_put(ret, &f, hs_line(peek, &pid, &p->l, addr, hs_bci(peek, &pid, &p->l, addr, aux)));
+	else if (f.kind == HS_COMPILED && f.method[0])
+		compiled_frames(js, pid, p, &f, addr, ret);
+	else
+		frame_put(ret, &f, 0);
+	return 0;
 }
 
-int jvmsym_name(struct jvmsym *js, int pid, uint64_t addr, enum jvmsym_what what, uint32_t aux,
-		char *name, size_t name_len, char *file, size_t file_len, enum hs_kind *kind)
+int jvmsym_frames(struct jvmsym *js, int pid, uint64_t addr, enum jvmsym_what what, uint32_t aux,
+		  struct jvmsym_frames *ret)
 {
 	char key[96];
-	struct hs_frame f;
 	struct jproc *p;
 	struct jname *n;
 	int err = -ENOENT;
 
+	ret->n = 0;
 	pthread_mutex_lock(&js->lock);
 	p = proc_of(js, pid);
 	if (!p)
@@ -302,24 +394,14 @@ int jvmsym_name(struct jvmsym *js, int pid, uint64_t addr, enum jvmsym_what what
 		 aux);
 	if ((n = hmap_get(&js->names, key))) {
 		js->stats.hits++;
-		snprintf(name, name_len, "%s", n->name);
-		snprintf(file, file_len, "%s", n->file);
-		*kind = n->kind;
+		names_get(n, ret);
 		err = 0;
 		goto out;
 	}
-	if (p->gone || p->state != J_READY || (err = name_read(js, pid, p, addr, what, &f)))
+	if (p->gone || p->state != J_READY || (err = frames_read(js, pid, p, addr, what, aux, ret)))
 		goto out;
-	if (aux && what == JVMSYM_CODE && (uint32_t)f.compile_id != aux) {
-		js->stats.recycled++;	/* the sampled nmethod was freed, its space reused */
-		err = -ESTALE;
-		goto out;
-	}
 	js->stats.named++;
-	hs_frame_name(&f, name, name_len);
-	snprintf(file, file_len, "%s", f.file);
-	*kind = f.kind;
-	name_keep(js, key, name, f.file, f.kind);
+	name_keep(js, key, ret);
 out:
 	pthread_mutex_unlock(&js->lock);
 	return err;

@@ -5,8 +5,9 @@
 /*
  * Names of code in HotSpot JVMs' code caches, read from the processes' memory
  * (process_vm_readv) with the layout of hotspot.h: compiled Java methods and
- * interpreted frames' methods as "pkg.Class.method" (with the class's source
- * file), the interpreter and stubs by their blob's name. A process is found to
+ * interpreted frames' methods as "pkg.Class.method" with their signature, source
+ * file and line, the methods a compiled frame inlined as frames of their own, the
+ * interpreter and stubs by their blob's name. A process is found to
  * be a JVM by its libjvm.so mapping (the file read in the process's own root for
  * its exported symbols); its layout is read once, its code heaps again while the
  * VM is still starting (at most once a second, for a minute).
@@ -40,6 +41,8 @@ struct jvmsym_stats {
 	uint64_t named;		/* ... read and named */
 	uint64_t read_errors;	/* a blob or method unreadable (freed under us, a process gone) */
 	uint64_t recycled;	/* a compiled frame whose code was another compile's by then */
+	uint64_t inlined;	/* frames of methods inlined into a compiled frame, named */
+	uint64_t scope_errors;	/* compiled frames whose inlined methods could not be read */
 	uint64_t unsupported;	/* JVMs whose tables lack what the symbolizer needs */
 	uint64_t names_dropped;	/* names dropped because the cache was full */
 	uint64_t jvms;		/* processes known to run a JVM now */
@@ -47,15 +50,33 @@ struct jvmsym_stats {
 
 struct jvmsym *jvmsym_new(void);
 void jvmsym_free(struct jvmsym *js);
+#define JVMSYM_MAX_FRAMES HS_MAX_SCOPES
+
+/* One Java frame (or a stub: "[jvm] <blob>"); strings cut to fit. */
+struct jvmsym_frame {
+	char name[384];		/* "pkg.Class.method" */
+	char system_name[640];	/* "pkg.Class.method(signature)"; "" when the same as name */
+	char file[128];		/* "Class.java"; "" when the class names none */
+	int line;		/* > 0; 0 when unknown */
+};
+
+/* The frames one sampled frame stands for: methods inlined into it first. */
+struct jvmsym_frames {
+	int n;
+	enum hs_kind kind;
+	struct jvmsym_frame f[JVMSYM_MAX_FRAMES];
+};
+
 /*
- * The name of address addr (what) of process pid, into name and file (either
- * may be cut; file "" when the class names none); *kind says what it was.
- * 0; -ENOENT: pid runs no JVM we can read, or addr is not in its code cache;
- * -EFAULT: not readable now (counted); -ESTALE: the code at addr is no longer
- * the compile aux says it was (counted). aux: the compile id (0 when unknown).
+ * The frames at address addr (what) of process pid. aux: for code, the compile
+ * id that was sampled (0 when unknown); for a Method*, the low 30 bits of the
+ * frame's bytecode pointer (0 when unknown). 0; -ENOENT: pid runs no JVM we can
+ * read, or addr is not in its code cache; -EFAULT: not readable now (counted);
+ * -ESTALE: the code at addr is no longer the compile aux says it was (counted).
+ * A compiled frame whose inlined methods cannot be read is its own method alone.
  */
-int jvmsym_name(struct jvmsym *js, int pid, uint64_t addr, enum jvmsym_what what, uint32_t aux,
-		char *name, size_t name_len, char *file, size_t file_len, enum hs_kind *kind);
+int jvmsym_frames(struct jvmsym *js, int pid, uint64_t addr, enum jvmsym_what what, uint32_t aux,
+		  struct jvmsym_frames *ret);
 /*
  * pid's VM layout and code heaps, for the BPF walker: 0; -EAGAIN while the VM is
  * starting (ask again later); -ENOENT: pid runs no JVM we can read.

@@ -360,6 +360,7 @@ static void add_drop_comments(struct profile *p, const struct sampler_stats *ss,
 		{ "frames.unsymbolized", as->frames_unsymbolized },
 		{ "frames.python", as->frames_python },
 		{ "frames.jvm", as->frames_jvm },
+		{ "frames.cut", as->frames_cut },
 		{ "procs.maps_read_failed", ps->maps_read_failed },
 	};
 
@@ -423,6 +424,8 @@ static void add_jvm_comments(struct profile *p, const struct jvmsym_stats *s)
 		{ "jvm.named", s->named },
 		{ "jvm.read_errors", s->read_errors },
 		{ "jvm.recycled", s->recycled },
+		{ "jvm.inlined", s->inlined },
+		{ "jvm.scope_errors", s->scope_errors },
 		{ "jvm.names_dropped", s->names_dropped },
 		{ "jvm.unsupported", s->unsupported },
 	};

@@ -107,6 +107,18 @@ check_jvm() { # label, outdir
 	echo "# $1: jvm: ${chain:-0} of ${total:-0} samples have the call stub -> main -> run -> pick -> leaf"
 	check "$1: java -Xint: >= 90% of samples name the Java chain (${chain:-0}/${total:-0})" \
 		awk -v c="${chain:-0}" -v t="${total:-0}" 'BEGIN { exit !(t > 300 && c >= 0.9 * t) }'
+	# lines from the frames' bytecode pointers (the walker's reads at rbp-64 and of r13)
+	if ! command -v go >/dev/null 2>&1; then
+		missing "$1: java -Xint lines (no go tool pprof)"
+		return
+	fi
+	go tool pprof -raw "$2/jvm.pb.gz" >"$2/jvm.raw" 2>&1
+	src=$TOP/tests/workloads/java/JvmRatio.java
+	pl=$(grep -n 'return (i & 3)' "$src" | cut -d: -f1)
+	picks=$(awk '$4 == "JvmRatio.pick" { sub(/.*:/, "", $5); print $5 }' "$2/jvm.raw" | sort -un | tr '\n' ' ')
+	hot=$(awk '$4 == "JvmRatio.hotThree" { sub(/.*:/, "", $5); print $5 }' "$2/jvm.raw" | sort -un | wc -l)
+	check "$1: java -Xint: lines from the frames' bytecode pointers: pick at $pl (${picks:-none}), the leaf over >= 8 lines ($hot)" \
+		sh -c "[ '$picks' = '$pl ' ] && [ '$hot' -ge 8 ]"
 }
 
 check_guest() { # label, release, outdir

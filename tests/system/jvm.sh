@@ -42,6 +42,41 @@ attach() {
 	return $rc
 }
 
+# the workload's source lines: pick's call of a leaf, run's call of pick, main's of run
+SRC=$TOP/tests/workloads/java/JvmRatio.java
+PICK_LINE=$(grep -n 'return (i & 3)' "$SRC" | cut -d: -f1)
+RUN_LINE=$(grep -n 'sink += pick(i)' "$SRC" | cut -d: -f1)
+RUN_FIRST=$(grep -n 'static void run' "$SRC" | cut -d: -f1)
+HOT_FIRST=$(grep -n 'static long hotThree' "$SRC" | cut -d: -f1)
+HOT_LAST=$(grep -n 'static long coldOne' "$SRC" | cut -d: -f1)
+
+# lines RAW METHOD: the source lines of METHOD's locations in a `go tool pprof -raw` listing
+lines() {
+	awk -v m="$2" '$4 == m && $5 ~ /^JvmRatio\.java:[0-9]+$/ { sub(/.*:/, "", $5); print $5 }' "$1" |
+		sort -un | tr '\n' ' '
+}
+# inlined RAW: a compiled pc that is pick at its call of a leaf and, inlined there, run at its call of pick
+inlined() {
+	awk -v pl="JvmRatio.java:$PICK_LINE" -v rl="JvmRatio.java:$RUN_LINE" '
+		$2 != "0x0" && $4 == "JvmRatio.pick" && $5 == pl { p[$2] = 1 }
+		$2 != "0x0" && $4 == "JvmRatio.run" && $5 == rl { r[$2] = 1 }
+		END { for (a in p) if (a in r) exit 0; exit 1 }' "$1"
+}
+# lines_checks NAME RAW: pick's and run's frames carry their lines, pick inlined into run
+lines_checks() {
+	check "$1: pick's frames are at line $PICK_LINE, its call of a leaf (lines: $(lines "$2" JvmRatio.pick))" \
+		test "$(lines "$2" JvmRatio.pick)" = "$PICK_LINE "
+	# (run's own samples, in its loop, are at the loop's line)
+	check "$1: run's frames are at line $RUN_LINE, its call of pick, or in its loop (lines: $(lines "$2" JvmRatio.run))" \
+		awk -v l="$(lines "$2" JvmRatio.run)" -v a="$RUN_FIRST" -v b="$RUN_LINE" 'BEGIN {
+			n = split(l, x, " "); for (i = 1; i <= n; i++) { if (x[i] <= a || x[i] > b) exit 1;
+			if (x[i] == b) f = 1 } exit !f }'
+	check "$1: pick inlined into run's compiled code is a frame of its own (same pc, two locations)" \
+		inlined "$2"
+	check "$1: the signature is the system name (JvmRatio.pick(J)J)" \
+		grep -qF 's=0(JvmRatio.pick(J)J)' "$2"
+}
+
 # chain FILE REGEX: samples from the call stub through main to REGEX, the leaf
 chain() { folded_sum "$1" ";JavaCalls::call_helper[^;]*;\\[jvm\\] StubRoutines \\(1\\)_\\[j\\];JvmRatio\\.main_\\[j\\];$2(;[^;]*_\\[k\\])* [0-9]+\$"; }
 
@@ -51,13 +86,13 @@ check "record --pid of java exits 0" test $? -eq 0
 total=$(folded_total "$TMP/tiered.txt")
 hot=$(leaf_sum "$TMP/tiered.txt" 'JvmRatio\.hotThree_\[j\]')
 cold=$(leaf_sum "$TMP/tiered.txt" 'JvmRatio\.coldOne_\[j\]')
-whole=$(chain "$TMP/tiered.txt" 'JvmRatio\.run_\[j\];JvmRatio\.(hotThree|coldOne)_\[j\]')
+whole=$(chain "$TMP/tiered.txt" 'JvmRatio\.run_\[j\];JvmRatio\.pick_\[j\];JvmRatio\.(hotThree|coldOne)_\[j\]')
 echo "# tiered: hotThree=$hot coldOne=$cold of $total samples, $whole with the whole chain"
 grep -vE 'JvmRatio\.(hotThree|coldOne)_\[j\]' "$TMP/tiered.txt" | sort -k2 -t' ' -rn | head -3 |
 	sed 's/.*JavaCalls::call_helper[^;]*;//' | cut -c 1-240 | sed 's/^/# /'
 check "the compiled leaves are named Class.method from the code cache in >= 90% of samples ($((hot + cold))/$total)" \
 	awk -v c="$((hot + cold))" -v t="$total" 'BEGIN { exit !(t >= 500 && c >= 0.9 * t) }'
-check "compiled frames walked without frame pointers: call_helper -> call stub -> main -> run -> leaf in >= 90% of samples ($whole/$total)" \
+check "compiled frames walked without frame pointers: call_helper -> call stub -> main -> run -> pick (inlined) -> leaf in >= 90% of samples ($whole/$total)" \
 	awk -v c="$whole" -v t="$total" 'BEGIN { exit !(t >= 500 && c >= 0.9 * t) }'
 pct=$(awk -v h="$hot" -v c="$cold" 'BEGIN { if (h + c == 0) print 0; else printf "%.1f", 100 * h / (h + c) }')
 check "hotThree:coldOne is 3:1 (hot share $pct%, want 75 +-7)" \
@@ -71,14 +106,18 @@ if command -v go >/dev/null 2>&1; then
 	check "pprof: their mapping is the [jvm] pseudo-mapping" \
 		sh -c "grep -E '^ +[0-9]+: 0x[0-9a-f]+ M=[0-9]+ JvmRatio\.hotThree' '$TMP/tiered.raw' | head -1 |
 			sed -E 's/.* M=([0-9]+) .*/\\1/' | xargs -I M grep -qE '^ *M: .*\\[jvm\\]' '$TMP/tiered.raw'"
-	check "the profile counts the walker's frames and what was named, with no read error" \
+	check "the profile counts the walker's frames, what was named and inlined, with no read error" \
 		sh -c "grep -qE 'profleet\.jvm\.frames=[1-9]' '$TMP/tiered.raw' &&
 			grep -qE 'profleet\.jvm\.named=[1-9]' '$TMP/tiered.raw' &&
+			grep -qE 'profleet\.jvm\.inlined=[1-9]' '$TMP/tiered.raw' &&
+			grep -qE 'profleet\.jvm\.scope_errors=0' '$TMP/tiered.raw' &&
 			grep -qE 'profleet\.jvm\.read_errors=0' '$TMP/tiered.raw'"
+	lines_checks tiered "$TMP/tiered.raw"
 else
 	skip "pprof: the leaves' locations carry their class's source file (no go tool pprof)"
 	skip "pprof: their mapping is the [jvm] pseudo-mapping (no go tool pprof)"
 	skip "the profile counts the walker's frames (no go tool pprof)"
+	for i in 1 2 3 4; do skip "tiered: lines, inlining (no go tool pprof)"; done
 fi
 
 # --- the interpreter only: every frame by its Method* ------------------------------
@@ -94,6 +133,20 @@ check "-Xint: call_helper -> call stub -> main -> run -> pick -> leaf, each meth
 pct=$(awk -v h="$hot" -v c="$cold" 'BEGIN { if (h + c == 0) print 0; else printf "%.1f", 100 * h / (h + c) }')
 check "-Xint: hotThree:coldOne is 3:1 (hot share $pct%, want 75 +-10)" \
 	awk -v p="$pct" 'BEGIN { exit !(p >= 65 && p <= 85) }'
+if command -v go >/dev/null 2>&1; then
+	go tool pprof -raw "$TMP/xint.pb.gz" >"$TMP/xint.raw" 2>&1
+	hl=$(lines "$TMP/xint.raw" JvmRatio.hotThree)
+	# the leaf's line from the interrupted bcp (r13), its callers' from their frames' bcp
+	check "-Xint: the interpreted leaf's samples spread over its body's lines, $HOT_FIRST..$HOT_LAST, >= 8 of them ($hl)" \
+		awk -v l="$hl" -v a="$HOT_FIRST" -v b="$HOT_LAST" 'BEGIN { n = split(l, x, " ");
+			for (i = 1; i <= n; i++) if (x[i] <= a || x[i] >= b) exit 1; exit !(n >= 8) }'
+	check "-Xint: pick's frames are at line $PICK_LINE ($(lines "$TMP/xint.raw" JvmRatio.pick))" \
+		test "$(lines "$TMP/xint.raw" JvmRatio.pick)" = "$PICK_LINE "
+	check "-Xint: run's frames are at line $RUN_LINE ($(lines "$TMP/xint.raw" JvmRatio.run))" \
+		test "$(lines "$TMP/xint.raw" JvmRatio.run)" = "$RUN_LINE "
+else
+	for i in 1 2 3; do skip "-Xint: lines (no go tool pprof)"; done
+fi
 
 # --- OpenJDK 21 and 25 from trixie, in its root file system (run with chroot) ------
 # their layouts differ from 17's (25: code bounds as offsets, nmethod::_method, ...):
@@ -112,7 +165,7 @@ for v in 21 25; do
 	jdk=/usr/lib/jvm/java-$v-openjdk-amd64
 	host_java=$JAVA
 	JRUN="chroot $root env LD_LIBRARY_PATH=$jdk/lib" JAVA=$jdk/bin/java CP=${cls#"$root"}
-	attach "jdk$v" 5 5
+	attach "jdk$v" 6 5
 	rc=$?
 	JRUN="" JAVA=$host_java CP=$TMP
 	rm -rf "$cls"
@@ -121,16 +174,78 @@ for v in 21 25; do
 	total=$(folded_total "$TMP/jdk$v.txt")
 	hot=$(leaf_sum "$TMP/jdk$v.txt" 'JvmRatio\.hotThree_\[j\]')
 	cold=$(leaf_sum "$TMP/jdk$v.txt" 'JvmRatio\.coldOne_\[j\]')
-	whole=$(folded_sum "$TMP/jdk$v.txt" ';\[jvm\] StubRoutines[^;]*_\[j\];JvmRatio\.main_\[j\];JvmRatio\.run_\[j\];JvmRatio\.(hotThree|coldOne)_\[j\](;[^;]*_\[k\])* [0-9]+$')
+	whole=$(folded_sum "$TMP/jdk$v.txt" ';\[jvm\] StubRoutines[^;]*_\[j\];JvmRatio\.main_\[j\];JvmRatio\.run_\[j\];JvmRatio\.pick_\[j\];JvmRatio\.(hotThree|coldOne)_\[j\](;[^;]*_\[k\])* [0-9]+$')
 	echo "# OpenJDK $v: hotThree=$hot coldOne=$cold of $total samples, $whole with the whole chain"
 	grep -vE 'JvmRatio\.(hotThree|coldOne)_\[j\]' "$TMP/jdk$v.txt" | sort -k2 -t' ' -rn | head -3 |
 		sed 's/.*JavaCalls::call_helper[^;]*;//' | cut -c 1-240 | sed 's/^/# /'
-	check "OpenJDK $v: call stub -> main -> run -> leaf, each named, in >= 90% of samples ($whole/$total)" \
+	check "OpenJDK $v: call stub -> main -> run -> pick (inlined) -> leaf, each named, in >= 90% of samples ($whole/$total)" \
 		awk -v c="$whole" -v t="$total" 'BEGIN { exit !(t >= 500 && c >= 0.9 * t) }'
 	pct=$(awk -v h="$hot" -v c="$cold" 'BEGIN { if (h + c == 0) print 0; else printf "%.1f", 100 * h / (h + c) }')
 	check "OpenJDK $v: hotThree:coldOne is 3:1 (hot share $pct%, want 75 +-7)" \
 		awk -v p="$pct" 'BEGIN { exit !(p >= 68 && p <= 82) }'
+	if command -v go >/dev/null 2>&1; then
+		go tool pprof -raw "$TMP/jdk$v.pb.gz" >"$TMP/jdk$v.raw" 2>&1
+		lines_checks "OpenJDK $v" "$TMP/jdk$v.raw"
+	else
+		for i in 1 2 3 4; do skip "OpenJDK $v: lines, inlining (no go tool pprof)"; done
+	fi
 done
+
+# --- Java -> C (JNI) -> Java, and a deep Java stack (tests/workloads/java/JvmJni.java) ---
+JDK_HOME=${JAVA%/bin/java}
+"$JAVAC" -d "$TMP" "$TOP/tests/workloads/java/JvmJni.java" >>"$TMP/javac.log" 2>&1 &&
+	${CC:-cc} -O2 -fPIC -shared -I"$JDK_HOME/include" -I"$JDK_HOME/include/linux" \
+		-o "$TMP/libjvmjni.so" "$TOP/tests/workloads/java/jvmjni.c" >>"$TMP/javac.log" 2>&1
+check "the JNI workload and its native library build" test -s "$TMP/libjvmjni.so"
+# jrun NAME WARMUP SECONDS ARGS...: JvmJni recorded after WARMUP seconds
+jrun() {
+	name=$1 warm=$2 secs=$3
+	shift 3
+	"$JAVA" -Djava.library.path="$TMP" -cp "$TMP" JvmJni "$1" $((warm + secs + 20)) "$2" \
+		>/dev/null 2>&1 &
+	jpid=$!
+	sleep "$warm"
+	"$AGENT" record --pid "$jpid" --duration "$secs" --frequency 199 --top 0 \
+		--output "$TMP/$name.txt" --output "$TMP/$name.pb.gz" >"$TMP/$name.log" 2>&1
+	rc=$?
+	kill "$jpid" 2>/dev/null
+	wait "$jpid" 2>/dev/null
+	return $rc
+}
+jrun jni 4 4 jni
+check "record --pid of java calling C calling Java exits 0" test $? -eq 0
+DOWN=';JvmJni\.main_\[j\];JvmJni\.loop_\[j\];JvmJni\.down_\[j\];Java_JvmJni_down'
+cspin=$(leaf_sum "$TMP/jni.txt" 'c_spin')
+cspin_whole=$(folded_sum "$TMP/jni.txt" "$DOWN;c_spin(;[^;]*_\\[k\\])* [0-9]+\$")
+up=$(leaf_sum "$TMP/jni.txt" 'JvmJni\.upLeaf_\[j\]')
+up_whole=$(folded_sum "$TMP/jni.txt" "$DOWN;jni_CallStaticLongMethod;.*;JavaCalls::call_helper[^;]*;\\[jvm\\] StubRoutines[^;]*_\\[j\\];JvmJni\\.up_\\[j\\];JvmJni\\.upLeaf_\\[j\\](;[^;]*_\\[k\\])* [0-9]+\$")
+echo "# JNI: c_spin=$cspin ($cspin_whole whole), upLeaf=$up ($up_whole whole)"
+check "JNI: C called from Java: main -> loop -> down (the native method) -> Java_JvmJni_down -> c_spin in >= 90% of c_spin's samples ($cspin_whole/$cspin)" \
+	awk -v c="$cspin_whole" -v t="$cspin" 'BEGIN { exit !(t >= 100 && c >= 0.9 * t) }'
+check "JNI: and back into Java: ... -> Java_JvmJni_down -> jni_CallStaticLongMethod -> call stub -> up -> upLeaf in >= 90% of upLeaf's samples ($up_whole/$up)" \
+	awk -v c="$up_whole" -v t="$up" 'BEGIN { exit !(t >= 100 && c >= 0.9 * t) }'
+
+# 200 recursive calls: the whole stack (the compiler inlines one level of the recursion)
+jrun deep 4 3 deep 200
+check "record --pid of a Java stack 200 calls deep exits 0" test $? -eq 0
+deepest=$(awk '{ n = gsub(/JvmJni\.deep_\[j\]/, "&"); if (n > m) m = n } END { print m + 0 }' "$TMP/deep.txt")
+whole=$(folded_sum "$TMP/deep.txt" ';JvmJni\.main_\[j\](;JvmJni\.deep_\[j\]){201};JvmJni\.deepLeaf_\[j\](;[^;]*_\[k\])* [0-9]+$')
+total=$(folded_total "$TMP/deep.txt")
+check "a stack 200 calls deep: main -> 201 deep frames -> deepLeaf in >= 90% of samples ($whole/$total, deepest $deepest)" \
+	awk -v c="$whole" -v t="$total" 'BEGIN { exit !(t >= 200 && c >= 0.9 * t) }'
+# 1000: more frames than a sample holds (127): cut, counted, the leaf still named
+jrun deeper 4 3 deep 1000
+check "record --pid of a Java stack 1000 calls deep exits 0" test $? -eq 0
+total=$(folded_total "$TMP/deeper.txt")
+leaf=$(folded_sum "$TMP/deeper.txt" ';JvmJni\.deep_\[j\];JvmJni\.deepLeaf_\[j\](;[^;]*_\[k\])* [0-9]+$')
+if command -v go >/dev/null 2>&1; then
+	cut=$(go tool pprof -comments "$TMP/deeper.pb.gz" 2>/dev/null |
+		sed -n 's/^profleet\.stack_errors\.user_truncated=//p')
+	check "a stack 1000 calls deep: cut at the sample's room and counted (user_truncated=$cut), the leaf named in >= 90% ($leaf/$total)" \
+		awk -v c="$leaf" -v t="$total" -v n="${cut:-0}" 'BEGIN { exit !(t >= 200 && c >= 0.9 * t && n >= 0.9 * t) }'
+else
+	skip "a stack 1000 calls deep: cut and counted (no go tool pprof to read the counters)"
+fi
 
 # --- a JVM recorded from its start to its exit: named after it is gone -------------
 "$AGENT" record --frequency 199 --top 0 --output "$TMP/child.txt" -- \

@@ -422,22 +422,261 @@ static void test_bad_tables(void **state)
 }
 
 /* A process that runs no JVM (this one), or none at all: nothing read, nothing named. */
+/* ---- lines and scopes ---------------------------------------------------------- */
+
+/* HotSpot's compressed int (UNSIGNED5, x excluded bytes), written as its writer does. */
+static size_t u5(uint8_t *out, uint32_t v, int x)
+{
+	const uint32_t l = 256 - 64 - (uint32_t)x;
+	size_t n = 0;
+
+	for (int i = 0; i < 5; i++) {
+		if (v < l || i == 4) {
+			out[n++] = (uint8_t)(v + (uint32_t)x);
+			break;
+		}
+		v -= l;
+		out[n++] = (uint8_t)(l + v % 64 + (uint32_t)x);
+		v >>= 6;
+	}
+	return n;
+}
+
+static size_t s5(uint8_t *out, int32_t v, int x)
+{
+	return u5(out, ((uint32_t)v << 1) ^ (uint32_t)(v >> 31), x);
+}
+
+/* A Method whose ConstMethod has 200 bytecodes and the line table of pairs. */
+static uint64_t lined_method(struct image *im, int x, bool with_table)
+{
+	static const int pairs[][2] = { { 0, 10 }, { 5, 12 }, { 100, 20 }, { 150, 320 },
+					{ 180, 319 } };
+	uint64_t m = alloc(im, 88), cm = alloc(im, 48 + 200 + 64);
+	uint8_t t[64];
+	size_t n = 0;
+	int bci = 0, line = 0;
+
+	put64(im, m + 8, cm);
+	put32(im, cm + 24, (48 + 200 + 64) / 8);	/* _constMethod_size, words */
+	put16(im, cm + 28, with_table ? 1 | 4 : 4);	/* _flags: has a line table, and more */
+	put16(im, cm + 32, 200);			/* _code_size */
+	for (size_t i = 0; i < sizeof(pairs) / sizeof(pairs[0]); i++) {
+		int db = pairs[i][0] - bci, dl = pairs[i][1] - line;
+
+		if (db >= 0 && db < 32 && dl >= 0 && dl < 8 && ((db << 3) | dl) != 0xff) {
+			t[n++] = (uint8_t)(db << 3 | dl);
+		} else {
+			t[n++] = 0xff;
+			n += s5(t + n, db, x);
+			n += s5(t + n, dl, x);
+		}
+		bci = pairs[i][0];
+		line = pairs[i][1];
+	}
+	t[n++] = 0;
+	put(im, cm + 48 + 200, t, n);
+	return m;
+}
+
+static void lines_layout(struct hs_layout *l, int x)
+{
+	memset(l, 0, sizeof(*l));
+	l->has_lines = 1;
+	l->method_const = 8;
+	l->cm_size_words = 24;
+	l->cm_flags = 28;
+	l->cm_flags_size = 2;
+	l->cm_code_size = 32;
+	l->cm_sizeof = 48;
+	l->lnt_flag = 1;
+	l->stream_x = x;
+}
+
+/* The line table in both encodings (17's, and 20+'s without the byte 0). */
+static void test_lines(void **state)
+{
+	(void)state;
+	for (int x = 0; x <= 1; x++) {
+		struct hs_layout l;
+		uint64_t m, code;
+
+		memset(&img, 0, sizeof(img));
+		lines_layout(&l, x);
+		m = lined_method(&img, x, true);
+		memcpy(&code, img.mem + (m + 8 - BASE), 8);
+		code += 48;
+		assert_int_equal(hs_line(img_read, &img, &l, m, 0), 10);
+		assert_int_equal(hs_line(img_read, &img, &l, m, -1), 10);	/* the entry */
+		assert_int_equal(hs_line(img_read, &img, &l, m, 4), 10);
+		assert_int_equal(hs_line(img_read, &img, &l, m, 5), 12);
+		assert_int_equal(hs_line(img_read, &img, &l, m, 99), 12);
+		assert_int_equal(hs_line(img_read, &img, &l, m, 100), 20);
+		assert_int_equal(hs_line(img_read, &img, &l, m, 170), 320);	/* multi-byte */
+		assert_int_equal(hs_line(img_read, &img, &l, m, 199), 319);	/* going back */
+		assert_int_equal(hs_line(img_read, &img, &l, m, 200), 0);	/* past the code */
+		/* the other encoding reads other numbers (or none), never these */
+		l.stream_x = !x;
+		assert_int_not_equal(hs_line(img_read, &img, &l, m, 170), 320);
+		l.stream_x = x;
+		/* the bcp's low 30 bits: the bci; outside the bytecodes: none */
+		assert_int_equal(hs_bci(img_read, &img, &l, m, (uint32_t)(code + 37) & 0x3fffffff), 37);
+		assert_int_equal(hs_bci(img_read, &img, &l, m, (uint32_t)(code + 200) & 0x3fffffff), -1);
+		assert_int_equal(hs_bci(img_read, &img, &l, m, 0), -1);
+		/* a method without a table, a Method* into nothing, a VM without lines */
+		assert_int_equal(hs_line(img_read, &img, &l, lined_method(&img, x, false), 5), 0);
+		assert_int_equal(hs_line(img_read, &img, &l, 0xdead0000, 5), 0);
+		assert_int_equal(hs_bci(img_read, &img, &l, 0xdead0000, 37), -1);
+		l.has_lines = 0;
+		assert_int_equal(hs_line(img_read, &img, &l, m, 5), 0);
+	}
+}
+
+/* An nmethod's PcDescs, scopes and metadata, where JDK 17 (header) or 25 (immutable) keeps them. */
+struct scoped {
+	struct hs_layout l;
+	struct hs_frame f;
+	uint64_t outer, inner, sd, md;
+};
+
+static void scoped_nmethod(struct image *im, bool immutable, struct scoped *s)
+{
+	const int x = immutable ? 1 : 0;
+	/* the nmethod's order before 23: metadata, scopes, PcDescs; from 25 the
+	 * PcDescs then the scopes in the immutable data, the metadata elsewhere */
+	uint64_t nm = alloc(im, 512), md = alloc(im, 16), imm = alloc(im, 5 * 16 + 64);
+	uint64_t sd = immutable ? imm + 5 * 16 : alloc(im, 64), pcs = immutable ? imm : alloc(im, 5 * 16);
+	const int32_t pd[] = { -1, 0x10, 0x20, 0x7fffffff };
+	uint8_t st[64];
+	size_t n = 0, outer_at, inner_at;
+
+	memset(s, 0, sizeof(*s));
+	s->outer = alloc(im, 88);
+	s->inner = alloc(im, 88);
+	/* the scopes: a dummy byte, the outer (no sender, metadata 1, bci 7), the inner */
+	st[n++] = 0xff;
+	outer_at = n;
+	n += u5(st + n, 0, x);
+	n += u5(st + n, 1, x);
+	n += u5(st + n, 7 + 1, x);
+	inner_at = n;
+	n += u5(st + n, (uint32_t)outer_at, x);
+	n += u5(st + n, 2, x);
+	n += u5(st + n, 300 + 1, x);	/* two bytes: 301 is over L */
+	put(im, sd, st, n);
+	put64(im, md, s->outer);
+	put64(im, md + 8, s->inner);
+	for (int i = 0; i < 4; i++) {
+		put32(im, pcs + 16 * (uint64_t)i, (uint32_t)pd[i]);
+		put32(im, pcs + 16 * (uint64_t)i + 4, i == 1 ? (uint32_t)inner_at : 0);
+	}
+	s->l.pd_pc = 0;
+	s->l.pd_scope = 4;
+	s->l.pd_size = 16;
+	s->l.stream_x = x;
+	if (!immutable) {
+		s->l.scopes = HS_SCOPES_HEADER;
+		s->l.nm_pcs = 100;
+		s->l.nm_pcs_end = 104;
+		s->l.nm_metadata = 108;
+		s->l.nm_sd_begin = 112;
+		put32(im, nm + 100, (uint32_t)(pcs - nm));
+		put32(im, nm + 104, (uint32_t)(pcs + 4 * 16 - nm));
+		put32(im, nm + 108, (uint32_t)(md - nm));
+		put64(im, nm + 112, sd);
+	} else {
+		s->l.scopes = HS_SCOPES_IMMUTABLE;
+		s->l.nm_immutable = 120;
+		s->l.nm_immutable_size = 128;
+		s->l.nm_pcs = 132;
+		s->l.nm_sd_offset = 136;
+		s->l.cb_mutable = 144;
+		s->l.cb_reloc_size = 152;
+		s->l.cb_mutable_size = 156;
+		put64(im, nm + 120, imm);
+		put32(im, nm + 128, 5 * 16 + 64);
+		put32(im, nm + 132, 0);
+		put32(im, nm + 136, 4 * 16);
+		sd = imm + 4 * 16;	/* the scopes right after the PcDescs */
+		put(im, sd, st, n);
+		put64(im, nm + 144, md - 24);	/* 24 bytes of relocations, then the metadata */
+		put32(im, nm + 152, 24);
+		put32(im, nm + 156, 24 + 16);
+	}
+	s->sd = sd;
+	s->md = md;
+	s->f.kind = HS_COMPILED;
+	s->f.blob_addr = nm;
+	s->f.method_addr = s->outer;
+	s->f.code_lo = nm + 256;
+}
+
+static void test_scopes(void **state)
+{
+	(void)state;
+	for (int imm = 0; imm <= 1; imm++) {
+		struct hs_scope sc[HS_MAX_SCOPES];
+		struct scoped s;
+		uint64_t c;
+
+		memset(&img, 0, sizeof(img));
+		scoped_nmethod(&img, imm, &s);
+		c = s.f.code_lo;
+		/* a return address (exact), a pc before it: the inlined method, then the outer */
+		for (int k = 0; k < 2; k++) {
+			assert_int_equal(hs_scopes(img_read, &img, &s.l, &s.f, c + (k ? 0x09 : 0x10), sc,
+						   HS_MAX_SCOPES), 2);
+			assert_true(sc[0].method == s.inner && sc[0].bci == 300);
+			assert_true(sc[1].method == s.outer && sc[1].bci == 7);
+		}
+		/* no scope at the next PcDesc, past the last one: no frames, no error */
+		assert_int_equal(hs_scopes(img_read, &img, &s.l, &s.f, c + 0x18, sc, HS_MAX_SCOPES), 0);
+		/* one frame only: more scopes than room is refused, not cut */
+		assert_int_equal(hs_scopes(img_read, &img, &s.l, &s.f, c + 0x10, sc, 1), -EINVAL);
+		/* the outermost must be the nmethod's method */
+		s.f.method_addr = s.inner;
+		assert_int_equal(hs_scopes(img_read, &img, &s.l, &s.f, c + 0x10, sc, HS_MAX_SCOPES),
+				 -EINVAL);
+		s.f.method_addr = s.outer;
+		/* a metadata index past the table */
+		img.mem[s.sd + 1 + 1 - BASE] = (uint8_t)(9 + imm);
+		assert_int_equal(hs_scopes(img_read, &img, &s.l, &s.f, c + 0x10, sc, HS_MAX_SCOPES),
+				 -EINVAL);
+		img.mem[s.sd + 1 + 1 - BASE] = (uint8_t)(1 + imm);
+		/* a sender that is not below its callee: a loop */
+		img.mem[s.sd + 1 - BASE] = (uint8_t)(5 + imm);
+		assert_int_equal(hs_scopes(img_read, &img, &s.l, &s.f, c + 0x10, sc, HS_MAX_SCOPES),
+				 -EINVAL);
+		img.mem[s.sd + 1 - BASE] = (uint8_t)(0 + imm);
+		assert_int_equal(hs_scopes(img_read, &img, &s.l, &s.f, c + 0x10, sc, HS_MAX_SCOPES), 2);
+		/* the tables' pointer into nothing; a VM without scopes; an interpreted frame */
+		s.f.blob_addr = 0xdead0000;
+		assert_int_equal(hs_scopes(img_read, &img, &s.l, &s.f, c + 0x10, sc, HS_MAX_SCOPES),
+				 -EFAULT);
+		s.f.blob_addr = c - 256;
+		s.l.scopes = HS_SCOPES_NONE;
+		assert_int_equal(hs_scopes(img_read, &img, &s.l, &s.f, c + 0x10, sc, HS_MAX_SCOPES),
+				 -ENOTSUP);
+		s.f.kind = HS_INTERPRETER;
+		assert_int_equal(hs_scopes(img_read, &img, &s.l, &s.f, c + 0x10, sc, HS_MAX_SCOPES),
+				 -EINVAL);
+	}
+}
+
 static void test_jvmsym_no_jvm(void **state)
 {
 	struct jvmsym *js = jvmsym_new();
 	struct jvmsym_stats s;
 	struct hs_layout l;
 	struct hs_heaps h;
-	enum hs_kind kind;
-	char name[64], file[64];
+	struct jvmsym_frames fr;
 
 	(void)state;
 	assert_non_null(js);
-	assert_int_equal(jvmsym_name(js, getpid(), (uint64_t)(uintptr_t)&test_jvmsym_no_jvm,
-				     JVMSYM_CODE, 0, name, sizeof(name), file, sizeof(file), &kind),
-			 -ENOENT);
-	assert_int_equal(jvmsym_name(js, 999999999, 0x1000, JVMSYM_METHOD, 0, name, sizeof(name),
-				     file, sizeof(file), &kind), -ENOENT);
+	assert_int_equal(jvmsym_frames(js, getpid(), (uint64_t)(uintptr_t)&test_jvmsym_no_jvm,
+				       JVMSYM_CODE, 0, &fr), -ENOENT);
+	assert_int_equal(fr.n, 0);
+	assert_int_equal(jvmsym_frames(js, 999999999, 0x1000, JVMSYM_METHOD, 0, &fr), -ENOENT);
 	assert_int_equal(jvmsym_layout(js, getpid(), &l, &h), -ENOENT);
 	jvmsym_exit(js, getpid());
 	assert_int_equal(jvmsym_layout(js, getpid(), &l, &h), -ENOENT);
@@ -456,6 +695,8 @@ int main(void)
 		cmocka_unit_test(test_jdk23_shape),
 		cmocka_unit_test(test_method_gone),
 		cmocka_unit_test(test_bad_tables),
+		cmocka_unit_test(test_lines),
+		cmocka_unit_test(test_scopes),
 		cmocka_unit_test(test_jvmsym_no_jvm),
 	};
 
