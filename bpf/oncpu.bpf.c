@@ -835,10 +835,11 @@ static __always_inline int jvm_step(struct walk_state *st, const struct jvm_proc
 		if (!w->bp_valid ||
 		    bpf_probe_read_user(&value, 8, (void *)(w->bp + 8 * JVM_INTERP_METHOD)) || !value)
 			return jvm_bad(w);
-		/* the frame's bcp is saved at calls; an interrupted frame's current one is
-		 * in r13, when that is near the saved one (the same method's bytecodes) */
+		/* the frame's bcp is saved at calls; the interrupted frame's current one
+		 * is in r13, when that is near the saved one (the same method's bytecodes);
+		 * not after a signal frame, whose r13 the walk does not restore */
 		bpf_probe_read_user(&bcp, 8, (void *)(w->bp + 8 * JVM_INTERP_BCP));
-		if (first && bcp && w->r13 - bcp + 65536 < 2 * 65536)
+		if (!w->native_seen && bcp && w->r13 - bcp + 65536 < 2 * 65536)
 			bcp = w->r13;
 		aux = (__u32)bcp & JVM_VALUE_MASK;
 	} else {

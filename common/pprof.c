@@ -435,7 +435,7 @@ static void write_mappings(struct enc *e)
 		pbw__uint64(w, MAPPING_FILENAME, str(e, prof_frame_mapping((enum prof_frame)f)));
 		pbw__bool(w, MAPPING_HAS_FUNCTIONS, true);
 		pbw__bool(w, MAPPING_HAS_FILENAMES, f == PROF_FRAME_PYTHON || f == PROF_FRAME_JVM);
-		pbw__bool(w, MAPPING_HAS_LINE_NUMBERS, f == PROF_FRAME_PYTHON);
+		pbw__bool(w, MAPPING_HAS_LINE_NUMBERS, f == PROF_FRAME_PYTHON || f == PROF_FRAME_JVM);
 		pbw__end(w);
 	}
 }

@@ -830,7 +830,7 @@ EOF
 		code=$(get "$ADMIN_TOKEN" "$PLOC/profile" "$W/jvm.pb.gz")
 		pl=$(grep -n 'return (i & 3)' "$TOP/tests/workloads/java/JvmRatio.java" | cut -d: -f1)
 		[ "$code" = 200 ] && go tool pprof -raw "$W/jvm.pb.gz" >"$W/jvm.raw" 2>&1 &&
-			grep -qE " M=[0-9]+ JvmRatio\.pick JvmRatio\.java:$pl s=0\(JvmRatio\.pick\(J\)J\)\$" "$W/jvm.raw"
+			grep -qE " M=[0-9]+ JvmRatio\.pick JvmRatio\.java:$pl(:[0-9]+)? s=0\(JvmRatio\.pick\(J\)J\)\$" "$W/jvm.raw"
 		verdict "the store's merged pprof keeps Java frames: file, line ($pl), signature (HTTP $code)" $?
 	fi
 	kill "$P_J1" 2>/dev/null

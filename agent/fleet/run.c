@@ -993,13 +993,20 @@ static void metrics_jvm(struct run *r, struct metrics *m)
 		      (double)s.read_errors);
 	metrics_value(m, fam, (const char *[]){ "result", "recycled", NULL }, (double)s.recycled);
 	metrics_value(m, fam, (const char *[]){ "result", "not_found", NULL },
-		      (double)(s.lookups - s.named - s.read_errors - s.recycled));
+		      s.lookups >= s.named + s.read_errors + s.recycled ?
+			      (double)(s.lookups - s.named - s.read_errors - s.recycled) : 0);
 	metrics_family(m, "profleet_agent_jvm_inlined_frames_total", "counter",
 		       "Frames of methods inlined into compiled JVM frames, named.");
 	metrics_value(m, "profleet_agent_jvm_inlined_frames_total", NULL, (double)s.inlined);
 	metrics_family(m, "profleet_agent_jvm_scope_errors_total", "counter",
-		       "Compiled JVM frames whose inlined methods could not be read (named alone).");
+		       "Compiled JVM frames whose inlined methods (all, or one) could not be read.");
 	metrics_value(m, "profleet_agent_jvm_scope_errors_total", NULL, (double)s.scope_errors);
+	metrics_family(m, "profleet_agent_jvm_inlined_cut_total", "counter",
+		       "Inlined JVM frames left out: more than 16 methods at one pc.");
+	metrics_value(m, "profleet_agent_jvm_inlined_cut_total", NULL, (double)s.inlined_cut);
+	metrics_family(m, "profleet_agent_jvm_no_line_total", "counter",
+		       "Java frames named without a source line (no debug information at the pc).");
+	metrics_value(m, "profleet_agent_jvm_no_line_total", NULL, (double)s.no_line);
 	metrics_family(m, "profleet_agent_jvm_names_dropped_total", "counter",
 		       "JVM frame names dropped because the cache was full (read again if asked).");
 	metrics_value(m, "profleet_agent_jvm_names_dropped_total", NULL, (double)s.names_dropped);

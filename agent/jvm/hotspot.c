@@ -315,9 +315,9 @@ static int read_structs(hs_read_fn rd, void *ctx, const struct hs_syms *s, uint6
 		if (!strcmp(type, "ConstMethod") && !strncmp(field, "_flags", 6)) {
 			char ts[MAX_NAME];
 
-			if (rd_str(rd, ctx, entry_u64(e, t.off[5]), ts, sizeof(ts)))
-				return -EFAULT;
-			l->cm_flags_size = !strcmp(ts, "u2") ? 2 : !strcmp(ts, "u4") ? 4 : 0;
+			/* optional: unreadable, the VM just has no lines */
+			l->cm_flags_size = rd_str(rd, ctx, entry_u64(e, t.off[5]), ts, sizeof(ts)) ? 0 :
+					   !strcmp(ts, "u2") ? 2 : !strcmp(ts, "u4") ? 4 : 0;
 		}
 		note_field(l, type, field, st != 0, entry_u64(e, t.off[3]), entry_u64(e, t.off[4]),
 			   rank);
@@ -406,7 +406,8 @@ static void optional_parts(hs_read_fn rd, void *ctx, const struct hs_syms *s, ui
 {
 #define HAD(f) had(rank, offsetof(struct hs_layout, f))
 	l->lnt_flag = read_lnt_flag(rd, ctx, s, bias);
-	l->has_lines = HAD(cm_flags) && HAD(cm_code_size) && HAD(cm_size_words) &&
+	/* the streams' encoding depends on the version: no lines without it */
+	l->has_lines = l->major && HAD(cm_flags) && HAD(cm_code_size) && HAD(cm_size_words) &&
 		       l->cm_flags_size && l->cm_sizeof && l->lnt_flag;
 	/* the compressed streams exclude the byte 0 from 20 on (UNSIGNED5) */
 	l->stream_x = l->major >= 20 ? 1 : 0;
@@ -711,6 +712,7 @@ int hs_method(hs_read_fn rd, void *ctx, const struct hs_layout *l, uint64_t meth
 
 #define MAX_LINE_PAIRS 65536	/* a method's bytecodes are under 64 KiB */
 #define MAX_PCDESCS (1u << 20)
+#define MAX_SCOPE_CHAIN 1024	/* scopes of one pc, however they are kept */
 
 /*
  * A compressed stream of the VM's (line number tables, debug information),
@@ -847,7 +849,8 @@ int hs_line(hs_read_fn rd, void *ctx, const struct hs_layout *l, uint64_t method
 {
 	struct const_method c;
 	struct stream st;
-	int32_t at = 0, line = 0, best_at = 0, best = 0, d1, d2;
+	int64_t at = 0, line = 0, best_at = 0, best = 0;	/* deltas from the target: no overflow */
+	int32_t d1, d2;
 	uint8_t b;
 
 	if (rd_const_method(rd, ctx, l, method, &c) || !(c.flags & l->lnt_flag))
@@ -870,13 +873,13 @@ int hs_line(hs_read_fn rd, void *ctx, const struct hs_layout *l, uint64_t method
 			line += b & 7;
 		}
 		if (at == bci)
-			return line > 0 ? line : 0;
+			return line > 0 && line <= INT32_MAX ? (int)line : 0;
 		if (at < bci && at >= best_at) {
 			best_at = at;
 			best = line;
 		}
 	}
-	return best > 0 ? best : 0;
+	return best > 0 && best <= INT32_MAX ? (int)best : 0;
 }
 
 /* Where an nmethod's PcDescs, scopes and metadata are, by the VM's generation. */
@@ -944,38 +947,54 @@ static int pc_scope(hs_read_fn rd, void *ctx, const struct hs_layout *l,
 	return rd(ctx, t->pcs + lo * l->pd_size + l->pd_scope, scope, 4) ? -EFAULT : 0;
 }
 
+/* One scope at decode offset at: its method and bci, and its caller's offset. */
+static int scope_at(hs_read_fn rd, void *ctx, const struct hs_layout *l, const struct nm_tables *t,
+		    int32_t at, struct hs_scope *sc, int32_t *sender)
+{
+	struct stream st;
+	int32_t idx, bci;
+
+	stream_open(&st, rd, ctx, l, t->sd + (uint32_t)at, t->sd_end);
+	if (stream_int(&st, sender) || stream_int(&st, &idx) || stream_int(&st, &bci))
+		return -EINVAL;
+	/* the caller's is serialized before: offsets go down to 0, never round */
+	if (idx <= 0 || (uint64_t)idx > (t->md_end - t->md) / 8 || *sender < 0 || *sender >= at ||
+	    bci < 0 || bci > 65536)
+		return -EINVAL;
+	if (rd_u64(rd, ctx, t->md + 8ull * (uint32_t)(idx - 1), &sc->method))
+		return -EFAULT;
+	sc->bci = bci - 1;	/* stored + 1: InvocationEntryBci is -1 */
+	return 0;
+}
+
 int hs_scopes(hs_read_fn rd, void *ctx, const struct hs_layout *l, const struct hs_frame *f,
-	      uint64_t pc, struct hs_scope *ret, int max)
+	      uint64_t pc, struct hs_scope *ret, int max, int *cut)
 {
 	struct nm_tables t;
-	struct stream st;
-	int32_t at, sender, idx, bci;
+	int32_t at, sender;
 	int n = 0, err;
 
-	if (f->kind != HS_COMPILED || !f->blob_addr || !f->method_addr || pc < f->code_lo)
+	*cut = 0;
+	if (f->kind != HS_COMPILED || !f->blob_addr || !f->method_addr || pc < f->code_lo || max < 2)
 		return -EINVAL;
 	if ((err = nm_tables(rd, ctx, l, f->blob_addr, &t)))
 		return err;
 	if ((err = pc_scope(rd, ctx, l, &t, (int64_t)(pc - f->code_lo), &at)))
 		return err == -ENOENT ? 0 : err;
-	/* each scope names its caller's, serialized before it: offsets go down to 0 */
-	while (at > 0 && n < max) {
-		uint64_t method;
-
-		stream_open(&st, rd, ctx, l, t.sd + (uint32_t)at, t.sd_end);
-		if (stream_int(&st, &sender) || stream_int(&st, &idx) || stream_int(&st, &bci))
+	/* innermost first; past max - 1, the middle ones are left out (counted) and
+	 * the last slot keeps the outermost */
+	for (int i = 0; at > 0; i++) {
+		if (i == MAX_SCOPE_CHAIN)
 			return -EINVAL;
-		if (idx <= 0 || (uint64_t)idx > (t.md_end - t.md) / 8 || sender < 0 || sender >= at)
-			return -EINVAL;
-		if (rd_u64(rd, ctx, t.md + 8ull * (uint32_t)(idx - 1), &method))
-			return -EFAULT;
-		ret[n].method = method;
-		ret[n].bci = bci - 1;	/* stored + 1: InvocationEntryBci is -1 */
+		if (n == max) {
+			n--;
+			(*cut)++;
+		}
+		if ((err = scope_at(rd, ctx, l, &t, at, &ret[n], &sender)))
+			return err;
 		n++;
 		at = sender;
 	}
-	if (at > 0)
-		return -EINVAL;	/* deeper than max: not what a compiler inlines */
 	if (n && ret[n - 1].method != f->method_addr)
 		return -EINVAL;	/* the tables are not where we took them to be */
 	return n;

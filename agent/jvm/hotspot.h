@@ -155,14 +155,17 @@ struct hs_scope {
 };
 
 /*
- * The Java frames at pc of the compiled method f (hs_frame_of's), innermost
- * (inlined) first, its own method last, at most max: their count (0: no debug
- * information at pc). -ENOTSUP: the VM's tables lack what this needs; -EFAULT:
- * unreadable (freed under us); -EINVAL: the scopes do not hold together (the
- * outermost is not f's method, an index out of its table, a loop).
+ * The Java frames at pc of the compiled method f (hs_frame_of's): those of the
+ * first PcDesc at or after pc (a return address has its own; another pc gets
+ * the next call's or safepoint's), innermost (inlined) first, f's own method
+ * last; their count (0: no debug information there). More than max (>= 2): the
+ * innermost max - 1 and the outermost, *cut the rest. -ENOTSUP: the VM's tables
+ * lack what this needs; -EFAULT: unreadable (freed under us); -EINVAL: the
+ * scopes do not hold together (the outermost is not f's method, an index out of
+ * its table, a loop).
  */
 int hs_scopes(hs_read_fn rd, void *ctx, const struct hs_layout *l, const struct hs_frame *f,
-	      uint64_t pc, struct hs_scope *ret, int max);
+	      uint64_t pc, struct hs_scope *ret, int max, int *cut);
 
 /*
  * The bytecode index of an interpreted frame's bytecode pointer, of which the

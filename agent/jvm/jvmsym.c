@@ -271,8 +271,10 @@ static void name_keep(struct jvmsym *js, const char *key, const struct jvmsym_fr
 		names_clear(js);
 	}
 	n = calloc(1, sizeof(*n) + (size_t)fr->n * sizeof(n->f[0]));
-	if (!n)
+	if (!n) {
+		js->stats.names_dropped++;	/* read again when asked again */
 		return;
+	}
 	n->kind = fr->kind;
 	for (; n->n < fr->n; n->n++) {
 		const struct jvmsym_frame *f = &fr->f[n->n];
@@ -283,11 +285,14 @@ static void name_keep(struct jvmsym *js, const char *key, const struct jvmsym_fr
 		    !(n->f[n->n].file = strdup(f->file))) {
 			n->n++;
 			jname_free(n);
+			js->stats.names_dropped++;
 			return;
 		}
 	}
-	if (hmap_put(&js->names, key, n, NULL))
+	if (hmap_put(&js->names, key, n, NULL)) {
 		jname_free(n);
+		js->stats.names_dropped++;
+	}
 }
 
 static void names_get(const struct jname *n, struct jvmsym_frames *ret)
@@ -325,8 +330,8 @@ static void compiled_frames(struct jvmsym *js, int pid, const struct jproc *p,
 {
 	struct hs_scope sc[HS_MAX_SCOPES];
 	struct hs_frame m;
-	int n = p->l.scopes == HS_SCOPES_NONE ? -ENOTSUP :
-		hs_scopes(peek, &pid, &p->l, f, pc, sc, HS_MAX_SCOPES);
+	int cut = 0, n = p->l.scopes == HS_SCOPES_NONE ? -ENOTSUP :
+		hs_scopes(peek, &pid, &p->l, f, pc, sc, HS_MAX_SCOPES, &cut);
 
 	if (n <= 0) {
 		if (n != -ENOTSUP && n != 0)
@@ -334,6 +339,7 @@ static void compiled_frames(struct jvmsym *js, int pid, const struct jproc *p,
 		frame_put(ret, f, 0);
 		return;
 	}
+	js->stats.inlined_cut += (uint64_t)cut;
 	for (int i = 0; i < n; i++) {
 		int line = hs_line(peek, &pid, &p->l, sc[i].method, sc[i].bci);
 
@@ -343,7 +349,7 @@ static void compiled_frames(struct jvmsym *js, int pid, const struct jproc *p,
 			frame_put(ret, &m, line);
 			js->stats.inlined++;
 		} else {
-			js->stats.read_errors++;	/* an inlined method unreadable: left out */
+			js->stats.scope_errors++;	/* an inlined method unreadable: left out */
 		}
 	}
 }
@@ -368,12 +374,17 @@ static int frames_read(struct jvmsym *js, int pid, const struct jproc *p, uint64
 		return -ESTALE;
 	}
 	ret->kind = f.kind;
-	if (what == JVMSYM_METHOD)
-		frame_put(ret, &f, hs_line(peek, &pid, &p->l, addr, hs_bci(peek, &pid, &p->l, addr, aux)));
-	else if (f.kind == HS_COMPILED && f.method[0])
+	if (what == JVMSYM_METHOD) {
+		int bci = hs_bci(peek, &pid, &p->l, addr, aux);
+
+		frame_put(ret, &f, bci >= 0 ? hs_line(peek, &pid, &p->l, addr, bci) : 0);
+	} else if (f.kind == HS_COMPILED && f.method[0]) {
 		compiled_frames(js, pid, p, &f, addr, ret);
-	else
+	} else {
 		frame_put(ret, &f, 0);
+	}
+	for (int i = 0; i < ret->n; i++)
+		js->stats.no_line += ret->f[i].line == 0 && ret->f[i].system_name[0];
 	return 0;
 }
 

@@ -42,7 +42,9 @@ struct jvmsym_stats {
 	uint64_t read_errors;	/* a blob or method unreadable (freed under us, a process gone) */
 	uint64_t recycled;	/* a compiled frame whose code was another compile's by then */
 	uint64_t inlined;	/* frames of methods inlined into a compiled frame, named */
-	uint64_t scope_errors;	/* compiled frames whose inlined methods could not be read */
+	uint64_t inlined_cut;	/* ... left out: deeper than JVMSYM_MAX_FRAMES */
+	uint64_t scope_errors;	/* compiled frames whose inlined methods (or one) could not be read */
+	uint64_t no_line;	/* Java frames named without a line (no debug information there) */
 	uint64_t unsupported;	/* JVMs whose tables lack what the symbolizer needs */
 	uint64_t names_dropped;	/* names dropped because the cache was full */
 	uint64_t jvms;		/* processes known to run a JVM now */

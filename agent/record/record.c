@@ -425,7 +425,9 @@ static void add_jvm_comments(struct profile *p, const struct jvmsym_stats *s)
 		{ "jvm.read_errors", s->read_errors },
 		{ "jvm.recycled", s->recycled },
 		{ "jvm.inlined", s->inlined },
+		{ "jvm.inlined_cut", s->inlined_cut },
 		{ "jvm.scope_errors", s->scope_errors },
+		{ "jvm.no_line", s->no_line },
 		{ "jvm.names_dropped", s->names_dropped },
 		{ "jvm.unsupported", s->unsupported },
 	};

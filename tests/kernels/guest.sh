@@ -60,11 +60,17 @@ step deep attached deep 4 "$WL/nofp/recurse" 200
 ATTACH_DELAY=5
 step python attached python "$SECS" "$TOP/tests/workloads/python/run-ratio"
 # Debian's OpenJDK 17 in its interpreter (C2 under TCG would take minutes): the
-# HotSpot walker's frames by rbp, named by their methods (matrix.sh compiles the class)
+# HotSpot walker's frames by rbp, named by their methods (matrix.sh compiles the class);
+# then C1's compiled code
 if [ -r "$BUILD/kernels/java/JvmRatio.class" ]; then
 	export JAVA_OPTS=-Xint JVMRATIO_CLASSES="$BUILD/kernels/java"
 	ATTACH_DELAY=8
 	step jvm attached jvm "$SECS" "$TOP/tests/workloads/java/run-ratio"
+	# C1 (tiered compilation stopped at its first level) compiles in seconds even
+	# here: compiled frames without frame pointers, pick inlined into run
+	export JAVA_OPTS=-XX:TieredStopAtLevel=1
+	ATTACH_DELAY=12
+	step jvmc1 attached jvmc1 "$SECS" "$TOP/tests/workloads/java/run-ratio"
 	unset JAVA_OPTS JVMRATIO_CLASSES
 fi
 ATTACH_DELAY=1

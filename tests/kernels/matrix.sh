@@ -115,10 +115,29 @@ check_jvm() { # label, outdir
 	go tool pprof -raw "$2/jvm.pb.gz" >"$2/jvm.raw" 2>&1
 	src=$TOP/tests/workloads/java/JvmRatio.java
 	pl=$(grep -n 'return (i & 3)' "$src" | cut -d: -f1)
-	picks=$(awk '$4 == "JvmRatio.pick" { sub(/.*:/, "", $5); print $5 }' "$2/jvm.raw" | sort -un | tr '\n' ' ')
-	hot=$(awk '$4 == "JvmRatio.hotThree" { sub(/.*:/, "", $5); print $5 }' "$2/jvm.raw" | sort -un | wc -l)
+	# (FILE:LINE, or FILE:LINE:COLUMN in newer pprof; 0 is no line)
+	picks=$(awk '$4 == "JvmRatio.pick" && split($5, a, ":") >= 2 && a[2] > 0 { print a[2] }' "$2/jvm.raw" |
+		sort -un | tr '\n' ' ')
+	hot=$(awk '$4 == "JvmRatio.hotThree" && split($5, a, ":") >= 2 && a[2] > 0 { print a[2] }' "$2/jvm.raw" |
+		sort -un | wc -l)
 	check "$1: java -Xint: lines from the frames' bytecode pointers: pick at $pl (${picks:-none}), the leaf over >= 8 lines ($hot)" \
 		sh -c "[ '$picks' = '$pl ' ] && [ '$hot' -ge 8 ]"
+	# C1: compiled frames by their frame sizes, pick inlined into run's code
+	step_ok "$1" "$2" jvmc1 "profleet-agent record --pid (java -XX:TieredStopAtLevel=1 JvmRatio) exits 0"
+	total=$(folded_total "$2/jvmc1.txt" 2>/dev/null)
+	# (C1 code is slow enough that pick, inlined, is a leaf of its own in some samples)
+	chain=$(folded_sum "$2/jvmc1.txt" ';\[jvm\] StubRoutines \(1\)_\[j\];JvmRatio\.main_\[j\];JvmRatio\.run_\[j\];JvmRatio\.pick_\[j\](;JvmRatio\.(hotThree|coldOne)_\[j\])?( |;)' 2>/dev/null)
+	go tool pprof -raw "$2/jvmc1.pb.gz" >"$2/jvmc1.raw" 2>&1
+	# compiled: a pc that is both pick (inlined) and run, at their calls' lines
+	rl=$(grep -n 'sink += pick(i)' "$src" | cut -d: -f1)
+	inl=$(awk -v pl="JvmRatio.java:$pl" -v rl="JvmRatio.java:$rl" '
+		{ split($5, f, ":"); at = f[1] ":" f[2] }
+		$2 != "0x0" && $4 == "JvmRatio.pick" && at == pl { p[$2] = 1 }
+		$2 != "0x0" && $4 == "JvmRatio.run" && at == rl { r[$2] = 1 }
+		END { for (a in p) if (a in r) n++; print n + 0 }' "$2/jvmc1.raw")
+	echo "# $1: jvmc1: ${chain:-0} of ${total:-0} samples have the chain; $inl compiled pcs are pick inlined into run"
+	check "$1: java C1: >= 90% of samples name the Java chain, pick inlined into run's compiled code (${chain:-0}/${total:-0}, $inl pcs)" \
+		awk -v c="${chain:-0}" -v t="${total:-0}" -v i="$inl" 'BEGIN { exit !(t > 300 && c >= 0.9 * t && i >= 1) }'
 }
 
 check_guest() { # label, release, outdir

@@ -106,8 +106,11 @@ static void tables(struct image *im, const struct shape *sh, const struct field 
 		   struct vm *vm)
 {
 	static const char *const types[][2] = { { "HeapBlock", "16" }, { "ConstantPool", "72" },
-						{ "Method", "88" } };
-	uint64_t st = alloc(im, 48 * (size_t)(n + 1)), ty = alloc(im, 40 * 4);
+						{ "Method", "88" }, { "ConstMethod", "48" },
+						{ "PcDesc", "16" } };
+	const int ntypes = (int)(sizeof(types) / sizeof(types[0]));
+	uint64_t st = alloc(im, 48 * (size_t)(n + 1)), ty = alloc(im, 40 * (size_t)(ntypes + 1));
+	uint64_t ints = alloc(im, 16 * 3);
 	int k = 0;
 
 	for (int i = 0; i < n; i++) {
@@ -117,25 +120,35 @@ static void tables(struct image *im, const struct shape *sh, const struct field 
 			continue;
 		put64(im, e, str(im, f[i].type));
 		put64(im, e + 8, str(im, f[i].field));
-		put64(im, e + 16, str(im, "int"));
+		/* the C type: ConstMethod::_flags is a u2 in 17, a u4 from 21 (its width is read) */
+		put64(im, e + 16, str(im, !strcmp(f[i].field, "_flags") ? "u2" :
+					  !strcmp(f[i].field, "_flags._flags") ? "u4" : "int"));
 		put32(im, e + 24, f[i].address != 0);
 		put64(im, e + 32, f[i].offset);
 		put64(im, e + 40, f[i].address);
 		k++;
 	}
-	for (int i = 0; i < 3; i++) {
+	for (int i = 0; i < ntypes; i++) {
 		put64(im, ty + 40 * (uint64_t)i, str(im, types[i][0]));
 		put64(im, ty + 40 * (uint64_t)i + 32, (uint64_t)atoi(types[i][1]));
 	}
+	/* the int constants: stride 16, name 0, value 8; the line table's flag, another */
+	put64(im, ints, str(im, "InvocationEntryBci"));
+	put64(im, ints + 8, (uint64_t)-1);
+	put64(im, ints + 16, str(im, sh->offsets ? "ConstMethodFlags::_misc_has_linenumber_table" :
+						   "ConstMethod::_has_linenumber_table"));
+	put64(im, ints + 24, 1);
 	/* the symbols' variables; bias 0: the file vaddrs are the addresses */
 	static const uint64_t vals[HS_NSYMS] = {
 		[HS_STRUCT_STRIDE] = 48, [HS_STRUCT_TYPE] = 0, [HS_STRUCT_FIELD] = 8,
 		[HS_STRUCT_TYPESTR] = 16, [HS_STRUCT_STATIC] = 24, [HS_STRUCT_OFFSET] = 32,
 		[HS_STRUCT_ADDRESS] = 40, [HS_TYPE_STRIDE] = 40, [HS_TYPE_NAME] = 0, [HS_TYPE_SIZE] = 32,
+		[HS_INT_STRIDE] = 16, [HS_INT_NAME] = 0, [HS_INT_VALUE] = 8,
 	};
 	for (int s = 0; s < HS_NSYMS; s++) {
 		vm->syms.addr[s] = alloc(im, 8);
-		put64(im, vm->syms.addr[s], s == HS_STRUCTS ? st : s == HS_TYPES ? ty : vals[s]);
+		put64(im, vm->syms.addr[s], s == HS_STRUCTS ? st : s == HS_TYPES ? ty :
+					    s == HS_INTS ? ints : vals[s]);
 	}
 	if (sh->stride_zero)
 		put64(im, vm->syms.addr[HS_STRUCT_STRIDE], 0);
@@ -214,6 +227,20 @@ static void build(struct image *im, const struct shape *sh, struct vm *vm)
 		{ "Klass", "_name", 24, 0 },
 		{ "Symbol", "_length", 4, 0 },
 		{ "Symbol", "_body", 6, 0 },
+		/* lines; the scopes in the nmethod (17) or its immutable data (25) */
+		{ "ConstMethod", sh->offsets ? "_flags._flags" : "_flags", 28, 0 },
+		{ "ConstMethod", "_code_size", 32, 0 },
+		{ "ConstMethod", "_constMethod_size", 24, 0 },
+		{ "PcDesc", "_pc_offset", 0, 0 },
+		{ "PcDesc", "_scope_decode_offset", 4, 0 },
+		{ "nmethod", "_scopes_pcs_offset", 268, 0 },
+		{ sh->offsets ? "nmethod" : "CompiledMethod",
+		  sh->offsets ? "_immutable_data" : "_scopes_data_begin", 120, 0 },
+		{ "nmethod", sh->offsets ? "_scopes_data_offset" : "_dependencies_offset", 272, 0 },
+		{ "nmethod", sh->offsets ? "_immutable_data_size" : "_metadata_offset", 260, 0 },
+		{ "CodeBlob", sh->offsets ? "_mutable_data" : "_header_size", 48, 0 },
+		{ "CodeBlob", sh->offsets ? "_mutable_data_size" : "_header_size", 56, 0 },
+		{ "CodeBlob", sh->offsets ? "_relocation_size" : "_header_size", 60, 0 },
 	};
 
 	memset(vm, 0, sizeof(*vm));
@@ -280,6 +307,15 @@ static void check_vm(struct image *im, struct vm *vm, int major)
 
 	read_vm(im, vm, &l, &h);
 	assert_int_equal(l.major, major);
+	/* the optional parts: lines and scopes, in the shape of the VM's generation */
+	assert_int_equal(l.has_lines, 1);
+	assert_int_equal(l.cm_flags_size, major >= 21 ? 4 : 2);
+	assert_int_equal(l.cm_sizeof, 48);
+	assert_int_equal(l.lnt_flag, 1);
+	assert_int_equal(l.stream_x, major >= 20);
+	assert_int_equal(l.pd_size, 16);
+	assert_int_equal(l.pd_scope, 4);
+	assert_int_equal(l.scopes, major >= 23 ? HS_SCOPES_IMMUTABLE : HS_SCOPES_HEADER);
 	assert_int_equal(l.heapblock_size, 16);
 	assert_int_equal(l.cp_size, 72);
 	assert_int_equal(h.n, 1);
@@ -380,6 +416,16 @@ static void test_bad_tables(void **state)
 	build(&img, &(struct shape){ .stride_zero = true }, &vm);
 	assert_int_equal(hs_layout_read(img_read, &img, &vm.syms, 0, &l), -EAGAIN);
 
+	/* an optional field missing: the layout is read, what needs it is off */
+	build(&img, &(struct shape){ .without = "_scopes_pcs_offset" }, &vm);
+	assert_int_equal(hs_layout_read(img_read, &img, &vm.syms, 0, &l), 0);
+	assert_int_equal(l.scopes, HS_SCOPES_NONE);
+	assert_int_equal(l.has_lines, 1);
+	build(&img, &(struct shape){ .without = "_code_size" }, &vm);
+	assert_int_equal(hs_layout_read(img_read, &img, &vm.syms, 0, &l), 0);
+	assert_int_equal(l.has_lines, 0);
+	assert_int_equal(l.scopes, HS_SCOPES_HEADER);
+
 	build(&img, &(struct shape){ .without = "_name" }, &vm);	/* Klass::_name, CodeBlob::_name */
 	assert_int_equal(hs_layout_read(img_read, &img, &vm.syms, 0, &l), -ENOTSUP);
 	build(&img, &(struct shape){ .without = "_source_file_name_index" }, &vm);
@@ -421,7 +467,6 @@ static void test_bad_tables(void **state)
 	assert_int_equal(hs_layout_read(img_read, &img, &vm.syms, 0x100000000ull, &l), -EFAULT);
 }
 
-/* A process that runs no JVM (this one), or none at all: nothing read, nothing named. */
 /* ---- lines and scopes ---------------------------------------------------------- */
 
 /* HotSpot's compressed int (UNSIGNED5, x excluded bytes), written as its writer does. */
@@ -536,7 +581,7 @@ static void test_lines(void **state)
 struct scoped {
 	struct hs_layout l;
 	struct hs_frame f;
-	uint64_t outer, inner, sd, md;
+	uint64_t outer, mid, inner, sd, md;
 };
 
 static void scoped_nmethod(struct image *im, bool immutable, struct scoped *s)
@@ -544,28 +589,35 @@ static void scoped_nmethod(struct image *im, bool immutable, struct scoped *s)
 	const int x = immutable ? 1 : 0;
 	/* the nmethod's order before 23: metadata, scopes, PcDescs; from 25 the
 	 * PcDescs then the scopes in the immutable data, the metadata elsewhere */
-	uint64_t nm = alloc(im, 512), md = alloc(im, 16), imm = alloc(im, 5 * 16 + 64);
+	uint64_t nm = alloc(im, 512), md = alloc(im, 24), imm = alloc(im, 5 * 16 + 64);
 	uint64_t sd = immutable ? imm + 5 * 16 : alloc(im, 64), pcs = immutable ? imm : alloc(im, 5 * 16);
 	const int32_t pd[] = { -1, 0x10, 0x20, 0x7fffffff };
 	uint8_t st[64];
-	size_t n = 0, outer_at, inner_at;
+	size_t n = 0, outer_at, mid_at, inner_at;
 
 	memset(s, 0, sizeof(*s));
 	s->outer = alloc(im, 88);
+	s->mid = alloc(im, 88);
 	s->inner = alloc(im, 88);
-	/* the scopes: a dummy byte, the outer (no sender, metadata 1, bci 7), the inner */
+	/* the scopes: a dummy byte, the outer (no sender, metadata 1, bci 7), the
+	 * method inlined into it (metadata 3, bci 20), the one inlined into that */
 	st[n++] = 0xff;
 	outer_at = n;
 	n += u5(st + n, 0, x);
 	n += u5(st + n, 1, x);
 	n += u5(st + n, 7 + 1, x);
-	inner_at = n;
+	mid_at = n;
 	n += u5(st + n, (uint32_t)outer_at, x);
+	n += u5(st + n, 3, x);
+	n += u5(st + n, 20 + 1, x);
+	inner_at = n;
+	n += u5(st + n, (uint32_t)mid_at, x);
 	n += u5(st + n, 2, x);
 	n += u5(st + n, 300 + 1, x);	/* two bytes: 301 is over L */
 	put(im, sd, st, n);
 	put64(im, md, s->outer);
 	put64(im, md + 8, s->inner);
+	put64(im, md + 16, s->mid);
 	for (int i = 0; i < 4; i++) {
 		put32(im, pcs + 16 * (uint64_t)i, (uint32_t)pd[i]);
 		put32(im, pcs + 16 * (uint64_t)i + 4, i == 1 ? (uint32_t)inner_at : 0);
@@ -601,7 +653,7 @@ static void scoped_nmethod(struct image *im, bool immutable, struct scoped *s)
 		put(im, sd, st, n);
 		put64(im, nm + 144, md - 24);	/* 24 bytes of relocations, then the metadata */
 		put32(im, nm + 152, 24);
-		put32(im, nm + 156, 24 + 16);
+		put32(im, nm + 156, 24 + 24);
 	}
 	s->sd = sd;
 	s->md = md;
@@ -611,6 +663,12 @@ static void scoped_nmethod(struct image *im, bool immutable, struct scoped *s)
 	s->f.code_lo = nm + 256;
 }
 
+/* hs_scopes at pc, with room for max: the count, *cut, the scopes in sc. */
+static int scopes(struct scoped *s, uint64_t pc, struct hs_scope *sc, int max, int *cut)
+{
+	return hs_scopes(img_read, &img, &s->l, &s->f, pc, sc, max, cut);
+}
+
 static void test_scopes(void **state)
 {
 	(void)state;
@@ -618,51 +676,52 @@ static void test_scopes(void **state)
 		struct hs_scope sc[HS_MAX_SCOPES];
 		struct scoped s;
 		uint64_t c;
+		int cut;
 
 		memset(&img, 0, sizeof(img));
 		scoped_nmethod(&img, imm, &s);
 		c = s.f.code_lo;
-		/* a return address (exact), a pc before it: the inlined method, then the outer */
+		/* a return address (exact), a pc before it: the inlined methods, then the outer */
 		for (int k = 0; k < 2; k++) {
-			assert_int_equal(hs_scopes(img_read, &img, &s.l, &s.f, c + (k ? 0x09 : 0x10), sc,
-						   HS_MAX_SCOPES), 2);
+			assert_int_equal(scopes(&s, c + (k ? 0x09 : 0x10), sc, HS_MAX_SCOPES, &cut), 3);
+			assert_int_equal(cut, 0);
 			assert_true(sc[0].method == s.inner && sc[0].bci == 300);
-			assert_true(sc[1].method == s.outer && sc[1].bci == 7);
+			assert_true(sc[1].method == s.mid && sc[1].bci == 20);
+			assert_true(sc[2].method == s.outer && sc[2].bci == 7);
 		}
 		/* no scope at the next PcDesc, past the last one: no frames, no error */
-		assert_int_equal(hs_scopes(img_read, &img, &s.l, &s.f, c + 0x18, sc, HS_MAX_SCOPES), 0);
-		/* one frame only: more scopes than room is refused, not cut */
-		assert_int_equal(hs_scopes(img_read, &img, &s.l, &s.f, c + 0x10, sc, 1), -EINVAL);
+		assert_int_equal(scopes(&s, c + 0x18, sc, HS_MAX_SCOPES, &cut), 0);
+		assert_int_equal(scopes(&s, c + 0x7fffff, sc, HS_MAX_SCOPES, &cut), 0);
+		/* room for two: the innermost and the outermost, the middle one counted */
+		assert_int_equal(scopes(&s, c + 0x10, sc, 2, &cut), 2);
+		assert_int_equal(cut, 1);
+		assert_true(sc[0].method == s.inner && sc[1].method == s.outer && sc[1].bci == 7);
+		assert_int_equal(scopes(&s, c + 0x10, sc, 1, &cut), -EINVAL);
 		/* the outermost must be the nmethod's method */
 		s.f.method_addr = s.inner;
-		assert_int_equal(hs_scopes(img_read, &img, &s.l, &s.f, c + 0x10, sc, HS_MAX_SCOPES),
-				 -EINVAL);
+		assert_int_equal(scopes(&s, c + 0x10, sc, HS_MAX_SCOPES, &cut), -EINVAL);
 		s.f.method_addr = s.outer;
 		/* a metadata index past the table */
 		img.mem[s.sd + 1 + 1 - BASE] = (uint8_t)(9 + imm);
-		assert_int_equal(hs_scopes(img_read, &img, &s.l, &s.f, c + 0x10, sc, HS_MAX_SCOPES),
-				 -EINVAL);
+		assert_int_equal(scopes(&s, c + 0x10, sc, HS_MAX_SCOPES, &cut), -EINVAL);
 		img.mem[s.sd + 1 + 1 - BASE] = (uint8_t)(1 + imm);
 		/* a sender that is not below its callee: a loop */
 		img.mem[s.sd + 1 - BASE] = (uint8_t)(5 + imm);
-		assert_int_equal(hs_scopes(img_read, &img, &s.l, &s.f, c + 0x10, sc, HS_MAX_SCOPES),
-				 -EINVAL);
+		assert_int_equal(scopes(&s, c + 0x10, sc, HS_MAX_SCOPES, &cut), -EINVAL);
 		img.mem[s.sd + 1 - BASE] = (uint8_t)(0 + imm);
-		assert_int_equal(hs_scopes(img_read, &img, &s.l, &s.f, c + 0x10, sc, HS_MAX_SCOPES), 2);
+		assert_int_equal(scopes(&s, c + 0x10, sc, HS_MAX_SCOPES, &cut), 3);
 		/* the tables' pointer into nothing; a VM without scopes; an interpreted frame */
 		s.f.blob_addr = 0xdead0000;
-		assert_int_equal(hs_scopes(img_read, &img, &s.l, &s.f, c + 0x10, sc, HS_MAX_SCOPES),
-				 -EFAULT);
+		assert_int_equal(scopes(&s, c + 0x10, sc, HS_MAX_SCOPES, &cut), -EFAULT);
 		s.f.blob_addr = c - 256;
 		s.l.scopes = HS_SCOPES_NONE;
-		assert_int_equal(hs_scopes(img_read, &img, &s.l, &s.f, c + 0x10, sc, HS_MAX_SCOPES),
-				 -ENOTSUP);
+		assert_int_equal(scopes(&s, c + 0x10, sc, HS_MAX_SCOPES, &cut), -ENOTSUP);
 		s.f.kind = HS_INTERPRETER;
-		assert_int_equal(hs_scopes(img_read, &img, &s.l, &s.f, c + 0x10, sc, HS_MAX_SCOPES),
-				 -EINVAL);
+		assert_int_equal(scopes(&s, c + 0x10, sc, HS_MAX_SCOPES, &cut), -EINVAL);
 	}
 }
 
+/* A process that runs no JVM (this one), or none at all: nothing read, nothing named. */
 static void test_jvmsym_no_jvm(void **state)
 {
 	struct jvmsym *js = jvmsym_new();
