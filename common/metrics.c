@@ -68,3 +68,10 @@ char *metrics_end(struct metrics *m, size_t *ret_len)
 	*ret_len = m->len;
 	return m->buf;
 }
+
+void metrics_single(struct metrics *m, const char *name, const char *type, const char *help,
+		    double v)
+{
+	metrics_family(m, name, type, help);
+	metrics_value(m, name, NULL, v);
+}

@@ -24,6 +24,9 @@ int metrics_begin(struct metrics *m);
 void metrics_family(struct metrics *m, const char *name, const char *type, const char *help);
 /* labels: NULL, or key, value, key, value, ..., NULL */
 void metrics_value(struct metrics *m, const char *name, const char *const *labels, double v);
+/* A family of one value without labels. */
+void metrics_single(struct metrics *m, const char *name, const char *type, const char *help,
+		    double v);
 /* The text (malloc'd), or NULL. */
 char *metrics_end(struct metrics *m, size_t *ret_len);
 

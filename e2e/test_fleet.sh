@@ -745,48 +745,67 @@ else
 	skip "store HTTP checks need the local cluster's tokens"
 fi
 
-# ---- a Python pod: its functions by name, through the agent and the store ----------------
-PY=/usr/bin/python3.11
-if [ -x "$PY" ]; then
-	UID_PY1=$(pod "$SHOP" py-1 "$NODE_A" '{"app": "py"}')
-	C_PY1=$(cid)
-	running "$SHOP" py-1 "$C_PY1" "$(cid)"
-	dir=$(pod_cgroup "$UID_PY1" "$C_PY1" systemd)
-	sh -c "echo \$\$ > '$dir/cgroup.procs' && exec '$PY' '$TOP/tests/workloads/python/ratio.py' 60 1" &
-	P_PY1=$!
-	PIDS="$PIDS $P_PY1"
-	cat >"$W/py.yaml" <<EOF
+# runtime_pod POD APP COMMAND: a pod of node A labelled app=APP whose container runs
+# COMMAND (a shell command line), and an OnDemand policy APP-now of 5 s selecting it;
+# the command's pid in RT_PID
+runtime_pod() {
+	rt_uid=$(pod "$SHOP" "$1" "$NODE_A" "{\"app\": \"$2\"}")
+	rt_cid=$(cid)
+	running "$SHOP" "$1" "$rt_cid" "$(cid)"
+	dir=$(pod_cgroup "$rt_uid" "$rt_cid" systemd)
+	sh -c "echo \$\$ > '$dir/cgroup.procs' && exec $3" >/dev/null &
+	RT_PID=$!
+	PIDS="$PIDS $RT_PID"
+	cat >"$W/$2.yaml" <<EOF
 apiVersion: profiling.profleet.dev/v1alpha1
 kind: ProfilingPolicy
-metadata: {name: py-now, namespace: $SHOP}
+metadata: {name: $2-now, namespace: $SHOP}
 spec:
   mode: OnDemand
   durationSeconds: 5
-  selector: {podSelector: {matchLabels: {app: py}}}
+  selector: {podSelector: {matchLabels: {app: $2}}}
   sampling: {frequencyHz: 99}
 EOF
-	k apply -f "$W/py.yaml" >/dev/null
+	k apply -f "$W/$2.yaml" >/dev/null
+}
+
+# runtime_done APP WHAT: APP-now completes with profiles in the store, checked
+runtime_done() {
+	wait_until 20 sh -c "exec 2>/dev/null; [ \"\$(kubectl --kubeconfig '$KC' get profilingpolicy -n $SHOP $1-now -o jsonpath='{.status.phase}')\" = Completed ]"
+	wait_until 15 sh -c "exec 2>/dev/null; [ \"\$(kubectl --kubeconfig '$KC' get profilingpolicy -n $SHOP $1-now -o jsonpath='{.status.result.profiles}')\" -ge 1 ]"
+	check "the $2 pod's OnDemand policy completes with profiles in the store ($(pstatus "$SHOP" "$1-now" '{.status.phase}/{.status.result.profiles}'))" \
+		[ "$(pstatus "$SHOP" "$1-now" '{.status.phase}')" = Completed ]
+}
+
+# runtime_stored APP SVG-REGEX PPROF-REGEX WHAT: the store's flame graph and merged pprof of APP-now
+runtime_stored() {
+	[ "$LOCAL" = 1 ] || return 0
+	loc=/api/v1/namespaces/$SHOP/profilingpolicies/$1-now
+	code=$(get "$ADMIN_TOKEN" "$loc/flamegraph.svg" "$W/$1.svg")
+	[ "$code" = 200 ] && grep -qE "$2" "$W/$1.svg"
+	verdict "the store's flame graph of the $4 pod names $2 (HTTP $code)" $?
+	code=$(get "$ADMIN_TOKEN" "$loc/profile" "$W/$1.pb.gz")
+	[ "$code" = 200 ] && go tool pprof -raw "$W/$1.pb.gz" >"$W/$1.raw" 2>&1 && grep -qE "$3" "$W/$1.raw"
+	verdict "the store's merged pprof keeps $4 frames: $3 (HTTP $code)" $?
+}
+
+# ---- a Python pod: its functions by name, through the agent and the store ----------------
+PY=/usr/bin/python3.11
+if [ -x "$PY" ]; then
+	runtime_pod py-1 py "'$PY' '$TOP/tests/workloads/python/ratio.py' 60 1"
 	# each interval's profile replaces the last: look while the policy runs
 	PYCHAIN=';_PyEval_EvalFrameDefault;ratio\.<module>_\[py\];ratio\.main_\[py\];ratio\.loop_\[py\];ratio\.Worker\.hot_three_\[py\]'
 	wait_until 15 grep -qE "$PYCHAIN" "$W/prof-a.txt"
 	check "node A's agent names the pod's Python functions: module.Class.method_[py], under the evaluation loop" \
 		grep -qE "$PYCHAIN" "$W/prof-a.txt"
-	wait_until 20 sh -c "exec 2>/dev/null; [ \"\$(kubectl --kubeconfig '$KC' get profilingpolicy -n $SHOP py-now -o jsonpath='{.status.phase}')\" = Completed ]"
-	wait_until 15 sh -c "exec 2>/dev/null; [ \"\$(kubectl --kubeconfig '$KC' get profilingpolicy -n $SHOP py-now -o jsonpath='{.status.result.profiles}')\" -ge 1 ]"
-	check "the Python pod's OnDemand policy completes with profiles in the store ($(pstatus "$SHOP" py-now '{.status.phase}/{.status.result.profiles}'))" \
-		[ "$(pstatus "$SHOP" py-now '{.status.phase}')" = Completed ]
+	runtime_done py Python
+	runtime_stored py 'ratio\.Worker\.hot_three_\[py\]' \
+		' M=[0-9]+ Worker\.hot_three .*/ratio\.py:16 s=0\(ratio\.Worker\.hot_three\)$' Python
 	if [ "$LOCAL" = 1 ]; then
-		PLOC=/api/v1/namespaces/$SHOP/profilingpolicies/py-now
-		code=$(get "$ADMIN_TOKEN" "$PLOC/flamegraph.svg" "$W/py.svg")
-		[ "$code" = 200 ] && grep -q 'ratio\.Worker\.hot_three_\[py\]' "$W/py.svg"
-		verdict "the store's flame graph of the Python pod names ratio.Worker.hot_three_[py] (HTTP $code)" $?
-		code=$(get "$ADMIN_TOKEN" "$PLOC/profile" "$W/py.pb.gz")
-		[ "$code" = 200 ] && go tool pprof -raw "$W/py.pb.gz" >"$W/py.raw" 2>&1 &&
-			grep -qE ' M=[0-9]+ Worker\.hot_three .*/ratio\.py:16 s=0\(ratio\.Worker\.hot_three\)$' "$W/py.raw" &&
-			grep -qE '^ *[0-9]+: 0x0/0x1/0x0 \[cpython\]' "$W/py.raw"
-		verdict "the store's merged pprof keeps Python frames: file, line, module, [cpython] (HTTP $code)" $?
+		grep -qE '^ *[0-9]+: 0x0/0x1/0x0 \[cpython\]' "$W/py.raw"
+		verdict "... under the [cpython] pseudo-mapping" $?
 	fi
-	kill "$P_PY1" 2>/dev/null
+	kill "$RT_PID" 2>/dev/null
 	k delete -f "$W/py.yaml" >/dev/null
 else
 	skip "no $PY (tests/deps.sh installs python3.11)"
@@ -796,48 +815,21 @@ fi
 JDK=/usr/lib/jvm/java-17-openjdk-amd64
 if [ -x "$JDK/bin/java" ] && "$JDK/bin/javac" -d "$W" "$TOP/tests/workloads/java/JvmRatio.java" \
 	>"$W/javac.log" 2>&1; then
-	UID_J1=$(pod "$SHOP" jvm-1 "$NODE_A" '{"app": "jvm"}')
-	C_J1=$(cid)
-	running "$SHOP" jvm-1 "$C_J1" "$(cid)"
-	dir=$(pod_cgroup "$UID_J1" "$C_J1" systemd)
-	sh -c "echo \$\$ > '$dir/cgroup.procs' && exec '$JDK/bin/java' -cp '$W' JvmRatio 60" >/dev/null &
-	P_J1=$!
-	PIDS="$PIDS $P_J1"
-	cat >"$W/jvm.yaml" <<EOF
-apiVersion: profiling.profleet.dev/v1alpha1
-kind: ProfilingPolicy
-metadata: {name: jvm-now, namespace: $SHOP}
-spec:
-  mode: OnDemand
-  durationSeconds: 5
-  selector: {podSelector: {matchLabels: {app: jvm}}}
-  sampling: {frequencyHz: 99}
-EOF
-	k apply -f "$W/jvm.yaml" >/dev/null
+	runtime_pod jvm-1 jvm "'$JDK/bin/java' -cp '$W' JvmRatio 60"
 	JCHAIN=';\[jvm\] StubRoutines \(1\)_\[j\];JvmRatio\.main_\[j\];JvmRatio\.run_\[j\];JvmRatio\.pick_\[j\];JvmRatio\.hotThree_\[j\]'
 	wait_until 15 grep -qE "$JCHAIN" "$W/prof-a.txt"
 	check "node A's agent walks the Java pod's frames: call stub -> main -> run -> pick -> hotThree, each Class.method_[j]" \
 		grep -qE "$JCHAIN" "$W/prof-a.txt"
-	wait_until 20 sh -c "exec 2>/dev/null; [ \"\$(kubectl --kubeconfig '$KC' get profilingpolicy -n $SHOP jvm-now -o jsonpath='{.status.phase}')\" = Completed ]"
-	wait_until 15 sh -c "exec 2>/dev/null; [ \"\$(kubectl --kubeconfig '$KC' get profilingpolicy -n $SHOP jvm-now -o jsonpath='{.status.result.profiles}')\" -ge 1 ]"
-	check "the Java pod's OnDemand policy completes with profiles in the store ($(pstatus "$SHOP" jvm-now '{.status.phase}/{.status.result.profiles}'))" \
-		[ "$(pstatus "$SHOP" jvm-now '{.status.phase}')" = Completed ]
-	if [ "$LOCAL" = 1 ]; then
-		PLOC=/api/v1/namespaces/$SHOP/profilingpolicies/jvm-now
-		code=$(get "$ADMIN_TOKEN" "$PLOC/flamegraph.svg" "$W/jvm.svg")
-		[ "$code" = 200 ] && grep -q 'JvmRatio\.hotThree_\[j\]' "$W/jvm.svg"
-		verdict "the store's flame graph of the Java pod names JvmRatio.hotThree_[j] (HTTP $code)" $?
-		code=$(get "$ADMIN_TOKEN" "$PLOC/profile" "$W/jvm.pb.gz")
-		pl=$(grep -n 'return (i & 3)' "$TOP/tests/workloads/java/JvmRatio.java" | cut -d: -f1)
-		[ "$code" = 200 ] && go tool pprof -raw "$W/jvm.pb.gz" >"$W/jvm.raw" 2>&1 &&
-			grep -qE " M=[0-9]+ JvmRatio\.pick JvmRatio\.java:$pl(:[0-9]+)? s=0\(JvmRatio\.pick\(J\)J\)\$" "$W/jvm.raw"
-		verdict "the store's merged pprof keeps Java frames: file, line ($pl), signature (HTTP $code)" $?
-	fi
-	kill "$P_J1" 2>/dev/null
+	runtime_done jvm Java
+	pl=$(grep -n 'return (i & 3)' "$TOP/tests/workloads/java/JvmRatio.java" | cut -d: -f1)
+	runtime_stored jvm 'JvmRatio\.hotThree_\[j\]' \
+		" M=[0-9]+ JvmRatio\\.pick JvmRatio\\.java:$pl(:[0-9]+)? s=0\\(JvmRatio\\.pick\\(J\\)J\\)\$" Java
+	kill "$RT_PID" 2>/dev/null
 	k delete -f "$W/jvm.yaml" >/dev/null
 else
 	skip "no $JDK/bin/javac (tests/deps.sh installs openjdk-17-jdk-headless)"
 fi
+
 
 # ---- kubectl profleet: record through the API server's service proxy ------------------------
 HOSTIP=$(hostname -I 2>/dev/null | tr ' ' '\n' | grep -E '^[0-9]+\.' | grep -v '^127\.' | head -1)

@@ -995,27 +995,26 @@ static void metrics_jvm(struct run *r, struct metrics *m)
 	metrics_value(m, fam, (const char *[]){ "result", "not_found", NULL },
 		      s.lookups >= s.named + s.read_errors + s.recycled ?
 			      (double)(s.lookups - s.named - s.read_errors - s.recycled) : 0);
-	metrics_family(m, "profleet_agent_jvm_inlined_frames_total", "counter",
-		       "Frames of methods inlined into compiled JVM frames, named.");
-	metrics_value(m, "profleet_agent_jvm_inlined_frames_total", NULL, (double)s.inlined);
-	metrics_family(m, "profleet_agent_jvm_scope_errors_total", "counter",
-		       "Compiled JVM frames whose inlined methods (all, or one) could not be read.");
-	metrics_value(m, "profleet_agent_jvm_scope_errors_total", NULL, (double)s.scope_errors);
-	metrics_family(m, "profleet_agent_jvm_inlined_cut_total", "counter",
-		       "Inlined JVM frames left out: more than 16 methods at one pc.");
-	metrics_value(m, "profleet_agent_jvm_inlined_cut_total", NULL, (double)s.inlined_cut);
-	metrics_family(m, "profleet_agent_jvm_no_line_total", "counter",
-		       "Java frames named without a source line (no debug information at the pc).");
-	metrics_value(m, "profleet_agent_jvm_no_line_total", NULL, (double)s.no_line);
-	metrics_family(m, "profleet_agent_jvm_names_dropped_total", "counter",
-		       "JVM frame names dropped because the cache was full (read again if asked).");
-	metrics_value(m, "profleet_agent_jvm_names_dropped_total", NULL, (double)s.names_dropped);
-	metrics_family(m, "profleet_agent_jvm_processes", "gauge",
-		       "Processes known to run a HotSpot JVM whose code cache is read.");
-	metrics_value(m, "profleet_agent_jvm_processes", NULL, (double)s.jvms);
-	metrics_family(m, "profleet_agent_jvm_unsupported_total", "counter",
-		       "JVMs whose exported tables lack a structure the symbolizer needs.");
-	metrics_value(m, "profleet_agent_jvm_unsupported_total", NULL, (double)s.unsupported);
+	metrics_single(m, "profleet_agent_jvm_inlined_frames_total", "counter",
+		       "Frames of methods inlined into compiled JVM frames, named.",
+		       (double)s.inlined);
+	metrics_single(m, "profleet_agent_jvm_scope_errors_total", "counter",
+		       "Compiled JVM frames whose inlined methods (all, or one) could not be read.",
+		       (double)s.scope_errors);
+	metrics_single(m, "profleet_agent_jvm_inlined_cut_total", "counter",
+		       "Inlined JVM frames left out: more than 16 methods at one pc.",
+		       (double)s.inlined_cut);
+	metrics_single(m, "profleet_agent_jvm_no_line_total", "counter",
+		       "Java frames named without a source line (no debug information at the pc).",
+		       (double)s.no_line);
+	metrics_single(m, "profleet_agent_jvm_names_dropped_total", "counter",
+		       "JVM frame names dropped because the cache was full (read again if asked).",
+		       (double)s.names_dropped);
+	metrics_single(m, "profleet_agent_jvm_processes", "gauge",
+		       "Processes known to run a HotSpot JVM whose code cache is read.", (double)s.jvms);
+	metrics_single(m, "profleet_agent_jvm_unsupported_total", "counter",
+		       "JVMs whose exported tables lack a structure the symbolizer needs.",
+		       (double)s.unsupported);
 }
 
 static void metrics_kernel(struct metrics *m, const struct sampler_stats *ss)

@@ -25,21 +25,28 @@ check "javac compiles the workload" test -s "$TMP/JvmRatio.class"
 # leaf_sum FILE REGEX: samples whose last user frame matches REGEX (kernel frames may follow)
 leaf_sum() { folded_sum "$1" "(^|;)$2(;[^;]*_\\[k\\])* [0-9]+\$"; }
 
-# attach NAME WARMUP SECONDS JAVA-OPTIONS...: JvmRatio recorded after WARMUP seconds
-# ($JRUN "$JAVA" from class path $CP: another root's JDK with JRUN="chroot ROOT")
-JRUN="" CP=$TMP
-attach() {
+# recorded NAME WARMUP SECONDS JAVA-ARGUMENTS...: $JRUN "$JAVA" with them recorded
+# after WARMUP seconds (another root's JDK with JRUN="chroot ROOT"), killed after
+recorded() {
 	name=$1 warm=$2 secs=$3
 	shift 3
-	$JRUN "$JAVA" "$@" -cp "$CP" JvmRatio $((warm + secs + 20)) >/dev/null 2>&1 &
+	$JRUN "$JAVA" "$@" >/dev/null 2>&1 &
 	jpid=$!
 	sleep "$warm"
+	# shellcheck disable=SC2086 # $REC_ARGS: more options, split
 	"$AGENT" record --pid "$jpid" --duration "$secs" --frequency 199 --top 0 --log-level info \
-		--output "$TMP/$name.txt" --output "$TMP/$name.pb.gz" >"$TMP/$name.log" 2>&1
+		--output "$TMP/$name.txt" --output "$TMP/$name.pb.gz" ${REC_ARGS:-} >"$TMP/$name.log" 2>&1
 	rc=$?
 	kill "$jpid" 2>/dev/null
 	wait "$jpid" 2>/dev/null
 	return $rc
+}
+# attach NAME WARMUP SECONDS JAVA-OPTIONS...: JvmRatio from class path $CP
+JRUN="" CP=$TMP
+attach() {
+	_n=$1 _w=$2 _s=$3
+	shift 3
+	recorded "$_n" "$_w" "$_s" "$@" -cp "$CP" JvmRatio $((_w + _s + 20))
 }
 
 # the workload's source lines: pick's call of a leaf, run's call of pick, main's of run
@@ -126,6 +133,27 @@ else
 	for i in 1 2 3 4; do skip "tiered: lines, inlining (no go tool pprof)"; done
 fi
 
+# --- OTLP: the same frames, lines and inlining, to a gRPC receiver ------------------
+if command -v protoc >/dev/null 2>&1 && /usr/bin/python3 -c 'import grpc' 2>/dev/null; then
+	mkdir -p "$TMP/otlp"
+	/usr/bin/python3 "$TOP/tests/tools/grpcsink.py" "$TMP/otlp" >"$TMP/otlp.port" 2>"$TMP/otlp.err" &
+	gpid=$!
+	for _ in $(seq 50); do [ -s "$TMP/otlp.port" ] && break; sleep 0.1; done
+	REC_ARGS="--export otlp-grpc=http://127.0.0.1:$(cat "$TMP/otlp.port")"
+	attach otlp 4 3
+	rc=$?
+	REC_ARGS=""
+	kill "$gpid" 2>/dev/null
+	protoc --decode=profleet.otlp.ExportProfilesServiceRequest --proto_path="$TOP/proto" \
+		"$TOP/proto/otlp_profiles.proto" <"$TMP/otlp/req-1.bin" >"$TMP/otlp.txt" 2>&1
+	# pick's function and a line at its call of a leaf, the [jvm] frame type
+	check "OTLP: the JVM's profile decodes with JvmRatio.pick, its file, a line $PICK_LINE, frame type jvm (record $rc)" \
+		sh -c "grep -qF '\"JvmRatio.pick\"' '$TMP/otlp.txt' && grep -qF '\"JvmRatio.java\"' '$TMP/otlp.txt' &&
+			grep -qE '^ *line: $PICK_LINE\$' '$TMP/otlp.txt' && grep -qF 'string_value: \"jvm\"' '$TMP/otlp.txt'"
+else
+	skip "OTLP: no protoc or python3-grpcio"
+fi
+
 # --- the interpreter only: every frame by its Method* ------------------------------
 attach xint 2 3 -Xint
 check "record --pid of java -Xint exits 0" test $? -eq 0
@@ -203,20 +231,9 @@ JDK_HOME=${JAVA%/bin/java}
 	${CC:-cc} -O2 -fPIC -shared -I"$JDK_HOME/include" -I"$JDK_HOME/include/linux" \
 		-o "$TMP/libjvmjni.so" "$TOP/tests/workloads/java/jvmjni.c" >>"$TMP/javac.log" 2>&1
 check "the JNI workload and its native library build" test -s "$TMP/libjvmjni.so"
-# jrun NAME WARMUP SECONDS ARGS...: JvmJni recorded after WARMUP seconds
+# jrun NAME WARMUP SECONDS MODE [DEPTH]: JvmJni recorded after WARMUP seconds
 jrun() {
-	name=$1 warm=$2 secs=$3
-	shift 3
-	"$JAVA" -Djava.library.path="$TMP" -cp "$TMP" JvmJni "$1" $((warm + secs + 20)) "$2" \
-		>/dev/null 2>&1 &
-	jpid=$!
-	sleep "$warm"
-	"$AGENT" record --pid "$jpid" --duration "$secs" --frequency 199 --top 0 \
-		--output "$TMP/$name.txt" --output "$TMP/$name.pb.gz" >"$TMP/$name.log" 2>&1
-	rc=$?
-	kill "$jpid" 2>/dev/null
-	wait "$jpid" 2>/dev/null
-	return $rc
+	recorded "$1" "$2" "$3" -Djava.library.path="$TMP" -cp "$TMP" JvmJni "$4" $(($2 + $3 + 20)) "${5:-0}"
 }
 jrun jni 4 4 jni
 check "record --pid of java calling C calling Java exits 0" test $? -eq 0
