@@ -777,16 +777,17 @@ runtime_done() {
 		[ "$(pstatus "$SHOP" "$1-now" '{.status.phase}')" = Completed ]
 }
 
-# runtime_stored APP SVG-REGEX PPROF-REGEX WHAT: the store's flame graph and merged pprof of APP-now
+# runtime_stored APP WHAT SVG-NAME SVG-REGEX PPROF-WHAT PPROF-REGEX: the store's flame
+# graph (names SVG-NAME) and merged pprof (PPROF-WHAT) of APP-now
 runtime_stored() {
 	[ "$LOCAL" = 1 ] || return 0
 	loc=/api/v1/namespaces/$SHOP/profilingpolicies/$1-now
 	code=$(get "$ADMIN_TOKEN" "$loc/flamegraph.svg" "$W/$1.svg")
-	[ "$code" = 200 ] && grep -qE "$2" "$W/$1.svg"
-	verdict "the store's flame graph of the $4 pod names $2 (HTTP $code)" $?
+	[ "$code" = 200 ] && grep -qE "$4" "$W/$1.svg"
+	verdict "the store's flame graph of the $2 pod names $3 (HTTP $code)" $?
 	code=$(get "$ADMIN_TOKEN" "$loc/profile" "$W/$1.pb.gz")
-	[ "$code" = 200 ] && go tool pprof -raw "$W/$1.pb.gz" >"$W/$1.raw" 2>&1 && grep -qE "$3" "$W/$1.raw"
-	verdict "the store's merged pprof keeps $4 frames: $3 (HTTP $code)" $?
+	[ "$code" = 200 ] && go tool pprof -raw "$W/$1.pb.gz" >"$W/$1.raw" 2>&1 && grep -qE "$6" "$W/$1.raw"
+	verdict "the store's merged pprof keeps $2 frames: $5 (HTTP $code)" $?
 }
 
 # ---- a Python pod: its functions by name, through the agent and the store ----------------
@@ -799,8 +800,8 @@ if [ -x "$PY" ]; then
 	check "node A's agent names the pod's Python functions: module.Class.method_[py], under the evaluation loop" \
 		grep -qE "$PYCHAIN" "$W/prof-a.txt"
 	runtime_done py Python
-	runtime_stored py 'ratio\.Worker\.hot_three_\[py\]' \
-		' M=[0-9]+ Worker\.hot_three .*/ratio\.py:16 s=0\(ratio\.Worker\.hot_three\)$' Python
+	runtime_stored py Python 'ratio.Worker.hot_three_[py]' 'ratio\.Worker\.hot_three_\[py\]' \
+		'file, line 16, module' ' M=[0-9]+ Worker\.hot_three .*/ratio\.py:16 s=0\(ratio\.Worker\.hot_three\)$'
 	if [ "$LOCAL" = 1 ]; then
 		grep -qE '^ *[0-9]+: 0x0/0x1/0x0 \[cpython\]' "$W/py.raw"
 		verdict "... under the [cpython] pseudo-mapping" $?
@@ -822,8 +823,9 @@ if [ -x "$JDK/bin/java" ] && "$JDK/bin/javac" -d "$W" "$TOP/tests/workloads/java
 		grep -qE "$JCHAIN" "$W/prof-a.txt"
 	runtime_done jvm Java
 	pl=$(grep -n 'return (i & 3)' "$TOP/tests/workloads/java/JvmRatio.java" | cut -d: -f1)
-	runtime_stored jvm 'JvmRatio\.hotThree_\[j\]' \
-		" M=[0-9]+ JvmRatio\\.pick JvmRatio\\.java:$pl(:[0-9]+)? s=0\\(JvmRatio\\.pick\\(J\\)J\\)\$" Java
+	runtime_stored jvm Java 'JvmRatio.hotThree_[j]' 'JvmRatio\.hotThree_\[j\]' \
+		"JvmRatio.pick, file, line $pl, signature" \
+		" M=[0-9]+ JvmRatio\\.pick JvmRatio\\.java:$pl(:[0-9]+)? s=0\\(JvmRatio\\.pick\\(J\\)J\\)\$"
 	kill "$RT_PID" 2>/dev/null
 	k delete -f "$W/jvm.yaml" >/dev/null
 else
