@@ -54,7 +54,7 @@ struct jvmsym *jvmsym_new(void);
 void jvmsym_free(struct jvmsym *js);
 #define JVMSYM_MAX_FRAMES HS_MAX_SCOPES
 
-/* One Java frame (or a stub: "[jvm] <blob>"); strings cut to fit. */
+/* One Java frame, or a stub named "[jvm] BLOB"; a string longer than its field is cut. */
 struct jvmsym_frame {
 	char name[384];		/* "pkg.Class.method" */
 	char system_name[640];	/* "pkg.Class.method(signature)"; "" when the same as name */

@@ -22,6 +22,9 @@ fi
 "$JAVAC" -d "$TMP" "$TOP/tests/workloads/java/JvmRatio.java" >"$TMP/javac.log" 2>&1
 check "javac compiles the workload" test -s "$TMP/JvmRatio.class"
 
+# most PART TOTAL MIN: PART is at least 90% of TOTAL, and TOTAL at least MIN
+most() { awk -v c="$1" -v t="$2" -v m="$3" 'BEGIN { exit !(t >= m && c >= 0.9 * t) }'; }
+
 # leaf_sum FILE REGEX: samples whose last user frame matches REGEX (kernel frames may follow)
 leaf_sum() { folded_sum "$1" "(^|;)$2(;[^;]*_\\[k\\])* [0-9]+\$"; }
 
@@ -104,9 +107,9 @@ echo "# tiered: hotThree=$hot coldOne=$cold of $total samples, $whole with the w
 grep -vE 'JvmRatio\.(hotThree|coldOne)_\[j\]' "$TMP/tiered.txt" | sort -k2 -t' ' -rn | head -3 |
 	sed 's/.*JavaCalls::call_helper[^;]*;//' | cut -c 1-240 | sed 's/^/# /'
 check "the compiled leaves are named Class.method from the code cache in >= 90% of samples ($((hot + cold))/$total)" \
-	awk -v c="$((hot + cold))" -v t="$total" 'BEGIN { exit !(t >= 500 && c >= 0.9 * t) }'
+	most "$((hot + cold))" "$total" 500
 check "compiled frames walked without frame pointers: call_helper -> call stub -> main -> run -> pick (inlined) -> leaf in >= 90% of samples ($whole/$total)" \
-	awk -v c="$whole" -v t="$total" 'BEGIN { exit !(t >= 500 && c >= 0.9 * t) }'
+	most "$whole" "$total" 500
 pct=$(awk -v h="$hot" -v c="$cold" 'BEGIN { if (h + c == 0) print 0; else printf "%.1f", 100 * h / (h + c) }')
 check "hotThree:coldOne is 3:1 (hot share $pct%, want 75 +-7)" \
 	awk -v p="$pct" 'BEGIN { exit !(p >= 68 && p <= 82) }'
@@ -163,7 +166,7 @@ hot=$(leaf_sum "$TMP/xint.txt" 'JvmRatio\.hotThree_\[j\]')
 cold=$(leaf_sum "$TMP/xint.txt" 'JvmRatio\.coldOne_\[j\]')
 echo "# -Xint: $whole of $total samples with the whole interpreted chain; hotThree=$hot coldOne=$cold"
 check "-Xint: call_helper -> call stub -> main -> run -> pick -> leaf, each method named, in >= 90% of samples ($whole/$total)" \
-	awk -v c="$whole" -v t="$total" 'BEGIN { exit !(t >= 200 && c >= 0.9 * t) }'
+	most "$whole" "$total" 200
 pct=$(awk -v h="$hot" -v c="$cold" 'BEGIN { if (h + c == 0) print 0; else printf "%.1f", 100 * h / (h + c) }')
 check "-Xint: hotThree:coldOne is 3:1 (hot share $pct%, want 75 +-10)" \
 	awk -v p="$pct" 'BEGIN { exit !(p >= 65 && p <= 85) }'
@@ -213,7 +216,7 @@ for v in 21 25; do
 	grep -vE 'JvmRatio\.(hotThree|coldOne)_\[j\]' "$TMP/jdk$v.txt" | sort -k2 -t' ' -rn | head -3 |
 		sed 's/.*JavaCalls::call_helper[^;]*;//' | cut -c 1-240 | sed 's/^/# /'
 	check "OpenJDK $v: call stub -> main -> run -> pick (inlined) -> leaf, each named, in >= 90% of samples ($whole/$total)" \
-		awk -v c="$whole" -v t="$total" 'BEGIN { exit !(t >= 500 && c >= 0.9 * t) }'
+		most "$whole" "$total" 500
 	pct=$(awk -v h="$hot" -v c="$cold" 'BEGIN { if (h + c == 0) print 0; else printf "%.1f", 100 * h / (h + c) }')
 	check "OpenJDK $v: hotThree:coldOne is 3:1 (hot share $pct%, want 75 +-7)" \
 		awk -v p="$pct" 'BEGIN { exit !(p >= 68 && p <= 82) }'
@@ -244,9 +247,9 @@ up=$(leaf_sum "$TMP/jni.txt" 'JvmJni\.upLeaf_\[j\]')
 up_whole=$(folded_sum "$TMP/jni.txt" "$DOWN;jni_CallStaticLongMethod;.*;JavaCalls::call_helper[^;]*;\\[jvm\\] StubRoutines[^;]*_\\[j\\];JvmJni\\.up_\\[j\\];JvmJni\\.upLeaf_\\[j\\](;[^;]*_\\[k\\])* [0-9]+\$")
 echo "# JNI: c_spin=$cspin ($cspin_whole whole), upLeaf=$up ($up_whole whole)"
 check "JNI: C called from Java: main -> loop -> down (the native method) -> Java_JvmJni_down -> c_spin in >= 90% of c_spin's samples ($cspin_whole/$cspin)" \
-	awk -v c="$cspin_whole" -v t="$cspin" 'BEGIN { exit !(t >= 100 && c >= 0.9 * t) }'
-check "JNI: and back into Java: ... -> Java_JvmJni_down -> jni_CallStaticLongMethod -> call stub -> up -> upLeaf in >= 90% of upLeaf's samples ($up_whole/$up)" \
-	awk -v c="$up_whole" -v t="$up" 'BEGIN { exit !(t >= 100 && c >= 0.9 * t) }'
+	most "$cspin_whole" "$cspin" 100
+check "JNI: and back into Java: Java_JvmJni_down -> jni_CallStaticLongMethod -> (the JVM) -> call stub -> up -> upLeaf in >= 90% of upLeaf's samples ($up_whole/$up)" \
+	most "$up_whole" "$up" 100
 
 # 100 recursive calls: the whole stack, which fits a sample even with no inlining
 jrun deep 4 3 deep 100
@@ -255,7 +258,7 @@ deepest=$(awk '{ n = gsub(/JvmJni\.deep_\[j\]/, "&"); if (n > m) m = n } END { p
 whole=$(folded_sum "$TMP/deep.txt" ';JvmJni\.main_\[j\](;JvmJni\.deep_\[j\]){101};JvmJni\.deepLeaf_\[j\](;[^;]*_\[k\])* [0-9]+$')
 total=$(folded_total "$TMP/deep.txt")
 check "a stack 100 calls deep: main -> 101 deep frames -> deepLeaf in >= 90% of samples ($whole/$total, deepest $deepest)" \
-	awk -v c="$whole" -v t="$total" 'BEGIN { exit !(t >= 200 && c >= 0.9 * t) }'
+	most "$whole" "$total" 200
 # 1000: more frames than a sample holds (127): cut, counted, the leaf still named
 jrun deeper 4 3 deep 1000
 check "record --pid of a Java stack 1000 calls deep exits 0" test $? -eq 0
