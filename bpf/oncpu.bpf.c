@@ -150,6 +150,7 @@ struct walk {
 	__u8 next;		/* enum walker to tail-call when the native walker pauses */
 	__u8 py_started;	/* the Python walker found the thread's frame chain */
 	__u8 native_seen;	/* a native frame is in the sample: pc is a return address */
+	__u8 v8;		/* the process runs a V8 the agent described (v8_procs) */
 	__u64 py_frame;		/* the next Python frame to put in the sample, 0 when none */
 };
 
@@ -326,7 +327,7 @@ static __always_inline int native_step(struct walk_state *st)
 	__u32 n = w->n;
 	struct mapping_key key;
 	const struct mapping_info *mi;
-	const struct unwind_row *row;
+	const struct unwind_row *row = NULL;
 	__u64 look;
 
 	if (n >= PROFLEET_MAX_STACK) {
@@ -343,6 +344,19 @@ static __always_inline int native_step(struct walk_state *st)
 	/* the dispatch point: another walker's code; it hands the frame back when done */
 	if (mi && mi->walker != WALKER_NATIVE && mi->walker < WALKER_MAX && !w->handed_back) {
 		w->next = mi->walker;
+		return STEP_HANDOFF;
+	}
+	if (mi && mi->nrows)
+		row = find_row(mi->first_row, mi->nrows, look - mi->bias);
+	/*
+	 * V8 keeps frame pointers in its frames, and its code has no unwind
+	 * table: JIT code in anonymous memory (no mapping here), builtins embedded
+	 * in the binary (a gap in its table). Its walker reads what they are.
+	 */
+	if (w->v8 && !w->handed_back &&
+	    (!mi || (mi->walker == WALKER_NATIVE && mi->nrows &&
+		     (!row || row->cfa_type == CFA_UNSUPPORTED)))) {
+		w->next = WALKER_V8;
 		return STEP_HANDOFF;
 	}
 	w->handed_back = 0;
@@ -364,7 +378,6 @@ static __always_inline int native_step(struct walk_state *st)
 		}
 		return fp_step(w);
 	}
-	row = find_row(mi->first_row, mi->nrows, look - mi->bias);
 	if (!row) {
 		count(CNT_UNWIND_UNSUPPORTED);
 		return fp_step(w);
@@ -919,6 +932,184 @@ int walk_jvm(struct bpf_perf_event_data *ctx)
 	return 0;
 }
 
+/* ---- the V8 walker ---------------------------------------------------------- */
+
+/* pid -> its V8's frame and object layout; written by the agent */
+struct {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(max_entries, 1024);
+	__type(key, __u32);
+	__type(value, struct v8_proc);
+} v8_procs SEC(".maps");
+
+/* V8 frames the walker takes per program before it tail-calls itself. */
+#define V8_FRAMES_PER_PROG 8
+/* a frame larger than this is not taken for one */
+#define V8_MAX_FRAME (1u << 20)
+
+/* What a V8 step tells its loop. */
+enum v8_step {
+	V8_MORE = 0,		/* the caller is V8 code too */
+	V8_NATIVE = 1,		/* the caller is native code (or unknown): the native walker's */
+	V8_END = 2,		/* the walk is over */
+};
+
+/* A tagged pointer to a heap object (tag 01 on x86_64). */
+static __always_inline bool v8_heap_object(__u64 v)
+{
+	return (v & 3) == 1 && v > 4096;
+}
+
+/* The instance type of the heap object at tagged address obj; 0 when unreadable. */
+static __always_inline __u16 v8_type(const struct v8_proc *vp, __u64 obj)
+{
+	__u64 map = 0;
+	__u16 type = 0;
+
+	if (!v8_heap_object(obj) ||
+	    bpf_probe_read_user(&map, 8, (void *)(obj - 1 + vp->map)) || !v8_heap_object(map) ||
+	    bpf_probe_read_user(&type, 2, (void *)(map - 1 + vp->map_instance_type)))
+		return 0;
+	return type;
+}
+
+/*
+ * The frame at rbp: a typed frame (its marker, an even word: the type << 1),
+ * or a JavaScript frame, whose function's SharedFunctionInfo names it; an
+ * interpreted one also has its BytecodeArray and its bytecode offset (a Smi).
+ * Sets *value and returns the V8_* kind, 0 when the frame is not V8's.
+ */
+static __always_inline __u32 v8_frame(const struct v8_proc *vp, struct walk *w, __u64 *value,
+				      __u32 *aux)
+{
+	__u64 marker = 0, fn = 0, sfi = 0, bytecode = 0, offset = 0;
+	__u16 type;
+
+	if (bpf_probe_read_user(&marker, 8, (void *)(w->bp + vp->fp_marker)))
+		return 0;
+	if (!(marker & 1)) {	/* a frame type marker; a Smi-tagged small number */
+		if (marker >= 128)
+			return 0;
+		*value = w->pc;
+		*aux = (__u32)(marker >> 1);
+		return V8_STUB;
+	}
+	if (bpf_probe_read_user(&fn, 8, (void *)(w->bp + vp->fp_function)))
+		return 0;
+	type = v8_type(vp, fn);
+	if (type < vp->first_fn_type || type > vp->last_fn_type || !type ||
+	    bpf_probe_read_user(&sfi, 8, (void *)(fn - 1 + vp->fn_shared)) ||
+	    v8_type(vp, sfi) != vp->sfi_type)
+		return 0;
+	*value = sfi;
+	*aux = 0;
+	/* interpreted: the BytecodeArray slot holds one, the offset slot a Smi (a
+	 * baseline frame keeps its feedback vector there) */
+	if (bpf_probe_read_user(&bytecode, 8, (void *)(w->bp + vp->fp_bytecode_array)) ||
+	    v8_type(vp, bytecode) != vp->bytecode_array_type ||
+	    bpf_probe_read_user(&offset, 8, (void *)(w->bp + vp->fp_bytecode_offset)) ||
+	    (offset & 1))
+		return V8_COMPILED;
+	*aux = (__u32)(offset >> (vp->smi_shift & 63)) & V8_VALUE_MASK;
+	return V8_INTERPRETED;
+}
+
+/* One V8 frame into the sample (or a native one where it is not V8's), then its caller's. */
+static __always_inline int v8_step(struct walk_state *st, const struct v8_proc *vp)
+{
+	struct walk *w = &st->w;
+	__u64 value = 0, frame[2];
+	__u32 n = w->n, kind, aux = 0;
+	struct mapping_key key;
+	const struct mapping_info *mi;
+	const struct unwind_row *row = NULL;
+
+	if (n >= PROFLEET_MAX_STACK) {
+		count(CNT_UNWIND_DEPTH);
+		stop(w, STACK_TRUNCATED);
+		return V8_END;
+	}
+	if (!w->bp_valid || w->bp < w->sp || w->bp - w->sp > V8_MAX_FRAME ||
+	    bpf_probe_read_user(frame, sizeof(frame), (void *)w->bp))
+		return V8_NATIVE;	/* no frame here: the native walker ends or goes on */
+	kind = v8_frame(vp, w, &value, &aux);
+	n = w->n;	/* bounds again, next to the stores */
+	if (n >= PROFLEET_MAX_STACK)
+		return V8_END;
+	if (kind) {
+		st->e.ustack[n] = value;
+		st->e.uaux[n] = kind << V8_KIND_SHIFT | (aux & V8_VALUE_MASK);
+		st->e.ukind[n] = WALKER_V8;
+		count(kind == V8_STUB ? CNT_V8_STUBS : CNT_V8_FRAMES);
+	} else {	/* code without a table whose frame is not V8's: its pc, natively */
+		st->e.ustack[n] = w->pc;
+		st->e.uaux[n] = 0;
+		st->e.ukind[n] = WALKER_NATIVE;
+		count(CNT_V8_BAD_FRAME);
+	}
+	w->n = n + 1;
+	w->signal_frame = 0;
+	w->native_seen = 1;
+	/* the caller, by the frame pointer */
+	w->sp = w->bp + 16;
+	w->pc = frame[1];
+	w->bp_valid = frame[0] > w->bp;
+	w->bp = frame[0];
+	if (w->pc == 0) {
+		stop(w, STACK_OK);
+		return V8_END;
+	}
+	/* V8 code again (no table there, or a gap of one), or the native walker's */
+	key.prefixlen = 32 + 64;
+	key.pid_be = bpf_htonl(w->pid);
+	key.addr_be = bpf_cpu_to_be64(w->pc - 1);
+	mi = bpf_map_lookup_elem(&exe_mappings, &key);
+	if (!mi)
+		return V8_MORE;
+	if (mi->walker != WALKER_NATIVE || !mi->nrows)
+		return V8_NATIVE;
+	row = find_row(mi->first_row, mi->nrows, w->pc - 1 - mi->bias);
+	return !row || row->cfa_type == CFA_UNSUPPORTED ? V8_MORE : V8_NATIVE;
+}
+
+/*
+ * The V8 walker, entered when the native walk of a process running V8 reaches
+ * code without an unwind table: every frame there has a frame pointer; it
+ * takes them up to V8_FRAMES_PER_PROG, then itself again or back to the native
+ * walker.
+ */
+SEC("perf_event")
+int walk_v8(struct bpf_perf_event_data *ctx)
+{
+	struct walk_state *st = get_state();
+	const struct v8_proc *vp;
+	int r = V8_MORE;
+	__u32 n0;
+
+	if (!st)
+		return 0;
+	n0 = st->w.n;
+	vp = bpf_map_lookup_elem(&v8_procs, &st->w.pid);
+	if (!vp)	/* gone since the walk began */
+		r = V8_NATIVE;
+	for (int i = 0; vp && i < V8_FRAMES_PER_PROG && r == V8_MORE; i++)
+		r = v8_step(st, vp);
+	/* nothing taken: the native walker keeps this frame, or the two would hand
+	 * it back and forth */
+	if (r == V8_NATIVE && st->w.n == n0)
+		st->w.handed_back = 1;
+	if (r == V8_MORE)
+		bpf_tail_call(ctx, &walkers, WALKER_V8);
+	else if (r == V8_NATIVE)
+		bpf_tail_call(ctx, &walkers, WALKER_NATIVE);
+	if (r != V8_END) {
+		count(CNT_UNWIND_BUDGET);
+		stop(&st->w, STACK_LOOP_BUDGET);
+	}
+	finish_user(st);
+	return 0;
+}
+
 /*
  * The registers of the interrupted task's user mode: the perf event's own when
  * it interrupted user mode; else the ones saved on entry to the kernel, at the
@@ -962,6 +1153,7 @@ static __always_inline void walk_user(struct bpf_perf_event_data *ctx, struct ta
 	struct sample_event *e = &st->e;
 
 	st->w = (struct walk){ .pid = e->pid, .bp_valid = 1, .status = STACK_OK };
+	st->w.v8 = bpf_map_lookup_elem(&v8_procs, &st->w.pid) != NULL;
 	e->flags |= SAMPLE_F_USER_DWARF;
 	if (!user_regs(ctx, task, &st->w) || st->w.pc == 0) {
 		e->ustack_len = 0;

@@ -44,7 +44,8 @@ enum walker {
 	WALKER_NATIVE = 0,	/* .eh_frame tables, frame pointers where there are none */
 	WALKER_PYTHON = 1,	/* CPython: ustack = code object, uaux = instruction (code units) */
 	WALKER_JVM = 2,		/* HotSpot: ustack = pc or Method*, uaux = JVM_* kind | value */
-	/* 3..WALKER_MAX-1: more interpreters (V8, ...) plug in here */
+	WALKER_V8 = 3,		/* V8 (Node.js): ustack = SharedFunctionInfo or pc, uaux = V8_* kind | value */
+	/* 4..WALKER_MAX-1: more interpreters plug in here */
 	WALKER_MAX = 8,
 };
 
@@ -132,6 +133,42 @@ struct jvm_proc {
 	__u8 frame_complete_size;	/* its width: 4 (an int), 2 (int16_t, 25+) */
 	__u8 hb_used;		/* HeapBlock::Header::_used from the block, 0xff: not exported */
 	__u16 pad;
+};
+
+/*
+ * uaux of a V8 frame: its kind in the top two bits, and below them
+ * V8_INTERPRETED: the frame's bytecode offset slot, a Smi's value (the offset
+ *   plus BytecodeArray's header, less the heap object tag), 0 when unknown;
+ * V8_COMPILED: nothing yet (baseline, Maglev or TurboFan code);
+ *   for both, ustack is the function's SharedFunctionInfo (a tagged pointer);
+ * V8_STUB: the frame type of a typed frame (entry, exit, stub: StackFrame::Type),
+ *   ustack: the pc.
+ */
+#define V8_KIND_SHIFT 30
+#define V8_INTERPRETED 1u
+#define V8_COMPILED 2u
+#define V8_STUB 3u
+#define V8_VALUE_MASK ((1u << V8_KIND_SHIFT) - 1)
+
+/*
+ * One process's V8 (pid -> v8_proc, written by the agent from the v8dbg_*
+ * constants of the binary that holds V8): what the walker reads of a frame and
+ * of the heap objects it names. Offsets of frame slots are from rbp.
+ */
+struct v8_proc {
+	__s16 fp_marker;	/* v8dbg_off_fp_context_or_frame_type: a context, or a type marker */
+	__s16 fp_function;	/* v8dbg_off_fp_function: the JSFunction */
+	__s16 fp_bytecode_array;	/* v8dbg_off_fp_bytecode_array */
+	__s16 fp_bytecode_offset;	/* v8dbg_off_fp_bytecode_offset: a Smi */
+	__u16 map;		/* HeapObject::map */
+	__u16 map_instance_type;	/* Map::instance_type, a u16 */
+	__u16 fn_shared;	/* JSFunction::shared */
+	__u16 first_fn_type;	/* the JSFunction instance types, inclusive (a superset will do: */
+	__u16 last_fn_type;	/*   the shared field must hold a SharedFunctionInfo too) */
+	__u16 bytecode_array_type;	/* BYTECODE_ARRAY_TYPE */
+	__u8 smi_shift;		/* a Smi's value is the word >> smi_shift (32 without pointer compression) */
+	__u8 pad;
+	__u16 sfi_type;		/* SHARED_FUNCTION_INFO_TYPE: what a function's shared field holds */
 };
 
 /* Frames the native walker takes per program before it tail-calls itself. */
@@ -226,6 +263,10 @@ enum counter {
 	CNT_JVM_NO_PROC,	/* code of a process the agent has not described */
 	CNT_JVM_NO_BLOB,	/* a pc in the code cache's free space, or the segment map unreadable */
 	CNT_JVM_BAD_FRAME,	/* a blob or frame that does not hold together: the walk ends */
+	/* the V8 walker */
+	CNT_V8_FRAMES,		/* JavaScript frames put in samples */
+	CNT_V8_STUBS,		/* typed frames (entry, exit, stubs) put in samples */
+	CNT_V8_BAD_FRAME,	/* a frame that is not V8's, or whose function does not read: kept as native */
 	CNT_MAX,
 };
 
@@ -236,6 +277,7 @@ _Static_assert(sizeof(struct sample_event) ==
 _Static_assert(sizeof(struct target_cfg) == 12, "target_cfg layout");
 _Static_assert(sizeof(struct py_proc) == 40, "py_proc layout");
 _Static_assert(sizeof(struct jvm_proc) == 120, "jvm_proc layout");
+_Static_assert(sizeof(struct v8_proc) == 24, "v8_proc layout");
 #endif
 
 #endif

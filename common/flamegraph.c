@@ -26,6 +26,7 @@ static const char *const kind_suffix[PROF_FRAME_KINDS] = {
 	[PROF_FRAME_KERNEL] = "_[k]",
 	[PROF_FRAME_PYTHON] = "_[py]",
 	[PROF_FRAME_JVM] = "_[j]",
+	[PROF_FRAME_V8] = "_[js]",
 };
 #define MAX_SUFFIX_LEN 5
 _Static_assert(sizeof("_[py]") - 1 <= MAX_SUFFIX_LEN && sizeof("_[k]") - 1 <= MAX_SUFFIX_LEN,
@@ -646,7 +647,7 @@ static bool has_suffix(const char *name, size_t len, enum prof_frame f)
 
 /*
  * Warm (red to yellow) for native code, blue for the kernel, green for Python,
- * aqua for the JVM;
+ * aqua for the JVM, yellow-green for JavaScript;
  * the hash of the name picks the shade.
  */
 static void frame_fill(const char *name, size_t len, char *buf, size_t size)
@@ -660,6 +661,8 @@ static void frame_fill(const char *name, size_t len, char *buf, size_t size)
 		snprintf(buf, size, "rgb(%u,%u,%u)", 60 + a % 60, 170 + b % 60, 60 + c % 50);
 	else if (has_suffix(name, len, PROF_FRAME_JVM))
 		snprintf(buf, size, "rgb(%u,%u,%u)", 40 + a % 50, 180 + b % 60, 180 + c % 60);
+	else if (has_suffix(name, len, PROF_FRAME_V8))
+		snprintf(buf, size, "rgb(%u,%u,%u)", 170 + a % 50, 200 + b % 50, 40 + c % 40);
 	else
 		snprintf(buf, size, "rgb(%u,%u,%u)", 210 + a % 46, 70 + b % 160, 20 + c % 60);
 }

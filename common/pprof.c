@@ -44,7 +44,7 @@ enum {
 	MAPPING_HAS_LINE_NUMBERS = 9,
 };
 enum { LOCATION_ID = 1, LOCATION_MAPPING_ID = 2, LOCATION_ADDRESS = 3, LOCATION_LINE = 4 };
-enum { LINE_FUNCTION_ID = 1, LINE_LINE = 2 };
+enum { LINE_FUNCTION_ID = 1, LINE_LINE = 2, LINE_COLUMN = 3 };
 enum { FUNCTION_ID = 1, FUNCTION_NAME = 2, FUNCTION_SYSTEM_NAME = 3, FUNCTION_FILENAME = 4 };
 
 #define STRTAB_CACHE 1024	/* power of two */
@@ -434,8 +434,8 @@ static void write_mappings(struct enc *e)
 		pbw__uint64(w, MAPPING_MEMORY_LIMIT, e->pseudo[f].hi);
 		pbw__uint64(w, MAPPING_FILENAME, str(e, prof_frame_mapping((enum prof_frame)f)));
 		pbw__bool(w, MAPPING_HAS_FUNCTIONS, true);
-		pbw__bool(w, MAPPING_HAS_FILENAMES, f == PROF_FRAME_PYTHON || f == PROF_FRAME_JVM);
-		pbw__bool(w, MAPPING_HAS_LINE_NUMBERS, f == PROF_FRAME_PYTHON || f == PROF_FRAME_JVM);
+		pbw__bool(w, MAPPING_HAS_FILENAMES, prof_frame_has_lines(f));
+		pbw__bool(w, MAPPING_HAS_LINE_NUMBERS, prof_frame_has_lines(f));
 		pbw__end(w);
 	}
 }
@@ -461,6 +461,8 @@ static void write_locations(struct enc *e)
 		pbw__begin(w, LOCATION_LINE);
 		pbw__uint64(w, LINE_FUNCTION_ID, e->loc_func[i]);
 		pbw__int64(w, LINE_LINE, l->line);
+		if (l->column)
+			pbw__int64(w, LINE_COLUMN, l->column);
 		pbw__end(w);
 		pbw__end(w);
 	}

@@ -179,6 +179,7 @@ static const struct {
 	[PROF_FRAME_KERNEL] = { "kernel", "[kernel.kallsyms]" },
 	[PROF_FRAME_PYTHON] = { "cpython", "[cpython]" },
 	[PROF_FRAME_JVM] = { "jvm", "[jvm]" },
+	[PROF_FRAME_V8] = { "v8js", "[v8js]" },
 };
 
 const char *prof_frame_type(enum prof_frame f)

@@ -26,13 +26,19 @@ enum prof_frame {
 	PROF_FRAME_KERNEL,
 	PROF_FRAME_PYTHON,
 	PROF_FRAME_JVM,		/* HotSpot code: compiled Java methods, the interpreter, stubs */
+	PROF_FRAME_V8,		/* JavaScript functions run by V8 (Node.js) */
 	PROF_FRAME_KINDS
 };
 
-/* OTel's profile.frame.type value: "native", "kernel", "cpython", "jvm" */
+/* OTel's profile.frame.type value: "native", "kernel", "cpython", "jvm", "v8js" */
 const char *prof_frame_type(enum prof_frame f);
 /* The file name of the pprof pseudo-mapping of f's frames; NULL for native frames. */
 const char *prof_frame_mapping(enum prof_frame f);
+/* Whether frames of kind f are named by a runtime with source files and lines (not ELF symbols). */
+static inline int prof_frame_has_lines(unsigned f)
+{
+	return f == PROF_FRAME_PYTHON || f == PROF_FRAME_JVM || f == PROF_FRAME_V8;
+}
 /* The frame kind a pprof mapping named file stands for (PROF_FRAME_NATIVE: a real file). */
 enum prof_frame prof_frame_of_mapping(const char *file);
 
@@ -67,6 +73,7 @@ struct prof_location {
 	const char *system_name;
 	const char *file;	/* source file if known, else NULL */
 	int64_t line;		/* source line if known, else 0 */
+	int64_t column;		/* source column (1-based) if known, else 0 */
 };
 
 struct prof_label {

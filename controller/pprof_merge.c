@@ -320,7 +320,7 @@ static int new_location(struct pprof_merge *m, struct prof_location *pl, const c
 {
 	pl->frame = (uint8_t)prof_frame_of_mapping(mfile);
 	/* a native one may be mangled: not a name to show */
-	if (pl->frame != PROF_FRAME_PYTHON && pl->frame != PROF_FRAME_JVM)
+	if (!prof_frame_has_lines(pl->frame))
 		pl->system_name = NULL;
 	if (!*pl->function) {
 		const char *base = strrchr(mfile, '/');
@@ -342,7 +342,7 @@ static const char *sysname_of(const Perftools__Profiles__Profile *pb,
 	return *s && strcmp(s, str_of(pb, f->name)) ? s : NULL;
 }
 
-/* One merged location per (mapping, function, file, line); kernel frames by mapping name. */
+/* One merged location per (mapping, function, file, line, column); kernel frames by mapping name. */
 static int merge_frame(struct pprof_merge *m, const Perftools__Profiles__Profile *pb,
 		       const Perftools__Profiles__Location *l, const Perftools__Profiles__Line *ln,
 		       const struct idx *mx, const struct idx *fx, uint32_t *ret)
@@ -350,7 +350,7 @@ static int merge_frame(struct pprof_merge *m, const Perftools__Profiles__Profile
 	uint32_t mi = PROFILE_NO_MAPPING;
 	const Perftools__Profiles__Function *f = NULL;
 	const char *fname, *file = NULL, *mfile = "";
-	int64_t line = ln ? ln->line : 0;
+	int64_t line = ln ? ln->line : 0, column = ln ? ln->column : 0;
 	char *key;
 	void *v;
 	int i, n;
@@ -371,7 +371,8 @@ static int merge_frame(struct pprof_merge *m, const Perftools__Profiles__Profile
 	if (!*fname)
 		n = asprintf(&key, "%u\x1f#%" PRIx64, mi, l->address);
 	else
-		n = asprintf(&key, "%u\x1f%s\x1f%s\x1f%" PRId64, mi, fname, file ? file : "", line);
+		n = asprintf(&key, "%u\x1f%s\x1f%s\x1f%" PRId64 ":%" PRId64, mi, fname,
+			     file ? file : "", line, column);
 	if (n < 0)
 		return -ENOMEM;
 	v = hmap_get(&m->locs, key);
@@ -382,7 +383,8 @@ static int merge_frame(struct pprof_merge *m, const Perftools__Profiles__Profile
 	}
 	i = new_location(m, &(struct prof_location){
 				.mapping = mi, .address = l->address, .function = fname,
-				.file = file, .line = line, .system_name = sysname_of(pb, f) }, mfile);
+				.file = file, .line = line, .column = column,
+				.system_name = sysname_of(pb, f) }, mfile);
 	if (i < 0 || hmap_put(&m->locs, key, as_val((uint32_t)i), NULL)) {
 		free(key);
 		return -ENOMEM;

@@ -17,6 +17,7 @@
 #include "procs.h"
 #include "profile.h"
 #include "pysym.h"
+#include "v8sym.h"
 
 struct stack {
 	struct stack *next;
@@ -42,6 +43,7 @@ struct agg {
 	struct pysym *pysym;
 	struct perfmaps *perfmaps;	/* names of JIT code (agg_opts.perfmaps) */
 	struct jvmsym *jvmsym;		/* names of HotSpot code (agg_opts.jvmsym) */
+	struct v8sym *v8sym;		/* names of JavaScript functions (agg_opts.v8sym) */
 	struct stack **buckets;
 	uint32_t nbuckets;
 	uint32_t max_stacks;
@@ -88,6 +90,7 @@ struct agg *agg__new(const struct agg_opts *opts, struct procs *procs, struct sy
 	a->pysym = opts ? opts->pysym : NULL;
 	a->perfmaps = opts ? opts->perfmaps : NULL;
 	a->jvmsym = opts ? opts->jvmsym : NULL;
+	a->v8sym = opts ? opts->v8sym : NULL;
 	a->nbuckets = 4096;
 	a->buckets = calloc(a->nbuckets, sizeof(*a->buckets));
 	if (!a->buckets) {
@@ -229,6 +232,19 @@ struct skey {
 	uint64_t hash;
 };
 
+/*
+ * Who names a user frame: its walker's symbolizer, or (WALKER_NATIVE) its
+ * mapping. V8's typed frames (entry, exit, stubs) are code like any other.
+ */
+static uint8_t walked_kind(uint8_t kind, uint32_t aux)
+{
+	if (kind == WALKER_PYTHON || kind == WALKER_JVM)
+		return kind;
+	if (kind == WALKER_V8 && aux >> V8_KIND_SHIFT != V8_STUB)
+		return kind;
+	return WALKER_NATIVE;
+}
+
 /* Counts the sample's stack errors, resolves its user frames, hashes the key. */
 static void sample_key(struct agg *a, const struct sample_event *e, struct skey *k)
 {
@@ -248,8 +264,7 @@ static void sample_key(struct agg *a, const struct sample_event *e, struct skey 
 	memcpy(k->frames + k->nk, e->ustack, k->nu * sizeof(uint64_t));
 	k->walkers = false;
 	for (uint32_t i = 0; i < k->nu; i++) {
-		k->kinds[i] = e->ukind[i] == WALKER_PYTHON || e->ukind[i] == WALKER_JVM ?
-				      e->ukind[i] : WALKER_NATIVE;
+		k->kinds[i] = walked_kind(e->ukind[i], e->uaux[i]);
 		k->aux[i] = k->kinds[i] == WALKER_NATIVE ? 0 : e->uaux[i];
 		if (k->kinds[i] != WALKER_NATIVE) {	/* no mapping: named by its walker's symbolizer */
 			k->ids[i] = PROCS_NO_MAPPING;
@@ -335,18 +350,28 @@ static void jvm_prefetch(struct agg *a, struct stack *s)
 	}
 }
 
-/* A new stack's Python frames are read while their process lives (the names are cached). */
-static void python_prefetch(struct agg *a, struct stack *s)
+/*
+ * A new stack's Python and JavaScript frames are read while their process
+ * lives (the names are cached).
+ */
+static void walked_prefetch(struct agg *a, struct stack *s)
 {
 	const uint8_t *kinds = stack_kinds(s);
 	struct pysym_frame f;
+	struct v8sym_frame v;
 
 	for (uint32_t i = 0; i < s->nu; i++) {
-		if (kinds[i] != WALKER_PYTHON)
-			continue;
-		a->stats.frames_python++;
-		if (a->pysym)
-			pysym_lookup(a->pysym, (int)s->pid, s->frames[s->nk + i], stack_aux(s)[i], &f);
+		if (kinds[i] == WALKER_PYTHON) {
+			a->stats.frames_python++;
+			if (a->pysym)
+				pysym_lookup(a->pysym, (int)s->pid, s->frames[s->nk + i],
+					     stack_aux(s)[i], &f);
+		} else if (kinds[i] == WALKER_V8) {
+			a->stats.frames_v8++;
+			if (a->v8sym)
+				v8sym_lookup(a->v8sym, (int)s->pid, s->frames[s->nk + i],
+					     stack_aux(s)[i], &v);
+		}
 	}
 }
 
@@ -384,7 +409,7 @@ static int stack_add(struct agg *a, const struct sample_event *e, const struct s
 	if (s->walkers) {
 		memcpy(stack_aux(s), k->aux, k->nu * sizeof(uint32_t));
 		memcpy(stack_kinds(s), k->kinds, k->nu);
-		python_prefetch(a, s);
+		walked_prefetch(a, s);
 	}
 	jvm_prefetch(a, s);
 	s->next = a->buckets[b];
@@ -439,6 +464,7 @@ struct loc_key {
 /* A Python frame: addr is its code object in process pid, leaf its instruction. */
 #define PYTHON_ID (UINT32_MAX - 3)
 #define JVM_ID (UINT32_MAX - 4)	/* addr: a pc or a Method*, leaf: its uaux */
+#define V8_ID (UINT32_MAX - 5)	/* addr: a SharedFunctionInfo, leaf: its uaux */
 
 struct build {
 	struct agg *a;
@@ -664,6 +690,29 @@ static int jvm_walked_location(struct build *b, const struct loc_key *k, uint32_
 	return profile__add_location(b->p, &l);
 }
 
+/*
+ * A frame the V8 walker put in the sample: its function, script, line and
+ * column; "[v8js]+0x<SharedFunctionInfo>" when that cannot be read.
+ */
+static int v8_location(struct build *b, const struct loc_key *k)
+{
+	struct prof_location l = { .mapping = PROFILE_NO_MAPPING, .frame = PROF_FRAME_V8 };
+	struct v8sym_frame f;
+	char name[64];
+
+	if (b->a->v8sym && !v8sym_lookup(b->a->v8sym, (int)k->pid, k->addr, k->leaf, &f)) {
+		l.function = f.name;
+		l.file = f.file[0] ? f.file : NULL;
+		l.line = f.line;
+		l.column = f.column;
+		return profile__add_location(b->p, &l);
+	}
+	snprintf(name, sizeof(name), "[v8js]+0x%" PRIx64, k->addr);
+	b->a->stats.frames_unsymbolized++;
+	l.function = name;
+	return profile__add_location(b->p, &l);
+}
+
 /* The location(s) of k: the first's index; *n their count (more than 1: JVM inlining). */
 static int make_location(struct build *b, const struct loc_key *k, uint32_t *n)
 {
@@ -689,6 +738,8 @@ static int make_location(struct build *b, const struct loc_key *k, uint32_t *n)
 		b->a->stats.frames_unsymbolized++;
 	} else if (k->id == JVM_ID) {
 		return jvm_walked_location(b, k, n);
+	} else if (k->id == V8_ID) {
+		return v8_location(b, k);
 	} else if (k->id == KERNEL_ID || k->id == KSYM_ID) {
 		kernel_location(b, k, &l, name, sizeof(name));
 	} else if (k->id == PROCS_NO_MAPPING || !procs__mapping(b->a->procs, k->id)) {
@@ -755,6 +806,12 @@ static struct loc_key user_key(const struct build *b, uint64_t addr, uint32_t id
 				 .pid = m && perfmap_anon(m->path) ? pid : 0 };
 }
 
+/* The location key id of a walker's frames. */
+static uint32_t walked_id(uint8_t kind)
+{
+	return kind == WALKER_JVM ? JVM_ID : kind == WALKER_V8 ? V8_ID : PYTHON_ID;
+}
+
 static int add_stack(struct build *b, struct stack *s)
 {
 	uint32_t locs[PROFLEET_MAX_STACK * 3], n = 0, cnt;
@@ -774,11 +831,9 @@ static int add_stack(struct build *b, struct stack *s)
 		locs[n++] = (uint32_t)idx;
 	}
 	for (uint32_t i = 0, native = 0; i < s->nu; i++) {
-		if (s->walkers && (stack_kinds(s)[i] == WALKER_PYTHON ||
-				   stack_kinds(s)[i] == WALKER_JVM))
+		if (s->walkers && stack_kinds(s)[i] != WALKER_NATIVE)
 			idx = location_of(b, (struct loc_key){ .addr = s->frames[s->nk + i],
-							       .id = stack_kinds(s)[i] == WALKER_JVM ?
-								     JVM_ID : PYTHON_ID,
+							       .id = walked_id(stack_kinds(s)[i]),
 							       .leaf = stack_aux(s)[i],
 							       .pid = s->pid }, &cnt);
 		else	/* the first native frame is the interrupted pc, even under Python frames */

@@ -46,6 +46,8 @@ struct agg_opts {
 	 * the interpreter, stubs) from the processes' memory, before their perf maps
 	 */
 	struct jvmsym *jvmsym;
+	/* names JavaScript frames (ukind WALKER_V8); NULL: they stay "[v8js]+0x<function>" */
+	struct v8sym *v8sym;
 };
 
 struct agg_stats {
@@ -56,6 +58,7 @@ struct agg_stats {
 	uint64_t frames_unsymbolized;	/* frames that kept module+0xoffset */
 	uint64_t frames_python;		/* Python frames in the stacks added */
 	uint64_t frames_jvm;		/* JVM frames (the HotSpot walker's) in the stacks added */
+	uint64_t frames_v8;		/* JavaScript frames (the V8 walker's) in the stacks added */
 	uint64_t frames_cut;		/* inlined frames left out: a stack longer than a sample holds */
 	uint64_t kstack_errors, ustack_errors, ustack_truncated;
 };
@@ -64,6 +67,7 @@ struct agg;
 struct jvmsym;
 struct perfmaps;
 struct pysym;
+struct v8sym;
 
 struct agg *agg__new(const struct agg_opts *opts, struct procs *procs, struct symcache *sc);
 void agg__free(struct agg *a);

@@ -30,7 +30,7 @@ enum {
 	MAP_START = 1, MAP_LIMIT = 2, MAP_OFFSET = 3, MAP_FILENAME = 4,
 	STACK_LOCATIONS = 1,
 	LOC_MAPPING = 1, LOC_ADDRESS = 2, LOC_LINES = 3, LOC_ATTRS = 4,
-	LINE_FUNCTION = 1, LINE_LINE = 2,
+	LINE_FUNCTION = 1, LINE_LINE = 2, LINE_COLUMN = 3,
 	FN_NAME = 1, FN_SYSTEM_NAME = 2, FN_FILENAME = 3,
 	KVU_KEY = 1, KVU_VALUE = 2, KVU_UNIT = 3,
 };
@@ -437,6 +437,8 @@ static void write_mappings_locations(struct enc *e, struct pbw *w)
 		pbw__begin(w, LOC_LINES);
 		pbw__uint64(w, LINE_FUNCTION, (uint64_t)e->loc_fn[i]);
 		pbw__int64(w, LINE_LINE, l->line);
+		if (l->column)
+			pbw__int64(w, LINE_COLUMN, l->column);
 		pbw__end(w);
 		pbw__packed_u32(w, LOC_ATTRS,
 				&(uint32_t){ (uint32_t)e->frame_attr[kind_of(l)] }, 1);

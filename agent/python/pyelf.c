@@ -94,29 +94,6 @@ static int find_syms(Elf *elf, int fd, Elf64_Word type, struct py_syms *s)
 	return 0;
 }
 
-/* Reads len bytes at file vaddr from the PT_LOAD that holds them (elfutil's bounded read). */
-static int read_vaddr(Elf *elf, int fd, uint64_t vaddr, void *buf, size_t len)
-{
-	size_t nph;
-
-	if (elf_getphdrnum(elf, &nph))
-		return -EINVAL;
-	for (size_t i = 0; i < nph; i++) {
-		GElf_Phdr ph;
-		Elf_Data *d;
-
-		if (!gelf_getphdr(elf, (int)i, &ph) || ph.p_type != PT_LOAD || vaddr < ph.p_vaddr ||
-		    len > ph.p_filesz || vaddr - ph.p_vaddr > ph.p_filesz - len)
-			continue;
-		if (elfutil_rawchunk(elf, fd, ph.p_offset + (vaddr - ph.p_vaddr), len, EVAL_BYTES,
-				     ELF_T_BYTE, &d) || d->d_size < len)
-			return -EIO;
-		memcpy(buf, d->d_buf, len);
-		return 0;
-	}
-	return -ENOENT;
-}
-
 /*
  * x86_64 instructions of the loader's first lines: the key's address is the
  * first one loaded into the first argument (%edi: the key; %rdi: the Py_tss_t
@@ -190,7 +167,7 @@ static uint64_t key_address(Elf *elf, int fd, const struct py_syms *s, const str
 	uint8_t code[LOADER_BYTES];
 	uint64_t key = 0;
 
-	if ((s->found & S_LOADER) && !read_vaddr(elf, fd, s->loader.st_value, code, sizeof(code)))
+	if ((s->found & S_LOADER) && !elfutil_read_vaddr(elf, fd, EVAL_BYTES, s->loader.st_value, code, sizeof(code)))
 		key = pyelf_key_from_code(code, sizeof(code), s->loader.st_value);
 	if (key >= s->runtime.st_value && key + 4 <= s->runtime.st_value + s->runtime.st_size &&
 	    key % 4 == 0)
@@ -275,7 +252,7 @@ static void cold_ranges(Elf *elf, int fd, struct py_elf *py)
 
 	len = len < EVAL_BYTES ? len : EVAL_BYTES;
 	c = starts ? malloc(len) : NULL;
-	if (!c || read_vaddr(elf, fd, start, c, len)) {
+	if (!c || elfutil_read_vaddr(elf, fd, EVAL_BYTES, start, c, len)) {
 		free(c);
 		free(starts);
 		return;
@@ -323,13 +300,13 @@ int pyelf_read(Elf *elf, int fd, const char *name, struct py_elf *ret)
 	named = version_from_name(name, &minor);
 	if (named == -ENOTSUP)
 		return -ENOTSUP;
-	if ((s.found & S_VERSION) && !read_vaddr(elf, fd, s.version.st_value, &hex, sizeof(hex)) &&
+	if ((s.found & S_VERSION) && !elfutil_read_vaddr(elf, fd, EVAL_BYTES, s.version.st_value, &hex, sizeof(hex)) &&
 	    hex >> 24 == 3)
 		minor = (int)(hex >> 16 & 0xff);
 	else if (named)
 		return -ENOTSUP;
 	/* 3.13+: _PyRuntime starts with its debug offsets, which say a free-threaded build */
-	if (minor >= 13 && (read_vaddr(elf, fd, s.runtime.st_value, dbg, sizeof(dbg)) ||
+	if (minor >= 13 && (elfutil_read_vaddr(elf, fd, EVAL_BYTES, s.runtime.st_value, dbg, sizeof(dbg)) ||
 			    memcmp(dbg, "xdebugpy", 8) || dbg[16]))
 		return -ENOTSUP;
 	v = version_of(minor);
@@ -353,7 +330,7 @@ int pyelf_read(Elf *elf, int fd, const char *name, struct py_elf *ret)
 		.code_tag_mask = v->code_tag_mask,
 	};
 	/* 3.11+: the instructions start where a code object's fixed part ends */
-	if (minor >= 11 && !read_vaddr(elf, fd, s.code_type.st_value + 32, &basicsize, 8) &&
+	if (minor >= 11 && !elfutil_read_vaddr(elf, fd, EVAL_BYTES, s.code_type.st_value + 32, &basicsize, 8) &&
 	    basicsize >= 160 && basicsize <= 512)
 		ret->layout.co_code = (uint16_t)basicsize;
 	return 0;

@@ -12,6 +12,7 @@
 
 #include "hmap.h"
 #include "oncpu.h"
+#include "utf8.h"
 
 #define DEFAULT_ENTRIES 65536
 #define MAX_BYTES (32u << 20)	/* of names, files and line tables held */
@@ -147,33 +148,6 @@ static int peek(int pid, uint64_t addr, void *buf, size_t len)
 	return process_vm_readv(pid, &local, 1, &remote, 1, 0) == (ssize_t)len ? 0 : -EFAULT;
 }
 
-/* One code point as UTF-8 into out (room for 4); how many bytes. */
-static size_t utf8(uint32_t c, char *out)
-{
-	if (c < 0x80) {
-		out[0] = (char)c;
-		return 1;
-	}
-	if (c < 0x800) {
-		out[0] = (char)(0xc0 | c >> 6);
-		out[1] = (char)(0x80 | (c & 0x3f));
-		return 2;
-	}
-	if (c < 0x10000) {
-		out[0] = (char)(0xe0 | c >> 12);
-		out[1] = (char)(0x80 | (c >> 6 & 0x3f));
-		out[2] = (char)(0x80 | (c & 0x3f));
-		return 3;
-	}
-	if (c > 0x10ffff)
-		c = 0xfffd;
-	out[0] = (char)(0xf0 | c >> 18);
-	out[1] = (char)(0x80 | (c >> 12 & 0x3f));
-	out[2] = (char)(0x80 | (c >> 6 & 0x3f));
-	out[3] = (char)(0x80 | (c & 0x3f));
-	return 4;
-}
-
 /* A compact str object at addr as UTF-8 (truncated at MAX_STR code points); NULL on a fault. */
 static char *read_str(int pid, uint64_t addr, const struct code_layout *l)
 {
@@ -203,7 +177,7 @@ static char *read_str(int pid, uint64_t addr, const struct code_layout *l)
 				     (uint32_t)raw[4 * i + 2] << 16 | (uint32_t)raw[4 * i + 3] << 24;
 
 		/* NUL and lone surrogates (surrogateescape'd file names) are no UTF-8 */
-		p += utf8(c && (c < 0xd800 || c > 0xdfff) ? c : 0xfffd, p);
+		p += utf8_put(c && (c < 0xd800 || c > 0xdfff) ? c : 0xfffd, p);
 	}
 	*p = '\0';
 	return out;

@@ -28,6 +28,7 @@
 #include "perfmap.h"
 #include "jvmsym.h"
 #include "pysym.h"
+#include "v8sym.h"
 #include "table_cache.h"
 #include "profile.h"
 #include "sampler.h"
@@ -327,6 +328,9 @@ static const struct {
 	{ "jvm.no_process", CNT_JVM_NO_PROC, true },
 	{ "jvm.no_blob", CNT_JVM_NO_BLOB, true },
 	{ "jvm.bad_frame", CNT_JVM_BAD_FRAME, true },
+	{ "v8.frames", CNT_V8_FRAMES, true },
+	{ "v8.stub_frames", CNT_V8_STUBS, true },
+	{ "v8.bad_frame", CNT_V8_BAD_FRAME, true },
 	{ "samples.seen", CNT_SAMPLES, false },
 	{ "drops.ringbuf_full", CNT_RINGBUF_FULL, false },
 	{ "stack_errors.kernel_fault", CNT_KSTACK_FAULT, false },
@@ -360,6 +364,7 @@ static void add_drop_comments(struct profile *p, const struct sampler_stats *ss,
 		{ "frames.unsymbolized", as->frames_unsymbolized },
 		{ "frames.python", as->frames_python },
 		{ "frames.jvm", as->frames_jvm },
+		{ "frames.v8", as->frames_v8 },
 		{ "frames.cut", as->frames_cut },
 		{ "procs.maps_read_failed", ps->maps_read_failed },
 	};
@@ -435,6 +440,23 @@ static void add_jvm_comments(struct profile *p, const struct jvmsym_stats *s)
 	add_values(p, v, sizeof(v) / sizeof(v[0]));
 }
 
+/* What V8 processes' heaps named ("profleet.v8.*"). */
+static void add_v8_comments(struct profile *p, const struct v8sym_stats *s,
+			    const struct unwinder_stats *us)
+{
+	const struct named_value v[] = {
+		{ "v8.processes", us ? us->v8_procs : 0 },
+		{ "v8.unsupported", us ? us->v8_unsupported : 0 },
+		{ "v8.lookups", s->lookups },
+		{ "v8.functions_read", s->reads },
+		{ "v8.read_errors", s->read_errors },
+		{ "v8.no_line", s->no_line },
+		{ "v8.names_dropped", s->dropped },
+	};
+
+	add_values(p, v, sizeof(v) / sizeof(v[0]));
+}
+
 /* One recording, from the sampler's start to the last output. */
 struct recording {
 	const struct record_config *cfg;
@@ -445,6 +467,7 @@ struct recording {
 	struct pysym *pysym;	/* names of Python frames */
 	struct perfmaps *perfmaps;	/* names of JIT code */
 	struct jvmsym *jvmsym;	/* names of HotSpot code */
+	struct v8sym *v8sym;	/* names of JavaScript functions */
 	struct sampler *s;
 	pid_t child;		/* the command, -1 once reaped (or none) */
 	int gate;		/* write end of the command's start gate, -1 once used */
@@ -493,6 +516,7 @@ static int rec_open(struct recording *rc)
 		.allow_degraded = true,
 		.python = cfg->dwarf_unwind && cfg->python,
 		.jvm = cfg->dwarf_unwind,
+		.v8 = cfg->dwarf_unwind && cfg->node,
 	};
 
 	rc->procs = procs__new(NULL);
@@ -500,10 +524,11 @@ static int rec_open(struct recording *rc)
 	rc->pysym = pysym_new(0);
 	rc->perfmaps = perfmaps__new(NULL);
 	rc->jvmsym = jvmsym_new();
-	rc->st.agg = rc->procs && rc->sc && rc->pysym && rc->perfmaps && rc->jvmsym ?
+	rc->v8sym = v8sym_new(0);
+	rc->st.agg = rc->procs && rc->sc && rc->pysym && rc->perfmaps && rc->jvmsym && rc->v8sym ?
 		agg__new(&(struct agg_opts){ .kernel_addresses = cfg->kernel_addresses,
 					     .pysym = rc->pysym, .perfmaps = rc->perfmaps,
-					     .jvmsym = rc->jvmsym },
+					     .jvmsym = rc->jvmsym, .v8sym = rc->v8sym },
 			 rc->procs, rc->sc) : NULL;
 	rc->st.period_ns = 1000000000LL / cfg->frequency;
 	if (!rc->st.agg) {
@@ -511,7 +536,8 @@ static int rec_open(struct recording *rc)
 		return -1;
 	}
 	rc->pl = (struct pipeline){ .procs = rc->procs, .pysym = rc->pysym,
-				    .perfmaps = rc->perfmaps, .jvmsym = rc->jvmsym, .table_cache_dir = cfg->table_cache,
+				    .perfmaps = rc->perfmaps, .jvmsym = rc->jvmsym, .v8sym = rc->v8sym,
+				    .table_cache_dir = cfg->table_cache,
 				    .consume = consume, .ctx = &rc->st };
 	pipeline_bind(&rc->pl, &so);
 	rc->s = sampler__new(&so);
@@ -523,8 +549,10 @@ static int rec_open(struct recording *rc)
 	}
 	rc->st.unw = rc->pl.unw;
 	if (rc->st.unw) {
-		/* our own libc and loader: most processes map the same files */
-		unwinder__sync_pid(rc->st.unw, getpid(), false);
+		/* a command forked from us maps our libc and loader: built first (not
+		 * for --pid alone, where they would only take room from the targets') */
+		if (cfg->command)
+			unwinder__sync_pid(rc->st.unw, getpid(), false);
 		for (int i = 0; i < cfg->npids; i++)
 			unwinder__sync_pid(rc->st.unw, cfg->pids[i], false);
 		/*
@@ -640,6 +668,7 @@ static void rec_comments(const struct recording *rc, struct profile *prof,
 	struct unwinder_stats us;
 	struct perfmaps_stats pms;
 	struct jvmsym_stats js;
+	struct v8sym_stats vs;
 	uint64_t run_ns = 0, run_cnt = 0;
 
 	procs__stats(rc->procs, &ps);
@@ -650,6 +679,8 @@ static void rec_comments(const struct recording *rc, struct profile *prof,
 	add_perfmap_comments(prof, &pms);
 	jvmsym_stats(rc->jvmsym, &js);
 	add_jvm_comments(prof, &js);
+	v8sym_stats(rc->v8sym, &vs);
+	add_v8_comments(prof, &vs, rc->st.unw ? &us : NULL);
 	if (rc->pl.cache) {
 		struct table_cache_stats ts;
 
@@ -765,6 +796,7 @@ static void rec_close(struct recording *rc)
 	pysym_free(rc->pysym);
 	perfmaps__free(rc->perfmaps);
 	jvmsym_free(rc->jvmsym);
+	v8sym_free(rc->v8sym);
 	procs__free(rc->procs);
 	free(rc->st.pids);
 }

@@ -7,6 +7,7 @@
 #include "log.h"
 #include "perfmap.h"
 #include "jvmsym.h"
+#include "v8sym.h"
 #include "procs.h"
 #include "table_cache.h"
 #include "unwinder.h"
@@ -70,12 +71,16 @@ static void on_task(void *ctx, const struct task_record *t)
 			perfmaps__forget_pid(pl->perfmaps, t->pid);
 		if (pl->jvmsym)	/* another image: its code cache, if any, is new */
 			jvmsym_forget_pid(pl->jvmsym, t->pid);
+		if (pl->v8sym)	/* its heap too */
+			v8sym_forget_pid(pl->v8sym, t->pid);
 		follow_if_wanted(pl, t->pid, true);	/* its mmaps follow */
 		break;
 	case TASK_FORK:
 		procs__on_fork(pl->procs, t->pid, t->ppid, t->time);
 		if (pl->jvmsym)	/* a new process under this pid */
 			jvmsym_forget_pid(pl->jvmsym, t->pid);
+		if (pl->v8sym)
+			v8sym_forget_pid(pl->v8sym, t->pid);
 		break;
 	case TASK_EXIT:
 		procs__on_exit(pl->procs, t->pid);
@@ -134,6 +139,9 @@ int pipeline_start_unwinder(struct pipeline *pl, struct sampler *s)
 	uo.pysym = pl->pysym;
 	uo.jvm_procs_fd = sampler__jvm_procs_fd(s);
 	uo.jvmsym = pl->jvmsym;
+	uo.v8_procs_fd = sampler__v8_procs_fd(s);
+	uo.v8 = uo.v8_procs_fd >= 0;
+	uo.v8sym = pl->v8sym;
 	sampler__unwind_fds(s, &mfd, &rfd, &cap);
 	pl->unw = unwinder__new(mfd, rfd, cap, pl->procs, &uo);
 	if (!pl->unw)

@@ -20,6 +20,7 @@ struct perfmaps;
 struct procs;
 struct pysym;
 struct jvmsym;
+struct v8sym;
 struct table_cache;
 struct unwinder;
 
@@ -35,6 +36,7 @@ struct pipeline {
 	struct pysym *pysym;		/* the caller's: told which processes run CPython; may be NULL */
 	struct perfmaps *perfmaps;	/* the caller's: told of execs and exits; may be NULL */
 	struct jvmsym *jvmsym;		/* the caller's: reads JVMs for the HotSpot walker; may be NULL */
+	struct v8sym *v8sym;		/* the caller's: told which processes run V8; may be NULL */
 	const char *table_cache_dir;	/* compiled unwind tables on disk; NULL = none */
 	pipeline_consume_fn consume;	/* after the unwinder saw the sample */
 	/*

@@ -475,7 +475,8 @@ int sampler__probe_kernel(struct sampler_kernel *k, char *err, size_t errlen)
 static void read_verified(struct sampler *s)
 {
 	struct bpf_program *progs[] = { s->skel->progs.on_cpu_sample, s->skel->progs.walk_native,
-					 s->skel->progs.walk_python, s->skel->progs.walk_jvm };
+					 s->skel->progs.walk_python, s->skel->progs.walk_jvm,
+					 s->skel->progs.walk_v8 };
 	char *p = s->kernel.verified, *end = p + sizeof(s->kernel.verified);
 
 	for (size_t i = 0; i < sizeof(progs) / sizeof(progs[0]); i++) {
@@ -509,13 +510,22 @@ static int set_walker(struct sampler *s, __u32 key, struct bpf_program *prog)
 	return 0;
 }
 
+/* The interpreters' walkers of a variant, as bits. */
+enum { W_PYTHON = 1, W_JVM = 2, W_V8 = 4, W_ALL = 7 };
+
 /*
  * Opens and loads the programs of one variant: the walker chain (with the
- * CPython and HotSpot walkers or without), or frame pointers only.
+ * interpreters' walkers of the mask walkers), or frame pointers only.
  */
 static int load_variant(struct sampler *s, const struct sampler_opts *opts, bool dwarf,
-			bool python, bool jvm, size_t rb_bytes)
+			unsigned walkers, size_t rb_bytes)
 {
+	struct {
+		unsigned bit;
+		struct bpf_program *prog;
+		struct bpf_map *procs;
+		__u32 key;
+	} w[3];
 	int err;
 
 	oncpu_bpf__destroy(s->skel);
@@ -525,6 +535,10 @@ static int load_variant(struct sampler *s, const struct sampler_opts *opts, bool
 		log_error("cannot open the BPF object: %s", strerror(errno));
 		return err;
 	}
+	w[0] = (typeof(w[0])){ W_PYTHON, s->skel->progs.walk_python, s->skel->maps.py_procs,
+				WALKER_PYTHON };
+	w[1] = (typeof(w[0])){ W_JVM, s->skel->progs.walk_jvm, s->skel->maps.jvm_procs, WALKER_JVM };
+	w[2] = (typeof(w[0])){ W_V8, s->skel->progs.walk_v8, s->skel->maps.v8_procs, WALKER_V8 };
 	s->skel->rodata->cfg_filter = opts->filter;
 	s->skel->rodata->cfg_kernel_stacks = opts->kernel_stacks;
 	s->skel->rodata->cfg_user_stacks = opts->user_stacks;
@@ -539,12 +553,13 @@ static int load_variant(struct sampler *s, const struct sampler_opts *opts, bool
 	bpf_map__set_max_entries(s->skel->maps.unwind_rows,
 				 !dwarf ? 1 : opts->unwind_rows ? opts->unwind_rows : UNWIND_DEFAULT_ROWS);
 	bpf_program__set_autoload(s->skel->progs.walk_native, dwarf);
-	bpf_program__set_autoload(s->skel->progs.walk_python, dwarf && python);
-	bpf_program__set_autoload(s->skel->progs.walk_jvm, dwarf && jvm);
-	if (!(dwarf && python))	/* unused: no room taken */
-		bpf_map__set_max_entries(s->skel->maps.py_procs, 1);
-	if (!(dwarf && jvm))
-		bpf_map__set_max_entries(s->skel->maps.jvm_procs, 1);
+	for (int i = 0; i < 3; i++) {
+		bool on = dwarf && (walkers & w[i].bit);
+
+		bpf_program__set_autoload(w[i].prog, on);
+		if (!on)	/* unused: no room taken */
+			bpf_map__set_max_entries(w[i].procs, 1);
+	}
 
 	load_ctx.loading = true;
 	load_ctx.from_verifier = false;
@@ -556,10 +571,9 @@ static int load_variant(struct sampler *s, const struct sampler_opts *opts, bool
 	if (err || !dwarf)
 		return err;
 	err = set_walker(s, WALKER_NATIVE, s->skel->progs.walk_native);
-	if (!err && python)
-		err = set_walker(s, WALKER_PYTHON, s->skel->progs.walk_python);
-	if (!err && jvm)
-		err = set_walker(s, WALKER_JVM, s->skel->progs.walk_jvm);
+	for (int i = 0; i < 3 && !err; i++)
+		if (walkers & w[i].bit)
+			err = set_walker(s, w[i].key, w[i].prog);
 	return err;
 }
 
@@ -570,47 +584,54 @@ static int load_variant(struct sampler *s, const struct sampler_opts *opts, bool
  */
 static int load_programs(struct sampler *s, const struct sampler_opts *opts, size_t rb_bytes)
 {
-	/* the walker chain with both interpreters' walkers, then without one, then
-	 * without both: the native walk is worth more than either's frames */
+	/* the walker chain with every interpreter's walker asked for; where the
+	 * verifier refuses, without one of them, then without two, then without
+	 * any: the native walk is worth more than their frames */
+	static const unsigned variants[] = { W_ALL, W_ALL & ~W_V8, W_ALL & ~W_JVM,
+					     W_ALL & ~W_PYTHON, W_PYTHON, W_JVM, W_V8, 0 };
 	static const struct {
-		bool python, jvm;
-	} variants[] = { { true, true }, { true, false }, { false, true }, { false, false } };
-	bool want_py = opts->dwarf_unwind && opts->python, want_jvm = opts->dwarf_unwind && opts->jvm;
-	bool python = false, jvm = false;
+		unsigned bit;
+		const char *what;
+	} names[] = { { W_PYTHON, "CPython walker (Python frames are not named)" },
+		      { W_JVM, "HotSpot walker (Java frames are named only where a sample is)" },
+		      { W_V8, "V8 walker (JavaScript frames are not named)" } };
+	unsigned want = 0, walkers = 0, tried = 0;	/* tried: bit v for variant v */
 	char why[sizeof(load_ctx.why)] = "";
 	int err = -EINVAL;
 
+	if (opts->dwarf_unwind)
+		want = (opts->python ? W_PYTHON : 0) | (opts->jvm ? W_JVM : 0) | (opts->v8 ? W_V8 : 0);
 	for (size_t i = 0; i < sizeof(variants) / sizeof(variants[0]); i++) {
-		if ((variants[i].python && !want_py) || (variants[i].jvm && !want_jvm) ||
-		    (i && (variants[i].python != want_py || variants[i].jvm != want_jvm) &&
-		     !load_ctx.from_verifier))
-			continue;	/* not asked for, or no verifier refusal to get around */
-		python = variants[i].python;
-		jvm = variants[i].jvm;
-		err = load_variant(s, opts, opts->dwarf_unwind, python, jvm, rb_bytes);
+		unsigned v = variants[i] & want;
+
+		if (tried & 1u << v)
+			continue;	/* tried already (what was not asked for is left out) */
+		if (tried && !load_ctx.from_verifier)
+			break;	/* no verifier refusal to get around */
+		tried |= 1u << v;
+		walkers = v;
+		err = load_variant(s, opts, opts->dwarf_unwind, walkers, rb_bytes);
 		if (!err || !load_ctx.from_verifier)
 			break;
 		if (!why[0])
 			snprintf(why, sizeof(why), "%s", load_ctx.why);
 	}
-	if (!err && want_py && !python)
-		log_warn("kernel %s refused the CPython walker (%s): Python frames are not named "
-			 "(the verifier's log at --log-level debug)", s->kernel.release, why);
-	if (!err && want_jvm && !jvm)
-		log_warn("kernel %s refused the HotSpot walker (%s): Java frames are named only "
-			 "where a sample is (the verifier's log at --log-level debug)",
-			 s->kernel.release, why);
+	for (size_t i = 0; !err && i < sizeof(names) / sizeof(names[0]); i++)
+		if ((want & names[i].bit) && !(walkers & names[i].bit))
+			log_warn("kernel %s refused the %s: %s (the verifier's log at --log-level "
+				 "debug)", s->kernel.release, names[i].what, why);
 	if (err && opts->dwarf_unwind && opts->allow_degraded && load_ctx.from_verifier) {
 		snprintf(s->kernel.degraded, sizeof(s->kernel.degraded),
 			 "kernel %s refused the table-driven unwinder (%s): user stacks from "
 			 "frame pointers only", s->kernel.release, load_ctx.why);
 		log_warn("degraded: %s; code built without frame pointers loses its callers "
 			 "(the verifier's log at --log-level debug)", s->kernel.degraded);
-		python = jvm = false;
-		err = load_variant(s, opts, false, false, false, rb_bytes);
+		walkers = 0;
+		err = load_variant(s, opts, false, 0, rb_bytes);
 	}
-	s->kernel.python = !err && python;
-	s->kernel.jvm = !err && jvm;
+	s->kernel.python = !err && (walkers & W_PYTHON);
+	s->kernel.jvm = !err && (walkers & W_JVM);
+	s->kernel.v8 = !err && (walkers & W_V8);
 	if (err)
 		log_error("cannot load the BPF programs on kernel %s: %s (details at --log-level "
 			  "debug)", s->kernel.release, load_ctx.why[0] ? load_ctx.why : strerror(-err));
@@ -1042,6 +1063,11 @@ int sampler__py_procs_fd(struct sampler *s)
 int sampler__jvm_procs_fd(struct sampler *s)
 {
 	return s->kernel.jvm ? bpf_map__fd(s->skel->maps.jvm_procs) : -1;
+}
+
+int sampler__v8_procs_fd(struct sampler *s)
+{
+	return s->kernel.v8 ? bpf_map__fd(s->skel->maps.v8_procs) : -1;
 }
 
 int sampler__unwind_fds(struct sampler *s, int *ret_mappings_fd, int *ret_rows_fd,

@@ -47,6 +47,7 @@ struct sampler_opts {
 	bool allow_degraded;	/* dwarf_unwind refused by the verifier: frame pointers, said loudly */
 	bool python;		/* with dwarf_unwind: the CPython walker too (left out if refused) */
 	bool jvm;		/* with dwarf_unwind: the HotSpot walker too (left out if refused) */
+	bool v8;		/* with dwarf_unwind: the V8 walker too (left out if refused) */
 	uint32_t unwind_rows;	/* size of the unwind_rows array; 0 = UNWIND_DEFAULT_ROWS */
 	sampler_sample_fn on_sample;
 	sampler_task_fn on_task;	/* may be NULL */
@@ -61,6 +62,7 @@ struct sampler_kernel {
 	bool dwarf;			/* the table-driven walker chain is loaded */
 	bool python;			/* the CPython walker is in the chain */
 	bool jvm;			/* the HotSpot walker is in the chain */
+	bool v8;			/* the V8 walker is in the chain */
 	char degraded[512];		/* why a lesser variant was loaded; "" when none was */
 	char verified[160];		/* "prog=N ..." verified instructions (5.16+) */
 	uint64_t verified_total;
@@ -139,6 +141,8 @@ int sampler__watch_fd(struct sampler *s, int fd);
 int sampler__py_procs_fd(struct sampler *s);
 /* The jvm_procs map of the HotSpot walker, -1 when it is not loaded. */
 int sampler__jvm_procs_fd(struct sampler *s);
+/* The v8_procs map of the V8 walker, -1 when it is not loaded. */
+int sampler__v8_procs_fd(struct sampler *s);
 /* The unwinder's BPF maps: exe_mappings (LPM trie) and unwind_rows (array, *ret_rows_cap rows). */
 int sampler__unwind_fds(struct sampler *s, int *ret_mappings_fd, int *ret_rows_fd,
 			uint32_t *ret_rows_cap);

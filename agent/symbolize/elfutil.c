@@ -394,3 +394,31 @@ int elfutil_symtab(Elf *elf, int fd, Elf64_Word type, uint64_t sym_budget, uint6
 	*ret_sh = sh;
 	return 0;
 }
+
+int elfutil_read_vaddr(Elf *elf, int fd, uint64_t budget, uint64_t vaddr, void *buf, size_t len)
+{
+	size_t nph;
+
+	if (elf_getphdrnum(elf, &nph))
+		return -EINVAL;
+	for (size_t i = 0; i < nph; i++) {
+		GElf_Phdr ph;
+		Elf_Data *d;
+
+		if (!gelf_getphdr(elf, (int)i, &ph) || ph.p_type != PT_LOAD || vaddr < ph.p_vaddr ||
+		    len > ph.p_memsz || vaddr - ph.p_vaddr > ph.p_memsz - len)
+			continue;
+		if (vaddr - ph.p_vaddr >= ph.p_filesz) {	/* .bss */
+			memset(buf, 0, len);
+			return 0;
+		}
+		if (len > ph.p_filesz || vaddr - ph.p_vaddr > ph.p_filesz - len)
+			return -EINVAL;	/* across the end of the file's bytes */
+		if (elfutil_rawchunk(elf, fd, ph.p_offset + (vaddr - ph.p_vaddr), len, budget,
+				     ELF_T_BYTE, &d) || d->d_size < len)
+			return -EIO;
+		memcpy(buf, d->d_buf, len);
+		return 0;
+	}
+	return -ENOENT;
+}

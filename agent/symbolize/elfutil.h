@@ -71,6 +71,12 @@ Elf_Scn *elfutil_section(Elf *elf, const char *name, GElf_Shdr *ret_shdr);
  */
 int elfutil_symtab(Elf *elf, int fd, Elf64_Word type, uint64_t sym_budget, uint64_t str_budget,
 		   Elf_Data **ret_d, GElf_Shdr *ret_sh);
+/*
+ * Reads len bytes at file vaddr from the PT_LOAD that holds them (bounded by
+ * budget); bytes past the segment's file size (.bss) read as zeros, what the
+ * loader gives them. 0, -ENOENT (no segment holds them) or -errno.
+ */
+int elfutil_read_vaddr(Elf *elf, int fd, uint64_t budget, uint64_t vaddr, void *buf, size_t len);
 /* The GNU build-id in lower-case hex; 0, or -ENOENT when there is none (1 MiB of notes read). */
 int elfutil_build_id(Elf *elf, int fd, char *hex, size_t len);
 

@@ -25,6 +25,8 @@
 #include "log.h"
 #include "procs.h"
 #include "pyelf.h"
+#include "v8elf.h"
+#include "v8sym.h"
 #include "pysym.h"
 #include "table_cache.h"
 #include "unwind.h"
@@ -58,6 +60,8 @@ struct table {
 	int nsegs;
 	bool has_py;		/* the file holds a CPython we know: py */
 	struct py_elf py;
+	bool has_v8;		/* the file holds a V8 we know: v8 */
+	struct v8_elf v8;
 };
 
 struct pid_entry {
@@ -75,6 +79,8 @@ struct pid_entry {
 	bool jvm;			/* its jvm_procs entry is ours */
 	bool jvm_seen;			/* it maps a libjvm.so (the last sync) */
 	uint64_t jvm_retry_ns;		/* a JVM still starting: synced again from then on; 0 none */
+	bool v8;			/* its v8_procs entry is ours */
+	bool v8_seen;			/* it maps a file with V8 (the last sync) */
 };
 
 /* free slices of unwind_rows, sorted by start, never adjacent */
@@ -363,6 +369,20 @@ static void jvm_drop(struct unwinder *u, struct pid_entry *pe)
 	u->stats.jvm_procs--;
 }
 
+/* The process no longer runs the V8 it did: its v8_procs entry goes. */
+static void v8_drop(struct unwinder *u, struct pid_entry *pe)
+{
+	__u32 pid = (__u32)pe->pid;
+
+	if (!pe->v8)
+		return;
+	bpf_map_delete_elem(u->opts.v8_procs_fd, &pid);
+	if (u->opts.v8sym)
+		v8sym_forget_pid(u->opts.v8sym, pe->pid);
+	pe->v8 = false;
+	u->stats.v8_procs--;
+}
+
 static void pid_drop_entries(struct unwinder *u, struct pid_entry *pe)
 {
 	for (uint32_t i = 0; i < pe->nkeys; i++)
@@ -374,6 +394,7 @@ static void pid_drop_entries(struct unwinder *u, struct pid_entry *pe)
 	pe->ntables = 0;
 	py_drop(u, pe);
 	jvm_drop(u, pe);
+	v8_drop(u, pe);
 }
 
 void unwinder__forget_pid(struct unwinder *u, int pid)
@@ -756,6 +777,31 @@ static void py_detect(struct unwinder *u, struct table *t, int fd, const char *p
 	}
 }
 
+/* A file named like Node's (node, nodejs, libnode.so.N): its V8's layout, into t. */
+static void v8_detect(struct unwinder *u, struct table *t, int fd, const char *path)
+{
+	const char *base = strrchr(path, '/');
+	Elf *elf;
+	int err;
+
+	if (!strstr(base ? base + 1 : path, "node"))
+		return;
+	elf = elfutil_begin(fd);
+	if (!elf)
+		return;
+	err = v8elf_read(elf, fd, &t->v8);
+	elf_end(elf);
+	t->has_v8 = err == 0;
+	if (err == -ENOTSUP) {
+		u->stats.v8_unsupported++;
+		log_warn("v8: %s: a V8 build we cannot walk (its v8dbg constants lack what the "
+			 "walker needs): its JavaScript frames are not named", path);
+	} else if (!err) {
+		log_info("v8: %s: V8 frames walked (JSFunction types %u-%u)", path,
+			 t->v8.proc.first_fn_type, t->v8.proc.last_fn_type);
+	}
+}
+
 /*
  * Returns the table id for the file of mapping m, or -errno. A table not built
  * yet is handed to the worker: its id is returned at once, pending.
@@ -797,6 +843,8 @@ static int table_for(struct unwinder *u, const struct mapping *m, int pid)
 	u->tables[id] = (struct table){ .used = true, .nsegs = nsegs };
 	if (u->opts.python)
 		py_detect(u, &u->tables[id], fd, m->path);
+	if (u->opts.v8)
+		v8_detect(u, &u->tables[id], fd, m->path);
 	snprintf(u->tables[id].key, sizeof(u->tables[id].key), "%s", key);
 	snprintf(u->tables[id].ino_key, sizeof(u->tables[id].ino_key), "i:%" PRIu64 ":%" PRIu64,
 		 m->dev, m->ino);
@@ -945,6 +993,28 @@ static int jvm_install(struct unwinder *u, struct pid_entry *pe)
 	return 0;
 }
 
+/*
+ * A process that maps a V8 gets its v8_procs entry, once per sync: the V8
+ * walker then takes its frames in code without unwind tables.
+ */
+static void v8_install(struct unwinder *u, struct pid_entry *pe, const struct table *t)
+{
+	__u32 pid = (__u32)pe->pid;
+
+	if (pe->v8_seen)
+		return;
+	pe->v8_seen = true;
+	if (bpf_map_update_elem(u->opts.v8_procs_fd, &pid, &t->v8.proc, BPF_ANY)) {
+		u->stats.v8_failed++;
+		return;	/* its JavaScript frames stay native ones: counted */
+	}
+	if (!pe->v8)
+		u->stats.v8_procs++;
+	pe->v8 = true;
+	if (u->opts.v8sym)
+		v8sym_set_pid(u->opts.v8sym, pe->pid, &t->v8);
+}
+
 /* A HotSpot VM's library, as maps names it (" (deleted)" once a package upgrade replaced it). */
 static bool is_libjvm(const char *path)
 {
@@ -972,6 +1042,8 @@ static int add_range(const struct mapping *m, uint64_t start, uint64_t end, void
 	if (pid_add_table(c->pe, (uint32_t)id))
 		return -ENOMEM;
 	table_ref(u, t);	/* only once the process's list holds it: never a lost reference */
+	if (t->has_v8)	/* its code without a table is V8's to walk, loaded or not */
+		v8_install(u, c->pe, t);
 	if (t->failed || t->pending)
 		return 0;	/* pending: its entries come at the sync after it is built */
 	/* the executable segment that holds this mapping's file offset */
@@ -1023,9 +1095,12 @@ static int sync_entry(struct unwinder *u, struct pid_entry *pe)
 	u->stats.pid_syncs++;
 	pe->py_seen = false;
 	pe->jvm_seen = false;
+	pe->v8_seen = false;
 	err = procs__foreach_range(u->procs, pe->pid, add_range, &c);
 	if (pe->py && !pe->py_seen)	/* it exec'd out of Python, or its table went */
 		py_drop(u, pe);
+	if (pe->v8 && !pe->v8_seen)	/* it exec'd out of Node */
+		v8_drop(u, pe);
 	if (!pe->jvm_seen)
 		pe->jvm_retry_ns = 0;
 	if (!err && pe->jvm_seen && u->opts.jvmsym && u->opts.jvm_procs_fd >= 0)

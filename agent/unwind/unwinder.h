@@ -25,6 +25,7 @@ struct procs;
 
 struct jvmsym;
 struct table_cache;
+struct v8sym;
 
 struct unwinder_opts {
 	uint32_t max_rows_per_table;	/* 0 = 4M */
@@ -39,6 +40,10 @@ struct unwinder_opts {
 	/* HotSpot code caches handed to the BPF JVM walker (jvm_procs); -1: none */
 	int jvm_procs_fd;
 	struct jvmsym *jvmsym;		/* reads the JVMs' layouts; NULL: no JVM walker */
+	/* V8's code handed to the BPF V8 walker (v8_procs, v8sym) */
+	bool v8;
+	int v8_procs_fd;		/* the v8_procs map */
+	struct v8sym *v8sym;		/* told which processes run which V8; may be NULL */
 };
 
 struct unwinder_stats {
@@ -59,6 +64,9 @@ struct unwinder_stats {
 	uint64_t py_failed;		/* py_procs map updates that failed (full) */
 	uint64_t jvm_procs;		/* processes whose JVM the HotSpot walker knows */
 	uint64_t jvm_failed;		/* jvm_procs map updates that failed (full) */
+	uint64_t v8_procs;		/* processes whose V8 the V8 walker knows */
+	uint64_t v8_unsupported;	/* files with a V8 whose build we cannot walk */
+	uint64_t v8_failed;		/* v8_procs map updates that failed (full) */
 };
 
 struct unwinder;

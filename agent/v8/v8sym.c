@@ -1,0 +1,689 @@
+// SPDX-License-Identifier: Apache-2.0
+#include "v8sym.h"
+
+#include <errno.h>
+#include <inttypes.h>
+#include <pthread.h>
+#include <stdbool.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/uio.h>
+
+#include "hmap.h"
+#include "oncpu.h"
+#include "utf8.h"
+#include "v8elf.h"
+
+#define DEFAULT_FUNCTIONS 65536
+#define MAX_BYTES (64u << 20)		/* of names, tables and line ends held */
+#define MAX_NAME 255			/* code units of a function's name read */
+#define MAX_FILE 511			/* of a script's name */
+#define MAX_SOURCE (16u << 20)		/* code units of a script's source scanned for lines */
+#define MAX_TABLE (256u << 10)		/* bytes of a source position table read */
+#define MAX_CONS_DEPTH 64		/* cons strings followed into */
+#define SCOPE_INLINE_NAMES 75		/* a ScopeInfo with fewer context locals inlines their names */
+#define MAX_CONTEXT_LOCALS (1 << 20)
+
+/* ScopeInfo's flags (the same bits in V8 10 to 13) and scope types (by generation) */
+#define SI_TYPE(f) ((f) & 0xf)
+#define SI_SAVED_CLASS(f) ((f) >> 10 & 1)
+#define SI_FUNCTION_VAR(f) ((f) >> 12 & 3)
+#define SI_INFERRED(f) ((f) >> 14 & 1)
+#define SI_MODULE_13 5
+#define SI_LAST_POSITIONED_10 4	/* class, eval, function, module, script scopes have positions */
+
+struct v8script {
+	char *name;
+	uint32_t *ends;		/* offsets of its '\n's; NULL: no source read */
+	size_t nends;
+	size_t bytes;
+};
+
+struct v8fn {
+	char *name;		/* the function's own, else inferred, "" none */
+	struct v8script *script;	/* shared (the scripts map owns it); NULL: none */
+	int64_t start;		/* the function's start in its script, -1 unknown */
+	uint8_t *table;		/* its bytecode's source position table */
+	size_t ntable;
+	size_t bytes;
+};
+
+struct v8pid {
+	struct v8_elf l;
+	bool gone;
+};
+
+struct v8sym {
+	pthread_mutex_t lock;
+	struct hmap pids;	/* "pid" -> struct v8pid */
+	struct hmap fns;	/* "pid:sfi" -> struct v8fn */
+	struct hmap scripts;	/* "pid:script" -> struct v8script */
+	size_t max_functions, bytes;
+	struct v8sym_stats stats;
+};
+
+/* What one lookup reads: a process's memory with its layout. */
+struct reader {
+	int pid;
+	const struct v8_elf *l;
+};
+
+struct v8sym *v8sym_new(size_t max_functions)
+{
+	struct v8sym *vs = calloc(1, sizeof(*vs));
+
+	if (!vs)
+		return NULL;
+	pthread_mutex_init(&vs->lock, NULL);
+	vs->max_functions = max_functions ? max_functions : DEFAULT_FUNCTIONS;
+	return vs;
+}
+
+static void script_free(struct v8script *s)
+{
+	if (!s)
+		return;
+	free(s->name);
+	free(s->ends);
+	free(s);
+}
+
+static void fn_free(struct v8fn *f)
+{
+	if (!f)
+		return;
+	free(f->name);
+	free(f->table);
+	free(f);
+}
+
+void v8sym_free(struct v8sym *vs)
+{
+	if (!vs)
+		return;
+	hmap_for_each(&vs->fns, it)
+		fn_free(it->val);
+	hmap_for_each(&vs->scripts, it)
+		script_free(it->val);
+	hmap_for_each(&vs->pids, it)
+		free(it->val);
+	hmap_free(&vs->fns);
+	hmap_free(&vs->scripts);
+	hmap_free(&vs->pids);
+	pthread_mutex_destroy(&vs->lock);
+	free(vs);
+}
+
+/* Drops what was read of pid (functions first: they point at scripts). Under the lock. */
+static void drop_pid(struct v8sym *vs, int pid)
+{
+	char prefix[24];
+	size_t n = (size_t)snprintf(prefix, sizeof(prefix), "%d:", pid);
+
+	hmap_for_each(&vs->fns, it) {
+		if (strncmp(it->key, prefix, n))
+			continue;
+		vs->bytes -= ((struct v8fn *)it->val)->bytes;
+		vs->stats.functions--;
+		fn_free(hmap_del_entry(&vs->fns, it));
+	}
+	hmap_for_each(&vs->scripts, it) {
+		if (strncmp(it->key, prefix, n))
+			continue;
+		vs->bytes -= ((struct v8script *)it->val)->bytes;
+		vs->stats.scripts--;
+		script_free(hmap_del_entry(&vs->scripts, it));
+	}
+}
+
+void v8sym_set_pid(struct v8sym *vs, int pid, const struct v8_elf *l)
+{
+	char key[16];
+	struct v8pid *p, *old = NULL;
+
+	snprintf(key, sizeof(key), "%d", pid);
+	pthread_mutex_lock(&vs->lock);
+	p = hmap_get(&vs->pids, key);
+	if (p && !p->gone && !memcmp(&p->l, l, sizeof(*l))) {
+		pthread_mutex_unlock(&vs->lock);
+		return;
+	}
+	drop_pid(vs, pid);	/* another process, or another V8, under this pid */
+	p = malloc(sizeof(*p));
+	if (p) {
+		p->l = *l;
+		p->gone = false;
+		if (hmap_put(&vs->pids, key, p, (void **)&old)) {
+			free(p);
+			p = NULL;
+		}
+	}
+	if (!p)
+		old = hmap_del(&vs->pids, key);
+	free(old);
+	pthread_mutex_unlock(&vs->lock);
+}
+
+void v8sym_forget_pid(struct v8sym *vs, int pid)
+{
+	char key[16];
+	struct v8pid *p;
+
+	snprintf(key, sizeof(key), "%d", pid);
+	pthread_mutex_lock(&vs->lock);
+	p = hmap_get(&vs->pids, key);
+	if (p)
+		p->gone = true;
+	pthread_mutex_unlock(&vs->lock);
+}
+
+static int peek(int pid, uint64_t addr, void *buf, size_t len)
+{
+	struct iovec local = { buf, len }, remote = { (void *)(uintptr_t)addr, len };
+
+	return process_vm_readv(pid, &local, 1, &remote, 1, 0) == (ssize_t)len ? 0 : -EFAULT;
+}
+
+static bool heap_object(uint64_t v)
+{
+	return (v & 3) == 1 && v > 4096;
+}
+
+static bool is_smi(uint64_t v)
+{
+	return !(v & 1);
+}
+
+static int64_t smi(const struct reader *r, uint64_t v)
+{
+	return (int64_t)v >> r->l->proc.smi_shift;
+}
+
+/* A tagged field of the object at tagged obj. */
+static int field(const struct reader *r, uint64_t obj, uint16_t off, uint64_t *v)
+{
+	if (!heap_object(obj) || off == V8ELF_NONE)
+		return -EFAULT;
+	return peek(r->pid, obj - 1 + off, v, 8);
+}
+
+/* The instance type of the heap object obj; -1 when it is not one. */
+static int type_of(const struct reader *r, uint64_t obj)
+{
+	uint64_t map;
+	uint16_t t;
+
+	if (field(r, obj, r->l->proc.map, &map) || !heap_object(map) ||
+	    peek(r->pid, map - 1 + r->l->proc.map_instance_type, &t, 2))
+		return -1;
+	return t;
+}
+
+/* Code units of a string appended to out (room for max); 0 or -errno. */
+struct units {
+	uint16_t *u;
+	size_t n, max;
+	int steps;		/* strings visited: a cons tree is bounded in nodes, not only depth */
+};
+
+#define MAX_STRING_STEPS 4096
+
+static int put_chars(const struct reader *r, uint64_t addr, size_t len, bool one_byte,
+		     struct units *out)
+{
+	size_t take = len < out->max - out->n ? len : out->max - out->n;
+
+	if (!take)
+		return 0;
+	if (one_byte) {
+		uint8_t *tmp = malloc(take);
+
+		if (!tmp)
+			return -ENOMEM;
+		if (peek(r->pid, addr, tmp, take)) {
+			free(tmp);
+			return -EFAULT;
+		}
+		for (size_t i = 0; i < take; i++)
+			out->u[out->n + i] = tmp[i];
+		free(tmp);
+	} else if (peek(r->pid, addr, out->u + out->n, take * 2)) {
+		return -EFAULT;
+	}
+	out->n += take;
+	return 0;
+}
+
+static int string_units(const struct reader *r, uint64_t s, size_t from, size_t len,
+			struct units *out, int depth);
+
+/* The parts of a cons string (first, second) that [from, from + len) covers. */
+static int cons_units(const struct reader *r, uint64_t s, size_t from, size_t len,
+		      struct units *out, int depth)
+{
+	const struct v8_elf *l = r->l;
+	uint64_t first, second;
+	int32_t flen;
+	size_t end = from + len;
+	int err = 0;
+
+	if (field(r, s, l->cons_first, &first) || field(r, s, l->cons_second, &second) ||
+	    !heap_object(first) || peek(r->pid, first - 1 + l->string_length, &flen, 4) || flen < 0)
+		return -EFAULT;
+	if (from < (size_t)flen)
+		err = string_units(r, first, from, (end < (size_t)flen ? end : (size_t)flen) - from,
+				   out, depth + 1);
+	if (!err && end > (size_t)flen) {
+		size_t at = from > (size_t)flen ? from : (size_t)flen;
+
+		err = string_units(r, second, at - (size_t)flen, end - at, out, depth + 1);
+	}
+	return err;
+}
+
+/* The code units [from, from + len) of the string s, flattened into out. */
+static int string_units(const struct reader *r, uint64_t s, size_t from, size_t len,
+			struct units *out, int depth)
+{
+	const struct v8_elf *l = r->l;
+	int t = type_of(r, s), repr;
+	int32_t slen;
+	uint64_t a, b;
+	bool one;
+
+	if (t < 0 || t >= l->first_nonstring_type || depth > MAX_CONS_DEPTH ||
+	    ++out->steps > MAX_STRING_STEPS ||
+	    peek(r->pid, s - 1 + l->string_length, &slen, 4) || slen < 0)
+		return -EFAULT;
+	if (from >= (size_t)slen || out->n >= out->max)
+		return 0;
+	if (len > (size_t)slen - from)
+		len = (size_t)slen - from;
+	one = (t & l->string_encoding_mask) == l->one_byte_tag;
+	repr = t & l->string_repr_mask;
+	if (repr == l->seq_tag)
+		return put_chars(r, s - 1 + (one ? l->seq_one_chars : l->seq_two_chars) +
+					    from * (one ? 1 : 2), len, one, out);
+	if (repr == l->thin_tag)	/* its own encoding bit may differ from its target's */
+		return field(r, s, l->thin_actual, &a) ? -EFAULT :
+						       string_units(r, a, from, len, out, depth + 1);
+	if (repr == l->sliced_tag) {
+		if (field(r, s, l->sliced_parent, &a) || field(r, s, l->sliced_offset, &b) ||
+		    !is_smi(b) || smi(r, b) < 0)
+			return -EFAULT;
+		return string_units(r, a, from + (size_t)smi(r, b), len, out, depth + 1);
+	}
+	if (repr == l->cons_tag)
+		return cons_units(r, s, from, len, out, depth);
+	if (repr == l->external_tag && l->external_resource != V8ELF_NONE) {
+		/* the resource's data, cached in the next word (not when 0x10: uncached) */
+		if ((t & 0x10) || field(r, s, l->external_resource + 8, &a) || !a)
+			return -EFAULT;
+		return put_chars(r, a + from * (one ? 1 : 2), len, one, out);
+	}
+	return -EFAULT;
+}
+
+/* The string s as UTF-8 in buf (cut at max code units); 0, or -EFAULT when it is not one. */
+static int read_string(const struct reader *r, uint64_t s, char *buf, size_t len, size_t max)
+{
+	uint16_t u[MAX_FILE + 1];
+	struct units out = { .u = u, .max = max < MAX_FILE ? max : MAX_FILE };
+	size_t o = 0;
+
+	buf[0] = '\0';
+	if (string_units(r, s, 0, out.max, &out, 0))
+		return -EFAULT;
+	for (size_t i = 0; i < out.n; i++) {
+		uint32_t c = u[i];
+		char tmp[4];
+		size_t k;
+
+		if (c >= 0xd800 && c < 0xdc00 && i + 1 < out.n && u[i + 1] >= 0xdc00 &&
+		    u[i + 1] < 0xe000) {	/* a surrogate pair */
+			c = 0x10000 + ((c - 0xd800) << 10) + (u[i + 1] - 0xdc00);
+			i++;
+		} else if (c >= 0xd800 && c < 0xe000) {
+			c = 0xfffd;
+		}
+		k = utf8_put(c, tmp);
+		if (o + k >= len)
+			break;
+		memcpy(buf + o, tmp, k);
+		o += k;
+	}
+	buf[o] = '\0';
+	return 0;
+}
+
+/* The i-th tagged slot of a ScopeInfo (after its map). */
+static int slot(const struct reader *r, uint64_t si, int64_t i, uint64_t *v)
+{
+	if (i < 0 || i > 4 * MAX_CONTEXT_LOCALS)
+		return -EFAULT;
+	return peek(r->pid, si - 1 + 8 + 8 * (uint64_t)i, v, 8);
+}
+
+/*
+ * A compiled function's ScopeInfo: its name (or the name V8 inferred) into
+ * name, its start offset in its script into *start (-1 unknown).
+ */
+static void scope_info(const struct reader *r, uint64_t si, char *name, size_t len, int64_t *start)
+{
+	const struct v8_elf *l = r->l;
+	uint64_t w, n, v;
+	uint32_t flags;
+	int64_t i, nlocals;
+
+	if (l->gen == V8GEN_UNKNOWN || l->scope_info_first_vars == V8ELF_NONE ||
+	    l->scope_info_ncontext_locals == V8ELF_NONE || slot(r, si, 0, &w) ||
+	    slot(r, si, l->scope_info_ncontext_locals, &n) || !is_smi(n))
+		return;
+	/* the flags: a Smi (10-11), a raw uint32 (13) */
+	flags = l->gen == V8GEN_13 ? (uint32_t)w : (uint32_t)smi(r, w);
+	nlocals = smi(r, n);
+	if (nlocals < 0 || nlocals > MAX_CONTEXT_LOCALS)
+		return;
+	i = l->scope_info_first_vars;
+	if (l->gen == V8GEN_13) {
+		if (!slot(r, si, 3, &v) && is_smi(v))
+			*start = smi(r, v);
+		if (SI_TYPE(flags) == SI_MODULE_13)
+			i++;	/* module_variable_count */
+	}
+	i += nlocals < SCOPE_INLINE_NAMES ? nlocals : 1;	/* names, or their hash table */
+	i += nlocals;	/* their infos */
+	i += SI_SAVED_CLASS(flags);
+	if (SI_FUNCTION_VAR(flags)) {
+		if (!slot(r, si, i, &v) && heap_object(v))
+			read_string(r, v, name, len, MAX_NAME);
+		i += 2;
+	}
+	if (SI_INFERRED(flags)) {
+		if (!name[0] && !slot(r, si, i, &v) && heap_object(v))
+			read_string(r, v, name, len, MAX_NAME);
+		i++;
+	}
+	if (l->gen == V8GEN_10 && SI_TYPE(flags) <= SI_LAST_POSITIONED_10 && !slot(r, si, i, &v) &&
+	    is_smi(v))
+		*start = smi(r, v);
+}
+
+/* The offsets of the '\n's of source (a string), into s; 0 or -errno. */
+static int line_ends(const struct reader *r, uint64_t source, struct v8script *s)
+{
+	struct units out = { .u = NULL };
+	int32_t slen;
+	size_t cap = 0;
+
+	if (type_of(r, source) < 0 || type_of(r, source) >= r->l->first_nonstring_type ||
+	    peek(r->pid, source - 1 + r->l->string_length, &slen, 4) || slen < 0)
+		return -EFAULT;
+	out.max = (size_t)slen < MAX_SOURCE ? (size_t)slen : MAX_SOURCE;
+	out.u = malloc(out.max * 2 + 2);
+	if (!out.u)
+		return -ENOMEM;
+	if (string_units(r, source, 0, out.max, &out, 0)) {
+		free(out.u);
+		return -EFAULT;
+	}
+	for (size_t i = 0; i < out.n; i++) {
+		if (out.u[i] != '\n')
+			continue;
+		if (s->nends == cap) {
+			size_t nc = cap ? cap * 2 : 256;
+			uint32_t *ne = realloc(s->ends, nc * sizeof(*ne));
+
+			if (!ne) {
+				free(out.u);
+				return -ENOMEM;
+			}
+			s->ends = ne;
+			cap = nc;
+		}
+		s->ends[s->nends++] = (uint32_t)i;
+	}
+	free(out.u);
+	if (!s->ends)	/* one line: an empty list that is not "unread" */
+		s->ends = malloc(sizeof(*s->ends));
+	return s->ends ? 0 : -ENOMEM;
+}
+
+/* The script at tagged addr, read and kept (NULL: not a script). Under the lock. */
+static struct v8script *script_get(struct v8sym *vs, const struct reader *r, uint64_t addr)
+{
+	const struct v8_elf *l = r->l;
+	char key[48], name[MAX_FILE * 3 + 1] = "";
+	struct v8script *s;
+	uint64_t v;
+
+	snprintf(key, sizeof(key), "%d:%" PRIx64, r->pid, addr);
+	s = hmap_get(&vs->scripts, key);
+	if (s)
+		return s;
+	if (type_of(r, addr) != l->script_type)
+		return NULL;
+	s = calloc(1, sizeof(*s));
+	if (!s)
+		return NULL;
+	if (!field(r, addr, l->script_name, &v) && heap_object(v))
+		read_string(r, v, name, sizeof(name), MAX_FILE);
+	s->name = strdup(name);
+	/* the source's line ends: the script's own once V8 computed them, a
+	 * FixedArray of Smis, are what the source says too; counted here once */
+	if (l->script_source != V8ELF_NONE && !field(r, addr, l->script_source, &v))
+		line_ends(r, v, s);
+	s->bytes = sizeof(*s) + strlen(name) + 1 + s->nends * sizeof(*s->ends);
+	if (!s->name || vs->bytes + s->bytes > MAX_BYTES ||
+	    hmap_put(&vs->scripts, key, s, NULL)) {
+		vs->stats.dropped++;
+		script_free(s);
+		return NULL;
+	}
+	vs->bytes += s->bytes;
+	vs->stats.scripts++;
+	return s;
+}
+
+/* The source position table of the function's bytecode, copied into f. */
+static void positions(const struct reader *r, uint64_t sfi, struct v8fn *f)
+{
+	const struct v8_elf *l = r->l;
+	uint64_t bytecode, table, n;
+	int t;
+
+	if (l->bytecode_positions == V8ELF_NONE || field(r, sfi, l->sfi_function_data, &bytecode) ||
+	    type_of(r, bytecode) != l->bytecode_array_type ||
+	    field(r, bytecode, l->bytecode_positions, &table))
+		return;
+	t = type_of(r, table);
+	if (t < 0 || (t != l->byte_array_type && t != l->trusted_byte_array_type) ||
+	    field(r, table, l->fixed_array_length, &n) || !is_smi(n) || smi(r, n) <= 0 ||
+	    smi(r, n) > MAX_TABLE)
+		return;
+	f->ntable = (size_t)smi(r, n);
+	f->table = malloc(f->ntable);
+	if (f->table && peek(r->pid, table - 1 + l->fixed_array_data, f->table, f->ntable)) {
+		free(f->table);
+		f->table = NULL;
+	}
+	if (!f->table)
+		f->ntable = 0;
+}
+
+/* The function of SharedFunctionInfo sfi, read. NULL: not one, or unreadable. */
+static struct v8fn *fn_read(struct v8sym *vs, const struct reader *r, uint64_t sfi)
+{
+	const struct v8_elf *l = r->l;
+	char name[MAX_NAME * 3 + 1] = "";
+	struct v8fn *f;
+	uint64_t v;
+	int t;
+
+	vs->stats.reads++;
+	if (type_of(r, sfi) != l->sfi_type || field(r, sfi, l->sfi_name_or_scope_info, &v))
+		return NULL;
+	f = calloc(1, sizeof(*f));
+	if (!f)
+		return NULL;
+	f->start = -1;
+	t = type_of(r, v);
+	if (t >= 0 && t < l->first_nonstring_type)	/* lazy functions, builtins */
+		read_string(r, v, name, sizeof(name), MAX_NAME);
+	else if (t >= 0 && t == l->scope_info_type)
+		scope_info(r, v, name, sizeof(name), &f->start);
+	f->name = strdup(name);
+	if (!field(r, sfi, l->sfi_script, &v) && heap_object(v))
+		f->script = script_get(vs, r, v);
+	positions(r, sfi, f);
+	if (!f->name) {
+		fn_free(f);
+		return NULL;
+	}
+	f->bytes = sizeof(*f) + strlen(f->name) + 1 + f->ntable;
+	return f;
+}
+
+int64_t v8sym_position(const uint8_t *table, size_t len, int64_t off)
+{
+	int64_t code = -1, raw = 0, best = -1;
+	size_t i = 0;
+
+	while (i < len) {
+		int64_t v[2];
+
+		for (int k = 0; k < 2; k++) {	/* zigzag VLQ, 7 bits a byte, low first */
+			uint64_t u = 0;
+			int shift = 0;
+			uint8_t b;
+
+			do {
+				if (i >= len || shift > 63)
+					return best;
+				b = table[i++];
+				u |= (uint64_t)(b & 0x7f) << shift;
+				shift += 7;
+			} while (b & 0x80);
+			v[k] = (int64_t)(u >> 1) ^ -(int64_t)(u & 1);
+		}
+		/* an expression's delta is stored as -delta - 1, a statement's as is */
+		code += v[0] >= 0 ? v[0] : -v[0] - 1;
+		raw += v[1];
+		if (code > off)
+			break;
+		/* SourcePosition: bit 0 external, bits 1-30 the script offset + 1 */
+		best = (raw >> 1 & 0x3fffffff) - 1;
+	}
+	return best;
+}
+
+void v8sym_line(const uint32_t *ends, size_t nends, int64_t pos, int *line, int *column)
+{
+	size_t lo = 0, hi = nends;
+
+	*line = *column = 0;
+	if (pos < 0)
+		return;
+	while (lo < hi) {	/* the first '\n' at or after pos */
+		size_t mid = lo + (hi - lo) / 2;
+
+		if ((int64_t)ends[mid] < pos)
+			lo = mid + 1;
+		else
+			hi = mid;
+	}
+	*line = (int)lo + 1;
+	*column = (int)(pos - (lo ? (int64_t)ends[lo - 1] + 1 : 0)) + 1;
+}
+
+/* The frame of f at aux into ret. */
+static void frame_of(const struct v8fn *f, const struct v8_elf *l, uint32_t aux,
+		     struct v8sym_frame *ret)
+{
+	const char *file = f->script ? f->script->name : "";
+	int64_t pos = f->start;
+	int fl = 0, fc = 0;
+
+	if (aux >> V8_KIND_SHIFT == V8_INTERPRETED && f->table && l->bytecode_array_data != V8ELF_NONE) {
+		/* the slot holds the offset plus the array's header, less the tag */
+		int64_t off = (int64_t)(aux & V8_VALUE_MASK) - (l->bytecode_array_data - 1);
+		int64_t p = v8sym_position(f->table, f->ntable, off);
+
+		if (p >= 0)
+			pos = p;
+	}
+	snprintf(ret->file, sizeof(ret->file), "%s", file);
+	ret->line = ret->column = 0;
+	if (f->script && f->script->ends)
+		v8sym_line(f->script->ends, f->script->nends, pos, &ret->line, &ret->column);
+	if (f->name[0]) {
+		snprintf(ret->name, sizeof(ret->name), "%s", f->name);
+		return;
+	}
+	if (f->script && f->script->ends)
+		v8sym_line(f->script->ends, f->script->nends, f->start, &fl, &fc);
+	if (fl)
+		snprintf(ret->name, sizeof(ret->name), "<anonymous@%s:%d>",
+			 strrchr(file, '/') ? strrchr(file, '/') + 1 : file, fl);
+	else
+		snprintf(ret->name, sizeof(ret->name), "<anonymous>");
+}
+
+/* Keeps f under key, within the cache's bounds; false: not kept (counted). Under the lock. */
+static bool fn_keep(struct v8sym *vs, const char *key, struct v8fn *f)
+{
+	if (vs->stats.functions >= vs->max_functions || vs->bytes + f->bytes > MAX_BYTES ||
+	    hmap_put(&vs->fns, key, f, NULL)) {
+		vs->stats.dropped++;
+		return false;
+	}
+	vs->bytes += f->bytes;
+	vs->stats.functions++;
+	return true;
+}
+
+int v8sym_lookup(struct v8sym *vs, int pid, uint64_t sfi, uint32_t aux, struct v8sym_frame *ret)
+{
+	char key[48];
+	struct v8pid *p;
+	struct v8fn *f;
+	struct reader r = { .pid = pid };
+	bool kept = true;
+
+	snprintf(key, sizeof(key), "%d", pid);
+	pthread_mutex_lock(&vs->lock);
+	vs->stats.lookups++;
+	p = hmap_get(&vs->pids, key);
+	if (!p) {
+		pthread_mutex_unlock(&vs->lock);
+		return -ENOENT;
+	}
+	r.l = &p->l;
+	snprintf(key, sizeof(key), "%d:%" PRIx64, pid, sfi);
+	f = hmap_get(&vs->fns, key);
+	if (f) {
+		vs->stats.hits++;
+	} else if (p->gone || !(f = fn_read(vs, &r, sfi))) {
+		vs->stats.read_errors++;
+		pthread_mutex_unlock(&vs->lock);
+		return -EFAULT;
+	} else {
+		kept = fn_keep(vs, key, f);
+	}
+	frame_of(f, r.l, aux, ret);
+	if (!ret->line)
+		vs->stats.no_line++;
+	if (!kept)
+		fn_free(f);
+	pthread_mutex_unlock(&vs->lock);
+	return 0;
+}
+
+void v8sym_stats(struct v8sym *vs, struct v8sym_stats *ret)
+{
+	pthread_mutex_lock(&vs->lock);
+	*ret = vs->stats;
+	ret->bytes = vs->bytes;
+	pthread_mutex_unlock(&vs->lock);
+}

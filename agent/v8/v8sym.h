@@ -1,0 +1,61 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+#ifndef AGENT_V8SYM_H
+#define AGENT_V8SYM_H
+
+/*
+ * Names of JavaScript frames the V8 walker took: a function's name (its own,
+ * else the name V8 inferred for it, "obj.method", else "<anonymous@file:line>"),
+ * its script and the line and column of the frame's position (interpreted
+ * frames: from the bytecode's source position table; others: the function's
+ * start), read from the process's memory (process_vm_readv) with the layout
+ * of its V8 (v8elf). Functions and scripts are cached per process, so that a
+ * process that ended keeps its names until its profile is built; bounded in
+ * entries and bytes, beyond which names are read but not kept (counted).
+ * Thread-safe.
+ */
+
+#include <stddef.h>
+#include <stdint.h>
+
+struct v8_elf;
+struct v8sym;
+
+struct v8sym_frame {
+	char name[256];
+	char file[512];		/* the script's name; "" when it has none (builtins, eval) */
+	int line, column;	/* 1-based; 0 when unknown */
+};
+
+struct v8sym_stats {
+	uint64_t lookups, hits, reads, read_errors;
+	uint64_t no_line;	/* frames named without a line (no positions, no script) */
+	uint64_t dropped;	/* functions or scripts read but not kept: the cache was full */
+	uint64_t functions, scripts, bytes;	/* held now */
+};
+
+/* At most max_functions functions (0: a default). */
+struct v8sym *v8sym_new(size_t max_functions);
+void v8sym_free(struct v8sym *vs);
+/* Process pid runs the V8 of layout l (copied). */
+void v8sym_set_pid(struct v8sym *vs, int pid, const struct v8_elf *l);
+/* The process ended or exec'd: nothing more is read from it; what was read stays
+ * for its profile, until its pid runs another V8. */
+void v8sym_forget_pid(struct v8sym *vs, int pid);
+/*
+ * The frame of SharedFunctionInfo sfi (tagged) at the walker's aux (V8_INTERPRETED:
+ * the frame's bytecode offset slot; V8_COMPILED) in process pid, into ret.
+ * 0, -ENOENT (no V8 known for pid), -EFAULT (unreadable, or not a function).
+ */
+int v8sym_lookup(struct v8sym *vs, int pid, uint64_t sfi, uint32_t aux, struct v8sym_frame *ret);
+void v8sym_stats(struct v8sym *vs, struct v8sym_stats *ret);
+
+/*
+ * Decodes a source position table (zigzag VLQ pairs of code offset and source
+ * position deltas, from code offset -1): the script offset of the last entry at
+ * or before code offset off, -1 when none. Exposed for tests.
+ */
+int64_t v8sym_position(const uint8_t *table, size_t len, int64_t off);
+/* 1-based line and column of script offset pos given the offsets of its '\n's. */
+void v8sym_line(const uint32_t *ends, size_t nends, int64_t pos, int *line, int *column);
+
+#endif

@@ -1,0 +1,601 @@
+// SPDX-License-Identifier: Apache-2.0
+/*
+ * The V8 reader (agent/v8/v8elf.c, v8sym.c) against heaps built here, in this
+ * process's own memory (v8sym reads it with process_vm_readv, as it reads a
+ * Node process's): functions named by a ScopeInfo (V8 13's raw flags and fixed
+ * positions, V8 10-11's Smi flags and positions after the names) or by a
+ * String, names inferred, anonymous functions, scripts named by cons, thin and
+ * two-byte strings, lines from a source position table (the bytes of a real
+ * one, V8 13's) and from the source's newlines; and heaps broken the ways a
+ * live one can be: not a function, a table that never ends, a cons string
+ * that contains itself, a ScopeInfo claiming a million locals.
+ * The live Node processes are tests/system/node.sh's.
+ */
+#include <errno.h>
+#include <stdbool.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "helpers.h"
+#include "oncpu.h"
+#include "v8elf.h"
+#include "v8sym.h"
+
+struct konst {
+	const char *name;
+	int64_t v;
+};
+
+/* Node 24's (V8 13.6) constants, as its libnode.so exports them (a subset). */
+static const struct konst v8_13[] = {
+	{ "off_fp_context_or_frame_type", -8 },
+	{ "off_fp_function", -16 },
+	{ "off_fp_bytecode_array", -32 },
+	{ "off_fp_bytecode_offset", -40 },
+	{ "class_HeapObject__map__Map", 0 },
+	{ "class_Map__instance_type__uint16_t", 12 },
+	{ "class_JSFunction__shared__SharedFunctionInfo", 32 },
+	{ "FirstJSFunctionType", 2065 },
+	{ "LastJSFunctionType", 2081 },
+	{ "type_BytecodeArray__BYTECODE_ARRAY_TYPE", 186 },
+	{ "class_SharedFunctionInfo__name_or_scope_info__Tagged_NameOrScopeInfoT_", 24 },
+	{ "class_SharedFunctionInfo__raw_script__Tagged_Object_", 40 },
+	{ "class_SharedFunctionInfo__script__Tagged_HeapObject_", 40 },
+	{ "class_Script__name__Object", 16 },
+	{ "class_Script__source__Object", 8 },
+	{ "class_Script__line_ends__Object", 56 },
+	{ "class_String__length__int32_t", 12 },
+	{ "class_SeqOneByteString__chars__char", 16 },
+	{ "class_SeqTwoByteString__chars__char", 16 },
+	{ "class_ConsString__first__String", 16 },
+	{ "class_ConsString__second__String", 24 },
+	{ "class_ThinString__actual__String", 16 },
+	{ "class_SlicedString__parent__String", 16 },
+	{ "class_SlicedString__offset__SMI", 24 },
+	{ "class_FixedArrayBase__length__SMI", 8 },
+	{ "class_FixedArray__data__uintptr_t", 16 },
+	{ "class_BytecodeArray__data__uintptr_t", 64 },
+	{ "class_BytecodeArray__wrapper__Tagged_BytecodeWrapper_", 16 },
+	{ "class_ExternalString__resource__Object", 16 },
+	{ "FirstNonstringType", 128 },
+	{ "StringRepresentationMask", 7 },
+	{ "StringEncodingMask", 8 },
+	{ "OneByteStringTag", 8 },
+	{ "SeqStringTag", 0 },
+	{ "ConsStringTag", 1 },
+	{ "ExternalStringTag", 2 },
+	{ "SlicedStringTag", 3 },
+	{ "ThinStringTag", 5 },
+	{ "type_SharedFunctionInfo__SHARED_FUNCTION_INFO_TYPE", 282 },
+	{ "type_Script__SCRIPT_TYPE", 167 },
+	{ "type_ScopeInfo__SCOPE_INFO_TYPE", 280 },
+	{ "type_FixedArray__FIXED_ARRAY_TYPE", 205 },
+	{ "type_ByteArray__BYTE_ARRAY_TYPE", 217 },
+	{ "type_TrustedByteArray__TRUSTED_BYTE_ARRAY_TYPE", 196 },
+	{ "scopeinfo_idx_first_vars", 5 },
+	{ "scopeinfo_idx_ncontextlocals", 2 },
+	{ "SmiShiftSize", 31 },
+	{ "SmiTagMask", 1 },
+	{ "TaggedSize", 8 },
+	{ NULL, 0 },
+};
+
+/* Node 20's (V8 11.3): what differs. */
+static const struct konst v8_11_changes[] = {
+	{ "class_JSFunction__shared__SharedFunctionInfo", 24 },
+	{ "class_SharedFunctionInfo__name_or_scope_info__Object", 16 },
+	{ "class_SharedFunctionInfo__script_or_debug_info__HeapObject", 32 },
+	{ "class_SharedFunctionInfo__function_data__Object", 8 },
+	{ "class_BytecodeArray__data__uintptr_t", 54 },
+	{ "type_JSFunction__JS_FUNCTION_TYPE", 2066 },
+	{ "scopeinfo_idx_first_vars", 3 },
+	{ NULL, 0 },
+};
+
+struct consts {
+	const struct konst *base, *changes;
+	const char *drop;	/* one constant left out */
+	int64_t tagged;		/* TaggedSize, when not 0 */
+};
+
+static const struct konst *find(const struct konst *k, const char *name)
+{
+	size_t n = strlen(name);
+
+	for (; k && k->name; k++)
+		if (!strcmp(k->name, name) || (!strncmp(k->name, name, n) && !strncmp(k->name + n, "__", 2)))
+			return k;
+	return NULL;
+}
+
+static int konst_value(void *arg, const char *name, int64_t *v)
+{
+	const struct consts *c = arg;
+	const struct konst *k;
+
+	if (c->drop && !strncmp(name, c->drop, strlen(c->drop)))
+		return -ENOENT;
+	if (c->tagged && !strcmp(name, "TaggedSize")) {
+		*v = c->tagged;
+		return 0;
+	}
+	if (c->changes && !strcmp(name, "FirstJSFunctionType"))
+		return -ENOENT;	/* not exported before V8 12 */
+	if (c->changes && !strncmp(name, "class_BytecodeArray__wrapper", 28))
+		return -ENOENT;
+	if (c->changes && !strncmp(name, "class_SharedFunctionInfo__script", 33) &&
+	    strcmp(name, "class_SharedFunctionInfo__script_or_debug_info"))
+		return -ENOENT;
+	if (c->changes && !strcmp(name, "class_SharedFunctionInfo__raw_script"))
+		return -ENOENT;
+	k = find(c->changes, name);
+	if (!k)
+		k = find(c->base, name);
+	if (!k)
+		return -ENOENT;
+	*v = k->v;
+	return 0;
+}
+
+static void layout(struct v8_elf *l, const struct konst *changes)
+{
+	struct consts c = { .base = v8_13, .changes = changes };
+
+	assert_int_equal(v8elf_from(konst_value, &c, l), 0);
+}
+
+/* ---- a heap in this process's memory ------------------------------------ */
+
+#define HEAP (1u << 20)
+
+struct heap {
+	uint8_t *mem;
+	size_t next;
+	const struct v8_elf *l;
+	uint64_t maps[512];	/* instance type -> its map (tagged), made on first use */
+};
+
+static uint64_t h_alloc(struct heap *h, size_t n)
+{
+	uint64_t a = (uint64_t)(uintptr_t)(h->mem + h->next);
+
+	h->next = (h->next + n + 15) & ~(size_t)15;
+	assert_true(h->next <= HEAP);
+	return a + 1;	/* tagged */
+}
+
+static void set64(uint64_t obj, size_t off, uint64_t v)
+{
+	memcpy((void *)(uintptr_t)(obj - 1 + off), &v, 8);
+}
+
+static uint64_t smi_of(int64_t v)
+{
+	return (uint64_t)v << 32;
+}
+
+static uint64_t map_of(struct heap *h, int type)
+{
+	if (!h->maps[type]) {
+		uint16_t t = (uint16_t)type;
+
+		h->maps[type] = h_alloc(h, 32);
+		memcpy((void *)(uintptr_t)(h->maps[type] - 1 + 12), &t, 2);
+	}
+	return h->maps[type];
+}
+
+static uint64_t object(struct heap *h, int type, size_t size)
+{
+	uint64_t o = h_alloc(h, size);
+
+	memset((void *)(uintptr_t)(o - 1), 0, size);
+	set64(o, 0, map_of(h, type));
+	return o;
+}
+
+static uint64_t one_byte(struct heap *h, const char *s)
+{
+	int32_t n = (int32_t)strlen(s);
+	uint64_t o = object(h, 8 | 0x20, 16 + (size_t)n + 8);	/* seq, one-byte, not internalized */
+
+	memcpy((void *)(uintptr_t)(o - 1 + 12), &n, 4);
+	memcpy((void *)(uintptr_t)(o - 1 + 16), s, (size_t)n);
+	return o;
+}
+
+static uint64_t two_byte(struct heap *h, const uint16_t *s, int32_t n)
+{
+	uint64_t o = object(h, 0x20, 16 + 2 * (size_t)n + 8);
+
+	memcpy((void *)(uintptr_t)(o - 1 + 12), &n, 4);
+	memcpy((void *)(uintptr_t)(o - 1 + 16), s, 2 * (size_t)n);
+	return o;
+}
+
+static uint64_t cons(struct heap *h, uint64_t a, uint64_t b, int32_t n)
+{
+	uint64_t o = object(h, 1 | 8, 32);
+
+	memcpy((void *)(uintptr_t)(o - 1 + 12), &n, 4);
+	set64(o, 16, a);
+	set64(o, 24, b);
+	return o;
+}
+
+static uint64_t thin(struct heap *h, uint64_t actual, int32_t n)
+{
+	uint64_t o = object(h, 5, 24);	/* its own encoding bit says two-byte: the target's wins */
+
+	memcpy((void *)(uintptr_t)(o - 1 + 12), &n, 4);
+	set64(o, 16, actual);
+	return o;
+}
+
+static uint64_t script(struct heap *h, uint64_t name, uint64_t source)
+{
+	uint64_t o = object(h, h->l->script_type, 80);
+
+	set64(o, h->l->script_name, name);
+	set64(o, h->l->script_source, source);
+	set64(o, h->l->script_line_ends, 0);	/* not computed (13: Smi 0) */
+	return o;
+}
+
+static uint64_t byte_array(struct heap *h, int type, const uint8_t *b, size_t n)
+{
+	uint64_t o = object(h, type, 16 + n + 8);
+
+	set64(o, 8, smi_of((int64_t)n));
+	memcpy((void *)(uintptr_t)(o - 1 + 16), b, n);
+	return o;
+}
+
+/* A ScopeInfo of V8 13 (raw flags, positions in slots 3 and 4) or 10-11 (Smi flags,
+ * positions after the names): name and inferred name (0: none), nlocals locals. */
+static uint64_t scope_info(struct heap *h, uint64_t name, uint64_t inferred, int64_t nlocals,
+			   int64_t start)
+{
+	bool v13 = h->l->gen == V8GEN_13;
+	uint32_t flags = (v13 ? 4 : 2) | (name ? 1u << 12 : 0) | (inferred ? 1u << 14 : 0);
+	int64_t i = v13 ? 5 : 3, n = nlocals < 75 ? nlocals : 1;
+	uint64_t o = object(h, h->l->scope_info_type, 8 + 8 * (size_t)(i + n + nlocals + 8));
+
+	set64(o, 8, v13 ? flags : smi_of(flags));
+	set64(o, 8 + 8 * 2, smi_of(nlocals));
+	if (v13) {
+		set64(o, 8 + 8 * 3, smi_of(start));
+		set64(o, 8 + 8 * 4, smi_of(start + 100));
+	}
+	for (int64_t k = 0; k < n; k++)
+		set64(o, 8 + 8 * (size_t)(i + k), one_byte(h, "local"));
+	i += n + nlocals;
+	if (name) {
+		set64(o, 8 + 8 * (size_t)i, name);
+		i += 2;
+	}
+	if (inferred)
+		set64(o, 8 + 8 * (size_t)i++, inferred);
+	if (!v13)
+		set64(o, 8 + 8 * (size_t)i, smi_of(start));
+	return o;
+}
+
+/* A SharedFunctionInfo: named by nsi (a String or ScopeInfo), in script sc, its bytecode ba. */
+static uint64_t sfi(struct heap *h, uint64_t nsi, uint64_t sc, uint64_t ba)
+{
+	uint64_t o = object(h, h->l->sfi_type, 64);
+
+	set64(o, h->l->sfi_name_or_scope_info, nsi);
+	set64(o, h->l->sfi_script, sc);
+	set64(o, h->l->sfi_function_data, ba);
+	return o;
+}
+
+/* Node 24's Klass.method table (decoded with --print-bytecode): offsets -1..23. */
+static const uint8_t method_table[] = { 0x01, 0xf0, 0x07, 0x03, 0x00, 0x10, 0x6c, 0x05, 0x08,
+					0x07, 0x07, 0x04, 0x64, 0x0a, 0xf4, 0x01, 0x06, 0x20 };
+
+static uint64_t bytecode(struct heap *h, const uint8_t *table, size_t n)
+{
+	uint64_t o = object(h, h->l->bytecode_array_type, 96);
+	uint64_t t = byte_array(h, h->l->gen == V8GEN_13 ? h->l->trusted_byte_array_type :
+							     h->l->byte_array_type, table, n);
+
+	set64(o, h->l->bytecode_positions, t);
+	return o;
+}
+
+/* A source whose offsets 251 .. 372 fall on known lines: '\n' every 25 characters. */
+static uint64_t source(struct heap *h)
+{
+	char s[1001];
+
+	for (int i = 0; i < 1000; i++)
+		s[i] = i % 25 == 24 ? '\n' : 'x';
+	s[1000] = '\0';
+	return one_byte(h, s);
+}
+
+/* The interpreted frame's slot for bytecode offset off. */
+static uint32_t interp(const struct v8_elf *l, int off)
+{
+	return V8_INTERPRETED << V8_KIND_SHIFT | (uint32_t)(off + l->bytecode_array_data - 1);
+}
+
+static void heap_init(struct heap *h, const struct v8_elf *l)
+{
+	memset(h, 0, sizeof(*h));
+	h->mem = aligned_alloc(16, HEAP);
+	assert_non_null(h->mem);
+	h->l = l;
+}
+
+/* ---- tests ---------------------------------------------------------------- */
+
+static void test_position_table(void **state)
+{
+	(void)state;
+	/* the entries: -1:251 0:251 8:278 10:280 13:278 15:303 20:364 23:372 */
+	assert_int_equal(v8sym_position(method_table, sizeof(method_table), -1), 251);
+	assert_int_equal(v8sym_position(method_table, sizeof(method_table), 0), 251);
+	assert_int_equal(v8sym_position(method_table, sizeof(method_table), 7), 251);
+	assert_int_equal(v8sym_position(method_table, sizeof(method_table), 8), 278);
+	assert_int_equal(v8sym_position(method_table, sizeof(method_table), 12), 280);
+	assert_int_equal(v8sym_position(method_table, sizeof(method_table), 20), 364);
+	assert_int_equal(v8sym_position(method_table, sizeof(method_table), 1000), 372);
+	assert_int_equal(v8sym_position(method_table, sizeof(method_table), -2), -1);
+	/* cut in the middle of a number, and a number that never ends */
+	assert_int_equal(v8sym_position(method_table, 2, 5), -1);
+	uint8_t endless[64];
+
+	memset(endless, 0xff, sizeof(endless));
+	assert_int_equal(v8sym_position(endless, sizeof(endless), 5), -1);
+	assert_int_equal(v8sym_position(NULL, 0, 5), -1);
+}
+
+static void test_lines(void **state)
+{
+	const uint32_t ends[] = { 9, 19, 29 };	/* lines 1..4 */
+	int line, col;
+
+	(void)state;
+	v8sym_line(ends, 3, 0, &line, &col);
+	assert_int_equal(line, 1);
+	assert_int_equal(col, 1);
+	v8sym_line(ends, 3, 9, &line, &col);	/* the newline itself ends line 1 */
+	assert_int_equal(line, 1);
+	assert_int_equal(col, 10);
+	v8sym_line(ends, 3, 10, &line, &col);
+	assert_int_equal(line, 2);
+	assert_int_equal(col, 1);
+	v8sym_line(ends, 3, 35, &line, &col);
+	assert_int_equal(line, 4);
+	assert_int_equal(col, 6);
+	v8sym_line(ends, 0, 7, &line, &col);
+	assert_int_equal(line, 1);
+	assert_int_equal(col, 8);
+	v8sym_line(ends, 3, -1, &line, &col);
+	assert_int_equal(line, 0);
+}
+
+static void test_layouts(void **state)
+{
+	struct v8_elf l;
+	struct consts c = { .base = v8_13 };
+
+	(void)state;
+	assert_int_equal(v8elf_from(konst_value, &c, &l), 0);
+	assert_int_equal(l.gen, V8GEN_13);
+	assert_int_equal(l.proc.fp_marker, -8);
+	assert_int_equal(l.proc.fp_bytecode_offset, -40);
+	assert_int_equal(l.proc.fn_shared, 32);
+	assert_int_equal(l.proc.first_fn_type, 2065);
+	assert_int_equal(l.proc.last_fn_type, 2081);
+	assert_int_equal(l.proc.sfi_type, 282);
+	assert_int_equal(l.proc.smi_shift, 32);
+	assert_int_equal(l.sfi_script, 40);
+	assert_int_equal(l.bytecode_positions, 24);	/* after the wrapper */
+	assert_int_equal(l.sfi_function_data, 8);
+
+	c.changes = v8_11_changes;
+	assert_int_equal(v8elf_from(konst_value, &c, &l), 0);
+	assert_int_equal(l.gen, V8GEN_10);
+	assert_int_equal(l.proc.fn_shared, 24);
+	/* one type before V8 12 exported the range: the shared field is checked too */
+	assert_int_equal(l.proc.first_fn_type, 2066);
+	assert_int_equal(l.proc.last_fn_type, 2066);
+	assert_int_equal(l.sfi_script, 32);
+	assert_int_equal(l.bytecode_positions, 32);
+
+	/* what the walker needs, missing: a build we cannot walk */
+	c = (struct consts){ .base = v8_13, .drop = "off_fp_function" };
+	assert_int_equal(v8elf_from(konst_value, &c, &l), -ENOTSUP);
+	c = (struct consts){ .base = v8_13, .drop = "type_SharedFunctionInfo" };
+	assert_int_equal(v8elf_from(konst_value, &c, &l), -ENOTSUP);
+	c = (struct consts){ .base = v8_13, .tagged = 4 };	/* pointer compression */
+	assert_int_equal(v8elf_from(konst_value, &c, &l), -ENOTSUP);
+	/* what names need, missing: walked, not named */
+	c = (struct consts){ .base = v8_13, .drop = "class_Script__name" };
+	assert_int_equal(v8elf_from(konst_value, &c, &l), 0);
+	assert_int_equal(l.sfi_name_or_scope_info, V8ELF_NONE);
+	/* neither generation's mark: walked and named, no lines */
+	c = (struct consts){ .base = v8_13, .drop = "class_BytecodeArray__wrapper" };
+	assert_int_equal(v8elf_from(konst_value, &c, &l), 0);
+	assert_int_equal(l.gen, V8GEN_UNKNOWN);
+	assert_int_equal(l.bytecode_positions, V8ELF_NONE);
+}
+
+/* One generation's functions named, with their lines, from this process's memory. */
+static void named(const struct konst *changes)
+{
+	struct v8_elf l;
+	struct heap h;
+	struct v8sym *vs = v8sym_new(0);
+	struct v8sym_frame f;
+	uint64_t sc, m, anon, inf, lazy;
+	int pid = getpid();
+
+	layout(&l, changes);
+	heap_init(&h, &l);
+	assert_non_null(vs);
+	v8sym_set_pid(vs, pid, &l);
+	/* a script named by a thin string to a cons of two one-byte strings */
+	sc = script(&h, thin(&h, cons(&h, one_byte(&h, "/srv/app/"), one_byte(&h, "t1.js"), 14), 14),
+		    source(&h));
+	m = sfi(&h, scope_info(&h, one_byte(&h, "method"), 0, 2, 251), sc,
+		bytecode(&h, method_table, sizeof(method_table)));
+	assert_int_equal(v8sym_lookup(vs, pid, m, interp(&l, 20), &f), 0);
+	assert_string_equal(f.name, "method");
+	assert_string_equal(f.file, "/srv/app/t1.js");
+	assert_int_equal(f.line, 364 / 25 + 1);	/* offset 20 is at 364 */
+	assert_int_equal(f.column, 364 % 25 + 1);
+	assert_int_equal(v8sym_lookup(vs, pid, m, interp(&l, 8), &f), 0);
+	assert_int_equal(f.line, 278 / 25 + 1);
+	/* compiled: the function's start */
+	assert_int_equal(v8sym_lookup(vs, pid, m, V8_COMPILED << V8_KIND_SHIFT, &f), 0);
+	assert_int_equal(f.line, 251 / 25 + 1);
+	assert_int_equal(f.column, 251 % 25 + 1);
+	/* 80 context locals: their names in a hash table, not inline */
+	m = sfi(&h, scope_info(&h, one_byte(&h, "many80"), 0, 80, 300), sc, 0);
+	assert_int_equal(v8sym_lookup(vs, pid, m, V8_COMPILED << V8_KIND_SHIFT, &f), 0);
+	assert_string_equal(f.name, "many80");
+	/* no name, an inferred one; neither: anonymous at its first line */
+	inf = sfi(&h, scope_info(&h, one_byte(&h, ""), one_byte(&h, "obj.foo"), 0, 596), sc, 0);
+	assert_int_equal(v8sym_lookup(vs, pid, inf, V8_COMPILED << V8_KIND_SHIFT, &f), 0);
+	assert_string_equal(f.name, "obj.foo");
+	anon = sfi(&h, scope_info(&h, 0, 0, 1, 767), sc, 0);
+	assert_int_equal(v8sym_lookup(vs, pid, anon, V8_COMPILED << V8_KIND_SHIFT, &f), 0);
+	assert_string_equal(f.name, "<anonymous@t1.js:31>");
+	/* a builtin: a String name, no script */
+	lazy = sfi(&h, one_byte(&h, "forEach"), 0, 0);
+	assert_int_equal(v8sym_lookup(vs, pid, lazy, V8_COMPILED << V8_KIND_SHIFT, &f), 0);
+	assert_string_equal(f.name, "forEach");
+	assert_string_equal(f.file, "");
+	assert_int_equal(f.line, 0);
+
+	/* read once, then from the cache, also once the process is gone */
+	struct v8sym_stats st;
+
+	v8sym_stats(vs, &st);
+	assert_int_equal(st.reads, 5);
+	v8sym_forget_pid(vs, pid);
+	assert_int_equal(v8sym_lookup(vs, pid, m, interp(&l, 8), &f), 0);
+	assert_string_equal(f.name, "many80");
+	v8sym_stats(vs, &st);
+	assert_int_equal(st.reads, 5);
+	/* not read any more: a function never seen */
+	assert_int_equal(v8sym_lookup(vs, pid, sfi(&h, one_byte(&h, "new"), 0, 0), 0, &f), -EFAULT);
+	/* another V8 under the pid: the old names go */
+	v8sym_set_pid(vs, pid, &l);
+	v8sym_stats(vs, &st);
+	assert_int_equal(st.functions, 0);
+	assert_int_equal(v8sym_lookup(vs, pid + 1000000, m, 0, &f), -ENOENT);
+	v8sym_free(vs);
+	free(h.mem);
+}
+
+static void test_named_13(void **state)
+{
+	(void)state;
+	named(NULL);
+}
+
+static void test_named_11(void **state)
+{
+	(void)state;
+	named(v8_11_changes);
+}
+
+static void test_strings(void **state)
+{
+	struct v8_elf l;
+	struct heap h;
+	struct v8sym *vs = v8sym_new(0);
+	struct v8sym_frame f;
+	const uint16_t u[] = { 'c', 'a', 'f', 0xe9, '-', 0xd83d, 0xde00, '.', 'j', 's' };
+	uint64_t sc, fn, self;
+	int pid = getpid();
+
+	(void)state;
+	layout(&l, NULL);
+	heap_init(&h, &l);
+	v8sym_set_pid(vs, pid, &l);
+	/* a two-byte name, with a surrogate pair: UTF-8 */
+	sc = script(&h, two_byte(&h, u, 10), one_byte(&h, "a\nb\n"));
+	fn = sfi(&h, one_byte(&h, "f"), sc, 0);
+	assert_int_equal(v8sym_lookup(vs, pid, fn, 0, &f), 0);
+	assert_string_equal(f.file, "caf\xc3\xa9-\xf0\x9f\x98\x80.js");
+	/* a cons string that contains itself: bounded, no name, no crash */
+	self = object(&h, 1 | 8, 32);
+	int32_t n = 10;
+
+	memcpy((void *)(uintptr_t)(self - 1 + 12), &n, 4);
+	set64(self, 16, self);
+	set64(self, 24, self);
+	fn = sfi(&h, self, script(&h, self, self), 0);
+	assert_int_equal(v8sym_lookup(vs, pid, fn, 0, &f), 0);
+	assert_string_equal(f.name, "<anonymous>");
+	assert_string_equal(f.file, "");
+	v8sym_free(vs);
+	free(h.mem);
+}
+
+static void test_bad_heaps(void **state)
+{
+	struct v8_elf l;
+	struct heap h;
+	struct v8sym *vs = v8sym_new(0);
+	struct v8sym_frame f;
+	uint8_t endless[32];
+	uint64_t sc, fn, si;
+	int pid = getpid();
+
+	(void)state;
+	layout(&l, NULL);
+	heap_init(&h, &l);
+	v8sym_set_pid(vs, pid, &l);
+	sc = script(&h, one_byte(&h, "x.js"), source(&h));
+	/* not a SharedFunctionInfo, not a heap object, nothing mapped there */
+	assert_int_equal(v8sym_lookup(vs, pid, sc, 0, &f), -EFAULT);
+	assert_int_equal(v8sym_lookup(vs, pid, 0x1000, 0, &f), -EFAULT);
+	assert_int_equal(v8sym_lookup(vs, pid, 0x10 + 1, 0, &f), -EFAULT);
+	/* a position table that never ends: the function's start instead */
+	memset(endless, 0x81, sizeof(endless));
+	fn = sfi(&h, scope_info(&h, one_byte(&h, "g"), 0, 0, 60), sc,
+		 bytecode(&h, endless, sizeof(endless)));
+	assert_int_equal(v8sym_lookup(vs, pid, fn, interp(&l, 5), &f), 0);
+	assert_string_equal(f.name, "g");
+	assert_int_equal(f.line, 60 / 25 + 1);
+	/* a ScopeInfo claiming a million and one locals: no name read past it */
+	si = scope_info(&h, 0, 0, 1, 10);
+	set64(si, 8 + 8 * 2, smi_of((1 << 20) + 1));
+	fn = sfi(&h, si, sc, 0);
+	assert_int_equal(v8sym_lookup(vs, pid, fn, 0, &f), 0);
+	assert_string_equal(f.name, "<anonymous>");
+	/* a bytecode offset before the table's first entry: the start */
+	fn = sfi(&h, scope_info(&h, one_byte(&h, "k"), 0, 0, 300), sc,
+		 bytecode(&h, method_table, sizeof(method_table)));
+	assert_int_equal(v8sym_lookup(vs, pid, fn, interp(&l, -5), &f), 0);
+	assert_int_equal(f.line, 300 / 25 + 1);
+	v8sym_free(vs);
+	free(h.mem);
+}
+
+int main(void)
+{
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test(test_position_table),
+		cmocka_unit_test(test_lines),
+		cmocka_unit_test(test_layouts),
+		cmocka_unit_test(test_named_13),
+		cmocka_unit_test(test_named_11),
+		cmocka_unit_test(test_strings),
+		cmocka_unit_test(test_bad_heaps),
+	};
+
+	return cmocka_run_group_tests(tests, NULL, NULL);
+}
