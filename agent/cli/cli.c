@@ -309,10 +309,10 @@ static const struct opt_def record_opts[] = {
 	  "name CPython's functions: its frames walked in the kernel, read from the "
 	  "interpreter (default on; with --unwinder dwarf)",
 	  FIELD(OPT_BOOL, python) },
-	{ "node", "PROFLEET_NODE", "on|off",
+	{ "nodejs", "PROFLEET_NODEJS", "on|off",
 	  "name Node.js's JavaScript functions: V8's frames walked in the kernel, read from "
 	  "the process (default on; with --unwinder dwarf)",
-	  FIELD(OPT_BOOL, node) },
+	  FIELD(OPT_BOOL, nodejs) },
 	{ "unwind-rows", "PROFLEET_UNWIND_ROWS", "N",
 	  "rows of the kernel's unwind table array, 16 bytes each (default 1048576)",
 	  FUNC(set_unwind_rows) },
@@ -474,7 +474,7 @@ static void record_defaults(struct record_config *cfg)
 	cfg->kernel_stacks = true;
 	cfg->dwarf_unwind = true;
 	cfg->python = true;
-	cfg->node = true;
+	cfg->nodejs = true;
 	cfg->top = 10;
 	cfg->progress = true;
 }

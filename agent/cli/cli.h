@@ -37,7 +37,7 @@ struct record_config {
 	bool kernel_addresses;	/* --kernel-addresses: keep kernel frames' addresses */
 	bool dwarf_unwind;	/* --unwinder dwarf (default) or fp */
 	bool python;		/* --python: CPython's frames walked in BPF (needs dwarf_unwind) */
-	bool node;		/* --node: V8's JavaScript frames walked in BPF (needs dwarf_unwind) */
+	bool nodejs;		/* --nodejs: V8's JavaScript frames walked in BPF (needs dwarf_unwind) */
 	uint32_t unwind_rows;	/* --unwind-rows: size of the BPF unwind table array; 0 = default */
 	const char *table_cache;	/* --table-cache: compiled unwind tables on disk; NULL = none */
 	bool progress;		/* progress line on a terminal */

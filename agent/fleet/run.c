@@ -41,6 +41,7 @@
 #include "perfmap.h"
 #include "jvmsym.h"
 #include "pysym.h"
+#include "v8sym.h"
 #include "profile.h"
 #include "record.h"
 #include "sampler.h"
@@ -87,6 +88,7 @@ struct run {
 	struct pysym *pysym;	/* names of Python frames */
 	struct perfmaps *perfmaps;	/* names of JIT code */
 	struct jvmsym *jvmsym;		/* names of HotSpot code */
+	struct v8sym *v8sym;		/* names of JavaScript functions */
 	struct agg *agg;
 	struct unwinder *unw;	/* the pipeline's */
 	struct pipeline pl;
@@ -707,7 +709,7 @@ static void apply_set(struct run *r, Profleet__Fleet__V1__TargetSet *set)
 		nt[i].sample_every = (uint32_t)((base + (int)nt[i].hz / 2) / (int)nt[i].hz);
 	{
 		struct agg_opts ao = { .max_stacks = 1u << 16, .max_bytes = 32u << 20, .pysym = r->pysym,
-				       .perfmaps = r->perfmaps, .jvmsym = r->jvmsym,
+				       .perfmaps = r->perfmaps, .jvmsym = r->jvmsym, .v8sym = r->v8sym,
 				       .budget = &r->agg_budget,
 				       .kernel_addresses = r->cfg.kernel_addresses };
 		struct ksyms *ks = NULL;
@@ -864,7 +866,7 @@ static const char *const cnt_names[][2] = {	/* sampler counter -> metric, reason
 	{ "unwind", "chain_not_entered" }, { "unwind", "user_regs_unknown" },
 	{ "python", "no_process" }, { "python", "no_thread_state" }, { "python", "read_fault" },
 	{ "python", "bad_code" }, { "jvm", "no_process" }, { "jvm", "no_blob" },
-	{ "jvm", "bad_frame" },
+	{ "jvm", "bad_frame" }, { "v8", "bad_frame" },
 };
 static const int cnt_ids[] = {
 	CNT_RINGBUF_FULL, CNT_KSTACK_FAULT, CNT_USTACK_FAULT, CNT_USTACK_EMPTY, CNT_KSTACK_TRUNCATED,
@@ -872,7 +874,7 @@ static const int cnt_ids[] = {
 	CNT_UNWIND_READ_FAULT, CNT_UNWIND_DEPTH, CNT_UNWIND_UNSUPPORTED,
 	CNT_UNWIND_BUDGET, CNT_WALKER_MISSING, CNT_TAIL_CALL_FAILED, CNT_USER_REGS_UNKNOWN,
 	CNT_PY_NO_PROC, CNT_PY_NO_THREAD, CNT_PY_READ_FAULT, CNT_PY_BAD_CODE,
-	CNT_JVM_NO_PROC, CNT_JVM_NO_BLOB, CNT_JVM_BAD_FRAME,
+	CNT_JVM_NO_PROC, CNT_JVM_NO_BLOB, CNT_JVM_BAD_FRAME, CNT_V8_BAD_FRAME,
 };
 
 /* One counter family of the sampler's counters of one kind (cnt_names), by reason. */
@@ -933,6 +935,12 @@ static void metrics_samples(struct run *r, struct metrics *m, const struct sampl
 		      (double)ss->counters[CNT_JVM_FRAMES]);
 	metrics_reasons(m, ss, "jvm", "profleet_agent_jvm_walk_failures_total",
 			"HotSpot walks that stopped early, by reason.");
+	metrics_single(m, "profleet_agent_v8_frames_total", "counter",
+		       "JavaScript frames the V8 walker put in samples.",
+		       (double)ss->counters[CNT_V8_FRAMES]);
+	metrics_reasons(m, ss, "v8", "profleet_agent_v8_walk_failures_total",
+			"Frames of code without unwind tables in V8 processes that were not V8's "
+			"(kept as native frames), by reason.");
 }
 
 /* What the perf maps (/tmp/perf-PID.map) named JIT code with, and what they dropped. */
@@ -1015,6 +1023,33 @@ static void metrics_jvm(struct run *r, struct metrics *m)
 	metrics_single(m, "profleet_agent_jvm_unsupported_total", "counter",
 		       "JVMs whose exported tables lack a structure the symbolizer needs.",
 		       (double)s.unsupported);
+}
+
+/* What V8 processes' heaps named (agent/v8), and what could not be read. */
+static void metrics_v8(struct run *r, struct metrics *m)
+{
+	static const char *const fam = "profleet_agent_v8_lookups_total";
+	struct v8sym_stats s;
+
+	v8sym_stats(r->v8sym, &s);
+	metrics_family(m, fam, "counter",
+		       "JavaScript functions looked up in V8 processes' heaps, by result: from the "
+		       "cache, read, unreadable (a process gone, an object moved).");
+	metrics_value(m, fam, (const char *[]){ "result", "cached", NULL }, (double)s.hits);
+	metrics_value(m, fam, (const char *[]){ "result", "read", NULL },
+		      s.lookups >= s.hits + s.read_errors ?
+			      (double)(s.lookups - s.hits - s.read_errors) : 0);
+	metrics_value(m, fam, (const char *[]){ "result", "read_error", NULL },
+		      (double)s.read_errors);
+	metrics_single(m, "profleet_agent_v8_no_line_total", "counter",
+		       "JavaScript frames named without a source line (no positions, no script).",
+		       (double)s.no_line);
+	metrics_single(m, "profleet_agent_v8_names_dropped_total", "counter",
+		       "JavaScript functions or scripts read but not kept: the cache was full.",
+		       (double)s.dropped);
+	metrics_single(m, "profleet_agent_v8_cache_bytes", "gauge",
+		       "Bytes of names, position tables and line ends held for JavaScript frames.",
+		       (double)s.bytes);
 }
 
 static void metrics_kernel(struct metrics *m, const struct sampler_stats *ss)
@@ -1121,6 +1156,7 @@ static void update_metrics(struct run *r)
 	metrics_samples(r, &m, &ss);
 	metrics_perfmaps(r, &m);
 	metrics_jvm(r, &m);
+	metrics_v8(r, &m);
 	metrics_kernel(&m, &ss);
 	metrics_targets(r, &m);
 	metrics_backends(r, &m, &fs);
@@ -1387,6 +1423,7 @@ static int run_open(struct run *r)
 		.allow_degraded = true,
 		.python = cfg->dwarf_unwind && cfg->python,
 		.jvm = cfg->dwarf_unwind,
+		.v8 = cfg->dwarf_unwind && cfg->nodejs,
 		.start_disabled = true,
 	};
 
@@ -1395,18 +1432,19 @@ static int run_open(struct run *r)
 	r->pysym = pysym_new(0);
 	r->perfmaps = perfmaps__new(NULL);
 	r->jvmsym = jvmsym_new();
-	if (!r->procs || !r->sc || !r->pysym || !r->perfmaps || !r->jvmsym)
+	r->v8sym = v8sym_new(0);
+	if (!r->procs || !r->sc || !r->pysym || !r->perfmaps || !r->jvmsym || !r->v8sym)
 		return -1;
 	if (cfg->noutputs) {	/* the whole node's profile is kept only to be written */
 		r->agg = agg__new(&(struct agg_opts){ .kernel_addresses = cfg->kernel_addresses,
 						      .pysym = r->pysym, .perfmaps = r->perfmaps,
-						      .jvmsym = r->jvmsym },
+						      .jvmsym = r->jvmsym, .v8sym = r->v8sym },
 				  r->procs, r->sc);
 		if (!r->agg)
 			return -1;
 	}
 	r->pl = (struct pipeline){ .procs = r->procs, .pysym = r->pysym, .perfmaps = r->perfmaps,
-				   .jvmsym = r->jvmsym,
+				   .jvmsym = r->jvmsym, .v8sym = r->v8sym,
 				   .table_cache_dir = cfg->table_cache, .consume = consume,
 				   .wanted = wanted, .ctx = r };
 	pipeline_bind(&r->pl, &so);
@@ -1579,6 +1617,7 @@ static void run_close(struct run *r)
 	pysym_free(r->pysym);
 	perfmaps__free(r->perfmaps);
 	jvmsym_free(r->jvmsym);
+	v8sym_free(r->v8sym);
 	procs__free(r->procs);
 }
 
@@ -1672,6 +1711,9 @@ void run_print_help(FILE *out)
 		"  --python on|off      name CPython's functions: its frames walked in the kernel,\n"
 		"                       read from the interpreter; with --unwinder dwarf\n"
 		"                       (PROFLEET_PYTHON, on)\n"
+		"  --nodejs on|off      name Node.js's JavaScript functions: V8's frames walked in\n"
+		"                       the kernel, read from the process; with --unwinder dwarf\n"
+		"                       (PROFLEET_NODEJS, on)\n"
 		"  --unwind-rows N      rows of the kernel's unwind table array, 16 bytes each\n"
 		"                       (PROFLEET_UNWIND_ROWS, 1048576)\n"
 		"  --table-cache DIR    keep compiled unwind tables in DIR, by build id, for restarts\n"
@@ -1770,6 +1812,8 @@ static int set_checked_opt(struct run_config *c, int ch, const char *v, FILE *er
 			       bad_value(err, "kernel-addresses", v, "on or off") : 0;
 	case 'P':
 		return cli_parse_bool(v, &c->python) ? bad_value(err, "python", v, "on or off") : 0;
+	case 'J':
+		return cli_parse_bool(v, &c->nodejs) ? bad_value(err, "nodejs", v, "on or off") : 0;
 	case 'u':
 		if (strcmp(v, "dwarf") && strcmp(v, "fp"))
 			return bad_value(err, "unwinder", v, "dwarf or fp");
@@ -1829,6 +1873,7 @@ enum cli_result run_parse(int argc, char **argv, char **envp, struct run_config 
 		{ "kernel-addresses", required_argument, NULL, 'K' },
 		{ "unwinder", required_argument, NULL, 'u' },
 		{ "python", required_argument, NULL, 'P' },
+		{ "nodejs", required_argument, NULL, 'J' },
 		{ "unwind-rows", required_argument, NULL, 'r' },
 		{ "table-cache", required_argument, NULL, 'T' },
 		{ "log", required_argument, NULL, 'L' },
@@ -1844,7 +1889,7 @@ enum cli_result run_parse(int argc, char **argv, char **envp, struct run_config 
 		{ "PROFLEET_HTTP_LISTEN", 'H' },
 		{ "PROFLEET_CGROUP_ROOT", 'g' }, { "PROFLEET_CGROUP_MODE", 'M' },
 		{ "PROFLEET_KERNEL_STACKS", 'k' }, { "PROFLEET_KERNEL_ADDRESSES", 'K' },
-		{ "PROFLEET_UNWINDER", 'u' }, { "PROFLEET_PYTHON", 'P' },
+		{ "PROFLEET_UNWINDER", 'u' }, { "PROFLEET_PYTHON", 'P' }, { "PROFLEET_NODEJS", 'J' },
 		{ "PROFLEET_UNWIND_ROWS", 'r' },
 		{ "PROFLEET_TABLE_CACHE", 'T' },
 		{ "PROFLEET_LOG", 'L' }, { "PROFLEET_LOG_LEVEL", 'l' },
@@ -1858,6 +1903,7 @@ enum cli_result run_parse(int argc, char **argv, char **envp, struct run_config 
 	c->kernel_stacks = true;
 	c->dwarf_unwind = true;
 	c->python = true;
+	c->nodejs = true;
 	for (size_t i = 0; i < sizeof(envs) / sizeof(envs[0]); i++) {
 		const char *v = envv(envp, envs[i].env);
 

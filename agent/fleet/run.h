@@ -24,6 +24,7 @@ struct run_config {
 	bool kernel_addresses;	/* --kernel-addresses: keep kernel frames' addresses */
 	bool dwarf_unwind;
 	bool python;		/* --python: CPython's frames walked in BPF (needs dwarf_unwind) */
+	bool nodejs;		/* --nodejs: V8's JavaScript frames walked in BPF (needs dwarf_unwind) */
 	uint32_t unwind_rows;	/* --unwind-rows; 0 = the default */
 	const char *table_cache;	/* --table-cache: compiled unwind tables on disk; NULL = none */
 	const char *log_target, *log_level;

@@ -516,7 +516,7 @@ static int rec_open(struct recording *rc)
 		.allow_degraded = true,
 		.python = cfg->dwarf_unwind && cfg->python,
 		.jvm = cfg->dwarf_unwind,
-		.v8 = cfg->dwarf_unwind && cfg->node,
+		.v8 = cfg->dwarf_unwind && cfg->nodejs,
 	};
 
 	rc->procs = procs__new(NULL);

@@ -1,0 +1,164 @@
+#!/bin/sh
+# The V8 walker and names (agent/v8, walk_v8 in bpf/oncpu.bpf.c): Debian's
+# Node.js 18 (bookworm), 20 (trixie) and 24 (sid), each in a root file system of
+# its suite (tests/python-root.sh) run with chroot, running a known call chain
+# (tests/workloads/node/ratio.js) with no flags, recorded once it is optimized;
+# and in V8's interpreter alone (--jitless), where every frame has its bytecode
+# offset, so its line and column. Then what services run: async functions, a
+# crypto call into OpenSSL, a worker thread (tests/workloads/node/mixed.js).
+# Prints TAP.
+. "$(dirname "$0")/lib.sh"
+
+if [ ! -r /sys/kernel/btf/vmlinux ] || [ "$(id -u)" -ne 0 ]; then
+	skip "needs root and kernel BTF"
+	finish
+	exit 0
+fi
+
+SRC=$TOP/tests/workloads/node/ratio.js
+PICK_LINE=$(grep -n 'return (i & 3)' "$SRC" | cut -d: -f1)
+RUN_LINE=$(grep -n 'sink = (sink + pick(i))' "$SRC" | cut -d: -f1)
+HOT_FIRST=$(grep -n '^function hotThree' "$SRC" | cut -d: -f1)
+HOT_LAST=$(grep -n '^function coldOne' "$SRC" | cut -d: -f1)
+
+# most PART TOTAL MIN: PART is at least 90% of TOTAL, and TOTAL at least MIN
+most() { awk -v c="$1" -v t="$2" -v m="$3" 'BEGIN { exit !(t >= m && c >= 0.9 * t) }'; }
+# share A B LO HI: A / (A + B) in [LO, HI]
+share() { awk -v a="$1" -v b="$2" -v lo="$3" -v hi="$4" 'BEGIN { exit !(a + b > 0 && a / (a + b) >= lo && a / (a + b) <= hi) }'; }
+pct() { awk -v a="$1" -v b="$2" 'BEGIN { if (a + b > 0) printf "%.1f", 100 * a / (a + b); else print "n/a" }'; }
+
+# recorded NAME WARMUP SECONDS NODE-ARGUMENTS...: node in $ROOT with them, recorded
+# with --pid after WARMUP seconds, killed after
+recorded() {
+	name=$1 warm=$2 secs=$3
+	shift 3
+	env -u NODE_EXTRA_CA_CERTS -u NODE_OPTIONS chroot "$ROOT" node "$@" >"$TMP/$name.out" 2>&1 &
+	npid=$!
+	sleep "$warm"
+	# shellcheck disable=SC2086 # $REC_ARGS: more options, split
+	"$AGENT" record --pid "$npid" --duration "$secs" --frequency 199 --top 0 --log-level info \
+		--output "$TMP/$name.txt" --output "$TMP/$name.pb.gz" ${REC_ARGS:-} >"$TMP/$name.log" 2>&1
+	rc=$?
+	kill "$npid" 2>/dev/null
+	wait "$npid" 2>/dev/null
+	return $rc
+}
+
+# js_chain FILE REGEX: samples with main's frame, then REGEX, then what the leaf called
+# (a builtin, a bytecode handler's stub, the kernel)
+js_chain() { folded_sum "$1" ";main_\\[js\\];$2(;[^;]*)* [0-9]+\$"; }
+# leaf FILE NAME: samples whose innermost frame of the workload's own is NAME's (what
+# it called, a builtin like Math.imul, a stub, the kernel, counts as its own)
+leaf() {
+	awk -v want="$2_[js]" '{ n = split($0, f, ";"); sub(/ [0-9]+$/, "", f[n]); last = ""
+		for (i = 1; i <= n; i++) if (f[i] ~ /^(main|run|pick|hotThree|coldOne)_\[js\]$/) last = f[i]
+		if (last == want) s += $NF } END { print s + 0 }' "$1"
+}
+
+# lines RAW FUNCTION: the source lines of FUNCTION's locations in ratio.js (pprof -raw)
+lines() {
+	awk -v m="$2" '$4 == m && split($5, a, ":") >= 2 && a[1] ~ /ratio\.js$/ && a[2] > 0 { print a[2] }' "$1" |
+		sort -un | tr '\n' ' '
+}
+# body LINES FIRST LAST: every line in (FIRST, LAST), and at least 3 of them
+body() {
+	awk -v l="$1" -v a="$2" -v b="$3" 'BEGIN { n = split(l, x, " "); if (n < 3) exit 1
+		for (i = 1; i <= n; i++) if (x[i] <= a || x[i] >= b) exit 1 }'
+}
+
+have_pprof=false
+command -v go >/dev/null 2>&1 && have_pprof=true
+
+for v in bookworm:18 trixie:20 sid:24; do
+	suite=${v%%:*} major=${v#*:}
+	if ! ROOT=$(sh "$TOP/tests/python-root.sh" "$suite" nodejs 2>"$TMP/root.err"); then
+		sed 's/^/# /' "$TMP/root.err"
+		skip "no $suite root file system with nodejs (tests/python-root.sh)"
+		continue
+	fi
+	mkdir -p "$ROOT/tmp/profleet-node"
+	cp "$TOP"/tests/workloads/node/*.js "$ROOT/tmp/profleet-node/"
+	got=$(chroot "$ROOT" node --version 2>/dev/null)
+	check "Node $major: $suite's node runs ($got)" test "${got%%.*}" = "v$major"
+
+	# --- no flags: interpreted, then optimized ----------------------------------------
+	recorded "n$major" 4 5 /tmp/profleet-node/ratio.js 30
+	check "Node $major: record --pid exits 0" test $? -eq 0
+	f=$TMP/n$major.txt
+	total=$(folded_total "$f")
+	chain=$(js_chain "$f" "(run_\\[js\\];)?(pick_\\[js\\];)?(hotThree|coldOne)_\\[js\\]")
+	hot=$(leaf "$f" hotThree) cold=$(leaf "$f" coldOne)
+	echo "# Node $major: $chain of $total samples end in main -> ... -> a leaf; hotThree $hot, coldOne $cold ($(pct "$hot" "$cold")%)"
+	check "Node $major: >= 90% of >= 500 samples have main's frame and a leaf, named ($chain/$total)" \
+		most "$chain" "$total" 500
+	check "Node $major: hotThree has 3 of each 4 leaf samples, 70-80% ($(pct "$hot" "$cold")%)" \
+		share "$hot" "$cold" 0.70 0.80
+	check "Node $major: the profile counts the walker's JavaScript frames (profleet.v8.frames > 0)" \
+		sh -c "gzip -dc '$TMP/n$major.pb.gz' | grep -aq 'profleet.v8.frames=[1-9]'"
+
+	# --- the interpreter alone: every frame's bytecode offset, its line --------------
+	recorded "j$major" 3 5 --jitless /tmp/profleet-node/ratio.js 30
+	check "Node $major --jitless: record --pid exits 0" test $? -eq 0
+	f=$TMP/j$major.txt
+	total=$(folded_total "$f")
+	chain=$(js_chain "$f" "run_\\[js\\];pick_\\[js\\];(hotThree|coldOne)_\\[js\\]")
+	echo "# Node $major --jitless: $chain of $total samples have main -> run -> pick -> leaf"
+	check "Node $major --jitless: >= 90% of >= 500 samples have main -> run -> pick -> leaf ($chain/$total)" \
+		most "$chain" "$total" 500
+	if $have_pprof; then
+		go tool pprof -raw "$TMP/j$major.pb.gz" >"$TMP/j$major.raw" 2>&1
+		check "Node $major --jitless: pick's frames are at line $PICK_LINE, its call of a leaf (lines: $(lines "$TMP/j$major.raw" pick))" \
+			test "$(lines "$TMP/j$major.raw" pick)" = "$PICK_LINE "
+		check "Node $major --jitless: run's frames are at line $RUN_LINE, its call of pick (lines: $(lines "$TMP/j$major.raw" run))" \
+			test "$(lines "$TMP/j$major.raw" run)" = "$RUN_LINE "
+		check "Node $major --jitless: hotThree's frames are on >= 3 lines of its body (lines: $(lines "$TMP/j$major.raw" hotThree))" \
+			body "$(lines "$TMP/j$major.raw" hotThree)" "$HOT_FIRST" "$HOT_LAST"
+	else
+		skip "Node $major --jitless: lines (no go tool pprof)"
+	fi
+done
+
+# --- columns, in pprof's Line (field 3) ----------------------------------------------
+if command -v protoc >/dev/null 2>&1 && [ -s "$TMP/j24.pb.gz" ]; then
+	gzip -dc "$TMP/j24.pb.gz" | protoc --decode=perftools.profiles.Profile -I "$TOP/proto" \
+		"$TOP/proto/profile.proto" >"$TMP/j24.decoded" 2>&1
+	check "Node 24 --jitless: pprof's lines carry columns" grep -q 'column: [1-9]' "$TMP/j24.decoded"
+else
+	skip "columns (no protoc, or no Node 24)"
+fi
+
+# --- async functions, a crypto call, a worker thread (Node 24, else the newest) -----
+for r in sid trixie bookworm; do
+	ROOT=${PROFLEET_ROOTS:-/var/cache/profleet/roots}/$r
+	[ -x "$ROOT/usr/bin/node" ] && break
+	ROOT=""
+done
+if [ -n "$ROOT" ]; then
+	recorded mixed 3 5 /tmp/profleet-node/mixed.js 30
+	check "mixed: record --pid exits 0" test $? -eq 0
+	f=$TMP/mixed.txt
+	total=$(folded_total "$f")
+	worker=$(leaf "$f" workerHot)
+	async=$(folded_sum "$f" ";asyncStep_\\[js\\](;[^;]*)* [0-9]+\$")
+	crypto=$(folded_sum "$f" "asyncLoop_\\[js\\];(hashWork_\\[js\\];)?(.*_\\[js\\];)?[^;]*;[^;]*(Hash|SHA256|libcrypto)[^ ]* [0-9]+\$")
+	echo "# mixed: $total samples: the worker's workerHot $worker, asyncStep $async, asyncLoop over OpenSSL $crypto"
+	check "mixed: the worker thread's samples end in workerHot, named ($worker of $total)" \
+		awk -v a="$worker" -v t="$total" 'BEGIN { exit !(a >= 0.3 * t) }'
+	check "mixed: an async function's synchronous part is named (asyncStep: $async)" \
+		test "$async" -gt 0
+	check "mixed: a crypto call: OpenSSL's frames under the JavaScript that called it ($crypto)" \
+		test "$crypto" -gt 0
+else
+	skip "mixed (no Node root)"
+fi
+
+# --- --nodejs off: V8's code walked natively, no JavaScript frame ------------------------
+if [ -n "$ROOT" ]; then
+	REC_ARGS="--nodejs off" recorded off 3 3 /tmp/profleet-node/ratio.js 30
+	check "--nodejs off: record --pid exits 0" test $? -eq 0
+	total=$(folded_total "$TMP/off.txt")
+	check "--nodejs off: $total samples, none with a JavaScript frame" \
+		sh -c "[ $total -gt 100 ] && ! grep -q '_\\[js\\]' '$TMP/off.txt'"
+fi
+
+finish
