@@ -151,6 +151,7 @@ struct walk {
 	__u8 py_started;	/* the Python walker found the thread's frame chain */
 	__u8 native_seen;	/* a native frame is in the sample: pc is a return address */
 	__u8 v8;		/* the process runs a V8 the agent described (v8_procs) */
+	__u8 pc_anon;		/* V8 walker: pc is in no mapping with a table (JIT code, not a builtin) */
 	__u64 py_frame;		/* the next Python frame to put in the sample, 0 when none */
 };
 
@@ -356,6 +357,7 @@ static __always_inline int native_step(struct walk_state *st)
 	if (w->v8 && !w->handed_back &&
 	    (!mi || (mi->walker == WALKER_NATIVE && mi->nrows &&
 		     (!row || row->cfa_type == CFA_UNSUPPORTED)))) {
+		w->pc_anon = !mi;
 		w->next = WALKER_V8;
 		return STEP_HANDOFF;
 	}
@@ -1002,10 +1004,14 @@ static __always_inline __u32 v8_frame(const struct v8_proc *vp, struct walk *w, 
 	    v8_type(vp, sfi) != vp->sfi_type)
 		return 0;
 	*value = sfi;
-	*aux = 0;
+	/* the code's pc, for its positions: a return address's call, not what follows */
+	*aux = (__u32)(w->native_seen && !w->signal_frame ? w->pc - 1 : w->pc) & V8_VALUE_MASK;
 	/* interpreted: the BytecodeArray slot holds one, the offset slot a Smi (a
-	 * baseline frame keeps its feedback vector there) */
-	if (bpf_probe_read_user(&bytecode, 8, (void *)(w->bp + vp->fp_bytecode_array)) ||
+	 * baseline frame keeps its feedback vector there), and the pc is the
+	 * interpreter's, a builtin (code optimized on stack, OSR, keeps the
+	 * interpreter's frame: its pc is in JIT code) */
+	if (w->pc_anon ||
+	    bpf_probe_read_user(&bytecode, 8, (void *)(w->bp + vp->fp_bytecode_array)) ||
 	    v8_type(vp, bytecode) != vp->bytecode_array_type ||
 	    bpf_probe_read_user(&offset, 8, (void *)(w->bp + vp->fp_bytecode_offset)) ||
 	    (offset & 1))
@@ -1064,6 +1070,7 @@ static __always_inline int v8_step(struct walk_state *st, const struct v8_proc *
 	key.pid_be = bpf_htonl(w->pid);
 	key.addr_be = bpf_cpu_to_be64(w->pc - 1);
 	mi = bpf_map_lookup_elem(&exe_mappings, &key);
+	w->pc_anon = !mi;
 	if (!mi)
 		return V8_MORE;
 	if (mi->walker != WALKER_NATIVE || !mi->nrows)

@@ -139,7 +139,10 @@ struct jvm_proc {
  * uaux of a V8 frame: its kind in the top two bits, and below them
  * V8_INTERPRETED: the frame's bytecode offset slot, a Smi's value (the offset
  *   plus BytecodeArray's header, less the heap object tag), 0 when unknown;
- * V8_COMPILED: nothing yet (baseline, Maglev or TurboFan code);
+ * V8_COMPILED: the low 30 bits of the frame's pc (baseline, Maglev or TurboFan
+ *   code, a builtin), less one for a return address (the call, not what follows
+ *   it); the code lies in one reservation smaller than that, so user space
+ *   finds the whole pc from the process's mappings;
  *   for both, ustack is the function's SharedFunctionInfo (a tagged pointer);
  * V8_STUB: the frame type of a typed frame (entry, exit, stub: StackFrame::Type),
  *   ustack: the pc.

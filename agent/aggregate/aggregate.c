@@ -358,7 +358,7 @@ static void walked_prefetch(struct agg *a, struct stack *s)
 {
 	const uint8_t *kinds = stack_kinds(s);
 	struct pysym_frame f;
-	struct v8sym_frame v;
+	struct v8sym_frames *v = a->v8sym ? malloc(sizeof(*v)) : NULL;
 
 	for (uint32_t i = 0; i < s->nu; i++) {
 		if (kinds[i] == WALKER_PYTHON) {
@@ -368,11 +368,12 @@ static void walked_prefetch(struct agg *a, struct stack *s)
 					     stack_aux(s)[i], &f);
 		} else if (kinds[i] == WALKER_V8) {
 			a->stats.frames_v8++;
-			if (a->v8sym)
-				v8sym_lookup(a->v8sym, (int)s->pid, s->frames[s->nk + i],
-					     stack_aux(s)[i], &v);
+			if (v)
+				v8sym_frames(a->v8sym, (int)s->pid, s->frames[s->nk + i],
+					     stack_aux(s)[i], v);
 		}
 	}
+	free(v);
 }
 
 /* A new stack of one sample, within the aggregate's bounds and the shared budget. 0 or -errno. */
@@ -691,22 +692,38 @@ static int jvm_walked_location(struct build *b, const struct loc_key *k, uint32_
 }
 
 /*
- * A frame the V8 walker put in the sample: its function, script, line and
- * column; "[v8js]+0x<SharedFunctionInfo>" when that cannot be read.
+ * A frame the V8 walker put in the sample as consecutive locations, innermost
+ * (inlined into optimized code) first, each its function, script, line and
+ * column; "[v8js]+0x<SharedFunctionInfo>" when it cannot be read. *n: how many.
  */
-static int v8_location(struct build *b, const struct loc_key *k)
+static int v8_location(struct build *b, const struct loc_key *k, uint32_t *n)
 {
 	struct prof_location l = { .mapping = PROFILE_NO_MAPPING, .frame = PROF_FRAME_V8 };
-	struct v8sym_frame f;
+	struct v8sym_frames *fr = malloc(sizeof(*fr));
 	char name[64];
+	int first = -1;
 
-	if (b->a->v8sym && !v8sym_lookup(b->a->v8sym, (int)k->pid, k->addr, k->leaf, &f)) {
-		l.function = f.name;
-		l.file = f.file[0] ? f.file : NULL;
-		l.line = f.line;
-		l.column = f.column;
-		return profile__add_location(b->p, &l);
+	if (fr && b->a->v8sym && !v8sym_frames(b->a->v8sym, (int)k->pid, k->addr, k->leaf, fr)) {
+		for (int i = 0; i < fr->n; i++) {
+			int idx;
+
+			l.function = fr->f[i].name;
+			l.file = fr->f[i].file[0] ? fr->f[i].file : NULL;
+			l.line = fr->f[i].line;
+			l.column = fr->f[i].column;
+			idx = profile__add_location(b->p, &l);
+			if (idx < 0) {
+				free(fr);
+				return idx;
+			}
+			if (first < 0)
+				first = idx;
+		}
+		*n = (uint32_t)fr->n;
+		free(fr);
+		return first;
 	}
+	free(fr);
 	snprintf(name, sizeof(name), "[v8js]+0x%" PRIx64, k->addr);
 	b->a->stats.frames_unsymbolized++;
 	l.function = name;
@@ -739,7 +756,7 @@ static int make_location(struct build *b, const struct loc_key *k, uint32_t *n)
 	} else if (k->id == JVM_ID) {
 		return jvm_walked_location(b, k, n);
 	} else if (k->id == V8_ID) {
-		return v8_location(b, k);
+		return v8_location(b, k, n);
 	} else if (k->id == KERNEL_ID || k->id == KSYM_ID) {
 		kernel_location(b, k, &l, name, sizeof(name));
 	} else if (k->id == PROCS_NO_MAPPING || !procs__mapping(b->a->procs, k->id)) {
@@ -786,7 +803,7 @@ static int location_of(struct build *b, struct loc_key k, uint32_t *n)
 		return idx;
 	b->keys[j] = k;
 	b->vals[j] = (uint32_t)idx + 1;
-	b->counts[j] = (uint8_t)*n;	/* JVMSYM_MAX_FRAMES at most */
+	b->counts[j] = (uint8_t)*n;	/* JVMSYM_MAX_FRAMES, V8SYM_MAX_FRAMES at most */
 	b->nused++;
 	return idx;
 }
@@ -841,7 +858,7 @@ static int add_stack(struct build *b, struct stack *s)
 						      native++ == 0, s->pid), &cnt);
 		if (idx < 0)
 			return idx;
-		/* a JVM frame's inlined methods may make the stack longer than locs */
+		/* a JVM or V8 frame's inlined functions may make the stack longer than locs */
 		for (uint32_t c = 0; c < cnt; c++) {
 			if (n == sizeof(locs) / sizeof(locs[0])) {
 				b->a->stats.frames_cut += cnt - c;

@@ -451,6 +451,10 @@ static void add_v8_comments(struct profile *p, const struct v8sym_stats *s,
 		{ "v8.functions_read", s->reads },
 		{ "v8.read_errors", s->read_errors },
 		{ "v8.no_line", s->no_line },
+		{ "v8.inlined", s->inlined },
+		{ "v8.inlined_cut", s->inlined_cut },
+		{ "v8.code_missing", s->code_missing },
+		{ "v8.scope_errors", s->scope_errors },
 		{ "v8.names_dropped", s->dropped },
 	};
 

@@ -797,8 +797,11 @@ static void v8_detect(struct unwinder *u, struct table *t, int fd, const char *p
 		log_warn("v8: %s: a V8 build we cannot walk (its v8dbg constants lack what the "
 			 "walker needs): its JavaScript frames are not named", path);
 	} else if (!err) {
-		log_info("v8: %s: V8 frames walked (JSFunction types %u-%u)", path,
-			 t->v8.proc.first_fn_type, t->v8.proc.last_fn_type);
+		log_info("v8: %s: V8 frames walked (layout generation %d; JSFunction types %u-%u; "
+			 "lines %s; inlining %s)", path, (int)t->v8.gen, t->v8.proc.first_fn_type,
+			 t->v8.proc.last_fn_type,
+			 t->v8.bytecode_positions != V8ELF_NONE ? "yes" : "no",
+			 t->v8.code_type != V8ELF_NONE ? "yes" : "no");
 	}
 }
 

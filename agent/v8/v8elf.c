@@ -73,6 +73,24 @@ static const struct want wants[] = {
 	{ "type_TrustedByteArray__TRUSTED_BYTE_ARRAY_TYPE", E(trusted_byte_array_type), OPTIONAL, false },
 	{ "class_ExternalString__resource", E(external_resource), OPTIONAL, false },
 	{ "type_BytecodeArray__BYTECODE_ARRAY_TYPE", E(bytecode_array_type), OPTIONAL, false },
+	{ "type_Code__CODE_TYPE", E(code_type), OPTIONAL, false },
+	{ "type_Map__MAP_TYPE", E(map_type), OPTIONAL, false },
+	{ "type_InstructionStream__INSTRUCTION_STREAM_TYPE", E(istream_type), OPTIONAL, false },
+	{ "class_InstructionStream__instruction_start", E(istream_start), OPTIONAL, false },
+	{ "class_Code__instruction_start", E(code_start), OPTIONAL, false },
+	{ "class_Code__instruction_size", E(code_size), OPTIONAL, false },
+	{ "class_Code__flags", E(code_flags), OPTIONAL, false },
+	{ "class_Code__deoptimization_data", E(code_deopt), OPTIONAL, false },
+	{ "class_Code__source_position_table", E(code_positions), OPTIONAL, false },
+	{ "CodeKindFieldMask", E(kind_mask), OPTIONAL, false },
+	{ "CodeKindBaseline", E(kind_maglev), OPTIONAL, false },
+	{ "DeoptimizationDataInlinedFunctionCountIndex", E(deopt_count), OPTIONAL, false },
+	{ "DeoptimizationDataLiteralArrayIndex", E(deopt_literals), OPTIONAL, false },
+	{ "DeoptimizationDataSharedFunctionInfoIndex", E(deopt_sfi), OPTIONAL, false },
+	{ "DeoptimizationDataWrappedSharedFunctionInfoIndex", E(deopt_sfi), OPTIONAL, false },
+	{ "DeoptimizationDataInliningPositionsIndex", E(deopt_inlining), OPTIONAL, false },
+	{ "type_SharedFunctionInfoWrapper__SHARED_FUNCTION_INFO_WRAPPER_TYPE", E(sfi_wrapper_type), OPTIONAL, false },
+	{ "class_SharedFunctionInfoWrapper__shared_info", E(sfi_wrapper_sfi), OPTIONAL, false },
 };
 
 /* The script of a function: its field's name changed over V8's versions. */
@@ -93,6 +111,53 @@ static int store(struct v8_elf *ret, const struct want *w, int64_t v)
 	return 0;
 }
 
+/* A field not exported in some versions: the value verified on those. */
+static void fact(uint16_t *field, uint16_t v)
+{
+	if (*field == V8ELF_NONE)
+		*field = v;
+}
+
+/*
+ * Optimized code's layout by generation: the fields of a Code and the indexes
+ * of its DeoptimizationData the exports leave out (each verified on live
+ * processes of Node 18, 20 and 24). Maglev's and TurboFan's kinds follow
+ * baseline's (CodeKindBaseline is exported: the next two).
+ */
+static void code_facts(struct v8_elf *ret)
+{
+	uint16_t baseline = ret->kind_maglev;
+
+	ret->istream_code = 8;
+	if (ret->gen == V8GEN_10) {	/* instructions inside the Code, at code_start */
+		ret->istream_type = V8ELF_NONE;
+		fact(&ret->code_deopt, 16);
+		fact(&ret->code_positions, 24);
+	} else if (ret->gen == V8GEN_11) {
+		ret->code_start = 40;	/* the exported one is the InstructionStream's */
+		fact(&ret->code_size, 56);
+		fact(&ret->code_flags, 48);
+		fact(&ret->code_deopt, 16);
+		fact(&ret->code_positions, 24);
+	} else {
+		fact(&ret->code_deopt, 8);
+		fact(&ret->code_positions, 16);
+	}
+	fact(&ret->deopt_count, 1);
+	fact(&ret->deopt_literals, 2);
+	fact(&ret->deopt_sfi, 6);
+	fact(&ret->deopt_inlining, 7);
+	if (baseline == V8ELF_NONE || ret->code_type == V8ELF_NONE || ret->map_type == V8ELF_NONE ||
+	    ret->code_start == V8ELF_NONE ||
+	    ret->code_size == V8ELF_NONE || ret->code_flags == V8ELF_NONE ||
+	    ret->kind_mask == V8ELF_NONE || (ret->gen != V8GEN_10 && ret->istream_type == V8ELF_NONE)) {
+		ret->code_type = V8ELF_NONE;	/* optimized frames by their function alone */
+		return;
+	}
+	ret->kind_maglev = (uint16_t)(baseline + 1);
+	ret->kind_turbofan = (uint16_t)(baseline + 2);
+}
+
 /*
  * The generation of the layout, and what it fixes: the source position table
  * follows the BytecodeArray's wrapper (13), or is its fourth field (10-11).
@@ -109,9 +174,13 @@ static void layout_gen(int (*value)(void *arg, const char *name, int64_t *v), vo
 		ret->bytecode_positions = (uint16_t)(v + 8);
 		ret->sfi_function_data = 8;	/* the trusted function data */
 	} else if (ret->sfi_function_data != V8ELF_NONE) {
-		ret->gen = V8GEN_10;
+		ret->gen = ret->istream_type != V8ELF_NONE ? V8GEN_11 : V8GEN_10;
 		ret->bytecode_positions = 32;
 	}
+	if (ret->gen == V8GEN_UNKNOWN)
+		ret->code_type = V8ELF_NONE;
+	else
+		code_facts(ret);
 }
 
 int v8elf_from(int (*value)(void *arg, const char *name, int64_t *v), void *arg,

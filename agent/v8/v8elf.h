@@ -24,8 +24,10 @@
  */
 enum v8_gen {
 	V8GEN_UNKNOWN = 0,	/* frames walked and named where a name is a String; no lines */
-	V8GEN_10 = 1,		/* V8 10-11 (Node 18, 20): SharedFunctionInfo::function_data exported */
-	V8GEN_13 = 2,		/* V8 13 (Node 24): BytecodeArray::wrapper exported */
+	V8GEN_10 = 1,		/* V8 10 (Node 18): SharedFunctionInfo::function_data exported,
+				   a Code holds its instructions */
+	V8GEN_11 = 2,		/* V8 11 (Node 20): also InstructionStream exported */
+	V8GEN_13 = 3,		/* V8 13 (Node 24): BytecodeArray::wrapper exported */
 };
 
 /* Offsets are from an object's untagged address. */
@@ -51,6 +53,15 @@ struct v8_elf {
 	uint16_t external_resource;	/* ExternalString::resource (its data: the resource's next word) */
 	uint16_t bytecode_positions;	/* BytecodeArray::source_position_table (derived, by gen) */
 	uint16_t bytecode_array_type;
+	/* optimized code (TurboFan, Maglev): from a pc to its Code, and its inlining */
+	uint16_t map_type, code_type, istream_type;	/* istream_type: V8ELF_NONE before V8 11 */
+	uint16_t istream_start;	/* InstructionStream: where its instructions start */
+	uint16_t istream_code;	/* InstructionStream: its Code (a back pointer) */
+	uint16_t code_start;	/* Code: its instructions (V8 10: inline, at this offset; else a field) */
+	uint16_t code_size, code_flags, code_deopt, code_positions;
+	uint16_t kind_mask, kind_maglev, kind_turbofan;
+	uint16_t deopt_count, deopt_literals, deopt_sfi, deopt_inlining;	/* DeoptimizationData indexes */
+	uint16_t sfi_wrapper_type, sfi_wrapper_sfi;	/* V8 13: the outer function's wrapper */
 };
 
 /*

@@ -8,12 +8,14 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/uio.h>
 
 #include "hmap.h"
 #include "oncpu.h"
 #include "utf8.h"
 #include "v8elf.h"
+#include "v8code.h"
+#include "v8read.h"
+#include "clock.h"
 
 #define DEFAULT_FUNCTIONS 65536
 #define MAX_BYTES (64u << 20)		/* of names, tables and line ends held */
@@ -31,7 +33,7 @@
 #define SI_FUNCTION_VAR(f) ((f) >> 12 & 3)
 #define SI_INFERRED(f) ((f) >> 14 & 1)
 #define SI_MODULE_13 5
-#define SI_LAST_POSITIONED_10 4	/* class, eval, function, module, script scopes have positions */
+#define SI_LAST_POSITIONED_10 4	/* 10-11: class, eval, function, module, script scopes have positions */
 
 struct v8script {
 	char *name;
@@ -49,9 +51,17 @@ struct v8fn {
 	size_t bytes;
 };
 
+#define CODE_RING 64		/* Codes found per process, most recent kept */
+#define JIT_REREAD_NS 1000000000ull	/* a process's mappings read again no sooner */
+
 struct v8pid {
 	struct v8_elf l;
 	bool gone;
+	struct v8jit jit;	/* where its JIT code is */
+	uint64_t jit_read_ns;	/* when (0: never) */
+	uint64_t code_map;	/* the map of its code objects, once found */
+	struct v8code codes[CODE_RING];	/* the Codes its pcs were found in (code 0: none) */
+	int next_code;
 };
 
 struct v8sym {
@@ -59,15 +69,11 @@ struct v8sym {
 	struct hmap pids;	/* "pid" -> struct v8pid */
 	struct hmap fns;	/* "pid:sfi" -> struct v8fn */
 	struct hmap scripts;	/* "pid:script" -> struct v8script */
+	struct hmap chains;	/* "pid:p:pc:sfi" (pc's low 30 bits) -> struct v8chain (n 0: none there) */
 	size_t max_functions, bytes;
 	struct v8sym_stats stats;
 };
 
-/* What one lookup reads: a process's memory with its layout. */
-struct reader {
-	int pid;
-	const struct v8_elf *l;
-};
 
 struct v8sym *v8sym_new(size_t max_functions)
 {
@@ -98,6 +104,15 @@ static void fn_free(struct v8fn *f)
 	free(f);
 }
 
+static void pid_free(struct v8pid *p)
+{
+	if (!p)
+		return;
+	for (int i = 0; i < CODE_RING; i++)
+		v8code_free(&p->codes[i]);
+	free(p);
+}
+
 void v8sym_free(struct v8sym *vs)
 {
 	if (!vs)
@@ -106,10 +121,13 @@ void v8sym_free(struct v8sym *vs)
 		fn_free(it->val);
 	hmap_for_each(&vs->scripts, it)
 		script_free(it->val);
-	hmap_for_each(&vs->pids, it)
+	hmap_for_each(&vs->chains, it)
 		free(it->val);
+	hmap_for_each(&vs->pids, it)
+		pid_free(it->val);
 	hmap_free(&vs->fns);
 	hmap_free(&vs->scripts);
+	hmap_free(&vs->chains);
 	hmap_free(&vs->pids);
 	pthread_mutex_destroy(&vs->lock);
 	free(vs);
@@ -135,6 +153,13 @@ static void drop_pid(struct v8sym *vs, int pid)
 		vs->stats.scripts--;
 		script_free(hmap_del_entry(&vs->scripts, it));
 	}
+	hmap_for_each(&vs->chains, it) {
+		if (strncmp(it->key, prefix, n))
+			continue;
+		vs->bytes -= sizeof(struct v8chain);
+		vs->stats.chains--;
+		free(hmap_del_entry(&vs->chains, it));
+	}
 }
 
 void v8sym_set_pid(struct v8sym *vs, int pid, const struct v8_elf *l)
@@ -150,10 +175,9 @@ void v8sym_set_pid(struct v8sym *vs, int pid, const struct v8_elf *l)
 		return;
 	}
 	drop_pid(vs, pid);	/* another process, or another V8, under this pid */
-	p = malloc(sizeof(*p));
+	p = calloc(1, sizeof(*p));
 	if (p) {
 		p->l = *l;
-		p->gone = false;
 		if (hmap_put(&vs->pids, key, p, (void **)&old)) {
 			free(p);
 			p = NULL;
@@ -161,7 +185,7 @@ void v8sym_set_pid(struct v8sym *vs, int pid, const struct v8_elf *l)
 	}
 	if (!p)
 		old = hmap_del(&vs->pids, key);
-	free(old);
+	pid_free(old);
 	pthread_mutex_unlock(&vs->lock);
 }
 
@@ -173,51 +197,13 @@ void v8sym_forget_pid(struct v8sym *vs, int pid)
 	snprintf(key, sizeof(key), "%d", pid);
 	pthread_mutex_lock(&vs->lock);
 	p = hmap_get(&vs->pids, key);
-	if (p)
+	if (p) {
 		p->gone = true;
+		for (int i = 0; i < CODE_RING; i++)	/* what they named is in the chains */
+			v8code_free(&p->codes[i]);
+		memset(p->codes, 0, sizeof(p->codes));
+	}
 	pthread_mutex_unlock(&vs->lock);
-}
-
-static int peek(int pid, uint64_t addr, void *buf, size_t len)
-{
-	struct iovec local = { buf, len }, remote = { (void *)(uintptr_t)addr, len };
-
-	return process_vm_readv(pid, &local, 1, &remote, 1, 0) == (ssize_t)len ? 0 : -EFAULT;
-}
-
-static bool heap_object(uint64_t v)
-{
-	return (v & 3) == 1 && v > 4096;
-}
-
-static bool is_smi(uint64_t v)
-{
-	return !(v & 1);
-}
-
-static int64_t smi(const struct reader *r, uint64_t v)
-{
-	return (int64_t)v >> r->l->proc.smi_shift;
-}
-
-/* A tagged field of the object at tagged obj. */
-static int field(const struct reader *r, uint64_t obj, uint16_t off, uint64_t *v)
-{
-	if (!heap_object(obj) || off == V8ELF_NONE)
-		return -EFAULT;
-	return peek(r->pid, obj - 1 + off, v, 8);
-}
-
-/* The instance type of the heap object obj; -1 when it is not one. */
-static int type_of(const struct reader *r, uint64_t obj)
-{
-	uint64_t map;
-	uint16_t t;
-
-	if (field(r, obj, r->l->proc.map, &map) || !heap_object(map) ||
-	    peek(r->pid, map - 1 + r->l->proc.map_instance_type, &t, 2))
-		return -1;
-	return t;
 }
 
 /* Code units of a string appended to out (room for max); 0 or -errno. */
@@ -241,14 +227,14 @@ static int put_chars(const struct reader *r, uint64_t addr, size_t len, bool one
 
 		if (!tmp)
 			return -ENOMEM;
-		if (peek(r->pid, addr, tmp, take)) {
+		if (v8_peek(r->pid, addr, tmp, take)) {
 			free(tmp);
 			return -EFAULT;
 		}
 		for (size_t i = 0; i < take; i++)
 			out->u[out->n + i] = tmp[i];
 		free(tmp);
-	} else if (peek(r->pid, addr, out->u + out->n, take * 2)) {
+	} else if (v8_peek(r->pid, addr, out->u + out->n, take * 2)) {
 		return -EFAULT;
 	}
 	out->n += take;
@@ -268,8 +254,8 @@ static int cons_units(const struct reader *r, uint64_t s, size_t from, size_t le
 	size_t end = from + len;
 	int err = 0;
 
-	if (field(r, s, l->cons_first, &first) || field(r, s, l->cons_second, &second) ||
-	    !heap_object(first) || peek(r->pid, first - 1 + l->string_length, &flen, 4) || flen < 0)
+	if (v8_field(r, s, l->cons_first, &first) || v8_field(r, s, l->cons_second, &second) ||
+	    !v8_heap_object(first) || v8_peek(r->pid, first - 1 + l->string_length, &flen, 4) || flen < 0)
 		return -EFAULT;
 	if (from < (size_t)flen)
 		err = string_units(r, first, from, (end < (size_t)flen ? end : (size_t)flen) - from,
@@ -287,14 +273,14 @@ static int string_units(const struct reader *r, uint64_t s, size_t from, size_t 
 			struct units *out, int depth)
 {
 	const struct v8_elf *l = r->l;
-	int t = type_of(r, s), repr;
+	int t = v8_type_of(r, s), repr;
 	int32_t slen;
 	uint64_t a, b;
 	bool one;
 
 	if (t < 0 || t >= l->first_nonstring_type || depth > MAX_CONS_DEPTH ||
 	    ++out->steps > MAX_STRING_STEPS ||
-	    peek(r->pid, s - 1 + l->string_length, &slen, 4) || slen < 0)
+	    v8_peek(r->pid, s - 1 + l->string_length, &slen, 4) || slen < 0)
 		return -EFAULT;
 	if (from >= (size_t)slen || out->n >= out->max)
 		return 0;
@@ -306,19 +292,19 @@ static int string_units(const struct reader *r, uint64_t s, size_t from, size_t 
 		return put_chars(r, s - 1 + (one ? l->seq_one_chars : l->seq_two_chars) +
 					    from * (one ? 1 : 2), len, one, out);
 	if (repr == l->thin_tag)	/* its own encoding bit may differ from its target's */
-		return field(r, s, l->thin_actual, &a) ? -EFAULT :
+		return v8_field(r, s, l->thin_actual, &a) ? -EFAULT :
 						       string_units(r, a, from, len, out, depth + 1);
 	if (repr == l->sliced_tag) {
-		if (field(r, s, l->sliced_parent, &a) || field(r, s, l->sliced_offset, &b) ||
-		    !is_smi(b) || smi(r, b) < 0)
+		if (v8_field(r, s, l->sliced_parent, &a) || v8_field(r, s, l->sliced_offset, &b) ||
+		    !v8_is_smi(b) || v8_smi(r, b) < 0)
 			return -EFAULT;
-		return string_units(r, a, from + (size_t)smi(r, b), len, out, depth + 1);
+		return string_units(r, a, from + (size_t)v8_smi(r, b), len, out, depth + 1);
 	}
 	if (repr == l->cons_tag)
 		return cons_units(r, s, from, len, out, depth);
 	if (repr == l->external_tag && l->external_resource != V8ELF_NONE) {
 		/* the resource's data, cached in the next word (not when 0x10: uncached) */
-		if ((t & 0x10) || field(r, s, l->external_resource + 8, &a) || !a)
+		if ((t & 0x10) || v8_field(r, s, l->external_resource + 8, &a) || !a)
 			return -EFAULT;
 		return put_chars(r, a + from * (one ? 1 : 2), len, one, out);
 	}
@@ -362,7 +348,7 @@ static int slot(const struct reader *r, uint64_t si, int64_t i, uint64_t *v)
 {
 	if (i < 0 || i > 4 * MAX_CONTEXT_LOCALS)
 		return -EFAULT;
-	return peek(r->pid, si - 1 + 8 + 8 * (uint64_t)i, v, 8);
+	return v8_peek(r->pid, si - 1 + 8 + 8 * (uint64_t)i, v, 8);
 }
 
 /*
@@ -378,17 +364,17 @@ static void scope_info(const struct reader *r, uint64_t si, char *name, size_t l
 
 	if (l->gen == V8GEN_UNKNOWN || l->scope_info_first_vars == V8ELF_NONE ||
 	    l->scope_info_ncontext_locals == V8ELF_NONE || slot(r, si, 0, &w) ||
-	    slot(r, si, l->scope_info_ncontext_locals, &n) || !is_smi(n))
+	    slot(r, si, l->scope_info_ncontext_locals, &n) || !v8_is_smi(n))
 		return;
 	/* the flags: a Smi (10-11), a raw uint32 (13) */
-	flags = l->gen == V8GEN_13 ? (uint32_t)w : (uint32_t)smi(r, w);
-	nlocals = smi(r, n);
+	flags = l->gen == V8GEN_13 ? (uint32_t)w : (uint32_t)v8_smi(r, w);
+	nlocals = v8_smi(r, n);
 	if (nlocals < 0 || nlocals > MAX_CONTEXT_LOCALS)
 		return;
 	i = l->scope_info_first_vars;
 	if (l->gen == V8GEN_13) {
-		if (!slot(r, si, 3, &v) && is_smi(v))
-			*start = smi(r, v);
+		if (!slot(r, si, 3, &v) && v8_is_smi(v))
+			*start = v8_smi(r, v);
 		if (SI_TYPE(flags) == SI_MODULE_13)
 			i++;	/* module_variable_count */
 	}
@@ -396,18 +382,18 @@ static void scope_info(const struct reader *r, uint64_t si, char *name, size_t l
 	i += nlocals;	/* their infos */
 	i += SI_SAVED_CLASS(flags);
 	if (SI_FUNCTION_VAR(flags)) {
-		if (!slot(r, si, i, &v) && heap_object(v))
+		if (!slot(r, si, i, &v) && v8_heap_object(v))
 			read_string(r, v, name, len, MAX_NAME);
 		i += 2;
 	}
 	if (SI_INFERRED(flags)) {
-		if (!name[0] && !slot(r, si, i, &v) && heap_object(v))
+		if (!name[0] && !slot(r, si, i, &v) && v8_heap_object(v))
 			read_string(r, v, name, len, MAX_NAME);
 		i++;
 	}
-	if (l->gen == V8GEN_10 && SI_TYPE(flags) <= SI_LAST_POSITIONED_10 && !slot(r, si, i, &v) &&
-	    is_smi(v))
-		*start = smi(r, v);
+	if (l->gen != V8GEN_13 && SI_TYPE(flags) <= SI_LAST_POSITIONED_10 && !slot(r, si, i, &v) &&
+	    v8_is_smi(v))
+		*start = v8_smi(r, v);
 }
 
 /* The offsets of the '\n's of source (a string), into s; 0 or -errno. */
@@ -417,8 +403,8 @@ static int line_ends(const struct reader *r, uint64_t source, struct v8script *s
 	int32_t slen;
 	size_t cap = 0;
 
-	if (type_of(r, source) < 0 || type_of(r, source) >= r->l->first_nonstring_type ||
-	    peek(r->pid, source - 1 + r->l->string_length, &slen, 4) || slen < 0)
+	if (v8_type_of(r, source) < 0 || v8_type_of(r, source) >= r->l->first_nonstring_type ||
+	    v8_peek(r->pid, source - 1 + r->l->string_length, &slen, 4) || slen < 0)
 		return -EFAULT;
 	out.max = (size_t)slen < MAX_SOURCE ? (size_t)slen : MAX_SOURCE;
 	out.u = malloc(out.max * 2 + 2);
@@ -462,17 +448,17 @@ static struct v8script *script_get(struct v8sym *vs, const struct reader *r, uin
 	s = hmap_get(&vs->scripts, key);
 	if (s)
 		return s;
-	if (type_of(r, addr) != l->script_type)
+	if (v8_type_of(r, addr) != l->script_type)
 		return NULL;
 	s = calloc(1, sizeof(*s));
 	if (!s)
 		return NULL;
-	if (!field(r, addr, l->script_name, &v) && heap_object(v))
+	if (!v8_field(r, addr, l->script_name, &v) && v8_heap_object(v))
 		read_string(r, v, name, sizeof(name), MAX_FILE);
 	s->name = strdup(name);
 	/* the source's line ends: the script's own once V8 computed them, a
 	 * FixedArray of Smis, are what the source says too; counted here once */
-	if (l->script_source != V8ELF_NONE && !field(r, addr, l->script_source, &v))
+	if (l->script_source != V8ELF_NONE && !v8_field(r, addr, l->script_source, &v))
 		line_ends(r, v, s);
 	s->bytes = sizeof(*s) + strlen(name) + 1 + s->nends * sizeof(*s->ends);
 	if (!s->name || vs->bytes + s->bytes > MAX_BYTES ||
@@ -493,18 +479,18 @@ static void positions(const struct reader *r, uint64_t sfi, struct v8fn *f)
 	uint64_t bytecode, table, n;
 	int t;
 
-	if (l->bytecode_positions == V8ELF_NONE || field(r, sfi, l->sfi_function_data, &bytecode) ||
-	    type_of(r, bytecode) != l->bytecode_array_type ||
-	    field(r, bytecode, l->bytecode_positions, &table))
+	if (l->bytecode_positions == V8ELF_NONE || v8_field(r, sfi, l->sfi_function_data, &bytecode) ||
+	    v8_type_of(r, bytecode) != l->bytecode_array_type ||
+	    v8_field(r, bytecode, l->bytecode_positions, &table))
 		return;
-	t = type_of(r, table);
+	t = v8_type_of(r, table);
 	if (t < 0 || (t != l->byte_array_type && t != l->trusted_byte_array_type) ||
-	    field(r, table, l->fixed_array_length, &n) || !is_smi(n) || smi(r, n) <= 0 ||
-	    smi(r, n) > MAX_TABLE)
+	    v8_field(r, table, l->fixed_array_length, &n) || !v8_is_smi(n) || v8_smi(r, n) <= 0 ||
+	    v8_smi(r, n) > MAX_TABLE)
 		return;
-	f->ntable = (size_t)smi(r, n);
+	f->ntable = (size_t)v8_smi(r, n);
 	f->table = malloc(f->ntable);
-	if (f->table && peek(r->pid, table - 1 + l->fixed_array_data, f->table, f->ntable)) {
+	if (f->table && v8_peek(r->pid, table - 1 + l->fixed_array_data, f->table, f->ntable)) {
 		free(f->table);
 		f->table = NULL;
 	}
@@ -522,19 +508,19 @@ static struct v8fn *fn_read(struct v8sym *vs, const struct reader *r, uint64_t s
 	int t;
 
 	vs->stats.reads++;
-	if (type_of(r, sfi) != l->sfi_type || field(r, sfi, l->sfi_name_or_scope_info, &v))
+	if (v8_type_of(r, sfi) != l->sfi_type || v8_field(r, sfi, l->sfi_name_or_scope_info, &v))
 		return NULL;
 	f = calloc(1, sizeof(*f));
 	if (!f)
 		return NULL;
 	f->start = -1;
-	t = type_of(r, v);
+	t = v8_type_of(r, v);
 	if (t >= 0 && t < l->first_nonstring_type)	/* lazy functions, builtins */
 		read_string(r, v, name, sizeof(name), MAX_NAME);
 	else if (t >= 0 && t == l->scope_info_type)
 		scope_info(r, v, name, sizeof(name), &f->start);
 	f->name = strdup(name);
-	if (!field(r, sfi, l->sfi_script, &v) && heap_object(v))
+	if (!v8_field(r, sfi, l->sfi_script, &v) && v8_heap_object(v))
 		f->script = script_get(vs, r, v);
 	positions(r, sfi, f);
 	if (!f->name) {
@@ -547,35 +533,10 @@ static struct v8fn *fn_read(struct v8sym *vs, const struct reader *r, uint64_t s
 
 int64_t v8sym_position(const uint8_t *table, size_t len, int64_t off)
 {
-	int64_t code = -1, raw = 0, best = -1;
-	size_t i = 0;
+	int64_t raw = v8code_raw_position(table, len, off, -1);
 
-	while (i < len) {
-		int64_t v[2];
-
-		for (int k = 0; k < 2; k++) {	/* zigzag VLQ, 7 bits a byte, low first */
-			uint64_t u = 0;
-			int shift = 0;
-			uint8_t b;
-
-			do {
-				if (i >= len || shift > 63)
-					return best;
-				b = table[i++];
-				u |= (uint64_t)(b & 0x7f) << shift;
-				shift += 7;
-			} while (b & 0x80);
-			v[k] = (int64_t)(u >> 1) ^ -(int64_t)(u & 1);
-		}
-		/* an expression's delta is stored as -delta - 1, a statement's as is */
-		code += v[0] >= 0 ? v[0] : -v[0] - 1;
-		raw += v[1];
-		if (code > off)
-			break;
-		/* SourcePosition: bit 0 external, bits 1-30 the script offset + 1 */
-		best = (raw >> 1 & 0x3fffffff) - 1;
-	}
-	return best;
+	/* SourcePosition: bit 0 external, bits 1-30 the script offset + 1 */
+	return raw < 0 ? -1 : (raw >> 1 & 0x3fffffff) - 1;
 }
 
 void v8sym_line(const uint32_t *ends, size_t nends, int64_t pos, int *line, int *column)
@@ -597,22 +558,14 @@ void v8sym_line(const uint32_t *ends, size_t nends, int64_t pos, int *line, int 
 	*column = (int)(pos - (lo ? (int64_t)ends[lo - 1] + 1 : 0)) + 1;
 }
 
-/* The frame of f at aux into ret. */
-static void frame_of(const struct v8fn *f, const struct v8_elf *l, uint32_t aux,
-		     struct v8sym_frame *ret)
+/* The frame of f at script offset pos (-1: its start) into ret. */
+static void frame_at(const struct v8fn *f, int64_t pos, struct v8sym_frame *ret)
 {
 	const char *file = f->script ? f->script->name : "";
-	int64_t pos = f->start;
 	int fl = 0, fc = 0;
 
-	if (aux >> V8_KIND_SHIFT == V8_INTERPRETED && f->table && l->bytecode_array_data != V8ELF_NONE) {
-		/* the slot holds the offset plus the array's header, less the tag */
-		int64_t off = (int64_t)(aux & V8_VALUE_MASK) - (l->bytecode_array_data - 1);
-		int64_t p = v8sym_position(f->table, f->ntable, off);
-
-		if (p >= 0)
-			pos = p;
-	}
+	if (pos < 0)
+		pos = f->start;
 	snprintf(ret->file, sizeof(ret->file), "%s", file);
 	ret->line = ret->column = 0;
 	if (f->script && f->script->ends)
@@ -630,6 +583,17 @@ static void frame_of(const struct v8fn *f, const struct v8_elf *l, uint32_t aux,
 		snprintf(ret->name, sizeof(ret->name), "<anonymous>");
 }
 
+/* An interpreted frame's script offset: its bytecode offset's position; -1 unknown. */
+static int64_t interpreted_pos(const struct v8fn *f, const struct v8_elf *l, uint32_t aux)
+{
+	/* the slot holds the offset plus the array's header, less the tag */
+	int64_t off = (int64_t)(aux & V8_VALUE_MASK) - (l->bytecode_array_data - 1);
+
+	if (!f->table || l->bytecode_array_data == V8ELF_NONE)
+		return -1;
+	return v8sym_position(f->table, f->ntable, off);
+}
+
 /* Keeps f under key, within the cache's bounds; false: not kept (counted). Under the lock. */
 static bool fn_keep(struct v8sym *vs, const char *key, struct v8fn *f)
 {
@@ -643,14 +607,145 @@ static bool fn_keep(struct v8sym *vs, const char *key, struct v8fn *f)
 	return true;
 }
 
-int v8sym_lookup(struct v8sym *vs, int pid, uint64_t sfi, uint32_t aux, struct v8sym_frame *ret)
+/* Functions read for one lookup and not kept: freed at its end. */
+struct unkept {
+	struct v8fn *f[V8CODE_MAX_CHAIN + 1];
+	int n;
+};
+
+/* The function sfi of p: cached, else read (unless p is gone). NULL: unreadable. Under the lock. */
+static struct v8fn *fn_get(struct v8sym *vs, const struct reader *r, const struct v8pid *p,
+			   uint64_t sfi, struct unkept *u)
 {
 	char key[48];
+	struct v8fn *f;
+
+	snprintf(key, sizeof(key), "%d:%" PRIx64, r->pid, sfi);
+	f = hmap_get(&vs->fns, key);
+	if (f) {
+		vs->stats.hits++;
+		return f;
+	}
+	if (p->gone || !(f = fn_read(vs, r, sfi))) {
+		vs->stats.read_errors++;
+		return NULL;
+	}
+	if (!fn_keep(vs, key, f))
+		u->f[u->n++] = f;
+	return f;
+}
+
+/* The Code of p that holds pc: one found before, else found in its memory. Under the lock. */
+static const struct v8code *code_of(struct v8sym *vs, const struct reader *r, struct v8pid *p,
+				    uint64_t pc)
+{
+	struct v8code *c;
+	uint64_t code;
+
+	for (int i = 0; i < CODE_RING; i++) {
+		c = &p->codes[i];
+		if (c->code && pc >= c->start && pc - c->start < c->size)
+			return c;
+	}
+	code = v8code_find(r, pc, &p->code_map);
+	if (!code) {
+		vs->stats.code_missing++;
+		return NULL;
+	}
+	c = &p->codes[p->next_code];
+	p->next_code = (p->next_code + 1) % CODE_RING;
+	v8code_free(c);
+	if (v8code_read(r, code, c)) {
+		memset(c, 0, sizeof(*c));
+		vs->stats.code_missing++;
+		return NULL;
+	}
+	return c;
+}
+
+/* The whole pc of a compiled frame's low bits, from p's JIT mappings (read again when stale). */
+static bool full_pc(struct v8pid *p, int pid, uint32_t low, uint64_t *pc)
+{
+	uint64_t now;
+
+	if (v8code_full_pc(&p->jit, low, pc))
+		return true;
+	now = clock_mono_ns();
+	if (p->jit_read_ns && now - p->jit_read_ns < JIT_REREAD_NS)
+		return false;
+	p->jit_read_ns = now;
+	return !v8code_jit_ranges(pid, &p->jit) && v8code_full_pc(&p->jit, low, pc);
+}
+
+/*
+ * The functions at a compiled frame's pc (its low bits: low) in the function
+ * sfi: those optimized code inlined there, innermost first, and sfi itself
+ * last; n 0 when it is not optimized code, or its tables say another function.
+ * Cached. NULL: no room. Under the lock.
+ */
+static const struct v8chain *chain_get(struct v8sym *vs, const struct reader *r, struct v8pid *p,
+				       uint64_t sfi, uint32_t low)
+{
+	char key[64];
+	struct v8chain *ch;
+	const struct v8code *c;
+	uint64_t pc;
+
+	/* the function too: code freed and another's put at the same pc is another key */
+	snprintf(key, sizeof(key), "%d:p:%" PRIx32 ":%" PRIx64, r->pid, low, sfi);
+	ch = hmap_get(&vs->chains, key);
+	if (ch || p->gone)
+		return ch;
+	ch = calloc(1, sizeof(*ch));
+	if (!ch)
+		return NULL;
+	if (full_pc(p, r->pid, low, &pc) && (c = code_of(vs, r, p, pc)) &&
+	    !v8code_chain(c, pc, ch) && ch->sfi[ch->n - 1] != sfi) {
+		vs->stats.scope_errors++;	/* not this function's code: its own name alone */
+		ch->n = 0;
+	}
+	if (vs->stats.chains >= vs->max_functions || vs->bytes + sizeof(*ch) > MAX_BYTES ||
+	    hmap_put(&vs->chains, key, ch, NULL)) {
+		vs->stats.dropped++;
+		free(ch);
+		return NULL;
+	}
+	vs->bytes += sizeof(*ch);
+	vs->stats.chains++;
+	return ch;
+}
+
+/* The frames of a compiled frame's optimized code (0 when it is not known). Under the lock. */
+static int compiled_frames(struct v8sym *vs, const struct reader *r, struct v8pid *p,
+			   uint64_t sfi, uint32_t aux, struct v8sym_frames *ret, struct unkept *u)
+{
+	const struct v8chain *ch;
+	struct v8fn *f;
+
+	if (r->l->code_type == V8ELF_NONE ||
+	    !(ch = chain_get(vs, r, p, sfi, aux & V8_VALUE_MASK)) || !ch->n)
+		return 0;
+	for (int i = 0; i < ch->n; i++) {
+		if (!(f = fn_get(vs, r, p, ch->sfi[i], u)))
+			continue;	/* an inlined function unreadable: left out */
+		frame_at(f, ch->pos[i], &ret->f[ret->n++]);
+	}
+	vs->stats.inlined += ret->n > 1 ? (uint64_t)(ret->n - 1) : 0;
+	vs->stats.inlined_cut += (uint64_t)ch->cut;
+	return ret->n;
+}
+
+int v8sym_frames(struct v8sym *vs, int pid, uint64_t sfi, uint32_t aux, struct v8sym_frames *ret)
+{
+	char key[16];
 	struct v8pid *p;
 	struct v8fn *f;
 	struct reader r = { .pid = pid };
-	bool kept = true;
+	struct unkept u = { .n = 0 };
+	uint32_t kind = aux >> V8_KIND_SHIFT;
+	int err = 0;
 
+	ret->n = 0;
 	snprintf(key, sizeof(key), "%d", pid);
 	pthread_mutex_lock(&vs->lock);
 	vs->stats.lookups++;
@@ -660,24 +755,32 @@ int v8sym_lookup(struct v8sym *vs, int pid, uint64_t sfi, uint32_t aux, struct v
 		return -ENOENT;
 	}
 	r.l = &p->l;
-	snprintf(key, sizeof(key), "%d:%" PRIx64, pid, sfi);
-	f = hmap_get(&vs->fns, key);
-	if (f) {
-		vs->stats.hits++;
-	} else if (p->gone || !(f = fn_read(vs, &r, sfi))) {
-		vs->stats.read_errors++;
-		pthread_mutex_unlock(&vs->lock);
-		return -EFAULT;
-	} else {
-		kept = fn_keep(vs, key, f);
+	if (kind == V8_COMPILED && compiled_frames(vs, &r, p, sfi, aux, ret, &u))
+		goto out;
+	f = fn_get(vs, &r, p, sfi, &u);
+	if (!f) {
+		err = -EFAULT;
+		goto out;
 	}
-	frame_of(f, r.l, aux, ret);
-	if (!ret->line)
-		vs->stats.no_line++;
-	if (!kept)
-		fn_free(f);
+	frame_at(f, kind == V8_INTERPRETED ? interpreted_pos(f, r.l, aux) : -1, &ret->f[0]);
+	ret->n = 1;
+out:
+	for (int i = 0; i < ret->n; i++)
+		vs->stats.no_line += !ret->f[i].line;
+	for (int i = 0; i < u.n; i++)
+		fn_free(u.f[i]);
 	pthread_mutex_unlock(&vs->lock);
-	return 0;
+	return err;
+}
+
+int v8sym_lookup(struct v8sym *vs, int pid, uint64_t sfi, uint32_t aux, struct v8sym_frame *ret)
+{
+	struct v8sym_frames fr;
+	int err = v8sym_frames(vs, pid, sfi, aux, &fr);
+
+	if (!err)
+		*ret = fr.f[0];
+	return err;
 }
 
 void v8sym_stats(struct v8sym *vs, struct v8sym_stats *ret)

@@ -26,11 +26,23 @@ struct v8sym_frame {
 	int line, column;	/* 1-based; 0 when unknown */
 };
 
+/* One sampled frame's JavaScript frames, innermost (inlined) first. */
+#define V8SYM_MAX_FRAMES 16
+
+struct v8sym_frames {
+	int n;
+	struct v8sym_frame f[V8SYM_MAX_FRAMES];
+};
+
 struct v8sym_stats {
 	uint64_t lookups, hits, reads, read_errors;
 	uint64_t no_line;	/* frames named without a line (no positions, no script) */
-	uint64_t dropped;	/* functions or scripts read but not kept: the cache was full */
-	uint64_t functions, scripts, bytes;	/* held now */
+	uint64_t dropped;	/* functions, scripts or pcs read but not kept: the cache was full */
+	uint64_t inlined;	/* frames of functions inlined into optimized code, named */
+	uint64_t inlined_cut;	/* inlined functions left out: more than V8SYM_MAX_FRAMES at a pc */
+	uint64_t code_missing;	/* compiled frames whose code was not found: their function alone */
+	uint64_t scope_errors;	/* optimized code whose tables name another function */
+	uint64_t functions, scripts, chains, bytes;	/* held now */
 };
 
 /* At most max_functions functions (0: a default). */
@@ -42,10 +54,14 @@ void v8sym_set_pid(struct v8sym *vs, int pid, const struct v8_elf *l);
  * for its profile, until its pid runs another V8. */
 void v8sym_forget_pid(struct v8sym *vs, int pid);
 /*
- * The frame of SharedFunctionInfo sfi (tagged) at the walker's aux (V8_INTERPRETED:
- * the frame's bytecode offset slot; V8_COMPILED) in process pid, into ret.
- * 0, -ENOENT (no V8 known for pid), -EFAULT (unreadable, or not a function).
+ * The frames of one frame the V8 walker took: SharedFunctionInfo sfi (tagged)
+ * with the walker's aux (V8_INTERPRETED: its bytecode offset slot; V8_COMPILED:
+ * its pc's low bits, where optimized code may have inlined other functions)
+ * in process pid, into ret. 0, -ENOENT (no V8 known for pid), -EFAULT
+ * (unreadable, or not a function).
  */
+int v8sym_frames(struct v8sym *vs, int pid, uint64_t sfi, uint32_t aux, struct v8sym_frames *ret);
+/* The innermost of them (tests). */
 int v8sym_lookup(struct v8sym *vs, int pid, uint64_t sfi, uint32_t aux, struct v8sym_frame *ret);
 void v8sym_stats(struct v8sym *vs, struct v8sym_stats *ret);
 

@@ -73,6 +73,18 @@ if [ -r "$BUILD/kernels/java/JvmRatio.class" ]; then
 	step jvmc1 attached jvmc1 "$SECS" "$TOP/tests/workloads/java/run-ratio"
 	unset JAVA_OPTS JVMRATIO_CLASSES
 fi
+# Debian's Node.js 24 (sid's root, which matrix.sh names and fills): interpreted
+# (--jitless), then as it runs, Sparkplug's and TurboFan's code (V8's frames by rbp)
+if [ -r "$BUILD/kernels/node-root" ]; then
+	export NODE_ROOT="$(cat "$BUILD/kernels/node-root")"
+	export NODE_OPTS=--jitless
+	ATTACH_DELAY=6
+	step node attached node "$SECS" "$TOP/tests/workloads/node/run-ratio"
+	export NODE_OPTS=
+	ATTACH_DELAY=15
+	step nodeopt attached nodeopt "$SECS" "$TOP/tests/workloads/node/run-ratio"
+	unset NODE_ROOT NODE_OPTS
+fi
 ATTACH_DELAY=1
 step ratio "$AGENT" record --frequency 199 --top 0 --log-level info --output "$OUT/ratio.txt" \
 	-- "$WL/ratio" "$SECS" 10

@@ -140,6 +140,35 @@ check_jvm() { # label, outdir
 		awk -v c="${chain:-0}" -v t="${total:-0}" -v i="$inl" 'BEGIN { exit !(t > 300 && c >= 0.9 * t && i >= 1) }'
 }
 
+check_node() { # label, outdir
+	if [ ! -r "$RESULTS/node-root" ]; then
+		missing "$1: the Node.js steps (no sid root with nodejs: tests/python-root.sh)"
+		return
+	fi
+	step_ok "$1" "$2" node "profleet-agent record --pid (node --jitless ratio.js) exits 0"
+	total=$(folded_total "$2/node.txt" 2>/dev/null)
+	chain=$(folded_sum "$2/node.txt" ';main_\[js\];run_\[js\];pick_\[js\];(hotThree|coldOne)_\[js\]( |;)' 2>/dev/null)
+	echo "# $1: node: ${chain:-0} of ${total:-0} samples have main -> run -> pick -> leaf"
+	check "$1: node --jitless: >= 90% of samples name the JavaScript chain (${chain:-0}/${total:-0})" \
+		awk -v c="${chain:-0}" -v t="${total:-0}" 'BEGIN { exit !(t > 300 && c >= 0.9 * t) }'
+	if command -v go >/dev/null 2>&1; then
+		go tool pprof -raw "$2/node.pb.gz" >"$2/node.raw" 2>&1
+		pl=$(grep -n 'return (i & 3)' "$TOP/tests/workloads/node/ratio.js" | cut -d: -f1)
+		picks=$(awk '$4 == "pick" && split($5, a, ":") >= 2 && a[2] > 0 { print a[2] }' "$2/node.raw" |
+			sort -un | tr '\n' ' ')
+		check "$1: node --jitless: pick's line from its bytecode offset is $pl (${picks:-none})" \
+			test "$picks" = "$pl "
+	else
+		missing "$1: node --jitless lines (no go tool pprof)"
+	fi
+	step_ok "$1" "$2" nodeopt "profleet-agent record --pid (node ratio.js) exits 0"
+	total=$(folded_total "$2/nodeopt.txt" 2>/dev/null)
+	chain=$(folded_sum "$2/nodeopt.txt" ';main_\[js\];run_\[js\];pick_\[js\];(hotThree|coldOne)_\[js\]( |;)' 2>/dev/null)
+	echo "# $1: nodeopt: ${chain:-0} of ${total:-0} samples have main -> run -> pick -> leaf"
+	check "$1: node (JIT): >= 90% of samples name main -> run -> pick -> leaf (${chain:-0}/${total:-0})" \
+		awk -v c="${chain:-0}" -v t="${total:-0}" 'BEGIN { exit !(t > 300 && c >= 0.9 * t) }'
+}
+
 check_guest() { # label, release, outdir
 	check "$1: uname -r in the guest is $2" grep -qxF "$2" "$3/uname.log"
 	check "$1: kernel BTF at /sys/kernel/btf/vmlinux" test "$(rc_of "$3/btf")" = 0
@@ -149,6 +178,7 @@ check_guest() { # label, release, outdir
 	check_ratio "$1" "$3"
 	check_python "$1" "$3"
 	check_jvm "$1" "$3"
+	check_node "$1" "$3"
 }
 
 run_kernel() { # label, release, kernel dir
@@ -187,6 +217,13 @@ mkdir -p "$RESULTS"
 rm -rf "$RESULTS/java"
 javac=/usr/lib/jvm/java-17-openjdk-amd64/bin/javac
 [ -x "$javac" ] && "$javac" -d "$RESULTS/java" "$TOP/tests/workloads/java/JvmRatio.java" >"$TMP/javac.log" 2>&1
+# the Node.js steps' root (Node 24) and script, read-only in the guest
+rm -f "$RESULTS/node-root"
+if nroot=$(sh "$TOP/tests/python-root.sh" sid nodejs 2>"$TMP/noderoot.log"); then
+	mkdir -p "$nroot/tmp/profleet-node" &&
+		cp "$TOP/tests/workloads/node/ratio.js" "$nroot/tmp/profleet-node/" &&
+		echo "$nroot" >"$RESULTS/node-root"
+fi
 start=$(date +%s)
 for l in $labels; do
 	# shellcheck disable=SC2046 # release, directory

@@ -2,9 +2,10 @@
 # The V8 walker and names (agent/v8, walk_v8 in bpf/oncpu.bpf.c): Debian's
 # Node.js 18 (bookworm), 20 (trixie) and 24 (sid), each in a root file system of
 # its suite (tests/python-root.sh) run with chroot, running a known call chain
-# (tests/workloads/node/ratio.js) with no flags, recorded once it is optimized;
-# and in V8's interpreter alone (--jitless), where every frame has its bytecode
-# offset, so its line and column. Then what services run: async functions, a
+# (tests/workloads/node/ratio.js) with no flags, recorded once TurboFan has
+# compiled main with run and pick inlined (each a frame of its own, at its
+# call's line, from the code's inlining tables); and in V8's interpreter alone
+# (--jitless), where every frame has its bytecode offset, so its line and column. Then what services run: async functions, a
 # crypto call into OpenSSL, a worker thread (tests/workloads/node/mixed.js).
 # Prints TAP.
 . "$(dirname "$0")/lib.sh"
@@ -60,10 +61,12 @@ lines() {
 	awk -v m="$2" '$4 == m && split($5, a, ":") >= 2 && a[1] ~ /ratio\.js$/ && a[2] > 0 { print a[2] }' "$1" |
 		sort -un | tr '\n' ' '
 }
-# body LINES FIRST LAST: every line in (FIRST, LAST), and at least 3 of them
+# body LINES FIRST LAST: every line in [FIRST, LAST) (FIRST: the function's entry), and
+# at least 3 of them in its body
 body() {
-	awk -v l="$1" -v a="$2" -v b="$3" 'BEGIN { n = split(l, x, " "); if (n < 3) exit 1
-		for (i = 1; i <= n; i++) if (x[i] <= a || x[i] >= b) exit 1 }'
+	awk -v l="$1" -v a="$2" -v b="$3" 'BEGIN { n = split(l, x, " ")
+		for (i = 1; i <= n; i++) { if (x[i] < a || x[i] >= b) exit 1; if (x[i] > a) k++ }
+		exit !(k >= 3) }'
 }
 
 have_pprof=false
@@ -86,15 +89,26 @@ for v in bookworm:18 trixie:20 sid:24; do
 	check "Node $major: record --pid exits 0" test $? -eq 0
 	f=$TMP/n$major.txt
 	total=$(folded_total "$f")
-	chain=$(js_chain "$f" "(run_\\[js\\];)?(pick_\\[js\\];)?(hotThree|coldOne)_\\[js\\]")
+	chain=$(js_chain "$f" "run_\\[js\\];pick_\\[js\\];(hotThree|coldOne)_\\[js\\]")
 	hot=$(leaf "$f" hotThree) cold=$(leaf "$f" coldOne)
-	echo "# Node $major: $chain of $total samples end in main -> ... -> a leaf; hotThree $hot, coldOne $cold ($(pct "$hot" "$cold")%)"
-	check "Node $major: >= 90% of >= 500 samples have main's frame and a leaf, named ($chain/$total)" \
+	echo "# Node $major: $chain of $total samples have main -> run -> pick -> leaf; hotThree $hot, coldOne $cold ($(pct "$hot" "$cold")%)"
+	check "Node $major: >= 90% of >= 500 samples have main -> run -> pick -> leaf, run and pick inlined by TurboFan ($chain/$total)" \
 		most "$chain" "$total" 500
 	check "Node $major: hotThree has 3 of each 4 leaf samples, 70-80% ($(pct "$hot" "$cold")%)" \
 		share "$hot" "$cold" 0.70 0.80
 	check "Node $major: the profile counts the walker's JavaScript frames (profleet.v8.frames > 0)" \
 		sh -c "gzip -dc '$TMP/n$major.pb.gz' | grep -aq 'profleet.v8.frames=[1-9]'"
+	check "Node $major: the profile counts the inlined frames it named (profleet.v8.inlined > 0)" \
+		sh -c "gzip -dc '$TMP/n$major.pb.gz' | grep -aq 'profleet.v8.inlined=[1-9]'"
+	if $have_pprof; then
+		go tool pprof -raw "$TMP/n$major.pb.gz" >"$TMP/n$major.raw" 2>&1
+		check "Node $major: inlined pick is at line $PICK_LINE, its call of a leaf (lines: $(lines "$TMP/n$major.raw" pick))" \
+			test "$(lines "$TMP/n$major.raw" pick)" = "$PICK_LINE "
+		check "Node $major: inlined run is at line $RUN_LINE, its call of pick (lines: $(lines "$TMP/n$major.raw" run))" \
+			test "$(lines "$TMP/n$major.raw" run)" = "$RUN_LINE "
+		check "Node $major: optimized hotThree's frames are on >= 3 lines of its body (lines: $(lines "$TMP/n$major.raw" hotThree))" \
+			body "$(lines "$TMP/n$major.raw" hotThree)" "$HOT_FIRST" "$HOT_LAST"
+	fi
 
 	# --- the interpreter alone: every frame's bytecode offset, its line --------------
 	recorded "j$major" 3 5 --jitless /tmp/profleet-node/ratio.js 30
@@ -138,11 +152,11 @@ if [ -n "$ROOT" ]; then
 	check "mixed: record --pid exits 0" test $? -eq 0
 	f=$TMP/mixed.txt
 	total=$(folded_total "$f")
-	worker=$(leaf "$f" workerHot)
+	worker=$(folded_sum "$f" ";workerHot_\\[js\\](;[^;]*)* [0-9]+\$")
 	async=$(folded_sum "$f" ";asyncStep_\\[js\\](;[^;]*)* [0-9]+\$")
 	crypto=$(folded_sum "$f" "asyncLoop_\\[js\\];(hashWork_\\[js\\];)?(.*_\\[js\\];)?[^;]*;[^;]*(Hash|SHA256|libcrypto)[^ ]* [0-9]+\$")
 	echo "# mixed: $total samples: the worker's workerHot $worker, asyncStep $async, asyncLoop over OpenSSL $crypto"
-	check "mixed: the worker thread's samples end in workerHot, named ($worker of $total)" \
+	check "mixed: the worker thread's samples are in workerHot, named ($worker of $total)" \
 		awk -v a="$worker" -v t="$total" 'BEGIN { exit !(a >= 0.3 * t) }'
 	check "mixed: an async function's synchronous part is named (asyncStep: $async)" \
 		test "$async" -gt 0

@@ -17,10 +17,12 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
 #include <unistd.h>
 
 #include "helpers.h"
 #include "oncpu.h"
+#include "v8code.h"
 #include "v8elf.h"
 #include "v8sym.h"
 
@@ -80,6 +82,21 @@ static const struct konst v8_13[] = {
 	{ "SmiShiftSize", 31 },
 	{ "SmiTagMask", 1 },
 	{ "TaggedSize", 8 },
+	{ "type_Code__CODE_TYPE", 187 },
+	{ "type_Map__MAP_TYPE", 272 },
+	{ "type_InstructionStream__INSTRUCTION_STREAM_TYPE", 192 },
+	{ "class_InstructionStream__instruction_start__uintptr_t", 32 },
+	{ "class_Code__instruction_start__Address", 40 },
+	{ "class_Code__instruction_size__int", 56 },
+	{ "class_Code__flags__uint32_t", 52 },
+	{ "CodeKindFieldMask", 15 },
+	{ "CodeKindBaseline", 10 },
+	{ "DeoptimizationDataInlinedFunctionCountIndex", 1 },
+	{ "DeoptimizationDataLiteralArrayIndex", 3 },
+	{ "DeoptimizationDataWrappedSharedFunctionInfoIndex", 7 },
+	{ "DeoptimizationDataInliningPositionsIndex", 8 },
+	{ "type_SharedFunctionInfoWrapper__SHARED_FUNCTION_INFO_WRAPPER_TYPE", 195 },
+	{ "class_SharedFunctionInfoWrapper__shared_info__Tagged_SharedFunctionInfo_", 8 },
 	{ NULL, 0 },
 };
 
@@ -326,12 +343,20 @@ static uint32_t interp(const struct v8_elf *l, int off)
 	return V8_INTERPRETED << V8_KIND_SHIFT | (uint32_t)(off + l->bytecode_array_data - 1);
 }
 
+/* The heap is anonymous executable memory, as V8's code space is: v8sym finds a
+ * pc's whole address from its low bits in such mappings of the process. */
 static void heap_init(struct heap *h, const struct v8_elf *l)
 {
 	memset(h, 0, sizeof(*h));
-	h->mem = aligned_alloc(16, HEAP);
-	assert_non_null(h->mem);
+	h->mem = mmap(NULL, HEAP, PROT_READ | PROT_WRITE | PROT_EXEC, MAP_PRIVATE | MAP_ANONYMOUS,
+		      -1, 0);
+	assert_true(h->mem != MAP_FAILED);
 	h->l = l;
+}
+
+static void heap_free(struct heap *h)
+{
+	munmap(h->mem, HEAP);
 }
 
 /* ---- tests ---------------------------------------------------------------- */
@@ -401,9 +426,27 @@ static void test_layouts(void **state)
 	assert_int_equal(l.bytecode_positions, 24);	/* after the wrapper */
 	assert_int_equal(l.sfi_function_data, 8);
 
+	assert_int_equal(l.code_start, 40);
+	assert_int_equal(l.code_positions, 16);	/* V8 13: not exported, verified */
+	assert_int_equal(l.kind_maglev, 11);
+	assert_int_equal(l.kind_turbofan, 12);
+	assert_int_equal(l.deopt_sfi, 7);
+
 	c.changes = v8_11_changes;
 	assert_int_equal(v8elf_from(konst_value, &c, &l), 0);
+	assert_int_equal(l.gen, V8GEN_11);
+	assert_int_equal(l.code_start, 40);	/* the Code's field, not the stream's */
+	assert_int_equal(l.code_deopt, 16);
+	assert_int_equal(l.code_positions, 24);
+	assert_int_equal(l.code_size, 56);
+	/* V8 10: no InstructionStream, instructions inside the Code */
+	c.drop = "type_InstructionStream";
+	assert_int_equal(v8elf_from(konst_value, &c, &l), 0);
 	assert_int_equal(l.gen, V8GEN_10);
+	assert_int_equal(l.code_deopt, 16);
+	assert_int_equal(l.code_positions, 24);
+	c.drop = NULL;
+	assert_int_equal(v8elf_from(konst_value, &c, &l), 0);
 	assert_int_equal(l.proc.fn_shared, 24);
 	/* one type before V8 12 exported the range: the shared field is checked too */
 	assert_int_equal(l.proc.first_fn_type, 2066);
@@ -495,7 +538,7 @@ static void named(const struct konst *changes)
 	assert_int_equal(st.functions, 0);
 	assert_int_equal(v8sym_lookup(vs, pid + 1000000, m, 0, &f), -ENOENT);
 	v8sym_free(vs);
-	free(h.mem);
+	heap_free(&h);
 }
 
 static void test_named_13(void **state)
@@ -541,7 +584,7 @@ static void test_strings(void **state)
 	assert_string_equal(f.name, "<anonymous>");
 	assert_string_equal(f.file, "");
 	v8sym_free(vs);
-	free(h.mem);
+	heap_free(&h);
 }
 
 static void test_bad_heaps(void **state)
@@ -582,7 +625,221 @@ static void test_bad_heaps(void **state)
 	assert_int_equal(v8sym_lookup(vs, pid, fn, interp(&l, -5), &f), 0);
 	assert_int_equal(f.line, 300 / 25 + 1);
 	v8sym_free(vs);
-	free(h.mem);
+	heap_free(&h);
+}
+
+/* ---- optimized code: from a pc to its Code, and the functions inlined there ---- */
+
+/* A zigzag VLQ into b at *n. */
+static void vlq(uint8_t *b, size_t *n, int64_t v)
+{
+	uint64_t u = (uint64_t)(v << 1) ^ (uint64_t)(v >> 63);
+
+	do {
+		b[(*n)++] = (uint8_t)((u & 0x7f) | (u > 0x7f ? 0x80 : 0));
+		u >>= 7;
+	} while (u);
+}
+
+/* A SourcePosition: script offset pos, inlining id (-1: the outer function). */
+static int64_t src_pos(int64_t pos, int64_t inlining)
+{
+	return (pos + 1) << 1 | (inlining + 1) << 31;
+}
+
+/* A meta map, and the map of objects of type t under it. */
+static uint64_t typed_map(struct heap *h, uint64_t *meta, int t)
+{
+	uint64_t m;
+	uint16_t tt = (uint16_t)t;
+
+	if (!*meta) {
+		uint16_t mt = (uint16_t)h->l->map_type;
+
+		*meta = h_alloc(h, 32);
+		set64(*meta, 0, *meta);
+		memcpy((void *)(uintptr_t)(*meta - 1 + 12), &mt, 2);
+	}
+	m = h_alloc(h, 32);
+	set64(m, 0, *meta);
+	memcpy((void *)(uintptr_t)(m - 1 + 12), &tt, 2);
+	return m;
+}
+
+struct optimized {
+	uint64_t code, start, main, run, pick;
+	uint64_t istream_map;
+};
+
+/*
+ * V8 13's TurboFan code of main with run inlined at offset 150 and pick inlined
+ * into run at 250: pc offsets [0, 10) are main at 100, [10, 20) run at 260,
+ * [20, 64) pick at 300; its InstructionStream with 64 bytes of instructions
+ * after 256 bytes of other objects' words.
+ */
+static void optimized(struct heap *h, uint64_t sc, struct optimized *o)
+{
+	const struct v8_elf *l = h->l;
+	uint64_t meta = 0, is, dd, lits, wrapper, inl, pt;
+	uint8_t table[64], inlining[32];
+	size_t n = 0;
+	int64_t raw, prev = 0;
+	int32_t fid, size = 64;
+	uint32_t flags = l->kind_turbofan;
+	const struct { int64_t off, raw; } e[] = {
+		{ 0, src_pos(100, -1) }, { 10, src_pos(260, 0) }, { 20, src_pos(300, 1) },
+	};
+
+	o->main = sfi(h, scope_info(h, one_byte(h, "main"), 0, 0, 90), sc, 0);
+	o->run = sfi(h, scope_info(h, one_byte(h, "run"), 0, 0, 240), sc, 0);
+	o->pick = sfi(h, scope_info(h, one_byte(h, "pick"), 0, 0, 290), sc, 0);
+	for (size_t i = 0; i < sizeof(e) / sizeof(e[0]); i++) {	/* statements: offsets as is */
+		vlq(table, &n, e[i].off - (i ? e[i - 1].off : 0));
+		vlq(table, &n, e[i].raw - prev);
+		prev = e[i].raw;
+	}
+	pt = byte_array(h, l->trusted_byte_array_type, table, n);
+	/* inlining 0: run, called from main at 150; 1: pick, called from run at 250 */
+	raw = src_pos(150, -1);
+	memcpy(inlining, &raw, 8);
+	fid = 0;
+	memcpy(inlining + 8, &fid, 4);
+	raw = src_pos(250, 0);
+	memcpy(inlining + 16, &raw, 8);
+	fid = 1;
+	memcpy(inlining + 24, &fid, 4);
+	inl = byte_array(h, l->trusted_byte_array_type, inlining, sizeof(inlining));
+	lits = object(h, l->fixed_array_type, 16 + 16);
+	set64(lits, 8, smi_of(2));
+	set64(lits, 16, o->run);
+	set64(lits, 24, o->pick | 2);	/* a weak reference */
+	wrapper = object(h, l->sfi_wrapper_type, 16);
+	set64(wrapper, 8, o->main);
+	dd = object(h, l->fixed_array_type, 16 + 8 * 9);
+	set64(dd, 8, smi_of(9));
+	set64(dd, 16 + 8 * 1, smi_of(2));
+	set64(dd, 16 + 8 * 3, lits);
+	set64(dd, 16 + 8 * 7, wrapper);
+	set64(dd, 16 + 8 * 8, inl);
+	o->code = object(h, l->code_type, 64);
+	set64(o->code, l->code_deopt, dd);
+	set64(o->code, l->code_positions, pt);
+	memcpy((void *)(uintptr_t)(o->code - 1 + l->code_flags), &flags, 4);
+	memcpy((void *)(uintptr_t)(o->code - 1 + l->code_size), &size, 4);
+	/* other words, some of them tagged, before the instruction stream */
+	for (int i = 0; i < 32; i++)
+		set64(h_alloc(h, 8), 0, (uint64_t)i * 0x1001 + 1);
+	o->istream_map = typed_map(h, &meta, l->istream_type);
+	is = h_alloc(h, l->istream_start + 64);
+	set64(is, 0, o->istream_map);
+	set64(is, 8, o->code);
+	o->start = is - 1 + l->istream_start;
+	memset((void *)(uintptr_t)o->start, 0xcc, 64);
+	set64(o->code, l->code_start, o->start);
+}
+
+static void test_inlined(void **state)
+{
+	struct v8_elf l;
+	struct heap h;
+	struct optimized o;
+	struct v8sym *vs = v8sym_new(0);
+	struct v8sym_frames fr;
+	struct v8code c;
+	struct v8chain ch;
+	struct reader r = { .pid = getpid(), .l = &l };
+	uint64_t map = 0, sc;
+	int pid = getpid();
+
+	(void)state;
+	layout(&l, NULL);
+	assert_int_equal(l.kind_turbofan, 12);
+	heap_init(&h, &l);
+	sc = script(&h, one_byte(&h, "app.js"), source(&h));
+	optimized(&h, sc, &o);
+	/* found back from any pc of its instructions, its map learned */
+	assert_int_equal(v8code_find(&r, o.start + 63, &map), o.code);
+	assert_int_equal(map, o.istream_map);
+	assert_int_equal(v8code_find(&r, o.start, &map), o.code);
+	assert_int_equal(v8code_find(&r, o.start + 64, &map), 0);	/* past its end */
+	assert_int_equal(v8code_read(&r, o.code, &c), 0);
+	assert_int_equal(c.kind, V8CODE_OPTIMIZED);
+	assert_int_equal(c.start, o.start);
+	assert_int_equal(c.outer, o.main);
+	/* pick inlined into run inlined into main */
+	assert_int_equal(v8code_chain(&c, o.start + 25, &ch), 0);
+	assert_int_equal(ch.n, 3);
+	assert_int_equal(ch.sfi[0], o.pick);
+	assert_int_equal(ch.pos[0], 300);
+	assert_int_equal(ch.sfi[1], o.run);
+	assert_int_equal(ch.pos[1], 250);
+	assert_int_equal(ch.sfi[2], o.main);
+	assert_int_equal(ch.pos[2], 150);
+	assert_int_equal(v8code_chain(&c, o.start + 5, &ch), 0);	/* main's own */
+	assert_int_equal(ch.n, 1);
+	assert_int_equal(ch.pos[0], 100);
+	assert_int_equal(v8code_chain(&c, o.start + 64, &ch), -EINVAL);
+	/* an inlining that is its own parent: refused, not followed forever */
+	int64_t loop = src_pos(250, 1);
+
+	memcpy(c.inlining + 16, &loop, 8);
+	assert_int_equal(v8code_chain(&c, o.start + 25, &ch), -EINVAL);
+	v8code_free(&c);
+
+	/* through v8sym, from the walker's low 30 bits of the pc */
+	v8sym_set_pid(vs, pid, &l);
+	assert_int_equal(v8sym_frames(vs, pid, o.main,
+				      V8_COMPILED << V8_KIND_SHIFT | (uint32_t)((o.start + 25) & V8_VALUE_MASK),
+				      &fr), 0);
+	assert_int_equal(fr.n, 3);
+	assert_string_equal(fr.f[0].name, "pick");
+	assert_int_equal(fr.f[0].line, 300 / 25 + 1);
+	assert_string_equal(fr.f[1].name, "run");
+	assert_int_equal(fr.f[1].line, 250 / 25 + 1);
+	assert_string_equal(fr.f[2].name, "main");
+	assert_int_equal(fr.f[2].line, 150 / 25 + 1);
+	assert_string_equal(fr.f[2].file, "app.js");
+	/* the same pc in another function's frame: not its code, its own name alone */
+	assert_int_equal(v8sym_frames(vs, pid, o.run,
+				      V8_COMPILED << V8_KIND_SHIFT | (uint32_t)((o.start + 25) & V8_VALUE_MASK),
+				      &fr), 0);
+	assert_int_equal(fr.n, 1);
+	assert_string_equal(fr.f[0].name, "run");
+	struct v8sym_stats st;
+
+	v8sym_stats(vs, &st);
+	assert_int_equal(st.inlined, 2);
+	assert_int_equal(st.scope_errors, 1);
+	/* a pc in no code: the function's start */
+	assert_int_equal(v8sym_frames(vs, pid, o.main, V8_COMPILED << V8_KIND_SHIFT | 8, &fr), 0);
+	assert_int_equal(fr.n, 1);
+	assert_int_equal(fr.f[0].line, 90 / 25 + 1);
+	v8sym_free(vs);
+	heap_free(&h);
+}
+
+static void test_jit_ranges(void **state)
+{
+	struct v8jit j;
+	uint64_t pc;
+
+	(void)state;
+	v8code_jit_parse("5644-5645 r-xp 00001000 fe:00 12 /usr/bin/node\n"
+			 "7f33f4000000-7f3414000000 rwxp 00000000 00:00 0 \n"
+			 "7f3434201000-7f3434202000 r-xp 00001000 fe:00 13    /lib/x.so\n"
+			 "7ffd000-7ffe000 r-xp 00000000 00:00 0                  [vdso]\n"
+			 "1000-2000 r-xp 00000000 00:00 0 [anon:v8]\n"
+			 "3000-4000 rw-p 00000000 00:00 0\n", &j);
+	assert_int_equal(j.n, 2);
+	assert_int_equal(j.lo[0], 0x7f33f4000000ull);
+	assert_int_equal(j.hi[0], 0x7f3414000000ull);
+	assert_int_equal(j.lo[1], 0x1000);
+	/* a 512 MiB range over a 1 GiB boundary: each low value has one place in it */
+	assert_true(v8code_full_pc(&j, 0x34000010, &pc));
+	assert_int_equal(pc, 0x7f33f4000010ull);
+	assert_true(v8code_full_pc(&j, 0x00000010, &pc));
+	assert_int_equal(pc, 0x7f3400000010ull);
+	assert_false(v8code_full_pc(&j, 0x20000000, &pc));
 }
 
 int main(void)
@@ -595,6 +852,8 @@ int main(void)
 		cmocka_unit_test(test_named_11),
 		cmocka_unit_test(test_strings),
 		cmocka_unit_test(test_bad_heaps),
+		cmocka_unit_test(test_inlined),
+		cmocka_unit_test(test_jit_ranges),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
