@@ -832,6 +832,26 @@ else
 	skip "no $JDK/bin/javac (tests/deps.sh installs openjdk-17-jdk-headless)"
 fi
 
+# ---- a Node.js pod: JavaScript frames, those TurboFan inlined too, with lines ---------------
+if NROOT=$(sh "$TOP/tests/python-root.sh" sid nodejs 2>"$W/noderoot.err"); then
+	mkdir -p "$NROOT/tmp/profleet-node"
+	cp "$TOP/tests/workloads/node/ratio.js" "$NROOT/tmp/profleet-node/"
+	runtime_pod js-1 js "env -u NODE_EXTRA_CA_CERTS -u NODE_OPTIONS chroot '$NROOT' node /tmp/profleet-node/ratio.js 60"
+	NCHAIN=';main_\[js\];run_\[js\];pick_\[js\];hotThree_\[js\]'
+	wait_until 20 grep -qE "$NCHAIN" "$W/prof-a.txt"
+	check "node A's agent walks the Node.js pod's frames: main -> run -> pick -> hotThree (run and pick inlined), each name_[js]" \
+		grep -qE "$NCHAIN" "$W/prof-a.txt"
+	runtime_done js JavaScript
+	pl=$(grep -n 'return (i & 3)' "$TOP/tests/workloads/node/ratio.js" | cut -d: -f1)
+	runtime_stored js JavaScript 'hotThree_[js]' 'hotThree_\[js\]' \
+		"pick, its script, line $pl" " M=[0-9]+ pick /tmp/profleet-node/ratio\\.js:$pl(:[0-9]+)? s=0\$"
+	kill "$RT_PID" 2>/dev/null
+	k delete -f "$W/js.yaml" >/dev/null
+else
+	sed 's/^/# /' "$W/noderoot.err"
+	skip "no sid root file system with nodejs (tests/python-root.sh)"
+fi
+
 
 # ---- kubectl profleet: record through the API server's service proxy ------------------------
 HOSTIP=$(hostname -I 2>/dev/null | tr ' ' '\n' | grep -E '^[0-9]+\.' | grep -v '^127\.' | head -1)

@@ -48,6 +48,7 @@ struct v8fn {
 	int64_t start;		/* the function's start in its script, -1 unknown */
 	uint8_t *table;		/* its bytecode's source position table */
 	size_t ntable;
+	uint64_t nsi;		/* its name_or_scope_info when read: changed, another function */
 	size_t bytes;
 };
 
@@ -250,7 +251,7 @@ static int cons_units(const struct reader *r, uint64_t s, size_t from, size_t le
 {
 	const struct v8_elf *l = r->l;
 	uint64_t first, second;
-	int32_t flen;
+	int32_t flen = 0;
 	size_t end = from + len;
 	int err = 0;
 
@@ -274,7 +275,7 @@ static int string_units(const struct reader *r, uint64_t s, size_t from, size_t 
 {
 	const struct v8_elf *l = r->l;
 	int t = v8_type_of(r, s), repr;
-	int32_t slen;
+	int32_t slen = 0;
 	uint64_t a, b;
 	bool one;
 
@@ -400,7 +401,7 @@ static void scope_info(const struct reader *r, uint64_t si, char *name, size_t l
 static int line_ends(const struct reader *r, uint64_t source, struct v8script *s)
 {
 	struct units out = { .u = NULL };
-	int32_t slen;
+	int32_t slen = 0;
 	size_t cap = 0;
 
 	if (v8_type_of(r, source) < 0 || v8_type_of(r, source) >= r->l->first_nonstring_type ||
@@ -514,6 +515,7 @@ static struct v8fn *fn_read(struct v8sym *vs, const struct reader *r, uint64_t s
 	if (!f)
 		return NULL;
 	f->start = -1;
+	f->nsi = v;
 	t = v8_type_of(r, v);
 	if (t >= 0 && t < l->first_nonstring_type)	/* lazy functions, builtins */
 		read_string(r, v, name, sizeof(name), MAX_NAME);
@@ -613,6 +615,19 @@ struct unkept {
 	int n;
 };
 
+/*
+ * Whether what is at sfi now is not the function read there: it no longer is a
+ * SharedFunctionInfo, or holds another name or ScopeInfo (a compaction moved
+ * it, and put another object there). Two reads.
+ */
+static bool fn_moved(const struct reader *r, uint64_t sfi, const struct v8fn *f)
+{
+	uint64_t v;
+
+	return v8_type_of(r, sfi) != r->l->sfi_type ||
+	       v8_field(r, sfi, r->l->sfi_name_or_scope_info, &v) || v != f->nsi;
+}
+
 /* The function sfi of p: cached, else read (unless p is gone). NULL: unreadable. Under the lock. */
 static struct v8fn *fn_get(struct v8sym *vs, const struct reader *r, const struct v8pid *p,
 			   uint64_t sfi, struct unkept *u)
@@ -622,6 +637,13 @@ static struct v8fn *fn_get(struct v8sym *vs, const struct reader *r, const struc
 
 	snprintf(key, sizeof(key), "%d:%" PRIx64, r->pid, sfi);
 	f = hmap_get(&vs->fns, key);
+	if (f && !p->gone && fn_moved(r, sfi, f)) {	/* the collector moved it, another is there */
+		vs->stats.moved++;
+		vs->stats.functions--;
+		vs->bytes -= f->bytes;
+		fn_free(hmap_del(&vs->fns, key));
+		f = NULL;
+	}
 	if (f) {
 		vs->stats.hits++;
 		return f;

@@ -42,6 +42,7 @@ struct v8sym_stats {
 	uint64_t inlined_cut;	/* inlined functions left out: more than V8SYM_MAX_FRAMES at a pc */
 	uint64_t code_missing;	/* compiled frames whose code was not found: their function alone */
 	uint64_t scope_errors;	/* optimized code whose tables name another function */
+	uint64_t moved;		/* functions read again: the collector moved them (another is there) */
 	uint64_t functions, scripts, chains, bytes;	/* held now */
 };
 

@@ -141,6 +141,26 @@ else
 	skip "columns (no protoc, or no Node 24)"
 fi
 
+# --- OTLP over gRPC: the frame type, a line and its column --------------------------
+if [ -n "${ROOT:-}" ] && command -v protoc >/dev/null 2>&1 && /usr/bin/python3 -c 'import grpc' 2>/dev/null; then
+	mkdir -p "$TMP/otlp"
+	/usr/bin/python3 "$TOP/tests/tools/grpcsink.py" "$TMP/otlp" >"$TMP/otlp.port" 2>"$TMP/otlp.err" &
+	gpid=$!
+	for _ in $(seq 50); do [ -s "$TMP/otlp.port" ] && break; sleep 0.1; done
+	REC_ARGS="--export otlp-grpc=http://127.0.0.1:$(cat "$TMP/otlp.port")" \
+		recorded otlp 3 3 /tmp/profleet-node/ratio.js 30
+	rc=$?
+	kill "$gpid" 2>/dev/null
+	protoc --decode=profleet.otlp.ExportProfilesServiceRequest --proto_path="$TOP/proto" \
+		"$TOP/proto/otlp_profiles.proto" <"$TMP/otlp/req-1.bin" >"$TMP/otlp.txt" 2>&1
+	check "OTLP: the profile decodes with pick, its script, a line $PICK_LINE with a column, frame type v8js (record $rc)" \
+		sh -c "grep -qF '\"pick\"' '$TMP/otlp.txt' && grep -qF 'ratio.js\"' '$TMP/otlp.txt' &&
+			grep -qE '^ *line: $PICK_LINE\$' '$TMP/otlp.txt' && grep -qE '^ *column: [1-9]' '$TMP/otlp.txt' &&
+			grep -qF 'string_value: \"v8js\"' '$TMP/otlp.txt'"
+else
+	skip "OTLP: no Node root, protoc or python3-grpcio"
+fi
+
 # --- async functions, a crypto call, a worker thread (Node 24, else the newest) -----
 for r in sid trixie bookworm; do
 	ROOT=${PROFLEET_ROOTS:-/var/cache/profleet/roots}/$r

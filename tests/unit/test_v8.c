@@ -525,11 +525,21 @@ static void named(const struct konst *changes)
 
 	v8sym_stats(vs, &st);
 	assert_int_equal(st.reads, 5);
+	assert_int_equal(v8sym_lookup(vs, pid, inf, V8_COMPILED << V8_KIND_SHIFT, &f), 0);
+	v8sym_stats(vs, &st);
+	assert_int_equal(st.reads, 5);
+	/* another function where a cached one was (the collector moved it): read again */
+	set64(inf, l.sfi_name_or_scope_info, one_byte(&h, "movedIn"));
+	assert_int_equal(v8sym_lookup(vs, pid, inf, V8_COMPILED << V8_KIND_SHIFT, &f), 0);
+	assert_string_equal(f.name, "movedIn");
+	v8sym_stats(vs, &st);
+	assert_int_equal(st.moved, 1);
+	assert_int_equal(st.reads, 6);
 	v8sym_forget_pid(vs, pid);
 	assert_int_equal(v8sym_lookup(vs, pid, m, interp(&l, 8), &f), 0);
 	assert_string_equal(f.name, "many80");
 	v8sym_stats(vs, &st);
-	assert_int_equal(st.reads, 5);
+	assert_int_equal(st.reads, 6);
 	/* not read any more: a function never seen */
 	assert_int_equal(v8sym_lookup(vs, pid, sfi(&h, one_byte(&h, "new"), 0, 0), 0, &f), -EFAULT);
 	/* another V8 under the pid: the old names go */
