@@ -139,6 +139,7 @@ static __always_inline struct target_cfg *lookup_target(__u32 tgid)
 struct walk {
 	__u64 pc, sp, bp;
 	__u64 r13;		/* the interrupted r13: HotSpot's interpreter keeps its bcp there */
+	__u64 r9, r12;		/* V8's interpreter: the bytecode offset, the bytecode array */
 	__u32 pid;
 	__u32 n;		/* frames in e.ustack */
 	__u8 status;		/* enum stack_status, final once done is set */
@@ -1005,7 +1006,8 @@ static __always_inline __u32 v8_frame(const struct v8_proc *vp, struct walk *w, 
 		return 0;
 	*value = sfi;
 	/* the code's pc, for its positions: a return address's call, not what follows */
-	*aux = (__u32)(w->native_seen && !w->signal_frame ? w->pc - 1 : w->pc) & V8_VALUE_MASK;
+	*aux = ((__u32)(w->native_seen && !w->signal_frame ? w->pc - 1 : w->pc) & V8_PC_MASK) |
+	       (w->pc_anon ? V8_PC_JIT : 0);
 	/* interpreted: the BytecodeArray slot holds one, the offset slot a Smi (a
 	 * baseline frame keeps its feedback vector there), and the pc is the
 	 * interpreter's, a builtin (code optimized on stack, OSR, keeps the
@@ -1016,7 +1018,13 @@ static __always_inline __u32 v8_frame(const struct v8_proc *vp, struct walk *w, 
 	    bpf_probe_read_user(&offset, 8, (void *)(w->bp + vp->fp_bytecode_offset)) ||
 	    (offset & 1))
 		return V8_COMPILED;
-	*aux = (__u32)(offset >> (vp->smi_shift & 63)) & V8_VALUE_MASK;
+	offset >>= vp->smi_shift & 63;
+	/* the interrupted frame's current offset is in the interpreter's register (the
+	 * slot is written at calls), when its array register holds this frame's array
+	 * (same encoding: the offset plus the array's header, less the tag) */
+	if (vp->leaf_regs && !w->native_seen && w->r12 == bytecode && w->r9 < (1u << 20))
+		offset = w->r9;
+	*aux = (__u32)offset & V8_VALUE_MASK;
 	return V8_INTERPRETED;
 }
 
@@ -1052,6 +1060,8 @@ static __always_inline int v8_step(struct walk_state *st, const struct v8_proc *
 		st->e.uaux[n] = 0;
 		st->e.ukind[n] = WALKER_NATIVE;
 		count(CNT_V8_BAD_FRAME);
+		if (w->pc_anon)	/* or a library mapped since the tables were made */
+			w->need_tables = 1;
 	}
 	w->n = n + 1;
 	w->signal_frame = 0;
@@ -1135,6 +1145,8 @@ static __always_inline bool user_regs(struct bpf_perf_event_data *ctx, struct ta
 		w->sp = ctx->regs.sp;
 		w->bp = ctx->regs.bp;
 		w->r13 = ctx->regs.r13;
+		w->r9 = ctx->regs.r9;
+		w->r12 = ctx->regs.r12;
 		return true;
 	}
 	if (cfg_have_task_pt_regs) {
@@ -1150,6 +1162,8 @@ static __always_inline bool user_regs(struct bpf_perf_event_data *ctx, struct ta
 	w->sp = BPF_CORE_READ(regs, sp);
 	w->bp = BPF_CORE_READ(regs, bp);
 	w->r13 = BPF_CORE_READ(regs, r13);
+	w->r9 = BPF_CORE_READ(regs, r9);
+	w->r12 = BPF_CORE_READ(regs, r12);
 	return true;
 }
 

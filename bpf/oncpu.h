@@ -139,10 +139,11 @@ struct jvm_proc {
  * uaux of a V8 frame: its kind in the top two bits, and below them
  * V8_INTERPRETED: the frame's bytecode offset slot, a Smi's value (the offset
  *   plus BytecodeArray's header, less the heap object tag), 0 when unknown;
- * V8_COMPILED: the low 30 bits of the frame's pc (baseline, Maglev or TurboFan
- *   code, a builtin), less one for a return address (the call, not what follows
- *   it); the code lies in one reservation smaller than that, so user space
- *   finds the whole pc from the process's mappings;
+ * V8_COMPILED: V8_PC_JIT when the frame's pc is in JIT code (no mapping with
+ *   a table: baseline, Maglev or TurboFan code; else a builtin), and the low 29
+ *   bits of the pc, less one for a return address (the call, not what follows
+ *   it); V8's code range is at most 512 MiB, so user space finds the whole pc
+ *   from the process's mappings;
  *   for both, ustack is the function's SharedFunctionInfo (a tagged pointer);
  * V8_STUB: the frame type of a typed frame (entry, exit, stub: StackFrame::Type),
  *   ustack: the pc.
@@ -152,6 +153,8 @@ struct jvm_proc {
 #define V8_COMPILED 2u
 #define V8_STUB 3u
 #define V8_VALUE_MASK ((1u << V8_KIND_SHIFT) - 1)
+#define V8_PC_JIT (1u << 29)
+#define V8_PC_MASK (V8_PC_JIT - 1)
 
 /*
  * One process's V8 (pid -> v8_proc, written by the agent from the v8dbg_*
@@ -170,7 +173,7 @@ struct v8_proc {
 	__u16 last_fn_type;	/*   the shared field must hold a SharedFunctionInfo too) */
 	__u16 bytecode_array_type;	/* BYTECODE_ARRAY_TYPE */
 	__u8 smi_shift;		/* a Smi's value is the word >> smi_shift (32 without pointer compression) */
-	__u8 pad;
+	__u8 leaf_regs;		/* the interpreter keeps its bytecode offset in r9, its array in r12 */
 	__u16 sfi_type;		/* SHARED_FUNCTION_INFO_TYPE: what a function's shared field holds */
 };
 

@@ -19,6 +19,7 @@
 #include <string.h>
 
 #include "profile.h"
+#include "utf8.h"
 
 /* what ends a folded name, by frame kind (flamegraph.pl's "_[k]" for the kernel) */
 static const char *const kind_suffix[PROF_FRAME_KINDS] = {
@@ -131,17 +132,6 @@ static int names_add(struct names *nm, const char *s, size_t len, uint32_t *ret_
 	if (nm->n * 2 > nm->mask + 1 && names_rehash(nm, (nm->mask + 1) * 2))
 		return -ENOMEM;
 	return 0;
-}
-
-/* Length of the longest prefix of s[0..len) that is at most max bytes and ends on a character. */
-static size_t utf8_cut(const char *s, size_t len, size_t max)
-{
-	if (len <= max)
-		return len;
-	/* step back over continuation bytes: never split a character */
-	while (max > 0 && ((unsigned char)s[max] & 0xc0) == 0x80)
-		max--;
-	return max;
 }
 
 /* Folds a location's name (see folded__write); *ret_id is its id. 0 or -errno. */

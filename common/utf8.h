@@ -32,4 +32,15 @@ static inline size_t utf8_put(uint32_t c, char *out)
 	return 4;
 }
 
+/* The longest prefix of s (len bytes) of at most max bytes that ends on a character. */
+static inline size_t utf8_cut(const char *s, size_t len, size_t max)
+{
+	if (len <= max)
+		return len;
+	/* step back over continuation bytes: never split a character */
+	while (max > 0 && ((unsigned char)s[max] & 0xc0) == 0x80)
+		max--;
+	return max;
+}
+
 #endif

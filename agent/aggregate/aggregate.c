@@ -370,7 +370,7 @@ static void walked_prefetch(struct agg *a, struct stack *s)
 			a->stats.frames_v8++;
 			if (v)
 				v8sym_frames(a->v8sym, (int)s->pid, s->frames[s->nk + i],
-					     stack_aux(s)[i], v);
+					     stack_aux(s)[i], true, v);
 		}
 	}
 	free(v);
@@ -703,7 +703,8 @@ static int v8_location(struct build *b, const struct loc_key *k, uint32_t *n)
 	char name[64];
 	int first = -1;
 
-	if (fr && b->a->v8sym && !v8sym_frames(b->a->v8sym, (int)k->pid, k->addr, k->leaf, fr)) {
+	if (fr && b->a->v8sym &&
+	    !v8sym_frames(b->a->v8sym, (int)k->pid, k->addr, k->leaf, false, fr)) {
 		for (int i = 0; i < fr->n; i++) {
 			int idx;
 

@@ -1034,11 +1034,9 @@ static void metrics_v8(struct run *r, struct metrics *m)
 	v8sym_stats(r->v8sym, &s);
 	metrics_family(m, fam, "counter",
 		       "JavaScript functions looked up in V8 processes' heaps, by result: from the "
-		       "cache, read, unreadable (a process gone, an object moved).");
+		       "cache, read, unreadable (a process gone, not a function).");
 	metrics_value(m, fam, (const char *[]){ "result", "cached", NULL }, (double)s.hits);
-	metrics_value(m, fam, (const char *[]){ "result", "read", NULL },
-		      s.lookups >= s.hits + s.read_errors ?
-			      (double)(s.lookups - s.hits - s.read_errors) : 0);
+	metrics_value(m, fam, (const char *[]){ "result", "read", NULL }, (double)s.reads);
 	metrics_value(m, fam, (const char *[]){ "result", "read_error", NULL },
 		      (double)s.read_errors);
 	metrics_single(m, "profleet_agent_v8_no_line_total", "counter",
@@ -1374,6 +1372,7 @@ static void flush_interval(struct run *r, int64_t start_ns, double secs)
 	if (procs__gc(r->procs))
 		log_warn("out of memory freeing the mappings of exited processes");
 	perfmaps__gc(r->perfmaps);
+	v8sym_gc(r->v8sym);
 	symcache__trim(r->sc);
 	malloc_trim(0);	/* what the interval freed goes back to the system */
 }

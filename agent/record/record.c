@@ -456,6 +456,8 @@ static void add_v8_comments(struct profile *p, const struct v8sym_stats *s,
 		{ "v8.code_missing", s->code_missing },
 		{ "v8.scope_errors", s->scope_errors },
 		{ "v8.functions_moved", s->moved },
+		{ "v8.cache_evictions", s->evictions },
+		{ "v8.jit_ranges_dropped", s->jit_ranges_dropped },
 		{ "v8.names_dropped", s->dropped },
 	};
 

@@ -777,14 +777,15 @@ static void py_detect(struct unwinder *u, struct table *t, int fd, const char *p
 	}
 }
 
-/* A file named like Node's (node, nodejs, libnode.so.N): its V8's layout, into t. */
+/* A file named like Node's (node, nodejs, node20, libnode.so.N): its V8's layout, into t. */
 static void v8_detect(struct unwinder *u, struct table *t, int fd, const char *path)
 {
 	const char *base = strrchr(path, '/');
 	Elf *elf;
 	int err;
 
-	if (!strstr(base ? base + 1 : path, "node"))
+	base = base ? base + 1 : path;
+	if (strncmp(base, "node", 4) && strncmp(base, "libnode", 7))
 		return;
 	elf = elfutil_begin(fd);
 	if (!elf)

@@ -7,8 +7,9 @@
 #include <stdlib.h>
 #include <string.h>
 
-#define LOW_BITS 30			/* of a pc the walker keeps */
-#define MAX_CODE_SCAN (4u << 20)	/* bytes scanned back from a pc for its Code */
+#define LOW_BITS 29			/* of a pc the walker keeps (V8_PC_MASK) */
+#define MAX_CODE_SCAN (1u << 20)	/* bytes scanned back from a pc for its Code */
+#define MAX_MAP_CHECKS 4096		/* words checked as the code objects' map, not known yet */
 #define MAX_CODE_SIZE (64u << 20)
 #define MAX_TABLE (256u << 10)		/* bytes of a position table read */
 #define MAX_INLINED 4096		/* InliningPositions entries read */
@@ -20,8 +21,8 @@ int v8code_jit_parse(const char *maps, struct v8jit *ret)
 {
 	const char *line = maps;
 
-	ret->n = 0;
-	while (line && *line && ret->n < V8CODE_MAX_JIT) {
+	ret->n = ret->dropped = 0;
+	while (line && *line) {
 		unsigned long long lo, hi, ino;
 		char perms[8], dev[16];
 		int used = 0;
@@ -34,7 +35,10 @@ int v8code_jit_parse(const char *maps, struct v8jit *ret)
 				path++;
 
 			/* anonymous: no path, or a name given to anonymous memory */
-			if (*path == '\n' || *path == '\0' || !strncmp(path, "[anon", 5)) {
+			if ((*path == '\n' || *path == '\0' || !strncmp(path, "[anon", 5)) &&
+			    ret->n == V8CODE_MAX_JIT) {
+				ret->dropped++;
+			} else if (*path == '\n' || *path == '\0' || !strncmp(path, "[anon", 5)) {
 				ret->lo[ret->n] = lo;
 				ret->hi[ret->n++] = hi;
 			}
@@ -70,21 +74,22 @@ int v8code_jit_ranges(int pid, struct v8jit *ret)
 	return err;
 }
 
-bool v8code_full_pc(const struct v8jit *j, uint32_t low, uint64_t *pc)
+int v8code_full_pcs(const struct v8jit *j, uint32_t low, uint64_t *pcs, int max)
 {
 	const uint64_t span = 1ull << LOW_BITS;
+	int n = 0;
 
-	for (int i = 0; i < j->n; i++) {
-		for (uint64_t base = j->lo[i] & ~(span - 1); base < j->hi[i]; base += span) {
+	low &= (uint32_t)(span - 1);
+	for (int i = 0; i < j->n && n < max; i++) {
+		/* a range larger than the span holds several: its first few */
+		for (uint64_t base = j->lo[i] & ~(span - 1); base < j->hi[i] && n < max; base += span) {
 			uint64_t c = base | low;
 
-			if (c >= j->lo[i] && c < j->hi[i]) {
-				*pc = c;
-				return true;
-			}
+			if (c >= j->lo[i] && c < j->hi[i])
+				pcs[n++] = c;
 		}
 	}
-	return false;
+	return n;
 }
 
 /* Whether w is the map of the objects that hold instructions (its map: the meta map). */
@@ -123,6 +128,7 @@ uint64_t v8code_find(const struct reader *r, uint64_t pc, uint64_t *code_map)
 {
 	uint64_t page = pc & ~4095ull, words[512], code, start;
 	uint32_t size;
+	int checks = 0;
 
 	if (r->l->code_type == V8ELF_NONE)
 		return 0;
@@ -134,7 +140,11 @@ uint64_t v8code_find(const struct reader *r, uint64_t pc, uint64_t *code_map)
 		for (int i = top; i >= 0; i--) {
 			uint64_t w = words[i];
 
-			if ((w & 3) != 1 || (*code_map ? w != *code_map : !is_code_map(r, w)))
+			if ((w & 3) != 1)
+				continue;
+			if (!*code_map && ++checks > MAX_MAP_CHECKS)
+				return 0;	/* bounded: the map is learnt from another pc */
+			if (*code_map ? w != *code_map : !is_code_map(r, w))
 				continue;
 			if (code_bounds(r, page + 8 * (uint64_t)i + 1, &code, &start, &size))
 				continue;	/* instructions that look like the map */
@@ -267,7 +277,9 @@ void v8code_free(struct v8code *c)
 
 int64_t v8code_raw_position(const uint8_t *table, size_t len, int64_t off, int64_t first)
 {
-	int64_t code = first, raw = 0, best = -1;
+	/* sums in unsigned arithmetic: a table that overflows them gives garbage, not UB */
+	uint64_t code = (uint64_t)first, raw = 0;
+	int64_t best = -1;
 	size_t i = 0;
 
 	while (i < len) {
@@ -288,11 +300,11 @@ int64_t v8code_raw_position(const uint8_t *table, size_t len, int64_t off, int64
 			v[k] = (int64_t)(u >> 1) ^ -(int64_t)(u & 1);
 		}
 		/* an expression's delta is stored as -delta - 1, a statement's as is */
-		code += v[0] >= 0 ? v[0] : -v[0] - 1;
-		raw += v[1];
-		if (code > off)
+		code += v[0] >= 0 ? (uint64_t)v[0] : ~(uint64_t)v[0];
+		raw += (uint64_t)v[1];
+		if ((int64_t)code > off)
 			break;
-		best = raw;
+		best = (int64_t)(raw & ((1ull << 47) - 1));	/* 1 + 30 + 16 bits */
 	}
 	return best;
 }

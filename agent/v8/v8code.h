@@ -24,6 +24,7 @@
 struct v8jit {
 	uint64_t lo[V8CODE_MAX_JIT], hi[V8CODE_MAX_JIT];
 	int n;
+	int dropped;		/* executable anonymous mappings beyond V8CODE_MAX_JIT */
 };
 
 enum v8code_kind {
@@ -58,8 +59,11 @@ struct v8chain {
 int v8code_jit_ranges(int pid, struct v8jit *ret);
 /* Parses maps text (tests): the same. */
 int v8code_jit_parse(const char *maps, struct v8jit *ret);
-/* The pc whose low 30 bits are low, in one of j's ranges; false when none is. */
-bool v8code_full_pc(const struct v8jit *j, uint32_t low, uint64_t *pc);
+/*
+ * The pcs whose low 29 bits are low in j's ranges (one a range: V8's code range
+ * is at most 512 MiB), at most max of them into pcs; how many.
+ */
+int v8code_full_pcs(const struct v8jit *j, uint32_t low, uint64_t *pcs, int max);
 /*
  * The Code whose instructions hold pc (tagged), 0 when none: a scan back from
  * pc for the map of the object holding instructions (a Code in V8 10, an

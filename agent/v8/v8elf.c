@@ -210,14 +210,22 @@ int v8elf_from(int (*value)(void *arg, const char *name, int64_t *v), void *arg,
 	    shift < 0 || shift > 62)
 		walker = false;
 	ret->proc.smi_shift = (uint8_t)(shift + 1);
+	/* the interpreter's registers, by their x86_64 codes: r9 and r12 since V8 8 */
+	ret->proc.leaf_regs = !value(arg, "InterpreterBytecodeOffsetRegister", &v) && v == 9 &&
+			      !value(arg, "InterpreterBytecodeArrayRegister", &v) && v == 12;
 	if (!value(arg, "TaggedSize", &v) && v != 8)
 		walker = false;	/* pointer compression: tagged fields are 4 bytes */
 	/* the JSFunction types: a range from V8 10, one type before */
 	if (ret->proc.first_fn_type == 0 || ret->proc.last_fn_type < ret->proc.first_fn_type) {
-		if (value(arg, "type_JSFunction__JS_FUNCTION_TYPE", &v) || v <= 0 || v >= V8ELF_NONE)
+		/* JS_FUNCTION_TYPE is the first of 16 in V8 10-11 (constructors: typed arrays,
+		 * Array, Promise, RegExp, classes, verified); the walker checks the shared
+		 * field's type too */
+		if (value(arg, "type_JSFunction__JS_FUNCTION_TYPE", &v) || v <= 0 || v >= V8ELF_NONE - 15) {
 			walker = false;
-		else
-			ret->proc.first_fn_type = ret->proc.last_fn_type = (uint16_t)v;
+		} else {
+			ret->proc.first_fn_type = (uint16_t)v;
+			ret->proc.last_fn_type = (uint16_t)(v + 15);
+		}
 	}
 	names &= ret->sfi_script != V8ELF_NONE;
 	ret->proc.sfi_type = ret->sfi_type;

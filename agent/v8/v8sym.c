@@ -21,7 +21,7 @@
 #define MAX_BYTES (64u << 20)		/* of names, tables and line ends held */
 #define MAX_NAME 255			/* code units of a function's name read */
 #define MAX_FILE 511			/* of a script's name */
-#define MAX_SOURCE (16u << 20)		/* code units of a script's source scanned for lines */
+#define MAX_SOURCE (8u << 20)		/* code units of a script's source scanned for lines */
 #define MAX_TABLE (256u << 10)		/* bytes of a source position table read */
 #define MAX_CONS_DEPTH 64		/* cons strings followed into */
 #define SCOPE_INLINE_NAMES 75		/* a ScopeInfo with fewer context locals inlines their names */
@@ -39,6 +39,7 @@ struct v8script {
 	char *name;
 	uint32_t *ends;		/* offsets of its '\n's; NULL: no source read */
 	size_t nends;
+	size_t scanned;		/* code units of the source scanned: no line beyond */
 	size_t bytes;
 };
 
@@ -134,28 +135,46 @@ void v8sym_free(struct v8sym *vs)
 	free(vs);
 }
 
-/* Drops what was read of pid (functions first: they point at scripts). Under the lock. */
+/* Whether a cache key ("pid:...") is of a process to drop: pid, or (pid < 0) any live one. */
+static bool key_dropped(const struct v8sym *vs, const char *key, int pid)
+{
+	char pk[16];
+	const struct v8pid *p;
+	size_t n = strcspn(key, ":");
+
+	if (pid >= 0)
+		return (int)strtol(key, NULL, 10) == pid;
+	if (n >= sizeof(pk))
+		return true;
+	memcpy(pk, key, n);
+	pk[n] = '\0';
+	p = hmap_get(&vs->pids, pk);
+	return !p || !p->gone;
+}
+
+/*
+ * Drops what was read of pid, or (pid < 0) of every process still running (it
+ * can be read again; what ended cannot): functions first, they point at
+ * scripts. Under the lock.
+ */
 static void drop_pid(struct v8sym *vs, int pid)
 {
-	char prefix[24];
-	size_t n = (size_t)snprintf(prefix, sizeof(prefix), "%d:", pid);
-
 	hmap_for_each(&vs->fns, it) {
-		if (strncmp(it->key, prefix, n))
+		if (!key_dropped(vs, it->key, pid))
 			continue;
 		vs->bytes -= ((struct v8fn *)it->val)->bytes;
 		vs->stats.functions--;
 		fn_free(hmap_del_entry(&vs->fns, it));
 	}
 	hmap_for_each(&vs->scripts, it) {
-		if (strncmp(it->key, prefix, n))
+		if (!key_dropped(vs, it->key, pid))
 			continue;
 		vs->bytes -= ((struct v8script *)it->val)->bytes;
 		vs->stats.scripts--;
 		script_free(hmap_del_entry(&vs->scripts, it));
 	}
 	hmap_for_each(&vs->chains, it) {
-		if (strncmp(it->key, prefix, n))
+		if (!key_dropped(vs, it->key, pid))
 			continue;
 		vs->bytes -= sizeof(struct v8chain);
 		vs->stats.chains--;
@@ -331,7 +350,7 @@ static int read_string(const struct reader *r, uint64_t s, char *buf, size_t len
 		    u[i + 1] < 0xe000) {	/* a surrogate pair */
 			c = 0x10000 + ((c - 0xd800) << 10) + (u[i + 1] - 0xdc00);
 			i++;
-		} else if (c >= 0xd800 && c < 0xe000) {
+		} else if ((c >= 0xd800 && c < 0xe000) || c == 0) {
 			c = 0xfffd;
 		}
 		k = utf8_put(c, tmp);
@@ -415,6 +434,7 @@ static int line_ends(const struct reader *r, uint64_t source, struct v8script *s
 		free(out.u);
 		return -EFAULT;
 	}
+	s->scanned = out.n;
 	for (size_t i = 0; i < out.n; i++) {
 		if (out.u[i] != '\n')
 			continue;
@@ -441,26 +461,28 @@ static int line_ends(const struct reader *r, uint64_t source, struct v8script *s
 static struct v8script *script_get(struct v8sym *vs, const struct reader *r, uint64_t addr)
 {
 	const struct v8_elf *l = r->l;
-	char key[48], name[MAX_FILE * 3 + 1] = "";
+	char key[64], name[512] = "";	/* a frame's file: v8sym_frame.file */
 	struct v8script *s;
-	uint64_t v;
+	uint64_t v, source = 0;
 
-	snprintf(key, sizeof(key), "%d:%" PRIx64, r->pid, addr);
+	/* by its source too: another script the collector put at the address has another */
+	if (v8_type_of(r, addr) != l->script_type ||
+	    (l->script_source != V8ELF_NONE && v8_field(r, addr, l->script_source, &source)))
+		return NULL;
+	snprintf(key, sizeof(key), "%d:%" PRIx64 ":%" PRIx64, r->pid, addr, source);
 	s = hmap_get(&vs->scripts, key);
 	if (s)
 		return s;
-	if (v8_type_of(r, addr) != l->script_type)
-		return NULL;
 	s = calloc(1, sizeof(*s));
 	if (!s)
 		return NULL;
 	if (!v8_field(r, addr, l->script_name, &v) && v8_heap_object(v))
-		read_string(r, v, name, sizeof(name), MAX_FILE);
+		read_string(r, v, name, sizeof(name), sizeof(name) - 1);
 	s->name = strdup(name);
 	/* the source's line ends: the script's own once V8 computed them, a
 	 * FixedArray of Smis, are what the source says too; counted here once */
-	if (l->script_source != V8ELF_NONE && !v8_field(r, addr, l->script_source, &v))
-		line_ends(r, v, s);
+	if (source)
+		line_ends(r, source, s);
 	s->bytes = sizeof(*s) + strlen(name) + 1 + s->nends * sizeof(*s->ends);
 	if (!s->name || vs->bytes + s->bytes > MAX_BYTES ||
 	    hmap_put(&vs->scripts, key, s, NULL)) {
@@ -503,7 +525,7 @@ static void positions(const struct reader *r, uint64_t sfi, struct v8fn *f)
 static struct v8fn *fn_read(struct v8sym *vs, const struct reader *r, uint64_t sfi)
 {
 	const struct v8_elf *l = r->l;
-	char name[MAX_NAME * 3 + 1] = "";
+	char name[256] = "";	/* a frame's name: v8sym_frame.name */
 	struct v8fn *f;
 	uint64_t v;
 	int t;
@@ -568,21 +590,25 @@ static void frame_at(const struct v8fn *f, int64_t pos, struct v8sym_frame *ret)
 
 	if (pos < 0)
 		pos = f->start;
-	snprintf(ret->file, sizeof(ret->file), "%s", file);
+	snprintf(ret->file, sizeof(ret->file), "%s", file);	/* read to fit */
 	ret->line = ret->column = 0;
-	if (f->script && f->script->ends)
+	if (f->script && f->script->ends && (uint64_t)pos < f->script->scanned + 1)
 		v8sym_line(f->script->ends, f->script->nends, pos, &ret->line, &ret->column);
 	if (f->name[0]) {
-		snprintf(ret->name, sizeof(ret->name), "%s", f->name);
+		snprintf(ret->name, sizeof(ret->name), "%s", f->name);	/* read to fit */
 		return;
 	}
-	if (f->script && f->script->ends)
+	if (f->script && f->script->ends && f->start >= 0 &&
+	    (uint64_t)f->start < f->script->scanned + 1)
 		v8sym_line(f->script->ends, f->script->nends, f->start, &fl, &fc);
-	if (fl)
-		snprintf(ret->name, sizeof(ret->name), "<anonymous@%s:%d>",
-			 strrchr(file, '/') ? strrchr(file, '/') + 1 : file, fl);
-	else
+	if (fl) {
+		const char *base = strrchr(file, '/') ? strrchr(file, '/') + 1 : file;
+		int cut = (int)utf8_cut(base, strlen(base), sizeof(ret->name) - 32);
+
+		snprintf(ret->name, sizeof(ret->name), "<anonymous@%.*s:%d>", cut, base, fl);
+	} else {
 		snprintf(ret->name, sizeof(ret->name), "<anonymous>");
+	}
 }
 
 /* An interpreted frame's script offset: its bytecode offset's position; -1 unknown. */
@@ -596,11 +622,24 @@ static int64_t interpreted_pos(const struct v8fn *f, const struct v8_elf *l, uin
 	return v8sym_position(f->table, f->ntable, off);
 }
 
+/*
+ * Whether the cache has room for bytes more in one more entry of a table holding
+ * *count; when not, what was read of running processes goes (they can be read
+ * again; what ended is kept for its profile, until v8sym_gc). Under the lock.
+ */
+static bool room(struct v8sym *vs, const uint64_t *count, size_t bytes)
+{
+	if (*count < vs->max_functions && vs->bytes + bytes <= MAX_BYTES)
+		return true;
+	vs->stats.evictions++;
+	drop_pid(vs, -1);
+	return *count < vs->max_functions && vs->bytes + bytes <= MAX_BYTES;
+}
+
 /* Keeps f under key, within the cache's bounds; false: not kept (counted). Under the lock. */
 static bool fn_keep(struct v8sym *vs, const char *key, struct v8fn *f)
 {
-	if (vs->stats.functions >= vs->max_functions || vs->bytes + f->bytes > MAX_BYTES ||
-	    hmap_put(&vs->fns, key, f, NULL)) {
+	if (!room(vs, &vs->stats.functions, f->bytes) || hmap_put(&vs->fns, key, f, NULL)) {
 		vs->stats.dropped++;
 		return false;
 	}
@@ -628,17 +667,21 @@ static bool fn_moved(const struct reader *r, uint64_t sfi, const struct v8fn *f)
 	       v8_field(r, sfi, r->l->sfi_name_or_scope_info, &v) || v != f->nsi;
 }
 
-/* The function sfi of p: cached, else read (unless p is gone). NULL: unreadable. Under the lock. */
+/*
+ * The function sfi of p: cached (checked against the process's memory when
+ * fresh: a sample just taken), else read (unless p is gone). NULL: unreadable.
+ * Under the lock.
+ */
 static struct v8fn *fn_get(struct v8sym *vs, const struct reader *r, const struct v8pid *p,
-			   uint64_t sfi, struct unkept *u)
+			   uint64_t sfi, bool fresh, struct unkept *u)
 {
 	char key[48];
 	struct v8fn *f;
 
 	snprintf(key, sizeof(key), "%d:%" PRIx64, r->pid, sfi);
 	f = hmap_get(&vs->fns, key);
-	if (f && !p->gone && fn_moved(r, sfi, f)) {	/* the collector moved it, another is there */
-		vs->stats.moved++;
+	if (f && fresh && !p->gone && fn_moved(r, sfi, f)) {
+		vs->stats.moved++;	/* the collector moved it, another is there */
 		vs->stats.functions--;
 		vs->bytes -= f->bytes;
 		fn_free(hmap_del(&vs->fns, key));
@@ -658,8 +701,7 @@ static struct v8fn *fn_get(struct v8sym *vs, const struct reader *r, const struc
 }
 
 /* The Code of p that holds pc: one found before, else found in its memory. Under the lock. */
-static const struct v8code *code_of(struct v8sym *vs, const struct reader *r, struct v8pid *p,
-				    uint64_t pc)
+static const struct v8code *code_of(const struct reader *r, struct v8pid *p, uint64_t pc)
 {
 	struct v8code *c;
 	uint64_t code;
@@ -670,94 +712,112 @@ static const struct v8code *code_of(struct v8sym *vs, const struct reader *r, st
 			return c;
 	}
 	code = v8code_find(r, pc, &p->code_map);
-	if (!code) {
-		vs->stats.code_missing++;
+	if (!code)
 		return NULL;
-	}
 	c = &p->codes[p->next_code];
 	p->next_code = (p->next_code + 1) % CODE_RING;
 	v8code_free(c);
 	if (v8code_read(r, code, c)) {
 		memset(c, 0, sizeof(*c));
-		vs->stats.code_missing++;
 		return NULL;
 	}
 	return c;
 }
 
-/* The whole pc of a compiled frame's low bits, from p's JIT mappings (read again when stale). */
-static bool full_pc(struct v8pid *p, int pid, uint32_t low, uint64_t *pc)
+/* The Code holding a compiled frame's pc, from its low bits: one of the candidates in
+ * p's JIT mappings (read again when none is, at most once a second). */
+static const struct v8code *code_at(struct v8sym *vs, const struct reader *r, struct v8pid *p,
+				    uint32_t low, uint64_t *pc)
 {
-	uint64_t now;
+	uint64_t pcs[4], now;
+	const struct v8code *c;
+	int n = v8code_full_pcs(&p->jit, low, pcs, 4);
 
-	if (v8code_full_pc(&p->jit, low, pc))
-		return true;
 	now = clock_mono_ns();
-	if (p->jit_read_ns && now - p->jit_read_ns < JIT_REREAD_NS)
-		return false;
-	p->jit_read_ns = now;
-	return !v8code_jit_ranges(pid, &p->jit) && v8code_full_pc(&p->jit, low, pc);
+	if (!n && (!p->jit_read_ns || now - p->jit_read_ns >= JIT_REREAD_NS)) {
+		p->jit_read_ns = now;
+		if (!v8code_jit_ranges(r->pid, &p->jit))
+			n = v8code_full_pcs(&p->jit, low, pcs, 4);
+		vs->stats.jit_ranges_dropped += (uint64_t)p->jit.dropped;
+	}
+	for (int i = 0; i < n; i++) {
+		if ((c = code_of(r, p, pcs[i]))) {
+			*pc = pcs[i];
+			return c;
+		}
+	}
+	vs->stats.code_missing++;
+	return NULL;
 }
 
 /*
- * The functions at a compiled frame's pc (its low bits: low) in the function
- * sfi: those optimized code inlined there, innermost first, and sfi itself
- * last; n 0 when it is not optimized code, or its tables say another function.
- * Cached. NULL: no room. Under the lock.
+ * The functions at a compiled frame's pc (aux: V8_PC_JIT and its low bits) in
+ * the function sfi, into ch: those optimized code inlined there, innermost
+ * first, and sfi itself last; n 0 when it is not optimized code, or its tables
+ * say another function. Cached when that is final (not when the code was not
+ * found: it may be, later). Under the lock.
  */
-static const struct v8chain *chain_get(struct v8sym *vs, const struct reader *r, struct v8pid *p,
-				       uint64_t sfi, uint32_t low)
+static void chain_get(struct v8sym *vs, const struct reader *r, struct v8pid *p, uint64_t sfi,
+		      uint32_t aux, struct v8chain *ch)
 {
 	char key[64];
-	struct v8chain *ch;
+	struct v8chain *kept;
 	const struct v8code *c;
 	uint64_t pc;
 
+	memset(ch, 0, sizeof(*ch));
+	if (!(aux & V8_PC_JIT))
+		return;	/* a builtin's pc: its function alone */
 	/* the function too: code freed and another's put at the same pc is another key */
-	snprintf(key, sizeof(key), "%d:p:%" PRIx32 ":%" PRIx64, r->pid, low, sfi);
-	ch = hmap_get(&vs->chains, key);
-	if (ch || p->gone)
-		return ch;
-	ch = calloc(1, sizeof(*ch));
-	if (!ch)
-		return NULL;
-	if (full_pc(p, r->pid, low, &pc) && (c = code_of(vs, r, p, pc)) &&
-	    !v8code_chain(c, pc, ch) && ch->sfi[ch->n - 1] != sfi) {
+	snprintf(key, sizeof(key), "%d:p:%" PRIx32 ":%" PRIx64, r->pid, aux & V8_PC_MASK, sfi);
+	kept = hmap_get(&vs->chains, key);
+	if (kept) {
+		*ch = *kept;
+		return;
+	}
+	if (p->gone || !(c = code_at(vs, r, p, aux & V8_PC_MASK, &pc)))
+		return;
+	if (!v8code_chain(c, pc, ch) && ch->sfi[ch->n - 1] != sfi) {
 		vs->stats.scope_errors++;	/* not this function's code: its own name alone */
 		ch->n = 0;
 	}
-	if (vs->stats.chains >= vs->max_functions || vs->bytes + sizeof(*ch) > MAX_BYTES ||
-	    hmap_put(&vs->chains, key, ch, NULL)) {
+	if (!room(vs, &vs->stats.chains, sizeof(*ch)) || !(kept = malloc(sizeof(*kept)))) {
 		vs->stats.dropped++;
-		free(ch);
-		return NULL;
+		return;
 	}
-	vs->bytes += sizeof(*ch);
+	*kept = *ch;
+	if (hmap_put(&vs->chains, key, kept, NULL)) {
+		free(kept);
+		vs->stats.dropped++;
+		return;
+	}
+	vs->bytes += sizeof(*kept);
 	vs->stats.chains++;
-	return ch;
 }
 
 /* The frames of a compiled frame's optimized code (0 when it is not known). Under the lock. */
 static int compiled_frames(struct v8sym *vs, const struct reader *r, struct v8pid *p,
-			   uint64_t sfi, uint32_t aux, struct v8sym_frames *ret, struct unkept *u)
+			   uint64_t sfi, uint32_t aux, bool fresh, struct v8sym_frames *ret,
+			   struct unkept *u)
 {
-	const struct v8chain *ch;
+	struct v8chain ch;
 	struct v8fn *f;
 
-	if (r->l->code_type == V8ELF_NONE ||
-	    !(ch = chain_get(vs, r, p, sfi, aux & V8_VALUE_MASK)) || !ch->n)
+	if (r->l->code_type == V8ELF_NONE)
 		return 0;
-	for (int i = 0; i < ch->n; i++) {
-		if (!(f = fn_get(vs, r, p, ch->sfi[i], u)))
+	chain_get(vs, r, p, sfi, aux, &ch);
+	for (int i = 0; i < ch.n; i++) {
+		if (!(f = fn_get(vs, r, p, ch.sfi[i], fresh, u)))
 			continue;	/* an inlined function unreadable: left out */
-		frame_at(f, ch->pos[i], &ret->f[ret->n++]);
+		frame_at(f, ch.pos[i], &ret->f[ret->n++]);
 	}
 	vs->stats.inlined += ret->n > 1 ? (uint64_t)(ret->n - 1) : 0;
-	vs->stats.inlined_cut += (uint64_t)ch->cut;
+	vs->stats.inlined_cut += (uint64_t)ch.cut;
 	return ret->n;
 }
 
-int v8sym_frames(struct v8sym *vs, int pid, uint64_t sfi, uint32_t aux, struct v8sym_frames *ret)
+int v8sym_frames(struct v8sym *vs, int pid, uint64_t sfi, uint32_t aux, bool fresh,
+		 struct v8sym_frames *ret)
 {
 	char key[16];
 	struct v8pid *p;
@@ -777,9 +837,9 @@ int v8sym_frames(struct v8sym *vs, int pid, uint64_t sfi, uint32_t aux, struct v
 		return -ENOENT;
 	}
 	r.l = &p->l;
-	if (kind == V8_COMPILED && compiled_frames(vs, &r, p, sfi, aux, ret, &u))
+	if (kind == V8_COMPILED && compiled_frames(vs, &r, p, sfi, aux, fresh, ret, &u))
 		goto out;
-	f = fn_get(vs, &r, p, sfi, &u);
+	f = fn_get(vs, &r, p, sfi, fresh, &u);
 	if (!f) {
 		err = -EFAULT;
 		goto out;
@@ -798,11 +858,25 @@ out:
 int v8sym_lookup(struct v8sym *vs, int pid, uint64_t sfi, uint32_t aux, struct v8sym_frame *ret)
 {
 	struct v8sym_frames fr;
-	int err = v8sym_frames(vs, pid, sfi, aux, &fr);
+	int err = v8sym_frames(vs, pid, sfi, aux, true, &fr);
 
 	if (!err)
 		*ret = fr.f[0];
 	return err;
+}
+
+void v8sym_gc(struct v8sym *vs)
+{
+	pthread_mutex_lock(&vs->lock);
+	hmap_for_each(&vs->pids, it) {
+		struct v8pid *p = it->val;
+
+		if (!p->gone)
+			continue;
+		drop_pid(vs, (int)strtol(it->key, NULL, 10));
+		pid_free(hmap_del_entry(&vs->pids, it));
+	}
+	pthread_mutex_unlock(&vs->lock);
 }
 
 void v8sym_stats(struct v8sym *vs, struct v8sym_stats *ret)

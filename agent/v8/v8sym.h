@@ -10,10 +10,11 @@
  * start), read from the process's memory (process_vm_readv) with the layout
  * of its V8 (v8elf). Functions and scripts are cached per process, so that a
  * process that ended keeps its names until its profile is built; bounded in
- * entries and bytes, beyond which names are read but not kept (counted).
- * Thread-safe.
+ * entries and bytes: when full, what was read of running processes goes (it
+ * can be read again; counted), what ended stays until v8sym_gc. Thread-safe.
  */
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -43,6 +44,8 @@ struct v8sym_stats {
 	uint64_t code_missing;	/* compiled frames whose code was not found: their function alone */
 	uint64_t scope_errors;	/* optimized code whose tables name another function */
 	uint64_t moved;		/* functions read again: the collector moved them (another is there) */
+	uint64_t evictions;	/* the cache was full: what running processes had read, dropped */
+	uint64_t jit_ranges_dropped;	/* executable anonymous mappings beyond the 16 a process keeps */
 	uint64_t functions, scripts, chains, bytes;	/* held now */
 };
 
@@ -58,12 +61,17 @@ void v8sym_forget_pid(struct v8sym *vs, int pid);
  * The frames of one frame the V8 walker took: SharedFunctionInfo sfi (tagged)
  * with the walker's aux (V8_INTERPRETED: its bytecode offset slot; V8_COMPILED:
  * its pc's low bits, where optimized code may have inlined other functions)
- * in process pid, into ret. 0, -ENOENT (no V8 known for pid), -EFAULT
- * (unreadable, or not a function).
+ * in process pid, into ret. fresh: the sample was just taken, so a cached
+ * function is checked against the process's memory (the collector may have put
+ * another at its address); at a profile's build, what was read then stands.
+ * 0, -ENOENT (no V8 known for pid), -EFAULT (unreadable, or not a function).
  */
-int v8sym_frames(struct v8sym *vs, int pid, uint64_t sfi, uint32_t aux, struct v8sym_frames *ret);
-/* The innermost of them (tests). */
+int v8sym_frames(struct v8sym *vs, int pid, uint64_t sfi, uint32_t aux, bool fresh,
+		 struct v8sym_frames *ret);
+/* The innermost of them, fresh (tests). */
 int v8sym_lookup(struct v8sym *vs, int pid, uint64_t sfi, uint32_t aux, struct v8sym_frame *ret);
+/* Drops what was read of processes that ended (once their profiles are built). */
+void v8sym_gc(struct v8sym *vs);
 void v8sym_stats(struct v8sym *vs, struct v8sym_stats *ret);
 
 /*

@@ -448,9 +448,10 @@ static void test_layouts(void **state)
 	c.drop = NULL;
 	assert_int_equal(v8elf_from(konst_value, &c, &l), 0);
 	assert_int_equal(l.proc.fn_shared, 24);
-	/* one type before V8 12 exported the range: the shared field is checked too */
+	/* one type before V8 12 exported the range: the 16 from it (constructors, class
+	 * constructors last), the shared field checked too */
 	assert_int_equal(l.proc.first_fn_type, 2066);
-	assert_int_equal(l.proc.last_fn_type, 2066);
+	assert_int_equal(l.proc.last_fn_type, 2081);
 	assert_int_equal(l.sfi_script, 32);
 	assert_int_equal(l.bytecode_positions, 32);
 
@@ -748,6 +749,12 @@ static void optimized(struct heap *h, uint64_t sc, struct optimized *o)
 	set64(o->code, l->code_start, o->start);
 }
 
+/* A compiled frame's aux for a pc in JIT code. */
+static uint32_t jit_aux(uint64_t pc)
+{
+	return V8_COMPILED << V8_KIND_SHIFT | V8_PC_JIT | (uint32_t)(pc & V8_PC_MASK);
+}
+
 static void test_inlined(void **state)
 {
 	struct v8_elf l;
@@ -798,9 +805,7 @@ static void test_inlined(void **state)
 
 	/* through v8sym, from the walker's low 30 bits of the pc */
 	v8sym_set_pid(vs, pid, &l);
-	assert_int_equal(v8sym_frames(vs, pid, o.main,
-				      V8_COMPILED << V8_KIND_SHIFT | (uint32_t)((o.start + 25) & V8_VALUE_MASK),
-				      &fr), 0);
+	assert_int_equal(v8sym_frames(vs, pid, o.main, jit_aux(o.start + 25), true, &fr), 0);
 	assert_int_equal(fr.n, 3);
 	assert_string_equal(fr.f[0].name, "pick");
 	assert_int_equal(fr.f[0].line, 300 / 25 + 1);
@@ -810,9 +815,7 @@ static void test_inlined(void **state)
 	assert_int_equal(fr.f[2].line, 150 / 25 + 1);
 	assert_string_equal(fr.f[2].file, "app.js");
 	/* the same pc in another function's frame: not its code, its own name alone */
-	assert_int_equal(v8sym_frames(vs, pid, o.run,
-				      V8_COMPILED << V8_KIND_SHIFT | (uint32_t)((o.start + 25) & V8_VALUE_MASK),
-				      &fr), 0);
+	assert_int_equal(v8sym_frames(vs, pid, o.run, jit_aux(o.start + 25), true, &fr), 0);
 	assert_int_equal(fr.n, 1);
 	assert_string_equal(fr.f[0].name, "run");
 	struct v8sym_stats st;
@@ -821,9 +824,15 @@ static void test_inlined(void **state)
 	assert_int_equal(st.inlined, 2);
 	assert_int_equal(st.scope_errors, 1);
 	/* a pc in no code: the function's start */
-	assert_int_equal(v8sym_frames(vs, pid, o.main, V8_COMPILED << V8_KIND_SHIFT | 8, &fr), 0);
+	assert_int_equal(v8sym_frames(vs, pid, o.main, V8_COMPILED << V8_KIND_SHIFT | V8_PC_JIT | 8,
+				      true, &fr), 0);
 	assert_int_equal(fr.n, 1);
 	assert_int_equal(fr.f[0].line, 90 / 25 + 1);
+	/* the same pc said to be a builtin's (not in JIT code): not looked for */
+	assert_int_equal(v8sym_frames(vs, pid, o.main, jit_aux(o.start + 25) & ~V8_PC_JIT, true, &fr),
+			 0);
+	assert_int_equal(fr.n, 1);
+	assert_string_equal(fr.f[0].name, "main");
 	v8sym_free(vs);
 	heap_free(&h);
 }
@@ -844,12 +853,21 @@ static void test_jit_ranges(void **state)
 	assert_int_equal(j.lo[0], 0x7f33f4000000ull);
 	assert_int_equal(j.hi[0], 0x7f3414000000ull);
 	assert_int_equal(j.lo[1], 0x1000);
-	/* a 512 MiB range over a 1 GiB boundary: each low value has one place in it */
-	assert_true(v8code_full_pc(&j, 0x34000010, &pc));
-	assert_int_equal(pc, 0x7f33f4000010ull);
-	assert_true(v8code_full_pc(&j, 0x00000010, &pc));
-	assert_int_equal(pc, 0x7f3400000010ull);
-	assert_false(v8code_full_pc(&j, 0x20000000, &pc));
+	/* a 512 MiB range: one place in it for each value of the low 29 bits */
+	uint64_t pcs[4];
+
+	assert_int_equal(v8code_full_pcs(&j, 0x14000010, pcs, 4), 1);
+	assert_int_equal(pcs[0], 0x7f33f4000010ull);
+	assert_int_equal(v8code_full_pcs(&j, 0x10, pcs, 4), 1);
+	assert_int_equal(pcs[0], 0x7f3400000010ull);
+	assert_int_equal(v8code_full_pcs(&j, 0x13ffffff, pcs, 4), 1);
+	assert_int_equal(pcs[0], 0x7f3413ffffffull);
+	/* in both ranges: both, the larger range's first */
+	assert_int_equal(v8code_full_pcs(&j, 0x1500, pcs, 4), 2);
+	assert_int_equal(pcs[0], 0x7f3400001500ull);
+	assert_int_equal(pcs[1], 0x1500);
+	assert_int_equal(v8code_full_pcs(&j, 0x1500, pcs, 1), 1);
+	(void)pc;
 }
 
 int main(void)
