@@ -653,11 +653,41 @@ struct {
 #define JVM_SEGMAP_HOPS 16
 #define JVM_MAX_FRAME_WORDS 8192
 
+/* What a step of a walker of a runtime's code (the JVM's, V8's) tells its loop. */
+enum code_step {
+	CODE_MORE = 0,		/* the caller is the runtime's code too */
+	CODE_NATIVE = 1,	/* the caller is native code (or unknown): the native walker's */
+	CODE_END = 2,		/* the walk is over */
+};
+
+/*
+ * The end of a program of such a walker (self): itself again, or the native
+ * walker; nothing taken (the process not described, or the pc not its code
+ * though the map said so) and the native walker keeps the frame, or the two
+ * would hand it back and forth. A tail call that returns failed: the sample
+ * goes out with what it has.
+ */
+static __always_inline void code_walker_next(struct bpf_perf_event_data *ctx,
+					     struct walk_state *st, int r, __u32 n0, __u32 self)
+{
+	if (r == CODE_NATIVE && st->w.n == n0)
+		st->w.handed_back = 1;
+	if (r == CODE_MORE)
+		bpf_tail_call(ctx, &walkers, self);
+	else if (r == CODE_NATIVE)
+		bpf_tail_call(ctx, &walkers, WALKER_NATIVE);
+	if (r != CODE_END) {
+		count(CNT_UNWIND_BUDGET);
+		stop(&st->w, STACK_LOOP_BUDGET);
+	}
+	finish_user(st);
+}
+
 /* What a JVM step tells its loop. */
 enum jvm_step {
-	JVM_MORE = 0,		/* the caller is in the code cache too */
-	JVM_NATIVE = 1,		/* the caller is native code (or unknown): the native walker's */
-	JVM_END = 2,		/* the walk is over */
+	JVM_MORE = CODE_MORE,	/* the caller is in the code cache too */
+	JVM_NATIVE = CODE_NATIVE,
+	JVM_END = CODE_END,
 };
 
 /* The heap of the code cache that holds pc, or -1. */
@@ -919,19 +949,7 @@ int walk_jvm(struct bpf_perf_event_data *ctx)
 	}
 	for (int i = 0; jp && i < JVM_FRAMES_PER_PROG && r == JVM_MORE; i++)
 		r = jvm_step(st, jp);
-	/* nothing taken (no such process, or pc not in its heaps though the map said so):
-	 * the native walker keeps this frame, or the two would hand it back and forth */
-	if (r == JVM_NATIVE && st->w.n == n0)
-		st->w.handed_back = 1;
-	if (r == JVM_MORE)
-		bpf_tail_call(ctx, &walkers, WALKER_JVM);
-	else if (r == JVM_NATIVE)
-		bpf_tail_call(ctx, &walkers, WALKER_NATIVE);
-	if (r != JVM_END) {
-		count(CNT_UNWIND_BUDGET);
-		stop(&st->w, STACK_LOOP_BUDGET);
-	}
-	finish_user(st);
+	code_walker_next(ctx, st, r, n0, WALKER_JVM);
 	return 0;
 }
 
@@ -952,9 +970,9 @@ struct {
 
 /* What a V8 step tells its loop. */
 enum v8_step {
-	V8_MORE = 0,		/* the caller is V8 code too */
-	V8_NATIVE = 1,		/* the caller is native code (or unknown): the native walker's */
-	V8_END = 2,		/* the walk is over */
+	V8_MORE = CODE_MORE,	/* the caller is V8 code too */
+	V8_NATIVE = CODE_NATIVE,
+	V8_END = CODE_END,
 };
 
 /* A tagged pointer to a heap object (tag 01 on x86_64). */
@@ -1111,19 +1129,7 @@ int walk_v8(struct bpf_perf_event_data *ctx)
 		r = V8_NATIVE;
 	for (int i = 0; vp && i < V8_FRAMES_PER_PROG && r == V8_MORE; i++)
 		r = v8_step(st, vp);
-	/* nothing taken: the native walker keeps this frame, or the two would hand
-	 * it back and forth */
-	if (r == V8_NATIVE && st->w.n == n0)
-		st->w.handed_back = 1;
-	if (r == V8_MORE)
-		bpf_tail_call(ctx, &walkers, WALKER_V8);
-	else if (r == V8_NATIVE)
-		bpf_tail_call(ctx, &walkers, WALKER_NATIVE);
-	if (r != V8_END) {
-		count(CNT_UNWIND_BUDGET);
-		stop(&st->w, STACK_LOOP_BUDGET);
-	}
-	finish_user(st);
+	code_walker_next(ctx, st, r, n0, WALKER_V8);
 	return 0;
 }
 

@@ -68,30 +68,19 @@ static void note_sym(struct py_syms *s, const char *name, const GElf_Sym *sym)
 		}
 }
 
+static int note_one(void *arg, const char *name, const GElf_Sym *sym)
+{
+	if (name[0] == '_' || name[0] == 'P')
+		note_sym(arg, name, sym);
+	return 0;
+}
+
 /* The symbols we need from .dynsym (or .symtab, in a file not stripped). */
 static int find_syms(Elf *elf, int fd, Elf64_Word type, struct py_syms *s)
 {
-	GElf_Shdr sh;
-	Elf_Data *d;
-	size_t n;
-	int err = elfutil_symtab(elf, fd, type, SYMTAB_BUDGET, SYMTAB_BUDGET, &d, &sh);
+	int err = elfutil_each_sym(elf, fd, type, SYMTAB_BUDGET, note_one, s);
 
-	if (err)
-		return err == -ENOENT ? -ENOENT : -EINVAL;
-	if (!sh.sh_entsize)
-		return -ENOENT;
-	n = sh.sh_size / sh.sh_entsize;
-	for (size_t i = 0; i < n; i++) {
-		GElf_Sym sym;
-		const char *name;
-
-		if (!gelf_getsym(d, (int)i, &sym))
-			break;
-		name = elf_strptr(elf, sh.sh_link, sym.st_name);
-		if (name && (name[0] == '_' || name[0] == 'P'))
-			note_sym(s, name, &sym);
-	}
-	return 0;
+	return err == -ENOENT ? -ENOENT : err ? -EINVAL : 0;
 }
 
 /*

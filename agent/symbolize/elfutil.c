@@ -395,6 +395,32 @@ int elfutil_symtab(Elf *elf, int fd, Elf64_Word type, uint64_t sym_budget, uint6
 	return 0;
 }
 
+int elfutil_each_sym(Elf *elf, int fd, Elf64_Word type, uint64_t budget,
+		     int (*fn)(void *arg, const char *name, const GElf_Sym *sym), void *arg)
+{
+	GElf_Shdr sh;
+	Elf_Data *d;
+	size_t n;
+	int err = elfutil_symtab(elf, fd, type, budget, budget, &d, &sh);
+
+	if (err)
+		return err;
+	if (!sh.sh_entsize)
+		return -ENOENT;
+	n = sh.sh_size / sh.sh_entsize;
+	for (size_t i = 0; i < n; i++) {
+		GElf_Sym sym;
+		const char *name;
+
+		if (!gelf_getsym(d, (int)i, &sym))
+			break;
+		name = elf_strptr(elf, sh.sh_link, sym.st_name);
+		if (name && (err = fn(arg, name, &sym)))
+			return err;
+	}
+	return 0;
+}
+
 int elfutil_read_vaddr(Elf *elf, int fd, uint64_t budget, uint64_t vaddr, void *buf, size_t len)
 {
 	size_t nph;

@@ -72,6 +72,13 @@ Elf_Scn *elfutil_section(Elf *elf, const char *name, GElf_Shdr *ret_shdr);
 int elfutil_symtab(Elf *elf, int fd, Elf64_Word type, uint64_t sym_budget, uint64_t str_budget,
 		   Elf_Data **ret_d, GElf_Shdr *ret_sh);
 /*
+ * Calls fn for each symbol of the table of type (elfutil_symtab, budget bytes for
+ * the symbols and for their names) with its name, until fn returns non-zero.
+ * 0, the first non-zero fn returned, -ENOENT when there is no such table, or -errno.
+ */
+int elfutil_each_sym(Elf *elf, int fd, Elf64_Word type, uint64_t budget,
+		     int (*fn)(void *arg, const char *name, const GElf_Sym *sym), void *arg);
+/*
  * Reads len bytes at file vaddr from the PT_LOAD that holds them (bounded by
  * budget); bytes past the segment's file size (.bss) read as zeros, what the
  * loader gives them. 0, -ENOENT (no segment holds them) or -errno.

@@ -246,6 +246,12 @@ struct consts {
 	size_t n;
 };
 
+struct collecting {
+	Elf *elf;
+	int fd;
+	struct consts *cs;
+};
+
 static int cmp_const(const void *a, const void *b)
 {
 	return strcmp(*(char *const *)a, *(char *const *)b);
@@ -287,35 +293,27 @@ static int read_const(Elf *elf, int fd, const GElf_Sym *sym, int64_t *v)
 	return 0;
 }
 
+/* A v8dbg_ symbol's value, kept (the others are skipped). */
+static int keep_const(void *arg, const char *name, const GElf_Sym *sym)
+{
+	struct collecting *c = arg;
+	int64_t v;
+
+	if (strncmp(name, "v8dbg_", 6) || sym->st_shndx == SHN_UNDEF || c->cs->n == MAX_CONSTS ||
+	    read_const(c->elf, c->fd, sym, &v))
+		return 0;
+	c->cs->c[c->cs->n].name = strdup(name + 6);
+	if (!c->cs->c[c->cs->n].name)
+		return -ENOMEM;
+	c->cs->c[c->cs->n++].v = v;
+	return 0;
+}
+
 static int collect(Elf *elf, int fd, Elf64_Word type, struct consts *cs)
 {
-	GElf_Shdr sh;
-	Elf_Data *d;
-	size_t n;
-	int err = elfutil_symtab(elf, fd, type, SYMTAB_BUDGET, SYMTAB_BUDGET, &d, &sh);
+	struct collecting c = { elf, fd, cs };
 
-	if (err)
-		return err;
-	if (!sh.sh_entsize)
-		return -ENOENT;
-	n = sh.sh_size / sh.sh_entsize;
-	for (size_t i = 0; i < n && cs->n < MAX_CONSTS; i++) {
-		GElf_Sym sym;
-		const char *name;
-		int64_t v;
-
-		if (!gelf_getsym(d, (int)i, &sym))
-			break;
-		name = elf_strptr(elf, sh.sh_link, sym.st_name);
-		if (!name || strncmp(name, "v8dbg_", 6) || sym.st_shndx == SHN_UNDEF ||
-		    read_const(elf, fd, &sym, &v))
-			continue;
-		cs->c[cs->n].name = strdup(name + 6);
-		if (!cs->c[cs->n].name)
-			return -ENOMEM;
-		cs->c[cs->n++].v = v;
-	}
-	return 0;
+	return elfutil_each_sym(elf, fd, type, SYMTAB_BUDGET, keep_const, &c);
 }
 
 int v8elf_read(Elf *elf, int fd, struct v8_elf *ret)
