@@ -7,27 +7,29 @@
 #   - profleet: node with no flags, recorded with --pid once it is warm;
 #   - perf: perf record -g of node started with --perf-basic-prof
 #     --interpreted-frames-native-stack (what perf needs to name JavaScript).
-# Prints, per tool: samples, the share whose stack holds the whole JavaScript
-# chain (main -> run -> pick -> leaf), hotThree's share of the two leaves (3:1 is
-# 75%), the mean number of JavaScript frames per sample; and profleet's BPF cost
-# per sample (kernel.bpf_stats_enabled). Numbers, never pass/fail.
+# Prints, per tool: samples of the workload, the share whose stack holds the
+# JavaScript chain unbroken down to where the sample is (main -> run -> pick ->
+# leaf; a sample in pick's, run's or main's own code stops there), and the share
+# down to a leaf, hotThree's share of the two leaves (3:1 is 75%), the mean
+# number of JavaScript frames per sample; and profleet's BPF cost per sample
+# (kernel.bpf_stats_enabled). Numbers, never pass/fail.
 #
-#   bench/node.sh [SECONDS]            (default 10; each tool records that long)
+#   bench/node.sh [SECONDS]            (default 25: 2475 samples at 99 Hz; each tool that long)
 #   PROFLEET_NODES="bookworm trixie sid"   (the suites whose node runs)
 set -u
 top=$(cd "$(dirname "$0")/.." && pwd)
 AGENT=$top/build/bin/profleet-agent
-SECS=${1:-10}
+SECS=${1:-25}
 WARM=5
 [ -x "$AGENT" ] || { echo "bench: run 'make all' first" >&2; exit 1; }
 tmp=$(mktemp -d /tmp/profleet-nodebench.XXXXXX)
 trap 'rm -rf "$tmp"' EXIT
 
-# report TOOL SAMPLES CHAIN HOT COLD FRAMES [EXTRA]
+# report TOOL SAMPLES CHAIN HOT COLD FRAMES IN-LEAF [EXTRA]
 report() {
-	awk -v tool="$1" -v n="$2" -v c="$3" -v h="$4" -v k="$5" -v f="$6" -v x="${7:-}" 'BEGIN {
-		printf "  %-46s %6d samples, JS chain %5.1f%%, hotThree %5.1f%% of the leaves (75 is 3:1), ratio %4.2f, %4.1f JS frames/sample%s\n",
-			tool, n, n ? 100 * c / n : 0, h + k ? 100 * h / (h + k) : 0, k ? h / k : 0, n ? f / n : 0, x }'
+	awk -v tool="$1" -v n="$2" -v c="$3" -v h="$4" -v k="$5" -v f="$6" -v l="$7" -v x="${8:-}" 'BEGIN {
+		printf "  %-42s %5d samples, JS chain %5.1f%% (%5.1f%% down to a leaf), hotThree %5.1f%% of the leaves (75 is 3:1), ratio %4.2f, %4.1f JS frames/sample%s\n",
+			tool, n, n ? 100 * c / n : 0, n ? 100 * l / n : 0, h + k ? 100 * h / (h + k) : 0, k ? h / k : 0, n ? f / n : 0, x }'
 }
 
 # summarize: folded stacks (frames separated by ';', JavaScript ones tagged _[js]
@@ -37,7 +39,7 @@ summarize() {
 	awk -v tag="$1" '{
 		n = split($0, f, ";"); sub(/ [0-9]+$/, "", f[n]); c = $NF; last = ""; js = 0; seq = ""
 		for (i = 1; i <= n; i++) {
-			name = f[i]; sub(/_\[js\]$/, "", name); sub(/^(LazyCompile|Function|JS):[*~^+]?/, "", name)
+			name = f[i]; sub(/_\[js\]$/, "", name); sub(/^(LazyCompile|Function|JS):[*~^+]?\047?/, "", name)
 			sub(/ .*/, "", name)
 			if (tag == "" || f[i] ~ tag) js++
 			if (name ~ /^(main|run|pick|hotThree|coldOne)$/) { last = name; seq = seq "/" name }
@@ -45,8 +47,11 @@ summarize() {
 		if (last == "") next
 		N += c; F += js * c
 		if (last == "hotThree") H += c; if (last == "coldOne") K += c
-		if (seq ~ /main\/run\/pick\/(hotThree|coldOne)$/) C += c
-	} END { print N + 0, C + 0, H + 0, K + 0, F + 0 }'
+		# the chain unbroken down to where the sample is (a leaf, or the own code of
+		# pick, run or main): no frame of it missing
+		if (seq ~ /^\/main(\/run(\/pick(\/(hotThree|coldOne))?)?)?$/) C += c
+		if (seq ~ /^\/main\/run\/pick\/(hotThree|coldOne)$/) L += c
+	} END { print N + 0, C + 0, H + 0, K + 0, F + 0, L + 0 }'
 }
 
 ours() {
