@@ -104,6 +104,17 @@ static void test_run(void **state)
 	assert_int_equal(parse_run("run --controller ws://c:1 --node-name n --python sometimes",
 				   NULL, &c, err, sizeof(err)), CLI_USAGE_ERROR);
 	assert_non_null(strstr(err, "--python"));
+	/* --nodejs: not --node-name's abbreviation, nor the other way round */
+	assert_int_equal(parse_run("run --controller ws://c:1 --node-name n", NULL, &c, err,
+				   sizeof(err)), CLI_OK);
+	assert_true(c.nodejs);
+	assert_int_equal(parse_run("run --controller ws://c:1 --node-name n --nodejs off", NULL,
+				   &c, err, sizeof(err)), CLI_OK);
+	assert_false(c.nodejs);
+	assert_string_equal(c.node_name, "n");
+	assert_int_equal(parse_run("run --controller ws://c:1 --node-name n --nodejs later",
+				   NULL, &c, err, sizeof(err)), CLI_USAGE_ERROR);
+	assert_non_null(strstr(err, "--nodejs"));
 
 	assert_int_equal(parse_run("run --node-name n", NULL, &c, err, sizeof(err)), CLI_USAGE_ERROR);
 	assert_non_null(strstr(err, "--controller"));
@@ -158,6 +169,11 @@ static void test_defaults(void **state)
 	assert_int_equal(parse("record --python off", NULL, &cfg, e, sizeof(e)), CLI_OK);
 	assert_false(cfg.python);
 	assert_int_equal(parse("record --python perhaps", NULL, &cfg, e, sizeof(e)),
+			 CLI_USAGE_ERROR);
+	assert_true(cfg.nodejs);
+	assert_int_equal(parse("record --nodejs off", NULL, &cfg, e, sizeof(e)), CLI_OK);
+	assert_false(cfg.nodejs);
+	assert_int_equal(parse("record --nodejs perhaps", NULL, &cfg, e, sizeof(e)),
 			 CLI_USAGE_ERROR);
 }
 
