@@ -8,8 +8,7 @@
 #include "elfutil.h"
 #include "hotspot.h"
 
-#define SYMTAB_BUDGET (64u << 20)	/* libjvm's .dynsym: 2 MiB in JDK 17 */
-#define STRTAB_BUDGET (64u << 20)
+#define SYMTAB_BUDGET (64u << 20)	/* libjvm's .dynsym (2 MiB in JDK 17), its names */
 #define MAX_ENTRIES 20000	/* JDK 17 exports 788 structs and 768 types */
 #define MAX_STRIDE 256
 #define MAX_NAME 128		/* a type or field name, with its NUL */
@@ -36,35 +35,27 @@ static const char *const sym_names[HS_NSYMS] = {
 	[HS_INT_VALUE] = "gHotSpotVMIntConstantEntryValueOffset",
 };
 
+/* One dynamic symbol: kept when it is one of sym_names. */
+static int note_hs_sym(void *arg, const char *name, const GElf_Sym *sym)
+{
+	struct hs_syms *ret = arg;
+
+	if (!sym->st_value || sym->st_shndx == SHN_UNDEF || strncmp(name, "gHotSpotVM", 10))
+		return 0;
+	for (int k = 0; k < HS_NSYMS; k++)
+		if (!strcmp(name, sym_names[k]))
+			ret->addr[k] = sym->st_value;
+	return 0;
+}
+
 int hs_elf_syms(Elf *elf, int fd, struct hs_syms *ret)
 {
-	GElf_Shdr sh;
-	Elf_Data *d;
-	size_t n;
 	int err;
 
 	memset(ret, 0, sizeof(*ret));
-	err = elfutil_symtab(elf, fd, SHT_DYNSYM, SYMTAB_BUDGET, STRTAB_BUDGET, &d, &sh);
+	err = elfutil_each_sym(elf, fd, SHT_DYNSYM, SYMTAB_BUDGET, note_hs_sym, ret);
 	if (err)
 		return err == -ENOENT ? -ENOENT : -EINVAL;
-	if (!sh.sh_entsize)
-		return -ENOENT;
-	n = sh.sh_size / sh.sh_entsize;
-	for (size_t i = 0; i < n; i++) {
-		GElf_Sym sym;
-		const char *name;
-
-		if (!gelf_getsym(d, (int)i, &sym))
-			break;
-		if (!sym.st_value || sym.st_shndx == SHN_UNDEF)
-			continue;
-		name = elf_strptr(elf, sh.sh_link, sym.st_name);
-		if (!name || strncmp(name, "gHotSpotVM", 10))
-			continue;
-		for (int k = 0; k < HS_NSYMS; k++)
-			if (!strcmp(name, sym_names[k]))
-				ret->addr[k] = sym.st_value;
-	}
 	for (int k = 0; k < HS_NREQUIRED; k++)
 		if (!ret->addr[k])
 			return -ENOENT;
