@@ -19,8 +19,7 @@
 
 #define DEFAULT_FUNCTIONS 65536
 #define MAX_BYTES (64u << 20)		/* of names, tables and line ends held */
-#define MAX_NAME 255			/* code units of a function's name read */
-#define MAX_FILE 511			/* of a script's name */
+#define MAX_UNITS 511			/* code units of a name read (a frame's file holds 511 bytes) */
 #define MAX_SOURCE (8u << 20)		/* code units of a script's source scanned for lines */
 #define MAX_TABLE (256u << 10)		/* bytes of a source position table read */
 #define MAX_CONS_DEPTH 64		/* cons strings followed into */
@@ -331,11 +330,12 @@ static int string_units(const struct reader *r, uint64_t s, size_t from, size_t 
 	return -EFAULT;
 }
 
-/* The string s as UTF-8 in buf (cut at max code units); 0, or -EFAULT when it is not one. */
-static int read_string(const struct reader *r, uint64_t s, char *buf, size_t len, size_t max)
+/* The string s as UTF-8 in buf (len bytes; cut on a character); 0, or -EFAULT when it is not one. */
+static int read_string(const struct reader *r, uint64_t s, char *buf, size_t len)
 {
-	uint16_t u[MAX_FILE + 1];
-	struct units out = { .u = u, .max = max < MAX_FILE ? max : MAX_FILE };
+	uint16_t u[MAX_UNITS];
+	/* a code unit is a byte or more of UTF-8: no more than fit are read */
+	struct units out = { .u = u, .max = len - 1 < MAX_UNITS ? len - 1 : MAX_UNITS };
 	size_t o = 0;
 
 	buf[0] = '\0';
@@ -403,12 +403,12 @@ static void scope_info(const struct reader *r, uint64_t si, char *name, size_t l
 	i += SI_SAVED_CLASS(flags);
 	if (SI_FUNCTION_VAR(flags)) {
 		if (!slot(r, si, i, &v) && v8_heap_object(v))
-			read_string(r, v, name, len, MAX_NAME);
+			read_string(r, v, name, len);
 		i += 2;
 	}
 	if (SI_INFERRED(flags)) {
 		if (!name[0] && !slot(r, si, i, &v) && v8_heap_object(v))
-			read_string(r, v, name, len, MAX_NAME);
+			read_string(r, v, name, len);
 		i++;
 	}
 	if (l->gen != V8GEN_13 && SI_TYPE(flags) <= SI_LAST_POSITIONED_10 && !slot(r, si, i, &v) &&
@@ -477,7 +477,7 @@ static struct v8script *script_get(struct v8sym *vs, const struct reader *r, uin
 	if (!s)
 		return NULL;
 	if (!v8_field(r, addr, l->script_name, &v) && v8_heap_object(v))
-		read_string(r, v, name, sizeof(name), sizeof(name) - 1);
+		read_string(r, v, name, sizeof(name));
 	s->name = strdup(name);
 	/* the source's line ends: the script's own once V8 computed them, a
 	 * FixedArray of Smis, are what the source says too; counted here once */
@@ -540,7 +540,7 @@ static struct v8fn *fn_read(struct v8sym *vs, const struct reader *r, uint64_t s
 	f->nsi = v;
 	t = v8_type_of(r, v);
 	if (t >= 0 && t < l->first_nonstring_type)	/* lazy functions, builtins */
-		read_string(r, v, name, sizeof(name), MAX_NAME);
+		read_string(r, v, name, sizeof(name));
 	else if (t >= 0 && t == l->scope_info_type)
 		scope_info(r, v, name, sizeof(name), &f->start);
 	f->name = strdup(name);
