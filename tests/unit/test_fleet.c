@@ -847,6 +847,123 @@ static void test_workload_and_store(void **state)
 	hmap_free(&rsm);
 }
 
+/*
+ * resolve_encode writes the set with pbw, not protobuf-c: its bytes must be what
+ * protobuf-c packs from the decoded message (field order, proto3's empty
+ * strings and zeros left out), with every label, header and backend in place.
+ */
+static void test_encode_is_canonical(void **state)
+{
+	struct pod *pods[] = {
+		POD("shop", "web-1", "node-a", "{app: web, tier: front, 'app.kubernetes.io/name': shopfront}",
+		    cid(21), cid(22)),
+		POD("shop", "web-2", "node-a", "{app: web}", cid(23), cid(24)),
+	};
+	struct policy *pols[] = {
+		P("{metadata: {name: web, namespace: shop}, spec: {selector: {podSelector: {matchLabels: {app: web}}},"
+		  " sampling: {frequencyHz: 49}, labels: {static: {env: prod, empty: ''}, fromPodLabels: [tier, missing],"
+		  " serviceName: shop-web}, export: {backendRefs: [pyro, otel]}}}", false),
+		P("{metadata: {name: all, namespace: shop}, spec: {selector: {podSelector: {}},"
+		  " labels: {static: {env: staging, team: a}}, export: {backendRefs: [otel, gone]}}}", false),
+	};
+	bool active[] = { true, true };
+	struct backend be[3] = { 0 };
+	char *star[] = { "*" };
+	struct hmap bem = { 0 };
+	struct resolve_input in = { .policies = pols, .active = active, .npolicies = 2,
+				    .pods = pods, .npods = 2, .backends = &bem };
+	struct resolve_output out;
+	Profleet__Fleet__V1__ControllerMessage *m;
+	const Profleet__Fleet__V1__Target *t = NULL;
+	uint8_t *buf, *again;
+	size_t len, len2;
+
+	(void)state;
+	be[0].name = "pyro";
+	be[0].type = "pyroscope";
+	be[0].url = "http://pyro:4040";
+	be[0].tenant = "";	/* empty: left out */
+	be[0].basic = "u:p";
+	be[0].headers = L("{X-Org: acme, X-Empty: ''}");
+	be[1].name = "otel";
+	be[1].type = "otlp-http";
+	be[1].bearer = "tok";
+	be[2].name = "gone";
+	for (int i = 0; i < 3; i++) {
+		be[i].allowed = star;
+		be[i].nallowed = 1;
+		assert_int_equal(hmap_put(&bem, be[i].name, &be[i], NULL), 0);
+	}
+	assert_int_equal(resolve(&in, &out), 0);
+	assert_true(out.results[0].accepted && out.results[1].accepted);
+	hmap_del(&bem, "gone");	/* deleted since the sets were built: its definition is left out */
+
+	buf = resolve_encode(&in, node(&out, "node-a"), 300, &len);
+	assert_non_null(buf);
+	m = profleet__fleet__v1__controller_message__unpack(NULL, len, buf);
+	assert_non_null(m);
+	again = malloc(profleet__fleet__v1__controller_message__get_packed_size(m));
+	len2 = profleet__fleet__v1__controller_message__pack(m, again);
+	assert_int_equal(len2, len);
+	assert_memory_equal(again, buf, len);
+
+	assert_int_equal(m->targets->version, 300);
+	assert_int_equal(m->targets->n_targets, 4);
+	for (size_t i = 0; i < m->targets->n_targets; i++)
+		if (!strcmp(m->targets->targets[i]->container_id, cid(21)))
+			t = m->targets->targets[i];
+	assert_non_null(t);
+	assert_int_equal(t->frequency_hz, 49);
+	assert_int_equal(t->n_policies, 2);
+	/* service name first (the one policy with a rule), then the labels in the
+	 * policies' key order (shop/all, shop/web), the first of a key winning
+	 * (env=staging), a missing pod label left out */
+	assert_int_equal(t->n_labels, 5);
+	assert_string_equal(t->labels[0]->key, "service_name");
+	assert_string_equal(t->labels[0]->value, "shop-web");
+	for (size_t k = 0; k < t->n_labels; k++) {
+		if (!strcmp(t->labels[k]->key, "env"))
+			assert_string_equal(t->labels[k]->value, "staging");
+		if (!strcmp(t->labels[k]->key, "empty"))
+			assert_string_equal(t->labels[k]->value, "");
+		if (!strcmp(t->labels[k]->key, "tier"))
+			assert_string_equal(t->labels[k]->value, "front");
+		assert_string_not_equal(t->labels[k]->key, "missing");
+	}
+	/* the target names all three backends, once each; the set defines the two known */
+	assert_int_equal(t->n_backends, 3);
+	assert_string_equal(t->backends[0], "otel");
+	assert_string_equal(t->backends[1], "gone");
+	assert_string_equal(t->backends[2], "pyro");
+	assert_int_equal(m->targets->n_backends, 2);
+	assert_string_equal(m->targets->backends[0]->bearer_token, "tok");
+	assert_string_equal(m->targets->backends[1]->name, "pyro");
+	assert_string_equal(m->targets->backends[1]->url, "http://pyro:4040");
+	assert_string_equal(m->targets->backends[1]->tenant_id, "");
+	assert_string_equal(m->targets->backends[1]->basic_auth, "u:p");
+	assert_int_equal(m->targets->backends[1]->n_headers, 2);
+	profleet__fleet__v1__controller_message__free_unpacked(m, NULL);
+	free(again);
+	free(buf);
+
+	/* an empty set: ControllerMessage{targets: {}} */
+	buf = resolve_encode(&in, NULL, 0, &len);
+	assert_int_equal(len, 2);
+	assert_int_equal(buf[0], 0x0a);
+	assert_int_equal(buf[1], 0);
+	free(buf);
+
+	resolve_output_free(&out);
+	for (int i = 0; i < 2; i++) {
+		pod_free(pods[i]);
+		free(pods[i]);
+		policy_free(pols[i]);
+		free(pols[i]);
+	}
+	labels_free(&be[0].headers);
+	hmap_free(&bem);
+}
+
 static void test_kubeconfig(void **state)
 {
 	char dir[128], path[512], err[512];
@@ -985,6 +1102,7 @@ int main(void)
 		cmocka_unit_test(test_set_version),
 		cmocka_unit_test(test_policy_cap),
 		cmocka_unit_test(test_workload_and_store),
+		cmocka_unit_test(test_encode_is_canonical),
 		cmocka_unit_test(test_kubeconfig),
 		cmocka_unit_test(test_in_cluster),
 		cmocka_unit_test(test_times_and_backoff),
