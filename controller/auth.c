@@ -332,7 +332,7 @@ bool auth_addr_in_list(const char *peer, const char *list)
  * sniffed or stolen and replayed from anywhere else is refused.
  */
 static bool agent_pod_ok(struct ctl *c, const char *pod_name, const char *pod_uid,
-			 const char *node, const char *peer, char *why, size_t whylen)
+			 const char *node, const char *peer, char *why, size_t whylen, bool *retry)
 {
 	const struct pod *pod;
 	char key[600];
@@ -341,6 +341,8 @@ static bool agent_pod_ok(struct ctl *c, const char *pod_name, const char *pod_ui
 	snprintf(key, sizeof(key), "%s/%s", c->opt.agent_sa_ns, pod_name);
 	pthread_rwlock_rdlock(&c->cache_lock);
 	pod = hmap_get(&c->pods_by_name, key);
+	/* a pod just started may not be in the cache yet, nor have its IP: passing */
+	*retry = !pod || (!c->opt.no_agent_address_check && !pod->ips);
 	if (!pod)
 		snprintf(why, whylen, "agent pod %s not found", key);
 	else if (strcmp(pod->uid, pod_uid))
@@ -359,21 +361,26 @@ static bool agent_pod_ok(struct ctl *c, const char *pod_name, const char *pod_ui
 	return ok;
 }
 
+/* false with why; *retry when what failed may pass (FLEET_RETRY_SOON) */
 static bool review_agent(struct ctl *c, struct k8s_client *kc, const char *token,
-			 const char *node, const char *peer, char *why, size_t whylen)
+			 const char *node, const char *peer, char *why, size_t whylen, bool *retry)
 {
 	const char *user, *pod_name, *pod_uid;
 	cJSON *u = NULL;
 	char want[600];
+	unsigned int status;
 	bool ok = false;
 
 	if (!*token) {	/* no review needed to say no */
 		snprintf(why, whylen, "no token (give the agent --token-file)");
 		return false;
 	}
-	if (auth_review_token_cached(c->auth_cache, kc, token, c->opt.agent_audience, &u, why,
-				     whylen))
+	status = auth_review_token_cached(c->auth_cache, kc, token, c->opt.agent_audience, &u,
+					  why, whylen);
+	if (status) {
+		*retry = status == 503;	/* the review failed: it says nothing of the token */
 		return false;
+	}
 	user = k8s_str(u, "username");
 	snprintf(want, sizeof(want), "system:serviceaccount:%s:%s", c->opt.agent_sa_ns,
 		 c->opt.agent_sa_name);
@@ -387,7 +394,7 @@ static bool review_agent(struct ctl *c, struct k8s_client *kc, const char *token
 		snprintf(why, whylen,
 			 "token is not bound to a pod (use a projected service-account token)");
 	else
-		ok = agent_pod_ok(c, pod_name, pod_uid, node, peer, why, whylen);
+		ok = agent_pod_ok(c, pod_name, pod_uid, node, peer, why, whylen, retry);
 	cJSON_Delete(u);
 	return ok;
 }
@@ -425,7 +432,7 @@ static void *auth_main(void *arg)
 	while (!ctl_stopping(c)) {
 		char token[FLEET_TOKEN_MAX], node[254], peer[64], why[256] = "";
 		uint64_t id;
-		bool ok, leader;
+		bool ok, leader, retry = false;
 
 		if (!next_pending(c, &id, token, sizeof(token), node, sizeof(node), peer,
 				  sizeof(peer), &leader)) {
@@ -438,7 +445,10 @@ static void *auth_main(void *arg)
 			snprintf(why, sizeof(why), "not the leader");
 		} else {
 			ok = c->opt.insecure_trust_agents ||
-			     review_agent(c, a->kc, token, node, peer, why, sizeof(why));
+			     review_agent(c, a->kc, token, node, peer, why, sizeof(why) -
+					  strlen(FLEET_RETRY_SOON), &retry);
+			if (!ok && retry)
+				strcat(why, FLEET_RETRY_SOON);
 		}
 		explicit_bzero(token, sizeof(token));
 		ctl_lock(c);

@@ -32,6 +32,10 @@
 #define FLEET_MAX_AGENT_FRAME (16u << 20)	/* after: profile uploads are this large at most */
 #define FLEET_MAX_STORE_ACKS 8
 #define FLEET_TOKEN_MAX 4096	/* an agent's token, with its NUL */
+/* ends the reason of a refusal for something passing (the API server unreachable
+ * during the review, the agent's pod not in the cache yet): the agent tries again
+ * within a second or two instead of backing off up to 30 s (fleet_refusal_passing) */
+#define FLEET_RETRY_SOON " (retry soon)"
 #define FLEET_HELLO_TIMEOUT_S 10	/* from the connection to the agent's acceptance */
 /* connections not accepted yet, and hellos waiting for their review, at once: a whole
  * fleet reconnecting after a controller restart fits; junk ones are closed by the hello

@@ -197,13 +197,22 @@ static void handle_frame(struct fleet_client *fc, const uint8_t *buf, size_t len
 		snprintf(fc->stats.last_refusal, sizeof(fc->stats.last_refusal), "%s",
 			 m->refusal->reason ? m->refusal->reason : "");
 		log_warn("fleet: the controller refused this agent: %s", fc->stats.last_refusal);
-		/* a replica that is not the leader: another is, or soon will be; retry soon */
-		if (strstr(fc->stats.last_refusal, "not the leader") && fc->attempt > 2)
+		if (fleet_refusal_passing(fc->stats.last_refusal) && fc->attempt > 2)
 			fc->attempt = 2;
 	}
 	pthread_mutex_unlock(&fc->lock);
 	if (m)
 		profleet__fleet__v1__controller_message__free_unpacked(m, NULL);
+}
+
+bool fleet_refusal_passing(const char *reason)
+{
+	static const char soon[] = " (retry soon)";	/* the controller's FLEET_RETRY_SOON */
+	size_t n = reason ? strlen(reason) : 0;
+
+	/* not the leader: another replica is, or soon will be */
+	return n && (!strcmp(reason, "not the leader") ||
+		     (n >= sizeof(soon) - 1 && !strcmp(reason + n - (sizeof(soon) - 1), soon)));
 }
 
 static int write_next(struct fleet_client *fc, struct lws *wsi)

@@ -47,6 +47,11 @@ int fleet_client_upload(struct fleet_client *fc, const char *const *policies, si
 /* Version of the set in use, announced in the next hello. */
 void fleet_client_set_have(struct fleet_client *fc, uint64_t version);
 void fleet_client_stats(struct fleet_client *fc, struct fleet_client_stats *ret);
+/* A refusal for something that passes: the controller replica is not the leader, or
+ * its reason ends in " (retry soon)" (the API server unreachable during the review,
+ * the agent's pod not in the controller's cache yet). The agent then connects again
+ * within its first backoff steps (about a second) instead of up to 30 s later. */
+bool fleet_refusal_passing(const char *reason);
 /* Splits ws[s]://host[:port][/path]; returns 0 or -EINVAL. */
 int fleet_parse_url(const char *url, bool *ret_tls, char *host, size_t hostlen, int *ret_port,
 		    char *path, size_t pathlen);

@@ -75,6 +75,32 @@ wait $ctl
 check "the controller stops cleanly" [ $? -eq 0 ]
 [ "$failures" -eq 0 ] || tail -20 "$TMP/ctl.log" | sed 's/^/# ctl: /'
 
+# the API server unreachable: an agent's TokenReview fails, which says nothing of its
+# token. The refusal says to retry soon, and the agent does (within its first
+# backoff steps, not up to 30 s later as for a real refusal)
+"$CTL" --kubeconfig "$TMP/kubeconfig" --listen "127.0.0.1:$port" --no-leader-election \
+	--no-store --http-listen "127.0.0.1:$hport" --health-listen 127.0.0.1:0 \
+	>"$TMP/ctl-down.log" 2>&1 &
+ctl=$!
+printf 'not-reviewed' >"$TMP/token"
+"$AGENT" run --controller "ws://127.0.0.1:$port" --node-name down-node --token-file "$TMP/token" \
+	--state-file "$TMP/agent-down.json" --log "$TMP/agent-down.log" &
+agent=$!
+sleep 15
+kill -INT $agent
+wait $agent
+refusals=$(grep -c 'refused this agent' "$TMP/agent-down.log")
+soon=$(grep -c 'refused this agent: token review failed.*(retry soon)' "$TMP/agent-down.log")
+echo "# API server down: $refusals refusals in 15 s; the first: $(grep -m1 'refused this agent' "$TMP/agent-down.log")"
+check "a review that could not reach the API server is refused with '(retry soon)' ($soon of $refusals)" \
+	[ "$soon" -ge 1 ] && [ "$soon" = "$refusals" ]
+# after such refusals the agent waits 0.25-2.25 s (at least 7 in 15 s); backing off
+# as from a real refusal (0.5, 1, 2, 4, 8, 16 s...) it would make about 5
+check "the agent tries again soon after each: >= 7 refusals in 15 s ($refusals)" \
+	[ "$refusals" -ge 7 ]
+kill $ctl
+wait $ctl
+
 # an API server that takes connections, completes TLS and never answers: an agent's
 # TokenReview hangs (30 s, the client's timeout), and its connection must not wait with it
 sport=$((port + 2))

@@ -14,6 +14,7 @@
 #include "helpers.h"
 
 #include "fleet.pb-c.h"
+#include "controller.h"
 #include "fleet_client.h"
 #include "hmap.h"
 #include "k8s.h"
@@ -1058,6 +1059,15 @@ static void test_times_and_backoff(void **state)
 		if (a == 0)
 			assert_true(ms <= 200);
 	}
+	/* refusals an agent retries soon after, and those it backs off from */
+	assert_true(fleet_refusal_passing("not the leader"));
+	assert_true(fleet_refusal_passing("token review failed: Couldn't connect to server" FLEET_RETRY_SOON));
+	assert_true(fleet_refusal_passing("agent pod kube-system/a not found" FLEET_RETRY_SOON));
+	assert_false(fleet_refusal_passing("token not authenticated"));
+	assert_false(fleet_refusal_passing("user 'x' is not the agents' service account"));
+	assert_false(fleet_refusal_passing("(retry soon) is not at the end"));
+	assert_false(fleet_refusal_passing(""));
+	assert_false(fleet_refusal_passing(NULL));
 }
 
 static void test_url(void **state)
