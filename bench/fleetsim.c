@@ -417,18 +417,26 @@ static bool all_have_freq(uint32_t freq, int want_targets_min)
 	return all;
 }
 
-/* The soft descriptor limit raised to the hard one; it must hold every agent. */
+/* The soft descriptor limit raised to what every agent needs, no further: lws sizes
+ * its tables by it (16 bytes a descriptor, zeroed), and a hard limit may be 2^30. */
 static int raise_nofile(rlim_t need)
 {
 	struct rlimit rl;
 
-	if (getrlimit(RLIMIT_NOFILE, &rl))
+	if (getrlimit(RLIMIT_NOFILE, &rl)) {
+		perror("fleetsim: getrlimit");
+		return -1;
+	}
+	if (rl.rlim_cur != RLIM_INFINITY && rl.rlim_cur >= need)
 		return 0;
-	rl.rlim_cur = rl.rlim_max;
-	setrlimit(RLIMIT_NOFILE, &rl);
 	if (rl.rlim_max != RLIM_INFINITY && rl.rlim_max < need) {
 		fprintf(stderr, "fleetsim: %d agents need %llu descriptors; the limit is %llu\n",
 			S.nagents, (unsigned long long)need, (unsigned long long)rl.rlim_max);
+		return -1;
+	}
+	rl.rlim_cur = need;
+	if (setrlimit(RLIMIT_NOFILE, &rl)) {
+		perror("fleetsim: setrlimit");
 		return -1;
 	}
 	return 0;
@@ -600,19 +608,23 @@ int main(int argc, char **argv)
 		pthread_create(&churners[i].thread, NULL, churn_main, &churners[i]);
 	}
 	if (S.churning) {	/* churn under way before the first change: pods deleted too */
-		double w0 = now_s();
+		double w0 = now_s(), limit = 2.0 * S.churn_window / S.churn + 30;
 		bool deleting = false;
 
 		sleep(2);
-		while (!deleting && now_s() - w0 < 120) {
+		while (!deleting && now_s() - w0 < limit) {
 			pthread_mutex_lock(&S.lock);
 			deleting = S.churn_deleted > 0;
 			pthread_mutex_unlock(&S.lock);
 			if (!deleting)
 				usleep(100000);
 		}
-		printf("fleetsim: churn: %s after %.0f s (a window of %d pods)\n",
-		       deleting ? "creations and deletions under way" : "no deletion yet",
+		if (!deleting) {	/* the churners failed, or the machine is far too slow */
+			fprintf(stderr, "fleetsim: churn: no pod deleted in %.0f s (%llu created)\n",
+				limit, (unsigned long long)S.churn_created);
+			return 1;
+		}
+		printf("fleetsim: churn: creations and deletions under way after %.0f s (a window of %d pods)\n",
 		       now_s() - w0, S.churn_window);
 	}
 	read_proc(S.ctl_pid, &ticks0, &rss, &hwm);

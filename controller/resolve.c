@@ -1,6 +1,7 @@
 // SPDX-License-Identifier: Apache-2.0
 /* Policies x pods -> per-node target sets; see resolve.h. */
 #include <errno.h>
+#include <limits.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -404,31 +405,38 @@ const struct node_targets *resolve_find_node(const struct resolve_output *out, c
 /*
  * The set is written field by field with pbw, in field-number order and with
  * proto3's empty strings and zeros left out: the bytes protobuf-c would pack
- * (tests/unit/test_fleet.c packs the decoded message again and compares), at a
- * fraction of its cost (a change at 5000 nodes encodes 150,000 targets). The
- * names written come from one scratch, grown once per call, not per target.
+ * (tests/unit/test_fleet.c compares them), in one pass, without protobuf-c's
+ * message structs and its size pre-pass. The names written come from scratch
+ * arrays grown for the largest target, not allocated per target.
  */
+struct label_ref {
+	const char *k, *v;
+};
+
 struct encoding {
 	struct pbw w;
-	const char **lk, **lv;	/* a target's labels: first one of a key wins */
-	int nl, capl, capv;
+	struct label_ref *l;	/* a target's labels: first one of a key wins */
+	int nl, capl;
 	const char **bk;	/* a target's backend names, once each */
 	int nb, capb;
 	const char **sets;	/* every backend name the set's targets give, once each */
 	int ns, caps;
-	int err;
+	int err;		/* a scratch's allocation failed; pbw keeps its own */
 };
 
-static int grow_names(const char ***v, int *cap, int need, int err)
+/* *v holds need elements of size sz at least; 0, or the (sticky) error */
+static int grow(void *v, int *cap, int need, size_t sz, int err)
 {
-	const char **n;
+	void *n;
 
 	if (err || need <= *cap)
 		return err;
-	n = realloc(*v, (size_t)need * 2 * sizeof(*n));
+	if (need > INT_MAX / 2)
+		return -EOVERFLOW;
+	n = realloc(*(void **)v, (size_t)need * 2 * sz);
 	if (!n)
 		return -ENOMEM;
-	*v = n;
+	*(void **)v = n;
 	*cap = need * 2;
 	return 0;
 }
@@ -450,10 +458,11 @@ static void put_str(struct pbw *w, uint32_t field, const char *s)
 
 static void label_add(struct encoding *e, const char *k, const char *v)
 {
-	if (e->nl < e->capl && !name_in(e->lk, e->nl, k)) {	/* policy order, then precedence */
-		e->lk[e->nl] = k;
-		e->lv[e->nl++] = v;
-	}
+	for (int i = 0; i < e->nl; i++)
+		if (!strcmp(e->l[i].k, k))
+			return;	/* policy order, then precedence */
+	if (e->nl < e->capl)
+		e->l[e->nl++] = (struct label_ref){ k, v };
 }
 
 /* service name: the policy's rule, the pod annotation, app.kubernetes.io/name (the agent
@@ -513,10 +522,10 @@ static int target_scratch(const struct resolve_input *in, const struct rtarget *
 		nl += p->static_labels.n + p->ncopy;
 		nb += p->nbackends ? p->nbackends : 1;
 	}
-	e->err = grow_names(&e->lk, &e->capl, nl, e->err);
-	e->err = grow_names(&e->lv, &e->capv, nl, e->err);
-	e->err = grow_names(&e->bk, &e->capb, nb, e->err);
-	e->err = grow_names(&e->sets, &e->caps, e->ns + nb, e->err);
+	e->err = grow(&e->l, &e->capl, nl, sizeof(*e->l), e->err);
+	e->err = grow(&e->bk, &e->capb, nb, sizeof(*e->bk), e->err);
+	e->err = e->ns > INT_MAX - nb ? -EOVERFLOW : e->err;
+	e->err = grow(&e->sets, &e->caps, e->ns + nb, sizeof(*e->sets), e->err);
 	e->nl = e->nb = 0;
 	return e->err;
 }
@@ -543,8 +552,8 @@ static void encode_target(const struct resolve_input *in, const struct rtarget *
 		pbw__string(w, 7, in->policies[rt->policies[k]]->key);
 	for (int j = 0; j < e->nl; j++) {
 		pbw__begin(w, 8);
-		put_str(w, 1, e->lk[j]);
-		put_str(w, 2, e->lv[j]);
+		put_str(w, 1, e->l[j].k);
+		put_str(w, 2, e->l[j].v);
 		pbw__end(w);
 	}
 	for (int j = 0; j < e->nb; j++) {
@@ -555,7 +564,8 @@ static void encode_target(const struct resolve_input *in, const struct rtarget *
 	pbw__end(w);
 }
 
-/* One backend's definition as the agents get it; its headers first one of a key wins. */
+/* One backend's definition as the agents get it. Its headers come sorted by key from
+ * the object's map; a key given twice is written once. */
 static void encode_backend(const struct backend *b, struct encoding *e)
 {
 	struct pbw *w = &e->w;
@@ -593,7 +603,7 @@ uint8_t *resolve_encode(const struct resolve_input *in, const struct node_target
 	pbw__init(&e.w, 0);
 	pbw__begin(&e.w, 1);	/* ControllerMessage.targets */
 	pbw__uint64(&e.w, 1, version);
-	for (int i = 0; nt && i < nt->n && !e.err; i++)
+	for (int i = 0; nt && i < nt->n && !e.err && !e.w.err; i++)
 		encode_target(in, &nt->t[i], &e);
 	for (int i = 0; i < e.ns; i++) {	/* a backend not (or no longer) defined is left out */
 		const struct backend *b = !strcmp(e.sets[i], STORE_NAME) ? &store :
@@ -606,8 +616,7 @@ uint8_t *resolve_encode(const struct resolve_input *in, const struct node_target
 	if (!e.err && pbw__take(&e.w, &buf, ret_len))
 		buf = NULL;
 	pbw__release(&e.w);
-	free(e.lk);
-	free(e.lv);
+	free(e.l);
 	free(e.bk);
 	free(e.sets);
 	return buf;

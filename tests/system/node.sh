@@ -201,7 +201,7 @@ if [ -n "${ROOT:-}" ]; then
 	worker=$(folded_sum "$f" ";workerHot_\\[js\\](;[^;]*)* [0-9]+\$")
 	async=$(folded_sum "$f" ";asyncStep_\\[js\\](;[^;]*)* [0-9]+\$")
 	# C++ frames hold spaces ("void node::crypto::Decode<...>(...)"): only ";" splits frames
-	crypto=$(folded_sum "$f" "asyncLoop_\\[js\\];hashWork_\\[js\\];(.*;)?(SHA256_[A-Za-z_]*|libcrypto\\.so[^;]*)(;[^;]*)* [0-9]+\$")
+	crypto=$(folded_sum "$f" "(^|;)asyncLoop_\\[js\\];hashWork_\\[js\\];(.*;)?(SHA256_[A-Za-z_]*|libcrypto\\.so[^;]*)(;[^;]*)* [0-9]+\$")
 	echo "# mixed: $total samples: the worker's workerHot $worker, asyncStep $async, asyncLoop over OpenSSL $crypto"
 	check "mixed: the worker thread's samples are in workerHot, named ($worker of $total)" \
 		awk -v a="$worker" -v t="$total" 'BEGIN { exit !(a >= 0.3 * t) }'

@@ -848,10 +848,44 @@ static void test_workload_and_store(void **state)
 	hmap_free(&rsm);
 }
 
+/* The label of key k in t; fails the test when t has none. */
+static const char *target_label(const Profleet__Fleet__V1__Target *t, const char *k)
+{
+	for (size_t i = 0; i < t->n_labels; i++)
+		if (!strcmp(t->labels[i]->key, k))
+			return t->labels[i]->value;
+	fail_msg("target %s has no label %s", t->pod_name, k);
+	return NULL;
+}
+
+/* Encoded, decoded, packed again by protobuf-c: the same bytes (field order,
+ * proto3's empty strings and zeros left out). Returns the decoded message. */
+static Profleet__Fleet__V1__ControllerMessage *encode_decode(const struct resolve_input *in,
+							     const struct node_targets *nt,
+							     uint64_t version)
+{
+	Profleet__Fleet__V1__ControllerMessage *m;
+	uint8_t *buf, *again;
+	size_t len, len2;
+
+	buf = resolve_encode(in, nt, version, &len);
+	assert_non_null(buf);
+	m = profleet__fleet__v1__controller_message__unpack(NULL, len, buf);
+	assert_non_null(m);
+	assert_int_equal(m->msg_case, PROFLEET__FLEET__V1__CONTROLLER_MESSAGE__MSG_TARGETS);
+	again = malloc(profleet__fleet__v1__controller_message__get_packed_size(m) + 1);
+	assert_non_null(again);
+	len2 = profleet__fleet__v1__controller_message__pack(m, again);
+	assert_int_equal(len2, len);
+	assert_memory_equal(again, buf, len);
+	free(again);
+	free(buf);
+	return m;
+}
+
 /*
- * resolve_encode writes the set with pbw, not protobuf-c: its bytes must be what
- * protobuf-c packs from the decoded message (field order, proto3's empty
- * strings and zeros left out), with every label, header and backend in place.
+ * resolve_encode writes the set with pbw, not protobuf-c: every field in its
+ * place (each asserted by value), in the bytes protobuf-c would pack.
  */
 static void test_encode_is_canonical(void **state)
 {
@@ -859,109 +893,139 @@ static void test_encode_is_canonical(void **state)
 		POD("shop", "web-1", "node-a", "{app: web, tier: front, 'app.kubernetes.io/name': shopfront}",
 		    cid(21), cid(22)),
 		POD("shop", "web-2", "node-a", "{app: web}", cid(23), cid(24)),
+		POD("shop", "one", "node-b", "{only: a}", cid(25), cid(26)),
+		POD("shop", "two", "node-b", "{only: b}", cid(27), cid(28)),
+		POD("shop", "three", "node-b", "{only: c}", cid(29), cid(30)),
 	};
 	struct policy *pols[] = {
 		P("{metadata: {name: web, namespace: shop}, spec: {selector: {podSelector: {matchLabels: {app: web}}},"
 		  " sampling: {frequencyHz: 49}, labels: {static: {env: prod, empty: ''}, fromPodLabels: [tier, missing],"
 		  " serviceName: shop-web}, export: {backendRefs: [pyro, otel]}}}", false),
-		P("{metadata: {name: all, namespace: shop}, spec: {selector: {podSelector: {}},"
+		P("{metadata: {name: all, namespace: shop}, spec: {selector: {podSelector: {matchLabels: {app: web}}},"
 		  " labels: {static: {env: staging, team: a}}, export: {backendRefs: [otel, gone]}}}", false),
+		/* node-b: three targets of one backend each, each another */
+		P("{metadata: {name: a, namespace: shop}, spec: {selector: {podSelector: {matchLabels: {only: a}},"
+		  " containers: [app]}, export: {backendRefs: [b1]}}}", false),
+		P("{metadata: {name: b, namespace: shop}, spec: {selector: {podSelector: {matchLabels: {only: b}},"
+		  " containers: [app]}, export: {backendRefs: [b2]}}}", false),
+		P("{metadata: {name: c, namespace: shop}, spec: {selector: {podSelector: {matchLabels: {only: c}},"
+		  " containers: [app]}, export: {backendRefs: [b3]}}}", false),
 	};
-	bool active[] = { true, true };
-	struct backend be[3] = { 0 };
+	bool active[] = { true, true, true, true, true };
+	struct backend be[6] = { 0 };
+	const char *names[] = { "pyro", "otel", "gone", "b1", "b2", "b3" };
+	struct kv hdr[] = { { "X-Dup", "first" }, { "X-Dup", "second" }, { "X-Empty", "" },
+			    { "X-Org", "acme" } };
 	char *star[] = { "*" };
 	struct hmap bem = { 0 };
-	struct resolve_input in = { .policies = pols, .active = active, .npolicies = 2,
-				    .pods = pods, .npods = 2, .backends = &bem };
+	struct resolve_input in = { .policies = pols, .active = active, .npolicies = 5,
+				    .pods = pods, .npods = 5, .backends = &bem };
 	struct resolve_output out;
 	Profleet__Fleet__V1__ControllerMessage *m;
 	const Profleet__Fleet__V1__Target *t = NULL;
-	uint8_t *buf, *again;
-	size_t len, len2;
+	const Profleet__Fleet__V1__Backend *pyro;
+	uint8_t *buf;
+	size_t len;
 
 	(void)state;
-	be[0].name = "pyro";
-	be[0].type = "pyroscope";
-	be[0].url = "http://pyro:4040";
-	be[0].tenant = "";	/* empty: left out */
-	be[0].basic = "u:p";
-	be[0].headers = L("{X-Org: acme, X-Empty: ''}");
-	be[1].name = "otel";
-	be[1].type = "otlp-http";
-	be[1].bearer = "tok";
-	be[2].name = "gone";
-	for (int i = 0; i < 3; i++) {
+	for (int i = 0; i < 6; i++) {
+		be[i].name = (char *)names[i];
+		be[i].type = "otlp-http";
 		be[i].allowed = star;
 		be[i].nallowed = 1;
 		assert_int_equal(hmap_put(&bem, be[i].name, &be[i], NULL), 0);
 	}
+	be[0].type = "pyroscope";
+	be[0].url = "http://pyro:4040";
+	be[0].tenant = "team-a";
+	be[0].basic = "u:p";
+	be[0].headers = (struct labels){ .n = 4, .kv = hdr };
+	be[1].tenant = "";	/* empty: left out */
+	be[1].bearer = "tok";
 	assert_int_equal(resolve(&in, &out), 0);
-	assert_true(out.results[0].accepted && out.results[1].accepted);
+	for (int i = 0; i < 5; i++)
+		assert_true(out.results[i].accepted);
 	hmap_del(&bem, "gone");	/* deleted since the sets were built: its definition is left out */
 
-	buf = resolve_encode(&in, node(&out, "node-a"), 300, &len);
-	assert_non_null(buf);
-	m = profleet__fleet__v1__controller_message__unpack(NULL, len, buf);
-	assert_non_null(m);
-	again = malloc(profleet__fleet__v1__controller_message__get_packed_size(m));
-	len2 = profleet__fleet__v1__controller_message__pack(m, again);
-	assert_int_equal(len2, len);
-	assert_memory_equal(again, buf, len);
-
+	m = encode_decode(&in, node(&out, "node-a"), 300);
 	assert_int_equal(m->targets->version, 300);
 	assert_int_equal(m->targets->n_targets, 4);
 	for (size_t i = 0; i < m->targets->n_targets; i++)
 		if (!strcmp(m->targets->targets[i]->container_id, cid(21)))
 			t = m->targets->targets[i];
 	assert_non_null(t);
+	assert_string_equal(t->pod_uid, "uid-shop-web-1");
+	assert_string_equal(t->namespace_, "shop");
+	assert_string_equal(t->pod_name, "web-1");
+	assert_string_equal(t->container_name, "app");
 	assert_int_equal(t->frequency_hz, 49);
 	assert_int_equal(t->n_policies, 2);
+	assert_string_equal(t->policies[0], "shop/all");	/* by key */
+	assert_string_equal(t->policies[1], "shop/web");
 	/* service name first (the one policy with a rule), then the labels in the
-	 * policies' key order (shop/all, shop/web), the first of a key winning
-	 * (env=staging), a missing pod label left out */
+	 * policies' key order, the first of a key winning (env=staging), an empty
+	 * value kept, a missing pod label left out */
 	assert_int_equal(t->n_labels, 5);
 	assert_string_equal(t->labels[0]->key, "service_name");
 	assert_string_equal(t->labels[0]->value, "shop-web");
-	for (size_t k = 0; k < t->n_labels; k++) {
-		if (!strcmp(t->labels[k]->key, "env"))
-			assert_string_equal(t->labels[k]->value, "staging");
-		if (!strcmp(t->labels[k]->key, "empty"))
-			assert_string_equal(t->labels[k]->value, "");
-		if (!strcmp(t->labels[k]->key, "tier"))
-			assert_string_equal(t->labels[k]->value, "front");
-		assert_string_not_equal(t->labels[k]->key, "missing");
-	}
-	/* the target names all three backends, once each; the set defines the two known */
+	assert_string_equal(target_label(t, "env"), "staging");
+	assert_string_equal(target_label(t, "team"), "a");
+	assert_string_equal(target_label(t, "empty"), "");
+	assert_string_equal(target_label(t, "tier"), "front");
+	/* the target names its three backends once each; the set defines the two known */
 	assert_int_equal(t->n_backends, 3);
 	assert_string_equal(t->backends[0], "otel");
 	assert_string_equal(t->backends[1], "gone");
 	assert_string_equal(t->backends[2], "pyro");
 	assert_int_equal(m->targets->n_backends, 2);
+	assert_string_equal(m->targets->backends[0]->name, "otel");
+	assert_string_equal(m->targets->backends[0]->type, "otlp-http");
+	assert_string_equal(m->targets->backends[0]->tenant_id, "");
 	assert_string_equal(m->targets->backends[0]->bearer_token, "tok");
-	assert_string_equal(m->targets->backends[1]->name, "pyro");
-	assert_string_equal(m->targets->backends[1]->url, "http://pyro:4040");
-	assert_string_equal(m->targets->backends[1]->tenant_id, "");
-	assert_string_equal(m->targets->backends[1]->basic_auth, "u:p");
-	assert_int_equal(m->targets->backends[1]->n_headers, 2);
+	assert_string_equal(m->targets->backends[0]->basic_auth, "");
+	pyro = m->targets->backends[1];
+	assert_string_equal(pyro->name, "pyro");
+	assert_string_equal(pyro->type, "pyroscope");
+	assert_string_equal(pyro->url, "http://pyro:4040");
+	assert_string_equal(pyro->tenant_id, "team-a");
+	assert_string_equal(pyro->bearer_token, "");
+	assert_string_equal(pyro->basic_auth, "u:p");
+	/* a header key given twice is written once, the first */
+	assert_int_equal(pyro->n_headers, 3);
+	assert_string_equal(pyro->headers[0]->key, "X-Dup");
+	assert_string_equal(pyro->headers[0]->value, "first");
+	assert_string_equal(pyro->headers[1]->key, "X-Empty");
+	assert_string_equal(pyro->headers[1]->value, "");
+	assert_string_equal(pyro->headers[2]->value, "acme");
 	profleet__fleet__v1__controller_message__free_unpacked(m, NULL);
-	free(again);
-	free(buf);
+
+	/* node-b: each target has one backend of its own; the set defines all three */
+	m = encode_decode(&in, node(&out, "node-b"), 1);
+	assert_int_equal(m->targets->n_targets, 3);
+	assert_int_equal(m->targets->n_backends, 3);
+	for (size_t i = 0; i < 3; i++) {
+		t = m->targets->targets[i];
+		assert_int_equal(t->n_backends, 1);
+		assert_int_equal(t->n_labels, 0);
+		assert_string_equal(m->targets->backends[i]->name, t->backends[0]);
+	}
+	profleet__fleet__v1__controller_message__free_unpacked(m, NULL);
 
 	/* an empty set: ControllerMessage{targets: {}} */
 	buf = resolve_encode(&in, NULL, 0, &len);
+	assert_non_null(buf);
 	assert_int_equal(len, 2);
 	assert_int_equal(buf[0], 0x0a);
 	assert_int_equal(buf[1], 0);
 	free(buf);
 
 	resolve_output_free(&out);
-	for (int i = 0; i < 2; i++) {
+	for (int i = 0; i < 5; i++) {
 		pod_free(pods[i]);
 		free(pods[i]);
 		policy_free(pols[i]);
 		free(pols[i]);
 	}
-	labels_free(&be[0].headers);
 	hmap_free(&bem);
 }
 
