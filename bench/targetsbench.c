@@ -6,6 +6,7 @@
  * spread over nodes, one "bench" policy selecting them all and more policies
  * selecting a tenth each. Prints the time of each and their ratio for:
  *   - a policy change that touches every node (the bench policy's frequency),
+ *   - that policy deleted, and created again (every pod matched against it),
  *   - a policy change that touches a tenth of the nodes' pods,
  *   - a burst of pod changes (what 200 pods a second bring in one 200 ms pass),
  * and the memory the kept state takes per pod. Numbers, never pass/fail.
@@ -213,6 +214,20 @@ int main(int argc, char **argv)
 	replace(&policies, "P:fleet/bench", make_policy(0, 29, gen), false);
 	kept = sync_once(t, &v, &w, &built);
 	line("policy change touching every node", kept, built, full = full_pass(&pods, &policies));
+
+	/* the bench policy deleted, then created again (bench/fleet.sh's first round):
+	 * every pod leaves it, then every pod is matched against it */
+	{
+		struct policy *gone = hmap_del(&policies, "P:fleet/bench");
+
+		policy_free(gone);
+		free(gone);
+	}
+	kept = sync_once(t, &v, &w, &built);
+	line("policy selecting every pod deleted", kept, built, full_pass(&pods, &policies));
+	replace(&policies, "P:fleet/bench", make_policy(0, 29, ++gen), false);
+	kept = sync_once(t, &v, &w, &built);
+	line("policy selecting every pod created", kept, built, full);
 
 	/* a policy selecting a tenth of the pods */
 	replace(&policies, "P:fleet/extra-1", make_policy(1, 23, gen), false);

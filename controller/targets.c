@@ -228,6 +228,55 @@ static bool same_matches(const struct tpod *tp, const struct tmatch *m, int n, c
 	return true;
 }
 
+/* The match of slot s among m's n (RESOLVE_NONE when it has none). */
+static enum resolve_match match_of(const struct tmatch *m, int n, int s)
+{
+	for (int i = 0; i < n; i++)
+		if (m[i].slot == s)
+			return m[i].m;
+	return RESOLVE_NONE;
+}
+
+/* One match of slot s counted in (sign 1) or out (-1), on node. */
+static void count_one(struct targets *t, int s, enum resolve_match m, const char *node, int sign)
+{
+	struct tpolicy *p = t->slot[s];
+
+	if (m == RESOLVE_WAITING) {
+		p->result.waiting += sign;
+	} else if (m == RESOLVE_TARGETED) {
+		p->result.pods += sign;
+		node_count(t, p, node, sign);
+	}
+}
+
+/*
+ * One policy matched again (only), the pod still on the node its targeted
+ * matches count on (or on none, before and after): only that policy's counts
+ * move, where count() would take every match out and put it back (a policy
+ * made or deleted moves one match of each of a cluster's pods). True when done.
+ */
+static bool pod_sync_one(struct targets *t, struct tpod *tp, int only, const char *node, int n)
+{
+	enum resolve_match was = match_of(tp->m, tp->n, only), now = match_of(t->scratch, n, only);
+	struct tmatch *m;
+
+	if (!n || !tp->node != !node || (node && strcmp(tp->node, node)))
+		return false;
+	if (n != tp->n) {
+		if (!(m = realloc(tp->m, (size_t)n * sizeof(*m))))
+			return false;	/* the whole way then, which reports it */
+		tp->m = m;
+	}
+	memcpy(tp->m, t->scratch, (size_t)n * sizeof(*tp->m));
+	tp->n = n;
+	count_one(t, only, was, node, -1);
+	count_one(t, only, now, node, 1);
+	if (node && (was == RESOLVE_TARGETED || now == RESOLVE_TARGETED))
+		mark_dirty(t, node);	/* its set gains or loses the policy */
+	return true;
+}
+
 /*
  * Matches the pod (NULL: gone) again against every policy (only < 0) or one,
  * and moves the counts. A pod that changed (every policy) has its node built
@@ -251,6 +300,8 @@ static void pod_sync(struct targets *t, const char *uid, const struct pod *pod, 
 	if (only < 0 && tp)	/* its new node, if another, is marked as it is counted there */
 		mark_dirty(t, tp->node);
 	if (same_matches(tp, t->scratch, n, node))
+		return;
+	if (only >= 0 && tp && pod_sync_one(t, tp, only, node, n))
 		return;
 	if (tp)
 		count(t, uid, tp, -1);
