@@ -21,6 +21,16 @@
 
 #define API_GROUP "profiling.profleet.dev"
 
+static size_t min_size(size_t a, size_t b)
+{
+	return a < b ? a : b;
+}
+
+bool auth_http_passing(long status)
+{
+	return status == 0 || status == 429 || status >= 500;
+}
+
 unsigned int auth_review_token(struct k8s_client *kc, const char *token, const char *audience,
 			       cJSON **ret_user, char *why, size_t whylen)
 {
@@ -43,6 +53,8 @@ unsigned int auth_review_token(struct k8s_client *kc, const char *token, const c
 				 body, &r) || r.status != 201) {
 		snprintf(why, whylen, "token review failed: %s",
 			 body ? k8s_response_message(&r) : "out of memory");
+		if (body && !auth_http_passing(r.status))
+			status = 403;	/* e.g. no right to review: not passing */
 	} else if (!cJSON_IsTrue(k8s_get(r.json, "status.authenticated"))) {
 		snprintf(why, whylen, "token not authenticated%s%s",
 			 k8s_str(r.json, "status.error") ? ": " : "",
@@ -341,22 +353,24 @@ static bool agent_pod_ok(struct ctl *c, const char *pod_name, const char *pod_ui
 	snprintf(key, sizeof(key), "%s/%s", c->opt.agent_sa_ns, pod_name);
 	pthread_rwlock_rdlock(&c->cache_lock);
 	pod = hmap_get(&c->pods_by_name, key);
-	/* a pod just started may not be in the cache yet, nor have its IP: passing */
-	*retry = !pod || (!c->opt.no_agent_address_check && !pod->ips);
-	if (!pod)
+	*retry = false;
+	if (!pod) {	/* a pod just started may not be in the cache yet: passing */
 		snprintf(why, whylen, "agent pod %s not found", key);
-	else if (strcmp(pod->uid, pod_uid))
+		*retry = true;
+	} else if (strcmp(pod->uid, pod_uid)) {
 		snprintf(why, whylen, "agent pod %s was replaced (uid mismatch)", key);
-	else if (!pod->node || strcmp(pod->node, node))
+	} else if (!pod->node || strcmp(pod->node, node)) {
 		snprintf(why, whylen, "agent pod %s runs on node '%s', not '%s'", key,
 			 pod->node ? pod->node : "", node);
-	else if (!c->opt.no_agent_address_check && !pod->ips)
+	} else if (!c->opt.no_agent_address_check && !pod->ips) {
 		snprintf(why, whylen, "agent pod %s has no IP yet", key);
-	else if (!c->opt.no_agent_address_check && !auth_addr_in_list(peer, pod->ips))
+		*retry = true;	/* nor have its IP */
+	} else if (!c->opt.no_agent_address_check && !auth_addr_in_list(peer, pod->ips)) {
 		snprintf(why, whylen, "agent pod %s has IP %s; this connection comes from %s",
 			 key, pod->ips, peer);
-	else
+	} else {
 		ok = true;
+	}
 	pthread_rwlock_unlock(&c->cache_lock);
 	return ok;
 }
@@ -445,10 +459,10 @@ static void *auth_main(void *arg)
 			snprintf(why, sizeof(why), "not the leader");
 		} else {
 			ok = c->opt.insecure_trust_agents ||
-			     review_agent(c, a->kc, token, node, peer, why, sizeof(why) -
-					  strlen(FLEET_RETRY_SOON), &retry);
-			if (!ok && retry)
-				strcat(why, FLEET_RETRY_SOON);
+			     review_agent(c, a->kc, token, node, peer, why, sizeof(why), &retry);
+			if (!ok && retry)	/* the suffix kept whole: the reason cut for it */
+				snprintf(why + min_size(strlen(why), sizeof(why) - sizeof(FLEET_RETRY_SOON)),
+					 sizeof(FLEET_RETRY_SOON), "%s", FLEET_RETRY_SOON);
 		}
 		explicit_bzero(token, sizeof(token));
 		ctl_lock(c);

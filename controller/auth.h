@@ -17,11 +17,15 @@ struct k8s_client;
 
 /*
  * Reviews a token (for audience, or the API server's when NULL). 0 when it
- * is authenticated: *ret_user gets status.user (the caller frees it); else
- * 401 (not valid) or 503 (the review failed), with why.
+ * is authenticated: *ret_user gets status.user (the caller frees it); else,
+ * with why, 401 (not valid), 503 (the review could not be made and may be
+ * soon: no answer, 429 or 5xx; auth_http_passing) or 403 (refused for good,
+ * e.g. the controller may not create TokenReviews).
  */
 unsigned int auth_review_token(struct k8s_client *kc, const char *token, const char *audience,
 			       cJSON **ret_user, char *why, size_t whylen);
+/* An API request's failure that may pass: no answer (status 0), 429 or 5xx. */
+bool auth_http_passing(long status);
 /*
  * May user (status.user of a review) get the policy (ns NULL: a cluster
  * policy)? 0 when allowed; else 403 or 503 with why.

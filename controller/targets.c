@@ -123,7 +123,13 @@ static void mark_dirty(struct targets *t, const char *node)
 
 static void node_count(struct targets *t, struct tpolicy *p, const char *node, int sign)
 {
-	intptr_t n = (intptr_t)hmap_get(&p->nodes, node) + sign;
+	intptr_t n;
+
+	/* a targeted match needs a bound pod; a record a change is still on its way
+	 * for may not (a pod unbound since: never in Kubernetes, but no crash) */
+	if (!node)
+		return;
+	n = (intptr_t)hmap_get(&p->nodes, node) + sign;
 
 	if (n == 1 && sign > 0)
 		p->result.nodes_gen++;	/* a node joins */
@@ -139,8 +145,11 @@ static void node_count(struct targets *t, struct tpolicy *p, const char *node, i
 static void node_pod(struct targets *t, const char *node, const char *uid, struct tpod *tp,
 		     int sign)
 {
-	struct hmap *pods = hmap_get(&t->nodes, node);
+	struct hmap *pods;
 
+	if (!node)	/* as node_count: both skip it, in and out alike */
+		return;
+	pods = hmap_get(&t->nodes, node);
 	mark_dirty(t, node);
 	if (sign < 0) {
 		if (pods && hmap_del(pods, uid) && !pods->n) {

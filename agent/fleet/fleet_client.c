@@ -13,6 +13,7 @@
 #include "log.h"
 
 #define FLEET_PROTOCOL_VERSION 1
+#define FLEET_PASSING_RETRIES 10	/* passing refusals in a row retried within ~2 s */
 #define MAX_CONTROLLER_FRAME (64u << 20)	/* a target set of many thousand containers */
 #define MAX_TOKEN 16384
 
@@ -27,6 +28,7 @@ struct fleet_client {
 	struct lws *wsi;
 	lws_sorted_usec_list_t sul;
 	unsigned int attempt;
+	unsigned int passing;	/* passing refusals in a row (fleet_refusal_passing) */
 	/* rx assembly (lws thread) */
 	uint8_t *rx;
 	size_t rx_len;
@@ -183,6 +185,7 @@ static void handle_frame(struct fleet_client *fc, const uint8_t *buf, size_t len
 		m->msg_case = PROFLEET__FLEET__V1__CONTROLLER_MESSAGE__MSG__NOT_SET;
 		fc->stats.sets_received++;
 		fc->attempt = 0;	/* a working connection: start backoff over */
+		fc->passing = 0;
 		fc->accepted = true;
 	} else if (m->msg_case == PROFLEET__FLEET__V1__CONTROLLER_MESSAGE__MSG_STORED) {
 		if (m->stored->id == fc->upload_id) {
@@ -193,11 +196,16 @@ static void handle_frame(struct fleet_client *fc, const uint8_t *buf, size_t len
 			pthread_cond_broadcast(&fc->upload_cond);
 		}
 	} else if (m->msg_case == PROFLEET__FLEET__V1__CONTROLLER_MESSAGE__MSG_REFUSAL) {
+		bool passing = fleet_refusal_passing(m->refusal->reason);	/* before a cut */
+
 		fc->stats.refusals++;
 		snprintf(fc->stats.last_refusal, sizeof(fc->stats.last_refusal), "%s",
 			 m->refusal->reason ? m->refusal->reason : "");
 		log_warn("fleet: the controller refused this agent: %s", fc->stats.last_refusal);
-		if (fleet_refusal_passing(fc->stats.last_refusal) && fc->attempt > 2)
+		/* soon again, but not for ever: a failure that lasts is backed off from,
+		 * or a whole fleet would review its tokens every second */
+		fc->passing = passing ? fc->passing + 1 : 0;
+		if (passing && fc->passing <= FLEET_PASSING_RETRIES && fc->attempt > 2)
 			fc->attempt = 2;
 	}
 	pthread_mutex_unlock(&fc->lock);

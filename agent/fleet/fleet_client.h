@@ -22,7 +22,7 @@ struct fleet_client_opts {
 struct fleet_client_stats {
 	uint64_t connects, disconnects, refusals, bad_frames, sets_received;
 	bool connected;
-	char last_refusal[200];
+	char last_refusal[320];	/* as long as the controller sends */
 };
 
 struct fleet_client;
@@ -50,7 +50,8 @@ void fleet_client_stats(struct fleet_client *fc, struct fleet_client_stats *ret)
 /* A refusal for something that passes: the controller replica is not the leader, or
  * its reason ends in " (retry soon)" (the API server unreachable during the review,
  * the agent's pod not in the controller's cache yet). The agent then connects again
- * within its first backoff steps (about a second) instead of up to 30 s later. */
+ * within its first backoff steps (about a second; the first 10 in a row) instead of up
+ * to 30 s later. */
 bool fleet_refusal_passing(const char *reason);
 /* Splits ws[s]://host[:port][/path]; returns 0 or -EINVAL. */
 int fleet_parse_url(const char *url, bool *ret_tls, char *host, size_t hostlen, int *ret_port,

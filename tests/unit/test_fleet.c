@@ -14,6 +14,7 @@
 #include "helpers.h"
 
 #include "fleet.pb-c.h"
+#include "auth.h"
 #include "controller.h"
 #include "fleet_client.h"
 #include "hmap.h"
@@ -1132,6 +1133,13 @@ static void test_times_and_backoff(void **state)
 	assert_false(fleet_refusal_passing("(retry soon) is not at the end"));
 	assert_false(fleet_refusal_passing(""));
 	assert_false(fleet_refusal_passing(NULL));
+	/* the controller's side: which failed reviews may pass */
+	assert_true(auth_http_passing(0));	/* no answer */
+	assert_true(auth_http_passing(429));
+	assert_true(auth_http_passing(503));
+	assert_false(auth_http_passing(403));	/* no right to review: for good */
+	assert_false(auth_http_passing(401));
+	assert_false(auth_http_passing(404));
 }
 
 static void test_url(void **state)

@@ -557,6 +557,16 @@ static void test_kept_equals_from_scratch(void **state)
 			del(&w.pods, late, pod_destroy);
 			hmap_del(&work.pods, late);
 			policy_change(&w, (int)rnd(NPOLICIES), false);
+		} else if (!rnd(19)) {
+			/* a pod changed whose key comes one sync late, with a policy
+			 * changed: that policy is matched against the pod as it is now
+			 * while the pod's record is still the old one */
+			int i = (int)rnd(NPODS);
+
+			snprintf(late, sizeof(late), "uid-%d", i);
+			pod_change(&w, i, &work);
+			hmap_del(&work.pods, late);
+			policy_change(&w, (int)rnd(NPOLICIES), false);
 		}
 		hmap_for_each(&work.nodes, it)
 			snprintf(agent, sizeof(agent), "%s", it->key);
