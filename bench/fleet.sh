@@ -14,7 +14,8 @@
 # Environment: FLEET_SIZES (default "500:5000 1000:10000", AGENTS:PODS each),
 # FLEET_POLICIES (default 1: the changing one; more select a tenth of the pods
 # each), FLEET_CHURN (pods created and deleted a second during the rounds,
-# default 0), FLEET_CHURN_WINDOW (churn pods alive at once, default 2000),
+# default 0; the rounds start once the window is full and pods are being
+# deleted), FLEET_CHURN_WINDOW (churn pods alive at once, default 2000),
 # PROFLEET_CONTROLLER (another controller binary, e.g. an older build, to
 # compare in the same conditions), FLEET_LOG_LEVEL (the controller's, default
 # warn; its log is copied to FLEET_LOG.AGENTS when FLEET_LOG is set).
