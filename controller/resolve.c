@@ -1,12 +1,12 @@
 // SPDX-License-Identifier: Apache-2.0
 /* Policies x pods -> per-node target sets; see resolve.h. */
 #include <errno.h>
-#include <limits.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
+#include "grow.h"
 #include "hmap.h"
 #include "pbw.h"
 #include "resolve.h"
@@ -407,7 +407,7 @@ const struct node_targets *resolve_find_node(const struct resolve_output *out, c
  * proto3's empty strings and zeros left out: the bytes protobuf-c would pack
  * (tests/unit/test_fleet.c compares them), in one pass, without protobuf-c's
  * message structs and its size pre-pass. The names written come from scratch
- * arrays grown for the largest target, not allocated per target.
+ * arrays grown (grow_array) for the largest target, not allocated per target.
  */
 struct label_ref {
 	const char *k, *v;
@@ -416,30 +416,16 @@ struct label_ref {
 struct encoding {
 	struct pbw w;
 	struct label_ref *l;	/* a target's labels: first one of a key wins */
-	int nl, capl;
+	int nl;
+	uint32_t capl;
 	const char **bk;	/* a target's backend names, once each */
-	int nb, capb;
+	int nb;
+	uint32_t capb;
 	const char **sets;	/* every backend name the set's targets give, once each */
-	int ns, caps;
+	int ns;
+	uint32_t caps;
 	int err;		/* a scratch's allocation failed; pbw keeps its own */
 };
-
-/* *v holds need elements of size sz at least; 0, or the (sticky) error */
-static int grow(void *v, int *cap, int need, size_t sz, int err)
-{
-	void *n;
-
-	if (err || need <= *cap)
-		return err;
-	if (need > INT_MAX / 2)
-		return -EOVERFLOW;
-	n = realloc(*(void **)v, (size_t)need * 2 * sz);
-	if (!n)
-		return -ENOMEM;
-	*(void **)v = n;
-	*cap = need * 2;
-	return 0;
-}
 
 static bool name_in(const char *const *v, int n, const char *s)
 {
@@ -461,7 +447,7 @@ static void label_add(struct encoding *e, const char *k, const char *v)
 	for (int i = 0; i < e->nl; i++)
 		if (!strcmp(e->l[i].k, k))
 			return;	/* policy order, then precedence */
-	if (e->nl < e->capl)
+	if ((uint32_t)e->nl < e->capl)
 		e->l[e->nl++] = (struct label_ref){ k, v };
 }
 
@@ -514,18 +500,21 @@ static void policy_labels(const struct resolve_input *in, const struct rtarget *
 static int target_scratch(const struct resolve_input *in, const struct rtarget *rt,
 			  struct encoding *e)
 {
-	int nl = 2, nb = 0;
+	uint32_t nl = 2, nb = 0;
 
 	for (int k = 0; k < rt->npolicies; k++) {
 		const struct policy *p = in->policies[rt->policies[k]];
 
-		nl += p->static_labels.n + p->ncopy;
-		nb += p->nbackends ? p->nbackends : 1;
+		nl += (uint32_t)(p->static_labels.n + p->ncopy);
+		nb += p->nbackends ? (uint32_t)p->nbackends : 1;
 	}
-	e->err = grow(&e->l, &e->capl, nl, sizeof(*e->l), e->err);
-	e->err = grow(&e->bk, &e->capb, nb, sizeof(*e->bk), e->err);
-	e->err = e->ns > INT_MAX - nb ? -EOVERFLOW : e->err;
-	e->err = grow(&e->sets, &e->caps, e->ns + nb, sizeof(*e->sets), e->err);
+	if (!e->err)
+		e->err = grow_array((void **)&e->l, &e->capl, nl, sizeof(*e->l), 8);
+	if (!e->err)
+		e->err = grow_array((void **)&e->bk, &e->capb, nb, sizeof(*e->bk), 8);
+	if (!e->err)	/* the set's names: at most every target's, all distinct */
+		e->err = grow_array((void **)&e->sets, &e->caps, (uint32_t)e->ns + nb,
+				    sizeof(*e->sets), 8);
 	e->nl = e->nb = 0;
 	return e->err;
 }

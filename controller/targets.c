@@ -169,21 +169,27 @@ static void node_pod(struct targets *t, const char *node, const char *uid, struc
 	nomem(t, hmap_put(pods, uid, tp, NULL));
 }
 
+/* One match of slot s counted in (sign 1) or out (-1), on node. */
+static void count_one(struct targets *t, int s, enum resolve_match m, const char *node, int sign)
+{
+	struct tpolicy *p = t->slot[s];
+
+	if (m == RESOLVE_WAITING) {
+		p->result.waiting += sign;
+	} else if (m == RESOLVE_TARGETED) {
+		p->result.pods += sign;
+		node_count(t, p, node, sign);
+	}
+}
+
 /* tp's matches added to (sign 1) or taken from (-1) its policies' counts. */
 static void count(struct targets *t, const char *uid, struct tpod *tp, int sign)
 {
 	bool targeted = false;
 
 	for (int i = 0; i < tp->n; i++) {
-		struct tpolicy *p = t->slot[tp->m[i].slot];
-
-		if (tp->m[i].m == RESOLVE_WAITING) {
-			p->result.waiting += sign;
-			continue;
-		}
-		p->result.pods += sign;
-		node_count(t, p, tp->node, sign);
-		targeted = true;
+		count_one(t, tp->m[i].slot, tp->m[i].m, tp->node, sign);
+		targeted |= tp->m[i].m == RESOLVE_TARGETED;
 	}
 	if (targeted)
 		node_pod(t, tp->node, uid, tp, sign);
@@ -244,19 +250,6 @@ static enum resolve_match match_of(const struct tmatch *m, int n, int s)
 		if (m[i].slot == s)
 			return m[i].m;
 	return RESOLVE_NONE;
-}
-
-/* One match of slot s counted in (sign 1) or out (-1), on node. */
-static void count_one(struct targets *t, int s, enum resolve_match m, const char *node, int sign)
-{
-	struct tpolicy *p = t->slot[s];
-
-	if (m == RESOLVE_WAITING) {
-		p->result.waiting += sign;
-	} else if (m == RESOLVE_TARGETED) {
-		p->result.pods += sign;
-		node_count(t, p, node, sign);
-	}
 }
 
 /*
