@@ -53,6 +53,7 @@ struct store {
 	size_t n, cap;
 	uint64_t seq, next_blob;
 	struct hmap buckets;	/* namespace -> struct bucket */
+	bool prune;		/* a bucket went empty: prune_buckets() has work */
 	struct store_stats st;
 };
 
@@ -131,6 +132,26 @@ static void account(struct store *s, struct bucket *b, const struct entry *e, in
 		s->st.bytes -= w;
 		b->blobs -= e->counted;
 		b->bytes -= w;
+		s->prune |= !b->bytes;
+	}
+}
+
+/*
+ * Frees the buckets of namespaces that hold nothing any more: namespaces come
+ * and go, and kept they would pile up. Not from drop(): its callers hold a
+ * bucket (enforce) or iterate them (store_open); this runs where none does.
+ * Under the lock.
+ */
+static void prune_buckets(struct store *s)
+{
+	if (!s->prune)
+		return;
+	s->prune = false;
+	hmap_for_each(&s->buckets, it) {
+		const struct bucket *b = it->val;
+
+		if (!b->bytes && !b->blobs)	/* deleting the current entry: safe */
+			free(hmap_del_entry(&s->buckets, it));
 	}
 }
 
@@ -147,8 +168,10 @@ static long insert(struct store *s, struct entry *ne)
 		size_t cap = s->cap ? s->cap * 2 : 256;
 		struct entry *p = realloc(s->e, cap * sizeof(*p));
 
-		if (!p)
+		if (!p) {
+			s->prune |= !b->bytes;	/* made for this entry, maybe */
 			return -ENOMEM;
+		}
 		s->e = p;
 		s->cap = cap;
 	}
@@ -167,18 +190,31 @@ static long insert(struct store *s, struct entry *ne)
 	return (long)lo;
 }
 
+/* Removes an entry's file rel (one link of its blob); one already gone is fine. */
+static void remove_file(const struct store *s, const char *rel)
+{
+	char path[4096];
+
+	snprintf(path, sizeof(path), "%s/%s", s->o.dir, rel);
+	if (unlink(path) && errno != ENOENT)
+		log_warn("store: cannot remove %s: %s", path, strerror(errno));
+}
+
+/* Takes entry e out of the totals and out of its bucket's. Under the lock. */
+static void unaccount(struct store *s, const struct entry *e)
+{
+	char name[300];
+
+	/* every entry's bucket was made when it was inserted: looked up, never added
+	 * (store_open's hmap_for_each may be dropping) */
+	account(s, hmap_get(&s->buckets, bucket_name(e->key, name, sizeof(name))), e, -1);
+}
+
 /* Removes entry i and its file (one link of its blob). Under the lock. */
 static void drop(struct store *s, size_t i)
 {
-	char path[4096], name[300];
-
-	snprintf(path, sizeof(path), "%s/%s", s->o.dir, s->e[i].rel);
-	if (unlink(path) && errno != ENOENT)
-		log_warn("store: cannot remove %s: %s", path, strerror(errno));
-	/* every entry's bucket was made when it was inserted: looked up, never added
-	 * (store_open's hmap_for_each may be dropping) */
-	account(s, hmap_get(&s->buckets, bucket_name(s->e[i].key, name, sizeof(name))), &s->e[i],
-		-1);
+	remove_file(s, s->e[i].rel);
+	unaccount(s, &s->e[i]);
 	entry_free(&s->e[i]);
 	memmove(&s->e[i], &s->e[i + 1], (s->n - i - 1) * sizeof(*s->e));
 	s->n--;
@@ -445,6 +481,7 @@ struct store *store_open(const struct store_opts *opts, char *err, size_t errlen
 	hmap_for_each(&s->buckets, it)	/* enforce only drops: no bucket is added */
 		enforce(s, it->key, UINT64_MAX);
 	enforce(s, NULL, UINT64_MAX);
+	prune_buckets(s);	/* the loop above is over: no bucket is held now */
 	return s;
 }
 
@@ -568,6 +605,7 @@ static size_t put_bucket(struct store *s, const char *const *keys, size_t nkeys,
 		}
 	}
 	enforce(s, bucket, keep);
+	prune_buckets(s);
 	pthread_mutex_unlock(&s->lock);
 	if (e) {
 		*ret_err = e;
@@ -623,18 +661,73 @@ int store_put(struct store *s, const char *const *keys, size_t nkeys, const char
 	return stored ? 0 : err;
 }
 
+/*
+ * Takes what ended before cutoff out of the index in one pass (the kept
+ * entries slide down in place, in their order: no memmove of the tail per
+ * entry) and out of the totals. A blob's links have the same times: they all
+ * go. Their names (rel) go into gone, for the caller to remove the files
+ * once the lock is released; without gone (out of memory) removed here.
+ * Returns how many names went into gone. Under the lock.
+ */
+static size_t expire_locked(struct store *s, int64_t cutoff, char **gone)
+{
+	size_t k = 0, ngone = 0;
+
+	for (size_t i = 0; i < s->n; i++) {
+		struct entry *e = &s->e[i];
+
+		if (e->until_s >= cutoff) {
+			if (k != i)
+				s->e[k] = *e;
+			k++;
+			continue;
+		}
+		s->st.evicted_age += e->counted;
+		unaccount(s, e);
+		if (gone) {
+			gone[ngone++] = e->rel;	/* the caller's now */
+			e->rel = NULL;
+		} else {
+			remove_file(s, e->rel);
+		}
+		entry_free(e);
+	}
+	s->n = k;
+	return ngone;
+}
+
+/* How many entries ended before cutoff. Under the lock. */
+static size_t count_expired(const struct store *s, int64_t cutoff)
+{
+	size_t n = 0;
+
+	for (size_t i = 0; i < s->n; i++)
+		n += s->e[i].until_s < cutoff;
+	return n;
+}
+
 void store_expire(struct store *s, int64_t now_s)
 {
+	const int64_t cutoff = now_s - s->o.retention_s;
+	char **gone = NULL;
+	size_t n;
+
 	pthread_mutex_lock(&s->lock);
-	for (size_t i = 0; i < s->n;) {
-		if (s->e[i].until_s < now_s - s->o.retention_s) {
-			s->st.evicted_age += s->e[i].counted;
-			drop(s, i);	/* its links have the same times: they go too */
-		} else {
-			i++;
-		}
+	n = count_expired(s, cutoff);
+	if (n) {
+		/* the files are removed after the lock (every upload and query waits
+		 * for it): one name per expired entry, NULL: removed under it */
+		gone = malloc(n * sizeof(*gone));
+		n = expire_locked(s, cutoff, gone);
+		prune_buckets(s);
 	}
 	pthread_mutex_unlock(&s->lock);
+	/* names are never reused (the seq in them): no upload made one meanwhile */
+	for (size_t i = 0; i < n; i++) {
+		remove_file(s, gone[i]);
+		free(gone[i]);
+	}
+	free(gone);
 }
 
 static uint8_t *read_file(const char *path, size_t max, size_t *ret_len)
@@ -708,6 +801,7 @@ void store_stats(struct store *s, struct store_stats *ret)
 {
 	pthread_mutex_lock(&s->lock);
 	*ret = s->st;
+	ret->namespaces = s->buckets.n;
 	pthread_mutex_unlock(&s->lock);
 }
 

@@ -38,6 +38,7 @@ struct store_stats {
 	uint64_t stored, refused;	/* uploads stored / refused (bad input, disk errors) */
 	uint64_t evicted_full, evicted_age;	/* profiles dropped to stay within the bounds */
 	uint64_t evicted_quota;	/* ... within their namespace's share */
+	uint64_t namespaces;	/* namespaces holding profiles now (cluster policies: one more) */
 };
 
 struct store_policy_stats {
@@ -76,7 +77,10 @@ int store_put(struct store *s, const char *const *keys, size_t nkeys, const char
 int store_query(struct store *s, const char *policy_key, int64_t from_s, int64_t until_s,
 		struct pprof_merge *m, unsigned int *ret_bad);
 
-/* Drops what is older than the retention; called now and then. */
+/*
+ * Drops what is older than the retention; called now and then. One pass
+ * under the lock; the files are removed after it.
+ */
 void store_expire(struct store *s, int64_t now_s);
 
 void store_stats(struct store *s, struct store_stats *ret);

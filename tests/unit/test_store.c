@@ -5,6 +5,7 @@
  */
 #include <dirent.h>
 #include <errno.h>
+#include <pthread.h>
 #include <sys/stat.h>
 #include <unistd.h>
 #include <zlib.h>
@@ -532,6 +533,279 @@ static void test_store_namespace_quota(void **state)
 	free(a);
 }
 
+/*
+ * Namespaces come and go: the store forgets one once it holds nothing of it
+ * (expired, evicted for room, or trimmed at start), and knows it again at its
+ * next profile. Kept, 200 namespaces' worth of index stayed for good.
+ */
+static void test_store_namespaces_forgotten(void **state)
+{
+	char sdir[128], err[200], key[64];
+	struct store_opts o = { .dir = sdir, .max_bytes = 1 << 30, .retention_s = 3600 };
+	struct store_stats st;
+	struct store *s;
+	size_t la, w1;
+	uint8_t *a;
+
+	(void)state;
+	snprintf(sdir, sizeof(sdir), "%s/nsgone", dir);
+	encode_one(0x400000, 5, 10, 1000000000000LL, &a, &la);
+	w1 = la + STORE_ENTRY_CHARGE;
+	s = store_open(&o, err, sizeof(err));
+	assert_non_null(s);
+	for (int i = 0; i < 200; i++) {
+		snprintf(key, sizeof(key), "ns-%d/p", i);
+		assert_int_equal(put1(s, key, "n", 1000 + i, 1010 + i, a, la), 0);
+	}
+	store_stats(s, &st);
+	assert_int_equal(st.namespaces, 200);
+	assert_int_equal(st.files, 200);
+	/* the first 100 ended before the cutoff, then the rest */
+	store_expire(s, 1010 + 100 + 3600);
+	store_stats(s, &st);
+	assert_int_equal(st.namespaces, 100);
+	store_expire(s, 1010 + 200 + 3600);
+	store_stats(s, &st);
+	assert_int_equal(st.evicted_age, 200);
+	assert_int_equal(st.files, 0);
+	assert_int_equal(st.bytes, 0);
+	assert_int_equal(st.namespaces, 0);
+	assert_int_equal(count_files(sdir), 0);
+	/* one comes back: known again, its bytes counted to it */
+	assert_int_equal(put1(s, "ns-5/p", "n", 9000, 9010, a, la), 0);
+	store_stats(s, &st);
+	assert_int_equal(st.namespaces, 1);
+	assert_int_equal(st.bytes, w1);
+	store_close(s);
+
+	/* room for three: a fourth namespace's profile pushes one out, and its name */
+	o.max_bytes = 3 * w1 + w1 / 2;
+	o.ns_max_bytes = o.max_bytes;
+	s = store_open(&o, err, sizeof(err));
+	assert_non_null(s);
+	assert_int_equal(put1(s, "ns-a/p", "n", 9100, 9110, a, la), 0);
+	assert_int_equal(put1(s, "ns-b/p", "n", 9200, 9210, a, la), 0);
+	assert_int_equal(put1(s, "ns-c/p", "n", 9300, 9310, a, la), 0);
+	store_stats(s, &st);
+	assert_int_equal(st.evicted_full, 1);
+	assert_int_equal(st.files, 3);
+	assert_int_equal(st.namespaces, 3);
+	store_close(s);
+
+	/* a smaller store at start: trimmed to one, which is all it knows */
+	o.max_bytes = w1 + w1 / 2;
+	o.ns_max_bytes = o.max_bytes;
+	s = store_open(&o, err, sizeof(err));
+	assert_non_null(s);
+	store_stats(s, &st);
+	assert_int_equal(st.files, 1);
+	assert_int_equal(st.namespaces, 1);
+	store_close(s);
+	free(a);
+}
+
+/* Profiles under path whose names match the shell pattern glob. */
+static int count_named(const char *path, const char *glob)
+{
+	char cmd[512], *out;
+	int n;
+
+	snprintf(cmd, sizeof(cmd), "find '%s' -name '%s' | wc -l", path, glob);
+	out = run_capture(cmd);
+	assert_non_null(out);
+	n = atoi(out);
+	free(out);
+	return n;
+}
+
+/* A policy directory's profiles (rel: under the store). */
+static int count_in(const char *sdir, const char *rel)
+{
+	char path[256];
+
+	snprintf(path, sizeof(path), "%s/%s", sdir, rel);
+	return access(path, F_OK) ? 0 : count_files(path);
+}
+
+/*
+ * Retention amid what stays: old and new profiles interleaved in time (a
+ * long one started early and still running), across namespaces, cluster
+ * policies, and an upload linked into two policies. Exactly the old ones
+ * go, with all their links and files; the totals are exact.
+ */
+static void test_store_expire_mixed(void **state)
+{
+	static const struct {
+		const char *keys[2];
+		int64_t from, until;
+		bool kept;
+	} up[] = {
+		{ { "shop/a", "shop/b" }, 100, 110, false },
+		{ { "shop/a", "shop/b" }, 5000, 5010, true },
+		{ { "shop/c" }, 120, 130, false },
+		{ { "web/x" }, 105, 4800, true },	/* early, still running */
+		{ { "web/y" }, 200, 210, false },
+		{ { "wide" }, 50, 60, false },
+		{ { "wide" }, 4600, 4610, true },
+		{ { "gone/p" }, 300, 310, false },	/* its namespace's only one */
+		{ { "shop/c" }, 4490, 4499, false },	/* ended just before the cutoff */
+		{ { "shop/c" }, 4490, 4500, true },	/* ... at it */
+	};
+	char sdir[128], err[200];
+	struct store_opts o = { .dir = sdir, .max_bytes = 1 << 30, .retention_s = 3600 };
+	struct store_policy_stats ps;
+	struct store_stats st;
+	struct store *s;
+	size_t la, stored;
+	uint8_t *a;
+
+	(void)state;
+	snprintf(sdir, sizeof(sdir), "%s/mixed", dir);
+	encode_one(0x400000, 5, 10, 1000000000000LL, &a, &la);
+	s = store_open(&o, err, sizeof(err));
+	assert_non_null(s);
+	for (size_t i = 0; i < sizeof(up) / sizeof(up[0]); i++) {
+		size_t n = up[i].keys[1] ? 2 : 1;
+
+		assert_int_equal(store_put(s, up[i].keys, n, "n", up[i].from, up[i].until, a, la,
+					   &stored), 0);
+		assert_int_equal(stored, n);
+	}
+	store_stats(s, &st);
+	assert_int_equal(st.files, 10);
+	assert_int_equal(st.bytes, 10 * la + 12 * STORE_ENTRY_CHARGE);
+	assert_int_equal(st.namespaces, 4);	/* shop, web, gone, the cluster's */
+	assert_int_equal(count_files(sdir), 12);
+
+	store_expire(s, 4500 + 3600);	/* the cutoff: 4500 */
+	store_stats(s, &st);
+	assert_int_equal(st.evicted_age, 6);	/* the linked one once */
+	assert_int_equal(st.evicted_full + st.evicted_quota, 0);
+	assert_int_equal(st.files, 4);
+	assert_int_equal(st.bytes, 4 * la + 5 * STORE_ENTRY_CHARGE);
+	assert_int_equal(st.namespaces, 3);
+	/* on disk: the kept ones' files (both links), none of the others' */
+	assert_int_equal(count_files(sdir), 5);
+	assert_int_equal(count_named(sdir, "000000005000-000000005010-*"), 2);
+	assert_int_equal(nlink_of(sdir, "ns/shop/a/000000005000-*"), 2);
+	assert_int_equal(count_named(sdir, "000000000105-000000004800-*"), 1);
+	assert_int_equal(count_named(sdir, "000000004600-000000004610-*"), 1);
+	assert_int_equal(count_named(sdir, "000000004490-000000004500-*"), 1);
+	assert_int_equal(count_named(sdir, "000000004490-000000004499-*"), 0);
+	assert_int_equal(count_in(sdir, "ns/web/y") + count_in(sdir, "ns/gone/p"), 0);
+	for (size_t i = 0; i < sizeof(up) / sizeof(up[0]); i++) {
+		char glob[64];
+
+		snprintf(glob, sizeof(glob), "%012lld-%012lld-*", (long long)up[i].from,
+			 (long long)up[i].until);
+		assert_int_equal(count_named(sdir, glob) > 0, up[i].kept);
+	}
+	/* the index, still in time order: what each policy holds, and spans */
+	store_policy_stats(s, "shop/c", &ps);
+	assert_int_equal(ps.files, 1);
+	assert_int_equal(ps.last_s, 4500);
+	store_policy_stats(s, "shop/b", &ps);
+	assert_int_equal(ps.files, 1);
+	assert_int_equal(ps.first_s, 5000);
+	store_policy_stats(s, "web/x", &ps);
+	assert_int_equal(ps.first_s, 105);
+	store_policy_stats(s, "gone/p", &ps);
+	assert_int_equal(ps.files, 0);
+	{
+		struct pprof_merge *m = pprof_merge_new();
+		unsigned int bad;
+
+		assert_int_equal(store_query(s, "shop/a", 0, 0, m, &bad), 1);
+		assert_int_equal(bad, 0);
+		pprof_merge_free(m);
+	}
+
+	/* again, later: the kept ones moved down in the index go in their turn */
+	store_expire(s, 4700 + 3600);	/* shop/c's 4500 and wide's 4610 */
+	store_stats(s, &st);
+	assert_int_equal(st.evicted_age, 8);
+	assert_int_equal(st.files, 2);
+	assert_int_equal(st.bytes, 2 * la + 3 * STORE_ENTRY_CHARGE);
+	assert_int_equal(st.namespaces, 2);	/* shop, web */
+	assert_int_equal(count_files(sdir), 3);
+	store_close(s);
+
+	/* and a restarted store finds just that */
+	s = store_open(&o, err, sizeof(err));
+	assert_non_null(s);
+	store_stats(s, &st);
+	assert_int_equal(st.files, 2);
+	assert_int_equal(st.bytes, 2 * la + 3 * STORE_ENTRY_CHARGE);
+	assert_int_equal(st.namespaces, 2);
+	store_close(s);
+	free(a);
+}
+
+/* Uploads for test_store_expire_concurrent: NPUT, in time order, over 20 namespaces. */
+enum { NPUT = 200 };
+
+struct putter {
+	struct store *s;
+	uint8_t *buf;
+	size_t len;
+	int done;	/* uploads stored so far (atomic) */
+	int failed;
+};
+
+static void *put_all(void *arg)
+{
+	struct putter *p = arg;
+	char key[64];
+
+	for (int i = 0; i < NPUT; i++) {
+		snprintf(key, sizeof(key), "ns-%d/p", i % 20);
+		p->failed += put1(p->s, key, "n", 1000 + i, 1005 + i, p->buf, p->len) != 0;
+		__atomic_store_n(&p->done, i + 1, __ATOMIC_RELEASE);
+	}
+	return NULL;
+}
+
+/*
+ * Retention while uploads go on (its files are removed after the lock, its
+ * namespaces forgotten meanwhile): what the index holds is what is on disk,
+ * and nothing is counted twice or lost.
+ */
+static void test_store_expire_concurrent(void **state)
+{
+	char sdir[128], err[200];
+	struct store_opts o = { .dir = sdir, .max_bytes = 1 << 30, .retention_s = 3600 };
+	struct putter p = { 0 };
+	struct store_stats st;
+	pthread_t t;
+	int done;
+
+	(void)state;
+	snprintf(sdir, sizeof(sdir), "%s/concurrent", dir);
+	encode_one(0x400000, 5, 10, 1000000000000LL, &p.buf, &p.len);
+	p.s = store_open(&o, err, sizeof(err));
+	assert_non_null(p.s);
+	assert_int_equal(pthread_create(&t, NULL, put_all, &p), 0);
+	do {	/* what ended 50 uploads ago goes */
+		done = __atomic_load_n(&p.done, __ATOMIC_ACQUIRE);
+		store_expire(p.s, 1000 + done - 50 + 3600);
+	} while (done < NPUT);
+	assert_int_equal(pthread_join(t, NULL), 0);
+	assert_int_equal(p.failed, 0);
+	store_stats(p.s, &st);
+	assert_int_equal(st.stored, NPUT);
+	assert_int_equal(st.evicted_age + st.files, NPUT);
+	assert_int_equal(st.files, 55);	/* the last cutoff: 1000 + NPUT - 50, until_s 1005 + i */
+	assert_int_equal(count_files(sdir), (int)st.files);
+	assert_int_equal(st.bytes, st.files * (p.len + STORE_ENTRY_CHARGE));
+	store_expire(p.s, 1000 + NPUT + 5 + 3601);
+	store_stats(p.s, &st);
+	assert_int_equal(st.evicted_age, NPUT);
+	assert_int_equal(st.files + st.bytes + st.namespaces, 0);
+	assert_int_equal(count_files(sdir), 0);
+	store_close(p.s);
+	free(p.buf);
+}
+
 static void test_store_dir_unusable(void **state)
 {
 	char err[200], path[128];
@@ -684,6 +958,9 @@ int main(void)
 		cmocka_unit_test(test_store_put_query_bounds),
 		cmocka_unit_test(test_store_one_copy),
 		cmocka_unit_test(test_store_namespace_quota),
+		cmocka_unit_test(test_store_namespaces_forgotten),
+		cmocka_unit_test(test_store_expire_mixed),
+		cmocka_unit_test(test_store_expire_concurrent),
 		cmocka_unit_test(test_store_dir_unusable),
 		cmocka_unit_test_setup_teardown(test_status_long_written_once, setup, teardown),
 		cmocka_unit_test(test_status_numbers_held_back),
