@@ -339,6 +339,7 @@ struct k8s_client {
 	const struct k8s_config *cfg;
 	CURL *curl;
 	long timeout_ms;	/* of a whole request */
+	const int *stop;	/* atomic, not 0: a request under way is given up */
 	char *token;		/* current token (static or from token_file) */
 	struct timespec token_mtime;
 	time_t token_checked;
@@ -372,6 +373,11 @@ struct k8s_client *k8s_client_new(const struct k8s_config *cfg)
 void k8s_client_set_timeout(struct k8s_client *c, long ms)
 {
 	c->timeout_ms = ms;
+}
+
+void k8s_client_set_stop(struct k8s_client *c, const int *stop)
+{
+	c->stop = stop;
 }
 
 void k8s_client_free(struct k8s_client *c)
@@ -523,6 +529,15 @@ static struct curl_slist *setup(struct k8s_client *c, const char *method, const 
 	return h;
 }
 
+static int on_request_progress(void *arg, curl_off_t a, curl_off_t b, curl_off_t c,
+			       curl_off_t d)
+{
+	const int *stop = arg;
+
+	(void)a, (void)b, (void)c, (void)d;
+	return __atomic_load_n(stop, __ATOMIC_ACQUIRE) ? 1 : 0;
+}
+
 int k8s_request(struct k8s_client *c, const char *method, const char *path,
 		const char *content_type, const char *body, struct k8s_response *resp)
 {
@@ -539,6 +554,11 @@ int k8s_request(struct k8s_client *c, const char *method, const char *path,
 	curl_easy_setopt(c->curl, CURLOPT_WRITEDATA, &b);
 	curl_easy_setopt(c->curl, CURLOPT_HEADERFUNCTION, on_header);
 	curl_easy_setopt(c->curl, CURLOPT_HEADERDATA, &b);
+	curl_easy_setopt(c->curl, CURLOPT_NOPROGRESS, c->stop ? 0L : 1L);
+	if (c->stop) {
+		curl_easy_setopt(c->curl, CURLOPT_XFERINFOFUNCTION, on_request_progress);
+		curl_easy_setopt(c->curl, CURLOPT_XFERINFODATA, (void *)c->stop);
+	}
 	rc = curl_easy_perform(c->curl);
 	curl_slist_free_all(h);
 	resp->body = b.p;

@@ -44,6 +44,8 @@ struct k8s_client *k8s_client_new(const struct k8s_config *cfg);
 #define K8S_TIMEOUT_MS 30000L	/* a request, whole, unless set otherwise */
 /* A request's time limit (ms) for this client, e.g. shorter where a caller waits. */
 void k8s_client_set_timeout(struct k8s_client *c, long ms);
+/* stop (atomic) set: a request under way ends at once, failed (-EIO). */
+void k8s_client_set_stop(struct k8s_client *c, const int *stop);
 void k8s_client_free(struct k8s_client *c);
 
 struct k8s_response {

@@ -1,0 +1,354 @@
+// SPDX-License-Identifier: Apache-2.0
+/*
+ * The status writer (controller/writer.c) against a fake API server on
+ * 127.0.0.1: a status not yet sent is replaced by a newer one of its policy,
+ * Events keep their order and their bound, a failed PATCH is tried again, a
+ * follower writes nothing, and a write under way is given up at stop.
+ */
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <poll.h>
+#include <pthread.h>
+#include <sys/socket.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "helpers.h"
+#include "controller.h"
+#include "log.h"
+#include "writer.h"
+
+#define MAX_REQS 64
+
+struct fake {
+	int lfd, port;
+	pthread_t thread;
+	pthread_mutex_t lock;
+	int stop, release;	/* release: /hang answers */
+	int fail_first;		/* that many PATCHes of /fail answered 500 */
+	char reqs[MAX_REQS][160];	/* "METHOD path body" */
+	int nreq;
+};
+
+/* The request's line and body (a small one: whole in one read, or a few). */
+static bool read_request(int fd, char *buf, size_t len)
+{
+	size_t have = 0;
+	const char *end, *cl;
+
+	for (;;) {
+		ssize_t n = read(fd, buf + have, len - 1 - have);
+
+		if (n <= 0)
+			return false;
+		have += (size_t)n;
+		buf[have] = 0;
+		if (!(end = strstr(buf, "\r\n\r\n")))
+			continue;
+		cl = strcasestr(buf, "Content-Length: ");
+		if (!cl || have >= (size_t)(end + 4 - buf) + (size_t)atoi(cl + 16))
+			return true;
+	}
+}
+
+static void record(struct fake *f, const char *buf)
+{
+	const char *body = strstr(buf, "\r\n\r\n");
+
+	pthread_mutex_lock(&f->lock);
+	if (f->nreq < MAX_REQS)
+		snprintf(f->reqs[f->nreq++], sizeof(f->reqs[0]), "%.*s %s",
+			 (int)strcspn(buf, "\r") - 9, buf, body ? body + 4 : "");
+	pthread_mutex_unlock(&f->lock);
+}
+
+static bool flag(struct fake *f, int *v)
+{
+	bool set;
+
+	pthread_mutex_lock(&f->lock);
+	set = *v;
+	pthread_mutex_unlock(&f->lock);
+	return set;
+}
+
+static void serve(struct fake *f, int fd)
+{
+	char buf[4096];
+	int code = 200;
+
+	if (!read_request(fd, buf, sizeof(buf)))
+		return;
+	record(f, buf);
+	while (strstr(buf, " /hang") && !flag(f, &f->release) && !flag(f, &f->stop))
+		usleep(5000);
+	pthread_mutex_lock(&f->lock);
+	if (!strncmp(buf, "POST", 4))
+		code = 201;
+	else if (strstr(buf, " /fail") && f->fail_first > 0 && f->fail_first--)
+		code = 500;
+	pthread_mutex_unlock(&f->lock);
+	dprintf(fd, "HTTP/1.1 %d X\r\nConnection: close\r\nContent-Type: application/json\r\n"
+		    "Content-Length: 2\r\n\r\n{}", code);
+}
+
+static void *fake_main(void *arg)
+{
+	struct fake *f = arg;
+
+	while (!flag(f, &f->stop)) {
+		struct pollfd p = { .fd = f->lfd, .events = POLLIN };
+		int fd;
+
+		if (poll(&p, 1, 20) <= 0)
+			continue;
+		if ((fd = accept(f->lfd, NULL, NULL)) < 0)
+			break;
+		serve(f, fd);
+		close(fd);
+	}
+	return NULL;
+}
+
+static void fake_start(struct fake *f)
+{
+	struct sockaddr_in sa = { .sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK) };
+	socklen_t sl = sizeof(sa);
+
+	memset(f, 0, sizeof(*f));
+	pthread_mutex_init(&f->lock, NULL);
+	f->lfd = socket(AF_INET, SOCK_STREAM, 0);
+	assert_true(f->lfd >= 0);
+	assert_int_equal(bind(f->lfd, (struct sockaddr *)&sa, sizeof(sa)), 0);
+	assert_int_equal(listen(f->lfd, 16), 0);
+	assert_int_equal(getsockname(f->lfd, (struct sockaddr *)&sa, &sl), 0);
+	f->port = ntohs(sa.sin_port);
+	assert_int_equal(pthread_create(&f->thread, NULL, fake_main, f), 0);
+}
+
+static void fake_stop(struct fake *f)
+{
+	pthread_mutex_lock(&f->lock);
+	f->stop = 1;
+	pthread_mutex_unlock(&f->lock);
+	pthread_join(f->thread, NULL);
+	close(f->lfd);
+	pthread_mutex_destroy(&f->lock);
+}
+
+static int nreq(struct fake *f)
+{
+	int n;
+
+	pthread_mutex_lock(&f->lock);
+	n = f->nreq;
+	pthread_mutex_unlock(&f->lock);
+	return n;
+}
+
+/* Waits (up to 10 s) for n requests; returns how many came. */
+static int wait_reqs(struct fake *f, int n)
+{
+	for (int i = 0; i < 1000 && nreq(f) < n; i++)
+		usleep(10000);
+	return nreq(f);
+}
+
+static struct ctl *ctl_new(struct fake *f, char *server, size_t len)
+{
+	struct ctl *c = calloc(1, sizeof(*c));
+
+	assert_non_null(c);
+	pthread_mutex_init(&c->lock, NULL);
+	snprintf(server, len, "http://127.0.0.1:%d", f->port);
+	c->kcfg.server = server;
+	c->leader = true;
+	return c;
+}
+
+static void ctl_free(struct ctl *c)
+{
+	pthread_mutex_destroy(&c->lock);
+	free(c);
+}
+
+static struct status_write *sw(const char *method, const char *path, const char *body)
+{
+	struct status_write *w = calloc(1, sizeof(*w));
+
+	assert_non_null(w);
+	w->method = method;
+	w->path = strdup(path);
+	w->body = strdup(body);
+	return w;
+}
+
+/* A list of writes, in the order given. */
+static struct status_write *list(int n, struct status_write **v)
+{
+	for (int i = 0; i + 1 < n; i++)
+		v[i]->next = v[i + 1];
+	return v[0];
+}
+
+static uint64_t stat_of(struct ctl *c, const uint64_t *field)
+{
+	uint64_t v;
+
+	ctl_lock(c);
+	v = *field;
+	ctl_unlock(c);
+	return v;
+}
+
+/* While a write hangs, a policy's second status replaces its first; Events
+ * stay in order and go before the statuses. */
+static void test_newer_replaces_pending(void **state)
+{
+	struct fake f;
+	char server[64];
+	struct ctl *c;
+	struct writer *wr;
+
+	(void)state;
+	fake_start(&f);
+	c = ctl_new(&f, server, sizeof(server));
+	wr = writer_start(c);
+	assert_non_null(wr);
+	writer_put(wr, sw("PATCH", "/hang", "h"));
+	assert_int_equal(wait_reqs(&f, 1), 1);
+	writer_put(wr, list(3, (struct status_write *[]){ sw("PATCH", "/p/x", "x1"),
+		   sw("POST", "/events", "e1"), sw("PATCH", "/p/y", "y1") }));
+	writer_put(wr, list(2, (struct status_write *[]){ sw("PATCH", "/p/x", "x2"),
+		   sw("POST", "/events", "e2") }));
+	assert_int_equal(writer_pending(wr), 4);	/* x2, y1, e1, e2 */
+	pthread_mutex_lock(&f.lock);
+	f.release = 1;
+	pthread_mutex_unlock(&f.lock);
+	assert_int_equal(wait_reqs(&f, 5), 5);
+	usleep(200000);	/* nothing more comes */
+	assert_int_equal(nreq(&f), 5);
+	assert_string_equal(f.reqs[1], "POST /events e1");
+	assert_string_equal(f.reqs[2], "POST /events e2");
+	/* the two statuses in either order, x's newer one only */
+	assert_true((!strcmp(f.reqs[3], "PATCH /p/x x2") && !strcmp(f.reqs[4], "PATCH /p/y y1")) ||
+		    (!strcmp(f.reqs[3], "PATCH /p/y y1") && !strcmp(f.reqs[4], "PATCH /p/x x2")));
+	assert_int_equal(writer_pending(wr), 0);
+	assert_int_equal(stat_of(c, &c->stats.status_writes), 3);	/* /hang, x, y */
+	__atomic_store_n(&c->stop, 1, __ATOMIC_RELEASE);
+	writer_stop(wr);
+	fake_stop(&f);
+	ctl_free(c);
+}
+
+/* Events over the bound, while the API server does not answer: dropped, counted. */
+static void test_events_bounded(void **state)
+{
+	struct fake f;
+	char server[64];
+	struct ctl *c;
+	struct writer *wr;
+	struct timespec t0, t1;
+
+	(void)state;
+	fake_start(&f);
+	c = ctl_new(&f, server, sizeof(server));
+	wr = writer_start(c);
+	assert_non_null(wr);
+	writer_put(wr, sw("PATCH", "/hang", "h"));
+	assert_int_equal(wait_reqs(&f, 1), 1);
+	for (int i = 0; i < WRITER_MAX_EVENTS + 44; i++)
+		writer_put(wr, sw("POST", "/events", "e"));
+	assert_int_equal(writer_pending(wr), WRITER_MAX_EVENTS);
+	assert_int_equal(stat_of(c, &c->stats.events_dropped), 44);
+	/* stopping gives the hanging write up: not its 10 s */
+	clock_gettime(CLOCK_MONOTONIC, &t0);
+	__atomic_store_n(&c->stop, 1, __ATOMIC_RELEASE);
+	writer_stop(wr);
+	clock_gettime(CLOCK_MONOTONIC, &t1);
+	assert_true(t1.tv_sec - t0.tv_sec < WRITER_TIMEOUT_MS / 1000 - 2);
+	assert_int_equal(nreq(&f), 1);
+	fake_stop(&f);
+	ctl_free(c);
+}
+
+/* A PATCH answered 500 is sent again (WRITER_RETRY_S later), then written. */
+static void test_failed_patch_retried(void **state)
+{
+	struct fake f;
+	char server[64];
+	struct ctl *c;
+	struct writer *wr;
+
+	(void)state;
+	fake_start(&f);
+	f.fail_first = 1;
+	c = ctl_new(&f, server, sizeof(server));
+	wr = writer_start(c);
+	assert_non_null(wr);
+	writer_put(wr, sw("PATCH", "/fail", "s1"));
+	assert_int_equal(wait_reqs(&f, 1), 1);
+	for (int i = 0; i < 100 && stat_of(c, &c->stats.status_errors) < 1; i++)
+		usleep(10000);
+	assert_int_equal(writer_pending(wr), 1);	/* waiting for its retry */
+	for (int i = 0; i < 1000 && nreq(&f) < 2; i++)
+		usleep(10000);
+	assert_int_equal(nreq(&f), 2);
+	assert_string_equal(f.reqs[1], "PATCH /fail s1");
+	for (int i = 0; i < 100 && stat_of(c, &c->stats.status_writes) < 1; i++)
+		usleep(10000);
+	assert_int_equal(stat_of(c, &c->stats.status_errors), 1);
+	assert_int_equal(stat_of(c, &c->stats.status_writes), 1);
+	assert_int_equal(writer_pending(wr), 0);
+	__atomic_store_n(&c->stop, 1, __ATOMIC_RELEASE);
+	writer_stop(wr);
+	fake_stop(&f);
+	ctl_free(c);
+}
+
+/* No longer the leader: what is queued is dropped, not written. */
+static void test_follower_writes_nothing(void **state)
+{
+	struct fake f;
+	char server[64];
+	struct ctl *c;
+	struct writer *wr;
+
+	(void)state;
+	fake_start(&f);
+	c = ctl_new(&f, server, sizeof(server));
+	wr = writer_start(c);
+	assert_non_null(wr);
+	writer_put(wr, sw("PATCH", "/hang", "h"));
+	assert_int_equal(wait_reqs(&f, 1), 1);
+	writer_put(wr, list(2, (struct status_write *[]){ sw("PATCH", "/p/x", "x1"),
+		   sw("POST", "/events", "e1") }));
+	ctl_lock(c);
+	c->leader = false;
+	ctl_unlock(c);
+	pthread_mutex_lock(&f.lock);
+	f.release = 1;
+	pthread_mutex_unlock(&f.lock);
+	for (int i = 0; i < 500 && writer_pending(wr); i++)
+		usleep(10000);
+	assert_int_equal(writer_pending(wr), 0);
+	usleep(200000);
+	assert_int_equal(nreq(&f), 1);
+	__atomic_store_n(&c->stop, 1, __ATOMIC_RELEASE);
+	writer_stop(wr);
+	fake_stop(&f);
+	ctl_free(c);
+}
+
+int main(void)
+{
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test(test_newer_replaces_pending),
+		cmocka_unit_test(test_events_bounded),
+		cmocka_unit_test(test_failed_patch_retried),
+		cmocka_unit_test(test_follower_writes_nothing),
+	};
+
+	log_set_level(LOG_LVL_ERROR);
+	return cmocka_run_group_tests(tests, NULL, NULL);
+}
