@@ -151,7 +151,7 @@ struct export_state {
 struct ctl_stats {
 	uint64_t frames_in, frames_bad, refused, accepted_conns, pushes, status_writes,
 		status_errors, uploads, uploads_refused, conns_over_limit, reviews_over_limit,
-		cert_reloads, cert_reload_failures;
+		cert_reloads, cert_reload_failures, events_dropped;
 };
 
 #define CTL_HOLD_BUCKETS 6	/* <= 10 us, 100 us, 1 ms, 10 ms, 100 ms, +Inf */
@@ -195,6 +195,7 @@ struct ctl {
 	int64_t lease_ok_unix;	/* the last lease request that got an answer */
 	bool secrets_due;	/* a backend with a Secret changed */
 	struct hmap node_states;	/* name -> struct node_state */
+	struct hmap sets_ready;	/* names of nodes with a new set to send (server_sets_ready) */
 	struct conn *conns;
 	uint64_t next_conn_id;
 	bool auth_work;		/* some conn is AUTH_PENDING */

@@ -127,6 +127,9 @@ static void fleet_metrics(struct ctl *c, struct metrics *m, const struct fleet_v
 	    (double)v->st.pushes);
 	two(m, "profleet_controller_status_writes_total", "Policy status patches, by result.",
 	    "result", "ok", (double)v->st.status_writes, "error", (double)v->st.status_errors);
+	one(m, "profleet_controller_events_dropped_total", "counter",
+	    "Policy Events not sent: too many were waiting for the API server.",
+	    (double)v->st.events_dropped);
 }
 
 static void rollout_metrics(struct metrics *m, const struct fleet_view *v)
@@ -221,6 +224,9 @@ static void store_metrics(struct ctl *c, struct metrics *m, const struct fleet_v
 	    (double)ss.files);
 	one(m, "profleet_controller_store_bytes", "gauge", "Bytes held by the store.",
 	    (double)ss.bytes);
+	one(m, "profleet_controller_store_namespaces", "gauge",
+	    "Namespaces holding profiles in the store (cluster policies count as one more).",
+	    (double)ss.namespaces);
 	metrics_family(m, "profleet_controller_store_evictions_total", "counter",
 		       "Profiles dropped to stay within the bounds, by reason.");
 	metrics_value(m, "profleet_controller_store_evictions_total",

@@ -1,9 +1,10 @@
 // SPDX-License-Identifier: Apache-2.0
 /*
  * The reconcile thread (see reconcile.h). Its own state (the policies'
- * runtime, the target sets, the API client) is touched by no other thread; it reads the caches
+ * runtime, the target sets) is touched by no other thread; it reads the caches
  * under cache_lock's read side and takes ctl.lock only to look at and update
- * the fleet, never while encoding a target set or calling the API server.
+ * the fleet, never while encoding a target set. It never calls the API server:
+ * its status writes go to the status writer's thread (writer.h).
  */
 #include <errno.h>
 #include <malloc.h>
@@ -20,17 +21,21 @@
 #include "status.h"
 #include "store.h"
 #include "targets.h"
+#include "pool.h"
+#include "writer.h"
 
-#define STATUS_RETRY_S 5
 #define TRIM_AFTER_NODES 256	/* sets built in one sync */
-#define ENCODE_CHUNK 256	/* sets encoded before the websocket thread gets them */
+#define ENCODE_CHUNK 64	/* sets built and encoded before the websocket thread gets them */
+#define RECONCILE_MAX_THREADS 3	/* that build and encode besides the reconcile thread */
 #define ROLLOUT_GIVE_UP_S 600
 #define KEY_MAX 600
 
 struct reconciler {
 	struct ctl *c;
 	pthread_t thread;
-	struct k8s_client *kc;
+	struct writer *wr;	/* sends the status writes */
+	struct pool *pool;	/* builds and encodes the sets with this thread */
+	int nthreads;		/* the pool's, besides this one */
 	struct hmap runtime;	/* ctl.policies key -> struct policy_rt */
 	struct targets *t;	/* the target sets, kept up to date */
 	bool need_all;		/* a sync failed: the next one matches everything again */
@@ -325,42 +330,76 @@ static void install_updates(struct ctl *c, struct node_update *u, int n)
 		ns->digest = u[i].digest;
 		ns->need_msg = false;
 		server_node_set_policies(ns, u[i].tn->policies, u[i].tn->npolicies, now);
+		server_sets_ready_locked(c, u[i].tn->name);
 		u[i].msg = NULL;
 		u[i].tn->policies = NULL;
 		u[i].tn->npolicies = 0;
 	}
 	ctl_unlock(c);
 	if (n)
-		server_wake(c);
+		server_wake_sets(c);
 }
 
-/*
- * The built sets, encoded and handed over a chunk at a time: the websocket thread
- * sends the first ones while the next are encoded. Then the nodes left with
- * nothing are forgotten.
- */
-static void encode_install(struct ctl *c, const struct resolve_input *in, struct targets_node *tn,
-			   int n)
+/* The sets of the dirty nodes, built, encoded and handed over a chunk at a time,
+ * the chunks spread over the pool's threads. */
+struct build_job {
+	struct ctl *c;
+	const struct targets *t;
+	const struct targets_view *v;
+	char **names;
+	int n;
+};
+
+/* A node not built or not encoded (out of memory): built again at the next sync. */
+static void build_later(struct ctl *c, const char *name)
 {
-	struct node_update *u = calloc(ENCODE_CHUNK, sizeof(*u));
-
-	for (int i = 0; u && i < n; i += ENCODE_CHUNK) {
-		int nu = encode_updates(c, in, tn + i, n - i < ENCODE_CHUNK ? n - i : ENCODE_CHUNK, u);
-
-		install_updates(c, u, nu);
-		for (int k = 0; k < nu; k++)
-			free(u[k].msg);
-	}
-	if (!u)	/* out of memory: built again at the next sync */
-		for (int i = 0; i < n; i++) {
-			ctl_lock(c);
-			reconcile_node_set_locked(c, tn[i].name);
-			ctl_unlock(c);
-		}
-	free(u);
 	ctl_lock(c);
-	server_sweep_nodes(c, time(NULL));
+	reconcile_node_set_locked(c, name);
+	reconcile_resolve_soon_locked(c);
 	ctl_unlock(c);
+}
+
+/* Chunk k of the job: built, encoded, handed to the websocket thread, which sends
+ * the first ones while the next are built. */
+static void build_chunk(void *arg, int k)
+{
+	const struct build_job *j = arg;
+	int from = k * ENCODE_CHUNK, n = j->n - from < ENCODE_CHUNK ? j->n - from : ENCODE_CHUNK;
+	struct targets_node *tn = calloc((size_t)n, sizeof(*tn));
+	struct node_update *u = calloc((size_t)n, sizeof(*u));
+	int built = 0, nu;
+
+	for (int i = 0; tn && u && i < n; i++) {
+		if (targets_build(j->t, j->v, j->names[from + i], &tn[built])) {
+			targets_node_clear(&tn[built]);
+			build_later(j->c, j->names[from + i]);
+			continue;
+		}
+		built++;
+	}
+	if (!tn || !u) {
+		for (int i = 0; i < n; i++)
+			build_later(j->c, j->names[from + i]);
+		n = built = 0;
+	}
+	nu = encode_updates(j->c, targets_input(j->t), tn, built, u);
+	install_updates(j->c, u, nu);
+	for (int i = 0; i < nu; i++)
+		free(u[i].msg);
+	for (int i = 0; i < built; i++)
+		targets_node_clear(&tn[i]);
+	free(tn);
+	free(u);
+}
+
+static void build_install(struct reconciler *r, const struct targets_view *v, char **names, int n)
+{
+	struct build_job j = { .c = r->c, .t = r->t, .v = v, .names = names, .n = n };
+
+	pool_run(r->pool, (n + ENCODE_CHUNK - 1) / ENCODE_CHUNK, build_chunk, &j);
+	ctl_lock(r->c);
+	server_sweep_nodes(r->c, time(NULL));
+	ctl_unlock(r->c);
 }
 
 /* The policies whose verdict or counts moved (or all), into due. */
@@ -409,27 +448,30 @@ static bool sync_pass(struct reconciler *r, struct targets_work *w, struct hmap 
 		.store = c->store != NULL, .max_ns_policies = c->opt.max_ns_policies,
 		.active = policy_active, .arg = r,
 	};
-	struct targets_node *tn = NULL;
 	bool all = w->all || r->need_all;
 	int64_t t0 = mono_ns(), t1, cpu1;
+	char **names = NULL;
 	int n = 0;
 
 	runtimes_sync(r, due);
 	w->all = all;
 	r->need_all = false;
-	if (targets_sync(r->t, &v, w, &tn, &n)) {
+	if (targets_sync_names(r->t, &v, w, &names, &n)) {
+		targets_names_free(names, n);
 		start_afresh(r);
 		return false;
 	}
 	results_due(r, due, all);
 	t1 = mono_ns();
 	cpu1 = log_get_level() >= LOG_LVL_DEBUG ? thread_cpu_ns() : 0;
-	encode_install(c, targets_input(r->t), tn, n);
-	targets_nodes_free(tn, n);
+	build_install(r, &v, names, n);
+	targets_names_free(names, n);
 	if (n && cpu1)	/* (the thread's CPU clock is a system call) */
-		log_debug("reconcile: %d node set(s) built in %.1f ms, encoded and handed over in "
-			  "%.1f ms (%.1f ms on the CPU)", n, (double)(t1 - t0) / 1e6,
-			  (double)(mono_ns() - t1) / 1e6, (double)(thread_cpu_ns() - cpu1) / 1e6);
+		log_debug("reconcile: matched in %.1f ms; %d node set(s) built, encoded and "
+			  "handed over in %.1f ms (%.1f ms on this thread's CPU, %d more "
+			  "thread(s))", (double)(t1 - t0) / 1e6, n,
+			  (double)(mono_ns() - t1) / 1e6, (double)(thread_cpu_ns() - cpu1) / 1e6,
+			  r->nthreads);
 	return n >= TRIM_AFTER_NODES || all;
 }
 
@@ -656,57 +698,6 @@ static int64_t next_timer(struct reconciler *r)
 	return t;
 }
 
-/* The writes, without any lock; a failed status write is tried again later. */
-static void send_writes(struct reconciler *r, struct status_write *w)
-{
-	struct ctl *c = r->c;
-
-	while (w) {
-		struct status_write *next = w->next;
-		struct policy_rt *rt = w->policy ? hmap_get(&r->runtime, w->policy) : NULL;
-
-		if (ctl_stopping(c)) {	/* stopping: the next leader writes them */
-			status_write_free(w);
-			w = next;
-			continue;
-		}
-		struct k8s_response resp;
-		bool ok;
-
-		if (!strcmp(w->method, "POST")) {	/* an Event: best effort */
-			if (k8s_request(r->kc, "POST", w->path, NULL, w->body, &resp) ||
-			    resp.status != 201)
-				log_warn("event %s: HTTP %ld: %s", w->path, resp.status,
-					 k8s_response_message(&resp));
-			k8s_response_free(&resp);
-			status_write_free(w);
-			w = next;
-			continue;
-		}
-		ok = !k8s_request(r->kc, "PATCH", w->path, "application/merge-patch+json", w->body,
-				  &resp) && resp.status == 200;
-		if (!ok && resp.status != 404)	/* deleted meanwhile: fine */
-			log_warn("status %s: HTTP %ld: %s", w->path, resp.status,
-				 k8s_response_message(&resp));
-		if (!ok && rt && resp.status != 404) {
-			free(rt->last_status);	/* not written: written again at retry_at */
-			rt->last_status = NULL;
-			rt->retry_at = time(NULL) + STATUS_RETRY_S;
-		} else if (rt) {
-			rt->retry_at = 0;
-		}
-		k8s_response_free(&resp);
-		ctl_lock(c);
-		if (ok)
-			c->stats.status_writes++;
-		else
-			c->stats.status_errors++;
-		ctl_unlock(c);
-		status_write_free(w);
-		w = next;
-	}
-}
-
 /* ---- the thread ---------------------------------------------------------------------- */
 
 /* Policies whose OnDemand end or status retry has come, into due. */
@@ -862,7 +853,7 @@ static void one_pass(struct reconciler *r, bool resolve_now, struct targets_work
 	 * 5000 nodes: 263 MiB held for 98 MiB in use): the pages go back */
 	if (trim)
 		malloc_trim(0);
-	send_writes(r, writes);
+	writer_put(r->wr, writes);
 	r->next_timer_s = next_timer(r);
 	if (again)	/* an OnDemand policy completed: its sampling stops */
 		reconcile_resolve_soon(c);
@@ -906,9 +897,12 @@ struct reconciler *reconcile_start(struct ctl *c)
 	r->c = c;
 	r->need_all = true;	/* the first sync matches everything */
 	r->t = targets_new();
-	r->kc = r->t ? k8s_client_new(&c->kcfg) : NULL;
+	r->nthreads = pool_threads_for_cpus(RECONCILE_MAX_THREADS);
+	r->pool = r->t ? pool_new(r->nthreads) : NULL;
+	r->wr = r->pool ? writer_start(c) : NULL;
 	r->last_resync_ms = r->last_expire_ms = mono_ms();
-	if (!r->kc) {
+	if (!r->wr) {
+		pool_free(r->pool);
 		targets_free(r->t);
 		free(r);
 		return NULL;
@@ -916,7 +910,8 @@ struct reconciler *reconcile_start(struct ctl *c)
 	err = pthread_create(&r->thread, NULL, reconcile_main, r);
 	if (err) {
 		log_error("reconcile: cannot start a thread: %s", strerror(err));
-		k8s_client_free(r->kc);
+		writer_stop(r->wr);
+		pool_free(r->pool);
 		targets_free(r->t);
 		free(r);
 		return NULL;
@@ -936,6 +931,7 @@ void reconcile_stop(struct reconciler *r)
 		policy_rt_free(it->val);
 	hmap_free(&r->runtime);
 	targets_free(r->t);
-	k8s_client_free(r->kc);
+	writer_stop(r->wr);
+	pool_free(r->pool);
 	free(r);
 }

@@ -12,9 +12,10 @@
  * events is coalesced into one pass) and by the agents' connections (a
  * policy's status is due now: an ack, an agent that came or went; or soon:
  * samples were counted). Besides: OnDemand durations that run out, status
- * writes tried again after a failure, the store's retention, and a full
- * resync (every pod matched again) every RECONCILE_RESYNC_S. Nothing changed:
- * it wakes only for those.
+ * writes held back (numbers are written at most once a second), the store's
+ * retention, and a full resync (every pod matched again) every
+ * RECONCILE_RESYNC_S. Nothing changed: it wakes only for those. Its status
+ * writes are sent by the status writer's thread (writer.h).
  */
 #include <stdbool.h>
 #include <stdint.h>

@@ -652,25 +652,63 @@ static int write_pending(struct ctl *c, struct conn *cn)
 	return 0;
 }
 
-static void on_cancelled(struct ctl *c)
+/* A connection's new set is asked for when its node has one it was not sent. */
+static void want_set(struct ctl *c, struct conn *cn)
+{
+	const struct node_state *ns;
+
+	if (cn->auth != AUTH_OK || cn->need_send)
+		return;
+	ns = hmap_get(&c->node_states, cn->node);
+	if (ns && ns->conn == cn && ns->msg && ns->version != cn->sent_version)
+		cn->need_send = true;
+}
+
+/* The nodes with a new set (server_sets_ready_locked): their agents' connections. Under ctl.lock. */
+static void sets_ready(struct ctl *c)
+{
+	hmap_for_each(&c->sets_ready, it) {
+		const struct node_state *ns = hmap_get(&c->node_states, it->key);
+		struct conn *cn = ns ? ns->conn : NULL;
+
+		if (!cn)
+			continue;
+		want_set(c, cn);
+		if (cn->need_send)
+			lws_callback_on_writable(cn->wsi);
+	}
+	hmap_free(&c->sets_ready);
+}
+
+/* all: every connection is looked at (server_wake), else only those of new sets. */
+static void on_cancelled(struct ctl *c, bool all)
 {
 	ctl_lock(c);
-	for (struct conn *cn = c->conns; cn; cn = cn->next) {
+	for (struct conn *cn = all ? c->conns : NULL; cn; cn = cn->next) {
 		/* the hello timeout runs until the review accepted the agent */
 		if (cn->auth == AUTH_OK && !cn->timeout_off) {
 			lws_set_timeout(cn->wsi, NO_PENDING_TIMEOUT, 0);
 			cn->timeout_off = true;
 		}
-		if (cn->auth == AUTH_OK && !cn->need_send) {
-			struct node_state *ns = hmap_get(&c->node_states, cn->node);
-
-			if (ns && ns->conn == cn && ns->msg && ns->version != cn->sent_version)
-				cn->need_send = true;
-		}
+		want_set(c, cn);
 		if (cn->need_send || cn->close_after_send)
 			lws_callback_on_writable(cn->wsi);
 	}
+	sets_ready(c);
 	ctl_unlock(c);
+}
+
+void server_sets_ready_locked(struct ctl *c, const char *node)
+{
+	/* out of memory: the next server_wake's walk of every connection sends it */
+	if (hmap_put(&c->sets_ready, node, NULL, NULL))
+		__atomic_store_n(&c->wake_asked, true, __ATOMIC_RELEASE);
+}
+
+void server_wake_sets(struct ctl *c)
+{
+	if (c->lws)
+		lws_cancel_service(c->lws);
 }
 
 /* The peer's address, an IPv4-mapped IPv6 one as plain IPv4 ("" when unknown). */
@@ -825,8 +863,8 @@ static int cb_fleet(struct lws *wsi, enum lws_callback_reasons reason, void *use
 		}
 		uploads_done(c);
 		/* the tick's wake (server_tick) asks nothing of the connections */
-		if (!c->evloop || __atomic_exchange_n(&c->wake_asked, false, __ATOMIC_ACQ_REL))
-			on_cancelled(c);
+		on_cancelled(c, !c->evloop ||
+				    __atomic_exchange_n(&c->wake_asked, false, __ATOMIC_ACQ_REL));
 		break;
 	default:
 		break;
@@ -1167,4 +1205,5 @@ void server_stop(struct ctl *c)
 	hmap_for_each(&c->node_states, it)
 		node_state_free(it->val);
 	hmap_free(&c->node_states);
+	hmap_free(&c->sets_ready);
 }

@@ -17,6 +17,11 @@ int server_start(struct ctl *c);
 void server_run(struct ctl *c);	/* until ctl.stop */
 /* Any thread: the main thread looks again at what it owes the agents. */
 void server_wake(struct ctl *c);
+/* Under ctl.lock: node has a new set for its agent. The websocket thread, woken
+ * by server_wake_sets (without ctl.lock), looks at these nodes' connections
+ * only, not at every connection as after server_wake. */
+void server_sets_ready_locked(struct ctl *c, const char *node);
+void server_wake_sets(struct ctl *c);
 void server_stop(struct ctl *c);
 /* Under ctl.lock: a node's state, made when new (NULL when out of memory). */
 struct node_state *server_node_state(struct ctl *c, const char *name);

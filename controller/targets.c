@@ -606,36 +606,77 @@ static int node_build(const struct targets *t, const struct targets_view *v, con
 	return node_policies(t, tn);
 }
 
+void targets_node_clear(struct targets_node *tn)
+{
+	for (int k = 0; k < tn->npolicies; k++)
+		free(tn->policies[k]);
+	free(tn->policies);
+	node_targets_free(&tn->nt);
+	free(tn->name);
+	memset(tn, 0, sizeof(*tn));
+}
+
 void targets_nodes_free(struct targets_node *n, int count)
 {
-	for (int i = 0; n && i < count; i++) {
-		for (int k = 0; k < n[i].npolicies; k++)
-			free(n[i].policies[k]);
-		free(n[i].policies);
-		node_targets_free(&n[i].nt);
-		free(n[i].name);
-	}
+	for (int i = 0; n && i < count; i++)
+		targets_node_clear(&n[i]);
 	free(n);
+}
+
+/* The dirty nodes' names, taken (t->dirty is emptied). */
+static int dirty_names(struct targets *t, char ***ret, int *ret_n)
+{
+	char **names = calloc(t->dirty.n + 1, sizeof(*names));
+	int n = 0;
+
+	*ret = NULL;
+	*ret_n = 0;
+	if (!names)
+		return -ENOMEM;
+	hmap_for_each(&t->dirty, it) {	/* the keys move: no copy to fail */
+		names[n++] = it->key;
+		it->key = NULL;
+	}
+	free(t->dirty.e);
+	memset(&t->dirty, 0, sizeof(t->dirty));
+	t->stats.nodes_built += (uint64_t)n;
+	*ret = names;
+	*ret_n = n;
+	return 0;
+}
+
+void targets_names_free(char **names, int n)
+{
+	for (int i = 0; names && i < n; i++)
+		free(names[i]);
+	free(names);
+}
+
+int targets_build(const struct targets *t, const struct targets_view *v, const char *name,
+		  struct targets_node *tn)
+{
+	return node_build(t, v, name, tn);
 }
 
 static int nodes_build(struct targets *t, const struct targets_view *v, struct targets_node **ret,
 		       int *ret_n)
 {
-	struct targets_node *out = calloc(t->dirty.n + 1, sizeof(*out));
-	int n = 0;
+	struct targets_node *out;
+	char **names;
+	int n, err = 0;
 
 	*ret = NULL;
 	*ret_n = 0;
-	if (!out)
+	if (dirty_names(t, &names, &n))
 		return -ENOMEM;
-	hmap_for_each(&t->dirty, it) {
-		if (node_build(t, v, it->key, &out[n++])) {
-			targets_nodes_free(out, n);
-			return -ENOMEM;
-		}
+	out = calloc((size_t)n + 1, sizeof(*out));
+	for (int i = 0; out && !err && i < n; i++)
+		err = node_build(t, v, names[i], &out[i]);
+	targets_names_free(names, n);
+	if (!out || err) {
+		targets_nodes_free(out, n);
+		return -ENOMEM;
 	}
-	t->stats.nodes_built += (uint64_t)n;
-	hmap_free(&t->dirty);
 	*ret = out;
 	*ret_n = n;
 	return 0;
@@ -700,15 +741,13 @@ static void owners_dirty(struct targets *t, const struct targets_view *v, const 
 	}
 }
 
-int targets_sync(struct targets *t, const struct targets_view *v, struct targets_work *w,
-		 struct targets_node **ret, int *ret_n)
+/* Everything but the build of the dirty nodes' sets. */
+static int sync_matches(struct targets *t, const struct targets_view *v, struct targets_work *w)
 {
 	struct tpolicy **changed = NULL;
 	int nchanged = 0;
 	bool all = w->all;
 
-	*ret = NULL;
-	*ret_n = 0;
 	t->err = 0;
 	t->in.namespaces = v->namespaces;
 	t->in.nodes = v->nodes;
@@ -740,9 +779,27 @@ int targets_sync(struct targets *t, const struct targets_view *v, struct targets
 		mark_dirty(t, it->key);
 	targets_work_free(w);
 	t->stats.pods_matched = t->pods.n;
-	if (t->err)
-		return t->err;
+	return t->err;
+}
+
+int targets_sync(struct targets *t, const struct targets_view *v, struct targets_work *w,
+		 struct targets_node **ret, int *ret_n)
+{
+	*ret = NULL;
+	*ret_n = 0;
+	if (sync_matches(t, v, w))
+		return -ENOMEM;
 	return nodes_build(t, v, ret, ret_n);
+}
+
+int targets_sync_names(struct targets *t, const struct targets_view *v, struct targets_work *w,
+		       char ***ret, int *ret_n)
+{
+	*ret = NULL;
+	*ret_n = 0;
+	if (sync_matches(t, v, w))
+		return -ENOMEM;
+	return dirty_names(t, ret, ret_n);
 }
 
 const struct resolve_input *targets_input(const struct targets *t)

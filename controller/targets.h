@@ -70,6 +70,20 @@ int targets_sync(struct targets *t, const struct targets_view *v, struct targets
 		 struct targets_node **ret, int *ret_n);
 void targets_nodes_free(struct targets_node *n, int count);
 
+/*
+ * targets_sync without the build: *ret gets the names of the nodes whose set
+ * must be built again (free with targets_names_free), each built then with
+ * targets_build. Between the two, t is only read: the builds may run on
+ * several threads at once (under the same hold of cache_lock).
+ */
+int targets_sync_names(struct targets *t, const struct targets_view *v, struct targets_work *w,
+		       char ***ret, int *ret_n);
+int targets_build(const struct targets *t, const struct targets_view *v, const char *name,
+		  struct targets_node *tn);
+void targets_names_free(char **names, int n);
+/* Frees what tn holds (not tn). */
+void targets_node_clear(struct targets_node *tn);
+
 /* What the sets were built with: resolve_encode() takes it (its policies are
  * the caches', valid as the nodes of targets_sync are). */
 const struct resolve_input *targets_input(const struct targets *t);

@@ -5,6 +5,9 @@
  * while this replica is no longer the leader, or after it was edited to be
  * Continuous, must not make the thread spin on a timer it cannot act on.
  */
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <sys/socket.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -190,24 +193,17 @@ static void ack(struct ctl *c, struct node_state *ns)
 	ctl_unlock(c);
 }
 
-/*
- * Two changes of one policy on one node: the first's rollout ends with its
- * agent's ack; then the second change comes, after a pass or in the same pass
- * as that ack. The rollouts counted.
- */
-static uint64_t rollouts_counted(bool same_pass)
+/* A controller with one pod on node n1 whose agent is bound, and policy p at 19 Hz. */
+static struct ctl *fleet_ctl(struct node_state **ret_ns)
 {
 	struct ctl *c = calloc(1, sizeof(*c));
 	struct pod *pod = calloc(1, sizeof(*pod));
-	struct reconciler *r;
-	struct node_state *ns;
 	cJSON *j = cJSON_Parse(
 		"{\"metadata\":{\"name\":\"a\",\"namespace\":\"n\",\"uid\":\"pu\"},"
 		"\"spec\":{\"nodeName\":\"n1\",\"containers\":[{\"name\":\"app\"}]},"
 		"\"status\":{\"phase\":\"Running\",\"containerStatuses\":[{\"name\":\"app\","
 		"\"containerID\":\"containerd://00000000000000000000000000000000000000000000000000000000"
 		"00000001\"}]}}");
-	uint64_t v, n;
 
 	assert_non_null(c);
 	assert_non_null(pod);
@@ -218,10 +214,61 @@ static uint64_t rollouts_counted(bool same_pass)
 	assert_int_equal(hmap_put(&c->pods, "pu", pod, NULL), 0);
 	assert_int_equal(hmap_put(&c->policies, "P:n/p", freq_policy(1, 19), NULL), 0);
 	ctl_lock(c);
-	ns = server_node_state(c, "n1");
-	assert_non_null(ns);
-	ns->conn = (struct conn *)1;	/* an agent bound: only ever compared with NULL here */
+	*ret_ns = server_node_state(c, "n1");
+	assert_non_null(*ret_ns);
+	(*ret_ns)->conn = (struct conn *)1;	/* an agent bound: only ever compared with NULL here */
 	ctl_unlock(c);
+	return c;
+}
+
+/* Stops r and frees c. */
+static void fleet_ctl_free(struct ctl *c, struct reconciler *r, struct node_state *ns)
+{
+	ctl_lock(c);
+	ns->conn = NULL;
+	ctl_unlock(c);
+	__atomic_store_n(&c->stop, 1, __ATOMIC_RELEASE);
+	reconcile_stop(r);
+	server_stop(c);
+	hmap_for_each(&c->policies, it) {
+		policy_free(it->val);
+		free(it->val);
+	}
+	hmap_free(&c->policies);
+	hmap_for_each(&c->pods, it) {
+		pod_free(it->val);
+		free(it->val);
+	}
+	hmap_free(&c->pods);
+	hmap_free(&c->rq.policies);
+	hmap_free(&c->rq.counted);
+	free(c);
+}
+
+/* Policy p changed to hz (generation gen); its node's new set is waited for. */
+static void change_policy(struct ctl *c, struct node_state *ns, int gen, int hz)
+{
+	uint64_t v = node_version(c, ns);
+
+	pthread_rwlock_wrlock(&c->cache_lock);
+	swap_policy_locked(c, freq_policy(gen, hz));
+	pthread_rwlock_unlock(&c->cache_lock);
+	reconcile_changed(c, RC_POLICY, NULL);
+	wait_version_above(c, ns, v);
+}
+
+/*
+ * Two changes of one policy on one node: the first's rollout ends with its
+ * agent's ack; then the second change comes, after a pass or in the same pass
+ * as that ack. The rollouts counted.
+ */
+static uint64_t rollouts_counted(bool same_pass)
+{
+	struct node_state *ns;
+	struct ctl *c = fleet_ctl(&ns);
+	struct reconciler *r;
+	uint64_t v, n;
+
 	r = reconcile_start(c);
 	assert_non_null(r);
 	reconcile_resolve_soon(c);
@@ -230,12 +277,7 @@ static uint64_t rollouts_counted(bool same_pass)
 	usleep(100000);
 
 	/* the first change, its set, a pass */
-	v = node_version(c, ns);
-	pthread_rwlock_wrlock(&c->cache_lock);
-	swap_policy_locked(c, freq_policy(2, 20));
-	pthread_rwlock_unlock(&c->cache_lock);
-	reconcile_changed(c, RC_POLICY, NULL);
-	wait_version_above(c, ns, v);
+	change_policy(c, ns, 2, 20);
 	usleep(100000);
 	v = node_version(c, ns);
 
@@ -255,25 +297,42 @@ static uint64_t rollouts_counted(bool same_pass)
 
 	ctl_lock(c);
 	n = c->rollout_count;
-	ns->conn = NULL;
 	ctl_unlock(c);
-	__atomic_store_n(&c->stop, 1, __ATOMIC_RELEASE);
-	reconcile_stop(r);
-	server_stop(c);
-	hmap_for_each(&c->policies, it) {
-		policy_free(it->val);
-		free(it->val);
-	}
-	hmap_free(&c->policies);
-	hmap_for_each(&c->pods, it) {
-		pod_free(it->val);
-		free(it->val);
-	}
-	hmap_free(&c->pods);
-	hmap_free(&c->rq.policies);
-	hmap_free(&c->rq.counted);
-	free(c);
+	fleet_ctl_free(c, r, ns);
 	return n;
+}
+
+/*
+ * An API server that takes status writes and never answers them: a policy's
+ * next change still gets its node's set at once. Before the status writer,
+ * the reconcile thread waited for the write (30 s) before its next pass.
+ */
+static void test_status_write_does_not_hold_up_sets(void **state)
+{
+	struct sockaddr_in sa = { .sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK) };
+	socklen_t sl = sizeof(sa);
+	int lfd = socket(AF_INET, SOCK_STREAM, 0);	/* listens, never accepts */
+	struct node_state *ns;
+	struct ctl *c = fleet_ctl(&ns);
+	struct reconciler *r;
+	char server[64];
+
+	(void)state;
+	assert_true(lfd >= 0);
+	assert_int_equal(bind(lfd, (struct sockaddr *)&sa, sizeof(sa)), 0);
+	assert_int_equal(listen(lfd, 16), 0);
+	assert_int_equal(getsockname(lfd, (struct sockaddr *)&sa, &sl), 0);
+	snprintf(server, sizeof(server), "http://127.0.0.1:%d", ntohs(sa.sin_port));
+	c->kcfg.server = server;
+	r = reconcile_start(c);
+	assert_non_null(r);
+	reconcile_resolve_soon(c);
+	wait_version_above(c, ns, 0);
+	usleep(200000);	/* its status write is under way, unanswered */
+	change_policy(c, ns, 2, 20);
+	change_policy(c, ns, 3, 21);
+	fleet_ctl_free(c, r, ns);
+	close(lfd);
 }
 
 static void test_rollout_acked_before_next_change(void **state)
@@ -297,6 +356,7 @@ int main(void)
 		cmocka_unit_test(test_policy_gap),
 		cmocka_unit_test(test_rollout_acked_before_next_change),
 		cmocka_unit_test(test_rollout_acked_with_next_change),
+		cmocka_unit_test(test_status_write_does_not_hold_up_sets),
 	};
 
 	log_set_level(LOG_LVL_ERROR);
