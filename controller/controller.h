@@ -56,6 +56,7 @@ struct ctl_options {
 	bool plain_credentials;		/* backends' credentials go over ws:// too */
 	int max_hz;
 	int max_ns_policies;	/* ProfilingPolicies honoured per namespace; 0 = no cap */
+	int reconcile_threads;	/* the reconcile pool's; -1: by the CPUs (pool_threads_for_cpus) */
 	const char *lease_ns, *lease_name, *identity;
 	int lease_duration_s;
 	bool no_leader_election;

@@ -37,6 +37,11 @@ static void usage(FILE *f)
 		"                           ProfilingPolicies honoured in one namespace, the oldest\n"
 		"                           first; the others get Accepted=False, TooManyPolicies\n"
 		"                           (default 32; 0 = no cap)\n"
+		"  --reconcile-threads N|auto\n"
+		"                           threads that build and encode target sets besides the\n"
+		"                           reconcile thread, 0..8 (default auto: the CPUs the\n"
+		"                           controller may use, by its affinity and cgroup quota,\n"
+		"                           less one, at most 3)\n"
 		"  --lease NS/NAME          leader-election Lease (default profleet-system/profleet-controller)\n"
 		"  --identity ID            this replica's identity (default $POD_NAME or the host name)\n"
 		"  --lease-duration S       seconds (default 15)\n"
@@ -101,6 +106,7 @@ static const struct option longopts[] = {
 	{ "store-max-bytes", required_argument, NULL, 'B' },
 	{ "store-namespace-max-bytes", required_argument, NULL, 'Q' },
 	{ "max-policies-per-namespace", required_argument, NULL, 'M' },
+	{ "reconcile-threads", required_argument, NULL, 'W' },
 	{ "store-retention", required_argument, NULL, 'R' },
 	{ "http-listen", required_argument, NULL, 'H' },
 	{ "health-listen", required_argument, NULL, 'Z' },
@@ -112,7 +118,7 @@ static const struct option longopts[] = {
 /* The options that take a value to check after all are read. */
 struct raw_options {
 	const char *listen, *sa, *lease, *maxhz, *dur, *store_max, *store_ret, *http_listen;
-	const char *health_listen, *store_ns_max, *max_ns_pol;
+	const char *health_listen, *store_ns_max, *max_ns_pol, *rec_threads;
 };
 
 static void defaults(struct ctl_options *o, struct raw_options *raw)
@@ -122,6 +128,7 @@ static void defaults(struct ctl_options *o, struct raw_options *raw)
 	raw->lease = env_or("PROFLEET_LEASE", "profleet-system/profleet-controller");
 	raw->maxhz = env_or("PROFLEET_MAX_FREQUENCY", "250");
 	raw->max_ns_pol = env_or("PROFLEET_MAX_POLICIES_PER_NAMESPACE", "32");
+	raw->rec_threads = env_or("PROFLEET_RECONCILE_THREADS", "auto");
 	raw->dur = env_or("PROFLEET_LEASE_DURATION", "15");
 	raw->store_max = env_or("PROFLEET_STORE_MAX_BYTES", "1G");
 	raw->store_ns_max = env_or("PROFLEET_STORE_NAMESPACE_MAX_BYTES", NULL);
@@ -185,6 +192,7 @@ static int take_option(int ch, struct ctl_options *o, struct raw_options *raw)
 	case 'b': o->secret_namespaces = optarg; break;
 	case 'm': raw->maxhz = optarg; break;
 	case 'M': raw->max_ns_pol = optarg; break;
+	case 'W': raw->rec_threads = optarg; break;
 	case 'L': raw->lease = optarg; break;
 	case 'i': o->identity = optarg; break;
 	case 'd': raw->dur = optarg; break;
@@ -349,6 +357,9 @@ int options_parse(int argc, char **argv, struct ctl_options *o)
 		 &o->lease_name, "NAMESPACE/NAME") ||
 	    int_in("max-frequency", raw.maxhz, 1, 1000, &o->max_hz) ||
 	    int_in("max-policies-per-namespace", raw.max_ns_pol, 0, 100000, &o->max_ns_policies) ||
+	    (strcmp(raw.rec_threads, "auto") ?
+		     int_in("reconcile-threads", raw.rec_threads, 0, 8, &o->reconcile_threads) :
+		     (o->reconcile_threads = -1, 0)) ||
 	    int_in("lease-duration", raw.dur, 2, 3600, &o->lease_duration_s) || check_files(o))
 		return -1;
 	if (!o->secret_namespaces)	/* the controller's own, the Lease's */

@@ -8,6 +8,7 @@
 #include <pthread.h>
 #include <sched.h>
 #include <stdbool.h>
+#include <stdio.h>
 #include <stdlib.h>
 
 #include "pool.h"
@@ -127,13 +128,38 @@ void pool_run(struct pool *p, int n, void (*fn)(void *arg, int i), void *arg)
 	pthread_mutex_unlock(&p->lock);
 }
 
-int pool_threads_for_cpus(int max)
+/* CPUs the cgroup v2 quota allows (cpu.max "QUOTA PERIOD", rounded up), 0: no quota. */
+static int quota_cpus(const char *path)
+{
+	long long quota, period;
+	char buf[64] = "";
+	FILE *f = fopen(path, "re");
+	int n = 0;
+
+	if (!f)
+		return 0;
+	if (fgets(buf, sizeof(buf), f) && sscanf(buf, "%lld %lld", &quota, &period) == 2 &&
+	    quota > 0 && period > 0)
+		n = (int)((quota + period - 1) / period);
+	fclose(f);
+	return n;
+}
+
+int pool_threads_for_cpus_in(const char *cpu_max, int max)
 {
 	cpu_set_t set;
-	int n = 1;
+	int n = 1, q = quota_cpus(cpu_max);
 
 	if (!sched_getaffinity(0, sizeof(set), &set))
 		n = CPU_COUNT(&set);
+	if (q && q < n)
+		n = q;
 	n -= 1;	/* the caller's thread is one */
 	return n < 0 ? 0 : n > max ? max : n;
+}
+
+int pool_threads_for_cpus(int max)
+{
+	/* in a container, its own cgroup: the namespace's root */
+	return pool_threads_for_cpus_in("/sys/fs/cgroup/cpu.max", max);
 }

@@ -17,6 +17,8 @@ struct pool;
 struct pool *pool_new(int threads);
 void pool_free(struct pool *p);
 void pool_run(struct pool *p, int n, void (*fn)(void *arg, int i), void *arg);
-/* Threads for the CPUs this process may run on, besides the caller's: 0 to max. */
+/* Threads for the CPUs this process may run on (its affinity, and the cgroup v2
+ * quota of /sys/fs/cgroup/cpu.max, or of cpu_max), besides the caller's: 0 to max. */
 int pool_threads_for_cpus(int max);
+int pool_threads_for_cpus_in(const char *cpu_max, int max);
 #endif

@@ -265,6 +265,14 @@ struct node_update {
 	size_t len;
 };
 
+/* A node not built or not encoded (out of memory): built again at the next sync. */
+static void build_later(struct ctl *c, const char *name)
+{
+	ctl_lock(c);
+	reconcile_node_set_locked(c, name);	/* (and a resolve soon) */
+	ctl_unlock(c);
+}
+
 /* Encodes the sets that changed; returns how many updates are in u. */
 static int encode_updates(struct ctl *c, const struct resolve_input *in, struct targets_node *tn,
 			  int n, struct node_update *u)
@@ -272,8 +280,11 @@ static int encode_updates(struct ctl *c, const struct resolve_input *in, struct 
 	uint64_t *prev = calloc(3 * (size_t)n + 1, sizeof(*prev));	/* digest, version, bytes */
 	int nu = 0;
 
-	if (!prev)
+	if (!prev) {
+		for (int i = 0; i < n; i++)
+			build_later(c, tn[i].name);
 		return 0;
+	}
 	ctl_lock(c);
 	for (int i = 0; i < n; i++) {
 		const struct node_state *ns = hmap_get(&c->node_states, tn[i].name);
@@ -299,9 +310,7 @@ static int encode_updates(struct ctl *c, const struct resolve_input *in, struct 
 		u[nu].msg = d ? resolve_set_version(cmp, len, u[nu].version, &u[nu].len) : NULL;
 		free(cmp);
 		if (!u[nu].msg) {	/* out of memory: built again at the next sync */
-			ctl_lock(c);
-			reconcile_node_set_locked(c, tn[i].name);
-			ctl_unlock(c);
+			build_later(c, tn[i].name);
 			continue;
 		}
 		log_debug("node %s: target set v%llu, %d container(s)", tn[i].name,
@@ -350,24 +359,20 @@ struct build_job {
 	int n;
 };
 
-/* A node not built or not encoded (out of memory): built again at the next sync. */
-static void build_later(struct ctl *c, const char *name)
-{
-	ctl_lock(c);
-	reconcile_node_set_locked(c, name);
-	reconcile_resolve_soon_locked(c);
-	ctl_unlock(c);
-}
-
 /* Chunk k of the job: built, encoded, handed to the websocket thread, which sends
  * the first ones while the next are built. */
 static void build_chunk(void *arg, int k)
 {
 	const struct build_job *j = arg;
 	int from = k * ENCODE_CHUNK, n = j->n - from < ENCODE_CHUNK ? j->n - from : ENCODE_CHUNK;
-	struct targets_node *tn = calloc((size_t)n, sizeof(*tn));
-	struct node_update *u = calloc((size_t)n, sizeof(*u));
+	struct targets_node *tn;
+	struct node_update *u;
 	int built = 0, nu;
+
+	if (ctl_stopping(j->c))	/* nothing sends them any more */
+		return;
+	tn = calloc((size_t)n, sizeof(*tn));
+	u = calloc((size_t)n, sizeof(*u));
 
 	for (int i = 0; tn && u && i < n; i++) {
 		if (targets_build(j->t, j->v, j->names[from + i], &tn[built])) {
@@ -897,7 +902,8 @@ struct reconciler *reconcile_start(struct ctl *c)
 	r->c = c;
 	r->need_all = true;	/* the first sync matches everything */
 	r->t = targets_new();
-	r->nthreads = pool_threads_for_cpus(RECONCILE_MAX_THREADS);
+	r->nthreads = c->opt.reconcile_threads >= 0 ? c->opt.reconcile_threads :
+		      pool_threads_for_cpus(RECONCILE_MAX_THREADS);
 	r->pool = r->t ? pool_new(r->nthreads) : NULL;
 	r->wr = r->pool ? writer_start(c) : NULL;
 	r->last_resync_ms = r->last_expire_ms = mono_ms();

@@ -44,6 +44,7 @@ void status_write_free(struct status_write *w)
 	free(w->path);
 	free(w->body);
 	free(w->policy);
+	free(w->uid);
 	free(w);
 }
 
@@ -371,13 +372,15 @@ struct status_write *policy_status(const struct status_input *in, struct policy_
 	}
 	policy_cache_key(key, sizeof(key), p->key);
 	w = calloc(1, sizeof(*w));
-	if (!w || !(w->policy = strdup(key)) ||
+	if (!w || !(w->policy = strdup(key)) || !(w->uid = strdup(p->uid ? p->uid : "")) ||
 	    (p->cluster ? asprintf(&w->path, GROUP_PATH "/clusterprofilingpolicies/%s/status",
 				   p->name) :
 			  asprintf(&w->path, GROUP_PATH "/namespaces/%s/profilingpolicies/%s/status",
 				   p->ns, p->name)) < 0) {
-		if (w)
+		if (w) {
 			free(w->policy);
+			free(w->uid);
+		}
 		free(w);
 		free(s);
 		return NULL;

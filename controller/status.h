@@ -19,6 +19,8 @@ struct status_write {
 	char *path;
 	char *body;
 	char *policy;		/* the policy's key in the caches ("P:ns/name"), for a PATCH */
+	char *uid;		/* ... and its uid: not written on one made again since */
+	int failures;		/* the writer's: attempts that failed */
 	struct status_write *next;
 };
 
@@ -51,7 +53,7 @@ struct policy_rt {
 	bool ev_degraded;	/* an ExportFailing Event was sent and not yet cleared */
 	char *last_status;	/* the last status body written (or attempted), or NULL */
 	int64_t last_write;
-	int64_t retry_at;	/* a failed or held back write is tried then (0: none) */
+	int64_t retry_at;	/* a held back write is made then (0: none) */
 	uint64_t seen;		/* resolve pass that last saw the policy */
 	int64_t generation;	/* of the policy at the last sync */
 	int64_t rollout_t0_ms;	/* CLOCK_MONOTONIC: its change, until all its agents hold it */

@@ -31,6 +31,8 @@ struct writer {
 	struct hmap patches;	/* status path -> struct patch */
 	struct status_write *ev, **ev_tail;	/* Events, oldest first */
 	int nev;
+	bool last_event;	/* the last write taken was an Event: a PATCH goes next */
+	uint64_t rng;		/* the retries' jitter */
 	bool stop;
 };
 
@@ -101,36 +103,58 @@ void writer_put(struct writer *wr, struct status_write *list)
 	}
 }
 
-/* The next write that is due, oldest Event first; NULL when stopping. Waits. */
+/* A PATCH that is due, taken from the queue; else NULL and *ret_first, the
+ * earliest due time (0: none waits). Under wr->lock. */
+static struct status_write *due_patch(struct writer *wr, int64_t now, int64_t *ret_first)
+{
+	*ret_first = 0;
+	hmap_for_each(&wr->patches, it) {
+		struct patch *p = it->val;
+		struct status_write *w = p->w;
+
+		if (p->due_ms <= now) {
+			free(hmap_del_entry(&wr->patches, it));
+			return w;
+		}
+		if (!*ret_first || p->due_ms < *ret_first)
+			*ret_first = p->due_ms;
+	}
+	return NULL;
+}
+
+/* The oldest Event, taken from the queue, or NULL. Under wr->lock. */
+static struct status_write *first_event(struct writer *wr)
+{
+	struct status_write *w = wr->ev;
+
+	if (!w)
+		return NULL;
+	wr->ev = w->next;
+	if (!wr->ev)
+		wr->ev_tail = &wr->ev;
+	wr->nev--;
+	w->next = NULL;
+	return w;
+}
+
+/* The next write that is due: Events and statuses in turn (a pile of Events
+ * does not hold the statuses back); NULL when stopping. Waits. */
 static struct status_write *next_write(struct writer *wr)
 {
 	struct status_write *w = NULL;
 
 	pthread_mutex_lock(&wr->lock);
 	while (!wr->stop && !w) {
-		int64_t now = now_ms(), first = 0;
+		int64_t first;
 
-		if ((w = wr->ev)) {
-			wr->ev = w->next;
-			if (!wr->ev)
-				wr->ev_tail = &wr->ev;
-			wr->nev--;
-			w->next = NULL;
+		if (!wr->last_event || !(w = due_patch(wr, now_ms(), &first)))
+			w = first_event(wr);
+		if (!w)
+			w = due_patch(wr, now_ms(), &first);
+		if (w) {
+			wr->last_event = !strcmp(w->method, "POST");
 			break;
 		}
-		hmap_for_each(&wr->patches, it) {
-			struct patch *p = it->val;
-
-			if (p->due_ms <= now) {
-				w = p->w;
-				free(hmap_del_entry(&wr->patches, it));
-				break;
-			}
-			if (!first || p->due_ms < first)
-				first = p->due_ms;
-		}
-		if (w)
-			break;
 		if (first) {
 			struct timespec ts = { .tv_sec = first / 1000,
 					       .tv_nsec = (first % 1000) * 1000000 };
@@ -144,15 +168,47 @@ static struct status_write *next_write(struct writer *wr)
 	return w;
 }
 
+/* After the failures-th failure in a row: WRITER_RETRY_S, doubled each time up
+ * to a minute, from half to one and a half of it (agents' policies failing
+ * together do not come back together), or the server's Retry-After if longer. */
+static int64_t retry_in_ms(struct writer *wr, int failures, int retry_after_s)
+{
+	int64_t base = (int64_t)WRITER_RETRY_S * 1000 << (failures < 5 ? failures - 1 : 4);
+
+	if (base > 60000)
+		base = 60000;
+	wr->rng ^= wr->rng << 13;	/* xorshift64 */
+	wr->rng ^= wr->rng >> 7;
+	wr->rng ^= wr->rng << 17;
+	base = base / 2 + (int64_t)(wr->rng % (uint64_t)base);
+	return retry_after_s * 1000LL > base ? retry_after_s * 1000LL : base;
+}
+
 /* A PATCH that failed, queued again unless a newer status came meanwhile. */
-static void retry_later(struct writer *wr, struct status_write *w)
+static void retry_later(struct writer *wr, struct status_write *w, int retry_after_s)
 {
 	pthread_mutex_lock(&wr->lock);
 	if (!wr->stop && !hmap_get(&wr->patches, w->path))
-		queue_patch(wr, w, now_ms() + WRITER_RETRY_S * 1000);
+		queue_patch(wr, w, now_ms() + retry_in_ms(wr, ++w->failures, retry_after_s));
 	else
 		status_write_free(w);
 	pthread_mutex_unlock(&wr->lock);
+}
+
+/* A status for a policy deleted since, or deleted and made again (its uid
+ * differs): not written (the new one's runtime writes its own). */
+static bool policy_gone(struct ctl *c, const struct status_write *w)
+{
+	const struct policy *p;
+	bool gone;
+
+	if (!w->policy || !w->uid)
+		return false;
+	pthread_rwlock_rdlock(&c->cache_lock);
+	p = hmap_get(&c->policies, w->policy);
+	gone = !p || strcmp(p->uid ? p->uid : "", w->uid);
+	pthread_rwlock_unlock(&c->cache_lock);
+	return gone;
 }
 
 static void send_one(struct writer *wr, struct status_write *w)
@@ -164,7 +220,7 @@ static void send_one(struct writer *wr, struct status_write *w)
 	ctl_lock(c);
 	leader = c->leader;
 	ctl_unlock(c);
-	if (!leader) {	/* the new leader writes what it sees */
+	if (!leader || (!event && policy_gone(c, w))) {	/* the new leader writes what it sees */
 		status_write_free(w);
 		return;
 	}
@@ -184,7 +240,7 @@ static void send_one(struct writer *wr, struct status_write *w)
 		ctl_unlock(c);
 	}
 	if (!ok && !event && resp.status != 404 && !ctl_stopping(c))
-		retry_later(wr, w);
+		retry_later(wr, w, resp.retry_after);
 	else
 		status_write_free(w);
 	k8s_response_free(&resp);
@@ -212,6 +268,7 @@ struct writer *writer_start(struct ctl *c)
 	}
 	wr->c = c;
 	wr->ev_tail = &wr->ev;
+	wr->rng = (uint64_t)mono_ns() | 1;
 	k8s_client_set_timeout(wr->kc, WRITER_TIMEOUT_MS);
 	k8s_client_set_stop(wr->kc, &c->stop);
 	pthread_mutex_init(&wr->lock, NULL);

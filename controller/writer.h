@@ -8,10 +8,13 @@
  *
  * Bounded: one PATCH pending per policy (a newer status replaces the one not
  * yet sent: only the last counts) and at most WRITER_MAX_EVENTS Events, in
- * order (more are dropped, counted in ctl.stats.events_dropped). A PATCH that
- * failed is tried again after WRITER_RETRY_S, unless a newer one came; a 404
- * (the policy is gone) is not. Only the leader writes: what is pending when
- * this replica is no longer the leader is dropped (the new leader writes it).
+ * order (more are dropped, counted in ctl.stats.events_dropped); Events and
+ * statuses are sent in turn. A PATCH that failed is tried again after
+ * WRITER_RETRY_S, doubled at each failure up to a minute, with jitter (or the
+ * server's Retry-After), unless a newer one came; a 404 is not, nor a status
+ * of a policy deleted since or made again under its name (its uid differs).
+ * Only the leader writes: what is pending when this replica is no longer the
+ * leader is dropped (the new leader writes it).
  */
 #include "status.h"
 
@@ -27,6 +30,6 @@ struct writer *writer_start(struct ctl *c);
 void writer_stop(struct writer *w);
 /* Takes the list (linked by next) and owns it. Any thread, without ctl.lock. */
 void writer_put(struct writer *w, struct status_write *list);
-/* PATCHes and Events not sent yet (for /metrics and tests). */
+/* PATCHes and Events not sent yet (for tests). */
 int writer_pending(struct writer *w);
 #endif

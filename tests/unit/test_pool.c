@@ -5,6 +5,7 @@
  * by the threads, and the threads' writes by the caller after it.
  */
 #include <pthread.h>
+#include <sched.h>
 #include <stdbool.h>
 #include <unistd.h>
 
@@ -70,7 +71,7 @@ static void test_every_index_once(void **state)
 	(void)state;
 	jobs(3, 200, 1000, &shared);
 	assert_true(shared);	/* the pool's threads took part */
-	jobs(1, 50, 7, &shared);
+	jobs(1, 50, 7, &shared);	/* fewer indices than... anything: all done */
 	jobs(2, 50, 1, &shared);	/* one index: the caller alone */
 	assert_false(shared);
 }
@@ -86,12 +87,38 @@ static void test_no_threads(void **state)
 	assert_false(shared);
 }
 
+static int threads_with(const char *cpu_max, int max)
+{
+	char path[] = "/tmp/test_pool.XXXXXX";
+	int fd = mkstemp(path), n;
+
+	assert_true(fd >= 0);
+	assert_int_equal(write(fd, cpu_max, strlen(cpu_max)), (ssize_t)strlen(cpu_max));
+	close(fd);
+	n = pool_threads_for_cpus_in(path, max);
+	unlink(path);
+	return n;
+}
+
+/* The CPUs of the affinity, fewer under a cgroup quota, less the caller's. */
 static void test_threads_for_cpus(void **state)
 {
+	cpu_set_t set;
+	int cpus;
+
 	(void)state;
+	assert_int_equal(sched_getaffinity(0, sizeof(set), &set), 0);
+	cpus = CPU_COUNT(&set);
 	assert_int_equal(pool_threads_for_cpus(0), 0);
-	assert_true(pool_threads_for_cpus(3) >= 0 && pool_threads_for_cpus(3) <= 3);
-	assert_true(pool_threads_for_cpus(POOL_MAX_THREADS) <= POOL_MAX_THREADS);
+	assert_int_equal(threads_with("max 100000\n", 8), cpus - 1 < 8 ? cpus - 1 : 8);
+	assert_int_equal(pool_threads_for_cpus_in("/nonexistent/cpu.max", 8),
+			 cpus - 1 < 8 ? cpus - 1 : 8);
+	assert_int_equal(threads_with("100000 100000\n", 8), 0);	/* one CPU: the caller's */
+	assert_int_equal(threads_with("50000 100000\n", 8), 0);	/* half of one */
+	/* one and a half CPUs: two, if the affinity has them */
+	assert_int_equal(threads_with("150000 100000\n", 8), cpus >= 2 ? 1 : 0);
+	assert_int_equal(threads_with("garbage\n", 2), cpus - 1 < 2 ? cpus - 1 : 2);
+	assert_int_equal(threads_with("800000 100000\n", 1), cpus >= 2 ? 1 : 0);
 }
 
 int main(void)

@@ -7,6 +7,7 @@
  */
 #include <arpa/inet.h>
 #include <netinet/in.h>
+#include <poll.h>
 #include <sys/socket.h>
 #include <time.h>
 #include <unistd.h>
@@ -16,6 +17,7 @@
 #include "log.h"
 #include "reconcile.h"
 #include "server.h"
+#include "fleet.pb-c.h"
 
 static struct policy *parse_policy(const char *json)
 {
@@ -328,7 +330,11 @@ static void test_status_write_does_not_hold_up_sets(void **state)
 	assert_non_null(r);
 	reconcile_resolve_soon(c);
 	wait_version_above(c, ns, 0);
-	usleep(200000);	/* its status write is under way, unanswered */
+	{	/* its status write is under way, unanswered: a connection waits */
+		struct pollfd p = { .fd = lfd, .events = POLLIN };
+
+		assert_int_equal(poll(&p, 1, 5000), 1);
+	}
 	change_policy(c, ns, 2, 20);
 	change_policy(c, ns, 3, 21);
 	fleet_ctl_free(c, r, ns);
@@ -348,6 +354,90 @@ static void test_rollout_acked_with_next_change(void **state)
 	assert_int_equal(rollouts_counted(true), 1);
 }
 
+/* ---- many nodes: the sets built and encoded on several threads at once ---- */
+
+#define MANY 300
+
+/* Every node's set holds its own pod, at hz: the chunks built on several
+ * threads at once put each node's set where it belongs. */
+static void check_sets(struct ctl *c, struct node_state **ns, const uint64_t *was, int hz)
+{
+	for (int i = 0; i < MANY; i++) {
+		char uid[32];
+		Profleet__Fleet__V1__ControllerMessage *m;
+
+		for (int k = 0; k < 500 && node_version(c, ns[i]) <= was[i]; k++)
+			usleep(10000);
+		assert_true(node_version(c, ns[i]) > was[i]);
+		snprintf(uid, sizeof(uid), "pu-%d", i);
+		ctl_lock(c);
+		m = profleet__fleet__v1__controller_message__unpack(NULL, ns[i]->msg_len, ns[i]->msg);
+		ctl_unlock(c);
+		assert_non_null(m);
+		assert_non_null(m->targets);
+		assert_int_equal(m->targets->n_targets, 1);
+		assert_string_equal(m->targets->targets[0]->pod_uid, uid);
+		assert_int_equal(m->targets->targets[0]->frequency_hz, hz);
+		profleet__fleet__v1__controller_message__free_unpacked(m, NULL);
+	}
+}
+
+static void test_many_nodes_on_threads(void **state)
+{
+	struct ctl *c = calloc(1, sizeof(*c));
+	struct node_state *ns[MANY];
+	uint64_t was[MANY] = { 0 };
+	struct reconciler *r;
+
+	(void)state;
+	assert_non_null(c);
+	ctl_for_test(c);
+	c->opt.reconcile_threads = 2;
+	for (int i = 0; i < MANY; i++) {
+		struct pod *pod = calloc(1, sizeof(*pod));
+		char json[1024], node[16], uid[32];
+		cJSON *j;
+
+		snprintf(node, sizeof(node), "n%d", i);
+		snprintf(uid, sizeof(uid), "pu-%d", i);
+		snprintf(json, sizeof(json),
+			 "{\"metadata\":{\"name\":\"a%d\",\"namespace\":\"n\",\"uid\":\"%s\"},"
+			 "\"spec\":{\"nodeName\":\"%s\",\"containers\":[{\"name\":\"app\"}]},"
+			 "\"status\":{\"phase\":\"Running\",\"containerStatuses\":[{\"name\":"
+			 "\"app\",\"containerID\":\"containerd://%064d\"}]}}", i, uid, node, i + 1);
+		j = cJSON_Parse(json);
+		assert_non_null(pod);
+		assert_non_null(j);
+		assert_int_equal(pod_from_json(j, pod), 0);
+		cJSON_Delete(j);
+		assert_int_equal(hmap_put(&c->pods, uid, pod, NULL), 0);
+		ctl_lock(c);
+		ns[i] = server_node_state(c, node);
+		assert_non_null(ns[i]);
+		ns[i]->conn = (struct conn *)1;
+		ctl_unlock(c);
+	}
+	assert_int_equal(hmap_put(&c->policies, "P:n/p", freq_policy(1, 19), NULL), 0);
+	r = reconcile_start(c);
+	assert_non_null(r);
+	reconcile_resolve_soon(c);
+	check_sets(c, ns, was, 19);
+	for (int round = 0; round < 5; round++) {
+		for (int i = 0; i < MANY; i++)
+			was[i] = node_version(c, ns[i]);
+		pthread_rwlock_wrlock(&c->cache_lock);
+		swap_policy_locked(c, freq_policy(2 + round, 20 + round));
+		pthread_rwlock_unlock(&c->cache_lock);
+		reconcile_changed(c, RC_POLICY, NULL);
+		check_sets(c, ns, was, 20 + round);
+	}
+	ctl_lock(c);
+	for (int i = 1; i < MANY; i++)	/* fleet_ctl_free unbinds the first */
+		ns[i]->conn = NULL;
+	ctl_unlock(c);
+	fleet_ctl_free(c, r, ns[0]);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -357,6 +447,7 @@ int main(void)
 		cmocka_unit_test(test_rollout_acked_before_next_change),
 		cmocka_unit_test(test_rollout_acked_with_next_change),
 		cmocka_unit_test(test_status_write_does_not_hold_up_sets),
+		cmocka_unit_test(test_many_nodes_on_threads),
 	};
 
 	log_set_level(LOG_LVL_ERROR);
