@@ -211,6 +211,36 @@ static uint64_t stat_of(struct ctl *c, const uint64_t *field)
 	return v;
 }
 
+/* The fake, a controller that leads, its writer (fail_first: /fail's 500s). */
+static struct writer *start_all(struct fake *f, char *server, size_t len, struct ctl **ret_c,
+				int fail_first)
+{
+	struct writer *wr;
+
+	fake_start(f);
+	f->fail_first = fail_first;
+	*ret_c = ctl_new(f, server, len);
+	wr = writer_start(*ret_c);
+	assert_non_null(wr);
+	return wr;
+}
+
+static void stop_all(struct fake *f, struct ctl *c, struct writer *wr)
+{
+	__atomic_store_n(&c->stop, 1, __ATOMIC_RELEASE);
+	writer_stop(wr);
+	fake_stop(f);
+	ctl_free(c);
+}
+
+/* Lets /hang answer. */
+static void release(struct fake *f)
+{
+	pthread_mutex_lock(&f->lock);
+	f->release = 1;
+	pthread_mutex_unlock(&f->lock);
+}
+
 /* While a write hangs, a policy's second status replaces its first; Events
  * stay in order and go before the statuses. */
 static void test_newer_replaces_pending(void **state)
@@ -221,10 +251,7 @@ static void test_newer_replaces_pending(void **state)
 	struct writer *wr;
 
 	(void)state;
-	fake_start(&f);
-	c = ctl_new(&f, server, sizeof(server));
-	wr = writer_start(c);
-	assert_non_null(wr);
+	wr = start_all(&f, server, sizeof(server), &c, 0);
 	writer_put(wr, sw("PATCH", "/hang", "h"));
 	assert_int_equal(wait_reqs(&f, 1), 1);
 	writer_put(wr, list(3, (struct status_write *[]){ sw("PATCH", "/p/x", "x1"),
@@ -232,9 +259,7 @@ static void test_newer_replaces_pending(void **state)
 	writer_put(wr, list(2, (struct status_write *[]){ sw("PATCH", "/p/x", "x2"),
 		   sw("POST", "/events", "e2") }));
 	assert_int_equal(writer_pending(wr), 4);	/* x2, y1, e1, e2 */
-	pthread_mutex_lock(&f.lock);
-	f.release = 1;
-	pthread_mutex_unlock(&f.lock);
+	release(&f);
 	assert_int_equal(wait_reqs(&f, 5), 5);
 	usleep(200000);	/* nothing more comes */
 	assert_int_equal(nreq(&f), 5);
@@ -246,10 +271,7 @@ static void test_newer_replaces_pending(void **state)
 		    (!strcmp(f.reqs[2], "PATCH /p/y y1") && !strcmp(f.reqs[4], "PATCH /p/x x2")));
 	assert_int_equal(writer_pending(wr), 0);
 	assert_int_equal(stat_of(c, &c->stats.status_writes), 3);	/* /hang, x, y */
-	__atomic_store_n(&c->stop, 1, __ATOMIC_RELEASE);
-	writer_stop(wr);
-	fake_stop(&f);
-	ctl_free(c);
+	stop_all(&f, c, wr);
 }
 
 /* Events over the bound, while the API server does not answer: dropped, counted. */
@@ -262,10 +284,7 @@ static void test_events_bounded(void **state)
 	struct timespec t0, t1;
 
 	(void)state;
-	fake_start(&f);
-	c = ctl_new(&f, server, sizeof(server));
-	wr = writer_start(c);
-	assert_non_null(wr);
+	wr = start_all(&f, server, sizeof(server), &c, 0);
 	writer_put(wr, sw("PATCH", "/hang", "h"));
 	assert_int_equal(wait_reqs(&f, 1), 1);
 	for (int i = 0; i < WRITER_MAX_EVENTS + 44; i++)
@@ -292,11 +311,7 @@ static void test_failed_patch_retried(void **state)
 	struct writer *wr;
 
 	(void)state;
-	fake_start(&f);
-	f.fail_first = 1;
-	c = ctl_new(&f, server, sizeof(server));
-	wr = writer_start(c);
-	assert_non_null(wr);
+	wr = start_all(&f, server, sizeof(server), &c, 1);
 	writer_put(wr, sw("PATCH", "/fail", "s1"));
 	assert_int_equal(wait_reqs(&f, 1), 1);
 	for (int i = 0; i < 100 && stat_of(c, &c->stats.status_errors) < 1; i++)
@@ -311,10 +326,7 @@ static void test_failed_patch_retried(void **state)
 	assert_int_equal(stat_of(c, &c->stats.status_errors), 1);
 	assert_int_equal(stat_of(c, &c->stats.status_writes), 1);
 	assert_int_equal(writer_pending(wr), 0);
-	__atomic_store_n(&c->stop, 1, __ATOMIC_RELEASE);
-	writer_stop(wr);
-	fake_stop(&f);
-	ctl_free(c);
+	stop_all(&f, c, wr);
 }
 
 /* No longer the leader: what is queued is dropped, not written. */
@@ -326,10 +338,7 @@ static void test_follower_writes_nothing(void **state)
 	struct writer *wr;
 
 	(void)state;
-	fake_start(&f);
-	c = ctl_new(&f, server, sizeof(server));
-	wr = writer_start(c);
-	assert_non_null(wr);
+	wr = start_all(&f, server, sizeof(server), &c, 0);
 	writer_put(wr, sw("PATCH", "/hang", "h"));
 	assert_int_equal(wait_reqs(&f, 1), 1);
 	writer_put(wr, list(2, (struct status_write *[]){ sw("PATCH", "/p/x", "x1"),
@@ -337,18 +346,13 @@ static void test_follower_writes_nothing(void **state)
 	ctl_lock(c);
 	c->leader = false;
 	ctl_unlock(c);
-	pthread_mutex_lock(&f.lock);
-	f.release = 1;
-	pthread_mutex_unlock(&f.lock);
+	release(&f);
 	for (int i = 0; i < 500 && writer_pending(wr); i++)
 		usleep(10000);
 	assert_int_equal(writer_pending(wr), 0);
 	usleep(200000);
 	assert_int_equal(nreq(&f), 1);
-	__atomic_store_n(&c->stop, 1, __ATOMIC_RELEASE);
-	writer_stop(wr);
-	fake_stop(&f);
-	ctl_free(c);
+	stop_all(&f, c, wr);
 }
 
 /* A status for the policy of the cache key "P:n/name" with that uid. */
@@ -389,13 +393,9 @@ static void test_what_is_not_written(void **state)
 	struct writer *wr;
 
 	(void)state;
-	fake_start(&f);
-	f.fail_first = 1;
-	c = ctl_new(&f, server, sizeof(server));
+	wr = start_all(&f, server, sizeof(server), &c, 1);
 	cache_policy(c, "same", "u1");
 	cache_policy(c, "again", "u2");	/* the status was made for u1 */
-	wr = writer_start(c);
-	assert_non_null(wr);
 	writer_put(wr, list(4, (struct status_write *[]){ sw("PATCH", "/missing", "m"),
 		   policy_sw("same", "u1", "s1"), policy_sw("again", "u1", "a1"),
 		   policy_sw("deleted", "u3", "d1") }));
@@ -419,10 +419,7 @@ static void test_what_is_not_written(void **state)
 	assert_string_equal(f.reqs[3], "PATCH /fail old");
 	assert_string_equal(f.reqs[4], "PATCH /fail new");
 	assert_int_equal(writer_pending(wr), 0);
-	__atomic_store_n(&c->stop, 1, __ATOMIC_RELEASE);
-	writer_stop(wr);
-	fake_stop(&f);
-	ctl_free(c);
+	stop_all(&f, c, wr);
 }
 
 int main(void)
