@@ -119,9 +119,12 @@ if command -v go >/dev/null 2>&1; then
 	go tool pprof -raw "$TMP/tiered.pb.gz" >"$TMP/tiered.raw" 2>&1
 	check "pprof: the leaves' locations carry their class's source file, JvmRatio.java" \
 		grep -qE ' JvmRatio\.hotThree JvmRatio\.java' "$TMP/tiered.raw"
-	check "pprof: their mapping is the [jvm] pseudo-mapping" \
-		sh -c "grep -E '^ +[0-9]+: 0x[0-9a-f]+ M=[0-9]+ JvmRatio\.hotThree' '$TMP/tiered.raw' | head -1 |
-			sed -E 's/.* M=([0-9]+) .*/\\1/' | xargs -I M grep -qE '^ *M: .*\\[jvm\\]' '$TMP/tiered.raw'"
+	# (the mapping's number in a shell variable: an "xargs -I M" also replaced
+	# an M that mktemp may put in $TMP)
+	jvm_map=$(grep -E '^ +[0-9]+: 0x[0-9a-f]+ M=[0-9]+ JvmRatio\.hotThree' "$TMP/tiered.raw" |
+		head -1 | sed -E 's/.* M=([0-9]+) .*/\1/')
+	check "pprof: their mapping is the [jvm] pseudo-mapping (M=$jvm_map)" \
+		sh -c "[ -n '$jvm_map' ] && grep -qE '^ *$jvm_map: .*\\[jvm\\]' '$TMP/tiered.raw'"
 	check "the profile counts the walker's frames, what was named and inlined, with no read error" \
 		sh -c "grep -qE 'profleet\.jvm\.frames=[1-9]' '$TMP/tiered.raw' &&
 			grep -qE 'profleet\.jvm\.named=[1-9]' '$TMP/tiered.raw' &&
