@@ -145,12 +145,12 @@ static struct status_write *next_write(struct writer *wr)
 
 	pthread_mutex_lock(&wr->lock);
 	while (!wr->stop && !w) {
-		int64_t first;
+		int64_t first = 0;
 
-		if (!wr->last_event || !(w = due_patch(wr, now_ms(), &first)))
-			w = first_event(wr);
+		/* the other kind first; either way due_patch gives first when none is due */
+		w = wr->last_event ? due_patch(wr, now_ms(), &first) : first_event(wr);
 		if (!w)
-			w = due_patch(wr, now_ms(), &first);
+			w = wr->last_event ? first_event(wr) : due_patch(wr, now_ms(), &first);
 		if (w) {
 			wr->last_event = !strcmp(w->method, "POST");
 			break;

@@ -71,7 +71,7 @@ static void test_every_index_once(void **state)
 	(void)state;
 	jobs(3, 200, 1000, &shared);
 	assert_true(shared);	/* the pool's threads took part */
-	jobs(1, 50, 7, &shared);	/* fewer indices than... anything: all done */
+	jobs(1, 50, 7, &shared);	/* a few indices, one thread: each still runs once */
 	jobs(2, 50, 1, &shared);	/* one index: the caller alone */
 	assert_false(shared);
 }

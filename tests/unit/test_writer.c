@@ -242,7 +242,7 @@ static void release(struct fake *f)
 }
 
 /* While a write hangs, a policy's second status replaces its first; Events
- * stay in order and go before the statuses. */
+ * stay in order and take turns with the statuses. */
 static void test_newer_replaces_pending(void **state)
 {
 	struct fake f;
