@@ -152,7 +152,7 @@ struct export_state {
 struct ctl_stats {
 	uint64_t frames_in, frames_bad, refused, accepted_conns, pushes, status_writes,
 		status_errors, uploads, uploads_refused, conns_over_limit, reviews_over_limit,
-		cert_reloads, cert_reload_failures, events_dropped;
+		cert_reloads, cert_reload_failures, events_dropped, status_dropped;
 };
 
 #define CTL_HOLD_BUCKETS 6	/* <= 10 us, 100 us, 1 ms, 10 ms, 100 ms, +Inf */
@@ -164,6 +164,8 @@ struct rec_queue {
 	int64_t policy_since_ms;	/* CLOCK_MONOTONIC: the oldest policy change in work */
 	struct hmap policies;	/* policy key -> NULL: status due now (acks, agents) */
 	struct hmap counted;	/* policy key -> NULL: samples counted, status due soon */
+	struct hmap lost;	/* policy key -> NULL: a status the writer dropped unsent
+				 * (not the leader then, out of memory): written again */
 	int64_t counted_since_ms;	/* CLOCK_MONOTONIC: when the first of those came */
 	uint64_t resolves, status_passes;	/* passes done (for /metrics and tests) */
 	uint64_t depth_max;	/* the most keys queued at once (policies, pods, nodes, ...) */

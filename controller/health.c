@@ -130,6 +130,10 @@ static void fleet_metrics(struct ctl *c, struct metrics *m, const struct fleet_v
 	one(m, "profleet_controller_events_dropped_total", "counter",
 	    "Policy Events not sent: too many were waiting for the API server.",
 	    (double)v->st.events_dropped);
+	one(m, "profleet_controller_status_writes_dropped_total", "counter",
+	    "Policy status patches not sent: no longer the leader, or out of memory "
+	    "(written again at the policy's next status pass).",
+	    (double)v->st.status_dropped);
 }
 
 static void rollout_metrics(struct metrics *m, const struct fleet_view *v)

@@ -183,6 +183,7 @@ out:
 	targets_work_free(&c->rq.work);
 	hmap_free(&c->rq.policies);
 	hmap_free(&c->rq.counted);
+	hmap_free(&c->rq.lost);
 	return ret;
 }
 

@@ -161,6 +161,18 @@ void reconcile_policy_due_locked(struct ctl *c, const char *policy_key)
 	wake_locked(c);
 }
 
+void reconcile_status_lost(struct ctl *c, const char *policy_key)
+{
+	ctl_lock(c);
+	c->stats.status_dropped++;
+	/* not due now: a follower writes nothing, and out of memory it would come
+	 * back at once; it is written at its next pass (every status is due on
+	 * becoming the leader) */
+	if (policy_key)
+		queue_key(c, &c->rq.lost, policy_key);
+	ctl_unlock(c);
+}
+
 void reconcile_node_due_locked(struct ctl *c, const char *node)
 {
 	const struct node_state *ns = hmap_get(&c->node_states, node);
@@ -807,6 +819,15 @@ static bool next_work(struct reconciler *r, bool *ret_resolve, struct targets_wo
 		q->policy_since_ms = 0;
 	}
 	move_keys(&q->policies, due);
+	hmap_for_each(&q->lost, it) {	/* what we wrote is no guide: written again */
+		struct policy_rt *rt = hmap_get(&r->runtime, it->key);
+
+		if (rt) {
+			free(rt->last_status);
+			rt->last_status = NULL;
+		}
+	}
+	hmap_free(&q->lost);
 	if (q->counted.n && mono_ms() >= q->counted_since_ms + RECONCILE_COUNTED_DELAY_MS)
 		move_keys(&q->counted, due);
 	if (*ret_resolve)

@@ -55,6 +55,10 @@ uint64_t reconcile_queue_depth_locked(const struct ctl *c);
 void reconcile_node_set_locked(struct ctl *c, const char *node);
 /* Under ctl.lock: the status of these policies is due now. */
 void reconcile_policy_due_locked(struct ctl *c, const char *policy_key);
+/* Without ctl.lock: the writer dropped this policy's status unsent (not the
+ * leader at the time, out of memory); its next status pass writes it, changed
+ * or not. Counted; policy_key NULL: only counted. */
+void reconcile_status_lost(struct ctl *c, const char *policy_key);
 /* Under ctl.lock: the policies a node's agent profiles for, all due now. */
 void reconcile_node_due_locked(struct ctl *c, const char *node);
 /* Under ctl.lock: samples of this policy were counted. */

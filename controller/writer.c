@@ -14,6 +14,7 @@
 #include "hmap.h"
 #include "k8s.h"
 #include "log.h"
+#include "reconcile.h"
 #include "writer.h"
 
 /* One policy's status, not yet sent. */
@@ -48,8 +49,10 @@ static void patch_free(struct patch *p)
 	free(p);
 }
 
-/* A PATCH into the queue, replacing an older one of its policy. Under wr->lock. */
-static void queue_patch(struct writer *wr, struct status_write *w, int64_t due_ms)
+/* A PATCH into the queue, replacing an older one of its policy. Under wr->lock.
+ * Out of memory: w is given back, for lost(). */
+static struct status_write *queue_patch(struct writer *wr, struct status_write *w,
+					int64_t due_ms)
 {
 	struct patch *p = hmap_get(&wr->patches, w->path);
 
@@ -57,7 +60,7 @@ static void queue_patch(struct writer *wr, struct status_write *w, int64_t due_m
 		status_write_free(p->w);
 		p->w = w;
 		p->due_ms = due_ms;
-		return;
+		return NULL;
 	}
 	p = calloc(1, sizeof(*p));
 	if (p) {
@@ -65,16 +68,28 @@ static void queue_patch(struct writer *wr, struct status_write *w, int64_t due_m
 		p->due_ms = due_ms;
 	}
 	if (!p || hmap_put(&wr->patches, w->path, p, NULL)) {
-		/* out of memory: the reconcile thread writes it again at its rewrite */
-		log_warn("status %s: out of memory: not written", w->path);
-		if (p)
-			free(p);
+		log_warn("status %s: out of memory: not written now", w->path);
+		free(p);
+		return w;
+	}
+	return NULL;
+}
+
+/* PATCHes dropped unsent (linked by next): the reconcile thread writes them again. */
+static void lost(struct writer *wr, struct status_write *list)
+{
+	while (list) {
+		struct status_write *w = list;
+
+		list = w->next;
+		reconcile_status_lost(wr->c, w->policy);
 		status_write_free(w);
 	}
 }
 
 void writer_put(struct writer *wr, struct status_write *list)
 {
+	struct status_write *unsent = NULL, *u;
 	uint64_t dropped = 0;
 
 	pthread_mutex_lock(&wr->lock);
@@ -84,7 +99,10 @@ void writer_put(struct writer *wr, struct status_write *list)
 		list = w->next;
 		w->next = NULL;
 		if (strcmp(w->method, "POST")) {
-			queue_patch(wr, w, 0);
+			if ((u = queue_patch(wr, w, 0))) {
+				u->next = unsent;
+				unsent = u;
+			}
 		} else if (wr->nev < WRITER_MAX_EVENTS) {
 			*wr->ev_tail = w;
 			wr->ev_tail = &w->next;
@@ -96,6 +114,7 @@ void writer_put(struct writer *wr, struct status_write *list)
 	}
 	pthread_cond_signal(&wr->wake);
 	pthread_mutex_unlock(&wr->lock);
+	lost(wr, unsent);
 	if (dropped) {
 		ctl_lock(wr->c);
 		wr->c->stats.events_dropped += dropped;
@@ -187,12 +206,16 @@ static int64_t retry_in_ms(struct writer *wr, int failures, int retry_after_s)
 /* A PATCH that failed, queued again unless a newer status came meanwhile. */
 static void retry_later(struct writer *wr, struct status_write *w, int retry_after_s)
 {
+	struct status_write *unsent = NULL;
+
 	pthread_mutex_lock(&wr->lock);
 	if (!wr->stop && !hmap_get(&wr->patches, w->path))
-		queue_patch(wr, w, now_ms() + retry_in_ms(wr, ++w->failures, retry_after_s));
-	else
+		unsent = queue_patch(wr, w, now_ms() + retry_in_ms(wr, ++w->failures,
+								   retry_after_s));
+	else	/* stopping, or a newer one came */
 		status_write_free(w);
 	pthread_mutex_unlock(&wr->lock);
+	lost(wr, unsent);
 }
 
 /* A status for a policy deleted since, or deleted and made again (its uid
@@ -220,7 +243,12 @@ static void send_one(struct writer *wr, struct status_write *w)
 	ctl_lock(c);
 	leader = c->leader;
 	ctl_unlock(c);
-	if (!leader || (!event && policy_gone(c, w))) {	/* the new leader writes what it sees */
+	if (!event && !leader) {	/* the new leader writes what it sees; if we lead
+					 * again, we write it again */
+		lost(wr, w);
+		return;
+	}
+	if (!leader || (!event && policy_gone(c, w))) {
 		status_write_free(w);
 		return;
 	}

@@ -13,6 +13,7 @@
 #include <unistd.h>
 
 #include "helpers.h"
+#include "fake_api.h"
 #include "controller.h"
 #include "log.h"
 #include "reconcile.h"
@@ -144,6 +145,96 @@ static void test_edited_policy_does_not_spin(void **state)
 {
 	(void)state;
 	assert_true(passes_after("continuous") <= 2);
+}
+
+/* PATCHes the fake took; *last gets the last one ("PATCH path body"). */
+static int patches(struct fake *f, char *last, size_t len)
+{
+	int n = 0;
+
+	pthread_mutex_lock(&f->lock);
+	for (int i = 0; i < f->nreq; i++)
+		if (!strncmp(f->reqs[i], "PATCH ", 6)) {
+			n++;
+			if (last)
+				snprintf(last, len, "%s", f->reqs[i]);
+		}
+	pthread_mutex_unlock(&f->lock);
+	return n;
+}
+
+static void policy_due(struct ctl *c)
+{
+	ctl_lock(c);
+	reconcile_policy_due_locked(c, "n/p");
+	ctl_unlock(c);
+}
+
+/*
+ * A status the writer dropped unsent (leadership lost for a moment, out of
+ * memory) is written at the policy's next status pass although it did not
+ * change. Before, it was not written until it changed, or for 5 minutes.
+ */
+static void test_lost_status_written_again(void **state)
+{
+	struct ctl *c = calloc(1, sizeof(*c));
+	char server[64], first[160], again[160];
+	struct reconciler *r;
+	struct fake f;
+	int n;
+
+	(void)state;
+	ctl_for_test(c);
+	fake_start(&f);
+	snprintf(server, sizeof(server), "http://127.0.0.1:%d", f.port);
+	c->kcfg.server = server;
+	/* the conditions as it writes them (so their lastTransitionTime stays: the
+	 * fake does not write them back into the cache, as a watch would) */
+	put_policy(c, parse_policy(
+		"{\"metadata\":{\"name\":\"p\",\"namespace\":\"n\",\"uid\":\"u\",\"generation\":1},"
+		"\"spec\":{\"selector\":{\"podSelector\":{}},\"mode\":\"Continuous\","
+		"\"sampling\":{\"frequencyHz\":19}},\"status\":{\"conditions\":["
+		"{\"type\":\"Accepted\",\"status\":\"True\",\"lastTransitionTime\":\"2026-01-01T00:00:00Z\"},"
+		"{\"type\":\"Ready\",\"status\":\"False\",\"lastTransitionTime\":\"2026-01-01T00:00:00Z\"},"
+		"{\"type\":\"Degraded\",\"status\":\"False\",\"lastTransitionTime\":\"2026-01-01T00:00:00Z\"}]}}"));
+	r = reconcile_start(c);
+	assert_non_null(r);
+	reconcile_resolve_soon(c);
+	/* written, until it settles (its numbers: at most once a second) */
+	for (int i = 0, quiet = 0; i < 100 && quiet < 15; i++) {
+		n = patches(&f, NULL, 0);
+		usleep(100000);
+		quiet = n && patches(&f, NULL, 0) == n ? quiet + 1 : 0;
+	}
+	n = patches(&f, first, sizeof(first));
+	assert_true(n >= 1);
+	policy_due(c);	/* unchanged: not written */
+	usleep(500000);
+	assert_int_equal(patches(&f, NULL, 0), n);
+	reconcile_status_lost(c, "P:n/p");
+	policy_due(c);
+	for (int i = 0; i < 200 && patches(&f, NULL, 0) == n; i++)
+		usleep(10000);
+	assert_int_equal(patches(&f, again, sizeof(again)), n + 1);
+	assert_string_equal(again, first);	/* the same status, again */
+	ctl_lock(c);
+	assert_int_equal(c->stats.status_dropped, 1);
+	assert_int_equal(c->rq.lost.n, 0);	/* taken */
+	ctl_unlock(c);
+	__atomic_store_n(&c->stop, 1, __ATOMIC_RELEASE);
+	reconcile_stop(r);
+	fake_stop(&f);
+	pthread_rwlock_wrlock(&c->cache_lock);
+	hmap_for_each(&c->policies, it) {
+		policy_free(it->val);
+		free(it->val);
+	}
+	hmap_free(&c->policies);
+	pthread_rwlock_unlock(&c->cache_lock);
+	hmap_free(&c->rq.policies);
+	hmap_free(&c->rq.counted);
+	hmap_free(&c->rq.lost);
+	free(c);
 }
 
 /* A changed policy is matched within a few ms, not after the pods' 200 ms gap. */
@@ -444,6 +535,7 @@ int main(void)
 		cmocka_unit_test(test_follower_does_not_spin),
 		cmocka_unit_test(test_edited_policy_does_not_spin),
 		cmocka_unit_test(test_policy_gap),
+		cmocka_unit_test(test_lost_status_written_again),
 		cmocka_unit_test(test_rollout_acked_before_next_change),
 		cmocka_unit_test(test_rollout_acked_with_next_change),
 		cmocka_unit_test(test_status_write_does_not_hold_up_sets),
