@@ -375,9 +375,8 @@ static bool agent_pod_ok(struct ctl *c, const char *pod_name, const char *pod_ui
 	return ok;
 }
 
-/* false with why; *retry when what failed may pass (FLEET_RETRY_SOON) */
-static bool review_agent(struct ctl *c, struct k8s_client *kc, const char *token,
-			 const char *node, const char *peer, char *why, size_t whylen, bool *retry)
+bool auth_review_agent(struct ctl *c, struct k8s_client *kc, const char *token,
+		       const char *node, const char *peer, char *why, size_t whylen, bool *retry)
 {
 	const char *user, *pod_name, *pod_uid;
 	cJSON *u = NULL;
@@ -459,7 +458,7 @@ static void *auth_main(void *arg)
 			snprintf(why, sizeof(why), "not the leader");
 		} else {
 			ok = c->opt.insecure_trust_agents ||
-			     review_agent(c, a->kc, token, node, peer, why, sizeof(why), &retry);
+			     auth_review_agent(c, a->kc, token, node, peer, why, sizeof(why), &retry);
 			if (!ok && retry)	/* the suffix kept whole: the reason cut for it */
 				snprintf(why + min_size(strlen(why), sizeof(why) - sizeof(FLEET_RETRY_SOON)),
 					 sizeof(FLEET_RETRY_SOON), "%s", FLEET_RETRY_SOON);

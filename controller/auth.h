@@ -70,6 +70,17 @@ bool auth_addr_in_list(const char *peer, const char *list);
 /* Answers taken from the cache, and asked of the API server. */
 void auth_cache_counts(struct auth_cache *ac, uint64_t *ret_hits, uint64_t *ret_misses);
 
+/*
+ * May the agent with this token, connected from peer (an address), have node's
+ * targets? The token must be the agents' service account's, bound to a pod
+ * (a projected token), and that pod, in the cache, the same one (uid), on node,
+ * and at peer (unless --no-agent-address-check). false with why; *retry when
+ * what failed may pass soon (a review that could not be made, the pod not in
+ * the cache yet or without an IP yet). What the auth thread asks of each Hello.
+ */
+bool auth_review_agent(struct ctl *c, struct k8s_client *kc, const char *token,
+		       const char *node, const char *peer, char *why, size_t whylen, bool *retry);
+
 /* The auth thread: 0 or an errno; stops once ctl.stop is set and c->wake broadcast. */
 int auth_start(struct ctl *c, pthread_t *ret);
 #endif

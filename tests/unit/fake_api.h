@@ -6,6 +6,7 @@
  * per connection, each recorded ("METHOD path body"). It answers 201 to a POST
  * and 200 otherwise, but: a request for /hang waits until fake.release is set,
  * the first fail_first requests for /fail get a 500, and /gone404 gets a 404.
+ * With answer_code set, every request gets that code and answer as its body.
  * Included after helpers.h (its asserts are cmocka's).
  */
 #include <arpa/inet.h>
@@ -27,6 +28,8 @@ struct fake {
 	pthread_mutex_t lock;
 	int stop, release;	/* release: /hang answers */
 	int fail_first;		/* that many PATCHes of /fail answered 500 */
+	int answer_code;	/* not 0: the answer to every request, with answer */
+	char answer[1024];
 	char reqs[MAX_REQS][1024];	/* "METHOD path body" */
 	int nreq;
 };
@@ -90,9 +93,12 @@ static inline void serve(struct fake *f, int fd)
 		code = 500;
 	else if (strstr(buf, " /gone404"))
 		code = 404;
-	pthread_mutex_unlock(&f->lock);
+	if (f->answer_code)
+		code = f->answer_code;
 	dprintf(fd, "HTTP/1.1 %d X\r\nConnection: close\r\nContent-Type: application/json\r\n"
-		    "Content-Length: 2\r\n\r\n{}", code);
+		    "Content-Length: %zu\r\n\r\n%s", code,
+		f->answer_code ? strlen(f->answer) : 2, f->answer_code ? f->answer : "{}");
+	pthread_mutex_unlock(&f->lock);
 }
 
 static inline void *fake_main(void *arg)

@@ -131,6 +131,7 @@ static uint64_t passes_after(const char *change)
 	pthread_rwlock_unlock(&c->cache_lock);
 	hmap_free(&c->rq.policies);
 	hmap_free(&c->rq.counted);
+	hmap_free(&c->rq.lost);
 	free(c);
 	return b - a;
 }
@@ -335,6 +336,7 @@ static void fleet_ctl_free(struct ctl *c, struct reconciler *r, struct node_stat
 	hmap_free(&c->pods);
 	hmap_free(&c->rq.policies);
 	hmap_free(&c->rq.counted);
+	hmap_free(&c->rq.lost);
 	free(c);
 }
 
