@@ -18,7 +18,10 @@
 # deleted), FLEET_CHURN_WINDOW (churn pods alive at once, default 2000),
 # PROFLEET_CONTROLLER (another controller binary, e.g. an older build, to
 # compare in the same conditions), FLEET_LOG_LEVEL (the controller's, default
-# warn; its log is copied to FLEET_LOG.AGENTS when FLEET_LOG is set).
+# warn; its log is copied to FLEET_LOG.AGENTS when FLEET_LOG is set),
+# FLEET_FULL_DECODE=1 (the simulated agents decode each set whole with
+# protobuf-c, as real agents do on their own nodes; by default they read only
+# its version, its targets' count and the first one's frequency).
 set -u
 top=$(cd "$(dirname "$0")/.." && pwd)
 CTL=${PROFLEET_CONTROLLER:-$top/build/bin/profleet-controller}
@@ -62,7 +65,8 @@ for size in ${FLEET_SIZES:-500:5000 1000:10000}; do
 	"$SIM" --kubeconfig "$KC" --url "ws://127.0.0.1:$port" --controller-pid "$CTL_PID" \
 		--agents "$agents" --pods "$pods" --rounds "$ROUNDS" --namespace "fleet-$agents" \
 		--policies "${FLEET_POLICIES:-1}" --churn "${FLEET_CHURN:-0}" \
-		--churn-window "${FLEET_CHURN_WINDOW:-2000}" >"$tmp/sim.out"
+		--churn-window "${FLEET_CHURN_WINDOW:-2000}" ${FLEET_FULL_DECODE:+--full-decode} \
+		>"$tmp/sim.out"
 	sed 's/^fleetsim: /  /; /^RESULT/d' "$tmp/sim.out"
 	rm -f "$tmp/metrics"
 	curl -sSf --max-time 30 -o "$tmp/metrics" "http://127.0.0.1:$((port + 1))/metrics" ||
