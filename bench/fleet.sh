@@ -97,7 +97,7 @@ for size in ${FLEET_SIZES:-500:5000 1000:10000}; do
 	ap=$(apiserver_pid)
 	ctl_kb=$(awk '/VmRSS/ { print $2 }' /proc/"$CTL_PID"/status)
 	[ -n "$ap" ] && awk -v c="$ctl_kb" '/VmRSS/ { printf "  peer: kube-apiserver RSS %.1f MiB serving the same objects; controller/apiserver RSS ratio %.3f\n", $2 / 1024, c / $2 }' /proc/"$ap"/status
-	awk '/^RESULT/ { split($2, p, "="); split($3, r, "="); printf "  against the targets: p99 %s ms / 1000 ms = %.3f; RSS %s MiB / 64 MiB = %.3f\n", p[2], p[2] / 1000, r[2], r[2] / 64 }' "$tmp/sim.out"
+	awk '/^RESULT/ { split($2, p, "="); split($3, r, "="); split($5, d, "="); printf "  against the targets: p99 %s ms / 1000 ms = %.3f; RSS %s MiB / 64 MiB = %.3f (the agents'"'"' sets: decode=%s)\n", p[2], p[2] / 1000, r[2], r[2] / 64, d[2] }' "$tmp/sim.out"
 	kill "$CTL_PID"
 	wait "$CTL_PID" 2>/dev/null
 	CTL_PID=

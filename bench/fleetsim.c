@@ -84,8 +84,8 @@ static double now_s(void)
  * 150k pods), taken from the controller being measured. So a simulated agent
  * reads, from the wire format, only what it checks: the set's version, how
  * many targets it has and the first one's frequency (--full-decode: all of it,
- * with protobuf-c). Anything else (a refusal, or what the scan does not
- * follow) goes to protobuf-c.
+ * with protobuf-c). Anything else (a refusal, or bytes the scan finds
+ * malformed) goes to protobuf-c; the targets past the first are only counted.
  */
 struct set_view {
 	uint64_t version;
@@ -105,32 +105,55 @@ static bool wire_varint(const uint8_t **p, const uint8_t *end, uint64_t *v)
 	return false;
 }
 
-/* The next field of [*p, end): its number and wire type, and for a
- * length-delimited one its bytes (*body, *blen); varints in *v. */
-static bool wire_field(const uint8_t **p, const uint8_t *end, uint32_t *num, uint64_t *v,
-		       const uint8_t **body, size_t *blen)
+/* The next field of [*p, end): its number in *num and its wire type returned
+ * (0: a varint, in *v; 2: bytes, *body and *blen), or -1 (malformed, field 0,
+ * or a fixed-width type, which the fleet protocol does not use). */
+static int wire_field(const uint8_t **p, const uint8_t *end, uint32_t *num, uint64_t *v,
+		      const uint8_t **body, size_t *blen)
 {
 	uint64_t key;
 
-	if (!wire_varint(p, end, &key))
-		return false;
+	*body = NULL;
+	*blen = 0;
+	if (!wire_varint(p, end, &key) || !(key >> 3) || (key >> 3) > UINT32_MAX)
+		return -1;
 	*num = (uint32_t)(key >> 3);
 	switch (key & 7) {
 	case 0:
-		return wire_varint(p, end, v);
+		return wire_varint(p, end, v) ? 0 : -1;
 	case 2:
 		if (!wire_varint(p, end, v) || *v > (uint64_t)(end - *p))
-			return false;
+			return -1;
 		*body = *p;
 		*blen = (size_t)*v;
 		*p += *v;
-		return true;
-	default:	/* the fleet protocol has no fixed-width fields */
-		return false;
+		return 2;
+	default:
+		return -1;
 	}
 }
 
-/* A ControllerMessage holding a TargetSet: true with its view. */
+/* The first target's frequency (Target.frequency_hz, field 6, a varint). */
+static bool scan_target(const uint8_t *q, size_t len, uint32_t *freq)
+{
+	const uint8_t *qend = q + len, *x;
+	size_t xl;
+	uint32_t num;
+	uint64_t v;
+
+	while (q < qend) {
+		int type = wire_field(&q, qend, &num, &v, &x, &xl);
+
+		if (type < 0 || (num == 6 && type != 0))
+			return false;
+		if (num == 6)
+			*freq = (uint32_t)v;
+	}
+	return true;
+}
+
+/* A ControllerMessage holding a TargetSet: true with its view. The targets past
+ * the first are counted, not read. */
 static bool scan_set(const uint8_t *b, size_t len, struct set_view *sv)
 {
 	const uint8_t *p = b, *end = b + len, *set, *tb;
@@ -139,26 +162,18 @@ static bool scan_set(const uint8_t *b, size_t len, struct set_view *sv)
 	uint64_t v;
 
 	memset(sv, 0, sizeof(*sv));
-	if (!wire_field(&p, end, &num, &v, &set, &slen) || num != 1 || p != end)
-		return false;	/* ControllerMessage.targets, alone */
+	/* ControllerMessage.targets (field 1, bytes), alone */
+	if (wire_field(&p, end, &num, &v, &set, &slen) != 2 || num != 1 || p != end)
+		return false;
 	for (p = set, end = set + slen; p < end;) {
-		if (!wire_field(&p, end, &num, &v, &tb, &tlen))
-			return false;
-		if (num == 1) {
-			sv->version = v;
-		} else if (num == 2 && sv->ntargets++ == 0) {	/* the first target's frequency */
-			const uint8_t *q = tb, *qend = tb + tlen, *x;
-			size_t xl;
-			uint32_t tn;
-			uint64_t tv;
+		int type = wire_field(&p, end, &num, &v, &tb, &tlen);
 
-			while (q < qend) {
-				if (!wire_field(&q, qend, &tn, &tv, &x, &xl))
-					return false;
-				if (tn == 6)
-					sv->freq = (uint32_t)tv;
-			}
-		}
+		if (type < 0 || (num == 1 && type != 0) || (num == 2 && type != 2))
+			return false;	/* version: a varint; targets: bytes */
+		if (num == 1)
+			sv->version = v;
+		else if (num == 2 && sv->ntargets++ == 0 && !scan_target(tb, tlen, &sv->freq))
+			return false;
 	}
 	return true;
 }
@@ -585,7 +600,8 @@ int main(int argc, char **argv)
 	struct churner churners[4];
 	double t0, *lat;
 	int ch, nlat = 0, per_node_min;
-	unsigned long long ticks0, ticks1, self0, self1, busy0, busy1, total0, total1;
+	unsigned long long ticks0 = 0, ticks1 = 0, self0 = 0, self1 = 0, busy0, busy1, total0,
+			   total1;
 	long rss = 0, hwm = 0, unused;
 	char err[512], path[512], body[2048];
 	long hz = sysconf(_SC_CLK_TCK);
@@ -834,8 +850,9 @@ int main(int argc, char **argv)
 			long ncpu = sysconf(_SC_NPROCESSORS_ONLN);
 
 			printf("fleetsim: the machine during the rounds: %.0f%% of its %ld CPUs busy; "
-			       "of a core: the controller %.0f%%, this simulator (%s) %.0f%%, the rest "
-			       "(API server, etcd, churn) %.0f%%\n",
+			       "of a core: the controller %.0f%%, this simulator (the agents, %s, "
+			       "and the churn's requests) %.0f%%, the rest (API server, etcd, ...) "
+			       "%.0f%%\n",
 			       100.0 * (double)(busy1 - busy0) / (double)(total1 - total0), ncpu,
 			       100.0 * (double)(ticks1 - ticks0) / (double)hz / secs,
 			       S.full_decode ? "sets decoded whole" : "sets scanned",
@@ -843,8 +860,9 @@ int main(int argc, char **argv)
 			       100.0 * ((double)(busy1 - busy0) - (double)(ticks1 - ticks0) -
 					(double)(self1 - self0)) / (double)hz / secs);
 		}
-		printf("RESULT p99_ms=%.0f rss_mib=%.1f hwm_mib=%.1f\n", lat[(int)(nlat * 0.99)] * 1e3,
-		       rss / 1024.0, hwm / 1024.0);
+		printf("RESULT p99_ms=%.0f rss_mib=%.1f hwm_mib=%.1f decode=%s\n",
+		       lat[(int)(nlat * 0.99)] * 1e3, rss / 1024.0, hwm / 1024.0,
+		       S.full_decode ? "full" : "scan");
 	}
 	S.stop = 1;
 	lws_cancel_service(S.ctx);

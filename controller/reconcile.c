@@ -165,11 +165,13 @@ void reconcile_status_lost(struct ctl *c, const char *policy_key)
 {
 	ctl_lock(c);
 	c->stats.status_dropped++;
-	/* not due now: a follower writes nothing, and out of memory it would come
-	 * back at once; it is written at its next pass (every status is due on
-	 * becoming the leader) */
-	if (policy_key)
+	/* due soon, not now (as counted samples): out of memory, it comes back
+	 * within seconds, not at once; a follower's pass writes nothing, and every
+	 * status is due on becoming the leader */
+	if (policy_key) {
 		queue_key(c, &c->rq.lost, policy_key);
+		reconcile_counted_locked(c, policy_key);
+	}
 	ctl_unlock(c);
 }
 
@@ -926,7 +928,7 @@ struct reconciler *reconcile_start(struct ctl *c)
 	r->nthreads = c->opt.reconcile_threads >= 0 ? c->opt.reconcile_threads :
 		      pool_threads_for_cpus(RECONCILE_MAX_THREADS);
 	r->pool = r->t ? pool_new(r->nthreads) : NULL;
-	r->wr = r->pool ? writer_start(c) : NULL;
+	r->wr = r->pool ? writer_start(c, reconcile_status_lost) : NULL;
 	r->last_resync_ms = r->last_expire_ms = mono_ms();
 	if (!r->wr) {
 		pool_free(r->pool);

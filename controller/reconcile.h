@@ -56,8 +56,8 @@ void reconcile_node_set_locked(struct ctl *c, const char *node);
 /* Under ctl.lock: the status of these policies is due now. */
 void reconcile_policy_due_locked(struct ctl *c, const char *policy_key);
 /* Without ctl.lock: the writer dropped this policy's status unsent (not the
- * leader at the time, out of memory); its next status pass writes it, changed
- * or not. Counted; policy_key NULL: only counted. */
+ * leader at the time, out of memory): counted, and (policy_key not NULL) due
+ * within RECONCILE_COUNTED_DELAY_MS, written then changed or not. */
 void reconcile_status_lost(struct ctl *c, const char *policy_key);
 /* Under ctl.lock: the policies a node's agent profiles for, all due now. */
 void reconcile_node_due_locked(struct ctl *c, const char *node);

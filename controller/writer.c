@@ -2,6 +2,7 @@
 /*
  * The status writer (see writer.h). Its queue is its own, under its own lock;
  * it takes ctl.lock only to read whether this replica leads and to count, and
+ * calls back (writer_lost_fn, which takes ctl.lock) for what it drops unsent;
  * never while it holds its own lock.
  */
 #include <errno.h>
@@ -14,7 +15,6 @@
 #include "hmap.h"
 #include "k8s.h"
 #include "log.h"
-#include "reconcile.h"
 #include "writer.h"
 
 /* One policy's status, not yet sent. */
@@ -27,6 +27,7 @@ struct writer {
 	struct ctl *c;
 	pthread_t thread;
 	struct k8s_client *kc;
+	writer_lost_fn *lost;	/* told of PATCHes dropped unsent */
 	pthread_mutex_t lock;	/* what follows */
 	pthread_cond_t wake;	/* on CLOCK_MONOTONIC */
 	struct hmap patches;	/* status path -> struct patch */
@@ -50,7 +51,7 @@ static void patch_free(struct patch *p)
 }
 
 /* A PATCH into the queue, replacing an older one of its policy. Under wr->lock.
- * Out of memory: w is given back, for lost(). */
+ * Out of memory: w is given back, for drop_unsent(). */
 static struct status_write *queue_patch(struct writer *wr, struct status_write *w,
 					int64_t due_ms)
 {
@@ -76,13 +77,14 @@ static struct status_write *queue_patch(struct writer *wr, struct status_write *
 }
 
 /* PATCHes dropped unsent (linked by next): the reconcile thread writes them again. */
-static void lost(struct writer *wr, struct status_write *list)
+static void drop_unsent(struct writer *wr, struct status_write *list)
 {
 	while (list) {
 		struct status_write *w = list;
 
 		list = w->next;
-		reconcile_status_lost(wr->c, w->policy);
+		if (wr->lost)
+			wr->lost(wr->c, w->policy);
 		status_write_free(w);
 	}
 }
@@ -114,7 +116,7 @@ void writer_put(struct writer *wr, struct status_write *list)
 	}
 	pthread_cond_signal(&wr->wake);
 	pthread_mutex_unlock(&wr->lock);
-	lost(wr, unsent);
+	drop_unsent(wr, unsent);
 	if (dropped) {
 		ctl_lock(wr->c);
 		wr->c->stats.events_dropped += dropped;
@@ -215,7 +217,7 @@ static void retry_later(struct writer *wr, struct status_write *w, int retry_aft
 	else	/* stopping, or a newer one came */
 		status_write_free(w);
 	pthread_mutex_unlock(&wr->lock);
-	lost(wr, unsent);
+	drop_unsent(wr, unsent);
 }
 
 /* A status for a policy deleted since, or deleted and made again (its uid
@@ -245,7 +247,7 @@ static void send_one(struct writer *wr, struct status_write *w)
 	ctl_unlock(c);
 	if (!event && !leader) {	/* the new leader writes what it sees; if we lead
 					 * again, we write it again */
-		lost(wr, w);
+		drop_unsent(wr, w);
 		return;
 	}
 	if (!leader || (!event && policy_gone(c, w))) {
@@ -284,7 +286,7 @@ static void *writer_main(void *arg)
 	return NULL;
 }
 
-struct writer *writer_start(struct ctl *c)
+struct writer *writer_start(struct ctl *c, writer_lost_fn *lost)
 {
 	struct writer *wr = calloc(1, sizeof(*wr));
 	pthread_condattr_t ca;
@@ -295,6 +297,7 @@ struct writer *writer_start(struct ctl *c)
 		return NULL;
 	}
 	wr->c = c;
+	wr->lost = lost;
 	wr->ev_tail = &wr->ev;
 	wr->rng = (uint64_t)mono_ns() | 1;
 	k8s_client_set_timeout(wr->kc, WRITER_TIMEOUT_MS);

@@ -25,7 +25,11 @@ struct writer;
 #define WRITER_RETRY_S 5
 #define WRITER_TIMEOUT_MS 10000L	/* a write, whole */
 
-struct writer *writer_start(struct ctl *c);
+/* lost (may be NULL) is told of each PATCH dropped unsent (not the leader at
+ * the time, out of memory), with its policy's key (NULL when the write has
+ * none); it is called without the writer's lock. */
+typedef void writer_lost_fn(struct ctl *c, const char *policy_key);
+struct writer *writer_start(struct ctl *c, writer_lost_fn *lost);
 /* After ctl.stop is set: a write under way is given up; what is pending is dropped. */
 void writer_stop(struct writer *w);
 /* Takes the list (linked by next) and owns it. Any thread, without ctl.lock. */

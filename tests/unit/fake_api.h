@@ -78,7 +78,7 @@ static inline bool flag(struct fake *f, int *v)
 
 static inline void serve(struct fake *f, int fd)
 {
-	char buf[4096];
+	char buf[4096], out[sizeof(f->answer) + 160];
 	int code = 200;
 
 	if (!read_request(fd, buf, sizeof(buf)))
@@ -95,10 +95,12 @@ static inline void serve(struct fake *f, int fd)
 		code = 404;
 	if (f->answer_code)
 		code = f->answer_code;
-	dprintf(fd, "HTTP/1.1 %d X\r\nConnection: close\r\nContent-Type: application/json\r\n"
-		    "Content-Length: %zu\r\n\r\n%s", code,
-		f->answer_code ? strlen(f->answer) : 2, f->answer_code ? f->answer : "{}");
+	snprintf(out, sizeof(out), "HTTP/1.1 %d X\r\nConnection: close\r\n"
+		 "Content-Type: application/json\r\nContent-Length: %zu\r\n\r\n%s", code,
+		 f->answer_code ? strlen(f->answer) : 2, f->answer_code ? f->answer : "{}");
 	pthread_mutex_unlock(&f->lock);
+	if (write(fd, out, strlen(out)) < 0)
+		return;	/* the client went: nothing to answer */
 }
 
 static inline void *fake_main(void *arg)

@@ -103,14 +103,34 @@ static void refused(struct fixture *x, const char *token, const char *node, cons
 	assert_int_equal(retry, want_retry);
 }
 
+/* The last request the fake took holds each of want (NULL-terminated). */
+static void last_request_has(struct fixture *x, const char *const *want)
+{
+	char req[sizeof(x->f.reqs[0])];
+
+	pthread_mutex_lock(&x->f.lock);
+	assert_true(x->f.nreq > 0);
+	snprintf(req, sizeof(req), "%s", x->f.reqs[x->f.nreq - 1]);
+	pthread_mutex_unlock(&x->f.lock);
+	for (; *want; want++)
+		if (!strstr(req, *want))
+			fail_msg("'%s' lacks '%s'", req, *want);
+}
+
 static void test_review_refusals(void **state)
 {
 	struct fixture *x = *state;
+	int n;
 
 	refused(x, "", "n1", "10.0.0.7", "no token", false);
 	assert_int_equal(nreq(&x->f), 0);	/* nothing asked to say no */
 	answer(x, 201, "{\"status\":{\"authenticated\":false,\"error\":\"token expired\"}}");
 	refused(x, "t-expired", "n1", "10.0.0.7", "not authenticated: token expired", false);
+	/* the review asked: of this token, for the agents' audience (a token made
+	 * for another service is refused by the API server) */
+	last_request_has(x, (const char *const[]){ "POST /apis/authentication.k8s.io/v1/tokenreviews ",
+		"\"kind\":\"TokenReview\"", "\"token\":\"t-expired\"",
+		"\"audiences\":[\"profleet\"]", NULL });
 	answer(x, 500, "{}");
 	refused(x, "t-500", "n1", "10.0.0.7", "token review failed", true);
 	answer(x, 403, "{}");	/* the controller may not review: for good */
@@ -125,8 +145,10 @@ static void test_review_refusals(void **state)
 	refused(x, "t-uid", "n1", "10.0.0.7", "was replaced (uid mismatch)", false);
 	bound(x, SA, "agent-x", "u-1");	/* replayed as another node */
 	refused(x, "t-node", "n2", "10.0.0.7", "runs on node 'n1', not 'n2'", false);
-	refused(x, "t-node", "n1", "10.9.9.9",	/* replayed from elsewhere (from the cache) */
+	n = nreq(&x->f);
+	refused(x, "t-node", "n1", "10.9.9.9",	/* replayed from elsewhere */
 		"has IP 10.0.0.7,fd00::7; this connection comes from 10.9.9.9", false);
+	assert_int_equal(nreq(&x->f), n);	/* the token's review taken from the cache */
 }
 
 static void test_review_passes(void **state)

@@ -13,6 +13,7 @@
 #include "fake_api.h"
 #include "controller.h"
 #include "log.h"
+#include "reconcile.h"
 #include "writer.h"
 
 static struct ctl *ctl_new(struct fake *f, char *server, size_t len)
@@ -36,6 +37,7 @@ static void ctl_free(struct ctl *c)
 	}
 	hmap_free(&c->policies);
 	hmap_free(&c->rq.lost);
+	hmap_free(&c->rq.counted);
 	pthread_rwlock_destroy(&c->cache_lock);
 	pthread_mutex_destroy(&c->lock);
 	free(c);
@@ -79,7 +81,7 @@ static struct writer *start_all(struct fake *f, char *server, size_t len, struct
 	fake_start(f);
 	f->fail_first = fail_first;
 	*ret_c = ctl_new(f, server, len);
-	wr = writer_start(*ret_c);
+	wr = writer_start(*ret_c, reconcile_status_lost);
 	assert_non_null(wr);
 	return wr;
 }
@@ -188,7 +190,6 @@ static void test_failed_patch_retried(void **state)
 	stop_all(&f, c, wr);
 }
 
-/* No longer the leader: what is queued is dropped, not written. */
 /* A status for the policy of the cache key "P:n/name" with that uid. */
 static struct status_write *policy_sw(const char *name, const char *uid, const char *body)
 {
@@ -203,6 +204,7 @@ static struct status_write *policy_sw(const char *name, const char *uid, const c
 	return w;
 }
 
+/* No longer the leader: what is queued is dropped, not written. */
 static void test_follower_writes_nothing(void **state)
 {
 	struct fake f;
@@ -230,6 +232,7 @@ static void test_follower_writes_nothing(void **state)
 	assert_int_equal(stat_of(c, &c->stats.status_dropped), 1);
 	ctl_lock(c);
 	assert_non_null(hmap_get(&c->rq.lost, "P:n/x"));
+	assert_non_null(hmap_get(&c->rq.counted, "P:n/x"));	/* due soon */
 	ctl_unlock(c);
 	stop_all(&f, c, wr);
 }
