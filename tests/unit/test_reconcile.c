@@ -92,6 +92,24 @@ static void ctl_for_test(struct ctl *c)
 	c->leader = true;
 }
 
+/* Stops the reconcile thread and frees what ctl_for_test's controller holds. */
+static void ctl_stop_free(struct ctl *c, struct reconciler *r)
+{
+	__atomic_store_n(&c->stop, 1, __ATOMIC_RELEASE);
+	reconcile_stop(r);
+	pthread_rwlock_wrlock(&c->cache_lock);
+	hmap_for_each(&c->policies, it) {
+		policy_free(it->val);
+		free(it->val);
+	}
+	hmap_free(&c->policies);
+	pthread_rwlock_unlock(&c->cache_lock);
+	hmap_free(&c->rq.policies);
+	hmap_free(&c->rq.counted);
+	hmap_free(&c->rq.lost);
+	free(c);
+}
+
 /* The passes over one second, once the policy's 3 s have run out. */
 static uint64_t passes_after(const char *change)
 {
@@ -120,19 +138,7 @@ static uint64_t passes_after(const char *change)
 	a = status_passes(c);
 	sleep(1);
 	b = status_passes(c);
-	__atomic_store_n(&c->stop, 1, __ATOMIC_RELEASE);
-	reconcile_stop(r);
-	pthread_rwlock_wrlock(&c->cache_lock);
-	hmap_for_each(&c->policies, it) {
-		policy_free(it->val);
-		free(it->val);
-	}
-	hmap_free(&c->policies);
-	pthread_rwlock_unlock(&c->cache_lock);
-	hmap_free(&c->rq.policies);
-	hmap_free(&c->rq.counted);
-	hmap_free(&c->rq.lost);
-	free(c);
+	ctl_stop_free(c, r);
 	return b - a;
 }
 
@@ -221,20 +227,8 @@ static void test_lost_status_written_again(void **state)
 	assert_int_equal(c->stats.status_dropped, 1);
 	assert_int_equal(c->rq.lost.n, 0);	/* taken */
 	ctl_unlock(c);
-	__atomic_store_n(&c->stop, 1, __ATOMIC_RELEASE);
-	reconcile_stop(r);
+	ctl_stop_free(c, r);
 	fake_stop(&f);
-	pthread_rwlock_wrlock(&c->cache_lock);
-	hmap_for_each(&c->policies, it) {
-		policy_free(it->val);
-		free(it->val);
-	}
-	hmap_free(&c->policies);
-	pthread_rwlock_unlock(&c->cache_lock);
-	hmap_free(&c->rq.policies);
-	hmap_free(&c->rq.counted);
-	hmap_free(&c->rq.lost);
-	free(c);
 }
 
 /* A changed policy is matched within a few ms, not after the pods' 200 ms gap. */
