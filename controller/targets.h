@@ -95,7 +95,8 @@ const struct policy_result *targets_policy(const struct targets *t, const char *
 					   const struct hmap **ret_nodes);
 
 /* Pods some policy selects now; pods and policies matched again and nodes
- * built since the start (what tests check of the work a sync did). */
+ * whose set was to be built again (names taken by targets_sync or
+ * targets_sync_names) since the start: what tests check of the work a sync did. */
 struct targets_stats {
 	uint64_t pods_matched, pods_synced, policies_matched, nodes_built;
 };
