@@ -132,7 +132,7 @@ static void fleet_metrics(struct ctl *c, struct metrics *m, const struct fleet_v
 	    (double)v->st.events_dropped);
 	one(m, "profleet_controller_status_writes_dropped_total", "counter",
 	    "Policy status patches not sent: no longer the leader, or out of memory "
-	    "(written again at the policy's next status pass).",
+	    "(written again within 2 s).",
 	    (double)v->st.status_dropped);
 }
 

@@ -245,12 +245,15 @@ static void send_one(struct writer *wr, struct status_write *w)
 	ctl_lock(c);
 	leader = c->leader;
 	ctl_unlock(c);
-	if (!event && !leader) {	/* the new leader writes what it sees; if we lead
-					 * again, we write it again */
-		drop_unsent(wr, w);
+	if (!leader) {	/* the new leader writes what it sees; should we lead again,
+			 * our status is written again (an Event is not) */
+		if (event)
+			status_write_free(w);
+		else
+			drop_unsent(wr, w);
 		return;
 	}
-	if (!leader || (!event && policy_gone(c, w))) {
+	if (!event && policy_gone(c, w)) {
 		status_write_free(w);
 		return;
 	}
