@@ -227,8 +227,8 @@ static void test_follower_writes_nothing(void **state)
 	assert_int_equal(writer_pending(wr), 0);
 	usleep(200000);
 	assert_int_equal(nreq(&f), 1);
-	/* the PATCH is counted and its policy's status written again at its next
-	 * pass (should this replica lead again); the Event is not */
+	/* the PATCH is counted and its policy due soon, to be written again
+	 * (should this replica lead again); the Event is not */
 	assert_int_equal(stat_of(c, &c->stats.status_dropped), 1);
 	ctl_lock(c);
 	assert_non_null(hmap_get(&c->rq.lost, "P:n/x"));
