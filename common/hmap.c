@@ -104,6 +104,25 @@ void *hmap_get_hashed(const struct hmap *m, const char *key, uint64_t hash)
 	return e ? e->val : NULL;
 }
 
+void hmap_prefetch_slot(const struct hmap *m, uint64_t hash)
+{
+	if (m->cap)
+		__builtin_prefetch(&m->e[hash & (m->cap - 1)]);
+}
+
+void hmap_prefetch_entry(const struct hmap *m, uint64_t hash)
+{
+	const struct hmap_entry *e;
+
+	if (!m->cap)
+		return;
+	e = &m->e[hash & (m->cap - 1)];
+	if (e->hash != hash || !e->key || e->key == HMAP_TOMB)
+		return;	/* probed further at the lookup: no hint */
+	__builtin_prefetch(e->key);
+	__builtin_prefetch(e->val);
+}
+
 int hmap_put(struct hmap *m, const char *key, void *val, void **ret_old)
 {
 	struct hmap_entry *e, *slot;

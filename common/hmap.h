@@ -37,6 +37,15 @@ void *hmap_del_entry(struct hmap *m, struct hmap_entry *e);
  * seeded: every map hashes a key alike). Spares hashing the key again.
  */
 void *hmap_get_hashed(const struct hmap *m, const char *key, uint64_t hash);
+/*
+ * Hints for a batch of lookups in a map too large for the caches: each lookup
+ * misses on its slot, then on its key and value. Asking for the slots of the
+ * whole batch first (hmap_prefetch_slot), then for the key and value of each
+ * slot holding that hash (hmap_prefetch_entry), lets the misses overlap
+ * instead of coming one after another. Hints only: they change nothing.
+ */
+void hmap_prefetch_slot(const struct hmap *m, uint64_t hash);
+void hmap_prefetch_entry(const struct hmap *m, uint64_t hash);
 void hmap_free(struct hmap *m);	/* frees keys, not values */
 
 #define hmap_for_each(m, it)                                                  \

@@ -580,10 +580,37 @@ static int node_policies(const struct targets *t, struct targets_node *tn)
 	return 0;
 }
 
+#define BUILD_BATCH 32	/* pods looked up at once: their cache misses overlap */
+
+/* A batch of a node's pods (entries of its map) added to its set. */
+static int node_add_batch(const struct targets *t, const struct targets_view *v,
+			  struct targets_node *tn, struct hmap_entry **b, int n)
+{
+	/* the node's map is keyed by uid as v->pods is: its hash serves both */
+	for (int k = 0; k < n; k++)
+		hmap_prefetch_slot(v->pods, b[k]->hash);
+	for (int k = 0; k < n; k++)
+		hmap_prefetch_entry(v->pods, b[k]->hash);
+	for (int k = 0; k < n; k++) {
+		const struct tpod *tp = b[k]->val;
+		const struct pod *pod = hmap_get_hashed(v->pods, b[k]->key, b[k]->hash);
+		int from = tn->nt.n;	/* one pod at a time: its containers are its own */
+
+		/* gone since the changes were taken: the next sync drops it */
+		for (int i = 0; pod && i < tp->n; i++)
+			if (tp->m[i].m == RESOLVE_TARGETED &&
+			    resolve_node_add(&t->in, &tn->nt, pod, tp->m[i].slot, from))
+				return -ENOMEM;
+	}
+	return 0;
+}
+
 static int node_build(const struct targets *t, const struct targets_view *v, const char *name,
 		      struct targets_node *tn)
 {
 	const struct hmap *pods = hmap_get(&t->nodes, name);
+	struct hmap_entry *batch[BUILD_BATCH];
+	int n = 0;
 
 	memset(tn, 0, sizeof(*tn));
 	if (!(tn->name = strdup(name)))
@@ -591,17 +618,16 @@ static int node_build(const struct targets *t, const struct targets_view *v, con
 	tn->nt.node = tn->name;
 	if (pods)
 		hmap_for_each(pods, it) {
-			const struct tpod *tp = it->val;
-			/* pods is keyed by uid as v->pods is: its hash serves both */
-			const struct pod *pod = hmap_get_hashed(v->pods, it->key, it->hash);
-			int from = tn->nt.n;	/* one pod at a time: its containers are its own */
-
-			/* gone since the changes were taken: the next sync drops it */
-			for (int i = 0; pod && i < tp->n; i++)
-				if (tp->m[i].m == RESOLVE_TARGETED &&
-				    resolve_node_add(&t->in, &tn->nt, pod, tp->m[i].slot, from))
+			__builtin_prefetch(it->val);	/* the tpod, read in the batch */
+			batch[n++] = it;
+			if (n == BUILD_BATCH) {
+				if (node_add_batch(t, v, tn, batch, n))
 					return -ENOMEM;
+				n = 0;
+			}
 		}
+	if (node_add_batch(t, v, tn, batch, n))
+		return -ENOMEM;
 	resolve_node_sort(&t->in, &tn->nt);
 	return node_policies(t, tn);
 }

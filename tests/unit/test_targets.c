@@ -21,7 +21,7 @@
 #include "resolve.h"
 #include "targets.h"
 
-#define NPODS 40
+#define NPODS 160
 #define NPOLICIES 8
 
 static uint64_t rng = 88172645463325252ull;
@@ -101,8 +101,9 @@ static void backend_destroy(void *p)
 /* Pod i, made again at random (its uid kept: the same pod, changed). */
 static void pod_change(struct world *w, int i, struct targets_work *work)
 {
+	/* n1 holds half the bound pods: more than node_build looks up at once */
 	static const char *const apps[] = { "a", "b", "c" }, *const tiers[] = { "x", "y" },
-		*const nss[] = { "ns1", "ns2", "ns3" }, *const nodes[] = { "n1", "n2", "n3", "n4" },
+		*const nss[] = { "ns1", "ns2", "ns3" }, *const nodes[] = { "n1", "n1", "n1", "n2", "n3", "n4" },
 		*const phases[] = { "Running", "Running", "Running", "Pending" },
 		*const owners[] = { "rs1", "rs2", "none" };
 	char uid[32], json[2048], key[64];
