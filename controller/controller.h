@@ -119,6 +119,7 @@ struct node_state {
 	size_t msg_len;
 	struct conn *conn;	/* the bound agent, or NULL */
 	uint64_t acked;		/* last version the node's agent acked (kept across reconnects) */
+	int64_t acked_ms;	/* CLOCK_MONOTONIC: when acked last moved (rollouts end then) */
 	uint64_t started_unix;	/* agent start, from its counters */
 	struct hmap samples;	/* policy key -> (uint64_t *) cumulative samples this agent run */
 	struct hmap base;	/* policy key -> (uint64_t *) samples from earlier agent runs */
@@ -162,7 +163,11 @@ struct rec_queue {
 	bool resolve;		/* caches changed: bring the target sets up to date */
 	struct targets_work work;	/* what changed (targets.h) */
 	int64_t policy_since_ms;	/* CLOCK_MONOTONIC: the oldest policy change in work */
-	struct hmap policies;	/* policy key -> NULL: status due now (acks, agents) */
+	struct hmap policies;	/* policy key -> NULL: status due now */
+	/* policy key -> NULL: numbers moved (acks, agents that came or went, pods
+	 * counted); status due within RECONCILE_NUMBERS_DELAY_MS of the first */
+	struct hmap numbers;
+	int64_t numbers_since_ms;	/* CLOCK_MONOTONIC */
 	struct hmap counted;	/* policy key -> NULL: samples counted, status due soon */
 	struct hmap lost;	/* policy key -> NULL: a status the writer dropped unsent
 				 * (not the leader then, out of memory): written again */

@@ -182,6 +182,7 @@ out:
 	auth_cache_free(c->auth_cache);
 	targets_work_free(&c->rq.work);
 	hmap_free(&c->rq.policies);
+	hmap_free(&c->rq.numbers);
 	hmap_free(&c->rq.counted);
 	hmap_free(&c->rq.lost);
 	return ret;

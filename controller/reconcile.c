@@ -70,7 +70,7 @@ uint64_t reconcile_queue_depth_locked(const struct ctl *c)
 {
 	const struct rec_queue *q = &c->rq;
 
-	return q->policies.n + q->counted.n + q->work.pods.n + q->work.nodes.n +
+	return q->policies.n + q->numbers.n + q->counted.n + q->work.pods.n + q->work.nodes.n +
 	       q->work.owners.n + q->work.namespaces.n + q->work.node_labels.n;
 }
 
@@ -175,20 +175,26 @@ void reconcile_status_lost(struct ctl *c, const char *policy_key)
 	ctl_unlock(c);
 }
 
+/* Due within a delay of the first key of m, since when *since_ms is. */
+static void queue_soon(struct ctl *c, struct hmap *m, int64_t *since_ms, const char *policy_key)
+{
+	if (!m->n)
+		*since_ms = mono_ms();
+	queue_key(c, m, policy_key);
+}
+
 void reconcile_node_due_locked(struct ctl *c, const char *node)
 {
 	const struct node_state *ns = hmap_get(&c->node_states, node);
 
 	for (int i = 0; ns && i < ns->npolicies; i++)
-		queue_key(c, &c->rq.policies, ns->policies[i]);
+		queue_soon(c, &c->rq.numbers, &c->rq.numbers_since_ms, ns->policies[i]);
 	wake_locked(c);
 }
 
 void reconcile_counted_locked(struct ctl *c, const char *policy_key)
 {
-	if (!c->rq.counted.n)
-		c->rq.counted_since_ms = mono_ms();
-	queue_key(c, &c->rq.counted, policy_key);
+	queue_soon(c, &c->rq.counted, &c->rq.counted_since_ms, policy_key);
 	wake_locked(c);
 }
 
@@ -421,19 +427,26 @@ static void build_install(struct reconciler *r, const struct targets_view *v, ch
 	ctl_unlock(r->c);
 }
 
-/* The policies whose verdict or counts moved (or all), into due. */
+/* The policies whose verdict moved (or all), into due; those whose counts moved
+ * only, due soon (pods coming and going are not a status pass each). */
 static void results_due(struct reconciler *r, struct hmap *due, bool all)
 {
+	ctl_lock(r->c);
 	hmap_for_each(&r->runtime, it) {
 		struct policy_rt *rt = it->val;
 		const struct policy_result *res = targets_policy(r->t, it->key, NULL);
 
 		if (!res)
 			continue;
-		if (all || memcmp(res, &rt->result, sizeof(*res)))
+		if (all || res->accepted != rt->result.accepted ||
+		    strcmp(res->reason, rt->result.reason) ||
+		    strcmp(res->message, rt->result.message))
 			hmap_put(due, it->key, (void *)1, NULL);
+		else if (memcmp(res, &rt->result, sizeof(*res)))
+			queue_soon(r->c, &r->c->rq.numbers, &r->c->rq.numbers_since_ms, it->key);
 		rt->result = *res;
 	}
+	ctl_unlock(r->c);
 }
 
 /* After a failed sync: new target sets, everything matched again, every node
@@ -499,6 +512,7 @@ static bool sync_pass(struct reconciler *r, struct targets_work *w, struct hmap 
 struct due_policy {
 	const char *key;
 	int held;		/* nodes whose agent holds a set made since its change */
+	int64_t held_ms;	/* CLOCK_MONOTONIC: the last of their acks */
 	const struct policy *p;
 	struct policy_rt *rt;
 	struct status_input in;
@@ -538,14 +552,19 @@ static void gather_nodes(struct ctl *c, const struct targets *t, struct due_poli
 	if ((d->p->mode == MODE_ONDEMAND && d->rt->completion) || !targets_policy(t, d->key, &nodes))
 		return;
 	hmap_for_each(nodes, it) {
-		const struct node_state *ns = hmap_get(&c->node_states, it->key);
+		/* keyed by node name as node_states is: its hash serves both */
+		const struct node_state *ns = hmap_get_hashed(&c->node_states, it->key, it->hash);
+		bool held;
 
 		d->in.nodes++;
 		d->in.connected += ns && ns->conn;
 		d->in.acked += ns && ns->conn && ns->version && ns->acked >= ns->version;
 		/* a set built since the change, or one older that it did not change */
-		d->held += ns && ns->conn && ns->version &&
-			   ns->acked >= (ns->version < since ? ns->version : since);
+		held = ns && ns->conn && ns->version &&
+		       ns->acked >= (ns->version < since ? ns->version : since);
+		d->held += held;
+		if (held && ns->acked_ms > d->held_ms)
+			d->held_ms = ns->acked_ms;
 	}
 }
 
@@ -604,19 +623,24 @@ static struct due_policy *due_policies(struct reconciler *r, const struct hmap *
 	return d;
 }
 
-/* Its agents all hold its change: how long that took, into the histogram. */
+/* Its agents all hold its change: how long that took (up to the last ack, not
+ * to this pass, which may come RECONCILE_NUMBERS_DELAY_MS later), into the
+ * histogram. */
 static void rollout_done(struct ctl *c, struct due_policy *d)
 {
 	static const double bounds[] = CTL_ROLLOUT_BOUNDS;
+	int64_t t0 = d->rt->rollout_t0_ms;
 	double s;
 	int b = 0;
 
-	if (!d->rt->rollout_t0_ms)
+	if (!t0)
 		return;
-	s = (double)(mono_ms() - d->rt->rollout_t0_ms) / 1000;
+	s = (double)(mono_ms() - t0) / 1000;
 	/* a node without its agent holds it up: given up after ROLLOUT_GIVE_UP_S, as +Inf */
 	if (d->held < d->in.nodes && s < ROLLOUT_GIVE_UP_S)
 		return;
+	if (d->held == d->in.nodes)	/* (no node needed a new set: 0) */
+		s = (double)(d->held_ms > t0 ? d->held_ms - t0 : 0) / 1000;
 	if (d->in.nodes) {	/* with no node, nothing was rolled out */
 		while (b < CTL_ROLLOUT_BUCKETS - 1 && s > bounds[b])
 			b++;
@@ -767,6 +791,8 @@ static int64_t wake_at(struct reconciler *r, int64_t now_ms)
 
 	if (q->resolve && r->last_resolve_ms + gap < t)
 		t = r->last_resolve_ms + gap;
+	if (q->numbers.n && q->numbers_since_ms + RECONCILE_NUMBERS_DELAY_MS < t)
+		t = q->numbers_since_ms + RECONCILE_NUMBERS_DELAY_MS;
 	if (q->counted.n && q->counted_since_ms + RECONCILE_COUNTED_DELAY_MS < t)
 		t = q->counted_since_ms + RECONCILE_COUNTED_DELAY_MS;
 	if (r->next_timer_s) {
@@ -830,6 +856,8 @@ static bool next_work(struct reconciler *r, bool *ret_resolve, struct targets_wo
 		}
 	}
 	hmap_free(&q->lost);
+	if (q->numbers.n && mono_ms() >= q->numbers_since_ms + RECONCILE_NUMBERS_DELAY_MS)
+		move_keys(&q->numbers, due);
 	if (q->counted.n && mono_ms() >= q->counted_since_ms + RECONCILE_COUNTED_DELAY_MS)
 		move_keys(&q->counted, due);
 	if (*ret_resolve)

@@ -10,8 +10,8 @@
  *
  * Asked by the caches (reconcile_changed: a pod, a policy, ...; a burst of
  * events is coalesced into one pass) and by the agents' connections (a
- * policy's status is due now: an ack, an agent that came or went; or soon:
- * samples were counted). Besides: OnDemand durations that run out, status
+ * policy's status is due soon: an ack, an agent that came or went, samples
+ * counted). Besides: OnDemand durations that run out, status
  * writes held back (numbers are written at most once a second), the store's
  * retention, and a full resync (every pod matched again) every
  * RECONCILE_RESYNC_S. Nothing changed: it wakes only for those. Its status
@@ -25,6 +25,12 @@ struct reconciler;
 
 #define RECONCILE_RESYNC_S 300
 #define RECONCILE_COUNTED_DELAY_MS 2000	/* samples counted -> status written within this */
+/*
+ * Acks, agents that came or went, counts of pods that moved -> status due
+ * within this: 5000 agents acking one after another, or pods coming and going,
+ * are a few passes over the policies' nodes, not one each.
+ */
+#define RECONCILE_NUMBERS_DELAY_MS 250
 #define RECONCILE_MIN_GAP_MS 200	/* between resolves: a burst of events is one pass */
 /*
  * ... unless a policy changed: someone waits for it (kubectl apply, then the
@@ -59,7 +65,8 @@ void reconcile_policy_due_locked(struct ctl *c, const char *policy_key);
  * leader at the time, out of memory): counted, and (policy_key not NULL) due
  * within RECONCILE_COUNTED_DELAY_MS, written then changed or not. */
 void reconcile_status_lost(struct ctl *c, const char *policy_key);
-/* Under ctl.lock: the policies a node's agent profiles for, all due now. */
+/* Under ctl.lock: the policies a node's agent profiles for, all due within
+ * RECONCILE_NUMBERS_DELAY_MS (its agent acked, came or went). */
 void reconcile_node_due_locked(struct ctl *c, const char *node);
 /* Under ctl.lock: samples of this policy were counted. */
 void reconcile_counted_locked(struct ctl *c, const char *policy_key);

@@ -308,6 +308,7 @@ static void handle_ack(struct ctl *c, struct conn *cn, const Profleet__Fleet__V1
 	cn->missing = a->containers_missing;
 	if (ns && ns->acked != a->version) {
 		ns->acked = a->version;
+		ns->acked_ms = mono_ns() / 1000000;
 		reconcile_node_due_locked(c, cn->node);
 	}
 	if (ns && ns->conn == cn && a->version == ns->version) {

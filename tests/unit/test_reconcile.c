@@ -105,6 +105,7 @@ static void ctl_stop_free(struct ctl *c, struct reconciler *r)
 	hmap_free(&c->policies);
 	pthread_rwlock_unlock(&c->cache_lock);
 	hmap_free(&c->rq.policies);
+	hmap_free(&c->rq.numbers);
 	hmap_free(&c->rq.counted);
 	hmap_free(&c->rq.lost);
 	free(c);
@@ -276,6 +277,7 @@ static void ack(struct ctl *c, struct node_state *ns)
 {
 	ctl_lock(c);
 	ns->acked = ns->version;
+	ns->acked_ms = mono_ns() / 1000000;
 	reconcile_node_due_locked(c, "n1");
 	ctl_unlock(c);
 }
@@ -328,6 +330,7 @@ static void fleet_ctl_free(struct ctl *c, struct reconciler *r, struct node_stat
 	}
 	hmap_free(&c->pods);
 	hmap_free(&c->rq.policies);
+	hmap_free(&c->rq.numbers);
 	hmap_free(&c->rq.counted);
 	hmap_free(&c->rq.lost);
 	free(c);
@@ -440,6 +443,81 @@ static void test_rollout_acked_with_next_change(void **state)
 	assert_int_equal(rollouts_counted(true), 1);
 }
 
+static double now_s(void)
+{
+	return (double)mono_ns() / 1e9;
+}
+
+/*
+ * A rollout lasts from its change to its last agent's ack, not to the status
+ * pass that sees it, RECONCILE_NUMBERS_DELAY_MS or more later. Before, the
+ * pass's time was taken.
+ */
+static void test_rollout_ends_at_ack(void **state)
+{
+	struct node_state *ns;
+	struct ctl *c = fleet_ctl(&ns);
+	struct reconciler *r;
+	double t0, t_ack, sum;
+	uint64_t n;
+
+	(void)state;
+	r = reconcile_start(c);
+	assert_non_null(r);
+	reconcile_resolve_soon(c);
+	wait_version_above(c, ns, 0);
+	ack(c, ns);
+	usleep(600000);
+	t0 = now_s();
+	change_policy(c, ns, 2, 20);	/* its set is built: the agent takes 300 ms */
+	usleep(300000);
+	t_ack = now_s();
+	ack(c, ns);
+	for (int i = 0; i < 300; i++) {
+		ctl_lock(c);
+		n = c->rollout_count;
+		sum = c->rollout_sum_s;
+		ctl_unlock(c);
+		if (n)
+			break;
+		usleep(10000);
+	}
+	assert_int_equal(n, 1);
+	/* from the change (a little after t0) to the ack */
+	assert_true(sum <= t_ack - t0 + 0.005);
+	assert_true(sum >= t_ack - t0 - 0.1);
+	fleet_ctl_free(c, r, ns);
+}
+
+/*
+ * Acks of many agents one after another (one every 2 ms here) are a few
+ * status passes, not one each: each pass walks every node of every policy.
+ */
+static void test_acks_are_few_passes(void **state)
+{
+	struct node_state *ns;
+	struct ctl *c = fleet_ctl(&ns);
+	struct reconciler *r;
+	uint64_t a, b;
+
+	(void)state;
+	r = reconcile_start(c);
+	assert_non_null(r);
+	reconcile_resolve_soon(c);
+	wait_version_above(c, ns, 0);
+	usleep(500000);
+	a = status_passes(c);
+	for (int i = 0; i < 100; i++) {
+		ack(c, ns);
+		usleep(2000);
+	}
+	usleep(2 * RECONCILE_NUMBERS_DELAY_MS * 1000);
+	b = status_passes(c);
+	assert_true(b > a);	/* the acks were seen */
+	assert_true(b - a <= 10);
+	fleet_ctl_free(c, r, ns);
+}
+
 /* ---- many nodes: the sets built and encoded on several threads at once ---- */
 
 #define MANY 300
@@ -533,6 +611,8 @@ int main(void)
 		cmocka_unit_test(test_lost_status_written_again),
 		cmocka_unit_test(test_rollout_acked_before_next_change),
 		cmocka_unit_test(test_rollout_acked_with_next_change),
+		cmocka_unit_test(test_rollout_ends_at_ack),
+		cmocka_unit_test(test_acks_are_few_passes),
 		cmocka_unit_test(test_status_write_does_not_hold_up_sets),
 		cmocka_unit_test(test_many_nodes_on_threads),
 	};

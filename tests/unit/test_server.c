@@ -60,6 +60,7 @@ static void fixture_free(struct fixture *f)
 	server_stop(&f->c);	/* no context: frees the node states */
 	hmap_free(&f->c.policies);
 	hmap_free(&f->c.rq.policies);
+	hmap_free(&f->c.rq.numbers);
 	hmap_free(&f->c.rq.counted);
 	store_close(f->c.store);
 }

@@ -37,6 +37,7 @@ static void ctl_free(struct ctl *c)
 	}
 	hmap_free(&c->policies);
 	hmap_free(&c->rq.lost);
+	hmap_free(&c->rq.numbers);
 	hmap_free(&c->rq.counted);
 	pthread_rwlock_destroy(&c->cache_lock);
 	pthread_mutex_destroy(&c->lock);
