@@ -111,6 +111,8 @@ struct conn {
 	struct conn *next;
 };
 
+#define NODE_ACKS_KEPT 4
+
 struct node_state {
 	char *name;
 	uint64_t version;	/* of the current target set */
@@ -119,7 +121,11 @@ struct node_state {
 	size_t msg_len;
 	struct conn *conn;	/* the bound agent, or NULL */
 	uint64_t acked;		/* last version the node's agent acked (kept across reconnects) */
-	int64_t acked_ms;	/* CLOCK_MONOTONIC: when acked last moved (rollouts end then) */
+	struct {		/* the last acks that moved it, oldest first: when a
+				 * version was first held (rollouts end then) */
+		uint64_t version;
+		int64_t ms;	/* CLOCK_MONOTONIC */
+	} acks[NODE_ACKS_KEPT];
 	uint64_t started_unix;	/* agent start, from its counters */
 	struct hmap samples;	/* policy key -> (uint64_t *) cumulative samples this agent run */
 	struct hmap base;	/* policy key -> (uint64_t *) samples from earlier agent runs */
@@ -132,6 +138,7 @@ struct node_state {
 				 * next sync encodes the set again, version kept */
 	char **policies;	/* keys of the policies it holds targets of */
 	int npolicies;
+	uint64_t policies_hash;	/* targets_node's of those (0: none yet) */
 	struct hmap released;	/* "ns/name" -> (int64_t *) until when a policy it held may
 				 * still get its uploads (its agent sends the last interval after) */
 	int64_t idle_since;	/* no agent connected since (0: one is) */

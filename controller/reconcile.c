@@ -293,11 +293,14 @@ static void build_later(struct ctl *c, const char *name)
 	ctl_unlock(c);
 }
 
-/* Encodes the sets that changed; returns how many updates are in u. */
-static int encode_updates(struct ctl *c, const struct resolve_input *in, struct targets_node *tn,
+/* Encodes the sets that changed; returns how many updates are in u. The keys
+ * of their policies are made only where those changed. */
+static int encode_updates(struct ctl *c, const struct targets *t, struct targets_node *tn,
 			  int n, struct node_update *u)
 {
-	uint64_t *prev = calloc(3 * (size_t)n + 1, sizeof(*prev));	/* digest, version, bytes */
+	/* digest, version, bytes needed, policies' hash */
+	uint64_t *prev = calloc(4 * (size_t)n + 1, sizeof(*prev));
+	const struct resolve_input *in = targets_input(t);
 	int nu = 0;
 
 	if (!prev) {
@@ -309,9 +312,10 @@ static int encode_updates(struct ctl *c, const struct resolve_input *in, struct 
 	for (int i = 0; i < n; i++) {
 		const struct node_state *ns = hmap_get(&c->node_states, tn[i].name);
 
-		prev[3 * i] = ns ? ns->digest : 0;
-		prev[3 * i + 1] = ns ? ns->version : 0;
-		prev[3 * i + 2] = ns && ns->need_msg;
+		prev[4 * i] = ns ? ns->digest : 0;
+		prev[4 * i + 1] = ns ? ns->version : 0;
+		prev[4 * i + 2] = ns && ns->need_msg;
+		prev[4 * i + 3] = ns ? ns->policies_hash : 0;
 	}
 	ctl_unlock(c);
 	for (int i = 0; i < n; i++) {
@@ -319,16 +323,21 @@ static int encode_updates(struct ctl *c, const struct resolve_input *in, struct 
 		uint8_t *cmp = resolve_encode(in, &tn[i].nt, 0, &len);
 		uint64_t d = cmp ? set_digest(cmp, len) : 0;
 
-		if (d && d == prev[3 * i] && !prev[3 * i + 2]) {
+		if (d && d == prev[4 * i] && !prev[4 * i + 2]) {
 			free(cmp);
 			continue;
 		}
 		u[nu].tn = &tn[i];
 		u[nu].digest = d;
 		/* the same set, its bytes needed again: the same version */
-		u[nu].version = d == prev[3 * i] ? prev[3 * i + 1] : next_version(prev[3 * i + 1]);
+		u[nu].version = d == prev[4 * i] ? prev[4 * i + 1] : next_version(prev[4 * i + 1]);
 		u[nu].msg = d ? resolve_set_version(cmp, len, u[nu].version, &u[nu].len) : NULL;
 		free(cmp);
+		if (u[nu].msg && tn[i].policies_hash != prev[4 * i + 3] &&
+		    targets_node_keys(t, &tn[i])) {
+			free(u[nu].msg);
+			u[nu].msg = NULL;
+		}
 		if (!u[nu].msg) {	/* out of memory: built again at the next sync */
 			build_later(c, tn[i].name);
 			continue;
@@ -342,7 +351,7 @@ static int encode_updates(struct ctl *c, const struct resolve_input *in, struct 
 }
 
 /* Hands the new sets to the node states; the websocket thread sends them. */
-static void install_updates(struct ctl *c, struct node_update *u, int n)
+static void install_updates(struct ctl *c, const struct targets *t, struct node_update *u, int n)
 {
 	int64_t now = time(NULL);
 
@@ -358,7 +367,17 @@ static void install_updates(struct ctl *c, struct node_update *u, int n)
 		ns->version = u[i].version;
 		ns->digest = u[i].digest;
 		ns->need_msg = false;
-		server_node_set_policies(ns, u[i].tn->policies, u[i].tn->npolicies, now);
+		/* a node state made again since encode_updates looked (its agent gone
+		 * for long): the keys it has not */
+		if (!u[i].tn->policies && ns->policies_hash != u[i].tn->policies_hash &&
+		    targets_node_keys(t, u[i].tn)) {
+			ns->digest = 0;	/* out of memory: built again at the next sync */
+			reconcile_node_set_locked(c, u[i].tn->name);
+		}
+		if (u[i].tn->policies) {	/* else the same policies as before */
+			server_node_set_policies(ns, u[i].tn->policies, u[i].tn->npolicies, now);
+			ns->policies_hash = u[i].tn->policies_hash;
+		}
 		server_sets_ready_locked(c, u[i].tn->name);
 		u[i].msg = NULL;
 		u[i].tn->policies = NULL;
@@ -407,8 +426,8 @@ static void build_chunk(void *arg, int k)
 			build_later(j->c, j->names[from + i]);
 		n = built = 0;
 	}
-	nu = encode_updates(j->c, targets_input(j->t), tn, built, u);
-	install_updates(j->c, u, nu);
+	nu = encode_updates(j->c, j->t, tn, built, u);
+	install_updates(j->c, j->t, u, nu);
 	for (int i = 0; i < nu; i++)
 		free(u[i].msg);
 	for (int i = 0; i < built; i++)
@@ -512,7 +531,7 @@ static bool sync_pass(struct reconciler *r, struct targets_work *w, struct hmap 
 struct due_policy {
 	const char *key;
 	int held;		/* nodes whose agent holds a set made since its change */
-	int64_t held_ms;	/* CLOCK_MONOTONIC: the last of their acks */
+	int64_t held_ms;	/* CLOCK_MONOTONIC: the last of them to hold it got it then */
 	const struct policy *p;
 	struct policy_rt *rt;
 	struct status_input in;
@@ -542,6 +561,17 @@ static void add_exports(struct due_policy *d, const struct node_state *ns)
 	}
 }
 
+/* When the node's agent first acked a version >= v (a later ack, of a set
+ * that pods coming and going made since, does not count); 0: long ago. */
+static int64_t held_since_ms(const struct node_state *ns, uint64_t v)
+{
+	int64_t ms = 0;
+
+	for (int i = NODE_ACKS_KEPT - 1; i >= 0 && ns->acks[i].version >= v; i--)
+		ms = ns->acks[i].ms;
+	return ms;
+}
+
 /* A due policy's nodes: how many, connected, acked, holding its change. Under ctl.lock. */
 static void gather_nodes(struct ctl *c, const struct targets *t, struct due_policy *d)
 {
@@ -554,17 +584,19 @@ static void gather_nodes(struct ctl *c, const struct targets *t, struct due_poli
 	hmap_for_each(nodes, it) {
 		/* keyed by node name as node_states is: its hash serves both */
 		const struct node_state *ns = hmap_get_hashed(&c->node_states, it->key, it->hash);
+		uint64_t need = 0;
 		bool held;
 
 		d->in.nodes++;
 		d->in.connected += ns && ns->conn;
 		d->in.acked += ns && ns->conn && ns->version && ns->acked >= ns->version;
 		/* a set built since the change, or one older that it did not change */
-		held = ns && ns->conn && ns->version &&
-		       ns->acked >= (ns->version < since ? ns->version : since);
+		if (ns)
+			need = ns->version < since ? ns->version : since;
+		held = ns && ns->conn && ns->version && ns->acked >= need;
 		d->held += held;
-		if (held && ns->acked_ms > d->held_ms)
-			d->held_ms = ns->acked_ms;
+		if (held && held_since_ms(ns, need) > d->held_ms)
+			d->held_ms = held_since_ms(ns, need);
 	}
 }
 

@@ -60,13 +60,15 @@ static int add_target(struct node_targets *nt, int from, const struct pod *pod, 
 		t->container = ci;
 	}
 	for (int k = 0; k < t->npolicies; k++)
-		if (t->policies[k] == pol_idx)
+		if (rtarget_policy(t, k) == pol_idx)
 			return 0;
-	pp = realloc(t->policies, (size_t)(t->npolicies + 1) * sizeof(int));
-	if (!pp)
-		return -ENOMEM;
-	t->policies = pp;
-	t->policies[t->npolicies++] = pol_idx;
+	if (t->npolicies >= RTARGET_POLICIES) {
+		pp = realloc(t->more, (size_t)(t->npolicies + 1 - RTARGET_POLICIES) * sizeof(int));
+		if (!pp)
+			return -ENOMEM;
+		t->more = pp;
+	}
+	*rtarget_policy_at(t, t->npolicies++) = pol_idx;
 	if (hz > t->frequency_hz)
 		t->frequency_hz = hz;
 	return 0;
@@ -162,12 +164,12 @@ int resolve_node_add(const struct resolve_input *in, struct node_targets *nt,
 static void sort_policies(const struct resolve_input *in, struct rtarget *t)
 {
 	for (int i = 1; i < t->npolicies; i++) {
-		int v = t->policies[i], k = i;
+		int v = rtarget_policy(t, i), k = i;
 
-		for (; k > 0 && strcmp(in->policies[t->policies[k - 1]]->key,
+		for (; k > 0 && strcmp(in->policies[rtarget_policy(t, k - 1)]->key,
 				       in->policies[v]->key) > 0; k--)
-			t->policies[k] = t->policies[k - 1];
-		t->policies[k] = v;
+			*rtarget_policy_at(t, k) = rtarget_policy(t, k - 1);
+		*rtarget_policy_at(t, k) = v;
 	}
 }
 
@@ -182,7 +184,7 @@ void resolve_node_sort(const struct resolve_input *in, struct node_targets *nt)
 void node_targets_free(struct node_targets *nt)
 {
 	for (int j = 0; j < nt->n; j++)
-		free(nt->t[j].policies);
+		free(nt->t[j].more);
 	free(nt->t);
 	nt->t = NULL;
 	nt->n = nt->cap = 0;
@@ -461,7 +463,7 @@ static void identity_labels(const struct resolve_input *in, const struct rtarget
 	const char *svc = NULL, *wk, *wn;
 
 	for (int k = 0; k < rt->npolicies && !svc; k++)
-		svc = in->policies[rt->policies[k]]->service_name;
+		svc = in->policies[rtarget_policy(rt, k)]->service_name;
 	if (!svc)
 		svc = pod->service_annotation;
 	if (!svc)
@@ -477,7 +479,7 @@ static void policy_labels(const struct resolve_input *in, const struct rtarget *
 			  struct encoding *e)
 {
 	for (int k = 0; k < rt->npolicies; k++) {
-		const struct policy *p = in->policies[rt->policies[k]];
+		const struct policy *p = in->policies[rtarget_policy(rt, k)];
 
 		for (int j = 0; j < p->static_labels.n; j++)
 			label_add(e, p->static_labels.kv[j].key, p->static_labels.kv[j].value);
@@ -503,7 +505,7 @@ static int target_scratch(const struct resolve_input *in, const struct rtarget *
 	uint32_t nl = 2, nb = 0;
 
 	for (int k = 0; k < rt->npolicies; k++) {
-		const struct policy *p = in->policies[rt->policies[k]];
+		const struct policy *p = in->policies[rtarget_policy(rt, k)];
 
 		nl += (uint32_t)(p->static_labels.n + p->ncopy);
 		nb += p->nbackends ? (uint32_t)p->nbackends : 1;
@@ -538,7 +540,7 @@ static void encode_target(const struct resolve_input *in, const struct rtarget *
 	put_str(w, 5, c->name);
 	pbw__uint64(w, 6, (uint64_t)rt->frequency_hz);
 	for (int k = 0; k < rt->npolicies; k++)
-		pbw__string(w, 7, in->policies[rt->policies[k]]->key);
+		pbw__string(w, 7, in->policies[rtarget_policy(rt, k)]->key);
 	for (int j = 0; j < e->nl; j++) {
 		pbw__begin(w, 8);
 		put_str(w, 1, e->l[j].k);

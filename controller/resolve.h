@@ -33,14 +33,29 @@ struct resolve_input {
 	int max_ns_policies;
 };
 
+#define RTARGET_POLICIES 4	/* a target's policies held in place: no allocation each */
+
 struct rtarget {
 	const struct pod *pod;
 	int container;		/* index into pod->containers */
 	int frequency_hz;	/* the maximum over its policies */
 	int npolicies;
-	int *policies;		/* indices into resolve_input.policies, by the policies' keys
-				 * (their labels win in that order) */
+	/* indices into resolve_input.policies, by the policies' keys (their labels
+	 * win in that order): the first RTARGET_POLICIES here, the others in more */
+	int pol[RTARGET_POLICIES];
+	int *more;
 };
+
+/* Where the target's policy k (< npolicies) is. */
+static inline int *rtarget_policy_at(struct rtarget *t, int k)
+{
+	return k < RTARGET_POLICIES ? &t->pol[k] : &t->more[k - RTARGET_POLICIES];
+}
+
+static inline int rtarget_policy(const struct rtarget *t, int k)
+{
+	return k < RTARGET_POLICIES ? t->pol[k] : t->more[k - RTARGET_POLICIES];
+}
 
 struct node_targets {
 	const char *node;

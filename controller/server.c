@@ -103,6 +103,15 @@ void server_node_set_policies(struct node_state *ns, char **policies, int n, int
 	ns->npolicies = n;
 }
 
+void server_node_acked_locked(struct ctl *c, struct node_state *ns, uint64_t version)
+{
+	ns->acked = version;
+	memmove(&ns->acks[0], &ns->acks[1], sizeof(ns->acks) - sizeof(ns->acks[0]));
+	ns->acks[NODE_ACKS_KEPT - 1].version = version;
+	ns->acks[NODE_ACKS_KEPT - 1].ms = mono_ns() / 1000000;
+	reconcile_node_due_locked(c, ns->name);
+}
+
 /* Does the node hold the policy's targets, or did it lately? Under ctl.lock. */
 static bool node_holds(const struct node_state *ns, const char *key, int64_t now)
 {
@@ -306,11 +315,8 @@ static void handle_ack(struct ctl *c, struct conn *cn, const Profleet__Fleet__V1
 	cn->acked_version = a->version;
 	cn->found = a->containers_found;
 	cn->missing = a->containers_missing;
-	if (ns && ns->acked != a->version) {
-		ns->acked = a->version;
-		ns->acked_ms = mono_ns() / 1000000;
-		reconcile_node_due_locked(c, cn->node);
-	}
+	if (ns && ns->acked != a->version)
+		server_node_acked_locked(c, ns, a->version);
 	if (ns && ns->conn == cn && a->version == ns->version) {
 		/* held by its agent: 5000 nodes' sets are 50 MiB not to keep */
 		free(ns->msg);

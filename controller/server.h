@@ -31,6 +31,8 @@ struct node_state *server_node_state(struct ctl *c, const char *name);
  * agent's uploads FLEET_UPLOAD_GRACE_S longer.
  */
 void server_node_set_policies(struct node_state *ns, char **policies, int n, int64_t now);
+/* Under ctl.lock: the node's agent acked this version (it differs from the last). */
+void server_node_acked_locked(struct ctl *c, struct node_state *ns, uint64_t version);
 /* Under ctl.lock: forgets the nodes with no agent, no targets and nothing pending. */
 void server_sweep_nodes(struct ctl *c, int64_t now);
 /* The auth thread, under ctl.lock: the review of cn is done. */

@@ -549,34 +549,54 @@ static int cmp_key(const void *a, const void *b)
 	return strcmp(*(char *const *)a, *(char *const *)b);
 }
 
-/* The keys of the policies of a node's targets, each once, sorted. */
+/* The policies of a node's targets, each once: their slots and a hash of their keys. */
 static int node_policies(const struct targets *t, struct targets_node *tn)
 {
 	const struct node_targets *nt = &tn->nt;
-	uint64_t *seen = calloc((size_t)t->nslots / 64 + 1, sizeof(*seen));
-	int n = 0;
+	uint64_t h = 0x9e3779b97f4a7c15ull;
 
-	if (!seen)
+	tn->slots = calloc((size_t)t->nslots / 64 + 1, sizeof(*tn->slots));
+	if (!tn->slots)
 		return -ENOMEM;
 	for (int j = 0; j < nt->n; j++)
 		for (int k = 0; k < nt->t[j].npolicies; k++) {
-			int s = nt->t[j].policies[k];
+			int s = rtarget_policy(&nt->t[j], k);
 
-			n += !(seen[s / 64] & (1ull << (s % 64)));
-			seen[s / 64] |= 1ull << (s % 64);
+			tn->slots[s / 64] |= 1ull << (s % 64);
 		}
-	tn->policies = calloc((size_t)n + 1, sizeof(char *));
+	for (int s = 0; s < t->nslots; s++)
+		if (tn->slots[s / 64] & (1ull << (s % 64))) {
+			/* the key with its NUL: "ab","c" is not "a","bc" */
+			h = (h ^ hmap_hash(t->slot[s]->key, strlen(t->slot[s]->key) + 1)) *
+			    0xbf58476d1ce4e5b9ull;
+			h ^= h >> 31;
+			tn->nslots++;
+		}
+	tn->policies_hash = h | 1;	/* 0 is "none yet" */
+	return 0;
+}
+
+int targets_node_keys(const struct targets *t, struct targets_node *tn)
+{
+	if (tn->policies)
+		return 0;
+	tn->policies = calloc((size_t)tn->nslots + 1, sizeof(char *));
 	for (int s = 0; tn->policies && s < t->nslots; s++) {
-		if (!(seen[s / 64] & (1ull << (s % 64))))
+		if (!(tn->slots[s / 64] & (1ull << (s % 64))))
 			continue;
 		if (!(tn->policies[tn->npolicies] = strdup(t->slot[s]->key)))
 			break;
 		tn->npolicies++;
 	}
-	free(seen);
-	if (!tn->policies || tn->npolicies < n)
+	if (!tn->policies || tn->npolicies < tn->nslots) {	/* none, rather than some */
+		for (int k = 0; k < tn->npolicies; k++)
+			free(tn->policies[k]);
+		free(tn->policies);
+		tn->policies = NULL;
+		tn->npolicies = 0;
 		return -ENOMEM;
-	qsort(tn->policies, (size_t)n, sizeof(char *), cmp_key);
+	}
+	qsort(tn->policies, (size_t)tn->npolicies, sizeof(char *), cmp_key);
 	return 0;
 }
 
@@ -637,6 +657,7 @@ void targets_node_clear(struct targets_node *tn)
 	for (int k = 0; k < tn->npolicies; k++)
 		free(tn->policies[k]);
 	free(tn->policies);
+	free(tn->slots);
 	node_targets_free(&tn->nt);
 	free(tn->name);
 	memset(tn, 0, sizeof(*tn));
@@ -697,7 +718,7 @@ static int nodes_build(struct targets *t, const struct targets_view *v, struct t
 		return -ENOMEM;
 	out = calloc((size_t)n + 1, sizeof(*out));
 	for (int i = 0; out && !err && i < n; i++)
-		err = node_build(t, v, names[i], &out[i]);
+		err = node_build(t, v, names[i], &out[i]) || targets_node_keys(t, &out[i]);
 	targets_names_free(names, n);
 	if (!out || err) {
 		targets_nodes_free(out, n);

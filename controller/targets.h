@@ -51,7 +51,10 @@ struct targets_view {
 struct targets_node {
 	char *name;
 	struct node_targets nt;
-	char **policies;	/* keys of the policies its targets belong to, sorted */
+	uint64_t policies_hash;	/* of the keys of the policies its targets belong to */
+	uint64_t *slots;	/* those policies (a bit each) */
+	int nslots;
+	char **policies;	/* their keys, sorted: made by targets_node_keys */
 	int npolicies;
 };
 
@@ -80,6 +83,10 @@ int targets_sync_names(struct targets *t, const struct targets_view *v, struct t
 		       char ***ret, int *ret_n);
 int targets_build(const struct targets *t, const struct targets_view *v, const char *name,
 		  struct targets_node *tn);
+/* The keys of tn's policies into tn->policies (targets_sync makes them; after
+ * targets_build, only when needed: 50 policies on 5000 nodes are 250k
+ * strings). Under the same hold of cache_lock as the build. */
+int targets_node_keys(const struct targets *t, struct targets_node *tn);
 void targets_names_free(char **names, int n);
 /* Frees what tn holds (not tn). */
 void targets_node_clear(struct targets_node *tn);

@@ -667,7 +667,7 @@ static void test_resolve(void **state)
 			assert_int_equal(t->npolicies, 1);
 		} else if (!strcmp(id, cid(7)) || !strcmp(id, cid(8))) {
 			assert_int_equal(t->npolicies, 1);
-			assert_string_equal(in.policies[t->policies[0]]->key, "cl");
+			assert_string_equal(in.policies[rtarget_policy(t, 0)]->key, "cl");
 			assert_int_equal(t->frequency_hz, 19);
 		}
 		if (i)	/* sorted by container id */

@@ -276,9 +276,8 @@ static void wait_version_above(struct ctl *c, struct node_state *ns, uint64_t v)
 static void ack(struct ctl *c, struct node_state *ns)
 {
 	ctl_lock(c);
-	ns->acked = ns->version;
-	ns->acked_ms = mono_ns() / 1000000;
-	reconcile_node_due_locked(c, "n1");
+	if (ns->acked != ns->version)
+		server_node_acked_locked(c, ns, ns->version);
 	ctl_unlock(c);
 }
 
@@ -450,8 +449,9 @@ static double now_s(void)
 
 /*
  * A rollout lasts from its change to its last agent's ack, not to the status
- * pass that sees it, RECONCILE_NUMBERS_DELAY_MS or more later. Before, the
- * pass's time was taken.
+ * pass that sees it, RECONCILE_NUMBERS_DELAY_MS or more later, nor to the ack
+ * of a later set of that node (pods came or went) before that pass. Before,
+ * the pass's time was taken.
  */
 static void test_rollout_ends_at_ack(void **state)
 {
@@ -472,6 +472,11 @@ static void test_rollout_ends_at_ack(void **state)
 	change_policy(c, ns, 2, 20);	/* its set is built: the agent takes 300 ms */
 	usleep(300000);
 	t_ack = now_s();
+	ack(c, ns);
+	usleep(100000);
+	ctl_lock(c);	/* a later set of the node, acked before the pass */
+	ns->version++;
+	ctl_unlock(c);
 	ack(c, ns);
 	for (int i = 0; i < 300; i++) {
 		ctl_lock(c);
@@ -515,6 +520,73 @@ static void test_acks_are_few_passes(void **state)
 	b = status_passes(c);
 	assert_true(b > a);	/* the acks were seen */
 	assert_true(b - a <= 10);
+	fleet_ctl_free(c, r, ns);
+}
+
+/* The node's policies as the server holds them, joined by ",", and their array. */
+static const void *node_policies(struct ctl *c, struct node_state *ns, char *out, size_t len)
+{
+	const void *arr;
+	size_t o = 0;
+
+	ctl_lock(c);
+	out[0] = 0;
+	for (int i = 0; i < ns->npolicies; i++)
+		o += (size_t)snprintf(out + o, len - o, "%s%s", i ? "," : "", ns->policies[i]);
+	arr = ns->policies;
+	ctl_unlock(c);
+	return arr;
+}
+
+/*
+ * The node's policies follow its set: kept as they are (not made again) when
+ * the set changed and they did not, replaced when a policy comes or goes.
+ */
+static void test_node_policies_follow_set(void **state)
+{
+	struct node_state *ns;
+	struct ctl *c = fleet_ctl(&ns);
+	struct reconciler *r;
+	const void *arr;
+	char got[256];
+	uint64_t v;
+
+	(void)state;
+	r = reconcile_start(c);
+	assert_non_null(r);
+	reconcile_resolve_soon(c);
+	wait_version_above(c, ns, 0);
+	arr = node_policies(c, ns, got, sizeof(got));
+	assert_string_equal(got, "P:n/p");
+	change_policy(c, ns, 2, 20);	/* a new set, the same policies */
+	assert_ptr_equal(node_policies(c, ns, got, sizeof(got)), arr);
+	assert_string_equal(got, "P:n/p");
+
+	v = node_version(c, ns);	/* another policy selects the pod */
+	pthread_rwlock_wrlock(&c->cache_lock);
+	assert_int_equal(hmap_put(&c->policies, "P:n/q", parse_policy(
+		"{\"metadata\":{\"name\":\"q\",\"namespace\":\"n\",\"uid\":\"uq\",\"generation\":1},"
+		"\"spec\":{\"selector\":{\"podSelector\":{}},\"sampling\":{\"frequencyHz\":7}}}"),
+		NULL), 0);
+	pthread_rwlock_unlock(&c->cache_lock);
+	reconcile_changed(c, RC_POLICY, NULL);
+	wait_version_above(c, ns, v);
+	node_policies(c, ns, got, sizeof(got));
+	assert_string_equal(got, "P:n/p,P:n/q");
+
+	v = node_version(c, ns);	/* and goes */
+	pthread_rwlock_wrlock(&c->cache_lock);
+	{
+		struct policy *q = hmap_del(&c->policies, "P:n/q");
+
+		policy_free(q);
+		free(q);
+	}
+	pthread_rwlock_unlock(&c->cache_lock);
+	reconcile_changed(c, RC_POLICY, NULL);
+	wait_version_above(c, ns, v);
+	node_policies(c, ns, got, sizeof(got));
+	assert_string_equal(got, "P:n/p");
 	fleet_ctl_free(c, r, ns);
 }
 
@@ -613,6 +685,7 @@ int main(void)
 		cmocka_unit_test(test_rollout_acked_with_next_change),
 		cmocka_unit_test(test_rollout_ends_at_ack),
 		cmocka_unit_test(test_acks_are_few_passes),
+		cmocka_unit_test(test_node_policies_follow_set),
 		cmocka_unit_test(test_status_write_does_not_hold_up_sets),
 		cmocka_unit_test(test_many_nodes_on_threads),
 	};
