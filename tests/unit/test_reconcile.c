@@ -309,6 +309,17 @@ static struct ctl *fleet_ctl(struct node_state **ret_ns)
 	return c;
 }
 
+/* The reconcile thread of fleet_ctl's c, its node's first set waited for. */
+static struct reconciler *fleet_start(struct ctl *c, struct node_state *ns)
+{
+	struct reconciler *r = reconcile_start(c);
+
+	assert_non_null(r);
+	reconcile_resolve_soon(c);
+	wait_version_above(c, ns, 0);
+	return r;
+}
+
 /* Stops r and frees c. */
 static void fleet_ctl_free(struct ctl *c, struct reconciler *r, struct node_state *ns)
 {
@@ -359,10 +370,7 @@ static uint64_t rollouts_counted(bool same_pass)
 	struct reconciler *r;
 	uint64_t v, n;
 
-	r = reconcile_start(c);
-	assert_non_null(r);
-	reconcile_resolve_soon(c);
-	wait_version_above(c, ns, 0);
+	r = fleet_start(c, ns);
 	ack(c, ns);
 	usleep(100000);
 
@@ -414,10 +422,7 @@ static void test_status_write_does_not_hold_up_sets(void **state)
 	assert_int_equal(getsockname(lfd, (struct sockaddr *)&sa, &sl), 0);
 	snprintf(server, sizeof(server), "http://127.0.0.1:%d", ntohs(sa.sin_port));
 	c->kcfg.server = server;
-	r = reconcile_start(c);
-	assert_non_null(r);
-	reconcile_resolve_soon(c);
-	wait_version_above(c, ns, 0);
+	r = fleet_start(c, ns);
 	{	/* its status write is under way, unanswered: a connection waits */
 		struct pollfd p = { .fd = lfd, .events = POLLIN };
 
@@ -462,10 +467,7 @@ static void test_rollout_ends_at_ack(void **state)
 	uint64_t n;
 
 	(void)state;
-	r = reconcile_start(c);
-	assert_non_null(r);
-	reconcile_resolve_soon(c);
-	wait_version_above(c, ns, 0);
+	r = fleet_start(c, ns);
 	ack(c, ns);
 	usleep(600000);
 	t0 = now_s();
@@ -506,10 +508,7 @@ static void test_acks_are_few_passes(void **state)
 	uint64_t a, b;
 
 	(void)state;
-	r = reconcile_start(c);
-	assert_non_null(r);
-	reconcile_resolve_soon(c);
-	wait_version_above(c, ns, 0);
+	r = fleet_start(c, ns);
 	usleep(500000);
 	a = status_passes(c);
 	for (int i = 0; i < 100; i++) {
@@ -552,10 +551,7 @@ static void test_node_policies_follow_set(void **state)
 	uint64_t v;
 
 	(void)state;
-	r = reconcile_start(c);
-	assert_non_null(r);
-	reconcile_resolve_soon(c);
-	wait_version_above(c, ns, 0);
+	r = fleet_start(c, ns);
 	arr = node_policies(c, ns, got, sizeof(got));
 	assert_string_equal(got, "P:n/p");
 	change_policy(c, ns, 2, 20);	/* a new set, the same policies */
