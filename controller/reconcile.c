@@ -175,12 +175,20 @@ void reconcile_status_lost(struct ctl *c, const char *policy_key)
 	ctl_unlock(c);
 }
 
-/* Due within a delay of the first key of m, since when *since_ms is. */
+/*
+ * Due within a delay of the first key of m, since when *since_ms is. The
+ * thread is woken only by the first (its wake-up time moves then): not once
+ * for each of 5000 acks.
+ */
 static void queue_soon(struct ctl *c, struct hmap *m, int64_t *since_ms, const char *policy_key)
 {
-	if (!m->n)
+	bool first = !m->n;
+
+	if (first)
 		*since_ms = mono_ms();
 	queue_key(c, m, policy_key);
+	if (first && m->n)
+		wake_locked(c);
 }
 
 void reconcile_node_due_locked(struct ctl *c, const char *node)
@@ -189,13 +197,11 @@ void reconcile_node_due_locked(struct ctl *c, const char *node)
 
 	for (int i = 0; ns && i < ns->npolicies; i++)
 		queue_soon(c, &c->rq.numbers, &c->rq.numbers_since_ms, ns->policies[i]);
-	wake_locked(c);
 }
 
 void reconcile_counted_locked(struct ctl *c, const char *policy_key)
 {
 	queue_soon(c, &c->rq.counted, &c->rq.counted_since_ms, policy_key);
-	wake_locked(c);
 }
 
 /* ---- target sets -------------------------------------------------------------------- */
@@ -298,8 +304,8 @@ static void build_later(struct ctl *c, const char *name)
 static int encode_updates(struct ctl *c, const struct targets *t, struct targets_node *tn,
 			  int n, struct node_update *u)
 {
-	/* digest, version, bytes needed, policies' hash */
-	uint64_t *prev = calloc(4 * (size_t)n + 1, sizeof(*prev));
+	/* digest, version, bytes needed, policies' hash and count */
+	uint64_t *prev = calloc(5 * (size_t)n + 1, sizeof(*prev));
 	const struct resolve_input *in = targets_input(t);
 	int nu = 0;
 
@@ -312,10 +318,11 @@ static int encode_updates(struct ctl *c, const struct targets *t, struct targets
 	for (int i = 0; i < n; i++) {
 		const struct node_state *ns = hmap_get(&c->node_states, tn[i].name);
 
-		prev[4 * i] = ns ? ns->digest : 0;
-		prev[4 * i + 1] = ns ? ns->version : 0;
-		prev[4 * i + 2] = ns && ns->need_msg;
-		prev[4 * i + 3] = ns ? ns->policies_hash : 0;
+		prev[5 * i] = ns ? ns->digest : 0;
+		prev[5 * i + 1] = ns ? ns->version : 0;
+		prev[5 * i + 2] = ns && ns->need_msg;
+		prev[5 * i + 3] = ns ? ns->policies_hash : 0;
+		prev[5 * i + 4] = ns ? (uint64_t)ns->npolicies : 0;
 	}
 	ctl_unlock(c);
 	for (int i = 0; i < n; i++) {
@@ -323,17 +330,18 @@ static int encode_updates(struct ctl *c, const struct targets *t, struct targets
 		uint8_t *cmp = resolve_encode(in, &tn[i].nt, 0, &len);
 		uint64_t d = cmp ? set_digest(cmp, len) : 0;
 
-		if (d && d == prev[4 * i] && !prev[4 * i + 2]) {
+		if (d && d == prev[5 * i] && !prev[5 * i + 2]) {
 			free(cmp);
 			continue;
 		}
 		u[nu].tn = &tn[i];
 		u[nu].digest = d;
 		/* the same set, its bytes needed again: the same version */
-		u[nu].version = d == prev[4 * i] ? prev[4 * i + 1] : next_version(prev[4 * i + 1]);
+		u[nu].version = d == prev[5 * i] ? prev[5 * i + 1] : next_version(prev[5 * i + 1]);
 		u[nu].msg = d ? resolve_set_version(cmp, len, u[nu].version, &u[nu].len) : NULL;
 		free(cmp);
-		if (u[nu].msg && tn[i].policies_hash != prev[4 * i + 3] &&
+		if (u[nu].msg && (tn[i].policies_hash != prev[5 * i + 3] ||
+				  (uint64_t)tn[i].nkeys != prev[5 * i + 4]) &&
 		    targets_node_keys(t, &tn[i])) {
 			free(u[nu].msg);
 			u[nu].msg = NULL;
@@ -351,7 +359,7 @@ static int encode_updates(struct ctl *c, const struct targets *t, struct targets
 }
 
 /* Hands the new sets to the node states; the websocket thread sends them. */
-static void install_updates(struct ctl *c, const struct targets *t, struct node_update *u, int n)
+static void install_updates(struct ctl *c, struct node_update *u, int n)
 {
 	int64_t now = time(NULL);
 
@@ -367,11 +375,11 @@ static void install_updates(struct ctl *c, const struct targets *t, struct node_
 		ns->version = u[i].version;
 		ns->digest = u[i].digest;
 		ns->need_msg = false;
-		/* a node state made again since encode_updates looked (its agent gone
-		 * for long): the keys it has not */
-		if (!u[i].tn->policies && ns->policies_hash != u[i].tn->policies_hash &&
-		    targets_node_keys(t, u[i].tn)) {
-			ns->digest = 0;	/* out of memory: built again at the next sync */
+		/* node states go only in server_sweep_nodes, after the builds: the
+		 * one encode_updates looked at is this one. Were it not, its keys
+		 * would come with the next sync (nothing allocated under the lock) */
+		if (!u[i].tn->policies && ns->policies_hash != u[i].tn->policies_hash) {
+			ns->digest = 0;
 			reconcile_node_set_locked(c, u[i].tn->name);
 		}
 		if (u[i].tn->policies) {	/* else the same policies as before */
@@ -427,7 +435,7 @@ static void build_chunk(void *arg, int k)
 		n = built = 0;
 	}
 	nu = encode_updates(j->c, j->t, tn, built, u);
-	install_updates(j->c, j->t, u, nu);
+	install_updates(j->c, u, nu);
 	for (int i = 0; i < nu; i++)
 		free(u[i].msg);
 	for (int i = 0; i < built; i++)
@@ -532,6 +540,7 @@ struct due_policy {
 	const char *key;
 	int held;		/* nodes whose agent holds a set made since its change */
 	int64_t held_ms;	/* CLOCK_MONOTONIC: the last of them to hold it got it then */
+	bool held_unknown;	/* a node's first ack holding it is not known */
 	const struct policy *p;
 	struct policy_rt *rt;
 	struct status_input in;
@@ -562,14 +571,18 @@ static void add_exports(struct due_policy *d, const struct node_state *ns)
 }
 
 /* When the node's agent first acked a version >= v (a later ack, of a set
- * that pods coming and going made since, does not count); 0: long ago. */
+ * that pods coming and going made since, does not count); -1 when not known
+ * (every ack kept is >= v: the first may be older). */
 static int64_t held_since_ms(const struct node_state *ns, uint64_t v)
 {
-	int64_t ms = 0;
+	int64_t ms = -1;
 
-	for (int i = NODE_ACKS_KEPT - 1; i >= 0 && ns->acks[i].version >= v; i--)
+	for (int i = NODE_ACKS_KEPT - 1; i >= 0; i--) {
+		if (ns->acks[i].version < v)
+			return ms;
 		ms = ns->acks[i].ms;
-	return ms;
+	}
+	return -1;
 }
 
 /* A due policy's nodes: how many, connected, acked, holding its change. Under ctl.lock. */
@@ -595,8 +608,13 @@ static void gather_nodes(struct ctl *c, const struct targets *t, struct due_poli
 			need = ns->version < since ? ns->version : since;
 		held = ns && ns->conn && ns->version && ns->acked >= need;
 		d->held += held;
-		if (held && held_since_ms(ns, need) > d->held_ms)
-			d->held_ms = held_since_ms(ns, need);
+		if (held) {
+			int64_t ms = held_since_ms(ns, need);
+
+			d->held_unknown |= ms < 0;
+			if (ms > d->held_ms)
+				d->held_ms = ms;
+		}
 	}
 }
 
@@ -671,7 +689,8 @@ static void rollout_done(struct ctl *c, struct due_policy *d)
 	/* a node without its agent holds it up: given up after ROLLOUT_GIVE_UP_S, as +Inf */
 	if (d->held < d->in.nodes && s < ROLLOUT_GIVE_UP_S)
 		return;
-	if (d->held == d->in.nodes)	/* (no node needed a new set: 0) */
+	/* else up to now, at most RECONCILE_NUMBERS_DELAY_MS late */
+	if (d->held == d->in.nodes && !d->held_unknown)	/* (no node needed a new set: 0) */
 		s = (double)(d->held_ms > t0 ? d->held_ms - t0 : 0) / 1000;
 	if (d->in.nodes) {	/* with no node, nothing was rolled out */
 		while (b < CTL_ROLLOUT_BUCKETS - 1 && s > bounds[b])

@@ -570,7 +570,7 @@ static int node_policies(const struct targets *t, struct targets_node *tn)
 			h = (h ^ hmap_hash(t->slot[s]->key, strlen(t->slot[s]->key) + 1)) *
 			    0xbf58476d1ce4e5b9ull;
 			h ^= h >> 31;
-			tn->nslots++;
+			tn->nkeys++;
 		}
 	tn->policies_hash = h | 1;	/* 0 is "none yet" */
 	return 0;
@@ -580,7 +580,7 @@ int targets_node_keys(const struct targets *t, struct targets_node *tn)
 {
 	if (tn->policies)
 		return 0;
-	tn->policies = calloc((size_t)tn->nslots + 1, sizeof(char *));
+	tn->policies = calloc((size_t)tn->nkeys + 1, sizeof(char *));
 	for (int s = 0; tn->policies && s < t->nslots; s++) {
 		if (!(tn->slots[s / 64] & (1ull << (s % 64))))
 			continue;
@@ -588,7 +588,7 @@ int targets_node_keys(const struct targets *t, struct targets_node *tn)
 			break;
 		tn->npolicies++;
 	}
-	if (!tn->policies || tn->npolicies < tn->nslots) {	/* none, rather than some */
+	if (!tn->policies || tn->npolicies < tn->nkeys) {	/* none, rather than some */
 		for (int k = 0; k < tn->npolicies; k++)
 			free(tn->policies[k]);
 		free(tn->policies);

@@ -52,8 +52,8 @@ struct targets_node {
 	char *name;
 	struct node_targets nt;
 	uint64_t policies_hash;	/* of the keys of the policies its targets belong to */
-	uint64_t *slots;	/* those policies (a bit each) */
-	int nslots;
+	uint64_t *slots;	/* those policies (a bit each by slot) */
+	int nkeys;		/* how many */
 	char **policies;	/* their keys, sorted: made by targets_node_keys */
 	int npolicies;
 };
