@@ -299,13 +299,19 @@ static void build_later(struct ctl *c, const char *name)
 	ctl_unlock(c);
 }
 
+/* What a node state held when encode_updates looked. */
+struct node_prev {
+	uint64_t digest, version, policies_hash;
+	int npolicies;
+	bool need_msg;
+};
+
 /* Encodes the sets that changed; returns how many updates are in u. The keys
  * of their policies are made only where those changed. */
 static int encode_updates(struct ctl *c, const struct targets *t, struct targets_node *tn,
 			  int n, struct node_update *u)
 {
-	/* digest, version, bytes needed, policies' hash and count */
-	uint64_t *prev = calloc(5 * (size_t)n + 1, sizeof(*prev));
+	struct node_prev *prev = calloc((size_t)n + 1, sizeof(*prev));
 	const struct resolve_input *in = targets_input(t);
 	int nu = 0;
 
@@ -318,11 +324,9 @@ static int encode_updates(struct ctl *c, const struct targets *t, struct targets
 	for (int i = 0; i < n; i++) {
 		const struct node_state *ns = hmap_get(&c->node_states, tn[i].name);
 
-		prev[5 * i] = ns ? ns->digest : 0;
-		prev[5 * i + 1] = ns ? ns->version : 0;
-		prev[5 * i + 2] = ns && ns->need_msg;
-		prev[5 * i + 3] = ns ? ns->policies_hash : 0;
-		prev[5 * i + 4] = ns ? (uint64_t)ns->npolicies : 0;
+		if (ns)
+			prev[i] = (struct node_prev){ ns->digest, ns->version, ns->policies_hash,
+						      ns->npolicies, ns->need_msg };
 	}
 	ctl_unlock(c);
 	for (int i = 0; i < n; i++) {
@@ -330,18 +334,18 @@ static int encode_updates(struct ctl *c, const struct targets *t, struct targets
 		uint8_t *cmp = resolve_encode(in, &tn[i].nt, 0, &len);
 		uint64_t d = cmp ? set_digest(cmp, len) : 0;
 
-		if (d && d == prev[5 * i] && !prev[5 * i + 2]) {
+		if (d && d == prev[i].digest && !prev[i].need_msg) {
 			free(cmp);
 			continue;
 		}
 		u[nu].tn = &tn[i];
 		u[nu].digest = d;
 		/* the same set, its bytes needed again: the same version */
-		u[nu].version = d == prev[5 * i] ? prev[5 * i + 1] : next_version(prev[5 * i + 1]);
+		u[nu].version = d == prev[i].digest ? prev[i].version : next_version(prev[i].version);
 		u[nu].msg = d ? resolve_set_version(cmp, len, u[nu].version, &u[nu].len) : NULL;
 		free(cmp);
-		if (u[nu].msg && (tn[i].policies_hash != prev[5 * i + 3] ||
-				  (uint64_t)tn[i].nkeys != prev[5 * i + 4]) &&
+		if (u[nu].msg && (tn[i].policies_hash != prev[i].policies_hash ||
+				  tn[i].nkeys != prev[i].npolicies) &&
 		    targets_node_keys(t, &tn[i])) {
 			free(u[nu].msg);
 			u[nu].msg = NULL;
@@ -375,14 +379,9 @@ static void install_updates(struct ctl *c, struct node_update *u, int n)
 		ns->version = u[i].version;
 		ns->digest = u[i].digest;
 		ns->need_msg = false;
-		/* node states go only in server_sweep_nodes, after the builds: the
-		 * one encode_updates looked at is this one. Were it not, its keys
-		 * would come with the next sync (nothing allocated under the lock) */
-		if (!u[i].tn->policies && ns->policies_hash != u[i].tn->policies_hash) {
-			ns->digest = 0;
-			reconcile_node_set_locked(c, u[i].tn->name);
-		}
-		if (u[i].tn->policies) {	/* else the same policies as before */
+		/* else the same policies as encode_updates saw: node states go only
+		 * in server_sweep_nodes, after the builds */
+		if (u[i].tn->policies) {
 			server_node_set_policies(ns, u[i].tn->policies, u[i].tn->npolicies, now);
 			ns->policies_hash = u[i].tn->policies_hash;
 		}

@@ -553,7 +553,7 @@ static int cmp_key(const void *a, const void *b)
 static int node_policies(const struct targets *t, struct targets_node *tn)
 {
 	const struct node_targets *nt = &tn->nt;
-	uint64_t h = 0x9e3779b97f4a7c15ull;
+	uint64_t h = FNV_OFFSET;
 
 	tn->slots = calloc((size_t)t->nslots / 64 + 1, sizeof(*tn->slots));
 	if (!tn->slots)
@@ -566,10 +566,7 @@ static int node_policies(const struct targets *t, struct targets_node *tn)
 		}
 	for (int s = 0; s < t->nslots; s++)
 		if (tn->slots[s / 64] & (1ull << (s % 64))) {
-			/* the key with its NUL: "ab","c" is not "a","bc" */
-			h = (h ^ hmap_hash(t->slot[s]->key, strlen(t->slot[s]->key) + 1)) *
-			    0xbf58476d1ce4e5b9ull;
-			h ^= h >> 31;
+			h = hash_str(h, t->slot[s]->key);
 			tn->nkeys++;
 		}
 	tn->policies_hash = h | 1;	/* 0 is "none yet" */
