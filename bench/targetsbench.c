@@ -13,7 +13,9 @@
  *
  *   targetsbench [NODES [PODS [POLICIES]]]     (default 5000 150000 50)
  * TARGETSBENCH_REPEAT=N: that many more every-node changes before the one timed
- * (to profile them: perf record -g build/bench/targetsbench).
+ * (to profile them: perf record -g build/bench/targetsbench);
+ * TARGETSBENCH_CREATE_REPEAT=N: as many more deletions and creations of the
+ * policy selecting every pod before the ones timed.
  */
 #include <malloc.h>
 #include <stdio.h>
@@ -217,6 +219,16 @@ int main(int argc, char **argv)
 
 	/* the bench policy deleted, then created again (bench/fleet.sh's first round):
 	 * every pod leaves it, then every pod is matched against it */
+	for (int r = getenv("TARGETSBENCH_CREATE_REPEAT") ? atoi(getenv("TARGETSBENCH_CREATE_REPEAT")) : 0;
+	     r > 0; r--) {
+		struct policy *gone = hmap_del(&policies, "P:fleet/bench");
+
+		policy_free(gone);
+		free(gone);
+		sync_once(t, &v, &w, &built);
+		replace(&policies, "P:fleet/bench", make_policy(0, 20 + r % 9, ++gen), false);
+		sync_once(t, &v, &w, &built);
+	}
 	{
 		struct policy *gone = hmap_del(&policies, "P:fleet/bench");
 

@@ -195,6 +195,8 @@ static void count(struct targets *t, const char *uid, struct tpod *tp, int sign)
 		node_pod(t, tp->node, uid, tp, sign);
 }
 
+#define LOOKUP_BATCH 32	/* pods looked up at once: their cache misses overlap */
+
 /* ---- a pod's matches ------------------------------------------------------------ */
 
 static bool slot_accepted(const struct targets *t, int s)
@@ -284,9 +286,9 @@ static bool pod_sync_one(struct targets *t, struct tpod *tp, int only, const cha
  * and moves the counts. A pod that changed (every policy) has its node built
  * again even when its matches did not change: what its targets carry may have.
  */
-static void pod_sync(struct targets *t, const char *uid, const struct pod *pod, int only)
+static void pod_sync_kept(struct targets *t, const char *uid, const struct pod *pod,
+			  struct tpod *tp, int only)
 {
-	struct tpod *tp = hmap_get(&t->pods, uid);
 	const char *node = NULL;
 	struct tmatch *m;
 	int n;
@@ -335,6 +337,12 @@ static void pod_sync(struct targets *t, const char *uid, const struct pod *pod, 
 		}
 	}
 	count(t, uid, tp, 1);
+}
+
+/* pod_sync_kept with the pod's kept state (tp, or NULL) looked up here. */
+static void pod_sync(struct targets *t, const char *uid, const struct pod *pod, int only)
+{
+	pod_sync_kept(t, uid, pod, hmap_get(&t->pods, uid), only);
 }
 
 /* ---- policies ------------------------------------------------------------------- */
@@ -446,29 +454,97 @@ static void policy_nodes_dirty(struct targets *t, const struct tpolicy *p)
  * selected; accepted, every pod of its scope is matched (a pod gone from the
  * caches whose key has not come yet keeps its match until it comes).
  */
+/*
+ * A batch of the cache's pods (its entries) matched again against slot s. The
+ * kept state of each is looked up first, the whole batch at once: the pods are
+ * the cluster's, their cache misses overlap. pod_sync_kept only adds or removes
+ * the kept state of its own pod: the others' stay where they were looked up.
+ */
+static void rematch_batch(struct targets *t, const struct policy *pol, int s,
+			  struct hmap_entry **b, int n)
+{
+	struct tpod *tp[LOOKUP_BATCH];
+
+	for (int k = 0; k < n; k++) {
+		__builtin_prefetch(b[k]->val);
+		__builtin_prefetch(b[k]->key);
+		hmap_prefetch_slot(&t->pods, b[k]->hash);
+	}
+	for (int k = 0; k < n; k++) {
+		if (!pol->cluster)
+			__builtin_prefetch(((const struct pod *)b[k]->val)->ns);
+		hmap_prefetch_entry(&t->pods, b[k]->hash);
+	}
+	for (int k = 0; k < n; k++) {
+		const struct pod *pod = b[k]->val;
+
+		tp[k] = NULL;
+		if (!pol->cluster && strcmp(pod->ns, pol->ns)) {
+			b[k] = NULL;	/* another namespace's */
+			continue;
+		}
+		tp[k] = hmap_get_hashed(&t->pods, b[k]->key, b[k]->hash);
+		if (tp[k]) {
+			__builtin_prefetch(tp[k]->m);
+			__builtin_prefetch(tp[k]->node);
+		}
+	}
+	for (int k = 0; k < n; k++)
+		if (b[k])
+			pod_sync_kept(t, b[k]->key, b[k]->val, tp[k], s);
+}
+
+/*
+ * A batch of the kept pods (entries of t->pods) that match slot s, which no
+ * longer selects anything: each matched again, its pod in the cache looked up
+ * for the whole batch first. pod_sync_kept only marks its own entry deleted
+ * (nothing is added: each has its kept state), so the others' entries stay.
+ */
+static void unmatch_batch(struct targets *t, const struct targets_view *v, int s,
+			  struct hmap_entry **b, int n)
+{
+	const struct pod *pod[LOOKUP_BATCH];
+
+	for (int k = 0; k < n; k++)
+		hmap_prefetch_slot(v->pods, b[k]->hash);
+	for (int k = 0; k < n; k++)
+		hmap_prefetch_entry(v->pods, b[k]->hash);
+	for (int k = 0; k < n; k++)
+		pod[k] = hmap_get_hashed(v->pods, b[k]->key, b[k]->hash);
+	for (int k = 0; k < n; k++)
+		pod_sync_kept(t, b[k]->key, pod[k], b[k]->val, s);
+}
+
 static void policy_rematch(struct targets *t, const struct targets_view *v, struct tpolicy *p)
 {
 	const struct policy *pol = t->pol[p->slot];
+	struct hmap_entry *batch[LOOKUP_BATCH];
+	int n = 0;
 
 	t->stats.policies_matched++;
 	if (!slot_accepted(t, p->slot)) {
 		hmap_for_each(&t->pods, it) {
 			const struct tpod *tp = it->val;
 
-			for (int i = 0; i < tp->n; i++)
-				if (tp->m[i].slot == p->slot) {
-					pod_sync(t, it->key, hmap_get(v->pods, it->key), p->slot);
-					break;
-				}
+			if (match_of(tp->m, tp->n, p->slot) == RESOLVE_NONE)
+				continue;
+			batch[n++] = it;
+			if (n == LOOKUP_BATCH) {
+				unmatch_batch(t, v, p->slot, batch, n);
+				n = 0;
+			}
 		}
+		unmatch_batch(t, v, p->slot, batch, n);
 		return;
 	}
 	hmap_for_each(v->pods, it) {
-		const struct pod *pod = it->val;
-
-		if (pol->cluster || !strcmp(pod->ns, pol->ns))
-			pod_sync(t, it->key, pod, p->slot);
+		batch[n++] = it;
+		if (n == LOOKUP_BATCH) {
+			rematch_batch(t, pol, p->slot, batch, n);
+			n = 0;
+		}
 	}
+	rematch_batch(t, pol, p->slot, batch, n);
 }
 
 /* The policies of the view, their verdicts; which ones must be matched again. */
@@ -597,7 +673,6 @@ int targets_node_keys(const struct targets *t, struct targets_node *tn)
 	return 0;
 }
 
-#define BUILD_BATCH 32	/* pods looked up at once: their cache misses overlap */
 
 /* A batch of a node's pods (entries of its map) added to its set. */
 static int node_add_batch(const struct targets *t, const struct targets_view *v,
@@ -626,7 +701,7 @@ static int node_build(const struct targets *t, const struct targets_view *v, con
 		      struct targets_node *tn)
 {
 	const struct hmap *pods = hmap_get(&t->nodes, name);
-	struct hmap_entry *batch[BUILD_BATCH];
+	struct hmap_entry *batch[LOOKUP_BATCH];
 	int n = 0;
 
 	memset(tn, 0, sizeof(*tn));
@@ -637,7 +712,7 @@ static int node_build(const struct targets *t, const struct targets_view *v, con
 		hmap_for_each(pods, it) {
 			__builtin_prefetch(it->val);	/* the tpod, read in the batch */
 			batch[n++] = it;
-			if (n == BUILD_BATCH) {
+			if (n == LOOKUP_BATCH) {
 				if (node_add_batch(t, v, tn, batch, n))
 					return -ENOMEM;
 				n = 0;
