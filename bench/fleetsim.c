@@ -45,6 +45,8 @@ struct sim_loop {
 	struct lws_context *ctx;
 	struct ev_loop *loop;	/* the agents' epoll loop, as the controller's */
 	pthread_t thread;
+	bool running;		/* thread started */
+	unsigned int seed;	/* its reconnects' jitter (rand_r) */
 };
 
 struct sim_agent {
@@ -70,18 +72,22 @@ static struct {
 	uint64_t churn_created, churn_deleted;	/* under lock */
 	struct sim_agent *agents;
 	struct sim_loop loops[SIM_LOOPS];
-	bool epoll;		/* the loops are libev's (else lws's poll) */
 	char host[256], path[256];
 	int port;
 	bool tls;
 	bool full_decode;	/* every set decoded whole (protobuf-c), not only scanned */
 	pthread_mutex_t lock;
-	volatile int stop;
+	int stop;		/* __atomic: read by the loops' threads */
 	int connected;		/* under lock */
 	uint64_t reconnects;	/* under lock: closed or refused connections tried again, as agents do */
 } S;
 
 static void agent_connect(struct sim_agent *a);
+
+static bool stopping(void)
+{
+	return __atomic_load_n(&S.stop, __ATOMIC_ACQUIRE);
+}
 
 static double now_s(void)
 {
@@ -367,7 +373,7 @@ static int cb(struct lws *wsi, enum lws_callback_reasons reason, void *user, voi
 	case LWS_CALLBACK_EVENT_WAIT_CANCELLED: {
 		struct sim_loop *l = lws_context_user(lws_get_context(wsi));
 
-		if (S.stop && l && l->loop)
+		if (stopping() && l && l->loop)
 			ev_break(l->loop, EVBREAK_ALL);
 		break;
 	}
@@ -452,12 +458,12 @@ static int cb(struct lws *wsi, enum lws_callback_reasons reason, void *user, voi
 			free(a->rx);
 			a->rx = NULL;
 			a->rx_len = 0;
-			if (!S.stop) {
+			if (!stopping()) {
 				pthread_mutex_lock(&S.lock);
 				S.reconnects++;
 				pthread_mutex_unlock(&S.lock);
 				lws_sul_schedule(a->l->ctx, 0, &a->sul, reconnect_cb,
-						 (lws_usec_t)(250000 + rand() % 250000));
+						 (lws_usec_t)(250000 + rand_r(&a->l->seed) % 250000));
 			}
 		}
 		break;
@@ -486,7 +492,7 @@ static void agent_connect(struct sim_agent *a)
 	ci.protocol = "profleet.fleet.v1";
 	ci.userdata = a;
 	ci.pwsi = &a->wsi;
-	if (!lws_client_connect_via_info(&ci) && !S.stop)	/* failed at once: later */
+	if (!lws_client_connect_via_info(&ci) && !stopping())	/* failed at once: later */
 		lws_sul_schedule(a->l->ctx, 0, &a->sul, reconnect_cb, (lws_usec_t)500000);
 }
 
@@ -498,7 +504,7 @@ static void *service_main(void *arg)
 		ev_run(l->loop, 0);
 		return NULL;
 	}
-	while (!S.stop)
+	while (!stopping())
 		lws_service(l->ctx, 0);
 	return NULL;
 }
@@ -526,19 +532,24 @@ static int loop_start(struct sim_loop *l, struct lws_context_creation_info *info
 	return l->ctx ? 0 : -1;
 }
 
+/* Every loop told to stop, then their threads joined, then their contexts destroyed. */
 static void loops_stop(void)
 {
+	__atomic_store_n(&S.stop, 1, __ATOMIC_RELEASE);
+	for (int i = 0; i < SIM_LOOPS; i++)
+		if (S.loops[i].ctx)
+			lws_cancel_service(S.loops[i].ctx);
+	for (int i = 0; i < SIM_LOOPS; i++)
+		if (S.loops[i].running)
+			pthread_join(S.loops[i].thread, NULL);
 	for (int i = 0; i < SIM_LOOPS; i++) {
 		struct sim_loop *l = &S.loops[i];
 
-		if (!l->ctx)
-			continue;
-		lws_cancel_service(l->ctx);
-		if (l->thread)
-			pthread_join(l->thread, NULL);
-		lws_context_destroy(l->ctx);
+		if (l->ctx)
+			lws_context_destroy(l->ctx);
 		if (l->loop)
 			ev_loop_destroy(l->loop);
+		memset(l, 0, sizeof(*l));
 	}
 }
 
@@ -740,27 +751,32 @@ int main(int argc, char **argv)
 	lws_set_log_level(LLL_ERR, NULL);
 	/* epoll loops: lws's own polls all the agents' sockets at each turn, which
 	 * would make the simulated agents, not the controller, the bottleneck */
-	for (int i = 0; i < SIM_LOOPS; i++)
-		if (loop_start(&S.loops[i], &info))
-			return 1;
-	S.epoll = S.loops[0].loop != NULL;
-	printf("fleetsim: the simulated agents' sockets on %s, %d threads\n",
-	       S.epoll ? "epoll (libev)" : "poll", SIM_LOOPS);
 	S.agents = calloc((size_t)S.nagents, sizeof(*S.agents));
-	if (!S.agents)
-		return 1;
-	for (int i = 0; i < S.nagents; i++) {
-		S.agents[i].idx = i;
-		S.agents[i].l = &S.loops[i % SIM_LOOPS];
-		agent_connect(&S.agents[i]);
-	}
-	for (int i = 0; i < SIM_LOOPS; i++)
-		if (pthread_create(&S.loops[i].thread, NULL, service_main, &S.loops[i])) {
-			S.loops[i].thread = 0;
-			S.stop = 1;
+	for (int i = 0; i < SIM_LOOPS && S.agents; i++) {
+		S.loops[i].seed = (unsigned int)i + 1;
+		if (loop_start(&S.loops[i], &info) ||
+		    (i && !S.loops[i].loop != !S.loops[0].loop)) {	/* one kind of loop */
 			loops_stop();
 			return 1;
 		}
+	}
+	if (!S.agents)
+		return 1;
+	printf("fleetsim: the simulated agents' sockets on %s, %d threads\n",
+	       S.loops[0].loop ? "epoll (libev)" : "poll", SIM_LOOPS);
+	/* each loop a block of agents: neighbours in S.agents share a thread */
+	for (int i = 0; i < S.nagents; i++) {
+		S.agents[i].idx = i;
+		S.agents[i].l = &S.loops[(long)i * SIM_LOOPS / S.nagents];
+		agent_connect(&S.agents[i]);
+	}
+	for (int i = 0; i < SIM_LOOPS; i++) {
+		if (pthread_create(&S.loops[i].thread, NULL, service_main, &S.loops[i])) {
+			loops_stop();
+			return 1;
+		}
+		S.loops[i].running = true;
+	}
 	per_node_min = S.npods / S.nagents;
 	/* everyone connected and holding the initial (empty) set */
 	t0 = now_s();
@@ -814,8 +830,10 @@ int main(int argc, char **argv)
 				usleep(100000);
 		}
 		if (!deleting) {	/* the churners failed, or the machine is far too slow */
+			pthread_mutex_lock(&S.lock);
 			fprintf(stderr, "fleetsim: churn: no pod deleted in %.0f s (%llu created)\n",
 				limit, (unsigned long long)S.churn_created);
+			pthread_mutex_unlock(&S.lock);
 			return 1;
 		}
 		printf("fleetsim: churn: creations and deletions under way after %.0f s (a window of %d pods)\n",
@@ -826,7 +844,12 @@ int main(int argc, char **argv)
 	read_machine(&busy0, &total0);
 	{
 		double busy_start = now_s();
-		uint64_t created0 = S.churn_created, deleted0 = S.churn_deleted;
+		uint64_t created0, deleted0;
+
+		pthread_mutex_lock(&S.lock);
+		created0 = S.churn_created;
+		deleted0 = S.churn_deleted;
+		pthread_mutex_unlock(&S.lock);
 
 		for (int r = 0; r < S.rounds; r++) {
 			uint32_t freq = 10 + (uint32_t)r;
@@ -922,7 +945,6 @@ int main(int argc, char **argv)
 		       lat[(int)(nlat * 0.99)] * 1e3, rss / 1024.0, hwm / 1024.0,
 		       S.full_decode ? "full" : "scan");
 	}
-	S.stop = 1;
 	loops_stop();
 	k8s_client_free(kc);
 	free(lat);

@@ -127,6 +127,7 @@ int hmap_put(struct hmap *m, const char *key, void *val, void **ret_old)
 {
 	struct hmap_entry *e, *slot;
 	uint64_t h = hash_str(key);
+	char *k;
 
 	if (ret_old)
 		*ret_old = NULL;
@@ -139,13 +140,13 @@ int hmap_put(struct hmap *m, const char *key, void *val, void **ret_old)
 		e->val = val;
 		return 0;
 	}
+	/* copied before the slot is touched: a tombstone made empty would cut the
+	 * probe chain of the keys past it */
+	if (!(k = strdup(key)))
+		return -ENOMEM;
 	if (slot->key != HMAP_TOMB)
 		m->used++;
-	slot->key = strdup(key);
-	if (!slot->key) {
-		slot->key = NULL;
-		return -ENOMEM;
-	}
+	slot->key = k;
 	slot->val = val;
 	slot->hash = h;
 	m->n++;

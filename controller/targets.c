@@ -195,9 +195,9 @@ static void count(struct targets *t, const char *uid, struct tpod *tp, int sign)
 		node_pod(t, tp->node, uid, tp, sign);
 }
 
-#define LOOKUP_BATCH 32	/* pods looked up at once: their cache misses overlap */
-
 /* ---- a pod's matches ------------------------------------------------------------ */
+
+#define LOOKUP_BATCH 32	/* pods looked up at once: their cache misses overlap */
 
 static bool slot_accepted(const struct targets *t, int s)
 {
@@ -285,6 +285,9 @@ static bool pod_sync_one(struct targets *t, struct tpod *tp, int only, const cha
  * Matches the pod (NULL: gone) again against every policy (only < 0) or one,
  * and moves the counts. A pod that changed (every policy) has its node built
  * again even when its matches did not change: what its targets carry may have.
+ * tp is its kept state (NULL: none). With one, t->pods is not added to (no
+ * rehash: unmatch_batch holds entries of it), only its own entry deleted; uid
+ * may be that entry's key, freed then and not used after.
  */
 static void pod_sync_kept(struct targets *t, const char *uid, const struct pod *pod,
 			  struct tpod *tp, int only)
@@ -450,15 +453,11 @@ static void policy_nodes_dirty(struct targets *t, const struct tpolicy *p)
 }
 
 /*
- * Matches one policy again: not accepted (or gone), it leaves every pod it
- * selected; accepted, every pod of its scope is matched (a pod gone from the
- * caches whose key has not come yet keeps its match until it comes).
- */
-/*
  * A batch of the cache's pods (its entries) matched again against slot s. The
  * kept state of each is looked up first, the whole batch at once: the pods are
- * the cluster's, their cache misses overlap. pod_sync_kept only adds or removes
- * the kept state of its own pod: the others' stay where they were looked up.
+ * the cluster's, their cache misses overlap. pod_sync_kept adds or frees only
+ * its own pod's kept state: the others' (heap objects, which a rehash of
+ * t->pods does not move) stay valid; the entries are the cache's, unchanged.
  */
 static void rematch_batch(struct targets *t, const struct policy *pol, int s,
 			  struct hmap_entry **b, int n)
@@ -515,6 +514,11 @@ static void unmatch_batch(struct targets *t, const struct targets_view *v, int s
 		pod_sync_kept(t, b[k]->key, pod[k], b[k]->val, s);
 }
 
+/*
+ * Matches one policy again: not accepted (or gone), it leaves every pod it
+ * selected; accepted, every pod of its scope is matched (a pod gone from the
+ * caches whose key has not come yet keeps its match until it comes).
+ */
 static void policy_rematch(struct targets *t, const struct targets_view *v, struct tpolicy *p)
 {
 	const struct policy *pol = t->pol[p->slot];
@@ -672,7 +676,6 @@ int targets_node_keys(const struct targets *t, struct targets_node *tn)
 	qsort(tn->policies, (size_t)tn->npolicies, sizeof(char *), cmp_key);
 	return 0;
 }
-
 
 /* A batch of a node's pods (entries of its map) added to its set. */
 static int node_add_batch(const struct targets *t, const struct targets_view *v,
