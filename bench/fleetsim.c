@@ -68,7 +68,7 @@ static struct {
 	struct k8s_config kcfg;
 	const char *url, *ns;
 	int nagents, npods, rounds, ctl_pid, npolicies, churn, churn_window;
-	volatile int churning;
+	int churning;		/* __atomic: read by the churn threads */
 	uint64_t churn_created, churn_deleted;	/* under lock */
 	struct sim_agent *agents;
 	struct sim_loop loops[SIM_LOOPS];
@@ -302,7 +302,7 @@ static void *churn_main(void *arg)
 	int window = S.churn_window / 4, made = 0;
 	double start = now_s(), every = 4.0 / S.churn;
 
-	while (c && S.churning) {
+	while (c && __atomic_load_n(&S.churning, __ATOMIC_ACQUIRE)) {
 		char name[64], path[512];
 		double due = start + made * every;
 
@@ -756,6 +756,8 @@ int main(int argc, char **argv)
 		S.loops[i].seed = (unsigned int)i + 1;
 		if (loop_start(&S.loops[i], &info) ||
 		    (i && !S.loops[i].loop != !S.loops[0].loop)) {	/* one kind of loop */
+			fprintf(stderr, "fleetsim: the agents' loop %d did not start (or not as "
+				"loop 0: epoll and poll)\n", i);
 			loops_stop();
 			return 1;
 		}
@@ -812,7 +814,7 @@ int main(int argc, char **argv)
 
 	/* rounds: change the policy, wait until every agent holds the new frequency */
 	lat = calloc((size_t)S.nagents * (size_t)S.rounds, sizeof(double));
-	S.churning = S.churn > 0;
+	__atomic_store_n(&S.churning, S.churn > 0, __ATOMIC_RELEASE);
 	for (int i = 0; i < 4 && S.churning; i++) {
 		churners[i].id = i;
 		pthread_create(&churners[i].thread, NULL, churn_main, &churners[i]);
@@ -913,7 +915,7 @@ int main(int argc, char **argv)
 			       "a second (%d policies)\n", (double)(S.churn_created - created0) / d,
 			       (double)(S.churn_deleted - deleted0) / d, S.npolicies);
 			pthread_mutex_unlock(&S.lock);
-			S.churning = 0;
+			__atomic_store_n(&S.churning, 0, __ATOMIC_RELEASE);
 			for (int i = 0; i < 4; i++)
 				pthread_join(churners[i].thread, NULL);
 		}

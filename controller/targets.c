@@ -285,9 +285,10 @@ static bool pod_sync_one(struct targets *t, struct tpod *tp, int only, const cha
  * Matches the pod (NULL: gone) again against every policy (only < 0) or one,
  * and moves the counts. A pod that changed (every policy) has its node built
  * again even when its matches did not change: what its targets carry may have.
- * tp is its kept state (NULL: none). With one, t->pods is not added to (no
- * rehash: unmatch_batch holds entries of it), only its own entry deleted; uid
- * may be that entry's key, freed then and not used after.
+ * tp is its kept state (NULL: none). Given one, t->pods is not added to (no
+ * rehash: unmatch_batch holds entries of it), only tp's own entry deleted; uid
+ * may be that entry's key, freed then and not used after. Without one, the
+ * pod's kept state may be added (t->pods may grow and rehash).
  */
 static void pod_sync_kept(struct targets *t, const char *uid, const struct pod *pod,
 			  struct tpod *tp, int only)

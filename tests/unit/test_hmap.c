@@ -16,7 +16,7 @@
 
 static int fail_strdup;	/* the next strdup of this binary fails */
 
-/* Interposed for this binary (hmap.c's copies of its keys included). */
+/* Interposed for the whole process (hmap.c's copies of its keys included). */
 char *strdup(const char *s)
 {
 	size_t n = strlen(s) + 1;
@@ -42,7 +42,7 @@ static void same_slot(char keys[][16], int n)
 		snprintf(k, sizeof(k), "k%d", i);
 		if (!found || (hmap_hash(k, strlen(k)) & 15) ==
 			      (hmap_hash(keys[0], strlen(keys[0])) & 15))
-			memcpy(keys[found++], k, sizeof(k));
+			strcpy(keys[found++], k);
 	}
 	assert_int_equal(found, n);
 }
@@ -66,6 +66,8 @@ static void test_put_without_memory_keeps_probe_chain(void **state)
 
 	fail_strdup = 1;
 	assert_int_equal(hmap_put(&m, k[2], (void *)3, NULL), -ENOMEM);
+	assert_int_equal(fail_strdup, 0);	/* the failure was the injected one */
+	assert_int_equal(m.used, 2);	/* k[1] and the tombstone */
 	assert_ptr_equal(hmap_get(&m, k[1]), (void *)2);
 	assert_null(hmap_get(&m, k[2]));
 	assert_int_equal(m.n, 1);
