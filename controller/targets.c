@@ -199,6 +199,18 @@ static void count(struct targets *t, const char *uid, struct tpod *tp, int sign)
 
 #define LOOKUP_BATCH 32	/* pods looked up at once: their cache misses overlap */
 
+/*
+ * The lookups in m of a batch's keys (entries of another map, which hashes
+ * them alike) asked for ahead: every slot first, then each slot's key and value.
+ */
+static void prefetch_lookups(const struct hmap *m, struct hmap_entry *const *b, int n)
+{
+	for (int k = 0; k < n; k++)
+		hmap_prefetch_slot(m, b[k]->hash);
+	for (int k = 0; k < n; k++)
+		hmap_prefetch_entry(m, b[k]->hash);
+}
+
 static bool slot_accepted(const struct targets *t, int s)
 {
 	return t->pol[s] && t->verdicts[s].accepted;
@@ -468,13 +480,10 @@ static void rematch_batch(struct targets *t, const struct policy *pol, int s,
 	for (int k = 0; k < n; k++) {
 		__builtin_prefetch(b[k]->val);
 		__builtin_prefetch(b[k]->key);
-		hmap_prefetch_slot(&t->pods, b[k]->hash);
 	}
-	for (int k = 0; k < n; k++) {
-		if (!pol->cluster)
-			__builtin_prefetch(((const struct pod *)b[k]->val)->ns);
-		hmap_prefetch_entry(&t->pods, b[k]->hash);
-	}
+	prefetch_lookups(&t->pods, b, n);
+	for (int k = 0; k < n && !pol->cluster; k++)
+		__builtin_prefetch(((const struct pod *)b[k]->val)->ns);
 	for (int k = 0; k < n; k++) {
 		const struct pod *pod = b[k]->val;
 
@@ -505,10 +514,7 @@ static void unmatch_batch(struct targets *t, const struct targets_view *v, int s
 {
 	const struct pod *pod[LOOKUP_BATCH];
 
-	for (int k = 0; k < n; k++)
-		hmap_prefetch_slot(v->pods, b[k]->hash);
-	for (int k = 0; k < n; k++)
-		hmap_prefetch_entry(v->pods, b[k]->hash);
+	prefetch_lookups(v->pods, b, n);
 	for (int k = 0; k < n; k++)
 		pod[k] = hmap_get_hashed(v->pods, b[k]->key, b[k]->hash);
 	for (int k = 0; k < n; k++)
@@ -683,10 +689,7 @@ static int node_add_batch(const struct targets *t, const struct targets_view *v,
 			  struct targets_node *tn, struct hmap_entry **b, int n)
 {
 	/* the node's map is keyed by uid as v->pods is: its hash serves both */
-	for (int k = 0; k < n; k++)
-		hmap_prefetch_slot(v->pods, b[k]->hash);
-	for (int k = 0; k < n; k++)
-		hmap_prefetch_entry(v->pods, b[k]->hash);
+	prefetch_lookups(v->pods, b, n);
 	for (int k = 0; k < n; k++) {
 		const struct tpod *tp = b[k]->val;
 		const struct pod *pod = hmap_get_hashed(v->pods, b[k]->key, b[k]->hash);
